@@ -1,0 +1,132 @@
+# memshim - one non-recursive Makefile.  Everything it builds goes to build/.
+#   make            build/libmemshim.so and build/memshim
+#   make test       unit, API and end-to-end tests (installs missing packages)
+#   make demo       preload memshim into a real program and show what it did
+#   make bench      benchmark against glibc, mimalloc, jemalloc, tcmalloc, ...
+#   make install    PREFIX=/usr/local DESTDIR=   (and make uninstall)
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+B       := build
+DEBUG   ?= 0
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 $(WARN) -D_GNU_SOURCE -DMS_DEBUG=$(DEBUG)
+SHIM_CFLAGS := -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+	-fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc \
+	-fno-stack-protector -fno-plt
+SONAME  := libmemshim.so.0
+VERSION := $(shell sed -n 's/^#define MEMSHIM_VERSION *"\(.*\)"/\1/p' include/memshim.h)
+
+SHIM_SRC := $(wildcard shim/*.c)
+COLL_SRC := $(wildcard collector/*.c)
+LIB_OBJ  := $(SHIM_SRC:%.c=$(B)/%.o) $(COLL_SRC:%.c=$(B)/%.o)
+
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+PRELOAD_SRC := $(wildcard tests/preload/test_*.c)
+PRELOAD_BIN := $(PRELOAD_SRC:tests/preload/%.c=$(B)/tests/%)
+FIXTURE_LIB := $(wildcard tests/fixtures/lib*.c)
+FIXTURE_SRC := $(filter-out $(FIXTURE_LIB),$(wildcard tests/fixtures/*.c))
+FIXTURE_BIN := $(FIXTURE_SRC:tests/fixtures/%.c=$(B)/fixtures/%) \
+               $(FIXTURE_LIB:tests/fixtures/%.c=$(B)/fixtures/%.so)
+FIXTURE_CXX := $(wildcard tests/fixtures/*.cc)
+FIXTURE_BIN += $(FIXTURE_CXX:tests/fixtures/%.cc=$(B)/fixtures/%)
+BENCH_SRC   := $(wildcard bench/*.c)
+BENCH_BIN   := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+
+.PHONY: all lib test unit preload e2e demo bench install uninstall clean deps check-deps
+all: lib
+
+lib: $(B)/libmemshim.so
+
+$(B)/%.o: %.c $(wildcard shim/*.h collector/*.h include/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -Iinclude -c $< -o $@
+
+$(B)/libmemshim.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete -o $@.tmp $^ -lpthread -ldl
+	@mv $@.tmp $@
+	@ln -sf libmemshim.so $(B)/$(SONAME)
+
+# ---- tests ------------------------------------------------------------------
+# Unit tests link the objects directly (so they also run on memshim's malloc);
+# preload tests link against build/libmemshim.so, as a program using -lmemshim.
+deps:
+	@tools/install-deps.sh
+
+$(B)/tests/%: tests/unit/%.c $(LIB_OBJ) tests/unit/*.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iinclude -Ishim -Icollector -o $@ $< $(LIB_OBJ) -lcriterion -lpthread -ldl
+
+$(B)/tests/%: tests/preload/%.c $(B)/libmemshim.so $(wildcard tests/preload/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iinclude -o $@ $< -L$(B) -Wl,-rpath,'$$ORIGIN/..' -lmemshim -lcriterion -lpthread -ldl
+
+# Fixtures: small target programs; tests/fixtures/libX.c becomes a shared object.
+$(B)/fixtures/%.so: tests/fixtures/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iinclude -shared -fPIC -o $@ $<
+
+$(B)/fixtures/%: tests/fixtures/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iinclude -o $@ $< -lpthread -ldl
+
+$(B)/fixtures/%: tests/fixtures/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -O2 -g -Wall -o $@ $< -lpthread
+
+unit: deps $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t --jobs 2; done
+
+preload: deps $(PRELOAD_BIN) $(FIXTURE_BIN)
+	@set -e; for t in $(PRELOAD_BIN); do echo "== $$t"; MEMSHIM_BUILD=$(CURDIR)/$(B) $$t --jobs 2; done
+
+e2e: deps lib $(FIXTURE_BIN)
+	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/e2e/run.sh
+
+test: deps lib
+	@$(MAKE) --no-print-directory unit preload e2e
+
+# ---- demo and bench ------------------------------------------------------------
+demo: deps lib
+	@tools/demo.sh $(B)
+
+$(B)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -Wall -Iinclude -o $@ $< -lpthread -lm
+
+bench: deps lib $(BENCH_BIN)
+	@bench/run.sh $(B)
+
+# ---- install ----------------------------------------------------------------------
+LIBDIR := $(PREFIX)/lib
+install: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0755 $(B)/libmemshim.so $(DESTDIR)$(LIBDIR)/libmemshim.so.$(VERSION)
+	ln -sf libmemshim.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmemshim.so
+	install -m 0644 include/memshim.h $(DESTDIR)$(PREFIX)/include/memshim.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' tools/memshim.pc.in \
+	    > $(DESTDIR)$(LIBDIR)/pkgconfig/memshim.pc
+	@if [ -d man ] && ls man/*.[137] >/dev/null 2>&1; then \
+	    for m in man/*.[137]; do s=$${m##*.}; install -d $(DESTDIR)$(PREFIX)/share/man/man$$s; \
+	    install -m 0644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libmemshim.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libmemshim.so.$(VERSION) $(DESTDIR)$(PREFIX)/include/memshim.h \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/memshim.pc
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man1/,$(notdir $(wildcard man/*.1))) \
+	      $(addprefix $(DESTDIR)$(PREFIX)/share/man/man3/,$(notdir $(wildcard man/*.3))) \
+	      $(addprefix $(DESTDIR)$(PREFIX)/share/man/man7/,$(notdir $(wildcard man/*.7)))
+
+# Only override.c defines C library names; only prim_linux.c makes raw syscalls.
+check-deps:
+	@! grep -lE '^MS_EXPORT (void|int|size_t).*\b(malloc|free|calloc|realloc)\(' shim/*.c | grep -v override.c
+	@! grep -lE '\b(mmap|munmap|madvise|mremap|syscall)\(' shim/*.c | grep -v prim_linux.c
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,266 @@
+/* alloc.c - the malloc family on top of the thread caches, size classes and
+ * huge blocks, with glibc's contracts: 16-byte alignment, ENOMEM, overflow
+ * checks, realloc(p, 0) frees, and pointers memshim never handed out (the
+ * dynamic loader's early blocks) tolerated rather than trusted. */
+
+#include <errno.h>
+#include <string.h>
+#include "shim.h"
+
+static uintptr_t free_key;   /* second word of every block on a free list */
+
+void _ms_alloc_init(uintptr_t key) { free_key = key | 1; }
+
+/* ---- allocation --------------------------------------------------------- */
+
+static MS_NOINLINE void *malloc_slow(size_t n)
+{
+    if (n > MS_MAX_SMALL) return _ms_huge_alloc(n, 0, false);
+    ms_tcache_t *tc = _ms_tcache_get();
+    if (!tc) { errno = ENOMEM; return NULL; }
+    unsigned cls = _ms_class_fast(n);
+    ms_bin_t *b = &tc->bins[cls];
+    ms_block_t *blk = b->head;
+    if (blk) {                      /* first call on this thread raced into here */
+        b->head = blk->next;
+        b->count--;
+        b->allocs++;
+    } else {
+        blk = _ms_tcache_refill(tc, cls);
+        if (!blk) { errno = ENOMEM; return NULL; }
+    }
+    ((uintptr_t *)blk)[1] = 0;
+    return blk;
+}
+
+void *_ms_malloc(size_t n)
+{
+    ms_tcache_t *tc = _ms_tc;
+    if (MS_LIKELY(tc != NULL && n <= MS_SMALL_TABLE_MAX)) {
+        ms_bin_t *b = &tc->bins[_ms_small_class[(n + MS_ALIGN - 1) / MS_ALIGN]];
+        ms_block_t *blk = b->head;
+        if (MS_LIKELY(blk != NULL)) {
+            b->head = blk->next;
+            b->count--;
+            b->allocs++;
+            ((uintptr_t *)blk)[1] = 0;
+            return blk;
+        }
+    }
+    return malloc_slow(n);
+}
+
+/* ---- free ---------------------------------------------------------------- */
+
+/* A block that carries the free key may be on a free list already.  Look in
+ * this thread's cache and in its span; a block sitting in another thread's
+ * cache cannot be seen, and a program's own data may match by chance, so
+ * only a sighting counts. */
+static bool is_double_free(ms_tcache_t *tc, unsigned cls, void *p)
+{
+    unsigned n = 0;
+    for (ms_block_t *b = tc->bins[cls].head; b && n <= tc->bins[cls].count; b = b->next, n++)
+        if (b == p) return true;
+    return _ms_central_holds(cls, p);
+}
+
+/* Everything the inline path declines: huge and foreign pointers, invalid
+ * ones, a full cache, a thread without (or past) its cache. */
+static MS_NOINLINE void free_slow(void *p, ms_segment_t *s)
+{
+    if (!s) {
+        if (!_ms_huge_free(p) && _ms_opt.verbose)
+            _ms_message("free(%p): not a block memshim handed out; ignored", p);
+        return;
+    }
+    unsigned cls;
+    if (!_ms_block_valid(s, p, &cls)) {
+        _ms_heap_error("free(): invalid pointer (inside memshim's heap but not the start of a live block)", p);
+        return;
+    }
+    ms_tcache_t *tc = _ms_tcache_get();
+    if (((uintptr_t *)p)[1] == free_key && tc && is_double_free(tc, cls, p)) {
+        _ms_heap_error("free(): double free", p);
+        return;
+    }
+    if (!tc || tc == _ms_tcache_dead()) {
+        ((uintptr_t *)p)[1] = free_key;
+        _ms_tcache_free_dead(p, cls);
+        return;
+    }
+    ms_bin_t *b = &tc->bins[cls];
+    if (b->count >= b->limit) _ms_tcache_flush(tc, cls, b->limit - _ms_classes[cls].batch);
+    ((ms_block_t *)p)->next = b->head;
+    ((uintptr_t *)p)[1] = free_key;
+    b->head = p;
+    b->count++;
+    b->frees++;
+}
+
+void _ms_free(void *p)
+{
+    if (MS_UNLIKELY(p == NULL)) return;
+    ms_segment_t *s = _ms_segment_of(p);
+    ms_tcache_t *tc = _ms_tc;
+    if (MS_LIKELY(s != NULL && tc != NULL)) {
+        unsigned i = _ms_page_index(s, p);
+        uint8_t cls = s->page_class[i];
+        if (MS_LIKELY(cls != MS_CLASS_NONE)) {
+            /* Validate cheaply: p must start a block of its span. */
+            const ms_class_t *k = &_ms_classes[cls];
+            uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s)
+                         - ((uint64_t)s->span_head[i] << MS_PAGE_SHIFT);
+            uint64_t idx = (off * k->recip) >> 42;
+            ms_bin_t *b = &tc->bins[cls];
+            if (MS_LIKELY(idx * k->size == off && idx < k->capacity &&
+                          b->count < b->limit && ((uintptr_t *)p)[1] != free_key)) {
+                ((ms_block_t *)p)->next = b->head;
+                ((uintptr_t *)p)[1] = free_key;
+                b->head = p;
+                b->count++;
+                b->frees++;
+                return;
+            }
+        }
+    }
+    free_slow(p, s);
+}
+
+/* ---- sizes ----------------------------------------------------------------- */
+
+size_t _ms_usable_size(const void *p)
+{
+    if (!p) return 0;
+    ms_segment_t *s = _ms_segment_of(p);
+    unsigned cls;
+    if (s) return _ms_block_valid(s, p, &cls) ? _ms_classes[cls].size : 0;
+    return _ms_huge_usable(p);
+}
+
+bool _ms_owns(const void *p)
+{
+    ms_segment_t *s = _ms_segment_of(p);
+    return s ? _ms_block_valid(s, p, NULL) : _ms_huge_usable(p) != 0;
+}
+
+void *_ms_calloc(size_t n, size_t m)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, m, &total)) { errno = ENOMEM; return NULL; }
+    if (total > MS_MAX_SMALL) return _ms_huge_alloc(total, 0, true);
+    void *p = _ms_malloc(total);
+    if (p) memset(p, 0, total);
+    return p;
+}
+
+/* The longest prefix of [p, p+n) that is mapped: what can be copied out of a
+ * block whose size we never knew. */
+static size_t readable_prefix(const void *p, size_t n)
+{
+    uintptr_t a = (uintptr_t)p, end = a + n, page = a & ~(uintptr_t)(MS_OS_PAGE - 1);
+    while (page < end && _ms_os_readable((const void *)page, 1)) page += MS_OS_PAGE;
+    return page >= end ? n : (size_t)(page - a);
+}
+
+void *_ms_realloc(void *p, size_t n)
+{
+    if (!p) return _ms_malloc(n);
+    if (n == 0) { _ms_free(p); return NULL; }           /* glibc's behaviour */
+    size_t old;
+    ms_segment_t *s = _ms_segment_of(p);
+    if (s) {
+        unsigned cls;
+        if (!_ms_block_valid(s, p, &cls)) {
+            _ms_heap_error("realloc(): invalid pointer", p);
+            errno = EINVAL;
+            return NULL;
+        }
+        if (((uintptr_t *)p)[1] == free_key) {
+            ms_tcache_t *tc = _ms_tcache_get();
+            if (tc && is_double_free(tc, cls, p)) {
+                _ms_heap_error("realloc(): pointer already freed", p);
+                errno = EINVAL;
+                return NULL;
+            }
+        }
+        old = _ms_classes[cls].size;
+        if (n <= old && n >= old / 2) return p;           /* fits, not too loose */
+    } else if ((old = _ms_huge_usable(p)) != 0) {
+        if (n > MS_MAX_SMALL) {
+            void *q = _ms_huge_realloc(p, n);
+            return q;
+        }
+    } else {
+        /* Not ours: copy what can be read, leave the original alone. */
+        if (_ms_opt.verbose) _ms_message("realloc(%p): not a block memshim handed out; copied", p);
+        void *q = _ms_malloc(n);
+        if (q) memcpy(q, p, readable_prefix(p, n));
+        return q;
+    }
+    void *q = _ms_malloc(n);
+    if (!q) return NULL;                                  /* p stays valid */
+    memcpy(q, p, n < old ? n : old);
+    _ms_free(p);
+    return q;
+}
+
+void *_ms_reallocarray(void *p, size_t n, size_t m)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, m, &total)) { errno = ENOMEM; return NULL; }
+    return _ms_realloc(p, total);
+}
+
+/* ---- aligned allocation --------------------------------------------------- *
+ * Spans start on 64 KiB boundaries and every power of two from 16 to 512 KiB
+ * is a class, so a class whose size is a multiple of the alignment gives
+ * aligned blocks.  Larger alignments go to the huge path. */
+
+void *_ms_memalign(size_t align, size_t n)
+{
+    if (align <= MS_ALIGN) return _ms_malloc(n);
+    if (align & (align - 1)) {                            /* glibc rounds up */
+        if (align > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
+        align = (size_t)1 << (64 - __builtin_clzll(align));
+    }
+    size_t need = n > align ? n : align;
+    if (align <= MS_PAGE_SIZE && need <= MS_MAX_SMALL) {
+        unsigned cls = _ms_class_of(need);
+        while (_ms_classes[cls].size % align) cls++;      /* ends at a power of two */
+        return _ms_malloc(_ms_classes[cls].size);
+    }
+    if (align > PTRDIFF_MAX / 2) { errno = ENOMEM; return NULL; }
+    return _ms_huge_alloc(n, align, false);
+}
+
+int _ms_posix_memalign(void **out, size_t align, size_t n)
+{
+    if (align < sizeof(void *) || (align & (align - 1))) return EINVAL;
+    int saved = errno;
+    void *p = _ms_memalign(align, n);
+    int rc = p ? 0 : ENOMEM;
+    errno = saved;
+    if (p) *out = p;
+    return rc;
+}
+
+void *_ms_aligned_alloc(size_t align, size_t n) { return _ms_memalign(align, n); }
+void *_ms_valloc(size_t n) { return _ms_memalign(MS_OS_PAGE, n); }
+
+void *_ms_pvalloc(size_t n)
+{
+    size_t r = (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1);
+    if (r < n) { errno = ENOMEM; return NULL; }
+    return _ms_memalign(MS_OS_PAGE, r ? r : MS_OS_PAGE);
+}
+
+/* malloc_trim: give back everything that can be: this thread's cache, cached
+ * huge mappings, free pages and empty segments. */
+int _ms_trim(size_t pad)
+{
+    (void)pad;
+    _ms_tcache_flush_current();
+    _ms_huge_trim();
+    _ms_segment_purge_all();
+    return 1;
+}

@@ -1,0 +1,173 @@
+/* huge.c - requests above MS_MAX_SMALL: one mapping each, found again through
+ * an open-addressing hash table keyed by address, grown with mremap.  A few
+ * recently freed mappings are kept to absorb alloc/free churn of big buffers
+ * (glibc raises its mmap threshold for the same reason). */
+#include <errno.h>
+#include <string.h>
+#include "shim.h"
+
+#define CACHE_SLOTS    4
+#define CACHE_MAX      ((size_t)32 << 20)   /* bytes kept across all slots */
+#define TOMB           ((uintptr_t)1)
+
+typedef struct { uintptr_t addr; size_t size; } huge_ent;
+
+static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
+static huge_ent *table;            /* huge_lock */
+static size_t    cap, used, tombs; /* huge_lock */
+static uint64_t  live_bytes;       /* huge_lock */
+static huge_ent  cache[CACHE_SLOTS];
+static size_t    cache_bytes;
+
+static size_t slot_of(uintptr_t a) { return (size_t)((a >> 12) * 0x9E3779B97F4A7C15ULL >> 20); }
+
+static huge_ent *find(uintptr_t a)
+{
+    if (!cap) return NULL;
+    for (size_t i = slot_of(a) & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (table[i].addr == a) return &table[i];
+        if (table[i].addr == 0) return NULL;
+    }
+}
+
+static bool insert(uintptr_t a, size_t size);
+
+static bool grow(void)
+{
+    size_t ncap = cap ? cap * 2 : 256;
+    huge_ent *old = table;
+    size_t ocap = cap;
+    huge_ent *t = _ms_meta_alloc(ncap * sizeof *t);
+    if (!t) return false;
+    table = t; cap = ncap; used = 0; tombs = 0;
+    for (size_t i = 0; i < ocap; i++)
+        if (old[i].addr > TOMB) insert(old[i].addr, old[i].size);
+    _ms_meta_free(old, ocap * sizeof *old);
+    return true;
+}
+
+static bool insert(uintptr_t a, size_t size)
+{
+    if ((used + tombs + 1) * 2 > cap && !grow()) return false;
+    size_t i = slot_of(a) & (cap - 1);
+    while (table[i].addr > TOMB) i = (i + 1) & (cap - 1);
+    if (table[i].addr == TOMB) tombs--;
+    table[i].addr = a;
+    table[i].size = size;
+    used++;
+    return true;
+}
+
+static void erase(huge_ent *e) { e->addr = TOMB; e->size = 0; used--; tombs++; }
+
+static size_t page_round(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1); }
+
+void *_ms_huge_alloc(size_t n, size_t align, bool zero)
+{
+    if (n > PTRDIFF_MAX - MS_SEGMENT_SIZE) { errno = ENOMEM; return NULL; }
+    size_t size = page_round(n ? n : 1);
+    void *p = NULL;
+    pthread_mutex_lock(&huge_lock);
+    if (align <= MS_OS_PAGE)                     /* a cached mapping close in size? */
+        for (int i = 0; i < CACHE_SLOTS; i++)
+            if (cache[i].addr && cache[i].size >= size && cache[i].size - size <= size / 4) {
+                p = (void *)cache[i].addr;
+                size = cache[i].size;
+                cache_bytes -= size;
+                cache[i].addr = 0;
+                break;
+            }
+    pthread_mutex_unlock(&huge_lock);
+    if (!p) {
+        p = _ms_os_map_aligned(size, align);    /* fresh pages are already zero */
+        if (!p) return NULL;
+    } else if (zero) {
+        memset(p, 0, n);
+    }
+    pthread_mutex_lock(&huge_lock);
+    bool ok = insert((uintptr_t)p, size);
+    if (ok) live_bytes += size;
+    pthread_mutex_unlock(&huge_lock);
+    if (!ok) { _ms_os_unmap(p, size); errno = ENOMEM; return NULL; }
+    return p;
+}
+
+bool _ms_huge_free(void *p)
+{
+    pthread_mutex_lock(&huge_lock);
+    huge_ent *e = find((uintptr_t)p);
+    if (!e) { pthread_mutex_unlock(&huge_lock); return false; }
+    size_t size = e->size;
+    erase(e);
+    live_bytes -= size;
+    int slot = -1;
+    if (size <= CACHE_MAX / 2)
+        for (int i = 0; i < CACHE_SLOTS; i++) if (!cache[i].addr) { slot = i; break; }
+    if (slot >= 0 && cache_bytes + size <= CACHE_MAX) {
+        cache[slot].addr = (uintptr_t)p;
+        cache[slot].size = size;
+        cache_bytes += size;
+        p = NULL;
+    }
+    pthread_mutex_unlock(&huge_lock);
+    if (p) _ms_os_unmap(p, size);
+    return true;
+}
+
+size_t _ms_huge_usable(const void *p)
+{
+    pthread_mutex_lock(&huge_lock);
+    huge_ent *e = find((uintptr_t)p);
+    size_t size = e ? e->size : 0;
+    pthread_mutex_unlock(&huge_lock);
+    return size;
+}
+
+/* Resize a huge block in place or by moving its pages (no copy). */
+void *_ms_huge_realloc(void *p, size_t n)
+{
+    if (n > PTRDIFF_MAX - MS_SEGMENT_SIZE) { errno = ENOMEM; return NULL; }
+    size_t size = page_round(n);
+    pthread_mutex_lock(&huge_lock);
+    huge_ent *e = find((uintptr_t)p);
+    size_t old = e ? e->size : 0;
+    if (!e || old == size) { pthread_mutex_unlock(&huge_lock); return e ? p : NULL; }
+    void *q = _ms_os_remap(p, old, size);
+    if (q) {
+        erase(e);
+        insert((uintptr_t)q, size);     /* cannot fail: we just freed a slot */
+        live_bytes += size - old;
+    }
+    pthread_mutex_unlock(&huge_lock);
+    return q;
+}
+
+/* Give the cached mappings back (malloc_trim). */
+void _ms_huge_trim(void)
+{
+    huge_ent drop[CACHE_SLOTS];
+    pthread_mutex_lock(&huge_lock);
+    memcpy(drop, cache, sizeof drop);
+    memset(cache, 0, sizeof cache);
+    cache_bytes = 0;
+    pthread_mutex_unlock(&huge_lock);
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (drop[i].addr) _ms_os_unmap((void *)drop[i].addr, drop[i].size);
+}
+
+void _ms_huge_stats(ms_huge_stat_t *out)
+{
+    pthread_mutex_lock(&huge_lock);
+    out->blocks = used;
+    out->bytes = live_bytes;
+    out->cached = cache_bytes;
+    out->mapped = live_bytes + cache_bytes;
+    pthread_mutex_unlock(&huge_lock);
+}
+
+void _ms_huge_lock(void) { pthread_mutex_lock(&huge_lock); }
+void _ms_huge_unlock(bool child)
+{
+    if (child) pthread_mutex_init(&huge_lock, NULL);
+    else pthread_mutex_unlock(&huge_lock);
+}

@@ -1,0 +1,199 @@
+/* pool.c - size classes, and the central list of each class: spans with free
+ * blocks, from which thread caches refill and into which they flush.  One lock
+ * per class; a span's free list, `used` and `carved` belong to that lock. */
+#include <string.h>
+#include "shim.h"
+
+ms_class_t _ms_classes[MS_NCLASSES];
+uint8_t    _ms_small_class[MS_SMALL_TABLE_MAX / MS_ALIGN + 1];
+
+typedef struct central_s {
+    pthread_mutex_t lock;
+    ms_page_t      *partial;    /* spans with a free or uncarved block */
+    uint64_t        spans;      /* spans in use by this class */
+    uint64_t        free_blocks;/* free + uncarved blocks in those spans */
+} __attribute__((aligned(64))) central_t;
+
+static central_t central[MS_NCLASSES];
+
+static size_t class_size(unsigned c)
+{
+    if (c < 8) return (size_t)(c + 1) * 16;              /* 16 .. 128 */
+    unsigned k = c - 8, shift = 7 + k / 4;               /* 4 classes per doubling */
+    return ((size_t)1 << shift) + ((size_t)(k % 4 + 1) << (shift - 2));
+}
+
+unsigned _ms_class_of(size_t n)
+{
+    if (n <= 128) return n ? (unsigned)((n - 1) / 16) : 0;
+    unsigned b = 63 - (unsigned)__builtin_clzll(n - 1);  /* 2^b <= n-1 < 2^(b+1) */
+    return 8 + (b - 7) * 4 + (unsigned)(((n - 1) >> (b - 2)) & 3);
+}
+
+void _ms_classes_init(void)
+{
+    for (unsigned c = 0; c < MS_NCLASSES; c++) {
+        ms_class_t *k = &_ms_classes[c];
+        size_t size = class_size(c);
+        /* Fewest pages holding a whole number of blocks with <= 1/8 left over. */
+        unsigned np = 1;
+        while (np < MS_MAX_SPAN_PAGES &&
+               (np * MS_PAGE_SIZE < size || (np * MS_PAGE_SIZE) % size > np * MS_PAGE_SIZE / 8))
+            np++;
+        k->size = (uint32_t)size;
+        k->npages = (uint16_t)np;
+        k->capacity = (uint32_t)(np * MS_PAGE_SIZE / size);
+        k->recip = (((uint64_t)1 << 42) + size - 1) / size;
+        /* Thread cache: up to 128 blocks or 64 KiB, at least 1. */
+        size_t lim = ((size_t)64 << 10) / size;
+        if (lim > 128) lim = 128;
+        if (lim < 1) lim = 1;
+        k->limit = (uint16_t)lim;
+        k->batch = (uint16_t)(lim > 1 ? lim / 2 : 1);
+        pthread_mutex_init(&central[c].lock, NULL);
+    }
+    for (size_t i = 0; i <= MS_SMALL_TABLE_MAX / MS_ALIGN; i++)
+        _ms_small_class[i] = (uint8_t)_ms_class_of(i * MS_ALIGN);
+}
+
+static void partial_push(central_t *c, ms_page_t *pg)
+{
+    pg->prev = NULL;
+    pg->next = c->partial;
+    if (c->partial) c->partial->prev = pg;
+    c->partial = pg;
+    pg->in_partial = 1;
+}
+
+static void partial_remove(central_t *c, ms_page_t *pg)
+{
+    if (pg->prev) pg->prev->next = pg->next; else c->partial = pg->next;
+    if (pg->next) pg->next->prev = pg->prev;
+    pg->prev = pg->next = NULL;
+    pg->in_partial = 0;
+}
+
+/* Take up to `want` blocks of class cls as a NULL-terminated chain. */
+unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, unsigned want)
+{
+    central_t *c = &central[cls];
+    const ms_class_t *k = &_ms_classes[cls];
+    ms_block_t *h = NULL, *t = NULL;
+    unsigned got = 0;
+    pthread_mutex_lock(&c->lock);
+    while (got < want) {
+        ms_page_t *pg = c->partial;
+        if (!pg) {
+            pg = _ms_page_alloc(k->npages, (uint8_t)cls);
+            if (!pg) break;
+            c->spans++;
+            c->free_blocks += pg->capacity;
+            partial_push(c, pg);
+        }
+        unsigned before = got;
+        while (got < want && pg->free) {             /* recycled blocks first */
+            ms_block_t *b = pg->free;
+            pg->free = b->next;
+            if (t) t->next = b; else h = b;
+            t = b;
+            got++;
+        }
+        while (got < want && pg->carved < pg->capacity) {  /* then fresh ones */
+            ms_block_t *b = (ms_block_t *)(pg->start + (size_t)pg->carved * k->size);
+            pg->carved++;
+            if (t) t->next = b; else h = b;
+            t = b;
+            got++;
+        }
+        pg->used += got - before;
+        c->free_blocks -= got - before;
+        if (!pg->free && pg->carved == pg->capacity) partial_remove(c, pg);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (t) t->next = NULL;
+    *head = h;
+    *tail = t;
+    return got;
+}
+
+/* Return a chain of n blocks of class cls to their spans. */
+void _ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
+{
+    central_t *c = &central[cls];
+    pthread_mutex_lock(&c->lock);
+    while (n-- && b) {
+        ms_block_t *next = b->next;
+        ms_segment_t *s = (ms_segment_t *)((uintptr_t)b & ~(uintptr_t)MS_SEGMENT_MASK);
+        ms_page_t *pg = _ms_page_of(s, b);
+        b->next = pg->free;
+        pg->free = b;
+        pg->used--;
+        c->free_blocks++;
+        if (pg->used == 0 && (pg->prev || pg->next || !pg->in_partial)) {
+            /* Empty, and not the class's only partial span: back to its segment. */
+            if (pg->in_partial) partial_remove(c, pg);
+            c->spans--;
+            c->free_blocks -= pg->capacity;
+            _ms_page_free(pg);
+        } else if (!pg->in_partial) {
+            partial_push(c, pg);
+        }
+        b = next;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Whether p is the start of a block handed out from segment s; also its class.
+ * Cheap enough for error paths; not used on the fast path. */
+bool _ms_block_valid(ms_segment_t *s, const void *p, unsigned *cls_out)
+{
+    if (s->magic != (MS_SEGMENT_MAGIC ^ (uintptr_t)s)) return false;
+    unsigned i = _ms_page_index(s, p);
+    uint8_t cls = __atomic_load_n(&s->page_class[i], __ATOMIC_ACQUIRE);
+    if (i == 0 || cls == MS_CLASS_NONE) return false;
+    ms_page_t *pg = &s->pages[s->span_head[i]];
+    const ms_class_t *k = &_ms_classes[cls];
+    uint64_t off = (uint64_t)((const uint8_t *)p - pg->start);
+    uint64_t idx = (off * k->recip) >> 42;
+    if (idx * k->size != off || idx >= __atomic_load_n(&pg->carved, __ATOMIC_RELAXED)) return false;
+    if (cls_out) *cls_out = cls;
+    return true;
+}
+
+/* Whether p sits on its span's free list (the caller suspects a double free). */
+bool _ms_central_holds(unsigned cls, const void *p)
+{
+    central_t *c = &central[cls];
+    ms_segment_t *s = (ms_segment_t *)((uintptr_t)p & ~(uintptr_t)MS_SEGMENT_MASK);
+    bool found = false;
+    pthread_mutex_lock(&c->lock);
+    ms_page_t *pg = _ms_page_of(s, p);
+    if (pg->cls == cls)
+        for (ms_block_t *b = pg->free; b && !found; b = b->next) found = (b == p);
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+void _ms_central_stats(ms_class_stat_t out[MS_NCLASSES])
+{
+    for (unsigned i = 0; i < MS_NCLASSES; i++) {
+        pthread_mutex_lock(&central[i].lock);
+        out[i].spans = central[i].spans;
+        out[i].capacity = central[i].spans * _ms_classes[i].capacity;
+        out[i].central_free = central[i].free_blocks;
+        pthread_mutex_unlock(&central[i].lock);
+    }
+}
+
+void _ms_central_lock_all(void)
+{
+    for (unsigned i = 0; i < MS_NCLASSES; i++) pthread_mutex_lock(&central[i].lock);
+}
+
+void _ms_central_unlock_all(bool child)
+{
+    for (unsigned i = 0; i < MS_NCLASSES; i++) {
+        if (child) pthread_mutex_init(&central[i].lock, NULL);
+        else pthread_mutex_unlock(&central[i].lock);
+    }
+}

@@ -1,0 +1,176 @@
+/* tcache.c - per-thread caches: a LIFO list of free blocks per size class,
+ * reached through one initial-exec TLS pointer.  A thread's cache is flushed
+ * to the central lists when the thread exits (pthread key destructor); after
+ * that the thread uses `tc_dead`, whose limits are zero, so every operation
+ * takes the slow path straight to the central lists. */
+#include <string.h>
+#include "shim.h"
+
+__thread ms_tcache_t *_ms_tc __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t   tc_key;
+static bool            tc_key_ok;
+static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
+static ms_tcache_t    *tc_live;       /* tc_lock */
+static ms_tcache_t    *tc_spare;      /* caches of exited threads, for reuse (tc_lock) */
+static unsigned        tc_count;      /* tc_lock */
+static uint64_t        dead_allocs[MS_NCLASSES], dead_frees[MS_NCLASSES]; /* tc_lock */
+static const ms_tcache_t tc_dead;     /* all limits 0: every call goes central */
+
+static void tcache_thread_exit(void *arg);
+
+void _ms_tcache_init(void)
+{
+    tc_key_ok = pthread_key_create(&tc_key, tcache_thread_exit) == 0;
+}
+
+ms_tcache_t *_ms_tcache_get(void)
+{
+    ms_tcache_t *tc = _ms_tc;
+    if (tc) return tc;
+    _ms_init();
+    pthread_mutex_lock(&tc_lock);
+    tc = tc_spare;
+    if (tc) tc_spare = tc->next;
+    pthread_mutex_unlock(&tc_lock);
+    if (!tc) tc = _ms_meta_alloc(sizeof *tc);
+    if (!tc) return NULL;
+    memset(tc, 0, sizeof *tc);
+    for (unsigned c = 0; c < MS_NCLASSES; c++) tc->bins[c].limit = _ms_classes[c].limit;
+    tc->tid = _ms_os_gettid();
+    pthread_mutex_lock(&tc_lock);
+    tc->next = tc_live;
+    if (tc_live) tc_live->prev = tc;
+    tc_live = tc;
+    tc_count++;
+    pthread_mutex_unlock(&tc_lock);
+    _ms_tc = tc;   /* set before pthread_setspecific, which may itself allocate */
+    if (tc_key_ok) pthread_setspecific(tc_key, tc);
+    return tc;
+}
+
+/* The thread's cache for class cls is empty: fetch a batch, return one. */
+void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
+{
+    ms_block_t *head, *tail;
+    ms_bin_t *b = &tc->bins[cls];
+    unsigned n = _ms_central_take(cls, &head, &tail, b->limit ? _ms_classes[cls].batch : 1);
+    if (!n) return NULL;
+    if (b->limit) {
+        b->head = head->next;
+        b->count += n - 1;
+        b->allocs++;
+    } else {
+        __atomic_fetch_add(&dead_allocs[cls], 1, __ATOMIC_RELAXED);
+    }
+    return head;
+}
+
+/* Keep the `keep` most recently freed blocks of a class, return the rest. */
+void _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep)
+{
+    ms_bin_t *b = &tc->bins[cls];
+    if (b->count <= keep) return;
+    ms_block_t *rest;
+    unsigned n = b->count - keep;
+    if (keep == 0) {
+        rest = b->head;
+        b->head = NULL;
+    } else {
+        ms_block_t *cut = b->head;
+        for (unsigned i = 1; i < keep; i++) cut = cut->next;
+        rest = cut->next;
+        cut->next = NULL;
+    }
+    b->count = keep;
+    _ms_central_give(cls, rest, n);
+}
+
+/* A free on a dead thread: straight to the central list. */
+void _ms_tcache_free_dead(void *p, unsigned cls)
+{
+    ((ms_block_t *)p)->next = NULL;
+    __atomic_fetch_add(&dead_frees[cls], 1, __ATOMIC_RELAXED);
+    _ms_central_give(cls, p, 1);
+}
+
+ms_tcache_t *_ms_tcache_dead(void) { return (ms_tcache_t *)&tc_dead; }
+
+static void tcache_thread_exit(void *arg)
+{
+    ms_tcache_t *tc = arg;
+    if (!tc || tc == &tc_dead) return;
+    _ms_tc = (ms_tcache_t *)&tc_dead;        /* later frees on this thread go central */
+    for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+    pthread_mutex_lock(&tc_lock);
+    for (unsigned c = 0; c < MS_NCLASSES; c++) {
+        dead_allocs[c] += tc->bins[c].allocs;
+        dead_frees[c] += tc->bins[c].frees;
+    }
+    if (tc->prev) tc->prev->next = tc->next; else tc_live = tc->next;
+    if (tc->next) tc->next->prev = tc->prev;
+    tc_count--;
+    tc->prev = NULL;
+    tc->next = tc_spare;
+    tc_spare = tc;
+    pthread_mutex_unlock(&tc_lock);
+}
+
+void _ms_tcache_flush_current(void)
+{
+    ms_tcache_t *tc = _ms_tc;
+    if (!tc || tc == &tc_dead) return;
+    for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+}
+
+/* Sum the counters of every live thread and of the threads gone.  Other
+ * threads' counters are read without stopping them: each is a plain word
+ * written only by its owner, so a read sees some recent value. */
+void _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *threads)
+{
+    pthread_mutex_lock(&tc_lock);
+    for (unsigned c = 0; c < MS_NCLASSES; c++) {
+        out[c].allocs = __atomic_load_n(&dead_allocs[c], __ATOMIC_RELAXED);
+        out[c].frees = __atomic_load_n(&dead_frees[c], __ATOMIC_RELAXED);
+        out[c].cached = 0;
+    }
+    for (ms_tcache_t *tc = tc_live; tc; tc = tc->next)
+        for (unsigned c = 0; c < MS_NCLASSES; c++) {
+            ms_bin_t *b = &tc->bins[c];
+            out[c].allocs += __atomic_load_n(&b->allocs, __ATOMIC_RELAXED);
+            out[c].frees += __atomic_load_n(&b->frees, __ATOMIC_RELAXED);
+            out[c].cached += __atomic_load_n(&b->count, __ATOMIC_RELAXED);
+        }
+    if (threads) *threads = tc_count;
+    pthread_mutex_unlock(&tc_lock);
+}
+
+void _ms_tcache_lock(void) { pthread_mutex_lock(&tc_lock); }
+
+/* In a forked child only the forking thread lives on: drop the other caches
+ * from the registry (their blocks stay allocated; they are few). */
+void _ms_tcache_unlock(bool child)
+{
+    if (!child) { pthread_mutex_unlock(&tc_lock); return; }
+    pthread_mutex_init(&tc_lock, NULL);
+    ms_tcache_t *self = _ms_tc;
+    ms_tcache_t *tc = tc_live;
+    while (tc) {
+        ms_tcache_t *next = tc->next;
+        if (tc != self) {
+            for (unsigned c = 0; c < MS_NCLASSES; c++) {
+                dead_allocs[c] += tc->bins[c].allocs;
+                dead_frees[c] += tc->bins[c].frees;
+            }
+        }
+        tc = next;
+    }
+    if (self && self != &tc_dead) {
+        self->prev = self->next = NULL;
+        tc_live = self;
+        tc_count = 1;
+    } else {
+        tc_live = NULL;
+        tc_count = 0;
+    }
+}

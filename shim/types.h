@@ -1,0 +1,132 @@
+/* types.h - memshim's allocator layout: size classes, pages, segments, thread caches.
+ *
+ * The design in one page
+ * ----------------------
+ * memshim replaces the C heap (it does not wrap glibc's malloc).  Memory comes
+ * from the kernel in SEGMENTS: 4 MiB mappings aligned to 4 MiB.  A pointer's
+ * segment is therefore `p & ~(MS_SEGMENT_SIZE-1)`, and a flat bitmap over the
+ * 47-bit user address space (one bit per 4 MiB, 4 MiB of untouched virtual
+ * memory, reserved once) says whether a given segment is ours.  That bitmap is
+ * how free() tells our blocks from the dynamic loader's and from garbage.
+ *
+ *   segment (4 MiB, aligned)
+ *   +---------+---------+---------+---------+-- ... --+---------+
+ *   | header  | page 1  | page 2  | page 3  |         | page 63 |
+ *   | 64 KiB  | class 3 |  span of class 40 |         |  free   |
+ *   +---------+---------+-------------------+-- ... --+---------+
+ *
+ * The header (first 64 KiB page, only its first few KiB ever touched) holds
+ * the page descriptors.  Blocks never carry headers: a block's size class is
+ * found from its page, so a 16-byte malloc costs 16 bytes.
+ *
+ * A PAGE (64 KiB, pymalloc's "pool") serves blocks of one size class.  Classes
+ * above 8 KiB use a SPAN of up to 16 contiguous pages so that a span holds a
+ * whole number of blocks with little waste.  Blocks are carved lazily: a new
+ * span hands out blocks by bumping `carved`, so untouched memory is never
+ * faulted in; freed blocks go on the span's intrusive free list.
+ *
+ * Requests above MS_MAX_SMALL (512 KiB) are HUGE: each is its own mmap,
+ * recorded in a small hash table (huge.c), resized with mremap.
+ *
+ * Threads: every thread has a cache (struct ms_tcache) with one LIFO list of
+ * free blocks per class.  malloc pops, free pushes, with no lock and no atomic
+ * operation.  A thread frees into its own cache whatever thread allocated the
+ * block; when a list passes its limit, half of it goes back to the CENTRAL
+ * list of the class (pool.c) under that class's lock, and an empty list is
+ * refilled from there in one batch.  Cross-thread frees are thus safe and cost
+ * the same as local ones (tcmalloc's design rather than mimalloc's).
+ *
+ * Locks, in the only order they are ever nested:
+ *   class lock (one per class, pool.c)  ->  segment lock (segment.c)
+ *   huge lock (huge.c), tcache-list lock (tcache.c), meta lock (meta.c): leaves.
+ * fork() takes all of them in that order (init.c) so the child finds the heap
+ * consistent.
+ *
+ * Page states:   FREE --(page_alloc)--> IN USE by a class --(last block back)--> FREE
+ * A FREE page is "dirty" until purged with MADV_DONTNEED; dirty pages are
+ * reused first and purged when too many accumulate.  A segment whose pages are
+ * all free is unmapped, except one kept to absorb churn.
+ */
+#ifndef MS_TYPES_H
+#define MS_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#define MS_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define MS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MS_HIDDEN      __attribute__((visibility("hidden")))
+#define MS_EXPORT      __attribute__((visibility("default")))
+#define MS_NOINLINE    __attribute__((noinline))
+
+/* ---- geometry ---------------------------------------------------------- */
+#define MS_ALIGN            16u                 /* every block is 16-aligned */
+#define MS_PAGE_SHIFT       16
+#define MS_PAGE_SIZE        ((size_t)1 << MS_PAGE_SHIFT)       /* 64 KiB */
+#define MS_SEGMENT_SHIFT    22
+#define MS_SEGMENT_SIZE     ((size_t)1 << MS_SEGMENT_SHIFT)    /* 4 MiB */
+#define MS_SEGMENT_MASK     (MS_SEGMENT_SIZE - 1)
+#define MS_PAGES_PER_SEG    (MS_SEGMENT_SIZE / MS_PAGE_SIZE)   /* 64 */
+#define MS_MAX_SPAN_PAGES   16
+#define MS_ADDR_BITS        47                  /* x86-64 / aarch64 user space */
+#define MS_OS_PAGE          4096u
+
+#if (MS_SEGMENT_SHIFT - MS_PAGE_SHIFT) != 6
+#error "segment bookkeeping uses one 64-bit mask of pages"
+#endif
+#if MS_MAX_SPAN_PAGES >= 64
+#error "a span must fit in a segment beside its header page"
+#endif
+
+/* ---- size classes ------------------------------------------------------ *
+ * 16..128 in steps of 16 (8 classes), then four classes per power of two up
+ * to MS_MAX_SMALL: at most 25% rounding, 20% waste in the worst case. */
+#define MS_MAX_SMALL        ((size_t)512 * 1024)
+#define MS_SMALL_TABLE_MAX  1024                /* sizes served by a table lookup */
+#define MS_NCLASSES         56
+#define MS_CLASS_NONE       0xFF                /* page_class[] of a free page */
+
+/* ---- per-page bookkeeping --------------------------------------------- */
+typedef struct ms_block_s { struct ms_block_s *next; } ms_block_t;
+
+typedef struct ms_page_s {
+    ms_block_t        *free;      /* blocks returned to this span (class lock) */
+    uint8_t           *start;     /* first byte of the span */
+    uint32_t           used;      /* blocks handed out and not yet returned */
+    uint32_t           carved;    /* blocks carved so far (bump pointer) */
+    uint32_t           capacity;  /* blocks the span holds */
+    uint16_t           npages;    /* span length in pages (on the head page) */
+    uint8_t            cls;       /* size class, or MS_CLASS_NONE */
+    uint8_t            in_partial;/* on its class's partial list */
+    struct ms_page_s  *prev, *next; /* partial list of the class */
+} ms_page_t;
+
+typedef struct ms_segment_s {
+    uint64_t              magic;      /* MS_SEGMENT_MAGIC ^ address: sanity */
+    uint64_t              free_mask;  /* bit i: page i is free (segment lock) */
+    uint64_t              dirty_mask; /* free pages not yet purged */
+    struct ms_segment_s  *prev, *next;/* all segments (segment lock) */
+    uint8_t               page_class[MS_PAGES_PER_SEG]; /* read lock-free by free() */
+    uint8_t               span_head[MS_PAGES_PER_SEG];  /* head page of each page's span */
+    ms_page_t             pages[MS_PAGES_PER_SEG];
+} ms_segment_t;
+
+#define MS_SEGMENT_MAGIC 0x6d656d7368696d53ULL  /* "memshimS" */
+
+/* ---- thread caches ----------------------------------------------------- */
+typedef struct ms_bin_s {
+    ms_block_t *head;
+    uint32_t    count;
+    uint32_t    limit;       /* 0 in the sentinel of a dead thread */
+    uint64_t    allocs;      /* statistics, owned by the thread */
+    uint64_t    frees;
+} ms_bin_t;
+
+typedef struct ms_tcache_s {
+    ms_bin_t             bins[MS_NCLASSES];
+    struct ms_tcache_s  *prev, *next;   /* registry of live caches (tcache lock) */
+    int                  tid;
+} ms_tcache_t;
+
+#endif
