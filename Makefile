@@ -57,7 +57,7 @@ $(B)/libmemshim.so: $(LIB_OBJ)
 deps:
 	@tools/install-deps.sh
 
-$(B)/tests/%: tests/unit/%.c $(LIB_OBJ) tests/unit/*.h
+$(B)/tests/%: tests/unit/%.c $(LIB_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iinclude -Ishim -Icollector -o $@ $< $(LIB_OBJ) -lcriterion -lpthread -ldl
 

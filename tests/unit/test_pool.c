@@ -1,0 +1,155 @@
+/* test_pool.c - pool bookkeeping: blocks taken from and given back to the
+ * central lists, spans claimed from and returned to segments, the ownership
+ * bitmap, and thread-cache limits. */
+#include <criterion/criterion.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include "shim.h"
+
+static void setup(void) { _ms_init(); free(malloc(1)); }
+TestSuite(pool, .init = setup);
+
+/* A class the test process (Criterion included) does not otherwise use. */
+#define CLS 44   /* 80 KiB blocks */
+
+static ms_class_stat_t stat_of(unsigned cls)
+{
+    ms_class_stat_t st[MS_NCLASSES];
+    _ms_central_stats(st);
+    return st[cls];
+}
+
+Test(pool, take_gives_distinct_valid_blocks)
+{
+    ms_block_t *head, *tail;
+    unsigned cls = 3;   /* 64-byte blocks */
+    unsigned n = _ms_central_take(cls, &head, &tail, 500);
+    cr_assert_eq(n, 500);
+    ms_block_t **seen = calloc(n, sizeof *seen);
+    unsigned i = 0;
+    for (ms_block_t *b = head; b; b = b->next, i++) {
+        seen[i] = b;
+        ms_segment_t *s = _ms_segment_of(b);
+        cr_assert_not_null(s, "block %p not in a memshim segment", (void *)b);
+        unsigned got;
+        cr_assert(_ms_block_valid(s, b, &got));
+        cr_assert_eq(got, cls);
+        cr_assert_eq((uintptr_t)b % 16, 0);
+        if (!b->next) cr_assert_eq(b, tail);
+    }
+    cr_assert_eq(i, n);
+    for (unsigned a = 0; a < n; a++)
+        for (unsigned b = a + 1; b < n; b++) cr_assert_neq(seen[a], seen[b]);
+    _ms_central_give(cls, head, n);
+    free(seen);
+}
+
+Test(pool, spans_are_claimed_and_returned)
+{
+    ms_class_stat_t before = stat_of(CLS);
+    ms_block_t *head, *tail;
+    unsigned cap = _ms_classes[CLS].capacity;
+    unsigned want = cap * 3;                        /* needs three spans */
+    unsigned n = _ms_central_take(CLS, &head, &tail, want);
+    cr_assert_eq(n, want);
+    ms_class_stat_t mid = stat_of(CLS);
+    cr_assert_eq(mid.spans, before.spans + 3 - (before.central_free >= cap ? 1 : 0));
+    cr_assert_eq(mid.capacity - mid.central_free, (before.capacity - before.central_free) + want);
+    _ms_central_give(CLS, head, n);
+    ms_class_stat_t after = stat_of(CLS);
+    /* every span emptied goes back to its segment, except one kept for reuse */
+    cr_assert_leq(after.spans, 1);
+    cr_assert_eq(after.capacity - after.central_free, before.capacity - before.central_free);
+}
+
+Test(pool, freed_page_is_no_longer_owned_as_a_block)
+{
+    ms_page_t *pg = _ms_page_alloc(2, CLS);
+    cr_assert_not_null(pg);
+    ms_segment_t *s = _ms_segment_of(pg->start);
+    cr_assert_not_null(s);
+    unsigned i = _ms_page_index(s, pg->start);
+    cr_assert_eq(s->page_class[i], CLS);
+    cr_assert_eq(s->page_class[i + 1], CLS);
+    cr_assert_eq(s->span_head[i + 1], i);
+    cr_assert_eq(s->free_mask >> i & 3, 0);
+    _ms_page_free(pg);
+    cr_assert_eq(s->page_class[i], MS_CLASS_NONE);
+    cr_assert_eq(s->page_class[i + 1], MS_CLASS_NONE);
+}
+
+Test(pool, ownership_bitmap_rejects_foreign_pointers)
+{
+    static char data[64];
+    int local;
+    cr_assert_null(_ms_segment_of(data));
+    cr_assert_null(_ms_segment_of(&local));
+    cr_assert_null(_ms_segment_of((void *)(uintptr_t)0xffff800000000000ull));
+    void *p = malloc(100);
+    cr_assert_not_null(_ms_segment_of(p));
+    cr_assert_not(_ms_owns(data));
+    cr_assert(_ms_owns(p));
+    cr_assert_not(_ms_owns((char *)p + 16), "an interior pointer is not a block");
+    free(p);
+}
+
+Test(pool, thread_cache_stays_within_its_limit)
+{
+    unsigned cls = _ms_class_of(40);
+    void *v[1000];
+    for (int i = 0; i < 1000; i++) v[i] = malloc(40);
+    for (int i = 0; i < 1000; i++) free(v[i]);
+    ms_tcache_t *tc = _ms_tc;
+    cr_assert_not_null(tc);
+    cr_assert_leq(tc->bins[cls].count, tc->bins[cls].limit);
+    unsigned n = 0;
+    for (ms_block_t *b = tc->bins[cls].head; b; b = b->next) n++;
+    cr_assert_eq(n, tc->bins[cls].count, "count matches the list");
+}
+
+Test(pool, free_then_malloc_reuses_the_block)
+{
+    void *p = malloc(200);
+    free(p);
+    void *q = malloc(200);
+    cr_assert_eq(p, q, "LIFO thread cache hands the same block back");
+    free(q);
+}
+
+Test(pool, huge_blocks_are_registered_and_released)
+{
+    ms_huge_stat_t a, b, c;
+    _ms_huge_stats(&a);
+    char *p = malloc(MS_MAX_SMALL + 1);
+    cr_assert_not_null(p);
+    cr_assert_null(_ms_segment_of(p), "huge blocks live outside segments");
+    cr_assert_geq(_ms_huge_usable(p), MS_MAX_SMALL + 1);
+    _ms_huge_stats(&b);
+    cr_assert_eq(b.blocks, a.blocks + 1);
+    memset(p, 1, MS_MAX_SMALL + 1);
+    p = realloc(p, 8 << 20);
+    cr_assert_not_null(p);
+    cr_assert_eq(p[MS_MAX_SMALL], 1);
+    cr_assert_geq(_ms_huge_usable(p), 8u << 20);
+    free(p);
+    _ms_huge_stats(&c);
+    cr_assert_eq(c.blocks, a.blocks);
+    cr_assert_eq(c.bytes, a.bytes);
+}
+
+Test(pool, trim_returns_empty_segments)
+{
+    enum { N = 20000 };
+    void **v = malloc(N * sizeof *v);
+    for (int i = 0; i < N; i++) v[i] = malloc(1000);   /* ~20 MB: several segments */
+    ms_segment_stat_t a, b;
+    _ms_segment_stats(&a);
+    for (int i = 0; i < N; i++) free(v[i]);
+    free(v);
+    malloc_trim(0);
+    _ms_segment_stats(&b);
+    cr_assert_lt(b.segments, a.segments);
+    cr_assert_gt(b.unmapped_total, a.unmapped_total);
+    cr_assert_eq(b.dirty, 0);
+}

@@ -1,0 +1,21 @@
+#!/bin/sh
+# install-deps.sh - install the Debian packages memshim's build, tests, demo
+# and benchmarks need, when they are missing.  Called by `make test`,
+# `make demo` and `make bench`; quiet when everything is there.
+set -e
+need="gcc make libc6-dev libcriterion-dev libunwind-dev libdw-dev libjansson-dev pkg-config
+mandoc groff-base graphviz librsvg2-bin sqlite3 git xz-utils python3 valgrind
+libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 heaptrack g++"
+missing=""
+for pkg in $need; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing="$missing $pkg"
+done
+[ -z "$missing" ] && exit 0
+echo "memshim: installing missing packages:$missing"
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "memshim: need root (or sudo) to install:$missing" >&2; exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
