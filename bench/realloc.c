@@ -1,6 +1,6 @@
 /* realloc.c - mixed sizes with realloc growth.
  *
- *   realloc [buffers] [small_live]     defaults: 12000 buffers, 4096 small
+ *   realloc [buffers] [small_live]     defaults: 4000 buffers, 4096 small
  *
  * Grows `buffers` buffers one after another, up to 32 of them alive at once,
  * each to a random final size from 1 KiB to 1 MiB (log-uniform, so most stay
@@ -46,16 +46,16 @@ static void start(buf_t *b)
 
 int main(int argc, char **argv)
 {
-    long nbuf = argc > 1 ? atol(argv[1]) : 12000;
+    long nbuf = argc > 1 ? atol(argv[1]) : 4000;
     size_t nsmall = argc > 2 ? (size_t)atol(argv[2]) : 4096;
     void **small = calloc(nsmall, sizeof *small);
     buf_t act[ACTIVE];
     unsigned char *done[64] = { 0 };
     uint64_t sum = 0;
-    long started = 0, finished = 0;
+    long finished = 0;
     size_t si = 0;
 
-    for (int i = 0; i < ACTIVE; i++) { start(&act[i]); started++; }
+    for (int i = 0; i < ACTIVE; i++) start(&act[i]);
     while (finished < nbuf) {
         buf_t *b = &act[next() % ACTIVE];
         size_t add = 8 + next() % 193;
@@ -81,7 +81,7 @@ int main(int argc, char **argv)
             free(done[d]);
             done[d] = b->p;
             finished++;
-            if (started < nbuf + ACTIVE) { start(b); started++; }
+            start(b);
         }
     }
     for (int i = 0; i < ACTIVE; i++) free(act[i].p);

@@ -87,6 +87,7 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
     pthread_mutex_lock(&huge_lock);
     bool ok = insert((uintptr_t)p, size);
     if (ok) live_bytes += size;
+    if (ok) _ms_heap_account((int64_t)size);
     pthread_mutex_unlock(&huge_lock);
     if (!ok) { _ms_os_unmap(p, size); errno = ENOMEM; return NULL; }
     return p;
@@ -100,6 +101,7 @@ bool _ms_huge_free(void *p)
     size_t size = e->size;
     erase(e);
     live_bytes -= size;
+    _ms_heap_account(-(int64_t)size);
     int slot = -1;
     if (size <= CACHE_MAX / 2)
         for (int i = 0; i < CACHE_SLOTS; i++) if (!cache[i].addr) { slot = i; break; }
@@ -137,6 +139,7 @@ void *_ms_huge_realloc(void *p, size_t n)
         erase(e);
         insert((uintptr_t)q, size);     /* cannot fail: we just freed a slot */
         live_bytes += size - old;
+        _ms_heap_account((int64_t)size - (int64_t)old);
     }
     pthread_mutex_unlock(&huge_lock);
     return q;

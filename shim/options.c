@@ -36,6 +36,7 @@ static int parse_bool(const char *name, const char *v, int dflt)
 
 void _ms_options_load(void)
 {
+    _ms_options_load_reporting();
     const char *v;
     if ((v = _ms_getenv("MEMSHIM_VERBOSE"))) _ms_opt.verbose = parse_bool("MEMSHIM_VERBOSE", v, 0);
     if ((v = _ms_getenv("MEMSHIM_ON_ERROR"))) {

@@ -110,6 +110,7 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
         if (!pg->free && pg->carved == pg->capacity) partial_remove(c, pg);
     }
     pthread_mutex_unlock(&c->lock);
+    _ms_heap_account((int64_t)got * k->size);
     if (t) t->next = NULL;
     *head = h;
     *tail = t;
@@ -120,6 +121,7 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
 void _ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
 {
     central_t *c = &central[cls];
+    _ms_heap_account(-(int64_t)n * _ms_classes[cls].size);
     pthread_mutex_lock(&c->lock);
     while (n-- && b) {
         ms_block_t *next = b->next;

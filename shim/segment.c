@@ -9,6 +9,7 @@
 #define PURGE_LIMIT   ((size_t)8 << 20)       /* dirty free bytes kept before purging */
 
 uint64_t *_ms_seg_bitmap;
+uint64_t  _ms_heap_out, _ms_heap_peak;
 
 static pthread_mutex_t seg_lock = PTHREAD_MUTEX_INITIALIZER;
 static ms_segment_t *seg_list;     /* every segment we own */

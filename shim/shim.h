@@ -35,6 +35,18 @@ typedef struct ms_segment_stat_s {
 MS_HIDDEN void           _ms_segment_stats(ms_segment_stat_t *out);
 MS_HIDDEN extern uint64_t *_ms_seg_bitmap;
 
+/* Bytes out of the central lists and huge blocks live (thread caches
+ * included), and their high-water mark: updated off the fast path only. */
+MS_HIDDEN extern uint64_t _ms_heap_out, _ms_heap_peak;
+static inline void _ms_heap_account(int64_t delta)
+{
+    uint64_t now = __atomic_add_fetch(&_ms_heap_out, (uint64_t)delta, __ATOMIC_RELAXED);
+    uint64_t peak = __atomic_load_n(&_ms_heap_peak, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&_ms_heap_peak, &peak, now, true,
+                                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
 static inline ms_segment_t *_ms_segment_of(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
@@ -148,6 +160,7 @@ typedef struct ms_options_s {
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
+MS_HIDDEN void   _ms_options_load_reporting(void);      /* stats/RSS options: stats.c */
 MS_HIDDEN const char *_ms_getenv(const char *name);
 
 /* ---- out.c: allocation-free formatting, the only writer of fds ---------- */
@@ -168,6 +181,7 @@ typedef struct ms_stats_class_s {
 typedef struct ms_stats_s {
     ms_stats_class_t  cls[MS_NCLASSES];
     uint64_t          small_in_use, small_capacity, rss, peak_rss;
+    uint64_t          heap_out, heap_peak;   /* bytes out of central lists + huge */
     unsigned          threads;
     ms_segment_stat_t seg;
     ms_huge_stat_t    huge;

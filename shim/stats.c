@@ -25,6 +25,8 @@ void _ms_stats_collect(ms_stats_t *st)
         st->small_in_use += o->in_use * size;
         st->small_capacity += cs[c].capacity * size;
     }
+    st->heap_out = __atomic_load_n(&_ms_heap_out, __ATOMIC_RELAXED);
+    st->heap_peak = __atomic_load_n(&_ms_heap_peak, __ATOMIC_RELAXED);
     _ms_segment_stats(&st->seg);
     _ms_huge_stats(&st->huge);
     char status[4096];
@@ -68,7 +70,9 @@ void _ms_stats_print_fd(int fd)
     }
     _ms_bprintf(&b, "small blocks in use: "); human(&b, st.small_in_use);
     _ms_bprintf(&b, " of "); human(&b, st.small_capacity);
-    _ms_bprintf(&b, " in pools\nhuge blocks: %llu, ", (unsigned long long)st.huge.blocks);
+    _ms_bprintf(&b, " in pools\nheap peak: "); human(&b, st.heap_peak);
+    _ms_bprintf(&b, " (blocks out of the pools, thread caches included)");
+    _ms_bprintf(&b, "\nhuge blocks: %llu, ", (unsigned long long)st.huge.blocks);
     human(&b, st.huge.bytes);
     _ms_bprintf(&b, " (+ "); human(&b, st.huge.cached); _ms_bprintf(&b, " cached)\n");
     _ms_bprintf(&b, "segments: %llu mapped (", (unsigned long long)st.seg.segments);
@@ -81,6 +85,9 @@ void _ms_stats_print_fd(int fd)
     _ms_bprintf(&b, "\n");
     _ms_buf_flush(&b);
 }
+
+/* Options of the statistics side (none beyond MEMSHIM_STATS yet). */
+void _ms_options_load_reporting(void) {}
 
 void _ms_stats_at_exit(void)
 {
