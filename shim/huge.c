@@ -10,7 +10,12 @@
 #define CACHE_MAX      ((size_t)32 << 20)   /* bytes kept across all slots */
 #define TOMB           ((uintptr_t)1)
 
-typedef struct { uintptr_t addr; size_t size; } huge_ent;
+typedef struct {
+    uintptr_t addr;
+    size_t    size;        /* mapping length */
+    size_t    req;         /* bytes requested, for tracking */
+    ms_meta_t meta;        /* tracking record (size field unused) */
+} huge_ent;
 
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
 static huge_ent *table;            /* huge_lock */
@@ -30,7 +35,7 @@ static huge_ent *find(uintptr_t a)
     }
 }
 
-static bool insert(uintptr_t a, size_t size);
+static huge_ent *insert(uintptr_t a, size_t size);
 
 static bool grow(void)
 {
@@ -41,24 +46,25 @@ static bool grow(void)
     if (!t) return false;
     table = t; cap = ncap; used = 0; tombs = 0;
     for (size_t i = 0; i < ocap; i++)
-        if (old[i].addr > TOMB) insert(old[i].addr, old[i].size);
+        if (old[i].addr > TOMB) *insert(old[i].addr, old[i].size) = old[i];
     _ms_meta_free(old, ocap * sizeof *old);
     return true;
 }
 
-static bool insert(uintptr_t a, size_t size)
+static huge_ent *insert(uintptr_t a, size_t size)
 {
-    if ((used + tombs + 1) * 2 > cap && !grow()) return false;
+    if ((used + tombs + 1) * 2 > cap && !grow()) return NULL;
     size_t i = slot_of(a) & (cap - 1);
     while (table[i].addr > TOMB) i = (i + 1) & (cap - 1);
     if (table[i].addr == TOMB) tombs--;
+    memset(&table[i], 0, sizeof table[i]);
     table[i].addr = a;
     table[i].size = size;
     used++;
-    return true;
+    return &table[i];
 }
 
-static void erase(huge_ent *e) { e->addr = TOMB; e->size = 0; used--; tombs++; }
+static void erase(huge_ent *e) { memset(e, 0, sizeof *e); e->addr = TOMB; used--; tombs++; }
 
 static size_t page_round(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1); }
 
@@ -85,7 +91,7 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
         memset(p, 0, n);
     }
     pthread_mutex_lock(&huge_lock);
-    bool ok = insert((uintptr_t)p, size);
+    bool ok = insert((uintptr_t)p, size) != NULL;
     if (ok) live_bytes += size;
     if (ok) _ms_heap_account((int64_t)size);
     pthread_mutex_unlock(&huge_lock);
@@ -136,8 +142,11 @@ void *_ms_huge_realloc(void *p, size_t n)
     if (!e || old == size) { pthread_mutex_unlock(&huge_lock); return e ? p : NULL; }
     void *q = _ms_os_remap(p, old, size);
     if (q) {
+        huge_ent keep = *e;
         erase(e);
-        insert((uintptr_t)q, size);     /* cannot fail: we just freed a slot */
+        huge_ent *ne = insert((uintptr_t)q, size);   /* cannot fail: a slot was just freed */
+        ne->req = keep.req;
+        ne->meta = keep.meta;
         live_bytes += size - old;
         _ms_heap_account((int64_t)size - (int64_t)old);
     }
@@ -166,6 +175,34 @@ void _ms_huge_stats(ms_huge_stat_t *out)
     out->cached = cache_bytes;
     out->mapped = live_bytes + cache_bytes;
     pthread_mutex_unlock(&huge_lock);
+}
+
+/* Tracking records of huge blocks (track.c): set, read, and enumerate. */
+bool _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req)
+{
+    pthread_mutex_lock(&huge_lock);
+    huge_ent *e = find((uintptr_t)p);
+    if (e) { e->meta = *m; e->req = req; }
+    pthread_mutex_unlock(&huge_lock);
+    return e != NULL;
+}
+
+bool _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req)
+{
+    pthread_mutex_lock(&huge_lock);
+    huge_ent *e = find((uintptr_t)p);
+    if (e) { *m = e->meta; *req = e->req; }
+    pthread_mutex_unlock(&huge_lock);
+    return e != NULL;
+}
+
+/* Visit every live huge block; the caller holds the huge lock (scan.c). */
+void _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size, size_t req,
+                                     const ms_meta_t *m), void *arg)
+{
+    for (size_t i = 0; i < cap; i++)
+        if (table[i].addr > TOMB)
+            fn(arg, table[i].addr, table[i].size, table[i].req, &table[i].meta);
 }
 
 void _ms_huge_lock(void) { pthread_mutex_lock(&huge_lock); }

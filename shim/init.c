@@ -17,16 +17,18 @@ static int initializing;
 
 MS_HIDDEN void _ms_alloc_init(uintptr_t key);
 
-static void fork_prepare(void)
+/* Every allocator lock, in the nesting order (types.h): fork and the leak
+ * scan hold them all so that the heap is consistent while they look. */
+void _ms_lock_all(void)
 {
-    _ms_central_lock_all();      /* class locks, then the leaves: the nesting order */
+    _ms_central_lock_all();
     _ms_segment_lock();
     _ms_huge_lock();
     _ms_tcache_lock();
     _ms_meta_lock();
 }
 
-static void fork_release(bool child)
+void _ms_unlock_all(bool child)
 {
     _ms_meta_unlock(child);
     _ms_tcache_unlock(child);
@@ -35,8 +37,17 @@ static void fork_release(bool child)
     _ms_central_unlock_all(child);
 }
 
-static void fork_parent(void) { fork_release(false); }
-static void fork_child(void)  { fork_release(true); }
+/* The trace table's lock nests outside the others (it allocates from meta). */
+static void fork_prepare(void) { _ms_stack_lock(); _ms_lock_all(); }
+static void fork_parent(void)  { _ms_unlock_all(false); _ms_stack_unlock(false); }
+static void fork_child(void)
+{
+    _ms_unlock_all(true);
+    _ms_stack_unlock(true);
+    _ms_track_after_fork_child();
+    _ms_leak_after_fork_child();
+    _ms_reporter_fork_child();
+}
 
 void _ms_init(void)
 {
@@ -60,9 +71,13 @@ __attribute__((constructor(101))) static void ms_constructor(void)
 {
     _ms_init();
     _ms_options_load();
+    _ms_out_init();
+    _ms_leak_init();             /* libunwind, MEMSHIM_REPORT_SIGNAL: leak.c */
+    _ms_reporter_start();        /* RSS log, live figures, stats signal: sampler.c */
 }
 
 __attribute__((destructor(101))) static void ms_destructor(void)
 {
     _ms_stats_at_exit();
+    _ms_leak_at_exit();          /* may end the process with MEMSHIM_EXITCODE */
 }

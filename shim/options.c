@@ -1,7 +1,9 @@
 /* options.c - MEMSHIM_* settings, read once from the environment.  The only
  * reader of `environ`.  A malformed value earns one warning naming the
  * variable and the accepted form; the default stays. */
+#include <signal.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "shim.h"
 
@@ -11,6 +13,10 @@ ms_options_t _ms_opt = {
     .stats = NULL,
     .verbose = 0,
     .on_error = MS_ON_ERROR_ABORT,
+    .track = 1,
+    .stack_depth = 16,
+    .show = (1u << MS_KIND_DEFINITE) | (1u << MS_KIND_INDIRECT) | (1u << MS_KIND_POSSIBLE),
+    .exitcode = -1,
 };
 
 const char *_ms_getenv(const char *name)
@@ -34,6 +40,110 @@ static int parse_bool(const char *name, const char *v, int dflt)
     return dflt;
 }
 
+/* A decimal number in [lo, hi], with an optional k/m/g suffix when `scaled`. */
+static bool parse_num(const char *name, const char *v, uint64_t lo, uint64_t hi, bool scaled,
+                      uint64_t *out, const char *form)
+{
+    uint64_t x = 0;
+    const char *p = v;
+    if (*p < '0' || *p > '9') goto bad;
+    while (*p >= '0' && *p <= '9') {
+        if (x > (UINT64_MAX - 9) / 10) goto bad;
+        x = x * 10 + (uint64_t)(*p++ - '0');
+    }
+    if (scaled && *p) {
+        unsigned sh = (*p == 'k' || *p == 'K') ? 10 : (*p == 'm' || *p == 'M') ? 20
+                    : (*p == 'g' || *p == 'G') ? 30 : 0;
+        if (!sh || x > (UINT64_MAX >> sh)) goto bad;
+        x <<= sh;
+        p++;
+    }
+    if (*p || x < lo || x > hi) goto bad;
+    *out = x;
+    return true;
+bad:
+    _ms_message("%s=%s: expected %s; using the default", name, v, form);
+    return false;
+}
+
+/* Signal names and numbers: SIGUSR1, USR1, 10, SIGRTMIN+3. */
+int _ms_parse_signal(const char *name, const char *v)
+{
+    static const struct { const char *n; int sig; } sigs[] = {
+        { "HUP", 1 }, { "INT", 2 }, { "QUIT", 3 }, { "USR1", 10 }, { "USR2", 12 },
+        { "PIPE", 13 }, { "ALRM", 14 }, { "TERM", 15 }, { "CHLD", 17 }, { "CONT", 18 },
+        { "TTIN", 21 }, { "TTOU", 22 }, { "URG", 23 }, { "XCPU", 24 }, { "XFSZ", 25 },
+        { "VTALRM", 26 }, { "PROF", 27 }, { "WINCH", 28 }, { "PWR", 30 },
+    };
+    const char *s = v;
+    if (strncasecmp(s, "SIG", 3) == 0) s += 3;
+    for (unsigned i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        if (strcasecmp(s, sigs[i].n) == 0) return sigs[i].sig;
+    if (strncasecmp(s, "RTMIN+", 6) == 0 && s[6] >= '0' && s[6] <= '9') {
+        int k = 0;
+        for (const char *p = s + 6; *p >= '0' && *p <= '9'; p++) k = k * 10 + (*p - '0');
+        if (SIGRTMIN + k <= SIGRTMAX) return SIGRTMIN + k;
+    }
+    uint64_t n;
+    if (*s >= '0' && *s <= '9') {
+        n = 0;
+        const char *p = s;
+        while (*p >= '0' && *p <= '9' && n < 1000) n = n * 10 + (uint64_t)(*p++ - '0');
+        if (!*p && n >= 1 && (int)n <= SIGRTMAX && n != 9 && n != 19) return (int)n;
+    }
+    _ms_message("%s=%s: expected a signal name or number such as SIGUSR1, USR2 or 12; ignored",
+                name, v);
+    return 0;
+}
+
+/* MEMSHIM_SHOW: a comma list of definite, indirect, possible, reachable, or all. */
+static void parse_show(const char *v)
+{
+    static const char *names[MS_NKINDS] = { "definite", "indirect", "possible", "reachable" };
+    unsigned bits = 0;
+    const char *p = v;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        unsigned k;
+        if (len == 3 && strncmp(p, "all", 3) == 0) bits = (1u << MS_NKINDS) - 1;
+        else if (len == 4 && strncmp(p, "none", 4) == 0) ;
+        else {
+            for (k = 0; k < MS_NKINDS; k++)
+                if (strlen(names[k]) == len && strncmp(p, names[k], len) == 0) break;
+            if (k == MS_NKINDS) {
+                _ms_message("MEMSHIM_SHOW=%s: expected a comma list of definite, indirect, "
+                            "possible, reachable, or all/none; using definite,indirect,possible", v);
+                return;
+            }
+            bits |= 1u << k;
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    _ms_opt.show = bits;
+}
+
+/* MEMSHIM_REPORT is made absolute now, so a later chdir() cannot move it. */
+static void set_report_path(const char *v)
+{
+    char *dst = _ms_opt.report;
+    size_t cap = sizeof _ms_opt.report, len = 0;
+    if (v[0] != '/') {
+        if (!getcwd(dst, cap - 2)) { _ms_message("MEMSHIM_REPORT=%s: cannot resolve the "
+                                                 "working directory; writing to stderr", v);
+                                     dst[0] = 0; return; }
+        len = strlen(dst);
+        dst[len++] = '/';
+    }
+    if (len + strlen(v) >= cap) {
+        _ms_message("MEMSHIM_REPORT: path longer than %zu bytes; writing to stderr", cap - 1);
+        dst[0] = 0;
+        return;
+    }
+    strcpy(dst + len, v);
+}
+
 void _ms_options_load(void)
 {
     _ms_options_load_reporting();
@@ -43,6 +153,35 @@ void _ms_options_load(void)
         if (strcmp(v, "abort") == 0) _ms_opt.on_error = MS_ON_ERROR_ABORT;
         else if (strcmp(v, "continue") == 0) _ms_opt.on_error = MS_ON_ERROR_CONTINUE;
         else _ms_message("MEMSHIM_ON_ERROR=%s: expected abort or continue; using abort", v);
+    }
+    uint64_t n;
+    if ((v = _ms_getenv("MEMSHIM_TRACK"))) _ms_opt.track = parse_bool("MEMSHIM_TRACK", v, 1);
+    if ((v = _ms_getenv("MEMSHIM_REPORT_FORMAT"))) {
+        if (strcmp(v, "json") == 0) _ms_opt.json = 1;
+        else if (strcmp(v, "text") == 0) _ms_opt.json = 0;
+        else _ms_message("MEMSHIM_REPORT_FORMAT=%s: expected text or json; using text", v);
+    }
+    if ((v = _ms_getenv("MEMSHIM_STACK_DEPTH")) &&
+        parse_num("MEMSHIM_STACK_DEPTH", v, 1, MS_MAX_STACK, false, &n, "a number of frames from 1 to 64"))
+        _ms_opt.stack_depth = (unsigned)n;
+    if ((v = _ms_getenv("MEMSHIM_SHOW"))) parse_show(v);
+    if ((v = _ms_getenv("MEMSHIM_EXITCODE")) &&
+        parse_num("MEMSHIM_EXITCODE", v, 0, 255, false, &n, "an exit status from 0 to 255"))
+        _ms_opt.exitcode = (int)n;
+    if ((v = _ms_getenv("MEMSHIM_SAMPLE")) &&
+        parse_num("MEMSHIM_SAMPLE", v, 0, (uint64_t)1 << 40, true, &n,
+                  "a mean sampling interval in bytes, e.g. 524288 or 512k (0 = every allocation)"))
+        _ms_opt.sample = n;
+    if ((v = _ms_getenv("MEMSHIM_REPORT_SIGNAL")) && *v)
+        _ms_opt.report_signal = _ms_parse_signal("MEMSHIM_REPORT_SIGNAL", v);
+    bool secure = _ms_os_secure();
+    if ((v = _ms_getenv("MEMSHIM_REPORT")) && *v) {
+        if (secure) _ms_message("MEMSHIM_REPORT ignored: file names are not taken in a setuid/setgid program");
+        else if (strcmp(v, "stderr") != 0) set_report_path(v);
+    }
+    if ((v = _ms_getenv("MEMSHIM_SUPPRESS")) && *v) {
+        if (secure) _ms_message("MEMSHIM_SUPPRESS ignored: file names are not taken in a setuid/setgid program");
+        else _ms_opt.suppress = v;
     }
     if ((v = _ms_getenv("MEMSHIM_STATS")) && *v) {
         if (_ms_os_secure() && strcmp(v, "stderr") != 0)

@@ -9,6 +9,19 @@
 #include <unistd.h>
 #include "shim.h"
 
+/* memshim's own copy of standard error, taken at start-up: a report still
+ * reaches the terminal when the program has closed fd 2 (and never lands in
+ * whatever file the program opened on fd 2 afterwards). */
+static int err_fd = -1;
+
+void _ms_out_init(void)
+{
+    if (err_fd < 0 && fcntl(2, F_GETFD) >= 0) err_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+    if (err_fd < 0 && fcntl(2, F_GETFD) >= 0) err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+}
+
+int _ms_err_fd(void) { return err_fd >= 0 && fcntl(err_fd, F_GETFD) >= 0 ? err_fd : 2; }
+
 void _ms_buf_init(ms_buf_t *b, char *mem, size_t cap, int fd)
 {
     b->p = mem; b->len = 0; b->cap = cap; b->fd = fd;

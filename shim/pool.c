@@ -86,6 +86,7 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
         if (!pg) {
             pg = _ms_page_alloc(k->npages, (uint8_t)cls);
             if (!pg) break;
+            if (_ms_track_on) pg->meta = _ms_meta_alloc((size_t)pg->capacity * sizeof(ms_meta_t));
             c->spans++;
             c->free_blocks += pg->capacity;
             partial_push(c, pg);
@@ -136,6 +137,8 @@ void _ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
             if (pg->in_partial) partial_remove(c, pg);
             c->spans--;
             c->free_blocks -= pg->capacity;
+            if (pg->meta) _ms_meta_free(pg->meta, (size_t)pg->capacity * sizeof(ms_meta_t));
+            pg->meta = NULL;
             _ms_page_free(pg);
         } else if (!pg->in_partial) {
             partial_push(c, pg);

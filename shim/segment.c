@@ -20,7 +20,7 @@ static uint64_t seg_count, seg_mapped_total, seg_unmapped_total;
 void _ms_segment_init(void)
 {
     if (_ms_seg_bitmap) return;
-    _ms_seg_bitmap = _ms_os_map(BITMAP_WORDS * sizeof(uint64_t));  /* untouched: free */
+    _ms_seg_bitmap = _ms_meta_alloc(BITMAP_WORDS * sizeof(uint64_t));  /* untouched: free */
 }
 
 static void bitmap_set(ms_segment_t *s, bool on)
@@ -171,6 +171,14 @@ void _ms_segment_stats(ms_segment_stat_t *out)
         free_pages += (uint64_t)__builtin_popcountll(s->free_mask);
     out->free_pages_bytes = free_pages * MS_PAGE_SIZE;
     pthread_mutex_unlock(&seg_lock);
+}
+
+/* Visit every span in use; the caller holds the segment lock (scan.c). */
+void _ms_segment_each_span_locked(void (*fn)(void *arg, ms_page_t *pg), void *arg)
+{
+    for (ms_segment_t *s = seg_list; s; s = s->next)
+        for (unsigned i = 1; i < MS_PAGES_PER_SEG; i++)
+            if (s->page_class[i] != MS_CLASS_NONE && s->span_head[i] == i) fn(arg, &s->pages[i]);
 }
 
 void _ms_segment_lock(void) { pthread_mutex_lock(&seg_lock); }

@@ -27,6 +27,7 @@ MS_HIDDEN void           _ms_segment_init(void);
 MS_HIDDEN ms_page_t     *_ms_page_alloc(unsigned npages, uint8_t cls); /* segment lock inside */
 MS_HIDDEN void           _ms_page_free(ms_page_t *pg);
 MS_HIDDEN void           _ms_segment_purge_all(void);
+MS_HIDDEN void           _ms_segment_each_span_locked(void (*fn)(void *arg, ms_page_t *pg), void *arg);
 MS_HIDDEN void           _ms_segment_lock(void);
 MS_HIDDEN void           _ms_segment_unlock(bool child);
 typedef struct ms_segment_stat_s {
@@ -105,6 +106,10 @@ MS_HIDDEN bool    _ms_huge_free(void *p);                 /* false: not a huge b
 MS_HIDDEN size_t  _ms_huge_usable(const void *p);         /* 0: not a huge block */
 MS_HIDDEN void   *_ms_huge_realloc(void *p, size_t n);    /* NULL with errno on failure */
 MS_HIDDEN void    _ms_huge_trim(void);
+MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
+MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req);
+MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size,
+                                                  size_t req, const ms_meta_t *m), void *arg);
 MS_HIDDEN void    _ms_huge_lock(void);
 MS_HIDDEN void    _ms_huge_unlock(bool child);
 typedef struct ms_huge_stat_s { uint64_t blocks, bytes, mapped, cached; } ms_huge_stat_t;
@@ -140,28 +145,100 @@ MS_HIDDEN size_t _ms_usable_size(const void *p);
 MS_HIDDEN int    _ms_trim(size_t pad);
 MS_HIDDEN bool   _ms_owns(const void *p);
 
+/* ---- track.c, unwind.c, stacks.c: per-block records and allocation stacks */
+MS_HIDDEN extern int _ms_track_on;
+MS_HIDDEN extern __thread int _ms_busy __attribute__((tls_model("initial-exec")));
+MS_HIDDEN ms_meta_t *_ms_meta_of(const void *p);
+MS_HIDDEN void  *_ms_tracked_malloc(size_t n);
+MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m);
+MS_HIDDEN void   _ms_tracked_free(void *p, const void *ra);
+MS_HIDDEN void  *_ms_tracked_realloc(void *p, size_t n, const void *ra);
+MS_HIDDEN void  *_ms_tracked_memalign(size_t align, size_t n);
+MS_HIDDEN int    _ms_tracked_posix_memalign(void **out, size_t align, size_t n);
+MS_HIDDEN void  *_ms_tracked_valloc(size_t n);
+MS_HIDDEN void  *_ms_tracked_pvalloc(size_t n);
+MS_HIDDEN void   _ms_track_after_fork_child(void);
+MS_HIDDEN double _ms_exp_neg(double x);
+MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m, uint32_t now_stack);
+MS_HIDDEN void   _ms_unwind_init(void);
+MS_HIDDEN bool   _ms_unwind_ready(void);
+MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
+MS_HIDDEN bool   _ms_ip_is_self(uintptr_t ip);
+MS_HIDDEN uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n);
+MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);
+MS_HIDDEN uint32_t _ms_stack_count(void);
+MS_HIDDEN void   _ms_stack_lock(void);
+MS_HIDDEN void   _ms_stack_unlock(bool child);
+
+/* ---- scan.c, report.c, leak.c: leak detection and reports --------------- */
+typedef struct ms_leak_item_s {
+    uintptr_t addr;
+    uint64_t  size;        /* requested bytes */
+    uint64_t  indirect;    /* definite leaks: bytes only they reach */
+    uint32_t  stack;
+    uint8_t   kind;        /* MS_KIND_* */
+    uint8_t   sampled;
+} ms_leak_item_t;
+MS_HIDDEN size_t _ms_scan_leaks(ms_leak_item_t **out, unsigned *unparked);
+MS_HIDDEN void   _ms_leak_items_free(ms_leak_item_t *items);
+MS_HIDDEN extern size_t _ms_leak_items_cap;
+MS_HIDDEN void   _ms_internal_thread_add(int tid);
+MS_HIDDEN bool   _ms_internal_thread(int tid);
+MS_HIDDEN int    _ms_leak_report(int at_exit);        /* returns leaks found (blocks) */
+MS_HIDDEN void   _ms_leak_after_fork_child(void);
+MS_HIDDEN void   _ms_leak_init(void);                 /* constructor */
+MS_HIDDEN void   _ms_leak_at_exit(void);              /* destructor */
+MS_HIDDEN extern int _ms_leak_forked;                 /* this process is a forked child */
+
+/* ---- symbolize.c: addresses to function, file:line, module --------------- */
+typedef struct ms_frame_s {
+    uintptr_t   ip;
+    const char *function;  /* NULL if unknown */
+    const char *file;      /* NULL if unknown */
+    int         line;
+    const char *module;    /* NULL if unknown */
+    uintptr_t   offset;    /* ip - module base */
+} ms_frame_t;
+MS_HIDDEN void   _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full);
+MS_HIDDEN void   _ms_symbolize_refresh(void);
+
 /* ---- meta.c: memory for memshim's own bookkeeping (never the program's heap) */
 MS_HIDDEN void  *_ms_meta_alloc(size_t size);           /* zeroed, 16-aligned */
 MS_HIDDEN void   _ms_meta_free(void *p, size_t size);
+typedef struct ms_range_s { uintptr_t start, end; } ms_range_t;
+MS_HIDDEN unsigned _ms_meta_ranges(ms_range_t *out, unsigned max);
 MS_HIDDEN void   _ms_meta_lock(void);
 MS_HIDDEN void   _ms_meta_unlock(bool child);
 
 /* ---- init.c ------------------------------------------------------------- */
 MS_HIDDEN void   _ms_init(void);                        /* idempotent, cheap after first call */
+MS_HIDDEN void   _ms_lock_all(void);
+MS_HIDDEN void   _ms_unlock_all(bool child);
 MS_HIDDEN extern int _ms_inited;
 
 /* ---- options.c: the only reader of the environment ---------------------- */
 typedef enum { MS_ON_ERROR_ABORT, MS_ON_ERROR_CONTINUE } ms_on_error_t;
+enum { MS_KIND_DEFINITE, MS_KIND_INDIRECT, MS_KIND_POSSIBLE, MS_KIND_REACHABLE, MS_NKINDS };
 typedef struct ms_options_s {
     const char   *stats;         /* MEMSHIM_STATS: NULL, "stderr" or a path */
     int           verbose;       /* MEMSHIM_VERBOSE */
     ms_on_error_t on_error;      /* MEMSHIM_ON_ERROR */
-    size_t        purge_limit;   /* MEMSHIM_PURGE_KB * 1024 */
+    /* leak tracking (issue: leak reports) */
+    int           track;         /* MEMSHIM_TRACK */
+    char          report[4096];  /* MEMSHIM_REPORT, made absolute at start-up; "" = stderr */
+    int           json;          /* MEMSHIM_REPORT_FORMAT=json */
+    unsigned      stack_depth;   /* MEMSHIM_STACK_DEPTH */
+    unsigned      show;          /* MEMSHIM_SHOW: bit per MS_KIND_* */
+    int           exitcode;      /* MEMSHIM_EXITCODE, -1 = leave the status alone */
+    const char   *suppress;      /* MEMSHIM_SUPPRESS: file of patterns */
+    uint64_t      sample;        /* MEMSHIM_SAMPLE: mean bytes between samples, 0 = all */
+    int           report_signal; /* MEMSHIM_REPORT_SIGNAL, 0 = none */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
 MS_HIDDEN void   _ms_options_load_reporting(void);      /* stats/RSS options: stats.c */
 MS_HIDDEN const char *_ms_getenv(const char *name);
+MS_HIDDEN int    _ms_parse_signal(const char *name, const char *v);   /* 0 if malformed */
 
 /* ---- out.c: allocation-free formatting, the only writer of fds ---------- */
 typedef struct ms_buf_s { char *p; size_t len, cap; int fd; } ms_buf_t;
@@ -173,6 +250,8 @@ MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
 MS_HIDDEN void   _ms_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 MS_HIDDEN void   _ms_heap_error(const char *what, const void *p); /* obeys MEMSHIM_ON_ERROR */
 MS_HIDDEN int    _ms_open_output(const char *path, int *is_stderr); /* -1 on failure */
+MS_HIDDEN void   _ms_out_init(void);                    /* constructor: keep a copy of stderr */
+MS_HIDDEN int    _ms_err_fd(void);                      /* that copy, or 2 */
 
 /* ---- stats.c ------------------------------------------------------------ */
 typedef struct ms_stats_class_s {
@@ -189,5 +268,47 @@ typedef struct ms_stats_s {
 MS_HIDDEN void   _ms_stats_collect(ms_stats_t *st);
 MS_HIDDEN void   _ms_stats_print_fd(int fd);
 MS_HIDDEN void   _ms_stats_at_exit(void);
+/* Reporting options, parsed by _ms_options_load_reporting (stats.c). */
+typedef struct ms_report_opts_s {
+    const char *rss_log;          /* MEMSHIM_RSS_LOG: "stderr" or a path (%p: pid), or NULL */
+    unsigned    rss_interval_ms;  /* MEMSHIM_RSS_INTERVAL (100) */
+    int         live;             /* MEMSHIM_LIVE: publish figures for `memshim stats PID` */
+    unsigned    live_interval_ms; /* MEMSHIM_LIVE_INTERVAL (1000) */
+    int         stats_signal;     /* MEMSHIM_STATS_SIGNAL: signal number, or 0 */
+} ms_report_opts_t;
+MS_HIDDEN extern ms_report_opts_t _ms_ropt;
+MS_HIDDEN void   _ms_stats_write(const char *dest);     /* text, or JSON for *.json; atomic */
+MS_HIDDEN bool   _ms_expand_path(const char *pattern, char *out, size_t cap); /* %p -> pid */
+MS_HIDDEN void   _ms_program_name(char *out, size_t cap); /* /proc/self/cmdline, spaced */
+MS_HIDDEN const char *_ms_abs_path(const char *v, char *buf, size_t cap); /* against the cwd */
+
+/* The collector's figures, for MEMSHIM_STATS and the live region.  Defined
+ * by the collector's glue in shim/ when collector/ is linked in (weak here:
+ * NULL otherwise); returns 1 and fills *out if the collector ever ran. */
+typedef struct ms_gc_figures_s {
+    uint64_t collections;    /* cycle collections run */
+    uint64_t tracked;        /* objects tracked now */
+    uint64_t collected;      /* objects freed by collections, in all */
+    uint64_t uncollectable;  /* found unreachable but not freed (finalizers, resurrection) */
+    uint64_t time_ns;        /* spent collecting, in all */
+} ms_gc_figures_t;
+MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out) __attribute__((weak));
+
+/* ---- rss.c: the process's memory as the kernel counts it ----------------- */
+typedef struct ms_rss_s {
+    uint64_t rss, vms, shared, text, data, peak_rss;   /* statm, VmHWM: cheap */
+    uint64_t uss, pss, swap;                           /* smaps_rollup: only if full */
+} ms_rss_t;
+MS_HIDDEN int    _ms_rss_read(ms_rss_t *out, bool full); /* 0, or -1 if /proc is unreadable */
+
+/* ---- sampler.c: the reporter thread (RSS log, live region, stats signal) - */
+MS_HIDDEN void   _ms_reporter_start(void);              /* constructor, after the options */
+MS_HIDDEN void   _ms_reporter_stop(void);               /* at exit: last sample, withdraw */
+MS_HIDDEN void   _ms_reporter_fork_child(void);         /* atfork child, after the locks */
+
+/* ---- live.c: the figures published for `memshim stats PID` (live.h) ------ */
+MS_HIDDEN bool   _ms_live_open(void);
+MS_HIDDEN void   _ms_live_publish(void);
+MS_HIDDEN void   _ms_live_close(void);                  /* exit, or a fork child */
 
 #endif

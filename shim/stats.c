@@ -1,9 +1,27 @@
 /* stats.c - the allocator's figures, summed on demand from the thread caches,
- * the central lists, segments and huge blocks; printed at exit when
- * MEMSHIM_STATS is set.  Collecting takes each lock briefly, one at a time. */
+ * the central lists, segments and huge blocks; written as a table or as JSON
+ * when MEMSHIM_STATS is set (at exit, and on MEMSHIM_STATS_SIGNAL).  Also
+ * the options of the reporting side (MEMSHIM_RSS_LOG, MEMSHIM_RSS_INTERVAL,
+ * MEMSHIM_LIVE, MEMSHIM_LIVE_INTERVAL, MEMSHIM_STATS_SIGNAL) and the output
+ * files' names (%p) and atomic replacement.
+ *
+ * Collecting takes each lock briefly, one at a time, never two together. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>          /* rename() only: a system call, no stream */
 #include <string.h>
 #include <unistd.h>
 #include "shim.h"
+#include "../include/memshim.h"
+
+ms_report_opts_t _ms_ropt = {
+    .rss_log = NULL,
+    .rss_interval_ms = 100,
+    .live = 0,
+    .live_interval_ms = 1000,
+    .stats_signal = 0,
+};
 
 void _ms_stats_collect(ms_stats_t *st)
 {
@@ -36,6 +54,68 @@ void _ms_stats_collect(ms_stats_t *st)
     }
 }
 
+/* The collector's figures, if the collector is linked in and ran. */
+static bool gc_figures(ms_gc_figures_t *g)
+{
+    memset(g, 0, sizeof *g);
+    return _ms_gc_figures && _ms_gc_figures(g) > 0 && g->collections > 0;
+}
+
+/* The command line, arguments joined by spaces, truncated to fit. */
+void _ms_program_name(char *out, size_t cap)
+{
+    ssize_t n = _ms_os_read_file("/proc/self/cmdline", out, cap);
+    if (n <= 0) { if (cap) out[0] = 0; return; }
+    while (n > 0 && out[n - 1] == 0) n--;
+    for (ssize_t i = 0; i < n; i++) if (out[i] == 0) out[i] = ' ';
+    out[n] = 0;
+}
+
+/* ---- file names and atomic output ---------------------------------------- */
+
+/* pattern with %p replaced by the pid and %% by %; false if it does not fit. */
+bool _ms_expand_path(const char *pattern, char *out, size_t cap)
+{
+    char pid[24];
+    ms_buf_t b;
+    size_t n = 0;
+    _ms_buf_init(&b, pid, sizeof pid, -1);
+    _ms_bprintf(&b, "%d", (int)getpid());
+    for (const char *s = pattern; *s; s++) {
+        const char *add = s;
+        size_t len = 1;
+        if (s[0] == '%' && s[1] == 'p') { add = pid; len = b.len; s++; }
+        else if (s[0] == '%' && s[1] == '%') { s++; }
+        if (n + len >= cap) return false;
+        memcpy(out + n, add, len);
+        n += len;
+    }
+    out[n] = 0;
+    return true;
+}
+
+/* v made absolute against the current directory, in buf; v itself if it is
+ * "stderr", absolute already, or cannot be resolved.  Output files are
+ * named at start-up, so a later chdir() does not move them. */
+const char *_ms_abs_path(const char *v, char *buf, size_t cap)
+{
+    if (!v || v[0] == '/' || strcmp(v, "stderr") == 0) return v;
+    if (!getcwd(buf, cap)) return v;
+    size_t n = strlen(buf), len = strlen(v);
+    if (n + 1 + len >= cap) return v;
+    buf[n] = '/';
+    memcpy(buf + n + 1, v, len + 1);
+    return buf;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* ---- text ------------------------------------------------------------------ */
+
 static void human(ms_buf_t *b, uint64_t v)
 {
     static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
@@ -47,53 +127,254 @@ static void human(ms_buf_t *b, uint64_t v)
                      (unsigned long long)(frac * 10 / 1024), unit[u]);
 }
 
-void _ms_stats_print_fd(int fd)
+#define U(x) ((unsigned long long)(x))
+
+static void print_text(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
+                       const ms_gc_figures_t *gc, bool gc_ran)
 {
-    ms_stats_t st;
-    _ms_stats_collect(&st);
-    char mem[4096];
-    ms_buf_t b;
-    _ms_buf_init(&b, mem, sizeof mem, fd);
-    _ms_bprintf(&b, "memshim: heap statistics (pid %d)\n", (int)getpid());
-    _ms_bprintf(&b, "%5s %8s %6s %12s %12s %14s %6s %14s\n",
+    _ms_bprintf(b, "memshim: heap statistics (pid %d)\n", (int)getpid());
+    _ms_bprintf(b, "%5s %8s %6s %12s %12s %14s %6s %14s\n",
                 "class", "size", "pools", "in use", "free", "bytes in use", "frag%", "allocs");
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        ms_stats_class_t *o = &st.cls[c];
+        const ms_stats_class_t *o = &st->cls[c];
         if (!o->spans && !o->allocs) continue;
         uint64_t cap = o->in_use + o->free;
         unsigned frag = cap ? (unsigned)(o->free * 100 / cap) : 0;
-        _ms_bprintf(&b, "%5u %8llu %6llu %12llu %12llu %14llu %5u%% %14llu\n", c,
-                    (unsigned long long)o->size, (unsigned long long)o->spans,
-                    (unsigned long long)o->in_use, (unsigned long long)o->free,
-                    (unsigned long long)(o->in_use * o->size), frag,
-                    (unsigned long long)o->allocs);
+        _ms_bprintf(b, "%5u %8llu %6llu %12llu %12llu %14llu %5u%% %14llu\n", c,
+                    U(o->size), U(o->spans), U(o->in_use), U(o->free),
+                    U(o->in_use * o->size), frag, U(o->allocs));
     }
-    _ms_bprintf(&b, "small blocks in use: "); human(&b, st.small_in_use);
-    _ms_bprintf(&b, " of "); human(&b, st.small_capacity);
-    _ms_bprintf(&b, " in pools\nheap peak: "); human(&b, st.heap_peak);
-    _ms_bprintf(&b, " (blocks out of the pools, thread caches included)");
-    _ms_bprintf(&b, "\nhuge blocks: %llu, ", (unsigned long long)st.huge.blocks);
-    human(&b, st.huge.bytes);
-    _ms_bprintf(&b, " (+ "); human(&b, st.huge.cached); _ms_bprintf(&b, " cached)\n");
-    _ms_bprintf(&b, "segments: %llu mapped (", (unsigned long long)st.seg.segments);
-    human(&b, st.seg.mapped);
-    _ms_bprintf(&b, "), "); human(&b, st.seg.mapped_total);
-    _ms_bprintf(&b, " mapped and "); human(&b, st.seg.unmapped_total);
-    _ms_bprintf(&b, " returned to the OS in all\nthreads with a cache: %u\n", st.threads);
-    _ms_bprintf(&b, "rss: "); human(&b, st.rss);
-    _ms_bprintf(&b, ", peak rss: "); human(&b, st.peak_rss);
-    _ms_bprintf(&b, "\n");
+    _ms_bprintf(b, "small blocks in use: "); human(b, st->small_in_use);
+    _ms_bprintf(b, " of "); human(b, st->small_capacity);
+    _ms_bprintf(b, " in pools\nheap in use: "); human(b, st->heap_out);
+    _ms_bprintf(b, ", heap peak: "); human(b, st->heap_peak);
+    _ms_bprintf(b, " (blocks out of the pools, thread caches included, and huge blocks)");
+    _ms_bprintf(b, "\nhuge blocks: %llu, ", U(st->huge.blocks));
+    human(b, st->huge.bytes);
+    _ms_bprintf(b, " (+ "); human(b, st->huge.cached); _ms_bprintf(b, " cached)\n");
+    _ms_bprintf(b, "segments: %llu mapped (", U(st->seg.segments));
+    human(b, st->seg.mapped);
+    _ms_bprintf(b, "), "); human(b, st->seg.mapped_total);
+    _ms_bprintf(b, " mapped and "); human(b, st->seg.unmapped_total);
+    _ms_bprintf(b, " returned to the OS in all\nheap mapped from the OS now: ");
+    human(b, st->seg.mapped + st->huge.mapped);
+    _ms_bprintf(b, "\nthreads with a cache: %u\n", st->threads);
+    _ms_bprintf(b, "rss: "); human(b, rss->rss);
+    _ms_bprintf(b, ", peak rss: "); human(b, rss->peak_rss);
+    _ms_bprintf(b, ", uss: "); human(b, rss->uss);
+    _ms_bprintf(b, ", pss: "); human(b, rss->pss);
+    _ms_bprintf(b, ", swap: "); human(b, rss->swap);
+    _ms_bprintf(b, "\n");
+    if (gc_ran)
+        _ms_bprintf(b, "collector: %llu collections, %llu objects tracked, %llu collected, "
+                    "%llu uncollectable, %llu us collecting\n",
+                    U(gc->collections), U(gc->tracked), U(gc->collected),
+                    U(gc->uncollectable), U(gc->time_ns / 1000));
+}
+
+/* ---- JSON (schema in man/memshim.7, "STATISTICS IN JSON") ------------------ */
+
+static void json_str(ms_buf_t *b, const char *s)
+{
+    _ms_bprintf(b, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') _ms_bprintf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f) {
+            _ms_bprintf(b, "\\u00");
+            _ms_bprintf(b, "%c%c", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]);
+        } else _ms_bprintf(b, "%c", c);
+    }
+    _ms_bprintf(b, "\"");
+}
+
+static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
+                       const ms_gc_figures_t *gc, bool gc_ran)
+{
+    char prog[512];
+    _ms_program_name(prog, sizeof prog);
+    _ms_bprintf(b, "{\"format\": \"memshim-stats\", \"version\": 1, \"memshim\": \"%s\",\n",
+                MEMSHIM_VERSION);
+    _ms_bprintf(b, " \"pid\": %d, \"program\": ", (int)getpid());
+    json_str(b, prog);
+    _ms_bprintf(b, ",\n \"classes\": [");
+    bool first = true;
+    for (unsigned c = 0; c < MS_NCLASSES; c++) {
+        const ms_stats_class_t *o = &st->cls[c];
+        if (!o->spans && !o->allocs) continue;
+        uint64_t cap = o->in_use + o->free;
+        uint64_t permille = cap ? o->free * 1000 / cap : 0;
+        _ms_bprintf(b, "%s\n  {\"class\": %u, \"size\": %llu, \"pools\": %llu, \"blocks_in_use\": %llu, "
+                    "\"blocks_free\": %llu, \"bytes_in_use\": %llu, \"fragmentation_pct\": %llu.%llu, "
+                    "\"allocs\": %llu, \"frees\": %llu}",
+                    first ? "" : ",", c, U(o->size), U(o->spans), U(o->in_use), U(o->free),
+                    U(o->in_use * o->size), U(permille / 10), U(permille % 10),
+                    U(o->allocs), U(o->frees));
+        first = false;
+    }
+    _ms_bprintf(b, "],\n \"small\": {\"bytes_in_use\": %llu, \"bytes_pooled\": %llu},\n",
+                U(st->small_in_use), U(st->small_capacity));
+    _ms_bprintf(b, " \"huge\": {\"blocks\": %llu, \"bytes\": %llu, \"cached_bytes\": %llu},\n",
+                U(st->huge.blocks), U(st->huge.bytes), U(st->huge.cached));
+    _ms_bprintf(b, " \"heap\": {\"bytes_in_use\": %llu, \"peak_bytes\": %llu, \"mapped_bytes\": %llu},\n",
+                U(st->heap_out), U(st->heap_peak), U(st->seg.mapped + st->huge.mapped));
+    _ms_bprintf(b, " \"os\": {\"segments\": %llu, \"segment_bytes\": %llu, \"mapped_total\": %llu, "
+                "\"returned_total\": %llu, \"dirty_bytes\": %llu},\n",
+                U(st->seg.segments), U(st->seg.mapped), U(st->seg.mapped_total),
+                U(st->seg.unmapped_total), U(st->seg.dirty));
+    _ms_bprintf(b, " \"threads\": %u,\n", st->threads);
+    _ms_bprintf(b, " \"process\": {\"rss\": %llu, \"peak_rss\": %llu, \"vms\": %llu, \"shared\": %llu, "
+                "\"text\": %llu, \"data\": %llu, \"uss\": %llu, \"pss\": %llu, \"swap\": %llu},\n",
+                U(rss->rss), U(rss->peak_rss), U(rss->vms), U(rss->shared), U(rss->text),
+                U(rss->data), U(rss->uss), U(rss->pss), U(rss->swap));
+    if (gc_ran)
+        _ms_bprintf(b, " \"collector\": {\"collections\": %llu, \"tracked\": %llu, \"collected\": %llu, "
+                    "\"uncollectable\": %llu, \"time_ns\": %llu}\n}\n",
+                    U(gc->collections), U(gc->tracked), U(gc->collected),
+                    U(gc->uncollectable), U(gc->time_ns));
+    else
+        _ms_bprintf(b, " \"collector\": null\n}\n");
+}
+
+static void print_fd(int fd, bool json)
+{
+    ms_stats_t st;
+    ms_rss_t rss;
+    ms_gc_figures_t gc;
+    _ms_stats_collect(&st);
+    _ms_rss_read(&rss, true);
+    bool gc_ran = gc_figures(&gc);
+    char mem[4096];
+    ms_buf_t b;
+    _ms_buf_init(&b, mem, sizeof mem, fd);
+    if (json) print_json(&b, &st, &rss, &gc, gc_ran);
+    else print_text(&b, &st, &rss, &gc, gc_ran);
     _ms_buf_flush(&b);
 }
 
-/* Options of the statistics side (none beyond MEMSHIM_STATS yet). */
-void _ms_options_load_reporting(void) {}
+void _ms_stats_print_fd(int fd) { print_fd(fd, false); }
 
+/* Write the figures to dest ("stderr" or a path pattern; JSON if the name
+ * ends in .json).  A file is written under a temporary name beside it and
+ * renamed into place, so a reader never sees half of it. */
+void _ms_stats_write(const char *dest)
+{
+    int saved = errno;
+    char path[4096], tmp[4096 + 32];
+    if (!dest || strcmp(dest, "stderr") == 0) { print_fd(2, false); return; }
+    if (!_ms_expand_path(dest, path, sizeof path)) {
+        _ms_message("MEMSHIM_STATS: file name too long; writing to stderr");
+        print_fd(2, false);
+        return;
+    }
+    ms_buf_t t;
+    _ms_buf_init(&t, tmp, sizeof tmp - 1, -1);
+    _ms_bprintf(&t, "%s.tmp.%d", path, (int)getpid());
+    tmp[t.len] = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        _ms_message("cannot open %s for writing; writing to stderr instead", tmp);
+        print_fd(2, false);
+        errno = saved;
+        return;
+    }
+    print_fd(fd, ends_with(path, ".json"));
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        _ms_message("cannot rename %s to %s", tmp, path);
+        unlink(tmp);
+    }
+    errno = saved;
+}
+
+/* ---- options (called first thing by options.c:_ms_options_load) ------------ */
+
+static bool parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    uint64_t x = 0;
+    if (!*v) return false;
+    for (const char *s = v; *s; s++) {
+        if (*s < '0' || *s > '9' || x > hi) return false;
+        x = x * 10 + (uint64_t)(*s - '0');
+    }
+    if (x < lo || x > hi) return false;
+    *out = x;
+    return true;
+}
+
+static int parse_bool(const char *name, const char *v, int dflt)
+{
+    static const char *yes[] = { "1", "yes", "true", "on" }, *no[] = { "0", "no", "false", "off" };
+    for (unsigned i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) return 1;
+        if (strcasecmp(v, no[i]) == 0) return 0;
+    }
+    _ms_message("%s=%s: expected 1 or 0 (yes/no, true/false, on/off); using %d", name, v, dflt);
+    return dflt;
+}
+
+/* A signal for MEMSHIM_STATS_SIGNAL: SIGUSR1, USR2, SIGHUP, SIGRTMIN+3, 12...
+ * Only signals whose default action a program can spare are accepted. */
+static int parse_signal(const char *v)
+{
+    static const struct { const char *name; int sig; } names[] = {
+        { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP }, { "WINCH", SIGWINCH },
+        { "URG", SIGURG }, { "PWR", SIGPWR }, { "PROF", SIGPROF }, { "VTALRM", SIGVTALRM },
+    };
+    const char *s = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
+    uint64_t n;
+    if (parse_uint(s, 1, 64, &n)) {
+        for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+            if ((int)n == names[i].sig) return (int)n;
+        return (int)n >= SIGRTMIN && (int)n <= SIGRTMAX ? (int)n : 0;
+    }
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(s, names[i].name) == 0) return names[i].sig;
+    if (strncasecmp(s, "RTMIN", 5) == 0) {
+        if (!s[5]) return SIGRTMIN;
+        if (s[5] == '+' && parse_uint(s + 6, 0, 64, &n) && SIGRTMIN + (int)n <= SIGRTMAX)
+            return SIGRTMIN + (int)n;
+    }
+    return 0;
+}
+
+static bool names_file_ok(const char *var, const char *v)
+{
+    if (strcmp(v, "stderr") == 0 || !_ms_os_secure()) return true;
+    _ms_message("%s ignored: a file name is not taken in a setuid/setgid program", var);
+    return false;
+}
+
+void _ms_options_load_reporting(void)
+{
+    const char *v;
+    uint64_t n;
+    static char rss_log[4096];
+    if ((v = _ms_getenv("MEMSHIM_RSS_LOG")) && *v && names_file_ok("MEMSHIM_RSS_LOG", v))
+        _ms_ropt.rss_log = _ms_abs_path(v, rss_log, sizeof rss_log);
+    if ((v = _ms_getenv("MEMSHIM_RSS_INTERVAL"))) {
+        if (parse_uint(v, 1, 3600000, &n)) _ms_ropt.rss_interval_ms = (unsigned)n;
+        else _ms_message("MEMSHIM_RSS_INTERVAL=%s: expected milliseconds, 1 to 3600000; using %u",
+                         v, _ms_ropt.rss_interval_ms);
+    }
+    if ((v = _ms_getenv("MEMSHIM_LIVE"))) _ms_ropt.live = parse_bool("MEMSHIM_LIVE", v, 0);
+    if ((v = _ms_getenv("MEMSHIM_LIVE_INTERVAL"))) {
+        if (parse_uint(v, 10, 3600000, &n)) _ms_ropt.live_interval_ms = (unsigned)n;
+        else _ms_message("MEMSHIM_LIVE_INTERVAL=%s: expected milliseconds, 10 to 3600000; using %u",
+                         v, _ms_ropt.live_interval_ms);
+    }
+    if ((v = _ms_getenv("MEMSHIM_STATS_SIGNAL")) && *v) {
+        int sig = parse_signal(v);
+        if (sig) _ms_ropt.stats_signal = sig;
+        else _ms_message("MEMSHIM_STATS_SIGNAL=%s: expected a signal name or number such as "
+                         "SIGUSR2, USR1, SIGHUP or SIGRTMIN+2; no signal handler installed", v);
+    }
+}
+
+/* At exit (init.c's destructor): stop the reporter thread, which writes the
+ * last RSS sample and withdraws the live region, then the final table. */
 void _ms_stats_at_exit(void)
 {
-    if (!_ms_opt.stats) return;
-    int is_stderr;
-    int fd = _ms_open_output(_ms_opt.stats, &is_stderr);
-    _ms_stats_print_fd(fd);
-    if (!is_stderr) close(fd);
+    _ms_reporter_stop();
+    if (_ms_opt.stats) _ms_stats_write(_ms_opt.stats);
 }

@@ -37,8 +37,9 @@
  * the same as local ones (tcmalloc's design rather than mimalloc's).
  *
  * Locks, in the only order they are ever nested:
- *   class lock (one per class, pool.c)  ->  segment lock (segment.c)
- *   huge lock (huge.c), tcache-list lock (tcache.c), meta lock (meta.c): leaves.
+ *   stack-table lock (stacks.c) -> meta lock (meta.c)
+ *   class lock (one per class, pool.c) -> segment lock (segment.c) -> meta lock
+ *   huge lock (huge.c), tcache-list lock (tcache.c): leaves (huge -> meta).
  * fork() takes all of them in that order (init.c) so the child finds the heap
  * consistent.
  *
@@ -71,6 +72,7 @@
 #define MS_MAX_SPAN_PAGES   16
 #define MS_ADDR_BITS        47                  /* x86-64 / aarch64 user space */
 #define MS_OS_PAGE          4096u
+#define MS_MAX_STACK        64                  /* frames kept per allocation stack */
 
 #if (MS_SEGMENT_SHIFT - MS_PAGE_SHIFT) != 6
 #error "segment bookkeeping uses one 64-bit mask of pages"
@@ -90,8 +92,23 @@
 /* ---- per-page bookkeeping --------------------------------------------- */
 typedef struct ms_block_s { struct ms_block_s *next; } ms_block_t;
 
+/* What tracking knows of one block (track.c).  Spans keep an array of these
+ * beside them, one per block, in memshim's own memory; huge blocks keep one
+ * in their table entry.  Written without locks by whoever owns the block. */
+enum { MS_BLK_NEVER = 0, MS_BLK_LIVE = 1, MS_BLK_FREED = 2 };
+enum { MS_META_SAMPLED = 1 };
+typedef struct ms_meta_s {
+    uint32_t stack;        /* allocation stack id (stacks.c), 0 if unknown */
+    uint32_t free_stack;   /* stack of the free that released it */
+    uint32_t tid;          /* allocating thread (kernel thread id) */
+    uint32_t size  : 24;   /* bytes requested (huge blocks keep theirs in huge.c) */
+    uint32_t state : 4;    /* MS_BLK_* */
+    uint32_t flags : 4;    /* MS_META_* */
+} ms_meta_t;
+
 typedef struct ms_page_s {
     ms_block_t        *free;      /* blocks returned to this span (class lock) */
+    ms_meta_t         *meta;      /* per-block tracking records, or NULL */
     uint8_t           *start;     /* first byte of the span */
     uint32_t           used;      /* blocks handed out and not yet returned */
     uint32_t           carved;    /* blocks carved so far (bump pointer) */

@@ -1,0 +1,137 @@
+/* leak.c - when leak reports are made: at exit, on demand through
+ * memshim_leak_check(), and on MEMSHIM_REPORT_SIGNAL.  Also the heap-misuse
+ * report (double free, free of a block never handed out) with its stacks.
+ *
+ * The signal handler only writes a byte to a pipe; a thread of memshim's,
+ * started in the constructor with every signal blocked, reads it and makes
+ * the report, so the scan never runs inside an arbitrary interrupted frame
+ * (which might hold an allocator lock). */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "shim.h"
+#include "../include/memshim.h"
+
+static int sig_pipe[2] = { -1, -1 };
+static bool reporter_alive;
+
+static void on_report_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    char c = 1;
+    if (sig_pipe[1] >= 0 && write(sig_pipe[1], &c, 1) < 0) { /* pipe full: one is pending */ }
+    errno = saved;
+}
+
+static void *reporter(void *arg)
+{
+    (void)arg;
+    _ms_internal_thread_add(_ms_os_gettid());
+    char c;
+    for (;;) {
+        ssize_t r = read(sig_pipe[0], &c, 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return NULL;
+        _ms_leak_report(0);
+    }
+}
+
+void _ms_leak_init(void)
+{
+    if (!_ms_opt.track) {
+        _ms_track_on = 0;
+        return;
+    }
+    _ms_unwind_init();
+    if (_ms_opt.report_signal) {
+        if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+            int fl = fcntl(sig_pipe[0], F_GETFL);
+            fcntl(sig_pipe[0], F_SETFL, fl & ~O_NONBLOCK);      /* the reader blocks */
+            sigset_t all, old;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
+            pthread_t t;
+            reporter_alive = pthread_create(&t, NULL, reporter, NULL) == 0;
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            if (reporter_alive) {
+                pthread_detach(t);
+                struct sigaction sa;
+                memset(&sa, 0, sizeof sa);
+                sa.sa_handler = on_report_signal;
+                sa.sa_flags = SA_RESTART;
+                sigaction(_ms_opt.report_signal, &sa, NULL);
+            }
+        }
+        if (!reporter_alive) _ms_message("MEMSHIM_REPORT_SIGNAL: cannot start the reporter thread; ignored");
+    }
+}
+
+void _ms_leak_after_fork_child(void)
+{
+    _ms_leak_forked = 1;
+    reporter_alive = false;                 /* the reporter thread stayed in the parent */
+}
+
+void _ms_leak_at_exit(void)
+{
+    if (!_ms_track_on) return;
+    int leaks = _ms_leak_report(1);
+    if (leaks > 0 && _ms_opt.exitcode >= 0) {
+        fflush(NULL);                       /* the program's buffered output first */
+        _exit(_ms_opt.exitcode);
+    }
+}
+
+MS_EXPORT int memshim_leak_check(void)
+{
+    if (!_ms_track_on) return -1;
+    return _ms_leak_report(0);
+}
+
+/* ---- heap misuse ------------------------------------------------------------- */
+
+static void misuse_stack(ms_buf_t *b, const char *title, const uintptr_t *ip, unsigned n)
+{
+    _ms_bprintf(b, "    %s:\n", title);
+    if (!n) { _ms_bprintf(b, "        (not recorded)\n"); return; }
+    for (unsigned i = 0; i < n; i++) {
+        ms_frame_t f;
+        _ms_symbolize(ip[i], &f, true);
+        _ms_bprintf(b, "        #%u %p %s", i, (void *)f.ip, f.function ? f.function : "???");
+        if (f.file) _ms_bprintf(b, " (%s:%d)", f.file, f.line);
+        else if (f.module) _ms_bprintf(b, " (in %s+0x%lx)", f.module, (unsigned long)f.offset);
+        _ms_bprintf(b, "\n");
+    }
+}
+
+void _ms_misuse(const char *what, const void *p, const ms_meta_t *m, uint32_t now_stack)
+{
+    (void)now_stack;
+    uintptr_t now[MS_MAX_STACK];
+    unsigned nnow = _ms_unwind(now, _ms_opt.stack_depth);
+    _ms_busy++;
+    char mem[4096];
+    ms_buf_t b;
+    _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
+    bool freed = m->state == MS_BLK_FREED;
+    _ms_bprintf(&b, "memshim: %s of %p (%s)%s\n", what, p,
+                freed ? "a block already freed" : "not a block memshim handed out",
+                _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
+    const uintptr_t *ip;
+    unsigned n;
+    if (freed) {
+        n = _ms_stack_get(m->stack, &ip);
+        misuse_stack(&b, "allocated at", ip, n);
+        n = _ms_stack_get(m->free_stack, &ip);
+        misuse_stack(&b, "first freed at", ip, n);
+    }
+    misuse_stack(&b, freed ? "freed again at" : "called at", now, nnow);
+    _ms_buf_flush(&b);
+    _ms_busy--;
+    if (_ms_opt.on_error == MS_ON_ERROR_ABORT) abort();
+}

@@ -1,0 +1,149 @@
+/* live.c - the live region (layout and protocol in live.h): the process's
+ * current figures, rewritten by the reporter thread (sampler.c) every
+ * MEMSHIM_LIVE_INTERVAL ms, so that `memshim stats PID` can read them
+ * without stopping or signalling the process.
+ *
+ * Why a memfd written with pwrite rather than a mapped /dev/shm file: it
+ * leaves nothing behind when the process dies by a signal or execs, and it
+ * needs no mapping of our own.  The region is touched only by the reporter
+ * thread (and by the constructor before that thread exists), so no lock.
+ * Before each write the descriptor is checked to still be our memfd: a
+ * program that closes every descriptor and reuses the number must never
+ * find our bytes in its own file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/mman.h>       /* memfd_create */
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "shim.h"
+#include "live.h"
+
+_Static_assert(MS_NCLASSES <= MS_LIVE_MAX_CLASSES, "live region too small for the classes");
+
+static int       live_fd = -1;
+static dev_t     live_dev;
+static ino_t     live_ino;
+static ms_live_t live;           /* the writer's copy */
+
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool still_ours(void)
+{
+    struct stat st;
+    return live_fd >= 0 && fstat(live_fd, &st) == 0 && st.st_dev == live_dev && st.st_ino == live_ino;
+}
+
+static void put(const void *p, size_t n, off_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(live_fd, p, n, off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        p = (const char *)p + w; n -= (size_t)w; off += w;
+    }
+}
+
+bool _ms_live_open(void)
+{
+    int saved = errno;
+    char name[48];
+    ms_buf_t b;
+    _ms_buf_init(&b, name, sizeof name - 1, -1);
+    _ms_bprintf(&b, "%s%d", MS_LIVE_NAME, (int)getpid());
+    name[b.len] = 0;
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fchmod(fd, 0600) != 0 || ftruncate(fd, sizeof live) != 0 || fstat(fd, &st) != 0) {
+        _ms_message("MEMSHIM_LIVE: cannot create the live region (%s); not publishing",
+                    errno == ENOSYS ? "no memfd_create" : "memfd");
+        if (fd >= 0) close(fd);
+        errno = saved;
+        return false;
+    }
+    live_fd = fd;
+    live_dev = st.st_dev;
+    live_ino = st.st_ino;
+    memset(&live, 0, sizeof live);
+    live.magic = MS_LIVE_MAGIC;
+    live.version = MS_LIVE_VERSION;
+    live.size = sizeof live;
+    live.pid = (int32_t)getpid();
+    live.nclasses = MS_NCLASSES;
+    live.interval_ms = _ms_ropt.live_interval_ms;
+    live.start_unix_ms = unix_ms();
+    _ms_program_name(live.program, sizeof live.program);
+    _ms_live_publish();
+    errno = saved;
+    return true;
+}
+
+void _ms_live_publish(void)
+{
+    if (live_fd < 0) return;
+    int saved = errno;
+    if (!still_ours()) { live_fd = -1; errno = saved; return; }   /* the program closed it */
+    ms_stats_t st;
+    ms_rss_t rss;
+    ms_gc_figures_t gc;
+    _ms_stats_collect(&st);
+    _ms_rss_read(&rss, false);
+    memset(&gc, 0, sizeof gc);
+    bool gc_ran = _ms_gc_figures && _ms_gc_figures(&gc) > 0 && gc.collections > 0;
+
+    live.seq++;                                           /* odd: being rewritten */
+    put(&live.seq, sizeof live.seq, offsetof(ms_live_t, seq));
+    live.updates++;
+    live.updated_unix_ms = unix_ms();
+    live.rss = rss.rss;
+    live.peak_rss = rss.peak_rss;
+    live.vms = rss.vms;
+    live.heap_in_use = st.heap_out;
+    live.heap_peak = st.heap_peak;
+    live.heap_mapped = st.seg.mapped + st.huge.mapped;
+    live.small_in_use = st.small_in_use;
+    live.small_pooled = st.small_capacity;
+    live.huge_blocks = st.huge.blocks;
+    live.huge_bytes = st.huge.bytes;
+    live.huge_cached = st.huge.cached;
+    live.segments = st.seg.segments;
+    live.segment_bytes = st.seg.mapped;
+    live.os_mapped_total = st.seg.mapped_total;
+    live.os_returned_total = st.seg.unmapped_total;
+    live.threads = st.threads;
+    live.gc_ran = gc_ran;
+    live.gc_collections = gc.collections;
+    live.gc_tracked = gc.tracked;
+    live.gc_collected = gc.collected;
+    live.gc_uncollectable = gc.uncollectable;
+    live.gc_time_ns = gc.time_ns;
+    for (unsigned c = 0; c < MS_NCLASSES; c++) {
+        live.cls[c].size = st.cls[c].size;
+        live.cls[c].pools = st.cls[c].spans;
+        live.cls[c].in_use = st.cls[c].in_use;
+        live.cls[c].free = st.cls[c].free;
+        live.cls[c].allocs = st.cls[c].allocs;
+        live.cls[c].frees = st.cls[c].frees;
+    }
+    put(&live, sizeof live, 0);
+    live.seq++;                                           /* even: consistent */
+    put(&live.seq, sizeof live.seq, offsetof(ms_live_t, seq));
+    errno = saved;
+}
+
+/* At exit the region goes with our descriptor.  In a fork child the
+ * descriptor is the parent's region: close it without writing. */
+void _ms_live_close(void)
+{
+    int saved = errno;
+    if (live_fd >= 0 && still_ours()) close(live_fd);
+    live_fd = -1;
+    errno = saved;
+}

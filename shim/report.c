@@ -1,0 +1,413 @@
+/* report.c - the leak report: live blocks grouped by kind and allocation
+ * stack, largest first, each with a symbolized stack, then a summary of the
+ * four kinds.  Text in the shape valgrind users know, or JSON (the schema
+ * is in memshim(7)).  Written to standard error (memshim's own copy of it,
+ * so a program that closed fd 2 still gets its report) or, atomically, to
+ * MEMSHIM_REPORT: a temporary file created 0600 without following links,
+ * then renamed into place. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "shim.h"
+
+static const char *kind_name[MS_NKINDS] = {
+    "definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable" };
+static const char *kind_text[MS_NKINDS] = {
+    "definitely lost", "indirectly lost", "possibly lost", "still reachable" };
+
+typedef struct {
+    uint32_t stack;
+    uint8_t  kind;
+    uint8_t  suppressed;
+    double   blocks, bytes, indirect;
+} group_t;
+
+typedef struct {
+    group_t *g;
+    size_t   n, cap;
+    double   total_blocks[MS_NKINDS], total_bytes[MS_NKINDS];
+    double   supp_blocks, supp_bytes;
+    size_t   raw_items;
+} groups_t;
+
+/* ---- grouping ---------------------------------------------------------------- */
+
+static group_t *group_of(groups_t *gs, uint32_t stack, uint8_t kind)
+{
+    size_t mask = gs->cap - 1;
+    for (size_t i = ((stack * 0x9E3779B1u) ^ kind) & mask;; i = (i + 1) & mask) {
+        group_t *g = &gs->g[i];
+        if (g->blocks == 0 && g->bytes == 0 && g->stack == 0 && g->kind == 0 && !g->suppressed) {
+            g->stack = stack;
+            g->kind = kind;
+            gs->n++;
+            return g;
+        }
+        if (g->stack == stack && g->kind == kind) return g;
+    }
+}
+
+/* In sampling mode a sampled block of s bytes stands for 1/p blocks, where
+ * p = 1 - e^(-s/N) is its chance of being sampled. */
+static double weight(const ms_leak_item_t *it)
+{
+    if (!_ms_opt.sample) return 1;
+    if (!it->sampled) return 0;
+    double p = 1 - _ms_exp_neg((double)(it->size ? it->size : 1) / (double)_ms_opt.sample);
+    return p > 0 ? 1 / p : 1;
+}
+
+static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
+{
+    memset(gs, 0, sizeof *gs);
+    gs->cap = 64;
+    while (gs->cap < n * 2 + 2) gs->cap *= 2;
+    gs->g = _ms_meta_alloc(gs->cap * sizeof *gs->g);
+    if (!gs->g) return false;
+    gs->raw_items = n;
+    for (size_t i = 0; i < n; i++) {
+        const ms_leak_item_t *it = &items[i];
+        double w = weight(it);
+        if (w == 0) continue;
+        group_t *g = group_of(gs, it->stack, it->kind);
+        g->blocks += w;
+        g->bytes += w * (double)it->size;
+        g->indirect += w * (double)it->indirect;
+    }
+    /* compact and sort: kind first, then bytes, largest first */
+    size_t k = 0;
+    for (size_t i = 0; i < gs->cap; i++)
+        if (gs->g[i].blocks > 0) gs->g[k++] = gs->g[i];
+    gs->n = k;
+    for (size_t gap = k / 2; gap; gap /= 2)        /* shell sort: no allocation */
+        for (size_t i = gap; i < k; i++) {
+            group_t x = gs->g[i];
+            size_t j = i;
+            while (j >= gap && (gs->g[j - gap].kind > x.kind ||
+                                (gs->g[j - gap].kind == x.kind &&
+                                 gs->g[j - gap].bytes + gs->g[j - gap].indirect < x.bytes + x.indirect))) {
+                gs->g[j] = gs->g[j - gap];
+                j -= gap;
+            }
+            gs->g[j] = x;
+        }
+    return true;
+}
+
+/* ---- suppressions ---------------------------------------------------------------- */
+
+typedef struct { char *text; size_t len; const char *pat[512]; unsigned n; } supp_t;
+
+static void supp_load(supp_t *s)
+{
+    memset(s, 0, sizeof *s);
+    if (!_ms_opt.suppress) return;
+    int fd = open(_ms_opt.suppress, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        _ms_message("MEMSHIM_SUPPRESS=%s: cannot open the suppressions file; no suppressions",
+                    _ms_opt.suppress);
+        return;
+    }
+    size_t cap = 1 << 16;
+    s->text = _ms_meta_alloc(cap);
+    ssize_t r;
+    while (s->text && s->len + 1 < cap && (r = read(fd, s->text + s->len, cap - 1 - s->len)) > 0)
+        s->len += (size_t)r;
+    close(fd);
+    if (!s->text) return;
+    char *p = s->text, *end = s->text + s->len;
+    unsigned lineno = 0;
+    while (p < end && s->n < 512) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) nl = end;
+        *nl = 0;
+        lineno++;
+        while (*p == ' ' || *p == '\t') p++;
+        char *e = nl;
+        while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = 0;
+        if (*p && *p != '#') {
+            if (strncmp(p, "leak:", 5) == 0) {
+                p += 5;
+            } else {                      /* "race:x" and other kinds are not ours */
+                const char *c = p;
+                while ((*c >= 'a' && *c <= 'z') || *c == '_') c++;
+                if (c > p && c[0] == ':' && c[1] != ':') {
+                    _ms_message("MEMSHIM_SUPPRESS=%s line %u: expected leak:PATTERN or PATTERN; skipped",
+                                _ms_opt.suppress, lineno);
+                    p = nl + 1;
+                    continue;
+                }
+            }
+            if (*p) s->pat[s->n++] = p;
+        }
+        p = nl + 1;
+    }
+}
+
+/* Glob match with '*', anchored with ^ and $; otherwise a substring match. */
+static bool glob(const char *pat, const char *s)
+{
+    if (*pat == '*') {
+        while (*pat == '*') pat++;
+        if (!*pat || (*pat == '$' && !pat[1])) return true;
+        for (; *s; s++) if (glob(pat, s)) return true;
+        return glob(pat, s);
+    }
+    if (*pat == '$' && !pat[1]) return !*s;
+    if (!*pat) return true;
+    return *s && *pat == *s && glob(pat + 1, s + 1);
+}
+
+static bool pattern_matches(const char *pat, const char *s)
+{
+    if (!s) return false;
+    if (*pat == '^') return glob(pat + 1, s);
+    for (; *s; s++) if (glob(pat, s)) return true;
+    return false;
+}
+
+static bool suppressed(const supp_t *sp, uint32_t stack)
+{
+    if (!sp->n) return false;
+    const uintptr_t *ip;
+    unsigned n = _ms_stack_get(stack, &ip);
+    for (unsigned i = 0; i < n; i++) {
+        ms_frame_t f;
+        _ms_symbolize(ip[i], &f, true);
+        for (unsigned k = 0; k < sp->n; k++)
+            if (pattern_matches(sp->pat[k], f.function) || pattern_matches(sp->pat[k], f.file) ||
+                pattern_matches(sp->pat[k], f.module))
+                return true;
+    }
+    return false;
+}
+
+/* ---- output ------------------------------------------------------------------------- */
+
+static const char *base_name(const char *p)
+{
+    const char *s = p ? strrchr(p, '/') : NULL;
+    return s ? s + 1 : p;
+}
+
+static void program_name(char *buf, size_t cap)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
+    buf[n > 0 ? n : 0] = 0;
+}
+
+static void text_frame(ms_buf_t *b, int pid, unsigned i, const ms_frame_t *f)
+{
+    _ms_bprintf(b, "==%d==    %s %p: %s", pid, i ? "by" : "at", (void *)f->ip,
+                f->function ? f->function : "???");
+    if (f->file) _ms_bprintf(b, " (%s:%d)", base_name(f->file), f->line);
+    else if (f->module) _ms_bprintf(b, " (in %s+0x%lx)", f->module, (unsigned long)f->offset);
+    _ms_bprintf(b, "\n");
+}
+
+static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
+{
+    const uintptr_t *ip;
+    unsigned n = _ms_stack_get(stack, &ip);
+    if (!n) { _ms_bprintf(b, "==%d==    (no stack recorded)\n", pid); return; }
+    for (unsigned i = 0; i < n; i++) {
+        ms_frame_t f;
+        _ms_symbolize(ip[i], &f, true);
+        text_frame(b, pid, i, &f);
+        if (f.function && (strcmp(f.function, "main") == 0 || strcmp(f.function, "start_thread") == 0))
+            break;
+    }
+}
+
+static unsigned long long rnd(double x) { return (unsigned long long)(x + 0.5); }
+
+static void write_text(ms_buf_t *b, const groups_t *gs, unsigned unparked, const char *why)
+{
+    int pid = (int)getpid();
+    char prog[1024];
+    program_name(prog, sizeof prog);
+    _ms_bprintf(b, "==%d== memshim leak report (%s) for %s\n", pid, why, prog);
+    if (_ms_opt.sample)
+        _ms_bprintf(b, "==%d== sampling one allocation per %llu bytes on average: figures are estimates\n",
+                    pid, (unsigned long long)_ms_opt.sample);
+    if (unparked)
+        _ms_bprintf(b, "==%d== %u thread(s) could not be stopped for the scan; their stacks were scanned whole\n",
+                    pid, unparked);
+    unsigned shown = 0, total = 0;
+    for (size_t i = 0; i < gs->n; i++)
+        if (!gs->g[i].suppressed && (_ms_opt.show >> gs->g[i].kind & 1)) total++;
+    for (size_t i = 0; i < gs->n; i++) {
+        const group_t *g = &gs->g[i];
+        if (g->suppressed || !(_ms_opt.show >> g->kind & 1)) continue;
+        shown++;
+        _ms_bprintf(b, "==%d==\n", pid);
+        if (g->kind == MS_KIND_DEFINITE && g->indirect > 0)
+            _ms_bprintf(b, "==%d== %llu (%llu direct, %llu indirect) bytes in %llu blocks are %s in loss record %u of %u\n",
+                        pid, rnd(g->bytes + g->indirect), rnd(g->bytes), rnd(g->indirect),
+                        rnd(g->blocks), kind_text[g->kind], shown, total);
+        else
+            _ms_bprintf(b, "==%d== %llu bytes in %llu blocks are %s in loss record %u of %u\n",
+                        pid, rnd(g->bytes), rnd(g->blocks), kind_text[g->kind], shown, total);
+        print_stack_text(b, pid, g->stack);
+    }
+    _ms_bprintf(b, "==%d==\n==%d== LEAK SUMMARY:\n", pid, pid);
+    static const char *pad[MS_NKINDS] = { "", "", "  ", "" };
+    for (unsigned k = 0; k < MS_NKINDS; k++)
+        _ms_bprintf(b, "==%d==    %s%s: %llu bytes in %llu blocks\n", pid, pad[k], kind_text[k],
+                    rnd(gs->total_bytes[k]), rnd(gs->total_blocks[k]));
+    _ms_bprintf(b, "==%d==         suppressed: %llu bytes in %llu blocks\n", pid,
+                rnd(gs->supp_bytes), rnd(gs->supp_blocks));
+    if (!(_ms_opt.show >> MS_KIND_REACHABLE & 1) && gs->total_blocks[MS_KIND_REACHABLE] > 0)
+        _ms_bprintf(b, "==%d== Reachable blocks are not shown: MEMSHIM_SHOW=all to see them\n", pid);
+}
+
+static void json_str(ms_buf_t *b, const char *s)
+{
+    _ms_bprintf(b, "\"");
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') _ms_bprintf(b, "\\%c", c);
+        else if (c < 0x20) _ms_bprintf(b, "\\u%04x", c);
+        else _ms_bprintf(b, "%c", c);
+    }
+    _ms_bprintf(b, "\"");
+}
+
+static void write_json(ms_buf_t *b, const groups_t *gs, unsigned unparked, const char *why)
+{
+    char prog[1024];
+    program_name(prog, sizeof prog);
+    _ms_bprintf(b, "{\"pid\": %d, \"program\": ", (int)getpid());
+    json_str(b, prog);
+    _ms_bprintf(b, ", \"when\": \"%s\", \"sample_interval\": %llu, \"threads_not_stopped\": %u,\n \"summary\": {",
+                why, (unsigned long long)_ms_opt.sample, unparked);
+    for (unsigned k = 0; k < MS_NKINDS; k++)
+        _ms_bprintf(b, "%s\"%s\": {\"blocks\": %llu, \"bytes\": %llu}", k ? ", " : "", kind_name[k],
+                    rnd(gs->total_blocks[k]), rnd(gs->total_bytes[k]));
+    _ms_bprintf(b, ", \"suppressed\": {\"blocks\": %llu, \"bytes\": %llu}},\n \"leaks\": [",
+                rnd(gs->supp_blocks), rnd(gs->supp_bytes));
+    bool first = true;
+    for (size_t i = 0; i < gs->n; i++) {
+        const group_t *g = &gs->g[i];
+        if (g->suppressed || !(_ms_opt.show >> g->kind & 1)) continue;
+        _ms_bprintf(b, "%s\n  {\"kind\": \"%s\", \"blocks\": %llu, \"bytes\": %llu", first ? "" : ",",
+                    kind_name[g->kind], rnd(g->blocks), rnd(g->bytes));
+        if (g->kind == MS_KIND_DEFINITE)
+            _ms_bprintf(b, ", \"indirect_bytes\": %llu", rnd(g->indirect));
+        _ms_bprintf(b, ", \"stack\": [");
+        first = false;
+        const uintptr_t *ip;
+        unsigned n = _ms_stack_get(g->stack, &ip);
+        for (unsigned j = 0; j < n; j++) {
+            ms_frame_t f;
+            _ms_symbolize(ip[j], &f, true);
+            _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f.ip);
+            if (f.function) { _ms_bprintf(b, ", \"function\": "); json_str(b, f.function); }
+            if (f.file) { _ms_bprintf(b, ", \"file\": "); json_str(b, f.file); _ms_bprintf(b, ", \"line\": %d", f.line); }
+            if (f.module) { _ms_bprintf(b, ", \"module\": "); json_str(b, f.module); }
+            _ms_bprintf(b, "}");
+        }
+        _ms_bprintf(b, "]}");
+    }
+    _ms_bprintf(b, "\n ]}\n");
+}
+
+int _ms_leak_forked;
+
+/* MEMSHIM_REPORT with %p replaced by the pid; a forked child whose path has
+ * no %p gets ".PID" appended, so parent and child never share a file. */
+static bool report_path(char *out, size_t cap)
+{
+    const char *p = _ms_opt.report;
+    if (!*p) return false;
+    char pid[24];
+    ms_buf_t nb;
+    _ms_buf_init(&nb, pid, sizeof pid, -1);
+    _ms_bprintf(&nb, "%d", (int)getpid());
+    size_t plen = nb.len, o = 0;
+    bool had_pid = false;
+    for (; *p && o + plen + 1 < cap; p++) {
+        if (p[0] == '%' && p[1] == 'p') { memcpy(out + o, pid, plen); o += plen; p++; had_pid = true; }
+        else out[o++] = *p;
+    }
+    if (!had_pid && _ms_leak_forked && o + plen + 2 < cap) {
+        out[o++] = '.';
+        memcpy(out + o, pid, plen);
+        o += plen;
+    }
+    out[o] = 0;
+    return true;
+}
+
+static void emit(const groups_t *gs, unsigned unparked, const char *why)
+{
+    char path[4200], tmp[4300];
+    char mem[8192];
+    ms_buf_t b;
+    if (report_path(path, sizeof path)) {
+        ms_buf_t tb;
+        _ms_buf_init(&tb, tmp, sizeof tmp, -1);
+        _ms_bprintf(&tb, "%s.tmp.%d", path, (int)getpid());
+        tmp[tb.len < sizeof tmp ? tb.len : sizeof tmp - 1] = 0;
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            unlink(tmp);                                   /* a stale one of ours? */
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        }
+        if (fd >= 0) {
+            _ms_buf_init(&b, mem, sizeof mem, fd);
+            if (_ms_opt.json) write_json(&b, gs, unparked, why); else write_text(&b, gs, unparked, why);
+            _ms_buf_flush(&b);
+            close(fd);
+            if (rename(tmp, path) == 0) return;
+            unlink(tmp);
+        }
+        _ms_message("MEMSHIM_REPORT=%s: cannot write the report there; writing it to stderr", path);
+    }
+    _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
+    if (_ms_opt.json) write_json(&b, gs, unparked, why); else write_text(&b, gs, unparked, why);
+    _ms_buf_flush(&b);
+}
+
+/* Scan, group, suppress, and write a report.  Returns the number of leaked
+ * blocks (definitely, indirectly or possibly lost, not suppressed). */
+int _ms_leak_report(int at_exit)
+{
+    if (!_ms_track_on) return 0;
+    ms_leak_item_t *items;
+    unsigned unparked;
+    size_t n = _ms_scan_leaks(&items, &unparked);
+    if (!items) { _ms_message("leak check failed: out of memory for the scan"); return 0; }
+    _ms_busy++;
+    _ms_symbolize_refresh();
+    groups_t gs;
+    int leaks = 0;
+    if (build_groups(&gs, items, n)) {
+        supp_t sp;
+        supp_load(&sp);
+        for (size_t i = 0; i < gs.n; i++) {
+            group_t *g = &gs.g[i];
+            if (g->kind != MS_KIND_REACHABLE && suppressed(&sp, g->stack)) {
+                g->suppressed = 1;
+                gs.supp_blocks += g->blocks;
+                gs.supp_bytes += g->bytes;
+                continue;
+            }
+            gs.total_blocks[g->kind] += g->blocks;
+            gs.total_bytes[g->kind] += g->bytes;
+            if (g->kind != MS_KIND_REACHABLE) leaks += (int)rnd(g->blocks);
+        }
+        bool shown = false;
+        for (size_t i = 0; i < gs.n; i++)
+            shown |= !gs.g[i].suppressed && (_ms_opt.show >> gs.g[i].kind & 1);
+        /* stderr stays quiet for a clean program; a named file is always written */
+        if (shown || _ms_opt.report[0] || !at_exit)
+            emit(&gs, unparked, at_exit ? "at exit" : "snapshot");
+        if (sp.text) _ms_meta_free(sp.text, 1 << 16);
+        _ms_meta_free(gs.g, gs.cap * sizeof *gs.g);
+    }
+    _ms_leak_items_free(items);
+    _ms_busy--;
+    return leaks;
+}

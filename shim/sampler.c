@@ -1,0 +1,277 @@
+/* sampler.c - the reporter thread: one helper thread, started only when a
+ * reporting option asks for it, that
+ *   - appends a line to the RSS log every MEMSHIM_RSS_INTERVAL ms
+ *     (time, rss, peak rss, heap bytes in use, heap bytes mapped),
+ *   - rewrites the live region every MEMSHIM_LIVE_INTERVAL ms (live.c),
+ *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives.
+ *
+ * It never calls malloc: lines are formatted in a stack buffer and written
+ * with one write(2) each, so a crash loses at most the interval under way.
+ * (glibc's pthread_create itself makes one small calloc for the new thread's
+ * TLS vector; that is the thread's whole footprint on the heap.)  It blocks
+ * every signal, so the program's handlers never run on it.  It waits on a
+ * semaphore with a CLOCK_MONOTONIC deadline: the signal handler and exit post
+ * the semaphore (sem_post is async-signal-safe) to wake it early.
+ *
+ * Fork: the thread does not survive in the child.  The child's atfork
+ * handler (init.c) closes the parent's log and live region without touching
+ * them, then starts a thread of its own when it has something to do: a live
+ * region for its own pid (MEMSHIM_LIVE), the stats signal, or an RSS log
+ * whose name contains %p and so names a file of its own.  An RSS log without
+ * %p stays the parent's alone; the child does not sample.
+ *
+ * Exit: _ms_reporter_stop (from stats.c's exit hook) asks the thread for a
+ * last sample and waits for it at most two seconds. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "shim.h"
+
+#define STACK_SIZE ((size_t)256 << 10)
+
+static struct {
+    pthread_t thread;
+    bool      running;       /* a thread was started and not yet stopped */
+    sem_t     wake, done;
+    int       stop, dump;    /* requests, set before posting `wake` */
+    int       log_fd;        /* -1: no RSS log */
+    dev_t     log_dev;
+    ino_t     log_ino;
+    uint64_t  t0;            /* CLOCK_MONOTONIC ns at the first sample */
+    uint64_t  samples;
+} rep = { .log_fd = -1 };
+
+static uint64_t now_ns(void) { return _ms_os_now_ns(); }
+
+/* ---- the RSS log ---------------------------------------------------------- */
+
+static bool log_still_ours(void)
+{
+    struct stat st;
+    if (rep.log_fd == 2) return true;
+    return fstat(rep.log_fd, &st) == 0 && st.st_dev == rep.log_dev && st.st_ino == rep.log_ino;
+}
+
+static void log_write(ms_buf_t *b)
+{
+    if (rep.log_fd < 0) { b->len = 0; return; }
+    if (!log_still_ours()) { rep.log_fd = -1; b->len = 0; return; }  /* closed under us */
+    _ms_buf_flush(b);
+}
+
+static bool log_open(void)
+{
+    const char *dest = _ms_ropt.rss_log;
+    if (strcmp(dest, "stderr") == 0) { rep.log_fd = 2; return true; }
+    char path[4096];
+    if (!_ms_expand_path(dest, path, sizeof path)) {
+        _ms_message("MEMSHIM_RSS_LOG: file name too long; no RSS log");
+        return false;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        _ms_message("MEMSHIM_RSS_LOG: cannot open %s for writing; no RSS log", path);
+        if (fd >= 0) close(fd);
+        return false;
+    }
+    rep.log_fd = fd;
+    rep.log_dev = st.st_dev;
+    rep.log_ino = st.st_ino;
+    return true;
+}
+
+static void log_header(void)
+{
+    char mem[1024], prog[512];
+    ms_buf_t b;
+    _ms_buf_init(&b, mem, sizeof mem, rep.log_fd);
+    _ms_program_name(prog, sizeof prog);
+    for (char *p = prog; *p; p++) if (*p == '\n') *p = ' ';
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    _ms_bprintf(&b, "# memshim rss-log 1\n# pid %d interval_ms %u start_unix_ms %llu\n# program %s\n"
+                "# time_ms rss peak_rss heap_in_use heap_mapped\n",
+                (int)getpid(), _ms_ropt.rss_interval_ms,
+                (unsigned long long)rt.tv_sec * 1000 + (unsigned long long)rt.tv_nsec / 1000000, prog);
+    log_write(&b);
+}
+
+/* One line: milliseconds since the first sample, then four byte counts. */
+static void sample(uint64_t now)
+{
+    ms_rss_t r;
+    ms_segment_stat_t seg;
+    ms_huge_stat_t huge;
+    _ms_rss_read(&r, false);
+    _ms_segment_stats(&seg);
+    _ms_huge_stats(&huge);
+    uint64_t in_use = __atomic_load_n(&_ms_heap_out, __ATOMIC_RELAXED);
+    char mem[160];
+    ms_buf_t b;
+    _ms_buf_init(&b, mem, sizeof mem, rep.log_fd);
+    _ms_bprintf(&b, "%llu %llu %llu %llu %llu\n", (unsigned long long)((now - rep.t0) / 1000000),
+                (unsigned long long)r.rss, (unsigned long long)r.peak_rss,
+                (unsigned long long)in_use, (unsigned long long)(seg.mapped + huge.mapped));
+    log_write(&b);
+    rep.samples++;
+}
+
+static void log_trailer(uint64_t now)
+{
+    struct timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    char mem[160];
+    ms_buf_t b;
+    _ms_buf_init(&b, mem, sizeof mem, rep.log_fd);
+    _ms_bprintf(&b, "# end samples %llu wall_ms %llu sampler_cpu_us %llu\n",
+                (unsigned long long)rep.samples, (unsigned long long)((now - rep.t0) / 1000000),
+                (unsigned long long)cpu.tv_sec * 1000000 + (unsigned long long)cpu.tv_nsec / 1000);
+    log_write(&b);
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+static void *reporter_main(void *arg)
+{
+    (void)arg;
+    uint64_t log_every = (uint64_t)_ms_ropt.rss_interval_ms * 1000000;
+    uint64_t live_every = (uint64_t)_ms_ropt.live_interval_ms * 1000000;
+    uint64_t next_log = rep.t0, next_live = rep.t0 + live_every;
+    for (;;) {
+        uint64_t now = now_ns();
+        if (rep.log_fd >= 0 && now >= next_log) {
+            sample(now);
+            next_log += log_every;
+            if (next_log <= now) next_log = now + log_every;   /* fell behind: skip, don't burst */
+        }
+        if (_ms_ropt.live && now >= next_live) {
+            _ms_live_publish();
+            next_live += live_every;
+            if (next_live <= now) next_live = now + live_every;
+        }
+        if (__atomic_exchange_n(&rep.dump, 0, __ATOMIC_ACQ_REL))
+            _ms_stats_write(_ms_opt.stats);
+        if (__atomic_load_n(&rep.stop, __ATOMIC_ACQUIRE)) break;
+        uint64_t deadline = UINT64_MAX;
+        if (rep.log_fd >= 0) deadline = next_log;
+        if (_ms_ropt.live && next_live < deadline) deadline = next_live;
+        if (deadline == UINT64_MAX) deadline = now + (uint64_t)3600 * 1000000000;
+        struct timespec ts = { (time_t)(deadline / 1000000000), (long)(deadline % 1000000000) };
+        while (sem_clockwait(&rep.wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    if (rep.log_fd >= 0) {
+        uint64_t now = now_ns();
+        sample(now);
+        log_trailer(now);
+    }
+    sem_post(&rep.done);
+    return NULL;
+}
+
+/* The handler of MEMSHIM_STATS_SIGNAL: ask the thread for a dump. */
+static void on_stats_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    __atomic_store_n(&rep.dump, 1, __ATOMIC_RELEASE);
+    sem_post(&rep.wake);
+    errno = saved;
+}
+
+static void start(bool with_log)
+{
+    sem_init(&rep.wake, 0, 0);
+    sem_init(&rep.done, 0, 0);
+    rep.stop = rep.dump = 0;
+    rep.samples = 0;
+    rep.log_fd = -1;
+    if (with_log && !log_open()) with_log = false;
+    if (_ms_ropt.live && !_ms_live_open()) _ms_ropt.live = 0;
+    if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal) return;
+    rep.t0 = now_ns();
+    if (with_log) log_header();
+
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);     /* inherited by the new thread */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, STACK_SIZE);
+    int rc = pthread_create(&rep.thread, &attr, reporter_main, NULL);
+    if (rc == EINVAL) rc = pthread_create(&rep.thread, NULL, reporter_main, NULL); /* big static TLS */
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        _ms_message("cannot start the reporter thread (error %d): no RSS log, live figures "
+                    "or stats signal", rc);
+        if (rep.log_fd > 2) close(rep.log_fd);
+        rep.log_fd = -1;
+        _ms_live_close();
+        return;
+    }
+    pthread_setname_np(rep.thread, "memshim");
+    rep.running = true;
+}
+
+void _ms_reporter_start(void)
+{
+    int saved = errno;
+    static char stats_path[4096];
+    _ms_opt.stats = _ms_abs_path(_ms_opt.stats, stats_path, sizeof stats_path);
+    if (_ms_ropt.stats_signal) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_stats_signal;
+        sa.sa_flags = SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        if (sigaction(_ms_ropt.stats_signal, &sa, NULL) != 0) _ms_ropt.stats_signal = 0;
+    }
+    if (_ms_ropt.rss_log || _ms_ropt.live || _ms_ropt.stats_signal) start(_ms_ropt.rss_log != NULL);
+    errno = saved;
+}
+
+void _ms_reporter_stop(void)
+{
+    int saved = errno;
+    if (rep.running) {
+        rep.running = false;
+        __atomic_store_n(&rep.stop, 1, __ATOMIC_RELEASE);
+        sem_post(&rep.wake);
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += 2;
+        int rc;
+        while ((rc = sem_clockwait(&rep.done, CLOCK_MONOTONIC, &ts)) != 0 && errno == EINTR)
+            ;
+        if (rc == 0) {                  /* else it is stuck in a write: leave it be */
+            pthread_join(rep.thread, NULL);
+            if (rep.log_fd > 2 && log_still_ours()) close(rep.log_fd);
+            rep.log_fd = -1;
+            _ms_live_close();
+        }
+    }
+    errno = saved;
+}
+
+void _ms_reporter_fork_child(void)
+{
+    int saved = errno;
+    bool had = rep.running;
+    rep.running = false;
+    if (had) {
+        if (rep.log_fd > 2 && log_still_ours()) close(rep.log_fd);
+        rep.log_fd = -1;
+        _ms_live_close();
+        bool own_log = _ms_ropt.rss_log && strstr(_ms_ropt.rss_log, "%p");
+        if (own_log || _ms_ropt.live || _ms_ropt.stats_signal) start(own_log);
+    }
+    errno = saved;
+}

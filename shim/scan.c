@@ -1,0 +1,502 @@
+/* scan.c - which live blocks are leaks: a conservative scan, decided as
+ * valgrind memcheck and LeakSanitizer decide it.
+ *
+ * 1. Park the world.  Every allocator lock is taken (so no thread is inside
+ *    the allocator's bookkeeping), then every other thread is sent
+ *    MS_STOP_SIGNAL and waits in the handler until the scan is done; its
+ *    registers are in the signal frame on its own stack, which is scanned.
+ * 2. Roots: every readable-writable mapping of the process (data and bss of
+ *    every loaded object, thread stacks from each thread's stack pointer up,
+ *    thread-local storage, other allocators' memory, anonymous mappings),
+ *    less memshim's own: its segments, huge blocks and bookkeeping.
+ * 3. Mark from the roots.  A word equal to a block's start makes it
+ *    REACHABLE; a word inside it only POSSIBLE.  Strength flows down: what a
+ *    possibly-reached block points to is at most possibly reached.
+ * 4. Every block still unreached leads a clique: it is DEFINITELY lost, and
+ *    what only it reaches is INDIRECTLY lost, counted under it.  A leader
+ *    reached later from another leader joins that leader's clique, so of a
+ *    lost cycle exactly one block is definitely lost.
+ *
+ * While the world is parked nothing here takes a lock or allocates: scratch
+ * memory comes straight from mmap.  The result is a flat array of items
+ * (kind, stack, size) that report.c groups and prints after the threads run
+ * again. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "shim.h"
+
+#define MS_STOP_SIGNAL   (SIGRTMAX - 2)
+#define MAX_THREADS      4096
+#define MAX_EXCLUDE      8192
+#define PARK_TIMEOUT_NS  (2000ull * 1000 * 1000)
+
+enum { M_UNREACHED = 0, M_INDIRECT, M_POSSIBLE, M_REACHABLE, M_DEFINITE };
+
+typedef struct {            /* scan record of one live block */
+    uintptr_t  addr;
+    size_t     size;        /* requested bytes: the part scanned and pointed into */
+    uint32_t   stack;
+    uint8_t    mark;
+    uint8_t    sampled;
+    uint32_t   leader;      /* for INDIRECT: the record leading its clique */
+    uint64_t   indirect;    /* for leaders: bytes of their clique */
+    uint64_t   indirect_blocks;
+} rec_t;
+
+typedef struct {
+    rec_t       *recs;
+    size_t       nrecs, cap;
+    uint32_t    *stack;      /* mark stack of record indices */
+    size_t       sp, stack_cap;
+    rec_t      **huge;       /* huge records sorted by address (pointers into recs) */
+    size_t       nhuge;
+    ms_range_t  *excl;       /* sorted ranges never scanned as roots */
+    size_t       nexcl;
+    uint8_t      strength;   /* current propagation strength */
+} scan_t;
+
+/* ---- parking the world ---------------------------------------------------- */
+
+static volatile int park_active;
+static int          park_count;
+static uintptr_t    park_sp[MAX_THREADS];
+static struct sigaction park_prev;
+static bool         park_installed;
+
+static void park_handler(int sig, siginfo_t *si, void *uc)
+{
+    if (!__atomic_load_n(&park_active, __ATOMIC_ACQUIRE)) {
+        /* Not ours: hand it to whoever had the signal before us. */
+        if (park_prev.sa_flags & SA_SIGINFO) {
+            if (park_prev.sa_sigaction) park_prev.sa_sigaction(sig, si, uc);
+        } else if (park_prev.sa_handler != SIG_IGN && park_prev.sa_handler != SIG_DFL) {
+            park_prev.sa_handler(sig);
+        }
+        return;
+    }
+    int saved = errno;
+    volatile uintptr_t here = (uintptr_t)&here;
+    int i = __atomic_fetch_add(&park_count, 1, __ATOMIC_ACQ_REL);
+    if (i < MAX_THREADS) __atomic_store_n(&park_sp[i], (uintptr_t)&here, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&park_active, __ATOMIC_ACQUIRE))
+        syscall(SYS_futex, &park_active, 0 /* FUTEX_WAIT */, 1, NULL, NULL, 0);
+    errno = saved;
+}
+
+static int self_tid(void) { return _ms_os_gettid(); }
+
+/* memshim's own threads (the RSS sampler...) block signals and never touch
+ * the heap: they are not parked. */
+static int internal_tids[8];
+void _ms_internal_thread_add(int tid)
+{
+    for (unsigned i = 0; i < 8; i++)
+        if (!internal_tids[i] || internal_tids[i] == tid) { internal_tids[i] = tid; return; }
+}
+bool _ms_internal_thread(int tid)
+{
+    for (unsigned i = 0; i < 8; i++) if (internal_tids[i] == tid) return true;
+    return false;
+}
+
+/* Thread ids of this process, from /proc/self/task; at most max. */
+static unsigned list_threads(int *tids, unsigned max)
+{
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[4096];
+    unsigned n = 0;
+    long got;
+    while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+        for (long off = 0; off < got;) {
+            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; }
+                *d = (void *)(buf + off);
+            if (d->name[0] >= '0' && d->name[0] <= '9' && n < max) {
+                int t = 0;
+                for (const char *p = d->name; *p; p++) t = t * 10 + (*p - '0');
+                tids[n++] = t;
+            }
+            off += d->reclen;
+        }
+    }
+    close(fd);
+    return n;
+}
+
+/* Stop every other thread; returns how many could not be parked. */
+static unsigned park_world(void)
+{
+    if (!park_installed) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = park_handler;
+        sa.sa_flags = SA_SIGINFO | SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        sigaction(MS_STOP_SIGNAL, &sa, &park_prev);
+        park_installed = true;       /* kept for good: a late signal must find us */
+    }
+    park_count = 0;
+    __atomic_store_n(&park_active, 1, __ATOMIC_RELEASE);
+    static int tids[MAX_THREADS], sent[MAX_THREADS];
+    unsigned nsent = 0, self = (unsigned)self_tid();
+    pid_t pid = getpid();
+    for (int pass = 0; pass < 3; pass++) {          /* threads may start meanwhile */
+        unsigned n = list_threads(tids, MAX_THREADS), fresh = 0;
+        for (unsigned i = 0; i < n; i++) {
+            if ((unsigned)tids[i] == self || _ms_internal_thread((int)tids[i])) continue;
+            bool known = false;
+            for (unsigned j = 0; j < nsent && !known; j++) known = sent[j] == tids[i];
+            if (known || nsent == MAX_THREADS) continue;
+            if (syscall(SYS_tgkill, pid, tids[i], MS_STOP_SIGNAL) == 0) { sent[nsent++] = tids[i]; fresh++; }
+        }
+        uint64_t deadline = _ms_os_now_ns() + PARK_TIMEOUT_NS;
+        while ((unsigned)__atomic_load_n(&park_count, __ATOMIC_ACQUIRE) < nsent &&
+               _ms_os_now_ns() < deadline)
+            sched_yield();
+        if (!fresh) break;
+    }
+    unsigned parked = (unsigned)__atomic_load_n(&park_count, __ATOMIC_ACQUIRE);
+    return parked < nsent ? nsent - parked : 0;
+}
+
+static void unpark_world(void)
+{
+    __atomic_store_n(&park_active, 0, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &park_active, 1 /* FUTEX_WAKE */, 1 << 30, NULL, NULL, 0);
+}
+
+/* ---- scratch memory: mmap only, listed so it is never a root --------------- */
+
+static void *scratch(scan_t *sc, size_t bytes)
+{
+    bytes = (bytes + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1);
+    void *p = _ms_os_map(bytes ? bytes : MS_OS_PAGE);
+    if (p && sc->nexcl < MAX_EXCLUDE) {
+        sc->excl[sc->nexcl].start = (uintptr_t)p;
+        sc->excl[sc->nexcl].end = (uintptr_t)p + bytes;
+        sc->nexcl++;
+    }
+    return p;
+}
+
+/* ---- collecting the live blocks -------------------------------------------- */
+
+static void count_span(void *arg, ms_page_t *pg)
+{
+    size_t *n = arg;
+    if (!pg->meta) return;
+    for (uint32_t i = 0; i < pg->carved; i++) *n += pg->meta[i].state == MS_BLK_LIVE;
+}
+
+static void count_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_meta_t *m)
+{
+    (void)a; (void)size; (void)req; (void)m;
+    ++*(size_t *)arg;
+}
+
+static void add_span(void *arg, ms_page_t *pg)
+{
+    scan_t *sc = arg;
+    if (!pg->meta) return;
+    uint32_t bsize = _ms_classes[pg->cls].size;
+    for (uint32_t i = 0; i < pg->carved && sc->nrecs < sc->cap; i++) {
+        ms_meta_t *m = &pg->meta[i];
+        if (m->state != MS_BLK_LIVE) continue;
+        rec_t *r = &sc->recs[sc->nrecs];
+        r->addr = (uintptr_t)pg->start + (uintptr_t)i * bsize;
+        r->size = m->size;
+        r->stack = m->stack;
+        r->sampled = m->flags & MS_META_SAMPLED;
+        m->free_stack = (uint32_t)sc->nrecs;       /* record index, for lookups */
+        sc->nrecs++;
+    }
+}
+
+static void add_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_meta_t *m)
+{
+    scan_t *sc = arg;
+    (void)size;
+    if (sc->nrecs >= sc->cap) return;
+    rec_t *r = &sc->recs[sc->nrecs++];
+    r->addr = a;
+    r->size = req;
+    r->stack = m->stack;
+    r->sampled = m->flags & MS_META_SAMPLED;
+    sc->huge[sc->nhuge++] = r;
+    if (sc->nexcl < MAX_EXCLUDE) {                  /* a huge block is heap, not a root */
+        sc->excl[sc->nexcl].start = a;
+        sc->excl[sc->nexcl].end = a + size;
+        sc->nexcl++;
+    }
+}
+
+/* ---- lookups ------------------------------------------------------------------- */
+
+/* The record a word points into, or -1; *start tells a start pointer. */
+static long lookup(scan_t *sc, uintptr_t w, bool *start)
+{
+    ms_segment_t *s = _ms_segment_of((void *)w);
+    if (s) {
+        unsigned i = _ms_page_index(s, (void *)w);
+        uint8_t cls = s->page_class[i];
+        if (i == 0 || cls == MS_CLASS_NONE) return -1;
+        ms_page_t *pg = &s->pages[s->span_head[i]];
+        if (!pg->meta) return -1;
+        const ms_class_t *k = &_ms_classes[cls];
+        uint64_t off = (uint64_t)(w - (uintptr_t)pg->start);
+        uint64_t idx = (off * k->recip) >> 42;
+        if (idx >= pg->carved) return -1;
+        ms_meta_t *m = &pg->meta[idx];
+        if (m->state != MS_BLK_LIVE) return -1;
+        uint64_t into = off - idx * k->size;
+        *start = into == 0;
+        if (into && into >= m->size) return -1;    /* past the requested bytes */
+        return m->free_stack < sc->nrecs ? (long)m->free_stack : -1;
+    }
+    size_t lo = 0, hi = sc->nhuge;                 /* huge: last block starting <= w */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (sc->huge[mid]->addr <= w) lo = mid + 1; else hi = mid;
+    }
+    if (!lo) return -1;
+    rec_t *r = sc->huge[lo - 1];
+    if (w != r->addr && w - r->addr >= r->size) return -1;
+    *start = w == r->addr;
+    return r - sc->recs;
+}
+
+/* ---- marking ---------------------------------------------------------------------- */
+
+static void push(scan_t *sc, uint32_t i)
+{
+    if (sc->sp < sc->stack_cap) sc->stack[sc->sp++] = i;
+}
+
+/* Look at every aligned word of [lo, hi) as a possible pointer. */
+static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength, uint32_t leader)
+{
+    lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
+        uintptr_t w = *(const uintptr_t *)a;
+        if (w < 4096) continue;
+        bool start;
+        long i = lookup(sc, w, &start);
+        if (i < 0) continue;
+        rec_t *r = &sc->recs[i];
+        if (leader != UINT32_MAX) {                   /* clique scan of a lost block */
+            if ((uint32_t)i == leader) continue;
+            if (r->mark == M_UNREACHED) {
+                r->mark = M_INDIRECT;
+                r->leader = leader;
+                sc->recs[leader].indirect += r->size;
+                sc->recs[leader].indirect_blocks++;
+                push(sc, (uint32_t)i);
+            } else if (r->mark == M_DEFINITE) {       /* an earlier leader joins us */
+                r->mark = M_INDIRECT;
+                r->leader = leader;
+                sc->recs[leader].indirect += r->size + r->indirect;
+                sc->recs[leader].indirect_blocks += 1 + r->indirect_blocks;
+                r->indirect = r->indirect_blocks = 0;
+            }
+            continue;
+        }
+        uint8_t s = start ? strength : (strength < M_POSSIBLE ? strength : M_POSSIBLE);
+        if (r->mark < s) {
+            r->mark = s;
+            push(sc, (uint32_t)i);
+        }
+    }
+}
+
+static void drain(scan_t *sc, uint32_t leader)
+{
+    while (sc->sp) {
+        rec_t *r = &sc->recs[sc->stack[--sc->sp]];
+        scan_words(sc, r->addr, r->addr + r->size, r->mark, leader);
+    }
+}
+
+/* Scan [lo, hi) minus the excluded ranges (sorted) and memshim's segments. */
+static void scan_root(scan_t *sc, uintptr_t lo, uintptr_t hi)
+{
+    size_t e = 0;
+    while (e < sc->nexcl && sc->excl[e].end <= lo) e++;
+    while (lo < hi) {
+        if (_ms_segment_of((void *)lo)) {               /* a whole segment of ours */
+            lo = (lo | MS_SEGMENT_MASK) + 1;
+            continue;
+        }
+        if (e < sc->nexcl && sc->excl[e].start <= lo) {
+            lo = sc->excl[e].end > lo ? sc->excl[e].end : lo + 1;
+            e++;
+            continue;
+        }
+        uintptr_t end = (lo | MS_SEGMENT_MASK) + 1;
+        if (end > hi || end < lo) end = hi;
+        if (e < sc->nexcl && sc->excl[e].start < end) end = sc->excl[e].start;
+        scan_words(sc, lo, end, M_REACHABLE, UINT32_MAX);
+        drain(sc, UINT32_MAX);
+        lo = end;
+    }
+}
+
+static uintptr_t parse_hex(const char **p)
+{
+    uintptr_t v = 0;
+    for (;; (*p)++) {
+        char c = **p;
+        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+        else return v;
+    }
+}
+
+/* Walk /proc/self/maps and scan each readable, writable, private region. */
+static void scan_roots(scan_t *sc, const uintptr_t *sps, unsigned nsps)
+{
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    char buf[65536];
+    size_t have = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r <= 0 && have == 0) break;
+        if (r > 0) have += (size_t)r;
+        buf[have] = 0;
+        char *nl;
+        char *line = buf;
+        while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+            *nl = 0;
+            const char *p = line;
+            uintptr_t lo = parse_hex(&p);
+            p++;
+            uintptr_t hi = parse_hex(&p);
+            p++;
+            bool rw = p[0] == 'r' && p[1] == 'w' && p[3] == 'p';
+            const char *path = strchr(p, '/');
+            const char *bracket = strchr(p, '[');
+            bool skip = !rw || (path && strncmp(path, "/dev/", 5) == 0 &&
+                                strncmp(path, "/dev/zero", 9) != 0 && strncmp(path, "/dev/shm", 8) != 0)
+                            || (bracket && (strncmp(bracket, "[vvar]", 6) == 0 ||
+                                            strncmp(bracket, "[vsyscall]", 10) == 0));
+            if (!skip) {
+                /* A thread stack: only from that thread's stack pointer up. */
+                for (unsigned i = 0; i < nsps; i++)
+                    if (sps[i] >= lo && sps[i] < hi) { lo = sps[i] & ~(uintptr_t)7; break; }
+                scan_root(sc, lo, hi);
+            }
+            line = nl + 1;
+        }
+        size_t rest = have - (size_t)(line - buf);
+        memmove(buf, line, rest);
+        have = rest;
+        if (r <= 0) break;
+    }
+    close(fd);
+}
+
+static void sort_ranges(ms_range_t *a, size_t n)       /* insertion sort: n is small */
+{
+    for (size_t i = 1; i < n; i++) {
+        ms_range_t x = a[i];
+        size_t j = i;
+        while (j && a[j - 1].start > x.start) { a[j] = a[j - 1]; j--; }
+        a[j] = x;
+    }
+}
+
+static void sort_huge(rec_t **a, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        rec_t *x = a[i];
+        size_t j = i;
+        while (j && a[j - 1]->addr > x->addr) { a[j] = a[j - 1]; j--; }
+        a[j] = x;
+    }
+}
+
+/* Run the whole scan.  On return *out holds one item per live block with
+ * its kind (an mmap'd array the caller releases with _ms_leak_items_free). */
+size_t _ms_scan_leaks(ms_leak_item_t **out, unsigned *unparked)
+{
+    *out = NULL;
+    *unparked = 0;
+    _ms_busy++;
+    _ms_lock_all();
+    *unparked = park_world();
+    __builtin_unwind_init();                 /* spill callee-saved registers to our stack */
+    uintptr_t my_sp = (uintptr_t)__builtin_frame_address(0) - 4096;
+
+    scan_t sc;
+    memset(&sc, 0, sizeof sc);
+    static ms_range_t excl_store[MAX_EXCLUDE];
+    sc.excl = excl_store;
+    sc.nexcl = _ms_meta_ranges(sc.excl, MAX_EXCLUDE / 2);
+
+    size_t live = 0, nhuge = 0;
+    _ms_segment_each_span_locked(count_span, &live);
+    _ms_huge_each_locked(count_huge, &nhuge);
+    sc.cap = live + nhuge;
+    sc.recs = scratch(&sc, sc.cap * sizeof(rec_t));
+    sc.stack_cap = sc.cap + 1;
+    sc.stack = scratch(&sc, sc.stack_cap * sizeof(uint32_t));
+    sc.huge = scratch(&sc, (nhuge + 1) * sizeof(rec_t *));
+    ms_leak_item_t *items = scratch(&sc, (sc.cap + 1) * sizeof(ms_leak_item_t));
+    size_t nitems = 0;
+    if (sc.recs && sc.stack && sc.huge && items) {
+        _ms_segment_each_span_locked(add_span, &sc);
+        _ms_huge_each_locked(add_huge, &sc);
+        sort_huge(sc.huge, sc.nhuge);
+        sort_ranges(sc.excl, sc.nexcl);
+
+        static uintptr_t sps[MAX_THREADS + 1];
+        unsigned nsps = 0;
+        sps[nsps++] = my_sp;
+        unsigned parked = (unsigned)park_count < MAX_THREADS ? (unsigned)park_count : MAX_THREADS;
+        for (unsigned i = 0; i < parked; i++) sps[nsps++] = park_sp[i] - 256;
+        scan_roots(&sc, sps, nsps);
+
+        for (size_t i = 0; i < sc.nrecs; i++) {       /* the cliques of lost blocks */
+            if (sc.recs[i].mark != M_UNREACHED) continue;
+            sc.recs[i].mark = M_DEFINITE;
+            push(&sc, (uint32_t)i);
+            drain(&sc, (uint32_t)i);
+        }
+        for (size_t i = 0; i < sc.nrecs; i++) {
+            rec_t *r = &sc.recs[i];
+            ms_meta_t *m = _ms_meta_of((void *)r->addr);
+            if (m) m->free_stack = 0;         /* it held the record index */
+            ms_leak_item_t *it = &items[nitems++];
+            it->addr = r->addr;
+            it->size = r->size;
+            it->stack = r->stack;
+            it->sampled = r->sampled;
+            it->indirect = r->mark == M_DEFINITE ? r->indirect : 0;
+            it->kind = r->mark == M_DEFINITE ? MS_KIND_DEFINITE
+                     : r->mark == M_INDIRECT ? MS_KIND_INDIRECT
+                     : r->mark == M_POSSIBLE ? MS_KIND_POSSIBLE : MS_KIND_REACHABLE;
+        }
+    }
+    unpark_world();
+    _ms_unlock_all(false);
+    _ms_busy--;
+    if (sc.recs) _ms_os_unmap(sc.recs, (sc.cap * sizeof(rec_t) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
+    if (sc.stack) _ms_os_unmap(sc.stack, (sc.stack_cap * sizeof(uint32_t) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
+    if (sc.huge) _ms_os_unmap(sc.huge, ((nhuge + 1) * sizeof(rec_t *) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
+    *out = items;
+    _ms_leak_items_cap = sc.cap + 1;
+    return nitems;
+}
+
+size_t _ms_leak_items_cap;
+
+void _ms_leak_items_free(ms_leak_item_t *items)
+{
+    if (items)
+        _ms_os_unmap(items, (_ms_leak_items_cap * sizeof *items + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
+}

@@ -1,0 +1,158 @@
+/* symbolize.c - turn a code address into function, file:line and module.
+ *
+ * elfutils' libdw reads the DWARF line tables and symbol tables of every
+ * module mapped in the process.  It is loaded with dlopen(RTLD_LOCAL) the
+ * first time a report needs it, so a program that never reports pays
+ * nothing and none of libdw's or libelf's symbols can interpose the
+ * program's own.  Without libdw, dladdr() still gives exported function
+ * names and module+offset.  C++ names are demangled when libstdc++ is
+ * loaded.  Results are cached per address.  Runs only outside the
+ * allocator's locks (it allocates, with _ms_busy set so its own blocks get
+ * no stacks). */
+#include <dlfcn.h>
+#include <elfutils/libdwfl.h>
+#include <string.h>
+#include <unistd.h>
+#include "shim.h"
+
+static pthread_mutex_t sym_lock = PTHREAD_MUTEX_INITIALIZER;
+static int tried;
+static Dwfl *dwfl;
+static Dwfl_Module *(*p_addrmodule)(Dwfl *, Dwarf_Addr);
+static const char *(*p_addrname)(Dwfl_Module *, GElf_Addr);
+static Dwfl_Line *(*p_getsrc)(Dwfl_Module *, Dwarf_Addr);
+static const char *(*p_lineinfo)(Dwfl_Line *, Dwarf_Addr *, int *, int *, Dwarf_Word *, Dwarf_Word *);
+static const char *(*p_modinfo)(Dwfl_Module *, void ***, Dwarf_Addr *, Dwarf_Addr *, Dwarf_Addr *,
+                                Dwarf_Addr *, const char **, const char **);
+static char *(*p_demangle)(const char *, char *, size_t *, int *);
+
+typedef struct { uintptr_t ip; ms_frame_t f; } sym_ent;
+static sym_ent *cache;
+static size_t   cache_cap, cache_used;
+
+static void (*p_report_begin)(Dwfl *);
+static int (*p_proc_report)(Dwfl *, pid_t);
+static int (*p_report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *);
+
+/* Modules may have come and gone since the last report: look again. */
+void _ms_symbolize_refresh(void)
+{
+    pthread_mutex_lock(&sym_lock);
+    if (dwfl) {
+        _ms_busy++;
+        p_report_begin(dwfl);
+        p_proc_report(dwfl, getpid());
+        p_report_end(dwfl, NULL, NULL);
+        cache_used = 0;
+        if (cache) memset(cache, 0, cache_cap * sizeof *cache);
+        _ms_busy--;
+    }
+    pthread_mutex_unlock(&sym_lock);
+}
+
+static void load_libdw(void)
+{
+    tried = 1;
+    void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) return;
+    Dwfl *(*begin)(const Dwfl_Callbacks *) = dlsym(h, "dwfl_begin");
+    int (*proc_report)(Dwfl *, pid_t) = p_proc_report = dlsym(h, "dwfl_linux_proc_report");
+    int (*report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *) =
+        p_report_end = dlsym(h, "dwfl_report_end");
+    p_report_begin = dlsym(h, "dwfl_report_begin");
+    static Dwfl_Callbacks cb;
+    cb.find_elf = dlsym(h, "dwfl_linux_proc_find_elf");
+    cb.find_debuginfo = dlsym(h, "dwfl_standard_find_debuginfo");
+    p_addrmodule = dlsym(h, "dwfl_addrmodule");
+    p_addrname = dlsym(h, "dwfl_module_addrname");
+    p_getsrc = dlsym(h, "dwfl_module_getsrc");
+    p_lineinfo = dlsym(h, "dwfl_lineinfo");
+    p_modinfo = dlsym(h, "dwfl_module_info");
+    if (!begin || !proc_report || !report_end || !p_report_begin || !cb.find_elf || !cb.find_debuginfo ||
+        !p_addrmodule || !p_addrname || !p_getsrc || !p_lineinfo || !p_modinfo)
+        return;
+    Dwfl *d = begin(&cb);
+    if (!d) return;
+    if (proc_report(d, getpid()) != 0 || report_end(d, NULL, NULL) != 0) return;
+    dwfl = d;
+}
+
+
+static sym_ent *cache_slot(uintptr_t ip)
+{
+    if (!cache || (cache_used + 1) * 2 > cache_cap) {
+        size_t ncap = cache_cap ? cache_cap * 2 : 1024;
+        sym_ent *n = _ms_meta_alloc(ncap * sizeof *n);
+        if (!n) return NULL;
+        for (size_t i = 0; i < cache_cap; i++)
+            if (cache[i].ip) {
+                size_t j = (cache[i].ip * 0x9E3779B97F4A7C15ULL >> 20) & (ncap - 1);
+                while (n[j].ip) j = (j + 1) & (ncap - 1);
+                n[j] = cache[i];
+            }
+        _ms_meta_free(cache, cache_cap * sizeof *cache);
+        cache = n;
+        cache_cap = ncap;
+    }
+    size_t j = (ip * 0x9E3779B97F4A7C15ULL >> 20) & (cache_cap - 1);
+    while (cache[j].ip && cache[j].ip != ip) j = (j + 1) & (cache_cap - 1);
+    return &cache[j];
+}
+
+static const char *demangle(const char *name)
+{
+    if (!name || name[0] != '_' || name[1] != 'Z') return name;
+    if (!p_demangle) p_demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    if (!p_demangle) return name;
+    int status = -1;
+    char *d = p_demangle(name, NULL, NULL, &status);
+    return status == 0 && d ? d : name;
+}
+
+/* `full`: use libdw for file:line (report time); otherwise dladdr only,
+ * which is cheap enough for a heap-misuse message. */
+void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
+{
+    memset(f, 0, sizeof *f);
+    f->ip = ip;
+    _ms_busy++;
+    pthread_mutex_lock(&sym_lock);
+    if (full && !tried) load_libdw();
+    sym_ent *e = cache_slot(ip);
+    if (e && e->ip == ip && (e->f.file || !full || !dwfl)) {
+        *f = e->f;
+        goto out;
+    }
+    if (full && dwfl) {
+        Dwfl_Module *mod = p_addrmodule(dwfl, ip);
+        if (mod) {
+            Dwarf_Addr start = 0;
+            const char *mainfile = NULL;
+            const char *modname = p_modinfo(mod, NULL, &start, NULL, NULL, NULL, &mainfile, NULL);
+            f->module = mainfile ? mainfile : modname;
+            f->offset = ip - start;
+            f->function = demangle(p_addrname(mod, ip));
+            Dwfl_Line *line = p_getsrc(mod, ip);
+            if (line) {
+                int ln = 0;
+                const char *file = p_lineinfo(line, NULL, &ln, NULL, NULL, NULL);
+                if (file) { f->file = file; f->line = ln; }
+            }
+        }
+    }
+    if (!f->function || !f->module) {
+        Dl_info di;
+        if (dladdr((void *)ip, &di)) {
+            if (!f->function && di.dli_sname) f->function = demangle(di.dli_sname);
+            if (!f->module) { f->module = di.dli_fname; f->offset = ip - (uintptr_t)di.dli_fbase; }
+        }
+    }
+    if (e) {
+        if (e->ip != ip) cache_used++;
+        e->ip = ip;
+        e->f = *f;
+    }
+out:
+    pthread_mutex_unlock(&sym_lock);
+    _ms_busy--;
+}

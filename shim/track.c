@@ -1,0 +1,200 @@
+/* track.c - what memshim remembers of each live block: requested size,
+ * allocating thread and allocation stack (an id into the trace table), and
+ * whether it was freed, so that a double free or a free of a pointer never
+ * handed out is caught with its stacks.  Records live beside each span, in
+ * memshim's own memory (pool.c allocates them), never in the program's heap.
+ *
+ * These wrappers sit between override.c and the raw allocator of alloc.c and
+ * run only while tracking is on (MEMSHIM_TRACK, on by default).  With
+ * MEMSHIM_SAMPLE=N only about one allocation per N bytes pays for a stack;
+ * every block still gets its record, which the leak scan needs. */
+#include <errno.h>
+#include "shim.h"
+
+int _ms_track_on = 1;
+
+static __thread uint32_t tl_tid __attribute__((tls_model("initial-exec")));
+static __thread int64_t  tl_sample_left __attribute__((tls_model("initial-exec")));
+static __thread uint64_t tl_rng __attribute__((tls_model("initial-exec")));
+
+static uint32_t my_tid(void)
+{
+    if (MS_UNLIKELY(!tl_tid)) tl_tid = (uint32_t)_ms_os_gettid();
+    return tl_tid;
+}
+
+void _ms_track_after_fork_child(void) { tl_tid = 0; }
+
+/* ---- sampling: exponential gaps, mean N bytes (tcmalloc's heap sampling) */
+
+/* -ln(u) for u in (0,1], from the float's exponent and a short series:
+ * plenty for drawing sample gaps without libm. */
+static double neg_ln(double u)
+{
+    union { double d; uint64_t b; } v = { .d = u };
+    int e = (int)((v.b >> 52) & 0x7ff) - 1023;
+    v.b = (v.b & ~((uint64_t)0x7ff << 52)) | ((uint64_t)1023 << 52);   /* m in [1,2) */
+    double m = v.d, t = (m - 1) / (m + 1), t2 = t * t;
+    double ln_m = 2 * t * (1 + t2 / 3 + t2 * t2 / 5 + t2 * t2 * t2 / 7 + t2 * t2 * t2 * t2 / 9);
+    return -(e * 0.6931471805599453 + ln_m);
+}
+
+double _ms_exp_neg(double x)   /* e^-x for x >= 0 */
+{
+    if (x > 700) return 0;
+    unsigned k = 0;
+    while (x > 0.5) { x /= 2; k++; }
+    double r = 1 - x + x * x / 2 - x * x * x / 6 + x * x * x * x / 24 - x * x * x * x * x / 120;
+    while (k--) r *= r;
+    return r;
+}
+
+static int64_t next_gap(void)
+{
+    if (!tl_rng) tl_rng = ((uint64_t)my_tid() << 32) ^ _ms_os_now_ns() ^ 0x9e3779b97f4a7c15ULL;
+    tl_rng ^= tl_rng << 13; tl_rng ^= tl_rng >> 7; tl_rng ^= tl_rng << 17;
+    double u = ((tl_rng >> 11) + 1) * (1.0 / 9007199254740992.0);        /* (0,1] */
+    return (int64_t)(neg_ln(u) * (double)_ms_opt.sample) + 1;
+}
+
+static bool take_sample(size_t n)
+{
+    if (!_ms_opt.sample) return true;
+    tl_sample_left -= (int64_t)n;
+    if (tl_sample_left > 0) return false;
+    tl_sample_left = next_gap();
+    return true;
+}
+
+/* ---- records -------------------------------------------------------------- */
+
+ms_meta_t *_ms_meta_of(const void *p)
+{
+    ms_segment_t *s = _ms_segment_of(p);
+    if (!s) return NULL;
+    unsigned i = _ms_page_index(s, p);
+    uint8_t cls = __atomic_load_n(&s->page_class[i], __ATOMIC_ACQUIRE);
+    if (i == 0 || cls == MS_CLASS_NONE) return NULL;
+    ms_page_t *pg = &s->pages[s->span_head[i]];
+    if (!pg->meta) return NULL;
+    const ms_class_t *k = &_ms_classes[cls];
+    uint64_t off = (uint64_t)((const uint8_t *)p - pg->start);
+    uint64_t idx = (off * k->recip) >> 42;
+    if (idx * k->size != off || idx >= k->capacity) return NULL;
+    return &pg->meta[idx];
+}
+
+static uint32_t capture(void)
+{
+    uintptr_t ip[MS_MAX_STACK];
+    unsigned n = _ms_unwind(ip, _ms_opt.stack_depth);
+    return _ms_stack_intern(ip, n);
+}
+
+static void record(void *p, size_t n)
+{
+    if (!p) return;
+    bool sampled = take_sample(n);
+    ms_meta_t m = {
+        .stack = sampled ? capture() : 0,
+        .tid = my_tid(),
+        .size = n < (1u << 24) ? (uint32_t)n : 0,
+        .state = MS_BLK_LIVE,
+        .flags = sampled ? MS_META_SAMPLED : 0,
+    };
+    ms_meta_t *slot = _ms_meta_of(p);
+    if (slot) *slot = m;
+    else _ms_huge_set_meta(p, &m, n);
+}
+
+/* The caller's return address as a one-frame stack: what a free records,
+ * so that a second free can say where the first one was. */
+static uint32_t caller_stack(const void *ra)
+{
+    uintptr_t ip = (uintptr_t)ra - 1;
+    return ra ? _ms_stack_intern(&ip, 1) : 0;
+}
+
+/* Check p before it is released; false if it must not be (misuse reported). */
+static bool release(void *p, const void *ra, const char *op)
+{
+    ms_meta_t *m = _ms_meta_of(p);
+    if (!m) return true;                 /* huge, foreign or invalid: alloc.c decides */
+    if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {
+        if (_ms_busy) return true;
+        _ms_misuse(op, p, m, caller_stack(ra));
+        return false;
+    }
+    m->state = MS_BLK_FREED;
+    m->free_stack = caller_stack(ra);
+    return true;
+}
+
+/* ---- the tracked family --------------------------------------------------- */
+
+void *_ms_tracked_malloc(size_t n)
+{
+    void *p = _ms_malloc(n);
+    record(p, n);
+    return p;
+}
+
+void *_ms_tracked_calloc(size_t n, size_t m)
+{
+    void *p = _ms_calloc(n, m);
+    record(p, n * m);
+    return p;
+}
+
+void _ms_tracked_free(void *p, const void *ra)
+{
+    if (p && release(p, ra, "free(): double free")) _ms_free(p);
+}
+
+void *_ms_tracked_realloc(void *p, size_t n, const void *ra)
+{
+    if (!p) return _ms_tracked_malloc(n);
+    if (n == 0) { _ms_tracked_free(p, ra); return NULL; }
+    ms_meta_t *m = _ms_meta_of(p);
+    if (m && m->state != MS_BLK_LIVE && !_ms_busy) {
+        _ms_misuse("realloc(): pointer already freed", p, m, caller_stack(ra));
+        errno = EINVAL;
+        return NULL;
+    }
+    void *q = _ms_realloc(p, n);
+    if (!q) return NULL;                  /* p untouched */
+    if (q != p && m) {
+        m->state = MS_BLK_FREED;
+        m->free_stack = caller_stack(ra);
+    }
+    record(q, n);
+    return q;
+}
+
+void *_ms_tracked_memalign(size_t align, size_t n)
+{
+    void *p = _ms_memalign(align, n);
+    record(p, n);
+    return p;
+}
+
+int _ms_tracked_posix_memalign(void **out, size_t align, size_t n)
+{
+    int rc = _ms_posix_memalign(out, align, n);
+    if (rc == 0) record(*out, n);
+    return rc;
+}
+
+void *_ms_tracked_valloc(size_t n)
+{
+    void *p = _ms_valloc(n);
+    record(p, n);
+    return p;
+}
+
+void *_ms_tracked_pvalloc(size_t n)
+{
+    void *p = _ms_pvalloc(n);
+    record(p, n);
+    return p;
+}
