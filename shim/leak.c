@@ -109,9 +109,8 @@ static void misuse_stack(ms_buf_t *b, const char *title, const uintptr_t *ip, un
     }
 }
 
-void _ms_misuse(const char *what, const void *p, const ms_meta_t *m, uint32_t now_stack)
+void _ms_misuse(const char *what, const void *p, const ms_meta_t *m)
 {
-    (void)now_stack;
     uintptr_t now[MS_MAX_STACK];
     unsigned nnow = _ms_unwind(now, _ms_opt.stack_depth);
     _ms_busy++;

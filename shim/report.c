@@ -167,9 +167,13 @@ static bool pattern_matches(const char *pat, const char *s)
     return false;
 }
 
+/* Always on: glibc keeps the dynamic thread vector through a pointer one
+ * entry past its start, which a conservative scan sees as interior only
+ * (valgrind ships the same suppression). */
+static const char *builtin_supp[] = { "^allocate_dtv$", "^_dl_resize_dtv$", "^_dl_update_slotinfo$" };
+
 static bool suppressed(const supp_t *sp, uint32_t stack)
 {
-    if (!sp->n) return false;
     const uintptr_t *ip;
     unsigned n = _ms_stack_get(stack, &ip);
     for (unsigned i = 0; i < n; i++) {
@@ -179,6 +183,8 @@ static bool suppressed(const supp_t *sp, uint32_t stack)
             if (pattern_matches(sp->pat[k], f.function) || pattern_matches(sp->pat[k], f.file) ||
                 pattern_matches(sp->pat[k], f.module))
                 return true;
+        for (unsigned k = 0; k < sizeof builtin_supp / sizeof *builtin_supp; k++)
+            if (pattern_matches(builtin_supp[k], f.function)) return true;
     }
     return false;
 }

@@ -141,6 +141,7 @@ static void log_trailer(uint64_t now)
 static void *reporter_main(void *arg)
 {
     (void)arg;
+    _ms_internal_thread_add(_ms_os_gettid());   /* the leak scan does not park us (scan.c) */
     uint64_t log_every = (uint64_t)_ms_ropt.rss_interval_ms * 1000000;
     uint64_t live_every = (uint64_t)_ms_ropt.live_interval_ms * 1000000;
     uint64_t next_log = rep.t0, next_live = rep.t0 + live_every;

@@ -62,7 +62,10 @@ static void load_libdw(void)
     p_report_begin = dlsym(h, "dwfl_report_begin");
     static Dwfl_Callbacks cb;
     cb.find_elf = dlsym(h, "dwfl_linux_proc_find_elf");
-    cb.find_debuginfo = dlsym(h, "dwfl_standard_find_debuginfo");
+    /* Not dwfl_standard_find_debuginfo: it may start a debuginfod client,
+     * which loads libcurl and goes to the network from inside a program's
+     * exit.  Build-id lookup under /usr/lib/debug is local. */
+    cb.find_debuginfo = dlsym(h, "dwfl_build_id_find_debuginfo");
     p_addrmodule = dlsym(h, "dwfl_addrmodule");
     p_addrname = dlsym(h, "dwfl_module_addrname");
     p_getsrc = dlsym(h, "dwfl_module_getsrc");

@@ -84,19 +84,12 @@ ms_meta_t *_ms_meta_of(const void *p)
     return &pg->meta[idx];
 }
 
-static uint32_t capture(void)
-{
-    uintptr_t ip[MS_MAX_STACK];
-    unsigned n = _ms_unwind(ip, _ms_opt.stack_depth);
-    return _ms_stack_intern(ip, n);
-}
-
-static void record(void *p, size_t n)
+static void record(void *p, size_t n, const ms_site_t *site)
 {
     if (!p) return;
     bool sampled = take_sample(n);
     ms_meta_t m = {
-        .stack = sampled ? capture() : 0,
+        .stack = sampled ? _ms_capture(site) : 0,
         .tid = my_tid(),
         .size = n < (1u << 24) ? (uint32_t)n : 0,
         .state = MS_BLK_LIVE,
@@ -107,57 +100,51 @@ static void record(void *p, size_t n)
     else _ms_huge_set_meta(p, &m, n);
 }
 
-/* The caller's return address as a one-frame stack: what a free records,
- * so that a second free can say where the first one was. */
-static uint32_t caller_stack(const void *ra)
-{
-    uintptr_t ip = (uintptr_t)ra - 1;
-    return ra ? _ms_stack_intern(&ip, 1) : 0;
-}
-
 /* Check p before it is released; false if it must not be (misuse reported). */
-static bool release(void *p, const void *ra, const char *op)
+static bool release(void *p, const ms_site_t *site, const char *op)
 {
     ms_meta_t *m = _ms_meta_of(p);
     if (!m) return true;                 /* huge, foreign or invalid: alloc.c decides */
     if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {
         if (_ms_busy) return true;
-        _ms_misuse(op, p, m, caller_stack(ra));
+        _ms_misuse(op, p, m);
         return false;
     }
     m->state = MS_BLK_FREED;
-    m->free_stack = caller_stack(ra);
+    /* The free's call site (one frame): a later double free names it.  When
+     * sampling, only sampled blocks pay for it. */
+    m->free_stack = (m->flags & MS_META_SAMPLED) ? _ms_capture_caller(site->ra) : 0;
     return true;
 }
 
 /* ---- the tracked family --------------------------------------------------- */
 
-void *_ms_tracked_malloc(size_t n)
+void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_malloc(n);
-    record(p, n);
+    record(p, n, site);
     return p;
 }
 
-void *_ms_tracked_calloc(size_t n, size_t m)
+void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
 {
     void *p = _ms_calloc(n, m);
-    record(p, n * m);
+    record(p, n * m, site);
     return p;
 }
 
-void _ms_tracked_free(void *p, const void *ra)
+void _ms_tracked_free(void *p, const ms_site_t *site)
 {
-    if (p && release(p, ra, "free(): double free")) _ms_free(p);
+    if (p && release(p, site, "free(): double free")) _ms_free(p);
 }
 
-void *_ms_tracked_realloc(void *p, size_t n, const void *ra)
+void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
 {
-    if (!p) return _ms_tracked_malloc(n);
-    if (n == 0) { _ms_tracked_free(p, ra); return NULL; }
+    if (!p) return _ms_tracked_malloc(n, site);
+    if (n == 0) { _ms_tracked_free(p, site); return NULL; }
     ms_meta_t *m = _ms_meta_of(p);
     if (m && m->state != MS_BLK_LIVE && !_ms_busy) {
-        _ms_misuse("realloc(): pointer already freed", p, m, caller_stack(ra));
+        _ms_misuse("realloc(): pointer already freed", p, m);
         errno = EINVAL;
         return NULL;
     }
@@ -165,36 +152,36 @@ void *_ms_tracked_realloc(void *p, size_t n, const void *ra)
     if (!q) return NULL;                  /* p untouched */
     if (q != p && m) {
         m->state = MS_BLK_FREED;
-        m->free_stack = caller_stack(ra);
+        m->free_stack = (m->flags & MS_META_SAMPLED) ? _ms_capture_caller(site->ra) : 0;
     }
-    record(q, n);
+    record(q, n, site);
     return q;
 }
 
-void *_ms_tracked_memalign(size_t align, size_t n)
+void *_ms_tracked_memalign(size_t align, size_t n, const ms_site_t *site)
 {
     void *p = _ms_memalign(align, n);
-    record(p, n);
+    record(p, n, site);
     return p;
 }
 
-int _ms_tracked_posix_memalign(void **out, size_t align, size_t n)
+int _ms_tracked_posix_memalign(void **out, size_t align, size_t n, const ms_site_t *site)
 {
     int rc = _ms_posix_memalign(out, align, n);
-    if (rc == 0) record(*out, n);
+    if (rc == 0) record(*out, n, site);
     return rc;
 }
 
-void *_ms_tracked_valloc(size_t n)
+void *_ms_tracked_valloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_valloc(n);
-    record(p, n);
+    record(p, n, site);
     return p;
 }
 
-void *_ms_tracked_pvalloc(size_t n)
+void *_ms_tracked_pvalloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_pvalloc(n);
-    record(p, n);
+    record(p, n, site);
     return p;
 }

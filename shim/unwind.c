@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
+#include <unistd.h>
 #include "shim.h"
 
 __thread int _ms_busy __attribute__((tls_model("initial-exec")));
@@ -72,3 +73,108 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
 }
 
 bool _ms_ip_is_self(uintptr_t ip) { return ip >= self_lo && ip < self_hi; }
+
+/* ---- the per-thread stack cache -------------------------------------------- *
+ * A loop that allocates from one place asks for the same stack again and
+ * again.  Each thread keeps the stacks it saw last, keyed by the return
+ * address into malloc's caller and that caller's stack pointer, with the
+ * stack slot where every later frame's return address was found.  A hit is
+ * accepted only if each of those slots still holds the same return address:
+ * then unwinding would walk the same chain, and ~100 ns of unwinding become
+ * ~10 ns of comparisons.  Slots are searched between the caller's stack
+ * pointer and the thread's stack top (its TCB, or __libc_stack_end for the
+ * main thread), so nothing outside the stack is ever read. */
+
+#define SC_ENTRIES 128
+#define SC_ONES    256
+typedef struct {
+    uintptr_t ra, sp;
+    uint32_t  id, depth;
+    uint16_t  off[MS_MAX_STACK];   /* slot of frame i, in words above sp */
+} sc_ent;
+typedef struct {
+    sc_ent    e[SC_ENTRIES];
+    struct { uintptr_t ra; uint32_t id; } one[SC_ONES];
+    uintptr_t top;                 /* highest stack address we may read */
+    uint64_t  hits, misses;
+} stack_cache_t;
+
+#define SC_DEAD ((stack_cache_t *)1)
+static __thread stack_cache_t *tl_sc __attribute__((tls_model("initial-exec")));
+extern void *__libc_stack_end;
+
+static stack_cache_t *cache_get(void)
+{
+    stack_cache_t *c = tl_sc;
+    if (MS_LIKELY(c != NULL)) return c == SC_DEAD ? NULL : c;
+    c = _ms_meta_alloc(sizeof *c);
+    if (!c) return NULL;
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    c->top = _ms_os_gettid() == getpid() ? (uintptr_t)__libc_stack_end : tp;
+    tl_sc = c;
+    return c;
+}
+
+void _ms_unwind_thread_exit(void)
+{
+    stack_cache_t *c = tl_sc;
+    tl_sc = SC_DEAD;                 /* a dying thread does not make a new one */
+    if (c && c != SC_DEAD) _ms_meta_free(c, sizeof *c);
+}
+
+static size_t sc_hash(uintptr_t ra, uintptr_t sp)
+{
+    return (size_t)(((ra ^ (sp << 7)) * 0x9E3779B97F4A7C15ULL) >> 57) & (SC_ENTRIES - 1);
+}
+
+uint32_t _ms_capture(const ms_site_t *site)
+{
+    uintptr_t ip[MS_MAX_STACK];
+    stack_cache_t *c = site ? cache_get() : NULL;
+    unsigned depth = _ms_opt.stack_depth;
+    bool cacheable = c && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20);
+    if (cacheable) {
+        sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
+        if (e->ra == site->ra && e->sp == site->sp && e->id) {
+            const uintptr_t *want;
+            unsigned n = _ms_stack_get(e->id, &want);
+            unsigned i = 1;
+            for (; i < n; i++)
+                if (*(const uintptr_t *)(site->sp + (uintptr_t)e->off[i] * 8) != want[i] + 1) break;
+            if (i == n) { c->hits++; return e->id; }
+        }
+    }
+    unsigned n = _ms_unwind(ip, depth);
+    uint32_t id = _ms_stack_intern(ip, n);
+    if (!cacheable || !id || !n || ip[0] + 1 != site->ra) return id;
+    c->misses++;
+    /* Find each frame's return-address slot, in order, below the stack top. */
+    sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
+    uintptr_t pos = site->sp;
+    e->id = 0;
+    for (unsigned i = 1; i < n; i++) {
+        while (pos + 8 <= c->top && *(const uintptr_t *)pos != ip[i] + 1) pos += 8;
+        if (pos + 8 > c->top || (pos - site->sp) / 8 > UINT16_MAX) return id;   /* not cacheable */
+        e->off[i] = (uint16_t)((pos - site->sp) / 8);
+        pos += 8;
+    }
+    e->ra = site->ra;
+    e->sp = site->sp;
+    e->depth = n;
+    e->id = id;
+    return id;
+}
+
+/* A one-frame stack for a return address (what a free records). */
+uint32_t _ms_capture_caller(uintptr_t ra)
+{
+    if (!ra) return 0;
+    stack_cache_t *c = cache_get();
+    size_t h = (size_t)((ra * 0x9E3779B97F4A7C15ULL) >> 56) & (SC_ONES - 1);
+    if (c && c->one[h].ra == ra) return c->one[h].id;
+    uintptr_t ip = ra - 1;
+    uint32_t id = _ms_stack_intern(&ip, 1);
+    if (c) { c->one[h].ra = ra; c->one[h].id = id; }
+    return id;
+}
