@@ -43,6 +43,7 @@ typedef struct {            /* scan record of one live block */
     uint32_t   stack;
     uint8_t    mark;
     uint8_t    sampled;
+    uint8_t    internal;    /* memshim's own (libunwind, libdw): a root, never reported */
     uint32_t   leader;      /* for INDIRECT: the record leading its clique */
     uint64_t   indirect;    /* for leaders: bytes of their clique */
     uint64_t   indirect_blocks;
@@ -212,6 +213,7 @@ static void add_span(void *arg, ms_page_t *pg)
         r->size = m->size;
         r->stack = m->stack;
         r->sampled = m->flags & MS_META_SAMPLED;
+        r->internal = (m->flags & MS_META_INTERNAL) != 0;
         m->free_stack = (uint32_t)sc->nrecs;       /* record index, for lookups */
         sc->nrecs++;
     }
@@ -227,6 +229,7 @@ static void add_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_m
     r->size = req;
     r->stack = m->stack;
     r->sampled = m->flags & MS_META_SAMPLED;
+    r->internal = (m->flags & MS_META_INTERNAL) != 0;
     sc->huge[sc->nhuge++] = r;
     if (sc->nexcl < MAX_EXCLUDE) {                  /* a huge block is heap, not a root */
         sc->excl[sc->nexcl].start = a;
@@ -459,6 +462,9 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, unsigned *unparked)
         sps[nsps++] = my_sp;
         unsigned parked = (unsigned)park_count < MAX_THREADS ? (unsigned)park_count : MAX_THREADS;
         for (unsigned i = 0; i < parked; i++) sps[nsps++] = park_sp[i] - 256;
+        for (size_t i = 0; i < sc.nrecs; i++)        /* memshim's own blocks are roots */
+            if (sc.recs[i].internal) { sc.recs[i].mark = M_REACHABLE; push(&sc, (uint32_t)i); }
+        drain(&sc, UINT32_MAX);
         scan_roots(&sc, sps, nsps);
 
         for (size_t i = 0; i < sc.nrecs; i++) {       /* the cliques of lost blocks */
@@ -471,6 +477,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, unsigned *unparked)
             rec_t *r = &sc.recs[i];
             ms_meta_t *m = _ms_meta_of((void *)r->addr);
             if (m) m->free_stack = 0;         /* it held the record index */
+            if (r->internal) continue;
             ms_leak_item_t *it = &items[nitems++];
             it->addr = r->addr;
             it->size = r->size;

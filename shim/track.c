@@ -84,6 +84,14 @@ ms_meta_t *_ms_meta_of(const void *p)
     return &pg->meta[idx];
 }
 
+/* A new block still holds the free-list link (and key) of its free days:
+ * stale pointers to other free blocks that a conservative scan would take
+ * for edges.  Clear them; the program may not rely on malloc's contents. */
+static inline void scrub(void *p, size_t n)
+{
+    if (p && n >= sizeof(void *)) ((uintptr_t *)p)[0] = 0;
+}
+
 static void record(void *p, size_t n, const ms_site_t *site)
 {
     if (!p) return;
@@ -93,7 +101,7 @@ static void record(void *p, size_t n, const ms_site_t *site)
         .tid = my_tid(),
         .size = n < (1u << 24) ? (uint32_t)n : 0,
         .state = MS_BLK_LIVE,
-        .flags = sampled ? MS_META_SAMPLED : 0,
+        .flags = (sampled ? MS_META_SAMPLED : 0) | (_ms_busy ? MS_META_INTERNAL : 0),
     };
     ms_meta_t *slot = _ms_meta_of(p);
     if (slot) *slot = m;
@@ -122,6 +130,7 @@ static bool release(void *p, const ms_site_t *site, const char *op)
 void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_malloc(n);
+    scrub(p, n);
     record(p, n, site);
     return p;
 }
@@ -161,6 +170,7 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
 void *_ms_tracked_memalign(size_t align, size_t n, const ms_site_t *site)
 {
     void *p = _ms_memalign(align, n);
+    scrub(p, n);
     record(p, n, site);
     return p;
 }
@@ -168,13 +178,14 @@ void *_ms_tracked_memalign(size_t align, size_t n, const ms_site_t *site)
 int _ms_tracked_posix_memalign(void **out, size_t align, size_t n, const ms_site_t *site)
 {
     int rc = _ms_posix_memalign(out, align, n);
-    if (rc == 0) record(*out, n, site);
+    if (rc == 0) { scrub(*out, n); record(*out, n, site); }
     return rc;
 }
 
 void *_ms_tracked_valloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_valloc(n);
+    scrub(p, n);
     record(p, n, site);
     return p;
 }
@@ -182,6 +193,7 @@ void *_ms_tracked_valloc(size_t n, const ms_site_t *site)
 void *_ms_tracked_pvalloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_pvalloc(n);
+    scrub(p, n);
     record(p, n, site);
     return p;
 }

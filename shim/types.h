@@ -96,7 +96,8 @@ typedef struct ms_block_s { struct ms_block_s *next; } ms_block_t;
  * beside them, one per block, in memshim's own memory; huge blocks keep one
  * in their table entry.  Written without locks by whoever owns the block. */
 enum { MS_BLK_NEVER = 0, MS_BLK_LIVE = 1, MS_BLK_FREED = 2 };
-enum { MS_META_SAMPLED = 1 };
+enum { MS_META_SAMPLED = 1,     /* has a stack; counts in reports */
+       MS_META_INTERNAL = 2 };   /* allocated on memshim's behalf (libunwind, libdw) */
 typedef struct ms_meta_s {
     uint32_t stack;        /* allocation stack id (stacks.c), 0 if unknown */
     uint32_t free_stack;   /* stack of the free that released it */
