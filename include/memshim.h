@@ -53,6 +53,13 @@ struct memshim_heap_stats {
  * allocator of this process. */
 int memshim_heap_stats(struct memshim_heap_stats *out);
 
+/* ---- leak reports --------------------------------------------------------
+ * Scan the heap now (other threads are paused meanwhile) and write a leak
+ * report where MEMSHIM_REPORT says (standard error by default), as at exit.
+ * Returns the number of blocks definitely, indirectly or possibly lost and
+ * not suppressed, or -1 when tracking is off (MEMSHIM_TRACK=0). */
+int memshim_leak_check(void);
+
 /* ---- memshim_rss: the process's memory as the kernel counts it ----------
  * The figures of psutil's memory_info() and memory_full_info(), in bytes.
  * Allocates nothing.  rss..data and peak_rss cost a few microseconds (two
@@ -141,6 +148,7 @@ void   memshim_gc_get_stats(struct memshim_gc_stats out[3]);
 void   memshim_gc_freeze(void);
 void   memshim_gc_unfreeze(void);
 size_t memshim_gc_get_freeze_count(void);
+size_t memshim_gc_get_objects(int generation, void **out, size_t max); /* -1: all; returns the total */
 size_t memshim_gc_get_garbage(void **out, size_t max);  /* objects kept by the SAVEALL debug flag */
 size_t memshim_gc_clear_garbage(void);                  /* drops the list's references */
 void   memshim_gc_set_debug(int flags);                 /* MEMSHIM_DEBUG_STATS, MEMSHIM_DEBUG_SAVEALL */

@@ -109,8 +109,10 @@ static void misuse_stack(ms_buf_t *b, const char *title, const uintptr_t *ip, un
     }
 }
 
-void _ms_misuse(const char *what, const void *p, const ms_meta_t *m)
+void _ms_misuse(const char *what, const void *p, const ms_meta_t *mp)
 {
+    /* A copy: symbolizing allocates, and may be handed this very block. */
+    const ms_meta_t copy = *mp, *m = &copy;
     uintptr_t now[MS_MAX_STACK];
     unsigned nnow = _ms_unwind(now, _ms_opt.stack_depth);
     _ms_busy++;
@@ -118,7 +120,7 @@ void _ms_misuse(const char *what, const void *p, const ms_meta_t *m)
     ms_buf_t b;
     _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
     bool freed = m->state == MS_BLK_FREED;
-    _ms_bprintf(&b, "memshim: %s of %p (%s)%s\n", what, p,
+    _ms_bprintf(&b, "memshim: %s: %p is %s%s\n", what, p,
                 freed ? "a block already freed" : "not a block memshim handed out",
                 _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
     const uintptr_t *ip;
@@ -129,7 +131,7 @@ void _ms_misuse(const char *what, const void *p, const ms_meta_t *m)
         n = _ms_stack_get(m->free_stack, &ip);
         misuse_stack(&b, "first freed at", ip, n);
     }
-    misuse_stack(&b, freed ? "freed again at" : "called at", now, nnow);
+    misuse_stack(&b, "now at", now, nnow);
     _ms_buf_flush(&b);
     _ms_busy--;
     if (_ms_opt.on_error == MS_ON_ERROR_ABORT) abort();

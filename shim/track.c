@@ -153,7 +153,7 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
     if (n == 0) { _ms_tracked_free(p, site); return NULL; }
     ms_meta_t *m = _ms_meta_of(p);
     if (m && m->state != MS_BLK_LIVE && !_ms_busy) {
-        _ms_misuse("realloc(): pointer already freed", p, m);
+        _ms_misuse("realloc(): realloc of a freed block", p, m);
         errno = EINVAL;
         return NULL;
     }

@@ -37,7 +37,7 @@ static char *path_in_build(const char *rel)
     return p;
 }
 
-static char *slurp(const char *path)
+static inline char *slurp(const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f) return NULL;
@@ -85,14 +85,14 @@ static run_t run_with(bool preload, const char *dir, char *const argv[], const c
     return r;
 }
 
-static run_t run_fixture(const char *name, const char *const env[])
+static inline run_t run_fixture(const char *name, const char *const env[])
 {
     char *argv[] = { path_in_build(name), path_in_build("fixtures/libleak_dl.so"), NULL };
     return run_with(true, NULL, argv, env);
 }
 
 /* From a JSON report: blocks and bytes of one kind of the summary. */
-static bool json_kind(const char *json, const char *kind, long *blocks, long *bytes)
+static inline bool json_kind(const char *json, const char *kind, long *blocks, long *bytes)
 {
     char key[64];
     snprintf(key, sizeof key, "\"%s\": {\"blocks\": ", kind);
@@ -101,7 +101,7 @@ static bool json_kind(const char *json, const char *kind, long *blocks, long *by
 }
 
 /* From a text report (ours or valgrind's): "KIND: N bytes in M blocks". */
-static bool text_kind(const char *text, const char *kind, long *blocks, long *bytes)
+static inline bool text_kind(const char *text, const char *kind, long *blocks, long *bytes)
 {
     char key[64];
     snprintf(key, sizeof key, "%s: ", kind);

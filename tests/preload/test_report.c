@@ -1,0 +1,333 @@
+/* test_report.c - the leak report's formats, options and destinations, heap
+ * misuse reports, on-demand snapshots, sampling, and libunwind staying
+ * private. */
+#include "leakrun.h"
+
+static char *tmpdir(void)
+{
+    static char d[64];
+    strcpy(d, "/tmp/msrepXXXXXX");
+    cr_assert(mkdtemp(d));
+    return d;
+}
+
+static run_t modes(const char *mode, const char *const env[])
+{
+    char *argv[] = { path_in_build("fixtures/leak_modes"), (char *)mode, NULL };
+    return run_with(true, NULL, argv, env);
+}
+
+/* ---- formats -------------------------------------------------------------------- */
+
+Test(format, text_has_records_stacks_and_summary)
+{
+    const char *env[] = { NULL };
+    run_t r = run_fixture("fixtures/leak_kinds", env);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    cr_expect(strstr(r.err, "memshim leak report (at exit)"), "%s", r.err);
+    cr_expect(strstr(r.err, "144 (48 direct, 96 indirect) bytes in 1 blocks are definitely lost in loss record"));
+    cr_expect(strstr(r.err, ": make_list") && strstr(r.err, " (leak_kinds.c:"),
+              "symbolized with file:line: %s", r.err);
+    cr_expect(strstr(r.err, "by 0x"), "more than one frame");
+    cr_expect(strstr(r.err, "definitely lost: 604 bytes in 4 blocks"));
+    cr_expect(strstr(r.err, "possibly lost: 128 bytes in 1 blocks"));
+    cr_expect_null(strstr(r.err, "_ms_"), "memshim's own frames are hidden");
+    cr_expect_null(strstr(r.err, "are still reachable in loss record"), "reachable not shown by default");
+    run_free(&r);
+}
+
+Test(format, json_is_valid_and_has_the_documented_fields)
+{
+    char *d = tmpdir();
+    char env_rep[256], path[200];
+    snprintf(path, sizeof path, "%s/r.json", d);
+    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s", path);
+    const char *env[] = { env_rep, "MEMSHIM_REPORT_FORMAT=json", NULL };
+    run_t r = run_fixture("fixtures/leak_kinds", env);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json,sys; d=json.load(open(\"%s\")); "
+             "assert isinstance(d[\"pid\"], int) and d[\"program\"].endswith(\"leak_kinds\"); "
+             "s=d[\"summary\"]; [s[k][\"blocks\"] + s[k][\"bytes\"] for k in "
+             "(\"definitely_lost\",\"indirectly_lost\",\"possibly_lost\",\"still_reachable\")]; "
+             "l=[x for x in d[\"leaks\"] if x[\"kind\"]==\"definitely_lost\" and x[\"bytes\"]==48][0]; "
+             "f=l[\"stack\"][0]; assert f[\"ip\"].startswith(\"0x\") and f[\"function\"].startswith(\"make_list\") "
+             "and f[\"file\"].endswith(\"leak_kinds.c\") and f[\"line\"]>0 and f[\"module\"]; "
+             "assert l[\"indirect_bytes\"]==96 and l[\"blocks\"]==1'", path);
+    cr_expect_eq(system(cmd), 0, "JSON checks failed for %s", path);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0600, "report created 0600, got %o", st.st_mode & 0777);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    system(cmd);
+    run_free(&r);
+}
+
+Test(format, show_selects_the_kinds_listed)
+{
+    const char *all[] = { "MEMSHIM_SHOW=all", NULL };
+    run_t r = run_fixture("fixtures/leak_kinds", all);
+    cr_expect(strstr(r.err, "are still reachable in loss record"), "%s", r.err);
+    run_free(&r);
+    const char *def[] = { "MEMSHIM_SHOW=definite", NULL };
+    r = run_fixture("fixtures/leak_kinds", def);
+    cr_expect(strstr(r.err, "are definitely lost in loss record"));
+    cr_expect_null(strstr(r.err, "are indirectly lost in loss record"));
+    cr_expect_null(strstr(r.err, "are possibly lost in loss record"));
+    cr_expect(strstr(r.err, "indirectly lost: 96 bytes in 2 blocks"), "the summary still counts all kinds");
+    run_free(&r);
+}
+
+Test(format, stack_depth_limits_frames)
+{
+    char *d = tmpdir();
+    char env_rep[256], path[200];
+    snprintf(path, sizeof path, "%s/r.json", d);
+    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s", path);
+    const char *env[] = { env_rep, "MEMSHIM_REPORT_FORMAT=json", "MEMSHIM_STACK_DEPTH=1", NULL };
+    run_t r = run_fixture("fixtures/leak_kinds", env);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "python3 -c 'import json; d=json.load(open(\"%s\")); "
+             "assert d[\"leaks\"] and all(len(x[\"stack\"])==1 for x in d[\"leaks\"])'", path);
+    cr_expect_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    system(cmd);
+    run_free(&r);
+}
+
+/* ---- options with malformed values ------------------------------------------------- */
+
+Test(options, malformed_values_warn_and_keep_defaults)
+{
+    static const struct { const char *env, *name; } bad[] = {
+        { "MEMSHIM_TRACK=maybe", "MEMSHIM_TRACK" },
+        { "MEMSHIM_REPORT_FORMAT=xml", "MEMSHIM_REPORT_FORMAT" },
+        { "MEMSHIM_STACK_DEPTH=abc", "MEMSHIM_STACK_DEPTH" },
+        { "MEMSHIM_STACK_DEPTH=0", "MEMSHIM_STACK_DEPTH" },
+        { "MEMSHIM_SHOW=definite,bogus", "MEMSHIM_SHOW" },
+        { "MEMSHIM_EXITCODE=300", "MEMSHIM_EXITCODE" },
+        { "MEMSHIM_SAMPLE=-5", "MEMSHIM_SAMPLE" },
+        { "MEMSHIM_REPORT_SIGNAL=SIGNOPE", "MEMSHIM_REPORT_SIGNAL" },
+        { "MEMSHIM_ON_ERROR=explode", "MEMSHIM_ON_ERROR" },
+    };
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+        const char *env[] = { bad[i].env, NULL };
+        run_t r = run_fixture("fixtures/leak_kinds", env);
+        cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s broke the program", bad[i].env);
+        cr_expect(strstr(r.out, "leak_kinds done"));
+        const char *w = strstr(r.err, bad[i].name);
+        cr_expect(w && strstr(r.err, "expected"), "%s: no warning naming it: %s", bad[i].env, r.err);
+        cr_expect(strstr(r.err, "definitely lost: 604 bytes in 4 blocks"),
+                  "%s: the default still applies: %s", bad[i].env, r.err);
+        run_free(&r);
+    }
+}
+
+Test(options, track_off_makes_no_report)
+{
+    const char *env[] = { "MEMSHIM_TRACK=0", NULL };
+    run_t r = run_fixture("fixtures/leak_kinds", env);
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    cr_expect_null(strstr(r.err, "leak report"), "%s", r.err);
+    run_free(&r);
+}
+
+Test(options, exitcode_on_leaks_keeps_buffered_stdout)
+{
+    const char *env[] = { "MEMSHIM_EXITCODE=23", NULL };
+    run_t r = modes("chdir", env);
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 23, "status %d", r.status);
+    cr_expect(strstr(r.out, "done"), "stdout was flushed before the exit: '%s'", r.out);
+    run_free(&r);
+    r = run_fixture("fixtures/leak_none", env);
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "no leaks, status untouched");
+    run_free(&r);
+}
+
+Test(options, suppressions_match_function_names)
+{
+    char *d = tmpdir();
+    char supp[200], env_s[260];
+    snprintf(supp, sizeof supp, "%s/supp.txt", d);
+    FILE *f = fopen(supp, "w");
+    fprintf(f, "# comment\n\nleak:make_list\nrace:ignored_kind\n");
+    fclose(f);
+    snprintf(env_s, sizeof env_s, "MEMSHIM_SUPPRESS=%s", supp);
+    const char *env[] = { env_s, NULL };
+    run_t r = run_fixture("fixtures/leak_kinds", env);
+    cr_expect_null(strstr(r.err, ": make_list"), "suppressed stacks are not shown: %s", r.err);
+    cr_expect(strstr(r.err, "definitely lost: 556 bytes in 3 blocks"), "%s", r.err);
+    cr_expect(strstr(r.err, "suppressed: 144 bytes in 3 blocks"), "%s", r.err);
+    cr_expect(strstr(r.err, "line 4"), "a line of another kind is named: %s", r.err);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    system(cmd);
+    run_free(&r);
+    const char *missing[] = { "MEMSHIM_SUPPRESS=/nonexistent/supp", NULL };
+    r = run_fixture("fixtures/leak_kinds", missing);
+    cr_expect(strstr(r.err, "MEMSHIM_SUPPRESS=/nonexistent/supp"), "%s", r.err);
+    cr_expect(strstr(r.err, "definitely lost: 604 bytes in 4 blocks"));
+    run_free(&r);
+}
+
+/* ---- destinations ---------------------------------------------------------------------- */
+
+Test(dest, relative_path_survives_chdir_and_pid_is_substituted)
+{
+    char *d = tmpdir();
+    const char *env[] = { "MEMSHIM_REPORT=leaks.%p.txt", NULL };
+    char *argv[] = { path_in_build("fixtures/leak_modes"), "chdir", NULL };
+    run_t r = run_with(true, d, argv, env);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "grep -l 'definitely lost: 100 bytes in 1 blocks' %s/leaks.[0-9]*.txt", d);
+    cr_expect_eq(system(cmd), 0, "report in the starting directory, pid in its name");
+    cr_expect_null(strstr(r.err, "leak report"), "nothing on stderr: %s", r.err);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    system(cmd);
+    run_free(&r);
+}
+
+Test(dest, symlink_is_replaced_not_followed)
+{
+    char *d = tmpdir();
+    char target[200], link[200], env_rep[260];
+    snprintf(target, sizeof target, "%s/precious", d);
+    snprintf(link, sizeof link, "%s/report", d);
+    FILE *f = fopen(target, "w");
+    fputs("keep me\n", f);
+    fclose(f);
+    cr_assert_eq(symlink(target, link), 0);
+    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s", link);
+    const char *env[] = { env_rep, NULL };
+    run_t r = run_fixture("fixtures/leak_kinds", env);
+    char *kept = slurp(target);
+    cr_expect_str_eq(kept, "keep me\n", "the link's target is untouched");
+    struct stat st;
+    cr_assert_eq(lstat(link, &st), 0);
+    cr_expect(S_ISREG(st.st_mode), "the report replaced the link");
+    char *rep = slurp(link);
+    cr_expect(strstr(rep, "LEAK SUMMARY"));
+    free(kept);
+    free(rep);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    system(cmd);
+    run_free(&r);
+}
+
+Test(dest, unwritable_path_falls_back_to_stderr)
+{
+    const char *env[] = { "MEMSHIM_REPORT=/nonexistent/dir/r.txt", NULL };
+    run_t r = run_fixture("fixtures/leak_kinds", env);
+    cr_expect(strstr(r.err, "MEMSHIM_REPORT=/nonexistent/dir/r.txt"), "%s", r.err);
+    cr_expect(strstr(r.err, "definitely lost: 604 bytes in 4 blocks"));
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    run_free(&r);
+}
+
+Test(dest, report_survives_a_closed_stderr)
+{
+    run_t r = modes("closefd", NULL);
+    cr_expect(strstr(r.err, "definitely lost: 100 bytes in 1 blocks"), "'%s'", r.err);
+    run_free(&r);
+}
+
+/* ---- heap misuse ------------------------------------------------------------------------ */
+
+Test(misuse, double_free_reports_both_stacks_and_aborts)
+{
+    run_t r = modes("double", NULL);
+    cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "status %d", r.status);
+    cr_expect(strstr(r.err, "double free: 0x"), "%s", r.err);
+    cr_expect(strstr(r.err, "allocated at:"));
+    cr_expect(strstr(r.err, "first freed at:"));
+    cr_expect(strstr(r.err, "main (tests/fixtures/leak_modes.c:") || strstr(r.err, "main ("), "%s", r.err);
+    run_free(&r);
+}
+
+Test(misuse, continue_goes_on_after_the_message)
+{
+    const char *env[] = { "MEMSHIM_ON_ERROR=continue", NULL };
+    static const char *m[] = { "double", "realloc", "invalid" };
+    for (int i = 0; i < 3; i++) {
+        run_t r = modes(m[i], env);
+        cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s: status %d", m[i], r.status);
+        cr_expect(strstr(r.err, "memshim: "), "%s: %s", m[i], r.err);
+        cr_expect(strstr(r.out, "done"));
+        run_free(&r);
+    }
+}
+
+Test(misuse, realloc_of_freed_and_invalid_free_are_named)
+{
+    run_t r = modes("realloc", NULL);
+    cr_expect(strstr(r.err, "realloc of a freed block"), "%s", r.err);
+    cr_expect(WIFSIGNALED(r.status));
+    run_free(&r);
+    r = modes("invalid", NULL);
+    cr_expect(strstr(r.err, "invalid pointer"), "%s", r.err);
+    cr_expect(WIFSIGNALED(r.status));
+    run_free(&r);
+}
+
+/* ---- on demand ------------------------------------------------------------------------- */
+
+Test(demand, leak_check_api_writes_a_snapshot)
+{
+    run_t r = modes("check", NULL);
+    cr_expect(strstr(r.out, "memshim_leak_check returned 1"), "%s", r.out);
+    cr_expect(strstr(r.err, "memshim leak report (snapshot)"), "%s", r.err);
+    cr_expect(strstr(r.err, "definitely lost: 100 bytes in 1 blocks"));
+    run_free(&r);
+}
+
+Test(demand, report_signal_writes_a_snapshot)
+{
+    char *d = tmpdir();
+    char path[200], env_rep[260], signo[8];
+    snprintf(path, sizeof path, "%s/snap.txt", d);
+    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s", path);
+    snprintf(signo, sizeof signo, "%d", SIGUSR1);
+    const char *env[] = { env_rep, "MEMSHIM_REPORT_SIGNAL=SIGUSR1", NULL };
+    char *argv[] = { path_in_build("fixtures/leak_modes"), "signal", signo, path, NULL };
+    run_t r = run_with(true, NULL, argv, env);
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %d %s", r.status, r.err);
+    cr_expect(strstr(r.out, "report seen"), "%s", r.out);
+    char *rep = slurp(path);
+    cr_expect(rep && strstr(rep, "definitely lost: 100 bytes in 1 blocks"), "%s", rep);
+    free(rep);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    system(cmd);
+    run_free(&r);
+}
+
+/* ---- sampling ----------------------------------------------------------------------------- */
+
+Test(sampling, estimates_scale_to_the_true_figures)
+{
+    const char *env[] = { "MEMSHIM_SAMPLE=4096", NULL };
+    run_t r = modes("many", env);          /* 10000 x 100 B lost from one stack */
+    long blocks = 0, bytes = 0;
+    cr_assert(text_kind(r.err, "definitely lost", &blocks, &bytes), "%s", r.err);
+    cr_expect(strstr(r.err, "figures are estimates"));
+    cr_expect(bytes > 700000 && bytes < 1300000, "estimate %ld bytes for 1000000", bytes);
+    cr_expect(blocks > 7000 && blocks < 13000, "estimate %ld blocks for 10000", blocks);
+    run_free(&r);
+}
+
+/* ---- libunwind stays private ---------------------------------------------------------------- */
+
+Test(unwind, cxx_exceptions_use_the_programs_unwinder)
+{
+    char *argv[] = { path_in_build("fixtures/cxx_throw"), NULL };
+    run_t r = run_with(true, NULL, argv, NULL);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+    cr_expect(strstr(r.out, "caught 20000"));
+    cr_expect(strstr(r.out, "_Unwind_RaiseException from ") && strstr(r.out, "libgcc_s"),
+              "libunwind must not interpose _Unwind_*: %s", r.out);
+    cr_expect_null(strstr(r.out, "backtrace from /usr/lib/x86_64-linux-gnu/libunwind"), "%s", r.out);
+    run_free(&r);
+}
