@@ -106,13 +106,14 @@ void _ms_free(void *p)
         unsigned i = _ms_page_index(s, p);
         uint8_t cls = s->page_class[i];
         if (MS_LIKELY(cls != MS_CLASS_NONE)) {
-            /* Validate cheaply: p must start a block of its span. */
+            /* Validate cheaply: p must start a block of its span that has
+             * been carved (handed out at least once). */
             const ms_class_t *k = &_ms_classes[cls];
-            uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)s)
-                         - ((uint64_t)s->span_head[i] << MS_PAGE_SHIFT);
+            const ms_page_t *pg = &s->pages[s->span_head[i]];
+            uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)pg->start);
             uint64_t idx = (off * k->recip) >> 42;
             ms_bin_t *b = &tc->bins[cls];
-            if (MS_LIKELY(idx * k->size == off && idx < k->capacity &&
+            if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED) &&
                           b->count < b->limit && ((uintptr_t *)p)[1] != free_key)) {
                 ((ms_block_t *)p)->next = b->head;
                 ((uintptr_t *)p)[1] = free_key;
