@@ -157,13 +157,19 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
         errno = EINVAL;
         return NULL;
     }
-    void *q = _ms_realloc(p, n);
-    if (!q) return NULL;                  /* p untouched */
-    if (q != p && m) {
+    /* Mark p freed before the move: once freed, its span and with it the
+     * record may be gone.  Undone if p stays. */
+    ms_meta_t before;
+    if (m) {
+        before = *m;
         m->state = MS_BLK_FREED;
         m->free_stack = (m->flags & MS_META_SAMPLED) ? _ms_capture_caller(site->ra) : 0;
     }
-    record(q, n, site);
+    void *q = _ms_realloc(p, n);
+    if (q != p && q) { record(q, n, site); return q; }
+    if (m) *m = before;                   /* p stays: failed, or resized in place */
+    if (q) record(q, n, site);
+    return q;
     return q;
 }
 
