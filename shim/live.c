@@ -105,7 +105,7 @@ void _ms_live_publish(void)
     live.rss = rss.rss;
     live.peak_rss = rss.peak_rss;
     live.vms = rss.vms;
-    live.heap_in_use = st.heap_out;
+    live.heap_in_use = st.small_in_use + st.huge.bytes;
     live.heap_peak = st.heap_peak;
     live.heap_mapped = st.seg.mapped + st.huge.mapped;
     live.small_in_use = st.small_in_use;

@@ -38,7 +38,8 @@ typedef struct ms_live_s {
     char     program[256];          /* command line, arguments joined by spaces */
     /* the process, from /proc/self/statm and status */
     uint64_t rss, peak_rss, vms;
-    /* the heap: as in MEMSHIM_STATS (see memshim(7)) */
+    /* the heap: as in MEMSHIM_STATS (see memshim(7)); heap_peak counts blocks
+     * out of the pools, thread caches included */
     uint64_t heap_in_use, heap_peak, heap_mapped;
     uint64_t small_in_use, small_pooled;
     uint64_t huge_blocks, huge_bytes, huge_cached;

@@ -106,19 +106,16 @@ static void log_header(void)
 /* One line: milliseconds since the first sample, then four byte counts. */
 static void sample(uint64_t now)
 {
-    ms_rss_t r;
-    ms_segment_stat_t seg;
-    ms_huge_stat_t huge;
-    _ms_rss_read(&r, false);
-    _ms_segment_stats(&seg);
-    _ms_huge_stats(&huge);
-    uint64_t in_use = __atomic_load_n(&_ms_heap_out, __ATOMIC_RELAXED);
+    ms_stats_t st;                    /* one /proc/self/status read, each lock briefly */
+    _ms_stats_collect(&st);
+    if (st.peak_rss < st.rss) st.peak_rss = st.rss;
     char mem[160];
     ms_buf_t b;
     _ms_buf_init(&b, mem, sizeof mem, rep.log_fd);
     _ms_bprintf(&b, "%llu %llu %llu %llu %llu\n", (unsigned long long)((now - rep.t0) / 1000000),
-                (unsigned long long)r.rss, (unsigned long long)r.peak_rss,
-                (unsigned long long)in_use, (unsigned long long)(seg.mapped + huge.mapped));
+                (unsigned long long)st.rss, (unsigned long long)st.peak_rss,
+                (unsigned long long)(st.small_in_use + st.huge.bytes),
+                (unsigned long long)(st.seg.mapped + st.huge.mapped));
     log_write(&b);
     rep.samples++;
 }

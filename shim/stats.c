@@ -146,9 +146,11 @@ static void print_text(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
     }
     _ms_bprintf(b, "small blocks in use: "); human(b, st->small_in_use);
     _ms_bprintf(b, " of "); human(b, st->small_capacity);
-    _ms_bprintf(b, " in pools\nheap in use: "); human(b, st->heap_out);
+    _ms_bprintf(b, " in pools\nheap in use: "); human(b, st->small_in_use + st->huge.bytes);
+    _ms_bprintf(b, " (small and huge blocks held by the program)\nheap out of the pools: ");
+    human(b, st->heap_out);
     _ms_bprintf(b, ", heap peak: "); human(b, st->heap_peak);
-    _ms_bprintf(b, " (blocks out of the pools, thread caches included, and huge blocks)");
+    _ms_bprintf(b, " (thread caches included)");
     _ms_bprintf(b, "\nhuge blocks: %llu, ", U(st->huge.blocks));
     human(b, st->huge.bytes);
     _ms_bprintf(b, " (+ "); human(b, st->huge.cached); _ms_bprintf(b, " cached)\n");
@@ -216,8 +218,9 @@ static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
                 U(st->small_in_use), U(st->small_capacity));
     _ms_bprintf(b, " \"huge\": {\"blocks\": %llu, \"bytes\": %llu, \"cached_bytes\": %llu},\n",
                 U(st->huge.blocks), U(st->huge.bytes), U(st->huge.cached));
-    _ms_bprintf(b, " \"heap\": {\"bytes_in_use\": %llu, \"peak_bytes\": %llu, \"mapped_bytes\": %llu},\n",
-                U(st->heap_out), U(st->heap_peak), U(st->seg.mapped + st->huge.mapped));
+    _ms_bprintf(b, " \"heap\": {\"bytes_in_use\": %llu, \"bytes_out\": %llu, \"peak_bytes\": %llu, "
+                "\"mapped_bytes\": %llu},\n", U(st->small_in_use + st->huge.bytes), U(st->heap_out),
+                U(st->heap_peak), U(st->seg.mapped + st->huge.mapped));
     _ms_bprintf(b, " \"os\": {\"segments\": %llu, \"segment_bytes\": %llu, \"mapped_total\": %llu, "
                 "\"returned_total\": %llu, \"dirty_bytes\": %llu},\n",
                 U(st->seg.segments), U(st->seg.mapped), U(st->seg.mapped_total),

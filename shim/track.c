@@ -92,10 +92,22 @@ static inline void scrub(void *p, size_t n)
     if (p && n >= sizeof(void *)) ((uintptr_t *)p)[0] = 0;
 }
 
+/* The record of a block just handed out: no validation needed. */
+static inline ms_meta_t *fresh_meta(const void *p)
+{
+    ms_segment_t *s = _ms_segment_of(p);
+    if (!s) return NULL;
+    unsigned i = _ms_page_index(s, p);
+    ms_page_t *pg = &s->pages[s->span_head[i]];
+    if (!pg->meta) return NULL;
+    const ms_class_t *k = &_ms_classes[pg->cls];
+    return &pg->meta[((uint64_t)((const uint8_t *)p - pg->start) * k->recip) >> 42];
+}
+
 static void record(void *p, size_t n, const ms_site_t *site)
 {
     if (!p) return;
-    bool sampled = take_sample(n);
+    bool sampled = !_ms_opt.sample || take_sample(n);
     ms_meta_t m = {
         .stack = sampled ? _ms_capture(site) : 0,
         .tid = my_tid(),
@@ -103,9 +115,9 @@ static void record(void *p, size_t n, const ms_site_t *site)
         .state = MS_BLK_LIVE,
         .flags = (sampled ? MS_META_SAMPLED : 0) | (_ms_busy ? MS_META_INTERNAL : 0),
     };
-    ms_meta_t *slot = _ms_meta_of(p);
+    ms_meta_t *slot = fresh_meta(p);
     if (slot) *slot = m;
-    else _ms_huge_set_meta(p, &m, n);
+    else if (!_ms_segment_of(p)) _ms_huge_set_meta(p, &m, n);
 }
 
 /* Check p before it is released; false if it must not be (misuse reported). */

@@ -87,16 +87,17 @@ bool _ms_ip_is_self(uintptr_t ip) { return ip >= self_lo && ip < self_hi; }
 
 #define SC_ENTRIES 128
 #define SC_ONES    256
+#define SC_DEPTH   24                /* deeper stacks are not cached */
 typedef struct {
     uintptr_t ra, sp;
     uint32_t  id, depth;
-    uint16_t  off[MS_MAX_STACK];   /* slot of frame i, in words above sp */
+    uint16_t  off[SC_DEPTH];         /* slot of frame i, in words above sp */
+    uintptr_t want[SC_DEPTH];        /* the return address expected there */
 } sc_ent;
 typedef struct {
     sc_ent    e[SC_ENTRIES];
     struct { uintptr_t ra; uint32_t id; } one[SC_ONES];
     uintptr_t top;                 /* highest stack address we may read */
-    uint64_t  hits, misses;
 } stack_cache_t;
 
 #define SC_DEAD ((stack_cache_t *)1)
@@ -128,35 +129,22 @@ static size_t sc_hash(uintptr_t ra, uintptr_t sp)
     return (size_t)(((ra ^ (sp << 7)) * 0x9E3779B97F4A7C15ULL) >> 57) & (SC_ENTRIES - 1);
 }
 
-uint32_t _ms_capture(const ms_site_t *site)
+/* The slow half: unwind, intern, and remember where each frame's return
+ * address lies so the next call from here can be checked cheaply. */
+static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c, bool cacheable)
 {
     uintptr_t ip[MS_MAX_STACK];
-    stack_cache_t *c = site ? cache_get() : NULL;
-    unsigned depth = _ms_opt.stack_depth;
-    bool cacheable = c && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20);
-    if (cacheable) {
-        sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
-        if (e->ra == site->ra && e->sp == site->sp && e->id) {
-            const uintptr_t *want;
-            unsigned n = _ms_stack_get(e->id, &want);
-            unsigned i = 1;
-            for (; i < n; i++)
-                if (*(const uintptr_t *)(site->sp + (uintptr_t)e->off[i] * 8) != want[i] + 1) break;
-            if (i == n) { c->hits++; return e->id; }
-        }
-    }
-    unsigned n = _ms_unwind(ip, depth);
+    unsigned n = _ms_unwind(ip, _ms_opt.stack_depth);
     uint32_t id = _ms_stack_intern(ip, n);
-    if (!cacheable || !id || !n || ip[0] + 1 != site->ra) return id;
-    c->misses++;
-    /* Find each frame's return-address slot, in order, below the stack top. */
+    if (!cacheable || !id || !n || n > SC_DEPTH || ip[0] + 1 != site->ra) return id;
     sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
     uintptr_t pos = site->sp;
     e->id = 0;
-    for (unsigned i = 1; i < n; i++) {
+    for (unsigned i = 1; i < n; i++) {              /* in order, below the stack top */
         while (pos + 8 <= c->top && *(const uintptr_t *)pos != ip[i] + 1) pos += 8;
         if (pos + 8 > c->top || (pos - site->sp) / 8 > UINT16_MAX) return id;   /* not cacheable */
         e->off[i] = (uint16_t)((pos - site->sp) / 8);
+        e->want[i] = ip[i] + 1;
         pos += 8;
     }
     e->ra = site->ra;
@@ -164,6 +152,22 @@ uint32_t _ms_capture(const ms_site_t *site)
     e->depth = n;
     e->id = id;
     return id;
+}
+
+uint32_t _ms_capture(const ms_site_t *site)
+{
+    stack_cache_t *c = cache_get();
+    bool cacheable = c && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20);
+    if (MS_LIKELY(cacheable)) {
+        const sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
+        if (e->ra == site->ra && e->sp == site->sp && e->id) {
+            unsigned i = 1, n = e->depth;
+            for (; i < n; i++)
+                if (*(const uintptr_t *)(site->sp + (uintptr_t)e->off[i] * 8) != e->want[i]) break;
+            if (i == n) return e->id;
+        }
+    }
+    return capture_miss(site, c, cacheable);
 }
 
 /* A one-frame stack for a return address (what a free records). */
