@@ -1,0 +1,51 @@
+/* collector.h - the collector's interface to the rest of memshim (shim/,
+ * tests/, a future leak-report writer): the allocator it runs on, and the
+ * enumeration of objects kept alive only by cycles.  Everything here is
+ * hidden in libmemshim.so; programs use the memshim_* API of memshim.h.
+ * Includes nothing but libc headers. */
+#ifndef MS_COLLECTOR_H
+#define MS_COLLECTOR_H
+
+#include <stddef.h>
+
+/* ---- the allocator vtable ------------------------------------------------
+ * All the collector's memory - objects and its own tables alike - comes from
+ * one allocator.  The default is the C library's malloc/free as the program
+ * sees them, which inside a preloaded libmemshim.so is memshim's own malloc.
+ * That is safe because the collector is never called from inside malloc.
+ * `alloc` must return 16-byte aligned memory (object headers keep flag bits
+ * in the low bits of pointers to them) or NULL; `free` gets back the size
+ * that was asked for. */
+typedef struct gc_allocator {
+    void *(*alloc)(void *ctx, size_t size);
+    void  (*free)(void *ctx, void *p, size_t size);
+    void  *ctx;
+} gc_allocator;
+
+/* Install `a` (NULL: back to malloc/free).  Only before the collector has
+ * allocated anything: returns 0, or -1 with errno EBUSY afterwards. */
+__attribute__((visibility("hidden"))) int gc_set_allocator(const gc_allocator *a);
+
+/* ---- objects alive only through cycles (for the leak report) --------------
+ * gc_cycles_find computes what a full collection (generations 0-2) would find
+ * unreachable, without running a finalizer or freeing anything, and reports
+ * it to `sink`: first every object with its type name, its size as
+ * memshim_getsizeof gives it, and a group number (objects joined by
+ * references, in either direction, share a group; groups are numbered 0, 1,
+ * ... in order of first appearance), then every reference between two of
+ * those objects, once per reference the traverse function visits.
+ * The sink runs under the collector lock and must not call the collector.
+ * Frozen objects are outside the analysis: references from them count as
+ * external.  Returns the number of objects reported, or -1 with errno
+ * (ENOMEM, or EBUSY when called during a collection).  Meant for exit time,
+ * but callable whenever no collection is running. */
+typedef struct gc_cycle_sink {
+    void (*object)(void *arg, const void *obj, const char *type_name,
+                   size_t size, size_t group);
+    void (*edge)(void *arg, const void *from, const void *to);
+    void *arg;
+} gc_cycle_sink;
+
+__attribute__((visibility("hidden"))) long gc_cycles_find(const gc_cycle_sink *sink);
+
+#endif

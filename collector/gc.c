@@ -1,0 +1,396 @@
+/* gc.c - the cycle collector's pipeline: find the unreachable objects of a
+ * generation, clear their weak references, finalize, check for resurrection,
+ * break cycles with clear; generations and the automatic-collection rule.
+ *
+ * This is CPython's Modules/gcmodule.c (3.11) for memshim objects; the
+ * user-facing memshim_gc_* functions are in gcapi.c.  collect_main is the
+ * main function: read it to see how a collection proceeds.
+ *
+ * Finding the unreachable ones
+ * ----------------------------
+ * Only reference counts and traverse functions are known, not where the
+ * external references are.  So: copy each refcount into gc_refs
+ * (update_refs), subtract every reference that one examined object holds to
+ * another (subtract_refs); what is left is the number of references from
+ * outside the set.  Objects with gc_refs > 0 are reachable, and so is
+ * everything they reach (move_unreachable).  The rest is garbage.
+ *
+ * While this runs no user code runs but traverse functions, so the
+ * NEXT_UNREACHABLE bits and the gc_refs in prev are seen by nobody else.
+ * Before any finalizer, clear or callback runs, every object of the
+ * unreachable set is a normal list member again with GC_COLLECTING off
+ * (scan_unreachable), so memshim_untrack, queries and deaths work on it.
+ *
+ * Where this differs from CPython (see memshim(3), "DIFFERENCES"):
+ * - An object whose count is 0 while tracked is dying in another thread,
+ *   blocked on the collector lock; it is treated as reachable and left to
+ *   that thread.
+ * - The resurrection check (a second deduce_unreachable over the garbage)
+ *   runs only if some finalizer or weakref callback ran: nothing else can
+ *   take a reference to garbage.
+ * - Weak references created by finalizers or callbacks to still-unreachable
+ *   objects are cleared, and their callbacks run, before any clear: a second
+ *   pass, repeated with the resurrection check until no callback runs.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+#include "gc_int.h"
+
+#if MS_DEBUG
+/* Check links and the flag state of every member: executable documentation
+ * of each phase's postcondition.  `flags_on` must be set, `flags_off` clear. */
+static void validate_list(gc_head *head, uintptr_t flags_on, uintptr_t flags_off,
+                          uintptr_t next_mask)
+{
+    gc_head *prev = head;
+    gc_head *g = (gc_head *)(head->next & ~next_mask);
+    while (g != head) {
+        if (gc_prev(g) != prev) gc_fatal("validate_list: bad prev link", gc_obj(g));
+        if ((g->prev & (flags_on | flags_off)) != flags_on)
+            gc_fatal("validate_list: unexpected flags", gc_obj(g));
+        if ((g->next & GC_NEXT_UNREACHABLE) != (next_mask & GC_NEXT_UNREACHABLE))
+            gc_fatal("validate_list: unexpected unreachable bit", gc_obj(g));
+        prev = g;
+        g = (gc_head *)(g->next & ~next_mask);
+    }
+    if (gc_prev(head) != prev) gc_fatal("validate_list: bad tail", head);
+}
+#else
+#define validate_list(head, on, off, mask) do { } while (0)
+#endif
+
+/* ---- deduce_unreachable ------------------------------------------------------ */
+
+/* Set every member's gc_refs to its refcount and GC_COLLECTING on.
+ * Postcondition: gc_refs >= 1 for all; prev pointers are lost (next stays). */
+void gc_update_refs(gc_head *containers)
+{
+    for (gc_head *g = gc_next(containers); g != containers; g = gc_next(g)) {
+        uint32_t rc = gc_refcnt(g);
+        /* 0: another thread dropped the last reference and waits for our
+         * lock to free it.  Keep it (and what it holds) out of the garbage. */
+        gc_reset_refs(g, rc ? rc : 1);
+    }
+}
+
+static void refs_too_small(gc_head *g, void *parent)
+{
+    if (gc_st.warned_refs) return;
+    gc_st.warned_refs = 1;
+    gc_debug_line("memshim: collector: object %p (%s) is visited by more traverse calls "
+                  "than its reference count (parent %p): a missing incref?\n",
+                  gc_obj(g), g->type->name ? g->type->name : "?", parent ? gc_obj(parent) : NULL);
+}
+
+static int visit_decref(void *obj, void *parent)
+{
+    if (obj) {
+        gc_head *g = gc_hdr(obj);
+        /* Only the examined set has GC_COLLECTING, so only their gc_refs count. */
+        if (g->prev & GC_COLLECTING) {
+            if (GC_LIKELY(g->prev >> GC_REFS_SHIFT)) g->prev -= (uintptr_t)1 << GC_REFS_SHIFT;
+            else refs_too_small(g, parent);
+        }
+    }
+    return 0;
+}
+
+/* Subtract internal references.  Postcondition: gc_refs of each member is
+ * the number of references to it from outside the set (>= 0). */
+void gc_subtract_refs(gc_head *containers)
+{
+    for (gc_head *g = gc_next(containers); g != containers; g = gc_next(g)) {
+        memshim_traverse_fn tr = g->type->traverse;
+        if (tr) tr(gc_obj(g), visit_decref, g);
+    }
+}
+
+static int visit_reachable(void *obj, void *arg)
+{
+    if (!obj) return 0;
+    gc_head *g = gc_hdr(obj), *young = arg;
+    /* Not in the set, or already scanned by move_unreachable (to its left). */
+    if (!(g->prev & GC_COLLECTING)) return 0;
+    if (g->next & GC_NEXT_UNREACHABLE) {
+        /* move_unreachable put it in `unreachable` with gc_refs 0, but it is
+         * reachable after all: back to the end of young, to be scanned. */
+        gc_head *prev = gc_prev(g);
+        gc_head *next = (gc_head *)(g->next & ~GC_NEXT_UNREACHABLE);
+        prev->next = g->next;              /* keeps the bit, if prev has it */
+        gc_set_prev(next, prev);
+        gc_list_append(g, young);
+        gc_set_refs(g, 1);
+    } else if (gc_get_refs(g) == 0) {
+        /* Still ahead in young: tell move_unreachable it is reachable. */
+        gc_set_refs(g, 1);
+    }
+    /* gc_refs > 0: ahead in young, will be scanned anyway. */
+    return 0;
+}
+
+/* Move everything with gc_refs 0 that nothing reachable reaches from young
+ * to unreachable.  Invariant of the scan: everything to the left of `g` in
+ * young is reachable, scanned, has its prev pointer back and GC_COLLECTING
+ * off.  Objects moved to unreachable carry NEXT_UNREACHABLE and keep
+ * GC_COLLECTING (so a later visit can bring them back).  Returns the number
+ * of objects left in young. */
+static size_t move_unreachable(gc_head *young, gc_head *unreachable)
+{
+    gc_head *prev = young;
+    gc_head *g = gc_next(young);
+    size_t kept = 0;
+    while (g != young) {
+        if (gc_get_refs(g)) {
+            memshim_traverse_fn tr = g->type->traverse;
+            if (tr) tr(gc_obj(g), visit_reachable, young);
+            g->prev = (g->prev & GC_PERSIST) | (uintptr_t)prev;  /* pointer back, COLLECTING off */
+            prev = g;
+            kept++;
+        } else {
+            /* young is singly linked here: only next needs fixing. */
+            prev->next = g->next;
+            gc_head *last = gc_prev(unreachable);
+            /* Sets the bit on the sentinel's next too when last is the
+             * sentinel; repaired below. */
+            last->next = GC_NEXT_UNREACHABLE | (uintptr_t)g;
+            gc_set_prev(g, last);
+            g->next = GC_NEXT_UNREACHABLE | (uintptr_t)unreachable;
+            gc_set_prev(unreachable, g);
+        }
+        g = gc_next(prev);
+    }
+    gc_set_prev(young, prev);
+    unreachable->next &= ~GC_NEXT_UNREACHABLE;
+    return kept;
+}
+
+/* Postcondition: young holds the reachable objects (GC_COLLECTING off, prev
+ * pointers valid), unreachable the rest (GC_COLLECTING on, NEXT_UNREACHABLE
+ * set).  Returns the number left in young. */
+static size_t deduce_unreachable(gc_head *young, gc_head *unreachable)
+{
+    validate_list(young, 0, GC_COLLECTING, 0);
+    gc_update_refs(young);
+    gc_subtract_refs(young);
+    size_t kept = move_unreachable(young, unreachable);
+    validate_list(young, 0, GC_COLLECTING, 0);
+    validate_list(unreachable, GC_COLLECTING, 0, GC_NEXT_UNREACHABLE);
+    return kept;
+}
+
+/* Make unreachable a normal list with GC_COLLECTING off everywhere, before
+ * user code runs; count the members and those needing weakref or finalizer
+ * work.  Returns the number of members. */
+static size_t scan_unreachable(gc_head *unreachable, size_t *nweak, size_t *nfinal)
+{
+    size_t n = 0, w = 0, f = 0;
+    for (gc_head *g = gc_next(unreachable); g != unreachable; ) {
+        g->next &= ~GC_NEXT_UNREACHABLE;
+        g->prev &= ~GC_COLLECTING;
+        w += (g->prev & GC_WEAKREFS) != 0;
+        f += g->type->finalize && !(g->prev & GC_FINALIZED);
+        n++;
+        g = gc_next(g);
+    }
+    validate_list(unreachable, 0, GC_COLLECTING, 0);
+    if (nweak) *nweak = w;
+    if (nfinal) *nfinal = f;
+    return n;
+}
+
+/* ---- garbage handling ---------------------------------------------------------- */
+
+/* Clear every weak reference to the set, then call the callbacks: no
+ * callback runs while any referent is half-cleared (none has been cleared
+ * yet) nor while a weakref to garbage could still be followed.  Returns the
+ * number of callbacks called. */
+static size_t handle_weakrefs(gc_head *unreachable)
+{
+    gc_wr_list pending = { NULL, NULL };
+    for (gc_head *g = gc_next(unreachable); g != unreachable; g = gc_next(g))
+        if (g->prev & GC_WEAKREFS) gc_weakref_detach(g, &pending);
+    return gc_weakref_run(&pending);
+}
+
+/* Run each pending finalizer once (PEP 442), holding a reference across the
+ * call.  Members may die meanwhile (untracking unlinks them), so each is
+ * moved to `seen` before its finalizer runs.  Returns finalizers run. */
+static size_t finalize_garbage(gc_head *collectable)
+{
+    gc_head seen;
+    size_t ran = 0;
+    gc_list_init(&seen);
+    while (!gc_list_is_empty(collectable)) {
+        gc_head *g = gc_next(collectable);
+        gc_list_move(g, &seen);
+        const memshim_type *t = g->type;
+        if (t->finalize && !(g->prev & GC_FINALIZED)) {
+            g->prev |= GC_FINALIZED;
+            gc_incref(g);
+            t->finalize(gc_obj(g));
+            gc_decref(g);
+            ran++;
+        }
+    }
+    gc_list_merge(&seen, collectable);
+    return ran;
+}
+
+/* Finalizers or callbacks ran: some of the set may be referenced from
+ * outside now.  Recompute; resurrected objects (and what they reach) go to
+ * `old`, the rest to still_unreachable (a normal list, GC_COLLECTING off).
+ * Returns the number resurrected. */
+static size_t handle_resurrected_objects(gc_head *unreachable, gc_head *still_unreachable,
+                                         gc_head *old)
+{
+    gc_list_init(still_unreachable);
+    size_t n = deduce_unreachable(unreachable, still_unreachable);
+    scan_unreachable(still_unreachable, NULL, NULL);
+    gc_list_merge(unreachable, old);
+    return n;
+}
+
+/* Break the cycles: call clear on each (holding a reference so it lives
+ * through its own clear), or keep it in the garbage list under SAVEALL.
+ * Whatever is still alive afterwards goes to `old`.  Returns how many. */
+static size_t delete_garbage(gc_head *collectable, gc_head *old)
+{
+    size_t survivors = 0;
+    while (!gc_list_is_empty(collectable)) {
+        gc_head *g = gc_next(collectable);
+        if (gc_st.debug & MEMSHIM_DEBUG_SAVEALL) {
+            if (gc_garbage_append(g) < 0) gc_debug_line("memshim: collector: no memory for "
+                                                        "the garbage list; object %p kept\n", gc_obj(g));
+        } else if (g->type->clear) {
+            gc_incref(g);
+            g->type->clear(gc_obj(g));
+            gc_decref(g);
+        }
+        if (gc_next(collectable) == g) {   /* still alive: it may die later */
+            gc_list_move(g, old);
+            if (!(gc_st.debug & MEMSHIM_DEBUG_SAVEALL)) survivors++;
+        }
+    }
+    return survivors;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void gc_debug_line(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0) (void)!write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+/* This is the main function.  Read this to understand how the collection
+ * process works.  Lock held, gc_st.collecting set.  Returns the number of
+ * unreachable objects found, resurrected ones excluded (those that died by
+ * counting while finalizers ran are included). */
+static long collect_main(int generation)
+{
+    double t0 = (gc_st.debug & MEMSHIM_DEBUG_STATS) ? now_seconds() : 0;
+
+    /* 1. Counts: this collection counts toward the next older generation. */
+    if (generation + 1 < GC_NGEN) gc_st.gen[generation + 1].count++;
+    for (int i = 0; i <= generation; i++) gc_st.gen[i].count = 0;
+
+    /* 2. Merge the younger generations into the one being collected. */
+    for (int i = 0; i < generation; i++)
+        gc_list_merge(&gc_st.gen[i].head, &gc_st.gen[generation].head);
+    gc_head *young = &gc_st.gen[generation].head;
+    gc_head *old = generation + 1 < GC_NGEN ? &gc_st.gen[generation + 1].head : young;
+
+    /* 3. Split young into reachable (stays in young) and unreachable. */
+    gc_head unreachable;
+    gc_list_init(&unreachable);
+    size_t kept = deduce_unreachable(young, &unreachable);
+
+    /* 4. Promote the survivors (CPython's long-lived bookkeeping decides
+     *    when a full collection is worth it). */
+    if (young != old) {
+        if (generation == GC_NGEN - 2) gc_st.long_lived_pending += (long)kept;
+        gc_list_merge(young, old);
+    } else {
+        gc_st.long_lived_pending = 0;
+        gc_st.long_lived_total = (long)kept;
+    }
+
+    /* 5. Make the garbage a plain list; from here on user code may run. */
+    size_t nweak, nfinal;
+    size_t found = scan_unreachable(&unreachable, &nweak, &nfinal);
+
+    /* 6. Weak references first, then finalizers (CPython's order). */
+    size_t user = 0;
+    if (nweak) user += handle_weakrefs(&unreachable);
+    if (nfinal) user += finalize_garbage(&unreachable);
+
+    /* 7. Resurrection: only user code can have taken references. */
+    gc_head final;
+    gc_list_init(&final);
+    size_t resurrected = 0;
+    if (user) {
+        for (;;) {
+            resurrected += handle_resurrected_objects(&unreachable, &final, old);
+            /* Weak references made since step 6 to what is still garbage. */
+            size_t ran = handle_weakrefs(&final);
+            if (!ran) break;
+            gc_list_merge(&final, &unreachable);
+        }
+    } else {
+        gc_list_merge(&unreachable, &final);
+    }
+    found -= resurrected;
+
+    /* 8. Break the cycles. */
+    size_t survivors = delete_garbage(&final, old);
+
+    struct memshim_gc_stats *st = &gc_st.stats[generation];
+    st->collections++;
+    st->collected += (long)found;
+    st->uncollectable += (long)survivors;
+    if (gc_st.debug & MEMSHIM_DEBUG_STATS)
+        gc_debug_line("memshim: gc: generation %d: %zu examined, %zu unreachable, "
+                      "%zu resurrected, %zu uncollectable, %.6f s\n",
+                      generation, kept + found + resurrected, found, resurrected,
+                      survivors, now_seconds() - t0);
+    return (long)found;
+}
+
+long gc_collect_locked(int generation)
+{
+    if (gc_st.collecting) return 0;
+    gc_st.collecting = 1;
+    gc_run_callbacks(MEMSHIM_GC_START, generation, 0);
+    long n = collect_main(generation);
+    gc_run_callbacks(MEMSHIM_GC_STOP, generation, n);
+    gc_st.collecting = 0;
+    return n;
+}
+
+/* The oldest generation whose count passed its threshold is collected, but
+ * a full collection only once the objects that survived a generation-1
+ * collection since the last full one number 25% of those a full collection
+ * last kept (CPython, after issue #4074: full collections cost amortised
+ * linear time). */
+long gc_collect_auto(void)
+{
+    for (int i = GC_NGEN - 1; i >= 0; i--) {
+        if (gc_st.gen[i].count > gc_st.gen[i].threshold) {
+            if (i == GC_NGEN - 1 && gc_st.long_lived_pending < gc_st.long_lived_total / 4)
+                continue;
+            return gc_collect_locked(i);
+        }
+    }
+    return 0;
+}

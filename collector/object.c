@@ -1,0 +1,273 @@
+/* object.c - collector objects: allocation, reference counts, tracking, the
+ * collector lock, and death (finalize, weakrefs, dealloc, free) through a
+ * per-thread trashcan so that freeing a long chain keeps the stack bounded. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "gc_int.h"
+
+gc_state gc_st = { .lock = PTHREAD_MUTEX_INITIALIZER };
+__thread unsigned gc_lock_depth;
+
+/* The trashcan: per-thread nesting depth of deaths, and the deferred ones. */
+static __thread unsigned dealloc_depth;
+static __thread gc_head *trash;
+
+/* ---- memory ----------------------------------------------------------------- */
+static void *default_alloc(void *ctx, size_t n) { (void)ctx; return malloc(n); }
+static void  default_free(void *ctx, void *p, size_t n) { (void)ctx; (void)n; free(p); }
+
+static const gc_allocator default_allocator = { default_alloc, default_free, NULL };
+
+int gc_set_allocator(const gc_allocator *a)
+{
+    gc_lock();
+    int rc = 0;
+    if (gc_st.alloc_used) { errno = EBUSY; rc = -1; }
+    else gc_st.alloc = a ? *a : default_allocator;
+    gc_unlock();
+    return rc;
+}
+
+void *gc_mem_alloc(size_t n)
+{
+    __atomic_store_n(&gc_st.alloc_used, 1, __ATOMIC_RELAXED);
+    void *p = gc_st.alloc.alloc(gc_st.alloc.ctx, n);
+    if (p && ((uintptr_t)p & 15)) gc_fatal("the allocator returned memory not 16-byte aligned", p);
+    return p;
+}
+
+void gc_mem_free(void *p, size_t n)
+{
+    if (p) gc_st.alloc.free(gc_st.alloc.ctx, p, n);
+}
+
+void *gc_mem_grow(void *p, size_t old_n, size_t new_n)
+{
+    void *q = gc_mem_alloc(new_n);
+    if (!q) return NULL;
+    if (p) {
+        memcpy(q, p, old_n < new_n ? old_n : new_n);
+        gc_mem_free(p, old_n);
+    }
+    return q;
+}
+
+void gc_fatal(const char *what, const void *obj)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "memshim: collector: %s (object %p)\n", what, obj);
+    if (n > 0) (void)!write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+    abort();
+}
+
+/* ---- the lock and start-up -------------------------------------------------- */
+static void fork_prepare(void) { gc_lock(); }
+static void fork_parent(void)  { gc_unlock(); }
+static void fork_child(void)
+{
+    /* Only this thread survives; it held the lock through fork. */
+    pthread_mutex_init(&gc_st.lock, NULL);
+    if (--gc_lock_depth) pthread_mutex_lock(&gc_st.lock);
+}
+
+/* First use of the collector, with the lock held. */
+void gc_init_locked(void)
+{
+    static const long dflt[GC_NGEN] = { 2000, 10, 10 };
+    if (!gc_st.alloc.alloc) gc_st.alloc = default_allocator;
+    for (int i = 0; i < GC_NGEN; i++) {
+        gc_list_init(&gc_st.gen[i].head);
+        gc_st.gen[i].threshold = dflt[i];
+        gc_st.gen[i].count = 0;
+    }
+    gc_list_init(&gc_st.permanent);
+    gc_st.enabled = 1;
+    gc_env_load();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    __atomic_store_n(&gc_st.inited, 1, __ATOMIC_RELEASE);
+}
+
+/* ---- reference counts -------------------------------------------------------- */
+void gc_incref(gc_head *g)
+{
+    if (GC_UNLIKELY(__atomic_fetch_add(&g->refcnt, 1, __ATOMIC_RELAXED) == UINT32_MAX))
+        gc_fatal("reference count overflow", gc_obj(g));
+}
+
+void gc_decref(gc_head *g)
+{
+    /* acq_rel (one lock xadd on x86): the thread that frees sees every
+     * write made before other threads' decrefs. */
+    uint32_t old = __atomic_fetch_sub(&g->refcnt, 1, __ATOMIC_ACQ_REL);
+    if (GC_LIKELY(old > 1)) return;
+    if (GC_UNLIKELY(old == 0)) gc_fatal("memshim_decref of an object whose count is 0", gc_obj(g));
+    gc_dealloc(g);
+}
+
+/* Take a reference unless the count is already 0 (the object is dying in
+ * some thread): what weak references need. */
+int gc_incref_if_alive(gc_head *g)
+{
+    uint32_t c = __atomic_load_n(&g->refcnt, __ATOMIC_RELAXED);
+    do {
+        if (c == 0) return 0;
+        if (c == UINT32_MAX) gc_fatal("reference count overflow", gc_obj(g));
+    } while (!__atomic_compare_exchange_n(&g->refcnt, &c, c + 1, 1,
+                                          __ATOMIC_ACQUIRE, __ATOMIC_RELAXED));
+    return 1;
+}
+
+GC_EXPORT void memshim_incref(void *obj) { if (obj) gc_incref(gc_hdr(obj)); }
+GC_EXPORT void memshim_decref(void *obj) { if (obj) gc_decref(gc_hdr(obj)); }
+
+GC_EXPORT size_t memshim_refcount(const void *obj)
+{
+    return obj ? gc_refcnt(gc_hdr(obj)) : 0;
+}
+
+GC_EXPORT const memshim_type *memshim_typeof(const void *obj)
+{
+    return obj ? gc_hdr(obj)->type : NULL;
+}
+
+GC_EXPORT size_t memshim_getsizeof(const void *obj)
+{
+    size_t prefix;
+    return obj ? gc_total_size(gc_hdr(obj), &prefix) : 0;
+}
+
+/* ---- tracking ---------------------------------------------------------------- */
+void gc_track_head(gc_head *g)
+{
+    gc_list_append(g, &gc_st.gen[0].head);
+}
+
+void gc_untrack_head(gc_head *g)
+{
+    gc_list_remove(g);
+    g->next = 0;
+    g->prev &= GC_PERSIST;
+}
+
+GC_EXPORT void memshim_track(void *obj)
+{
+    if (!obj) return;
+    gc_lock();
+    gc_head *g = gc_hdr(obj);
+    if (!g->next) gc_track_head(g);
+    gc_unlock();
+}
+
+GC_EXPORT void memshim_untrack(void *obj)
+{
+    if (!obj) return;
+    gc_lock();
+    gc_head *g = gc_hdr(obj);
+    if (g->next) gc_untrack_head(g);
+    gc_unlock();
+}
+
+GC_EXPORT int memshim_is_tracked(const void *obj)
+{
+    if (!obj) return 0;
+    gc_lock();
+    int t = gc_hdr(obj)->next != 0;
+    gc_unlock();
+    return t;
+}
+
+/* ---- birth -------------------------------------------------------------------- */
+GC_EXPORT void *memshim_new(const memshim_type *type, size_t size)
+{
+    if (!type) { errno = EINVAL; return NULL; }
+    if (size > SIZE_MAX - sizeof(gc_head) - 16) { errno = ENOMEM; return NULL; }
+    if (GC_UNLIKELY(!__atomic_load_n(&gc_st.inited, __ATOMIC_ACQUIRE))) { gc_lock(); gc_unlock(); }
+    size_t prefix = size >= GC_SIZE_BIG ? 16 : 0;
+    size_t total = prefix + sizeof(gc_head) + size;
+    char *base = gc_mem_alloc(total);
+    if (!base) { errno = ENOMEM; return NULL; }
+    gc_head *g = (gc_head *)(base + prefix);
+    if (prefix) *(size_t *)base = size;
+    g->next = 0;
+    g->prev = 0;
+    g->type = type;
+    g->refcnt = 1;
+    g->size = prefix ? GC_SIZE_BIG : (uint32_t)size;
+    memset(g + 1, 0, size);
+
+    gc_lock();
+    /* Count, and maybe collect, before the new object joins the lists: a
+     * collection started here never sees it (CPython's _PyObject_GC_Link). */
+    gc_gen *g0 = &gc_st.gen[0];
+    g0->count++;
+    if (g0->count > g0->threshold && g0->threshold && gc_st.enabled && !gc_st.collecting)
+        gc_collect_auto();
+    gc_track_head(g);
+    gc_unlock();
+    return gc_obj(g);
+}
+
+/* ---- death -------------------------------------------------------------------- */
+static void free_object(gc_head *g)
+{
+    size_t prefix, total = gc_total_size(g, &prefix);
+    gc_mem_free((char *)g - prefix, total);
+}
+
+/* The count is 0 and the lock held: the object dies, unless its finalizer
+ * resurrects it.  Order as in CPython's subtype_dealloc: finalize, untrack,
+ * clear weak references (callbacks run now, the object still intact),
+ * dealloc, free. */
+static void dealloc_now(gc_head *g)
+{
+    const memshim_type *t = g->type;
+    void *obj = gc_obj(g);
+    if (t->finalize && !(g->prev & GC_FINALIZED)) {
+        g->prev |= GC_FINALIZED;
+        __atomic_store_n(&g->refcnt, 1, __ATOMIC_RELAXED);
+        t->finalize(obj);
+        if (__atomic_sub_fetch(&g->refcnt, 1, __ATOMIC_ACQ_REL) != 0) return; /* resurrected */
+    }
+    if (g->next) gc_untrack_head(g);
+    if (gc_st.gen[0].count > 0) gc_st.gen[0].count--;
+    if (g->prev & GC_WEAKREFS) {
+        gc_wr_list pending = { NULL, NULL };
+        gc_weakref_detach(g, &pending);
+        gc_weakref_run(&pending);
+    }
+    if (g->prev & GC_NODE) gc_node_forget(g);
+    if (t->dealloc) t->dealloc(obj);
+    free_object(g);
+}
+
+/* Trashcan (CPython's Py_TRASHCAN_BEGIN/END, applied to every object): too
+ * deep a nest of deaths parks the object on this thread's trash list; the
+ * outermost death empties the list, one object at a time. */
+void gc_dealloc(gc_head *g)
+{
+    gc_lock();
+    if (dealloc_depth >= GC_TRASH_DEPTH) {
+        uintptr_t retrack = 0;
+        if (g->next) { gc_untrack_head(g); retrack = GC_TRASH_RETRACK; }
+        g->next = (uintptr_t)trash | retrack;
+        trash = g;
+    } else {
+        dealloc_depth++;
+        dealloc_now(g);
+        if (dealloc_depth == 1) {
+            while (trash) {
+                gc_head *t = trash;
+                trash = (gc_head *)(t->next & ~GC_FLAGS);
+                int retrack = (t->next & GC_TRASH_RETRACK) != 0;
+                t->next = 0;
+                if (retrack) gc_track_head(t);  /* so a resurrected object stays tracked */
+                dealloc_now(t);
+            }
+        }
+        dealloc_depth--;
+    }
+    gc_unlock();
+}
