@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "shim.h"
+#include "../collector/collector.h"
 
 static const char *kind_name[MS_NKINDS] = {
     "definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable" };
@@ -30,6 +31,117 @@ typedef struct {
     double   supp_blocks, supp_bytes;
     size_t   raw_items;
 } groups_t;
+
+/* ---- collector objects alive only through cycles ----------------------------- */
+
+typedef struct { const void *obj; const char *type; size_t size, group; } cyc_obj;
+typedef struct { const void *from, *to; } cyc_edge;
+typedef struct {
+    cyc_obj  *obj;  size_t nobj, capobj;
+    cyc_edge *edge; size_t nedge, capedge;
+    size_t    ngroups;
+    bool      oom;
+} cycles_t;
+
+static bool grow_array(void **arr, size_t *cap, size_t elem)
+{
+    size_t ncap = *cap ? *cap * 2 : 64;
+    void *n = _ms_meta_alloc(ncap * elem);
+    if (!n) return false;
+    if (*arr) { memcpy(n, *arr, *cap * elem); _ms_meta_free(*arr, *cap * elem); }
+    *arr = n;
+    *cap = ncap;
+    return true;
+}
+
+static void cyc_object(void *arg, const void *obj, const char *type, size_t size, size_t group)
+{
+    cycles_t *c = arg;
+    if (c->nobj == c->capobj && !grow_array((void **)&c->obj, &c->capobj, sizeof *c->obj)) { c->oom = true; return; }
+    c->obj[c->nobj++] = (cyc_obj){ obj, type ? type : "?", size, group };
+    if (group + 1 > c->ngroups) c->ngroups = group + 1;
+}
+
+static void cyc_edge_cb(void *arg, const void *from, const void *to)
+{
+    cycles_t *c = arg;
+    if (c->nedge == c->capedge && !grow_array((void **)&c->edge, &c->capedge, sizeof *c->edge)) { c->oom = true; return; }
+    c->edge[c->nedge++] = (cyc_edge){ from, to };
+}
+
+static void cycles_find(cycles_t *c)
+{
+    memset(c, 0, sizeof *c);
+    gc_cycle_sink sink = { cyc_object, cyc_edge_cb, c };
+    if (gc_cycles_find(&sink) < 0) c->nobj = c->nedge = 0;
+}
+
+static void cycles_free(cycles_t *c)
+{
+    if (c->obj) _ms_meta_free(c->obj, c->capobj * sizeof *c->obj);
+    if (c->edge) _ms_meta_free(c->edge, c->capedge * sizeof *c->edge);
+}
+
+static const char *type_of(const cycles_t *c, const void *obj)
+{
+    for (size_t i = 0; i < c->nobj; i++) if (c->obj[i].obj == obj) return c->obj[i].type;
+    return "?";
+}
+
+static size_t group_of_obj(const cycles_t *c, const void *obj)
+{
+    for (size_t i = 0; i < c->nobj; i++) if (c->obj[i].obj == obj) return c->obj[i].group;
+    return SIZE_MAX;
+}
+
+static void cycles_text(ms_buf_t *b, int pid, const cycles_t *c)
+{
+    if (!c->nobj) return;
+    _ms_bprintf(b, "==%d==\n==%d== %zu collector object(s) in %zu group(s) are alive only through reference cycles:\n",
+                pid, pid, c->nobj, c->ngroups);
+    for (size_t g = 0; g < c->ngroups; g++) {
+        size_t n = 0, bytes = 0;
+        for (size_t i = 0; i < c->nobj; i++)
+            if (c->obj[i].group == g) { n++; bytes += c->obj[i].size; }
+        _ms_bprintf(b, "==%d==    cycle group %zu: %zu objects, %zu bytes\n", pid, g + 1, n, bytes);
+        unsigned shown = 0;
+        for (size_t e = 0; e < c->nedge && shown < 20; e++) {
+            if (group_of_obj(c, c->edge[e].from) != g) continue;
+            _ms_bprintf(b, "==%d==       %s@%p -> %s@%p\n", pid, type_of(c, c->edge[e].from), c->edge[e].from,
+                        type_of(c, c->edge[e].to), c->edge[e].to);
+            shown++;
+        }
+        if (shown == 20) _ms_bprintf(b, "==%d==       ...\n", pid);
+    }
+}
+
+static void json_str(ms_buf_t *b, const char *s);
+
+static void cycles_json(ms_buf_t *b, const cycles_t *c)
+{
+    _ms_bprintf(b, ",\n \"cycles\": [");
+    for (size_t g = 0; g < c->ngroups; g++) {
+        _ms_bprintf(b, "%s\n  {\"group\": %zu, \"objects\": [", g ? "," : "", g + 1);
+        bool first = true;
+        for (size_t i = 0; i < c->nobj; i++) {
+            if (c->obj[i].group != g) continue;
+            _ms_bprintf(b, "%s{\"addr\": \"%p\", \"type\": ", first ? "" : ", ", c->obj[i].obj);
+            json_str(b, c->obj[i].type);
+            _ms_bprintf(b, ", \"size\": %zu}", c->obj[i].size);
+            first = false;
+        }
+        _ms_bprintf(b, "], \"edges\": [");
+        first = true;
+        for (size_t e = 0; e < c->nedge; e++) {
+            if (group_of_obj(c, c->edge[e].from) != g) continue;
+            _ms_bprintf(b, "%s{\"from\": \"%p\", \"to\": \"%p\"}", first ? "" : ", ",
+                        c->edge[e].from, c->edge[e].to);
+            first = false;
+        }
+        _ms_bprintf(b, "]}");
+    }
+    _ms_bprintf(b, "]");
+}
 
 /* ---- grouping ---------------------------------------------------------------- */
 
@@ -228,7 +340,7 @@ static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
 
 static unsigned long long rnd(double x) { return (unsigned long long)(x + 0.5); }
 
-static void write_text(ms_buf_t *b, const groups_t *gs, unsigned unparked, const char *why)
+static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsigned unparked, const char *why)
 {
     int pid = (int)getpid();
     char prog[1024];
@@ -266,6 +378,7 @@ static void write_text(ms_buf_t *b, const groups_t *gs, unsigned unparked, const
                 rnd(gs->supp_bytes), rnd(gs->supp_blocks));
     if (!(_ms_opt.show >> MS_KIND_REACHABLE & 1) && gs->total_blocks[MS_KIND_REACHABLE] > 0)
         _ms_bprintf(b, "==%d== Reachable blocks are not shown: MEMSHIM_SHOW=all to see them\n", pid);
+    cycles_text(b, pid, cy);
 }
 
 static void json_str(ms_buf_t *b, const char *s)
@@ -280,7 +393,7 @@ static void json_str(ms_buf_t *b, const char *s)
     _ms_bprintf(b, "\"");
 }
 
-static void write_json(ms_buf_t *b, const groups_t *gs, unsigned unparked, const char *why)
+static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsigned unparked, const char *why)
 {
     char prog[1024];
     program_name(prog, sizeof prog);
@@ -316,7 +429,9 @@ static void write_json(ms_buf_t *b, const groups_t *gs, unsigned unparked, const
         }
         _ms_bprintf(b, "]}");
     }
-    _ms_bprintf(b, "\n ]}\n");
+    _ms_bprintf(b, "\n ]");
+    cycles_json(b, cy);
+    _ms_bprintf(b, "}\n");
 }
 
 int _ms_leak_forked;
@@ -346,7 +461,7 @@ static bool report_path(char *out, size_t cap)
     return true;
 }
 
-static void emit(const groups_t *gs, unsigned unparked, const char *why)
+static void emit(const groups_t *gs, const cycles_t *cy, unsigned unparked, const char *why)
 {
     char path[4200], tmp[4300];
     char mem[8192];
@@ -363,7 +478,7 @@ static void emit(const groups_t *gs, unsigned unparked, const char *why)
         }
         if (fd >= 0) {
             _ms_buf_init(&b, mem, sizeof mem, fd);
-            if (_ms_opt.json) write_json(&b, gs, unparked, why); else write_text(&b, gs, unparked, why);
+            if (_ms_opt.json) write_json(&b, gs, cy, unparked, why); else write_text(&b, gs, cy, unparked, why);
             _ms_buf_flush(&b);
             close(fd);
             if (rename(tmp, path) == 0) return;
@@ -372,7 +487,7 @@ static void emit(const groups_t *gs, unsigned unparked, const char *why)
         _ms_message("MEMSHIM_REPORT=%s: cannot write the report there; writing it to stderr", path);
     }
     _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
-    if (_ms_opt.json) write_json(&b, gs, unparked, why); else write_text(&b, gs, unparked, why);
+    if (_ms_opt.json) write_json(&b, gs, cy, unparked, why); else write_text(&b, gs, cy, unparked, why);
     _ms_buf_flush(&b);
 }
 
@@ -404,12 +519,15 @@ int _ms_leak_report(int at_exit)
             gs.total_bytes[g->kind] += g->bytes;
             if (g->kind != MS_KIND_REACHABLE) leaks += (int)rnd(g->blocks);
         }
-        bool shown = false;
+        cycles_t cy;
+        cycles_find(&cy);
+        bool shown = cy.nobj > 0;
         for (size_t i = 0; i < gs.n; i++)
             shown |= !gs.g[i].suppressed && (_ms_opt.show >> gs.g[i].kind & 1);
         /* stderr stays quiet for a clean program; a named file is always written */
         if (shown || _ms_opt.report[0] || !at_exit)
-            emit(&gs, unparked, at_exit ? "at exit" : "snapshot");
+            emit(&gs, &cy, unparked, at_exit ? "at exit" : "snapshot");
+        cycles_free(&cy);
         if (sp.text) _ms_meta_free(sp.text, 1 << 16);
         _ms_meta_free(gs.g, gs.cap * sizeof *gs.g);
     }

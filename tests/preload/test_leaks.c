@@ -154,3 +154,34 @@ Test(valgrind, roots, .timeout = 120) { same_as_valgrind("fixtures/leak_roots", 
 Test(valgrind, threads, .timeout = 120) { same_as_valgrind("fixtures/leak_threads", true); }
 Test(valgrind, funcs, .timeout = 120) { same_as_valgrind("fixtures/leak_funcs", false); }
 Test(valgrind, dlopen, .timeout = 120) { same_as_valgrind("fixtures/leak_dlopen", false); }
+
+/* ---- collector objects kept alive only by cycles --------------------------------- */
+
+Test(cycles, reported_by_type_with_their_edges)
+{
+    char rep[] = "/tmp/mscycXXXXXX";
+    close(mkstemp(rep));
+    char env_rep[4200];
+    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s", rep);
+    const char *env[] = { env_rep, "MEMSHIM_REPORT_FORMAT=json", NULL };
+    run_t r = run_fixture("fixtures/gc_cycle", env);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd,
+             "python3 -c 'import json; c=json.load(open(\"%s\"))[\"cycles\"]; "
+             "assert len(c)==2, c; ring=[g for g in c if len(g[\"objects\"])==3][0]; "
+             "assert {o[\"type\"] for o in ring[\"objects\"]}=={\"Node\"} and len(ring[\"edges\"])==3; "
+             "addrs={o[\"addr\"] for o in ring[\"objects\"]}; "
+             "assert all(e[\"from\"] in addrs and e[\"to\"] in addrs for e in ring[\"edges\"]); "
+             "pair=[g for g in c if len(g[\"objects\"])==1][0]; "
+             "assert pair[\"objects\"][0][\"type\"]==\"Pair\" and pair[\"edges\"][0][\"from\"]==pair[\"edges\"][0][\"to\"]'",
+             rep);
+    cr_expect_eq(system(cmd), 0, "cycles section of %s", rep);
+    unlink(rep);
+    run_free(&r);
+    run_t t = run_fixture("fixtures/gc_cycle", NULL);
+    cr_expect(strstr(t.err, "4 collector object(s) in 2 group(s) are alive only through reference cycles"), "%s", t.err);
+    cr_expect(strstr(t.err, "Node@0x") && strstr(t.err, "-> Node@0x"), "%s", t.err);
+    cr_expect_null(strstr(t.err, "definitely lost in loss record"), "the rooted object is not reported");
+    run_free(&t);
+}
