@@ -1,0 +1,281 @@
+#!/bin/bash
+# tests/e2e/run.sh - end-to-end: preload libmemshim.so into real programs from
+# Debian packages and compare their output with a run without memshim.
+#
+#   MEMSHIM_BUILD=/abs/path/to/build tests/e2e/run.sh   (what `make e2e` does)
+#
+# Each case runs twice in fresh directories: once plain, once with
+# LD_PRELOAD=$MEMSHIM_BUILD/libmemshim.so and MEMSHIM_STATS=<file>.  A case
+# passes when both runs exit 0, their standard outputs are identical, the
+# memshim run wrote its statistics ("memshim: heap statistics": memshim really
+# was the allocator) and memshim printed no complaint on standard error.
+# Ends with one line "e2e: N passed, N failed"; exits non-zero on a failure.
+set -u
+unset LD_PRELOAD MEMSHIM_STATS MEMSHIM_ON_ERROR MEMSHIM_VERBOSE
+
+B=${MEMSHIM_BUILD:-}
+if [ -z "$B" ]; then
+    B=$(cd "$(dirname "$0")/../../build" 2>/dev/null && pwd)
+fi
+LIB=$B/libmemshim.so
+pass=0
+fail=0
+if [ ! -f "$LIB" ]; then
+    echo "FAIL setup: $LIB not found (set MEMSHIM_BUILD)"
+    echo "e2e: 0 passed, 1 failed"
+    exit 1
+fi
+LIMIT=${E2E_TIMEOUT:-240}          # seconds per run: a hang fails instead of blocking
+
+T=$(mktemp -d /tmp/memshim-e2e.XXXXXX)
+if [ -n "${E2E_KEEP:-}" ]; then echo "e2e: keeping $T"; else trap 'rm -rf "$T"' EXIT; fi
+export LIB T
+
+# The real interpreter, not a pyenv shim (which would run bash in between).
+if [ -x /usr/bin/python3 ]; then
+    PY=/usr/bin/python3
+else
+    PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+fi
+export PY
+
+# ---- the cases: each runs in its own empty directory, $RUN before every
+# ---- program under test (plain: nothing; memshim: env LD_PRELOAD=...).
+
+case_python() {
+    cat > alloc.py <<'EOF'
+import collections, hashlib, json, random, sys
+random.seed(12345)
+d = {}
+for i in range(150000):
+    d["k%d" % random.randrange(10**9)] = [i, str(i) * (i % 7), (i, -i)]
+for k in list(d)[::3]:
+    del d[k]
+lst = [random.random() for _ in range(250000)]
+lst.sort()
+words = ["".join(random.choice("abcdefghij") for _ in range(random.randrange(1, 12)))
+         for _ in range(80000)]
+cnt = collections.Counter(words)
+top = sorted(cnt.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
+s = "-".join(words)
+parts = s.split("a")
+big = (s * 3).replace("ab", "XYZ").upper()
+objs = [{"id": i, "tags": words[i:i + 5], "v": i * 0.5, "n": {"x": [i] * (i % 10)}}
+        for i in range(40000)]
+js = json.dumps(objs, sort_keys=True)
+back = json.loads(js)
+groups = collections.defaultdict(list)
+for w in words:
+    groups[len(w)].append(w[::-1])
+srt = sorted(words, key=lambda w: (len(w), w))
+ba = bytearray()
+for i in range(20000):
+    ba += bytes([i % 256]) * (i % 50)
+print(len(d), sum(len(v[1]) for v in d.values()))
+print("%.9f %.9f %.9f" % (lst[0], lst[len(lst) // 2], lst[-1]))
+print(top)
+print(len(parts), max(len(p) for p in parts), len(big), big[:40])
+print(len(js), back[12345]["tags"], back[999]["n"])
+print(sorted((k, len(v)) for k, v in groups.items()))
+print(srt[:5], srt[-5:])
+print(hashlib.sha256(js.encode()).hexdigest(), hashlib.sha256(bytes(ba)).hexdigest())
+EOF
+    PYTHONMALLOC=malloc PYTHONHASHSEED=0 $RUN "$PY" alloc.py
+}
+
+case_sqlite3() {
+    cat > q.sql <<'EOF'
+CREATE TABLE t(id INTEGER PRIMARY KEY, grp INTEGER, name TEXT, val REAL, pad BLOB);
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000)
+INSERT INTO t SELECT x, x % 97, 'name-' || (x * 7919 % 100003), (x * 37 % 1000) / 8.0,
+                     zeroblob(x % 300) FROM c;
+CREATE INDEX t_name ON t(name);
+CREATE INDEX t_grp_val ON t(grp, val);
+SELECT grp, count(*), sum(val), min(name), max(name) FROM t GROUP BY grp ORDER BY grp LIMIT 12;
+SELECT count(DISTINCT name) FROM t;
+SELECT name, count(*) AS c FROM t GROUP BY name ORDER BY c DESC, name LIMIT 5;
+SELECT group_concat(id) FROM (SELECT id FROM t WHERE name = 'name-12345' ORDER BY id);
+UPDATE t SET val = val * 2, name = upper(name) WHERE grp < 10;
+DELETE FROM t WHERE id % 3 = 0;
+SELECT count(*), total(val), sum(length(pad)) FROM t;
+SELECT a.grp, count(*) FROM t a JOIN t b ON a.id = b.id + 1 WHERE a.grp = b.grp + 1
+  GROUP BY a.grp ORDER BY a.grp LIMIT 5;
+SELECT substr(group_concat(name, ','), 1, 80) FROM (SELECT name FROM t ORDER BY name DESC LIMIT 50);
+VACUUM;
+PRAGMA integrity_check;
+EOF
+    $RUN sqlite3 db.sqlite < q.sql
+}
+
+case_git() {
+    export HOME=$PWD/home GIT_CONFIG_NOSYSTEM=1 GIT_TERMINAL_PROMPT=0
+    export GIT_AUTHOR_NAME=E2E GIT_AUTHOR_EMAIL=e2e@example.invalid
+    export GIT_COMMITTER_NAME=E2E GIT_COMMITTER_EMAIL=e2e@example.invalid
+    mkdir -p home
+    $RUN git init -q -b main repo || return 1
+    cd repo || return 1
+    for c in 1 2 3 4 5 6; do
+        export GIT_AUTHOR_DATE="2020-01-0${c}T12:00:00Z" GIT_COMMITTER_DATE="2020-01-0${c}T12:00:00Z"
+        mkdir -p dir0 dir1 dir2
+        for f in $(seq 1 60); do
+            seq $((f * c)) $((f * c + f * 20)) > "dir$((f % 3))/file$f.txt"
+        done
+        printf 'commit %d\n' "$c" >> CHANGES
+        $RUN git add -A || return 1
+        $RUN git commit -q -m "commit $c" || return 1
+    done
+    $RUN git log --stat --format='%H %an %ad %s' --date=iso-strict
+    $RUN git gc -q --prune=now || return 1
+    $RUN git fsck --full --strict || return 1
+    $RUN git rev-parse HEAD HEAD~3
+    $RUN git ls-tree -r HEAD | wc -l
+    $RUN git diff --stat HEAD~4 HEAD
+    $RUN git show HEAD~2:dir1/file7.txt | tail -3
+    $RUN git blame -s CHANGES
+    $RUN git count-objects -v | grep -E '^(count|in-pack|packs):'
+}
+
+case_gcc() {
+    {
+        echo '#include <stdio.h>'
+        echo '#include <string.h>'
+        for i in $(seq 1 200); do
+            cat <<EOF
+struct s$i { int a[$((i % 17 + 1))]; double d; const char *name; };
+static unsigned long f$i(unsigned long x, int n)
+{
+    struct s$i v;
+    memset(&v, 0, sizeof v);
+    v.name = "function $i";
+    for (int k = 0; k < n; k++) {
+        switch ((x + k) % 5) {
+        case 0: x = x * $((i * 2 + 1)) + $i; break;
+        case 1: x ^= x >> $((i % 13 + 1)); break;
+        case 2: v.a[k % $((i % 17 + 1))] += (int)x; break;
+        case 3: v.d += (double)x / $((i + 1)).0; break;
+        default: x += strlen(v.name) + (unsigned long)v.a[0];
+        }
+    }
+    return x + (unsigned long)v.d;
+}
+EOF
+        done
+        echo 'int main(void) { unsigned long x = 1;'
+        for i in $(seq 1 200); do echo "    x = f$i(x, $((i % 40 + 10)));"; done
+        echo '    printf("%lu\n", x); return 0; }'
+    } > prog.c
+    $RUN gcc -O2 -Wall -o prog prog.c || return 1
+    $RUN gcc -O2 -S -o prog.s prog.c || return 1
+    ./prog
+    sha256sum prog.s | cut -d' ' -f1
+}
+
+case_xz() {
+    $RUN xz -T2 --block-size=1MiB -6 -c "$T/xz-data" > data.xz || return 1
+    $RUN xz -T2 -d -c data.xz > back || return 1
+    cmp "$T/xz-data" back && echo "round trip ok"
+    sha256sum < data.xz | cut -d' ' -f1
+    $RUN xz -l --robot data.xz | grep -E '^(totals|file)' | cut -f1-6
+}
+
+case_bash() {
+    cat > s.sh <<'EOF'
+declare -A count
+declare -a arr
+for ((i = 0; i < 40000; i++)); do
+    w="w$(( (i * 7919) % 1000 ))"
+    count[$w]=$(( ${count[$w]:-0} + 1 ))
+    arr+=("$w-$i")
+done
+s=""
+for ((i = 0; i < 3000; i++)); do s+="${arr[i]}:"; done
+echo "${#arr[@]} ${#count[@]} ${#s}"
+echo "${s:100:60}"
+echo "${s//w1/W1}" | md5sum | cut -d' ' -f1
+keys=$(printf '%s\n' "${!count[@]}" | sort | head -5 | tr '\n' ' ')
+echo "$keys"
+unset 'arr[5]' 'arr[17]'
+arr=("${arr[@]}")
+echo "${arr[5]} ${arr[16]} ${#arr[@]}"
+f() { local x=$1; (( x <= 1 )) && { echo 1; return; }; echo $(( x * $(f $((x - 1))) )); }
+echo "$(f 15)"
+while read -r a b; do total=$(( ${total:-0} + a * b )); done < <(seq 1 2000 | paste - -)
+echo "$total"
+mapfile -t lines < <(seq 1 5000 | sed 's/$/ line/')
+echo "${#lines[@]} ${lines[4999]}"
+txt=$(for i in $(seq 1 2000); do printf '%s ' "$((i*i))"; done)
+echo "${#txt}"
+EOF
+    $RUN bash s.sh
+}
+
+export -f case_python case_sqlite3 case_git case_gcc case_xz case_bash
+
+# ---- the harness ------------------------------------------------------------
+
+# run_case CASE [VAR=value]: both runs (the memshim one with the extra
+# setting, if given), then compare.
+run_case() {
+    local fn=$1 extra=${2:-} name=$1 mode rc_ref rc_ms
+    [ -n "$extra" ] && name="$1[$extra]"
+    local d="$T/${name//[^A-Za-z0-9_]/_}"
+    mkdir -p "$d/ref" "$d/ms"
+    local start=$SECONDS
+    for mode in ref ms; do
+        local run=""
+        [ "$mode" = ms ] && run="env LD_PRELOAD=$LIB MEMSHIM_STATS=$d/memshim.stats $extra"
+        (cd "$d/$mode" && RUN="$run" timeout -k 5 "$LIMIT" bash -c "case_$fn") \
+            > "$d/$mode.out" 2> "$d/$mode.err"
+        echo $? > "$d/$mode.rc"
+    done
+    rc_ref=$(cat "$d/ref.rc")
+    rc_ms=$(cat "$d/ms.rc")
+    if [ "$rc_ref" != 0 ]; then
+        bad "$name" "the run without memshim failed (exit $rc_ref): $(tail -3 "$d/ref.err")"
+    elif [ "$rc_ms" != 0 ]; then
+        bad "$name" "the run with memshim failed (exit $rc_ms$( [ "$rc_ms" = 124 ] && echo ', timed out')): $(tail -5 "$d/ms.err")"
+    elif ! cmp -s "$d/ref.out" "$d/ms.out"; then
+        bad "$name" "output differs from the run without memshim:
+$(diff "$d/ref.out" "$d/ms.out" | head -20)"
+    elif [ ! -s "$d/ref.out" ]; then
+        bad "$name" "no output at all"
+    elif ! grep -q 'memshim: heap statistics' "$d/memshim.stats" 2>/dev/null; then
+        bad "$name" "no statistics in MEMSHIM_STATS file: memshim was not active"
+    elif grep -q 'memshim:' "$d/ms.err"; then
+        bad "$name" "memshim complained: $(grep 'memshim:' "$d/ms.err" | head -3)"
+    else
+        ok "$name" "($((SECONDS - start)) s for both runs)"
+    fi
+}
+
+ok()  { echo "PASS $1 ${2:-}"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
+
+# shared input for xz: a few MB of mixed text
+{ seq 1 300000; seq 1 7 2100000 | rev; seq 5 3 600000 | sed 's/^/row /'; } > "$T/xz-data"
+
+missing=""
+for tool in sqlite3 git gcc xz bash timeout; do
+    command -v "$tool" >/dev/null || missing="$missing $tool"
+done
+[ -n "$PY" ] && [ -x "$PY" ] || missing="$missing python3"
+if [ -n "$missing" ]; then
+    bad setup "missing programs:$missing"
+fi
+
+for c in python sqlite3 git gcc xz bash; do
+    run_case "$c"
+done
+# the bare allocator, without per-block tracking
+run_case python MEMSHIM_TRACK=0
+run_case sqlite3 MEMSHIM_TRACK=0
+
+# MEMSHIM_STATS=stderr: the statistics arrive on standard error at exit.
+if LD_PRELOAD=$LIB MEMSHIM_STATS=stderr "$PY" -c 'pass' 2>&1 >/dev/null | grep -q 'memshim: heap statistics'; then
+    ok "stats-to-stderr"
+else
+    bad "stats-to-stderr" "MEMSHIM_STATS=stderr printed no statistics"
+fi
+
+echo "e2e: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,127 @@
+/* test_foreign.c - pointers memshim did not hand out (a static buffer, the
+ * stack, an mmap'd page) given to free, realloc and malloc_usable_size: free
+ * ignores them, malloc_usable_size says 0, realloc copies into a new block and
+ * leaves the original alone.  Nothing may crash or abort. */
+#include <criterion/criterion.h>
+#include <malloc.h>
+#include <sys/mman.h>
+#include "memshim.h"
+#include "helpers.h"
+
+static unsigned char static_buf[8192] __attribute__((aligned(64)));
+
+Test(foreign, static_buffer)
+{
+    h_fill(static_buf, sizeof static_buf, 11);
+    const size_t offs[] = { 0, 16, 64, 1, 100, 4096 };
+    for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+        unsigned char *p = static_buf + offs[i];
+        cr_assert_eq(v_usable(p), 0, "malloc_usable_size(static + %zu) = %zu", offs[i], v_usable(p));
+        v_free(p);
+        cr_assert_eq(h_check(static_buf, sizeof static_buf, 11), (size_t)-1, "free changed the buffer");
+        unsigned char *q = v_realloc(p, 1000);
+        cr_assert_not_null(q, "realloc(static + %zu, 1000)", offs[i]);
+        cr_assert_neq(q, p);
+        cr_assert_eq(memcmp(q, p, 1000), 0, "realloc did not copy the static buffer's bytes");
+        cr_assert_geq(v_usable(q), 1000);
+        cr_assert_eq(h_check(static_buf, sizeof static_buf, 11), (size_t)-1, "realloc changed the buffer");
+        v_free(q);
+    }
+}
+
+Test(foreign, stack_buffer)
+{
+    unsigned char buf[512] __attribute__((aligned(16)));
+    memset(buf, 0x61, sizeof buf);
+    cr_assert_eq(v_usable(buf), 0);
+    v_free(buf);
+    v_free(buf + 8);
+    unsigned char *q = v_realloc(buf, 256);
+    cr_assert_not_null(q);
+    for (int i = 0; i < 256; i++) cr_assert_eq(q[i], 0x61);
+    v_free(q);
+    for (size_t i = 0; i < sizeof buf; i++) cr_assert_eq(buf[i], 0x61);
+}
+
+Test(foreign, mmapped_page)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    unsigned char *m = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    cr_assert_eq(munmap(m + pg, pg), 0);      /* the page after is a hole */
+    h_fill(m, pg, 21);
+    cr_assert_eq(v_usable(m), 0);
+    cr_assert_eq(v_usable(m + 48), 0);
+    v_free(m);
+    v_free(m + 48);
+    cr_assert_eq(h_check(m, pg, 21), (size_t)-1, "free of an mmap'd page touched it");
+
+    /* smaller than the page: copied */
+    unsigned char *q = v_realloc(m + 100, 200);
+    cr_assert_not_null(q);
+    cr_assert_eq(memcmp(q, m + 100, 200), 0);
+    v_free(q);
+
+    /* larger than what is mapped: the mapped part copied, no fault */
+    q = v_realloc(m, 3 * pg);
+    cr_assert_not_null(q);
+    cr_assert_eq(memcmp(q, m, pg), 0, "realloc did not copy the mapped page");
+    cr_assert_geq(v_usable(q), 3 * (size_t)pg);
+    memset(q, 0, 3 * pg);
+    v_free(q);
+    q = v_realloc(m + pg - 64, 1000);          /* straddles into the hole */
+    cr_assert_not_null(q);
+    cr_assert_eq(memcmp(q, m + pg - 64, 64), 0);
+    v_free(q);
+    cr_assert_eq(h_check(m, pg, 21), (size_t)-1);
+    munmap(m, pg);
+}
+
+/* Large private mapping (where huge blocks also live): still foreign. */
+Test(foreign, big_mapping_is_not_a_huge_block)
+{
+    size_t len = 4 * MiB;
+    unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(m, MAP_FAILED);
+    memset(m, 0x33, len);
+    struct memshim_heap_stats a, b;
+    memshim_heap_stats(&a);
+    cr_assert_eq(v_usable(m), 0);
+    v_free(m);
+    memshim_heap_stats(&b);
+    cr_assert_eq(a.huge_blocks, b.huge_blocks);
+    for (size_t i = 0; i < len; i += 4096) cr_assert_eq(m[i], 0x33, "free(foreign mapping) unmapped or changed it");
+    munmap(m, len);
+}
+
+/* Foreign pointers mixed with real blocks: the heap stays sound. */
+Test(foreign, heap_stays_sound)
+{
+    void *real[64];
+    for (int i = 0; i < 64; i++) {
+        real[i] = v_malloc((size_t)(i + 1) * 40);
+        h_fill(real[i], (size_t)(i + 1) * 40, (uint64_t)i + 500);
+        v_free(static_buf + 16 * i);
+    }
+    for (int i = 0; i < 64; i++) {
+        cr_assert_eq(h_check(real[i], (size_t)(i + 1) * 40, (uint64_t)i + 500), (size_t)-1);
+        v_free(real[i]);
+    }
+    void *a = v_malloc(40), *b = v_malloc(40);
+    cr_assert_neq(a, b);
+    cr_assert(a < (void *)static_buf || a >= (void *)(static_buf + sizeof static_buf),
+              "a static-buffer pointer got onto a free list");
+    v_free(a);
+    v_free(b);
+}
+
+/* Interior pointers of huge blocks are not block starts: usable size 0. */
+Test(foreign, huge_block_interior_has_no_usable_size)
+{
+    unsigned char *p = v_malloc(2 * MiB);
+    cr_assert_not_null(p);
+    cr_assert_geq(v_usable(p), 2 * MiB);
+    cr_assert_eq(v_usable(p + 4096), 0);
+    cr_assert_eq(v_usable(p + 16), 0);
+    v_free(p);
+}

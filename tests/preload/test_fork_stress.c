@@ -1,0 +1,148 @@
+/* test_fork_stress.c - fork() while other threads allocate, many times; each
+ * child allocates (small, huge, aligned, from a new thread too) and exits.
+ * A child that hangs on a lock left held across fork is killed by the hang
+ * guard and fails the test instead of blocking it. */
+#include <criterion/criterion.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include "memshim.h"
+#include "helpers.h"
+
+enum { BUSY_THREADS = 2, FORKS = 200, CHILD_SECONDS = 20 };
+
+static atomic_int stop, busy_errors;
+static atomic_long busy_ops;
+
+static void *busy(void *arg)
+{
+    uint64_t rng = (uint64_t)(uintptr_t)arg * 31337 + 5;
+    enum { SLOTS = 64 };
+    unsigned char *p[SLOTS] = { 0 };
+    size_t n[SLOTS] = { 0 };
+    uint64_t seed[SLOTS] = { 0 };
+    for (uint64_t k = 1; !atomic_load(&stop); k++) {
+        int i = (int)(h_mix(&rng) % SLOTS);
+        if (p[i]) {
+            if (h_check(p[i], n[i], seed[i]) != (size_t)-1) atomic_fetch_add(&busy_errors, 1);
+            v_free(p[i]);
+        }
+        uint64_t r = h_mix(&rng) % 100;
+        n[i] = r < 70 ? 1 + r * 7 : r < 99 ? 1000 + (r * 977) % 60000 : 600 * KiB + r * 1000;
+        seed[i] = k;
+        p[i] = (r % 10 == 3) ? v_memalign(256, n[i]) : v_malloc(n[i]);
+        if (!p[i]) { atomic_fetch_add(&busy_errors, 1); continue; }
+        h_fill(p[i], n[i], seed[i]);
+        atomic_fetch_add(&busy_ops, 1);
+        if (k % 8 == 0) sched_yield();           /* leave the children some CPU */
+    }
+    for (int i = 0; i < SLOTS; i++) v_free(p[i]);
+    return NULL;
+}
+
+static void *child_thread(void *arg)
+{
+    for (int i = 0; i < 50; i++) {
+        unsigned char *q = v_malloc((size_t)i * 50 + 1);
+        if (!q) return (void *)1;
+        h_fill(q, (size_t)i * 50 + 1, (uint64_t)i);
+        if (h_check(q, (size_t)i * 50 + 1, (uint64_t)i) != (size_t)-1) return (void *)1;
+        v_free(q);
+    }
+    return NULL;
+}
+
+/* Runs in the child: allocate in every way, from this thread and a new one. */
+static int child_work(int i)
+{
+    alarm(CHILD_SECONDS);              /* belt and braces: the parent also kills it */
+    int bad = 0;
+    void *ps[40];
+    for (int k = 0; k < 40; k++) {
+        size_t n = (size_t)((k * 1237 + i) % 20000) + 1;
+        ps[k] = (k % 7 == 0) ? v_calloc(1, n) : v_malloc(n);
+        if (!ps[k]) { bad = 1; continue; }
+        h_fill(ps[k], n, (uint64_t)k);
+    }
+    for (int k = 0; k < 40; k++) {
+        size_t n = (size_t)((k * 1237 + i) % 20000) + 1;
+        if (ps[k] && h_check(ps[k], n, (uint64_t)k) != (size_t)-1) bad = 1;
+        v_free(ps[k]);
+    }
+    unsigned char *h = v_malloc(1 * MiB);
+    if (!h) bad = 1;
+    else { memset(h, 1, 1 * MiB); h = v_realloc(h, 2 * MiB); if (!h || h[1 * MiB - 1] != 1) bad = 1; v_free(h); }
+    void *a = v_memalign(4096, 10000);
+    if (!a || (uintptr_t)a % 4096) bad = 1;
+    v_free(a);
+    pthread_t t;
+    void *tr = (void *)1;
+    if (pthread_create(&t, NULL, child_thread, NULL) != 0 || pthread_join(t, &tr) != 0 || tr) bad = 1;
+    struct memshim_heap_stats st;
+    if (memshim_heap_stats(&st) != 0) bad = 1;                 /* takes every lock */
+    return bad;
+}
+
+/* Fork `count` children one after another; 0, or -1 with why[] filled in.
+ * (No cr_assert here: it is also called from a second thread.) */
+static int fork_many(int count, const char *who, char *why, size_t cap)
+{
+    for (int i = 0; i < count; i++) {
+        pid_t pid = fork();
+        if (pid == -1) { snprintf(why, cap, "%s: fork: %s", who, strerror(errno)); return -1; }
+        if (pid == 0) _exit(child_work(i));
+        int timed_out;
+        int status = h_wait(pid, CHILD_SECONDS + 5, &timed_out);
+        if (timed_out) {
+            snprintf(why, cap, "%s: child %d hung (a lock held across fork?)", who, i);
+            return -1;
+        }
+        if (!WIFEXITED(status)) {
+            snprintf(why, cap, "%s: child %d died: status %#x (signal %d)", who, i, status,
+                     WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+            return -1;
+        }
+        if (WEXITSTATUS(status) != 0) {
+            snprintf(why, cap, "%s: child %d found its heap broken (exit %d)", who, i,
+                     WEXITSTATUS(status));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+Test(fork_stress, fork_while_threads_allocate, .timeout = 300)
+{
+    pthread_t t[BUSY_THREADS];
+    for (uintptr_t i = 0; i < BUSY_THREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, busy, (void *)(i + 1)), 0);
+    while (atomic_load(&busy_ops) < 1000) sched_yield();      /* they are running */
+    char why[256] = "";
+    int rc = fork_many(FORKS, "main thread", why, sizeof why);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < BUSY_THREADS; i++) pthread_join(t[i], NULL);
+    cr_assert_eq(rc, 0, "%s", why);
+    cr_assert_eq(atomic_load(&busy_errors), 0, "allocating threads saw corrupted blocks");
+}
+
+static char forker_why[256];
+
+static void *forker(void *arg)
+{
+    return (void *)(intptr_t)fork_many(30, "second thread", forker_why, sizeof forker_why);
+}
+
+Test(fork_stress, fork_from_another_thread_while_threads_allocate, .timeout = 300)
+{
+    pthread_t t[BUSY_THREADS], f;
+    for (uintptr_t i = 0; i < BUSY_THREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, busy, (void *)(i + 10)), 0);
+    while (atomic_load(&busy_ops) < 1000) sched_yield();
+    cr_assert_eq(pthread_create(&f, NULL, forker, NULL), 0);
+    void *rc;
+    pthread_join(f, &rc);
+    atomic_store(&stop, 1);
+    for (int i = 0; i < BUSY_THREADS; i++) pthread_join(t[i], NULL);
+    cr_assert_eq(rc, NULL, "%s", forker_why);
+    cr_assert_eq(atomic_load(&busy_errors), 0);
+}

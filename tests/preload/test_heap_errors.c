@@ -1,0 +1,201 @@
+/* test_heap_errors.c - invalid frees inside memshim's heap and double frees:
+ * one message line on stderr naming the address, then abort() by default;
+ * with MEMSHIM_ON_ERROR=continue the program goes on with a sound heap.
+ * Each scenario runs in a fixture process (build/fixtures/heap_errors) under
+ * LD_PRELOAD, with block tracking on (the default, which may add indented
+ * stack lines under the message) and off (MEMSHIM_TRACK=0: the message is the
+ * only line), or in a forked child of this test. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <malloc.h>
+#include "memshim.h"
+#include "helpers.h"
+
+/* Parameters are copied to Criterion's workers, so they hold the names
+ * themselves rather than pointers. */
+typedef struct { char name[32]; int track_off; } mode_t_;
+#define BOTH(m) { m, 0 }, { m, 1 }
+static mode_t_ modes[] = {
+    BOTH("double-free-16"), BOTH("double-free-48"), BOTH("double-free-1000"),
+    BOTH("double-free-4096"), BOTH("double-free-20000"), BOTH("double-free-300000"),
+    BOTH("double-free-flushed"), BOTH("interior"), BOTH("interior-large"), BOTH("misaligned"),
+    BOTH("misaligned-8"), BOTH("header"), BOTH("uncarved"), BOTH("realloc-freed"),
+    BOTH("realloc-interior"),
+};
+#define NMODES (sizeof modes / sizeof modes[0])
+
+/* The address the fixture announced ("addr=0x..."), copied into out. */
+static int announced(const h_run_t *r, char *out, size_t cap)
+{
+    const char *a = strstr(r->out, "addr=");
+    if (!a) return 0;
+    a += 5;
+    size_t n = strcspn(a, "\n");
+    if (n == 0 || n >= cap) return 0;
+    memcpy(out, a, n);
+    out[n] = 0;
+    return 1;
+}
+
+static void describe(const char *mode, const h_run_t *r)
+{
+    cr_log_info("mode %s: status %#x, timed out %d\nstdout:\n%s\nstderr:\n%s", mode, r->status,
+                r->timed_out, r->out, r->err);
+}
+
+/* memshim's message: exactly one line starting "memshim:", naming addr.  Any
+ * other line must be an indented continuation (allocation/free stacks) or
+ * part of the leak report at exit ("==pid=="); with `strict`, the message
+ * is the only line. */
+static void expect_message_naming(const char *mode, const h_run_t *r, const char *addr, int strict)
+{
+    int msgs = 0, others = 0, named = 0;
+    for (const char *l = r->err; *l; ) {
+        size_t n = strcspn(l, "\n");
+        if (strncmp(l, "memshim:", 8) == 0) {
+            msgs++;
+            for (const char *q = l; q + strlen(addr) <= l + n; q++)
+                if (strncmp(q, addr, strlen(addr)) == 0) { named = 1; break; }
+        } else if (!(l[0] == ' ' || l[0] == '\t' || strncmp(l, "==", 2) == 0)) {
+            others++;
+        }
+        l += n;
+        if (*l) l++;
+    }
+    cr_expect_eq(msgs, 1, "%s: expected one memshim line on stderr, got %d:\n%s", mode, msgs, r->err);
+    cr_expect(named, "%s: the message does not name %s:\n%s", mode, addr, r->err);
+    cr_expect_eq(others, 0, "%s: unexpected lines on stderr:\n%s", mode, r->err);
+    if (strict)
+        cr_expect_eq(h_count_lines(r->err), 1, "%s: expected the message alone on stderr, got:\n%s",
+                     mode, r->err);
+}
+
+static void run_mode(const mode_t_ *mt, int cont)
+{
+    char mode[64];
+    snprintf(mode, sizeof mode, "%s%s", mt->name, mt->track_off ? " (MEMSHIM_TRACK=0)" : "");
+    h_run_t *r = malloc(sizeof *r);
+    cr_assert_not_null(r);
+    char env[80];
+    snprintf(env, sizeof env, "MEMSHIM_TRACK=%s", mt->track_off ? "0" : "");
+    h_run_fixture2(r, "heap_errors", mt->name, cont ? "MEMSHIM_ON_ERROR=continue" : NULL, env, 30);
+    char addr[64];
+    cr_assert(!r->timed_out, "%s: fixture hung", mode);
+    if (WIFEXITED(r->status) && WEXITSTATUS(r->status) == 3) cr_assert_fail("%s: fixture not on memshim", mode);
+    if (WIFEXITED(r->status) && WEXITSTATUS(r->status) == 2) {
+        describe(mode, r);
+        cr_assert_fail("%s: scenario precondition failed: %s", mode, r->out);
+    }
+    cr_assert(announced(r, addr, sizeof addr), "%s: no addr= line; stdout:\n%s\nstderr:\n%s",
+              mode, r->out, r->err);
+    if (!cont) {
+        int aborted = WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGABRT;
+        if (!aborted) describe(mode, r);
+        cr_expect(aborted, "%s: expected SIGABRT, got status %#x (stdout: %s)", mode, r->status, r->out);
+        /* stopped at the bad call: nothing printed after the addr= line */
+        const char *after = strchr(strstr(r->out, "addr="), '\n');
+        cr_expect(after && after[1] == 0, "%s: the program went on after the bad call:\n%s",
+                  mode, r->out);
+        cr_expect(strncmp(r->err, "memshim:", 8) == 0, "%s: stderr does not start with the message:\n%s",
+                  mode, r->err);
+        expect_message_naming(mode, r, addr, mt->track_off);
+    } else {
+        int ok = WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
+        if (!ok) describe(mode, r);
+        cr_expect(ok, "%s with continue: status %#x", mode, r->status);
+        cr_expect_not_null(strstr(r->out, "survived"), "%s: did not go on:\n%s", mode, r->out);
+        cr_expect_null(strstr(r->out, "DUPLICATE"), "%s: a block was handed out twice:\n%s", mode, r->out);
+        cr_expect_null(strstr(r->out, "CLOBBERED"), "%s: a live block changed:\n%s", mode, r->out);
+        expect_message_naming(mode, r, addr, mt->track_off);
+    }
+    free(r);
+}
+
+ParameterizedTestParameters(heap_errors, abort_by_default)
+{
+    return cr_make_param_array(mode_t_, modes, NMODES);
+}
+
+ParameterizedTest(mode_t_ *mode, heap_errors, abort_by_default)
+{
+    run_mode(mode, 0);
+}
+
+ParameterizedTestParameters(heap_errors, continue_goes_on)
+{
+    return cr_make_param_array(mode_t_, modes, NMODES);
+}
+
+ParameterizedTest(mode_t_ *mode, heap_errors, continue_goes_on)
+{
+    run_mode(mode, 1);
+}
+
+Test(heap_errors, bad_on_error_value_is_reported_and_abort_kept)
+{
+    h_run_t *r = malloc(sizeof *r);
+    h_run_fixture(r, "heap_errors", "double-free-64", "MEMSHIM_ON_ERROR=sometimes", 30);
+    cr_assert(!r->timed_out);
+    cr_expect(WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGABRT, "status %#x", r->status);
+    cr_expect_not_null(strstr(r->err, "MEMSHIM_ON_ERROR=sometimes"), "no warning:\n%s", r->err);
+    free(r);
+}
+
+/* The same in this very process (linked with -lmemshim): a forked child
+ * aborts at the bad call with memshim's message naming the address. */
+static int child_double_free(void *arg)
+{
+    size_t n = (size_t)(uintptr_t)arg;
+    printf("start\n");          /* stdout's buffer is allocated now, not after free(p) */
+    fflush(stdout);
+    void *p = v_malloc(n);
+    v_free(p);
+    printf("addr=%p\n", p);
+    fflush(stdout);
+    v_free(p);
+    printf("survived\n");
+    return 0;
+}
+
+static int child_interior(void *arg)
+{
+    printf("start\n");
+    fflush(stdout);
+    unsigned char *p = v_malloc(256);
+    printf("addr=%p\n", (void *)(p + 48));
+    fflush(stdout);
+    v_free(p + 48);
+    printf("survived\n");
+    return 0;
+}
+
+static void expect_aborted_at_bad_call(const char *what, const h_run_t *r)
+{
+    char addr[64];
+    cr_assert(!r->timed_out, "%s: hung", what);
+    cr_assert(announced(r, addr, sizeof addr), "%s: no addr line: %s", what, r->out);
+    cr_expect(WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGABRT, "%s: status %#x", what,
+              r->status);
+    const char *after = strchr(strstr(r->out, "addr="), '\n');
+    cr_expect(after && after[1] == 0, "%s: went on after the bad call:\n%s", what, r->out);
+    expect_message_naming(what, r, addr, 0);
+}
+
+Test(heap_errors, forked_child_double_free_aborts)
+{
+    const size_t sizes[] = { 48, 100000 };
+    for (size_t i = 0; i < 2; i++) {
+        h_run_t *r = malloc(sizeof *r);
+        h_fork_run(r, child_double_free, (void *)(uintptr_t)sizes[i], 30);
+        expect_aborted_at_bad_call(sizes[i] == 48 ? "double free of 48 bytes" : "double free of 100000 bytes", r);
+        free(r);
+    }
+}
+
+Test(heap_errors, forked_child_interior_free_aborts)
+{
+    h_run_t *r = malloc(sizeof *r);
+    h_fork_run(r, child_interior, NULL, 30);
+    expect_aborted_at_bad_call("interior free", r);
+    free(r);
+}
