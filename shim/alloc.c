@@ -69,8 +69,9 @@ static bool is_double_free(ms_tcache_t *tc, unsigned cls, void *p)
 static MS_NOINLINE void free_slow(void *p, ms_segment_t *s)
 {
     if (!s) {
-        if (!_ms_huge_free(p) && _ms_opt.verbose)
-            _ms_message("free(%p): not a block memshim handed out; ignored", p);
+        if (_ms_huge_free(p)) return;
+        if (_ms_huge_recently_freed(p)) _ms_heap_error("free(): double free of a large block", p);
+        else if (_ms_opt.verbose) _ms_message("free(%p): not a block memshim handed out; ignored", p);
         return;
     }
     unsigned cls;

@@ -22,6 +22,8 @@ static huge_ent *table;            /* huge_lock */
 static size_t    cap, used, tombs; /* huge_lock */
 static uint64_t  live_bytes;       /* huge_lock */
 static huge_ent  cache[CACHE_SLOTS];
+static uintptr_t recent[64];       /* addresses of the last huge blocks freed */
+static unsigned  recent_next;
 static size_t    cache_bytes;
 
 static size_t slot_of(uintptr_t a) { return (size_t)((a >> 12) * 0x9E3779B97F4A7C15ULL >> 20); }
@@ -92,6 +94,8 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
     }
     pthread_mutex_lock(&huge_lock);
     bool ok = insert((uintptr_t)p, size) != NULL;
+    for (unsigned i = 0; i < 64; i++)                /* handed out again: not "freed" now */
+        if (recent[i] == (uintptr_t)p) recent[i] = 0;
     if (ok) live_bytes += size;
     if (ok) _ms_heap_account((int64_t)size);
     pthread_mutex_unlock(&huge_lock);
@@ -106,6 +110,7 @@ bool _ms_huge_free(void *p)
     if (!e) { pthread_mutex_unlock(&huge_lock); return false; }
     size_t size = e->size;
     erase(e);
+    recent[recent_next++ % 64] = (uintptr_t)p;
     live_bytes -= size;
     _ms_heap_account(-(int64_t)size);
     int slot = -1;
@@ -120,6 +125,18 @@ bool _ms_huge_free(void *p)
     pthread_mutex_unlock(&huge_lock);
     if (p) _ms_os_unmap(p, size);
     return true;
+}
+
+/* Whether p was a huge block freed lately (and not handed out again): a
+ * second free of it is a double free, not a foreign pointer. */
+bool _ms_huge_recently_freed(const void *p)
+{
+    bool hit = false;
+    pthread_mutex_lock(&huge_lock);
+    if (!find((uintptr_t)p))
+        for (unsigned i = 0; i < 64 && !hit; i++) hit = recent[i] == (uintptr_t)p;
+    pthread_mutex_unlock(&huge_lock);
+    return hit;
 }
 
 size_t _ms_huge_usable(const void *p)

@@ -45,6 +45,7 @@ static struct {
     ino_t     log_ino;
     uint64_t  t0;            /* CLOCK_MONOTONIC ns at the first sample */
     uint64_t  samples;
+    uint64_t  peak;          /* the highest peak_rss logged so far */
 } rep = { .log_fd = -1 };
 
 static uint64_t now_ns(void) { return _ms_os_now_ns(); }
@@ -108,7 +109,11 @@ static void sample(uint64_t now)
 {
     ms_stats_t st;                    /* one /proc/self/status read, each lock briefly */
     _ms_stats_collect(&st);
+    /* VmHWM is not monotonic: the kernel folds the current RSS into it only
+     * on some paths (munmap, exit), not on MADV_DONTNEED.  Keep our own max. */
     if (st.peak_rss < st.rss) st.peak_rss = st.rss;
+    if (st.peak_rss < rep.peak) st.peak_rss = rep.peak;
+    rep.peak = st.peak_rss;
     char mem[160];
     ms_buf_t b;
     _ms_buf_init(&b, mem, sizeof mem, rep.log_fd);
@@ -190,6 +195,7 @@ static void start(bool with_log)
     sem_init(&rep.done, 0, 0);
     rep.stop = rep.dump = 0;
     rep.samples = 0;
+    rep.peak = 0;
     rep.log_fd = -1;
     if (with_log && !log_open()) with_log = false;
     if (_ms_ropt.live && !_ms_live_open()) _ms_ropt.live = 0;

@@ -106,6 +106,7 @@ MS_HIDDEN bool    _ms_huge_free(void *p);                 /* false: not a huge b
 MS_HIDDEN size_t  _ms_huge_usable(const void *p);         /* 0: not a huge block */
 MS_HIDDEN void   *_ms_huge_realloc(void *p, size_t n);    /* NULL with errno on failure */
 MS_HIDDEN void    _ms_huge_trim(void);
+MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
 MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req);
 MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size,

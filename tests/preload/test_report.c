@@ -260,6 +260,14 @@ Test(misuse, continue_goes_on_after_the_message)
     }
 }
 
+Test(misuse, double_free_of_a_huge_block)
+{
+    run_t r = modes("double_huge", NULL);
+    cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "status %d", r.status);
+    cr_expect(strstr(r.err, "double free of a large block: 0x"), "%s", r.err);
+    run_free(&r);
+}
+
 Test(misuse, realloc_of_freed_and_invalid_free_are_named)
 {
     run_t r = modes("realloc", NULL);
