@@ -37,8 +37,8 @@ FIXTURE_BIN += $(FIXTURE_CXX:tests/fixtures/%.cc=$(B)/fixtures/%)
 BENCH_SRC   := $(wildcard bench/*.c)
 BENCH_BIN   := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all lib test unit preload e2e demo bench install uninstall clean deps check-deps
-all: lib
+.PHONY: all lib tool test unit preload e2e tools-test demo bench bench-sampler install uninstall clean deps check-deps
+all: lib tool
 
 lib: $(B)/libmemshim.so
 
@@ -50,6 +50,14 @@ $(B)/libmemshim.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete -o $@.tmp $^ -lpthread -ldl
 	@mv $@.tmp $@
 	@ln -sf libmemshim.so $(B)/$(SONAME)
+
+# ---- the memshim command (tools/): an ordinary program, reads JSON with jansson
+TOOL_SRC := $(wildcard tools/*.c)
+tool: $(B)/memshim
+
+$(B)/memshim: $(TOOL_SRC) $(wildcard tools/*.h) shim/live.h include/memshim.h Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iinclude -Ishim -DMEMSHIM_LIBDIR='"$(LIBDIR)"' -o $@ $(TOOL_SRC) -ljansson -lm
 
 # ---- tests ------------------------------------------------------------------
 # Unit tests link the objects directly (so they also run on memshim's malloc);
@@ -87,11 +95,15 @@ preload: deps $(PRELOAD_BIN) $(FIXTURE_BIN)
 e2e: deps lib $(FIXTURE_BIN)
 	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/e2e/run.sh
 
+# The command end to end, man pages, install into a scratch DESTDIR.
+tools-test: deps lib tool
+	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/tools/run.sh
+
 test: deps lib
-	@$(MAKE) --no-print-directory unit preload e2e
+	@$(MAKE) --no-print-directory unit preload e2e tools-test
 
 # ---- demo and bench ------------------------------------------------------------
-demo: deps lib
+demo: deps lib $(B)/fixtures/leak_kinds
 	@tools/demo.sh $(B)
 
 $(B)/bench/%: bench/%.c
@@ -100,11 +112,17 @@ $(B)/bench/%: bench/%.c
 
 bench: deps lib $(BENCH_BIN)
 	@bench/run.sh $(B)
+	@bench/sampler.sh $(B)
+
+bench-sampler: deps lib $(B)/bench/sampler $(B)/bench/runner
+	@bench/sampler.sh $(B)
 
 # ---- install ----------------------------------------------------------------------
 LIBDIR := $(PREFIX)/lib
-install: lib
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR)/pkgconfig
+install: lib tool
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR)/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(B)/memshim $(DESTDIR)$(PREFIX)/bin/memshim
 	install -m 0755 $(B)/libmemshim.so $(DESTDIR)$(LIBDIR)/libmemshim.so.$(VERSION)
 	ln -sf libmemshim.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmemshim.so
@@ -118,7 +136,7 @@ install: lib
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libmemshim.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
 	      $(DESTDIR)$(LIBDIR)/libmemshim.so.$(VERSION) $(DESTDIR)$(PREFIX)/include/memshim.h \
-	      $(DESTDIR)$(LIBDIR)/pkgconfig/memshim.pc
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/memshim.pc $(DESTDIR)$(PREFIX)/bin/memshim
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/share/man/man1/,$(notdir $(wildcard man/*.1))) \
 	      $(addprefix $(DESTDIR)$(PREFIX)/share/man/man3/,$(notdir $(wildcard man/*.3))) \
 	      $(addprefix $(DESTDIR)$(PREFIX)/share/man/man7/,$(notdir $(wildcard man/*.7)))

@@ -4,7 +4,7 @@
 # `make demo` and `make bench`; quiet when everything is there.
 set -e
 need="gcc make libc6-dev libcriterion-dev libunwind-dev libdw-dev libjansson-dev pkg-config
-mandoc groff-base graphviz librsvg2-bin sqlite3 git xz-utils python3 valgrind
+mandoc groff-base man-db libxml2-utils graphviz librsvg2-bin sqlite3 git xz-utils python3 valgrind
 libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 heaptrack g++"
 missing=""
 for pkg in $need; do

@@ -1,0 +1,525 @@
+#!/bin/bash
+# run.sh - end-to-end tests of the `memshim` command and of the reporting
+# side of the library: every subcommand and option, wrong uses, malformed
+# and fuzzed reports, MEMSHIM_STATS (text and JSON), the RSS log and its fork
+# policy, live figures of a running process, the stats signal, the SVG plot,
+# the man pages, and `make install` into a scratch DESTDIR.
+#
+#   MEMSHIM_BUILD=build tests/tools/run.sh      (make tools-test)
+#
+# Each check asserts one behaviour and prints "ok - NAME" or "FAIL - NAME"
+# with the evidence; the last line is "N passed, N failed".
+set -u
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+B=$(cd "${MEMSHIM_BUILD:-$ROOT/build}" && pwd)
+MS=$B/memshim
+LIB=$B/libmemshim.so
+FIX=$ROOT/tests/tools/fixtures
+T=$(mktemp -d /tmp/memshim-tools.XXXXXX)
+trap 'kill $(cat "$T/pids" 2>/dev/null) 2>/dev/null; rm -rf "$T"' EXIT
+unset LD_PRELOAD MEMSHIM_STATS MEMSHIM_RSS_LOG MEMSHIM_LIVE MEMSHIM_REPORT MEMSHIM_STATS_SIGNAL
+PY=$(command -v python3)
+
+pass=0 failed=0
+ok()   { pass=$((pass + 1)); echo "ok - $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL - $1"; [ $# -gt 1 ] && printf '%s\n' "$2" | head -40 | sed 's/^/    /'; }
+# check NAME FUNCTION [ARGS]: FUNCTION prints its evidence and returns non-zero on failure.
+check() { local name=$1 out; shift; if out=$("$@" 2>&1); then ok "$name"; else fail "$name" "$out"; fi; }
+
+# run CMD...: sets $out, $err, $rc
+run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; out=$(cat "$T/out"); err=$(cat "$T/err"); }
+expect_rc() { [ "$rc" -eq "$1" ] || { echo "exit status $rc, expected $1"; echo "stdout: $out"; echo "stderr: $err"; return 1; }; }
+one_line_err() {   # stderr is exactly one line starting "memshim: "
+    [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && [[ $err == memshim:* ]] ||
+        { echo "stderr is not one 'memshim: ' line:"; echo "$err"; return 1; }
+}
+has()     { grep -qF -- "$2" <<<"$1" || { echo "missing: $2"; echo "in: $1"; return 1; }; }
+has_not() { ! grep -qF -- "$2" <<<"$1" || { echo "unexpected: $2"; echo "in: $1"; return 1; }; }
+wait_file() { for _ in $(seq 1 500); do [ -e "$1" ] && return 0; sleep 0.02; done; echo "no file $1"; return 1; }
+
+# ---- helper programs ----------------------------------------------------------
+for p in known grow forker leaky; do
+    cc -O0 -g -o "$T/$p" "$ROOT/tests/tools/progs/$p.c" || { fail "build helper $p"; }
+done
+
+# ==== the command: version, help, wrong uses ========================================
+t_version() { run "$MS" --version; expect_rc 0 && has "$out" "memshim $(sed -n 's/^#define MEMSHIM_VERSION *"\(.*\)"/\1/p' "$ROOT/include/memshim.h")"; }
+check "memshim --version prints the header's version" t_version
+
+t_help() {
+    run "$MS" help; expect_rc 0 || return 1
+    for c in "run " "report " "diff " "stats " "top " "plot " "--report" "--format" "--stats" "--rss-log" \
+             "--sample" "--no-track" "--exitcode" "--suppress" "folded"; do has "$out" "$c" || return 1; done
+    run "$MS" help run; expect_rc 0 && has "$out" "usage: memshim"
+}
+check "memshim help lists every command and run option" t_help
+
+usage_case() {   # usage_case ARGS...: exit 2 with one line on stderr, nothing on stdout
+    run "$MS" "$@"; expect_rc 2 && one_line_err && [ -z "$out" ] || { echo "for: memshim $*"; return 1; }
+}
+t_wrong_uses() {
+    local fails=0
+    while IFS= read -r line; do
+        eval "set -- $line"
+        usage_case "$@" || fails=1
+    done <<'EOF'
+
+bogus
+help bogus
+--version extra
+run
+run --bogus -- true
+run --format xml -- true
+run --report
+run --sample lots -- true
+run --exitcode 300 -- true
+run --rss-interval 0 -- true
+run --rss-interval abc -- true
+run --stats= -- true
+report
+report --top 0 x.json
+report --kind bogus x.json
+report --format xml x.json
+report a.json b.json
+report --bogus x.json
+diff
+diff one.json
+diff a.json b.json c.json
+diff --top x a.json b.json
+stats
+stats abc
+stats 1 2
+stats --bogus 1
+top
+top -d 0 1
+top -n x 1
+plot
+plot log
+plot --bogus log -o x.svg
+EOF
+    return $fails
+}
+check "wrong uses: exit 2 with a one-line error" t_wrong_uses
+
+# ==== run ===========================================================================
+t_run_status() {
+    run "$MS" run -q -- sh -c 'exit 7'; expect_rc 7 || return 1
+    run "$MS" run -q -- true; expect_rc 0 || return 1
+    "$MS" run -q -- sh -c 'kill -TERM $$' 2>/dev/null; rc=$?
+    [ $rc -eq 143 ] || { echo "killed by SIGTERM: status $rc, expected 143"; return 1; }
+    run "$MS" run -- /nonexistent/program; expect_rc 127 && has "$err" "/nonexistent/program"
+}
+check "run passes the exit status and death by signal through" t_run_status
+
+t_run_env() {
+    cd "$T" && : >supp
+    run "$MS" run -q --report r.%p.json --format json --stats=s.json --rss-log=l.log --rss-interval 50 \
+        --sample 64k --no-track --exitcode 9 --suppress supp --stats-signal USR2 --no-live -- env
+    expect_rc 0 || return 1
+    for kv in "MEMSHIM_REPORT=r.%p.json" "MEMSHIM_REPORT_FORMAT=json" "MEMSHIM_STATS=s.json" \
+              "MEMSHIM_RSS_LOG=l.log" "MEMSHIM_RSS_INTERVAL=50" "MEMSHIM_SAMPLE=64k" "MEMSHIM_TRACK=0" \
+              "MEMSHIM_EXITCODE=9" "MEMSHIM_SUPPRESS=supp" "MEMSHIM_STATS_SIGNAL=USR2" \
+              "MEMSHIM_LIVE=0" "LD_PRELOAD=$(readlink -f "$LIB")"; do
+        grep -qxF -- "$kv" <<<"$out" || { echo "not in the program's environment: $kv"; return 1; }
+    done
+    rm -f s.json l.log
+    run "$MS" run -q -- env; expect_rc 0 && has "$out" "MEMSHIM_LIVE=1" && has_not "$out" "MEMSHIM_REPORT="
+}
+check "run maps every option to its variable and preloads the library" t_run_env
+
+t_run_reports() {
+    cd "$T" && rm -f leak.*.json stats.txt memshim.*.rss
+    run "$MS" run --report leak.%p.json --stats=stats.txt --rss-log -- ./leaky
+    expect_rc 0 || return 1
+    local f; f=$(ls leak.*.json 2>/dev/null | head -1)
+    [ -n "$f" ] || { echo "no leak report written"; echo "$err"; return 1; }
+    has "$err" "memshim: leak report: $f" && has "$err" "memshim: statistics: stats.txt" &&
+        has "$err" "memshim: rss log: memshim.${f//[!0-9]/}.rss" && has "$err" "memshim report $f" || return 1
+    run "$MS" report "$f"; expect_rc 0 && has "$out" "definitely lost" && has "$out" "make_nodes"
+}
+check "run says where the reports went, and they render" t_run_reports
+
+t_run_exitcode() { cd "$T"; run "$MS" run -q --exitcode 9 -- ./leaky; expect_rc 9; }
+check "run --exitcode N: a leaking program exits N" t_run_exitcode
+
+t_run_lib() {
+    run "$MS" run --lib /nonexistent/libmemshim.so -- true; expect_rc 127 && has "$err" "/nonexistent" || return 1
+    run "$MS" run -q --suppress /nonexistent/supp -- true; expect_rc 1 && has "$err" "/nonexistent/supp"
+}
+check "run: a missing library or suppressions file is a clear error" t_run_lib
+
+# ==== report ========================================================================
+t_report_text() {
+    run "$MS" report "$FIX/report.json"; expect_rc 0 || return 1
+    has "$out" "leak report of ./server --port 8080 (pid 4242)" &&
+    has "$out" "definitely lost    3.05 KiB in 13 blocks (3,120 bytes)" &&
+    has "$out" "3,000 bytes in 10 blocks definitely lost (2 of 5)" &&
+    has "$out" "#0  0x401200 in read_request http.c:77 (/opt/server)" &&
+    has "$out" "#1  0x7f00000123 (/usr/lib/libevent.so)" &&
+    has "$out" "(no stack recorded)" || return 1
+    # largest first
+    local order; order=$(grep -oE '^[0-9,]+ bytes' <<<"$out" | tr -d , | awk '{print $1}' | tr '\n' ' ')
+    [ "$order" = "8192 3000 256 120 64 " ] || { echo "order: $order"; return 1; }
+}
+check "report renders summary and records, largest first" t_report_text
+
+t_report_filters() {
+    run "$MS" report "$FIX/report.json" --kind definite; expect_rc 0 || return 1
+    has "$out" "read_request" && has "$out" "make_node" && has_not "$out" "init_cache" && has_not "$out" "parse" || return 1
+    has_not "$out" "still reachable" || return 1
+    run "$MS" report --kind reachable,possible --top 1 "$FIX/report.json"; expect_rc 0 || return 1
+    has "$out" "init_cache" && has_not "$out" "no stack recorded" && has "$out" "1 smaller records not shown" || return 1
+    run "$MS" report --kind still_reachable "$FIX/report.json"; expect_rc 0 && has "$out" "init_cache"
+}
+check "report --kind and --top select records" t_report_filters
+
+t_report_folded() {
+    run "$MS" report "$FIX/report.json" --format folded; expect_rc 0 || return 1
+    local want
+    want=$'init_cache 8192\nmain;0x7f00000123 in libevent.so;read_request 3000\nparse:headers 256\nmain;make_node 120\n[unknown] 64'
+    [ "$out" = "$want" ] || { echo "got:"; echo "$out"; echo "want:"; echo "$want"; return 1; }
+    run "$MS" report "$FIX/report.json" --format=folded --kind definite --top 1; expect_rc 0 &&
+        [ "$out" = "main;0x7f00000123 in libevent.so;read_request 3000" ] || { echo "$out"; return 1; }
+}
+check "report --format folded: one line per stack, root first" t_report_folded
+
+malformed_case() {   # malformed_case NAME CONTENT EXPECTED-TEXT
+    printf '%s' "$2" >"$T/bad-$1.json"
+    run "$MS" report "$T/bad-$1.json"
+    expect_rc 1 && one_line_err && has "$err" "$T/bad-$1.json" && has "$err" "$3" || { echo "case $1"; return 1; }
+}
+t_report_malformed() {
+    local f=0
+    malformed_case empty '' "not valid JSON" || f=1
+    malformed_case notjson 'hello' "not valid JSON" || f=1
+    malformed_case truncated '{"pid": 1, "leaks": [{"kind": "definitely_lost", "bytes": 1' "not valid JSON" || f=1
+    malformed_case array '[1, 2]' "expected a JSON object" || f=1
+    malformed_case noleaks '{"pid": 1}' 'no "leaks" array' || f=1
+    malformed_case leaksobj '{"leaks": {}}' '"leaks": expected an array' || f=1
+    malformed_case leaknum '{"leaks": [3]}' "leaks[0]: expected an object" || f=1
+    malformed_case nokind '{"leaks": [{"bytes": 1}]}' 'leaks[0]: no "kind"' || f=1
+    malformed_case negbytes '{"leaks": [{"kind": "definitely_lost", "bytes": -5}]}' "leaks[0].bytes: expected a non-negative integer" || f=1
+    malformed_case strbytes '{"leaks": [{"kind": "definitely_lost", "bytes": "5"}]}' "leaks[0].bytes" || f=1
+    malformed_case stackobj '{"leaks": [{"kind": "x", "bytes": 1, "stack": {}}]}' "leaks[0].stack: expected an array" || f=1
+    malformed_case frame '{"leaks": [{"kind": "x", "bytes": 1, "stack": [{"file": "a.c"}]}]}' 'leaks[0].stack[0]: neither "ip" nor "function"' || f=1
+    malformed_case line '{"leaks": [{"kind": "x", "bytes": 1, "stack": [{"ip": "0x1", "line": "7"}]}]}' "leaks[0].stack[0].line" || f=1
+    malformed_case summary '{"summary": {"definitely_lost": {"bytes": 1.5}}, "leaks": []}' "summary.definitely_lost.bytes" || f=1
+    run "$MS" report "$T/does-not-exist.json"; expect_rc 1 && one_line_err && has "$err" "No such file" || f=1
+    run "$MS" report "$T"; expect_rc 1 && one_line_err || f=1
+    run "$MS" diff "$FIX/old.json" "$T/bad-notjson.json"; expect_rc 1 && one_line_err || f=1
+    return $f
+}
+check "report: malformed files earn one clear line and exit 1" t_report_malformed
+
+t_report_fuzz() {
+    # The command built with AddressSanitizer and UBSan, fed 400 mutations of
+    # the fixtures: every run ends with status 0 or 1, never a sanitizer report.
+    cc -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 \
+       -I"$ROOT/include" -I"$ROOT/shim" -o "$T/memshim-asan" "$ROOT"/tools/*.c -ljansson -lm || return 1
+    mkdir -p "$T/fuzz"
+    "$PY" - "$FIX" "$T/fuzz" <<'EOF' || return 1
+import os, random, sys
+src, dst = sys.argv[1], sys.argv[2]
+seeds = [open(os.path.join(src, f), 'rb').read() for f in sorted(os.listdir(src)) if f.endswith('.json')]
+rnd = random.Random(20240605)
+tokens = [b'{', b'}', b'[', b']', b'"', b',', b':', b'-1', b'1e999', b'null', b'"\\u0000"', b'18446744073709551616',
+          b'"leaks"', b'"stack"', b'"bytes"', b'"kind"', b'[]', b'{}', b'true']
+for i in range(400):
+    d = bytearray(rnd.choice(seeds))
+    for _ in range(rnd.randint(1, 6)):
+        op = rnd.randrange(4)
+        pos = rnd.randrange(len(d) + 1)
+        if op == 0 and d: d[min(pos, len(d) - 1)] = rnd.randrange(256)
+        elif op == 1: d[pos:pos] = rnd.choice(tokens)
+        elif op == 2: del d[pos:pos + rnd.randint(1, 40)]
+        else: d = d[:pos]
+    open(os.path.join(dst, '%03d.json' % i), 'wb').write(bytes(d))
+EOF
+    local bad=0 f st
+    for f in "$T"/fuzz/*.json; do
+        for mode in "report $f" "report --format folded $f" "diff $FIX/old.json $f"; do
+            # shellcheck disable=SC2086
+            ASAN_OPTIONS=detect_leaks=0 "$T/memshim-asan" $mode >/dev/null 2>"$T/fuzz.err"; st=$?
+            if [ $st -gt 1 ] || grep -qE 'Sanitizer|runtime error' "$T/fuzz.err" ||
+               { [ $st -eq 1 ] && [ "$(wc -l <"$T/fuzz.err")" -ne 1 ]; }; then
+                echo "memshim $mode: status $st"; head -5 "$T/fuzz.err"; bad=1
+            fi
+        done
+    done
+    return $bad
+}
+check "report and diff survive 400 fuzzed reports (ASan/UBSan build)" t_report_fuzz
+
+# ==== diff ==========================================================================
+t_diff() {
+    run "$MS" diff "$FIX/old.json" "$FIX/new.json"; expect_rc 0 || return 1
+    has "$out" "(two runs)" && has "$out" "definitely lost      1000 B -> 5.18 KiB   (+4,300 bytes, +4 blocks)" &&
+    has "$out" "+4,500 bytes (+5 blocks) definitely lost: new, 4,500 bytes in 5 blocks" &&
+    has "$out" "+100 bytes (+1 blocks) definitely lost: 200 -> 300 bytes" &&
+    has "$out" "1 stack shrank and 1 is gone" && has_not "$out" "old_path" || return 1
+    # largest growth first: cache_put before make_node
+    local a b; a=$(grep -n cache_put <<<"$out" | cut -d: -f1); b=$(grep -n make_node <<<"$out" | cut -d: -f1)
+    [ "$a" -lt "$b" ] || { echo "cache_put (line $a) should come before make_node (line $b)"; return 1; }
+    run "$MS" diff --all "$FIX/old.json" "$FIX/new.json"; expect_rc 0 &&
+        has "$out" "-200 bytes (-1 blocks) definitely lost: 700 -> 500 bytes" && has "$out" "gone, was 100 bytes" || return 1
+    run "$MS" diff --top 1 "$FIX/old.json" "$FIX/new.json"; expect_rc 0 && has "$out" "cache_put" &&
+        has_not "$out" "make_node" && has "$out" "1 more not shown" || return 1
+    run "$MS" diff "$FIX/new.json" "$FIX/new.json"; expect_rc 0 && has "$out" "nothing grew and nothing is new"
+}
+check "diff: growth and new stacks, largest first; --all, --top" t_diff
+
+t_diff_snapshots() {
+    # Same pid: unsymbolised frames are told apart by address.
+    run "$MS" diff "$FIX/snap1.json" "$FIX/snap2.json"; expect_rc 0 || return 1
+    has "$out" "two snapshots of one run" && has "$out" "+800 bytes (+3 blocks) definitely lost: 100 -> 900 bytes" &&
+        has "$out" "0x2000" && has_not "$out" "0x1000"
+}
+check "diff of two snapshots of one run matches frames by address" t_diff_snapshots
+
+# ==== MEMSHIM_STATS ==================================================================
+t_stats_json() {
+    cd "$T" && rm -f st.*.json
+    MEMSHIM_STATS="$T/st.%p.json" LD_PRELOAD=$LIB MEMSHIM_TRACK=0 ./known || return 1
+    local f; f=$(ls st.*.json); [ -n "$f" ] || { echo "no stats file"; return 1; }
+    ls st.*.json.tmp.* 2>/dev/null && { echo "temporary file left behind"; return 1; }
+    "$PY" - "$f" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["format"] == "memshim-stats" and s["version"] == 1, s["format"]
+assert str(s["pid"]) in sys.argv[1]
+cls = {c["size"]: c for c in s["classes"]}
+c = cls[20480]
+assert c["blocks_in_use"] == 77, c
+assert c["bytes_in_use"] == 77 * 20480, c
+assert c["blocks_in_use"] + c["blocks_free"] == c["pools"] * (65536 // 20480), c   # 3 per 64 KiB span
+assert 0 <= c["fragmentation_pct"] <= 100
+for k in ("class", "size", "pools", "blocks_in_use", "blocks_free", "bytes_in_use", "fragmentation_pct", "allocs", "frees"):
+    assert k in c, k
+assert s["huge"]["blocks"] == 3 and s["huge"]["bytes"] == 3 * 1003520, s["huge"]
+h = s["heap"]
+assert h["bytes_in_use"] >= 77 * 20480 + 3 * 1003520, h
+assert h["peak_bytes"] >= h["bytes_in_use"] and h["mapped_bytes"] >= h["bytes_in_use"], h
+assert s["os"]["mapped_total"] >= s["os"]["segment_bytes"] > 0
+p = s["process"]
+assert p["rss"] > 3 * 1000000 and p["peak_rss"] >= p["rss"] and p["uss"] > 0 and p["pss"] >= p["uss"] * 0.5, p
+assert "collector" in s
+print("ok")
+EOF
+}
+check "MEMSHIM_STATS=*.json: exact figures of known allocations, %p, atomic" t_stats_json
+
+t_stats_text() {
+    local out
+    out=$(MEMSHIM_STATS=stderr MEMSHIM_TRACK=0 LD_PRELOAD=$LIB "$T/known" 2>&1 >/dev/null)
+    has "$out" "memshim: heap statistics (pid" && has "$out" "huge blocks: 3, 2.8 MiB" &&
+        has "$out" "heap peak:" && has "$out" "rss:" && has "$out" "returned to the OS" || return 1
+    # the row of class 20480: 77 in use, 1576960 bytes
+    grep -qE '^ +[0-9]+ +20480 +[0-9]+ +77 +[0-9]+ +1576960 ' <<<"$out" || { echo "no row for 20480 x 77"; echo "$out"; return 1; }
+}
+check "MEMSHIM_STATS=stderr: the table has the known class row and totals" t_stats_text
+
+t_env_warnings() {
+    local out
+    out=$(MEMSHIM_RSS_INTERVAL=abc MEMSHIM_LIVE=maybe MEMSHIM_LIVE_INTERVAL=5 MEMSHIM_STATS_SIGNAL=KILL \
+          LD_PRELOAD=$LIB MEMSHIM_TRACK=0 /bin/true 2>&1)
+    has "$out" "MEMSHIM_RSS_INTERVAL=abc: expected milliseconds" && has "$out" "MEMSHIM_LIVE=maybe: expected 1 or 0" &&
+        has "$out" "MEMSHIM_LIVE_INTERVAL=5: expected milliseconds" && has "$out" "MEMSHIM_STATS_SIGNAL=KILL: expected a signal" || return 1
+    out=$(MEMSHIM_RSS_LOG=/nonexistent/dir/x.log LD_PRELOAD=$LIB MEMSHIM_TRACK=0 /bin/true 2>&1)
+    has "$out" "MEMSHIM_RSS_LOG: cannot open /nonexistent/dir/x.log"
+}
+check "malformed reporting variables earn a warning naming the variable" t_env_warnings
+
+# ==== the RSS log ===================================================================
+check_log() {   # check_log FILE: header, well-formed lines, time and peak never go back
+    "$PY" - "$1" <<'EOF'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines[0] == "# memshim rss-log 1", lines[0]
+assert lines[3] == "# time_ms rss peak_rss heap_in_use heap_mapped", lines[3]
+assert lines[-1].startswith("# end samples "), lines[-1]
+rows = [list(map(int, l.split())) for l in lines if not l.startswith("#")]
+assert all(len(r) == 5 for r in rows)
+assert len(rows) >= 3, len(rows)
+assert all(b[0] >= a[0] for a, b in zip(rows, rows[1:])), "time goes back"
+assert all(b[2] >= a[2] for a, b in zip(rows, rows[1:])), "peak rss goes back"
+assert all(r[2] >= r[1] for r in rows), "peak below rss"
+EOF
+}
+t_rss_log() {
+    cd "$T" && rm -f grow.*.log
+    MEMSHIM_RSS_LOG="$T/grow.%p.log" MEMSHIM_RSS_INTERVAL=10 MEMSHIM_TRACK=0 LD_PRELOAD=$LIB ./grow || return 1
+    local f; f=$(ls grow.*.log); check_log "$f" || return 1
+    "$PY" - "$f" <<'EOF'
+import sys
+rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if not l.startswith("#")]
+top = max(range(len(rows)), key=lambda i: rows[i][3])
+assert rows[top][3] >= 64 << 20, "heap never reached 64 MiB: %d" % rows[top][3]
+assert max(r[1] for r in rows) >= 60 << 20, "rss never reached 60 MiB"
+after = rows[top + 1:]
+assert after and min(r[3] for r in after) < 8 << 20, "heap did not fall after the frees"
+assert after[-1][1] < rows[top][1] - (40 << 20), "rss did not fall by 40 MiB after the frees"
+assert rows[-1][2] >= 60 << 20, "peak rss forgot the growth"
+EOF
+    cp "$f" "$T/grow.log"
+}
+check "RSS log of a program that grows then frees" t_rss_log
+
+t_rss_fork() {
+    cd "$T" && rm -f fk.*.log one.log
+    MEMSHIM_RSS_LOG="$T/fk.%p.log" MEMSHIM_RSS_INTERVAL=10 MEMSHIM_TRACK=0 LD_PRELOAD=$LIB ./forker || return 1
+    local n; n=$(ls fk.*.log | wc -l)
+    [ "$n" -eq 2 ] || { echo "expected a log for the parent and one for the child, got $n"; ls; return 1; }
+    for f in fk.*.log; do
+        check_log "$f" || return 1
+        grep -q "^# pid ${f//[!0-9]/} " "$f" || { echo "$f: header names another pid"; return 1; }
+    done
+    MEMSHIM_RSS_LOG="$T/one.log" MEMSHIM_RSS_INTERVAL=10 MEMSHIM_TRACK=0 LD_PRELOAD=$LIB ./forker || return 1
+    check_log one.log && [ "$(grep -c '^# memshim rss-log' one.log)" -eq 1 ] || { echo "the child wrote into the parent's log"; return 1; }
+}
+check "fork: %p gives the child its own log; without %p the child stays out" t_rss_fork
+
+# ==== live figures: memshim stats / top, the stats signal =============================
+start_known() {   # start_known ENV...: known held in the background; sets $pid
+    rm -f "$T/ready"
+    env "$@" LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 "$T/known" hold "$T/ready" >>"$T/known.log" 2>&1 &
+    pid=$!
+    echo $pid >>"$T/pids"
+    wait_file "$T/ready"
+}
+t_live_stats() {
+    start_known MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=50 || return 1
+    sleep 0.2
+    run "$MS" stats $pid; expect_rc 0 || return 1
+    has "$out" "memshim: pid $pid" && has "$out" "known hold" || return 1
+    grep -qE '^ +[0-9]+ +20480 +[0-9]+ +77 ' <<<"$out" || { echo "no row 20480 x 77"; echo "$out"; return 1; }
+    run "$MS" stats --json $pid; expect_rc 0 || return 1
+    "$PY" -c '
+import json, sys
+s = json.loads(sys.argv[1]); pid = int(sys.argv[2])
+assert s["pid"] == pid
+c = [c for c in s["classes"] if c["size"] == 20480][0]
+assert c["blocks_in_use"] == 77, c
+assert s["huge"]["blocks"] == 3 and s["huge"]["bytes"] == 3 * 1003520, s["huge"]
+assert s["process"]["rss"] > 0
+' "$out" $pid || return 1
+    # owned by us, mode 0600
+    local fd; fd=$(ls -l /proc/$pid/fd | grep -oE '[0-9]+ -> /memfd:memshim-live' | cut -d' ' -f1)
+    [ "$(stat -L -c %a /proc/$pid/fd/$fd)" = 600 ] || { echo "region mode $(stat -L -c %a /proc/$pid/fd/$fd)"; return 1; }
+    run "$MS" top -n 2 -d 0.1 $pid; expect_rc 0 && [ "$(grep -c "memshim: pid $pid" <<<"$out")" -eq 2 ] || { echo "$out"; return 1; }
+    kill $pid; wait $pid 2>/dev/null
+    run "$MS" stats $pid; expect_rc 1 && one_line_err && has "$err" "no process $pid"
+}
+check "memshim stats/top read a running process's live figures" t_live_stats
+
+t_live_absent() {
+    start_known MEMSHIM_LIVE=0 || return 1
+    run "$MS" stats $pid; kill $pid; wait $pid 2>/dev/null
+    expect_rc 1 && one_line_err && has "$err" "publishes no memshim figures"
+}
+check "memshim stats on a process without live figures: clear error" t_live_absent
+
+t_stats_signal() {
+    rm -f "$T/sig.json"
+    start_known MEMSHIM_STATS_SIGNAL=SIGUSR2 MEMSHIM_STATS="$T/sig.json" || return 1
+    kill -USR2 $pid
+    wait_file "$T/sig.json" || { kill $pid; return 1; }
+    kill -0 $pid || { echo "the signal killed the program"; return 1; }
+    kill $pid; wait $pid 2>/dev/null
+    "$PY" -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["pid"]==int(sys.argv[2]); assert [c for c in s["classes"] if c["size"]==20480][0]["blocks_in_use"]==77' "$T/sig.json" $pid
+}
+check "MEMSHIM_STATS_SIGNAL=SIGUSR2 writes the figures and the program goes on" t_stats_signal
+
+# ==== plot ==========================================================================
+t_plot() {
+    [ -s "$T/grow.log" ] || { echo "no RSS log from the earlier test"; return 1; }
+    run "$MS" plot "$T/grow.log" -o "$T/rss.svg"; expect_rc 0 || return 1
+    xmllint --noout "$T/rss.svg" || return 1
+    local svg; svg=$(cat "$T/rss.svg")
+    has "$svg" "time (s)" && has "$svg" "memory (MiB)" && has "$svg" "peak rss" && has "$svg" "heap in use" &&
+        has "$svg" "heap mapped" && has "$svg" "<polyline" || return 1
+    rsvg-convert "$T/rss.svg" -o "$T/rss.png" || return 1
+    "$PY" - "$T/rss.png" <<'EOF'
+import struct, sys, zlib
+d = open(sys.argv[1], 'rb').read()
+assert d[:8] == b'\x89PNG\r\n\x1a\n'
+w, h = struct.unpack('>II', d[16:24])
+assert (w, h) == (960, 540), (w, h)
+# decode and count colours: a drawn chart, not a blank page
+idat = b''.join(d[i + 8:i + 8 + struct.unpack('>I', d[i:i + 4])[0]]
+                for i in range(8, len(d)) if d[i + 4:i + 8] == b'IDAT')
+raw = zlib.decompress(idat)
+ch = {2: 3, 6: 4}[d[25]]
+assert len(raw) == h * (1 + w * ch)
+EOF
+    run "$MS" plot "$T/grow.log" --title 'a <title> & more' -o - ; expect_rc 0 && has "$out" "a &lt;title&gt; &amp; more"
+}
+check "plot: valid SVG with axes, units, legend and peak; renders to a 960x540 PNG" t_plot
+
+t_plot_bad() {
+    printf 'hello\n1 2 3\n' >"$T/notlog"
+    run "$MS" plot "$T/notlog" -o "$T/x.svg"; expect_rc 1 && one_line_err && has "$err" "not a memshim RSS log" || return 1
+    : >"$T/empty.log"
+    run "$MS" plot "$T/empty.log" -o "$T/x.svg"; expect_rc 1 && one_line_err || return 1
+    printf '# memshim rss-log 1\n0 1 1 1 1\ngarbage\n10 2 2 2 2\n' >"$T/half.log"
+    run "$MS" plot "$T/half.log" -o "$T/x.svg"; expect_rc 0 && has "$err" "1 malformed line skipped (first: line 3)" || return 1
+    run "$MS" plot "$T/missing.log" -o "$T/x.svg"; expect_rc 1 && one_line_err && has "$err" "No such file"
+}
+check "plot: malformed or missing logs are clear errors" t_plot_bad
+
+# ==== man pages =======================================================================
+t_man_lint() {
+    local f bad=0
+    for f in "$ROOT"/man/memshim.[137]; do
+        [ -e "$f" ] || continue
+        out=$(mandoc -T lint -W warning "$f" 2>&1) || { echo "$f:"; echo "$out"; bad=1; }
+        [ -z "$out" ] || { echo "$out"; bad=1; }
+        out=$(groff -ww -man -z "$f" 2>&1)
+        [ -z "$out" ] || { echo "groff $f:"; echo "$out"; bad=1; }
+    done
+    [ -e "$ROOT/man/memshim.1" ] && [ -e "$ROOT/man/memshim.7" ] || { echo "man pages missing"; bad=1; }
+    return $bad
+}
+check "man pages pass mandoc -T lint and groff -ww" t_man_lint
+
+t_man_render() {
+    out=$(MANWIDTH=80 man -l "$ROOT/man/memshim.1" 2>&1) || { echo "$out"; return 1; }
+    for c in "memshim run" "memshim report" "memshim diff" "memshim stats" "memshim top" "memshim plot" "EXIT STATUS"; do
+        has "$out" "$c" || return 1
+    done
+    out=$(MANWIDTH=80 man -l "$ROOT/man/memshim.7" 2>&1) || { echo "$out"; return 1; }
+    # every variable the library reads is documented
+    local v
+    for v in $(grep -ohE '_ms_getenv\("MEMSHIM_[A-Z_]+"' "$ROOT"/shim/*.c | grep -oE 'MEMSHIM_[A-Z_]+' | sort -u) MEMSHIM_GC; do
+        has "$out" "$v" || return 1
+    done
+}
+check "man pages render; memshim(7) documents every variable the library reads" t_man_render
+
+# ==== make install ======================================================================
+t_install() {
+    local D="$T/dest" P=/usr/local
+    make -s -C "$ROOT" B="$B" install DESTDIR="$D" PREFIX=$P >"$T/install.log" 2>&1 || { cat "$T/install.log"; return 1; }
+    local v; v=$(sed -n 's/^#define MEMSHIM_VERSION *"\(.*\)"/\1/p' "$ROOT/include/memshim.h")
+    for f in lib/libmemshim.so.$v lib/libmemshim.so.0 lib/libmemshim.so include/memshim.h lib/pkgconfig/memshim.pc \
+             bin/memshim share/man/man1/memshim.1 share/man/man7/memshim.7; do
+        [ -e "$D$P/$f" ] || { echo "not installed: $P/$f"; return 1; }
+    done
+    readelf -d "$D$P/lib/libmemshim.so.$v" | grep -q 'SONAME.*libmemshim.so.0' || { echo "no soname"; return 1; }
+    local flags
+    flags=$(PKG_CONFIG_SYSROOT_DIR="$D" PKG_CONFIG_PATH="$D$P/lib/pkgconfig" PKG_CONFIG_LIBDIR=/nonexistent \
+            pkg-config --cflags --libs memshim) || return 1
+    # shellcheck disable=SC2086
+    cc -o "$T/useapi" "$ROOT/tests/tools/progs/useapi.c" $flags || { echo "flags: $flags"; return 1; }
+    out=$(LD_LIBRARY_PATH="$D$P/lib" "$T/useapi") || { echo "$out"; return 1; }
+    has "$out" "memshim $v rss" || return 1
+    # the installed command finds the installed library
+    out=$("$D$P/bin/memshim" run -q -- sh -c 'echo $LD_PRELOAD') || return 1
+    [ "$out" = "$(readlink -f "$D$P/lib/libmemshim.so.0")" ] || { echo "preloaded: $out"; return 1; }
+    make -s -C "$ROOT" B="$B" uninstall DESTDIR="$D" PREFIX=$P >"$T/install.log" 2>&1 || { cat "$T/install.log"; return 1; }
+    local left; left=$(find "$D" -type f -o -type l)
+    [ -z "$left" ] || { echo "left after uninstall:"; echo "$left"; return 1; }
+}
+check "make install/uninstall into a DESTDIR; pkg-config builds and runs a program" t_install
+
+echo "$pass passed, $failed failed"
+[ "$failed" -eq 0 ]

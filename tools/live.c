@@ -1,0 +1,308 @@
+/* live.c - `memshim stats PID` and `memshim top PID`: read the figures a
+ * process running with MEMSHIM_LIVE=1 publishes (shim/live.h) without
+ * stopping or signalling it.  The region is a memfd the process holds open;
+ * we open it again through /proc/PID/fd, which the kernel allows to the
+ * process's own user only. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+#include "memshim.h"
+#include "live.h"
+
+static bool parse_pid(const char *cmd, const char *s, pid_t *out)
+{
+    uint64_t v;
+    if (!ms_parse_u64(s, &v) || v == 0 || v > 4194304) {
+        ms_usage_error("%s: '%s' is not a process id", cmd, s);
+        return false;
+    }
+    *out = (pid_t)v;
+    return true;
+}
+
+/* The descriptor of pid's live region, opened for reading, or -1 after
+ * saying why not. */
+static int open_region(pid_t pid)
+{
+    char dir[64], link[384], want[64], target[256];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    snprintf(want, sizeof want, "/memfd:%s%d", MS_LIVE_NAME, (int)pid);
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno == ENOENT) ms_warn("no process %d", (int)pid);
+        else ms_warn("cannot look into process %d (%s): only its own user can", (int)pid, strerror(errno));
+        return -1;
+    }
+    int fd = -1;
+    struct dirent *e;
+    while (fd < 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0) continue;
+        target[n] = 0;
+        size_t wl = strlen(want);
+        if (strncmp(target, want, wl) == 0 && (target[wl] == 0 || target[wl] == ' '))
+            fd = open(link, O_RDONLY | O_CLOEXEC);
+    }
+    closedir(d);
+    if (fd < 0)
+        ms_warn("process %d publishes no memshim figures (start it with MEMSHIM_LIVE=1 "
+                "and libmemshim preloaded, or under 'memshim run')", (int)pid);
+    return fd;
+}
+
+/* A consistent copy of the region (seqlock), or false after saying why. */
+static bool read_region(int fd, pid_t pid, ms_live_t *out)
+{
+    for (int attempt = 0; attempt < 200; attempt++) {
+        ssize_t n = pread(fd, out, sizeof *out, 0);
+        if (n < (ssize_t)offsetof(ms_live_t, pid)) {
+            ms_warn("process %d: live region unreadable", (int)pid);
+            return false;
+        }
+        if (out->magic != MS_LIVE_MAGIC || out->version != MS_LIVE_VERSION) {
+            ms_warn("process %d: live region of an unknown format (version %u; this memshim reads %d)",
+                    (int)pid, out->version, MS_LIVE_VERSION);
+            return false;
+        }
+        if (n < (ssize_t)sizeof *out || out->size != sizeof *out || out->nclasses > MS_LIVE_MAX_CLASSES) {
+            ms_warn("process %d: live region of an unexpected size", (int)pid);
+            return false;
+        }
+        uint64_t seq;
+        if ((out->seq & 1) == 0 && pread(fd, &seq, sizeof seq, offsetof(ms_live_t, seq)) == sizeof seq &&
+            seq == out->seq && out->updates > 0) {
+            out->program[sizeof out->program - 1] = 0;
+            return true;
+        }
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+    ms_warn("process %d: live region kept changing while being read", (int)pid);
+    return false;
+}
+
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void print_text(FILE *o, const ms_live_t *l, unsigned max_rows, const ms_live_t *prev)
+{
+    double dt = prev ? (double)(l->updated_unix_ms - prev->updated_unix_ms) / 1000.0 : 0;
+    char a[32], b[32], c[32], d[32];
+    uint64_t now = unix_ms();
+    uint64_t age = now > l->updated_unix_ms ? now - l->updated_unix_ms : 0;
+    fprintf(o, "memshim: pid %d  %s\n", l->pid, l->program);
+    fprintf(o, "figures from %llu ms ago (refreshed every %llu ms, %llu times)\n",
+            (unsigned long long)age, (unsigned long long)l->interval_ms, (unsigned long long)l->updates);
+    fprintf(o, "rss %s, peak rss %s, virtual %s\n", ms_human(l->rss, a, sizeof a),
+            ms_human(l->peak_rss, b, sizeof b), ms_human(l->vms, c, sizeof c));
+    fprintf(o, "heap in use %s, heap peak %s (thread caches included), heap mapped %s\n", ms_human(l->heap_in_use, a, sizeof a),
+            ms_human(l->heap_peak, b, sizeof b), ms_human(l->heap_mapped, c, sizeof c));
+    fprintf(o, "small blocks in use %s of %s in pools; huge blocks %llu, %s (+ %s cached)\n",
+            ms_human(l->small_in_use, a, sizeof a), ms_human(l->small_pooled, b, sizeof b),
+            (unsigned long long)l->huge_blocks, ms_human(l->huge_bytes, c, sizeof c),
+            ms_human(l->huge_cached, d, sizeof d));
+    fprintf(o, "segments %llu (%s); mapped %s and returned %s to the OS in all; threads %llu\n",
+            (unsigned long long)l->segments, ms_human(l->segment_bytes, a, sizeof a),
+            ms_human(l->os_mapped_total, b, sizeof b), ms_human(l->os_returned_total, c, sizeof c),
+            (unsigned long long)l->threads);
+    if (l->gc_ran)
+        fprintf(o, "collector: %llu collections, %llu tracked, %llu collected, %llu uncollectable\n",
+                (unsigned long long)l->gc_collections, (unsigned long long)l->gc_tracked,
+                (unsigned long long)l->gc_collected, (unsigned long long)l->gc_uncollectable);
+    if (prev && dt > 0) {
+        uint64_t da = 0, df = 0;
+        for (unsigned i = 0; i < l->nclasses; i++) {
+            da += l->cls[i].allocs - prev->cls[i].allocs;
+            df += l->cls[i].frees - prev->cls[i].frees;
+        }
+        fprintf(o, "thread-cache allocations %.0f/s, frees %.0f/s\n", (double)da / dt, (double)df / dt);
+    }
+    /* Classes by bytes in use, largest first. */
+    unsigned idx[MS_LIVE_MAX_CLASSES], n = 0;
+    for (unsigned i = 0; i < l->nclasses; i++)
+        if (l->cls[i].pools || l->cls[i].allocs) idx[n++] = i;
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned j = i; j > 0; j--) {
+            const ms_live_class_t *x = &l->cls[idx[j]], *y = &l->cls[idx[j - 1]];
+            if (x->in_use * x->size <= y->in_use * y->size) break;
+            unsigned t = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = t;
+        }
+    fprintf(o, "\n%5s %8s %6s %12s %12s %14s %6s %14s\n",
+            "class", "size", "pools", "in use", "free", "bytes in use", "frag%", "allocs");
+    for (unsigned k = 0; k < n && k < max_rows; k++) {
+        const ms_live_class_t *x = &l->cls[idx[k]];
+        uint64_t cap = x->in_use + x->free;
+        fprintf(o, "%5u %8llu %6llu %12llu %12llu %14llu %5u%% %14llu\n", idx[k],
+                (unsigned long long)x->size, (unsigned long long)x->pools,
+                (unsigned long long)x->in_use, (unsigned long long)x->free,
+                (unsigned long long)(x->in_use * x->size),
+                cap ? (unsigned)(x->free * 100 / cap) : 0, (unsigned long long)x->allocs);
+    }
+    if (n > max_rows) fprintf(o, "  ... %u more classes\n", n - max_rows);
+}
+
+static int print_json(const ms_live_t *l)
+{
+    json_t *classes = json_array();
+    for (unsigned i = 0; i < l->nclasses; i++) {
+        const ms_live_class_t *x = &l->cls[i];
+        if (!x->pools && !x->allocs) continue;
+        uint64_t cap = x->in_use + x->free;
+        json_array_append_new(classes, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:I}",
+            "class", (json_int_t)i, "size", (json_int_t)x->size, "pools", (json_int_t)x->pools,
+            "blocks_in_use", (json_int_t)x->in_use, "blocks_free", (json_int_t)x->free,
+            "bytes_in_use", (json_int_t)(x->in_use * x->size),
+            "fragmentation_pct", cap ? (double)x->free * 100.0 / (double)cap : 0.0,
+            "allocs", (json_int_t)x->allocs, "frees", (json_int_t)x->frees));
+    }
+    json_t *gc = l->gc_ran ? json_pack("{s:I,s:I,s:I,s:I,s:I}", "collections", (json_int_t)l->gc_collections,
+                                       "tracked", (json_int_t)l->gc_tracked, "collected", (json_int_t)l->gc_collected,
+                                       "uncollectable", (json_int_t)l->gc_uncollectable,
+                                       "time_ns", (json_int_t)l->gc_time_ns)
+                           : json_null();
+    json_t *root = json_pack("{s:s,s:i,s:i,s:s,s:I,s:I,s:o,s:{s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},"
+                             "s:{s:I,s:I,s:I,s:I},s:I,s:{s:I,s:I,s:I},s:o}",
+        "format", "memshim-stats", "version", 1, "pid", (int)l->pid, "program", l->program,
+        "updated_unix_ms", (json_int_t)l->updated_unix_ms, "interval_ms", (json_int_t)l->interval_ms,
+        "classes", classes,
+        "small", "bytes_in_use", (json_int_t)l->small_in_use, "bytes_pooled", (json_int_t)l->small_pooled,
+        "huge", "blocks", (json_int_t)l->huge_blocks, "bytes", (json_int_t)l->huge_bytes,
+                "cached_bytes", (json_int_t)l->huge_cached,
+        "heap", "bytes_in_use", (json_int_t)l->heap_in_use, "peak_bytes", (json_int_t)l->heap_peak,
+                "mapped_bytes", (json_int_t)l->heap_mapped,
+        "os", "segments", (json_int_t)l->segments, "segment_bytes", (json_int_t)l->segment_bytes,
+              "mapped_total", (json_int_t)l->os_mapped_total, "returned_total", (json_int_t)l->os_returned_total,
+        "threads", (json_int_t)l->threads,
+        "process", "rss", (json_int_t)l->rss, "peak_rss", (json_int_t)l->peak_rss, "vms", (json_int_t)l->vms,
+        "collector", gc);
+    if (!root) { ms_warn("cannot build the JSON output"); return 1; }
+    json_dumpf(root, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    putchar('\n');
+    json_decref(root);
+    return 0;
+}
+
+int cmd_stats(int argc, char **argv)
+{
+    const char *pid_s = NULL;
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) json = true;
+        else if (argv[i][0] == '-') ms_usage_error("stats: unknown option '%s'", argv[i]);
+        else if (!pid_s) pid_s = argv[i];
+        else ms_usage_error("stats: one process at a time ('%s' is one too many)", argv[i]);
+    }
+    if (!pid_s) ms_usage_error("stats: no process id given (memshim stats PID)");
+    pid_t pid;
+    parse_pid("stats", pid_s, &pid);
+    int fd = open_region(pid);
+    if (fd < 0) return 1;
+    ms_live_t l;
+    bool ok = read_region(fd, pid, &l);
+    close(fd);
+    if (!ok) return 1;
+    if (json) return print_json(&l);
+    print_text(stdout, &l, MS_LIVE_MAX_CLASSES, NULL);
+    return 0;
+}
+
+/* ---- top ------------------------------------------------------------------------ */
+
+static volatile sig_atomic_t top_quit;
+static struct termios saved_tty;
+static bool tty_raw;
+
+static void on_quit(int sig) { (void)sig; top_quit = 1; }
+static void restore_tty(void) { if (tty_raw) tcsetattr(0, TCSANOW, &saved_tty); tty_raw = false; }
+
+int cmd_top(int argc, char **argv)
+{
+    const char *pid_s = NULL, *v;
+    double delay = 1.0;
+    uint64_t count = 0;                         /* 0: until q, ^C or the process ends */
+    for (int i = 1; i < argc; i++) {
+        if ((v = ms_opt_value(argc, argv, &i, "-d")) || (v = ms_opt_value(argc, argv, &i, "--delay"))) {
+            char *end;
+            delay = strtod(v, &end);
+            if (*end || !(delay >= 0.05 && delay <= 3600))
+                ms_usage_error("top -d %s: expected seconds, 0.05 to 3600", v);
+        } else if ((v = ms_opt_value(argc, argv, &i, "-n")) || (v = ms_opt_value(argc, argv, &i, "--count"))) {
+            if (!ms_parse_u64(v, &count) || count == 0)
+                ms_usage_error("top -n %s: expected a positive number of refreshes", v);
+        } else if (argv[i][0] == '-') ms_usage_error("top: unknown option '%s'", argv[i]);
+        else if (!pid_s) pid_s = argv[i];
+        else ms_usage_error("top: one process at a time ('%s' is one too many)", argv[i]);
+    }
+    if (!pid_s) ms_usage_error("top: no process id given (memshim top PID)");
+    pid_t pid;
+    parse_pid("top", pid_s, &pid);
+    int fd = open_region(pid);
+    if (fd < 0) return 1;
+
+    bool screen = isatty(1);
+    if (screen && isatty(0) && tcgetattr(0, &saved_tty) == 0) {
+        struct termios raw = saved_tty;
+        raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+        raw.c_cc[VMIN] = 0;
+        raw.c_cc[VTIME] = 0;
+        if (tcsetattr(0, TCSANOW, &raw) == 0) { tty_raw = true; atexit(restore_tty); }
+    }
+    struct sigaction sa = { .sa_handler = on_quit };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    ms_live_t cur, prev;
+    bool have_prev = false;
+    int rc = 0;
+    for (uint64_t n = 0; !top_quit && (count == 0 || n < count); n++) {
+        if (kill(pid, 0) != 0 && errno == ESRCH) {
+            fprintf(stderr, "%s: process %d has exited\n", ms_prog, (int)pid);
+            break;
+        }
+        if (!read_region(fd, pid, &cur)) { rc = 1; break; }
+        unsigned rows = 40;
+        if (screen) {
+            struct winsize ws;
+            if (ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 14) rows = ws.ws_row - 14u;
+            fputs("\033[H\033[2J", stdout);
+        } else if (n) {
+            putchar('\n');
+        }
+        print_text(stdout, &cur, rows, have_prev && cur.updates != prev.updates ? &prev : NULL);
+        if (screen) printf("\n(q quits; refreshed every %.1f s)", delay);
+        fflush(stdout);
+        if (!have_prev || cur.updates != prev.updates) { prev = cur; have_prev = true; }
+        if (count && n + 1 >= count) break;
+        struct pollfd p = { .fd = 0, .events = POLLIN };
+        int ms = (int)(delay * 1000);
+        if (tty_raw && poll(&p, 1, ms) > 0) {
+            char ch;
+            if (read(0, &ch, 1) == 1 && (ch == 'q' || ch == 'Q')) break;
+        } else if (!tty_raw) {
+            struct timespec ts = { (time_t)delay, (long)((delay - (double)(time_t)delay) * 1e9) };
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (screen) putchar('\n');
+    restore_tty();
+    close(fd);
+    return rc;
+}

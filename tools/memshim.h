@@ -1,0 +1,41 @@
+/* memshim.h (tools/) - what the files of the `memshim` command share.  The
+ * command is an ordinary program: stdio, malloc and libjansson are fine here.
+ *
+ *   memshim.c   main, help, version, `run`
+ *   report.c    leak reports (JSON, written by the library): `report`, `diff`
+ *   live.c      a running process's figures (shim/live.h): `stats`, `top`
+ *   plot.c      an RSS log (MEMSHIM_RSS_LOG) as SVG: `plot`
+ *   util.c      errors, number parsing and formatting
+ *
+ * Exit status: 0 done, 1 failed (unreadable or malformed input...), 2 wrong
+ * use (one line on stderr); `run` passes the program's status through. */
+#ifndef MEMSHIM_TOOL_H
+#define MEMSHIM_TOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EXIT_USAGE 2
+
+/* util.c */
+extern const char *ms_prog;                        /* "memshim" */
+void   ms_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void   ms_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+bool   ms_parse_u64(const char *s, uint64_t *out);             /* plain decimal */
+bool   ms_parse_size(const char *s, uint64_t *out);            /* decimal with k/m/g */
+char  *ms_human(uint64_t bytes, char *buf, size_t cap);        /* "1.5 MiB" */
+char  *ms_commas(uint64_t n, char *buf, size_t cap);           /* "1,234,567" */
+/* The value of "--name VALUE" or "--name=VALUE" at argv[*i] (advancing *i),
+ * or NULL if argv[*i] is not that option.  A missing value is a usage error. */
+const char *ms_opt_value(int argc, char **argv, int *i, const char *name);
+
+/* the subcommands: argv[0] is the subcommand's name */
+int cmd_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+
+#endif

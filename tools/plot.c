@@ -1,0 +1,280 @@
+/* plot.c - `memshim plot RSSLOG -o FILE.svg`: an RSS log (MEMSHIM_RSS_LOG,
+ * format in memshim(7)) drawn as an SVG line chart: RSS and its peak, heap
+ * bytes in use and mapped, against time, with axes in round units, a legend
+ * and the peak marked.  Long logs are thinned per pixel column, keeping each
+ * column's lowest and highest value, so spikes survive. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "memshim.h"
+
+#define NSERIES 4
+
+typedef struct {
+    double  *t;                 /* seconds */
+    double  *v[NSERIES];        /* bytes: rss, peak rss, heap in use, heap mapped */
+    size_t   n, cap;
+    long     pid;
+    char     program[512];
+    unsigned interval_ms;
+} rsslog_t;
+
+static const struct { const char *name, *color, *dash; double width; } series[NSERIES] = {
+    { "rss",          "#1f6fd1", NULL,  2.2 },
+    { "peak rss",     "#1f6fd1", "2,3", 1.2 },
+    { "heap in use",  "#e8710a", NULL,  1.8 },
+    { "heap mapped",  "#2e9e4f", "6,3", 1.5 },
+};
+
+static bool push(rsslog_t *L, double t, const uint64_t v[NSERIES])
+{
+    if (L->n == L->cap) {
+        size_t cap = L->cap ? L->cap * 2 : 1024;
+        double *nt = realloc(L->t, cap * sizeof *nt);
+        if (!nt) return false;
+        L->t = nt;
+        for (int s = 0; s < NSERIES; s++) {
+            double *nv = realloc(L->v[s], cap * sizeof *nv);
+            if (!nv) return false;
+            L->v[s] = nv;
+        }
+        L->cap = cap;
+    }
+    L->t[L->n] = t;
+    for (int s = 0; s < NSERIES; s++) L->v[s][L->n] = (double)v[s];
+    L->n++;
+    return true;
+}
+
+static bool parse_fields(const char *line, uint64_t *out, int n)
+{
+    const char *p = line;
+    for (int i = 0; i < n; i++) {
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p < '0' || *p > '9') return false;
+        uint64_t x = 0;
+        while (*p >= '0' && *p <= '9') {
+            if (x > (UINT64_MAX - 9) / 10) return false;
+            x = x * 10 + (uint64_t)(*p++ - '0');
+        }
+        out[i] = x;
+    }
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') p++;
+    return *p == 0;
+}
+
+static bool load_log(const char *path, rsslog_t *L)
+{
+    memset(L, 0, sizeof *L);
+    L->pid = -1;
+    FILE *f = fopen(path, "r");
+    if (!f) { ms_warn("%s: %s", path, strerror(errno)); return false; }
+    char *line = NULL;
+    size_t cap = 0, lineno = 0, bad = 0, first_bad = 0;
+    ssize_t len;
+    bool ok = true, header = false;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        if (lineno == 1) {
+            if (strncmp(line, "# memshim rss-log 1", 19) != 0) {
+                ms_warn("%s: not a memshim RSS log (it starts with \"# memshim rss-log 1\")", path);
+                ok = false;
+                break;
+            }
+            header = true;
+            continue;
+        }
+        if (line[0] == '#') {
+            int pid;
+            unsigned iv;
+            if (sscanf(line, "# pid %d interval_ms %u", &pid, &iv) == 2) { L->pid = pid; L->interval_ms = iv; }
+            else if (strncmp(line, "# program ", 10) == 0) {
+                snprintf(L->program, sizeof L->program, "%s", line + 10);
+                L->program[strcspn(L->program, "\r\n")] = 0;
+            }
+            continue;
+        }
+        uint64_t v[5];
+        if (!parse_fields(line, v, 5)) {
+            if (!bad++) first_bad = lineno;
+            continue;
+        }
+        uint64_t vals[NSERIES] = { v[1], v[2], v[3], v[4] };
+        if (!push(L, (double)v[0] / 1000.0, vals)) { ms_warn("out of memory"); ok = false; break; }
+    }
+    free(line);
+    if (ok && ferror(f)) { ms_warn("%s: %s", path, strerror(errno)); ok = false; }
+    fclose(f);
+    if (!ok) return false;
+    if (!header) { ms_warn("%s: empty file, not a memshim RSS log", path); return false; }
+    if (bad) ms_warn("%s: %zu malformed line%s skipped (first: line %zu)", path, bad, bad == 1 ? "" : "s", first_bad);
+    if (L->n == 0) { ms_warn("%s: no samples to draw", path); return false; }
+    return true;
+}
+
+static void xml_text(FILE *o, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '&') fputs("&amp;", o);
+        else if (c == '<') fputs("&lt;", o);
+        else if (c == '>') fputs("&gt;", o);
+        else if (c == '"') fputs("&quot;", o);
+        else if (c < 0x20) fputc(' ', o);        /* not allowed in XML 1.0 */
+        else fputc(c, o);
+    }
+}
+
+/* A round step (1, 2, 2.5 or 5 times a power of ten) giving about `want` ticks. */
+static double nice_step(double range, int want)
+{
+    if (range <= 0) return 1;
+    double raw = range / want, p = pow(10, floor(log10(raw))), m = raw / p;
+    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 2.5 ? 2.5 : m <= 5 ? 5 : 10) * p;
+}
+
+static void fmt_num(char *buf, size_t cap, double v)
+{
+    if (fabs(v - round(v)) < 1e-9) snprintf(buf, cap, "%.0f", v);
+    else snprintf(buf, cap, "%g", v);
+}
+
+int cmd_plot(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL, *title = NULL, *v;
+    for (int i = 1; i < argc; i++) {
+        if ((v = ms_opt_value(argc, argv, &i, "-o")) || (v = ms_opt_value(argc, argv, &i, "--output"))) out = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--title"))) title = v;
+        else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("plot: unknown option '%s'", argv[i]);
+        else if (!in) in = argv[i];
+        else ms_usage_error("plot: one RSS log at a time ('%s' is one too many)", argv[i]);
+    }
+    if (!in) ms_usage_error("plot: no RSS log given (memshim plot RSSLOG -o FILE.svg)");
+    if (!out) ms_usage_error("plot: no output file given (-o FILE.svg)");
+    rsslog_t L;
+    if (!load_log(in, &L)) return 1;
+
+    const double W = 960, H = 540, ml = 90, mr = 30, mt = 64, mb = 96;
+    const double pw = W - ml - mr, ph = H - mt - mb;
+    double t0 = L.t[0], t1 = L.t[L.n - 1], vmax = 0;
+    if (t1 <= t0) t1 = t0 + 1;
+    size_t peak_i = 0;
+    for (size_t i = 0; i < L.n; i++) {
+        for (int s = 0; s < NSERIES; s++) if (L.v[s][i] > vmax) vmax = L.v[s][i];
+        if (L.v[0][i] > L.v[0][peak_i]) peak_i = i;
+    }
+    /* The y unit: the binary unit that keeps the top tick between 1 and 1024. */
+    static const char *units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+    int u = 0;
+    double scale = 1;
+    while (u < 4 && vmax / scale >= 1024) { scale *= 1024; u++; }
+    double ystep = nice_step(vmax / scale, 5), ytop = ceil(vmax / scale / ystep) * ystep;
+    if (ytop <= 0) ytop = ystep;
+    double xstep = nice_step(t1 - t0, 8), xfirst = ceil(t0 / xstep) * xstep;
+#define X(t) (ml + ((t) - t0) / (t1 - t0) * pw)
+#define Y(b) (mt + ph - ((b) / scale) / ytop * ph)
+
+    FILE *o = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
+    if (!o) { ms_warn("%s: %s", out, strerror(errno)); return 1; }
+    fprintf(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n",
+            W, H, W, H);
+    fprintf(o, "<title>");
+    xml_text(o, title ? title : "memshim RSS log");
+    fprintf(o, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+    /* title */
+    fprintf(o, "<text x=\"%.0f\" y=\"30\" font-size=\"19\" font-weight=\"bold\" fill=\"#222\">", ml);
+    if (title) xml_text(o, title);
+    else {
+        fputs("Memory of ", o);
+        char prog[90];
+        const char *name = L.program[0] ? L.program : "the program";
+        snprintf(prog, sizeof prog, "%.*s", (int)sizeof prog - 1, name);
+        if (strlen(name) >= sizeof prog) strcpy(prog + sizeof prog - 4, "...");
+        xml_text(o, prog);
+        if (L.pid >= 0) fprintf(o, " (pid %ld)", L.pid);
+    }
+    fprintf(o, "</text>\n");
+    char pk[32], s1[32];
+    fprintf(o, "<text x=\"%.0f\" y=\"50\" font-size=\"13\" fill=\"#555\">%zu samples over %.1f s",
+            ml, L.n, t1 - t0);
+    if (L.interval_ms) fprintf(o, ", every %u ms", L.interval_ms);
+    fprintf(o, "; peak rss %s</text>\n", ms_human((uint64_t)L.v[0][peak_i], pk, sizeof pk));
+
+    /* grid and axes */
+    fprintf(o, "<g stroke=\"#e3e3e3\" stroke-width=\"1\">\n");
+    for (double y = 0; y <= ytop + ystep / 2; y += ystep)
+        fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ml, Y(y * scale), ml + pw, Y(y * scale));
+    for (double x = xfirst; x <= t1 + xstep / 1000; x += xstep)
+        fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", X(x), mt, X(x), mt + ph);
+    fprintf(o, "</g>\n<g stroke=\"#444\" stroke-width=\"1.2\">\n"
+               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n"
+               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n</g>\n",
+            ml, mt + ph, ml + pw, mt + ph, ml, mt, ml, mt + ph);
+    fprintf(o, "<g font-size=\"12\" fill=\"#333\">\n");
+    for (double y = 0; y <= ytop + ystep / 2; y += ystep) {
+        fmt_num(s1, sizeof s1, y);
+        fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ml - 8, Y(y * scale) + 4, s1);
+    }
+    for (double x = xfirst; x <= t1 + xstep / 1000; x += xstep) {
+        fmt_num(s1, sizeof s1, x);
+        fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", X(x), mt + ph + 18, s1);
+    }
+    fprintf(o, "</g>\n<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\" fill=\"#222\">"
+               "time (s)</text>\n", ml + pw / 2, mt + ph + 40);
+    fprintf(o, "<text x=\"20\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\" fill=\"#222\" "
+               "transform=\"rotate(-90 20 %.1f)\">memory (%s)</text>\n", mt + ph / 2, mt + ph / 2, units[u]);
+
+    /* area under rss, then the lines; long logs thinned to each column's min and max */
+    size_t cols = (size_t)pw, step_pts = L.n > 4 * cols ? L.n / (2 * cols) : 1;
+    static const int order[] = { -1, 3, 2, 1, 0 };      /* the area first, rss on top */
+    for (size_t oi = 0; oi < sizeof order / sizeof *order; oi++) {
+        int s = order[oi], sv = s < 0 ? 0 : s;
+        if (s < 0) fprintf(o, "<path fill=\"#1f6fd1\" fill-opacity=\"0.08\" stroke=\"none\" d=\"M%.1f,%.1f", X(L.t[0]), mt + ph);
+        else fprintf(o, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-linejoin=\"round\"%s%s%s points=\"",
+                     series[s].color, series[s].width, series[s].dash ? " stroke-dasharray=\"" : "",
+                     series[s].dash ? series[s].dash : "", series[s].dash ? "\"" : "");
+        for (size_t i = 0; i < L.n; i += step_pts) {
+            size_t end = i + step_pts < L.n ? i + step_pts : L.n, lo = i, hi = i;
+            for (size_t k = i; k < end; k++) {
+                if (L.v[sv][k] < L.v[sv][lo]) lo = k;
+                if (L.v[sv][k] > L.v[sv][hi]) hi = k;
+            }
+            size_t a = lo < hi ? lo : hi, b = lo < hi ? hi : lo;
+            fprintf(o, s < 0 ? " L%.1f,%.1f" : " %.1f,%.1f", X(L.t[a]), Y(L.v[sv][a]));
+            if (b != a) fprintf(o, s < 0 ? " L%.1f,%.1f" : " %.1f,%.1f", X(L.t[b]), Y(L.v[sv][b]));
+        }
+        if (s < 0) fprintf(o, " L%.1f,%.1f Z\"/>\n", X(L.t[L.n - 1]), mt + ph);
+        else fprintf(o, "\"/>\n");
+    }
+
+    /* the peak */
+    double px = X(L.t[peak_i]), py = Y(L.v[0][peak_i]);
+    bool left = px > ml + pw * 0.7;
+    fprintf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#d62728\" stroke=\"#fff\" stroke-width=\"1.5\"/>\n", px, py);
+    fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12.5\" font-weight=\"bold\" fill=\"#d62728\" "
+               "stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\" "
+               "text-anchor=\"%s\">peak rss %s at %.2f s</text>\n",
+            left ? px - 9 : px + 9, py < mt + 20 ? py + 18 : py - 9, left ? "end" : "start", pk, L.t[peak_i]);
+
+    /* legend, below the x axis label */
+    double lx = ml, ly = H - 22;
+    for (int s = 0; s < NSERIES; s++) {
+        fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"%s%s%s/>\n",
+                lx, ly - 4, lx + 28, ly - 4, series[s].color, series[s].width + 0.5,
+                series[s].dash ? " stroke-dasharray=\"" : "", series[s].dash ? series[s].dash : "",
+                series[s].dash ? "\"" : "");
+        fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12.5\" fill=\"#222\">%s</text>\n", lx + 34, ly, series[s].name);
+        lx += 150;
+    }
+    fprintf(o, "</svg>\n");
+    bool err = ferror(o) != 0;
+    if (o != stdout && fclose(o) != 0) err = true;
+    if (err) { ms_warn("%s: write error", out); return 1; }
+    for (int s = 0; s < NSERIES; s++) free(L.v[s]);
+    free(L.t);
+    return 0;
+}

@@ -1,0 +1,523 @@
+/* report.c - leak reports: `memshim report` renders one, `memshim diff`
+ * compares two.  Reports are the JSON the library writes with
+ * MEMSHIM_REPORT_FORMAT=json (format in memshim(7)); they are read with
+ * libjansson and checked field by field, so a malformed file earns one line
+ * naming the file and the offending field, never a crash. */
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "memshim.h"
+
+/* ---- the model --------------------------------------------------------------- */
+
+typedef struct {
+    const char *ip, *function, *file, *module;   /* NULL when absent */
+    long long   line;                            /* 0 when absent */
+} frame_t;
+
+typedef struct {
+    const char *kind;
+    uint64_t    blocks, bytes;
+    size_t      nframes;
+    frame_t    *frames;                          /* [0] is where it was allocated */
+    size_t      order;                           /* position in the file */
+} leak_t;
+
+typedef struct {
+    const char *kind;
+    uint64_t    blocks, bytes;
+} total_t;
+
+#define MAX_KINDS 16
+
+typedef struct {
+    const char *path;
+    json_t     *root;                            /* owns every string above */
+    long long   pid;                             /* -1 when absent */
+    const char *program;
+    total_t     totals[MAX_KINDS];
+    size_t      ntotals;
+    bool        has_summary;
+    leak_t     *leaks;
+    size_t      nleaks;
+} report_t;
+
+static const char *const canonical[] = { "definitely_lost", "indirectly_lost", "possibly_lost",
+                                         "still_reachable" };
+static const char *const short_names[] = { "definite", "indirect", "possible", "reachable" };
+
+static const char *kind_title(const char *k)
+{
+    static const char *const titles[] = { "definitely lost", "indirectly lost", "possibly lost",
+                                          "still reachable" };
+    for (size_t i = 0; i < 4; i++) if (strcmp(k, canonical[i]) == 0) return titles[i];
+    return k;
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+static char errbuf[512];
+
+static bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static bool fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static bool get_count(json_t *obj, const char *key, const char *where, bool required, uint64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = 0;
+    if (!v) return required ? fail("%s: no \"%s\"", where, key) : true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return fail("%s.%s: expected a non-negative integer", where, key);
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+static bool get_string(json_t *obj, const char *key, const char *where, bool required, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) return required ? fail("%s: no \"%s\"", where, key) : true;
+    if (!json_is_string(v)) return fail("%s.%s: expected a string", where, key);
+    *out = json_string_value(v);
+    return true;
+}
+
+static total_t *total_of(report_t *r, const char *kind)
+{
+    for (size_t i = 0; i < r->ntotals; i++)
+        if (strcmp(r->totals[i].kind, kind) == 0) return &r->totals[i];
+    if (r->ntotals == MAX_KINDS) return NULL;
+    total_t *t = &r->totals[r->ntotals++];
+    t->kind = kind;
+    t->blocks = t->bytes = 0;
+    return t;
+}
+
+static bool parse_frame(json_t *f, const char *where, frame_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!json_is_object(f)) return fail("%s: expected an object", where);
+    if (!get_string(f, "ip", where, false, &out->ip) ||
+        !get_string(f, "function", where, false, &out->function) ||
+        !get_string(f, "file", where, false, &out->file) ||
+        !get_string(f, "module", where, false, &out->module)) return false;
+    json_t *line = json_object_get(f, "line");
+    if (line && !json_is_null(line)) {
+        if (!json_is_integer(line) || json_integer_value(line) < 0)
+            return fail("%s.line: expected a non-negative integer", where);
+        out->line = json_integer_value(line);
+    }
+    if (!out->ip && !out->function) return fail("%s: neither \"ip\" nor \"function\"", where);
+    return true;
+}
+
+static bool parse_report(report_t *r)
+{
+    json_t *root = r->root;
+    if (!json_is_object(root)) return fail("not a memshim leak report (expected a JSON object)");
+    json_t *pid = json_object_get(root, "pid");
+    r->pid = pid && json_is_integer(pid) ? json_integer_value(pid) : -1;
+    if (!get_string(root, "program", "report", false, &r->program)) return false;
+
+    json_t *leaks = json_object_get(root, "leaks");
+    if (!leaks) return fail("not a memshim leak report (no \"leaks\" array)");
+    if (!json_is_array(leaks)) return fail("\"leaks\": expected an array");
+    r->nleaks = json_array_size(leaks);
+    r->leaks = calloc(r->nleaks ? r->nleaks : 1, sizeof *r->leaks);
+    if (!r->leaks) return fail("out of memory");
+    char where[96];
+    for (size_t i = 0; i < r->nleaks; i++) {
+        json_t *l = json_array_get(leaks, i);
+        leak_t *o = &r->leaks[i];
+        o->order = i;
+        snprintf(where, sizeof where, "leaks[%zu]", i);
+        if (!json_is_object(l)) return fail("%s: expected an object", where);
+        if (!get_string(l, "kind", where, true, &o->kind) ||
+            !get_count(l, "bytes", where, true, &o->bytes) ||
+            !get_count(l, "blocks", where, false, &o->blocks)) return false;
+        json_t *stack = json_object_get(l, "stack");
+        if (stack && !json_is_null(stack)) {
+            if (!json_is_array(stack)) return fail("%s.stack: expected an array", where);
+            o->nframes = json_array_size(stack);
+            o->frames = calloc(o->nframes ? o->nframes : 1, sizeof *o->frames);
+            if (!o->frames) return fail("out of memory");
+            for (size_t k = 0; k < o->nframes; k++) {
+                char fw[128];
+                snprintf(fw, sizeof fw, "%s.stack[%zu]", where, k);
+                if (!parse_frame(json_array_get(stack, k), fw, &o->frames[k])) return false;
+            }
+        }
+    }
+
+    json_t *summary = json_object_get(root, "summary");
+    if (summary && !json_is_null(summary)) {
+        if (!json_is_object(summary)) return fail("\"summary\": expected an object");
+        r->has_summary = true;
+        for (size_t i = 0; i < 4; i++) {               /* the known kinds, in order */
+            json_t *s = json_object_get(summary, canonical[i]);
+            if (!s) continue;
+            snprintf(where, sizeof where, "summary.%s", canonical[i]);
+            if (!json_is_object(s)) return fail("%s: expected an object", where);
+            total_t *t = total_of(r, canonical[i]);
+            if (!get_count(s, "blocks", where, false, &t->blocks) ||
+                !get_count(s, "bytes", where, true, &t->bytes)) return false;
+        }
+    }
+    /* Kinds the summary does not give are summed from the records. */
+    for (size_t i = 0; i < r->nleaks; i++) {
+        bool in_summary = false;
+        if (r->has_summary)
+            for (size_t k = 0; k < 4; k++)
+                in_summary |= strcmp(r->leaks[i].kind, canonical[k]) == 0 &&
+                              json_object_get(summary, canonical[k]);
+        if (in_summary) continue;
+        total_t *t = total_of(r, r->leaks[i].kind);
+        if (!t) continue;
+        t->blocks += r->leaks[i].blocks;
+        t->bytes += r->leaks[i].bytes;
+    }
+    return true;
+}
+
+static void free_report(report_t *r)
+{
+    for (size_t i = 0; i < r->nleaks; i++) free(r->leaks[i].frames);
+    free(r->leaks);
+    json_decref(r->root);
+}
+
+/* Load path into r, or print one line and return false. */
+static bool load_report(const char *path, report_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    json_error_t e;
+    r->root = json_load_file(path, 0, &e);
+    if (!r->root) {
+        FILE *f = fopen(path, "r");
+        if (!f) ms_warn("%s: %s", path, strerror(errno));
+        else {
+            fclose(f);
+            ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
+        }
+        return false;
+    }
+    if (!parse_report(r)) {
+        ms_warn("%s: %s", path, errbuf);
+        free_report(r);
+        return false;
+    }
+    return true;
+}
+
+/* ---- kinds ------------------------------------------------------------------- */
+
+typedef struct { const char *names[MAX_KINDS]; size_t n; bool all; } kinds_t;
+
+static void parse_kinds(const char *cmd, const char *spec, kinds_t *k)
+{
+    memset(k, 0, sizeof *k);
+    if (!spec || strcmp(spec, "all") == 0) { k->all = true; return; }
+    char *copy = strdup(spec), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        const char *name = NULL;
+        for (size_t i = 0; i < 4; i++)
+            if (strcmp(t, short_names[i]) == 0 || strcmp(t, canonical[i]) == 0) name = canonical[i];
+        if (!name) ms_usage_error("%s --kind %s: expected definite, indirect, possible, reachable "
+                                  "or all (comma-separated)", cmd, t);
+        if (k->n < MAX_KINDS) k->names[k->n++] = name;
+    }
+    free(copy);
+}
+
+static bool kind_wanted(const kinds_t *k, const char *kind)
+{
+    if (k->all) return true;
+    for (size_t i = 0; i < k->n; i++) if (strcmp(k->names[i], kind) == 0) return true;
+    return false;
+}
+
+/* ---- rendering ------------------------------------------------------------------ */
+
+static const char *base_name(const char *p)
+{
+    const char *s = p ? strrchr(p, '/') : NULL;
+    return s ? s + 1 : p;
+}
+
+static void print_frame(FILE *out, size_t i, const frame_t *f)
+{
+    fprintf(out, "    #%-2zu %s", i, f->ip ? f->ip : "");
+    if (f->function) fprintf(out, "%s%s", f->ip ? " in " : "", f->function);
+    if (f->file) {
+        fprintf(out, " %s", f->file);
+        if (f->line) fprintf(out, ":%lld", f->line);
+    }
+    if (f->module) fprintf(out, " (%s)", f->module);
+    fputc('\n', out);
+}
+
+/* One frame for a folded line: no ';', no newline. */
+static void print_folded_frame(FILE *out, const frame_t *f)
+{
+    char buf[512];
+    if (f->function) snprintf(buf, sizeof buf, "%s", f->function);
+    else if (f->module) snprintf(buf, sizeof buf, "%s in %s", f->ip, base_name(f->module));
+    else snprintf(buf, sizeof buf, "%s", f->ip);
+    for (char *p = buf; *p; p++) if (*p == ';' || *p == '\n' || *p == '\r') *p = *p == ';' ? ':' : ' ';
+    fputs(buf, out);
+}
+
+static int by_bytes(const void *a, const void *b)
+{
+    const leak_t *x = *(leak_t *const *)a, *y = *(leak_t *const *)b;
+    if (x->bytes != y->bytes) return x->bytes < y->bytes ? 1 : -1;
+    if (x->blocks != y->blocks) return x->blocks < y->blocks ? 1 : -1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static void print_totals(FILE *out, const report_t *r, const kinds_t *k)
+{
+    char h[32], c1[32], c2[32];
+    for (size_t i = 0; i < r->ntotals; i++) {
+        const total_t *t = &r->totals[i];
+        if (!kind_wanted(k, t->kind)) continue;
+        fprintf(out, "  %-16s %10s in %s blocks (%s bytes)\n", kind_title(t->kind),
+                ms_human(t->bytes, h, sizeof h), ms_commas(t->blocks, c1, sizeof c1),
+                ms_commas(t->bytes, c2, sizeof c2));
+    }
+}
+
+int cmd_report(int argc, char **argv)
+{
+    const char *file = NULL, *kind = NULL, *format = "text", *v;
+    uint64_t top = UINT64_MAX;
+    for (int i = 1; i < argc; i++) {
+        if ((v = ms_opt_value(argc, argv, &i, "--kind"))) kind = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--format"))) format = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--top"))) {
+            if (!ms_parse_u64(v, &top) || top == 0)
+                ms_usage_error("report --top %s: expected a positive number", v);
+        } else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("report: unknown option '%s'", argv[i]);
+        else if (!file) file = argv[i];
+        else ms_usage_error("report: one report at a time ('%s' is one too many)", argv[i]);
+    }
+    if (!file) ms_usage_error("report: no report file given (memshim report FILE.json)");
+    bool folded = false;
+    if (strcmp(format, "folded") == 0) folded = true;
+    else if (strcmp(format, "text") != 0) ms_usage_error("report --format %s: expected text or folded", format);
+    kinds_t kinds;
+    parse_kinds("report", kind, &kinds);
+
+    report_t r;
+    if (!load_report(file, &r)) return 1;
+    leak_t **sel = calloc(r.nleaks ? r.nleaks : 1, sizeof *sel);
+    size_t n = 0;
+    for (size_t i = 0; i < r.nleaks; i++)
+        if (kind_wanted(&kinds, r.leaks[i].kind)) sel[n++] = &r.leaks[i];
+    qsort(sel, n, sizeof *sel, by_bytes);
+    size_t shown = n < top ? n : (size_t)top;
+
+    if (folded) {
+        for (size_t i = 0; i < shown; i++) {
+            const leak_t *l = sel[i];
+            if (l->nframes == 0) fputs("[unknown]", stdout);
+            for (size_t k = l->nframes; k-- > 0;) {
+                print_folded_frame(stdout, &l->frames[k]);
+                if (k) fputc(';', stdout);
+            }
+            printf(" %llu\n", (unsigned long long)l->bytes);
+        }
+    } else {
+        printf("leak report of %s", r.program ? r.program : "(unknown program)");
+        if (r.pid >= 0) printf(" (pid %lld)", r.pid);
+        printf("\n");
+        print_totals(stdout, &r, &kinds);
+        char c1[32], c2[32];
+        for (size_t i = 0; i < shown; i++) {
+            const leak_t *l = sel[i];
+            printf("\n%s bytes in %s blocks %s (%zu of %zu)\n", ms_commas(l->bytes, c1, sizeof c1),
+                   ms_commas(l->blocks, c2, sizeof c2), kind_title(l->kind), i + 1, n);
+            for (size_t k = 0; k < l->nframes; k++) print_frame(stdout, k, &l->frames[k]);
+            if (!l->nframes) printf("    (no stack recorded)\n");
+        }
+        if (shown < n) printf("\n... %zu smaller records not shown (--top %zu)\n", n - shown, shown);
+        if (n == 0) printf("\nno leak records%s\n", kinds.all ? "" : " of the kinds asked for");
+    }
+    free(sel);
+    free_report(&r);
+    return ferror(stdout) ? 1 : 0;
+}
+
+/* ---- diff ------------------------------------------------------------------------- */
+
+/* A stack's identity across reports: its kind and, frame by frame, the
+ * function, file and line when symbolised; otherwise the address, which is
+ * stable only within one run, so between two runs (different pids) an
+ * unsymbolised frame is known by its module alone. */
+static char *stack_key(const leak_t *l, bool same_run)
+{
+    size_t cap = 256, len = 0;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    len = (size_t)snprintf(s, cap, "%s", l->kind);
+    for (size_t k = 0; k < l->nframes; k++) {
+        const frame_t *f = &l->frames[k];
+        char part[1024];
+        if (f->function)
+            snprintf(part, sizeof part, "|%s@%s:%lld", f->function, f->file ? f->file : "", f->line);
+        else if (same_run || !f->module)
+            snprintf(part, sizeof part, "|%s", f->ip ? f->ip : "?");
+        else
+            snprintf(part, sizeof part, "|?@%s", f->module);
+        size_t pl = strlen(part);
+        if (len + pl + 1 > cap) {
+            while (len + pl + 1 > cap) cap *= 2;
+            char *t = realloc(s, cap);
+            if (!t) { free(s); return NULL; }
+            s = t;
+        }
+        memcpy(s + len, part, pl + 1);
+        len += pl;
+    }
+    return s;
+}
+
+typedef struct {
+    char         *key;
+    const leak_t *old_rec, *new_rec;       /* representative records */
+    uint64_t      old_bytes, new_bytes, old_blocks, new_blocks;
+} delta_t;
+
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(((const delta_t *)a)->key, ((const delta_t *)b)->key);
+}
+
+static int by_growth(const void *a, const void *b)
+{
+    const delta_t *x = a, *y = b;
+    long double gx = (long double)x->new_bytes - x->old_bytes, gy = (long double)y->new_bytes - y->old_bytes;
+    if (gx != gy) return gx < gy ? 1 : -1;
+    return strcmp(x->key, y->key);
+}
+
+static void signed_bytes(char *buf, size_t cap, uint64_t from, uint64_t to)
+{
+    char c[32];
+    if (to >= from) snprintf(buf, cap, "+%s", ms_commas(to - from, c, sizeof c));
+    else snprintf(buf, cap, "-%s", ms_commas(from - to, c, sizeof c));
+}
+
+int cmd_diff(int argc, char **argv)
+{
+    const char *files[2] = { NULL, NULL }, *kind = NULL, *v;
+    uint64_t top = UINT64_MAX;
+    bool all = false;
+    int nf = 0;
+    for (int i = 1; i < argc; i++) {
+        if ((v = ms_opt_value(argc, argv, &i, "--kind"))) kind = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--top"))) {
+            if (!ms_parse_u64(v, &top) || top == 0)
+                ms_usage_error("diff --top %s: expected a positive number", v);
+        } else if (strcmp(argv[i], "--all") == 0) all = true;
+        else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("diff: unknown option '%s'", argv[i]);
+        else if (nf < 2) files[nf++] = argv[i];
+        else ms_usage_error("diff: two reports, OLD and NEW ('%s' is one too many)", argv[i]);
+    }
+    if (nf != 2) ms_usage_error("diff: expected two reports (memshim diff OLD.json NEW.json)");
+    kinds_t kinds;
+    parse_kinds("diff", kind, &kinds);
+    report_t a, b;
+    if (!load_report(files[0], &a)) return 1;
+    if (!load_report(files[1], &b)) { free_report(&a); return 1; }
+    bool same_run = a.pid >= 0 && a.pid == b.pid;
+
+    /* Both reports' records, keyed, sorted, merged by key. */
+    size_t total = a.nleaks + b.nleaks, nd = 0;
+    delta_t *d = calloc(total ? total : 1, sizeof *d);
+    for (int side = 0; side < 2; side++) {
+        report_t *r = side ? &b : &a;
+        for (size_t i = 0; i < r->nleaks; i++) {
+            const leak_t *l = &r->leaks[i];
+            if (!kind_wanted(&kinds, l->kind)) continue;
+            delta_t *x = &d[nd++];
+            x->key = stack_key(l, same_run);
+            if (!x->key) { ms_warn("out of memory"); return 1; }
+            if (side) { x->new_rec = l; x->new_bytes = l->bytes; x->new_blocks = l->blocks; }
+            else { x->old_rec = l; x->old_bytes = l->bytes; x->old_blocks = l->blocks; }
+        }
+    }
+    qsort(d, nd, sizeof *d, by_key);
+    size_t m = 0;
+    for (size_t i = 0; i < nd; i++) {
+        if (m && strcmp(d[m - 1].key, d[i].key) == 0) {
+            delta_t *t = &d[m - 1];
+            t->old_bytes += d[i].old_bytes; t->old_blocks += d[i].old_blocks;
+            t->new_bytes += d[i].new_bytes; t->new_blocks += d[i].new_blocks;
+            if (!t->old_rec) t->old_rec = d[i].old_rec;
+            if (!t->new_rec) t->new_rec = d[i].new_rec;
+            free(d[i].key);
+        } else {
+            d[m++] = d[i];
+        }
+    }
+    qsort(d, m, sizeof *d, by_growth);
+
+    printf("leak report diff: %s -> %s (%s)\n", a.path, b.path,
+           same_run ? "two snapshots of one run" : "two runs");
+    char h1[32], h2[32], g[40];
+    for (size_t k = 0; k < 4; k++) {
+        if (!kind_wanted(&kinds, canonical[k])) continue;
+        uint64_t ob = 0, nb = 0, ok = 0, nk = 0;
+        for (size_t i = 0; i < a.ntotals; i++)
+            if (strcmp(a.totals[i].kind, canonical[k]) == 0) { ob = a.totals[i].bytes; ok = a.totals[i].blocks; }
+        for (size_t i = 0; i < b.ntotals; i++)
+            if (strcmp(b.totals[i].kind, canonical[k]) == 0) { nb = b.totals[i].bytes; nk = b.totals[i].blocks; }
+        signed_bytes(g, sizeof g, ob, nb);
+        printf("  %-16s %10s -> %-10s (%s bytes, %+lld blocks)\n", kind_title(canonical[k]),
+               ms_human(ob, h1, sizeof h1), ms_human(nb, h2, sizeof h2), g, (long long)nk - (long long)ok);
+    }
+
+    size_t grew = 0, shrank = 0, gone = 0, shown = 0, eligible = 0;
+    char c1[32], c2[32];
+    for (size_t i = 0; i < m; i++) {
+        delta_t *x = &d[i];
+        bool up = x->new_bytes > x->old_bytes;
+        if (up) grew++;
+        else if (x->new_bytes < x->old_bytes) { if (x->new_rec) shrank++; else gone++; }
+        if (!(up || (all && x->new_bytes != x->old_bytes))) continue;
+        if (eligible++ >= top) continue;
+        if (shown++ == 0) printf("\n%s, largest growth first:\n", all ? "changes" : "what grew and what is new");
+        const leak_t *rep = x->new_rec ? x->new_rec : x->old_rec;
+        signed_bytes(g, sizeof g, x->old_bytes, x->new_bytes);
+        printf("\n%s bytes (%+lld blocks) %s: ", g, (long long)x->new_blocks - (long long)x->old_blocks,
+               kind_title(rep->kind));
+        if (!x->old_rec) printf("new, %s bytes in %s blocks\n", ms_commas(x->new_bytes, c1, sizeof c1),
+                                ms_commas(x->new_blocks, c2, sizeof c2));
+        else if (!x->new_rec) printf("gone, was %s bytes\n", ms_commas(x->old_bytes, c1, sizeof c1));
+        else printf("%s -> %s bytes\n", ms_commas(x->old_bytes, c1, sizeof c1),
+                    ms_commas(x->new_bytes, c2, sizeof c2));
+        for (size_t k = 0; k < rep->nframes; k++) print_frame(stdout, k, &rep->frames[k]);
+    }
+    if (grew == 0) printf("\nnothing grew and nothing is new\n");
+    if (shown < eligible) printf("\n... %zu more not shown (--top %zu)\n", eligible - shown, shown);
+    if (!all && (shrank || gone))
+        printf("\n%zu stack%s shrank and %zu %s gone (--all lists them)\n", shrank, shrank == 1 ? "" : "s",
+               gone, gone == 1 ? "is" : "are");
+    for (size_t i = 0; i < m; i++) free(d[i].key);
+    free(d);
+    free_report(&a);
+    free_report(&b);
+    return ferror(stdout) ? 1 : 0;
+}

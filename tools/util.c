@@ -1,0 +1,95 @@
+/* util.c - errors, numbers and sizes for the `memshim` command. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "memshim.h"
+
+const char *ms_prog = "memshim";
+
+void ms_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", ms_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'memshim help')\n");
+    exit(EXIT_USAGE);
+}
+
+void ms_warn(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "%s: ", ms_prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+bool ms_parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t x = 0;
+    if (!s || !*s) return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return false;
+        if (x > (UINT64_MAX - 9) / 10) return false;
+        x = x * 10 + (uint64_t)(*s - '0');
+    }
+    *out = x;
+    return true;
+}
+
+bool ms_parse_size(const char *s, uint64_t *out)
+{
+    char num[32];
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= sizeof num) return false;
+    memcpy(num, s, n + 1);
+    unsigned shift = 0;
+    char last = num[n - 1];
+    if (last == 'k' || last == 'K') shift = 10;
+    else if (last == 'm' || last == 'M') shift = 20;
+    else if (last == 'g' || last == 'G') shift = 30;
+    if (shift) num[n - 1] = 0;
+    uint64_t x;
+    if (!ms_parse_u64(num, &x) || x > (UINT64_MAX >> shift)) return false;
+    *out = x << shift;
+    return true;
+}
+
+char *ms_human(uint64_t v, char *buf, size_t cap)
+{
+    static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+    if (v < 1024) { snprintf(buf, cap, "%llu B", (unsigned long long)v); return buf; }
+    double x = (double)v;
+    unsigned u = 0;
+    while (x >= 1024 && u < 5) { x /= 1024; u++; }
+    snprintf(buf, cap, x < 10 ? "%.2f %s" : x < 100 ? "%.1f %s" : "%.0f %s", x, unit[u]);
+    return buf;
+}
+
+char *ms_commas(uint64_t n, char *buf, size_t cap)
+{
+    char digits[32];
+    int len = snprintf(digits, sizeof digits, "%llu", (unsigned long long)n);
+    size_t o = 0;
+    for (int i = 0; i < len && o + 2 < cap; i++) {
+        if (i && (len - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+const char *ms_opt_value(int argc, char **argv, int *i, const char *name)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n] != 0) return NULL;
+    if (*i + 1 >= argc) ms_usage_error("%s %s: missing value", argv[0], name);
+    return argv[++*i];
+}
