@@ -169,9 +169,9 @@ static void print_text(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
     _ms_bprintf(b, "\n");
     if (gc_ran)
         _ms_bprintf(b, "collector: %llu collections, %llu objects tracked, %llu collected, "
-                    "%llu uncollectable, %llu us collecting\n",
+                    "%llu uncollectable\n",
                     U(gc->collections), U(gc->tracked), U(gc->collected),
-                    U(gc->uncollectable), U(gc->time_ns / 1000));
+                    U(gc->uncollectable));
 }
 
 /* ---- JSON (schema in man/memshim.7, "STATISTICS IN JSON") ------------------ */
