@@ -6,7 +6,7 @@
 #include <string.h>
 #include "shim.h"
 
-#define CACHE_SLOTS    4
+#define CACHE_SLOTS    16
 #define CACHE_MAX      ((size_t)32 << 20)   /* bytes kept across all slots */
 #define TOMB           ((uintptr_t)1)
 
@@ -78,7 +78,7 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
     pthread_mutex_lock(&huge_lock);
     if (align <= MS_OS_PAGE)                     /* a cached mapping close in size? */
         for (int i = 0; i < CACHE_SLOTS; i++)
-            if (cache[i].addr && cache[i].size >= size && cache[i].size - size <= size / 4) {
+            if (cache[i].addr && cache[i].size >= size && cache[i].size - size <= size / 2) {
                 p = (void *)cache[i].addr;
                 size = cache[i].size;
                 cache_bytes -= size;
@@ -156,7 +156,11 @@ void *_ms_huge_realloc(void *p, size_t n)
     pthread_mutex_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
     size_t old = e ? e->size : 0;
-    if (!e || old == size) { pthread_mutex_unlock(&huge_lock); return e ? p : NULL; }
+    /* A block that shrinks by less than half stays as it is; one that grows
+     * grows by at least a quarter, so a buffer grown a little at a time is
+     * not remapped at every page it crosses. */
+    if (!e || (size <= old && size >= old / 2)) { pthread_mutex_unlock(&huge_lock); return e ? p : NULL; }
+    if (size > old && size - old < old / 4) size = page_round(old + old / 4);
     void *q = _ms_os_remap(p, old, size);
     if (q) {
         huge_ent keep = *e;

@@ -6,7 +6,10 @@
 
 #define BITMAP_WORDS  (((size_t)1 << (MS_ADDR_BITS - MS_SEGMENT_SHIFT)) / 64)
 #define ALL_PAGES     (~(uint64_t)1)          /* page 0 holds the header */
-#define PURGE_LIMIT   ((size_t)8 << 20)       /* dirty free bytes kept before purging */
+/* Free pages kept resident before purging: 8 MiB plus a quarter of the heap
+ * in use, so a big heap that breathes does not fault its pages back in at
+ * every swing, and a small one stays small.  Purging goes down to half. */
+#define PURGE_LIMIT   (((size_t)8 << 20) + (size_t)__atomic_load_n(&_ms_heap_out, __ATOMIC_RELAXED) / 4)
 
 uint64_t *_ms_seg_bitmap;
 uint64_t  _ms_heap_out, _ms_heap_peak;
@@ -140,8 +143,10 @@ void _ms_page_free(ms_page_t *pg)
         if (empty_segments > 1) segment_release(s);   /* keep one empty segment for churn */
         else segment_purge(s);
     }
-    if (dirty_bytes > PURGE_LIMIT)
-        for (ms_segment_t *t = seg_list; t; t = t->next) segment_purge(t);
+    size_t limit = PURGE_LIMIT;
+    if (dirty_bytes > limit)                         /* give back the excess, keep some warm */
+        for (ms_segment_t *t = seg_list; t && dirty_bytes > limit / 2; t = t->next)
+            segment_purge(t);
     pthread_mutex_unlock(&seg_lock);
 }
 
