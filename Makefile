@@ -100,7 +100,7 @@ tools-test: deps lib tool
 	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/tools/run.sh
 
 test: deps lib
-	@$(MAKE) --no-print-directory unit preload e2e tools-test
+	@$(MAKE) --no-print-directory check-deps unit preload e2e tools-test
 
 # ---- demo and bench ------------------------------------------------------------
 demo: deps lib $(B)/fixtures/leak_kinds

@@ -133,3 +133,13 @@ uint64_t _ms_os_status_kb(const char *status, const char *key)
     while (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p++ - '0');
     return v * 1024;
 }
+
+/* Futex wait while *addr == val, and wake up to n waiters (the leak scan's
+ * parking of threads). */
+void _ms_os_futex_wait(int *addr, int val) { syscall(SYS_futex, addr, 0 /* FUTEX_WAIT */, val, NULL, NULL, 0); }
+void _ms_os_futex_wake(int *addr, int n) { syscall(SYS_futex, addr, 1 /* FUTEX_WAKE */, n, NULL, NULL, 0); }
+
+/* Raw directory entries (readdir would allocate). */
+long _ms_os_getdents(int fd, void *buf, size_t n) { return syscall(SYS_getdents64, fd, buf, n); }
+
+int _ms_os_tgkill(int pid, int tid, int sig) { return (int)syscall(SYS_tgkill, pid, tid, sig); }

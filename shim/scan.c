@@ -85,7 +85,7 @@ static void park_handler(int sig, siginfo_t *si, void *uc)
     int i = __atomic_fetch_add(&park_count, 1, __ATOMIC_ACQ_REL);
     if (i < MAX_THREADS) __atomic_store_n(&park_sp[i], (uintptr_t)&here, __ATOMIC_RELEASE);
     while (__atomic_load_n(&park_active, __ATOMIC_ACQUIRE))
-        syscall(SYS_futex, &park_active, 0 /* FUTEX_WAIT */, 1, NULL, NULL, 0);
+        _ms_os_futex_wait((int *)&park_active, 1);
     errno = saved;
 }
 
@@ -113,7 +113,7 @@ static unsigned list_threads(int *tids, unsigned max)
     char buf[4096];
     unsigned n = 0;
     long got;
-    while ((got = syscall(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
+    while ((got = _ms_os_getdents(fd, buf, sizeof buf)) > 0) {
         for (long off = 0; off < got;) {
             struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; }
                 *d = (void *)(buf + off);
@@ -153,7 +153,7 @@ static unsigned park_world(void)
             bool known = false;
             for (unsigned j = 0; j < nsent && !known; j++) known = sent[j] == tids[i];
             if (known || nsent == MAX_THREADS) continue;
-            if (syscall(SYS_tgkill, pid, tids[i], MS_STOP_SIGNAL) == 0) { sent[nsent++] = tids[i]; fresh++; }
+            if (_ms_os_tgkill(pid, tids[i], MS_STOP_SIGNAL) == 0) { sent[nsent++] = tids[i]; fresh++; }
         }
         uint64_t deadline = _ms_os_now_ns() + PARK_TIMEOUT_NS;
         while ((unsigned)__atomic_load_n(&park_count, __ATOMIC_ACQUIRE) < nsent &&
@@ -168,7 +168,7 @@ static unsigned park_world(void)
 static void unpark_world(void)
 {
     __atomic_store_n(&park_active, 0, __ATOMIC_RELEASE);
-    syscall(SYS_futex, &park_active, 1 /* FUTEX_WAKE */, 1 << 30, NULL, NULL, 0);
+    _ms_os_futex_wake((int *)&park_active, 1 << 30);
 }
 
 /* ---- scratch memory: mmap only, listed so it is never a root --------------- */

@@ -16,6 +16,10 @@ MS_HIDDEN void  *_ms_os_remap(void *p, size_t old_size, size_t new_size); /* may
 MS_HIDDEN void   _ms_os_purge(void *p, size_t size);      /* MADV_DONTNEED */
 MS_HIDDEN bool   _ms_os_readable(const void *p, size_t size);
 MS_HIDDEN int    _ms_os_gettid(void);
+MS_HIDDEN void   _ms_os_futex_wait(int *addr, int val);
+MS_HIDDEN void   _ms_os_futex_wake(int *addr, int n);
+MS_HIDDEN long   _ms_os_getdents(int fd, void *buf, size_t n);
+MS_HIDDEN int    _ms_os_tgkill(int pid, int tid, int sig);
 MS_HIDDEN ssize_t _ms_os_write(int fd, const void *buf, size_t n);
 MS_HIDDEN uint64_t _ms_os_now_ns(void);
 MS_HIDDEN bool   _ms_os_secure(void);                     /* AT_SECURE: setuid/setgid */
