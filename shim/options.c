@@ -28,8 +28,24 @@ const char *_ms_getenv(const char *name)
     return NULL;
 }
 
+/* ---- value parsers, shared with stats.c's options ------------------------- */
+
+/* A decimal number in [lo, hi], nothing else. */
+bool _ms_parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    uint64_t x = 0;
+    if (!*v) return false;
+    for (const char *s = v; *s; s++) {
+        if (*s < '0' || *s > '9' || x > hi) return false;
+        x = x * 10 + (uint64_t)(*s - '0');
+    }
+    if (x < lo || x > hi) return false;
+    *out = x;
+    return true;
+}
+
 /* "1", "0", "yes", "no", "true", "false", "on", "off". */
-static int parse_bool(const char *name, const char *v, int dflt)
+int _ms_parse_bool(const char *name, const char *v, int dflt)
 {
     static const char *yes[] = { "1", "yes", "true", "on" }, *no[] = { "0", "no", "false", "off" };
     for (unsigned i = 0; i < 4; i++) {
@@ -38,6 +54,32 @@ static int parse_bool(const char *name, const char *v, int dflt)
     }
     _ms_message("%s=%s: expected 1 or 0 (yes/no, true/false, on/off); using %d", name, v, dflt);
     return dflt;
+}
+
+/* A signal for MEMSHIM_STATS_SIGNAL and MEMSHIM_REPORT_SIGNAL: SIGUSR1, USR2,
+ * SIGHUP, SIGRTMIN+3, 12...; 0 if v names none.
+ * Only signals whose default action a program can spare are accepted. */
+int _ms_parse_signal(const char *v)
+{
+    static const struct { const char *name; int sig; } names[] = {
+        { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP }, { "WINCH", SIGWINCH },
+        { "URG", SIGURG }, { "PWR", SIGPWR }, { "PROF", SIGPROF }, { "VTALRM", SIGVTALRM },
+    };
+    const char *s = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
+    uint64_t n;
+    if (_ms_parse_uint(s, 1, 64, &n)) {
+        for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+            if ((int)n == names[i].sig) return (int)n;
+        return (int)n >= SIGRTMIN && (int)n <= SIGRTMAX ? (int)n : 0;
+    }
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(s, names[i].name) == 0) return names[i].sig;
+    if (strncasecmp(s, "RTMIN", 5) == 0) {
+        if (!s[5]) return SIGRTMIN;
+        if (s[5] == '+' && _ms_parse_uint(s + 6, 0, 64, &n) && SIGRTMIN + (int)n <= SIGRTMAX)
+            return SIGRTMIN + (int)n;
+    }
+    return 0;
 }
 
 /* A decimal number in [lo, hi], with an optional k/m/g suffix when `scaled`. */
@@ -64,36 +106,6 @@ static bool parse_num(const char *name, const char *v, uint64_t lo, uint64_t hi,
 bad:
     _ms_message("%s=%s: expected %s; using the default", name, v, form);
     return false;
-}
-
-/* Signal names and numbers: SIGUSR1, USR1, 10, SIGRTMIN+3. */
-int _ms_parse_signal(const char *name, const char *v)
-{
-    static const struct { const char *n; int sig; } sigs[] = {
-        { "HUP", 1 }, { "INT", 2 }, { "QUIT", 3 }, { "USR1", 10 }, { "USR2", 12 },
-        { "PIPE", 13 }, { "ALRM", 14 }, { "TERM", 15 }, { "CHLD", 17 }, { "CONT", 18 },
-        { "TTIN", 21 }, { "TTOU", 22 }, { "URG", 23 }, { "XCPU", 24 }, { "XFSZ", 25 },
-        { "VTALRM", 26 }, { "PROF", 27 }, { "WINCH", 28 }, { "PWR", 30 },
-    };
-    const char *s = v;
-    if (strncasecmp(s, "SIG", 3) == 0) s += 3;
-    for (unsigned i = 0; i < sizeof sigs / sizeof *sigs; i++)
-        if (strcasecmp(s, sigs[i].n) == 0) return sigs[i].sig;
-    if (strncasecmp(s, "RTMIN+", 6) == 0 && s[6] >= '0' && s[6] <= '9') {
-        int k = 0;
-        for (const char *p = s + 6; *p >= '0' && *p <= '9'; p++) k = k * 10 + (*p - '0');
-        if (SIGRTMIN + k <= SIGRTMAX) return SIGRTMIN + k;
-    }
-    uint64_t n;
-    if (*s >= '0' && *s <= '9') {
-        n = 0;
-        const char *p = s;
-        while (*p >= '0' && *p <= '9' && n < 1000) n = n * 10 + (uint64_t)(*p++ - '0');
-        if (!*p && n >= 1 && (int)n <= SIGRTMAX && n != 9 && n != 19) return (int)n;
-    }
-    _ms_message("%s=%s: expected a signal name or number such as SIGUSR1, USR2 or 12; ignored",
-                name, v);
-    return 0;
 }
 
 /* MEMSHIM_SHOW: a comma list of definite, indirect, possible, reachable, or all. */
@@ -148,14 +160,14 @@ void _ms_options_load(void)
 {
     _ms_options_load_reporting();
     const char *v;
-    if ((v = _ms_getenv("MEMSHIM_VERBOSE"))) _ms_opt.verbose = parse_bool("MEMSHIM_VERBOSE", v, 0);
+    if ((v = _ms_getenv("MEMSHIM_VERBOSE"))) _ms_opt.verbose = _ms_parse_bool("MEMSHIM_VERBOSE", v, 0);
     if ((v = _ms_getenv("MEMSHIM_ON_ERROR"))) {
         if (strcmp(v, "abort") == 0) _ms_opt.on_error = MS_ON_ERROR_ABORT;
         else if (strcmp(v, "continue") == 0) _ms_opt.on_error = MS_ON_ERROR_CONTINUE;
         else _ms_message("MEMSHIM_ON_ERROR=%s: expected abort or continue; using abort", v);
     }
     uint64_t n;
-    if ((v = _ms_getenv("MEMSHIM_TRACK"))) _ms_opt.track = parse_bool("MEMSHIM_TRACK", v, 1);
+    if ((v = _ms_getenv("MEMSHIM_TRACK"))) _ms_opt.track = _ms_parse_bool("MEMSHIM_TRACK", v, 1);
     if ((v = _ms_getenv("MEMSHIM_REPORT_FORMAT"))) {
         if (strcmp(v, "json") == 0) _ms_opt.json = 1;
         else if (strcmp(v, "text") == 0) _ms_opt.json = 0;
@@ -172,8 +184,9 @@ void _ms_options_load(void)
         parse_num("MEMSHIM_SAMPLE", v, 0, (uint64_t)1 << 40, true, &n,
                   "a mean sampling interval in bytes, e.g. 524288 or 512k (0 = every allocation)"))
         _ms_opt.sample = n;
-    if ((v = _ms_getenv("MEMSHIM_REPORT_SIGNAL")) && *v)
-        _ms_opt.report_signal = _ms_parse_signal("MEMSHIM_REPORT_SIGNAL", v);
+    if ((v = _ms_getenv("MEMSHIM_REPORT_SIGNAL")) && *v && !(_ms_opt.report_signal = _ms_parse_signal(v)))
+        _ms_message("MEMSHIM_REPORT_SIGNAL=%s: expected a signal name or number such as "
+                    "SIGUSR1, USR2, SIGHUP or SIGRTMIN+2; ignored", v);
     bool secure = _ms_os_secure();
     if ((v = _ms_getenv("MEMSHIM_REPORT")) && *v) {
         if (secure) _ms_message("MEMSHIM_REPORT ignored: file names are not taken in a setuid/setgid program");

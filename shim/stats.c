@@ -292,55 +292,6 @@ void _ms_stats_write(const char *dest)
 
 /* ---- options (called first thing by options.c:_ms_options_load) ------------ */
 
-static bool parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    uint64_t x = 0;
-    if (!*v) return false;
-    for (const char *s = v; *s; s++) {
-        if (*s < '0' || *s > '9' || x > hi) return false;
-        x = x * 10 + (uint64_t)(*s - '0');
-    }
-    if (x < lo || x > hi) return false;
-    *out = x;
-    return true;
-}
-
-static int parse_bool(const char *name, const char *v, int dflt)
-{
-    static const char *yes[] = { "1", "yes", "true", "on" }, *no[] = { "0", "no", "false", "off" };
-    for (unsigned i = 0; i < 4; i++) {
-        if (strcasecmp(v, yes[i]) == 0) return 1;
-        if (strcasecmp(v, no[i]) == 0) return 0;
-    }
-    _ms_message("%s=%s: expected 1 or 0 (yes/no, true/false, on/off); using %d", name, v, dflt);
-    return dflt;
-}
-
-/* A signal for MEMSHIM_STATS_SIGNAL: SIGUSR1, USR2, SIGHUP, SIGRTMIN+3, 12...
- * Only signals whose default action a program can spare are accepted. */
-static int parse_signal(const char *v)
-{
-    static const struct { const char *name; int sig; } names[] = {
-        { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP }, { "WINCH", SIGWINCH },
-        { "URG", SIGURG }, { "PWR", SIGPWR }, { "PROF", SIGPROF }, { "VTALRM", SIGVTALRM },
-    };
-    const char *s = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
-    uint64_t n;
-    if (parse_uint(s, 1, 64, &n)) {
-        for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
-            if ((int)n == names[i].sig) return (int)n;
-        return (int)n >= SIGRTMIN && (int)n <= SIGRTMAX ? (int)n : 0;
-    }
-    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcasecmp(s, names[i].name) == 0) return names[i].sig;
-    if (strncasecmp(s, "RTMIN", 5) == 0) {
-        if (!s[5]) return SIGRTMIN;
-        if (s[5] == '+' && parse_uint(s + 6, 0, 64, &n) && SIGRTMIN + (int)n <= SIGRTMAX)
-            return SIGRTMIN + (int)n;
-    }
-    return 0;
-}
-
 static bool names_file_ok(const char *var, const char *v)
 {
     if (strcmp(v, "stderr") == 0 || !_ms_os_secure()) return true;
@@ -356,18 +307,18 @@ void _ms_options_load_reporting(void)
     if ((v = _ms_getenv("MEMSHIM_RSS_LOG")) && *v && names_file_ok("MEMSHIM_RSS_LOG", v))
         _ms_ropt.rss_log = _ms_abs_path(v, rss_log, sizeof rss_log);
     if ((v = _ms_getenv("MEMSHIM_RSS_INTERVAL"))) {
-        if (parse_uint(v, 1, 3600000, &n)) _ms_ropt.rss_interval_ms = (unsigned)n;
+        if (_ms_parse_uint(v, 1, 3600000, &n)) _ms_ropt.rss_interval_ms = (unsigned)n;
         else _ms_message("MEMSHIM_RSS_INTERVAL=%s: expected milliseconds, 1 to 3600000; using %u",
                          v, _ms_ropt.rss_interval_ms);
     }
-    if ((v = _ms_getenv("MEMSHIM_LIVE"))) _ms_ropt.live = parse_bool("MEMSHIM_LIVE", v, 0);
+    if ((v = _ms_getenv("MEMSHIM_LIVE"))) _ms_ropt.live = _ms_parse_bool("MEMSHIM_LIVE", v, 0);
     if ((v = _ms_getenv("MEMSHIM_LIVE_INTERVAL"))) {
-        if (parse_uint(v, 10, 3600000, &n)) _ms_ropt.live_interval_ms = (unsigned)n;
+        if (_ms_parse_uint(v, 10, 3600000, &n)) _ms_ropt.live_interval_ms = (unsigned)n;
         else _ms_message("MEMSHIM_LIVE_INTERVAL=%s: expected milliseconds, 10 to 3600000; using %u",
                          v, _ms_ropt.live_interval_ms);
     }
     if ((v = _ms_getenv("MEMSHIM_STATS_SIGNAL")) && *v) {
-        int sig = parse_signal(v);
+        int sig = _ms_parse_signal(v);
         if (sig) _ms_ropt.stats_signal = sig;
         else _ms_message("MEMSHIM_STATS_SIGNAL=%s: expected a signal name or number such as "
                          "SIGUSR2, USR1, SIGHUP or SIGRTMIN+2; no signal handler installed", v);
