@@ -46,7 +46,7 @@ struct memshim_heap_stats {
     size_t rss, peak_rss;        /* of the process, from /proc/self/status */
     unsigned threads;            /* threads with a cache */
     unsigned nclasses;           /* entries filled in `classes` */
-    struct memshim_class_stats classes[64];
+    struct memshim_class_stats classes[96];
 };
 
 /* Fill *out with current figures; 0 on success, -1 if memshim is not the

@@ -18,7 +18,7 @@
 #define MS_LIVE_MAGIC       0x31305645494c534dULL   /* "MSLIVE01" read little-endian */
 #define MS_LIVE_VERSION     1
 #define MS_LIVE_NAME        "memshim-live."         /* + pid */
-#define MS_LIVE_MAX_CLASSES 64
+#define MS_LIVE_MAX_CLASSES 96
 
 typedef struct ms_live_class_s {
     uint64_t size, pools, in_use, free, allocs, frees;

@@ -19,15 +19,20 @@ static central_t central[MS_NCLASSES];
 static size_t class_size(unsigned c)
 {
     if (c < 8) return (size_t)(c + 1) * 16;              /* 16 .. 128 */
-    unsigned k = c - 8, shift = 7 + k / 4;               /* 4 classes per doubling */
-    return ((size_t)1 << shift) + ((size_t)(k % 4 + 1) << (shift - 2));
+    if (c < 20) {                                        /* 4 per doubling to 1 KiB */
+        unsigned k = c - 8, shift = 7 + k / 4;
+        return ((size_t)1 << shift) + ((size_t)(k % 4 + 1) << (shift - 2));
+    }
+    unsigned k = c - 20, shift = 10 + k / 8;             /* 8 per doubling above */
+    return ((size_t)1 << shift) + ((size_t)(k % 8 + 1) << (shift - 3));
 }
 
 unsigned _ms_class_of(size_t n)
 {
     if (n <= 128) return n ? (unsigned)((n - 1) / 16) : 0;
     unsigned b = 63 - (unsigned)__builtin_clzll(n - 1);  /* 2^b <= n-1 < 2^(b+1) */
-    return 8 + (b - 7) * 4 + (unsigned)(((n - 1) >> (b - 2)) & 3);
+    if (b < 10) return 8 + (b - 7) * 4 + (unsigned)(((n - 1) >> (b - 2)) & 3);
+    return 20 + (b - 10) * 8 + (unsigned)(((n - 1) >> (b - 3)) & 7);
 }
 
 void _ms_classes_init(void)

@@ -6,10 +6,10 @@
 
 #define BITMAP_WORDS  (((size_t)1 << (MS_ADDR_BITS - MS_SEGMENT_SHIFT)) / 64)
 #define ALL_PAGES     (~(uint64_t)1)          /* page 0 holds the header */
-/* Free pages kept resident before purging: 8 MiB plus a quarter of the heap
+/* Free pages kept resident before purging: 8 MiB plus an eighth of the heap
  * in use, so a big heap that breathes does not fault its pages back in at
  * every swing, and a small one stays small.  Purging goes down to half. */
-#define PURGE_LIMIT   (((size_t)8 << 20) + (size_t)__atomic_load_n(&_ms_heap_out, __ATOMIC_RELAXED) / 4)
+#define PURGE_LIMIT   (((size_t)8 << 20) + (size_t)__atomic_load_n(&_ms_heap_out, __ATOMIC_RELAXED) / 8)
 
 uint64_t *_ms_seg_bitmap;
 uint64_t  _ms_heap_out, _ms_heap_peak;

@@ -104,13 +104,18 @@ static inline int h_all_zero(const void *p, size_t n)
 
 /* ---- size classes (shim/types.h): 16..128 step 16, then four per power of
  * two up to 512 KiB, huge above ------------------------------------------ */
-static inline unsigned h_nclasses(void) { return 8 + 4 * 12; }   /* 56 */
+static inline unsigned h_nclasses(void) { return 8 + 4 * 3 + 8 * 9; }   /* 92 */
 
+/* 16..128 by 16; four per power of two to 1 KiB; eight per power of two above. */
 static inline size_t h_class_size(unsigned c)
 {
     if (c < 8) return (size_t)(c + 1) * 16;
-    unsigned k = c - 8, shift = 7 + k / 4;
-    return ((size_t)1 << shift) + ((size_t)(k % 4 + 1) << (shift - 2));
+    if (c < 20) {
+        unsigned k = c - 8, shift = 7 + k / 4;
+        return ((size_t)1 << shift) + ((size_t)(k % 4 + 1) << (shift - 2));
+    }
+    unsigned k = c - 20, shift = 10 + k / 8;
+    return ((size_t)1 << shift) + ((size_t)(k % 8 + 1) << (shift - 3));
 }
 
 /* The block size memshim should use for a request of n bytes (n <= 512 KiB). */

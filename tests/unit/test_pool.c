@@ -11,7 +11,7 @@ static void setup(void) { _ms_init(); free(malloc(1)); }
 TestSuite(pool, .init = setup);
 
 /* A class the test process (Criterion included) does not otherwise use. */
-#define CLS 44   /* 80 KiB blocks */
+#define CLS _ms_class_of(80 << 10)   /* 80 KiB blocks */
 
 static ms_class_stat_t stat_of(unsigned cls)
 {

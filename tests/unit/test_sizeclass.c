@@ -29,11 +29,12 @@ Test(sizeclass, every_size_maps_to_smallest_fitting_class)
     }
 }
 
-Test(sizeclass, rounding_waste_at_most_25_percent_above_128)
+Test(sizeclass, rounding_waste_at_most_25_percent_above_128_and_12_above_1k)
 {
     for (unsigned c = 8; c < MS_NCLASSES; c++) {
         size_t lo = _ms_classes[c - 1].size + 1, hi = _ms_classes[c].size;
         cr_assert_leq((hi - lo) * 4, lo, "class %u: %zu..%zu", c, lo, hi);
+        if (lo > 1024) cr_assert_leq((hi - lo) * 8, lo, "class %u: %zu..%zu", c, lo, hi);
     }
 }
 
