@@ -51,6 +51,9 @@ static const char usage_text[] =
 "                      the same, refreshed like top(1); q or Ctrl-C quits\n"
 "  plot RSSLOG -o FILE.svg [--title TEXT]\n"
 "                      draw an RSS log (MEMSHIM_RSS_LOG) as an SVG picture\n"
+"  graph FILE.json -o FILE.svg [--max-objects N] [--group N] [--format FMT]\n"
+"                      draw the objects kept alive only by reference cycles\n"
+"                      (Graphviz; .svg, .png, .pdf or .dot by the suffix)\n"
 "  help [COMMAND]      this text\n"
 "  --version           memshim's version\n"
 "\n"
@@ -61,7 +64,7 @@ static int cmd_help(int argc, char **argv)
 {
     if (argc > 2) ms_usage_error("help: too many arguments");
     if (argc == 2) {
-        static const char *const known[] = { "run", "report", "diff", "stats", "top", "plot", "help" };
+        static const char *const known[] = { "run", "report", "diff", "stats", "top", "plot", "graph", "help" };
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= strcmp(argv[1], known[i]) == 0;
         if (!ok) ms_usage_error("help: unknown command '%s'", argv[1]);
@@ -310,6 +313,7 @@ int main(int argc, char **argv)
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         { "run", cmd_run }, { "report", cmd_report }, { "diff", cmd_diff },
         { "stats", cmd_stats }, { "top", cmd_top }, { "plot", cmd_plot },
+        { "graph", cmd_graph },
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(c, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);

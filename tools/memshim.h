@@ -5,6 +5,7 @@
  *   report.c    leak reports (JSON, written by the library): `report`, `diff`
  *   live.c      a running process's figures (shim/live.h): `stats`, `top`
  *   plot.c      an RSS log (MEMSHIM_RSS_LOG) as SVG: `plot`
+ *   graph.c     a report's reference cycles drawn with Graphviz: `graph`
  *   util.c      errors, number parsing and formatting
  *
  * Exit status: 0 done, 1 failed (unreadable or malformed input...), 2 wrong
@@ -37,5 +38,6 @@ int cmd_diff(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_graph(int argc, char **argv);
 
 #endif

@@ -3,7 +3,7 @@
 # side of the library: every subcommand and option, wrong uses, malformed
 # and fuzzed reports, MEMSHIM_STATS (text and JSON), the RSS log and its fork
 # policy, live figures of a running process, the stats signal, the SVG plot,
-# the man pages, and `make install` into a scratch DESTDIR.
+# the cycle graph (Graphviz), the man pages, and `make install` into a scratch DESTDIR.
 #
 #   MEMSHIM_BUILD=build tests/tools/run.sh      (make tools-test)
 #
@@ -520,6 +520,144 @@ t_install() {
     [ -z "$left" ] || { echo "left after uninstall:"; echo "$left"; return 1; }
 }
 check "make install/uninstall into a DESTDIR; pkg-config builds and runs a program" t_install
+
+# ==== graph =========================================================================
+# The gc_cycle fixture leaves a ring of three Nodes (group 1) and a Pair
+# pointing to itself (group 2) alive only through cycles.
+svg_nodes() { grep -cE '<title>n[0-9]+</title>' "$1"; }
+svg_edges() { grep -cE '<title>n[0-9]+&#45;&gt;n[0-9]+</title>' "$1"; }
+t_graph() {
+    cc -O0 -g -I"$ROOT/include" -o "$T/gc_cycle" "$ROOT/tests/fixtures/gc_cycle.c" -ldl || return 1
+    LD_PRELOAD=$LIB MEMSHIM_REPORT_FORMAT=json MEMSHIM_REPORT="$T/cyc.json" "$T/gc_cycle" >/dev/null || return 1
+    run "$MS" graph "$T/cyc.json" -o "$T/cyc.svg"; expect_rc 0 || return 1
+    has "$out" "4 objects in 2 groups" || return 1
+    xmllint --noout "$T/cyc.svg" || return 1
+    local svg n e; svg=$(cat "$T/cyc.svg")
+    n=$(svg_nodes "$T/cyc.svg"); e=$(svg_edges "$T/cyc.svg")
+    [ "$n" -eq 4 ] && [ "$e" -eq 4 ] || { echo "$n nodes and $e edges, expected 4 and 4"; return 1; }
+    [ "$(grep -c 'class="cluster"' "$T/cyc.svg")" -eq 2 ] || { echo "expected 2 clusters"; return 1; }
+    # the boxes' first lines: their types
+    local types; types=$("$PY" -c '
+import sys, xml.etree.ElementTree as ET
+ns = {"s": "http://www.w3.org/2000/svg"}
+for g in ET.parse(sys.argv[1]).getroot().iter("{http://www.w3.org/2000/svg}g"):
+    if g.get("class") == "node" and g.findtext("s:title", namespaces=ns).startswith("n"):
+        print(g.find(".//s:text", ns).text)' "$T/cyc.svg" | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+    [ "$types" = " 3 Node; 1 Pair;" ] || { echo "box types: $types"; return 1; }
+    has "$svg" ">group 1</text>" && has "$svg" ": 3 objects, 120 bytes" && has "$svg" ": 1 object, 40 bytes" &&
+        has "$svg" "Node at 0x" && has "$svg" "Objects alive only through reference cycles" || return 1
+    rsvg-convert "$T/cyc.svg" -o "$T/cyc.png" || return 1
+    "$PY" - "$T/cyc.png" <<'EOF' || return 1
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+assert d[:8] == b'\x89PNG\r\n\x1a\n'
+w, h = struct.unpack('>II', d[16:24])
+assert 300 <= w <= 2000 and 150 <= h <= 1500, (w, h)
+EOF
+    run "$MS" graph "$T/cyc.json" -o "$T/cyc-dot.png"; expect_rc 0 || return 1
+    [ "$(head -c 4 "$T/cyc-dot.png" | tail -c 3)" = "PNG" ] || { echo "-o x.png is not a PNG"; return 1; }
+    run "$MS" graph "$T/cyc.json" -o "$T/cyc.pdf"; expect_rc 0 && [ "$(head -c 4 "$T/cyc.pdf")" = "%PDF" ] ||
+        { echo "-o x.pdf is not a PDF"; return 1; }
+    run "$MS" graph "$T/cyc.json" -o - ; expect_rc 0 && has "$out" "<svg" && has "$err" "4 objects in 2 groups"
+}
+check "graph: the gc_cycle report as SVG (nodes, edges, clusters, types), PNG and PDF" t_graph
+
+t_graph_select() {
+    [ -s "$T/cyc.json" ] || { echo "no report from the earlier test"; return 1; }
+    run "$MS" graph "$T/cyc.json" --group 2 -o "$T/g2.svg"; expect_rc 0 || return 1
+    [ "$(svg_nodes "$T/g2.svg")" -eq 1 ] && [ "$(svg_edges "$T/g2.svg")" -eq 1 ] && has "$(cat "$T/g2.svg")" ">Pair</text>" &&
+        has_not "$(cat "$T/g2.svg")" ">Node</text>" || return 1
+    run "$MS" graph "$T/cyc.json" --group 7 -o "$T/g7.svg"
+    expect_rc 1 && one_line_err && has "$err" "no cycle group 7" && [ ! -e "$T/g7.svg" ] || return 1
+    # the biggest group (the ring, 120 bytes) fits in 3; the Pair is left out and said so
+    run "$MS" graph "$T/cyc.json" --max-objects 3 -o "$T/m3.svg"; expect_rc 0 || return 1
+    has "$out" "not shown (--max-objects 3): 1 smaller group, 1 object, 40 B" || return 1
+    [ "$(svg_nodes "$T/m3.svg")" -eq 3 ] && has "$(cat "$T/m3.svg")" "not shown: 1 smaller group" || return 1
+    # not even the ring fits in 2: its first two objects
+    run "$MS" graph "$T/cyc.json" --max-objects=2 -o "$T/m2.svg"; expect_rc 0 || return 1
+    has "$out" "1 object of group 1" && [ "$(svg_nodes "$T/m2.svg")" -eq 2 ] && [ "$(svg_edges "$T/m2.svg")" -eq 1 ] || return 1
+    # -o x.dot: the Graphviz input, no dot needed
+    run env PATH=/nonexistent "$MS" graph "$T/cyc.json" -o "$T/cyc.dot"; expect_rc 0 || return 1
+    head -1 "$T/cyc.dot" | grep -q '^digraph' && [ "$(grep -cE '^ *n[0-9]+ -> n[0-9]+;' "$T/cyc.dot")" -eq 4 ] &&
+        [ "$(grep -c 'subgraph cluster_' "$T/cyc.dot")" -eq 2 ] || { cat "$T/cyc.dot"; return 1; }
+    dot -Tsvg "$T/cyc.dot" -o /dev/null || return 1
+    run env PATH=/nonexistent "$MS" graph "$T/cyc.json" -o "$T/nodot.svg"
+    expect_rc 1 && one_line_err && has "$err" "graphviz" && [ ! -e "$T/nodot.svg" ]
+}
+check "graph --group, --max-objects, -o x.dot; without dot: a clear error" t_graph_select
+
+t_graph_none() {
+    printf '{"pid": 5, "program": "p", "leaks": []}' >"$T/nocyc.json"
+    printf '{"leaks": [], "cycles": []}' >"$T/nocyc2.json"
+    local f
+    for f in nocyc nocyc2; do
+        run "$MS" graph "$T/$f.json" -o "$T/$f.svg"; expect_rc 0 || return 1
+        [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] && has "$out" "no reference cycles" || return 1
+        xmllint --noout "$T/$f.svg" && has "$(cat "$T/$f.svg")" "No reference cycles" || return 1
+        [ "$(svg_nodes "$T/$f.svg")" -eq 0 ] || return 1
+    done
+}
+check "graph of a report without cycles: one line and an SVG with a note" t_graph_none
+
+t_graph_wrong_uses() {
+    local fails=0
+    while IFS= read -r line; do
+        eval "set -- $line"
+        usage_case "$@" || fails=1
+    done <<'EOF'
+graph
+graph x.json
+graph -o x.svg
+graph x.json -o
+graph x.json -o ''
+graph x.json -o x.txt
+graph x.json -o noext
+graph x.json -o x.svg --format gif
+graph x.json -o x.svg --max-objects 0
+graph x.json -o x.svg --max-objects lots
+graph x.json -o x.svg --group x
+graph x.json -o x.svg --bogus
+graph a.json b.json -o x.svg
+help graph extra
+EOF
+    run "$MS" help graph; expect_rc 0 && has "$out" "graph FILE.json -o FILE.svg" || fails=1
+    return $fails
+}
+check "graph: wrong uses exit 2 with a one-line error" t_graph_wrong_uses
+
+graph_bad() {   # graph_bad NAME CONTENT EXPECTED-TEXT
+    printf '%s' "$2" >"$T/gbad-$1.json"
+    rm -f "$T/gbad.svg"
+    run "$MS" graph "$T/gbad-$1.json" -o "$T/gbad.svg"
+    expect_rc 1 && one_line_err && has "$err" "$T/gbad-$1.json" && has "$err" "$3" && [ ! -e "$T/gbad.svg" ] &&
+        [ -z "$(ls "$T"/gbad.svg.tmp.* 2>/dev/null)" ] || { echo "case $1"; return 1; }
+}
+t_graph_malformed() {
+    local f=0 o='{"addr": "0x10", "type": "Node", "size": 40}'
+    graph_bad notjson 'hello' "not valid JSON" || f=1
+    graph_bad array '[]' "expected a JSON object" || f=1
+    graph_bad other '{"pid": 1}' "not a memshim leak report" || f=1
+    graph_bad cycobj '{"leaks": [], "cycles": {}}' '"cycles": expected an array' || f=1
+    graph_bad grpnum '{"leaks": [], "cycles": [7]}' "cycles[0]: expected an object" || f=1
+    graph_bad noobjs '{"cycles": [{"group": 1, "edges": []}]}' 'cycles[0]: no "objects" array' || f=1
+    graph_bad noedges "{\"cycles\": [{\"group\": 1, \"objects\": [$o]}]}" 'cycles[0]: no "edges" array' || f=1
+    graph_bad edgesobj "{\"cycles\": [{\"group\": 1, \"objects\": [$o], \"edges\": {}}]}" 'cycles[0].edges: expected an array' || f=1
+    graph_bad nogroup "{\"cycles\": [{\"objects\": [$o], \"edges\": []}]}" 'cycles[0]: no "group"' || f=1
+    graph_bad strgroup "{\"cycles\": [{\"group\": \"1\", \"objects\": [$o], \"edges\": []}]}" 'cycles[0].group: expected a non-negative integer' || f=1
+    graph_bad noaddr '{"cycles": [{"group": 1, "objects": [{"type": "Node", "size": 1}], "edges": []}]}' 'cycles[0].objects[0]: no "addr"' || f=1
+    graph_bad numtype '{"cycles": [{"group": 1, "objects": [{"addr": "0x1", "type": 5, "size": 1}], "edges": []}]}' 'cycles[0].objects[0].type: expected a non-empty string' || f=1
+    graph_bad strsize '{"cycles": [{"group": 1, "objects": [{"addr": "0x1", "type": "T", "size": "40"}], "edges": []}]}' 'cycles[0].objects[0].size: expected a non-negative integer' || f=1
+    graph_bad negsize '{"cycles": [{"group": 1, "objects": [{"addr": "0x1", "type": "T", "size": -1}], "edges": []}]}' 'cycles[0].objects[0].size' || f=1
+    graph_bad objnum '{"cycles": [{"group": 1, "objects": [3], "edges": []}]}' 'cycles[0].objects[0]: expected an object' || f=1
+    graph_bad edgenum "{\"cycles\": [{\"group\": 1, \"objects\": [$o], \"edges\": [1]}]}" 'cycles[0].edges[0]: expected an object' || f=1
+    graph_bad noto "{\"cycles\": [{\"group\": 1, \"objects\": [$o], \"edges\": [{\"from\": \"0x10\"}]}]}" 'cycles[0].edges[0]: no "to"' || f=1
+    graph_bad badto "{\"cycles\": [{\"group\": 1, \"objects\": [$o], \"edges\": [{\"from\": \"0x10\", \"to\": \"0x99\"}]}]}" "cycles[0].edges[0].to: 0x99 is not one of group 1's objects" || f=1
+    graph_bad dupaddr "{\"cycles\": [{\"group\": 1, \"objects\": [$o, $o], \"edges\": []}]}" 'cycles[0].objects[1].addr: 0x10 appears twice' || f=1
+    graph_bad dupgroup '{"cycles": [{"group": 1, "objects": [], "edges": []}, {"group": 1, "objects": [], "edges": []}]}' 'cycles[1].group: group 1 appears twice' || f=1
+    run "$MS" graph "$T/does-not-exist.json" -o "$T/gbad.svg"; expect_rc 1 && one_line_err && has "$err" "No such file" || f=1
+    return $f
+}
+check "graph: malformed reports earn one line naming the file and the field, exit 1" t_graph_malformed
 
 echo "$pass passed, $failed failed"
 [ "$failed" -eq 0 ]
