@@ -224,17 +224,7 @@ static bool load_cycles(const char *path, cycles_t *c)
 {
     memset(c, 0, sizeof *c);
     c->path = path;
-    json_error_t e;
-    c->root = json_load_file(path, 0, &e);
-    if (!c->root) {
-        FILE *f = fopen(path, "r");
-        if (!f) ms_warn("%s: %s", path, strerror(errno));
-        else {
-            fclose(f);
-            ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
-        }
-        return false;
-    }
+    if (!(c->root = ms_load_json(path))) return false;
     if (!parse_cycles(c)) {
         ms_warn("%s: %s", path, errbuf);
         free_cycles(c);

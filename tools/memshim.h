@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 
 #define EXIT_USAGE 2
 
@@ -23,6 +24,7 @@
 extern const char *ms_prog;                        /* "memshim" */
 void   ms_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void   ms_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+json_t *ms_load_json(const char *path);    /* NULL after one line saying why */
 bool   ms_parse_u64(const char *s, uint64_t *out);             /* plain decimal */
 bool   ms_parse_size(const char *s, uint64_t *out);            /* decimal with k/m/g */
 char  *ms_human(uint64_t bytes, char *buf, size_t cap);        /* "1.5 MiB" */

@@ -201,17 +201,7 @@ static bool load_report(const char *path, report_t *r)
 {
     memset(r, 0, sizeof *r);
     r->path = path;
-    json_error_t e;
-    r->root = json_load_file(path, 0, &e);
-    if (!r->root) {
-        FILE *f = fopen(path, "r");
-        if (!f) ms_warn("%s: %s", path, strerror(errno));
-        else {
-            fclose(f);
-            ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
-        }
-        return false;
-    }
+    if (!(r->root = ms_load_json(path))) return false;
     if (!parse_report(r)) {
         ms_warn("%s: %s", path, errbuf);
         free_report(r);

@@ -1,4 +1,5 @@
 /* util.c - errors, numbers and sizes for the `memshim` command. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,4 +93,21 @@ const char *ms_opt_value(int argc, char **argv, int *i, const char *name)
     if (a[n] != 0) return NULL;
     if (*i + 1 >= argc) ms_usage_error("%s %s: missing value", argv[0], name);
     return argv[++*i];
+}
+
+/* The JSON document in path, or NULL after one line saying why (the file
+ * cannot be read, or where the JSON goes wrong). */
+json_t *ms_load_json(const char *path)
+{
+    json_error_t e;
+    json_t *root = json_load_file(path, 0, &e);
+    if (!root) {
+        FILE *f = fopen(path, "r");
+        if (!f) ms_warn("%s: %s", path, strerror(errno));
+        else {
+            fclose(f);
+            ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
+        }
+    }
+    return root;
 }
