@@ -110,7 +110,7 @@ $(B)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -Wall -Iinclude -o $@ $< -lpthread -lm
 
-bench: deps lib $(BENCH_BIN)
+bench: deps lib $(BENCH_BIN) $(B)/fixtures/leak_modes
 	@bench/run.sh $(B)
 	@bench/sampler.sh $(B)
 

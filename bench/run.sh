@@ -33,6 +33,7 @@ BIN=$BUILD/bench                 # the compiled bench/*.c
 WORK=$BIN/work                   # generated inputs, outputs of the runs
 SYSLIB=/usr/lib/x86_64-linux-gnu
 RUNS=${BENCH_RUNS:-5}
+PARTS=${BENCH_PARTS:-alloc gc leak}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 
 # =============================================================================
@@ -48,20 +49,38 @@ TIMEOUT=${BENCH_TIMEOUT:-120}
 # is missing is skipped with a note.
 # =============================================================================
 CONFIGS=()
-declare -A CFG_ENV CFG_WRAP
+declare -A CFG_ENV CFG_WRAP CFG_RUNS CFG_ROWS CFG_TIMEOUT CFG_AFTER CFG_FILTER
 config() { CONFIGS+=("$1"); CFG_ENV[$1]=$2; CFG_WRAP[$1]=${3:-}; }
 
-config glibc         ''
-config memshim       'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=0'   # the allocator alone
-config memshim+track 'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1'   # with leak tracking (the default)
-config mimalloc      'LD_PRELOAD=$SYSLIB/libmimalloc.so.2'
-config jemalloc      'LD_PRELOAD=$SYSLIB/libjemalloc.so.2'
-config tcmalloc      'LD_PRELOAD=$SYSLIB/libtcmalloc_minimal.so.4'
-# For instance, still to come:
-#   config memshim+sample 'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_SAMPLE=65536'
-#   config heaptrack     ''  'heaptrack -o $WORK/heaptrack.$RUN_TAG'
-#   config lsan          'LD_PRELOAD=$SYSLIB/liblsan.so.0'
-#   config memcheck      ''  'valgrind --tool=memcheck -q'
+config glibc          ''
+config memshim        'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=0'   # the allocator alone
+config memshim+track  'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1'   # with leak tracking (the default)
+config memshim+sample 'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_SAMPLE=524288'  # stacks for ~1 in 512 KiB
+config mimalloc       'LD_PRELOAD=$SYSLIB/libmimalloc.so.2'
+config jemalloc       'LD_PRELOAD=$SYSLIB/libjemalloc.so.2'
+config tcmalloc       'LD_PRELOAD=$SYSLIB/libtcmalloc_minimal.so.4'
+# Other leak trackers, for the tracking targets:
+config heaptrack      ''  'heaptrack -o $WORK/heaptrack.$RUN_TAG'
+# lsan: libstdc++ mallocs in its constructor, which initialises LSan before main(); without it
+# LSan's signal() interceptor is still unset when sqlite3's main() (or gcc's `as`) calls it: SIGSEGV.
+config lsan           'LD_PRELOAD=$SYSLIB/liblsan.so.0:$SYSLIB/libstdc++.so.6 LSAN_OPTIONS=exitcode=0:detect_leaks=1'
+config memcheck       ''  'valgrind --tool=memcheck --leak-check=full -q --error-exitcode=0'
+
+# Optional settings of a configuration (all expanded like ENV):
+#   limit NAME RUNS 'WORKLOADS' [TIMEOUT]   at most RUNS runs per cell (BENCH_RUNS caps it too),
+#                                           only these rows ('' = all), TIMEOUT seconds per run
+#   after NAME 'COMMAND'                    run after each of its runs, untimed
+#   filter NAME 'SED-SCRIPT'                lines the wrapper adds to standard output,
+#                                           removed before comparing with the baseline's
+limit()  { CFG_RUNS[$1]=$2; CFG_ROWS[$1]=${3:-}; CFG_TIMEOUT[$1]=${4:-}; }
+after()  { CFG_AFTER[$1]=$2; }
+filter() { CFG_FILTER[$1]=$2; }
+
+limit  heaptrack 3 'churn python3 sqlite3'
+limit  memcheck  2 'churn python3 sqlite3' 400       # ~40 s per churn run on an idle core
+limit  lsan      5 'churn xthread graph python3 sqlite3 gcc'   # realloc: over 120 s (timeout) under lsan
+after  heaptrack 'rm -f $WORK/heaptrack.$RUN_TAG.*'  # up to ~80 MB per run (churn)
+filter heaptrack '/^heaptrack output will be written to /,/^starting application, this might take some time/d; /^Heaptrack finished!/,$d'
 
 # The ratio printed under the tables: first's time geomean over second's.
 COMPARE=(memshim mimalloc)
@@ -131,7 +150,10 @@ config_missing() {
         case $kv in
         LD_PRELOAD=*)
             local f
-            for f in ${kv#LD_PRELOAD=}; do [ -e "$f" ] || { echo "$f not found"; return; }; done ;;
+            local libs=${kv#LD_PRELOAD=}
+            for f in ${libs//:/ }; do   # separated by spaces or colons, as ld.so takes them
+                [ -e "$f" ] || { echo "$f not found"; return; }
+            done ;;
         esac
     done
     if [ ${#wrap[@]} -gt 0 ] && ! command -v "${wrap[0]}" >/dev/null 2>&1; then
@@ -159,6 +181,14 @@ NOTES=()
 
 in_list() { local x; for x in $2; do [ "$x" = "$1" ] && return 0; done; return 1; }
 
+# Runs of configuration $1 on workload $2 (printed); fails if it does not run there.
+runs_of() {
+    local n=${CFG_RUNS[$1]:-$RUNS}
+    [ "$n" -le "$RUNS" ] || n=$RUNS
+    if [ -n "${CFG_ROWS[$1]:-}" ] && ! in_list "$2" "${CFG_ROWS[$1]}"; then return 1; fi
+    echo "$n"
+}
+
 # Columns actually run.
 ACTIVE=()
 BASE=${CONFIGS[0]}
@@ -173,6 +203,22 @@ for c in "${CONFIGS[@]}"; do
     ACTIVE+=("$c")
 done
 
+# Slow configurations run fewer times, or on some rows only: say so under the table.
+PARTIAL=""
+for c in "${ACTIVE[@]}"; do
+    [ -n "${CFG_RUNS[$c]:-}" ] || [ -n "${CFG_ROWS[$c]:-}" ] || continue
+    n=${CFG_RUNS[$c]:-$RUNS}; [ "$n" -le "$RUNS" ] || n=$RUNS
+    if [ -n "${CFG_ROWS[$c]:-}" ]; then
+        PARTIAL+=" $c"
+        NOTES+=("column $c (limited): median of $n runs, rows ${CFG_ROWS[$c]// /, } only (no geomean)")
+    else
+        NOTES+=("column $c (limited): median of $n runs")
+    fi
+done
+[ -n "${CFG_AFTER[heaptrack]:-}" ] && in_list heaptrack "${ACTIVE[*]}" &&
+    NOTES+=("heaptrack: its data files (${WORK#"$PWD"/}/heaptrack.*, up to ~80 MB a run) are deleted after each run; its peak RSS is that of the largest process, usually heaptrack_interpret; its own lines are removed from standard output before the comparison")
+in_list memcheck "${ACTIVE[*]}" && NOTES+=("memcheck: peak RSS is valgrind's (the program and memcheck's shadow memory)")
+
 # One measured run: run_one WORKLOAD CONFIG RUN -> appends a line to $RAW.
 run_one() {
     local w=$1 c=$2 r=$3 env wrap cmd kv args=()
@@ -182,8 +228,17 @@ run_one() {
     expand cmd "${WL_CMD[$w]}"
     for kv in "${env[@]}"; do args+=(-E "$kv"); done
     local res
-    res=$("$BIN/runner" -t "$TIMEOUT" -o "$WORK/$RUN_TAG.out" -e "$WORK/$RUN_TAG.err" \
+    res=$("$BIN/runner" -t "${CFG_TIMEOUT[$c]:-$TIMEOUT}" -o "$WORK/$RUN_TAG.out" -e "$WORK/$RUN_TAG.err" \
           "${args[@]}" -- "${wrap[@]}" "${cmd[@]}") || res="0 0 255 0"
+    if [ -n "${CFG_AFTER[$c]:-}" ]; then
+        local post
+        expand post "${CFG_AFTER[$c]}"
+        "${post[@]}" >> "$WORK/$RUN_TAG.err" 2>&1
+    fi
+    if [ -n "${CFG_FILTER[$c]:-}" ]; then   # keep the wrapper's own lines apart
+        mv "$WORK/$RUN_TAG.out" "$WORK/$RUN_TAG.out.raw"
+        sed -e "${CFG_FILTER[$c]}" "$WORK/$RUN_TAG.out.raw" > "$WORK/$RUN_TAG.out"
+    fi
     # shellcheck disable=SC2086  # four words: wall rss status cpu
     set -- $res
     local same=1
@@ -194,9 +249,13 @@ run_one() {
 
 printf 'workload\tconfig\trun\twall_s\tmaxrss_kib\tstatus\tsame_output\tcpu_s\n' > "$RAW"
 START=$(date +%s)
-echo "bench: ${#ACTIVE[@]} configurations (${ACTIVE[*]}), $RUNS runs each, interleaved" >&2
 ROWS=()
-for w in "${WORKLOADS[@]}"; do
+ALLOC_ROWS=()
+if in_list alloc "$PARTS"; then
+    ALLOC_ROWS=("${WORKLOADS[@]}")
+    echo "bench: ${#ACTIVE[@]} configurations (${ACTIVE[*]}), $RUNS runs each, interleaved" >&2
+fi
+for w in "${ALLOC_ROWS[@]}"; do
     if [ -n "${BENCH_WORKLOADS:-}" ] && ! in_list "$w" "$BENCH_WORKLOADS"; then continue; fi
     # In this shell (not a subshell), so that the variables it sets stay set.
     if [ -n "${WL_SETUP[$w]}" ] && ! eval "${WL_SETUP[$w]}" > "$WORK/$w.setup" 2>&1; then
@@ -213,12 +272,193 @@ for w in "${WORKLOADS[@]}"; do
     for ((r = 1; r <= RUNS; r++)); do
         for ((k = 0; k < n; k++)); do
             c=${ACTIVE[$(( (r - 1 + k) % n ))]}
+            nr=$(runs_of "$c" "$w") || continue
+            [ "$r" -le "$nr" ] || continue
             st=$(run_one "$w" "$c" "$r")
             if [ "$st" = 0 ]; then printf . >&2; else printf '!' >&2; fi
         done
     done
     printf ' %ds\n' $(( $(date +%s) - START )) >&2
 done
+
+# -----------------------------------------------------------------------------
+# The collector: build/bench/gc_bench (memshim's collector; it dlopens
+# $MEMSHIM_LIB, and with LD_PRELOAD its objects are on memshim's pools) and
+# bench/gc_bench.py under CPython, RUNS times each, interleaved.  Each run
+# prints its best of 3 collections in ns per object; we take the median.
+GC_VARIANTS=(track notrack dlopen cpython)
+declare -A GC_DESC GC_ENV
+GC_DESC[track]='memshim, preloaded (MEMSHIM_TRACK=1, the default)'
+GC_DESC[notrack]='memshim, preloaded, MEMSHIM_TRACK=0'
+GC_DESC[dlopen]="memshim, dlopen'd only (objects on glibc malloc)"
+GC_ENV[track]='LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_LIB=$BUILD/libmemshim.so'
+GC_ENV[notrack]='LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=0 MEMSHIM_LIB=$BUILD/libmemshim.so'
+GC_ENV[dlopen]='MEMSHIM_LIB=$BUILD/libmemshim.so'
+GC_ENV[cpython]=''
+GC_RAW=$BIN/gc.tsv
+GC_NOTE=""
+gc_part() {
+    local py=${BENCH_GC_PYTHON:-/usr/bin/python3}
+    py=$(readlink -f "$py" 2>/dev/null)
+    if [ ! -x "$BIN/gc_bench" ]; then GC_NOTE="$BIN/gc_bench not built (make bench builds it)"; return; fi
+    if [ -z "$py" ] || [ "$(head -c 4 "$py" 2>/dev/null | od -An -c | tr -d ' ')" != '177ELF' ]; then
+        GC_NOTE="no CPython binary at ${BENCH_GC_PYTHON:-/usr/bin/python3} (set BENCH_GC_PYTHON)"; return
+    fi
+    GC_PY=$py
+    GC_PYVER=$("$py" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)
+    GC_DESC[cpython]="CPython $GC_PYVER ($py), gc_bench.py"
+    printf 'variant\trun\tunreachable_ns\treachable_ns\tstatus\twarning\n' > "$GC_RAW"
+    printf 'bench: %-8s ' collector >&2
+    local r k v n=${#GC_VARIANTS[@]} env args kv res tag st
+    for ((r = 1; r <= RUNS; r++)); do
+        for ((k = 0; k < n; k++)); do
+            v=${GC_VARIANTS[$(( (r - 1 + k) % n ))]}
+            tag=gc.$v.$r
+            args=()
+            expand env "${GC_ENV[$v]}"
+            for kv in "${env[@]}"; do args+=(-E "$kv"); done
+            if [ "$v" = cpython ]; then set -- "$py" "$BENCH_DIR/gc_bench.py"; else set -- "$BIN/gc_bench"; fi
+            res=$("$BIN/runner" -t "$TIMEOUT" -o "$WORK/$tag.out" -e "$WORK/$tag.err" "${args[@]}" -- "$@") ||
+                res="0 0 255 0"
+            # shellcheck disable=SC2086
+            set -- $res
+            st=$3
+            printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$v" "$r" \
+                "$(awk '$1 == "gc_unreachable_ns_per_obj" { print $2 }' "$WORK/$tag.out")" \
+                "$(awk '$1 == "gc_reachable_ns_per_obj" { print $2 }' "$WORK/$tag.out")" "$st" \
+                "$(grep -c 'expected' "$WORK/$tag.err")" >> "$GC_RAW"
+            if [ "$st" = 0 ]; then printf . >&2; else printf '!' >&2; fi
+        done
+    done
+    printf ' %ds\n' $(( $(date +%s) - START )) >&2
+}
+
+gc_report() {
+    echo "### Collector: nanoseconds per object of a full collection, 1,000,000 objects (lower is better)"
+    echo
+    if [ -n "$GC_NOTE" ]; then echo "Not run: $GC_NOTE"; echo; return; fi
+    local v
+    for v in "${GC_VARIANTS[@]}"; do printf '%s\t%s\n' "$v" "${GC_DESC[$v]}"; done |
+    awk -F'\t' -v runs="$RUNS" '
+    function median(arr, n,    i, j, t) {
+        for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
+        return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
+    }
+    FNR == 1 { file++ }
+    file == 1 { order[++nv] = $1; desc[$1] = $2; next }
+    FNR > 1 {
+        if ($5 != 0 || $3 == "" || $4 == "") { bad[$1] = ($5 == 124 ? "timeout" : $5 > 128 ? "sig " ($5 - 128) : "exit " $5); next }
+        k = ++n[$1]; u[$1, k] = $3; q[$1, k] = $4
+        if ($6 > 0) warn[$1] = 1
+    }
+    END {
+        for (i = 1; i <= nv; i++) {
+            v = order[i]
+            if (!n[v]) continue
+            for (k = 1; k <= n[v]; k++) { a[k] = u[v, k]; b[k] = q[v, k] }
+            mu[v] = median(a, n[v]); mr[v] = median(b, n[v])
+        }
+        hdr = "| collector | runs | unreachable (ns/obj) | reachable (ns/obj) | unreachable / CPython | reachable / CPython |"
+        print hdr
+        print "|-----------|-----:|---------------------:|-------------------:|----------------------:|--------------------:|"
+        for (i = 1; i <= nv; i++) {
+            v = order[i]
+            if (!n[v]) { printf "| %s | 0 | %s | | | |\n", desc[v], (v in bad) ? bad[v] : "-"; continue }
+            ru = ("cpython" in mu) && mu["cpython"] > 0 ? sprintf("%.2f", mu[v] / mu["cpython"]) : "n/a"
+            rr = ("cpython" in mr) && mr["cpython"] > 0 ? sprintf("%.2f", mr[v] / mr["cpython"]) : "n/a"
+            printf "| %s | %d%s | %.1f%s | %.1f | %s | %s |\n", desc[v], n[v], (v in bad) ? " (" bad[v] " in one)" : "",
+                mu[v], (v in warn) ? " !" : "", mr[v], ru, rr
+        }
+        print ""
+        printf "Median of %d runs (each run: best of 3 collections), interleaved.  Target: memshim / CPython at most 0.5.\n", runs
+        if (("cpython" in mu) && ("track" in mu)) {
+            printf "memshim as deployed (preloaded, tracking on): unreachable %.2f (%s), reachable %.2f (%s).\n",
+                mu["track"] / mu["cpython"], mu["track"] / mu["cpython"] <= 0.5 ? "met" : "**not met**",
+                mr["track"] / mr["cpython"], mr["track"] / mr["cpython"] <= 0.5 ? "met" : "**not met**"
+            if ("notrack" in mu)
+                printf "Allocator alone (MEMSHIM_TRACK=0): unreachable %.2f (%s), reachable %.2f (%s).\n",
+                    mu["notrack"] / mu["cpython"], mu["notrack"] / mu["cpython"] <= 0.5 ? "met" : "**not met**",
+                    mr["notrack"] / mr["cpython"], mr["notrack"] / mr["cpython"] <= 0.5 ? "met" : "**not met**"
+        }
+        for (v in warn) { print "`!`: the collector did not find the expected number of objects (see the .err files)"; break }
+        print ""
+    }' - "$GC_RAW"
+}
+
+# -----------------------------------------------------------------------------
+# The leak report: build/fixtures/leak_modes stacks loses 100,000 blocks of
+# 32 B from 1,000 distinct stacks; the report is written at exit.  Its cost
+# is the run's time with tracking and the report minus the same run with
+# MEMSHIM_TRACK=0 (no report); medians of RUNS runs, interleaved.  The
+# difference also holds the tracking of the program's 100,000 allocations.
+LEAK_RAW=$BIN/leak.tsv
+LEAK_NOTE=""
+leak_part() {
+    local prog=$BUILD/fixtures/leak_modes r v st res
+    if [ ! -x "$prog" ]; then LEAK_NOTE="$prog not built (make bench builds it)"; return; fi
+    printf 'variant\trun\twall_s\tstatus\n' > "$LEAK_RAW"
+    printf 'bench: %-8s ' leakrep >&2
+    "$BIN/runner" -o /dev/null -e /dev/null -- "$prog" stacks > /dev/null   # warm-up: page cache
+    for ((r = 1; r <= RUNS; r++)); do
+        for v in untracked report; do
+            [ $((r % 2)) = 0 ] && v=$([ "$v" = report ] && echo untracked || echo report)
+            if [ "$v" = report ]; then
+                rm -f "$WORK/leaks.txt"
+                res=$("$BIN/runner" -t "$TIMEOUT" -o "$WORK/leak.$v.$r.out" -e "$WORK/leak.$v.$r.err" \
+                      -E LD_PRELOAD="$BUILD/libmemshim.so" -E MEMSHIM_TRACK=1 -E MEMSHIM_REPORT="$WORK/leaks.txt" \
+                      -- "$prog" stacks) || res="0 0 255 0"
+            else
+                res=$("$BIN/runner" -t "$TIMEOUT" -o "$WORK/leak.$v.$r.out" -e "$WORK/leak.$v.$r.err" \
+                      -E LD_PRELOAD="$BUILD/libmemshim.so" -E MEMSHIM_TRACK=0 -- "$prog" stacks) || res="0 0 255 0"
+            fi
+            # shellcheck disable=SC2086
+            set -- $res
+            st=$3
+            printf '%s\t%s\t%s\t%s\n' "$v" "$r" "$1" "$st" >> "$LEAK_RAW"
+            if [ "$st" = 0 ]; then printf . >&2; else printf '!' >&2; fi
+        done
+    done
+    printf ' %ds\n' $(( $(date +%s) - START )) >&2
+}
+
+leak_report() {
+    echo "### Leak report: \`leak_modes stacks\` (100,000 blocks of 32 B lost from 1,000 distinct stacks)"
+    echo
+    if [ -n "$LEAK_NOTE" ]; then echo "Not run: $LEAK_NOTE"; echo; return; fi
+    local summary records
+    summary=$(sed -n 's/^==[0-9]*== *definitely lost: //p' "$WORK/leaks.txt" 2>/dev/null | head -n 1)
+    records=$(grep -c 'are definitely lost in loss record' "$WORK/leaks.txt" 2>/dev/null)
+    awk -F'\t' -v runs="$RUNS" -v summary="${summary:-no report written}" -v records="${records:-0}" '
+    function median(arr, n,    i, j, t) {
+        for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
+        return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
+    }
+    NR > 1 && $4 == 0 { k = ++n[$1]; t[$1, k] = $3; if (k == 1 || $3 < lo[$1]) lo[$1] = $3; if ($3 > hi[$1]) hi[$1] = $3 }
+    NR > 1 && $4 != 0 { bad[$1]++ }
+    END {
+        for (v in n) { for (k = 1; k <= n[v]; k++) a[k] = t[v, k]; m[v] = median(a, n[v]) }
+        print "| run (LD_PRELOAD=libmemshim.so) | runs | median wall (s) | range (s) |"
+        print "|--------------------------------|-----:|----------------:|----------:|"
+        split("untracked report", vs, " ")
+        desc["untracked"] = "MEMSHIM_TRACK=0: no tracking, no report"
+        desc["report"] = "MEMSHIM_TRACK=1, MEMSHIM_REPORT=file"
+        for (i = 1; i <= 2; i++) {
+            v = vs[i]
+            if (!n[v]) { printf "| %s | 0 | failed | |\n", desc[v]; continue }
+            printf "| %s | %d%s | %.3f | %.3f-%.3f |\n", desc[v], n[v], bad[v] ? " (+" bad[v] " failed)" : "", m[v], lo[v], hi[v]
+        }
+        if (n["untracked"] && n["report"]) {
+            d = m["report"] - m["untracked"]
+            printf "| **the report** (difference of the medians) | | **%.3f** | |\n", d
+            print ""
+            printf "Target: under 1 s for the report, symbolization included: %s.  ", d < 1 ? "met" : "**not met**"
+        } else print ""
+        printf "The difference also holds the tracking of the 100,000 allocations.  Last report: %s loss records, definitely lost: %s.\n\n", records, summary
+    }' "$LEAK_RAW"
+}
+
+in_list gc "$PARTS" && gc_part
+in_list leak "$PARTS" && leak_part
 
 # -----------------------------------------------------------------------------
 # The report.  awk reads the raw runs (run 0 is the warm-up) and prints two
@@ -231,8 +471,23 @@ report() {
     local rev
     rev=$(git -C "$BENCH_DIR" describe --always --dirty 2>/dev/null) && echo "memshim at commit $rev."
     echo
+    if in_list alloc "$PARTS"; then alloc_report; fi
+    if in_list gc "$PARTS"; then gc_report; fi
+    if in_list leak "$PARTS"; then leak_report; fi
+    if [ ${#NOTES[@]} -gt 0 ]; then
+        echo "Notes:"
+        for note in "${NOTES[@]}"; do echo "- $note"; done
+        echo
+    fi
+    local raws=${RAW#"$PWD"/}
+    in_list gc "$PARTS" && [ -z "$GC_NOTE" ] && raws+=", ${GC_RAW#"$PWD"/}"
+    in_list leak "$PARTS" && [ -z "$LEAK_NOTE" ] && raws+=", ${LEAK_RAW#"$PWD"/}"
+    echo "Raw runs: $raws. Each run's output: ${WORK#"$PWD"/}/WORKLOAD.CONFIG.RUN.{out,err} (gc.VARIANT.RUN, leak.VARIANT.RUN)."
+}
+
+alloc_report() {
     awk -F'\t' -v base="$BASE" -v cols="${ACTIVE[*]}" -v rows="${ROWS[*]}" \
-        -v cmp_a="${COMPARE[0]}" -v cmp_b="${COMPARE[1]}" '
+        -v cmp_a="${COMPARE[0]}" -v cmp_b="${COMPARE[1]}" -v partial="$PARTIAL" '
     function median(arr, n,    i, j, t) {
         for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
         return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
@@ -262,6 +517,7 @@ report() {
         cell[nr + 1, 0] = "geomean"
         for (j = 1; j <= nc; j++) {
             if (col[j] == base) cell[nr + 1, j] = "1.00"
+            else if (index(" " partial " ", " " col[j] " ")) cell[nr + 1, j] = "-"   # some rows only
             else cell[nr + 1, j] = cnt[j] ? sprintf("%.2f", exp(sum[j] / cnt[j])) : "-"
             if (metric == "t" && cnt[j]) geo[col[j]] = exp(sum[j] / cnt[j])
         }
@@ -305,13 +561,53 @@ report() {
             printf "%s / %s, geomean of time ratios: %.2f\n\n", cmp_a, cmp_b, geo[cmp_a] / geo[cmp_b]
         for (k in diff) { split(k, p, SUBSEP); flagged = flagged sprintf("%s/%s ", p[1], p[2]) }
         if (flagged != "") printf "`*`: standard output differed from %s (%s)\n\n", base, flagged
+        targets()
+    }
+    # ratio of the medians of metric for workload w: configuration a over b; -1 if not measured
+    function r(metric, w, a, b) {
+        if (!((w, a) in ok) || !((w, b) in ok) || ok[w, a] != "" || ok[w, b] != "" || med[metric, w, b] <= 0) return -1
+        return med[metric, w, a] / med[metric, w, b]
+    }
+    function verdict(ok_) { return ok_ ? "met" : "**not met**" }
+    # The tracking targets of the issue, from the medians above.
+    function targets(    x, h, l, i, w, v, s, ms, lst, over, n, parts) {
+        print "Tracking targets (from the medians above; the machine is shared, so single ratios move by several %):"
+        print ""
+        x = r("t", "churn", "memshim+track", base)
+        if (x >= 0) {
+            h = r("t", "churn", "heaptrack", base); l = r("t", "churn", "lsan", base)
+            printf "- memshim+track on churn: %.2fx %s time (target at most 2x: %s)", x, base, verdict(x <= 2)
+            if (h >= 0 || l >= 0) {
+                printf "; heaptrack %s, lsan %s (target below both: %s)", (h >= 0 ? sprintf("%.2fx", h) : "not run"),
+                    (l >= 0 ? sprintf("%.2fx", l) : "not run"), verdict((h < 0 || x < h) && (l < 0 || x < l))
+            }
+            print ""
+        } else print "- memshim+track on churn: not measured"
+        # memshim+sample against memshim alone, wall and CPU time
+        split("t u", ms, " ")
+        for (i = 1; i <= 2; i++) {
+            s = 0; n = 0; lst = ""
+            for (w = 1; w <= nr; w++) {
+                v = r(ms[i], row[w], "memshim+sample", "memshim")
+                if (v < 0) continue
+                s += log(v); n++; lst = lst sprintf("%s%s %.2f", lst == "" ? "" : ", ", row[w], v)
+            }
+            if (!n) { if (i == 1) print "- memshim+sample / memshim: not measured"; break }
+            printf "- memshim+sample / memshim, %s time: geomean %.3f over %d rows (%s) (target within 5%%: %s)\n",
+                i == 1 ? "wall" : "CPU", exp(s / n), n, lst, verdict(exp(s / n) <= 1.05)
+        }
+        # peak RSS of memshim+track against the baseline, every row
+        s = 0; n = 0; over = ""; all = 0
+        for (w = 1; w <= nr; w++) {
+            v = r("m", row[w], "memshim+track", base)
+            if (v < 0) continue
+            s += log(v); n++
+            if (v > 1.5) over = over sprintf("%s%s %.2f", over == "" ? "" : ", ", row[w], v)
+        }
+        if (n) printf "- memshim+track peak RSS / %s: geomean %.2f; at most 1.5x on %d of %d rows%s (target at most 1.5x: %s)\n",
+            base, exp(s / n), n - split(over, parts, ","), n, over == "" ? "" : "; above: " over, verdict(over == "")
+        print ""
     }' "$RAW"
-    if [ ${#NOTES[@]} -gt 0 ]; then
-        echo "Notes:"
-        for note in "${NOTES[@]}"; do echo "- $note"; done
-        echo
-    fi
-    echo "Raw runs: ${RAW#"$PWD"/}. Each run's output: ${WORK#"$PWD"/}/WORKLOAD.CONFIG.RUN.{out,err}."
 }
 
 # Failed runs: show what they said.
