@@ -142,4 +142,12 @@ void _ms_os_futex_wake(int *addr, int n) { syscall(SYS_futex, addr, 1 /* FUTEX_W
 /* Raw directory entries (readdir would allocate). */
 long _ms_os_getdents(int fd, void *buf, size_t n) { return syscall(SYS_getdents64, fd, buf, n); }
 
+void _ms_os_sleep_us(unsigned us)
+{
+    int saved = errno;
+    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
+    nanosleep(&ts, NULL);
+    errno = saved;
+}
+
 int _ms_os_tgkill(int pid, int tid, int sig) { return (int)syscall(SYS_tgkill, pid, tid, sig); }

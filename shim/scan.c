@@ -155,11 +155,11 @@ static unsigned park_world(void)
             if (known || nsent == MAX_THREADS) continue;
             if (_ms_os_tgkill(pid, tids[i], MS_STOP_SIGNAL) == 0) { sent[nsent++] = tids[i]; fresh++; }
         }
+        if (pass && !fresh) break;                  /* no thread started meanwhile */
         uint64_t deadline = _ms_os_now_ns() + PARK_TIMEOUT_NS;
         while ((unsigned)__atomic_load_n(&park_count, __ATOMIC_ACQUIRE) < nsent &&
                _ms_os_now_ns() < deadline)
-            sched_yield();
-        if (!fresh) break;
+            _ms_os_sleep_us(200);
     }
     unsigned parked = (unsigned)__atomic_load_n(&park_count, __ATOMIC_ACQUIRE);
     return parked < nsent ? nsent - parked : 0;
