@@ -57,7 +57,7 @@ tool: $(B)/memshim
 
 $(B)/memshim: $(TOOL_SRC) $(wildcard tools/*.h) shim/live.h include/memshim.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iinclude -Ishim -DMEMSHIM_LIBDIR='"$(LIBDIR)"' -o $@ $(TOOL_SRC) -ljansson -lm
+	$(CC) $(CFLAGS) -Iinclude -Ishim -DMS_TOOL_LIBDIR='"$(LIBDIR)"' -o $@ $(TOOL_SRC) -ljansson -lm
 
 # ---- tests ------------------------------------------------------------------
 # Unit tests link the objects directly (so they also run on memshim's malloc);

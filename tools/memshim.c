@@ -20,8 +20,8 @@
 #include "memshim.h"
 #include "../include/memshim.h"
 
-#ifndef MEMSHIM_LIBDIR
-#define MEMSHIM_LIBDIR "/usr/local/lib"
+#ifndef MS_TOOL_LIBDIR
+#define MS_TOOL_LIBDIR "/usr/local/lib"
 #endif
 
 static const char usage_text[] =
@@ -106,10 +106,10 @@ static bool find_library(const char *given, char *out, size_t cap)
             snprintf(cand, sizeof cand, rel[i], dir);
             if (access(cand, R_OK) == 0 && realpath(cand, out)) return true;
         }
-    snprintf(cand, sizeof cand, "%s/libmemshim.so.0", MEMSHIM_LIBDIR);
+    snprintf(cand, sizeof cand, "%s/libmemshim.so.0", MS_TOOL_LIBDIR);
     if (access(cand, R_OK) == 0 && realpath(cand, out)) return true;
     ms_warn("cannot find libmemshim.so beside %s or in %s (use --lib PATH or MEMSHIM_LIBRARY)",
-            dir, MEMSHIM_LIBDIR);
+            dir, MS_TOOL_LIBDIR);
     (void)cap;
     return false;
 }

@@ -10,8 +10,8 @@
  *
  * Exit status: 0 done, 1 failed (unreadable or malformed input...), 2 wrong
  * use (one line on stderr); `run` passes the program's status through. */
-#ifndef MEMSHIM_TOOL_H
-#define MEMSHIM_TOOL_H
+#ifndef MS_TOOL_H
+#define MS_TOOL_H
 
 #include <stdbool.h>
 #include <stddef.h>
