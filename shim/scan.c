@@ -325,6 +325,34 @@ static void drain(scan_t *sc, uint32_t leader)
 }
 
 /* Scan [lo, hi) minus the excluded ranges (sorted) and memshim's segments. */
+/* Scan only the pages of [lo, hi) that hold data: resident or swapped out,
+ * as /proc/self/pagemap says.  A page never touched reads as zeros, so it
+ * holds no pointer; reading it would fault it in, and a program that
+ * reserves gigabytes would see its RSS jump at exit. */
+static int pagemap_fd = -1;
+
+static void scan_resident(scan_t *sc, uintptr_t lo, uintptr_t hi)
+{
+    if (pagemap_fd < 0) { scan_words(sc, lo, hi, M_REACHABLE, UINT32_MAX); return; }
+    uint64_t flags[512];
+    uintptr_t page = lo & ~(uintptr_t)(MS_OS_PAGE - 1);
+    while (page < hi) {
+        size_t n = (size_t)((hi - page + MS_OS_PAGE - 1) / MS_OS_PAGE);
+        if (n > 512) n = 512;
+        ssize_t got = pread(pagemap_fd, flags, n * 8, (off_t)(page / MS_OS_PAGE * 8));
+        if (got < (ssize_t)(n * 8)) {                   /* cannot tell: scan it all */
+            scan_words(sc, page > lo ? page : lo, hi, M_REACHABLE, UINT32_MAX);
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (!(flags[i] >> 62 & 3)) continue;        /* bit 63 present, 62 swapped */
+            uintptr_t a = page + i * MS_OS_PAGE, b = a + MS_OS_PAGE;
+            scan_words(sc, a > lo ? a : lo, b < hi ? b : hi, M_REACHABLE, UINT32_MAX);
+        }
+        page += n * MS_OS_PAGE;
+    }
+}
+
 static void scan_root(scan_t *sc, uintptr_t lo, uintptr_t hi)
 {
     size_t e = 0;
@@ -342,7 +370,7 @@ static void scan_root(scan_t *sc, uintptr_t lo, uintptr_t hi)
         uintptr_t end = (lo | MS_SEGMENT_MASK) + 1;
         if (end > hi || end < lo) end = hi;
         if (e < sc->nexcl && sc->excl[e].start < end) end = sc->excl[e].start;
-        scan_words(sc, lo, end, M_REACHABLE, UINT32_MAX);
+        scan_resident(sc, lo, end);
         drain(sc, UINT32_MAX);
         lo = end;
     }
@@ -364,6 +392,7 @@ static void scan_roots(scan_t *sc, const uintptr_t *sps, unsigned nsps)
 {
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
+    pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
     char buf[65536];
     size_t have = 0;
     for (;;) {
@@ -401,6 +430,8 @@ static void scan_roots(scan_t *sc, const uintptr_t *sps, unsigned nsps)
         if (r <= 0) break;
     }
     close(fd);
+    if (pagemap_fd >= 0) close(pagemap_fd);
+    pagemap_fd = -1;
 }
 
 static void sort_ranges(ms_range_t *a, size_t n)       /* insertion sort: n is small */

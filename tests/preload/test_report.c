@@ -312,6 +312,19 @@ Test(demand, report_signal_writes_a_snapshot)
     run_free(&r);
 }
 
+Test(demand, scan_reads_only_pages_that_hold_data)
+{
+    run_t r = modes("reserve", NULL);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+    cr_expect(strstr(r.out, "memshim_leak_check returned 0"), "the block in the touched page is found: %s%s",
+              r.out, r.err);
+    const char *h = strstr(r.out, "hwm_kb ");
+    cr_assert(h);
+    long kb = atol(h + 7);
+    cr_expect(kb > 0 && kb < 64 * 1024, "peak RSS %ld KiB: the untouched 256 MiB were faulted in", kb);
+    run_free(&r);
+}
+
 /* ---- sampling ----------------------------------------------------------------------------- */
 
 Test(sampling, estimates_scale_to_the_true_figures)
