@@ -103,7 +103,7 @@ test: deps lib
 	@$(MAKE) --no-print-directory check-deps unit preload e2e tools-test
 
 # ---- demo and bench ------------------------------------------------------------
-demo: deps lib $(B)/fixtures/leak_kinds
+demo: deps lib tool $(B)/fixtures/leak_kinds $(B)/fixtures/gc_cycle
 	@tools/demo.sh $(B)
 
 $(B)/bench/%: bench/%.c

@@ -54,6 +54,15 @@ if [ -x "$B/memshim" ]; then
     "$B/memshim" report "$tmp/leaks.json" --top 3 2>&1 | sed 's/^/   /' || true
 fi
 
+if [ -x "$B/memshim" ] && [ -x "$B/fixtures/gc_cycle" ] && command -v dot >/dev/null; then
+    say "5. Collector objects left in reference cycles, drawn with Graphviz"
+    echo "   \$ $B/memshim run --report cycles.json -- $B/fixtures/gc_cycle"
+    "$B/memshim" run --report "$tmp/cycles.json" -- "$B/fixtures/gc_cycle" >/dev/null 2>&1 || true
+    out=$B/demo-cycles.svg
+    echo "   \$ $B/memshim graph cycles.json -o $out"
+    "$B/memshim" graph "$tmp/cycles.json" -o "$out" 2>&1 | sed 's/^/   /' || true
+fi
+
 say "Your own program"
 echo "   LD_PRELOAD=$LIB MEMSHIM_STATS=stderr ./your-program      # leaks and statistics at exit"
 echo "   See README.md, man -l man/memshim.7 (environment, report formats)."
