@@ -7,7 +7,7 @@
 #include "shim.h"
 
 #define CACHE_SLOTS    16
-#define CACHE_MAX      ((size_t)32 << 20)   /* bytes kept across all slots */
+#define CACHE_MAX      ((size_t)8 << 20)    /* bytes kept across all slots */
 #define TOMB           ((uintptr_t)1)
 
 typedef struct {

@@ -137,8 +137,9 @@ void _ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
         pg->free = b;
         pg->used--;
         c->free_blocks++;
-        if (pg->used == 0 && (pg->prev || pg->next || !pg->in_partial)) {
-            /* Empty, and not the class's only partial span: back to its segment. */
+        if (pg->used == 0 && (pg->prev || pg->next || !pg->in_partial || pg->npages > 1)) {
+            /* Empty, and not the only partial span of a one-page class (kept
+             * against churn): back to its segment. */
             if (pg->in_partial) partial_remove(c, pg);
             c->spans--;
             c->free_blocks -= pg->capacity;
