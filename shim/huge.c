@@ -198,21 +198,12 @@ void _ms_huge_stats(ms_huge_stat_t *out)
     pthread_mutex_unlock(&huge_lock);
 }
 
-/* Tracking records of huge blocks (track.c): set, read, and enumerate. */
+/* Tracking records of huge blocks (track.c): set them, and enumerate. */
 bool _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req)
 {
     pthread_mutex_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
     if (e) { e->meta = *m; e->req = req; }
-    pthread_mutex_unlock(&huge_lock);
-    return e != NULL;
-}
-
-bool _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req)
-{
-    pthread_mutex_lock(&huge_lock);
-    huge_ent *e = find((uintptr_t)p);
-    if (e) { *m = e->meta; *req = e->req; }
     pthread_mutex_unlock(&huge_lock);
     return e != NULL;
 }

@@ -128,17 +128,3 @@ void _ms_heap_error(const char *what, const void *p)
     if (_ms_opt.on_error == MS_ON_ERROR_ABORT) abort();
 }
 
-/* Open a report destination: "stderr", or a path created 0600 (standard error if it cannot be) without
- * following a symlink (O_NOFOLLOW), truncating what was there. */
-int _ms_open_output(const char *path, int *is_stderr)
-{
-    *is_stderr = 0;
-    if (!path || strcmp(path, "stderr") == 0) { *is_stderr = 1; return 2; }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        _ms_message("cannot open %s for writing; writing to stderr instead", path);
-        *is_stderr = 1;
-        return 2;
-    }
-    return fd;
-}

@@ -113,7 +113,6 @@ MS_HIDDEN void   *_ms_huge_realloc(void *p, size_t n);    /* NULL with errno on 
 MS_HIDDEN void    _ms_huge_trim(void);
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
-MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req);
 MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size,
                                                   size_t req, const ms_meta_t *m), void *arg);
 MS_HIDDEN void    _ms_huge_lock(void);
@@ -171,9 +170,7 @@ MS_HIDDEN void   _ms_track_after_fork_child(void);
 MS_HIDDEN double _ms_exp_neg(double x);
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
 MS_HIDDEN void   _ms_unwind_init(void);
-MS_HIDDEN bool   _ms_unwind_ready(void);
 MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
-MS_HIDDEN bool   _ms_ip_is_self(uintptr_t ip);
 MS_HIDDEN uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n);
 MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);
 MS_HIDDEN uint32_t _ms_stack_count(void);
@@ -261,7 +258,6 @@ MS_HIDDEN void   _ms_vbprintf(ms_buf_t *b, const char *fmt, va_list ap);
 MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
 MS_HIDDEN void   _ms_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 MS_HIDDEN void   _ms_heap_error(const char *what, const void *p); /* obeys MEMSHIM_ON_ERROR */
-MS_HIDDEN int    _ms_open_output(const char *path, int *is_stderr); /* -1 on failure */
 MS_HIDDEN void   _ms_out_init(void);                    /* constructor: keep a copy of stderr */
 MS_HIDDEN int    _ms_err_fd(void);                      /* that copy, or 2 */
 

@@ -50,8 +50,6 @@ void _ms_unwind_init(void)
     _ms_busy--;
 }
 
-bool _ms_unwind_ready(void) { return p_backtrace != NULL; }
-
 /* The caller's stack, memshim's own frames dropped, return addresses
  * moved back by one so that they name the call instruction's line. */
 unsigned _ms_unwind(uintptr_t *ip, unsigned max)
@@ -72,7 +70,6 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
     return out;
 }
 
-bool _ms_ip_is_self(uintptr_t ip) { return ip >= self_lo && ip < self_hi; }
 
 /* ---- the per-thread stack cache -------------------------------------------- *
  * A loop that allocates from one place asks for the same stack again and
