@@ -498,7 +498,8 @@ int _ms_leak_report(int at_exit)
     if (!_ms_track_on) return 0;
     ms_leak_item_t *items;
     unsigned unparked;
-    size_t n = _ms_scan_leaks(&items, &unparked);
+    size_t cap;
+    size_t n = _ms_scan_leaks(&items, &cap, &unparked);
     if (!items) { _ms_message("leak check failed: out of memory for the scan"); return 0; }
     _ms_busy++;
     _ms_symbolize_refresh();
@@ -531,7 +532,7 @@ int _ms_leak_report(int at_exit)
         if (sp.text) _ms_meta_free(sp.text, 1 << 16);
         _ms_meta_free(gs.g, gs.cap * sizeof *gs.g);
     }
-    _ms_leak_items_free(items);
+    _ms_leak_items_free(items, cap);
     _ms_busy--;
     return leaks;
 }

@@ -456,9 +456,10 @@ static void sort_huge(rec_t **a, size_t n)
 
 /* Run the whole scan.  On return *out holds one item per live block with
  * its kind (an mmap'd array the caller releases with _ms_leak_items_free). */
-size_t _ms_scan_leaks(ms_leak_item_t **out, unsigned *unparked)
+size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked)
 {
     *out = NULL;
+    *cap = 0;
     *unparked = 0;
     _ms_busy++;
     _ms_lock_all();
@@ -527,14 +528,11 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, unsigned *unparked)
     if (sc.stack) _ms_os_unmap(sc.stack, (sc.stack_cap * sizeof(uint32_t) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
     if (sc.huge) _ms_os_unmap(sc.huge, ((nhuge + 1) * sizeof(rec_t *) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
     *out = items;
-    _ms_leak_items_cap = sc.cap + 1;
+    *cap = sc.cap + 1;
     return nitems;
 }
 
-size_t _ms_leak_items_cap;
-
-void _ms_leak_items_free(ms_leak_item_t *items)
+void _ms_leak_items_free(ms_leak_item_t *items, size_t cap)
 {
-    if (items)
-        _ms_os_unmap(items, (_ms_leak_items_cap * sizeof *items + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
+    if (items) _ms_os_unmap(items, (cap * sizeof *items + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
 }

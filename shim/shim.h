@@ -186,9 +186,8 @@ typedef struct ms_leak_item_s {
     uint8_t   kind;        /* MS_KIND_* */
     uint8_t   sampled;
 } ms_leak_item_t;
-MS_HIDDEN size_t _ms_scan_leaks(ms_leak_item_t **out, unsigned *unparked);
-MS_HIDDEN void   _ms_leak_items_free(ms_leak_item_t *items);
-MS_HIDDEN extern size_t _ms_leak_items_cap;
+MS_HIDDEN size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked);
+MS_HIDDEN void   _ms_leak_items_free(ms_leak_item_t *items, size_t cap);
 MS_HIDDEN void   _ms_internal_thread_add(int tid);
 MS_HIDDEN bool   _ms_internal_thread(int tid);
 MS_HIDDEN int    _ms_leak_report(int at_exit);        /* returns leaks found (blocks) */
