@@ -119,4 +119,19 @@ static inline bool text_kind(const char *text, const char *kind, long *blocks, l
 
 static void run_free(run_t *r) { free(r->out); free(r->err); }
 
+/* Run a fixture with MEMSHIM_REPORT pointing to a temporary file (JSON if
+ * asked); return the report's text (NULL if none was written) and the run. */
+static inline char *run_reporting(const char *name, bool json, run_t *r)
+{
+    char rep[] = "/tmp/msleakrepXXXXXX";
+    close(mkstemp(rep));
+    char env_rep[64];
+    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s", rep);
+    const char *env[] = { env_rep, json ? "MEMSHIM_REPORT_FORMAT=json" : NULL, NULL };
+    *r = run_fixture(name, env);
+    char *text = slurp(rep);
+    unlink(rep);
+    return text;
+}
+
 #endif

@@ -8,17 +8,10 @@ typedef struct { long def_blocks, def_bytes, ind_blocks, ind_bytes, pos_blocks, 
 /* Run with a JSON report and check the three lost kinds exactly. */
 static char *check_fixture(const char *name, expect_t want)
 {
-    char rep[] = "/tmp/msleakjsonXXXXXX";
-    int fd = mkstemp(rep);
-    close(fd);
-    char env_rep[4200];
-    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s", rep);
-    const char *env[] = { env_rep, "MEMSHIM_REPORT_FORMAT=json", NULL };
-    run_t r = run_fixture(name, env);
+    run_t r;
+    char *json = run_reporting(name, true, &r);
     cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s failed: %s", name, r.err);
     cr_assert(strstr(r.out, "done"), "%s printed: %s", name, r.out);
-    char *json = slurp(rep);
-    unlink(rep);
     cr_assert_not_null(json, "no report written for %s; stderr: %s", name, r.err);
     long b, n;
     cr_assert(json_kind(json, "definitely_lost", &b, &n), "%s", json);
@@ -126,14 +119,8 @@ static void same_as_valgrind(const char *name, bool threads)
     char *argv[] = { "valgrind", "--leak-check=full", "--show-leak-kinds=all", path_in_build(name),
                      path_in_build("fixtures/libleak_dl.so"), NULL };
     run_t vg = run_with(false, NULL, argv, NULL);
-    char rep[] = "/tmp/msleakvgXXXXXX";
-    close(mkstemp(rep));
-    char env_rep[4200];
-    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s", rep);
-    const char *env[] = { env_rep, NULL };
-    run_t ms = run_fixture(name, env);
-    char *text = slurp(rep);
-    unlink(rep);
+    run_t ms;
+    char *text = run_reporting(name, false, &ms);
     static const char *kinds[] = { "definitely lost", "indirectly lost", "possibly lost" };
     for (int k = 0; k < 3; k++) {
         long vb = -1, vn = -1, mb = -2, mn = -2;
