@@ -26,6 +26,14 @@ typedef struct gc_allocator {
  * allocated anything: returns 0, or -1 with errno EBUSY afterwards. */
 __attribute__((visibility("hidden"))) int gc_set_allocator(const gc_allocator *a);
 
+/* The collector's own tables (nodes and links of registered blocks, weak
+ * reference lists and handles, the garbage and callback lists) come from
+ * this allocator when one is set, from the one above otherwise.  The shim
+ * sets its bookkeeping memory, which the leak scan neither reports nor
+ * reads: registering or linking a block makes it no more reachable.  Same
+ * rule: only before the collector allocated anything. */
+__attribute__((visibility("hidden"))) int gc_set_table_allocator(const gc_allocator *a);
+
 /* ---- objects alive only through cycles (for the leak report) --------------
  * gc_cycles_find computes what a full collection (generations 0-2) would find
  * unreachable, without running a finalizer or freeing anything, and reports
@@ -47,5 +55,33 @@ typedef struct gc_cycle_sink {
 } gc_cycle_sink;
 
 __attribute__((visibility("hidden"))) long gc_cycles_find(const gc_cycle_sink *sink);
+
+/* ---- what the leak scan needs to know of an object's block ------------------
+ * memshim_new's block holds an optional 16-byte size prefix, then the object
+ * header (gc_int.h): first GC_BLOCK_LINKS bytes of generation-list links --
+ * pointers to the neighbouring tracked objects, which are no references, so
+ * a conservative scan must not follow them -- then the type pointer, then
+ * the object itself, GC_BLOCK_HEADER bytes after the header's start.
+ * memshim_new reports each new block, with the header's offset in it (0 or
+ * 16), to gc_object_block, which the allocator's owner may define (the shim
+ * does, to flag the block's tracking record); nothing is called otherwise. */
+#define GC_BLOCK_LINKS  16
+#define GC_BLOCK_HEADER 32
+__attribute__((weak, visibility("hidden"))) void gc_object_block(void *base, size_t header_offset);
+
+/* The references the collector holds on the program's behalf: every root
+ * (memshim_root_add) and the garbage list.  The leak scan counts what they
+ * hold as reachable.  gc_scan_lock takes the collector lock, waiting at most
+ * timeout_ms (0: it was not to be had; then the scan goes without); the
+ * enumeration needs it held and allocates nothing. */
+__attribute__((visibility("hidden"))) int  gc_scan_lock(unsigned timeout_ms);
+__attribute__((visibility("hidden"))) void gc_scan_unlock(void);
+__attribute__((visibility("hidden"))) void gc_strong_refs_locked(void (*cb)(void *arg, const void *p), void *arg);
+
+/* The type pointer (a memshim_type *) of the header at `header`. */
+static inline const void *gc_header_type(const void *header)
+{
+    return ((const void *const *)header)[GC_BLOCK_LINKS / sizeof(void *)];
+}
 
 #endif

@@ -85,6 +85,8 @@ typedef struct __attribute__((aligned(16))) gc_head {
 } gc_head;
 
 _Static_assert(sizeof(gc_head) == 32, "the header is 32 bytes, a multiple of 16");
+_Static_assert(sizeof(gc_head) == GC_BLOCK_HEADER && offsetof(gc_head, type) == GC_BLOCK_LINKS,
+               "collector.h describes the header to the leak scan");
 /* 16-aligned, list sentinels included: prev keeps flags in the low 4 bits. */
 _Static_assert(_Alignof(gc_head) == 16, "headers are 16-aligned");
 
@@ -194,6 +196,7 @@ typedef struct gc_state {
     int          inited;        /* lists set up, environment read (atomic read outside lock) */
     int          alloc_used;    /* the allocator handed out memory: no more changes */
     gc_allocator alloc;
+    gc_allocator tables;        /* the collector's own tables; alloc if unset */
     gc_gen       gen[GC_NGEN];
     gc_head      permanent;     /* frozen objects */
     int          enabled;       /* automatic collection */
@@ -228,6 +231,9 @@ static inline void gc_unlock(void)
 GC_HIDDEN void *gc_mem_alloc(size_t n);              /* vtable; NULL on failure */
 GC_HIDDEN void  gc_mem_free(void *p, size_t n);
 GC_HIDDEN void *gc_mem_grow(void *p, size_t old_n, size_t new_n);  /* copy; NULL keeps p */
+GC_HIDDEN void *gc_tab_alloc(size_t n);              /* the tables' allocator, same contract */
+GC_HIDDEN void  gc_tab_free(void *p, size_t n);
+GC_HIDDEN void *gc_tab_grow(void *p, size_t old_n, size_t new_n);
 GC_HIDDEN void  gc_dealloc(gc_head *g);              /* refcnt reached 0 */
 GC_HIDDEN void  gc_incref(gc_head *g);
 GC_HIDDEN void  gc_decref(gc_head *g);
@@ -247,6 +253,7 @@ GC_HIDDEN void  gc_debug_line(const char *fmt, ...) __attribute__((format(printf
 GC_HIDDEN void  gc_env_load(void);
 GC_HIDDEN void  gc_run_callbacks(int phase, int generation, long collected);
 GC_HIDDEN int   gc_garbage_append(gc_head *g);
+GC_HIDDEN void  gc_strong_refs_garbage(void (*cb)(void *arg, const void *p), void *arg);
 
 /* ---- weakref.c ----------------------------------------------------------- */
 typedef struct gc_wr_list { memshim_weakref *first, *last; } gc_wr_list;

@@ -164,7 +164,7 @@ int gc_garbage_append(gc_head *g)
 {
     if (gc_st.ngarbage == gc_st.garbage_cap) {
         size_t cap = gc_st.garbage_cap ? gc_st.garbage_cap * 2 : 64;
-        void **p = gc_mem_grow(gc_st.garbage, gc_st.garbage_cap * sizeof *p, cap * sizeof *p);
+        void **p = gc_tab_grow(gc_st.garbage, gc_st.garbage_cap * sizeof *p, cap * sizeof *p);
         if (!p) return -1;
         gc_st.garbage = p;
         gc_st.garbage_cap = cap;
@@ -172,6 +172,11 @@ int gc_garbage_append(gc_head *g)
     gc_incref(g);
     gc_st.garbage[gc_st.ngarbage++] = gc_obj(g);
     return 0;
+}
+
+void gc_strong_refs_garbage(void (*cb)(void *arg, const void *p), void *arg)
+{
+    for (size_t i = 0; i < gc_st.ngarbage; i++) cb(arg, gc_st.garbage[i]);
 }
 
 GC_EXPORT size_t memshim_gc_get_garbage(void **out, size_t max)
@@ -194,7 +199,7 @@ GC_EXPORT size_t memshim_gc_clear_garbage(void)
         gc_st.garbage = NULL;
         gc_st.ngarbage = gc_st.garbage_cap = 0;
         for (size_t i = 0; i < cnt; i++) gc_decref(gc_hdr(list[i]));
-        gc_mem_free(list, cap * sizeof *list);
+        gc_tab_free(list, cap * sizeof *list);
         n += cnt;
     }
     gc_unlock();
@@ -209,7 +214,7 @@ GC_EXPORT int memshim_gc_callback_add(void (*cb)(int, int, long, void *), void *
     int rc = 0;
     if (gc_st.ncallbacks == gc_st.callbacks_cap) {
         size_t cap = gc_st.callbacks_cap ? gc_st.callbacks_cap * 2 : 8;
-        gc_callback *p = gc_mem_grow(gc_st.callbacks, gc_st.callbacks_cap * sizeof *p,
+        gc_callback *p = gc_tab_grow(gc_st.callbacks, gc_st.callbacks_cap * sizeof *p,
                                      cap * sizeof *p);
         if (!p) { errno = ENOMEM; rc = -1; goto out; }
         gc_st.callbacks = p;
@@ -246,8 +251,8 @@ void gc_run_callbacks(int phase, int generation, long collected)
     size_t n = gc_st.ncallbacks;
     if (!n) return;
     gc_callback local[16], *snap = local;
-    if (n > 16 && !(snap = gc_mem_alloc(n * sizeof *snap))) { snap = local; n = 16; }
+    if (n > 16 && !(snap = gc_tab_alloc(n * sizeof *snap))) { snap = local; n = 16; }
     memcpy(snap, gc_st.callbacks, n * sizeof *snap);
     for (size_t i = 0; i < n; i++) snap[i].cb(phase, generation, collected, snap[i].arg);
-    if (snap != local) gc_mem_free(snap, n * sizeof *snap);
+    if (snap != local) gc_tab_free(snap, n * sizeof *snap);
 }

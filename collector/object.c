@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "gc_int.h"
 
@@ -54,6 +55,63 @@ void *gc_mem_grow(void *p, size_t old_n, size_t new_n)
     }
     return q;
 }
+
+/* The collector's own tables: nodes, links, maps, weak reference lists and
+ * handles, the garbage and callback lists. */
+static const gc_allocator *tables(void) { return gc_st.tables.alloc ? &gc_st.tables : &gc_st.alloc; }
+
+int gc_set_table_allocator(const gc_allocator *a)   /* does not start the collector */
+{
+    pthread_mutex_lock(&gc_st.lock);
+    int rc = 0;
+    if (gc_st.alloc_used) { errno = EBUSY; rc = -1; }
+    else gc_st.tables = a ? *a : (gc_allocator){ 0 };
+    pthread_mutex_unlock(&gc_st.lock);
+    return rc;
+}
+
+void *gc_tab_alloc(size_t n)
+{
+    __atomic_store_n(&gc_st.alloc_used, 1, __ATOMIC_RELAXED);
+    const gc_allocator *t = tables();
+    void *p = t->alloc(t->ctx, n);
+    if (p && ((uintptr_t)p & 15)) gc_fatal("the allocator returned memory not 16-byte aligned", p);
+    return p;
+}
+
+void gc_tab_free(void *p, size_t n)
+{
+    const gc_allocator *t = tables();
+    if (p) t->free(t->ctx, p, n);
+}
+
+void *gc_tab_grow(void *p, size_t old_n, size_t new_n)
+{
+    void *q = gc_tab_alloc(new_n);
+    if (!q) return NULL;
+    if (p) {
+        memcpy(q, p, old_n < new_n ? old_n : new_n);
+        gc_tab_free(p, old_n);
+    }
+    return q;
+}
+
+/* ---- the leak scan's view (collector.h) ------------------------------------------ */
+int gc_scan_lock(unsigned timeout_ms)
+{
+    if (gc_lock_depth) { gc_lock_depth++; return 1; }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+    if (pthread_mutex_timedlock(&gc_st.lock, &ts) != 0) return 0;
+    gc_lock_depth = 1;
+    if (!gc_st.inited) gc_init_locked();
+    return 1;
+}
+
+void gc_scan_unlock(void) { gc_unlock(); }
 
 void gc_fatal(const char *what, const void *obj)
 {
@@ -189,6 +247,7 @@ GC_EXPORT void *memshim_new(const memshim_type *type, size_t size)
     size_t total = prefix + sizeof(gc_head) + size;
     char *base = gc_mem_alloc(total);
     if (!base) { errno = ENOMEM; return NULL; }
+    if (gc_object_block && gc_st.alloc.alloc == default_allocator.alloc) gc_object_block(base, prefix);
     gc_head *g = (gc_head *)(base + prefix);
     if (prefix) *(size_t *)base = size;
     g->next = 0;

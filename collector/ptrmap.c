@@ -25,7 +25,7 @@ void *gc_map_get(const gc_map *m, const void *key)
 static int grow(gc_map *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 16;
-    gc_map_ent *e = gc_mem_alloc(cap * sizeof *e);
+    gc_map_ent *e = gc_tab_alloc(cap * sizeof *e);
     if (!e) return -1;
     memset(e, 0, cap * sizeof *e);
     for (size_t i = 0; i < m->cap; i++) {
@@ -34,7 +34,7 @@ static int grow(gc_map *m)
         while (e[j].key) j = (j + 1) & (cap - 1);
         e[j] = m->ents[i];
     }
-    gc_mem_free(m->ents, m->cap * sizeof *m->ents);
+    gc_tab_free(m->ents, m->cap * sizeof *m->ents);
     m->ents = e;
     m->cap = cap;
     return 0;
@@ -74,7 +74,7 @@ void *gc_map_del(gc_map *m, const void *key)
     m->ents[hole].val = NULL;
     m->count--;
     if (!m->count) {       /* give the memory back when a table empties */
-        gc_mem_free(m->ents, m->cap * sizeof *m->ents);
+        gc_tab_free(m->ents, m->cap * sizeof *m->ents);
         m->ents = NULL;
         m->cap = 0;
     }

@@ -46,12 +46,12 @@ static gc_node *node_get(const void *p) { return gc_map_get(&nodes, p); }
 
 static gc_node *node_new(const void *p, int is_block)
 {
-    gc_node *n = gc_mem_alloc(sizeof *n);
+    gc_node *n = gc_tab_alloc(sizeof *n);
     if (!n) { errno = ENOMEM; return NULL; }
     memset(n, 0, sizeof *n);
     n->ptr = p;
     n->is_block = is_block;
-    if (gc_map_put(&nodes, p, n) < 0) { gc_mem_free(n, sizeof *n); return NULL; }
+    if (gc_map_put(&nodes, p, n) < 0) { gc_tab_free(n, sizeof *n); return NULL; }
     if (!is_block) gc_hdr(p)->prev |= GC_NODE;
     return n;
 }
@@ -67,9 +67,9 @@ static void node_free(gc_node *n)
 {
     gc_map_del(&nodes, n->ptr);
     if (!n->is_block) gc_hdr(n->ptr)->prev &= ~GC_NODE;
-    gc_mem_free(n->out, n->capout * sizeof *n->out);
-    gc_mem_free(n->in, n->capin * sizeof *n->in);
-    gc_mem_free(n, sizeof *n);
+    gc_tab_free(n->out, n->capout * sizeof *n->out);
+    gc_tab_free(n->in, n->capin * sizeof *n->in);
+    gc_tab_free(n, sizeof *n);
 }
 
 /* An object's node with nothing in it goes. */
@@ -94,7 +94,7 @@ static void in_remove(gc_node *to, const void *from)
 static int grow(void **arr, size_t *cap, size_t elem)
 {
     size_t ncap = *cap ? *cap * 2 : 4;
-    void *p = gc_mem_grow(*arr, *cap * elem, ncap * elem);
+    void *p = gc_tab_grow(*arr, *cap * elem, ncap * elem);
     if (!p) { errno = ENOMEM; return -1; }
     *arr = p;
     *cap = ncap;
@@ -126,6 +126,16 @@ void gc_node_forget(gc_head *g)
     if (!n) { g->prev &= ~GC_NODE; return; }
     node_unlink_all(n);
     node_free(n);
+}
+
+/* Everything the program made a root (collector.h), then the garbage list. */
+void gc_strong_refs_locked(void (*cb)(void *arg, const void *p), void *arg)
+{
+    for (size_t i = 0; i < nodes.cap; i++) {
+        const gc_node *n = nodes.count ? nodes.ents[i].val : NULL;
+        if (n && nodes.ents[i].key && n->roots) cb(arg, n->ptr);
+    }
+    gc_strong_refs_garbage(cb, arg);
 }
 
 /* ---- registration, links, roots ------------------------------------------------ */
@@ -317,7 +327,7 @@ static void walk_end(gc_head **lists, int nlists, walk_t *w)
             prev = g;
         }
     }
-    gc_mem_free(w->items, w->cap * sizeof *w->items);
+    gc_tab_free(w->items, w->cap * sizeof *w->items);
 }
 
 GC_EXPORT int memshim_is_reachable(const void *obj)
@@ -472,8 +482,8 @@ long gc_cycles_find(const gc_cycle_sink *sink)
         for (gc_head *g = gc_next(lists[i]); g != lists[i]; g = gc_next(g))
             if (in_cycles(g)) gc_set_refs(g, ++n);      /* index + 1 */
     size_t *parent = NULL, *group = NULL;
-    if (w.oom || (n && (!(parent = gc_mem_alloc(n * sizeof *parent)) ||
-                        !(group = gc_mem_alloc(n * sizeof *group))))) {
+    if (w.oom || (n && (!(parent = gc_tab_alloc(n * sizeof *parent)) ||
+                        !(group = gc_tab_alloc(n * sizeof *group))))) {
         errno = ENOMEM;
         goto out;
     }
@@ -505,8 +515,8 @@ long gc_cycles_find(const gc_cycle_sink *sink)
                 }
     rc = (long)n;
 out:
-    gc_mem_free(parent, n * sizeof *parent);
-    gc_mem_free(group, n * sizeof *group);
+    gc_tab_free(parent, n * sizeof *parent);
+    gc_tab_free(group, n * sizeof *group);
     walk_end(lists, 3, &w);
     gc_unlock();
     return rc;

@@ -51,7 +51,7 @@ static void list_unlink(memshim_weakref *r)
 static void referent_forget(gc_head *g, gc_wr_list *l)
 {
     gc_map_del(&referents, g);
-    gc_mem_free(l, sizeof *l);
+    gc_tab_free(l, sizeof *l);
     g->prev &= ~GC_WEAKREFS;
 }
 
@@ -65,12 +65,12 @@ GC_EXPORT memshim_weakref *memshim_weakref_new(void *obj, void (*callback)(memsh
     if (!gc_refcnt(g)) { errno = EINVAL; goto out; }     /* dying: nothing to refer to */
     gc_wr_list *l = (g->prev & GC_WEAKREFS) ? gc_map_get(&referents, g) : NULL;
     if (!l) {
-        if (!(l = gc_mem_alloc(sizeof *l))) { errno = ENOMEM; goto out; }
+        if (!(l = gc_tab_alloc(sizeof *l))) { errno = ENOMEM; goto out; }
         l->first = l->last = NULL;
-        if (gc_map_put(&referents, g, l) < 0) { gc_mem_free(l, sizeof *l); goto out; }
+        if (gc_map_put(&referents, g, l) < 0) { gc_tab_free(l, sizeof *l); goto out; }
         g->prev |= GC_WEAKREFS;
     }
-    if (!(r = gc_mem_alloc(sizeof *r))) {
+    if (!(r = gc_tab_alloc(sizeof *r))) {
         if (!l->first) referent_forget(g, l);
         errno = ENOMEM;
         goto out;
@@ -107,7 +107,7 @@ GC_EXPORT void memshim_weakref_free(memshim_weakref *ref)
     } else if (ref->state == WR_PENDING) {
         list_unlink(ref);
     }
-    gc_mem_free(ref, sizeof *ref);
+    gc_tab_free(ref, sizeof *ref);
     gc_unlock();
 }
 

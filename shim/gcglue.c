@@ -17,3 +17,29 @@ int _ms_gc_figures(ms_gc_figures_t *out)
     out->time_ns = 0;                     /* the collector does not time itself */
     return 1;
 }
+
+/* ---- the collector on memshim's memory ----------------------------------------
+ * The collector's tables live in memshim's bookkeeping memory: the leak
+ * report never lists them and the scan never reads them, so registering or
+ * linking a block does not make it reachable.  Its objects stay on the
+ * program's heap, flagged so that the scan skips their list links, counts a
+ * pointer to the object (past its header) as a pointer to the block, and
+ * names the object's type. */
+#include "../collector/collector.h"
+
+static void *tab_alloc(void *ctx, size_t n) { (void)ctx; return _ms_meta_alloc(n); }
+static void  tab_free(void *ctx, void *p, size_t n) { (void)ctx; _ms_meta_free(p, n); }
+
+void _ms_gc_glue_init(void)
+{
+    static const gc_allocator tables = { tab_alloc, tab_free, NULL };
+    gc_set_table_allocator(&tables);
+}
+
+void gc_object_block(void *base, size_t header_offset)
+{
+    unsigned flag = header_offset ? MS_META_GC_AT16 : MS_META_GC_AT0;
+    ms_meta_t *m = _ms_meta_of(base);
+    if (m) m->flags |= flag;
+    else _ms_huge_flag(base, flag);
+}

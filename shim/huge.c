@@ -208,6 +208,15 @@ bool _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req)
     return e != NULL;
 }
 
+/* Add flag bits to a huge block's tracking record (gcglue.c). */
+void _ms_huge_flag(const void *p, unsigned flags)
+{
+    pthread_mutex_lock(&huge_lock);
+    huge_ent *e = find((uintptr_t)p);
+    if (e) e->meta.flags |= flags & 15;
+    pthread_mutex_unlock(&huge_lock);
+}
+
 /* Visit every live huge block; the caller holds the huge lock (scan.c). */
 void _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size, size_t req,
                                      const ms_meta_t *m), void *arg)

@@ -45,6 +45,7 @@ static void fork_child(void)
     _ms_unlock_all(true);
     _ms_stack_unlock(true);
     _ms_track_after_fork_child();
+    _ms_internal_threads_forget();
     _ms_leak_after_fork_child();
     _ms_reporter_fork_child();
 }
@@ -72,6 +73,7 @@ __attribute__((constructor(101))) static void ms_constructor(void)
     _ms_init();
     _ms_options_load();
     _ms_out_init();
+    if (_ms_gc_glue_init) _ms_gc_glue_init();
     _ms_leak_init();             /* libunwind, MEMSHIM_REPORT_SIGNAL: leak.c */
     _ms_reporter_start();        /* RSS log, live figures, stats signal: sampler.c */
 }

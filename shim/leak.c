@@ -37,7 +37,7 @@ static void *reporter(void *arg)
         ssize_t r = read(sig_pipe[0], &c, 1);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return NULL;
-        _ms_leak_report(0);
+        _ms_leak_report(0, NULL);          /* our own thread: no stack of the program */
     }
 }
 
@@ -48,6 +48,7 @@ void _ms_leak_init(void)
         return;
     }
     _ms_unwind_init();
+    _ms_scan_init();
     if (_ms_opt.report_signal) {
         if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
             int fl = fcntl(sig_pipe[0], F_GETFL);
@@ -77,20 +78,55 @@ void _ms_leak_after_fork_child(void)
     reporter_alive = false;                 /* the reporter thread stayed in the parent */
 }
 
+/* The callee-saved registers as the caller left them: the program's frames
+ * above may keep pointers only there.  Called first thing, before the
+ * compiler needs any of them. */
+#if defined(__x86_64__)
+#define SAVE_CALLEE_SAVED(r) __asm__ volatile( \
+    "mov %%rbx, 0(%0)\n\tmov %%r12, 8(%0)\n\tmov %%r13, 16(%0)\n\t" \
+    "mov %%r14, 24(%0)\n\tmov %%r15, 32(%0)\n\tmov %%rbp, 40(%0)" :: "r"(r) : "memory")
+#define NSAVED 6
+#elif defined(__aarch64__)
+#define SAVE_CALLEE_SAVED(r) __asm__ volatile( \
+    "stp x19, x20, [%0, #0]\n\tstp x21, x22, [%0, #16]\n\tstp x23, x24, [%0, #32]\n\t" \
+    "stp x25, x26, [%0, #48]\n\tstp x27, x28, [%0, #64]\n\tstr x29, [%0, #80]" :: "r"(r) : "memory")
+#define NSAVED 11
+#else
+#define SAVE_CALLEE_SAVED(r) __builtin_unwind_init()
+#define NSAVED 0
+#endif
+
 void _ms_leak_at_exit(void)
 {
     if (!_ms_track_on) return;
-    int leaks = _ms_leak_report(1);
+    /* Scan the exiting thread's stack from where the program called exit()
+     * (or returned from main): exit's frames and everything below hold
+     * only dead copies.  Without an unwinder, from here. */
+    ms_scan_self_t self;
+    memset(&self, 0, sizeof self);
+    if (!_ms_unwind_exit_frame(&self)) {
+        SAVE_CALLEE_SAVED(self.regs);
+        self.nregs = NSAVED;
+        self.sp = (uintptr_t)__builtin_frame_address(0);
+    }
+    int leaks = _ms_leak_report(1, &self);
     if (leaks > 0 && _ms_opt.exitcode >= 0) {
         fflush(NULL);                       /* the program's buffered output first */
         _exit(_ms_opt.exitcode);
     }
 }
 
-MS_EXPORT int memshim_leak_check(void)
+MS_EXPORT MS_NOINLINE int memshim_leak_check(void)
 {
+    ms_scan_self_t self;
+    SAVE_CALLEE_SAVED(self.regs);
+    self.nregs = NSAVED;
+    self.sp = (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *);   /* the caller's */
+#if defined(__x86_64__)
+    self.regs[5] = *(const uintptr_t *)__builtin_frame_address(0);          /* the caller's rbp */
+#endif
     if (!_ms_track_on) return -1;
-    return _ms_leak_report(0);
+    return _ms_leak_report(0, &self);
 }
 
 /* ---- heap misuse ------------------------------------------------------------- */

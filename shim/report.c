@@ -21,6 +21,7 @@ typedef struct {
     uint32_t stack;
     uint8_t  kind;
     uint8_t  suppressed;
+    const char *gctype;    /* collector objects: their type's name */
     double   blocks, bytes, indirect;
 } group_t;
 
@@ -145,19 +146,26 @@ static void cycles_json(ms_buf_t *b, const cycles_t *c)
 
 /* ---- grouping ---------------------------------------------------------------- */
 
-static group_t *group_of(groups_t *gs, uint32_t stack, uint8_t kind)
+static group_t *group_of(groups_t *gs, uint32_t stack, uint8_t kind, const char *gctype)
 {
     size_t mask = gs->cap - 1;
-    for (size_t i = ((stack * 0x9E3779B1u) ^ kind) & mask;; i = (i + 1) & mask) {
+    for (size_t i = ((stack * 0x9E3779B1u) ^ kind ^ ((uintptr_t)gctype >> 4)) & mask;; i = (i + 1) & mask) {
         group_t *g = &gs->g[i];
-        if (g->blocks == 0 && g->bytes == 0 && g->stack == 0 && g->kind == 0 && !g->suppressed) {
+        if (g->blocks == 0 && g->bytes == 0 && g->stack == 0 && g->kind == 0 && !g->suppressed && !g->gctype) {
             g->stack = stack;
             g->kind = kind;
+            g->gctype = gctype;
             gs->n++;
             return g;
         }
-        if (g->stack == stack && g->kind == kind) return g;
+        if (g->stack == stack && g->kind == kind && g->gctype == gctype) return g;
     }
+}
+
+/* A collector type's name, if it can still be read (it is the program's). */
+static const char *type_name(const char *name)
+{
+    return name && _ms_os_readable(name, 1) && _ms_os_readable(name, strnlen(name, 64)) ? name : "?";
 }
 
 /* In sampling mode a sampled block of s bytes stands for 1/p blocks, where
@@ -182,7 +190,7 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
         const ms_leak_item_t *it = &items[i];
         double w = weight(it);
         if (w == 0) continue;
-        group_t *g = group_of(gs, it->stack, it->kind);
+        group_t *g = group_of(gs, it->stack, it->kind, it->gctype);
         g->blocks += w;
         g->bytes += w * (double)it->size;
         g->indirect += w * (double)it->indirect;
@@ -367,6 +375,7 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsi
         else
             _ms_bprintf(b, "==%d== %llu bytes in %llu blocks are %s in loss record %u of %u\n",
                         pid, rnd(g->bytes), rnd(g->blocks), kind_text[g->kind], shown, total);
+        if (g->gctype) _ms_bprintf(b, "==%d==    collector objects of type %s\n", pid, type_name(g->gctype));
         print_stack_text(b, pid, g->stack);
     }
     _ms_bprintf(b, "==%d==\n==%d== LEAK SUMMARY:\n", pid, pid);
@@ -414,6 +423,7 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsi
                     kind_name[g->kind], rnd(g->blocks), rnd(g->bytes));
         if (g->kind == MS_KIND_DEFINITE)
             _ms_bprintf(b, ", \"indirect_bytes\": %llu", rnd(g->indirect));
+        if (g->gctype) { _ms_bprintf(b, ", \"type\": "); json_str(b, type_name(g->gctype)); }
         _ms_bprintf(b, ", \"stack\": [");
         first = false;
         const uintptr_t *ip;
@@ -493,13 +503,13 @@ static void emit(const groups_t *gs, const cycles_t *cy, unsigned unparked, cons
 
 /* Scan, group, suppress, and write a report.  Returns the number of leaked
  * blocks (definitely, indirectly or possibly lost, not suppressed). */
-int _ms_leak_report(int at_exit)
+int _ms_leak_report(int at_exit, const ms_scan_self_t *self)
 {
     if (!_ms_track_on) return 0;
     ms_leak_item_t *items;
     unsigned unparked;
     size_t cap;
-    size_t n = _ms_scan_leaks(&items, &cap, &unparked);
+    size_t n = _ms_scan_leaks(&items, &cap, &unparked, self);
     if (!items) { _ms_message("leak check failed: out of memory for the scan"); return 0; }
     _ms_busy++;
     _ms_symbolize_refresh();

@@ -6,12 +6,23 @@
  *    MS_STOP_SIGNAL and waits in the handler until the scan is done; its
  *    registers are in the signal frame on its own stack, which is scanned.
  * 2. Roots: every readable-writable mapping of the process (data and bss of
- *    every loaded object, thread stacks from each thread's stack pointer up,
- *    thread-local storage, other allocators' memory, anonymous mappings),
- *    less memshim's own: its segments, huge blocks and bookkeeping.
+ *    every loaded object, thread-local storage, other allocators' memory,
+ *    anonymous mappings) and the live part of every thread's stack with the
+ *    registers it was stopped with, less everything of memshim's own: its
+ *    segments, huge blocks, bookkeeping, its library's data and bss, the
+ *    stacks of its threads and its own frames.  "Live part" is exact: a
+ *    parked thread from the stack pointer it was interrupted at; the thread
+ *    making the report from the stack pointer at which the program called
+ *    exit() or memshim_leak_check() (ms_scan_self_t).  Dead frames below it
+ *    -- memshim's malloc path, exit's own frames -- hold stale copies of
+ *    pointers that would otherwise turn lost blocks into reachable ones,
+ *    differently in every stack layout.
  * 3. Mark from the roots.  A word equal to a block's start makes it
  *    REACHABLE; a word inside it only POSSIBLE.  Strength flows down: what a
- *    possibly-reached block points to is at most possibly reached.
+ *    possibly-reached block points to is at most possibly reached.  Only the
+ *    readable parts of a block are read (the program may have mprotected or
+ *    unmapped some of it); collector objects are read without their list
+ *    links, which join every tracked object to the next.
  * 4. Every block still unreached leads a clique: it is DEFINITELY lost, and
  *    what only it reaches is INDIRECTLY lost, counted under it.  A leader
  *    reached later from another leader joins that leader's clique, so of a
@@ -27,8 +38,11 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
+#include <link.h>
 #include <unistd.h>
 #include "shim.h"
+#include "../collector/collector.h"
 
 #define MS_STOP_SIGNAL   (SIGRTMAX - 2)
 #define MAX_THREADS      4096
@@ -43,7 +57,8 @@ typedef struct {            /* scan record of one live block */
     uint32_t   stack;
     uint8_t    mark;
     uint8_t    sampled;
-    uint8_t    internal;    /* memshim's own (libunwind, libdw): a root, never reported */
+    uint8_t    internal;    /* memshim's own (libunwind, libdw): never reported, no root */
+    uint8_t    gclinks;     /* collector object: 1 + offset/16 of its list links, or 0 */
     uint32_t   leader;      /* for INDIRECT: the record leading its clique */
     uint64_t   indirect;    /* for leaders: bytes of their clique */
     uint64_t   indirect_blocks;
@@ -58,6 +73,8 @@ typedef struct {
     size_t       nhuge;
     ms_range_t  *excl;       /* sorted ranges never scanned as roots */
     size_t       nexcl;
+    ms_range_t  *rd;         /* readable mappings, sorted (from /proc/self/maps) */
+    size_t       nrd, rd_cap, rd_last;
     uint8_t      strength;   /* current propagation strength */
 } scan_t;
 
@@ -65,9 +82,30 @@ typedef struct {
 
 static volatile int park_active;
 static int          park_count;
-static uintptr_t    park_sp[MAX_THREADS];
+static uintptr_t    park_sp[MAX_THREADS];       /* where each parked thread's live stack starts */
+static uintptr_t    park_regs[MAX_THREADS][MS_SCAN_REGS]; /* its registers when interrupted */
 static struct sigaction park_prev;
 static bool         park_installed;
+
+/* The interrupted context's stack pointer and general registers.  Its red
+ * zone (128 bytes below the stack pointer, x86-64 and aarch64 leaf code)
+ * is live too.  The handler's own frame and the signal frame below are not
+ * scanned: the registers are taken from the context instead. */
+static uintptr_t interrupted(const void *ucv, uintptr_t *regs, uintptr_t fallback)
+{
+    const ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+    for (unsigned i = 0; i < MS_SCAN_REGS && i < NGREG; i++) regs[i] = (uintptr_t)uc->uc_mcontext.gregs[i];
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] - 128;
+#elif defined(__aarch64__)
+    for (unsigned i = 0; i < MS_SCAN_REGS && i < 31; i++) regs[i] = (uintptr_t)uc->uc_mcontext.regs[i];
+    return (uintptr_t)uc->uc_mcontext.sp - 128;
+#else
+    (void)uc;
+    for (unsigned i = 0; i < MS_SCAN_REGS; i++) regs[i] = 0;
+    return fallback;            /* registers are in the signal frame, scanned from here */
+#endif
+}
 
 static void park_handler(int sig, siginfo_t *si, void *uc)
 {
@@ -83,7 +121,9 @@ static void park_handler(int sig, siginfo_t *si, void *uc)
     int saved = errno;
     volatile uintptr_t here = (uintptr_t)&here;
     int i = __atomic_fetch_add(&park_count, 1, __ATOMIC_ACQ_REL);
-    if (i < MAX_THREADS) __atomic_store_n(&park_sp[i], (uintptr_t)&here, __ATOMIC_RELEASE);
+    if (i < MAX_THREADS)
+        __atomic_store_n(&park_sp[i], interrupted(uc, park_regs[i], (uintptr_t)&here - 256),
+                         __ATOMIC_RELEASE);
     while (__atomic_load_n(&park_active, __ATOMIC_ACQUIRE))
         _ms_os_futex_wait((int *)&park_active, 1);
     errno = saved;
@@ -91,17 +131,68 @@ static void park_handler(int sig, siginfo_t *si, void *uc)
 
 static int self_tid(void) { return _ms_os_gettid(); }
 
-/* memshim's own threads (the RSS sampler...) block signals and never touch
- * the heap: they are not parked. */
+/* memshim's own threads (the RSS sampler, the signal reporter) block
+ * signals and never touch the program's heap: they are not parked, and
+ * their stacks are no roots.  Each registers itself from its own stack. */
 static int internal_tids[8];
+static uintptr_t internal_stack[8];     /* an address on that thread's stack */
 void _ms_internal_thread_add(int tid)
 {
     for (unsigned i = 0; i < 8; i++)
-        if (!internal_tids[i] || internal_tids[i] == tid) { internal_tids[i] = tid; return; }
+        if (!internal_tids[i] || internal_tids[i] == tid) {
+            internal_stack[i] = (uintptr_t)__builtin_frame_address(0);
+            internal_tids[i] = tid;
+            return;
+        }
 }
 bool _ms_internal_thread(int tid)
 {
     for (unsigned i = 0; i < 8; i++) if (internal_tids[i] == tid) return true;
+    return false;
+}
+void _ms_internal_threads_forget(void)  /* a forked child has none of them */
+{
+    memset(internal_tids, 0, sizeof internal_tids);
+    memset(internal_stack, 0, sizeof internal_stack);
+}
+
+/* Stacks of threads that have ended.  glibc keeps them mapped for new
+ * threads (its stack cache, 40 MiB by default), full of the dead thread's
+ * pointers; memcheck knows they are dead memory, and so must we.  A thread
+ * that allocated notes, as it exits, an address on its stack and its thread
+ * pointer (which glibc keeps at the top of the same mapping); the scan skips
+ * a mapping holding both unless a live thread's stack pointer is in it. */
+#define DEAD_STACKS 256
+static struct { uintptr_t sp, tp; } dead_stack[DEAD_STACKS];
+static unsigned dead_next;
+
+static uintptr_t thread_pointer(void)
+{
+    uintptr_t tp = 0;
+#if defined(__x86_64__)
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+#elif defined(__aarch64__)
+    __asm__("mrs %0, tpidr_el0" : "=r"(tp));
+#endif
+    return tp;
+}
+
+void _ms_scan_thread_exit(void)
+{
+    unsigned i = __atomic_fetch_add(&dead_next, 1, __ATOMIC_RELAXED) % DEAD_STACKS;
+    __atomic_store_n(&dead_stack[i].sp, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&dead_stack[i].tp, thread_pointer(), __ATOMIC_RELAXED);
+    __atomic_store_n(&dead_stack[i].sp, (uintptr_t)__builtin_frame_address(0), __ATOMIC_RELEASE);
+}
+
+static bool dead_thread_stack(uintptr_t lo, uintptr_t hi, const uintptr_t *sps, unsigned nsps)
+{
+    for (unsigned i = 0; i < nsps; i++)
+        if (sps[i] >= lo && sps[i] < hi) return false;          /* in use again */
+    for (unsigned i = 0; i < DEAD_STACKS; i++) {
+        uintptr_t sp = __atomic_load_n(&dead_stack[i].sp, __ATOMIC_ACQUIRE), tp = dead_stack[i].tp;
+        if (sp >= lo && sp < hi && tp >= lo && tp < hi) return true;
+    }
     return false;
 }
 
@@ -187,6 +278,33 @@ static void *scratch(scan_t *sc, size_t bytes)
 
 /* ---- collecting the live blocks -------------------------------------------- */
 
+/* The type name of a collector object, read while the world is parked; the
+ * report checks it is readable before printing it. */
+static bool is_readable(const scan_t *sc, uintptr_t lo, uintptr_t hi)
+{
+    size_t a = 0, b = sc->nrd;
+    while (a < b) {
+        size_t mid = (a + b) / 2;
+        if (sc->rd[mid].end <= lo) a = mid + 1; else b = mid;
+    }
+    return a < sc->nrd && sc->rd[a].start <= lo && hi <= sc->rd[a].end;
+}
+
+static const char *gc_type_name(const scan_t *sc, const rec_t *r)
+{
+    uintptr_t hdr = r->addr + (uintptr_t)(r->gclinks - 1) * 16;
+    if (r->size < hdr - r->addr + GC_BLOCK_HEADER || !is_readable(sc, hdr, hdr + GC_BLOCK_HEADER))
+        return NULL;
+    const void *type = gc_header_type((const void *)hdr);
+    if (!type || !is_readable(sc, (uintptr_t)type, (uintptr_t)type + sizeof(void *))) return NULL;
+    return *(const char *const *)type;
+}
+
+static uint8_t gc_links(const ms_meta_t *m)
+{
+    return (m->flags & MS_META_GC_AT0) ? 1 : (m->flags & MS_META_GC_AT16) ? 2 : 0;
+}
+
 static void count_span(void *arg, ms_page_t *pg)
 {
     size_t *n = arg;
@@ -214,6 +332,7 @@ static void add_span(void *arg, ms_page_t *pg)
         r->stack = m->stack;
         r->sampled = m->flags & MS_META_SAMPLED;
         r->internal = (m->flags & MS_META_INTERNAL) != 0;
+        r->gclinks = gc_links(m);
         m->free_stack = (uint32_t)sc->nrecs;       /* record index, for lookups */
         sc->nrecs++;
     }
@@ -230,6 +349,7 @@ static void add_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_m
     r->stack = m->stack;
     r->sampled = m->flags & MS_META_SAMPLED;
     r->internal = (m->flags & MS_META_INTERNAL) != 0;
+    r->gclinks = gc_links(m);
     sc->huge[sc->nhuge++] = r;
     if (sc->nexcl < MAX_EXCLUDE) {                  /* a huge block is heap, not a root */
         sc->excl[sc->nexcl].start = a;
@@ -239,6 +359,13 @@ static void add_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_m
 }
 
 /* ---- lookups ------------------------------------------------------------------- */
+
+/* Where a collector object starts in its block (a pointer there is a start
+ * pointer: programs hold objects, not their headers), or 0. */
+static inline uint64_t gc_object_offset(unsigned flags)
+{
+    return (flags & MS_META_GC_AT0) ? GC_BLOCK_HEADER : (flags & MS_META_GC_AT16) ? 16 + GC_BLOCK_HEADER : 0;
+}
 
 /* The record a word points into, or -1; *start tells a start pointer. */
 static long lookup(scan_t *sc, uintptr_t w, bool *start)
@@ -257,7 +384,7 @@ static long lookup(scan_t *sc, uintptr_t w, bool *start)
         ms_meta_t *m = &pg->meta[idx];
         if (m->state != MS_BLK_LIVE) return -1;
         uint64_t into = off - idx * k->size;
-        *start = into == 0;
+        *start = into == 0 || into == gc_object_offset(m->flags);
         if (into && into >= m->size) return -1;    /* past the requested bytes */
         return m->free_stack < sc->nrecs ? (long)m->free_stack : -1;
     }
@@ -269,7 +396,7 @@ static long lookup(scan_t *sc, uintptr_t w, bool *start)
     if (!lo) return -1;
     rec_t *r = sc->huge[lo - 1];
     if (w != r->addr && w - r->addr >= r->size) return -1;
-    *start = w == r->addr;
+    *start = w == r->addr || (r->gclinks && w - r->addr == (uintptr_t)(r->gclinks - 1) * 16 + GC_BLOCK_HEADER);
     return r - sc->recs;
 }
 
@@ -316,11 +443,46 @@ static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength,
     }
 }
 
+/* Scan [lo, hi) of the heap where it is readable: the program may have made
+ * part of a block PROT_NONE or unmapped part of a huge block.  Such a block
+ * is still classified; its unreadable bytes just hold no pointers. */
+static void scan_readable(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength, uint32_t leader)
+{
+    if (lo >= hi) return;
+    const ms_range_t *last = sc->nrd ? &sc->rd[sc->rd_last] : NULL;
+    if (last && last->start <= lo && hi <= last->end) {      /* the common case */
+        scan_words(sc, lo, hi, strength, leader);
+        return;
+    }
+    size_t a = 0, b = sc->nrd;                 /* first range ending above lo */
+    while (a < b) {
+        size_t mid = (a + b) / 2;
+        if (sc->rd[mid].end <= lo) a = mid + 1; else b = mid;
+    }
+    for (; a < sc->nrd && sc->rd[a].start < hi; a++) {
+        uintptr_t x = sc->rd[a].start > lo ? sc->rd[a].start : lo;
+        uintptr_t y = sc->rd[a].end < hi ? sc->rd[a].end : hi;
+        sc->rd_last = a;
+        scan_words(sc, x, y, strength, leader);
+    }
+}
+
+static void scan_block(scan_t *sc, const rec_t *r, uint32_t leader)
+{
+    uintptr_t lo = r->addr, hi = r->addr + r->size;
+    if (r->gclinks) {                /* skip the collector's next/prev words */
+        uintptr_t links = lo + (uintptr_t)(r->gclinks - 1) * 16;
+        scan_readable(sc, lo, links < hi ? links : hi, r->mark, leader);
+        lo = links + 16;
+    }
+    scan_readable(sc, lo, hi, r->mark, leader);
+}
+
 static void drain(scan_t *sc, uint32_t leader)
 {
     while (sc->sp) {
         rec_t *r = &sc->recs[sc->stack[--sc->sp]];
-        scan_words(sc, r->addr, r->addr + r->size, r->mark, leader);
+        scan_block(sc, r, leader);
     }
 }
 
@@ -387,16 +549,53 @@ static uintptr_t parse_hex(const char **p)
     }
 }
 
-/* Walk /proc/self/maps and scan each readable, writable, private region. */
-static void scan_roots(scan_t *sc, const uintptr_t *sps, unsigned nsps)
+/* ---- the process's mappings ------------------------------------------------------- */
+
+typedef struct { uintptr_t lo, hi; uint8_t readable, root; } map_ent;
+#define MAX_MAPS 65536                 /* the kernel's default vm.max_map_count is 65530 */
+
+/* memshim's own writable data and bss (its tables, the huge-block table,
+ * the collector's state): found once at start-up, never a root. */
+static ms_range_t self_data[4];
+static unsigned   nself_data;
+
+static int find_self_data(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t probe = (uintptr_t)arg;
+    bool mine = false;
+    for (int i = 0; i < info->dlpi_phnum && !mine; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        mine = ph->p_type == PT_LOAD && probe >= lo && probe < lo + ph->p_memsz;
+    }
+    if (!mine) return 0;
+    for (int i = 0; i < info->dlpi_phnum && nself_data < 4; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+        uintptr_t lo = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)(MS_OS_PAGE - 1);
+        uintptr_t hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + MS_OS_PAGE - 1) & ~(uintptr_t)(MS_OS_PAGE - 1);
+        self_data[nself_data++] = (ms_range_t){ lo, hi };
+    }
+    return 1;
+}
+
+void _ms_scan_init(void)
+{
+    if (!nself_data) dl_iterate_phdr(find_self_data, (void *)(uintptr_t)&self_data);
+}
+
+/* Read /proc/self/maps once: which mappings are roots, which are readable. */
+static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *sps, unsigned nsps,
+                        bool all_parked)
 {
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
     char buf[65536];
-    size_t have = 0;
+    size_t have = 0, n = 0;
     for (;;) {
         ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        if (r < 0 && errno == EINTR) continue;
         if (r <= 0 && have == 0) break;
         if (r > 0) have += (size_t)r;
         buf[have] = 0;
@@ -416,11 +615,15 @@ static void scan_roots(scan_t *sc, const uintptr_t *sps, unsigned nsps)
                                 strncmp(path, "/dev/zero", 9) != 0 && strncmp(path, "/dev/shm", 8) != 0)
                             || (bracket && (strncmp(bracket, "[vvar]", 6) == 0 ||
                                             strncmp(bracket, "[vsyscall]", 10) == 0));
-            if (!skip) {
-                /* A thread stack: only from that thread's stack pointer up. */
-                for (unsigned i = 0; i < nsps; i++)
-                    if (sps[i] >= lo && sps[i] < hi) { lo = sps[i] & ~(uintptr_t)7; break; }
-                scan_root(sc, lo, hi);
+            for (unsigned i = 0; i < nself_data && !skip; i++)
+                skip = lo < self_data[i].end && hi > self_data[i].start;
+            for (unsigned i = 0; i < 8 && !skip; i++)
+                skip = internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi;
+            if (!skip && all_parked && !path && !bracket) skip = dead_thread_stack(lo, hi, sps, nsps);
+            if (n < max) maps[n++] = (map_ent){ lo, hi, p[0] == 'r', !skip };
+            if (p[0] == 'r' && sc->nrd < sc->rd_cap) {
+                if (sc->nrd && sc->rd[sc->nrd - 1].end == lo) sc->rd[sc->nrd - 1].end = hi;
+                else sc->rd[sc->nrd++] = (ms_range_t){ lo, hi };
             }
             line = nl + 1;
         }
@@ -430,6 +633,21 @@ static void scan_roots(scan_t *sc, const uintptr_t *sps, unsigned nsps)
         if (r <= 0) break;
     }
     close(fd);
+    return n;
+}
+
+/* Scan every root mapping; a thread's stack only from its live stack
+ * pointer up, a self-data mapping partly shared with others minus ours. */
+static void scan_roots(scan_t *sc, const map_ent *maps, size_t nmaps, const uintptr_t *sps, unsigned nsps)
+{
+    pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    for (size_t m = 0; m < nmaps; m++) {
+        if (!maps[m].root) continue;
+        uintptr_t lo = maps[m].lo, hi = maps[m].hi;
+        for (unsigned i = 0; i < nsps; i++)
+            if (sps[i] >= lo && sps[i] < hi) { lo = sps[i] & ~(uintptr_t)7; break; }
+        scan_root(sc, lo, hi);
+    }
     if (pagemap_fd >= 0) close(pagemap_fd);
     pagemap_fd = -1;
 }
@@ -454,18 +672,29 @@ static void sort_huge(rec_t **a, size_t n)
     }
 }
 
+/* A reference the collector holds for the program (a root, the garbage
+ * list): what it points to is reachable. */
+static void strong_ref(void *arg, const void *p)
+{
+    uintptr_t w = (uintptr_t)p;
+    scan_words(arg, (uintptr_t)&w, (uintptr_t)(&w + 1), M_REACHABLE, UINT32_MAX);
+}
+
+static size_t round_pages(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1); }
+
 /* Run the whole scan.  On return *out holds one item per live block with
- * its kind (an mmap'd array the caller releases with _ms_leak_items_free). */
-size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked)
+ * its kind (an mmap'd array the caller releases with _ms_leak_items_free).
+ * `self`: where the calling thread's live stack starts and its registers
+ * there, or NULL when the caller is one of memshim's own threads. */
+size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, const ms_scan_self_t *self)
 {
     *out = NULL;
     *cap = 0;
     *unparked = 0;
     _ms_busy++;
+    int gc_held = gc_scan_lock(1000);        /* the collector's lock nests outside ours */
     _ms_lock_all();
     *unparked = park_world();
-    __builtin_unwind_init();                 /* spill callee-saved registers to our stack */
-    uintptr_t my_sp = (uintptr_t)__builtin_frame_address(0) - 4096;
 
     scan_t sc;
     memset(&sc, 0, sizeof sc);
@@ -482,22 +711,35 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked)
     sc.stack = scratch(&sc, sc.stack_cap * sizeof(uint32_t));
     sc.huge = scratch(&sc, (nhuge + 1) * sizeof(rec_t *));
     ms_leak_item_t *items = scratch(&sc, (sc.cap + 1) * sizeof(ms_leak_item_t));
+    map_ent *maps = scratch(&sc, MAX_MAPS * sizeof(map_ent));
+    sc.rd_cap = MAX_MAPS;
+    sc.rd = scratch(&sc, sc.rd_cap * sizeof(ms_range_t));
     size_t nitems = 0;
-    if (sc.recs && sc.stack && sc.huge && items) {
+    if (sc.recs && sc.stack && sc.huge && items && maps && sc.rd) {
         _ms_segment_each_span_locked(add_span, &sc);
         _ms_huge_each_locked(add_huge, &sc);
         sort_huge(sc.huge, sc.nhuge);
         sort_ranges(sc.excl, sc.nexcl);
-
         static uintptr_t sps[MAX_THREADS + 1];
         unsigned nsps = 0;
-        sps[nsps++] = my_sp;
+        sps[nsps++] = self ? self->sp : UINTPTR_MAX;   /* NULL: one of memshim's threads */
         unsigned parked = (unsigned)park_count < MAX_THREADS ? (unsigned)park_count : MAX_THREADS;
-        for (unsigned i = 0; i < parked; i++) sps[nsps++] = park_sp[i] - 256;
-        for (size_t i = 0; i < sc.nrecs; i++)        /* memshim's own blocks are roots */
-            if (sc.recs[i].internal) { sc.recs[i].mark = M_REACHABLE; push(&sc, (uint32_t)i); }
+        for (unsigned i = 0; i < parked; i++) sps[nsps++] = park_sp[i];
+        size_t nmaps = read_maps(&sc, maps, MAX_MAPS, sps, nsps, *unparked == 0);
+        if (self)
+            scan_words(&sc, (uintptr_t)self->regs, (uintptr_t)(self->regs + self->nregs),
+                       M_REACHABLE, UINT32_MAX);
+        for (unsigned i = 0; i < parked; i++)
+            scan_words(&sc, (uintptr_t)park_regs[i], (uintptr_t)(park_regs[i] + MS_SCAN_REGS),
+                       M_REACHABLE, UINT32_MAX);
+        if (gc_held) gc_strong_refs_locked(strong_ref, &sc);
         drain(&sc, UINT32_MAX);
-        scan_roots(&sc, sps, nsps);
+        /* Blocks made for memshim (by libunwind, libdw, the loader loading
+         * them) are never reported, and never roots: libdw keeps the
+         * addresses of the process's mappings, a huge block's among them. */
+        for (size_t i = 0; i < sc.nrecs; i++)
+            if (sc.recs[i].internal) sc.recs[i].mark = M_REACHABLE;
+        scan_roots(&sc, maps, nmaps, sps, nsps);
 
         for (size_t i = 0; i < sc.nrecs; i++) {       /* the cliques of lost blocks */
             if (sc.recs[i].mark != M_UNREACHED) continue;
@@ -515,6 +757,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked)
             it->size = r->size;
             it->stack = r->stack;
             it->sampled = r->sampled;
+            it->gctype = r->gclinks ? gc_type_name(&sc, r) : NULL;
             it->indirect = r->mark == M_DEFINITE ? r->indirect : 0;
             it->kind = r->mark == M_DEFINITE ? MS_KIND_DEFINITE
                      : r->mark == M_INDIRECT ? MS_KIND_INDIRECT
@@ -523,10 +766,13 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked)
     }
     unpark_world();
     _ms_unlock_all(false);
+    if (gc_held) gc_scan_unlock();
     _ms_busy--;
-    if (sc.recs) _ms_os_unmap(sc.recs, (sc.cap * sizeof(rec_t) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
-    if (sc.stack) _ms_os_unmap(sc.stack, (sc.stack_cap * sizeof(uint32_t) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
-    if (sc.huge) _ms_os_unmap(sc.huge, ((nhuge + 1) * sizeof(rec_t *) + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1));
+    if (sc.recs) _ms_os_unmap(sc.recs, round_pages(sc.cap * sizeof(rec_t)));
+    if (sc.stack) _ms_os_unmap(sc.stack, round_pages(sc.stack_cap * sizeof(uint32_t)));
+    if (sc.huge) _ms_os_unmap(sc.huge, round_pages((nhuge + 1) * sizeof(rec_t *)));
+    if (maps) _ms_os_unmap(maps, round_pages(MAX_MAPS * sizeof(map_ent)));
+    if (sc.rd) _ms_os_unmap(sc.rd, round_pages(sc.rd_cap * sizeof(ms_range_t)));
     *out = items;
     *cap = sc.cap + 1;
     return nitems;

@@ -113,6 +113,7 @@ MS_HIDDEN void   *_ms_huge_realloc(void *p, size_t n);    /* NULL with errno on 
 MS_HIDDEN void    _ms_huge_trim(void);
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
+MS_HIDDEN void    _ms_huge_flag(const void *p, unsigned flags);
 MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size,
                                                   size_t req, const ms_meta_t *m), void *arg);
 MS_HIDDEN void    _ms_huge_lock(void);
@@ -185,12 +186,27 @@ typedef struct ms_leak_item_s {
     uint32_t  stack;
     uint8_t   kind;        /* MS_KIND_* */
     uint8_t   sampled;
+    const char *gctype;    /* a collector object: its type's name (program memory), else NULL */
 } ms_leak_item_t;
-MS_HIDDEN size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked);
+/* Where the thread asking for a scan has its live stack: the stack pointer
+ * at which the program called exit() or memshim_leak_check(), and the
+ * registers the program's frames may keep pointers in. */
+#define MS_SCAN_REGS 32
+typedef struct ms_scan_self_s {
+    uintptr_t sp;
+    uintptr_t regs[MS_SCAN_REGS];
+    unsigned  nregs;
+} ms_scan_self_t;
+MS_HIDDEN size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked,
+                                const ms_scan_self_t *self);
+MS_HIDDEN void   _ms_scan_init(void);                 /* constructor: memshim's data ranges */
+MS_HIDDEN bool   _ms_unwind_exit_frame(ms_scan_self_t *self); /* unwind.c: the program's frame under exit() */
+MS_HIDDEN void   _ms_internal_threads_forget(void);   /* fork child */
+MS_HIDDEN void   _ms_scan_thread_exit(void);          /* a thread ends: its stack is dead */
 MS_HIDDEN void   _ms_leak_items_free(ms_leak_item_t *items, size_t cap);
 MS_HIDDEN void   _ms_internal_thread_add(int tid);
 MS_HIDDEN bool   _ms_internal_thread(int tid);
-MS_HIDDEN int    _ms_leak_report(int at_exit);        /* returns leaks found (blocks) */
+MS_HIDDEN int    _ms_leak_report(int at_exit, const ms_scan_self_t *self); /* leaks found (blocks) */
 MS_HIDDEN void   _ms_leak_after_fork_child(void);
 MS_HIDDEN void   _ms_leak_init(void);                 /* constructor */
 MS_HIDDEN void   _ms_leak_at_exit(void);              /* destructor */
@@ -300,6 +316,7 @@ typedef struct ms_gc_figures_s {
     uint64_t time_ns;        /* spent collecting, in all */
 } ms_gc_figures_t;
 MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out) __attribute__((weak));
+MS_HIDDEN void   _ms_gc_glue_init(void) __attribute__((weak)); /* constructor: collector tables */
 
 /* ---- rss.c: the process's memory as the kernel counts it ----------------- */
 typedef struct ms_rss_s {

@@ -9,6 +9,7 @@
  * MEMSHIM_SAMPLE=N only about one allocation per N bytes pays for a stack;
  * every block still gets its record, which the leak scan needs. */
 #include <errno.h>
+#include <string.h>
 #include "shim.h"
 
 int _ms_track_on = 1;
@@ -90,6 +91,10 @@ ms_meta_t *_ms_meta_of(const void *p)
 static inline void scrub(void *p, size_t n)
 {
     if (p && n >= sizeof(void *)) ((uintptr_t *)p)[0] = 0;
+    /* memshim's own blocks (libunwind's, libdw's, the loader's for them) are
+     * roots of the scan: they must hold only what their owner wrote, not
+     * the program's old pointers. */
+    if (MS_UNLIKELY(_ms_busy) && p) memset(p, 0, n);
 }
 
 /* The record of a block just handed out: no validation needed. */

@@ -100,7 +100,9 @@ typedef struct ms_block_s { struct ms_block_s *next; } ms_block_t;
  * in their table entry.  Written without locks by whoever owns the block. */
 enum { MS_BLK_NEVER = 0, MS_BLK_LIVE = 1, MS_BLK_FREED = 2 };
 enum { MS_META_SAMPLED = 1,     /* has a stack; counts in reports */
-       MS_META_INTERNAL = 2 };   /* allocated on memshim's behalf (libunwind, libdw) */
+       MS_META_INTERNAL = 2,     /* allocated on memshim's behalf (libunwind, libdw) */
+       MS_META_GC_AT0 = 4,       /* a collector object, its header at the block's start */
+       MS_META_GC_AT16 = 8 };    /* a collector object, its header 16 bytes in */
 typedef struct ms_meta_s {
     uint32_t stack;        /* allocation stack id (stacks.c), 0 if unknown */
     uint32_t free_stack;   /* stack of the free that released it */

@@ -8,6 +8,8 @@
  * the constructor, and while memshim itself runs (the TLS guard), stacks
  * are not taken. */
 #include <dlfcn.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
 #include <link.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,6 +18,7 @@
 __thread int _ms_busy __attribute__((tls_model("initial-exec")));
 
 static int (*p_backtrace)(void **, int);
+static void *unw_lib;                   /* libunwind's handle, for the exit frame */
 static uintptr_t self_lo, self_hi;      /* memshim's own code: frames to hide */
 
 static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
@@ -43,6 +46,7 @@ void _ms_unwind_init(void)
         void **as = dlsym(h, "_ULx86_64_local_addr_space");
         if (set_policy && as) set_policy(*as, 2 /* UNW_CACHE_PER_THREAD */);
         p_backtrace = (int (*)(void **, int))dlsym(h, "unw_backtrace");
+        unw_lib = h;
     }
     if (!p_backtrace)
         _ms_message("libunwind.so.8 not found (%s): leak reports will have no stacks",
@@ -179,3 +183,60 @@ uint32_t _ms_capture_caller(uintptr_t ra)
     if (c) { c->one[h].ra = ra; c->one[h].id = id; }
     return id;
 }
+
+
+/* ---- the program's frame under exit() ---------------------------------------- *
+ * At exit memshim runs as a destructor, called by the dynamic loader's
+ * _dl_fini from libc's exit().  The live part of this thread's stack is the
+ * program's: from the first frame, walking out, whose code is neither
+ * memshim's, libc's nor the loader's (the function that called exit(), or
+ * _start when main returned).  Its stack pointer and the callee-saved
+ * registers as restored for it are what the leak scan takes as roots. */
+#if defined(__x86_64__)
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+bool _ms_unwind_exit_frame(ms_scan_self_t *self)
+{
+    if (!unw_lib) return false;
+    int (*getcontext_)(unw_context_t *) = (int (*)(unw_context_t *))dlsym(unw_lib, "_Ux86_64_getcontext");
+    int (*init)(unw_cursor_t *, unw_context_t *) =
+        (int (*)(unw_cursor_t *, unw_context_t *))dlsym(unw_lib, "_ULx86_64_init_local");
+    int (*step)(unw_cursor_t *) = (int (*)(unw_cursor_t *))dlsym(unw_lib, "_ULx86_64_step");
+    int (*get_reg)(unw_cursor_t *, int, unw_word_t *) =
+        (int (*)(unw_cursor_t *, int, unw_word_t *))dlsym(unw_lib, "_ULx86_64_get_reg");
+    if (!getcontext_ || !init || !step || !get_reg) return false;
+    Dl_info di;
+    const void *libc = dladdr((void *)(uintptr_t)&exit, &di) ? di.dli_fbase : NULL;
+    const void *ldso = (const void *)getauxval(AT_BASE);
+    static const int saved[] = { UNW_X86_64_RBX, UNW_X86_64_RBP, UNW_X86_64_R12,
+                                 UNW_X86_64_R13, UNW_X86_64_R14, UNW_X86_64_R15 };
+    unw_context_t ctx;
+    unw_cursor_t cur;
+    bool ok = false;
+    _ms_busy++;
+    if (getcontext_(&ctx) == 0 && init(&cur, &ctx) == 0) {
+        for (unsigned depth = 0; depth < 512; depth++) {
+            unw_word_t ip = 0, sp = 0;
+            if (get_reg(&cur, UNW_REG_IP, &ip) < 0 || get_reg(&cur, UNW_REG_SP, &sp) < 0) break;
+            self->sp = sp;
+            ok = true;
+            const void *base = ip && dladdr((void *)(ip - 1), &di) ? di.dli_fbase : NULL;
+            bool exit_path = (ip >= self_lo && ip < self_hi) || (base && (base == libc || base == ldso));
+            if (!exit_path) {
+                self->nregs = 0;
+                for (unsigned i = 0; i < sizeof saved / sizeof *saved; i++) {
+                    unw_word_t v = 0;
+                    if (get_reg(&cur, saved[i], &v) == 0) self->regs[self->nregs++] = v;
+                }
+                break;
+            }
+            if (step(&cur) <= 0) break;        /* outermost: nothing of the program here */
+        }
+    }
+    _ms_busy--;
+    return ok;
+}
+#else
+bool _ms_unwind_exit_frame(ms_scan_self_t *self) { (void)self; return false; }
+#endif
