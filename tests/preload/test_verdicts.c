@@ -1,0 +1,104 @@
+/* test_verdicts.c - leak verdicts a user can trust: the same exact figures
+ * in every stack layout (the environment padded by different lengths moves
+ * every frame), the same as valgrind memcheck's, whether the program
+ * returns from main, calls exit() from deep down, leaks from a thread that
+ * has ended, or takes a snapshot first.  No fixture here scrubs its stack.
+ * Also: unreadable blocks, and the collector API hiding no leak. */
+#include "leakrun.h"
+
+static const size_t pads[] = { 0, 1, 7, 13, 100, 333, 1000, 4097 };
+
+/* Run leak_shapes MODE with the environment padded by `pad` bytes; the
+ * report goes to stderr as text.  Fills the figures of the n-th summary. */
+static bool shapes_figures(const char *mode, size_t pad, int nth, long f[4])
+{
+    char *padv = malloc(pad + 16);
+    strcpy(padv, "MSPAD=");
+    memset(padv + 6, 'a', pad);
+    padv[6 + pad] = 0;
+    const char *env[] = { padv, NULL };
+    char *argv[] = { path_in_build("fixtures/leak_shapes"), (char *)mode, NULL };
+    run_t r = run_with(true, NULL, argv, env);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s: %s", mode, r.err);
+    const char *text = r.err;
+    for (int i = 0; i < nth && text; i++) {
+        text = strstr(text, "LEAK SUMMARY");
+        if (text) text++;
+    }
+    bool ok = text && text_kind(text, "definitely lost", &f[0], &f[1]) &&
+              text_kind(text, "indirectly lost", &f[2], &f[3]);
+    run_free(&r);
+    free(padv);
+    return ok;
+}
+
+static void same_in_every_layout(const char *mode, int nth)
+{
+    for (size_t i = 0; i < sizeof pads / sizeof *pads; i++) {
+        long f[4];
+        cr_assert(shapes_figures(mode, pads[i], nth, f), "%s: no summary %d (pad %zu)", mode, nth, pads[i]);
+        cr_expect(f[0] == 4 && f[1] == 1048678 && f[2] == 23 && f[3] == 1104,
+                  "%s, environment padded by %zu: definitely lost %ld blocks %ld bytes, indirectly %ld/%ld "
+                  "(want 4/1048678, 23/1104)", mode, pads[i], f[0], f[1], f[2], f[3]);
+    }
+}
+
+Test(layouts, main_returns, .timeout = 120)       { same_in_every_layout("return", 1); }
+Test(layouts, exit_from_deep_down, .timeout = 120) { same_in_every_layout("exit", 1); }
+Test(layouts, leaks_of_an_ended_thread, .timeout = 120) { same_in_every_layout("thread", 1); }
+Test(layouts, snapshot_then_exit, .timeout = 120)
+{
+    same_in_every_layout("snap", 1);     /* memshim_leak_check() */
+    same_in_every_layout("snap", 2);     /* and the exit report after it */
+}
+
+/* The same figures as memcheck's, mode by mode. */
+static void shapes_as_valgrind(const char *mode)
+{
+    if (access("/usr/bin/valgrind", X_OK) != 0) cr_skip_test("valgrind is not installed");
+    char *argv[] = { "valgrind", "--leak-check=full", path_in_build("fixtures/leak_shapes"), (char *)mode, NULL };
+    run_t vg = run_with(false, NULL, argv, NULL);
+    long v[4], m[4];
+    cr_assert(text_kind(vg.err, "definitely lost", &v[0], &v[1]) &&
+              text_kind(vg.err, "indirectly lost", &v[2], &v[3]), "valgrind said: %s", vg.err);
+    cr_assert(shapes_figures(mode, 0, 1, m));
+    for (int k = 0; k < 4; k++)
+        cr_expect_eq(m[k], v[k], "%s: memshim %ld/%ld %ld/%ld, valgrind %ld/%ld %ld/%ld", mode,
+                     m[0], m[1], m[2], m[3], v[0], v[1], v[2], v[3]);
+    run_free(&vg);
+}
+
+Test(layouts, as_valgrind_return, .timeout = 120) { shapes_as_valgrind("return"); }
+Test(layouts, as_valgrind_exit, .timeout = 120)   { shapes_as_valgrind("exit"); }
+Test(layouts, as_valgrind_thread, .timeout = 120) { shapes_as_valgrind("thread"); }
+
+Test(verdicts, unreadable_blocks_are_classified_not_read)
+{
+    run_t r;
+    char *json = run_reporting("fixtures/leak_protect", true, &r);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "the program or the scan failed: %s", r.err);
+    cr_assert_not_null(json, "no report: %s", r.err);
+    long b, n;
+    cr_assert(json_kind(json, "definitely_lost", &b, &n));
+    cr_expect(b == 2 && n == 300, "only what the unreadable parts pointed to is lost: %ld/%ld", b, n);
+    cr_assert(json_kind(json, "still_reachable", &b, &n));
+    cr_expect_geq(n, 8192 + (4 << 20), "the protected and the holed blocks are still reachable: %ld", n);
+    free(json);
+    run_free(&r);
+}
+
+Test(verdicts, registration_creates_no_root_and_objects_name_their_type)
+{
+    run_t r;
+    char *json = run_reporting("fixtures/leak_register", true, &r);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+    cr_assert_not_null(json, "no report: %s", r.err);
+    long b, n;
+    cr_assert(json_kind(json, "definitely_lost", &b, &n));
+    cr_expect(b == 2 && n == 64 + 24 + 32, "the registered block and the Widget: %ld/%ld\n%s", b, n, json);
+    cr_assert(json_kind(json, "indirectly_lost", &b, &n));
+    cr_expect(b == 1 && n == 32, "the block linked from it: %ld/%ld", b, n);
+    cr_expect(strstr(json, "\"type\": \"Widget\""), "the object's record names its type: %s", json);
+    free(json);
+    run_free(&r);
+}
