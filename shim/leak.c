@@ -75,6 +75,7 @@ void _ms_leak_init(void)
 void _ms_leak_after_fork_child(void)
 {
     _ms_leak_forked = 1;
+    _ms_leak_report_fork_child();
     reporter_alive = false;                 /* the reporter thread stayed in the parent */
 }
 

@@ -503,9 +503,36 @@ static void emit(const groups_t *gs, const cycles_t *cy, unsigned unparked, cons
 
 /* Scan, group, suppress, and write a report.  Returns the number of leaked
  * blocks (definitely, indirectly or possibly lost, not suppressed). */
+/* One report at a time, from scan to the last byte written: a snapshot
+ * (signal, memshim_leak_check) and the exit report never interleave.  The
+ * exit report is the last: a snapshot asked for while it runs is folded
+ * into it, and one asked for after it (a later destructor) returns at once
+ * with the exit report's count. */
+static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
+static int exit_done = -1;             /* leaks of the exit report, once made */
+
+void _ms_leak_report_fork_child(void) { pthread_mutex_init(&report_lock, NULL); exit_done = -1; }
+
+static int leak_report_locked(int at_exit, const ms_scan_self_t *self);
+
 int _ms_leak_report(int at_exit, const ms_scan_self_t *self)
 {
     if (!_ms_track_on) return 0;
+    int done = __atomic_load_n(&exit_done, __ATOMIC_ACQUIRE);
+    if (done >= 0) return done;
+    pthread_mutex_lock(&report_lock);
+    if ((done = __atomic_load_n(&exit_done, __ATOMIC_ACQUIRE)) >= 0) {
+        pthread_mutex_unlock(&report_lock);
+        return done;
+    }
+    int leaks = leak_report_locked(at_exit, self);
+    if (at_exit) __atomic_store_n(&exit_done, leaks, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&report_lock);
+    return leaks;
+}
+
+static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
+{
     ms_leak_item_t *items;
     unsigned unparked;
     size_t cap;

@@ -208,6 +208,7 @@ MS_HIDDEN void   _ms_internal_thread_add(int tid);
 MS_HIDDEN bool   _ms_internal_thread(int tid);
 MS_HIDDEN int    _ms_leak_report(int at_exit, const ms_scan_self_t *self); /* leaks found (blocks) */
 MS_HIDDEN void   _ms_leak_after_fork_child(void);
+MS_HIDDEN void   _ms_leak_report_fork_child(void);    /* report.c: the report lock */
 MS_HIDDEN void   _ms_leak_init(void);                 /* constructor */
 MS_HIDDEN void   _ms_leak_at_exit(void);              /* destructor */
 MS_HIDDEN extern int _ms_leak_forked;                 /* this process is a forked child */

@@ -102,3 +102,19 @@ Test(verdicts, registration_creates_no_root_and_objects_name_their_type)
     free(json);
     run_free(&r);
 }
+
+/* A report asked for by signal just before exit races the exit report;
+ * the exit report (and MEMSHIM_EXITCODE) must win every time. */
+Test(verdicts, a_snapshot_near_exit_never_loses_the_exit_report, .timeout = 120)
+{
+    const char *env[] = { "MEMSHIM_REPORT_SIGNAL=SIGUSR1", "MEMSHIM_EXITCODE=7", NULL };
+    for (int i = 0; i < 12; i++) {
+        run_t r = run_fixture("fixtures/leak_signal_exit", env);
+        cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 7,
+                  "run %d: exit status %d, want MEMSHIM_EXITCODE's 7; stderr: %s", i,
+                  WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -WTERMSIG(r.status), r.err);
+        cr_expect(strstr(r.err, "memshim leak report (at exit)") &&
+                  strstr(r.err, "77 bytes in 1 blocks are definitely lost"), "run %d: %s", i, r.err);
+        run_free(&r);
+    }
+}
