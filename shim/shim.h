@@ -207,6 +207,8 @@ typedef struct ms_frame_s {
 } ms_frame_t;
 MS_HIDDEN void   _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full);
 MS_HIDDEN void   _ms_symbolize_refresh(void);
+MS_HIDDEN void   _ms_symbolize_lock(void);            /* fork: before every other lock */
+MS_HIDDEN void   _ms_symbolize_unlock(bool child);
 
 /* ---- meta.c: memory for memshim's own bookkeeping (never the program's heap) */
 MS_HIDDEN void  *_ms_meta_alloc(size_t size);           /* zeroed, 16-aligned */

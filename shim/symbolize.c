@@ -8,7 +8,14 @@
  * names and module+offset.  C++ names are demangled when libstdc++ is
  * loaded.  Results are cached per address.  Runs only outside the
  * allocator's locks (it allocates, with _ms_busy set so its own blocks get
- * no stacks). */
+ * no stacks).
+ *
+ * Fork: every call into libdw, libelf and the demangler is made under
+ * sym_lock, and fork's prepare handler (init.c) takes sym_lock before the
+ * allocator's locks.  So no thread is inside libdw when the process forks:
+ * the child finds the Dwfl, the cache and libdw's own state consistent,
+ * re-initialises sym_lock and goes on with them (its exit report needs
+ * them). */
 #include <dlfcn.h>
 #include <elfutils/libdwfl.h>
 #include <string.h>
@@ -33,6 +40,13 @@ static size_t   cache_cap, cache_used;
 static void (*p_report_begin)(Dwfl *);
 static int (*p_proc_report)(Dwfl *, pid_t);
 static int (*p_report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *);
+
+void _ms_symbolize_lock(void) { pthread_mutex_lock(&sym_lock); }
+void _ms_symbolize_unlock(bool child)
+{
+    if (child) pthread_mutex_init(&sym_lock, NULL);
+    else pthread_mutex_unlock(&sym_lock);
+}
 
 /* Modules may have come and gone since the last report: look again. */
 void _ms_symbolize_refresh(void)
