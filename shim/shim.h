@@ -26,6 +26,15 @@ MS_HIDDEN uint64_t _ms_os_now_ns(void);
 MS_HIDDEN bool   _ms_os_secure(void);                     /* AT_SECURE: setuid/setgid */
 MS_HIDDEN ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap);
 MS_HIDDEN uint64_t _ms_os_status_kb(const char *status, const char *key);
+MS_HIDDEN bool   _ms_os_can_read(const void *p);          /* no fault, no descriptor */
+MS_HIDDEN long   _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f);
+MS_HIDDEN bool   _ms_os_protect(void *page, size_t size, bool writable);
+
+/* ---- hook.c: descriptors of memshim's libraries out of the program's way - */
+#define MS_FD_MIN 100                   /* memshim's descriptors sit at or above */
+MS_HIDDEN int    _ms_fd_out_of_the_way(int fd);         /* O_CLOEXEC, moved >= MS_FD_MIN */
+MS_HIDDEN void   _ms_hook_libunwind(void *handle);      /* before its first unwind */
+MS_HIDDEN void   _ms_hook_libdw(void *handle);
 
 /* ---- segment.c: segments, pages, the ownership bitmap ------------------ */
 MS_HIDDEN void           _ms_segment_init(void);

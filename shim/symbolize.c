@@ -17,6 +17,7 @@
  * re-initialises sym_lock and goes on with them (its exit report needs
  * them). */
 #include <dlfcn.h>
+#include <errno.h>
 #include <elfutils/libdwfl.h>
 #include <string.h>
 #include <unistd.h>
@@ -69,6 +70,7 @@ static void load_libdw(void)
     tried = 1;
     void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!h) return;
+    _ms_hook_libdw(h);                     /* its files close-on-exec and high (hook.c) */
     Dwfl *(*begin)(const Dwfl_Callbacks *) = dlsym(h, "dwfl_begin");
     int (*proc_report)(Dwfl *, pid_t) = p_proc_report = dlsym(h, "dwfl_linux_proc_report");
     int (*report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *) =
@@ -132,6 +134,7 @@ void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
 {
     memset(f, 0, sizeof *f);
     f->ip = ip;
+    int saved = errno;
     _ms_busy++;
     pthread_mutex_lock(&sym_lock);
     if (full && !tried) load_libdw();
@@ -172,4 +175,5 @@ void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
 out:
     pthread_mutex_unlock(&sym_lock);
     _ms_busy--;
+    errno = saved;
 }

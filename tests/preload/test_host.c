@@ -1,0 +1,118 @@
+/* test_host.c - memshim lives inside someone else's process and must not
+ * harm it: descriptors, errno, memory limits, malformed settings (issue 9).
+ * Each test runs a fixture of tests/fixtures/ under LD_PRELOAD, with a hang
+ * guard. */
+#include <criterion/criterion.h>
+#include "helpers.h"
+
+/* A scratch directory; removed with its files by rm_dir. */
+static const char *mk_dir(char *buf)
+{
+    strcpy(buf, "/tmp/mshostXXXXXX");
+    cr_assert_not_null(mkdtemp(buf));
+    return buf;
+}
+
+static void rm_dir(const char *dir)
+{
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
+}
+
+static h_run_t run;
+
+/* ---- descriptors -------------------------------------------------------------- */
+
+/* A program that closes every descriptor from 3 and opens files keeps them:
+ * libunwind's memory-validation pipe used to sit on 3 and 4, and its next
+ * validation read from the program's file, closed it and put a pipe there. */
+Test(host_fds, program_closing_and_reusing_descriptors_keeps_its_files, .timeout = 120)
+{
+    char dir[64], rep[PATH_MAX + 32], where[PATH_MAX + 32];
+    mk_dir(dir);
+    snprintf(rep, sizeof rep, "MEMSHIM_REPORT=%s/report", dir);
+    snprintf(where, sizeof where, "FD_HYGIENE_DIR=%s", dir);
+    h_run_fixture2(&run, "fd_hygiene", "reuse", rep, where, 60);
+    char out[sizeof run.out];
+    memcpy(out, run.out, sizeof out);
+    rm_dir(dir);
+    cr_assert_eq(run.timed_out, 0);
+    cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s%s", out, run.err);
+    cr_expect(strstr(out, "fd_hygiene done"), "%s", out);
+}
+
+/* The last "name:" line of s, its fields split. */
+static int fields(const char *s, const char *name, char f[][16], int max)
+{
+    const char *p = strstr(s, name);
+    if (!p) return -1;
+    p += strlen(name);
+    int n = 0;
+    while (*p && *p != '\n' && n < max) {
+        while (*p == ' ') p++;
+        if (!*p || *p == '\n') break;
+        int k = 0;
+        while (*p && *p != ' ' && *p != '\n' && k < 15) f[n][k++] = *p++;
+        f[n][k] = 0;
+        n++;
+    }
+    return n;
+}
+
+static bool has(char f[][16], int n, const char *x)
+{
+    for (int i = 0; i < n; i++) if (strcmp(f[i], x) == 0) return true;
+    return false;
+}
+
+/* At main() the program finds the descriptors it inherited and, of
+ * memshim's, only close-on-exec ones at 100 and above; a child it starts
+ * (after a leak report, with the symbolizer's files open) inherits exactly
+ * what it would without memshim. */
+Test(host_fds, no_descriptor_of_memshim_in_the_low_range_or_in_children, .timeout = 120)
+{
+    char dir[64], rep[PATH_MAX + 32], where[PATH_MAX + 32];
+    mk_dir(dir);
+    snprintf(rep, sizeof rep, "MEMSHIM_REPORT=%s/report", dir);
+    snprintf(where, sizeof where, "FD_HYGIENE_DIR=%s", dir);
+    static h_run_t plain;
+    char prog[PATH_MAX + 2];
+    snprintf(prog, sizeof prog, "%s", h_path("fixtures/fd_hygiene"));
+    char *argv[] = { prog, "list", dir, NULL };
+    const char *env[] = { "LD_PRELOAD=", NULL };
+    h_run(&plain, argv, env, 60);
+    h_run_fixture2(&run, "fd_hygiene", "list", rep, where, 60);
+    rm_dir(dir);
+    cr_assert(WIFEXITED(plain.status) && WEXITSTATUS(plain.status) == 0, "%s", plain.err);
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s", run.err);
+    char want[256][16], got[256][16];
+    int nw = fields(plain.out, "main:", want, 256), ng = fields(run.out, "main:", got, 256);
+    cr_assert(nw > 0 && ng > 0, "%s / %s", plain.out, run.out);
+    for (int i = 0; i < nw; i++) cr_expect(has(got, ng, want[i]), "fd %s lost with memshim", want[i]);
+    for (int i = 0; i < ng; i++) {
+        if (has(want, nw, got[i])) continue;
+        int fd = atoi(got[i]);
+        cr_expect(strchr(got[i], 'c') && fd >= 100,
+                  "memshim's fd %s at main() is not close-on-exec at 100 or above: %s", got[i], run.out);
+    }
+    nw = fields(plain.out, "child:", want, 256);
+    ng = fields(run.out, "child:", got, 256);
+    cr_assert(nw > 0, "%s", plain.out);
+    cr_expect_eq(ng, nw, "a child sees %d descriptors with memshim, %d without: %s / %s", ng, nw,
+                 run.out, plain.out);
+    for (int i = 0; i < ng; i++) cr_expect(has(want, nw, got[i]), "the child inherited fd %s", got[i]);
+}
+
+/* ---- errno ---------------------------------------------------------------------- */
+
+static void errno_kept(const char *track)
+{
+    h_run_fixture(&run, "errno_kept", NULL, track, 60);
+    cr_assert_eq(run.timed_out, 0);
+    cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s%s", run.out, run.err);
+    cr_expect(strstr(run.out, "errno_kept done"), "%s", run.out);
+}
+
+Test(host_errno, kept_by_every_successful_call_with_tracking, .timeout = 90) { errno_kept("MEMSHIM_TRACK=1"); }
+Test(host_errno, kept_by_every_successful_call_without_tracking, .timeout = 90) { errno_kept("MEMSHIM_TRACK=0"); }
