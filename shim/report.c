@@ -328,7 +328,10 @@ static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
 {
     const uintptr_t *ip;
     unsigned n = _ms_stack_get(stack, &ip);
-    if (!n) { _ms_bprintf(b, "==%d==    (no stack recorded)\n", pid); return; }
+    if (!n) {
+        _ms_bprintf(b, "==%d==    (no stack%s)\n", pid, stack == MS_STACK_OOM ? ": out of memory" : " recorded");
+        return;
+    }
     for (unsigned i = 0; i < n; i++) {
         ms_frame_t f;
         _ms_symbolize(ip[i], &f, true);

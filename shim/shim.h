@@ -180,6 +180,7 @@ MS_HIDDEN double _ms_exp_neg(double x);
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
 MS_HIDDEN void   _ms_unwind_init(void);
 MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
+#define MS_STACK_OOM 0xFFFFFFFFu        /* a stack not stored: memshim's memory ran out */
 MS_HIDDEN uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n);
 MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);
 MS_HIDDEN uint32_t _ms_stack_count(void);
