@@ -256,6 +256,7 @@ MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
 MS_HIDDEN void   _ms_options_load_reporting(void);      /* stats/RSS options: stats.c */
 MS_HIDDEN const char *_ms_getenv(const char *name);
+MS_HIDDEN const char *_ms_value_shown(const char *v, char *buf, size_t cap); /* cut to 64 + "..." */
 MS_HIDDEN int    _ms_parse_signal(const char *v);       /* 0 if malformed */
 MS_HIDDEN int    _ms_parse_bool(const char *name, const char *v, int dflt);  /* warns */
 MS_HIDDEN bool   _ms_parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out);
