@@ -51,6 +51,8 @@ void _ms_leak_init(void)
     _ms_scan_init();
     if (_ms_opt.report_signal) {
         if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+            sig_pipe[0] = _ms_fd_out_of_the_way(sig_pipe[0]);     /* out of the program's range */
+            sig_pipe[1] = _ms_fd_out_of_the_way(sig_pipe[1]);
             int fl = fcntl(sig_pipe[0], F_GETFL);
             fcntl(sig_pipe[0], F_SETFL, fl & ~O_NONBLOCK);      /* the reader blocks */
             sigset_t all, old;

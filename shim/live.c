@@ -59,7 +59,7 @@ bool _ms_live_open(void)
     _ms_buf_init(&b, name, sizeof name - 1, -1);
     _ms_bprintf(&b, "%s%d", MS_LIVE_NAME, (int)getpid());
     name[b.len] = 0;
-    int fd = memfd_create(name, MFD_CLOEXEC);
+    int fd = _ms_fd_out_of_the_way(memfd_create(name, MFD_CLOEXEC));
     struct stat st;
     if (fd < 0 || fchmod(fd, 0600) != 0 || ftruncate(fd, sizeof live) != 0 || fstat(fd, &st) != 0) {
         _ms_message("MEMSHIM_LIVE: cannot create the live region (%s); not publishing",

@@ -44,6 +44,21 @@ bool _ms_parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
     return true;
 }
 
+/* A value as messages show it: at most 64 characters, then "..." and its
+ * length, so a malformed 100 KB value makes one readable line. */
+const char *_ms_value_shown(const char *v, char *buf, size_t cap)
+{
+    size_t n = strlen(v);
+    if (n <= 64 || cap < 96) return v;
+    ms_buf_t b;
+    _ms_buf_init(&b, buf, cap - 1, -1);
+    memcpy(buf, v, 64);
+    b.len = 64;
+    _ms_bprintf(&b, "... (%zu bytes)", n);
+    buf[b.len] = 0;
+    return buf;
+}
+
 /* "1", "0", "yes", "no", "true", "false", "on", "off". */
 int _ms_parse_bool(const char *name, const char *v, int dflt)
 {
@@ -52,7 +67,9 @@ int _ms_parse_bool(const char *name, const char *v, int dflt)
         if (strcasecmp(v, yes[i]) == 0) return 1;
         if (strcasecmp(v, no[i]) == 0) return 0;
     }
-    _ms_message("%s=%s: expected 1 or 0 (yes/no, true/false, on/off); using %d", name, v, dflt);
+    char shown[128];
+    _ms_message("%s=%s: expected 1 or 0 (yes/no, true/false, on/off); using %d", name,
+                _ms_value_shown(v, shown, sizeof shown), dflt);
     return dflt;
 }
 
@@ -103,8 +120,9 @@ static bool parse_num(const char *name, const char *v, uint64_t lo, uint64_t hi,
     if (*p || x < lo || x > hi) goto bad;
     *out = x;
     return true;
-bad:
-    _ms_message("%s=%s: expected %s; using the default", name, v, form);
+bad:;
+    char shown[128];
+    _ms_message("%s=%s: expected %s; using the default", name, _ms_value_shown(v, shown, sizeof shown), form);
     return false;
 }
 
@@ -124,8 +142,10 @@ static void parse_show(const char *v)
             for (k = 0; k < MS_NKINDS; k++)
                 if (strlen(names[k]) == len && strncmp(p, names[k], len) == 0) break;
             if (k == MS_NKINDS) {
+                char shown[128];
                 _ms_message("MEMSHIM_SHOW=%s: expected a comma list of definite, indirect, "
-                            "possible, reachable, or all/none; using definite,indirect,possible", v);
+                            "possible, reachable, or all/none; using definite,indirect,possible",
+                            _ms_value_shown(v, shown, sizeof shown));
                 return;
             }
             bits |= 1u << k;
@@ -160,18 +180,21 @@ void _ms_options_load(void)
 {
     _ms_options_load_reporting();
     const char *v;
+    char shown[128];
     if ((v = _ms_getenv("MEMSHIM_VERBOSE"))) _ms_opt.verbose = _ms_parse_bool("MEMSHIM_VERBOSE", v, 0);
     if ((v = _ms_getenv("MEMSHIM_ON_ERROR"))) {
         if (strcmp(v, "abort") == 0) _ms_opt.on_error = MS_ON_ERROR_ABORT;
         else if (strcmp(v, "continue") == 0) _ms_opt.on_error = MS_ON_ERROR_CONTINUE;
-        else _ms_message("MEMSHIM_ON_ERROR=%s: expected abort or continue; using abort", v);
+        else _ms_message("MEMSHIM_ON_ERROR=%s: expected abort or continue; using abort",
+                         _ms_value_shown(v, shown, sizeof shown));
     }
     uint64_t n;
     if ((v = _ms_getenv("MEMSHIM_TRACK"))) _ms_opt.track = _ms_parse_bool("MEMSHIM_TRACK", v, 1);
     if ((v = _ms_getenv("MEMSHIM_REPORT_FORMAT"))) {
         if (strcmp(v, "json") == 0) _ms_opt.json = 1;
         else if (strcmp(v, "text") == 0) _ms_opt.json = 0;
-        else _ms_message("MEMSHIM_REPORT_FORMAT=%s: expected text or json; using text", v);
+        else _ms_message("MEMSHIM_REPORT_FORMAT=%s: expected text or json; using text",
+                         _ms_value_shown(v, shown, sizeof shown));
     }
     if ((v = _ms_getenv("MEMSHIM_STACK_DEPTH")) &&
         parse_num("MEMSHIM_STACK_DEPTH", v, 1, MS_MAX_STACK, false, &n, "a number of frames from 1 to 64"))
@@ -186,7 +209,7 @@ void _ms_options_load(void)
         _ms_opt.sample = n;
     if ((v = _ms_getenv("MEMSHIM_REPORT_SIGNAL")) && *v && !(_ms_opt.report_signal = _ms_parse_signal(v)))
         _ms_message("MEMSHIM_REPORT_SIGNAL=%s: expected a signal name or number such as "
-                    "SIGUSR1, USR2, SIGHUP or SIGRTMIN+2; ignored", v);
+                    "SIGUSR1, USR2, SIGHUP or SIGRTMIN+2; ignored", _ms_value_shown(v, shown, sizeof shown));
     bool secure = _ms_os_secure();
     if ((v = _ms_getenv("MEMSHIM_REPORT")) && *v) {
         if (secure) _ms_message("MEMSHIM_REPORT ignored: file names are not taken in a setuid/setgid program");

@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <string.h>
@@ -151,3 +153,66 @@ void _ms_os_sleep_us(unsigned us)
 }
 
 int _ms_os_tgkill(int pid, int tid, int sig) { return (int)syscall(SYS_tgkill, pid, tid, sig); }
+
+/* Whether the byte at p can be read, without faulting and without a
+ * descriptor: process_vm_readv of our own memory fails with EFAULT on an
+ * unmapped or unreadable page.  Where a sandbox forbids it (EPERM, ENOSYS),
+ * a pipe of memshim's own does the job (write(2) fails with EFAULT just the
+ * same), kept high and close-on-exec, and checked to be still ours (the
+ * program may close and reuse any number) before every use. */
+static int   vm_read_broken;
+static int   probe_pipe[2] = { -1, -1 };
+static dev_t probe_dev;
+static ino_t probe_ino;
+
+static bool probe_pipe_ours(void)
+{
+    struct stat st;
+    return probe_pipe[0] >= 0 && fstat(probe_pipe[0], &st) == 0 && S_ISFIFO(st.st_mode) &&
+           st.st_dev == probe_dev && st.st_ino == probe_ino;
+}
+
+bool _ms_os_can_read(const void *p)
+{
+    int saved = errno;
+    char c;
+    bool ok = false;
+    if (!__atomic_load_n(&vm_read_broken, __ATOMIC_RELAXED)) {
+        struct iovec local = { &c, 1 }, remote = { (void *)p, 1 };
+        ssize_t r = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+        if (r == 1 || errno == EFAULT) { errno = saved; return r == 1; }
+        __atomic_store_n(&vm_read_broken, 1, __ATOMIC_RELAXED);
+    }
+    if (!probe_pipe_ours()) {
+        int fds[2];
+        if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) { errno = saved; return false; }
+        for (int i = 0; i < 2; i++) {
+            int high = fcntl(fds[i], F_DUPFD_CLOEXEC, MS_FD_MIN);
+            if (high >= 0) { close(fds[i]); fds[i] = high; }
+        }
+        struct stat st;
+        fstat(fds[0], &st);
+        probe_dev = st.st_dev;
+        probe_ino = st.st_ino;
+        probe_pipe[1] = fds[1];
+        __atomic_store_n(&probe_pipe[0], fds[0], __ATOMIC_RELEASE);
+    }
+    ok = write(probe_pipe[1], p, 1) == 1;
+    while (read(probe_pipe[0], &c, 1) == 1) {}
+    errno = saved;
+    return ok;
+}
+
+long _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+{
+    return syscall(nr, a, b, c, d, e, f);
+}
+
+/* Make a page of a library's relocation table writable (or read-only again). */
+bool _ms_os_protect(void *page, size_t size, bool writable)
+{
+    int saved = errno;
+    bool ok = mprotect(page, size, PROT_READ | (writable ? PROT_WRITE : 0)) == 0;
+    errno = saved;
+    return ok;
+}

@@ -5,9 +5,11 @@
  * so a program that closed fd 2 still gets its report) or, atomically, to
  * MEMSHIM_REPORT: a temporary file created 0600 without following links,
  * then renamed into place. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "shim.h"
 #include "../collector/collector.h"
@@ -217,28 +219,105 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
 
 /* ---- suppressions ---------------------------------------------------------------- */
 
-typedef struct { char *text; size_t len; const char *pat[512]; unsigned n; } supp_t;
+/* The patterns of MEMSHIM_SUPPRESS, one a line: the file is read whole
+ * into memshim's own memory (grown as needed, up to SUPP_MAX_BYTES), the
+ * pattern list grows with it.  Only a regular file is read: a directory,
+ * device, FIFO or socket is refused with one line (opened O_NONBLOCK, so a
+ * FIFO without a writer cannot hang the report). */
+#define SUPP_MAX_BYTES ((size_t)16 << 20)
+
+typedef struct { char *text; size_t len, cap; const char **pat; unsigned n, pcap; } supp_t;
+
+static void supp_free(supp_t *s)
+{
+    if (s->text) _ms_meta_free(s->text, s->cap);
+    if (s->pat) _ms_meta_free((void *)s->pat, s->pcap * sizeof *s->pat);
+    memset(s, 0, sizeof *s);
+}
+
+static bool supp_add(supp_t *s, const char *p)
+{
+    if (s->n == s->pcap) {
+        size_t ncap = s->pcap ? (size_t)s->pcap * 2 : 64;
+        const char **np = _ms_meta_alloc(ncap * sizeof *np);
+        if (!np) return false;
+        if (s->pat) {
+            memcpy(np, s->pat, s->n * sizeof *np);
+            _ms_meta_free((void *)s->pat, s->pcap * sizeof *s->pat);
+        }
+        s->pat = np;
+        s->pcap = (unsigned)ncap;
+    }
+    s->pat[s->n++] = p;
+    return true;
+}
+
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+         : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
 
 static void supp_load(supp_t *s)
 {
     memset(s, 0, sizeof *s);
     if (!_ms_opt.suppress) return;
-    int fd = open(_ms_opt.suppress, O_RDONLY | O_CLOEXEC);
+    char shown[128];
+    const char *name = _ms_value_shown(_ms_opt.suppress, shown, sizeof shown);
+    int fd = open(_ms_opt.suppress, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
-        _ms_message("MEMSHIM_SUPPRESS=%s: cannot open the suppressions file; no suppressions",
-                    _ms_opt.suppress);
+        _ms_message("MEMSHIM_SUPPRESS=%s: cannot open the suppressions file; no suppressions", name);
         return;
     }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        _ms_message("MEMSHIM_SUPPRESS=%s: %s, not a file of patterns; no suppressions", name,
+                    fstat(fd, &st) == 0 ? file_kind(st.st_mode) : "cannot be examined");
+        close(fd);
+        return;
+    }
+    /* /proc files say size 0 and have text: read until the end, growing. */
     size_t cap = 1 << 16;
+    while (cap < (size_t)st.st_size + 1 && cap < SUPP_MAX_BYTES) cap *= 2;
     s->text = _ms_meta_alloc(cap);
-    ssize_t r;
-    while (s->text && s->len + 1 < cap && (r = read(fd, s->text + s->len, cap - 1 - s->len)) > 0)
+    s->cap = s->text ? cap : 0;
+    ssize_t r = 0;
+    bool too_big = false;
+    while (s->text) {
+        if (s->len + 1 == s->cap) {
+            if (s->cap >= SUPP_MAX_BYTES) { too_big = true; break; }
+            char *n = _ms_meta_alloc(s->cap * 2);
+            if (!n) break;
+            memcpy(n, s->text, s->len);
+            _ms_meta_free(s->text, s->cap);
+            s->text = n;
+            s->cap *= 2;
+        }
+        r = read(fd, s->text + s->len, s->cap - 1 - s->len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
         s->len += (size_t)r;
+    }
     close(fd);
-    if (!s->text) return;
+    if (!s->text || (s->len + 1 == s->cap && !too_big)) {
+        _ms_message("MEMSHIM_SUPPRESS=%s: out of memory for the suppressions; no suppressions", name);
+        supp_free(s);
+        return;
+    }
+    if (r < 0) {
+        _ms_message("MEMSHIM_SUPPRESS=%s: cannot read the suppressions file (error %d); no suppressions",
+                    name, errno);
+        supp_free(s);
+        return;
+    }
+    if (too_big)
+        _ms_message("MEMSHIM_SUPPRESS=%s: larger than %zu MiB; only its first %zu MiB are used", name,
+                    SUPP_MAX_BYTES >> 20, SUPP_MAX_BYTES >> 20);
+    s->text[s->len] = 0;
     char *p = s->text, *end = s->text + s->len;
-    unsigned lineno = 0;
-    while (p < end && s->n < 512) {
+    unsigned lineno = 0, skipped = 0, first_skipped = 0;
+    bool oom = false;
+    while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl) nl = end;
         *nl = 0;
@@ -253,16 +332,24 @@ static void supp_load(supp_t *s)
                 const char *c = p;
                 while ((*c >= 'a' && *c <= 'z') || *c == '_') c++;
                 if (c > p && c[0] == ':' && c[1] != ':') {
-                    _ms_message("MEMSHIM_SUPPRESS=%s line %u: expected leak:PATTERN or PATTERN; skipped",
-                                _ms_opt.suppress, lineno);
+                    if (!skipped++) first_skipped = lineno;
                     p = nl + 1;
                     continue;
                 }
             }
-            if (*p) s->pat[s->n++] = p;
+            if (*p && !oom && !supp_add(s, p)) {
+                oom = true;
+                _ms_message("MEMSHIM_SUPPRESS=%s: out of memory at line %u; the patterns from there on are "
+                            "not used", name, lineno);
+            }
         }
         p = nl + 1;
     }
+    if (skipped == 1)
+        _ms_message("MEMSHIM_SUPPRESS=%s line %u: expected leak:PATTERN or PATTERN; skipped", name, first_skipped);
+    else if (skipped > 1)
+        _ms_message("MEMSHIM_SUPPRESS=%s: %u lines (the first is line %u) are not leak:PATTERN or PATTERN; "
+                    "skipped", name, skipped, first_skipped);
 }
 
 /* Glob match with '*', anchored with ^ and $; otherwise a substring match. */
@@ -336,7 +423,10 @@ static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
 {
     const uintptr_t *ip;
     unsigned n = _ms_stack_get(stack, &ip);
-    if (!n) { _ms_bprintf(b, "==%d==    (no stack recorded)\n", pid); return; }
+    if (!n) {
+        _ms_bprintf(b, "==%d==    (no stack%s)\n", pid, stack == MS_STACK_OOM ? ": out of memory" : " recorded");
+        return;
+    }
     for (unsigned i = 0; i < n; i++) {
         ms_frame_t f;
         _ms_symbolize(ip[i], &f, true);
@@ -566,7 +656,7 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
         if (shown || _ms_opt.report[0] || !at_exit)
             emit(&gs, &cy, unparked, at_exit ? "at exit" : "snapshot");
         cycles_free(&cy);
-        if (sp.text) _ms_meta_free(sp.text, 1 << 16);
+        supp_free(&sp);
         _ms_meta_free(gs.g, gs.cap * sizeof *gs.g);
     }
     _ms_leak_items_free(items, cap);

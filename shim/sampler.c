@@ -75,7 +75,7 @@ static bool log_open(void)
         _ms_message("MEMSHIM_RSS_LOG: file name too long; no RSS log");
         return false;
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = _ms_fd_out_of_the_way(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         _ms_message("MEMSHIM_RSS_LOG: cannot open %s for writing; no RSS log", path);

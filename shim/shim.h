@@ -26,6 +26,15 @@ MS_HIDDEN uint64_t _ms_os_now_ns(void);
 MS_HIDDEN bool   _ms_os_secure(void);                     /* AT_SECURE: setuid/setgid */
 MS_HIDDEN ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap);
 MS_HIDDEN uint64_t _ms_os_status_kb(const char *status, const char *key);
+MS_HIDDEN bool   _ms_os_can_read(const void *p);          /* no fault, no descriptor */
+MS_HIDDEN long   _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f);
+MS_HIDDEN bool   _ms_os_protect(void *page, size_t size, bool writable);
+
+/* ---- hook.c: descriptors of memshim's libraries out of the program's way - */
+#define MS_FD_MIN 100                   /* memshim's descriptors sit at or above */
+MS_HIDDEN int    _ms_fd_out_of_the_way(int fd);         /* O_CLOEXEC, moved >= MS_FD_MIN */
+MS_HIDDEN void   _ms_hook_libunwind(void *handle);      /* before its first unwind */
+MS_HIDDEN void   _ms_hook_libdw(void *handle);
 
 /* ---- segment.c: segments, pages, the ownership bitmap ------------------ */
 MS_HIDDEN void           _ms_segment_init(void);
@@ -172,6 +181,7 @@ MS_HIDDEN double _ms_exp_neg(double x);
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
 MS_HIDDEN void   _ms_unwind_init(void);
 MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
+#define MS_STACK_OOM 0xFFFFFFFFu        /* a stack not stored: memshim's memory ran out */
 MS_HIDDEN uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n);
 MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);
 MS_HIDDEN uint32_t _ms_stack_count(void);
@@ -224,6 +234,8 @@ typedef struct ms_frame_s {
 } ms_frame_t;
 MS_HIDDEN void   _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full);
 MS_HIDDEN void   _ms_symbolize_refresh(void);
+MS_HIDDEN void   _ms_symbolize_lock(void);            /* fork: before every other lock */
+MS_HIDDEN void   _ms_symbolize_unlock(bool child);
 
 /* ---- meta.c: memory for memshim's own bookkeeping (never the program's heap) */
 MS_HIDDEN void  *_ms_meta_alloc(size_t size);           /* zeroed, 16-aligned */
@@ -261,6 +273,7 @@ MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
 MS_HIDDEN void   _ms_options_load_reporting(void);      /* stats/RSS options: stats.c */
 MS_HIDDEN const char *_ms_getenv(const char *name);
+MS_HIDDEN const char *_ms_value_shown(const char *v, char *buf, size_t cap); /* cut to 64 + "..." */
 MS_HIDDEN int    _ms_parse_signal(const char *v);       /* 0 if malformed */
 MS_HIDDEN int    _ms_parse_bool(const char *name, const char *v, int dflt);  /* warns */
 MS_HIDDEN bool   _ms_parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out);

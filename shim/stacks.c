@@ -1,8 +1,16 @@
 /* stacks.c - the trace table: every distinct allocation stack is stored once
  * and named by a 32-bit id, so a block's record holds 4 bytes, not a stack.
  *
- * Entries are appended to one arena and never move or die; the id is the
- * entry's word offset + 1 (0 means "no stack").  Lookups probe an
+ * Entries are appended to an arena and never move or die; the id is the
+ * entry's word position + 1 (0 means "no stack").  The arena is a series of
+ * chunks, each twice the one before (64 KiB, 128 KiB, ... up to 256 MiB in
+ * all), mapped only when the one before is full, so a program under a
+ * memory limit (ulimit -v) pays for the stacks it has, not for a
+ * reservation.  Chunk k holds word positions [CHUNK0 * (2^k - 1),
+ * CHUNK0 * (2^(k+1) - 1)); an entry never straddles two.  If memshim's
+ * memory runs out, stacks are no longer stored: _ms_stack_intern returns
+ * MS_STACK_OOM (no frames, "no stack: out of memory" in reports) without
+ * trying again, and the program's allocations go on.  Lookups probe an
  * open-addressing table of ids without a lock; insertion takes stack_lock,
  * re-probes, appends and publishes the id with a release store.  When the
  * table passes half full a table twice the size is built and published;
@@ -11,7 +19,8 @@
 #include <string.h>
 #include "shim.h"
 
-#define ARENA_BYTES  ((size_t)256 << 20)     /* reserved, touched as used */
+#define CHUNK0_WORDS ((size_t)8192)          /* 64 KiB: the first chunk */
+#define NCHUNKS      13                      /* 64 KiB << 12 = 256 MiB: 512 MiB in all */
 
 typedef struct {
     uint64_t  hash;
@@ -27,10 +36,21 @@ typedef struct {
 } stack_table;
 
 static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
-static uintptr_t   *arena;          /* words; appended under stack_lock */
-static size_t       arena_used;     /* words in use (stack_lock) */
+static uintptr_t   *chunks[NCHUNKS]; /* published before any id inside them */
+static size_t       arena_used;     /* word position of the next entry (stack_lock) */
 static stack_table *table;          /* current table, read lock-free */
 static uint32_t     nstacks;
+static int          out_of_memory;  /* no more stacks are stored */
+
+static size_t chunk_start(unsigned k) { return CHUNK0_WORDS * (((size_t)1 << k) - 1); }
+static size_t chunk_words(unsigned k) { return CHUNK0_WORDS << k; }
+
+static unsigned chunk_of(size_t pos)
+{
+    unsigned k = 0;
+    while (k + 1 < NCHUNKS && pos >= chunk_start(k + 1)) k++;
+    return k;
+}
 
 static uint64_t hash_ips(const uintptr_t *ip, unsigned n)
 {
@@ -43,7 +63,39 @@ static uint64_t hash_ips(const uintptr_t *ip, unsigned n)
     return h ? h : 1;
 }
 
-static const stack_ent *entry(uint32_t id) { return (const stack_ent *)(arena + id - 1); }
+static const stack_ent *entry(uint32_t id)
+{
+    size_t pos = (size_t)id - 1;
+    unsigned k = chunk_of(pos);
+    return (const stack_ent *)(__atomic_load_n(&chunks[k], __ATOMIC_ACQUIRE) + (pos - chunk_start(k)));
+}
+
+/* Room for `words` more at arena_used, in the current chunk or the next
+ * (mapped now); false when memshim's memory is out.  stack_lock held. */
+static bool make_room(size_t words)
+{
+    unsigned k = chunk_of(arena_used);
+    if (chunks[k] && arena_used + words <= chunk_start(k) + chunk_words(k)) return true;
+    if (chunks[k]) {                                  /* full: the next chunk */
+        if (k + 1 >= NCHUNKS) return false;
+        k++;
+    }
+    if (words > chunk_words(k)) return false;
+    uintptr_t *c = _ms_meta_alloc(chunk_words(k) * sizeof(uintptr_t));
+    if (!c) return false;
+    __atomic_store_n(&chunks[k], c, __ATOMIC_RELEASE);
+    arena_used = chunk_start(k);
+    return true;
+}
+
+/* What every caller gets once memory ran out: one id, no frames. */
+static uint32_t oom(void)
+{
+    if (!__atomic_exchange_n(&out_of_memory, 1, __ATOMIC_RELAXED))
+        _ms_message("out of memory for allocation stacks: blocks allocated from now on have "
+                    "no stack in leak reports");
+    return MS_STACK_OOM;
+}
 
 static uint32_t probe(const stack_table *t, uint64_t h, const uintptr_t *ip, unsigned n)
 {
@@ -77,21 +129,23 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
     stack_table *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
     uint32_t id;
     if (t && (id = probe(t, h, ip, n))) return id;
+    if (__atomic_load_n(&out_of_memory, __ATOMIC_RELAXED)) return MS_STACK_OOM;
 
     pthread_mutex_lock(&stack_lock);
-    if (!arena) {
-        arena = _ms_meta_alloc(ARENA_BYTES);
-        table = table_new(4096);
-        if (!arena || !table) { pthread_mutex_unlock(&stack_lock); return 0; }
+    if (!table) {
+        stack_table *nt = table_new(4096);
+        if (!nt) { pthread_mutex_unlock(&stack_lock); return oom(); }
+        __atomic_store_n(&table, nt, __ATOMIC_RELEASE);
     }
     t = table;
     if ((id = probe(t, h, ip, n))) { pthread_mutex_unlock(&stack_lock); return id; }
     size_t words = sizeof(stack_ent) / sizeof(uintptr_t) + n;
-    if ((arena_used + words) * sizeof(uintptr_t) > ARENA_BYTES || arena_used + 1 > UINT32_MAX) {
+    if (!make_room(words) || arena_used + words + 1 >= MS_STACK_OOM) {
         pthread_mutex_unlock(&stack_lock);
-        return 0;                                   /* table full: stack unknown */
+        return oom();                               /* stack unknown from now on */
     }
-    stack_ent *e = (stack_ent *)(arena + arena_used);
+    unsigned k = chunk_of(arena_used);
+    stack_ent *e = (stack_ent *)(chunks[k] + (arena_used - chunk_start(k)));
     e->hash = h;
     e->depth = n;
     memcpy(e->ip, ip, n * sizeof *ip);
@@ -115,7 +169,7 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
 /* The frames of stack id (0 frames for id 0). */
 unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip)
 {
-    if (!id || !arena) { *ip = NULL; return 0; }
+    if (!id || id == MS_STACK_OOM || !chunks[0]) { *ip = NULL; return 0; }
     const stack_ent *e = entry(id);
     *ip = e->ip;
     return e->depth;

@@ -8,8 +8,16 @@
  * names and module+offset.  C++ names are demangled when libstdc++ is
  * loaded.  Results are cached per address.  Runs only outside the
  * allocator's locks (it allocates, with _ms_busy set so its own blocks get
- * no stacks). */
+ * no stacks).
+ *
+ * Fork: every call into libdw, libelf and the demangler is made under
+ * sym_lock, and fork's prepare handler (init.c) takes sym_lock before the
+ * allocator's locks.  So no thread is inside libdw when the process forks:
+ * the child finds the Dwfl, the cache and libdw's own state consistent,
+ * re-initialises sym_lock and goes on with them (its exit report needs
+ * them). */
 #include <dlfcn.h>
+#include <errno.h>
 #include <elfutils/libdwfl.h>
 #include <string.h>
 #include <unistd.h>
@@ -34,6 +42,13 @@ static void (*p_report_begin)(Dwfl *);
 static int (*p_proc_report)(Dwfl *, pid_t);
 static int (*p_report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *);
 
+void _ms_symbolize_lock(void) { pthread_mutex_lock(&sym_lock); }
+void _ms_symbolize_unlock(bool child)
+{
+    if (child) pthread_mutex_init(&sym_lock, NULL);
+    else pthread_mutex_unlock(&sym_lock);
+}
+
 /* Modules may have come and gone since the last report: look again. */
 void _ms_symbolize_refresh(void)
 {
@@ -55,6 +70,7 @@ static void load_libdw(void)
     tried = 1;
     void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!h) return;
+    _ms_hook_libdw(h);                     /* its files close-on-exec and high (hook.c) */
     Dwfl *(*begin)(const Dwfl_Callbacks *) = dlsym(h, "dwfl_begin");
     int (*proc_report)(Dwfl *, pid_t) = p_proc_report = dlsym(h, "dwfl_linux_proc_report");
     int (*report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *) =
@@ -118,6 +134,7 @@ void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
 {
     memset(f, 0, sizeof *f);
     f->ip = ip;
+    int saved = errno;
     _ms_busy++;
     pthread_mutex_lock(&sym_lock);
     if (full && !tried) load_libdw();
@@ -158,4 +175,5 @@ void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
 out:
     pthread_mutex_unlock(&sym_lock);
     _ms_busy--;
+    errno = saved;
 }

@@ -37,11 +37,13 @@
  * the same as local ones (tcmalloc's design rather than mimalloc's).
  *
  * Locks, in the only order they are ever nested:
+ *   symbolizer lock (symbolize.c) -> everything below (libdw allocates and
+ *     frees under it; a free may intern its one-frame stack)
  *   stack-table lock (stacks.c) -> meta lock (meta.c)
  *   class lock (one per class, pool.c) -> segment lock (segment.c) -> meta lock
  *   huge lock (huge.c), tcache-list lock (tcache.c): leaves (huge -> meta).
- * fork() takes all of them in that order (init.c) so the child finds the heap
- * consistent.
+ * fork() takes all of them in that order (init.c) so the child finds the heap,
+ * the trace table and the symbolizer (libdw's state included) consistent.
  *
  * Page states:   FREE --(page_alloc)--> IN USE by a class --(last block back)--> FREE
  * A FREE page is "dirty" until purged with MADV_DONTNEED; dirty pages are

@@ -8,6 +8,7 @@
  * the constructor, and while memshim itself runs (the TLS guard), stacks
  * are not taken. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <link.h>
@@ -39,8 +40,10 @@ void _ms_unwind_init(void)
     if (p_backtrace) return;
     _ms_busy++;
     dl_iterate_phdr(find_self, (void *)(uintptr_t)&_ms_unwind_init);
+    int saved = errno;
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (h) {
+        _ms_hook_libunwind(h);             /* no pipe, no descriptor of the program's (hook.c) */
         /* Per-thread caches make unw_backtrace lock-free. */
         int (*set_policy)(void *, int) = (int (*)(void *, int))dlsym(h, "_ULx86_64_set_caching_policy");
         void **as = dlsym(h, "_ULx86_64_local_addr_space");
@@ -52,6 +55,7 @@ void _ms_unwind_init(void)
         _ms_message("libunwind.so.8 not found (%s): leak reports will have no stacks",
                     dlerror() ? "dlopen failed" : "no unw_backtrace");
     _ms_busy--;
+    errno = saved;
 }
 
 /* The caller's stack, memshim's own frames dropped, return addresses
@@ -60,9 +64,11 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
 {
     if (!p_backtrace || _ms_busy) return 0;
     void *raw[MS_MAX_STACK + 8];
+    int saved = errno;                     /* libunwind's calls may set it */
     _ms_busy++;
     int n = p_backtrace(raw, (int)(max + 8 < MS_MAX_STACK + 8 ? max + 8 : MS_MAX_STACK + 8));
     _ms_busy--;
+    errno = saved;
     int skip = 0;
     while (skip < n && (uintptr_t)raw[skip] >= self_lo && (uintptr_t)raw[skip] < self_hi) skip++;
     unsigned out = 0;

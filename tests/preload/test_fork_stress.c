@@ -146,3 +146,59 @@ Test(fork_stress, fork_from_another_thread_while_threads_allocate, .timeout = 30
     cr_assert_eq(rc, NULL, "%s", forker_why);
     cr_assert_eq(atomic_load(&busy_errors), 0);
 }
+
+/* ---- fork while another thread writes a leak report ------------------------
+ * fixtures/fork_during_report forks 50 children one after another while a
+ * thread makes leak reports (memshim_leak_check() in a loop, or
+ * MEMSHIM_REPORT_SIGNAL raised again and again).  A child that inherited
+ * the symbolizer's lock (or libdw's state) mid-report would hang in its own
+ * exit report; the fixture kills a child after 20 s and fails.  Every child
+ * must also have written its own report, naming its 48-byte leak. */
+#include <dirent.h>
+
+static void fork_during_report(const char *mode, const char *extra_env)
+{
+    char dir[] = "/tmp/msforkrepXXXXXX";
+    cr_assert(mkdtemp(dir));
+    char env_rep[PATH_MAX + 32];
+    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s/rep", dir);
+    static h_run_t r;
+    h_run_fixture2(&r, "fork_during_report", mode, env_rep, extra_env, 240);
+    cr_assert_eq(r.timed_out, 0, "the fixture hung: %s", r.err);
+    bool ok = WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0;
+    int children = 0, with_leak = 0;
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    struct dirent *e;
+    char path[2 * PATH_MAX];
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "rep.", 4) != 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        children++;
+        FILE *f = fopen(path, "r");
+        static char text[1 << 16];
+        size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+        text[n] = 0;
+        if (f) fclose(f);
+        if (strstr(text, "48 bytes in 1 blocks are definitely lost")) with_leak++;
+        unlink(path);
+    }
+    closedir(d);
+    snprintf(path, sizeof path, "%s/rep", dir);
+    unlink(path);
+    rmdir(dir);
+    cr_assert(ok, "status %#x: %s", r.status, r.err);
+    cr_assert(strstr(r.out, "fork_during_report done 50"), "%s", r.out);
+    cr_expect_eq(children, 50, "every child writes its own exit report (%d did)", children);
+    cr_expect_eq(with_leak, 50, "every child's report names its leak (%d do)", with_leak);
+}
+
+Test(fork_during_report, leak_check_loop, .timeout = 300)
+{
+    fork_during_report("check", NULL);
+}
+
+Test(fork_during_report, report_signal, .timeout = 300)
+{
+    fork_during_report("signal", "MEMSHIM_REPORT_SIGNAL=SIGUSR2");
+}

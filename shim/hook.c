@@ -1,0 +1,311 @@
+/* hook.c - keep the descriptors of memshim's libraries out of the program's
+ * way.
+ *
+ * libunwind and libdw are dlopen'ed (unwind.c, symbolize.c) and make system
+ * calls of their own.  Two of their habits harm the host program:
+ *
+ *  - libunwind validates memory by writing one byte from the address into a
+ *    pipe it opens at its first unwind, which lands on the lowest free
+ *    descriptors (3 and 4).  A program that closes every descriptor and
+ *    opens files gets those numbers back; libunwind then reads from the
+ *    program's file, and when that read fails closes "its" pipe (the
+ *    program's files) and opens a new one in their place.
+ *  - libunwind, libdw and libelf open files without O_CLOEXEC, on the lowest
+ *    free numbers, where a concurrent fork+exec in the program hands them to
+ *    a child.
+ *
+ * So memshim redirects a few entries of those libraries' own global offset
+ * tables (their calls of pipe2, read, close, syscall, open, dup and fopen;
+ * nobody else's calls change):
+ *
+ *  - libunwind's pipe is never made: pipe2 hands back two numbers that are
+ *    not descriptors, read on the first says "empty" (EAGAIN), close on
+ *    either does nothing, and the write of validation (SYS_write through
+ *    libc's variadic system-call entry) becomes a descriptor-free check
+ *    that the byte is readable (_ms_os_can_read: process_vm_readv on
+ *    ourselves).
+ *  - every file they open is opened O_CLOEXEC and moved to a number of at
+ *    least MS_FD_MIN (F_DUPFD_CLOEXEC), out of the range programs reuse;
+ *    libdw's closes of the files it keeps open check first that the number
+ *    still holds the file it opened.
+ *
+ * Entries are found through the dynamic section of the library's link map
+ * (JUMP_SLOT and GLOB_DAT relocations by symbol name); an entry under RELRO
+ * is made writable for the moment of the store. */
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "shim.h"
+
+#define FAKE_RD (-4242)                 /* libunwind's "pipe": never descriptors */
+#define FAKE_WR (-4243)
+
+/* ---- what the libraries call instead ------------------------------------------- */
+
+/* A descriptor of memshim or its libraries: close-on-exec, and at MS_FD_MIN
+ * or above when the limit on descriptors allows. */
+int _ms_fd_out_of_the_way(int fd)
+{
+    if (fd < 0) return fd;
+    int saved = errno;
+    if (fd < MS_FD_MIN) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, MS_FD_MIN);
+        if (high >= 0) { close(fd); fd = high; }
+        else fcntl(fd, F_SETFD, FD_CLOEXEC);
+    } else {
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    errno = saved;
+    return fd;
+}
+
+static int h_pipe2(int fds[2], int flags)
+{
+    (void)flags;
+    fds[0] = FAKE_RD;
+    fds[1] = FAKE_WR;
+    return 0;
+}
+
+static int h_pipe(int fds[2]) { return h_pipe2(fds, 0); }
+
+static ssize_t h_read(int fd, void *buf, size_t n)
+{
+    if (fd == FAKE_RD) { errno = EAGAIN; return -1; }   /* an empty pipe */
+    return read(fd, buf, n);
+}
+
+static int h_close(int fd)
+{
+    if (fd == FAKE_RD || fd == FAKE_WR) return 0;
+    return close(fd);
+}
+
+static ssize_t h_write(int fd, const void *buf, size_t n)
+{
+    if (fd == FAKE_WR) {
+        if (_ms_os_can_read(buf)) return 1;
+        errno = EFAULT;
+        return -1;
+    }
+    return write(fd, buf, n);
+}
+
+/* The system-call entry is variadic; libunwind uses it only for SYS_write, anything
+ * else is passed on with six argument words (what the kernel takes). */
+static long h_syscall(long nr, ...)
+{
+    va_list ap;
+    va_start(ap, nr);
+    long a[6];
+    for (int i = 0; i < 6; i++) a[i] = va_arg(ap, long);
+    va_end(ap);
+    if (nr == SYS_write && (int)a[0] == FAKE_WR) return h_write(FAKE_WR, (const void *)a[1], 1);
+    return _ms_os_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+static int h_open(const char *path, int flags, ...)
+{
+    unsigned mode = 0;
+    if (flags & (O_CREAT | __O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, unsigned);
+        va_end(ap);
+    }
+    return _ms_fd_out_of_the_way(open(path, flags | O_CLOEXEC, mode));
+}
+
+/* libdw keeps the files of the modules it read open while its Dwfl lives,
+ * and closes them when a module goes.  The program may have closed one of
+ * them meanwhile and opened a file of its own on the number: libdw's close
+ * must then leave that file alone.  (All calls into libdw are made under
+ * the symbolizer's lock: no lock needed here.) */
+#define DW_FILES 256
+static struct { int fd; dev_t dev; ino_t ino; } dw_files[DW_FILES];
+static unsigned dw_nfiles;
+
+static int h_dw_open(const char *path, int flags, ...)
+{
+    unsigned mode = 0;
+    if (flags & (O_CREAT | __O_TMPFILE)) {
+        va_list ap;
+        va_start(ap, flags);
+        mode = va_arg(ap, unsigned);
+        va_end(ap);
+    }
+    int fd = h_open(path, flags, mode);
+    struct stat st;
+    if (fd >= 0 && dw_nfiles < DW_FILES && fstat(fd, &st) == 0) {
+        dw_files[dw_nfiles].fd = fd;
+        dw_files[dw_nfiles].dev = st.st_dev;
+        dw_files[dw_nfiles].ino = st.st_ino;
+        dw_nfiles++;
+    }
+    return fd;
+}
+
+static int h_dw_close(int fd)
+{
+    for (unsigned i = 0; i < dw_nfiles; i++) {
+        if (dw_files[i].fd != fd) continue;
+        struct stat st;
+        bool ours = fstat(fd, &st) == 0 && st.st_dev == dw_files[i].dev && st.st_ino == dw_files[i].ino;
+        dw_files[i] = dw_files[--dw_nfiles];
+        if (ours) return close(fd);
+        return 0;                           /* the program's now: not ours to close */
+    }
+    return close(fd);
+}
+
+static int h_dup(int fd)
+{
+    int n = fcntl(fd, F_DUPFD_CLOEXEC, MS_FD_MIN);
+    if (n < 0 && errno == EINVAL) n = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return n;
+}
+
+static FILE *h_fopen(const char *path, const char *mode)
+{
+    if (strcmp(mode, "r") == 0 || strcmp(mode, "rb") == 0) {
+        int fd = h_open(path, O_RDONLY);   /* fclose closes it: not in dw_files */
+        if (fd < 0) return NULL;
+        FILE *f = fdopen(fd, "r");
+        if (!f) { int e = errno; close(fd); errno = e; }
+        return f;
+    }
+    char m[16];
+    size_t n = strlen(mode);
+    if (n + 2 > sizeof m) return fopen(path, mode);
+    memcpy(m, mode, n);
+    m[n] = 'e';                             /* glibc: O_CLOEXEC */
+    m[n + 1] = 0;
+    return fopen(path, m);
+}
+
+/* ---- patching a library's global offset table ---------------------------------- */
+
+#if defined(__x86_64__)
+#define R_JUMP_SLOT R_X86_64_JUMP_SLOT
+#define R_GLOB_DAT  R_X86_64_GLOB_DAT
+#elif defined(__aarch64__)
+#define R_JUMP_SLOT R_AARCH64_JUMP_SLOT
+#define R_GLOB_DAT  R_AARCH64_GLOB_DAT
+#endif
+
+typedef struct { const char *name; void *fn; } hook_t;
+
+typedef struct { uintptr_t base; uintptr_t relro_lo, relro_hi; } relro_arg;
+
+static int find_relro(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    relro_arg *r = arg;
+    if (info->dlpi_addr != r->base) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_GNU_RELRO) {
+            r->relro_lo = info->dlpi_addr + info->dlpi_phdr[i].p_vaddr;
+            r->relro_hi = r->relro_lo + info->dlpi_phdr[i].p_memsz;
+        }
+    return 1;
+}
+
+static void store(void **slot, void *fn, const relro_arg *rr)
+{
+    uintptr_t a = (uintptr_t)slot;
+    if (a >= rr->relro_lo && a < rr->relro_hi) {
+        uintptr_t page = a & ~(uintptr_t)(MS_OS_PAGE - 1);
+        if (!_ms_os_protect((void *)page, MS_OS_PAGE, true)) return;
+        __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+        _ms_os_protect((void *)page, MS_OS_PAGE, false);
+        return;
+    }
+    __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
+}
+
+/* Redirect the library's own calls of each hooked name; returns how many
+ * entries were changed. */
+static unsigned hook_library(void *handle, const hook_t *hooks, unsigned nhooks)
+{
+#if defined(R_JUMP_SLOT)
+    struct link_map *lm = NULL;
+    if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_ld) return 0;
+    uintptr_t base = lm->l_addr;
+    const ElfW(Sym) *symtab = NULL;
+    const char *strtab = NULL;
+    const ElfW(Rela) *rels[2] = { NULL, NULL };
+    size_t relsz[2] = { 0, 0 };
+    for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
+        uintptr_t p = d->d_un.d_ptr;
+        if (p && p < base) p += base;        /* not relocated in place (read-only dynamic) */
+        switch (d->d_tag) {
+        case DT_SYMTAB:   symtab = (const ElfW(Sym) *)p; break;
+        case DT_STRTAB:   strtab = (const char *)p; break;
+        case DT_JMPREL:   rels[0] = (const ElfW(Rela) *)p; break;
+        case DT_PLTRELSZ: relsz[0] = d->d_un.d_val; break;
+        case DT_RELA:     rels[1] = (const ElfW(Rela) *)p; break;
+        case DT_RELASZ:   relsz[1] = d->d_un.d_val; break;
+        }
+    }
+    if (!symtab || !strtab) return 0;
+    relro_arg rr = { base, 0, 0 };
+    dl_iterate_phdr(find_relro, &rr);
+    unsigned changed = 0;
+    for (int k = 0; k < 2; k++) {
+        if (!rels[k]) continue;
+        for (size_t i = 0; i < relsz[k] / sizeof(ElfW(Rela)); i++) {
+            const ElfW(Rela) *r = &rels[k][i];
+            unsigned type = (unsigned)ELF64_R_TYPE(r->r_info);
+            if (type != R_JUMP_SLOT && type != R_GLOB_DAT) continue;
+            const char *name = strtab + symtab[ELF64_R_SYM(r->r_info)].st_name;
+            for (unsigned h = 0; h < nhooks; h++)
+                if (strcmp(name, hooks[h].name) == 0) {
+                    store((void **)(base + r->r_offset), hooks[h].fn, &rr);
+                    changed++;
+                }
+        }
+    }
+    return changed;
+#else
+    (void)handle; (void)hooks; (void)nhooks;
+    return 0;
+#endif
+}
+
+/* Before libunwind's first unwind (its pipe is made then). */
+void _ms_hook_libunwind(void *handle)
+{
+    static const hook_t hooks[] = {
+        { "pipe2", (void *)h_pipe2 }, { "pipe", (void *)h_pipe }, { "read", (void *)h_read },
+        { "close", (void *)h_close }, { "write", (void *)h_write }, { "syscall", (void *)h_syscall },
+        { "open", (void *)h_open }, { "open64", (void *)h_open },
+    };
+    int saved = errno;
+    hook_library(handle, hooks, sizeof hooks / sizeof *hooks);
+    errno = saved;
+}
+
+/* libdw and the libelf it brought in: files close-on-exec and out of the way. */
+void _ms_hook_libdw(void *handle)
+{
+    static const hook_t hooks[] = {
+        { "open", (void *)h_dw_open }, { "open64", (void *)h_dw_open }, { "dup", (void *)h_dup },
+        { "close", (void *)h_dw_close }, { "fopen", (void *)h_fopen }, { "fopen64", (void *)h_fopen },
+    };
+    int saved = errno;
+    hook_library(handle, hooks, sizeof hooks / sizeof *hooks);
+    void *elf = dlopen("libelf.so.1", RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (elf) {
+        hook_library(elf, hooks, sizeof hooks / sizeof *hooks);
+        dlclose(elf);
+    }
+    errno = saved;
+}
