@@ -7,9 +7,9 @@
 #include <string.h>
 #include "shim.h"
 
-static uintptr_t free_key;   /* second word of every block on a free list */
+uintptr_t _ms_free_key;      /* second word of every block on a free list */
 
-void _ms_alloc_init(uintptr_t key) { free_key = key | 1; }
+void _ms_alloc_init(uintptr_t key) { _ms_free_key = key | 1; }
 
 /* ---- allocation --------------------------------------------------------- */
 
@@ -59,8 +59,10 @@ void *_ms_malloc(size_t n)
 static bool is_double_free(ms_tcache_t *tc, unsigned cls, void *p)
 {
     unsigned n = 0;
-    for (ms_block_t *b = tc->bins[cls].head; b && n <= tc->bins[cls].count; b = b->next, n++)
+    for (ms_block_t *b = tc->bins[cls].head; b && n <= tc->bins[cls].count; b = b->next, n++) {
         if (b == p) return true;
+        if (_ms_track_on && !_ms_link_ok(b, cls)) break;
+    }
     return _ms_central_holds(cls, p);
 }
 
@@ -80,19 +82,19 @@ static MS_NOINLINE void free_slow(void *p, ms_segment_t *s)
         return;
     }
     ms_tcache_t *tc = _ms_tcache_get();
-    if (((uintptr_t *)p)[1] == free_key && tc && is_double_free(tc, cls, p)) {
+    if (((uintptr_t *)p)[1] == _ms_free_key && tc && is_double_free(tc, cls, p)) {
         _ms_heap_error("free(): double free", p);
         return;
     }
     if (!tc || tc == _ms_tcache_dead()) {
-        ((uintptr_t *)p)[1] = free_key;
+        ((uintptr_t *)p)[1] = _ms_free_key;
         _ms_tcache_free_dead(p, cls);
         return;
     }
     ms_bin_t *b = &tc->bins[cls];
     if (b->count >= b->limit) _ms_tcache_flush(tc, cls, b->limit - _ms_classes[cls].batch);
     ((ms_block_t *)p)->next = b->head;
-    ((uintptr_t *)p)[1] = free_key;
+    ((uintptr_t *)p)[1] = _ms_free_key;
     b->head = p;
     b->count++;
     b->frees++;
@@ -115,9 +117,9 @@ void _ms_free(void *p)
             uint64_t idx = (off * k->recip) >> 42;
             ms_bin_t *b = &tc->bins[cls];
             if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED) &&
-                          b->count < b->limit && ((uintptr_t *)p)[1] != free_key)) {
+                          b->count < b->limit && ((uintptr_t *)p)[1] != _ms_free_key)) {
                 ((ms_block_t *)p)->next = b->head;
-                ((uintptr_t *)p)[1] = free_key;
+                ((uintptr_t *)p)[1] = _ms_free_key;
                 b->head = p;
                 b->count++;
                 b->frees++;
@@ -177,7 +179,7 @@ void *_ms_realloc(void *p, size_t n)
             errno = EINVAL;
             return NULL;
         }
-        if (((uintptr_t *)p)[1] == free_key) {
+        if (((uintptr_t *)p)[1] == _ms_free_key) {
             ms_tcache_t *tc = _ms_tcache_get();
             if (tc && is_double_free(tc, cls, p)) {
                 _ms_heap_error("realloc(): pointer already freed", p);

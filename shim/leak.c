@@ -102,6 +102,7 @@ void _ms_leak_after_fork_child(void)
 void _ms_leak_at_exit(void)
 {
     if (!_ms_track_on) return;
+    if (_ms_corrupt_pending) _ms_corrupt_report();
     /* Scan the exiting thread's stack from where the program called exit()
      * (or returned from main): exit's frames and everything below hold
      * only dead copies.  Without an unwinder, from here. */
@@ -174,4 +175,62 @@ void _ms_misuse(const char *what, const void *p, const ms_meta_t *mp)
     _ms_buf_flush(&b);
     _ms_busy--;
     if (_ms_opt.on_error == MS_ON_ERROR_ABORT) abort();
+}
+
+/* ---- writes after free ------------------------------------------------------- *
+ * While tracking, a free-list link the program overwrote after freeing the
+ * block is found where a list is walked (pool.c, tcache.c), often with a
+ * lock held: the list is cut there, the block noted with a copy of its
+ * record, and the message printed at the next safe point (the end of the
+ * tracked call, or exit).  The program goes on: the blocks past the cut are
+ * never handed out again, which costs memory, not correctness. */
+#define CORRUPT_MAX 16
+static struct { const void *blk; ms_meta_t m; int ready; } corrupt[CORRUPT_MAX];
+static unsigned corrupt_n, corrupt_done;
+int _ms_corrupt_pending;
+
+void _ms_corrupt_note(const void *blk)
+{
+    unsigned i = __atomic_fetch_add(&corrupt_n, 1, __ATOMIC_RELAXED);
+    if (i < CORRUPT_MAX) {
+        const ms_meta_t *m = _ms_meta_of(blk);
+        corrupt[i].blk = blk;
+        if (m) corrupt[i].m = *m;
+        __atomic_store_n(&corrupt[i].ready, 1, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&_ms_corrupt_pending, 1, __ATOMIC_RELEASE);
+}
+
+void _ms_corrupt_report(void)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    if (_ms_busy || pthread_mutex_trylock(&lock) != 0) return;
+    __atomic_store_n(&_ms_corrupt_pending, 0, __ATOMIC_RELAXED);
+    unsigned n = __atomic_load_n(&corrupt_n, __ATOMIC_ACQUIRE);
+    for (; corrupt_done < n && corrupt_done < CORRUPT_MAX; corrupt_done++) {
+        if (!__atomic_load_n(&corrupt[corrupt_done].ready, __ATOMIC_ACQUIRE)) {
+            __atomic_store_n(&_ms_corrupt_pending, 1, __ATOMIC_RELAXED);   /* still being noted */
+            break;
+        }
+        const ms_meta_t *m = &corrupt[corrupt_done].m;
+        _ms_busy++;
+        char mem[4096];
+        ms_buf_t b;
+        _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
+        _ms_bprintf(&b, "memshim: write to freed block %p: its free-list link was overwritten after "
+                    "free (use after free); the list is cut there and the program goes on\n",
+                    corrupt[corrupt_done].blk);
+        const uintptr_t *ip;
+        unsigned k = _ms_stack_get(m->stack, &ip);
+        misuse_stack(&b, "allocated at", ip, k);
+        k = _ms_stack_get(m->free_stack, &ip);
+        misuse_stack(&b, "freed at", ip, k);
+        _ms_buf_flush(&b);
+        _ms_busy--;
+    }
+    if (n > CORRUPT_MAX && corrupt_done == CORRUPT_MAX) {
+        _ms_message("%u more writes to freed blocks not shown", n - CORRUPT_MAX);
+        corrupt_done++;
+    }
+    pthread_mutex_unlock(&lock);
 }

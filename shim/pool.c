@@ -99,6 +99,10 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
         unsigned before = got;
         while (got < want && pg->free) {             /* recycled blocks first */
             ms_block_t *b = pg->free;
+            if (_ms_track_on && !_ms_link_ok(b, cls)) {  /* written after free: cut */
+                _ms_corrupt_note(b);
+                b->next = NULL;
+            }
             pg->free = b->next;
             if (t) t->next = b; else h = b;
             t = b;
@@ -127,9 +131,13 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
 void _ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
 {
     central_t *c = &central[cls];
-    _ms_heap_account(-(int64_t)n * _ms_classes[cls].size);
+    unsigned given = 0;
     pthread_mutex_lock(&c->lock);
-    while (n-- && b) {
+    for (; given < n && b; given++) {
+        if (_ms_track_on && !_ms_link_ok(b, cls)) {       /* written after free: cut */
+            _ms_corrupt_note(b);
+            b->next = NULL;
+        }
         ms_block_t *next = b->next;
         ms_segment_t *s = (ms_segment_t *)((uintptr_t)b & ~(uintptr_t)MS_SEGMENT_MASK);
         ms_page_t *pg = _ms_page_of(s, b);
@@ -152,6 +160,7 @@ void _ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
         b = next;
     }
     pthread_mutex_unlock(&c->lock);
+    _ms_heap_account(-(int64_t)given * _ms_classes[cls].size);
 }
 
 /* Whether p is the start of a block handed out from segment s; also its class.
@@ -180,7 +189,10 @@ bool _ms_central_holds(unsigned cls, const void *p)
     pthread_mutex_lock(&c->lock);
     ms_page_t *pg = _ms_page_of(s, p);
     if (pg->cls == cls)
-        for (ms_block_t *b = pg->free; b && !found; b = b->next) found = (b == p);
+        for (ms_block_t *b = pg->free; b && !found; b = b->next) {
+            found = (b == p);
+            if (_ms_track_on && !_ms_link_ok(b, cls)) break;
+        }
     pthread_mutex_unlock(&c->lock);
     return found;
 }

@@ -100,6 +100,13 @@ MS_HIDDEN void     _ms_central_lock_all(void);
 MS_HIDDEN void     _ms_central_unlock_all(bool child);
 MS_HIDDEN bool     _ms_block_valid(ms_segment_t *s, const void *p, unsigned *cls_out);
 MS_HIDDEN bool     _ms_central_holds(unsigned cls, const void *p);
+/* Free-list links the program may have overwritten (a write after free):
+ * checked while tracking, wherever a list is walked.  A bad link is cut,
+ * the block noted, and reported at the next safe point (leak.c). */
+MS_HIDDEN extern uintptr_t _ms_free_key;
+MS_HIDDEN void     _ms_corrupt_note(const void *blk);
+MS_HIDDEN extern int _ms_corrupt_pending;
+MS_HIDDEN void     _ms_corrupt_report(void);
 
 typedef struct ms_class_stat_s {
     uint64_t spans;        /* spans (pools) in use */
@@ -112,6 +119,21 @@ static inline unsigned _ms_class_fast(size_t n)
 {
     return n <= MS_SMALL_TABLE_MAX ? _ms_small_class[(n + MS_ALIGN - 1) / MS_ALIGN]
                                    : _ms_class_of(n);
+}
+
+/* Whether b->next is a plausible free-list link for class cls: NULL, or
+ * 16-aligned in one of memshim's segments, on a page of that class -- what
+ * it takes for following it to be safe.  The program's bytes almost never
+ * pass (a bitmap bit, a class byte); another free block's address would,
+ * and is then merely handed out again. */
+static inline bool _ms_link_ok(const ms_block_t *b, unsigned cls)
+{
+    const ms_block_t *n = b->next;
+    if (!n) return true;
+    ms_segment_t *s = _ms_segment_of(n);
+    if (!s || ((uintptr_t)n & (MS_ALIGN - 1))) return false;
+    unsigned i = _ms_page_index(s, n);
+    return i != 0 && s->page_class[i] == cls;
 }
 
 /* ---- huge.c: requests above MS_MAX_SMALL -------------------------------- */
@@ -141,6 +163,7 @@ MS_HIDDEN void   _ms_tcache_lock(void);
 MS_HIDDEN void   _ms_tcache_unlock(bool child);
 MS_HIDDEN void   _ms_tcache_flush_current(void);        /* malloc_trim */
 MS_HIDDEN void   _ms_tcache_free_dead(void *p, unsigned cls);
+MS_HIDDEN void   _ms_tcache_check_pop(const void *p, unsigned cls);
 MS_HIDDEN ms_tcache_t *_ms_tcache_dead(void);
 typedef struct ms_thread_stat_s { uint64_t allocs, frees, cached; } ms_thread_stat_t;
 MS_HIDDEN void   _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *threads);

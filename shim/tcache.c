@@ -66,6 +66,20 @@ void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
     return head;
 }
 
+/* The block p was just taken from this thread's bin: its link, now the
+ * bin's head, must be sound (tracking only; called by track.c). */
+void _ms_tcache_check_pop(const void *p, unsigned cls)
+{
+    ms_tcache_t *tc = _ms_tc;
+    if (!tc || tc == &tc_dead) return;
+    ms_bin_t *b = &tc->bins[cls];
+    ms_block_t probe = { b->head };
+    if (_ms_link_ok(&probe, cls)) return;
+    _ms_corrupt_note(p);
+    b->head = NULL;                       /* the rest of the list is lost to reuse */
+    b->count = 0;
+}
+
 /* Keep the `keep` most recently freed blocks of a class, return the rest. */
 void _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep)
 {
@@ -78,7 +92,21 @@ void _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep)
         b->head = NULL;
     } else {
         ms_block_t *cut = b->head;
-        for (unsigned i = 1; i < keep; i++) cut = cut->next;
+        for (unsigned i = 1; i < keep; i++) {
+            if (_ms_track_on && !_ms_link_ok(cut, cls)) {   /* written after free */
+                _ms_corrupt_note(cut);
+                cut->next = NULL;
+                b->count = i;
+                return;
+            }
+            cut = cut->next;
+        }
+        if (_ms_track_on && !_ms_link_ok(cut, cls)) {
+            _ms_corrupt_note(cut);
+            cut->next = NULL;
+            b->count = keep;
+            return;
+        }
         rest = cut->next;
         cut->next = NULL;
     }

@@ -144,24 +144,38 @@ static bool release(void *p, const ms_site_t *site, const char *op)
 
 /* ---- the tracked family --------------------------------------------------- */
 
+/* The block came off a free list: the link it carried must be sound. */
+static inline void check_pop(const void *p)
+{
+    ms_segment_t *s = _ms_segment_of(p);
+    if (!s) return;
+    uint8_t cls = s->page_class[_ms_page_index(s, p)];
+    if (cls != MS_CLASS_NONE) _ms_tcache_check_pop(p, cls);
+}
+
 void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_malloc(n);
+    if (p) check_pop(p);
     scrub(p, n);
     record(p, n, site);
+    if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
 
 void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
 {
     void *p = _ms_calloc(n, m);
+    if (p) check_pop(p);
     record(p, n * m, site);
+    if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
 
 void _ms_tracked_free(void *p, const ms_site_t *site)
 {
     if (p && release(p, site, "free(): double free")) _ms_free(p);
+    if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
 }
 
 void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)

@@ -118,3 +118,20 @@ Test(verdicts, a_snapshot_near_exit_never_loses_the_exit_report, .timeout = 120)
         run_free(&r);
     }
 }
+
+/* A write after free lands on memshim's free-list link: each is reported
+ * once with the block's stacks, the program runs on, the exit report comes. */
+Test(verdicts, writes_after_free_are_reported_and_survived, .timeout = 120)
+{
+    run_t r = run_fixture("fixtures/heap_uaf", NULL);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %#x: %s", r.status, r.err);
+    cr_expect(strstr(r.out, "heap_uaf done"), "%s", r.out);
+    int n = 0;
+    for (const char *p = r.err; (p = strstr(p, "memshim: write to freed block 0x")); p++) n++;
+    cr_expect_eq(n, 2, "two writes after free, each reported once: %s", r.err);
+    int frames = 0;
+    for (const char *p = r.err; (p = strstr(p, "main (tests/fixtures/heap_uaf.c:")); p++) frames++;
+    cr_expect_eq(frames, 4, "each block's allocation and free, in main: %s", r.err);
+    cr_expect(strstr(r.err, "99 bytes in 1 blocks are definitely lost"), "the exit report: %s", r.err);
+    run_free(&r);
+}
