@@ -77,6 +77,7 @@ void _ms_leak_init(void)
 void _ms_leak_after_fork_child(void)
 {
     _ms_leak_forked = 1;
+    _ms_fork_own_reset();
     _ms_leak_report_fork_child();
     reporter_alive = false;                 /* the reporter thread stayed in the parent */
 }

@@ -32,6 +32,7 @@ typedef struct {
     size_t   n, cap;
     double   total_blocks[MS_NKINDS], total_bytes[MS_NKINDS];
     double   supp_blocks, supp_bytes;
+    double   inherited_blocks, inherited_bytes;   /* forked child: the parent's */
     size_t   raw_items;
 } groups_t;
 
@@ -192,6 +193,11 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
         const ms_leak_item_t *it = &items[i];
         double w = weight(it);
         if (w == 0) continue;
+        if (it->inherited) {
+            gs->inherited_blocks += w;
+            gs->inherited_bytes += w * (double)it->size;
+            continue;
+        }
         group_t *g = group_of(gs, it->stack, it->kind, it->gctype);
         g->blocks += w;
         g->bytes += w * (double)it->size;
@@ -475,6 +481,10 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsi
                     rnd(gs->total_bytes[k]), rnd(gs->total_blocks[k]));
     _ms_bprintf(b, "==%d==         suppressed: %llu bytes in %llu blocks\n", pid,
                 rnd(gs->supp_bytes), rnd(gs->supp_blocks));
+    if (gs->inherited_blocks > 0)
+        _ms_bprintf(b, "==%d== %llu bytes in %llu blocks allocated by the parent before fork() are left "
+                    "out (the parent's report counts them)\n", pid,
+                    rnd(gs->inherited_bytes), rnd(gs->inherited_blocks));
     if (!(_ms_opt.show >> MS_KIND_REACHABLE & 1) && gs->total_blocks[MS_KIND_REACHABLE] > 0)
         _ms_bprintf(b, "==%d== Reachable blocks are not shown: MEMSHIM_SHOW=all to see them\n", pid);
     cycles_text(b, pid, cy);
@@ -503,8 +513,9 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsi
     for (unsigned k = 0; k < MS_NKINDS; k++)
         _ms_bprintf(b, "%s\"%s\": {\"blocks\": %llu, \"bytes\": %llu}", k ? ", " : "", kind_name[k],
                     rnd(gs->total_blocks[k]), rnd(gs->total_bytes[k]));
-    _ms_bprintf(b, ", \"suppressed\": {\"blocks\": %llu, \"bytes\": %llu}},\n \"leaks\": [",
-                rnd(gs->supp_blocks), rnd(gs->supp_bytes));
+    _ms_bprintf(b, ", \"suppressed\": {\"blocks\": %llu, \"bytes\": %llu}, "
+                "\"inherited\": {\"blocks\": %llu, \"bytes\": %llu}},\n \"leaks\": [",
+                rnd(gs->supp_blocks), rnd(gs->supp_bytes), rnd(gs->inherited_blocks), rnd(gs->inherited_bytes));
     bool first = true;
     for (size_t i = 0; i < gs->n; i++) {
         const group_t *g = &gs->g[i];

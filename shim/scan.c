@@ -59,6 +59,7 @@ typedef struct {            /* scan record of one live block */
     uint8_t    sampled;
     uint8_t    internal;    /* memshim's own (libunwind, libdw): never reported, no root */
     uint8_t    gclinks;     /* collector object: 1 + offset/16 of its list links, or 0 */
+    uint8_t    inherited;   /* forked child: the parent's block */
     uint32_t   leader;      /* for INDIRECT: the record leading its clique */
     uint64_t   indirect;    /* for leaders: bytes of their clique */
     uint64_t   indirect_blocks;
@@ -194,6 +195,34 @@ static bool dead_thread_stack(uintptr_t lo, uintptr_t hi, const uintptr_t *sps, 
         if (sp >= lo && sp < hi && tp >= lo && tp < hi) return true;
     }
     return false;
+}
+
+/* A forked child reports what it allocated itself: blocks the parent made
+ * before fork() are the parent's report's business (it lists them too).
+ * A block's record names the thread that allocated it; the child's threads
+ * are those that allocated since fork (track.c notes each one's first
+ * allocation).  A parent's thread id reused by a child's thread would blur
+ * the line; the kernel makes that rare. */
+#define OWN_TIDS 256
+static int      own_tid[OWN_TIDS];
+static unsigned own_n;
+
+void _ms_fork_own_reset(void) { own_n = 0; }
+
+void _ms_fork_own_tid(int tid)
+{
+    unsigned i = __atomic_fetch_add(&own_n, 1, __ATOMIC_ACQ_REL);
+    if (i < OWN_TIDS) __atomic_store_n(&own_tid[i], tid, __ATOMIC_RELEASE);
+}
+
+static bool inherited(uint32_t tid)
+{
+    if (!_ms_leak_forked) return false;
+    unsigned n = __atomic_load_n(&own_n, __ATOMIC_ACQUIRE);
+    if (n > OWN_TIDS) return false;                /* too many threads to tell: keep all */
+    for (unsigned i = 0; i < n; i++)
+        if ((uint32_t)__atomic_load_n(&own_tid[i], __ATOMIC_ACQUIRE) == tid) return false;
+    return true;
 }
 
 /* Thread ids of this process, from /proc/self/task; at most max. */
@@ -333,6 +362,7 @@ static void add_span(void *arg, ms_page_t *pg)
         r->sampled = m->flags & MS_META_SAMPLED;
         r->internal = (m->flags & MS_META_INTERNAL) != 0;
         r->gclinks = gc_links(m);
+        r->inherited = inherited(m->tid);
         m->free_stack = (uint32_t)sc->nrecs;       /* record index, for lookups */
         sc->nrecs++;
     }
@@ -350,6 +380,7 @@ static void add_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_m
     r->sampled = m->flags & MS_META_SAMPLED;
     r->internal = (m->flags & MS_META_INTERNAL) != 0;
     r->gclinks = gc_links(m);
+    r->inherited = inherited(m->tid);
     sc->huge[sc->nhuge++] = r;
     if (sc->nexcl < MAX_EXCLUDE) {                  /* a huge block is heap, not a root */
         sc->excl[sc->nexcl].start = a;
@@ -758,6 +789,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
             it->stack = r->stack;
             it->sampled = r->sampled;
             it->gctype = r->gclinks ? gc_type_name(&sc, r) : NULL;
+            it->inherited = r->inherited;
             it->indirect = r->mark == M_DEFINITE ? r->indirect : 0;
             it->kind = r->mark == M_DEFINITE ? MS_KIND_DEFINITE
                      : r->mark == M_INDIRECT ? MS_KIND_INDIRECT

@@ -220,6 +220,7 @@ typedef struct ms_leak_item_s {
     uint8_t   kind;        /* MS_KIND_* */
     uint8_t   sampled;
     const char *gctype;    /* a collector object: its type's name (program memory), else NULL */
+    uint8_t   inherited;   /* a forked child: allocated by the parent before fork() */
 } ms_leak_item_t;
 /* Where the thread asking for a scan has its live stack: the stack pointer
  * at which the program called exit() or memshim_leak_check(), and the
@@ -236,6 +237,8 @@ MS_HIDDEN void   _ms_scan_init(void);                 /* constructor: memshim's 
 MS_HIDDEN bool   _ms_unwind_exit_frame(ms_scan_self_t *self); /* unwind.c: the program's frame under exit() */
 MS_HIDDEN void   _ms_internal_threads_forget(void);   /* fork child */
 MS_HIDDEN void   _ms_scan_thread_exit(void);          /* a thread ends: its stack is dead */
+MS_HIDDEN void   _ms_fork_own_tid(int tid);           /* forked child: a thread allocating here */
+MS_HIDDEN void   _ms_fork_own_reset(void);            /* forked child: none yet */
 MS_HIDDEN void   _ms_leak_items_free(ms_leak_item_t *items, size_t cap);
 MS_HIDDEN void   _ms_internal_thread_add(int tid);
 MS_HIDDEN bool   _ms_internal_thread(int tid);

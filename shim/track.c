@@ -20,7 +20,10 @@ static __thread uint64_t tl_rng __attribute__((tls_model("initial-exec")));
 
 static uint32_t my_tid(void)
 {
-    if (MS_UNLIKELY(!tl_tid)) tl_tid = (uint32_t)_ms_os_gettid();
+    if (MS_UNLIKELY(!tl_tid)) {
+        tl_tid = (uint32_t)_ms_os_gettid();
+        if (_ms_leak_forked) _ms_fork_own_tid((int)tl_tid);   /* a thread of the child */
+    }
     return tl_tid;
 }
 
