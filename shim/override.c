@@ -45,6 +45,8 @@ MS_EXPORT void *valloc(size_t n)
 MS_EXPORT void *pvalloc(size_t n)
 { return TRACKING ? _ms_tracked_pvalloc(n, SITE) : _ms_pvalloc(n); }
 
+MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules.c */
+
 MS_EXPORT size_t malloc_usable_size(void *p) { return _ms_usable_size(p); }
 MS_EXPORT int    malloc_trim(size_t pad)     { return _ms_trim(pad); }
 MS_EXPORT void   cfree(void *p)              { free(p); }

@@ -8,6 +8,8 @@
 #include <sys/types.h>
 #include "types.h"
 
+typedef struct ms_range_s { uintptr_t start, end; } ms_range_t;   /* [start, end) */
+
 /* ---- prim_linux.c: the only file making raw system calls ---------------- */
 MS_HIDDEN void  *_ms_os_map(size_t size);                 /* NULL on failure */
 MS_HIDDEN void  *_ms_os_map_aligned(size_t size, size_t align);
@@ -260,13 +262,21 @@ typedef struct ms_frame_s {
 } ms_frame_t;
 MS_HIDDEN void   _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full);
 MS_HIDDEN void   _ms_symbolize_refresh(void);
+/* modules.c, symbolize.c, stacks.c: stacks through unloaded libraries */
+#define MS_IP_TAG_SHIFT 48                /* retired addresses: tag in bits 48.. */
+#define MS_IP_MASK      (((uintptr_t)1 << MS_IP_TAG_SHIFT) - 1)
+MS_HIDDEN int    _ms_dlclose(void *handle);
+MS_HIDDEN extern unsigned _ms_module_epoch;             /* bumped when a module is unloaded */
+MS_HIDDEN uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigned n);
+MS_HIDDEN void   _ms_symbolize_keep_cancel(uintptr_t tag);
+MS_HIDDEN void   _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag);
+MS_HIDDEN size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max);
 MS_HIDDEN void   _ms_symbolize_lock(void);            /* fork: before every other lock */
 MS_HIDDEN void   _ms_symbolize_unlock(bool child);
 
 /* ---- meta.c: memory for memshim's own bookkeeping (never the program's heap) */
 MS_HIDDEN void  *_ms_meta_alloc(size_t size);           /* zeroed, 16-aligned */
 MS_HIDDEN void   _ms_meta_free(void *p, size_t size);
-typedef struct ms_range_s { uintptr_t start, end; } ms_range_t;
 MS_HIDDEN unsigned _ms_meta_ranges(ms_range_t *out, unsigned max);
 MS_HIDDEN void   _ms_meta_lock(void);
 MS_HIDDEN void   _ms_meta_unlock(bool child);

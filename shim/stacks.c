@@ -183,3 +183,51 @@ void _ms_stack_unlock(bool child)
     if (child) pthread_mutex_init(&stack_lock, NULL);
     else pthread_mutex_unlock(&stack_lock);
 }
+
+/* ---- addresses of unloaded modules (modules.c) ------------------------------ */
+
+static bool in_ranges(uintptr_t ip, const ms_range_t *r, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (ip >= r[i].start && ip < r[i].end) return true;
+    return false;
+}
+
+/* The distinct addresses of stored stacks that fall in the ranges (at most
+ * max, in out); how many there are. */
+size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max)
+{
+    size_t k = 0;
+    pthread_mutex_lock(&stack_lock);
+    const stack_table *t = table;
+    for (uint32_t i = 0; t && i <= t->mask; i++) {
+        if (!t->ids[i]) continue;
+        const stack_ent *e = entry(t->ids[i]);
+        for (uint32_t j = 0; j < e->depth; j++) {
+            if (!in_ranges(e->ip[j], code, n)) continue;
+            bool seen = false;
+            for (size_t x = 0; x < k && x < max && !seen; x++) seen = out[x] == e->ip[j];
+            if (seen) continue;
+            if (k < max) out[k] = e->ip[j];
+            k++;
+        }
+    }
+    pthread_mutex_unlock(&stack_lock);
+    return k;
+}
+
+/* The module is gone: its addresses in stored stacks get the tag.  An entry
+ * keeps its hash, so a new stack with the old addresses (a library mapped
+ * there since) no longer matches it and is stored anew. */
+void _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag)
+{
+    pthread_mutex_lock(&stack_lock);
+    const stack_table *t = table;
+    for (uint32_t i = 0; t && i <= t->mask; i++) {
+        if (!t->ids[i]) continue;
+        stack_ent *e = (stack_ent *)entry(t->ids[i]);
+        for (uint32_t j = 0; j < e->depth; j++)
+            if (in_ranges(e->ip[j], code, n)) __atomic_store_n(&e->ip[j], e->ip[j] | tag, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&stack_lock);
+}

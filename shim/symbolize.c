@@ -130,18 +130,107 @@ static const char *demangle(const char *name)
 
 /* `full`: use libdw for file:line (report time); otherwise dladdr only,
  * which is cheap enough for a heap-misuse message. */
+/* ---- frames of unloaded modules (modules.c) ---------------------------------
+ * Addresses of a module about to be dlclose'd are symbolized while it is
+ * mapped, and kept, strings copied into memshim's memory, under a tag that
+ * stack entries carry once the module is gone.  sym_lock. */
+typedef struct { uintptr_t tagged; ms_frame_t f; } kept_t;
+static kept_t  *kept;
+static size_t   nkept, kept_cap;
+static unsigned next_tag = 1;
+
+static const char *keep_str(const char *s)
+{
+    if (!s) return NULL;
+    size_t n = strlen(s) + 1;
+    char *c = _ms_meta_alloc(n);
+    if (c) memcpy(c, s, n);
+    return c;
+}
+
+static void symbolize_locked(uintptr_t ip, ms_frame_t *f, bool full);
+
+uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigned n)
+{
+    (void)module;
+    enum { MAX_IPS = 1 << 16 };
+    uintptr_t *ips = _ms_meta_alloc(MAX_IPS * sizeof *ips);
+    if (!ips) return 0;
+    size_t k = _ms_stack_ips_in(code, n, ips, MAX_IPS);
+    if (k > MAX_IPS) k = MAX_IPS;
+    uintptr_t tag = 0;
+    if (k && next_tag < (1u << (63 - MS_IP_TAG_SHIFT))) {
+        _ms_symbolize_refresh();                 /* libdw must know the module */
+        int saved = errno;
+        _ms_busy++;
+        pthread_mutex_lock(&sym_lock);
+        tag = (uintptr_t)next_tag++ << MS_IP_TAG_SHIFT;
+        if (!tried) load_libdw();
+        {
+            if (nkept + k > kept_cap) {
+                size_t ncap = kept_cap ? kept_cap : 256;
+                while (ncap < nkept + k) ncap *= 2;
+                kept_t *nk = _ms_meta_alloc(ncap * sizeof *nk);
+                if (nk) {
+                    if (kept) { memcpy(nk, kept, nkept * sizeof *nk); _ms_meta_free(kept, kept_cap * sizeof *kept); }
+                    kept = nk;
+                    kept_cap = ncap;
+                }
+            }
+            for (size_t i = 0; i < k && nkept < kept_cap; i++) {
+                ms_frame_t f;
+                symbolize_locked(ips[i], &f, true);
+                f.function = keep_str(f.function);
+                f.file = keep_str(f.file);
+                f.module = keep_str(f.module);
+                kept[nkept++] = (kept_t){ ips[i] | tag, f };
+            }
+        }
+        pthread_mutex_unlock(&sym_lock);
+        _ms_busy--;
+        errno = saved;
+    }
+    _ms_meta_free(ips, MAX_IPS * sizeof *ips);
+    return tag;
+}
+
+/* The module stayed loaded: its addresses keep their meaning. */
+void _ms_symbolize_keep_cancel(uintptr_t tag)
+{
+    pthread_mutex_lock(&sym_lock);
+    size_t j = 0;
+    for (size_t i = 0; i < nkept; i++)
+        if ((kept[i].tagged & ~MS_IP_MASK) != tag) kept[j++] = kept[i];
+    nkept = j;                                /* the copied strings are few; they stay */
+    pthread_mutex_unlock(&sym_lock);
+}
+
 void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
 {
-    memset(f, 0, sizeof *f);
-    f->ip = ip;
     int saved = errno;
     _ms_busy++;
     pthread_mutex_lock(&sym_lock);
+    symbolize_locked(ip, f, full);
+    pthread_mutex_unlock(&sym_lock);
+    _ms_busy--;
+    errno = saved;
+}
+
+static void symbolize_locked(uintptr_t ip, ms_frame_t *f, bool full)
+{
+    memset(f, 0, sizeof *f);
+    f->ip = ip;
+    if (ip & ~MS_IP_MASK) {                  /* an address of an unloaded module */
+        for (size_t i = 0; i < nkept; i++)
+            if (kept[i].tagged == ip) { *f = kept[i].f; break; }
+        f->ip = ip & MS_IP_MASK;
+        return;
+    }
     if (full && !tried) load_libdw();
     sym_ent *e = cache_slot(ip);
     if (e && e->ip == ip && (e->f.file || !full || !dwfl)) {
         *f = e->f;
-        goto out;
+        return;
     }
     if (full && dwfl) {
         Dwfl_Module *mod = p_addrmodule(dwfl, ip);
@@ -172,8 +261,4 @@ void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
         e->ip = ip;
         e->f = *f;
     }
-out:
-    pthread_mutex_unlock(&sym_lock);
-    _ms_busy--;
-    errno = saved;
 }

@@ -98,12 +98,13 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
 typedef struct {
     uintptr_t ra, sp;
     uint32_t  id, depth;
+    unsigned  epoch;                 /* _ms_module_epoch when cached */
     uint16_t  off[SC_DEPTH];         /* slot of frame i, in words above sp */
     uintptr_t want[SC_DEPTH];        /* the return address expected there */
 } sc_ent;
 typedef struct {
     sc_ent    e[SC_ENTRIES];
-    struct { uintptr_t ra; uint32_t id; } one[SC_ONES];
+    struct { uintptr_t ra; uint32_t id; unsigned epoch; } one[SC_ONES];
     uintptr_t top;                 /* highest stack address we may read */
 } stack_cache_t;
 
@@ -157,6 +158,7 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
     e->ra = site->ra;
     e->sp = site->sp;
     e->depth = n;
+    e->epoch = __atomic_load_n(&_ms_module_epoch, __ATOMIC_ACQUIRE);
     e->id = id;
     return id;
 }
@@ -167,7 +169,8 @@ uint32_t _ms_capture(const ms_site_t *site)
     bool cacheable = c && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20);
     if (MS_LIKELY(cacheable)) {
         const sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
-        if (e->ra == site->ra && e->sp == site->sp && e->id) {
+        if (e->ra == site->ra && e->sp == site->sp && e->id &&
+            e->epoch == __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED)) {
             unsigned i = 1, n = e->depth;
             for (; i < n; i++)
                 if (*(const uintptr_t *)(site->sp + (uintptr_t)e->off[i] * 8) != e->want[i]) break;
@@ -183,10 +186,11 @@ uint32_t _ms_capture_caller(uintptr_t ra)
     if (!ra) return 0;
     stack_cache_t *c = cache_get();
     size_t h = (size_t)((ra * 0x9E3779B97F4A7C15ULL) >> 56) & (SC_ONES - 1);
-    if (c && c->one[h].ra == ra) return c->one[h].id;
+    unsigned epoch = __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED);
+    if (c && c->one[h].ra == ra && c->one[h].epoch == epoch) return c->one[h].id;
     uintptr_t ip = ra - 1;
     uint32_t id = _ms_stack_intern(&ip, 1);
-    if (c) { c->one[h].ra = ra; c->one[h].id = id; }
+    if (c) { c->one[h].ra = ra; c->one[h].id = id; c->one[h].epoch = epoch; }
     return id;
 }
 

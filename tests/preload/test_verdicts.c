@@ -135,3 +135,30 @@ Test(verdicts, writes_after_free_are_reported_and_survived, .timeout = 120)
     cr_expect(strstr(r.err, "99 bytes in 1 blocks are definitely lost"), "the exit report: %s", r.err);
     run_free(&r);
 }
+
+/* A plugin that leaked and was unloaded keeps its names, even when another
+ * library is mapped where it was; valgrind agrees on the figures. */
+Test(verdicts, stacks_through_unloaded_libraries_keep_their_names, .timeout = 120)
+{
+    char *argv[] = { path_in_build("fixtures/leak_dlclose"), path_in_build("fixtures/libleak_dl.so"),
+                     path_in_build("fixtures/libleak_dl2.so"), NULL };
+    run_t r = run_with(true, NULL, argv, NULL);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+    int first = 0, second = 0;
+    for (const char *p = r.err; (p = strstr(p, "libleak_lose (libleak_dl.c:")); p++) first++;
+    for (const char *p = r.err; (p = strstr(p, "libleak2_lose (libleak_dl2.c:")); p++) second++;
+    cr_expect(first == 2 && second == 2, "each leak named by its own library (%d, %d): %s", first, second, r.err);
+    cr_expect_null(strstr(r.err, "???"), "no unnamed frame: %s", r.err);
+    long b, n;
+    cr_assert(text_kind(r.err, "definitely lost", &b, &n));
+    cr_expect(b == 4 && n == 330, "%ld/%ld", b, n);
+    run_free(&r);
+    if (access("/usr/bin/valgrind", X_OK) == 0) {
+        char *vargv[] = { "valgrind", "--leak-check=full", argv[0], argv[1], argv[2], NULL };
+        run_t vg = run_with(false, NULL, vargv, NULL);
+        long vb, vn;
+        cr_assert(text_kind(vg.err, "definitely lost", &vb, &vn), "%s", vg.err);
+        cr_expect(vb == b && vn == n, "valgrind: %ld/%ld", vb, vn);
+        run_free(&vg);
+    }
+}

@@ -1,0 +1,85 @@
+/* modules.c - stacks through libraries the program unloads.
+ *
+ * A leak made by a plugin that is later dlclose'd keeps, in the trace
+ * table, return addresses into code that is gone -- and that the next
+ * library mapped there may reuse.  So dlclose (interposed in override.c)
+ * looks at the module first: its path, load address and code ranges.  If
+ * the trace table holds addresses in them, they are symbolized now, while
+ * the module is mapped (symbolize.c keeps those frames, strings copied).
+ * If the real dlclose then unloads the module, those addresses are retired:
+ * rewritten in the trace table under a tag in their top bits (user
+ * addresses use 47), which names the kept frames, and the per-thread stack
+ * caches are invalidated (an epoch), so a stack through a library mapped
+ * there later is a new stack with that library's names. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <string.h>
+#include "shim.h"
+
+#define MAX_RANGES 8
+typedef struct {
+    uintptr_t  base;
+    char       name[1024];
+    ms_range_t code[MAX_RANGES];
+    unsigned   ncode;
+    bool       found;
+} module_t;
+
+unsigned _ms_module_epoch;
+
+static int find_module(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    module_t *m = arg;
+    if (info->dlpi_addr != m->base || !info->dlpi_name || strcmp(info->dlpi_name, m->name) != 0)
+        return 0;
+    m->found = true;
+    m->ncode = 0;
+    for (int i = 0; i < info->dlpi_phnum && m->ncode < MAX_RANGES; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        m->code[m->ncode++] = (ms_range_t){ lo, lo + ph->p_memsz };
+    }
+    return 1;
+}
+
+int _ms_dlclose(void *handle)
+{
+    static int (*real)(void *);
+    if (!real) real = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
+    if (!real) return -1;
+    int saved = errno;
+    static module_t m;                    /* one dlclose at a time: the loader serializes them */
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    struct link_map *lm = NULL;
+    bool watch = _ms_track_on && !_ms_busy && handle && dlinfo(handle, RTLD_DI_LINKMAP, &lm) == 0 &&
+                 lm && lm->l_name && lm->l_name[0] && strlen(lm->l_name) < sizeof m.name;
+    uintptr_t tag = 0;
+    if (watch) {
+        pthread_mutex_lock(&lock);
+        memset(&m, 0, sizeof m);
+        m.base = lm->l_addr;
+        strcpy(m.name, lm->l_name);
+        dl_iterate_phdr(find_module, &m);
+        if (m.found && m.ncode) tag = _ms_symbolize_keep(m.name, m.code, m.ncode);
+        if (!tag) pthread_mutex_unlock(&lock);
+    }
+    errno = saved;
+    int rc = real(handle);
+    if (tag) {
+        saved = errno;
+        m.found = false;
+        dl_iterate_phdr(find_module, &m);
+        if (!m.found) {                    /* unloaded: its addresses retire */
+            _ms_stack_retag(m.code, m.ncode, tag);
+            __atomic_add_fetch(&_ms_module_epoch, 1, __ATOMIC_RELEASE);
+        } else {
+            _ms_symbolize_keep_cancel(tag);
+        }
+        pthread_mutex_unlock(&lock);
+        errno = saved;
+    }
+    return rc;
+}
