@@ -186,13 +186,18 @@ void _ms_scan_thread_exit(void)
     __atomic_store_n(&dead_stack[i].sp, (uintptr_t)__builtin_frame_address(0), __ATOMIC_RELEASE);
 }
 
-static bool dead_thread_stack(uintptr_t lo, uintptr_t hi, const uintptr_t *sps, unsigned nsps)
+/* [lo, hi) is a glibc thread stack (a guard page right below it, the
+ * thread pointer near its top) of a thread that has ended, and no live
+ * thread runs on it again.  An unrelated mapping made later at the same
+ * place has no guard below, or no thread pointer where glibc puts it. */
+static bool dead_thread_stack(uintptr_t lo, uintptr_t hi, bool guarded, const uintptr_t *sps, unsigned nsps)
 {
+    if (!guarded) return false;
     for (unsigned i = 0; i < nsps; i++)
         if (sps[i] >= lo && sps[i] < hi) return false;          /* in use again */
     for (unsigned i = 0; i < DEAD_STACKS; i++) {
         uintptr_t sp = __atomic_load_n(&dead_stack[i].sp, __ATOMIC_ACQUIRE), tp = dead_stack[i].tp;
-        if (sp >= lo && sp < hi && tp >= lo && tp < hi) return true;
+        if (sp >= lo && sp < hi && tp > sp && tp < hi && hi - tp <= ((uintptr_t)1 << 20)) return true;
     }
     return false;
 }
@@ -624,6 +629,7 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
     if (fd < 0) return 0;
     char buf[65536];
     size_t have = 0, n = 0;
+    uintptr_t guard_end = 0;               /* end of the last PROT_NONE private mapping */
     for (;;) {
         ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
         if (r < 0 && errno == EINTR) continue;
@@ -650,7 +656,9 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
                 skip = lo < self_data[i].end && hi > self_data[i].start;
             for (unsigned i = 0; i < 8 && !skip; i++)
                 skip = internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi;
-            if (!skip && all_parked && !path && !bracket) skip = dead_thread_stack(lo, hi, sps, nsps);
+            if (!skip && all_parked && !path && !bracket)
+                skip = dead_thread_stack(lo, hi, guard_end == lo, sps, nsps);
+            if (p[0] == '-' && p[1] == '-' && p[2] == '-' && p[3] == 'p') guard_end = hi;
             if (n < max) maps[n++] = (map_ent){ lo, hi, p[0] == 'r', !skip };
             if (p[0] == 'r' && sc->nrd < sc->rd_cap) {
                 if (sc->nrd && sc->rd[sc->nrd - 1].end == lo) sc->rd[sc->nrd - 1].end = hi;
