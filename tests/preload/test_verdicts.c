@@ -183,3 +183,13 @@ Test(verdicts, stacks_through_unloaded_libraries_keep_their_names, .timeout = 12
         run_free(&vg);
     }
 }
+
+/* The only pointer sits in a register of a running thread: reachable while
+ * it is there, lost once it is gone. */
+Test(verdicts, a_pointer_held_only_in_another_threads_register, .timeout = 120)
+{
+    run_t r = run_fixture("fixtures/leak_regs", NULL);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+    cr_expect(strstr(r.out, "during=0 after=1"), "%s", r.out);
+    run_free(&r);
+}
