@@ -40,6 +40,15 @@ static __attribute__((noinline)) void lost_here(size_t n)
 }
 static __attribute__((noinline)) void keep_quiet(size_t n) { lost_here(n); }
 
+/* Overwrite the dead part of the stack, where lost pointers may linger and
+ * be found by the exit-time scan inside frames that reuse it. */
+static __attribute__((noinline)) void scrub_stack(void)
+{
+    volatile char junk[32768];
+    memset((char *)junk, 0, sizeof junk);
+    __asm__ volatile("" ::: "memory");
+}
+
 static void close_from_3(void) { for (int fd = 3; fd < 1024; fd++) close(fd); }
 
 static int open_files(const char *dir, int n)
@@ -74,9 +83,11 @@ int main(int argc, char **argv)
             close(fd);
         }
         lost_here(100);
+        scrub_stack();
     } else if (!strcmp(mode, "wipeenv")) {
         lost_here(100);
         keep_quiet(200);
+        scrub_stack();
         for (char **e = environ; *e; e++) memset(*e, 'X', strlen(*e));
     } else if (!strcmp(mode, "closeall")) {
         if (argc < 3) return 2;
