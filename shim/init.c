@@ -54,6 +54,7 @@ static void fork_child(void)
     _ms_unlock_all(true);
     _ms_stack_unlock(true);
     _ms_symbolize_unlock(true);
+    _ms_out_after_fork_child();
     _ms_track_after_fork_child();
     _ms_internal_threads_forget();
     _ms_leak_after_fork_child();
@@ -81,8 +82,8 @@ void _ms_init(void)
 __attribute__((constructor(101))) static void ms_constructor(void)
 {
     _ms_init();
+    _ms_out_init();              /* first: the options' messages go to that copy */
     _ms_options_load();
-    _ms_out_init();
     if (_ms_gc_glue_init) _ms_gc_glue_init();
     _ms_leak_init();             /* libunwind, MEMSHIM_REPORT_SIGNAL: leak.c */
     _ms_reporter_start();        /* RSS log, live figures, stats signal: sampler.c */

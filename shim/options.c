@@ -1,5 +1,5 @@
 /* options.c - MEMSHIM_* settings, read once from the environment.  The only
- * reader of `environ`.  A malformed value earns one warning naming the
+ * reader of `environ`, and only at start-up: every value kept is copied.  A malformed value earns one warning naming the
  * variable and the accepted form; the default stays. */
 #include <signal.h>
 #include <string.h>
@@ -156,24 +156,28 @@ static void parse_show(const char *v)
     _ms_opt.show = bits;
 }
 
-/* MEMSHIM_REPORT is made absolute now, so a later chdir() cannot move it. */
-static void set_report_path(const char *v)
+/* A file name kept from the environment: copied into buf now (a program
+ * may overwrite its environment, as setproctitle does, before memshim
+ * needs the name at exit) and made absolute against the working directory
+ * at start-up, so a later chdir() does not move it.  "stderr" is kept as
+ * is.  NULL, after a message, if it does not fit. */
+const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap)
 {
-    char *dst = _ms_opt.report;
-    size_t cap = sizeof _ms_opt.report, len = 0;
-    if (v[0] != '/') {
-        if (!getcwd(dst, cap - 2)) { _ms_message("MEMSHIM_REPORT=%s: cannot resolve the "
-                                                 "working directory; writing to stderr", v);
-                                     dst[0] = 0; return; }
-        len = strlen(dst);
-        dst[len++] = '/';
+    size_t len = 0, vlen = strlen(v);
+    if (v[0] != '/' && strcmp(v, "stderr") != 0) {
+        if (!getcwd(buf, cap - 2)) {
+            _ms_message("%s=%s: cannot resolve the working directory; ignored", var, v);
+            return NULL;
+        }
+        len = strlen(buf);
+        buf[len++] = '/';
     }
-    if (len + strlen(v) >= cap) {
-        _ms_message("MEMSHIM_REPORT: path longer than %zu bytes; writing to stderr", cap - 1);
-        dst[0] = 0;
-        return;
+    if (len + vlen >= cap) {
+        _ms_message("%s: name longer than %zu bytes; ignored", var, cap - 1);
+        return NULL;
     }
-    strcpy(dst + len, v);
+    memcpy(buf + len, v, vlen + 1);
+    return buf;
 }
 
 void _ms_options_load(void)
@@ -213,16 +217,23 @@ void _ms_options_load(void)
     bool secure = _ms_os_secure();
     if ((v = _ms_getenv("MEMSHIM_REPORT")) && *v) {
         if (secure) _ms_message("MEMSHIM_REPORT ignored: file names are not taken in a setuid/setgid program");
-        else if (strcmp(v, "stderr") != 0) set_report_path(v);
+        else if (strcmp(v, "stderr") != 0 &&
+                 !_ms_keep_path("MEMSHIM_REPORT", v, _ms_opt.report, sizeof _ms_opt.report))
+            _ms_opt.report[0] = 0;                      /* stderr */
     }
     if ((v = _ms_getenv("MEMSHIM_SUPPRESS")) && *v) {
         if (secure) _ms_message("MEMSHIM_SUPPRESS ignored: file names are not taken in a setuid/setgid program");
-        else _ms_opt.suppress = v;
+        else {
+            static char suppress[4096];
+            _ms_opt.suppress = _ms_keep_path("MEMSHIM_SUPPRESS", v, suppress, sizeof suppress);
+        }
     }
     if ((v = _ms_getenv("MEMSHIM_STATS")) && *v) {
         if (_ms_os_secure() && strcmp(v, "stderr") != 0)
             _ms_message("MEMSHIM_STATS ignored: a file name is not taken in a setuid/setgid program");
-        else
-            _ms_opt.stats = v;
+        else {
+            static char stats[4096];
+            _ms_opt.stats = _ms_keep_path("MEMSHIM_STATS", v, stats, sizeof stats);
+        }
     }
 }

@@ -1,26 +1,92 @@
 /* out.c - formatted output without allocating: a printf subset into a
  * caller's buffer, flushed with write(2).  The only writer of file
- * descriptors in memshim, so a report can never re-enter malloc. */
+ * descriptors in memshim, so a report can never re-enter malloc.
+ *
+ * Also the one owner of memshim's output files (leak reports, statistics,
+ * the RSS log) and of its copy of standard error:
+ *   - names: %p is the pid; a forked child whose name has no %p and that
+ *     would write a regular file appends ".PID";
+ *   - a regular file, or a name that does not exist yet, is written under
+ *     a unique temporary name beside it (name.tmp.PID.TID.N, created 0600
+ *     with O_EXCL|O_NOFOLLOW) and renamed into place, so a reader never
+ *     sees half of it and a link at that name is replaced, never followed;
+ *   - anything else (character device, FIFO, socket, /dev/std*,
+ *     /proc/self/fd/N) is opened and written in place, O_NONBLOCK while
+ *     opening so that a FIFO without a reader gives one message instead of
+ *     a hang; a directory or a block device is refused;
+ *   - writers of one output are serialized;
+ *   - every descriptor memshim keeps is close-on-exec and remembered by
+ *     identity (st_dev, st_ino), checked again before each use: a program
+ *     that closed it and got the number back for a file of its own never
+ *     gets memshim's output in that file. */
 
+#include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdio.h>          /* rename() only: a system call, no stream */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "shim.h"
 
-/* memshim's own copy of standard error, taken at start-up: a report still
- * reaches the terminal when the program has closed fd 2 (and never lands in
- * whatever file the program opened on fd 2 afterwards). */
-static int err_fd = -1;
+/* memshim's own copy of standard error, taken at start-up, and the identity
+ * of the file it was: a report still reaches the terminal when the program
+ * has closed fd 2, and never lands in whatever file the program opened on
+ * fd 2, or on the copy's number, afterwards. */
+static int   err_fd = -1;
+static bool  err_known, err_inited;
+static dev_t err_dev;
+static ino_t err_ino;
+
+static bool same_file(int fd, dev_t dev, ino_t ino)
+{
+    struct stat st;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
 
 void _ms_out_init(void)
 {
-    if (err_fd < 0 && fcntl(2, F_GETFD) >= 0) err_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
-    if (err_fd < 0 && fcntl(2, F_GETFD) >= 0) err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    int saved = errno;
+    struct stat st;
+    if (!err_inited && fstat(2, &st) == 0) {
+        err_dev = st.st_dev;
+        err_ino = st.st_ino;
+        err_known = true;
+        err_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
+        if (err_fd < 0) err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    }
+    err_inited = true;
+    errno = saved;
 }
 
-int _ms_err_fd(void) { return err_fd >= 0 && fcntl(err_fd, F_GETFD) >= 0 ? err_fd : 2; }
+/* Take fd 2 as it is now for standard error, forgetting the copy taken at
+ * start-up (the unit tests capture memshim's messages this way). */
+void _ms_out_retake_stderr(void)
+{
+    int saved = errno;
+    if (err_known && err_fd > 2 && same_file(err_fd, err_dev, err_ino)) close(err_fd);
+    err_fd = -1;
+    err_known = err_inited = false;
+    _ms_out_init();
+    errno = saved;
+}
+
+/* Standard error as it was at start-up: memshim's copy if it is still that
+ * file, else fd 2 if it is; -1 (output dropped) when neither is, since then
+ * both numbers belong to files of the program. */
+int _ms_err_fd(void)
+{
+    int saved = errno, fd = -1;
+    if (!err_inited) _ms_out_init();
+    if (err_known) {
+        if (same_file(err_fd, err_dev, err_ino)) fd = err_fd;
+        else if (same_file(2, err_dev, err_ino)) fd = 2;
+    }
+    errno = saved;
+    return fd;
+}
 
 void _ms_buf_init(ms_buf_t *b, char *mem, size_t cap, int fd)
 {
@@ -109,7 +175,7 @@ void _ms_message(const char *fmt, ...)
 {
     char mem[512];
     ms_buf_t b;
-    _ms_buf_init(&b, mem, sizeof mem, 2);
+    _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
     put(&b, "memshim: ", 9);
     va_list ap;
     va_start(ap, fmt);
@@ -128,3 +194,265 @@ void _ms_heap_error(const char *what, const void *p)
     if (_ms_opt.on_error == MS_ON_ERROR_ABORT) abort();
 }
 
+
+/* ---- output files --------------------------------------------------------- */
+
+/* Writers of one output take the lock of its slot: slot 0 is standard
+ * error, a file's name hashes to one of the others. */
+#define OUT_SLOTS 8
+static pthread_mutex_t out_lock[OUT_SLOTS] = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER,
+};
+static unsigned tmp_counter;
+
+/* A forked child: the thread that held a writer's lock stayed in the parent. */
+void _ms_out_after_fork_child(void)
+{
+    for (unsigned i = 0; i < OUT_SLOTS; i++) pthread_mutex_init(&out_lock[i], NULL);
+}
+
+static unsigned slot_of(const char *path)
+{
+    uint32_t h = 2166136261u;
+    for (; *path; path++) h = (h ^ (unsigned char)*path) * 16777619u;
+    return 1 + h % (OUT_SLOTS - 1);
+}
+
+static void take(ms_out_t *o, unsigned slot)
+{
+    pthread_mutex_lock(&out_lock[slot]);
+    o->lock = (int)slot;
+}
+
+static void release(ms_out_t *o)
+{
+    if (o->lock >= 0) pthread_mutex_unlock(&out_lock[o->lock]);
+    o->lock = -1;
+}
+
+/* pattern with %p replaced by the pid and %% by %; false if it does not fit. */
+bool _ms_expand_path(const char *pattern, char *out, size_t cap)
+{
+    char pid[24];
+    ms_buf_t b;
+    size_t n = 0;
+    _ms_buf_init(&b, pid, sizeof pid, -1);
+    _ms_bprintf(&b, "%d", (int)getpid());
+    for (const char *s = pattern; *s; s++) {
+        const char *add = s;
+        size_t len = 1;
+        if (s[0] == '%' && s[1] == 'p') { add = pid; len = b.len; s++; }
+        else if (s[0] == '%' && s[1] == '%') { s++; }
+        if (n + len >= cap) return false;
+        memcpy(out + n, add, len);
+        n += len;
+    }
+    out[n] = 0;
+    return true;
+}
+
+static bool has_prefix(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+/* How path is written: MS_OUT_ATOMIC (a regular file, a name that does not
+ * exist, a dangling link), MS_OUT_INPLACE (a character device, FIFO or
+ * socket, or a regular file reached through /dev/std*, /dev/fd/N or
+ * /proc/.../fd/N, which are the program's descriptors, not names to
+ * replace), or -1 with errno (a directory, a block device). */
+static int kind_of(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0) return MS_OUT_ATOMIC;   /* new, or creating will say why */
+    if (S_ISREG(st.st_mode)) return MS_OUT_ATOMIC;
+    if (S_ISLNK(st.st_mode)) {
+        if (stat(path, &st) != 0) return MS_OUT_ATOMIC;  /* dangling: the link is replaced */
+        if (S_ISREG(st.st_mode)) {
+            char to[16];
+            ssize_t n = readlink(path, to, sizeof to - 1);
+            to[n > 0 ? n : 0] = 0;
+            bool magic = has_prefix(path, "/dev/") || has_prefix(path, "/proc/") || has_prefix(to, "/proc/");
+            return magic ? MS_OUT_INPLACE : MS_OUT_ATOMIC;
+        }
+    }
+    if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) return MS_OUT_INPLACE;
+    errno = S_ISDIR(st.st_mode) ? EISDIR : ENOTSUP;
+    return -1;
+}
+
+static const char *why(int err, bool fifo)
+{
+    switch (err) {
+    case ENXIO:        return fifo ? "no reader on this FIFO" : "no such device or address";
+    case ENOENT:       return "no such directory";
+    case EACCES:
+    case EPERM:        return "permission denied";
+    case EROFS:        return "read-only file system";
+    case ENOSPC:       return "no space left";
+    case EDQUOT:       return "disk quota exceeded";
+    case ENOTDIR:      return "a component is not a directory";
+    case EISDIR:       return "a directory";
+    case ENOTSUP:      return "a block device";
+    case ELOOP:        return "too many symbolic links";
+    case ENAMETOOLONG: return "name too long";
+    case EEXIST:       return "cannot create a unique temporary name";
+    default:           return "cannot be opened";
+    }
+}
+
+/* A device, FIFO or socket (or a /proc link), opened where it is. */
+static int open_in_place(const char *path, dev_t *dev, ino_t *ino)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) return -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
+        close(fd);
+        errno = ENOTSUP;
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);   /* open without hanging, write whole */
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return fd;
+}
+
+/* A fresh temporary file beside o->path, 0600, never an existing name. */
+static int open_tmp(ms_out_t *o)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        ms_buf_t t;
+        _ms_buf_init(&t, o->tmp, sizeof o->tmp - 1, -1);
+        _ms_bprintf(&t, "%s.tmp.%d.%d.%u", o->path, (int)getpid(), _ms_os_gettid(),
+                    __atomic_fetch_add(&tmp_counter, 1, __ATOMIC_RELAXED));
+        if (t.len >= sizeof o->tmp - 1) { errno = ENAMETOOLONG; return -1; }
+        o->tmp[t.len] = 0;
+        int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+
+static void to_stderr(ms_out_t *o)
+{
+    o->kind = MS_OUT_STDERR;
+    o->fd = _ms_err_fd();
+    if (!(o->flags & MS_OUT_STREAM)) take(o, 0);    /* a stream writes whole lines */
+}
+
+bool _ms_out_open(ms_out_t *o, const char *var, const char *dest, unsigned flags)
+{
+    int saved = errno;
+    o->fd = -1;
+    o->lock = -1;
+    o->var = var;
+    o->flags = flags;
+    o->path[0] = o->tmp[0] = 0;
+    if (!dest || !*dest || strcmp(dest, "stderr") == 0) {
+        to_stderr(o);
+        errno = saved;
+        return true;
+    }
+    const char *fail = NULL;
+    int kind = -1;
+    if (!_ms_expand_path(dest, o->path, sizeof o->path - 24)) {
+        fail = "name too long";
+    } else {
+        kind = kind_of(o->path);
+        /* a forked child whose name has no %p: a file of its own, but a
+         * device or FIFO stays the one named */
+        if (kind == MS_OUT_ATOMIC && (flags & MS_OUT_CHILD_SUFFIX) && !strstr(dest, "%p")) {
+            ms_buf_t b;
+            size_t len = strlen(o->path);
+            _ms_buf_init(&b, o->path + len, sizeof o->path - len, -1);
+            _ms_bprintf(&b, ".%d", (int)getpid());
+            o->path[len + b.len] = 0;
+            kind = kind_of(o->path);
+        }
+    }
+    int err = errno;
+    if (kind >= 0) {
+        take(o, slot_of(o->path));
+        if (kind == MS_OUT_INPLACE) o->fd = open_in_place(o->path, &o->dev, &o->ino);
+        else if ((o->fd = open_tmp(o)) >= 0) {
+            struct stat st;
+            if (fstat(o->fd, &st) == 0) { o->dev = st.st_dev; o->ino = st.st_ino; }
+        }
+        err = errno;
+        if (o->fd >= 0) {
+            o->kind = kind;
+            if (flags & MS_OUT_STREAM) {          /* kept open: in place now, out of the way */
+                o->fd = _ms_fd_out_of_the_way(o->fd);
+                release(o);
+                if (kind == MS_OUT_ATOMIC && rename(o->tmp, o->path) != 0) {
+                    err = errno;
+                    unlink(o->tmp);
+                    close(o->fd);
+                    o->fd = -1;
+                }
+            }
+        }
+        if (o->fd < 0) release(o);
+    }
+    if (o->fd >= 0) { errno = saved; return true; }
+    if (!fail) {
+        struct stat st;
+        fail = why(err, kind == MS_OUT_INPLACE && stat(o->path, &st) == 0 && S_ISFIFO(st.st_mode));
+    }
+    _ms_message("%s: cannot open %s for writing (%s); %s", var, o->path[0] ? o->path : dest, fail,
+                flags & MS_OUT_STREAM ? "nothing is written there" : "writing to stderr instead");
+    if (!(flags & MS_OUT_STREAM)) to_stderr(o);
+    else o->kind = MS_OUT_NONE;
+    errno = saved;
+    return false;
+}
+
+bool _ms_out_commit(ms_out_t *o)
+{
+    int saved = errno;
+    bool ok = true;
+    if (o->kind == MS_OUT_ATOMIC || o->kind == MS_OUT_INPLACE) {
+        if (same_file(o->fd, o->dev, o->ino)) close(o->fd);   /* never a number the program took */
+        if (o->kind == MS_OUT_ATOMIC && !(o->flags & MS_OUT_STREAM) && rename(o->tmp, o->path) != 0) {
+            _ms_message("%s: cannot rename %s to %s (%s)", o->var, o->tmp, o->path, why(errno, false));
+            unlink(o->tmp);
+            ok = false;
+        }
+    }
+    o->fd = -1;
+    o->kind = MS_OUT_NONE;
+    release(o);
+    errno = saved;
+    return ok;
+}
+
+/* A stream's descriptor for the next write: standard error as it was, or
+ * the file, checked to be still ours; when the program closed it (and maybe
+ * got the number back for a file of its own), the same file opened again by
+ * name in append mode.  -1, said once, when nothing safe remains. */
+int _ms_out_fd(ms_out_t *o)
+{
+    if (o->kind == MS_OUT_STDERR) return _ms_err_fd();
+    if (o->kind == MS_OUT_NONE) return -1;
+    int saved = errno;
+    if (!same_file(o->fd, o->dev, o->ino)) {
+        int fd = open(o->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+                               (o->kind == MS_OUT_ATOMIC ? O_NOFOLLOW : 0));
+        if (fd >= 0 && !same_file(fd, o->dev, o->ino)) { close(fd); fd = -1; errno = ESTALE; }
+        if (fd < 0) {
+            _ms_message("%s: the program closed memshim's descriptor of %s, which cannot be "
+                        "opened again (%s); nothing more is written there", o->var, o->path,
+                        errno == ESTALE ? "the file was replaced" : why(errno, false));
+            o->kind = MS_OUT_NONE;
+            o->fd = -1;
+            errno = saved;
+            return -1;
+        }
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+        o->fd = _ms_fd_out_of_the_way(fd);
+    }
+    errno = saved;
+    return o->fd;
+}

@@ -2,9 +2,8 @@
  * stack, largest first, each with a symbolized stack, then a summary of the
  * four kinds.  Text in the shape valgrind users know, or JSON (the schema
  * is in memshim(7)).  Written to standard error (memshim's own copy of it,
- * so a program that closed fd 2 still gets its report) or, atomically, to
- * MEMSHIM_REPORT: a temporary file created 0600 without following links,
- * then renamed into place. */
+ * so a program that closed fd 2 still gets its report) or to MEMSHIM_REPORT,
+ * by out.c's rules for output files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -547,59 +546,28 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsi
 
 int _ms_leak_forked;
 
-/* MEMSHIM_REPORT with %p replaced by the pid; a forked child whose path has
- * no %p gets ".PID" appended, so parent and child never share a file. */
-static bool report_path(char *out, size_t cap)
+static void write_report(int fd, const groups_t *gs, const cycles_t *cy, unsigned unparked, const char *why)
 {
-    const char *p = _ms_opt.report;
-    if (!*p) return false;
-    char pid[24];
-    ms_buf_t nb;
-    _ms_buf_init(&nb, pid, sizeof pid, -1);
-    _ms_bprintf(&nb, "%d", (int)getpid());
-    size_t plen = nb.len, o = 0;
-    bool had_pid = false;
-    for (; *p && o + plen + 1 < cap; p++) {
-        if (p[0] == '%' && p[1] == 'p') { memcpy(out + o, pid, plen); o += plen; p++; had_pid = true; }
-        else out[o++] = *p;
-    }
-    if (!had_pid && _ms_leak_forked && o + plen + 2 < cap) {
-        out[o++] = '.';
-        memcpy(out + o, pid, plen);
-        o += plen;
-    }
-    out[o] = 0;
-    return true;
-}
-
-static void emit(const groups_t *gs, const cycles_t *cy, unsigned unparked, const char *why)
-{
-    char path[4200], tmp[4300];
     char mem[8192];
     ms_buf_t b;
-    if (report_path(path, sizeof path)) {
-        ms_buf_t tb;
-        _ms_buf_init(&tb, tmp, sizeof tmp, -1);
-        _ms_bprintf(&tb, "%s.tmp.%d", path, (int)getpid());
-        tmp[tb.len < sizeof tmp ? tb.len : sizeof tmp - 1] = 0;
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0) {
-            unlink(tmp);                                   /* a stale one of ours? */
-            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        }
-        if (fd >= 0) {
-            _ms_buf_init(&b, mem, sizeof mem, fd);
-            if (_ms_opt.json) write_json(&b, gs, cy, unparked, why); else write_text(&b, gs, cy, unparked, why);
-            _ms_buf_flush(&b);
-            close(fd);
-            if (rename(tmp, path) == 0) return;
-            unlink(tmp);
-        }
-        _ms_message("MEMSHIM_REPORT=%s: cannot write the report there; writing it to stderr", path);
-    }
-    _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
+    _ms_buf_init(&b, mem, sizeof mem, fd);
     if (_ms_opt.json) write_json(&b, gs, cy, unparked, why); else write_text(&b, gs, cy, unparked, why);
     _ms_buf_flush(&b);
+}
+
+/* To MEMSHIM_REPORT, or standard error; the file rules are out.c's. */
+static void emit(const groups_t *gs, const cycles_t *cy, unsigned unparked, const char *why)
+{
+    int saved = errno;
+    ms_out_t o;
+    _ms_out_open(&o, "MEMSHIM_REPORT", _ms_opt.report, _ms_leak_forked ? MS_OUT_CHILD_SUFFIX : 0);
+    write_report(o.fd, gs, cy, unparked, why);
+    if (!_ms_out_commit(&o)) {
+        _ms_out_open(&o, "MEMSHIM_REPORT", NULL, 0);      /* the rename failed: stderr */
+        write_report(o.fd, gs, cy, unparked, why);
+        _ms_out_commit(&o);
+    }
+    errno = saved;
 }
 
 /* Scan, group, suppress, and write a report.  Returns the number of leaked

@@ -40,59 +40,40 @@ static struct {
     bool      running;       /* a thread was started and not yet stopped */
     sem_t     wake, done;
     int       stop, dump;    /* requests, set before posting `wake` */
-    int       log_fd;        /* -1: no RSS log */
-    dev_t     log_dev;
-    ino_t     log_ino;
+    bool      logging;       /* an RSS log is kept (log_out) */
     uint64_t  t0;            /* CLOCK_MONOTONIC ns at the first sample */
     uint64_t  samples;
     uint64_t  peak;          /* the highest peak_rss logged so far */
-} rep = { .log_fd = -1 };
+} rep;
+static ms_out_t log_out;     /* the RSS log: out.c checks and reopens its descriptor */
 
 static uint64_t now_ns(void) { return _ms_os_now_ns(); }
 
 /* ---- the RSS log ---------------------------------------------------------- */
 
-static bool log_still_ours(void)
-{
-    struct stat st;
-    if (rep.log_fd == 2) return true;
-    return fstat(rep.log_fd, &st) == 0 && st.st_dev == rep.log_dev && st.st_ino == rep.log_ino;
-}
-
 static void log_write(ms_buf_t *b)
 {
-    if (rep.log_fd < 0) { b->len = 0; return; }
-    if (!log_still_ours()) { rep.log_fd = -1; b->len = 0; return; }  /* closed under us */
+    b->fd = rep.logging ? _ms_out_fd(&log_out) : -1;
+    if (log_out.kind == MS_OUT_NONE) rep.logging = false;    /* gone for good, said once */
     _ms_buf_flush(b);
 }
 
 static bool log_open(void)
 {
-    const char *dest = _ms_ropt.rss_log;
-    if (strcmp(dest, "stderr") == 0) { rep.log_fd = 2; return true; }
-    char path[4096];
-    if (!_ms_expand_path(dest, path, sizeof path)) {
-        _ms_message("MEMSHIM_RSS_LOG: file name too long; no RSS log");
-        return false;
-    }
-    int fd = _ms_fd_out_of_the_way(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        _ms_message("MEMSHIM_RSS_LOG: cannot open %s for writing; no RSS log", path);
-        if (fd >= 0) close(fd);
-        return false;
-    }
-    rep.log_fd = fd;
-    rep.log_dev = st.st_dev;
-    rep.log_ino = st.st_ino;
-    return true;
+    return _ms_out_open(&log_out, "MEMSHIM_RSS_LOG", _ms_ropt.rss_log, MS_OUT_STREAM);
+}
+
+static void log_close(void)
+{
+    if (rep.logging) _ms_out_commit(&log_out);
+    rep.logging = false;
 }
 
 static void log_header(void)
 {
     char mem[1024], prog[512];
     ms_buf_t b;
-    _ms_buf_init(&b, mem, sizeof mem, rep.log_fd);
+    _ms_buf_init(&b, mem, sizeof mem, -1);
     _ms_program_name(prog, sizeof prog);
     for (char *p = prog; *p; p++) if (*p == '\n') *p = ' ';
     struct timespec rt;
@@ -116,7 +97,7 @@ static void sample(uint64_t now)
     rep.peak = st.peak_rss;
     char mem[160];
     ms_buf_t b;
-    _ms_buf_init(&b, mem, sizeof mem, rep.log_fd);
+    _ms_buf_init(&b, mem, sizeof mem, -1);
     _ms_bprintf(&b, "%llu %llu %llu %llu %llu\n", (unsigned long long)((now - rep.t0) / 1000000),
                 (unsigned long long)st.rss, (unsigned long long)st.peak_rss,
                 (unsigned long long)(st.small_in_use + st.huge.bytes),
@@ -131,7 +112,7 @@ static void log_trailer(uint64_t now)
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
     char mem[160];
     ms_buf_t b;
-    _ms_buf_init(&b, mem, sizeof mem, rep.log_fd);
+    _ms_buf_init(&b, mem, sizeof mem, -1);
     _ms_bprintf(&b, "# end samples %llu wall_ms %llu sampler_cpu_us %llu\n",
                 (unsigned long long)rep.samples, (unsigned long long)((now - rep.t0) / 1000000),
                 (unsigned long long)cpu.tv_sec * 1000000 + (unsigned long long)cpu.tv_nsec / 1000);
@@ -149,7 +130,7 @@ static void *reporter_main(void *arg)
     uint64_t next_log = rep.t0, next_live = rep.t0 + live_every;
     for (;;) {
         uint64_t now = now_ns();
-        if (rep.log_fd >= 0 && now >= next_log) {
+        if (rep.logging && now >= next_log) {
             sample(now);
             next_log += log_every;
             if (next_log <= now) next_log = now + log_every;   /* fell behind: skip, don't burst */
@@ -163,14 +144,14 @@ static void *reporter_main(void *arg)
             _ms_stats_write(_ms_opt.stats);
         if (__atomic_load_n(&rep.stop, __ATOMIC_ACQUIRE)) break;
         uint64_t deadline = UINT64_MAX;
-        if (rep.log_fd >= 0) deadline = next_log;
+        if (rep.logging) deadline = next_log;
         if (_ms_ropt.live && next_live < deadline) deadline = next_live;
         if (deadline == UINT64_MAX) deadline = now + (uint64_t)3600 * 1000000000;
         struct timespec ts = { (time_t)(deadline / 1000000000), (long)(deadline % 1000000000) };
         while (sem_clockwait(&rep.wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
             ;
     }
-    if (rep.log_fd >= 0) {
+    if (rep.logging) {
         uint64_t now = now_ns();
         sample(now);
         log_trailer(now);
@@ -196,8 +177,9 @@ static void start(bool with_log)
     rep.stop = rep.dump = 0;
     rep.samples = 0;
     rep.peak = 0;
-    rep.log_fd = -1;
+    rep.logging = false;
     if (with_log && !log_open()) with_log = false;
+    rep.logging = with_log;
     if (_ms_ropt.live && !_ms_live_open()) _ms_ropt.live = 0;
     if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal) return;
     rep.t0 = now_ns();
@@ -216,8 +198,7 @@ static void start(bool with_log)
     if (rc != 0) {
         _ms_message("cannot start the reporter thread (error %d): no RSS log, live figures "
                     "or stats signal", rc);
-        if (rep.log_fd > 2) close(rep.log_fd);
-        rep.log_fd = -1;
+        log_close();
         _ms_live_close();
         return;
     }
@@ -228,8 +209,6 @@ static void start(bool with_log)
 void _ms_reporter_start(void)
 {
     int saved = errno;
-    static char stats_path[4096];
-    _ms_opt.stats = _ms_abs_path(_ms_opt.stats, stats_path, sizeof stats_path);
     if (_ms_ropt.stats_signal) {
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -257,8 +236,7 @@ void _ms_reporter_stop(void)
             ;
         if (rc == 0) {                  /* else it is stuck in a write: leave it be */
             pthread_join(rep.thread, NULL);
-            if (rep.log_fd > 2 && log_still_ours()) close(rep.log_fd);
-            rep.log_fd = -1;
+            log_close();
             _ms_live_close();
         }
     }
@@ -271,8 +249,7 @@ void _ms_reporter_fork_child(void)
     bool had = rep.running;
     rep.running = false;
     if (had) {
-        if (rep.log_fd > 2 && log_still_ours()) close(rep.log_fd);
-        rep.log_fd = -1;
+        log_close();
         _ms_live_close();
         bool own_log = _ms_ropt.rss_log && strstr(_ms_ropt.rss_log, "%p");
         if (own_log || _ms_ropt.live || _ms_ropt.stats_signal) start(own_log);

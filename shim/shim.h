@@ -291,7 +291,7 @@ MS_HIDDEN extern int _ms_inited;
 typedef enum { MS_ON_ERROR_ABORT, MS_ON_ERROR_CONTINUE } ms_on_error_t;
 enum { MS_KIND_DEFINITE, MS_KIND_INDIRECT, MS_KIND_POSSIBLE, MS_KIND_REACHABLE, MS_NKINDS };
 typedef struct ms_options_s {
-    const char   *stats;         /* MEMSHIM_STATS: NULL, "stderr" or a path */
+    const char   *stats;         /* MEMSHIM_STATS: NULL, "stderr" or an absolute path (a copy) */
     int           verbose;       /* MEMSHIM_VERBOSE */
     ms_on_error_t on_error;      /* MEMSHIM_ON_ERROR */
     /* leak tracking (issue: leak reports) */
@@ -301,7 +301,7 @@ typedef struct ms_options_s {
     unsigned      stack_depth;   /* MEMSHIM_STACK_DEPTH */
     unsigned      show;          /* MEMSHIM_SHOW: bit per MS_KIND_* */
     int           exitcode;      /* MEMSHIM_EXITCODE, -1 = leave the status alone */
-    const char   *suppress;      /* MEMSHIM_SUPPRESS: file of patterns */
+    const char   *suppress;      /* MEMSHIM_SUPPRESS: file of patterns (an absolute copy) */
     uint64_t      sample;        /* MEMSHIM_SAMPLE: mean bytes between samples, 0 = all */
     int           report_signal; /* MEMSHIM_REPORT_SIGNAL, 0 = none */
 } ms_options_t;
@@ -310,6 +310,7 @@ MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
 MS_HIDDEN void   _ms_options_load_reporting(void);      /* stats/RSS options: stats.c */
 MS_HIDDEN const char *_ms_getenv(const char *name);
 MS_HIDDEN const char *_ms_value_shown(const char *v, char *buf, size_t cap); /* cut to 64 + "..." */
+MS_HIDDEN const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap);
 MS_HIDDEN int    _ms_parse_signal(const char *v);       /* 0 if malformed */
 MS_HIDDEN int    _ms_parse_bool(const char *name, const char *v, int dflt);  /* warns */
 MS_HIDDEN bool   _ms_parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out);
@@ -324,7 +325,32 @@ MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
 MS_HIDDEN void   _ms_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 MS_HIDDEN void   _ms_heap_error(const char *what, const void *p); /* obeys MEMSHIM_ON_ERROR */
 MS_HIDDEN void   _ms_out_init(void);                    /* constructor: keep a copy of stderr */
-MS_HIDDEN int    _ms_err_fd(void);                      /* that copy, or 2 */
+MS_HIDDEN int    _ms_err_fd(void);                      /* stderr as it was at start-up, or -1 */
+MS_HIDDEN void   _ms_out_retake_stderr(void);          /* fd 2 as it is now (unit tests) */
+MS_HIDDEN void   _ms_out_after_fork_child(void);
+MS_HIDDEN bool   _ms_expand_path(const char *pattern, char *out, size_t cap); /* %p -> pid */
+
+/* Output files (reports, statistics, the RSS log): the rules are out.c's. */
+enum { MS_OUT_NONE, MS_OUT_STDERR, MS_OUT_ATOMIC, MS_OUT_INPLACE };
+#define MS_OUT_CHILD_SUFFIX 1u  /* a forked child and no %p: name.PID (regular files only) */
+#define MS_OUT_STREAM       2u  /* kept open and appended to; no fallback to stderr */
+typedef struct ms_out_s {
+    int         fd;              /* where to write now; -1: dropped */
+    int         kind;            /* MS_OUT_* */
+    int         lock;            /* writers' lock held, or -1 */
+    unsigned    flags;
+    dev_t       dev;             /* identity of fd */
+    ino_t       ino;
+    const char *var;             /* the variable that named it, for messages */
+    char        path[4096];      /* the final name */
+    char        tmp[4096 + 64];  /* the temporary name (MS_OUT_ATOMIC) */
+} ms_out_t;
+/* dest: NULL, "", "stderr" or a name pattern.  Returns false (one message
+ * said) if dest cannot be written: o then writes to stderr, or nothing for a
+ * stream.  Holds the output's lock until _ms_out_commit (not for a stream). */
+MS_HIDDEN bool   _ms_out_open(ms_out_t *o, const char *var, const char *dest, unsigned flags);
+MS_HIDDEN bool   _ms_out_commit(ms_out_t *o);           /* close, rename into place; false: failed */
+MS_HIDDEN int    _ms_out_fd(ms_out_t *o);               /* a stream's checked fd, or -1 */
 
 /* ---- stats.c ------------------------------------------------------------ */
 typedef struct ms_stats_class_s {
@@ -351,9 +377,7 @@ typedef struct ms_report_opts_s {
 } ms_report_opts_t;
 MS_HIDDEN extern ms_report_opts_t _ms_ropt;
 MS_HIDDEN void   _ms_stats_write(const char *dest);     /* text, or JSON for *.json; atomic */
-MS_HIDDEN bool   _ms_expand_path(const char *pattern, char *out, size_t cap); /* %p -> pid */
 MS_HIDDEN void   _ms_program_name(char *out, size_t cap); /* /proc/self/cmdline, spaced */
-MS_HIDDEN const char *_ms_abs_path(const char *v, char *buf, size_t cap); /* against the cwd */
 
 /* The collector's figures, for MEMSHIM_STATS and the live region.  Defined
  * by the collector's glue in shim/ when collector/ is linked in (weak here:

@@ -2,14 +2,12 @@
  * the central lists, segments and huge blocks; written as a table or as JSON
  * when MEMSHIM_STATS is set (at exit, and on MEMSHIM_STATS_SIGNAL).  Also
  * the options of the reporting side (MEMSHIM_RSS_LOG, MEMSHIM_RSS_INTERVAL,
- * MEMSHIM_LIVE, MEMSHIM_LIVE_INTERVAL, MEMSHIM_STATS_SIGNAL) and the output
- * files' names (%p) and atomic replacement.
+ * MEMSHIM_LIVE, MEMSHIM_LIVE_INTERVAL, MEMSHIM_STATS_SIGNAL).
  *
  * Collecting takes each lock briefly, one at a time, never two together. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>          /* rename() only: a system call, no stream */
 #include <string.h>
 #include <unistd.h>
 #include "shim.h"
@@ -69,43 +67,6 @@ void _ms_program_name(char *out, size_t cap)
     while (n > 0 && out[n - 1] == 0) n--;
     for (ssize_t i = 0; i < n; i++) if (out[i] == 0) out[i] = ' ';
     out[n] = 0;
-}
-
-/* ---- file names and atomic output ---------------------------------------- */
-
-/* pattern with %p replaced by the pid and %% by %; false if it does not fit. */
-bool _ms_expand_path(const char *pattern, char *out, size_t cap)
-{
-    char pid[24];
-    ms_buf_t b;
-    size_t n = 0;
-    _ms_buf_init(&b, pid, sizeof pid, -1);
-    _ms_bprintf(&b, "%d", (int)getpid());
-    for (const char *s = pattern; *s; s++) {
-        const char *add = s;
-        size_t len = 1;
-        if (s[0] == '%' && s[1] == 'p') { add = pid; len = b.len; s++; }
-        else if (s[0] == '%' && s[1] == '%') { s++; }
-        if (n + len >= cap) return false;
-        memcpy(out + n, add, len);
-        n += len;
-    }
-    out[n] = 0;
-    return true;
-}
-
-/* v made absolute against the current directory, in buf; v itself if it is
- * "stderr", absolute already, or cannot be resolved.  Output files are
- * named at start-up, so a later chdir() does not move them. */
-const char *_ms_abs_path(const char *v, char *buf, size_t cap)
-{
-    if (!v || v[0] == '/' || strcmp(v, "stderr") == 0) return v;
-    if (!getcwd(buf, cap)) return v;
-    size_t n = strlen(buf), len = strlen(v);
-    if (n + 1 + len >= cap) return v;
-    buf[n] = '/';
-    memcpy(buf + n + 1, v, len + 1);
-    return buf;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -257,35 +218,19 @@ static void print_fd(int fd, bool json)
 
 void _ms_stats_print_fd(int fd) { print_fd(fd, false); }
 
-/* Write the figures to dest ("stderr" or a path pattern; JSON if the name
- * ends in .json).  A file is written under a temporary name beside it and
- * renamed into place, so a reader never sees half of it. */
+/* Write the figures to dest ("stderr" or a name pattern; JSON if the name
+ * ends in .json), by out.c's rules for output files: a regular file is
+ * replaced atomically, a device or FIFO written in place. */
 void _ms_stats_write(const char *dest)
 {
     int saved = errno;
-    char path[4096], tmp[4096 + 32];
-    if (!dest || strcmp(dest, "stderr") == 0) { print_fd(2, false); return; }
-    if (!_ms_expand_path(dest, path, sizeof path)) {
-        _ms_message("MEMSHIM_STATS: file name too long; writing to stderr");
-        print_fd(2, false);
-        return;
-    }
-    ms_buf_t t;
-    _ms_buf_init(&t, tmp, sizeof tmp - 1, -1);
-    _ms_bprintf(&t, "%s.tmp.%d", path, (int)getpid());
-    tmp[t.len] = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        _ms_message("cannot open %s for writing; writing to stderr instead", tmp);
-        print_fd(2, false);
-        errno = saved;
-        return;
-    }
-    print_fd(fd, ends_with(path, ".json"));
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        _ms_message("cannot rename %s to %s", tmp, path);
-        unlink(tmp);
+    ms_out_t o;
+    _ms_out_open(&o, "MEMSHIM_STATS", dest, 0);
+    print_fd(o.fd, o.kind != MS_OUT_STDERR && ends_with(o.path, ".json"));
+    if (!_ms_out_commit(&o)) {
+        _ms_out_open(&o, "MEMSHIM_STATS", NULL, 0);         /* the rename failed: stderr */
+        print_fd(o.fd, false);
+        _ms_out_commit(&o);
     }
     errno = saved;
 }
@@ -305,7 +250,7 @@ void _ms_options_load_reporting(void)
     uint64_t n;
     static char rss_log[4096];
     if ((v = _ms_getenv("MEMSHIM_RSS_LOG")) && *v && names_file_ok("MEMSHIM_RSS_LOG", v))
-        _ms_ropt.rss_log = _ms_abs_path(v, rss_log, sizeof rss_log);
+        _ms_ropt.rss_log = _ms_keep_path("MEMSHIM_RSS_LOG", v, rss_log, sizeof rss_log);
     if ((v = _ms_getenv("MEMSHIM_RSS_INTERVAL"))) {
         if (_ms_parse_uint(v, 1, 3600000, &n)) _ms_ropt.rss_interval_ms = (unsigned)n;
         else _ms_message("MEMSHIM_RSS_INTERVAL=%s: expected milliseconds, 1 to 3600000; using %u",

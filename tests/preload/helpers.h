@@ -275,9 +275,10 @@ static inline int h_count_lines(const char *s)
 }
 
 /* memshim writes its messages to its own close-on-exec copy of standard
- * error, taken at start-up, and falls back to fd 2 when that copy is gone.
- * In a forked child about to be captured, close such copies (descriptors
- * above 2 open on the same file as fd 2) so that its messages follow fd 2. */
+ * error, taken at start-up, or to fd 2 while that is still the same file;
+ * never to a file the program put there later.  In a forked child about to
+ * be captured, close such copies (descriptors above 2 open on the same file
+ * as fd 2) so that nothing reaches the terminal: its messages are dropped. */
 static inline void h_close_stderr_copies(void)
 {
     struct stat e, o;

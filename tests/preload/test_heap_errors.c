@@ -142,7 +142,7 @@ Test(heap_errors, bad_on_error_value_is_reported_and_abort_kept)
 }
 
 /* The same in this very process (linked with -lmemshim): a forked child
- * aborts at the bad call with memshim's message naming the address. */
+ * aborts at the bad call. */
 static int child_double_free(void *arg)
 {
     size_t n = (size_t)(uintptr_t)arg;
@@ -169,6 +169,10 @@ static int child_interior(void *arg)
     return 0;
 }
 
+/* The child replaced fd 2 with a file of its own after memshim took its
+ * copy of standard error, and closed that copy: memshim's message is then
+ * dropped, never written into the program's file (the message itself is
+ * checked by the fixture runs above, whose fd 2 is set before start-up). */
 static void expect_aborted_at_bad_call(const char *what, const h_run_t *r)
 {
     char addr[64];
@@ -178,7 +182,8 @@ static void expect_aborted_at_bad_call(const char *what, const h_run_t *r)
               r->status);
     const char *after = strchr(strstr(r->out, "addr="), '\n');
     cr_expect(after && after[1] == 0, "%s: went on after the bad call:\n%s", what, r->out);
-    expect_message_naming(what, r, addr, 0);
+    cr_expect_null(strstr(r->err, "memshim"), "%s: memshim wrote into the file the program put on "
+                   "fd 2:\n%s", what, r->err);
 }
 
 Test(heap_errors, forked_child_double_free_aborts)

@@ -25,6 +25,7 @@ ok()   { pass=$((pass + 1)); echo "ok - $1"; }
 fail() { failed=$((failed + 1)); echo "FAIL - $1"; [ $# -gt 1 ] && printf '%s\n' "$2" | head -40 | sed 's/^/    /'; }
 # check NAME FUNCTION [ARGS]: FUNCTION prints its evidence and returns non-zero on failure.
 check() { local name=$1 out; shift; if out=$("$@" 2>&1); then ok "$name"; else fail "$name" "$out"; fi; }
+skip() { echo "skip - $1 ($2)"; }
 
 # run CMD...: sets $out, $err, $rc
 run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; out=$(cat "$T/out"); err=$(cat "$T/err"); }
@@ -38,8 +39,8 @@ has_not() { ! grep -qF -- "$2" <<<"$1" || { echo "unexpected: $2"; echo "in: $1"
 wait_file() { for _ in $(seq 1 500); do [ -e "$1" ] && return 0; sleep 0.02; done; echo "no file $1"; return 1; }
 
 # ---- helper programs ----------------------------------------------------------
-for p in known grow forker leaky; do
-    cc -O0 -g -o "$T/$p" "$ROOT/tests/tools/progs/$p.c" || { fail "build helper $p"; }
+for p in known grow forker leaky hostile; do
+    cc -O0 -g -o "$T/$p" "$ROOT/tests/tools/progs/$p.c" -lpthread -ldl || { fail "build helper $p"; }
 done
 
 # ==== the command: version, help, wrong uses ========================================
@@ -465,6 +466,120 @@ t_plot_bad() {
     run "$MS" plot "$T/missing.log" -o "$T/x.svg"; expect_rc 1 && one_line_err && has "$err" "No such file"
 }
 check "plot: malformed or missing logs are clear errors" t_plot_bad
+
+# ==== output files never harm the host (issue 9) =====================================
+H=$T/hostile
+no_memshim_in() {   # no_memshim_in DIR: no file in DIR holds anything memshim writes
+    local hit; hit=$(grep -lE 'memshim|==[0-9]+==|LEAK SUMMARY|^[0-9]+ [0-9]+ [0-9]+ [0-9]+ [0-9]+$' "$1"/* 2>/dev/null)
+    [ -z "$hit" ] || { echo "memshim wrote into the program's files: $hit"; head -3 $hit; return 1; }
+}
+
+t_fifo() {
+    mkdir -p "$T/fifo" && cd "$T/fifo" && rm -f ./* && mkfifo ff || return 1
+    # with a reader: the report goes through the FIFO, which stays a FIFO
+    timeout 30 cat ff >got & local reader=$!
+    run timeout -k 2 20 env LD_PRELOAD=$LIB MEMSHIM_REPORT=$T/fifo/ff ./../leaky
+    wait $reader
+    expect_rc 0 && [ -p ff ] || { echo "ff is no longer a FIFO: $(ls -l ff)"; return 1; }
+    has "$(cat got)" "LEAK SUMMARY" && has "$(cat got)" "make_nodes" && has_not "$err" "memshim:" || return 1
+    [ "$(ls -A)" = "$(printf 'ff\ngot')" ] || { echo "files left beside the FIFO:"; ls -A; return 1; }
+    # without a reader: no hang, one line naming it, the report on stderr
+    run timeout -k 2 20 env LD_PRELOAD=$LIB MEMSHIM_REPORT=$T/fifo/ff MEMSHIM_STATS=$T/fifo/ff MEMSHIM_TRACK=1 ./../leaky
+    expect_rc 0 && [ -p ff ] || return 1
+    [ "$(grep -c "^memshim: .*$T/fifo/ff.*no reader" <<<"$err")" -eq 2 ] || { echo "expected one line for the report and one for the stats:"; echo "$err"; return 1; }
+    has "$err" "LEAK SUMMARY" && has "$err" "memshim: heap statistics" || return 1
+    [ "$(ls -A)" = "$(printf 'ff\ngot')" ] || { echo "files left beside the FIFO:"; ls -A; return 1; }
+}
+check "a FIFO as report and stats file is written in place; without a reader: one line, stderr, no hang" t_fifo
+
+# Device nodes: only in a private mount namespace, on a tmpfs of our own (a
+# scratch directory, then /dev itself, both invisible outside).
+cat >"$T/devices.sh" <<'EOF'
+set -u
+D=$1 f=0
+mount -t tmpfs tmpfs "$D" || { echo "cannot mount a tmpfs"; exit 1; }
+mknod -m 666 "$D/null" c 1 3 || exit 1
+left() { ls -A "$1" | grep -vxF -e null -e stdout -e stderr -e out -e err -e piped; }
+# report and statistics aimed at a device node, from a parent and its forked child
+LD_PRELOAD=$LIB MEMSHIM_REPORT=$D/null MEMSHIM_STATS=$D/null "$H" fork >"$D/out" 2>"$D/err" || { echo "run failed: $(cat "$D/err")"; f=1; }
+[ -c "$D/null" ] || { echo "the device node was replaced: $(ls -l "$D/null")"; f=1; }
+[ -z "$(left "$D")" ] || { echo "files left beside the device: $(left "$D")"; f=1; }
+[ -s "$D/err" ] && { echo "unexpected stderr: $(head -5 "$D/err")"; f=1; }
+# /dev/stdout, /dev/stderr and /proc/self/fd/N on a /dev of our own
+mount -t tmpfs tmpfs /dev || { echo "cannot mount a tmpfs on /dev"; exit 1; }
+mknod -m 666 /dev/null c 1 3 && ln -s /proc/self/fd/1 /dev/stdout && ln -s /proc/self/fd/2 /dev/stderr || exit 1
+LD_PRELOAD=$LIB MEMSHIM_STATS=/dev/stdout MEMSHIM_REPORT=/dev/stderr "$H" fork >"$D/out" 2>"$D/err" || { echo "run failed"; f=1; }
+[ "$(grep -c 'memshim: heap statistics' "$D/out")" -eq 2 ] || { echo "expected the parent's and the child's statistics on stdout:"; cat "$D/out"; f=1; }
+[ "$(grep -c 'LEAK SUMMARY' "$D/err")" -eq 2 ] || { echo "expected two reports on stderr:"; cat "$D/err"; f=1; }
+LD_PRELOAD=$LIB MEMSHIM_STATS=/proc/self/fd/1 MEMSHIM_TRACK=0 "$H" fork | cat >"$D/piped"
+[ "$(grep -c 'memshim: heap statistics' "$D/piped")" -eq 2 ] || { echo "/proc/self/fd/1 on a pipe:"; cat "$D/piped"; f=1; }
+[ -L /dev/stdout ] && [ -L /dev/stderr ] && [ -c /dev/null ] || { echo "/dev was changed:"; ls -l /dev; f=1; }
+[ -z "$(left /dev)" ] || { echo "files left in /dev: $(left /dev)"; f=1; }
+exit $f
+EOF
+t_devices() {
+    mkdir -p "$T/ns" && LIB=$LIB H=$H unshare -m --propagation private bash "$T/devices.sh" "$T/ns"
+}
+if [ "$(id -u)" -ne 0 ]; then
+    skip "device nodes as report and stats files" "needs root for mknod in a private mount namespace"
+elif ! unshare -m --propagation private true 2>/dev/null; then
+    skip "device nodes as report and stats files" "unshare -m is not available here"
+else
+    check "device nodes, /dev/std* and /proc/self/fd/N are written in place, never replaced (private /dev)" t_devices
+fi
+
+t_stderr_taken() {
+    mkdir -p "$T/steal" && rm -f "$T/steal"/*
+    run env LD_PRELOAD=$LIB MEMSHIM_STATS=stderr "$H" steal "$T/steal"
+    expect_rc 0 && no_memshim_in "$T/steal" || return 1
+    has "$err" "definitely lost: 100 bytes in 1 blocks" && has "$err" "memshim: heap statistics" || return 1
+    # fd 2 itself handed to a file of the program: nothing goes there
+    rm -f "$T/steal"/*
+    run env LD_PRELOAD=$LIB MEMSHIM_STATS=stderr MEMSHIM_RSS_LOG=stderr MEMSHIM_RSS_INTERVAL=5 "$H" steal2 "$T/steal"
+    expect_rc 0 && no_memshim_in "$T/steal"
+}
+check "a program that takes memshim's descriptors (and fd 2) never gets reports, stats or RSS lines in its files" t_stderr_taken
+
+t_env_wiped() {
+    cd "$T" && rm -f env.stats && echo 'leak:keep_quiet' >env.supp
+    run env LD_PRELOAD=$LIB MEMSHIM_STATS=$T/env.stats MEMSHIM_SUPPRESS=$T/env.supp "$H" wipeenv
+    expect_rc 0 || return 1
+    has "$(cat env.stats 2>&1)" "memshim: heap statistics" || return 1
+    has "$err" "definitely lost: 100 bytes in 1 blocks" && has "$err" "suppressed: 200 bytes in 1 blocks"
+}
+check "a program that overwrites its environment keeps its statistics file and suppressions" t_env_wiped
+
+t_rss_closed() {
+    mkdir -p "$T/ca" && rm -f "$T/ca"/* "$T/ca.log"
+    run env LD_PRELOAD=$LIB MEMSHIM_TRACK=0 MEMSHIM_RSS_LOG=$T/ca.log MEMSHIM_RSS_INTERVAL=10 "$H" closeall "$T/ca"
+    expect_rc 0 && no_memshim_in "$T/ca" && check_log "$T/ca.log" || { cat "$T/ca.log"; return 1; }
+    "$PY" - "$T/ca.log" <<'EOF'
+import sys
+rows = [list(map(int, l.split())) for l in open(sys.argv[1]) if not l.startswith("#")]
+assert max(r[0] for r in rows) >= 400, "no samples after the descriptors were closed: %s" % rows
+assert len(rows) >= 15, "only %d samples" % len(rows)
+EOF
+}
+check "RSS log: the program closes every descriptor; the log goes on to the end" t_rss_closed
+
+t_concurrent_reports() {
+    mkdir -p "$T/cc" && rm -f "$T/cc"/*
+    run env LD_PRELOAD=$LIB MEMSHIM_REPORT=$T/cc/r.txt "$H" checkers 15
+    expect_rc 0 && has_not "$err" "memshim:" || return 1
+    [ "$(ls -A "$T/cc")" = r.txt ] || { echo "left in the directory:"; ls -A "$T/cc"; return 1; }
+    has "$(cat "$T/cc/r.txt")" "memshim leak report (at exit)" && has "$(cat "$T/cc/r.txt")" "LEAK SUMMARY"
+}
+check "two threads taking leak snapshots together: no lost report, no temporary file left" t_concurrent_reports
+
+t_planted_tmp() {
+    mkdir -p "$T/pl" && rm -f "$T/pl"/*
+    run timeout -k 2 20 env LD_PRELOAD=$LIB MEMSHIM_TRACK=0 MEMSHIM_STATS=$T/pl/s.txt "$H" plant "$T/pl/s.txt"
+    [ "$rc" -ne 124 ] || { echo "hung at exit on a planted FIFO"; return 1; }
+    expect_rc 0 && has "$(cat "$T/pl/s.txt")" "memshim: heap statistics" || return 1
+    [ "$(stat -c %a "$T/pl/s.txt")" = 600 ] || { echo "mode $(stat -c %a "$T/pl/s.txt")"; return 1; }
+    [ "$(find "$T/pl" -type p | wc -l)" -eq 5 ] && [ "$(ls -A "$T/pl" | wc -l)" -eq 6 ] || { ls -lA "$T/pl"; return 1; }
+}
+check "FIFOs planted at likely temporary names are never opened (stats file, 0600)" t_planted_tmp
 
 # ==== man pages =======================================================================
 t_man_lint() {
