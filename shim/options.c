@@ -194,6 +194,8 @@ void _ms_options_load(void)
     }
     uint64_t n;
     if ((v = _ms_getenv("MEMSHIM_TRACK"))) _ms_opt.track = _ms_parse_bool("MEMSHIM_TRACK", v, 1);
+    if ((v = _ms_getenv("MEMSHIM_GEN_SUPPRESSIONS")))
+        _ms_opt.gen_suppressions = _ms_parse_bool("MEMSHIM_GEN_SUPPRESSIONS", v, 0);
     if ((v = _ms_getenv("MEMSHIM_REPORT_FORMAT"))) {
         if (strcmp(v, "json") == 0) _ms_opt.json = 1;
         else if (strcmp(v, "text") == 0) _ms_opt.json = 0;

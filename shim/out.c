@@ -162,6 +162,22 @@ void _ms_vbprintf(ms_buf_t *b, const char *fmt, va_list ap)
     }
 }
 
+/* A JSON string: quotes, backslashes and control characters escaped (the
+ * one JSON string writer: reports, statistics, suppressions). */
+void _ms_json_str(ms_buf_t *b, const char *s)
+{
+    put(b, "\"", 1);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') { put(b, "\\", 1); put(b, (const char *)&c, 1); }
+        else if (c < 0x20 || c == 0x7f) {
+            char u[6] = { '\\', 'u', '0', '0', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15] };
+            put(b, u, 6);
+        } else put(b, (const char *)&c, 1);
+    }
+    put(b, "\"", 1);
+}
+
 void _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
 {
     va_list ap;

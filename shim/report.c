@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "shim.h"
 #include "../collector/collector.h"
+#include "../include/memshim.h"
 
 static const char *kind_name[MS_NKINDS] = {
     "definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable" };
@@ -118,8 +119,6 @@ static void cycles_text(ms_buf_t *b, int pid, const cycles_t *c)
     }
 }
 
-static void json_str(ms_buf_t *b, const char *s);
-
 static void cycles_json(ms_buf_t *b, const cycles_t *c)
 {
     _ms_bprintf(b, ",\n \"cycles\": [");
@@ -129,7 +128,7 @@ static void cycles_json(ms_buf_t *b, const cycles_t *c)
         for (size_t i = 0; i < c->nobj; i++) {
             if (c->obj[i].group != g) continue;
             _ms_bprintf(b, "%s{\"addr\": \"%p\", \"type\": ", first ? "" : ", ", c->obj[i].obj);
-            json_str(b, c->obj[i].type);
+            _ms_json_str(b, c->obj[i].type);
             _ms_bprintf(b, ", \"size\": %zu}", c->obj[i].size);
             first = false;
         }
@@ -222,185 +221,6 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
     return true;
 }
 
-/* ---- suppressions ---------------------------------------------------------------- */
-
-/* The patterns of MEMSHIM_SUPPRESS, one a line: the file is read whole
- * into memshim's own memory (grown as needed, up to SUPP_MAX_BYTES), the
- * pattern list grows with it.  Only a regular file is read: a directory,
- * device, FIFO or socket is refused with one line (opened O_NONBLOCK, so a
- * FIFO without a writer cannot hang the report). */
-#define SUPP_MAX_BYTES ((size_t)16 << 20)
-
-typedef struct { char *text; size_t len, cap; const char **pat; unsigned n, pcap; } supp_t;
-
-static void supp_free(supp_t *s)
-{
-    if (s->text) _ms_meta_free(s->text, s->cap);
-    if (s->pat) _ms_meta_free((void *)s->pat, s->pcap * sizeof *s->pat);
-    memset(s, 0, sizeof *s);
-}
-
-static bool supp_add(supp_t *s, const char *p)
-{
-    if (s->n == s->pcap) {
-        size_t ncap = s->pcap ? (size_t)s->pcap * 2 : 64;
-        const char **np = _ms_meta_alloc(ncap * sizeof *np);
-        if (!np) return false;
-        if (s->pat) {
-            memcpy(np, s->pat, s->n * sizeof *np);
-            _ms_meta_free((void *)s->pat, s->pcap * sizeof *s->pat);
-        }
-        s->pat = np;
-        s->pcap = (unsigned)ncap;
-    }
-    s->pat[s->n++] = p;
-    return true;
-}
-
-static const char *file_kind(mode_t m)
-{
-    return S_ISDIR(m) ? "a directory" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
-         : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" : "not a regular file";
-}
-
-static void supp_load(supp_t *s)
-{
-    memset(s, 0, sizeof *s);
-    if (!_ms_opt.suppress) return;
-    char shown[128];
-    const char *name = _ms_value_shown(_ms_opt.suppress, shown, sizeof shown);
-    int fd = open(_ms_opt.suppress, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) {
-        _ms_message("MEMSHIM_SUPPRESS=%s: cannot open the suppressions file; no suppressions", name);
-        return;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        _ms_message("MEMSHIM_SUPPRESS=%s: %s, not a file of patterns; no suppressions", name,
-                    fstat(fd, &st) == 0 ? file_kind(st.st_mode) : "cannot be examined");
-        close(fd);
-        return;
-    }
-    /* /proc files say size 0 and have text: read until the end, growing. */
-    size_t cap = 1 << 16;
-    while (cap < (size_t)st.st_size + 1 && cap < SUPP_MAX_BYTES) cap *= 2;
-    s->text = _ms_meta_alloc(cap);
-    s->cap = s->text ? cap : 0;
-    ssize_t r = 0;
-    bool too_big = false;
-    while (s->text) {
-        if (s->len + 1 == s->cap) {
-            if (s->cap >= SUPP_MAX_BYTES) { too_big = true; break; }
-            char *n = _ms_meta_alloc(s->cap * 2);
-            if (!n) break;
-            memcpy(n, s->text, s->len);
-            _ms_meta_free(s->text, s->cap);
-            s->text = n;
-            s->cap *= 2;
-        }
-        r = read(fd, s->text + s->len, s->cap - 1 - s->len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        s->len += (size_t)r;
-    }
-    close(fd);
-    if (!s->text || (s->len + 1 == s->cap && !too_big)) {
-        _ms_message("MEMSHIM_SUPPRESS=%s: out of memory for the suppressions; no suppressions", name);
-        supp_free(s);
-        return;
-    }
-    if (r < 0) {
-        _ms_message("MEMSHIM_SUPPRESS=%s: cannot read the suppressions file (error %d); no suppressions",
-                    name, errno);
-        supp_free(s);
-        return;
-    }
-    if (too_big)
-        _ms_message("MEMSHIM_SUPPRESS=%s: larger than %zu MiB; only its first %zu MiB are used", name,
-                    SUPP_MAX_BYTES >> 20, SUPP_MAX_BYTES >> 20);
-    s->text[s->len] = 0;
-    char *p = s->text, *end = s->text + s->len;
-    unsigned lineno = 0, skipped = 0, first_skipped = 0;
-    bool oom = false;
-    while (p < end) {
-        char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) nl = end;
-        *nl = 0;
-        lineno++;
-        while (*p == ' ' || *p == '\t') p++;
-        char *e = nl;
-        while (e > p && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = 0;
-        if (*p && *p != '#') {
-            if (strncmp(p, "leak:", 5) == 0) {
-                p += 5;
-            } else {                      /* "race:x" and other kinds are not ours */
-                const char *c = p;
-                while ((*c >= 'a' && *c <= 'z') || *c == '_') c++;
-                if (c > p && c[0] == ':' && c[1] != ':') {
-                    if (!skipped++) first_skipped = lineno;
-                    p = nl + 1;
-                    continue;
-                }
-            }
-            if (*p && !oom && !supp_add(s, p)) {
-                oom = true;
-                _ms_message("MEMSHIM_SUPPRESS=%s: out of memory at line %u; the patterns from there on are "
-                            "not used", name, lineno);
-            }
-        }
-        p = nl + 1;
-    }
-    if (skipped == 1)
-        _ms_message("MEMSHIM_SUPPRESS=%s line %u: expected leak:PATTERN or PATTERN; skipped", name, first_skipped);
-    else if (skipped > 1)
-        _ms_message("MEMSHIM_SUPPRESS=%s: %u lines (the first is line %u) are not leak:PATTERN or PATTERN; "
-                    "skipped", name, skipped, first_skipped);
-}
-
-/* Glob match with '*', anchored with ^ and $; otherwise a substring match. */
-static bool glob(const char *pat, const char *s)
-{
-    if (*pat == '*') {
-        while (*pat == '*') pat++;
-        if (!*pat || (*pat == '$' && !pat[1])) return true;
-        for (; *s; s++) if (glob(pat, s)) return true;
-        return glob(pat, s);
-    }
-    if (*pat == '$' && !pat[1]) return !*s;
-    if (!*pat) return true;
-    return *s && *pat == *s && glob(pat + 1, s + 1);
-}
-
-static bool pattern_matches(const char *pat, const char *s)
-{
-    if (!s) return false;
-    if (*pat == '^') return glob(pat + 1, s);
-    for (; *s; s++) if (glob(pat, s)) return true;
-    return false;
-}
-
-/* Always on: glibc keeps the dynamic thread vector through a pointer one
- * entry past its start, which a conservative scan sees as interior only
- * (valgrind ships the same suppression). */
-static const char *builtin_supp[] = { "^allocate_dtv$", "^_dl_resize_dtv$", "^_dl_update_slotinfo$" };
-
-static bool suppressed(const supp_t *sp, uint32_t stack)
-{
-    const uintptr_t *ip;
-    unsigned n = _ms_stack_get(stack, &ip);
-    for (unsigned i = 0; i < n; i++) {
-        ms_frame_t f;
-        _ms_symbolize(ip[i], &f, true);
-        for (unsigned k = 0; k < sp->n; k++)
-            if (pattern_matches(sp->pat[k], f.function) || pattern_matches(sp->pat[k], f.file) ||
-                pattern_matches(sp->pat[k], f.module))
-                return true;
-        for (unsigned k = 0; k < sizeof builtin_supp / sizeof *builtin_supp; k++)
-            if (pattern_matches(builtin_supp[k], f.function)) return true;
-    }
-    return false;
-}
-
 /* ---- output ------------------------------------------------------------------------- */
 
 static const char *base_name(const char *p)
@@ -443,7 +263,8 @@ static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
 
 static unsigned long long rnd(double x) { return (unsigned long long)(x + 0.5); }
 
-static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsigned unparked, const char *why)
+static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
+                       unsigned unparked, const char *why)
 {
     int pid = (int)getpid();
     char prog[1024];
@@ -472,6 +293,7 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsi
                         pid, rnd(g->bytes), rnd(g->blocks), kind_text[g->kind], shown, total);
         if (g->gctype) _ms_bprintf(b, "==%d==    collector objects of type %s\n", pid, type_name(g->gctype));
         print_stack_text(b, pid, g->stack);
+        if (_ms_opt.gen_suppressions) _ms_supp_generate(b, g->stack, g->kind, shown);
     }
     _ms_bprintf(b, "==%d==\n==%d== LEAK SUMMARY:\n", pid, pid);
     static const char *pad[MS_NKINDS] = { "", "", "  ", "" };
@@ -480,6 +302,7 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsi
                     rnd(gs->total_bytes[k]), rnd(gs->total_blocks[k]));
     _ms_bprintf(b, "==%d==         suppressed: %llu bytes in %llu blocks\n", pid,
                 rnd(gs->supp_bytes), rnd(gs->supp_blocks));
+    _ms_supp_used(sp, b, pid, false);
     if (gs->inherited_blocks > 0)
         _ms_bprintf(b, "==%d== %llu bytes in %llu blocks allocated by the parent before fork() are left "
                     "out (the parent's report counts them)\n", pid,
@@ -489,24 +312,15 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsi
     cycles_text(b, pid, cy);
 }
 
-static void json_str(ms_buf_t *b, const char *s)
-{
-    _ms_bprintf(b, "\"");
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') _ms_bprintf(b, "\\%c", c);
-        else if (c < 0x20) _ms_bprintf(b, "\\u%04x", c);
-        else _ms_bprintf(b, "%c", c);
-    }
-    _ms_bprintf(b, "\"");
-}
 
-static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsigned unparked, const char *why)
+static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
+                       unsigned unparked, const char *why)
 {
     char prog[1024];
     program_name(prog, sizeof prog);
-    _ms_bprintf(b, "{\"pid\": %d, \"program\": ", (int)getpid());
-    json_str(b, prog);
+    _ms_bprintf(b, "{\"format\": \"memshim-leaks\", \"version\": 1, \"memshim\": \"%s\",\n \"pid\": %d, \"program\": ",
+                MEMSHIM_VERSION, (int)getpid());
+    _ms_json_str(b, prog);
     _ms_bprintf(b, ", \"when\": \"%s\", \"sample_interval\": %llu, \"threads_not_stopped\": %u,\n \"summary\": {",
                 why, (unsigned long long)_ms_opt.sample, unparked);
     for (unsigned k = 0; k < MS_NKINDS; k++)
@@ -523,7 +337,7 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsi
                     kind_name[g->kind], rnd(g->blocks), rnd(g->bytes));
         if (g->kind == MS_KIND_DEFINITE)
             _ms_bprintf(b, ", \"indirect_bytes\": %llu", rnd(g->indirect));
-        if (g->gctype) { _ms_bprintf(b, ", \"type\": "); json_str(b, type_name(g->gctype)); }
+        if (g->gctype) { _ms_bprintf(b, ", \"type\": "); _ms_json_str(b, type_name(g->gctype)); }
         _ms_bprintf(b, ", \"stack\": [");
         first = false;
         const uintptr_t *ip;
@@ -532,39 +346,42 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, unsi
             ms_frame_t f;
             _ms_symbolize(ip[j], &f, true);
             _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f.ip);
-            if (f.function) { _ms_bprintf(b, ", \"function\": "); json_str(b, f.function); }
-            if (f.file) { _ms_bprintf(b, ", \"file\": "); json_str(b, f.file); _ms_bprintf(b, ", \"line\": %d", f.line); }
-            if (f.module) { _ms_bprintf(b, ", \"module\": "); json_str(b, f.module); }
+            if (f.function) { _ms_bprintf(b, ", \"function\": "); _ms_json_str(b, f.function); }
+            if (f.file) { _ms_bprintf(b, ", \"file\": "); _ms_json_str(b, f.file); _ms_bprintf(b, ", \"line\": %d", f.line); }
+            if (f.module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, f.module); }
             _ms_bprintf(b, "}");
         }
         _ms_bprintf(b, "]}");
     }
-    _ms_bprintf(b, "\n ]");
+    _ms_bprintf(b, "\n ],\n \"suppressions_used\": [");
+    _ms_supp_used(sp, b, 0, true);
+    _ms_bprintf(b, "]");
     cycles_json(b, cy);
     _ms_bprintf(b, "}\n");
 }
 
 int _ms_leak_forked;
 
-static void write_report(int fd, const groups_t *gs, const cycles_t *cy, unsigned unparked, const char *why)
+static void write_report(int fd, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
+                         unsigned unparked, const char *why)
 {
     char mem[8192];
     ms_buf_t b;
     _ms_buf_init(&b, mem, sizeof mem, fd);
-    if (_ms_opt.json) write_json(&b, gs, cy, unparked, why); else write_text(&b, gs, cy, unparked, why);
+    if (_ms_opt.json) write_json(&b, gs, cy, sp, unparked, why); else write_text(&b, gs, cy, sp, unparked, why);
     _ms_buf_flush(&b);
 }
 
 /* To MEMSHIM_REPORT, or standard error; the file rules are out.c's. */
-static void emit(const groups_t *gs, const cycles_t *cy, unsigned unparked, const char *why)
+static void emit(const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp, unsigned unparked, const char *why)
 {
     int saved = errno;
     ms_out_t o;
     _ms_out_open(&o, "MEMSHIM_REPORT", _ms_opt.report, _ms_leak_forked ? MS_OUT_CHILD_SUFFIX : 0);
-    write_report(o.fd, gs, cy, unparked, why);
+    write_report(o.fd, gs, cy, sp, unparked, why);
     if (!_ms_out_commit(&o)) {
         _ms_out_open(&o, "MEMSHIM_REPORT", NULL, 0);      /* the rename failed: stderr */
-        write_report(o.fd, gs, cy, unparked, why);
+        write_report(o.fd, gs, cy, sp, unparked, why);
         _ms_out_commit(&o);
     }
     errno = saved;
@@ -612,11 +429,10 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
     groups_t gs;
     int leaks = 0;
     if (build_groups(&gs, items, n)) {
-        supp_t sp;
-        supp_load(&sp);
+        ms_supps_t *sp = _ms_supp_load();
         for (size_t i = 0; i < gs.n; i++) {
             group_t *g = &gs.g[i];
-            if (g->kind != MS_KIND_REACHABLE && suppressed(&sp, g->stack)) {
+            if (_ms_supp_match(sp, g->stack, g->kind, g->gctype, g->blocks, g->bytes)) {
                 g->suppressed = 1;
                 gs.supp_blocks += g->blocks;
                 gs.supp_bytes += g->bytes;
@@ -633,9 +449,9 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
             shown |= !gs.g[i].suppressed && (_ms_opt.show >> gs.g[i].kind & 1);
         /* stderr stays quiet for a clean program; a named file is always written */
         if (shown || _ms_opt.report[0] || !at_exit)
-            emit(&gs, &cy, unparked, at_exit ? "at exit" : "snapshot");
+            emit(&gs, &cy, sp, unparked, at_exit ? "at exit" : "snapshot");
         cycles_free(&cy);
-        supp_free(&sp);
+        _ms_supp_free(sp);
         _ms_meta_free(gs.g, gs.cap * sizeof *gs.g);
     }
     _ms_leak_items_free(items, cap);

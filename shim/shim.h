@@ -304,6 +304,7 @@ typedef struct ms_options_s {
     const char   *suppress;      /* MEMSHIM_SUPPRESS: file of patterns (an absolute copy) */
     uint64_t      sample;        /* MEMSHIM_SAMPLE: mean bytes between samples, 0 = all */
     int           report_signal; /* MEMSHIM_REPORT_SIGNAL, 0 = none */
+    int           gen_suppressions; /* MEMSHIM_GEN_SUPPRESSIONS */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
@@ -322,6 +323,17 @@ MS_HIDDEN void   _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 MS_HIDDEN void   _ms_vbprintf(ms_buf_t *b, const char *fmt, va_list ap);
 MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
+MS_HIDDEN void   _ms_json_str(ms_buf_t *b, const char *s);   /* a quoted, escaped JSON string */
+
+/* ---- suppress.c: MEMSHIM_SUPPRESS (LeakSanitizer lines, type:, valgrind blocks) */
+typedef struct ms_supps_s ms_supps_t;
+typedef struct ms_supp_s ms_supp_t;
+MS_HIDDEN ms_supps_t *_ms_supp_load(void);            /* NULL: none (or unreadable, said) */
+MS_HIDDEN void   _ms_supp_free(ms_supps_t *s);
+MS_HIDDEN bool   _ms_supp_match(ms_supps_t *s, uint32_t stack, unsigned kind, const char *gctype,
+                                double blocks, double bytes);
+MS_HIDDEN void   _ms_supp_used(const ms_supps_t *s, ms_buf_t *b, int pid, bool json);
+MS_HIDDEN void   _ms_supp_generate(ms_buf_t *b, uint32_t stack, unsigned kind, unsigned record);
 MS_HIDDEN void   _ms_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 MS_HIDDEN void   _ms_heap_error(const char *what, const void *p); /* obeys MEMSHIM_ON_ERROR */
 MS_HIDDEN void   _ms_out_init(void);                    /* constructor: keep a copy of stderr */

@@ -137,19 +137,6 @@ static void print_text(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
 
 /* ---- JSON (schema in man/memshim.7, "STATISTICS IN JSON") ------------------ */
 
-static void json_str(ms_buf_t *b, const char *s)
-{
-    _ms_bprintf(b, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') _ms_bprintf(b, "\\%c", c);
-        else if (c < 0x20 || c == 0x7f) {
-            _ms_bprintf(b, "\\u00");
-            _ms_bprintf(b, "%c%c", "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]);
-        } else _ms_bprintf(b, "%c", c);
-    }
-    _ms_bprintf(b, "\"");
-}
 
 static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
                        const ms_gc_figures_t *gc, bool gc_ran)
@@ -159,7 +146,7 @@ static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
     _ms_bprintf(b, "{\"format\": \"memshim-stats\", \"version\": 1, \"memshim\": \"%s\",\n",
                 MEMSHIM_VERSION);
     _ms_bprintf(b, " \"pid\": %d, \"program\": ", (int)getpid());
-    json_str(b, prog);
+    _ms_json_str(b, prog);
     _ms_bprintf(b, ",\n \"classes\": [");
     bool first = true;
     for (unsigned c = 0; c < MS_NCLASSES; c++) {

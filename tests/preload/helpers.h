@@ -24,6 +24,29 @@
 #include <unistd.h>
 #include <malloc.h>
 
+/* In a child about to run a fixture: none of the test runner's own MEMSHIM_*
+ * settings (make test sends the runner's own leak report to a file), so
+ * each fixture gets exactly the settings its test gives it. */
+static inline void clear_memshim_env(void)
+{
+    extern char **environ;
+    for (int again = 1; again;) {
+        again = 0;
+        for (char **e = environ; e && *e; e++) {
+            if (strncmp(*e, "MEMSHIM_", 8) != 0 || strncmp(*e, "MEMSHIM_BUILD=", 14) == 0) continue;
+            char name[256];
+            size_t len = strcspn(*e, "=");
+            if (len >= sizeof name) continue;
+            memcpy(name, *e, len);
+            name[len] = 0;
+            unsetenv(name);
+            again = 1;
+            break;
+        }
+    }
+}
+
+
 /* The allocation functions through volatile pointers: the compiler knows
  * malloc's semantics and may drop or fold a call whose result is only
  * compared with NULL; a call through these always happens. */
@@ -223,6 +246,7 @@ static inline void h_run(h_run_t *r, char *const argv[], const char *const env[]
     if (pid == 0) {
         dup2(ofd, 1);
         dup2(efd, 2);
+        clear_memshim_env();
         for (const char *const *e = env; e && *e; e++) {
             if (!**e) continue;
             char name[256];

@@ -22,6 +22,28 @@ typedef struct {
     char *out, *err;     /* captured, NUL-terminated */
 } run_t;
 
+/* In a child about to run a fixture: none of the test runner's own MEMSHIM_*
+ * settings (make test sends the runner's own leak report to a file), so
+ * each fixture gets exactly the settings its test gives it. */
+static inline void clear_memshim_env(void)
+{
+    extern char **environ;
+    for (int again = 1; again;) {
+        again = 0;
+        for (char **e = environ; e && *e; e++) {
+            if (strncmp(*e, "MEMSHIM_", 8) != 0 || strncmp(*e, "MEMSHIM_BUILD=", 14) == 0) continue;
+            char name[256];
+            size_t len = strcspn(*e, "=");
+            if (len >= sizeof name) continue;
+            memcpy(name, *e, len);
+            name[len] = 0;
+            unsetenv(name);
+            again = 1;
+            break;
+        }
+    }
+}
+
 static const char *build_dir(void)
 {
     const char *b = getenv("MEMSHIM_BUILD");
@@ -68,6 +90,7 @@ static run_t run_with(bool preload, const char *dir, char *const argv[], const c
         dup2(ef, 2);
         if (dir && chdir(dir) != 0) _exit(126);
         unsetenv("LD_PRELOAD");
+        clear_memshim_env();
         for (const char *const *e = env; e && *e; e++) putenv((char *)*e);
         if (preload) setenv("LD_PRELOAD", path_in_build("libmemshim.so"), 1);
         alarm(120);
