@@ -31,12 +31,17 @@
  * 2. A signal, when ptrace is not possible: a debugger traces the process
  *    (TracerPid in /proc/self/status: only one tracer per thread), or
  *    ptrace is refused (seccomp, Yama, a process that is not dumpable, no
- *    task can be made).  Each thread is sent SIGRTMAX-2 marked as ours
- *    (SI_QUEUE, a value of ours); its handler notes the interrupted
- *    context's stack pointer and registers and waits on a futex until the
- *    scan is done.  Signals that are not ours go to the handler the program
- *    had.  A handler runs, so the kernel does not restart poll, nanosleep,
- *    select...: they fail with EINTR.
+ *    task can be made).  Each thread is sent SIGRTMAX-2 -- SIGPROF under a
+ *    debugger: gdb stops on realtime signals, lldb on SIGURG, both pass
+ *    SIGPROF on silently -- marked as ours (SI_QUEUE, a value of ours); its
+ *    handler notes the interrupted context's stack pointer and registers and
+ *    waits on a futex until the scan is done.  Signals that are not ours go
+ *    to the handler the program had.  SIGPROF does not queue: a SIGPROF the
+ *    program sends to a thread while ours is pending there is lost (a
+ *    profiling tick less); ours sent while the program's is pending merges
+ *    into it, which then parks the thread as well.  A handler runs, so the
+ *    kernel does not restart poll, nanosleep, select...: they fail with
+ *    EINTR.
  *
  * Either way a thread that cannot be stopped within two seconds is left
  * running and counted (the scan then reads its whole stack); the caller
@@ -55,6 +60,7 @@
 #include "shim.h"
 
 #define PARK_SIGNAL      (SIGRTMAX - 2)
+#define DEBUGGER_SIGNAL  SIGPROF    /* what gdb and lldb both pass silently */
 #define PARK_TIMEOUT_NS  (2000ull * 1000 * 1000)   /* for the threads listed in one pass */
 #define TRACE_LIMIT_NS   (10000ull * 1000 * 1000)  /* for the whole stop, by the tracer */
 #define TRACER_STACK     (64u * 1024)
@@ -311,7 +317,7 @@ static int       sig_tid[MS_PARK_MAX];
 static int       sig_done[MS_PARK_MAX];      /* 1 once the thread noted where it is */
 static uintptr_t sig_sp[MS_PARK_MAX];
 static uintptr_t sig_regs[MS_PARK_MAX][MS_SCAN_REGS];
-static struct sigaction prev_action;        /* the program's */
+static struct sigaction prev_action[2];      /* the program's: PARK_SIGNAL, DEBUGGER_SIGNAL */
 
 /* The interrupted context's stack pointer (less the red zone, live in leaf
  * code) and general registers.  The handler's frame and the signal frame
@@ -334,7 +340,7 @@ static uintptr_t interrupted(const void *ucv, uintptr_t *regs, uintptr_t fallbac
 
 static void forward(int sig, siginfo_t *si, void *uc)
 {
-    const struct sigaction *p = &prev_action;
+    const struct sigaction *p = &prev_action[sig == DEBUGGER_SIGNAL];
     if (p->sa_flags & SA_SIGINFO) {
         if (p->sa_sigaction) p->sa_sigaction(sig, si, uc);
     } else if (p->sa_handler != SIG_IGN && p->sa_handler != SIG_DFL) {
@@ -347,20 +353,21 @@ static void park_handler(int sig, siginfo_t *si, void *uc)
     int saved = errno;
     bool ours = si && si->si_code == SI_QUEUE && si->si_value.sival_ptr == &park_magic;
     if (!ours) forward(sig, si, uc);
-    if (__atomic_load_n(&sig_active, __ATOMIC_ACQUIRE) && ours) {
+    /* A standard signal does not queue: ours may have merged into the
+     * program's.  Only a thread we signalled waits: never the scanning one. */
+    if (__atomic_load_n(&sig_active, __ATOMIC_ACQUIRE) && (ours || sig < SIGRTMIN)) {
         volatile uintptr_t here = (uintptr_t)&here;
         int tid = _ms_os_gettid();
-        unsigned n = __atomic_load_n(&sig_n, __ATOMIC_ACQUIRE);
-        for (unsigned i = 0; i < n; i++) {
-            if (sig_tid[i] != tid) continue;
+        unsigned n = __atomic_load_n(&sig_n, __ATOMIC_ACQUIRE), i = 0;
+        while (i < n && sig_tid[i] != tid) i++;
+        if (i < n) {
             if (!__atomic_load_n(&sig_done[i], __ATOMIC_ACQUIRE)) {
                 sig_sp[i] = interrupted(uc, sig_regs[i], (uintptr_t)&here - 256);
                 __atomic_store_n(&sig_done[i], 1, __ATOMIC_RELEASE);
             }
-            break;
+            while (__atomic_load_n(&sig_active, __ATOMIC_ACQUIRE))
+                _ms_os_futex_wait(&sig_active, 1);
         }
-        while (__atomic_load_n(&sig_active, __ATOMIC_ACQUIRE))
-            _ms_os_futex_wait(&sig_active, 1);
     }
     errno = saved;
 }
@@ -371,7 +378,7 @@ static void hook(int sig)
     struct sigaction cur, sa;
     if (sigaction(sig, NULL, &cur) != 0) return;
     if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == park_handler) return;
-    prev_action = cur;
+    prev_action[sig == DEBUGGER_SIGNAL] = cur;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = park_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART | (cur.sa_flags & SA_ONSTACK);
@@ -386,9 +393,9 @@ static unsigned signals_done(void)
     return k;
 }
 
-static void signal_world(void)
+static void signal_world(bool debugger)
 {
-    int sig = PARK_SIGNAL;
+    int sig = debugger ? DEBUGGER_SIGNAL : PARK_SIGNAL;
     hook(sig);
     __atomic_store_n(&sig_n, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&sig_active, 1, __ATOMIC_SEQ_CST);
@@ -440,6 +447,25 @@ static int traced_by(void)
     return pid;
 }
 
+static void say_debugger(int pid)
+{
+    static int said;
+    if (said++) return;
+    char path[64], comm[64];
+    unsigned k = 0;
+    char digits[12];
+    int v = pid;
+    do digits[k++] = (char)('0' + v % 10); while ((v /= 10) && k < sizeof digits);
+    memcpy(path, "/proc/", 6);
+    unsigned j = 6;
+    while (k) path[j++] = digits[--k];
+    memcpy(path + j, "/comm", 6);
+    if (_ms_os_read_file(path, comm, sizeof comm) <= 0) memcpy(comm, "a debugger", 11);
+    for (char *c = comm; *c; c++) if (*c == '\n') *c = 0;
+    _ms_message("%s (pid %d) traces this process: the leak scan stops threads with SIGPROF instead "
+                "of ptrace, and their poll(), sleep()... may end early with EINTR (memshim(7))", comm, pid);
+}
+
 void _ms_park_world(ms_parked_t *out)
 {
     int saved = errno;
@@ -448,10 +474,12 @@ void _ms_park_world(ms_parked_t *out)
     memset(out, 0, sizeof *out);
     task_fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (task_fd >= 0 && list_threads(task_fd, _ms_os_gettid(), park_tids, MS_PARK_MAX)) {
-        if (!traced_by() && trace_world()) {
+        int debugger = traced_by();
+        if (!debugger && trace_world()) {
             park_how = PARK_TRACED;
         } else {
-            signal_world();
+            if (debugger) say_debugger(debugger);
+            signal_world(debugger != 0);
             park_how = PARK_SIGNALLED;
         }
     }

@@ -5,7 +5,9 @@
  * and no thread is left traced; the figures of a known leak are exact in
  * every report.  The same when ptrace is refused or fatal (the scan then
  * stops threads with signals), when threads start and end during the
- * snapshots.  Times are only checked from below. */
+ * snapshots, when the program takes signals of its own meanwhile, and
+ * under gdb, which must run the program through the exit report without
+ * stopping.  Times are only checked from below. */
 #include <errno.h>
 #include "leakrun.h"
 
@@ -121,10 +123,63 @@ Test(park, a_thread_blocking_every_signal_is_stopped, .timeout = 120)
     run_free(&r);
 }
 
+/* Signals the program takes while the scan stops its threads (its own
+ * SIGPROF every millisecond) reach its handler; nothing hangs or is missed. */
+Test(park, the_program_s_signals_during_snapshots, .timeout = 120)
+{
+    run_t r = run_park("profiled");
+    cr_expect_eq(summaries_exact(r.err), 11, "10 snapshots and the exit report: %s", r.err);
+    const char *t = strstr(r.out, "profiling ticks: ");
+    cr_expect(t && atoi(t + 17) > 0, "the program's SIGPROF handler ran: %s", r.out);
+    cr_expect_null(strstr(r.err, "could not be stopped"), "%s", r.err);
+    run_free(&r);
+}
+
 Test(park, exit_report_stops_threads_still_running, .timeout = 120)
 {
     run_t r = run_park("running");
     cr_expect_eq(summaries_exact(r.err), 1, "%s", r.err);
     cr_expect_null(strstr(r.err, "could not be stopped"), "%s", r.err);
     run_free(&r);
+}
+
+/* gdb traces every thread, so the scan cannot use ptrace; it must not use
+ * a signal gdb stops on (SIG62: realtime signals stop by default).  Runs
+ * park_waits MODE under gdb in batch mode; stdout and stderr together. */
+static char *under_gdb(const char *mode)
+{
+    char preload[4200];
+    snprintf(preload, sizeof preload, "set environment LD_PRELOAD=%s", path_in_build("libmemshim.so"));
+    char *argv[] = { "timeout", "120", "gdb", "-nx", "-q", "-batch", "-ex", preload, "-ex", "run",
+                     "--args", path_in_build("fixtures/park_waits"), (char *)mode, NULL };
+    run_t r = run_with(false, NULL, argv, NULL);
+    char *all = malloc(strlen(r.out) + strlen(r.err) + 2);
+    sprintf(all, "%s\n%s", r.out, r.err);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "gdb: status %d\n%s", r.status, all);
+    cr_expect_null(strstr(all, "received signal"), "gdb stopped the program on a signal:\n%s", all);
+    cr_expect(strstr(all, "exited normally"), "the program did not run to its end under gdb:\n%s", all);
+    cr_expect(strstr(all, "traces this process"), "one line says a debugger is attached:\n%s", all);
+    run_free(&r);
+    return all;
+}
+
+Test(park, gdb_runs_through_the_exit_report, .timeout = 180)
+{
+    if (access("/usr/bin/gdb", X_OK) != 0) cr_skip_test("gdb is not installed");
+    char *all = under_gdb("running");
+    cr_expect(strstr(all, "park_waits running done"), "%s", all);
+    cr_expect_eq(summaries_exact(all), 1, "the exit report, under gdb:\n%s", all);
+    free(all);
+}
+
+/* Under gdb the scan's signal is SIGPROF: a program profiling itself keeps
+ * its ticks, and one landing on the scanning thread does not stop it. */
+Test(park, gdb_and_a_program_using_sigprof, .timeout = 180)
+{
+    if (access("/usr/bin/gdb", X_OK) != 0) cr_skip_test("gdb is not installed");
+    char *all = under_gdb("profiled");
+    cr_expect_eq(summaries_exact(all), 11, "10 snapshots and the exit report, under gdb:\n%s", all);
+    const char *t = strstr(all, "profiling ticks: ");
+    cr_expect(t && atoi(t + 17) > 0, "the program's SIGPROF handler ran:\n%s", all);
+    free(all);
 }
