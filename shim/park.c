@@ -121,7 +121,8 @@ static void tr_set(int state)
 }
 
 /* A thread still listed that has ended (the main thread after
- * pthread_exit stays a zombie until the others end): not to be stopped. */
+ * pthread_exit stays a zombie until the others end): not to be stopped.
+ * Raw calls only: the tracer uses it too. */
 static bool thread_ended(int tid)
 {
     char name[32], buf[512];
@@ -131,10 +132,12 @@ static bool thread_ended(int tid)
     unsigned j = 0;
     while (k) name[j++] = digits[--k];
     memcpy(name + j, "/stat", 6);
-    if (_ms_raw_read_at(task_fd, name, buf, sizeof buf) <= 0) return true;
+    long n = _ms_raw_read_at(task_fd, name, buf, sizeof buf);
+    if (n == -ENOENT || n == -ESRCH) return true;               /* gone */
+    if (n <= 0) return false;                                    /* cannot tell: live */
     const char *p = NULL;
     for (const char *q = buf; *q; q++) if (*q == ')') p = q;      /* the name may hold ')' */
-    return !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+    return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
 /* The stopped thread i's registers and stack pointer; false if it is gone. */
@@ -405,7 +408,7 @@ static void signal_world(bool debugger)
         for (unsigned j = 0; j < n && sig_n < MS_PARK_MAX; j++) {
             bool known = false;
             for (unsigned i = 0; i < sig_n && !known; i++) known = sig_tid[i] == park_tids[j];
-            if (known) continue;
+            if (known || thread_ended(park_tids[j])) continue;    /* a zombie never handles it */
             sig_tid[sig_n] = park_tids[j];
             sig_done[sig_n] = 0;
             __atomic_store_n(&sig_n, sig_n + 1, __ATOMIC_RELEASE);
