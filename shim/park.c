@@ -314,7 +314,8 @@ static void untrace_world(void)
 /* ---- 2. signals ----------------------------------------------------------------- */
 
 static char      park_magic;                 /* its address marks our signals (si_value) */
-static int       sig_active;
+static int       sig_active;                 /* the scan's number while threads wait, else 0 */
+static int       sig_scan;
 static unsigned  sig_n;                      /* threads signalled */
 static int       sig_tid[MS_PARK_MAX];
 static int       sig_done[MS_PARK_MAX];      /* 1 once the thread noted where it is */
@@ -357,8 +358,12 @@ static void park_handler(int sig, siginfo_t *si, void *uc)
     bool ours = si && si->si_code == SI_QUEUE && si->si_value.sival_ptr == &park_magic;
     if (!ours) forward(sig, si, uc);
     /* A standard signal does not queue: ours may have merged into the
-     * program's.  Only a thread we signalled waits: never the scanning one. */
-    if (__atomic_load_n(&sig_active, __ATOMIC_ACQUIRE) && (ours || sig < SIGRTMIN)) {
+     * program's.  Only a thread we signalled waits: never the scanning one.
+     * It waits for the end of this scan only: a thread still here when the
+     * next scan begins (it had no processor since it was woken) must leave,
+     * or the next scan's signal, blocked meanwhile, would never come in. */
+    int scan = __atomic_load_n(&sig_active, __ATOMIC_ACQUIRE);
+    if (scan && (ours || sig < SIGRTMIN)) {
         volatile uintptr_t here = (uintptr_t)&here;
         int tid = _ms_os_gettid();
         unsigned n = __atomic_load_n(&sig_n, __ATOMIC_ACQUIRE), i = 0;
@@ -368,8 +373,8 @@ static void park_handler(int sig, siginfo_t *si, void *uc)
                 sig_sp[i] = interrupted(uc, sig_regs[i], (uintptr_t)&here - 256);
                 __atomic_store_n(&sig_done[i], 1, __ATOMIC_RELEASE);
             }
-            while (__atomic_load_n(&sig_active, __ATOMIC_ACQUIRE))
-                _ms_os_futex_wait(&sig_active, 1);
+            while (__atomic_load_n(&sig_active, __ATOMIC_ACQUIRE) == scan)
+                _ms_os_futex_wait(&sig_active, scan);
         }
     }
     errno = saved;
@@ -401,7 +406,8 @@ static void signal_world(bool debugger)
     int sig = debugger ? DEBUGGER_SIGNAL : PARK_SIGNAL;
     hook(sig);
     __atomic_store_n(&sig_n, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&sig_active, 1, __ATOMIC_SEQ_CST);
+    if (++sig_scan <= 0) sig_scan = 1;
+    __atomic_store_n(&sig_active, sig_scan, __ATOMIC_SEQ_CST);
     int pid = getpid(), self = _ms_os_gettid();
     for (int pass = 0; pass < 3; pass++) {          /* threads may start meanwhile */
         unsigned n = list_threads(task_fd, self, park_tids, MS_PARK_MAX), fresh = 0;

@@ -137,6 +137,21 @@ Test(park, the_program_s_signals_during_snapshots, .timeout = 120)
     run_free(&r);
 }
 
+/* Snapshots back to back while threads spin.  With signals, a thread woken
+ * at the end of one scan may get no processor before the next begins: it
+ * must leave the handler then, or the next scan's signal stays blocked in
+ * it and the scan gives up on the thread after two seconds. */
+static void back_to_back(const char *arg)
+{
+    run_t r = run_park2("spin", arg);
+    cr_expect_eq(summaries_exact(r.err), 31, "30 snapshots and the exit report: %s", r.err);
+    cr_expect_null(strstr(r.err, "could not be stopped"), "%s", r.err);
+    run_free(&r);
+}
+
+Test(park, snapshots_back_to_back, .timeout = 120) { back_to_back(NULL); }
+Test(park, snapshots_back_to_back_with_signals, .timeout = 120) { back_to_back("noptrace"); }
+
 /* After pthread_exit the main thread stays listed, a zombie, until the
  * others end: nothing to stop there (a signal queued to it was never
  * handled: the scan waited two seconds and said a thread was missed). */
