@@ -4,6 +4,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <pthread.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -215,4 +220,193 @@ bool _ms_os_protect(void *page, size_t size, bool writable)
     bool ok = mprotect(page, size, PROT_READ | (writable ? PROT_WRITE : 0)) == 0;
     errno = saved;
     return ok;
+}
+
+/* ---- stopping threads for the leak scan (park.c) ----------------------------
+ * The tracer is a task of its own made with clone(CLONE_VM): it shares our
+ * memory but runs on the thread pointer of the thread that made it, so it
+ * must not touch errno or any thread-local variable, and must not call into
+ * the C library beyond pure functions.  These calls issue the system call
+ * themselves and return what the kernel returns: a negative errno on
+ * failure.  Only x86-64 and aarch64 have them (_ms_raw_available). */
+static inline long raw6(long nr, long a, long b, long c, long d, long e, long f)
+{
+#if defined(__x86_64__)
+    long ret;
+    register long r10 __asm__("r10") = d;
+    register long r8 __asm__("r8") = e;
+    register long r9 __asm__("r9") = f;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                     : "rcx", "r11", "memory");
+    return ret;
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = nr;
+    register long x0 __asm__("x0") = a;
+    register long x1 __asm__("x1") = b;
+    register long x2 __asm__("x2") = c;
+    register long x3 __asm__("x3") = d;
+    register long x4 __asm__("x4") = e;
+    register long x5 __asm__("x5") = f;
+    __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
+    return x0;
+#else
+    (void)nr; (void)a; (void)b; (void)c; (void)d; (void)e; (void)f;
+    return -ENOSYS;
+#endif
+}
+
+bool _ms_raw_available(void)
+{
+#if defined(__x86_64__) || defined(__aarch64__)
+    return true;
+#else
+    return false;
+#endif
+}
+
+long _ms_raw_ptrace(long req, int tid, uintptr_t addr, uintptr_t data)
+{
+    return raw6(SYS_ptrace, req, tid, (long)addr, (long)data, 0, 0);
+}
+
+long _ms_raw_wait(int pid, int *status, int options)
+{
+    return raw6(SYS_wait4, pid, (long)status, options, 0, 0, 0);
+}
+
+/* The entries of an open directory, from its start each time. */
+long _ms_raw_dents(int fd, void *buf, size_t n, bool rewind)
+{
+    if (rewind) {
+        long r = raw6(SYS_lseek, fd, 0, SEEK_SET, 0, 0, 0);
+        if (r < 0) return r;
+    }
+    return raw6(SYS_getdents64, fd, (long)buf, (long)n, 0, 0, 0);
+}
+
+/* Up to cap-1 bytes of the file `name` under the directory dirfd. */
+long _ms_raw_read_at(int dirfd, const char *name, char *buf, size_t cap)
+{
+    long fd = raw6(SYS_openat, dirfd, (long)name, O_RDONLY | O_CLOEXEC, 0, 0, 0);
+    if (fd < 0) return fd;
+    long n = raw6(SYS_read, fd, (long)buf, (long)cap - 1, 0, 0, 0);
+    raw6(SYS_close, fd, 0, 0, 0, 0, 0);
+    buf[n > 0 ? n : 0] = 0;
+    return n;
+}
+
+/* Wait while *addr == val, at most ns nanoseconds (0: no limit). */
+long _ms_raw_futex_wait(int *addr, int val, uint64_t ns)
+{
+    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+    return raw6(SYS_futex, (long)addr, 0 /* FUTEX_WAIT */, val, ns ? (long)&ts : 0, 0, 0);
+}
+
+void _ms_raw_futex_wake(int *addr)
+{
+    raw6(SYS_futex, (long)addr, 1 /* FUTEX_WAKE */, 1 << 30, 0, 0, 0);
+}
+
+void _ms_raw_sleep_us(unsigned us)
+{
+    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
+    raw6(SYS_nanosleep, (long)&ts, 0, 0, 0, 0, 0);
+}
+
+uint64_t _ms_raw_now_ns(void)
+{
+    struct timespec ts = { 0, 0 };
+    raw6(SYS_clock_gettime, CLOCK_MONOTONIC, (long)&ts, 0, 0, 0, 0);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Die with the thread that made us (it may be killed in the middle of a
+ * scan: the kernel then detaches every thread we stopped); returns the
+ * parent's pid, to check it did not die before. */
+int _ms_raw_bind_to_parent(void)
+{
+    raw6(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0, 0);
+    return (int)raw6(SYS_getppid, 0, 0, 0, 0, 0, 0);
+}
+
+_Noreturn void _ms_raw_exit(int code)
+{
+    for (;;) raw6(SYS_exit, code, 0, 0, 0, 0, 0);
+}
+
+/* ---- the same, on the side of the thread that makes the tracer ------------ */
+
+/* A task sharing our memory, descriptors and file-system state, not
+ * followed by a debugger tracing us (CLONE_UNTRACED), with no exit signal:
+ * the program's wait() and waitpid(-1) never see it; it is reaped with
+ * _ms_os_task_reap.  Every signal is blocked in it: it inherits the mask
+ * current at clone, and a signal sent to the process group (^C, SIGWINCH)
+ * must not run one of the program's handlers on its stack.  Returns its
+ * pid, or a negative errno. */
+int _ms_os_task_start(int (*fn)(void *), void *stack_top, void *arg)
+{
+    int saved = errno;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int pid = clone(fn, stack_top, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED, arg);
+    int err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return pid >= 0 ? pid : -err;
+}
+
+/* Reap the task: 1 once it has ended (or is not ours), 0 if it still
+ * runs (only when !block). */
+int _ms_os_task_reap(int pid, bool block)
+{
+    int saved = errno, status;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, __WCLONE | (block ? 0 : WNOHANG));
+        if (r < 0 && errno == EINTR) continue;
+        errno = saved;
+        return r == 0 ? 0 : 1;
+    }
+}
+
+void _ms_os_task_kill(int pid)
+{
+    int saved = errno;
+    kill(pid, SIGKILL);
+    errno = saved;
+}
+
+/* Under Yama's ptrace_scope 1 a task may trace only its descendants: the
+ * process names its tracer (Yama forgets it when that task ends). */
+void _ms_os_allow_tracer(int pid)
+{
+    int saved = errno;
+    prctl(PR_SET_PTRACER, (unsigned long)pid, 0, 0, 0);
+    errno = saved;
+}
+
+/* Wait while *addr == val, at most ns nanoseconds. */
+void _ms_os_futex_wait_ns(int *addr, int val, uint64_t ns)
+{
+    int saved = errno;
+    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+    syscall(SYS_futex, addr, 0 /* FUTEX_WAIT */, val, &ts, NULL, 0);
+    errno = saved;
+}
+
+/* Send sig to one thread with a value the handler recognizes: si_code
+ * SI_QUEUE, si_value `value`, si_pid our pid. */
+int _ms_os_signal_thread(int pid, int tid, int sig, void *value)
+{
+    int saved = errno;
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = sig;
+    si.si_code = SI_QUEUE;
+    si.si_pid = pid;
+    si.si_uid = getuid();
+    si.si_value.sival_ptr = value;
+    int r = (int)syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, &si);
+    errno = saved;
+    return r;
 }

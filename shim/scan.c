@@ -1,17 +1,22 @@
 /* scan.c - which live blocks are leaks: a conservative scan, decided as
  * valgrind memcheck and LeakSanitizer decide it.
  *
- * 1. Park the world.  Every allocator lock is taken (so no thread is inside
- *    the allocator's bookkeeping), then every other thread is sent
- *    MS_STOP_SIGNAL and waits in the handler until the scan is done; its
- *    registers are in the signal frame on its own stack, which is scanned.
+ * 1. Stop the world.  Every allocator lock is taken (so no thread is inside
+ *    the allocator's bookkeeping), then every other thread is stopped until
+ *    the scan is done (park.c): by a helper task with ptrace, as
+ *    LeakSanitizer does, which the program does not see (nothing runs in
+ *    the thread; the kernel restarts the system call it was in, poll and
+ *    nanosleep with what remains of their timeouts), or, where ptrace is
+ *    not possible (a debugger, seccomp, Yama), by a signal whose handler
+ *    waits.  Either way the scan gets each stopped thread's stack pointer
+ *    and general registers.
  * 2. Roots: every readable-writable mapping of the process (data and bss of
  *    every loaded object, thread-local storage, other allocators' memory,
  *    anonymous mappings) and the live part of every thread's stack with the
  *    registers it was stopped with, less everything of memshim's own: its
  *    segments, huge blocks, bookkeeping, its library's data and bss, the
  *    stacks of its threads and its own frames.  "Live part" is exact: a
- *    parked thread from the stack pointer it was interrupted at; the thread
+ *    stopped thread from the stack pointer it was stopped at; the thread
  *    making the report from the stack pointer at which the program called
  *    exit() or memshim_leak_check() (ms_scan_self_t).  Dead frames below it
  *    -- memshim's malloc path, exit's own frames -- hold stale copies of
@@ -28,26 +33,22 @@
  *    reached later from another leader joins that leader's clique, so of a
  *    lost cycle exactly one block is definitely lost.
  *
- * While the world is parked nothing here takes a lock or allocates: scratch
+ * While the world is stopped nothing here takes a lock or allocates: scratch
  * memory comes straight from mmap.  The result is a flat array of items
  * (kind, stack, size) that report.c groups and prints after the threads run
  * again. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <ucontext.h>
 #include <link.h>
 #include <unistd.h>
 #include "shim.h"
 #include "../collector/collector.h"
 
-#define MS_STOP_SIGNAL   (SIGRTMAX - 2)
-#define MAX_THREADS      4096
+#define MAX_THREADS      MS_PARK_MAX
 #define MAX_EXCLUDE      8192
-#define PARK_TIMEOUT_NS  (2000ull * 1000 * 1000)
 
 enum { M_UNREACHED = 0, M_INDIRECT, M_POSSIBLE, M_REACHABLE, M_DEFINITE };
 
@@ -79,58 +80,7 @@ typedef struct {
     uint8_t      strength;   /* current propagation strength */
 } scan_t;
 
-/* ---- parking the world ---------------------------------------------------- */
-
-static volatile int park_active;
-static int          park_count;
-static uintptr_t    park_sp[MAX_THREADS];       /* where each parked thread's live stack starts */
-static uintptr_t    park_regs[MAX_THREADS][MS_SCAN_REGS]; /* its registers when interrupted */
-static struct sigaction park_prev;
-static bool         park_installed;
-
-/* The interrupted context's stack pointer and general registers.  Its red
- * zone (128 bytes below the stack pointer, x86-64 and aarch64 leaf code)
- * is live too.  The handler's own frame and the signal frame below are not
- * scanned: the registers are taken from the context instead. */
-static uintptr_t interrupted(const void *ucv, uintptr_t *regs, uintptr_t fallback)
-{
-    const ucontext_t *uc = ucv;
-#if defined(__x86_64__)
-    for (unsigned i = 0; i < MS_SCAN_REGS && i < NGREG; i++) regs[i] = (uintptr_t)uc->uc_mcontext.gregs[i];
-    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] - 128;
-#elif defined(__aarch64__)
-    for (unsigned i = 0; i < MS_SCAN_REGS && i < 31; i++) regs[i] = (uintptr_t)uc->uc_mcontext.regs[i];
-    return (uintptr_t)uc->uc_mcontext.sp - 128;
-#else
-    (void)uc;
-    for (unsigned i = 0; i < MS_SCAN_REGS; i++) regs[i] = 0;
-    return fallback;            /* registers are in the signal frame, scanned from here */
-#endif
-}
-
-static void park_handler(int sig, siginfo_t *si, void *uc)
-{
-    if (!__atomic_load_n(&park_active, __ATOMIC_ACQUIRE)) {
-        /* Not ours: hand it to whoever had the signal before us. */
-        if (park_prev.sa_flags & SA_SIGINFO) {
-            if (park_prev.sa_sigaction) park_prev.sa_sigaction(sig, si, uc);
-        } else if (park_prev.sa_handler != SIG_IGN && park_prev.sa_handler != SIG_DFL) {
-            park_prev.sa_handler(sig);
-        }
-        return;
-    }
-    int saved = errno;
-    volatile uintptr_t here = (uintptr_t)&here;
-    int i = __atomic_fetch_add(&park_count, 1, __ATOMIC_ACQ_REL);
-    if (i < MAX_THREADS)
-        __atomic_store_n(&park_sp[i], interrupted(uc, park_regs[i], (uintptr_t)&here - 256),
-                         __ATOMIC_RELEASE);
-    while (__atomic_load_n(&park_active, __ATOMIC_ACQUIRE))
-        _ms_os_futex_wait((int *)&park_active, 1);
-    errno = saved;
-}
-
-static int self_tid(void) { return _ms_os_gettid(); }
+/* ---- threads: memshim's own, and those that have ended ------------------- */
 
 /* memshim's own threads (the RSS sampler, the signal reporter) block
  * signals and never touch the program's heap: they are not parked, and
@@ -228,72 +178,6 @@ static bool inherited(uint32_t tid)
     for (unsigned i = 0; i < n; i++)
         if ((uint32_t)__atomic_load_n(&own_tid[i], __ATOMIC_ACQUIRE) == tid) return false;
     return true;
-}
-
-/* Thread ids of this process, from /proc/self/task; at most max. */
-static unsigned list_threads(int *tids, unsigned max)
-{
-    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    char buf[4096];
-    unsigned n = 0;
-    long got;
-    while ((got = _ms_os_getdents(fd, buf, sizeof buf)) > 0) {
-        for (long off = 0; off < got;) {
-            struct { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; }
-                *d = (void *)(buf + off);
-            if (d->name[0] >= '0' && d->name[0] <= '9' && n < max) {
-                int t = 0;
-                for (const char *p = d->name; *p; p++) t = t * 10 + (*p - '0');
-                tids[n++] = t;
-            }
-            off += d->reclen;
-        }
-    }
-    close(fd);
-    return n;
-}
-
-/* Stop every other thread; returns how many could not be parked. */
-static unsigned park_world(void)
-{
-    if (!park_installed) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_sigaction = park_handler;
-        sa.sa_flags = SA_SIGINFO | SA_RESTART;
-        sigfillset(&sa.sa_mask);
-        sigaction(MS_STOP_SIGNAL, &sa, &park_prev);
-        park_installed = true;       /* kept for good: a late signal must find us */
-    }
-    park_count = 0;
-    __atomic_store_n(&park_active, 1, __ATOMIC_RELEASE);
-    static int tids[MAX_THREADS], sent[MAX_THREADS];
-    unsigned nsent = 0, self = (unsigned)self_tid();
-    pid_t pid = getpid();
-    for (int pass = 0; pass < 3; pass++) {          /* threads may start meanwhile */
-        unsigned n = list_threads(tids, MAX_THREADS), fresh = 0;
-        for (unsigned i = 0; i < n; i++) {
-            if ((unsigned)tids[i] == self || _ms_internal_thread((int)tids[i])) continue;
-            bool known = false;
-            for (unsigned j = 0; j < nsent && !known; j++) known = sent[j] == tids[i];
-            if (known || nsent == MAX_THREADS) continue;
-            if (_ms_os_tgkill(pid, tids[i], MS_STOP_SIGNAL) == 0) { sent[nsent++] = tids[i]; fresh++; }
-        }
-        if (pass && !fresh) break;                  /* no thread started meanwhile */
-        uint64_t deadline = _ms_os_now_ns() + PARK_TIMEOUT_NS;
-        while ((unsigned)__atomic_load_n(&park_count, __ATOMIC_ACQUIRE) < nsent &&
-               _ms_os_now_ns() < deadline)
-            _ms_os_sleep_us(200);
-    }
-    unsigned parked = (unsigned)__atomic_load_n(&park_count, __ATOMIC_ACQUIRE);
-    return parked < nsent ? nsent - parked : 0;
-}
-
-static void unpark_world(void)
-{
-    __atomic_store_n(&park_active, 0, __ATOMIC_RELEASE);
-    _ms_os_futex_wake((int *)&park_active, 1 << 30);
 }
 
 /* ---- scratch memory: mmap only, listed so it is never a root --------------- */
@@ -733,13 +617,16 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     _ms_busy++;
     int gc_held = gc_scan_lock(1000);        /* the collector's lock nests outside ours */
     _ms_lock_all();
-    *unparked = park_world();
+    ms_parked_t pk;
+    _ms_park_world(&pk);
+    *unparked = pk.missed;
 
     scan_t sc;
     memset(&sc, 0, sizeof sc);
     static ms_range_t excl_store[MAX_EXCLUDE];
     sc.excl = excl_store;
     sc.nexcl = _ms_meta_ranges(sc.excl, MAX_EXCLUDE / 2);
+    if (pk.own.end) sc.excl[sc.nexcl++] = pk.own;
 
     size_t live = 0, nhuge = 0;
     _ms_segment_each_span_locked(count_span, &live);
@@ -762,14 +649,14 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
         static uintptr_t sps[MAX_THREADS + 1];
         unsigned nsps = 0;
         sps[nsps++] = self ? self->sp : UINTPTR_MAX;   /* NULL: one of memshim's threads */
-        unsigned parked = (unsigned)park_count < MAX_THREADS ? (unsigned)park_count : MAX_THREADS;
-        for (unsigned i = 0; i < parked; i++) sps[nsps++] = park_sp[i];
+        unsigned parked = pk.n < MAX_THREADS ? pk.n : MAX_THREADS;
+        for (unsigned i = 0; i < parked; i++) sps[nsps++] = pk.sp[i];
         size_t nmaps = read_maps(&sc, maps, MAX_MAPS, sps, nsps, *unparked == 0);
         if (self)
             scan_words(&sc, (uintptr_t)self->regs, (uintptr_t)(self->regs + self->nregs),
                        M_REACHABLE, UINT32_MAX);
         for (unsigned i = 0; i < parked; i++)
-            scan_words(&sc, (uintptr_t)park_regs[i], (uintptr_t)(park_regs[i] + MS_SCAN_REGS),
+            scan_words(&sc, (uintptr_t)pk.regs[i], (uintptr_t)(pk.regs[i] + MS_SCAN_REGS),
                        M_REACHABLE, UINT32_MAX);
         if (gc_held) gc_strong_refs_locked(strong_ref, &sc);
         drain(&sc, UINT32_MAX);
@@ -804,7 +691,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
                      : r->mark == M_POSSIBLE ? MS_KIND_POSSIBLE : MS_KIND_REACHABLE;
         }
     }
-    unpark_world();
+    _ms_unpark_world();
     _ms_unlock_all(false);
     if (gc_held) gc_scan_unlock();
     _ms_busy--;

@@ -31,6 +31,26 @@ MS_HIDDEN uint64_t _ms_os_status_kb(const char *status, const char *key);
 MS_HIDDEN bool   _ms_os_can_read(const void *p);          /* no fault, no descriptor */
 MS_HIDDEN long   _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f);
 MS_HIDDEN bool   _ms_os_protect(void *page, size_t size, bool writable);
+/* The leak scan's tracer task (park.c): no errno, no thread-local memory;
+ * each returns the kernel's result, a negative errno on failure. */
+MS_HIDDEN bool   _ms_raw_available(void);                 /* x86-64, aarch64 */
+MS_HIDDEN long   _ms_raw_ptrace(long req, int tid, uintptr_t addr, uintptr_t data);
+MS_HIDDEN long   _ms_raw_wait(int pid, int *status, int options);
+MS_HIDDEN long   _ms_raw_dents(int fd, void *buf, size_t n, bool rewind);
+MS_HIDDEN long   _ms_raw_read_at(int dirfd, const char *name, char *buf, size_t cap);
+MS_HIDDEN long   _ms_raw_futex_wait(int *addr, int val, uint64_t ns);
+MS_HIDDEN void   _ms_raw_futex_wake(int *addr);
+MS_HIDDEN void   _ms_raw_sleep_us(unsigned us);
+MS_HIDDEN uint64_t _ms_raw_now_ns(void);
+MS_HIDDEN int    _ms_raw_bind_to_parent(void);            /* PR_SET_PDEATHSIG; the parent's pid */
+MS_HIDDEN _Noreturn void _ms_raw_exit(int code);
+/* ... and on the side of the thread that makes it (errno kept). */
+MS_HIDDEN int    _ms_os_task_start(int (*fn)(void *), void *stack_top, void *arg);
+MS_HIDDEN int    _ms_os_task_reap(int pid, bool block);
+MS_HIDDEN void   _ms_os_task_kill(int pid);
+MS_HIDDEN void   _ms_os_allow_tracer(int pid);            /* PR_SET_PTRACER (Yama) */
+MS_HIDDEN void   _ms_os_futex_wait_ns(int *addr, int val, uint64_t ns);
+MS_HIDDEN int    _ms_os_signal_thread(int pid, int tid, int sig, void *value);
 
 /* ---- hook.c: descriptors of memshim's libraries out of the program's way - */
 #define MS_FD_MIN 100                   /* memshim's descriptors sit at or above */
@@ -280,6 +300,18 @@ MS_HIDDEN void   _ms_meta_free(void *p, size_t size);
 MS_HIDDEN unsigned _ms_meta_ranges(ms_range_t *out, unsigned max);
 MS_HIDDEN void   _ms_meta_lock(void);
 MS_HIDDEN void   _ms_meta_unlock(bool child);
+
+/* ---- park.c: the other threads stopped while the leak scan reads memory -- */
+#define MS_PARK_MAX 4096                /* threads stopped at most */
+typedef struct ms_parked_s {
+    unsigned         n;           /* threads stopped */
+    unsigned         missed;      /* threads that could not be stopped */
+    const uintptr_t *sp;          /* [n]: where each one's live stack starts */
+    const uintptr_t (*regs)[MS_SCAN_REGS];  /* [n]: its general registers */
+    ms_range_t       own;         /* memory of the stopping itself (the tracer's stack): no root */
+} ms_parked_t;
+MS_HIDDEN void   _ms_park_world(ms_parked_t *out);      /* allocator locks held */
+MS_HIDDEN void   _ms_unpark_world(void);
 
 /* ---- init.c ------------------------------------------------------------- */
 MS_HIDDEN void   _ms_init(void);                        /* idempotent, cheap after first call */
