@@ -99,6 +99,7 @@ void *gc_tab_grow(void *p, size_t old_n, size_t new_n)
 /* ---- the leak scan's view (collector.h) ------------------------------------------ */
 int gc_scan_lock(unsigned timeout_ms)
 {
+    if (!__atomic_load_n(&gc_st.inited, __ATOMIC_ACQUIRE)) return 0;   /* never used: nothing held */
     if (gc_lock_depth) { gc_lock_depth++; return 1; }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -122,8 +123,14 @@ void gc_fatal(const char *what, const void *obj)
 }
 
 /* ---- the lock and start-up -------------------------------------------------- */
-static void fork_prepare(void) { gc_lock(); }
-static void fork_parent(void)  { gc_unlock(); }
+/* Registered when the library is loaded, not at the collector's first use:
+ * a first use in one thread (the leak scan's, say) racing a fork in another
+ * would otherwise leave the child a lock held by nobody.  Registered after
+ * the allocator's handlers (init.c), so this prepare runs first: the
+ * collector's lock nests outside the allocator's.  It takes the lock
+ * without starting the collector. */
+static void fork_prepare(void) { if (gc_lock_depth++ == 0) pthread_mutex_lock(&gc_st.lock); }
+static void fork_parent(void)  { if (--gc_lock_depth == 0) pthread_mutex_unlock(&gc_st.lock); }
 static void fork_child(void)
 {
     /* Only this thread survives; it held the lock through fork. */
@@ -144,8 +151,12 @@ void gc_init_locked(void)
     gc_list_init(&gc_st.permanent);
     gc_st.enabled = 1;
     gc_env_load();
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
     __atomic_store_n(&gc_st.inited, 1, __ATOMIC_RELEASE);
+}
+
+__attribute__((constructor(102))) static void gc_atfork_register(void)
+{
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* ---- reference counts -------------------------------------------------------- */

@@ -470,6 +470,7 @@ static int visit_edge(void *obj, void *arg)
 
 long gc_cycles_find(const gc_cycle_sink *sink)
 {
+    if (!__atomic_load_n(&gc_st.inited, __ATOMIC_ACQUIRE)) return 0;   /* never used: no objects */
     gc_lock();
     if (gc_st.collecting) { gc_unlock(); errno = EBUSY; return -1; }
     gc_head *lists[] = { &gc_st.gen[0].head, &gc_st.gen[1].head, &gc_st.gen[2].head };
