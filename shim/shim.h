@@ -166,7 +166,6 @@ MS_HIDDEN extern __thread int _ms_busy __attribute__((tls_model("initial-exec"))
 MS_HIDDEN ms_meta_t *_ms_meta_of(const void *p);
 typedef struct ms_site_s { uintptr_t ra, sp; } ms_site_t;   /* where the program called us */
 MS_HIDDEN uint32_t _ms_capture(const ms_site_t *site);
-MS_HIDDEN uint32_t _ms_capture_caller(uintptr_t ra);
 MS_HIDDEN void   _ms_unwind_thread_exit(void);
 MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);

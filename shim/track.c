@@ -125,6 +125,14 @@ static void record(void *p, size_t n, const ms_site_t *site)
     else if (!_ms_segment_of(p)) _ms_huge_set_meta(p, &m, n);
 }
 
+/* The stack of the free that releases a block, whole, for a later double
+ * free to show: the same stack cache as allocations (a loop freeing from
+ * one place unwinds once).  When sampling, only sampled blocks pay for it. */
+static inline uint32_t free_stack(const ms_meta_t *m, const ms_site_t *site)
+{
+    return (m->flags & MS_META_SAMPLED) ? _ms_capture(site) : 0;
+}
+
 /* Check p before it is released; false if it must not be (misuse reported). */
 static bool release(void *p, const ms_site_t *site, const char *op)
 {
@@ -136,9 +144,7 @@ static bool release(void *p, const ms_site_t *site, const char *op)
         return false;
     }
     m->state = MS_BLK_FREED;
-    /* The free's call site (one frame): a later double free names it.  When
-     * sampling, only sampled blocks pay for it. */
-    m->free_stack = (m->flags & MS_META_SAMPLED) ? _ms_capture_caller(site->ra) : 0;
+    m->free_stack = free_stack(m, site);
     return true;
 }
 
@@ -180,13 +186,12 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
     if (m) {
         before = *m;
         m->state = MS_BLK_FREED;
-        m->free_stack = (m->flags & MS_META_SAMPLED) ? _ms_capture_caller(site->ra) : 0;
+        m->free_stack = free_stack(m, site);
     }
     void *q = _ms_realloc(p, n);
     if (q != p && q) { record(q, n, site); return q; }
     if (m) *m = before;                   /* p stays: failed, or resized in place */
     if (q) record(q, n, site);
-    return q;
     return q;
 }
 

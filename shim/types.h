@@ -38,7 +38,7 @@
  *
  * Locks, in the only order they are ever nested:
  *   symbolizer lock (symbolize.c) -> everything below (libdw allocates and
- *     frees under it; a free may intern its one-frame stack)
+ *     frees under it; a free may intern its stack)
  *   stack-table lock (stacks.c) -> meta lock (meta.c)
  *   class lock (one per class, pool.c) -> segment lock (segment.c) -> meta lock
  *   huge lock (huge.c), tcache-list lock (tcache.c): leaves (huge -> meta).

@@ -93,7 +93,6 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
  * main thread), so nothing outside the stack is ever read. */
 
 #define SC_ENTRIES 128
-#define SC_ONES    256
 #define SC_DEPTH   24                /* deeper stacks are not cached */
 typedef struct {
     uintptr_t ra, sp;
@@ -103,7 +102,6 @@ typedef struct {
 } sc_ent;
 typedef struct {
     sc_ent    e[SC_ENTRIES];
-    struct { uintptr_t ra; uint32_t id; } one[SC_ONES];
     uintptr_t top;                 /* highest stack address we may read */
 } stack_cache_t;
 
@@ -176,20 +174,6 @@ uint32_t _ms_capture(const ms_site_t *site)
     }
     return capture_miss(site, c, cacheable);
 }
-
-/* A one-frame stack for a return address (what a free records). */
-uint32_t _ms_capture_caller(uintptr_t ra)
-{
-    if (!ra) return 0;
-    stack_cache_t *c = cache_get();
-    size_t h = (size_t)((ra * 0x9E3779B97F4A7C15ULL) >> 56) & (SC_ONES - 1);
-    if (c && c->one[h].ra == ra) return c->one[h].id;
-    uintptr_t ip = ra - 1;
-    uint32_t id = _ms_stack_intern(&ip, 1);
-    if (c) { c->one[h].ra = ra; c->one[h].id = id; }
-    return id;
-}
-
 
 /* ---- the program's frame under exit() ---------------------------------------- *
  * At exit memshim runs as a destructor, called by the dynamic loader's
