@@ -96,7 +96,9 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
 #define SC_DEPTH   24                /* deeper stacks are not cached */
 typedef struct {
     uintptr_t ra, sp;
-    uint32_t  id, depth;
+    uint32_t  id;
+    uint16_t  depth;
+    uint16_t  fails;                 /* misses at this very site since it was new */
     uint16_t  off[SC_DEPTH];         /* slot of frame i, in words above sp */
     uintptr_t want[SC_DEPTH];        /* the return address expected there */
 } sc_ent;
@@ -143,6 +145,19 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
     uint32_t id = _ms_stack_intern(ip, n);
     if (!cacheable || !id || !n || n > SC_DEPTH || ip[0] + 1 != site->ra) return id;
     sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
+    if (e->ra == site->ra && e->sp == site->sp) {
+        /* This very site, reached through another chain of callers (or not
+         * cacheable last time).  A site whose stacks keep changing (the
+         * frees of a recursive walk over a tree) would have its slots
+         * searched again at every call for nothing: search again only at
+         * its 1st, 2nd, 4th ... 64th miss, then at every 64th. */
+        unsigned f = ++e->fails;
+        if ((f & (f - 1)) && (f & 63)) return id;
+    } else {
+        e->ra = site->ra;
+        e->sp = site->sp;
+        e->fails = 0;
+    }
     uintptr_t pos = site->sp;
     e->id = 0;
     for (unsigned i = 1; i < n; i++) {              /* in order, below the stack top */
@@ -152,8 +167,6 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
         e->want[i] = ip[i] + 1;
         pos += 8;
     }
-    e->ra = site->ra;
-    e->sp = site->sp;
     e->depth = n;
     e->id = id;
     return id;
