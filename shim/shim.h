@@ -121,6 +121,7 @@ MS_HIDDEN size_t  _ms_huge_usable(const void *p);         /* 0: not a huge block
 MS_HIDDEN void   *_ms_huge_realloc(void *p, size_t n);    /* NULL with errno on failure */
 MS_HIDDEN void    _ms_huge_trim(void);
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
+MS_HIDDEN bool    _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m);
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
 MS_HIDDEN void    _ms_huge_flag(const void *p, unsigned flags);
 MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size,
@@ -160,6 +161,12 @@ MS_HIDDEN size_t _ms_usable_size(const void *p);
 MS_HIDDEN int    _ms_trim(size_t pad);
 MS_HIDDEN bool   _ms_owns(const void *p);
 
+/* ---- badptr.c: pointers that are no live block of memshim's --------------- */
+/* Report p as heap misuse (WHAT: "free(): invalid pointer") if it is certainly
+ * no block of anyone's, and return true; false if another allocator (the
+ * dynamic loader's early blocks) may have handed it out. */
+MS_HIDDEN bool   _ms_bad_pointer(const char *what, const void *p);
+
 /* ---- track.c, unwind.c, stacks.c: per-block records and allocation stacks */
 MS_HIDDEN extern int _ms_track_on;
 MS_HIDDEN extern __thread int _ms_busy __attribute__((tls_model("initial-exec")));
@@ -167,6 +174,7 @@ MS_HIDDEN ms_meta_t *_ms_meta_of(const void *p);
 typedef struct ms_site_s { uintptr_t ra, sp; } ms_site_t;   /* where the program called us */
 MS_HIDDEN uint32_t _ms_capture(const ms_site_t *site);
 MS_HIDDEN void   _ms_unwind_thread_exit(void);
+MS_HIDDEN uintptr_t _ms_stack_top(void);                /* of the calling thread's stack */
 MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_free(void *p, const ms_site_t *site);
@@ -178,6 +186,8 @@ MS_HIDDEN void  *_ms_tracked_pvalloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void   _ms_track_after_fork_child(void);
 MS_HIDDEN double _ms_exp_neg(double x);
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
+MS_HIDDEN void   _ms_misuse_report(const char *what, const void *p, const char *is,
+                                   const char *const *titles, const uint32_t *stacks, unsigned nstacks);
 MS_HIDDEN void   _ms_unwind_init(void);
 MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
 #define MS_STACK_OOM 0xFFFFFFFFu        /* a stack not stored: memshim's memory ran out */

@@ -140,7 +140,8 @@ static bool release(void *p, const ms_site_t *site, const char *op)
     if (!m) return true;                 /* huge, foreign or invalid: alloc.c decides */
     if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {
         if (_ms_busy) return true;
-        _ms_misuse(op, p, m);
+        if (m->state == MS_BLK_FREED) _ms_misuse(op, p, m);
+        else _ms_bad_pointer("free(): invalid pointer", p);     /* carved, never handed out */
         return false;
     }
     m->state = MS_BLK_FREED;
@@ -176,7 +177,8 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
     if (n == 0) { _ms_tracked_free(p, site); return NULL; }
     ms_meta_t *m = _ms_meta_of(p);
     if (m && m->state != MS_BLK_LIVE && !_ms_busy) {
-        _ms_misuse("realloc(): realloc of a freed block", p, m);
+        if (m->state == MS_BLK_FREED) _ms_misuse("realloc(): realloc of a freed block", p, m);
+        else _ms_bad_pointer("realloc(): invalid pointer", p);
         errno = EINVAL;
         return NULL;
     }

@@ -111,15 +111,22 @@ typedef struct {
 static __thread stack_cache_t *tl_sc __attribute__((tls_model("initial-exec")));
 extern void *__libc_stack_end;
 
+/* The top of the calling thread's stack: its TCB (glibc puts it at the top
+ * of the thread's stack mapping), or __libc_stack_end for the main thread. */
+uintptr_t _ms_stack_top(void)
+{
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    return _ms_os_gettid() == getpid() ? (uintptr_t)__libc_stack_end : tp;
+}
+
 static stack_cache_t *cache_get(void)
 {
     stack_cache_t *c = tl_sc;
     if (MS_LIKELY(c != NULL)) return c == SC_DEAD ? NULL : c;
     c = _ms_meta_alloc(sizeof *c);
     if (!c) return NULL;
-    uintptr_t tp;
-    __asm__("mov %%fs:0, %0" : "=r"(tp));
-    c->top = _ms_os_gettid() == getpid() ? (uintptr_t)__libc_stack_end : tp;
+    c->top = _ms_stack_top();
     tl_sc = c;
     return c;
 }
