@@ -253,6 +253,15 @@ int _ms_posix_memalign(void **out, size_t align, size_t n)
 }
 
 void *_ms_aligned_alloc(size_t align, size_t n) { return _ms_memalign(align, n); }
+
+/* operator new's memory: align 0 (or up to 16) for the plain forms; an
+ * alignment that is not a power of two fails, as libstdc++'s does. */
+void *_ms_new(size_t n, size_t align)
+{
+    if (align <= MS_ALIGN) return _ms_malloc(n);
+    if (align & (align - 1)) { errno = EINVAL; return NULL; }
+    return _ms_memalign(align, n);
+}
 void *_ms_valloc(size_t n) { return _ms_memalign(MS_OS_PAGE, n); }
 
 void *_ms_pvalloc(size_t n)

@@ -227,6 +227,16 @@ bool _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req)
     return e != NULL;
 }
 
+/* A copy of a live huge block's tracking record; false if p starts none. */
+bool _ms_huge_get_meta(const void *p, ms_meta_t *m)
+{
+    pthread_mutex_lock(&huge_lock);
+    huge_ent *e = find((uintptr_t)p);
+    if (e) *m = e->meta;
+    pthread_mutex_unlock(&huge_lock);
+    return e != NULL;
+}
+
 /* Add flag bits to a huge block's tracking record (gcglue.c). */
 void _ms_huge_flag(const void *p, unsigned flags)
 {

@@ -123,6 +123,7 @@ MS_HIDDEN void    _ms_huge_trim(void);
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
 MS_HIDDEN bool    _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m);
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
+MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m);
 MS_HIDDEN void    _ms_huge_flag(const void *p, unsigned flags);
 MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size,
                                                   size_t req, const ms_meta_t *m), void *arg);
@@ -157,6 +158,7 @@ MS_HIDDEN void  *_ms_aligned_alloc(size_t align, size_t n);
 MS_HIDDEN void  *_ms_memalign(size_t align, size_t n);
 MS_HIDDEN void  *_ms_valloc(size_t n);
 MS_HIDDEN void  *_ms_pvalloc(size_t n);
+MS_HIDDEN void  *_ms_new(size_t n, size_t align);        /* operator new's memory */
 MS_HIDDEN size_t _ms_usable_size(const void *p);
 MS_HIDDEN int    _ms_trim(size_t pad);
 MS_HIDDEN bool   _ms_owns(const void *p);
@@ -178,6 +180,8 @@ MS_HIDDEN uintptr_t _ms_stack_top(void);                /* of the calling thread
 MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_free(void *p, const ms_site_t *site);
+MS_HIDDEN void  *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site);
+MS_HIDDEN void   _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_memalign(size_t align, size_t n, const ms_site_t *site);
 MS_HIDDEN int    _ms_tracked_posix_memalign(void **out, size_t align, size_t n, const ms_site_t *site);
@@ -196,6 +200,14 @@ MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);
 MS_HIDDEN uint32_t _ms_stack_count(void);
 MS_HIDDEN void   _ms_stack_lock(void);
 MS_HIDDEN void   _ms_stack_unlock(bool child);
+
+/* ---- cxx.c: C++ operator new's failure path, allocation-kind mismatches -- */
+MS_HIDDEN extern int _ms_cxx_checks;    /* report mismatches: the whole family is memshim's */
+MS_HIDDEN void   _ms_cxx_init(void);    /* constructor */
+MS_HIDDEN void  *_ms_new_failed(size_t n, size_t align, unsigned how, bool nothrow, const ms_site_t *site);
+MS_HIDDEN const char *_ms_alloc_name(unsigned how);     /* "operator new[]", "malloc()"... */
+MS_HIDDEN const char *_ms_dealloc_name(unsigned how);   /* "operator delete[]", "free()"... */
+MS_HIDDEN void   _ms_mismatch(const void *p, const ms_meta_t *m, const char *released_by);
 
 /* ---- scan.c, report.c, leak.c: leak detection and reports --------------- */
 typedef struct ms_leak_item_s {

@@ -109,14 +109,15 @@ static inline ms_meta_t *fresh_meta(const void *p)
     return &pg->meta[((uint64_t)((const uint8_t *)p - pg->start) * k->recip) >> 42];
 }
 
-static void record(void *p, size_t n, const ms_site_t *site)
+static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc)
 {
     if (!p) return;
     bool sampled = !_ms_opt.sample || take_sample(n);
     ms_meta_t m = {
         .stack = sampled ? _ms_capture(site) : 0,
         .tid = my_tid(),
-        .size = n < (1u << 24) ? (uint32_t)n : 0,
+        .size = n <= MS_META_SIZE_MAX ? (uint32_t)n : 0,
+        .alloc = alloc,
         .state = MS_BLK_LIVE,
         .flags = (sampled ? MS_META_SAMPLED : 0) | (_ms_busy ? MS_META_INTERNAL : 0),
     };
@@ -133,17 +134,35 @@ static inline uint32_t free_stack(const ms_meta_t *m, const ms_site_t *site)
     return (m->flags & MS_META_SAMPLED) ? _ms_capture(site) : 0;
 }
 
-/* Check p before it is released; false if it must not be (misuse reported). */
-static bool release(void *p, const ms_site_t *site, const char *op)
+/* A live block released by a call that does not match its allocation
+ * (free of a new'd block, delete of a new[]'d one...): reported unless
+ * memshim itself is running or C++ checks are off; the block is released
+ * all the same when the program goes on. */
+static inline void check_match(const void *p, const ms_meta_t *m, unsigned how, const char *by)
+{
+    if (MS_UNLIKELY(m->alloc != how) && _ms_cxx_checks && !_ms_busy) _ms_mismatch(p, m, by);
+}
+
+/* Check p before it is released by a call of kind `how` (MS_ALLOC_*); false
+ * if it must not be (misuse reported). */
+static bool release(void *p, const ms_site_t *site, unsigned how)
 {
     ms_meta_t *m = _ms_meta_of(p);
-    if (!m) return true;                 /* huge, foreign or invalid: alloc.c decides */
+    if (!m) {                            /* huge, foreign or invalid: alloc.c decides */
+        ms_meta_t h;
+        if (!_ms_segment_of(p) && _ms_huge_get_meta(p, &h) && h.state == MS_BLK_LIVE) check_match(p, &h, how, _ms_dealloc_name(how));
+        return true;
+    }
     if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {
         if (_ms_busy) return true;
-        if (m->state == MS_BLK_FREED) _ms_misuse(op, p, m);
+        if (m->state == MS_BLK_FREED)
+            _ms_misuse(how == MS_ALLOC_MALLOC ? "free(): double free" :
+                       (how & MS_ALLOC_NEW_ARRAY) ? "operator delete[]: double free" : "operator delete: double free",
+                       p, m);
         else _ms_bad_pointer("free(): invalid pointer", p);     /* carved, never handed out */
         return false;
     }
+    check_match(p, m, how, _ms_dealloc_name(how));
     m->state = MS_BLK_FREED;
     m->free_stack = free_stack(m, site);
     return true;
@@ -155,20 +174,34 @@ void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_malloc(n);
     scrub(p, n);
-    record(p, n, site);
+    record(p, n, site, MS_ALLOC_MALLOC);
     return p;
 }
 
 void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
 {
     void *p = _ms_calloc(n, m);
-    record(p, n * m, site);
+    record(p, n * m, site, MS_ALLOC_MALLOC);
     return p;
 }
 
 void _ms_tracked_free(void *p, const ms_site_t *site)
 {
-    if (p && release(p, site, "free(): double free")) _ms_free(p);
+    if (p && release(p, site, MS_ALLOC_MALLOC)) _ms_free(p);
+}
+
+/* operator new and delete (override.c): the block's record says which. */
+void *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site)
+{
+    void *p = _ms_new(n, align);
+    scrub(p, n);
+    record(p, n, site, how);
+    return p;
+}
+
+void _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site)
+{
+    if (p && release(p, site, how)) _ms_free(p);
 }
 
 void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
@@ -182,6 +215,11 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
         errno = EINVAL;
         return NULL;
     }
+    if (m) check_match(p, m, MS_ALLOC_MALLOC, "realloc()");
+    else if (!_ms_segment_of(p)) {
+        ms_meta_t h;
+        if (_ms_huge_get_meta(p, &h) && h.state == MS_BLK_LIVE) check_match(p, &h, MS_ALLOC_MALLOC, "realloc()");
+    }
     /* Mark p freed before the move: once freed, its span and with it the
      * record may be gone.  Undone if p stays. */
     ms_meta_t before;
@@ -191,9 +229,9 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
         m->free_stack = free_stack(m, site);
     }
     void *q = _ms_realloc(p, n);
-    if (q != p && q) { record(q, n, site); return q; }
+    if (q != p && q) { record(q, n, site, MS_ALLOC_MALLOC); return q; }
     if (m) *m = before;                   /* p stays: failed, or resized in place */
-    if (q) record(q, n, site);
+    if (q) record(q, n, site, MS_ALLOC_MALLOC);
     return q;
 }
 
@@ -201,14 +239,14 @@ void *_ms_tracked_memalign(size_t align, size_t n, const ms_site_t *site)
 {
     void *p = _ms_memalign(align, n);
     scrub(p, n);
-    record(p, n, site);
+    record(p, n, site, MS_ALLOC_MALLOC);
     return p;
 }
 
 int _ms_tracked_posix_memalign(void **out, size_t align, size_t n, const ms_site_t *site)
 {
     int rc = _ms_posix_memalign(out, align, n);
-    if (rc == 0) { scrub(*out, n); record(*out, n, site); }
+    if (rc == 0) { scrub(*out, n); record(*out, n, site, MS_ALLOC_MALLOC); }
     return rc;
 }
 
@@ -216,7 +254,7 @@ void *_ms_tracked_valloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_valloc(n);
     scrub(p, n);
-    record(p, n, site);
+    record(p, n, site, MS_ALLOC_MALLOC);
     return p;
 }
 
@@ -224,6 +262,6 @@ void *_ms_tracked_pvalloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_pvalloc(n);
     scrub(p, n);
-    record(p, n, site);
+    record(p, n, site, MS_ALLOC_MALLOC);
     return p;
 }
