@@ -4,7 +4,9 @@
  * Tracking gets the call site: the return address into the program and the
  * program's stack pointer at the call (the key of the stack cache).
  * The __libc_* aliases catch code that calls glibc's entry points by name. */
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include "shim.h"
 
 #define ALIAS(name) __attribute__((alias(#name), visibility("default")))
@@ -49,6 +51,32 @@ MS_EXPORT void *pvalloc(size_t n)
 MS_EXPORT size_t malloc_usable_size(void *p) { return _ms_usable_size(p); }
 MS_EXPORT int    malloc_trim(size_t pad)     { return _ms_trim(pad); }
 MS_EXPORT void   cfree(void *p)              { free(p); }
+
+/* glibc's questions about the heap, answered from memshim's figures
+ * (mallinfo.c).  The structures are glibc's, field for field (shim.h: not
+ * from malloc.h, whose malloc & co. carry attributes the aliases below
+ * lack).  mallinfo's int fields stop at INT_MAX. */
+MS_EXPORT ms_mallinfo2_t mallinfo2(void)
+{
+    ms_mallinfo2_t m;
+    _ms_mallinfo2(&m);
+    return m;
+}
+
+MS_EXPORT ms_mallinfo_t mallinfo(void)
+{
+    ms_mallinfo2_t m;
+    _ms_mallinfo2(&m);
+#define CLAMP(x) ((x) > INT_MAX ? INT_MAX : (int)(x))
+    return (ms_mallinfo_t){ CLAMP(m.arena), CLAMP(m.ordblks), CLAMP(m.smblks), CLAMP(m.hblks),
+                            CLAMP(m.hblkhd), CLAMP(m.usmblks), CLAMP(m.fsmblks), CLAMP(m.uordblks),
+                            CLAMP(m.fordblks), CLAMP(m.keepcost) };
+#undef CLAMP
+}
+
+MS_EXPORT void malloc_stats(void)                { _ms_malloc_stats(); }
+MS_EXPORT int  malloc_info(int options, FILE *fp) { return _ms_malloc_info(options, fp); }
+MS_EXPORT int  mallopt(int param, int value)     { return _ms_mallopt(param, value); }
 
 /* ---- C++: operator new and delete, by their mangled names (x86-64: size_t
  * is 'm').  std::align_val_t travels as a size_t, std::nothrow_t const & as

@@ -314,6 +314,7 @@ MS_HIDDEN int    _ms_err_fd(void);                      /* that copy, or 2 */
 /* ---- stats.c ------------------------------------------------------------ */
 typedef struct ms_stats_class_s {
     uint64_t size, spans, in_use, free, allocs, frees;
+    uint64_t cached;       /* of the free blocks, those in thread caches */
 } ms_stats_class_t;
 typedef struct ms_stats_s {
     ms_stats_class_t  cls[MS_NCLASSES];
@@ -324,6 +325,7 @@ typedef struct ms_stats_s {
     ms_huge_stat_t    huge;
 } ms_stats_t;
 MS_HIDDEN void   _ms_stats_collect(ms_stats_t *st);
+MS_HIDDEN void   _ms_stats_collect_heap(ms_stats_t *st);  /* the same, without rss and peak_rss */
 MS_HIDDEN void   _ms_stats_print_fd(int fd);
 MS_HIDDEN void   _ms_stats_at_exit(void);
 /* Reporting options, parsed by _ms_options_load_reporting (stats.c). */
@@ -352,6 +354,22 @@ typedef struct ms_gc_figures_s {
 } ms_gc_figures_t;
 MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out) __attribute__((weak));
 MS_HIDDEN void   _ms_gc_glue_init(void) __attribute__((weak)); /* constructor: collector tables */
+
+/* ---- mallinfo.c: glibc's heap questions (override.c), memshim's answers -- */
+/* glibc's struct mallinfo2 and struct mallinfo (malloc.h), field for field
+ * (mallinfo.c checks): override.c defines mallinfo2() and mallinfo() without
+ * malloc.h, whose malloc & co. carry attributes its __libc_ aliases lack. */
+typedef struct ms_mallinfo2_s {
+    size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+} ms_mallinfo2_t;
+typedef struct ms_mallinfo_s {
+    int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+} ms_mallinfo_t;
+struct _IO_FILE;
+MS_HIDDEN void   _ms_mallinfo2(ms_mallinfo2_t *out);
+MS_HIDDEN void   _ms_malloc_stats(void);
+MS_HIDDEN int    _ms_malloc_info(int options, struct _IO_FILE *fp);
+MS_HIDDEN int    _ms_mallopt(int param, int value);
 
 /* ---- rss.c: the process's memory as the kernel counts it ----------------- */
 typedef struct ms_rss_s {
