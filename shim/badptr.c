@@ -22,6 +22,7 @@
  *     loader's included, hands out such a block.
  * Anything else (anonymous mappings, the brk heap, the loader's data) is
  * tolerated silently, or with a message under MEMSHIM_VERBOSE. */
+#include <errno.h>
 #include <link.h>
 #include <string.h>
 #include <sys/auxv.h>
@@ -120,7 +121,7 @@ static void in_segment(ms_segment_t *s, const void *p, why_t *w, const ms_meta_t
 
 /* ---- the verdict ----------------------------------------------------------------- */
 
-bool _ms_bad_pointer(const char *what, const void *p)
+static bool classify(const void *p, const char *what)
 {
     char why[160];
     why_t w = { why, sizeof why };
@@ -159,4 +160,12 @@ bool _ms_bad_pointer(const char *what, const void *p)
     uint32_t stacks[2] = { m ? m->stack : 0, m ? m->free_stack : 0 };
     _ms_misuse_report(what, p, is, titles, stacks, !m ? 0 : m->state == MS_BLK_FREED ? 2 : 1);
     return true;
+}
+
+bool _ms_bad_pointer(const char *what, const void *p)
+{
+    int saved = errno;                   /* a tolerated pointer's free leaves errno alone */
+    bool bad = classify(p, what);
+    errno = saved;
+    return bad;
 }

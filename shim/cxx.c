@@ -18,6 +18,7 @@
  *   program that defines its own operator new (over malloc, say) but not
  *   its own delete would otherwise have every delete reported. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include "shim.h"
 
@@ -36,10 +37,10 @@ static const char *const family[] = {
 /* In the constructor: does the process use memshim's operators, or did the
  * program (which comes before memshim in the symbol search) define some of
  * its own? */
-void _ms_cxx_init(void)
+static bool family_is_ours(void)
 {
     Dl_info self, di;
-    if (!dladdr((void *)(uintptr_t)&_ms_cxx_init, &self)) return;
+    if (!dladdr((void *)(uintptr_t)&_ms_cxx_init, &self)) return false;
     for (size_t i = 0; i < sizeof family / sizeof *family; i++) {
         void *f = dlsym(RTLD_DEFAULT, family[i]);
         if (f && dladdr(f, &di) && di.dli_fbase != self.dli_fbase) {
@@ -47,10 +48,17 @@ void _ms_cxx_init(void)
                 _ms_message("%s is defined by %s: the program replaces operator new or delete; "
                             "mismatched free/delete/delete[] are not reported",
                             family[i], di.dli_fname ? di.dli_fname : "another object");
-            return;
+            return false;
         }
     }
-    _ms_cxx_checks = 1;
+    return true;
+}
+
+void _ms_cxx_init(void)
+{
+    int saved = errno;
+    _ms_cxx_checks = family_is_ours();
+    errno = saved;
 }
 
 /* ---- operator new's failure path ---------------------------------------------- */
