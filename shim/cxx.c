@@ -19,6 +19,7 @@
  *   its own delete would otherwise have every delete reported. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
 #include <stdlib.h>
 #include "shim.h"
 
@@ -34,28 +35,52 @@ static const char *const family[] = {
     "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
 };
 
-/* In the constructor: does the process use memshim's operators, or did the
- * program (which comes before memshim in the symbol search) define some of
- * its own? */
+typedef struct { uintptr_t probe, lo, hi; } own_t;
+
+/* The address range of the loaded object holding `probe`. */
+static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    own_t *o = arg;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD) continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+    }
+    if (o->probe < lo || o->probe >= hi) return 0;
+    o->lo = lo;
+    o->hi = hi;
+    return 1;
+}
+
+/* Does the process use memshim's operators, or did the program (which
+ * comes before memshim in the symbol search) define some of its own? */
 static bool family_is_ours(void)
 {
-    Dl_info self, di;
-    if (!dladdr((void *)(uintptr_t)&_ms_cxx_init, &self)) return false;
+    own_t own = { (uintptr_t)&_ms_cxx_init, 0, 0 };
+    if (!dl_iterate_phdr(find_own, &own)) return false;
     for (size_t i = 0; i < sizeof family / sizeof *family; i++) {
-        void *f = dlsym(RTLD_DEFAULT, family[i]);
-        if (f && dladdr(f, &di) && di.dli_fbase != self.dli_fbase) {
+        uintptr_t f = (uintptr_t)dlsym(RTLD_DEFAULT, family[i]);
+        if (f && (f < own.lo || f >= own.hi)) {
+            Dl_info di;
             if (_ms_opt.verbose)
                 _ms_message("%s is defined by %s: the program replaces operator new or delete; "
-                            "mismatched free/delete/delete[] are not reported",
-                            family[i], di.dli_fname ? di.dli_fname : "another object");
+                            "mismatched free/delete/delete[] are not reported", family[i],
+                            dladdr((void *)f, &di) && di.dli_fname ? di.dli_fname : "another object");
             return false;
         }
     }
     return true;
 }
 
+/* In the constructor.  Only tracking records how blocks were allocated:
+ * without it there is nothing to check. */
 void _ms_cxx_init(void)
 {
+    if (!_ms_opt.track) return;
     int saved = errno;
     _ms_cxx_checks = family_is_ours();
     errno = saved;

@@ -140,17 +140,18 @@ static inline uint32_t free_stack(const ms_meta_t *m, const ms_site_t *site)
  * all the same when the program goes on. */
 static inline void check_match(const void *p, const ms_meta_t *m, unsigned how, const char *by)
 {
-    if (MS_UNLIKELY(m->alloc != how) && _ms_cxx_checks && !_ms_busy) _ms_mismatch(p, m, by);
+    if (MS_UNLIKELY(m->alloc != how) && _ms_cxx_checks && !_ms_busy)
+        _ms_mismatch(p, m, by ? by : _ms_dealloc_name(how));
 }
 
 /* Check p before it is released by a call of kind `how` (MS_ALLOC_*); false
  * if it must not be (misuse reported). */
-static bool release(void *p, const ms_site_t *site, unsigned how)
+static inline __attribute__((always_inline)) bool release(void *p, const ms_site_t *site, unsigned how)
 {
     ms_meta_t *m = _ms_meta_of(p);
     if (!m) {                            /* huge, foreign or invalid: alloc.c decides */
         ms_meta_t h;
-        if (!_ms_segment_of(p) && _ms_huge_get_meta(p, &h) && h.state == MS_BLK_LIVE) check_match(p, &h, how, _ms_dealloc_name(how));
+        if (!_ms_segment_of(p) && _ms_huge_get_meta(p, &h) && h.state == MS_BLK_LIVE) check_match(p, &h, how, NULL);
         return true;
     }
     if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {
@@ -162,7 +163,7 @@ static bool release(void *p, const ms_site_t *site, unsigned how)
         else _ms_bad_pointer("free(): invalid pointer", p);     /* carved, never handed out */
         return false;
     }
-    check_match(p, m, how, _ms_dealloc_name(how));
+    check_match(p, m, how, NULL);
     m->state = MS_BLK_FREED;
     m->free_stack = free_stack(m, site);
     return true;
