@@ -9,7 +9,9 @@
  *   forms return NULL when no handler is installed; with one, they go
  *   through the runtime's own nothrow operator, which calls memshim's
  *   throwing one and turns what the handler throws into NULL (libstdc++ 9
- *   and later; this is the only way for C to catch).
+ *   and later; this is the only way for C to catch).  Without such an
+ *   operator, memshim calls the handler itself, and what it throws goes
+ *   through to the caller.
  *
  *   mismatches.  While tracking, each block's record says how it was
  *   allocated (MS_ALLOC_*, types.h); a free, delete or delete[] that does not
