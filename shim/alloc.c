@@ -1,7 +1,8 @@
 /* alloc.c - the malloc family on top of the thread caches, size classes and
  * huge blocks, with glibc's contracts: 16-byte alignment, ENOMEM, overflow
  * checks, realloc(p, 0) frees, and pointers memshim never handed out (the
- * dynamic loader's early blocks) tolerated rather than trusted. */
+ * dynamic loader's early blocks) tolerated rather than trusted, unless they
+ * certainly are no block at all (badptr.c). */
 
 #include <errno.h>
 #include <string.h>
@@ -73,12 +74,13 @@ static MS_NOINLINE void free_slow(void *p, ms_segment_t *s)
     if (!s) {
         if (_ms_huge_free(p)) return;
         if (_ms_huge_recently_freed(p)) _ms_heap_error("free(): double free of a large block", p);
-        else if (_ms_opt.verbose) _ms_message("free(%p): not a block memshim handed out; ignored", p);
+        else if (!_ms_bad_pointer("free(): invalid pointer", p) && _ms_opt.verbose)
+            _ms_message("free(%p): not a block memshim handed out; ignored", p);
         return;
     }
     unsigned cls;
     if (!_ms_block_valid(s, p, &cls)) {
-        _ms_heap_error("free(): invalid pointer (inside memshim's heap but not the start of a live block)", p);
+        _ms_bad_pointer("free(): invalid pointer", p);
         return;
     }
     ms_tcache_t *tc = _ms_tcache_get();
@@ -175,7 +177,7 @@ void *_ms_realloc(void *p, size_t n)
     if (s) {
         unsigned cls;
         if (!_ms_block_valid(s, p, &cls)) {
-            _ms_heap_error("realloc(): invalid pointer", p);
+            _ms_bad_pointer("realloc(): invalid pointer", p);
             errno = EINVAL;
             return NULL;
         }
@@ -195,7 +197,11 @@ void *_ms_realloc(void *p, size_t n)
             return q;
         }
     } else {
-        /* Not ours: copy what can be read, leave the original alone. */
+        if (_ms_bad_pointer("realloc(): invalid pointer", p)) {
+            errno = EINVAL;
+            return NULL;
+        }
+        /* Possibly another allocator's: copy what can be read, leave the original alone. */
         if (_ms_opt.verbose) _ms_message("realloc(%p): not a block memshim handed out; copied", p);
         void *q = _ms_malloc(n);
         if (q) memcpy(q, p, readable_prefix(p, n));
@@ -249,6 +255,15 @@ int _ms_posix_memalign(void **out, size_t align, size_t n)
 }
 
 void *_ms_aligned_alloc(size_t align, size_t n) { return _ms_memalign(align, n); }
+
+/* operator new's memory: align 0 (or up to 16) for the plain forms; an
+ * alignment that is not a power of two fails, as libstdc++'s does. */
+void *_ms_new(size_t n, size_t align)
+{
+    if (align <= MS_ALIGN) return _ms_malloc(n);
+    if (align & (align - 1)) { errno = EINVAL; return NULL; }
+    return _ms_memalign(align, n);
+}
 void *_ms_valloc(size_t n) { return _ms_memalign(MS_OS_PAGE, n); }
 
 void *_ms_pvalloc(size_t n)

@@ -139,6 +139,25 @@ bool _ms_huge_recently_freed(const void *p)
     return hit;
 }
 
+/* Whether p lies inside a live huge block (at its start or not): its start,
+ * requested size and tracking record.  A walk of the whole table, for the
+ * rare pointer that is no block. */
+bool _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m)
+{
+    uintptr_t a = (uintptr_t)p;
+    bool hit = false;
+    pthread_mutex_lock(&huge_lock);
+    for (size_t i = 0; i < cap && !hit; i++)
+        if (table[i].addr > TOMB && a >= table[i].addr && a - table[i].addr < table[i].size) {
+            *start = table[i].addr;
+            *req = table[i].req ? table[i].req : table[i].size;
+            *m = table[i].meta;
+            hit = true;
+        }
+    pthread_mutex_unlock(&huge_lock);
+    return hit;
+}
+
 size_t _ms_huge_usable(const void *p)
 {
     pthread_mutex_lock(&huge_lock);
@@ -204,6 +223,16 @@ bool _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req)
     pthread_mutex_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
     if (e) { e->meta = *m; e->req = req; }
+    pthread_mutex_unlock(&huge_lock);
+    return e != NULL;
+}
+
+/* A copy of a live huge block's tracking record; false if p starts none. */
+bool _ms_huge_get_meta(const void *p, ms_meta_t *m)
+{
+    pthread_mutex_lock(&huge_lock);
+    huge_ent *e = find((uintptr_t)p);
+    if (e) *m = e->meta;
     pthread_mutex_unlock(&huge_lock);
     return e != NULL;
 }

@@ -84,6 +84,7 @@ __attribute__((constructor(101))) static void ms_constructor(void)
     _ms_init();
     _ms_out_init();              /* first: the options' messages go to that copy */
     _ms_options_load();
+    _ms_cxx_init();              /* does the program replace operator new/delete? */
     if (_ms_gc_glue_init) _ms_gc_glue_init();
     _ms_leak_init();             /* libunwind, MEMSHIM_REPORT_SIGNAL: leak.c */
     _ms_reporter_start();        /* RSS log, live figures, stats signal: sampler.c */

@@ -150,31 +150,37 @@ static void misuse_stack(ms_buf_t *b, const char *title, const uintptr_t *ip, un
     }
 }
 
-void _ms_misuse(const char *what, const void *p, const ms_meta_t *mp)
+/* One heap-misuse report: "memshim: WHAT: P is IS", then, while tracking,
+ * the stacks given (a title and a stack id each, 0 if none was recorded)
+ * and the stack of the call now.  Without tracking there are no stacks:
+ * the line is the whole report.  At most 100 reports are written (a
+ * program that goes on with MEMSHIM_ON_ERROR=continue may repeat its
+ * mistake in a loop); then the process aborts unless
+ * MEMSHIM_ON_ERROR=continue. */
+void _ms_misuse_report(const char *what, const void *p, const char *is,
+                       const char *const *titles, const uint32_t *stacks, unsigned nstacks)
 {
-    /* A copy: symbolizing allocates, and may be handed this very block. */
-    const ms_meta_t copy = *mp, *m = &copy;
-    uintptr_t now[MS_MAX_STACK];
-    unsigned nnow = _ms_unwind(now, _ms_opt.stack_depth);
-    _ms_busy++;
-    char mem[4096];
-    ms_buf_t b;
-    _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
-    bool freed = m->state == MS_BLK_FREED;
-    _ms_bprintf(&b, "memshim: %s: %p is %s%s\n", what, p,
-                freed ? "a block already freed" : "not a block memshim handed out",
-                _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
-    const uintptr_t *ip;
-    unsigned n;
-    if (freed) {
-        n = _ms_stack_get(m->stack, &ip);
-        misuse_stack(&b, "allocated at", ip, n);
-        n = _ms_stack_get(m->free_stack, &ip);
-        misuse_stack(&b, "first freed at", ip, n);
+    static int reported;
+    if (__atomic_fetch_add(&reported, 1, __ATOMIC_RELAXED) < 100) {
+        uintptr_t now[MS_MAX_STACK];
+        unsigned nnow = _ms_track_on ? _ms_unwind(now, _ms_opt.stack_depth) : 0;
+        _ms_busy++;                    /* symbolizing allocates: those blocks are memshim's */
+        char mem[4096];
+        ms_buf_t b;
+        _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
+        _ms_bprintf(&b, "memshim: %s: %p is %s%s\n", what, p, is,
+                    _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
+        if (_ms_track_on) {
+            for (unsigned i = 0; i < nstacks; i++) {
+                const uintptr_t *ip;
+                unsigned n = _ms_stack_get(stacks[i], &ip);
+                misuse_stack(&b, titles[i], ip, n);
+            }
+            misuse_stack(&b, "now at", now, nnow);
+        }
+        _ms_buf_flush(&b);
+        _ms_busy--;
     }
-    misuse_stack(&b, "now at", now, nnow);
-    _ms_buf_flush(&b);
-    _ms_busy--;
     if (_ms_opt.on_error == MS_ON_ERROR_ABORT) abort();
 }
 
@@ -234,4 +240,15 @@ void _ms_corrupt_report(void)
         corrupt_done++;
     }
     pthread_mutex_unlock(&lock);
+}
+
+/* A double free, or the free of a block's record that was never handed out. */
+void _ms_misuse(const char *what, const void *p, const ms_meta_t *mp)
+{
+    const ms_meta_t m = *mp;           /* a copy: symbolizing may be handed this very block */
+    static const char *const titles[] = { "allocated at", "first freed at" };
+    const uint32_t stacks[] = { m.stack, m.free_stack };
+    bool freed = m.state == MS_BLK_FREED;
+    _ms_misuse_report(what, p, freed ? "a block already freed" : "not a block memshim handed out",
+                      titles, stacks, freed ? 2 : 0);
 }

@@ -1,9 +1,12 @@
-/* override.c - the only file defining C library names.  Each is a thin
- * forwarder: to track.c while tracking is on, else straight to alloc.c.
+/* override.c - the only file defining C library names (and C++'s operator
+ * new and delete).  Each is a thin forwarder: to track.c while tracking is
+ * on, else straight to alloc.c.
  * Tracking gets the call site: the return address into the program and the
  * program's stack pointer at the call (the key of the stack cache).
  * The __libc_* aliases catch code that calls glibc's entry points by name. */
+#include <limits.h>
 #include <stddef.h>
+#include <stdio.h>
 #include "shim.h"
 
 #define ALIAS(name) __attribute__((alias(#name), visibility("default")))
@@ -50,6 +53,72 @@ MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules
 MS_EXPORT size_t malloc_usable_size(void *p) { return _ms_usable_size(p); }
 MS_EXPORT int    malloc_trim(size_t pad)     { return _ms_trim(pad); }
 MS_EXPORT void   cfree(void *p)              { free(p); }
+
+/* glibc's questions about the heap, answered from memshim's figures
+ * (mallinfo.c).  The structures are glibc's, field for field (shim.h: not
+ * from malloc.h, whose malloc & co. carry attributes the aliases below
+ * lack).  mallinfo's int fields stop at INT_MAX. */
+MS_EXPORT ms_mallinfo2_t mallinfo2(void)
+{
+    ms_mallinfo2_t m;
+    _ms_mallinfo2(&m);
+    return m;
+}
+
+MS_EXPORT ms_mallinfo_t mallinfo(void)
+{
+    ms_mallinfo2_t m;
+    _ms_mallinfo2(&m);
+#define CLAMP(x) ((x) > INT_MAX ? INT_MAX : (int)(x))
+    return (ms_mallinfo_t){ CLAMP(m.arena), CLAMP(m.ordblks), CLAMP(m.smblks), CLAMP(m.hblks),
+                            CLAMP(m.hblkhd), CLAMP(m.usmblks), CLAMP(m.fsmblks), CLAMP(m.uordblks),
+                            CLAMP(m.fordblks), CLAMP(m.keepcost) };
+#undef CLAMP
+}
+
+MS_EXPORT void malloc_stats(void)                { _ms_malloc_stats(); }
+MS_EXPORT int  malloc_info(int options, FILE *fp) { return _ms_malloc_info(options, fp); }
+MS_EXPORT int  mallopt(int param, int value)     { return _ms_mallopt(param, value); }
+
+/* ---- C++: operator new and delete, by their mangled names (x86-64: size_t
+ * is 'm').  std::align_val_t travels as a size_t, std::nothrow_t const & as
+ * a pointer.  Sizes given to delete are not needed.  On failure, new calls
+ * the new_handler and throws std::bad_alloc, or returns NULL (cxx.c).  While
+ * tracking, each block remembers which form allocated it, so that a
+ * mismatched free/delete/delete[] is reported. */
+#define NEW(n, align, how, nothrow) do { \
+        void *p_ = TRACKING ? _ms_tracked_new(n, align, how, SITE) : _ms_new(n, align); \
+        return MS_LIKELY(p_ != NULL) ? p_ : _ms_new_failed(n, align, how, nothrow, SITE); \
+    } while (0)
+#define DELETE(p, how) do { if (TRACKING) _ms_tracked_delete(p, how, SITE); else _ms_free(p); } while (0)
+#define NEW_ALIGNED       (MS_ALLOC_NEW | MS_ALLOC_ALIGNED)
+#define NEW_ARRAY_ALIGNED (MS_ALLOC_NEW_ARRAY | MS_ALLOC_ALIGNED)
+
+MS_EXPORT void *_Znwm(size_t n)                              { NEW(n, 0, MS_ALLOC_NEW, false); }
+MS_EXPORT void *_Znam(size_t n)                              { NEW(n, 0, MS_ALLOC_NEW_ARRAY, false); }
+MS_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { NEW(n, 0, MS_ALLOC_NEW, true); }
+MS_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { NEW(n, 0, MS_ALLOC_NEW_ARRAY, true); }
+MS_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a)      { NEW(n, a, NEW_ALIGNED, false); }
+MS_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a)      { NEW(n, a, NEW_ARRAY_ALIGNED, false); }
+MS_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt)
+{ NEW(n, a, NEW_ALIGNED, true); }
+MS_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt)
+{ NEW(n, a, NEW_ARRAY_ALIGNED, true); }
+
+MS_EXPORT void _ZdlPv(void *p)                               { DELETE(p, MS_ALLOC_NEW); }
+MS_EXPORT void _ZdaPv(void *p)                               { DELETE(p, MS_ALLOC_NEW_ARRAY); }
+MS_EXPORT void _ZdlPvm(void *p, size_t n)                    { DELETE(p, MS_ALLOC_NEW); }
+MS_EXPORT void _ZdaPvm(void *p, size_t n)                    { DELETE(p, MS_ALLOC_NEW_ARRAY); }
+MS_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { DELETE(p, MS_ALLOC_NEW); }
+MS_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { DELETE(p, MS_ALLOC_NEW_ARRAY); }
+MS_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t a)      { DELETE(p, NEW_ALIGNED); }
+MS_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t a)      { DELETE(p, NEW_ARRAY_ALIGNED); }
+MS_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) { DELETE(p, NEW_ALIGNED); }
+MS_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) { DELETE(p, NEW_ARRAY_ALIGNED); }
+MS_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt)
+{ DELETE(p, NEW_ALIGNED); }
+MS_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt)
+{ DELETE(p, NEW_ARRAY_ALIGNED); }
 
 void *__libc_malloc(size_t n)                   ALIAS(malloc);
 void  __libc_free(void *p)                      ALIAS(free);

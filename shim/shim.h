@@ -165,7 +165,9 @@ MS_HIDDEN size_t  _ms_huge_usable(const void *p);         /* 0: not a huge block
 MS_HIDDEN void   *_ms_huge_realloc(void *p, size_t n);    /* NULL with errno on failure */
 MS_HIDDEN void    _ms_huge_trim(void);
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
+MS_HIDDEN bool    _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m);
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
+MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m);
 MS_HIDDEN void    _ms_huge_flag(const void *p, unsigned flags);
 MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size,
                                                   size_t req, const ms_meta_t *m), void *arg);
@@ -201,9 +203,16 @@ MS_HIDDEN void  *_ms_aligned_alloc(size_t align, size_t n);
 MS_HIDDEN void  *_ms_memalign(size_t align, size_t n);
 MS_HIDDEN void  *_ms_valloc(size_t n);
 MS_HIDDEN void  *_ms_pvalloc(size_t n);
+MS_HIDDEN void  *_ms_new(size_t n, size_t align);        /* operator new's memory */
 MS_HIDDEN size_t _ms_usable_size(const void *p);
 MS_HIDDEN int    _ms_trim(size_t pad);
 MS_HIDDEN bool   _ms_owns(const void *p);
+
+/* ---- badptr.c: pointers that are no live block of memshim's --------------- */
+/* Report p as heap misuse (WHAT: "free(): invalid pointer") if it is certainly
+ * no block of anyone's, and return true; false if another allocator (the
+ * dynamic loader's early blocks) may have handed it out. */
+MS_HIDDEN bool   _ms_bad_pointer(const char *what, const void *p);
 
 /* ---- track.c, unwind.c, stacks.c: per-block records and allocation stacks */
 MS_HIDDEN extern int _ms_track_on;
@@ -211,11 +220,13 @@ MS_HIDDEN extern __thread int _ms_busy __attribute__((tls_model("initial-exec"))
 MS_HIDDEN ms_meta_t *_ms_meta_of(const void *p);
 typedef struct ms_site_s { uintptr_t ra, sp; } ms_site_t;   /* where the program called us */
 MS_HIDDEN uint32_t _ms_capture(const ms_site_t *site);
-MS_HIDDEN uint32_t _ms_capture_caller(uintptr_t ra);
 MS_HIDDEN void   _ms_unwind_thread_exit(void);
+MS_HIDDEN uintptr_t _ms_stack_top(void);                /* of the calling thread's stack */
 MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_free(void *p, const ms_site_t *site);
+MS_HIDDEN void  *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site);
+MS_HIDDEN void   _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_memalign(size_t align, size_t n, const ms_site_t *site);
 MS_HIDDEN int    _ms_tracked_posix_memalign(void **out, size_t align, size_t n, const ms_site_t *site);
@@ -224,6 +235,8 @@ MS_HIDDEN void  *_ms_tracked_pvalloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void   _ms_track_after_fork_child(void);
 MS_HIDDEN double _ms_exp_neg(double x);
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
+MS_HIDDEN void   _ms_misuse_report(const char *what, const void *p, const char *is,
+                                   const char *const *titles, const uint32_t *stacks, unsigned nstacks);
 MS_HIDDEN void   _ms_unwind_init(void);
 MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
 #define MS_STACK_OOM 0xFFFFFFFFu        /* a stack not stored: memshim's memory ran out */
@@ -232,6 +245,14 @@ MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);
 MS_HIDDEN uint32_t _ms_stack_count(void);
 MS_HIDDEN void   _ms_stack_lock(void);
 MS_HIDDEN void   _ms_stack_unlock(bool child);
+
+/* ---- cxx.c: C++ operator new's failure path, allocation-kind mismatches -- */
+MS_HIDDEN extern int _ms_cxx_checks;    /* report mismatches: the whole family is memshim's */
+MS_HIDDEN void   _ms_cxx_init(void);    /* constructor */
+MS_HIDDEN void  *_ms_new_failed(size_t n, size_t align, unsigned how, bool nothrow, const ms_site_t *site);
+MS_HIDDEN const char *_ms_alloc_name(unsigned how);     /* "operator new[]", "malloc()"... */
+MS_HIDDEN const char *_ms_dealloc_name(unsigned how);   /* "operator delete[]", "free()"... */
+MS_HIDDEN void   _ms_mismatch(const void *p, const ms_meta_t *m, const char *released_by);
 
 /* ---- scan.c, report.c, leak.c: leak detection and reports --------------- */
 typedef struct ms_leak_item_s {
@@ -399,6 +420,7 @@ MS_HIDDEN int    _ms_out_fd(ms_out_t *o);               /* a stream's checked fd
 /* ---- stats.c ------------------------------------------------------------ */
 typedef struct ms_stats_class_s {
     uint64_t size, spans, in_use, free, allocs, frees;
+    uint64_t cached;       /* of the free blocks, those in thread caches */
 } ms_stats_class_t;
 typedef struct ms_stats_s {
     ms_stats_class_t  cls[MS_NCLASSES];
@@ -409,6 +431,7 @@ typedef struct ms_stats_s {
     ms_huge_stat_t    huge;
 } ms_stats_t;
 MS_HIDDEN void   _ms_stats_collect(ms_stats_t *st);
+MS_HIDDEN void   _ms_stats_collect_heap(ms_stats_t *st);  /* the same, without rss and peak_rss */
 MS_HIDDEN void   _ms_stats_print_fd(int fd);
 MS_HIDDEN void   _ms_stats_at_exit(void);
 /* Reporting options, parsed by _ms_options_load_reporting (stats.c). */
@@ -435,6 +458,22 @@ typedef struct ms_gc_figures_s {
 } ms_gc_figures_t;
 MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out) __attribute__((weak));
 MS_HIDDEN void   _ms_gc_glue_init(void) __attribute__((weak)); /* constructor: collector tables */
+
+/* ---- mallinfo.c: glibc's heap questions (override.c), memshim's answers -- */
+/* glibc's struct mallinfo2 and struct mallinfo (malloc.h), field for field
+ * (mallinfo.c checks): override.c defines mallinfo2() and mallinfo() without
+ * malloc.h, whose malloc & co. carry attributes its __libc_ aliases lack. */
+typedef struct ms_mallinfo2_s {
+    size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+} ms_mallinfo2_t;
+typedef struct ms_mallinfo_s {
+    int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+} ms_mallinfo_t;
+struct _IO_FILE;
+MS_HIDDEN void   _ms_mallinfo2(ms_mallinfo2_t *out);
+MS_HIDDEN void   _ms_malloc_stats(void);
+MS_HIDDEN int    _ms_malloc_info(int options, struct _IO_FILE *fp);
+MS_HIDDEN int    _ms_mallopt(int param, int value);
 
 /* ---- rss.c: the process's memory as the kernel counts it ----------------- */
 typedef struct ms_rss_s {

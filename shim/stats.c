@@ -23,6 +23,16 @@ ms_report_opts_t _ms_ropt = {
 
 void _ms_stats_collect(ms_stats_t *st)
 {
+    _ms_stats_collect_heap(st);
+    char status[4096];
+    if (_ms_os_read_file("/proc/self/status", status, sizeof status) > 0) {
+        st->rss = _ms_os_status_kb(status, "VmRSS");
+        st->peak_rss = _ms_os_status_kb(status, "VmHWM");
+    }
+}
+
+void _ms_stats_collect_heap(ms_stats_t *st)
+{
     memset(st, 0, sizeof *st);
     ms_class_stat_t cs[MS_NCLASSES];
     ms_thread_stat_t ts[MS_NCLASSES];
@@ -36,6 +46,7 @@ void _ms_stats_collect(ms_stats_t *st)
         o->spans = cs[c].spans;
         o->in_use = handed > ts[c].cached ? handed - ts[c].cached : 0;
         o->free = cs[c].capacity - o->in_use;
+        o->cached = ts[c].cached < o->free ? ts[c].cached : o->free;
         o->allocs = ts[c].allocs;
         o->frees = ts[c].frees;
         st->small_in_use += o->in_use * size;
@@ -45,11 +56,6 @@ void _ms_stats_collect(ms_stats_t *st)
     st->heap_peak = __atomic_load_n(&_ms_heap_peak, __ATOMIC_RELAXED);
     _ms_segment_stats(&st->seg);
     _ms_huge_stats(&st->huge);
-    char status[4096];
-    if (_ms_os_read_file("/proc/self/status", status, sizeof status) > 0) {
-        st->rss = _ms_os_status_kb(status, "VmRSS");
-        st->peak_rss = _ms_os_status_kb(status, "VmHWM");
-    }
 }
 
 /* The collector's figures, if the collector is linked in and ran. */

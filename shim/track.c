@@ -112,14 +112,15 @@ static inline ms_meta_t *fresh_meta(const void *p)
     return &pg->meta[((uint64_t)((const uint8_t *)p - pg->start) * k->recip) >> 42];
 }
 
-static void record(void *p, size_t n, const ms_site_t *site)
+static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc)
 {
     if (!p) return;
     bool sampled = !_ms_opt.sample || take_sample(n);
     ms_meta_t m = {
         .stack = sampled ? _ms_capture(site) : 0,
         .tid = my_tid(),
-        .size = n < (1u << 24) ? (uint32_t)n : 0,
+        .size = n <= MS_META_SIZE_MAX ? (uint32_t)n : 0,
+        .alloc = alloc,
         .state = MS_BLK_LIVE,
         .flags = (sampled ? MS_META_SAMPLED : 0) | (_ms_busy ? MS_META_INTERNAL : 0),
     };
@@ -128,20 +129,46 @@ static void record(void *p, size_t n, const ms_site_t *site)
     else if (!_ms_segment_of(p)) _ms_huge_set_meta(p, &m, n);
 }
 
-/* Check p before it is released; false if it must not be (misuse reported). */
-static bool release(void *p, const ms_site_t *site, const char *op)
+/* The stack of the free that releases a block, whole, for a later double
+ * free to show: the same stack cache as allocations (a loop freeing from
+ * one place unwinds once).  When sampling, only sampled blocks pay for it. */
+static inline uint32_t free_stack(const ms_meta_t *m, const ms_site_t *site)
+{
+    return (m->flags & MS_META_SAMPLED) ? _ms_capture(site) : 0;
+}
+
+/* A live block released by a call that does not match its allocation
+ * (free of a new'd block, delete of a new[]'d one...): reported unless
+ * memshim itself is running or C++ checks are off; the block is released
+ * all the same when the program goes on. */
+static inline void check_match(const void *p, const ms_meta_t *m, unsigned how, const char *by)
+{
+    if (MS_UNLIKELY(m->alloc != how) && _ms_cxx_checks && !_ms_busy)
+        _ms_mismatch(p, m, by ? by : _ms_dealloc_name(how));
+}
+
+/* Check p before it is released by a call of kind `how` (MS_ALLOC_*); false
+ * if it must not be (misuse reported). */
+static inline __attribute__((always_inline)) bool release(void *p, const ms_site_t *site, unsigned how)
 {
     ms_meta_t *m = _ms_meta_of(p);
-    if (!m) return true;                 /* huge, foreign or invalid: alloc.c decides */
+    if (!m) {                            /* huge, foreign or invalid: alloc.c decides */
+        ms_meta_t h;
+        if (!_ms_segment_of(p) && _ms_huge_get_meta(p, &h) && h.state == MS_BLK_LIVE) check_match(p, &h, how, NULL);
+        return true;
+    }
     if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {
         if (_ms_busy) return true;
-        _ms_misuse(op, p, m);
+        if (m->state == MS_BLK_FREED)
+            _ms_misuse(how == MS_ALLOC_MALLOC ? "free(): double free" :
+                       (how & MS_ALLOC_NEW_ARRAY) ? "operator delete[]: double free" : "operator delete: double free",
+                       p, m);
+        else _ms_bad_pointer("free(): invalid pointer", p);     /* carved, never handed out */
         return false;
     }
+    check_match(p, m, how, NULL);
     m->state = MS_BLK_FREED;
-    /* The free's call site (one frame): a later double free names it.  When
-     * sampling, only sampled blocks pay for it. */
-    m->free_stack = (m->flags & MS_META_SAMPLED) ? _ms_capture_caller(site->ra) : 0;
+    m->free_stack = free_stack(m, site);
     return true;
 }
 
@@ -161,7 +188,7 @@ void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
     void *p = _ms_malloc(n);
     if (p) check_pop(p);
     scrub(p, n);
-    record(p, n, site);
+    record(p, n, site, MS_ALLOC_MALLOC);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
@@ -170,14 +197,31 @@ void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
 {
     void *p = _ms_calloc(n, m);
     if (p) check_pop(p);
-    record(p, n * m, site);
+    record(p, n * m, site, MS_ALLOC_MALLOC);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
 
 void _ms_tracked_free(void *p, const ms_site_t *site)
 {
-    if (p && release(p, site, "free(): double free")) _ms_free(p);
+    if (p && release(p, site, MS_ALLOC_MALLOC)) _ms_free(p);
+    if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
+}
+
+/* operator new and delete (override.c): the block's record says which. */
+void *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site)
+{
+    void *p = _ms_new(n, align);
+    if (p) check_pop(p);
+    scrub(p, n);
+    record(p, n, site, how);
+    if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
+    return p;
+}
+
+void _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site)
+{
+    if (p && release(p, site, how)) _ms_free(p);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
 }
 
@@ -187,9 +231,15 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
     if (n == 0) { _ms_tracked_free(p, site); return NULL; }
     ms_meta_t *m = _ms_meta_of(p);
     if (m && m->state != MS_BLK_LIVE && !_ms_busy) {
-        _ms_misuse("realloc(): realloc of a freed block", p, m);
+        if (m->state == MS_BLK_FREED) _ms_misuse("realloc(): realloc of a freed block", p, m);
+        else _ms_bad_pointer("realloc(): invalid pointer", p);
         errno = EINVAL;
         return NULL;
+    }
+    if (m) check_match(p, m, MS_ALLOC_MALLOC, "realloc()");
+    else if (!_ms_segment_of(p)) {
+        ms_meta_t h;
+        if (_ms_huge_get_meta(p, &h) && h.state == MS_BLK_LIVE) check_match(p, &h, MS_ALLOC_MALLOC, "realloc()");
     }
     /* Mark p freed before the move: once freed, its span and with it the
      * record may be gone.  Undone if p stays. */
@@ -197,13 +247,12 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
     if (m) {
         before = *m;
         m->state = MS_BLK_FREED;
-        m->free_stack = (m->flags & MS_META_SAMPLED) ? _ms_capture_caller(site->ra) : 0;
+        m->free_stack = free_stack(m, site);
     }
     void *q = _ms_realloc(p, n);
-    if (q != p && q) { record(q, n, site); return q; }
+    if (q != p && q) { record(q, n, site, MS_ALLOC_MALLOC); return q; }
     if (m) *m = before;                   /* p stays: failed, or resized in place */
-    if (q) record(q, n, site);
-    return q;
+    if (q) record(q, n, site, MS_ALLOC_MALLOC);
     return q;
 }
 
@@ -211,14 +260,14 @@ void *_ms_tracked_memalign(size_t align, size_t n, const ms_site_t *site)
 {
     void *p = _ms_memalign(align, n);
     scrub(p, n);
-    record(p, n, site);
+    record(p, n, site, MS_ALLOC_MALLOC);
     return p;
 }
 
 int _ms_tracked_posix_memalign(void **out, size_t align, size_t n, const ms_site_t *site)
 {
     int rc = _ms_posix_memalign(out, align, n);
-    if (rc == 0) { scrub(*out, n); record(*out, n, site); }
+    if (rc == 0) { scrub(*out, n); record(*out, n, site, MS_ALLOC_MALLOC); }
     return rc;
 }
 
@@ -226,7 +275,7 @@ void *_ms_tracked_valloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_valloc(n);
     scrub(p, n);
-    record(p, n, site);
+    record(p, n, site, MS_ALLOC_MALLOC);
     return p;
 }
 
@@ -234,6 +283,6 @@ void *_ms_tracked_pvalloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_pvalloc(n);
     scrub(p, n);
-    record(p, n, site);
+    record(p, n, site, MS_ALLOC_MALLOC);
     return p;
 }

@@ -38,7 +38,7 @@
  *
  * Locks, in the only order they are ever nested:
  *   symbolizer lock (symbolize.c) -> everything below (libdw allocates and
- *     frees under it; a free may intern its one-frame stack)
+ *     frees under it; a free may intern its stack)
  *   stack-table lock (stacks.c) -> meta lock (meta.c)
  *   class lock (one per class, pool.c) -> segment lock (segment.c) -> meta lock
  *   huge lock (huge.c), tcache-list lock (tcache.c): leaves (huge -> meta).
@@ -105,14 +105,25 @@ enum { MS_META_SAMPLED = 1,     /* has a stack; counts in reports */
        MS_META_INTERNAL = 2,     /* allocated on memshim's behalf (libunwind, libdw) */
        MS_META_GC_AT0 = 4,       /* a collector object, its header at the block's start */
        MS_META_GC_AT16 = 8 };    /* a collector object, its header 16 bytes in */
+/* How a block was allocated, as memcheck tells them apart: it must be
+ * released by the matching call (free, delete, delete[]; aligned delete
+ * for aligned new), else "Mismatched free() / delete / delete []". */
+enum { MS_ALLOC_MALLOC = 0,     /* the malloc family */
+       MS_ALLOC_NEW = 1,         /* operator new */
+       MS_ALLOC_NEW_ARRAY = 2,   /* operator new[] */
+       MS_ALLOC_ALIGNED = 4 };   /* with NEW or NEW_ARRAY: the std::align_val_t form */
 typedef struct ms_meta_s {
     uint32_t stack;        /* allocation stack id (stacks.c), 0 if unknown */
     uint32_t free_stack;   /* stack of the free that released it */
     uint32_t tid;          /* allocating thread (kernel thread id) */
-    uint32_t size  : 24;   /* bytes requested (huge blocks keep theirs in huge.c) */
-    uint32_t state : 4;    /* MS_BLK_* */
+    uint32_t size  : 23;   /* bytes requested (huge blocks keep theirs in huge.c) */
+    uint32_t alloc : 3;    /* MS_ALLOC_* */
+    uint32_t state : 2;    /* MS_BLK_* */
     uint32_t flags : 4;    /* MS_META_* */
 } ms_meta_t;
+#define MS_META_SIZE_MAX ((1u << 23) - 1)
+_Static_assert(sizeof(ms_meta_t) == 16, "a block's record stays 16 bytes");
+_Static_assert(MS_META_SIZE_MAX >= MS_MAX_SMALL, "a small block's size fits its record");
 
 typedef struct ms_page_s {
     ms_block_t        *free;      /* blocks returned to this span (class lock) */

@@ -93,18 +93,18 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
  * main thread), so nothing outside the stack is ever read. */
 
 #define SC_ENTRIES 128
-#define SC_ONES    256
 #define SC_DEPTH   24                /* deeper stacks are not cached */
 typedef struct {
     uintptr_t ra, sp;
-    uint32_t  id, depth;
+    uint32_t  id;
+    uint16_t  depth;
+    uint16_t  fails;                 /* misses at this very site since it was new */
     unsigned  epoch;                 /* _ms_module_epoch when cached */
     uint16_t  off[SC_DEPTH];         /* slot of frame i, in words above sp */
     uintptr_t want[SC_DEPTH];        /* the return address expected there */
 } sc_ent;
 typedef struct {
     sc_ent    e[SC_ENTRIES];
-    struct { uintptr_t ra; uint32_t id; unsigned epoch; } one[SC_ONES];
     uintptr_t top;                 /* highest stack address we may read */
 } stack_cache_t;
 
@@ -112,15 +112,22 @@ typedef struct {
 static __thread stack_cache_t *tl_sc __attribute__((tls_model("initial-exec")));
 extern void *__libc_stack_end;
 
+/* The top of the calling thread's stack: its TCB (glibc puts it at the top
+ * of the thread's stack mapping), or __libc_stack_end for the main thread. */
+uintptr_t _ms_stack_top(void)
+{
+    uintptr_t tp;
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+    return _ms_os_gettid() == getpid() ? (uintptr_t)__libc_stack_end : tp;
+}
+
 static stack_cache_t *cache_get(void)
 {
     stack_cache_t *c = tl_sc;
     if (MS_LIKELY(c != NULL)) return c == SC_DEAD ? NULL : c;
     c = _ms_meta_alloc(sizeof *c);
     if (!c) return NULL;
-    uintptr_t tp;
-    __asm__("mov %%fs:0, %0" : "=r"(tp));
-    c->top = _ms_os_gettid() == getpid() ? (uintptr_t)__libc_stack_end : tp;
+    c->top = _ms_stack_top();
     tl_sc = c;
     return c;
 }
@@ -146,6 +153,19 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
     uint32_t id = _ms_stack_intern(ip, n);
     if (!cacheable || !id || !n || n > SC_DEPTH || ip[0] + 1 != site->ra) return id;
     sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
+    if (e->ra == site->ra && e->sp == site->sp) {
+        /* This very site, reached through another chain of callers (or not
+         * cacheable last time).  A site whose stacks keep changing (the
+         * frees of a recursive walk over a tree) would have its slots
+         * searched again at every call for nothing: search again only at
+         * its 1st, 2nd, 4th ... 64th miss, then at every 64th. */
+        unsigned f = ++e->fails;
+        if ((f & (f - 1)) && (f & 63)) return id;
+    } else {
+        e->ra = site->ra;
+        e->sp = site->sp;
+        e->fails = 0;
+    }
     uintptr_t pos = site->sp;
     e->id = 0;
     for (unsigned i = 1; i < n; i++) {              /* in order, below the stack top */
@@ -155,8 +175,6 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
         e->want[i] = ip[i] + 1;
         pos += 8;
     }
-    e->ra = site->ra;
-    e->sp = site->sp;
     e->depth = n;
     e->epoch = __atomic_load_n(&_ms_module_epoch, __ATOMIC_ACQUIRE);
     e->id = id;
@@ -179,21 +197,6 @@ uint32_t _ms_capture(const ms_site_t *site)
     }
     return capture_miss(site, c, cacheable);
 }
-
-/* A one-frame stack for a return address (what a free records). */
-uint32_t _ms_capture_caller(uintptr_t ra)
-{
-    if (!ra) return 0;
-    stack_cache_t *c = cache_get();
-    size_t h = (size_t)((ra * 0x9E3779B97F4A7C15ULL) >> 56) & (SC_ONES - 1);
-    unsigned epoch = __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED);
-    if (c && c->one[h].ra == ra && c->one[h].epoch == epoch) return c->one[h].id;
-    uintptr_t ip = ra - 1;
-    uint32_t id = _ms_stack_intern(&ip, 1);
-    if (c) { c->one[h].ra = ra; c->one[h].id = id; c->one[h].epoch = epoch; }
-    return id;
-}
-
 
 /* ---- the program's frame under exit() ---------------------------------------- *
  * At exit memshim runs as a destructor, called by the dynamic loader's

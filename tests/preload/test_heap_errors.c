@@ -1,4 +1,6 @@
-/* test_heap_errors.c - invalid frees inside memshim's heap and double frees:
+/* test_heap_errors.c - invalid frees inside memshim's heap, frees of
+ * pointers no allocator hands out (the stack, globals, constants, unmapped
+ * or misaligned addresses, the inside of a huge block) and double frees:
  * one message line on stderr naming the address, then abort() by default;
  * with MEMSHIM_ON_ERROR=continue the program goes on with a sound heap.
  * Each scenario runs in a fixture process (build/fixtures/heap_errors) under
@@ -12,15 +14,30 @@
 #include "helpers.h"
 
 /* Parameters are copied to Criterion's workers, so they hold the names
- * themselves rather than pointers. */
-typedef struct { char name[32]; int track_off; } mode_t_;
-#define BOTH(m) { m, 0 }, { m, 1 }
+ * themselves rather than pointers.  `says`: what the message must say of
+ * the pointer (with tracking on and off alike), if anything. */
+typedef struct { char name[32]; int track_off; char says[64]; } mode_t_;
+#define BOTH(m, says) { m, 0, says }, { m, 1, says }
 static mode_t_ modes[] = {
-    BOTH("double-free-16"), BOTH("double-free-48"), BOTH("double-free-1000"),
-    BOTH("double-free-4096"), BOTH("double-free-20000"), BOTH("double-free-300000"),
-    BOTH("double-free-flushed"), BOTH("interior"), BOTH("interior-large"), BOTH("misaligned"),
-    BOTH("misaligned-8"), BOTH("header"), BOTH("uncarved"), BOTH("realloc-freed"),
-    BOTH("realloc-interior"),
+    BOTH("double-free-16", ""), BOTH("double-free-48", ""), BOTH("double-free-1000", ""),
+    BOTH("double-free-4096", ""), BOTH("double-free-20000", ""), BOTH("double-free-300000", ""),
+    BOTH("double-free-flushed", ""),
+    BOTH("interior", "(16 bytes inside a block of "),
+    BOTH("interior-large", "(4096 bytes inside a block of "),
+    BOTH("misaligned", "(1 bytes inside a block of "),
+    BOTH("misaligned-8", "(8 bytes inside a block of "),
+    BOTH("header", "(inside memshim's heap, in a segment's header)"),
+    BOTH("uncarved", "(inside memshim's heap, a block never handed out)"),
+    BOTH("realloc-freed", ""),
+    BOTH("realloc-interior", "(32 bytes inside a block of "),
+    /* pointers no allocator hands out (issue 10, item 10) */
+    BOTH("free-stack", "(on this thread's stack)"),
+    BOTH("realloc-stack", "(on this thread's stack)"),
+    BOTH("free-global", "(in the data of the program)"),
+    BOTH("free-literal", "(in the code or constants of the program)"),
+    BOTH("free-unmapped", "(not mapped)"),
+    BOTH("free-misaligned-foreign", "(not aligned to 16 bytes)"),
+    BOTH("free-huge-interior", "(8192 bytes inside a block of 1048576 bytes at 0x"),
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 
@@ -47,7 +64,8 @@ static void describe(const char *mode, const h_run_t *r)
  * other line must be an indented continuation (allocation/free stacks) or
  * part of the leak report at exit ("==pid=="); with `strict`, the message
  * is the only line. */
-static void expect_message_naming(const char *mode, const h_run_t *r, const char *addr, int strict)
+static void expect_message_naming(const char *mode, const h_run_t *r, const char *addr, int strict,
+                                  const char *says)
 {
     int msgs = 0, others = 0, named = 0;
     for (const char *l = r->err; *l; ) {
@@ -63,6 +81,9 @@ static void expect_message_naming(const char *mode, const h_run_t *r, const char
         if (*l) l++;
     }
     cr_expect_eq(msgs, 1, "%s: expected one memshim line on stderr, got %d:\n%s", mode, msgs, r->err);
+    if (*says)
+        cr_expect(strstr(r->err, says) && strstr(r->err, " is not a block memshim handed out ("),
+                  "%s: the message does not say \"%s\":\n%s", mode, says, r->err);
     cr_expect(named, "%s: the message does not name %s:\n%s", mode, addr, r->err);
     cr_expect_eq(others, 0, "%s: unexpected lines on stderr:\n%s", mode, r->err);
     if (strict)
@@ -98,7 +119,7 @@ static void run_mode(const mode_t_ *mt, int cont)
                   mode, r->out);
         cr_expect(strncmp(r->err, "memshim:", 8) == 0, "%s: stderr does not start with the message:\n%s",
                   mode, r->err);
-        expect_message_naming(mode, r, addr, mt->track_off);
+        expect_message_naming(mode, r, addr, mt->track_off, mt->says);
     } else {
         int ok = WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
         if (!ok) describe(mode, r);
@@ -106,7 +127,7 @@ static void run_mode(const mode_t_ *mt, int cont)
         cr_expect_not_null(strstr(r->out, "survived"), "%s: did not go on:\n%s", mode, r->out);
         cr_expect_null(strstr(r->out, "DUPLICATE"), "%s: a block was handed out twice:\n%s", mode, r->out);
         cr_expect_null(strstr(r->out, "CLOBBERED"), "%s: a live block changed:\n%s", mode, r->out);
-        expect_message_naming(mode, r, addr, mt->track_off);
+        expect_message_naming(mode, r, addr, mt->track_off, mt->says);
     }
     free(r);
 }
@@ -203,4 +224,43 @@ Test(heap_errors, forked_child_interior_free_aborts)
     h_fork_run(r, child_interior, NULL, 30);
     expect_aborted_at_bad_call("interior free", r);
     free(r);
+}
+
+/* With tracking on, a pointer into a block names the block and shows where
+ * it was allocated, then where the bad call is. */
+Test(heap_errors, interior_pointers_show_the_blocks_allocation_stack)
+{
+    static const char *ms[] = { "interior", "free-huge-interior" };
+    for (int i = 0; i < 2; i++) {
+        h_run_t *r = malloc(sizeof *r);
+        h_run_fixture(r, "heap_errors", ms[i], NULL, 30);
+        const char *alloc = strstr(r->err, "    block allocated at:\n"), *now = strstr(r->err, "    now at:\n");
+        cr_expect(alloc && now && alloc < now, "%s: no allocation stack before the current one:\n%s", ms[i], r->err);
+        cr_expect(alloc && strstr(alloc, " main (") && strstr(alloc, " main (") < now,
+                  "%s: the allocation stack does not reach main:\n%s", ms[i], r->err);
+        cr_expect(now && strstr(now, " main ("), "%s: the current stack does not reach main:\n%s", ms[i], r->err);
+        free(r);
+    }
+}
+
+/* Blocks of another allocator (glibc's own malloc, from the brk heap and
+ * from a mapping of its own) and an anonymous mapping, as the dynamic
+ * loader's early blocks are: free() takes them silently and leaves them
+ * alone, and says so only under MEMSHIM_VERBOSE. */
+Test(heap_errors, foreign_blocks_are_still_tolerated)
+{
+    for (int verbose = 0; verbose < 2; verbose++) {
+        h_run_t *r = malloc(sizeof *r);
+        h_run_fixture(r, "heap_errors", "foreign", verbose ? "MEMSHIM_VERBOSE=1" : NULL, 30);
+        cr_assert(!r->timed_out);
+        cr_expect(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "status %#x\n%s\n%s", r->status,
+                  r->out, r->err);
+        cr_expect_not_null(strstr(r->out, "survived"), "%s", r->out);
+        cr_expect_null(strstr(r->out, "CLOBBERED"), "%s", r->out);
+        int ignored = 0;
+        for (const char *q = r->err; (q = strstr(q, "not a block memshim handed out; ignored")); q++) ignored++;
+        cr_expect_eq(ignored, verbose ? 3 : 0, "MEMSHIM_VERBOSE=%d: %d mentions:\n%s", verbose, ignored, r->err);
+        cr_expect_null(strstr(r->err, "invalid pointer"), "%s", r->err);
+        free(r);
+    }
 }

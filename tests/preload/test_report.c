@@ -250,6 +250,36 @@ Test(misuse, double_free_reports_both_stacks_and_aborts)
     run_free(&r);
 }
 
+/* The text of one stack section of a misuse report ("first freed at:" ...),
+ * up to the next section: its frames, one per line. */
+static char *section(const char *err, const char *title)
+{
+    const char *s = strstr(err, title);
+    if (!s) return strdup("");
+    s += strlen(title);
+    const char *e = strstr(s, ":\n    ");             /* the next "    title:" line */
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    while (e && n && s[n - 1] != '\n') n--;            /* back to the start of that line */
+    return strndup(s, n);
+}
+
+/* The first free's whole stack, not just its caller: the function that
+ * freed, the one that called it, and main. */
+Test(misuse, double_free_shows_the_first_frees_whole_stack)
+{
+    run_t r = modes("double_deep", NULL);
+    cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "status %d", r.status);
+    char *first = section(r.err, "first freed at:"), *now = section(r.err, "now at:");
+    cr_expect(strstr(first, " first_free_inner (") && strstr(first, " first_free_outer (") &&
+              strstr(first, " main ("), "first free's stack:\n%s\nwhole message:\n%s", first, r.err);
+    cr_expect(strstr(first, "#0 ") && strstr(first, "first_free_inner") < strstr(first, "first_free_outer"),
+              "innermost frame first:\n%s", first);
+    cr_expect(strstr(now, " main (") && !strstr(now, "first_free_"), "the second free's stack:\n%s", now);
+    free(first);
+    free(now);
+    run_free(&r);
+}
+
 Test(misuse, continue_goes_on_after_the_message)
 {
     const char *env[] = { "MEMSHIM_ON_ERROR=continue", NULL };

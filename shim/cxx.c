@@ -1,0 +1,186 @@
+/* cxx.c - what C++ needs of memshim beyond the malloc family (override.c
+ * defines the operators themselves, by their mangled names):
+ *
+ *   operator new's failure path.  The throwing forms call the installed
+ *   new_handler (std::get_new_handler) and try again, for as long as there
+ *   is one, then throw std::bad_alloc.  C cannot throw: memshim calls the C++
+ *   runtime's own std::__throw_bad_alloc, looked up when needed, so an
+ *   exception is only ever thrown where a C++ runtime is loaded.  The nothrow
+ *   forms return NULL when no handler is installed; with one, they go
+ *   through the runtime's own nothrow operator, which calls memshim's
+ *   throwing one and turns what the handler throws into NULL (libstdc++ 9
+ *   and later; this is the only way for C to catch).  Without such an
+ *   operator, memshim calls the handler itself, and what it throws goes
+ *   through to the caller.
+ *
+ *   mismatches.  While tracking, each block's record says how it was
+ *   allocated (MS_ALLOC_*, types.h); a free, delete or delete[] that does not
+ *   match is reported as memcheck does, "Mismatched free() / delete /
+ *   delete []".  Only when every operator of the family is memshim's: a
+ *   program that defines its own operator new (over malloc, say) but not
+ *   its own delete would otherwise have every delete reported. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <stdlib.h>
+#include "shim.h"
+
+int _ms_cxx_checks;
+
+/* Every operator memshim defines (override.c), as libstdc++ exports them. */
+static const char *const family[] = {
+    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
+    "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
+    "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+    "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
+    "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
+    "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+};
+
+typedef struct { uintptr_t probe, lo, hi; } own_t;
+
+/* The address range of the loaded object holding `probe`. */
+static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    own_t *o = arg;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD) continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+    }
+    if (o->probe < lo || o->probe >= hi) return 0;
+    o->lo = lo;
+    o->hi = hi;
+    return 1;
+}
+
+/* Does the process use memshim's operators, or did the program (which
+ * comes before memshim in the symbol search) define some of its own? */
+static bool family_is_ours(void)
+{
+    own_t own = { (uintptr_t)&_ms_cxx_init, 0, 0 };
+    if (!dl_iterate_phdr(find_own, &own)) return false;
+    for (size_t i = 0; i < sizeof family / sizeof *family; i++) {
+        uintptr_t f = (uintptr_t)dlsym(RTLD_DEFAULT, family[i]);
+        if (f && (f < own.lo || f >= own.hi)) {
+            Dl_info di;
+            if (_ms_opt.verbose)
+                _ms_message("%s is defined by %s: the program replaces operator new or delete; "
+                            "mismatched free/delete/delete[] are not reported", family[i],
+                            dladdr((void *)f, &di) && di.dli_fname ? di.dli_fname : "another object");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* In the constructor.  Only tracking records how blocks were allocated:
+ * without it there is nothing to check. */
+void _ms_cxx_init(void)
+{
+    if (!_ms_opt.track) return;
+    int saved = errno;
+    _ms_cxx_checks = family_is_ours();
+    errno = saved;
+}
+
+/* ---- operator new's failure path ---------------------------------------------- */
+
+typedef void (*new_handler_t)(void);
+
+static void *runtime_symbol(void *handle, const char *name)
+{
+    return dlsym(handle, name);          /* rare path: allocates only for dlerror() */
+}
+
+static new_handler_t current_handler(void)
+{
+    new_handler_t (*get)(void) = (new_handler_t (*)(void))runtime_symbol(RTLD_DEFAULT, "_ZSt15get_new_handlerv");
+    return get ? get() : NULL;
+}
+
+static __attribute__((noreturn)) void throw_bad_alloc(size_t n)
+{
+    void (*thr)(void) = (void (*)(void))runtime_symbol(RTLD_DEFAULT, "_ZSt17__throw_bad_allocv");  /* libstdc++ */
+    if (!thr) thr = (void (*)(void))runtime_symbol(RTLD_DEFAULT, "_ZNSt3__117__throw_bad_allocEv"); /* libc++ */
+    if (thr) thr();
+    _ms_message("operator new(%zu): out of memory, and no C++ runtime to throw std::bad_alloc; aborting", n);
+    abort();
+}
+
+/* The runtime's own nothrow operator of the same form. */
+static void *nothrow_through_runtime(size_t n, size_t align, unsigned how, bool *found)
+{
+    static const char nothrow_object = 0;              /* stands for std::nothrow */
+    const char *name = how == MS_ALLOC_NEW ? "_ZnwmRKSt9nothrow_t"
+                     : how == MS_ALLOC_NEW_ARRAY ? "_ZnamRKSt9nothrow_t"
+                     : how == (MS_ALLOC_NEW | MS_ALLOC_ALIGNED) ? "_ZnwmSt11align_val_tRKSt9nothrow_t"
+                     : "_ZnamSt11align_val_tRKSt9nothrow_t";
+    void *f = runtime_symbol(RTLD_NEXT, name);
+    *found = f != NULL;
+    if (!f) return NULL;
+    if (how & MS_ALLOC_ALIGNED)
+        return ((void *(*)(size_t, size_t, const void *))f)(n, align, &nothrow_object);
+    return ((void *(*)(size_t, const void *))f)(n, &nothrow_object);
+}
+
+void *_ms_new_failed(size_t n, size_t align, unsigned how, bool nothrow, const ms_site_t *site)
+{
+    if (!(align & (align - 1))) {               /* an alignment that is no power of two fails at once */
+        for (new_handler_t h; (h = current_handler()) != NULL; ) {
+            if (nothrow) {
+                bool found;
+                void *p = nothrow_through_runtime(n, align, how, &found);
+                if (found) return p;
+            }
+            h();                                 /* frees memory, or throws, or ends the program */
+            void *p = _ms_track_on ? _ms_tracked_new(n, align, how, site) : _ms_new(n, align);
+            if (p) return p;
+        }
+    }
+    if (nothrow) return NULL;
+    throw_bad_alloc(n);
+}
+
+/* ---- mismatches --------------------------------------------------------------- */
+
+const char *_ms_alloc_name(unsigned how)
+{
+    switch (how) {
+    case MS_ALLOC_MALLOC:                         return "malloc()";
+    case MS_ALLOC_NEW:                            return "operator new";
+    case MS_ALLOC_NEW_ARRAY:                      return "operator new[]";
+    case MS_ALLOC_NEW | MS_ALLOC_ALIGNED:         return "operator new (aligned)";
+    case MS_ALLOC_NEW_ARRAY | MS_ALLOC_ALIGNED:   return "operator new[] (aligned)";
+    default:                                      return "?";
+    }
+}
+
+const char *_ms_dealloc_name(unsigned how)
+{
+    switch (how) {
+    case MS_ALLOC_MALLOC:                         return "free()";
+    case MS_ALLOC_NEW:                            return "operator delete";
+    case MS_ALLOC_NEW_ARRAY:                      return "operator delete[]";
+    case MS_ALLOC_NEW | MS_ALLOC_ALIGNED:         return "operator delete (aligned)";
+    case MS_ALLOC_NEW_ARRAY | MS_ALLOC_ALIGNED:   return "operator delete[] (aligned)";
+    default:                                      return "?";
+    }
+}
+
+void _ms_mismatch(const void *p, const ms_meta_t *mp, const char *released_by)
+{
+    const ms_meta_t m = *mp;               /* a copy: symbolizing may be handed this very block */
+    char is[160];
+    ms_buf_t b;
+    _ms_buf_init(&b, is, sizeof is - 1, -1);
+    _ms_bprintf(&b, "a block from %s, released by %s", _ms_alloc_name(m.alloc), released_by);
+    is[b.len] = 0;
+    static const char *const titles[] = { "allocated at" };
+    const uint32_t stacks[] = { m.stack };
+    _ms_misuse_report("Mismatched free() / delete / delete []", p, is, titles, stacks, 1);
+}

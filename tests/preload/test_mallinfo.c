@@ -1,0 +1,142 @@
+/* test_mallinfo.c - glibc's questions about the heap (mallinfo2, mallinfo,
+ * malloc_stats, malloc_info, mallopt) answered from memshim's figures, in
+ * this process (linked with -lmemshim): glibc's own answers would be about
+ * a heap it does not hold. */
+#include <criterion/criterion.h>
+#include <malloc.h>
+#include "memshim.h"
+#include "helpers.h"
+
+Test(mallinfo, mallinfo2_follows_a_huge_block_and_a_mebibyte_of_small_ones)
+{
+    struct mallinfo2 a = mallinfo2();
+    void *big = v_malloc(MiB);
+    memset(big, 1, MiB);
+    struct mallinfo2 b = mallinfo2();
+    cr_expect_eq(b.hblks, a.hblks + 1, "hblks %zu -> %zu", a.hblks, b.hblks);
+    cr_expect_geq(b.hblkhd, a.hblkhd + MiB, "hblkhd %zu -> %zu", a.hblkhd, b.hblkhd);
+    v_free(big);
+    struct mallinfo2 c = mallinfo2();
+    cr_expect_eq(c.hblks, a.hblks);
+    cr_expect_eq(c.hblkhd, a.hblkhd);
+
+    enum { N = 1024 };
+    static void *blk[N];
+    for (int i = 0; i < N; i++) blk[i] = v_malloc(1024);
+    struct mallinfo2 d = mallinfo2();
+    cr_expect_geq(d.uordblks, c.uordblks + MiB, "uordblks %zu -> %zu", c.uordblks, d.uordblks);
+    cr_expect_geq(d.arena, d.uordblks + d.fordblks, "arena %zu < in use %zu + free %zu", d.arena, d.uordblks,
+                  d.fordblks);
+    cr_expect_geq(d.arena, c.arena);
+    for (int i = 0; i < N; i++) v_free(blk[i]);
+    struct mallinfo2 e = mallinfo2();
+    cr_expect_leq(e.uordblks + MiB, d.uordblks, "uordblks %zu -> %zu after freeing", d.uordblks, e.uordblks);
+    /* freed blocks are free in the pools, or their emptied pages went back
+     * to the segments (the pools shrank by as much) */
+    cr_expect_geq(e.fordblks + (d.uordblks + d.fordblks - e.uordblks - e.fordblks), d.fordblks + MiB,
+                  "fordblks %zu -> %zu after freeing", d.fordblks, e.fordblks);
+    cr_expect_geq(e.ordblks, e.smblks, "free blocks %zu, of which cached %zu", e.ordblks, e.smblks);
+    cr_expect_leq(e.fsmblks, e.fordblks);
+    cr_expect_eq(e.usmblks, 0);
+    cr_expect_leq(e.keepcost, e.arena + e.hblkhd + 16 * MiB);
+
+    /* the same figures as memshim's own statistics (taken between two equal
+     * mallinfo2 calls: nothing allocated meanwhile) */
+    struct memshim_heap_stats st;
+    struct mallinfo2 f, g;
+    for (int tries = 0; tries < 20; tries++) {
+        f = mallinfo2();
+        cr_assert_eq(memshim_heap_stats(&st), 0);
+        g = mallinfo2();
+        if (!memcmp(&f, &g, sizeof f)) break;
+    }
+    cr_expect_eq(f.uordblks, st.small_bytes_in_use);
+    cr_expect_eq(f.uordblks + f.fordblks, st.small_bytes_pooled);
+    cr_expect_eq(f.hblks, st.huge_blocks);
+    cr_expect_eq(f.hblkhd, st.huge_bytes);
+}
+
+Test(mallinfo, mallinfo_is_mallinfo2_in_ints)
+{
+    void *p = v_malloc(3 * MiB);
+    struct mallinfo2 m2 = mallinfo2();
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    struct mallinfo m = mallinfo();
+#pragma GCC diagnostic pop
+    cr_expect_eq((size_t)m.hblks, m2.hblks);
+    cr_expect_eq((size_t)m.hblkhd, m2.hblkhd);
+    cr_expect_eq((size_t)m.arena, m2.arena);
+    cr_expect_geq(m.hblkhd, 3 * (int)MiB);
+    v_free(p);
+}
+
+static int child_malloc_stats(void *arg)
+{
+    (void)arg;
+    malloc_stats();
+    return 0;
+}
+
+Test(mallinfo, malloc_stats_prints_memshims_table_on_stderr)
+{
+    h_run_t *r = malloc(sizeof *r);
+    h_fork_run(r, child_malloc_stats, NULL, 30);
+    cr_expect(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "status %#x", r->status);
+    cr_expect(strstr(r->err, "memshim: heap statistics (pid ") && strstr(r->err, "heap mapped from the OS now: "),
+              "%s", r->err);
+    cr_expect_null(strstr(r->err, "Arena 0:"), "glibc's table:\n%s", r->err);
+    cr_expect_eq(r->out[0], 0, "stdout: %s", r->out);
+    free(r);
+}
+
+/* Written to a memory stream, which grows through malloc and realloc while
+ * malloc_info writes: memshim must hold none of its locks meanwhile. */
+Test(mallinfo, malloc_info_writes_memshims_figures_as_glibcs_xml)
+{
+    void *big = v_malloc(2 * MiB), *small = v_malloc(100);
+    char *xml = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&xml, &len);
+    cr_assert_not_null(f);
+    cr_expect_eq(malloc_info(0, f), 0);
+    fclose(f);
+    cr_assert_not_null(xml);
+    cr_expect_eq(strncmp(xml, "<malloc version=\"1\" allocator=\"memshim\"", 39), 0, "%s", xml);
+    cr_expect(len > 10 && strcmp(xml + len - 10, "</malloc>\n") == 0, "%s", xml);
+    struct memshim_heap_stats st;
+    memshim_heap_stats(&st);
+    char want[128];
+    snprintf(want, sizeof want, "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>", st.huge_blocks, st.huge_bytes);
+    cr_expect(strstr(xml, want), "no %s in\n%s", want, xml);
+    cr_expect(strstr(xml, "<size from=\"97\" to=\"112\" total=\""), "the 112-byte class:\n%s", xml);
+    int opens = 0, closes = 0;
+    for (const char *p = xml; (p = strchr(p, '<')); p++) p[1] == '/' ? closes++ : opens++;
+    int empty = 0;
+    for (const char *p = xml; (p = strstr(p, "/>")); p++) empty++;
+    cr_expect_eq(opens, closes + empty, "unbalanced XML:\n%s", xml);
+    free(xml);
+    f = open_memstream(&xml, &len);
+    errno = 0;
+    cr_expect_eq(malloc_info(1, f), -1);
+    cr_expect_eq(errno, EINVAL);
+    fclose(f);
+    free(xml);
+    v_free(big);
+    v_free(small);
+}
+
+Test(mallinfo, mallopt_accepts_glibcs_parameters_and_nothing_else)
+{
+    cr_expect_eq(mallopt(M_MMAP_THRESHOLD, 1 << 20), 1);
+    cr_expect_eq(mallopt(M_TRIM_THRESHOLD, 1 << 20), 1);
+    cr_expect_eq(mallopt(M_ARENA_MAX, 2), 1);
+    cr_expect_eq(mallopt(M_PERTURB, 0), 1);
+    cr_expect_eq(mallopt(M_MXFAST, 64), 1);
+    cr_expect_eq(mallopt(M_MXFAST, 100000), 0, "glibc refuses fastbins that large");
+    cr_expect_eq(mallopt(M_MMAP_THRESHOLD, 1 << 30), 0, "glibc refuses a threshold that high");
+    cr_expect_eq(mallopt(12345, 0), 0, "not a parameter");
+    void *p = v_malloc(100);                    /* and nothing changed */
+    cr_expect_eq(v_usable(p), 112);
+    v_free(p);
+}
