@@ -230,10 +230,9 @@ static inline void gc_unlock(void)
 /* ---- object.c ------------------------------------------------------------ */
 GC_HIDDEN void *gc_mem_alloc(size_t n);              /* vtable; NULL on failure */
 GC_HIDDEN void  gc_mem_free(void *p, size_t n);
-GC_HIDDEN void *gc_mem_grow(void *p, size_t old_n, size_t new_n);  /* copy; NULL keeps p */
 GC_HIDDEN void *gc_tab_alloc(size_t n);              /* the tables' allocator, same contract */
 GC_HIDDEN void  gc_tab_free(void *p, size_t n);
-GC_HIDDEN void *gc_tab_grow(void *p, size_t old_n, size_t new_n);
+GC_HIDDEN void *gc_tab_grow(void *p, size_t old_n, size_t new_n);   /* copy; NULL keeps p */
 GC_HIDDEN void  gc_dealloc(gc_head *g);              /* refcnt reached 0 */
 GC_HIDDEN void  gc_incref(gc_head *g);
 GC_HIDDEN void  gc_decref(gc_head *g);

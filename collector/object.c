@@ -32,33 +32,40 @@ int gc_set_allocator(const gc_allocator *a)
     return rc;
 }
 
-void *gc_mem_alloc(size_t n)
+/* Objects come from gc_st.alloc; the collector's own tables (nodes, links,
+ * maps, weak reference lists and handles, the garbage and callback lists)
+ * from gc_st.tables when the shim set it, else the same. */
+static const gc_allocator *tables(void) { return gc_st.tables.alloc ? &gc_st.tables : &gc_st.alloc; }
+
+static void *alloc_from(const gc_allocator *a, size_t n)
 {
     __atomic_store_n(&gc_st.alloc_used, 1, __ATOMIC_RELAXED);
-    void *p = gc_st.alloc.alloc(gc_st.alloc.ctx, n);
+    void *p = a->alloc(a->ctx, n);
     if (p && ((uintptr_t)p & 15)) gc_fatal("the allocator returned memory not 16-byte aligned", p);
     return p;
 }
 
-void gc_mem_free(void *p, size_t n)
+static void free_to(const gc_allocator *a, void *p, size_t n)
 {
-    if (p) gc_st.alloc.free(gc_st.alloc.ctx, p, n);
+    if (p) a->free(a->ctx, p, n);
 }
 
-void *gc_mem_grow(void *p, size_t old_n, size_t new_n)
+static void *grow_from(const gc_allocator *a, void *p, size_t old_n, size_t new_n)
 {
-    void *q = gc_mem_alloc(new_n);
+    void *q = alloc_from(a, new_n);
     if (!q) return NULL;
     if (p) {
         memcpy(q, p, old_n < new_n ? old_n : new_n);
-        gc_mem_free(p, old_n);
+        free_to(a, p, old_n);
     }
     return q;
 }
 
-/* The collector's own tables: nodes, links, maps, weak reference lists and
- * handles, the garbage and callback lists. */
-static const gc_allocator *tables(void) { return gc_st.tables.alloc ? &gc_st.tables : &gc_st.alloc; }
+void *gc_mem_alloc(size_t n)                           { return alloc_from(&gc_st.alloc, n); }
+void  gc_mem_free(void *p, size_t n)                   { free_to(&gc_st.alloc, p, n); }
+void *gc_tab_alloc(size_t n)                           { return alloc_from(tables(), n); }
+void  gc_tab_free(void *p, size_t n)                   { free_to(tables(), p, n); }
+void *gc_tab_grow(void *p, size_t old_n, size_t new_n) { return grow_from(tables(), p, old_n, new_n); }
 
 int gc_set_table_allocator(const gc_allocator *a)   /* does not start the collector */
 {
@@ -68,32 +75,6 @@ int gc_set_table_allocator(const gc_allocator *a)   /* does not start the collec
     else gc_st.tables = a ? *a : (gc_allocator){ 0 };
     pthread_mutex_unlock(&gc_st.lock);
     return rc;
-}
-
-void *gc_tab_alloc(size_t n)
-{
-    __atomic_store_n(&gc_st.alloc_used, 1, __ATOMIC_RELAXED);
-    const gc_allocator *t = tables();
-    void *p = t->alloc(t->ctx, n);
-    if (p && ((uintptr_t)p & 15)) gc_fatal("the allocator returned memory not 16-byte aligned", p);
-    return p;
-}
-
-void gc_tab_free(void *p, size_t n)
-{
-    const gc_allocator *t = tables();
-    if (p) t->free(t->ctx, p, n);
-}
-
-void *gc_tab_grow(void *p, size_t old_n, size_t new_n)
-{
-    void *q = gc_tab_alloc(new_n);
-    if (!q) return NULL;
-    if (p) {
-        memcpy(q, p, old_n < new_n ? old_n : new_n);
-        gc_tab_free(p, old_n);
-    }
-    return q;
 }
 
 /* ---- the leak scan's view (collector.h) ------------------------------------------ */
