@@ -90,7 +90,10 @@ def classify(rc, text, killed):
     result = m[-1] if m else ""
     failing = sorted({"%s" % t for t, _ in FAILED_TEST_RE.findall(text)})
     if rc < 0:
-        return "crashed", "signal %s" % signal.Signals(-rc).name
+        try:
+            return "crashed", "killed by %s" % signal.Signals(-rc).name
+        except ValueError:
+            return "crashed", "killed by signal %d" % -rc
     if rc != 0 and re.search(r"^Timeout \(\d+:\d\d:\d\d\)!", text, re.M):
         return "timeout", "regrtest --timeout"
     if result.startswith("SUCCESS") and rc == 0:
