@@ -106,7 +106,7 @@ test: deps lib
 
 # CPython's regression suite (tests/cpython/modules.txt) under Debian's
 # /usr/bin/python3, three ways: without memshim, pools only, tracking
-# (PYTHONMALLOC=malloc in all three).  About 12 minutes on 2 cores, so not
+# (PYTHONMALLOC=malloc in all three).  10 to 11 minutes on 2 cores, so not
 # part of `make test`.  CPY_MODULES="test_os test_gc" runs only those;
 # CPY_MODES=pool skips tracking; results and leak reports in build/cpython/.
 CPY_JOBS    ?= 2
