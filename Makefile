@@ -3,6 +3,7 @@
 #   make test       unit, API and end-to-end tests (installs missing packages)
 #   make demo       preload memshim into a real program and show what it did
 #   make bench      benchmark against glibc, mimalloc, jemalloc, tcmalloc, ...
+#   make check-cpython  CPython's regression suite without memshim, with its pools, with tracking
 #   make install    PREFIX=/usr/local DESTDIR=   (and make uninstall)
 
 CC      ?= cc
@@ -37,7 +38,8 @@ FIXTURE_BIN += $(FIXTURE_CXX:tests/fixtures/%.cc=$(B)/fixtures/%)
 BENCH_SRC   := $(wildcard bench/*.c)
 BENCH_BIN   := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all lib tool test unit preload e2e tools-test demo bench bench-sampler install uninstall clean deps check-deps
+.PHONY: all lib tool test unit preload e2e tools-test demo bench bench-sampler install uninstall clean deps check-deps \
+	check-cpython
 all: lib tool
 
 lib: $(B)/libmemshim.so
@@ -110,6 +112,19 @@ tools-test: deps lib tool
 
 test: deps lib
 	@$(MAKE) --no-print-directory check-deps unit preload e2e tools-test
+
+# CPython's regression suite (tests/cpython/modules.txt) under Debian's
+# /usr/bin/python3, three ways: without memshim, pools only, tracking
+# (PYTHONMALLOC=malloc in all three).  10 to 11 minutes on 2 cores, so not
+# part of `make test`.  CPY_MODULES="test_os test_gc" runs only those;
+# CPY_MODES=pool skips tracking; results and leak reports in build/cpython/.
+CPY_JOBS    ?= 2
+CPY_MODES   ?= plain,pool,track
+CPY_MODULES ?=
+check-cpython: deps lib
+	@tools/install-deps.sh cpython
+	@py=$$(readlink -f /usr/bin/python3) && $$py tests/cpython/run.py --python $$py \
+	    --lib $(B)/libmemshim.so --out $(B)/cpython --jobs $(CPY_JOBS) --modes $(CPY_MODES) $(CPY_MODULES)
 
 # ---- demo and bench ------------------------------------------------------------
 demo: deps lib tool $(B)/fixtures/leak_kinds $(B)/fixtures/gc_cycle
