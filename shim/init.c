@@ -82,8 +82,9 @@ void _ms_init(void)
 __attribute__((constructor(101))) static void ms_constructor(void)
 {
     _ms_init();
-    _ms_out_init();              /* first: the options' messages go to that copy */
+    _ms_out_init();              /* first: which file stderr is, for the options' messages */
     _ms_options_load();
+    _ms_out_settle();            /* a copy of stderr, if output goes there */
     _ms_cxx_init();              /* does the program replace operator new/delete? */
     if (_ms_gc_glue_init) _ms_gc_glue_init();
     _ms_leak_init();             /* libunwind, MEMSHIM_REPORT_SIGNAL: leak.c */

@@ -46,6 +46,7 @@ static bool same_file(int fd, dev_t dev, ino_t ino)
     return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
+/* First thing at start-up: which file standard error is. */
 void _ms_out_init(void)
 {
     int saved = errno;
@@ -54,10 +55,27 @@ void _ms_out_init(void)
         err_dev = st.st_dev;
         err_ino = st.st_ino;
         err_known = true;
+    }
+    err_inited = true;
+    errno = saved;
+}
+
+/* After the options: a copy of standard error (close-on-exec, at 100 or
+ * above) only when output is aimed at it -- the leak report, MEMSHIM_STATS
+ * or MEMSHIM_RSS_LOG set to stderr -- so that it still arrives when the
+ * program closes fd 2.  Otherwise memshim holds no descriptor: its rare
+ * messages go to fd 2 while fd 2 is still that file, and a program that
+ * counts its children's descriptors finds none of memshim's. */
+void _ms_out_settle(void)
+{
+    bool wanted = (_ms_opt.track && !_ms_opt.report[0]) ||
+                  (_ms_opt.stats && strcmp(_ms_opt.stats, "stderr") == 0) ||
+                  (_ms_ropt.rss_log && strcmp(_ms_ropt.rss_log, "stderr") == 0);
+    int saved = errno;
+    if (wanted && err_known && err_fd < 0 && same_file(2, err_dev, err_ino)) {
         err_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
         if (err_fd < 0) err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
     }
-    err_inited = true;
     errno = saved;
 }
 
@@ -70,6 +88,7 @@ void _ms_out_retake_stderr(void)
     err_fd = -1;
     err_known = err_inited = false;
     _ms_out_init();
+    _ms_out_settle();
     errno = saved;
 }
 

@@ -389,7 +389,8 @@ MS_HIDDEN void   _ms_supp_used(const ms_supps_t *s, ms_buf_t *b, int pid, bool j
 MS_HIDDEN void   _ms_supp_generate(ms_buf_t *b, uint32_t stack, unsigned kind, unsigned record);
 MS_HIDDEN void   _ms_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 MS_HIDDEN void   _ms_heap_error(const char *what, const void *p); /* obeys MEMSHIM_ON_ERROR */
-MS_HIDDEN void   _ms_out_init(void);                    /* constructor: keep a copy of stderr */
+MS_HIDDEN void   _ms_out_init(void);                    /* constructor: which file stderr is */
+MS_HIDDEN void   _ms_out_settle(void);                  /* after the options: keep stderr's copy if needed */
 MS_HIDDEN int    _ms_err_fd(void);                      /* stderr as it was at start-up, or -1 */
 MS_HIDDEN void   _ms_out_retake_stderr(void);          /* fd 2 as it is now (unit tests) */
 MS_HIDDEN void   _ms_out_after_fork_child(void);
