@@ -14,6 +14,8 @@
 #   BENCH_TIMEOUT=120    seconds before one run is killed and counted as failed
 #   BENCH_PYTHON=...     the CPython interpreter to use (default: the real binary
 #                        behind `python3`, never a pyenv shim script)
+#   BENCH_BEFORE=LIB     another build's libmemshim.so: adds the columns `before` and
+#                        `before+track`, paired with the others, to state a change's cost
 #
 # Each measured run goes through build/bench/runner, which forks, sets the
 # configuration's environment (LD_PRELOAD=...) in the child only, and reports
@@ -65,6 +67,10 @@ config heaptrack      ''  'heaptrack -o $WORK/heaptrack.$RUN_TAG'
 # LSan's signal() interceptor is still unset when sqlite3's main() (or gcc's `as`) calls it: SIGSEGV.
 config lsan           'LD_PRELOAD=$SYSLIB/liblsan.so.0:$SYSLIB/libstdc++.so.6 LSAN_OPTIONS=exitcode=0:detect_leaks=1'
 config memcheck       ''  'valgrind --tool=memcheck --leak-check=full -q --error-exitcode=0'
+if [ -n "${BENCH_BEFORE:-}" ]; then    # the same library from another commit, side by side
+    config before       'LD_PRELOAD=$BENCH_BEFORE MEMSHIM_TRACK=0'
+    config before+track 'LD_PRELOAD=$BENCH_BEFORE MEMSHIM_TRACK=1'
+fi
 
 # Optional settings of a configuration (all expanded like ENV):
 #   limit NAME RUNS 'WORKLOADS' [TIMEOUT]   at most RUNS runs per cell (BENCH_RUNS caps it too),
