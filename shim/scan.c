@@ -711,37 +711,65 @@ static bool return_address(const scan_t *sc, uintptr_t v)
 
 typedef struct { const uintptr_t *sp, *pc, *tp; unsigned n; } threads_t;
 
+/* Whether `a` is in thread t's static TLS: then the root is TLS. */
+static bool tls_of(rec_t *r, const threads_t *th, unsigned t, uintptr_t a)
+{
+    for (unsigned m = 0; m < ntls_mods; m++) {
+        uintptr_t lo = th->tp[t] + (uintptr_t)tls_mods[m].off;
+        if (a >= lo && a < lo + tls_mods[m].size) {
+            r->rootk = MS_ROOT_TLS;
+            r->thread = t;
+            r->root_pc = a - lo;
+            r->root_module = tls_mods[m].probe;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Name the roots of the blocks a root keeps directly, while the world is
  * still stopped: a word in a thread's static TLS is TLS; a word on a stack
  * belongs to the frame of the function whose call lies nearest below it
- * (the return address it pushed), or the one the thread was stopped in. */
+ * (the return address it pushed), or the one the thread was stopped in.
+ * The threads' TLS areas are disjoint: sorted by thread pointer, a word's
+ * candidate is found by bisection.  Looking for return addresses is
+ * bounded, in all, to a few million words. */
 static void name_roots(scan_t *sc, const threads_t *th)
 {
+    static uint32_t order[MAX_THREADS + 1];
+    unsigned no = 0;
+    intptr_t lo_off = INTPTR_MAX;
+    for (unsigned m = 0; m < ntls_mods; m++) if (tls_mods[m].off < lo_off) lo_off = tls_mods[m].off;
+    for (unsigned t = 0; t < th->n && ntls_mods; t++) if (th->tp[t]) order[no++] = t;
+    for (unsigned gap = no / 2; gap; gap /= 2)                  /* shell sort by thread pointer */
+        for (unsigned i = gap; i < no; i++) {
+            uint32_t x = order[i];
+            unsigned j = i;
+            for (; j >= gap && th->tp[order[j - gap]] > th->tp[x]; j -= gap) order[j] = order[j - gap];
+            order[j] = x;
+        }
+    size_t budget = (size_t)4 << 20;
     for (size_t i = 0; i < sc->nrecs; i++) {
         rec_t *r = &sc->recs[i];
         if (r->parent != NO_REC || (r->mark != M_REACHABLE && r->mark != M_POSSIBLE)) continue;
-        if (r->rootk != MS_ROOT_MAPPING && r->rootk != MS_ROOT_STACK) continue;
-        bool tls = false;
-        for (unsigned t = 0; t < th->n && !tls; t++) {
-            if (!th->tp[t] || (r->rootk == MS_ROOT_STACK && r->thread != t)) continue;
-            for (unsigned m = 0; m < ntls_mods && !tls; m++) {
-                uintptr_t lo = th->tp[t] + (uintptr_t)tls_mods[m].off;
-                if (r->from >= lo && r->from < lo + tls_mods[m].size) {
-                    r->rootk = MS_ROOT_TLS;
-                    r->thread = t;
-                    r->root_pc = r->from - lo;
-                    r->root_module = tls_mods[m].probe;
-                    tls = true;
-                }
+        if (r->rootk == MS_ROOT_STACK && r->thread < th->n && th->tp[r->thread] && tls_of(r, th, r->thread, r->from))
+            continue;
+        if (r->rootk == MS_ROOT_MAPPING && no) {
+            uintptr_t key = r->from - (uintptr_t)lo_off;          /* the last thread with tp <= key */
+            unsigned a = 0, b = no;
+            while (a < b) {
+                unsigned mid = (a + b) / 2;
+                if (th->tp[order[mid]] <= key) a = mid + 1; else b = mid;
             }
+            if (a && tls_of(r, th, order[a - 1], r->from)) continue;
         }
-        if (tls || r->rootk != MS_ROOT_STACK || r->thread >= th->n) continue;
+        if (r->rootk != MS_ROOT_STACK || r->thread >= th->n) continue;
         uintptr_t sp = th->sp[r->thread], pc = th->pc[r->thread];
-        for (uintptr_t a = (r->from & ~(uintptr_t)7) - 8, k = 0; a >= sp && k < 65536; a -= 8, k++) {
+        for (uintptr_t a = (r->from & ~(uintptr_t)7) - 8; a >= sp && budget; a -= 8, budget--) {
             uintptr_t v = *(const uintptr_t *)a;
             if (return_address(sc, v)) { pc = v - 1; break; }
         }
-        r->root_pc = pc;
+        r->root_pc = budget ? pc : 0;
     }
 }
 
