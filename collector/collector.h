@@ -76,7 +76,7 @@ __attribute__((weak, visibility("hidden"))) void gc_object_block(void *base, siz
  * enumeration needs it held and allocates nothing. */
 __attribute__((visibility("hidden"))) int  gc_scan_lock(unsigned timeout_ms);
 __attribute__((visibility("hidden"))) void gc_scan_unlock(void);
-__attribute__((visibility("hidden"))) void gc_strong_refs_locked(void (*cb)(void *arg, const void *p), void *arg);
+__attribute__((visibility("hidden"))) void gc_strong_refs_locked(void (*cb)(void *arg, const void *p, int garbage), void *arg);
 
 /* The type pointer (a memshim_type *) of the header at `header`. */
 static inline const void *gc_header_type(const void *header)

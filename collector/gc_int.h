@@ -252,7 +252,7 @@ GC_HIDDEN void  gc_debug_line(const char *fmt, ...) __attribute__((format(printf
 GC_HIDDEN void  gc_env_load(void);
 GC_HIDDEN void  gc_run_callbacks(int phase, int generation, long collected);
 GC_HIDDEN int   gc_garbage_append(gc_head *g);
-GC_HIDDEN void  gc_strong_refs_garbage(void (*cb)(void *arg, const void *p), void *arg);
+GC_HIDDEN void  gc_strong_refs_garbage(void (*cb)(void *arg, const void *p, int garbage), void *arg);
 
 /* ---- weakref.c ----------------------------------------------------------- */
 typedef struct gc_wr_list { memshim_weakref *first, *last; } gc_wr_list;

@@ -174,9 +174,9 @@ int gc_garbage_append(gc_head *g)
     return 0;
 }
 
-void gc_strong_refs_garbage(void (*cb)(void *arg, const void *p), void *arg)
+void gc_strong_refs_garbage(void (*cb)(void *arg, const void *p, int garbage), void *arg)
 {
-    for (size_t i = 0; i < gc_st.ngarbage; i++) cb(arg, gc_st.garbage[i]);
+    for (size_t i = 0; i < gc_st.ngarbage; i++) cb(arg, gc_st.garbage[i], 1);
 }
 
 GC_EXPORT size_t memshim_gc_get_garbage(void **out, size_t max)

@@ -129,11 +129,11 @@ void gc_node_forget(gc_head *g)
 }
 
 /* Everything the program made a root (collector.h), then the garbage list. */
-void gc_strong_refs_locked(void (*cb)(void *arg, const void *p), void *arg)
+void gc_strong_refs_locked(void (*cb)(void *arg, const void *p, int garbage), void *arg)
 {
     for (size_t i = 0; i < nodes.cap; i++) {
         const gc_node *n = nodes.count ? nodes.ents[i].val : NULL;
-        if (n && nodes.ents[i].key && n->roots) cb(arg, n->ptr);
+        if (n && nodes.ents[i].key && n->roots) cb(arg, n->ptr, 0);
     }
     gc_strong_refs_garbage(cb, arg);
 }

@@ -60,6 +60,14 @@ int memshim_heap_stats(struct memshim_heap_stats *out);
  * not suppressed, or -1 when tracking is off (MEMSHIM_TRACK=0). */
 int memshim_leak_check(void);
 
+/* Why is the block holding ptr still alive?  Scan as memshim_leak_check
+ * does and write to fd the shortest chain of pointers from a root (a
+ * global, a thread's stack, registers or thread-local storage, a collector
+ * root) to that block, each block on the way with its allocation site; or
+ * say that it is lost, or no live block.  Returns 0, or -1 with errno
+ * (EBADF: fd is not open for writing; ENOTSUP: tracking is off; ENOMEM). */
+int memshim_why(const void *ptr, int fd);
+
 /* ---- memshim_rss: the process's memory as the kernel counts it ----------
  * The figures of psutil's memory_info() and memory_full_info(), in bytes.
  * Allocates nothing.  rss..data and peak_rss cost a few microseconds (two

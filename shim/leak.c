@@ -113,6 +113,7 @@ void _ms_leak_at_exit(void)
         SAVE_CALLEE_SAVED(self.regs);
         self.nregs = NSAVED;
         self.sp = (uintptr_t)__builtin_frame_address(0);
+        self.pc = 0;
     }
     int leaks = _ms_leak_report(1, &self);
     if (leaks > 0 && _ms_opt.exitcode >= 0) {
@@ -127,11 +128,27 @@ MS_EXPORT MS_NOINLINE int memshim_leak_check(void)
     SAVE_CALLEE_SAVED(self.regs);
     self.nregs = NSAVED;
     self.sp = (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *);   /* the caller's */
+    self.pc = (uintptr_t)__builtin_return_address(0);
 #if defined(__x86_64__)
     self.regs[5] = *(const uintptr_t *)__builtin_frame_address(0);          /* the caller's rbp */
 #endif
     if (!_ms_track_on) return -1;
     return _ms_leak_report(0, &self);
+}
+
+/* The retention path of the block holding ptr, written to fd: a scan as
+ * memshim_leak_check makes, from the caller's frame. */
+MS_EXPORT MS_NOINLINE int memshim_why(const void *ptr, int fd)
+{
+    ms_scan_self_t self;
+    SAVE_CALLEE_SAVED(self.regs);
+    self.nregs = NSAVED;
+    self.sp = (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *);   /* the caller's */
+    self.pc = (uintptr_t)__builtin_return_address(0);
+#if defined(__x86_64__)
+    self.regs[5] = *(const uintptr_t *)__builtin_frame_address(0);          /* the caller's rbp */
+#endif
+    return _ms_why(ptr, fd, &self);
 }
 
 /* ---- heap misuse ------------------------------------------------------------- */

@@ -17,6 +17,7 @@ ms_options_t _ms_opt = {
     .stack_depth = 16,
     .show = (1u << MS_KIND_DEFINITE) | (1u << MS_KIND_INDIRECT) | (1u << MS_KIND_POSSIBLE),
     .exitcode = -1,
+    .why_depth = 8,
 };
 
 const char *_ms_getenv(const char *name)
@@ -206,6 +207,10 @@ void _ms_options_load(void)
         parse_num("MEMSHIM_STACK_DEPTH", v, 1, MS_MAX_STACK, false, &n, "a number of frames from 1 to 64"))
         _ms_opt.stack_depth = (unsigned)n;
     if ((v = _ms_getenv("MEMSHIM_SHOW"))) parse_show(v);
+    if ((v = _ms_getenv("MEMSHIM_WHY_DEPTH")) &&
+        parse_num("MEMSHIM_WHY_DEPTH", v, 0, 1000, false, &n,
+                  "a number of blocks from 0 (no retention paths) to 1000"))
+        _ms_opt.why_depth = (unsigned)n;
     if ((v = _ms_getenv("MEMSHIM_EXITCODE")) &&
         parse_num("MEMSHIM_EXITCODE", v, 0, 255, false, &n, "an exit status from 0 to 255"))
         _ms_opt.exitcode = (int)n;

@@ -68,6 +68,9 @@
 
 static uintptr_t park_sp[MS_PARK_MAX];
 static uintptr_t park_regs[MS_PARK_MAX][MS_SCAN_REGS];
+static int       park_tid[MS_PARK_MAX];     /* the stopped threads, for retention paths */
+static uintptr_t park_pc[MS_PARK_MAX];      /* where each one was stopped */
+static uintptr_t park_tp[MS_PARK_MAX];      /* its thread pointer (0 if unknown): its TLS */
 static unsigned  park_n, park_missed;
 static enum { PARK_NONE, PARK_TRACED, PARK_SIGNALLED } park_how;
 static int       task_fd = -1;              /* /proc/self/task while parked */
@@ -150,10 +153,15 @@ static bool tr_registers(unsigned i)
     const uintptr_t *w = (const uintptr_t *)&r;
     size_t nw = io.iov_len / sizeof(uintptr_t);
     for (unsigned j = 0; j < MS_SCAN_REGS; j++) park_regs[park_n][j] = j < nw ? w[j] : 0;
+    park_tid[park_n] = tr.tid[i];
 #if defined(__x86_64__)
     park_sp[park_n] = (uintptr_t)r.rsp - RED_ZONE;
+    park_pc[park_n] = (uintptr_t)r.rip;
+    park_tp[park_n] = (uintptr_t)r.fs_base;
 #elif defined(__aarch64__)
     park_sp[park_n] = (uintptr_t)r.sp - RED_ZONE;
+    park_pc[park_n] = (uintptr_t)r.pc;
+    park_tp[park_n] = 0;                     /* TPIDR_EL0 is in another regset */
 #endif
     park_n++;
     return true;
@@ -321,23 +329,27 @@ static int       sig_tid[MS_PARK_MAX];
 static int       sig_done[MS_PARK_MAX];      /* 1 once the thread noted where it is */
 static uintptr_t sig_sp[MS_PARK_MAX];
 static uintptr_t sig_regs[MS_PARK_MAX][MS_SCAN_REGS];
+static uintptr_t sig_pc[MS_PARK_MAX], sig_tp[MS_PARK_MAX];
 static struct sigaction prev_action[2];      /* the program's: PARK_SIGNAL, DEBUGGER_SIGNAL */
 
 /* The interrupted context's stack pointer (less the red zone, live in leaf
  * code) and general registers.  The handler's frame and the signal frame
  * below are not scanned: the registers are taken from the context. */
-static uintptr_t interrupted(const void *ucv, uintptr_t *regs, uintptr_t fallback)
+static uintptr_t interrupted(const void *ucv, uintptr_t *regs, uintptr_t *pc, uintptr_t fallback)
 {
     const ucontext_t *uc = ucv;
 #if defined(__x86_64__)
     for (unsigned i = 0; i < MS_SCAN_REGS && i < NGREG; i++) regs[i] = (uintptr_t)uc->uc_mcontext.gregs[i];
+    *pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] - RED_ZONE;
 #elif defined(__aarch64__)
     for (unsigned i = 0; i < MS_SCAN_REGS && i < 31; i++) regs[i] = (uintptr_t)uc->uc_mcontext.regs[i];
+    *pc = (uintptr_t)uc->uc_mcontext.pc;
     return (uintptr_t)uc->uc_mcontext.sp - RED_ZONE;
 #else
     (void)uc;
     for (unsigned i = 0; i < MS_SCAN_REGS; i++) regs[i] = 0;
+    *pc = 0;
     return fallback;            /* registers are in the signal frame, scanned from here */
 #endif
 }
@@ -370,7 +382,8 @@ static void park_handler(int sig, siginfo_t *si, void *uc)
         while (i < n && sig_tid[i] != tid) i++;
         if (i < n) {
             if (!__atomic_load_n(&sig_done[i], __ATOMIC_ACQUIRE)) {
-                sig_sp[i] = interrupted(uc, sig_regs[i], (uintptr_t)&here - 256);
+                sig_sp[i] = interrupted(uc, sig_regs[i], &sig_pc[i], (uintptr_t)&here - 256);
+                sig_tp[i] = _ms_thread_pointer();
                 __atomic_store_n(&sig_done[i], 1, __ATOMIC_RELEASE);
             }
             while (__atomic_load_n(&sig_active, __ATOMIC_ACQUIRE) == scan)
@@ -429,6 +442,9 @@ static void signal_world(bool debugger)
     for (unsigned i = 0; i < sig_n; i++) {
         if (!__atomic_load_n(&sig_done[i], __ATOMIC_ACQUIRE)) continue;
         park_sp[park_n] = sig_sp[i];
+        park_tid[park_n] = sig_tid[i];
+        park_pc[park_n] = sig_pc[i];
+        park_tp[park_n] = sig_tp[i];
         memcpy(park_regs[park_n], sig_regs[i], sizeof park_regs[0]);
         park_n++;
     }
@@ -500,6 +516,9 @@ void _ms_park_world(ms_parked_t *out)
     out->missed = park_missed;
     out->sp = park_sp;
     out->regs = (const uintptr_t (*)[MS_SCAN_REGS])park_regs;
+    out->tid = park_tid;
+    out->pc = park_pc;
+    out->tp = park_tp;
     errno = saved;
 }
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,6 +26,8 @@ typedef struct {
     uint8_t  suppressed;
     const char *gctype;    /* collector objects: their type's name */
     double   blocks, bytes, indirect;
+    size_t   why;          /* 1 + the item whose retention path is shown, or 0 */
+    unsigned why_depth;    /* its distance from a root, in blocks */
 } group_t;
 
 typedef struct {
@@ -34,6 +37,7 @@ typedef struct {
     double   supp_blocks, supp_bytes;
     double   inherited_blocks, inherited_bytes;   /* forked child: the parent's */
     size_t   raw_items;
+    const ms_leak_item_t *items;   /* the scan's, for retention paths */
 } groups_t;
 
 /* ---- collector objects alive only through cycles ----------------------------- */
@@ -179,14 +183,263 @@ static double weight(const ms_leak_item_t *it)
     return p > 0 ? 1 / p : 1;
 }
 
+/* ---- retention paths ------------------------------------------------------------ */
+
+#define WHY_WALK_MAX 4096        /* blocks followed back from a block towards its root */
+
+/* Blocks between item i and its root (0: a root points to it), each
+ * item's found once: depth[k] is 1 + its distance, 0 while unknown; stk
+ * has room for every item. */
+static uint32_t why_distance(const ms_leak_item_t *items, size_t n, uint32_t *depth, uint32_t *stk, size_t i)
+{
+    size_t k = 0, cur = i;
+    while (!depth[cur]) {
+        if (items[cur].parent == MS_WHY_ROOT || k == n) { depth[cur] = 1; break; }
+        stk[k++] = (uint32_t)cur;
+        cur = items[cur].parent;
+    }
+    uint32_t d = depth[cur];
+    while (k) {
+        if (d < UINT32_MAX) d++;
+        depth[stk[--k]] = d;
+    }
+    return depth[i] - 1;
+}
+
+/* The chain of item i: the blocks holding the pointers, root side first,
+ * in path[0..*n), and the item whose `from` is the root's word.  false if
+ * the root is more than WHY_WALK_MAX blocks away (or i was not reached). */
+static bool why_walk(const ms_leak_item_t *items, size_t i, uint32_t *path, unsigned *n, size_t *top)
+{
+    unsigned k = 0;
+    size_t cur = i;
+    while (items[cur].parent != MS_WHY_ROOT) {
+        if (k == WHY_WALK_MAX) return false;
+        cur = items[cur].parent;
+        path[k++] = (uint32_t)cur;
+    }
+    for (unsigned a = 0, b = k; a + 1 < b; a++, b--) { uint32_t t = path[a]; path[a] = path[b - 1]; path[b - 1] = t; }
+    *n = k;
+    *top = cur;
+    return items[cur].from != 0;
+}
+
+static const char *base_name(const char *p);
+
+/* The first frame of a block's allocation stack, as "function (file:line)". */
+static void site_text(ms_buf_t *b, uint32_t stack)
+{
+    const uintptr_t *ip;
+    if (!_ms_stack_get(stack, &ip)) { _ms_bprintf(b, "no stack recorded"); return; }
+    ms_frame_t f;
+    _ms_symbolize(ip[0], &f, true);
+    _ms_bprintf(b, "%s", f.function ? f.function : "???");
+    if (f.file) _ms_bprintf(b, " (%s:%d)", base_name(f.file), f.line);
+    else if (f.module) _ms_bprintf(b, " (in %s+0x%lx)", f.module, (unsigned long)f.offset);
+}
+
+static void site_json(ms_buf_t *b, uint32_t stack)
+{
+    const uintptr_t *ip;
+    if (!_ms_stack_get(stack, &ip)) return;
+    ms_frame_t f;
+    _ms_symbolize(ip[0], &f, true);
+    if (f.function) { _ms_bprintf(b, ", \"function\": "); _ms_json_str(b, f.function); }
+    if (f.file) { _ms_bprintf(b, ", \"file\": "); _ms_json_str(b, f.file); _ms_bprintf(b, ", \"line\": %d", f.line); }
+    if (f.module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, f.module); }
+}
+
+/* What the root holding items[top].from is. */
+typedef struct {
+    const char *kind;            /* JSON "kind" */
+    const char *symbol, *module, *function, *file;
+    uintptr_t   offset;
+    int         line, tid;
+} root_t;
+
+static void root_name(const ms_leak_item_t *it, root_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->tid = (int)it->root_tid;
+    switch (it->root) {
+    case MS_ROOT_MAPPING:
+        _ms_symbolize_data(it->from, &r->symbol, &r->offset, &r->module);
+        r->kind = r->module ? "global" : "memory";
+        break;
+    case MS_ROOT_STACK: {
+        r->kind = "stack";
+        if (it->root_pc) {
+            ms_frame_t f;
+            _ms_symbolize(it->root_pc, &f, true);
+            r->function = f.function;
+            r->file = f.file;
+            r->line = f.line;
+            r->module = f.module;
+        }
+        break;
+    }
+    case MS_ROOT_REGS: r->kind = "registers"; break;
+    case MS_ROOT_TLS:
+        r->kind = "tls";
+        _ms_symbolize_tls(it->root_module, it->root_pc, &r->symbol, &r->offset, &r->module);
+        break;
+    case MS_ROOT_GC: r->kind = "collector_root"; break;
+    case MS_ROOT_GARBAGE: r->kind = "garbage"; break;
+    default: r->kind = "memshim"; break;
+    }
+}
+
+static void root_text(ms_buf_t *b, const ms_leak_item_t *it, const root_t *r)
+{
+    switch (it->root) {
+    case MS_ROOT_MAPPING:
+        if (r->symbol) {
+            _ms_bprintf(b, "global %s", r->symbol);
+            if (r->offset) _ms_bprintf(b, "+%lu", (unsigned long)r->offset);
+            _ms_bprintf(b, " in %s", r->module);
+        } else if (r->module) _ms_bprintf(b, "data of %s at %p", r->module, (void *)it->from);
+        else _ms_bprintf(b, "anonymous memory at %p", (void *)it->from);
+        break;
+    case MS_ROOT_STACK:
+        _ms_bprintf(b, "thread %d's stack", r->tid);
+        if (r->function) {
+            _ms_bprintf(b, " in %s", r->function);
+            if (r->file) _ms_bprintf(b, " (%s:%d)", base_name(r->file), r->line);
+        }
+        break;
+    case MS_ROOT_REGS: _ms_bprintf(b, "thread %d's registers", r->tid); break;
+    case MS_ROOT_TLS:
+        _ms_bprintf(b, "thread %d's thread-local ", r->tid);
+        if (r->symbol) {
+            _ms_bprintf(b, "%s", r->symbol);
+            if (r->offset) _ms_bprintf(b, "+%lu", (unsigned long)r->offset);
+        } else _ms_bprintf(b, "storage");
+        if (r->module) _ms_bprintf(b, " in %s", r->module);
+        break;
+    case MS_ROOT_GC: _ms_bprintf(b, "a collector root (memshim_root_add)"); break;
+    case MS_ROOT_GARBAGE: _ms_bprintf(b, "the collector's garbage list (MEMSHIM_DEBUG_SAVEALL)"); break;
+    default: _ms_bprintf(b, "memshim's own memory"); break;
+    }
+}
+
+static void root_json(ms_buf_t *b, const ms_leak_item_t *it, const root_t *r)
+{
+    _ms_bprintf(b, "{\"kind\": \"%s\"", r->kind);
+    if (it->root == MS_ROOT_MAPPING || it->root == MS_ROOT_STACK || it->root == MS_ROOT_TLS)
+        _ms_bprintf(b, ", \"addr\": \"%p\"", (void *)it->from);
+    if (it->root == MS_ROOT_STACK || it->root == MS_ROOT_REGS || it->root == MS_ROOT_TLS)
+        _ms_bprintf(b, ", \"thread\": %d", r->tid);
+    if (r->symbol) {
+        _ms_bprintf(b, ", \"symbol\": ");
+        _ms_json_str(b, r->symbol);
+        _ms_bprintf(b, ", \"offset\": %lu", (unsigned long)r->offset);
+    }
+    if (r->function) { _ms_bprintf(b, ", \"function\": "); _ms_json_str(b, r->function); }
+    if (r->file) { _ms_bprintf(b, ", \"file\": "); _ms_json_str(b, r->file); _ms_bprintf(b, ", \"line\": %d", r->line); }
+    if (r->module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, r->module); }
+    _ms_bprintf(b, "}");
+}
+
+/* Where a pointer into the middle of a block points, from the start of the
+ * block (of the object, for a collector object). */
+static long into_of(const ms_leak_item_t *h) { return (long)h->into - (long)h->objoff; }
+
+/* Hops shown of a chain of n blocks: all if n <= depth, else the first
+ * depth-1 from the root and the last (the one pointing to the block). */
+static bool hop_shown(unsigned j, unsigned n, unsigned depth)
+{
+    return n <= depth || j + 1 < depth || j + 1 == n;
+}
+
+/* The retention path of items[i], as text lines under a record (each line
+ * opened with `lead`), or as a JSON object. */
+static void why_text(ms_buf_t *b, const char *lead, const ms_leak_item_t *items, size_t i, unsigned depth)
+{
+    static uint32_t path[WHY_WALK_MAX];    /* under the report lock */
+    unsigned n = 0;
+    size_t top = i;
+    if (!why_walk(items, i, path, &n, &top)) {
+        _ms_bprintf(b, "%skept alive through more than %u blocks: the root is not followed\n", lead, WHY_WALK_MAX);
+        return;
+    }
+    root_t r;
+    root_name(&items[top], &r);
+    _ms_bprintf(b, "%skept alive by: ", lead);
+    root_text(b, &items[top], &r);
+    _ms_bprintf(b, "\n");
+    for (unsigned j = 0; j < n; j++) {
+        if (!hop_shown(j, n, depth)) {
+            if (j + 1 == depth) _ms_bprintf(b, "%s  -> ... %u more blocks\n", lead, n - depth);
+            continue;
+        }
+        const ms_leak_item_t *h = &items[path[j]];
+        const ms_leak_item_t *next = j + 1 < n ? &items[path[j + 1]] : &items[i];
+        _ms_bprintf(b, "%s  -> %p", lead, (void *)(h->addr + h->objoff));
+        if (h->into) _ms_bprintf(b, "%c%ld", into_of(h) < 0 ? '-' : '+', labs(into_of(h)));
+        _ms_bprintf(b, " (");
+        if (h->gctype) _ms_bprintf(b, "%s object, ", type_name(h->gctype));
+        _ms_bprintf(b, "%llu bytes, allocated at ", (unsigned long long)h->size);
+        site_text(b, h->stack);
+        _ms_bprintf(b, "), pointer at offset %ld\n", (long)(next->from - (h->addr + h->objoff)));
+    }
+    _ms_bprintf(b, "%s  -> this block, %p", lead, (void *)(items[i].addr + items[i].objoff));
+    if (items[i].into) _ms_bprintf(b, "%c%ld (a pointer into its middle)", into_of(&items[i]) < 0 ? '-' : '+', labs(into_of(&items[i])));
+    _ms_bprintf(b, "\n");
+}
+
+static void why_json(ms_buf_t *b, const ms_leak_item_t *items, size_t i, unsigned depth)
+{
+    static uint32_t path[WHY_WALK_MAX];
+    unsigned n = 0;
+    size_t top = i;
+    if (!why_walk(items, i, path, &n, &top)) {
+        _ms_bprintf(b, "{\"root\": null, \"hops\": [], \"more\": %u", WHY_WALK_MAX);
+    } else {
+        root_t r;
+        root_name(&items[top], &r);
+        _ms_bprintf(b, "{\"root\": ");
+        root_json(b, &items[top], &r);
+        _ms_bprintf(b, ", \"hops\": [");
+        bool first = true;
+        for (unsigned j = 0; j < n; j++) {
+            if (!hop_shown(j, n, depth)) continue;
+            const ms_leak_item_t *h = &items[path[j]];
+            const ms_leak_item_t *next = j + 1 < n ? &items[path[j + 1]] : &items[i];
+            _ms_bprintf(b, "%s{\"addr\": \"%p\", \"size\": %llu, \"offset\": %ld", first ? "" : ", ",
+                        (void *)(h->addr + h->objoff), (unsigned long long)h->size,
+                        (long)(next->from - (h->addr + h->objoff)));
+            if (h->into) _ms_bprintf(b, ", \"into\": %ld", into_of(h));
+            if (h->gctype) { _ms_bprintf(b, ", \"type\": "); _ms_json_str(b, type_name(h->gctype)); }
+            site_json(b, h->stack);
+            _ms_bprintf(b, "}");
+            first = false;
+        }
+        _ms_bprintf(b, "], \"more\": %u", n > depth ? n - depth : 0);
+    }
+    _ms_bprintf(b, ", \"block\": {\"addr\": \"%p\", \"size\": %llu", (void *)(items[i].addr + items[i].objoff),
+                (unsigned long long)items[i].size);
+    if (items[i].into) _ms_bprintf(b, ", \"into\": %ld", into_of(&items[i]));
+    _ms_bprintf(b, "}}");
+}
+
+static bool why_wanted(unsigned kind)
+{
+    return _ms_opt.why_depth && (kind == MS_KIND_REACHABLE || kind == MS_KIND_POSSIBLE) &&
+           (_ms_opt.show >> kind & 1);
+}
+
 static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
 {
     memset(gs, 0, sizeof *gs);
+    gs->items = items;
     gs->cap = 64;
     while (gs->cap < n * 2 + 2) gs->cap *= 2;
     gs->g = _ms_meta_alloc(gs->cap * sizeof *gs->g);
     if (!gs->g) return false;
     gs->raw_items = n;
+    bool why = _ms_opt.why_depth && n;
+    uint32_t *depth = why ? _ms_meta_alloc(n * sizeof *depth) : NULL;
+    uint32_t *stk = why ? _ms_meta_alloc(n * sizeof *stk) : NULL;
     for (size_t i = 0; i < n; i++) {
         const ms_leak_item_t *it = &items[i];
         double w = weight(it);
@@ -200,7 +453,13 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
         g->blocks += w;
         g->bytes += w * (double)it->size;
         g->indirect += w * (double)it->indirect;
+        if (depth && stk && why_wanted(it->kind) && (!g->why || g->why_depth > 0)) {   /* the nearest to a root */
+            uint32_t d = why_distance(items, n, depth, stk, i);
+            if (!g->why || d < g->why_depth) { g->why = i + 1; g->why_depth = d; }
+        }
     }
+    if (depth) _ms_meta_free(depth, n * sizeof *depth);
+    if (stk) _ms_meta_free(stk, n * sizeof *stk);
     /* compact and sort: kind first, then bytes, largest first */
     size_t k = 0;
     for (size_t i = 0; i < gs->cap; i++)
@@ -293,6 +552,14 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
                         pid, rnd(g->bytes), rnd(g->blocks), kind_text[g->kind], shown, total);
         if (g->gctype) _ms_bprintf(b, "==%d==    collector objects of type %s\n", pid, type_name(g->gctype));
         print_stack_text(b, pid, g->stack);
+        if (g->why) {
+            char lead[32];
+            ms_buf_t lb;
+            _ms_buf_init(&lb, lead, sizeof lead - 1, -1);
+            _ms_bprintf(&lb, "==%d==    ", pid);
+            lead[lb.len] = 0;
+            why_text(b, lead, gs->items, g->why - 1, _ms_opt.why_depth);
+        }
         if (_ms_opt.gen_suppressions) _ms_supp_generate(b, g->stack, g->kind, shown);
     }
     _ms_bprintf(b, "==%d==\n==%d== LEAK SUMMARY:\n", pid, pid);
@@ -351,7 +618,12 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
             if (f.module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, f.module); }
             _ms_bprintf(b, "}");
         }
-        _ms_bprintf(b, "]}");
+        _ms_bprintf(b, "]");
+        if (g->why) {
+            _ms_bprintf(b, ", \"why\": ");
+            why_json(b, gs->items, g->why - 1, _ms_opt.why_depth);
+        }
+        _ms_bprintf(b, "}");
     }
     _ms_bprintf(b, "\n ],\n \"suppressions_used\": [");
     _ms_supp_used(sp, b, 0, true);
@@ -457,4 +729,56 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
     _ms_leak_items_free(items, cap);
     _ms_busy--;
     return leaks;
+}
+
+/* memshim_why: one block's retention path, or what it is, to fd. */
+int _ms_why(const void *ptr, int fd, const ms_scan_self_t *self)
+{
+    if (!_ms_track_on) { errno = ENOTSUP; return -1; }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) { errno = EBADF; return -1; }
+    pthread_mutex_lock(&report_lock);
+    ms_leak_item_t *items;
+    unsigned unparked;
+    size_t cap;
+    size_t n = _ms_scan_leaks(&items, &cap, &unparked, self);
+    if (!items) {
+        pthread_mutex_unlock(&report_lock);
+        errno = ENOMEM;
+        return -1;
+    }
+    _ms_busy++;
+    _ms_symbolize_refresh();
+    uintptr_t p = (uintptr_t)ptr;
+    size_t found = SIZE_MAX;
+    for (size_t i = 0; i < n && found == SIZE_MAX; i++)
+        if (p >= items[i].addr && p - items[i].addr < (items[i].size ? items[i].size : 1)) found = i;
+    char mem[4096];
+    ms_buf_t b;
+    _ms_buf_init(&b, mem, sizeof mem, fd);
+    if (found == SIZE_MAX) {
+        _ms_bprintf(&b, "%p is not in a live block of the heap\n", ptr);
+    } else {
+        const ms_leak_item_t *it = &items[found];
+        uintptr_t a = it->addr + it->objoff;
+        if (p != a) _ms_bprintf(&b, "%p is %ld bytes into the block ", ptr, (long)(p - a));
+        _ms_bprintf(&b, "%p (", (void *)a);
+        if (it->gctype) _ms_bprintf(&b, "%s object, ", type_name(it->gctype));
+        _ms_bprintf(&b, "%llu bytes, allocated at ", (unsigned long long)it->size);
+        site_text(&b, it->stack);
+        _ms_bprintf(&b, "): %s", kind_text[it->kind]);
+        switch (it->kind) {
+        case MS_KIND_DEFINITE: _ms_bprintf(&b, ", no pointer to it was found\n"); break;
+        case MS_KIND_INDIRECT: _ms_bprintf(&b, ", only lost blocks point to it\n"); break;
+        case MS_KIND_POSSIBLE: _ms_bprintf(&b, ", only pointers into its middle reach it\n"); break;
+        default: _ms_bprintf(&b, "\n"); break;
+        }
+        if (it->kind == MS_KIND_REACHABLE || it->kind == MS_KIND_POSSIBLE)
+            why_text(&b, "  ", items, found, _ms_opt.why_depth ? _ms_opt.why_depth : 8);
+    }
+    _ms_buf_flush(&b);
+    _ms_leak_items_free(items, cap);
+    _ms_busy--;
+    pthread_mutex_unlock(&report_lock);
+    return 0;
 }

@@ -27,7 +27,13 @@
  *    possibly-reached block points to is at most possibly reached.  Only the
  *    readable parts of a block are read (the program may have mprotected or
  *    unmapped some of it); collector objects are read without their list
- *    links, which join every tracked object to the next.
+ *    links, which join every tracked object to the next.  Marking is
+ *    breadth first: every root is read before any block, then blocks in
+ *    the order they were reached (a FIFO holding each record at most once,
+ *    so it never overflows).  Each record keeps the address of the word
+ *    that gave it its mark and the record holding that word, or what kind
+ *    of root it was in: the retention path ("why is it alive?") is then a
+ *    shortest chain from a root, read back at report time.
  * 4. Every block still unreached leads a clique: it is DEFINITELY lost, and
  *    what only it reaches is INDIRECTLY lost, counted under it.  A leader
  *    reached later from another leader joins that leader's clique, so of a
@@ -61,16 +67,31 @@ typedef struct {            /* scan record of one live block */
     uint8_t    internal;    /* memshim's own (libunwind, libdw): never reported, no root */
     uint8_t    gclinks;     /* collector object: 1 + offset/16 of its list links, or 0 */
     uint8_t    inherited;   /* forked child: the parent's block */
+    uint8_t    queued;      /* in the marking queue now */
+    uint8_t    rootk;       /* parent == NO_REC: MS_ROOT_* of `from` */
     uint32_t   leader;      /* for INDIRECT: the record leading its clique */
     uint64_t   indirect;    /* for leaders: bytes of their clique */
     uint64_t   indirect_blocks;
+    uintptr_t  from;        /* the word that gave it its mark (retention paths) */
+    uint32_t   parent;      /* the record holding `from`, or NO_REC (a root) */
+    uint32_t   into;        /* where that word points into this block */
+    uint32_t   thread;      /* STACK, REGS, TLS roots: index in the scan's threads */
+    uint32_t   item;        /* its item, or NO_REC (memshim's own) */
+    uintptr_t  root_pc;     /* STACK, TLS: see ms_leak_item_t */
+    uintptr_t  root_module;
 } rec_t;
+#define NO_REC UINT32_MAX
 
 typedef struct {
     rec_t       *recs;
     size_t       nrecs, cap;
-    uint32_t    *stack;      /* mark stack of record indices */
-    size_t       sp, stack_cap;
+    uint32_t    *queue;      /* marking FIFO of record indices (a ring) */
+    size_t       qhead, qlen, qcap;
+    uint32_t     cur;        /* the record being read, NO_REC while reading roots */
+    uint8_t      rootk;      /* what kind of root is being read */
+    uint32_t     thread;     /* ... and whose (index in sps) */
+    ms_range_t  *ex;         /* executable mappings, sorted (stack roots' functions) */
+    size_t       nex, ex_cap;
     rec_t      **huge;       /* huge records sorted by address (pointers into recs) */
     size_t       nhuge;
     ms_range_t  *excl;       /* sorted ranges never scanned as roots */
@@ -117,22 +138,11 @@ void _ms_internal_threads_forget(void)  /* a forked child has none of them */
 static struct { uintptr_t sp, tp; } dead_stack[DEAD_STACKS];
 static unsigned dead_next;
 
-static uintptr_t thread_pointer(void)
-{
-    uintptr_t tp = 0;
-#if defined(__x86_64__)
-    __asm__("mov %%fs:0, %0" : "=r"(tp));
-#elif defined(__aarch64__)
-    __asm__("mrs %0, tpidr_el0" : "=r"(tp));
-#endif
-    return tp;
-}
-
 void _ms_scan_thread_exit(void)
 {
     unsigned i = __atomic_fetch_add(&dead_next, 1, __ATOMIC_RELAXED) % DEAD_STACKS;
     __atomic_store_n(&dead_stack[i].sp, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&dead_stack[i].tp, thread_pointer(), __ATOMIC_RELAXED);
+    __atomic_store_n(&dead_stack[i].tp, _ms_thread_pointer(), __ATOMIC_RELAXED);
     __atomic_store_n(&dead_stack[i].sp, (uintptr_t)__builtin_frame_address(0), __ATOMIC_RELEASE);
 }
 
@@ -252,6 +262,7 @@ static void add_span(void *arg, ms_page_t *pg)
         r->internal = (m->flags & MS_META_INTERNAL) != 0;
         r->gclinks = gc_links(m);
         r->inherited = inherited(m->tid);
+        r->parent = r->thread = NO_REC;
         m->free_stack = (uint32_t)sc->nrecs;       /* record index, for lookups */
         sc->nrecs++;
     }
@@ -270,6 +281,7 @@ static void add_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_m
     r->internal = (m->flags & MS_META_INTERNAL) != 0;
     r->gclinks = gc_links(m);
     r->inherited = inherited(m->tid);
+    r->parent = r->thread = NO_REC;
     sc->huge[sc->nhuge++] = r;
     if (sc->nexcl < MAX_EXCLUDE) {                  /* a huge block is heap, not a root */
         sc->excl[sc->nexcl].start = a;
@@ -322,9 +334,26 @@ static long lookup(scan_t *sc, uintptr_t w, bool *start)
 
 /* ---- marking ---------------------------------------------------------------------- */
 
+/* A record is queued at most once at a time and the ring holds every
+ * record: a push is never dropped. */
 static void push(scan_t *sc, uint32_t i)
 {
-    if (sc->sp < sc->stack_cap) sc->stack[sc->sp++] = i;
+    rec_t *r = &sc->recs[i];
+    if (r->queued) return;              /* it will be read with its new mark */
+    r->queued = 1;
+    size_t t = sc->qhead + sc->qlen;
+    sc->queue[t >= sc->qcap ? t - sc->qcap : t] = i;
+    sc->qlen++;
+}
+
+/* Where the word at `a` pointing `into` the record r gave it its mark. */
+static inline void reached_from(scan_t *sc, rec_t *r, uintptr_t a, uintptr_t into)
+{
+    r->from = a;
+    r->parent = sc->cur;
+    r->into = (uint32_t)into;
+    r->rootk = sc->cur == NO_REC ? sc->rootk : MS_ROOT_NONE;
+    r->thread = sc->thread;
 }
 
 /* Look at every aligned word of [lo, hi) as a possible pointer. */
@@ -341,6 +370,7 @@ static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength,
         if (leader != UINT32_MAX) {                   /* clique scan of a lost block */
             if ((uint32_t)i == leader) continue;
             if (r->mark == M_UNREACHED) {
+                reached_from(sc, r, a, start ? 0 : w - r->addr);
                 r->mark = M_INDIRECT;
                 r->leader = leader;
                 sc->recs[leader].indirect += r->size;
@@ -358,6 +388,7 @@ static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength,
         uint8_t s = start ? strength : (strength < M_POSSIBLE ? strength : M_POSSIBLE);
         if (r->mark < s) {
             r->mark = s;
+            reached_from(sc, r, a, start ? 0 : w - r->addr);
             push(sc, (uint32_t)i);
         }
     }
@@ -400,10 +431,16 @@ static void scan_block(scan_t *sc, const rec_t *r, uint32_t leader)
 
 static void drain(scan_t *sc, uint32_t leader)
 {
-    while (sc->sp) {
-        rec_t *r = &sc->recs[sc->stack[--sc->sp]];
+    while (sc->qlen) {
+        uint32_t i = sc->queue[sc->qhead];
+        sc->qhead = sc->qhead + 1 == sc->qcap ? 0 : sc->qhead + 1;
+        sc->qlen--;
+        rec_t *r = &sc->recs[i];
+        r->queued = 0;
+        sc->cur = i;
         scan_block(sc, r, leader);
     }
+    sc->cur = NO_REC;
 }
 
 /* Scan [lo, hi) minus the excluded ranges (sorted) and memshim's segments. */
@@ -453,7 +490,6 @@ static void scan_root(scan_t *sc, uintptr_t lo, uintptr_t hi)
         if (end > hi || end < lo) end = hi;
         if (e < sc->nexcl && sc->excl[e].start < end) end = sc->excl[e].start;
         scan_resident(sc, lo, end);
-        drain(sc, UINT32_MAX);
         lo = end;
     }
 }
@@ -544,6 +580,10 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
                 skip = dead_thread_stack(lo, hi, guard_end == lo, sps, nsps);
             if (p[0] == '-' && p[1] == '-' && p[2] == '-' && p[3] == 'p') guard_end = hi;
             if (n < max) maps[n++] = (map_ent){ lo, hi, p[0] == 'r', !skip };
+            if (p[0] == 'r' && p[2] == 'x' && sc->nex < sc->ex_cap) {
+                if (sc->nex && sc->ex[sc->nex - 1].end == lo) sc->ex[sc->nex - 1].end = hi;
+                else sc->ex[sc->nex++] = (ms_range_t){ lo, hi };
+            }
             if (p[0] == 'r' && sc->nrd < sc->rd_cap) {
                 if (sc->nrd && sc->rd[sc->nrd - 1].end == lo) sc->rd[sc->nrd - 1].end = hi;
                 else sc->rd[sc->nrd++] = (ms_range_t){ lo, hi };
@@ -567,8 +607,15 @@ static void scan_roots(scan_t *sc, const map_ent *maps, size_t nmaps, const uint
     for (size_t m = 0; m < nmaps; m++) {
         if (!maps[m].root) continue;
         uintptr_t lo = maps[m].lo, hi = maps[m].hi;
+        sc->rootk = MS_ROOT_MAPPING;
+        sc->thread = NO_REC;
         for (unsigned i = 0; i < nsps; i++)
-            if (sps[i] >= lo && sps[i] < hi) { lo = sps[i] & ~(uintptr_t)7; break; }
+            if (sps[i] >= lo && sps[i] < hi) {
+                lo = sps[i] & ~(uintptr_t)7;
+                sc->rootk = MS_ROOT_STACK;
+                sc->thread = i;
+                break;
+            }
         scan_root(sc, lo, hi);
     }
     if (pagemap_fd >= 0) close(pagemap_fd);
@@ -597,10 +644,133 @@ static void sort_huge(rec_t **a, size_t n)
 
 /* A reference the collector holds for the program (a root, the garbage
  * list): what it points to is reachable. */
-static void strong_ref(void *arg, const void *p)
+static void strong_ref(void *arg, const void *p, int garbage)
 {
+    scan_t *sc = arg;
     uintptr_t w = (uintptr_t)p;
-    scan_words(arg, (uintptr_t)&w, (uintptr_t)(&w + 1), M_REACHABLE, UINT32_MAX);
+    sc->rootk = garbage ? MS_ROOT_GARBAGE : MS_ROOT_GC;
+    sc->thread = NO_REC;
+    scan_words(sc, (uintptr_t)&w, (uintptr_t)(&w + 1), M_REACHABLE, UINT32_MAX);
+}
+
+/* ---- naming the roots of retention paths ------------------------------------------ */
+
+/* Static thread-local storage: each module's block sits at the same offset
+ * from every thread's thread pointer.  Read before the world stops
+ * (dl_iterate_phdr takes the loader's lock). */
+typedef struct { intptr_t off; size_t size; uintptr_t probe; } tls_mod_t;  /* probe: an address in it */
+#define MAX_TLS_MODS 64
+static tls_mod_t tls_mods[MAX_TLS_MODS];
+static unsigned  ntls_mods;
+
+static int find_tls(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    if (size < offsetof(struct dl_phdr_info, dlpi_tls_data) + sizeof info->dlpi_tls_data ||
+        !info->dlpi_tls_data || ntls_mods >= MAX_TLS_MODS) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_TLS || !ph->p_memsz) continue;
+        uintptr_t probe = 0;
+        for (int j = 0; j < info->dlpi_phnum && !probe; j++)
+            if (info->dlpi_phdr[j].p_type == PT_LOAD) probe = info->dlpi_addr + info->dlpi_phdr[j].p_vaddr;
+        tls_mods[ntls_mods++] = (tls_mod_t){ (intptr_t)((uintptr_t)info->dlpi_tls_data - (uintptr_t)arg),
+                                             ph->p_memsz, probe };
+        break;
+    }
+    return 0;
+}
+
+static bool in_ranges(const ms_range_t *r, size_t n, uintptr_t a)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (r[mid].end <= a) lo = mid + 1; else hi = mid;
+    }
+    return lo < n && r[lo].start <= a;
+}
+
+/* Whether v looks like a return address: in code, right after a call. */
+static bool return_address(const scan_t *sc, uintptr_t v)
+{
+    if (v < 8 || !in_ranges(sc->ex, sc->nex, v - 1) || !is_readable(sc, v - 8, v)) return false;
+#if defined(__x86_64__)
+    const uint8_t *c = (const uint8_t *)v;
+    if (c[-5] == 0xe8) return true;                         /* call rel32 */
+    static const unsigned len[] = { 2, 3, 4, 6, 7 };        /* call *r/m: ff /2 */
+    for (unsigned k = 0; k < sizeof len / sizeof *len; k++)
+        if (c[-(int)len[k]] == 0xff && (c[1 - (int)len[k]] & 0x38) == 0x10) return true;
+    return false;
+#elif defined(__aarch64__)
+    uint32_t insn = *(const uint32_t *)(v - 4);
+    return (insn & 0xfc000000u) == 0x94000000u || (insn & 0xfffffc1fu) == 0xd63f0000u;   /* bl, blr */
+#else
+    return false;
+#endif
+}
+
+typedef struct { const uintptr_t *sp, *pc, *tp; unsigned n; } threads_t;
+
+/* Whether `a` is in thread t's static TLS: then the root is TLS. */
+static bool tls_of(rec_t *r, const threads_t *th, unsigned t, uintptr_t a)
+{
+    for (unsigned m = 0; m < ntls_mods; m++) {
+        uintptr_t lo = th->tp[t] + (uintptr_t)tls_mods[m].off;
+        if (a >= lo && a < lo + tls_mods[m].size) {
+            r->rootk = MS_ROOT_TLS;
+            r->thread = t;
+            r->root_pc = a - lo;
+            r->root_module = tls_mods[m].probe;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Name the roots of the blocks a root keeps directly, while the world is
+ * still stopped: a word in a thread's static TLS is TLS; a word on a stack
+ * belongs to the frame of the function whose call lies nearest below it
+ * (the return address it pushed), or the one the thread was stopped in.
+ * The threads' TLS areas are disjoint: sorted by thread pointer, a word's
+ * candidate is found by bisection.  Looking for return addresses is
+ * bounded, in all, to a few million words. */
+static void name_roots(scan_t *sc, const threads_t *th)
+{
+    static uint32_t order[MAX_THREADS + 1];
+    unsigned no = 0;
+    intptr_t lo_off = INTPTR_MAX;
+    for (unsigned m = 0; m < ntls_mods; m++) if (tls_mods[m].off < lo_off) lo_off = tls_mods[m].off;
+    for (unsigned t = 0; t < th->n && ntls_mods; t++) if (th->tp[t]) order[no++] = t;
+    for (unsigned gap = no / 2; gap; gap /= 2)                  /* shell sort by thread pointer */
+        for (unsigned i = gap; i < no; i++) {
+            uint32_t x = order[i];
+            unsigned j = i;
+            for (; j >= gap && th->tp[order[j - gap]] > th->tp[x]; j -= gap) order[j] = order[j - gap];
+            order[j] = x;
+        }
+    size_t budget = (size_t)4 << 20;
+    for (size_t i = 0; i < sc->nrecs; i++) {
+        rec_t *r = &sc->recs[i];
+        if (r->parent != NO_REC || (r->mark != M_REACHABLE && r->mark != M_POSSIBLE)) continue;
+        if (r->rootk == MS_ROOT_STACK && r->thread < th->n && th->tp[r->thread] && tls_of(r, th, r->thread, r->from))
+            continue;
+        if (r->rootk == MS_ROOT_MAPPING && no) {
+            uintptr_t key = r->from - (uintptr_t)lo_off;          /* the last thread with tp <= key */
+            unsigned a = 0, b = no;
+            while (a < b) {
+                unsigned mid = (a + b) / 2;
+                if (th->tp[order[mid]] <= key) a = mid + 1; else b = mid;
+            }
+            if (a && tls_of(r, th, order[a - 1], r->from)) continue;
+        }
+        if (r->rootk != MS_ROOT_STACK || r->thread >= th->n) continue;
+        uintptr_t sp = th->sp[r->thread], pc = th->pc[r->thread];
+        for (uintptr_t a = (r->from & ~(uintptr_t)7) - 8; a >= sp && budget; a -= 8, budget--) {
+            uintptr_t v = *(const uintptr_t *)a;
+            if (return_address(sc, v)) { pc = v - 1; break; }
+        }
+        r->root_pc = budget ? pc : 0;
+    }
 }
 
 static size_t round_pages(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1); }
@@ -615,6 +785,9 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     *cap = 0;
     *unparked = 0;
     _ms_busy++;
+    uintptr_t my_tp = _ms_thread_pointer();
+    ntls_mods = 0;
+    if (my_tp) dl_iterate_phdr(find_tls, (void *)my_tp);     /* before the loader may be stopped */
     int gc_held = gc_scan_lock(1000);        /* the collector's lock nests outside ours */
     _ms_lock_all();
     ms_parked_t pk;
@@ -633,39 +806,59 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     _ms_huge_each_locked(count_huge, &nhuge);
     sc.cap = live + nhuge;
     sc.recs = scratch(&sc, sc.cap * sizeof(rec_t));
-    sc.stack_cap = sc.cap + 1;
-    sc.stack = scratch(&sc, sc.stack_cap * sizeof(uint32_t));
+    sc.qcap = sc.cap + 1;
+    sc.queue = scratch(&sc, sc.qcap * sizeof(uint32_t));
+    sc.cur = NO_REC;
+    sc.ex_cap = 4096;
+    sc.ex = scratch(&sc, sc.ex_cap * sizeof(ms_range_t));
     sc.huge = scratch(&sc, (nhuge + 1) * sizeof(rec_t *));
     ms_leak_item_t *items = scratch(&sc, (sc.cap + 1) * sizeof(ms_leak_item_t));
     map_ent *maps = scratch(&sc, MAX_MAPS * sizeof(map_ent));
     sc.rd_cap = MAX_MAPS;
     sc.rd = scratch(&sc, sc.rd_cap * sizeof(ms_range_t));
     size_t nitems = 0;
-    if (sc.recs && sc.stack && sc.huge && items && maps && sc.rd) {
+    if (sc.recs && sc.queue && sc.ex && sc.huge && items && maps && sc.rd) {
         _ms_segment_each_span_locked(add_span, &sc);
         _ms_huge_each_locked(add_huge, &sc);
         sort_huge(sc.huge, sc.nhuge);
         sort_ranges(sc.excl, sc.nexcl);
-        static uintptr_t sps[MAX_THREADS + 1];
+        /* The threads: [0] the caller, then the parked ones. */
+        static uintptr_t sps[MAX_THREADS + 1], pcs[MAX_THREADS + 1], tps[MAX_THREADS + 1];
+        static int tids[MAX_THREADS + 1];
         unsigned nsps = 0;
+        tids[0] = _ms_os_gettid();
+        pcs[0] = self && self->pc ? self->pc - 1 : 0;   /* a return address */
+        tps[0] = self ? my_tp : 0;
         sps[nsps++] = self ? self->sp : UINTPTR_MAX;   /* NULL: one of memshim's threads */
         unsigned parked = pk.n < MAX_THREADS ? pk.n : MAX_THREADS;
-        for (unsigned i = 0; i < parked; i++) sps[nsps++] = pk.sp[i];
+        for (unsigned i = 0; i < parked; i++) {
+            tids[nsps] = pk.tid[i];
+            pcs[nsps] = pk.pc[i];
+            tps[nsps] = pk.tp[i];
+            sps[nsps++] = pk.sp[i];
+        }
         size_t nmaps = read_maps(&sc, maps, MAX_MAPS, sps, nsps, *unparked == 0);
-        if (self)
-            scan_words(&sc, (uintptr_t)self->regs, (uintptr_t)(self->regs + self->nregs),
-                       M_REACHABLE, UINT32_MAX);
-        for (unsigned i = 0; i < parked; i++)
-            scan_words(&sc, (uintptr_t)pk.regs[i], (uintptr_t)(pk.regs[i] + MS_SCAN_REGS),
-                       M_REACHABLE, UINT32_MAX);
-        if (gc_held) gc_strong_refs_locked(strong_ref, &sc);
-        drain(&sc, UINT32_MAX);
         /* Blocks made for memshim (by libunwind, libdw, the loader loading
          * them) are never reported, and never roots: libdw keeps the
          * addresses of the process's mappings, a huge block's among them. */
         for (size_t i = 0; i < sc.nrecs; i++)
             if (sc.recs[i].internal) sc.recs[i].mark = M_REACHABLE;
+        /* Every root, then the blocks breadth first. */
+        sc.rootk = MS_ROOT_REGS;
+        sc.thread = 0;
+        if (self)
+            scan_words(&sc, (uintptr_t)self->regs, (uintptr_t)(self->regs + self->nregs),
+                       M_REACHABLE, UINT32_MAX);
+        for (unsigned i = 0; i < parked; i++) {
+            sc.thread = i + 1;
+            scan_words(&sc, (uintptr_t)pk.regs[i], (uintptr_t)(pk.regs[i] + MS_SCAN_REGS),
+                       M_REACHABLE, UINT32_MAX);
+        }
+        if (gc_held) gc_strong_refs_locked(strong_ref, &sc);
         scan_roots(&sc, maps, nmaps, sps, nsps);
+        drain(&sc, UINT32_MAX);
+        threads_t th = { sps, pcs, tps, nsps };
+        if (_ms_opt.why_depth) name_roots(&sc, &th);
 
         for (size_t i = 0; i < sc.nrecs; i++) {       /* the cliques of lost blocks */
             if (sc.recs[i].mark != M_UNREACHED) continue;
@@ -677,8 +870,17 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
             rec_t *r = &sc.recs[i];
             ms_meta_t *m = _ms_meta_of((void *)r->addr);
             if (m) m->free_stack = 0;         /* it held the record index */
+            r->item = r->internal ? NO_REC : (uint32_t)nitems;
             if (r->internal) continue;
             ms_leak_item_t *it = &items[nitems++];
+            it->from = r->mark == M_DEFINITE ? 0 : r->from;
+            it->parent = r->parent;           /* a record index until the pass below */
+            it->into = r->into;
+            it->root = r->parent == NO_REC ? r->rootk : MS_ROOT_NONE;
+            it->root_tid = r->thread < nsps ? (uint32_t)tids[r->thread] : 0;
+            it->root_pc = r->root_pc;
+            it->root_module = r->root_module;
+            it->objoff = r->gclinks ? (uint16_t)((r->gclinks - 1) * 16 + GC_BLOCK_HEADER) : 0;
             it->addr = r->addr;
             it->size = r->size;
             it->stack = r->stack;
@@ -690,13 +892,20 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
                      : r->mark == M_INDIRECT ? MS_KIND_INDIRECT
                      : r->mark == M_POSSIBLE ? MS_KIND_POSSIBLE : MS_KIND_REACHABLE;
         }
+        for (size_t k = 0; k < nitems; k++) {           /* parents as item indices */
+            ms_leak_item_t *it = &items[k];
+            if (it->parent == NO_REC) { it->parent = MS_WHY_ROOT; continue; }
+            it->parent = sc.recs[it->parent].item;
+            if (it->parent == NO_REC) { it->parent = MS_WHY_ROOT; it->root = MS_ROOT_NONE; }
+        }
     }
     _ms_unpark_world();
     _ms_unlock_all(false);
     if (gc_held) gc_scan_unlock();
     _ms_busy--;
     if (sc.recs) _ms_os_unmap(sc.recs, round_pages(sc.cap * sizeof(rec_t)));
-    if (sc.stack) _ms_os_unmap(sc.stack, round_pages(sc.stack_cap * sizeof(uint32_t)));
+    if (sc.queue) _ms_os_unmap(sc.queue, round_pages(sc.qcap * sizeof(uint32_t)));
+    if (sc.ex) _ms_os_unmap(sc.ex, round_pages(sc.ex_cap * sizeof(ms_range_t)));
     if (sc.huge) _ms_os_unmap(sc.huge, round_pages((nhuge + 1) * sizeof(rec_t *)));
     if (maps) _ms_os_unmap(maps, round_pages(MAX_MAPS * sizeof(map_ent)));
     if (sc.rd) _ms_os_unmap(sc.rd, round_pages(sc.rd_cap * sizeof(ms_range_t)));

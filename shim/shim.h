@@ -255,6 +255,16 @@ MS_HIDDEN const char *_ms_dealloc_name(unsigned how);   /* "operator delete[]", 
 MS_HIDDEN void   _ms_mismatch(const void *p, const ms_meta_t *m, const char *released_by);
 
 /* ---- scan.c, report.c, leak.c: leak detection and reports --------------- */
+/* Where the pointer that keeps a block alive was found, when it is in no
+ * block (retention paths: report.c names it). */
+enum { MS_ROOT_NONE,       /* nothing keeps it (lost), or it is in a block */
+       MS_ROOT_MAPPING,    /* a mapping: a module's data or bss, or anonymous memory */
+       MS_ROOT_STACK,      /* a thread's live stack */
+       MS_ROOT_REGS,       /* a thread's registers */
+       MS_ROOT_TLS,        /* a thread's static thread-local storage */
+       MS_ROOT_GC,         /* a collector root (memshim_root_add) */
+       MS_ROOT_GARBAGE };  /* the collector's garbage list (MEMSHIM_DEBUG_SAVEALL) */
+#define MS_WHY_ROOT UINT32_MAX  /* ms_leak_item_t.parent of a block held from a root */
 typedef struct ms_leak_item_s {
     uintptr_t addr;
     uint64_t  size;        /* requested bytes */
@@ -262,8 +272,19 @@ typedef struct ms_leak_item_s {
     uint32_t  stack;
     uint8_t   kind;        /* MS_KIND_* */
     uint8_t   sampled;
-    const char *gctype;    /* a collector object: its type's name (program memory), else NULL */
     uint8_t   inherited;   /* a forked child: allocated by the parent before fork() */
+    uint8_t   root;        /* parent == MS_WHY_ROOT: MS_ROOT_* of `from` */
+    const char *gctype;    /* a collector object: its type's name (program memory), else NULL */
+    /* Retention path (reachable and possibly lost blocks): the pointer that
+     * keeps it, found breadth first, so the chain to a root is shortest. */
+    uintptr_t from;        /* the address of that pointer (0: none) */
+    uint32_t  parent;      /* the item whose block holds `from`, or MS_WHY_ROOT */
+    uint32_t  into;        /* where in this block that pointer points, if not at its start */
+    uint16_t  objoff;      /* a collector object: where the object starts in its block */
+    uint32_t  root_tid;    /* STACK, REGS, TLS: the thread */
+    uintptr_t root_pc;     /* STACK: code in the function whose frame holds `from` (0: unknown);
+                              TLS: the offset of `from` in its module's TLS block */
+    uintptr_t root_module; /* TLS: an address in the module whose variable it is */
 } ms_leak_item_t;
 /* Where the thread asking for a scan has its live stack: the stack pointer
  * at which the program called exit() or memshim_leak_check(), and the
@@ -271,11 +292,23 @@ typedef struct ms_leak_item_s {
 #define MS_SCAN_REGS 32
 typedef struct ms_scan_self_s {
     uintptr_t sp;
+    uintptr_t pc;          /* code of the frame at sp (retention paths), 0 if unknown */
     uintptr_t regs[MS_SCAN_REGS];
     unsigned  nregs;
 } ms_scan_self_t;
 MS_HIDDEN size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked,
                                 const ms_scan_self_t *self);
+MS_HIDDEN int    _ms_why(const void *ptr, int fd, const ms_scan_self_t *self); /* report.c: memshim_why */
+static inline uintptr_t _ms_thread_pointer(void)
+{
+    uintptr_t tp = 0;
+#if defined(__x86_64__)
+    __asm__("mov %%fs:0, %0" : "=r"(tp));
+#elif defined(__aarch64__)
+    __asm__("mrs %0, tpidr_el0" : "=r"(tp));
+#endif
+    return tp;
+}
 MS_HIDDEN void   _ms_scan_init(void);                 /* constructor: memshim's data ranges */
 MS_HIDDEN bool   _ms_unwind_exit_frame(ms_scan_self_t *self); /* unwind.c: the program's frame under exit() */
 MS_HIDDEN void   _ms_internal_threads_forget(void);   /* fork child */
@@ -303,6 +336,12 @@ typedef struct ms_frame_s {
 } ms_frame_t;
 MS_HIDDEN void   _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full);
 MS_HIDDEN void   _ms_symbolize_refresh(void);
+/* A data address: the symbol holding it and the offset in it (NULL if none
+ * is known), and its module.  A TLS offset of the module holding `probe`:
+ * the thread-local variable there. */
+MS_HIDDEN void   _ms_symbolize_data(uintptr_t addr, const char **sym, uintptr_t *off, const char **module);
+MS_HIDDEN void   _ms_symbolize_tls(uintptr_t probe, uintptr_t tls_off, const char **sym, uintptr_t *off,
+                                   const char **module);
 /* modules.c, symbolize.c, stacks.c: stacks through unloaded libraries */
 #define MS_IP_TAG_SHIFT 48                /* retired addresses: tag in bits 48.. */
 #define MS_IP_MASK      (((uintptr_t)1 << MS_IP_TAG_SHIFT) - 1)
@@ -329,6 +368,9 @@ typedef struct ms_parked_s {
     unsigned         missed;      /* threads that could not be stopped */
     const uintptr_t *sp;          /* [n]: where each one's live stack starts */
     const uintptr_t (*regs)[MS_SCAN_REGS];  /* [n]: its general registers */
+    const int       *tid;         /* [n]: its thread id */
+    const uintptr_t *pc;          /* [n]: where it was stopped */
+    const uintptr_t *tp;          /* [n]: its thread pointer, 0 if unknown (its static TLS) */
     ms_range_t       own;         /* memory of the stopping itself (the tracer's stack): no root */
 } ms_parked_t;
 MS_HIDDEN void   _ms_park_world(ms_parked_t *out);      /* allocator locks held */
@@ -358,6 +400,7 @@ typedef struct ms_options_s {
     uint64_t      sample;        /* MEMSHIM_SAMPLE: mean bytes between samples, 0 = all */
     int           report_signal; /* MEMSHIM_REPORT_SIGNAL, 0 = none */
     int           gen_suppressions; /* MEMSHIM_GEN_SUPPRESSIONS */
+    unsigned      why_depth;     /* MEMSHIM_WHY_DEPTH: blocks shown per retention path, 0 = none */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */

@@ -33,6 +33,11 @@ static const char *(*p_lineinfo)(Dwfl_Line *, Dwarf_Addr *, int *, int *, Dwarf_
 static const char *(*p_modinfo)(Dwfl_Module *, void ***, Dwarf_Addr *, Dwarf_Addr *, Dwarf_Addr *,
                                 Dwarf_Addr *, const char **, const char **);
 static char *(*p_demangle)(const char *, char *, size_t *, int *);
+static const char *(*p_addrinfo)(Dwfl_Module *, GElf_Addr, GElf_Off *, GElf_Sym *, GElf_Word *, Elf **,
+                                 Dwarf_Addr *);
+static int (*p_getsymtab)(Dwfl_Module *);
+static const char *(*p_getsym_info)(Dwfl_Module *, int, GElf_Sym *, GElf_Addr *, GElf_Word *, Elf **,
+                                    Dwarf_Addr *);
 
 typedef struct { uintptr_t ip; ms_frame_t f; } sym_ent;
 static sym_ent *cache;
@@ -87,6 +92,9 @@ static void load_libdw(void)
     p_getsrc = dlsym(h, "dwfl_module_getsrc");
     p_lineinfo = dlsym(h, "dwfl_lineinfo");
     p_modinfo = dlsym(h, "dwfl_module_info");
+    p_addrinfo = dlsym(h, "dwfl_module_addrinfo");
+    p_getsymtab = dlsym(h, "dwfl_module_getsymtab");
+    p_getsym_info = dlsym(h, "dwfl_module_getsym_info");
     if (!begin || !proc_report || !report_end || !p_report_begin || !cb.find_elf || !cb.find_debuginfo ||
         !p_addrmodule || !p_addrname || !p_getsrc || !p_lineinfo || !p_modinfo)
         return;
@@ -261,4 +269,72 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, bool full)
         e->ip = ip;
         e->f = *f;
     }
+}
+
+/* ---- data addresses: the roots of retention paths ------------------------------ */
+
+static const char *module_of_locked(Dwfl_Module *mod)
+{
+    const char *mainfile = NULL;
+    const char *modname = p_modinfo(mod, NULL, NULL, NULL, NULL, NULL, &mainfile, NULL);
+    return mainfile ? mainfile : modname;
+}
+
+void _ms_symbolize_data(uintptr_t addr, const char **sym, uintptr_t *off, const char **module)
+{
+    int saved = errno;
+    *sym = NULL;
+    *off = 0;
+    *module = NULL;
+    _ms_busy++;
+    pthread_mutex_lock(&sym_lock);
+    if (!tried) load_libdw();
+    Dwfl_Module *mod = dwfl ? p_addrmodule(dwfl, addr) : NULL;
+    if (mod) {
+        *module = module_of_locked(mod);
+        GElf_Off o = 0;
+        GElf_Sym es;
+        const char *name = p_addrinfo ? p_addrinfo(mod, addr, &o, &es, NULL, NULL, NULL) : NULL;
+        if (name && (es.st_size == 0 || o < es.st_size)) { *sym = demangle(name); *off = o; }
+    }
+    if (!*module) {
+        Dl_info di;
+        if (dladdr((void *)addr, &di)) *module = di.dli_fname;
+    }
+    pthread_mutex_unlock(&sym_lock);
+    _ms_busy--;
+    errno = saved;
+}
+
+void _ms_symbolize_tls(uintptr_t probe, uintptr_t tls_off, const char **sym, uintptr_t *off, const char **module)
+{
+    int saved = errno;
+    *sym = NULL;
+    *off = 0;
+    *module = NULL;
+    _ms_busy++;
+    pthread_mutex_lock(&sym_lock);
+    if (!tried) load_libdw();
+    Dwfl_Module *mod = dwfl && probe ? p_addrmodule(dwfl, probe) : NULL;
+    if (mod) {
+        *module = module_of_locked(mod);
+        int n = p_getsymtab && p_getsym_info ? p_getsymtab(mod) : -1;
+        for (int i = 1; i < n; i++) {
+            GElf_Sym es;
+            const char *name = p_getsym_info(mod, i, &es, NULL, NULL, NULL, NULL);
+            if (!name || GELF_ST_TYPE(es.st_info) != STT_TLS) continue;
+            if (tls_off >= es.st_value && tls_off < es.st_value + (es.st_size ? es.st_size : 1)) {
+                *sym = demangle(name);
+                *off = tls_off - es.st_value;
+                break;
+            }
+        }
+    }
+    if (!*module && probe) {
+        Dl_info di;
+        if (dladdr((void *)probe, &di)) *module = di.dli_fname;
+    }
+    pthread_mutex_unlock(&sym_lock);
+    _ms_busy--;
+    errno = saved;
 }

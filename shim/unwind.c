@@ -233,6 +233,7 @@ bool _ms_unwind_exit_frame(ms_scan_self_t *self)
             unw_word_t ip = 0, sp = 0;
             if (get_reg(&cur, UNW_REG_IP, &ip) < 0 || get_reg(&cur, UNW_REG_SP, &sp) < 0) break;
             self->sp = sp;
+            self->pc = ip;
             ok = true;
             const void *base = ip && dladdr((void *)(ip - 1), &di) ? di.dli_fbase : NULL;
             bool exit_path = (ip >= self_lo && ip < self_hi) || (base && (base == libc || base == ldso));

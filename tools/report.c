@@ -18,12 +18,34 @@ typedef struct {
     long long   line;                            /* 0 when absent */
 } frame_t;
 
+/* A retention path ("why"): a root, the blocks from it, the record's block. */
+typedef struct {
+    const char *addr, *type;
+    uint64_t    size;
+    long long   offset, into;                    /* into: 0 when absent */
+    frame_t     site;                            /* its allocation site; function/ip may be NULL */
+} hop_t;
+
+typedef struct {
+    bool        present;
+    bool        rooted;                          /* false: "root": null (too far to follow) */
+    const char *kind, *addr, *symbol, *module, *function, *file;
+    long long   offset, line, thread;            /* thread -1 when absent */
+    hop_t      *hops;
+    size_t      nhops;
+    uint64_t    more;
+    const char *block;
+    uint64_t    block_size;
+    long long   block_into;
+} why_t;
+
 typedef struct {
     const char *kind;
     uint64_t    blocks, bytes;
     size_t      nframes;
     frame_t    *frames;                          /* [0] is where it was allocated */
     size_t      order;                           /* position in the file */
+    why_t       why;
 } leak_t;
 
 typedef struct {
@@ -121,6 +143,75 @@ static bool parse_frame(json_t *f, const char *where, frame_t *out)
     return true;
 }
 
+static bool get_int(json_t *obj, const char *key, const char *where, long long dflt, long long *out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = dflt;
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_integer(v)) return fail("%s.%s: expected an integer", where, key);
+    *out = json_integer_value(v);
+    return true;
+}
+
+/* A record's "why" (memshim(7)): absent, or checked field by field. */
+static bool parse_why(json_t *w, const char *where, why_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->thread = -1;
+    if (!w || json_is_null(w)) return true;
+    char at[160];
+    snprintf(at, sizeof at, "%s.why", where);
+    if (!json_is_object(w)) return fail("%s: expected an object", at);
+    o->present = true;
+    json_t *root = json_object_get(w, "root");
+    if (root && !json_is_null(root)) {
+        char rw[192];
+        snprintf(rw, sizeof rw, "%s.root", at);
+        if (!json_is_object(root)) return fail("%s: expected an object or null", rw);
+        o->rooted = true;
+        if (!get_string(root, "kind", rw, true, &o->kind) || !get_string(root, "addr", rw, false, &o->addr) ||
+            !get_string(root, "symbol", rw, false, &o->symbol) ||
+            !get_string(root, "module", rw, false, &o->module) ||
+            !get_string(root, "function", rw, false, &o->function) ||
+            !get_string(root, "file", rw, false, &o->file) || !get_int(root, "offset", rw, 0, &o->offset) ||
+            !get_int(root, "line", rw, 0, &o->line) || !get_int(root, "thread", rw, -1, &o->thread))
+            return false;
+    }
+    json_t *hops = json_object_get(w, "hops");
+    if (hops && !json_is_null(hops)) {
+        if (!json_is_array(hops)) return fail("%s.hops: expected an array", at);
+        o->nhops = json_array_size(hops);
+        o->hops = calloc(o->nhops ? o->nhops : 1, sizeof *o->hops);
+        if (!o->hops) return fail("out of memory");
+        for (size_t k = 0; k < o->nhops; k++) {
+            char hw[192];
+            snprintf(hw, sizeof hw, "%s.hops[%zu]", at, k);
+            json_t *h = json_array_get(hops, k);
+            hop_t *x = &o->hops[k];
+            if (!json_is_object(h)) return fail("%s: expected an object", hw);
+            long long ln = 0;
+            if (!get_string(h, "addr", hw, true, &x->addr) || !get_count(h, "size", hw, false, &x->size) ||
+                !get_int(h, "offset", hw, 0, &x->offset) || !get_int(h, "into", hw, 0, &x->into) ||
+                !get_string(h, "type", hw, false, &x->type) ||
+                !get_string(h, "function", hw, false, &x->site.function) ||
+                !get_string(h, "file", hw, false, &x->site.file) ||
+                !get_string(h, "module", hw, false, &x->site.module) || !get_int(h, "line", hw, 0, &ln))
+                return false;
+            x->site.line = ln;
+        }
+    }
+    if (!get_count(w, "more", at, false, &o->more)) return false;
+    json_t *block = json_object_get(w, "block");
+    if (block && !json_is_null(block)) {
+        char bw[192];
+        snprintf(bw, sizeof bw, "%s.block", at);
+        if (!json_is_object(block)) return fail("%s: expected an object", bw);
+        if (!get_string(block, "addr", bw, true, &o->block) || !get_count(block, "size", bw, false, &o->block_size) ||
+            !get_int(block, "into", bw, 0, &o->block_into)) return false;
+    }
+    return true;
+}
+
 static bool parse_report(report_t *r)
 {
     json_t *root = r->root;
@@ -157,6 +248,7 @@ static bool parse_report(report_t *r)
                 if (!parse_frame(json_array_get(stack, k), fw, &o->frames[k])) return false;
             }
         }
+        if (!parse_why(json_object_get(l, "why"), where, &o->why)) return false;
     }
 
     json_t *summary = json_object_get(root, "summary");
@@ -191,7 +283,7 @@ static bool parse_report(report_t *r)
 
 static void free_report(report_t *r)
 {
-    for (size_t i = 0; i < r->nleaks; i++) free(r->leaks[i].frames);
+    for (size_t i = 0; i < r->nleaks; i++) { free(r->leaks[i].frames); free(r->leaks[i].why.hops); }
     free(r->leaks);
     json_decref(r->root);
 }
@@ -288,13 +380,151 @@ static void print_totals(FILE *out, const report_t *r, const kinds_t *k)
     }
 }
 
+/* ---- retention paths: report --why ------------------------------------------- */
+
+static void print_site(FILE *out, const frame_t *f)
+{
+    if (!f->function && !f->file && !f->module) { fputs("no stack recorded", out); return; }
+    fputs(f->function ? f->function : "???", out);
+    if (f->file) fprintf(out, " (%s:%lld)", base_name(f->file), f->line);
+    else if (f->module) fprintf(out, " (in %s)", f->module);
+}
+
+static void print_root(FILE *out, const why_t *w)
+{
+    const char *k = w->kind;
+    if (strcmp(k, "global") == 0) {
+        if (w->symbol) {
+            fprintf(out, "global %s", w->symbol);
+            if (w->offset) fprintf(out, "+%lld", w->offset);
+            fprintf(out, " in %s", w->module ? w->module : "?");
+        } else fprintf(out, "data of %s at %s", w->module ? w->module : "?", w->addr ? w->addr : "?");
+    } else if (strcmp(k, "memory") == 0) fprintf(out, "anonymous memory at %s", w->addr ? w->addr : "?");
+    else if (strcmp(k, "stack") == 0) {
+        fprintf(out, "thread %lld's stack", w->thread);
+        if (w->function) {
+            fprintf(out, " in %s", w->function);
+            if (w->file) fprintf(out, " (%s:%lld)", base_name(w->file), w->line);
+        }
+    } else if (strcmp(k, "registers") == 0) fprintf(out, "thread %lld's registers", w->thread);
+    else if (strcmp(k, "tls") == 0) {
+        fprintf(out, "thread %lld's thread-local ", w->thread);
+        if (w->symbol) {
+            fputs(w->symbol, out);
+            if (w->offset) fprintf(out, "+%lld", w->offset);
+        } else fputs("storage", out);
+        if (w->module) fprintf(out, " in %s", w->module);
+    } else if (strcmp(k, "collector_root") == 0) fputs("a collector root (memshim_root_add)", out);
+    else if (strcmp(k, "garbage") == 0) fputs("the collector's garbage list (MEMSHIM_DEBUG_SAVEALL)", out);
+    else if (strcmp(k, "memshim") == 0) fputs("memshim's own memory", out);
+    else fprintf(out, "a root of kind %s", k);
+}
+
+static void print_why(FILE *out, const why_t *w)
+{
+    if (!w->rooted) {
+        fprintf(out, "  kept alive through more than %llu blocks: the root is not followed\n",
+                (unsigned long long)w->more);
+    } else {
+        fputs("  kept alive by: ", out);
+        print_root(out, w);
+        fputc('\n', out);
+    }
+    for (size_t k = 0; k < w->nhops; k++) {
+        const hop_t *h = &w->hops[k];
+        if (w->more && k + 1 == w->nhops) fprintf(out, "    -> ... %llu more blocks\n", (unsigned long long)w->more);
+        fprintf(out, "    -> %s", h->addr);
+        if (h->into) fprintf(out, "%+lld", h->into);
+        fputs(" (", out);
+        if (h->type) fprintf(out, "%s object, ", h->type);
+        fprintf(out, "%llu bytes, allocated at ", (unsigned long long)h->size);
+        print_site(out, &h->site);
+        fprintf(out, "), pointer at offset %lld\n", h->offset);
+    }
+    if (w->block) {
+        fprintf(out, "    -> this block, %s", w->block);
+        if (w->block_into) fprintf(out, "%+lld (a pointer into its middle)", w->block_into);
+        fputc('\n', out);
+    }
+}
+
+static bool parse_addr(const char *s, uint64_t *out)
+{
+    if (!s || s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || !s[2]) return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s + 2, &end, 16);
+    if (errno || *end) return false;
+    *out = v;
+    return true;
+}
+
+/* Whether the record is asked for by --why: an address in its block or in
+ * a block of its path, or its allocation site (the first frame's function,
+ * or FILE:LINE with the file's base name). */
+static bool why_matches(const leak_t *l, const char *arg, bool is_addr, uint64_t addr)
+{
+    if (is_addr) {
+        if (!l->why.present) return false;
+        uint64_t a;
+        if (l->why.block && parse_addr(l->why.block, &a) && addr >= a && addr - a < (l->why.block_size ? l->why.block_size : 1))
+            return true;
+        for (size_t k = 0; k < l->why.nhops; k++)
+            if (parse_addr(l->why.hops[k].addr, &a) && addr >= a &&
+                addr - a < (l->why.hops[k].size ? l->why.hops[k].size : 1)) return true;
+        return false;
+    }
+    if (!l->nframes) return false;
+    const frame_t *f = &l->frames[0];
+    if (f->function && strcmp(f->function, arg) == 0) return true;
+    if (f->file) {
+        char site[1024];
+        snprintf(site, sizeof site, "%s:%lld", base_name(f->file), f->line);
+        if (strcmp(site, arg) == 0 || (strchr(arg, '/') && snprintf(site, sizeof site, "%s:%lld", f->file, f->line) > 0 &&
+                                       strcmp(site, arg) == 0)) return true;
+    }
+    return false;
+}
+
+static int report_why(const report_t *r, leak_t **sel, size_t n, const char *arg)
+{
+    uint64_t addr = 0;
+    bool is_addr = parse_addr(arg, &addr);
+    size_t found = 0;
+    char c1[32], c2[32];
+    for (size_t i = 0; i < n; i++) {
+        const leak_t *l = sel[i];
+        if (!why_matches(l, arg, is_addr, addr)) continue;
+        printf("%s%s bytes in %s blocks %s (%zu of %zu), allocated at ", found ? "\n" : "",
+               ms_commas(l->bytes, c1, sizeof c1), ms_commas(l->blocks, c2, sizeof c2), kind_title(l->kind), i + 1, n);
+        if (l->nframes) print_site(stdout, &l->frames[0]);
+        else fputs("no stack recorded", stdout);
+        fputc('\n', stdout);
+        if (l->why.present) print_why(stdout, &l->why);
+        else printf("  no retention path: %s\n",
+                    strcmp(l->kind, "still_reachable") == 0 || strcmp(l->kind, "possibly_lost") == 0
+                        ? "the report was written without them (MEMSHIM_WHY_DEPTH=0)"
+                        : "nothing outside lost blocks points to these blocks");
+        found++;
+    }
+    if (!found) {
+        ms_warn("%s: no record %s %s", r->path, is_addr ? "with a retention path through" : "allocated at", arg);
+        return 1;
+    }
+    return ferror(stdout) ? 1 : 0;
+}
+
 int cmd_report(int argc, char **argv)
 {
-    const char *file = NULL, *kind = NULL, *format = "text", *v;
+    const char *file = NULL, *kind = NULL, *format = "text", *why = NULL, *v;
     uint64_t top = UINT64_MAX;
     for (int i = 1; i < argc; i++) {
         if ((v = ms_opt_value(argc, argv, &i, "--kind"))) kind = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--format"))) format = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--why"))) {
+            if (!*v) ms_usage_error("report --why: expected an address (0x...) or an allocating function");
+            why = v;
+        }
         else if ((v = ms_opt_value(argc, argv, &i, "--top"))) {
             if (!ms_parse_u64(v, &top) || top == 0)
                 ms_usage_error("report --top %s: expected a positive number", v);
@@ -306,6 +536,7 @@ int cmd_report(int argc, char **argv)
     bool folded = false;
     if (strcmp(format, "folded") == 0) folded = true;
     else if (strcmp(format, "text") != 0) ms_usage_error("report --format %s: expected text or folded", format);
+    if (why && folded) ms_usage_error("report --why prints retention paths as text: no --format folded");
     kinds_t kinds;
     parse_kinds("report", kind, &kinds);
 
@@ -318,6 +549,12 @@ int cmd_report(int argc, char **argv)
     qsort(sel, n, sizeof *sel, by_bytes);
     size_t shown = n < top ? n : (size_t)top;
 
+    if (why) {
+        int rc = report_why(&r, sel, shown, why);
+        free(sel);
+        free_report(&r);
+        return rc;
+    }
     if (folded) {
         for (size_t i = 0; i < shown; i++) {
             const leak_t *l = sel[i];

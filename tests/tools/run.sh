@@ -50,7 +50,7 @@ check "memshim --version prints the header's version" t_version
 t_help() {
     run "$MS" help; expect_rc 0 || return 1
     for c in "run " "report " "diff " "stats " "top " "plot " "--report" "--format" "--stats" "--rss-log" \
-             "--sample" "--no-track" "--exitcode" "--suppress" "folded"; do has "$out" "$c" || return 1; done
+             "--sample" "--no-track" "--exitcode" "--suppress" "folded" "--why"; do has "$out" "$c" || return 1; done
     run "$MS" help run; expect_rc 0 && has "$out" "usage: memshim"
 }
 check "memshim help lists every command and run option" t_help
@@ -83,6 +83,9 @@ report --kind bogus x.json
 report --format xml x.json
 report a.json b.json
 report --bogus x.json
+report --why
+report --why= x.json
+report --why f --format folded x.json
 diff
 diff one.json
 diff a.json b.json c.json
@@ -183,6 +186,48 @@ t_report_folded() {
         [ "$out" = "main;0x7f00000123 in libevent.so;read_request 3000" ] || { echo "$out"; return 1; }
 }
 check "report --format folded: one line per stack, root first" t_report_folded
+
+# Retention paths: the why_paths fixture's JSON report, read back with --why.
+t_report_why() {
+    cc -O1 -g -I"$ROOT/include" -o "$T/why_paths" "$ROOT/tests/fixtures/why_paths.c" -lpthread -ldl || return 1
+    LD_PRELOAD=$LIB MEMSHIM_SHOW=all MEMSHIM_REPORT_FORMAT=json MEMSHIM_REPORT="$T/why.json" "$T/why_paths" > "$T/why.out" ||
+        { echo "the fixture failed"; return 1; }
+    local c1 c2 c3 c4 c5 want
+    read -r _ c1 c2 c3 c4 c5 < <(grep '^chain ' "$T/why.out")
+    want="48 bytes in 1 blocks still reachable (* of *), allocated at chain_tail (why_paths.c:*)
+  kept alive by: global why_chain in $T/why_paths
+    -> $c1 (48 bytes, allocated at chain_link (why_paths.c:*)), pointer at offset 8
+    -> $c2 (48 bytes, allocated at chain_link (why_paths.c:*)), pointer at offset 8
+    -> $c3 (48 bytes, allocated at chain_link (why_paths.c:*)), pointer at offset 8
+    -> $c4 (48 bytes, allocated at chain_link (why_paths.c:*)), pointer at offset 8
+    -> this block, $c5"
+    run "$MS" report "$T/why.json" --why chain_tail; expect_rc 0 || return 1
+    # shellcheck disable=SC2053  # the wanted text is a pattern
+    [[ $out == $want ]] || { echo "got:"; echo "$out"; echo "want:"; echo "$want"; return 1; }
+    run "$MS" report "$T/why.json" --why "$c3"; expect_rc 0 || return 1          # a block on the way
+    [[ $out == $want ]] || { echo "--why $c3 got:"; echo "$out"; return 1; }
+    run "$MS" report "$T/why.json" --why why_paths.c:"$(sed -n 's/.*chain_tail (why_paths.c:\([0-9]*\)).*/\1/p' <<<"$out" | head -n 1)"
+    expect_rc 0 && has "$out" "kept alive by: global why_chain" || return 1
+    run "$MS" report "$T/why.json" --why alloc_on_stack; expect_rc 0 || return 1
+    has "$out" "kept alive by: thread $(awk '/^thread /{print $3}' "$T/why.out")'s stack in holder (why_paths.c:" || return 1
+    run "$MS" report "$T/why.json" --why alloc_tls; expect_rc 0 && has "$out" "'s thread-local why_tls in $T/why_paths" || return 1
+    run "$MS" report "$T/why.json" --why alloc_plain; expect_rc 0 || return 1
+    has "$out" "  kept alive by: a collector root (memshim_root_add)
+    -> $(awk '/^rooted /{print $2}' "$T/why.out") (Holder object, " || return 1
+    run "$MS" report "$T/why.json" --why alloc_lost; expect_rc 0 &&
+        has "$out" "  no retention path: nothing outside lost blocks points to these blocks" || return 1
+    run "$MS" report "$T/why.json" --why 0x10; expect_rc 1 && one_line_err && has "$err" "no record with a retention path through 0x10" || return 1
+    run "$MS" report "$T/why.json" --why no_such_function; expect_rc 1 && one_line_err || return 1
+    # a malformed "why": one line naming the field
+    "$PY" - "$T/why.json" "$T/badwhy.json" <<'PYEOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+next(l for l in d["leaks"] if "why" in l)["why"]["hops"] = [{"addr": 5}]
+json.dump(d, open(sys.argv[2], "w"))
+PYEOF
+    run "$MS" report "$T/badwhy.json" --why chain_tail; expect_rc 1 && one_line_err && has "$err" ".why.hops[0].addr: expected a string"
+}
+check "report --why: the retention paths of the JSON report, by allocating function, FILE:LINE or address" t_report_why
 
 malformed_case() {   # malformed_case NAME CONTENT EXPECTED-TEXT
     printf '%s' "$2" >"$T/bad-$1.json"
