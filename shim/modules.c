@@ -51,10 +51,12 @@ int _ms_dlclose(void *handle)
     if (!real) real = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
     if (!real) return -1;
     int saved = errno;
-    static module_t m;                    /* one dlclose at a time: the loader serializes them */
+    static module_t m;                    /* one watched dlclose at a time */
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static __thread int nested;           /* a destructor run by dlclose closing another library */
     struct link_map *lm = NULL;
-    bool watch = _ms_track_on && !_ms_busy && handle && dlinfo(handle, RTLD_DI_LINKMAP, &lm) == 0 &&
+    bool watch = _ms_track_on && !_ms_busy && !nested && handle &&
+                 dlinfo(handle, RTLD_DI_LINKMAP, &lm) == 0 &&
                  lm && lm->l_name && lm->l_name[0] && strlen(lm->l_name) < sizeof m.name;
     uintptr_t tag = 0;
     if (watch) {
@@ -67,7 +69,9 @@ int _ms_dlclose(void *handle)
         if (!tag) pthread_mutex_unlock(&lock);
     }
     errno = saved;
+    nested++;
     int rc = real(handle);
+    nested--;
     if (tag) {
         saved = errno;
         m.found = false;

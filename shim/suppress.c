@@ -399,6 +399,13 @@ static bool entry_matches(const ms_supp_t *e, const ms_frame_t *fr, unsigned nf,
  * the suppression that took it counts its blocks and bytes. */
 bool _ms_supp_match(ms_supps_t *s, uint32_t stack, unsigned kind, const char *gctype, double blocks, double bytes)
 {
+    /* Symbolizing a stack is the cost: only when some suppression may take
+     * this kind (still-reachable records, most of a big program's, only
+     * through a valgrind block that names them). */
+    bool any = false;
+    for (unsigned i = 0; i < NBUILTIN && !any; i++) any = builtin[i].kinds >> kind & 1;
+    for (unsigned i = 0; s && i < s->n && !any; i++) any = s->s[i].kinds >> kind & 1;
+    if (!any) return false;
     const uintptr_t *ip;
     unsigned nf = _ms_stack_get(stack, &ip);
     ms_frame_t fr[MS_MAX_STACK];

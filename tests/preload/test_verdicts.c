@@ -193,3 +193,23 @@ Test(verdicts, a_pointer_held_only_in_another_threads_register, .timeout = 120)
     cr_expect(strstr(r.out, "during=0 after=1"), "%s", r.out);
     run_free(&r);
 }
+
+/* A plugin's destructor unloads another plugin: dlclose within dlclose
+ * must neither deadlock nor lose names. */
+Test(verdicts, dlclose_from_a_destructor, .timeout = 120)
+{
+    char inner[4200];
+    snprintf(inner, sizeof inner, "LEAK_DL_INNER=%s", path_in_build("fixtures/libleak_dl.so"));
+    const char *env[] = { inner, NULL };
+    char *argv[] = { path_in_build("fixtures/leak_dlclose"), path_in_build("fixtures/libleak_dl.so"),
+                     path_in_build("fixtures/libleak_dl2.so"), path_in_build("fixtures/libleak_dl3.so"), NULL };
+    run_t r = run_with(true, NULL, argv, env);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %#x: %s", r.status, r.err);
+    cr_expect(strstr(r.out, "leak_dlclose done"), "%s", r.out);
+    cr_expect(strstr(r.err, "libleak3_lose (libleak_dl3.c:") && strstr(r.err, "libleak_lose (libleak_dl.c:"),
+              "%s", r.err);
+    long b, n;
+    cr_assert(text_kind(r.err, "definitely lost", &b, &n), "%s", r.err);
+    cr_expect(b == 6 && n == 330 + 198, "%ld/%ld", b, n);
+    run_free(&r);
+}
