@@ -37,13 +37,18 @@
  * the same as local ones (tcmalloc's design rather than mimalloc's).
  *
  * Locks, in the only order they are ever nested:
+ *   report lock (report.c: one leak report at a time) -> everything below
+ *   collector lock (collector/, taken by the leak scan too) -> everything below
  *   symbolizer lock (symbolize.c) -> everything below (libdw allocates and
  *     frees under it; a free may intern its stack)
  *   stack-table lock (stacks.c) -> meta lock (meta.c)
  *   class lock (one per class, pool.c) -> segment lock (segment.c) -> meta lock
  *   huge lock (huge.c), tcache-list lock (tcache.c): leaves (huge -> meta).
- * fork() takes all of them in that order (init.c) so the child finds the heap,
- * the trace table and the symbolizer (libdw's state included) consistent.
+ * fork() takes the collector's lock (its own handler, registered at load)
+ * and then the others in that order (init.c) so the child finds the heap,
+ * the trace table and the symbolizer (libdw's state included) consistent;
+ * the report lock is not taken: the child makes it anew (a report under way
+ * in another thread does not go on in the child).
  *
  * Page states:   FREE --(page_alloc)--> IN USE by a class --(last block back)--> FREE
  * A FREE page is "dirty" until purged with MADV_DONTNEED; dirty pages are
