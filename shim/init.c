@@ -42,18 +42,26 @@ void _ms_unlock_all(bool child)
  * free's stack).  The trace table's lock nests outside the allocator's (it
  * allocates from meta).  Taking them all here means no thread is inside
  * libdw, the trace table or the heap when the process forks. */
-static void fork_prepare(void) { _ms_symbolize_lock(); _ms_stack_lock(); _ms_lock_all(); }
+static void fork_prepare(void)
+{
+    _ms_loader_lock();           /* no memshim call inside dl_iterate_phdr (unwind.c) */
+    _ms_symbolize_lock();
+    _ms_stack_lock();
+    _ms_lock_all();
+}
 static void fork_parent(void)
 {
     _ms_unlock_all(false);
     _ms_stack_unlock(false);
     _ms_symbolize_unlock(false);
+    _ms_loader_unlock(false);
 }
 static void fork_child(void)
 {
     _ms_unlock_all(true);
     _ms_stack_unlock(true);
     _ms_symbolize_unlock(true);
+    _ms_loader_unlock(true);
     _ms_out_after_fork_child();
     _ms_track_after_fork_child();
     _ms_internal_threads_forget();

@@ -64,7 +64,9 @@ int _ms_dlclose(void *handle)
         memset(&m, 0, sizeof m);
         m.base = lm->l_addr;
         strcpy(m.name, lm->l_name);
+        _ms_loader_enter();
         dl_iterate_phdr(find_module, &m);
+        _ms_loader_leave();
         if (m.found && m.ncode) tag = _ms_symbolize_keep(m.name, m.code, m.ncode);
         if (!tag) pthread_mutex_unlock(&lock);
     }
@@ -75,7 +77,9 @@ int _ms_dlclose(void *handle)
     if (tag) {
         saved = errno;
         m.found = false;
+        _ms_loader_enter();
         dl_iterate_phdr(find_module, &m);
+        _ms_loader_leave();
         if (!m.found) {                    /* unloaded: its addresses retire */
             _ms_stack_retag(m.code, m.ncode, tag);
             __atomic_add_fetch(&_ms_module_epoch, 1, __ATOMIC_RELEASE);

@@ -787,7 +787,11 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     _ms_busy++;
     uintptr_t my_tp = _ms_thread_pointer();
     ntls_mods = 0;
-    if (my_tp) dl_iterate_phdr(find_tls, (void *)my_tp);     /* before the loader may be stopped */
+    if (my_tp) {                          /* before the loader may be stopped; not across a fork */
+        _ms_loader_enter();
+        dl_iterate_phdr(find_tls, (void *)my_tp);
+        _ms_loader_leave();
+    }
     int gc_held = gc_scan_lock(1000);        /* the collector's lock nests outside ours */
     _ms_lock_all();
     ms_parked_t pk;

@@ -239,6 +239,10 @@ MS_HIDDEN void   _ms_misuse_report(const char *what, const void *p, const char *
                                    const char *const *titles, const uint32_t *stacks, unsigned nstacks);
 MS_HIDDEN void   _ms_unwind_init(void);
 MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
+MS_HIDDEN void   _ms_loader_enter(void);   /* around memshim's calls that iterate loaded objects */
+MS_HIDDEN void   _ms_loader_leave(void);
+MS_HIDDEN void   _ms_loader_lock(void);    /* fork: none of them under way */
+MS_HIDDEN void   _ms_loader_unlock(bool child);
 #define MS_STACK_OOM 0xFFFFFFFFu        /* a stack not stored: memshim's memory ran out */
 MS_HIDDEN uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n);
 MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);

@@ -39,6 +39,8 @@
  * Locks, in the only order they are ever nested:
  *   report lock (report.c: one leak report at a time) -> everything below
  *   collector lock (collector/, taken by the leak scan too) -> everything below
+ *   loader guard (unwind.c: held shared around memshim's calls that iterate
+ *     the loaded objects, exclusively by fork) -> allocator locks below
  *   symbolizer lock (symbolize.c) -> everything below (libdw allocates and
  *     frees under it; a free may intern its stack)
  *   stack-table lock (stacks.c) -> meta lock (meta.c)

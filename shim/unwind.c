@@ -58,6 +58,37 @@ void _ms_unwind_init(void)
     errno = saved;
 }
 
+/* ---- the loader's lock and fork ------------------------------------------------ *
+ * glibc's dl_iterate_phdr holds the loader's write lock, which fork() does
+ * not reset in the child: a thread inside it while another thread forks
+ * leaves the child a lock nobody will release, and the child hangs at its
+ * first unwind.  Every call memshim makes that may iterate the loaded
+ * objects -- libunwind's unwinding, the scan's look-up of thread-local
+ * storage, dlclose's look-up of the module -- holds this guard shared; fork's
+ * prepare handler (init.c) takes it exclusively, so none is under way when
+ * the process forks.  Writers are preferred, so a steady stream of unwinding
+ * threads cannot hold a fork off. */
+static pthread_rwlock_t loader_guard;
+static pthread_once_t   loader_once = PTHREAD_ONCE_INIT;
+
+static void loader_guard_init(void)
+{
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&loader_guard, &a);
+    pthread_rwlockattr_destroy(&a);
+}
+
+void _ms_loader_enter(void) { pthread_once(&loader_once, loader_guard_init); pthread_rwlock_rdlock(&loader_guard); }
+void _ms_loader_leave(void) { pthread_rwlock_unlock(&loader_guard); }
+void _ms_loader_lock(void)  { pthread_once(&loader_once, loader_guard_init); pthread_rwlock_wrlock(&loader_guard); }
+void _ms_loader_unlock(bool child)
+{
+    if (child) loader_guard_init();
+    else pthread_rwlock_unlock(&loader_guard);
+}
+
 /* The caller's stack, memshim's own frames dropped, return addresses
  * moved back by one so that they name the call instruction's line. */
 unsigned _ms_unwind(uintptr_t *ip, unsigned max)
@@ -66,7 +97,9 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
     void *raw[MS_MAX_STACK + 8];
     int saved = errno;                     /* libunwind's calls may set it */
     _ms_busy++;
+    _ms_loader_enter();
     int n = p_backtrace(raw, (int)(max + 8 < MS_MAX_STACK + 8 ? max + 8 : MS_MAX_STACK + 8));
+    _ms_loader_leave();
     _ms_busy--;
     errno = saved;
     int skip = 0;
@@ -149,6 +182,7 @@ static size_t sc_hash(uintptr_t ra, uintptr_t sp)
 static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c, bool cacheable)
 {
     uintptr_t ip[MS_MAX_STACK];
+    ip[0] = 0;                                      /* read only when n > 0; says so to GCC */
     unsigned n = _ms_unwind(ip, _ms_opt.stack_depth);
     uint32_t id = _ms_stack_intern(ip, n);
     if (!cacheable || !id || !n || n > SC_DEPTH || ip[0] + 1 != site->ra) return id;
@@ -228,6 +262,7 @@ bool _ms_unwind_exit_frame(ms_scan_self_t *self)
     unw_cursor_t cur;
     bool ok = false;
     _ms_busy++;
+    _ms_loader_enter();
     if (getcontext_(&ctx) == 0 && init(&cur, &ctx) == 0) {
         for (unsigned depth = 0; depth < 512; depth++) {
             unw_word_t ip = 0, sp = 0;
@@ -248,6 +283,7 @@ bool _ms_unwind_exit_frame(ms_scan_self_t *self)
             if (step(&cur) <= 0) break;        /* outermost: nothing of the program here */
         }
     }
+    _ms_loader_leave();
     _ms_busy--;
     return ok;
 }
