@@ -122,16 +122,26 @@ void _ms_leak_at_exit(void)
     }
 }
 
+/* Where the program called us from: its stack pointer after the call, the
+ * return address, its callee-saved registers (rbp: the caller's, saved in
+ * our frame).  A macro: it must run in the exported function itself. */
+#if defined(__x86_64__)
+#define CALLER_RBP(s) ((s).regs[5] = *(const uintptr_t *)__builtin_frame_address(0))
+#else
+#define CALLER_RBP(s) ((void)0)
+#endif
+#define CALLER_FRAME(s) do {                                                        \
+        SAVE_CALLEE_SAVED((s).regs);                                                \
+        (s).nregs = NSAVED;                                                         \
+        (s).sp = (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *);        \
+        (s).pc = (uintptr_t)__builtin_return_address(0);                            \
+        CALLER_RBP(s);                                                              \
+    } while (0)
+
 MS_EXPORT MS_NOINLINE int memshim_leak_check(void)
 {
     ms_scan_self_t self;
-    SAVE_CALLEE_SAVED(self.regs);
-    self.nregs = NSAVED;
-    self.sp = (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *);   /* the caller's */
-    self.pc = (uintptr_t)__builtin_return_address(0);
-#if defined(__x86_64__)
-    self.regs[5] = *(const uintptr_t *)__builtin_frame_address(0);          /* the caller's rbp */
-#endif
+    CALLER_FRAME(self);
     if (!_ms_track_on) return -1;
     return _ms_leak_report(0, &self);
 }
@@ -141,13 +151,7 @@ MS_EXPORT MS_NOINLINE int memshim_leak_check(void)
 MS_EXPORT MS_NOINLINE int memshim_why(const void *ptr, int fd)
 {
     ms_scan_self_t self;
-    SAVE_CALLEE_SAVED(self.regs);
-    self.nregs = NSAVED;
-    self.sp = (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *);   /* the caller's */
-    self.pc = (uintptr_t)__builtin_return_address(0);
-#if defined(__x86_64__)
-    self.regs[5] = *(const uintptr_t *)__builtin_frame_address(0);          /* the caller's rbp */
-#endif
+    CALLER_FRAME(self);
     return _ms_why(ptr, fd, &self);
 }
 

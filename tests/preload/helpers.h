@@ -23,28 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <malloc.h>
+#include "runenv.h"
 
-/* In a child about to run a fixture: none of the test runner's own MEMSHIM_*
- * settings (make test sends the runner's own leak report to a file), so
- * each fixture gets exactly the settings its test gives it. */
-static inline void clear_memshim_env(void)
-{
-    extern char **environ;
-    for (int again = 1; again;) {
-        again = 0;
-        for (char **e = environ; e && *e; e++) {
-            if (strncmp(*e, "MEMSHIM_", 8) != 0 || strncmp(*e, "MEMSHIM_BUILD=", 14) == 0) continue;
-            char name[256];
-            size_t len = strcspn(*e, "=");
-            if (len >= sizeof name) continue;
-            memcpy(name, *e, len);
-            name[len] = 0;
-            unsetenv(name);
-            again = 1;
-            break;
-        }
-    }
-}
 
 
 /* The allocation functions through volatile pointers: the compiler knows

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "runenv.h"
 
 extern char **environ;
 
@@ -22,27 +23,6 @@ typedef struct {
     char *out, *err;     /* captured, NUL-terminated */
 } run_t;
 
-/* In a child about to run a fixture: none of the test runner's own MEMSHIM_*
- * settings (make test sends the runner's own leak report to a file), so
- * each fixture gets exactly the settings its test gives it. */
-static inline void clear_memshim_env(void)
-{
-    extern char **environ;
-    for (int again = 1; again;) {
-        again = 0;
-        for (char **e = environ; e && *e; e++) {
-            if (strncmp(*e, "MEMSHIM_", 8) != 0 || strncmp(*e, "MEMSHIM_BUILD=", 14) == 0) continue;
-            char name[256];
-            size_t len = strcspn(*e, "=");
-            if (len >= sizeof name) continue;
-            memcpy(name, *e, len);
-            name[len] = 0;
-            unsetenv(name);
-            again = 1;
-            break;
-        }
-    }
-}
 
 static const char *build_dir(void)
 {
