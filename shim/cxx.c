@@ -37,36 +37,15 @@ static const char *const family[] = {
     "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
 };
 
-typedef struct { uintptr_t probe, lo, hi; } own_t;
-
-/* The address range of the loaded object holding `probe`. */
-static int find_own(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    own_t *o = arg;
-    uintptr_t lo = UINTPTR_MAX, hi = 0;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD) continue;
-        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
-        if (a < lo) lo = a;
-        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
-    }
-    if (o->probe < lo || o->probe >= hi) return 0;
-    o->lo = lo;
-    o->hi = hi;
-    return 1;
-}
-
 /* Does the process use memshim's operators, or did the program (which
  * comes before memshim in the symbol search) define some of its own? */
 static bool family_is_ours(void)
 {
-    own_t own = { (uintptr_t)&_ms_cxx_init, 0, 0 };
-    if (!dl_iterate_phdr(find_own, &own)) return false;
+    ms_range_t own = _ms_self()->image;
+    if (!own.end) return false;
     for (size_t i = 0; i < sizeof family / sizeof *family; i++) {
         uintptr_t f = (uintptr_t)dlsym(RTLD_DEFAULT, family[i]);
-        if (f && (f < own.lo || f >= own.hi)) {
+        if (f && (f < own.start || f >= own.end)) {
             Dl_info di;
             if (_ms_opt.verbose)
                 _ms_message("%s is defined by %s: the program replaces operator new or delete; "

@@ -171,6 +171,16 @@ static void misuse_stack(ms_buf_t *b, const char *title, const uintptr_t *ip, un
     }
 }
 
+/* Stored stacks under their titles ("allocated at", "freed at"...). */
+static void misuse_stacks(ms_buf_t *b, const char *const *titles, const uint32_t *stacks, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        const uintptr_t *ip;
+        unsigned k = _ms_stack_get(stacks[i], &ip);
+        misuse_stack(b, titles[i], ip, k);
+    }
+}
+
 /* One heap-misuse report: "memshim: WHAT: P is IS", then, while tracking,
  * the stacks given (a title and a stack id each, 0 if none was recorded)
  * and the stack of the call now.  Without tracking there are no stacks:
@@ -192,11 +202,7 @@ void _ms_misuse_report(const char *what, const void *p, const char *is,
         _ms_bprintf(&b, "memshim: %s: %p is %s%s\n", what, p, is,
                     _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
         if (_ms_track_on) {
-            for (unsigned i = 0; i < nstacks; i++) {
-                const uintptr_t *ip;
-                unsigned n = _ms_stack_get(stacks[i], &ip);
-                misuse_stack(&b, titles[i], ip, n);
-            }
+            misuse_stacks(&b, titles, stacks, nstacks);
             misuse_stack(&b, "now at", now, nnow);
         }
         _ms_buf_flush(&b);
@@ -248,11 +254,8 @@ void _ms_corrupt_report(void)
         _ms_bprintf(&b, "memshim: write to freed block %p: its free-list link was overwritten after "
                     "free (use after free); the list is cut there and the program goes on\n",
                     corrupt[corrupt_done].blk);
-        const uintptr_t *ip;
-        unsigned k = _ms_stack_get(m->stack, &ip);
-        misuse_stack(&b, "allocated at", ip, k);
-        k = _ms_stack_get(m->free_stack, &ip);
-        misuse_stack(&b, "freed at", ip, k);
+        static const char *const titles[] = { "allocated at", "freed at" };
+        misuse_stacks(&b, titles, (const uint32_t[]){ m->stack, m->free_stack }, 2);
         _ms_buf_flush(&b);
         _ms_busy--;
     }

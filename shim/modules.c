@@ -45,6 +45,51 @@ static int find_module(struct dl_phdr_info *info, size_t size, void *arg)
     return 1;
 }
 
+/* memshim's own image, found once: its code (frames to hide from stacks),
+ * its writable data and bss, page-rounded (never roots of the scan), and
+ * its whole extent (what is defined by memshim itself). */
+static ms_self_t self;
+static pthread_once_t self_once = PTHREAD_ONCE_INIT;
+
+static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    uintptr_t probe = (uintptr_t)arg, lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD) continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if (a < lo) lo = a;
+        if (a + ph->p_memsz > hi) hi = a + ph->p_memsz;
+    }
+    if (probe < lo || probe >= hi) return 0;
+    self.image = (ms_range_t){ lo, hi };
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD) continue;
+        uintptr_t a = info->dlpi_addr + ph->p_vaddr;
+        if ((ph->p_flags & PF_X) && probe >= a && probe < a + ph->p_memsz)
+            self.code = (ms_range_t){ a, a + ph->p_memsz };
+        if ((ph->p_flags & PF_W) && self.ndata < sizeof self.data / sizeof *self.data)
+            self.data[self.ndata++] = (ms_range_t){ a & ~(uintptr_t)(MS_OS_PAGE - 1),
+                                                    (a + ph->p_memsz + MS_OS_PAGE - 1) & ~(uintptr_t)(MS_OS_PAGE - 1) };
+    }
+    return 1;
+}
+
+static void self_find(void)
+{
+    _ms_loader_enter();
+    dl_iterate_phdr(find_self, (void *)(uintptr_t)&_ms_self);
+    _ms_loader_leave();
+}
+
+const ms_self_t *_ms_self(void)
+{
+    pthread_once(&self_once, self_find);
+    return &self;
+}
+
 int _ms_dlclose(void *handle)
 {
     static int (*real)(void *);

@@ -99,10 +99,7 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
         unsigned before = got;
         while (got < want && pg->free) {             /* recycled blocks first */
             ms_block_t *b = pg->free;
-            if (_ms_track_on && !_ms_link_ok(b, cls)) {  /* written after free: cut */
-                _ms_corrupt_note(b);
-                b->next = NULL;
-            }
+            _ms_link_checked(b, cls);                   /* written after free: cut */
             pg->free = b->next;
             if (t) t->next = b; else h = b;
             t = b;
@@ -134,10 +131,7 @@ void _ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
     unsigned given = 0;
     pthread_mutex_lock(&c->lock);
     for (; given < n && b; given++) {
-        if (_ms_track_on && !_ms_link_ok(b, cls)) {       /* written after free: cut */
-            _ms_corrupt_note(b);
-            b->next = NULL;
-        }
+        _ms_link_checked(b, cls);                         /* written after free: cut */
         ms_block_t *next = b->next;
         ms_segment_t *s = (ms_segment_t *)((uintptr_t)b & ~(uintptr_t)MS_SEGMENT_MASK);
         ms_page_t *pg = _ms_page_of(s, b);

@@ -224,18 +224,32 @@ static bool why_walk(const ms_leak_item_t *items, size_t i, uint32_t *path, unsi
     return items[cur].from != 0;
 }
 
-static const char *base_name(const char *p);
 
-/* The first frame of a block's allocation stack, as "function (file:line)". */
+/* A frame's place, the one way each format writes it: text
+ * "function (file:line)" or "function (in module+0xoffset)"; JSON members
+ * "function", "file" and "line", "module", each where known. */
+static void frame_text(ms_buf_t *b, const ms_frame_t *f)
+{
+    _ms_bprintf(b, "%s", f->function ? f->function : "???");
+    if (f->file) _ms_bprintf(b, " (%s:%d)", _ms_base_name(f->file), f->line);
+    else if (f->module) _ms_bprintf(b, " (in %s+0x%lx)", f->module, (unsigned long)f->offset);
+}
+
+static void frame_json(ms_buf_t *b, const ms_frame_t *f)
+{
+    if (f->function) { _ms_bprintf(b, ", \"function\": "); _ms_json_str(b, f->function); }
+    if (f->file) { _ms_bprintf(b, ", \"file\": "); _ms_json_str(b, f->file); _ms_bprintf(b, ", \"line\": %d", f->line); }
+    if (f->module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, f->module); }
+}
+
+/* The first frame of a block's allocation stack. */
 static void site_text(ms_buf_t *b, uint32_t stack)
 {
     const uintptr_t *ip;
     if (!_ms_stack_get(stack, &ip)) { _ms_bprintf(b, "no stack recorded"); return; }
     ms_frame_t f;
     _ms_symbolize(ip[0], &f, true);
-    _ms_bprintf(b, "%s", f.function ? f.function : "???");
-    if (f.file) _ms_bprintf(b, " (%s:%d)", base_name(f.file), f.line);
-    else if (f.module) _ms_bprintf(b, " (in %s+0x%lx)", f.module, (unsigned long)f.offset);
+    frame_text(b, &f);
 }
 
 static void site_json(ms_buf_t *b, uint32_t stack)
@@ -244,9 +258,7 @@ static void site_json(ms_buf_t *b, uint32_t stack)
     if (!_ms_stack_get(stack, &ip)) return;
     ms_frame_t f;
     _ms_symbolize(ip[0], &f, true);
-    if (f.function) { _ms_bprintf(b, ", \"function\": "); _ms_json_str(b, f.function); }
-    if (f.file) { _ms_bprintf(b, ", \"file\": "); _ms_json_str(b, f.file); _ms_bprintf(b, ", \"line\": %d", f.line); }
-    if (f.module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, f.module); }
+    frame_json(b, &f);
 }
 
 /* What the root holding items[top].from is. */
@@ -304,7 +316,7 @@ static void root_text(ms_buf_t *b, const ms_leak_item_t *it, const root_t *r)
         _ms_bprintf(b, "thread %d's stack", r->tid);
         if (r->function) {
             _ms_bprintf(b, " in %s", r->function);
-            if (r->file) _ms_bprintf(b, " (%s:%d)", base_name(r->file), r->line);
+            if (r->file) _ms_bprintf(b, " (%s:%d)", _ms_base_name(r->file), r->line);
         }
         break;
     case MS_ROOT_REGS: _ms_bprintf(b, "thread %d's registers", r->tid); break;
@@ -334,9 +346,7 @@ static void root_json(ms_buf_t *b, const ms_leak_item_t *it, const root_t *r)
         _ms_json_str(b, r->symbol);
         _ms_bprintf(b, ", \"offset\": %lu", (unsigned long)r->offset);
     }
-    if (r->function) { _ms_bprintf(b, ", \"function\": "); _ms_json_str(b, r->function); }
-    if (r->file) { _ms_bprintf(b, ", \"file\": "); _ms_json_str(b, r->file); _ms_bprintf(b, ", \"line\": %d", r->line); }
-    if (r->module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, r->module); }
+    frame_json(b, &(ms_frame_t){ .function = r->function, .file = r->file, .line = r->line, .module = r->module });
     _ms_bprintf(b, "}");
 }
 
@@ -482,11 +492,6 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
 
 /* ---- output ------------------------------------------------------------------------- */
 
-static const char *base_name(const char *p)
-{
-    const char *s = p ? strrchr(p, '/') : NULL;
-    return s ? s + 1 : p;
-}
 
 static void program_name(char *buf, size_t cap)
 {
@@ -496,10 +501,8 @@ static void program_name(char *buf, size_t cap)
 
 static void text_frame(ms_buf_t *b, int pid, unsigned i, const ms_frame_t *f)
 {
-    _ms_bprintf(b, "==%d==    %s %p: %s", pid, i ? "by" : "at", (void *)f->ip,
-                f->function ? f->function : "???");
-    if (f->file) _ms_bprintf(b, " (%s:%d)", base_name(f->file), f->line);
-    else if (f->module) _ms_bprintf(b, " (in %s+0x%lx)", f->module, (unsigned long)f->offset);
+    _ms_bprintf(b, "==%d==    %s %p: ", pid, i ? "by" : "at", (void *)f->ip);
+    frame_text(b, f);
     _ms_bprintf(b, "\n");
 }
 
@@ -520,7 +523,6 @@ static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
     }
 }
 
-static unsigned long long rnd(double x) { return (unsigned long long)(x + 0.5); }
 
 static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
                        unsigned unparked, const char *why)
@@ -545,11 +547,11 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         _ms_bprintf(b, "==%d==\n", pid);
         if (g->kind == MS_KIND_DEFINITE && g->indirect > 0)
             _ms_bprintf(b, "==%d== %llu (%llu direct, %llu indirect) bytes in %llu blocks are %s in loss record %u of %u\n",
-                        pid, rnd(g->bytes + g->indirect), rnd(g->bytes), rnd(g->indirect),
-                        rnd(g->blocks), kind_text[g->kind], shown, total);
+                        pid, _ms_round(g->bytes + g->indirect), _ms_round(g->bytes), _ms_round(g->indirect),
+                        _ms_round(g->blocks), kind_text[g->kind], shown, total);
         else
             _ms_bprintf(b, "==%d== %llu bytes in %llu blocks are %s in loss record %u of %u\n",
-                        pid, rnd(g->bytes), rnd(g->blocks), kind_text[g->kind], shown, total);
+                        pid, _ms_round(g->bytes), _ms_round(g->blocks), kind_text[g->kind], shown, total);
         if (g->gctype) _ms_bprintf(b, "==%d==    collector objects of type %s\n", pid, type_name(g->gctype));
         print_stack_text(b, pid, g->stack);
         if (g->why) {
@@ -566,14 +568,14 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     static const char *pad[MS_NKINDS] = { "", "", "  ", "" };
     for (unsigned k = 0; k < MS_NKINDS; k++)
         _ms_bprintf(b, "==%d==    %s%s: %llu bytes in %llu blocks\n", pid, pad[k], kind_text[k],
-                    rnd(gs->total_bytes[k]), rnd(gs->total_blocks[k]));
+                    _ms_round(gs->total_bytes[k]), _ms_round(gs->total_blocks[k]));
     _ms_bprintf(b, "==%d==         suppressed: %llu bytes in %llu blocks\n", pid,
-                rnd(gs->supp_bytes), rnd(gs->supp_blocks));
+                _ms_round(gs->supp_bytes), _ms_round(gs->supp_blocks));
     _ms_supp_used(sp, b, pid, false);
     if (gs->inherited_blocks > 0)
         _ms_bprintf(b, "==%d== %llu bytes in %llu blocks allocated by the parent before fork() are left "
                     "out (the parent's report counts them)\n", pid,
-                    rnd(gs->inherited_bytes), rnd(gs->inherited_blocks));
+                    _ms_round(gs->inherited_bytes), _ms_round(gs->inherited_blocks));
     if (!(_ms_opt.show >> MS_KIND_REACHABLE & 1) && gs->total_blocks[MS_KIND_REACHABLE] > 0)
         _ms_bprintf(b, "==%d== Reachable blocks are not shown: MEMSHIM_SHOW=all to see them\n", pid);
     cycles_text(b, pid, cy);
@@ -592,18 +594,18 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
                 why, (unsigned long long)_ms_opt.sample, unparked);
     for (unsigned k = 0; k < MS_NKINDS; k++)
         _ms_bprintf(b, "%s\"%s\": {\"blocks\": %llu, \"bytes\": %llu}", k ? ", " : "", kind_name[k],
-                    rnd(gs->total_blocks[k]), rnd(gs->total_bytes[k]));
+                    _ms_round(gs->total_blocks[k]), _ms_round(gs->total_bytes[k]));
     _ms_bprintf(b, ", \"suppressed\": {\"blocks\": %llu, \"bytes\": %llu}, "
                 "\"inherited\": {\"blocks\": %llu, \"bytes\": %llu}},\n \"leaks\": [",
-                rnd(gs->supp_blocks), rnd(gs->supp_bytes), rnd(gs->inherited_blocks), rnd(gs->inherited_bytes));
+                _ms_round(gs->supp_blocks), _ms_round(gs->supp_bytes), _ms_round(gs->inherited_blocks), _ms_round(gs->inherited_bytes));
     bool first = true;
     for (size_t i = 0; i < gs->n; i++) {
         const group_t *g = &gs->g[i];
         if (g->suppressed || !(_ms_opt.show >> g->kind & 1)) continue;
         _ms_bprintf(b, "%s\n  {\"kind\": \"%s\", \"blocks\": %llu, \"bytes\": %llu", first ? "" : ",",
-                    kind_name[g->kind], rnd(g->blocks), rnd(g->bytes));
+                    kind_name[g->kind], _ms_round(g->blocks), _ms_round(g->bytes));
         if (g->kind == MS_KIND_DEFINITE)
-            _ms_bprintf(b, ", \"indirect_bytes\": %llu", rnd(g->indirect));
+            _ms_bprintf(b, ", \"indirect_bytes\": %llu", _ms_round(g->indirect));
         if (g->gctype) { _ms_bprintf(b, ", \"type\": "); _ms_json_str(b, type_name(g->gctype)); }
         _ms_bprintf(b, ", \"stack\": [");
         first = false;
@@ -613,9 +615,7 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
             ms_frame_t f;
             _ms_symbolize(ip[j], &f, true);
             _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f.ip);
-            if (f.function) { _ms_bprintf(b, ", \"function\": "); _ms_json_str(b, f.function); }
-            if (f.file) { _ms_bprintf(b, ", \"file\": "); _ms_json_str(b, f.file); _ms_bprintf(b, ", \"line\": %d", f.line); }
-            if (f.module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, f.module); }
+            frame_json(b, &f);
             _ms_bprintf(b, "}");
         }
         _ms_bprintf(b, "]");
@@ -712,7 +712,7 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
             }
             gs.total_blocks[g->kind] += g->blocks;
             gs.total_bytes[g->kind] += g->bytes;
-            if (g->kind != MS_KIND_REACHABLE) leaks += (int)rnd(g->blocks);
+            if (g->kind != MS_KIND_REACHABLE) leaks += (int)_ms_round(g->blocks);
         }
         cycles_t cy;
         cycles_find(&cy);

@@ -218,9 +218,18 @@ static bool is_readable(const scan_t *sc, uintptr_t lo, uintptr_t hi)
     return a < sc->nrd && sc->rd[a].start <= lo && hi <= sc->rd[a].end;
 }
 
+/* A collector object's block (gclinks != 0): where its header starts (its
+ * list links first), and where the object itself starts -- a pointer there
+ * is a start pointer, since programs hold objects, not their headers. */
+static inline uintptr_t gc_header_off(uint8_t gclinks) { return (uintptr_t)(gclinks - 1) * 16; }
+static inline uintptr_t gc_object_off(uint8_t gclinks)
+{
+    return gclinks ? gc_header_off(gclinks) + GC_BLOCK_HEADER : 0;
+}
+
 static const char *gc_type_name(const scan_t *sc, const rec_t *r)
 {
-    uintptr_t hdr = r->addr + (uintptr_t)(r->gclinks - 1) * 16;
+    uintptr_t hdr = r->addr + gc_header_off(r->gclinks);
     if (r->size < hdr - r->addr + GC_BLOCK_HEADER || !is_readable(sc, hdr, hdr + GC_BLOCK_HEADER))
         return NULL;
     const void *type = gc_header_type((const void *)hdr);
@@ -292,13 +301,6 @@ static void add_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_m
 
 /* ---- lookups ------------------------------------------------------------------- */
 
-/* Where a collector object starts in its block (a pointer there is a start
- * pointer: programs hold objects, not their headers), or 0. */
-static inline uint64_t gc_object_offset(unsigned flags)
-{
-    return (flags & MS_META_GC_AT0) ? GC_BLOCK_HEADER : (flags & MS_META_GC_AT16) ? 16 + GC_BLOCK_HEADER : 0;
-}
-
 /* The record a word points into, or -1; *start tells a start pointer. */
 static long lookup(scan_t *sc, uintptr_t w, bool *start)
 {
@@ -316,7 +318,7 @@ static long lookup(scan_t *sc, uintptr_t w, bool *start)
         ms_meta_t *m = &pg->meta[idx];
         if (m->state != MS_BLK_LIVE) return -1;
         uint64_t into = off - idx * k->size;
-        *start = into == 0 || into == gc_object_offset(m->flags);
+        *start = into == 0 || into == gc_object_off(gc_links(m));
         if (into && into >= m->size) return -1;    /* past the requested bytes */
         return m->free_stack < sc->nrecs ? (long)m->free_stack : -1;
     }
@@ -328,7 +330,7 @@ static long lookup(scan_t *sc, uintptr_t w, bool *start)
     if (!lo) return -1;
     rec_t *r = sc->huge[lo - 1];
     if (w != r->addr && w - r->addr >= r->size) return -1;
-    *start = w == r->addr || (r->gclinks && w - r->addr == (uintptr_t)(r->gclinks - 1) * 16 + GC_BLOCK_HEADER);
+    *start = w == r->addr || (r->gclinks && w - r->addr == gc_object_off(r->gclinks));
     return r - sc->recs;
 }
 
@@ -422,7 +424,7 @@ static void scan_block(scan_t *sc, const rec_t *r, uint32_t leader)
 {
     uintptr_t lo = r->addr, hi = r->addr + r->size;
     if (r->gclinks) {                /* skip the collector's next/prev words */
-        uintptr_t links = lo + (uintptr_t)(r->gclinks - 1) * 16;
+        uintptr_t links = lo + gc_header_off(r->gclinks);
         scan_readable(sc, lo, links < hi ? links : hi, r->mark, leader);
         lo = links + 16;
     }
@@ -511,35 +513,10 @@ typedef struct { uintptr_t lo, hi; uint8_t readable, root; } map_ent;
 #define MAX_MAPS 65536                 /* the kernel's default vm.max_map_count is 65530 */
 
 /* memshim's own writable data and bss (its tables, the huge-block table,
- * the collector's state): found once at start-up, never a root. */
-static ms_range_t self_data[4];
-static unsigned   nself_data;
+ * the collector's state): never a root. */
+static const ms_self_t *self_image;
 
-static int find_self_data(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    uintptr_t probe = (uintptr_t)arg;
-    bool mine = false;
-    for (int i = 0; i < info->dlpi_phnum && !mine; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        mine = ph->p_type == PT_LOAD && probe >= lo && probe < lo + ph->p_memsz;
-    }
-    if (!mine) return 0;
-    for (int i = 0; i < info->dlpi_phnum && nself_data < 4; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
-        uintptr_t lo = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)(MS_OS_PAGE - 1);
-        uintptr_t hi = (info->dlpi_addr + ph->p_vaddr + ph->p_memsz + MS_OS_PAGE - 1) & ~(uintptr_t)(MS_OS_PAGE - 1);
-        self_data[nself_data++] = (ms_range_t){ lo, hi };
-    }
-    return 1;
-}
-
-void _ms_scan_init(void)
-{
-    if (!nself_data) dl_iterate_phdr(find_self_data, (void *)(uintptr_t)&self_data);
-}
+void _ms_scan_init(void) { self_image = _ms_self(); }
 
 /* Read /proc/self/maps once: which mappings are roots, which are readable. */
 static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *sps, unsigned nsps,
@@ -572,8 +549,8 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
                                 strncmp(path, "/dev/zero", 9) != 0 && strncmp(path, "/dev/shm", 8) != 0)
                             || (bracket && (strncmp(bracket, "[vvar]", 6) == 0 ||
                                             strncmp(bracket, "[vsyscall]", 10) == 0));
-            for (unsigned i = 0; i < nself_data && !skip; i++)
-                skip = lo < self_data[i].end && hi > self_data[i].start;
+            for (unsigned i = 0; self_image && i < self_image->ndata && !skip; i++)
+                skip = lo < self_image->data[i].end && hi > self_image->data[i].start;
             for (unsigned i = 0; i < 8 && !skip; i++)
                 skip = internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi;
             if (!skip && all_parked && !path && !bracket)
@@ -884,7 +861,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
             it->root_tid = r->thread < nsps ? (uint32_t)tids[r->thread] : 0;
             it->root_pc = r->root_pc;
             it->root_module = r->root_module;
-            it->objoff = r->gclinks ? (uint16_t)((r->gclinks - 1) * 16 + GC_BLOCK_HEADER) : 0;
+            it->objoff = (uint16_t)gc_object_off(r->gclinks);
             it->addr = r->addr;
             it->size = r->size;
             it->stack = r->stack;

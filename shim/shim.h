@@ -216,6 +216,15 @@ MS_HIDDEN bool   _ms_bad_pointer(const char *what, const void *p);
 
 /* ---- track.c, unwind.c, stacks.c: per-block records and allocation stacks */
 MS_HIDDEN extern int _ms_track_on;
+/* While tracking: false, with the link cut and the block noted, when the
+ * program overwrote b's link (write after free); true otherwise. */
+static inline bool _ms_link_checked(ms_block_t *b, unsigned cls)
+{
+    if (!_ms_track_on || _ms_link_ok(b, cls)) return true;
+    _ms_corrupt_note(b);
+    b->next = NULL;
+    return false;
+}
 MS_HIDDEN extern __thread int _ms_busy __attribute__((tls_model("initial-exec")));
 MS_HIDDEN ms_meta_t *_ms_meta_of(const void *p);
 typedef struct ms_site_s { uintptr_t ra, sp; } ms_site_t;   /* where the program called us */
@@ -350,6 +359,13 @@ MS_HIDDEN void   _ms_symbolize_tls(uintptr_t probe, uintptr_t tls_off, const cha
 #define MS_IP_TAG_SHIFT 48                /* retired addresses: tag in bits 48.. */
 #define MS_IP_MASK      (((uintptr_t)1 << MS_IP_TAG_SHIFT) - 1)
 MS_HIDDEN int    _ms_dlclose(void *handle);
+typedef struct ms_self_s {
+    ms_range_t image;          /* all of libmemshim.so's segments */
+    ms_range_t code;           /* its code */
+    ms_range_t data[4];        /* its writable data and bss, page-rounded */
+    unsigned   ndata;
+} ms_self_t;
+MS_HIDDEN const ms_self_t *_ms_self(void);             /* memshim's own image (found once) */
 MS_HIDDEN extern unsigned _ms_module_epoch;             /* bumped when a module is unloaded */
 MS_HIDDEN uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigned n);
 MS_HIDDEN void   _ms_symbolize_keep_cancel(uintptr_t tag);
@@ -424,6 +440,12 @@ MS_HIDDEN void   _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
 MS_HIDDEN void   _ms_vbprintf(ms_buf_t *b, const char *fmt, va_list ap);
 MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
 MS_HIDDEN void   _ms_json_str(ms_buf_t *b, const char *s);   /* a quoted, escaped JSON string */
+static inline const char *_ms_base_name(const char *p)      /* after the last '/' */
+{
+    const char *s = p ? __builtin_strrchr(p, '/') : NULL;
+    return s ? s + 1 : p;
+}
+static inline unsigned long long _ms_round(double x) { return (unsigned long long)(x + 0.5); }
 
 /* ---- suppress.c: MEMSHIM_SUPPRESS (LeakSanitizer lines, type:, valgrind blocks) */
 typedef struct ms_supps_s ms_supps_t;

@@ -332,18 +332,13 @@ static bool line_glob(const char *pat, const char *s)
     return glob(buf, s);
 }
 
-static const char *base_name(const char *p)
-{
-    const char *s = p ? strrchr(p, '/') : NULL;
-    return s ? s + 1 : p;
-}
 
 static bool frame_matches(const fpat_t *f, const ms_frame_t *fr)
 {
     switch (f->kind) {
     case F_FUN: return fr->function && glob(f->glob, fr->function);
     case F_OBJ: return fr->module && glob(f->glob, fr->module);
-    case F_SRC: return fr->file && (glob(f->glob, fr->file) || glob(f->glob, base_name(fr->file))) &&
+    case F_SRC: return fr->file && (glob(f->glob, fr->file) || glob(f->glob, _ms_base_name(fr->file))) &&
                        (!f->line || f->line == fr->line);
     default:    return true;
     }
@@ -423,7 +418,6 @@ bool _ms_supp_match(ms_supps_t *s, uint32_t stack, unsigned kind, const char *gc
 
 /* ---- what was used, and suppressions for the asking -------------------------------- */
 
-static unsigned long long rnd(double x) { return (unsigned long long)(x + 0.5); }
 
 void _ms_supp_used(const ms_supps_t *s, ms_buf_t *b, int pid, bool json)
 {
@@ -435,13 +429,13 @@ void _ms_supp_used(const ms_supps_t *s, ms_buf_t *b, int pid, bool json)
             _ms_bprintf(b, "%s{\"name\": ", first ? "" : ", ");
             _ms_json_str(b, e->name);
             _ms_bprintf(b, ", \"line\": %u, \"blocks\": %llu, \"bytes\": %llu}", e->lineno,
-                        rnd(e->blocks), rnd(e->bytes));
+                        _ms_round(e->blocks), _ms_round(e->bytes));
         } else if (e->lineno) {
             _ms_bprintf(b, "==%d== used_suppression: %llu blocks, %llu bytes: %s (%s:%u)\n", pid,
-                        rnd(e->blocks), rnd(e->bytes), e->name, base_name(_ms_opt.suppress), e->lineno);
+                        _ms_round(e->blocks), _ms_round(e->bytes), e->name, _ms_base_name(_ms_opt.suppress), e->lineno);
         } else {
             _ms_bprintf(b, "==%d== used_suppression: %llu blocks, %llu bytes: %s (memshim's own: "
-                        "glibc's thread vectors)\n", pid, rnd(e->blocks), rnd(e->bytes), e->name);
+                        "glibc's thread vectors)\n", pid, _ms_round(e->blocks), _ms_round(e->bytes), e->name);
         }
         first = false;
     }

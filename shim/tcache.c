@@ -92,20 +92,13 @@ void _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep)
         b->head = NULL;
     } else {
         ms_block_t *cut = b->head;
-        for (unsigned i = 1; i < keep; i++) {
-            if (_ms_track_on && !_ms_link_ok(cut, cls)) {   /* written after free */
-                _ms_corrupt_note(cut);
-                cut->next = NULL;
+        for (unsigned i = 1;; i++) {
+            if (!_ms_link_checked(cut, cls)) {          /* written after free: cut there */
                 b->count = i;
                 return;
             }
+            if (i == keep) break;
             cut = cut->next;
-        }
-        if (_ms_track_on && !_ms_link_ok(cut, cls)) {
-            _ms_corrupt_note(cut);
-            cut->next = NULL;
-            b->count = keep;
-            return;
         }
         rest = cut->next;
         cut->next = NULL;

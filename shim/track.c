@@ -9,7 +9,6 @@
  * MEMSHIM_SAMPLE=N only about one allocation per N bytes pays for a stack;
  * every block still gets its record, which the leak scan needs. */
 #include <errno.h>
-#include <string.h>
 #include "shim.h"
 
 int _ms_track_on = 1;
@@ -94,10 +93,6 @@ ms_meta_t *_ms_meta_of(const void *p)
 static inline void scrub(void *p, size_t n)
 {
     if (p && n >= sizeof(void *)) ((uintptr_t *)p)[0] = 0;
-    /* memshim's own blocks (libunwind's, libdw's, the loader's for them) are
-     * roots of the scan: they must hold only what their owner wrote, not
-     * the program's old pointers. */
-    if (MS_UNLIKELY(_ms_busy) && p) memset(p, 0, n);
 }
 
 /* The record of a block just handed out: no validation needed. */
@@ -147,14 +142,21 @@ static inline void check_match(const void *p, const ms_meta_t *m, unsigned how, 
         _ms_mismatch(p, m, by ? by : _ms_dealloc_name(how));
 }
 
+/* The same for a pointer with no record beside a span: a live huge block's
+ * record is in huge.c. */
+static void check_match_huge(const void *p, unsigned how, const char *by)
+{
+    ms_meta_t h;
+    if (!_ms_segment_of(p) && _ms_huge_get_meta(p, &h) && h.state == MS_BLK_LIVE) check_match(p, &h, how, by);
+}
+
 /* Check p before it is released by a call of kind `how` (MS_ALLOC_*); false
  * if it must not be (misuse reported). */
 static inline __attribute__((always_inline)) bool release(void *p, const ms_site_t *site, unsigned how)
 {
     ms_meta_t *m = _ms_meta_of(p);
     if (!m) {                            /* huge, foreign or invalid: alloc.c decides */
-        ms_meta_t h;
-        if (!_ms_segment_of(p) && _ms_huge_get_meta(p, &h) && h.state == MS_BLK_LIVE) check_match(p, &h, how, NULL);
+        check_match_huge(p, how, NULL);
         return true;
     }
     if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {
@@ -237,10 +239,7 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
         return NULL;
     }
     if (m) check_match(p, m, MS_ALLOC_MALLOC, "realloc()");
-    else if (!_ms_segment_of(p)) {
-        ms_meta_t h;
-        if (_ms_huge_get_meta(p, &h) && h.state == MS_BLK_LIVE) check_match(p, &h, MS_ALLOC_MALLOC, "realloc()");
-    }
+    else check_match_huge(p, MS_ALLOC_MALLOC, "realloc()");
     /* Mark p freed before the move: once freed, its span and with it the
      * record may be gone.  Undone if p stays. */
     ms_meta_t before;

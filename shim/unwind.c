@@ -22,24 +22,12 @@ static int (*p_backtrace)(void **, int);
 static void *unw_lib;                   /* libunwind's handle, for the exit frame */
 static uintptr_t self_lo, self_hi;      /* memshim's own code: frames to hide */
 
-static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
-{
-    (void)size;
-    uintptr_t probe = (uintptr_t)arg;
-    for (int i = 0; i < info->dlpi_phnum; i++) {
-        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-        if (probe >= lo && probe < hi) { self_lo = lo; self_hi = hi; return 1; }
-    }
-    return 0;
-}
-
 void _ms_unwind_init(void)
 {
     if (p_backtrace) return;
     _ms_busy++;
-    dl_iterate_phdr(find_self, (void *)(uintptr_t)&_ms_unwind_init);
+    self_lo = _ms_self()->code.start;
+    self_hi = _ms_self()->code.end;
     int saved = errno;
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (h) {
@@ -149,9 +137,7 @@ extern void *__libc_stack_end;
  * of the thread's stack mapping), or __libc_stack_end for the main thread. */
 uintptr_t _ms_stack_top(void)
 {
-    uintptr_t tp;
-    __asm__("mov %%fs:0, %0" : "=r"(tp));
-    return _ms_os_gettid() == getpid() ? (uintptr_t)__libc_stack_end : tp;
+    return _ms_os_gettid() == getpid() ? (uintptr_t)__libc_stack_end : _ms_thread_pointer();
 }
 
 static stack_cache_t *cache_get(void)
