@@ -44,7 +44,7 @@ all: lib tool
 
 lib: $(B)/libmemshim.so
 
-$(B)/%.o: %.c $(wildcard shim/*.h collector/*.h include/*.h) Makefile
+$(B)/%.o: %.c $(wildcard shim/*.h shim/*.def collector/*.h include/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -Iinclude -c $< -o $@
 
@@ -57,7 +57,7 @@ $(B)/libmemshim.so: $(LIB_OBJ)
 TOOL_SRC := $(wildcard tools/*.c)
 tool: $(B)/memshim
 
-$(B)/memshim: $(TOOL_SRC) $(wildcard tools/*.h) shim/live.h include/memshim.h Makefile
+$(B)/memshim: $(TOOL_SRC) $(wildcard tools/*.h) shim/live.h shim/options.def include/memshim.h Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iinclude -Ishim -DMS_TOOL_LIBDIR='"$(LIBDIR)"' -o $@ $(TOOL_SRC) -ljansson -lm
 
@@ -100,15 +100,15 @@ unit: deps $(UNIT_BIN)
 # these settings (clear_memshim_env in tests/preload/*.h).
 preload: deps $(PRELOAD_BIN) $(FIXTURE_BIN)
 	@rm -f $(B)/tests/preload-leaks.*.txt
-	@set -e; for t in $(PRELOAD_BIN); do echo "== $$t"; MEMSHIM_BUILD=$(CURDIR)/$(B) \
+	@set -e; for t in $(PRELOAD_BIN); do echo "== $$t"; MS_TEST_BUILD=$(CURDIR)/$(B) \
 	    MEMSHIM_REPORT=$(CURDIR)/$(B)/tests/preload-leaks.%p.txt $$t --jobs 2; done
 
 e2e: deps lib $(FIXTURE_BIN)
-	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/e2e/run.sh
+	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/e2e/run.sh
 
 # The command end to end, man pages, install into a scratch DESTDIR.
 tools-test: deps lib tool
-	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/tools/run.sh
+	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/tools/run.sh
 
 test: deps lib
 	@$(MAKE) --no-print-directory check-deps unit preload e2e tools-test
@@ -165,10 +165,10 @@ uninstall:
 	      $(addprefix $(DESTDIR)$(PREFIX)/share/man/man3/,$(notdir $(wildcard man/*.3))) \
 	      $(addprefix $(DESTDIR)$(PREFIX)/share/man/man7/,$(notdir $(wildcard man/*.7)))
 
-# Only override.c defines C library names; only prim_linux.c makes raw syscalls.
+# The owners the code names (override.c, prim_linux.c, options.c, out.c):
+# tests/owners.sh fails on a use outside its owner.
 check-deps:
-	@! grep -lE '^MS_EXPORT (void|int|size_t).*\b(malloc|free|calloc|realloc)\(' shim/*.c | grep -v override.c
-	@! grep -lE '\b(mmap|munmap|madvise|mremap|syscall)\(' shim/*.c | grep -v prim_linux.c
+	@tests/owners.sh
 
 clean:
 	rm -rf $(B)

@@ -36,6 +36,20 @@ void _ms_gc_glue_init(void)
     gc_set_table_allocator(&tables);
 }
 
+/* The collector's settings and messages go through the shim's owners:
+ * options.c reads MEMSHIM_GC (or gc= in MEMSHIM_OPTIONS), out.c writes:
+ * debug output the program asked for to its standard error as it is now
+ * (CPython's gc writes to sys.stderr), memshim's messages as they all go. */
+const char *gc_host_setting(char *buf, size_t cap) { return _ms_option_text("MEMSHIM_GC", buf, cap); }
+
+void gc_host_write(const char *text, size_t n, int asked)
+{
+    ms_buf_t b;
+    _ms_buf_init(&b, (char *)text, n, asked ? 2 : _ms_err_fd());
+    b.len = n;
+    _ms_buf_flush(&b);
+}
+
 void gc_object_block(void *base, size_t header_offset)
 {
     unsigned flag = header_offset ? MS_META_GC_AT16 : MS_META_GC_AT0;

@@ -41,15 +41,7 @@ static bool still_ours(void)
     return live_fd >= 0 && fstat(live_fd, &st) == 0 && st.st_dev == live_dev && st.st_ino == live_ino;
 }
 
-static void put(const void *p, size_t n, off_t off)
-{
-    while (n) {
-        ssize_t w = pwrite(live_fd, p, n, off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return;
-        p = (const char *)p + w; n -= (size_t)w; off += w;
-    }
-}
+static void put(const void *p, size_t n, off_t off) { _ms_out_write_at(live_fd, p, n, off); }
 
 bool _ms_live_open(void)
 {

@@ -68,9 +68,9 @@ void _ms_out_init(void)
  * counts its children's descriptors finds none of memshim's. */
 void _ms_out_settle(void)
 {
-    bool wanted = (_ms_opt.track && !_ms_opt.report[0]) ||
-                  (_ms_opt.stats && strcmp(_ms_opt.stats, "stderr") == 0) ||
-                  (_ms_ropt.rss_log && strcmp(_ms_ropt.rss_log, "stderr") == 0);
+    bool wanted = (_ms_opt.track && !_ms_names_file(_ms_opt.report)) ||
+                  (_ms_opt.stats && !_ms_names_file(_ms_opt.stats)) ||
+                  (_ms_ropt.rss_log && !_ms_names_file(_ms_ropt.rss_log));
     int saved = errno;
     if (wanted && err_known && err_fd < 0 && same_file(2, err_dev, err_ino)) {
         err_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
@@ -206,6 +206,17 @@ void _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
 }
 
 /* One line on standard error, prefixed "memshim: ". */
+/* n bytes at offset off of fd, whole (the live region). */
+void _ms_out_write_at(int fd, const void *p, size_t n, off_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        p = (const char *)p + w; n -= (size_t)w; off += w;
+    }
+}
+
 void _ms_message(const char *fmt, ...)
 {
     char mem[512];

@@ -720,7 +720,7 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
         for (size_t i = 0; i < gs.n; i++)
             shown |= !gs.g[i].suppressed && (_ms_opt.show >> gs.g[i].kind & 1);
         /* stderr stays quiet for a clean program; a named file is always written */
-        if (shown || _ms_opt.report[0] || !at_exit)
+        if (shown || _ms_names_file(_ms_opt.report) || !at_exit)
             emit(&gs, &cy, sp, unparked, at_exit ? "at exit" : "snapshot");
         cycles_free(&cy);
         _ms_supp_free(sp);

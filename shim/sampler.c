@@ -1,9 +1,10 @@
-/* sampler.c - the reporter thread: one helper thread, started only when a
- * reporting option asks for it, that
+/* sampler.c - the reporter thread: memshim's one helper thread, started
+ * only when a reporting option asks for it, that
  *   - appends a line to the RSS log every MEMSHIM_RSS_INTERVAL ms
  *     (time, rss, peak rss, heap bytes in use, heap bytes mapped),
  *   - rewrites the live region every MEMSHIM_LIVE_INTERVAL ms (live.c),
- *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives.
+ *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives,
+ *   - makes a leak report when MEMSHIM_REPORT_SIGNAL arrives (leak.c).
  *
  * It never calls malloc: lines are formatted in a stack buffer and written
  * with one write(2) each, so a crash loses at most the interval under way.
@@ -33,13 +34,13 @@
 #include <unistd.h>
 #include "shim.h"
 
-#define STACK_SIZE ((size_t)256 << 10)
+#define STACK_SIZE ((size_t)1 << 20)        /* a leak report's scan and symbolization */
 
 static struct {
     pthread_t thread;
     bool      running;       /* a thread was started and not yet stopped */
     sem_t     wake, done;
-    int       stop, dump;    /* requests, set before posting `wake` */
+    int       stop, dump, leak;  /* requests, set before posting `wake` */
     bool      logging;       /* an RSS log is kept (log_out) */
     uint64_t  t0;            /* CLOCK_MONOTONIC ns at the first sample */
     uint64_t  samples;
@@ -142,6 +143,8 @@ static void *reporter_main(void *arg)
         }
         if (__atomic_exchange_n(&rep.dump, 0, __ATOMIC_ACQ_REL))
             _ms_stats_write(_ms_opt.stats);
+        if (__atomic_exchange_n(&rep.leak, 0, __ATOMIC_ACQ_REL))
+            _ms_leak_report(0, NULL);          /* our own thread: no stack of the program */
         if (__atomic_load_n(&rep.stop, __ATOMIC_ACQUIRE)) break;
         uint64_t deadline = UINT64_MAX;
         if (rep.logging) deadline = next_log;
@@ -160,12 +163,13 @@ static void *reporter_main(void *arg)
     return NULL;
 }
 
-/* The handler of MEMSHIM_STATS_SIGNAL: ask the thread for a dump. */
-static void on_stats_signal(int sig)
+/* The handlers of MEMSHIM_STATS_SIGNAL and MEMSHIM_REPORT_SIGNAL: ask the
+ * thread for a table or a report (both, if both are one signal). */
+static void on_signal(int sig)
 {
-    (void)sig;
     int saved = errno;
-    __atomic_store_n(&rep.dump, 1, __ATOMIC_RELEASE);
+    if (sig == _ms_ropt.stats_signal) __atomic_store_n(&rep.dump, 1, __ATOMIC_RELEASE);
+    if (sig == _ms_opt.report_signal) __atomic_store_n(&rep.leak, 1, __ATOMIC_RELEASE);
     sem_post(&rep.wake);
     errno = saved;
 }
@@ -174,14 +178,14 @@ static void start(bool with_log)
 {
     sem_init(&rep.wake, 0, 0);
     sem_init(&rep.done, 0, 0);
-    rep.stop = rep.dump = 0;
+    rep.stop = rep.dump = rep.leak = 0;
     rep.samples = 0;
     rep.peak = 0;
     rep.logging = false;
     if (with_log && !log_open()) with_log = false;
     rep.logging = with_log;
     if (_ms_ropt.live && !_ms_live_open()) _ms_ropt.live = 0;
-    if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal) return;
+    if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal && !_ms_opt.report_signal) return;
     rep.t0 = now_ns();
     if (with_log) log_header();
 
@@ -196,8 +200,8 @@ static void start(bool with_log)
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        _ms_message("cannot start the reporter thread (error %d): no RSS log, live figures "
-                    "or stats signal", rc);
+        _ms_message("cannot start the reporter thread (error %d): no RSS log, live figures, "
+                    "stats or report signal", rc);
         log_close();
         _ms_live_close();
         return;
@@ -206,18 +210,24 @@ static void start(bool with_log)
     rep.running = true;
 }
 
+static bool on(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL) == 0;
+}
+
 void _ms_reporter_start(void)
 {
     int saved = errno;
-    if (_ms_ropt.stats_signal) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_stats_signal;
-        sa.sa_flags = SA_RESTART;
-        sigfillset(&sa.sa_mask);
-        if (sigaction(_ms_ropt.stats_signal, &sa, NULL) != 0) _ms_ropt.stats_signal = 0;
-    }
-    if (_ms_ropt.rss_log || _ms_ropt.live || _ms_ropt.stats_signal) start(_ms_ropt.rss_log != NULL);
+    if (!_ms_opt.track) _ms_opt.report_signal = 0;     /* no tracking, no leak report */
+    if (_ms_ropt.stats_signal && !on(_ms_ropt.stats_signal)) _ms_ropt.stats_signal = 0;
+    if (_ms_opt.report_signal && !on(_ms_opt.report_signal)) _ms_opt.report_signal = 0;
+    if (_ms_ropt.rss_log || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal)
+        start(_ms_ropt.rss_log != NULL);
     errno = saved;
 }
 
@@ -252,7 +262,7 @@ void _ms_reporter_fork_child(void)
         log_close();
         _ms_live_close();
         bool own_log = _ms_ropt.rss_log && strstr(_ms_ropt.rss_log, "%p");
-        if (own_log || _ms_ropt.live || _ms_ropt.stats_signal) start(own_log);
+        if (own_log || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal) start(own_log);
     }
     errno = saved;
 }

@@ -411,7 +411,7 @@ typedef struct ms_options_s {
     ms_on_error_t on_error;      /* MEMSHIM_ON_ERROR */
     /* leak tracking (issue: leak reports) */
     int           track;         /* MEMSHIM_TRACK */
-    char          report[4096];  /* MEMSHIM_REPORT, made absolute at start-up; "" = stderr */
+    const char   *report;        /* MEMSHIM_REPORT: NULL, "stderr" or an absolute path (a copy) */
     int           json;          /* MEMSHIM_REPORT_FORMAT=json */
     unsigned      stack_depth;   /* MEMSHIM_STACK_DEPTH */
     unsigned      show;          /* MEMSHIM_SHOW: bit per MS_KIND_* */
@@ -424,8 +424,12 @@ typedef struct ms_options_s {
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
-MS_HIDDEN void   _ms_options_load_reporting(void);      /* stats/RSS options: stats.c */
 MS_HIDDEN const char *_ms_getenv(const char *name);
+MS_HIDDEN const char *_ms_option_text(const char *name, char *buf, size_t cap); /* MEMSHIM_GC's text */
+static inline bool _ms_names_file(const char *dest)  /* an output setting names a file, not stderr */
+{
+    return dest && *dest && __builtin_strcmp(dest, "stderr") != 0;
+}
 MS_HIDDEN const char *_ms_value_shown(const char *v, char *buf, size_t cap); /* cut to 64 + "..." */
 MS_HIDDEN const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap);
 MS_HIDDEN int    _ms_parse_signal(const char *v);       /* 0 if malformed */
@@ -439,6 +443,7 @@ MS_HIDDEN void   _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 MS_HIDDEN void   _ms_vbprintf(ms_buf_t *b, const char *fmt, va_list ap);
 MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
+MS_HIDDEN void   _ms_out_write_at(int fd, const void *p, size_t n, off_t off); /* whole, at off */
 MS_HIDDEN void   _ms_json_str(ms_buf_t *b, const char *s);   /* a quoted, escaped JSON string */
 static inline const char *_ms_base_name(const char *p)      /* after the last '/' */
 {

@@ -57,14 +57,32 @@ static const char usage_text[] =
 "                      draw the objects kept alive only by reference cycles\n"
 "                      (Graphviz; .svg, .png, .pdf or .dot by the suffix)\n"
 "  help [COMMAND]      this text\n"
+"  help env            the MEMSHIM_* variables the library reads\n"
 "  --version           memshim's version\n"
 "\n"
 "KIND: definite, indirect, possible, reachable (or the report's own names,\n"
 "e.g. definitely_lost), comma-separated.  See memshim(1) and memshim(7).\n";
 
+/* `memshim help env`: every variable the library reads, from the table the
+ * library itself is built from (shim/options.def). */
+static int help_env(void)
+{
+    static const struct { const char *name, *doc; } vars[] = {
+#define OPT(name, kind, where, lo, hi, form, doc) { #name, doc },
+#include "options.def"
+#undef OPT
+    };
+    puts("The library's settings, read from the environment at start-up (see memshim(7)).\n"
+         "Each may also be given in MEMSHIM_OPTIONS as key=value, the key being the\n"
+         "name's lower-case tail (MEMSHIM_STACK_DEPTH: stack_depth), pairs joined by ':'.\n");
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) printf("  %-24s %s\n", vars[i].name, vars[i].doc);
+    return 0;
+}
+
 static int cmd_help(int argc, char **argv)
 {
     if (argc > 2) ms_usage_error("help: too many arguments");
+    if (argc == 2 && strcmp(argv[1], "env") == 0) return help_env();
     if (argc == 2) {
         static const char *const known[] = { "run", "report", "diff", "stats", "top", "plot", "graph", "help" };
         bool ok = false;
