@@ -53,13 +53,16 @@ $(B)/libmemshim.so: $(LIB_OBJ)
 	@mv $@.tmp $@
 	@ln -sf libmemshim.so $(B)/$(SONAME)
 
-# ---- the memshim command (tools/): an ordinary program, reads JSON with jansson
+# ---- the memshim command (tools/): an ordinary program, reads JSON with jansson,
+# serves HTTP with libmicrohttpd (memshim exporter)
 TOOL_SRC := $(wildcard tools/*.c)
 tool: $(B)/memshim
 
-$(B)/memshim: $(TOOL_SRC) $(wildcard tools/*.h) shim/live.h include/memshim.h Makefile
+# shim/prom.c is freestanding: the exporter renders with the library's code.
+$(B)/memshim: $(TOOL_SRC) shim/prom.c $(wildcard tools/*.h) shim/live.h shim/prom.h include/memshim.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iinclude -Ishim -DMS_TOOL_LIBDIR='"$(LIBDIR)"' -o $@ $(TOOL_SRC) -ljansson -lm
+	$(CC) $(CFLAGS) -Iinclude -Ishim -DMS_TOOL_LIBDIR='"$(LIBDIR)"' -o $@ $(TOOL_SRC) shim/prom.c \
+	    -ljansson -lmicrohttpd -lm
 
 # ---- tests ------------------------------------------------------------------
 # Unit tests link the objects directly (so they also run on memshim's malloc);

@@ -181,6 +181,29 @@ const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap)
     return buf;
 }
 
+/* ---- MEMSHIM_METRICS, MEMSHIM_METRICS_INTERVAL (issue 15) -----------------------
+ * The figures as a node_exporter textfile, rewritten by the reporter thread
+ * (sampler.c, metrics.c).  A file name, never stderr: the file is replaced
+ * whole at every interval. */
+static void load_metrics(void)
+{
+    const char *v;
+    uint64_t n;
+    static char metrics[4096];
+    if ((v = _ms_getenv("MEMSHIM_METRICS")) && *v) {
+        if (_ms_os_secure())
+            _ms_message("MEMSHIM_METRICS ignored: a file name is not taken in a setuid/setgid program");
+        else if (strcmp(v, "stderr") == 0)
+            _ms_message("MEMSHIM_METRICS=stderr: expected a file name (e.g. memshim.%%p.prom); ignored");
+        else
+            _ms_ropt.metrics = _ms_keep_path("MEMSHIM_METRICS", v, metrics, sizeof metrics);
+    }
+    if ((v = _ms_getenv("MEMSHIM_METRICS_INTERVAL")) &&
+        parse_num("MEMSHIM_METRICS_INTERVAL", v, 100, 3600000, false, &n, "milliseconds, 100 to 3600000"))
+        _ms_ropt.metrics_interval_ms = (unsigned)n;
+}
+/* ---- end of MEMSHIM_METRICS ------------------------------------------------------ */
+
 void _ms_options_load(void)
 {
     _ms_options_load_reporting();
@@ -243,4 +266,5 @@ void _ms_options_load(void)
             _ms_opt.stats = _ms_keep_path("MEMSHIM_STATS", v, stats, sizeof stats);
         }
     }
+    load_metrics();
 }
