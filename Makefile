@@ -38,7 +38,7 @@ FIXTURE_BIN += $(FIXTURE_CXX:tests/fixtures/%.cc=$(B)/fixtures/%)
 BENCH_SRC   := $(wildcard bench/*.c)
 BENCH_BIN   := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all lib tool test unit preload e2e tools-test demo bench bench-sampler install uninstall clean deps check-deps \
+.PHONY: all lib tool test unit preload e2e tools-test export-test demo bench bench-sampler install uninstall clean deps check-deps \
 	check-cpython
 all: lib tool
 
@@ -109,9 +109,14 @@ preload: deps $(PRELOAD_BIN) $(FIXTURE_BIN)
 e2e: deps lib $(FIXTURE_BIN)
 	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/e2e/run.sh
 
-# The command end to end, man pages, install into a scratch DESTDIR.
+# The command end to end, man pages, install into a scratch DESTDIR; fleet
+# export (memshim exporter, MEMSHIM_METRICS, a real Prometheus): export-test.
 tools-test: deps lib tool
 	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/tools/run.sh
+	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/tools/export.sh
+
+export-test: deps lib tool
+	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/tools/export.sh
 
 test: deps lib
 	@$(MAKE) --no-print-directory check-deps unit preload e2e tools-test
