@@ -38,7 +38,7 @@ FIXTURE_BIN += $(FIXTURE_CXX:tests/fixtures/%.cc=$(B)/fixtures/%)
 BENCH_SRC   := $(wildcard bench/*.c)
 BENCH_BIN   := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all lib tool test unit preload e2e tools-test export-test demo bench bench-sampler install uninstall clean deps check-deps \
+.PHONY: all lib tool test unit preload e2e tools-test export-test demo bench bench-sampler bench-exporter install uninstall clean deps check-deps \
 	check-cpython
 all: lib tool
 
@@ -142,9 +142,13 @@ $(B)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -Wall -Iinclude -o $@ $< -lpthread -lm
 
-bench: deps lib $(BENCH_BIN) $(B)/fixtures/leak_modes
+bench: deps lib tool $(BENCH_BIN) $(B)/fixtures/leak_modes
 	@bench/run.sh $(B)
 	@bench/sampler.sh $(B)
+	@bench/exporter.sh $(B)
+
+bench-exporter: deps lib tool
+	@bench/exporter.sh $(B)
 
 bench-sampler: deps lib $(B)/bench/sampler $(B)/bench/runner
 	@bench/sampler.sh $(B)
