@@ -9,6 +9,9 @@ int _ms_gc_figures(ms_gc_figures_t *out)
     memshim_gc_get_stats(st);
     out->collections = out->collected = out->uncollectable = 0;
     for (int g = 0; g < 3; g++) {
+        out->gen_collections[g] = (uint64_t)st[g].collections;
+        out->gen_collected[g] = (uint64_t)st[g].collected;
+        out->gen_uncollectable[g] = (uint64_t)st[g].uncollectable;
         out->collections += (uint64_t)st[g].collections;
         out->collected += (uint64_t)st[g].collected;
         out->uncollectable += (uint64_t)st[g].uncollectable;

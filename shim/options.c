@@ -27,7 +27,7 @@ ms_options_t _ms_opt = {
 };
 
 /* ---- the table ------------------------------------------------------------------ */
-enum { K_BOOL, K_UINT, K_BYTES, K_SIGNAL, K_PATH, K_ONERROR, K_FORMAT, K_SHOW, K_LATER, K_COMMAND };
+enum { K_BOOL, K_UINT, K_BYTES, K_SIGNAL, K_PATH, K_FILE, K_ONERROR, K_FORMAT, K_SHOW, K_LATER, K_COMMAND };
 #define K_CHOICE(k) ((k) == K_ONERROR || (k) == K_FORMAT)     /* FORM lists the words: "a or b" */
 typedef struct {
     const char *name, *form;
@@ -218,8 +218,10 @@ const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap)
     return buf;
 }
 
-/* Where a file name is kept: a buffer of its own for each variable. */
-enum { NPATHS = 4 };
+/* Where a file name is kept: a buffer of its own for each variable.  A
+ * K_PATH setting may also say stderr; a K_FILE one (rewritten whole, again
+ * and again) names a file. */
+enum { NPATHS = 5 };
 static char path_buf[NPATHS][4096];
 
 static void set_path(const optdef_t *o, const char *shown_name, const char *v, bool secure)
@@ -231,7 +233,7 @@ static void set_path(const optdef_t *o, const char *shown_name, const char *v, b
         return;
     }
     unsigned slot = 0;
-    for (const optdef_t *d = optdefs; d < o; d++) slot += d->kind == K_PATH;
+    for (const optdef_t *d = optdefs; d < o; d++) slot += d->kind == K_PATH || d->kind == K_FILE;
     if (slot >= NPATHS) return;                                 /* options.def grew: NPATHS too */
     *dst = _ms_keep_path(shown_name, v, path_buf[slot], sizeof path_buf[slot]);
 }
@@ -261,6 +263,9 @@ static void set_option(const optdef_t *o, const char *shown_name, const char *v,
     case K_ONERROR: case K_FORMAT:
         if ((ok = parse_choice(v, o->form, &u))) *(unsigned *)o->dst = u;
         break;
+    case K_FILE:
+        if ((ok = strcmp(v, "stderr") != 0)) set_path(o, shown_name, v, secure);
+        break;
     case K_PATH:
         set_path(o, shown_name, v, secure);
         return;
@@ -269,7 +274,7 @@ static void set_option(const optdef_t *o, const char *shown_name, const char *v,
     }
     if (!ok)
         _ms_message("%s=%s: expected %s; %s", shown_name, _ms_value_shown(v, shown, sizeof shown), o->form,
-                    o->kind == K_SIGNAL ? "ignored" : "using the default");
+                    o->kind == K_SIGNAL || o->kind == K_FILE ? "ignored" : "using the default");
 }
 
 /* ---- names ------------------------------------------------------------------------ */

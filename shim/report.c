@@ -714,6 +714,7 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
             gs.total_bytes[g->kind] += g->bytes;
             if (g->kind != MS_KIND_REACHABLE) leaks += (int)_ms_round(g->blocks);
         }
+        _ms_live_note_leaks(gs.total_blocks, gs.total_bytes);   /* for the live figures, metrics */
         cycles_t cy;
         cycles_find(&cy);
         bool shown = cy.nobj > 0;

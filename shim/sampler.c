@@ -3,6 +3,8 @@
  *   - appends a line to the RSS log every MEMSHIM_RSS_INTERVAL ms
  *     (time, rss, peak rss, heap bytes in use, heap bytes mapped),
  *   - rewrites the live region every MEMSHIM_LIVE_INTERVAL ms (live.c),
+ *   - rewrites the MEMSHIM_METRICS file every MEMSHIM_METRICS_INTERVAL ms
+ *     (metrics.c), removed at exit,
  *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives,
  *   - makes a leak report when MEMSHIM_REPORT_SIGNAL arrives (leak.c).
  *
@@ -17,9 +19,9 @@
  * Fork: the thread does not survive in the child.  The child's atfork
  * handler (init.c) closes the parent's log and live region without touching
  * them, then starts a thread of its own when it has something to do: a live
- * region for its own pid (MEMSHIM_LIVE), the stats signal, or an RSS log
- * whose name contains %p and so names a file of its own.  An RSS log without
- * %p stays the parent's alone; the child does not sample.
+ * region for its own pid (MEMSHIM_LIVE), the stats signal, or an RSS log or
+ * metrics file whose name contains %p and so names a file of its own.  An
+ * RSS log or metrics file without %p stays the parent's alone.
  *
  * Exit: _ms_reporter_stop (from stats.c's exit hook) asks the thread for a
  * last sample and waits for it at most two seconds. */
@@ -42,6 +44,7 @@ static struct {
     sem_t     wake, done;
     int       stop, dump, leak;  /* requests, set before posting `wake` */
     bool      logging;       /* an RSS log is kept (log_out) */
+    bool      metrics;       /* a MEMSHIM_METRICS file is kept (metrics.c) */
     uint64_t  t0;            /* CLOCK_MONOTONIC ns at the first sample */
     uint64_t  samples;
     uint64_t  peak;          /* the highest peak_rss logged so far */
@@ -128,7 +131,8 @@ static void *reporter_main(void *arg)
     _ms_internal_thread_add(_ms_os_gettid());   /* the leak scan does not park us (scan.c) */
     uint64_t log_every = (uint64_t)_ms_ropt.rss_interval_ms * 1000000;
     uint64_t live_every = (uint64_t)_ms_ropt.live_interval_ms * 1000000;
-    uint64_t next_log = rep.t0, next_live = rep.t0 + live_every;
+    uint64_t metrics_every = (uint64_t)_ms_ropt.metrics_interval_ms * 1000000;
+    uint64_t next_log = rep.t0, next_live = rep.t0 + live_every, next_metrics = rep.t0;
     for (;;) {
         uint64_t now = now_ns();
         if (rep.logging && now >= next_log) {
@@ -141,6 +145,11 @@ static void *reporter_main(void *arg)
             next_live += live_every;
             if (next_live <= now) next_live = now + live_every;
         }
+        if (rep.metrics && now >= next_metrics) {
+            _ms_metrics_write();
+            next_metrics += metrics_every;
+            if (next_metrics <= now) next_metrics = now + metrics_every;
+        }
         if (__atomic_exchange_n(&rep.dump, 0, __ATOMIC_ACQ_REL))
             _ms_stats_write(_ms_opt.stats);
         if (__atomic_exchange_n(&rep.leak, 0, __ATOMIC_ACQ_REL))
@@ -149,6 +158,7 @@ static void *reporter_main(void *arg)
         uint64_t deadline = UINT64_MAX;
         if (rep.logging) deadline = next_log;
         if (_ms_ropt.live && next_live < deadline) deadline = next_live;
+        if (rep.metrics && next_metrics < deadline) deadline = next_metrics;
         if (deadline == UINT64_MAX) deadline = now + (uint64_t)3600 * 1000000000;
         struct timespec ts = { (time_t)(deadline / 1000000000), (long)(deadline % 1000000000) };
         while (sem_clockwait(&rep.wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
@@ -174,7 +184,7 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-static void start(bool with_log)
+static void start(bool with_log, bool with_metrics)
 {
     sem_init(&rep.wake, 0, 0);
     sem_init(&rep.done, 0, 0);
@@ -185,7 +195,8 @@ static void start(bool with_log)
     if (with_log && !log_open()) with_log = false;
     rep.logging = with_log;
     if (_ms_ropt.live && !_ms_live_open()) _ms_ropt.live = 0;
-    if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal && !_ms_opt.report_signal) return;
+    rep.metrics = with_metrics;
+    if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal && !_ms_opt.report_signal && !with_metrics) return;
     rep.t0 = now_ns();
     if (with_log) log_header();
 
@@ -201,7 +212,7 @@ static void start(bool with_log)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         _ms_message("cannot start the reporter thread (error %d): no RSS log, live figures, "
-                    "stats or report signal", rc);
+                    "metrics file, stats or report signal", rc);
         log_close();
         _ms_live_close();
         return;
@@ -226,8 +237,8 @@ void _ms_reporter_start(void)
     if (!_ms_opt.track) _ms_opt.report_signal = 0;     /* no tracking, no leak report */
     if (_ms_ropt.stats_signal && !on(_ms_ropt.stats_signal)) _ms_ropt.stats_signal = 0;
     if (_ms_opt.report_signal && !on(_ms_opt.report_signal)) _ms_opt.report_signal = 0;
-    if (_ms_ropt.rss_log || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal)
-        start(_ms_ropt.rss_log != NULL);
+    if (_ms_ropt.rss_log || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal || _ms_ropt.metrics)
+        start(_ms_ropt.rss_log != NULL, _ms_ropt.metrics != NULL);
     errno = saved;
 }
 
@@ -248,6 +259,7 @@ void _ms_reporter_stop(void)
             pthread_join(rep.thread, NULL);
             log_close();
             _ms_live_close();
+            _ms_metrics_withdraw();
         }
     }
     errno = saved;
@@ -261,8 +273,11 @@ void _ms_reporter_fork_child(void)
     if (had) {
         log_close();
         _ms_live_close();
+        _ms_metrics_fork_child();
         bool own_log = _ms_ropt.rss_log && strstr(_ms_ropt.rss_log, "%p");
-        if (own_log || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal) start(own_log);
+        bool own_metrics = _ms_ropt.metrics && strstr(_ms_ropt.metrics, "%p");
+        if (own_log || own_metrics || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal)
+            start(own_log, own_metrics);
     }
     errno = saved;
 }

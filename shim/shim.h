@@ -474,6 +474,8 @@ MS_HIDDEN bool   _ms_expand_path(const char *pattern, char *out, size_t cap); /*
 enum { MS_OUT_NONE, MS_OUT_STDERR, MS_OUT_ATOMIC, MS_OUT_INPLACE };
 #define MS_OUT_CHILD_SUFFIX 1u  /* a forked child and no %p: name.PID (regular files only) */
 #define MS_OUT_STREAM       2u  /* kept open and appended to; no fallback to stderr */
+#define MS_OUT_SNAPSHOT     4u  /* rewritten periodically for another user's collector:
+                                   0644 (less the umask), no fallback to stderr */
 typedef struct ms_out_s {
     int         fd;              /* where to write now; -1: dropped */
     int         kind;            /* MS_OUT_* */
@@ -491,6 +493,7 @@ typedef struct ms_out_s {
 MS_HIDDEN bool   _ms_out_open(ms_out_t *o, const char *var, const char *dest, unsigned flags);
 MS_HIDDEN bool   _ms_out_commit(ms_out_t *o);           /* close, rename into place; false: failed */
 MS_HIDDEN int    _ms_out_fd(ms_out_t *o);               /* a stream's checked fd, or -1 */
+MS_HIDDEN void   _ms_out_remove(const char *path, dev_t dev, ino_t ino); /* if still that file */
 
 /* ---- stats.c ------------------------------------------------------------ */
 typedef struct ms_stats_class_s {
@@ -516,6 +519,8 @@ typedef struct ms_report_opts_s {
     int         live;             /* MEMSHIM_LIVE: publish figures for `memshim stats PID` */
     unsigned    live_interval_ms; /* MEMSHIM_LIVE_INTERVAL (1000) */
     int         stats_signal;     /* MEMSHIM_STATS_SIGNAL: signal number, or 0 */
+    const char *metrics;          /* MEMSHIM_METRICS: a path (%p: pid), or NULL (options.c) */
+    unsigned    metrics_interval_ms; /* MEMSHIM_METRICS_INTERVAL (15000) */
 } ms_report_opts_t;
 MS_HIDDEN extern ms_report_opts_t _ms_ropt;
 MS_HIDDEN void   _ms_stats_write(const char *dest);     /* text, or JSON for *.json; atomic */
@@ -530,6 +535,7 @@ typedef struct ms_gc_figures_s {
     uint64_t collected;      /* objects freed by collections, in all */
     uint64_t uncollectable;  /* found unreachable but not freed (finalizers, resurrection) */
     uint64_t time_ns;        /* spent collecting, in all */
+    uint64_t gen_collections[3], gen_collected[3], gen_uncollectable[3]; /* the same per generation */
 } ms_gc_figures_t;
 MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out) __attribute__((weak));
 MS_HIDDEN void   _ms_gc_glue_init(void) __attribute__((weak)); /* constructor: collector tables */
@@ -563,8 +569,16 @@ MS_HIDDEN void   _ms_reporter_stop(void);               /* at exit: last sample,
 MS_HIDDEN void   _ms_reporter_fork_child(void);         /* atfork child, after the locks */
 
 /* ---- live.c: the figures published for `memshim stats PID` (live.h) ------ */
+struct ms_live_s;
 MS_HIDDEN bool   _ms_live_open(void);
 MS_HIDDEN void   _ms_live_publish(void);
 MS_HIDDEN void   _ms_live_close(void);                  /* exit, or a fork child */
+MS_HIDDEN void   _ms_live_fill(struct ms_live_s *l, bool smaps); /* the figures now (reporter thread) */
+MS_HIDDEN void   _ms_live_note_leaks(const double blocks[MS_NKINDS], const double bytes[MS_NKINDS]);
+
+/* ---- sampler.c, metrics.c: MEMSHIM_METRICS, a node_exporter textfile ------ */
+MS_HIDDEN void   _ms_metrics_write(void);               /* the reporter thread, every interval */
+MS_HIDDEN void   _ms_metrics_withdraw(void);            /* at exit: the file goes */
+MS_HIDDEN void   _ms_metrics_fork_child(void);          /* the parent's file stays the parent's */
 
 #endif

@@ -19,6 +19,8 @@ ms_report_opts_t _ms_ropt = {
     .live = 0,
     .live_interval_ms = 1000,
     .stats_signal = 0,
+    .metrics = NULL,
+    .metrics_interval_ms = 15000,
 };
 
 void _ms_stats_collect(ms_stats_t *st)

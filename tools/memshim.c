@@ -51,6 +51,10 @@ static const char usage_text[] =
 "  stats PID [--json]  the current figures of a process run with MEMSHIM_LIVE=1\n"
 "  top PID [-d SECONDS] [-n COUNT]\n"
 "                      the same, refreshed like top(1); q or Ctrl-C quits\n"
+"  exporter [--listen ADDR:PORT] [--once [--openmetrics]]\n"
+"                      serve every readable process's live figures at /metrics\n"
+"                      for Prometheus (default 127.0.0.1:9464); --once: print\n"
+"                      one scrape on stdout\n"
 "  plot RSSLOG -o FILE.svg [--title TEXT]\n"
 "                      draw an RSS log (MEMSHIM_RSS_LOG) as an SVG picture\n"
 "  graph FILE.json -o FILE.svg [--max-objects N] [--group N] [--format FMT]\n"
@@ -84,7 +88,7 @@ static int cmd_help(int argc, char **argv)
     if (argc > 2) ms_usage_error("help: too many arguments");
     if (argc == 2 && strcmp(argv[1], "env") == 0) return help_env();
     if (argc == 2) {
-        static const char *const known[] = { "run", "report", "diff", "stats", "top", "plot", "graph", "help" };
+        static const char *const known[] = { "run", "report", "diff", "stats", "top", "exporter", "plot", "graph", "help" };
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= strcmp(argv[1], known[i]) == 0;
         if (!ok) ms_usage_error("help: unknown command '%s'", argv[1]);
@@ -333,7 +337,7 @@ int main(int argc, char **argv)
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         { "run", cmd_run }, { "report", cmd_report }, { "diff", cmd_diff },
         { "stats", cmd_stats }, { "top", cmd_top }, { "plot", cmd_plot },
-        { "graph", cmd_graph },
+        { "graph", cmd_graph }, { "exporter", cmd_exporter },
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(c, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);

@@ -3,7 +3,9 @@
  *
  *   memshim.c   main, help, version, `run`
  *   report.c    leak reports (JSON, written by the library): `report`, `diff`
- *   live.c      a running process's figures (shim/live.h): `stats`, `top`
+ *   live.c      a running process's figures (shim/live.h): `stats`, `top`;
+ *               the one reader of live regions
+ *   exporter.c  every process's figures over HTTP for Prometheus: `exporter`
  *   plot.c      an RSS log (MEMSHIM_RSS_LOG) as SVG: `plot`
  *   graph.c     a report's reference cycles drawn with Graphviz: `graph`
  *   util.c      errors, number parsing and formatting
@@ -33,6 +35,14 @@ char  *ms_commas(uint64_t n, char *buf, size_t cap);           /* "1,234,567" */
  * or NULL if argv[*i] is not that option.  A missing value is a usage error. */
 const char *ms_opt_value(int argc, char **argv, int *i, const char *name);
 
+/* live.c: a process's live region (shim/live.h).  ms_live_open: its
+ * descriptor, or -1; ms_live_read: a consistent copy, checked field by
+ * field; both say why not on stderr unless quiet. */
+#include <sys/types.h>
+struct ms_live_s;
+int    ms_live_open(pid_t pid, bool quiet);
+bool   ms_live_read(int fd, pid_t pid, struct ms_live_s *out, unsigned attempts, bool quiet);
+
 /* the subcommands: argv[0] is the subcommand's name */
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
@@ -41,5 +51,6 @@ int cmd_stats(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
+int cmd_exporter(int argc, char **argv);
 
 #endif

@@ -261,7 +261,8 @@ t_report_fuzz() {
     # The command built with AddressSanitizer and UBSan, fed 400 mutations of
     # the fixtures: every run ends with status 0 or 1, never a sanitizer report.
     cc -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 \
-       -I"$ROOT/include" -I"$ROOT/shim" -o "$T/memshim-asan" "$ROOT"/tools/*.c -ljansson -lm || return 1
+       -I"$ROOT/include" -I"$ROOT/shim" -o "$T/memshim-asan" "$ROOT"/tools/*.c "$ROOT"/shim/prom.c \
+       -ljansson -lmicrohttpd -lm || return 1
     mkdir -p "$T/fuzz"
     "$PY" - "$FIX" "$T/fuzz" <<'EOF' || return 1
 import os, random, sys
