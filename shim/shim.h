@@ -64,6 +64,18 @@ MS_HIDDEN ms_page_t     *_ms_page_alloc(unsigned npages, uint8_t cls); /* segmen
 MS_HIDDEN void           _ms_page_free(ms_page_t *pg);
 MS_HIDDEN void           _ms_segment_purge_all(void);
 MS_HIDDEN void           _ms_segment_each_span_locked(void (*fn)(void *arg, ms_page_t *pg), void *arg);
+
+/* ---- check.c: invariants (always-on asserts; the debug tier's heap walk) -- */
+MS_HIDDEN void _ms_assert_fail(const char *what, const char *file, int line) __attribute__((noreturn, cold));
+#define ms_assert(c) (MS_LIKELY(c) ? (void)0 : _ms_assert_fail(#c, __FILE__, __LINE__))
+typedef void (*ms_check_fail_fn)(const char *what, const void *where, unsigned n);
+MS_HIDDEN void _ms_heap_check_locked(void);           /* every allocator lock held; aborts */
+MS_HIDDEN void _ms_segment_check_locked(ms_check_fail_fn fail);
+MS_HIDDEN void _ms_central_check_locked(const uint64_t spans[MS_NCLASSES], const uint64_t free_blocks[MS_NCLASSES],
+                                        ms_check_fail_fn fail);
+#ifndef MS_DEBUG
+#define MS_DEBUG 0
+#endif
 MS_HIDDEN void           _ms_segment_lock(void);
 MS_HIDDEN void           _ms_segment_unlock(bool child);
 typedef struct ms_segment_stat_s {
@@ -109,10 +121,35 @@ typedef struct ms_class_s {
     uint16_t limit;       /* thread cache limit (blocks) */
     uint16_t batch;       /* blocks moved per refill/flush */
     uint32_t capacity;    /* blocks per span */
-    uint64_t recip;       /* ceil(2^42 / size): offset -> block index */
+    uint64_t recip;       /* ceil(2^MS_RECIP_SHIFT / size): offset -> block index */
 } ms_class_t;
+#define MS_RECIP_SHIFT 42     /* exact for every offset in a span (< 2^20) and size */
 
 MS_HIDDEN extern ms_class_t _ms_classes[MS_NCLASSES];
+
+/* The block of class k holding byte `off` of its span: a multiply, not a
+ * division.  The one place the span arithmetic is written. */
+static inline uint64_t _ms_block_index(const ms_class_t *k, uint64_t off)
+{
+    return (off * k->recip) >> MS_RECIP_SHIFT;
+}
+
+/* Where p falls in segment s: its span, class and block (p may point into
+ * the block's middle: off - idx * size bytes in).  False for the header
+ * page and free pages. */
+typedef struct { ms_page_t *pg; const ms_class_t *k; unsigned cls; uint64_t off, idx; } ms_where_t;
+static inline bool _ms_where(ms_segment_t *s, const void *p, ms_where_t *w)
+{
+    unsigned i = _ms_page_index(s, p);
+    uint8_t cls = __atomic_load_n(&s->page_class[i], __ATOMIC_ACQUIRE);
+    if (i == 0 || cls == MS_CLASS_NONE) return false;
+    w->cls = cls;
+    w->pg = &s->pages[s->span_head[i]];
+    w->k = &_ms_classes[cls];
+    w->off = (uint64_t)((const uint8_t *)p - w->pg->start);
+    w->idx = _ms_block_index(w->k, w->off);
+    return true;
+}
 MS_HIDDEN extern uint8_t    _ms_small_class[MS_SMALL_TABLE_MAX / MS_ALIGN + 1];
 MS_HIDDEN void     _ms_classes_init(void);
 MS_HIDDEN unsigned _ms_class_of(size_t n);              /* n <= MS_MAX_SMALL */
@@ -255,7 +292,6 @@ MS_HIDDEN void   _ms_loader_unlock(bool child);
 #define MS_STACK_OOM 0xFFFFFFFFu        /* a stack not stored: memshim's memory ran out */
 MS_HIDDEN uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n);
 MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);
-MS_HIDDEN uint32_t _ms_stack_count(void);
 MS_HIDDEN void   _ms_stack_lock(void);
 MS_HIDDEN void   _ms_stack_unlock(bool child);
 
@@ -537,7 +573,7 @@ typedef struct ms_gc_figures_s {
     uint64_t time_ns;        /* spent collecting, in all */
     uint64_t gen_collections[3], gen_collected[3], gen_uncollectable[3]; /* the same per generation */
 } ms_gc_figures_t;
-MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out) __attribute__((weak));
+MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out);
 MS_HIDDEN void   _ms_gc_glue_init(void) __attribute__((weak)); /* constructor: collector tables */
 
 /* ---- mallinfo.c: glibc's heap questions (override.c), memshim's answers -- */

@@ -64,7 +64,7 @@ void _ms_stats_collect_heap(ms_stats_t *st)
 static bool gc_figures(ms_gc_figures_t *g)
 {
     memset(g, 0, sizeof *g);
-    return _ms_gc_figures && _ms_gc_figures(g) > 0 && g->collections > 0;
+    return _ms_gc_figures(g) > 0 && g->collections > 0;
 }
 
 /* The command line, arguments joined by spaces, truncated to fit. */
