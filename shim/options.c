@@ -1,6 +1,7 @@
 /* options.c - MEMSHIM_* settings, read once from the environment.  The only
  * reader of `environ`, and only at start-up: every value kept is copied.  A malformed value earns one warning naming the
  * variable and the accepted form; the default stays. */
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <strings.h>
@@ -181,6 +182,45 @@ const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap)
     return buf;
 }
 
+/* Whether the parent process runs on memshim (its LD_PRELOAD names it)
+ * with the same MEMSHIM_REPORT: then this is a program it started (sh -c
+ * 'a; b', make), and the report gets a name of its own rather than
+ * replacing the parent's.  Read from /proc/PPID/environ, the parent's
+ * environment as it was exec'd, one entry at a time. */
+static bool parent_shares_report(const char *report)
+{
+    char path[64], chunk[4096], ent[4200];
+    ms_buf_t b;
+    _ms_buf_init(&b, path, sizeof path - 1, -1);
+    _ms_bprintf(&b, "/proc/%d/environ", (int)getppid());
+    path[b.len] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool same = false, preload = false, cut = false;
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0)
+        for (ssize_t i = 0; i < n; i++) {
+            if (chunk[i]) {
+                if (len < sizeof ent - 1) ent[len++] = chunk[i]; else cut = true;
+                continue;
+            }
+            ent[len] = 0;
+            if (!cut && strncmp(ent, "MEMSHIM_REPORT=", 15) == 0) same = strcmp(ent + 15, report) == 0;
+            if (!cut && strncmp(ent, "LD_PRELOAD=", 11) == 0) preload = strstr(ent, "memshim") != NULL;
+            len = 0;
+            cut = false;
+        }
+    close(fd);
+    return same && preload;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 void _ms_options_load(void)
 {
     _ms_options_load_reporting();
@@ -195,6 +235,7 @@ void _ms_options_load(void)
     }
     uint64_t n;
     if ((v = _ms_getenv("MEMSHIM_TRACK"))) _ms_opt.track = _ms_parse_bool("MEMSHIM_TRACK", v, 1);
+    if ((v = _ms_getenv("MEMSHIM_LEAK_SINCE"))) _ms_opt.leak_since = _ms_parse_bool("MEMSHIM_LEAK_SINCE", v, 0);
     if ((v = _ms_getenv("MEMSHIM_GEN_SUPPRESSIONS")))
         _ms_opt.gen_suppressions = _ms_parse_bool("MEMSHIM_GEN_SUPPRESSIONS", v, 0);
     if ((v = _ms_getenv("MEMSHIM_REPORT_FORMAT"))) {
@@ -227,6 +268,10 @@ void _ms_options_load(void)
         else if (strcmp(v, "stderr") != 0 &&
                  !_ms_keep_path("MEMSHIM_REPORT", v, _ms_opt.report, sizeof _ms_opt.report))
             _ms_opt.report[0] = 0;                      /* stderr */
+        else if (strcmp(v, "stderr") != 0) {
+            if (!_ms_getenv("MEMSHIM_REPORT_FORMAT") && ends_with(v, ".json")) _ms_opt.json = 1;  /* the name decides */
+            _ms_opt.report_child = !strstr(v, "%p") && parent_shares_report(v);
+        }
     }
     if ((v = _ms_getenv("MEMSHIM_SUPPRESS")) && *v) {
         if (secure) _ms_message("MEMSHIM_SUPPRESS ignored: file names are not taken in a setuid/setgid program");

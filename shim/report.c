@@ -28,7 +28,13 @@ typedef struct {
     double   blocks, bytes, indirect;
     size_t   why;          /* 1 + the item whose retention path is shown, or 0 */
     unsigned why_depth;    /* its distance from a root, in blocks */
+    uint8_t  change;       /* MEMSHIM_LEAK_SINCE: CHANGE_* against the last report */
+    double   d_blocks, d_bytes;   /* ... and by how much */
 } group_t;
+
+enum { CHANGE_NONE, CHANGE_NEW, CHANGE_INCREASED, CHANGE_DECREASED, CHANGE_SAME };
+static const char *change_name[] = { "", "new", "increased", "decreased", "same" };
+static const char *change_word[] = { "", "new ", "increased ", "decreased ", "" };   /* "in new loss record" */
 
 typedef struct {
     group_t *g;
@@ -38,6 +44,11 @@ typedef struct {
     double   inherited_blocks, inherited_bytes;   /* forked child: the parent's */
     size_t   raw_items;
     const ms_leak_item_t *items;   /* the scan's, for retention paths */
+    unsigned seq;                  /* this report's number in the process (%n) */
+    bool     since;                /* MEMSHIM_LEAK_SINCE: changes against report since_seq */
+    unsigned since_seq;            /* 0: none before (everything is new) */
+    double   d_blocks[MS_NKINDS], d_bytes[MS_NKINDS];
+    unsigned changes[5];           /* records per CHANGE_*; [CHANGE_NONE]: gone ones */
 } groups_t;
 
 /* ---- collector objects alive only through cycles ----------------------------- */
@@ -379,7 +390,7 @@ static void why_text(ms_buf_t *b, const char *lead, const ms_leak_item_t *items,
     _ms_bprintf(b, "\n");
     for (unsigned j = 0; j < n; j++) {
         if (!hop_shown(j, n, depth)) {
-            if (j + 1 == depth) _ms_bprintf(b, "%s  -> ... %u more blocks\n", lead, n - depth);
+            if (j + 1 == depth) _ms_bprintf(b, "%s  -> ... %u more block%s\n", lead, n - depth, n - depth == 1 ? "" : "s");
             continue;
         }
         const ms_leak_item_t *h = &items[path[j]];
@@ -388,7 +399,7 @@ static void why_text(ms_buf_t *b, const char *lead, const ms_leak_item_t *items,
         if (h->into) _ms_bprintf(b, "%c%ld", into_of(h) < 0 ? '-' : '+', labs(into_of(h)));
         _ms_bprintf(b, " (");
         if (h->gctype) _ms_bprintf(b, "%s object, ", type_name(h->gctype));
-        _ms_bprintf(b, "%llu bytes, allocated at ", (unsigned long long)h->size);
+        _ms_bprintf(b, "%llu byte%s, allocated at ", (unsigned long long)h->size, h->size == 1 ? "" : "s");
         site_text(b, h->stack);
         _ms_bprintf(b, "), pointer at offset %ld\n", (long)(next->from - (h->addr + h->objoff)));
     }
@@ -490,7 +501,90 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
     return true;
 }
 
+/* ---- since the last report (MEMSHIM_LEAK_SINCE) -------------------------------------- *
+ * Each report keeps what every record (stack, kind, type) held, in
+ * memshim's memory; the next one flags its records new, increased or
+ * decreased against that, as valgrind's leak check does with
+ * --leak-check=full and added/increased.  Under the report lock. */
+typedef struct { uint32_t stack; uint8_t kind, used; const char *gctype; double blocks, bytes; } prev_t;
+static struct {
+    prev_t  *t;
+    size_t   cap;
+    double   blocks[MS_NKINDS], bytes[MS_NKINDS];
+    unsigned seq;                  /* the report they are from, 0: none yet */
+} prev;
+static unsigned report_seq;        /* reports made by this process */
+
+static prev_t *prev_slot(prev_t *t, size_t cap, uint32_t stack, uint8_t kind, const char *gctype)
+{
+    size_t mask = cap - 1;
+    for (size_t i = ((stack * 0x9E3779B1u) ^ kind ^ ((uintptr_t)gctype >> 4)) & mask;; i = (i + 1) & mask)
+        if (!t[i].used || (t[i].stack == stack && t[i].kind == kind && t[i].gctype == gctype)) return &t[i];
+}
+
+static void since_mark(groups_t *gs)
+{
+    gs->since = true;
+    gs->since_seq = prev.seq;
+    for (unsigned k = 0; k < MS_NKINDS; k++) {
+        gs->d_blocks[k] = gs->total_blocks[k] - prev.blocks[k];
+        gs->d_bytes[k] = gs->total_bytes[k] - prev.bytes[k];
+    }
+    for (size_t i = 0; i < gs->n; i++) {
+        group_t *g = &gs->g[i];
+        if (g->suppressed) continue;
+        prev_t *p = prev.t ? prev_slot(prev.t, prev.cap, g->stack, g->kind, g->gctype) : NULL;
+        bool known = p && p->used;
+        g->d_blocks = g->blocks - (known ? p->blocks : 0);
+        g->d_bytes = g->bytes - (known ? p->bytes : 0);
+        g->change = !known ? CHANGE_NEW : g->d_bytes > 0 || g->d_blocks > 0 ? CHANGE_INCREASED
+                  : g->d_bytes < 0 || g->d_blocks < 0 ? CHANGE_DECREASED : CHANGE_SAME;
+        if (known) p->used = 2;
+        if (_ms_opt.show >> g->kind & 1) gs->changes[g->change]++;
+    }
+    for (size_t i = 0; i < prev.cap; i++)                /* records gone since */
+        if (prev.t[i].used == 1 && (_ms_opt.show >> prev.t[i].kind & 1)) gs->changes[CHANGE_NONE]++;
+}
+
+/* This report's records become the ones the next report compares with. */
+static void since_keep(const groups_t *gs)
+{
+    if (prev.t) _ms_meta_free(prev.t, prev.cap * sizeof *prev.t);
+    prev.cap = 16;
+    while (prev.cap < gs->n * 2 + 2) prev.cap *= 2;
+    prev.t = _ms_meta_alloc(prev.cap * sizeof *prev.t);
+    prev.seq = prev.t ? gs->seq : 0;
+    memset(prev.blocks, 0, sizeof prev.blocks);
+    memset(prev.bytes, 0, sizeof prev.bytes);
+    if (!prev.t) { prev.cap = 0; return; }
+    for (size_t i = 0; i < gs->n; i++) {
+        const group_t *g = &gs->g[i];
+        if (g->suppressed) continue;
+        prev_t *p = prev_slot(prev.t, prev.cap, g->stack, g->kind, g->gctype);
+        *p = (prev_t){ g->stack, g->kind, 1, g->gctype, g->blocks, g->bytes };
+    }
+    memcpy(prev.blocks, gs->total_blocks, sizeof prev.blocks);
+    memcpy(prev.bytes, gs->total_bytes, sizeof prev.bytes);
+}
+
 /* ---- output ------------------------------------------------------------------------- */
+
+/* "N bytes", "1 block": a count and its noun, singular for one; in since
+ * mode with the change in parentheses, "N (+D) bytes". */
+static void count_text(ms_buf_t *b, double v, bool since, double d, const char *one, const char *many)
+{
+    unsigned long long n = _ms_round(v);
+    _ms_bprintf(b, "%llu", n);
+    if (since) _ms_bprintf(b, " (%c%llu)", d < 0 ? '-' : '+', _ms_round(d < 0 ? -d : d));
+    if (one) _ms_bprintf(b, " %s", n == 1 ? one : many);
+}
+
+static void json_delta(ms_buf_t *b, double d_blocks, double d_bytes)
+{
+    _ms_bprintf(b, ", \"blocks_delta\": %s%llu, \"bytes_delta\": %s%llu", d_blocks < 0 ? "-" : "",
+                _ms_round(d_blocks < 0 ? -d_blocks : d_blocks), d_bytes < 0 ? "-" : "",
+                _ms_round(d_bytes < 0 ? -d_bytes : d_bytes));
+}
 
 
 static void program_name(char *buf, size_t cap)
@@ -506,21 +600,30 @@ static void text_frame(ms_buf_t *b, int pid, unsigned i, const ms_frame_t *f)
     _ms_bprintf(b, "\n");
 }
 
-static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
+/* The frames of a record, the same in every format: the stack up to and
+ * including main or start_thread (the C library's start-up below them is
+ * the same for every record), symbolized into f[]. */
+static unsigned record_frames(uint32_t stack, ms_frame_t *f)
 {
     const uintptr_t *ip;
     unsigned n = _ms_stack_get(stack, &ip);
+    for (unsigned i = 0; i < n; i++) {
+        _ms_symbolize(ip[i], &f[i], true);
+        if (f[i].function && (strcmp(f[i].function, "main") == 0 || strcmp(f[i].function, "start_thread") == 0))
+            return i + 1;
+    }
+    return n;
+}
+
+static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
+{
+    ms_frame_t f[MS_MAX_STACK];
+    unsigned n = record_frames(stack, f);
     if (!n) {
         _ms_bprintf(b, "==%d==    (no stack%s)\n", pid, stack == MS_STACK_OOM ? ": out of memory" : " recorded");
         return;
     }
-    for (unsigned i = 0; i < n; i++) {
-        ms_frame_t f;
-        _ms_symbolize(ip[i], &f, true);
-        text_frame(b, pid, i, &f);
-        if (f.function && (strcmp(f.function, "main") == 0 || strcmp(f.function, "start_thread") == 0))
-            break;
-    }
+    for (unsigned i = 0; i < n; i++) text_frame(b, pid, i, &f[i]);
 }
 
 
@@ -535,8 +638,17 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         _ms_bprintf(b, "==%d== sampling one allocation per %llu bytes on average: figures are estimates\n",
                     pid, (unsigned long long)_ms_opt.sample);
     if (unparked)
-        _ms_bprintf(b, "==%d== %u thread(s) could not be stopped for the scan; their stacks were scanned whole\n",
-                    pid, unparked);
+        _ms_bprintf(b, "==%d== %u thread%s could not be stopped for the scan; %s scanned whole\n",
+                    pid, unparked, unparked == 1 ? "" : "s", unparked == 1 ? "its stack was" : "their stacks were");
+    if (gs->since) {
+        if (gs->since_seq) _ms_bprintf(b, "==%d== since report %u of this process: ", pid, gs->since_seq);
+        else _ms_bprintf(b, "==%d== since the start (no report before): ", pid);
+        _ms_bprintf(b, "%u new, %u increased, %u decreased, %u unchanged, %u gone loss record%s\n",
+                    gs->changes[CHANGE_NEW], gs->changes[CHANGE_INCREASED], gs->changes[CHANGE_DECREASED],
+                    gs->changes[CHANGE_SAME], gs->changes[CHANGE_NONE],
+                    gs->changes[CHANGE_NEW] + gs->changes[CHANGE_INCREASED] + gs->changes[CHANGE_DECREASED] +
+                    gs->changes[CHANGE_SAME] + gs->changes[CHANGE_NONE] == 1 ? "" : "s");
+    }
     unsigned shown = 0, total = 0;
     for (size_t i = 0; i < gs->n; i++)
         if (!gs->g[i].suppressed && (_ms_opt.show >> gs->g[i].kind & 1)) total++;
@@ -544,14 +656,15 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         const group_t *g = &gs->g[i];
         if (g->suppressed || !(_ms_opt.show >> g->kind & 1)) continue;
         shown++;
-        _ms_bprintf(b, "==%d==\n", pid);
-        if (g->kind == MS_KIND_DEFINITE && g->indirect > 0)
-            _ms_bprintf(b, "==%d== %llu (%llu direct, %llu indirect) bytes in %llu blocks are %s in loss record %u of %u\n",
-                        pid, _ms_round(g->bytes + g->indirect), _ms_round(g->bytes), _ms_round(g->indirect),
-                        _ms_round(g->blocks), kind_text[g->kind], shown, total);
-        else
-            _ms_bprintf(b, "==%d== %llu bytes in %llu blocks are %s in loss record %u of %u\n",
-                        pid, _ms_round(g->bytes), _ms_round(g->blocks), kind_text[g->kind], shown, total);
+        _ms_bprintf(b, "==%d==\n==%d== ", pid, pid);
+        if (g->kind == MS_KIND_DEFINITE && g->indirect > 0) {
+            count_text(b, g->bytes + g->indirect, gs->since, g->d_bytes, NULL, NULL);
+            _ms_bprintf(b, " (%llu direct, %llu indirect) bytes", _ms_round(g->bytes), _ms_round(g->indirect));
+        } else count_text(b, g->bytes, gs->since, g->d_bytes, "byte", "bytes");
+        _ms_bprintf(b, " in ");
+        count_text(b, g->blocks, gs->since, g->d_blocks, "block", "blocks");
+        _ms_bprintf(b, " %s %s in %sloss record %u of %u\n", _ms_round(g->blocks) == 1 ? "is" : "are",
+                    kind_text[g->kind], change_word[g->change], shown, total);
         if (g->gctype) _ms_bprintf(b, "==%d==    collector objects of type %s\n", pid, type_name(g->gctype));
         print_stack_text(b, pid, g->stack);
         if (g->why) {
@@ -566,16 +679,27 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     }
     _ms_bprintf(b, "==%d==\n==%d== LEAK SUMMARY:\n", pid, pid);
     static const char *pad[MS_NKINDS] = { "", "", "  ", "" };
-    for (unsigned k = 0; k < MS_NKINDS; k++)
-        _ms_bprintf(b, "==%d==    %s%s: %llu bytes in %llu blocks\n", pid, pad[k], kind_text[k],
-                    _ms_round(gs->total_bytes[k]), _ms_round(gs->total_blocks[k]));
-    _ms_bprintf(b, "==%d==         suppressed: %llu bytes in %llu blocks\n", pid,
-                _ms_round(gs->supp_bytes), _ms_round(gs->supp_blocks));
+    for (unsigned k = 0; k < MS_NKINDS; k++) {
+        _ms_bprintf(b, "==%d==    %s%s: ", pid, pad[k], kind_text[k]);
+        count_text(b, gs->total_bytes[k], gs->since, gs->d_bytes[k], "byte", "bytes");
+        _ms_bprintf(b, " in ");
+        count_text(b, gs->total_blocks[k], gs->since, gs->d_blocks[k], "block", "blocks");
+        _ms_bprintf(b, "\n");
+    }
+    _ms_bprintf(b, "==%d==         suppressed: ", pid);
+    count_text(b, gs->supp_bytes, false, 0, "byte", "bytes");
+    _ms_bprintf(b, " in ");
+    count_text(b, gs->supp_blocks, false, 0, "block", "blocks");
+    _ms_bprintf(b, "\n");
     _ms_supp_used(sp, b, pid, false);
-    if (gs->inherited_blocks > 0)
-        _ms_bprintf(b, "==%d== %llu bytes in %llu blocks allocated by the parent before fork() are left "
-                    "out (the parent's report counts them)\n", pid,
-                    _ms_round(gs->inherited_bytes), _ms_round(gs->inherited_blocks));
+    if (gs->inherited_blocks > 0) {
+        _ms_bprintf(b, "==%d== ", pid);
+        count_text(b, gs->inherited_bytes, false, 0, "byte", "bytes");
+        _ms_bprintf(b, " in ");
+        count_text(b, gs->inherited_blocks, false, 0, "block", "blocks");
+        _ms_bprintf(b, " allocated by the parent before fork() %s left out (the parent's report counts them)\n",
+                    _ms_round(gs->inherited_blocks) == 1 ? "is" : "are");
+    }
     if (!(_ms_opt.show >> MS_KIND_REACHABLE & 1) && gs->total_blocks[MS_KIND_REACHABLE] > 0)
         _ms_bprintf(b, "==%d== Reachable blocks are not shown: MEMSHIM_SHOW=all to see them\n", pid);
     cycles_text(b, pid, cy);
@@ -590,11 +714,20 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     _ms_bprintf(b, "{\"format\": \"memshim-leaks\", \"version\": 1, \"memshim\": \"%s\",\n \"pid\": %d, \"program\": ",
                 MEMSHIM_VERSION, (int)getpid());
     _ms_json_str(b, prog);
-    _ms_bprintf(b, ", \"when\": \"%s\", \"sample_interval\": %llu, \"threads_not_stopped\": %u,\n \"summary\": {",
-                why, (unsigned long long)_ms_opt.sample, unparked);
-    for (unsigned k = 0; k < MS_NKINDS; k++)
-        _ms_bprintf(b, "%s\"%s\": {\"blocks\": %llu, \"bytes\": %llu}", k ? ", " : "", kind_name[k],
+    _ms_bprintf(b, ", \"when\": \"%s\", \"sequence\": %u, \"sample_interval\": %llu, \"threads_not_stopped\": %u,\n",
+                why, gs->seq, (unsigned long long)_ms_opt.sample, unparked);
+    if (gs->since)
+        _ms_bprintf(b, " \"since\": %u, \"changes\": {\"new\": %u, \"increased\": %u, \"decreased\": %u, "
+                    "\"same\": %u, \"gone\": %u},\n", gs->since_seq, gs->changes[CHANGE_NEW],
+                    gs->changes[CHANGE_INCREASED], gs->changes[CHANGE_DECREASED], gs->changes[CHANGE_SAME],
+                    gs->changes[CHANGE_NONE]);
+    _ms_bprintf(b, " \"summary\": {");
+    for (unsigned k = 0; k < MS_NKINDS; k++) {
+        _ms_bprintf(b, "%s\"%s\": {\"blocks\": %llu, \"bytes\": %llu", k ? ", " : "", kind_name[k],
                     _ms_round(gs->total_blocks[k]), _ms_round(gs->total_bytes[k]));
+        if (gs->since) json_delta(b, gs->d_blocks[k], gs->d_bytes[k]);
+        _ms_bprintf(b, "}");
+    }
     _ms_bprintf(b, ", \"suppressed\": {\"blocks\": %llu, \"bytes\": %llu}, "
                 "\"inherited\": {\"blocks\": %llu, \"bytes\": %llu}},\n \"leaks\": [",
                 _ms_round(gs->supp_blocks), _ms_round(gs->supp_bytes), _ms_round(gs->inherited_blocks), _ms_round(gs->inherited_bytes));
@@ -607,15 +740,17 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         if (g->kind == MS_KIND_DEFINITE)
             _ms_bprintf(b, ", \"indirect_bytes\": %llu", _ms_round(g->indirect));
         if (g->gctype) { _ms_bprintf(b, ", \"type\": "); _ms_json_str(b, type_name(g->gctype)); }
+        if (gs->since) {
+            _ms_bprintf(b, ", \"change\": \"%s\"", change_name[g->change]);
+            json_delta(b, g->d_blocks, g->d_bytes);
+        }
         _ms_bprintf(b, ", \"stack\": [");
         first = false;
-        const uintptr_t *ip;
-        unsigned n = _ms_stack_get(g->stack, &ip);
+        ms_frame_t f[MS_MAX_STACK];
+        unsigned n = record_frames(g->stack, f);
         for (unsigned j = 0; j < n; j++) {
-            ms_frame_t f;
-            _ms_symbolize(ip[j], &f, true);
-            _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f.ip);
-            frame_json(b, &f);
+            _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f[j].ip);
+            frame_json(b, &f[j]);
             _ms_bprintf(b, "}");
         }
         _ms_bprintf(b, "]");
@@ -645,11 +780,14 @@ static void write_report(int fd, const groups_t *gs, const cycles_t *cy, const m
 }
 
 /* To MEMSHIM_REPORT, or standard error; the file rules are out.c's. */
-static void emit(const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp, unsigned unparked, const char *why)
+static void emit(const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp, unsigned unparked, bool at_exit)
 {
     int saved = errno;
+    const char *why = at_exit ? "at exit" : "snapshot";
     ms_out_t o;
-    _ms_out_open(&o, "MEMSHIM_REPORT", _ms_opt.report, _ms_leak_forked ? MS_OUT_CHILD_SUFFIX : 0);
+    unsigned flags = (_ms_leak_forked || _ms_opt.report_child ? MS_OUT_CHILD_SUFFIX : 0) |
+                     (at_exit ? 0 : MS_OUT_SNAPSHOT);
+    _ms_out_open_seq(&o, "MEMSHIM_REPORT", _ms_opt.report, flags, gs->seq);
     write_report(o.fd, gs, cy, sp, unparked, why);
     if (!_ms_out_commit(&o)) {
         _ms_out_open(&o, "MEMSHIM_REPORT", NULL, 0);      /* the rename failed: stderr */
@@ -669,7 +807,13 @@ static void emit(const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp, u
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
 static int exit_done = -1;             /* leaks of the exit report, once made */
 
-void _ms_leak_report_fork_child(void) { pthread_mutex_init(&report_lock, NULL); exit_done = -1; }
+void _ms_leak_report_fork_child(void)
+{
+    pthread_mutex_init(&report_lock, NULL);
+    exit_done = -1;
+    report_seq = 0;                    /* the child's reports: a series of their own */
+    memset(&prev, 0, sizeof prev);     /* the parent's table stays with it */
+}
 
 static int leak_report_locked(int at_exit, const ms_scan_self_t *self);
 
@@ -714,6 +858,9 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
             gs.total_bytes[g->kind] += g->bytes;
             if (g->kind != MS_KIND_REACHABLE) leaks += (int)_ms_round(g->blocks);
         }
+        gs.seq = ++report_seq;
+        if (_ms_opt.leak_since) since_mark(&gs);
+        since_keep(&gs);
         cycles_t cy;
         cycles_find(&cy);
         bool shown = cy.nobj > 0;
@@ -721,7 +868,7 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
             shown |= !gs.g[i].suppressed && (_ms_opt.show >> gs.g[i].kind & 1);
         /* stderr stays quiet for a clean program; a named file is always written */
         if (shown || _ms_opt.report[0] || !at_exit)
-            emit(&gs, &cy, sp, unparked, at_exit ? "at exit" : "snapshot");
+            emit(&gs, &cy, sp, unparked, at_exit);
         cycles_free(&cy);
         _ms_supp_free(sp);
         _ms_meta_free(gs.g, gs.cap * sizeof *gs.g);
@@ -764,7 +911,7 @@ int _ms_why(const void *ptr, int fd, const ms_scan_self_t *self)
         if (p != a) _ms_bprintf(&b, "%p is %ld bytes into the block ", ptr, (long)(p - a));
         _ms_bprintf(&b, "%p (", (void *)a);
         if (it->gctype) _ms_bprintf(&b, "%s object, ", type_name(it->gctype));
-        _ms_bprintf(&b, "%llu bytes, allocated at ", (unsigned long long)it->size);
+        _ms_bprintf(&b, "%llu byte%s, allocated at ", (unsigned long long)it->size, it->size == 1 ? "" : "s");
         site_text(&b, it->stack);
         _ms_bprintf(&b, "): %s", kind_text[it->kind]);
         switch (it->kind) {

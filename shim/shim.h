@@ -421,6 +421,9 @@ typedef struct ms_options_s {
     int           report_signal; /* MEMSHIM_REPORT_SIGNAL, 0 = none */
     int           gen_suppressions; /* MEMSHIM_GEN_SUPPRESSIONS */
     unsigned      why_depth;     /* MEMSHIM_WHY_DEPTH: blocks shown per retention path, 0 = none */
+    int           leak_since;    /* MEMSHIM_LEAK_SINCE: flag records new or grown since the last report */
+    int           report_child;  /* exec'd by a process writing the same MEMSHIM_REPORT: name.PID */
+    int           show_summary;  /* MEMSHIM_SHOW=summary: the summary whenever something leaked */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
@@ -463,12 +466,13 @@ MS_HIDDEN void   _ms_out_settle(void);                  /* after the options: ke
 MS_HIDDEN int    _ms_err_fd(void);                      /* stderr as it was at start-up, or -1 */
 MS_HIDDEN void   _ms_out_retake_stderr(void);          /* fd 2 as it is now (unit tests) */
 MS_HIDDEN void   _ms_out_after_fork_child(void);
-MS_HIDDEN bool   _ms_expand_path(const char *pattern, char *out, size_t cap); /* %p -> pid */
+MS_HIDDEN bool   _ms_expand_path(const char *pattern, unsigned seq, char *out, size_t cap); /* %p: pid, %n: seq */
 
 /* Output files (reports, statistics, the RSS log): the rules are out.c's. */
 enum { MS_OUT_NONE, MS_OUT_STDERR, MS_OUT_ATOMIC, MS_OUT_INPLACE };
 #define MS_OUT_CHILD_SUFFIX 1u  /* a forked child and no %p: name.PID (regular files only) */
 #define MS_OUT_STREAM       2u  /* kept open and appended to; no fallback to stderr */
+#define MS_OUT_SNAPSHOT     4u  /* a snapshot and no %n: name.snapN (regular files only) */
 typedef struct ms_out_s {
     int         fd;              /* where to write now; -1: dropped */
     int         kind;            /* MS_OUT_* */
@@ -484,6 +488,8 @@ typedef struct ms_out_s {
  * said) if dest cannot be written: o then writes to stderr, or nothing for a
  * stream.  Holds the output's lock until _ms_out_commit (not for a stream). */
 MS_HIDDEN bool   _ms_out_open(ms_out_t *o, const char *var, const char *dest, unsigned flags);
+/* The same, %n in the name standing for seq (_ms_out_open: 1). */
+MS_HIDDEN bool   _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned flags, unsigned seq);
 MS_HIDDEN bool   _ms_out_commit(ms_out_t *o);           /* close, rename into place; false: failed */
 MS_HIDDEN int    _ms_out_fd(ms_out_t *o);               /* a stream's checked fd, or -1 */
 

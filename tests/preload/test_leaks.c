@@ -173,7 +173,7 @@ Test(cycles, reported_by_type_with_their_edges)
     cr_expect(strstr(t.err, "Node@0x") && strstr(t.err, "-> Node@0x"), "%s", t.err);
     /* The ring and the pair are leaks (nothing of the program points to
      * them), named by type; the rooted Node (gc_cycle.c:35) is not. */
-    cr_expect(strstr(t.err, "120 (40 direct, 80 indirect) bytes in 1 blocks are definitely lost"), "%s", t.err);
+    cr_expect(strstr(t.err, "120 (40 direct, 80 indirect) bytes in 1 block is definitely lost"), "%s", t.err);
     cr_expect(strstr(t.err, "collector objects of type Node") && strstr(t.err, "collector objects of type Pair"),
               "%s", t.err);
     cr_expect_null(strstr(t.err, "gc_cycle.c:35"), "the rooted object is not reported: %s", t.err);

@@ -88,7 +88,6 @@ report --why= x.json
 report --why f --format folded x.json
 diff
 diff one.json
-diff a.json b.json c.json
 diff --top x a.json b.json
 stats
 stats abc
@@ -194,7 +193,7 @@ t_report_why() {
         { echo "the fixture failed"; return 1; }
     local c1 c2 c3 c4 c5 want
     read -r _ c1 c2 c3 c4 c5 < <(grep '^chain ' "$T/why.out")
-    want="48 bytes in 1 blocks still reachable (* of *), allocated at chain_tail (why_paths.c:*)
+    want="48 bytes in 1 block still reachable (* of *), allocated at chain_tail (why_paths.c:*)
   kept alive by: global why_chain in $T/why_paths
     -> $c1 (48 bytes, allocated at chain_link (why_paths.c:*)), pointer at offset 8
     -> $c2 (48 bytes, allocated at chain_link (why_paths.c:*)), pointer at offset 8
@@ -228,6 +227,73 @@ PYEOF
     run "$MS" report "$T/badwhy.json" --why chain_tail; expect_rc 1 && one_line_err && has "$err" ".why.hops[0].addr: expected a string"
 }
 check "report --why: the retention paths of the JSON report, by allocating function, FILE:LINE or address" t_report_why
+
+# A series of snapshots (issue 14: 2): leak_series makes three, with
+# records new and grown between them, then exits.
+t_series() {
+    cc -O1 -g -I"$ROOT/tests/fixtures" -o "$T/leak_series" "$ROOT/tests/fixtures/leak_series.c" -ldl || return 1
+    mkdir -p "$T/ser" && rm -f "$T/ser"/*
+    # memshim_leak_check, no %n: name.snapN, then the exit report under the name itself
+    LD_PRELOAD=$LIB MEMSHIM_LEAK_SINCE=1 MEMSHIM_REPORT="$T/ser/s.json" "$T/leak_series" >"$T/ser.out" || return 1
+    [ "$(cat "$T/ser.out")" = "snapshots 1 3 7" ] || { cat "$T/ser.out"; return 1; }
+    [ "$(cd "$T/ser" && ls | tr '\n' ' ')" = "s.json s.json.snap1 s.json.snap2 s.json.snap3 " ] || { ls "$T/ser"; return 1; }
+    "$PY" - "$T/ser" <<'EOF' || return 1
+import json, sys
+d = sys.argv[1]
+want = {
+ "s.json.snap1": ("snapshot", 1, 0, [("lose_a", "new", 1, 100, 1, 100)]),
+ "s.json.snap2": ("snapshot", 2, 1, [("lose_a", "increased", 2, 200, 1, 100), ("lose_b", "new", 1, 200, 1, 200)]),
+ "s.json.snap3": ("snapshot", 3, 2, [("lose_a", "increased", 3, 300, 1, 100), ("lose_b", "same", 1, 200, 0, 0),
+                                     ("lose_c", "new", 3, 144, 3, 144)]),
+ "s.json":       ("at exit", 4, 3, [("lose_a", "same", 3, 300, 0, 0), ("lose_b", "same", 1, 200, 0, 0),
+                                    ("lose_c", "same", 3, 144, 0, 0)]),
+}
+for name, (when, seq, since, recs) in want.items():
+    r = json.load(open(d + "/" + name))
+    got = sorted((l["stack"][0]["function"].split(".")[0], l["change"], l["blocks"], l["bytes"], l["blocks_delta"],
+                  l["bytes_delta"]) for l in r["leaks"])
+    assert (r["when"], r["sequence"], r["since"], got) == (when, seq, since, recs), (name, r["when"], r["sequence"], r["since"], got)
+    for l in r["leaks"]:
+        assert l["stack"][-1]["function"] == "main", (name, "frames after main", l["stack"])
+s3 = json.load(open(d + "/s.json.snap3"))
+assert s3["changes"] == {"new": 1, "increased": 1, "decreased": 0, "same": 1, "gone": 0}, s3["changes"]
+assert s3["summary"]["definitely_lost"] == {"blocks": 7, "bytes": 644, "blocks_delta": 4, "bytes_delta": 244}, s3["summary"]
+EOF
+    run "$MS" diff "$T/ser/s.json.snap1" "$T/ser/s.json.snap2" "$T/ser/s.json.snap3" "$T/ser/s.json"; expect_rc 0 || return 1
+    local got want
+    got=$(grep -E '^(\+|leak report series|  definitely lost)' <<<"$out")
+    want="leak report series: 4 reports (snapshots of one run)
+  definitely lost  100 B -> 400 B -> 644 B -> 644 B
++200 bytes (+2 blocks) definitely lost, grew in 2 of 3 steps: 100 -> 200 -> 300 -> 300 bytes
++200 bytes (+1 block) definitely lost, grew in 1 of 3 steps: none -> 200 -> 200 -> 200 bytes
++144 bytes (+3 blocks) definitely lost, grew in 1 of 3 steps: none -> none -> 144 -> 144 bytes"
+    [ "$got" = "$want" ] || { echo "got:"; echo "$got"; echo "want:"; echo "$want"; return 1; }
+    has "$out" " in lose_c" || return 1
+    run "$MS" report "$T/ser/s.json.snap3"; expect_rc 0 || return 1
+    has "$out" "300 bytes in 3 blocks definitely lost (1 of 3), increased since report 2" &&
+        has "$out" "200 bytes in 1 block definitely lost (2 of 3)" &&
+        has "$out" "144 bytes in 3 blocks definitely lost (3 of 3), new since report 2" || return 1
+    # the signal, %n in the name, text: each snapshot its own file, flagged
+    LD_PRELOAD=$LIB MEMSHIM_LEAK_SINCE=1 MEMSHIM_REPORT_SIGNAL=USR1 MEMSHIM_REPORT="$T/ser/t.%n.txt" \
+        "$T/leak_series" "$(kill -l USR1)" "$T/ser/t.1.txt" "$T/ser/t.2.txt" "$T/ser/t.3.txt" >"$T/ser.out" || return 1
+    [ "$(cat "$T/ser.out")" = "snapshots 0 0 0" ] || { cat "$T/ser.out"; return 1; }
+    local t3; t3=$(sed 's/^==[0-9]*== \{0,1\}//' "$T/ser/t.3.txt")
+    has "$t3" "memshim leak report (snapshot)" &&
+    has "$t3" "since report 2 of this process: 1 new, 1 increased, 0 decreased, 1 unchanged, 0 gone loss records" &&
+    has "$t3" "300 (+100) bytes in 3 (+1) blocks are definitely lost in increased loss record 1 of 3" &&
+    has "$t3" "200 (+0) bytes in 1 (+0) block is definitely lost in loss record 2 of 3" &&
+    has "$t3" "144 (+144) bytes in 3 (+3) blocks are definitely lost in new loss record 3 of 3" &&
+    has "$t3" "definitely lost: 644 (+244) bytes in 7 (+4) blocks" || return 1
+    has "$(cat "$T/ser/t.1.txt")" "since the start (no report before): 1 new, 0 increased" || return 1
+    has "$(cat "$T/ser/t.4.txt")" "memshim leak report (at exit)" &&
+        has "$(cat "$T/ser/t.4.txt")" "0 new, 0 increased, 0 decreased, 3 unchanged, 0 gone loss records" || return 1
+    # without MEMSHIM_LEAK_SINCE: numbered, nothing flagged
+    rm -f "$T/ser"/*
+    LD_PRELOAD=$LIB MEMSHIM_REPORT="$T/ser/u.%n.json" "$T/leak_series" >/dev/null || return 1
+    [ "$(cd "$T/ser" && ls | tr '\n' ' ')" = "u.1.json u.2.json u.3.json u.4.json " ] || { ls "$T/ser"; return 1; }
+    has_not "$(cat "$T/ser/u.3.json")" '"change"' && has "$(cat "$T/ser/u.3.json")" '"sequence": 3'
+}
+check "a series of 3 snapshots: %n and .snapN names, new and grown records flagged (text, JSON), diff of the series" t_series
 
 malformed_case() {   # malformed_case NAME CONTENT EXPECTED-TEXT
     printf '%s' "$2" >"$T/bad-$1.json"
@@ -301,13 +367,13 @@ t_diff() {
     run "$MS" diff "$FIX/old.json" "$FIX/new.json"; expect_rc 0 || return 1
     has "$out" "(two runs)" && has "$out" "definitely lost      1000 B -> 5.18 KiB   (+4,300 bytes, +4 blocks)" &&
     has "$out" "+4,500 bytes (+5 blocks) definitely lost: new, 4,500 bytes in 5 blocks" &&
-    has "$out" "+100 bytes (+1 blocks) definitely lost: 200 -> 300 bytes" &&
+    has "$out" "+100 bytes (+1 block) definitely lost: 200 -> 300 bytes" &&
     has "$out" "1 stack shrank and 1 is gone" && has_not "$out" "old_path" || return 1
     # largest growth first: cache_put before make_node
     local a b; a=$(grep -n cache_put <<<"$out" | cut -d: -f1); b=$(grep -n make_node <<<"$out" | cut -d: -f1)
     [ "$a" -lt "$b" ] || { echo "cache_put (line $a) should come before make_node (line $b)"; return 1; }
     run "$MS" diff --all "$FIX/old.json" "$FIX/new.json"; expect_rc 0 &&
-        has "$out" "-200 bytes (-1 blocks) definitely lost: 700 -> 500 bytes" && has "$out" "gone, was 100 bytes" || return 1
+        has "$out" "-200 bytes (-1 block) definitely lost: 700 -> 500 bytes" && has "$out" "gone, was 100 bytes" || return 1
     run "$MS" diff --top 1 "$FIX/old.json" "$FIX/new.json"; expect_rc 0 && has "$out" "cache_put" &&
         has_not "$out" "make_node" && has "$out" "1 more not shown" || return 1
     run "$MS" diff "$FIX/new.json" "$FIX/new.json"; expect_rc 0 && has "$out" "nothing grew and nothing is new"
@@ -577,7 +643,7 @@ t_stderr_taken() {
     mkdir -p "$T/steal" && rm -f "$T/steal"/*
     run env LD_PRELOAD=$LIB MEMSHIM_STATS=stderr "$H" steal "$T/steal"
     expect_rc 0 && no_memshim_in "$T/steal" || return 1
-    has "$err" "definitely lost: 100 bytes in 1 blocks" && has "$err" "memshim: heap statistics" || return 1
+    has "$err" "definitely lost: 100 bytes in 1 block" && has "$err" "memshim: heap statistics" || return 1
     # fd 2 itself handed to a file of the program: nothing goes there
     rm -f "$T/steal"/*
     run env LD_PRELOAD=$LIB MEMSHIM_STATS=stderr MEMSHIM_RSS_LOG=stderr MEMSHIM_RSS_INTERVAL=5 "$H" steal2 "$T/steal"
@@ -590,7 +656,7 @@ t_env_wiped() {
     run env LD_PRELOAD=$LIB MEMSHIM_STATS=$T/env.stats MEMSHIM_SUPPRESS=$T/env.supp "$H" wipeenv
     expect_rc 0 || return 1
     has "$(cat env.stats 2>&1)" "memshim: heap statistics" || return 1
-    has "$err" "definitely lost: 100 bytes in 1 blocks" && has "$err" "suppressed: 200 bytes in 1 blocks"
+    has "$err" "definitely lost: 100 bytes in 1 block" && has "$err" "suppressed: 200 bytes in 1 block"
 }
 check "a program that overwrites its environment keeps its statistics file and suppressions" t_env_wiped
 
@@ -611,8 +677,12 @@ t_concurrent_reports() {
     mkdir -p "$T/cc" && rm -f "$T/cc"/*
     run env LD_PRELOAD=$LIB MEMSHIM_REPORT=$T/cc/r.txt "$H" checkers 15
     expect_rc 0 && has_not "$err" "memshim:" || return 1
-    [ "$(ls -A "$T/cc")" = r.txt ] || { echo "left in the directory:"; ls -A "$T/cc"; return 1; }
-    has "$(cat "$T/cc/r.txt")" "memshim leak report (at exit)" && has "$(cat "$T/cc/r.txt")" "LEAK SUMMARY"
+    # the exit report and every snapshot, each in a file of its own, numbered without a gap
+    local n; n=$(ls -A "$T/cc" | grep -c '^r\.txt\.snap[0-9]*$')
+    [ "$(ls -A "$T/cc" | sort)" = "$(printf 'r.txt\n'; seq 1 "$n" | sed "s/^/r.txt.snap/" | sort)" ] && [ "$n" -eq 30 ] ||
+        { echo "left in the directory:"; ls -A "$T/cc"; return 1; }
+    has "$(cat "$T/cc/r.txt")" "memshim leak report (at exit)" && has "$(cat "$T/cc/r.txt")" "LEAK SUMMARY" &&
+        has "$(cat "$T/cc/r.txt.snap$n")" "memshim leak report (snapshot)"
 }
 check "two threads taking leak snapshots together: no lost report, no temporary file left" t_concurrent_reports
 
