@@ -133,6 +133,7 @@ static void parse_show(const char *v)
 {
     static const char *names[MS_NKINDS] = { "definite", "indirect", "possible", "reachable" };
     unsigned bits = 0;
+    int summary = 0;
     const char *p = v;
     while (*p) {
         const char *e = strchr(p, ',');
@@ -140,13 +141,14 @@ static void parse_show(const char *v)
         unsigned k;
         if (len == 3 && strncmp(p, "all", 3) == 0) bits = (1u << MS_NKINDS) - 1;
         else if (len == 4 && strncmp(p, "none", 4) == 0) ;
+        else if (len == 7 && strncmp(p, "summary", 7) == 0) summary = 1;
         else {
             for (k = 0; k < MS_NKINDS; k++)
                 if (strlen(names[k]) == len && strncmp(p, names[k], len) == 0) break;
             if (k == MS_NKINDS) {
                 char shown[128];
                 _ms_message("MEMSHIM_SHOW=%s: expected a comma list of definite, indirect, "
-                            "possible, reachable, or all/none; using definite,indirect,possible",
+                            "possible, reachable, or all/none/summary; using definite,indirect,possible",
                             _ms_value_shown(v, shown, sizeof shown));
                 return;
             }
@@ -156,6 +158,40 @@ static void parse_show(const char *v)
         if (*p == ',') p++;
     }
     _ms_opt.show = bits;
+    _ms_opt.show_summary = summary;
+}
+
+/* MEMSHIM_TRACE_CHILDREN=0: the programs this one starts run without
+ * memshim.  Its entries leave LD_PRELOAD in this process's environment,
+ * which its children inherit: the value is rewritten in place (never
+ * longer), or the variable removed from environ when nothing is left. */
+static void untrace_children(void)
+{
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "LD_PRELOAD=", 11) != 0) continue;
+        char *v = *e + 11, out[4096];
+        size_t n = 0;
+        for (const char *p = v; *p;) {
+            size_t len = strcspn(p, ": ");
+            bool ours = false;
+            for (size_t i = 0; i + 7 <= len; i++) ours |= strncmp(p + i, "memshim", 7) == 0;
+            if (!ours && len && n + len + 1 < sizeof out) {
+                if (n) out[n++] = ':';
+                memcpy(out + n, p, len);
+                n += len;
+            }
+            p += len;
+            if (*p) p++;
+        }
+        if (n) {
+            memcpy(v, out, n);
+            v[n] = 0;
+        } else {
+            char **d = e;
+            do d[0] = d[1]; while (*d++);
+        }
+        return;
+    }
 }
 
 /* A file name kept from the environment: copied into buf now (a program
@@ -235,6 +271,8 @@ void _ms_options_load(void)
     }
     uint64_t n;
     if ((v = _ms_getenv("MEMSHIM_TRACK"))) _ms_opt.track = _ms_parse_bool("MEMSHIM_TRACK", v, 1);
+    if ((v = _ms_getenv("MEMSHIM_TRACE_CHILDREN")) && !_ms_parse_bool("MEMSHIM_TRACE_CHILDREN", v, 1))
+        untrace_children();
     if ((v = _ms_getenv("MEMSHIM_LEAK_SINCE"))) _ms_opt.leak_since = _ms_parse_bool("MEMSHIM_LEAK_SINCE", v, 0);
     if ((v = _ms_getenv("MEMSHIM_GEN_SUPPRESSIONS")))
         _ms_opt.gen_suppressions = _ms_parse_bool("MEMSHIM_GEN_SUPPRESSIONS", v, 0);

@@ -226,6 +226,7 @@ void _ms_message(const char *fmt, ...)
 void _ms_heap_error(const char *what, const void *p)
 {
     static int reported;
+    _ms_heap_err_note(what, p, NULL, NULL, NULL, 0);     /* the report keeps it too */
     if (__atomic_fetch_add(&reported, 1, __ATOMIC_RELAXED) < 100)
         _ms_message("%s: %p%s", what, p,
                     _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");

@@ -627,6 +627,58 @@ static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
 }
 
 
+/* The heap misuse met so far (double frees, bad frees, mismatches, writes
+ * after free), as standard error showed each when it happened. */
+static void heap_errors_text(ms_buf_t *b, int pid)
+{
+    unsigned shown, total;
+    const ms_heap_err_t *e = _ms_heap_errors(&shown, &total);
+    if (!total) return;
+    _ms_bprintf(b, "==%d==\n==%d== HEAP ERRORS: %u (each written to standard error when it happened)\n", pid, pid, total);
+    for (unsigned i = 0; i < shown; i++) {
+        _ms_bprintf(b, "==%d==\n==%d== %s: %p", pid, pid, e[i].what, e[i].p);
+        if (e[i].is[0]) _ms_bprintf(b, " is %s", e[i].is);
+        _ms_bprintf(b, " (thread %d)\n", e[i].tid);
+        for (unsigned k = 0; k < e[i].nstacks; k++) {
+            _ms_bprintf(b, "==%d==  %s:\n", pid, e[i].titles[k]);
+            ms_frame_t f[MS_MAX_STACK];
+            unsigned n = e[i].stacks[k] ? record_frames(e[i].stacks[k], f) : 0;
+            if (!n) _ms_bprintf(b, "==%d==    (not recorded)\n", pid);
+            for (unsigned j = 0; j < n; j++) text_frame(b, pid, j, &f[j]);
+        }
+    }
+    if (total > shown) _ms_bprintf(b, "==%d== %u more not kept\n", pid, total - shown);
+}
+
+static void heap_errors_json(ms_buf_t *b)
+{
+    unsigned shown, total;
+    const ms_heap_err_t *e = _ms_heap_errors(&shown, &total);
+    _ms_bprintf(b, ",\n \"heap_errors_total\": %u, \"heap_errors\": [", total);
+    for (unsigned i = 0; i < shown; i++) {
+        _ms_bprintf(b, "%s\n  {\"what\": ", i ? "," : "");
+        _ms_json_str(b, e[i].what);
+        _ms_bprintf(b, ", \"addr\": \"%p\", \"is\": ", e[i].p);
+        _ms_json_str(b, e[i].is);
+        _ms_bprintf(b, ", \"thread\": %d, \"stacks\": [", e[i].tid);
+        for (unsigned k = 0; k < e[i].nstacks; k++) {
+            _ms_bprintf(b, "%s{\"title\": ", k ? ", " : "");
+            _ms_json_str(b, e[i].titles[k]);
+            _ms_bprintf(b, ", \"stack\": [");
+            ms_frame_t f[MS_MAX_STACK];
+            unsigned n = e[i].stacks[k] ? record_frames(e[i].stacks[k], f) : 0;
+            for (unsigned j = 0; j < n; j++) {
+                _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f[j].ip);
+                frame_json(b, &f[j]);
+                _ms_bprintf(b, "}");
+            }
+            _ms_bprintf(b, "]}");
+        }
+        _ms_bprintf(b, "]}");
+    }
+    _ms_bprintf(b, "]");
+}
+
 static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
                        unsigned unparked, const char *why)
 {
@@ -677,6 +729,7 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         }
         if (_ms_opt.gen_suppressions) _ms_supp_generate(b, g->stack, g->kind, shown);
     }
+    heap_errors_text(b, pid);
     _ms_bprintf(b, "==%d==\n==%d== LEAK SUMMARY:\n", pid, pid);
     static const char *pad[MS_NKINDS] = { "", "", "  ", "" };
     for (unsigned k = 0; k < MS_NKINDS; k++) {
@@ -763,6 +816,7 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     _ms_bprintf(b, "\n ],\n \"suppressions_used\": [");
     _ms_supp_used(sp, b, 0, true);
     _ms_bprintf(b, "]");
+    heap_errors_json(b);
     cycles_json(b, cy);
     _ms_bprintf(b, "}\n");
 }
@@ -863,7 +917,9 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
         since_keep(&gs);
         cycles_t cy;
         cycles_find(&cy);
-        bool shown = cy.nobj > 0;
+        unsigned nerr, nerr_total;
+        _ms_heap_errors(&nerr, &nerr_total);
+        bool shown = cy.nobj > 0 || nerr_total > 0 || (_ms_opt.show_summary && leaks > 0);
         for (size_t i = 0; i < gs.n; i++)
             shown |= !gs.g[i].suppressed && (_ms_opt.show >> gs.g[i].kind & 1);
         /* stderr stays quiet for a clean program; a named file is always written */

@@ -246,6 +246,22 @@ MS_HIDDEN double _ms_exp_neg(double x);
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
 MS_HIDDEN void   _ms_misuse_report(const char *what, const void *p, const char *is,
                                    const char *const *titles, const uint32_t *stacks, unsigned nstacks);
+/* Heap misuse kept for the leak report (leak.c): the first MS_HEAP_ERR_MAX
+ * messages, each with its stacks; *total counts them all. */
+#define MS_HEAP_ERR_MAX 100
+typedef struct ms_heap_err_s {
+    const char *what;            /* "free(): double free"... (a literal) */
+    char        is[160];         /* "a block already freed"... */
+    const void *p;
+    int         tid;
+    unsigned    nstacks;
+    const char *titles[3];       /* literals: "allocated at", "now at"... */
+    uint32_t    stacks[3];       /* 0: not recorded */
+    int         ready;
+} ms_heap_err_t;
+MS_HIDDEN void   _ms_heap_err_note(const char *what, const void *p, const char *is,
+                                   const char *const *titles, const uint32_t *stacks, unsigned nstacks);
+MS_HIDDEN const ms_heap_err_t *_ms_heap_errors(unsigned *shown, unsigned *total);
 MS_HIDDEN void   _ms_unwind_init(void);
 MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
 MS_HIDDEN void   _ms_loader_enter(void);   /* around memshim's calls that iterate loaded objects */

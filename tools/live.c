@@ -31,19 +31,15 @@ static bool parse_pid(const char *cmd, const char *s, pid_t *out)
     return true;
 }
 
-/* The descriptor of pid's live region, opened for reading, or -1 after
- * saying why not. */
-static int open_region(pid_t pid)
+/* The descriptor of pid's live region, opened for reading; -1 with errno
+ * ENOENT (no process), EACCES... or 0 (no region). */
+static int find_region(pid_t pid)
 {
     char dir[64], link[384], want[64], target[256];
     snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
     snprintf(want, sizeof want, "/memfd:%s%d", MS_LIVE_NAME, (int)pid);
     DIR *d = opendir(dir);
-    if (!d) {
-        if (errno == ENOENT) ms_warn("no process %d", (int)pid);
-        else ms_warn("cannot look into process %d (%s): only its own user can", (int)pid, strerror(errno));
-        return -1;
-    }
+    if (!d) return -1;
     int fd = -1;
     struct dirent *e;
     while (fd < 0 && (e = readdir(d))) {
@@ -57,10 +53,76 @@ static int open_region(pid_t pid)
             fd = open(link, O_RDONLY | O_CLOEXEC);
     }
     closedir(d);
-    if (fd < 0)
-        ms_warn("process %d publishes no memshim figures (start it with MEMSHIM_LIVE=1 "
-                "and libmemshim preloaded, or under 'memshim run')", (int)pid);
+    if (fd < 0) errno = 0;
     return fd;
+}
+
+/* Whether pid runs the memshim command (a 'memshim run'). */
+static bool is_memshim(pid_t pid)
+{
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    bool yes = fgets(comm, sizeof comm, f) && strcmp(comm, "memshim\n") == 0;
+    fclose(f);
+    return yes;
+}
+
+/* A child of pid that publishes figures (the program a 'memshim run'
+ * runs): its region, its pid in *child; -1 if none does. */
+static int child_region(pid_t pid, pid_t *child)
+{
+    DIR *d = opendir("/proc");
+    if (!d) return -1;
+    int fd = -1;
+    struct dirent *e;
+    while (fd < 0 && (e = readdir(d))) {
+        char path[300], buf[512];
+        uint64_t c;
+        if (!ms_parse_u64(e->d_name, &c)) continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *r = strrchr(buf, ')');        /* the name may hold spaces and parentheses */
+        int ppid;
+        if (r && sscanf(r + 1, " %*c %d", &ppid) == 1 && ppid == (int)pid &&
+            (fd = find_region((pid_t)c)) >= 0) *child = (pid_t)c;
+    }
+    closedir(d);
+    return fd;
+}
+
+/* pid's live region, or, when pid is a 'memshim run', its program's (waited
+ * for a few seconds: 'memshim run ... & memshim top $!' asks at once); *pid
+ * becomes the process followed.  -1 after saying why not. */
+static int open_region(pid_t *pid)
+{
+    int fd = find_region(*pid);
+    if (fd >= 0) return fd;
+    if (errno == ENOENT) { ms_warn("no process %d", (int)*pid); return -1; }
+    if (errno) {
+        ms_warn("cannot look into process %d (%s): only its own user can", (int)*pid, strerror(errno));
+        return -1;
+    }
+    if (is_memshim(*pid)) {
+        pid_t child = 0;
+        for (int i = 0; i < 100 && fd < 0 && kill(*pid, 0) == 0; i++) {
+            if ((fd = child_region(*pid, &child)) < 0) usleep(50000);
+        }
+        if (fd >= 0) {
+            fprintf(stderr, "%s: following process %d, the program 'memshim run' %d runs\n", ms_prog,
+                    (int)child, (int)*pid);
+            *pid = child;
+            return fd;
+        }
+    }
+    ms_warn("process %d publishes no memshim figures (start it with MEMSHIM_LIVE=1 "
+            "and libmemshim preloaded, or under 'memshim run')", (int)*pid);
+    return -1;
 }
 
 /* A consistent copy of the region (seqlock), or false after saying why. */
@@ -212,7 +274,7 @@ int cmd_stats(int argc, char **argv)
     if (!pid_s) ms_usage_error("stats: no process id given (memshim stats PID)");
     pid_t pid;
     parse_pid("stats", pid_s, &pid);
-    int fd = open_region(pid);
+    int fd = open_region(&pid);
     if (fd < 0) return 1;
     ms_live_t l;
     bool ok = read_region(fd, pid, &l);
@@ -253,7 +315,7 @@ int cmd_top(int argc, char **argv)
     if (!pid_s) ms_usage_error("top: no process id given (memshim top PID)");
     pid_t pid;
     parse_pid("top", pid_s, &pid);
-    int fd = open_region(pid);
+    int fd = open_region(&pid);
     if (fd < 0) return 1;
 
     bool screen = isatty(1);

@@ -51,7 +51,7 @@ t_help() {
     run "$MS" help; expect_rc 0 || return 1
     for c in "run " "report " "diff " "stats " "top " "plot " "--report" "--format" "--stats" "--rss-log" \
              "--sample" "--no-track" "--exitcode" "--suppress" "folded" "--why"; do has "$out" "$c" || return 1; done
-    run "$MS" help run; expect_rc 0 && has "$out" "usage: memshim"
+    run "$MS" help run; expect_rc 0 && has "$out" "usage: memshim run"
 }
 check "memshim help lists every command and run option" t_help
 
@@ -77,6 +77,18 @@ run --exitcode 300 -- true
 run --rss-interval 0 -- true
 run --rss-interval abc -- true
 run --stats= -- true
+run --show bogus -- true
+run --show-leak-kinds=summary -- true
+run --leak-check=maybe -- true
+run --num-callers=65 -- true
+run --stack-depth 0 -- true
+run --report-signal KILL -- true
+run --on-error maybe -- true
+run --why-depth 1001 -- true
+run --gen-suppressions=maybe -- true
+run --trace-children=maybe -- true
+run --report a --log-file b -- true
+run --suppressions=a --suppressions=b -- true
 report
 report --top 0 x.json
 report --kind bogus x.json
@@ -150,6 +162,138 @@ t_run_lib() {
     run "$MS" run -q --suppress /nonexistent/supp -- true; expect_rc 1 && has "$err" "/nonexistent/supp"
 }
 check "run: a missing library or suppressions file is a clear error" t_run_lib
+
+# Every process its own report (issue 14: 3): bash -c 'a; b; exit 3' under
+# memshim run gives three, bash's under the name, its commands' with .PID,
+# each listed with its summary; the name decides JSON.  (dash, /bin/sh
+# here, ends with _exit(2): no report of its own, see memshim(7).)
+t_run_every_process() {
+    mkdir -p "$T/ep" && rm -f "$T/ep"/* && cd "$T/ep" || return 1
+    run "$MS" run --report r.json -- bash -c "$T/leaky; $T/known >/dev/null; exit 3"; expect_rc 3 || return 1
+    [ "$(ls | wc -l)" -eq 3 ] && [ -e r.json ] && [ "$(ls r.json.[0-9]* | wc -l)" -eq 2 ] || { ls; return 1; }
+    local lines own; lines=$(grep '^memshim: leak report: ' <<<"$err")
+    [ "$(wc -l <<<"$lines")" -eq 3 ] || { echo "$err"; return 1; }
+    own=$(head -1 <<<"$lines")
+    [[ $own == "memshim: leak report: r.json: pid "[0-9]*" $(readlink -f "$(command -v bash)") (at exit): definitely lost 0 bytes in 0 blocks, "* ]] ||
+        { echo "first line: $own"; return 1; }
+    has "$lines" " (child process) $T/leaky (at exit): definitely lost 480 bytes in 10 blocks, indirectly lost 0 bytes in 0 blocks, possibly lost 0 bytes in 0 blocks, still reachable 1000 bytes in 1 block" &&
+        has "$lines" " (child process) $T/known (at exit): definitely lost 0 bytes in 0 blocks" || return 1
+    has "$err" "memshim: read the leak report with: memshim report r.json" || return 1
+    "$PY" -c 'import json, sys; [json.load(open(f)) for f in sys.argv[1:]]' r.json r.json.[0-9]* || { echo "not JSON"; return 1; }
+    # the same with a text name: text, and a child's name from the file's pid
+    rm -f ./* && run "$MS" run --report r.txt -- bash -c "$T/leaky; exit 0"; expect_rc 0 || return 1
+    local child; child=$(ls r.txt.[0-9]*) || return 1
+    has "$(cat "$child")" "==${child#r.txt.}== memshim leak report (at exit) for $T/leaky" &&
+        has "$err" "memshim: leak report: $child: pid ${child#r.txt.} (child process) $T/leaky (at exit): definitely lost 480 bytes in 10 blocks"
+}
+check "run: bash -c 'a; b' writes 3 reports, one per process, each listed with its summary; x.json is JSON" t_run_every_process
+
+# Heap misuse goes into the report too (issue 14: 3), with its stacks.
+t_heap_errors_in_report() {
+    cc -O0 -g -I"$ROOT/tests/fixtures" -o "$T/heap_errors" "$ROOT/tests/fixtures/heap_errors.c" -ldl || return 1
+    rm -f "$T/he".*
+    LD_PRELOAD=$LIB MEMSHIM_ON_ERROR=continue MEMSHIM_REPORT="$T/he.json" MEMSHIM_EXITCODE=9 \
+        "$T/heap_errors" double-free-1 >"$T/he.out" 2>"$T/he.err"
+    [ $? -eq 9 ] || { echo "MEMSHIM_EXITCODE: heap errors alone should give 9"; cat "$T/he.err"; return 1; }
+    has "$(cat "$T/he.err")" "memshim: free(): double free: " || return 1
+    "$PY" - "$T/he.json" <<'EOF' || return 1
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["heap_errors_total"] == 1, r["heap_errors_total"]
+e = r["heap_errors"][0]
+assert (e["what"], e["is"]) == ("free(): double free", "a block already freed"), e
+assert [s["title"] for s in e["stacks"]] == ["allocated at", "first freed at", "now at"], e["stacks"]
+assert all(s["stack"][0]["function"] == "main" and s["stack"][-1]["function"] == "main" for s in e["stacks"]), e["stacks"]
+lines = [s["stack"][0]["line"] for s in e["stacks"]]
+assert lines[0] < lines[1] < lines[2], lines
+EOF
+    LD_PRELOAD=$LIB MEMSHIM_ON_ERROR=continue MEMSHIM_REPORT="$T/he.txt" "$T/heap_errors" double-free-1 >"$T/he.out" 2>"$T/he.err" || return 1
+    local t; t=$(sed 's/^==[0-9]*== \{0,1\}//' "$T/he.txt")
+    has "$t" "HEAP ERRORS: 1 (each written to standard error when it happened)" &&
+        has "$t" "free(): double free: $(sed -n 's/^addr=//p' "$T/he.out") is a block already freed (thread " &&
+        has "$t" " first freed at:" && has "$t" " now at:" || return 1
+    cd "$T" && run "$MS" run --on-error continue --report he.%p.json -- "$T/heap_errors" double-free-1; expect_rc 0 || return 1
+    has "$err" ", 1 heap error"
+}
+check "heap misuse in the report (text and JSON), with its stacks; MEMSHIM_EXITCODE counts it" t_heap_errors_in_report
+
+# Every report variable has a run option, and valgrind's spellings are
+# aliases (issue 14: 5).
+t_run_options() {
+    cd "$T" && : >supp && : >supp2
+    run "$MS" run -q --show reachable,possible --stack-depth 7 --why-depth 3 --report-signal USR1 \
+        --on-error continue --leak-since --gen-suppressions -- env
+    expect_rc 0 || return 1
+    local kv
+    for kv in MEMSHIM_SHOW=reachable,possible MEMSHIM_STACK_DEPTH=7 MEMSHIM_WHY_DEPTH=3 MEMSHIM_REPORT_SIGNAL=USR1 \
+              MEMSHIM_ON_ERROR=continue MEMSHIM_LEAK_SINCE=1 MEMSHIM_GEN_SUPPRESSIONS=1; do
+        grep -qxF -- "$kv" <<<"$out" || { echo "not in the program's environment: $kv"; echo "$out"; return 1; }
+    done
+    run "$MS" run -q --log-file=l.%p.txt --num-callers=5 --error-exitcode=4 --suppressions=supp \
+        --gen-suppressions=all --show-leak-kinds=definite,possible --trace-children=yes -- env
+    expect_rc 0 || return 1
+    for kv in MEMSHIM_REPORT=l.%p.txt MEMSHIM_STACK_DEPTH=5 MEMSHIM_EXITCODE=4 MEMSHIM_SUPPRESS=supp \
+              MEMSHIM_GEN_SUPPRESSIONS=1 MEMSHIM_SHOW=definite,possible; do
+        grep -qxF -- "$kv" <<<"$out" || { echo "not in the program's environment: $kv"; echo "$out"; return 1; }
+    done
+    has_not "$out" MEMSHIM_TRACE_CHILDREN || return 1
+    rm -f l.*.txt
+    run "$MS" run -q --gen-suppressions=no --leak-check=no -- env; expect_rc 0 &&
+        grep -qxF MEMSHIM_GEN_SUPPRESSIONS=0 <<<"$out" && grep -qxF MEMSHIM_SHOW=none <<<"$out" || { echo "$out"; return 1; }
+    run "$MS" run -q --leak-check=summary -- env; expect_rc 0 && grep -qxF MEMSHIM_SHOW=summary <<<"$out" || return 1
+    run "$MS" run -q --leak-check=full -- env; expect_rc 0 && has_not "$out" MEMSHIM_SHOW= || return 1
+    # what they do
+    run "$MS" run -q --leak-check=summary -- ./leaky; expect_rc 0 || return 1
+    has "$err" "definitely lost: 480 bytes in 10 blocks" && has_not "$err" "loss record" || return 1
+    run "$MS" run -q --leak-check=no -- ./leaky; expect_rc 0 && has_not "$err" "LEAK SUMMARY" || return 1
+    run "$MS" run -q --error-exitcode=4 --num-callers=1 -- ./leaky; expect_rc 4 || return 1
+    [ "$(grep -c '    by ' <<<"$err")" -eq 0 ] && has "$err" "    at " || { echo "one frame each: $err"; return 1; }
+    run "$MS" run -q --show-leak-kinds=reachable -- ./leaky; expect_rc 0 &&
+        has "$err" "1000 bytes in 1 block is still reachable in loss record 1 of 1" || return 1
+    # --trace-children=no: bash runs on memshim, the program it starts does not
+    mkdir -p tc && rm -f tc/*
+    run "$MS" run --report tc/r.txt --trace-children=no -- bash -c './leaky; echo "[$LD_PRELOAD]"'; expect_rc 0 || return 1
+    [ "$(ls tc)" = r.txt ] && has "$out" "[]" || { ls tc; echo "$out"; return 1; }
+    rm -f tc/* && run "$MS" run --report tc/r.txt -- bash -c './leaky; true'; expect_rc 0 &&
+        [ "$(ls tc | wc -l)" -eq 2 ] || { ls tc; return 1; }
+    # a report signal and --on-error through the options
+    rm -f tc/*
+    run "$MS" run -q --report-signal USR1 --report tc/s.json --leak-since -- bash -c 'kill -USR1 $$; sleep 0.5; true'
+    expect_rc 0 && [ -e tc/s.json.snap1 ] && has "$(cat tc/s.json.snap1)" '"since": 0' || { ls tc; return 1; }
+}
+check "run: options for every report variable and valgrind's spellings (--leak-check, --num-callers, ...)" t_run_options
+
+t_run_help() {
+    run "$MS" run --help; expect_rc 0 || return 1
+    local h=$out
+    for c in "usage: memshim run [OPTIONS]" --show --stack-depth --report-signal --on-error --log-file --leak-since \
+             --leak-check=no --show-leak-kinds --num-callers --error-exitcode --suppressions --gen-suppressions \
+             --trace-children; do has "$h" "$c" || return 1; done
+    run "$MS" help run; expect_rc 0 && [ "$out" = "$h" ] || { echo "help run differs from run --help"; return 1; }
+    local c
+    for c in report diff stats top plot graph; do
+        run "$MS" "$c" --help; expect_rc 0 && [[ $out == "usage: memshim $c "* ]] || { echo "$c --help: $out"; return 1; }
+        [ "$out" = "$("$MS" help "$c")" ] || { echo "help $c differs"; return 1; }
+    done
+    run "$MS" help; expect_rc 0 && has "$out" "memshim help run"
+}
+check "run --help and help run print run's own help; every command has its own" t_run_help
+
+# memshim stats/top given a 'memshim run' pid follow its program
+t_live_follow_run() {
+    rm -f "$T/ready"
+    "$MS" run -q -- "$T/known" hold "$T/ready" >/dev/null 2>&1 &
+    local rp=$!
+    echo $rp >>"$T/pids"
+    run "$MS" stats $rp; expect_rc 0 || { kill $rp; return 1; }
+    local child; child=$(sed -n 's/^memshim: pid \([0-9]*\) .*/\1/p' <<<"$out" | head -1)
+    [ -n "$child" ] && [ "$child" != $rp ] && has "$err" "following process $child, the program 'memshim run' $rp runs" &&
+        has "$out" "known hold" || { kill $rp; echo "$out"; return 1; }
+    run "$MS" top -n 1 $rp; expect_rc 0 && has "$out" "memshim: pid $child" || { kill $child; return 1; }
+    kill $child; wait $rp 2>/dev/null
+    run "$MS" stats $rp; expect_rc 1 && one_line_err && has "$err" "no process $rp"
+}
+check "memshim stats/top PID of a 'memshim run' follow the program it runs (memshim run ... & memshim top \$!)" t_live_follow_run
 
 # ==== report ========================================================================
 t_report_text() {
