@@ -81,6 +81,13 @@ static const char *kind_title(const char *k)
     return k;
 }
 
+/* "definite", "reachable"...: a kind as folded stacks name their root. */
+static const char *kind_short(const char *k)
+{
+    for (size_t i = 0; i < 4; i++) if (strcmp(k, canonical[i]) == 0) return short_names[i];
+    return k;
+}
+
 /* ---- reading ------------------------------------------------------------------ */
 
 static char errbuf[512];
@@ -567,6 +574,7 @@ int cmd_report(int argc, char **argv)
     if (folded) {
         for (size_t i = 0; i < shown; i++) {
             const leak_t *l = sel[i];
+            fprintf(stdout, "%s;", kind_short(l->kind));     /* the root frame: the kind */
             if (l->nframes == 0) fputs("[unknown]", stdout);
             for (size_t k = l->nframes; k-- > 0;) {
                 print_folded_frame(stdout, &l->frames[k]);

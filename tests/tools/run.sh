@@ -323,10 +323,10 @@ check "report --kind and --top select records" t_report_filters
 t_report_folded() {
     run "$MS" report "$FIX/report.json" --format folded; expect_rc 0 || return 1
     local want
-    want=$'init_cache 8192\nmain;0x7f00000123 in libevent.so;read_request 3000\nparse:headers 256\nmain;make_node 120\n[unknown] 64'
+    want=$'reachable;init_cache 8192\ndefinite;main;0x7f00000123 in libevent.so;read_request 3000\nindirect;parse:headers 256\ndefinite;main;make_node 120\npossible;[unknown] 64'
     [ "$out" = "$want" ] || { echo "got:"; echo "$out"; echo "want:"; echo "$want"; return 1; }
     run "$MS" report "$FIX/report.json" --format=folded --kind definite --top 1; expect_rc 0 &&
-        [ "$out" = "main;0x7f00000123 in libevent.so;read_request 3000" ] || { echo "$out"; return 1; }
+        [ "$out" = "definite;main;0x7f00000123 in libevent.so;read_request 3000" ] || { echo "$out"; return 1; }
 }
 check "report --format folded: one line per stack, root first" t_report_folded
 
