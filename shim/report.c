@@ -51,15 +51,23 @@ typedef struct {
     unsigned changes[5];           /* records per CHANGE_*; [CHANGE_NONE]: gone ones */
 } groups_t;
 
-/* ---- collector objects alive only through cycles ----------------------------- */
+/* ---- what is alive only through cycles ----------------------------------------- *
+ * Collector objects only reference cycles keep (the collector finds them),
+ * and lost cycles of plain blocks (cliques of lost blocks, as the scan
+ * made them, whose pointers among themselves go round).  Each object with
+ * its allocation stack and, for collector objects, its reference count;
+ * groups of the same shape (the same types, sizes, sites and number of
+ * references) are shown once, with how many there are. */
 
-typedef struct { const void *obj; const char *type; size_t size, group; } cyc_obj;
-typedef struct { const void *from, *to; } cyc_edge;
+typedef struct { const void *obj; const char *type; size_t size, group; uint32_t stack, refcnt; bool block; } cyc_obj;
+typedef struct { const void *from, *to; size_t group; } cyc_edge;
+typedef struct { uint64_t sig; size_t count, same_as, nobj, bytes; bool lost; } cyc_group;
 typedef struct {
-    cyc_obj  *obj;  size_t nobj, capobj;
-    cyc_edge *edge; size_t nedge, capedge;
-    size_t    ngroups;
-    bool      oom;
+    cyc_obj   *obj;  size_t nobj, capobj;
+    cyc_edge  *edge; size_t nedge, capedge;
+    cyc_group *grp;  size_t ngroups, capgrp;
+    size_t     shown;                  /* groups left after merging */
+    bool       oom;
 } cycles_t;
 
 static bool grow_array(void **arr, size_t *cap, size_t elem)
@@ -77,7 +85,8 @@ static void cyc_object(void *arg, const void *obj, const char *type, size_t size
 {
     cycles_t *c = arg;
     if (c->nobj == c->capobj && !grow_array((void **)&c->obj, &c->capobj, sizeof *c->obj)) { c->oom = true; return; }
-    c->obj[c->nobj++] = (cyc_obj){ obj, type ? type : "?", size, group };
+    size_t rc = memshim_refcount(obj);
+    c->obj[c->nobj++] = (cyc_obj){ obj, type ? type : "?", size, group, 0, rc > UINT32_MAX ? UINT32_MAX : (uint32_t)rc, false };
     if (group + 1 > c->ngroups) c->ngroups = group + 1;
 }
 
@@ -85,79 +94,197 @@ static void cyc_edge_cb(void *arg, const void *from, const void *to)
 {
     cycles_t *c = arg;
     if (c->nedge == c->capedge && !grow_array((void **)&c->edge, &c->capedge, sizeof *c->edge)) { c->oom = true; return; }
-    c->edge[c->nedge++] = (cyc_edge){ from, to };
+    c->edge[c->nedge++] = (cyc_edge){ from, to, SIZE_MAX };
 }
 
-static void cycles_find(cycles_t *c)
+/* The item whose block holds p (items are in address order), or SIZE_MAX. */
+static size_t item_at(const ms_leak_item_t *items, size_t n, uintptr_t p)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (items[mid].addr <= p) lo = mid + 1; else hi = mid;
+    }
+    if (!lo) return SIZE_MAX;
+    const ms_leak_item_t *it = &items[lo - 1];
+    return p - it->addr < (it->size ? it->size : 1) ? lo - 1 : SIZE_MAX;
+}
+
+/* Lost cycles of plain blocks: each clique of lost blocks (a definitely
+ * lost leader and the blocks only it reaches) whose pointers among
+ * themselves contain a cycle, as found by peeling off the blocks no other
+ * member points to (Kahn's order: what is left is on or behind a cycle).
+ * Bounded: cliques of at most CLIQUE_MAX blocks, CLIQUE_WORDS words read
+ * in all.  Blocks are read where they are readable: the program may have
+ * unmapped part of a huge block. */
+#define CLIQUE_MAX   64
+#define CLIQUE_WORDS (1u << 20)
+
+/* Each lost block's clique leader (followed to the definitely lost one),
+ * the blocks of each clique listed together: first[l]..first[l+1] in
+ * member[] (a counting sort, in memshim's memory). */
+static bool clique_lists(const ms_leak_item_t *items, size_t n, uint32_t **first, uint32_t **member)
+{
+    uint32_t *lead = _ms_meta_alloc(n * sizeof *lead);
+    *first = _ms_meta_alloc((n + 1) * sizeof **first);
+    *member = _ms_meta_alloc(n * sizeof **member);
+    if (!lead || !*first || !*member) {
+        if (lead) _ms_meta_free(lead, n * sizeof *lead);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t ld = items[i].kind == MS_KIND_DEFINITE ? (uint32_t)i
+                    : items[i].kind == MS_KIND_INDIRECT ? items[i].leader : UINT32_MAX;
+        for (unsigned hop = 0; ld < n && items[ld].kind == MS_KIND_INDIRECT && hop < 64; hop++) ld = items[ld].leader;
+        lead[i] = ld < n && items[ld].kind == MS_KIND_DEFINITE && !items[i].gctype ? ld : UINT32_MAX;
+        if (lead[i] != UINT32_MAX) (*first)[ld + 1]++;
+    }
+    for (size_t l = 0; l < n; l++) (*first)[l + 1] += (*first)[l];
+    uint32_t *fill = _ms_meta_alloc(n * sizeof *fill);
+    if (!fill) { _ms_meta_free(lead, n * sizeof *lead); return false; }
+    for (size_t i = 0; i < n; i++)
+        if (lead[i] != UINT32_MAX) (*member)[(*first)[lead[i]] + fill[lead[i]]++] = (uint32_t)i;
+    _ms_meta_free(fill, n * sizeof *fill);
+    _ms_meta_free(lead, n * sizeof *lead);
+    return true;
+}
+
+static void clique_cycles(cycles_t *c, const ms_leak_item_t *items, size_t n)
+{
+    size_t budget = CLIQUE_WORDS;
+    uint32_t mem[CLIQUE_MAX], indeg[CLIQUE_MAX], *first = NULL, *member = NULL;
+    if (!n || !clique_lists(items, n, &first, &member)) goto out;
+    for (size_t l = 0; l < n && budget; l++) {
+        if (items[l].kind != MS_KIND_DEFINITE || !items[l].indirect || items[l].gctype || items[l].inherited) continue;
+        unsigned m = first[l + 1] - first[l];
+        if (m < 2 || m > CLIQUE_MAX) continue;
+        memcpy(mem, member + first[l], m * sizeof *mem);
+        size_t e0 = c->nedge;
+        memset(indeg, 0, sizeof indeg);
+        for (unsigned a = 0; a < m; a++) {                 /* the pointers among them */
+            const ms_leak_item_t *it = &items[mem[a]];
+            size_t words = it->size / sizeof(uintptr_t);
+            if (words > budget || !_ms_os_readable((const void *)it->addr, words * sizeof(uintptr_t))) continue;
+            budget -= words;
+            for (size_t w = 0; w < words; w++) {
+                uintptr_t v = ((const uintptr_t *)it->addr)[w];
+                for (unsigned b = 0; b < m; b++) {
+                    const ms_leak_item_t *to = &items[mem[b]];
+                    if (b == a || v - to->addr >= (to->size ? to->size : 1)) continue;
+                    if (c->nedge == c->capedge && !grow_array((void **)&c->edge, &c->capedge, sizeof *c->edge)) {
+                        c->oom = true;
+                        goto out;
+                    }
+                    c->edge[c->nedge++] = (cyc_edge){ (const void *)it->addr, (const void *)to->addr, c->ngroups };
+                    indeg[b]++;
+                    break;
+                }
+            }
+        }
+        bool gone[CLIQUE_MAX] = { false };                  /* peel: no cycle if all go */
+        for (bool again = true; again;) {
+            again = false;
+            for (unsigned b = 0; b < m; b++) {
+                if (gone[b] || indeg[b]) continue;
+                gone[b] = again = true;
+                for (size_t e = e0; e < c->nedge; e++)
+                    if (c->edge[e].from == (const void *)items[mem[b]].addr)
+                        for (unsigned k = 0; k < m; k++)
+                            if (c->edge[e].to == (const void *)items[mem[k]].addr) indeg[k]--;
+            }
+        }
+        bool cycle = false;
+        for (unsigned b = 0; b < m; b++) cycle |= !gone[b];
+        if (!cycle) { c->nedge = e0; continue; }
+        for (unsigned a = 0; a < m; a++) {
+            if (c->nobj == c->capobj && !grow_array((void **)&c->obj, &c->capobj, sizeof *c->obj)) { c->oom = true; goto out; }
+            const ms_leak_item_t *it = &items[mem[a]];
+            c->obj[c->nobj++] = (cyc_obj){ (const void *)it->addr, "block", it->size, c->ngroups, it->stack, 0, true };
+        }
+        c->ngroups++;
+    }
+out:
+    if (first) _ms_meta_free(first, (n + 1) * sizeof *first);
+    if (member) _ms_meta_free(member, n * sizeof *member);
+}
+
+static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x100000001b3ULL; }
+
+/* Groups of the same shape: the same multiset of (type, size, allocation
+ * site, refcount) and the same number of references.  A sum of per-object
+ * hashes does not depend on the order the objects came in. */
+static void cycles_merge(cycles_t *c)
+{
+    for (size_t g = 0; g < c->ngroups; g++) c->grp[g] = (cyc_group){ .sig = 0, .count = 1, .same_as = g };
+    for (size_t i = 0; i < c->nobj; i++) {
+        const cyc_obj *o = &c->obj[i];
+        cyc_group *G = &c->grp[o->group];
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (const char *t = o->type; *t; t++) h = mix(h, (unsigned char)*t);
+        const uintptr_t *ip;
+        h = mix(mix(mix(h, o->size), _ms_stack_get(o->stack, &ip) ? ip[0] : 0), o->refcnt);   /* its site */
+        G->sig += h * 0x9E3779B97F4A7C15ULL;
+        G->nobj++;
+        G->bytes += o->size;
+        G->lost = o->block;
+    }
+    for (size_t e = 0; e < c->nedge; e++) c->grp[c->edge[e].group].sig += 0x2545F4914F6CDD1DULL;
+    c->shown = 0;
+    for (size_t g = 0; g < c->ngroups; g++) {
+        cyc_group *G = &c->grp[g];
+        for (size_t k = 0; k < g; k++)
+            if (c->grp[k].same_as == k && c->grp[k].sig == G->sig && c->grp[k].nobj == G->nobj &&
+                c->grp[k].lost == G->lost) { G->same_as = k; c->grp[k].count++; break; }
+        if (G->same_as == g) c->shown++;
+    }
+}
+
+/* The object at p (the objects sorted by address). */
+static const cyc_obj *obj_of(const cycles_t *c, const void *p)
+{
+    size_t lo = 0, hi = c->nobj;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->obj[mid].obj < p) lo = mid + 1; else hi = mid;
+    }
+    return lo < c->nobj && c->obj[lo].obj == p ? &c->obj[lo] : NULL;
+}
+
+static void cycles_find(cycles_t *c, const ms_leak_item_t *items, size_t n)
 {
     memset(c, 0, sizeof *c);
     gc_cycle_sink sink = { cyc_object, cyc_edge_cb, c };
-    if (gc_cycles_find(&sink) < 0) c->nobj = c->nedge = 0;
+    if (gc_cycles_find(&sink) < 0) c->nobj = c->nedge = c->ngroups = 0;
+    for (size_t i = 0; i < c->nobj; i++) {          /* the collector's objects: their stacks */
+        size_t k = item_at(items, n, (uintptr_t)c->obj[i].obj);
+        if (k != SIZE_MAX) c->obj[i].stack = items[k].stack;
+    }
+    clique_cycles(c, items, n);
+    if (c->oom || (c->ngroups && !(c->grp = _ms_meta_alloc(c->ngroups * sizeof *c->grp)))) {
+        c->nobj = c->nedge = c->ngroups = 0;
+        return;
+    }
+    c->capgrp = c->ngroups;
+    for (size_t gap = c->nobj / 2; gap; gap /= 2)    /* by address; shell sort: glibc's qsort may allocate */
+        for (size_t i = gap; i < c->nobj; i++) {
+            cyc_obj x = c->obj[i];
+            size_t j = i;
+            while (j >= gap && c->obj[j - gap].obj > x.obj) { c->obj[j] = c->obj[j - gap]; j -= gap; }
+            c->obj[j] = x;
+        }
+    for (size_t e = 0; e < c->nedge; e++)
+        if (c->edge[e].group == SIZE_MAX) {
+            const cyc_obj *o = obj_of(c, c->edge[e].from);
+            c->edge[e].group = o ? o->group : 0;
+        }
+    cycles_merge(c);
 }
 
 static void cycles_free(cycles_t *c)
 {
     if (c->obj) _ms_meta_free(c->obj, c->capobj * sizeof *c->obj);
     if (c->edge) _ms_meta_free(c->edge, c->capedge * sizeof *c->edge);
-}
-
-static const char *type_of(const cycles_t *c, const void *obj)
-{
-    for (size_t i = 0; i < c->nobj; i++) if (c->obj[i].obj == obj) return c->obj[i].type;
-    return "?";
-}
-
-static size_t group_of_obj(const cycles_t *c, const void *obj)
-{
-    for (size_t i = 0; i < c->nobj; i++) if (c->obj[i].obj == obj) return c->obj[i].group;
-    return SIZE_MAX;
-}
-
-static void cycles_text(ms_buf_t *b, int pid, const cycles_t *c)
-{
-    if (!c->nobj) return;
-    _ms_bprintf(b, "==%d==\n==%d== %zu collector object(s) in %zu group(s) are alive only through reference cycles:\n",
-                pid, pid, c->nobj, c->ngroups);
-    for (size_t g = 0; g < c->ngroups; g++) {
-        size_t n = 0, bytes = 0;
-        for (size_t i = 0; i < c->nobj; i++)
-            if (c->obj[i].group == g) { n++; bytes += c->obj[i].size; }
-        _ms_bprintf(b, "==%d==    cycle group %zu: %zu objects, %zu bytes\n", pid, g + 1, n, bytes);
-        unsigned shown = 0;
-        for (size_t e = 0; e < c->nedge && shown < 20; e++) {
-            if (group_of_obj(c, c->edge[e].from) != g) continue;
-            _ms_bprintf(b, "==%d==       %s@%p -> %s@%p\n", pid, type_of(c, c->edge[e].from), c->edge[e].from,
-                        type_of(c, c->edge[e].to), c->edge[e].to);
-            shown++;
-        }
-        if (shown == 20) _ms_bprintf(b, "==%d==       ...\n", pid);
-    }
-}
-
-static void cycles_json(ms_buf_t *b, const cycles_t *c)
-{
-    _ms_bprintf(b, ",\n \"cycles\": [");
-    for (size_t g = 0; g < c->ngroups; g++) {
-        _ms_bprintf(b, "%s\n  {\"group\": %zu, \"objects\": [", g ? "," : "", g + 1);
-        bool first = true;
-        for (size_t i = 0; i < c->nobj; i++) {
-            if (c->obj[i].group != g) continue;
-            _ms_bprintf(b, "%s{\"addr\": \"%p\", \"type\": ", first ? "" : ", ", c->obj[i].obj);
-            _ms_json_str(b, c->obj[i].type);
-            _ms_bprintf(b, ", \"size\": %zu}", c->obj[i].size);
-            first = false;
-        }
-        _ms_bprintf(b, "], \"edges\": [");
-        first = true;
-        for (size_t e = 0; e < c->nedge; e++) {
-            if (group_of_obj(c, c->edge[e].from) != g) continue;
-            _ms_bprintf(b, "%s{\"from\": \"%p\", \"to\": \"%p\"}", first ? "" : ", ",
-                        c->edge[e].from, c->edge[e].to);
-            first = false;
-        }
-        _ms_bprintf(b, "]}");
-    }
-    _ms_bprintf(b, "]");
+    if (c->grp) _ms_meta_free(c->grp, c->capgrp * sizeof *c->grp);
 }
 
 /* ---- grouping ---------------------------------------------------------------- */
@@ -270,6 +397,89 @@ static void site_json(ms_buf_t *b, uint32_t stack)
     ms_frame_t f;
     _ms_symbolize(ip[0], &f, true);
     frame_json(b, &f);
+}
+
+/* ---- cycles: output ---------------------------------------------------------------- */
+
+static void cyc_obj_text(ms_buf_t *b, const cyc_obj *o)
+{
+    _ms_bprintf(b, "%s@%p (%zu byte%s", o->type, o->obj, o->size, o->size == 1 ? "" : "s");
+    if (!o->block) _ms_bprintf(b, ", refcount %u", o->refcnt);
+    _ms_bprintf(b, ", allocated at ");
+    site_text(b, o->stack);
+    _ms_bprintf(b, ")");
+}
+
+static void cycles_text(ms_buf_t *b, int pid, const cycles_t *c)
+{
+    if (!c->nobj) return;
+    size_t gc_objs = 0, gc_groups = 0, lost_groups = 0;
+    for (size_t i = 0; i < c->nobj; i++) gc_objs += !c->obj[i].block;
+    for (size_t g = 0; g < c->ngroups; g++) { gc_groups += !c->grp[g].lost; lost_groups += c->grp[g].lost; }
+    _ms_bprintf(b, "==%d==\n==%d== ", pid, pid);
+    if (gc_objs)
+        _ms_bprintf(b, "%zu collector object%s in %zu group%s %s alive only through reference cycles%s", gc_objs,
+                    gc_objs == 1 ? "" : "s", gc_groups, gc_groups == 1 ? "" : "s", gc_objs == 1 ? "is" : "are",
+                    lost_groups ? "; " : ":\n");
+    if (lost_groups)
+        _ms_bprintf(b, "%zu lost cycle%s of plain blocks (among the lost records):\n", lost_groups,
+                    lost_groups == 1 ? "" : "s");
+    for (size_t g = 0, shown = 0; g < c->ngroups; g++) {
+        const cyc_group *G = &c->grp[g];
+        if (G->same_as != g) continue;
+        _ms_bprintf(b, "==%d==    %s %zu: %zu %s%s, %zu bytes", pid, G->lost ? "lost cycle" : "cycle group", ++shown,
+                    G->nobj, G->lost ? "block" : "object", G->nobj == 1 ? "" : "s", G->bytes);
+        if (G->count > 1) _ms_bprintf(b, ", and %zu more group%s of the same shape", G->count - 1, G->count == 2 ? "" : "s");
+        _ms_bprintf(b, "\n");
+        unsigned lines = 0;
+        for (size_t e = 0; e < c->nedge && lines < 20; e++) {
+            if (c->edge[e].group != g) continue;
+            const cyc_obj *f = obj_of(c, c->edge[e].from), *t = obj_of(c, c->edge[e].to);
+            if (!f || !t) continue;
+            _ms_bprintf(b, "==%d==       ", pid);
+            cyc_obj_text(b, f);
+            _ms_bprintf(b, " -> ");
+            cyc_obj_text(b, t);
+            _ms_bprintf(b, "\n");
+            lines++;
+        }
+        if (lines == 20) _ms_bprintf(b, "==%d==       ...\n", pid);
+    }
+}
+
+static void cycles_json(ms_buf_t *b, const cycles_t *c)
+{
+    _ms_bprintf(b, ",\n \"cycles\": [");
+    bool firstg = true;
+    for (size_t g = 0, shown = 0; g < c->ngroups; g++) {
+        const cyc_group *G = &c->grp[g];
+        if (G->same_as != g) continue;
+        _ms_bprintf(b, "%s\n  {\"group\": %zu, \"kind\": \"%s\", \"count\": %zu, \"objects\": [", firstg ? "" : ",",
+                    ++shown, G->lost ? "lost_blocks" : "collector", G->count);
+        firstg = false;
+        bool first = true;
+        for (size_t i = 0; i < c->nobj; i++) {
+            const cyc_obj *o = &c->obj[i];
+            if (o->group != g) continue;
+            _ms_bprintf(b, "%s{\"addr\": \"%p\", \"type\": ", first ? "" : ", ", o->obj);
+            _ms_json_str(b, o->type);
+            _ms_bprintf(b, ", \"size\": %zu", o->size);
+            if (!o->block) _ms_bprintf(b, ", \"refcount\": %u", o->refcnt);
+            site_json(b, o->stack);
+            _ms_bprintf(b, "}");
+            first = false;
+        }
+        _ms_bprintf(b, "], \"edges\": [");
+        first = true;
+        for (size_t e = 0; e < c->nedge; e++) {
+            if (c->edge[e].group != g) continue;
+            _ms_bprintf(b, "%s{\"from\": \"%p\", \"to\": \"%p\"}", first ? "" : ", ",
+                        c->edge[e].from, c->edge[e].to);
+            first = false;
+        }
+        _ms_bprintf(b, "]}");
+    }
+    _ms_bprintf(b, "]");
 }
 
 /* What the root holding items[top].from is. */
@@ -916,7 +1126,7 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
         if (_ms_opt.leak_since) since_mark(&gs);
         since_keep(&gs);
         cycles_t cy;
-        cycles_find(&cy);
+        cycles_find(&cy, items, n);
         unsigned nerr, nerr_total;
         _ms_heap_errors(&nerr, &nerr_total);
         bool shown = cy.nobj > 0 || nerr_total > 0 || (_ms_opt.show_summary && leaks > 0);

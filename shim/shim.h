@@ -314,6 +314,8 @@ typedef struct ms_leak_item_s {
     uintptr_t root_pc;     /* STACK: code in the function whose frame holds `from` (0: unknown);
                               TLS: the offset of `from` in its module's TLS block */
     uintptr_t root_module; /* TLS: an address in the module whose variable it is */
+    uint32_t  leader;      /* lost blocks: the item leading their clique (maybe through
+                              others: follow until a definitely lost one); else UINT32_MAX */
 } ms_leak_item_t;
 /* Where the thread asking for a scan has its live stack: the stack pointer
  * at which the program called exit() or memshim_leak_check(), and the

@@ -169,7 +169,7 @@ Test(cycles, reported_by_type_with_their_edges)
     unlink(rep);
     run_free(&r);
     run_t t = run_fixture("fixtures/gc_cycle", NULL);
-    cr_expect(strstr(t.err, "4 collector object(s) in 2 group(s) are alive only through reference cycles"), "%s", t.err);
+    cr_expect(strstr(t.err, "4 collector objects in 2 groups are alive only through reference cycles"), "%s", t.err);
     cr_expect(strstr(t.err, "Node@0x") && strstr(t.err, "-> Node@0x"), "%s", t.err);
     /* The ring and the pair are leaks (nothing of the program points to
      * them), named by type; the rooted Node (gc_cycle.c:35) is not. */

@@ -1033,5 +1033,43 @@ t_graph_malformed() {
 }
 check "graph: malformed reports earn one line naming the file and the field, exit 1" t_graph_malformed
 
+# Cycles as a person debugs them (issue 14: 6): each object's allocation
+# site and refcount, groups of one shape merged with their count, lost
+# cycles of plain blocks drawn too.
+t_graph_shapes() {
+    cc -O1 -g -I"$ROOT/include" -I"$ROOT/tests/fixtures" -o "$T/cycle_shapes" "$ROOT/tests/fixtures/cycle_shapes.c" -ldl || return 1
+    LD_PRELOAD=$LIB MEMSHIM_REPORT="$T/shapes.json" "$T/cycle_shapes" >/dev/null || return 1
+    "$PY" - "$T/shapes.json" <<'EOF' || return 1
+import json, sys
+r = json.load(open(sys.argv[1]))
+got = sorted((g["kind"], g["count"], len(g["edges"]),
+              tuple(sorted((o["type"], o["size"], o.get("refcount"), o["function"], o["file"].split("/")[-1])
+                           for o in g["objects"]))) for g in r["cycles"])
+want = sorted([
+    ("collector", 3, 1, (("Pair", 40, 1, "make_pair", "cycle_shapes.c"),)),
+    ("collector", 1, 3, (("Node", 48, 1, "make_nodes", "cycle_shapes.c"), ("Node", 48, 2, "make_nodes", "cycle_shapes.c"))),
+    ("lost_blocks", 2, 3, tuple([("block", 32, None, "make_ring", "cycle_shapes.c")] * 3)),
+])
+assert got == want, got
+assert [g["group"] for g in r["cycles"]] == [1, 2, 3], [g["group"] for g in r["cycles"]]
+EOF
+    LD_PRELOAD=$LIB MEMSHIM_REPORT="$T/shapes.txt" "$T/cycle_shapes" >/dev/null || return 1
+    local t; t=$(sed 's/^==[0-9]*== \{0,1\}//' "$T/shapes.txt")
+    has "$t" "5 collector objects in 4 groups are alive only through reference cycles; 2 lost cycles of plain blocks (among the lost records):" &&
+    has "$t" ": 1 object, 40 bytes, and 2 more groups of the same shape" &&
+    has "$t" ": 3 blocks, 96 bytes, and 1 more group of the same shape" &&
+    has "$t" "(48 bytes, refcount 2, allocated at make_nodes (cycle_shapes.c:" &&
+    has "$t" "(32 bytes, allocated at make_ring (cycle_shapes.c:" || return 1
+    ! grep -qE 'make_chain \(cycle_shapes.c:[0-9]+\)\) ->' <<<"$t" || { echo "the lost chain is no cycle"; return 1; }
+    run "$MS" graph "$T/shapes.json" -o "$T/shapes.dot"; expect_rc 0 && has "$out" "6 objects in 3 groups" || return 1
+    local d; d=$(cat "$T/shapes.dot")
+    has "$d" "<b>group 3</b> (lost plain blocks): 3 blocks, 96 bytes <b>× 2</b> (groups of this shape)" &&
+        has "$d" "<b>group 1</b>: 1 object, 40 bytes <b>× 3</b>" && has "$d" "48 bytes · refcount 2 · " &&
+        has "$d" "<br/>make_ring (cycle_shapes.c:" || return 1
+    [ "$(grep -cE '^ *n[0-9]+ -> n[0-9]+;' "$T/shapes.dot")" -eq 7 ] || { echo "$d"; return 1; }
+    run "$MS" graph "$T/shapes.json" -o "$T/shapes.svg"; expect_rc 0 && xmllint --noout "$T/shapes.svg"
+}
+check "cycles: allocation sites and refcounts, groups of one shape merged with a count, lost cycles of plain blocks (report and graph)" t_graph_shapes
+
 echo "$pass passed, $failed failed"
 [ "$failed" -eq 0 ]
