@@ -862,6 +862,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
             it->sampled = r->sampled;
             it->gctype = r->gclinks ? gc_type_name(&sc, r) : NULL;
             it->inherited = r->inherited;
+            it->leader = r->mark == M_DEFINITE ? (uint32_t)i : r->mark == M_INDIRECT ? r->leader : NO_REC;
             it->indirect = r->mark == M_DEFINITE ? r->indirect : 0;
             it->kind = r->mark == M_DEFINITE ? MS_KIND_DEFINITE
                      : r->mark == M_INDIRECT ? MS_KIND_INDIRECT
@@ -869,6 +870,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
         }
         for (size_t k = 0; k < nitems; k++) {           /* parents as item indices */
             ms_leak_item_t *it = &items[k];
+            it->leader = it->leader == NO_REC ? UINT32_MAX : sc.recs[it->leader].item;   /* NO_REC: internal */
             if (it->parent == NO_REC) { it->parent = MS_WHY_ROOT; continue; }
             it->parent = sc.recs[it->parent].item;
             if (it->parent == NO_REC) { it->parent = MS_WHY_ROOT; it->root = MS_ROOT_NONE; }

@@ -283,6 +283,22 @@ MS_HIDDEN double _ms_exp_neg(double x);
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
 MS_HIDDEN void   _ms_misuse_report(const char *what, const void *p, const char *is,
                                    const char *const *titles, const uint32_t *stacks, unsigned nstacks);
+/* Heap misuse kept for the leak report (leak.c): the first MS_HEAP_ERR_MAX
+ * messages, each with its stacks; *total counts them all. */
+#define MS_HEAP_ERR_MAX 100
+typedef struct ms_heap_err_s {
+    const char *what;            /* "free(): double free"... (a literal) */
+    char        is[160];         /* "a block already freed"... */
+    const void *p;
+    int         tid;
+    unsigned    nstacks;
+    const char *titles[3];       /* literals: "allocated at", "now at"... */
+    uint32_t    stacks[3];       /* 0: not recorded */
+    int         ready;
+} ms_heap_err_t;
+MS_HIDDEN void   _ms_heap_err_note(const char *what, const void *p, const char *is,
+                                   const char *const *titles, const uint32_t *stacks, unsigned nstacks);
+MS_HIDDEN const ms_heap_err_t *_ms_heap_errors(unsigned *shown, unsigned *total);
 MS_HIDDEN void   _ms_unwind_init(void);
 MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
 MS_HIDDEN void   _ms_loader_enter(void);   /* around memshim's calls that iterate loaded objects */
@@ -334,6 +350,8 @@ typedef struct ms_leak_item_s {
     uintptr_t root_pc;     /* STACK: code in the function whose frame holds `from` (0: unknown);
                               TLS: the offset of `from` in its module's TLS block */
     uintptr_t root_module; /* TLS: an address in the module whose variable it is */
+    uint32_t  leader;      /* lost blocks: the item leading their clique (maybe through
+                              others: follow until a definitely lost one); else UINT32_MAX */
 } ms_leak_item_t;
 /* Where the thread asking for a scan has its live stack: the stack pointer
  * at which the program called exit() or memshim_leak_check(), and the
@@ -457,6 +475,10 @@ typedef struct ms_options_s {
     int           report_signal; /* MEMSHIM_REPORT_SIGNAL, 0 = none */
     int           gen_suppressions; /* MEMSHIM_GEN_SUPPRESSIONS */
     unsigned      why_depth;     /* MEMSHIM_WHY_DEPTH: blocks shown per retention path, 0 = none */
+    int           leak_since;    /* MEMSHIM_LEAK_SINCE: flag records new or grown since the last report */
+    int           report_child;  /* exec'd by a process writing the same MEMSHIM_REPORT: name.PID */
+    int           show_summary;  /* MEMSHIM_SHOW=summary: the summary whenever something leaked */
+    int           trace_children;/* MEMSHIM_TRACE_CHILDREN (1): children keep memshim in LD_PRELOAD */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
@@ -504,7 +526,7 @@ MS_HIDDEN void   _ms_out_settle(void);                  /* after the options: ke
 MS_HIDDEN int    _ms_err_fd(void);                      /* stderr as it was at start-up, or -1 */
 MS_HIDDEN void   _ms_out_retake_stderr(void);          /* fd 2 as it is now (unit tests) */
 MS_HIDDEN void   _ms_out_after_fork_child(void);
-MS_HIDDEN bool   _ms_expand_path(const char *pattern, char *out, size_t cap); /* %p -> pid */
+MS_HIDDEN bool   _ms_expand_path(const char *pattern, unsigned seq, char *out, size_t cap); /* %p: pid, %n: seq */
 
 /* Output files (reports, statistics, the RSS log): the rules are out.c's. */
 enum { MS_OUT_NONE, MS_OUT_STDERR, MS_OUT_ATOMIC, MS_OUT_INPLACE };
@@ -512,6 +534,7 @@ enum { MS_OUT_NONE, MS_OUT_STDERR, MS_OUT_ATOMIC, MS_OUT_INPLACE };
 #define MS_OUT_STREAM       2u  /* kept open and appended to; no fallback to stderr */
 #define MS_OUT_SNAPSHOT     4u  /* rewritten periodically for another user's collector:
                                    0644 (less the umask), no fallback to stderr */
+#define MS_OUT_SERIES       8u  /* a leak snapshot and no %n: name.snapN (regular files only) */
 typedef struct ms_out_s {
     int         fd;              /* where to write now; -1: dropped */
     int         kind;            /* MS_OUT_* */
@@ -527,6 +550,8 @@ typedef struct ms_out_s {
  * said) if dest cannot be written: o then writes to stderr, or nothing for a
  * stream.  Holds the output's lock until _ms_out_commit (not for a stream). */
 MS_HIDDEN bool   _ms_out_open(ms_out_t *o, const char *var, const char *dest, unsigned flags);
+/* The same, %n in the name standing for seq (_ms_out_open: 1). */
+MS_HIDDEN bool   _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned flags, unsigned seq);
 MS_HIDDEN bool   _ms_out_commit(ms_out_t *o);           /* close, rename into place; false: failed */
 MS_HIDDEN int    _ms_out_fd(ms_out_t *o);               /* a stream's checked fd, or -1 */
 MS_HIDDEN void   _ms_out_remove(const char *path, dev_t dev, ino_t ino); /* if still that file */
