@@ -18,7 +18,7 @@ MS_EXPORT int memshim_heap_stats(struct memshim_heap_stats *out)
     out->small_bytes_pooled = st.small_capacity;
     out->huge_blocks = st.huge.blocks;
     out->huge_bytes = st.huge.bytes;
-    out->mapped_bytes = st.seg.mapped + st.huge.mapped;
+    out->mapped_bytes = st.heap_mapped;
     out->returned_bytes = st.seg.unmapped_total;
     out->rss = st.rss;
     out->peak_rss = st.peak_rss;

@@ -127,29 +127,24 @@ void *_ms_new_failed(size_t n, size_t align, unsigned how, bool nothrow, const m
 
 /* ---- mismatches --------------------------------------------------------------- */
 
-const char *_ms_alloc_name(unsigned how)
+/* How a block was allocated and the call that releases it, by MS_ALLOC_*. */
+static const struct { unsigned how; const char *alloc, *dealloc; } call_names[] = {
+    { MS_ALLOC_MALLOC,                        "malloc()",                 "free()" },
+    { MS_ALLOC_NEW,                           "operator new",             "operator delete" },
+    { MS_ALLOC_NEW_ARRAY,                     "operator new[]",           "operator delete[]" },
+    { MS_ALLOC_NEW | MS_ALLOC_ALIGNED,        "operator new (aligned)",   "operator delete (aligned)" },
+    { MS_ALLOC_NEW_ARRAY | MS_ALLOC_ALIGNED,  "operator new[] (aligned)", "operator delete[] (aligned)" },
+};
+
+static const char *call_name(unsigned how, bool release)
 {
-    switch (how) {
-    case MS_ALLOC_MALLOC:                         return "malloc()";
-    case MS_ALLOC_NEW:                            return "operator new";
-    case MS_ALLOC_NEW_ARRAY:                      return "operator new[]";
-    case MS_ALLOC_NEW | MS_ALLOC_ALIGNED:         return "operator new (aligned)";
-    case MS_ALLOC_NEW_ARRAY | MS_ALLOC_ALIGNED:   return "operator new[] (aligned)";
-    default:                                      return "?";
-    }
+    for (size_t i = 0; i < sizeof call_names / sizeof *call_names; i++)
+        if (call_names[i].how == how) return release ? call_names[i].dealloc : call_names[i].alloc;
+    return "?";
 }
 
-const char *_ms_dealloc_name(unsigned how)
-{
-    switch (how) {
-    case MS_ALLOC_MALLOC:                         return "free()";
-    case MS_ALLOC_NEW:                            return "operator delete";
-    case MS_ALLOC_NEW_ARRAY:                      return "operator delete[]";
-    case MS_ALLOC_NEW | MS_ALLOC_ALIGNED:         return "operator delete (aligned)";
-    case MS_ALLOC_NEW_ARRAY | MS_ALLOC_ALIGNED:   return "operator delete[] (aligned)";
-    default:                                      return "?";
-    }
-}
+const char *_ms_alloc_name(unsigned how) { return call_name(how, false); }
+const char *_ms_dealloc_name(unsigned how) { return call_name(how, true); }
 
 void _ms_mismatch(const void *p, const ms_meta_t *mp, const char *released_by)
 {

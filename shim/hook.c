@@ -112,15 +112,20 @@ static long h_syscall(long nr, ...)
     return _ms_os_syscall6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
+/* open(2)'s mode, present only when the flags create a file. */
+#define OPEN_MODE(flags, mode) do {                                  \
+        if ((flags) & (O_CREAT | __O_TMPFILE)) {                     \
+            va_list ap_;                                             \
+            va_start(ap_, flags);                                    \
+            mode = va_arg(ap_, unsigned);                            \
+            va_end(ap_);                                             \
+        }                                                            \
+    } while (0)
+
 static int h_open(const char *path, int flags, ...)
 {
     unsigned mode = 0;
-    if (flags & (O_CREAT | __O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, unsigned);
-        va_end(ap);
-    }
+    OPEN_MODE(flags, mode);
     return _ms_fd_out_of_the_way(open(path, flags | O_CLOEXEC, mode));
 }
 
@@ -136,12 +141,7 @@ static unsigned dw_nfiles;
 static int h_dw_open(const char *path, int flags, ...)
 {
     unsigned mode = 0;
-    if (flags & (O_CREAT | __O_TMPFILE)) {
-        va_list ap;
-        va_start(ap, flags);
-        mode = va_arg(ap, unsigned);
-        va_end(ap);
-    }
+    OPEN_MODE(flags, mode);
     int fd = h_open(path, flags, mode);
     struct stat st;
     if (fd >= 0 && dw_nfiles < DW_FILES && fstat(fd, &st) == 0) {

@@ -43,6 +43,20 @@ static bool still_ours(void)
 
 static void put(const void *p, size_t n, off_t off) { _ms_out_write_at(live_fd, p, n, off); }
 
+/* A region's fixed part: who publishes it, how often, in which layout
+ * (the live region and the MEMSHIM_METRICS file start alike). */
+void _ms_live_header(ms_live_t *l, unsigned interval_ms)
+{
+    memset(l, 0, sizeof *l);
+    l->magic = MS_LIVE_MAGIC;
+    l->version = MS_LIVE_VERSION;
+    l->size = sizeof *l;
+    l->pid = (int32_t)getpid();
+    l->nclasses = MS_NCLASSES;
+    l->interval_ms = interval_ms;
+    _ms_program_name(l->program, sizeof l->program);
+}
+
 bool _ms_live_open(void)
 {
     int saved = errno;
@@ -63,15 +77,8 @@ bool _ms_live_open(void)
     live_fd = fd;
     live_dev = st.st_dev;
     live_ino = st.st_ino;
-    memset(&live, 0, sizeof live);
-    live.magic = MS_LIVE_MAGIC;
-    live.version = MS_LIVE_VERSION;
-    live.size = sizeof live;
-    live.pid = (int32_t)getpid();
-    live.nclasses = MS_NCLASSES;
-    live.interval_ms = _ms_ropt.live_interval_ms;
+    _ms_live_header(&live, _ms_ropt.live_interval_ms);
     live.start_unix_ms = unix_ms();
-    _ms_program_name(live.program, sizeof live.program);
     _ms_live_publish();
     errno = saved;
     return true;
@@ -135,9 +142,9 @@ void _ms_live_fill(ms_live_t *l, bool smaps)
     l->uss = rss.uss;
     l->pss = rss.pss;
     l->swap = rss.swap;
-    l->heap_in_use = st.small_in_use + st.huge.bytes;
+    l->heap_in_use = st.heap_in_use;
     l->heap_peak = st.heap_peak;
-    l->heap_mapped = st.seg.mapped + st.huge.mapped;
+    l->heap_mapped = st.heap_mapped;
     l->small_in_use = st.small_in_use;
     l->small_pooled = st.small_capacity;
     l->huge_blocks = st.huge.blocks;

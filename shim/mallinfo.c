@@ -87,7 +87,7 @@ int _ms_malloc_info(int options, FILE *fp)
         rest_b += (o->free - o->cached) * o->size;
         from = o->size + 1;
     }
-    unsigned long long seg = st.seg.mapped, all = st.seg.mapped + st.huge.mapped;
+    unsigned long long seg = st.seg.mapped, all = st.heap_mapped;
     fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"%llu\" size=\"%llu\"/>\n"
                 "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
                 "<system type=\"current\" size=\"%llu\"/>\n"

@@ -38,14 +38,7 @@ void _ms_metrics_write(void)
 {
     if (!_ms_ropt.metrics || m.failed) return;
     int saved = errno;
-    memset(&fig, 0, sizeof fig);
-    fig.magic = MS_LIVE_MAGIC;
-    fig.version = MS_LIVE_VERSION;
-    fig.size = sizeof fig;
-    fig.pid = (int32_t)getpid();
-    fig.nclasses = MS_NCLASSES;
-    fig.interval_ms = _ms_ropt.metrics_interval_ms;
-    _ms_program_name(fig.program, sizeof fig.program);
+    _ms_live_header(&fig, _ms_ropt.metrics_interval_ms);
     _ms_live_fill(&fig, true);
     if (!m.start_ms) m.start_ms = fig.updated_unix_ms;
     fig.start_unix_ms = m.start_ms;

@@ -104,8 +104,7 @@ static void sample(uint64_t now)
     _ms_buf_init(&b, mem, sizeof mem, -1);
     _ms_bprintf(&b, "%llu %llu %llu %llu %llu\n", (unsigned long long)((now - rep.t0) / 1000000),
                 (unsigned long long)st.rss, (unsigned long long)st.peak_rss,
-                (unsigned long long)(st.small_in_use + st.huge.bytes),
-                (unsigned long long)(st.seg.mapped + st.huge.mapped));
+                (unsigned long long)st.heap_in_use, (unsigned long long)st.heap_mapped);
     log_write(&b);
     rep.samples++;
 }

@@ -255,6 +255,21 @@ static void count_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms
     ++*(size_t *)arg;
 }
 
+
+/* The scan's record of a live block (sc->cap not reached: the caller sees). */
+static rec_t *rec_add(scan_t *sc, uintptr_t addr, size_t size, const ms_meta_t *m)
+{
+    rec_t *r = &sc->recs[sc->nrecs++];
+    r->addr = addr;
+    r->size = size;
+    r->stack = m->stack;
+    r->sampled = m->flags & MS_META_SAMPLED;
+    r->internal = (m->flags & MS_META_INTERNAL) != 0;
+    r->gclinks = gc_links(m);
+    r->inherited = inherited(m->tid);
+    r->parent = r->thread = NO_REC;
+    return r;
+}
 static void add_span(void *arg, ms_page_t *pg)
 {
     scan_t *sc = arg;
@@ -263,17 +278,8 @@ static void add_span(void *arg, ms_page_t *pg)
     for (uint32_t i = 0; i < pg->carved && sc->nrecs < sc->cap; i++) {
         ms_meta_t *m = &pg->meta[i];
         if (m->state != MS_BLK_LIVE) continue;
-        rec_t *r = &sc->recs[sc->nrecs];
-        r->addr = (uintptr_t)pg->start + (uintptr_t)i * bsize;
-        r->size = m->size;
-        r->stack = m->stack;
-        r->sampled = m->flags & MS_META_SAMPLED;
-        r->internal = (m->flags & MS_META_INTERNAL) != 0;
-        r->gclinks = gc_links(m);
-        r->inherited = inherited(m->tid);
-        r->parent = r->thread = NO_REC;
-        m->free_stack = (uint32_t)sc->nrecs;       /* record index, for lookups */
-        sc->nrecs++;
+        rec_add(sc, (uintptr_t)pg->start + (uintptr_t)i * bsize, m->size, m);
+        m->free_stack = (uint32_t)sc->nrecs - 1;   /* record index, for lookups */
     }
 }
 
@@ -282,16 +288,7 @@ static void add_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_m
     scan_t *sc = arg;
     (void)size;
     if (sc->nrecs >= sc->cap) return;
-    rec_t *r = &sc->recs[sc->nrecs++];
-    r->addr = a;
-    r->size = req;
-    r->stack = m->stack;
-    r->sampled = m->flags & MS_META_SAMPLED;
-    r->internal = (m->flags & MS_META_INTERNAL) != 0;
-    r->gclinks = gc_links(m);
-    r->inherited = inherited(m->tid);
-    r->parent = r->thread = NO_REC;
-    sc->huge[sc->nhuge++] = r;
+    sc->huge[sc->nhuge++] = rec_add(sc, a, req, m);
     if (sc->nexcl < MAX_EXCLUDE) {                  /* a huge block is heap, not a root */
         sc->excl[sc->nexcl].start = a;
         sc->excl[sc->nexcl].end = a + size;

@@ -565,6 +565,8 @@ typedef struct ms_stats_s {
     ms_stats_class_t  cls[MS_NCLASSES];
     uint64_t          small_in_use, small_capacity, rss, peak_rss;
     uint64_t          heap_out, heap_peak;   /* bytes out of central lists + huge */
+    uint64_t          heap_in_use;           /* small_in_use + huge.bytes: what the program holds */
+    uint64_t          heap_mapped;           /* seg.mapped + huge.mapped: what memshim has mapped */
     unsigned          threads;
     ms_segment_stat_t seg;
     ms_huge_stat_t    huge;
@@ -573,7 +575,7 @@ MS_HIDDEN void   _ms_stats_collect(ms_stats_t *st);
 MS_HIDDEN void   _ms_stats_collect_heap(ms_stats_t *st);  /* the same, without rss and peak_rss */
 MS_HIDDEN void   _ms_stats_print_fd(int fd);
 MS_HIDDEN void   _ms_stats_at_exit(void);
-/* Reporting options, parsed by _ms_options_load_reporting (stats.c). */
+/* Reporting options (options.def), defaults in stats.c. */
 typedef struct ms_report_opts_s {
     const char *rss_log;          /* MEMSHIM_RSS_LOG: "stderr" or a path (%p: pid), or NULL */
     unsigned    rss_interval_ms;  /* MEMSHIM_RSS_INTERVAL (100) */
@@ -587,9 +589,8 @@ MS_HIDDEN extern ms_report_opts_t _ms_ropt;
 MS_HIDDEN void   _ms_stats_write(const char *dest);     /* text, or JSON for *.json; atomic */
 MS_HIDDEN void   _ms_program_name(char *out, size_t cap); /* /proc/self/cmdline, spaced */
 
-/* The collector's figures, for MEMSHIM_STATS and the live region.  Defined
- * by the collector's glue in shim/ when collector/ is linked in (weak here:
- * NULL otherwise); returns 1 and fills *out if the collector ever ran. */
+/* The collector's figures, for MEMSHIM_STATS and the live region, from the
+ * collector's glue (gcglue.c); returns 1 and fills *out. */
 typedef struct ms_gc_figures_s {
     uint64_t collections;    /* cycle collections run */
     uint64_t tracked;        /* objects tracked now */
@@ -635,6 +636,7 @@ MS_HIDDEN bool   _ms_live_open(void);
 MS_HIDDEN void   _ms_live_publish(void);
 MS_HIDDEN void   _ms_live_close(void);                  /* exit, or a fork child */
 MS_HIDDEN void   _ms_live_fill(struct ms_live_s *l, bool smaps); /* the figures now (reporter thread) */
+MS_HIDDEN void   _ms_live_header(struct ms_live_s *l, unsigned interval_ms); /* magic, pid, program... */
 MS_HIDDEN void   _ms_live_note_leaks(const double blocks[MS_NKINDS], const double bytes[MS_NKINDS]);
 
 /* ---- sampler.c, metrics.c: MEMSHIM_METRICS, a node_exporter textfile ------ */

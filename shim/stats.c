@@ -58,9 +58,11 @@ void _ms_stats_collect_heap(ms_stats_t *st)
     st->heap_peak = __atomic_load_n(&_ms_heap_peak, __ATOMIC_RELAXED);
     _ms_segment_stats(&st->seg);
     _ms_huge_stats(&st->huge);
+    st->heap_in_use = st->small_in_use + st->huge.bytes;     /* derived here, once */
+    st->heap_mapped = st->seg.mapped + st->huge.mapped;
 }
 
-/* The collector's figures, if the collector is linked in and ran. */
+/* The collector's figures, if it ran. */
 static bool gc_figures(ms_gc_figures_t *g)
 {
     memset(g, 0, sizeof *g);
@@ -115,7 +117,7 @@ static void print_text(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
     }
     _ms_bprintf(b, "small blocks in use: "); human(b, st->small_in_use);
     _ms_bprintf(b, " of "); human(b, st->small_capacity);
-    _ms_bprintf(b, " in pools\nheap in use: "); human(b, st->small_in_use + st->huge.bytes);
+    _ms_bprintf(b, " in pools\nheap in use: "); human(b, st->heap_in_use);
     _ms_bprintf(b, " (small and huge blocks held by the program)\nheap out of the pools: ");
     human(b, st->heap_out);
     _ms_bprintf(b, ", heap peak: "); human(b, st->heap_peak);
@@ -128,7 +130,7 @@ static void print_text(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
     _ms_bprintf(b, "), "); human(b, st->seg.mapped_total);
     _ms_bprintf(b, " mapped and "); human(b, st->seg.unmapped_total);
     _ms_bprintf(b, " returned to the OS in all\nheap mapped from the OS now: ");
-    human(b, st->seg.mapped + st->huge.mapped);
+    human(b, st->heap_mapped);
     _ms_bprintf(b, "\nthreads with a cache: %u\n", st->threads);
     _ms_bprintf(b, "rss: "); human(b, rss->rss);
     _ms_bprintf(b, ", peak rss: "); human(b, rss->peak_rss);
@@ -175,8 +177,8 @@ static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
     _ms_bprintf(b, " \"huge\": {\"blocks\": %llu, \"bytes\": %llu, \"cached_bytes\": %llu},\n",
                 U(st->huge.blocks), U(st->huge.bytes), U(st->huge.cached));
     _ms_bprintf(b, " \"heap\": {\"bytes_in_use\": %llu, \"bytes_out\": %llu, \"peak_bytes\": %llu, "
-                "\"mapped_bytes\": %llu},\n", U(st->small_in_use + st->huge.bytes), U(st->heap_out),
-                U(st->heap_peak), U(st->seg.mapped + st->huge.mapped));
+                "\"mapped_bytes\": %llu},\n", U(st->heap_in_use), U(st->heap_out),
+                U(st->heap_peak), U(st->heap_mapped));
     _ms_bprintf(b, " \"os\": {\"segments\": %llu, \"segment_bytes\": %llu, \"mapped_total\": %llu, "
                 "\"returned_total\": %llu, \"dirty_bytes\": %llu},\n",
                 U(st->seg.segments), U(st->seg.mapped), U(st->seg.mapped_total),

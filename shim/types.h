@@ -56,6 +56,14 @@
  * A FREE page is "dirty" until purged with MADV_DONTNEED; dirty pages are
  * reused first and purged when too many accumulate.  A segment whose pages are
  * all free is unmapped, except one kept to absorb churn.
+ *
+ * Invariants (check.c walks them all in the debug build, at every leak scan,
+ * fork and exit, with every lock above held):
+ *   dirty pages are free pages; the header page is never free;
+ *   a free page has no class; a page in use lies inside its span, of its class;
+ *   per span: used <= carved <= capacity, free list length = carved - used;
+ *   per class: the central counts are the sums over its spans.
+ * Blocks in thread caches count as used by their span.
  */
 #ifndef MS_TYPES_H
 #define MS_TYPES_H

@@ -7,32 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "shim.h"
-
-/* Load the options with only `vars` in the environment (swapped in); return
- * what memshim said on stderr. */
-extern char **environ;
-static char *load_with(char **vars)
-{
-    static char out[4096];
-    char **old_env = environ;
-    char path[] = "/tmp/ms-opt-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    int saved = dup(2);
-    dup2(fd, 2);
-    _ms_out_retake_stderr();
-    environ = vars;
-    _ms_options_load();
-    environ = old_env;
-    dup2(saved, 2);
-    close(saved);
-    _ms_out_retake_stderr();
-    ssize_t n = pread(fd, out, sizeof out - 1, 0);
-    out[n > 0 ? n : 0] = 0;
-    close(fd);
-    unlink(path);
-    return out;
-}
+#include "optenv.h"
 
 static unsigned lines(const char *s)
 {

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "shim.h"
+#include "optenv.h"
 
 static void setup(void) { _ms_init(); free(malloc(1)); }
 TestSuite(stats, .init = setup);
@@ -115,32 +116,14 @@ Test(stats, writes_json_by_name_atomically)
     cr_assert_eq(system(cmd), 0);
 }
 
-/* Run the reporting options' parser with only `name=value` in the
- * environment (swapped in, so nothing is allocated); return what it printed
- * on stderr. */
-extern char **environ;
+/* The options' parser with only `name=value` in the environment; what it
+ * said on stderr. */
 static char *parse_with(const char *name, const char *value)
 {
-    static char out[1024], var[256];
+    static char var[256];
     snprintf(var, sizeof var, "%s=%s", name, value);
-    char *env[] = { var, NULL }, **old_env = environ;
-    char path[] = "/tmp/ms-stderr-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    int saved = dup(2);
-    dup2(fd, 2);
-    _ms_out_retake_stderr();     /* memshim writes to stderr as it was: this file now */
-    environ = env;
-    _ms_options_load();
-    environ = old_env;
-    dup2(saved, 2);
-    close(saved);
-    _ms_out_retake_stderr();
-    ssize_t n = pread(fd, out, sizeof out - 1, 0);
-    out[n > 0 ? n : 0] = 0;
-    close(fd);
-    unlink(path);
-    return out;
+    char *env[] = { var, NULL };
+    return load_with(env);
 }
 
 Test(stats, options_accepted)
