@@ -46,7 +46,7 @@ static const optdef_t optdefs[] = {
 #undef OPT
 #define NOPTS (sizeof optdefs / sizeof optdefs[0])
 
-const char *_ms_getenv(const char *name)
+static const char *_ms_getenv(const char *name)
 {
     size_t len = strlen(name);
     if (!environ) return NULL;
@@ -289,12 +289,6 @@ static bool parent_shares_report(const char *report)
     return same && preload;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 /* Where a file name is kept: a buffer of its own for each variable.  A
  * K_PATH setting may also say stderr; a K_FILE one (rewritten whole, again
  * and again) names a file. */
@@ -486,7 +480,7 @@ void _ms_options_load(void)
     if (_ms_names_file(report)) {
         const optdef_t *fmt = NULL;
         for (const optdef_t *o = optdefs; o < optdefs + NOPTS; o++) if (o->kind == K_FORMAT) fmt = o;
-        if (fmt && !given[fmt - optdefs] && ends_with(report, ".json")) _ms_opt.json = 1;  /* the name decides */
+        if (fmt && !given[fmt - optdefs] && _ms_ends_with(report, ".json")) _ms_opt.json = 1;  /* the name decides */
         _ms_opt.report_child = !strstr(report, "%p") && parent_shares_report(_ms_getenv("MEMSHIM_REPORT") ?
                                                                          _ms_getenv("MEMSHIM_REPORT") : report);
     }

@@ -797,12 +797,6 @@ static void json_delta(ms_buf_t *b, double d_blocks, double d_bytes)
 }
 
 
-static void program_name(char *buf, size_t cap)
-{
-    ssize_t n = readlink("/proc/self/exe", buf, cap - 1);
-    buf[n > 0 ? n : 0] = 0;
-}
-
 static void text_frame(ms_buf_t *b, int pid, unsigned i, const ms_frame_t *f)
 {
     _ms_bprintf(b, "==%d==    %s %p: ", pid, i ? "by" : "at", (void *)f->ip);
@@ -894,7 +888,7 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
 {
     int pid = (int)getpid();
     char prog[1024];
-    program_name(prog, sizeof prog);
+    _ms_program_name(prog, sizeof prog);
     _ms_bprintf(b, "==%d== memshim leak report (%s) for %s\n", pid, why, prog);
     if (_ms_opt.sample)
         _ms_bprintf(b, "==%d== sampling one allocation per %llu bytes on average: figures are estimates\n",
@@ -973,7 +967,7 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
                        unsigned unparked, const char *why)
 {
     char prog[1024];
-    program_name(prog, sizeof prog);
+    _ms_program_name(prog, sizeof prog);
     _ms_bprintf(b, "{\"format\": \"memshim-leaks\", \"version\": 1, \"memshim\": \"%s\",\n \"pid\": %d, \"program\": ",
                 MEMSHIM_VERSION, (int)getpid());
     _ms_json_str(b, prog);

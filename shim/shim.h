@@ -482,7 +482,6 @@ typedef struct ms_options_s {
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
-MS_HIDDEN const char *_ms_getenv(const char *name);
 MS_HIDDEN const char *_ms_option_text(const char *name, char *buf, size_t cap); /* MEMSHIM_GC's text */
 static inline bool _ms_names_file(const char *dest)  /* an output setting names a file, not stderr */
 {
@@ -508,6 +507,11 @@ static inline const char *_ms_base_name(const char *p)      /* after the last '/
     const char *s = p ? __builtin_strrchr(p, '/') : NULL;
     return s ? s + 1 : p;
 }
+static inline bool _ms_ends_with(const char *s, const char *suffix)   /* "x.json", ".json" */
+{
+    size_t a = __builtin_strlen(s), b = __builtin_strlen(suffix);
+    return a >= b && __builtin_strcmp(s + a - b, suffix) == 0;
+}
 static inline unsigned long long _ms_round(double x) { return (unsigned long long)(x + 0.5); }
 
 /* ---- suppress.c: MEMSHIM_SUPPRESS (LeakSanitizer lines, type:, valgrind blocks) */
@@ -520,6 +524,7 @@ MS_HIDDEN bool   _ms_supp_match(ms_supps_t *s, uint32_t stack, unsigned kind, co
 MS_HIDDEN void   _ms_supp_used(const ms_supps_t *s, ms_buf_t *b, int pid, bool json);
 MS_HIDDEN void   _ms_supp_generate(ms_buf_t *b, uint32_t stack, unsigned kind, unsigned record);
 MS_HIDDEN void   _ms_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+MS_HIDDEN void   _ms_program_name(char *out, size_t cap); /* the command line, spaced: every output's "program" */
 MS_HIDDEN void   _ms_heap_error(const char *what, const void *p); /* obeys MEMSHIM_ON_ERROR */
 MS_HIDDEN void   _ms_out_init(void);                    /* constructor: which file stderr is */
 MS_HIDDEN void   _ms_out_settle(void);                  /* after the options: keep stderr's copy if needed */
@@ -587,7 +592,6 @@ typedef struct ms_report_opts_s {
 } ms_report_opts_t;
 MS_HIDDEN extern ms_report_opts_t _ms_ropt;
 MS_HIDDEN void   _ms_stats_write(const char *dest);     /* text, or JSON for *.json; atomic */
-MS_HIDDEN void   _ms_program_name(char *out, size_t cap); /* /proc/self/cmdline, spaced */
 
 /* The collector's figures, for MEMSHIM_STATS and the live region, from the
  * collector's glue (gcglue.c); returns 1 and fills *out. */

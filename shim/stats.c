@@ -69,22 +69,6 @@ static bool gc_figures(ms_gc_figures_t *g)
     return _ms_gc_figures(g) > 0 && g->collections > 0;
 }
 
-/* The command line, arguments joined by spaces, truncated to fit. */
-void _ms_program_name(char *out, size_t cap)
-{
-    ssize_t n = _ms_os_read_file("/proc/self/cmdline", out, cap);
-    if (n <= 0) { if (cap) out[0] = 0; return; }
-    while (n > 0 && out[n - 1] == 0) n--;
-    for (ssize_t i = 0; i < n; i++) if (out[i] == 0) out[i] = ' ';
-    out[n] = 0;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 /* ---- text ------------------------------------------------------------------ */
 
 static void human(ms_buf_t *b, uint64_t v)
@@ -146,7 +130,6 @@ static void print_text(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
 }
 
 /* ---- JSON (schema in man/memshim.7, "STATISTICS IN JSON") ------------------ */
-
 
 static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
                        const ms_gc_figures_t *gc, bool gc_ran)
@@ -224,7 +207,7 @@ void _ms_stats_write(const char *dest)
     static unsigned seq;               /* %n: the statistics' sequence number */
     ms_out_t o;
     _ms_out_open_seq(&o, "MEMSHIM_STATS", dest, 0, __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
-    print_fd(o.fd, o.kind != MS_OUT_STDERR && ends_with(o.path, ".json"));
+    print_fd(o.fd, o.kind != MS_OUT_STDERR && _ms_ends_with(o.path, ".json"));
     if (!_ms_out_commit(&o)) {
         _ms_out_open(&o, "MEMSHIM_STATS", NULL, 0);         /* the rename failed: stderr */
         print_fd(o.fd, false);
