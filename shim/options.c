@@ -235,6 +235,19 @@ void _ms_options_load(void)
             _ms_opt.suppress = _ms_keep_path("MEMSHIM_SUPPRESS", v, suppress, sizeof suppress);
         }
     }
+    /* ---- heap profile (issue 13): MEMSHIM_PROFILE, MEMSHIM_PROFILE_SIGNAL ---- */
+    if ((v = _ms_getenv("MEMSHIM_PROFILE")) && *v) {
+        if (secure && strcmp(v, "stderr") != 0)
+            _ms_message("MEMSHIM_PROFILE ignored: a file name is not taken in a setuid/setgid program");
+        else if (!_ms_keep_path("MEMSHIM_PROFILE", v, _ms_opt.profile, sizeof _ms_opt.profile))
+            _ms_opt.profile[0] = 0;
+    }
+    if ((v = _ms_getenv("MEMSHIM_PROFILE_SIGNAL")) && *v && !(_ms_opt.profile_signal = _ms_parse_signal(v)))
+        _ms_message("MEMSHIM_PROFILE_SIGNAL=%s: expected a signal name or number such as "
+                    "SIGUSR1, USR2, SIGHUP or SIGRTMIN+2; ignored", _ms_value_shown(v, shown, sizeof shown));
+    if (_ms_opt.profile_signal && !_ms_opt.profile[0])
+        _ms_message("MEMSHIM_PROFILE_SIGNAL without MEMSHIM_PROFILE: profiles go to stderr");
+    /* ---- end of the heap profile's variables ---- */
     if ((v = _ms_getenv("MEMSHIM_STATS")) && *v) {
         if (_ms_os_secure() && strcmp(v, "stderr") != 0)
             _ms_message("MEMSHIM_STATS ignored: a file name is not taken in a setuid/setgid program");

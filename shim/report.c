@@ -242,6 +242,23 @@ static void frame_json(ms_buf_t *b, const ms_frame_t *f)
     if (f->module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, f->module); }
 }
 
+/* A stored stack as a JSON array of frames, innermost first (leak reports
+ * and heap profiles). */
+void _ms_stack_json(ms_buf_t *b, uint32_t stack)
+{
+    const uintptr_t *ip;
+    unsigned n = _ms_stack_get(stack, &ip);
+    _ms_bprintf(b, "[");
+    for (unsigned j = 0; j < n; j++) {
+        ms_frame_t f;
+        _ms_symbolize(ip[j], &f, true);
+        _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f.ip);
+        frame_json(b, &f);
+        _ms_bprintf(b, "}");
+    }
+    _ms_bprintf(b, "]");
+}
+
 /* The first frame of a block's allocation stack. */
 static void site_text(ms_buf_t *b, uint32_t stack)
 {
@@ -607,18 +624,9 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         if (g->kind == MS_KIND_DEFINITE)
             _ms_bprintf(b, ", \"indirect_bytes\": %llu", _ms_round(g->indirect));
         if (g->gctype) { _ms_bprintf(b, ", \"type\": "); _ms_json_str(b, type_name(g->gctype)); }
-        _ms_bprintf(b, ", \"stack\": [");
+        _ms_bprintf(b, ", \"stack\": ");
         first = false;
-        const uintptr_t *ip;
-        unsigned n = _ms_stack_get(g->stack, &ip);
-        for (unsigned j = 0; j < n; j++) {
-            ms_frame_t f;
-            _ms_symbolize(ip[j], &f, true);
-            _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f.ip);
-            frame_json(b, &f);
-            _ms_bprintf(b, "}");
-        }
-        _ms_bprintf(b, "]");
+        _ms_stack_json(b, g->stack);
         if (g->why) {
             _ms_bprintf(b, ", \"why\": ");
             why_json(b, gs->items, g->why - 1, _ms_opt.why_depth);

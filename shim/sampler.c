@@ -3,7 +3,8 @@
  *   - appends a line to the RSS log every MEMSHIM_RSS_INTERVAL ms
  *     (time, rss, peak rss, heap bytes in use, heap bytes mapped),
  *   - rewrites the live region every MEMSHIM_LIVE_INTERVAL ms (live.c),
- *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives.
+ *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives,
+ *   - writes a heap profile when MEMSHIM_PROFILE_SIGNAL arrives (profile.c).
  *
  * It never calls malloc: lines are formatted in a stack buffer and written
  * with one write(2) each, so a crash loses at most the interval under way.
@@ -40,6 +41,7 @@ static struct {
     bool      running;       /* a thread was started and not yet stopped */
     sem_t     wake, done;
     int       stop, dump;    /* requests, set before posting `wake` */
+    int       profile;       /* MEMSHIM_PROFILE_SIGNAL arrived: write a heap profile */
     bool      logging;       /* an RSS log is kept (log_out) */
     uint64_t  t0;            /* CLOCK_MONOTONIC ns at the first sample */
     uint64_t  samples;
@@ -142,6 +144,8 @@ static void *reporter_main(void *arg)
         }
         if (__atomic_exchange_n(&rep.dump, 0, __ATOMIC_ACQ_REL))
             _ms_stats_write(_ms_opt.stats);
+        if (__atomic_exchange_n(&rep.profile, 0, __ATOMIC_ACQ_REL))
+            _ms_profile_write(_ms_opt.profile, "signal");
         if (__atomic_load_n(&rep.stop, __ATOMIC_ACQUIRE)) break;
         uint64_t deadline = UINT64_MAX;
         if (rep.logging) deadline = next_log;
@@ -170,18 +174,30 @@ static void on_stats_signal(int sig)
     errno = saved;
 }
 
+/* The handler of MEMSHIM_PROFILE_SIGNAL: ask the thread for a profile. */
+static void on_profile_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    __atomic_store_n(&rep.profile, 1, __ATOMIC_RELEASE);
+    sem_post(&rep.wake);
+    errno = saved;
+}
+
+static bool wanted(void) { return _ms_ropt.stats_signal || _ms_opt.profile_signal; }
+
 static void start(bool with_log)
 {
     sem_init(&rep.wake, 0, 0);
     sem_init(&rep.done, 0, 0);
-    rep.stop = rep.dump = 0;
+    rep.stop = rep.dump = rep.profile = 0;
     rep.samples = 0;
     rep.peak = 0;
     rep.logging = false;
     if (with_log && !log_open()) with_log = false;
     rep.logging = with_log;
     if (_ms_ropt.live && !_ms_live_open()) _ms_ropt.live = 0;
-    if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal) return;
+    if (!with_log && !_ms_ropt.live && !wanted()) return;
     rep.t0 = now_ns();
     if (with_log) log_header();
 
@@ -217,7 +233,19 @@ void _ms_reporter_start(void)
         sigfillset(&sa.sa_mask);
         if (sigaction(_ms_ropt.stats_signal, &sa, NULL) != 0) _ms_ropt.stats_signal = 0;
     }
-    if (_ms_ropt.rss_log || _ms_ropt.live || _ms_ropt.stats_signal) start(_ms_ropt.rss_log != NULL);
+    if (_ms_opt.profile_signal && !_ms_track_on) {
+        _ms_message("MEMSHIM_PROFILE_SIGNAL ignored: no heap profile without tracking (MEMSHIM_TRACK=0)");
+        _ms_opt.profile_signal = 0;
+    }
+    if (_ms_opt.profile_signal) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_profile_signal;
+        sa.sa_flags = SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        if (sigaction(_ms_opt.profile_signal, &sa, NULL) != 0) _ms_opt.profile_signal = 0;
+    }
+    if (_ms_ropt.rss_log || _ms_ropt.live || wanted()) start(_ms_ropt.rss_log != NULL);
     errno = saved;
 }
 
@@ -252,7 +280,7 @@ void _ms_reporter_fork_child(void)
         log_close();
         _ms_live_close();
         bool own_log = _ms_ropt.rss_log && strstr(_ms_ropt.rss_log, "%p");
-        if (own_log || _ms_ropt.live || _ms_ropt.stats_signal) start(own_log);
+        if (own_log || _ms_ropt.live || wanted()) start(own_log);
     }
     errno = saved;
 }

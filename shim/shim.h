@@ -167,7 +167,7 @@ MS_HIDDEN void    _ms_huge_trim(void);
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
 MS_HIDDEN bool    _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m);
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
-MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m);
+MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req);
 MS_HIDDEN void    _ms_huge_flag(const void *p, unsigned flags);
 MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size,
                                                   size_t req, const ms_meta_t *m), void *arg);
@@ -319,6 +319,84 @@ static inline uintptr_t _ms_thread_pointer(void)
     __asm__("mov %%fs:0, %0" : "=r"(tp));
 #elif defined(__aarch64__)
     __asm__("mrs %0, tpidr_el0" : "=r"(tp));
+/* ---- profile.c, pprof.c: the heap profiler ------------------------------- *
+ * Per-stack counters (kept in the trace table, stacks.c) updated on every
+ * tracked allocation and free with relaxed atomics, per-thread state (the
+ * last block allocated, the heap change not yet published, a size
+ * histogram) through one TLS pointer, and the peak: a snapshot of every
+ * stack's live bytes taken at the first free after the heap in use passed
+ * the last recorded peak by 1% (at least 64 KiB). */
+typedef struct ms_prof_s {
+    uint64_t allocs, alloc_bytes;       /* allocations from this stack, in all */
+    uint64_t frees, freed_bytes;        /* of those, freed: live = allocs - frees */
+    uint64_t temps, temp_bytes;         /* freed before the thread's next allocation */
+    uint64_t peak_blocks, peak_bytes;   /* live at the recorded peak */
+} ms_prof_t;
+_Static_assert(sizeof(ms_prof_t) == 64, "one cache line per stack");
+MS_HIDDEN ms_prof_t *_ms_stack_prof(uint32_t id);       /* stacks.c; NULL: none */
+MS_HIDDEN ms_prof_t *_ms_prof_at(uint32_t dense);
+MS_HIDDEN uint32_t _ms_prof_count(void);
+MS_HIDDEN void   _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg);
+
+#define MS_PROF_HIST  41                /* bucket b: sizes with bit length b (0: size 0) */
+#define MS_PROF_PUBLISH ((int64_t)64 << 10)
+typedef struct ms_prof_thread_s {
+    const void *last;                   /* the thread's last block allocated (temporaries) */
+    int64_t     pending;                /* heap change not yet added to _ms_prof_heap */
+    int         in_use;                 /* claimed by a live thread */
+    struct ms_prof_thread_s *next;      /* all of them, never removed */
+    uint64_t    hist[MS_PROF_HIST];     /* allocations by size (bit length) */
+} ms_prof_thread_t;
+MS_HIDDEN extern __thread ms_prof_thread_t *_ms_prof_tl __attribute__((tls_model("initial-exec")));
+MS_HIDDEN extern int64_t _ms_prof_heap;       /* heap in use (bytes), published part */
+MS_HIDDEN extern int64_t _ms_prof_peak_next;  /* a free above this refreshes the peak */
+MS_HIDDEN ms_prof_thread_t *_ms_prof_thread(void);
+MS_HIDDEN void   _ms_prof_publish(ms_prof_thread_t *t);
+MS_HIDDEN void   _ms_prof_peak(void);
+MS_HIDDEN void   _ms_prof_thread_exit(void);
+MS_HIDDEN void   _ms_prof_fork_child(void);
+MS_HIDDEN void   _ms_profile_init(void);               /* constructor: MEMSHIM_PROFILE_SIGNAL */
+MS_HIDDEN void   _ms_profile_at_exit(void);
+MS_HIDDEN int    _ms_profile_write(const char *dest, const char *when); /* 0, or -1 */
+MS_HIDDEN void   _ms_stack_json(ms_buf_t *b, uint32_t stack);   /* report.c: "[{frame}, ...]" */
+
+static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__builtin_clzll(n) : 0; }
+
+/* A block of n bytes from stack was handed out. */
+static inline void _ms_prof_alloc(uint32_t stack, size_t n, const void *p)
+{
+    ms_prof_t *c = _ms_stack_prof(stack);
+    if (!c) return;
+    __atomic_add_fetch(&c->allocs, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->alloc_bytes, n, __ATOMIC_RELAXED);
+    ms_prof_thread_t *t = _ms_prof_tl;
+    if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
+    unsigned b = _ms_prof_bucket(n);
+    t->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1]++;
+    t->last = p;
+    if (MS_UNLIKELY((t->pending += (int64_t)n) >= MS_PROF_PUBLISH)) _ms_prof_publish(t);
+}
+
+/* The block p of n bytes from stack is released (or resized away). */
+static inline void _ms_prof_free(uint32_t stack, size_t n, const void *p)
+{
+    ms_prof_t *c = _ms_stack_prof(stack);
+    if (!c) return;
+    ms_prof_thread_t *t = _ms_prof_tl;
+    if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
+    if (MS_UNLIKELY(__atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED) + t->pending >
+                    __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED)))
+        _ms_prof_peak();                /* before the free: the heap at its high */
+    __atomic_add_fetch(&c->frees, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->freed_bytes, n, __ATOMIC_RELAXED);
+    if (p == t->last) {
+        t->last = NULL;
+        __atomic_add_fetch(&c->temps, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&c->temp_bytes, n, __ATOMIC_RELAXED);
+    }
+    if (MS_UNLIKELY((t->pending -= (int64_t)n) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
+}
+
 #endif
     return tp;
 }
@@ -421,6 +499,9 @@ typedef struct ms_options_s {
     int           report_signal; /* MEMSHIM_REPORT_SIGNAL, 0 = none */
     int           gen_suppressions; /* MEMSHIM_GEN_SUPPRESSIONS */
     unsigned      why_depth;     /* MEMSHIM_WHY_DEPTH: blocks shown per retention path, 0 = none */
+    /* heap profile (issue 13) */
+    char          profile[4096]; /* MEMSHIM_PROFILE, made absolute at start-up; "" = none */
+    int           profile_signal;/* MEMSHIM_PROFILE_SIGNAL, 0 = none */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
@@ -439,6 +520,7 @@ MS_HIDDEN void   _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 MS_HIDDEN void   _ms_vbprintf(ms_buf_t *b, const char *fmt, va_list ap);
 MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
+MS_HIDDEN void   _ms_buf_put(ms_buf_t *b, const void *bytes, size_t n);   /* raw bytes */
 MS_HIDDEN void   _ms_json_str(ms_buf_t *b, const char *s);   /* a quoted, escaped JSON string */
 static inline const char *_ms_base_name(const char *p)      /* after the last '/' */
 {
@@ -561,5 +643,83 @@ MS_HIDDEN void   _ms_reporter_fork_child(void);         /* atfork child, after t
 MS_HIDDEN bool   _ms_live_open(void);
 MS_HIDDEN void   _ms_live_publish(void);
 MS_HIDDEN void   _ms_live_close(void);                  /* exit, or a fork child */
+
+/* ---- profile.c, pprof.c: the heap profiler ------------------------------- *
+ * Per-stack counters (kept in the trace table, stacks.c) updated on every
+ * tracked allocation and free with relaxed atomics, per-thread state (the
+ * last block allocated, the heap change not yet published, a size
+ * histogram) through one TLS pointer, and the peak: a snapshot of every
+ * stack's live bytes taken at the first free after the heap in use passed
+ * the last recorded peak by 1% (at least 64 KiB). */
+typedef struct ms_prof_s {
+    uint64_t allocs, alloc_bytes;       /* allocations from this stack, in all */
+    uint64_t frees, freed_bytes;        /* of those, freed: live = allocs - frees */
+    uint64_t temps, temp_bytes;         /* freed before the thread's next allocation */
+    uint64_t peak_blocks, peak_bytes;   /* live at the recorded peak */
+} ms_prof_t;
+_Static_assert(sizeof(ms_prof_t) == 64, "one cache line per stack");
+MS_HIDDEN ms_prof_t *_ms_stack_prof(uint32_t id);       /* stacks.c; NULL: none */
+MS_HIDDEN ms_prof_t *_ms_prof_at(uint32_t dense);
+MS_HIDDEN uint32_t _ms_prof_count(void);
+MS_HIDDEN void   _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg);
+
+#define MS_PROF_HIST  41                /* bucket b: sizes with bit length b (0: size 0) */
+#define MS_PROF_PUBLISH ((int64_t)64 << 10)
+typedef struct ms_prof_thread_s {
+    const void *last;                   /* the thread's last block allocated (temporaries) */
+    int64_t     pending;                /* heap change not yet added to _ms_prof_heap */
+    int         in_use;                 /* claimed by a live thread */
+    struct ms_prof_thread_s *next;      /* all of them, never removed */
+    uint64_t    hist[MS_PROF_HIST];     /* allocations by size (bit length) */
+} ms_prof_thread_t;
+MS_HIDDEN extern __thread ms_prof_thread_t *_ms_prof_tl __attribute__((tls_model("initial-exec")));
+MS_HIDDEN extern int64_t _ms_prof_heap;       /* heap in use (bytes), published part */
+MS_HIDDEN extern int64_t _ms_prof_peak_next;  /* a free above this refreshes the peak */
+MS_HIDDEN ms_prof_thread_t *_ms_prof_thread(void);
+MS_HIDDEN void   _ms_prof_publish(ms_prof_thread_t *t);
+MS_HIDDEN void   _ms_prof_peak(void);
+MS_HIDDEN void   _ms_prof_thread_exit(void);
+MS_HIDDEN void   _ms_prof_fork_child(void);
+MS_HIDDEN void   _ms_profile_init(void);               /* constructor: MEMSHIM_PROFILE_SIGNAL */
+MS_HIDDEN void   _ms_profile_at_exit(void);
+MS_HIDDEN int    _ms_profile_write(const char *dest, const char *when); /* 0, or -1 */
+MS_HIDDEN void   _ms_stack_json(ms_buf_t *b, uint32_t stack);   /* report.c: "[{frame}, ...]" */
+
+static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__builtin_clzll(n) : 0; }
+
+/* A block of n bytes from stack was handed out. */
+static inline void _ms_prof_alloc(uint32_t stack, size_t n, const void *p)
+{
+    ms_prof_t *c = _ms_stack_prof(stack);
+    if (!c) return;
+    __atomic_add_fetch(&c->allocs, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->alloc_bytes, n, __ATOMIC_RELAXED);
+    ms_prof_thread_t *t = _ms_prof_tl;
+    if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
+    unsigned b = _ms_prof_bucket(n);
+    t->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1]++;
+    t->last = p;
+    if (MS_UNLIKELY((t->pending += (int64_t)n) >= MS_PROF_PUBLISH)) _ms_prof_publish(t);
+}
+
+/* The block p of n bytes from stack is released (or resized away). */
+static inline void _ms_prof_free(uint32_t stack, size_t n, const void *p)
+{
+    ms_prof_t *c = _ms_stack_prof(stack);
+    if (!c) return;
+    ms_prof_thread_t *t = _ms_prof_tl;
+    if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
+    if (MS_UNLIKELY(__atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED) + t->pending >
+                    __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED)))
+        _ms_prof_peak();                /* before the free: the heap at its high */
+    __atomic_add_fetch(&c->frees, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->freed_bytes, n, __ATOMIC_RELAXED);
+    if (p == t->last) {
+        t->last = NULL;
+        __atomic_add_fetch(&c->temps, 1, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&c->temp_bytes, n, __ATOMIC_RELAXED);
+    }
+    if (MS_UNLIKELY((t->pending -= (int64_t)n) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
+}
 
 #endif

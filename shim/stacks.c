@@ -25,7 +25,7 @@
 typedef struct {
     uint64_t  hash;
     uint32_t  depth;
-    uint32_t  pad;
+    uint32_t  dense;     /* 0, 1, 2...: its place in the profile counters */
     uintptr_t ip[];
 } stack_ent;
 
@@ -39,17 +39,17 @@ static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t   *chunks[NCHUNKS]; /* published before any id inside them */
 static size_t       arena_used;     /* word position of the next entry (stack_lock) */
 static stack_table *table;          /* current table, read lock-free */
-static uint32_t     nstacks;
+static uint32_t     nstacks;        /* also the next dense index */
 static int          out_of_memory;  /* no more stacks are stored */
 
 static size_t chunk_start(unsigned k) { return CHUNK0_WORDS * (((size_t)1 << k) - 1); }
 static size_t chunk_words(unsigned k) { return CHUNK0_WORDS << k; }
 
+/* Chunk k starts at CHUNK0 * (2^k - 1): k is the bit length of pos/CHUNK0 + 1, less one. */
 static unsigned chunk_of(size_t pos)
 {
-    unsigned k = 0;
-    while (k + 1 < NCHUNKS && pos >= chunk_start(k + 1)) k++;
-    return k;
+    unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)(pos / CHUNK0_WORDS + 1));
+    return k < NCHUNKS ? k : NCHUNKS - 1;
 }
 
 static uint64_t hash_ips(const uintptr_t *ip, unsigned n)
@@ -86,6 +86,59 @@ static bool make_room(size_t words)
     __atomic_store_n(&chunks[k], c, __ATOMIC_RELEASE);
     arena_used = chunk_start(k);
     return true;
+}
+
+/* ---- per-stack profile counters (profile.c reads them) ----------------------- *
+ * One cache line per stack, by dense index, in chunks that never move:
+ * chunk k holds PROF0 << k stacks.  A chunk is mapped when the first stack
+ * of it is stored; a stack whose chunk could not be mapped has no counters
+ * (its allocations are not profiled).  Updated with relaxed atomics, no lock. */
+#define PROF0   ((uint32_t)1024)
+#define PCHUNKS 16
+static ms_prof_t *prof_chunks[PCHUNKS];
+
+static unsigned prof_chunk_of(uint32_t i, uint32_t *off)
+{
+    unsigned k = 31u - (unsigned)__builtin_clz(i / PROF0 + 1);
+    *off = i - PROF0 * ((1u << k) - 1);
+    return k;
+}
+
+static void prof_room(uint32_t i)                 /* stack_lock held */
+{
+    uint32_t off;
+    unsigned k = prof_chunk_of(i, &off);
+    if (k < PCHUNKS && !prof_chunks[k])
+        __atomic_store_n(&prof_chunks[k], _ms_meta_alloc(((size_t)PROF0 << k) * sizeof(ms_prof_t)),
+                         __ATOMIC_RELEASE);
+}
+
+ms_prof_t *_ms_prof_at(uint32_t i)
+{
+    uint32_t off;
+    unsigned k = prof_chunk_of(i, &off);
+    ms_prof_t *c = k < PCHUNKS ? __atomic_load_n(&prof_chunks[k], __ATOMIC_ACQUIRE) : NULL;
+    return c ? c + off : NULL;
+}
+
+ms_prof_t *_ms_stack_prof(uint32_t id)
+{
+    if (!id || id == MS_STACK_OOM) return NULL;
+    return _ms_prof_at(entry(id)->dense);
+}
+
+/* Stacks stored so far: dense indexes 0 .. n-1. */
+uint32_t _ms_prof_count(void) { return __atomic_load_n(&nstacks, __ATOMIC_ACQUIRE); }
+
+/* Every stored stack id, in no order, to fn: the ids of the current table
+ * (it holds them all; ids are never removed). */
+void _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg)
+{
+    const stack_table *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; t && i <= t->mask; i++) {
+        uint32_t id = __atomic_load_n(&t->ids[i], __ATOMIC_ACQUIRE);
+        if (id) fn(arg, id);
+    }
 }
 
 /* What every caller gets once memory ran out: one id, no frames. */
@@ -148,10 +201,12 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
     stack_ent *e = (stack_ent *)(chunks[k] + (arena_used - chunk_start(k)));
     e->hash = h;
     e->depth = n;
+    e->dense = nstacks;
     memcpy(e->ip, ip, n * sizeof *ip);
+    prof_room(nstacks);
     id = (uint32_t)arena_used + 1;
     arena_used += words;
-    nstacks++;
+    __atomic_store_n(&nstacks, nstacks + 1, __ATOMIC_RELEASE);
     if ((t->used + 1) * 2 > t->mask + 1) {          /* grow, then publish */
         stack_table *nt = table_new((t->mask + 1) * 2);
         if (nt) {
