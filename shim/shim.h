@@ -333,8 +333,18 @@ typedef struct ms_prof_s {
     uint64_t peak_blocks, peak_bytes;   /* live at the recorded peak */
 } ms_prof_t;
 _Static_assert(sizeof(ms_prof_t) == 64, "one cache line per stack");
-MS_HIDDEN ms_prof_t *_ms_stack_prof(uint32_t id);       /* stacks.c; NULL: none */
-MS_HIDDEN ms_prof_t *_ms_prof_at(uint32_t dense);
+#define MS_PROF_CHUNK   1024u           /* stacks.c: ids per chunk of counters */
+#define MS_PROF_NCHUNKS 32768u          /* 32 Mi stacks: more than the trace table holds */
+MS_HIDDEN extern ms_prof_t *_ms_prof_chunks[MS_PROF_NCHUNKS];
+/* The counters of stack id, or NULL (no stack, out of memory). */
+static inline ms_prof_t *_ms_stack_prof(uint32_t id)
+{
+    uint32_t i = id - 1;
+    if (MS_UNLIKELY(i >= MS_PROF_CHUNK * MS_PROF_NCHUNKS)) return NULL;   /* 0, MS_STACK_OOM */
+    ms_prof_t *c = __atomic_load_n(&_ms_prof_chunks[i / MS_PROF_CHUNK], __ATOMIC_ACQUIRE);
+    return MS_LIKELY(c != NULL) ? c + i % MS_PROF_CHUNK : NULL;
+}
+MS_HIDDEN ms_prof_t *_ms_prof_at(uint32_t i);            /* the counters of id i + 1 */
 MS_HIDDEN uint32_t _ms_prof_count(void);
 MS_HIDDEN void   _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg);
 
@@ -658,8 +668,18 @@ typedef struct ms_prof_s {
     uint64_t peak_blocks, peak_bytes;   /* live at the recorded peak */
 } ms_prof_t;
 _Static_assert(sizeof(ms_prof_t) == 64, "one cache line per stack");
-MS_HIDDEN ms_prof_t *_ms_stack_prof(uint32_t id);       /* stacks.c; NULL: none */
-MS_HIDDEN ms_prof_t *_ms_prof_at(uint32_t dense);
+#define MS_PROF_CHUNK   1024u           /* stacks.c: ids per chunk of counters */
+#define MS_PROF_NCHUNKS 32768u          /* 32 Mi stacks: more than the trace table holds */
+MS_HIDDEN extern ms_prof_t *_ms_prof_chunks[MS_PROF_NCHUNKS];
+/* The counters of stack id, or NULL (no stack, out of memory). */
+static inline ms_prof_t *_ms_stack_prof(uint32_t id)
+{
+    uint32_t i = id - 1;
+    if (MS_UNLIKELY(i >= MS_PROF_CHUNK * MS_PROF_NCHUNKS)) return NULL;   /* 0, MS_STACK_OOM */
+    ms_prof_t *c = __atomic_load_n(&_ms_prof_chunks[i / MS_PROF_CHUNK], __ATOMIC_ACQUIRE);
+    return MS_LIKELY(c != NULL) ? c + i % MS_PROF_CHUNK : NULL;
+}
+MS_HIDDEN ms_prof_t *_ms_prof_at(uint32_t i);            /* the counters of id i + 1 */
 MS_HIDDEN uint32_t _ms_prof_count(void);
 MS_HIDDEN void   _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg);
 

@@ -33,6 +33,7 @@ static const char usage_text[] =
 "      --format text|json  leak report format (default: json if FILE ends in .json)\n"
 "      --stats[=DEST]      heap statistics at exit to DEST (stderr, or a file; .json: JSON)\n"
 "      --rss-log[=FILE]    RSS time series (default FILE: memshim.%p.rss)\n"
+"      --profile FILE      heap profile at exit (.json, .pb.gz for pprof, .folded)\n"
 "      --rss-interval MS   sampling interval of the RSS log (default 100)\n"
 "      --stats-signal SIG  write the statistics whenever SIG arrives (e.g. USR2)\n"
 "      --no-live           do not publish live figures for 'memshim stats PID'\n"
@@ -56,6 +57,12 @@ static const char usage_text[] =
 "  graph FILE.json -o FILE.svg [--max-objects N] [--group N] [--format FMT]\n"
 "                      draw the objects kept alive only by reference cycles\n"
 "                      (Graphviz; .svg, .png, .pdf or .dot by the suffix)\n"
+"  profile FILE.json [--top N] [--depth N] [--diff OLD.json]\n"
+"                      a heap profile (MEMSHIM_PROFILE): sites by bytes at the\n"
+"                      peak, by live bytes, by allocations, by temporaries, and\n"
+"                      the size histogram; --diff: what changed since OLD\n"
+"  flame FILE.json -o FILE.svg [--metric peak|inuse|alloc|temp] [--title TEXT]\n"
+"                      draw a heap profile as an icicle graph (widths in bytes)\n"
 "  help [COMMAND]      this text\n"
 "  --version           memshim's version\n"
 "\n"
@@ -66,7 +73,8 @@ static int cmd_help(int argc, char **argv)
 {
     if (argc > 2) ms_usage_error("help: too many arguments");
     if (argc == 2) {
-        static const char *const known[] = { "run", "report", "diff", "stats", "top", "plot", "graph", "help" };
+        static const char *const known[] = { "run", "report", "diff", "stats", "top", "plot", "graph",
+                                             "profile", "flame", "help" };
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= strcmp(argv[1], known[i]) == 0;
         if (!ok) ms_usage_error("help: unknown command '%s'", argv[1]);
@@ -180,6 +188,7 @@ int cmd_run(int argc, char **argv)
 {
     const char *report = NULL, *format = NULL, *stats = NULL, *rss = NULL, *interval = NULL;
     const char *sample = NULL, *exitcode = NULL, *suppress = NULL, *lib = NULL, *sig = NULL;
+    const char *profile = NULL;
     bool track = true, live = true, quiet = false;
     int i = 1;
     for (; i < argc; i++) {
@@ -193,6 +202,7 @@ int cmd_run(int argc, char **argv)
         else if (strcmp(a, "--rss-log") == 0) rss = "memshim.%p.rss";
         else if (strncmp(a, "--rss-log=", 10) == 0) rss = a + 10;
         else if ((v = ms_opt_value(argc, argv, &i, "--rss-interval"))) interval = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--profile"))) profile = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--stats-signal"))) sig = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--sample"))) sample = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--exitcode"))) exitcode = v;
@@ -213,6 +223,8 @@ int cmd_run(int argc, char **argv)
         ms_usage_error("run --format %s: expected text or json", format);
     if (stats && !*stats) ms_usage_error("run --stats=: empty destination");
     if (rss && !*rss) ms_usage_error("run --rss-log=: empty file name");
+    if (profile && !*profile) ms_usage_error("run --profile: empty file name");
+    if (profile && !track) ms_usage_error("run --profile: a heap profile needs tracking (no --no-track)");
     if (interval && (!ms_parse_u64(interval, &n) || n < 1 || n > 3600000))
         ms_usage_error("run --rss-interval %s: expected milliseconds, 1 to 3600000", interval);
     if (sample && !ms_parse_size(sample, &n))
@@ -238,6 +250,7 @@ int cmd_run(int argc, char **argv)
     else if (report && is_json_name(report)) setenv_or_die("MEMSHIM_REPORT_FORMAT", "json");
     if (stats) setenv_or_die("MEMSHIM_STATS", stats);
     if (rss) setenv_or_die("MEMSHIM_RSS_LOG", rss);
+    if (profile) setenv_or_die("MEMSHIM_PROFILE", profile);
     if (interval) setenv_or_die("MEMSHIM_RSS_INTERVAL", interval);
     if (sig) setenv_or_die("MEMSHIM_STATS_SIGNAL", sig);
     if (sample) setenv_or_die("MEMSHIM_SAMPLE", sample);
@@ -272,14 +285,17 @@ int cmd_run(int argc, char **argv)
     if (!quiet) {
         output_t outs[] = {
             { "leak report", report }, { "statistics", stats }, { "rss log", rss },
+            { "heap profile", profile },
         };
-        char found[3][PATH_MAX * 2];
-        bool got[3];
-        for (size_t k = 0; k < 3; k++) got[k] = list_outputs(&outs[k], pid, start, found[k], sizeof found[k]);
+        char found[4][PATH_MAX * 2];
+        bool got[4];
+        for (size_t k = 0; k < 4; k++) got[k] = list_outputs(&outs[k], pid, start, found[k], sizeof found[k]);
         if (got[0] && is_json_name(found[0]))
             fprintf(stderr, "%s: read the leak report with: memshim report %s\n", ms_prog, found[0]);
         if (got[2])
             fprintf(stderr, "%s: draw the rss log with: memshim plot %s -o rss.svg\n", ms_prog, found[2]);
+        if (got[3] && is_json_name(found[3]))
+            fprintf(stderr, "%s: read the heap profile with: memshim profile %s\n", ms_prog, found[3]);
     }
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) {
@@ -315,7 +331,7 @@ int main(int argc, char **argv)
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         { "run", cmd_run }, { "report", cmd_report }, { "diff", cmd_diff },
         { "stats", cmd_stats }, { "top", cmd_top }, { "plot", cmd_plot },
-        { "graph", cmd_graph },
+        { "graph", cmd_graph }, { "profile", cmd_profile }, { "flame", cmd_flame },
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(c, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);

@@ -6,6 +6,7 @@
  *   live.c      a running process's figures (shim/live.h): `stats`, `top`
  *   plot.c      an RSS log (MEMSHIM_RSS_LOG) as SVG: `plot`
  *   graph.c     a report's reference cycles drawn with Graphviz: `graph`
+ *   profile.c   heap profiles (MEMSHIM_PROFILE, JSON): `profile`, `flame`
  *   util.c      errors, number parsing and formatting
  *
  * Exit status: 0 done, 1 failed (unreadable or malformed input...), 2 wrong
@@ -15,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <jansson.h>
 
@@ -32,6 +34,7 @@ char  *ms_commas(uint64_t n, char *buf, size_t cap);           /* "1,234,567" */
 /* The value of "--name VALUE" or "--name=VALUE" at argv[*i] (advancing *i),
  * or NULL if argv[*i] is not that option.  A missing value is a usage error. */
 const char *ms_opt_value(int argc, char **argv, int *i, const char *name);
+void   ms_xml_text(FILE *o, const char *s);                   /* escaped for XML */
 
 /* the subcommands: argv[0] is the subcommand's name */
 int cmd_run(int argc, char **argv);
@@ -41,5 +44,7 @@ int cmd_stats(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
+int cmd_flame(int argc, char **argv);
 
 #endif
