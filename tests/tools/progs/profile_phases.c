@@ -47,10 +47,11 @@ static void *worker(void *arg)
 }
 
 static volatile int stop;
+static int spins;
 static void *spinner(void *arg)   /* allocates and frees until told to stop */
 {
     (void)arg;
-    while (!stop) { void *p = thread_work(24); sink = p; free(p); }
+    while (!stop) { void *p = thread_work(24); sink = p; free(p); __atomic_add_fetch(&spins, 1, __ATOMIC_RELAXED); }
     return NULL;
 }
 
@@ -85,6 +86,7 @@ static int signal_mode(const char *to)
     for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, spinner, NULL);
     struct stat st;
     unlink(path);
+    while (__atomic_load_n(&spins, __ATOMIC_RELAXED) < 3000) usleep(1000);   /* they are allocating */
     kill(getpid(), SIGUSR2);
     for (int i = 0; i < 1000 && stat(path, &st) != 0; i++) usleep(10000);   /* renamed into place whole */
     int rc = rename(path, to) == 0 ? 0 : 4;
