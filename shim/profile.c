@@ -72,15 +72,34 @@ void _ms_prof_publish(ms_prof_thread_t *t)
 }
 
 /* A thread ends: its heap change published, its state free for the next
- * thread (its histogram stays: totals are sums over all states). */
+ * thread (its histogram stays: totals are sums over all states).  What
+ * the thread allocates after this (later destructors) goes to a shared
+ * state of dying threads rather than claiming a state for good. */
+static ms_prof_thread_t dying;
+
 void _ms_prof_thread_exit(void)
 {
     ms_prof_thread_t *t = _ms_prof_tl;
-    if (!t) return;
+    if (!t || t == &dying) return;
     _ms_prof_publish(t);
     t->last = NULL;
-    _ms_prof_tl = NULL;
+    _ms_prof_tl = &dying;
     __atomic_store_n(&t->in_use, 0, __ATOMIC_RELEASE);
+}
+
+/* Sampling (MEMSHIM_SAMPLE=N): MS_PROF_UNIT/p, and n/p in *bytes. */
+uint64_t _ms_prof_weigh(size_t n, uint64_t *bytes)
+{
+    double p = 1 - _ms_exp_neg((double)(n ? n : 1) / (double)_ms_opt.sample);
+    if (p <= 0) p = 1;
+    *bytes = _ms_round((double)n / p);
+    return _ms_round(MS_PROF_UNIT / p);
+}
+
+/* A count as written: blocks, from 1/MS_PROF_UNIT blocks when sampling. */
+static uint64_t blocks_of(uint64_t v)
+{
+    return _ms_opt.sample ? (v + MS_PROF_UNIT / 2) / MS_PROF_UNIT : v;
 }
 
 /* ---- the peak ---------------------------------------------------------------------- */
@@ -155,13 +174,13 @@ static void site_add(void *arg, uint32_t id)
     }
     ms_psite_t *s = &p->site[p->n++];
     s->stack = id;
-    s->allocs = __atomic_load_n(&c->allocs, __ATOMIC_RELAXED);
+    s->allocs = blocks_of(__atomic_load_n(&c->allocs, __ATOMIC_RELAXED));
     s->alloc_bytes = __atomic_load_n(&c->alloc_bytes, __ATOMIC_RELAXED);
-    s->live_blocks = live_of(c, false);
+    s->live_blocks = blocks_of(live_of(c, false));
     s->live_bytes = live_of(c, true);
-    s->temps = __atomic_load_n(&c->temps, __ATOMIC_RELAXED);
+    s->temps = blocks_of(__atomic_load_n(&c->temps, __ATOMIC_RELAXED));
     s->temp_bytes = __atomic_load_n(&c->temp_bytes, __ATOMIC_RELAXED);
-    s->peak_blocks = c->peak_blocks;
+    s->peak_blocks = blocks_of(c->peak_blocks);
     s->peak_bytes = c->peak_bytes;
     p->allocs += s->allocs;
     p->alloc_bytes += s->alloc_bytes;
@@ -177,10 +196,11 @@ static bool profile_collect(ms_profile_t *p)
     while (!snapshot()) sched_yield();    /* the heap now, if it is the highest yet */
     _ms_stack_each(site_add, p);
     p->peak_bytes = peak_bytes;
-    p->peak_blocks = peak_blocks;
+    p->peak_blocks = blocks_of(peak_blocks);
     p->peak_ms = peak_ns > start_ns ? (peak_ns - start_ns) / 1000000 : 0;
     for (ms_prof_thread_t *t = __atomic_load_n(&threads, __ATOMIC_ACQUIRE); t; t = t->next)
         for (unsigned b = 0; b < MS_PROF_HIST; b++) p->hist[b] += __atomic_load_n(&t->hist[b], __ATOMIC_RELAXED);
+    for (unsigned b = 0; b < MS_PROF_HIST; b++) p->hist[b] = blocks_of(p->hist[b]);
     return !p->oom;
 }
 
@@ -320,7 +340,14 @@ int _ms_profile_write(const char *dest, const char *when)
     return rc;
 }
 
-void _ms_profile_init(void) { start_ns = _ms_os_now_ns(); }
+void _ms_profile_init(void)
+{
+    start_ns = _ms_os_now_ns();
+    if (_ms_opt.profile[0] && !_ms_track_on) {
+        _ms_message("MEMSHIM_PROFILE ignored: no heap profile without tracking (MEMSHIM_TRACK=0)");
+        _ms_opt.profile[0] = 0;
+    }
+}
 
 void _ms_profile_at_exit(void)
 {

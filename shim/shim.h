@@ -372,19 +372,28 @@ MS_HIDDEN void   _ms_stack_json(ms_buf_t *b, uint32_t stack);   /* report.c: "[{
 
 static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__builtin_clzll(n) : 0; }
 
+/* With MEMSHIM_SAMPLE=N a sampled block of n bytes stands for 1/p blocks,
+ * p = 1 - e^(-n/N) its chance of being sampled: counts are then kept in
+ * 1/MS_PROF_UNIT blocks (MS_PROF_UNIT/p per block) and bytes as n/p, so the
+ * same block always adds and takes away the same amounts. */
+#define MS_PROF_UNIT 1024u
+MS_HIDDEN uint64_t _ms_prof_weigh(size_t n, uint64_t *bytes);
+
 /* A block of n bytes from stack was handed out. */
 static inline void _ms_prof_alloc(uint32_t stack, size_t n, const void *p)
 {
     ms_prof_t *c = _ms_stack_prof(stack);
     if (!c) return;
-    __atomic_add_fetch(&c->allocs, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&c->alloc_bytes, n, __ATOMIC_RELAXED);
+    uint64_t w = 1, nb = n;
+    if (MS_UNLIKELY(_ms_opt.sample)) w = _ms_prof_weigh(n, &nb);
+    __atomic_add_fetch(&c->allocs, w, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->alloc_bytes, nb, __ATOMIC_RELAXED);
     ms_prof_thread_t *t = _ms_prof_tl;
     if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
     unsigned b = _ms_prof_bucket(n);
-    t->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1]++;
+    t->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1] += w;
     t->last = p;
-    if (MS_UNLIKELY((t->pending += (int64_t)n) >= MS_PROF_PUBLISH)) _ms_prof_publish(t);
+    if (MS_UNLIKELY((t->pending += (int64_t)nb) >= MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }
 
 /* The block p of n bytes from stack is released (or resized away). */
@@ -397,14 +406,16 @@ static inline void _ms_prof_free(uint32_t stack, size_t n, const void *p)
     if (MS_UNLIKELY(__atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED) + t->pending >
                     __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED)))
         _ms_prof_peak();                /* before the free: the heap at its high */
-    __atomic_add_fetch(&c->frees, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&c->freed_bytes, n, __ATOMIC_RELAXED);
+    uint64_t w = 1, nb = n;
+    if (MS_UNLIKELY(_ms_opt.sample)) w = _ms_prof_weigh(n, &nb);
+    __atomic_add_fetch(&c->frees, w, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->freed_bytes, nb, __ATOMIC_RELAXED);
     if (p == t->last) {
         t->last = NULL;
-        __atomic_add_fetch(&c->temps, 1, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&c->temp_bytes, n, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&c->temps, w, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&c->temp_bytes, nb, __ATOMIC_RELAXED);
     }
-    if (MS_UNLIKELY((t->pending -= (int64_t)n) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
+    if (MS_UNLIKELY((t->pending -= (int64_t)nb) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }
 
 #endif
@@ -707,19 +718,28 @@ MS_HIDDEN void   _ms_stack_json(ms_buf_t *b, uint32_t stack);   /* report.c: "[{
 
 static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__builtin_clzll(n) : 0; }
 
+/* With MEMSHIM_SAMPLE=N a sampled block of n bytes stands for 1/p blocks,
+ * p = 1 - e^(-n/N) its chance of being sampled: counts are then kept in
+ * 1/MS_PROF_UNIT blocks (MS_PROF_UNIT/p per block) and bytes as n/p, so the
+ * same block always adds and takes away the same amounts. */
+#define MS_PROF_UNIT 1024u
+MS_HIDDEN uint64_t _ms_prof_weigh(size_t n, uint64_t *bytes);
+
 /* A block of n bytes from stack was handed out. */
 static inline void _ms_prof_alloc(uint32_t stack, size_t n, const void *p)
 {
     ms_prof_t *c = _ms_stack_prof(stack);
     if (!c) return;
-    __atomic_add_fetch(&c->allocs, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&c->alloc_bytes, n, __ATOMIC_RELAXED);
+    uint64_t w = 1, nb = n;
+    if (MS_UNLIKELY(_ms_opt.sample)) w = _ms_prof_weigh(n, &nb);
+    __atomic_add_fetch(&c->allocs, w, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->alloc_bytes, nb, __ATOMIC_RELAXED);
     ms_prof_thread_t *t = _ms_prof_tl;
     if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
     unsigned b = _ms_prof_bucket(n);
-    t->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1]++;
+    t->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1] += w;
     t->last = p;
-    if (MS_UNLIKELY((t->pending += (int64_t)n) >= MS_PROF_PUBLISH)) _ms_prof_publish(t);
+    if (MS_UNLIKELY((t->pending += (int64_t)nb) >= MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }
 
 /* The block p of n bytes from stack is released (or resized away). */
@@ -732,14 +752,16 @@ static inline void _ms_prof_free(uint32_t stack, size_t n, const void *p)
     if (MS_UNLIKELY(__atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED) + t->pending >
                     __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED)))
         _ms_prof_peak();                /* before the free: the heap at its high */
-    __atomic_add_fetch(&c->frees, 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&c->freed_bytes, n, __ATOMIC_RELAXED);
+    uint64_t w = 1, nb = n;
+    if (MS_UNLIKELY(_ms_opt.sample)) w = _ms_prof_weigh(n, &nb);
+    __atomic_add_fetch(&c->frees, w, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->freed_bytes, nb, __ATOMIC_RELAXED);
     if (p == t->last) {
         t->last = NULL;
-        __atomic_add_fetch(&c->temps, 1, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&c->temp_bytes, n, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&c->temps, w, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&c->temp_bytes, nb, __ATOMIC_RELAXED);
     }
-    if (MS_UNLIKELY((t->pending -= (int64_t)n) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
+    if (MS_UNLIKELY((t->pending -= (int64_t)nb) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }
 
 #endif
