@@ -96,6 +96,20 @@ uint64_t _ms_prof_weigh(size_t n, uint64_t *bytes)
     return _ms_round(MS_PROF_UNIT / p);
 }
 
+void _ms_prof_alloc_sampled(uint32_t stack, size_t n, const void *p)
+{
+    if (!stack) return;
+    uint64_t nb, w = _ms_prof_weigh(n, &nb);
+    _ms_prof_alloc_w(stack, n, p, w, nb);
+}
+
+void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p)
+{
+    if (!stack) return;
+    uint64_t nb, w = _ms_prof_weigh(n, &nb);
+    _ms_prof_free_w(stack, p, w, nb);
+}
+
 /* A count as written: blocks, from 1/MS_PROF_UNIT blocks when sampling. */
 static uint64_t blocks_of(uint64_t v)
 {
