@@ -38,13 +38,13 @@ FIXTURE_BIN += $(FIXTURE_CXX:tests/fixtures/%.cc=$(B)/fixtures/%)
 BENCH_SRC   := $(wildcard bench/*.c)
 BENCH_BIN   := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all lib tool test unit preload e2e tools-test demo bench bench-sampler install uninstall clean deps check-deps \
+.PHONY: all lib tool test unit preload e2e tools-test export-test demo bench bench-sampler bench-exporter install uninstall clean deps check-deps \
 	check-cpython
 all: lib tool
 
 lib: $(B)/libmemshim.so
 
-$(B)/%.o: %.c $(wildcard shim/*.h collector/*.h include/*.h) Makefile
+$(B)/%.o: %.c $(wildcard shim/*.h shim/*.def collector/*.h include/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -Iinclude -c $< -o $@
 
@@ -53,13 +53,16 @@ $(B)/libmemshim.so: $(LIB_OBJ)
 	@mv $@.tmp $@
 	@ln -sf libmemshim.so $(B)/$(SONAME)
 
-# ---- the memshim command (tools/): an ordinary program, reads JSON with jansson
+# ---- the memshim command (tools/): an ordinary program, reads JSON with jansson,
+# serves HTTP with libmicrohttpd (memshim exporter)
 TOOL_SRC := $(wildcard tools/*.c)
 tool: $(B)/memshim
 
-$(B)/memshim: $(TOOL_SRC) $(wildcard tools/*.h) shim/live.h include/memshim.h Makefile
+# shim/prom.c is freestanding: the exporter renders with the library's code.
+$(B)/memshim: $(TOOL_SRC) shim/prom.c $(wildcard tools/*.h) shim/live.h shim/prom.h shim/options.def include/memshim.h Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iinclude -Ishim -DMS_TOOL_LIBDIR='"$(LIBDIR)"' -o $@ $(TOOL_SRC) -ljansson -lm
+	$(CC) $(CFLAGS) -Iinclude -Ishim -DMS_TOOL_LIBDIR='"$(LIBDIR)"' -o $@ $(TOOL_SRC) shim/prom.c \
+	    -ljansson -lmicrohttpd -lm
 
 # ---- tests ------------------------------------------------------------------
 # Unit tests link the objects directly (so they also run on memshim's malloc);
@@ -100,15 +103,20 @@ unit: deps $(UNIT_BIN)
 # these settings (clear_memshim_env in tests/preload/*.h).
 preload: deps $(PRELOAD_BIN) $(FIXTURE_BIN)
 	@rm -f $(B)/tests/preload-leaks.*.txt
-	@set -e; for t in $(PRELOAD_BIN); do echo "== $$t"; MEMSHIM_BUILD=$(CURDIR)/$(B) \
+	@set -e; for t in $(PRELOAD_BIN); do echo "== $$t"; MS_TEST_BUILD=$(CURDIR)/$(B) \
 	    MEMSHIM_REPORT=$(CURDIR)/$(B)/tests/preload-leaks.%p.txt $$t --jobs 2; done
 
 e2e: deps lib $(FIXTURE_BIN)
-	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/e2e/run.sh
+	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/e2e/run.sh
 
-# The command end to end, man pages, install into a scratch DESTDIR.
+# The command end to end, man pages, install into a scratch DESTDIR; fleet
+# export (memshim exporter, MEMSHIM_METRICS, a real Prometheus): export-test.
 tools-test: deps lib tool
-	@MEMSHIM_BUILD=$(CURDIR)/$(B) tests/tools/run.sh
+	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/tools/run.sh
+	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/tools/export.sh
+
+export-test: deps lib tool
+	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/tools/export.sh
 
 test: deps lib
 	@$(MAKE) --no-print-directory check-deps unit preload e2e tools-test
@@ -134,9 +142,13 @@ $(B)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -Wall -Iinclude -o $@ $< -lpthread -lm
 
-bench: deps lib $(BENCH_BIN) $(B)/fixtures/leak_modes
+bench: deps lib tool $(BENCH_BIN) $(B)/fixtures/leak_modes
 	@bench/run.sh $(B)
 	@bench/sampler.sh $(B)
+	@bench/exporter.sh $(B)
+
+bench-exporter: deps lib tool
+	@bench/exporter.sh $(B)
 
 bench-sampler: deps lib $(B)/bench/sampler $(B)/bench/runner
 	@bench/sampler.sh $(B)
@@ -165,10 +177,10 @@ uninstall:
 	      $(addprefix $(DESTDIR)$(PREFIX)/share/man/man3/,$(notdir $(wildcard man/*.3))) \
 	      $(addprefix $(DESTDIR)$(PREFIX)/share/man/man7/,$(notdir $(wildcard man/*.7)))
 
-# Only override.c defines C library names; only prim_linux.c makes raw syscalls.
+# The owners the code names (override.c, prim_linux.c, options.c, out.c):
+# tests/owners.sh fails on a use outside its owner.
 check-deps:
-	@! grep -lE '^MS_EXPORT (void|int|size_t).*\b(malloc|free|calloc|realloc)\(' shim/*.c | grep -v override.c
-	@! grep -lE '\b(mmap|munmap|madvise|mremap|syscall)\(' shim/*.c | grep -v prim_linux.c
+	@tests/owners.sh
 
 clean:
 	rm -rf $(B)

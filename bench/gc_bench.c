@@ -11,7 +11,7 @@
  * __slots__ = ('ref',), gc.collect()) and prints the same keys.
  *
  * Takes no arguments.  The Makefile does not link it with libmemshim: it
- * dlopens $MEMSHIM_LIB (default build/libmemshim.so).  Loaded that way the
+ * dlopens $MEMSHIM_LIBRARY (default build/libmemshim.so).  Loaded that way the
  * objects come from the C library's malloc; run it with
  * LD_PRELOAD=build/libmemshim.so to put them on memshim's pools. */
 #include <dlfcn.h>
@@ -113,7 +113,7 @@ static double reachable_run(void)
 
 int main(void)
 {
-    const char *path = getenv("MEMSHIM_LIB");
+    const char *path = getenv("MEMSHIM_LIBRARY");
     if (!path || !*path) path = "build/libmemshim.so";
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib) { fprintf(stderr, "gc_bench: %s\n", dlerror()); return 1; }

@@ -289,7 +289,7 @@ done
 
 # -----------------------------------------------------------------------------
 # The collector: build/bench/gc_bench (memshim's collector; it dlopens
-# $MEMSHIM_LIB, and with LD_PRELOAD its objects are on memshim's pools) and
+# $MEMSHIM_LIBRARY, and with LD_PRELOAD its objects are on memshim's pools) and
 # bench/gc_bench.py under CPython, RUNS times each, interleaved.  Each run
 # prints its best of 3 collections in ns per object; we take the median.
 GC_VARIANTS=(track notrack dlopen cpython)
@@ -297,9 +297,9 @@ declare -A GC_DESC GC_ENV
 GC_DESC[track]='memshim, preloaded (MEMSHIM_TRACK=1, the default)'
 GC_DESC[notrack]='memshim, preloaded, MEMSHIM_TRACK=0'
 GC_DESC[dlopen]="memshim, dlopen'd only (objects on glibc malloc)"
-GC_ENV[track]='LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_LIB=$BUILD/libmemshim.so'
-GC_ENV[notrack]='LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=0 MEMSHIM_LIB=$BUILD/libmemshim.so'
-GC_ENV[dlopen]='MEMSHIM_LIB=$BUILD/libmemshim.so'
+GC_ENV[track]='LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_LIBRARY=$BUILD/libmemshim.so'
+GC_ENV[notrack]='LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=0 MEMSHIM_LIBRARY=$BUILD/libmemshim.so'
+GC_ENV[dlopen]='MEMSHIM_LIBRARY=$BUILD/libmemshim.so'
 GC_ENV[cpython]=''
 GC_RAW=$BIN/gc.tsv
 GC_NOTE=""

@@ -56,6 +56,14 @@ typedef struct gc_cycle_sink {
 
 __attribute__((visibility("hidden"))) long gc_cycles_find(const gc_cycle_sink *sink);
 
+/* ---- what the collector's host gives it ----------------------------------------
+ * The shim (shim/gcglue.c) owns the environment and standard error: the
+ * collector asks it for MEMSHIM_GC's text (copied into buf; NULL if unset)
+ * at its first use, and hands it each line it has to say: `asked` for
+ * output the program asked for (debug statistics), else its own messages. */
+__attribute__((visibility("hidden"))) const char *gc_host_setting(char *buf, size_t cap);
+__attribute__((visibility("hidden"))) void gc_host_write(const char *text, size_t n, int asked);
+
 /* ---- what the leak scan needs to know of an object's block ------------------
  * memshim_new's block holds an optional 16-byte size prefix, then the object
  * header (gc_int.h): first GC_BLOCK_LINKS bytes of generation-list links --

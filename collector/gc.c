@@ -79,7 +79,7 @@ static void refs_too_small(gc_head *g, void *parent)
 {
     if (gc_st.warned_refs) return;
     gc_st.warned_refs = 1;
-    gc_debug_line("memshim: collector: object %p (%s) is visited by more traverse calls "
+    gc_warn_line("memshim: collector: object %p (%s) is visited by more traverse calls "
                   "than its reference count (parent %p): a missing incref?\n",
                   gc_obj(g), g->type->name ? g->type->name : "?", parent ? gc_obj(parent) : NULL);
 }
@@ -261,7 +261,7 @@ static size_t delete_garbage(gc_head *collectable, gc_head *old)
     while (!gc_list_is_empty(collectable)) {
         gc_head *g = gc_next(collectable);
         if (gc_st.debug & MEMSHIM_DEBUG_SAVEALL) {
-            if (gc_garbage_append(g) < 0) gc_debug_line("memshim: collector: no memory for "
+            if (gc_garbage_append(g) < 0) gc_warn_line("memshim: collector: no memory for "
                                                         "the garbage list; object %p kept\n", gc_obj(g));
         } else if (g->type->clear) {
             gc_incref(g);
@@ -283,14 +283,30 @@ static double now_seconds(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-void gc_debug_line(const char *fmt, ...)
+/* A line the program asked for (MEMSHIM_DEBUG_STATS: standard error as it
+ * is now, as CPython's gc module writes to sys.stderr), or one of memshim's
+ * own messages (standard error as it was at start-up). */
+static void gc_vline(int asked, const char *fmt, va_list ap)
 {
     char buf[512];
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    if (n > 0) gc_host_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, asked);
+}
+
+void gc_debug_line(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    gc_vline(1, fmt, ap);
     va_end(ap);
-    if (n > 0) (void)!write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+void gc_warn_line(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    gc_vline(0, fmt, ap);
+    va_end(ap);
 }
 
 /* This is the main function.  Read this to understand how the collection

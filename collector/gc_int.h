@@ -246,7 +246,8 @@ GC_HIDDEN void  gc_update_refs(gc_head *containers);
 GC_HIDDEN void  gc_subtract_refs(gc_head *containers);
 GC_HIDDEN long  gc_collect_locked(int generation);   /* with callbacks; 0 if collecting */
 GC_HIDDEN long  gc_collect_auto(void);               /* the threshold rule */
-GC_HIDDEN void  gc_debug_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+GC_HIDDEN void  gc_debug_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* asked for */
+GC_HIDDEN void  gc_warn_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* memshim's */
 
 /* ---- gcapi.c ------------------------------------------------------------- */
 GC_HIDDEN void  gc_env_load(void);

@@ -30,7 +30,8 @@ static int parse_long(const char **s, long *out)
 
 void gc_env_load(void)
 {
-    const char *v = getenv("MEMSHIM_GC");
+    char text[256];
+    const char *v = gc_host_setting(text, sizeof text);
     if (!v) return;
     if (strcasecmp(v, "off") == 0 || strcmp(v, "0") == 0) { gc_st.enabled = 0; return; }
     if (strcasecmp(v, "on") == 0) return;
@@ -46,9 +47,9 @@ void gc_env_load(void)
     for (int i = 0; i < n; i++) gc_st.gen[i].threshold = t[i];
     return;
 bad:
-    fprintf(stderr, "memshim: MEMSHIM_GC=%s: expected off, on, or THRESHOLD0[,THRESHOLD1"
-            "[,THRESHOLD2]] (integers >= 0, e.g. 2000,10,10); using %ld,%ld,%ld\n", v,
-            gc_st.gen[0].threshold, gc_st.gen[1].threshold, gc_st.gen[2].threshold);
+    gc_warn_line("memshim: MEMSHIM_GC=%.64s: expected off, on, or THRESHOLD0[,THRESHOLD1"
+                  "[,THRESHOLD2]] (integers >= 0, e.g. 2000,10,10); using %ld,%ld,%ld\n", v,
+                  gc_st.gen[0].threshold, gc_st.gen[1].threshold, gc_st.gen[2].threshold);
 }
 
 /* ---- collection and settings ---------------------------------------------------- */

@@ -9,6 +9,9 @@ int _ms_gc_figures(ms_gc_figures_t *out)
     memshim_gc_get_stats(st);
     out->collections = out->collected = out->uncollectable = 0;
     for (int g = 0; g < 3; g++) {
+        out->gen_collections[g] = (uint64_t)st[g].collections;
+        out->gen_collected[g] = (uint64_t)st[g].collected;
+        out->gen_uncollectable[g] = (uint64_t)st[g].uncollectable;
         out->collections += (uint64_t)st[g].collections;
         out->collected += (uint64_t)st[g].collected;
         out->uncollectable += (uint64_t)st[g].uncollectable;
@@ -34,6 +37,20 @@ void _ms_gc_glue_init(void)
 {
     static const gc_allocator tables = { tab_alloc, tab_free, NULL };
     gc_set_table_allocator(&tables);
+}
+
+/* The collector's settings and messages go through the shim's owners:
+ * options.c reads MEMSHIM_GC (or gc= in MEMSHIM_OPTIONS), out.c writes:
+ * debug output the program asked for to its standard error as it is now
+ * (CPython's gc writes to sys.stderr), memshim's messages as they all go. */
+const char *gc_host_setting(char *buf, size_t cap) { return _ms_option_text("MEMSHIM_GC", buf, cap); }
+
+void gc_host_write(const char *text, size_t n, int asked)
+{
+    ms_buf_t b;
+    _ms_buf_init(&b, (char *)text, n, asked ? 2 : _ms_err_fd());
+    b.len = n;
+    _ms_buf_flush(&b);
 }
 
 void gc_object_block(void *base, size_t header_offset)

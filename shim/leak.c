@@ -2,10 +2,9 @@
  * memshim_leak_check(), and on MEMSHIM_REPORT_SIGNAL.  Also the heap-misuse
  * report (double free, free of a block never handed out) with its stacks.
  *
- * The signal handler only writes a byte to a pipe; a thread of memshim's,
- * started in the constructor with every signal blocked, reads it and makes
- * the report, so the scan never runs inside an arbitrary interrupted frame
- * (which might hold an allocator lock). */
+ * MEMSHIM_REPORT_SIGNAL's handler only wakes memshim's helper thread
+ * (sampler.c), which makes the report: the scan never runs inside an
+ * arbitrary interrupted frame (which might hold an allocator lock). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -16,31 +15,6 @@
 #include "shim.h"
 #include "../include/memshim.h"
 
-static int sig_pipe[2] = { -1, -1 };
-static bool reporter_alive;
-
-static void on_report_signal(int sig)
-{
-    (void)sig;
-    int saved = errno;
-    char c = 1;
-    if (sig_pipe[1] >= 0 && write(sig_pipe[1], &c, 1) < 0) { /* pipe full: one is pending */ }
-    errno = saved;
-}
-
-static void *reporter(void *arg)
-{
-    (void)arg;
-    _ms_internal_thread_add(_ms_os_gettid());
-    char c;
-    for (;;) {
-        ssize_t r = read(sig_pipe[0], &c, 1);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return NULL;
-        _ms_leak_report(0, NULL);          /* our own thread: no stack of the program */
-    }
-}
-
 void _ms_leak_init(void)
 {
     if (!_ms_opt.track) {
@@ -49,29 +23,6 @@ void _ms_leak_init(void)
     }
     _ms_unwind_init();
     _ms_scan_init();
-    if (_ms_opt.report_signal) {
-        if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
-            sig_pipe[0] = _ms_fd_out_of_the_way(sig_pipe[0]);     /* out of the program's range */
-            sig_pipe[1] = _ms_fd_out_of_the_way(sig_pipe[1]);
-            int fl = fcntl(sig_pipe[0], F_GETFL);
-            fcntl(sig_pipe[0], F_SETFL, fl & ~O_NONBLOCK);      /* the reader blocks */
-            sigset_t all, old;
-            sigfillset(&all);
-            pthread_sigmask(SIG_SETMASK, &all, &old);
-            pthread_t t;
-            reporter_alive = pthread_create(&t, NULL, reporter, NULL) == 0;
-            pthread_sigmask(SIG_SETMASK, &old, NULL);
-            if (reporter_alive) {
-                pthread_detach(t);
-                struct sigaction sa;
-                memset(&sa, 0, sizeof sa);
-                sa.sa_handler = on_report_signal;
-                sa.sa_flags = SA_RESTART;
-                sigaction(_ms_opt.report_signal, &sa, NULL);
-            }
-        }
-        if (!reporter_alive) _ms_message("MEMSHIM_REPORT_SIGNAL: cannot start the reporter thread; ignored");
-    }
 }
 
 void _ms_leak_after_fork_child(void)
@@ -79,7 +30,6 @@ void _ms_leak_after_fork_child(void)
     _ms_leak_forked = 1;
     _ms_fork_own_reset();
     _ms_leak_report_fork_child();
-    reporter_alive = false;                 /* the reporter thread stayed in the parent */
 }
 
 /* The callee-saved registers as the caller left them: the program's frames

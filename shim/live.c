@@ -41,15 +41,7 @@ static bool still_ours(void)
     return live_fd >= 0 && fstat(live_fd, &st) == 0 && st.st_dev == live_dev && st.st_ino == live_ino;
 }
 
-static void put(const void *p, size_t n, off_t off)
-{
-    while (n) {
-        ssize_t w = pwrite(live_fd, p, n, off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return;
-        p = (const char *)p + w; n -= (size_t)w; off += w;
-    }
-}
+static void put(const void *p, size_t n, off_t off) { _ms_out_write_at(live_fd, p, n, off); }
 
 bool _ms_live_open(void)
 {
@@ -85,53 +77,108 @@ bool _ms_live_open(void)
     return true;
 }
 
+/* The last leak report's totals, written under the report lock (report.c)
+ * and read by the reporter thread: a seqlock, so that neither waits. */
+static struct {
+    uint64_t seq, checks, unix_ms;
+    uint64_t blocks[MS_NKINDS], bytes[MS_NKINDS];
+} leaks;
+
+void _ms_live_note_leaks(const double blocks[MS_NKINDS], const double bytes[MS_NKINDS])
+{
+    __atomic_add_fetch(&leaks.seq, 1, __ATOMIC_ACQ_REL);            /* odd */
+    for (unsigned k = 0; k < MS_NKINDS; k++) {
+        __atomic_store_n(&leaks.blocks[k], (uint64_t)_ms_round(blocks[k]), __ATOMIC_RELAXED);
+        __atomic_store_n(&leaks.bytes[k], (uint64_t)_ms_round(bytes[k]), __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&leaks.unix_ms, unix_ms(), __ATOMIC_RELAXED);
+    __atomic_add_fetch(&leaks.checks, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&leaks.seq, 1, __ATOMIC_ACQ_REL);            /* even */
+}
+
+static void copy_leaks(ms_live_t *l)
+{
+    _Static_assert(MS_NKINDS == sizeof l->leak_blocks / sizeof l->leak_blocks[0], "one figure per kind");
+    for (int attempt = 0; attempt < 100; attempt++) {
+        uint64_t seq = __atomic_load_n(&leaks.seq, __ATOMIC_ACQUIRE);
+        if (seq & 1) { _ms_os_sleep_us(10); continue; }
+        l->leak_checks = __atomic_load_n(&leaks.checks, __ATOMIC_RELAXED);
+        l->leak_unix_ms = __atomic_load_n(&leaks.unix_ms, __ATOMIC_RELAXED);
+        for (unsigned k = 0; k < MS_NKINDS; k++) {
+            l->leak_blocks[k] = __atomic_load_n(&leaks.blocks[k], __ATOMIC_RELAXED);
+            l->leak_bytes[k] = __atomic_load_n(&leaks.bytes[k], __ATOMIC_RELAXED);
+        }
+        if (__atomic_load_n(&leaks.seq, __ATOMIC_ACQUIRE) == seq) return;
+    }
+    l->leak_checks = 0;                   /* kept changing: none this time */
+}
+
+/* The figures as they are now, into everything of *l but its header (magic
+ * to program, updates and the seq).  smaps: uss, pss and swap too, from
+ * smaps_rollup (MEMSHIM_METRICS; the live region leaves that cost to its
+ * reader). */
+void _ms_live_fill(ms_live_t *l, bool smaps)
+{
+    ms_stats_t st;
+    ms_rss_t rss;
+    ms_gc_figures_t gc;
+    _ms_stats_collect(&st);
+    _ms_rss_read(&rss, smaps);
+    memset(&gc, 0, sizeof gc);
+    bool gc_ran = _ms_gc_figures && _ms_gc_figures(&gc) > 0 && gc.collections > 0;
+
+    l->updated_unix_ms = unix_ms();
+    l->rss = rss.rss;
+    l->peak_rss = rss.peak_rss;
+    l->vms = rss.vms;
+    l->have_smaps = smaps;
+    l->uss = rss.uss;
+    l->pss = rss.pss;
+    l->swap = rss.swap;
+    l->heap_in_use = st.small_in_use + st.huge.bytes;
+    l->heap_peak = st.heap_peak;
+    l->heap_mapped = st.seg.mapped + st.huge.mapped;
+    l->small_in_use = st.small_in_use;
+    l->small_pooled = st.small_capacity;
+    l->huge_blocks = st.huge.blocks;
+    l->huge_bytes = st.huge.bytes;
+    l->huge_cached = st.huge.cached;
+    l->segments = st.seg.segments;
+    l->segment_bytes = st.seg.mapped;
+    l->os_mapped_total = st.seg.mapped_total;
+    l->os_returned_total = st.seg.unmapped_total;
+    l->threads = st.threads;
+    l->gc_ran = gc_ran;
+    l->gc_collections = gc.collections;
+    l->gc_tracked = gc.tracked;
+    l->gc_collected = gc.collected;
+    l->gc_uncollectable = gc.uncollectable;
+    l->gc_time_ns = gc.time_ns;
+    for (unsigned g = 0; g < 3; g++) {
+        l->gc_gen_collections[g] = gc.gen_collections[g];
+        l->gc_gen_collected[g] = gc.gen_collected[g];
+        l->gc_gen_uncollectable[g] = gc.gen_uncollectable[g];
+    }
+    for (unsigned c = 0; c < MS_NCLASSES; c++) {
+        l->cls[c].size = st.cls[c].size;
+        l->cls[c].pools = st.cls[c].spans;
+        l->cls[c].in_use = st.cls[c].in_use;
+        l->cls[c].free = st.cls[c].free;
+        l->cls[c].allocs = st.cls[c].allocs;
+        l->cls[c].frees = st.cls[c].frees;
+    }
+    copy_leaks(l);
+}
+
 void _ms_live_publish(void)
 {
     if (live_fd < 0) return;
     int saved = errno;
     if (!still_ours()) { live_fd = -1; errno = saved; return; }   /* the program closed it */
-    ms_stats_t st;
-    ms_rss_t rss;
-    ms_gc_figures_t gc;
-    _ms_stats_collect(&st);
-    _ms_rss_read(&rss, false);
-    memset(&gc, 0, sizeof gc);
-    bool gc_ran = _ms_gc_figures && _ms_gc_figures(&gc) > 0 && gc.collections > 0;
-
+    _ms_live_fill(&live, false);           /* our copy: the region's seq is still even */
+    live.updates++;
     live.seq++;                                           /* odd: being rewritten */
     put(&live.seq, sizeof live.seq, offsetof(ms_live_t, seq));
-    live.updates++;
-    live.updated_unix_ms = unix_ms();
-    live.rss = rss.rss;
-    live.peak_rss = rss.peak_rss;
-    live.vms = rss.vms;
-    live.heap_in_use = st.small_in_use + st.huge.bytes;
-    live.heap_peak = st.heap_peak;
-    live.heap_mapped = st.seg.mapped + st.huge.mapped;
-    live.small_in_use = st.small_in_use;
-    live.small_pooled = st.small_capacity;
-    live.huge_blocks = st.huge.blocks;
-    live.huge_bytes = st.huge.bytes;
-    live.huge_cached = st.huge.cached;
-    live.segments = st.seg.segments;
-    live.segment_bytes = st.seg.mapped;
-    live.os_mapped_total = st.seg.mapped_total;
-    live.os_returned_total = st.seg.unmapped_total;
-    live.threads = st.threads;
-    live.gc_ran = gc_ran;
-    live.gc_collections = gc.collections;
-    live.gc_tracked = gc.tracked;
-    live.gc_collected = gc.collected;
-    live.gc_uncollectable = gc.uncollectable;
-    live.gc_time_ns = gc.time_ns;
-    for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        live.cls[c].size = st.cls[c].size;
-        live.cls[c].pools = st.cls[c].spans;
-        live.cls[c].in_use = st.cls[c].in_use;
-        live.cls[c].free = st.cls[c].free;
-        live.cls[c].allocs = st.cls[c].allocs;
-        live.cls[c].frees = st.cls[c].frees;
-    }
     put(&live, sizeof live, 0);
     live.seq++;                                           /* even: consistent */
     put(&live.seq, sizeof live.seq, offsetof(ms_live_t, seq));

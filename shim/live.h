@@ -16,7 +16,7 @@
 #include <stdint.h>
 
 #define MS_LIVE_MAGIC       0x31305645494c534dULL   /* "MSLIVE01" read little-endian */
-#define MS_LIVE_VERSION     1
+#define MS_LIVE_VERSION     2
 #define MS_LIVE_NAME        "memshim-live."         /* + pid */
 #define MS_LIVE_MAX_CLASSES 96
 
@@ -48,6 +48,17 @@ typedef struct ms_live_s {
     /* the collector, when it ran (gc_ran != 0) */
     uint64_t gc_ran, gc_collections, gc_tracked, gc_collected, gc_uncollectable, gc_time_ns;
     ms_live_class_t cls[MS_LIVE_MAX_CLASSES];
+    /* version 2: the collector per generation (0, 1, 2: as gc_ran) */
+    uint64_t gc_gen_collections[3], gc_gen_collected[3], gc_gen_uncollectable[3];
+    /* the last leak report (memshim_leak_check, MEMSHIM_REPORT_SIGNAL): its
+     * totals per kind (definite, indirect, possible, reachable; suppressed
+     * records left out), when leak_checks != 0 */
+    uint64_t leak_checks, leak_unix_ms;
+    uint64_t leak_blocks[4], leak_bytes[4];
+    /* from smaps_rollup, when have_smaps != 0: the live region leaves them
+     * out (the kernel walks the page tables to count them); the exporter
+     * reads them from /proc/PID/smaps_rollup, MEMSHIM_METRICS from its own */
+    uint64_t have_smaps, uss, pss, swap;
 } ms_live_t;
 
 #endif

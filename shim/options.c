@@ -1,6 +1,12 @@
 /* options.c - MEMSHIM_* settings, read once from the environment.  The only
- * reader of `environ`, and only at start-up: every value kept is copied.  A malformed value earns one warning naming the
- * variable and the accepted form; the default stays. */
+ * reader of `environ`, and only at start-up (and at the collector's first
+ * use, for MEMSHIM_GC): every value kept is copied.  Every variable is a
+ * line of options.def: its kind says how it is parsed, one parser a kind;
+ * a malformed value earns one warning naming the variable and the accepted
+ * form, and the default stays.  MEMSHIM_OPTIONS="key=value:..." sets the
+ * same settings in one variable, as LSAN_OPTIONS and MALLOC_CONF do; a
+ * variable of its own wins over it.  An unknown MEMSHIM_* variable (a
+ * misspelling) is named, with the closest known one. */
 #include <signal.h>
 #include <string.h>
 #include <strings.h>
@@ -19,6 +25,24 @@ ms_options_t _ms_opt = {
     .exitcode = -1,
     .why_depth = 8,
 };
+
+/* ---- the table ------------------------------------------------------------------ */
+enum { K_BOOL, K_UINT, K_BYTES, K_SIGNAL, K_PATH, K_FILE, K_ONERROR, K_FORMAT, K_SHOW, K_LATER, K_COMMAND };
+#define K_CHOICE(k) ((k) == K_ONERROR || (k) == K_FORMAT)     /* FORM lists the words: "a or b" */
+typedef struct {
+    const char *name, *form;
+    unsigned    kind, size;          /* size: of the setting, for numbers */
+    void       *dst;
+    uint64_t    lo, hi;
+} optdef_t;
+#define SIZE_OF(w) _Generic((w), unsigned *: 4, int *: 4, uint64_t *: 8, default: 0)   /* enums are unsigned */
+#define OPT(name, kind, where, lo, hi, form, doc) \
+    { #name, form, K_##kind, SIZE_OF(where), (void *)(where), lo, hi },
+static const optdef_t optdefs[] = {
+#include "options.def"
+};
+#undef OPT
+#define NOPTS (sizeof optdefs / sizeof optdefs[0])
 
 const char *_ms_getenv(const char *name)
 {
@@ -100,35 +124,32 @@ int _ms_parse_signal(const char *v)
     return 0;
 }
 
+/* ---- one parser a kind ------------------------------------------------------- */
+
 /* A decimal number in [lo, hi], with an optional k/m/g suffix when `scaled`. */
-static bool parse_num(const char *name, const char *v, uint64_t lo, uint64_t hi, bool scaled,
-                      uint64_t *out, const char *form)
+static bool parse_num(const char *v, uint64_t lo, uint64_t hi, bool scaled, uint64_t *out)
 {
     uint64_t x = 0;
     const char *p = v;
-    if (*p < '0' || *p > '9') goto bad;
+    if (*p < '0' || *p > '9') return false;
     while (*p >= '0' && *p <= '9') {
-        if (x > (UINT64_MAX - 9) / 10) goto bad;
+        if (x > (UINT64_MAX - 9) / 10) return false;
         x = x * 10 + (uint64_t)(*p++ - '0');
     }
     if (scaled && *p) {
         unsigned sh = (*p == 'k' || *p == 'K') ? 10 : (*p == 'm' || *p == 'M') ? 20
                     : (*p == 'g' || *p == 'G') ? 30 : 0;
-        if (!sh || x > (UINT64_MAX >> sh)) goto bad;
+        if (!sh || x > (UINT64_MAX >> sh)) return false;
         x <<= sh;
         p++;
     }
-    if (*p || x < lo || x > hi) goto bad;
+    if (*p || x < lo || x > hi) return false;
     *out = x;
     return true;
-bad:;
-    char shown[128];
-    _ms_message("%s=%s: expected %s; using the default", name, _ms_value_shown(v, shown, sizeof shown), form);
-    return false;
 }
 
 /* MEMSHIM_SHOW: a comma list of definite, indirect, possible, reachable, or all. */
-static void parse_show(const char *v)
+static bool parse_show(const char *v, unsigned *out)
 {
     static const char *names[MS_NKINDS] = { "definite", "indirect", "possible", "reachable" };
     unsigned bits = 0;
@@ -142,19 +163,35 @@ static void parse_show(const char *v)
         else {
             for (k = 0; k < MS_NKINDS; k++)
                 if (strlen(names[k]) == len && strncmp(p, names[k], len) == 0) break;
-            if (k == MS_NKINDS) {
-                char shown[128];
-                _ms_message("MEMSHIM_SHOW=%s: expected a comma list of definite, indirect, "
-                            "possible, reachable, or all/none; using definite,indirect,possible",
-                            _ms_value_shown(v, shown, sizeof shown));
-                return;
-            }
+            if (k == MS_NKINDS) return false;
             bits |= 1u << k;
         }
         p += len;
         if (*p == ',') p++;
     }
-    _ms_opt.show = bits;
+    *out = bits;
+    return true;
+}
+
+/* A choice among the words of `form` ("abort or continue"): the index of v. */
+static bool parse_choice(const char *v, const char *form, unsigned *out)
+{
+    size_t len = strlen(v);
+    unsigned i = 0;
+    for (const char *w = form; *w; i++) {
+        size_t n = strcspn(w, " ,");
+        if (n == len && strncmp(w, v, len) == 0) { *out = i; return true; }
+        w += n;
+        while (*w == ' ' || *w == ',') w++;
+        if (strncmp(w, "or ", 3) == 0) w += 3;
+    }
+    return false;
+}
+
+static void put_number(const optdef_t *o, uint64_t x)
+{
+    if (o->size == 8) *(uint64_t *)o->dst = x;
+    else *(uint32_t *)o->dst = (uint32_t)x;
 }
 
 /* A file name kept from the environment: copied into buf now (a program
@@ -181,79 +218,192 @@ const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap)
     return buf;
 }
 
+/* Where a file name is kept: a buffer of its own for each variable.  A
+ * K_PATH setting may also say stderr; a K_FILE one (rewritten whole, again
+ * and again) names a file. */
+enum { NPATHS = 6 };
+static char path_buf[NPATHS][4096];
+
+static void set_path(const optdef_t *o, const char *shown_name, const char *v, bool secure)
+{
+    const char **dst = o->dst;
+    if (!*v) { *dst = NULL; return; }
+    if (secure && strcmp(v, "stderr") != 0) {
+        _ms_message("%s ignored: a file name is not taken in a setuid/setgid program", shown_name);
+        return;
+    }
+    unsigned slot = 0;
+    for (const optdef_t *d = optdefs; d < o; d++) slot += d->kind == K_PATH || d->kind == K_FILE;
+    if (slot >= NPATHS) return;                                 /* options.def grew: NPATHS too */
+    *dst = _ms_keep_path(shown_name, v, path_buf[slot], sizeof path_buf[slot]);
+}
+
+/* One setting from its text; `shown_name` is how messages name it
+ * (MEMSHIM_X, or MEMSHIM_OPTIONS:x). */
+static void set_option(const optdef_t *o, const char *shown_name, const char *v, bool secure)
+{
+    char shown[128];
+    uint64_t n;
+    unsigned u;
+    bool ok = true;
+    switch (o->kind) {
+    case K_BOOL:
+        *(int *)o->dst = _ms_parse_bool(shown_name, v, *(int *)o->dst);
+        return;
+    case K_UINT: case K_BYTES:
+        if ((ok = parse_num(v, o->lo, o->hi, o->kind == K_BYTES, &n))) put_number(o, n);
+        break;
+    case K_SIGNAL:
+        if (!*v) return;
+        if ((ok = (u = (unsigned)_ms_parse_signal(v)) != 0)) *(int *)o->dst = (int)u;
+        break;
+    case K_SHOW:
+        if ((ok = parse_show(v, &u))) *(unsigned *)o->dst = u;
+        break;
+    case K_ONERROR: case K_FORMAT:
+        if ((ok = parse_choice(v, o->form, &u))) *(unsigned *)o->dst = u;
+        break;
+    case K_FILE:
+        if ((ok = strcmp(v, "stderr") != 0)) set_path(o, shown_name, v, secure);
+        break;
+    case K_PATH:
+        set_path(o, shown_name, v, secure);
+        return;
+    default:
+        return;
+    }
+    if (!ok)
+        _ms_message("%s=%s: expected %s; %s", shown_name, _ms_value_shown(v, shown, sizeof shown), o->form,
+                    o->kind == K_SIGNAL || o->kind == K_FILE ? "ignored" : "using the default");
+}
+
+/* ---- names ------------------------------------------------------------------------ */
+
+/* Edit distance of two short names, for "did you mean": a misspelling is a
+ * letter or two away.  Longer names than 48 are no misspelling of ours. */
+static unsigned distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    unsigned row[49];
+    if (la > 48 || lb > 48) return 99;
+    for (size_t j = 0; j <= lb; j++) row[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        unsigned diag = row[0];
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned up = row[j];
+            unsigned sub = diag + ((a[i - 1] | 32) != (b[j - 1] | 32));
+            unsigned best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
+            row[j] = sub < best ? sub : best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The option named by name[0..len) (prefix: "MEMSHIM_" for variables, ""
+ * for MEMSHIM_OPTIONS keys, which are case-insensitive); NULL if none, and
+ * *near the closest one. */
+static const optdef_t *lookup(const char *name, size_t len, bool key, const optdef_t **near)
+{
+    unsigned best = 99;
+    for (const optdef_t *o = optdefs; o < optdefs + NOPTS; o++) {
+        const char *n = key ? o->name + 8 : o->name;
+        size_t nl = strlen(n);
+        if (nl == len && (key ? strncasecmp(n, name, len) : strncmp(n, name, len)) == 0) return o;
+        unsigned d = distance(name, len, n, nl);
+        if (d < best) { best = d; *near = o; }
+    }
+    if (best > 3) *near = NULL;
+    return NULL;
+}
+
+static void unknown(const char *what, const char *name, size_t len, const optdef_t *near, bool key)
+{
+    char shown[128], nm[80];
+    size_t n = len < sizeof nm - 1 ? len : sizeof nm - 1;
+    memcpy(nm, name, n);
+    nm[n] = 0;
+    if (!near) _ms_message("%s%s: not a memshim setting; ignored (memshim help env lists them)", what,
+                           _ms_value_shown(nm, shown, sizeof shown));
+    else if (key) {
+        char lower[48];
+        size_t i = 0;
+        for (const char *s = near->name + 8; *s && i < sizeof lower - 1; s++)
+            lower[i++] = (char)(*s >= 'A' && *s <= 'Z' ? *s | 32 : *s);
+        lower[i] = 0;
+        _ms_message("%s%s: not a memshim setting; ignored (did you mean %s?)", what, nm, lower);
+    } else _ms_message("%s%s: not a memshim setting; ignored (did you mean %s?)", what, nm, near->name);
+}
+
+/* MEMSHIM_OPTIONS: key=value pairs separated by ':'.  Kept whole in a copy
+ * (a program may rewrite its environment); values cannot hold ':'. */
+static void load_combined(bool secure, const char *v)
+{
+    static char copy[8192];
+    if (strlen(v) >= sizeof copy) {
+        _ms_message("MEMSHIM_OPTIONS: longer than %zu bytes; ignored", sizeof copy - 1);
+        return;
+    }
+    strcpy(copy, v);
+    for (char *p = copy, *next; *p; p = next) {
+        char *end = strchr(p, ':');
+        next = end ? end + 1 : p + strlen(p);
+        if (end) *end = 0;
+        if (!*p) continue;
+        char *eq = strchr(p, '=');
+        size_t klen = eq ? (size_t)(eq - p) : strlen(p);
+        const optdef_t *near = NULL, *o = lookup(p, klen, true, &near);
+        if (!o || o->kind == K_LATER || o->kind == K_COMMAND) {
+            if (o && o->kind == K_COMMAND) near = NULL;
+            unknown("MEMSHIM_OPTIONS: ", p, klen, o ? NULL : near, true);
+            continue;
+        }
+        if (!eq) {
+            _ms_message("MEMSHIM_OPTIONS: %s: expected key=value", p);
+            continue;
+        }
+        char shown_name[80] = "MEMSHIM_OPTIONS:";
+        size_t n = klen < sizeof shown_name - 17 ? klen : sizeof shown_name - 17;
+        memcpy(shown_name + 16, p, n);
+        shown_name[16 + n] = 0;
+        set_option(o, shown_name, eq + 1, secure);
+    }
+}
+
+/* The value of a K_LATER setting, for its owner: the variable, else its key
+ * in MEMSHIM_OPTIONS (copied into buf); NULL if neither. */
+const char *_ms_option_text(const char *name, char *buf, size_t cap)
+{
+    const char *v = _ms_getenv(name), *all = _ms_getenv("MEMSHIM_OPTIONS");
+    if (v || !all) return v;
+    size_t klen = strlen(name) - 8;
+    for (const char *p = all; *p;) {
+        size_t n = strcspn(p, ":");
+        if (n > klen && p[klen] == '=' && strncasecmp(p, name + 8, klen) == 0) {
+            size_t vl = n - klen - 1 < cap - 1 ? n - klen - 1 : cap - 1;
+            memcpy(buf, p + klen + 1, vl);
+            buf[vl] = 0;
+            return buf;
+        }
+        p += n + (p[n] == ':');
+    }
+    return NULL;
+}
+
 void _ms_options_load(void)
 {
-    _ms_options_load_reporting();
-    const char *v;
-    char shown[128];
-    if ((v = _ms_getenv("MEMSHIM_VERBOSE"))) _ms_opt.verbose = _ms_parse_bool("MEMSHIM_VERBOSE", v, 0);
-    if ((v = _ms_getenv("MEMSHIM_ON_ERROR"))) {
-        if (strcmp(v, "abort") == 0) _ms_opt.on_error = MS_ON_ERROR_ABORT;
-        else if (strcmp(v, "continue") == 0) _ms_opt.on_error = MS_ON_ERROR_CONTINUE;
-        else _ms_message("MEMSHIM_ON_ERROR=%s: expected abort or continue; using abort",
-                         _ms_value_shown(v, shown, sizeof shown));
-    }
-    uint64_t n;
-    if ((v = _ms_getenv("MEMSHIM_TRACK"))) _ms_opt.track = _ms_parse_bool("MEMSHIM_TRACK", v, 1);
-    if ((v = _ms_getenv("MEMSHIM_GEN_SUPPRESSIONS")))
-        _ms_opt.gen_suppressions = _ms_parse_bool("MEMSHIM_GEN_SUPPRESSIONS", v, 0);
-    if ((v = _ms_getenv("MEMSHIM_REPORT_FORMAT"))) {
-        if (strcmp(v, "json") == 0) _ms_opt.json = 1;
-        else if (strcmp(v, "text") == 0) _ms_opt.json = 0;
-        else _ms_message("MEMSHIM_REPORT_FORMAT=%s: expected text or json; using text",
-                         _ms_value_shown(v, shown, sizeof shown));
-    }
-    if ((v = _ms_getenv("MEMSHIM_STACK_DEPTH")) &&
-        parse_num("MEMSHIM_STACK_DEPTH", v, 1, MS_MAX_STACK, false, &n, "a number of frames from 1 to 64"))
-        _ms_opt.stack_depth = (unsigned)n;
-    if ((v = _ms_getenv("MEMSHIM_SHOW"))) parse_show(v);
-    if ((v = _ms_getenv("MEMSHIM_WHY_DEPTH")) &&
-        parse_num("MEMSHIM_WHY_DEPTH", v, 0, 1000, false, &n,
-                  "a number of blocks from 0 (no retention paths) to 1000"))
-        _ms_opt.why_depth = (unsigned)n;
-    if ((v = _ms_getenv("MEMSHIM_EXITCODE")) &&
-        parse_num("MEMSHIM_EXITCODE", v, 0, 255, false, &n, "an exit status from 0 to 255"))
-        _ms_opt.exitcode = (int)n;
-    if ((v = _ms_getenv("MEMSHIM_SAMPLE")) &&
-        parse_num("MEMSHIM_SAMPLE", v, 0, (uint64_t)1 << 40, true, &n,
-                  "a mean sampling interval in bytes, e.g. 524288 or 512k (0 = every allocation)"))
-        _ms_opt.sample = n;
-    if ((v = _ms_getenv("MEMSHIM_REPORT_SIGNAL")) && *v && !(_ms_opt.report_signal = _ms_parse_signal(v)))
-        _ms_message("MEMSHIM_REPORT_SIGNAL=%s: expected a signal name or number such as "
-                    "SIGUSR1, USR2, SIGHUP or SIGRTMIN+2; ignored", _ms_value_shown(v, shown, sizeof shown));
     bool secure = _ms_os_secure();
-    if ((v = _ms_getenv("MEMSHIM_REPORT")) && *v) {
-        if (secure) _ms_message("MEMSHIM_REPORT ignored: file names are not taken in a setuid/setgid program");
-        else if (strcmp(v, "stderr") != 0 &&
-                 !_ms_keep_path("MEMSHIM_REPORT", v, _ms_opt.report, sizeof _ms_opt.report))
-            _ms_opt.report[0] = 0;                      /* stderr */
+    const char *all = _ms_getenv("MEMSHIM_OPTIONS");
+    if (all) load_combined(secure, all);
+    for (const optdef_t *o = optdefs; o < optdefs + NOPTS; o++) {
+        const char *v = _ms_getenv(o->name);
+        if (v) set_option(o, o->name, v, secure);
     }
-    if ((v = _ms_getenv("MEMSHIM_SUPPRESS")) && *v) {
-        if (secure) _ms_message("MEMSHIM_SUPPRESS ignored: file names are not taken in a setuid/setgid program");
-        else {
-            static char suppress[4096];
-            _ms_opt.suppress = _ms_keep_path("MEMSHIM_SUPPRESS", v, suppress, sizeof suppress);
-        }
-    }
-    /* ---- heap profile (issue 13): MEMSHIM_PROFILE, MEMSHIM_PROFILE_SIGNAL ---- */
-    if ((v = _ms_getenv("MEMSHIM_PROFILE")) && *v) {
-        if (secure && strcmp(v, "stderr") != 0)
-            _ms_message("MEMSHIM_PROFILE ignored: a file name is not taken in a setuid/setgid program");
-        else if (!_ms_keep_path("MEMSHIM_PROFILE", v, _ms_opt.profile, sizeof _ms_opt.profile))
-            _ms_opt.profile[0] = 0;
-    }
-    if ((v = _ms_getenv("MEMSHIM_PROFILE_SIGNAL")) && *v && !(_ms_opt.profile_signal = _ms_parse_signal(v)))
-        _ms_message("MEMSHIM_PROFILE_SIGNAL=%s: expected a signal name or number such as "
-                    "SIGUSR1, USR2, SIGHUP or SIGRTMIN+2; ignored", _ms_value_shown(v, shown, sizeof shown));
-    if (_ms_opt.profile_signal && !_ms_opt.profile[0])
-        _ms_message("MEMSHIM_PROFILE_SIGNAL without MEMSHIM_PROFILE: profiles go to stderr");
-    /* ---- end of the heap profile's variables ---- */
-    if ((v = _ms_getenv("MEMSHIM_STATS")) && *v) {
-        if (_ms_os_secure() && strcmp(v, "stderr") != 0)
-            _ms_message("MEMSHIM_STATS ignored: a file name is not taken in a setuid/setgid program");
-        else {
-            static char stats[4096];
-            _ms_opt.stats = _ms_keep_path("MEMSHIM_STATS", v, stats, sizeof stats);
-        }
+    if (!environ) return;
+    for (char **e = environ; *e; e++) {
+        if (strncmp(*e, "MEMSHIM_", 8) != 0) continue;
+        size_t len = strcspn(*e, "=");
+        const optdef_t *near = NULL;
+        if (!lookup(*e, len, false, &near)) unknown("", *e, len, near, false);
     }
 }

@@ -68,9 +68,9 @@ void _ms_out_init(void)
  * counts its children's descriptors finds none of memshim's. */
 void _ms_out_settle(void)
 {
-    bool wanted = (_ms_opt.track && !_ms_opt.report[0]) ||
-                  (_ms_opt.stats && strcmp(_ms_opt.stats, "stderr") == 0) ||
-                  (_ms_ropt.rss_log && strcmp(_ms_ropt.rss_log, "stderr") == 0);
+    bool wanted = (_ms_opt.track && !_ms_names_file(_ms_opt.report)) ||
+                  (_ms_opt.stats && !_ms_names_file(_ms_opt.stats)) ||
+                  (_ms_ropt.rss_log && !_ms_names_file(_ms_ropt.rss_log));
     int saved = errno;
     if (wanted && err_known && err_fd < 0 && same_file(2, err_dev, err_ino)) {
         err_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
@@ -208,6 +208,17 @@ void _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
 }
 
 /* One line on standard error, prefixed "memshim: ". */
+/* n bytes at offset off of fd, whole (the live region). */
+void _ms_out_write_at(int fd, const void *p, size_t n, off_t off)
+{
+    while (n) {
+        ssize_t w = pwrite(fd, p, n, off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return;
+        p = (const char *)p + w; n -= (size_t)w; off += w;
+    }
+}
+
 void _ms_message(const char *fmt, ...)
 {
     char mem[512];
@@ -355,7 +366,8 @@ static int open_in_place(const char *path, dev_t *dev, ino_t *ino)
     return fd;
 }
 
-/* A fresh temporary file beside o->path, 0600, never an existing name. */
+/* A fresh temporary file beside o->path, 0600 (a snapshot: 0644), never an
+ * existing name. */
 static int open_tmp(ms_out_t *o)
 {
     for (int attempt = 0; attempt < 16; attempt++) {
@@ -365,7 +377,8 @@ static int open_tmp(ms_out_t *o)
                     __atomic_fetch_add(&tmp_counter, 1, __ATOMIC_RELAXED));
         if (t.len >= sizeof o->tmp - 1) { errno = ENAMETOOLONG; return -1; }
         o->tmp[t.len] = 0;
-        int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                      o->flags & MS_OUT_SNAPSHOT ? 0644 : 0600);
         if (fd >= 0 || errno != EEXIST) return fd;
     }
     return -1;
@@ -437,9 +450,10 @@ bool _ms_out_open(ms_out_t *o, const char *var, const char *dest, unsigned flags
         struct stat st;
         fail = why(err, kind == MS_OUT_INPLACE && stat(o->path, &st) == 0 && S_ISFIFO(st.st_mode));
     }
+    bool none = flags & (MS_OUT_STREAM | MS_OUT_SNAPSHOT);
     _ms_message("%s: cannot open %s for writing (%s); %s", var, o->path[0] ? o->path : dest, fail,
-                flags & MS_OUT_STREAM ? "nothing is written there" : "writing to stderr instead");
-    if (!(flags & MS_OUT_STREAM)) to_stderr(o);
+                none ? "nothing is written there" : "writing to stderr instead");
+    if (!none) to_stderr(o);
     else o->kind = MS_OUT_NONE;
     errno = saved;
     return false;
@@ -492,4 +506,16 @@ int _ms_out_fd(ms_out_t *o)
     }
     errno = saved;
     return o->fd;
+}
+
+/* Remove the regular file at path if it is still the one memshim wrote
+ * there (dev, ino): a MEMSHIM_METRICS file at exit.  One that someone
+ * replaced since is left alone. */
+void _ms_out_remove(const char *path, dev_t dev, ino_t ino)
+{
+    int saved = errno;
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == dev && st.st_ino == ino)
+        unlink(path);
+    errno = saved;
 }

@@ -357,15 +357,15 @@ int _ms_profile_write(const char *dest, const char *when)
 void _ms_profile_init(void)
 {
     start_ns = _ms_os_now_ns();
-    if (_ms_opt.profile[0] && !_ms_track_on) {
+    if (_ms_opt.profile && !_ms_track_on) {
         _ms_message("MEMSHIM_PROFILE ignored: no heap profile without tracking (MEMSHIM_TRACK=0)");
-        _ms_opt.profile[0] = 0;
+        _ms_opt.profile = NULL;
     }
 }
 
 void _ms_profile_at_exit(void)
 {
-    if (_ms_track_on && _ms_opt.profile[0]) _ms_profile_write(_ms_opt.profile, "at exit");
+    if (_ms_track_on && _ms_opt.profile) _ms_profile_write(_ms_opt.profile, "at exit");
 }
 
 void _ms_prof_fork_child(void)
@@ -381,7 +381,7 @@ void _ms_prof_fork_child(void)
 MS_EXPORT int memshim_profile_dump(const char *path)
 {
     if (!path || !*path) {
-        if (!_ms_opt.profile[0]) { errno = EINVAL; return -1; }
+        if (!_ms_opt.profile) { errno = EINVAL; return -1; }
         path = _ms_opt.profile;
     }
     return _ms_profile_write(path, "memshim_profile_dump");

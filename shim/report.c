@@ -722,13 +722,14 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
             gs.total_bytes[g->kind] += g->bytes;
             if (g->kind != MS_KIND_REACHABLE) leaks += (int)_ms_round(g->blocks);
         }
+        _ms_live_note_leaks(gs.total_blocks, gs.total_bytes);   /* for the live figures, metrics */
         cycles_t cy;
         cycles_find(&cy);
         bool shown = cy.nobj > 0;
         for (size_t i = 0; i < gs.n; i++)
             shown |= !gs.g[i].suppressed && (_ms_opt.show >> gs.g[i].kind & 1);
         /* stderr stays quiet for a clean program; a named file is always written */
-        if (shown || _ms_opt.report[0] || !at_exit)
+        if (shown || _ms_names_file(_ms_opt.report) || !at_exit)
             emit(&gs, &cy, sp, unparked, at_exit ? "at exit" : "snapshot");
         cycles_free(&cy);
         _ms_supp_free(sp);

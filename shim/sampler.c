@@ -1,9 +1,12 @@
-/* sampler.c - the reporter thread: one helper thread, started only when a
- * reporting option asks for it, that
+/* sampler.c - the reporter thread: memshim's one helper thread, started
+ * only when a reporting option asks for it, that
  *   - appends a line to the RSS log every MEMSHIM_RSS_INTERVAL ms
  *     (time, rss, peak rss, heap bytes in use, heap bytes mapped),
  *   - rewrites the live region every MEMSHIM_LIVE_INTERVAL ms (live.c),
+ *   - rewrites the MEMSHIM_METRICS file every MEMSHIM_METRICS_INTERVAL ms
+ *     (metrics.c), removed at exit,
  *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives,
+ *   - makes a leak report when MEMSHIM_REPORT_SIGNAL arrives (leak.c),
  *   - writes a heap profile when MEMSHIM_PROFILE_SIGNAL arrives (profile.c).
  *
  * It never calls malloc: lines are formatted in a stack buffer and written
@@ -17,9 +20,9 @@
  * Fork: the thread does not survive in the child.  The child's atfork
  * handler (init.c) closes the parent's log and live region without touching
  * them, then starts a thread of its own when it has something to do: a live
- * region for its own pid (MEMSHIM_LIVE), the stats signal, or an RSS log
- * whose name contains %p and so names a file of its own.  An RSS log without
- * %p stays the parent's alone; the child does not sample.
+ * region for its own pid (MEMSHIM_LIVE), the stats signal, or an RSS log or
+ * metrics file whose name contains %p and so names a file of its own.  An
+ * RSS log or metrics file without %p stays the parent's alone.
  *
  * Exit: _ms_reporter_stop (from stats.c's exit hook) asks the thread for a
  * last sample and waits for it at most two seconds. */
@@ -34,15 +37,16 @@
 #include <unistd.h>
 #include "shim.h"
 
-#define STACK_SIZE ((size_t)256 << 10)
+#define STACK_SIZE ((size_t)1 << 20)        /* a leak report's scan and symbolization */
 
 static struct {
     pthread_t thread;
     bool      running;       /* a thread was started and not yet stopped */
     sem_t     wake, done;
-    int       stop, dump;    /* requests, set before posting `wake` */
+    int       stop, dump, leak;  /* requests, set before posting `wake` */
     int       profile;       /* MEMSHIM_PROFILE_SIGNAL arrived: write a heap profile */
     bool      logging;       /* an RSS log is kept (log_out) */
+    bool      metrics;       /* a MEMSHIM_METRICS file is kept (metrics.c) */
     uint64_t  t0;            /* CLOCK_MONOTONIC ns at the first sample */
     uint64_t  samples;
     uint64_t  peak;          /* the highest peak_rss logged so far */
@@ -129,7 +133,8 @@ static void *reporter_main(void *arg)
     _ms_internal_thread_add(_ms_os_gettid());   /* the leak scan does not park us (scan.c) */
     uint64_t log_every = (uint64_t)_ms_ropt.rss_interval_ms * 1000000;
     uint64_t live_every = (uint64_t)_ms_ropt.live_interval_ms * 1000000;
-    uint64_t next_log = rep.t0, next_live = rep.t0 + live_every;
+    uint64_t metrics_every = (uint64_t)_ms_ropt.metrics_interval_ms * 1000000;
+    uint64_t next_log = rep.t0, next_live = rep.t0 + live_every, next_metrics = rep.t0;
     for (;;) {
         uint64_t now = now_ns();
         if (rep.logging && now >= next_log) {
@@ -142,14 +147,22 @@ static void *reporter_main(void *arg)
             next_live += live_every;
             if (next_live <= now) next_live = now + live_every;
         }
+        if (rep.metrics && now >= next_metrics) {
+            _ms_metrics_write();
+            next_metrics += metrics_every;
+            if (next_metrics <= now) next_metrics = now + metrics_every;
+        }
         if (__atomic_exchange_n(&rep.dump, 0, __ATOMIC_ACQ_REL))
             _ms_stats_write(_ms_opt.stats);
+        if (__atomic_exchange_n(&rep.leak, 0, __ATOMIC_ACQ_REL))
+            _ms_leak_report(0, NULL);          /* our own thread: no stack of the program */
         if (__atomic_exchange_n(&rep.profile, 0, __ATOMIC_ACQ_REL))
             _ms_profile_write(_ms_opt.profile, "signal");
         if (__atomic_load_n(&rep.stop, __ATOMIC_ACQUIRE)) break;
         uint64_t deadline = UINT64_MAX;
         if (rep.logging) deadline = next_log;
         if (_ms_ropt.live && next_live < deadline) deadline = next_live;
+        if (rep.metrics && next_metrics < deadline) deadline = next_metrics;
         if (deadline == UINT64_MAX) deadline = now + (uint64_t)3600 * 1000000000;
         struct timespec ts = { (time_t)(deadline / 1000000000), (long)(deadline % 1000000000) };
         while (sem_clockwait(&rep.wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
@@ -164,40 +177,32 @@ static void *reporter_main(void *arg)
     return NULL;
 }
 
-/* The handler of MEMSHIM_STATS_SIGNAL: ask the thread for a dump. */
-static void on_stats_signal(int sig)
+/* The handlers of MEMSHIM_STATS_SIGNAL and MEMSHIM_REPORT_SIGNAL: ask the
+ * thread for a table or a report (both, if both are one signal). */
+static void on_signal(int sig)
 {
-    (void)sig;
     int saved = errno;
-    __atomic_store_n(&rep.dump, 1, __ATOMIC_RELEASE);
+    if (sig == _ms_ropt.stats_signal) __atomic_store_n(&rep.dump, 1, __ATOMIC_RELEASE);
+    if (sig == _ms_opt.report_signal) __atomic_store_n(&rep.leak, 1, __ATOMIC_RELEASE);
+    if (sig == _ms_opt.profile_signal) __atomic_store_n(&rep.profile, 1, __ATOMIC_RELEASE);
     sem_post(&rep.wake);
     errno = saved;
 }
 
-/* The handler of MEMSHIM_PROFILE_SIGNAL: ask the thread for a profile. */
-static void on_profile_signal(int sig)
-{
-    (void)sig;
-    int saved = errno;
-    __atomic_store_n(&rep.profile, 1, __ATOMIC_RELEASE);
-    sem_post(&rep.wake);
-    errno = saved;
-}
-
-static bool wanted(void) { return _ms_ropt.stats_signal || _ms_opt.profile_signal; }
-
-static void start(bool with_log)
+static void start(bool with_log, bool with_metrics)
 {
     sem_init(&rep.wake, 0, 0);
     sem_init(&rep.done, 0, 0);
-    rep.stop = rep.dump = rep.profile = 0;
+    rep.stop = rep.dump = rep.leak = rep.profile = 0;
     rep.samples = 0;
     rep.peak = 0;
     rep.logging = false;
     if (with_log && !log_open()) with_log = false;
     rep.logging = with_log;
     if (_ms_ropt.live && !_ms_live_open()) _ms_ropt.live = 0;
-    if (!with_log && !_ms_ropt.live && !wanted()) return;
+    rep.metrics = with_metrics;
+    if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal && !_ms_opt.report_signal &&
+        !_ms_opt.profile_signal && !with_metrics) return;
     rep.t0 = now_ns();
     if (with_log) log_header();
 
@@ -212,8 +217,8 @@ static void start(bool with_log)
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        _ms_message("cannot start the reporter thread (error %d): no RSS log, live figures "
-                    "or stats signal", rc);
+        _ms_message("cannot start the reporter thread (error %d): no RSS log, live figures, "
+                    "metrics file, stats or report signal", rc);
         log_close();
         _ms_live_close();
         return;
@@ -222,30 +227,30 @@ static void start(bool with_log)
     rep.running = true;
 }
 
+static bool on(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL) == 0;
+}
+
 void _ms_reporter_start(void)
 {
     int saved = errno;
-    if (_ms_ropt.stats_signal) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_stats_signal;
-        sa.sa_flags = SA_RESTART;
-        sigfillset(&sa.sa_mask);
-        if (sigaction(_ms_ropt.stats_signal, &sa, NULL) != 0) _ms_ropt.stats_signal = 0;
-    }
+    if (!_ms_opt.track) _ms_opt.report_signal = 0;     /* no tracking, no leak report */
+    if (_ms_ropt.stats_signal && !on(_ms_ropt.stats_signal)) _ms_ropt.stats_signal = 0;
+    if (_ms_opt.report_signal && !on(_ms_opt.report_signal)) _ms_opt.report_signal = 0;
     if (_ms_opt.profile_signal && !_ms_track_on) {
         _ms_message("MEMSHIM_PROFILE_SIGNAL ignored: no heap profile without tracking (MEMSHIM_TRACK=0)");
         _ms_opt.profile_signal = 0;
     }
-    if (_ms_opt.profile_signal) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_profile_signal;
-        sa.sa_flags = SA_RESTART;
-        sigfillset(&sa.sa_mask);
-        if (sigaction(_ms_opt.profile_signal, &sa, NULL) != 0) _ms_opt.profile_signal = 0;
-    }
-    if (_ms_ropt.rss_log || _ms_ropt.live || wanted()) start(_ms_ropt.rss_log != NULL);
+    if (_ms_opt.profile_signal && !on(_ms_opt.profile_signal)) _ms_opt.profile_signal = 0;
+    if (_ms_ropt.rss_log || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal ||
+        _ms_opt.profile_signal || _ms_ropt.metrics)
+        start(_ms_ropt.rss_log != NULL, _ms_ropt.metrics != NULL);
     errno = saved;
 }
 
@@ -266,6 +271,7 @@ void _ms_reporter_stop(void)
             pthread_join(rep.thread, NULL);
             log_close();
             _ms_live_close();
+            _ms_metrics_withdraw();
         }
     }
     errno = saved;
@@ -279,8 +285,12 @@ void _ms_reporter_fork_child(void)
     if (had) {
         log_close();
         _ms_live_close();
+        _ms_metrics_fork_child();
         bool own_log = _ms_ropt.rss_log && strstr(_ms_ropt.rss_log, "%p");
-        if (own_log || _ms_ropt.live || wanted()) start(own_log);
+        bool own_metrics = _ms_ropt.metrics && strstr(_ms_ropt.metrics, "%p");
+        if (own_log || own_metrics || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal ||
+            _ms_opt.profile_signal)
+            start(own_log, own_metrics);
     }
     errno = saved;
 }

@@ -411,7 +411,7 @@ typedef struct ms_options_s {
     ms_on_error_t on_error;      /* MEMSHIM_ON_ERROR */
     /* leak tracking (issue: leak reports) */
     int           track;         /* MEMSHIM_TRACK */
-    char          report[4096];  /* MEMSHIM_REPORT, made absolute at start-up; "" = stderr */
+    const char   *report;        /* MEMSHIM_REPORT: NULL, "stderr" or an absolute path (a copy) */
     int           json;          /* MEMSHIM_REPORT_FORMAT=json */
     unsigned      stack_depth;   /* MEMSHIM_STACK_DEPTH */
     unsigned      show;          /* MEMSHIM_SHOW: bit per MS_KIND_* */
@@ -422,13 +422,17 @@ typedef struct ms_options_s {
     int           gen_suppressions; /* MEMSHIM_GEN_SUPPRESSIONS */
     unsigned      why_depth;     /* MEMSHIM_WHY_DEPTH: blocks shown per retention path, 0 = none */
     /* heap profile (issue 13) */
-    char          profile[4096]; /* MEMSHIM_PROFILE, made absolute at start-up; "" = none */
+    const char   *profile;       /* MEMSHIM_PROFILE: NULL, "stderr" or an absolute path (a copy) */
     int           profile_signal;/* MEMSHIM_PROFILE_SIGNAL, 0 = none */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
-MS_HIDDEN void   _ms_options_load_reporting(void);      /* stats/RSS options: stats.c */
 MS_HIDDEN const char *_ms_getenv(const char *name);
+MS_HIDDEN const char *_ms_option_text(const char *name, char *buf, size_t cap); /* MEMSHIM_GC's text */
+static inline bool _ms_names_file(const char *dest)  /* an output setting names a file, not stderr */
+{
+    return dest && *dest && __builtin_strcmp(dest, "stderr") != 0;
+}
 MS_HIDDEN const char *_ms_value_shown(const char *v, char *buf, size_t cap); /* cut to 64 + "..." */
 MS_HIDDEN const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap);
 MS_HIDDEN int    _ms_parse_signal(const char *v);       /* 0 if malformed */
@@ -443,6 +447,7 @@ MS_HIDDEN void   _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
 MS_HIDDEN void   _ms_vbprintf(ms_buf_t *b, const char *fmt, va_list ap);
 MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
 MS_HIDDEN void   _ms_buf_put(ms_buf_t *b, const void *bytes, size_t n);   /* raw bytes */
+MS_HIDDEN void   _ms_out_write_at(int fd, const void *p, size_t n, off_t off); /* whole, at off */
 MS_HIDDEN void   _ms_json_str(ms_buf_t *b, const char *s);   /* a quoted, escaped JSON string */
 static inline const char *_ms_base_name(const char *p)      /* after the last '/' */
 {
@@ -473,6 +478,8 @@ MS_HIDDEN bool   _ms_expand_path(const char *pattern, char *out, size_t cap); /*
 enum { MS_OUT_NONE, MS_OUT_STDERR, MS_OUT_ATOMIC, MS_OUT_INPLACE };
 #define MS_OUT_CHILD_SUFFIX 1u  /* a forked child and no %p: name.PID (regular files only) */
 #define MS_OUT_STREAM       2u  /* kept open and appended to; no fallback to stderr */
+#define MS_OUT_SNAPSHOT     4u  /* rewritten periodically for another user's collector:
+                                   0644 (less the umask), no fallback to stderr */
 typedef struct ms_out_s {
     int         fd;              /* where to write now; -1: dropped */
     int         kind;            /* MS_OUT_* */
@@ -490,6 +497,7 @@ typedef struct ms_out_s {
 MS_HIDDEN bool   _ms_out_open(ms_out_t *o, const char *var, const char *dest, unsigned flags);
 MS_HIDDEN bool   _ms_out_commit(ms_out_t *o);           /* close, rename into place; false: failed */
 MS_HIDDEN int    _ms_out_fd(ms_out_t *o);               /* a stream's checked fd, or -1 */
+MS_HIDDEN void   _ms_out_remove(const char *path, dev_t dev, ino_t ino); /* if still that file */
 
 /* ---- stats.c ------------------------------------------------------------ */
 typedef struct ms_stats_class_s {
@@ -515,6 +523,8 @@ typedef struct ms_report_opts_s {
     int         live;             /* MEMSHIM_LIVE: publish figures for `memshim stats PID` */
     unsigned    live_interval_ms; /* MEMSHIM_LIVE_INTERVAL (1000) */
     int         stats_signal;     /* MEMSHIM_STATS_SIGNAL: signal number, or 0 */
+    const char *metrics;          /* MEMSHIM_METRICS: a path (%p: pid), or NULL (options.c) */
+    unsigned    metrics_interval_ms; /* MEMSHIM_METRICS_INTERVAL (15000) */
 } ms_report_opts_t;
 MS_HIDDEN extern ms_report_opts_t _ms_ropt;
 MS_HIDDEN void   _ms_stats_write(const char *dest);     /* text, or JSON for *.json; atomic */
@@ -529,6 +539,7 @@ typedef struct ms_gc_figures_s {
     uint64_t collected;      /* objects freed by collections, in all */
     uint64_t uncollectable;  /* found unreachable but not freed (finalizers, resurrection) */
     uint64_t time_ns;        /* spent collecting, in all */
+    uint64_t gen_collections[3], gen_collected[3], gen_uncollectable[3]; /* the same per generation */
 } ms_gc_figures_t;
 MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out) __attribute__((weak));
 MS_HIDDEN void   _ms_gc_glue_init(void) __attribute__((weak)); /* constructor: collector tables */
@@ -562,9 +573,17 @@ MS_HIDDEN void   _ms_reporter_stop(void);               /* at exit: last sample,
 MS_HIDDEN void   _ms_reporter_fork_child(void);         /* atfork child, after the locks */
 
 /* ---- live.c: the figures published for `memshim stats PID` (live.h) ------ */
+struct ms_live_s;
 MS_HIDDEN bool   _ms_live_open(void);
 MS_HIDDEN void   _ms_live_publish(void);
 MS_HIDDEN void   _ms_live_close(void);                  /* exit, or a fork child */
+MS_HIDDEN void   _ms_live_fill(struct ms_live_s *l, bool smaps); /* the figures now (reporter thread) */
+MS_HIDDEN void   _ms_live_note_leaks(const double blocks[MS_NKINDS], const double bytes[MS_NKINDS]);
+
+/* ---- sampler.c, metrics.c: MEMSHIM_METRICS, a node_exporter textfile ------ */
+MS_HIDDEN void   _ms_metrics_write(void);               /* the reporter thread, every interval */
+MS_HIDDEN void   _ms_metrics_withdraw(void);            /* at exit: the file goes */
+MS_HIDDEN void   _ms_metrics_fork_child(void);          /* the parent's file stays the parent's */
 
 /* ---- profile.c, pprof.c: the heap profiler ------------------------------- *
  * Per-stack counters (kept in the trace table, stacks.c) updated on every

@@ -19,6 +19,8 @@ ms_report_opts_t _ms_ropt = {
     .live = 0,
     .live_interval_ms = 1000,
     .stats_signal = 0,
+    .metrics = NULL,
+    .metrics_interval_ms = 15000,
 };
 
 void _ms_stats_collect(ms_stats_t *st)
@@ -226,43 +228,6 @@ void _ms_stats_write(const char *dest)
         _ms_out_commit(&o);
     }
     errno = saved;
-}
-
-/* ---- options (called first thing by options.c:_ms_options_load) ------------ */
-
-static bool names_file_ok(const char *var, const char *v)
-{
-    if (strcmp(v, "stderr") == 0 || !_ms_os_secure()) return true;
-    _ms_message("%s ignored: a file name is not taken in a setuid/setgid program", var);
-    return false;
-}
-
-void _ms_options_load_reporting(void)
-{
-    const char *v;
-    uint64_t n;
-    char shown[96];
-    static char rss_log[4096];
-    if ((v = _ms_getenv("MEMSHIM_RSS_LOG")) && *v && names_file_ok("MEMSHIM_RSS_LOG", v))
-        _ms_ropt.rss_log = _ms_keep_path("MEMSHIM_RSS_LOG", v, rss_log, sizeof rss_log);
-    if ((v = _ms_getenv("MEMSHIM_RSS_INTERVAL"))) {
-        if (_ms_parse_uint(v, 1, 3600000, &n)) _ms_ropt.rss_interval_ms = (unsigned)n;
-        else _ms_message("MEMSHIM_RSS_INTERVAL=%s: expected milliseconds, 1 to 3600000; using %u",
-                         _ms_value_shown(v, shown, sizeof shown), _ms_ropt.rss_interval_ms);
-    }
-    if ((v = _ms_getenv("MEMSHIM_LIVE"))) _ms_ropt.live = _ms_parse_bool("MEMSHIM_LIVE", v, 0);
-    if ((v = _ms_getenv("MEMSHIM_LIVE_INTERVAL"))) {
-        if (_ms_parse_uint(v, 10, 3600000, &n)) _ms_ropt.live_interval_ms = (unsigned)n;
-        else _ms_message("MEMSHIM_LIVE_INTERVAL=%s: expected milliseconds, 10 to 3600000; using %u",
-                         _ms_value_shown(v, shown, sizeof shown), _ms_ropt.live_interval_ms);
-    }
-    if ((v = _ms_getenv("MEMSHIM_STATS_SIGNAL")) && *v) {
-        int sig = _ms_parse_signal(v);
-        if (sig) _ms_ropt.stats_signal = sig;
-        else _ms_message("MEMSHIM_STATS_SIGNAL=%s: expected a signal name or number such as "
-                         "SIGUSR2, USR1, SIGHUP or SIGRTMIN+2; no signal handler installed",
-                         _ms_value_shown(v, shown, sizeof shown));
-    }
 }
 
 /* At exit (init.c's destructor): stop the reporter thread, which writes the

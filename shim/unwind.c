@@ -81,17 +81,29 @@ void _ms_loader_unlock(bool child)
  * moved back by one so that they name the call instruction's line. */
 unsigned _ms_unwind(uintptr_t *ip, unsigned max)
 {
+    /* Frames are asked for as many as wanted plus memshim's own (their
+     * number is learnt: unwinding costs ~90 instructions a frame, so frames
+     * unwound only to be dropped are not cheap); when memshim's turn out
+     * deeper than thought and the program's were cut short, once more. */
+    static unsigned self_frames = 4;
+    enum { CAP = MS_MAX_STACK + 16 };
     if (!p_backtrace || _ms_busy) return 0;
-    void *raw[MS_MAX_STACK + 8];
+    void *raw[CAP];
     int saved = errno;                     /* libunwind's calls may set it */
+    int n, skip, want;
     _ms_busy++;
     _ms_loader_enter();
-    int n = p_backtrace(raw, (int)(max + 8 < MS_MAX_STACK + 8 ? max + 8 : MS_MAX_STACK + 8));
+    for (;;) {
+        unsigned hint = __atomic_load_n(&self_frames, __ATOMIC_RELAXED);
+        want = (int)(max + hint < CAP ? max + hint : CAP);
+        n = p_backtrace(raw, want);
+        for (skip = 0; skip < n && (uintptr_t)raw[skip] >= self_lo && (uintptr_t)raw[skip] < self_hi;) skip++;
+        if (n < want || (unsigned)skip <= hint || want == CAP) break;
+        __atomic_store_n(&self_frames, (unsigned)skip, __ATOMIC_RELAXED);
+    }
     _ms_loader_leave();
     _ms_busy--;
     errno = saved;
-    int skip = 0;
-    while (skip < n && (uintptr_t)raw[skip] >= self_lo && (uintptr_t)raw[skip] < self_hi) skip++;
     unsigned out = 0;
     for (int i = skip; i < n && out < max; i++) {
         uintptr_t a = (uintptr_t)raw[i];
@@ -115,6 +127,7 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
 
 #define SC_ENTRIES 128
 #define SC_DEPTH   24                /* deeper stacks are not cached */
+#define SC_SPAN    4096              /* words from one frame's return slot to the next */
 typedef struct {
     uintptr_t ra, sp;
     uint32_t  id;
@@ -163,6 +176,28 @@ static size_t sc_hash(uintptr_t ra, uintptr_t sp)
     return (size_t)(((ra ^ (sp << 7)) * 0x9E3779B97F4A7C15ULL) >> 57) & (SC_ENTRIES - 1);
 }
 
+/* Frame sizes by return address, learnt by the search below: the distance
+ * from the stack slot holding a return address to the slot holding the
+ * next one out.  A direct-mapped table of (address << 16 | words) words,
+ * shared by all threads; a racing write loses one guess, never a stack,
+ * since every guess is checked against the address the unwinder gave. */
+#define FRAME_SLOTS 8192
+static uint64_t frame_sizes[FRAME_SLOTS];
+
+static inline size_t frame_slot(uintptr_t ra) { return (size_t)((ra * 0x9E3779B97F4A7C15ULL) >> 51); }
+
+static inline uintptr_t frame_guess(uintptr_t ra)
+{
+    uint64_t v = __atomic_load_n(&frame_sizes[frame_slot(ra)], __ATOMIC_RELAXED);
+    return (v >> 16) == (ra & 0xffffffffffffULL) ? (uintptr_t)(v & 0xffff) * 8 : 0;
+}
+
+static inline void frame_learn(uintptr_t ra, uintptr_t bytes)
+{
+    __atomic_store_n(&frame_sizes[frame_slot(ra)],
+                     (uint64_t)(ra & 0xffffffffffffULL) << 16 | (bytes / 8 & 0xffff), __ATOMIC_RELAXED);
+}
+
 /* The slow half: unwind, intern, and remember where each frame's return
  * address lies so the next call from here can be checked cheaply. */
 static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c, bool cacheable)
@@ -173,27 +208,43 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
     uint32_t id = _ms_stack_intern(ip, n);
     if (!cacheable || !id || !n || n > SC_DEPTH || ip[0] + 1 != site->ra) return id;
     sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
-    if (e->ra == site->ra && e->sp == site->sp) {
-        /* This very site, reached through another chain of callers (or not
-         * cacheable last time).  A site whose stacks keep changing (the
-         * frees of a recursive walk over a tree) would have its slots
-         * searched again at every call for nothing: search again only at
-         * its 1st, 2nd, 4th ... 64th miss, then at every 64th. */
-        unsigned f = ++e->fails;
-        if ((f & (f - 1)) && (f & 63)) return id;
-    } else {
+    if (e->ra != site->ra || e->sp != site->sp) {
+        /* A site not seen lately.  Most such sites are met once (a free deep
+         * in a recursive walk, a one-off allocation in start-up code); their
+         * slots are searched only when they come back. */
         e->ra = site->ra;
         e->sp = site->sp;
-        e->fails = 0;
+        e->fails = 1;
+        e->id = 0;
+        return id;
     }
-    uintptr_t pos = site->sp;
+    /* This very site again, reached through another chain of callers (or
+     * not cacheable last time).  A site whose stacks keep changing (the
+     * frees of a recursive walk over a tree) would have its slots searched
+     * again at every call for nothing: search at its 2nd, 4th ... 64th
+     * miss, then at every 64th. */
+    unsigned f = ++e->fails;
+    if ((f & (f - 1)) && (f & 63)) return id;
+    /* Frame i's return address is looked for where the frame below it
+     * put it last time (a function's frame has the same size at the same
+     * return address, unless it uses alloca), else searched for: it lies
+     * within SC_SPAN words above the one before (frames of more than
+     * 32 KiB are not cached), so a frame not on this stack (a signal
+     * trampoline's) ends the search early. */
+    uintptr_t prev = site->sp - 8;                  /* where ip[0]'s return address is */
     e->id = 0;
     for (unsigned i = 1; i < n; i++) {              /* in order, below the stack top */
-        while (pos + 8 <= c->top && *(const uintptr_t *)pos != ip[i] + 1) pos += 8;
-        if (pos + 8 > c->top || (pos - site->sp) / 8 > UINT16_MAX) return id;   /* not cacheable */
+        uintptr_t want = ip[i] + 1, pos = prev + frame_guess(ip[i - 1] + 1);
+        if (pos == prev || pos + 8 > c->top || *(const uintptr_t *)pos != want) {
+            uintptr_t end = c->top - prev > SC_SPAN * 8 ? prev + SC_SPAN * 8 : c->top;
+            for (pos = prev + 8; pos + 8 <= end && *(const uintptr_t *)pos != want; pos += 8) {}
+            if (pos + 8 > end) return id;           /* not cacheable */
+            frame_learn(ip[i - 1] + 1, pos - prev);
+        }
+        if ((pos - site->sp) / 8 > UINT16_MAX) return id;
         e->off[i] = (uint16_t)((pos - site->sp) / 8);
-        e->want[i] = ip[i] + 1;
-        pos += 8;
+        e->want[i] = want;
+        prev = pos;
     }
     e->depth = n;
     e->epoch = __atomic_load_n(&_ms_module_epoch, __ATOMIC_ACQUIRE);

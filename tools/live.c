@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,65 +33,90 @@ static bool parse_pid(const char *cmd, const char *s, pid_t *out)
 }
 
 /* The descriptor of pid's live region, opened for reading, or -1 after
- * saying why not. */
-static int open_region(pid_t pid)
+ * saying why not (unless quiet).  A process's memfd is found by its name
+ * among its descriptors; whatever is found there is only trusted to be a
+ * regular file (a process may name anything so in a namespace of its own). */
+int ms_live_open(pid_t pid, bool quiet)
 {
     char dir[64], link[384], want[64], target[256];
     snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
     snprintf(want, sizeof want, "/memfd:%s%d", MS_LIVE_NAME, (int)pid);
     DIR *d = opendir(dir);
     if (!d) {
-        if (errno == ENOENT) ms_warn("no process %d", (int)pid);
+        if (quiet) ;
+        else if (errno == ENOENT) ms_warn("no process %d", (int)pid);
         else ms_warn("cannot look into process %d (%s): only its own user can", (int)pid, strerror(errno));
         return -1;
     }
     int fd = -1;
     struct dirent *e;
+    size_t wl = strlen(want);
     while (fd < 0 && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         snprintf(link, sizeof link, "%s/%s", dir, e->d_name);
         ssize_t n = readlink(link, target, sizeof target - 1);
         if (n <= 0) continue;
         target[n] = 0;
-        size_t wl = strlen(want);
-        if (strncmp(target, want, wl) == 0 && (target[wl] == 0 || target[wl] == ' '))
-            fd = open(link, O_RDONLY | O_CLOEXEC);
+        if (strncmp(target, want, wl) != 0 || (target[wl] != 0 && target[wl] != ' ')) continue;
+        struct stat st;
+        fd = open(link, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) { close(fd); fd = -1; }
     }
     closedir(d);
-    if (fd < 0)
+    if (fd < 0 && !quiet)
         ms_warn("process %d publishes no memshim figures (start it with MEMSHIM_LIVE=1 "
                 "and libmemshim preloaded, or under 'memshim run')", (int)pid);
     return fd;
 }
 
-/* A consistent copy of the region (seqlock), or false after saying why. */
-static bool read_region(int fd, pid_t pid, ms_live_t *out)
+/* What is wrong with a consistent copy of pid's region, or NULL: anything
+ * a reader relies on (the process may write garbage there). */
+static const char *region_wrong(const ms_live_t *l, pid_t pid)
 {
-    for (int attempt = 0; attempt < 200; attempt++) {
+    if (l->pid != (int32_t)pid) return "it names another process";
+    if (l->updates == 0) return "it was never filled";
+    if (l->interval_ms < 10 || l->interval_ms > 3600000) return "its refresh interval is out of range";
+    if (l->nclasses > MS_LIVE_MAX_CLASSES) return "it has too many size classes";
+    for (unsigned i = 0; i < l->nclasses; i++)
+        if (l->cls[i].size == 0 || l->cls[i].size > ((uint64_t)1 << 20) ||
+            (i && l->cls[i].size <= l->cls[i - 1].size))
+            return "its size classes are out of order";
+    return NULL;
+}
+
+/* A consistent copy of the region (seqlock), checked, or false after
+ * saying why (unless quiet).  attempts: how many times to try while the
+ * writer is in the middle of a refresh, 1 ms apart. */
+bool ms_live_read(int fd, pid_t pid, ms_live_t *out, unsigned attempts, bool quiet)
+{
+    for (unsigned attempt = 0; attempt < attempts; attempt++) {
         ssize_t n = pread(fd, out, sizeof *out, 0);
         if (n < (ssize_t)offsetof(ms_live_t, pid)) {
-            ms_warn("process %d: live region unreadable", (int)pid);
+            if (!quiet) ms_warn("process %d: live region unreadable", (int)pid);
             return false;
         }
         if (out->magic != MS_LIVE_MAGIC || out->version != MS_LIVE_VERSION) {
-            ms_warn("process %d: live region of an unknown format (version %u; this memshim reads %d)",
-                    (int)pid, out->version, MS_LIVE_VERSION);
+            if (!quiet)
+                ms_warn("process %d: live region of an unknown format (version %u; this memshim reads %d)",
+                        (int)pid, out->version, MS_LIVE_VERSION);
             return false;
         }
-        if (n < (ssize_t)sizeof *out || out->size != sizeof *out || out->nclasses > MS_LIVE_MAX_CLASSES) {
-            ms_warn("process %d: live region of an unexpected size", (int)pid);
+        if (n < (ssize_t)sizeof *out || out->size != sizeof *out) {
+            if (!quiet) ms_warn("process %d: live region of an unexpected size", (int)pid);
             return false;
         }
         uint64_t seq;
         if ((out->seq & 1) == 0 && pread(fd, &seq, sizeof seq, offsetof(ms_live_t, seq)) == sizeof seq &&
-            seq == out->seq && out->updates > 0) {
+            seq == out->seq) {
             out->program[sizeof out->program - 1] = 0;
-            return true;
+            const char *wrong = region_wrong(out, pid);
+            if (wrong && !quiet) ms_warn("process %d: live region not usable: %s", (int)pid, wrong);
+            return !wrong;
         }
         struct timespec ts = { 0, 1000000 };
         nanosleep(&ts, NULL);
     }
-    ms_warn("process %d: live region kept changing while being read", (int)pid);
+    if (!quiet) ms_warn("process %d: live region kept changing while being read", (int)pid);
     return false;
 }
 
@@ -212,10 +238,10 @@ int cmd_stats(int argc, char **argv)
     if (!pid_s) ms_usage_error("stats: no process id given (memshim stats PID)");
     pid_t pid;
     parse_pid("stats", pid_s, &pid);
-    int fd = open_region(pid);
+    int fd = ms_live_open(pid, false);
     if (fd < 0) return 1;
     ms_live_t l;
-    bool ok = read_region(fd, pid, &l);
+    bool ok = ms_live_read(fd, pid, &l, 200, false);
     close(fd);
     if (!ok) return 1;
     if (json) return print_json(&l);
@@ -253,7 +279,7 @@ int cmd_top(int argc, char **argv)
     if (!pid_s) ms_usage_error("top: no process id given (memshim top PID)");
     pid_t pid;
     parse_pid("top", pid_s, &pid);
-    int fd = open_region(pid);
+    int fd = ms_live_open(pid, false);
     if (fd < 0) return 1;
 
     bool screen = isatty(1);
@@ -277,7 +303,7 @@ int cmd_top(int argc, char **argv)
             fprintf(stderr, "%s: process %d has exited\n", ms_prog, (int)pid);
             break;
         }
-        if (!read_region(fd, pid, &cur)) { rc = 1; break; }
+        if (!ms_live_read(fd, pid, &cur, 200, false)) { rc = 1; break; }
         unsigned rows = 40;
         if (screen) {
             struct winsize ws;

@@ -52,6 +52,10 @@ static const char usage_text[] =
 "  stats PID [--json]  the current figures of a process run with MEMSHIM_LIVE=1\n"
 "  top PID [-d SECONDS] [-n COUNT]\n"
 "                      the same, refreshed like top(1); q or Ctrl-C quits\n"
+"  exporter [--listen ADDR:PORT] [--once [--openmetrics]]\n"
+"                      serve every readable process's live figures at /metrics\n"
+"                      for Prometheus (default 127.0.0.1:9464); --once: print\n"
+"                      one scrape on stdout\n"
 "  plot RSSLOG -o FILE.svg [--title TEXT]\n"
 "                      draw an RSS log (MEMSHIM_RSS_LOG) as an SVG picture\n"
 "  graph FILE.json -o FILE.svg [--max-objects N] [--group N] [--format FMT]\n"
@@ -64,16 +68,34 @@ static const char usage_text[] =
 "  flame FILE.json -o FILE.svg [--metric peak|inuse|alloc|temp] [--title TEXT]\n"
 "                      draw a heap profile as an icicle graph (widths in bytes)\n"
 "  help [COMMAND]      this text\n"
+"  help env            the MEMSHIM_* variables the library reads\n"
 "  --version           memshim's version\n"
 "\n"
 "KIND: definite, indirect, possible, reachable (or the report's own names,\n"
 "e.g. definitely_lost), comma-separated.  See memshim(1) and memshim(7).\n";
 
+/* `memshim help env`: every variable the library reads, from the table the
+ * library itself is built from (shim/options.def). */
+static int help_env(void)
+{
+    static const struct { const char *name, *doc; } vars[] = {
+#define OPT(name, kind, where, lo, hi, form, doc) { #name, doc },
+#include "options.def"
+#undef OPT
+    };
+    puts("The library's settings, read from the environment at start-up (see memshim(7)).\n"
+         "Each may also be given in MEMSHIM_OPTIONS as key=value, the key being the\n"
+         "name's lower-case tail (MEMSHIM_STACK_DEPTH: stack_depth), pairs joined by ':'.\n");
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) printf("  %-24s %s\n", vars[i].name, vars[i].doc);
+    return 0;
+}
+
 static int cmd_help(int argc, char **argv)
 {
     if (argc > 2) ms_usage_error("help: too many arguments");
+    if (argc == 2 && strcmp(argv[1], "env") == 0) return help_env();
     if (argc == 2) {
-        static const char *const known[] = { "run", "report", "diff", "stats", "top", "plot", "graph",
+        static const char *const known[] = { "run", "report", "diff", "stats", "top", "exporter", "plot", "graph",
                                              "profile", "flame", "help" };
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= strcmp(argv[1], known[i]) == 0;
@@ -331,7 +353,8 @@ int main(int argc, char **argv)
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         { "run", cmd_run }, { "report", cmd_report }, { "diff", cmd_diff },
         { "stats", cmd_stats }, { "top", cmd_top }, { "plot", cmd_plot },
-        { "graph", cmd_graph }, { "profile", cmd_profile }, { "flame", cmd_flame },
+        { "graph", cmd_graph }, { "exporter", cmd_exporter },
+        { "profile", cmd_profile }, { "flame", cmd_flame },
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(c, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);

@@ -3,7 +3,9 @@
  *
  *   memshim.c   main, help, version, `run`
  *   report.c    leak reports (JSON, written by the library): `report`, `diff`
- *   live.c      a running process's figures (shim/live.h): `stats`, `top`
+ *   live.c      a running process's figures (shim/live.h): `stats`, `top`;
+ *               the one reader of live regions
+ *   exporter.c  every process's figures over HTTP for Prometheus: `exporter`
  *   plot.c      an RSS log (MEMSHIM_RSS_LOG) as SVG: `plot`
  *   graph.c     a report's reference cycles drawn with Graphviz: `graph`
  *   profile.c   heap profiles (MEMSHIM_PROFILE, JSON): `profile`, `flame`
@@ -36,6 +38,14 @@ char  *ms_commas(uint64_t n, char *buf, size_t cap);           /* "1,234,567" */
 const char *ms_opt_value(int argc, char **argv, int *i, const char *name);
 void   ms_xml_text(FILE *o, const char *s);                   /* escaped for XML */
 
+/* live.c: a process's live region (shim/live.h).  ms_live_open: its
+ * descriptor, or -1; ms_live_read: a consistent copy, checked field by
+ * field; both say why not on stderr unless quiet. */
+#include <sys/types.h>
+struct ms_live_s;
+int    ms_live_open(pid_t pid, bool quiet);
+bool   ms_live_read(int fd, pid_t pid, struct ms_live_s *out, unsigned attempts, bool quiet);
+
 /* the subcommands: argv[0] is the subcommand's name */
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
@@ -46,5 +56,6 @@ int cmd_plot(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
 int cmd_profile(int argc, char **argv);
 int cmd_flame(int argc, char **argv);
+int cmd_exporter(int argc, char **argv);
 
 #endif

@@ -2,10 +2,10 @@
 # tests/e2e/run.sh - end-to-end: preload libmemshim.so into real programs from
 # Debian packages and compare their output with a run without memshim.
 #
-#   MEMSHIM_BUILD=/abs/path/to/build tests/e2e/run.sh   (what `make e2e` does)
+#   MS_TEST_BUILD=/abs/path/to/build tests/e2e/run.sh   (what `make e2e` does)
 #
 # Each case runs twice in fresh directories: once plain, once with
-# LD_PRELOAD=$MEMSHIM_BUILD/libmemshim.so and MEMSHIM_STATS=<file>.  A case
+# LD_PRELOAD=$MS_TEST_BUILD/libmemshim.so and MEMSHIM_STATS=<file>.  A case
 # passes when both runs exit 0, their standard outputs are identical, the
 # memshim run wrote its statistics ("memshim: heap statistics": memshim really
 # was the allocator) and memshim printed no complaint on standard error.
@@ -13,7 +13,7 @@
 set -u
 unset LD_PRELOAD MEMSHIM_STATS MEMSHIM_ON_ERROR MEMSHIM_VERBOSE
 
-B=${MEMSHIM_BUILD:-}
+B=${MS_TEST_BUILD:-}
 if [ -z "$B" ]; then
     B=$(cd "$(dirname "$0")/../../build" 2>/dev/null && pwd)
 fi
@@ -21,7 +21,7 @@ LIB=$B/libmemshim.so
 pass=0
 fail=0
 if [ ! -f "$LIB" ]; then
-    echo "FAIL setup: $LIB not found (set MEMSHIM_BUILD)"
+    echo "FAIL setup: $LIB not found (set MS_TEST_BUILD)"
     echo "e2e: 0 passed, 1 failed"
     exit 1
 fi

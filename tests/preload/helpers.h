@@ -134,7 +134,7 @@ static inline const char *h_build_dir(void)
 {
     static char dir[PATH_MAX];
     if (dir[0]) return dir;
-    const char *env = getenv("MEMSHIM_BUILD");
+    const char *env = getenv("MS_TEST_BUILD");
     if (env && *env) {
         snprintf(dir, sizeof dir, "%s", env);
         return dir;

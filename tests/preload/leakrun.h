@@ -26,7 +26,7 @@ typedef struct {
 
 static const char *build_dir(void)
 {
-    const char *b = getenv("MEMSHIM_BUILD");
+    const char *b = getenv("MS_TEST_BUILD");
     return b ? b : "build";
 }
 

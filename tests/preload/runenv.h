@@ -13,7 +13,7 @@ static inline void clear_memshim_env(void)
     for (int again = 1; again;) {
         again = 0;
         for (char **e = environ; e && *e; e++) {
-            if (strncmp(*e, "MEMSHIM_", 8) != 0 || strncmp(*e, "MEMSHIM_BUILD=", 14) == 0) continue;
+            if (strncmp(*e, "MEMSHIM_", 8) != 0 || strncmp(*e, "MS_TEST_BUILD=", 14) == 0) continue;
             char name[256];
             size_t len = strcspn(*e, "=");
             if (len >= sizeof name) continue;

@@ -6,13 +6,13 @@
 # the cycle graph (Graphviz), heap profiles (profile.sh), the man pages, and
 # `make install` into a scratch DESTDIR.
 #
-#   MEMSHIM_BUILD=build tests/tools/run.sh      (make tools-test)
+#   MS_TEST_BUILD=build tests/tools/run.sh      (make tools-test)
 #
 # Each check asserts one behaviour and prints "ok - NAME" or "FAIL - NAME"
 # with the evidence; the last line is "N passed, N failed".
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-B=$(cd "${MEMSHIM_BUILD:-$ROOT/build}" && pwd)
+B=$(cd "${MS_TEST_BUILD:-$ROOT/build}" && pwd)
 MS=$B/memshim
 LIB=$B/libmemshim.so
 FIX=$ROOT/tests/tools/fixtures
@@ -262,7 +262,8 @@ t_report_fuzz() {
     # The command built with AddressSanitizer and UBSan, fed 400 mutations of
     # the fixtures: every run ends with status 0 or 1, never a sanitizer report.
     cc -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 \
-       -I"$ROOT/include" -I"$ROOT/shim" -o "$T/memshim-asan" "$ROOT"/tools/*.c -ljansson -lm || return 1
+       -I"$ROOT/include" -I"$ROOT/shim" -o "$T/memshim-asan" "$ROOT"/tools/*.c "$ROOT"/shim/prom.c \
+       -ljansson -lmicrohttpd -lm || return 1
     mkdir -p "$T/fuzz"
     "$PY" - "$FIX" "$T/fuzz" <<'EOF' || return 1
 import os, random, sys
@@ -648,13 +649,34 @@ t_man_render() {
         has "$out" "$c" || return 1
     done
     out=$(MANWIDTH=80 man -l "$ROOT/man/memshim.7" 2>&1) || { echo "$out"; return 1; }
-    # every variable the library reads is documented
-    local v
-    for v in $(grep -ohE '_ms_getenv\("MEMSHIM_[A-Z_]+"' "$ROOT"/shim/*.c | grep -oE 'MEMSHIM_[A-Z_]+' | sort -u) MEMSHIM_GC; do
-        has "$out" "$v" || return 1
-    done
+    # every variable of the table (shim/options.def) is documented: the
+    # library's in memshim(7), the command's in memshim(1); all in `help env`
+    local v vars cmd_vars help1 help_env
+    vars=$(grep -oE '^OPT\(MEMSHIM_[A-Z_]+, [A-Z]+' "$ROOT/shim/options.def" | grep -v ', COMMAND$' | grep -oE 'MEMSHIM_[A-Z_]+')
+    cmd_vars=$(grep -oE '^OPT\(MEMSHIM_[A-Z_]+, COMMAND' "$ROOT/shim/options.def" | grep -oE 'MEMSHIM_[A-Z_]+')
+    [ "$(wc -w <<<"$vars")" -ge 20 ] || { echo "too few variables read from options.def: $vars"; return 1; }
+    help1=$(MANWIDTH=80 man -l "$ROOT/man/memshim.1" 2>&1)
+    help_env=$("$MS" help env) || return 1
+    for v in $vars; do has "$out" "$v" && has "$help_env" "$v" || return 1; done
+    for v in $cmd_vars; do has "$help1" "$v" && has "$help_env" "$v" || return 1; done
+    # and no variable is read outside the table
+    v=$(grep -ohE '_ms_(getenv|option_text)\("MEMSHIM_[A-Z_]+"' "$ROOT"/shim/*.c | grep -oE 'MEMSHIM_[A-Z_]+' | sort -u)
+    for v in $v; do has "$vars" "$v" || { echo "$v is read but not in options.def"; return 1; }; done
 }
-check "man pages render; memshim(7) documents every variable the library reads" t_man_render
+check "man pages render; memshim(7), memshim(1) and help env document every variable of options.def" t_man_render
+
+t_owners() {
+    local R="$T/owners"
+    mkdir -p "$R" && cp -r "$ROOT/shim" "$ROOT/collector" "$R/" || return 1
+    OWNERS_ROOT=$R "$ROOT/tests/owners.sh" >/dev/null || { echo "the tree as it is fails"; return 1; }
+    printf 'static void probe(void) { fprintf(stderr, "x"); }\n' > "$R/collector/probe.c"
+    out=$(OWNERS_ROOT=$R "$ROOT/tests/owners.sh") && { echo "a stray fprintf passed"; return 1; }
+    has "$out" "only out.c writes output" && has "$out" "collector/probe.c" || return 1
+    printf 'static const char *probe(void) { return getenv("MEMSHIM_X"); }\n' > "$R/collector/probe.c"
+    out=$(OWNERS_ROOT=$R "$ROOT/tests/owners.sh") && { echo "a stray getenv passed"; return 1; }
+    has "$out" "only options.c reads the environment"
+}
+check "check-deps fails on a getenv or an fprintf outside its owner" t_owners
 
 # ==== make install ======================================================================
 t_install() {

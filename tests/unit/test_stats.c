@@ -128,7 +128,7 @@ static char *parse_with(const char *name, const char *value)
     dup2(fd, 2);
     _ms_out_retake_stderr();     /* memshim writes to stderr as it was: this file now */
     environ = env;
-    _ms_options_load_reporting();
+    _ms_options_load();
     environ = old_env;
     dup2(saved, 2);
     close(saved);

@@ -1,0 +1,156 @@
+/* test_options.c - the options table (shim/options.def): MEMSHIM_OPTIONS,
+ * precedence, misspelled names, and the collector's setting through it. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "shim.h"
+
+/* Load the options with only `vars` in the environment (swapped in); return
+ * what memshim said on stderr. */
+extern char **environ;
+static char *load_with(char **vars)
+{
+    static char out[4096];
+    char **old_env = environ;
+    char path[] = "/tmp/ms-opt-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    int saved = dup(2);
+    dup2(fd, 2);
+    _ms_out_retake_stderr();
+    environ = vars;
+    _ms_options_load();
+    environ = old_env;
+    dup2(saved, 2);
+    close(saved);
+    _ms_out_retake_stderr();
+    ssize_t n = pread(fd, out, sizeof out - 1, 0);
+    out[n > 0 ? n : 0] = 0;
+    close(fd);
+    unlink(path);
+    return out;
+}
+
+static unsigned lines(const char *s)
+{
+    unsigned n = 0;
+    for (; *s; s++) n += *s == '\n';
+    return n;
+}
+
+Test(options, one_variable_sets_several)
+{
+    char *env[] = { "MEMSHIM_OPTIONS=stack_depth=7:show=all:report_format=json:rss_interval=300:"
+                    "on_error=continue:sample=4k:stats_signal=USR2", NULL };
+    const char *e = load_with(env);
+    cr_assert_str_empty(e, "said: %s", e);
+    cr_assert_eq(_ms_opt.stack_depth, 7);
+    cr_assert_eq(_ms_opt.show, (1u << MS_NKINDS) - 1);
+    cr_assert_eq(_ms_opt.json, 1);
+    cr_assert_eq(_ms_ropt.rss_interval_ms, 300);
+    cr_assert_eq(_ms_opt.on_error, MS_ON_ERROR_CONTINUE);
+    cr_assert_eq(_ms_opt.sample, 4096);
+    cr_assert_eq(_ms_ropt.stats_signal, SIGUSR2);
+}
+
+Test(options, keys_are_case_insensitive_and_paths_made_absolute)
+{
+    char *env[] = { "MEMSHIM_OPTIONS=REPORT=leaks.%p.json::Stack_Depth=3", NULL };
+    static char report[4096];                 /* this process's own exit report stays where it was */
+    snprintf(report, sizeof report, "%s", _ms_opt.report ? _ms_opt.report : "stderr");
+    const char *e = load_with(env);
+    cr_assert_str_empty(e, "said: %s", e);
+    char cwd[512];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    cr_assert_not_null(_ms_opt.report);
+    cr_assert(strncmp(_ms_opt.report, cwd, strlen(cwd)) == 0 && strstr(_ms_opt.report, "/leaks.%p.json"),
+              "%s", _ms_opt.report);
+    cr_assert_eq(_ms_opt.stack_depth, 3);
+    _ms_opt.report = report;
+}
+
+Test(options, a_variable_of_its_own_wins)
+{
+    char *env[] = { "MEMSHIM_STACK_DEPTH=9", "MEMSHIM_OPTIONS=stack_depth=5:why_depth=2", NULL };
+    const char *e = load_with(env);
+    cr_assert_str_empty(e, "said: %s", e);
+    cr_assert_eq(_ms_opt.stack_depth, 9);
+    cr_assert_eq(_ms_opt.why_depth, 2);
+}
+
+Test(options, a_misspelt_variable_is_named_with_the_closest)
+{
+    char *env[] = { "MEMSHIM_REPROT=x.json", "MEMSHIM_STAKC_DEPTH=4", NULL };
+    const char *report = _ms_opt.report;
+    const char *e = load_with(env);
+    cr_assert_not_null(strstr(e, "memshim: MEMSHIM_REPROT: not a memshim setting; ignored (did you mean MEMSHIM_REPORT?)\n"),
+                       "said: %s", e);
+    cr_assert_not_null(strstr(e, "MEMSHIM_STAKC_DEPTH: not a memshim setting; ignored (did you mean MEMSHIM_STACK_DEPTH?)"),
+                       "said: %s", e);
+    cr_assert_eq(lines(e), 2, "said: %s", e);
+    cr_assert_eq(_ms_opt.report, report, "nothing set from a misspelling");
+}
+
+Test(options, a_name_like_none_points_at_the_list)
+{
+    char *env[] = { "MEMSHIM_ZQXJKWV_PLOTH=1", NULL };
+    const char *e = load_with(env);
+    cr_assert_not_null(strstr(e, "MEMSHIM_ZQXJKWV_PLOTH: not a memshim setting; ignored (memshim help env lists them)"),
+                       "said: %s", e);
+    cr_assert_eq(lines(e), 1);
+}
+
+Test(options, the_commands_own_variable_is_no_misspelling)
+{
+    char *env[] = { "MEMSHIM_LIBRARY=/opt/lib/libmemshim.so", "MEMSHIM_GC=off", NULL };
+    const char *e = load_with(env);
+    cr_assert_str_empty(e, "said: %s", e);
+}
+
+Test(options, bad_keys_and_values_in_the_one_variable)
+{
+    int depth = (int)_ms_opt.stack_depth;
+    char *env[] = { "MEMSHIM_OPTIONS=stak_depth=3:stack_depth=abc:verbose:library=x", NULL };
+    const char *e = load_with(env);
+    cr_assert_not_null(strstr(e, "MEMSHIM_OPTIONS: stak_depth: not a memshim setting; ignored (did you mean stack_depth?)"),
+                       "said: %s", e);
+    cr_assert_not_null(strstr(e, "MEMSHIM_OPTIONS:stack_depth=abc: expected a number of frames from 1 to 64; using the default"),
+                       "said: %s", e);
+    cr_assert_not_null(strstr(e, "MEMSHIM_OPTIONS: verbose: expected key=value"), "said: %s", e);
+    cr_assert_not_null(strstr(e, "MEMSHIM_OPTIONS: library: not a memshim setting"), "said: %s", e);
+    cr_assert_eq(lines(e), 4, "said: %s", e);
+    cr_assert_eq((int)_ms_opt.stack_depth, depth);
+}
+
+Test(options, choices_and_kinds_warn_with_the_accepted_form)
+{
+    char *env[] = { "MEMSHIM_ON_ERROR=ignore", "MEMSHIM_REPORT_FORMAT=xml", "MEMSHIM_SHOW=lost", NULL };
+    const char *e = load_with(env);
+    cr_assert_not_null(strstr(e, "MEMSHIM_ON_ERROR=ignore: expected abort or continue; using the default"), "said: %s", e);
+    cr_assert_not_null(strstr(e, "MEMSHIM_REPORT_FORMAT=xml: expected text or json"), "said: %s", e);
+    cr_assert_not_null(strstr(e, "MEMSHIM_SHOW=lost: expected a comma list of definite"), "said: %s", e);
+    cr_assert_eq(lines(e), 3, "said: %s", e);
+    cr_assert_eq(_ms_opt.on_error, MS_ON_ERROR_ABORT);
+    cr_assert_eq(_ms_opt.json, 0);
+}
+
+Test(options, the_collectors_setting_from_either_place)
+{
+    char buf[64];
+    char *env1[] = { "MEMSHIM_OPTIONS=show=all:gc=700,20,5", NULL };
+    char **saved = environ;
+    environ = env1;
+    const char *v = _ms_option_text("MEMSHIM_GC", buf, sizeof buf);
+    cr_assert(v && strcmp(v, "700,20,5") == 0, "%s", v ? v : "(null)");
+    char *env2[] = { "MEMSHIM_GC=off", "MEMSHIM_OPTIONS=gc=700", NULL };
+    environ = env2;
+    v = _ms_option_text("MEMSHIM_GC", buf, sizeof buf);
+    cr_assert(v && strcmp(v, "off") == 0, "%s", v ? v : "(null)");
+    char *env3[] = { "MEMSHIM_OPTIONS=gcx=1", NULL };
+    environ = env3;
+    cr_assert_null(_ms_option_text("MEMSHIM_GC", buf, sizeof buf));
+    environ = saved;
+}
