@@ -38,13 +38,20 @@ FIXTURE_BIN += $(FIXTURE_CXX:tests/fixtures/%.cc=$(B)/fixtures/%)
 BENCH_SRC   := $(wildcard bench/*.c)
 BENCH_BIN   := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-.PHONY: all lib tool test unit preload e2e tools-test export-test demo bench bench-sampler bench-exporter install uninstall clean deps check-deps \
+.PHONY: all lib tool test test-debug unit preload e2e tools-test export-test demo bench bench-sampler bench-exporter install uninstall clean deps check-deps FORCE \
 	check-cpython
 all: lib tool
 
 lib: $(B)/libmemshim.so
 
-$(B)/%.o: %.c $(wildcard shim/*.h shim/*.def collector/*.h include/*.h) Makefile
+# Objects depend on the flags they were built with (build/.flags changes
+# when they do): `make DEBUG=1` after `make` rebuilds everything.
+FLAGS_NOW := $(CC) $(CFLAGS) $(SHIM_CFLAGS)
+$(B)/.flags: FORCE
+	@mkdir -p $(B); [ "$$(cat $@ 2>/dev/null)" = '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' > $@
+FORCE:
+
+$(B)/%.o: %.c $(wildcard shim/*.h shim/*.def collector/*.h include/*.h) Makefile $(B)/.flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -Iinclude -c $< -o $@
 
@@ -59,10 +66,15 @@ TOOL_SRC := $(wildcard tools/*.c)
 tool: $(B)/memshim
 
 # shim/prom.c is freestanding: the exporter renders with the library's code.
-$(B)/memshim: $(TOOL_SRC) shim/prom.c $(wildcard tools/*.h) shim/live.h shim/prom.h shim/options.def include/memshim.h Makefile
+# The command looks for the library beside itself, then in LIBDIR: `make
+# install` builds it again with the LIBDIR of the PREFIX it installs to.
+TOOL_DEPS := $(TOOL_SRC) shim/prom.c $(wildcard tools/*.h) shim/live.h shim/prom.h shim/options.def \
+	include/memshim.h Makefile $(B)/.flags
+tool_cc = $(CC) $(CFLAGS) -Iinclude -Ishim -DMS_TOOL_LIBDIR='"$(1)"' -o $(2) $(TOOL_SRC) shim/prom.c \
+	-ljansson -lmicrohttpd -lm
+$(B)/memshim: $(TOOL_DEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iinclude -Ishim -DMS_TOOL_LIBDIR='"$(LIBDIR)"' -o $@ $(TOOL_SRC) shim/prom.c \
-	    -ljansson -lmicrohttpd -lm
+	$(call tool_cc,$(LIBDIR),$@)
 
 # ---- tests ------------------------------------------------------------------
 # Unit tests link the objects directly (so they also run on memshim's malloc);
@@ -93,7 +105,7 @@ $(B)/fixtures/%: tests/fixtures/%.cc
 
 # Unit tests run on memshim's own allocator with tracking on; the collector's
 # tests leave cycles on purpose, so their exit reports go to files.
-unit: deps $(UNIT_BIN)
+unit: $(UNIT_BIN)
 	@rm -f $(B)/tests/unit-leaks.*.txt
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; \
 	    MEMSHIM_REPORT=$(CURDIR)/$(B)/tests/unit-leaks.%p.txt $$t --jobs 2; done
@@ -101,25 +113,34 @@ unit: deps $(UNIT_BIN)
 # The runners link libmemshim.so themselves; their own exit reports (Criterion
 # keeps a little memory) go to files, and the fixtures they start get none of
 # these settings (clear_memshim_env in tests/preload/*.h).
-preload: deps $(PRELOAD_BIN) $(FIXTURE_BIN)
+preload: $(PRELOAD_BIN) $(FIXTURE_BIN)
 	@rm -f $(B)/tests/preload-leaks.*.txt
 	@set -e; for t in $(PRELOAD_BIN); do echo "== $$t"; MS_TEST_BUILD=$(CURDIR)/$(B) \
 	    MEMSHIM_REPORT=$(CURDIR)/$(B)/tests/preload-leaks.%p.txt $$t --jobs 2; done
 
-e2e: deps lib $(FIXTURE_BIN)
+e2e: lib $(FIXTURE_BIN)
 	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/e2e/run.sh
 
 # The command end to end, man pages, install into a scratch DESTDIR; fleet
 # export (memshim exporter, MEMSHIM_METRICS, a real Prometheus): export-test.
-tools-test: deps lib tool
+tools-test: lib tool
 	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/tools/run.sh
 	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/tools/export.sh
 
-export-test: deps lib tool
+export-test: lib tool
 	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/tools/export.sh
 
-test: deps lib
-	@$(MAKE) --no-print-directory check-deps unit preload e2e tools-test
+# Packages first, as a step of its own (never racing compilation under -j);
+# then the suites, and once more on the debug tier's build (test-debug).
+test:
+	@tools/install-deps.sh
+	@$(MAKE) --no-print-directory check-deps unit preload e2e tools-test test-debug
+
+# The debug tier (shim/check.c): the unit, API and end-to-end tests again on
+# a build with MS_DEBUG, which walks the whole heap at every leak scan, fork
+# and exit, and aborts on a broken invariant.
+test-debug:
+	@$(MAKE) --no-print-directory B=$(B)/debug DEBUG=1 lib unit preload e2e
 
 # CPython's regression suite (tests/cpython/modules.txt) under Debian's
 # /usr/bin/python3, three ways: without memshim, pools only, tracking
@@ -129,36 +150,42 @@ test: deps lib
 CPY_JOBS    ?= 2
 CPY_MODES   ?= plain,pool,track
 CPY_MODULES ?=
-check-cpython: deps lib
+check-cpython:
 	@tools/install-deps.sh cpython
+	@$(MAKE) --no-print-directory lib
 	@py=$$(readlink -f /usr/bin/python3) && $$py tests/cpython/run.py --python $$py \
 	    --lib $(B)/libmemshim.so --out $(B)/cpython --jobs $(CPY_JOBS) --modes $(CPY_MODES) $(CPY_MODULES)
 
 # ---- demo and bench ------------------------------------------------------------
-demo: deps lib tool $(B)/fixtures/leak_kinds $(B)/fixtures/gc_cycle
+demo:
+	@tools/install-deps.sh
+	@$(MAKE) --no-print-directory lib tool $(B)/fixtures/leak_kinds $(B)/fixtures/gc_cycle
 	@tools/demo.sh $(B)
 
 $(B)/bench/%: bench/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -g -Wall -Iinclude -o $@ $< -lpthread -lm
 
-bench: deps lib tool $(BENCH_BIN) $(B)/fixtures/leak_modes
+bench:
+	@tools/install-deps.sh
+	@$(MAKE) --no-print-directory lib tool $(BENCH_BIN) $(B)/fixtures/leak_modes
 	@bench/run.sh $(B)
 	@bench/sampler.sh $(B)
 	@bench/exporter.sh $(B)
 
-bench-exporter: deps lib tool
+bench-exporter: lib tool
 	@bench/exporter.sh $(B)
 
-bench-sampler: deps lib $(B)/bench/sampler $(B)/bench/runner
+bench-sampler: lib $(B)/bench/sampler $(B)/bench/runner
 	@bench/sampler.sh $(B)
 
 # ---- install ----------------------------------------------------------------------
 LIBDIR := $(PREFIX)/lib
-install: lib tool
+install: lib $(TOOL_DEPS)
+	$(call tool_cc,$(LIBDIR),$(B)/memshim.installed)
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR)/pkgconfig \
 	    $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(B)/memshim $(DESTDIR)$(PREFIX)/bin/memshim
+	install -m 0755 $(B)/memshim.installed $(DESTDIR)$(PREFIX)/bin/memshim
 	install -m 0755 $(B)/libmemshim.so $(DESTDIR)$(LIBDIR)/libmemshim.so.$(VERSION)
 	ln -sf libmemshim.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libmemshim.so

@@ -7,6 +7,7 @@
 #define MS_COLLECTOR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- the allocator vtable ------------------------------------------------
  * All the collector's memory - objects and its own tables alike - comes from
@@ -63,6 +64,9 @@ __attribute__((visibility("hidden"))) long gc_cycles_find(const gc_cycle_sink *s
  * output the program asked for (debug statistics), else its own messages. */
 __attribute__((visibility("hidden"))) const char *gc_host_setting(char *buf, size_t cap);
 __attribute__((visibility("hidden"))) void gc_host_write(const char *text, size_t n, int asked);
+
+/* Time spent collecting so far, all generations (the statistics' figure). */
+__attribute__((visibility("hidden"))) uint64_t gc_time_ns(void);
 
 /* ---- what the leak scan needs to know of an object's block ------------------
  * memshim_new's block holds an optional 16-byte size prefix, then the object

@@ -276,11 +276,11 @@ static size_t delete_garbage(gc_head *collectable, gc_head *old)
     return survivors;
 }
 
-static double now_seconds(void)
+static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* A line the program asked for (MEMSHIM_DEBUG_STATS: standard error as it
@@ -315,7 +315,7 @@ void gc_warn_line(const char *fmt, ...)
  * counting while finalizers ran are included). */
 static long collect_main(int generation)
 {
-    double t0 = (gc_st.debug & MEMSHIM_DEBUG_STATS) ? now_seconds() : 0;
+    uint64_t t0 = now_ns();
 
     /* 1. Counts: this collection counts toward the next older generation. */
     if (generation + 1 < GC_NGEN) gc_st.gen[generation + 1].count++;
@@ -375,11 +375,13 @@ static long collect_main(int generation)
     st->collections++;
     st->collected += (long)found;
     st->uncollectable += (long)survivors;
+    uint64_t took = now_ns() - t0;
+    gc_st.time_ns += took;
     if (gc_st.debug & MEMSHIM_DEBUG_STATS)
         gc_debug_line("memshim: gc: generation %d: %zu examined, %zu unreachable, "
                       "%zu resurrected, %zu uncollectable, %.6f s\n",
                       generation, kept + found + resurrected, found, resurrected,
-                      survivors, now_seconds() - t0);
+                      survivors, (double)took * 1e-9);
     return (long)found;
 }
 

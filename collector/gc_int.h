@@ -204,6 +204,7 @@ typedef struct gc_state {
     int          debug;         /* MEMSHIM_DEBUG_* */
     long         long_lived_total, long_lived_pending; /* CPython's full-collection rule */
     struct memshim_gc_stats stats[GC_NGEN];
+    uint64_t     time_ns;       /* spent collecting, all generations */
     void       **garbage;       /* SAVEALL: strong references */
     size_t       ngarbage, garbage_cap;
     gc_callback *callbacks;

@@ -103,6 +103,14 @@ GC_EXPORT void memshim_gc_get_stats(struct memshim_gc_stats out[3])
     gc_unlock();
 }
 
+uint64_t gc_time_ns(void)
+{
+    gc_lock();
+    uint64_t t = gc_st.time_ns;
+    gc_unlock();
+    return t;
+}
+
 GC_EXPORT void memshim_gc_set_debug(int flags) { gc_lock(); gc_st.debug = flags; gc_unlock(); }
 
 GC_EXPORT int memshim_gc_get_debug(void)

@@ -116,7 +116,7 @@ void _ms_free(void *p)
             const ms_class_t *k = &_ms_classes[cls];
             const ms_page_t *pg = &s->pages[s->span_head[i]];
             uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)pg->start);
-            uint64_t idx = (off * k->recip) >> 42;
+            uint64_t idx = _ms_block_index(k, off);
             ms_bin_t *b = &tc->bins[cls];
             if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED) &&
                           b->count < b->limit && ((uintptr_t *)p)[1] != _ms_free_key)) {

@@ -92,15 +92,16 @@ static uintptr_t stack_top(void)
  * the record of the block it falls in, if there is one. */
 static void in_segment(ms_segment_t *s, const void *p, why_t *w, const ms_meta_t **mp, ms_meta_t *copy)
 {
-    unsigned i = _ms_page_index(s, p);
-    uint8_t cls = __atomic_load_n(&s->page_class[i], __ATOMIC_ACQUIRE);
+    ms_where_t at;
     *mp = NULL;
-    if (i == 0) { say(w, "inside memshim's heap, in a segment's header"); return; }
-    if (cls == MS_CLASS_NONE) { say(w, "inside memshim's heap, in a free page"); return; }
-    const ms_page_t *pg = &s->pages[s->span_head[i]];
-    const ms_class_t *k = &_ms_classes[cls];
-    uint64_t off = (uint64_t)((const uint8_t *)p - pg->start);
-    uint64_t idx = (off * k->recip) >> 42;
+    if (!_ms_where(s, p, &at)) {
+        say(w, _ms_page_index(s, p) == 0 ? "inside memshim's heap, in a segment's header"
+                                         : "inside memshim's heap, in a free page");
+        return;
+    }
+    const ms_page_t *pg = at.pg;
+    const ms_class_t *k = at.k;
+    uint64_t idx = at.idx;
     const uint8_t *blk = pg->start + idx * k->size;
     uint64_t into = (uint64_t)((const uint8_t *)p - blk);
     const ms_meta_t *m = pg->meta && idx < k->capacity ? &pg->meta[idx] : NULL;

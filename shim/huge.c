@@ -53,9 +53,12 @@ static bool grow(void)
     return true;
 }
 
+/* Past half full (tombstones counted) the table grows; if it cannot, the
+ * entry still goes in while two empty slots remain (find() stops at an
+ * empty one), so an entry just erased can always be put back. */
 static huge_ent *insert(uintptr_t a, size_t size)
 {
-    if ((used + tombs + 1) * 2 > cap && !grow()) return NULL;
+    if ((used + tombs + 1) * 2 > cap && !grow() && cap - used - tombs < 2) return NULL;
     size_t i = slot_of(a) & (cap - 1);
     while (table[i].addr > TOMB) i = (i + 1) & (cap - 1);
     if (table[i].addr == TOMB) tombs--;
@@ -185,6 +188,7 @@ void *_ms_huge_realloc(void *p, size_t n)
         huge_ent keep = *e;
         erase(e);
         huge_ent *ne = insert((uintptr_t)q, size);   /* cannot fail: a slot was just freed */
+        ms_assert(ne != NULL);
         ne->req = keep.req;
         ne->meta = keep.meta;
         live_bytes += size - old;

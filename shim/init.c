@@ -48,6 +48,7 @@ static void fork_prepare(void)
     _ms_symbolize_lock();
     _ms_stack_lock();
     _ms_lock_all();
+    if (MS_DEBUG) _ms_heap_check_locked();
 }
 static void fork_parent(void)
 {
@@ -103,6 +104,11 @@ __attribute__((constructor(101))) static void ms_constructor(void)
 
 __attribute__((destructor(101))) static void ms_destructor(void)
 {
+    if (MS_DEBUG) {                  /* the debug tier: the heap as the program leaves it */
+        _ms_lock_all();
+        _ms_heap_check_locked();
+        _ms_unlock_all(false);
+    }
     _ms_stats_at_exit();
     _ms_profile_at_exit();       /* before the leak report, which may _exit */
     _ms_leak_at_exit();          /* may end the process with MEMSHIM_EXITCODE */

@@ -15,6 +15,9 @@
 #include "shim.h"
 #include "../include/memshim.h"
 
+static ms_heap_err_t heap_errs[MS_HEAP_ERR_MAX];     /* heap misuse for the report (below) */
+static unsigned heap_errs_n;
+
 void _ms_leak_init(void)
 {
     if (!_ms_opt.track) {
@@ -30,6 +33,7 @@ void _ms_leak_after_fork_child(void)
     _ms_leak_forked = 1;
     _ms_fork_own_reset();
     _ms_leak_report_fork_child();
+    heap_errs_n = 0;                        /* the parent's misuse is in the parent's report */
 }
 
 /* The callee-saved registers as the caller left them: the program's frames
@@ -66,7 +70,7 @@ void _ms_leak_at_exit(void)
         self.pc = 0;
     }
     int leaks = _ms_leak_report(1, &self);
-    if (leaks > 0 && _ms_opt.exitcode >= 0) {
+    if ((leaks > 0 || __atomic_load_n(&heap_errs_n, __ATOMIC_RELAXED)) && _ms_opt.exitcode >= 0) {
         fflush(NULL);                       /* the program's buffered output first */
         _exit(_ms_opt.exitcode);
     }
@@ -107,6 +111,36 @@ MS_EXPORT MS_NOINLINE int memshim_why(const void *ptr, int fd)
 
 /* ---- heap misuse ------------------------------------------------------------- */
 
+/* Every misuse message is also kept, with its stacks, for the leak report
+ * (its "heap errors" section): in memshim's static memory, never the
+ * program's heap; a forked child starts with none. */
+
+void _ms_heap_err_note(const char *what, const void *p, const char *is,
+                       const char *const *titles, const uint32_t *stacks, unsigned nstacks)
+{
+    unsigned i = __atomic_fetch_add(&heap_errs_n, 1, __ATOMIC_RELAXED);
+    if (i >= MS_HEAP_ERR_MAX) return;
+    ms_heap_err_t *e = &heap_errs[i];
+    e->what = what;
+    size_t n = is ? strnlen(is, sizeof e->is - 1) : 0;
+    if (n) memcpy(e->is, is, n);
+    e->is[n] = 0;
+    e->p = p;
+    e->tid = _ms_os_gettid();
+    e->nstacks = nstacks < 3 ? nstacks : 3;
+    for (unsigned k = 0; k < e->nstacks; k++) { e->titles[k] = titles[k]; e->stacks[k] = stacks[k]; }
+    __atomic_store_n(&e->ready, 1, __ATOMIC_RELEASE);
+}
+
+const ms_heap_err_t *_ms_heap_errors(unsigned *shown, unsigned *total)
+{
+    unsigned n = __atomic_load_n(&heap_errs_n, __ATOMIC_ACQUIRE), k = 0;
+    while (k < n && k < MS_HEAP_ERR_MAX && __atomic_load_n(&heap_errs[k].ready, __ATOMIC_ACQUIRE)) k++;
+    *shown = k;
+    *total = n;
+    return heap_errs;
+}
+
 static void misuse_stack(ms_buf_t *b, const char *title, const uintptr_t *ip, unsigned n)
 {
     _ms_bprintf(b, "    %s:\n", title);
@@ -145,6 +179,14 @@ void _ms_misuse_report(const char *what, const void *p, const char *is,
     if (__atomic_fetch_add(&reported, 1, __ATOMIC_RELAXED) < 100) {
         uintptr_t now[MS_MAX_STACK];
         unsigned nnow = _ms_track_on ? _ms_unwind(now, _ms_opt.stack_depth) : 0;
+        if (_ms_track_on) {            /* for the report: the stacks given, then "now at" */
+            const char *t[3] = { "now at", "now at", "now at" };
+            uint32_t st[3] = { 0, 0, 0 };
+            unsigned k = 0;
+            for (; k < nstacks && k < 2; k++) { t[k] = titles[k]; st[k] = stacks[k]; }
+            st[k] = nnow ? _ms_stack_intern(now, nnow) : 0;
+            _ms_heap_err_note(what, p, is, t, st, k + 1);
+        } else _ms_heap_err_note(what, p, is, NULL, NULL, 0);
         _ms_busy++;                    /* symbolizing allocates: those blocks are memshim's */
         char mem[4096];
         ms_buf_t b;
@@ -206,6 +248,9 @@ void _ms_corrupt_report(void)
                     corrupt[corrupt_done].blk);
         static const char *const titles[] = { "allocated at", "freed at" };
         misuse_stacks(&b, titles, (const uint32_t[]){ m->stack, m->free_stack }, 2);
+        _ms_heap_err_note("write to freed block", corrupt[corrupt_done].blk,
+                          "a freed block whose free-list link was overwritten (use after free)", titles,
+                          (const uint32_t[]){ m->stack, m->free_stack }, 2);
         _ms_buf_flush(&b);
         _ms_busy--;
     }

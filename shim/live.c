@@ -125,7 +125,7 @@ void _ms_live_fill(ms_live_t *l, bool smaps)
     _ms_stats_collect(&st);
     _ms_rss_read(&rss, smaps);
     memset(&gc, 0, sizeof gc);
-    bool gc_ran = _ms_gc_figures && _ms_gc_figures(&gc) > 0 && gc.collections > 0;
+    bool gc_ran = _ms_gc_figures(&gc) > 0 && gc.collections > 0;
 
     l->updated_unix_ms = unix_ms();
     l->rss = rss.rss;

@@ -7,6 +7,7 @@
  * same settings in one variable, as LSAN_OPTIONS and MALLOC_CONF do; a
  * variable of its own wins over it.  An unknown MEMSHIM_* variable (a
  * misspelling) is named, with the closest known one. */
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <strings.h>
@@ -24,6 +25,7 @@ ms_options_t _ms_opt = {
     .show = (1u << MS_KIND_DEFINITE) | (1u << MS_KIND_INDIRECT) | (1u << MS_KIND_POSSIBLE),
     .exitcode = -1,
     .why_depth = 8,
+    .trace_children = 1,
 };
 
 /* ---- the table ------------------------------------------------------------------ */
@@ -148,18 +150,21 @@ static bool parse_num(const char *v, uint64_t lo, uint64_t hi, bool scaled, uint
     return true;
 }
 
-/* MEMSHIM_SHOW: a comma list of definite, indirect, possible, reachable, or all. */
-static bool parse_show(const char *v, unsigned *out)
+/* MEMSHIM_SHOW: a comma list of definite, indirect, possible, reachable, or
+ * all, none, summary (the summary alone, whenever something leaked). */
+static bool parse_show(const char *v, unsigned *out, int *summary)
 {
     static const char *names[MS_NKINDS] = { "definite", "indirect", "possible", "reachable" };
     unsigned bits = 0;
     const char *p = v;
+    *summary = 0;
     while (*p) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
         unsigned k;
         if (len == 3 && strncmp(p, "all", 3) == 0) bits = (1u << MS_NKINDS) - 1;
         else if (len == 4 && strncmp(p, "none", 4) == 0) ;
+        else if (len == 7 && strncmp(p, "summary", 7) == 0) *summary = 1;
         else {
             for (k = 0; k < MS_NKINDS; k++)
                 if (strlen(names[k]) == len && strncmp(p, names[k], len) == 0) break;
@@ -194,6 +199,39 @@ static void put_number(const optdef_t *o, uint64_t x)
     else *(uint32_t *)o->dst = (uint32_t)x;
 }
 
+/* MEMSHIM_TRACE_CHILDREN=0: the programs this one starts run without
+ * memshim.  Its entries leave LD_PRELOAD in this process's environment,
+ * which its children inherit: the value is rewritten in place (never
+ * longer), or the variable removed from environ when nothing is left. */
+static void untrace_children(void)
+{
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "LD_PRELOAD=", 11) != 0) continue;
+        char *v = *e + 11, out[4096];
+        size_t n = 0;
+        for (const char *p = v; *p;) {
+            size_t len = strcspn(p, ": ");
+            bool ours = false;
+            for (size_t i = 0; i + 7 <= len; i++) ours |= strncmp(p + i, "memshim", 7) == 0;
+            if (!ours && len && n + len + 1 < sizeof out) {
+                if (n) out[n++] = ':';
+                memcpy(out + n, p, len);
+                n += len;
+            }
+            p += len;
+            if (*p) p++;
+        }
+        if (n) {
+            memcpy(v, out, n);
+            v[n] = 0;
+        } else {
+            char **d = e;
+            do d[0] = d[1]; while (*d++);
+        }
+        return;
+    }
+}
+
 /* A file name kept from the environment: copied into buf now (a program
  * may overwrite its environment, as setproctitle does, before memshim
  * needs the name at exit) and made absolute against the working directory
@@ -218,6 +256,45 @@ const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap)
     return buf;
 }
 
+/* Whether the parent process runs on memshim (its LD_PRELOAD names it)
+ * with the same MEMSHIM_REPORT: then this is a program it started (sh -c
+ * 'a; b', make), and the report gets a name of its own rather than
+ * replacing the parent's.  Read from /proc/PPID/environ, the parent's
+ * environment as it was exec'd, one entry at a time. */
+static bool parent_shares_report(const char *report)
+{
+    char path[64], chunk[4096], ent[4200];
+    ms_buf_t b;
+    _ms_buf_init(&b, path, sizeof path - 1, -1);
+    _ms_bprintf(&b, "/proc/%d/environ", (int)getppid());
+    path[b.len] = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool same = false, preload = false, cut = false;
+    size_t len = 0;
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0)
+        for (ssize_t i = 0; i < n; i++) {
+            if (chunk[i]) {
+                if (len < sizeof ent - 1) ent[len++] = chunk[i]; else cut = true;
+                continue;
+            }
+            ent[len] = 0;
+            if (!cut && strncmp(ent, "MEMSHIM_REPORT=", 15) == 0) same = strcmp(ent + 15, report) == 0;
+            if (!cut && strncmp(ent, "LD_PRELOAD=", 11) == 0) preload = strstr(ent, "memshim") != NULL;
+            len = 0;
+            cut = false;
+        }
+    close(fd);
+    return same && preload;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 /* Where a file name is kept: a buffer of its own for each variable.  A
  * K_PATH setting may also say stderr; a K_FILE one (rewritten whole, again
  * and again) names a file. */
@@ -240,8 +317,11 @@ static void set_path(const optdef_t *o, const char *shown_name, const char *v, b
 
 /* One setting from its text; `shown_name` is how messages name it
  * (MEMSHIM_X, or MEMSHIM_OPTIONS:x). */
+static bool given[sizeof optdefs / sizeof optdefs[0]];    /* set by a variable or MEMSHIM_OPTIONS */
+
 static void set_option(const optdef_t *o, const char *shown_name, const char *v, bool secure)
 {
+    given[o - optdefs] = true;
     char shown[128];
     uint64_t n;
     unsigned u;
@@ -257,9 +337,11 @@ static void set_option(const optdef_t *o, const char *shown_name, const char *v,
         if (!*v) return;
         if ((ok = (u = (unsigned)_ms_parse_signal(v)) != 0)) *(int *)o->dst = (int)u;
         break;
-    case K_SHOW:
-        if ((ok = parse_show(v, &u))) *(unsigned *)o->dst = u;
+    case K_SHOW: {
+        int summary;
+        if ((ok = parse_show(v, &u, &summary))) { *(unsigned *)o->dst = u; _ms_opt.show_summary = summary; }
         break;
+    }
     case K_ONERROR: case K_FORMAT:
         if ((ok = parse_choice(v, o->form, &u))) *(unsigned *)o->dst = u;
         break;
@@ -399,6 +481,16 @@ void _ms_options_load(void)
         const char *v = _ms_getenv(o->name);
         if (v) set_option(o, o->name, v, secure);
     }
+    /* What follows from the settings together. */
+    const char *report = _ms_opt.report;
+    if (_ms_names_file(report)) {
+        const optdef_t *fmt = NULL;
+        for (const optdef_t *o = optdefs; o < optdefs + NOPTS; o++) if (o->kind == K_FORMAT) fmt = o;
+        if (fmt && !given[fmt - optdefs] && ends_with(report, ".json")) _ms_opt.json = 1;  /* the name decides */
+        _ms_opt.report_child = !strstr(report, "%p") && parent_shares_report(_ms_getenv("MEMSHIM_REPORT") ?
+                                                                         _ms_getenv("MEMSHIM_REPORT") : report);
+    }
+    if (!_ms_opt.trace_children) untrace_children();
     if (!environ) return;
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, "MEMSHIM_", 8) != 0) continue;

@@ -4,8 +4,11 @@
  *
  * Also the one owner of memshim's output files (leak reports, statistics,
  * the RSS log) and of its copy of standard error:
- *   - names: %p is the pid; a forked child whose name has no %p and that
- *     would write a regular file appends ".PID";
+ *   - names: %p is the pid, %n the output's sequence number (its Nth
+ *     report or statistics of this process); a forked child, or a program
+ *     exec'd by a process writing the same report, whose name has no %p
+ *     and that would write a regular file appends ".PID"; a snapshot
+ *     whose name has no %n appends ".snapN", so no later report replaces it;
  *   - a regular file, or a name that does not exist yet, is written under
  *     a unique temporary name beside it (name.tmp.PID.TID.N, created 0600
  *     with O_EXCL|O_NOFOLLOW) and renamed into place, so a reader never
@@ -236,6 +239,7 @@ void _ms_message(const char *fmt, ...)
 void _ms_heap_error(const char *what, const void *p)
 {
     static int reported;
+    _ms_heap_err_note(what, p, NULL, NULL, NULL, 0);     /* the report keeps it too */
     if (__atomic_fetch_add(&reported, 1, __ATOMIC_RELAXED) < 100)
         _ms_message("%s: %p%s", what, p,
                     _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
@@ -280,19 +284,24 @@ static void release(ms_out_t *o)
     o->lock = -1;
 }
 
-/* pattern with %p replaced by the pid and %% by %; false if it does not fit. */
-bool _ms_expand_path(const char *pattern, char *out, size_t cap)
+/* pattern with %p replaced by the pid, %n by seq and %% by %; false if it
+ * does not fit.  The one expansion of output names. */
+bool _ms_expand_path(const char *pattern, unsigned seq, char *out, size_t cap)
 {
-    char pid[24];
-    ms_buf_t b;
+    char num[2][24];
+    ms_buf_t b[2];
+    _ms_buf_init(&b[0], num[0], sizeof num[0], -1);
+    _ms_bprintf(&b[0], "%d", (int)getpid());
+    _ms_buf_init(&b[1], num[1], sizeof num[1], -1);
+    _ms_bprintf(&b[1], "%u", seq);
     size_t n = 0;
-    _ms_buf_init(&b, pid, sizeof pid, -1);
-    _ms_bprintf(&b, "%d", (int)getpid());
     for (const char *s = pattern; *s; s++) {
         const char *add = s;
         size_t len = 1;
-        if (s[0] == '%' && s[1] == 'p') { add = pid; len = b.len; s++; }
-        else if (s[0] == '%' && s[1] == '%') { s++; }
+        if (s[0] == '%' && (s[1] == 'p' || s[1] == 'n')) {
+            int k = s[1] == 'n';
+            add = num[k]; len = b[k].len; s++;
+        } else if (s[0] == '%' && s[1] == '%') { s++; }
         if (n + len >= cap) return false;
         memcpy(out + n, add, len);
         n += len;
@@ -393,6 +402,23 @@ static void to_stderr(ms_out_t *o)
 
 bool _ms_out_open(ms_out_t *o, const char *var, const char *dest, unsigned flags)
 {
+    return _ms_out_open_seq(o, var, dest, flags, 1);
+}
+
+/* Appended to o->path: ".PID" or ".snapN"; false if it does not fit. */
+static bool add_suffix(ms_out_t *o, const char *fmt, unsigned v)
+{
+    ms_buf_t b;
+    size_t len = strlen(o->path);
+    _ms_buf_init(&b, o->path + len, sizeof o->path - 24 - len, -1);
+    _ms_bprintf(&b, fmt, v);
+    if (len + b.len >= sizeof o->path - 24) return false;
+    o->path[len + b.len] = 0;
+    return true;
+}
+
+bool _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned flags, unsigned seq)
+{
     int saved = errno;
     o->fd = -1;
     o->lock = -1;
@@ -406,19 +432,18 @@ bool _ms_out_open(ms_out_t *o, const char *var, const char *dest, unsigned flags
     }
     const char *fail = NULL;
     int kind = -1;
-    if (!_ms_expand_path(dest, o->path, sizeof o->path - 24)) {
+    if (!_ms_expand_path(dest, seq, o->path, sizeof o->path - 24)) {
         fail = "name too long";
     } else {
         kind = kind_of(o->path);
-        /* a forked child whose name has no %p: a file of its own, but a
-         * device or FIFO stays the one named */
-        if (kind == MS_OUT_ATOMIC && (flags & MS_OUT_CHILD_SUFFIX) && !strstr(dest, "%p")) {
-            ms_buf_t b;
-            size_t len = strlen(o->path);
-            _ms_buf_init(&b, o->path + len, sizeof o->path - len, -1);
-            _ms_bprintf(&b, ".%d", (int)getpid());
-            o->path[len + b.len] = 0;
-            kind = kind_of(o->path);
+        /* a child whose name has no %p, a snapshot whose name has no %n:
+         * a file of its own, but a device or FIFO stays the one named */
+        bool child = (flags & MS_OUT_CHILD_SUFFIX) && !strstr(dest, "%p");
+        bool snap = (flags & MS_OUT_SERIES) && !strstr(dest, "%n");
+        if (kind == MS_OUT_ATOMIC && (child || snap)) {
+            if ((child && !add_suffix(o, ".%u", (unsigned)getpid())) || (snap && !add_suffix(o, ".snap%u", seq)))
+                fail = "name too long", kind = -1;
+            else kind = kind_of(o->path);
         }
     }
     int err = errno;

@@ -48,7 +48,7 @@ void _ms_classes_init(void)
         k->size = (uint32_t)size;
         k->npages = (uint16_t)np;
         k->capacity = (uint32_t)(np * MS_PAGE_SIZE / size);
-        k->recip = (((uint64_t)1 << 42) + size - 1) / size;
+        k->recip = (((uint64_t)1 << MS_RECIP_SHIFT) + size - 1) / size;
         /* Thread cache: up to 128 blocks or 64 KiB, at least 1. */
         size_t lim = ((size_t)64 << 10) / size;
         if (lim > 128) lim = 128;
@@ -161,16 +161,10 @@ void _ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
  * Cheap enough for error paths; not used on the fast path. */
 bool _ms_block_valid(ms_segment_t *s, const void *p, unsigned *cls_out)
 {
-    if (s->magic != (MS_SEGMENT_MAGIC ^ (uintptr_t)s)) return false;
-    unsigned i = _ms_page_index(s, p);
-    uint8_t cls = __atomic_load_n(&s->page_class[i], __ATOMIC_ACQUIRE);
-    if (i == 0 || cls == MS_CLASS_NONE) return false;
-    ms_page_t *pg = &s->pages[s->span_head[i]];
-    const ms_class_t *k = &_ms_classes[cls];
-    uint64_t off = (uint64_t)((const uint8_t *)p - pg->start);
-    uint64_t idx = (off * k->recip) >> 42;
-    if (idx * k->size != off || idx >= __atomic_load_n(&pg->carved, __ATOMIC_RELAXED)) return false;
-    if (cls_out) *cls_out = cls;
+    ms_where_t w;
+    if (s->magic != (MS_SEGMENT_MAGIC ^ (uintptr_t)s) || !_ms_where(s, p, &w)) return false;
+    if (w.idx * w.k->size != w.off || w.idx >= __atomic_load_n(&w.pg->carved, __ATOMIC_RELAXED)) return false;
+    if (cls_out) *cls_out = w.cls;
     return true;
 }
 
@@ -199,6 +193,18 @@ void _ms_central_stats(ms_class_stat_t out[MS_NCLASSES])
         out[i].capacity = central[i].spans * _ms_classes[i].capacity;
         out[i].central_free = central[i].free_blocks;
         pthread_mutex_unlock(&central[i].lock);
+    }
+}
+
+/* check.c's sums against each class's central counts (class locks held). */
+void _ms_central_check_locked(const uint64_t spans[MS_NCLASSES], const uint64_t free_blocks[MS_NCLASSES],
+                              ms_check_fail_fn fail)
+{
+    for (unsigned c = 0; c < MS_NCLASSES; c++) {
+        if (central[c].spans != spans[c]) fail("a class's span count is not its spans'", &central[c], c);
+        if (central[c].free_blocks != free_blocks[c]) fail("a class's free count is not its spans'", &central[c], c);
+        for (ms_page_t *pg = central[c].partial; pg; pg = pg->next)
+            if (!pg->in_partial || pg->cls != c) fail("the partial list holds a stranger", pg, c);
     }
 }
 

@@ -28,7 +28,13 @@ typedef struct {
     double   blocks, bytes, indirect;
     size_t   why;          /* 1 + the item whose retention path is shown, or 0 */
     unsigned why_depth;    /* its distance from a root, in blocks */
+    uint8_t  change;       /* MEMSHIM_LEAK_SINCE: CHANGE_* against the last report */
+    double   d_blocks, d_bytes;   /* ... and by how much */
 } group_t;
+
+enum { CHANGE_NONE, CHANGE_NEW, CHANGE_INCREASED, CHANGE_DECREASED, CHANGE_SAME };
+static const char *change_name[] = { "", "new", "increased", "decreased", "same" };
+static const char *change_word[] = { "", "new ", "increased ", "decreased ", "" };   /* "in new loss record" */
 
 typedef struct {
     group_t *g;
@@ -38,17 +44,30 @@ typedef struct {
     double   inherited_blocks, inherited_bytes;   /* forked child: the parent's */
     size_t   raw_items;
     const ms_leak_item_t *items;   /* the scan's, for retention paths */
+    unsigned seq;                  /* this report's number in the process (%n) */
+    bool     since;                /* MEMSHIM_LEAK_SINCE: changes against report since_seq */
+    unsigned since_seq;            /* 0: none before (everything is new) */
+    double   d_blocks[MS_NKINDS], d_bytes[MS_NKINDS];
+    unsigned changes[5];           /* records per CHANGE_*; [CHANGE_NONE]: gone ones */
 } groups_t;
 
-/* ---- collector objects alive only through cycles ----------------------------- */
+/* ---- what is alive only through cycles ----------------------------------------- *
+ * Collector objects only reference cycles keep (the collector finds them),
+ * and lost cycles of plain blocks (cliques of lost blocks, as the scan
+ * made them, whose pointers among themselves go round).  Each object with
+ * its allocation stack and, for collector objects, its reference count;
+ * groups of the same shape (the same types, sizes, sites and number of
+ * references) are shown once, with how many there are. */
 
-typedef struct { const void *obj; const char *type; size_t size, group; } cyc_obj;
-typedef struct { const void *from, *to; } cyc_edge;
+typedef struct { const void *obj; const char *type; size_t size, group; uint32_t stack, refcnt; bool block; } cyc_obj;
+typedef struct { const void *from, *to; size_t group; } cyc_edge;
+typedef struct { uint64_t sig; size_t count, same_as, nobj, bytes; bool lost; } cyc_group;
 typedef struct {
-    cyc_obj  *obj;  size_t nobj, capobj;
-    cyc_edge *edge; size_t nedge, capedge;
-    size_t    ngroups;
-    bool      oom;
+    cyc_obj   *obj;  size_t nobj, capobj;
+    cyc_edge  *edge; size_t nedge, capedge;
+    cyc_group *grp;  size_t ngroups, capgrp;
+    size_t     shown;                  /* groups left after merging */
+    bool       oom;
 } cycles_t;
 
 static bool grow_array(void **arr, size_t *cap, size_t elem)
@@ -66,7 +85,8 @@ static void cyc_object(void *arg, const void *obj, const char *type, size_t size
 {
     cycles_t *c = arg;
     if (c->nobj == c->capobj && !grow_array((void **)&c->obj, &c->capobj, sizeof *c->obj)) { c->oom = true; return; }
-    c->obj[c->nobj++] = (cyc_obj){ obj, type ? type : "?", size, group };
+    size_t rc = memshim_refcount(obj);
+    c->obj[c->nobj++] = (cyc_obj){ obj, type ? type : "?", size, group, 0, rc > UINT32_MAX ? UINT32_MAX : (uint32_t)rc, false };
     if (group + 1 > c->ngroups) c->ngroups = group + 1;
 }
 
@@ -74,79 +94,197 @@ static void cyc_edge_cb(void *arg, const void *from, const void *to)
 {
     cycles_t *c = arg;
     if (c->nedge == c->capedge && !grow_array((void **)&c->edge, &c->capedge, sizeof *c->edge)) { c->oom = true; return; }
-    c->edge[c->nedge++] = (cyc_edge){ from, to };
+    c->edge[c->nedge++] = (cyc_edge){ from, to, SIZE_MAX };
 }
 
-static void cycles_find(cycles_t *c)
+/* The item whose block holds p (items are in address order), or SIZE_MAX. */
+static size_t item_at(const ms_leak_item_t *items, size_t n, uintptr_t p)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (items[mid].addr <= p) lo = mid + 1; else hi = mid;
+    }
+    if (!lo) return SIZE_MAX;
+    const ms_leak_item_t *it = &items[lo - 1];
+    return p - it->addr < (it->size ? it->size : 1) ? lo - 1 : SIZE_MAX;
+}
+
+/* Lost cycles of plain blocks: each clique of lost blocks (a definitely
+ * lost leader and the blocks only it reaches) whose pointers among
+ * themselves contain a cycle, as found by peeling off the blocks no other
+ * member points to (Kahn's order: what is left is on or behind a cycle).
+ * Bounded: cliques of at most CLIQUE_MAX blocks, CLIQUE_WORDS words read
+ * in all.  Blocks are read where they are readable: the program may have
+ * unmapped part of a huge block. */
+#define CLIQUE_MAX   64
+#define CLIQUE_WORDS (1u << 20)
+
+/* Each lost block's clique leader (followed to the definitely lost one),
+ * the blocks of each clique listed together: first[l]..first[l+1] in
+ * member[] (a counting sort, in memshim's memory). */
+static bool clique_lists(const ms_leak_item_t *items, size_t n, uint32_t **first, uint32_t **member)
+{
+    uint32_t *lead = _ms_meta_alloc(n * sizeof *lead);
+    *first = _ms_meta_alloc((n + 1) * sizeof **first);
+    *member = _ms_meta_alloc(n * sizeof **member);
+    if (!lead || !*first || !*member) {
+        if (lead) _ms_meta_free(lead, n * sizeof *lead);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t ld = items[i].kind == MS_KIND_DEFINITE ? (uint32_t)i
+                    : items[i].kind == MS_KIND_INDIRECT ? items[i].leader : UINT32_MAX;
+        for (unsigned hop = 0; ld < n && items[ld].kind == MS_KIND_INDIRECT && hop < 64; hop++) ld = items[ld].leader;
+        lead[i] = ld < n && items[ld].kind == MS_KIND_DEFINITE && !items[i].gctype ? ld : UINT32_MAX;
+        if (lead[i] != UINT32_MAX) (*first)[ld + 1]++;
+    }
+    for (size_t l = 0; l < n; l++) (*first)[l + 1] += (*first)[l];
+    uint32_t *fill = _ms_meta_alloc(n * sizeof *fill);
+    if (!fill) { _ms_meta_free(lead, n * sizeof *lead); return false; }
+    for (size_t i = 0; i < n; i++)
+        if (lead[i] != UINT32_MAX) (*member)[(*first)[lead[i]] + fill[lead[i]]++] = (uint32_t)i;
+    _ms_meta_free(fill, n * sizeof *fill);
+    _ms_meta_free(lead, n * sizeof *lead);
+    return true;
+}
+
+static void clique_cycles(cycles_t *c, const ms_leak_item_t *items, size_t n)
+{
+    size_t budget = CLIQUE_WORDS;
+    uint32_t mem[CLIQUE_MAX], indeg[CLIQUE_MAX], *first = NULL, *member = NULL;
+    if (!n || !clique_lists(items, n, &first, &member)) goto out;
+    for (size_t l = 0; l < n && budget; l++) {
+        if (items[l].kind != MS_KIND_DEFINITE || !items[l].indirect || items[l].gctype || items[l].inherited) continue;
+        unsigned m = first[l + 1] - first[l];
+        if (m < 2 || m > CLIQUE_MAX) continue;
+        memcpy(mem, member + first[l], m * sizeof *mem);
+        size_t e0 = c->nedge;
+        memset(indeg, 0, sizeof indeg);
+        for (unsigned a = 0; a < m; a++) {                 /* the pointers among them */
+            const ms_leak_item_t *it = &items[mem[a]];
+            size_t words = it->size / sizeof(uintptr_t);
+            if (words > budget || !_ms_os_readable((const void *)it->addr, words * sizeof(uintptr_t))) continue;
+            budget -= words;
+            for (size_t w = 0; w < words; w++) {
+                uintptr_t v = ((const uintptr_t *)it->addr)[w];
+                for (unsigned b = 0; b < m; b++) {
+                    const ms_leak_item_t *to = &items[mem[b]];
+                    if (b == a || v - to->addr >= (to->size ? to->size : 1)) continue;
+                    if (c->nedge == c->capedge && !grow_array((void **)&c->edge, &c->capedge, sizeof *c->edge)) {
+                        c->oom = true;
+                        goto out;
+                    }
+                    c->edge[c->nedge++] = (cyc_edge){ (const void *)it->addr, (const void *)to->addr, c->ngroups };
+                    indeg[b]++;
+                    break;
+                }
+            }
+        }
+        bool gone[CLIQUE_MAX] = { false };                  /* peel: no cycle if all go */
+        for (bool again = true; again;) {
+            again = false;
+            for (unsigned b = 0; b < m; b++) {
+                if (gone[b] || indeg[b]) continue;
+                gone[b] = again = true;
+                for (size_t e = e0; e < c->nedge; e++)
+                    if (c->edge[e].from == (const void *)items[mem[b]].addr)
+                        for (unsigned k = 0; k < m; k++)
+                            if (c->edge[e].to == (const void *)items[mem[k]].addr) indeg[k]--;
+            }
+        }
+        bool cycle = false;
+        for (unsigned b = 0; b < m; b++) cycle |= !gone[b];
+        if (!cycle) { c->nedge = e0; continue; }
+        for (unsigned a = 0; a < m; a++) {
+            if (c->nobj == c->capobj && !grow_array((void **)&c->obj, &c->capobj, sizeof *c->obj)) { c->oom = true; goto out; }
+            const ms_leak_item_t *it = &items[mem[a]];
+            c->obj[c->nobj++] = (cyc_obj){ (const void *)it->addr, "block", it->size, c->ngroups, it->stack, 0, true };
+        }
+        c->ngroups++;
+    }
+out:
+    if (first) _ms_meta_free(first, (n + 1) * sizeof *first);
+    if (member) _ms_meta_free(member, n * sizeof *member);
+}
+
+static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x100000001b3ULL; }
+
+/* Groups of the same shape: the same multiset of (type, size, allocation
+ * site, refcount) and the same number of references.  A sum of per-object
+ * hashes does not depend on the order the objects came in. */
+static void cycles_merge(cycles_t *c)
+{
+    for (size_t g = 0; g < c->ngroups; g++) c->grp[g] = (cyc_group){ .sig = 0, .count = 1, .same_as = g };
+    for (size_t i = 0; i < c->nobj; i++) {
+        const cyc_obj *o = &c->obj[i];
+        cyc_group *G = &c->grp[o->group];
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (const char *t = o->type; *t; t++) h = mix(h, (unsigned char)*t);
+        const uintptr_t *ip;
+        h = mix(mix(mix(h, o->size), _ms_stack_get(o->stack, &ip) ? ip[0] : 0), o->refcnt);   /* its site */
+        G->sig += h * 0x9E3779B97F4A7C15ULL;
+        G->nobj++;
+        G->bytes += o->size;
+        G->lost = o->block;
+    }
+    for (size_t e = 0; e < c->nedge; e++) c->grp[c->edge[e].group].sig += 0x2545F4914F6CDD1DULL;
+    c->shown = 0;
+    for (size_t g = 0; g < c->ngroups; g++) {
+        cyc_group *G = &c->grp[g];
+        for (size_t k = 0; k < g; k++)
+            if (c->grp[k].same_as == k && c->grp[k].sig == G->sig && c->grp[k].nobj == G->nobj &&
+                c->grp[k].lost == G->lost) { G->same_as = k; c->grp[k].count++; break; }
+        if (G->same_as == g) c->shown++;
+    }
+}
+
+/* The object at p (the objects sorted by address). */
+static const cyc_obj *obj_of(const cycles_t *c, const void *p)
+{
+    size_t lo = 0, hi = c->nobj;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->obj[mid].obj < p) lo = mid + 1; else hi = mid;
+    }
+    return lo < c->nobj && c->obj[lo].obj == p ? &c->obj[lo] : NULL;
+}
+
+static void cycles_find(cycles_t *c, const ms_leak_item_t *items, size_t n)
 {
     memset(c, 0, sizeof *c);
     gc_cycle_sink sink = { cyc_object, cyc_edge_cb, c };
-    if (gc_cycles_find(&sink) < 0) c->nobj = c->nedge = 0;
+    if (gc_cycles_find(&sink) < 0) c->nobj = c->nedge = c->ngroups = 0;
+    for (size_t i = 0; i < c->nobj; i++) {          /* the collector's objects: their stacks */
+        size_t k = item_at(items, n, (uintptr_t)c->obj[i].obj);
+        if (k != SIZE_MAX) c->obj[i].stack = items[k].stack;
+    }
+    clique_cycles(c, items, n);
+    if (c->oom || (c->ngroups && !(c->grp = _ms_meta_alloc(c->ngroups * sizeof *c->grp)))) {
+        c->nobj = c->nedge = c->ngroups = 0;
+        return;
+    }
+    c->capgrp = c->ngroups;
+    for (size_t gap = c->nobj / 2; gap; gap /= 2)    /* by address; shell sort: glibc's qsort may allocate */
+        for (size_t i = gap; i < c->nobj; i++) {
+            cyc_obj x = c->obj[i];
+            size_t j = i;
+            while (j >= gap && c->obj[j - gap].obj > x.obj) { c->obj[j] = c->obj[j - gap]; j -= gap; }
+            c->obj[j] = x;
+        }
+    for (size_t e = 0; e < c->nedge; e++)
+        if (c->edge[e].group == SIZE_MAX) {
+            const cyc_obj *o = obj_of(c, c->edge[e].from);
+            c->edge[e].group = o ? o->group : 0;
+        }
+    cycles_merge(c);
 }
 
 static void cycles_free(cycles_t *c)
 {
     if (c->obj) _ms_meta_free(c->obj, c->capobj * sizeof *c->obj);
     if (c->edge) _ms_meta_free(c->edge, c->capedge * sizeof *c->edge);
-}
-
-static const char *type_of(const cycles_t *c, const void *obj)
-{
-    for (size_t i = 0; i < c->nobj; i++) if (c->obj[i].obj == obj) return c->obj[i].type;
-    return "?";
-}
-
-static size_t group_of_obj(const cycles_t *c, const void *obj)
-{
-    for (size_t i = 0; i < c->nobj; i++) if (c->obj[i].obj == obj) return c->obj[i].group;
-    return SIZE_MAX;
-}
-
-static void cycles_text(ms_buf_t *b, int pid, const cycles_t *c)
-{
-    if (!c->nobj) return;
-    _ms_bprintf(b, "==%d==\n==%d== %zu collector object(s) in %zu group(s) are alive only through reference cycles:\n",
-                pid, pid, c->nobj, c->ngroups);
-    for (size_t g = 0; g < c->ngroups; g++) {
-        size_t n = 0, bytes = 0;
-        for (size_t i = 0; i < c->nobj; i++)
-            if (c->obj[i].group == g) { n++; bytes += c->obj[i].size; }
-        _ms_bprintf(b, "==%d==    cycle group %zu: %zu objects, %zu bytes\n", pid, g + 1, n, bytes);
-        unsigned shown = 0;
-        for (size_t e = 0; e < c->nedge && shown < 20; e++) {
-            if (group_of_obj(c, c->edge[e].from) != g) continue;
-            _ms_bprintf(b, "==%d==       %s@%p -> %s@%p\n", pid, type_of(c, c->edge[e].from), c->edge[e].from,
-                        type_of(c, c->edge[e].to), c->edge[e].to);
-            shown++;
-        }
-        if (shown == 20) _ms_bprintf(b, "==%d==       ...\n", pid);
-    }
-}
-
-static void cycles_json(ms_buf_t *b, const cycles_t *c)
-{
-    _ms_bprintf(b, ",\n \"cycles\": [");
-    for (size_t g = 0; g < c->ngroups; g++) {
-        _ms_bprintf(b, "%s\n  {\"group\": %zu, \"objects\": [", g ? "," : "", g + 1);
-        bool first = true;
-        for (size_t i = 0; i < c->nobj; i++) {
-            if (c->obj[i].group != g) continue;
-            _ms_bprintf(b, "%s{\"addr\": \"%p\", \"type\": ", first ? "" : ", ", c->obj[i].obj);
-            _ms_json_str(b, c->obj[i].type);
-            _ms_bprintf(b, ", \"size\": %zu}", c->obj[i].size);
-            first = false;
-        }
-        _ms_bprintf(b, "], \"edges\": [");
-        first = true;
-        for (size_t e = 0; e < c->nedge; e++) {
-            if (group_of_obj(c, c->edge[e].from) != g) continue;
-            _ms_bprintf(b, "%s{\"from\": \"%p\", \"to\": \"%p\"}", first ? "" : ", ",
-                        c->edge[e].from, c->edge[e].to);
-            first = false;
-        }
-        _ms_bprintf(b, "]}");
-    }
-    _ms_bprintf(b, "]");
+    if (c->grp) _ms_meta_free(c->grp, c->capgrp * sizeof *c->grp);
 }
 
 /* ---- grouping ---------------------------------------------------------------- */
@@ -242,18 +380,18 @@ static void frame_json(ms_buf_t *b, const ms_frame_t *f)
     if (f->module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, f->module); }
 }
 
-/* A stored stack as a JSON array of frames, innermost first (leak reports
- * and heap profiles). */
+static unsigned record_frames(uint32_t stack, ms_frame_t *f);
+
+/* A stored stack as a JSON array of frames, innermost first, up to main or
+ * start_thread as in text (leak reports and heap profiles). */
 void _ms_stack_json(ms_buf_t *b, uint32_t stack)
 {
-    const uintptr_t *ip;
-    unsigned n = _ms_stack_get(stack, &ip);
+    ms_frame_t f[MS_MAX_STACK];
+    unsigned n = record_frames(stack, f);
     _ms_bprintf(b, "[");
     for (unsigned j = 0; j < n; j++) {
-        ms_frame_t f;
-        _ms_symbolize(ip[j], &f, true);
-        _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f.ip);
-        frame_json(b, &f);
+        _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f[j].ip);
+        frame_json(b, &f[j]);
         _ms_bprintf(b, "}");
     }
     _ms_bprintf(b, "]");
@@ -276,6 +414,89 @@ static void site_json(ms_buf_t *b, uint32_t stack)
     ms_frame_t f;
     _ms_symbolize(ip[0], &f, true);
     frame_json(b, &f);
+}
+
+/* ---- cycles: output ---------------------------------------------------------------- */
+
+static void cyc_obj_text(ms_buf_t *b, const cyc_obj *o)
+{
+    _ms_bprintf(b, "%s@%p (%zu byte%s", o->type, o->obj, o->size, o->size == 1 ? "" : "s");
+    if (!o->block) _ms_bprintf(b, ", refcount %u", o->refcnt);
+    _ms_bprintf(b, ", allocated at ");
+    site_text(b, o->stack);
+    _ms_bprintf(b, ")");
+}
+
+static void cycles_text(ms_buf_t *b, int pid, const cycles_t *c)
+{
+    if (!c->nobj) return;
+    size_t gc_objs = 0, gc_groups = 0, lost_groups = 0;
+    for (size_t i = 0; i < c->nobj; i++) gc_objs += !c->obj[i].block;
+    for (size_t g = 0; g < c->ngroups; g++) { gc_groups += !c->grp[g].lost; lost_groups += c->grp[g].lost; }
+    _ms_bprintf(b, "==%d==\n==%d== ", pid, pid);
+    if (gc_objs)
+        _ms_bprintf(b, "%zu collector object%s in %zu group%s %s alive only through reference cycles%s", gc_objs,
+                    gc_objs == 1 ? "" : "s", gc_groups, gc_groups == 1 ? "" : "s", gc_objs == 1 ? "is" : "are",
+                    lost_groups ? "; " : ":\n");
+    if (lost_groups)
+        _ms_bprintf(b, "%zu lost cycle%s of plain blocks (among the lost records):\n", lost_groups,
+                    lost_groups == 1 ? "" : "s");
+    for (size_t g = 0, shown = 0; g < c->ngroups; g++) {
+        const cyc_group *G = &c->grp[g];
+        if (G->same_as != g) continue;
+        _ms_bprintf(b, "==%d==    %s %zu: %zu %s%s, %zu bytes", pid, G->lost ? "lost cycle" : "cycle group", ++shown,
+                    G->nobj, G->lost ? "block" : "object", G->nobj == 1 ? "" : "s", G->bytes);
+        if (G->count > 1) _ms_bprintf(b, ", and %zu more group%s of the same shape", G->count - 1, G->count == 2 ? "" : "s");
+        _ms_bprintf(b, "\n");
+        unsigned lines = 0;
+        for (size_t e = 0; e < c->nedge && lines < 20; e++) {
+            if (c->edge[e].group != g) continue;
+            const cyc_obj *f = obj_of(c, c->edge[e].from), *t = obj_of(c, c->edge[e].to);
+            if (!f || !t) continue;
+            _ms_bprintf(b, "==%d==       ", pid);
+            cyc_obj_text(b, f);
+            _ms_bprintf(b, " -> ");
+            cyc_obj_text(b, t);
+            _ms_bprintf(b, "\n");
+            lines++;
+        }
+        if (lines == 20) _ms_bprintf(b, "==%d==       ...\n", pid);
+    }
+}
+
+static void cycles_json(ms_buf_t *b, const cycles_t *c)
+{
+    _ms_bprintf(b, ",\n \"cycles\": [");
+    bool firstg = true;
+    for (size_t g = 0, shown = 0; g < c->ngroups; g++) {
+        const cyc_group *G = &c->grp[g];
+        if (G->same_as != g) continue;
+        _ms_bprintf(b, "%s\n  {\"group\": %zu, \"kind\": \"%s\", \"count\": %zu, \"objects\": [", firstg ? "" : ",",
+                    ++shown, G->lost ? "lost_blocks" : "collector", G->count);
+        firstg = false;
+        bool first = true;
+        for (size_t i = 0; i < c->nobj; i++) {
+            const cyc_obj *o = &c->obj[i];
+            if (o->group != g) continue;
+            _ms_bprintf(b, "%s{\"addr\": \"%p\", \"type\": ", first ? "" : ", ", o->obj);
+            _ms_json_str(b, o->type);
+            _ms_bprintf(b, ", \"size\": %zu", o->size);
+            if (!o->block) _ms_bprintf(b, ", \"refcount\": %u", o->refcnt);
+            site_json(b, o->stack);
+            _ms_bprintf(b, "}");
+            first = false;
+        }
+        _ms_bprintf(b, "], \"edges\": [");
+        first = true;
+        for (size_t e = 0; e < c->nedge; e++) {
+            if (c->edge[e].group != g) continue;
+            _ms_bprintf(b, "%s{\"from\": \"%p\", \"to\": \"%p\"}", first ? "" : ", ",
+                        c->edge[e].from, c->edge[e].to);
+            first = false;
+        }
+        _ms_bprintf(b, "]}");
+    }
+    _ms_bprintf(b, "]");
 }
 
 /* What the root holding items[top].from is. */
@@ -396,7 +617,7 @@ static void why_text(ms_buf_t *b, const char *lead, const ms_leak_item_t *items,
     _ms_bprintf(b, "\n");
     for (unsigned j = 0; j < n; j++) {
         if (!hop_shown(j, n, depth)) {
-            if (j + 1 == depth) _ms_bprintf(b, "%s  -> ... %u more blocks\n", lead, n - depth);
+            if (j + 1 == depth) _ms_bprintf(b, "%s  -> ... %u more block%s\n", lead, n - depth, n - depth == 1 ? "" : "s");
             continue;
         }
         const ms_leak_item_t *h = &items[path[j]];
@@ -405,7 +626,7 @@ static void why_text(ms_buf_t *b, const char *lead, const ms_leak_item_t *items,
         if (h->into) _ms_bprintf(b, "%c%ld", into_of(h) < 0 ? '-' : '+', labs(into_of(h)));
         _ms_bprintf(b, " (");
         if (h->gctype) _ms_bprintf(b, "%s object, ", type_name(h->gctype));
-        _ms_bprintf(b, "%llu bytes, allocated at ", (unsigned long long)h->size);
+        _ms_bprintf(b, "%llu byte%s, allocated at ", (unsigned long long)h->size, h->size == 1 ? "" : "s");
         site_text(b, h->stack);
         _ms_bprintf(b, "), pointer at offset %ld\n", (long)(next->from - (h->addr + h->objoff)));
     }
@@ -507,7 +728,90 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
     return true;
 }
 
+/* ---- since the last report (MEMSHIM_LEAK_SINCE) -------------------------------------- *
+ * Each report keeps what every record (stack, kind, type) held, in
+ * memshim's memory; the next one flags its records new, increased or
+ * decreased against that, as valgrind's leak check does with
+ * --leak-check=full and added/increased.  Under the report lock. */
+typedef struct { uint32_t stack; uint8_t kind, used; const char *gctype; double blocks, bytes; } prev_t;
+static struct {
+    prev_t  *t;
+    size_t   cap;
+    double   blocks[MS_NKINDS], bytes[MS_NKINDS];
+    unsigned seq;                  /* the report they are from, 0: none yet */
+} prev;
+static unsigned report_seq;        /* reports made by this process */
+
+static prev_t *prev_slot(prev_t *t, size_t cap, uint32_t stack, uint8_t kind, const char *gctype)
+{
+    size_t mask = cap - 1;
+    for (size_t i = ((stack * 0x9E3779B1u) ^ kind ^ ((uintptr_t)gctype >> 4)) & mask;; i = (i + 1) & mask)
+        if (!t[i].used || (t[i].stack == stack && t[i].kind == kind && t[i].gctype == gctype)) return &t[i];
+}
+
+static void since_mark(groups_t *gs)
+{
+    gs->since = true;
+    gs->since_seq = prev.seq;
+    for (unsigned k = 0; k < MS_NKINDS; k++) {
+        gs->d_blocks[k] = gs->total_blocks[k] - prev.blocks[k];
+        gs->d_bytes[k] = gs->total_bytes[k] - prev.bytes[k];
+    }
+    for (size_t i = 0; i < gs->n; i++) {
+        group_t *g = &gs->g[i];
+        if (g->suppressed) continue;
+        prev_t *p = prev.t ? prev_slot(prev.t, prev.cap, g->stack, g->kind, g->gctype) : NULL;
+        bool known = p && p->used;
+        g->d_blocks = g->blocks - (known ? p->blocks : 0);
+        g->d_bytes = g->bytes - (known ? p->bytes : 0);
+        g->change = !known ? CHANGE_NEW : g->d_bytes > 0 || g->d_blocks > 0 ? CHANGE_INCREASED
+                  : g->d_bytes < 0 || g->d_blocks < 0 ? CHANGE_DECREASED : CHANGE_SAME;
+        if (known) p->used = 2;
+        if (_ms_opt.show >> g->kind & 1) gs->changes[g->change]++;
+    }
+    for (size_t i = 0; i < prev.cap; i++)                /* records gone since */
+        if (prev.t[i].used == 1 && (_ms_opt.show >> prev.t[i].kind & 1)) gs->changes[CHANGE_NONE]++;
+}
+
+/* This report's records become the ones the next report compares with. */
+static void since_keep(const groups_t *gs)
+{
+    if (prev.t) _ms_meta_free(prev.t, prev.cap * sizeof *prev.t);
+    prev.cap = 16;
+    while (prev.cap < gs->n * 2 + 2) prev.cap *= 2;
+    prev.t = _ms_meta_alloc(prev.cap * sizeof *prev.t);
+    prev.seq = prev.t ? gs->seq : 0;
+    memset(prev.blocks, 0, sizeof prev.blocks);
+    memset(prev.bytes, 0, sizeof prev.bytes);
+    if (!prev.t) { prev.cap = 0; return; }
+    for (size_t i = 0; i < gs->n; i++) {
+        const group_t *g = &gs->g[i];
+        if (g->suppressed) continue;
+        prev_t *p = prev_slot(prev.t, prev.cap, g->stack, g->kind, g->gctype);
+        *p = (prev_t){ g->stack, g->kind, 1, g->gctype, g->blocks, g->bytes };
+    }
+    memcpy(prev.blocks, gs->total_blocks, sizeof prev.blocks);
+    memcpy(prev.bytes, gs->total_bytes, sizeof prev.bytes);
+}
+
 /* ---- output ------------------------------------------------------------------------- */
+
+/* "N bytes", "1 block": a count and its noun, singular for one; in since
+ * mode with the change in parentheses, "N (+D) bytes". */
+static void count_text(ms_buf_t *b, double v, bool since, double d, const char *one, const char *many)
+{
+    unsigned long long n = _ms_round(v);
+    _ms_bprintf(b, "%llu", n);
+    if (since) _ms_bprintf(b, " (%c%llu)", d < 0 ? '-' : '+', _ms_round(d < 0 ? -d : d));
+    if (one) _ms_bprintf(b, " %s", n == 1 ? one : many);
+}
+
+static void json_delta(ms_buf_t *b, double d_blocks, double d_bytes)
+{
+    _ms_bprintf(b, ", \"blocks_delta\": %s%llu, \"bytes_delta\": %s%llu", d_blocks < 0 ? "-" : "",
+                _ms_round(d_blocks < 0 ? -d_blocks : d_blocks), d_bytes < 0 ? "-" : "",
+                _ms_round(d_bytes < 0 ? -d_bytes : d_bytes));
+}
 
 
 static void program_name(char *buf, size_t cap)
@@ -523,23 +827,84 @@ static void text_frame(ms_buf_t *b, int pid, unsigned i, const ms_frame_t *f)
     _ms_bprintf(b, "\n");
 }
 
-static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
+/* The frames of a record, the same in every format: the stack up to and
+ * including main or start_thread (the C library's start-up below them is
+ * the same for every record), symbolized into f[]. */
+static unsigned record_frames(uint32_t stack, ms_frame_t *f)
 {
     const uintptr_t *ip;
     unsigned n = _ms_stack_get(stack, &ip);
+    for (unsigned i = 0; i < n; i++) {
+        _ms_symbolize(ip[i], &f[i], true);
+        if (f[i].function && (strcmp(f[i].function, "main") == 0 || strcmp(f[i].function, "start_thread") == 0))
+            return i + 1;
+    }
+    return n;
+}
+
+static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
+{
+    ms_frame_t f[MS_MAX_STACK];
+    unsigned n = record_frames(stack, f);
     if (!n) {
         _ms_bprintf(b, "==%d==    (no stack%s)\n", pid, stack == MS_STACK_OOM ? ": out of memory" : " recorded");
         return;
     }
-    for (unsigned i = 0; i < n; i++) {
-        ms_frame_t f;
-        _ms_symbolize(ip[i], &f, true);
-        text_frame(b, pid, i, &f);
-        if (f.function && (strcmp(f.function, "main") == 0 || strcmp(f.function, "start_thread") == 0))
-            break;
-    }
+    for (unsigned i = 0; i < n; i++) text_frame(b, pid, i, &f[i]);
 }
 
+
+/* The heap misuse met so far (double frees, bad frees, mismatches, writes
+ * after free), as standard error showed each when it happened. */
+static void heap_errors_text(ms_buf_t *b, int pid)
+{
+    unsigned shown, total;
+    const ms_heap_err_t *e = _ms_heap_errors(&shown, &total);
+    if (!total) return;
+    _ms_bprintf(b, "==%d==\n==%d== HEAP ERRORS: %u (each written to standard error when it happened)\n", pid, pid, total);
+    for (unsigned i = 0; i < shown; i++) {
+        _ms_bprintf(b, "==%d==\n==%d== %s: %p", pid, pid, e[i].what, e[i].p);
+        if (e[i].is[0]) _ms_bprintf(b, " is %s", e[i].is);
+        _ms_bprintf(b, " (thread %d)\n", e[i].tid);
+        for (unsigned k = 0; k < e[i].nstacks; k++) {
+            _ms_bprintf(b, "==%d==  %s:\n", pid, e[i].titles[k]);
+            ms_frame_t f[MS_MAX_STACK];
+            unsigned n = e[i].stacks[k] ? record_frames(e[i].stacks[k], f) : 0;
+            if (!n) _ms_bprintf(b, "==%d==    (not recorded)\n", pid);
+            for (unsigned j = 0; j < n; j++) text_frame(b, pid, j, &f[j]);
+        }
+    }
+    if (total > shown) _ms_bprintf(b, "==%d== %u more not kept\n", pid, total - shown);
+}
+
+static void heap_errors_json(ms_buf_t *b)
+{
+    unsigned shown, total;
+    const ms_heap_err_t *e = _ms_heap_errors(&shown, &total);
+    _ms_bprintf(b, ",\n \"heap_errors_total\": %u, \"heap_errors\": [", total);
+    for (unsigned i = 0; i < shown; i++) {
+        _ms_bprintf(b, "%s\n  {\"what\": ", i ? "," : "");
+        _ms_json_str(b, e[i].what);
+        _ms_bprintf(b, ", \"addr\": \"%p\", \"is\": ", e[i].p);
+        _ms_json_str(b, e[i].is);
+        _ms_bprintf(b, ", \"thread\": %d, \"stacks\": [", e[i].tid);
+        for (unsigned k = 0; k < e[i].nstacks; k++) {
+            _ms_bprintf(b, "%s{\"title\": ", k ? ", " : "");
+            _ms_json_str(b, e[i].titles[k]);
+            _ms_bprintf(b, ", \"stack\": [");
+            ms_frame_t f[MS_MAX_STACK];
+            unsigned n = e[i].stacks[k] ? record_frames(e[i].stacks[k], f) : 0;
+            for (unsigned j = 0; j < n; j++) {
+                _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f[j].ip);
+                frame_json(b, &f[j]);
+                _ms_bprintf(b, "}");
+            }
+            _ms_bprintf(b, "]}");
+        }
+        _ms_bprintf(b, "]}");
+    }
+    _ms_bprintf(b, "]");
+}
 
 static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
                        unsigned unparked, const char *why)
@@ -552,8 +917,17 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         _ms_bprintf(b, "==%d== sampling one allocation per %llu bytes on average: figures are estimates\n",
                     pid, (unsigned long long)_ms_opt.sample);
     if (unparked)
-        _ms_bprintf(b, "==%d== %u thread(s) could not be stopped for the scan; their stacks were scanned whole\n",
-                    pid, unparked);
+        _ms_bprintf(b, "==%d== %u thread%s could not be stopped for the scan; %s scanned whole\n",
+                    pid, unparked, unparked == 1 ? "" : "s", unparked == 1 ? "its stack was" : "their stacks were");
+    if (gs->since) {
+        if (gs->since_seq) _ms_bprintf(b, "==%d== since report %u of this process: ", pid, gs->since_seq);
+        else _ms_bprintf(b, "==%d== since the start (no report before): ", pid);
+        _ms_bprintf(b, "%u new, %u increased, %u decreased, %u unchanged, %u gone loss record%s\n",
+                    gs->changes[CHANGE_NEW], gs->changes[CHANGE_INCREASED], gs->changes[CHANGE_DECREASED],
+                    gs->changes[CHANGE_SAME], gs->changes[CHANGE_NONE],
+                    gs->changes[CHANGE_NEW] + gs->changes[CHANGE_INCREASED] + gs->changes[CHANGE_DECREASED] +
+                    gs->changes[CHANGE_SAME] + gs->changes[CHANGE_NONE] == 1 ? "" : "s");
+    }
     unsigned shown = 0, total = 0;
     for (size_t i = 0; i < gs->n; i++)
         if (!gs->g[i].suppressed && (_ms_opt.show >> gs->g[i].kind & 1)) total++;
@@ -561,14 +935,15 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         const group_t *g = &gs->g[i];
         if (g->suppressed || !(_ms_opt.show >> g->kind & 1)) continue;
         shown++;
-        _ms_bprintf(b, "==%d==\n", pid);
-        if (g->kind == MS_KIND_DEFINITE && g->indirect > 0)
-            _ms_bprintf(b, "==%d== %llu (%llu direct, %llu indirect) bytes in %llu blocks are %s in loss record %u of %u\n",
-                        pid, _ms_round(g->bytes + g->indirect), _ms_round(g->bytes), _ms_round(g->indirect),
-                        _ms_round(g->blocks), kind_text[g->kind], shown, total);
-        else
-            _ms_bprintf(b, "==%d== %llu bytes in %llu blocks are %s in loss record %u of %u\n",
-                        pid, _ms_round(g->bytes), _ms_round(g->blocks), kind_text[g->kind], shown, total);
+        _ms_bprintf(b, "==%d==\n==%d== ", pid, pid);
+        if (g->kind == MS_KIND_DEFINITE && g->indirect > 0) {
+            count_text(b, g->bytes + g->indirect, gs->since, g->d_bytes, NULL, NULL);
+            _ms_bprintf(b, " (%llu direct, %llu indirect) bytes", _ms_round(g->bytes), _ms_round(g->indirect));
+        } else count_text(b, g->bytes, gs->since, g->d_bytes, "byte", "bytes");
+        _ms_bprintf(b, " in ");
+        count_text(b, g->blocks, gs->since, g->d_blocks, "block", "blocks");
+        _ms_bprintf(b, " %s %s in %sloss record %u of %u\n", _ms_round(g->blocks) == 1 ? "is" : "are",
+                    kind_text[g->kind], change_word[g->change], shown, total);
         if (g->gctype) _ms_bprintf(b, "==%d==    collector objects of type %s\n", pid, type_name(g->gctype));
         print_stack_text(b, pid, g->stack);
         if (g->why) {
@@ -581,18 +956,30 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         }
         if (_ms_opt.gen_suppressions) _ms_supp_generate(b, g->stack, g->kind, shown);
     }
+    heap_errors_text(b, pid);
     _ms_bprintf(b, "==%d==\n==%d== LEAK SUMMARY:\n", pid, pid);
     static const char *pad[MS_NKINDS] = { "", "", "  ", "" };
-    for (unsigned k = 0; k < MS_NKINDS; k++)
-        _ms_bprintf(b, "==%d==    %s%s: %llu bytes in %llu blocks\n", pid, pad[k], kind_text[k],
-                    _ms_round(gs->total_bytes[k]), _ms_round(gs->total_blocks[k]));
-    _ms_bprintf(b, "==%d==         suppressed: %llu bytes in %llu blocks\n", pid,
-                _ms_round(gs->supp_bytes), _ms_round(gs->supp_blocks));
+    for (unsigned k = 0; k < MS_NKINDS; k++) {
+        _ms_bprintf(b, "==%d==    %s%s: ", pid, pad[k], kind_text[k]);
+        count_text(b, gs->total_bytes[k], gs->since, gs->d_bytes[k], "byte", "bytes");
+        _ms_bprintf(b, " in ");
+        count_text(b, gs->total_blocks[k], gs->since, gs->d_blocks[k], "block", "blocks");
+        _ms_bprintf(b, "\n");
+    }
+    _ms_bprintf(b, "==%d==         suppressed: ", pid);
+    count_text(b, gs->supp_bytes, false, 0, "byte", "bytes");
+    _ms_bprintf(b, " in ");
+    count_text(b, gs->supp_blocks, false, 0, "block", "blocks");
+    _ms_bprintf(b, "\n");
     _ms_supp_used(sp, b, pid, false);
-    if (gs->inherited_blocks > 0)
-        _ms_bprintf(b, "==%d== %llu bytes in %llu blocks allocated by the parent before fork() are left "
-                    "out (the parent's report counts them)\n", pid,
-                    _ms_round(gs->inherited_bytes), _ms_round(gs->inherited_blocks));
+    if (gs->inherited_blocks > 0) {
+        _ms_bprintf(b, "==%d== ", pid);
+        count_text(b, gs->inherited_bytes, false, 0, "byte", "bytes");
+        _ms_bprintf(b, " in ");
+        count_text(b, gs->inherited_blocks, false, 0, "block", "blocks");
+        _ms_bprintf(b, " allocated by the parent before fork() %s left out (the parent's report counts them)\n",
+                    _ms_round(gs->inherited_blocks) == 1 ? "is" : "are");
+    }
     if (!(_ms_opt.show >> MS_KIND_REACHABLE & 1) && gs->total_blocks[MS_KIND_REACHABLE] > 0)
         _ms_bprintf(b, "==%d== Reachable blocks are not shown: MEMSHIM_SHOW=all to see them\n", pid);
     cycles_text(b, pid, cy);
@@ -607,11 +994,20 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     _ms_bprintf(b, "{\"format\": \"memshim-leaks\", \"version\": 1, \"memshim\": \"%s\",\n \"pid\": %d, \"program\": ",
                 MEMSHIM_VERSION, (int)getpid());
     _ms_json_str(b, prog);
-    _ms_bprintf(b, ", \"when\": \"%s\", \"sample_interval\": %llu, \"threads_not_stopped\": %u,\n \"summary\": {",
-                why, (unsigned long long)_ms_opt.sample, unparked);
-    for (unsigned k = 0; k < MS_NKINDS; k++)
-        _ms_bprintf(b, "%s\"%s\": {\"blocks\": %llu, \"bytes\": %llu}", k ? ", " : "", kind_name[k],
+    _ms_bprintf(b, ", \"when\": \"%s\", \"sequence\": %u, \"sample_interval\": %llu, \"threads_not_stopped\": %u,\n",
+                why, gs->seq, (unsigned long long)_ms_opt.sample, unparked);
+    if (gs->since)
+        _ms_bprintf(b, " \"since\": %u, \"changes\": {\"new\": %u, \"increased\": %u, \"decreased\": %u, "
+                    "\"same\": %u, \"gone\": %u},\n", gs->since_seq, gs->changes[CHANGE_NEW],
+                    gs->changes[CHANGE_INCREASED], gs->changes[CHANGE_DECREASED], gs->changes[CHANGE_SAME],
+                    gs->changes[CHANGE_NONE]);
+    _ms_bprintf(b, " \"summary\": {");
+    for (unsigned k = 0; k < MS_NKINDS; k++) {
+        _ms_bprintf(b, "%s\"%s\": {\"blocks\": %llu, \"bytes\": %llu", k ? ", " : "", kind_name[k],
                     _ms_round(gs->total_blocks[k]), _ms_round(gs->total_bytes[k]));
+        if (gs->since) json_delta(b, gs->d_blocks[k], gs->d_bytes[k]);
+        _ms_bprintf(b, "}");
+    }
     _ms_bprintf(b, ", \"suppressed\": {\"blocks\": %llu, \"bytes\": %llu}, "
                 "\"inherited\": {\"blocks\": %llu, \"bytes\": %llu}},\n \"leaks\": [",
                 _ms_round(gs->supp_blocks), _ms_round(gs->supp_bytes), _ms_round(gs->inherited_blocks), _ms_round(gs->inherited_bytes));
@@ -624,6 +1020,10 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         if (g->kind == MS_KIND_DEFINITE)
             _ms_bprintf(b, ", \"indirect_bytes\": %llu", _ms_round(g->indirect));
         if (g->gctype) { _ms_bprintf(b, ", \"type\": "); _ms_json_str(b, type_name(g->gctype)); }
+        if (gs->since) {
+            _ms_bprintf(b, ", \"change\": \"%s\"", change_name[g->change]);
+            json_delta(b, g->d_blocks, g->d_bytes);
+        }
         _ms_bprintf(b, ", \"stack\": ");
         first = false;
         _ms_stack_json(b, g->stack);
@@ -636,6 +1036,7 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     _ms_bprintf(b, "\n ],\n \"suppressions_used\": [");
     _ms_supp_used(sp, b, 0, true);
     _ms_bprintf(b, "]");
+    heap_errors_json(b);
     cycles_json(b, cy);
     _ms_bprintf(b, "}\n");
 }
@@ -653,11 +1054,14 @@ static void write_report(int fd, const groups_t *gs, const cycles_t *cy, const m
 }
 
 /* To MEMSHIM_REPORT, or standard error; the file rules are out.c's. */
-static void emit(const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp, unsigned unparked, const char *why)
+static void emit(const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp, unsigned unparked, bool at_exit)
 {
     int saved = errno;
+    const char *why = at_exit ? "at exit" : "snapshot";
     ms_out_t o;
-    _ms_out_open(&o, "MEMSHIM_REPORT", _ms_opt.report, _ms_leak_forked ? MS_OUT_CHILD_SUFFIX : 0);
+    unsigned flags = (_ms_leak_forked || _ms_opt.report_child ? MS_OUT_CHILD_SUFFIX : 0) |
+                     (at_exit ? 0 : MS_OUT_SERIES);
+    _ms_out_open_seq(&o, "MEMSHIM_REPORT", _ms_opt.report, flags, gs->seq);
     write_report(o.fd, gs, cy, sp, unparked, why);
     if (!_ms_out_commit(&o)) {
         _ms_out_open(&o, "MEMSHIM_REPORT", NULL, 0);      /* the rename failed: stderr */
@@ -677,7 +1081,13 @@ static void emit(const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp, u
 static pthread_mutex_t report_lock = PTHREAD_MUTEX_INITIALIZER;
 static int exit_done = -1;             /* leaks of the exit report, once made */
 
-void _ms_leak_report_fork_child(void) { pthread_mutex_init(&report_lock, NULL); exit_done = -1; }
+void _ms_leak_report_fork_child(void)
+{
+    pthread_mutex_init(&report_lock, NULL);
+    exit_done = -1;
+    report_seq = 0;                    /* the child's reports: a series of their own */
+    memset(&prev, 0, sizeof prev);     /* the parent's table stays with it */
+}
 
 static int leak_report_locked(int at_exit, const ms_scan_self_t *self);
 
@@ -723,14 +1133,19 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
             if (g->kind != MS_KIND_REACHABLE) leaks += (int)_ms_round(g->blocks);
         }
         _ms_live_note_leaks(gs.total_blocks, gs.total_bytes);   /* for the live figures, metrics */
+        gs.seq = ++report_seq;
+        if (_ms_opt.leak_since) since_mark(&gs);
+        since_keep(&gs);
         cycles_t cy;
-        cycles_find(&cy);
-        bool shown = cy.nobj > 0;
+        cycles_find(&cy, items, n);
+        unsigned nerr, nerr_total;
+        _ms_heap_errors(&nerr, &nerr_total);
+        bool shown = cy.nobj > 0 || nerr_total > 0 || (_ms_opt.show_summary && leaks > 0);
         for (size_t i = 0; i < gs.n; i++)
             shown |= !gs.g[i].suppressed && (_ms_opt.show >> gs.g[i].kind & 1);
         /* stderr stays quiet for a clean program; a named file is always written */
         if (shown || _ms_names_file(_ms_opt.report) || !at_exit)
-            emit(&gs, &cy, sp, unparked, at_exit ? "at exit" : "snapshot");
+            emit(&gs, &cy, sp, unparked, at_exit);
         cycles_free(&cy);
         _ms_supp_free(sp);
         _ms_meta_free(gs.g, gs.cap * sizeof *gs.g);
@@ -773,7 +1188,7 @@ int _ms_why(const void *ptr, int fd, const ms_scan_self_t *self)
         if (p != a) _ms_bprintf(&b, "%p is %ld bytes into the block ", ptr, (long)(p - a));
         _ms_bprintf(&b, "%p (", (void *)a);
         if (it->gctype) _ms_bprintf(&b, "%s object, ", type_name(it->gctype));
-        _ms_bprintf(&b, "%llu bytes, allocated at ", (unsigned long long)it->size);
+        _ms_bprintf(&b, "%llu byte%s, allocated at ", (unsigned long long)it->size, it->size == 1 ? "" : "s");
         site_text(&b, it->stack);
         _ms_bprintf(&b, "): %s", kind_text[it->kind]);
         switch (it->kind) {

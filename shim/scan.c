@@ -306,18 +306,11 @@ static long lookup(scan_t *sc, uintptr_t w, bool *start)
 {
     ms_segment_t *s = _ms_segment_of((void *)w);
     if (s) {
-        unsigned i = _ms_page_index(s, (void *)w);
-        uint8_t cls = s->page_class[i];
-        if (i == 0 || cls == MS_CLASS_NONE) return -1;
-        ms_page_t *pg = &s->pages[s->span_head[i]];
-        if (!pg->meta) return -1;
-        const ms_class_t *k = &_ms_classes[cls];
-        uint64_t off = (uint64_t)(w - (uintptr_t)pg->start);
-        uint64_t idx = (off * k->recip) >> 42;
-        if (idx >= pg->carved) return -1;
-        ms_meta_t *m = &pg->meta[idx];
+        ms_where_t at;
+        if (!_ms_where(s, (void *)w, &at) || !at.pg->meta || at.idx >= at.pg->carved) return -1;
+        ms_meta_t *m = &at.pg->meta[at.idx];
         if (m->state != MS_BLK_LIVE) return -1;
-        uint64_t into = off - idx * k->size;
+        uint64_t into = at.off - at.idx * at.k->size;
         *start = into == 0 || into == gc_object_off(gc_links(m));
         if (into && into >= m->size) return -1;    /* past the requested bytes */
         return m->free_stack < sc->nrecs ? (long)m->free_stack : -1;
@@ -771,6 +764,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     }
     int gc_held = gc_scan_lock(1000);        /* the collector's lock nests outside ours */
     _ms_lock_all();
+    if (MS_DEBUG) _ms_heap_check_locked();
     ms_parked_t pk;
     _ms_park_world(&pk);
     *unparked = pk.missed;
@@ -868,6 +862,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
             it->sampled = r->sampled;
             it->gctype = r->gclinks ? gc_type_name(&sc, r) : NULL;
             it->inherited = r->inherited;
+            it->leader = r->mark == M_DEFINITE ? (uint32_t)i : r->mark == M_INDIRECT ? r->leader : NO_REC;
             it->indirect = r->mark == M_DEFINITE ? r->indirect : 0;
             it->kind = r->mark == M_DEFINITE ? MS_KIND_DEFINITE
                      : r->mark == M_INDIRECT ? MS_KIND_INDIRECT
@@ -875,6 +870,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
         }
         for (size_t k = 0; k < nitems; k++) {           /* parents as item indices */
             ms_leak_item_t *it = &items[k];
+            it->leader = it->leader == NO_REC ? UINT32_MAX : sc.recs[it->leader].item;   /* NO_REC: internal */
             if (it->parent == NO_REC) { it->parent = MS_WHY_ROOT; continue; }
             it->parent = sc.recs[it->parent].item;
             if (it->parent == NO_REC) { it->parent = MS_WHY_ROOT; it->root = MS_ROOT_NONE; }

@@ -186,6 +186,24 @@ void _ms_segment_each_span_locked(void (*fn)(void *arg, ms_page_t *pg), void *ar
             if (s->page_class[i] != MS_CLASS_NONE && s->span_head[i] == i) fn(arg, &s->pages[i]);
 }
 
+/* check.c's segment and page invariants (segment lock held). */
+void _ms_segment_check_locked(ms_check_fail_fn fail)
+{
+    for (ms_segment_t *s = seg_list; s; s = s->next) {
+        if (s->magic != (MS_SEGMENT_MAGIC ^ (uintptr_t)s)) fail("segment header overwritten", s, 0);
+        if (s->dirty_mask & ~s->free_mask) fail("a dirty page is not free", s, 0);
+        if (s->free_mask & 1) fail("the header page is free", s, 0);
+        for (unsigned i = 1; i < MS_PAGES_PER_SEG; i++) {
+            bool is_free = s->free_mask >> i & 1;
+            unsigned h = s->span_head[i];
+            if (is_free) {
+                if (s->page_class[i] != MS_CLASS_NONE) fail("a free page has a class", s, i);
+            } else if (h == 0 || h > i || h + s->pages[h].npages <= i || s->page_class[i] != s->pages[h].cls)
+                fail("a page in use is outside its span", s, i);
+        }
+    }
+}
+
 void _ms_segment_lock(void) { pthread_mutex_lock(&seg_lock); }
 void _ms_segment_unlock(bool child)
 {

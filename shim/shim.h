@@ -64,6 +64,18 @@ MS_HIDDEN ms_page_t     *_ms_page_alloc(unsigned npages, uint8_t cls); /* segmen
 MS_HIDDEN void           _ms_page_free(ms_page_t *pg);
 MS_HIDDEN void           _ms_segment_purge_all(void);
 MS_HIDDEN void           _ms_segment_each_span_locked(void (*fn)(void *arg, ms_page_t *pg), void *arg);
+
+/* ---- check.c: invariants (always-on asserts; the debug tier's heap walk) -- */
+MS_HIDDEN void _ms_assert_fail(const char *what, const char *file, int line) __attribute__((noreturn, cold));
+#define ms_assert(c) (MS_LIKELY(c) ? (void)0 : _ms_assert_fail(#c, __FILE__, __LINE__))
+typedef void (*ms_check_fail_fn)(const char *what, const void *where, unsigned n);
+MS_HIDDEN void _ms_heap_check_locked(void);           /* every allocator lock held; aborts */
+MS_HIDDEN void _ms_segment_check_locked(ms_check_fail_fn fail);
+MS_HIDDEN void _ms_central_check_locked(const uint64_t spans[MS_NCLASSES], const uint64_t free_blocks[MS_NCLASSES],
+                                        ms_check_fail_fn fail);
+#ifndef MS_DEBUG
+#define MS_DEBUG 0
+#endif
 MS_HIDDEN void           _ms_segment_lock(void);
 MS_HIDDEN void           _ms_segment_unlock(bool child);
 typedef struct ms_segment_stat_s {
@@ -109,10 +121,35 @@ typedef struct ms_class_s {
     uint16_t limit;       /* thread cache limit (blocks) */
     uint16_t batch;       /* blocks moved per refill/flush */
     uint32_t capacity;    /* blocks per span */
-    uint64_t recip;       /* ceil(2^42 / size): offset -> block index */
+    uint64_t recip;       /* ceil(2^MS_RECIP_SHIFT / size): offset -> block index */
 } ms_class_t;
+#define MS_RECIP_SHIFT 42     /* exact for every offset in a span (< 2^20) and size */
 
 MS_HIDDEN extern ms_class_t _ms_classes[MS_NCLASSES];
+
+/* The block of class k holding byte `off` of its span: a multiply, not a
+ * division.  The one place the span arithmetic is written. */
+static inline uint64_t _ms_block_index(const ms_class_t *k, uint64_t off)
+{
+    return (off * k->recip) >> MS_RECIP_SHIFT;
+}
+
+/* Where p falls in segment s: its span, class and block (p may point into
+ * the block's middle: off - idx * size bytes in).  False for the header
+ * page and free pages. */
+typedef struct { ms_page_t *pg; const ms_class_t *k; unsigned cls; uint64_t off, idx; } ms_where_t;
+static inline bool _ms_where(ms_segment_t *s, const void *p, ms_where_t *w)
+{
+    unsigned i = _ms_page_index(s, p);
+    uint8_t cls = __atomic_load_n(&s->page_class[i], __ATOMIC_ACQUIRE);
+    if (i == 0 || cls == MS_CLASS_NONE) return false;
+    w->cls = cls;
+    w->pg = &s->pages[s->span_head[i]];
+    w->k = &_ms_classes[cls];
+    w->off = (uint64_t)((const uint8_t *)p - w->pg->start);
+    w->idx = _ms_block_index(w->k, w->off);
+    return true;
+}
 MS_HIDDEN extern uint8_t    _ms_small_class[MS_SMALL_TABLE_MAX / MS_ALIGN + 1];
 MS_HIDDEN void     _ms_classes_init(void);
 MS_HIDDEN unsigned _ms_class_of(size_t n);              /* n <= MS_MAX_SMALL */
@@ -246,6 +283,22 @@ MS_HIDDEN double _ms_exp_neg(double x);
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
 MS_HIDDEN void   _ms_misuse_report(const char *what, const void *p, const char *is,
                                    const char *const *titles, const uint32_t *stacks, unsigned nstacks);
+/* Heap misuse kept for the leak report (leak.c): the first MS_HEAP_ERR_MAX
+ * messages, each with its stacks; *total counts them all. */
+#define MS_HEAP_ERR_MAX 100
+typedef struct ms_heap_err_s {
+    const char *what;            /* "free(): double free"... (a literal) */
+    char        is[160];         /* "a block already freed"... */
+    const void *p;
+    int         tid;
+    unsigned    nstacks;
+    const char *titles[3];       /* literals: "allocated at", "now at"... */
+    uint32_t    stacks[3];       /* 0: not recorded */
+    int         ready;
+} ms_heap_err_t;
+MS_HIDDEN void   _ms_heap_err_note(const char *what, const void *p, const char *is,
+                                   const char *const *titles, const uint32_t *stacks, unsigned nstacks);
+MS_HIDDEN const ms_heap_err_t *_ms_heap_errors(unsigned *shown, unsigned *total);
 MS_HIDDEN void   _ms_unwind_init(void);
 MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
 MS_HIDDEN void   _ms_loader_enter(void);   /* around memshim's calls that iterate loaded objects */
@@ -255,7 +308,6 @@ MS_HIDDEN void   _ms_loader_unlock(bool child);
 #define MS_STACK_OOM 0xFFFFFFFFu        /* a stack not stored: memshim's memory ran out */
 MS_HIDDEN uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n);
 MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);
-MS_HIDDEN uint32_t _ms_stack_count(void);
 MS_HIDDEN void   _ms_stack_lock(void);
 MS_HIDDEN void   _ms_stack_unlock(bool child);
 
@@ -298,6 +350,8 @@ typedef struct ms_leak_item_s {
     uintptr_t root_pc;     /* STACK: code in the function whose frame holds `from` (0: unknown);
                               TLS: the offset of `from` in its module's TLS block */
     uintptr_t root_module; /* TLS: an address in the module whose variable it is */
+    uint32_t  leader;      /* lost blocks: the item leading their clique (maybe through
+                              others: follow until a definitely lost one); else UINT32_MAX */
 } ms_leak_item_t;
 /* Where the thread asking for a scan has its live stack: the stack pointer
  * at which the program called exit() or memshim_leak_check(), and the
@@ -421,6 +475,10 @@ typedef struct ms_options_s {
     int           report_signal; /* MEMSHIM_REPORT_SIGNAL, 0 = none */
     int           gen_suppressions; /* MEMSHIM_GEN_SUPPRESSIONS */
     unsigned      why_depth;     /* MEMSHIM_WHY_DEPTH: blocks shown per retention path, 0 = none */
+    int           leak_since;    /* MEMSHIM_LEAK_SINCE: flag records new or grown since the last report */
+    int           report_child;  /* exec'd by a process writing the same MEMSHIM_REPORT: name.PID */
+    int           show_summary;  /* MEMSHIM_SHOW=summary: the summary whenever something leaked */
+    int           trace_children;/* MEMSHIM_TRACE_CHILDREN (1): children keep memshim in LD_PRELOAD */
     /* heap profile (issue 13) */
     const char   *profile;       /* MEMSHIM_PROFILE: NULL, "stderr" or an absolute path (a copy) */
     int           profile_signal;/* MEMSHIM_PROFILE_SIGNAL, 0 = none */
@@ -472,7 +530,7 @@ MS_HIDDEN void   _ms_out_settle(void);                  /* after the options: ke
 MS_HIDDEN int    _ms_err_fd(void);                      /* stderr as it was at start-up, or -1 */
 MS_HIDDEN void   _ms_out_retake_stderr(void);          /* fd 2 as it is now (unit tests) */
 MS_HIDDEN void   _ms_out_after_fork_child(void);
-MS_HIDDEN bool   _ms_expand_path(const char *pattern, char *out, size_t cap); /* %p -> pid */
+MS_HIDDEN bool   _ms_expand_path(const char *pattern, unsigned seq, char *out, size_t cap); /* %p: pid, %n: seq */
 
 /* Output files (reports, statistics, the RSS log): the rules are out.c's. */
 enum { MS_OUT_NONE, MS_OUT_STDERR, MS_OUT_ATOMIC, MS_OUT_INPLACE };
@@ -480,6 +538,7 @@ enum { MS_OUT_NONE, MS_OUT_STDERR, MS_OUT_ATOMIC, MS_OUT_INPLACE };
 #define MS_OUT_STREAM       2u  /* kept open and appended to; no fallback to stderr */
 #define MS_OUT_SNAPSHOT     4u  /* rewritten periodically for another user's collector:
                                    0644 (less the umask), no fallback to stderr */
+#define MS_OUT_SERIES       8u  /* a leak snapshot and no %n: name.snapN (regular files only) */
 typedef struct ms_out_s {
     int         fd;              /* where to write now; -1: dropped */
     int         kind;            /* MS_OUT_* */
@@ -495,6 +554,8 @@ typedef struct ms_out_s {
  * said) if dest cannot be written: o then writes to stderr, or nothing for a
  * stream.  Holds the output's lock until _ms_out_commit (not for a stream). */
 MS_HIDDEN bool   _ms_out_open(ms_out_t *o, const char *var, const char *dest, unsigned flags);
+/* The same, %n in the name standing for seq (_ms_out_open: 1). */
+MS_HIDDEN bool   _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned flags, unsigned seq);
 MS_HIDDEN bool   _ms_out_commit(ms_out_t *o);           /* close, rename into place; false: failed */
 MS_HIDDEN int    _ms_out_fd(ms_out_t *o);               /* a stream's checked fd, or -1 */
 MS_HIDDEN void   _ms_out_remove(const char *path, dev_t dev, ino_t ino); /* if still that file */
@@ -541,7 +602,7 @@ typedef struct ms_gc_figures_s {
     uint64_t time_ns;        /* spent collecting, in all */
     uint64_t gen_collections[3], gen_collected[3], gen_uncollectable[3]; /* the same per generation */
 } ms_gc_figures_t;
-MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out) __attribute__((weak));
+MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out);
 MS_HIDDEN void   _ms_gc_glue_init(void) __attribute__((weak)); /* constructor: collector tables */
 
 /* ---- mallinfo.c: glibc's heap questions (override.c), memshim's answers -- */

@@ -221,7 +221,6 @@ unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip)
     return e->depth;
 }
 
-uint32_t _ms_stack_count(void) { return nstacks; }
 
 void _ms_stack_lock(void) { pthread_mutex_lock(&stack_lock); }
 void _ms_stack_unlock(bool child)

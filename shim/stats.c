@@ -64,7 +64,7 @@ void _ms_stats_collect_heap(ms_stats_t *st)
 static bool gc_figures(ms_gc_figures_t *g)
 {
     memset(g, 0, sizeof *g);
-    return _ms_gc_figures && _ms_gc_figures(g) > 0 && g->collections > 0;
+    return _ms_gc_figures(g) > 0 && g->collections > 0;
 }
 
 /* The command line, arguments joined by spaces, truncated to fit. */
@@ -213,14 +213,15 @@ static void print_fd(int fd, bool json)
 
 void _ms_stats_print_fd(int fd) { print_fd(fd, false); }
 
-/* Write the figures to dest ("stderr" or a name pattern; JSON if the name
- * ends in .json), by out.c's rules for output files: a regular file is
+/* Write the figures to dest ("stderr" or a name pattern, %n: the how
+ * manyth statistics of this process; JSON if the name ends in .json), by out.c's rules for output files: a regular file is
  * replaced atomically, a device or FIFO written in place. */
 void _ms_stats_write(const char *dest)
 {
     int saved = errno;
+    static unsigned seq;               /* %n: the statistics' sequence number */
     ms_out_t o;
-    _ms_out_open(&o, "MEMSHIM_STATS", dest, 0);
+    _ms_out_open_seq(&o, "MEMSHIM_STATS", dest, 0, __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
     print_fd(o.fd, o.kind != MS_OUT_STDERR && ends_with(o.path, ".json"));
     if (!_ms_out_commit(&o)) {
         _ms_out_open(&o, "MEMSHIM_STATS", NULL, 0);         /* the rename failed: stderr */

@@ -430,12 +430,12 @@ void _ms_supp_used(const ms_supps_t *s, ms_buf_t *b, int pid, bool json)
             _ms_json_str(b, e->name);
             _ms_bprintf(b, ", \"line\": %u, \"blocks\": %llu, \"bytes\": %llu}", e->lineno,
                         _ms_round(e->blocks), _ms_round(e->bytes));
-        } else if (e->lineno) {
-            _ms_bprintf(b, "==%d== used_suppression: %llu blocks, %llu bytes: %s (%s:%u)\n", pid,
-                        _ms_round(e->blocks), _ms_round(e->bytes), e->name, _ms_base_name(_ms_opt.suppress), e->lineno);
         } else {
-            _ms_bprintf(b, "==%d== used_suppression: %llu blocks, %llu bytes: %s (memshim's own: "
-                        "glibc's thread vectors)\n", pid, _ms_round(e->blocks), _ms_round(e->bytes), e->name);
+            unsigned long long nb = _ms_round(e->blocks), ny = _ms_round(e->bytes);
+            _ms_bprintf(b, "==%d== used_suppression: %llu block%s, %llu byte%s: %s ", pid, nb, nb == 1 ? "" : "s",
+                        ny, ny == 1 ? "" : "s", e->name);
+            if (e->lineno) _ms_bprintf(b, "(%s:%u)\n", _ms_base_name(_ms_opt.suppress), e->lineno);
+            else _ms_bprintf(b, "(memshim's own: glibc's thread vectors)\n");
         }
         first = false;
     }

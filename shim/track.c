@@ -75,16 +75,10 @@ ms_meta_t *_ms_meta_of(const void *p)
 {
     ms_segment_t *s = _ms_segment_of(p);
     if (!s) return NULL;
-    unsigned i = _ms_page_index(s, p);
-    uint8_t cls = __atomic_load_n(&s->page_class[i], __ATOMIC_ACQUIRE);
-    if (i == 0 || cls == MS_CLASS_NONE) return NULL;
-    ms_page_t *pg = &s->pages[s->span_head[i]];
-    if (!pg->meta) return NULL;
-    const ms_class_t *k = &_ms_classes[cls];
-    uint64_t off = (uint64_t)((const uint8_t *)p - pg->start);
-    uint64_t idx = (off * k->recip) >> 42;
-    if (idx * k->size != off || idx >= k->capacity) return NULL;
-    return &pg->meta[idx];
+    ms_where_t w;
+    if (!_ms_where(s, p, &w) || !w.pg->meta) return NULL;
+    if (w.idx * w.k->size != w.off || w.idx >= w.k->capacity) return NULL;
+    return &w.pg->meta[w.idx];
 }
 
 /* A new block still holds the free-list link (and key) of its free days:
@@ -103,8 +97,7 @@ static inline ms_meta_t *fresh_meta(const void *p)
     unsigned i = _ms_page_index(s, p);
     ms_page_t *pg = &s->pages[s->span_head[i]];
     if (!pg->meta) return NULL;
-    const ms_class_t *k = &_ms_classes[pg->cls];
-    return &pg->meta[((uint64_t)((const uint8_t *)p - pg->start) * k->recip) >> 42];
+    return &pg->meta[_ms_block_index(&_ms_classes[pg->cls], (uint64_t)((const uint8_t *)p - pg->start))];
 }
 
 static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc)

@@ -35,6 +35,8 @@
 
 typedef struct {
     const char *addr, *type;              /* owned by the JSON tree */
+    const char *function, *file;          /* its allocation site, NULL when unknown */
+    long long   line, refcount;           /* refcount -1: a plain block */
     uint64_t    size;
     size_t      group;                    /* index into groups */
     size_t      color;                    /* index into palette */
@@ -45,6 +47,8 @@ typedef struct { size_t from, to; } gedge_t;    /* indices into objs */
 
 typedef struct {
     long long number;                     /* the report's "group" */
+    uint64_t  count;                      /* groups of this shape it stands for (1 when absent) */
+    bool      lost;                       /* "kind": "lost_blocks": plain blocks, lost */
     size_t    first_obj, nobj, first_edge, nedge;
     uint64_t  bytes;
     size_t    shown;                      /* objects drawn: 0 (left out) to nobj */
@@ -117,6 +121,27 @@ static bool find_obj(const addr_ix *ix, size_t n, const char *addr, size_t *out)
     return true;
 }
 
+/* Optional members: absent or null is fine, another type is not. */
+static bool opt_string(json_t *obj, const char *key, const char *where, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_string(v)) return fail("%s.%s: expected a string", where, key);
+    *out = json_string_value(v);
+    return true;
+}
+
+static bool opt_int(json_t *obj, const char *key, const char *where, long long dflt, long long *out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = dflt;
+    if (!v || json_is_null(v)) return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0) return fail("%s.%s: expected a non-negative integer", where, key);
+    *out = json_integer_value(v);
+    return true;
+}
+
 static bool parse_cycles(cycles_t *c)
 {
     json_t *root = c->root;
@@ -159,6 +184,13 @@ static bool parse_cycles(cycles_t *c)
         if (!need_count(grp, "group", where, &num)) { ok = false; break; }
         if (num > (uint64_t)1 << 53) { ok = fail("%s.group: %llu is out of range", where, (unsigned long long)num); break; }
         G->number = (long long)num;
+        const char *kind = NULL;
+        G->count = 1;
+        if (!opt_string(grp, "kind", where, &kind) || (json_object_get(grp, "count") && !need_count(grp, "count", where, &G->count))) {
+            ok = false;
+            break;
+        }
+        G->lost = kind && strcmp(kind, "lost_blocks") == 0;
         for (size_t k = 0; k < g; k++)
             if (c->groups[k].number == G->number) { ok = fail("%s.group: group %lld appears twice", where, G->number); break; }
         if (!ok) break;
@@ -169,7 +201,9 @@ static bool parse_cycles(cycles_t *c)
             snprintf(where, sizeof where, "cycles[%zu].objects[%zu]", g, i);
             if (!json_is_object(o)) { ok = fail("%s: expected an object", where); break; }
             if (!need_string(o, "addr", where, &O->addr) || !need_string(o, "type", where, &O->type) ||
-                !need_count(o, "size", where, &O->size)) { ok = false; break; }
+                !need_count(o, "size", where, &O->size) || !opt_string(o, "function", where, &O->function) ||
+                !opt_string(o, "file", where, &O->file) || !opt_int(o, "line", where, 0, &O->line) ||
+                !opt_int(o, "refcount", where, -1, &O->refcount)) { ok = false; break; }
             O->group = c->ngroups - 1;
             ix[c->nobjs] = (addr_ix){ O->addr, c->nobjs };
             c->nobjs++;
@@ -544,10 +578,12 @@ static void write_dot(FILE *o, const cycles_t *c, const selection_t *s, const ty
     for (size_t k = 0; k < s->groups; k++) {
         size_t g = s->order[k];
         const ggroup_t *G = &c->groups[g];
-        fprintf(o, "  subgraph cluster_%zu {\n    label=<<b>group %lld</b>: ", g, G->number);
-        plural(o, G->nobj, "object", "objects");
+        fprintf(o, "  subgraph cluster_%zu {\n    label=<<b>group %lld</b>%s: ", g, G->number,
+                G->lost ? " (lost plain blocks)" : "");
+        plural(o, G->nobj, G->lost ? "block" : "object", G->lost ? "blocks" : "objects");
         fputs(", ", o);
         bytes_text(o, G->bytes);
+        if (G->count > 1) fprintf(o, " <b>\xc3\x97 %llu</b> (groups of this shape)", (unsigned long long)G->count);
         if (G->shown < G->nobj) fprintf(o, " <font color=\"#b53d3d\">(first %zu shown)</font>", G->shown);
         fputs(">;\n", o);
         for (size_t i = G->first_obj; i < G->first_obj + G->shown; i++) {
@@ -557,8 +593,19 @@ static void write_dot(FILE *o, const cycles_t *c, const selection_t *s, const ty
             html_text(o, O->type, MAX_TYPE_CHARS);
             fputs("</b><br/><font point-size=\"9\" color=\"#555555\">", o);
             plural(o, O->size, "byte", "bytes");
+            if (O->refcount >= 0) fprintf(o, " \xc2\xb7 refcount %lld", O->refcount);
             fputs(" \xc2\xb7 ", o);
             short_addr(o, O->addr);
+            if (O->function || O->file) {
+                fputs("<br/>", o);
+                html_text(o, O->function ? O->function : "???", MAX_TYPE_CHARS);
+                if (O->file) {
+                    const char *base = strrchr(O->file, '/');
+                    fputs(" (", o);
+                    html_text(o, base ? base + 1 : O->file, MAX_TYPE_CHARS);
+                    fprintf(o, ":%lld)", O->line);
+                }
+            }
             fputs("</font>>, tooltip=\"", o);
             dot_text(o, O->type);
             fputs(" at ", o);

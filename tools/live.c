@@ -120,6 +120,62 @@ bool ms_live_read(int fd, pid_t pid, ms_live_t *out, unsigned attempts, bool qui
     return false;
 }
 
+/* Whether pid runs the memshim command (a 'memshim run'). */
+static bool is_memshim(pid_t pid)
+{
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    bool yes = fgets(comm, sizeof comm, f) && strcmp(comm, "memshim\n") == 0;
+    fclose(f);
+    return yes;
+}
+
+/* A child of pid that publishes figures (the program a 'memshim run'
+ * runs): its region, its pid in *child; -1 if none does. */
+static int child_region(pid_t pid, pid_t *child)
+{
+    DIR *d = opendir("/proc");
+    if (!d) return -1;
+    int fd = -1;
+    struct dirent *e;
+    while (fd < 0 && (e = readdir(d))) {
+        char path[300], buf[512];
+        uint64_t c;
+        if (!ms_parse_u64(e->d_name, &c)) continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *r = strrchr(buf, ')');        /* the name may hold spaces and parentheses */
+        int ppid;
+        if (r && sscanf(r + 1, " %*c %d", &ppid) == 1 && ppid == (int)pid &&
+            (fd = ms_live_open((pid_t)c, true)) >= 0) *child = (pid_t)c;
+    }
+    closedir(d);
+    return fd;
+}
+
+/* pid's live region, or, when pid is a 'memshim run', its program's (waited
+ * for a few seconds: 'memshim run ... & memshim top $!' asks at once); *pid
+ * becomes the process followed.  -1 after saying why not. */
+static int open_region(pid_t *pid)
+{
+    int fd = ms_live_open(*pid, true);
+    if (fd >= 0 || !is_memshim(*pid)) return fd >= 0 ? fd : ms_live_open(*pid, false);
+    pid_t child = 0;
+    for (int i = 0; i < 100 && fd < 0 && kill(*pid, 0) == 0; i++)
+        if ((fd = child_region(*pid, &child)) < 0) usleep(50000);
+    if (fd < 0) return ms_live_open(*pid, false);
+    fprintf(stderr, "%s: following process %d, the program 'memshim run' %d runs\n", ms_prog,
+            (int)child, (int)*pid);
+    *pid = child;
+    return fd;
+}
+
 static uint64_t unix_ms(void)
 {
     struct timespec ts;
@@ -238,7 +294,7 @@ int cmd_stats(int argc, char **argv)
     if (!pid_s) ms_usage_error("stats: no process id given (memshim stats PID)");
     pid_t pid;
     parse_pid("stats", pid_s, &pid);
-    int fd = ms_live_open(pid, false);
+    int fd = open_region(&pid);
     if (fd < 0) return 1;
     ms_live_t l;
     bool ok = ms_live_read(fd, pid, &l, 200, false);
@@ -279,7 +335,7 @@ int cmd_top(int argc, char **argv)
     if (!pid_s) ms_usage_error("top: no process id given (memshim top PID)");
     pid_t pid;
     parse_pid("top", pid_s, &pid);
-    int fd = ms_live_open(pid, false);
+    int fd = open_region(&pid);
     if (fd < 0) return 1;
 
     bool screen = isatty(1);

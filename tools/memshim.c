@@ -12,11 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include "memshim.h"
 #include "../include/memshim.h"
 
@@ -39,16 +41,19 @@ static const char usage_text[] =
 "      --no-live           do not publish live figures for 'memshim stats PID'\n"
 "      --sample BYTES      track one allocation per BYTES on average (k/m/g suffixes)\n"
 "      --no-track          no leak tracking\n"
-"      --exitcode N        exit with N when leaks are found\n"
+"      --exitcode N        exit with N when leaks or heap errors are found\n"
 "      --suppress FILE     leak suppressions\n"
 "      --lib PATH          the libmemshim.so to preload\n"
 "      -q, --quiet         do not list the reports at the end\n"
+"      (and --show, --stack-depth, --report-signal, --on-error, --leak-since,\n"
+"      valgrind's --leak-check, --num-callers... : memshim help run)\n"
 "  report FILE.json [--kind KIND] [--top N] [--format text|folded] [--why ADDR|FUNCTION]\n"
 "                      render a saved leak report; folded: one line per stack;\n"
 "                      --why: why the blocks of a record are still alive (its\n"
 "                      allocating function, or an address in a block on the path)\n"
-"  diff OLD.json NEW.json [--kind KIND] [--top N] [--all]\n"
-"                      what grew and what is new, largest growth first\n"
+"  diff OLD.json NEW.json [MORE.json...] [--kind KIND] [--top N] [--all]\n"
+"                      what grew and what is new, largest growth first;\n"
+"                      three reports or more: across the series\n"
 "  stats PID [--json]  the current figures of a process run with MEMSHIM_LIVE=1\n"
 "  top PID [-d SECONDS] [-n COUNT]\n"
 "                      the same, refreshed like top(1); q or Ctrl-C quits\n"
@@ -90,6 +95,97 @@ static int help_env(void)
     return 0;
 }
 
+/* Each command's own help: `memshim help CMD`, `memshim CMD --help`. */
+static const struct { const char *name, *text; } command_help[] = {
+    { "run",
+"usage: memshim run [OPTIONS] [--] PROGRAM [ARGS...]\n"
+"\n"
+"Run PROGRAM with libmemshim preloaded, the options turned into MEMSHIM_*\n"
+"variables (memshim(7)); pass its exit status through; list the reports the\n"
+"run wrote, one line per process with its leak summary.\n"
+"\n"
+"  --report FILE         leak report to FILE (MEMSHIM_REPORT; %p: pid, %n: the\n"
+"                        report's number; .json: JSON); default stderr.  Each\n"
+"                        process of the run writes its own (FILE.PID)\n"
+"  --format text|json    leak report format (MEMSHIM_REPORT_FORMAT)\n"
+"  --show KINDS          kinds listed: definite,indirect,possible,reachable,\n"
+"                        all, none, summary (MEMSHIM_SHOW)\n"
+"  --stack-depth N       frames per allocation stack, 1 to 64 (MEMSHIM_STACK_DEPTH)\n"
+"  --why-depth N         blocks shown per retention path, 0 to 1000 (MEMSHIM_WHY_DEPTH)\n"
+"  --report-signal SIG   a leak report whenever SIG arrives (MEMSHIM_REPORT_SIGNAL)\n"
+"  --leak-since          flag records new or grown since the last report (MEMSHIM_LEAK_SINCE)\n"
+"  --on-error abort|continue\n"
+"                        after a double, invalid or mismatched free (MEMSHIM_ON_ERROR)\n"
+"  --exitcode N          exit with N when leaks or heap errors are found (MEMSHIM_EXITCODE)\n"
+"  --suppress FILE       leak suppressions (MEMSHIM_SUPPRESS)\n"
+"  --gen-suppressions    a suppression after each record (MEMSHIM_GEN_SUPPRESSIONS)\n"
+"  --stats[=DEST]        heap statistics at exit to DEST (stderr, or a file; .json: JSON)\n"
+"  --stats-signal SIG    write the statistics whenever SIG arrives (e.g. USR2)\n"
+"  --rss-log[=FILE]      RSS time series (default FILE: memshim.%p.rss)\n"
+"  --rss-interval MS     sampling interval of the RSS log (default 100)\n"
+"  --no-live             do not publish live figures for 'memshim stats PID'\n"
+"  --sample BYTES        track one allocation per BYTES on average (k/m/g suffixes)\n"
+"  --no-track            no leak tracking\n"
+"  --lib PATH            the libmemshim.so to preload\n"
+"  -q, --quiet           do not list the reports at the end\n"
+"\n"
+"valgrind's spellings, as aliases:\n"
+"  --leak-check=no|summary|full   --show none | --show summary | the default kinds\n"
+"  --show-leak-kinds=KINDS        --show KINDS\n"
+"  --num-callers=N                --stack-depth N (at most 64)\n"
+"  --error-exitcode=N             --exitcode N\n"
+"  --suppressions=FILE            --suppress FILE (one file)\n"
+"  --gen-suppressions=yes|all|no  --gen-suppressions (yes and all alike) or none\n"
+"  --log-file=FILE                --report FILE (the report holds the heap errors too)\n"
+"  --trace-children=yes|no        no: the programs PROGRAM starts run without memshim\n"
+"                                 (MEMSHIM_TRACE_CHILDREN=0); yes: the default\n" },
+    { "report",
+"usage: memshim report FILE.json [--kind KIND] [--top N] [--format text|folded] [--why ADDR|FUNCTION]\n"
+"\n"
+"Render a saved JSON leak report: the totals, then each record, largest\n"
+"first, with its stack.  --format folded: one line per stack, the kind\n"
+"first (flame-graph input); --why: why the blocks of a record are still\n"
+"alive (its allocating function or FILE:LINE, or an address on the path).\n"
+"KIND: definite, indirect, possible, reachable, comma-separated.\n" },
+    { "diff",
+"usage: memshim diff OLD.json NEW.json [MORE.json...] [--kind KIND] [--top N] [--all]\n"
+"\n"
+"Two reports: what grew and what is new, largest growth first (--all: what\n"
+"shrank and is gone too).  Three or more (a series of snapshots): each\n"
+"kind report by report, and the records that grew from the first to the\n"
+"last, with their bytes in every report and the steps they grew in.\n" },
+    { "stats",
+"usage: memshim stats PID [--json]\n"
+"\n"
+"The current figures of a process run with MEMSHIM_LIVE=1 (memshim run sets\n"
+"it).  PID may be that of a 'memshim run': its program is followed.\n" },
+    { "top",
+"usage: memshim top PID [-d SECONDS] [-n COUNT]\n"
+"\n"
+"The figures of 'memshim stats', refreshed like top(1); q or Ctrl-C quits.\n"
+"PID may be that of a 'memshim run' (memshim run ... & memshim top $!).\n" },
+    { "plot",
+"usage: memshim plot RSSLOG -o FILE.svg [--title TEXT]\n"
+"\n"
+"Draw an RSS log (MEMSHIM_RSS_LOG) as an SVG picture.\n" },
+    { "graph",
+"usage: memshim graph FILE.json -o FILE.svg [--max-objects N] [--group N] [--format FMT]\n"
+"\n"
+"Draw the objects a report finds alive only through reference cycles, and\n"
+"the lost cycles of malloc blocks, with Graphviz (.svg, .png, .pdf or .dot\n"
+"by the suffix): each object with its allocation site and reference count,\n"
+"identical groups drawn once with their count.\n" },
+};
+
+/* The command's own help, or the summary of all when it has none. */
+static int print_help(const char *cmd)
+{
+    for (size_t i = 0; cmd && i < sizeof command_help / sizeof *command_help; i++)
+        if (strcmp(cmd, command_help[i].name) == 0) { fputs(command_help[i].text, stdout); return 0; }
+    fputs(usage_text, stdout);
+    return 0;
+}
+
 static int cmd_help(int argc, char **argv)
 {
     if (argc > 2) ms_usage_error("help: too many arguments");
@@ -101,8 +197,7 @@ static int cmd_help(int argc, char **argv)
         for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= strcmp(argv[1], known[i]) == 0;
         if (!ok) ms_usage_error("help: unknown command '%s'", argv[1]);
     }
-    fputs(usage_text, stdout);
-    return 0;
+    return print_help(argc == 2 ? argv[1] : NULL);
 }
 
 /* ---- run ------------------------------------------------------------------- */
@@ -206,18 +301,226 @@ static bool is_json_name(const char *p)
     return n >= 5 && strcmp(p + n - 5, ".json") == 0;
 }
 
+/* ---- the leak reports of a run ---------------------------------------------- *
+ * Every process of the run writes its own (the library's rules): the name
+ * with %p and %n filled in, and with .PID (a child whose name has no %p)
+ * or .snapN (a snapshot whose name has no %n) appended.  After the program
+ * has ended, those written since it started are found by globbing, and
+ * each gets one line: its process and its summary. */
+typedef struct {
+    const char *path;
+    long long pid;
+    char      program[256], when[32];
+    uint64_t  bytes[4], blocks[4];
+    long long errors;                   /* heap errors, -1: unknown */
+} report_line_t;
+
+static const char *const kind_key[4] = { "definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable" };
+static const char *const kind_words[4] = { "definitely lost", "indirectly lost", "possibly lost", "still reachable" };
+
+static bool summarize_json(report_line_t *r)
+{
+    json_error_t e;
+    json_t *root = json_load_file(r->path, 0, &e), *v;
+    if (!root) return false;
+    if ((v = json_object_get(root, "pid")) && json_is_integer(v)) r->pid = json_integer_value(v);
+    if ((v = json_object_get(root, "program")) && json_is_string(v)) snprintf(r->program, sizeof r->program, "%s", json_string_value(v));
+    if ((v = json_object_get(root, "when")) && json_is_string(v)) snprintf(r->when, sizeof r->when, "%s", json_string_value(v));
+    if ((v = json_object_get(root, "heap_errors_total")) && json_is_integer(v)) r->errors = json_integer_value(v);
+    json_t *sum = json_object_get(root, "summary");
+    for (int k = 0; k < 4; k++) {
+        json_t *o = json_object_get(sum, kind_key[k]);
+        if ((v = json_object_get(o, "bytes")) && json_is_integer(v)) r->bytes[k] = (uint64_t)json_integer_value(v);
+        if ((v = json_object_get(o, "blocks")) && json_is_integer(v)) r->blocks[k] = (uint64_t)json_integer_value(v);
+    }
+    json_decref(root);
+    return true;
+}
+
+/* A text report: its header, summary and heap-error lines. */
+static bool summarize_text(report_line_t *r)
+{
+    FILE *f = fopen(r->path, "r");
+    if (!f) return false;
+    char line[4096];
+    bool any = false;
+    while (fgets(line, sizeof line, f)) {
+        int pid, off = 0;
+        if (sscanf(line, "==%d==%n", &pid, &off) != 1 || !off) continue;
+        const char *t = line + off;
+        char when[32];
+        int wl = 0;
+        if (sscanf(t, " memshim leak report (%31[^)]) for %n", when, &wl) == 1 && wl) {
+            r->pid = pid;
+            snprintf(r->when, sizeof r->when, "%s", when);
+            snprintf(r->program, sizeof r->program, "%s", t + wl);
+            r->program[strcspn(r->program, "\n")] = 0;
+            any = true;
+        }
+        unsigned long long by, bl;
+        char kind[32];
+        if (sscanf(t, " %31[a-z ]: %llu bytes in %llu block", kind, &by, &bl) == 3 ||
+            sscanf(t, " %31[a-z ]: %llu byte in %llu block", kind, &by, &bl) == 3)
+            for (int k = 0; k < 4; k++)
+                if (strcmp(kind, kind_words[k]) == 0) { r->bytes[k] = by; r->blocks[k] = bl; }
+        long long n;
+        if (sscanf(t, " HEAP ERRORS: %lld", &n) == 1) r->errors = n;
+    }
+    fclose(f);
+    if (r->errors < 0 && any) r->errors = 0;
+    return any;
+}
+
+static int by_report_path(const void *a, const void *b)
+{
+    return strcmp(((const report_line_t *)a)->path, ((const report_line_t *)b)->path);
+}
+
+/* pattern as a glob: %p and %n any number, glob characters escaped. */
+static void glob_of(const char *pattern, char *out, size_t cap)
+{
+    size_t g = 0;
+    for (const char *s = pattern; *s && g + 8 < cap; s++) {
+        if (s[0] == '%' && (s[1] == 'p' || s[1] == 'n')) { g += (size_t)snprintf(out + g, cap - g, "[0-9]*"); s++; }
+        else if (s[0] == '%' && s[1] == '%') { out[g++] = '%'; s++; }
+        else {
+            if (*s == '*' || *s == '?' || *s == '[' || *s == '\\') out[g++] = '\\';
+            out[g++] = *s;
+        }
+    }
+    out[g] = 0;
+}
+
+static void print_report_line(const report_line_t *r, pid_t pid)
+{
+    fprintf(stderr, "%s: leak report: %s", ms_prog, r->path);
+    if (r->pid < 0) { fprintf(stderr, "\n"); return; }
+    fprintf(stderr, ": pid %lld%s", r->pid, r->pid == pid ? "" : " (child process)");
+    if (r->program[0]) fprintf(stderr, " %s", r->program);
+    fprintf(stderr, " (%s):", r->when[0] ? r->when : "?");
+    for (int k = 0; k < 4; k++)
+        fprintf(stderr, "%s %s %llu byte%s in %llu block%s", k ? "," : "", kind_words[k],
+                (unsigned long long)r->bytes[k], r->bytes[k] == 1 ? "" : "s",
+                (unsigned long long)r->blocks[k], r->blocks[k] == 1 ? "" : "s");
+    if (r->errors > 0) fprintf(stderr, ", %lld heap error%s", r->errors, r->errors == 1 ? "" : "s");
+    fprintf(stderr, "\n");
+}
+
+/* Lists the run's leak reports; the program's own exit report in own. */
+static bool list_reports(const char *pattern, pid_t pid, time_t since, char *own, size_t cap)
+{
+    if (!pattern || strcmp(pattern, "stderr") == 0) return false;
+    char pat[PATH_MAX * 2], more[PATH_MAX * 2 + 4];
+    glob_of(pattern, pat, sizeof pat);
+    snprintf(more, sizeof more, "%s.*", pat);
+    glob_t gl;
+    memset(&gl, 0, sizeof gl);
+    glob(pat, 0, NULL, &gl);
+    glob(more, GLOB_APPEND, NULL, &gl);
+    report_line_t *r = calloc(gl.gl_pathc + 1, sizeof *r);
+    size_t n = 0;
+    for (size_t i = 0; r && i < gl.gl_pathc; i++) {
+        struct stat st;
+        const char *p = gl.gl_pathv[i];
+        if (strstr(p, ".tmp.") || stat(p, &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime < since) continue;
+        r[n] = (report_line_t){ .path = p, .pid = -1, .errors = -1 };
+        if (!summarize_json(&r[n])) summarize_text(&r[n]);
+        n++;
+    }
+    qsort(r, n, sizeof *r, by_report_path);
+    bool got = false;
+    for (int pass = 0; pass < 2; pass++)          /* the program's own first, then its children's */
+        for (size_t i = 0; i < n; i++)
+            if ((r[i].pid == pid) == (pass == 0)) {
+                print_report_line(&r[i], pid);
+                if (pass == 0 && strcmp(r[i].when, "at exit") == 0) { snprintf(own, cap, "%s", r[i].path); got = true; }
+            }
+    if (!n) fprintf(stderr, "%s: leak report: none written (%s)\n", ms_prog, pattern);
+    free(r);
+    globfree(&gl);
+    return got;
+}
+
+/* A comma list of definite, indirect, possible, reachable, all, none
+ * (and summary), as MEMSHIM_SHOW and valgrind's --show-leak-kinds take. */
+static bool kinds_ok(const char *v, bool summary)
+{
+    static const char *const ok[] = { "definite", "indirect", "possible", "reachable", "all", "none", "summary" };
+    char *copy = strdup(v), *save = NULL;
+    bool good = *v != 0;
+    for (char *t = strtok_r(copy, ",", &save); t && good; t = strtok_r(NULL, ",", &save)) {
+        bool known = false;
+        for (size_t k = 0; k < sizeof ok / sizeof *ok - !summary; k++) known |= strcmp(t, ok[k]) == 0;
+        good = known;
+    }
+    free(copy);
+    return good;
+}
+
+/* A signal as the library takes it: USR1, SIGUSR2, HUP, RTMIN+3, 12... */
+static bool signal_ok(const char *v)
+{
+    static const char *const names[] = { "USR1", "USR2", "HUP", "WINCH", "URG", "PWR", "PROF", "VTALRM", "RTMIN" };
+    const char *s = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
+    uint64_t n;
+    if (ms_parse_u64(s, &n)) return n >= 1 && n <= 64;
+    if (strncasecmp(s, "RTMIN+", 6) == 0) return ms_parse_u64(s + 6, &n) && n <= 30;
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) if (strcasecmp(s, names[i]) == 0) return true;
+    return false;
+}
+
+/* The value of a yes/no option (valgrind's spelling). */
+static bool yes_no(const char *opt, const char *v)
+{
+    if (strcmp(v, "yes") == 0) return true;
+    if (strcmp(v, "no") == 0) return false;
+    ms_usage_error("run %s=%s: expected yes or no", opt, v);
+}
+
 int cmd_run(int argc, char **argv)
 {
     const char *report = NULL, *format = NULL, *stats = NULL, *rss = NULL, *interval = NULL;
     const char *sample = NULL, *exitcode = NULL, *suppress = NULL, *lib = NULL, *sig = NULL;
-    const char *profile = NULL;
-    bool track = true, live = true, quiet = false;
+    const char *show = NULL, *depth = NULL, *rsig = NULL, *on_error = NULL, *why = NULL, *gen = NULL;
+    const char *leak_check = NULL, *logfile = NULL, *profile = NULL;
+    bool track = true, live = true, quiet = false, since = false, children = true;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i], *v;
         if (strcmp(a, "--") == 0) { i++; break; }
         if (a[0] != '-') break;
         if ((v = ms_opt_value(argc, argv, &i, "--report"))) report = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--log-file"))) logfile = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--show"))) show = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--show-leak-kinds"))) {
+            if (!kinds_ok(v, false))
+                ms_usage_error("run --show-leak-kinds=%s: expected definite, indirect, possible, reachable, all "
+                               "or none, comma-separated", v);
+            show = v;
+        }
+        else if ((v = ms_opt_value(argc, argv, &i, "--leak-check"))) {
+            if (strcmp(v, "no") && strcmp(v, "summary") && strcmp(v, "full") && strcmp(v, "yes"))
+                ms_usage_error("run --leak-check=%s: expected no, summary or full", v);
+            leak_check = v;
+        }
+        else if ((v = ms_opt_value(argc, argv, &i, "--stack-depth"))) depth = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--num-callers"))) depth = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--report-signal"))) rsig = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--on-error"))) on_error = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--why-depth"))) why = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--error-exitcode"))) exitcode = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--suppressions"))) {
+            if (suppress) ms_usage_error("run --suppressions: one suppressions file ('%s' is a second)", v);
+            suppress = v;
+        }
+        else if (strcmp(a, "--gen-suppressions") == 0) gen = "1";
+        else if ((v = ms_opt_value(argc, argv, &i, "--gen-suppressions"))) {
+            if (strcmp(v, "yes") && strcmp(v, "all") && strcmp(v, "no"))
+                ms_usage_error("run --gen-suppressions=%s: expected yes, all or no", v);
+            gen = strcmp(v, "no") ? "1" : "0";
+        }
+        else if ((v = ms_opt_value(argc, argv, &i, "--trace-children"))) children = yes_no("--trace-children", v);
+        else if (strcmp(a, "--leak-since") == 0) since = true;
         else if ((v = ms_opt_value(argc, argv, &i, "--format"))) format = v;
         else if (strcmp(a, "--stats") == 0) stats = "stderr";
         else if (strncmp(a, "--stats=", 8) == 0) stats = a + 8;
@@ -240,7 +543,22 @@ int cmd_run(int argc, char **argv)
 
     /* Check every value before running anything. */
     uint64_t n;
+    if (report && logfile) ms_usage_error("run --log-file: the same as --report; give one of them");
+    if (logfile) report = logfile;
     if (report && !*report) ms_usage_error("run --report: empty file name");
+    if (show && !kinds_ok(show, true))
+        ms_usage_error("run --show %s: expected definite, indirect, possible, reachable, all, none or summary, "
+                       "comma-separated", show);
+    if (leak_check && strcmp(leak_check, "no") == 0) show = "none";
+    else if (leak_check && strcmp(leak_check, "summary") == 0) show = "summary";
+    if (depth && (!ms_parse_u64(depth, &n) || n < 1 || n > 64))
+        ms_usage_error("run --stack-depth/--num-callers %s: expected a number of frames from 1 to 64", depth);
+    if (rsig && !signal_ok(rsig))
+        ms_usage_error("run --report-signal %s: expected a signal such as USR1, SIGUSR2, HUP or RTMIN+2", rsig);
+    if (on_error && strcmp(on_error, "abort") != 0 && strcmp(on_error, "continue") != 0)
+        ms_usage_error("run --on-error %s: expected abort or continue", on_error);
+    if (why && (!ms_parse_u64(why, &n) || n > 1000))
+        ms_usage_error("run --why-depth %s: expected a number of blocks from 0 to 1000", why);
     if (format && strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
         ms_usage_error("run --format %s: expected text or json", format);
     if (stats && !*stats) ms_usage_error("run --stats=: empty destination");
@@ -252,7 +570,7 @@ int cmd_run(int argc, char **argv)
     if (sample && !ms_parse_size(sample, &n))
         ms_usage_error("run --sample %s: expected a number of bytes, e.g. 4096 or 512k", sample);
     if (exitcode && (!ms_parse_u64(exitcode, &n) || n > 255))
-        ms_usage_error("run --exitcode %s: expected a number from 0 to 255", exitcode);
+        ms_usage_error("run --exitcode/--error-exitcode %s: expected a number from 0 to 255", exitcode);
     if (suppress && access(suppress, R_OK) != 0) {
         ms_warn("run --suppress %s: %s", suppress, strerror(errno));
         return 1;
@@ -280,6 +598,14 @@ int cmd_run(int argc, char **argv)
     if (exitcode) setenv_or_die("MEMSHIM_EXITCODE", exitcode);
     if (suppress) setenv_or_die("MEMSHIM_SUPPRESS", suppress);
     setenv_or_die("MEMSHIM_LIVE", live ? "1" : "0");
+    if (show) setenv_or_die("MEMSHIM_SHOW", show);
+    if (depth) setenv_or_die("MEMSHIM_STACK_DEPTH", depth);
+    if (rsig) setenv_or_die("MEMSHIM_REPORT_SIGNAL", rsig);
+    if (on_error) setenv_or_die("MEMSHIM_ON_ERROR", on_error);
+    if (why) setenv_or_die("MEMSHIM_WHY_DEPTH", why);
+    if (gen) setenv_or_die("MEMSHIM_GEN_SUPPRESSIONS", gen);
+    if (since) setenv_or_die("MEMSHIM_LEAK_SINCE", "1");
+    if (!children) setenv_or_die("MEMSHIM_TRACE_CHILDREN", "0");
 
     time_t start = time(NULL);
     /* Like system(): the terminal's ^C and ^\ go to the program, not to us. */
@@ -311,7 +637,8 @@ int cmd_run(int argc, char **argv)
         };
         char found[4][PATH_MAX * 2];
         bool got[4];
-        for (size_t k = 0; k < 4; k++) got[k] = list_outputs(&outs[k], pid, start, found[k], sizeof found[k]);
+        got[0] = list_reports(report, pid, start, found[0], sizeof found[0]);
+        for (size_t k = 1; k < 4; k++) got[k] = list_outputs(&outs[k], pid, start, found[k], sizeof found[k]);
         if (got[0] && is_json_name(found[0]))
             fprintf(stderr, "%s: read the leak report with: memshim report %s\n", ms_prog, found[0]);
         if (got[2])
@@ -350,6 +677,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(c, "help") == 0 || strcmp(c, "--help") == 0 || strcmp(c, "-h") == 0)
         return cmd_help(argc - 1, argv + 1);
+    if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
+        return print_help(c);                     /* memshim CMD --help */
     static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
         { "run", cmd_run }, { "report", cmd_report }, { "diff", cmd_diff },
         { "stats", cmd_stats }, { "top", cmd_top }, { "plot", cmd_plot },

@@ -46,6 +46,7 @@ typedef struct {
     frame_t    *frames;                          /* [0] is where it was allocated */
     size_t      order;                           /* position in the file */
     why_t       why;
+    const char *change;                          /* MEMSHIM_LEAK_SINCE: "new", "increased"...; NULL */
 } leak_t;
 
 typedef struct {
@@ -65,6 +66,7 @@ typedef struct {
     bool        has_summary;
     leak_t     *leaks;
     size_t      nleaks;
+    long long   since;                           /* the report compared with (MEMSHIM_LEAK_SINCE), -1: none */
 } report_t;
 
 static const char *const canonical[] = { "definitely_lost", "indirectly_lost", "possibly_lost",
@@ -76,6 +78,13 @@ static const char *kind_title(const char *k)
     static const char *const titles[] = { "definitely lost", "indirectly lost", "possibly lost",
                                           "still reachable" };
     for (size_t i = 0; i < 4; i++) if (strcmp(k, canonical[i]) == 0) return titles[i];
+    return k;
+}
+
+/* "definite", "reachable"...: a kind as folded stacks name their root. */
+static const char *kind_short(const char *k)
+{
+    for (size_t i = 0; i < 4; i++) if (strcmp(k, canonical[i]) == 0) return short_names[i];
     return k;
 }
 
@@ -218,7 +227,8 @@ static bool parse_report(report_t *r)
     if (!json_is_object(root)) return fail("not a memshim leak report (expected a JSON object)");
     json_t *pid = json_object_get(root, "pid");
     r->pid = pid && json_is_integer(pid) ? json_integer_value(pid) : -1;
-    if (!get_string(root, "program", "report", false, &r->program)) return false;
+    if (!get_string(root, "program", "report", false, &r->program) ||
+        !get_int(root, "since", "report", -1, &r->since)) return false;
 
     json_t *leaks = json_object_get(root, "leaks");
     if (!leaks) return fail("not a memshim leak report (no \"leaks\" array)");
@@ -248,7 +258,8 @@ static bool parse_report(report_t *r)
                 if (!parse_frame(json_array_get(stack, k), fw, &o->frames[k])) return false;
             }
         }
-        if (!parse_why(json_object_get(l, "why"), where, &o->why)) return false;
+        if (!parse_why(json_object_get(l, "why"), where, &o->why) ||
+            !get_string(l, "change", where, false, &o->change)) return false;
     }
 
     json_t *summary = json_object_get(root, "summary");
@@ -331,6 +342,10 @@ static bool kind_wanted(const kinds_t *k, const char *kind)
 
 /* ---- rendering ------------------------------------------------------------------ */
 
+/* "block" or "blocks" for n: never "1 blocks". */
+static const char *blocks_word(long long n) { return n == 1 || n == -1 ? "block" : "blocks"; }
+static const char *bytes_word(long long n) { return n == 1 || n == -1 ? "byte" : "bytes"; }
+
 static const char *base_name(const char *p)
 {
     const char *s = p ? strrchr(p, '/') : NULL;
@@ -374,9 +389,9 @@ static void print_totals(FILE *out, const report_t *r, const kinds_t *k)
     for (size_t i = 0; i < r->ntotals; i++) {
         const total_t *t = &r->totals[i];
         if (!kind_wanted(k, t->kind)) continue;
-        fprintf(out, "  %-16s %10s in %s blocks (%s bytes)\n", kind_title(t->kind),
-                ms_human(t->bytes, h, sizeof h), ms_commas(t->blocks, c1, sizeof c1),
-                ms_commas(t->bytes, c2, sizeof c2));
+        fprintf(out, "  %-16s %10s in %s %s (%s %s)\n", kind_title(t->kind),
+                ms_human(t->bytes, h, sizeof h), ms_commas(t->blocks, c1, sizeof c1), blocks_word((long long)t->blocks),
+                ms_commas(t->bytes, c2, sizeof c2), bytes_word((long long)t->bytes));
     }
 }
 
@@ -432,12 +447,12 @@ static void print_why(FILE *out, const why_t *w)
     }
     for (size_t k = 0; k < w->nhops; k++) {
         const hop_t *h = &w->hops[k];
-        if (w->more && k + 1 == w->nhops) fprintf(out, "    -> ... %llu more blocks\n", (unsigned long long)w->more);
+        if (w->more && k + 1 == w->nhops) fprintf(out, "    -> ... %llu more %s\n", (unsigned long long)w->more, blocks_word((long long)w->more));
         fprintf(out, "    -> %s", h->addr);
         if (h->into) fprintf(out, "%+lld", h->into);
         fputs(" (", out);
         if (h->type) fprintf(out, "%s object, ", h->type);
-        fprintf(out, "%llu bytes, allocated at ", (unsigned long long)h->size);
+        fprintf(out, "%llu %s, allocated at ", (unsigned long long)h->size, bytes_word((long long)h->size));
         print_site(out, &h->site);
         fprintf(out, "), pointer at offset %lld\n", h->offset);
     }
@@ -495,8 +510,9 @@ static int report_why(const report_t *r, leak_t **sel, size_t n, const char *arg
     for (size_t i = 0; i < n; i++) {
         const leak_t *l = sel[i];
         if (!why_matches(l, arg, is_addr, addr)) continue;
-        printf("%s%s bytes in %s blocks %s (%zu of %zu), allocated at ", found ? "\n" : "",
-               ms_commas(l->bytes, c1, sizeof c1), ms_commas(l->blocks, c2, sizeof c2), kind_title(l->kind), i + 1, n);
+        printf("%s%s %s in %s %s %s (%zu of %zu), allocated at ", found ? "\n" : "",
+               ms_commas(l->bytes, c1, sizeof c1), bytes_word((long long)l->bytes), ms_commas(l->blocks, c2, sizeof c2),
+               blocks_word((long long)l->blocks), kind_title(l->kind), i + 1, n);
         if (l->nframes) print_site(stdout, &l->frames[0]);
         else fputs("no stack recorded", stdout);
         fputc('\n', stdout);
@@ -558,6 +574,7 @@ int cmd_report(int argc, char **argv)
     if (folded) {
         for (size_t i = 0; i < shown; i++) {
             const leak_t *l = sel[i];
+            fprintf(stdout, "%s;", kind_short(l->kind));     /* the root frame: the kind */
             if (l->nframes == 0) fputs("[unknown]", stdout);
             for (size_t k = l->nframes; k-- > 0;) {
                 print_folded_frame(stdout, &l->frames[k]);
@@ -573,8 +590,13 @@ int cmd_report(int argc, char **argv)
         char c1[32], c2[32];
         for (size_t i = 0; i < shown; i++) {
             const leak_t *l = sel[i];
-            printf("\n%s bytes in %s blocks %s (%zu of %zu)\n", ms_commas(l->bytes, c1, sizeof c1),
-                   ms_commas(l->blocks, c2, sizeof c2), kind_title(l->kind), i + 1, n);
+            printf("\n%s %s in %s %s %s (%zu of %zu)", ms_commas(l->bytes, c1, sizeof c1), bytes_word((long long)l->bytes),
+                   ms_commas(l->blocks, c2, sizeof c2), blocks_word((long long)l->blocks), kind_title(l->kind), i + 1, n);
+            if (l->change && strcmp(l->change, "same") != 0) {
+                printf(", %s since ", l->change);
+                if (r.since > 0) printf("report %lld", r.since); else printf("the start");
+            }
+            printf("\n");
             for (size_t k = 0; k < l->nframes; k++) print_frame(stdout, k, &l->frames[k]);
             if (!l->nframes) printf("    (no stack recorded)\n");
         }
@@ -601,7 +623,9 @@ static char *stack_key(const leak_t *l, bool same_run)
     for (size_t k = 0; k < l->nframes; k++) {
         const frame_t *f = &l->frames[k];
         char part[1024];
-        if (f->function)
+        if (same_run && f->ip)                   /* one run: addresses are exact */
+            snprintf(part, sizeof part, "|%s", f->ip);
+        else if (f->function)
             snprintf(part, sizeof part, "|%s@%s:%lld", f->function, f->file ? f->file : "", f->line);
         else if (same_run || !f->module)
             snprintf(part, sizeof part, "|%s", f->ip ? f->ip : "?");
@@ -646,9 +670,130 @@ static void signed_bytes(char *buf, size_t cap, uint64_t from, uint64_t to)
     else snprintf(buf, cap, "-%s", ms_commas(from - to, c, sizeof c));
 }
 
+/* ---- diff of a series: memshim diff R1 R2 R3 ... ----------------------------------- *
+ * Each stack's bytes report by report, for the snapshots of one run
+ * (MEMSHIM_REPORT with %n, or name.snapN): the records that grew from the
+ * first report to the last, largest growth first, with how many steps they
+ * grew in -- a steady leak grows in every one. */
+typedef struct {
+    char         *key;
+    size_t        rep;                     /* the report it is from */
+    const leak_t *rec;
+} entry_t;
+
+static int by_entry_key(const void *a, const void *b)
+{
+    const entry_t *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->rep > y->rep) - (x->rep < y->rep);
+}
+
+typedef struct {
+    const char   *key;
+    const leak_t *rec;                     /* the latest record of the row */
+    uint64_t     *bytes, *blocks;          /* [nrep] */
+    bool         *seen;                    /* [nrep] */
+    long long     growth;                  /* bytes, last - first */
+    unsigned      steps_up;                /* steps where the bytes grew */
+} row_t;
+
+static int by_row_growth(const void *a, const void *b)
+{
+    const row_t *x = a, *y = b;
+    if (x->growth != y->growth) return x->growth < y->growth ? 1 : -1;
+    return strcmp(x->key, y->key);
+}
+
+static int diff_series(const char **files, size_t nrep, const kinds_t *kinds, uint64_t top, bool all)
+{
+    report_t *r = calloc(nrep, sizeof *r);
+    if (!r) { ms_warn("out of memory"); return 1; }
+    for (size_t i = 0; i < nrep; i++)
+        if (!load_report(files[i], &r[i])) {
+            while (i--) free_report(&r[i]);
+            free(r);
+            return 1;
+        }
+    bool same_run = r[0].pid >= 0;
+    for (size_t i = 1; i < nrep; i++) same_run &= r[i].pid == r[0].pid;
+    size_t ne = 0, cap = 0;
+    for (size_t i = 0; i < nrep; i++) cap += r[i].nleaks;
+    entry_t *e = calloc(cap ? cap : 1, sizeof *e);
+    for (size_t i = 0; i < nrep; i++)
+        for (size_t k = 0; k < r[i].nleaks; k++)
+            if (kind_wanted(kinds, r[i].leaks[k].kind)) {
+                e[ne] = (entry_t){ stack_key(&r[i].leaks[k], same_run), i, &r[i].leaks[k] };
+                if (!e[ne].key) { ms_warn("out of memory"); return 1; }
+                ne++;
+            }
+    qsort(e, ne, sizeof *e, by_entry_key);
+    row_t *rows = calloc(ne ? ne : 1, sizeof *rows);
+    size_t nrows = 0;
+    for (size_t i = 0; i < ne; i++) {
+        if (!i || strcmp(e[i - 1].key, e[i].key) != 0) {
+            row_t *w = &rows[nrows++];
+            w->bytes = calloc(nrep, sizeof *w->bytes);
+            w->blocks = calloc(nrep, sizeof *w->blocks);
+            w->seen = calloc(nrep, sizeof *w->seen);
+        }
+        row_t *w = &rows[nrows - 1];
+        w->key = e[i].key;
+        w->bytes[e[i].rep] += e[i].rec->bytes;
+        w->blocks[e[i].rep] += e[i].rec->blocks;
+        w->seen[e[i].rep] = true;
+        w->rec = e[i].rec;
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        row_t *w = &rows[i];
+        w->growth = (long long)w->bytes[nrep - 1] - (long long)w->bytes[0];
+        for (size_t k = 1; k < nrep; k++) w->steps_up += w->bytes[k] > w->bytes[k - 1];
+    }
+    qsort(rows, nrows, sizeof *rows, by_row_growth);
+
+    printf("leak report series: %zu reports (%s)\n", nrep, same_run ? "snapshots of one run" : "not all of one run");
+    char h[32], c1[32], g[40];
+    for (size_t i = 0; i < nrep; i++) printf("  %zu  %s\n", i + 1, files[i]);
+    for (size_t k = 0; k < 4; k++) {
+        if (!kind_wanted(kinds, canonical[k])) continue;
+        printf("  %-16s", kind_title(canonical[k]));
+        for (size_t i = 0; i < nrep; i++) {
+            uint64_t b = 0;
+            for (size_t t = 0; t < r[i].ntotals; t++)
+                if (strcmp(r[i].totals[t].kind, canonical[k]) == 0) b = r[i].totals[t].bytes;
+            printf("%s%s", i ? " -> " : " ", ms_human(b, h, sizeof h));
+        }
+        printf("\n");
+    }
+    size_t shown = 0, eligible = 0, grew = 0;
+    for (size_t i = 0; i < nrows; i++) {
+        const row_t *w = &rows[i];
+        if (w->growth > 0) grew++;
+        if (!(w->growth > 0 || (all && w->steps_up))) continue;
+        if (eligible++ >= top) continue;
+        if (shown++ == 0) printf("\n%s, largest growth first:\n", all ? "records that grew at some step" : "what grew from the first report to the last");
+        signed_bytes(g, sizeof g, w->bytes[0], w->bytes[nrep - 1]);
+        long long db = (long long)w->blocks[nrep - 1] - (long long)w->blocks[0];
+        printf("\n%s bytes (%+lld %s) %s, grew in %u of %zu steps:", g, db, blocks_word(db),
+               kind_title(w->rec->kind), w->steps_up, nrep - 1);
+        for (size_t k = 0; k < nrep; k++)
+            printf("%s%s", k ? " -> " : " ", w->seen[k] ? ms_commas(w->bytes[k], c1, sizeof c1) : "none");
+        printf(" bytes\n");
+        for (size_t k = 0; k < w->rec->nframes; k++) print_frame(stdout, k, &w->rec->frames[k]);
+    }
+    if (grew == 0) printf("\nnothing grew from the first report to the last\n");
+    if (shown < eligible) printf("\n... %zu more not shown (--top %zu)\n", eligible - shown, shown);
+    for (size_t i = 0; i < nrows; i++) { free(rows[i].bytes); free(rows[i].blocks); free(rows[i].seen); }
+    for (size_t i = 0; i < ne; i++) free(e[i].key);
+    free(rows);
+    free(e);
+    for (size_t i = 0; i < nrep; i++) free_report(&r[i]);
+    free(r);
+    return ferror(stdout) ? 1 : 0;
+}
+
 int cmd_diff(int argc, char **argv)
 {
-    const char *files[2] = { NULL, NULL }, *kind = NULL, *v;
+    const char **files = calloc((size_t)argc + 1, sizeof *files), *kind = NULL, *v;
     uint64_t top = UINT64_MAX;
     bool all = false;
     int nf = 0;
@@ -659,12 +804,16 @@ int cmd_diff(int argc, char **argv)
                 ms_usage_error("diff --top %s: expected a positive number", v);
         } else if (strcmp(argv[i], "--all") == 0) all = true;
         else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("diff: unknown option '%s'", argv[i]);
-        else if (nf < 2) files[nf++] = argv[i];
-        else ms_usage_error("diff: two reports, OLD and NEW ('%s' is one too many)", argv[i]);
+        else files[nf++] = argv[i];
     }
-    if (nf != 2) ms_usage_error("diff: expected two reports (memshim diff OLD.json NEW.json)");
+    if (nf < 2) ms_usage_error("diff: expected two reports or more (memshim diff OLD.json NEW.json [MORE.json...])");
     kinds_t kinds;
     parse_kinds("diff", kind, &kinds);
+    if (nf > 2) {
+        int rc = diff_series(files, (size_t)nf, &kinds, top, all);
+        free(files);
+        return rc;
+    }
     report_t a, b;
     if (!load_report(files[0], &a)) return 1;
     if (!load_report(files[1], &b)) { free_report(&a); return 1; }
@@ -712,8 +861,9 @@ int cmd_diff(int argc, char **argv)
         for (size_t i = 0; i < b.ntotals; i++)
             if (strcmp(b.totals[i].kind, canonical[k]) == 0) { nb = b.totals[i].bytes; nk = b.totals[i].blocks; }
         signed_bytes(g, sizeof g, ob, nb);
-        printf("  %-16s %10s -> %-10s (%s bytes, %+lld blocks)\n", kind_title(canonical[k]),
-               ms_human(ob, h1, sizeof h1), ms_human(nb, h2, sizeof h2), g, (long long)nk - (long long)ok);
+        printf("  %-16s %10s -> %-10s (%s bytes, %+lld %s)\n", kind_title(canonical[k]),
+               ms_human(ob, h1, sizeof h1), ms_human(nb, h2, sizeof h2), g, (long long)nk - (long long)ok,
+               blocks_word((long long)nk - (long long)ok));
     }
 
     size_t grew = 0, shrank = 0, gone = 0, shown = 0, eligible = 0;
@@ -728,10 +878,10 @@ int cmd_diff(int argc, char **argv)
         if (shown++ == 0) printf("\n%s, largest growth first:\n", all ? "changes" : "what grew and what is new");
         const leak_t *rep = x->new_rec ? x->new_rec : x->old_rec;
         signed_bytes(g, sizeof g, x->old_bytes, x->new_bytes);
-        printf("\n%s bytes (%+lld blocks) %s: ", g, (long long)x->new_blocks - (long long)x->old_blocks,
-               kind_title(rep->kind));
-        if (!x->old_rec) printf("new, %s bytes in %s blocks\n", ms_commas(x->new_bytes, c1, sizeof c1),
-                                ms_commas(x->new_blocks, c2, sizeof c2));
+        long long db = (long long)x->new_blocks - (long long)x->old_blocks;
+        printf("\n%s bytes (%+lld %s) %s: ", g, db, blocks_word(db), kind_title(rep->kind));
+        if (!x->old_rec) printf("new, %s bytes in %s %s\n", ms_commas(x->new_bytes, c1, sizeof c1),
+                                ms_commas(x->new_blocks, c2, sizeof c2), blocks_word((long long)x->new_blocks));
         else if (!x->new_rec) printf("gone, was %s bytes\n", ms_commas(x->old_bytes, c1, sizeof c1));
         else printf("%s -> %s bytes\n", ms_commas(x->old_bytes, c1, sizeof c1),
                     ms_commas(x->new_bytes, c2, sizeof c2));
@@ -746,5 +896,6 @@ int cmd_diff(int argc, char **argv)
     free(d);
     free_report(&a);
     free_report(&b);
+    free(files);
     return ferror(stdout) ? 1 : 0;
 }

@@ -81,7 +81,7 @@ Test(cxx, leaked_new_array_is_reported_at_its_line, .timeout = 120)
     cr_assert_not_null(l, "%s", r->out);
     char at[64];
     snprintf(at, sizeof at, "cxx_misuse.cc:%d)", atoi(l + 11));
-    const char *rec = strstr(r->err, "40 bytes in 1 blocks are definitely lost");
+    const char *rec = strstr(r->err, "40 bytes in 1 block is definitely lost");
     cr_assert_not_null(rec, "%s", r->err);
     const char *eol = strchr(rec, '\n');                /* the next line is the first frame */
     const char *frame0 = eol ? strstr(eol + 1, "    at 0x") : NULL;
@@ -91,7 +91,7 @@ Test(cxx, leaked_new_array_is_reported_at_its_line, .timeout = 120)
     snprintf(line, sizeof line, "%.*s", (int)(n < 500 ? n : 500), frame0);
     cr_expect(strstr(line, "lose_array") && strstr(line, at), "first frame is not the new[] at %s: %s\n%s", at,
               line, r->err);
-    cr_expect(strstr(r->err, "definitely lost: 40 bytes in 1 blocks"), "%s", r->err);
+    cr_expect(strstr(r->err, "definitely lost: 40 bytes in 1 block"), "%s", r->err);
     free(r);
 
     if (access("/usr/bin/valgrind", X_OK) != 0) return;

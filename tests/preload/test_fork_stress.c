@@ -183,7 +183,7 @@ static void fork_during_report(const char *mode, const char *extra_env)
         size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
         text[n] = 0;
         if (f) fclose(f);
-        if (strstr(text, "48 bytes in 1 blocks are definitely lost")) with_leak++;
+        if (strstr(text, "48 bytes in 1 block is definitely lost")) with_leak++;
         unlink(path);
     }
     closedir(d);

@@ -169,11 +169,11 @@ Test(cycles, reported_by_type_with_their_edges)
     unlink(rep);
     run_free(&r);
     run_t t = run_fixture("fixtures/gc_cycle", NULL);
-    cr_expect(strstr(t.err, "4 collector object(s) in 2 group(s) are alive only through reference cycles"), "%s", t.err);
+    cr_expect(strstr(t.err, "4 collector objects in 2 groups are alive only through reference cycles"), "%s", t.err);
     cr_expect(strstr(t.err, "Node@0x") && strstr(t.err, "-> Node@0x"), "%s", t.err);
     /* The ring and the pair are leaks (nothing of the program points to
      * them), named by type; the rooted Node (gc_cycle.c:35) is not. */
-    cr_expect(strstr(t.err, "120 (40 direct, 80 indirect) bytes in 1 blocks are definitely lost"), "%s", t.err);
+    cr_expect(strstr(t.err, "120 (40 direct, 80 indirect) bytes in 1 block is definitely lost"), "%s", t.err);
     cr_expect(strstr(t.err, "collector objects of type Node") && strstr(t.err, "collector objects of type Pair"),
               "%s", t.err);
     cr_expect_null(strstr(t.err, "gc_cycle.c:35"), "the rooted object is not reported: %s", t.err);

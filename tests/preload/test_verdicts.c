@@ -135,7 +135,7 @@ Test(verdicts, a_snapshot_near_exit_never_loses_the_exit_report, .timeout = 120)
                   "run %d: exit status %d, want MEMSHIM_EXITCODE's 7; stderr: %s", i,
                   WIFEXITED(r.status) ? WEXITSTATUS(r.status) : -WTERMSIG(r.status), r.err);
         cr_expect(strstr(r.err, "memshim leak report (at exit)") &&
-                  strstr(r.err, "77 bytes in 1 blocks are definitely lost"), "run %d: %s", i, r.err);
+                  strstr(r.err, "77 bytes in 1 block is definitely lost"), "run %d: %s", i, r.err);
         run_free(&r);
     }
 }
@@ -153,7 +153,7 @@ Test(verdicts, writes_after_free_are_reported_and_survived, .timeout = 120)
     int frames = 0;
     for (const char *p = r.err; (p = strstr(p, "main (tests/fixtures/heap_uaf.c:")); p++) frames++;
     cr_expect_eq(frames, 4, "each block's allocation and free, in main: %s", r.err);
-    cr_expect(strstr(r.err, "99 bytes in 1 blocks are definitely lost"), "the exit report: %s", r.err);
+    cr_expect(strstr(r.err, "99 bytes in 1 block is definitely lost"), "the exit report: %s", r.err);
     run_free(&r);
 }
 

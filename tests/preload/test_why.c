@@ -142,7 +142,7 @@ Test(why, every_kind_of_root_in_every_layout, .timeout = 240)
         w = fmt("==%d==    kept alive by: global why_inner in %s\n==%d==      -> this block, %s+16 (a pointer into its middle)\n",
                 pid, e.module, pid, e.inner);
         expect_path(report, &e, "alloc_inner", w); free(w);
-        cr_expect(strstr(report, "definitely lost: 106 bytes in 1 blocks"), "the lost block: %s", report);
+        cr_expect(strstr(report, "definitely lost: 106 bytes in 1 block"), "the lost block: %s", report);
         free(report);
         run_free(&r);
     }

@@ -52,7 +52,7 @@ t_help() {
     run "$MS" help; expect_rc 0 || return 1
     for c in "run " "report " "diff " "stats " "top " "plot " "profile " "flame " "--profile" "--report" "--format" "--stats" "--rss-log" \
              "--sample" "--no-track" "--exitcode" "--suppress" "folded" "--why"; do has "$out" "$c" || return 1; done
-    run "$MS" help run; expect_rc 0 && has "$out" "usage: memshim"
+    run "$MS" help run; expect_rc 0 && has "$out" "usage: memshim run"
 }
 check "memshim help lists every command and run option" t_help
 
@@ -78,6 +78,18 @@ run --exitcode 300 -- true
 run --rss-interval 0 -- true
 run --rss-interval abc -- true
 run --stats= -- true
+run --show bogus -- true
+run --show-leak-kinds=summary -- true
+run --leak-check=maybe -- true
+run --num-callers=65 -- true
+run --stack-depth 0 -- true
+run --report-signal KILL -- true
+run --on-error maybe -- true
+run --why-depth 1001 -- true
+run --gen-suppressions=maybe -- true
+run --trace-children=maybe -- true
+run --report a --log-file b -- true
+run --suppressions=a --suppressions=b -- true
 report
 report --top 0 x.json
 report --kind bogus x.json
@@ -89,7 +101,6 @@ report --why= x.json
 report --why f --format folded x.json
 diff
 diff one.json
-diff a.json b.json c.json
 diff --top x a.json b.json
 stats
 stats abc
@@ -153,6 +164,138 @@ t_run_lib() {
 }
 check "run: a missing library or suppressions file is a clear error" t_run_lib
 
+# Every process its own report (issue 14: 3): bash -c 'a; b; exit 3' under
+# memshim run gives three, bash's under the name, its commands' with .PID,
+# each listed with its summary; the name decides JSON.  (dash, /bin/sh
+# here, ends with _exit(2): no report of its own, see memshim(7).)
+t_run_every_process() {
+    mkdir -p "$T/ep" && rm -f "$T/ep"/* && cd "$T/ep" || return 1
+    run "$MS" run --report r.json -- bash -c "$T/leaky; $T/known >/dev/null; exit 3"; expect_rc 3 || return 1
+    [ "$(ls | wc -l)" -eq 3 ] && [ -e r.json ] && [ "$(ls r.json.[0-9]* | wc -l)" -eq 2 ] || { ls; return 1; }
+    local lines own; lines=$(grep '^memshim: leak report: ' <<<"$err")
+    [ "$(wc -l <<<"$lines")" -eq 3 ] || { echo "$err"; return 1; }
+    own=$(head -1 <<<"$lines")
+    [[ $own == "memshim: leak report: r.json: pid "[0-9]*" $(readlink -f "$(command -v bash)") (at exit): definitely lost 0 bytes in 0 blocks, "* ]] ||
+        { echo "first line: $own"; return 1; }
+    has "$lines" " (child process) $T/leaky (at exit): definitely lost 480 bytes in 10 blocks, indirectly lost 0 bytes in 0 blocks, possibly lost 0 bytes in 0 blocks, still reachable 1000 bytes in 1 block" &&
+        has "$lines" " (child process) $T/known (at exit): definitely lost 0 bytes in 0 blocks" || return 1
+    has "$err" "memshim: read the leak report with: memshim report r.json" || return 1
+    "$PY" -c 'import json, sys; [json.load(open(f)) for f in sys.argv[1:]]' r.json r.json.[0-9]* || { echo "not JSON"; return 1; }
+    # the same with a text name: text, and a child's name from the file's pid
+    rm -f ./* && run "$MS" run --report r.txt -- bash -c "$T/leaky; exit 0"; expect_rc 0 || return 1
+    local child; child=$(ls r.txt.[0-9]*) || return 1
+    has "$(cat "$child")" "==${child#r.txt.}== memshim leak report (at exit) for $T/leaky" &&
+        has "$err" "memshim: leak report: $child: pid ${child#r.txt.} (child process) $T/leaky (at exit): definitely lost 480 bytes in 10 blocks"
+}
+check "run: bash -c 'a; b' writes 3 reports, one per process, each listed with its summary; x.json is JSON" t_run_every_process
+
+# Heap misuse goes into the report too (issue 14: 3), with its stacks.
+t_heap_errors_in_report() {
+    cc -O0 -g -I"$ROOT/tests/fixtures" -o "$T/heap_errors" "$ROOT/tests/fixtures/heap_errors.c" -ldl || return 1
+    rm -f "$T/he".*
+    LD_PRELOAD=$LIB MEMSHIM_ON_ERROR=continue MEMSHIM_REPORT="$T/he.json" MEMSHIM_EXITCODE=9 \
+        "$T/heap_errors" double-free-1 >"$T/he.out" 2>"$T/he.err"
+    [ $? -eq 9 ] || { echo "MEMSHIM_EXITCODE: heap errors alone should give 9"; cat "$T/he.err"; return 1; }
+    has "$(cat "$T/he.err")" "memshim: free(): double free: " || return 1
+    "$PY" - "$T/he.json" <<'EOF' || return 1
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["heap_errors_total"] == 1, r["heap_errors_total"]
+e = r["heap_errors"][0]
+assert (e["what"], e["is"]) == ("free(): double free", "a block already freed"), e
+assert [s["title"] for s in e["stacks"]] == ["allocated at", "first freed at", "now at"], e["stacks"]
+assert all(s["stack"][0]["function"] == "main" and s["stack"][-1]["function"] == "main" for s in e["stacks"]), e["stacks"]
+lines = [s["stack"][0]["line"] for s in e["stacks"]]
+assert lines[0] < lines[1] < lines[2], lines
+EOF
+    LD_PRELOAD=$LIB MEMSHIM_ON_ERROR=continue MEMSHIM_REPORT="$T/he.txt" "$T/heap_errors" double-free-1 >"$T/he.out" 2>"$T/he.err" || return 1
+    local t; t=$(sed 's/^==[0-9]*== \{0,1\}//' "$T/he.txt")
+    has "$t" "HEAP ERRORS: 1 (each written to standard error when it happened)" &&
+        has "$t" "free(): double free: $(sed -n 's/^addr=//p' "$T/he.out") is a block already freed (thread " &&
+        has "$t" " first freed at:" && has "$t" " now at:" || return 1
+    cd "$T" && run "$MS" run --on-error continue --report he.%p.json -- "$T/heap_errors" double-free-1; expect_rc 0 || return 1
+    has "$err" ", 1 heap error"
+}
+check "heap misuse in the report (text and JSON), with its stacks; MEMSHIM_EXITCODE counts it" t_heap_errors_in_report
+
+# Every report variable has a run option, and valgrind's spellings are
+# aliases (issue 14: 5).
+t_run_options() {
+    cd "$T" && : >supp && : >supp2
+    run "$MS" run -q --show reachable,possible --stack-depth 7 --why-depth 3 --report-signal USR1 \
+        --on-error continue --leak-since --gen-suppressions -- env
+    expect_rc 0 || return 1
+    local kv
+    for kv in MEMSHIM_SHOW=reachable,possible MEMSHIM_STACK_DEPTH=7 MEMSHIM_WHY_DEPTH=3 MEMSHIM_REPORT_SIGNAL=USR1 \
+              MEMSHIM_ON_ERROR=continue MEMSHIM_LEAK_SINCE=1 MEMSHIM_GEN_SUPPRESSIONS=1; do
+        grep -qxF -- "$kv" <<<"$out" || { echo "not in the program's environment: $kv"; echo "$out"; return 1; }
+    done
+    run "$MS" run -q --log-file=l.%p.txt --num-callers=5 --error-exitcode=4 --suppressions=supp \
+        --gen-suppressions=all --show-leak-kinds=definite,possible --trace-children=yes -- env
+    expect_rc 0 || return 1
+    for kv in MEMSHIM_REPORT=l.%p.txt MEMSHIM_STACK_DEPTH=5 MEMSHIM_EXITCODE=4 MEMSHIM_SUPPRESS=supp \
+              MEMSHIM_GEN_SUPPRESSIONS=1 MEMSHIM_SHOW=definite,possible; do
+        grep -qxF -- "$kv" <<<"$out" || { echo "not in the program's environment: $kv"; echo "$out"; return 1; }
+    done
+    has_not "$out" MEMSHIM_TRACE_CHILDREN || return 1
+    rm -f l.*.txt
+    run "$MS" run -q --gen-suppressions=no --leak-check=no -- env; expect_rc 0 &&
+        grep -qxF MEMSHIM_GEN_SUPPRESSIONS=0 <<<"$out" && grep -qxF MEMSHIM_SHOW=none <<<"$out" || { echo "$out"; return 1; }
+    run "$MS" run -q --leak-check=summary -- env; expect_rc 0 && grep -qxF MEMSHIM_SHOW=summary <<<"$out" || return 1
+    run "$MS" run -q --leak-check=full -- env; expect_rc 0 && has_not "$out" MEMSHIM_SHOW= || return 1
+    # what they do
+    run "$MS" run -q --leak-check=summary -- ./leaky; expect_rc 0 || return 1
+    has "$err" "definitely lost: 480 bytes in 10 blocks" && has_not "$err" "loss record" || return 1
+    run "$MS" run -q --leak-check=no -- ./leaky; expect_rc 0 && has_not "$err" "LEAK SUMMARY" || return 1
+    run "$MS" run -q --error-exitcode=4 --num-callers=1 -- ./leaky; expect_rc 4 || return 1
+    [ "$(grep -c '    by ' <<<"$err")" -eq 0 ] && has "$err" "    at " || { echo "one frame each: $err"; return 1; }
+    run "$MS" run -q --show-leak-kinds=reachable -- ./leaky; expect_rc 0 &&
+        has "$err" "1000 bytes in 1 block is still reachable in loss record 1 of 1" || return 1
+    # --trace-children=no: bash runs on memshim, the program it starts does not
+    mkdir -p tc && rm -f tc/*
+    run "$MS" run --report tc/r.txt --trace-children=no -- bash -c './leaky; echo "[$LD_PRELOAD]"'; expect_rc 0 || return 1
+    [ "$(ls tc)" = r.txt ] && has "$out" "[]" || { ls tc; echo "$out"; return 1; }
+    rm -f tc/* && run "$MS" run --report tc/r.txt -- bash -c './leaky; true'; expect_rc 0 &&
+        [ "$(ls tc | wc -l)" -eq 2 ] || { ls tc; return 1; }
+    # a report signal and --on-error through the options
+    rm -f tc/*
+    run "$MS" run -q --report-signal USR1 --report tc/s.json --leak-since -- bash -c 'kill -USR1 $$; sleep 0.5; true'
+    expect_rc 0 && [ -e tc/s.json.snap1 ] && has "$(cat tc/s.json.snap1)" '"since": 0' || { ls tc; return 1; }
+}
+check "run: options for every report variable and valgrind's spellings (--leak-check, --num-callers, ...)" t_run_options
+
+t_run_help() {
+    run "$MS" run --help; expect_rc 0 || return 1
+    local h=$out
+    for c in "usage: memshim run [OPTIONS]" --show --stack-depth --report-signal --on-error --log-file --leak-since \
+             --leak-check=no --show-leak-kinds --num-callers --error-exitcode --suppressions --gen-suppressions \
+             --trace-children; do has "$h" "$c" || return 1; done
+    run "$MS" help run; expect_rc 0 && [ "$out" = "$h" ] || { echo "help run differs from run --help"; return 1; }
+    local c
+    for c in report diff stats top plot graph; do
+        run "$MS" "$c" --help; expect_rc 0 && [[ $out == "usage: memshim $c "* ]] || { echo "$c --help: $out"; return 1; }
+        [ "$out" = "$("$MS" help "$c")" ] || { echo "help $c differs"; return 1; }
+    done
+    run "$MS" help; expect_rc 0 && has "$out" "memshim help run"
+}
+check "run --help and help run print run's own help; every command has its own" t_run_help
+
+# memshim stats/top given a 'memshim run' pid follow its program
+t_live_follow_run() {
+    rm -f "$T/ready"
+    "$MS" run -q -- "$T/known" hold "$T/ready" >/dev/null 2>&1 &
+    local rp=$!
+    echo $rp >>"$T/pids"
+    run "$MS" stats $rp; expect_rc 0 || { kill $rp; return 1; }
+    local child; child=$(sed -n 's/^memshim: pid \([0-9]*\) .*/\1/p' <<<"$out" | head -1)
+    [ -n "$child" ] && [ "$child" != $rp ] && has "$err" "following process $child, the program 'memshim run' $rp runs" &&
+        has "$out" "known hold" || { kill $rp; echo "$out"; return 1; }
+    run "$MS" top -n 1 $rp; expect_rc 0 && has "$out" "memshim: pid $child" || { kill $child; return 1; }
+    kill $child; wait $rp 2>/dev/null
+    run "$MS" stats $rp; expect_rc 1 && one_line_err && has "$err" "no process $rp"
+}
+check "memshim stats/top PID of a 'memshim run' follow the program it runs (memshim run ... & memshim top \$!)" t_live_follow_run
+
 # ==== report ========================================================================
 t_report_text() {
     run "$MS" report "$FIX/report.json"; expect_rc 0 || return 1
@@ -181,10 +324,10 @@ check "report --kind and --top select records" t_report_filters
 t_report_folded() {
     run "$MS" report "$FIX/report.json" --format folded; expect_rc 0 || return 1
     local want
-    want=$'init_cache 8192\nmain;0x7f00000123 in libevent.so;read_request 3000\nparse:headers 256\nmain;make_node 120\n[unknown] 64'
+    want=$'reachable;init_cache 8192\ndefinite;main;0x7f00000123 in libevent.so;read_request 3000\nindirect;parse:headers 256\ndefinite;main;make_node 120\npossible;[unknown] 64'
     [ "$out" = "$want" ] || { echo "got:"; echo "$out"; echo "want:"; echo "$want"; return 1; }
     run "$MS" report "$FIX/report.json" --format=folded --kind definite --top 1; expect_rc 0 &&
-        [ "$out" = "main;0x7f00000123 in libevent.so;read_request 3000" ] || { echo "$out"; return 1; }
+        [ "$out" = "definite;main;0x7f00000123 in libevent.so;read_request 3000" ] || { echo "$out"; return 1; }
 }
 check "report --format folded: one line per stack, root first" t_report_folded
 
@@ -195,7 +338,7 @@ t_report_why() {
         { echo "the fixture failed"; return 1; }
     local c1 c2 c3 c4 c5 want
     read -r _ c1 c2 c3 c4 c5 < <(grep '^chain ' "$T/why.out")
-    want="48 bytes in 1 blocks still reachable (* of *), allocated at chain_tail (why_paths.c:*)
+    want="48 bytes in 1 block still reachable (* of *), allocated at chain_tail (why_paths.c:*)
   kept alive by: global why_chain in $T/why_paths
     -> $c1 (48 bytes, allocated at chain_link (why_paths.c:*)), pointer at offset 8
     -> $c2 (48 bytes, allocated at chain_link (why_paths.c:*)), pointer at offset 8
@@ -229,6 +372,73 @@ PYEOF
     run "$MS" report "$T/badwhy.json" --why chain_tail; expect_rc 1 && one_line_err && has "$err" ".why.hops[0].addr: expected a string"
 }
 check "report --why: the retention paths of the JSON report, by allocating function, FILE:LINE or address" t_report_why
+
+# A series of snapshots (issue 14: 2): leak_series makes three, with
+# records new and grown between them, then exits.
+t_series() {
+    cc -O1 -g -I"$ROOT/tests/fixtures" -o "$T/leak_series" "$ROOT/tests/fixtures/leak_series.c" -ldl || return 1
+    mkdir -p "$T/ser" && rm -f "$T/ser"/*
+    # memshim_leak_check, no %n: name.snapN, then the exit report under the name itself
+    LD_PRELOAD=$LIB MEMSHIM_LEAK_SINCE=1 MEMSHIM_REPORT="$T/ser/s.json" "$T/leak_series" >"$T/ser.out" || return 1
+    [ "$(cat "$T/ser.out")" = "snapshots 1 3 7" ] || { cat "$T/ser.out"; return 1; }
+    [ "$(cd "$T/ser" && ls | tr '\n' ' ')" = "s.json s.json.snap1 s.json.snap2 s.json.snap3 " ] || { ls "$T/ser"; return 1; }
+    "$PY" - "$T/ser" <<'EOF' || return 1
+import json, sys
+d = sys.argv[1]
+want = {
+ "s.json.snap1": ("snapshot", 1, 0, [("lose_a", "new", 1, 100, 1, 100)]),
+ "s.json.snap2": ("snapshot", 2, 1, [("lose_a", "increased", 2, 200, 1, 100), ("lose_b", "new", 1, 200, 1, 200)]),
+ "s.json.snap3": ("snapshot", 3, 2, [("lose_a", "increased", 3, 300, 1, 100), ("lose_b", "same", 1, 200, 0, 0),
+                                     ("lose_c", "new", 3, 144, 3, 144)]),
+ "s.json":       ("at exit", 4, 3, [("lose_a", "same", 3, 300, 0, 0), ("lose_b", "same", 1, 200, 0, 0),
+                                    ("lose_c", "same", 3, 144, 0, 0)]),
+}
+for name, (when, seq, since, recs) in want.items():
+    r = json.load(open(d + "/" + name))
+    got = sorted((l["stack"][0]["function"].split(".")[0], l["change"], l["blocks"], l["bytes"], l["blocks_delta"],
+                  l["bytes_delta"]) for l in r["leaks"])
+    assert (r["when"], r["sequence"], r["since"], got) == (when, seq, since, recs), (name, r["when"], r["sequence"], r["since"], got)
+    for l in r["leaks"]:
+        assert l["stack"][-1]["function"] == "main", (name, "frames after main", l["stack"])
+s3 = json.load(open(d + "/s.json.snap3"))
+assert s3["changes"] == {"new": 1, "increased": 1, "decreased": 0, "same": 1, "gone": 0}, s3["changes"]
+assert s3["summary"]["definitely_lost"] == {"blocks": 7, "bytes": 644, "blocks_delta": 4, "bytes_delta": 244}, s3["summary"]
+EOF
+    run "$MS" diff "$T/ser/s.json.snap1" "$T/ser/s.json.snap2" "$T/ser/s.json.snap3" "$T/ser/s.json"; expect_rc 0 || return 1
+    local got want
+    got=$(grep -E '^(\+|leak report series|  definitely lost)' <<<"$out")
+    want="leak report series: 4 reports (snapshots of one run)
+  definitely lost  100 B -> 400 B -> 644 B -> 644 B
++200 bytes (+2 blocks) definitely lost, grew in 2 of 3 steps: 100 -> 200 -> 300 -> 300 bytes
++200 bytes (+1 block) definitely lost, grew in 1 of 3 steps: none -> 200 -> 200 -> 200 bytes
++144 bytes (+3 blocks) definitely lost, grew in 1 of 3 steps: none -> none -> 144 -> 144 bytes"
+    [ "$got" = "$want" ] || { echo "got:"; echo "$got"; echo "want:"; echo "$want"; return 1; }
+    has "$out" " in lose_c" || return 1
+    run "$MS" report "$T/ser/s.json.snap3"; expect_rc 0 || return 1
+    has "$out" "300 bytes in 3 blocks definitely lost (1 of 3), increased since report 2" &&
+        has "$out" "200 bytes in 1 block definitely lost (2 of 3)" &&
+        has "$out" "144 bytes in 3 blocks definitely lost (3 of 3), new since report 2" || return 1
+    # the signal, %n in the name, text: each snapshot its own file, flagged
+    LD_PRELOAD=$LIB MEMSHIM_LEAK_SINCE=1 MEMSHIM_REPORT_SIGNAL=USR1 MEMSHIM_REPORT="$T/ser/t.%n.txt" \
+        "$T/leak_series" "$(kill -l USR1)" "$T/ser/t.1.txt" "$T/ser/t.2.txt" "$T/ser/t.3.txt" >"$T/ser.out" || return 1
+    [ "$(cat "$T/ser.out")" = "snapshots 0 0 0" ] || { cat "$T/ser.out"; return 1; }
+    local t3; t3=$(sed 's/^==[0-9]*== \{0,1\}//' "$T/ser/t.3.txt")
+    has "$t3" "memshim leak report (snapshot)" &&
+    has "$t3" "since report 2 of this process: 1 new, 1 increased, 0 decreased, 1 unchanged, 0 gone loss records" &&
+    has "$t3" "300 (+100) bytes in 3 (+1) blocks are definitely lost in increased loss record 1 of 3" &&
+    has "$t3" "200 (+0) bytes in 1 (+0) block is definitely lost in loss record 2 of 3" &&
+    has "$t3" "144 (+144) bytes in 3 (+3) blocks are definitely lost in new loss record 3 of 3" &&
+    has "$t3" "definitely lost: 644 (+244) bytes in 7 (+4) blocks" || return 1
+    has "$(cat "$T/ser/t.1.txt")" "since the start (no report before): 1 new, 0 increased" || return 1
+    has "$(cat "$T/ser/t.4.txt")" "memshim leak report (at exit)" &&
+        has "$(cat "$T/ser/t.4.txt")" "0 new, 0 increased, 0 decreased, 3 unchanged, 0 gone loss records" || return 1
+    # without MEMSHIM_LEAK_SINCE: numbered, nothing flagged
+    rm -f "$T/ser"/*
+    LD_PRELOAD=$LIB MEMSHIM_REPORT="$T/ser/u.%n.json" "$T/leak_series" >/dev/null || return 1
+    [ "$(cd "$T/ser" && ls | tr '\n' ' ')" = "u.1.json u.2.json u.3.json u.4.json " ] || { ls "$T/ser"; return 1; }
+    has_not "$(cat "$T/ser/u.3.json")" '"change"' && has "$(cat "$T/ser/u.3.json")" '"sequence": 3'
+}
+check "a series of 3 snapshots: %n and .snapN names, new and grown records flagged (text, JSON), diff of the series" t_series
 
 malformed_case() {   # malformed_case NAME CONTENT EXPECTED-TEXT
     printf '%s' "$2" >"$T/bad-$1.json"
@@ -303,13 +513,13 @@ t_diff() {
     run "$MS" diff "$FIX/old.json" "$FIX/new.json"; expect_rc 0 || return 1
     has "$out" "(two runs)" && has "$out" "definitely lost      1000 B -> 5.18 KiB   (+4,300 bytes, +4 blocks)" &&
     has "$out" "+4,500 bytes (+5 blocks) definitely lost: new, 4,500 bytes in 5 blocks" &&
-    has "$out" "+100 bytes (+1 blocks) definitely lost: 200 -> 300 bytes" &&
+    has "$out" "+100 bytes (+1 block) definitely lost: 200 -> 300 bytes" &&
     has "$out" "1 stack shrank and 1 is gone" && has_not "$out" "old_path" || return 1
     # largest growth first: cache_put before make_node
     local a b; a=$(grep -n cache_put <<<"$out" | cut -d: -f1); b=$(grep -n make_node <<<"$out" | cut -d: -f1)
     [ "$a" -lt "$b" ] || { echo "cache_put (line $a) should come before make_node (line $b)"; return 1; }
     run "$MS" diff --all "$FIX/old.json" "$FIX/new.json"; expect_rc 0 &&
-        has "$out" "-200 bytes (-1 blocks) definitely lost: 700 -> 500 bytes" && has "$out" "gone, was 100 bytes" || return 1
+        has "$out" "-200 bytes (-1 block) definitely lost: 700 -> 500 bytes" && has "$out" "gone, was 100 bytes" || return 1
     run "$MS" diff --top 1 "$FIX/old.json" "$FIX/new.json"; expect_rc 0 && has "$out" "cache_put" &&
         has_not "$out" "make_node" && has "$out" "1 more not shown" || return 1
     run "$MS" diff "$FIX/new.json" "$FIX/new.json"; expect_rc 0 && has "$out" "nothing grew and nothing is new"
@@ -579,7 +789,7 @@ t_stderr_taken() {
     mkdir -p "$T/steal" && rm -f "$T/steal"/*
     run env LD_PRELOAD=$LIB MEMSHIM_STATS=stderr "$H" steal "$T/steal"
     expect_rc 0 && no_memshim_in "$T/steal" || return 1
-    has "$err" "definitely lost: 100 bytes in 1 blocks" && has "$err" "memshim: heap statistics" || return 1
+    has "$err" "definitely lost: 100 bytes in 1 block" && has "$err" "memshim: heap statistics" || return 1
     # fd 2 itself handed to a file of the program: nothing goes there
     rm -f "$T/steal"/*
     run env LD_PRELOAD=$LIB MEMSHIM_STATS=stderr MEMSHIM_RSS_LOG=stderr MEMSHIM_RSS_INTERVAL=5 "$H" steal2 "$T/steal"
@@ -592,7 +802,7 @@ t_env_wiped() {
     run env LD_PRELOAD=$LIB MEMSHIM_STATS=$T/env.stats MEMSHIM_SUPPRESS=$T/env.supp "$H" wipeenv
     expect_rc 0 || return 1
     has "$(cat env.stats 2>&1)" "memshim: heap statistics" || return 1
-    has "$err" "definitely lost: 100 bytes in 1 blocks" && has "$err" "suppressed: 200 bytes in 1 blocks"
+    has "$err" "definitely lost: 100 bytes in 1 block" && has "$err" "suppressed: 200 bytes in 1 block"
 }
 check "a program that overwrites its environment keeps its statistics file and suppressions" t_env_wiped
 
@@ -613,8 +823,12 @@ t_concurrent_reports() {
     mkdir -p "$T/cc" && rm -f "$T/cc"/*
     run env LD_PRELOAD=$LIB MEMSHIM_REPORT=$T/cc/r.txt "$H" checkers 15
     expect_rc 0 && has_not "$err" "memshim:" || return 1
-    [ "$(ls -A "$T/cc")" = r.txt ] || { echo "left in the directory:"; ls -A "$T/cc"; return 1; }
-    has "$(cat "$T/cc/r.txt")" "memshim leak report (at exit)" && has "$(cat "$T/cc/r.txt")" "LEAK SUMMARY"
+    # the exit report and every snapshot, each in a file of its own, numbered without a gap
+    local n; n=$(ls -A "$T/cc" | grep -c '^r\.txt\.snap[0-9]*$')
+    [ "$(ls -A "$T/cc" | sort)" = "$(printf 'r.txt\n'; seq 1 "$n" | sed "s/^/r.txt.snap/" | sort)" ] && [ "$n" -eq 30 ] ||
+        { echo "left in the directory:"; ls -A "$T/cc"; return 1; }
+    has "$(cat "$T/cc/r.txt")" "memshim leak report (at exit)" && has "$(cat "$T/cc/r.txt")" "LEAK SUMMARY" &&
+        has "$(cat "$T/cc/r.txt.snap$n")" "memshim leak report (snapshot)"
 }
 check "two threads taking leak snapshots together: no lost report, no temporary file left" t_concurrent_reports
 
@@ -842,8 +1056,46 @@ t_graph_malformed() {
 }
 check "graph: malformed reports earn one line naming the file and the field, exit 1" t_graph_malformed
 
-# ==== heap profiles (issue 13) ============================================================
 . "$ROOT/tests/tools/profile.sh"
+=======
+# Cycles as a person debugs them (issue 14: 6): each object's allocation
+# site and refcount, groups of one shape merged with their count, lost
+# cycles of plain blocks drawn too.
+t_graph_shapes() {
+    cc -O1 -g -I"$ROOT/include" -I"$ROOT/tests/fixtures" -o "$T/cycle_shapes" "$ROOT/tests/fixtures/cycle_shapes.c" -ldl || return 1
+    LD_PRELOAD=$LIB MEMSHIM_REPORT="$T/shapes.json" "$T/cycle_shapes" >/dev/null || return 1
+    "$PY" - "$T/shapes.json" <<'EOF' || return 1
+import json, sys
+r = json.load(open(sys.argv[1]))
+got = sorted((g["kind"], g["count"], len(g["edges"]),
+              tuple(sorted((o["type"], o["size"], o.get("refcount"), o["function"], o["file"].split("/")[-1])
+                           for o in g["objects"]))) for g in r["cycles"])
+want = sorted([
+    ("collector", 3, 1, (("Pair", 40, 1, "make_pair", "cycle_shapes.c"),)),
+    ("collector", 1, 3, (("Node", 48, 1, "make_nodes", "cycle_shapes.c"), ("Node", 48, 2, "make_nodes", "cycle_shapes.c"))),
+    ("lost_blocks", 2, 3, tuple([("block", 32, None, "make_ring", "cycle_shapes.c")] * 3)),
+])
+assert got == want, got
+assert [g["group"] for g in r["cycles"]] == [1, 2, 3], [g["group"] for g in r["cycles"]]
+EOF
+    LD_PRELOAD=$LIB MEMSHIM_REPORT="$T/shapes.txt" "$T/cycle_shapes" >/dev/null || return 1
+    local t; t=$(sed 's/^==[0-9]*== \{0,1\}//' "$T/shapes.txt")
+    has "$t" "5 collector objects in 4 groups are alive only through reference cycles; 2 lost cycles of plain blocks (among the lost records):" &&
+    has "$t" ": 1 object, 40 bytes, and 2 more groups of the same shape" &&
+    has "$t" ": 3 blocks, 96 bytes, and 1 more group of the same shape" &&
+    has "$t" "(48 bytes, refcount 2, allocated at make_nodes (cycle_shapes.c:" &&
+    has "$t" "(32 bytes, allocated at make_ring (cycle_shapes.c:" || return 1
+    ! grep -qE 'make_chain \(cycle_shapes.c:[0-9]+\)\) ->' <<<"$t" || { echo "the lost chain is no cycle"; return 1; }
+    run "$MS" graph "$T/shapes.json" -o "$T/shapes.dot"; expect_rc 0 && has "$out" "6 objects in 3 groups" || return 1
+    local d; d=$(cat "$T/shapes.dot")
+    has "$d" "<b>group 3</b> (lost plain blocks): 3 blocks, 96 bytes <b>× 2</b> (groups of this shape)" &&
+        has "$d" "<b>group 1</b>: 1 object, 40 bytes <b>× 3</b>" && has "$d" "48 bytes · refcount 2 · " &&
+        has "$d" "<br/>make_ring (cycle_shapes.c:" || return 1
+    [ "$(grep -cE '^ *n[0-9]+ -> n[0-9]+;' "$T/shapes.dot")" -eq 7 ] || { echo "$d"; return 1; }
+    run "$MS" graph "$T/shapes.json" -o "$T/shapes.svg"; expect_rc 0 && xmllint --noout "$T/shapes.svg"
+}
+check "cycles: allocation sites and refcounts, groups of one shape merged with a count, lost cycles of plain blocks (report and graph)" t_graph_shapes
 
+# ==== heap profiles (issue 13) =====================================================
 echo "$pass passed, $failed failed"
 [ "$failed" -eq 0 ]

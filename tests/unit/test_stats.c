@@ -56,13 +56,16 @@ Test(stats, expand_path)
 {
     char out[64], want[64];
     snprintf(want, sizeof want, "/tmp/s.%d.json", (int)getpid());
-    cr_assert(_ms_expand_path("/tmp/s.%p.json", out, sizeof out));
+    cr_assert(_ms_expand_path("/tmp/s.%p.json", 1, out, sizeof out));
     cr_assert_str_eq(out, want);
-    cr_assert(_ms_expand_path("100%%", out, sizeof out));
+    cr_assert(_ms_expand_path("100%%", 1, out, sizeof out));
     cr_assert_str_eq(out, "100%");
-    cr_assert(_ms_expand_path("plain", out, sizeof out));
+    cr_assert(_ms_expand_path("plain", 1, out, sizeof out));
     cr_assert_str_eq(out, "plain");
-    cr_assert_not(_ms_expand_path("this name is much too long for the buffer %p", out, 16));
+    cr_assert_not(_ms_expand_path("this name is much too long for the buffer %p", 1, out, 16));
+    snprintf(want, sizeof want, "r.%d.27.json%%n", (int)getpid());
+    cr_assert(_ms_expand_path("r.%p.%n.json%%n", 27, out, sizeof out));   /* %n: the sequence number */
+    cr_assert_str_eq(out, want);
 }
 
 static char *slurp(const char *path)
