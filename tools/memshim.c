@@ -175,6 +175,23 @@ static const struct { const char *name, *text; } command_help[] = {
 "the lost cycles of malloc blocks, with Graphviz (.svg, .png, .pdf or .dot\n"
 "by the suffix): each object with its allocation site and reference count,\n"
 "identical groups drawn once with their count.\n" },
+    { "profile",
+"usage: memshim profile FILE.json [--top N] [--depth N] [--diff OLD.json]\n"
+"\n"
+"A heap profile (MEMSHIM_PROFILE=FILE.json, memshim run --profile): the\n"
+"peak, the live heap, the allocations and temporaries, then the top N\n"
+"(10) sites with their stacks (--depth frames, 6) by bytes at the peak, by\n"
+"bytes live, by allocations and by temporary allocations (freed before\n"
+"their thread's next allocation), and the allocation size histogram.\n"
+"--diff OLD.json: the sites whose live bytes and bytes at the peak changed\n"
+"most since OLD (as tracemalloc's compare_to).\n" },
+    { "flame",
+"usage: memshim flame FILE.json -o FILE.svg [--metric peak|inuse|alloc|temp] [--title TEXT]\n"
+"\n"
+"Draw one metric of a heap profile as a static SVG icicle graph: outermost\n"
+"frames on top, each frame as wide as its bytes, labelled where it fits.\n"
+"peak: bytes live at the peak (default); inuse: bytes live when written;\n"
+"alloc: bytes allocated; temp: bytes of temporary allocations.\n" },
 };
 
 /* The command's own help, or the summary of all when it has none. */
