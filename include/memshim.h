@@ -68,6 +68,15 @@ int memshim_leak_check(void);
  * (EBADF: fd is not open for writing; ENOTSUP: tracking is off; ENOMEM). */
 int memshim_why(const void *ptr, int fd);
 
+/* ---- heap profiles ---------------------------------------------------------
+ * Write a heap profile now, as MEMSHIM_PROFILE does at exit: per allocation
+ * stack its allocations, temporaries, live bytes and bytes at the peak, and
+ * a size histogram.  path (%p: pid) chooses the format: *.pb.gz or *.pprof
+ * pprof, *.folded folded stacks, anything else JSON (memshim(7)); NULL or
+ * "" means MEMSHIM_PROFILE's name.  Returns 0, or -1 with errno (ENOTSUP:
+ * tracking is off; EINVAL: no name; EIO: not written). */
+int memshim_profile_dump(const char *path);
+
 /* ---- memshim_rss: the process's memory as the kernel counts it ----------
  * The figures of psutil's memory_info() and memory_full_info(), in bytes.
  * Allocates nothing.  rss..data and peak_rss cost a few microseconds (two

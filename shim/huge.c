@@ -232,11 +232,11 @@ bool _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req)
 }
 
 /* A copy of a live huge block's tracking record; false if p starts none. */
-bool _ms_huge_get_meta(const void *p, ms_meta_t *m)
+bool _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req)
 {
     pthread_mutex_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
-    if (e) *m = e->meta;
+    if (e) { *m = e->meta; *req = e->req; }
     pthread_mutex_unlock(&huge_lock);
     return e != NULL;
 }

@@ -67,6 +67,7 @@ static void fork_child(void)
     _ms_track_after_fork_child();
     _ms_internal_threads_forget();
     _ms_leak_after_fork_child();
+    _ms_prof_fork_child();
     _ms_reporter_fork_child();
 }
 
@@ -97,6 +98,7 @@ __attribute__((constructor(101))) static void ms_constructor(void)
     _ms_cxx_init();              /* does the program replace operator new/delete? */
     if (_ms_gc_glue_init) _ms_gc_glue_init();
     _ms_leak_init();             /* libunwind, MEMSHIM_REPORT_SIGNAL: leak.c */
+    _ms_profile_init();          /* MEMSHIM_PROFILE: profile.c */
     _ms_reporter_start();        /* RSS log, live figures, stats signal: sampler.c */
 }
 
@@ -108,5 +110,6 @@ __attribute__((destructor(101))) static void ms_destructor(void)
         _ms_unlock_all(false);
     }
     _ms_stats_at_exit();
+    _ms_profile_at_exit();       /* before the leak report, which may _exit */
     _ms_leak_at_exit();          /* may end the process with MEMSHIM_EXITCODE */
 }

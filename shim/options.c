@@ -292,7 +292,7 @@ static bool parent_shares_report(const char *report)
 /* Where a file name is kept: a buffer of its own for each variable.  A
  * K_PATH setting may also say stderr; a K_FILE one (rewritten whole, again
  * and again) names a file. */
-enum { NPATHS = 5 };
+enum { NPATHS = 6 };
 static char path_buf[NPATHS][4096];
 
 static void set_path(const optdef_t *o, const char *shown_name, const char *v, bool secure)

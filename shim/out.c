@@ -131,6 +131,8 @@ static void put(ms_buf_t *b, const char *s, size_t n)
     }
 }
 
+void _ms_buf_put(ms_buf_t *b, const void *s, size_t n) { put(b, s, n); }
+
 static void pad(ms_buf_t *b, char c, int n) { while (n-- > 0) put(b, &c, 1); }
 
 /* Conversions: %s %c %d %i %u %x %p %%, with l/ll/z sizes, a width, and the

@@ -380,6 +380,23 @@ static void frame_json(ms_buf_t *b, const ms_frame_t *f)
     if (f->module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, f->module); }
 }
 
+static unsigned record_frames(uint32_t stack, ms_frame_t *f);
+
+/* A stored stack as a JSON array of frames, innermost first, up to main or
+ * start_thread as in text (leak reports and heap profiles). */
+void _ms_stack_json(ms_buf_t *b, uint32_t stack)
+{
+    ms_frame_t f[MS_MAX_STACK];
+    unsigned n = record_frames(stack, f);
+    _ms_bprintf(b, "[");
+    for (unsigned j = 0; j < n; j++) {
+        _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f[j].ip);
+        frame_json(b, &f[j]);
+        _ms_bprintf(b, "}");
+    }
+    _ms_bprintf(b, "]");
+}
+
 /* The first frame of a block's allocation stack. */
 static void site_text(ms_buf_t *b, uint32_t stack)
 {
@@ -1001,16 +1018,9 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
             _ms_bprintf(b, ", \"change\": \"%s\"", change_name[g->change]);
             json_delta(b, g->d_blocks, g->d_bytes);
         }
-        _ms_bprintf(b, ", \"stack\": [");
+        _ms_bprintf(b, ", \"stack\": ");
         first = false;
-        ms_frame_t f[MS_MAX_STACK];
-        unsigned n = record_frames(g->stack, f);
-        for (unsigned j = 0; j < n; j++) {
-            _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f[j].ip);
-            frame_json(b, &f[j]);
-            _ms_bprintf(b, "}");
-        }
-        _ms_bprintf(b, "]");
+        _ms_stack_json(b, g->stack);
         if (g->why) {
             _ms_bprintf(b, ", \"why\": ");
             why_json(b, gs->items, g->why - 1, _ms_opt.why_depth);

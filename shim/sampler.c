@@ -6,7 +6,8 @@
  *   - rewrites the MEMSHIM_METRICS file every MEMSHIM_METRICS_INTERVAL ms
  *     (metrics.c), removed at exit,
  *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives,
- *   - makes a leak report when MEMSHIM_REPORT_SIGNAL arrives (leak.c).
+ *   - makes a leak report when MEMSHIM_REPORT_SIGNAL arrives (leak.c),
+ *   - writes a heap profile when MEMSHIM_PROFILE_SIGNAL arrives (profile.c).
  *
  * It never calls malloc: lines are formatted in a stack buffer and written
  * with one write(2) each, so a crash loses at most the interval under way.
@@ -43,6 +44,7 @@ static struct {
     bool      running;       /* a thread was started and not yet stopped */
     sem_t     wake, done;
     int       stop, dump, leak;  /* requests, set before posting `wake` */
+    int       profile;       /* MEMSHIM_PROFILE_SIGNAL arrived: write a heap profile */
     bool      logging;       /* an RSS log is kept (log_out) */
     bool      metrics;       /* a MEMSHIM_METRICS file is kept (metrics.c) */
     uint64_t  t0;            /* CLOCK_MONOTONIC ns at the first sample */
@@ -153,6 +155,8 @@ static void *reporter_main(void *arg)
             _ms_stats_write(_ms_opt.stats);
         if (__atomic_exchange_n(&rep.leak, 0, __ATOMIC_ACQ_REL))
             _ms_leak_report(0, NULL);          /* our own thread: no stack of the program */
+        if (__atomic_exchange_n(&rep.profile, 0, __ATOMIC_ACQ_REL))
+            _ms_profile_write(_ms_opt.profile, "signal");
         if (__atomic_load_n(&rep.stop, __ATOMIC_ACQUIRE)) break;
         uint64_t deadline = UINT64_MAX;
         if (rep.logging) deadline = next_log;
@@ -179,6 +183,7 @@ static void on_signal(int sig)
     int saved = errno;
     if (sig == _ms_ropt.stats_signal) __atomic_store_n(&rep.dump, 1, __ATOMIC_RELEASE);
     if (sig == _ms_opt.report_signal) __atomic_store_n(&rep.leak, 1, __ATOMIC_RELEASE);
+    if (sig == _ms_opt.profile_signal) __atomic_store_n(&rep.profile, 1, __ATOMIC_RELEASE);
     sem_post(&rep.wake);
     errno = saved;
 }
@@ -187,7 +192,7 @@ static void start(bool with_log, bool with_metrics)
 {
     sem_init(&rep.wake, 0, 0);
     sem_init(&rep.done, 0, 0);
-    rep.stop = rep.dump = rep.leak = 0;
+    rep.stop = rep.dump = rep.leak = rep.profile = 0;
     rep.samples = 0;
     rep.peak = 0;
     rep.logging = false;
@@ -195,7 +200,8 @@ static void start(bool with_log, bool with_metrics)
     rep.logging = with_log;
     if (_ms_ropt.live && !_ms_live_open()) _ms_ropt.live = 0;
     rep.metrics = with_metrics;
-    if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal && !_ms_opt.report_signal && !with_metrics) return;
+    if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal && !_ms_opt.report_signal &&
+        !_ms_opt.profile_signal && !with_metrics) return;
     rep.t0 = now_ns();
     if (with_log) log_header();
 
@@ -236,7 +242,13 @@ void _ms_reporter_start(void)
     if (!_ms_opt.track) _ms_opt.report_signal = 0;     /* no tracking, no leak report */
     if (_ms_ropt.stats_signal && !on(_ms_ropt.stats_signal)) _ms_ropt.stats_signal = 0;
     if (_ms_opt.report_signal && !on(_ms_opt.report_signal)) _ms_opt.report_signal = 0;
-    if (_ms_ropt.rss_log || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal || _ms_ropt.metrics)
+    if (_ms_opt.profile_signal && !_ms_track_on) {
+        _ms_message("MEMSHIM_PROFILE_SIGNAL ignored: no heap profile without tracking (MEMSHIM_TRACK=0)");
+        _ms_opt.profile_signal = 0;
+    }
+    if (_ms_opt.profile_signal && !on(_ms_opt.profile_signal)) _ms_opt.profile_signal = 0;
+    if (_ms_ropt.rss_log || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal ||
+        _ms_opt.profile_signal || _ms_ropt.metrics)
         start(_ms_ropt.rss_log != NULL, _ms_ropt.metrics != NULL);
     errno = saved;
 }
@@ -275,7 +287,8 @@ void _ms_reporter_fork_child(void)
         _ms_metrics_fork_child();
         bool own_log = _ms_ropt.rss_log && strstr(_ms_ropt.rss_log, "%p");
         bool own_metrics = _ms_ropt.metrics && strstr(_ms_ropt.metrics, "%p");
-        if (own_log || own_metrics || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal)
+        if (own_log || own_metrics || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal ||
+            _ms_opt.profile_signal)
             start(own_log, own_metrics);
     }
     errno = saved;

@@ -204,7 +204,7 @@ MS_HIDDEN void    _ms_huge_trim(void);
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
 MS_HIDDEN bool    _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m);
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
-MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m);
+MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req);
 MS_HIDDEN void    _ms_huge_flag(const void *p, unsigned flags);
 MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size,
                                                   size_t req, const ms_meta_t *m), void *arg);
@@ -479,6 +479,9 @@ typedef struct ms_options_s {
     int           report_child;  /* exec'd by a process writing the same MEMSHIM_REPORT: name.PID */
     int           show_summary;  /* MEMSHIM_SHOW=summary: the summary whenever something leaked */
     int           trace_children;/* MEMSHIM_TRACE_CHILDREN (1): children keep memshim in LD_PRELOAD */
+    /* heap profile (issue 13) */
+    const char   *profile;       /* MEMSHIM_PROFILE: NULL, "stderr" or an absolute path (a copy) */
+    int           profile_signal;/* MEMSHIM_PROFILE_SIGNAL, 0 = none */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
@@ -500,6 +503,7 @@ MS_HIDDEN void   _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 MS_HIDDEN void   _ms_vbprintf(ms_buf_t *b, const char *fmt, va_list ap);
 MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
+MS_HIDDEN void   _ms_buf_put(ms_buf_t *b, const void *bytes, size_t n);   /* raw bytes */
 MS_HIDDEN void   _ms_out_write_at(int fd, const void *p, size_t n, off_t off); /* whole, at off */
 MS_HIDDEN void   _ms_json_str(ms_buf_t *b, const char *s);   /* a quoted, escaped JSON string */
 static inline const char *_ms_base_name(const char *p)      /* after the last '/' */
@@ -647,5 +651,116 @@ MS_HIDDEN void   _ms_live_note_leaks(const double blocks[MS_NKINDS], const doubl
 MS_HIDDEN void   _ms_metrics_write(void);               /* the reporter thread, every interval */
 MS_HIDDEN void   _ms_metrics_withdraw(void);            /* at exit: the file goes */
 MS_HIDDEN void   _ms_metrics_fork_child(void);          /* the parent's file stays the parent's */
+
+/* ---- profile.c, pprof.c: the heap profiler ------------------------------- *
+ * Per-stack counters (kept in the trace table, stacks.c) updated on every
+ * tracked allocation and free with relaxed atomics, per-thread state (the
+ * last block allocated, the heap change not yet published, a size
+ * histogram) through one TLS pointer, and the peak: a snapshot of every
+ * stack's live bytes taken at the first free after the heap in use passed
+ * the last recorded peak by 1% (at least 64 KiB). */
+typedef struct ms_prof_s {
+    uint64_t allocs, alloc_bytes;       /* allocations from this stack, in all */
+    uint64_t frees, freed_bytes;        /* of those, freed: live = allocs - frees */
+    uint64_t temps, temp_bytes;         /* freed before the thread's next allocation */
+    uint64_t peak_blocks, peak_bytes;   /* live at the recorded peak */
+} ms_prof_t;
+_Static_assert(sizeof(ms_prof_t) == 64, "one cache line per stack");
+#define MS_PROF_CHUNK   1024u           /* stacks.c: ids per chunk of counters */
+#define MS_PROF_NCHUNKS 32768u          /* 32 Mi stacks: more than the trace table holds */
+MS_HIDDEN extern ms_prof_t *_ms_prof_chunks[MS_PROF_NCHUNKS];
+/* The counters of stack id, or NULL (no stack, out of memory). */
+static inline ms_prof_t *_ms_stack_prof(uint32_t id)
+{
+    uint32_t i = id - 1;
+    if (MS_UNLIKELY(i >= MS_PROF_CHUNK * MS_PROF_NCHUNKS)) return NULL;   /* 0, MS_STACK_OOM */
+    ms_prof_t *c = __atomic_load_n(&_ms_prof_chunks[i / MS_PROF_CHUNK], __ATOMIC_ACQUIRE);
+    return MS_LIKELY(c != NULL) ? c + i % MS_PROF_CHUNK : NULL;
+}
+MS_HIDDEN ms_prof_t *_ms_prof_at(uint32_t i);            /* the counters of id i + 1 */
+MS_HIDDEN uint32_t _ms_prof_count(void);
+MS_HIDDEN void   _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg);
+
+#define MS_PROF_HIST  41                /* bucket b: sizes with bit length b (0: size 0) */
+#define MS_PROF_PUBLISH ((int64_t)64 << 10)
+typedef struct ms_prof_thread_s {
+    const void *last;                   /* the thread's last block allocated (temporaries) */
+    int64_t     pending;                /* heap change not yet added to _ms_prof_heap */
+    int         in_use;                 /* claimed by a live thread */
+    struct ms_prof_thread_s *next;      /* all of them, never removed */
+    uint64_t    hist[MS_PROF_HIST];     /* allocations by size (bit length) */
+} ms_prof_thread_t;
+MS_HIDDEN extern __thread ms_prof_thread_t *_ms_prof_tl __attribute__((tls_model("initial-exec")));
+MS_HIDDEN extern int64_t _ms_prof_heap;       /* heap in use (bytes), published part */
+MS_HIDDEN extern int64_t _ms_prof_peak_next;  /* a free above this refreshes the peak */
+MS_HIDDEN ms_prof_thread_t *_ms_prof_thread(void);
+MS_HIDDEN void   _ms_prof_publish(ms_prof_thread_t *t);
+MS_HIDDEN void   _ms_prof_peak(void);
+MS_HIDDEN void   _ms_prof_thread_exit(void);
+MS_HIDDEN void   _ms_prof_fork_child(void);
+MS_HIDDEN void   _ms_profile_init(void);               /* constructor: MEMSHIM_PROFILE_SIGNAL */
+MS_HIDDEN void   _ms_profile_at_exit(void);
+MS_HIDDEN int    _ms_profile_write(const char *dest, const char *when); /* 0, or -1 */
+MS_HIDDEN void   _ms_stack_json(ms_buf_t *b, uint32_t stack);   /* report.c: "[{frame}, ...]" */
+
+static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__builtin_clzll(n) : 0; }
+
+/* With MEMSHIM_SAMPLE=N a sampled block of n bytes stands for 1/p blocks,
+ * p = 1 - e^(-n/N) its chance of being sampled: counts are then kept in
+ * 1/MS_PROF_UNIT blocks (MS_PROF_UNIT/p per block) and bytes as n/p, so the
+ * same block always adds and takes away the same amounts. */
+#define MS_PROF_UNIT 1024u
+MS_HIDDEN uint64_t _ms_prof_weigh(size_t n, uint64_t *bytes);
+
+/* A block of n bytes from stack was handed out, counting w blocks of nb
+ * bytes in all (1 and n without sampling). */
+static inline __attribute__((always_inline))
+void _ms_prof_alloc_w(uint32_t stack, size_t n, const void *p, uint64_t w, uint64_t nb)
+{
+    ms_prof_t *c = _ms_stack_prof(stack);
+    if (!c) return;
+    __atomic_add_fetch(&c->allocs, w, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->alloc_bytes, nb, __ATOMIC_RELAXED);
+    ms_prof_thread_t *t = _ms_prof_tl;
+    if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
+    unsigned b = _ms_prof_bucket(n);
+    t->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1] += w;
+    t->last = p;
+    if (MS_UNLIKELY((t->pending += (int64_t)nb) >= MS_PROF_PUBLISH)) _ms_prof_publish(t);
+}
+
+/* The block p of n bytes from stack is released (or resized away). */
+static inline __attribute__((always_inline))
+void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
+{
+    ms_prof_t *c = _ms_stack_prof(stack);
+    if (!c) return;
+    ms_prof_thread_t *t = _ms_prof_tl;
+    if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
+    if (MS_UNLIKELY(__atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED) + t->pending >
+                    __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED)))
+        _ms_prof_peak();                /* before the free: the heap at its high */
+    __atomic_add_fetch(&c->frees, w, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&c->freed_bytes, nb, __ATOMIC_RELAXED);
+    if (p == t->last) {
+        t->last = NULL;
+        __atomic_add_fetch(&c->temps, w, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&c->temp_bytes, nb, __ATOMIC_RELAXED);
+    }
+    if (MS_UNLIKELY((t->pending -= (int64_t)nb) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
+}
+
+MS_HIDDEN void _ms_prof_alloc_sampled(uint32_t stack, size_t n, const void *p);
+MS_HIDDEN void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p);
+static inline void _ms_prof_alloc(uint32_t stack, size_t n, const void *p)
+{
+    if (MS_UNLIKELY(_ms_opt.sample)) _ms_prof_alloc_sampled(stack, n, p);
+    else _ms_prof_alloc_w(stack, n, p, 1, n);
+}
+static inline void _ms_prof_free(uint32_t stack, size_t n, const void *p)
+{
+    if (MS_UNLIKELY(_ms_opt.sample)) _ms_prof_free_sampled(stack, n, p);
+    else _ms_prof_free_w(stack, p, 1, n);
+}
 
 #endif

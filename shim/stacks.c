@@ -1,8 +1,11 @@
 /* stacks.c - the trace table: every distinct allocation stack is stored once
  * and named by a 32-bit id, so a block's record holds 4 bytes, not a stack.
  *
- * Entries are appended to an arena and never move or die; the id is the
- * entry's word position + 1 (0 means "no stack").  The arena is a series of
+ * Entries are appended to an arena and never move or die; ids are 1, 2,
+ * 3... in the order stacks are stored (0 means "no stack"), and an id's
+ * entry is found through a table of arena positions by id.  Dense ids
+ * give each stack its profile counters (profile.c) at id - 1 in chunks
+ * that never move, reached from the allocation path in a few instructions.  The arena is a series of
  * chunks, each twice the one before (64 KiB, 128 KiB, ... up to 256 MiB in
  * all), mapped only when the one before is full, so a program under a
  * memory limit (ulimit -v) pays for the stacks it has, not for a
@@ -39,17 +42,17 @@ static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t   *chunks[NCHUNKS]; /* published before any id inside them */
 static size_t       arena_used;     /* word position of the next entry (stack_lock) */
 static stack_table *table;          /* current table, read lock-free */
-static uint32_t     nstacks;
+static uint32_t     nstacks;        /* ids 1 .. nstacks are stored */
 static int          out_of_memory;  /* no more stacks are stored */
 
 static size_t chunk_start(unsigned k) { return CHUNK0_WORDS * (((size_t)1 << k) - 1); }
 static size_t chunk_words(unsigned k) { return CHUNK0_WORDS << k; }
 
+/* Chunk k starts at CHUNK0 * (2^k - 1): k is the bit length of pos/CHUNK0 + 1, less one. */
 static unsigned chunk_of(size_t pos)
 {
-    unsigned k = 0;
-    while (k + 1 < NCHUNKS && pos >= chunk_start(k + 1)) k++;
-    return k;
+    unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)(pos / CHUNK0_WORDS + 1));
+    return k < NCHUNKS ? k : NCHUNKS - 1;
 }
 
 static uint64_t hash_ips(const uintptr_t *ip, unsigned n)
@@ -63,11 +66,18 @@ static uint64_t hash_ips(const uintptr_t *ip, unsigned n)
     return h ? h : 1;
 }
 
+/* Per id, in chunks of MS_PROF_CHUNK ids that never move, mapped with the
+ * first id of each: the entry's arena word position, and its profile
+ * counters (shim.h reads those inline: two loads from the allocation path). */
+ms_prof_t       *_ms_prof_chunks[MS_PROF_NCHUNKS];
+static uint32_t *pos_chunks[MS_PROF_NCHUNKS];
+
 static const stack_ent *entry(uint32_t id)
 {
-    size_t pos = (size_t)id - 1;
-    unsigned k = chunk_of(pos);
-    return (const stack_ent *)(__atomic_load_n(&chunks[k], __ATOMIC_ACQUIRE) + (pos - chunk_start(k)));
+    uint32_t i = id - 1;
+    size_t pos = __atomic_load_n(&pos_chunks[i / MS_PROF_CHUNK], __ATOMIC_ACQUIRE)[i % MS_PROF_CHUNK];
+    unsigned c = chunk_of(pos);
+    return (const stack_ent *)(__atomic_load_n(&chunks[c], __ATOMIC_ACQUIRE) + (pos - chunk_start(c)));
 }
 
 /* Room for `words` more at arena_used, in the current chunk or the next
@@ -86,6 +96,41 @@ static bool make_room(size_t words)
     __atomic_store_n(&chunks[k], c, __ATOMIC_RELEASE);
     arena_used = chunk_start(k);
     return true;
+}
+
+/* Room for id's position and counters: their chunks, mapped with the
+ * first id of each.  false when memshim's memory is out.  stack_lock held. */
+static bool id_room(uint32_t id)
+{
+    uint32_t k = (id - 1) / MS_PROF_CHUNK;
+    if (k >= MS_PROF_NCHUNKS) return false;
+    if (!pos_chunks[k]) {
+        uint32_t *pc = _ms_meta_alloc(MS_PROF_CHUNK * sizeof *pc);
+        ms_prof_t *c = pc ? _ms_meta_alloc(MS_PROF_CHUNK * sizeof *c) : NULL;
+        if (!c) {
+            if (pc) _ms_meta_free(pc, MS_PROF_CHUNK * sizeof *pc);
+            return false;
+        }
+        __atomic_store_n(&_ms_prof_chunks[k], c, __ATOMIC_RELEASE);
+        __atomic_store_n(&pos_chunks[k], pc, __ATOMIC_RELEASE);
+    }
+    return true;
+}
+
+ms_prof_t *_ms_prof_at(uint32_t i) { return _ms_stack_prof(i + 1); }
+
+/* Stacks stored so far: ids 1 .. n. */
+uint32_t _ms_prof_count(void) { return __atomic_load_n(&nstacks, __ATOMIC_ACQUIRE); }
+
+/* Every stored stack id, in no order, to fn: the ids of the current table
+ * (it holds them all; ids are never removed). */
+void _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg)
+{
+    const stack_table *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+    for (uint32_t i = 0; t && i <= t->mask; i++) {
+        uint32_t id = __atomic_load_n(&t->ids[i], __ATOMIC_ACQUIRE);
+        if (id) fn(arg, id);
+    }
 }
 
 /* What every caller gets once memory ran out: one id, no frames. */
@@ -140,7 +185,7 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
     t = table;
     if ((id = probe(t, h, ip, n))) { pthread_mutex_unlock(&stack_lock); return id; }
     size_t words = sizeof(stack_ent) / sizeof(uintptr_t) + n;
-    if (!make_room(words) || arena_used + words + 1 >= MS_STACK_OOM) {
+    if (!make_room(words) || nstacks + 2 >= MS_STACK_OOM || !id_room(nstacks + 1)) {
         pthread_mutex_unlock(&stack_lock);
         return oom();                               /* stack unknown from now on */
     }
@@ -149,9 +194,10 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
     e->hash = h;
     e->depth = n;
     memcpy(e->ip, ip, n * sizeof *ip);
-    id = (uint32_t)arena_used + 1;
+    id = nstacks + 1;
+    pos_chunks[(id - 1) / MS_PROF_CHUNK][(id - 1) % MS_PROF_CHUNK] = (uint32_t)arena_used;
     arena_used += words;
-    nstacks++;
+    __atomic_store_n(&nstacks, id, __ATOMIC_RELEASE);
     if ((t->used + 1) * 2 > t->mask + 1) {          /* grow, then publish */
         stack_table *nt = table_new((t->mask + 1) * 2);
         if (nt) {

@@ -124,6 +124,7 @@ static void tcache_thread_exit(void *arg)
     _ms_tc = (ms_tcache_t *)&tc_dead;        /* later frees on this thread go central */
     _ms_unwind_thread_exit();
     _ms_scan_thread_exit();
+    _ms_prof_thread_exit();
     for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
     pthread_mutex_lock(&tc_lock);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {

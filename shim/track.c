@@ -115,6 +115,13 @@ static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc)
     ms_meta_t *slot = fresh_meta(p);
     if (slot) *slot = m;
     else if (!_ms_segment_of(p)) _ms_huge_set_meta(p, &m, n);
+    if (!(m.flags & MS_META_INTERNAL)) _ms_prof_alloc(m.stack, n, p);
+}
+
+/* The profile forgets a released block (memshim's own blocks never counted). */
+static inline void unprofile(const ms_meta_t *m, size_t size, const void *p)
+{
+    if (!(m->flags & MS_META_INTERNAL)) _ms_prof_free(m->stack, size, p);
 }
 
 /* The stack of the free that releases a block, whole, for a later double
@@ -136,11 +143,12 @@ static inline void check_match(const void *p, const ms_meta_t *m, unsigned how, 
 }
 
 /* The same for a pointer with no record beside a span: a live huge block's
- * record is in huge.c. */
-static void check_match_huge(const void *p, unsigned how, const char *by)
+ * record is in huge.c.  True, with its record and size, if p is one. */
+static bool check_match_huge(const void *p, unsigned how, const char *by, ms_meta_t *h, size_t *req)
 {
-    ms_meta_t h;
-    if (!_ms_segment_of(p) && _ms_huge_get_meta(p, &h) && h.state == MS_BLK_LIVE) check_match(p, &h, how, by);
+    if (_ms_segment_of(p) || !_ms_huge_get_meta(p, h, req) || h->state != MS_BLK_LIVE) return false;
+    check_match(p, h, how, by);
+    return true;
 }
 
 /* Check p before it is released by a call of kind `how` (MS_ALLOC_*); false
@@ -149,7 +157,9 @@ static inline __attribute__((always_inline)) bool release(void *p, const ms_site
 {
     ms_meta_t *m = _ms_meta_of(p);
     if (!m) {                            /* huge, foreign or invalid: alloc.c decides */
-        check_match_huge(p, how, NULL);
+        ms_meta_t h;
+        size_t req;
+        if (check_match_huge(p, how, NULL, &h, &req)) unprofile(&h, req, p);
         return true;
     }
     if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {
@@ -162,6 +172,7 @@ static inline __attribute__((always_inline)) bool release(void *p, const ms_site
         return false;
     }
     check_match(p, m, how, NULL);
+    unprofile(m, m->size, p);
     m->state = MS_BLK_FREED;
     m->free_stack = free_stack(m, site);
     return true;
@@ -231,17 +242,23 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
         errno = EINVAL;
         return NULL;
     }
+    ms_meta_t before, h;
+    size_t hsize = 0;
+    bool huge = false;
     if (m) check_match(p, m, MS_ALLOC_MALLOC, "realloc()");
-    else check_match_huge(p, MS_ALLOC_MALLOC, "realloc()");
+    else huge = check_match_huge(p, MS_ALLOC_MALLOC, "realloc()", &h, &hsize);
     /* Mark p freed before the move: once freed, its span and with it the
      * record may be gone.  Undone if p stays. */
-    ms_meta_t before;
     if (m) {
         before = *m;
         m->state = MS_BLK_FREED;
         m->free_stack = free_stack(m, site);
     }
     void *q = _ms_realloc(p, n);
+    if (q) {                              /* the profile: the old block freed, a new one */
+        if (m) unprofile(&before, before.size, p);
+        else if (huge) unprofile(&h, hsize, p);
+    }
     if (q != p && q) { record(q, n, site, MS_ALLOC_MALLOC); return q; }
     if (m) *m = before;                   /* p stays: failed, or resized in place */
     if (q) record(q, n, site, MS_ALLOC_MALLOC);

@@ -35,6 +35,7 @@ static const char usage_text[] =
 "      --format text|json  leak report format (default: json if FILE ends in .json)\n"
 "      --stats[=DEST]      heap statistics at exit to DEST (stderr, or a file; .json: JSON)\n"
 "      --rss-log[=FILE]    RSS time series (default FILE: memshim.%p.rss)\n"
+"      --profile FILE      heap profile at exit (.json, .pb.gz for pprof, .folded)\n"
 "      --rss-interval MS   sampling interval of the RSS log (default 100)\n"
 "      --stats-signal SIG  write the statistics whenever SIG arrives (e.g. USR2)\n"
 "      --no-live           do not publish live figures for 'memshim stats PID'\n"
@@ -65,6 +66,12 @@ static const char usage_text[] =
 "  graph FILE.json -o FILE.svg [--max-objects N] [--group N] [--format FMT]\n"
 "                      draw the objects kept alive only by reference cycles\n"
 "                      (Graphviz; .svg, .png, .pdf or .dot by the suffix)\n"
+"  profile FILE.json [--top N] [--depth N] [--diff OLD.json]\n"
+"                      a heap profile (MEMSHIM_PROFILE): sites by bytes at the\n"
+"                      peak, by live bytes, by allocations, by temporaries, and\n"
+"                      the size histogram; --diff: what changed since OLD\n"
+"  flame FILE.json -o FILE.svg [--metric peak|inuse|alloc|temp] [--title TEXT]\n"
+"                      draw a heap profile as an icicle graph (widths in bytes)\n"
 "  help [COMMAND]      this text\n"
 "  help env            the MEMSHIM_* variables the library reads\n"
 "  --version           memshim's version\n"
@@ -168,6 +175,23 @@ static const struct { const char *name, *text; } command_help[] = {
 "the lost cycles of malloc blocks, with Graphviz (.svg, .png, .pdf or .dot\n"
 "by the suffix): each object with its allocation site and reference count,\n"
 "identical groups drawn once with their count.\n" },
+    { "profile",
+"usage: memshim profile FILE.json [--top N] [--depth N] [--diff OLD.json]\n"
+"\n"
+"A heap profile (MEMSHIM_PROFILE=FILE.json, memshim run --profile): the\n"
+"peak, the live heap, the allocations and temporaries, then the top N\n"
+"(10) sites with their stacks (--depth frames, 6) by bytes at the peak, by\n"
+"bytes live, by allocations and by temporary allocations (freed before\n"
+"their thread's next allocation), and the allocation size histogram.\n"
+"--diff OLD.json: the sites whose live bytes and bytes at the peak changed\n"
+"most since OLD (as tracemalloc's compare_to).\n" },
+    { "flame",
+"usage: memshim flame FILE.json -o FILE.svg [--metric peak|inuse|alloc|temp] [--title TEXT]\n"
+"\n"
+"Draw one metric of a heap profile as a static SVG icicle graph: outermost\n"
+"frames on top, each frame as wide as its bytes, labelled where it fits.\n"
+"peak: bytes live at the peak (default); inuse: bytes live when written;\n"
+"alloc: bytes allocated; temp: bytes of temporary allocations.\n" },
 };
 
 /* The command's own help, or the summary of all when it has none. */
@@ -184,7 +208,8 @@ static int cmd_help(int argc, char **argv)
     if (argc > 2) ms_usage_error("help: too many arguments");
     if (argc == 2 && strcmp(argv[1], "env") == 0) return help_env();
     if (argc == 2) {
-        static const char *const known[] = { "run", "report", "diff", "stats", "top", "exporter", "plot", "graph", "help" };
+        static const char *const known[] = { "run", "report", "diff", "stats", "top", "exporter", "plot", "graph",
+                                             "profile", "flame", "help" };
         bool ok = false;
         for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= strcmp(argv[1], known[i]) == 0;
         if (!ok) ms_usage_error("help: unknown command '%s'", argv[1]);
@@ -474,7 +499,7 @@ int cmd_run(int argc, char **argv)
     const char *report = NULL, *format = NULL, *stats = NULL, *rss = NULL, *interval = NULL;
     const char *sample = NULL, *exitcode = NULL, *suppress = NULL, *lib = NULL, *sig = NULL;
     const char *show = NULL, *depth = NULL, *rsig = NULL, *on_error = NULL, *why = NULL, *gen = NULL;
-    const char *leak_check = NULL, *logfile = NULL;
+    const char *leak_check = NULL, *logfile = NULL, *profile = NULL;
     bool track = true, live = true, quiet = false, since = false, children = true;
     int i = 1;
     for (; i < argc; i++) {
@@ -519,6 +544,7 @@ int cmd_run(int argc, char **argv)
         else if (strcmp(a, "--rss-log") == 0) rss = "memshim.%p.rss";
         else if (strncmp(a, "--rss-log=", 10) == 0) rss = a + 10;
         else if ((v = ms_opt_value(argc, argv, &i, "--rss-interval"))) interval = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--profile"))) profile = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--stats-signal"))) sig = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--sample"))) sample = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--exitcode"))) exitcode = v;
@@ -554,6 +580,8 @@ int cmd_run(int argc, char **argv)
         ms_usage_error("run --format %s: expected text or json", format);
     if (stats && !*stats) ms_usage_error("run --stats=: empty destination");
     if (rss && !*rss) ms_usage_error("run --rss-log=: empty file name");
+    if (profile && !*profile) ms_usage_error("run --profile: empty file name");
+    if (profile && !track) ms_usage_error("run --profile: a heap profile needs tracking (no --no-track)");
     if (interval && (!ms_parse_u64(interval, &n) || n < 1 || n > 3600000))
         ms_usage_error("run --rss-interval %s: expected milliseconds, 1 to 3600000", interval);
     if (sample && !ms_parse_size(sample, &n))
@@ -579,6 +607,7 @@ int cmd_run(int argc, char **argv)
     else if (report && is_json_name(report)) setenv_or_die("MEMSHIM_REPORT_FORMAT", "json");
     if (stats) setenv_or_die("MEMSHIM_STATS", stats);
     if (rss) setenv_or_die("MEMSHIM_RSS_LOG", rss);
+    if (profile) setenv_or_die("MEMSHIM_PROFILE", profile);
     if (interval) setenv_or_die("MEMSHIM_RSS_INTERVAL", interval);
     if (sig) setenv_or_die("MEMSHIM_STATS_SIGNAL", sig);
     if (sample) setenv_or_die("MEMSHIM_SAMPLE", sample);
@@ -621,15 +650,18 @@ int cmd_run(int argc, char **argv)
     if (!quiet) {
         output_t outs[] = {
             { "leak report", report }, { "statistics", stats }, { "rss log", rss },
+            { "heap profile", profile },
         };
-        char found[3][PATH_MAX * 2];
-        bool got[3];
+        char found[4][PATH_MAX * 2];
+        bool got[4];
         got[0] = list_reports(report, pid, start, found[0], sizeof found[0]);
-        for (size_t k = 1; k < 3; k++) got[k] = list_outputs(&outs[k], pid, start, found[k], sizeof found[k]);
+        for (size_t k = 1; k < 4; k++) got[k] = list_outputs(&outs[k], pid, start, found[k], sizeof found[k]);
         if (got[0] && is_json_name(found[0]))
             fprintf(stderr, "%s: read the leak report with: memshim report %s\n", ms_prog, found[0]);
         if (got[2])
             fprintf(stderr, "%s: draw the rss log with: memshim plot %s -o rss.svg\n", ms_prog, found[2]);
+        if (got[3] && is_json_name(found[3]))
+            fprintf(stderr, "%s: read the heap profile with: memshim profile %s\n", ms_prog, found[3]);
     }
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) {
@@ -668,6 +700,7 @@ int main(int argc, char **argv)
         { "run", cmd_run }, { "report", cmd_report }, { "diff", cmd_diff },
         { "stats", cmd_stats }, { "top", cmd_top }, { "plot", cmd_plot },
         { "graph", cmd_graph }, { "exporter", cmd_exporter },
+        { "profile", cmd_profile }, { "flame", cmd_flame },
     };
     for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
         if (strcmp(c, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);

@@ -8,6 +8,7 @@
  *   exporter.c  every process's figures over HTTP for Prometheus: `exporter`
  *   plot.c      an RSS log (MEMSHIM_RSS_LOG) as SVG: `plot`
  *   graph.c     a report's reference cycles drawn with Graphviz: `graph`
+ *   profile.c   heap profiles (MEMSHIM_PROFILE, JSON): `profile`, `flame`
  *   util.c      errors, number parsing and formatting
  *
  * Exit status: 0 done, 1 failed (unreadable or malformed input...), 2 wrong
@@ -17,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <jansson.h>
 
@@ -34,6 +36,7 @@ char  *ms_commas(uint64_t n, char *buf, size_t cap);           /* "1,234,567" */
 /* The value of "--name VALUE" or "--name=VALUE" at argv[*i] (advancing *i),
  * or NULL if argv[*i] is not that option.  A missing value is a usage error. */
 const char *ms_opt_value(int argc, char **argv, int *i, const char *name);
+void   ms_xml_text(FILE *o, const char *s);                   /* escaped for XML */
 
 /* live.c: a process's live region (shim/live.h).  ms_live_open: its
  * descriptor, or -1; ms_live_read: a consistent copy, checked field by
@@ -51,6 +54,8 @@ int cmd_stats(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_graph(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
+int cmd_flame(int argc, char **argv);
 int cmd_exporter(int argc, char **argv);
 
 #endif

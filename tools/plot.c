@@ -114,19 +114,6 @@ static bool load_log(const char *path, rsslog_t *L)
     return true;
 }
 
-static void xml_text(FILE *o, const char *s)
-{
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '&') fputs("&amp;", o);
-        else if (c == '<') fputs("&lt;", o);
-        else if (c == '>') fputs("&gt;", o);
-        else if (c == '"') fputs("&quot;", o);
-        else if (c < 0x20) fputc(' ', o);        /* not allowed in XML 1.0 */
-        else fputc(c, o);
-    }
-}
-
 /* A round step (1, 2, 2.5 or 5 times a power of ten) giving about `want` ticks. */
 static double nice_step(double range, int want)
 {
@@ -183,18 +170,18 @@ int cmd_plot(int argc, char **argv)
                "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n",
             W, H, W, H);
     fprintf(o, "<title>");
-    xml_text(o, title ? title : "memshim RSS log");
+    ms_xml_text(o, title ? title : "memshim RSS log");
     fprintf(o, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
     /* title */
     fprintf(o, "<text x=\"%.0f\" y=\"30\" font-size=\"19\" font-weight=\"bold\" fill=\"#222\">", ml);
-    if (title) xml_text(o, title);
+    if (title) ms_xml_text(o, title);
     else {
         fputs("Memory of ", o);
         char prog[90];
         const char *name = L.program[0] ? L.program : "the program";
         snprintf(prog, sizeof prog, "%.*s", (int)sizeof prog - 1, name);
         if (strlen(name) >= sizeof prog) strcpy(prog + sizeof prog - 4, "...");
-        xml_text(o, prog);
+        ms_xml_text(o, prog);
         if (L.pid >= 0) fprintf(o, " (pid %ld)", L.pid);
     }
     fprintf(o, "</text>\n");

@@ -111,3 +111,17 @@ json_t *ms_load_json(const char *path)
     }
     return root;
 }
+
+/* Text for an SVG/XML element or attribute: escaped, control characters as spaces. */
+void ms_xml_text(FILE *o, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '&') fputs("&amp;", o);
+        else if (c == '<') fputs("&lt;", o);
+        else if (c == '>') fputs("&gt;", o);
+        else if (c == '"') fputs("&quot;", o);
+        else if (c < 0x20) fputc(' ', o);        /* not allowed in XML 1.0 */
+        else fputc(c, o);
+    }
+}

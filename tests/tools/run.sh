@@ -3,7 +3,8 @@
 # side of the library: every subcommand and option, wrong uses, malformed
 # and fuzzed reports, MEMSHIM_STATS (text and JSON), the RSS log and its fork
 # policy, live figures of a running process, the stats signal, the SVG plot,
-# the cycle graph (Graphviz), the man pages, and `make install` into a scratch DESTDIR.
+# the cycle graph (Graphviz), heap profiles (profile.sh), the man pages, and
+# `make install` into a scratch DESTDIR.
 #
 #   MS_TEST_BUILD=build tests/tools/run.sh      (make tools-test)
 #
@@ -49,7 +50,7 @@ check "memshim --version prints the header's version" t_version
 
 t_help() {
     run "$MS" help; expect_rc 0 || return 1
-    for c in "run " "report " "diff " "stats " "top " "plot " "--report" "--format" "--stats" "--rss-log" \
+    for c in "run " "report " "diff " "stats " "top " "plot " "profile " "flame " "--profile" "--report" "--format" "--stats" "--rss-log" \
              "--sample" "--no-track" "--exitcode" "--suppress" "folded" "--why"; do has "$out" "$c" || return 1; done
     run "$MS" help run; expect_rc 0 && has "$out" "usage: memshim run"
 }
@@ -1055,6 +1056,8 @@ t_graph_malformed() {
 }
 check "graph: malformed reports earn one line naming the file and the field, exit 1" t_graph_malformed
 
+. "$ROOT/tests/tools/profile.sh"
+=======
 # Cycles as a person debugs them (issue 14: 6): each object's allocation
 # site and refcount, groups of one shape merged with their count, lost
 # cycles of plain blocks drawn too.
@@ -1093,5 +1096,6 @@ EOF
 }
 check "cycles: allocation sites and refcounts, groups of one shape merged with a count, lost cycles of plain blocks (report and graph)" t_graph_shapes
 
+# ==== heap profiles (issue 13) =====================================================
 echo "$pass passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,408 @@
+/* pprof.c - heap profiles in pprof's format: a profile.proto message
+ * (github.com/google/pprof, proto/profile.proto), gzipped, as Go's heap
+ * profiles, jemalloc, tcmalloc, Pyroscope and Parca write them.
+ *
+ * The message is encoded here (varints and length-delimited fields are all
+ * it takes) into memshim's own memory, then written as a gzip member of
+ * stored deflate blocks with its CRC-32: valid gzip that any reader takes,
+ * without zlib in the preloaded library.  Every sample is one allocation
+ * stack with eight values (sample_type, in this order):
+ *   alloc_objects alloc_space inuse_objects inuse_space
+ *   peak_inuse_objects peak_inuse_space temp_objects temp_space
+ * (the peak as its own pair: `go tool pprof -sample_index=peak_inuse_space`);
+ * inuse_space is the default.  Functions, files and lines come from the
+ * symbolizer, so every mapping says has_functions, has_filenames and
+ * has_line_numbers; mappings are the executable segments of the loaded
+ * objects, with their GNU build ids. */
+#include <elf.h>
+#include <link.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "profile.h"
+
+/* ---- a growing byte buffer and protobuf's wire format -------------------------- */
+
+typedef struct { uint8_t *p; size_t len, cap; bool oom; } pb_t;
+
+static bool pb_room(pb_t *b, size_t n)
+{
+    if (b->len + n <= b->cap) return true;
+    if (b->oom) return false;
+    size_t ncap = b->cap ? b->cap : 4096;
+    while (ncap < b->len + n) ncap *= 2;
+    uint8_t *q = _ms_meta_alloc(ncap);
+    if (!q) { b->oom = true; return false; }
+    if (b->p) { memcpy(q, b->p, b->len); _ms_meta_free(b->p, b->cap); }
+    b->p = q;
+    b->cap = ncap;
+    return true;
+}
+
+static void pb_raw(pb_t *b, const void *d, size_t n)
+{
+    if (n && pb_room(b, n)) { memcpy(b->p + b->len, d, n); b->len += n; }
+}
+
+static void pb_varint(pb_t *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    do { tmp[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)); v >>= 7; } while (v);
+    pb_raw(b, tmp, n);
+}
+
+static void pb_uint(pb_t *b, unsigned field, uint64_t v)   /* proto3: zero is left out */
+{
+    if (!v) return;
+    pb_varint(b, (uint64_t)field << 3);
+    pb_varint(b, v);
+}
+
+static void pb_bytes(pb_t *b, unsigned field, const void *d, size_t n)
+{
+    pb_varint(b, (uint64_t)field << 3 | 2);
+    pb_varint(b, n);
+    pb_raw(b, d, n);
+}
+
+static void pb_packed(pb_t *b, unsigned field, const uint64_t *v, unsigned n)
+{
+    size_t size = 0;
+    for (unsigned i = 0; i < n; i++) { uint64_t x = v[i]; do { size++; x >>= 7; } while (x); }
+    pb_varint(b, (uint64_t)field << 3 | 2);
+    pb_varint(b, size);
+    for (unsigned i = 0; i < n; i++) pb_varint(b, v[i]);
+}
+
+static void pb_free(pb_t *b) { if (b->p) _ms_meta_free(b->p, b->cap); memset(b, 0, sizeof *b); }
+
+/* ---- maps: 64-bit key -> id (1, 2, ...), open addressing ------------------------- */
+
+typedef struct { uint64_t key; uint32_t val; } slot_t;
+typedef struct { slot_t *s; size_t cap, used; } map_t;
+
+static uint64_t mix(uint64_t k) { k ^= k >> 33; k *= 0xff51afd7ed558ccdULL; k ^= k >> 33; return k; }
+
+/* The slot of key (val 0: absent, to be filled by the caller); `same` tells
+ * keys that hash alike apart (strings).  NULL when memory ran out. */
+static slot_t *map_slot(map_t *m, uint64_t key, bool (*same)(void *, uint32_t), void *arg)
+{
+    if ((m->used + 1) * 2 > m->cap) {
+        size_t ncap = m->cap ? m->cap * 2 : 1024;
+        slot_t *n = _ms_meta_alloc(ncap * sizeof *n);
+        if (!n) return NULL;
+        for (size_t i = 0; i < m->cap; i++) {
+            if (!m->s[i].val) continue;
+            size_t j = mix(m->s[i].key) & (ncap - 1);
+            while (n[j].val) j = (j + 1) & (ncap - 1);
+            n[j] = m->s[i];
+        }
+        if (m->s) _ms_meta_free(m->s, m->cap * sizeof *m->s);
+        m->s = n;
+        m->cap = ncap;
+    }
+    for (size_t j = mix(key) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
+        slot_t *s = &m->s[j];
+        if (!s->val) { s->key = key; return s; }
+        if (s->key == key && (!same || same(arg, s->val))) return s;
+    }
+}
+
+static void map_free(map_t *m) { if (m->s) _ms_meta_free(m->s, m->cap * sizeof *m->s); }
+
+/* ---- the profile under construction ------------------------------------------------ */
+
+#define MAX_MAPPINGS 1024
+typedef struct { uintptr_t start, limit, offset; uint32_t file, build; } mapping_t;
+
+typedef struct {
+    pb_t        out, sub, line;           /* the Profile; a message being built; a Line */
+    map_t       strs, funcs, locs;
+    const char **str;                     /* string_table by index */
+    size_t      nstr, capstr;
+    char       *heap[64];                 /* strings built here, in chunks that never move */
+    size_t      nheap, heap_used;
+    uint32_t    nfuncs, nlocs;
+    mapping_t   map[MAX_MAPPINGS];
+    unsigned    nmap;
+    const char *lookup;                   /* the string map_slot compares */
+} enc_t;
+
+#define HEAP_CHUNK 65536
+
+static bool str_same(void *arg, uint32_t v)
+{
+    enc_t *e = arg;
+    return strcmp(e->str[v - 1], e->lookup) == 0;
+}
+
+static uint64_t str_hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) { h ^= (uint8_t)*s; h *= 0x100000001b3ULL; }
+    return h;
+}
+
+/* The index of s in the string table (s must outlive the encoding). */
+static uint64_t str_index(enc_t *e, const char *s)
+{
+    if (!s) s = "";
+    e->lookup = s;
+    slot_t *sl = map_slot(&e->strs, str_hash(s), str_same, e);
+    if (!sl) { e->out.oom = true; return 0; }
+    if (sl->val) return sl->val - 1;
+    if (e->nstr == e->capstr) {
+        size_t ncap = e->capstr ? e->capstr * 2 : 1024;
+        const char **n = _ms_meta_alloc(ncap * sizeof *n);
+        if (!n) { e->out.oom = true; sl->key = 0; return 0; }
+        if (e->str) { memcpy(n, e->str, e->nstr * sizeof *n); _ms_meta_free(e->str, e->capstr * sizeof *n); }
+        e->str = n;
+        e->capstr = ncap;
+    }
+    e->str[e->nstr++] = s;
+    e->strs.used++;
+    sl->val = (uint32_t)e->nstr;
+    return e->nstr - 1;
+}
+
+/* A copy of a string built here, in chunks that never move. */
+static const char *str_keep(enc_t *e, const char *s, size_t n)
+{
+    if (n + 1 > HEAP_CHUNK) n = HEAP_CHUNK - 1;
+    if (!e->nheap || e->heap_used + n + 1 > HEAP_CHUNK) {
+        if (e->nheap == sizeof e->heap / sizeof *e->heap || !(e->heap[e->nheap] = _ms_meta_alloc(HEAP_CHUNK)))
+            return "";
+        e->nheap++;
+        e->heap_used = 0;
+    }
+    char *c = e->heap[e->nheap - 1] + e->heap_used;
+    memcpy(c, s, n);
+    c[n] = 0;
+    e->heap_used += n + 1;
+    return c;
+}
+
+/* ---- mappings: executable segments of the loaded objects, with build ids -- */
+
+static const char *build_id(enc_t *e, const struct dl_phdr_info *info)
+{
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE) continue;
+        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr), *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+            const uint8_t *name = p + sizeof *nh, *desc = name + ((nh->n_namesz + 3) & ~3u);
+            if (desc + nh->n_descsz > end) break;
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+                nh->n_descsz <= 64) {
+                char hex[129];
+                for (unsigned k = 0; k < nh->n_descsz; k++) {
+                    hex[2 * k] = "0123456789abcdef"[desc[k] >> 4];
+                    hex[2 * k + 1] = "0123456789abcdef"[desc[k] & 15];
+                }
+                return str_keep(e, hex, 2 * nh->n_descsz);
+            }
+            p = desc + ((nh->n_descsz + 3) & ~3u);
+        }
+    }
+    return "";
+}
+
+static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    enc_t *e = arg;
+    const char *file = info->dlpi_name;
+    if (!file || !*file) {                     /* the program itself */
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        file = str_keep(e, exe, n > 0 ? (size_t)n : 0);
+    }
+    const char *id = NULL;
+    for (int i = 0; i < info->dlpi_phnum && e->nmap < MAX_MAPPINGS; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        if (!id) id = build_id(e, info);
+        uintptr_t start = (info->dlpi_addr + ph->p_vaddr) & ~(uintptr_t)(MS_OS_PAGE - 1);
+        e->map[e->nmap++] = (mapping_t){
+            .start = start, .limit = info->dlpi_addr + ph->p_vaddr + ph->p_memsz,
+            .offset = ph->p_offset - ((info->dlpi_addr + ph->p_vaddr) - start),
+            .file = (uint32_t)str_index(e, file), .build = (uint32_t)str_index(e, id),
+        };
+    }
+    return 0;
+}
+
+static uint64_t mapping_of(const enc_t *e, uintptr_t ip)
+{
+    for (unsigned i = 0; i < e->nmap; i++)
+        if (ip >= e->map[i].start && ip < e->map[i].limit) return i + 1;
+    return 0;
+}
+
+static void write_mappings(enc_t *e)
+{
+    for (unsigned i = 0; i < e->nmap; i++) {
+        const mapping_t *m = &e->map[i];
+        e->sub.len = 0;
+        pb_uint(&e->sub, 1, i + 1);
+        pb_uint(&e->sub, 2, m->start);
+        pb_uint(&e->sub, 3, m->limit);
+        pb_uint(&e->sub, 4, m->offset);
+        pb_uint(&e->sub, 5, m->file);
+        pb_uint(&e->sub, 6, m->build);
+        for (unsigned f = 7; f <= 9; f++) pb_uint(&e->sub, f, 1);   /* functions, files, lines */
+        pb_bytes(&e->out, 3, e->sub.p, e->sub.len);
+    }
+}
+
+/* ---- locations and functions ----------------------------------------------------- */
+
+static uint64_t function_id(enc_t *e, const ms_frame_t *f)
+{
+    uint64_t name;
+    if (f->function) name = str_index(e, f->function);
+    else {
+        char mem[600];
+        ms_buf_t b;
+        _ms_buf_init(&b, mem, sizeof mem, -1);
+        _ms_prof_frame_name(&b, f);
+        name = str_index(e, str_keep(e, mem, b.len));
+    }
+    uint64_t file = str_index(e, f->file);
+    slot_t *sl = map_slot(&e->funcs, name << 32 | file, NULL, NULL);
+    if (!sl) { e->out.oom = true; return 0; }
+    if (sl->val) return sl->val;
+    sl->val = ++e->nfuncs;
+    e->funcs.used++;
+    e->sub.len = 0;                                  /* Function */
+    pb_uint(&e->sub, 1, sl->val);
+    pb_uint(&e->sub, 2, name);
+    pb_uint(&e->sub, 3, name);
+    pb_uint(&e->sub, 4, file);
+    pb_bytes(&e->out, 5, e->sub.p, e->sub.len);
+    return sl->val;
+}
+
+static uint64_t location_id(enc_t *e, uintptr_t ip)
+{
+    slot_t *sl = map_slot(&e->locs, ip, NULL, NULL);
+    if (!sl) { e->out.oom = true; return 0; }
+    if (sl->val) return sl->val;
+    uint32_t id = ++e->nlocs;
+    sl->val = id;
+    e->locs.used++;
+    ms_frame_t f;
+    _ms_symbolize(ip, &f, true);
+    uint64_t fn = function_id(e, &f);
+    e->line.len = 0;                                 /* Line */
+    pb_uint(&e->line, 1, fn);
+    pb_uint(&e->line, 2, f.file && f.line > 0 ? (uint64_t)f.line : 0);
+    e->sub.len = 0;                                  /* Location */
+    pb_uint(&e->sub, 1, id);
+    pb_uint(&e->sub, 2, mapping_of(e, f.ip));
+    pb_uint(&e->sub, 3, f.ip);
+    pb_bytes(&e->sub, 4, e->line.p, e->line.len);
+    pb_bytes(&e->out, 4, e->sub.p, e->sub.len);
+    return id;
+}
+
+static void write_sample(enc_t *e, const ms_psite_t *s)
+{
+    const uintptr_t *ip;
+    unsigned n = _ms_stack_get(s->stack, &ip);
+    uint64_t loc[MS_MAX_STACK];
+    for (unsigned i = 0; i < n; i++) loc[i] = location_id(e, ip[i]);   /* leaf first, as pprof wants */
+    const uint64_t v[8] = { s->allocs, s->alloc_bytes, s->live_blocks, s->live_bytes,
+                            s->peak_blocks, s->peak_bytes, s->temps, s->temp_bytes };
+    e->sub.len = 0;
+    pb_packed(&e->sub, 1, loc, n);
+    pb_packed(&e->sub, 2, v, 8);                     /* int64s, all >= 0: the same varints */
+    pb_bytes(&e->out, 2, e->sub.p, e->sub.len);
+}
+
+static void value_type(enc_t *e, unsigned field, const char *type, const char *unit)
+{
+    e->sub.len = 0;
+    pb_uint(&e->sub, 1, str_index(e, type));
+    pb_uint(&e->sub, 2, str_index(e, unit));
+    pb_bytes(&e->out, field, e->sub.p, e->sub.len);
+}
+
+/* ---- gzip: stored deflate blocks ---------------------------------------------------- */
+
+static uint32_t crc_table[256];
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+static void put_le(ms_buf_t *out, uint32_t v, unsigned n)
+{
+    uint8_t b[4] = { (uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24) };
+    _ms_buf_put(out, b, n);
+}
+
+static void gzip_stored(ms_buf_t *out, const uint8_t *d, size_t n)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crc_init);
+    static const uint8_t header[10] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3 };  /* deflate, Unix */
+    _ms_buf_put(out, header, sizeof header);
+    uint32_t crc = 0xffffffffu;
+    size_t off = 0;
+    do {
+        size_t k = n - off < 65535 ? n - off : 65535;
+        uint8_t last = off + k == n;
+        _ms_buf_put(out, &last, 1);                  /* BFINAL, BTYPE 00: stored */
+        put_le(out, (uint32_t)k, 2);
+        put_le(out, (uint32_t)~k & 0xffff, 2);
+        _ms_buf_put(out, d + off, k);
+        for (size_t i = off; i < off + k; i++) crc = crc_table[(crc ^ d[i]) & 0xff] ^ (crc >> 8);
+        off += k;
+    } while (off < n);
+    put_le(out, ~crc, 4);
+    put_le(out, (uint32_t)n, 4);
+}
+
+/* ---- the profile ------------------------------------------------------------------ */
+
+void _ms_pprof_write(ms_buf_t *out, const ms_profile_t *p)
+{
+    enc_t *e = _ms_meta_alloc(sizeof *e);
+    if (!e) { _ms_message("heap profile not written: out of memory"); return; }
+    str_index(e, "");                                /* string 0 is "" */
+    static const char *const types[8][2] = {
+        { "alloc_objects", "count" }, { "alloc_space", "bytes" },
+        { "inuse_objects", "count" }, { "inuse_space", "bytes" },
+        { "peak_inuse_objects", "count" }, { "peak_inuse_space", "bytes" },
+        { "temp_objects", "count" }, { "temp_space", "bytes" },
+    };
+    for (unsigned i = 0; i < 8; i++) value_type(e, 1, types[i][0], types[i][1]);
+    _ms_loader_enter();                              /* no fork inside dl_iterate_phdr */
+    dl_iterate_phdr(add_object, e);
+    _ms_loader_leave();
+    for (size_t i = 0; i < p->n; i++) write_sample(e, &p->site[i]);
+    write_mappings(e);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    pb_uint(&e->out, 9, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
+    value_type(e, 11, "space", "bytes");             /* period_type */
+    pb_uint(&e->out, 12, 1);                         /* period: every allocation counted */
+    pb_uint(&e->out, 14, str_index(e, "inuse_space"));    /* default_sample_type */
+    for (size_t i = 0; i < e->nstr; i++) pb_bytes(&e->out, 6, e->str[i], strlen(e->str[i]));
+    if (e->out.oom) _ms_message("heap profile not written: out of memory");
+    else gzip_stored(out, e->out.p, e->out.len);
+    pb_free(&e->out); pb_free(&e->sub); pb_free(&e->line);
+    map_free(&e->strs); map_free(&e->funcs); map_free(&e->locs);
+    if (e->str) _ms_meta_free(e->str, e->capstr * sizeof *e->str);
+    for (size_t i = 0; i < e->nheap; i++) _ms_meta_free(e->heap[i], HEAP_CHUNK);
+    _ms_meta_free(e, sizeof *e);
+}

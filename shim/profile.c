@@ -1,0 +1,388 @@
+/* profile.c - the heap profiler: where the memory goes.
+ *
+ * Every tracked allocation and free updates its stack's counters (the trace
+ * table's, stacks.c: allocations, bytes, frees, temporaries) with relaxed
+ * atomics, and its thread's state through one TLS pointer: the last block
+ * the thread allocated (a block freed before the thread's next allocation
+ * is a temporary, heaptrack's definition), a size histogram, and the change
+ * of the heap in use not yet added to the global figure (published every
+ * 64 KiB, so threads do not fight over one cache line).
+ *
+ * The peak.  A free that finds the heap in use above _ms_prof_peak_next
+ * (the last recorded peak + 1%, at least + 64 KiB) first copies every
+ * stack's live blocks and bytes into its peak fields: the heap just before
+ * that free, a local maximum.  The recorded peak is thus within 1% (or
+ * 64 KiB) of the true one, plus what other threads had not yet published
+ * (under 64 KiB each); a program that grows by steps and frees after each
+ * gets the exact peak, and one still at its highest when the profile is
+ * written gets the heap of that moment.  A snapshot costs one pass over
+ * the stacks; the 1% step bounds them to about 100 per doubling of the heap,
+ * as jemalloc's gdump does.
+ *
+ * Profiles (MEMSHIM_PROFILE, MEMSHIM_PROFILE_SIGNAL, memshim_profile_dump)
+ * are written by out.c's rules, in a format chosen by the name: .pb.gz or
+ * .pprof: pprof (pprof.c); .folded: folded stacks of the bytes at the peak;
+ * anything else JSON (memshim(7)). */
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "shim.h"
+#include "profile.h"
+#include "../include/memshim.h"
+
+__thread ms_prof_thread_t *_ms_prof_tl __attribute__((tls_model("initial-exec")));
+int64_t _ms_prof_heap;
+int64_t _ms_prof_peak_next = MS_PROF_PUBLISH;
+
+static ms_prof_thread_t *threads;          /* every thread's state, pushed, never removed */
+static int      peak_busy;                  /* a snapshot is under way */
+static uint64_t peak_bytes, peak_blocks;    /* the recorded peak (peak_busy) */
+static uint64_t peak_ns, start_ns;          /* when (CLOCK_MONOTONIC) */
+
+/* ---- per-thread state ---------------------------------------------------------- */
+
+/* The calling thread's state: a free one of a thread gone, or a new one. */
+ms_prof_thread_t *_ms_prof_thread(void)
+{
+    ms_prof_thread_t *t;
+    for (t = __atomic_load_n(&threads, __ATOMIC_ACQUIRE); t; t = t->next) {
+        int zero = 0;
+        if (!__atomic_load_n(&t->in_use, __ATOMIC_RELAXED) &&
+            __atomic_compare_exchange_n(&t->in_use, &zero, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            break;
+    }
+    if (!t) {
+        if (!(t = _ms_meta_alloc(sizeof *t))) return NULL;
+        t->in_use = 1;
+        t->next = __atomic_load_n(&threads, __ATOMIC_RELAXED);
+        while (!__atomic_compare_exchange_n(&threads, &t->next, t, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+            ;
+    }
+    t->last = NULL;
+    _ms_prof_tl = t;
+    return t;
+}
+
+void _ms_prof_publish(ms_prof_thread_t *t)
+{
+    __atomic_add_fetch(&_ms_prof_heap, t->pending, __ATOMIC_RELAXED);
+    t->pending = 0;
+}
+
+/* A thread ends: its heap change published, its state free for the next
+ * thread (its histogram stays: totals are sums over all states).  What
+ * the thread allocates after this (later destructors) goes to a shared
+ * state of dying threads rather than claiming a state for good. */
+static ms_prof_thread_t dying;
+
+void _ms_prof_thread_exit(void)
+{
+    ms_prof_thread_t *t = _ms_prof_tl;
+    if (!t || t == &dying) return;
+    _ms_prof_publish(t);
+    t->last = NULL;
+    _ms_prof_tl = &dying;
+    __atomic_store_n(&t->in_use, 0, __ATOMIC_RELEASE);
+}
+
+/* Sampling (MEMSHIM_SAMPLE=N): MS_PROF_UNIT/p, and n/p in *bytes. */
+uint64_t _ms_prof_weigh(size_t n, uint64_t *bytes)
+{
+    double p = 1 - _ms_exp_neg((double)(n ? n : 1) / (double)_ms_opt.sample);
+    if (p <= 0) p = 1;
+    *bytes = _ms_round((double)n / p);
+    return _ms_round(MS_PROF_UNIT / p);
+}
+
+void _ms_prof_alloc_sampled(uint32_t stack, size_t n, const void *p)
+{
+    if (!stack) return;
+    uint64_t nb, w = _ms_prof_weigh(n, &nb);
+    _ms_prof_alloc_w(stack, n, p, w, nb);
+}
+
+void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p)
+{
+    if (!stack) return;
+    uint64_t nb, w = _ms_prof_weigh(n, &nb);
+    _ms_prof_free_w(stack, p, w, nb);
+}
+
+/* A count as written: blocks, from 1/MS_PROF_UNIT blocks when sampling. */
+static uint64_t blocks_of(uint64_t v)
+{
+    return _ms_opt.sample ? (v + MS_PROF_UNIT / 2) / MS_PROF_UNIT : v;
+}
+
+/* ---- the peak ---------------------------------------------------------------------- */
+
+/* Live blocks or bytes: the frees read first, so that a block allocated and
+ * freed meanwhile never makes the difference negative. */
+static uint64_t live_of(const ms_prof_t *c, bool bytes)
+{
+    uint64_t gone = __atomic_load_n(bytes ? &c->freed_bytes : &c->frees, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(bytes ? &c->alloc_bytes : &c->allocs, __ATOMIC_ACQUIRE) - gone;
+}
+
+static int64_t next_after(uint64_t peak)
+{
+    uint64_t step = peak / 100 > (uint64_t)MS_PROF_PUBLISH ? peak / 100 : (uint64_t)MS_PROF_PUBLISH;
+    return (int64_t)(peak + step);
+}
+
+/* Copy every stack's live figures into its peak if their sum passes the
+ * recorded peak.  Lock-free: one snapshot at a time, others skip. */
+static bool snapshot(void)
+{
+    if (__atomic_exchange_n(&peak_busy, 1, __ATOMIC_ACQUIRE)) return false;
+    uint32_t n = _ms_prof_count();
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        const ms_prof_t *c = _ms_prof_at(i);
+        if (c) total += live_of(c, true);
+    }
+    int64_t next;
+    if (total > peak_bytes) {
+        uint64_t blocks = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            ms_prof_t *c = _ms_prof_at(i);
+            if (!c) continue;
+            c->peak_bytes = live_of(c, true);
+            c->peak_blocks = live_of(c, false);
+            blocks += c->peak_blocks;
+        }
+        peak_bytes = total;
+        peak_blocks = blocks;
+        peak_ns = _ms_os_now_ns();
+        next = next_after(total);
+    } else {
+        /* the estimate ran ahead of the exact sum (other threads' frees not
+         * yet published): wait for another step before summing again */
+        int64_t est = __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED);
+        next = next_after(peak_bytes);
+        if (est + MS_PROF_PUBLISH > next) next = est + MS_PROF_PUBLISH;
+    }
+    __atomic_store_n(&_ms_prof_peak_next, next, __ATOMIC_RELAXED);
+    __atomic_store_n(&peak_busy, 0, __ATOMIC_RELEASE);
+    return true;
+}
+
+void _ms_prof_peak(void) { snapshot(); }
+
+/* ---- the figures of one profile ----------------------------------------------------- */
+
+static void site_add(void *arg, uint32_t id)
+{
+    ms_profile_t *p = arg;
+    ms_prof_t *c = _ms_stack_prof(id);
+    if (!c || !__atomic_load_n(&c->allocs, __ATOMIC_RELAXED)) return;
+    if (p->n == p->cap) {
+        size_t ncap = p->cap ? p->cap * 2 : 256;
+        ms_psite_t *s = _ms_meta_alloc(ncap * sizeof *s);
+        if (!s) { p->oom = true; return; }
+        if (p->site) { memcpy(s, p->site, p->n * sizeof *s); _ms_meta_free(p->site, p->cap * sizeof *s); }
+        p->site = s;
+        p->cap = ncap;
+    }
+    ms_psite_t *s = &p->site[p->n++];
+    s->stack = id;
+    s->allocs = blocks_of(__atomic_load_n(&c->allocs, __ATOMIC_RELAXED));
+    s->alloc_bytes = __atomic_load_n(&c->alloc_bytes, __ATOMIC_RELAXED);
+    s->live_blocks = blocks_of(live_of(c, false));
+    s->live_bytes = live_of(c, true);
+    s->temps = blocks_of(__atomic_load_n(&c->temps, __ATOMIC_RELAXED));
+    s->temp_bytes = __atomic_load_n(&c->temp_bytes, __ATOMIC_RELAXED);
+    s->peak_blocks = blocks_of(c->peak_blocks);
+    s->peak_bytes = c->peak_bytes;
+    p->allocs += s->allocs;
+    p->alloc_bytes += s->alloc_bytes;
+    p->live_blocks += s->live_blocks;
+    p->live_bytes += s->live_bytes;
+    p->temps += s->temps;
+    p->temp_bytes += s->temp_bytes;
+}
+
+static bool profile_collect(ms_profile_t *p)
+{
+    memset(p, 0, sizeof *p);
+    while (!snapshot()) sched_yield();    /* the heap now, if it is the highest yet */
+    _ms_stack_each(site_add, p);
+    p->peak_bytes = peak_bytes;
+    p->peak_blocks = blocks_of(peak_blocks);
+    p->peak_ms = peak_ns > start_ns ? (peak_ns - start_ns) / 1000000 : 0;
+    for (ms_prof_thread_t *t = __atomic_load_n(&threads, __ATOMIC_ACQUIRE); t; t = t->next)
+        for (unsigned b = 0; b < MS_PROF_HIST; b++) p->hist[b] += __atomic_load_n(&t->hist[b], __ATOMIC_RELAXED);
+    for (unsigned b = 0; b < MS_PROF_HIST; b++) p->hist[b] = blocks_of(p->hist[b]);
+    return !p->oom;
+}
+
+static void profile_free(ms_profile_t *p)
+{
+    if (p->site) _ms_meta_free(p->site, p->cap * sizeof *p->site);
+}
+
+/* ---- folded stacks and JSON --------------------------------------------------------- */
+
+/* A frame's name in a folded line: its function, else module+offset, else
+ * its address; no ';' and no line break. */
+void _ms_prof_frame_name(ms_buf_t *b, const ms_frame_t *f)
+{
+    size_t from = b->len;
+    if (f->function) _ms_bprintf(b, "%s", f->function);
+    else if (f->module) _ms_bprintf(b, "%s+0x%lx", _ms_base_name(f->module), (unsigned long)f->offset);
+    else _ms_bprintf(b, "%p", (void *)f->ip);
+    for (size_t i = from; i < b->len; i++)
+        if (b->p[i] == ';') b->p[i] = ':';
+        else if (b->p[i] == '\n' || b->p[i] == '\r') b->p[i] = ' ';
+}
+
+/* One line per site live at the peak: "main;work;make_node 4096",
+ * outermost frame first.  Frame names longer than the buffer are cut. */
+static void write_folded(ms_buf_t *out, const ms_profile_t *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const ms_psite_t *s = &p->site[i];
+        if (!s->peak_bytes) continue;
+        const uintptr_t *ip;
+        unsigned n = _ms_stack_get(s->stack, &ip);
+        char mem[8192];
+        ms_buf_t line;
+        _ms_buf_init(&line, mem, sizeof mem - 64, -1);
+        for (unsigned j = n; j-- > 0;) {
+            ms_frame_t f;
+            _ms_symbolize(ip[j], &f, true);
+            if (line.len + 512 > line.cap) break;     /* a line stays whole */
+            if (j != n - 1) _ms_bprintf(&line, ";");
+            _ms_prof_frame_name(&line, &f);
+        }
+        if (!n) _ms_bprintf(&line, "[no stack]");
+        _ms_buf_put(out, line.p, line.len);
+        _ms_bprintf(out, " %llu\n", (unsigned long long)s->peak_bytes);
+    }
+}
+
+static void counts_json(ms_buf_t *b, uint64_t allocs, uint64_t abytes, uint64_t temps, uint64_t tbytes,
+                        uint64_t lblocks, uint64_t lbytes, uint64_t pblocks, uint64_t pbytes)
+{
+    _ms_bprintf(b, "\"allocations\": %llu, \"allocated_bytes\": %llu, \"temporary\": %llu, "
+                "\"temporary_bytes\": %llu, \"live_blocks\": %llu, \"live_bytes\": %llu, "
+                "\"peak_blocks\": %llu, \"peak_bytes\": %llu",
+                (unsigned long long)allocs, (unsigned long long)abytes, (unsigned long long)temps,
+                (unsigned long long)tbytes, (unsigned long long)lblocks, (unsigned long long)lbytes,
+                (unsigned long long)pblocks, (unsigned long long)pbytes);
+}
+
+static void write_json(ms_buf_t *b, const ms_profile_t *p, const char *when)
+{
+    char prog[1024];
+    _ms_program_name(prog, sizeof prog);
+    _ms_bprintf(b, "{\"format\": \"memshim-profile\", \"version\": 1, \"memshim\": \"%s\",\n \"pid\": %d, \"program\": ",
+                MEMSHIM_VERSION, (int)getpid());
+    _ms_json_str(b, prog);
+    _ms_bprintf(b, ", \"when\": \"%s\", \"sample_interval\": %llu,\n \"peak_tolerance\": {\"percent\": 1, \"bytes\": %lld},\n \"totals\": {",
+                when, (unsigned long long)_ms_opt.sample, (long long)MS_PROF_PUBLISH);
+    counts_json(b, p->allocs, p->alloc_bytes, p->temps, p->temp_bytes, p->live_blocks, p->live_bytes,
+                p->peak_blocks, p->peak_bytes);
+    _ms_bprintf(b, ", \"peak_time_ms\": %llu},\n \"histogram\": [", (unsigned long long)p->peak_ms);
+    bool first = true;
+    for (unsigned k = 0; k < MS_PROF_HIST; k++) {
+        if (!p->hist[k]) continue;
+        uint64_t lo = k ? (uint64_t)1 << (k - 1) : 0, hi = k ? ((uint64_t)1 << (k - 1)) * 2 - 1 : 0;
+        if (k == MS_PROF_HIST - 1) hi = UINT64_MAX;
+        _ms_bprintf(b, "%s{\"min\": %llu, \"max\": %llu, \"count\": %llu}", first ? "" : ", ",
+                    (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)p->hist[k]);
+        first = false;
+    }
+    _ms_bprintf(b, "],\n \"sites\": [");
+    for (size_t i = 0; i < p->n; i++) {
+        const ms_psite_t *s = &p->site[i];
+        _ms_bprintf(b, "%s\n  {", i ? "," : "");
+        counts_json(b, s->allocs, s->alloc_bytes, s->temps, s->temp_bytes, s->live_blocks, s->live_bytes,
+                    s->peak_blocks, s->peak_bytes);
+        _ms_bprintf(b, ", \"stack\": ");
+        _ms_stack_json(b, s->stack);
+        _ms_bprintf(b, "}");
+    }
+    _ms_bprintf(b, "\n ]}\n");
+}
+
+/* ---- writing ------------------------------------------------------------------------ */
+
+static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static void write_to(ms_out_t *o, const ms_profile_t *p, const char *when)
+{
+    char mem[16384];
+    ms_buf_t b;
+    _ms_buf_init(&b, mem, sizeof mem, o->fd);
+    const char *name = o->kind == MS_OUT_STDERR ? "" : o->path;
+    if (ends_with(name, ".pb.gz") || ends_with(name, ".pprof")) _ms_pprof_write(&b, p);
+    else if (ends_with(name, ".folded")) write_folded(&b, p);
+    else write_json(&b, p, when);
+    _ms_buf_flush(&b);
+}
+
+int _ms_profile_write(const char *dest, const char *when)
+{
+    if (!_ms_track_on) { errno = ENOTSUP; return -1; }
+    int saved = errno;
+    pthread_mutex_lock(&prof_lock);
+    _ms_busy++;                           /* symbolizing allocates: memshim's blocks */
+    _ms_symbolize_refresh();
+    ms_profile_t p;
+    int rc = -1;
+    if (profile_collect(&p)) {
+        ms_out_t o;
+        bool opened = _ms_out_open(&o, "MEMSHIM_PROFILE", dest, _ms_leak_forked ? MS_OUT_CHILD_SUFFIX : 0);
+        write_to(&o, &p, when);
+        rc = _ms_out_commit(&o) && opened ? 0 : -1;
+    } else {
+        _ms_message("heap profile not written: out of memory");
+    }
+    profile_free(&p);
+    _ms_busy--;
+    pthread_mutex_unlock(&prof_lock);
+    errno = rc ? EIO : saved;
+    return rc;
+}
+
+void _ms_profile_init(void)
+{
+    start_ns = _ms_os_now_ns();
+    if (_ms_opt.profile && !_ms_track_on) {
+        _ms_message("MEMSHIM_PROFILE ignored: no heap profile without tracking (MEMSHIM_TRACK=0)");
+        _ms_opt.profile = NULL;
+    }
+}
+
+void _ms_profile_at_exit(void)
+{
+    if (_ms_track_on && _ms_opt.profile) _ms_profile_write(_ms_opt.profile, "at exit");
+}
+
+void _ms_prof_fork_child(void)
+{
+    pthread_mutex_init(&prof_lock, NULL);
+    peak_busy = 0;
+    ms_prof_thread_t *self = _ms_prof_tl;
+    for (ms_prof_thread_t *t = threads; t; t = t->next)     /* the other threads are gone */
+        if (t != self && t->in_use) { _ms_prof_publish(t); t->last = NULL; t->in_use = 0; }
+}
+
+/* The public entry: to path, or to MEMSHIM_PROFILE's name when path is NULL. */
+MS_EXPORT int memshim_profile_dump(const char *path)
+{
+    if (!path || !*path) {
+        if (!_ms_opt.profile) { errno = EINVAL; return -1; }
+        path = _ms_opt.profile;
+    }
+    return _ms_profile_write(path, "memshim_profile_dump");
+}

@@ -1,0 +1,23 @@
+/* profile.h - what profile.c hands the pprof writer (pprof.c): one heap
+ * profile's figures, per allocation stack and in all. */
+#ifndef MS_PROFILE_H
+#define MS_PROFILE_H
+#include "shim.h"
+
+typedef struct ms_psite_s {
+    uint32_t stack;
+    uint64_t allocs, alloc_bytes, live_blocks, live_bytes, temps, temp_bytes, peak_blocks, peak_bytes;
+} ms_psite_t;
+
+typedef struct ms_profile_s {
+    ms_psite_t *site;                 /* stacks that allocated, in no order */
+    size_t      n, cap;
+    bool        oom;
+    uint64_t    allocs, alloc_bytes, live_blocks, live_bytes, temps, temp_bytes;
+    uint64_t    peak_blocks, peak_bytes, peak_ms;
+    uint64_t    hist[MS_PROF_HIST];   /* allocations by size's bit length */
+} ms_profile_t;
+
+MS_HIDDEN void _ms_pprof_write(ms_buf_t *out, const ms_profile_t *p);
+MS_HIDDEN void _ms_prof_frame_name(ms_buf_t *b, const ms_frame_t *f);
+#endif

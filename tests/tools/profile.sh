@@ -1,0 +1,245 @@
+# profile.sh - heap profiles (issue 13), sourced by run.sh: MEMSHIM_PROFILE
+# in JSON, folded and pprof (read back by `go tool pprof`), the profile
+# signal while threads allocate, memshim_profile_dump, `memshim profile`
+# (views and --diff) and `memshim flame` (rendered to PNG).  The figures are
+# those of tests/tools/progs/profile_phases.c, exact.
+
+cc -O0 -g -o "$T/profile_phases" "$ROOT/tests/tools/progs/profile_phases.c" -lpthread -ldl ||
+    fail "build helper profile_phases"
+
+# prof_run NAME ENV...: the fixture with a profile to $T/NAME, quiet
+prof_run() {
+    local name=$1; shift
+    (cd "$T" && env "$@" MEMSHIM_PROFILE="$T/$name" LD_PRELOAD="$LIB" ./profile_phases) >"$T/pout" 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr")
+}
+
+# site FILE FUNCTION: the site whose innermost frame is FUNCTION, as
+# "allocations allocated_bytes temporary temporary_bytes live_blocks live_bytes peak_blocks peak_bytes"
+site() {
+    "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+keys = ["allocations", "allocated_bytes", "temporary", "temporary_bytes",
+        "live_blocks", "live_bytes", "peak_blocks", "peak_bytes"]
+found = [s for s in d["sites"] if s["stack"] and s["stack"][0].get("function") == sys.argv[2]]
+print(" ".join(str(sum(s[k] for s in found)) for k in keys) if found else "none")
+EOF
+}
+expect_site() {   # expect_site FILE FUNCTION FIGURES
+    local got; got=$(site "$1" "$2")
+    [ "$got" = "$3" ] || { echo "$2: got '$got', expected '$3'"; return 1; }
+}
+
+t_profile_json() {
+    prof_run prof.%p.json; expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+    local f; f=$(ls "$T"/prof.*.json 2>/dev/null | head -1)
+    [ -n "$f" ] || { echo "no profile written"; return 1; }
+    mv "$f" "$T/exit.json"; f=$T/exit.json
+    "$PY" - "$f" <<'EOF' || return 1
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["format"] == "memshim-profile" and d["version"] == 1, d["format"]
+assert d["when"] == "at exit", d["when"]
+assert d["peak_tolerance"] == {"percent": 1, "bytes": 65536}, d["peak_tolerance"]
+t = d["totals"]
+assert t["peak_bytes"] == 14000000 and t["peak_blocks"] == 50, t
+for k in ("allocations", "allocated_bytes", "live_blocks", "live_bytes", "temporary", "temporary_bytes"):
+    assert t[k] == sum(s[k] for s in d["sites"]), k
+h = {(b["min"], b["max"]): b["count"] for b in d["histogram"]}
+assert h[(64, 127)] == 1000, h
+assert h[(65536, 131071)] == 40 and h[(524288, 1048575)] == 10, h
+assert h[(32, 63)] == 1200 and h[(512, 1023)] == 5, h
+EOF
+    # allocations bytes temporary bytes live-blocks live-bytes peak-blocks peak-bytes
+    expect_site "$f" peak_small  "40 4000000 0 0 0 0 40 4000000" &&
+    expect_site "$f" peak_huge   "10 10000000 1 1000000 0 0 10 10000000" &&
+    expect_site "$f" churn       "1000 64000 1000 64000 0 0 0 0" &&
+    expect_site "$f" pair_first  "100 3200 0 0 0 0 0 0" &&
+    expect_site "$f" pair_second "100 3200 100 3200 0 0 0 0" &&
+    expect_site "$f" thread_work "1000 48000 0 0 0 0 0 0" &&
+    expect_site "$f" keep_some   "5 5000 0 0 5 5000 0 0"
+}
+check "MEMSHIM_PROFILE=*.json: exact figures per site (peak, temporaries, threads), histogram, quiet" t_profile_json
+
+t_profile_dump() {
+    (cd "$T" && MEMSHIM_PROFILE="$T/unused2.json" LD_PRELOAD="$LIB" ./profile_phases dump "$T/mid.json") 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    has "$(cat "$T/mid.json")" '"when": "memshim_profile_dump"' || return 1
+    expect_site "$T/mid.json" peak_small "40 4000000 0 0 40 4000000 40 4000000" &&
+    expect_site "$T/mid.json" peak_huge  "10 10000000 0 0 10 10000000 10 10000000" &&
+    expect_site "$T/mid.json" churn none
+}
+check "memshim_profile_dump(path): the heap at the call, the peak being now" t_profile_dump
+
+t_profile_signal() {
+    (cd "$T" && MEMSHIM_PROFILE="$T/sig.json" MEMSHIM_PROFILE_SIGNAL=USR2 LD_PRELOAD="$LIB" \
+        ./profile_phases signal "$T/sig-taken.json") 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+    "$PY" - "$T/sig-taken.json" "$T/sig.json" <<'EOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["when"] == "signal", s["when"]
+w = [x for x in s["sites"] if x["stack"][0].get("function") == "thread_work"]
+assert w and w[0]["allocations"] > 0 and w[0]["live_blocks"] <= 3, w and w[0]
+e = json.load(open(sys.argv[2]))
+assert e["when"] == "at exit"
+w2 = [x for x in e["sites"] if x["stack"][0].get("function") == "thread_work"][0]
+assert w2["allocations"] >= w[0]["allocations"] and w2["live_blocks"] == 0, w2
+assert w2["allocations"] - w2["temporary"] <= 3 * 2, w2   # each spinner's free follows its malloc
+EOF
+}
+check "MEMSHIM_PROFILE_SIGNAL: a profile while three threads allocate, then the exit one" t_profile_signal
+
+t_profile_folded() {
+    prof_run prof.folded; expect_rc 0 || return 1
+    local lines; lines=$(cat "$T/prof.folded")
+    [ "$(wc -l <<<"$lines")" -eq 2 ] || { echo "expected 2 lines: $lines"; return 1; }
+    grep -qE '(^|;)main;phase_peak;peak_huge 10000000$' <<<"$lines" &&
+    grep -qE '(^|;)main;phase_peak;peak_small 4000000$' <<<"$lines" || { echo "$lines"; return 1; }
+}
+check "MEMSHIM_PROFILE=*.folded: the stacks live at the peak, outermost first, bytes" t_profile_folded
+
+t_profile_pprof() {
+    prof_run prof.pb.gz; expect_rc 0 || return 1
+    gzip -t "$T/prof.pb.gz" || { echo "not valid gzip"; return 1; }
+    local go; go=$(command -v go) || return 0
+    export HOME=$T GOCACHE=$T/gocache GOTOOLCHAIN=local GOFLAGS=
+    local top raw
+    top=$("$go" tool pprof -symbolize=none -top -nodefraction=0 -nodecount=1000 -sample_index=alloc_objects "$T/prof.pb.gz" 2>&1) || { echo "$top"; return 1; }
+    for f in "1000 .*churn" "1000 .*thread_work" "100 .*pair_first" "100 .*pair_second" "40 .*peak_small" \
+             "10 .*peak_huge" "5 .*keep_some"; do
+        grep -qE "^ +$f\$" <<<"$top" || { echo "no line '$f' in:"; echo "$top"; return 1; }
+    done
+    has "$top" "Type: alloc_objects" || return 1
+    raw=$("$go" tool pprof -symbolize=none -raw "$T/prof.pb.gz" 2>&1) || { echo "$raw"; return 1; }
+    has "$raw" "alloc_objects/count alloc_space/bytes inuse_objects/count inuse_space/bytes[dflt] peak_inuse_objects/count peak_inuse_space/bytes temp_objects/count temp_space/bytes" || return 1
+    # each site's eight values, exact
+    for v in "10   10000000          0          0         10   10000000          1    1000000" \
+             "40    4000000          0          0         40    4000000          0          0" \
+             "1000      64000          0          0          0          0       1000      64000" \
+             "5       5000          5       5000          0          0          0          0"; do
+        grep -qE "^ +$(sed 's/ \+/ +/g' <<<"$v"):" <<<"$raw" || { echo "no sample '$v' in:"; echo "$raw" | head -30; return 1; }
+    done
+    grep -qE "peak_huge .*profile_phases.c:3[0-9]" <<<"$raw" || { echo "no file:line for peak_huge"; return 1; }
+    grep -qE "^1: .*/profile_phases [0-9a-f]{40} \[FN\]\[FL\]\[LN\]" <<<"$raw" || { echo "no main mapping with build id"; echo "$raw" | tail; return 1; }
+}
+if command -v go >/dev/null; then
+    check "MEMSHIM_PROFILE=*.pb.gz: go tool pprof reads functions, lines, build ids and exact values" t_profile_pprof
+else
+    skip "MEMSHIM_PROFILE=*.pb.gz read back by go tool pprof" "go is not installed (Debian golang-go, tools/install-deps.sh)"
+    check "MEMSHIM_PROFILE=*.pb.gz: valid gzip" t_profile_pprof
+fi
+
+# Sampling: blocks far above the interval are all sampled (exact); 40 blocks
+# of 100,000 bytes with N = 65536 are each sampled with p = 0.78: the
+# estimate's standard deviation is 3.3 blocks, checked within 14 (4.2 sd).
+t_profile_sampled() {
+    prof_run sampled.json MEMSHIM_SAMPLE=64k; expect_rc 0 || return 1
+    "$PY" - "$T/sampled.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["sample_interval"] == 65536, d["sample_interval"]
+by = {s["stack"][0].get("function"): s for s in d["sites"] if s["stack"]}
+h = by["peak_huge"]
+assert (h["allocations"], h["allocated_bytes"], h["peak_blocks"], h["peak_bytes"]) == (10, 10000000, 10, 10000000), h
+s = by.get("peak_small", {"peak_blocks": 0, "peak_bytes": 0, "allocations": 0})
+assert abs(s["peak_blocks"] - 40) <= 14 and abs(s["allocations"] - 40) <= 14, s
+assert abs(s["peak_bytes"] - 4000000) <= 1400000, s
+assert abs(d["totals"]["peak_bytes"] - 14000000) <= 1400000, d["totals"]
+EOF
+}
+check "MEMSHIM_SAMPLE: scaled estimates, exact for blocks above the interval, within 4 sd below" t_profile_sampled
+
+t_profile_view() {
+    run "$MS" profile "$T/exit.json" --top 2; expect_rc 0 || return 1
+    has "$out" "peak: 14,000,000 bytes (13.4 MiB) in 50 blocks" &&
+    has "$out" "allocations: 2," &&
+    has "$out" "  #1 10,000,000 bytes (9.54 MiB) in 10 blocks, 71.4%" &&
+    has "$out" "  #2 4,000,000 bytes (3.81 MiB) in 40 blocks, 28.6%" &&
+    has "$out" "  #1 5,000 bytes (4.88 KiB) in 5 blocks" &&
+    has "$out" "  #1 1,000 allocations, 64,000 bytes (62.5 KiB)" &&
+    has "$out" "  #1 1,000 temporary allocations of 1,000 (100.0%), 64,000 bytes" &&
+    has "$out" "  #2 100 temporary allocations of 100 (100.0%), 3,200 bytes" &&
+    has "$out" "       peak_huge (profile_phases.c:" &&
+    has "$out" "       phase_peak (profile_phases.c:" &&
+    grep -qE "^ +65,536 - 131,071 +40  #" <<<"$out" || { echo "$out"; return 1; }
+    # sections in order
+    [ "$(grep -c '^by ' <<<"$out")" -eq 4 ] || { echo "$out"; return 1; }
+}
+check "memshim profile: peak, live, allocations, temporaries with stacks, histogram" t_profile_view
+
+t_profile_diff() {
+    run "$MS" profile "$T/exit.json" --diff "$T/mid.json" --top 3; expect_rc 0 || return 1
+    has "$out" "compared with $T/mid.json: peak +0 bytes, live " &&
+    has "$out" "  #1 -10,000,000 bytes (-10 blocks): 10,000,000 -> 0 bytes" &&
+    has "$out" "  #2 -4,000,000 bytes (-40 blocks): 4,000,000 -> 0 bytes" &&
+    has "$out" "+5,000 bytes (+5 blocks): 0 -> 5,000 bytes [new]" || return 1
+    run "$MS" profile "$T/exit.json" --diff "$T/exit.json"; expect_rc 0 && has "$out" "(no change)"
+}
+check "memshim profile --diff OLD: live and peak changes by site, largest first, new sites marked" t_profile_diff
+
+t_flame() {
+    run "$MS" flame "$T/exit.json" -o "$T/flame.svg"; expect_rc 0 || return 1
+    xmllint --noout "$T/flame.svg" || return 1
+    has "$(cat "$T/flame.svg")" "memshim heap profile: bytes in use at the peak" || return 1
+    "$PY" - "$T/flame.svg" <<'EOF' || return 1
+import re, sys
+svg = open(sys.argv[1]).read()
+w = {}
+for t, width in re.findall(r'<title>([^<(]+) \(.*?</title><rect [^>]*width="([0-9.]+)"', svg):
+    w.setdefault(t.strip(), float(width))
+assert abs(w["all"] - 1180) < 0.01, w
+assert abs(w["peak_huge"] / w["all"] - 10 / 14) < 0.001, w
+assert abs(w["peak_small"] / w["all"] - 4 / 14) < 0.001, w
+assert re.search(r'<text [^>]*>peak_huge</text>', svg), "peak_huge not labelled"
+assert "keep_some" not in svg, "a site not live at the peak is drawn"
+EOF
+    rsvg-convert -o "$T/flame.png" "$T/flame.svg" || return 1
+    "$PY" - "$T/flame.png" <<'EOF'
+import struct, sys, zlib
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+w, h = struct.unpack(">II", data[16:24])
+assert w == 1200 and 100 < h < 400, (w, h)
+idat, pos = b"", 8
+while pos < len(data):
+    n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    if kind == b"IDAT": idat += data[pos + 8:pos + 8 + n]
+    pos += 12 + n
+pixels = zlib.decompress(idat)
+assert len(set(pixels)) > 20, "a blank picture"
+EOF
+    run "$MS" flame "$T/exit.json" -o "$T/alloc.svg" --metric alloc --title "all the bytes"; expect_rc 0 &&
+    has "$(cat "$T/alloc.svg")" ">all the bytes</text>" && has "$(cat "$T/alloc.svg")" "<title>churn (64,000 bytes"
+}
+if command -v rsvg-convert >/dev/null; then
+    check "memshim flame: an icicle graph, widths in bytes, labelled, titled, rendered to PNG" t_flame
+else
+    fail "memshim flame" "rsvg-convert is missing (Debian librsvg2-bin, tools/install-deps.sh)"
+fi
+
+t_profile_wrong() {
+    local f=0
+    usage_case profile || f=1
+    usage_case profile "$T/exit.json" --top 0 || f=1
+    usage_case profile "$T/exit.json" --bogus || f=1
+    usage_case flame "$T/exit.json" || f=1
+    usage_case flame "$T/exit.json" -o "$T/x.svg" --metric bogus || f=1
+    usage_case run --profile= -- true || f=1
+    printf '{"format": "memshim-leaks", "version": 1}' >"$T/notprof.json"
+    run "$MS" profile "$T/notprof.json"; expect_rc 1 && one_line_err && has "$err" "not a memshim heap profile" || f=1
+    printf '{"format": "memshim-profile", "version": 1, "totals": {}}' >"$T/badprof.json"
+    run "$MS" flame "$T/badprof.json" -o "$T/x.svg"; expect_rc 1 && one_line_err && has "$err" 'totals: no "allocations"' || f=1
+    return $f
+}
+check "profile and flame: wrong uses exit 2, malformed profiles one line and exit 1" t_profile_wrong
+
+t_run_profile() {
+    (cd "$T" && "$MS" run --profile "$T/run.%p.json" -- ./profile_phases) >"$T/out" 2>"$T/err"; rc=$?
+    out=$(cat "$T/out"); err=$(cat "$T/err")
+    expect_rc 0 && has "$err" "memshim: heap profile: $T/run." && has "$err" "read the heap profile with: memshim profile"
+}
+check "run --profile FILE sets MEMSHIM_PROFILE and says where it went" t_run_profile

@@ -1,0 +1,108 @@
+/* profile_phases.c - a heap whose profile is known exactly (issue 13).
+ *
+ *   peak:   peak_small() 40 x 100,000 bytes and peak_huge() 10 x 1,000,000
+ *           bytes, interleaved, all live at once (14,000,000 bytes: the
+ *           peak), then freed; the last peak_huge() block, freed before any
+ *           other allocation, is a temporary
+ *   churn:  churn() 1,000 x 64 bytes, each freed at once: 1,000 temporaries;
+ *           pair_first() and pair_second() 100 x 32 bytes each, allocated
+ *           a then b, freed a then b: only b's are temporaries
+ *   threads: 4 threads run thread_work(): 250 x 48 bytes each, freed by
+ *           main after the joins (another thread: no temporaries)
+ *   keep:   keep_some() 5 x 1,000 bytes live at exit (still reachable)
+ *
+ *   profile_phases           the phases, then exit
+ *   profile_phases dump F    memshim_profile_dump(F) right after the peak phase
+ *   profile_phases signal F  threads allocate while the program sends itself
+ *                            MEMSHIM_PROFILE_SIGNAL (USR2), waits for the
+ *                            profile to appear at $MEMSHIM_PROFILE and
+ *                            renames it to F
+ * No stdio before the end: its buffers would be allocations of their own. */
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NOINLINE __attribute__((noinline))
+static void *volatile sink;
+static void *peak[50], *pairs[200], *work[4][250], *kept[5];
+
+NOINLINE void *peak_small(void) { return malloc(100000); }
+NOINLINE void *peak_huge(void) { return malloc(1000000); }
+NOINLINE void *churn(void) { return malloc(64); }
+NOINLINE void *pair_first(void) { return malloc(32); }
+NOINLINE void *pair_second(void) { return malloc(32); }
+NOINLINE void *thread_work(size_t n) { return malloc(n); }
+NOINLINE void *keep_some(void) { return malloc(1000); }
+
+static void *worker(void *arg)
+{
+    void **slot = arg;
+    for (int i = 0; i < 250; i++) slot[i] = thread_work(48);
+    return NULL;
+}
+
+static volatile int stop;
+static int spins;
+static void *spinner(void *arg)   /* allocates and frees until told to stop */
+{
+    (void)arg;
+    while (!stop) { void *p = thread_work(24); sink = p; free(p); __atomic_add_fetch(&spins, 1, __ATOMIC_RELAXED); }
+    return NULL;
+}
+
+static void phase_peak(void)
+{
+    for (int i = 0; i < 50; i++) peak[i] = i % 5 == 4 ? peak_huge() : peak_small();
+    for (int i = 0; i < 50; i++) memset(peak[i], 1, i % 5 == 4 ? 1000000 : 100000);
+}
+
+static void phase_rest(void)
+{
+    for (int i = 0; i < 50; i++) free(peak[i]);
+    for (int i = 0; i < 1000; i++) { void *p = churn(); sink = p; free(p); }
+    for (int i = 0; i < 100; i++) {
+        pairs[2 * i] = pair_first();
+        pairs[2 * i + 1] = pair_second();
+        free(pairs[2 * i]);
+        free(pairs[2 * i + 1]);
+    }
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, worker, work[i]);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++) for (int k = 0; k < 250; k++) free(work[i][k]);
+    for (int i = 0; i < 5; i++) kept[i] = keep_some();
+}
+
+static int signal_mode(const char *to)
+{
+    const char *path = getenv("MEMSHIM_PROFILE");
+    if (!path) return 3;
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], NULL, spinner, NULL);
+    struct stat st;
+    unlink(path);
+    while (__atomic_load_n(&spins, __ATOMIC_RELAXED) < 3000) usleep(1000);   /* they are allocating */
+    kill(getpid(), SIGUSR2);
+    for (int i = 0; i < 1000 && stat(path, &st) != 0; i++) usleep(10000);   /* renamed into place whole */
+    int rc = rename(path, to) == 0 ? 0 : 4;
+    stop = 1;
+    for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "signal") == 0) return signal_mode(argv[2]);
+    phase_peak();
+    if (argc == 3 && strcmp(argv[1], "dump") == 0) {
+        int (*dump)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "memshim_profile_dump");
+        if (!dump || dump(argv[2]) != 0) return 2;
+    }
+    phase_rest();
+    return 0;
+}
