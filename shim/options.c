@@ -292,7 +292,11 @@ static bool parent_shares_report(const char *report)
 /* Where a file name is kept: a buffer of its own for each variable.  A
  * K_PATH setting may also say stderr; a K_FILE one (rewritten whole, again
  * and again) names a file. */
-enum { NPATHS = 6 };
+#define OPT(name, kind, where, lo, hi, form, doc) + (K_##kind == K_PATH || K_##kind == K_FILE)
+enum { NPATHS = 0
+#include "options.def"
+};
+#undef OPT
 static char path_buf[NPATHS][4096];
 
 static void set_path(const optdef_t *o, const char *shown_name, const char *v, bool secure)
@@ -305,7 +309,6 @@ static void set_path(const optdef_t *o, const char *shown_name, const char *v, b
     }
     unsigned slot = 0;
     for (const optdef_t *d = optdefs; d < o; d++) slot += d->kind == K_PATH || d->kind == K_FILE;
-    if (slot >= NPATHS) return;                                 /* options.def grew: NPATHS too */
     *dst = _ms_keep_path(shown_name, v, path_buf[slot], sizeof path_buf[slot]);
 }
 

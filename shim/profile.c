@@ -311,12 +311,7 @@ static void write_json(ms_buf_t *b, const ms_profile_t *p, const char *when)
 /* ---- writing ------------------------------------------------------------------------ */
 
 static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
+static unsigned prof_seq;        /* profiles written (prof_lock): %n in the name */
 
 static void write_to(ms_out_t *o, const ms_profile_t *p, const char *when)
 {
@@ -324,8 +319,8 @@ static void write_to(ms_out_t *o, const ms_profile_t *p, const char *when)
     ms_buf_t b;
     _ms_buf_init(&b, mem, sizeof mem, o->fd);
     const char *name = o->kind == MS_OUT_STDERR ? "" : o->path;
-    if (ends_with(name, ".pb.gz") || ends_with(name, ".pprof")) _ms_pprof_write(&b, p);
-    else if (ends_with(name, ".folded")) write_folded(&b, p);
+    if (_ms_ends_with(name, ".pb.gz") || _ms_ends_with(name, ".pprof")) _ms_pprof_write(&b, p);
+    else if (_ms_ends_with(name, ".folded")) write_folded(&b, p);
     else write_json(&b, p, when);
     _ms_buf_flush(&b);
 }
@@ -341,7 +336,8 @@ int _ms_profile_write(const char *dest, const char *when)
     int rc = -1;
     if (profile_collect(&p)) {
         ms_out_t o;
-        bool opened = _ms_out_open(&o, "MEMSHIM_PROFILE", dest, _ms_leak_forked ? MS_OUT_CHILD_SUFFIX : 0);
+        bool opened = _ms_out_open_seq(&o, "MEMSHIM_PROFILE", dest, _ms_leak_forked ? MS_OUT_CHILD_SUFFIX : 0,
+                                       ++prof_seq);
         write_to(&o, &p, when);
         rc = _ms_out_commit(&o) && opened ? 0 : -1;
     } else {

@@ -7,7 +7,8 @@
  *     (metrics.c), removed at exit,
  *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives,
  *   - makes a leak report when MEMSHIM_REPORT_SIGNAL arrives (leak.c),
- *   - writes a heap profile when MEMSHIM_PROFILE_SIGNAL arrives (profile.c).
+ *   - writes a heap profile when MEMSHIM_PROFILE_SIGNAL arrives, and every
+ *     MEMSHIM_PROFILE_INTERVAL ms (profile.c).
  *
  * It never calls malloc: lines are formatted in a stack buffer and written
  * with one write(2) each, so a crash loses at most the interval under way.
@@ -45,6 +46,7 @@ static struct {
     sem_t     wake, done;
     int       stop, dump, leak;  /* requests, set before posting `wake` */
     int       profile;       /* MEMSHIM_PROFILE_SIGNAL arrived: write a heap profile */
+    bool      profiling;     /* heap profiles every MEMSHIM_PROFILE_INTERVAL ms */
     bool      logging;       /* an RSS log is kept (log_out) */
     bool      metrics;       /* a MEMSHIM_METRICS file is kept (metrics.c) */
     uint64_t  t0;            /* CLOCK_MONOTONIC ns at the first sample */
@@ -134,6 +136,8 @@ static void *reporter_main(void *arg)
     uint64_t live_every = (uint64_t)_ms_ropt.live_interval_ms * 1000000;
     uint64_t metrics_every = (uint64_t)_ms_ropt.metrics_interval_ms * 1000000;
     uint64_t next_log = rep.t0, next_live = rep.t0 + live_every, next_metrics = rep.t0;
+    uint64_t profile_every = (uint64_t)(_ms_opt.profile_interval_ms < 100 ? 100 : _ms_opt.profile_interval_ms) * 1000000;
+    uint64_t next_profile = rep.t0 + profile_every;
     for (;;) {
         uint64_t now = now_ns();
         if (rep.logging && now >= next_log) {
@@ -151,6 +155,11 @@ static void *reporter_main(void *arg)
             next_metrics += metrics_every;
             if (next_metrics <= now) next_metrics = now + metrics_every;
         }
+        if (rep.profiling && now >= next_profile) {
+            _ms_profile_write(_ms_opt.profile, "interval");
+            next_profile += profile_every;
+            if (next_profile <= now) next_profile = now + profile_every;
+        }
         if (__atomic_exchange_n(&rep.dump, 0, __ATOMIC_ACQ_REL))
             _ms_stats_write(_ms_opt.stats);
         if (__atomic_exchange_n(&rep.leak, 0, __ATOMIC_ACQ_REL))
@@ -162,6 +171,7 @@ static void *reporter_main(void *arg)
         if (rep.logging) deadline = next_log;
         if (_ms_ropt.live && next_live < deadline) deadline = next_live;
         if (rep.metrics && next_metrics < deadline) deadline = next_metrics;
+        if (rep.profiling && next_profile < deadline) deadline = next_profile;
         if (deadline == UINT64_MAX) deadline = now + (uint64_t)3600 * 1000000000;
         struct timespec ts = { (time_t)(deadline / 1000000000), (long)(deadline % 1000000000) };
         while (sem_clockwait(&rep.wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
@@ -188,6 +198,14 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* Whether the thread has anything to do, given the RSS log and the metrics
+ * file it would keep (a forked child keeps them only when they are its own). */
+static bool needed(bool with_log, bool with_metrics)
+{
+    return with_log || with_metrics || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal ||
+           _ms_opt.profile_signal || rep.profiling;
+}
+
 static void start(bool with_log, bool with_metrics)
 {
     sem_init(&rep.wake, 0, 0);
@@ -200,8 +218,7 @@ static void start(bool with_log, bool with_metrics)
     rep.logging = with_log;
     if (_ms_ropt.live && !_ms_live_open()) _ms_ropt.live = 0;
     rep.metrics = with_metrics;
-    if (!with_log && !_ms_ropt.live && !_ms_ropt.stats_signal && !_ms_opt.report_signal &&
-        !_ms_opt.profile_signal && !with_metrics) return;
+    if (!needed(with_log, with_metrics)) return;
     rep.t0 = now_ns();
     if (with_log) log_header();
 
@@ -247,8 +264,8 @@ void _ms_reporter_start(void)
         _ms_opt.profile_signal = 0;
     }
     if (_ms_opt.profile_signal && !on(_ms_opt.profile_signal)) _ms_opt.profile_signal = 0;
-    if (_ms_ropt.rss_log || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal ||
-        _ms_opt.profile_signal || _ms_ropt.metrics)
+    rep.profiling = _ms_opt.profile && _ms_opt.profile_interval_ms && _ms_track_on;
+    if (needed(_ms_ropt.rss_log != NULL, _ms_ropt.metrics != NULL))
         start(_ms_ropt.rss_log != NULL, _ms_ropt.metrics != NULL);
     errno = saved;
 }
@@ -287,9 +304,7 @@ void _ms_reporter_fork_child(void)
         _ms_metrics_fork_child();
         bool own_log = _ms_ropt.rss_log && strstr(_ms_ropt.rss_log, "%p");
         bool own_metrics = _ms_ropt.metrics && strstr(_ms_ropt.metrics, "%p");
-        if (own_log || own_metrics || _ms_ropt.live || _ms_ropt.stats_signal || _ms_opt.report_signal ||
-            _ms_opt.profile_signal)
-            start(own_log, own_metrics);
+        if (needed(own_log, own_metrics)) start(own_log, own_metrics);
     }
     errno = saved;
 }

@@ -482,6 +482,7 @@ typedef struct ms_options_s {
     /* heap profile (issue 13) */
     const char   *profile;       /* MEMSHIM_PROFILE: NULL, "stderr" or an absolute path (a copy) */
     int           profile_signal;/* MEMSHIM_PROFILE_SIGNAL, 0 = none */
+    unsigned      profile_interval_ms; /* MEMSHIM_PROFILE_INTERVAL, 0 = none */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */

@@ -243,3 +243,28 @@ t_run_profile() {
     expect_rc 0 && has "$err" "memshim: heap profile: $T/run." && has "$err" "read the heap profile with: memshim profile"
 }
 check "run --profile FILE sets MEMSHIM_PROFILE and says where it went" t_run_profile
+
+# A series while the program runs: numbered by %n, each a whole profile,
+# the last one the exit's.  (How many the interval gives depends on the
+# machine's load: only the numbering and the last one are asserted.)
+t_profile_interval() {
+    rm -f "$T"/series.*.json
+    (cd "$T" && MEMSHIM_PROFILE="$T/series.%n.json" MEMSHIM_PROFILE_INTERVAL=100 LD_PRELOAD="$LIB" \
+        sleep 1) >"$T/out" 2>"$T/err"; rc=$?
+    err=$(cat "$T/err")
+    expect_rc 0 && [ -z "$err" ] || { echo "stderr: $err"; return 1; }
+    local n; n=$(ls "$T"/series.*.json 2>/dev/null | wc -l)
+    [ "$n" -ge 2 ] || { echo "$n profiles, expected the interval's and the exit's"; ls "$T"; return 1; }
+    "$PY" - "$T" "$n" <<'PYEOF' || return 1
+import json, sys
+d, n = sys.argv[1], int(sys.argv[2])
+whens = []
+for i in range(1, n + 1):
+    p = json.load(open("%s/series.%d.json" % (d, i)))        # 1..n, none missing
+    assert p["format"] == "memshim-profile", p.get("format")
+    whens.append(p["when"])
+assert whens[-1] == "at exit", whens
+assert all(w == "interval" for w in whens[:-1]), whens
+PYEOF
+}
+check "MEMSHIM_PROFILE_INTERVAL with %n: a numbered series of whole profiles, the exit's last" t_profile_interval
