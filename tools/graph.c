@@ -10,262 +10,24 @@
  * is renamed over FILE when dot succeeds, so a failure leaves nothing half
  * written.  -o FILE.dot writes the DOT text itself, without dot.
  *
- * The report is read with libjansson and checked field by field as report.c
- * does: a malformed file earns one line naming the file and the field. */
+ * The report is read by leaks.c (its cycles): a malformed file earns one
+ * line naming the file and the field. */
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "memshim.h"
+#include "leaks.h"
 
 #define DEFAULT_MAX_OBJECTS 500
 #define MAX_MAX_OBJECTS     100000
 #define MAX_LEGEND          12            /* types listed in the legend */
 #define MAX_TYPE_CHARS      40            /* longer type names are shortened in boxes */
-
-/* ---- the model ------------------------------------------------------------------ */
-
-typedef struct {
-    const char *addr, *type;              /* owned by the JSON tree */
-    const char *function, *file;          /* its allocation site, NULL when unknown */
-    long long   line, refcount;           /* refcount -1: a plain block */
-    uint64_t    size;
-    size_t      group;                    /* index into groups */
-    size_t      color;                    /* index into palette */
-    bool        drawn;
-} gobj_t;
-
-typedef struct { size_t from, to; } gedge_t;    /* indices into objs */
-
-typedef struct {
-    long long number;                     /* the report's "group" */
-    uint64_t  count;                      /* groups of this shape it stands for (1 when absent) */
-    bool      lost;                       /* "kind": "lost_blocks": plain blocks, lost */
-    size_t    first_obj, nobj, first_edge, nedge;
-    uint64_t  bytes;
-    size_t    shown;                      /* objects drawn: 0 (left out) to nobj */
-} ggroup_t;
-
-typedef struct {
-    const char *path;
-    json_t     *root;
-    const char *program;
-    long long   pid;
-    gobj_t     *objs;   size_t nobjs;
-    gedge_t    *edges;  size_t nedges;
-    ggroup_t   *groups; size_t ngroups;
-} cycles_t;
-
-static char errbuf[512];
-
-static bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static bool fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-/* ---- reading ------------------------------------------------------------------- */
-
-static bool need_string(json_t *obj, const char *key, const char *where, const char **out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v) return fail("%s: no \"%s\"", where, key);
-    if (!json_is_string(v) || !*json_string_value(v)) return fail("%s.%s: expected a non-empty string", where, key);
-    *out = json_string_value(v);
-    return true;
-}
-
-static bool need_count(json_t *obj, const char *key, const char *where, uint64_t *out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v) return fail("%s: no \"%s\"", where, key);
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return fail("%s.%s: expected a non-negative integer", where, key);
-    *out = (uint64_t)json_integer_value(v);
-    return true;
-}
-
-static json_t *need_array(json_t *obj, const char *key, const char *where)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v) { fail("%s: no \"%s\" array", where, key); return NULL; }
-    if (!json_is_array(v)) { fail("%s.%s: expected an array", where, key); return NULL; }
-    return v;
-}
-
-/* Addresses, sorted, to find an edge's ends and duplicates. */
-typedef struct { const char *addr; size_t obj; } addr_ix;
-static int by_addr(const void *a, const void *b)
-{
-    return strcmp(((const addr_ix *)a)->addr, ((const addr_ix *)b)->addr);
-}
-
-static bool find_obj(const addr_ix *ix, size_t n, const char *addr, size_t *out)
-{
-    addr_ix key = { addr, 0 };
-    const addr_ix *hit = bsearch(&key, ix, n, sizeof *ix, by_addr);
-    if (!hit) return false;
-    *out = hit->obj;
-    return true;
-}
-
-/* Optional members: absent or null is fine, another type is not. */
-static bool opt_string(json_t *obj, const char *key, const char *where, const char **out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) return true;
-    if (!json_is_string(v)) return fail("%s.%s: expected a string", where, key);
-    *out = json_string_value(v);
-    return true;
-}
-
-static bool opt_int(json_t *obj, const char *key, const char *where, long long dflt, long long *out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = dflt;
-    if (!v || json_is_null(v)) return true;
-    if (!json_is_integer(v) || json_integer_value(v) < 0) return fail("%s.%s: expected a non-negative integer", where, key);
-    *out = json_integer_value(v);
-    return true;
-}
-
-static bool parse_cycles(cycles_t *c)
-{
-    json_t *root = c->root;
-    if (!json_is_object(root)) return fail("not a memshim leak report (expected a JSON object)");
-    json_t *cycles = json_object_get(root, "cycles");
-    if (!json_object_get(root, "leaks") && !cycles)
-        return fail("not a memshim leak report (no \"leaks\" array)");
-    json_t *pid = json_object_get(root, "pid");
-    c->pid = pid && json_is_integer(pid) ? json_integer_value(pid) : -1;
-    json_t *prog = json_object_get(root, "program");
-    c->program = prog && json_is_string(prog) ? json_string_value(prog) : NULL;
-    if (!cycles || json_is_null(cycles)) return true;
-    if (!json_is_array(cycles)) return fail("\"cycles\": expected an array");
-
-    /* Sizes first, then one pass filling the arrays. */
-    size_t ng = json_array_size(cycles), no = 0, ne = 0;
-    char where[160];
-    for (size_t g = 0; g < ng; g++) {
-        json_t *grp = json_array_get(cycles, g);
-        snprintf(where, sizeof where, "cycles[%zu]", g);
-        if (!json_is_object(grp)) return fail("%s: expected an object", where);
-        json_t *objs = need_array(grp, "objects", where), *edges;
-        if (!objs) return false;
-        if (!(edges = need_array(grp, "edges", where))) return false;
-        no += json_array_size(objs);
-        ne += json_array_size(edges);
-    }
-    c->groups = calloc(ng ? ng : 1, sizeof *c->groups);
-    c->objs = calloc(no ? no : 1, sizeof *c->objs);
-    c->edges = calloc(ne ? ne : 1, sizeof *c->edges);
-    addr_ix *ix = calloc(no ? no : 1, sizeof *ix);
-    if (!c->groups || !c->objs || !c->edges || !ix) { free(ix); return fail("out of memory"); }
-
-    bool ok = true;
-    for (size_t g = 0; g < ng && ok; g++) {
-        json_t *grp = json_array_get(cycles, g), *objs = json_object_get(grp, "objects");
-        ggroup_t *G = &c->groups[c->ngroups++];
-        snprintf(where, sizeof where, "cycles[%zu]", g);
-        uint64_t num;
-        if (!need_count(grp, "group", where, &num)) { ok = false; break; }
-        if (num > (uint64_t)1 << 53) { ok = fail("%s.group: %llu is out of range", where, (unsigned long long)num); break; }
-        G->number = (long long)num;
-        const char *kind = NULL;
-        G->count = 1;
-        if (!opt_string(grp, "kind", where, &kind) || (json_object_get(grp, "count") && !need_count(grp, "count", where, &G->count))) {
-            ok = false;
-            break;
-        }
-        G->lost = kind && strcmp(kind, "lost_blocks") == 0;
-        for (size_t k = 0; k < g; k++)
-            if (c->groups[k].number == G->number) { ok = fail("%s.group: group %lld appears twice", where, G->number); break; }
-        if (!ok) break;
-        G->first_obj = c->nobjs;
-        for (size_t i = 0; i < json_array_size(objs); i++) {
-            json_t *o = json_array_get(objs, i);
-            gobj_t *O = &c->objs[c->nobjs];
-            snprintf(where, sizeof where, "cycles[%zu].objects[%zu]", g, i);
-            if (!json_is_object(o)) { ok = fail("%s: expected an object", where); break; }
-            if (!need_string(o, "addr", where, &O->addr) || !need_string(o, "type", where, &O->type) ||
-                !need_count(o, "size", where, &O->size) || !opt_string(o, "function", where, &O->function) ||
-                !opt_string(o, "file", where, &O->file) || !opt_int(o, "line", where, 0, &O->line) ||
-                !opt_int(o, "refcount", where, -1, &O->refcount)) { ok = false; break; }
-            O->group = c->ngroups - 1;
-            ix[c->nobjs] = (addr_ix){ O->addr, c->nobjs };
-            c->nobjs++;
-            G->nobj++;
-            G->bytes = G->bytes + O->size < G->bytes ? UINT64_MAX : G->bytes + O->size;
-        }
-    }
-    if (ok) {
-        qsort(ix, c->nobjs, sizeof *ix, by_addr);
-        for (size_t i = 1; i < c->nobjs && ok; i++)
-            if (strcmp(ix[i - 1].addr, ix[i].addr) == 0) {
-                size_t o = ix[i].obj > ix[i - 1].obj ? ix[i].obj : ix[i - 1].obj, g = c->objs[o].group;
-                ok = fail("cycles[%zu].objects[%zu].addr: %s appears twice", g, o - c->groups[g].first_obj,
-                          c->objs[o].addr);
-            }
-    }
-    for (size_t g = 0; g < c->ngroups && ok; g++) {
-        json_t *edges = json_object_get(json_array_get(cycles, g), "edges");
-        ggroup_t *G = &c->groups[g];
-        G->first_edge = c->nedges;
-        for (size_t i = 0; i < json_array_size(edges) && ok; i++) {
-            json_t *e = json_array_get(edges, i);
-            snprintf(where, sizeof where, "cycles[%zu].edges[%zu]", g, i);
-            if (!json_is_object(e)) { ok = fail("%s: expected an object", where); break; }
-            const char *ends[2];
-            size_t at[2];
-            static const char *const names[2] = { "from", "to" };
-            for (int k = 0; k < 2 && ok; k++) {
-                if (!need_string(e, names[k], where, &ends[k])) { ok = false; break; }
-                if (!find_obj(ix, c->nobjs, ends[k], &at[k]) || c->objs[at[k]].group != g)
-                    ok = fail("%s.%s: %s is not one of group %lld's objects", where, names[k], ends[k], G->number);
-            }
-            if (!ok) break;
-            c->edges[c->nedges++] = (gedge_t){ at[0], at[1] };
-            G->nedge++;
-        }
-    }
-    free(ix);
-    return ok;
-}
-
-static void free_cycles(cycles_t *c)
-{
-    free(c->objs);
-    free(c->edges);
-    free(c->groups);
-    json_decref(c->root);
-}
-
-/* Load path into c, or print one line and return false (as report.c does). */
-static bool load_cycles(const char *path, cycles_t *c)
-{
-    memset(c, 0, sizeof *c);
-    c->path = path;
-    if (!(c->root = ms_load_json(path))) return false;
-    if (!parse_cycles(c)) {
-        ms_warn("%s: %s", path, errbuf);
-        free_cycles(c);
-        return false;
-    }
-    return true;
-}
 
 /* ---- choosing what to draw ---------------------------------------------------------- */
 
@@ -286,7 +48,7 @@ typedef struct {
 
 /* The biggest groups (bytes, then objects) that fit in max objects; when
  * not even the biggest fits, its first max objects. */
-static void select_groups(cycles_t *c, const ggroup_t *only, uint64_t max, selection_t *s)
+static void select_groups(report_t *c, const ggroup_t *only, uint64_t max, selection_t *s)
 {
     memset(s, 0, sizeof *s);
     ggroup_t **order = calloc(c->ngroups ? c->ngroups : 1, sizeof *order);
@@ -340,7 +102,7 @@ static int by_type_name(const void *a, const void *b)
 }
 
 /* The types of the drawn objects, biggest first; sets each object's colour. */
-static type_t *collect_types(cycles_t *c, size_t *ntypes)
+static type_t *collect_types(report_t *c, size_t *ntypes)
 {
     type_t *t = calloc(c->nobjs ? c->nobjs : 1, sizeof *t);
     if (!t) return NULL;
@@ -421,7 +183,7 @@ static void bytes_text(FILE *o, uint64_t b)
  * last ranks. */
 typedef struct { double width, height; size_t top, bottom; } shape_t;
 
-static void estimate_shape(const cycles_t *c, const ggroup_t *G, shape_t *out)
+static void estimate_shape(const report_t *c, const ggroup_t *G, shape_t *out)
 {
     size_t n = G->shown, f = G->first_obj;
     out->top = out->bottom = f;
@@ -479,7 +241,7 @@ done:
     free(rank); free(state); free(stack); free(next); free(topo); free(per);
 }
 
-static void write_dot(FILE *o, const cycles_t *c, const selection_t *s, const type_t *types, size_t ntypes)
+static void write_dot(FILE *o, const report_t *c, const selection_t *s, const type_t *types, size_t ntypes)
 {
     fputs("digraph memshim_cycles {\n"
           "  graph [rankdir=TB, fontname=\"" FONT "\", fontsize=11, fontcolor=\"#333333\", bgcolor=\"white\",\n"
@@ -748,8 +510,8 @@ int cmd_graph(int argc, char **argv)
         return 1;
     }
 
-    cycles_t c;
-    if (!load_cycles(in, &c)) return 1;
+    report_t c;
+    if (!ms_report_load(in, MS_LOAD_CYCLES, &c)) return 1;
     const ggroup_t *only = NULL;
     if (one_group) {
         for (size_t g = 0; g < c.ngroups; g++)
@@ -757,7 +519,7 @@ int cmd_graph(int argc, char **argv)
         if (!only) {
             ms_warn("%s: no cycle group %llu (the report has %zu group%s)", in, (unsigned long long)group,
                     c.ngroups, c.ngroups == 1 ? "" : "s");
-            free_cycles(&c);
+            ms_report_free(&c);
             return 1;
         }
     }
@@ -768,11 +530,11 @@ int cmd_graph(int argc, char **argv)
     char *text = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&text, &len);
-    if (!types || !m) { ms_warn("out of memory"); free(types); if (m) fclose(m); free_cycles(&c); return 1; }
+    if (!types || !m) { ms_warn("out of memory"); free(types); if (m) fclose(m); ms_report_free(&c); return 1; }
     write_dot(m, &c, &s, types, ntypes);
     bool ok = fclose(m) == 0;
     free(types);
-    if (!ok) { ms_warn("out of memory"); free(text); free_cycles(&c); return 1; }
+    if (!ok) { ms_warn("out of memory"); free(text); ms_report_free(&c); return 1; }
 
     /* Into a temporary file beside out, renamed when complete. */
     char tmp[4096 + 32];
@@ -780,7 +542,7 @@ int cmd_graph(int argc, char **argv)
     if (!to_stdout) {
         snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        if (fd < 0) { ms_warn("%s: %s", out, strerror(errno)); free(text); free_cycles(&c); return 1; }
+        if (fd < 0) { ms_warn("%s: %s", out, strerror(errno)); free(text); ms_report_free(&c); return 1; }
     }
     if (want_dot) {
         fflush(stdout);
@@ -824,7 +586,7 @@ int cmd_graph(int argc, char **argv)
         }
     }
     free(s.order);
-    free_cycles(&c);
+    ms_report_free(&c);
     if (ok && !to_stdout && ferror(stdout)) ok = false;
     return ok ? 0 : 1;
 }

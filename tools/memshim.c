@@ -18,8 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <jansson.h>
-#include "memshim.h"
+#include "leaks.h"
 #include "../include/memshim.h"
 
 #ifndef MS_TOOL_LIBDIR
@@ -299,73 +298,19 @@ static bool is_json_name(const char *p)
  * or .snapN (a snapshot whose name has no %n) appended.  After the program
  * has ended, those written since it started are found by globbing, and
  * each gets one line: its process and its summary. */
-typedef struct {
-    const char *path;
-    long long pid;
-    char      program[256], when[32];
-    uint64_t  bytes[4], blocks[4];
-    long long errors;                   /* heap errors, -1: unknown */
-} report_line_t;
-
-static const char *const kind_key[4] = { "definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable" };
-static const char *const kind_words[4] = { "definitely lost", "indirectly lost", "possibly lost", "still reachable" };
-
-static bool summarize_json(report_line_t *r)
+/* A report of the run: JSON (the model, quietly), else a text report's
+ * summary lines; pid -1 when it is neither. */
+static void load_summary(const char *path, report_t *r)
 {
-    json_error_t e;
-    json_t *root = json_load_file(r->path, 0, &e), *v;
-    if (!root) return false;
-    if ((v = json_object_get(root, "pid")) && json_is_integer(v)) r->pid = json_integer_value(v);
-    if ((v = json_object_get(root, "program")) && json_is_string(v)) snprintf(r->program, sizeof r->program, "%s", json_string_value(v));
-    if ((v = json_object_get(root, "when")) && json_is_string(v)) snprintf(r->when, sizeof r->when, "%s", json_string_value(v));
-    if ((v = json_object_get(root, "heap_errors_total")) && json_is_integer(v)) r->errors = json_integer_value(v);
-    json_t *sum = json_object_get(root, "summary");
-    for (int k = 0; k < 4; k++) {
-        json_t *o = json_object_get(sum, kind_key[k]);
-        if ((v = json_object_get(o, "bytes")) && json_is_integer(v)) r->bytes[k] = (uint64_t)json_integer_value(v);
-        if ((v = json_object_get(o, "blocks")) && json_is_integer(v)) r->blocks[k] = (uint64_t)json_integer_value(v);
+    if (!ms_report_load(path, MS_LOAD_LEAKS | MS_LOAD_QUIET, r) && !ms_report_load_text(path, r)) {
+        ms_report_free(r);
+        r->pid = -1;
     }
-    json_decref(root);
-    return true;
-}
-
-/* A text report: its header, summary and heap-error lines. */
-static bool summarize_text(report_line_t *r)
-{
-    FILE *f = fopen(r->path, "r");
-    if (!f) return false;
-    char line[4096];
-    bool any = false;
-    while (fgets(line, sizeof line, f)) {
-        int pid, off = 0;
-        if (sscanf(line, "==%d==%n", &pid, &off) != 1 || !off) continue;
-        const char *t = line + off;
-        char when[32];
-        int wl = 0;
-        if (sscanf(t, " memshim leak report (%31[^)]) for %n", when, &wl) == 1 && wl) {
-            r->pid = pid;
-            snprintf(r->when, sizeof r->when, "%s", when);
-            snprintf(r->program, sizeof r->program, "%s", t + wl);
-            r->program[strcspn(r->program, "\n")] = 0;
-            any = true;
-        }
-        unsigned long long by, bl;
-        char kind[32];
-        if (sscanf(t, " %31[a-z ]: %llu bytes in %llu block", kind, &by, &bl) == 3 ||
-            sscanf(t, " %31[a-z ]: %llu byte in %llu block", kind, &by, &bl) == 3)
-            for (int k = 0; k < 4; k++)
-                if (strcmp(kind, kind_words[k]) == 0) { r->bytes[k] = by; r->blocks[k] = bl; }
-        long long n;
-        if (sscanf(t, " HEAP ERRORS: %lld", &n) == 1) r->errors = n;
-    }
-    fclose(f);
-    if (r->errors < 0 && any) r->errors = 0;
-    return any;
 }
 
 static int by_report_path(const void *a, const void *b)
 {
-    return strcmp(((const report_line_t *)a)->path, ((const report_line_t *)b)->path);
+    return strcmp(((const report_t *)a)->path, ((const report_t *)b)->path);
 }
 
 /* pattern as a glob: %p and %n any number, glob characters escaped. */
@@ -383,18 +328,20 @@ static void glob_of(const char *pattern, char *out, size_t cap)
     out[g] = 0;
 }
 
-static void print_report_line(const report_line_t *r, pid_t pid)
+static void print_report_line(const report_t *r, pid_t pid)
 {
     fprintf(stderr, "%s: leak report: %s", ms_prog, r->path);
     if (r->pid < 0) { fprintf(stderr, "\n"); return; }
     fprintf(stderr, ": pid %lld%s", r->pid, r->pid == pid ? "" : " (child process)");
-    if (r->program[0]) fprintf(stderr, " %s", r->program);
-    fprintf(stderr, " (%s):", r->when[0] ? r->when : "?");
-    for (int k = 0; k < 4; k++)
-        fprintf(stderr, "%s %s %llu byte%s in %llu block%s", k ? "," : "", kind_words[k],
-                (unsigned long long)r->bytes[k], r->bytes[k] == 1 ? "" : "s",
-                (unsigned long long)r->blocks[k], r->blocks[k] == 1 ? "" : "s");
-    if (r->errors > 0) fprintf(stderr, ", %lld heap error%s", r->errors, r->errors == 1 ? "" : "s");
+    if (r->program && r->program[0]) fprintf(stderr, " %s", r->program);
+    fprintf(stderr, " (%s):", r->when && r->when[0] ? r->when : "?");
+    for (int k = 0; k < 4; k++) {
+        const total_t *t = ms_report_total(r, ms_kind_key[k]);
+        uint64_t bytes = t ? t->bytes : 0, blocks = t ? t->blocks : 0;
+        fprintf(stderr, "%s %s %llu byte%s in %llu block%s", k ? "," : "", ms_kind_words[k],
+                (unsigned long long)bytes, bytes == 1 ? "" : "s", (unsigned long long)blocks, blocks == 1 ? "" : "s");
+    }
+    if (r->heap_errors > 0) fprintf(stderr, ", %lld heap error%s", r->heap_errors, r->heap_errors == 1 ? "" : "s");
     fprintf(stderr, "\n");
 }
 
@@ -409,15 +356,13 @@ static bool list_reports(const char *pattern, pid_t pid, time_t since, char *own
     memset(&gl, 0, sizeof gl);
     glob(pat, 0, NULL, &gl);
     glob(more, GLOB_APPEND, NULL, &gl);
-    report_line_t *r = calloc(gl.gl_pathc + 1, sizeof *r);
+    report_t *r = calloc(gl.gl_pathc + 1, sizeof *r);
     size_t n = 0;
     for (size_t i = 0; r && i < gl.gl_pathc; i++) {
         struct stat st;
         const char *p = gl.gl_pathv[i];
         if (strstr(p, ".tmp.") || stat(p, &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime < since) continue;
-        r[n] = (report_line_t){ .path = p, .pid = -1, .errors = -1 };
-        if (!summarize_json(&r[n])) summarize_text(&r[n]);
-        n++;
+        load_summary(p, &r[n++]);
     }
     qsort(r, n, sizeof *r, by_report_path);
     bool got = false;
@@ -425,9 +370,10 @@ static bool list_reports(const char *pattern, pid_t pid, time_t since, char *own
         for (size_t i = 0; i < n; i++)
             if ((r[i].pid == pid) == (pass == 0)) {
                 print_report_line(&r[i], pid);
-                if (pass == 0 && strcmp(r[i].when, "at exit") == 0) { snprintf(own, cap, "%s", r[i].path); got = true; }
+                if (pass == 0 && r[i].when && strcmp(r[i].when, "at exit") == 0) { snprintf(own, cap, "%s", r[i].path); got = true; }
             }
     if (!n) fprintf(stderr, "%s: leak report: none written (%s)\n", ms_prog, pattern);
+    for (size_t i = 0; i < n; i++) ms_report_free(&r[i]);
     free(r);
     globfree(&gl);
     return got;

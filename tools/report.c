@@ -1,316 +1,25 @@
 /* report.c - leak reports: `memshim report` renders one, `memshim diff`
- * compares two.  Reports are the JSON the library writes with
- * MEMSHIM_REPORT_FORMAT=json (format in memshim(7)); they are read with
- * libjansson and checked field by field, so a malformed file earns one line
- * naming the file and the offending field, never a crash. */
+ * compares two or a series.  Reports are read into the model of leaks.h
+ * (leaks.c checks them field by field); this file chooses and renders. */
 #include <errno.h>
-#include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "memshim.h"
+#include "leaks.h"
 
-/* ---- the model --------------------------------------------------------------- */
-
-typedef struct {
-    const char *ip, *function, *file, *module;   /* NULL when absent */
-    long long   line;                            /* 0 when absent */
-} frame_t;
-
-/* A retention path ("why"): a root, the blocks from it, the record's block. */
-typedef struct {
-    const char *addr, *type;
-    uint64_t    size;
-    long long   offset, into;                    /* into: 0 when absent */
-    frame_t     site;                            /* its allocation site; function/ip may be NULL */
-} hop_t;
-
-typedef struct {
-    bool        present;
-    bool        rooted;                          /* false: "root": null (too far to follow) */
-    const char *kind, *addr, *symbol, *module, *function, *file;
-    long long   offset, line, thread;            /* thread -1 when absent */
-    hop_t      *hops;
-    size_t      nhops;
-    uint64_t    more;
-    const char *block;
-    uint64_t    block_size;
-    long long   block_into;
-} why_t;
-
-typedef struct {
-    const char *kind;
-    uint64_t    blocks, bytes;
-    size_t      nframes;
-    frame_t    *frames;                          /* [0] is where it was allocated */
-    size_t      order;                           /* position in the file */
-    why_t       why;
-    const char *change;                          /* MEMSHIM_LEAK_SINCE: "new", "increased"...; NULL */
-} leak_t;
-
-typedef struct {
-    const char *kind;
-    uint64_t    blocks, bytes;
-} total_t;
-
-#define MAX_KINDS 16
-
-typedef struct {
-    const char *path;
-    json_t     *root;                            /* owns every string above */
-    long long   pid;                             /* -1 when absent */
-    const char *program;
-    total_t     totals[MAX_KINDS];
-    size_t      ntotals;
-    bool        has_summary;
-    leak_t     *leaks;
-    size_t      nleaks;
-    long long   since;                           /* the report compared with (MEMSHIM_LEAK_SINCE), -1: none */
-} report_t;
-
-static const char *const canonical[] = { "definitely_lost", "indirectly_lost", "possibly_lost",
-                                         "still_reachable" };
 static const char *const short_names[] = { "definite", "indirect", "possible", "reachable" };
 
 static const char *kind_title(const char *k)
 {
-    static const char *const titles[] = { "definitely lost", "indirectly lost", "possibly lost",
-                                          "still reachable" };
-    for (size_t i = 0; i < 4; i++) if (strcmp(k, canonical[i]) == 0) return titles[i];
+    for (size_t i = 0; i < 4; i++) if (strcmp(k, ms_kind_key[i]) == 0) return ms_kind_words[i];
     return k;
 }
 
 /* "definite", "reachable"...: a kind as folded stacks name their root. */
 static const char *kind_short(const char *k)
 {
-    for (size_t i = 0; i < 4; i++) if (strcmp(k, canonical[i]) == 0) return short_names[i];
+    for (size_t i = 0; i < 4; i++) if (strcmp(k, ms_kind_key[i]) == 0) return short_names[i];
     return k;
-}
-
-/* ---- reading ------------------------------------------------------------------ */
-
-static char errbuf[512];
-
-static bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static bool fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-static bool get_count(json_t *obj, const char *key, const char *where, bool required, uint64_t *out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = 0;
-    if (!v) return required ? fail("%s: no \"%s\"", where, key) : true;
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return fail("%s.%s: expected a non-negative integer", where, key);
-    *out = (uint64_t)json_integer_value(v);
-    return true;
-}
-
-static bool get_string(json_t *obj, const char *key, const char *where, bool required, const char **out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) return required ? fail("%s: no \"%s\"", where, key) : true;
-    if (!json_is_string(v)) return fail("%s.%s: expected a string", where, key);
-    *out = json_string_value(v);
-    return true;
-}
-
-static total_t *total_of(report_t *r, const char *kind)
-{
-    for (size_t i = 0; i < r->ntotals; i++)
-        if (strcmp(r->totals[i].kind, kind) == 0) return &r->totals[i];
-    if (r->ntotals == MAX_KINDS) return NULL;
-    total_t *t = &r->totals[r->ntotals++];
-    t->kind = kind;
-    t->blocks = t->bytes = 0;
-    return t;
-}
-
-static bool parse_frame(json_t *f, const char *where, frame_t *out)
-{
-    memset(out, 0, sizeof *out);
-    if (!json_is_object(f)) return fail("%s: expected an object", where);
-    if (!get_string(f, "ip", where, false, &out->ip) ||
-        !get_string(f, "function", where, false, &out->function) ||
-        !get_string(f, "file", where, false, &out->file) ||
-        !get_string(f, "module", where, false, &out->module)) return false;
-    json_t *line = json_object_get(f, "line");
-    if (line && !json_is_null(line)) {
-        if (!json_is_integer(line) || json_integer_value(line) < 0)
-            return fail("%s.line: expected a non-negative integer", where);
-        out->line = json_integer_value(line);
-    }
-    if (!out->ip && !out->function) return fail("%s: neither \"ip\" nor \"function\"", where);
-    return true;
-}
-
-static bool get_int(json_t *obj, const char *key, const char *where, long long dflt, long long *out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = dflt;
-    if (!v || json_is_null(v)) return true;
-    if (!json_is_integer(v)) return fail("%s.%s: expected an integer", where, key);
-    *out = json_integer_value(v);
-    return true;
-}
-
-/* A record's "why" (memshim(7)): absent, or checked field by field. */
-static bool parse_why(json_t *w, const char *where, why_t *o)
-{
-    memset(o, 0, sizeof *o);
-    o->thread = -1;
-    if (!w || json_is_null(w)) return true;
-    char at[160];
-    snprintf(at, sizeof at, "%s.why", where);
-    if (!json_is_object(w)) return fail("%s: expected an object", at);
-    o->present = true;
-    json_t *root = json_object_get(w, "root");
-    if (root && !json_is_null(root)) {
-        char rw[192];
-        snprintf(rw, sizeof rw, "%s.root", at);
-        if (!json_is_object(root)) return fail("%s: expected an object or null", rw);
-        o->rooted = true;
-        if (!get_string(root, "kind", rw, true, &o->kind) || !get_string(root, "addr", rw, false, &o->addr) ||
-            !get_string(root, "symbol", rw, false, &o->symbol) ||
-            !get_string(root, "module", rw, false, &o->module) ||
-            !get_string(root, "function", rw, false, &o->function) ||
-            !get_string(root, "file", rw, false, &o->file) || !get_int(root, "offset", rw, 0, &o->offset) ||
-            !get_int(root, "line", rw, 0, &o->line) || !get_int(root, "thread", rw, -1, &o->thread))
-            return false;
-    }
-    json_t *hops = json_object_get(w, "hops");
-    if (hops && !json_is_null(hops)) {
-        if (!json_is_array(hops)) return fail("%s.hops: expected an array", at);
-        o->nhops = json_array_size(hops);
-        o->hops = calloc(o->nhops ? o->nhops : 1, sizeof *o->hops);
-        if (!o->hops) return fail("out of memory");
-        for (size_t k = 0; k < o->nhops; k++) {
-            char hw[192];
-            snprintf(hw, sizeof hw, "%s.hops[%zu]", at, k);
-            json_t *h = json_array_get(hops, k);
-            hop_t *x = &o->hops[k];
-            if (!json_is_object(h)) return fail("%s: expected an object", hw);
-            long long ln = 0;
-            if (!get_string(h, "addr", hw, true, &x->addr) || !get_count(h, "size", hw, false, &x->size) ||
-                !get_int(h, "offset", hw, 0, &x->offset) || !get_int(h, "into", hw, 0, &x->into) ||
-                !get_string(h, "type", hw, false, &x->type) ||
-                !get_string(h, "function", hw, false, &x->site.function) ||
-                !get_string(h, "file", hw, false, &x->site.file) ||
-                !get_string(h, "module", hw, false, &x->site.module) || !get_int(h, "line", hw, 0, &ln))
-                return false;
-            x->site.line = ln;
-        }
-    }
-    if (!get_count(w, "more", at, false, &o->more)) return false;
-    json_t *block = json_object_get(w, "block");
-    if (block && !json_is_null(block)) {
-        char bw[192];
-        snprintf(bw, sizeof bw, "%s.block", at);
-        if (!json_is_object(block)) return fail("%s: expected an object", bw);
-        if (!get_string(block, "addr", bw, true, &o->block) || !get_count(block, "size", bw, false, &o->block_size) ||
-            !get_int(block, "into", bw, 0, &o->block_into)) return false;
-    }
-    return true;
-}
-
-static bool parse_report(report_t *r)
-{
-    json_t *root = r->root;
-    if (!json_is_object(root)) return fail("not a memshim leak report (expected a JSON object)");
-    json_t *pid = json_object_get(root, "pid");
-    r->pid = pid && json_is_integer(pid) ? json_integer_value(pid) : -1;
-    if (!get_string(root, "program", "report", false, &r->program) ||
-        !get_int(root, "since", "report", -1, &r->since)) return false;
-
-    json_t *leaks = json_object_get(root, "leaks");
-    if (!leaks) return fail("not a memshim leak report (no \"leaks\" array)");
-    if (!json_is_array(leaks)) return fail("\"leaks\": expected an array");
-    r->nleaks = json_array_size(leaks);
-    r->leaks = calloc(r->nleaks ? r->nleaks : 1, sizeof *r->leaks);
-    if (!r->leaks) return fail("out of memory");
-    char where[96];
-    for (size_t i = 0; i < r->nleaks; i++) {
-        json_t *l = json_array_get(leaks, i);
-        leak_t *o = &r->leaks[i];
-        o->order = i;
-        snprintf(where, sizeof where, "leaks[%zu]", i);
-        if (!json_is_object(l)) return fail("%s: expected an object", where);
-        if (!get_string(l, "kind", where, true, &o->kind) ||
-            !get_count(l, "bytes", where, true, &o->bytes) ||
-            !get_count(l, "blocks", where, false, &o->blocks)) return false;
-        json_t *stack = json_object_get(l, "stack");
-        if (stack && !json_is_null(stack)) {
-            if (!json_is_array(stack)) return fail("%s.stack: expected an array", where);
-            o->nframes = json_array_size(stack);
-            o->frames = calloc(o->nframes ? o->nframes : 1, sizeof *o->frames);
-            if (!o->frames) return fail("out of memory");
-            for (size_t k = 0; k < o->nframes; k++) {
-                char fw[128];
-                snprintf(fw, sizeof fw, "%s.stack[%zu]", where, k);
-                if (!parse_frame(json_array_get(stack, k), fw, &o->frames[k])) return false;
-            }
-        }
-        if (!parse_why(json_object_get(l, "why"), where, &o->why) ||
-            !get_string(l, "change", where, false, &o->change)) return false;
-    }
-
-    json_t *summary = json_object_get(root, "summary");
-    if (summary && !json_is_null(summary)) {
-        if (!json_is_object(summary)) return fail("\"summary\": expected an object");
-        r->has_summary = true;
-        for (size_t i = 0; i < 4; i++) {               /* the known kinds, in order */
-            json_t *s = json_object_get(summary, canonical[i]);
-            if (!s) continue;
-            snprintf(where, sizeof where, "summary.%s", canonical[i]);
-            if (!json_is_object(s)) return fail("%s: expected an object", where);
-            total_t *t = total_of(r, canonical[i]);
-            if (!get_count(s, "blocks", where, false, &t->blocks) ||
-                !get_count(s, "bytes", where, true, &t->bytes)) return false;
-        }
-    }
-    /* Kinds the summary does not give are summed from the records. */
-    for (size_t i = 0; i < r->nleaks; i++) {
-        bool in_summary = false;
-        if (r->has_summary)
-            for (size_t k = 0; k < 4; k++)
-                in_summary |= strcmp(r->leaks[i].kind, canonical[k]) == 0 &&
-                              json_object_get(summary, canonical[k]);
-        if (in_summary) continue;
-        total_t *t = total_of(r, r->leaks[i].kind);
-        if (!t) continue;
-        t->blocks += r->leaks[i].blocks;
-        t->bytes += r->leaks[i].bytes;
-    }
-    return true;
-}
-
-static void free_report(report_t *r)
-{
-    for (size_t i = 0; i < r->nleaks; i++) { free(r->leaks[i].frames); free(r->leaks[i].why.hops); }
-    free(r->leaks);
-    json_decref(r->root);
-}
-
-/* Load path into r, or print one line and return false. */
-static bool load_report(const char *path, report_t *r)
-{
-    memset(r, 0, sizeof *r);
-    r->path = path;
-    if (!(r->root = ms_load_json(path))) return false;
-    if (!parse_report(r)) {
-        ms_warn("%s: %s", path, errbuf);
-        free_report(r);
-        return false;
-    }
-    return true;
 }
 
 /* ---- kinds ------------------------------------------------------------------- */
@@ -325,7 +34,7 @@ static void parse_kinds(const char *cmd, const char *spec, kinds_t *k)
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         const char *name = NULL;
         for (size_t i = 0; i < 4; i++)
-            if (strcmp(t, short_names[i]) == 0 || strcmp(t, canonical[i]) == 0) name = canonical[i];
+            if (strcmp(t, short_names[i]) == 0 || strcmp(t, ms_kind_key[i]) == 0) name = ms_kind_key[i];
         if (!name) ms_usage_error("%s --kind %s: expected definite, indirect, possible, reachable "
                                   "or all (comma-separated)", cmd, t);
         if (k->n < MAX_KINDS) k->names[k->n++] = name;
@@ -557,7 +266,7 @@ int cmd_report(int argc, char **argv)
     parse_kinds("report", kind, &kinds);
 
     report_t r;
-    if (!load_report(file, &r)) return 1;
+    if (!ms_report_load(file, MS_LOAD_LEAKS, &r)) return 1;
     leak_t **sel = calloc(r.nleaks ? r.nleaks : 1, sizeof *sel);
     size_t n = 0;
     for (size_t i = 0; i < r.nleaks; i++)
@@ -568,7 +277,7 @@ int cmd_report(int argc, char **argv)
     if (why) {
         int rc = report_why(&r, sel, shown, why);
         free(sel);
-        free_report(&r);
+        ms_report_free(&r);
         return rc;
     }
     if (folded) {
@@ -604,7 +313,7 @@ int cmd_report(int argc, char **argv)
         if (n == 0) printf("\nno leak records%s\n", kinds.all ? "" : " of the kinds asked for");
     }
     free(sel);
-    free_report(&r);
+    ms_report_free(&r);
     return ferror(stdout) ? 1 : 0;
 }
 
@@ -709,8 +418,8 @@ static int diff_series(const char **files, size_t nrep, const kinds_t *kinds, ui
     report_t *r = calloc(nrep, sizeof *r);
     if (!r) { ms_warn("out of memory"); return 1; }
     for (size_t i = 0; i < nrep; i++)
-        if (!load_report(files[i], &r[i])) {
-            while (i--) free_report(&r[i]);
+        if (!ms_report_load(files[i], MS_LOAD_LEAKS, &r[i])) {
+            while (i--) ms_report_free(&r[i]);
             free(r);
             return 1;
         }
@@ -754,12 +463,12 @@ static int diff_series(const char **files, size_t nrep, const kinds_t *kinds, ui
     char h[32], c1[32], g[40];
     for (size_t i = 0; i < nrep; i++) printf("  %zu  %s\n", i + 1, files[i]);
     for (size_t k = 0; k < 4; k++) {
-        if (!kind_wanted(kinds, canonical[k])) continue;
-        printf("  %-16s", kind_title(canonical[k]));
+        if (!kind_wanted(kinds, ms_kind_key[k])) continue;
+        printf("  %-16s", kind_title(ms_kind_key[k]));
         for (size_t i = 0; i < nrep; i++) {
             uint64_t b = 0;
             for (size_t t = 0; t < r[i].ntotals; t++)
-                if (strcmp(r[i].totals[t].kind, canonical[k]) == 0) b = r[i].totals[t].bytes;
+                if (strcmp(r[i].totals[t].kind, ms_kind_key[k]) == 0) b = r[i].totals[t].bytes;
             printf("%s%s", i ? " -> " : " ", ms_human(b, h, sizeof h));
         }
         printf("\n");
@@ -786,7 +495,7 @@ static int diff_series(const char **files, size_t nrep, const kinds_t *kinds, ui
     for (size_t i = 0; i < ne; i++) free(e[i].key);
     free(rows);
     free(e);
-    for (size_t i = 0; i < nrep; i++) free_report(&r[i]);
+    for (size_t i = 0; i < nrep; i++) ms_report_free(&r[i]);
     free(r);
     return ferror(stdout) ? 1 : 0;
 }
@@ -815,8 +524,8 @@ int cmd_diff(int argc, char **argv)
         return rc;
     }
     report_t a, b;
-    if (!load_report(files[0], &a)) return 1;
-    if (!load_report(files[1], &b)) { free_report(&a); return 1; }
+    if (!ms_report_load(files[0], MS_LOAD_LEAKS, &a)) return 1;
+    if (!ms_report_load(files[1], MS_LOAD_LEAKS, &b)) { ms_report_free(&a); return 1; }
     bool same_run = a.pid >= 0 && a.pid == b.pid;
 
     /* Both reports' records, keyed, sorted, merged by key. */
@@ -854,14 +563,14 @@ int cmd_diff(int argc, char **argv)
            same_run ? "two snapshots of one run" : "two runs");
     char h1[32], h2[32], g[40];
     for (size_t k = 0; k < 4; k++) {
-        if (!kind_wanted(&kinds, canonical[k])) continue;
+        if (!kind_wanted(&kinds, ms_kind_key[k])) continue;
         uint64_t ob = 0, nb = 0, ok = 0, nk = 0;
         for (size_t i = 0; i < a.ntotals; i++)
-            if (strcmp(a.totals[i].kind, canonical[k]) == 0) { ob = a.totals[i].bytes; ok = a.totals[i].blocks; }
+            if (strcmp(a.totals[i].kind, ms_kind_key[k]) == 0) { ob = a.totals[i].bytes; ok = a.totals[i].blocks; }
         for (size_t i = 0; i < b.ntotals; i++)
-            if (strcmp(b.totals[i].kind, canonical[k]) == 0) { nb = b.totals[i].bytes; nk = b.totals[i].blocks; }
+            if (strcmp(b.totals[i].kind, ms_kind_key[k]) == 0) { nb = b.totals[i].bytes; nk = b.totals[i].blocks; }
         signed_bytes(g, sizeof g, ob, nb);
-        printf("  %-16s %10s -> %-10s (%s bytes, %+lld %s)\n", kind_title(canonical[k]),
+        printf("  %-16s %10s -> %-10s (%s bytes, %+lld %s)\n", kind_title(ms_kind_key[k]),
                ms_human(ob, h1, sizeof h1), ms_human(nb, h2, sizeof h2), g, (long long)nk - (long long)ok,
                blocks_word((long long)nk - (long long)ok));
     }
@@ -894,8 +603,8 @@ int cmd_diff(int argc, char **argv)
                gone, gone == 1 ? "is" : "are");
     for (size_t i = 0; i < m; i++) free(d[i].key);
     free(d);
-    free_report(&a);
-    free_report(&b);
+    ms_report_free(&a);
+    ms_report_free(&b);
     free(files);
     return ferror(stdout) ? 1 : 0;
 }
