@@ -99,8 +99,26 @@ static void *array_of(size_t n, size_t size) { return calloc(n ? n : 1, size); }
 
 /* ---- records ------------------------------------------------------------------ */
 
-static bool parse_frame(json_t *f, const char *where, frame_t *out)
+/* An optional array member: *n items of size bytes, each checked by one. */
+typedef bool (*parse_fn)(json_t *v, const char *where, void *out);
+static bool parse_list(json_t *arr, const char *where, const char *member, size_t size, parse_fn one,
+                       void **items, size_t *n)
 {
+    if (!arr || json_is_null(arr)) return true;
+    if (!json_is_array(arr)) return fail("%s.%s: expected an array", where, member);
+    *n = json_array_size(arr);
+    if (!(*items = array_of(*n, size))) return fail("out of memory");
+    for (size_t k = 0; k < *n; k++) {
+        char at[192];
+        snprintf(at, sizeof at, "%s.%s[%zu]", where, member, k);
+        if (!one(json_array_get(arr, k), at, (char *)*items + k * size)) return false;
+    }
+    return true;
+}
+
+static bool parse_frame(json_t *f, const char *where, void *p)
+{
+    frame_t *out = p;
     memset(out, 0, sizeof *out);
     if (!json_is_object(f)) return fail("%s: expected an object", where);
     if (!get_string(f, "ip", where, false, &out->ip) ||
@@ -114,20 +132,6 @@ static bool parse_frame(json_t *f, const char *where, frame_t *out)
         out->line = json_integer_value(line);
     }
     if (!out->ip && !out->function) return fail("%s: neither \"ip\" nor \"function\"", where);
-    return true;
-}
-
-static bool parse_stack(json_t *stack, const char *where, leak_t *o)
-{
-    if (!stack || json_is_null(stack)) return true;
-    if (!json_is_array(stack)) return fail("%s.stack: expected an array", where);
-    o->nframes = json_array_size(stack);
-    if (!(o->frames = array_of(o->nframes, sizeof *o->frames))) return fail("out of memory");
-    for (size_t k = 0; k < o->nframes; k++) {
-        char fw[128];
-        snprintf(fw, sizeof fw, "%s.stack[%zu]", where, k);
-        if (!parse_frame(json_array_get(stack, k), fw, &o->frames[k])) return false;
-    }
     return true;
 }
 
@@ -146,28 +150,15 @@ static bool parse_root(json_t *root, const char *at, why_t *o)
            get_int(root, "thread", rw, ANY_INT, -1, &o->thread);
 }
 
-static bool parse_hop(json_t *h, const char *hw, hop_t *x)
+static bool parse_hop(json_t *h, const char *hw, void *p)
 {
+    hop_t *x = p;
     if (!json_is_object(h)) return fail("%s: expected an object", hw);
     return get_string(h, "addr", hw, true, &x->addr) && get_count(h, "size", hw, false, &x->size) &&
            get_int(h, "offset", hw, ANY_INT, 0, &x->offset) && get_int(h, "into", hw, ANY_INT, 0, &x->into) &&
            get_string(h, "type", hw, false, &x->type) && get_string(h, "function", hw, false, &x->site.function) &&
            get_string(h, "file", hw, false, &x->site.file) && get_string(h, "module", hw, false, &x->site.module) &&
            get_int(h, "line", hw, ANY_INT, 0, &x->site.line);
-}
-
-static bool parse_hops(json_t *hops, const char *at, why_t *o)
-{
-    if (!hops || json_is_null(hops)) return true;
-    if (!json_is_array(hops)) return fail("%s.hops: expected an array", at);
-    o->nhops = json_array_size(hops);
-    if (!(o->hops = array_of(o->nhops, sizeof *o->hops))) return fail("out of memory");
-    for (size_t k = 0; k < o->nhops; k++) {
-        char hw[192];
-        snprintf(hw, sizeof hw, "%s.hops[%zu]", at, k);
-        if (!parse_hop(json_array_get(hops, k), hw, &o->hops[k])) return false;
-    }
-    return true;
 }
 
 static bool parse_block(json_t *block, const char *at, why_t *o)
@@ -190,19 +181,26 @@ static bool parse_why(json_t *w, const char *where, why_t *o)
     snprintf(at, sizeof at, "%s.why", where);
     if (!json_is_object(w)) return fail("%s: expected an object", at);
     o->present = true;
-    return parse_root(json_object_get(w, "root"), at, o) && parse_hops(json_object_get(w, "hops"), at, o) &&
-           get_count(w, "more", at, false, &o->more) && parse_block(json_object_get(w, "block"), at, o);
+    void *hops = NULL;
+    bool ok = parse_root(json_object_get(w, "root"), at, o) &&
+              parse_list(json_object_get(w, "hops"), at, "hops", sizeof *o->hops, parse_hop, &hops, &o->nhops);
+    o->hops = hops;
+    return ok && get_count(w, "more", at, false, &o->more) && parse_block(json_object_get(w, "block"), at, o);
 }
 
 static bool parse_leak(json_t *l, size_t i, leak_t *o)
 {
     char where[96];
+    void *frames = NULL;
     o->order = i;
     snprintf(where, sizeof where, "leaks[%zu]", i);
     if (!json_is_object(l)) return fail("%s: expected an object", where);
-    return get_string(l, "kind", where, true, &o->kind) && get_count(l, "bytes", where, true, &o->bytes) &&
-           get_count(l, "blocks", where, false, &o->blocks) && parse_stack(json_object_get(l, "stack"), where, o) &&
-           parse_why(json_object_get(l, "why"), where, &o->why) &&
+    bool ok = get_string(l, "kind", where, true, &o->kind) && get_count(l, "bytes", where, true, &o->bytes) &&
+              get_count(l, "blocks", where, false, &o->blocks) &&
+              parse_list(json_object_get(l, "stack"), where, "stack", sizeof *o->frames, parse_frame, &frames,
+                         &o->nframes);
+    o->frames = frames;
+    return ok && parse_why(json_object_get(l, "why"), where, &o->why) &&
            get_string(l, "change", where, false, &o->change);
 }
 

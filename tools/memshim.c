@@ -415,141 +415,150 @@ static bool yes_no(const char *opt, const char *v)
     ms_usage_error("run %s=%s: expected yes or no", opt, v);
 }
 
-int cmd_run(int argc, char **argv)
+/* run's options as given: NULL (or the default) when not. */
+typedef struct {
+    const char *report, *format, *stats, *rss, *interval, *sample, *exitcode, *suppress, *lib, *sig;
+    const char *show, *depth, *rsig, *on_error, *why, *gen, *leak_check, *logfile;
+    bool track, live, quiet, since, children;
+} run_opts_t;
+
+/* An option of run other than the plain "--name VALUE" ones: false when
+ * argv[*i] is none of them. */
+static bool run_option(int argc, char **argv, int *i, run_opts_t *o)
 {
-    const char *report = NULL, *format = NULL, *stats = NULL, *rss = NULL, *interval = NULL;
-    const char *sample = NULL, *exitcode = NULL, *suppress = NULL, *lib = NULL, *sig = NULL;
-    const char *show = NULL, *depth = NULL, *rsig = NULL, *on_error = NULL, *why = NULL, *gen = NULL;
-    const char *leak_check = NULL, *logfile = NULL;
-    bool track = true, live = true, quiet = false, since = false, children = true;
+    const char *a = argv[*i], *v;
+    if ((v = ms_opt_value(argc, argv, i, "--show-leak-kinds"))) {
+        if (!kinds_ok(v, false))
+            ms_usage_error("run --show-leak-kinds=%s: expected definite, indirect, possible, reachable, all "
+                           "or none, comma-separated", v);
+        o->show = v;
+    } else if ((v = ms_opt_value(argc, argv, i, "--leak-check"))) {
+        if (strcmp(v, "no") && strcmp(v, "summary") && strcmp(v, "full") && strcmp(v, "yes"))
+            ms_usage_error("run --leak-check=%s: expected no, summary or full", v);
+        o->leak_check = v;
+    } else if ((v = ms_opt_value(argc, argv, i, "--suppressions"))) {
+        if (o->suppress) ms_usage_error("run --suppressions: one suppressions file ('%s' is a second)", v);
+        o->suppress = v;
+    } else if (strcmp(a, "--gen-suppressions") == 0) o->gen = "1";
+    else if ((v = ms_opt_value(argc, argv, i, "--gen-suppressions"))) {
+        if (strcmp(v, "yes") && strcmp(v, "all") && strcmp(v, "no"))
+            ms_usage_error("run --gen-suppressions=%s: expected yes, all or no", v);
+        o->gen = strcmp(v, "no") ? "1" : "0";
+    }
+    else if ((v = ms_opt_value(argc, argv, i, "--trace-children"))) o->children = yes_no("--trace-children", v);
+    else if (strcmp(a, "--leak-since") == 0) o->since = true;
+    else if (strcmp(a, "--stats") == 0) o->stats = "stderr";
+    else if (strncmp(a, "--stats=", 8) == 0) o->stats = a + 8;
+    else if (strcmp(a, "--rss-log") == 0) o->rss = "memshim.%p.rss";
+    else if (strncmp(a, "--rss-log=", 10) == 0) o->rss = a + 10;
+    else if (strcmp(a, "--no-track") == 0) o->track = false;
+    else if (strcmp(a, "--no-live") == 0) o->live = false;
+    else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o->quiet = true;
+    else return false;
+    return true;
+}
+
+/* run's options into o; the index of the program's name. */
+static int parse_run(int argc, char **argv, run_opts_t *o)
+{
+    *o = (run_opts_t){ .track = true, .live = true, .children = true };
+    const struct { const char *name; const char **to; } plain[] = {
+        { "--report", &o->report }, { "--log-file", &o->logfile }, { "--show", &o->show },
+        { "--stack-depth", &o->depth }, { "--num-callers", &o->depth }, { "--report-signal", &o->rsig },
+        { "--on-error", &o->on_error }, { "--why-depth", &o->why }, { "--error-exitcode", &o->exitcode },
+        { "--format", &o->format }, { "--rss-interval", &o->interval }, { "--stats-signal", &o->sig },
+        { "--sample", &o->sample }, { "--exitcode", &o->exitcode }, { "--suppress", &o->suppress },
+        { "--lib", &o->lib },
+    };
     int i = 1;
     for (; i < argc; i++) {
-        const char *a = argv[i], *v;
+        const char *a = argv[i], *v = NULL;
         if (strcmp(a, "--") == 0) { i++; break; }
         if (a[0] != '-') break;
-        if ((v = ms_opt_value(argc, argv, &i, "--report"))) report = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--log-file"))) logfile = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--show"))) show = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--show-leak-kinds"))) {
-            if (!kinds_ok(v, false))
-                ms_usage_error("run --show-leak-kinds=%s: expected definite, indirect, possible, reachable, all "
-                               "or none, comma-separated", v);
-            show = v;
-        }
-        else if ((v = ms_opt_value(argc, argv, &i, "--leak-check"))) {
-            if (strcmp(v, "no") && strcmp(v, "summary") && strcmp(v, "full") && strcmp(v, "yes"))
-                ms_usage_error("run --leak-check=%s: expected no, summary or full", v);
-            leak_check = v;
-        }
-        else if ((v = ms_opt_value(argc, argv, &i, "--stack-depth"))) depth = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--num-callers"))) depth = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--report-signal"))) rsig = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--on-error"))) on_error = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--why-depth"))) why = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--error-exitcode"))) exitcode = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--suppressions"))) {
-            if (suppress) ms_usage_error("run --suppressions: one suppressions file ('%s' is a second)", v);
-            suppress = v;
-        }
-        else if (strcmp(a, "--gen-suppressions") == 0) gen = "1";
-        else if ((v = ms_opt_value(argc, argv, &i, "--gen-suppressions"))) {
-            if (strcmp(v, "yes") && strcmp(v, "all") && strcmp(v, "no"))
-                ms_usage_error("run --gen-suppressions=%s: expected yes, all or no", v);
-            gen = strcmp(v, "no") ? "1" : "0";
-        }
-        else if ((v = ms_opt_value(argc, argv, &i, "--trace-children"))) children = yes_no("--trace-children", v);
-        else if (strcmp(a, "--leak-since") == 0) since = true;
-        else if ((v = ms_opt_value(argc, argv, &i, "--format"))) format = v;
-        else if (strcmp(a, "--stats") == 0) stats = "stderr";
-        else if (strncmp(a, "--stats=", 8) == 0) stats = a + 8;
-        else if (strcmp(a, "--rss-log") == 0) rss = "memshim.%p.rss";
-        else if (strncmp(a, "--rss-log=", 10) == 0) rss = a + 10;
-        else if ((v = ms_opt_value(argc, argv, &i, "--rss-interval"))) interval = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--stats-signal"))) sig = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--sample"))) sample = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--exitcode"))) exitcode = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--suppress"))) suppress = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--lib"))) lib = v;
-        else if (strcmp(a, "--no-track") == 0) track = false;
-        else if (strcmp(a, "--no-live") == 0) live = false;
-        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) quiet = true;
-        else ms_usage_error("run: unknown option '%s'", a);
+        size_t k = 0;
+        while (k < sizeof plain / sizeof *plain && !(v = ms_opt_value(argc, argv, &i, plain[k].name))) k++;
+        if (v) *plain[k].to = v;
+        else if (!run_option(argc, argv, &i, o)) ms_usage_error("run: unknown option '%s'", a);
     }
     if (i >= argc) ms_usage_error("run: no program given (memshim run [OPTIONS] -- PROGRAM [ARGS...])");
-    char **prog = argv + i;
+    return i;
+}
 
-    /* Check every value before running anything. */
+/* Every value checked before anything runs (a usage error), the aliases
+ * resolved; false when the suppressions cannot be read. */
+static bool check_run(run_opts_t *o)
+{
     uint64_t n;
-    if (report && logfile) ms_usage_error("run --log-file: the same as --report; give one of them");
-    if (logfile) report = logfile;
-    if (report && !*report) ms_usage_error("run --report: empty file name");
-    if (show && !kinds_ok(show, true))
+    if (o->report && o->logfile) ms_usage_error("run --log-file: the same as --report; give one of them");
+    if (o->logfile) o->report = o->logfile;
+    if (o->report && !*o->report) ms_usage_error("run --report: empty file name");
+    if (o->show && !kinds_ok(o->show, true))
         ms_usage_error("run --show %s: expected definite, indirect, possible, reachable, all, none or summary, "
-                       "comma-separated", show);
-    if (leak_check && strcmp(leak_check, "no") == 0) show = "none";
-    else if (leak_check && strcmp(leak_check, "summary") == 0) show = "summary";
-    if (depth && (!ms_parse_u64(depth, &n) || n < 1 || n > 64))
-        ms_usage_error("run --stack-depth/--num-callers %s: expected a number of frames from 1 to 64", depth);
-    if (rsig && !signal_ok(rsig))
-        ms_usage_error("run --report-signal %s: expected a signal such as USR1, SIGUSR2, HUP or RTMIN+2", rsig);
-    if (on_error && strcmp(on_error, "abort") != 0 && strcmp(on_error, "continue") != 0)
-        ms_usage_error("run --on-error %s: expected abort or continue", on_error);
-    if (why && (!ms_parse_u64(why, &n) || n > 1000))
-        ms_usage_error("run --why-depth %s: expected a number of blocks from 0 to 1000", why);
-    if (format && strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
-        ms_usage_error("run --format %s: expected text or json", format);
-    if (stats && !*stats) ms_usage_error("run --stats=: empty destination");
-    if (rss && !*rss) ms_usage_error("run --rss-log=: empty file name");
-    if (interval && (!ms_parse_u64(interval, &n) || n < 1 || n > 3600000))
-        ms_usage_error("run --rss-interval %s: expected milliseconds, 1 to 3600000", interval);
-    if (sample && !ms_parse_size(sample, &n))
-        ms_usage_error("run --sample %s: expected a number of bytes, e.g. 4096 or 512k", sample);
-    if (exitcode && (!ms_parse_u64(exitcode, &n) || n > 255))
-        ms_usage_error("run --exitcode/--error-exitcode %s: expected a number from 0 to 255", exitcode);
-    if (suppress && access(suppress, R_OK) != 0) {
-        ms_warn("run --suppress %s: %s", suppress, strerror(errno));
-        return 1;
+                       "comma-separated", o->show);
+    if (o->leak_check && strcmp(o->leak_check, "no") == 0) o->show = "none";
+    else if (o->leak_check && strcmp(o->leak_check, "summary") == 0) o->show = "summary";
+    if (o->depth && (!ms_parse_u64(o->depth, &n) || n < 1 || n > 64))
+        ms_usage_error("run --stack-depth/--num-callers %s: expected a number of frames from 1 to 64", o->depth);
+    if (o->rsig && !signal_ok(o->rsig))
+        ms_usage_error("run --report-signal %s: expected a signal such as USR1, SIGUSR2, HUP or RTMIN+2", o->rsig);
+    if (o->on_error && strcmp(o->on_error, "abort") != 0 && strcmp(o->on_error, "continue") != 0)
+        ms_usage_error("run --on-error %s: expected abort or continue", o->on_error);
+    if (o->why && (!ms_parse_u64(o->why, &n) || n > 1000))
+        ms_usage_error("run --why-depth %s: expected a number of blocks from 0 to 1000", o->why);
+    if (o->format && strcmp(o->format, "text") != 0 && strcmp(o->format, "json") != 0)
+        ms_usage_error("run --format %s: expected text or json", o->format);
+    if (o->stats && !*o->stats) ms_usage_error("run --stats=: empty destination");
+    if (o->rss && !*o->rss) ms_usage_error("run --rss-log=: empty file name");
+    if (o->interval && (!ms_parse_u64(o->interval, &n) || n < 1 || n > 3600000))
+        ms_usage_error("run --rss-interval %s: expected milliseconds, 1 to 3600000", o->interval);
+    if (o->sample && !ms_parse_size(o->sample, &n))
+        ms_usage_error("run --sample %s: expected a number of bytes, e.g. 4096 or 512k", o->sample);
+    if (o->exitcode && (!ms_parse_u64(o->exitcode, &n) || n > 255))
+        ms_usage_error("run --exitcode/--error-exitcode %s: expected a number from 0 to 255", o->exitcode);
+    if (o->suppress && access(o->suppress, R_OK) != 0) {
+        ms_warn("run --suppress %s: %s", o->suppress, strerror(errno));
+        return false;
     }
-    char libpath[PATH_MAX];
-    if (!find_library(lib, libpath, sizeof libpath)) return 127;
+    return true;
+}
 
-    /* The environment of the program. */
+/* The environment of the program: the library preloaded, the options as
+ * MEMSHIM_* variables. */
+static bool run_env(const run_opts_t *o, const char *libpath)
+{
     const char *old = getenv("LD_PRELOAD");
     char *preload = malloc(strlen(libpath) + (old ? strlen(old) : 0) + 2);
-    if (!preload) { ms_warn("out of memory"); return 1; }
+    if (!preload) { ms_warn("out of memory"); return false; }
     sprintf(preload, "%s%s%s", libpath, old && *old ? ":" : "", old ? old : "");
     setenv_or_die("LD_PRELOAD", preload);
     free(preload);
-    if (report) setenv_or_die("MEMSHIM_REPORT", report);
-    if (format) setenv_or_die("MEMSHIM_REPORT_FORMAT", format);
-    else if (report && is_json_name(report)) setenv_or_die("MEMSHIM_REPORT_FORMAT", "json");
-    if (stats) setenv_or_die("MEMSHIM_STATS", stats);
-    if (rss) setenv_or_die("MEMSHIM_RSS_LOG", rss);
-    if (interval) setenv_or_die("MEMSHIM_RSS_INTERVAL", interval);
-    if (sig) setenv_or_die("MEMSHIM_STATS_SIGNAL", sig);
-    if (sample) setenv_or_die("MEMSHIM_SAMPLE", sample);
-    if (!track) setenv_or_die("MEMSHIM_TRACK", "0");
-    if (exitcode) setenv_or_die("MEMSHIM_EXITCODE", exitcode);
-    if (suppress) setenv_or_die("MEMSHIM_SUPPRESS", suppress);
-    setenv_or_die("MEMSHIM_LIVE", live ? "1" : "0");
-    if (show) setenv_or_die("MEMSHIM_SHOW", show);
-    if (depth) setenv_or_die("MEMSHIM_STACK_DEPTH", depth);
-    if (rsig) setenv_or_die("MEMSHIM_REPORT_SIGNAL", rsig);
-    if (on_error) setenv_or_die("MEMSHIM_ON_ERROR", on_error);
-    if (why) setenv_or_die("MEMSHIM_WHY_DEPTH", why);
-    if (gen) setenv_or_die("MEMSHIM_GEN_SUPPRESSIONS", gen);
-    if (since) setenv_or_die("MEMSHIM_LEAK_SINCE", "1");
-    if (!children) setenv_or_die("MEMSHIM_TRACE_CHILDREN", "0");
+    const char *format = o->format ? o->format : o->report && is_json_name(o->report) ? "json" : NULL;
+    const struct { const char *name, *value; } vars[] = {
+        { "MEMSHIM_REPORT", o->report }, { "MEMSHIM_REPORT_FORMAT", format }, { "MEMSHIM_STATS", o->stats },
+        { "MEMSHIM_RSS_LOG", o->rss }, { "MEMSHIM_RSS_INTERVAL", o->interval }, { "MEMSHIM_STATS_SIGNAL", o->sig },
+        { "MEMSHIM_SAMPLE", o->sample }, { "MEMSHIM_TRACK", o->track ? NULL : "0" },
+        { "MEMSHIM_EXITCODE", o->exitcode }, { "MEMSHIM_SUPPRESS", o->suppress },
+        { "MEMSHIM_LIVE", o->live ? "1" : "0" }, { "MEMSHIM_SHOW", o->show }, { "MEMSHIM_STACK_DEPTH", o->depth },
+        { "MEMSHIM_REPORT_SIGNAL", o->rsig }, { "MEMSHIM_ON_ERROR", o->on_error }, { "MEMSHIM_WHY_DEPTH", o->why },
+        { "MEMSHIM_GEN_SUPPRESSIONS", o->gen }, { "MEMSHIM_LEAK_SINCE", o->since ? "1" : NULL },
+        { "MEMSHIM_TRACE_CHILDREN", o->children ? NULL : "0" },
+    };
+    for (size_t k = 0; k < sizeof vars / sizeof *vars; k++)
+        if (vars[k].value) setenv_or_die(vars[k].name, vars[k].value);
+    return true;
+}
 
-    time_t start = time(NULL);
-    /* Like system(): the terminal's ^C and ^\ go to the program, not to us. */
+/* Run prog and wait for it, as system() does: the terminal's ^C and ^\ go
+ * to the program, not to us.  Its pid and status; false if it could not. */
+static bool run_program(char **prog, pid_t *pid, int *status)
+{
     struct sigaction ign = { .sa_handler = SIG_IGN }, old_int, old_quit;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGINT, &ign, &old_int);
     sigaction(SIGQUIT, &ign, &old_quit);
-    pid_t pid = fork();
-    if (pid < 0) { ms_warn("fork: %s", strerror(errno)); return 1; }
-    if (pid == 0) {
+    *pid = fork();
+    if (*pid < 0) { ms_warn("fork: %s", strerror(errno)); return false; }
+    if (*pid == 0) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGQUIT, &old_quit, NULL);
         execvp(prog[0], prog);
@@ -558,41 +567,62 @@ int cmd_run(int argc, char **argv)
         _exit(e == ENOENT ? 127 : 126);
     }
     unsetenv("LD_PRELOAD");
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) { ms_warn("waitpid: %s", strerror(errno)); return 1; }
+    while (waitpid(*pid, status, 0) < 0)
+        if (errno != EINTR) { ms_warn("waitpid: %s", strerror(errno)); return false; }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
+    return true;
+}
 
-    if (!quiet) {
-        output_t outs[] = {
-            { "leak report", report }, { "statistics", stats }, { "rss log", rss },
-        };
-        char found[3][PATH_MAX * 2];
-        bool got[3];
-        got[0] = list_reports(report, pid, start, found[0], sizeof found[0]);
-        for (size_t k = 1; k < 3; k++) got[k] = list_outputs(&outs[k], pid, start, found[k], sizeof found[k]);
-        if (got[0] && is_json_name(found[0]))
-            fprintf(stderr, "%s: read the leak report with: memshim report %s\n", ms_prog, found[0]);
-        if (got[2])
-            fprintf(stderr, "%s: draw the rss log with: memshim plot %s -o rss.svg\n", ms_prog, found[2]);
-    }
+/* What the run wrote, and how to read it. */
+static void list_run(const run_opts_t *o, pid_t pid, time_t start)
+{
+    output_t outs[] = {
+        { "leak report", o->report }, { "statistics", o->stats }, { "rss log", o->rss },
+    };
+    char found[3][PATH_MAX * 2];
+    bool got[3];
+    got[0] = list_reports(o->report, pid, start, found[0], sizeof found[0]);
+    for (size_t k = 1; k < 3; k++) got[k] = list_outputs(&outs[k], pid, start, found[k], sizeof found[k]);
+    if (got[0] && is_json_name(found[0]))
+        fprintf(stderr, "%s: read the leak report with: memshim report %s\n", ms_prog, found[0]);
+    if (got[2])
+        fprintf(stderr, "%s: draw the rss log with: memshim plot %s -o rss.svg\n", ms_prog, found[2]);
+}
+
+/* The program's status passed through: its exit code, or its death by the
+ * same signal, so that our caller sees what the program did. */
+static int pass_status(int status, const char *prog, bool quiet)
+{
     if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) {
-        int s = WTERMSIG(status);
-        if (!quiet) fprintf(stderr, "%s: %s killed by signal %d (%s)\n", ms_prog, prog[0], s, strsignal(s));
-        /* Die the same way, so that our caller sees what the program did. */
-        struct rlimit no_core = { 0, 0 };
-        setrlimit(RLIMIT_CORE, &no_core);
-        signal(s, SIG_DFL);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, s);
-        sigprocmask(SIG_UNBLOCK, &set, NULL);
-        raise(s);
-        return 128 + s;
-    }
-    return 1;
+    if (!WIFSIGNALED(status)) return 1;
+    int s = WTERMSIG(status);
+    if (!quiet) fprintf(stderr, "%s: %s killed by signal %d (%s)\n", ms_prog, prog, s, strsignal(s));
+    struct rlimit no_core = { 0, 0 };
+    setrlimit(RLIMIT_CORE, &no_core);
+    signal(s, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, s);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(s);
+    return 128 + s;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_opts_t o;
+    char **prog = argv + parse_run(argc, argv, &o);
+    if (!check_run(&o)) return 1;
+    char libpath[PATH_MAX];
+    if (!find_library(o.lib, libpath, sizeof libpath)) return 127;
+    if (!run_env(&o, libpath)) return 1;
+    time_t start = time(NULL);
+    pid_t pid;
+    int status;
+    if (!run_program(prog, &pid, &status)) return 1;
+    if (!o.quiet) list_run(&o, pid, start);
+    return pass_status(status, prog[0], o.quiet);
 }
 
 /* ---- main ---------------------------------------------------------------------- */
