@@ -431,6 +431,13 @@ static bool parse_report(report_t *r, unsigned what)
     return !(what & MS_LOAD_CYCLES) || parse_cycles(r);
 }
 
+static void report_init(report_t *r, const char *path)
+{
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->pid = r->since = r->heap_errors = -1;
+}
+
 void ms_report_free(report_t *r)
 {
     for (size_t i = 0; i < r->nleaks; i++) { free(r->leaks[i].frames); free(r->leaks[i].why.hops); }
@@ -440,16 +447,8 @@ void ms_report_free(report_t *r)
     free(r->groups);
     json_decref(r->root);
     free(r->text);
-    r->text = NULL;
-    r->leaks = NULL; r->objs = NULL; r->edges = NULL; r->groups = NULL; r->root = NULL;
-    r->nleaks = r->nobjs = r->nedges = r->ngroups = 0;
-}
-
-static void report_init(report_t *r, const char *path)
-{
-    memset(r, 0, sizeof *r);
-    r->path = path;
-    r->pid = r->since = r->heap_errors = -1;
+    const char *path = r->path;                  /* kept: a report of the run is still named */
+    report_init(r, path);
 }
 
 bool ms_report_load(const char *path, unsigned what, report_t *r)

@@ -302,10 +302,8 @@ static bool is_json_name(const char *p)
  * summary lines; pid -1 when it is neither. */
 static void load_summary(const char *path, report_t *r)
 {
-    if (!ms_report_load(path, MS_LOAD_LEAKS | MS_LOAD_QUIET, r) && !ms_report_load_text(path, r)) {
+    if (!ms_report_load(path, MS_LOAD_LEAKS | MS_LOAD_QUIET, r) && !ms_report_load_text(path, r))
         ms_report_free(r);
-        r->pid = -1;
-    }
 }
 
 static int by_report_path(const void *a, const void *b)
