@@ -10,262 +10,24 @@
  * is renamed over FILE when dot succeeds, so a failure leaves nothing half
  * written.  -o FILE.dot writes the DOT text itself, without dot.
  *
- * The report is read with libjansson and checked field by field as report.c
- * does: a malformed file earns one line naming the file and the field. */
+ * The report is read by leaks.c (its cycles): a malformed file earns one
+ * line naming the file and the field. */
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "memshim.h"
+#include "leaks.h"
 
 #define DEFAULT_MAX_OBJECTS 500
 #define MAX_MAX_OBJECTS     100000
 #define MAX_LEGEND          12            /* types listed in the legend */
 #define MAX_TYPE_CHARS      40            /* longer type names are shortened in boxes */
-
-/* ---- the model ------------------------------------------------------------------ */
-
-typedef struct {
-    const char *addr, *type;              /* owned by the JSON tree */
-    const char *function, *file;          /* its allocation site, NULL when unknown */
-    long long   line, refcount;           /* refcount -1: a plain block */
-    uint64_t    size;
-    size_t      group;                    /* index into groups */
-    size_t      color;                    /* index into palette */
-    bool        drawn;
-} gobj_t;
-
-typedef struct { size_t from, to; } gedge_t;    /* indices into objs */
-
-typedef struct {
-    long long number;                     /* the report's "group" */
-    uint64_t  count;                      /* groups of this shape it stands for (1 when absent) */
-    bool      lost;                       /* "kind": "lost_blocks": plain blocks, lost */
-    size_t    first_obj, nobj, first_edge, nedge;
-    uint64_t  bytes;
-    size_t    shown;                      /* objects drawn: 0 (left out) to nobj */
-} ggroup_t;
-
-typedef struct {
-    const char *path;
-    json_t     *root;
-    const char *program;
-    long long   pid;
-    gobj_t     *objs;   size_t nobjs;
-    gedge_t    *edges;  size_t nedges;
-    ggroup_t   *groups; size_t ngroups;
-} cycles_t;
-
-static char errbuf[512];
-
-static bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static bool fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-/* ---- reading ------------------------------------------------------------------- */
-
-static bool need_string(json_t *obj, const char *key, const char *where, const char **out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v) return fail("%s: no \"%s\"", where, key);
-    if (!json_is_string(v) || !*json_string_value(v)) return fail("%s.%s: expected a non-empty string", where, key);
-    *out = json_string_value(v);
-    return true;
-}
-
-static bool need_count(json_t *obj, const char *key, const char *where, uint64_t *out)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v) return fail("%s: no \"%s\"", where, key);
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return fail("%s.%s: expected a non-negative integer", where, key);
-    *out = (uint64_t)json_integer_value(v);
-    return true;
-}
-
-static json_t *need_array(json_t *obj, const char *key, const char *where)
-{
-    json_t *v = json_object_get(obj, key);
-    if (!v) { fail("%s: no \"%s\" array", where, key); return NULL; }
-    if (!json_is_array(v)) { fail("%s.%s: expected an array", where, key); return NULL; }
-    return v;
-}
-
-/* Addresses, sorted, to find an edge's ends and duplicates. */
-typedef struct { const char *addr; size_t obj; } addr_ix;
-static int by_addr(const void *a, const void *b)
-{
-    return strcmp(((const addr_ix *)a)->addr, ((const addr_ix *)b)->addr);
-}
-
-static bool find_obj(const addr_ix *ix, size_t n, const char *addr, size_t *out)
-{
-    addr_ix key = { addr, 0 };
-    const addr_ix *hit = bsearch(&key, ix, n, sizeof *ix, by_addr);
-    if (!hit) return false;
-    *out = hit->obj;
-    return true;
-}
-
-/* Optional members: absent or null is fine, another type is not. */
-static bool opt_string(json_t *obj, const char *key, const char *where, const char **out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) return true;
-    if (!json_is_string(v)) return fail("%s.%s: expected a string", where, key);
-    *out = json_string_value(v);
-    return true;
-}
-
-static bool opt_int(json_t *obj, const char *key, const char *where, long long dflt, long long *out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = dflt;
-    if (!v || json_is_null(v)) return true;
-    if (!json_is_integer(v) || json_integer_value(v) < 0) return fail("%s.%s: expected a non-negative integer", where, key);
-    *out = json_integer_value(v);
-    return true;
-}
-
-static bool parse_cycles(cycles_t *c)
-{
-    json_t *root = c->root;
-    if (!json_is_object(root)) return fail("not a memshim leak report (expected a JSON object)");
-    json_t *cycles = json_object_get(root, "cycles");
-    if (!json_object_get(root, "leaks") && !cycles)
-        return fail("not a memshim leak report (no \"leaks\" array)");
-    json_t *pid = json_object_get(root, "pid");
-    c->pid = pid && json_is_integer(pid) ? json_integer_value(pid) : -1;
-    json_t *prog = json_object_get(root, "program");
-    c->program = prog && json_is_string(prog) ? json_string_value(prog) : NULL;
-    if (!cycles || json_is_null(cycles)) return true;
-    if (!json_is_array(cycles)) return fail("\"cycles\": expected an array");
-
-    /* Sizes first, then one pass filling the arrays. */
-    size_t ng = json_array_size(cycles), no = 0, ne = 0;
-    char where[160];
-    for (size_t g = 0; g < ng; g++) {
-        json_t *grp = json_array_get(cycles, g);
-        snprintf(where, sizeof where, "cycles[%zu]", g);
-        if (!json_is_object(grp)) return fail("%s: expected an object", where);
-        json_t *objs = need_array(grp, "objects", where), *edges;
-        if (!objs) return false;
-        if (!(edges = need_array(grp, "edges", where))) return false;
-        no += json_array_size(objs);
-        ne += json_array_size(edges);
-    }
-    c->groups = calloc(ng ? ng : 1, sizeof *c->groups);
-    c->objs = calloc(no ? no : 1, sizeof *c->objs);
-    c->edges = calloc(ne ? ne : 1, sizeof *c->edges);
-    addr_ix *ix = calloc(no ? no : 1, sizeof *ix);
-    if (!c->groups || !c->objs || !c->edges || !ix) { free(ix); return fail("out of memory"); }
-
-    bool ok = true;
-    for (size_t g = 0; g < ng && ok; g++) {
-        json_t *grp = json_array_get(cycles, g), *objs = json_object_get(grp, "objects");
-        ggroup_t *G = &c->groups[c->ngroups++];
-        snprintf(where, sizeof where, "cycles[%zu]", g);
-        uint64_t num;
-        if (!need_count(grp, "group", where, &num)) { ok = false; break; }
-        if (num > (uint64_t)1 << 53) { ok = fail("%s.group: %llu is out of range", where, (unsigned long long)num); break; }
-        G->number = (long long)num;
-        const char *kind = NULL;
-        G->count = 1;
-        if (!opt_string(grp, "kind", where, &kind) || (json_object_get(grp, "count") && !need_count(grp, "count", where, &G->count))) {
-            ok = false;
-            break;
-        }
-        G->lost = kind && strcmp(kind, "lost_blocks") == 0;
-        for (size_t k = 0; k < g; k++)
-            if (c->groups[k].number == G->number) { ok = fail("%s.group: group %lld appears twice", where, G->number); break; }
-        if (!ok) break;
-        G->first_obj = c->nobjs;
-        for (size_t i = 0; i < json_array_size(objs); i++) {
-            json_t *o = json_array_get(objs, i);
-            gobj_t *O = &c->objs[c->nobjs];
-            snprintf(where, sizeof where, "cycles[%zu].objects[%zu]", g, i);
-            if (!json_is_object(o)) { ok = fail("%s: expected an object", where); break; }
-            if (!need_string(o, "addr", where, &O->addr) || !need_string(o, "type", where, &O->type) ||
-                !need_count(o, "size", where, &O->size) || !opt_string(o, "function", where, &O->function) ||
-                !opt_string(o, "file", where, &O->file) || !opt_int(o, "line", where, 0, &O->line) ||
-                !opt_int(o, "refcount", where, -1, &O->refcount)) { ok = false; break; }
-            O->group = c->ngroups - 1;
-            ix[c->nobjs] = (addr_ix){ O->addr, c->nobjs };
-            c->nobjs++;
-            G->nobj++;
-            G->bytes = G->bytes + O->size < G->bytes ? UINT64_MAX : G->bytes + O->size;
-        }
-    }
-    if (ok) {
-        qsort(ix, c->nobjs, sizeof *ix, by_addr);
-        for (size_t i = 1; i < c->nobjs && ok; i++)
-            if (strcmp(ix[i - 1].addr, ix[i].addr) == 0) {
-                size_t o = ix[i].obj > ix[i - 1].obj ? ix[i].obj : ix[i - 1].obj, g = c->objs[o].group;
-                ok = fail("cycles[%zu].objects[%zu].addr: %s appears twice", g, o - c->groups[g].first_obj,
-                          c->objs[o].addr);
-            }
-    }
-    for (size_t g = 0; g < c->ngroups && ok; g++) {
-        json_t *edges = json_object_get(json_array_get(cycles, g), "edges");
-        ggroup_t *G = &c->groups[g];
-        G->first_edge = c->nedges;
-        for (size_t i = 0; i < json_array_size(edges) && ok; i++) {
-            json_t *e = json_array_get(edges, i);
-            snprintf(where, sizeof where, "cycles[%zu].edges[%zu]", g, i);
-            if (!json_is_object(e)) { ok = fail("%s: expected an object", where); break; }
-            const char *ends[2];
-            size_t at[2];
-            static const char *const names[2] = { "from", "to" };
-            for (int k = 0; k < 2 && ok; k++) {
-                if (!need_string(e, names[k], where, &ends[k])) { ok = false; break; }
-                if (!find_obj(ix, c->nobjs, ends[k], &at[k]) || c->objs[at[k]].group != g)
-                    ok = fail("%s.%s: %s is not one of group %lld's objects", where, names[k], ends[k], G->number);
-            }
-            if (!ok) break;
-            c->edges[c->nedges++] = (gedge_t){ at[0], at[1] };
-            G->nedge++;
-        }
-    }
-    free(ix);
-    return ok;
-}
-
-static void free_cycles(cycles_t *c)
-{
-    free(c->objs);
-    free(c->edges);
-    free(c->groups);
-    json_decref(c->root);
-}
-
-/* Load path into c, or print one line and return false (as report.c does). */
-static bool load_cycles(const char *path, cycles_t *c)
-{
-    memset(c, 0, sizeof *c);
-    c->path = path;
-    if (!(c->root = ms_load_json(path))) return false;
-    if (!parse_cycles(c)) {
-        ms_warn("%s: %s", path, errbuf);
-        free_cycles(c);
-        return false;
-    }
-    return true;
-}
 
 /* ---- choosing what to draw ---------------------------------------------------------- */
 
@@ -286,7 +48,7 @@ typedef struct {
 
 /* The biggest groups (bytes, then objects) that fit in max objects; when
  * not even the biggest fits, its first max objects. */
-static void select_groups(cycles_t *c, const ggroup_t *only, uint64_t max, selection_t *s)
+static void select_groups(report_t *c, const ggroup_t *only, uint64_t max, selection_t *s)
 {
     memset(s, 0, sizeof *s);
     ggroup_t **order = calloc(c->ngroups ? c->ngroups : 1, sizeof *order);
@@ -340,7 +102,7 @@ static int by_type_name(const void *a, const void *b)
 }
 
 /* The types of the drawn objects, biggest first; sets each object's colour. */
-static type_t *collect_types(cycles_t *c, size_t *ntypes)
+static type_t *collect_types(report_t *c, size_t *ntypes)
 {
     type_t *t = calloc(c->nobjs ? c->nobjs : 1, sizeof *t);
     if (!t) return NULL;
@@ -421,7 +183,7 @@ static void bytes_text(FILE *o, uint64_t b)
  * last ranks. */
 typedef struct { double width, height; size_t top, bottom; } shape_t;
 
-static void estimate_shape(const cycles_t *c, const ggroup_t *G, shape_t *out)
+static void estimate_shape(const report_t *c, const ggroup_t *G, shape_t *out)
 {
     size_t n = G->shown, f = G->first_obj;
     out->top = out->bottom = f;
@@ -479,7 +241,7 @@ done:
     free(rank); free(state); free(stack); free(next); free(topo); free(per);
 }
 
-static void write_dot(FILE *o, const cycles_t *c, const selection_t *s, const type_t *types, size_t ntypes)
+static void dot_head(FILE *o, const selection_t *s)
 {
     fputs("digraph memshim_cycles {\n"
           "  graph [rankdir=TB, fontname=\"" FONT "\", fontsize=11, fontcolor=\"#333333\", bgcolor=\"white\",\n"
@@ -493,8 +255,31 @@ static void write_dot(FILE *o, const cycles_t *c, const selection_t *s, const ty
      * gets fewer iterations (500 tangled objects: seconds, not many minutes). */
     if (s->objs > 100)
         fputs("  graph [mclimit=0.1, nslimit=1, nslimit1=1, searchsize=20, remincross=false];\n", o);
+}
 
-    /* The title, what is shown, the legend of types: lines of text, left-aligned. */
+/* "■ Node ×3, 120 bytes", four a line, the biggest types first. */
+static void dot_legend(FILE *o, const type_t *types, size_t ntypes)
+{
+    size_t shown = ntypes < MAX_LEGEND ? ntypes : MAX_LEGEND;
+    for (size_t i = 0; i < shown; i++) {
+        fprintf(o, "%s<font color=\"%s\" point-size=\"14\">\xe2\x96\xa0</font>&#160;<b>", i % 4 ? "&#160;&#160;&#160;&#160;" : "",
+                palette[i % NPALETTE].line);
+        html_text(o, types[i].name, MAX_TYPE_CHARS);
+        fprintf(o, "</b>&#160;\xc3\x97%zu, ", types[i].count);
+        bytes_text(o, types[i].bytes);
+        if (i % 4 == 3 || i + 1 == shown) fputs("<br align=\"left\"/>", o);
+    }
+    if (shown < ntypes) {
+        fputs("and ", o);
+        plural(o, ntypes - shown, "other type", "other types");
+        fputs("<br align=\"left\"/>", o);
+    }
+}
+
+/* The title, what is shown and left out, the legend of types: lines of
+ * text, left-aligned. */
+static void dot_title(FILE *o, const report_t *c, const selection_t *s, const type_t *types, size_t ntypes)
+{
     fputs("  label=<<font point-size=\"16\"><b>", o);
     if (s->objs) fputs("Objects alive only through reference cycles", o);
     else fputs("No reference cycles", o);
@@ -531,89 +316,93 @@ static void write_dot(FILE *o, const cycles_t *c, const selection_t *s, const ty
         }
         fputs(" (--max-objects)</font><br align=\"left\"/>", o);
     }
-    size_t shown = ntypes < MAX_LEGEND ? ntypes : MAX_LEGEND;
-    for (size_t i = 0; i < shown; i++) {                  /* "■ Node ×3, 120 bytes", four a line */
-        fprintf(o, "%s<font color=\"%s\" point-size=\"14\">\xe2\x96\xa0</font>&#160;<b>", i % 4 ? "&#160;&#160;&#160;&#160;" : "",
-                palette[i % NPALETTE].line);
-        html_text(o, types[i].name, MAX_TYPE_CHARS);
-        fprintf(o, "</b>&#160;\xc3\x97%zu, ", types[i].count);
-        bytes_text(o, types[i].bytes);
-        if (i % 4 == 3 || i + 1 == shown) fputs("<br align=\"left\"/>", o);
-    }
-    if (shown < ntypes) {
-        fputs("and ", o);
-        plural(o, ntypes - shown, "other type", "other types");
-        fputs("<br align=\"left\"/>", o);
-    }
+    dot_legend(o, types, ntypes);
     fputs(">;\n", o);
+}
 
+/* Clusters in rows, biggest first, the picture about 1.6 times as wide as
+ * it is tall: each group's row in row[], the number of rows returned. */
+static size_t layout_rows(const report_t *c, const selection_t *s, shape_t *sh, size_t *row)
+{
+    size_t nrows = 1;
+    double area = 0, widest = 0;
+    for (size_t k = 0; k < s->groups; k++) {
+        estimate_shape(c, &c->groups[s->order[k]], &sh[k]);
+        area += sh[k].width * sh[k].height;
+        if (sh[k].width > widest) widest = sh[k].width;
+    }
+    double row_width = sqrt(area * 1.6), used = 0;
+    if (row_width < 10) row_width = 10;                /* a few groups stay side by side */
+    if (row_width < widest) row_width = widest;
+    for (size_t k = 0; k < s->groups; k++) {
+        if (used > 0 && used + sh[k].width > row_width * 1.1) { nrows++; used = 0; }
+        used += sh[k].width;
+        row[k] = nrows - 1;
+    }
+    return nrows;
+}
+
+/* One box: type, size, refcount, short address, allocation site. */
+static void dot_box(FILE *o, size_t i, const gobj_t *O)
+{
+    fprintf(o, "    n%zu [fillcolor=\"%s\", color=\"%s\", label=<<b>", i, palette[O->color].fill,
+            palette[O->color].line);
+    html_text(o, O->type, MAX_TYPE_CHARS);
+    fputs("</b><br/><font point-size=\"9\" color=\"#555555\">", o);
+    plural(o, O->size, "byte", "bytes");
+    if (O->refcount >= 0) fprintf(o, " \xc2\xb7 refcount %lld", O->refcount);
+    fputs(" \xc2\xb7 ", o);
+    short_addr(o, O->addr);
+    if (O->function || O->file) {
+        fputs("<br/>", o);
+        html_text(o, O->function ? O->function : "???", MAX_TYPE_CHARS);
+        if (O->file) {
+            const char *base = strrchr(O->file, '/');
+            fputs(" (", o);
+            html_text(o, base ? base + 1 : O->file, MAX_TYPE_CHARS);
+            fprintf(o, ":%lld)", O->line);
+        }
+    }
+    fputs("</font>>, tooltip=\"", o);
+    dot_text(o, O->type);
+    fputs(" at ", o);
+    dot_text(o, O->addr);
+    fprintf(o, ", %llu bytes\"];\n", (unsigned long long)O->size);
+}
+
+/* A group's cluster: its caption and its drawn boxes. */
+static void dot_cluster(FILE *o, const report_t *c, size_t g)
+{
+    const ggroup_t *G = &c->groups[g];
+    fprintf(o, "  subgraph cluster_%zu {\n    label=<<b>group %lld</b>%s: ", g, G->number,
+            G->lost ? " (lost plain blocks)" : "");
+    plural(o, G->nobj, G->lost ? "block" : "object", G->lost ? "blocks" : "objects");
+    fputs(", ", o);
+    bytes_text(o, G->bytes);
+    if (G->count > 1) fprintf(o, " <b>\xc3\x97 %llu</b> (groups of this shape)", (unsigned long long)G->count);
+    if (G->shown < G->nobj) fprintf(o, " <font color=\"#b53d3d\">(first %zu shown)</font>", G->shown);
+    fputs(">;\n", o);
+    for (size_t i = G->first_obj; i < G->first_obj + G->shown; i++) dot_box(o, i, &c->objs[i]);
+    fputs("  }\n", o);
+}
+
+static void write_dot(FILE *o, const report_t *c, const selection_t *s, const type_t *types, size_t ntypes)
+{
+    dot_head(o, s);
+    dot_title(o, c, s, types, ntypes);
     if (!s->objs) {
         fputs("  note [shape=note, style=filled, fillcolor=\"#f3f3f3\", color=\"#999999\", "
               "label=\"nothing to draw\"];\n}\n", o);
         return;
     }
-    /* Clusters in rows, biggest first, the picture about 1.6 times as wide
-     * as it is tall.  Each row hangs from an invisible node below the
-     * previous one (the first from one above it all): invisible edges from
-     * the bottom box of each cluster above to it, and from it to the top box
-     * of each cluster below. */
+    /* Each row hangs from an invisible node below the previous one (the
+     * first from one above it all): invisible edges from the bottom box of
+     * each cluster above to it, and from it to the top box of each cluster
+     * below. */
     shape_t *sh = calloc(s->groups ? s->groups : 1, sizeof *sh);
     size_t *row = calloc(s->groups ? s->groups : 1, sizeof *row), nrows = 1;
-    if (sh && row) {
-        double area = 0, widest = 0;
-        for (size_t k = 0; k < s->groups; k++) {
-            estimate_shape(c, &c->groups[s->order[k]], &sh[k]);
-            area += sh[k].width * sh[k].height;
-            if (sh[k].width > widest) widest = sh[k].width;
-        }
-        double row_width = sqrt(area * 1.6), used = 0;
-        if (row_width < 10) row_width = 10;                /* a few groups stay side by side */
-        if (row_width < widest) row_width = widest;
-        for (size_t k = 0; k < s->groups; k++) {
-            if (used > 0 && used + sh[k].width > row_width * 1.1) { nrows++; used = 0; }
-            used += sh[k].width;
-            row[k] = nrows - 1;
-        }
-    }
-    for (size_t k = 0; k < s->groups; k++) {
-        size_t g = s->order[k];
-        const ggroup_t *G = &c->groups[g];
-        fprintf(o, "  subgraph cluster_%zu {\n    label=<<b>group %lld</b>%s: ", g, G->number,
-                G->lost ? " (lost plain blocks)" : "");
-        plural(o, G->nobj, G->lost ? "block" : "object", G->lost ? "blocks" : "objects");
-        fputs(", ", o);
-        bytes_text(o, G->bytes);
-        if (G->count > 1) fprintf(o, " <b>\xc3\x97 %llu</b> (groups of this shape)", (unsigned long long)G->count);
-        if (G->shown < G->nobj) fprintf(o, " <font color=\"#b53d3d\">(first %zu shown)</font>", G->shown);
-        fputs(">;\n", o);
-        for (size_t i = G->first_obj; i < G->first_obj + G->shown; i++) {
-            const gobj_t *O = &c->objs[i];
-            fprintf(o, "    n%zu [fillcolor=\"%s\", color=\"%s\", label=<<b>", i, palette[O->color].fill,
-                    palette[O->color].line);
-            html_text(o, O->type, MAX_TYPE_CHARS);
-            fputs("</b><br/><font point-size=\"9\" color=\"#555555\">", o);
-            plural(o, O->size, "byte", "bytes");
-            if (O->refcount >= 0) fprintf(o, " \xc2\xb7 refcount %lld", O->refcount);
-            fputs(" \xc2\xb7 ", o);
-            short_addr(o, O->addr);
-            if (O->function || O->file) {
-                fputs("<br/>", o);
-                html_text(o, O->function ? O->function : "???", MAX_TYPE_CHARS);
-                if (O->file) {
-                    const char *base = strrchr(O->file, '/');
-                    fputs(" (", o);
-                    html_text(o, base ? base + 1 : O->file, MAX_TYPE_CHARS);
-                    fprintf(o, ":%lld)", O->line);
-                }
-            }
-            fputs("</font>>, tooltip=\"", o);
-            dot_text(o, O->type);
-            fputs(" at ", o);
-            dot_text(o, O->addr);
-            fprintf(o, ", %llu bytes\"];\n", (unsigned long long)O->size);
-        }
-        fputs("  }\n", o);
-    }
+    if (sh && row) nrows = layout_rows(c, s, sh, row);
+    for (size_t k = 0; k < s->groups; k++) dot_cluster(o, c, s->order[k]);
     for (size_t e = 0; e < c->nedges; e++) {
         const gedge_t *E = &c->edges[e];
         if (c->objs[E->from].drawn && c->objs[E->to].drawn) fprintf(o, "  n%zu -> n%zu;\n", E->from, E->to);
@@ -712,119 +501,150 @@ static const char *format_of(const char *out)
     return NULL;
 }
 
-int cmd_graph(int argc, char **argv)
+/* graph's options, checked; where dot is unless DOT text is wanted. */
+typedef struct {
+    const char *in, *out, *format;
+    uint64_t    max, group;
+    bool        one_group, to_stdout, want_dot;
+    char        dot[4096];
+} graph_opts_t;
+
+static void parse_graph(int argc, char **argv, graph_opts_t *g)
 {
-    const char *in = NULL, *out = NULL, *format = NULL, *v;
-    uint64_t max = DEFAULT_MAX_OBJECTS, group = 0;
-    bool one_group = false;
+    const char *v;
+    memset(g, 0, sizeof *g);
+    g->max = DEFAULT_MAX_OBJECTS;
     for (int i = 1; i < argc; i++) {
-        if ((v = ms_opt_value(argc, argv, &i, "-o")) || (v = ms_opt_value(argc, argv, &i, "--output"))) out = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--format"))) format = v;
+        if ((v = ms_opt_value(argc, argv, &i, "-o")) || (v = ms_opt_value(argc, argv, &i, "--output"))) g->out = v;
+        else if ((v = ms_opt_value(argc, argv, &i, "--format"))) g->format = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--max-objects"))) {
-            if (!ms_parse_u64(v, &max) || max == 0 || max > MAX_MAX_OBJECTS)
+            if (!ms_parse_u64(v, &g->max) || g->max == 0 || g->max > MAX_MAX_OBJECTS)
                 ms_usage_error("graph --max-objects %s: expected a number from 1 to %d", v, MAX_MAX_OBJECTS);
         } else if ((v = ms_opt_value(argc, argv, &i, "--group"))) {
-            if (!ms_parse_u64(v, &group) || group > (uint64_t)1 << 53)
+            if (!ms_parse_u64(v, &g->group) || g->group > (uint64_t)1 << 53)
                 ms_usage_error("graph --group %s: expected a group number", v);
-            one_group = true;
+            g->one_group = true;
         } else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("graph: unknown option '%s'", argv[i]);
-        else if (!in) in = argv[i];
+        else if (!g->in) g->in = argv[i];
         else ms_usage_error("graph: one report at a time ('%s' is one too many)", argv[i]);
     }
-    if (!in) ms_usage_error("graph: no report given (memshim graph REPORT.json -o FILE.svg)");
-    if (!out) ms_usage_error("graph: no output file given (-o FILE.svg)");
-    if (!*out) ms_usage_error("graph -o: empty file name");
-    bool to_stdout = strcmp(out, "-") == 0;
-    if (format) {
-        if (strcmp(format, "svg") && strcmp(format, "png") && strcmp(format, "pdf") && strcmp(format, "dot"))
-            ms_usage_error("graph --format %s: expected svg, png, pdf or dot", format);
-    } else if (to_stdout) format = "svg";
-    else if (!(format = format_of(out)))
-        ms_usage_error("graph -o %s: expected a name ending in .svg, .png, .pdf or .dot (or --format)", out);
-    bool want_dot = strcmp(format, "dot") == 0;
-    char dotpath[4096];
-    if (!want_dot && !find_dot(dotpath, sizeof dotpath)) {
+    if (!g->in) ms_usage_error("graph: no report given (memshim graph REPORT.json -o FILE.svg)");
+    if (!g->out) ms_usage_error("graph: no output file given (-o FILE.svg)");
+    if (!*g->out) ms_usage_error("graph -o: empty file name");
+    g->to_stdout = strcmp(g->out, "-") == 0;
+    if (g->format) {
+        if (strcmp(g->format, "svg") && strcmp(g->format, "png") && strcmp(g->format, "pdf") && strcmp(g->format, "dot"))
+            ms_usage_error("graph --format %s: expected svg, png, pdf or dot", g->format);
+    } else if (g->to_stdout) g->format = "svg";
+    else if (!(g->format = format_of(g->out)))
+        ms_usage_error("graph -o %s: expected a name ending in .svg, .png, .pdf or .dot (or --format)", g->out);
+    g->want_dot = strcmp(g->format, "dot") == 0;
+}
+
+/* The group --group asks for (NULL: all), false after saying it is not there. */
+static bool find_group(const report_t *c, const graph_opts_t *g, const ggroup_t **only)
+{
+    *only = NULL;
+    if (!g->one_group) return true;
+    for (size_t k = 0; k < c->ngroups; k++)
+        if ((uint64_t)c->groups[k].number == g->group) *only = &c->groups[k];
+    if (!*only)
+        ms_warn("%s: no cycle group %llu (the report has %zu group%s)", g->in, (unsigned long long)g->group,
+                c->ngroups, c->ngroups == 1 ? "" : "s");
+    return *only != NULL;
+}
+
+/* The DOT text of what s selected, in memory; NULL when out of memory. */
+static char *render_dot(report_t *c, const selection_t *s, size_t *len)
+{
+    size_t ntypes = 0;
+    type_t *types = collect_types(c, &ntypes);
+    char *text = NULL;
+    FILE *m = open_memstream(&text, len);
+    if (!types || !m) { free(types); if (m) fclose(m); free(text); return NULL; }
+    write_dot(m, c, s, types, ntypes);
+    bool ok = fclose(m) == 0;
+    free(types);
+    if (!ok) { free(text); return NULL; }
+    return text;
+}
+
+/* text to fd: the DOT itself, or what dot makes of it. */
+static bool write_picture(const graph_opts_t *g, const char *text, size_t len, int fd)
+{
+    if (!g->want_dot) return run_dot(g->dot, g->format, text, len, fd, g->to_stdout ? "standard output" : g->out);
+    fflush(stdout);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { ms_warn("%s: %s", g->out, strerror(errno)); return false; }
+        off += (size_t)n;
+    }
+    return true;
+}
+
+/* Into a temporary file beside out, renamed when complete (or to stdout). */
+static bool write_output(const graph_opts_t *g, const char *text, size_t len)
+{
+    if (g->to_stdout) return write_picture(g, text, len, 1);
+    char tmp[4096 + 32];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", g->out, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0) { ms_warn("%s: %s", g->out, strerror(errno)); return false; }
+    bool ok = write_picture(g, text, len, fd);
+    if (close(fd) != 0 && ok) { ms_warn("%s: %s", g->out, strerror(errno)); ok = false; }
+    if (ok && rename(tmp, g->out) != 0) { ms_warn("%s: %s", g->out, strerror(errno)); ok = false; }
+    if (!ok) unlink(tmp);
+    return ok;
+}
+
+/* What was drawn, on stdout (stderr when the picture went there). */
+static void say_drawn(const graph_opts_t *g, const selection_t *s)
+{
+    FILE *say = g->to_stdout ? stderr : stdout;
+    char b[32];
+    if (!s->objs) {
+        fprintf(say, "%s: no reference cycles in %s; %s has a note saying so\n", ms_prog, g->in,
+                g->to_stdout ? "the picture" : g->out);
+        return;
+    }
+    fprintf(say, "%s: %s: %zu object%s in %zu group%s, %s, %zu reference%s\n", ms_prog,
+            g->to_stdout ? "standard output" : g->out, s->objs, s->objs == 1 ? "" : "s", s->groups,
+            s->groups == 1 ? "" : "s", ms_human(s->bytes, b, sizeof b), s->edges, s->edges == 1 ? "" : "s");
+    if (!s->out_groups && !s->cut) return;
+    fprintf(say, "%s: not shown (--max-objects %llu):", ms_prog, (unsigned long long)g->max);
+    if (s->out_groups)
+        fprintf(say, " %zu smaller group%s, %zu object%s, %s", s->out_groups, s->out_groups == 1 ? "" : "s",
+                s->out_objs, s->out_objs == 1 ? "" : "s", ms_human(s->out_bytes, b, sizeof b));
+    if (s->cut)
+        fprintf(say, "%s%zu object%s of group %lld", s->out_groups ? "; " : " ", s->cut_objs,
+                s->cut_objs == 1 ? "" : "s", s->cut->number);
+    fputc('\n', say);
+}
+
+int cmd_graph(int argc, char **argv)
+{
+    graph_opts_t g;
+    parse_graph(argc, argv, &g);
+    if (!g.want_dot && !find_dot(g.dot, sizeof g.dot)) {
         ms_warn("graph: Graphviz's dot is not installed (install the graphviz package, e.g. apt-get install graphviz)");
         return 1;
     }
-
-    cycles_t c;
-    if (!load_cycles(in, &c)) return 1;
-    const ggroup_t *only = NULL;
-    if (one_group) {
-        for (size_t g = 0; g < c.ngroups; g++)
-            if ((uint64_t)c.groups[g].number == group) only = &c.groups[g];
-        if (!only) {
-            ms_warn("%s: no cycle group %llu (the report has %zu group%s)", in, (unsigned long long)group,
-                    c.ngroups, c.ngroups == 1 ? "" : "s");
-            free_cycles(&c);
-            return 1;
-        }
-    }
+    report_t c;
+    const ggroup_t *only;
+    if (!ms_report_load(g.in, MS_LOAD_CYCLES, &c)) return 1;
+    if (!find_group(&c, &g, &only)) { ms_report_free(&c); return 1; }
     selection_t s;
-    select_groups(&c, only, max, &s);
-    size_t ntypes = 0;
-    type_t *types = collect_types(&c, &ntypes);
-    char *text = NULL;
+    select_groups(&c, only, g.max, &s);
     size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    if (!types || !m) { ms_warn("out of memory"); free(types); if (m) fclose(m); free_cycles(&c); return 1; }
-    write_dot(m, &c, &s, types, ntypes);
-    bool ok = fclose(m) == 0;
-    free(types);
-    if (!ok) { ms_warn("out of memory"); free(text); free_cycles(&c); return 1; }
-
-    /* Into a temporary file beside out, renamed when complete. */
-    char tmp[4096 + 32];
-    int fd = 1;
-    if (!to_stdout) {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d", out, (int)getpid());
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-        if (fd < 0) { ms_warn("%s: %s", out, strerror(errno)); free(text); free_cycles(&c); return 1; }
-    }
-    if (want_dot) {
-        fflush(stdout);
-        for (size_t off = 0; ok && off < len;) {
-            ssize_t n = write(fd, text + off, len - off);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) { ms_warn("%s: %s", out, strerror(errno)); ok = false; }
-            else off += (size_t)n;
-        }
-    } else {
-        ok = run_dot(dotpath, format, text, len, fd, to_stdout ? "standard output" : out);
-    }
-    if (!to_stdout) {
-        if (close(fd) != 0 && ok) { ms_warn("%s: %s", out, strerror(errno)); ok = false; }
-        if (ok && rename(tmp, out) != 0) { ms_warn("%s: %s", out, strerror(errno)); ok = false; }
-        if (!ok) unlink(tmp);
-    }
+    char *text = render_dot(&c, &s, &len);
+    bool ok = text != NULL;
+    if (!ok) ms_warn("out of memory");
+    else ok = write_output(&g, text, len);
     free(text);
-
-    /* What was drawn, on stdout (stderr when the picture went there). */
-    if (ok) {
-        FILE *say = to_stdout ? stderr : stdout;
-        char b[32];
-        if (!s.objs)
-            fprintf(say, "%s: no reference cycles in %s; %s has a note saying so\n", ms_prog, in,
-                    to_stdout ? "the picture" : out);
-        else {
-            fprintf(say, "%s: %s: %zu object%s in %zu group%s, %s, %zu reference%s\n", ms_prog,
-                    to_stdout ? "standard output" : out, s.objs, s.objs == 1 ? "" : "s", s.groups,
-                    s.groups == 1 ? "" : "s", ms_human(s.bytes, b, sizeof b), s.edges, s.edges == 1 ? "" : "s");
-            if (s.out_groups || s.cut) {
-                fprintf(say, "%s: not shown (--max-objects %llu):", ms_prog, (unsigned long long)max);
-                if (s.out_groups)
-                    fprintf(say, " %zu smaller group%s, %zu object%s, %s", s.out_groups, s.out_groups == 1 ? "" : "s",
-                            s.out_objs, s.out_objs == 1 ? "" : "s", ms_human(s.out_bytes, b, sizeof b));
-                if (s.cut)
-                    fprintf(say, "%s%zu object%s of group %lld", s.out_groups ? "; " : " ", s.cut_objs,
-                            s.cut_objs == 1 ? "" : "s", s.cut->number);
-                fputc('\n', say);
-            }
-        }
-    }
+    if (ok) say_drawn(&g, &s);
     free(s.order);
-    free_cycles(&c);
-    if (ok && !to_stdout && ferror(stdout)) ok = false;
+    ms_report_free(&c);
+    if (ok && !g.to_stdout && ferror(stdout)) ok = false;
     return ok ? 0 : 1;
 }

@@ -281,20 +281,33 @@ static int print_json(const ms_live_t *l)
     return 0;
 }
 
+/* An argument of stats or top that is not one of its options: the process id. */
+static void take_pid(const char *cmd, const char *a, const char **pid_s)
+{
+    if (a[0] == '-') ms_usage_error("%s: unknown option '%s'", cmd, a);
+    if (*pid_s) ms_usage_error("%s: one process at a time ('%s' is one too many)", cmd, a);
+    *pid_s = a;
+}
+
+/* The live region of the process pid_s names (open_region: a 'memshim run'
+ * is followed to its program), or -1 after saying why. */
+static int open_target(const char *cmd, const char *pid_s, pid_t *pid)
+{
+    if (!pid_s) ms_usage_error("%s: no process id given (memshim %s PID)", cmd, cmd);
+    parse_pid(cmd, pid_s, pid);
+    return open_region(pid);
+}
+
 int cmd_stats(int argc, char **argv)
 {
     const char *pid_s = NULL;
     bool json = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) json = true;
-        else if (argv[i][0] == '-') ms_usage_error("stats: unknown option '%s'", argv[i]);
-        else if (!pid_s) pid_s = argv[i];
-        else ms_usage_error("stats: one process at a time ('%s' is one too many)", argv[i]);
+        else take_pid("stats", argv[i], &pid_s);
     }
-    if (!pid_s) ms_usage_error("stats: no process id given (memshim stats PID)");
     pid_t pid;
-    parse_pid("stats", pid_s, &pid);
-    int fd = open_region(&pid);
+    int fd = open_target("stats", pid_s, &pid);
     if (fd < 0) return 1;
     ms_live_t l;
     bool ok = ms_live_read(fd, pid, &l, 200, false);
@@ -328,14 +341,10 @@ int cmd_top(int argc, char **argv)
         } else if ((v = ms_opt_value(argc, argv, &i, "-n")) || (v = ms_opt_value(argc, argv, &i, "--count"))) {
             if (!ms_parse_u64(v, &count) || count == 0)
                 ms_usage_error("top -n %s: expected a positive number of refreshes", v);
-        } else if (argv[i][0] == '-') ms_usage_error("top: unknown option '%s'", argv[i]);
-        else if (!pid_s) pid_s = argv[i];
-        else ms_usage_error("top: one process at a time ('%s' is one too many)", argv[i]);
+        } else take_pid("top", argv[i], &pid_s);
     }
-    if (!pid_s) ms_usage_error("top: no process id given (memshim top PID)");
     pid_t pid;
-    parse_pid("top", pid_s, &pid);
-    int fd = open_region(&pid);
+    int fd = open_target("top", pid_s, &pid);
     if (fd < 0) return 1;
 
     bool screen = isatty(1);

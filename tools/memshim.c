@@ -18,8 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <jansson.h>
-#include "memshim.h"
+#include "leaks.h"
 #include "../include/memshim.h"
 
 #ifndef MS_TOOL_LIBDIR
@@ -36,6 +35,7 @@ static const char usage_text[] =
 "      --stats[=DEST]      heap statistics at exit to DEST (stderr, or a file; .json: JSON)\n"
 "      --rss-log[=FILE]    RSS time series (default FILE: memshim.%p.rss)\n"
 "      --profile FILE      heap profile at exit (.json, .pb.gz for pprof, .folded)\n"
+"      --profile-interval MS  also every MS milliseconds (%n in FILE numbers them)\n"
 "      --rss-interval MS   sampling interval of the RSS log (default 100)\n"
 "      --stats-signal SIG  write the statistics whenever SIG arrives (e.g. USR2)\n"
 "      --no-live           do not publish live figures for 'memshim stats PID'\n"
@@ -126,6 +126,10 @@ static const struct { const char *name, *text; } command_help[] = {
 "  --no-live             do not publish live figures for 'memshim stats PID'\n"
 "  --sample BYTES        track one allocation per BYTES on average (k/m/g suffixes)\n"
 "  --no-track            no leak tracking\n"
+"  --profile FILE        heap profile at exit (MEMSHIM_PROFILE; .json, .pb.gz for pprof,\n"
+"                        .folded)\n"
+"  --profile-interval MS also every MS milliseconds (MEMSHIM_PROFILE_INTERVAL; %n in\n"
+"                        FILE numbers them)\n"
 "  --lib PATH            the libmemshim.so to preload\n"
 "  -q, --quiet           do not list the reports at the end\n"
 "\n"
@@ -324,73 +328,17 @@ static bool is_json_name(const char *p)
  * or .snapN (a snapshot whose name has no %n) appended.  After the program
  * has ended, those written since it started are found by globbing, and
  * each gets one line: its process and its summary. */
-typedef struct {
-    const char *path;
-    long long pid;
-    char      program[256], when[32];
-    uint64_t  bytes[4], blocks[4];
-    long long errors;                   /* heap errors, -1: unknown */
-} report_line_t;
-
-static const char *const kind_key[4] = { "definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable" };
-static const char *const kind_words[4] = { "definitely lost", "indirectly lost", "possibly lost", "still reachable" };
-
-static bool summarize_json(report_line_t *r)
+/* A report of the run: JSON (the model, quietly), else a text report's
+ * summary lines; pid -1 when it is neither. */
+static void load_summary(const char *path, report_t *r)
 {
-    json_error_t e;
-    json_t *root = json_load_file(r->path, 0, &e), *v;
-    if (!root) return false;
-    if ((v = json_object_get(root, "pid")) && json_is_integer(v)) r->pid = json_integer_value(v);
-    if ((v = json_object_get(root, "program")) && json_is_string(v)) snprintf(r->program, sizeof r->program, "%s", json_string_value(v));
-    if ((v = json_object_get(root, "when")) && json_is_string(v)) snprintf(r->when, sizeof r->when, "%s", json_string_value(v));
-    if ((v = json_object_get(root, "heap_errors_total")) && json_is_integer(v)) r->errors = json_integer_value(v);
-    json_t *sum = json_object_get(root, "summary");
-    for (int k = 0; k < 4; k++) {
-        json_t *o = json_object_get(sum, kind_key[k]);
-        if ((v = json_object_get(o, "bytes")) && json_is_integer(v)) r->bytes[k] = (uint64_t)json_integer_value(v);
-        if ((v = json_object_get(o, "blocks")) && json_is_integer(v)) r->blocks[k] = (uint64_t)json_integer_value(v);
-    }
-    json_decref(root);
-    return true;
-}
-
-/* A text report: its header, summary and heap-error lines. */
-static bool summarize_text(report_line_t *r)
-{
-    FILE *f = fopen(r->path, "r");
-    if (!f) return false;
-    char line[4096];
-    bool any = false;
-    while (fgets(line, sizeof line, f)) {
-        int pid, off = 0;
-        if (sscanf(line, "==%d==%n", &pid, &off) != 1 || !off) continue;
-        const char *t = line + off;
-        char when[32];
-        int wl = 0;
-        if (sscanf(t, " memshim leak report (%31[^)]) for %n", when, &wl) == 1 && wl) {
-            r->pid = pid;
-            snprintf(r->when, sizeof r->when, "%s", when);
-            snprintf(r->program, sizeof r->program, "%s", t + wl);
-            r->program[strcspn(r->program, "\n")] = 0;
-            any = true;
-        }
-        unsigned long long by, bl;
-        char kind[32];
-        if (sscanf(t, " %31[a-z ]: %llu bytes in %llu block", kind, &by, &bl) == 3 ||
-            sscanf(t, " %31[a-z ]: %llu byte in %llu block", kind, &by, &bl) == 3)
-            for (int k = 0; k < 4; k++)
-                if (strcmp(kind, kind_words[k]) == 0) { r->bytes[k] = by; r->blocks[k] = bl; }
-        long long n;
-        if (sscanf(t, " HEAP ERRORS: %lld", &n) == 1) r->errors = n;
-    }
-    fclose(f);
-    if (r->errors < 0 && any) r->errors = 0;
-    return any;
+    if (!ms_report_load(path, MS_LOAD_LEAKS | MS_LOAD_QUIET, r) && !ms_report_load_text(path, r))
+        ms_report_free(r);
 }
 
 static int by_report_path(const void *a, const void *b)
 {
-    return strcmp(((const report_line_t *)a)->path, ((const report_line_t *)b)->path);
+    return strcmp(((const report_t *)a)->path, ((const report_t *)b)->path);
 }
 
 /* pattern as a glob: %p and %n any number, glob characters escaped. */
@@ -408,18 +356,20 @@ static void glob_of(const char *pattern, char *out, size_t cap)
     out[g] = 0;
 }
 
-static void print_report_line(const report_line_t *r, pid_t pid)
+static void print_report_line(const report_t *r, pid_t pid)
 {
     fprintf(stderr, "%s: leak report: %s", ms_prog, r->path);
     if (r->pid < 0) { fprintf(stderr, "\n"); return; }
     fprintf(stderr, ": pid %lld%s", r->pid, r->pid == pid ? "" : " (child process)");
-    if (r->program[0]) fprintf(stderr, " %s", r->program);
-    fprintf(stderr, " (%s):", r->when[0] ? r->when : "?");
-    for (int k = 0; k < 4; k++)
-        fprintf(stderr, "%s %s %llu byte%s in %llu block%s", k ? "," : "", kind_words[k],
-                (unsigned long long)r->bytes[k], r->bytes[k] == 1 ? "" : "s",
-                (unsigned long long)r->blocks[k], r->blocks[k] == 1 ? "" : "s");
-    if (r->errors > 0) fprintf(stderr, ", %lld heap error%s", r->errors, r->errors == 1 ? "" : "s");
+    if (r->program && r->program[0]) fprintf(stderr, " %s", r->program);
+    fprintf(stderr, " (%s):", r->when && r->when[0] ? r->when : "?");
+    for (int k = 0; k < 4; k++) {
+        const total_t *t = ms_report_total(r, ms_kind_key[k]);
+        uint64_t bytes = t ? t->bytes : 0, blocks = t ? t->blocks : 0;
+        fprintf(stderr, "%s %s %llu byte%s in %llu block%s", k ? "," : "", ms_kind_words[k],
+                (unsigned long long)bytes, bytes == 1 ? "" : "s", (unsigned long long)blocks, blocks == 1 ? "" : "s");
+    }
+    if (r->heap_errors > 0) fprintf(stderr, ", %lld heap error%s", r->heap_errors, r->heap_errors == 1 ? "" : "s");
     fprintf(stderr, "\n");
 }
 
@@ -434,15 +384,13 @@ static bool list_reports(const char *pattern, pid_t pid, time_t since, char *own
     memset(&gl, 0, sizeof gl);
     glob(pat, 0, NULL, &gl);
     glob(more, GLOB_APPEND, NULL, &gl);
-    report_line_t *r = calloc(gl.gl_pathc + 1, sizeof *r);
+    report_t *r = calloc(gl.gl_pathc + 1, sizeof *r);
     size_t n = 0;
     for (size_t i = 0; r && i < gl.gl_pathc; i++) {
         struct stat st;
         const char *p = gl.gl_pathv[i];
         if (strstr(p, ".tmp.") || stat(p, &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime < since) continue;
-        r[n] = (report_line_t){ .path = p, .pid = -1, .errors = -1 };
-        if (!summarize_json(&r[n])) summarize_text(&r[n]);
-        n++;
+        load_summary(p, &r[n++]);
     }
     qsort(r, n, sizeof *r, by_report_path);
     bool got = false;
@@ -450,9 +398,10 @@ static bool list_reports(const char *pattern, pid_t pid, time_t since, char *own
         for (size_t i = 0; i < n; i++)
             if ((r[i].pid == pid) == (pass == 0)) {
                 print_report_line(&r[i], pid);
-                if (pass == 0 && strcmp(r[i].when, "at exit") == 0) { snprintf(own, cap, "%s", r[i].path); got = true; }
+                if (pass == 0 && r[i].when && strcmp(r[i].when, "at exit") == 0) { snprintf(own, cap, "%s", r[i].path); got = true; }
             }
     if (!n) fprintf(stderr, "%s: leak report: none written (%s)\n", ms_prog, pattern);
+    for (size_t i = 0; i < n; i++) ms_report_free(&r[i]);
     free(r);
     globfree(&gl);
     return got;
@@ -494,145 +443,156 @@ static bool yes_no(const char *opt, const char *v)
     ms_usage_error("run %s=%s: expected yes or no", opt, v);
 }
 
-int cmd_run(int argc, char **argv)
+/* run's options as given: NULL (or the default) when not. */
+typedef struct {
+    const char *report, *format, *stats, *rss, *interval, *sample, *exitcode, *suppress, *lib, *sig;
+    const char *show, *depth, *rsig, *on_error, *why, *gen, *leak_check, *logfile, *profile, *profile_every;
+    bool track, live, quiet, since, children;
+} run_opts_t;
+
+/* An option of run other than the plain "--name VALUE" ones: false when
+ * argv[*i] is none of them. */
+static bool run_option(int argc, char **argv, int *i, run_opts_t *o)
 {
-    const char *report = NULL, *format = NULL, *stats = NULL, *rss = NULL, *interval = NULL;
-    const char *sample = NULL, *exitcode = NULL, *suppress = NULL, *lib = NULL, *sig = NULL;
-    const char *show = NULL, *depth = NULL, *rsig = NULL, *on_error = NULL, *why = NULL, *gen = NULL;
-    const char *leak_check = NULL, *logfile = NULL, *profile = NULL;
-    bool track = true, live = true, quiet = false, since = false, children = true;
+    const char *a = argv[*i], *v;
+    if ((v = ms_opt_value(argc, argv, i, "--show-leak-kinds"))) {
+        if (!kinds_ok(v, false))
+            ms_usage_error("run --show-leak-kinds=%s: expected definite, indirect, possible, reachable, all "
+                           "or none, comma-separated", v);
+        o->show = v;
+    } else if ((v = ms_opt_value(argc, argv, i, "--leak-check"))) {
+        if (strcmp(v, "no") && strcmp(v, "summary") && strcmp(v, "full") && strcmp(v, "yes"))
+            ms_usage_error("run --leak-check=%s: expected no, summary or full", v);
+        o->leak_check = v;
+    } else if ((v = ms_opt_value(argc, argv, i, "--suppressions"))) {
+        if (o->suppress) ms_usage_error("run --suppressions: one suppressions file ('%s' is a second)", v);
+        o->suppress = v;
+    } else if (strcmp(a, "--gen-suppressions") == 0) o->gen = "1";
+    else if ((v = ms_opt_value(argc, argv, i, "--gen-suppressions"))) {
+        if (strcmp(v, "yes") && strcmp(v, "all") && strcmp(v, "no"))
+            ms_usage_error("run --gen-suppressions=%s: expected yes, all or no", v);
+        o->gen = strcmp(v, "no") ? "1" : "0";
+    }
+    else if ((v = ms_opt_value(argc, argv, i, "--trace-children"))) o->children = yes_no("--trace-children", v);
+    else if (strcmp(a, "--leak-since") == 0) o->since = true;
+    else if (strcmp(a, "--stats") == 0) o->stats = "stderr";
+    else if (strncmp(a, "--stats=", 8) == 0) o->stats = a + 8;
+    else if (strcmp(a, "--rss-log") == 0) o->rss = "memshim.%p.rss";
+    else if (strncmp(a, "--rss-log=", 10) == 0) o->rss = a + 10;
+    else if (strcmp(a, "--no-track") == 0) o->track = false;
+    else if (strcmp(a, "--no-live") == 0) o->live = false;
+    else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o->quiet = true;
+    else return false;
+    return true;
+}
+
+/* run's options into o; the index of the program's name. */
+static int parse_run(int argc, char **argv, run_opts_t *o)
+{
+    *o = (run_opts_t){ .track = true, .live = true, .children = true };
+    const struct { const char *name; const char **to; } plain[] = {
+        { "--report", &o->report }, { "--log-file", &o->logfile }, { "--show", &o->show },
+        { "--stack-depth", &o->depth }, { "--num-callers", &o->depth }, { "--report-signal", &o->rsig },
+        { "--on-error", &o->on_error }, { "--why-depth", &o->why }, { "--error-exitcode", &o->exitcode },
+        { "--format", &o->format }, { "--rss-interval", &o->interval }, { "--stats-signal", &o->sig },
+        { "--sample", &o->sample }, { "--exitcode", &o->exitcode }, { "--suppress", &o->suppress },
+        { "--lib", &o->lib }, { "--profile", &o->profile }, { "--profile-interval", &o->profile_every },
+    };
     int i = 1;
     for (; i < argc; i++) {
-        const char *a = argv[i], *v;
+        const char *a = argv[i], *v = NULL;
         if (strcmp(a, "--") == 0) { i++; break; }
         if (a[0] != '-') break;
-        if ((v = ms_opt_value(argc, argv, &i, "--report"))) report = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--log-file"))) logfile = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--show"))) show = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--show-leak-kinds"))) {
-            if (!kinds_ok(v, false))
-                ms_usage_error("run --show-leak-kinds=%s: expected definite, indirect, possible, reachable, all "
-                               "or none, comma-separated", v);
-            show = v;
-        }
-        else if ((v = ms_opt_value(argc, argv, &i, "--leak-check"))) {
-            if (strcmp(v, "no") && strcmp(v, "summary") && strcmp(v, "full") && strcmp(v, "yes"))
-                ms_usage_error("run --leak-check=%s: expected no, summary or full", v);
-            leak_check = v;
-        }
-        else if ((v = ms_opt_value(argc, argv, &i, "--stack-depth"))) depth = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--num-callers"))) depth = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--report-signal"))) rsig = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--on-error"))) on_error = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--why-depth"))) why = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--error-exitcode"))) exitcode = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--suppressions"))) {
-            if (suppress) ms_usage_error("run --suppressions: one suppressions file ('%s' is a second)", v);
-            suppress = v;
-        }
-        else if (strcmp(a, "--gen-suppressions") == 0) gen = "1";
-        else if ((v = ms_opt_value(argc, argv, &i, "--gen-suppressions"))) {
-            if (strcmp(v, "yes") && strcmp(v, "all") && strcmp(v, "no"))
-                ms_usage_error("run --gen-suppressions=%s: expected yes, all or no", v);
-            gen = strcmp(v, "no") ? "1" : "0";
-        }
-        else if ((v = ms_opt_value(argc, argv, &i, "--trace-children"))) children = yes_no("--trace-children", v);
-        else if (strcmp(a, "--leak-since") == 0) since = true;
-        else if ((v = ms_opt_value(argc, argv, &i, "--format"))) format = v;
-        else if (strcmp(a, "--stats") == 0) stats = "stderr";
-        else if (strncmp(a, "--stats=", 8) == 0) stats = a + 8;
-        else if (strcmp(a, "--rss-log") == 0) rss = "memshim.%p.rss";
-        else if (strncmp(a, "--rss-log=", 10) == 0) rss = a + 10;
-        else if ((v = ms_opt_value(argc, argv, &i, "--rss-interval"))) interval = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--profile"))) profile = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--stats-signal"))) sig = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--sample"))) sample = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--exitcode"))) exitcode = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--suppress"))) suppress = v;
-        else if ((v = ms_opt_value(argc, argv, &i, "--lib"))) lib = v;
-        else if (strcmp(a, "--no-track") == 0) track = false;
-        else if (strcmp(a, "--no-live") == 0) live = false;
-        else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) quiet = true;
-        else ms_usage_error("run: unknown option '%s'", a);
+        size_t k = 0;
+        while (k < sizeof plain / sizeof *plain && !(v = ms_opt_value(argc, argv, &i, plain[k].name))) k++;
+        if (v) *plain[k].to = v;
+        else if (!run_option(argc, argv, &i, o)) ms_usage_error("run: unknown option '%s'", a);
     }
     if (i >= argc) ms_usage_error("run: no program given (memshim run [OPTIONS] -- PROGRAM [ARGS...])");
-    char **prog = argv + i;
+    return i;
+}
 
-    /* Check every value before running anything. */
+/* Every value checked before anything runs (a usage error), the aliases
+ * resolved; false when the suppressions cannot be read. */
+static bool check_run(run_opts_t *o)
+{
     uint64_t n;
-    if (report && logfile) ms_usage_error("run --log-file: the same as --report; give one of them");
-    if (logfile) report = logfile;
-    if (report && !*report) ms_usage_error("run --report: empty file name");
-    if (show && !kinds_ok(show, true))
+    if (o->report && o->logfile) ms_usage_error("run --log-file: the same as --report; give one of them");
+    if (o->logfile) o->report = o->logfile;
+    if (o->report && !*o->report) ms_usage_error("run --report: empty file name");
+    if (o->show && !kinds_ok(o->show, true))
         ms_usage_error("run --show %s: expected definite, indirect, possible, reachable, all, none or summary, "
-                       "comma-separated", show);
-    if (leak_check && strcmp(leak_check, "no") == 0) show = "none";
-    else if (leak_check && strcmp(leak_check, "summary") == 0) show = "summary";
-    if (depth && (!ms_parse_u64(depth, &n) || n < 1 || n > 64))
-        ms_usage_error("run --stack-depth/--num-callers %s: expected a number of frames from 1 to 64", depth);
-    if (rsig && !signal_ok(rsig))
-        ms_usage_error("run --report-signal %s: expected a signal such as USR1, SIGUSR2, HUP or RTMIN+2", rsig);
-    if (on_error && strcmp(on_error, "abort") != 0 && strcmp(on_error, "continue") != 0)
-        ms_usage_error("run --on-error %s: expected abort or continue", on_error);
-    if (why && (!ms_parse_u64(why, &n) || n > 1000))
-        ms_usage_error("run --why-depth %s: expected a number of blocks from 0 to 1000", why);
-    if (format && strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
-        ms_usage_error("run --format %s: expected text or json", format);
-    if (stats && !*stats) ms_usage_error("run --stats=: empty destination");
-    if (rss && !*rss) ms_usage_error("run --rss-log=: empty file name");
-    if (profile && !*profile) ms_usage_error("run --profile: empty file name");
-    if (profile && !track) ms_usage_error("run --profile: a heap profile needs tracking (no --no-track)");
-    if (interval && (!ms_parse_u64(interval, &n) || n < 1 || n > 3600000))
-        ms_usage_error("run --rss-interval %s: expected milliseconds, 1 to 3600000", interval);
-    if (sample && !ms_parse_size(sample, &n))
-        ms_usage_error("run --sample %s: expected a number of bytes, e.g. 4096 or 512k", sample);
-    if (exitcode && (!ms_parse_u64(exitcode, &n) || n > 255))
-        ms_usage_error("run --exitcode/--error-exitcode %s: expected a number from 0 to 255", exitcode);
-    if (suppress && access(suppress, R_OK) != 0) {
-        ms_warn("run --suppress %s: %s", suppress, strerror(errno));
-        return 1;
+                       "comma-separated", o->show);
+    if (o->leak_check && strcmp(o->leak_check, "no") == 0) o->show = "none";
+    else if (o->leak_check && strcmp(o->leak_check, "summary") == 0) o->show = "summary";
+    if (o->depth && (!ms_parse_u64(o->depth, &n) || n < 1 || n > 64))
+        ms_usage_error("run --stack-depth/--num-callers %s: expected a number of frames from 1 to 64", o->depth);
+    if (o->rsig && !signal_ok(o->rsig))
+        ms_usage_error("run --report-signal %s: expected a signal such as USR1, SIGUSR2, HUP or RTMIN+2", o->rsig);
+    if (o->on_error && strcmp(o->on_error, "abort") != 0 && strcmp(o->on_error, "continue") != 0)
+        ms_usage_error("run --on-error %s: expected abort or continue", o->on_error);
+    if (o->why && (!ms_parse_u64(o->why, &n) || n > 1000))
+        ms_usage_error("run --why-depth %s: expected a number of blocks from 0 to 1000", o->why);
+    if (o->format && strcmp(o->format, "text") != 0 && strcmp(o->format, "json") != 0)
+        ms_usage_error("run --format %s: expected text or json", o->format);
+    if (o->stats && !*o->stats) ms_usage_error("run --stats=: empty destination");
+    if (o->rss && !*o->rss) ms_usage_error("run --rss-log=: empty file name");
+    if (o->interval && (!ms_parse_u64(o->interval, &n) || n < 1 || n > 3600000))
+        ms_usage_error("run --rss-interval %s: expected milliseconds, 1 to 3600000", o->interval);
+    if (o->sample && !ms_parse_size(o->sample, &n))
+        ms_usage_error("run --sample %s: expected a number of bytes, e.g. 4096 or 512k", o->sample);
+    if (o->exitcode && (!ms_parse_u64(o->exitcode, &n) || n > 255))
+        ms_usage_error("run --exitcode/--error-exitcode %s: expected a number from 0 to 255", o->exitcode);
+    if (o->profile && !*o->profile) ms_usage_error("run --profile: empty file name");
+    if (o->profile && !o->track) ms_usage_error("run --profile: a heap profile needs tracking (no --no-track)");
+    if (o->profile_every && !o->profile) ms_usage_error("run --profile-interval: goes with --profile FILE");
+    if (o->profile_every && (!ms_parse_u64(o->profile_every, &n) || n < 100 || n > 86400000))
+        ms_usage_error("run --profile-interval %s: expected milliseconds, 100 to 86400000", o->profile_every);
+    if (o->suppress && access(o->suppress, R_OK) != 0) {
+        ms_warn("run --suppress %s: %s", o->suppress, strerror(errno));
+        return false;
     }
-    char libpath[PATH_MAX];
-    if (!find_library(lib, libpath, sizeof libpath)) return 127;
+    return true;
+}
 
-    /* The environment of the program. */
+/* The environment of the program: the library preloaded, the options as
+ * MEMSHIM_* variables. */
+static bool run_env(const run_opts_t *o, const char *libpath)
+{
     const char *old = getenv("LD_PRELOAD");
     char *preload = malloc(strlen(libpath) + (old ? strlen(old) : 0) + 2);
-    if (!preload) { ms_warn("out of memory"); return 1; }
+    if (!preload) { ms_warn("out of memory"); return false; }
     sprintf(preload, "%s%s%s", libpath, old && *old ? ":" : "", old ? old : "");
     setenv_or_die("LD_PRELOAD", preload);
     free(preload);
-    if (report) setenv_or_die("MEMSHIM_REPORT", report);
-    if (format) setenv_or_die("MEMSHIM_REPORT_FORMAT", format);
-    else if (report && is_json_name(report)) setenv_or_die("MEMSHIM_REPORT_FORMAT", "json");
-    if (stats) setenv_or_die("MEMSHIM_STATS", stats);
-    if (rss) setenv_or_die("MEMSHIM_RSS_LOG", rss);
-    if (profile) setenv_or_die("MEMSHIM_PROFILE", profile);
-    if (interval) setenv_or_die("MEMSHIM_RSS_INTERVAL", interval);
-    if (sig) setenv_or_die("MEMSHIM_STATS_SIGNAL", sig);
-    if (sample) setenv_or_die("MEMSHIM_SAMPLE", sample);
-    if (!track) setenv_or_die("MEMSHIM_TRACK", "0");
-    if (exitcode) setenv_or_die("MEMSHIM_EXITCODE", exitcode);
-    if (suppress) setenv_or_die("MEMSHIM_SUPPRESS", suppress);
-    setenv_or_die("MEMSHIM_LIVE", live ? "1" : "0");
-    if (show) setenv_or_die("MEMSHIM_SHOW", show);
-    if (depth) setenv_or_die("MEMSHIM_STACK_DEPTH", depth);
-    if (rsig) setenv_or_die("MEMSHIM_REPORT_SIGNAL", rsig);
-    if (on_error) setenv_or_die("MEMSHIM_ON_ERROR", on_error);
-    if (why) setenv_or_die("MEMSHIM_WHY_DEPTH", why);
-    if (gen) setenv_or_die("MEMSHIM_GEN_SUPPRESSIONS", gen);
-    if (since) setenv_or_die("MEMSHIM_LEAK_SINCE", "1");
-    if (!children) setenv_or_die("MEMSHIM_TRACE_CHILDREN", "0");
+    const char *format = o->format ? o->format : o->report && is_json_name(o->report) ? "json" : NULL;
+    const struct { const char *name, *value; } vars[] = {
+        { "MEMSHIM_REPORT", o->report }, { "MEMSHIM_REPORT_FORMAT", format }, { "MEMSHIM_STATS", o->stats },
+        { "MEMSHIM_RSS_LOG", o->rss }, { "MEMSHIM_RSS_INTERVAL", o->interval }, { "MEMSHIM_STATS_SIGNAL", o->sig },
+        { "MEMSHIM_SAMPLE", o->sample }, { "MEMSHIM_TRACK", o->track ? NULL : "0" },
+        { "MEMSHIM_EXITCODE", o->exitcode }, { "MEMSHIM_SUPPRESS", o->suppress },
+        { "MEMSHIM_LIVE", o->live ? "1" : "0" }, { "MEMSHIM_SHOW", o->show }, { "MEMSHIM_STACK_DEPTH", o->depth },
+        { "MEMSHIM_REPORT_SIGNAL", o->rsig }, { "MEMSHIM_ON_ERROR", o->on_error }, { "MEMSHIM_WHY_DEPTH", o->why },
+        { "MEMSHIM_GEN_SUPPRESSIONS", o->gen }, { "MEMSHIM_LEAK_SINCE", o->since ? "1" : NULL },
+        { "MEMSHIM_TRACE_CHILDREN", o->children ? NULL : "0" }, { "MEMSHIM_PROFILE", o->profile },
+        { "MEMSHIM_PROFILE_INTERVAL", o->profile_every },
+    };
+    for (size_t k = 0; k < sizeof vars / sizeof *vars; k++)
+        if (vars[k].value) setenv_or_die(vars[k].name, vars[k].value);
+    return true;
+}
 
-    time_t start = time(NULL);
-    /* Like system(): the terminal's ^C and ^\ go to the program, not to us. */
+/* Run prog and wait for it, as system() does: the terminal's ^C and ^\ go
+ * to the program, not to us.  Its pid and status; false if it could not. */
+static bool run_program(char **prog, pid_t *pid, int *status)
+{
     struct sigaction ign = { .sa_handler = SIG_IGN }, old_int, old_quit;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGINT, &ign, &old_int);
     sigaction(SIGQUIT, &ign, &old_quit);
-    pid_t pid = fork();
-    if (pid < 0) { ms_warn("fork: %s", strerror(errno)); return 1; }
-    if (pid == 0) {
+    *pid = fork();
+    if (*pid < 0) { ms_warn("fork: %s", strerror(errno)); return false; }
+    if (*pid == 0) {
         sigaction(SIGINT, &old_int, NULL);
         sigaction(SIGQUIT, &old_quit, NULL);
         execvp(prog[0], prog);
@@ -641,44 +601,66 @@ int cmd_run(int argc, char **argv)
         _exit(e == ENOENT ? 127 : 126);
     }
     unsetenv("LD_PRELOAD");
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) { ms_warn("waitpid: %s", strerror(errno)); return 1; }
+    while (waitpid(*pid, status, 0) < 0)
+        if (errno != EINTR) { ms_warn("waitpid: %s", strerror(errno)); return false; }
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGQUIT, &old_quit, NULL);
+    return true;
+}
 
-    if (!quiet) {
-        output_t outs[] = {
-            { "leak report", report }, { "statistics", stats }, { "rss log", rss },
-            { "heap profile", profile },
-        };
-        char found[4][PATH_MAX * 2];
-        bool got[4];
-        got[0] = list_reports(report, pid, start, found[0], sizeof found[0]);
-        for (size_t k = 1; k < 4; k++) got[k] = list_outputs(&outs[k], pid, start, found[k], sizeof found[k]);
-        if (got[0] && is_json_name(found[0]))
-            fprintf(stderr, "%s: read the leak report with: memshim report %s\n", ms_prog, found[0]);
-        if (got[2])
-            fprintf(stderr, "%s: draw the rss log with: memshim plot %s -o rss.svg\n", ms_prog, found[2]);
-        if (got[3] && is_json_name(found[3]))
-            fprintf(stderr, "%s: read the heap profile with: memshim profile %s\n", ms_prog, found[3]);
-    }
+/* What the run wrote, and how to read it. */
+static void list_run(const run_opts_t *o, pid_t pid, time_t start)
+{
+    output_t outs[] = {
+        { "leak report", o->report }, { "statistics", o->stats }, { "rss log", o->rss },
+        { "heap profile", o->profile },
+    };
+    enum { N = sizeof outs / sizeof *outs };
+    char found[N][PATH_MAX * 2];
+    bool got[N];
+    got[0] = list_reports(o->report, pid, start, found[0], sizeof found[0]);
+    for (size_t k = 1; k < N; k++) got[k] = list_outputs(&outs[k], pid, start, found[k], sizeof found[k]);
+    if (got[0] && is_json_name(found[0]))
+        fprintf(stderr, "%s: read the leak report with: memshim report %s\n", ms_prog, found[0]);
+    if (got[2])
+        fprintf(stderr, "%s: draw the rss log with: memshim plot %s -o rss.svg\n", ms_prog, found[2]);
+    if (got[3] && is_json_name(found[3]))
+        fprintf(stderr, "%s: read the heap profile with: memshim profile %s\n", ms_prog, found[3]);
+}
+
+/* The program's status passed through: its exit code, or its death by the
+ * same signal, so that our caller sees what the program did. */
+static int pass_status(int status, const char *prog, bool quiet)
+{
     if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) {
-        int s = WTERMSIG(status);
-        if (!quiet) fprintf(stderr, "%s: %s killed by signal %d (%s)\n", ms_prog, prog[0], s, strsignal(s));
-        /* Die the same way, so that our caller sees what the program did. */
-        struct rlimit no_core = { 0, 0 };
-        setrlimit(RLIMIT_CORE, &no_core);
-        signal(s, SIG_DFL);
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, s);
-        sigprocmask(SIG_UNBLOCK, &set, NULL);
-        raise(s);
-        return 128 + s;
-    }
-    return 1;
+    if (!WIFSIGNALED(status)) return 1;
+    int s = WTERMSIG(status);
+    if (!quiet) fprintf(stderr, "%s: %s killed by signal %d (%s)\n", ms_prog, prog, s, strsignal(s));
+    struct rlimit no_core = { 0, 0 };
+    setrlimit(RLIMIT_CORE, &no_core);
+    signal(s, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, s);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(s);
+    return 128 + s;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_opts_t o;
+    char **prog = argv + parse_run(argc, argv, &o);
+    if (!check_run(&o)) return 1;
+    char libpath[PATH_MAX];
+    if (!find_library(o.lib, libpath, sizeof libpath)) return 127;
+    if (!run_env(&o, libpath)) return 1;
+    time_t start = time(NULL);
+    pid_t pid;
+    int status;
+    if (!run_program(prog, &pid, &status)) return 1;
+    if (!o.quiet) list_run(&o, pid, start);
+    return pass_status(status, prog[0], o.quiet);
 }
 
 /* ---- main ---------------------------------------------------------------------- */

@@ -2,14 +2,20 @@
  * command is an ordinary program: stdio, malloc and libjansson are fine here.
  *
  *   memshim.c   main, help, version, `run`
- *   report.c    leak reports (JSON, written by the library): `report`, `diff`
+ *   leaks.c     leak reports (JSON, written by the library) read and checked
+ *               into the model of leaks.h: the one reader, for report.c,
+ *               graph.c and run's summary lines
+ *   report.c    leak reports rendered: `report`, `diff`
  *   live.c      a running process's figures (shim/live.h): `stats`, `top`;
  *               the one reader of live regions
  *   exporter.c  every process's figures over HTTP for Prometheus: `exporter`
  *   plot.c      an RSS log (MEMSHIM_RSS_LOG) as SVG: `plot`
  *   graph.c     a report's reference cycles drawn with Graphviz: `graph`
  *   profile.c   heap profiles (MEMSHIM_PROFILE, JSON): `profile`, `flame`
- *   util.c      errors, number parsing and formatting
+ *   util.c      errors, number parsing and formatting, loading JSON, XML text
+ *
+ * Each subcommand parses its options (usage errors first), builds a model
+ * of its input, then renders it.
  *
  * Exit status: 0 done, 1 failed (unreadable or malformed input...), 2 wrong
  * use (one line on stderr); `run` passes the program's status through. */

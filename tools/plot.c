@@ -128,6 +128,150 @@ static void fmt_num(char *buf, size_t cap, double v)
     else snprintf(buf, cap, "%g", v);
 }
 
+/* The chart's geometry: the plot area (pixels), the time and value ranges,
+ * the ticks, in the unit that keeps the top tick between 1 and 1024. */
+typedef struct {
+    double W, H, ml, mr, mt, mb, pw, ph;
+    double t0, t1, scale, ystep, ytop, xstep, xfirst;
+    int    unit;                            /* index into units */
+    size_t peak;                            /* the sample of the highest rss */
+} chart_t;
+
+static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
+
+static void layout(const rsslog_t *L, chart_t *c)
+{
+    *c = (chart_t){ .W = 960, .H = 540, .ml = 90, .mr = 30, .mt = 64, .mb = 96, .scale = 1 };
+    c->pw = c->W - c->ml - c->mr;
+    c->ph = c->H - c->mt - c->mb;
+    c->t0 = L->t[0];
+    c->t1 = L->t[L->n - 1];
+    if (c->t1 <= c->t0) c->t1 = c->t0 + 1;
+    double vmax = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        for (int s = 0; s < NSERIES; s++) if (L->v[s][i] > vmax) vmax = L->v[s][i];
+        if (L->v[0][i] > L->v[0][c->peak]) c->peak = i;
+    }
+    while (c->unit < 4 && vmax / c->scale >= 1024) { c->scale *= 1024; c->unit++; }
+    c->ystep = nice_step(vmax / c->scale, 5);
+    c->ytop = ceil(vmax / c->scale / c->ystep) * c->ystep;
+    if (c->ytop <= 0) c->ytop = c->ystep;
+    c->xstep = nice_step(c->t1 - c->t0, 8);
+    c->xfirst = ceil(c->t0 / c->xstep) * c->xstep;
+}
+
+static double X(const chart_t *c, double t) { return c->ml + (t - c->t0) / (c->t1 - c->t0) * c->pw; }
+static double Y(const chart_t *c, double b) { return c->mt + c->ph - (b / c->scale) / c->ytop * c->ph; }
+
+/* The SVG's head, the title (the program's name unless given) and a line
+ * saying what was sampled. */
+static void svg_title(FILE *o, const rsslog_t *L, const chart_t *c, const char *title)
+{
+    fprintf(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n",
+            c->W, c->H, c->W, c->H);
+    fprintf(o, "<title>");
+    ms_xml_text(o, title ? title : "memshim RSS log");
+    fprintf(o, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+    fprintf(o, "<text x=\"%.0f\" y=\"30\" font-size=\"19\" font-weight=\"bold\" fill=\"#222\">", c->ml);
+    if (title) ms_xml_text(o, title);
+    else {
+        fputs("Memory of ", o);
+        char prog[90];
+        const char *name = L->program[0] ? L->program : "the program";
+        snprintf(prog, sizeof prog, "%.*s", (int)sizeof prog - 1, name);
+        if (strlen(name) >= sizeof prog) strcpy(prog + sizeof prog - 4, "...");
+        ms_xml_text(o, prog);
+        if (L->pid >= 0) fprintf(o, " (pid %ld)", L->pid);
+    }
+    fprintf(o, "</text>\n");
+    char pk[32];
+    fprintf(o, "<text x=\"%.0f\" y=\"50\" font-size=\"13\" fill=\"#555\">%zu samples over %.1f s",
+            c->ml, L->n, c->t1 - c->t0);
+    if (L->interval_ms) fprintf(o, ", every %u ms", L->interval_ms);
+    fprintf(o, "; peak rss %s</text>\n", ms_human((uint64_t)L->v[0][c->peak], pk, sizeof pk));
+}
+
+static void svg_axes(FILE *o, const chart_t *c)
+{
+    double ml = c->ml, mt = c->mt, pw = c->pw, ph = c->ph, ystep = c->ystep, xstep = c->xstep;
+    char s1[32];
+    fprintf(o, "<g stroke=\"#e3e3e3\" stroke-width=\"1\">\n");
+    for (double y = 0; y <= c->ytop + ystep / 2; y += ystep)
+        fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ml, Y(c, y * c->scale), ml + pw,
+                Y(c, y * c->scale));
+    for (double x = c->xfirst; x <= c->t1 + xstep / 1000; x += xstep)
+        fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", X(c, x), mt, X(c, x), mt + ph);
+    fprintf(o, "</g>\n<g stroke=\"#444\" stroke-width=\"1.2\">\n"
+               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n"
+               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n</g>\n",
+            ml, mt + ph, ml + pw, mt + ph, ml, mt, ml, mt + ph);
+    fprintf(o, "<g font-size=\"12\" fill=\"#333\">\n");
+    for (double y = 0; y <= c->ytop + ystep / 2; y += ystep) {
+        fmt_num(s1, sizeof s1, y);
+        fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ml - 8, Y(c, y * c->scale) + 4, s1);
+    }
+    for (double x = c->xfirst; x <= c->t1 + xstep / 1000; x += xstep) {
+        fmt_num(s1, sizeof s1, x);
+        fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", X(c, x), mt + ph + 18, s1);
+    }
+    fprintf(o, "</g>\n<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\" fill=\"#222\">"
+               "time (s)</text>\n", ml + pw / 2, mt + ph + 40);
+    fprintf(o, "<text x=\"20\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\" fill=\"#222\" "
+               "transform=\"rotate(-90 20 %.1f)\">memory (%s)</text>\n", mt + ph / 2, mt + ph / 2, units[c->unit]);
+}
+
+/* The area under rss, then the lines; long logs thinned to each pixel
+ * column's lowest and highest value, so spikes survive. */
+static void svg_series(FILE *o, const rsslog_t *L, const chart_t *c)
+{
+    size_t cols = (size_t)c->pw, step_pts = L->n > 4 * cols ? L->n / (2 * cols) : 1;
+    static const int order[] = { -1, 3, 2, 1, 0 };      /* the area first, rss on top */
+    for (size_t oi = 0; oi < sizeof order / sizeof *order; oi++) {
+        int s = order[oi], sv = s < 0 ? 0 : s;
+        if (s < 0) fprintf(o, "<path fill=\"#1f6fd1\" fill-opacity=\"0.08\" stroke=\"none\" d=\"M%.1f,%.1f", X(c, L->t[0]), c->mt + c->ph);
+        else fprintf(o, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-linejoin=\"round\"%s%s%s points=\"",
+                     series[s].color, series[s].width, series[s].dash ? " stroke-dasharray=\"" : "",
+                     series[s].dash ? series[s].dash : "", series[s].dash ? "\"" : "");
+        for (size_t i = 0; i < L->n; i += step_pts) {
+            size_t end = i + step_pts < L->n ? i + step_pts : L->n, lo = i, hi = i;
+            for (size_t k = i; k < end; k++) {
+                if (L->v[sv][k] < L->v[sv][lo]) lo = k;
+                if (L->v[sv][k] > L->v[sv][hi]) hi = k;
+            }
+            size_t a = lo < hi ? lo : hi, b = lo < hi ? hi : lo;
+            fprintf(o, s < 0 ? " L%.1f,%.1f" : " %.1f,%.1f", X(c, L->t[a]), Y(c, L->v[sv][a]));
+            if (b != a) fprintf(o, s < 0 ? " L%.1f,%.1f" : " %.1f,%.1f", X(c, L->t[b]), Y(c, L->v[sv][b]));
+        }
+        if (s < 0) fprintf(o, " L%.1f,%.1f Z\"/>\n", X(c, L->t[L->n - 1]), c->mt + c->ph);
+        else fprintf(o, "\"/>\n");
+    }
+}
+
+/* The peak marked, and the legend below the x axis label. */
+static void svg_peak_legend(FILE *o, const rsslog_t *L, const chart_t *c)
+{
+    char pk[32];
+    double px = X(c, L->t[c->peak]), py = Y(c, L->v[0][c->peak]);
+    bool left = px > c->ml + c->pw * 0.7;
+    fprintf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#d62728\" stroke=\"#fff\" stroke-width=\"1.5\"/>\n", px, py);
+    fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12.5\" font-weight=\"bold\" fill=\"#d62728\" "
+               "stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\" "
+               "text-anchor=\"%s\">peak rss %s at %.2f s</text>\n",
+            left ? px - 9 : px + 9, py < c->mt + 20 ? py + 18 : py - 9, left ? "end" : "start",
+            ms_human((uint64_t)L->v[0][c->peak], pk, sizeof pk), L->t[c->peak]);
+    double lx = c->ml, ly = c->H - 22;
+    for (int s = 0; s < NSERIES; s++) {
+        fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"%s%s%s/>\n",
+                lx, ly - 4, lx + 28, ly - 4, series[s].color, series[s].width + 0.5,
+                series[s].dash ? " stroke-dasharray=\"" : "", series[s].dash ? series[s].dash : "",
+                series[s].dash ? "\"" : "");
+        fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12.5\" fill=\"#222\">%s</text>\n", lx + 34, ly, series[s].name);
+        lx += 150;
+    }
+}
+
 int cmd_plot(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *title = NULL, *v;
@@ -142,121 +286,15 @@ int cmd_plot(int argc, char **argv)
     if (!out) ms_usage_error("plot: no output file given (-o FILE.svg)");
     rsslog_t L;
     if (!load_log(in, &L)) return 1;
-
-    const double W = 960, H = 540, ml = 90, mr = 30, mt = 64, mb = 96;
-    const double pw = W - ml - mr, ph = H - mt - mb;
-    double t0 = L.t[0], t1 = L.t[L.n - 1], vmax = 0;
-    if (t1 <= t0) t1 = t0 + 1;
-    size_t peak_i = 0;
-    for (size_t i = 0; i < L.n; i++) {
-        for (int s = 0; s < NSERIES; s++) if (L.v[s][i] > vmax) vmax = L.v[s][i];
-        if (L.v[0][i] > L.v[0][peak_i]) peak_i = i;
-    }
-    /* The y unit: the binary unit that keeps the top tick between 1 and 1024. */
-    static const char *units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
-    int u = 0;
-    double scale = 1;
-    while (u < 4 && vmax / scale >= 1024) { scale *= 1024; u++; }
-    double ystep = nice_step(vmax / scale, 5), ytop = ceil(vmax / scale / ystep) * ystep;
-    if (ytop <= 0) ytop = ystep;
-    double xstep = nice_step(t1 - t0, 8), xfirst = ceil(t0 / xstep) * xstep;
-#define X(t) (ml + ((t) - t0) / (t1 - t0) * pw)
-#define Y(b) (mt + ph - ((b) / scale) / ytop * ph)
+    chart_t c;
+    layout(&L, &c);
 
     FILE *o = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
     if (!o) { ms_warn("%s: %s", out, strerror(errno)); return 1; }
-    fprintf(o, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n",
-            W, H, W, H);
-    fprintf(o, "<title>");
-    ms_xml_text(o, title ? title : "memshim RSS log");
-    fprintf(o, "</title>\n<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
-    /* title */
-    fprintf(o, "<text x=\"%.0f\" y=\"30\" font-size=\"19\" font-weight=\"bold\" fill=\"#222\">", ml);
-    if (title) ms_xml_text(o, title);
-    else {
-        fputs("Memory of ", o);
-        char prog[90];
-        const char *name = L.program[0] ? L.program : "the program";
-        snprintf(prog, sizeof prog, "%.*s", (int)sizeof prog - 1, name);
-        if (strlen(name) >= sizeof prog) strcpy(prog + sizeof prog - 4, "...");
-        ms_xml_text(o, prog);
-        if (L.pid >= 0) fprintf(o, " (pid %ld)", L.pid);
-    }
-    fprintf(o, "</text>\n");
-    char pk[32], s1[32];
-    fprintf(o, "<text x=\"%.0f\" y=\"50\" font-size=\"13\" fill=\"#555\">%zu samples over %.1f s",
-            ml, L.n, t1 - t0);
-    if (L.interval_ms) fprintf(o, ", every %u ms", L.interval_ms);
-    fprintf(o, "; peak rss %s</text>\n", ms_human((uint64_t)L.v[0][peak_i], pk, sizeof pk));
-
-    /* grid and axes */
-    fprintf(o, "<g stroke=\"#e3e3e3\" stroke-width=\"1\">\n");
-    for (double y = 0; y <= ytop + ystep / 2; y += ystep)
-        fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ml, Y(y * scale), ml + pw, Y(y * scale));
-    for (double x = xfirst; x <= t1 + xstep / 1000; x += xstep)
-        fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", X(x), mt, X(x), mt + ph);
-    fprintf(o, "</g>\n<g stroke=\"#444\" stroke-width=\"1.2\">\n"
-               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n"
-               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n</g>\n",
-            ml, mt + ph, ml + pw, mt + ph, ml, mt, ml, mt + ph);
-    fprintf(o, "<g font-size=\"12\" fill=\"#333\">\n");
-    for (double y = 0; y <= ytop + ystep / 2; y += ystep) {
-        fmt_num(s1, sizeof s1, y);
-        fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ml - 8, Y(y * scale) + 4, s1);
-    }
-    for (double x = xfirst; x <= t1 + xstep / 1000; x += xstep) {
-        fmt_num(s1, sizeof s1, x);
-        fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", X(x), mt + ph + 18, s1);
-    }
-    fprintf(o, "</g>\n<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\" fill=\"#222\">"
-               "time (s)</text>\n", ml + pw / 2, mt + ph + 40);
-    fprintf(o, "<text x=\"20\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\" fill=\"#222\" "
-               "transform=\"rotate(-90 20 %.1f)\">memory (%s)</text>\n", mt + ph / 2, mt + ph / 2, units[u]);
-
-    /* area under rss, then the lines; long logs thinned to each column's min and max */
-    size_t cols = (size_t)pw, step_pts = L.n > 4 * cols ? L.n / (2 * cols) : 1;
-    static const int order[] = { -1, 3, 2, 1, 0 };      /* the area first, rss on top */
-    for (size_t oi = 0; oi < sizeof order / sizeof *order; oi++) {
-        int s = order[oi], sv = s < 0 ? 0 : s;
-        if (s < 0) fprintf(o, "<path fill=\"#1f6fd1\" fill-opacity=\"0.08\" stroke=\"none\" d=\"M%.1f,%.1f", X(L.t[0]), mt + ph);
-        else fprintf(o, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%.1f\" stroke-linejoin=\"round\"%s%s%s points=\"",
-                     series[s].color, series[s].width, series[s].dash ? " stroke-dasharray=\"" : "",
-                     series[s].dash ? series[s].dash : "", series[s].dash ? "\"" : "");
-        for (size_t i = 0; i < L.n; i += step_pts) {
-            size_t end = i + step_pts < L.n ? i + step_pts : L.n, lo = i, hi = i;
-            for (size_t k = i; k < end; k++) {
-                if (L.v[sv][k] < L.v[sv][lo]) lo = k;
-                if (L.v[sv][k] > L.v[sv][hi]) hi = k;
-            }
-            size_t a = lo < hi ? lo : hi, b = lo < hi ? hi : lo;
-            fprintf(o, s < 0 ? " L%.1f,%.1f" : " %.1f,%.1f", X(L.t[a]), Y(L.v[sv][a]));
-            if (b != a) fprintf(o, s < 0 ? " L%.1f,%.1f" : " %.1f,%.1f", X(L.t[b]), Y(L.v[sv][b]));
-        }
-        if (s < 0) fprintf(o, " L%.1f,%.1f Z\"/>\n", X(L.t[L.n - 1]), mt + ph);
-        else fprintf(o, "\"/>\n");
-    }
-
-    /* the peak */
-    double px = X(L.t[peak_i]), py = Y(L.v[0][peak_i]);
-    bool left = px > ml + pw * 0.7;
-    fprintf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"#d62728\" stroke=\"#fff\" stroke-width=\"1.5\"/>\n", px, py);
-    fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12.5\" font-weight=\"bold\" fill=\"#d62728\" "
-               "stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\" "
-               "text-anchor=\"%s\">peak rss %s at %.2f s</text>\n",
-            left ? px - 9 : px + 9, py < mt + 20 ? py + 18 : py - 9, left ? "end" : "start", pk, L.t[peak_i]);
-
-    /* legend, below the x axis label */
-    double lx = ml, ly = H - 22;
-    for (int s = 0; s < NSERIES; s++) {
-        fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"%s%s%s/>\n",
-                lx, ly - 4, lx + 28, ly - 4, series[s].color, series[s].width + 0.5,
-                series[s].dash ? " stroke-dasharray=\"" : "", series[s].dash ? series[s].dash : "",
-                series[s].dash ? "\"" : "");
-        fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12.5\" fill=\"#222\">%s</text>\n", lx + 34, ly, series[s].name);
-        lx += 150;
-    }
+    svg_title(o, &L, &c, title);
+    svg_axes(o, &c);
+    svg_series(o, &L, &c);
+    svg_peak_legend(o, &L, &c);
     fprintf(o, "</svg>\n");
     bool err = ferror(o) != 0;
     if (o != stdout && fclose(o) != 0) err = true;

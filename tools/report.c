@@ -1,316 +1,25 @@
 /* report.c - leak reports: `memshim report` renders one, `memshim diff`
- * compares two.  Reports are the JSON the library writes with
- * MEMSHIM_REPORT_FORMAT=json (format in memshim(7)); they are read with
- * libjansson and checked field by field, so a malformed file earns one line
- * naming the file and the offending field, never a crash. */
+ * compares two or a series.  Reports are read into the model of leaks.h
+ * (leaks.c checks them field by field); this file chooses and renders. */
 #include <errno.h>
-#include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "memshim.h"
+#include "leaks.h"
 
-/* ---- the model --------------------------------------------------------------- */
-
-typedef struct {
-    const char *ip, *function, *file, *module;   /* NULL when absent */
-    long long   line;                            /* 0 when absent */
-} frame_t;
-
-/* A retention path ("why"): a root, the blocks from it, the record's block. */
-typedef struct {
-    const char *addr, *type;
-    uint64_t    size;
-    long long   offset, into;                    /* into: 0 when absent */
-    frame_t     site;                            /* its allocation site; function/ip may be NULL */
-} hop_t;
-
-typedef struct {
-    bool        present;
-    bool        rooted;                          /* false: "root": null (too far to follow) */
-    const char *kind, *addr, *symbol, *module, *function, *file;
-    long long   offset, line, thread;            /* thread -1 when absent */
-    hop_t      *hops;
-    size_t      nhops;
-    uint64_t    more;
-    const char *block;
-    uint64_t    block_size;
-    long long   block_into;
-} why_t;
-
-typedef struct {
-    const char *kind;
-    uint64_t    blocks, bytes;
-    size_t      nframes;
-    frame_t    *frames;                          /* [0] is where it was allocated */
-    size_t      order;                           /* position in the file */
-    why_t       why;
-    const char *change;                          /* MEMSHIM_LEAK_SINCE: "new", "increased"...; NULL */
-} leak_t;
-
-typedef struct {
-    const char *kind;
-    uint64_t    blocks, bytes;
-} total_t;
-
-#define MAX_KINDS 16
-
-typedef struct {
-    const char *path;
-    json_t     *root;                            /* owns every string above */
-    long long   pid;                             /* -1 when absent */
-    const char *program;
-    total_t     totals[MAX_KINDS];
-    size_t      ntotals;
-    bool        has_summary;
-    leak_t     *leaks;
-    size_t      nleaks;
-    long long   since;                           /* the report compared with (MEMSHIM_LEAK_SINCE), -1: none */
-} report_t;
-
-static const char *const canonical[] = { "definitely_lost", "indirectly_lost", "possibly_lost",
-                                         "still_reachable" };
 static const char *const short_names[] = { "definite", "indirect", "possible", "reachable" };
 
 static const char *kind_title(const char *k)
 {
-    static const char *const titles[] = { "definitely lost", "indirectly lost", "possibly lost",
-                                          "still reachable" };
-    for (size_t i = 0; i < 4; i++) if (strcmp(k, canonical[i]) == 0) return titles[i];
+    for (size_t i = 0; i < 4; i++) if (strcmp(k, ms_kind_key[i]) == 0) return ms_kind_words[i];
     return k;
 }
 
 /* "definite", "reachable"...: a kind as folded stacks name their root. */
 static const char *kind_short(const char *k)
 {
-    for (size_t i = 0; i < 4; i++) if (strcmp(k, canonical[i]) == 0) return short_names[i];
+    for (size_t i = 0; i < 4; i++) if (strcmp(k, ms_kind_key[i]) == 0) return short_names[i];
     return k;
-}
-
-/* ---- reading ------------------------------------------------------------------ */
-
-static char errbuf[512];
-
-static bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static bool fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-static bool get_count(json_t *obj, const char *key, const char *where, bool required, uint64_t *out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = 0;
-    if (!v) return required ? fail("%s: no \"%s\"", where, key) : true;
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return fail("%s.%s: expected a non-negative integer", where, key);
-    *out = (uint64_t)json_integer_value(v);
-    return true;
-}
-
-static bool get_string(json_t *obj, const char *key, const char *where, bool required, const char **out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) return required ? fail("%s: no \"%s\"", where, key) : true;
-    if (!json_is_string(v)) return fail("%s.%s: expected a string", where, key);
-    *out = json_string_value(v);
-    return true;
-}
-
-static total_t *total_of(report_t *r, const char *kind)
-{
-    for (size_t i = 0; i < r->ntotals; i++)
-        if (strcmp(r->totals[i].kind, kind) == 0) return &r->totals[i];
-    if (r->ntotals == MAX_KINDS) return NULL;
-    total_t *t = &r->totals[r->ntotals++];
-    t->kind = kind;
-    t->blocks = t->bytes = 0;
-    return t;
-}
-
-static bool parse_frame(json_t *f, const char *where, frame_t *out)
-{
-    memset(out, 0, sizeof *out);
-    if (!json_is_object(f)) return fail("%s: expected an object", where);
-    if (!get_string(f, "ip", where, false, &out->ip) ||
-        !get_string(f, "function", where, false, &out->function) ||
-        !get_string(f, "file", where, false, &out->file) ||
-        !get_string(f, "module", where, false, &out->module)) return false;
-    json_t *line = json_object_get(f, "line");
-    if (line && !json_is_null(line)) {
-        if (!json_is_integer(line) || json_integer_value(line) < 0)
-            return fail("%s.line: expected a non-negative integer", where);
-        out->line = json_integer_value(line);
-    }
-    if (!out->ip && !out->function) return fail("%s: neither \"ip\" nor \"function\"", where);
-    return true;
-}
-
-static bool get_int(json_t *obj, const char *key, const char *where, long long dflt, long long *out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = dflt;
-    if (!v || json_is_null(v)) return true;
-    if (!json_is_integer(v)) return fail("%s.%s: expected an integer", where, key);
-    *out = json_integer_value(v);
-    return true;
-}
-
-/* A record's "why" (memshim(7)): absent, or checked field by field. */
-static bool parse_why(json_t *w, const char *where, why_t *o)
-{
-    memset(o, 0, sizeof *o);
-    o->thread = -1;
-    if (!w || json_is_null(w)) return true;
-    char at[160];
-    snprintf(at, sizeof at, "%s.why", where);
-    if (!json_is_object(w)) return fail("%s: expected an object", at);
-    o->present = true;
-    json_t *root = json_object_get(w, "root");
-    if (root && !json_is_null(root)) {
-        char rw[192];
-        snprintf(rw, sizeof rw, "%s.root", at);
-        if (!json_is_object(root)) return fail("%s: expected an object or null", rw);
-        o->rooted = true;
-        if (!get_string(root, "kind", rw, true, &o->kind) || !get_string(root, "addr", rw, false, &o->addr) ||
-            !get_string(root, "symbol", rw, false, &o->symbol) ||
-            !get_string(root, "module", rw, false, &o->module) ||
-            !get_string(root, "function", rw, false, &o->function) ||
-            !get_string(root, "file", rw, false, &o->file) || !get_int(root, "offset", rw, 0, &o->offset) ||
-            !get_int(root, "line", rw, 0, &o->line) || !get_int(root, "thread", rw, -1, &o->thread))
-            return false;
-    }
-    json_t *hops = json_object_get(w, "hops");
-    if (hops && !json_is_null(hops)) {
-        if (!json_is_array(hops)) return fail("%s.hops: expected an array", at);
-        o->nhops = json_array_size(hops);
-        o->hops = calloc(o->nhops ? o->nhops : 1, sizeof *o->hops);
-        if (!o->hops) return fail("out of memory");
-        for (size_t k = 0; k < o->nhops; k++) {
-            char hw[192];
-            snprintf(hw, sizeof hw, "%s.hops[%zu]", at, k);
-            json_t *h = json_array_get(hops, k);
-            hop_t *x = &o->hops[k];
-            if (!json_is_object(h)) return fail("%s: expected an object", hw);
-            long long ln = 0;
-            if (!get_string(h, "addr", hw, true, &x->addr) || !get_count(h, "size", hw, false, &x->size) ||
-                !get_int(h, "offset", hw, 0, &x->offset) || !get_int(h, "into", hw, 0, &x->into) ||
-                !get_string(h, "type", hw, false, &x->type) ||
-                !get_string(h, "function", hw, false, &x->site.function) ||
-                !get_string(h, "file", hw, false, &x->site.file) ||
-                !get_string(h, "module", hw, false, &x->site.module) || !get_int(h, "line", hw, 0, &ln))
-                return false;
-            x->site.line = ln;
-        }
-    }
-    if (!get_count(w, "more", at, false, &o->more)) return false;
-    json_t *block = json_object_get(w, "block");
-    if (block && !json_is_null(block)) {
-        char bw[192];
-        snprintf(bw, sizeof bw, "%s.block", at);
-        if (!json_is_object(block)) return fail("%s: expected an object", bw);
-        if (!get_string(block, "addr", bw, true, &o->block) || !get_count(block, "size", bw, false, &o->block_size) ||
-            !get_int(block, "into", bw, 0, &o->block_into)) return false;
-    }
-    return true;
-}
-
-static bool parse_report(report_t *r)
-{
-    json_t *root = r->root;
-    if (!json_is_object(root)) return fail("not a memshim leak report (expected a JSON object)");
-    json_t *pid = json_object_get(root, "pid");
-    r->pid = pid && json_is_integer(pid) ? json_integer_value(pid) : -1;
-    if (!get_string(root, "program", "report", false, &r->program) ||
-        !get_int(root, "since", "report", -1, &r->since)) return false;
-
-    json_t *leaks = json_object_get(root, "leaks");
-    if (!leaks) return fail("not a memshim leak report (no \"leaks\" array)");
-    if (!json_is_array(leaks)) return fail("\"leaks\": expected an array");
-    r->nleaks = json_array_size(leaks);
-    r->leaks = calloc(r->nleaks ? r->nleaks : 1, sizeof *r->leaks);
-    if (!r->leaks) return fail("out of memory");
-    char where[96];
-    for (size_t i = 0; i < r->nleaks; i++) {
-        json_t *l = json_array_get(leaks, i);
-        leak_t *o = &r->leaks[i];
-        o->order = i;
-        snprintf(where, sizeof where, "leaks[%zu]", i);
-        if (!json_is_object(l)) return fail("%s: expected an object", where);
-        if (!get_string(l, "kind", where, true, &o->kind) ||
-            !get_count(l, "bytes", where, true, &o->bytes) ||
-            !get_count(l, "blocks", where, false, &o->blocks)) return false;
-        json_t *stack = json_object_get(l, "stack");
-        if (stack && !json_is_null(stack)) {
-            if (!json_is_array(stack)) return fail("%s.stack: expected an array", where);
-            o->nframes = json_array_size(stack);
-            o->frames = calloc(o->nframes ? o->nframes : 1, sizeof *o->frames);
-            if (!o->frames) return fail("out of memory");
-            for (size_t k = 0; k < o->nframes; k++) {
-                char fw[128];
-                snprintf(fw, sizeof fw, "%s.stack[%zu]", where, k);
-                if (!parse_frame(json_array_get(stack, k), fw, &o->frames[k])) return false;
-            }
-        }
-        if (!parse_why(json_object_get(l, "why"), where, &o->why) ||
-            !get_string(l, "change", where, false, &o->change)) return false;
-    }
-
-    json_t *summary = json_object_get(root, "summary");
-    if (summary && !json_is_null(summary)) {
-        if (!json_is_object(summary)) return fail("\"summary\": expected an object");
-        r->has_summary = true;
-        for (size_t i = 0; i < 4; i++) {               /* the known kinds, in order */
-            json_t *s = json_object_get(summary, canonical[i]);
-            if (!s) continue;
-            snprintf(where, sizeof where, "summary.%s", canonical[i]);
-            if (!json_is_object(s)) return fail("%s: expected an object", where);
-            total_t *t = total_of(r, canonical[i]);
-            if (!get_count(s, "blocks", where, false, &t->blocks) ||
-                !get_count(s, "bytes", where, true, &t->bytes)) return false;
-        }
-    }
-    /* Kinds the summary does not give are summed from the records. */
-    for (size_t i = 0; i < r->nleaks; i++) {
-        bool in_summary = false;
-        if (r->has_summary)
-            for (size_t k = 0; k < 4; k++)
-                in_summary |= strcmp(r->leaks[i].kind, canonical[k]) == 0 &&
-                              json_object_get(summary, canonical[k]);
-        if (in_summary) continue;
-        total_t *t = total_of(r, r->leaks[i].kind);
-        if (!t) continue;
-        t->blocks += r->leaks[i].blocks;
-        t->bytes += r->leaks[i].bytes;
-    }
-    return true;
-}
-
-static void free_report(report_t *r)
-{
-    for (size_t i = 0; i < r->nleaks; i++) { free(r->leaks[i].frames); free(r->leaks[i].why.hops); }
-    free(r->leaks);
-    json_decref(r->root);
-}
-
-/* Load path into r, or print one line and return false. */
-static bool load_report(const char *path, report_t *r)
-{
-    memset(r, 0, sizeof *r);
-    r->path = path;
-    if (!(r->root = ms_load_json(path))) return false;
-    if (!parse_report(r)) {
-        ms_warn("%s: %s", path, errbuf);
-        free_report(r);
-        return false;
-    }
-    return true;
 }
 
 /* ---- kinds ------------------------------------------------------------------- */
@@ -325,7 +34,7 @@ static void parse_kinds(const char *cmd, const char *spec, kinds_t *k)
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         const char *name = NULL;
         for (size_t i = 0; i < 4; i++)
-            if (strcmp(t, short_names[i]) == 0 || strcmp(t, canonical[i]) == 0) name = canonical[i];
+            if (strcmp(t, short_names[i]) == 0 || strcmp(t, ms_kind_key[i]) == 0) name = ms_kind_key[i];
         if (!name) ms_usage_error("%s --kind %s: expected definite, indirect, possible, reachable "
                                   "or all (comma-separated)", cmd, t);
         if (k->n < MAX_KINDS) k->names[k->n++] = name;
@@ -530,82 +239,101 @@ static int report_why(const report_t *r, leak_t **sel, size_t n, const char *arg
     return ferror(stdout) ? 1 : 0;
 }
 
-int cmd_report(int argc, char **argv)
+/* report's options, checked. */
+typedef struct {
+    const char *file, *why;
+    uint64_t    top;
+    bool        folded;
+    kinds_t     kinds;
+} report_opts_t;
+
+static void parse_report(int argc, char **argv, report_opts_t *o)
 {
-    const char *file = NULL, *kind = NULL, *format = "text", *why = NULL, *v;
-    uint64_t top = UINT64_MAX;
+    const char *kind = NULL, *format = "text", *v;
+    memset(o, 0, sizeof *o);
+    o->top = UINT64_MAX;
     for (int i = 1; i < argc; i++) {
         if ((v = ms_opt_value(argc, argv, &i, "--kind"))) kind = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--format"))) format = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--why"))) {
             if (!*v) ms_usage_error("report --why: expected an address (0x...) or an allocating function");
-            why = v;
+            o->why = v;
         }
         else if ((v = ms_opt_value(argc, argv, &i, "--top"))) {
-            if (!ms_parse_u64(v, &top) || top == 0)
+            if (!ms_parse_u64(v, &o->top) || o->top == 0)
                 ms_usage_error("report --top %s: expected a positive number", v);
         } else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("report: unknown option '%s'", argv[i]);
-        else if (!file) file = argv[i];
+        else if (!o->file) o->file = argv[i];
         else ms_usage_error("report: one report at a time ('%s' is one too many)", argv[i]);
     }
-    if (!file) ms_usage_error("report: no report file given (memshim report FILE.json)");
-    bool folded = false;
-    if (strcmp(format, "folded") == 0) folded = true;
+    if (!o->file) ms_usage_error("report: no report file given (memshim report FILE.json)");
+    if (strcmp(format, "folded") == 0) o->folded = true;
     else if (strcmp(format, "text") != 0) ms_usage_error("report --format %s: expected text or folded", format);
-    if (why && folded) ms_usage_error("report --why prints retention paths as text: no --format folded");
-    kinds_t kinds;
-    parse_kinds("report", kind, &kinds);
+    if (o->why && o->folded) ms_usage_error("report --why prints retention paths as text: no --format folded");
+    parse_kinds("report", kind, &o->kinds);
+}
 
+/* One line per stack, the kind as its root frame, the bytes last. */
+static void print_folded(leak_t **sel, size_t shown)
+{
+    for (size_t i = 0; i < shown; i++) {
+        const leak_t *l = sel[i];
+        fprintf(stdout, "%s;", kind_short(l->kind));
+        if (l->nframes == 0) fputs("[unknown]", stdout);
+        for (size_t k = l->nframes; k-- > 0;) {
+            print_folded_frame(stdout, &l->frames[k]);
+            if (k) fputc(';', stdout);
+        }
+        printf(" %llu\n", (unsigned long long)l->bytes);
+    }
+}
+
+/* The totals, then each record shown with its stack. */
+static void print_records(const report_t *r, const kinds_t *kinds, leak_t **sel, size_t n, size_t shown)
+{
+    printf("leak report of %s", r->program ? r->program : "(unknown program)");
+    if (r->pid >= 0) printf(" (pid %lld)", r->pid);
+    printf("\n");
+    print_totals(stdout, r, kinds);
+    char c1[32], c2[32];
+    for (size_t i = 0; i < shown; i++) {
+        const leak_t *l = sel[i];
+        printf("\n%s %s in %s %s %s (%zu of %zu)", ms_commas(l->bytes, c1, sizeof c1), bytes_word((long long)l->bytes),
+               ms_commas(l->blocks, c2, sizeof c2), blocks_word((long long)l->blocks), kind_title(l->kind), i + 1, n);
+        if (l->change && strcmp(l->change, "same") != 0) {
+            printf(", %s since ", l->change);
+            if (r->since > 0) printf("report %lld", r->since); else printf("the start");
+        }
+        printf("\n");
+        for (size_t k = 0; k < l->nframes; k++) print_frame(stdout, k, &l->frames[k]);
+        if (!l->nframes) printf("    (no stack recorded)\n");
+    }
+    if (shown < n) printf("\n... %zu smaller records not shown (--top %zu)\n", n - shown, shown);
+    if (n == 0) printf("\nno leak records%s\n", kinds->all ? "" : " of the kinds asked for");
+}
+
+int cmd_report(int argc, char **argv)
+{
+    report_opts_t o;
+    parse_report(argc, argv, &o);
     report_t r;
-    if (!load_report(file, &r)) return 1;
+    if (!ms_report_load(o.file, MS_LOAD_LEAKS, &r)) return 1;
     leak_t **sel = calloc(r.nleaks ? r.nleaks : 1, sizeof *sel);
     size_t n = 0;
     for (size_t i = 0; i < r.nleaks; i++)
-        if (kind_wanted(&kinds, r.leaks[i].kind)) sel[n++] = &r.leaks[i];
+        if (kind_wanted(&o.kinds, r.leaks[i].kind)) sel[n++] = &r.leaks[i];
     qsort(sel, n, sizeof *sel, by_bytes);
-    size_t shown = n < top ? n : (size_t)top;
-
-    if (why) {
-        int rc = report_why(&r, sel, shown, why);
-        free(sel);
-        free_report(&r);
-        return rc;
-    }
-    if (folded) {
-        for (size_t i = 0; i < shown; i++) {
-            const leak_t *l = sel[i];
-            fprintf(stdout, "%s;", kind_short(l->kind));     /* the root frame: the kind */
-            if (l->nframes == 0) fputs("[unknown]", stdout);
-            for (size_t k = l->nframes; k-- > 0;) {
-                print_folded_frame(stdout, &l->frames[k]);
-                if (k) fputc(';', stdout);
-            }
-            printf(" %llu\n", (unsigned long long)l->bytes);
-        }
-    } else {
-        printf("leak report of %s", r.program ? r.program : "(unknown program)");
-        if (r.pid >= 0) printf(" (pid %lld)", r.pid);
-        printf("\n");
-        print_totals(stdout, &r, &kinds);
-        char c1[32], c2[32];
-        for (size_t i = 0; i < shown; i++) {
-            const leak_t *l = sel[i];
-            printf("\n%s %s in %s %s %s (%zu of %zu)", ms_commas(l->bytes, c1, sizeof c1), bytes_word((long long)l->bytes),
-                   ms_commas(l->blocks, c2, sizeof c2), blocks_word((long long)l->blocks), kind_title(l->kind), i + 1, n);
-            if (l->change && strcmp(l->change, "same") != 0) {
-                printf(", %s since ", l->change);
-                if (r.since > 0) printf("report %lld", r.since); else printf("the start");
-            }
-            printf("\n");
-            for (size_t k = 0; k < l->nframes; k++) print_frame(stdout, k, &l->frames[k]);
-            if (!l->nframes) printf("    (no stack recorded)\n");
-        }
-        if (shown < n) printf("\n... %zu smaller records not shown (--top %zu)\n", n - shown, shown);
-        if (n == 0) printf("\nno leak records%s\n", kinds.all ? "" : " of the kinds asked for");
+    size_t shown = n < o.top ? n : (size_t)o.top;
+    int rc;
+    if (o.why) rc = report_why(&r, sel, shown, o.why);
+    else {
+        if (o.folded) print_folded(sel, shown);
+        else print_records(&r, &o.kinds, sel, n, shown);
+        rc = ferror(stdout) ? 1 : 0;
     }
     free(sel);
-    free_report(&r);
-    return ferror(stdout) ? 1 : 0;
+    ms_report_free(&r);
+    return rc;
 }
 
 /* ---- diff ------------------------------------------------------------------------- */
@@ -644,25 +372,6 @@ static char *stack_key(const leak_t *l, bool same_run)
     return s;
 }
 
-typedef struct {
-    char         *key;
-    const leak_t *old_rec, *new_rec;       /* representative records */
-    uint64_t      old_bytes, new_bytes, old_blocks, new_blocks;
-} delta_t;
-
-static int by_key(const void *a, const void *b)
-{
-    return strcmp(((const delta_t *)a)->key, ((const delta_t *)b)->key);
-}
-
-static int by_growth(const void *a, const void *b)
-{
-    const delta_t *x = a, *y = b;
-    long double gx = (long double)x->new_bytes - x->old_bytes, gy = (long double)y->new_bytes - y->old_bytes;
-    if (gx != gy) return gx < gy ? 1 : -1;
-    return strcmp(x->key, y->key);
-}
-
 static void signed_bytes(char *buf, size_t cap, uint64_t from, uint64_t to)
 {
     char c[32];
@@ -670,11 +379,10 @@ static void signed_bytes(char *buf, size_t cap, uint64_t from, uint64_t to)
     else snprintf(buf, cap, "-%s", ms_commas(from - to, c, sizeof c));
 }
 
-/* ---- diff of a series: memshim diff R1 R2 R3 ... ----------------------------------- *
- * Each stack's bytes report by report, for the snapshots of one run
- * (MEMSHIM_REPORT with %n, or name.snapN): the records that grew from the
- * first report to the last, largest growth first, with how many steps they
- * grew in -- a steady leak grows in every one. */
+/* The model of a diff: each stack's bytes report by report (two reports,
+ * or the snapshots of one run: MEMSHIM_REPORT with %n, or name.snapN), in
+ * rows, largest growth from the first report to the last first, with how
+ * many steps they grew in -- a steady leak grows in every one. */
 typedef struct {
     char         *key;
     size_t        rep;                     /* the report it is from */
@@ -690,7 +398,8 @@ static int by_entry_key(const void *a, const void *b)
 
 typedef struct {
     const char   *key;
-    const leak_t *rec;                     /* the latest record of the row */
+    const leak_t *rec;                     /* the latest record of the row (a series shows it) */
+    const leak_t *lead;                    /* the first from the latest report it is in (a pair shows it) */
     uint64_t     *bytes, *blocks;          /* [nrep] */
     bool         *seen;                    /* [nrep] */
     long long     growth;                  /* bytes, last - first */
@@ -704,91 +413,187 @@ static int by_row_growth(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
-static int diff_series(const char **files, size_t nrep, const kinds_t *kinds, uint64_t top, bool all)
+typedef struct {
+    const char **files;
+    report_t    *r;
+    size_t       nrep;
+    bool         same_run;                 /* every report has the pid of the first */
+    entry_t     *e;
+    size_t       ne;
+    row_t       *rows;
+    size_t       nrows;
+} diff_t;
+
+static void free_diff(diff_t *d)
 {
-    report_t *r = calloc(nrep, sizeof *r);
-    if (!r) { ms_warn("out of memory"); return 1; }
-    for (size_t i = 0; i < nrep; i++)
-        if (!load_report(files[i], &r[i])) {
-            while (i--) free_report(&r[i]);
-            free(r);
-            return 1;
-        }
-    bool same_run = r[0].pid >= 0;
-    for (size_t i = 1; i < nrep; i++) same_run &= r[i].pid == r[0].pid;
-    size_t ne = 0, cap = 0;
-    for (size_t i = 0; i < nrep; i++) cap += r[i].nleaks;
-    entry_t *e = calloc(cap ? cap : 1, sizeof *e);
-    for (size_t i = 0; i < nrep; i++)
-        for (size_t k = 0; k < r[i].nleaks; k++)
-            if (kind_wanted(kinds, r[i].leaks[k].kind)) {
-                e[ne] = (entry_t){ stack_key(&r[i].leaks[k], same_run), i, &r[i].leaks[k] };
-                if (!e[ne].key) { ms_warn("out of memory"); return 1; }
-                ne++;
+    for (size_t i = 0; i < d->nrows; i++) { free(d->rows[i].bytes); free(d->rows[i].blocks); free(d->rows[i].seen); }
+    for (size_t i = 0; i < d->ne; i++) free(d->e[i].key);
+    for (size_t i = 0; i < d->nrep; i++) ms_report_free(&d->r[i]);
+    free(d->rows);
+    free(d->e);
+    free(d->r);
+}
+
+/* The wanted records of every report, keyed and sorted by key. */
+static bool key_entries(diff_t *d, const kinds_t *kinds)
+{
+    size_t cap = 0;
+    for (size_t i = 0; i < d->nrep; i++) cap += d->r[i].nleaks;
+    if (!(d->e = calloc(cap ? cap : 1, sizeof *d->e))) return false;
+    for (size_t i = 0; i < d->nrep; i++)
+        for (size_t k = 0; k < d->r[i].nleaks; k++)
+            if (kind_wanted(kinds, d->r[i].leaks[k].kind)) {
+                d->e[d->ne] = (entry_t){ stack_key(&d->r[i].leaks[k], d->same_run), i, &d->r[i].leaks[k] };
+                if (!d->e[d->ne].key) return false;
+                d->ne++;
             }
-    qsort(e, ne, sizeof *e, by_entry_key);
-    row_t *rows = calloc(ne ? ne : 1, sizeof *rows);
-    size_t nrows = 0;
-    for (size_t i = 0; i < ne; i++) {
-        if (!i || strcmp(e[i - 1].key, e[i].key) != 0) {
-            row_t *w = &rows[nrows++];
+    qsort(d->e, d->ne, sizeof *d->e, by_entry_key);
+    return true;
+}
+
+/* The entries of one key merged into a row, largest growth first. */
+static bool merge_rows(diff_t *d)
+{
+    size_t nrep = d->nrep;
+    if (!(d->rows = calloc(d->ne ? d->ne : 1, sizeof *d->rows))) return false;
+    for (size_t i = 0; i < d->ne; i++) {
+        const entry_t *e = &d->e[i];
+        if (!i || strcmp(d->e[i - 1].key, e->key) != 0) {
+            row_t *w = &d->rows[d->nrows++];
             w->bytes = calloc(nrep, sizeof *w->bytes);
             w->blocks = calloc(nrep, sizeof *w->blocks);
             w->seen = calloc(nrep, sizeof *w->seen);
+            if (!w->bytes || !w->blocks || !w->seen) return false;
         }
-        row_t *w = &rows[nrows - 1];
-        w->key = e[i].key;
-        w->bytes[e[i].rep] += e[i].rec->bytes;
-        w->blocks[e[i].rep] += e[i].rec->blocks;
-        w->seen[e[i].rep] = true;
-        w->rec = e[i].rec;
+        row_t *w = &d->rows[d->nrows - 1];
+        w->key = e->key;
+        w->bytes[e->rep] += e->rec->bytes;
+        w->blocks[e->rep] += e->rec->blocks;
+        if (!w->seen[e->rep]) w->lead = e->rec;
+        w->seen[e->rep] = true;
+        w->rec = e->rec;
     }
-    for (size_t i = 0; i < nrows; i++) {
-        row_t *w = &rows[i];
+    for (size_t i = 0; i < d->nrows; i++) {
+        row_t *w = &d->rows[i];
         w->growth = (long long)w->bytes[nrep - 1] - (long long)w->bytes[0];
         for (size_t k = 1; k < nrep; k++) w->steps_up += w->bytes[k] > w->bytes[k - 1];
     }
-    qsort(rows, nrows, sizeof *rows, by_row_growth);
+    qsort(d->rows, d->nrows, sizeof *d->rows, by_row_growth);
+    return true;
+}
 
-    printf("leak report series: %zu reports (%s)\n", nrep, same_run ? "snapshots of one run" : "not all of one run");
-    char h[32], c1[32], g[40];
-    for (size_t i = 0; i < nrep; i++) printf("  %zu  %s\n", i + 1, files[i]);
+/* Load the reports and build the rows; false after one line. */
+static bool build_diff(diff_t *d, const char **files, size_t nrep, const kinds_t *kinds)
+{
+    memset(d, 0, sizeof *d);
+    d->files = files;
+    if (!(d->r = calloc(nrep, sizeof *d->r))) { ms_warn("out of memory"); return false; }
+    for (; d->nrep < nrep; d->nrep++)
+        if (!ms_report_load(files[d->nrep], MS_LOAD_LEAKS, &d->r[d->nrep])) return false;
+    d->same_run = d->r[0].pid >= 0;
+    for (size_t i = 1; i < nrep; i++) d->same_run &= d->r[i].pid == d->r[0].pid;
+    if (!key_entries(d, kinds) || !merge_rows(d)) { ms_warn("out of memory"); return false; }
+    return true;
+}
+
+/* ---- rendering a diff ---------------------------------------------------------------- */
+
+/* Two reports: each kind's totals, then what grew and what is new. */
+static void print_pair_totals(const diff_t *d, const kinds_t *kinds)
+{
+    printf("leak report diff: %s -> %s (%s)\n", d->r[0].path, d->r[1].path,
+           d->same_run ? "two snapshots of one run" : "two runs");
+    char h1[32], h2[32], g[40];
     for (size_t k = 0; k < 4; k++) {
-        if (!kind_wanted(kinds, canonical[k])) continue;
-        printf("  %-16s", kind_title(canonical[k]));
-        for (size_t i = 0; i < nrep; i++) {
-            uint64_t b = 0;
-            for (size_t t = 0; t < r[i].ntotals; t++)
-                if (strcmp(r[i].totals[t].kind, canonical[k]) == 0) b = r[i].totals[t].bytes;
-            printf("%s%s", i ? " -> " : " ", ms_human(b, h, sizeof h));
+        if (!kind_wanted(kinds, ms_kind_key[k])) continue;
+        const total_t *a = ms_report_total(&d->r[0], ms_kind_key[k]), *b = ms_report_total(&d->r[1], ms_kind_key[k]);
+        uint64_t ob = a ? a->bytes : 0, nb = b ? b->bytes : 0, ok = a ? a->blocks : 0, nk = b ? b->blocks : 0;
+        signed_bytes(g, sizeof g, ob, nb);
+        printf("  %-16s %10s -> %-10s (%s bytes, %+lld %s)\n", kind_title(ms_kind_key[k]),
+               ms_human(ob, h1, sizeof h1), ms_human(nb, h2, sizeof h2), g, (long long)nk - (long long)ok,
+               blocks_word((long long)nk - (long long)ok));
+    }
+}
+
+static void print_pair_row(const row_t *x)
+{
+    char g[40], c1[32], c2[32];
+    uint64_t ob = x->bytes[0], nb = x->bytes[1];
+    signed_bytes(g, sizeof g, ob, nb);
+    long long db = (long long)x->blocks[1] - (long long)x->blocks[0];
+    printf("\n%s bytes (%+lld %s) %s: ", g, db, blocks_word(db), kind_title(x->lead->kind));
+    if (!x->seen[0]) printf("new, %s bytes in %s %s\n", ms_commas(nb, c1, sizeof c1),
+                            ms_commas(x->blocks[1], c2, sizeof c2), blocks_word((long long)x->blocks[1]));
+    else if (!x->seen[1]) printf("gone, was %s bytes\n", ms_commas(ob, c1, sizeof c1));
+    else printf("%s -> %s bytes\n", ms_commas(ob, c1, sizeof c1), ms_commas(nb, c2, sizeof c2));
+    for (size_t k = 0; k < x->lead->nframes; k++) print_frame(stdout, k, &x->lead->frames[k]);
+}
+
+static void print_pair(const diff_t *d, const kinds_t *kinds, uint64_t top, bool all)
+{
+    print_pair_totals(d, kinds);
+    size_t grew = 0, shrank = 0, gone = 0, shown = 0, eligible = 0;
+    for (size_t i = 0; i < d->nrows; i++) {
+        const row_t *x = &d->rows[i];
+        bool up = x->bytes[1] > x->bytes[0];
+        if (up) grew++;
+        else if (x->bytes[1] < x->bytes[0]) { if (x->seen[1]) shrank++; else gone++; }
+        if (!(up || (all && x->bytes[1] != x->bytes[0]))) continue;
+        if (eligible++ >= top) continue;
+        if (shown++ == 0) printf("\n%s, largest growth first:\n", all ? "changes" : "what grew and what is new");
+        print_pair_row(x);
+    }
+    if (grew == 0) printf("\nnothing grew and nothing is new\n");
+    if (shown < eligible) printf("\n... %zu more not shown (--top %zu)\n", eligible - shown, shown);
+    if (!all && (shrank || gone))
+        printf("\n%zu stack%s shrank and %zu %s gone (--all lists them)\n", shrank, shrank == 1 ? "" : "s",
+               gone, gone == 1 ? "is" : "are");
+}
+
+/* A series: the reports, each kind's bytes report by report. */
+static void print_series_totals(const diff_t *d, const kinds_t *kinds)
+{
+    char h[32];
+    printf("leak report series: %zu reports (%s)\n", d->nrep, d->same_run ? "snapshots of one run" : "not all of one run");
+    for (size_t i = 0; i < d->nrep; i++) printf("  %zu  %s\n", i + 1, d->files[i]);
+    for (size_t k = 0; k < 4; k++) {
+        if (!kind_wanted(kinds, ms_kind_key[k])) continue;
+        printf("  %-16s", kind_title(ms_kind_key[k]));
+        for (size_t i = 0; i < d->nrep; i++) {
+            const total_t *t = ms_report_total(&d->r[i], ms_kind_key[k]);
+            printf("%s%s", i ? " -> " : " ", ms_human(t ? t->bytes : 0, h, sizeof h));
         }
         printf("\n");
     }
+}
+
+static void print_series_row(const row_t *w, size_t nrep)
+{
+    char c1[32], g[40];
+    signed_bytes(g, sizeof g, w->bytes[0], w->bytes[nrep - 1]);
+    long long db = (long long)w->blocks[nrep - 1] - (long long)w->blocks[0];
+    printf("\n%s bytes (%+lld %s) %s, grew in %u of %zu steps:", g, db, blocks_word(db),
+           kind_title(w->rec->kind), w->steps_up, nrep - 1);
+    for (size_t k = 0; k < nrep; k++)
+        printf("%s%s", k ? " -> " : " ", w->seen[k] ? ms_commas(w->bytes[k], c1, sizeof c1) : "none");
+    printf(" bytes\n");
+    for (size_t k = 0; k < w->rec->nframes; k++) print_frame(stdout, k, &w->rec->frames[k]);
+}
+
+static void print_series(const diff_t *d, const kinds_t *kinds, uint64_t top, bool all)
+{
+    print_series_totals(d, kinds);
     size_t shown = 0, eligible = 0, grew = 0;
-    for (size_t i = 0; i < nrows; i++) {
-        const row_t *w = &rows[i];
+    for (size_t i = 0; i < d->nrows; i++) {
+        const row_t *w = &d->rows[i];
         if (w->growth > 0) grew++;
         if (!(w->growth > 0 || (all && w->steps_up))) continue;
         if (eligible++ >= top) continue;
         if (shown++ == 0) printf("\n%s, largest growth first:\n", all ? "records that grew at some step" : "what grew from the first report to the last");
-        signed_bytes(g, sizeof g, w->bytes[0], w->bytes[nrep - 1]);
-        long long db = (long long)w->blocks[nrep - 1] - (long long)w->blocks[0];
-        printf("\n%s bytes (%+lld %s) %s, grew in %u of %zu steps:", g, db, blocks_word(db),
-               kind_title(w->rec->kind), w->steps_up, nrep - 1);
-        for (size_t k = 0; k < nrep; k++)
-            printf("%s%s", k ? " -> " : " ", w->seen[k] ? ms_commas(w->bytes[k], c1, sizeof c1) : "none");
-        printf(" bytes\n");
-        for (size_t k = 0; k < w->rec->nframes; k++) print_frame(stdout, k, &w->rec->frames[k]);
+        print_series_row(w, d->nrep);
     }
     if (grew == 0) printf("\nnothing grew from the first report to the last\n");
     if (shown < eligible) printf("\n... %zu more not shown (--top %zu)\n", eligible - shown, shown);
-    for (size_t i = 0; i < nrows; i++) { free(rows[i].bytes); free(rows[i].blocks); free(rows[i].seen); }
-    for (size_t i = 0; i < ne; i++) free(e[i].key);
-    free(rows);
-    free(e);
-    for (size_t i = 0; i < nrep; i++) free_report(&r[i]);
-    free(r);
-    return ferror(stdout) ? 1 : 0;
 }
 
 int cmd_diff(int argc, char **argv)
@@ -809,93 +614,11 @@ int cmd_diff(int argc, char **argv)
     if (nf < 2) ms_usage_error("diff: expected two reports or more (memshim diff OLD.json NEW.json [MORE.json...])");
     kinds_t kinds;
     parse_kinds("diff", kind, &kinds);
-    if (nf > 2) {
-        int rc = diff_series(files, (size_t)nf, &kinds, top, all);
-        free(files);
-        return rc;
-    }
-    report_t a, b;
-    if (!load_report(files[0], &a)) return 1;
-    if (!load_report(files[1], &b)) { free_report(&a); return 1; }
-    bool same_run = a.pid >= 0 && a.pid == b.pid;
-
-    /* Both reports' records, keyed, sorted, merged by key. */
-    size_t total = a.nleaks + b.nleaks, nd = 0;
-    delta_t *d = calloc(total ? total : 1, sizeof *d);
-    for (int side = 0; side < 2; side++) {
-        report_t *r = side ? &b : &a;
-        for (size_t i = 0; i < r->nleaks; i++) {
-            const leak_t *l = &r->leaks[i];
-            if (!kind_wanted(&kinds, l->kind)) continue;
-            delta_t *x = &d[nd++];
-            x->key = stack_key(l, same_run);
-            if (!x->key) { ms_warn("out of memory"); return 1; }
-            if (side) { x->new_rec = l; x->new_bytes = l->bytes; x->new_blocks = l->blocks; }
-            else { x->old_rec = l; x->old_bytes = l->bytes; x->old_blocks = l->blocks; }
-        }
-    }
-    qsort(d, nd, sizeof *d, by_key);
-    size_t m = 0;
-    for (size_t i = 0; i < nd; i++) {
-        if (m && strcmp(d[m - 1].key, d[i].key) == 0) {
-            delta_t *t = &d[m - 1];
-            t->old_bytes += d[i].old_bytes; t->old_blocks += d[i].old_blocks;
-            t->new_bytes += d[i].new_bytes; t->new_blocks += d[i].new_blocks;
-            if (!t->old_rec) t->old_rec = d[i].old_rec;
-            if (!t->new_rec) t->new_rec = d[i].new_rec;
-            free(d[i].key);
-        } else {
-            d[m++] = d[i];
-        }
-    }
-    qsort(d, m, sizeof *d, by_growth);
-
-    printf("leak report diff: %s -> %s (%s)\n", a.path, b.path,
-           same_run ? "two snapshots of one run" : "two runs");
-    char h1[32], h2[32], g[40];
-    for (size_t k = 0; k < 4; k++) {
-        if (!kind_wanted(&kinds, canonical[k])) continue;
-        uint64_t ob = 0, nb = 0, ok = 0, nk = 0;
-        for (size_t i = 0; i < a.ntotals; i++)
-            if (strcmp(a.totals[i].kind, canonical[k]) == 0) { ob = a.totals[i].bytes; ok = a.totals[i].blocks; }
-        for (size_t i = 0; i < b.ntotals; i++)
-            if (strcmp(b.totals[i].kind, canonical[k]) == 0) { nb = b.totals[i].bytes; nk = b.totals[i].blocks; }
-        signed_bytes(g, sizeof g, ob, nb);
-        printf("  %-16s %10s -> %-10s (%s bytes, %+lld %s)\n", kind_title(canonical[k]),
-               ms_human(ob, h1, sizeof h1), ms_human(nb, h2, sizeof h2), g, (long long)nk - (long long)ok,
-               blocks_word((long long)nk - (long long)ok));
-    }
-
-    size_t grew = 0, shrank = 0, gone = 0, shown = 0, eligible = 0;
-    char c1[32], c2[32];
-    for (size_t i = 0; i < m; i++) {
-        delta_t *x = &d[i];
-        bool up = x->new_bytes > x->old_bytes;
-        if (up) grew++;
-        else if (x->new_bytes < x->old_bytes) { if (x->new_rec) shrank++; else gone++; }
-        if (!(up || (all && x->new_bytes != x->old_bytes))) continue;
-        if (eligible++ >= top) continue;
-        if (shown++ == 0) printf("\n%s, largest growth first:\n", all ? "changes" : "what grew and what is new");
-        const leak_t *rep = x->new_rec ? x->new_rec : x->old_rec;
-        signed_bytes(g, sizeof g, x->old_bytes, x->new_bytes);
-        long long db = (long long)x->new_blocks - (long long)x->old_blocks;
-        printf("\n%s bytes (%+lld %s) %s: ", g, db, blocks_word(db), kind_title(rep->kind));
-        if (!x->old_rec) printf("new, %s bytes in %s %s\n", ms_commas(x->new_bytes, c1, sizeof c1),
-                                ms_commas(x->new_blocks, c2, sizeof c2), blocks_word((long long)x->new_blocks));
-        else if (!x->new_rec) printf("gone, was %s bytes\n", ms_commas(x->old_bytes, c1, sizeof c1));
-        else printf("%s -> %s bytes\n", ms_commas(x->old_bytes, c1, sizeof c1),
-                    ms_commas(x->new_bytes, c2, sizeof c2));
-        for (size_t k = 0; k < rep->nframes; k++) print_frame(stdout, k, &rep->frames[k]);
-    }
-    if (grew == 0) printf("\nnothing grew and nothing is new\n");
-    if (shown < eligible) printf("\n... %zu more not shown (--top %zu)\n", eligible - shown, shown);
-    if (!all && (shrank || gone))
-        printf("\n%zu stack%s shrank and %zu %s gone (--all lists them)\n", shrank, shrank == 1 ? "" : "s",
-               gone, gone == 1 ? "is" : "are");
-    for (size_t i = 0; i < m; i++) free(d[i].key);
-    free(d);
-    free_report(&a);
-    free_report(&b);
+    diff_t d;
+    bool ok = build_diff(&d, files, (size_t)nf, &kinds);
+    if (ok && nf == 2) print_pair(&d, &kinds, top, all);
+    else if (ok) print_series(&d, &kinds, top, all);
+    free_diff(&d);
     free(files);
-    return ferror(stdout) ? 1 : 0;
+    return ok && !ferror(stdout) ? 0 : 1;
 }

@@ -8,25 +8,29 @@
 
 const char *ms_prog = "memshim";
 
+/* "memshim: " fmt tail, on stderr. */
+static void say(const char *fmt, va_list ap, const char *tail)
+{
+    fprintf(stderr, "%s: ", ms_prog);
+    vfprintf(stderr, fmt, ap);
+    fputs(tail, stderr);
+}
+
 void ms_usage_error(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", ms_prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(fmt, ap, " (see 'memshim help')\n");
     va_end(ap);
-    fprintf(stderr, " (see 'memshim help')\n");
     exit(EXIT_USAGE);
 }
 
 void ms_warn(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%s: ", ms_prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    say(fmt, ap, "\n");
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 bool ms_parse_u64(const char *s, uint64_t *out)

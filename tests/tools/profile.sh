@@ -268,3 +268,13 @@ assert all(w == "interval" for w in whens[:-1]), whens
 PYEOF
 }
 check "MEMSHIM_PROFILE_INTERVAL with %n: a numbered series of whole profiles, the exit's last" t_profile_interval
+
+t_run_profile_interval() {
+    rm -f "$T"/rs.*.json
+    (cd "$T" && "$MS" run -q --profile "$T/rs.%n.json" --profile-interval 100 -- sleep 0.6) >"$T/out" 2>"$T/err"; rc=$?
+    expect_rc 0 || return 1
+    [ -s "$T/rs.1.json" ] && [ -s "$T/rs.2.json" ] || { echo "no numbered series:"; ls "$T"; return 1; }
+    run "$MS" run --profile-interval 100 -- true; expect_rc 2 && has "$err" "--profile-interval: goes with --profile FILE" || return 1
+    run "$MS" run --profile p.json --profile-interval 5 -- true; expect_rc 2 && has "$err" "expected milliseconds, 100 to 86400000"
+}
+check "run --profile-interval MS: MEMSHIM_PROFILE_INTERVAL, a numbered series; wrong uses exit 2" t_run_profile_interval
