@@ -6,7 +6,9 @@
  *   - rewrites the MEMSHIM_METRICS file every MEMSHIM_METRICS_INTERVAL ms
  *     (metrics.c), removed at exit,
  *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives,
- *   - makes a leak report when MEMSHIM_REPORT_SIGNAL arrives (leak.c).
+ *   - makes a leak report when MEMSHIM_REPORT_SIGNAL arrives (leak.c),
+ *   - and, whenever it wakes, gives back freed memory past MEMSHIM_DECAY
+ *     (segment.c, huge.c), as the allocation path does when it runs.
  *
  * It never calls malloc: lines are formatted in a stack buffer and written
  * with one write(2) each, so a crash loses at most the interval under way.
@@ -135,6 +137,8 @@ static void *reporter_main(void *arg)
     uint64_t next_log = rep.t0, next_live = rep.t0 + live_every, next_metrics = rep.t0;
     for (;;) {
         uint64_t now = now_ns();
+        _ms_segment_decay(now);                  /* while it runs, freed memory decays */
+        _ms_huge_decay(now);                     /* even in a program that stopped allocating */
         if (rep.logging && now >= next_log) {
             sample(now);
             next_log += log_every;

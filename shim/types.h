@@ -149,6 +149,7 @@ typedef struct ms_segment_s {
     uint64_t              magic;      /* MS_SEGMENT_MAGIC ^ address: sanity */
     uint64_t              free_mask;  /* bit i: page i is free (segment lock) */
     uint64_t              dirty_mask; /* free pages not yet purged */
+    uint32_t              freed_ms[MS_PAGES_PER_SEG]; /* when each dirty page was freed (ms, wraps) */
     struct ms_segment_s  *prev, *next;/* all segments (segment lock) */
     uint8_t               page_class[MS_PAGES_PER_SEG]; /* read lock-free by free() */
     uint8_t               span_head[MS_PAGES_PER_SEG];  /* head page of each page's span */
