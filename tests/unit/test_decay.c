@@ -116,7 +116,7 @@ Test(decay, cached_huge_mapping_is_unmapped_after_the_delay)
     _ms_opt.decay_ms = 50;
     unsigned char *p = v_malloc(8 * MiB);
     fill(p, 1, 8 * MiB);
-    void *at = p;
+    volatile uintptr_t at = (uintptr_t)p;
     free(p);
     cr_assert_eq(huge_now().cached, 8 * MiB, "kept within the delay");
     wait_past(50);
@@ -124,7 +124,7 @@ Test(decay, cached_huge_mapping_is_unmapped_after_the_delay)
     ms_huge_stat_t st = huge_now();
     cr_assert_eq(st.cached, 0, "still %llu cached after the delay", (unsigned long long)st.cached);
     cr_assert_eq(st.mapped, st.bytes);
-    cr_assert_neq(msync(at, 4096, MS_ASYNC), 0, "the mapping is gone");
+    cr_assert_neq(msync((void *)at, 4096, MS_ASYNC), 0, "the mapping is gone");
     cr_assert_eq(errno, ENOMEM);
 }
 
