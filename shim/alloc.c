@@ -192,9 +192,11 @@ void *_ms_realloc(void *p, size_t n)
         old = _ms_classes[cls].size;
         if (n <= old && n >= old / 2) return p;           /* fits, not too loose */
     } else if ((old = _ms_huge_usable(p)) != 0) {
-        if (n > MS_MAX_SMALL) {
+        if (n > MS_MAX_SMALL) {                           /* in place or moved by mremap */
+            int saved = errno;
             void *q = _ms_huge_realloc(p, n);
-            return q;
+            if (q || n > PTRDIFF_MAX - MS_SEGMENT_SIZE) return q;
+            errno = saved;                                /* the kernel refused: copy */
         }
     } else {
         if (_ms_bad_pointer("realloc(): invalid pointer", p)) {

@@ -16,7 +16,11 @@
  *     capacity; its free list holds exactly carved - used blocks, each the
  *     start of a carved block of the span, and ends;
  *   - each class's central counts (spans, free + uncarved blocks) are the
- *     sums over its spans.
+ *     sums over its spans;
+ *   - the segments' dirty bytes are the sum of their dirty pages;
+ *   - a huge block lies within its mapping and is found by its address; the
+ *     counts of huge blocks, of their bytes and of the cached mappings' bytes
+ *     add up; no cached mapping overlaps a live block.
  * Thread caches are not walked: their owners change them without a lock. */
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +65,7 @@ void _ms_heap_check_locked(void)
     static sums_t sum;                    /* all locks held: one checker at a time */
     memset(&sum, 0, sizeof sum);
     _ms_segment_check_locked(fail);
+    _ms_huge_check_locked(fail);
     _ms_segment_each_span_locked(check_span, &sum);
     _ms_central_check_locked(sum.spans, sum.free, fail);
 }

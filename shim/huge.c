@@ -1,30 +1,45 @@
 /* huge.c - requests above MS_MAX_SMALL: one mapping each, found again through
- * an open-addressing hash table keyed by address, grown with mremap.  A few
- * recently freed mappings are kept to absorb alloc/free churn of big buffers
- * (glibc raises its mmap threshold for the same reason). */
+ * an open-addressing hash table keyed by address, grown with mremap.
+ *
+ * Freed mappings are kept, resident, in a cache and handed out again, by
+ * demand and for a while (types.h, "Giving memory back"): the cache never
+ * makes the huge mappings (live + cached) exceed their recent peak, and a
+ * mapping not reused within MEMSHIM_DECAY ms is unmapped, checked lazily on
+ * the huge path, on the segment path (segment.c) and by the reporter thread
+ * if it runs.  A request takes the smallest cached mapping that holds it
+ * (a tail of 512 KiB or more stays cached on its own), or grows the largest
+ * one with mremap: only the pages added are new. */
 #include <errno.h>
 #include <string.h>
 #include "shim.h"
 
-#define CACHE_SLOTS    16
-#define CACHE_MAX      ((size_t)8 << 20)    /* bytes kept across all slots */
+#define CACHE_SLOTS    64
+#define CACHE_FLOOR    ((size_t)8 << 20)    /* kept whatever the recent peak */
 #define TOMB           ((uintptr_t)1)
 
 typedef struct {
     uintptr_t addr;
-    size_t    size;        /* mapping length */
+    size_t    size;        /* usable bytes: the request rounded to pages */
+    size_t    map;         /* mapping length, >= size (a reused mapping may be longer) */
     size_t    req;         /* bytes requested, for tracking */
     ms_meta_t meta;        /* tracking record (size field unused) */
 } huge_ent;
 
+typedef struct { uintptr_t addr; size_t len; uint64_t freed; } cached_t;
+typedef struct { uintptr_t addr; size_t len; } range_t;
+
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
 static huge_ent *table;            /* huge_lock */
 static size_t    cap, used, tombs; /* huge_lock */
-static uint64_t  live_bytes;       /* huge_lock */
-static huge_ent  cache[CACHE_SLOTS];
+static uint64_t  live_bytes;       /* huge_lock: mapped by live blocks */
+static cached_t  cache[CACHE_SLOTS];  /* huge_lock; [0, ncached) in use */
+static unsigned  ncached;
+static size_t    cache_bytes;
+static uint64_t  peak_now, peak_before; /* live_bytes' peak in this decay period and the last */
+static uint64_t  period_end;       /* ns: when this period ends */
+static uint64_t  next_decay = UINT64_MAX; /* ns: when the oldest cached mapping expires */
 static uintptr_t recent[64];       /* addresses of the last huge blocks freed */
 static unsigned  recent_next;
-static size_t    cache_bytes;
 
 static size_t slot_of(uintptr_t a) { return (size_t)((a >> 12) * 0x9E3779B97F4A7C15ULL >> 20); }
 
@@ -65,6 +80,7 @@ static huge_ent *insert(uintptr_t a, size_t size)
     memset(&table[i], 0, sizeof table[i]);
     table[i].addr = a;
     table[i].size = size;
+    table[i].map = size;
     used++;
     return &table[i];
 }
@@ -73,61 +89,164 @@ static void erase(huge_ent *e) { memset(e, 0, sizeof *e); e->addr = TOMB; used--
 
 static size_t page_round(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1); }
 
+/* ---- the cache of freed mappings (huge_lock) ---------------------------------- */
+
+static uint64_t decay_ns(void) { return (uint64_t)_ms_opt.decay_ms * 1000000; }
+
+/* next_decay and period_end are read without the lock by _ms_huge_decay. */
+static void set_time(uint64_t *t, uint64_t v) { __atomic_store_n(t, v, __ATOMIC_RELAXED); }
+
+static void live_add(int64_t delta)
+{
+    live_bytes += (uint64_t)delta;
+    if (live_bytes > peak_now) peak_now = live_bytes;
+    _ms_heap_account(delta);
+}
+
+static void uncache(unsigned i)
+{
+    cache_bytes -= cache[i].len;
+    cache[i] = cache[--ncached];
+}
+
+/* Drop the mappings freed more than MEMSHIM_DECAY ago into out[] (unmapped
+ * by the caller, unlocked); start a new demand period when one is over. */
+static unsigned expire(uint64_t now, range_t *out)
+{
+    unsigned n = 0;
+    if (now >= period_end) {
+        peak_before = peak_now;
+        peak_now = live_bytes;
+        set_time(&period_end, now + decay_ns());
+    }
+    if (now < next_decay) return 0;
+    uint64_t next = UINT64_MAX;
+    for (unsigned i = 0; i < ncached;) {
+        uint64_t due = cache[i].freed + decay_ns();
+        if (due <= now) { out[n++] = (range_t){ cache[i].addr, cache[i].len }; uncache(i); continue; }
+        if (due < next) next = due;
+        i++;
+    }
+    set_time(&next_decay, next);
+    return n;
+}
+
+static void unmap_all(const range_t *r, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) _ms_os_unmap((void *)r[i].addr, r[i].len);
+}
+
+/* A cached mapping for a request of `size` bytes (page-rounded): the
+ * smallest that holds it, its tail of MS_MAX_SMALL or more left in the cache;
+ * else the largest, grown with mremap.  0 if none; *map: its length, *old:
+ * how many of its bytes were in use before (the rest are fresh zero pages). */
+static uintptr_t cache_take(size_t size, size_t align, size_t *map, size_t *old)
+{
+    int fit = -1, big = -1;
+    for (unsigned i = 0; i < ncached; i++) {
+        if (cache[i].addr & (align - 1)) continue;
+        if (cache[i].len >= size) { if (fit < 0 || cache[i].len < cache[fit].len) fit = (int)i; }
+        else if (big < 0 || cache[i].len > cache[big].len) big = (int)i;
+    }
+    if (fit >= 0) {
+        cached_t c = cache[fit];
+        uncache((unsigned)fit);
+        *map = *old = c.len;
+        if (c.len - size >= MS_MAX_SMALL) {       /* the tail stays, as freed when c was */
+            cache[ncached++] = (cached_t){ c.addr + size, c.len - size, c.freed };
+            cache_bytes += c.len - size;
+            *map = *old = size;
+        }
+        return c.addr;
+    }
+    if (big < 0 || align > 1) return 0;            /* mremap keeps only page alignment */
+    void *q = _ms_os_remap((void *)cache[big].addr, cache[big].len, size);
+    if (!q) return 0;                               /* it stays cached as it was */
+    *old = cache[big].len;
+    *map = size;
+    uncache((unsigned)big);
+    return (uintptr_t)q;
+}
+
+/* Keep a freed mapping if the recent peak allows (live + cached never above
+ * it), making room by dropping the oldest; what is dropped goes to out[]. */
+static unsigned cache_put(uintptr_t a, size_t len, uint64_t now, range_t *out)
+{
+    uint64_t peak = peak_now > peak_before ? peak_now : peak_before;
+    if (peak < live_bytes + CACHE_FLOOR) peak = live_bytes + CACHE_FLOOR;
+    uint64_t room = _ms_opt.decay_ms ? peak - live_bytes : 0;
+    unsigned n = 0;
+    if (len > room) { out[n++] = (range_t){ a, len }; return n; }
+    while (ncached == CACHE_SLOTS || cache_bytes + len > room) {
+        unsigned old = 0;
+        for (unsigned i = 1; i < ncached; i++) if (cache[i].freed < cache[old].freed) old = i;
+        out[n++] = (range_t){ cache[old].addr, cache[old].len };
+        uncache(old);
+    }
+    cache[ncached++] = (cached_t){ a, len, now };
+    cache_bytes += len;
+    if (now + decay_ns() < next_decay) set_time(&next_decay, now + decay_ns());
+    return n;
+}
+
+/* ---- blocks -------------------------------------------------------------------- */
+
 void *_ms_huge_alloc(size_t n, size_t align, bool zero)
 {
     if (n > PTRDIFF_MAX - MS_SEGMENT_SIZE) { errno = ENOMEM; return NULL; }
-    size_t size = page_round(n ? n : 1);
-    void *p = NULL;
+    size_t size = page_round(n ? n : 1), map = size, old = 0;
+    range_t drop[CACHE_SLOTS + 1];
+    uint64_t now = _ms_os_now_ns();
     pthread_mutex_lock(&huge_lock);
-    if (align <= MS_OS_PAGE)                     /* a cached mapping close in size? */
-        for (int i = 0; i < CACHE_SLOTS; i++)
-            if (cache[i].addr && cache[i].size >= size && cache[i].size - size <= size / 2) {
-                p = (void *)cache[i].addr;
-                size = cache[i].size;
-                cache_bytes -= size;
-                cache[i].addr = 0;
-                break;
-            }
+    unsigned ndrop = expire(now, drop);
+    void *p = (void *)cache_take(size, align > MS_OS_PAGE ? align : 1, &map, &old);
     pthread_mutex_unlock(&huge_lock);
+    unmap_all(drop, ndrop);
     if (!p) {
         p = _ms_os_map_aligned(size, align);    /* fresh pages are already zero */
         if (!p) return NULL;
     } else if (zero) {
-        memset(p, 0, n);
+        memset(p, 0, n < old ? n : old);        /* pages added by mremap are zero */
     }
     pthread_mutex_lock(&huge_lock);
-    bool ok = insert((uintptr_t)p, size) != NULL;
+    huge_ent *e = insert((uintptr_t)p, size);
     for (unsigned i = 0; i < 64; i++)                /* handed out again: not "freed" now */
         if (recent[i] == (uintptr_t)p) recent[i] = 0;
-    if (ok) live_bytes += size;
-    if (ok) _ms_heap_account((int64_t)size);
+    if (e) { e->map = map; live_add((int64_t)map); }
     pthread_mutex_unlock(&huge_lock);
-    if (!ok) { _ms_os_unmap(p, size); errno = ENOMEM; return NULL; }
+    if (!e) { _ms_os_unmap(p, map); errno = ENOMEM; return NULL; }
     return p;
 }
 
 bool _ms_huge_free(void *p)
 {
+    range_t drop[CACHE_SLOTS + 2];
+    uint64_t now = _ms_os_now_ns();
     pthread_mutex_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
     if (!e) { pthread_mutex_unlock(&huge_lock); return false; }
-    size_t size = e->size;
+    size_t map = e->map;
     erase(e);
     recent[recent_next++ % 64] = (uintptr_t)p;
-    live_bytes -= size;
-    _ms_heap_account(-(int64_t)size);
-    int slot = -1;
-    if (size <= CACHE_MAX / 2)
-        for (int i = 0; i < CACHE_SLOTS; i++) if (!cache[i].addr) { slot = i; break; }
-    if (slot >= 0 && cache_bytes + size <= CACHE_MAX) {
-        cache[slot].addr = (uintptr_t)p;
-        cache[slot].size = size;
-        cache_bytes += size;
-        p = NULL;
-    }
+    live_add(-(int64_t)map);
+    unsigned ndrop = expire(now, drop);
+    ndrop += cache_put((uintptr_t)p, map, now, drop + ndrop);
     pthread_mutex_unlock(&huge_lock);
-    if (p) _ms_os_unmap(p, size);
+    unmap_all(drop, ndrop);
     return true;
+}
+
+/* The lazy check from elsewhere (segment.c, the reporter thread): cheap
+ * when nothing is due. */
+void _ms_huge_decay(uint64_t now)
+{
+    if (now < __atomic_load_n(&next_decay, __ATOMIC_RELAXED) &&
+        now < __atomic_load_n(&period_end, __ATOMIC_RELAXED)) return;
+    range_t drop[CACHE_SLOTS];
+    pthread_mutex_lock(&huge_lock);
+    unsigned ndrop = expire(now, drop);
+    pthread_mutex_unlock(&huge_lock);
+    unmap_all(drop, ndrop);
 }
 
 /* Whether p was a huge block freed lately (and not handed out again): a
@@ -170,11 +289,15 @@ size_t _ms_huge_usable(const void *p)
     return size;
 }
 
-/* Resize a huge block in place or by moving its pages (no copy). */
+/* Resize a huge block in place or by moving its pages (no copy): within
+ * its mapping's slack with no system call, else with mremap.  NULL (errno
+ * ENOMEM) if the kernel refuses: the caller copies. */
 void *_ms_huge_realloc(void *p, size_t n)
 {
     if (n > PTRDIFF_MAX - MS_SEGMENT_SIZE) { errno = ENOMEM; return NULL; }
     size_t size = page_round(n);
+    range_t drop[CACHE_SLOTS + 2];
+    unsigned ndrop = 0;
     pthread_mutex_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
     size_t old = e ? e->size : 0;
@@ -183,32 +306,41 @@ void *_ms_huge_realloc(void *p, size_t n)
      * not remapped at every page it crosses. */
     if (!e || (size <= old && size >= old / 2)) { pthread_mutex_unlock(&huge_lock); return e ? p : NULL; }
     if (size > old && size - old < old / 4) size = page_round(old + old / 4);
-    void *q = _ms_os_remap(p, old, size);
-    if (q) {
+    void *q = p;
+    if (size <= e->map) {                           /* the mapping holds it already */
+        e->size = size;
+        if (e->map - size >= MS_MAX_SMALL) {        /* a tail worth keeping apart */
+            size_t tail = e->map - size;
+            e->map = size;
+            live_add(-(int64_t)tail);
+            ndrop = cache_put((uintptr_t)p + size, tail, _ms_os_now_ns(), drop);
+        }
+    } else if ((q = _ms_os_remap(p, e->map, size))) {
         huge_ent keep = *e;
         erase(e);
         huge_ent *ne = insert((uintptr_t)q, size);   /* cannot fail: a slot was just freed */
         ms_assert(ne != NULL);
         ne->req = keep.req;
         ne->meta = keep.meta;
-        live_bytes += size - old;
-        _ms_heap_account((int64_t)size - (int64_t)old);
+        live_add((int64_t)size - (int64_t)keep.map);
     }
     pthread_mutex_unlock(&huge_lock);
+    unmap_all(drop, ndrop);
     return q;
 }
 
 /* Give the cached mappings back (malloc_trim). */
 void _ms_huge_trim(void)
 {
-    huge_ent drop[CACHE_SLOTS];
+    range_t drop[CACHE_SLOTS];
     pthread_mutex_lock(&huge_lock);
-    memcpy(drop, cache, sizeof drop);
-    memset(cache, 0, sizeof cache);
+    unsigned n = ncached;
+    for (unsigned i = 0; i < n; i++) drop[i] = (range_t){ cache[i].addr, cache[i].len };
+    ncached = 0;
     cache_bytes = 0;
+    set_time(&next_decay, UINT64_MAX);
     pthread_mutex_unlock(&huge_lock);
-    for (int i = 0; i < CACHE_SLOTS; i++)
-        if (drop[i].addr) _ms_os_unmap((void *)drop[i].addr, drop[i].size);
+    unmap_all(drop, n);
 }
 
 void _ms_huge_stats(ms_huge_stat_t *out)
@@ -250,13 +382,51 @@ void _ms_huge_flag(const void *p, unsigned flags)
     pthread_mutex_unlock(&huge_lock);
 }
 
-/* Visit every live huge block; the caller holds the huge lock (scan.c). */
-void _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size, size_t req,
+/* Visit every live huge block with its mapping's length; the caller holds
+ * the huge lock (scan.c). */
+void _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t map, size_t req,
                                      const ms_meta_t *m), void *arg)
 {
     for (size_t i = 0; i < cap; i++)
         if (table[i].addr > TOMB)
-            fn(arg, table[i].addr, table[i].size, table[i].req, &table[i].meta);
+            fn(arg, table[i].addr, table[i].map, table[i].req, &table[i].meta);
+}
+
+/* The cached mappings (freed blocks' stale bytes: never roots of the leak
+ * scan), at most max of them; the caller holds the huge lock. */
+size_t _ms_huge_cached_locked(ms_range_t *out, size_t max)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < ncached && n < max; i++)
+        out[n++] = (ms_range_t){ cache[i].addr, cache[i].addr + cache[i].len };
+    return n;
+}
+
+/* check.c's invariants of the huge blocks and the cache (huge lock held). */
+void _ms_huge_check_locked(ms_check_fail_fn fail)
+{
+    uint64_t live = 0, cached = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < cap; i++) {
+        huge_ent *e = &table[i];
+        if (e->addr <= TOMB) continue;
+        n++;
+        live += e->map;
+        if (e->size > e->map || e->size % MS_OS_PAGE || e->map % MS_OS_PAGE || !e->size)
+            fail("a huge block's size is not within its mapping", (void *)e->addr, 0);
+        if (find(e->addr) != e) fail("a huge block is not found by its address", (void *)e->addr, 0);
+    }
+    if (n != used || live != live_bytes) fail("huge block counts do not add up", table, (unsigned)n);
+    for (unsigned i = 0; i < ncached; i++) {
+        cached_t *c = &cache[i];
+        cached += c->len;
+        if (!c->addr || c->len < MS_OS_PAGE || c->len % MS_OS_PAGE)
+            fail("a cached huge mapping is malformed", (void *)c->addr, i);
+        for (size_t j = 0; j < cap; j++)
+            if (table[j].addr > TOMB && c->addr < table[j].addr + table[j].map && table[j].addr < c->addr + c->len)
+                fail("a cached huge mapping overlaps a live block", (void *)c->addr, i);
+    }
+    if (cached != cache_bytes) fail("cached huge bytes do not add up", cache, ncached);
 }
 
 void _ms_huge_lock(void) { pthread_mutex_lock(&huge_lock); }

@@ -58,6 +58,11 @@ void _ms_leak_at_exit(void)
 {
     if (!_ms_track_on) return;
     if (_ms_corrupt_pending) _ms_corrupt_report();
+    /* The scan maps scratch memory: free pages and huge mappings kept for
+     * reuse (MEMSHIM_DECAY) are of no more use, so they go first, and the
+     * process's peak is not the two together. */
+    _ms_segment_purge_all();
+    _ms_huge_trim();
     /* Scan the exiting thread's stack from where the program called exit()
      * (or returned from main): exit's frames and everything below hold
      * only dead copies.  Without an unwinder, from here. */

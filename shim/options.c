@@ -26,6 +26,7 @@ ms_options_t _ms_opt = {
     .exitcode = -1,
     .why_depth = 8,
     .trace_children = 1,
+    .decay_ms = 1000,
 };
 
 /* ---- the table ------------------------------------------------------------------ */

@@ -8,7 +8,9 @@
  *   - writes the statistics when MEMSHIM_STATS_SIGNAL arrives,
  *   - makes a leak report when MEMSHIM_REPORT_SIGNAL arrives (leak.c),
  *   - writes a heap profile when MEMSHIM_PROFILE_SIGNAL arrives, and every
- *     MEMSHIM_PROFILE_INTERVAL ms (profile.c).
+ *     MEMSHIM_PROFILE_INTERVAL ms (profile.c),
+ *   - and, whenever it wakes, gives back freed memory past MEMSHIM_DECAY
+ *     (segment.c, huge.c), as the allocation path does when it runs.
  *
  * It never calls malloc: lines are formatted in a stack buffer and written
  * with one write(2) each, so a crash loses at most the interval under way.
@@ -140,6 +142,8 @@ static void *reporter_main(void *arg)
     uint64_t next_profile = rep.t0 + profile_every;
     for (;;) {
         uint64_t now = now_ns();
+        _ms_segment_decay(now);                  /* while it runs, freed memory decays */
+        _ms_huge_decay(now);                     /* even in a program that stopped allocating */
         if (rep.logging && now >= next_log) {
             sample(now);
             next_log += log_every;

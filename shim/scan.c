@@ -249,9 +249,9 @@ static void count_span(void *arg, ms_page_t *pg)
     for (uint32_t i = 0; i < pg->carved; i++) *n += pg->meta[i].state == MS_BLK_LIVE;
 }
 
-static void count_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_meta_t *m)
+static void count_huge(void *arg, uintptr_t a, size_t map, size_t req, const ms_meta_t *m)
 {
-    (void)a; (void)size; (void)req; (void)m;
+    (void)a; (void)map; (void)req; (void)m;
     ++*(size_t *)arg;
 }
 
@@ -283,15 +283,14 @@ static void add_span(void *arg, ms_page_t *pg)
     }
 }
 
-static void add_huge(void *arg, uintptr_t a, size_t size, size_t req, const ms_meta_t *m)
+static void add_huge(void *arg, uintptr_t a, size_t map, size_t req, const ms_meta_t *m)
 {
     scan_t *sc = arg;
-    (void)size;
     if (sc->nrecs >= sc->cap) return;
     sc->huge[sc->nhuge++] = rec_add(sc, a, req, m);
     if (sc->nexcl < MAX_EXCLUDE) {                  /* a huge block is heap, not a root */
         sc->excl[sc->nexcl].start = a;
-        sc->excl[sc->nexcl].end = a + size;
+        sc->excl[sc->nexcl].end = a + map;
         sc->nexcl++;
     }
 }
@@ -792,6 +791,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     if (sc.recs && sc.queue && sc.ex && sc.huge && items && maps && sc.rd) {
         _ms_segment_each_span_locked(add_span, &sc);
         _ms_huge_each_locked(add_huge, &sc);
+        sc.nexcl += _ms_huge_cached_locked(sc.excl + sc.nexcl, MAX_EXCLUDE - sc.nexcl);  /* freed: no roots */
         sort_huge(sc.huge, sc.nhuge);
         sort_ranges(sc.excl, sc.nexcl);
         /* The threads: [0] the caller, then the parked ones. */

@@ -1,15 +1,18 @@
 /* segment.c - 4 MiB segments carved into 64 KiB pages, the ownership bitmap,
  * and giving memory back to the kernel.  All state here is guarded by
- * seg_lock, except the bitmap and page_class[], which free() reads without it. */
+ * seg_lock, except the bitmap and page_class[], which free() reads without it.
+ *
+ * Purging decays (types.h, "Giving memory back"): a page freed stays dirty
+ * (resident, reused first) for MEMSHIM_DECAY ms and is purged after that; a
+ * segment all of whose pages are free and past the delay is unmapped, but
+ * for one.  The pages past the delay are looked for lazily, when a page is
+ * taken or given back (the lock is held then anyway), at most every eighth
+ * of the delay, and by the reporter thread if it runs. */
 #include <string.h>
 #include "shim.h"
 
 #define BITMAP_WORDS  (((size_t)1 << (MS_ADDR_BITS - MS_SEGMENT_SHIFT)) / 64)
 #define ALL_PAGES     (~(uint64_t)1)          /* page 0 holds the header */
-/* Free pages kept resident before purging: 8 MiB plus an eighth of the heap
- * in use, so a big heap that breathes does not fault its pages back in at
- * every swing, and a small one stays small.  Purging goes down to half. */
-#define PURGE_LIMIT   (((size_t)8 << 20) + (size_t)__atomic_load_n(&_ms_heap_out, __ATOMIC_RELAXED) / 8)
 
 uint64_t *_ms_seg_bitmap;
 uint64_t  _ms_heap_out, _ms_heap_peak;
@@ -19,6 +22,7 @@ static ms_segment_t *seg_list;     /* every segment we own */
 static size_t dirty_bytes;         /* free pages still resident */
 static unsigned empty_segments;    /* segments with every page free */
 static uint64_t seg_count, seg_mapped_total, seg_unmapped_total;
+static uint64_t next_decay;        /* ns: the next look for pages dirty too long (read unlocked) */
 
 void _ms_segment_init(void)
 {
@@ -75,9 +79,9 @@ static int find_run(uint64_t mask, unsigned n)
     return x ? __builtin_ctzll(x) : -1;
 }
 
-static void segment_purge(ms_segment_t *s)
+/* Purge the dirty pages of s in d, a run at a time. */
+static void purge_pages(ms_segment_t *s, uint64_t d)
 {
-    uint64_t d = s->dirty_mask;
     unsigned i = 1;
     while (i < MS_PAGES_PER_SEG) {               /* purge each run of dirty pages */
         if (!(d >> i & 1)) { i++; continue; }
@@ -87,12 +91,43 @@ static void segment_purge(ms_segment_t *s)
         i = j;
     }
     dirty_bytes -= (size_t)__builtin_popcountll(d) * MS_PAGE_SIZE;
-    s->dirty_mask = 0;
+    s->dirty_mask &= ~d;
+}
+
+static void segment_purge(ms_segment_t *s) { purge_pages(s, s->dirty_mask); }
+
+/* Purge the pages dirty for MEMSHIM_DECAY ms or more; unmap the segments
+ * left with no page in use and none dirty, but for one. */
+static void decay(uint64_t now)
+{
+    if (now < next_decay) return;
+    uint32_t delay = _ms_opt.decay_ms, now_ms = (uint32_t)(now / 1000000);
+    __atomic_store_n(&next_decay, now + (uint64_t)delay * 1000000 / 8, __ATOMIC_RELAXED);
+    for (ms_segment_t *s = seg_list, *next; s; s = next) {
+        next = s->next;
+        uint64_t old = 0;
+        for (uint64_t d = s->dirty_mask; d; d &= d - 1) {
+            unsigned i = (unsigned)__builtin_ctzll(d);
+            if (now_ms - s->freed_ms[i] >= delay) old |= (uint64_t)1 << i;
+        }
+        if (s->free_mask == ALL_PAGES && s->dirty_mask == old && empty_segments > 1) segment_release(s);
+        else if (old) purge_pages(s, old);
+    }
+}
+
+void _ms_segment_decay(uint64_t now)
+{
+    if (now < __atomic_load_n(&next_decay, __ATOMIC_RELAXED)) return;
+    pthread_mutex_lock(&seg_lock);
+    decay(now);
+    pthread_mutex_unlock(&seg_lock);
 }
 
 ms_page_t *_ms_page_alloc(unsigned npages, uint8_t cls)
 {
+    uint64_t now = _ms_os_now_ns();
     pthread_mutex_lock(&seg_lock);
+    decay(now);
     ms_segment_t *s;
     int idx = -1;
     /* Prefer resident (dirty) free pages, then any free run. */
@@ -123,6 +158,7 @@ ms_page_t *_ms_page_alloc(unsigned npages, uint8_t cls)
         __atomic_store_n(&s->page_class[i], cls, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&seg_lock);
+    _ms_huge_decay(now);
     return pg;
 }
 
@@ -131,23 +167,20 @@ void _ms_page_free(ms_page_t *pg)
     ms_segment_t *s = (ms_segment_t *)((uintptr_t)pg->start & ~(uintptr_t)MS_SEGMENT_MASK);
     unsigned idx = _ms_page_index(s, pg->start), n = pg->npages;
     uint64_t run = (((uint64_t)1 << n) - 1) << idx;
+    uint64_t now = _ms_os_now_ns();
     pthread_mutex_lock(&seg_lock);
-    for (unsigned i = idx; i < idx + n; i++)
+    for (unsigned i = idx; i < idx + n; i++) {
         __atomic_store_n(&s->page_class[i], (uint8_t)MS_CLASS_NONE, __ATOMIC_RELEASE);
+        s->freed_ms[i] = (uint32_t)(now / 1000000);
+    }
     pg->cls = MS_CLASS_NONE;
     s->free_mask |= run;
     s->dirty_mask |= run;
     dirty_bytes += (size_t)n * MS_PAGE_SIZE;
-    if (s->free_mask == ALL_PAGES) {
-        empty_segments++;
-        if (empty_segments > 1) segment_release(s);   /* keep one empty segment for churn */
-        else segment_purge(s);
-    }
-    size_t limit = PURGE_LIMIT;
-    if (dirty_bytes > limit)                         /* give back the excess, keep some warm */
-        for (ms_segment_t *t = seg_list; t && dirty_bytes > limit / 2; t = t->next)
-            segment_purge(t);
+    if (s->free_mask == ALL_PAGES) empty_segments++;
+    decay(now);
     pthread_mutex_unlock(&seg_lock);
+    _ms_huge_decay(now);
 }
 
 void _ms_segment_purge_all(void)
@@ -189,7 +222,11 @@ void _ms_segment_each_span_locked(void (*fn)(void *arg, ms_page_t *pg), void *ar
 /* check.c's segment and page invariants (segment lock held). */
 void _ms_segment_check_locked(ms_check_fail_fn fail)
 {
+    uint64_t dirty = 0;
+    unsigned empty = 0;
     for (ms_segment_t *s = seg_list; s; s = s->next) {
+        dirty += (uint64_t)__builtin_popcountll(s->dirty_mask) * MS_PAGE_SIZE;
+        empty += s->free_mask == ALL_PAGES;
         if (s->magic != (MS_SEGMENT_MAGIC ^ (uintptr_t)s)) fail("segment header overwritten", s, 0);
         if (s->dirty_mask & ~s->free_mask) fail("a dirty page is not free", s, 0);
         if (s->free_mask & 1) fail("the header page is free", s, 0);
@@ -202,6 +239,8 @@ void _ms_segment_check_locked(ms_check_fail_fn fail)
                 fail("a page in use is outside its span", s, i);
         }
     }
+    if (dirty != dirty_bytes) fail("dirty bytes are not the sum of the dirty pages", seg_list, 0);
+    if (empty != empty_segments) fail("empty segments miscounted", seg_list, empty);
 }
 
 void _ms_segment_lock(void) { pthread_mutex_lock(&seg_lock); }

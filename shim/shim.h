@@ -63,6 +63,7 @@ MS_HIDDEN void           _ms_segment_init(void);
 MS_HIDDEN ms_page_t     *_ms_page_alloc(unsigned npages, uint8_t cls); /* segment lock inside */
 MS_HIDDEN void           _ms_page_free(ms_page_t *pg);
 MS_HIDDEN void           _ms_segment_purge_all(void);
+MS_HIDDEN void           _ms_segment_decay(uint64_t now_ns); /* purge what was dirty too long */
 MS_HIDDEN void           _ms_segment_each_span_locked(void (*fn)(void *arg, ms_page_t *pg), void *arg);
 
 /* ---- check.c: invariants (always-on asserts; the debug tier's heap walk) -- */
@@ -71,6 +72,7 @@ MS_HIDDEN void _ms_assert_fail(const char *what, const char *file, int line) __a
 typedef void (*ms_check_fail_fn)(const char *what, const void *where, unsigned n);
 MS_HIDDEN void _ms_heap_check_locked(void);           /* every allocator lock held; aborts */
 MS_HIDDEN void _ms_segment_check_locked(ms_check_fail_fn fail);
+MS_HIDDEN void _ms_huge_check_locked(ms_check_fail_fn fail);
 MS_HIDDEN void _ms_central_check_locked(const uint64_t spans[MS_NCLASSES], const uint64_t free_blocks[MS_NCLASSES],
                                         ms_check_fail_fn fail);
 #ifndef MS_DEBUG
@@ -206,7 +208,9 @@ MS_HIDDEN bool    _ms_huge_containing(const void *p, uintptr_t *start, size_t *r
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
 MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req);
 MS_HIDDEN void    _ms_huge_flag(const void *p, unsigned flags);
-MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t size,
+MS_HIDDEN void    _ms_huge_decay(uint64_t now_ns);         /* unmap what was cached too long */
+MS_HIDDEN size_t  _ms_huge_cached_locked(ms_range_t *out, size_t max);
+MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t map,
                                                   size_t req, const ms_meta_t *m), void *arg);
 MS_HIDDEN void    _ms_huge_lock(void);
 MS_HIDDEN void    _ms_huge_unlock(bool child);
@@ -483,6 +487,7 @@ typedef struct ms_options_s {
     const char   *profile;       /* MEMSHIM_PROFILE: NULL, "stderr" or an absolute path (a copy) */
     int           profile_signal;/* MEMSHIM_PROFILE_SIGNAL, 0 = none */
     unsigned      profile_interval_ms; /* MEMSHIM_PROFILE_INTERVAL, 0 = none */
+    unsigned      decay_ms;      /* MEMSHIM_DECAY (1000): freed memory kept this long for reuse */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */

@@ -26,7 +26,9 @@
  * faulted in; freed blocks go on the span's intrusive free list.
  *
  * Requests above MS_MAX_SMALL (512 KiB) are HUGE: each is its own mmap,
- * recorded in a small hash table (huge.c), resized with mremap.
+ * recorded in a small hash table (huge.c), resized with mremap.  A block's
+ * record keeps its usable size (the request rounded to 4 KiB) apart from its
+ * mapping's length, which a reused mapping may exceed.
  *
  * Threads: every thread has a cache (struct ms_tcache) with one LIFO list of
  * free blocks per class.  malloc pops, free pushes, with no lock and no atomic
@@ -54,12 +56,41 @@
  *
  * Page states:   FREE --(page_alloc)--> IN USE by a class --(last block back)--> FREE
  * A FREE page is "dirty" until purged with MADV_DONTNEED; dirty pages are
- * reused first and purged when too many accumulate.  A segment whose pages are
- * all free is unmapped, except one kept to absorb churn.
+ * reused first.
+ *
+ * Giving memory back: by decay, not by threshold
+ * ----------------------------------------------
+ * Freed memory stays resident for MEMSHIM_DECAY ms (default 1000) and goes
+ * back to the kernel only if nothing reused it meanwhile, as jemalloc's
+ * dirty decay and mimalloc's purge delay do.  A threshold (purge when more
+ * than N bytes are free) re-triggers under churn: a program whose heap
+ * swings by more than N purges at every swing and faults the same pages in
+ * again; a delay purges only what a whole second of the program's life did
+ * not need.
+ *   - Pages: the segment keeps, per page, when it was freed (freed_ms[]).
+ *     Pages free for longer than the delay are purged, and a segment with
+ *     every page free and none dirty any longer is unmapped, but for one.
+ *   - Huge blocks: a freed mapping goes to a cache (huge.c) with the time
+ *     of its free, and is unmapped once it is older than the delay.  A
+ *     request takes the smallest cached mapping that holds it (a tail of
+ *     512 KiB or more stays cached on its own) or grows the largest with
+ *     mremap, so only the pages added are new; calloc zeroes what was in
+ *     use before.  The cache follows demand: cached and live mappings stay
+ *     within the live ones' peak over the last one or two periods (8 MiB
+ *     above the live ones at least), the oldest mapping making room, so a
+ *     steady program's footprint never exceeds what it recently used.
+ * Nothing wakes up to do this (memshim starts no thread for it): the delay
+ * is checked lazily whenever a page is taken or given back (the segment lock
+ * is held then anyway; every eighth of the delay at most) and on every huge
+ * allocation and free, and by the reporter thread if one runs.  An idle
+ * program keeps what it freed last until it allocates again, calls
+ * malloc_trim, or exits (the exit's leak scan gives it back first).
  *
  * Invariants (check.c walks them all in the debug build, at every leak scan,
  * fork and exit, with every lock above held):
- *   dirty pages are free pages; the header page is never free;
+ *   dirty pages are free pages; the header page is never free; dirty bytes
+ *   and empty segments add up; huge blocks lie within their mappings, and no
+ *   cached mapping overlaps a live block;
  *   a free page has no class; a page in use lies inside its span, of its class;
  *   per span: used <= carved <= capacity, free list length = carved - used;
  *   per class: the central counts are the sums over its spans.
@@ -157,6 +188,7 @@ typedef struct ms_segment_s {
     uint64_t              magic;      /* MS_SEGMENT_MAGIC ^ address: sanity */
     uint64_t              free_mask;  /* bit i: page i is free (segment lock) */
     uint64_t              dirty_mask; /* free pages not yet purged */
+    uint32_t              freed_ms[MS_PAGES_PER_SEG]; /* when each dirty page was freed (ms, wraps) */
     struct ms_segment_s  *prev, *next;/* all segments (segment lock) */
     uint8_t               page_class[MS_PAGES_PER_SEG]; /* read lock-free by free() */
     uint8_t               span_head[MS_PAGES_PER_SEG];  /* head page of each page's span */

@@ -1,0 +1,236 @@
+/* test_decay.c - freed memory kept for reuse and given back after
+ * MEMSHIM_DECAY (_ms_opt.decay_ms, set here directly): cached huge mappings
+ * (huge.c) and dirty pages of segments (segment.c).  The delays are short
+ * and the tests wait several times longer than them: they check what is
+ * kept and what is given back, never how fast. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "shim.h"
+
+#define MiB ((size_t)1 << 20)
+
+static void setup(void) { _ms_init(); free(malloc(1)); malloc_trim(0); }
+TestSuite(decay, .init = setup);
+
+static void *(*volatile v_malloc)(size_t) = malloc;
+static void *(*volatile v_calloc)(size_t, size_t) = calloc;
+
+static ms_huge_stat_t huge_now(void)
+{
+    ms_huge_stat_t st;
+    _ms_huge_stats(&st);
+    return st;
+}
+
+/* Resident 4 KiB pages of [p, p+len). */
+static size_t resident(const void *p, size_t len)
+{
+    unsigned char vec[4096];
+    size_t pages = len / 4096, n = 0;
+    cr_assert_leq(pages, sizeof vec);
+    cr_assert_eq(mincore((void *)p, len, vec), 0, "mincore: %s", strerror(errno));
+    for (size_t i = 0; i < pages; i++) n += vec[i] & 1;
+    return n;
+}
+
+/* memset that the compiler keeps although the block is freed next. */
+static void fill(void *p, int byte, size_t len)
+{
+    memset(p, byte, len);
+    __asm__ volatile("" :: "r"(p) : "memory");
+}
+
+static void wait_past(unsigned ms) { usleep(ms * 1000 * 3); }
+
+/* ---- huge blocks ---------------------------------------------------------------- */
+
+Test(decay, freed_huge_block_is_reused_as_it_was)
+{
+    _ms_opt.decay_ms = 600000;
+    unsigned char *p = v_malloc(8 * MiB);
+    fill(p, 0x5a, 8 * MiB);
+    free(p);
+    ms_huge_stat_t a = huge_now();
+    cr_assert_eq(a.cached, 8 * MiB, "the freed mapping is kept (%llu cached)", (unsigned long long)a.cached);
+    unsigned char *q = v_malloc(8 * MiB);
+    cr_assert_eq(q, p, "the same mapping is handed out again");
+    size_t res = resident(q, 8 * MiB);
+    cr_assert_eq(res, 2048, "its pages are still resident (%zu of 2048): no fault to come", res);
+    cr_assert_eq(malloc_usable_size(q), 8 * MiB);
+    cr_assert_eq(huge_now().cached, 0);
+    free(q);
+}
+
+Test(decay, smaller_request_takes_the_head_and_leaves_the_tail_cached)
+{
+    _ms_opt.decay_ms = 600000;
+    unsigned char *p = v_malloc(8 * MiB);
+    fill(p, 1, 8 * MiB);
+    free(p);
+    unsigned char *q = v_malloc(5 * MiB + 100);
+    cr_assert_eq(q, p);
+    cr_assert_eq(malloc_usable_size(q), 5 * MiB + 4096, "usable size as for a fresh mapping");
+    ms_huge_stat_t st = huge_now();
+    cr_assert_eq(st.cached, 3 * MiB - 4096, "the tail stays cached (%llu)", (unsigned long long)st.cached);
+    cr_assert_eq(st.bytes, 5 * MiB + 4096);
+    unsigned char *r = v_malloc(2 * MiB);             /* the tail serves the next one */
+    cr_assert_eq((uintptr_t)r, (uintptr_t)q + 5 * MiB + 4096);
+    free(q);
+    free(r);
+}
+
+Test(decay, larger_request_grows_a_cached_mapping)
+{
+    _ms_opt.decay_ms = 600000;
+    unsigned char *p = v_malloc(2 * MiB);
+    fill(p, 0x77, 2 * MiB);
+    free(p);
+    unsigned char *q = v_calloc(1, 3 * MiB);
+    cr_assert_not_null(q);
+    ms_huge_stat_t st = huge_now();
+    cr_assert_eq(st.cached, 0, "the 2 MiB mapping was grown into the 3 MiB block");
+    cr_assert_eq(malloc_usable_size(q), 3 * MiB);
+    for (size_t i = 0; i < 3 * MiB; i++) cr_assert_eq(q[i], 0, "calloc byte %zu not zero", i);
+    free(q);
+}
+
+Test(decay, calloc_of_a_reused_huge_block_is_zero)
+{
+    _ms_opt.decay_ms = 600000;
+    unsigned char *p = v_malloc(4 * MiB);
+    fill(p, 0xab, 4 * MiB);
+    free(p);
+    unsigned char *q = v_calloc(4, MiB - 10);
+    cr_assert_eq(q, p, "the cached mapping is reused");
+    for (size_t i = 0; i < 4 * (MiB - 10); i++) cr_assert_eq(q[i], 0, "calloc byte %zu not zero", i);
+    free(q);
+}
+
+Test(decay, cached_huge_mapping_is_unmapped_after_the_delay)
+{
+    _ms_opt.decay_ms = 50;
+    unsigned char *p = v_malloc(8 * MiB);
+    fill(p, 1, 8 * MiB);
+    volatile uintptr_t at = (uintptr_t)p;
+    free(p);
+    cr_assert_eq(huge_now().cached, 8 * MiB, "kept within the delay");
+    wait_past(50);
+    _ms_huge_decay(_ms_os_now_ns());                 /* what the next malloc or free does */
+    ms_huge_stat_t st = huge_now();
+    cr_assert_eq(st.cached, 0, "still %llu cached after the delay", (unsigned long long)st.cached);
+    cr_assert_eq(st.mapped, st.bytes);
+    cr_assert_neq(msync((void *)at, 4096, MS_ASYNC), 0, "the mapping is gone");
+    cr_assert_eq(errno, ENOMEM);
+}
+
+Test(decay, huge_decay_runs_on_the_allocation_path)
+{
+    _ms_opt.decay_ms = 50;
+    unsigned char *p = v_malloc(8 * MiB);
+    fill(p, 1, 8 * MiB);
+    free(p);
+    wait_past(50);
+    void *q = v_malloc(600 << 10);                   /* another huge block: the cache is checked first */
+    cr_assert_eq(huge_now().cached, 0);
+    free(q);
+    cr_assert_eq(huge_now().cached, 600 << 10, "the block just freed is kept");
+}
+
+Test(decay, zero_delay_keeps_nothing)
+{
+    _ms_opt.decay_ms = 0;
+    free(v_malloc(4 * MiB));
+    cr_assert_eq(huge_now().cached, 0);
+}
+
+/* ---- pages of segments ------------------------------------------------------------ */
+
+#define CLS _ms_class_of(96 << 10)    /* a span of several pages */
+
+static ms_page_t *dirty_span(void)
+{
+    ms_page_t *pg = _ms_page_alloc(_ms_classes[CLS].npages, (uint8_t)CLS);
+    cr_assert_not_null(pg);
+    fill(pg->start, 3, (size_t)pg->npages * MS_PAGE_SIZE);
+    return pg;
+}
+
+Test(decay, free_pages_stay_resident_within_the_delay)
+{
+    _ms_opt.decay_ms = 600000;
+    ms_page_t *pg = dirty_span();
+    uint8_t *start = pg->start;
+    size_t len = (size_t)pg->npages * MS_PAGE_SIZE;
+    ms_segment_stat_t a, b;
+    _ms_segment_stats(&a);
+    _ms_page_free(pg);
+    _ms_segment_stats(&b);
+    cr_assert_eq(b.dirty, a.dirty + len);
+    _ms_segment_decay(_ms_os_now_ns());
+    cr_assert_eq(resident(start, len), len / 4096, "purged before the delay");
+    _ms_segment_stats(&b);
+    cr_assert_eq(b.dirty, a.dirty + len);
+}
+
+Test(decay, free_pages_are_purged_after_the_delay)
+{
+    _ms_opt.decay_ms = 50;
+    ms_page_t *keep = _ms_page_alloc(1, (uint8_t)_ms_class_of(64));   /* the segment stays */
+    ms_page_t *pg = dirty_span();
+    uint8_t *start = pg->start;
+    size_t len = (size_t)pg->npages * MS_PAGE_SIZE;
+    _ms_page_free(pg);
+    cr_assert_eq(resident(start, len), len / 4096);
+    wait_past(50);
+    _ms_segment_decay(_ms_os_now_ns());
+    cr_assert_eq(resident(start, len), 0, "still resident after the delay");
+    ms_segment_stat_t st;
+    _ms_segment_stats(&st);
+    cr_assert_eq(st.dirty, 0);
+    _ms_page_free(keep);
+}
+
+Test(decay, purge_runs_when_a_page_is_taken)
+{
+    _ms_opt.decay_ms = 50;
+    ms_page_t *keep = _ms_page_alloc(1, (uint8_t)_ms_class_of(64));
+    ms_page_t *pg = dirty_span();
+    uint8_t *start = pg->start;
+    size_t len = (size_t)pg->npages * MS_PAGE_SIZE;
+    _ms_page_free(pg);
+    wait_past(50);
+    ms_page_t *other = dirty_span();                 /* the lazy check on the allocation path */
+    ms_segment_stat_t st;
+    _ms_segment_stats(&st);
+    cr_assert_eq(st.dirty, 0, "%llu bytes dirty", (unsigned long long)st.dirty);
+    if (other->start != start) cr_assert_eq(resident(start, len), 0);
+    _ms_page_free(other);
+    _ms_segment_stats(&st);
+    cr_assert_eq(st.dirty, len, "the span just freed is kept");
+    _ms_page_free(keep);
+}
+
+Test(decay, empty_segments_beyond_one_are_unmapped_after_the_delay)
+{
+    _ms_opt.decay_ms = 300;   /* longer than the frees take */
+    enum { N = 8000 };
+    void **v = malloc(N * sizeof *v);
+    for (int i = 0; i < N; i++) v[i] = v_malloc(2000);   /* ~16 MB: several segments */
+    ms_segment_stat_t a, b;
+    _ms_segment_stats(&a);
+    for (int i = 0; i < N; i++) free(v[i]);
+    free(v);
+    _ms_tcache_flush_current();
+    _ms_segment_stats(&b);
+    cr_assert_eq(b.segments, a.segments, "segments kept within the delay");
+    wait_past(300);
+    _ms_segment_decay(_ms_os_now_ns());
+    _ms_segment_stats(&b);
+    cr_assert_lt(b.segments, a.segments);
+    cr_assert_eq(b.dirty, 0);
+}
