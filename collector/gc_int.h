@@ -201,6 +201,7 @@ typedef struct gc_state {
     gc_head      permanent;     /* frozen objects */
     int          enabled;       /* automatic collection */
     int          collecting;    /* a collection is running (in the lock holder) */
+    unsigned long collection;   /* its number: collections started so far */
     int          debug;         /* MEMSHIM_DEBUG_* */
     long         long_lived_total, long_lived_pending; /* CPython's full-collection rule */
     struct memshim_gc_stats stats[GC_NGEN];

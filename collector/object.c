@@ -265,7 +265,13 @@ GC_EXPORT void *memshim_new(const memshim_type *type, size_t size)
 static void free_object(gc_head *g)
 {
     size_t prefix, total = gc_total_size(g, &prefix);
-    gc_mem_free((char *)g - prefix, total);
+    char *base = (char *)g - prefix;
+    /* Only the collecting thread frees objects while a collection runs (it
+     * holds the lock), so this one is the collection's. */
+    if (gc_st.collecting && gc_object_free && gc_st.alloc.alloc == default_allocator.alloc &&
+        gc_object_free(base, gc_st.collection))
+        return;
+    gc_mem_free(base, total);
 }
 
 /* The count is 0 and the lock held: the object dies, unless its finalizer
