@@ -268,10 +268,15 @@ static void free_object(gc_head *g)
     char *base = (char *)g - prefix;
     /* Only the collecting thread frees objects while a collection runs (it
      * holds the lock), so this one is the collection's. */
-    if (gc_st.collecting && gc_object_free && gc_st.alloc.alloc == default_allocator.alloc &&
-        gc_object_free(base, gc_st.collection))
+    if (gc_st.collecting && gc_st.free_hook && gc_object_free(base, total, gc_st.collection))
         return;
     gc_mem_free(base, total);
+}
+
+int gc_free_hook_wanted(void)
+{
+    return gc_object_free && gc_st.alloc.alloc == default_allocator.alloc &&
+           gc_object_free(NULL, 0, gc_st.collection);
 }
 
 /* The count is 0 and the lock held: the object dies, unless its finalizer

@@ -1,5 +1,6 @@
 /* gcglue.c - the collector's figures for MEMSHIM_STATS and the live region,
  * through the collector's public API (the shim sees nothing else of it). */
+#include <stdlib.h>
 #include "shim.h"
 #include "../include/memshim.h"
 #include "../collector/collector.h"
@@ -63,12 +64,18 @@ void gc_host_write(const char *text, size_t n, int asked)
 static __thread unsigned long tl_batch_collection __attribute__((tls_model("initial-exec")));
 static __thread ms_free_batch_t tl_batch __attribute__((tls_model("initial-exec")));
 
-int gc_object_free(void *base, unsigned long collection)
+int gc_object_free(void *base, size_t size, unsigned long collection)
 {
     if (!_ms_track_on) return 0;                  /* free() is as quick */
-    if (!_ms_segment_of(base)) {
+    if (!base) {                                  /* this collection's blocks? */
+        /* Only if the collector's malloc is ours (preloaded), not the C
+         * library's (dlopen'd only): then every block is on our heap. */
+        uintptr_t m = (uintptr_t)&malloc;
+        return m >= _ms_self()->code.start && m < _ms_self()->code.end;
+    }
+    if (!_ms_segment_of(base)) {                  /* a huge block of ours, or foreign */
         ms_meta_t h;
-        if (!_ms_huge_get_meta(base, &h)) return 0;
+        if (size <= MS_MAX_SMALL || !_ms_huge_get_meta(base, &h)) return 0;
     }
     if (tl_batch_collection != collection) {
         tl_batch_collection = collection;
