@@ -10,7 +10,9 @@
  * bench/gc_bench.py does the same in CPython (objects of a class with
  * __slots__ = ('ref',), gc.collect()) and prints the same keys.
  *
- * Takes no arguments.  The Makefile does not link it with libmemshim: it
+ * Arguments, for profiling (callgrind): `gc_bench [OBJECTS [RUNS]]`, by
+ * default 1000000 and 3 (OBJECTS rounded down to a multiple of 10).  The
+ * Makefile does not link it with libmemshim: it
  * dlopens $MEMSHIM_LIBRARY (default build/libmemshim.so).  Loaded that way the
  * objects come from the C library's malloc; run it with
  * LD_PRELOAD=build/libmemshim.so to put them on memshim's pools. */
@@ -20,9 +22,10 @@
 #include <time.h>
 #include "memshim.h"
 
-#define N     1000000L
 #define RING  10
-#define RUNS  3
+
+static long N = 1000000;
+static int  RUNS = 3;
 
 static void *(*p_new)(const memshim_type *, size_t);
 static void  (*p_incref)(void *);
@@ -111,8 +114,11 @@ static double reachable_run(void)
 #define SYM(var, name) do { *(void **)&var = dlsym(lib, name); \
     if (!var) { fprintf(stderr, "gc_bench: %s: %s\n", name, dlerror()); return 1; } } while (0)
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) N = atol(argv[1]) / RING * RING;
+    if (argc > 2) RUNS = atoi(argv[2]);
+    if (N < RING || RUNS < 1) { fprintf(stderr, "usage: gc_bench [OBJECTS [RUNS]]\n"); return 2; }
     const char *path = getenv("MEMSHIM_LIBRARY");
     if (!path || !*path) path = "build/libmemshim.so";
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);

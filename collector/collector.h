@@ -81,6 +81,17 @@ __attribute__((visibility("hidden"))) uint64_t gc_time_ns(void);
 #define GC_BLOCK_HEADER 32
 __attribute__((weak, visibility("hidden"))) void gc_object_block(void *base, size_t header_offset);
 
+/* A collection frees objects by the thousand, under its own stack: the
+ * allocator's owner may free their blocks itself (the shim does, recording
+ * one free stack for all the blocks of one collection instead of unwinding
+ * at each free).  With the default allocator, each object block a
+ * collection frees is offered to gc_object_free, with its size and the
+ * collection's number (unique in the process, never 0); it returns 0 if
+ * the block is not its own (then the collector calls free), 1 once freed.
+ * At the start of each collection it is asked once, with base NULL,
+ * whether it wants that collection's blocks at all (0: not offered). */
+__attribute__((weak, visibility("hidden"))) int gc_object_free(void *base, size_t size, unsigned long collection);
+
 /* The references the collector holds on the program's behalf: every root
  * (memshim_root_add) and the garbage list.  The leak scan counts what they
  * hold as reachable.  gc_scan_lock takes the collector lock, waiting at most

@@ -389,6 +389,8 @@ long gc_collect_locked(int generation)
 {
     if (gc_st.collecting) return 0;
     gc_st.collecting = 1;
+    gc_st.collection++;
+    gc_st.free_hook = gc_free_hook_wanted();
     gc_run_callbacks(MEMSHIM_GC_START, generation, 0);
     long n = collect_main(generation);
     gc_run_callbacks(MEMSHIM_GC_STOP, generation, n);

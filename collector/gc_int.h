@@ -201,6 +201,8 @@ typedef struct gc_state {
     gc_head      permanent;     /* frozen objects */
     int          enabled;       /* automatic collection */
     int          collecting;    /* a collection is running (in the lock holder) */
+    unsigned long collection;   /* its number: collections started so far */
+    int          free_hook;     /* its objects' blocks go to gc_object_free */
     int          debug;         /* MEMSHIM_DEBUG_* */
     long         long_lived_total, long_lived_pending; /* CPython's full-collection rule */
     struct memshim_gc_stats stats[GC_NGEN];
@@ -235,6 +237,7 @@ GC_HIDDEN void *gc_tab_alloc(size_t n);              /* the tables' allocator, s
 GC_HIDDEN void  gc_tab_free(void *p, size_t n);
 GC_HIDDEN void *gc_tab_grow(void *p, size_t old_n, size_t new_n);   /* copy; NULL keeps p */
 GC_HIDDEN void  gc_dealloc(gc_head *g);              /* refcnt reached 0 */
+GC_HIDDEN int   gc_free_hook_wanted(void);           /* at a collection's start */
 GC_HIDDEN void  gc_incref(gc_head *g);
 GC_HIDDEN void  gc_decref(gc_head *g);
 GC_HIDDEN int   gc_incref_if_alive(gc_head *g);      /* 0 if the count was 0 */

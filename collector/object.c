@@ -265,7 +265,18 @@ GC_EXPORT void *memshim_new(const memshim_type *type, size_t size)
 static void free_object(gc_head *g)
 {
     size_t prefix, total = gc_total_size(g, &prefix);
-    gc_mem_free((char *)g - prefix, total);
+    char *base = (char *)g - prefix;
+    /* Only the collecting thread frees objects while a collection runs (it
+     * holds the lock), so this one is the collection's. */
+    if (gc_st.collecting && gc_st.free_hook && gc_object_free(base, total, gc_st.collection))
+        return;
+    gc_mem_free(base, total);
+}
+
+int gc_free_hook_wanted(void)
+{
+    return gc_object_free && gc_st.alloc.alloc == default_allocator.alloc &&
+           gc_object_free(NULL, 0, gc_st.collection);
 }
 
 /* The count is 0 and the lock held: the object dies, unless its finalizer

@@ -275,6 +275,9 @@ MS_HIDDEN uintptr_t _ms_stack_top(void);                /* of the calling thread
 MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_free(void *p, const ms_site_t *site);
+/* free() of blocks released together: one free stack for all (the first's). */
+typedef struct ms_free_batch_s { bool taken; uint32_t stack; } ms_free_batch_t;
+MS_HIDDEN void   _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_batch_t *batch);
 MS_HIDDEN void  *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site);

@@ -132,6 +132,18 @@ static inline uint32_t free_stack(const ms_meta_t *m, const ms_site_t *site)
     return (m->flags & MS_META_SAMPLED) ? _ms_capture(site) : 0;
 }
 
+/* Blocks released together (a collection's: gcglue.c) share one free
+ * stack, taken at the first that needs one: one unwind, not one a block. */
+static inline uint32_t batch_stack(const ms_meta_t *m, const ms_site_t *site, ms_free_batch_t *batch)
+{
+    if (!(m->flags & MS_META_SAMPLED)) return 0;
+    if (!batch->taken) {
+        batch->stack = _ms_capture(site);
+        batch->taken = true;
+    }
+    return batch->stack;
+}
+
 /* A live block released by a call that does not match its allocation
  * (free of a new'd block, delete of a new[]'d one...): reported unless
  * memshim itself is running or C++ checks are off; the block is released
@@ -152,8 +164,10 @@ static bool check_match_huge(const void *p, unsigned how, const char *by, ms_met
 }
 
 /* Check p before it is released by a call of kind `how` (MS_ALLOC_*); false
- * if it must not be (misuse reported). */
-static inline __attribute__((always_inline)) bool release(void *p, const ms_site_t *site, unsigned how)
+ * if it must not be (misuse reported).  `batch`: NULL, or the free stack
+ * shared by the blocks released with p. */
+static inline __attribute__((always_inline)) bool release(void *p, const ms_site_t *site, unsigned how,
+                                                          ms_free_batch_t *batch)
 {
     ms_meta_t *m = _ms_meta_of(p);
     if (!m) {                            /* huge, foreign or invalid: alloc.c decides */
@@ -174,7 +188,7 @@ static inline __attribute__((always_inline)) bool release(void *p, const ms_site
     check_match(p, m, how, NULL);
     unprofile(m, m->size, p);
     m->state = MS_BLK_FREED;
-    m->free_stack = free_stack(m, site);
+    m->free_stack = batch ? batch_stack(m, site, batch) : free_stack(m, site);
     return true;
 }
 
@@ -210,7 +224,13 @@ void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
 
 void _ms_tracked_free(void *p, const ms_site_t *site)
 {
-    if (p && release(p, site, MS_ALLOC_MALLOC)) _ms_free(p);
+    if (p && release(p, site, MS_ALLOC_MALLOC, NULL)) _ms_free(p);
+    if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
+}
+
+void _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_batch_t *batch)
+{
+    if (p && release(p, site, MS_ALLOC_MALLOC, batch)) _ms_free(p);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
 }
 
@@ -227,7 +247,7 @@ void *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *sit
 
 void _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site)
 {
-    if (p && release(p, site, how)) _ms_free(p);
+    if (p && release(p, site, how, NULL)) _ms_free(p);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
 }
 

@@ -280,6 +280,28 @@ Test(misuse, double_free_shows_the_first_frees_whole_stack)
     run_free(&r);
 }
 
+/* Objects freed by a collection share one free stack, the collection's (one
+ * unwind, not one an object): a later free of one of their blocks shows it,
+ * down to the function that called the collector and main. */
+Test(misuse, double_free_of_a_block_a_collection_freed)
+{
+    static const char *samples[] = { NULL, "MEMSHIM_SAMPLE=1" };
+    for (int i = 0; i < 2; i++) {
+        const char *env[] = { samples[i], NULL };
+        run_t r = modes("double_gc", env);
+        cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "status %d", r.status);
+        cr_expect(strstr(r.err, "collected 2\n"), "%s", r.err);
+        cr_expect(strstr(r.err, "double free: 0x"), "%s", r.err);
+        char *first = section(r.err, "first freed at:"), *now = section(r.err, "now at:");
+        cr_expect(strstr(first, " gc_collect_here (") && strstr(first, " main ("),
+                  "first free's stack:\n%s\nwhole message:\n%s", first, r.err);
+        cr_expect(strstr(now, " double_gc (") && !strstr(now, "gc_collect_here"), "the second free's stack:\n%s", now);
+        free(first);
+        free(now);
+        run_free(&r);
+    }
+}
+
 Test(misuse, continue_goes_on_after_the_message)
 {
     const char *env[] = { "MEMSHIM_ON_ERROR=continue", NULL };
