@@ -75,7 +75,7 @@ int gc_object_free(void *base, size_t size, unsigned long collection)
     }
     if (!_ms_segment_of(base)) {                  /* a huge block of ours, or foreign */
         ms_meta_t h;
-        if (size <= MS_MAX_SMALL || !_ms_huge_get_meta(base, &h)) return 0;
+        if (size <= MS_MAX_SMALL || !_ms_huge_get_meta(base, &h, NULL)) return 0;
     }
     if (tl_batch_collection != collection) {
         tl_batch_collection = collection;

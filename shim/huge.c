@@ -368,7 +368,7 @@ bool _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req)
 {
     pthread_mutex_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
-    if (e) { *m = e->meta; *req = e->req; }
+    if (e) { *m = e->meta; if (req) *req = e->req; }
     pthread_mutex_unlock(&huge_lock);
     return e != NULL;
 }
