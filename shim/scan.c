@@ -108,14 +108,28 @@ typedef struct {
  * their stacks are no roots.  Each registers itself from its own stack. */
 static int internal_tids[8];
 static uintptr_t internal_stack[8];     /* an address on that thread's stack */
+static uintptr_t internal_tp[8];        /* its thread pointer */
 void _ms_internal_thread_add(int tid)
 {
     for (unsigned i = 0; i < 8; i++)
         if (!internal_tids[i] || internal_tids[i] == tid) {
             internal_stack[i] = (uintptr_t)__builtin_frame_address(0);
+            internal_tp[i] = _ms_thread_pointer();
             internal_tids[i] = tid;
             return;
         }
+}
+
+/* Where the glibc thread stack holding thread pointer tp ends: glibc puts
+ * the thread's descriptor (less than a page) at the very top of the stack's
+ * mapping, the static TLS below it.  The kernel may have merged that mapping
+ * with an anonymous one right above it -- the main thread's TLS, memory of
+ * the program's -- which /proc/self/maps then shows as one: that part is
+ * no stack and stays a root. */
+static uintptr_t stack_end(uintptr_t tp, uintptr_t hi)
+{
+    uintptr_t end = (tp + MS_OS_PAGE) & ~(uintptr_t)(MS_OS_PAGE - 1);
+    return end < hi ? end : hi;
 }
 bool _ms_internal_thread(int tid)
 {
@@ -146,20 +160,23 @@ void _ms_scan_thread_exit(void)
     __atomic_store_n(&dead_stack[i].sp, (uintptr_t)__builtin_frame_address(0), __ATOMIC_RELEASE);
 }
 
-/* [lo, hi) is a glibc thread stack (a guard page right below it, the
- * thread pointer near its top) of a thread that has ended, and no live
- * thread runs on it again.  An unrelated mapping made later at the same
- * place has no guard below, or no thread pointer where glibc puts it. */
-static bool dead_thread_stack(uintptr_t lo, uintptr_t hi, bool guarded, const uintptr_t *sps, unsigned nsps)
+/* Whether [lo, hi) starts with a glibc thread stack (a guard page right
+ * below it, the thread pointer near its top) of a thread that has ended,
+ * and no live thread runs on it again: where that stack ends, or 0.  An
+ * unrelated mapping made later at the same place has no guard below, or no
+ * thread pointer where glibc puts it. */
+static uintptr_t dead_thread_stack(uintptr_t lo, uintptr_t hi, bool guarded, const uintptr_t *sps, unsigned nsps)
 {
-    if (!guarded) return false;
-    for (unsigned i = 0; i < nsps; i++)
-        if (sps[i] >= lo && sps[i] < hi) return false;          /* in use again */
+    if (!guarded) return 0;
     for (unsigned i = 0; i < DEAD_STACKS; i++) {
         uintptr_t sp = __atomic_load_n(&dead_stack[i].sp, __ATOMIC_ACQUIRE), tp = dead_stack[i].tp;
-        if (sp >= lo && sp < hi && tp > sp && tp < hi && hi - tp <= ((uintptr_t)1 << 20)) return true;
+        if (!(sp >= lo && sp < hi && tp > sp && tp < hi)) continue;
+        uintptr_t end = stack_end(tp, hi);
+        for (unsigned j = 0; j < nsps; j++)
+            if (sps[j] >= lo && sps[j] < end) return 0;           /* in use again */
+        return end;
     }
-    return false;
+    return 0;
 }
 
 /* A forked child reports what it allocated itself: blocks the parent made
@@ -538,14 +555,16 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
                                 strncmp(path, "/dev/zero", 9) != 0 && strncmp(path, "/dev/shm", 8) != 0)
                             || (bracket && (strncmp(bracket, "[vvar]", 6) == 0 ||
                                             strncmp(bracket, "[vsyscall]", 10) == 0));
-            for (unsigned i = 0; self_image && i < self_image->ndata && !skip; i++)
-                skip = lo < self_image->data[i].end && hi > self_image->data[i].start;
-            for (unsigned i = 0; i < 8 && !skip; i++)
-                skip = internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi;
-            if (!skip && all_parked && !path && !bracket)
-                skip = dead_thread_stack(lo, hi, guard_end == lo, sps, nsps);
+            uintptr_t stack_to = 0;            /* [lo, stack_to): a stack that is no root */
+            for (unsigned i = 0; i < 8 && !skip && !stack_to; i++)
+                if (internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi)
+                    stack_to = stack_end(internal_tp[i], hi);
+            if (!skip && !stack_to && all_parked && !path && !bracket)
+                stack_to = dead_thread_stack(lo, hi, guard_end == lo, sps, nsps);
             if (p[0] == '-' && p[1] == '-' && p[2] == '-' && p[3] == 'p') guard_end = hi;
-            if (n < max) maps[n++] = (map_ent){ lo, hi, p[0] == 'r', !skip };
+            if (stack_to && n < max) maps[n++] = (map_ent){ lo, stack_to, p[0] == 'r', false };
+            uintptr_t rest = stack_to ? stack_to : lo;
+            if (rest < hi && n < max) maps[n++] = (map_ent){ rest, hi, p[0] == 'r', !skip };
             if (p[0] == 'r' && p[2] == 'x' && sc->nex < sc->ex_cap) {
                 if (sc->nex && sc->ex[sc->nex - 1].end == lo) sc->ex[sc->nex - 1].end = hi;
                 else sc->ex[sc->nex++] = (ms_range_t){ lo, hi };
@@ -771,6 +790,10 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     sc.excl = excl_store;
     sc.nexcl = _ms_meta_ranges(sc.excl, MAX_EXCLUDE / 2);
     if (pk.own.end) sc.excl[sc.nexcl++] = pk.own;
+    /* memshim's own writable data, exactly: the kernel may have merged its
+     * .bss with an anonymous mapping of the program's (the main thread's
+     * TLS, say), which must stay a root. */
+    for (unsigned i = 0; self_image && i < self_image->ndata; i++) sc.excl[sc.nexcl++] = self_image->data[i];
 
     size_t live = 0, nhuge = 0;
     _ms_segment_each_span_locked(count_span, &live);
