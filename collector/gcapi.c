@@ -82,6 +82,9 @@ GC_EXPORT void memshim_gc_set_threshold(long t0, long t1, long t2)
     gc_unlock();
 }
 
+/* memshim.h's arrays of three, one per generation. */
+_Static_assert(GC_NGEN == 3, "memshim.h: out[3] is one figure per generation");
+
 GC_EXPORT void memshim_gc_get_threshold(long out[3])
 {
     gc_lock();

@@ -4,6 +4,9 @@
 #include "shim.h"
 #include "../include/memshim.h"
 
+_Static_assert(MS_NCLASSES <= sizeof ((struct memshim_heap_stats *)0)->classes
+                             / sizeof (struct memshim_class_stats), "memshim.h: classes[] too small");
+
 MS_EXPORT const char *memshim_version(void) { return MEMSHIM_VERSION; }
 
 MS_EXPORT void memshim_stats_print(int fd) { _ms_stats_print_fd(fd); }
@@ -24,14 +27,7 @@ MS_EXPORT int memshim_heap_stats(struct memshim_heap_stats *out)
     out->peak_rss = st.peak_rss;
     out->threads = st.threads;
     out->nclasses = MS_NCLASSES;
-    for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        struct memshim_class_stats *o = &out->classes[c];
-        o->block_size = st.cls[c].size;
-        o->pools = st.cls[c].spans;
-        o->blocks_in_use = st.cls[c].in_use;
-        o->blocks_free = st.cls[c].free;
-        o->allocations = st.cls[c].allocs;
-        o->frees = st.cls[c].frees;
-    }
+#define CLASS(m, live, f) out->classes[c].f = st.cls[c].m;
+    for (unsigned c = 0; c < MS_NCLASSES; c++) { MS_CLASS_FIGURES(CLASS) }
     return 0;
 }

@@ -7,10 +7,10 @@
 
 int _ms_gc_figures(ms_gc_figures_t *out)
 {
-    struct memshim_gc_stats st[3];
+    struct memshim_gc_stats st[MS_GC_NGEN];      /* memshim.h's out[3] (gcapi.c checks) */
     memshim_gc_get_stats(st);
     out->collections = out->collected = out->uncollectable = 0;
-    for (int g = 0; g < 3; g++) {
+    for (int g = 0; g < MS_GC_NGEN; g++) {
         out->gen_collections[g] = (uint64_t)st[g].collections;
         out->gen_collected[g] = (uint64_t)st[g].collected;
         out->gen_uncollectable[g] = (uint64_t)st[g].uncollectable;

@@ -21,7 +21,12 @@
 #include "shim.h"
 #include "live.h"
 
+/* The public arrays that mirror an internal count. */
 _Static_assert(MS_NCLASSES <= MS_LIVE_MAX_CLASSES, "live region too small for the classes");
+_Static_assert(MS_GC_NGEN == sizeof ((ms_live_t *)0)->gc_gen_collections / sizeof (uint64_t),
+               "one figure per generation");
+_Static_assert(MS_NKINDS == sizeof ((ms_live_t *)0)->leak_blocks / sizeof (uint64_t),
+               "one figure per kind");
 
 static int       live_fd = -1;
 static dev_t     live_dev;
@@ -105,7 +110,6 @@ void _ms_live_note_leaks(const double blocks[MS_NKINDS], const double bytes[MS_N
 
 static void copy_leaks(ms_live_t *l)
 {
-    _Static_assert(MS_NKINDS == sizeof l->leak_blocks / sizeof l->leak_blocks[0], "one figure per kind");
     for (int attempt = 0; attempt < 100; attempt++) {
         uint64_t seq = __atomic_load_n(&leaks.seq, __ATOMIC_ACQUIRE);
         if (seq & 1) { _ms_os_sleep_us(10); continue; }
@@ -135,45 +139,22 @@ void _ms_live_fill(ms_live_t *l, bool smaps)
     bool gc_ran = _ms_gc_figures(&gc) > 0 && gc.collections > 0;
 
     l->updated_unix_ms = unix_ms();
-    l->rss = rss.rss;
-    l->peak_rss = rss.peak_rss;
-    l->vms = rss.vms;
     l->have_smaps = smaps;
-    l->uss = rss.uss;
-    l->pss = rss.pss;
-    l->swap = rss.swap;
-    l->heap_in_use = st.heap_in_use;
-    l->heap_peak = st.heap_peak;
-    l->heap_mapped = st.heap_mapped;
-    l->small_in_use = st.small_in_use;
-    l->small_pooled = st.small_capacity;
-    l->huge_blocks = st.huge.blocks;
-    l->huge_bytes = st.huge.bytes;
-    l->huge_cached = st.huge.cached;
-    l->segments = st.seg.segments;
-    l->segment_bytes = st.seg.mapped;
-    l->os_mapped_total = st.seg.mapped_total;
-    l->os_returned_total = st.seg.unmapped_total;
-    l->threads = st.threads;
+#define RSS(m)                      l->m = rss.m;
+#define RSS_NOT_LIVE(m)
+    MS_RSS_FIGURES(RSS, RSS_NOT_LIVE)
+#define HEAP(sec, key, m, f)        l->f = st.m;
+#define HEAP_NOT_LIVE(sec, key, m)
+    MS_HEAP_FIGURES(HEAP, HEAP_NOT_LIVE)
+#define GC(m)                       l->gc_##m = gc.m;
+    MS_GC_FIGURES(GC)
     l->gc_ran = gc_ran;
-    l->gc_collections = gc.collections;
-    l->gc_tracked = gc.tracked;
-    l->gc_collected = gc.collected;
-    l->gc_uncollectable = gc.uncollectable;
-    l->gc_time_ns = gc.time_ns;
-    for (unsigned g = 0; g < 3; g++) {
-        l->gc_gen_collections[g] = gc.gen_collections[g];
-        l->gc_gen_collected[g] = gc.gen_collected[g];
-        l->gc_gen_uncollectable[g] = gc.gen_uncollectable[g];
+    for (unsigned g = 0; g < MS_GC_NGEN; g++) {
+#define GEN(m)              l->gc_gen_##m[g] = gc.gen_##m[g];
+        MS_GC_GEN_FIGURES(GEN)
     }
-    for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        l->cls[c].size = st.cls[c].size;
-        l->cls[c].pools = st.cls[c].spans;
-        l->cls[c].in_use = st.cls[c].in_use;
-        l->cls[c].free = st.cls[c].free;
-        l->cls[c].allocs = st.cls[c].allocs;
-        l->cls[c].frees = st.cls[c].frees;
-    }
+#define CLASS(m, f, api)            l->cls[c].f = st.cls[c].m;
+    for (unsigned c = 0; c < MS_NCLASSES; c++) { MS_CLASS_FIGURES(CLASS) }
     copy_leaks(l);
 }
 

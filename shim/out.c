@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "shim.h"
+#include "../include/memshim.h"     /* MEMSHIM_VERSION */
 
 /* memshim's own copy of standard error, taken at start-up, and the identity
  * of the file it was: a report still reaches the terminal when the program
@@ -200,6 +201,17 @@ void _ms_json_str(ms_buf_t *b, const char *s)
         } else put(b, (const char *)&c, 1);
     }
     put(b, "\"", 1);
+}
+
+/* Every JSON output's opening: its format and version, who wrote it, the
+ * program (the object is left open after "program"). */
+void _ms_json_begin(ms_buf_t *b, const char *format, unsigned version)
+{
+    char prog[1024];
+    _ms_program_name(prog, sizeof prog);
+    _ms_bprintf(b, "{\"format\": \"%s\", \"version\": %u, \"memshim\": \"%s\",\n \"pid\": %d, \"program\": ",
+                format, version, MEMSHIM_VERSION, (int)getpid());
+    _ms_json_str(b, prog);
 }
 
 void _ms_bprintf(ms_buf_t *b, const char *fmt, ...)

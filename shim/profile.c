@@ -276,11 +276,7 @@ static void counts_json(ms_buf_t *b, uint64_t allocs, uint64_t abytes, uint64_t 
 
 static void write_json(ms_buf_t *b, const ms_profile_t *p, const char *when)
 {
-    char prog[1024];
-    _ms_program_name(prog, sizeof prog);
-    _ms_bprintf(b, "{\"format\": \"memshim-profile\", \"version\": 1, \"memshim\": \"%s\",\n \"pid\": %d, \"program\": ",
-                MEMSHIM_VERSION, (int)getpid());
-    _ms_json_str(b, prog);
+    _ms_json_begin(b, "memshim-profile", 1);
     _ms_bprintf(b, ", \"when\": \"%s\", \"sample_interval\": %llu,\n \"peak_tolerance\": {\"percent\": 1, \"bytes\": %lld},\n \"totals\": {",
                 when, (unsigned long long)_ms_opt.sample, (long long)MS_PROF_PUBLISH);
     counts_json(b, p->allocs, p->alloc_bytes, p->temps, p->temp_bytes, p->live_blocks, p->live_bytes,

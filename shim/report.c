@@ -983,11 +983,7 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
 static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
                        unsigned unparked, const char *why)
 {
-    char prog[1024];
-    _ms_program_name(prog, sizeof prog);
-    _ms_bprintf(b, "{\"format\": \"memshim-leaks\", \"version\": 1, \"memshim\": \"%s\",\n \"pid\": %d, \"program\": ",
-                MEMSHIM_VERSION, (int)getpid());
-    _ms_json_str(b, prog);
+    _ms_json_begin(b, "memshim-leaks", 1);
     _ms_bprintf(b, ", \"when\": \"%s\", \"sequence\": %u, \"sample_interval\": %llu, \"threads_not_stopped\": %u,\n",
                 why, gs->seq, (unsigned long long)_ms_opt.sample, unparked);
     if (gs->since)

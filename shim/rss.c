@@ -101,14 +101,7 @@ MS_EXPORT int memshim_rss(struct memshim_rss *out)
     if (!out) { errno = EINVAL; return -1; }
     ms_rss_t r;
     int rc = _ms_rss_read(&r, true);
-    out->rss = r.rss;
-    out->vms = r.vms;
-    out->shared = r.shared;
-    out->text = r.text;
-    out->data = r.data;
-    out->peak_rss = r.peak_rss;
-    out->uss = r.uss;
-    out->pss = r.pss;
-    out->swap = r.swap;
+#define COPY(m) out->m = r.m;
+    MS_RSS_FIGURES(COPY, COPY)
     return rc;
 }

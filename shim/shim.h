@@ -515,6 +515,7 @@ MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
 MS_HIDDEN void   _ms_buf_put(ms_buf_t *b, const void *bytes, size_t n);   /* raw bytes */
 MS_HIDDEN void   _ms_out_write_at(int fd, const void *p, size_t n, off_t off); /* whole, at off */
 MS_HIDDEN void   _ms_json_str(ms_buf_t *b, const char *s);   /* a quoted, escaped JSON string */
+MS_HIDDEN void   _ms_json_begin(ms_buf_t *b, const char *format, unsigned version); /* {"format".."program": ".." */
 static inline const char *_ms_base_name(const char *p)      /* after the last '/' */
 {
     const char *s = p ? __builtin_strrchr(p, '/') : NULL;
@@ -589,6 +590,37 @@ typedef struct ms_stats_s {
     ms_segment_stat_t seg;
     ms_huge_stat_t    huge;
 } ms_stats_t;
+/* The figures, declared once and rendered into each shape from here.
+ * MS_HEAP_FIGURES(X, Y), in the order of MEMSHIM_STATS's JSON: X(section,
+ * JSON key, ms_stats_t member, ms_live_t field) for a figure the live region
+ * publishes too, Y(section, key, member) for one only the JSON carries.
+ * Section NULL: a top-level JSON member.  The text table is prose, written
+ * by hand (stats.c). */
+#define MS_HEAP_FIGURES(X, Y) \
+    X("small", "bytes_in_use",   small_in_use,       small_in_use)      \
+    X("small", "bytes_pooled",   small_capacity,     small_pooled)      \
+    X("huge",  "blocks",         huge.blocks,        huge_blocks)       \
+    X("huge",  "bytes",          huge.bytes,         huge_bytes)        \
+    X("huge",  "cached_bytes",   huge.cached,        huge_cached)       \
+    X("heap",  "bytes_in_use",   heap_in_use,        heap_in_use)       \
+    Y("heap",  "bytes_out",      heap_out)                              \
+    X("heap",  "peak_bytes",     heap_peak,          heap_peak)         \
+    X("heap",  "mapped_bytes",   heap_mapped,        heap_mapped)       \
+    X("os",    "segments",       seg.segments,       segments)          \
+    X("os",    "segment_bytes",  seg.mapped,         segment_bytes)     \
+    X("os",    "mapped_total",   seg.mapped_total,   os_mapped_total)   \
+    X("os",    "returned_total", seg.unmapped_total, os_returned_total) \
+    Y("os",    "dirty_bytes",    seg.dirty)                             \
+    X(NULL,    "threads",        threads,            threads)
+/* A size class's figures: X(ms_stats_class_t member, ms_live_class_t
+ * field, struct memshim_class_stats field). */
+#define MS_CLASS_FIGURES(X) \
+    X(size,   size,   block_size)    \
+    X(spans,  pools,  pools)         \
+    X(in_use, in_use, blocks_in_use) \
+    X(free,   free,   blocks_free)   \
+    X(allocs, allocs, allocations)   \
+    X(frees,  frees,  frees)
 MS_HIDDEN void   _ms_stats_collect(ms_stats_t *st);
 MS_HIDDEN void   _ms_stats_collect_heap(ms_stats_t *st);  /* the same, without rss and peak_rss */
 MS_HIDDEN void   _ms_stats_print_fd(int fd);
@@ -608,15 +640,21 @@ MS_HIDDEN void   _ms_stats_write(const char *dest);     /* text, or JSON for *.j
 
 /* The collector's figures, for MEMSHIM_STATS and the live region, from the
  * collector's glue (gcglue.c); returns 1 and fills *out. */
+#define MS_GC_NGEN 3         /* the collector's generations (GC_NGEN, checked in gcapi.c) */
 typedef struct ms_gc_figures_s {
     uint64_t collections;    /* cycle collections run */
     uint64_t tracked;        /* objects tracked now */
     uint64_t collected;      /* objects freed by collections, in all */
     uint64_t uncollectable;  /* found unreachable but not freed (finalizers, resurrection) */
     uint64_t time_ns;        /* spent collecting, in all */
-    uint64_t gen_collections[3], gen_collected[3], gen_uncollectable[3]; /* the same per generation */
+    uint64_t gen_collections[MS_GC_NGEN], gen_collected[MS_GC_NGEN], gen_uncollectable[MS_GC_NGEN];
+                             /* the same per generation */
 } ms_gc_figures_t;
 MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out);
+/* Its figures as the JSON and the live region name them (gc_ + name there):
+ * X(name) for the totals, and for those kept per generation too. */
+#define MS_GC_FIGURES(X)     X(collections) X(tracked) X(collected) X(uncollectable) X(time_ns)
+#define MS_GC_GEN_FIGURES(X) X(collections) X(collected) X(uncollectable)
 MS_HIDDEN void   _ms_gc_glue_init(void) __attribute__((weak)); /* constructor: collector tables */
 
 /* ---- mallinfo.c: glibc's heap questions (override.c), memshim's answers -- */
@@ -641,6 +679,11 @@ typedef struct ms_rss_s {
     uint64_t uss, pss, swap;                           /* smaps_rollup: only if full */
 } ms_rss_t;
 MS_HIDDEN int    _ms_rss_read(ms_rss_t *out, bool full); /* 0, or -1 if /proc is unreadable */
+/* Its figures in the order of MEMSHIM_STATS's JSON ("process"), all in
+ * struct memshim_rss by the same names: X(name) for those the live region
+ * publishes too, Y(name) for the others. */
+#define MS_RSS_FIGURES(X, Y) \
+    X(rss) X(peak_rss) X(vms) Y(shared) Y(text) Y(data) X(uss) X(pss) X(swap)
 
 /* ---- sampler.c: the reporter thread (RSS log, live region, stats signal) - */
 MS_HIDDEN void   _ms_reporter_start(void);              /* constructor, after the options */

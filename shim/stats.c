@@ -131,15 +131,25 @@ static void print_text(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
 
 /* ---- JSON (schema in man/memshim.7, "STATISTICS IN JSON") ------------------ */
 
+/* One member of the figures' JSON, opening its section (NULL: none) when
+ * it changes; *open is the section left open. */
+static void json_figure(ms_buf_t *b, const char **open, const char *sec, const char *key, uint64_t v)
+{
+    bool same = sec && *open && strcmp(sec, *open) == 0;
+    if (*open && !same) _ms_bprintf(b, "},\n");
+    if (!sec) _ms_bprintf(b, " \"%s\": %llu,\n", key, U(v));
+    else {
+        if (same) _ms_bprintf(b, ", ");
+        else _ms_bprintf(b, " \"%s\": {", sec);
+        _ms_bprintf(b, "\"%s\": %llu", key, U(v));
+    }
+    *open = sec;
+}
+
 static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
                        const ms_gc_figures_t *gc, bool gc_ran)
 {
-    char prog[512];
-    _ms_program_name(prog, sizeof prog);
-    _ms_bprintf(b, "{\"format\": \"memshim-stats\", \"version\": 1, \"memshim\": \"%s\",\n",
-                MEMSHIM_VERSION);
-    _ms_bprintf(b, " \"pid\": %d, \"program\": ", (int)getpid());
-    _ms_json_str(b, prog);
+    _ms_json_begin(b, "memshim-stats", 1);
     _ms_bprintf(b, ",\n \"classes\": [");
     bool first = true;
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
@@ -155,29 +165,19 @@ static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
                     U(o->allocs), U(o->frees));
         first = false;
     }
-    _ms_bprintf(b, "],\n \"small\": {\"bytes_in_use\": %llu, \"bytes_pooled\": %llu},\n",
-                U(st->small_in_use), U(st->small_capacity));
-    _ms_bprintf(b, " \"huge\": {\"blocks\": %llu, \"bytes\": %llu, \"cached_bytes\": %llu},\n",
-                U(st->huge.blocks), U(st->huge.bytes), U(st->huge.cached));
-    _ms_bprintf(b, " \"heap\": {\"bytes_in_use\": %llu, \"bytes_out\": %llu, \"peak_bytes\": %llu, "
-                "\"mapped_bytes\": %llu},\n", U(st->heap_in_use), U(st->heap_out),
-                U(st->heap_peak), U(st->heap_mapped));
-    _ms_bprintf(b, " \"os\": {\"segments\": %llu, \"segment_bytes\": %llu, \"mapped_total\": %llu, "
-                "\"returned_total\": %llu, \"dirty_bytes\": %llu},\n",
-                U(st->seg.segments), U(st->seg.mapped), U(st->seg.mapped_total),
-                U(st->seg.unmapped_total), U(st->seg.dirty));
-    _ms_bprintf(b, " \"threads\": %u,\n", st->threads);
-    _ms_bprintf(b, " \"process\": {\"rss\": %llu, \"peak_rss\": %llu, \"vms\": %llu, \"shared\": %llu, "
-                "\"text\": %llu, \"data\": %llu, \"uss\": %llu, \"pss\": %llu, \"swap\": %llu},\n",
-                U(rss->rss), U(rss->peak_rss), U(rss->vms), U(rss->shared), U(rss->text),
-                U(rss->data), U(rss->uss), U(rss->pss), U(rss->swap));
-    if (gc_ran)
-        _ms_bprintf(b, " \"collector\": {\"collections\": %llu, \"tracked\": %llu, \"collected\": %llu, "
-                    "\"uncollectable\": %llu, \"time_ns\": %llu}\n}\n",
-                    U(gc->collections), U(gc->tracked), U(gc->collected),
-                    U(gc->uncollectable), U(gc->time_ns));
-    else
-        _ms_bprintf(b, " \"collector\": null\n}\n");
+    _ms_bprintf(b, "],\n");
+    const char *open = NULL;
+#define HEAP(sec, key, m, f)    json_figure(b, &open, sec, key, st->m);
+#define HEAP_JSON(sec, key, m)  json_figure(b, &open, sec, key, st->m);
+    MS_HEAP_FIGURES(HEAP, HEAP_JSON)
+#define RSS(m)                  json_figure(b, &open, "process", #m, rss->m);
+    MS_RSS_FIGURES(RSS, RSS)
+    _ms_bprintf(b, "},\n");
+    if (!gc_ran) { _ms_bprintf(b, " \"collector\": null\n}\n"); return; }
+    open = NULL;
+#define GC(m)                   json_figure(b, &open, "collector", #m, gc->m);
+    MS_GC_FIGURES(GC)
+    _ms_bprintf(b, "}\n}\n");
 }
 
 static void print_fd(int fd, bool json)
