@@ -378,3 +378,107 @@ MS_EXPORT int memshim_profile_dump(const char *path)
     }
     return _ms_profile_write(path, "memshim_profile_dump");
 }
+
+/* ---- the top sites over time (the RSS log) ----------------------------------------- *
+ * After each RSS-log sample the reporter thread (sampler.c) asks for the
+ * stacks holding the most live bytes: one pass over the per-stack counters
+ * (64 bytes each: about 1 ms per 100,000 stacks) keeping the top
+ * MS_PROF_TOP by insertion.  Each stack is named (symbolized) once, the
+ * first time it is among them, on a line of its own before the figures.
+ * The pass costs at most 1% of the reporter thread's time: after a pass of
+ * d ns the next waits 100 d; samples in between get no sites line.  (The
+ * naming is not counted: it happens once per site.) */
+#define MS_PROF_TOP 8
+
+static uint8_t *named;             /* bit per stack id: its "# site" line written */
+static size_t   named_bytes;
+static uint64_t sites_next_ns;     /* no pass before this (the 1% budget) */
+
+/* Whether stack id was named before; marks it named.  Out of memory: it is
+ * named again next time, which readers accept (the last name counts). */
+static bool was_named(uint32_t id)
+{
+    size_t byte = id / 8;
+    if (byte >= named_bytes) {
+        size_t n = named_bytes ? named_bytes : 4096;
+        while (n <= byte) n *= 2;
+        uint8_t *m = _ms_meta_alloc(n);
+        if (!m) return false;
+        if (named) { memcpy(m, named, named_bytes); _ms_meta_free(named, named_bytes); }
+        named = m;
+        named_bytes = n;
+    }
+    bool was = named[byte] & (1u << (id % 8));
+    named[byte] |= (uint8_t)(1u << (id % 8));
+    return was;
+}
+
+/* "# site ID FUNCTION (FILE:LINE)": the stack's innermost frame, the
+ * function holding the allocation call; a name cut at 900 bytes. */
+static void site_name_line(ms_buf_t *b, uint32_t id)
+{
+    const uintptr_t *ip;
+    unsigned n = _ms_stack_get(id, &ip);
+    char mem[1024];
+    ms_buf_t line;
+    _ms_buf_init(&line, mem, 900, -1);
+    ms_frame_t f = { 0 };
+    if (n) {
+        _ms_symbolize(ip[0], &f, true);
+        _ms_prof_frame_name(&line, &f);
+    } else {
+        _ms_bprintf(&line, "[no stack]");
+    }
+    _ms_bprintf(b, "# site %u ", id);
+    _ms_buf_put(b, line.p, line.len);
+    if (f.file && f.line > 0) {
+        line.len = 0;
+        _ms_bprintf(&line, "%s:%d", _ms_base_name(f.file), f.line);
+        for (size_t i = 0; i < line.len; i++) if (line.p[i] == '\n' || line.p[i] == '\r') line.p[i] = ' ';
+        _ms_bprintf(b, " (");
+        _ms_buf_put(b, line.p, line.len);
+        _ms_bprintf(b, ")");
+    }
+    _ms_bprintf(b, "\n");
+}
+
+void _ms_prof_sites_line(ms_buf_t *b, uint64_t t_ms, uint64_t now_ns)
+{
+    if (!_ms_track_on || now_ns < sites_next_ns) return;
+    uint32_t id[MS_PROF_TOP];
+    uint64_t by[MS_PROF_TOP], total = 0;
+    unsigned k = 0;
+    uint32_t n = _ms_prof_count();
+    for (uint32_t i = 0; i < n; i++) {
+        const ms_prof_t *c = _ms_prof_at(i);
+        uint64_t v = c ? live_of(c, true) : 0;
+        if (!v || (int64_t)v < 0) continue;      /* a counter caught mid-update */
+        total += v;
+        if (k == MS_PROF_TOP && v <= by[k - 1]) continue;
+        unsigned j = k < MS_PROF_TOP ? k++ : k - 1;
+        for (; j > 0 && by[j - 1] < v; j--) { by[j] = by[j - 1]; id[j] = id[j - 1]; }
+        by[j] = v;
+        id[j] = i + 1;
+    }
+    uint64_t took = _ms_os_now_ns() - now_ns;     /* the pass, not the naming: once per site */
+    _ms_busy++;                                   /* symbolizing allocates: memshim's blocks */
+    bool fresh = false;
+    for (unsigned j = 0; j < k; j++) {
+        if (was_named(id[j])) continue;
+        if (!fresh) { _ms_symbolize_refresh(); fresh = true; }
+        site_name_line(b, id[j]);
+    }
+    _ms_busy--;
+    _ms_bprintf(b, "# sites %llu %llu", (unsigned long long)t_ms, (unsigned long long)total);
+    for (unsigned j = 0; j < k; j++) _ms_bprintf(b, " %u:%llu", id[j], (unsigned long long)by[j]);
+    _ms_bprintf(b, "\n");
+    sites_next_ns = now_ns + 100 * took;
+}
+
+/* A new RSS log (the process's first, or a forked child's own): every site
+ * is named again in it. */
+void _ms_prof_sites_reset(void)
+{
+    if (named) memset(named, 0, named_bytes);
+    sites_next_ns = 0;
+}

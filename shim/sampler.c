@@ -1,7 +1,8 @@
 /* sampler.c - the reporter thread: memshim's one helper thread, started
  * only when a reporting option asks for it, that
  *   - appends a line to the RSS log every MEMSHIM_RSS_INTERVAL ms
- *     (time, rss, peak rss, heap bytes in use, heap bytes mapped),
+ *     (time, rss, peak rss, heap bytes in use, heap bytes mapped), and
+ *     when tracking, the top allocation sites' live bytes (profile.c),
  *   - rewrites the live region every MEMSHIM_LIVE_INTERVAL ms (live.c),
  *   - rewrites the MEMSHIM_METRICS file every MEMSHIM_METRICS_INTERVAL ms
  *     (metrics.c), removed at exit,
@@ -93,6 +94,7 @@ static void log_header(void)
                 (int)getpid(), _ms_ropt.rss_interval_ms,
                 (unsigned long long)rt.tv_sec * 1000 + (unsigned long long)rt.tv_nsec / 1000000, prog);
     log_write(&b);
+    _ms_prof_sites_reset();
 }
 
 /* One line: milliseconds since the first sample, then four byte counts. */
@@ -113,6 +115,10 @@ static void sample(uint64_t now)
                 (unsigned long long)st.heap_in_use, (unsigned long long)st.heap_mapped);
     log_write(&b);
     rep.samples++;
+    char smem[16384];                 /* the top sites: at most 8 names of < 1 KiB */
+    _ms_buf_init(&b, smem, sizeof smem, -1);
+    _ms_prof_sites_line(&b, (now - rep.t0) / 1000000, now);
+    log_write(&b);
 }
 
 static void log_trailer(uint64_t now)

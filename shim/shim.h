@@ -753,6 +753,10 @@ MS_HIDDEN void   _ms_prof_fork_child(void);
 MS_HIDDEN void   _ms_profile_init(void);               /* constructor: MEMSHIM_PROFILE_SIGNAL */
 MS_HIDDEN void   _ms_profile_at_exit(void);
 MS_HIDDEN int    _ms_profile_write(const char *dest, const char *when); /* 0, or -1 */
+/* The RSS log's "# site" and "# sites" lines after a sample at t_ms (the
+ * reporter thread; nothing when not tracking or over its 1% budget). */
+MS_HIDDEN void   _ms_prof_sites_line(ms_buf_t *b, uint64_t t_ms, uint64_t now_ns);
+MS_HIDDEN void   _ms_prof_sites_reset(void);           /* a new log: name sites again */
 MS_HIDDEN void   _ms_stack_json(ms_buf_t *b, uint32_t stack);   /* report.c: "[{frame}, ...]" */
 
 static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__builtin_clzll(n) : 0; }

@@ -61,8 +61,9 @@ static const char usage_text[] =
 "                      serve every readable process's live figures at /metrics\n"
 "                      for Prometheus (default 127.0.0.1:9464); --once: print\n"
 "                      one scrape on stdout\n"
-"  plot RSSLOG -o FILE.svg [--title TEXT]\n"
-"                      draw an RSS log (MEMSHIM_RSS_LOG) as an SVG picture\n"
+"  plot RSSLOG -o FILE.svg [--title TEXT] [--sites|--no-sites]\n"
+"                      draw an RSS log (MEMSHIM_RSS_LOG) as an SVG picture,\n"
+"                      with the heap by top allocation sites when logged\n"
 "  graph FILE.json -o FILE.svg [--max-objects N] [--group N] [--format FMT]\n"
 "                      draw the objects kept alive only by reference cycles\n"
 "                      (Graphviz; .svg, .png, .pdf or .dot by the suffix)\n"
@@ -169,9 +170,12 @@ static const struct { const char *name, *text; } command_help[] = {
 "The figures of 'memshim stats', refreshed like top(1); q or Ctrl-C quits.\n"
 "PID may be that of a 'memshim run' (memshim run ... & memshim top $!).\n" },
     { "plot",
-"usage: memshim plot RSSLOG -o FILE.svg [--title TEXT]\n"
+"usage: memshim plot RSSLOG -o FILE.svg [--title TEXT] [--sites|--no-sites]\n"
 "\n"
-"Draw an RSS log (MEMSHIM_RSS_LOG) as an SVG picture.\n" },
+"Draw an RSS log (MEMSHIM_RSS_LOG) as an SVG picture.  A log of a tracked\n"
+"run holds the top allocation sites: drawn as stacked areas under the lines,\n"
+"named in a legend, the heap's peak marked (--no-sites: not drawn; --sites:\n"
+"exit 1 when the log has none).\n" },
     { "graph",
 "usage: memshim graph FILE.json -o FILE.svg [--max-objects N] [--group N] [--format FMT]\n"
 "\n"

@@ -2,7 +2,13 @@
  * format in memshim(7)) drawn as an SVG line chart: RSS and its peak, heap
  * bytes in use and mapped, against time, with axes in round units, a legend
  * and the peak marked.  Long logs are thinned per pixel column, keeping each
- * column's lowest and highest value, so spikes survive. */
+ * column's lowest and highest value, so spikes survive.
+ *
+ * A log of a tracked run also holds the top allocation sites' live bytes
+ * ("# site" and "# sites" lines): drawn, unless --no-sites, as stacked areas
+ * under the lines (massif's picture), the MAXSITES sites with the most bytes
+ * at their highest each a band named in a second legend, the rest one grey
+ * band, and the highest heap of the sites marked. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,6 +18,21 @@
 
 #define NSERIES 4
 
+#define MAXSITES 8
+
+typedef struct { uint32_t id; uint64_t bytes; } sitev_t;
+typedef struct { double t; uint64_t total; size_t first, n; } srec_t;   /* one "# sites" line */
+typedef struct { uint32_t id; char *name; uint64_t max; } sname_t;
+
+typedef struct {
+    srec_t  *rec;  size_t nrec, caprec;
+    sitev_t *val;  size_t nval, capval;
+    sname_t *name; size_t nname, capname;
+    uint32_t top[MAXSITES];     /* the bands, largest first */
+    int      ntop;
+    size_t   peak;              /* the record of the highest total */
+} sites_t;
+
 typedef struct {
     double  *t;                 /* seconds */
     double  *v[NSERIES];        /* bytes: rss, peak rss, heap in use, heap mapped */
@@ -19,6 +40,7 @@ typedef struct {
     long     pid;
     char     program[512];
     unsigned interval_ms;
+    sites_t  S;
 } rsslog_t;
 
 static const struct { const char *name, *color, *dash; double width; } series[NSERIES] = {
@@ -65,6 +87,106 @@ static bool parse_fields(const char *line, uint64_t *out, int n)
     return *p == 0;
 }
 
+/* ---- the top sites ("# site ID NAME", "# sites T TOTAL ID:BYTES...") ---------- */
+
+static bool grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) return true;
+    size_t n = *cap ? *cap * 2 : 256;
+    while (n < need) n *= 2;
+    void *q = realloc(*p, n * size);
+    if (!q) return false;
+    *p = q;
+    *cap = n;
+    return true;
+}
+
+static sname_t *site_of(sites_t *S, uint32_t id)
+{
+    for (size_t i = 0; i < S->nname; i++) if (S->name[i].id == id) return &S->name[i];
+    if (!grow((void **)&S->name, &S->capname, S->nname + 1, sizeof *S->name)) return NULL;
+    S->name[S->nname] = (sname_t){ .id = id };
+    return &S->name[S->nname++];
+}
+
+/* "# site 12 make_node (tree.c:40)": the last name of an id counts. */
+static bool parse_site(sites_t *S, const char *line)
+{
+    unsigned id;
+    int at;
+    if (sscanf(line, "# site %u %n", &id, &at) != 1 || !line[at]) return false;
+    sname_t *n = site_of(S, id);
+    if (!n) return false;
+    free(n->name);
+    n->name = strdup(line + at);
+    if (n->name) n->name[strcspn(n->name, "\r\n")] = 0;
+    return n->name != NULL;
+}
+
+/* "# sites 1500 5000304 3:3000000 2:2000000": a malformed one is skipped. */
+static bool parse_sites(sites_t *S, const char *line)
+{
+    unsigned long long t, total;
+    int at;
+    if (sscanf(line, "# sites %llu %llu%n", &t, &total, &at) != 2) return false;
+    if (!grow((void **)&S->rec, &S->caprec, S->nrec + 1, sizeof *S->rec)) return false;
+    srec_t *r = &S->rec[S->nrec];
+    *r = (srec_t){ .t = (double)t / 1000.0, .total = total, .first = S->nval };
+    const char *p = line + at;
+    unsigned id;
+    unsigned long long b;
+    int k;
+    while (sscanf(p, " %u:%llu%n", &id, &b, &k) == 2) {
+        if (!grow((void **)&S->val, &S->capval, S->nval + 1, sizeof *S->val)) return false;
+        S->val[S->nval++] = (sitev_t){ id, b };
+        r->n++;
+        p += k;
+    }
+    S->nrec++;
+    return true;
+}
+
+/* The bands: the sites highest at their highest, largest first. */
+static void choose_sites(sites_t *S)
+{
+    for (size_t i = 0; i < S->nrec; i++) {
+        const srec_t *r = &S->rec[i];
+        if (r->total > S->rec[S->peak].total) S->peak = i;
+        for (size_t j = r->first; j < r->first + r->n; j++) {
+            sname_t *n = site_of(S, S->val[j].id);
+            if (n && S->val[j].bytes > n->max) n->max = S->val[j].bytes;
+        }
+    }
+    uint64_t topmax[MAXSITES];
+    S->ntop = 0;
+    for (size_t i = 0; i < S->nname; i++) {
+        uint64_t m = S->name[i].max;
+        int j;
+        if (!m) continue;
+        if (S->ntop < MAXSITES) j = S->ntop++;
+        else if (topmax[MAXSITES - 1] >= m) continue;
+        else j = MAXSITES - 1;
+        for (; j > 0 && topmax[j - 1] < m; j--) { S->top[j] = S->top[j - 1]; topmax[j] = topmax[j - 1]; }
+        S->top[j] = S->name[i].id;
+        topmax[j] = m;
+    }
+}
+
+/* A record's bytes of site id (0 if not among its top). */
+static uint64_t rec_bytes(const sites_t *S, const srec_t *r, uint32_t id)
+{
+    for (size_t j = r->first; j < r->first + r->n; j++) if (S->val[j].id == id) return S->val[j].bytes;
+    return 0;
+}
+
+static void sites_free(sites_t *S)
+{
+    for (size_t i = 0; i < S->nname; i++) free(S->name[i].name);
+    free(S->name);
+    free(S->rec);
+    free(S->val);
+}
+
 static bool load_log(const char *path, rsslog_t *L)
 {
     memset(L, 0, sizeof *L);
@@ -93,6 +215,10 @@ static bool load_log(const char *path, rsslog_t *L)
             else if (strncmp(line, "# program ", 10) == 0) {
                 snprintf(L->program, sizeof L->program, "%s", line + 10);
                 L->program[strcspn(L->program, "\r\n")] = 0;
+            } else if (strncmp(line, "# sites ", 8) == 0) {
+                if (!parse_sites(&L->S, line) && !bad++) first_bad = lineno;
+            } else if (strncmp(line, "# site ", 7) == 0) {
+                if (!parse_site(&L->S, line) && !bad++) first_bad = lineno;
             }
             continue;
         }
@@ -142,8 +268,9 @@ static const char *const units[] = { "bytes", "KiB", "MiB", "GiB", "TiB" };
 static void layout(const rsslog_t *L, chart_t *c)
 {
     *c = (chart_t){ .W = 960, .H = 540, .ml = 90, .mr = 30, .mt = 64, .mb = 96, .scale = 1 };
+    if (L->S.ntop) c->H += 12 + 20 * ((L->S.ntop + 2) / 2);     /* the sites' legend, two columns */
     c->pw = c->W - c->ml - c->mr;
-    c->ph = c->H - c->mt - c->mb;
+    c->ph = 540 - c->mt - c->mb;
     c->t0 = L->t[0];
     c->t1 = L->t[L->n - 1];
     if (c->t1 <= c->t0) c->t1 = c->t0 + 1;
@@ -152,6 +279,8 @@ static void layout(const rsslog_t *L, chart_t *c)
         for (int s = 0; s < NSERIES; s++) if (L->v[s][i] > vmax) vmax = L->v[s][i];
         if (L->v[0][i] > L->v[0][c->peak]) c->peak = i;
     }
+    for (size_t i = 0; L->S.ntop && i < L->S.nrec; i++)
+        if ((double)L->S.rec[i].total > vmax) vmax = (double)L->S.rec[i].total;
     while (c->unit < 4 && vmax / c->scale >= 1024) { c->scale *= 1024; c->unit++; }
     c->ystep = nice_step(vmax / c->scale, 5);
     c->ytop = ceil(vmax / c->scale / c->ystep) * c->ystep;
@@ -261,7 +390,7 @@ static void svg_peak_legend(FILE *o, const rsslog_t *L, const chart_t *c)
                "text-anchor=\"%s\">peak rss %s at %.2f s</text>\n",
             left ? px - 9 : px + 9, py < c->mt + 20 ? py + 18 : py - 9, left ? "end" : "start",
             ms_human((uint64_t)L->v[0][c->peak], pk, sizeof pk), L->t[c->peak]);
-    double lx = c->ml, ly = c->H - 22;
+    double lx = c->ml, ly = c->mt + c->ph + 74;
     for (int s = 0; s < NSERIES; s++) {
         fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"%.1f\"%s%s%s/>\n",
                 lx, ly - 4, lx + 28, ly - 4, series[s].color, series[s].width + 0.5,
@@ -272,10 +401,96 @@ static void svg_peak_legend(FILE *o, const rsslog_t *L, const chart_t *c)
     }
 }
 
+/* ---- the top sites drawn: stacked areas, their legend, the heap's peak ------- */
+
+/* Band colours apart from the lines' blue, orange and green. */
+static const char *const site_color[MAXSITES + 1] = {
+    "#8c6bb1", "#17becf", "#e377c2", "#bcbd22", "#c49c94", "#9edae5", "#f7b6d2", "#dbdb8d",
+    "#bab0ac",      /* the other sites */
+};
+
+/* Record i's top edge of band k (bands 0..ntop-1, then ntop: the others). */
+static double band_top(const sites_t *S, size_t i, int k)
+{
+    const srec_t *r = &S->rec[i];
+    if (k >= S->ntop) return (double)r->total;
+    double sum = 0;
+    for (int j = 0; j <= k; j++) sum += (double)rec_bytes(S, r, S->top[j]);
+    return sum;
+}
+
+/* Each band a closed path: its top edge forwards, the one below backwards.
+ * Long logs: every stride-th record (and the last). */
+static void svg_sites(FILE *o, const rsslog_t *L, const chart_t *c)
+{
+    const sites_t *S = &L->S;
+    size_t stride = S->nrec > 2 * (size_t)c->pw ? S->nrec / (size_t)c->pw : 1;
+    fprintf(o, "<g class=\"sites\" stroke=\"#ffffff\" stroke-width=\"0.5\" fill-opacity=\"0.75\">\n");
+    for (int k = 0; k <= S->ntop; k++) {
+        fprintf(o, "<path class=\"site-area\" fill=\"%s\" d=\"", site_color[k < S->ntop ? k : MAXSITES]);
+        char cmd = 'M';
+        for (size_t i = 0; i < S->nrec; i = i + stride < S->nrec || i == S->nrec - 1 ? i + stride : S->nrec - 1) {
+            fprintf(o, "%c%.1f,%.1f ", cmd, X(c, S->rec[i].t), Y(c, band_top(S, i, k)));
+            cmd = 'L';
+        }
+        for (size_t i = S->nrec; i-- > 0;)
+            if (i % stride == 0 || i == S->nrec - 1)
+                fprintf(o, "L%.1f,%.1f ", X(c, S->rec[i].t), Y(c, k ? band_top(S, i, k - 1) : 0));
+        fprintf(o, "Z\"/>\n");
+    }
+    fprintf(o, "</g>\n");
+}
+
+/* The highest heap of the sites: a marker on top of the stack, a dashed
+ * line down to the time axis, its size and time. */
+static void svg_sites_peak(FILE *o, const rsslog_t *L, const chart_t *c)
+{
+    const srec_t *r = &L->S.rec[L->S.peak];
+    double px = X(c, r->t), py = Y(c, (double)r->total);
+    bool left = px > c->ml + c->pw * 0.7;
+    char pk[32];
+    fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#7a1f1f\" stroke-width=\"1\" "
+               "stroke-dasharray=\"3,3\"/>\n", px, py, px, c->mt + c->ph);
+    fprintf(o, "<path class=\"heap-peak\" d=\"M%.1f,%.1f l6,-6 l-6,-6 l-6,6 Z\" fill=\"#7a1f1f\"/>\n", px, py + 6);
+    fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12.5\" font-weight=\"bold\" fill=\"#7a1f1f\" "
+               "stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\" text-anchor=\"%s\">"
+               "heap peak %s at %.2f s</text>\n",
+            left ? px - 10 : px + 10, py + 16 > c->mt + c->ph - 4 ? py - 10 : py + 16, left ? "end" : "start",
+            ms_human(r->total, pk, sizeof pk), r->t);
+}
+
+/* The bands named, two columns under the lines' legend: function (file:line)
+ * and the site's most bytes. */
+static void svg_sites_legend(FILE *o, const rsslog_t *L, const chart_t *c)
+{
+    const sites_t *S = &L->S;
+    double y0 = c->mt + c->ph + 100;
+    for (int k = 0; k <= S->ntop; k++) {
+        double lx = c->ml + (k % 2) * 430, ly = y0 + (k / 2) * 20;
+        char name[72], mx[32];
+        const sname_t *n = NULL;
+        if (k < S->ntop)
+            for (size_t i = 0; i < S->nname; i++) if (S->name[i].id == S->top[k]) n = &S->name[i];
+        if (k == S->ntop) snprintf(name, sizeof name, "other sites");
+        else if (n && n->name) snprintf(name, sizeof name, "%s", n->name);
+        else snprintf(name, sizeof name, "site %u", (unsigned)S->top[k]);
+        if (strlen(name) == sizeof name - 1) strcpy(name + sizeof name - 4, "...");
+        fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"12\" fill=\"%s\"/>\n", lx, ly - 10,
+                site_color[k < S->ntop ? k : MAXSITES]);
+        fprintf(o, "<text class=\"site-legend\" x=\"%.1f\" y=\"%.1f\" font-size=\"12\" fill=\"#222\">", lx + 20, ly);
+        ms_xml_text(o, name);
+        if (n) fprintf(o, " <tspan fill=\"#666\">(up to %s)</tspan>", ms_human(n->max, mx, sizeof mx));
+        fprintf(o, "</text>\n");
+    }
+}
+
 int cmd_plot(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *title = NULL, *v;
+    int sites = -1;                         /* -1: when the log has them */
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--sites") == 0) { sites = 1; continue; }
+        if (strcmp(argv[i], "--no-sites") == 0) { sites = 0; continue; }
         if ((v = ms_opt_value(argc, argv, &i, "-o")) || (v = ms_opt_value(argc, argv, &i, "--output"))) out = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--title"))) title = v;
         else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("plot: unknown option '%s'", argv[i]);
@@ -285,7 +500,13 @@ int cmd_plot(int argc, char **argv)
     if (!in) ms_usage_error("plot: no RSS log given (memshim plot RSSLOG -o FILE.svg)");
     if (!out) ms_usage_error("plot: no output file given (-o FILE.svg)");
     rsslog_t L;
-    if (!load_log(in, &L)) return 1;
+    if (!load_log(in, &L)) { sites_free(&L.S); return 1; }
+    if (sites == 1 && !L.S.nrec) {
+        ms_warn("%s: no allocation sites in the log (they are logged when tracking is on)", in);
+        sites_free(&L.S);
+        return 1;
+    }
+    if (sites) choose_sites(&L.S);
     chart_t c;
     layout(&L, &c);
 
@@ -293,13 +514,17 @@ int cmd_plot(int argc, char **argv)
     if (!o) { ms_warn("%s: %s", out, strerror(errno)); return 1; }
     svg_title(o, &L, &c, title);
     svg_axes(o, &c);
+    if (L.S.ntop) svg_sites(o, &L, &c);
     svg_series(o, &L, &c);
+    if (L.S.ntop) svg_sites_peak(o, &L, &c);
     svg_peak_legend(o, &L, &c);
+    if (L.S.ntop) svg_sites_legend(o, &L, &c);
     fprintf(o, "</svg>\n");
     bool err = ferror(o) != 0;
     if (o != stdout && fclose(o) != 0) err = true;
     if (err) { ms_warn("%s: write error", out); return 1; }
     for (int s = 0; s < NSERIES; s++) free(L.v[s]);
     free(L.t);
+    sites_free(&L.S);
     return 0;
 }

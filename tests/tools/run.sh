@@ -40,7 +40,7 @@ has_not() { ! grep -qF -- "$2" <<<"$1" || { echo "unexpected: $2"; echo "in: $1"
 wait_file() { for _ in $(seq 1 500); do [ -e "$1" ] && return 0; sleep 0.02; done; echo "no file $1"; return 1; }
 
 # ---- helper programs ----------------------------------------------------------
-for p in known grow forker leaky hostile; do
+for p in known grow forker leaky hostile massif; do
     cc -O0 -g -o "$T/$p" "$ROOT/tests/tools/progs/$p.c" -lpthread -ldl || { fail "build helper $p"; }
 done
 
@@ -723,6 +723,72 @@ t_plot_bad() {
     run "$MS" plot "$T/missing.log" -o "$T/x.svg"; expect_rc 1 && one_line_err && has "$err" "No such file"
 }
 check "plot: malformed or missing logs are clear errors" t_plot_bad
+
+# ---- the top sites over time (issue 13: 5): massif.c's two sites growing in turn
+t_massif_log() {
+    cd "$T" && rm -f massif.*.log
+    run env MEMSHIM_RSS_LOG="$T/massif.%p.log" MEMSHIM_RSS_INTERVAL=10 LD_PRELOAD="$LIB" ./massif
+    expect_rc 0 && [ -z "$err" ] || { echo "stderr: $err"; return 1; }
+    local f; f=$(ls massif.*.log) && mv "$f" "$T/massif.log" || return 1
+    local la lb
+    la=$(grep -n '^NOINLINE void \*grow_a' "$ROOT/tests/tools/progs/massif.c" | cut -d: -f1)
+    lb=$(grep -n '^NOINLINE void \*grow_b' "$ROOT/tests/tools/progs/massif.c" | cut -d: -f1)
+    "$PY" - "$T/massif.log" "grow_a (massif.c:$la)" "grow_b (massif.c:$lb)" <<'EOF'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+assert lines[0] == "# memshim rss-log 1", lines[0]
+names, recs, last_sample = {}, [], None
+for l in lines[1:]:
+    if l.startswith("# site "):
+        _, _, i, name = l.split(" ", 3)
+        assert i not in names, "site %s named twice" % i
+        names[i] = name
+    elif l.startswith("# sites "):
+        f = l.split()
+        t, total = int(f[2]), int(f[3])
+        assert last_sample == t, "sites line at %d after the sample at %s" % (t, last_sample)
+        v = dict((k, int(b)) for k, b in (x.split(":") for x in f[4:]))
+        assert all(k in names for k in v), "a site with no name: %s" % l
+        assert list(v.values()) == sorted(v.values(), reverse=True) and total >= sum(v.values()), l
+        recs.append((total, v))
+    elif not l.startswith("#"):
+        last_sample = int(l.split()[0])
+ids = {n: i for i, n in names.items()}
+a, b = ids[sys.argv[2]], ids[sys.argv[3]]
+assert max(v.get(a, 0) for _, v in recs) == 2000000
+assert max(v.get(b, 0) for _, v in recs) == 3000000
+states = [(v.get(a, 0), v.get(b, 0)) for _, v in recs]
+# in turn: a alone, both (the peak), b alone, neither; in that order
+at = 0
+for w in [(2000000, 0), (2000000, 3000000), (0, 3000000), (0, 0)]:
+    assert w in states[at:], (w, states)
+    at = states.index(w, at) + 1
+peak = max(t for t, _ in recs)
+assert 5000000 <= peak < 5100000, peak
+EOF
+}
+check "RSS log with tracking: top sites named once (function, file:line) and their live bytes, exact" t_massif_log
+
+t_massif_plot() {
+    [ -s "$T/massif.log" ] || { echo "no log from the earlier test"; return 1; }
+    run "$MS" plot "$T/massif.log" -o "$T/massif.svg"; expect_rc 0 && [ -z "$err" ] || return 1
+    xmllint --noout "$T/massif.svg" || return 1
+    local svg; svg=$(cat "$T/massif.svg")
+    has "$svg" '>grow_b (massif.c:' && has "$svg" '>grow_a (massif.c:' && has "$svg" '>other sites<' &&
+        has "$svg" '(up to 2.86 MiB)' && has "$svg" '(up to 1.91 MiB)' && has "$svg" 'class="heap-peak"' &&
+        has "$svg" '>heap peak 4.7' && has "$svg" "heap in use" || return 1
+    # largest band first (bottom, first in the legend), one area per legend entry
+    local legend; legend=$(grep -o 'class="site-legend"[^>]*>[a-z_]*' "$T/massif.svg" | sed 's/.*>//' | head -2 | tr '\n' ' ')
+    [ "$legend" = "grow_b grow_a " ] || { echo "legend order: $legend"; return 1; }
+    [ "$(grep -c 'class="site-area"' "$T/massif.svg")" -eq "$(grep -c 'class="site-legend"' "$T/massif.svg")" ] ||
+        { echo "areas and legend entries differ"; return 1; }
+    rsvg-convert "$T/massif.svg" -o "$T/massif.png" || return 1
+    "$PY" -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); w,h=struct.unpack(">II",d[16:24]); assert d[:4]==b"\x89PNG" and w==960 and h>540,(w,h)' "$T/massif.png" || return 1
+    run "$MS" plot "$T/massif.log" --no-sites -o - ; expect_rc 0 && has_not "$out" 'site-area' && has "$out" 'height="540"' || return 1
+    ! grep -q '^# site' "$T/grow.log" || { echo "an untracked log has site lines"; return 1; }
+    run "$MS" plot "$T/grow.log" --sites -o "$T/x.svg"; expect_rc 1 && one_line_err && has "$err" "no allocation sites"
+}
+check "plot: stacked areas of the top sites with a legend naming them, the heap peak marked; --sites, --no-sites" t_massif_plot
 
 # ==== output files never harm the host (issue 9) =====================================
 H=$T/hostile
