@@ -1123,7 +1123,6 @@ t_graph_malformed() {
 check "graph: malformed reports earn one line naming the file and the field, exit 1" t_graph_malformed
 
 . "$ROOT/tests/tools/profile.sh"
-=======
 # Cycles as a person debugs them (issue 14: 6): each object's allocation
 # site and refcount, groups of one shape merged with their count, lost
 # cycles of plain blocks drawn too.
