@@ -15,17 +15,6 @@
 const char *const ms_kind_key[4] = { "definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable" };
 const char *const ms_kind_words[4] = { "definitely lost", "indirectly lost", "possibly lost", "still reachable" };
 
-static char errbuf[512];
-
-static bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static bool fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 /* ---- fields ----------------------------------------------------------------- */
 
@@ -33,9 +22,9 @@ static bool get_count(json_t *obj, const char *key, const char *where, bool requ
 {
     json_t *v = json_object_get(obj, key);
     *out = 0;
-    if (!v) return required ? fail("%s: no \"%s\"", where, key) : true;
+    if (!v) return required ? ms_fail("%s: no \"%s\"", where, key) : true;
     if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return fail("%s.%s: expected a non-negative integer", where, key);
+        return ms_fail("%s.%s: expected a non-negative integer", where, key);
     *out = (uint64_t)json_integer_value(v);
     return true;
 }
@@ -45,8 +34,8 @@ static bool get_string(json_t *obj, const char *key, const char *where, bool req
 {
     json_t *v = json_object_get(obj, key);
     *out = NULL;
-    if (!v || json_is_null(v)) return required ? fail("%s: no \"%s\"", where, key) : true;
-    if (!json_is_string(v)) return fail("%s.%s: expected a string", where, key);
+    if (!v || json_is_null(v)) return required ? ms_fail("%s: no \"%s\"", where, key) : true;
+    if (!json_is_string(v)) return ms_fail("%s.%s: expected a string", where, key);
     *out = json_string_value(v);
     return true;
 }
@@ -55,8 +44,8 @@ static bool get_string(json_t *obj, const char *key, const char *where, bool req
 static bool get_name(json_t *obj, const char *key, const char *where, const char **out)
 {
     json_t *v = json_object_get(obj, key);
-    if (!v) return fail("%s: no \"%s\"", where, key);
-    if (!json_is_string(v) || !*json_string_value(v)) return fail("%s.%s: expected a non-empty string", where, key);
+    if (!v) return ms_fail("%s: no \"%s\"", where, key);
+    if (!json_is_string(v) || !*json_string_value(v)) return ms_fail("%s.%s: expected a non-empty string", where, key);
     *out = json_string_value(v);
     return true;
 }
@@ -68,7 +57,7 @@ static bool get_int(json_t *obj, const char *key, const char *where, long long m
     *out = dflt;
     if (!v || json_is_null(v)) return true;
     if (!json_is_integer(v) || json_integer_value(v) < min)
-        return fail("%s.%s: expected %s", where, key, min == 0 ? "a non-negative integer" : "an integer");
+        return ms_fail("%s.%s: expected %s", where, key, min == 0 ? "a non-negative integer" : "an integer");
     *out = json_integer_value(v);
     return true;
 }
@@ -77,8 +66,8 @@ static bool get_int(json_t *obj, const char *key, const char *where, long long m
 static json_t *get_array(json_t *obj, const char *key, const char *where)
 {
     json_t *v = json_object_get(obj, key);
-    if (!v) { fail("%s: no \"%s\" array", where, key); return NULL; }
-    if (!json_is_array(v)) { fail("%s.%s: expected an array", where, key); return NULL; }
+    if (!v) { ms_fail("%s: no \"%s\" array", where, key); return NULL; }
+    if (!json_is_array(v)) { ms_fail("%s.%s: expected an array", where, key); return NULL; }
     return v;
 }
 
@@ -105,9 +94,9 @@ static bool parse_list(json_t *arr, const char *where, const char *member, size_
                        void **items, size_t *n)
 {
     if (!arr || json_is_null(arr)) return true;
-    if (!json_is_array(arr)) return fail("%s.%s: expected an array", where, member);
+    if (!json_is_array(arr)) return ms_fail("%s.%s: expected an array", where, member);
     *n = json_array_size(arr);
-    if (!(*items = array_of(*n, size))) return fail("out of memory");
+    if (!(*items = array_of(*n, size))) return ms_fail("out of memory");
     for (size_t k = 0; k < *n; k++) {
         char at[192];
         snprintf(at, sizeof at, "%s.%s[%zu]", where, member, k);
@@ -120,7 +109,7 @@ static bool parse_frame(json_t *f, const char *where, void *p)
 {
     frame_t *out = p;
     memset(out, 0, sizeof *out);
-    if (!json_is_object(f)) return fail("%s: expected an object", where);
+    if (!json_is_object(f)) return ms_fail("%s: expected an object", where);
     if (!get_string(f, "ip", where, false, &out->ip) ||
         !get_string(f, "function", where, false, &out->function) ||
         !get_string(f, "file", where, false, &out->file) ||
@@ -128,10 +117,10 @@ static bool parse_frame(json_t *f, const char *where, void *p)
     json_t *line = json_object_get(f, "line");
     if (line && !json_is_null(line)) {
         if (!json_is_integer(line) || json_integer_value(line) < 0)
-            return fail("%s.line: expected a non-negative integer", where);
+            return ms_fail("%s.line: expected a non-negative integer", where);
         out->line = json_integer_value(line);
     }
-    if (!out->ip && !out->function) return fail("%s: neither \"ip\" nor \"function\"", where);
+    if (!out->ip && !out->function) return ms_fail("%s: neither \"ip\" nor \"function\"", where);
     return true;
 }
 
@@ -141,7 +130,7 @@ static bool parse_root(json_t *root, const char *at, why_t *o)
     if (!root || json_is_null(root)) return true;
     char rw[192];
     snprintf(rw, sizeof rw, "%s.root", at);
-    if (!json_is_object(root)) return fail("%s: expected an object or null", rw);
+    if (!json_is_object(root)) return ms_fail("%s: expected an object or null", rw);
     o->rooted = true;
     return get_string(root, "kind", rw, true, &o->kind) && get_string(root, "addr", rw, false, &o->addr) &&
            get_string(root, "symbol", rw, false, &o->symbol) && get_string(root, "module", rw, false, &o->module) &&
@@ -153,7 +142,7 @@ static bool parse_root(json_t *root, const char *at, why_t *o)
 static bool parse_hop(json_t *h, const char *hw, void *p)
 {
     hop_t *x = p;
-    if (!json_is_object(h)) return fail("%s: expected an object", hw);
+    if (!json_is_object(h)) return ms_fail("%s: expected an object", hw);
     return get_string(h, "addr", hw, true, &x->addr) && get_count(h, "size", hw, false, &x->size) &&
            get_int(h, "offset", hw, ANY_INT, 0, &x->offset) && get_int(h, "into", hw, ANY_INT, 0, &x->into) &&
            get_string(h, "type", hw, false, &x->type) && get_string(h, "function", hw, false, &x->site.function) &&
@@ -166,7 +155,7 @@ static bool parse_block(json_t *block, const char *at, why_t *o)
     if (!block || json_is_null(block)) return true;
     char bw[192];
     snprintf(bw, sizeof bw, "%s.block", at);
-    if (!json_is_object(block)) return fail("%s: expected an object", bw);
+    if (!json_is_object(block)) return ms_fail("%s: expected an object", bw);
     return get_string(block, "addr", bw, true, &o->block) && get_count(block, "size", bw, false, &o->block_size) &&
            get_int(block, "into", bw, ANY_INT, 0, &o->block_into);
 }
@@ -179,7 +168,7 @@ static bool parse_why(json_t *w, const char *where, why_t *o)
     if (!w || json_is_null(w)) return true;
     char at[160];
     snprintf(at, sizeof at, "%s.why", where);
-    if (!json_is_object(w)) return fail("%s: expected an object", at);
+    if (!json_is_object(w)) return ms_fail("%s: expected an object", at);
     o->present = true;
     void *hops = NULL;
     bool ok = parse_root(json_object_get(w, "root"), at, o) &&
@@ -194,7 +183,7 @@ static bool parse_leak(json_t *l, size_t i, leak_t *o)
     void *frames = NULL;
     o->order = i;
     snprintf(where, sizeof where, "leaks[%zu]", i);
-    if (!json_is_object(l)) return fail("%s: expected an object", where);
+    if (!json_is_object(l)) return ms_fail("%s: expected an object", where);
     bool ok = get_string(l, "kind", where, true, &o->kind) && get_count(l, "bytes", where, true, &o->bytes) &&
               get_count(l, "blocks", where, false, &o->blocks) &&
               parse_list(json_object_get(l, "stack"), where, "stack", sizeof *o->frames, parse_frame, &frames,
@@ -207,10 +196,10 @@ static bool parse_leak(json_t *l, size_t i, leak_t *o)
 static bool parse_leaks(report_t *r)
 {
     json_t *leaks = json_object_get(r->root, "leaks");
-    if (!leaks) return fail("not a memshim leak report (no \"leaks\" array)");
-    if (!json_is_array(leaks)) return fail("\"leaks\": expected an array");
+    if (!leaks) return ms_fail("not a memshim leak report (no \"leaks\" array)");
+    if (!json_is_array(leaks)) return ms_fail("\"leaks\": expected an array");
     r->nleaks = json_array_size(leaks);
-    if (!(r->leaks = array_of(r->nleaks, sizeof *r->leaks))) return fail("out of memory");
+    if (!(r->leaks = array_of(r->nleaks, sizeof *r->leaks))) return ms_fail("out of memory");
     for (size_t i = 0; i < r->nleaks; i++)
         if (!parse_leak(json_array_get(leaks, i), i, &r->leaks[i])) return false;
     return true;
@@ -243,13 +232,13 @@ static bool parse_summary(report_t *r)
     json_t *summary = json_object_get(r->root, "summary");
     char where[96];
     if (summary && !json_is_null(summary)) {
-        if (!json_is_object(summary)) return fail("\"summary\": expected an object");
+        if (!json_is_object(summary)) return ms_fail("\"summary\": expected an object");
         r->has_summary = true;
         for (size_t i = 0; i < 4; i++) {
             json_t *s = json_object_get(summary, ms_kind_key[i]);
             if (!s) continue;
             snprintf(where, sizeof where, "summary.%s", ms_kind_key[i]);
-            if (!json_is_object(s)) return fail("%s: expected an object", where);
+            if (!json_is_object(s)) return ms_fail("%s: expected an object", where);
             total_t *t = total_of(r, ms_kind_key[i]);
             if (!get_count(s, "blocks", where, false, &t->blocks) ||
                 !get_count(s, "bytes", where, true, &t->bytes)) return false;
@@ -296,7 +285,7 @@ static bool size_cycles(report_t *r, json_t *cycles, addr_ix **ix)
     for (size_t g = 0; g < ng; g++) {
         json_t *grp = json_array_get(cycles, g), *objs, *edges;
         snprintf(where, sizeof where, "cycles[%zu]", g);
-        if (!json_is_object(grp)) return fail("%s: expected an object", where);
+        if (!json_is_object(grp)) return ms_fail("%s: expected an object", where);
         if (!(objs = get_array(grp, "objects", where)) || !(edges = get_array(grp, "edges", where))) return false;
         no += json_array_size(objs);
         ne += json_array_size(edges);
@@ -305,14 +294,14 @@ static bool size_cycles(report_t *r, json_t *cycles, addr_ix **ix)
     r->objs = array_of(no, sizeof *r->objs);
     r->edges = array_of(ne, sizeof *r->edges);
     *ix = array_of(no, sizeof **ix);
-    return r->groups && r->objs && r->edges && *ix ? true : fail("out of memory");
+    return r->groups && r->objs && r->edges && *ix ? true : ms_fail("out of memory");
 }
 
 static bool parse_object(report_t *r, json_t *o, const char *where, addr_ix *ix)
 {
     gobj_t *O = &r->objs[r->nobjs];
     ggroup_t *G = &r->groups[r->ngroups - 1];
-    if (!json_is_object(o)) return fail("%s: expected an object", where);
+    if (!json_is_object(o)) return ms_fail("%s: expected an object", where);
     if (!get_name(o, "addr", where, &O->addr) || !get_name(o, "type", where, &O->type) ||
         !get_count(o, "size", where, true, &O->size) || !get_string(o, "function", where, false, &O->function) ||
         !get_string(o, "file", where, false, &O->file) || !get_int(o, "line", where, 0, 0, &O->line) ||
@@ -334,14 +323,14 @@ static bool parse_group(report_t *r, json_t *grp, size_t g, addr_ix *ix)
     uint64_t num;
     const char *kind = NULL;
     if (!get_count(grp, "group", where, true, &num)) return false;
-    if (num > (uint64_t)1 << 53) return fail("%s.group: %llu is out of range", where, (unsigned long long)num);
+    if (num > (uint64_t)1 << 53) return ms_fail("%s.group: %llu is out of range", where, (unsigned long long)num);
     G->number = (long long)num;
     G->count = 1;
     if (!get_string(grp, "kind", where, false, &kind) ||
         (json_object_get(grp, "count") && !get_count(grp, "count", where, true, &G->count))) return false;
     G->lost = kind && strcmp(kind, "lost_blocks") == 0;
     for (size_t k = 0; k < g; k++)
-        if (r->groups[k].number == G->number) return fail("%s.group: group %lld appears twice", where, G->number);
+        if (r->groups[k].number == G->number) return ms_fail("%s.group: group %lld appears twice", where, G->number);
     G->first_obj = r->nobjs;
     json_t *objs = json_object_get(grp, "objects");
     for (size_t i = 0; i < json_array_size(objs); i++) {
@@ -357,7 +346,7 @@ static bool check_addrs(report_t *r, addr_ix *ix)
     for (size_t i = 1; i < r->nobjs; i++)
         if (strcmp(ix[i - 1].addr, ix[i].addr) == 0) {
             size_t o = ix[i].obj > ix[i - 1].obj ? ix[i].obj : ix[i - 1].obj, g = r->objs[o].group;
-            return fail("cycles[%zu].objects[%zu].addr: %s appears twice", g, o - r->groups[g].first_obj,
+            return ms_fail("cycles[%zu].objects[%zu].addr: %s appears twice", g, o - r->groups[g].first_obj,
                         r->objs[o].addr);
         }
     return true;
@@ -373,13 +362,13 @@ static bool parse_edges(report_t *r, json_t *edges, size_t g, const addr_ix *ix)
     for (size_t i = 0; i < json_array_size(edges); i++) {
         json_t *e = json_array_get(edges, i);
         snprintf(where, sizeof where, "cycles[%zu].edges[%zu]", g, i);
-        if (!json_is_object(e)) return fail("%s: expected an object", where);
+        if (!json_is_object(e)) return ms_fail("%s: expected an object", where);
         const char *ends[2];
         size_t at[2];
         for (int k = 0; k < 2; k++) {
             if (!get_name(e, names[k], where, &ends[k])) return false;
             if (!find_obj(ix, r->nobjs, ends[k], &at[k]) || r->objs[at[k]].group != g)
-                return fail("%s.%s: %s is not one of group %lld's objects", where, names[k], ends[k], G->number);
+                return ms_fail("%s.%s: %s is not one of group %lld's objects", where, names[k], ends[k], G->number);
         }
         r->edges[r->nedges++] = (gedge_t){ at[0], at[1] };
         G->nedge++;
@@ -391,7 +380,7 @@ static bool parse_cycles(report_t *r)
 {
     json_t *cycles = json_object_get(r->root, "cycles");
     if (!cycles || json_is_null(cycles)) return true;
-    if (!json_is_array(cycles)) return fail("\"cycles\": expected an array");
+    if (!json_is_array(cycles)) return ms_fail("\"cycles\": expected an array");
     addr_ix *ix = NULL;
     bool ok = size_cycles(r, cycles, &ix);
     for (size_t g = 0; ok && g < json_array_size(cycles); g++)
@@ -423,11 +412,11 @@ static bool parse_header(report_t *r, bool strict)
 static bool parse_report(report_t *r, unsigned what)
 {
     bool leaks = what & MS_LOAD_LEAKS;
-    if (!json_is_object(r->root)) return fail("not a memshim leak report (expected a JSON object)");
+    if (!json_is_object(r->root)) return ms_fail("not a memshim leak report (expected a JSON object)");
     if (!parse_header(r, leaks)) return false;
     if (leaks && !(parse_leaks(r) && parse_summary(r))) return false;
     if (!leaks && !json_object_get(r->root, "leaks") && !json_object_get(r->root, "cycles"))
-        return fail("not a memshim leak report (no \"leaks\" array)");
+        return ms_fail("not a memshim leak report (no \"leaks\" array)");
     return !(what & MS_LOAD_CYCLES) || parse_cycles(r);
 }
 
@@ -458,7 +447,7 @@ bool ms_report_load(const char *path, unsigned what, report_t *r)
     report_init(r, path);
     if (!(r->root = quiet ? json_load_file(path, 0, &e) : ms_load_json(path))) return false;
     if (!parse_report(r, what)) {
-        if (!quiet) ms_warn("%s: %s", path, errbuf);
+        if (!quiet) ms_warn("%s: %s", path, ms_failure);
         ms_report_free(r);
         return false;
     }

@@ -32,23 +32,13 @@ typedef struct {
     size_t      nh;
 } prof_t;
 
-static char errbuf[512];
-static bool fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static bool fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 static bool get_u64(json_t *o, const char *key, const char *where, uint64_t *out)
 {
     json_t *v = json_object_get(o, key);
-    if (!v) return fail("%s: no \"%s\"", where, key);
+    if (!v) return ms_fail("%s: no \"%s\"", where, key);
     if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return fail("%s.%s: expected a non-negative integer", where, key);
+        return ms_fail("%s.%s: expected a non-negative integer", where, key);
     *out = (uint64_t)json_integer_value(v);
     return true;
 }
@@ -58,7 +48,7 @@ static bool get_str(json_t *o, const char *key, const char *where, const char **
     json_t *v = json_object_get(o, key);
     *out = NULL;
     if (!v || json_is_null(v)) return true;
-    if (!json_is_string(v)) return fail("%s.%s: expected a string", where, key);
+    if (!json_is_string(v)) return ms_fail("%s.%s: expected a string", where, key);
     *out = json_string_value(v);
     return true;
 }
@@ -102,65 +92,65 @@ static char *site_key(const psite_t *s)
 
 static bool parse_site(json_t *o, const char *where, psite_t *s)
 {
-    if (!json_is_object(o)) return fail("%s: expected an object", where);
+    if (!json_is_object(o)) return ms_fail("%s: expected an object", where);
     if (!get_figures(o, where, s->v)) return false;
     json_t *st = json_object_get(o, "stack");
-    if (!json_is_array(st)) return fail("%s: no \"stack\" array", where);
+    if (!json_is_array(st)) return ms_fail("%s: no \"stack\" array", where);
     s->nf = json_array_size(st);
     s->f = calloc(s->nf ? s->nf : 1, sizeof *s->f);
-    if (!s->f) return fail("out of memory");
+    if (!s->f) return ms_fail("out of memory");
     for (size_t k = 0; k < s->nf; k++) {
         json_t *f = json_array_get(st, k);
         char fw[128];
         snprintf(fw, sizeof fw, "%s.stack[%zu]", where, k);
-        if (!json_is_object(f)) return fail("%s: expected an object", fw);
+        if (!json_is_object(f)) return ms_fail("%s: expected an object", fw);
         pframe_t *p = &s->f[k];
         if (!get_str(f, "ip", fw, &p->ip) || !get_str(f, "function", fw, &p->function) ||
             !get_str(f, "file", fw, &p->file) || !get_str(f, "module", fw, &p->module)) return false;
         json_t *line = json_object_get(f, "line");
         if (line && json_is_integer(line)) p->line = json_integer_value(line);
-        if (!p->ip && !p->function) return fail("%s: neither \"ip\" nor \"function\"", fw);
+        if (!p->ip && !p->function) return ms_fail("%s: neither \"ip\" nor \"function\"", fw);
     }
     s->key = site_key(s);
-    return s->key ? true : fail("out of memory");
+    return s->key ? true : ms_fail("out of memory");
 }
 
 static bool parse_profile(prof_t *p)
 {
     json_t *r = p->root, *v;
-    if (!json_is_object(r)) return fail("not a memshim heap profile (expected a JSON object)");
+    if (!json_is_object(r)) return ms_fail("not a memshim heap profile (expected a JSON object)");
     v = json_object_get(r, "format");
     if (!json_is_string(v) || strcmp(json_string_value(v), "memshim-profile") != 0)
-        return fail("not a memshim heap profile (\"format\" is not \"memshim-profile\")");
+        return ms_fail("not a memshim heap profile (\"format\" is not \"memshim-profile\")");
     v = json_object_get(r, "version");
     if (!json_is_integer(v) || json_integer_value(v) != 1)
-        return fail("\"version\": this memshim reads version 1");
+        return ms_fail("\"version\": this memshim reads version 1");
     v = json_object_get(r, "pid");
     p->pid = json_is_integer(v) ? json_integer_value(v) : -1;
     if (!get_str(r, "program", "profile", &p->program) || !get_str(r, "when", "profile", &p->when)) return false;
     json_t *t = json_object_get(r, "totals");
-    if (!json_is_object(t)) return fail("no \"totals\" object");
+    if (!json_is_object(t)) return ms_fail("no \"totals\" object");
     if (!get_figures(t, "totals", p->tot)) return false;
     v = json_object_get(t, "peak_time_ms");
     p->peak_ms = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
     json_t *h = json_object_get(r, "histogram");
-    if (!json_is_array(h)) return fail("no \"histogram\" array");
+    if (!json_is_array(h)) return ms_fail("no \"histogram\" array");
     p->nh = json_array_size(h);
     p->h = calloc(p->nh ? p->nh : 1, sizeof *p->h);
-    if (!p->h) return fail("out of memory");
+    if (!p->h) return ms_fail("out of memory");
     for (size_t i = 0; i < p->nh; i++) {
         char w[64];
         snprintf(w, sizeof w, "histogram[%zu]", i);
         json_t *b = json_array_get(h, i);
-        if (!json_is_object(b)) return fail("%s: expected an object", w);
+        if (!json_is_object(b)) return ms_fail("%s: expected an object", w);
         if (!get_u64(b, "min", w, &p->h[i].min) || !get_u64(b, "max", w, &p->h[i].max) ||
             !get_u64(b, "count", w, &p->h[i].count)) return false;
     }
     json_t *sites = json_object_get(r, "sites");
-    if (!json_is_array(sites)) return fail("no \"sites\" array");
+    if (!json_is_array(sites)) return ms_fail("no \"sites\" array");
     p->n = json_array_size(sites);
     p->s = calloc(p->n ? p->n : 1, sizeof *p->s);
-    if (!p->s) return fail("out of memory");
+    if (!p->s) return ms_fail("out of memory");
     for (size_t i = 0; i < p->n; i++) {
         char w[64];
         snprintf(w, sizeof w, "sites[%zu]", i);
@@ -183,7 +173,7 @@ static bool load_profile(const char *path, prof_t *p)
     p->path = path;
     if (!(p->root = ms_load_json(path))) return false;
     if (!parse_profile(p)) {
-        ms_warn("%s: %s", path, errbuf);
+        ms_warn("%s: %s", path, ms_failure);
         free_profile(p);
         return false;
     }

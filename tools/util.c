@@ -101,6 +101,18 @@ const char *ms_opt_value(int argc, char **argv, int *i, const char *name)
 
 /* The JSON document in path, or NULL after one line saying why (the file
  * cannot be read, or where the JSON goes wrong). */
+/* What a loader found wrong, for its caller's one line (ms_failure). */
+char ms_failure[512];
+
+bool ms_fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ms_failure, sizeof ms_failure, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
 json_t *ms_load_json(const char *path)
 {
     json_error_t e;

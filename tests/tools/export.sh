@@ -23,21 +23,7 @@ unset LD_PRELOAD MEMSHIM_STATS MEMSHIM_RSS_LOG MEMSHIM_LIVE MEMSHIM_REPORT MEMSH
       MEMSHIM_METRICS_INTERVAL MEMSHIM_LIVE_INTERVAL
 PY=/usr/bin/python3
 
-pass=0 failed=0
-ok()   { pass=$((pass + 1)); echo "ok - $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $1"; [ $# -gt 1 ] && printf '%s\n' "$2" | head -40 | sed 's/^/    /'; }
-check() { local name=$1 out; shift; if out=$("$@" 2>&1); then ok "$name"; else fail "$name" "$out"; fi; }
-skip() { echo "skip - $1 ($2)"; }
-
-run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; out=$(cat "$T/out"); err=$(cat "$T/err"); }
-expect_rc() { [ "$rc" -eq "$1" ] || { echo "exit status $rc, expected $1"; echo "stdout: ${out:0:2000}"; echo "stderr: $err"; return 1; }; }
-one_line_err() {
-    [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && [[ $err == memshim:* ]] ||
-        { echo "stderr is not one 'memshim: ' line:"; echo "$err"; return 1; }
-}
-has()     { grep -qF -- "$2" <<<"$1" || { echo "missing: $2"; echo "in: ${1:0:3000}"; return 1; }; }
-has_not() { ! grep -qF -- "$2" <<<"$1" || { echo "unexpected: $2"; return 1; }; }
-wait_file() { for _ in $(seq 1 500); do [ -e "$1" ] && return 0; sleep 0.02; done; echo "no file $1"; return 1; }
+. "$ROOT/tests/tools/harness.sh"
 # bg CMD...: start CMD in the background, its pid in $pid and in $T/pids
 bg() { "$@" >>"$T/bg.log" 2>&1 & pid=$!; echo $pid >>"$T/pids"; }
 stop() { kill "$1" 2>/dev/null; kill -CONT "$1" 2>/dev/null; wait "$1" 2>/dev/null; }

@@ -21,23 +21,7 @@ trap 'kill $(cat "$T/pids" 2>/dev/null) 2>/dev/null; rm -rf "$T"' EXIT
 unset LD_PRELOAD MEMSHIM_STATS MEMSHIM_RSS_LOG MEMSHIM_LIVE MEMSHIM_REPORT MEMSHIM_STATS_SIGNAL
 PY=$(command -v python3)
 
-pass=0 failed=0
-ok()   { pass=$((pass + 1)); echo "ok - $1"; }
-fail() { failed=$((failed + 1)); echo "FAIL - $1"; [ $# -gt 1 ] && printf '%s\n' "$2" | head -40 | sed 's/^/    /'; }
-# check NAME FUNCTION [ARGS]: FUNCTION prints its evidence and returns non-zero on failure.
-check() { local name=$1 out; shift; if out=$("$@" 2>&1); then ok "$name"; else fail "$name" "$out"; fi; }
-skip() { echo "skip - $1 ($2)"; }
-
-# run CMD...: sets $out, $err, $rc
-run() { "$@" >"$T/out" 2>"$T/err"; rc=$?; out=$(cat "$T/out"); err=$(cat "$T/err"); }
-expect_rc() { [ "$rc" -eq "$1" ] || { echo "exit status $rc, expected $1"; echo "stdout: $out"; echo "stderr: $err"; return 1; }; }
-one_line_err() {   # stderr is exactly one line starting "memshim: "
-    [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] && [[ $err == memshim:* ]] ||
-        { echo "stderr is not one 'memshim: ' line:"; echo "$err"; return 1; }
-}
-has()     { grep -qF -- "$2" <<<"$1" || { echo "missing: $2"; echo "in: $1"; return 1; }; }
-has_not() { ! grep -qF -- "$2" <<<"$1" || { echo "unexpected: $2"; echo "in: $1"; return 1; }; }
-wait_file() { for _ in $(seq 1 500); do [ -e "$1" ] && return 0; sleep 0.02; done; echo "no file $1"; return 1; }
+. "$ROOT/tests/tools/harness.sh"
 
 # ---- helper programs ----------------------------------------------------------
 for p in known grow forker leaky hostile massif; do
