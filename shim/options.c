@@ -433,8 +433,9 @@ static void load_combined(bool secure, const char *v)
         char *eq = strchr(p, '=');
         size_t klen = eq ? (size_t)(eq - p) : strlen(p);
         const optdef_t *near = NULL, *o = lookup(p, klen, true, &near);
-        if (!o || o->kind == K_LATER || o->kind == K_COMMAND) {
-            if (o && o->kind == K_COMMAND) near = NULL;
+        bool nested = o && strcmp(o->name, "MEMSHIM_OPTIONS") == 0;
+        if (o && o->kind == K_LATER && !nested) continue;     /* gc=: its owner reads it (_ms_option_text) */
+        if (!o || nested || o->kind == K_COMMAND) {
             unknown("MEMSHIM_OPTIONS: ", p, klen, o ? NULL : near, true);
             continue;
         }

@@ -78,9 +78,9 @@ Test(options, a_name_like_none_points_at_the_list)
     cr_assert_eq(lines(e), 1);
 }
 
-Test(options, the_commands_own_variable_is_no_misspelling)
+Test(options, the_commands_own_variable_and_the_collectors_key_are_no_misspellings)
 {
-    char *env[] = { "MEMSHIM_LIBRARY=/opt/lib/libmemshim.so", "MEMSHIM_GC=off", NULL };
+    char *env[] = { "MEMSHIM_LIBRARY=/opt/lib/libmemshim.so", "MEMSHIM_GC=off", "MEMSHIM_OPTIONS=gc=700,20,5", NULL };
     const char *e = load_with(env);
     cr_assert_str_empty(e, "said: %s", e);
 }
