@@ -165,6 +165,12 @@ static int child_region(pid_t pid, pid_t *child)
 static int open_region(pid_t *pid)
 {
     int fd = ms_live_open(*pid, true);
+    /* Just started with `&`, the process may not have exec'd memshim yet:
+     * a moment for it to become a 'memshim run' (or publish itself). */
+    for (int i = 0; i < 20 && fd < 0 && !is_memshim(*pid) && kill(*pid, 0) == 0; i++) {
+        usleep(50000);
+        fd = ms_live_open(*pid, true);
+    }
     if (fd >= 0 || !is_memshim(*pid)) return fd >= 0 ? fd : ms_live_open(*pid, false);
     pid_t child = 0;
     for (int i = 0; i < 100 && fd < 0 && kill(*pid, 0) == 0; i++)
