@@ -18,28 +18,6 @@ const char *const ms_kind_words[4] = { "definitely lost", "indirectly lost", "po
 
 /* ---- fields ----------------------------------------------------------------- */
 
-static bool get_count(json_t *obj, const char *key, const char *where, bool required, uint64_t *out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = 0;
-    if (!v) return required ? ms_fail("%s: no \"%s\"", where, key) : true;
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return ms_fail("%s.%s: expected a non-negative integer", where, key);
-    *out = (uint64_t)json_integer_value(v);
-    return true;
-}
-
-/* Absent or null: NULL (an error if required). */
-static bool get_string(json_t *obj, const char *key, const char *where, bool required, const char **out)
-{
-    json_t *v = json_object_get(obj, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) return required ? ms_fail("%s: no \"%s\"", where, key) : true;
-    if (!json_is_string(v)) return ms_fail("%s.%s: expected a string", where, key);
-    *out = json_string_value(v);
-    return true;
-}
-
 /* A name that must be there: a non-empty string. */
 static bool get_name(json_t *obj, const char *key, const char *where, const char **out)
 {
@@ -110,10 +88,10 @@ static bool parse_frame(json_t *f, const char *where, void *p)
     frame_t *out = p;
     memset(out, 0, sizeof *out);
     if (!json_is_object(f)) return ms_fail("%s: expected an object", where);
-    if (!get_string(f, "ip", where, false, &out->ip) ||
-        !get_string(f, "function", where, false, &out->function) ||
-        !get_string(f, "file", where, false, &out->file) ||
-        !get_string(f, "module", where, false, &out->module)) return false;
+    if (!ms_json_string(f, "ip", where, false, &out->ip) ||
+        !ms_json_string(f, "function", where, false, &out->function) ||
+        !ms_json_string(f, "file", where, false, &out->file) ||
+        !ms_json_string(f, "module", where, false, &out->module)) return false;
     json_t *line = json_object_get(f, "line");
     if (line && !json_is_null(line)) {
         if (!json_is_integer(line) || json_integer_value(line) < 0)
@@ -132,9 +110,9 @@ static bool parse_root(json_t *root, const char *at, why_t *o)
     snprintf(rw, sizeof rw, "%s.root", at);
     if (!json_is_object(root)) return ms_fail("%s: expected an object or null", rw);
     o->rooted = true;
-    return get_string(root, "kind", rw, true, &o->kind) && get_string(root, "addr", rw, false, &o->addr) &&
-           get_string(root, "symbol", rw, false, &o->symbol) && get_string(root, "module", rw, false, &o->module) &&
-           get_string(root, "function", rw, false, &o->function) && get_string(root, "file", rw, false, &o->file) &&
+    return ms_json_string(root, "kind", rw, true, &o->kind) && ms_json_string(root, "addr", rw, false, &o->addr) &&
+           ms_json_string(root, "symbol", rw, false, &o->symbol) && ms_json_string(root, "module", rw, false, &o->module) &&
+           ms_json_string(root, "function", rw, false, &o->function) && ms_json_string(root, "file", rw, false, &o->file) &&
            get_int(root, "offset", rw, ANY_INT, 0, &o->offset) && get_int(root, "line", rw, ANY_INT, 0, &o->line) &&
            get_int(root, "thread", rw, ANY_INT, -1, &o->thread);
 }
@@ -143,10 +121,10 @@ static bool parse_hop(json_t *h, const char *hw, void *p)
 {
     hop_t *x = p;
     if (!json_is_object(h)) return ms_fail("%s: expected an object", hw);
-    return get_string(h, "addr", hw, true, &x->addr) && get_count(h, "size", hw, false, &x->size) &&
+    return ms_json_string(h, "addr", hw, true, &x->addr) && ms_json_count(h, "size", hw, false, &x->size) &&
            get_int(h, "offset", hw, ANY_INT, 0, &x->offset) && get_int(h, "into", hw, ANY_INT, 0, &x->into) &&
-           get_string(h, "type", hw, false, &x->type) && get_string(h, "function", hw, false, &x->site.function) &&
-           get_string(h, "file", hw, false, &x->site.file) && get_string(h, "module", hw, false, &x->site.module) &&
+           ms_json_string(h, "type", hw, false, &x->type) && ms_json_string(h, "function", hw, false, &x->site.function) &&
+           ms_json_string(h, "file", hw, false, &x->site.file) && ms_json_string(h, "module", hw, false, &x->site.module) &&
            get_int(h, "line", hw, ANY_INT, 0, &x->site.line);
 }
 
@@ -156,7 +134,7 @@ static bool parse_block(json_t *block, const char *at, why_t *o)
     char bw[192];
     snprintf(bw, sizeof bw, "%s.block", at);
     if (!json_is_object(block)) return ms_fail("%s: expected an object", bw);
-    return get_string(block, "addr", bw, true, &o->block) && get_count(block, "size", bw, false, &o->block_size) &&
+    return ms_json_string(block, "addr", bw, true, &o->block) && ms_json_count(block, "size", bw, false, &o->block_size) &&
            get_int(block, "into", bw, ANY_INT, 0, &o->block_into);
 }
 
@@ -174,7 +152,7 @@ static bool parse_why(json_t *w, const char *where, why_t *o)
     bool ok = parse_root(json_object_get(w, "root"), at, o) &&
               parse_list(json_object_get(w, "hops"), at, "hops", sizeof *o->hops, parse_hop, &hops, &o->nhops);
     o->hops = hops;
-    return ok && get_count(w, "more", at, false, &o->more) && parse_block(json_object_get(w, "block"), at, o);
+    return ok && ms_json_count(w, "more", at, false, &o->more) && parse_block(json_object_get(w, "block"), at, o);
 }
 
 static bool parse_leak(json_t *l, size_t i, leak_t *o)
@@ -184,13 +162,13 @@ static bool parse_leak(json_t *l, size_t i, leak_t *o)
     o->order = i;
     snprintf(where, sizeof where, "leaks[%zu]", i);
     if (!json_is_object(l)) return ms_fail("%s: expected an object", where);
-    bool ok = get_string(l, "kind", where, true, &o->kind) && get_count(l, "bytes", where, true, &o->bytes) &&
-              get_count(l, "blocks", where, false, &o->blocks) &&
+    bool ok = ms_json_string(l, "kind", where, true, &o->kind) && ms_json_count(l, "bytes", where, true, &o->bytes) &&
+              ms_json_count(l, "blocks", where, false, &o->blocks) &&
               parse_list(json_object_get(l, "stack"), where, "stack", sizeof *o->frames, parse_frame, &frames,
                          &o->nframes);
     o->frames = frames;
     return ok && parse_why(json_object_get(l, "why"), where, &o->why) &&
-           get_string(l, "change", where, false, &o->change);
+           ms_json_string(l, "change", where, false, &o->change);
 }
 
 static bool parse_leaks(report_t *r)
@@ -240,8 +218,8 @@ static bool parse_summary(report_t *r)
             snprintf(where, sizeof where, "summary.%s", ms_kind_key[i]);
             if (!json_is_object(s)) return ms_fail("%s: expected an object", where);
             total_t *t = total_of(r, ms_kind_key[i]);
-            if (!get_count(s, "blocks", where, false, &t->blocks) ||
-                !get_count(s, "bytes", where, true, &t->bytes)) return false;
+            if (!ms_json_count(s, "blocks", where, false, &t->blocks) ||
+                !ms_json_count(s, "bytes", where, true, &t->bytes)) return false;
         }
     }
     for (size_t i = 0; i < r->nleaks; i++) {
@@ -303,8 +281,8 @@ static bool parse_object(report_t *r, json_t *o, const char *where, addr_ix *ix)
     ggroup_t *G = &r->groups[r->ngroups - 1];
     if (!json_is_object(o)) return ms_fail("%s: expected an object", where);
     if (!get_name(o, "addr", where, &O->addr) || !get_name(o, "type", where, &O->type) ||
-        !get_count(o, "size", where, true, &O->size) || !get_string(o, "function", where, false, &O->function) ||
-        !get_string(o, "file", where, false, &O->file) || !get_int(o, "line", where, 0, 0, &O->line) ||
+        !ms_json_count(o, "size", where, true, &O->size) || !ms_json_string(o, "function", where, false, &O->function) ||
+        !ms_json_string(o, "file", where, false, &O->file) || !get_int(o, "line", where, 0, 0, &O->line) ||
         !get_int(o, "refcount", where, 0, -1, &O->refcount)) return false;
     O->group = r->ngroups - 1;
     ix[r->nobjs] = (addr_ix){ O->addr, r->nobjs };
@@ -322,12 +300,12 @@ static bool parse_group(report_t *r, json_t *grp, size_t g, addr_ix *ix)
     snprintf(where, sizeof where, "cycles[%zu]", g);
     uint64_t num;
     const char *kind = NULL;
-    if (!get_count(grp, "group", where, true, &num)) return false;
+    if (!ms_json_count(grp, "group", where, true, &num)) return false;
     if (num > (uint64_t)1 << 53) return ms_fail("%s.group: %llu is out of range", where, (unsigned long long)num);
     G->number = (long long)num;
     G->count = 1;
-    if (!get_string(grp, "kind", where, false, &kind) ||
-        (json_object_get(grp, "count") && !get_count(grp, "count", where, true, &G->count))) return false;
+    if (!ms_json_string(grp, "kind", where, false, &kind) ||
+        (json_object_get(grp, "count") && !ms_json_count(grp, "count", where, true, &G->count))) return false;
     G->lost = kind && strcmp(kind, "lost_blocks") == 0;
     for (size_t k = 0; k < g; k++)
         if (r->groups[k].number == G->number) return ms_fail("%s.group: group %lld appears twice", where, G->number);
@@ -402,7 +380,7 @@ static bool parse_header(report_t *r, bool strict)
     r->when = maybe_string(r->root, "when");
     r->heap_errors = maybe_int(r->root, "heap_errors_total");
     if (strict)
-        return get_string(r->root, "program", "report", false, &r->program) &&
+        return ms_json_string(r->root, "program", "report", false, &r->program) &&
                get_int(r->root, "since", "report", ANY_INT, -1, &r->since);
     r->program = maybe_string(r->root, "program");
     r->since = -1;

@@ -37,6 +37,8 @@ void   ms_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 json_t *ms_load_json(const char *path);    /* NULL after one line saying why */
 extern char ms_failure[512];               /* what a loader found wrong: ms_fail's text */
 bool   ms_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* sets it; false */
+bool   ms_json_count(json_t *obj, const char *key, const char *where, bool required, uint64_t *out);
+bool   ms_json_string(json_t *obj, const char *key, const char *where, bool required, const char **out);
 bool   ms_parse_u64(const char *s, uint64_t *out);             /* plain decimal */
 bool   ms_parse_size(const char *s, uint64_t *out);            /* decimal with k/m/g */
 char  *ms_human(uint64_t bytes, char *buf, size_t cap);        /* "1.5 MiB" */

@@ -33,29 +33,9 @@ typedef struct {
 } prof_t;
 
 
-static bool get_u64(json_t *o, const char *key, const char *where, uint64_t *out)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v) return ms_fail("%s: no \"%s\"", where, key);
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return ms_fail("%s.%s: expected a non-negative integer", where, key);
-    *out = (uint64_t)json_integer_value(v);
-    return true;
-}
-
-static bool get_str(json_t *o, const char *key, const char *where, const char **out)
-{
-    json_t *v = json_object_get(o, key);
-    *out = NULL;
-    if (!v || json_is_null(v)) return true;
-    if (!json_is_string(v)) return ms_fail("%s.%s: expected a string", where, key);
-    *out = json_string_value(v);
-    return true;
-}
-
 static bool get_figures(json_t *o, const char *where, uint64_t v[NFIG])
 {
-    for (int i = 0; i < NFIG; i++) if (!get_u64(o, fig_name[i], where, &v[i])) return false;
+    for (int i = 0; i < NFIG; i++) if (!ms_json_count(o, fig_name[i], where, true, &v[i])) return false;
     return true;
 }
 
@@ -105,8 +85,8 @@ static bool parse_site(json_t *o, const char *where, psite_t *s)
         snprintf(fw, sizeof fw, "%s.stack[%zu]", where, k);
         if (!json_is_object(f)) return ms_fail("%s: expected an object", fw);
         pframe_t *p = &s->f[k];
-        if (!get_str(f, "ip", fw, &p->ip) || !get_str(f, "function", fw, &p->function) ||
-            !get_str(f, "file", fw, &p->file) || !get_str(f, "module", fw, &p->module)) return false;
+        if (!ms_json_string(f, "ip", fw, false, &p->ip) || !ms_json_string(f, "function", fw, false, &p->function) ||
+            !ms_json_string(f, "file", fw, false, &p->file) || !ms_json_string(f, "module", fw, false, &p->module)) return false;
         json_t *line = json_object_get(f, "line");
         if (line && json_is_integer(line)) p->line = json_integer_value(line);
         if (!p->ip && !p->function) return ms_fail("%s: neither \"ip\" nor \"function\"", fw);
@@ -127,7 +107,7 @@ static bool parse_profile(prof_t *p)
         return ms_fail("\"version\": this memshim reads version 1");
     v = json_object_get(r, "pid");
     p->pid = json_is_integer(v) ? json_integer_value(v) : -1;
-    if (!get_str(r, "program", "profile", &p->program) || !get_str(r, "when", "profile", &p->when)) return false;
+    if (!ms_json_string(r, "program", "profile", false, &p->program) || !ms_json_string(r, "when", "profile", false, &p->when)) return false;
     json_t *t = json_object_get(r, "totals");
     if (!json_is_object(t)) return ms_fail("no \"totals\" object");
     if (!get_figures(t, "totals", p->tot)) return false;
@@ -143,8 +123,8 @@ static bool parse_profile(prof_t *p)
         snprintf(w, sizeof w, "histogram[%zu]", i);
         json_t *b = json_array_get(h, i);
         if (!json_is_object(b)) return ms_fail("%s: expected an object", w);
-        if (!get_u64(b, "min", w, &p->h[i].min) || !get_u64(b, "max", w, &p->h[i].max) ||
-            !get_u64(b, "count", w, &p->h[i].count)) return false;
+        if (!ms_json_count(b, "min", w, true, &p->h[i].min) || !ms_json_count(b, "max", w, true, &p->h[i].max) ||
+            !ms_json_count(b, "count", w, true, &p->h[i].count)) return false;
     }
     json_t *sites = json_object_get(r, "sites");
     if (!json_is_array(sites)) return ms_fail("no \"sites\" array");

@@ -113,6 +113,30 @@ bool ms_fail(const char *fmt, ...)
     return false;
 }
 
+/* A non-negative integer member; absent: 0 (an error if required).  The
+ * loaders' one-line errors name where and key (ms_fail). */
+bool ms_json_count(json_t *obj, const char *key, const char *where, bool required, uint64_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = 0;
+    if (!v) return required ? ms_fail("%s: no \"%s\"", where, key) : true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return ms_fail("%s.%s: expected a non-negative integer", where, key);
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+/* A string member; absent or null: NULL (an error if required). */
+bool ms_json_string(json_t *obj, const char *key, const char *where, bool required, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+    *out = NULL;
+    if (!v || json_is_null(v)) return required ? ms_fail("%s: no \"%s\"", where, key) : true;
+    if (!json_is_string(v)) return ms_fail("%s.%s: expected a string", where, key);
+    *out = json_string_value(v);
+    return true;
+}
+
 json_t *ms_load_json(const char *path)
 {
     json_error_t e;
