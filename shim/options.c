@@ -56,78 +56,7 @@ static const char *_ms_getenv(const char *name)
     return NULL;
 }
 
-/* ---- value parsers, shared with stats.c's options ------------------------- */
-
-/* A decimal number in [lo, hi], nothing else. */
-bool _ms_parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    uint64_t x = 0;
-    if (!*v) return false;
-    for (const char *s = v; *s; s++) {
-        if (*s < '0' || *s > '9' || x > hi) return false;
-        x = x * 10 + (uint64_t)(*s - '0');
-    }
-    if (x < lo || x > hi) return false;
-    *out = x;
-    return true;
-}
-
-/* A value as messages show it: at most 64 characters, then "..." and its
- * length, so a malformed 100 KB value makes one readable line. */
-const char *_ms_value_shown(const char *v, char *buf, size_t cap)
-{
-    size_t n = strlen(v);
-    if (n <= 64 || cap < 96) return v;
-    ms_buf_t b;
-    _ms_buf_init(&b, buf, cap - 1, -1);
-    memcpy(buf, v, 64);
-    b.len = 64;
-    _ms_bprintf(&b, "... (%zu bytes)", n);
-    buf[b.len] = 0;
-    return buf;
-}
-
-/* "1", "0", "yes", "no", "true", "false", "on", "off". */
-int _ms_parse_bool(const char *name, const char *v, int dflt)
-{
-    static const char *yes[] = { "1", "yes", "true", "on" }, *no[] = { "0", "no", "false", "off" };
-    for (unsigned i = 0; i < 4; i++) {
-        if (strcasecmp(v, yes[i]) == 0) return 1;
-        if (strcasecmp(v, no[i]) == 0) return 0;
-    }
-    char shown[128];
-    _ms_message("%s=%s: expected 1 or 0 (yes/no, true/false, on/off); using %d", name,
-                _ms_value_shown(v, shown, sizeof shown), dflt);
-    return dflt;
-}
-
-/* A signal for MEMSHIM_STATS_SIGNAL and MEMSHIM_REPORT_SIGNAL: SIGUSR1, USR2,
- * SIGHUP, SIGRTMIN+3, 12...; 0 if v names none.
- * Only signals whose default action a program can spare are accepted. */
-int _ms_parse_signal(const char *v)
-{
-    static const struct { const char *name; int sig; } names[] = {
-        { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP }, { "WINCH", SIGWINCH },
-        { "URG", SIGURG }, { "PWR", SIGPWR }, { "PROF", SIGPROF }, { "VTALRM", SIGVTALRM },
-    };
-    const char *s = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
-    uint64_t n;
-    if (_ms_parse_uint(s, 1, 64, &n)) {
-        for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
-            if ((int)n == names[i].sig) return (int)n;
-        return (int)n >= SIGRTMIN && (int)n <= SIGRTMAX ? (int)n : 0;
-    }
-    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcasecmp(s, names[i].name) == 0) return names[i].sig;
-    if (strncasecmp(s, "RTMIN", 5) == 0) {
-        if (!s[5]) return SIGRTMIN;
-        if (s[5] == '+' && _ms_parse_uint(s + 6, 0, 64, &n) && SIGRTMIN + (int)n <= SIGRTMAX)
-            return SIGRTMIN + (int)n;
-    }
-    return 0;
-}
-
-/* ---- one parser a kind ------------------------------------------------------- */
+/* ---- value parsers ---------------------------------------------------------------- */
 
 /* A decimal number in [lo, hi], with an optional k/m/g suffix when `scaled`. */
 static bool parse_num(const char *v, uint64_t lo, uint64_t hi, bool scaled, uint64_t *out)
@@ -150,6 +79,64 @@ static bool parse_num(const char *v, uint64_t lo, uint64_t hi, bool scaled, uint
     *out = x;
     return true;
 }
+
+/* A value as messages show it: at most 64 characters, then "..." and its
+ * length, so a malformed 100 KB value makes one readable line. */
+const char *_ms_value_shown(const char *v, char *buf, size_t cap)
+{
+    size_t n = strlen(v);
+    if (n <= 64 || cap < 96) return v;
+    ms_buf_t b;
+    _ms_buf_init(&b, buf, cap - 1, -1);
+    memcpy(buf, v, 64);
+    b.len = 64;
+    _ms_bprintf(&b, "... (%zu bytes)", n);
+    buf[b.len] = 0;
+    return buf;
+}
+
+/* "1", "0", "yes", "no", "true", "false", "on", "off". */
+static int parse_bool(const char *name, const char *v, int dflt)
+{
+    static const char *yes[] = { "1", "yes", "true", "on" }, *no[] = { "0", "no", "false", "off" };
+    for (unsigned i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0) return 1;
+        if (strcasecmp(v, no[i]) == 0) return 0;
+    }
+    char shown[128];
+    _ms_message("%s=%s: expected 1 or 0 (yes/no, true/false, on/off); using %d", name,
+                _ms_value_shown(v, shown, sizeof shown), dflt);
+    return dflt;
+}
+
+/* A signal for MEMSHIM_STATS_SIGNAL and MEMSHIM_REPORT_SIGNAL: SIGUSR1, USR2,
+ * SIGHUP, SIGRTMIN+3, 12...; 0 if v names none.
+ * Only signals whose default action a program can spare are accepted. */
+static int parse_signal(const char *v)
+{
+    static const struct { const char *name; int sig; } names[] = {
+        { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 }, { "HUP", SIGHUP }, { "WINCH", SIGWINCH },
+        { "URG", SIGURG }, { "PWR", SIGPWR }, { "PROF", SIGPROF }, { "VTALRM", SIGVTALRM },
+    };
+    const char *s = strncasecmp(v, "SIG", 3) == 0 ? v + 3 : v;
+    uint64_t n;
+    if (parse_num(s, 1, 64, false, &n)) {
+        for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+            if ((int)n == names[i].sig) return (int)n;
+        return (int)n >= SIGRTMIN && (int)n <= SIGRTMAX ? (int)n : 0;
+    }
+    for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(s, names[i].name) == 0) return names[i].sig;
+    if (strncasecmp(s, "RTMIN", 5) == 0) {
+        if (!s[5]) return SIGRTMIN;
+        if (s[5] == '+' && parse_num(s + 6, 0, 64, false, &n) && SIGRTMIN + (int)n <= SIGRTMAX)
+            return SIGRTMIN + (int)n;
+    }
+    return 0;
+}
+
+/* ---- one parser a kind ------------------------------------------------------- */
+
 
 /* MEMSHIM_SHOW: a comma list of definite, indirect, possible, reachable, or
  * all, none, summary (the summary alone, whenever something leaked). */
@@ -238,7 +225,7 @@ static void untrace_children(void)
  * needs the name at exit) and made absolute against the working directory
  * at start-up, so a later chdir() does not move it.  "stderr" is kept as
  * is.  NULL, after a message, if it does not fit. */
-const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap)
+static const char *keep_path(const char *var, const char *v, char *buf, size_t cap)
 {
     size_t len = 0, vlen = strlen(v);
     if (v[0] != '/' && strcmp(v, "stderr") != 0) {
@@ -310,7 +297,7 @@ static void set_path(const optdef_t *o, const char *shown_name, const char *v, b
     }
     unsigned slot = 0;
     for (const optdef_t *d = optdefs; d < o; d++) slot += d->kind == K_PATH || d->kind == K_FILE;
-    *dst = _ms_keep_path(shown_name, v, path_buf[slot], sizeof path_buf[slot]);
+    *dst = keep_path(shown_name, v, path_buf[slot], sizeof path_buf[slot]);
 }
 
 /* One setting from its text; `shown_name` is how messages name it
@@ -326,14 +313,14 @@ static void set_option(const optdef_t *o, const char *shown_name, const char *v,
     bool ok = true;
     switch (o->kind) {
     case K_BOOL:
-        *(int *)o->dst = _ms_parse_bool(shown_name, v, *(int *)o->dst);
+        *(int *)o->dst = parse_bool(shown_name, v, *(int *)o->dst);
         return;
     case K_UINT: case K_BYTES:
         if ((ok = parse_num(v, o->lo, o->hi, o->kind == K_BYTES, &n))) put_number(o, n);
         break;
     case K_SIGNAL:
         if (!*v) return;
-        if ((ok = (u = (unsigned)_ms_parse_signal(v)) != 0)) *(int *)o->dst = (int)u;
+        if ((ok = (u = (unsigned)parse_signal(v)) != 0)) *(int *)o->dst = (int)u;
         break;
     case K_SHOW: {
         int summary;

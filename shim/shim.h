@@ -500,10 +500,6 @@ static inline bool _ms_names_file(const char *dest)  /* an output setting names 
     return dest && *dest && __builtin_strcmp(dest, "stderr") != 0;
 }
 MS_HIDDEN const char *_ms_value_shown(const char *v, char *buf, size_t cap); /* cut to 64 + "..." */
-MS_HIDDEN const char *_ms_keep_path(const char *var, const char *v, char *buf, size_t cap);
-MS_HIDDEN int    _ms_parse_signal(const char *v);       /* 0 if malformed */
-MS_HIDDEN int    _ms_parse_bool(const char *name, const char *v, int dflt);  /* warns */
-MS_HIDDEN bool   _ms_parse_uint(const char *v, uint64_t lo, uint64_t hi, uint64_t *out);
 
 /* ---- out.c: allocation-free formatting, the only writer of fds ---------- */
 typedef struct ms_buf_s { char *p; size_t len, cap; int fd; } ms_buf_t;
