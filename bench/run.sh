@@ -58,6 +58,8 @@ config glibc          ''
 config memshim        'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=0'   # the allocator alone
 config memshim+track  'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1'   # with leak tracking (the default)
 config memshim+sample 'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_SAMPLE=524288'  # stacks for ~1 in 512 KiB
+config memshim+prof   'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_PROFILE=$WORK/prof.$RUN_TAG.%p.pb.gz'  # heap profile, every block
+config memshim+psample 'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=524288 MEMSHIM_PROFILE=$WORK/psample.$RUN_TAG.%p.pb.gz'  # sampled heap profile alone
 config mimalloc       'LD_PRELOAD=$SYSLIB/libmimalloc.so.2'
 config jemalloc       'LD_PRELOAD=$SYSLIB/libjemalloc.so.2'
 config tcmalloc       'LD_PRELOAD=$SYSLIB/libtcmalloc_minimal.so.4'
@@ -67,6 +69,7 @@ config heaptrack      ''  'heaptrack -o $WORK/heaptrack.$RUN_TAG'
 # LSan's signal() interceptor is still unset when sqlite3's main() (or gcc's `as`) calls it: SIGSEGV.
 config lsan           'LD_PRELOAD=$SYSLIB/liblsan.so.0:$SYSLIB/libstdc++.so.6 LSAN_OPTIONS=exitcode=0:detect_leaks=1'
 config memcheck       ''  'valgrind --tool=memcheck --leak-check=full -q --error-exitcode=0'
+config massif         ''  'valgrind --tool=massif --massif-out-file=$WORK/massif.$RUN_TAG'   # heap profiler
 if [ -n "${BENCH_BEFORE:-}" ]; then    # the same library from another commit, side by side
     config before       'LD_PRELOAD=$BENCH_BEFORE MEMSHIM_TRACK=0'
     config before+track 'LD_PRELOAD=$BENCH_BEFORE MEMSHIM_TRACK=1'
@@ -84,8 +87,12 @@ filter() { CFG_FILTER[$1]=$2; }
 
 limit  heaptrack 3 'churn python3 sqlite3'
 limit  memcheck  2 'churn python3 sqlite3' 400       # ~40 s per churn run on an idle core
+limit  massif    2 'churn python3 sqlite3' 400
 limit  lsan      5 'churn xthread graph python3 sqlite3 gcc'   # realloc: over 120 s (timeout) under lsan
 after  heaptrack 'rm -f $WORK/heaptrack.$RUN_TAG.*'  # up to ~80 MB per run (churn)
+after  massif    'rm -f $WORK/massif.$RUN_TAG'
+after  memshim+prof    'rm -f $WORK/prof.$RUN_TAG.*'
+after  memshim+psample 'rm -f $WORK/psample.$RUN_TAG.*'
 filter heaptrack '/^heaptrack output will be written to /,/^starting application, this might take some time/d; /^Heaptrack finished!/,$d'
 
 # The ratio printed under the tables: first's time geomean over second's.
@@ -226,6 +233,7 @@ done
 [ -n "${CFG_AFTER[heaptrack]:-}" ] && in_list heaptrack "${ACTIVE[*]}" &&
     NOTES+=("heaptrack: its data files (${WORK#"$PWD"/}/heaptrack.*, up to ~80 MB a run) are deleted after each run; its peak RSS is that of the largest process, usually heaptrack_interpret; its own lines are removed from standard output before the comparison")
 in_list memcheck "${ACTIVE[*]}" && NOTES+=("memcheck: peak RSS is valgrind's (the program and memcheck's shadow memory)")
+in_list massif "${ACTIVE[*]}" && NOTES+=("massif: peak RSS is valgrind's; its output file is deleted after each run")
 
 # One measured run: run_one WORKLOAD CONFIG RUN -> appends a line to $RAW.
 run_one() {
@@ -594,8 +602,24 @@ alloc_report() {
         return med[metric, w, a] / med[metric, w, b]
     }
     function verdict(ok_) { return ok_ ? "met" : "**not met**" }
+    # a / b over the rows both ran, wall then CPU time: geomean, each row, and
+    # the target (at most `most` times b)
+    function versus(a, b, most,    ms, i, s, n, lst, w, v) {
+        split("t u", ms, " ")
+        for (i = 1; i <= 2; i++) {
+            s = 0; n = 0; lst = ""
+            for (w = 1; w <= nr; w++) {
+                v = r(ms[i], row[w], a, b)
+                if (v < 0) continue
+                s += log(v); n++; lst = lst sprintf("%s%s %.2f", lst == "" ? "" : ", ", row[w], v)
+            }
+            if (!n) { if (i == 1) printf "- %s / %s: not measured\n", a, b; break }
+            printf "- %s / %s, %s time: geomean %.3f over %d rows (%s) (target at most %.2fx: %s)\n",
+                a, b, i == 1 ? "wall" : "CPU", exp(s / n), n, lst, most, verdict(exp(s / n) <= most)
+        }
+    }
     # The tracking targets of the issue, from the medians above.
-    function targets(    x, h, l, i, w, v, s, ms, lst, over, n, parts) {
+    function targets(    x, h, l, w, v, s, over, n, parts) {
         print "Tracking targets (from the medians above; the machine is shared, so single ratios move by several %):"
         print ""
         x = r("t", "churn", "memshim+track", base)
@@ -608,19 +632,12 @@ alloc_report() {
             }
             print ""
         } else print "- memshim+track on churn: not measured"
-        # memshim+sample against memshim alone, wall and CPU time
-        split("t u", ms, " ")
-        for (i = 1; i <= 2; i++) {
-            s = 0; n = 0; lst = ""
-            for (w = 1; w <= nr; w++) {
-                v = r(ms[i], row[w], "memshim+sample", "memshim")
-                if (v < 0) continue
-                s += log(v); n++; lst = lst sprintf("%s%s %.2f", lst == "" ? "" : ", ", row[w], v)
-            }
-            if (!n) { if (i == 1) print "- memshim+sample / memshim: not measured"; break }
-            printf "- memshim+sample / memshim, %s time: geomean %.3f over %d rows (%s) (target within 5%%: %s)\n",
-                i == 1 ? "wall" : "CPU", exp(s / n), n, lst, verdict(exp(s / n) <= 1.05)
-        }
+        # the cheaper modes against what they add to, wall and CPU time
+        versus("memshim+sample", "memshim", 1.05)
+        versus("memshim+psample", "memshim", 1.05)       # the sampled profiler alone
+        versus("memshim+prof", "memshim+track", 1.05)    # the full heap profile on top of tracking
+        versus("memshim+prof", "heaptrack", 0.2)
+        versus("memshim+prof", "massif", 0.2)
         # peak RSS of memshim+track against the baseline, every row
         s = 0; n = 0; over = ""; all = 0
         for (w = 1; w <= nr; w++) {

@@ -71,6 +71,7 @@ static bool is_double_free(ms_tcache_t *tc, unsigned cls, void *p)
  * ones, a full cache, a thread without (or past) its cache. */
 static MS_NOINLINE void free_slow(void *p, ms_segment_t *s)
 {
+    if (MS_UNLIKELY(_ms_sampling)) _ms_sample_release(p);   /* a sampled block? (sample.c) */
     if (!s) {
         if (_ms_huge_free(p)) return;
         if (_ms_huge_recently_freed(p)) _ms_heap_error("free(): double free of a large block", p);
@@ -119,7 +120,8 @@ void _ms_free(void *p)
             uint64_t idx = _ms_block_index(k, off);
             ms_bin_t *b = &tc->bins[cls];
             if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED) &&
-                          b->count < b->limit && ((uintptr_t *)p)[1] != _ms_free_key)) {
+                          b->count < b->limit && ((uintptr_t *)p)[1] != _ms_free_key &&
+                          !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED))) {
                 ((ms_block_t *)p)->next = b->head;
                 ((uintptr_t *)p)[1] = _ms_free_key;
                 b->head = p;

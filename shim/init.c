@@ -47,12 +47,14 @@ static void fork_prepare(void)
     _ms_loader_lock();           /* no memshim call inside dl_iterate_phdr (unwind.c) */
     _ms_symbolize_lock();
     _ms_stack_lock();
+    _ms_sample_lock();
     _ms_lock_all();
     if (MS_DEBUG) _ms_heap_check_locked();
 }
 static void fork_parent(void)
 {
     _ms_unlock_all(false);
+    _ms_sample_unlock(false);
     _ms_stack_unlock(false);
     _ms_symbolize_unlock(false);
     _ms_loader_unlock(false);
@@ -60,11 +62,13 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     _ms_unlock_all(true);
+    _ms_sample_unlock(true);
     _ms_stack_unlock(true);
     _ms_symbolize_unlock(true);
     _ms_loader_unlock(true);
     _ms_out_after_fork_child();
     _ms_track_after_fork_child();
+    _ms_sample_fork_child();
     _ms_internal_threads_forget();
     _ms_leak_after_fork_child();
     _ms_prof_fork_child();
@@ -98,6 +102,7 @@ __attribute__((constructor(101))) static void ms_constructor(void)
     _ms_cxx_init();              /* does the program replace operator new/delete? */
     if (_ms_gc_glue_init) _ms_gc_glue_init();
     _ms_leak_init();             /* libunwind, MEMSHIM_REPORT_SIGNAL: leak.c */
+    _ms_sample_init();           /* MEMSHIM_SAMPLE without tracking: sample.c */
     _ms_profile_init();          /* MEMSHIM_PROFILE: profile.c */
     _ms_reporter_start();        /* RSS log, live figures, stats signal: sampler.c */
 }

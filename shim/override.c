@@ -14,39 +14,78 @@
 #define SITE        (&(ms_site_t){ (uintptr_t)__builtin_return_address(0), \
                                    (uintptr_t)__builtin_frame_address(0) + 16 })
 
+/* Untracked, an allocation counts its bytes down for MEMSHIM_SAMPLE
+ * (sample.c): one subtraction, and a call when the countdown runs out. */
+#define TOOK(p, n) _ms_sample_took(p, n, SITE)
+
+/* malloc's countdown ran out.  Reached by a tail call, so that malloc's
+ * own fast path needs no frame: the return address and stack pointer here
+ * are still those of malloc's caller. */
+static MS_NOINLINE void *malloc_sampled(size_t n)
+{
+    return _ms_sample_due(n) ? TOOK(_ms_malloc(n), n) : _ms_malloc(n);
+}
+
 MS_EXPORT void *malloc(size_t n)
-{ return TRACKING ? _ms_tracked_malloc(n, SITE) : _ms_malloc(n); }
+{
+    if (TRACKING) return _ms_tracked_malloc(n, SITE);
+    return MS_LIKELY(!MS_SAMPLE_OUT(n)) ? _ms_malloc(n) : malloc_sampled(n);
+}
 
 MS_EXPORT void free(void *p)
 { if (TRACKING) _ms_tracked_free(p, SITE); else _ms_free(p); }
 
 MS_EXPORT void *calloc(size_t n, size_t m)
-{ return TRACKING ? _ms_tracked_calloc(n, m, SITE) : _ms_calloc(n, m); }
+{
+    if (TRACKING) return _ms_tracked_calloc(n, m, SITE);
+    return MS_SAMPLE_DUE(n * m) ? TOOK(_ms_calloc(n, m), n * m) : _ms_calloc(n, m);
+}
 
 MS_EXPORT void *realloc(void *p, size_t n)
-{ return TRACKING ? _ms_tracked_realloc(p, n, SITE) : _ms_realloc(p, n); }
+{
+    if (TRACKING) return _ms_tracked_realloc(p, n, SITE);
+    return MS_UNLIKELY(_ms_sampling) ? _ms_sample_realloc(p, n, SITE) : _ms_realloc(p, n);
+}
 
 MS_EXPORT void *reallocarray(void *p, size_t n, size_t m)
 {
     size_t total;
     if (__builtin_mul_overflow(n, m, &total)) return _ms_reallocarray(p, n, m);  /* ENOMEM */
-    return TRACKING ? _ms_tracked_realloc(p, total, SITE) : _ms_realloc(p, total);
+    if (TRACKING) return _ms_tracked_realloc(p, total, SITE);
+    return MS_UNLIKELY(_ms_sampling) ? _ms_sample_realloc(p, total, SITE) : _ms_realloc(p, total);
 }
 
 MS_EXPORT int posix_memalign(void **out, size_t a, size_t n)
-{ return TRACKING ? _ms_tracked_posix_memalign(out, a, n, SITE) : _ms_posix_memalign(out, a, n); }
+{
+    if (TRACKING) return _ms_tracked_posix_memalign(out, a, n, SITE);
+    int rc = _ms_posix_memalign(out, a, n);
+    if (rc == 0 && MS_SAMPLE_DUE(n)) TOOK(*out, n);
+    return rc;
+}
 
 MS_EXPORT void *aligned_alloc(size_t a, size_t n)
-{ return TRACKING ? _ms_tracked_memalign(a, n, SITE) : _ms_aligned_alloc(a, n); }
+{
+    if (TRACKING) return _ms_tracked_memalign(a, n, SITE);
+    return MS_SAMPLE_DUE(n) ? TOOK(_ms_aligned_alloc(a, n), n) : _ms_aligned_alloc(a, n);
+}
 
 MS_EXPORT void *memalign(size_t a, size_t n)
-{ return TRACKING ? _ms_tracked_memalign(a, n, SITE) : _ms_memalign(a, n); }
+{
+    if (TRACKING) return _ms_tracked_memalign(a, n, SITE);
+    return MS_SAMPLE_DUE(n) ? TOOK(_ms_memalign(a, n), n) : _ms_memalign(a, n);
+}
 
 MS_EXPORT void *valloc(size_t n)
-{ return TRACKING ? _ms_tracked_valloc(n, SITE) : _ms_valloc(n); }
+{
+    if (TRACKING) return _ms_tracked_valloc(n, SITE);
+    return MS_SAMPLE_DUE(n) ? TOOK(_ms_valloc(n), n) : _ms_valloc(n);
+}
 
 MS_EXPORT void *pvalloc(size_t n)
-{ return TRACKING ? _ms_tracked_pvalloc(n, SITE) : _ms_pvalloc(n); }
+{
+    if (TRACKING) return _ms_tracked_pvalloc(n, SITE);
+    return MS_SAMPLE_DUE(n) ? TOOK(_ms_pvalloc(n), n) : _ms_pvalloc(n);
+}
 
 MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules.c */
 
@@ -87,7 +126,8 @@ MS_EXPORT int  mallopt(int param, int value)     { return _ms_mallopt(param, val
  * tracking, each block remembers which form allocated it, so that a
  * mismatched free/delete/delete[] is reported. */
 #define NEW(n, align, how, nothrow) do { \
-        void *p_ = TRACKING ? _ms_tracked_new(n, align, how, SITE) : _ms_new(n, align); \
+        void *p_ = TRACKING ? _ms_tracked_new(n, align, how, SITE) : \
+                   MS_SAMPLE_DUE(n) ? _ms_sample_took(_ms_new(n, align), n, SITE) : _ms_new(n, align); \
         return MS_LIKELY(p_ != NULL) ? p_ : _ms_new_failed(n, align, how, nothrow, SITE); \
     } while (0)
 #define DELETE(p, how) do { if (TRACKING) _ms_tracked_delete(p, how, SITE); else _ms_free(p); } while (0)

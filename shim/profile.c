@@ -323,7 +323,7 @@ static void write_to(ms_out_t *o, const ms_profile_t *p, const char *when)
 
 int _ms_profile_write(const char *dest, const char *when)
 {
-    if (!_ms_track_on) { errno = ENOTSUP; return -1; }
+    if (!_ms_profiling()) { errno = ENOTSUP; return -1; }
     int saved = errno;
     pthread_mutex_lock(&prof_lock);
     _ms_busy++;                           /* symbolizing allocates: memshim's blocks */
@@ -349,15 +349,15 @@ int _ms_profile_write(const char *dest, const char *when)
 void _ms_profile_init(void)
 {
     start_ns = _ms_os_now_ns();
-    if (_ms_opt.profile && !_ms_track_on) {
-        _ms_message("MEMSHIM_PROFILE ignored: no heap profile without tracking (MEMSHIM_TRACK=0)");
+    if (_ms_opt.profile && !_ms_profiling()) {
+        _ms_message("MEMSHIM_PROFILE ignored: no heap profile with MEMSHIM_TRACK=0 unless MEMSHIM_SAMPLE is set");
         _ms_opt.profile = NULL;
     }
 }
 
 void _ms_profile_at_exit(void)
 {
-    if (_ms_track_on && _ms_opt.profile) _ms_profile_write(_ms_opt.profile, "at exit");
+    if (_ms_profiling() && _ms_opt.profile) _ms_profile_write(_ms_opt.profile, "at exit");
 }
 
 void _ms_prof_fork_child(void)
@@ -444,7 +444,7 @@ static void site_name_line(ms_buf_t *b, uint32_t id)
 
 void _ms_prof_sites_line(ms_buf_t *b, uint64_t t_ms, uint64_t now_ns)
 {
-    if (!_ms_track_on || now_ns < sites_next_ns) return;
+    if (!_ms_profiling() || now_ns < sites_next_ns) return;
     uint32_t id[MS_PROF_TOP];
     uint64_t by[MS_PROF_TOP], total = 0;
     unsigned k = 0;

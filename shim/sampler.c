@@ -269,12 +269,12 @@ void _ms_reporter_start(void)
     if (!_ms_opt.track) _ms_opt.report_signal = 0;     /* no tracking, no leak report */
     if (_ms_ropt.stats_signal && !on(_ms_ropt.stats_signal)) _ms_ropt.stats_signal = 0;
     if (_ms_opt.report_signal && !on(_ms_opt.report_signal)) _ms_opt.report_signal = 0;
-    if (_ms_opt.profile_signal && !_ms_track_on) {
-        _ms_message("MEMSHIM_PROFILE_SIGNAL ignored: no heap profile without tracking (MEMSHIM_TRACK=0)");
+    if (_ms_opt.profile_signal && !_ms_profiling()) {
+        _ms_message("MEMSHIM_PROFILE_SIGNAL ignored: no heap profile with MEMSHIM_TRACK=0 unless MEMSHIM_SAMPLE is set");
         _ms_opt.profile_signal = 0;
     }
     if (_ms_opt.profile_signal && !on(_ms_opt.profile_signal)) _ms_opt.profile_signal = 0;
-    rep.profiling = _ms_opt.profile && _ms_opt.profile_interval_ms && _ms_track_on;
+    rep.profiling = _ms_opt.profile && _ms_opt.profile_interval_ms && _ms_profiling();
     if (needed(_ms_ropt.rss_log != NULL, _ms_ropt.metrics != NULL))
         start(_ms_ropt.rss_log != NULL, _ms_ropt.metrics != NULL);
     errno = saved;

@@ -286,7 +286,26 @@ MS_HIDDEN int    _ms_tracked_posix_memalign(void **out, size_t align, size_t n, 
 MS_HIDDEN void  *_ms_tracked_valloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_pvalloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void   _ms_track_after_fork_child(void);
+
+/* ---- sample.c: MEMSHIM_SAMPLE's byte countdown (track.c and override.c);
+ * with MEMSHIM_TRACK=0 the sampled heap profiler: a sampled block's stack in
+ * a table by address, its span marked (ms_page_t.sampled) for free(). */
+MS_HIDDEN extern __thread int64_t _ms_sample_left __attribute__((tls_model("initial-exec")));
+MS_HIDDEN extern int _ms_sampling;
+MS_HIDDEN bool   _ms_sample_due(size_t n);          /* the countdown ran out: sample this one? */
+MS_HIDDEN void  *_ms_sample_took(void *p, size_t n, const ms_site_t *site);
+MS_HIDDEN void   _ms_sample_release(const void *p); /* before p is freed or moved */
+MS_HIDDEN void  *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site);
+MS_HIDDEN void   _ms_sample_init(void);             /* constructor, after the options */
+MS_HIDDEN void   _ms_sample_lock(void);
+MS_HIDDEN void   _ms_sample_unlock(bool child);
+MS_HIDDEN void   _ms_sample_fork_child(void);
 MS_HIDDEN double _ms_exp_neg(double x);
+/* Whether the heap profiler counts: every block, or sampled ones alone. */
+static inline bool _ms_profiling(void) { return _ms_track_on || _ms_sampling; }
+/* An untracked allocation of n bytes due for a sample (override.c, cxx.c). */
+#define MS_SAMPLE_OUT(n) ((_ms_sample_left -= (int64_t)(n)) < 0)
+#define MS_SAMPLE_DUE(n) (MS_UNLIKELY(MS_SAMPLE_OUT(n)) && _ms_sample_due(n))
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
 MS_HIDDEN void   _ms_misuse_report(const char *what, const void *p, const char *is,
                                    const char *const *titles, const uint32_t *stacks, unsigned nstacks);

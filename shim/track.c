@@ -14,8 +14,6 @@
 int _ms_track_on = 1;
 
 static __thread uint32_t tl_tid __attribute__((tls_model("initial-exec")));
-static __thread int64_t  tl_sample_left __attribute__((tls_model("initial-exec")));
-static __thread uint64_t tl_rng __attribute__((tls_model("initial-exec")));
 
 static uint32_t my_tid(void)
 {
@@ -28,45 +26,13 @@ static uint32_t my_tid(void)
 
 void _ms_track_after_fork_child(void) { tl_tid = 0; }
 
-/* ---- sampling: exponential gaps, mean N bytes (tcmalloc's heap sampling) */
-
-/* -ln(u) for u in (0,1], from the float's exponent and a short series:
- * plenty for drawing sample gaps without libm. */
-static double neg_ln(double u)
-{
-    union { double d; uint64_t b; } v = { .d = u };
-    int e = (int)((v.b >> 52) & 0x7ff) - 1023;
-    v.b = (v.b & ~((uint64_t)0x7ff << 52)) | ((uint64_t)1023 << 52);   /* m in [1,2) */
-    double m = v.d, t = (m - 1) / (m + 1), t2 = t * t;
-    double ln_m = 2 * t * (1 + t2 / 3 + t2 * t2 / 5 + t2 * t2 * t2 / 7 + t2 * t2 * t2 * t2 / 9);
-    return -(e * 0.6931471805599453 + ln_m);
-}
-
-double _ms_exp_neg(double x)   /* e^-x for x >= 0 */
-{
-    if (x > 700) return 0;
-    unsigned k = 0;
-    while (x > 0.5) { x /= 2; k++; }
-    double r = 1 - x + x * x / 2 - x * x * x / 6 + x * x * x * x / 24 - x * x * x * x * x / 120;
-    while (k--) r *= r;
-    return r;
-}
-
-static int64_t next_gap(void)
-{
-    if (!tl_rng) tl_rng = ((uint64_t)my_tid() << 32) ^ _ms_os_now_ns() ^ 0x9e3779b97f4a7c15ULL;
-    tl_rng ^= tl_rng << 13; tl_rng ^= tl_rng >> 7; tl_rng ^= tl_rng << 17;
-    double u = ((tl_rng >> 11) + 1) * (1.0 / 9007199254740992.0);        /* (0,1] */
-    return (int64_t)(neg_ln(u) * (double)_ms_opt.sample) + 1;
-}
-
-static bool take_sample(size_t n)
+/* MEMSHIM_SAMPLE=N: about one allocation per N bytes pays for a stack
+ * (sample.c draws the gaps). */
+static inline bool take_sample(size_t n)
 {
     if (!_ms_opt.sample) return true;
-    tl_sample_left -= (int64_t)n;
-    if (tl_sample_left > 0) return false;
-    tl_sample_left = next_gap();
-    return true;
+    if ((_ms_sample_left -= (int64_t)n) >= 0) return false;
+    return _ms_sample_due(n);
 }
 
 /* ---- records -------------------------------------------------------------- */

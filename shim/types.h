@@ -181,6 +181,7 @@ typedef struct ms_page_s {
     uint16_t           npages;    /* span length in pages (on the head page) */
     uint8_t            cls;       /* size class, or MS_CLASS_NONE */
     uint8_t            in_partial;/* on its class's partial list */
+    uint32_t           sampled;   /* live blocks of the sampled profiler (sample.c) */
     struct ms_page_s  *prev, *next; /* partial list of the class */
 } ms_page_t;
 

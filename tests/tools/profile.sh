@@ -123,7 +123,8 @@ t_profile_pprof() {
              "5       5000          5       5000          0          0          0          0"; do
         grep -qE "^ +$(sed 's/ \+/ +/g' <<<"$v"):" <<<"$raw" || { echo "no sample '$v' in:"; echo "$raw" | head -30; return 1; }
     done
-    grep -qE "peak_huge .*profile_phases.c:3[0-9]" <<<"$raw" || { echo "no file:line for peak_huge"; return 1; }
+    local line; line=$(grep -n '^NOINLINE void \*peak_huge' "$ROOT/tests/tools/progs/profile_phases.c" | cut -d: -f1)
+    grep -qE "peak_huge .*profile_phases.c:$line( |$)" <<<"$raw" || { echo "no file:line $line for peak_huge"; return 1; }
     grep -qE "^1: .*/profile_phases [0-9a-f]{40} \[FN\]\[FL\]\[LN\]" <<<"$raw" || { echo "no main mapping with build id"; echo "$raw" | tail; return 1; }
 }
 if command -v go >/dev/null; then
@@ -152,6 +153,71 @@ assert abs(d["totals"]["peak_bytes"] - 14000000) <= 1400000, d["totals"]
 EOF
 }
 check "MEMSHIM_SAMPLE: scaled estimates, exact for blocks above the interval, within 4 sd below" t_profile_sampled
+
+# The sampled profiler without tracking (MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=N:
+# sample.c).  With N = 1 byte every block is sampled with p = 1 - e^-n,
+# which is 1 in double precision for every size here: its figures must be
+# full tracking's, site for site, through realloc (pool and huge, moved and
+# in place) and threads.  With N = 64k the estimates of t_profile_sampled.
+sites_all() {   # sites_all FILE: "function figures" per site, sorted
+    "$PY" - "$1" <<'EOF2'
+import json, sys
+d = json.load(open(sys.argv[1]))
+keys = ["allocations", "allocated_bytes", "temporary", "temporary_bytes",
+        "live_blocks", "live_bytes", "peak_blocks", "peak_bytes"]
+rows = {}
+for s in d["sites"]:
+    f = s["stack"][0].get("function", "?") if s["stack"] else "-"
+    if f in ("peak_small", "peak_huge", "churn", "pair_first", "pair_second", "thread_work", "keep_some", "grow"):
+        rows[f] = [a + s[k] for a, k in zip(rows.get(f, [0] * 8), keys)]
+t = d["totals"]
+print("peak", t["peak_bytes"], t["peak_blocks"])
+for f in sorted(rows): print(f, *rows[f])
+EOF2
+}
+t_profile_untracked() {
+    (cd "$T" && MEMSHIM_PROFILE="$T/full.json" LD_PRELOAD="$LIB" ./profile_phases realloc) 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    (cd "$T" && MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=1 MEMSHIM_PROFILE="$T/untracked.json" LD_PRELOAD="$LIB" \
+        ./profile_phases realloc) 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+    local a b; a=$(sites_all "$T/full.json"); b=$(sites_all "$T/untracked.json")
+    [ "$a" = "$b" ] || { echo "full tracking:"; echo "$a"; echo "sampled, untracked:"; echo "$b"; return 1; }
+    has "$b" "grow 6 5305300 6 5305300 0 0 0 0" && has "$b" "keep_some 5 5000 0 0 5 5000 0 0" &&
+        has "$b" "peak 14000000 50" || return 1
+    prof_run untracked64k.json MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=64k; expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+    "$PY" - "$T/untracked64k.json" <<'EOF2'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["sample_interval"] == 65536, d["sample_interval"]
+by = {s["stack"][0].get("function"): s for s in d["sites"] if s["stack"]}
+h = by["peak_huge"]
+assert (h["allocations"], h["allocated_bytes"], h["peak_blocks"], h["peak_bytes"]) == (10, 10000000, 10, 10000000), h
+s = by.get("peak_small", {"peak_blocks": 0, "peak_bytes": 0, "allocations": 0})
+assert abs(s["peak_blocks"] - 40) <= 14 and abs(s["allocations"] - 40) <= 14, s
+assert abs(d["totals"]["peak_bytes"] - 14000000) <= 1400000, d["totals"]
+EOF2
+}
+check "MEMSHIM_TRACK=0 MEMSHIM_SAMPLE: the sampled profiler alone; N=1 gives full tracking's figures (realloc, huge, threads)" t_profile_untracked
+
+t_profile_untracked_signal() {
+    (cd "$T" && MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=1 MEMSHIM_PROFILE="$T/usig.json" MEMSHIM_PROFILE_SIGNAL=USR2 \
+        LD_PRELOAD="$LIB" ./profile_phases signal "$T/usig-taken.json") 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+    "$PY" - "$T/usig-taken.json" "$T/usig.json" <<'EOF2'
+import json, sys
+s = json.load(open(sys.argv[1]))
+w = [x for x in s["sites"] if x["stack"][0].get("function") == "thread_work"]
+assert w and w[0]["allocations"] > 0 and w[0]["live_blocks"] <= 3, w and w[0]
+e = json.load(open(sys.argv[2]))
+w2 = [x for x in e["sites"] if x["stack"][0].get("function") == "thread_work"][0]
+assert w2["allocations"] >= w[0]["allocations"] and w2["live_blocks"] == 0, w2
+EOF2
+}
+check "MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=1: a profile signal while three threads allocate and free sampled blocks" t_profile_untracked_signal
 
 t_profile_view() {
     run "$MS" profile "$T/exit.json" --top 2; expect_rc 0 || return 1

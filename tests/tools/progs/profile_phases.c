@@ -17,6 +17,11 @@
  *                            MEMSHIM_PROFILE_SIGNAL (USR2), waits for the
  *                            profile to appear at $MEMSHIM_PROFILE and
  *                            renames it to F
+ *   profile_phases realloc   the phases, then grow() takes one block through
+ *                            realloc to 100, 200, 5,000, 300,000, 2,000,000
+ *                            and 3,000,000 bytes (pool and huge, moved and in
+ *                            place) and frees it: 6 allocations of 5,305,300
+ *                            bytes, each freed before the next: temporaries
  * No stdio before the end: its buffers would be allocations of their own. */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -38,6 +43,7 @@ NOINLINE void *pair_first(void) { return malloc(32); }
 NOINLINE void *pair_second(void) { return malloc(32); }
 NOINLINE void *thread_work(size_t n) { return malloc(n); }
 NOINLINE void *keep_some(void) { return malloc(1000); }
+NOINLINE void *grow(void *p, size_t n) { return realloc(p, n); }
 
 static void *worker(void *arg)
 {
@@ -104,5 +110,11 @@ int main(int argc, char **argv)
         if (!dump || dump(argv[2]) != 0) return 2;
     }
     phase_rest();
+    if (argc == 2 && strcmp(argv[1], "realloc") == 0) {
+        static const size_t sizes[] = { 100, 200, 5000, 300000, 2000000, 3000000 };
+        void *g = NULL;
+        for (int i = 0; i < 6; i++) g = grow(g, sizes[i]);
+        free(g);
+    }
     return 0;
 }

@@ -1,0 +1,199 @@
+/* sample.c - MEMSHIM_SAMPLE's byte countdown, and with it, when tracking is
+ * off (MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=N), the sampled heap profiler of
+ * tcmalloc and jemalloc: a production profiler that costs nothing until a
+ * sample is taken.
+ *
+ * Every thread counts the bytes it allocates down from a gap drawn from an
+ * exponential distribution of mean N (so a block of n bytes is taken with
+ * chance 1 - e^(-n/N), whatever the sizes around it).  The fast path of an
+ * untracked allocation is one thread-local subtraction and a sign test
+ * (override.c); a thread that never allocated has a countdown of 0, so its
+ * first allocation lands here and sets the gap: no per-thread set-up.
+ *
+ * A sampled block gets its stack (the stack cache, unwind.c) and an entry
+ * in a table keyed by address; the profile counts it as the 1/p blocks it
+ * stands for (profile.c).  Its span's `sampled` count makes free() of any
+ * block of that span take the slow path, which looks the block up here;
+ * free() of other spans' blocks pays one load of a field it already reads.
+ * Huge blocks are few: every huge free while sampling asks the table. */
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include "shim.h"
+
+__thread int64_t _ms_sample_left __attribute__((tls_model("initial-exec")));
+int _ms_sampling;                            /* the sampled profiler is on */
+static int settled;                          /* the options are read */
+
+static __thread uint64_t tl_rng __attribute__((tls_model("initial-exec")));
+
+/* -ln(u) for u in (0,1], from the float's exponent and a short series:
+ * plenty for drawing sample gaps without libm. */
+static double neg_ln(double u)
+{
+    union { double d; uint64_t b; } v = { .d = u };
+    int e = (int)((v.b >> 52) & 0x7ff) - 1023;
+    v.b = (v.b & ~((uint64_t)0x7ff << 52)) | ((uint64_t)1023 << 52);   /* m in [1,2) */
+    double m = v.d, t = (m - 1) / (m + 1), t2 = t * t;
+    double ln_m = 2 * t * (1 + t2 / 3 + t2 * t2 / 5 + t2 * t2 * t2 / 7 + t2 * t2 * t2 * t2 / 9);
+    return -(e * 0.6931471805599453 + ln_m);
+}
+
+double _ms_exp_neg(double x)   /* e^-x for x >= 0 */
+{
+    if (x > 700) return 0;
+    unsigned k = 0;
+    while (x > 0.5) { x /= 2; k++; }
+    double r = 1 - x + x * x / 2 - x * x * x / 6 + x * x * x * x / 24 - x * x * x * x * x / 120;
+    while (k--) r *= r;
+    return r;
+}
+
+static int64_t next_gap(void)
+{
+    if (!tl_rng) tl_rng = ((uint64_t)_ms_os_gettid() << 32) ^ _ms_os_now_ns() ^ 0x9e3779b97f4a7c15ULL;
+    tl_rng ^= tl_rng << 13; tl_rng ^= tl_rng >> 7; tl_rng ^= tl_rng << 17;
+    double u = ((tl_rng >> 11) + 1) * (1.0 / 9007199254740992.0);        /* (0,1] */
+    return (int64_t)(neg_ln(u) * (double)_ms_opt.sample) + 1;
+}
+
+/* The countdown ran out (or was never set): true if the allocation of n
+ * bytes that did it is to be sampled.  Without MEMSHIM_SAMPLE the countdown
+ * is set so far away that it never runs out again; before the options are
+ * read, a little way, to ask again. */
+bool _ms_sample_due(size_t n)
+{
+    if (MS_UNLIKELY(!_ms_opt.sample)) {
+        _ms_sample_left = settled ? INT64_MAX / 2 : 64 << 10;
+        return false;
+    }
+    if (MS_UNLIKELY(!tl_rng)) {              /* the thread's first gap: then count n in it */
+        _ms_sample_left = next_gap() - (int64_t)n;
+        if (_ms_sample_left >= 0) return false;
+    }
+    _ms_sample_left = next_gap();
+    return true;
+}
+
+void _ms_sample_fork_child(void) { tl_rng = 0; }   /* not the parent's sequence */
+
+/* ---- the sampled blocks (MEMSHIM_TRACK=0) --------------------------------------- */
+
+typedef struct { uintptr_t addr; uint64_t size; uint32_t stack; } sampled_t;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static sampled_t *table;                  /* open addressing, backward-shift deletion */
+static size_t cap, used;
+
+static size_t home(uintptr_t a, size_t c) { return (size_t)((a >> 4) * 0x9E3779B97F4A7C15ULL >> 20) & (c - 1); }
+
+static sampled_t *find(uintptr_t a)
+{
+    if (!table) return NULL;
+    for (size_t i = home(a, cap);; i = (i + 1) & (cap - 1)) {
+        if (table[i].addr == a) return &table[i];
+        if (!table[i].addr) return NULL;
+    }
+}
+
+static bool put(const sampled_t *e)
+{
+    if ((used + 1) * 2 > cap) {
+        size_t ncap = cap ? cap * 2 : 1024;
+        sampled_t *t = _ms_meta_alloc(ncap * sizeof *t);
+        if (!t) return false;
+        for (size_t i = 0; i < cap; i++)
+            if (table[i].addr) {
+                size_t j = home(table[i].addr, ncap);
+                while (t[j].addr) j = (j + 1) & (ncap - 1);
+                t[j] = table[i];
+            }
+        if (table) _ms_meta_free(table, cap * sizeof *table);
+        table = t;
+        cap = ncap;
+    }
+    size_t i = home(e->addr, cap);
+    while (table[i].addr) i = (i + 1) & (cap - 1);
+    table[i] = *e;
+    used++;
+    return true;
+}
+
+static void erase(sampled_t *e)
+{
+    size_t mask = cap - 1, hole = (size_t)(e - table);
+    for (size_t j = (hole + 1) & mask; table[j].addr; j = (j + 1) & mask) {
+        size_t h = home(table[j].addr, cap);
+        if (((j - h) & mask) >= ((j - hole) & mask)) {     /* may move back into the hole */
+            table[hole] = table[j];
+            hole = j;
+        }
+    }
+    memset(&table[hole], 0, sizeof table[hole]);
+    used--;
+}
+
+/* The span of a pool block, whose `sampled` count marks it; NULL for huge. */
+static ms_page_t *span_of(const void *p)
+{
+    ms_segment_t *s = _ms_segment_of(p);
+    ms_where_t w;
+    return s && _ms_where(s, p, &w) ? w.pg : NULL;
+}
+
+void *_ms_sample_took(void *p, size_t n, const ms_site_t *site)
+{
+    if (!p || !_ms_sampling || _ms_busy) return p;
+    sampled_t e = { (uintptr_t)p, n, _ms_capture(site) };
+    ms_page_t *pg = span_of(p);
+    pthread_mutex_lock(&lock);
+    bool kept = put(&e);
+    if (kept && pg) __atomic_add_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&lock);
+    if (kept) _ms_prof_alloc_sampled(e.stack, n, p);
+    return p;
+}
+
+/* p is being released (free, or realloc before it moves): if it is a
+ * sampled block, the profile forgets it.  Called by alloc.c for blocks of a
+ * marked span and for huge blocks. */
+void _ms_sample_release(const void *p)
+{
+    if (!_ms_sampling) return;
+    ms_page_t *pg = span_of(p);
+    if (pg && !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED)) return;
+    pthread_mutex_lock(&lock);
+    sampled_t *e = find((uintptr_t)p), got = { 0 };
+    if (e) {
+        got = *e;
+        erase(e);
+        if (pg) __atomic_sub_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&lock);
+    if (got.addr) _ms_prof_free_sampled(got.stack, got.size, p);
+}
+
+void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)
+{
+    if (p && n) _ms_sample_release(p);         /* n == 0 frees: the free path sees it */
+    void *q = _ms_realloc(p, n);
+    if (MS_UNLIKELY((_ms_sample_left -= (int64_t)n) < 0) && _ms_sample_due(n))
+        return _ms_sample_took(q, n, site);
+    return q;
+}
+
+void _ms_sample_init(void)
+{
+    if (!_ms_opt.track && _ms_opt.sample) {
+        _ms_unwind_init();
+        _ms_sampling = 1;
+    }
+    __atomic_store_n(&settled, 1, __ATOMIC_RELAXED);
+}
+
+void _ms_sample_lock(void) { pthread_mutex_lock(&lock); }
+void _ms_sample_unlock(bool child)
+{
+    if (child) pthread_mutex_init(&lock, NULL);
+    else pthread_mutex_unlock(&lock);
+}
