@@ -311,10 +311,10 @@ static uint64_t location_id(enc_t *e, uintptr_t ip)
 
 static void write_sample(enc_t *e, const ms_psite_t *s)
 {
-    const uintptr_t *ip;
-    unsigned n = _ms_stack_get(s->stack, &ip);
+    ms_frame_t f[MS_MAX_STACK];
+    unsigned n = _ms_stack_frames(s->stack, f);
     uint64_t loc[MS_MAX_STACK];
-    for (unsigned i = 0; i < n; i++) loc[i] = location_id(e, ip[i]);   /* leaf first, as pprof wants */
+    for (unsigned i = 0; i < n; i++) loc[i] = location_id(e, f[i].ip);   /* leaf first, as pprof wants */
     const uint64_t v[8] = { s->allocs, s->alloc_bytes, s->live_blocks, s->live_bytes,
                             s->peak_blocks, s->peak_bytes, s->temps, s->temp_bytes };
     e->sub.len = 0;

@@ -245,17 +245,15 @@ static void write_folded(ms_buf_t *out, const ms_profile_t *p)
     for (size_t i = 0; i < p->n; i++) {
         const ms_psite_t *s = &p->site[i];
         if (!s->peak_bytes) continue;
-        const uintptr_t *ip;
-        unsigned n = _ms_stack_get(s->stack, &ip);
+        ms_frame_t f[MS_MAX_STACK];
+        unsigned n = _ms_stack_frames(s->stack, f);
         char mem[8192];
         ms_buf_t line;
         _ms_buf_init(&line, mem, sizeof mem - 64, -1);
         for (unsigned j = n; j-- > 0;) {
-            ms_frame_t f;
-            _ms_symbolize(ip[j], &f, true);
             if (line.len + 512 > line.cap) break;     /* a line stays whole */
             if (j != n - 1) _ms_bprintf(&line, ";");
-            _ms_prof_frame_name(&line, &f);
+            _ms_prof_frame_name(&line, &f[j]);
         }
         if (!n) _ms_bprintf(&line, "[no stack]");
         _ms_buf_put(out, line.p, line.len);

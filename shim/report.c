@@ -380,14 +380,13 @@ static void frame_json(ms_buf_t *b, const ms_frame_t *f)
     if (f->module) { _ms_bprintf(b, ", \"module\": "); _ms_json_str(b, f->module); }
 }
 
-static unsigned record_frames(uint32_t stack, ms_frame_t *f);
 
 /* A stored stack as a JSON array of frames, innermost first, up to main or
  * start_thread as in text (leak reports and heap profiles). */
 void _ms_stack_json(ms_buf_t *b, uint32_t stack)
 {
     ms_frame_t f[MS_MAX_STACK];
-    unsigned n = record_frames(stack, f);
+    unsigned n = _ms_stack_frames(stack, f);
     _ms_bprintf(b, "[");
     for (unsigned j = 0; j < n; j++) {
         _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f[j].ip);
@@ -824,7 +823,10 @@ static void text_frame(ms_buf_t *b, int pid, unsigned i, const ms_frame_t *f)
 /* The frames of a record, the same in every format: the stack up to and
  * including main or start_thread (the C library's start-up below them is
  * the same for every record), symbolized into f[]. */
-static unsigned record_frames(uint32_t stack, ms_frame_t *f)
+/* A stored stack's frames, innermost first, symbolized, up to main or
+ * start_thread: what every output shows (below them is the C library's
+ * start-up, the same in every stack, and costly to symbolize). */
+unsigned _ms_stack_frames(uint32_t stack, ms_frame_t *f)
 {
     const uintptr_t *ip;
     unsigned n = _ms_stack_get(stack, &ip);
@@ -839,7 +841,7 @@ static unsigned record_frames(uint32_t stack, ms_frame_t *f)
 static void print_stack_text(ms_buf_t *b, int pid, uint32_t stack)
 {
     ms_frame_t f[MS_MAX_STACK];
-    unsigned n = record_frames(stack, f);
+    unsigned n = _ms_stack_frames(stack, f);
     if (!n) {
         _ms_bprintf(b, "==%d==    (no stack%s)\n", pid, stack == MS_STACK_OOM ? ": out of memory" : " recorded");
         return;
@@ -863,7 +865,7 @@ static void heap_errors_text(ms_buf_t *b, int pid)
         for (unsigned k = 0; k < e[i].nstacks; k++) {
             _ms_bprintf(b, "==%d==  %s:\n", pid, e[i].titles[k]);
             ms_frame_t f[MS_MAX_STACK];
-            unsigned n = e[i].stacks[k] ? record_frames(e[i].stacks[k], f) : 0;
+            unsigned n = e[i].stacks[k] ? _ms_stack_frames(e[i].stacks[k], f) : 0;
             if (!n) _ms_bprintf(b, "==%d==    (not recorded)\n", pid);
             for (unsigned j = 0; j < n; j++) text_frame(b, pid, j, &f[j]);
         }
@@ -887,7 +889,7 @@ static void heap_errors_json(ms_buf_t *b)
             _ms_json_str(b, e[i].titles[k]);
             _ms_bprintf(b, ", \"stack\": [");
             ms_frame_t f[MS_MAX_STACK];
-            unsigned n = e[i].stacks[k] ? record_frames(e[i].stacks[k], f) : 0;
+            unsigned n = e[i].stacks[k] ? _ms_stack_frames(e[i].stacks[k], f) : 0;
             for (unsigned j = 0; j < n; j++) {
                 _ms_bprintf(b, "%s{\"ip\": \"%p\"", j ? ", " : "", (void *)f[j].ip);
                 frame_json(b, &f[j]);

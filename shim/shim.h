@@ -773,6 +773,7 @@ MS_HIDDEN int    _ms_profile_write(const char *dest, const char *when); /* 0, or
 MS_HIDDEN void   _ms_prof_sites_line(ms_buf_t *b, uint64_t t_ms, uint64_t now_ns);
 MS_HIDDEN void   _ms_prof_sites_reset(void);           /* a new log: name sites again */
 MS_HIDDEN void   _ms_stack_json(ms_buf_t *b, uint32_t stack);   /* report.c: "[{frame}, ...]" */
+MS_HIDDEN unsigned _ms_stack_frames(uint32_t stack, ms_frame_t *f); /* report.c: up to main */
 
 static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__builtin_clzll(n) : 0; }
 
