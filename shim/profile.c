@@ -344,9 +344,17 @@ int _ms_profile_write(const char *dest, const char *when)
     return rc;
 }
 
+/* The counters cost every tracked allocation and free a few atomic adds:
+ * kept only when something will read them (a profile's name or signal,
+ * the RSS log's top sites), as jemalloc's opt.prof.  On until the options
+ * are read, so that blocks allocated before are counted if they are. */
+int _ms_prof_on = 1;
+
 void _ms_profile_init(void)
 {
     start_ns = _ms_os_now_ns();
+    bool wanted = _ms_opt.profile || _ms_opt.profile_signal || _ms_ropt.rss_log;
+    __atomic_store_n(&_ms_prof_on, _ms_sampling || (_ms_track_on && wanted), __ATOMIC_RELAXED);
     if (_ms_opt.profile && !_ms_profiling()) {
         _ms_message("MEMSHIM_PROFILE ignored: no heap profile with MEMSHIM_TRACK=0 unless MEMSHIM_SAMPLE is set");
         _ms_opt.profile = NULL;

@@ -301,8 +301,10 @@ MS_HIDDEN void   _ms_sample_lock(void);
 MS_HIDDEN void   _ms_sample_unlock(bool child);
 MS_HIDDEN void   _ms_sample_fork_child(void);
 MS_HIDDEN double _ms_exp_neg(double x);
-/* Whether the heap profiler counts: every block, or sampled ones alone. */
-static inline bool _ms_profiling(void) { return _ms_track_on || _ms_sampling; }
+/* Whether the heap profiler counts (profile.c): with tracking when a
+ * profile is asked for, always with the sampled profiler. */
+MS_HIDDEN extern int _ms_prof_on;
+static inline bool _ms_profiling(void) { return _ms_prof_on; }
 /* An untracked allocation of n bytes due for a sample (override.c, cxx.c). */
 #define MS_SAMPLE_OUT(n) ((_ms_sample_left -= (int64_t)(n)) < 0)
 #define MS_SAMPLE_DUE(n) (MS_UNLIKELY(MS_SAMPLE_OUT(n)) && _ms_sample_due(n))

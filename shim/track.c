@@ -81,13 +81,14 @@ static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc)
     ms_meta_t *slot = fresh_meta(p);
     if (slot) *slot = m;
     else if (!_ms_segment_of(p)) _ms_huge_set_meta(p, &m, n);
-    if (!(m.flags & MS_META_INTERNAL)) _ms_prof_alloc(m.stack, n, p);
+    if (_ms_prof_on && !(m.flags & MS_META_INTERNAL)) _ms_prof_alloc(m.stack, n, p);
 }
 
-/* The profile forgets a released block (memshim's own blocks never counted). */
+/* The profile forgets a released block (memshim's own blocks never counted;
+ * nothing when no profile is kept). */
 static inline void unprofile(const ms_meta_t *m, size_t size, const void *p)
 {
-    if (!(m->flags & MS_META_INTERNAL)) _ms_prof_free(m->stack, size, p);
+    if (_ms_prof_on && !(m->flags & MS_META_INTERNAL)) _ms_prof_free(m->stack, size, p);
 }
 
 /* The stack of the free that releases a block, whole, for a later double
