@@ -60,10 +60,12 @@ __attribute__((visibility("hidden"))) long gc_cycles_find(const gc_cycle_sink *s
 /* ---- what the collector's host gives it ----------------------------------------
  * The shim (shim/gcglue.c) owns the environment and standard error: the
  * collector asks it for MEMSHIM_GC's text (copied into buf; NULL if unset)
- * at its first use, and hands it each line it has to say: `asked` for
- * output the program asked for (debug statistics), else its own messages. */
+ * at its first use, and hands it each line it has to say: output the
+ * program asked for (debug statistics) with kind NULL, else one of its own
+ * messages, kind naming it (the line's format: the host counts messages,
+ * and may write only the first few of a kind). */
 __attribute__((visibility("hidden"))) const char *gc_host_setting(char *buf, size_t cap);
-__attribute__((visibility("hidden"))) void gc_host_write(const char *text, size_t n, int asked);
+__attribute__((visibility("hidden"))) void gc_host_write(const char *text, size_t n, const char *kind);
 
 /* Time spent collecting so far, all generations (the statistics' figure). */
 __attribute__((visibility("hidden"))) uint64_t gc_time_ns(void);

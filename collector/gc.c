@@ -290,7 +290,7 @@ static void gc_vline(int asked, const char *fmt, va_list ap)
 {
     char buf[512];
     int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    if (n > 0) gc_host_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, asked);
+    if (n > 0) gc_host_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, asked ? NULL : fmt);
 }
 
 void gc_debug_line(const char *fmt, ...)

@@ -99,7 +99,7 @@ void gc_fatal(const char *what, const void *obj)
 {
     char buf[256];
     int n = snprintf(buf, sizeof buf, "memshim: collector: %s (object %p)\n", what, obj);
-    if (n > 0) gc_host_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, 0);
+    if (n > 0) gc_host_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, what);
     abort();
 }
 

@@ -27,7 +27,8 @@ MS_EXPORT int memshim_heap_stats(struct memshim_heap_stats *out)
     out->peak_rss = st.peak_rss;
     out->threads = st.threads;
     out->nclasses = MS_NCLASSES;
-#define CLASS(m, live, f) out->classes[c].f = st.cls[c].m;
-    for (unsigned c = 0; c < MS_NCLASSES; c++) { MS_CLASS_FIGURES(CLASS) }
+#define CLASS(m, live, f, ...) out->classes[c].f = st.cls[c].m;
+#define DERIVED(...)
+    for (unsigned c = 0; c < MS_NCLASSES; c++) { MS_CLASS_FIGURES(CLASS, DERIVED) }
     return 0;
 }

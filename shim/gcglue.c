@@ -42,14 +42,16 @@ void _ms_gc_glue_init(void)
 
 /* The collector's settings and messages go through the shim's owners:
  * options.c reads MEMSHIM_GC (or gc= in MEMSHIM_OPTIONS), out.c writes:
- * debug output the program asked for to its standard error as it is now
- * (CPython's gc writes to sys.stderr), memshim's messages as they all go. */
+ * debug output the program asked for (kind NULL) to its standard error as
+ * it is now (CPython's gc writes to sys.stderr), memshim's messages as
+ * they all go, through the gate. */
 const char *gc_host_setting(char *buf, size_t cap) { return _ms_option_text("MEMSHIM_GC", buf, cap); }
 
-void gc_host_write(const char *text, size_t n, int asked)
+void gc_host_write(const char *text, size_t n, const char *kind)
 {
+    if (kind && !_ms_message_gate(kind)) return;
     ms_buf_t b;
-    _ms_buf_init(&b, (char *)text, n, asked ? 2 : _ms_err_fd());
+    _ms_buf_init(&b, (char *)text, n, kind ? _ms_err_fd() : 2);
     b.len = n;
     _ms_buf_flush(&b);
 }

@@ -117,4 +117,5 @@ __attribute__((destructor(101))) static void ms_destructor(void)
     _ms_stats_at_exit();
     _ms_profile_at_exit();       /* before the leak report, which may _exit */
     _ms_leak_at_exit();          /* may end the process with MEMSHIM_EXITCODE */
+    _ms_messages_at_exit();      /* how many messages were not shown, last */
 }

@@ -76,6 +76,7 @@ void _ms_leak_at_exit(void)
     }
     int leaks = _ms_leak_report(1, &self);
     if ((leaks > 0 || __atomic_load_n(&heap_errs_n, __ATOMIC_RELAXED)) && _ms_opt.exitcode >= 0) {
+        _ms_messages_at_exit();             /* the destructor's last words, said before _exit */
         fflush(NULL);                       /* the program's buffered output first */
         _exit(_ms_opt.exitcode);
     }
@@ -173,25 +174,27 @@ static void misuse_stacks(ms_buf_t *b, const char *const *titles, const uint32_t
 /* One heap-misuse report: "memshim: WHAT: P is IS", then, while tracking,
  * the stacks given (a title and a stack id each, 0 if none was recorded)
  * and the stack of the call now.  Without tracking there are no stacks:
- * the line is the whole report.  At most 100 reports are written (a
- * program that goes on with MEMSHIM_ON_ERROR=continue may repeat its
- * mistake in a loop); then the process aborts unless
- * MEMSHIM_ON_ERROR=continue. */
+ * the line is the whole report.  A message of WHAT's kind (out.c): the
+ * first few are written, the rest counted (a program that goes on with
+ * MEMSHIM_ON_ERROR=continue may repeat its mistake in a loop), and noted
+ * for the leak report, with stacks while it keeps them; then the process
+ * aborts unless MEMSHIM_ON_ERROR=continue. */
 void _ms_misuse_report(const char *what, const void *p, const char *is,
                        const char *const *titles, const uint32_t *stacks, unsigned nstacks)
 {
-    static int reported;
-    if (__atomic_fetch_add(&reported, 1, __ATOMIC_RELAXED) < 100) {
-        uintptr_t now[MS_MAX_STACK];
-        unsigned nnow = _ms_track_on ? _ms_unwind(now, _ms_opt.stack_depth) : 0;
-        if (_ms_track_on) {            /* for the report: the stacks given, then "now at" */
-            const char *t[3] = { "now at", "now at", "now at" };
-            uint32_t st[3] = { 0, 0, 0 };
-            unsigned k = 0;
-            for (; k < nstacks && k < 2; k++) { t[k] = titles[k]; st[k] = stacks[k]; }
-            st[k] = nnow ? _ms_stack_intern(now, nnow) : 0;
-            _ms_heap_err_note(what, p, is, t, st, k + 1);
-        } else _ms_heap_err_note(what, p, is, NULL, NULL, 0);
+    bool shown = _ms_message_gate(what);
+    bool kept = __atomic_load_n(&heap_errs_n, __ATOMIC_RELAXED) < MS_HEAP_ERR_MAX;
+    uintptr_t now[MS_MAX_STACK];
+    unsigned nnow = _ms_track_on && (shown || kept) ? _ms_unwind(now, _ms_opt.stack_depth) : 0;
+    if (_ms_track_on && kept) {        /* for the report: the stacks given, then "now at" */
+        const char *t[3] = { "now at", "now at", "now at" };
+        uint32_t st[3] = { 0, 0, 0 };
+        unsigned k = 0;
+        for (; k < nstacks && k < 2; k++) { t[k] = titles[k]; st[k] = stacks[k]; }
+        st[k] = nnow ? _ms_stack_intern(now, nnow) : 0;
+        _ms_heap_err_note(what, p, is, t, st, k + 1);
+    } else _ms_heap_err_note(what, p, is, NULL, NULL, 0);
+    if (shown) {
         _ms_busy++;                    /* symbolizing allocates: those blocks are memshim's */
         char mem[4096];
         ms_buf_t b;
@@ -247,7 +250,7 @@ void _ms_corrupt_report(void)
         _ms_busy++;
         char mem[4096];
         ms_buf_t b;
-        _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
+        _ms_buf_init(&b, mem, sizeof mem, _ms_message_gate("write to freed block") ? _ms_err_fd() : -1);
         _ms_bprintf(&b, "memshim: write to freed block %p: its free-list link was overwritten after "
                     "free (use after free); the list is cut there and the program goes on\n",
                     corrupt[corrupt_done].blk);

@@ -140,21 +140,22 @@ void _ms_live_fill(ms_live_t *l, bool smaps)
 
     l->updated_unix_ms = unix_ms();
     l->have_smaps = smaps;
-#define RSS(m)                      l->m = rss.m;
-#define RSS_NOT_LIVE(m)
+#define RSS(m, ...)                 l->m = rss.m;
+#define RSS_NOT_LIVE(...)
     MS_RSS_FIGURES(RSS, RSS_NOT_LIVE)
-#define HEAP(sec, key, m, f)        l->f = st.m;
-#define HEAP_NOT_LIVE(sec, key, m)
+#define HEAP(sec, key, m, f, ...)   l->f = st.m;
+#define HEAP_NOT_LIVE(...)
     MS_HEAP_FIGURES(HEAP, HEAP_NOT_LIVE)
-#define GC(m)                       l->gc_##m = gc.m;
+#define GC(m, ...)                  l->gc_##m = gc.m;
     MS_GC_FIGURES(GC)
     l->gc_ran = gc_ran;
     for (unsigned g = 0; g < MS_GC_NGEN; g++) {
 #define GEN(m)              l->gc_gen_##m[g] = gc.gen_##m[g];
         MS_GC_GEN_FIGURES(GEN)
     }
-#define CLASS(m, f, api)            l->cls[c].f = st.cls[c].m;
-    for (unsigned c = 0; c < MS_NCLASSES; c++) { MS_CLASS_FIGURES(CLASS) }
+#define CLASS(m, f, ...)            l->cls[c].f = st.cls[c].m;
+#define DERIVED(...)
+    for (unsigned c = 0; c < MS_NCLASSES; c++) { MS_CLASS_FIGURES(CLASS, DERIVED) }
     copy_leaks(l);
 }
 

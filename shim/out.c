@@ -222,7 +222,6 @@ void _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
     va_end(ap);
 }
 
-/* One line on standard error, prefixed "memshim: ". */
 /* n bytes at offset off of fd, whole (the live region). */
 void _ms_out_write_at(int fd, const void *p, size_t n, off_t off)
 {
@@ -246,28 +245,137 @@ void _ms_program_name(char *out, size_t cap)
     out[n] = 0;
 }
 
-void _ms_message(const char *fmt, ...)
+/* ---- messages ----------------------------------------------------------------
+ * Every line memshim says of its own on standard error (warnings, heap
+ * misuse, the collector's) passes one gate, _ms_message_gate: it is
+ * counted, and written only while its kind -- the literal naming it: a
+ * message's format, a heap error's "free(): double free" -- has had fewer
+ * than MS_MSG_SHOWN written.  The rest are counted and dropped, so a
+ * program that frees a bad pointer a million times pays an atomic add for
+ * each, not a write(2), and stderr keeps MS_MSG_SHOWN of them; at exit one
+ * line per kind says how many were not shown.  What is shown depends only
+ * on what the program did, never on timing.
+ *
+ * Kinds sit in a fixed table, found by their address: a kind takes a free
+ * slot with a compare-and-swap, so any thread, a signal handler and exit
+ * pass without a lock or an allocation.  memshim has about 60 kinds; past
+ * MSG_KINDS they share the last slot. */
+#define MSG_KINDS 128
+static struct msg_kind_s {
+    const char *kind;
+    uint64_t    n;               /* messages of this kind */
+    uint64_t    told;            /* of those not shown, how many the summary told */
+} kinds[MSG_KINDS + 1];
+static uint64_t msg_total, msg_hidden;
+
+static struct msg_kind_s *kind_slot(const char *kind)
+{
+    unsigned start = (unsigned)(((uint64_t)(uintptr_t)kind * 0x9e3779b97f4a7c15u) >> 40) % MSG_KINDS;
+    for (unsigned i = 0; i < MSG_KINDS; i++) {
+        struct msg_kind_s *k = &kinds[(start + i) % MSG_KINDS];
+        const char *have = __atomic_load_n(&k->kind, __ATOMIC_ACQUIRE);
+        if (!have && __atomic_compare_exchange_n(&k->kind, &have, kind, false,
+                                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            return k;
+        if (have == kind) return k;
+    }
+    struct msg_kind_s *other = &kinds[MSG_KINDS];
+    __atomic_store_n(&other->kind, "(other messages)", __ATOMIC_RELEASE);
+    return other;
+}
+
+bool _ms_message_gate(const char *kind)
+{
+    __atomic_add_fetch(&msg_total, 1, __ATOMIC_RELAXED);
+    if (__atomic_fetch_add(&kind_slot(kind)->n, 1, __ATOMIC_RELAXED) < MS_MSG_SHOWN) return true;
+    __atomic_add_fetch(&msg_hidden, 1, __ATOMIC_RELAXED);
+    return false;
+}
+
+void _ms_message_stats(ms_msg_stat_t *out)
+{
+    out->total = __atomic_load_n(&msg_total, __ATOMIC_RELAXED);
+    out->not_shown = __atomic_load_n(&msg_hidden, __ATOMIC_RELAXED);
+}
+
+/* A forked child counts its own; the unit tests start each load afresh. */
+void _ms_messages_forget(void)
+{
+    memset(kinds, 0, sizeof kinds);
+    msg_total = msg_hidden = 0;
+}
+
+/* One line on standard error, prefixed "memshim: ", not counted. */
+static void vsay(const char *fmt, va_list ap)
 {
     char mem[512];
     ms_buf_t b;
     _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
     put(&b, "memshim: ", 9);
-    va_list ap;
-    va_start(ap, fmt);
     _ms_vbprintf(&b, fmt, ap);
-    va_end(ap);
     put(&b, "\n", 1);
     _ms_buf_flush(&b);
 }
 
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(fmt, ap);
+    va_end(ap);
+}
+
+/* One line on standard error, prefixed "memshim: ": a message of its
+ * format's kind. */
+void _ms_message(const char *fmt, ...)
+{
+    if (!_ms_message_gate(fmt)) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(fmt, ap);
+    va_end(ap);
+}
+
 void _ms_heap_error(const char *what, const void *p)
 {
-    static int reported;
     _ms_heap_err_note(what, p, NULL, NULL, NULL, 0);     /* the report keeps it too */
-    if (__atomic_fetch_add(&reported, 1, __ATOMIC_RELAXED) < 100)
-        _ms_message("%s: %p%s", what, p,
-                    _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
+    if (_ms_message_gate(what))
+        say("%s: %p%s", what, p,
+            _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
     if (_ms_opt.on_error == MS_ON_ERROR_ABORT) abort();
+}
+
+/* A kind as the summary names it, into out: a format's conversions become
+ * "...". */
+static void kind_text(char *out, size_t cap, const char *kind)
+{
+    ms_buf_t b;
+    _ms_buf_init(&b, out, cap - 1, -1);
+    for (const char *f = kind; *f && b.len + 3 < b.cap; f++) {
+        if (*f != '%') { put(&b, f, 1); continue; }
+        if (f[1] == '%') { put(&b, "%", 1); f++; continue; }
+        while (f[1] && !strchr("scdiuxp", f[1])) f++;
+        if (f[1]) f++;
+        put(&b, "...", 3);
+    }
+    out[b.len] = 0;
+}
+
+/* At exit: a line for each kind with messages not shown (none told twice). */
+void _ms_messages_at_exit(void)
+{
+    for (unsigned i = 0; i <= MSG_KINDS; i++) {
+        const char *kind = __atomic_load_n(&kinds[i].kind, __ATOMIC_ACQUIRE);
+        uint64_t n = __atomic_load_n(&kinds[i].n, __ATOMIC_RELAXED);
+        if (!kind || n <= MS_MSG_SHOWN) continue;
+        uint64_t hidden = n - MS_MSG_SHOWN;
+        uint64_t told = __atomic_exchange_n(&kinds[i].told, hidden, __ATOMIC_RELAXED);
+        if (hidden <= told) continue;
+        char text[256];
+        kind_text(text, sizeof text, kind);
+        say("%llu more message%s like \"%s\" not shown", (unsigned long long)(hidden - told),
+            hidden - told == 1 ? "" : "s", text);
+    }
 }
 
 
@@ -287,6 +395,7 @@ static unsigned tmp_counter;
 void _ms_out_after_fork_child(void)
 {
     for (unsigned i = 0; i < OUT_SLOTS; i++) pthread_mutex_init(&out_lock[i], NULL);
+    _ms_messages_forget();
 }
 
 static unsigned slot_of(const char *path)

@@ -902,6 +902,29 @@ static void heap_errors_json(ms_buf_t *b)
     _ms_bprintf(b, "]");
 }
 
+/* memshim's messages (out.c): how many standard error was given, and how
+ * many it was not (past the first few of their kind).  Text: only then. */
+static void messages_text(ms_buf_t *b, int pid)
+{
+    ms_msg_stat_t m;
+    _ms_message_stats(&m);
+    if (m.not_shown)
+        _ms_bprintf(b, "==%d==\n==%d== MESSAGES: %llu, of which %llu not shown on standard error "
+                    "(%u of each kind are)\n", pid, pid, (unsigned long long)m.total,
+                    (unsigned long long)m.not_shown, MS_MSG_SHOWN);
+}
+
+static void messages_json(ms_buf_t *b)
+{
+    ms_msg_stat_t m;
+    _ms_message_stats(&m);
+    const char *sep = "";
+    _ms_bprintf(b, ",\n \"messages\": {");
+#define MSG(f, unit, label) _ms_bprintf(b, "%s\"%s\": %llu", sep, #f, (unsigned long long)m.f); sep = ", ";
+    MS_MSG_FIGURES(MSG)
+    _ms_bprintf(b, "}");
+}
+
 static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
                        unsigned unparked, const char *why)
 {
@@ -953,6 +976,7 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         if (_ms_opt.gen_suppressions) _ms_supp_generate(b, g->stack, g->kind, shown);
     }
     heap_errors_text(b, pid);
+    messages_text(b, pid);
     _ms_bprintf(b, "==%d==\n==%d== LEAK SUMMARY:\n", pid, pid);
     static const char *pad[MS_NKINDS] = { "", "", "  ", "" };
     for (unsigned k = 0; k < MS_NKINDS; k++) {
@@ -1029,6 +1053,7 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     _ms_supp_used(sp, b, 0, true);
     _ms_bprintf(b, "]");
     heap_errors_json(b);
+    messages_json(b);
     cycles_json(b, cy);
     _ms_bprintf(b, "}\n");
 }

@@ -101,7 +101,7 @@ MS_EXPORT int memshim_rss(struct memshim_rss *out)
     if (!out) { errno = EINVAL; return -1; }
     ms_rss_t r;
     int rc = _ms_rss_read(&r, true);
-#define COPY(m) out->m = r.m;
+#define COPY(m, ...) out->m = r.m;
     MS_RSS_FIGURES(COPY, COPY)
     return rc;
 }

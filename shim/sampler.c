@@ -1,7 +1,8 @@
 /* sampler.c - the reporter thread: memshim's one helper thread, started
  * only when a reporting option asks for it, that
  *   - appends a line to the RSS log every MEMSHIM_RSS_INTERVAL ms
- *     (time, rss, peak rss, heap bytes in use, heap bytes mapped), and
+ *     (time, then MS_RSS_LOG_FIGURES: rss, peak rss, heap bytes in use,
+ *     heap bytes mapped), and
  *     when tracking, the top allocation sites' live bytes (profile.c),
  *   - rewrites the live region every MEMSHIM_LIVE_INTERVAL ms (live.c),
  *   - rewrites the MEMSHIM_METRICS file every MEMSHIM_METRICS_INTERVAL ms
@@ -89,15 +90,18 @@ static void log_header(void)
     for (char *p = prog; *p; p++) if (*p == '\n') *p = ' ';
     struct timespec rt;
     clock_gettime(CLOCK_REALTIME, &rt);
-    _ms_bprintf(&b, "# memshim rss-log 1\n# pid %d interval_ms %u start_unix_ms %llu\n# program %s\n"
-                "# time_ms rss peak_rss heap_in_use heap_mapped\n",
+    _ms_bprintf(&b, "# memshim rss-log 1\n# pid %d interval_ms %u start_unix_ms %llu\n# program %s\n# time_ms",
                 (int)getpid(), _ms_ropt.rss_interval_ms,
                 (unsigned long long)rt.tv_sec * 1000 + (unsigned long long)rt.tv_nsec / 1000000, prog);
+#define COLUMN_NAME(m) _ms_bprintf(&b, " " #m);
+    MS_RSS_LOG_FIGURES(COLUMN_NAME)
+    _ms_bprintf(&b, "\n");
     log_write(&b);
     _ms_prof_sites_reset();
 }
 
-/* One line: milliseconds since the first sample, then four byte counts. */
+/* One line: milliseconds since the first sample, then the byte counts of
+ * MS_RSS_LOG_FIGURES. */
 static void sample(uint64_t now)
 {
     ms_stats_t st;                    /* one /proc/self/status read, each lock briefly */
@@ -107,12 +111,14 @@ static void sample(uint64_t now)
     if (st.peak_rss < st.rss) st.peak_rss = st.rss;
     if (st.peak_rss < rep.peak) st.peak_rss = rep.peak;
     rep.peak = st.peak_rss;
-    char mem[160];
+#define ONE_MORE(m) + 1
+    char mem[21 * (1 MS_RSS_LOG_FIGURES(ONE_MORE)) + 1];   /* whole: one write(2) */
     ms_buf_t b;
     _ms_buf_init(&b, mem, sizeof mem, -1);
-    _ms_bprintf(&b, "%llu %llu %llu %llu %llu\n", (unsigned long long)((now - rep.t0) / 1000000),
-                (unsigned long long)st.rss, (unsigned long long)st.peak_rss,
-                (unsigned long long)st.heap_in_use, (unsigned long long)st.heap_mapped);
+    _ms_bprintf(&b, "%llu", (unsigned long long)((now - rep.t0) / 1000000));
+#define COLUMN(m) _ms_bprintf(&b, " %llu", (unsigned long long)st.m);
+    MS_RSS_LOG_FIGURES(COLUMN)
+    _ms_bprintf(&b, "\n");
     log_write(&b);
     rep.samples++;
     char smem[16384];                 /* the top sites: at most 8 names of < 1 KiB */

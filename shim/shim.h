@@ -554,9 +554,24 @@ MS_HIDDEN bool   _ms_supp_match(ms_supps_t *s, uint32_t stack, unsigned kind, co
                                 double blocks, double bytes);
 MS_HIDDEN void   _ms_supp_used(const ms_supps_t *s, ms_buf_t *b, int pid, bool json);
 MS_HIDDEN void   _ms_supp_generate(ms_buf_t *b, uint32_t stack, unsigned kind, unsigned record);
-MS_HIDDEN void   _ms_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 MS_HIDDEN void   _ms_program_name(char *out, size_t cap); /* the command line, spaced: every output's "program" */
-MS_HIDDEN void   _ms_heap_error(const char *what, const void *p); /* obeys MEMSHIM_ON_ERROR */
+/* Messages: every line memshim says of its own on standard error passes
+ * _ms_message_gate, which counts it and lets through the first
+ * MS_MSG_SHOWN of its kind (a literal: the format, a heap error's what). */
+#define MS_MSG_SHOWN 10
+MS_HIDDEN bool   _ms_message_gate(const char *kind);    /* count one; true: write it */
+MS_HIDDEN void   _ms_message(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* gated */
+MS_HIDDEN void   _ms_heap_error(const char *what, const void *p); /* gated; obeys MEMSHIM_ON_ERROR */
+MS_HIDDEN void   _ms_messages_at_exit(void);            /* "N more messages like ... not shown" */
+MS_HIDDEN void   _ms_messages_forget(void);             /* fork child; unit tests */
+typedef struct ms_msg_stat_s {
+    uint64_t total;          /* messages, shown or not */
+    uint64_t not_shown;      /* of those, past MS_MSG_SHOWN of their kind */
+} ms_msg_stat_t;
+MS_HIDDEN void   _ms_message_stats(ms_msg_stat_t *out);
+/* Its figures, as MEMSHIM_STATS and the leak report's JSON name them
+ * ("messages"): X(name, unit, label), units as MS_HEAP_FIGURES's. */
+#define MS_MSG_FIGURES(X) X(total, COUNT, "in all") X(not_shown, COUNT, "not shown")
 MS_HIDDEN void   _ms_out_init(void);                    /* constructor: which file stderr is */
 MS_HIDDEN void   _ms_out_settle(void);                  /* after the options: keep stderr's copy if needed */
 MS_HIDDEN int    _ms_err_fd(void);                      /* stderr as it was at start-up, or -1 */
@@ -595,6 +610,8 @@ MS_HIDDEN void   _ms_out_remove(const char *path, dev_t dev, ino_t ino); /* if s
 /* ---- stats.c ------------------------------------------------------------ */
 typedef struct ms_stats_class_s {
     uint64_t size, spans, in_use, free, allocs, frees;
+    uint64_t bytes;        /* in_use * size */
+    uint64_t frag;         /* free / (in_use + free), in permille */
     uint64_t cached;       /* of the free blocks, those in thread caches */
 } ms_stats_class_t;
 typedef struct ms_stats_s {
@@ -607,37 +624,51 @@ typedef struct ms_stats_s {
     ms_segment_stat_t seg;
     ms_huge_stat_t    huge;
 } ms_stats_t;
-/* The figures, declared once and rendered into each shape from here.
+/* The figures, declared once and rendered into each shape from here: the
+ * JSON and the text table of MEMSHIM_STATS (stats.c), the live region
+ * (live.c), the C API (api.c, rss.c).  Each list carries how the table
+ * shows a figure: its unit (BYTES: 2.5 MiB, COUNT: 42, NS: 1.234 ms,
+ * PERMILLE: 88% in a row, 88.8 in JSON) and its label (a class's: its
+ * column's width and heading).  Users that need fewer columns take the
+ * rest as "...".
+ *
  * MS_HEAP_FIGURES(X, Y), in the order of MEMSHIM_STATS's JSON: X(section,
- * JSON key, ms_stats_t member, ms_live_t field) for a figure the live region
- * publishes too, Y(section, key, member) for one only the JSON carries.
- * Section NULL: a top-level JSON member.  The text table is prose, written
- * by hand (stats.c). */
+ * JSON key, ms_stats_t member, ms_live_t field, unit, label) for a figure
+ * the live region publishes too, Y(section, key, member, unit, label) for
+ * one only the statistics carry.  Section NULL: a top-level JSON member,
+ * a line "label: value" of its own in the table; the others share their
+ * section's line, "section: label value, label value". */
 #define MS_HEAP_FIGURES(X, Y) \
-    X("small", "bytes_in_use",   small_in_use,       small_in_use)      \
-    X("small", "bytes_pooled",   small_capacity,     small_pooled)      \
-    X("huge",  "blocks",         huge.blocks,        huge_blocks)       \
-    X("huge",  "bytes",          huge.bytes,         huge_bytes)        \
-    X("huge",  "cached_bytes",   huge.cached,        huge_cached)       \
-    X("heap",  "bytes_in_use",   heap_in_use,        heap_in_use)       \
-    Y("heap",  "bytes_out",      heap_out)                              \
-    X("heap",  "peak_bytes",     heap_peak,          heap_peak)         \
-    X("heap",  "mapped_bytes",   heap_mapped,        heap_mapped)       \
-    X("os",    "segments",       seg.segments,       segments)          \
-    X("os",    "segment_bytes",  seg.mapped,         segment_bytes)     \
-    X("os",    "mapped_total",   seg.mapped_total,   os_mapped_total)   \
-    X("os",    "returned_total", seg.unmapped_total, os_returned_total) \
-    Y("os",    "dirty_bytes",    seg.dirty)                             \
-    X(NULL,    "threads",        threads,            threads)
-/* A size class's figures: X(ms_stats_class_t member, ms_live_class_t
- * field, struct memshim_class_stats field). */
-#define MS_CLASS_FIGURES(X) \
-    X(size,   size,   block_size)    \
-    X(spans,  pools,  pools)         \
-    X(in_use, in_use, blocks_in_use) \
-    X(free,   free,   blocks_free)   \
-    X(allocs, allocs, allocations)   \
-    X(frees,  frees,  frees)
+    X("small", "bytes_in_use",   small_in_use,       small_in_use,      BYTES, "in use")          \
+    X("small", "bytes_pooled",   small_capacity,     small_pooled,      BYTES, "pooled")          \
+    X("huge",  "blocks",         huge.blocks,        huge_blocks,       COUNT, "blocks")          \
+    X("huge",  "bytes",          huge.bytes,         huge_bytes,        BYTES, "in use")          \
+    X("huge",  "cached_bytes",   huge.cached,        huge_cached,       BYTES, "cached")          \
+    X("heap",  "bytes_in_use",   heap_in_use,        heap_in_use,       BYTES, "in use")          \
+    Y("heap",  "bytes_out",      heap_out,                              BYTES, "out of the pools") \
+    X("heap",  "peak_bytes",     heap_peak,          heap_peak,         BYTES, "peak")            \
+    X("heap",  "mapped_bytes",   heap_mapped,        heap_mapped,       BYTES, "mapped")          \
+    X("os",    "segments",       seg.segments,       segments,          COUNT, "segments")        \
+    X("os",    "segment_bytes",  seg.mapped,         segment_bytes,     BYTES, "in segments")     \
+    X("os",    "mapped_total",   seg.mapped_total,   os_mapped_total,   BYTES, "mapped in all")   \
+    X("os",    "returned_total", seg.unmapped_total, os_returned_total, BYTES, "returned in all") \
+    Y("os",    "dirty_bytes",    seg.dirty,                             BYTES, "dirty")           \
+    X(NULL,    "threads",        threads,            threads,           COUNT, "threads with a cache")
+/* A size class's figures, in the order of the table's columns and of the
+ * JSON's members (after "class"): X(ms_stats_class_t member, ms_live_class_t
+ * field, struct memshim_class_stats field, JSON key, unit, width, heading)
+ * for one everything carries, Y(member, JSON key, unit, width, heading)
+ * for one derived from the others (the statistics only). */
+#define MS_CLASS_FIGURES(X, Y) \
+    X(size,   size,   block_size,    "size",              COUNT,     8, "size")   \
+    X(spans,  pools,  pools,         "pools",             COUNT,     6, "pools")  \
+    X(in_use, in_use, blocks_in_use, "blocks_in_use",     COUNT,    12, "in use") \
+    X(free,   free,   blocks_free,   "blocks_free",       COUNT,    12, "free")   \
+    Y(bytes,                         "bytes_in_use",      COUNT,    14, "bytes in use") \
+    Y(frag,                          "fragmentation_pct", PERMILLE,  6, "frag%")  \
+    X(allocs, allocs, allocations,   "allocs",            COUNT,    14, "allocs") \
+    X(frees,  frees,  frees,         "frees",             COUNT,    14, "frees")
+enum { MS_FIG_BYTES, MS_FIG_COUNT, MS_FIG_NS, MS_FIG_PERMILLE };   /* MS_FIG_ ## unit */
 MS_HIDDEN void   _ms_stats_collect(ms_stats_t *st);
 MS_HIDDEN void   _ms_stats_collect_heap(ms_stats_t *st);  /* the same, without rss and peak_rss */
 MS_HIDDEN void   _ms_stats_print_fd(int fd);
@@ -669,8 +700,11 @@ typedef struct ms_gc_figures_s {
 } ms_gc_figures_t;
 MS_HIDDEN int    _ms_gc_figures(ms_gc_figures_t *out);
 /* Its figures as the JSON and the live region name them (gc_ + name there):
- * X(name) for the totals, and for those kept per generation too. */
-#define MS_GC_FIGURES(X)     X(collections) X(tracked) X(collected) X(uncollectable) X(time_ns)
+ * X(name, unit, label) for the totals (MS_HEAP_FIGURES's units), X(name)
+ * for those kept per generation too. */
+#define MS_GC_FIGURES(X) \
+    X(collections, COUNT, "collections") X(tracked, COUNT, "tracked") X(collected, COUNT, "collected") \
+    X(uncollectable, COUNT, "uncollectable") X(time_ns, NS, "time")
 #define MS_GC_GEN_FIGURES(X) X(collections) X(collected) X(uncollectable)
 MS_HIDDEN void   _ms_gc_glue_init(void) __attribute__((weak)); /* constructor: collector tables */
 
@@ -696,13 +730,19 @@ typedef struct ms_rss_s {
     uint64_t uss, pss, swap;                           /* smaps_rollup: only if full */
 } ms_rss_t;
 MS_HIDDEN int    _ms_rss_read(ms_rss_t *out, bool full); /* 0, or -1 if /proc is unreadable */
-/* Its figures in the order of MEMSHIM_STATS's JSON ("process"), all in
- * struct memshim_rss by the same names: X(name) for those the live region
- * publishes too, Y(name) for the others. */
+/* Its figures in the order of MEMSHIM_STATS's JSON ("process"), all bytes,
+ * all in struct memshim_rss by the same names: X(name, label) for those the
+ * live region publishes too, Y(name, label) for the others. */
 #define MS_RSS_FIGURES(X, Y) \
-    X(rss) X(peak_rss) X(vms) Y(shared) Y(text) Y(data) X(uss) X(pss) X(swap)
+    X(rss, "rss") X(peak_rss, "peak rss") X(vms, "vms") Y(shared, "shared") Y(text, "text") \
+    Y(data, "data") X(uss, "uss") X(pss, "pss") X(swap, "swap")
 
 /* ---- sampler.c: the reporter thread (RSS log, live region, stats signal) - */
+/* The RSS log's columns after time_ms, by their ms_stats_t names, in the
+ * order of its lines and of its header (memshim(7), "RSS LOG").  Adding
+ * one changes the format: its version, the man page, and `memshim plot`
+ * (tools/plot.c), which reads exactly these. */
+#define MS_RSS_LOG_FIGURES(X) X(rss) X(peak_rss) X(heap_in_use) X(heap_mapped)
 MS_HIDDEN void   _ms_reporter_start(void);              /* constructor, after the options */
 MS_HIDDEN void   _ms_reporter_stop(void);               /* at exit: last sample, withdraw */
 MS_HIDDEN void   _ms_reporter_fork_child(void);         /* atfork child, after the locks */

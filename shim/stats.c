@@ -51,7 +51,9 @@ void _ms_stats_collect_heap(ms_stats_t *st)
         o->cached = ts[c].cached < o->free ? ts[c].cached : o->free;
         o->allocs = ts[c].allocs;
         o->frees = ts[c].frees;
-        st->small_in_use += o->in_use * size;
+        o->bytes = o->in_use * size;
+        o->frag = cs[c].capacity ? o->free * 1000 / cs[c].capacity : 0;
+        st->small_in_use += o->bytes;
         st->small_capacity += cs[c].capacity * size;
     }
     st->heap_out = __atomic_load_n(&_ms_heap_out, __ATOMIC_RELAXED);
@@ -69,7 +71,9 @@ static bool gc_figures(ms_gc_figures_t *g)
     return _ms_gc_figures(g) > 0 && g->collections > 0;
 }
 
-/* ---- text ------------------------------------------------------------------ */
+/* ---- rendering: the table and the JSON from the figures' lists (shim.h) ---- */
+
+#define U(x) ((unsigned long long)(x))
 
 static void human(ms_buf_t *b, uint64_t v)
 {
@@ -77,106 +81,138 @@ static void human(ms_buf_t *b, uint64_t v)
     unsigned u = 0;
     uint64_t whole = v, frac = 0;
     while (whole >= 1024 && u < 4) { frac = whole % 1024; whole /= 1024; u++; }
-    if (u == 0) _ms_bprintf(b, "%llu B", (unsigned long long)v);
-    else _ms_bprintf(b, "%llu.%llu %s", (unsigned long long)whole,
-                     (unsigned long long)(frac * 10 / 1024), unit[u]);
+    if (u == 0) _ms_bprintf(b, "%llu B", U(v));
+    else _ms_bprintf(b, "%llu.%llu %s", U(whole), U(frac * 10 / 1024), unit[u]);
 }
 
-#define U(x) ((unsigned long long)(x))
+/* A value in its unit: the JSON's plain numbers, or the table's; a class
+ * row's numbers stay plain (raw: true) but for its percentage. */
+static void value(ms_buf_t *b, bool json, bool raw, int unit, uint64_t v)
+{
+    if (unit == MS_FIG_PERMILLE && json) _ms_bprintf(b, "%llu.%llu", U(v / 10), U(v % 10));
+    else if (unit == MS_FIG_PERMILLE) _ms_bprintf(b, "%llu%%", U(v / 10));
+    else if (json || raw || unit == MS_FIG_COUNT) _ms_bprintf(b, "%llu", U(v));
+    else if (unit == MS_FIG_BYTES) human(b, v);
+    else _ms_bprintf(b, "%llu.%03llu ms", U(v / 1000000), U(v / 1000 % 1000));   /* MS_FIG_NS */
+}
+
+/* One figure of the totals.  JSON: members grouped in objects by section;
+ * the table: a line per section, "section: label value, label value".  A
+ * figure without a section stands alone.  f->open: the section left open. */
+typedef struct { bool json; const char *open; } figs_t;
+
+static void figures_close(ms_buf_t *b, figs_t *f)
+{
+    if (f->open) _ms_bprintf(b, f->json ? "},\n" : "\n");
+    f->open = NULL;
+}
+
+static void figure(ms_buf_t *b, figs_t *f, const char *sec, const char *key, int unit,
+                   const char *label, uint64_t v)
+{
+    const char *name = f->json ? key : label;
+    bool same = sec && f->open && strcmp(sec, f->open) == 0;
+    if (!same) figures_close(b, f);
+    if (!sec) _ms_bprintf(b, f->json ? " \"%s\": " : "%s: ", name);
+    else if (same) _ms_bprintf(b, f->json ? ", \"%s\": " : ", %s ", name);
+    else _ms_bprintf(b, f->json ? " \"%s\": {\"%s\": " : "%s: %s ", sec, name);
+    value(b, f->json, false, unit, v);
+    if (!sec) _ms_bprintf(b, f->json ? ",\n" : "\n");
+    f->open = sec;
+}
+
+/* The totals both shapes carry, in the JSON's order; the section of the
+ * last is left open. */
+static void totals(ms_buf_t *b, figs_t *f, const ms_stats_t *st, const ms_rss_t *rss,
+                   const ms_msg_stat_t *msgs)
+{
+#define HEAP(sec, key, m, live, unit, label)  figure(b, f, sec, key, MS_FIG_##unit, label, st->m);
+#define HEAP_ONLY(sec, key, m, unit, label)   figure(b, f, sec, key, MS_FIG_##unit, label, st->m);
+    MS_HEAP_FIGURES(HEAP, HEAP_ONLY)
+#define RSS(m, label)                         figure(b, f, "process", #m, MS_FIG_BYTES, label, rss->m);
+    MS_RSS_FIGURES(RSS, RSS)
+#define MSG(m, unit, label)                   figure(b, f, "messages", #m, MS_FIG_##unit, label, msgs->m);
+    MS_MSG_FIGURES(MSG)
+}
+
+static void collector(ms_buf_t *b, figs_t *f, const ms_gc_figures_t *gc)
+{
+#define GC(m, unit, label)                    figure(b, f, "collector", #m, MS_FIG_##unit, label, gc->m);
+    MS_GC_FIGURES(GC)
+}
+
+/* A cell of the class table: text right-aligned in width, after a space. */
+static void cell(ms_buf_t *b, unsigned width, const char *text, size_t n)
+{
+    _ms_bprintf(b, " ");
+    for (size_t i = n; i < width; i++) _ms_bprintf(b, " ");
+    _ms_buf_put(b, text, n);
+}
+
+static void class_heading(ms_buf_t *b)
+{
+    _ms_bprintf(b, "class");
+#define HEADING(m, live, api, key, unit, width, heading)  cell(b, width, heading, strlen(heading));
+#define HEADING_ONLY(m, key, unit, width, heading)        cell(b, width, heading, strlen(heading));
+    MS_CLASS_FIGURES(HEADING, HEADING_ONLY)
+    _ms_bprintf(b, "\n");
+}
+
+/* A class's row: the table's, or the JSON's object. */
+static void class_row(ms_buf_t *b, bool json, unsigned c, const ms_stats_class_t *o)
+{
+    char mem[32];
+    ms_buf_t v;
+    if (json) _ms_bprintf(b, "{\"class\": %u", c);
+    else _ms_bprintf(b, "%5u", c);
+#define COLUMN(m, key, unit, width)                                              \
+    if (json) { _ms_bprintf(b, ", \"%s\": ", key); value(b, true, true, MS_FIG_##unit, o->m); } \
+    else {                                                                       \
+        _ms_buf_init(&v, mem, sizeof mem, -1);                                   \
+        value(&v, false, true, MS_FIG_##unit, o->m);                             \
+        cell(b, width, mem, v.len);                                              \
+    }
+#define ROW(m, live, api, key, unit, width, heading)  COLUMN(m, key, unit, width)
+#define ROW_ONLY(m, key, unit, width, heading)        COLUMN(m, key, unit, width)
+    MS_CLASS_FIGURES(ROW, ROW_ONLY)
+    _ms_bprintf(b, json ? "}" : "\n");
+}
+
+static bool class_used(const ms_stats_class_t *o) { return o->spans || o->allocs; }
 
 static void print_text(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
-                       const ms_gc_figures_t *gc, bool gc_ran)
+                       const ms_msg_stat_t *msgs, const ms_gc_figures_t *gc, bool gc_ran)
 {
     _ms_bprintf(b, "memshim: heap statistics (pid %d)\n", (int)getpid());
-    _ms_bprintf(b, "%5s %8s %6s %12s %12s %14s %6s %14s\n",
-                "class", "size", "pools", "in use", "free", "bytes in use", "frag%", "allocs");
-    for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        const ms_stats_class_t *o = &st->cls[c];
-        if (!o->spans && !o->allocs) continue;
-        uint64_t cap = o->in_use + o->free;
-        unsigned frag = cap ? (unsigned)(o->free * 100 / cap) : 0;
-        _ms_bprintf(b, "%5u %8llu %6llu %12llu %12llu %14llu %5u%% %14llu\n", c,
-                    U(o->size), U(o->spans), U(o->in_use), U(o->free),
-                    U(o->in_use * o->size), frag, U(o->allocs));
-    }
-    _ms_bprintf(b, "small blocks in use: "); human(b, st->small_in_use);
-    _ms_bprintf(b, " of "); human(b, st->small_capacity);
-    _ms_bprintf(b, " in pools\nheap in use: "); human(b, st->heap_in_use);
-    _ms_bprintf(b, " (small and huge blocks held by the program)\nheap out of the pools: ");
-    human(b, st->heap_out);
-    _ms_bprintf(b, ", heap peak: "); human(b, st->heap_peak);
-    _ms_bprintf(b, " (thread caches included)");
-    _ms_bprintf(b, "\nhuge blocks: %llu, ", U(st->huge.blocks));
-    human(b, st->huge.bytes);
-    _ms_bprintf(b, " (+ "); human(b, st->huge.cached); _ms_bprintf(b, " cached)\n");
-    _ms_bprintf(b, "segments: %llu mapped (", U(st->seg.segments));
-    human(b, st->seg.mapped);
-    _ms_bprintf(b, "), "); human(b, st->seg.mapped_total);
-    _ms_bprintf(b, " mapped and "); human(b, st->seg.unmapped_total);
-    _ms_bprintf(b, " returned to the OS in all\nheap mapped from the OS now: ");
-    human(b, st->heap_mapped);
-    _ms_bprintf(b, "\nthreads with a cache: %u\n", st->threads);
-    _ms_bprintf(b, "rss: "); human(b, rss->rss);
-    _ms_bprintf(b, ", peak rss: "); human(b, rss->peak_rss);
-    _ms_bprintf(b, ", uss: "); human(b, rss->uss);
-    _ms_bprintf(b, ", pss: "); human(b, rss->pss);
-    _ms_bprintf(b, ", swap: "); human(b, rss->swap);
-    _ms_bprintf(b, "\n");
-    if (gc_ran)
-        _ms_bprintf(b, "collector: %llu collections, %llu objects tracked, %llu collected, "
-                    "%llu uncollectable\n",
-                    U(gc->collections), U(gc->tracked), U(gc->collected),
-                    U(gc->uncollectable));
+    class_heading(b);
+    for (unsigned c = 0; c < MS_NCLASSES; c++)
+        if (class_used(&st->cls[c])) class_row(b, false, c, &st->cls[c]);
+    figs_t f = { false, NULL };
+    totals(b, &f, st, rss, msgs);
+    if (gc_ran) collector(b, &f, gc);
+    figures_close(b, &f);
 }
 
 /* ---- JSON (schema in man/memshim.7, "STATISTICS IN JSON") ------------------ */
 
-/* One member of the figures' JSON, opening its section (NULL: none) when
- * it changes; *open is the section left open. */
-static void json_figure(ms_buf_t *b, const char **open, const char *sec, const char *key, uint64_t v)
-{
-    bool same = sec && *open && strcmp(sec, *open) == 0;
-    if (*open && !same) _ms_bprintf(b, "},\n");
-    if (!sec) _ms_bprintf(b, " \"%s\": %llu,\n", key, U(v));
-    else {
-        if (same) _ms_bprintf(b, ", ");
-        else _ms_bprintf(b, " \"%s\": {", sec);
-        _ms_bprintf(b, "\"%s\": %llu", key, U(v));
-    }
-    *open = sec;
-}
-
 static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
-                       const ms_gc_figures_t *gc, bool gc_ran)
+                       const ms_msg_stat_t *msgs, const ms_gc_figures_t *gc, bool gc_ran)
 {
     _ms_json_begin(b, "memshim-stats", 1);
     _ms_bprintf(b, ",\n \"classes\": [");
     bool first = true;
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        const ms_stats_class_t *o = &st->cls[c];
-        if (!o->spans && !o->allocs) continue;
-        uint64_t cap = o->in_use + o->free;
-        uint64_t permille = cap ? o->free * 1000 / cap : 0;
-        _ms_bprintf(b, "%s\n  {\"class\": %u, \"size\": %llu, \"pools\": %llu, \"blocks_in_use\": %llu, "
-                    "\"blocks_free\": %llu, \"bytes_in_use\": %llu, \"fragmentation_pct\": %llu.%llu, "
-                    "\"allocs\": %llu, \"frees\": %llu}",
-                    first ? "" : ",", c, U(o->size), U(o->spans), U(o->in_use), U(o->free),
-                    U(o->in_use * o->size), U(permille / 10), U(permille % 10),
-                    U(o->allocs), U(o->frees));
+        if (!class_used(&st->cls[c])) continue;
+        _ms_bprintf(b, "%s\n  ", first ? "" : ",");
+        class_row(b, true, c, &st->cls[c]);
         first = false;
     }
     _ms_bprintf(b, "],\n");
-    const char *open = NULL;
-#define HEAP(sec, key, m, f)    json_figure(b, &open, sec, key, st->m);
-#define HEAP_JSON(sec, key, m)  json_figure(b, &open, sec, key, st->m);
-    MS_HEAP_FIGURES(HEAP, HEAP_JSON)
-#define RSS(m)                  json_figure(b, &open, "process", #m, rss->m);
-    MS_RSS_FIGURES(RSS, RSS)
-    _ms_bprintf(b, "},\n");
+    figs_t f = { true, NULL };
+    totals(b, &f, st, rss, msgs);
+    figures_close(b, &f);
     if (!gc_ran) { _ms_bprintf(b, " \"collector\": null\n}\n"); return; }
-    open = NULL;
-#define GC(m)                   json_figure(b, &open, "collector", #m, gc->m);
-    MS_GC_FIGURES(GC)
+    collector(b, &f, gc);
     _ms_bprintf(b, "}\n}\n");
 }
 
@@ -184,15 +220,17 @@ static void print_fd(int fd, bool json)
 {
     ms_stats_t st;
     ms_rss_t rss;
+    ms_msg_stat_t msgs;
     ms_gc_figures_t gc;
     _ms_stats_collect(&st);
     _ms_rss_read(&rss, true);
+    _ms_message_stats(&msgs);
     bool gc_ran = gc_figures(&gc);
     char mem[4096];
     ms_buf_t b;
     _ms_buf_init(&b, mem, sizeof mem, fd);
-    if (json) print_json(&b, &st, &rss, &gc, gc_ran);
-    else print_text(&b, &st, &rss, &gc, gc_ran);
+    if (json) print_json(&b, &st, &rss, &msgs, &gc, gc_ran);
+    else print_text(&b, &st, &rss, &msgs, &gc, gc_ran);
     _ms_buf_flush(&b);
 }
 

@@ -264,3 +264,100 @@ Test(heap_errors, foreign_blocks_are_still_tolerated)
         free(r);
     }
 }
+
+/* The same mistake 10000 times with MEMSHIM_ON_ERROR=continue: the first
+ * MS_MSG_SHOWN (10) messages, then one line at exit for the rest; the
+ * statistics and the leak report count every one. */
+static void run_loop(h_run_t *r, unsigned n, const char *stats, const char *report)
+{
+    char prog[2 * PATH_MAX + 2], arg[32], preload[2 * PATH_MAX + 16], st[PATH_MAX + 32], rep[PATH_MAX + 32];
+    snprintf(prog, sizeof prog, "%s", h_path("fixtures/heap_errors"));
+    snprintf(arg, sizeof arg, "loop-%u", n);
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", h_path("libmemshim.so"));
+    snprintf(st, sizeof st, "MEMSHIM_STATS=%s", stats);
+    snprintf(rep, sizeof rep, "MEMSHIM_REPORT=%s", report);
+    const char *env[] = { preload, "MEMSHIM_ON_ERROR=continue", st, rep, "MEMSHIM_REPORT_FORMAT=json", NULL };
+    char *argv[] = { prog, arg, NULL };
+    h_run(r, argv, env, 60);
+    cr_assert(!r->timed_out, "loop-%u hung", n);
+    cr_expect(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "loop-%u: status %#x\n%s", n, r->status, r->err);
+    cr_expect_not_null(strstr(r->out, "survived"), "%s", r->out);
+}
+
+/* memshim's lines on stderr: how many name the invalid free, and the rest. */
+static void count_lines(const char *err, int *errors, int *others, const char **last)
+{
+    *errors = *others = 0;
+    *last = NULL;
+    for (const char *l = err; *l; ) {
+        size_t n = strcspn(l, "\n");
+        if (strncmp(l, "memshim: free(): invalid pointer: 0x", 36) == 0) (*errors)++;
+        else if (strncmp(l, "memshim:", 8) == 0) { (*others)++; *last = l; }
+        else cr_expect(l[0] == ' ', "not a stack line: %.*s", (int)n, l);
+        l += n;
+        if (*l) l++;
+    }
+}
+
+static char *read_file(const char *path)
+{
+    static char buf[1 << 20];
+    int fd = open(path, O_RDONLY);
+    cr_assert_geq(fd, 0, "no %s", path);
+    h_slurp(fd, buf, sizeof buf);
+    close(fd);
+    return buf;
+}
+
+Test(heap_errors, a_mistake_in_a_loop_is_counted_not_flooded)
+{
+    h_run_t *r = malloc(sizeof *r);
+    char stats[PATH_MAX], report[PATH_MAX];
+    snprintf(stats, sizeof stats, "%s", h_path("tests/loop-stats.%d.json", (int)getpid()));
+    snprintf(report, sizeof report, "%s", h_path("tests/loop-report.%d.json", (int)getpid()));
+    run_loop(r, 10000, stats, report);
+    int errors, others;
+    const char *last;
+    count_lines(r->err, &errors, &others, &last);
+    cr_expect_eq(errors, 10, "%s", r->err);
+    cr_expect_eq(others, 1, "one line more, the summary:\n%s", r->err);
+    const char *summary = "memshim: 9990 more messages like \"free(): invalid pointer\" not shown\n";
+    cr_expect(last && strcmp(last, summary) == 0, "the last line is not the summary:\n%s", r->err);
+    const char *figures = "\"messages\": {\"total\": 10000, \"not_shown\": 9990}";
+    char *s = read_file(stats);
+    cr_expect_not_null(strstr(s, figures), "statistics:\n%s", s);
+    s = read_file(report);
+    cr_expect_not_null(strstr(s, figures), "report:\n%.2000s", s);
+    cr_expect_not_null(strstr(s, "\"heap_errors_total\": 10000,"), "report:\n%.2000s", s);
+    unlink(stats);
+    unlink(report);
+    free(r);
+}
+
+/* Up to the limit every message is written and nothing more is said; one
+ * past it, one line says so. */
+Test(heap_errors, up_to_the_limit_every_message_is_written)
+{
+    h_run_t *r = malloc(sizeof *r);
+    char stats[PATH_MAX], report[PATH_MAX];
+    snprintf(stats, sizeof stats, "%s", h_path("tests/loop-stats.%d.txt", (int)getpid()));
+    snprintf(report, sizeof report, "%s", h_path("tests/loop-report.%d.json", (int)getpid()));
+    for (unsigned n = 10; n <= 11; n++) {
+        run_loop(r, n, stats, report);
+        int errors, others;
+        const char *last;
+        count_lines(r->err, &errors, &others, &last);
+        cr_expect_eq(errors, 10, "loop-%u:\n%s", n, r->err);
+        cr_expect_eq(others, n - 10, "loop-%u:\n%s", n, r->err);
+        if (n == 11)
+            cr_expect(last && strcmp(last, "memshim: 1 more message like \"free(): invalid pointer\" not shown\n") == 0,
+                      "%s", r->err);
+        char *s = read_file(stats);
+        char want[64];
+        snprintf(want, sizeof want, "\nmessages: in all %u, not shown %u\n", n, n - 10);
+        cr_expect_not_null(strstr(s, want), "loop-%u: statistics:\n%s", n, s);
+    }
+    unlink(stats);
+    unlink(report);
+    free(r);
+}
