@@ -1,7 +1,8 @@
 /* table.h - the one hash table of memshim and its collector: huge blocks by
- * address (huge.c), stacks by their frames (stacks.c), symbols by code
- * address (symbolize.c), loss records by stack, kind and type (report.c),
- * the collector's pointer maps (collector/ptrmap.c).
+ * address (huge.c), stacks by their frames (stacks.c), sampled blocks by
+ * address (sample.c), symbols by code address (symbolize.c), loss records by
+ * stack, kind and type (report.c), the collector's pointer maps
+ * (collector/ptrmap.c).
  *
  * Open addressing with linear probing over a power-of-two array of slots.
  * A slot is the caller's struct, its first member a 64-bit key; key 0 means

@@ -98,8 +98,9 @@
  * Blocks in thread caches count as used by their span.
  *
  * Hash tables: one implementation (table.h) serves every table keyed by a
- * word or a hash: huge blocks by address, the trace table's stacks,
- * symbols by code address, loss records, the collector's pointer maps.
+ * word or a hash: huge blocks and sampled blocks by address, the trace
+ * table's stacks, symbols by code address, loss records, the collector's
+ * pointer maps.
  * Linear probing, at most half full, deletion by backward shift (no
  * tombstones), memory from the caller (meta.c here); the trace table's is
  * read without a lock, since nothing is ever deleted from it.  The stack
