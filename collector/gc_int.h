@@ -267,11 +267,11 @@ GC_HIDDEN size_t gc_weakref_run(gc_wr_list *pending);                 /* callbac
 /* ---- reach.c ------------------------------------------------------------- */
 GC_HIDDEN void  gc_node_forget(gc_head *g);          /* the object dies */
 
-/* ---- ptrmap.c: open-addressing map from pointers to pointers -------------- */
-typedef struct gc_map_ent { const void *key; void *val; } gc_map_ent;
-typedef struct gc_map { gc_map_ent *ents; size_t cap, count; } gc_map;
+/* ---- ptrmap.c: a map from pointers to pointers (shim/table.h) ------------- */
+typedef struct gc_map { struct ms_table *t; } gc_map;   /* shim/table.h's; NULL: empty */
 GC_HIDDEN void *gc_map_get(const gc_map *m, const void *key);
 GC_HIDDEN int   gc_map_put(gc_map *m, const void *key, void *val); /* 0, -1 ENOMEM */
 GC_HIDDEN void *gc_map_del(gc_map *m, const void *key);            /* old value or NULL */
+GC_HIDDEN void  gc_map_each(const gc_map *m, void (*fn)(void *arg, void *val), void *arg); /* fn: no change to m */
 
 #endif

@@ -1,82 +1,49 @@
-/* ptrmap.c - a map from pointers to pointers (open addressing, linear
- * probing, deletion by backward shift: no tombstones), for the tables of
- * weakref.c and reach.c.  Memory from the collector's allocator; callers
+/* ptrmap.c - a map from pointers to pointers, for the tables of weakref.c
+ * and reach.c: the shim's one hash table (shim/table.h, libc headers and
+ * static inline code only) on the collector's table allocator.  Callers
  * hold the collector lock. */
 #include <errno.h>
-#include <string.h>
 #include "gc_int.h"
+#include "../shim/table.h"
 
-static inline size_t slot_of(const void *key, size_t cap)
+typedef struct { uintptr_t key; void *val; } map_slot;
+static const ms_table_kind_t map_kind = MS_TABLE_KIND(map_slot, key, 16, gc_tab_alloc, gc_tab_free);
+
+static map_slot *slot_of(const gc_map *m, const void *key)
 {
-    uint64_t h = (uint64_t)(uintptr_t)key >> 4;
-    h *= 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 32) & (cap - 1);
+    return key ? ms_table_find(m->t, &map_kind, (uintptr_t)key, NULL, NULL) : NULL;
 }
 
 void *gc_map_get(const gc_map *m, const void *key)
 {
-    if (!m->count) return NULL;
-    for (size_t i = slot_of(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-        if (m->ents[i].key == key) return m->ents[i].val;
-        if (!m->ents[i].key) return NULL;
-    }
-}
-
-static int grow(gc_map *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 16;
-    gc_map_ent *e = gc_tab_alloc(cap * sizeof *e);
-    if (!e) return -1;
-    memset(e, 0, cap * sizeof *e);
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->ents[i].key) continue;
-        size_t j = slot_of(m->ents[i].key, cap);
-        while (e[j].key) j = (j + 1) & (cap - 1);
-        e[j] = m->ents[i];
-    }
-    gc_tab_free(m->ents, m->cap * sizeof *m->ents);
-    m->ents = e;
-    m->cap = cap;
-    return 0;
+    map_slot *s = slot_of(m, key);
+    return s ? s->val : NULL;
 }
 
 int gc_map_put(gc_map *m, const void *key, void *val)
 {
-    if ((m->count + 1) * 4 > m->cap * 3 && grow(m) < 0) { errno = ENOMEM; return -1; }
-    size_t i = slot_of(key, m->cap);
-    while (m->ents[i].key && m->ents[i].key != key) i = (i + 1) & (m->cap - 1);
-    if (!m->ents[i].key) m->count++;
-    m->ents[i].key = key;
-    m->ents[i].val = val;
+    map_slot *s = slot_of(m, key);
+    if (s) { s->val = val; return 0; }
+    if (!ms_table_room(&m->t, &map_kind)) { errno = ENOMEM; return -1; }
+    ms_table_add(m->t, &map_kind, &(map_slot){ (uintptr_t)key, val });
     return 0;
 }
 
 void *gc_map_del(gc_map *m, const void *key)
 {
-    if (!m->count) return NULL;
-    size_t mask = m->cap - 1, i = slot_of(key, m->cap);
-    while (m->ents[i].key != key) {
-        if (!m->ents[i].key) return NULL;
-        i = (i + 1) & mask;
-    }
-    void *val = m->ents[i].val;
-    /* Backward shift: pull later members of the probe run into the hole
-     * when their home slot does not lie strictly between hole and them. */
-    size_t hole = i;
-    for (size_t j = (i + 1) & mask; m->ents[j].key; j = (j + 1) & mask) {
-        size_t home = slot_of(m->ents[j].key, m->cap);
-        if (((j - home) & mask) >= ((j - hole) & mask)) {
-            m->ents[hole] = m->ents[j];
-            hole = j;
-        }
-    }
-    m->ents[hole].key = NULL;
-    m->ents[hole].val = NULL;
-    m->count--;
-    if (!m->count) {       /* give the memory back when a table empties */
-        gc_tab_free(m->ents, m->cap * sizeof *m->ents);
-        m->ents = NULL;
-        m->cap = 0;
-    }
+    map_slot *s = slot_of(m, key);
+    if (!s) return NULL;
+    void *val = s->val;
+    ms_table_del(m->t, &map_kind, s);
+    if (!ms_table_count(m->t)) ms_table_free(&m->t, &map_kind);   /* give the memory back when a table empties */
     return val;
+}
+
+/* Every value, in no order. */
+void gc_map_each(const gc_map *m, void (*fn)(void *arg, void *val), void *arg)
+{
+    for (size_t i = 0; i < ms_table_slots(m->t); i++) {
+        const map_slot *s = ms_table_get(m->t, &map_kind, i);
+        if (s) fn(arg, s->val);
+    }
 }

@@ -129,12 +129,18 @@ void gc_node_forget(gc_head *g)
 }
 
 /* Everything the program made a root (collector.h), then the garbage list. */
+typedef struct { void (*cb)(void *arg, const void *p, int garbage); void *arg; } roots_cb;
+
+static void root_of(void *arg, void *val)
+{
+    const roots_cb *r = arg;
+    const gc_node *n = val;
+    if (n->roots) r->cb(r->arg, n->ptr, 0);
+}
+
 void gc_strong_refs_locked(void (*cb)(void *arg, const void *p, int garbage), void *arg)
 {
-    for (size_t i = 0; i < nodes.cap; i++) {
-        const gc_node *n = nodes.count ? nodes.ents[i].val : NULL;
-        if (n && nodes.ents[i].key && n->roots) cb(arg, n->ptr, 0);
-    }
+    gc_map_each(&nodes, root_of, &(roots_cb){ cb, arg });
     gc_strong_refs_garbage(cb, arg);
 }
 
@@ -330,6 +336,18 @@ static void walk_end(gc_head **lists, int nlists, walk_t *w)
     gc_tab_free(w->items, w->cap * sizeof *w->items);
 }
 
+/* Roots that are blocks, and objects outside the lists (untracked, or in a
+ * running collection) that have links: starting points of the walk too. */
+static void mark_start(void *arg, void *val)
+{
+    walk_t *w = arg;
+    gc_node *n = val;
+    if (n->is_block ? n->roots > 0 : !(gc_hdr(n->ptr)->prev & GC_COLLECTING)) {
+        mark_node(w, n);
+        drain(w);
+    }
+}
+
 GC_EXPORT int memshim_is_reachable(const void *obj)
 {
     if (!obj) return 0;
@@ -339,16 +357,7 @@ GC_EXPORT int memshim_is_reachable(const void *obj)
     walk_t w = { .links = 1 };
     walk_begin(lists, 4);
     walk_mark_external(&w, lists, 4);
-    /* Roots that are blocks, and objects outside the lists (untracked, or
-     * in a running collection) that have links: starting points too. */
-    for (size_t i = 0; i < nodes.cap; i++) {
-        gc_node *n = nodes.ents[i].val;
-        if (!nodes.ents[i].key) continue;
-        if (n->is_block ? n->roots > 0 : !(gc_hdr(n->ptr)->prev & GC_COLLECTING)) {
-            mark_node(&w, n);
-            drain(&w);
-        }
-    }
+    gc_map_each(&nodes, mark_start, &w);
     int r;
     gc_node *n = node_get(obj);
     if (n && n->is_block) r = n->mark == walk_epoch;

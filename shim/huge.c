@@ -1,5 +1,5 @@
 /* huge.c - requests above MS_MAX_SMALL: one mapping each, found again through
- * an open-addressing hash table keyed by address, grown with mremap.
+ * the table of live blocks by address (table.h); resized with mremap.
  *
  * Freed mappings are kept, resident, in a cache and handed out again, by
  * demand and for a while (types.h, "Giving memory back"): the cache never
@@ -12,13 +12,13 @@
 #include <errno.h>
 #include <string.h>
 #include "shim.h"
+#include "table.h"
 
 #define CACHE_SLOTS    64
 #define CACHE_FLOOR    ((size_t)8 << 20)    /* kept whatever the recent peak */
-#define TOMB           ((uintptr_t)1)
 
 typedef struct {
-    uintptr_t addr;
+    uintptr_t addr;        /* the key */
     size_t    size;        /* usable bytes: the request rounded to pages */
     size_t    map;         /* mapping length, >= size (a reused mapping may be longer) */
     size_t    req;         /* bytes requested, for tracking */
@@ -28,9 +28,10 @@ typedef struct {
 typedef struct { uintptr_t addr; size_t len; uint64_t freed; } cached_t;
 typedef struct { uintptr_t addr; size_t len; } range_t;
 
+static const ms_table_kind_t huge_kind = MS_TABLE_KIND(huge_ent, addr, 256, _ms_meta_alloc, _ms_meta_free);
+
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
-static huge_ent *table;            /* huge_lock */
-static size_t    cap, used, tombs; /* huge_lock */
+static ms_table_t *table;          /* huge_lock: live blocks by address (table.h) */
 static uint64_t  live_bytes;       /* huge_lock: mapped by live blocks */
 static cached_t  cache[CACHE_SLOTS];  /* huge_lock; [0, ncached) in use */
 static unsigned  ncached;
@@ -41,51 +42,22 @@ static uint64_t  next_decay = UINT64_MAX; /* ns: when the oldest cached mapping 
 static uintptr_t recent[64];       /* addresses of the last huge blocks freed */
 static unsigned  recent_next;
 
-static size_t slot_of(uintptr_t a) { return (size_t)((a >> 12) * 0x9E3779B97F4A7C15ULL >> 20); }
+static huge_ent *find(uintptr_t a) { return ms_table_find(table, &huge_kind, a, NULL, NULL); }
 
-static huge_ent *find(uintptr_t a)
-{
-    if (!cap) return NULL;
-    for (size_t i = slot_of(a) & (cap - 1);; i = (i + 1) & (cap - 1)) {
-        if (table[i].addr == a) return &table[i];
-        if (table[i].addr == 0) return NULL;
-    }
-}
-
-static huge_ent *insert(uintptr_t a, size_t size);
-
-static bool grow(void)
-{
-    size_t ncap = cap ? cap * 2 : 256;
-    huge_ent *old = table;
-    size_t ocap = cap;
-    huge_ent *t = _ms_meta_alloc(ncap * sizeof *t);
-    if (!t) return false;
-    table = t; cap = ncap; used = 0; tombs = 0;
-    for (size_t i = 0; i < ocap; i++)
-        if (old[i].addr > TOMB) *insert(old[i].addr, old[i].size) = old[i];
-    _ms_meta_free(old, ocap * sizeof *old);
-    return true;
-}
-
-/* Past half full (tombstones counted) the table grows; if it cannot, the
- * entry still goes in while two empty slots remain (find() stops at an
- * empty one), so an entry just erased can always be put back. */
+/* NULL only when the table is full and cannot grow: never right after an
+ * erase (table.h, "full"). */
 static huge_ent *insert(uintptr_t a, size_t size)
 {
-    if ((used + tombs + 1) * 2 > cap && !grow() && cap - used - tombs < 2) return NULL;
-    size_t i = slot_of(a) & (cap - 1);
-    while (table[i].addr > TOMB) i = (i + 1) & (cap - 1);
-    if (table[i].addr == TOMB) tombs--;
-    memset(&table[i], 0, sizeof table[i]);
-    table[i].addr = a;
-    table[i].size = size;
-    table[i].map = size;
-    used++;
-    return &table[i];
+    if (!ms_table_room(&table, &huge_kind)) return NULL;
+    return ms_table_add(table, &huge_kind, &(huge_ent){ .addr = a, .size = size, .map = size });
 }
 
-static void erase(huge_ent *e) { memset(e, 0, sizeof *e); e->addr = TOMB; used--; tombs++; }
+static void erase(huge_ent *e) { ms_table_del(table, &huge_kind, e); }
+
+/* Every live block's entry, in no order. */
+#define EACH_ENTRY(e) \
+    for (size_t i_ = 0; i_ < ms_table_slots(table); i_++) \
+        if (((e) = ms_table_get(table, &huge_kind, i_)))
 
 static size_t page_round(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1); }
 
@@ -267,17 +239,18 @@ bool _ms_huge_recently_freed(const void *p)
 bool _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m)
 {
     uintptr_t a = (uintptr_t)p;
-    bool hit = false;
+    huge_ent *e, *hit = NULL;
     pthread_mutex_lock(&huge_lock);
-    for (size_t i = 0; i < cap && !hit; i++)
-        if (table[i].addr > TOMB && a >= table[i].addr && a - table[i].addr < table[i].size) {
-            *start = table[i].addr;
-            *req = table[i].req ? table[i].req : table[i].size;
-            *m = table[i].meta;
-            hit = true;
+    EACH_ENTRY(e)
+        if (a >= e->addr && a - e->addr < e->size) {
+            hit = e;
+            *start = e->addr;
+            *req = e->req ? e->req : e->size;
+            *m = e->meta;
+            break;
         }
     pthread_mutex_unlock(&huge_lock);
-    return hit;
+    return hit != NULL;
 }
 
 size_t _ms_huge_usable(const void *p)
@@ -318,7 +291,7 @@ void *_ms_huge_realloc(void *p, size_t n)
     } else if ((q = _ms_os_remap(p, e->map, size))) {
         huge_ent keep = *e;
         erase(e);
-        huge_ent *ne = insert((uintptr_t)q, size);   /* cannot fail: a slot was just freed */
+        huge_ent *ne = insert((uintptr_t)q, size);   /* cannot fail: an entry was just erased */
         ms_assert(ne != NULL);
         ne->req = keep.req;
         ne->meta = keep.meta;
@@ -346,7 +319,7 @@ void _ms_huge_trim(void)
 void _ms_huge_stats(ms_huge_stat_t *out)
 {
     pthread_mutex_lock(&huge_lock);
-    out->blocks = used;
+    out->blocks = ms_table_count(table);
     out->bytes = live_bytes;
     out->cached = cache_bytes;
     out->mapped = live_bytes + cache_bytes;
@@ -387,9 +360,8 @@ void _ms_huge_flag(const void *p, unsigned flags)
 void _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t map, size_t req,
                                      const ms_meta_t *m), void *arg)
 {
-    for (size_t i = 0; i < cap; i++)
-        if (table[i].addr > TOMB)
-            fn(arg, table[i].addr, table[i].map, table[i].req, &table[i].meta);
+    huge_ent *e;
+    EACH_ENTRY(e) fn(arg, e->addr, e->map, e->req, &e->meta);
 }
 
 /* The cached mappings (freed blocks' stale bytes: never roots of the leak
@@ -407,23 +379,22 @@ void _ms_huge_check_locked(ms_check_fail_fn fail)
 {
     uint64_t live = 0, cached = 0;
     size_t n = 0;
-    for (size_t i = 0; i < cap; i++) {
-        huge_ent *e = &table[i];
-        if (e->addr <= TOMB) continue;
+    huge_ent *e;
+    EACH_ENTRY(e) {
         n++;
         live += e->map;
         if (e->size > e->map || e->size % MS_OS_PAGE || e->map % MS_OS_PAGE || !e->size)
             fail("a huge block's size is not within its mapping", (void *)e->addr, 0);
         if (find(e->addr) != e) fail("a huge block is not found by its address", (void *)e->addr, 0);
     }
-    if (n != used || live != live_bytes) fail("huge block counts do not add up", table, (unsigned)n);
+    if (n != ms_table_count(table) || live != live_bytes) fail("huge block counts do not add up", table, (unsigned)n);
     for (unsigned i = 0; i < ncached; i++) {
         cached_t *c = &cache[i];
         cached += c->len;
         if (!c->addr || c->len < MS_OS_PAGE || c->len % MS_OS_PAGE)
             fail("a cached huge mapping is malformed", (void *)c->addr, i);
-        for (size_t j = 0; j < cap; j++)
-            if (table[j].addr > TOMB && c->addr < table[j].addr + table[j].map && table[j].addr < c->addr + c->len)
+        EACH_ENTRY(e)
+            if (c->addr < e->addr + e->map && e->addr < c->addr + c->len)
                 fail("a cached huge mapping overlaps a live block", (void *)c->addr, i);
     }
     if (cached != cache_bytes) fail("cached huge bytes do not add up", cache, ncached);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "shim.h"
+#include "table.h"
 #include "../collector/collector.h"
 #include "../include/memshim.h"
 
@@ -289,20 +290,45 @@ static void cycles_free(cycles_t *c)
 
 /* ---- grouping ---------------------------------------------------------------- */
 
-static group_t *group_of(groups_t *gs, uint32_t stack, uint8_t kind, const char *gctype)
+/* A loss record's identity, and the slot that finds a record by it: this
+ * report's groups (`at` indexes gs->g) and the last report's records
+ * (MEMSHIM_LEAK_SINCE: `at` indexes prev.r) are tables of these (table.h). */
+typedef struct { uint32_t stack; uint8_t kind; const char *gctype; } rec_id;
+typedef struct { uint64_t key; rec_id id; size_t at; } rec_slot;     /* key: rec_key(id) */
+static const ms_table_kind_t rec_kind = MS_TABLE_KIND(rec_slot, key, 64, _ms_meta_alloc, _ms_meta_free);
+
+static uint64_t rec_key(const rec_id *r)
 {
-    size_t mask = gs->cap - 1;
-    for (size_t i = ((stack * 0x9E3779B1u) ^ kind ^ ((uintptr_t)gctype >> 4)) & mask;; i = (i + 1) & mask) {
-        group_t *g = &gs->g[i];
-        if (g->blocks == 0 && g->bytes == 0 && g->stack == 0 && g->kind == 0 && !g->suppressed && !g->gctype) {
-            g->stack = stack;
-            g->kind = kind;
-            g->gctype = gctype;
-            gs->n++;
-            return g;
-        }
-        if (g->stack == stack && g->kind == kind && g->gctype == gctype) return g;
-    }
+    uint64_t h = ((uint64_t)r->stack << 8 | r->kind) ^ (uint64_t)(uintptr_t)r->gctype * 0x9E3779B97F4A7C15ULL;
+    return h ? h : 1;
+}
+
+static bool same_rec(const void *slot, const void *arg)
+{
+    const rec_id *a = &((const rec_slot *)slot)->id, *b = arg;
+    return a->stack == b->stack && a->kind == b->kind && a->gctype == b->gctype;
+}
+
+static rec_slot *rec_find(const ms_table_t *t, const rec_id *r)
+{
+    return ms_table_find(t, &rec_kind, rec_key(r), same_rec, r);
+}
+
+/* Record r's index `at` into t, made for as many records as it gets. */
+static void rec_add(ms_table_t *t, const rec_id *r, size_t at)
+{
+    ms_table_add(t, &rec_kind, &(rec_slot){ rec_key(r), *r, at });
+}
+
+/* The group of the item's record, new at the end of gs->g if none yet. */
+static group_t *group_of(groups_t *gs, ms_table_t *t, const ms_leak_item_t *it)
+{
+    rec_id r = { it->stack, it->kind, it->gctype };
+    rec_slot *s = rec_find(t, &r);
+    if (s) return &gs->g[s->at];
+    rec_add(t, &r, gs->n);
+    gs->g[gs->n] = (group_t){ .stack = r.stack, .kind = r.kind, .gctype = r.gctype };
+    return &gs->g[gs->n++];
 }
 
 /* A collector type's name, if it can still be read (it is the program's). */
@@ -679,10 +705,13 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
 {
     memset(gs, 0, sizeof *gs);
     gs->items = items;
-    gs->cap = 64;
-    while (gs->cap < n * 2 + 2) gs->cap *= 2;
+    gs->cap = n ? n : 1;                           /* a group per item at most */
     gs->g = _ms_meta_alloc(gs->cap * sizeof *gs->g);
-    if (!gs->g) return false;
+    ms_table_t *t = gs->g ? ms_table_new(&rec_kind, n) : NULL;
+    if (!t) {
+        if (gs->g) _ms_meta_free(gs->g, gs->cap * sizeof *gs->g);
+        return false;
+    }
     gs->raw_items = n;
     bool why = _ms_opt.why_depth && n;
     uint32_t *depth = why ? _ms_meta_alloc(n * sizeof *depth) : NULL;
@@ -696,7 +725,7 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
             gs->inherited_bytes += w * (double)it->size;
             continue;
         }
-        group_t *g = group_of(gs, it->stack, it->kind, it->gctype);
+        group_t *g = group_of(gs, t, it);
         g->blocks += w;
         g->bytes += w * (double)it->size;
         g->indirect += w * (double)it->indirect;
@@ -707,13 +736,10 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
     }
     if (depth) _ms_meta_free(depth, n * sizeof *depth);
     if (stk) _ms_meta_free(stk, n * sizeof *stk);
-    /* compact and sort: kind first, then bytes, largest first */
-    size_t k = 0;
-    for (size_t i = 0; i < gs->cap; i++)
-        if (gs->g[i].blocks > 0) gs->g[k++] = gs->g[i];
-    gs->n = k;
-    for (size_t gap = k / 2; gap; gap /= 2)        /* shell sort: no allocation */
-        for (size_t i = gap; i < k; i++) {
+    ms_table_free(&t, &rec_kind);
+    /* sort: kind first, then bytes, largest first */
+    for (size_t gap = gs->n / 2; gap; gap /= 2)    /* shell sort: no allocation */
+        for (size_t i = gap; i < gs->n; i++) {
             group_t x = gs->g[i];
             size_t j = i;
             while (j >= gap && (gs->g[j - gap].kind > x.kind ||
@@ -732,21 +758,15 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
  * memshim's memory; the next one flags its records new, increased or
  * decreased against that, as valgrind's leak check does with
  * --leak-check=full and added/increased.  Under the report lock. */
-typedef struct { uint32_t stack; uint8_t kind, used; const char *gctype; double blocks, bytes; } prev_t;
+typedef struct { uint8_t kind, seen; double blocks, bytes; } prev_t;
 static struct {
-    prev_t  *t;
-    size_t   cap;
-    double   blocks[MS_NKINDS], bytes[MS_NKINDS];
-    unsigned seq;                  /* the report they are from, 0: none yet */
+    prev_t     *r;                 /* the last report's records, not suppressed */
+    size_t      n, cap;
+    ms_table_t *t;                 /* ... by identity (rec_slot) */
+    double      blocks[MS_NKINDS], bytes[MS_NKINDS];
+    unsigned    seq;               /* the report they are from, 0: none yet */
 } prev;
 static unsigned report_seq;        /* reports made by this process */
-
-static prev_t *prev_slot(prev_t *t, size_t cap, uint32_t stack, uint8_t kind, const char *gctype)
-{
-    size_t mask = cap - 1;
-    for (size_t i = ((stack * 0x9E3779B1u) ^ kind ^ ((uintptr_t)gctype >> 4)) & mask;; i = (i + 1) & mask)
-        if (!t[i].used || (t[i].stack == stack && t[i].kind == kind && t[i].gctype == gctype)) return &t[i];
-}
 
 static void since_mark(groups_t *gs)
 {
@@ -759,35 +779,41 @@ static void since_mark(groups_t *gs)
     for (size_t i = 0; i < gs->n; i++) {
         group_t *g = &gs->g[i];
         if (g->suppressed) continue;
-        prev_t *p = prev.t ? prev_slot(prev.t, prev.cap, g->stack, g->kind, g->gctype) : NULL;
-        bool known = p && p->used;
-        g->d_blocks = g->blocks - (known ? p->blocks : 0);
-        g->d_bytes = g->bytes - (known ? p->bytes : 0);
-        g->change = !known ? CHANGE_NEW : g->d_bytes > 0 || g->d_blocks > 0 ? CHANGE_INCREASED
+        const rec_slot *s = rec_find(prev.t, &(rec_id){ g->stack, g->kind, g->gctype });
+        prev_t *p = s ? &prev.r[s->at] : NULL;
+        g->d_blocks = g->blocks - (p ? p->blocks : 0);
+        g->d_bytes = g->bytes - (p ? p->bytes : 0);
+        g->change = !p ? CHANGE_NEW : g->d_bytes > 0 || g->d_blocks > 0 ? CHANGE_INCREASED
                   : g->d_bytes < 0 || g->d_blocks < 0 ? CHANGE_DECREASED : CHANGE_SAME;
-        if (known) p->used = 2;
+        if (p) p->seen = 1;
         if (_ms_opt.show >> g->kind & 1) gs->changes[g->change]++;
     }
-    for (size_t i = 0; i < prev.cap; i++)                /* records gone since */
-        if (prev.t[i].used == 1 && (_ms_opt.show >> prev.t[i].kind & 1)) gs->changes[CHANGE_NONE]++;
+    for (size_t i = 0; i < prev.n; i++)                  /* records gone since */
+        if (!prev.r[i].seen && (_ms_opt.show >> prev.r[i].kind & 1)) gs->changes[CHANGE_NONE]++;
 }
 
 /* This report's records become the ones the next report compares with. */
 static void since_keep(const groups_t *gs)
 {
-    if (prev.t) _ms_meta_free(prev.t, prev.cap * sizeof *prev.t);
-    prev.cap = 16;
-    while (prev.cap < gs->n * 2 + 2) prev.cap *= 2;
-    prev.t = _ms_meta_alloc(prev.cap * sizeof *prev.t);
+    if (prev.r) _ms_meta_free(prev.r, prev.cap * sizeof *prev.r);
+    ms_table_free(&prev.t, &rec_kind);
+    prev.n = 0;
+    prev.cap = gs->n ? gs->n : 1;
+    prev.r = _ms_meta_alloc(prev.cap * sizeof *prev.r);
+    prev.t = prev.r ? ms_table_new(&rec_kind, gs->n) : NULL;
     prev.seq = prev.t ? gs->seq : 0;
     memset(prev.blocks, 0, sizeof prev.blocks);
     memset(prev.bytes, 0, sizeof prev.bytes);
-    if (!prev.t) { prev.cap = 0; return; }
+    if (!prev.t) {
+        if (prev.r) _ms_meta_free(prev.r, prev.cap * sizeof *prev.r);
+        prev.r = NULL;
+        return;
+    }
     for (size_t i = 0; i < gs->n; i++) {
         const group_t *g = &gs->g[i];
         if (g->suppressed) continue;
-        prev_t *p = prev_slot(prev.t, prev.cap, g->stack, g->kind, g->gctype);
-        *p = (prev_t){ g->stack, g->kind, 1, g->gctype, g->blocks, g->bytes };
+        rec_add(prev.t, &(rec_id){ g->stack, g->kind, g->gctype }, prev.n);
+        prev.r[prev.n++] = (prev_t){ g->kind, 0, g->blocks, g->bytes };
     }
     memcpy(prev.blocks, gs->total_blocks, sizeof prev.blocks);
     memcpy(prev.bytes, gs->total_bytes, sizeof prev.bytes);

@@ -11,15 +11,15 @@
  * first allocation lands here and sets the gap: no per-thread set-up.
  *
  * A sampled block gets its stack (the stack cache, unwind.c) and an entry
- * in a table keyed by address; the profile counts it as the 1/p blocks it
+ * in a table keyed by address (table.h); the profile counts it as the 1/p blocks it
  * stands for (profile.c).  Its span's `sampled` count makes free() of any
  * block of that span take the slow path, which looks the block up here;
  * free() of other spans' blocks pays one load of a field it already reads.
  * Huge blocks are few: every huge free while sampling asks the table. */
 #include <pthread.h>
 #include <stdint.h>
-#include <string.h>
 #include "shim.h"
+#include "table.h"
 
 __thread int64_t _ms_sample_left __attribute__((tls_model("initial-exec")));
 int _ms_sampling;                            /* the sampled profiler is on */
@@ -79,58 +79,17 @@ void _ms_sample_fork_child(void) { tl_rng = 0; }   /* not the parent's sequence 
 
 /* ---- the sampled blocks (MEMSHIM_TRACK=0) --------------------------------------- */
 
-typedef struct { uintptr_t addr; uint64_t size; uint32_t stack; } sampled_t;
+typedef struct { uintptr_t addr; uint64_t size; uint32_t stack; } sampled_t;   /* addr: the key */
+static const ms_table_kind_t sampled_kind = MS_TABLE_KIND(sampled_t, addr, 1024, _ms_meta_alloc, _ms_meta_free);
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static sampled_t *table;                  /* open addressing, backward-shift deletion */
-static size_t cap, used;
-
-static size_t home(uintptr_t a, size_t c) { return (size_t)((a >> 4) * 0x9E3779B97F4A7C15ULL >> 20) & (c - 1); }
-
-static sampled_t *find(uintptr_t a)
-{
-    if (!table) return NULL;
-    for (size_t i = home(a, cap);; i = (i + 1) & (cap - 1)) {
-        if (table[i].addr == a) return &table[i];
-        if (!table[i].addr) return NULL;
-    }
-}
+static ms_table_t *table;                 /* lock: the sampled blocks by address */
 
 static bool put(const sampled_t *e)
 {
-    if ((used + 1) * 2 > cap) {
-        size_t ncap = cap ? cap * 2 : 1024;
-        sampled_t *t = _ms_meta_alloc(ncap * sizeof *t);
-        if (!t) return false;
-        for (size_t i = 0; i < cap; i++)
-            if (table[i].addr) {
-                size_t j = home(table[i].addr, ncap);
-                while (t[j].addr) j = (j + 1) & (ncap - 1);
-                t[j] = table[i];
-            }
-        if (table) _ms_meta_free(table, cap * sizeof *table);
-        table = t;
-        cap = ncap;
-    }
-    size_t i = home(e->addr, cap);
-    while (table[i].addr) i = (i + 1) & (cap - 1);
-    table[i] = *e;
-    used++;
+    if (!ms_table_room(&table, &sampled_kind)) return false;
+    ms_table_add(table, &sampled_kind, e);
     return true;
-}
-
-static void erase(sampled_t *e)
-{
-    size_t mask = cap - 1, hole = (size_t)(e - table);
-    for (size_t j = (hole + 1) & mask; table[j].addr; j = (j + 1) & mask) {
-        size_t h = home(table[j].addr, cap);
-        if (((j - h) & mask) >= ((j - hole) & mask)) {     /* may move back into the hole */
-            table[hole] = table[j];
-            hole = j;
-        }
-    }
-    memset(&table[hole], 0, sizeof table[hole]);
-    used--;
 }
 
 /* The span of a pool block, whose `sampled` count marks it; NULL for huge. */
@@ -163,10 +122,10 @@ void _ms_sample_release(const void *p)
     ms_page_t *pg = span_of(p);
     if (pg && !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED)) return;
     pthread_mutex_lock(&lock);
-    sampled_t *e = find((uintptr_t)p), got = { 0 };
+    sampled_t *e = ms_table_find(table, &sampled_kind, (uintptr_t)p, NULL, NULL), got = { 0 };
     if (e) {
         got = *e;
-        erase(e);
+        ms_table_del(table, &sampled_kind, e);
         if (pg) __atomic_sub_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&lock);

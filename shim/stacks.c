@@ -13,35 +13,37 @@
  * CHUNK0 * (2^(k+1) - 1)); an entry never straddles two.  If memshim's
  * memory runs out, stacks are no longer stored: _ms_stack_intern returns
  * MS_STACK_OOM (no frames, "no stack: out of memory" in reports) without
- * trying again, and the program's allocations go on.  Lookups probe an
- * open-addressing table of ids without a lock; insertion takes stack_lock,
- * re-probes, appends and publishes the id with a release store.  When the
- * table passes half full a table twice the size is built and published;
- * the old one is left in place for readers still probing it (the tables
- * add up to less than twice the final one). */
+ * trying again, and the program's allocations go on.  Lookups probe the
+ * table of (hash, id) slots (table.h) without a lock; insertion takes
+ * stack_lock, re-probes, appends, and stores the slot, its hash last with a
+ * release store.  When the table passes half full a table twice the size is
+ * built and published; the old one is left in place for readers still
+ * probing it (the tables add up to less than twice the final one). */
 #include <string.h>
 #include "shim.h"
+#include "table.h"
 
 #define CHUNK0_WORDS ((size_t)8192)          /* 64 KiB: the first chunk */
 #define NCHUNKS      13                      /* 64 KiB << 12 = 256 MiB: 512 MiB in all */
 
 typedef struct {
-    uint64_t  hash;
     uint32_t  depth;
     uint32_t  pad;
     uintptr_t ip[];
 } stack_ent;
 
 typedef struct {
-    uint32_t  mask;
-    uint32_t  used;
-    uint32_t  ids[];
-} stack_table;
+    uint64_t  hash;        /* the key */
+    uint32_t  id;
+} stack_slot;
+
+/* Never freed: a reader may still probe a table that was replaced. */
+static const ms_table_kind_t stack_kind = MS_TABLE_KIND(stack_slot, hash, 1024, _ms_meta_alloc, NULL);
 
 static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t   *chunks[NCHUNKS]; /* published before any id inside them */
 static size_t       arena_used;     /* word position of the next entry (stack_lock) */
-static stack_table *table;          /* current table, read lock-free */
+static ms_table_t  *table;          /* current table, read lock-free */
 static uint32_t     nstacks;        /* ids 1 .. nstacks are stored */
 static int          out_of_memory;  /* no more stacks are stored */
 
@@ -122,15 +124,11 @@ ms_prof_t *_ms_prof_at(uint32_t i) { return _ms_stack_prof(i + 1); }
 /* Stacks stored so far: ids 1 .. n. */
 uint32_t _ms_prof_count(void) { return __atomic_load_n(&nstacks, __ATOMIC_ACQUIRE); }
 
-/* Every stored stack id, in no order, to fn: the ids of the current table
- * (it holds them all; ids are never removed). */
+/* Every stored stack id, in order, to fn (ids are never removed). */
 void _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg)
 {
-    const stack_table *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
-    for (uint32_t i = 0; t && i <= t->mask; i++) {
-        uint32_t id = __atomic_load_n(&t->ids[i], __ATOMIC_ACQUIRE);
-        if (id) fn(arg, id);
-    }
+    uint32_t n = _ms_prof_count();
+    for (uint32_t id = 1; id <= n; id++) fn(arg, id);
 }
 
 /* What every caller gets once memory ran out: one id, no frames. */
@@ -142,72 +140,47 @@ static uint32_t oom(void)
     return MS_STACK_OOM;
 }
 
-static uint32_t probe(const stack_table *t, uint64_t h, const uintptr_t *ip, unsigned n)
+typedef struct { const uintptr_t *ip; unsigned n; } frames_t;
+
+/* Whether the slot's stack is those frames (its hash matched already). */
+static bool same_frames(const void *slot, const void *arg)
 {
-    for (uint32_t i = (uint32_t)h & t->mask;; i = (i + 1) & t->mask) {
-        uint32_t id = __atomic_load_n(&t->ids[i], __ATOMIC_ACQUIRE);
-        if (!id) return 0;
-        const stack_ent *e = entry(id);
-        if (e->hash == h && e->depth == n && memcmp(e->ip, ip, n * sizeof *ip) == 0) return id;
-    }
+    const stack_ent *e = entry(((const stack_slot *)slot)->id);
+    const frames_t *f = arg;
+    return e->depth == f->n && memcmp(e->ip, f->ip, f->n * sizeof *f->ip) == 0;
 }
 
-static stack_table *table_new(uint32_t slots)
+static uint32_t probe(const ms_table_t *t, uint64_t h, const uintptr_t *ip, unsigned n)
 {
-    stack_table *t = _ms_meta_alloc(sizeof *t + (size_t)slots * sizeof(uint32_t));
-    if (t) t->mask = slots - 1;
-    return t;
-}
-
-static void table_put(stack_table *t, uint32_t id)
-{
-    uint32_t i = (uint32_t)entry(id)->hash & t->mask;
-    while (t->ids[i]) i = (i + 1) & t->mask;
-    __atomic_store_n(&t->ids[i], id, __ATOMIC_RELEASE);
-    t->used++;
+    const stack_slot *s = ms_table_find(t, &stack_kind, h, same_frames, &(frames_t){ ip, n });
+    return s ? s->id : 0;
 }
 
 uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
 {
     if (n == 0) return 0;
     uint64_t h = hash_ips(ip, n);
-    stack_table *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
-    uint32_t id;
-    if (t && (id = probe(t, h, ip, n))) return id;
+    uint32_t id = probe(__atomic_load_n(&table, __ATOMIC_ACQUIRE), h, ip, n);
+    if (id) return id;
     if (__atomic_load_n(&out_of_memory, __ATOMIC_RELAXED)) return MS_STACK_OOM;
 
     pthread_mutex_lock(&stack_lock);
-    if (!table) {
-        stack_table *nt = table_new(4096);
-        if (!nt) { pthread_mutex_unlock(&stack_lock); return oom(); }
-        __atomic_store_n(&table, nt, __ATOMIC_RELEASE);
-    }
-    t = table;
-    if ((id = probe(t, h, ip, n))) { pthread_mutex_unlock(&stack_lock); return id; }
+    if ((id = probe(table, h, ip, n))) { pthread_mutex_unlock(&stack_lock); return id; }
     size_t words = sizeof(stack_ent) / sizeof(uintptr_t) + n;
-    if (!make_room(words) || nstacks + 2 >= MS_STACK_OOM || !id_room(nstacks + 1)) {
+    if (!ms_table_room(&table, &stack_kind) || !make_room(words) || nstacks + 2 >= MS_STACK_OOM ||
+        !id_room(nstacks + 1)) {
         pthread_mutex_unlock(&stack_lock);
         return oom();                               /* stack unknown from now on */
     }
     unsigned k = chunk_of(arena_used);
     stack_ent *e = (stack_ent *)(chunks[k] + (arena_used - chunk_start(k)));
-    e->hash = h;
     e->depth = n;
     memcpy(e->ip, ip, n * sizeof *ip);
     id = nstacks + 1;
     pos_chunks[(id - 1) / MS_PROF_CHUNK][(id - 1) % MS_PROF_CHUNK] = (uint32_t)arena_used;
     arena_used += words;
     __atomic_store_n(&nstacks, id, __ATOMIC_RELEASE);
-    if ((t->used + 1) * 2 > t->mask + 1) {          /* grow, then publish */
-        stack_table *nt = table_new((t->mask + 1) * 2);
-        if (nt) {
-            for (uint32_t i = 0; i <= t->mask; i++)
-                if (t->ids[i]) table_put(nt, t->ids[i]);
-            __atomic_store_n(&table, nt, __ATOMIC_RELEASE);
-            t = nt;
-        }
-    }
-    table_put(t, id);
+    ms_table_add(table, &stack_kind, &(stack_slot){ h, id });   /* published: readers find it */
     pthread_mutex_unlock(&stack_lock);
     return id;
 }
@@ -244,10 +217,8 @@ size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size
 {
     size_t k = 0;
     pthread_mutex_lock(&stack_lock);
-    const stack_table *t = table;
-    for (uint32_t i = 0; t && i <= t->mask; i++) {
-        if (!t->ids[i]) continue;
-        const stack_ent *e = entry(t->ids[i]);
+    for (uint32_t id = 1; id <= nstacks; id++) {
+        const stack_ent *e = entry(id);
         for (uint32_t j = 0; j < e->depth; j++) {
             if (!in_ranges(e->ip[j], code, n)) continue;
             bool seen = false;
@@ -261,16 +232,14 @@ size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size
     return k;
 }
 
-/* The module is gone: its addresses in stored stacks get the tag.  An entry
- * keeps its hash, so a new stack with the old addresses (a library mapped
- * there since) no longer matches it and is stored anew. */
+/* The module is gone: its addresses in stored stacks get the tag.  The
+ * table keeps the entry's old hash, so a new stack with the old addresses (a
+ * library mapped there since) no longer matches it and is stored anew. */
 void _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag)
 {
     pthread_mutex_lock(&stack_lock);
-    const stack_table *t = table;
-    for (uint32_t i = 0; t && i <= t->mask; i++) {
-        if (!t->ids[i]) continue;
-        stack_ent *e = (stack_ent *)entry(t->ids[i]);
+    for (uint32_t id = 1; id <= nstacks; id++) {
+        stack_ent *e = (stack_ent *)entry(id);
         for (uint32_t j = 0; j < e->depth; j++)
             if (in_ranges(e->ip[j], code, n)) __atomic_store_n(&e->ip[j], e->ip[j] | tag, __ATOMIC_RELAXED);
     }

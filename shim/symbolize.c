@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "shim.h"
+#include "table.h"
 
 static pthread_mutex_t sym_lock = PTHREAD_MUTEX_INITIALIZER;
 static int tried;
@@ -39,9 +40,9 @@ static int (*p_getsymtab)(Dwfl_Module *);
 static const char *(*p_getsym_info)(Dwfl_Module *, int, GElf_Sym *, GElf_Addr *, GElf_Word *, Elf **,
                                     Dwarf_Addr *);
 
-typedef struct { uintptr_t ip; ms_frame_t f; } sym_ent;
-static sym_ent *cache;
-static size_t   cache_cap, cache_used;
+typedef struct { uintptr_t ip; ms_frame_t f; } sym_ent;      /* ip: the key */
+static const ms_table_kind_t sym_kind = MS_TABLE_KIND(sym_ent, ip, 1024, _ms_meta_alloc, _ms_meta_free);
+static ms_table_t *cache;         /* sym_lock: frames by code address (table.h) */
 
 static void (*p_report_begin)(Dwfl *);
 static int (*p_proc_report)(Dwfl *, pid_t);
@@ -63,8 +64,7 @@ void _ms_symbolize_refresh(void)
         p_report_begin(dwfl);
         p_proc_report(dwfl, getpid());
         p_report_end(dwfl, NULL, NULL);
-        cache_used = 0;
-        if (cache) memset(cache, 0, cache_cap * sizeof *cache);
+        ms_table_clear(cache, &sym_kind);
         _ms_busy--;
     }
     pthread_mutex_unlock(&sym_lock);
@@ -104,27 +104,6 @@ static void load_libdw(void)
     dwfl = d;
 }
 
-
-static sym_ent *cache_slot(uintptr_t ip)
-{
-    if (!cache || (cache_used + 1) * 2 > cache_cap) {
-        size_t ncap = cache_cap ? cache_cap * 2 : 1024;
-        sym_ent *n = _ms_meta_alloc(ncap * sizeof *n);
-        if (!n) return NULL;
-        for (size_t i = 0; i < cache_cap; i++)
-            if (cache[i].ip) {
-                size_t j = (cache[i].ip * 0x9E3779B97F4A7C15ULL >> 20) & (ncap - 1);
-                while (n[j].ip) j = (j + 1) & (ncap - 1);
-                n[j] = cache[i];
-            }
-        _ms_meta_free(cache, cache_cap * sizeof *cache);
-        cache = n;
-        cache_cap = ncap;
-    }
-    size_t j = (ip * 0x9E3779B97F4A7C15ULL >> 20) & (cache_cap - 1);
-    while (cache[j].ip && cache[j].ip != ip) j = (j + 1) & (cache_cap - 1);
-    return &cache[j];
-}
 
 static const char *demangle(const char *name)
 {
@@ -235,8 +214,9 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, bool full)
         return;
     }
     if (full && !tried) load_libdw();
-    sym_ent *e = cache_slot(ip);
-    if (e && e->ip == ip && (e->f.file || !full || !dwfl)) {
+    if (!ip) return;                         /* no frame; and 0 is no key of the cache */
+    sym_ent *e = ms_table_find(cache, &sym_kind, ip, NULL, NULL);
+    if (e && (e->f.file || !full || !dwfl)) {
         *f = e->f;
         return;
     }
@@ -264,11 +244,8 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, bool full)
             if (!f->module) { f->module = di.dli_fname; f->offset = ip - (uintptr_t)di.dli_fbase; }
         }
     }
-    if (e) {
-        if (e->ip != ip) cache_used++;
-        e->ip = ip;
-        e->f = *f;
-    }
+    if (e) e->f = *f;                        /* file:line now, dladdr's guess before */
+    else if (ms_table_room(&cache, &sym_kind)) ms_table_add(cache, &sym_kind, &(sym_ent){ ip, *f });
 }
 
 /* ---- data addresses: the roots of retention paths ------------------------------ */

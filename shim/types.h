@@ -26,7 +26,7 @@
  * faulted in; freed blocks go on the span's intrusive free list.
  *
  * Requests above MS_MAX_SMALL (512 KiB) are HUGE: each is its own mmap,
- * recorded in a small hash table (huge.c), resized with mremap.  A block's
+ * recorded in a hash table by address (huge.c), resized with mremap.  A block's
  * record keeps its usable size (the request rounded to 4 KiB) apart from its
  * mapping's length, which a reused mapping may exceed.
  *
@@ -45,7 +45,8 @@
  *     the loaded objects, exclusively by fork) -> allocator locks below
  *   symbolizer lock (symbolize.c) -> everything below (libdw allocates and
  *     frees under it; a free may intern its stack)
- *   stack-table lock (stacks.c) -> meta lock (meta.c)
+ *   stack-table lock (stacks.c: writers; readers probe its table without it)
+ *     -> meta lock (meta.c)
  *   class lock (one per class, pool.c) -> segment lock (segment.c) -> meta lock
  *   huge lock (huge.c), tcache-list lock (tcache.c): leaves (huge -> meta).
  * fork() takes the collector's lock (its own handler, registered at load)
@@ -95,6 +96,15 @@
  *   per span: used <= carved <= capacity, free list length = carved - used;
  *   per class: the central counts are the sums over its spans.
  * Blocks in thread caches count as used by their span.
+ *
+ * Hash tables: one implementation (table.h) serves every table keyed by a
+ * word or a hash: huge blocks and sampled blocks by address, the trace
+ * table's stacks, symbols by code address, loss records, the collector's
+ * pointer maps.
+ * Linear probing, at most half full, deletion by backward shift (no
+ * tombstones), memory from the caller (meta.c here); the trace table's is
+ * read without a lock, since nothing is ever deleted from it.  The stack
+ * cache and frame sizes of unwind.c are direct-mapped caches, not tables.
  */
 #ifndef MS_TYPES_H
 #define MS_TYPES_H
