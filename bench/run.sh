@@ -147,6 +147,7 @@ workload sqlite3 '$SQLITE :memory: ".read $BENCH_DIR/sqlite.sql"' setup_sqlite
 workload gcc     '$CC_BENCH -O2 -c $WORK/big.c -o $WORK/big.$RUN_TAG.o' setup_gcc
 workload large   '$BIN/large'   'need_bin large'     # big buffers alloc/free in turn (malloc-large)
 workload mstress '$BIN/mstress' 'need_bin mstress'   # threads churning mixed sizes
+workload threads '$BIN/threads' 'need_bin threads'   # 5000 short threads, 64 blocks each
 
 # =============================================================================
 # Machinery.  Nothing below needs to change to add a row or a column.
