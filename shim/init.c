@@ -49,10 +49,12 @@ static void fork_prepare(void)
     _ms_stack_lock();
     _ms_sample_lock();
     _ms_lock_all();
+    _ms_unwind_lock();
     if (MS_DEBUG) _ms_heap_check_locked();
 }
 static void fork_parent(void)
 {
+    _ms_unwind_unlock(false);
     _ms_unlock_all(false);
     _ms_sample_unlock(false);
     _ms_stack_unlock(false);
@@ -61,6 +63,7 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
+    _ms_unwind_unlock(true);
     _ms_unlock_all(true);
     _ms_sample_unlock(true);
     _ms_stack_unlock(true);

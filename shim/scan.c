@@ -764,6 +764,168 @@ static size_t round_pages(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS
  * its kind (an mmap'd array the caller releases with _ms_leak_items_free).
  * `self`: where the calling thread's live stack starts and its registers
  * there, or NULL when the caller is one of memshim's own threads. */
+/* ---- the scan, phase by phase ------------------------------------------------------ */
+
+/* The scan's scratch memory, mapped afresh (the heap is locked) and given
+ * back at the end. */
+typedef struct {
+    size_t           nhuge;
+    ms_leak_item_t  *items;
+    map_ent         *maps;
+} scratch_t;
+
+/* Phase 1: a record for every live block, sorted huge blocks, the ranges
+ * that are no roots.  False if scratch memory ran out. */
+static bool collect_blocks(scan_t *sc, scratch_t *x, const ms_parked_t *pk)
+{
+    static ms_range_t excl_store[MAX_EXCLUDE];
+    sc->excl = excl_store;
+    sc->nexcl = _ms_meta_ranges(sc->excl, MAX_EXCLUDE / 2);
+    if (pk->own.end) sc->excl[sc->nexcl++] = pk->own;
+    /* memshim's own writable data, exactly: the kernel may have merged its
+     * .bss with an anonymous mapping of the program's (the main thread's
+     * TLS, say), which must stay a root. */
+    for (unsigned i = 0; self_image && i < self_image->ndata; i++) sc->excl[sc->nexcl++] = self_image->data[i];
+
+    size_t live = 0;
+    _ms_segment_each_span_locked(count_span, &live);
+    _ms_huge_each_locked(count_huge, &x->nhuge);
+    sc->cap = live + x->nhuge;
+    sc->recs = scratch(sc, sc->cap * sizeof(rec_t));
+    sc->qcap = sc->cap + 1;
+    sc->queue = scratch(sc, sc->qcap * sizeof(uint32_t));
+    sc->cur = NO_REC;
+    sc->ex_cap = 4096;
+    sc->ex = scratch(sc, sc->ex_cap * sizeof(ms_range_t));
+    sc->huge = scratch(sc, (x->nhuge + 1) * sizeof(rec_t *));
+    x->items = scratch(sc, (sc->cap + 1) * sizeof(ms_leak_item_t));
+    x->maps = scratch(sc, MAX_MAPS * sizeof(map_ent));
+    sc->rd_cap = MAX_MAPS;
+    sc->rd = scratch(sc, sc->rd_cap * sizeof(ms_range_t));
+    if (!sc->recs || !sc->queue || !sc->ex || !sc->huge || !x->items || !x->maps || !sc->rd) return false;
+    _ms_segment_each_span_locked(add_span, sc);
+    _ms_huge_each_locked(add_huge, sc);
+    sc->nexcl += _ms_huge_cached_locked(sc->excl + sc->nexcl, MAX_EXCLUDE - sc->nexcl);  /* freed: no roots */
+    sort_huge(sc->huge, sc->nhuge);
+    sort_ranges(sc->excl, sc->nexcl);
+    return true;
+}
+
+/* The threads: [0] the caller (NULL self: one of memshim's threads), then
+ * the parked ones. */
+#define SCAN_THREADS (MAX_THREADS + 1)
+typedef struct { uintptr_t sp[SCAN_THREADS], pc[SCAN_THREADS], tp[SCAN_THREADS]; int tid[SCAN_THREADS]; unsigned n; } scan_threads_t;
+
+static void list_threads(scan_threads_t *t, const ms_parked_t *pk, const ms_scan_self_t *self, uintptr_t my_tp)
+{
+    t->n = 0;
+    t->tid[0] = _ms_os_gettid();
+    t->pc[0] = self && self->pc ? self->pc - 1 : 0;   /* a return address */
+    t->tp[0] = self ? my_tp : 0;
+    t->sp[t->n++] = self ? self->sp : UINTPTR_MAX;
+    unsigned parked = pk->n < MAX_THREADS ? pk->n : MAX_THREADS;
+    for (unsigned i = 0; i < parked; i++) {
+        t->tid[t->n] = pk->tid[i];
+        t->pc[t->n] = pk->pc[i];
+        t->tp[t->n] = pk->tp[i];
+        t->sp[t->n++] = pk->sp[i];
+    }
+}
+
+/* Phase 2: every root (registers, the collector's strong references, the
+ * mappings), then the blocks they reach, breadth first; where each reached
+ * block was reached from, for retention paths. */
+static void mark_reachable(scan_t *sc, scratch_t *x, const scan_threads_t *t, const ms_parked_t *pk,
+                           const ms_scan_self_t *self, bool all_parked, int gc_held)
+{
+    size_t nmaps = read_maps(sc, x->maps, MAX_MAPS, t->sp, t->n, all_parked);
+    /* Blocks made for memshim (by libunwind, libdw, the loader loading
+     * them) are never reported, and never roots: libdw keeps the
+     * addresses of the process's mappings, a huge block's among them. */
+    for (size_t i = 0; i < sc->nrecs; i++)
+        if (sc->recs[i].internal) sc->recs[i].mark = M_REACHABLE;
+    sc->rootk = MS_ROOT_REGS;
+    sc->thread = 0;
+    if (self)
+        scan_words(sc, (uintptr_t)self->regs, (uintptr_t)(self->regs + self->nregs), M_REACHABLE, UINT32_MAX);
+    for (unsigned i = 0; i + 1 < t->n; i++) {
+        sc->thread = i + 1;
+        scan_words(sc, (uintptr_t)pk->regs[i], (uintptr_t)(pk->regs[i] + MS_SCAN_REGS), M_REACHABLE, UINT32_MAX);
+    }
+    if (gc_held) gc_strong_refs_locked(strong_ref, sc);
+    scan_roots(sc, x->maps, nmaps, t->sp, t->n);
+    drain(sc, UINT32_MAX);
+    threads_t th = { t->sp, t->pc, t->tp, t->n };
+    if (_ms_opt.why_depth) name_roots(sc, &th);
+}
+
+/* Phase 3: what is left unreached is lost; each unreached block not yet
+ * reached from another lost one leads a clique of its own. */
+static void mark_lost(scan_t *sc)
+{
+    for (size_t i = 0; i < sc->nrecs; i++) {
+        if (sc->recs[i].mark != M_UNREACHED) continue;
+        sc->recs[i].mark = M_DEFINITE;
+        push(sc, (uint32_t)i);
+        drain(sc, (uint32_t)i);
+    }
+}
+
+/* Phase 4: the verdicts as the report's items (memshim's own blocks left
+ * out), with parents and leaders as item indices. */
+static size_t make_items(scan_t *sc, ms_leak_item_t *items, const scan_threads_t *t)
+{
+    size_t nitems = 0;
+    for (size_t i = 0; i < sc->nrecs; i++) {
+        rec_t *r = &sc->recs[i];
+        ms_meta_t *m = _ms_meta_of((void *)r->addr);
+        if (m) m->free_stack = 0;         /* it held the record index */
+        r->item = r->internal ? NO_REC : (uint32_t)nitems;
+        if (r->internal) continue;
+        ms_leak_item_t *it = &items[nitems++];
+        it->from = r->mark == M_DEFINITE ? 0 : r->from;
+        it->parent = r->parent;           /* a record index until the pass below */
+        it->into = r->into;
+        it->root = r->parent == NO_REC ? r->rootk : MS_ROOT_NONE;
+        it->root_tid = r->thread < t->n ? (uint32_t)t->tid[r->thread] : 0;
+        it->root_pc = r->root_pc;
+        it->root_module = r->root_module;
+        it->objoff = (uint16_t)gc_object_off(r->gclinks);
+        it->addr = r->addr;
+        it->size = r->size;
+        it->stack = r->stack;
+        it->sampled = r->sampled;
+        it->gctype = r->gclinks ? gc_type_name(sc, r) : NULL;
+        it->inherited = r->inherited;
+        it->leader = r->mark == M_DEFINITE ? (uint32_t)i : r->mark == M_INDIRECT ? r->leader : NO_REC;
+        it->indirect = r->mark == M_DEFINITE ? r->indirect : 0;
+        it->kind = r->mark == M_DEFINITE ? MS_KIND_DEFINITE
+                 : r->mark == M_INDIRECT ? MS_KIND_INDIRECT
+                 : r->mark == M_POSSIBLE ? MS_KIND_POSSIBLE : MS_KIND_REACHABLE;
+    }
+    for (size_t k = 0; k < nitems; k++) {           /* parents as item indices */
+        ms_leak_item_t *it = &items[k];
+        it->leader = it->leader == NO_REC ? UINT32_MAX : sc->recs[it->leader].item;   /* NO_REC: internal */
+        if (it->parent == NO_REC) { it->parent = MS_WHY_ROOT; continue; }
+        it->parent = sc->recs[it->parent].item;
+        if (it->parent == NO_REC) { it->parent = MS_WHY_ROOT; it->root = MS_ROOT_NONE; }
+    }
+    return nitems;
+}
+
+static void release_scratch(scan_t *sc, scratch_t *x)
+{
+    if (sc->recs) _ms_os_unmap(sc->recs, round_pages(sc->cap * sizeof(rec_t)));
+    if (sc->queue) _ms_os_unmap(sc->queue, round_pages(sc->qcap * sizeof(uint32_t)));
+    if (sc->ex) _ms_os_unmap(sc->ex, round_pages(sc->ex_cap * sizeof(ms_range_t)));
+    if (sc->huge) _ms_os_unmap(sc->huge, round_pages((x->nhuge + 1) * sizeof(rec_t *)));
+    if (x->maps) _ms_os_unmap(x->maps, round_pages(MAX_MAPS * sizeof(map_ent)));
+    if (sc->rd) _ms_os_unmap(sc->rd, round_pages(sc->rd_cap * sizeof(ms_range_t)));
+}
+
+/* The leak scan: with every allocator lock held and the program's threads
+ * parked, the phases above; the items are the caller's (one mapping, freed
+ * by _ms_leak_items_free). */
 size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, const ms_scan_self_t *self)
 {
     *out = NULL;
@@ -786,127 +948,21 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
 
     scan_t sc;
     memset(&sc, 0, sizeof sc);
-    static ms_range_t excl_store[MAX_EXCLUDE];
-    sc.excl = excl_store;
-    sc.nexcl = _ms_meta_ranges(sc.excl, MAX_EXCLUDE / 2);
-    if (pk.own.end) sc.excl[sc.nexcl++] = pk.own;
-    /* memshim's own writable data, exactly: the kernel may have merged its
-     * .bss with an anonymous mapping of the program's (the main thread's
-     * TLS, say), which must stay a root. */
-    for (unsigned i = 0; self_image && i < self_image->ndata; i++) sc.excl[sc.nexcl++] = self_image->data[i];
-
-    size_t live = 0, nhuge = 0;
-    _ms_segment_each_span_locked(count_span, &live);
-    _ms_huge_each_locked(count_huge, &nhuge);
-    sc.cap = live + nhuge;
-    sc.recs = scratch(&sc, sc.cap * sizeof(rec_t));
-    sc.qcap = sc.cap + 1;
-    sc.queue = scratch(&sc, sc.qcap * sizeof(uint32_t));
-    sc.cur = NO_REC;
-    sc.ex_cap = 4096;
-    sc.ex = scratch(&sc, sc.ex_cap * sizeof(ms_range_t));
-    sc.huge = scratch(&sc, (nhuge + 1) * sizeof(rec_t *));
-    ms_leak_item_t *items = scratch(&sc, (sc.cap + 1) * sizeof(ms_leak_item_t));
-    map_ent *maps = scratch(&sc, MAX_MAPS * sizeof(map_ent));
-    sc.rd_cap = MAX_MAPS;
-    sc.rd = scratch(&sc, sc.rd_cap * sizeof(ms_range_t));
+    scratch_t x = { 0 };
+    static scan_threads_t threads;        /* big; one scan at a time (the locks) */
     size_t nitems = 0;
-    if (sc.recs && sc.queue && sc.ex && sc.huge && items && maps && sc.rd) {
-        _ms_segment_each_span_locked(add_span, &sc);
-        _ms_huge_each_locked(add_huge, &sc);
-        sc.nexcl += _ms_huge_cached_locked(sc.excl + sc.nexcl, MAX_EXCLUDE - sc.nexcl);  /* freed: no roots */
-        sort_huge(sc.huge, sc.nhuge);
-        sort_ranges(sc.excl, sc.nexcl);
-        /* The threads: [0] the caller, then the parked ones. */
-        static uintptr_t sps[MAX_THREADS + 1], pcs[MAX_THREADS + 1], tps[MAX_THREADS + 1];
-        static int tids[MAX_THREADS + 1];
-        unsigned nsps = 0;
-        tids[0] = _ms_os_gettid();
-        pcs[0] = self && self->pc ? self->pc - 1 : 0;   /* a return address */
-        tps[0] = self ? my_tp : 0;
-        sps[nsps++] = self ? self->sp : UINTPTR_MAX;   /* NULL: one of memshim's threads */
-        unsigned parked = pk.n < MAX_THREADS ? pk.n : MAX_THREADS;
-        for (unsigned i = 0; i < parked; i++) {
-            tids[nsps] = pk.tid[i];
-            pcs[nsps] = pk.pc[i];
-            tps[nsps] = pk.tp[i];
-            sps[nsps++] = pk.sp[i];
-        }
-        size_t nmaps = read_maps(&sc, maps, MAX_MAPS, sps, nsps, *unparked == 0);
-        /* Blocks made for memshim (by libunwind, libdw, the loader loading
-         * them) are never reported, and never roots: libdw keeps the
-         * addresses of the process's mappings, a huge block's among them. */
-        for (size_t i = 0; i < sc.nrecs; i++)
-            if (sc.recs[i].internal) sc.recs[i].mark = M_REACHABLE;
-        /* Every root, then the blocks breadth first. */
-        sc.rootk = MS_ROOT_REGS;
-        sc.thread = 0;
-        if (self)
-            scan_words(&sc, (uintptr_t)self->regs, (uintptr_t)(self->regs + self->nregs),
-                       M_REACHABLE, UINT32_MAX);
-        for (unsigned i = 0; i < parked; i++) {
-            sc.thread = i + 1;
-            scan_words(&sc, (uintptr_t)pk.regs[i], (uintptr_t)(pk.regs[i] + MS_SCAN_REGS),
-                       M_REACHABLE, UINT32_MAX);
-        }
-        if (gc_held) gc_strong_refs_locked(strong_ref, &sc);
-        scan_roots(&sc, maps, nmaps, sps, nsps);
-        drain(&sc, UINT32_MAX);
-        threads_t th = { sps, pcs, tps, nsps };
-        if (_ms_opt.why_depth) name_roots(&sc, &th);
-
-        for (size_t i = 0; i < sc.nrecs; i++) {       /* the cliques of lost blocks */
-            if (sc.recs[i].mark != M_UNREACHED) continue;
-            sc.recs[i].mark = M_DEFINITE;
-            push(&sc, (uint32_t)i);
-            drain(&sc, (uint32_t)i);
-        }
-        for (size_t i = 0; i < sc.nrecs; i++) {
-            rec_t *r = &sc.recs[i];
-            ms_meta_t *m = _ms_meta_of((void *)r->addr);
-            if (m) m->free_stack = 0;         /* it held the record index */
-            r->item = r->internal ? NO_REC : (uint32_t)nitems;
-            if (r->internal) continue;
-            ms_leak_item_t *it = &items[nitems++];
-            it->from = r->mark == M_DEFINITE ? 0 : r->from;
-            it->parent = r->parent;           /* a record index until the pass below */
-            it->into = r->into;
-            it->root = r->parent == NO_REC ? r->rootk : MS_ROOT_NONE;
-            it->root_tid = r->thread < nsps ? (uint32_t)tids[r->thread] : 0;
-            it->root_pc = r->root_pc;
-            it->root_module = r->root_module;
-            it->objoff = (uint16_t)gc_object_off(r->gclinks);
-            it->addr = r->addr;
-            it->size = r->size;
-            it->stack = r->stack;
-            it->sampled = r->sampled;
-            it->gctype = r->gclinks ? gc_type_name(&sc, r) : NULL;
-            it->inherited = r->inherited;
-            it->leader = r->mark == M_DEFINITE ? (uint32_t)i : r->mark == M_INDIRECT ? r->leader : NO_REC;
-            it->indirect = r->mark == M_DEFINITE ? r->indirect : 0;
-            it->kind = r->mark == M_DEFINITE ? MS_KIND_DEFINITE
-                     : r->mark == M_INDIRECT ? MS_KIND_INDIRECT
-                     : r->mark == M_POSSIBLE ? MS_KIND_POSSIBLE : MS_KIND_REACHABLE;
-        }
-        for (size_t k = 0; k < nitems; k++) {           /* parents as item indices */
-            ms_leak_item_t *it = &items[k];
-            it->leader = it->leader == NO_REC ? UINT32_MAX : sc.recs[it->leader].item;   /* NO_REC: internal */
-            if (it->parent == NO_REC) { it->parent = MS_WHY_ROOT; continue; }
-            it->parent = sc.recs[it->parent].item;
-            if (it->parent == NO_REC) { it->parent = MS_WHY_ROOT; it->root = MS_ROOT_NONE; }
-        }
+    if (collect_blocks(&sc, &x, &pk)) {
+        list_threads(&threads, &pk, self, my_tp);
+        mark_reachable(&sc, &x, &threads, &pk, self, *unparked == 0, gc_held);
+        mark_lost(&sc);
+        nitems = make_items(&sc, x.items, &threads);
     }
     _ms_unpark_world();
     _ms_unlock_all(false);
     if (gc_held) gc_scan_unlock();
     _ms_busy--;
-    if (sc.recs) _ms_os_unmap(sc.recs, round_pages(sc.cap * sizeof(rec_t)));
-    if (sc.queue) _ms_os_unmap(sc.queue, round_pages(sc.qcap * sizeof(uint32_t)));
-    if (sc.ex) _ms_os_unmap(sc.ex, round_pages(sc.ex_cap * sizeof(ms_range_t)));
-    if (sc.huge) _ms_os_unmap(sc.huge, round_pages((nhuge + 1) * sizeof(rec_t *)));
-    if (maps) _ms_os_unmap(maps, round_pages(MAX_MAPS * sizeof(map_ent)));
-    if (sc.rd) _ms_os_unmap(sc.rd, round_pages(sc.rd_cap * sizeof(ms_range_t)));
-    *out = items;
+    release_scratch(&sc, &x);
+    *out = x.items;
     *cap = sc.cap + 1;
     return nitems;
 }

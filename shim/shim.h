@@ -271,6 +271,8 @@ MS_HIDDEN ms_meta_t *_ms_meta_of(const void *p);
 typedef struct ms_site_s { uintptr_t ra, sp; } ms_site_t;   /* where the program called us */
 MS_HIDDEN uint32_t _ms_capture(const ms_site_t *site);
 MS_HIDDEN void   _ms_unwind_thread_exit(void);
+MS_HIDDEN void   _ms_unwind_lock(void);                 /* the spare stack caches, for fork */
+MS_HIDDEN void   _ms_unwind_unlock(bool child);
 MS_HIDDEN uintptr_t _ms_stack_top(void);                /* of the calling thread's stack */
 MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);
@@ -430,6 +432,7 @@ typedef struct ms_frame_s {
     uintptr_t   offset;    /* ip - module base */
 } ms_frame_t;
 MS_HIDDEN void   _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full);
+MS_HIDDEN void   _ms_symbolize_name(uintptr_t ip, ms_frame_t *f);   /* no file:line: cheaper */
 MS_HIDDEN void   _ms_symbolize_refresh(void);
 /* A data address: the symbol holding it and the offset in it (NULL if none
  * is known), and its module.  A TLS offset of the module holding `probe`:

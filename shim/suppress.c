@@ -401,10 +401,17 @@ bool _ms_supp_match(ms_supps_t *s, uint32_t stack, unsigned kind, const char *gc
     for (unsigned i = 0; i < NBUILTIN && !any; i++) any = builtin[i].kinds >> kind & 1;
     for (unsigned i = 0; s && i < s->n && !any; i++) any = s->s[i].kinds >> kind & 1;
     if (!any) return false;
+    /* Files are looked up (the module's DWARF loaded) only for a
+     * LeakSanitizer-style line of the user's, which may name one. */
+    bool files = false;
+    for (unsigned i = 0; s && i < s->n && !files; i++) files = s->s[i].form == S_LINE;
     const uintptr_t *ip;
     unsigned nf = _ms_stack_get(stack, &ip);
     ms_frame_t fr[MS_MAX_STACK];
-    for (unsigned i = 0; i < nf; i++) _ms_symbolize(ip[i], &fr[i], true);
+    for (unsigned i = 0; i < nf; i++) {
+        if (files) _ms_symbolize(ip[i], &fr[i], true);
+        else _ms_symbolize_name(ip[i], &fr[i]);
+    }
     ms_supp_t *hit = NULL;
     for (unsigned i = 0; i < NBUILTIN && !hit; i++)
         if (entry_matches(&builtin[i], fr, nf, kind, gctype)) hit = &builtin[i];

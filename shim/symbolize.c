@@ -40,7 +40,7 @@ static int (*p_getsymtab)(Dwfl_Module *);
 static const char *(*p_getsym_info)(Dwfl_Module *, int, GElf_Sym *, GElf_Addr *, GElf_Word *, Elf **,
                                     Dwarf_Addr *);
 
-typedef struct { uintptr_t ip; ms_frame_t f; } sym_ent;      /* ip: the key */
+typedef struct { uintptr_t ip; ms_frame_t f; uint8_t level; } sym_ent;   /* ip: the key; level: how f was found */
 static const ms_table_kind_t sym_kind = MS_TABLE_KIND(sym_ent, ip, 1024, _ms_meta_alloc, _ms_meta_free);
 static ms_table_t *cache;         /* sym_lock: frames by code address (table.h) */
 
@@ -135,7 +135,11 @@ static const char *keep_str(const char *s)
     return c;
 }
 
-static void symbolize_locked(uintptr_t ip, ms_frame_t *f, bool full);
+/* How much a frame is looked up for: the loader's dynamic symbols alone,
+ * libdw's symbol tables, or those and the line (which loads the module's
+ * DWARF, decompressing it: tens of milliseconds for the C library's). */
+enum { SYM_DLADDR, SYM_NAMES, SYM_LINES };
+static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level);
 
 uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigned n)
 {
@@ -166,7 +170,7 @@ uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigne
             }
             for (size_t i = 0; i < k && nkept < kept_cap; i++) {
                 ms_frame_t f;
-                symbolize_locked(ips[i], &f, true);
+                symbolize_locked(ips[i], &f, SYM_LINES);
                 f.function = keep_str(f.function);
                 f.file = keep_str(f.file);
                 f.module = keep_str(f.module);
@@ -197,14 +201,28 @@ void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
     int saved = errno;
     _ms_busy++;
     pthread_mutex_lock(&sym_lock);
-    symbolize_locked(ip, f, full);
+    symbolize_locked(ip, f, full ? SYM_LINES : SYM_DLADDR);
     pthread_mutex_unlock(&sym_lock);
     _ms_busy--;
     errno = saved;
 }
 
-static void symbolize_locked(uintptr_t ip, ms_frame_t *f, bool full)
+/* Function and module as libdw's symbol tables know them, without file
+ * and line: enough to match suppressions by function. */
+void _ms_symbolize_name(uintptr_t ip, ms_frame_t *f)
 {
+    int saved = errno;
+    _ms_busy++;
+    pthread_mutex_lock(&sym_lock);
+    symbolize_locked(ip, f, SYM_NAMES);
+    pthread_mutex_unlock(&sym_lock);
+    _ms_busy--;
+    errno = saved;
+}
+
+static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level)
+{
+    bool full = level > SYM_DLADDR;
     memset(f, 0, sizeof *f);
     f->ip = ip;
     if (ip & ~MS_IP_MASK) {                  /* an address of an unloaded module */
@@ -216,7 +234,7 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, bool full)
     if (full && !tried) load_libdw();
     if (!ip) return;                         /* no frame; and 0 is no key of the cache */
     sym_ent *e = ms_table_find(cache, &sym_kind, ip, NULL, NULL);
-    if (e && (e->f.file || !full || !dwfl)) {
+    if (e && (e->level >= level || e->f.file || !dwfl)) {
         *f = e->f;
         return;
     }
@@ -229,7 +247,7 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, bool full)
             f->module = mainfile ? mainfile : modname;
             f->offset = ip - start;
             f->function = demangle(p_addrname(mod, ip));
-            Dwfl_Line *line = p_getsrc(mod, ip);
+            Dwfl_Line *line = level == SYM_LINES ? p_getsrc(mod, ip) : NULL;
             if (line) {
                 int ln = 0;
                 const char *file = p_lineinfo(line, NULL, &ln, NULL, NULL, NULL);
@@ -244,8 +262,9 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, bool full)
             if (!f->module) { f->module = di.dli_fname; f->offset = ip - (uintptr_t)di.dli_fbase; }
         }
     }
-    if (e) e->f = *f;                        /* file:line now, dladdr's guess before */
-    else if (ms_table_room(&cache, &sym_kind)) ms_table_add(cache, &sym_kind, &(sym_ent){ ip, *f });
+    if (!dwfl) level = SYM_DLADDR;           /* what was found, not what was asked */
+    if (e) { e->f = *f; e->level = (uint8_t)level; }   /* more now than before */
+    else if (ms_table_room(&cache, &sym_kind)) ms_table_add(cache, &sym_kind, &(sym_ent){ ip, *f, (uint8_t)level });
 }
 
 /* ---- data addresses: the roots of retention paths ------------------------------ */

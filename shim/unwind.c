@@ -153,12 +153,26 @@ uintptr_t _ms_stack_top(void)
     return _ms_os_gettid() == getpid() ? (uintptr_t)__libc_stack_end : _ms_thread_pointer();
 }
 
+/* A thread's cache is ~90 KiB, a mapping of its own: unmapping it at every
+ * thread's end costs the whole process a TLB shootdown, so the caches of
+ * threads gone wait on a list for the next threads.  Their entries stay:
+ * one matches only where the stack holds the very return addresses it
+ * names (a new thread often runs on the old one's stack, glibc reusing
+ * them), and its id, from the shared trace table, is then right. */
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static stack_cache_t  *spare;              /* linked through e[0].ra (spare_lock) */
+
 static stack_cache_t *cache_get(void)
 {
     stack_cache_t *c = tl_sc;
     if (MS_LIKELY(c != NULL)) return c == SC_DEAD ? NULL : c;
-    c = _ms_meta_alloc(sizeof *c);
-    if (!c) return NULL;
+    pthread_mutex_lock(&spare_lock);
+    if ((c = spare) != NULL) {
+        spare = (stack_cache_t *)c->e[0].ra;
+        c->e[0] = (sc_ent){ 0 };
+    }
+    pthread_mutex_unlock(&spare_lock);
+    if (!c && !(c = _ms_meta_alloc(sizeof *c))) return NULL;
     c->top = _ms_stack_top();
     tl_sc = c;
     return c;
@@ -168,7 +182,18 @@ void _ms_unwind_thread_exit(void)
 {
     stack_cache_t *c = tl_sc;
     tl_sc = SC_DEAD;                 /* a dying thread does not make a new one */
-    if (c && c != SC_DEAD) _ms_meta_free(c, sizeof *c);
+    if (!c || c == SC_DEAD) return;
+    pthread_mutex_lock(&spare_lock);
+    c->e[0] = (sc_ent){ .ra = (uintptr_t)spare };
+    spare = c;
+    pthread_mutex_unlock(&spare_lock);
+}
+
+void _ms_unwind_lock(void) { pthread_mutex_lock(&spare_lock); }       /* fork (init.c) */
+void _ms_unwind_unlock(bool child)
+{
+    if (child) pthread_mutex_init(&spare_lock, NULL);
+    else pthread_mutex_unlock(&spare_lock);
 }
 
 static size_t sc_hash(uintptr_t ra, uintptr_t sp)
