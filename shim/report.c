@@ -857,9 +857,11 @@ unsigned _ms_stack_frames(uint32_t stack, ms_frame_t *f)
     const uintptr_t *ip;
     unsigned n = _ms_stack_get(stack, &ip);
     for (unsigned i = 0; i < n; i++) {
+        _ms_symbolize_name(ip[i], &f[i]);
+        if (f[i].function && strcmp(f[i].function, "start_thread") == 0)
+            return i + 1;              /* no line: the C library's DWARF, ~20 MB, for nothing of the program's */
         _ms_symbolize(ip[i], &f[i], true);
-        if (f[i].function && (strcmp(f[i].function, "main") == 0 || strcmp(f[i].function, "start_thread") == 0))
-            return i + 1;
+        if (f[i].function && strcmp(f[i].function, "main") == 0) return i + 1;
     }
     return n;
 }

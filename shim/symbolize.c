@@ -19,6 +19,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <elfutils/libdwfl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "shim.h"
@@ -220,6 +221,68 @@ void _ms_symbolize_name(uintptr_t ip, ms_frame_t *f)
     errno = saved;
 }
 
+/* ---- function names: a sorted index per module ------------------------------------ *
+ * libdw finds an address's symbol by searching the module's whole symbol
+ * table: a big program's profile (tens of thousands of addresses in a
+ * module of tens of thousands of symbols) spent seconds there.  Each
+ * module's functions are sorted once, kept in the module's user data, and
+ * searched by bisection; at one address the global name wins, then weak,
+ * then local, as libdw chooses. */
+typedef struct { uintptr_t addr, size; const char *name; int rank; } fsym_t;
+typedef struct { size_t n; fsym_t s[]; } fsyms_t;
+#define FSYMS_NONE ((fsyms_t *)1)              /* no symbol table: libdw's search */
+
+static int fsym_cmp(const void *a, const void *b)
+{
+    const fsym_t *x = a, *y = b;
+    if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
+    return y->rank - x->rank;
+}
+
+static fsyms_t *fsyms_build(Dwfl_Module *mod)
+{
+    int n = p_getsymtab && p_getsym_info ? p_getsymtab(mod) : -1;
+    if (n <= 1) return FSYMS_NONE;
+    fsyms_t *t = _ms_meta_alloc(sizeof *t + (size_t)n * sizeof(fsym_t));
+    if (!t) return FSYMS_NONE;
+    for (int i = 1; i < n; i++) {                 /* 0 is the null symbol */
+        GElf_Sym sym;
+        GElf_Addr addr = 0;
+        GElf_Word shndx = 0;
+        const char *name = p_getsym_info(mod, i, &sym, &addr, &shndx, NULL, NULL);
+        int type = GELF_ST_TYPE(sym.st_info), bind = GELF_ST_BIND(sym.st_info);
+        if (!name || !*name || sym.st_shndx == SHN_UNDEF || (type != STT_FUNC && type != STT_GNU_IFUNC)) continue;
+        t->s[t->n++] = (fsym_t){ addr, sym.st_size, name, bind == STB_GLOBAL ? 2 : bind == STB_WEAK ? 1 : 0 };
+    }
+    qsort(t->s, t->n, sizeof *t->s, fsym_cmp);
+    return t;
+}
+
+/* The function holding ip in mod, or NULL; *all: every symbol the module
+ * has was looked at (the loader's dladdr would find no other). */
+static const char *function_at(Dwfl_Module *mod, uintptr_t ip, bool *all)
+{
+    void **ud = NULL;
+    *all = false;
+    p_modinfo(mod, &ud, NULL, NULL, NULL, NULL, NULL, NULL);
+    if (!ud) return p_addrname(mod, ip);
+    if (!*ud) *ud = fsyms_build(mod);
+    const fsyms_t *t = *ud;
+    if (t == FSYMS_NONE) return p_addrname(mod, ip);
+    *all = true;
+    size_t lo = 0, hi = t->n;                     /* the first symbol above ip */
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (t->s[mid].addr <= ip) lo = mid + 1;
+        else hi = mid;
+    }
+    if (!lo) return NULL;
+    size_t i = lo - 1;
+    while (i > 0 && t->s[i - 1].addr == t->s[i].addr) i--;   /* the best-ranked alias */
+    const fsym_t *f = &t->s[i];
+    return f->size == 0 || ip < f->addr + f->size ? f->name : NULL;
+}
+
 static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level)
 {
     bool full = level > SYM_DLADDR;
@@ -238,6 +301,7 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level)
         *f = e->f;
         return;
     }
+    bool named = false;                      /* no need to ask dladdr for a function */
     if (full && dwfl) {
         Dwfl_Module *mod = p_addrmodule(dwfl, ip);
         if (mod) {
@@ -246,7 +310,7 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level)
             const char *modname = p_modinfo(mod, NULL, &start, NULL, NULL, NULL, &mainfile, NULL);
             f->module = mainfile ? mainfile : modname;
             f->offset = ip - start;
-            f->function = demangle(p_addrname(mod, ip));
+            f->function = demangle(function_at(mod, ip, &named));
             Dwfl_Line *line = level == SYM_LINES ? p_getsrc(mod, ip) : NULL;
             if (line) {
                 int ln = 0;
@@ -255,7 +319,7 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level)
             }
         }
     }
-    if (!f->function || !f->module) {
+    if ((!f->function && !named) || !f->module) {
         Dl_info di;
         if (dladdr((void *)ip, &di)) {
             if (!f->function && di.dli_sname) f->function = demangle(di.dli_sname);
