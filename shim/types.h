@@ -104,7 +104,8 @@
  * Linear probing, at most half full, deletion by backward shift (no
  * tombstones), memory from the caller (meta.c here); the trace table's is
  * read without a lock, since nothing is ever deleted from it.  The stack
- * cache and frame sizes of unwind.c are direct-mapped caches, not tables.
+ * cache of unwind.c (4-way set-associative, least recently used out) and
+ * its frame sizes (direct-mapped) are caches, not tables.
  */
 #ifndef MS_TYPES_H
 #define MS_TYPES_H

@@ -125,7 +125,14 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
  * pointer and the thread's stack top (its TCB, or __libc_stack_end for the
  * main thread), so nothing outside the stack is ever read. */
 
+/* The cache is set-associative: a site (return address and stack pointer)
+ * may be in any of its set's SC_WAYS entries.  Two hot sites that hash
+ * alike, or one site reached through two chains of callers (a wrapper such
+ * as xmalloc called from two places at the same depth), each keep an
+ * entry instead of evicting each other at every call; the least recently
+ * used entry of the set makes room. */
 #define SC_ENTRIES 128
+#define SC_WAYS    4
 #define SC_DEPTH   24                /* deeper stacks are not cached */
 #define SC_SPAN    4096              /* words from one frame's return slot to the next */
 typedef struct {
@@ -134,12 +141,14 @@ typedef struct {
     uint16_t  depth;
     uint16_t  fails;                 /* misses at this very site since it was new */
     unsigned  epoch;                 /* _ms_module_epoch when cached */
+    uint32_t  used;                  /* the cache's clock at the last hit or fill */
     uint16_t  off[SC_DEPTH];         /* slot of frame i, in words above sp */
     uintptr_t want[SC_DEPTH];        /* the return address expected there */
 } sc_ent;
 typedef struct {
     sc_ent    e[SC_ENTRIES];
     uintptr_t top;                 /* highest stack address we may read */
+    uint32_t  clock;               /* counts hits and fills: the ways' age */
 } stack_cache_t;
 
 #define SC_DEAD ((stack_cache_t *)1)
@@ -196,9 +205,24 @@ void _ms_unwind_unlock(bool child)
     else pthread_mutex_unlock(&spare_lock);
 }
 
-static size_t sc_hash(uintptr_t ra, uintptr_t sp)
+/* The first entry of the site's set. */
+static sc_ent *sc_set(stack_cache_t *c, uintptr_t ra, uintptr_t sp)
 {
-    return (size_t)(((ra ^ (sp << 7)) * 0x9E3779B97F4A7C15ULL) >> 57) & (SC_ENTRIES - 1);
+    return &c->e[(size_t)(((ra ^ (sp << 7)) * 0x9E3779B97F4A7C15ULL) >> 57) & (SC_ENTRIES - SC_WAYS)];
+}
+
+/* The set's entry to fill: an empty one, else the least recently used,
+ * never `keep`. */
+static sc_ent *sc_victim(sc_ent *set, const sc_ent *keep)
+{
+    sc_ent *v = NULL;
+    for (unsigned w = 0; w < SC_WAYS; w++) {
+        sc_ent *e = &set[w];
+        if (e == keep) continue;
+        if (!e->ra) return e;
+        if (!v || e->used < v->used) v = e;
+    }
+    return v;
 }
 
 /* Frame sizes by return address, learnt by the search below: the distance
@@ -232,24 +256,30 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
     unsigned n = _ms_unwind(ip, _ms_opt.stack_depth);
     uint32_t id = _ms_stack_intern(ip, n);
     if (!cacheable || !id || !n || n > SC_DEPTH || ip[0] + 1 != site->ra) return id;
-    sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
-    if (e->ra != site->ra || e->sp != site->sp) {
+    sc_ent *set = sc_set(c, site->ra, site->sp), *m = NULL;
+    for (unsigned w = 0; w < SC_WAYS && !m; w++)
+        if (set[w].ra == site->ra && set[w].sp == site->sp) m = &set[w];
+    if (!m) {
         /* A site not seen lately.  Most such sites are met once (a free deep
          * in a recursive walk, a one-off allocation in start-up code); their
          * slots are searched only when they come back. */
-        e->ra = site->ra;
-        e->sp = site->sp;
-        e->fails = 1;
-        e->id = 0;
+        sc_ent *e = sc_victim(set, NULL);
+        *e = (sc_ent){ .ra = site->ra, .sp = site->sp, .fails = 1, .used = ++c->clock };
         return id;
     }
     /* This very site again, reached through another chain of callers (or
      * not cacheable last time).  A site whose stacks keep changing (the
      * frees of a recursive walk over a tree) would have its slots searched
      * again at every call for nothing: search at its 2nd, 4th ... 64th
-     * miss, then at every 64th. */
-    unsigned f = ++e->fails;
+     * miss, then at every 64th.  The chain goes in the site's entry if that
+     * holds none yet, else in another of the set: both chains stay. */
+    unsigned f = ++m->fails;
     if ((f & (f - 1)) && (f & 63)) return id;
+    sc_ent *e = m->id ? sc_victim(set, m) : m;
+    if (e != m) e->fails = m->fails;
+    e->ra = site->ra;
+    e->sp = site->sp;
+    e->used = ++c->clock;
     /* Frame i's return address is looked for where the frame below it
      * put it last time (a function's frame has the same size at the same
      * return address, unless it uses alloca), else searched for: it lies
@@ -282,13 +312,15 @@ uint32_t _ms_capture(const ms_site_t *site)
     stack_cache_t *c = cache_get();
     bool cacheable = c && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20);
     if (MS_LIKELY(cacheable)) {
-        const sc_ent *e = &c->e[sc_hash(site->ra, site->sp)];
-        if (e->ra == site->ra && e->sp == site->sp && e->id &&
-            e->epoch == __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED)) {
+        sc_ent *e = sc_set(c, site->ra, site->sp);
+        for (unsigned w = 0; w < SC_WAYS; w++, e++) {
+            if (e->ra != site->ra || e->sp != site->sp || !e->id ||
+                e->epoch != __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED))
+                continue;
             unsigned i = 1, n = e->depth;
             for (; i < n; i++)
                 if (*(const uintptr_t *)(site->sp + (uintptr_t)e->off[i] * 8) != e->want[i]) break;
-            if (i == n) return e->id;
+            if (i == n) { e->used = ++c->clock; return e->id; }
         }
     }
     return capture_miss(site, c, cacheable);
