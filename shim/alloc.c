@@ -103,6 +103,27 @@ static MS_NOINLINE void free_slow(void *p, ms_segment_t *s)
     b->frees++;
 }
 
+/* The fast path of a free once p's span, class and block are known: into
+ * this thread's cache if p starts a carved block and nothing says otherwise
+ * (a full bin, the free key of a block already free, a sampled span). */
+static inline __attribute__((always_inline))
+bool free_cached(void *p, ms_tcache_t *tc, unsigned cls, const ms_class_t *k, const ms_page_t *pg,
+                 uint64_t off, uint64_t idx)
+{
+    ms_bin_t *b = &tc->bins[cls];
+    if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED) &&
+                  b->count < b->limit && ((uintptr_t *)p)[1] != _ms_free_key &&
+                  !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED))) {
+        ((ms_block_t *)p)->next = b->head;
+        ((uintptr_t *)p)[1] = _ms_free_key;
+        b->head = p;
+        b->count++;
+        b->frees++;
+        return true;
+    }
+    return false;
+}
+
 void _ms_free(void *p)
 {
     if (MS_UNLIKELY(p == NULL)) return;
@@ -117,20 +138,17 @@ void _ms_free(void *p)
             const ms_class_t *k = &_ms_classes[cls];
             const ms_page_t *pg = &s->pages[s->span_head[i]];
             uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)pg->start);
-            uint64_t idx = _ms_block_index(k, off);
-            ms_bin_t *b = &tc->bins[cls];
-            if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED) &&
-                          b->count < b->limit && ((uintptr_t *)p)[1] != _ms_free_key &&
-                          !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED))) {
-                ((ms_block_t *)p)->next = b->head;
-                ((uintptr_t *)p)[1] = _ms_free_key;
-                b->head = p;
-                b->count++;
-                b->frees++;
-                return;
-            }
+            if (free_cached(p, tc, cls, k, pg, off, _ms_block_index(k, off))) return;
         }
     }
+    free_slow(p, s);
+}
+
+/* _ms_free of a block of segment s whose place track.c has just found. */
+void _ms_free_at(void *p, ms_segment_t *s, const ms_where_t *w)
+{
+    ms_tcache_t *tc = _ms_tc;
+    if (MS_LIKELY(tc != NULL) && free_cached(p, tc, w->cls, w->k, w->pg, w->off, w->idx)) return;
     free_slow(p, s);
 }
 

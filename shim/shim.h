@@ -153,6 +153,7 @@ static inline bool _ms_where(ms_segment_t *s, const void *p, ms_where_t *w)
     return true;
 }
 MS_HIDDEN extern uint8_t    _ms_small_class[MS_SMALL_TABLE_MAX / MS_ALIGN + 1];
+MS_HIDDEN void     _ms_free_at(void *p, ms_segment_t *s, const ms_where_t *w);   /* alloc.c: free, place known */
 MS_HIDDEN void     _ms_classes_init(void);
 MS_HIDDEN unsigned _ms_class_of(size_t n);              /* n <= MS_MAX_SMALL */
 MS_HIDDEN unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, unsigned want);

@@ -37,14 +37,23 @@ static inline bool take_sample(size_t n)
 
 /* ---- records -------------------------------------------------------------- */
 
+/* The record of p, and where p is (*s NULL when it has none: huge,
+ * foreign, or not the start of a block). */
+static inline ms_meta_t *meta_at(const void *p, ms_segment_t **s, ms_where_t *w)
+{
+    ms_segment_t *seg = _ms_segment_of(p);
+    *s = NULL;
+    if (!seg || !_ms_where(seg, p, w) || !w->pg->meta) return NULL;
+    if (w->idx * w->k->size != w->off || w->idx >= w->k->capacity) return NULL;
+    *s = seg;
+    return &w->pg->meta[w->idx];
+}
+
 ms_meta_t *_ms_meta_of(const void *p)
 {
-    ms_segment_t *s = _ms_segment_of(p);
-    if (!s) return NULL;
+    ms_segment_t *s;
     ms_where_t w;
-    if (!_ms_where(s, p, &w) || !w.pg->meta) return NULL;
-    if (w.idx * w.k->size != w.off || w.idx >= w.k->capacity) return NULL;
-    return &w.pg->meta[w.idx];
+    return meta_at(p, &s, &w);
 }
 
 /* A new block still holds the free-list link (and key) of its free days:
@@ -132,11 +141,13 @@ static bool check_match_huge(const void *p, unsigned how, const char *by, ms_met
 
 /* Check p before it is released by a call of kind `how` (MS_ALLOC_*); false
  * if it must not be (misuse reported).  `batch`: NULL, or the free stack
- * shared by the blocks released with p. */
+ * shared by the blocks released with p.  *s and *w: where p is, for
+ * _ms_free_at (*s NULL: p has no record, _ms_free decides). */
 static inline __attribute__((always_inline)) bool release(void *p, const ms_site_t *site, unsigned how,
-                                                          ms_free_batch_t *batch)
+                                                          ms_free_batch_t *batch, ms_segment_t **s,
+                                                          ms_where_t *w)
 {
-    ms_meta_t *m = _ms_meta_of(p);
+    ms_meta_t *m = meta_at(p, s, w);
     if (!m) {                            /* huge, foreign or invalid: alloc.c decides */
         ms_meta_t h;
         size_t req;
@@ -170,10 +181,24 @@ static inline void check_pop(const void *p)
     if (cls != MS_CLASS_NONE) _ms_tcache_check_pop(p, cls);
 }
 
+/* The same for a block of n bytes from malloc or calloc: its class is the
+ * request's (alloc.c's table), and a sound link, now its bin's head, is
+ * seen without a call; tcache.c looks closer at an unsound one. */
+static inline void check_pop_sized(const void *p, size_t n)
+{
+    if (!p || n > MS_MAX_SMALL) return;
+    unsigned cls = _ms_class_fast(n);
+    ms_tcache_t *tc = _ms_tc;
+    if (!tc) return;
+    ms_block_t probe = { tc->bins[cls].head };
+    if (MS_LIKELY(_ms_link_ok(&probe, cls))) return;
+    _ms_tcache_check_pop(p, cls);
+}
+
 void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_malloc(n);
-    if (p) check_pop(p);
+    check_pop_sized(p, n);
     scrub(p, n);
     record(p, n, site, MS_ALLOC_MALLOC);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
@@ -183,21 +208,31 @@ void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
 void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
 {
     void *p = _ms_calloc(n, m);
-    if (p) check_pop(p);
+    check_pop_sized(p, n * m);                 /* p: no overflow */
     record(p, n * m, site, MS_ALLOC_MALLOC);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
 
+/* Release p (checked by release()) to the allocator. */
+static inline void free_checked(void *p, const ms_site_t *site, unsigned how, ms_free_batch_t *batch)
+{
+    ms_segment_t *s;
+    ms_where_t w;
+    if (!p || !release(p, site, how, batch, &s, &w)) return;
+    if (s) _ms_free_at(p, s, &w);
+    else _ms_free(p);
+}
+
 void _ms_tracked_free(void *p, const ms_site_t *site)
 {
-    if (p && release(p, site, MS_ALLOC_MALLOC, NULL)) _ms_free(p);
+    free_checked(p, site, MS_ALLOC_MALLOC, NULL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
 }
 
 void _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_batch_t *batch)
 {
-    if (p && release(p, site, MS_ALLOC_MALLOC, batch)) _ms_free(p);
+    free_checked(p, site, MS_ALLOC_MALLOC, batch);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
 }
 
@@ -214,7 +249,7 @@ void *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *sit
 
 void _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site)
 {
-    if (p && release(p, site, how, NULL)) _ms_free(p);
+    free_checked(p, site, how, NULL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
 }
 
