@@ -301,7 +301,7 @@ static void set_path(const optdef_t *o, const char *shown_name, const char *v, b
 }
 
 /* One setting from its text; `shown_name` is how messages name it
- * (MEMSHIM_X, or MEMSHIM_OPTIONS:x). */
+ * (the variable's name, or MEMSHIM_OPTIONS: and the key). */
 static bool given[sizeof optdefs / sizeof optdefs[0]];    /* set by a variable or MEMSHIM_OPTIONS */
 
 static void set_option(const optdef_t *o, const char *shown_name, const char *v, bool secure)

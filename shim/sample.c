@@ -136,9 +136,7 @@ void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)
 {
     if (p && n) _ms_sample_release(p);         /* n == 0 frees: the free path sees it */
     void *q = _ms_realloc(p, n);
-    if (MS_UNLIKELY((_ms_sample_left -= (int64_t)n) < 0) && _ms_sample_due(n))
-        return _ms_sample_took(q, n, site);
-    return q;
+    return MS_SAMPLE_DUE(n) ? _ms_sample_took(q, n, site) : q;
 }
 
 void _ms_sample_init(void)

@@ -116,8 +116,6 @@ static const char *demangle(const char *name)
     return status == 0 && d ? d : name;
 }
 
-/* `full`: use libdw for file:line (report time); otherwise dladdr only,
- * which is cheap enough for a heap-misuse message. */
 /* ---- frames of unloaded modules (modules.c) ---------------------------------
  * Addresses of a module about to be dlclose'd are symbolized while it is
  * mapped, and kept, strings copied into memshim's memory, under a tag that
@@ -197,6 +195,8 @@ void _ms_symbolize_keep_cancel(uintptr_t tag)
     pthread_mutex_unlock(&sym_lock);
 }
 
+/* `full`: libdw's names and file:line (report time); otherwise dladdr only,
+ * which is cheap enough for a heap-misuse message. */
 void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
 {
     int saved = errno;
@@ -283,6 +283,16 @@ static const char *function_at(Dwfl_Module *mod, uintptr_t ip, bool *all)
     return f->size == 0 || ip < f->addr + f->size ? f->name : NULL;
 }
 
+/* f's file and line, from the module's line table (its DWARF, loaded the
+ * first time). */
+static void add_line(Dwfl_Module *mod, uintptr_t ip, ms_frame_t *f)
+{
+    Dwfl_Line *line = p_getsrc(mod, ip);
+    int ln = 0;
+    const char *file = line ? p_lineinfo(line, NULL, &ln, NULL, NULL, NULL) : NULL;
+    if (file) { f->file = file; f->line = ln; }
+}
+
 static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level)
 {
     bool full = level > SYM_DLADDR;
@@ -301,6 +311,14 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level)
         *f = e->f;
         return;
     }
+    if (e && e->level >= SYM_NAMES) {        /* named by libdw before: only the line to add */
+        *f = e->f;
+        Dwfl_Module *mod = p_addrmodule(dwfl, ip);
+        if (mod) add_line(mod, ip, f);
+        e->f = *f;
+        e->level = (uint8_t)level;
+        return;
+    }
     bool named = false;                      /* no need to ask dladdr for a function */
     if (full && dwfl) {
         Dwfl_Module *mod = p_addrmodule(dwfl, ip);
@@ -311,12 +329,7 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level)
             f->module = mainfile ? mainfile : modname;
             f->offset = ip - start;
             f->function = demangle(function_at(mod, ip, &named));
-            Dwfl_Line *line = level == SYM_LINES ? p_getsrc(mod, ip) : NULL;
-            if (line) {
-                int ln = 0;
-                const char *file = p_lineinfo(line, NULL, &ln, NULL, NULL, NULL);
-                if (file) { f->file = file; f->line = ln; }
-            }
+            if (level == SYM_LINES) add_line(mod, ip, f);
         }
     }
     if ((!f->function && !named) || !f->module) {
