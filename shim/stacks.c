@@ -156,6 +156,12 @@ static uint32_t probe(const ms_table_t *t, uint64_t h, const uintptr_t *ip, unsi
     return s ? s->id : 0;
 }
 
+/* The id of those frames if stored already, else 0 (never stores). */
+uint32_t _ms_stack_find(const uintptr_t *ip, unsigned n)
+{
+    return n ? probe(__atomic_load_n(&table, __ATOMIC_ACQUIRE), hash_ips(ip, n), ip, n) : 0;
+}
+
 uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
 {
     if (n == 0) return 0;

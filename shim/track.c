@@ -75,22 +75,39 @@ static inline ms_meta_t *fresh_meta(const void *p)
     return &pg->meta[_ms_block_index(&_ms_classes[pg->cls], (uint64_t)((const uint8_t *)p - pg->start))];
 }
 
-static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc)
+/* A record built in registers and stored whole: composed field by field
+ * in memory, its 16 bytes were read back while their parts were still
+ * being written (a store-forwarding stall, most of record()'s time). */
+static inline ms_meta_t meta_make(uint32_t stack, uint32_t tid, size_t n, unsigned alloc, unsigned flags)
 {
-    if (!p) return;
-    bool sampled = !_ms_opt.sample || take_sample(n);
-    ms_meta_t m = {
-        .stack = sampled ? _ms_capture(site) : 0,
-        .tid = my_tid(),
+    return (ms_meta_t){
+        .stack = stack,
+        .tid = tid,
         .size = n <= MS_META_SIZE_MAX ? (uint32_t)n : 0,
         .alloc = alloc,
         .state = MS_BLK_LIVE,
-        .flags = (sampled ? MS_META_SAMPLED : 0) | (_ms_busy ? MS_META_INTERNAL : 0),
+        .flags = flags,
     };
+}
+
+static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc)
+{
+    if (!p) return;
+    /* The record's line is asked for first: a live set larger than the
+     * cache finds it out of the cache, and it arrives while the stack is
+     * taken. */
     ms_meta_t *slot = fresh_meta(p);
-    if (slot) *slot = m;
-    else if (!_ms_segment_of(p)) _ms_huge_set_meta(p, &m, n);
-    if (_ms_prof_on && !(m.flags & MS_META_INTERNAL)) _ms_prof_alloc(m.stack, n, p);
+    if (MS_LIKELY(slot != NULL)) __builtin_prefetch(slot, 1);
+    bool sampled = !_ms_opt.sample || take_sample(n);
+    uint32_t stack = sampled ? _ms_capture(site) : 0;
+    uint32_t tid = my_tid();
+    unsigned flags = (sampled ? MS_META_SAMPLED : 0) | (_ms_busy ? MS_META_INTERNAL : 0);
+    if (MS_LIKELY(slot != NULL)) *slot = meta_make(stack, tid, n, alloc, flags);
+    else if (!_ms_segment_of(p)) {
+        ms_meta_t m = meta_make(stack, tid, n, alloc, flags);
+        _ms_huge_set_meta(p, &m, n);
+    }
+    if (_ms_prof_on && !(flags & MS_META_INTERNAL)) _ms_prof_alloc(stack, n, p);
 }
 
 /* The profile forgets a released block (memshim's own blocks never counted;
@@ -219,7 +236,13 @@ static inline void free_checked(void *p, const ms_site_t *site, unsigned how, ms
 {
     ms_segment_t *s;
     ms_where_t w;
-    if (!p || !release(p, site, how, batch, &s, &w)) return;
+    if (!p) return;
+    /* The block's first line is read (its free key) and written (its link)
+     * below, after its record: a program freeing blocks it has not touched
+     * lately misses the cache on both, and asked for now the two misses
+     * overlap instead of following each other. */
+    __builtin_prefetch(p, 1);
+    if (!release(p, site, how, batch, &s, &w)) return;
     if (s) _ms_free_at(p, s, &w);
     else _ms_free(p);
 }

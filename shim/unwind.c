@@ -121,9 +121,11 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
  * stack slot where every later frame's return address was found.  A hit is
  * accepted only if each of those slots still holds the same return address:
  * then unwinding would walk the same chain, and ~100 ns of unwinding become
- * ~10 ns of comparisons.  Slots are searched between the caller's stack
+ * ~10 ns of comparisons.  Every slot read lies between the caller's stack
  * pointer and the thread's stack top (its TCB, or __libc_stack_end for the
- * main thread), so nothing outside the stack is ever read. */
+ * main thread), so nothing outside the stack is ever read.  A stack the
+ * cache does not hold is looked for next with the frame sizes learnt
+ * (walk() below), and unwound by libunwind only when that fails. */
 
 /* The cache is set-associative: a site (return address and stack pointer)
  * may be in any of its set's SC_WAYS entries.  Two hot sites that hash
@@ -225,83 +227,138 @@ static sc_ent *sc_victim(sc_ent *set, const sc_ent *keep)
     return v;
 }
 
-/* Frame sizes by return address, learnt by the search below: the distance
- * from the stack slot holding a return address to the slot holding the
- * next one out.  A direct-mapped table of (address << 16 | words) words,
- * shared by all threads; a racing write loses one guess, never a stack,
- * since every guess is checked against the address the unwinder gave. */
-#define FRAME_SLOTS 8192
+/* ---- frame sizes, learnt ---------------------------------------------------- *
+ * At a given return address a function's frame has one size (unless it
+ * uses alloca): the distance from the stack slot holding that return
+ * address to the slot holding the next one out.  Each unwind teaches them
+ * (locate() below), and the return address at which libunwind stopped is
+ * marked as the outermost (FRAME_END).  A direct-mapped table of
+ * (address << 16 | words) words, shared by all threads; a racing write
+ * loses one size, never a stack: what the sizes give is only ever checked
+ * against the unwinder's word (locate) or against a stack it gave before
+ * (walk). */
+#define FRAME_SLOTS 65536            /* 512 KiB of .bss, touched where used */
+#define FRAME_END   0xffffu          /* libunwind's walk ends at this return address */
 static uint64_t frame_sizes[FRAME_SLOTS];
 
-static inline size_t frame_slot(uintptr_t ra) { return (size_t)((ra * 0x9E3779B97F4A7C15ULL) >> 51); }
+static inline size_t frame_slot(uintptr_t ra) { return (size_t)((ra * 0x9E3779B97F4A7C15ULL) >> 48); }
 
-static inline uintptr_t frame_guess(uintptr_t ra)
+/* Words from the slot of return address ra to the next frame's, FRAME_END,
+ * or 0: not known. */
+static inline unsigned frame_words(uintptr_t ra)
 {
     uint64_t v = __atomic_load_n(&frame_sizes[frame_slot(ra)], __ATOMIC_RELAXED);
-    return (v >> 16) == (ra & 0xffffffffffffULL) ? (uintptr_t)(v & 0xffff) * 8 : 0;
+    return (v >> 16) == (ra & 0xffffffffffffULL) ? (unsigned)(v & 0xffff) : 0;
 }
 
-static inline void frame_learn(uintptr_t ra, uintptr_t bytes)
+static inline void frame_learn(uintptr_t ra, unsigned words)
 {
     __atomic_store_n(&frame_sizes[frame_slot(ra)],
-                     (uint64_t)(ra & 0xffffffffffffULL) << 16 | (bytes / 8 & 0xffff), __ATOMIC_RELAXED);
+                     (uint64_t)(ra & 0xffffffffffffULL) << 16 | (words & 0xffff), __ATOMIC_RELAXED);
 }
 
-/* The slow half: unwind, intern, and remember where each frame's return
- * address lies so the next call from here can be checked cheaply. */
+/* The stack slot of each of the n frames' return addresses (the unwinder's
+ * ip[i] + 1), pos[i]: where the frame sizes learnt put it, else searched
+ * for within SC_SPAN words above the one before (frames of more than
+ * 32 KiB are not followed, and a frame not on this stack, a signal
+ * trampoline's, ends the search early) and its size learnt.  How many
+ * frames were found: n, or fewer. */
+static unsigned locate(const ms_site_t *site, const stack_cache_t *c, const uintptr_t *ip, unsigned n,
+                       uintptr_t *pos)
+{
+    pos[0] = site->sp - 8;
+    for (unsigned i = 1; i < n; i++) {
+        uintptr_t want = ip[i] + 1, prev = pos[i - 1], at = prev;
+        unsigned g = frame_words(ip[i - 1] + 1);
+        if (g && g != FRAME_END) at = prev + (uintptr_t)g * 8;
+        if (at == prev || at + 8 > c->top || *(const uintptr_t *)at != want) {
+            uintptr_t end = c->top - prev > SC_SPAN * 8 ? prev + SC_SPAN * 8 : c->top;
+            for (at = prev + 8; at + 8 <= end && *(const uintptr_t *)at != want; at += 8) {}
+            if (at + 8 > end) return i;
+            frame_learn(ip[i - 1] + 1, (unsigned)((at - prev) / 8));
+        }
+        pos[i] = at;
+    }
+    return n;
+}
+
+/* The stack as the frame sizes learnt give it, without the unwinder: from
+ * the caller's return address, each next one where its frame's size puts
+ * it, up to max frames or one marked outermost.  Its frames (as
+ * _ms_unwind() gives them: return addresses less one) and slots, or 0
+ * when a size is not known or leads off the stack.  Only a stack the
+ * unwinder gave before is taken (the caller looks it up): a word that
+ * merely looks like a return address (alloca'd space, a stale frame) does
+ * not make a stack. */
+static unsigned walk(const ms_site_t *site, const stack_cache_t *c, uintptr_t *ip, uintptr_t *pos,
+                     unsigned max)
+{
+    uintptr_t at = site->sp - 8, ra = site->ra;
+    for (unsigned i = 0;;) {
+        ip[i] = ra - 1;
+        pos[i] = at;
+        if (++i == max) return i;
+        unsigned g = frame_words(ra);
+        if (g == FRAME_END) return i;
+        if (!g) return 0;
+        at += (uintptr_t)g * 8;
+        if (at + 8 > c->top) return 0;
+        ra = *(const uintptr_t *)at;
+        if (ra < 4096) return 0;
+    }
+}
+
+/* The slow half: the stack from the learnt frame sizes if it is one seen
+ * before, else from libunwind (interned, and its frame sizes learnt); then
+ * remembered in the cache, so that the next call from here is checked
+ * cheaply. */
 static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c, bool cacheable)
 {
-    uintptr_t ip[MS_MAX_STACK];
+    uintptr_t ip[MS_MAX_STACK], pos[MS_MAX_STACK];
+    unsigned max = _ms_opt.stack_depth, n;
+    uint32_t id = 0;
     ip[0] = 0;                                      /* read only when n > 0; says so to GCC */
-    unsigned n = _ms_unwind(ip, _ms_opt.stack_depth);
-    uint32_t id = _ms_stack_intern(ip, n);
-    if (!cacheable || !id || !n || n > SC_DEPTH || ip[0] + 1 != site->ra) return id;
+    if (cacheable && !_ms_busy && (n = walk(site, c, ip, pos, max)) && (id = _ms_stack_find(ip, n))) {
+        /* a stack seen before, found again in ~20 ns a frame less */
+    } else {
+        n = _ms_unwind(ip, max);
+        id = _ms_stack_intern(ip, n);
+        if (!cacheable || !id || !n || ip[0] + 1 != site->ra) return id;
+        if (locate(site, c, ip, n, pos) < n) return id;     /* not on this stack: not cacheable */
+        if (n < max) frame_learn(ip[n - 1] + 1, FRAME_END);
+    }
+    if (n > SC_DEPTH) return id;
     sc_ent *set = sc_set(c, site->ra, site->sp), *m = NULL;
     for (unsigned w = 0; w < SC_WAYS && !m; w++)
         if (set[w].ra == site->ra && set[w].sp == site->sp) m = &set[w];
     if (!m) {
         /* A site not seen lately.  Most such sites are met once (a free deep
-         * in a recursive walk, a one-off allocation in start-up code); their
-         * slots are searched only when they come back. */
+         * in a recursive walk, a one-off allocation in start-up code): they
+         * get an entry only when they come back. */
         sc_ent *e = sc_victim(set, NULL);
         *e = (sc_ent){ .ra = site->ra, .sp = site->sp, .fails = 1, .used = ++c->clock };
         return id;
     }
     /* This very site again, reached through another chain of callers (or
      * not cacheable last time).  A site whose stacks keep changing (the
-     * frees of a recursive walk over a tree) would have its slots searched
-     * again at every call for nothing: search at its 2nd, 4th ... 64th
-     * miss, then at every 64th.  The chain goes in the site's entry if that
-     * holds none yet, else in another of the set: both chains stay. */
+     * frees of a recursive walk over a tree) would be refilled at every
+     * call for nothing: at its 2nd, 4th ... 64th miss, then at every 64th.
+     * The chain goes in the site's entry if that holds none yet, else in
+     * another of the set: both chains stay. */
     unsigned f = ++m->fails;
     if ((f & (f - 1)) && (f & 63)) return id;
+    for (unsigned i = 1; i < n; i++)
+        if ((pos[i] - site->sp) / 8 > UINT16_MAX) return id;
     sc_ent *e = m->id ? sc_victim(set, m) : m;
     if (e != m) e->fails = m->fails;
     e->ra = site->ra;
     e->sp = site->sp;
     e->used = ++c->clock;
-    /* Frame i's return address is looked for where the frame below it
-     * put it last time (a function's frame has the same size at the same
-     * return address, unless it uses alloca), else searched for: it lies
-     * within SC_SPAN words above the one before (frames of more than
-     * 32 KiB are not cached), so a frame not on this stack (a signal
-     * trampoline's) ends the search early. */
-    uintptr_t prev = site->sp - 8;                  /* where ip[0]'s return address is */
-    e->id = 0;
-    for (unsigned i = 1; i < n; i++) {              /* in order, below the stack top */
-        uintptr_t want = ip[i] + 1, pos = prev + frame_guess(ip[i - 1] + 1);
-        if (pos == prev || pos + 8 > c->top || *(const uintptr_t *)pos != want) {
-            uintptr_t end = c->top - prev > SC_SPAN * 8 ? prev + SC_SPAN * 8 : c->top;
-            for (pos = prev + 8; pos + 8 <= end && *(const uintptr_t *)pos != want; pos += 8) {}
-            if (pos + 8 > end) return id;           /* not cacheable */
-            frame_learn(ip[i - 1] + 1, pos - prev);
-        }
-        if ((pos - site->sp) / 8 > UINT16_MAX) return id;
-        e->off[i] = (uint16_t)((pos - site->sp) / 8);
-        e->want[i] = want;
-        prev = pos;
+    for (unsigned i = 1; i < n; i++) {
+        e->off[i] = (uint16_t)((pos[i] - site->sp) / 8);
+        e->want[i] = ip[i] + 1;
     }
-    e->depth = n;
+    e->depth = (uint16_t)n;
     e->epoch = __atomic_load_n(&_ms_module_epoch, __ATOMIC_ACQUIRE);
     e->id = id;
     return id;
