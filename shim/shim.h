@@ -271,7 +271,63 @@ static inline bool _ms_link_checked(ms_block_t *b, unsigned cls)
 MS_HIDDEN extern __thread int _ms_busy __attribute__((tls_model("initial-exec")));
 MS_HIDDEN ms_meta_t *_ms_meta_of(const void *p);
 typedef struct ms_site_s { uintptr_t ra, sp; } ms_site_t;   /* where the program called us */
-MS_HIDDEN uint32_t _ms_capture(const ms_site_t *site);
+
+/* unwind.c's per-thread stack cache, whose hit path is inlined into every
+ * tracked allocation and free.  The cache is set-associative: a site
+ * (return address and stack pointer) may be in any of its set's
+ * MS_SC_WAYS entries.  Two hot sites that hash alike, or one site reached
+ * through two chains of callers (a wrapper such as xmalloc called from
+ * two places at the same depth), each keep an entry instead of evicting
+ * each other at every call; the least recently used entry of the set
+ * makes room. */
+#define MS_SC_ENTRIES 128
+#define MS_SC_WAYS    4
+#define MS_SC_DEPTH   24               /* deeper stacks are not cached */
+typedef struct ms_sc_ent_s {
+    uintptr_t ra, sp;
+    uint32_t  id;
+    uint16_t  depth;
+    uint16_t  fails;                   /* misses at this very site since it was new */
+    unsigned  epoch;                   /* _ms_module_epoch when cached */
+    uint32_t  used;                    /* the cache's clock at the last hit or fill */
+    uint16_t  off[MS_SC_DEPTH];        /* slot of frame i, in words above sp */
+    uintptr_t want[MS_SC_DEPTH];       /* the return address expected there */
+} ms_sc_ent_t;
+typedef struct ms_stack_cache_s {
+    ms_sc_ent_t e[MS_SC_ENTRIES];
+    uintptr_t   top;                   /* highest stack address we may read */
+    uint32_t    clock;                 /* counts hits and fills: the ways' age */
+} ms_stack_cache_t;
+MS_HIDDEN extern __thread ms_stack_cache_t *_ms_sc __attribute__((tls_model("initial-exec")));
+MS_HIDDEN extern unsigned _ms_module_epoch;             /* bumped when a module is unloaded (modules.c) */
+MS_HIDDEN uint32_t _ms_capture_miss(const ms_site_t *site);
+
+/* The first entry of the site's set. */
+static inline ms_sc_ent_t *_ms_sc_set(ms_stack_cache_t *c, uintptr_t ra, uintptr_t sp)
+{
+    return &c->e[(size_t)(((ra ^ (sp << 7)) * 0x9E3779B97F4A7C15ULL) >> 57) & (MS_SC_ENTRIES - MS_SC_WAYS)];
+}
+
+/* The stack id of the program's call at `site`: from the cache when each
+ * slot of a cached chain still holds its return address (unwinding would
+ * walk the same chain), else from unwind.c. */
+static inline uint32_t _ms_capture(const ms_site_t *site)
+{
+    ms_stack_cache_t *c = _ms_sc;
+    if (MS_LIKELY((uintptr_t)c > 1) && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20)) {
+        ms_sc_ent_t *e = _ms_sc_set(c, site->ra, site->sp);
+        for (unsigned w = 0; w < MS_SC_WAYS; w++, e++) {
+            if (e->ra != site->ra || e->sp != site->sp || !e->id ||
+                e->epoch != __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED))
+                continue;
+            unsigned i = 1, n = e->depth;
+            for (; i < n; i++)
+                if (*(const uintptr_t *)(site->sp + (uintptr_t)e->off[i] * 8) != e->want[i]) break;
+            if (i == n) { e->used = ++c->clock; return e->id; }
+        }
+    }
+    return _ms_capture_miss(site);
+}
 MS_HIDDEN void   _ms_unwind_thread_exit(void);
 MS_HIDDEN void   _ms_unwind_lock(void);                 /* the spare stack caches, for fork */
 MS_HIDDEN void   _ms_unwind_unlock(bool child);
@@ -454,7 +510,6 @@ typedef struct ms_self_s {
     unsigned   ndata;
 } ms_self_t;
 MS_HIDDEN const ms_self_t *_ms_self(void);             /* memshim's own image (found once) */
-MS_HIDDEN extern unsigned _ms_module_epoch;             /* bumped when a module is unloaded */
 MS_HIDDEN uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigned n);
 MS_HIDDEN void   _ms_symbolize_keep_cancel(uintptr_t tag);
 MS_HIDDEN void   _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag);

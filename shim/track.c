@@ -64,15 +64,21 @@ static inline void scrub(void *p, size_t n)
     if (p && n >= sizeof(void *)) ((uintptr_t *)p)[0] = 0;
 }
 
-/* The record of a block just handed out: no validation needed. */
-static inline ms_meta_t *fresh_meta(const void *p)
+/* The record of a block just handed out from segment s: no validation
+ * needed. */
+static inline ms_meta_t *meta_in(ms_segment_t *s, const void *p)
 {
-    ms_segment_t *s = _ms_segment_of(p);
-    if (!s) return NULL;
     unsigned i = _ms_page_index(s, p);
     ms_page_t *pg = &s->pages[s->span_head[i]];
     if (!pg->meta) return NULL;
     return &pg->meta[_ms_block_index(&_ms_classes[pg->cls], (uint64_t)((const uint8_t *)p - pg->start))];
+}
+
+/* The same for a block from anywhere (a huge one has none here). */
+static inline ms_meta_t *fresh_meta(const void *p)
+{
+    ms_segment_t *s = _ms_segment_of(p);
+    return s ? meta_in(s, p) : NULL;
 }
 
 /* A record built in registers and stored whole: composed field by field
@@ -90,13 +96,16 @@ static inline ms_meta_t meta_make(uint32_t stack, uint32_t tid, size_t n, unsign
     };
 }
 
-static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc)
+/* `pooled`: p comes from malloc or calloc of at most MS_MAX_SMALL bytes,
+ * hence from a segment, whose header is then found without the bitmap. */
+static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled)
 {
     if (!p) return;
     /* The record's line is asked for first: a live set larger than the
      * cache finds it out of the cache, and it arrives while the stack is
      * taken. */
-    ms_meta_t *slot = fresh_meta(p);
+    ms_meta_t *slot = pooled ? meta_in((ms_segment_t *)((uintptr_t)p & ~(MS_SEGMENT_SIZE - 1)), p)
+                             : fresh_meta(p);
     if (MS_LIKELY(slot != NULL)) __builtin_prefetch(slot, 1);
     bool sampled = !_ms_opt.sample || take_sample(n);
     uint32_t stack = sampled ? _ms_capture(site) : 0;
@@ -217,7 +226,7 @@ void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
     void *p = _ms_malloc(n);
     check_pop_sized(p, n);
     scrub(p, n);
-    record(p, n, site, MS_ALLOC_MALLOC);
+    record(p, n, site, MS_ALLOC_MALLOC, n <= MS_MAX_SMALL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
@@ -226,7 +235,7 @@ void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
 {
     void *p = _ms_calloc(n, m);
     check_pop_sized(p, n * m);                 /* p: no overflow */
-    record(p, n * m, site, MS_ALLOC_MALLOC);
+    record(p, n * m, site, MS_ALLOC_MALLOC, n * m <= MS_MAX_SMALL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
@@ -265,7 +274,7 @@ void *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *sit
     void *p = _ms_new(n, align);
     if (p) check_pop(p);
     scrub(p, n);
-    record(p, n, site, how);
+    record(p, n, site, how, false);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
@@ -304,9 +313,9 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
         if (m) unprofile(&before, before.size, p);
         else if (huge) unprofile(&h, hsize, p);
     }
-    if (q != p && q) { record(q, n, site, MS_ALLOC_MALLOC); return q; }
+    if (q != p && q) { record(q, n, site, MS_ALLOC_MALLOC, false); return q; }
     if (m) *m = before;                   /* p stays: failed, or resized in place */
-    if (q) record(q, n, site, MS_ALLOC_MALLOC);
+    if (q) record(q, n, site, MS_ALLOC_MALLOC, false);
     return q;
 }
 
@@ -314,14 +323,14 @@ void *_ms_tracked_memalign(size_t align, size_t n, const ms_site_t *site)
 {
     void *p = _ms_memalign(align, n);
     scrub(p, n);
-    record(p, n, site, MS_ALLOC_MALLOC);
+    record(p, n, site, MS_ALLOC_MALLOC, false);
     return p;
 }
 
 int _ms_tracked_posix_memalign(void **out, size_t align, size_t n, const ms_site_t *site)
 {
     int rc = _ms_posix_memalign(out, align, n);
-    if (rc == 0) { scrub(*out, n); record(*out, n, site, MS_ALLOC_MALLOC); }
+    if (rc == 0) { scrub(*out, n); record(*out, n, site, MS_ALLOC_MALLOC, false); }
     return rc;
 }
 
@@ -329,7 +338,7 @@ void *_ms_tracked_valloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_valloc(n);
     scrub(p, n);
-    record(p, n, site, MS_ALLOC_MALLOC);
+    record(p, n, site, MS_ALLOC_MALLOC, false);
     return p;
 }
 
@@ -337,6 +346,6 @@ void *_ms_tracked_pvalloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_pvalloc(n);
     scrub(p, n);
-    record(p, n, site, MS_ALLOC_MALLOC);
+    record(p, n, site, MS_ALLOC_MALLOC, false);
     return p;
 }

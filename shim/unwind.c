@@ -127,34 +127,16 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
  * cache does not hold is looked for next with the frame sizes learnt
  * (walk() below), and unwound by libunwind only when that fails. */
 
-/* The cache is set-associative: a site (return address and stack pointer)
- * may be in any of its set's SC_WAYS entries.  Two hot sites that hash
- * alike, or one site reached through two chains of callers (a wrapper such
- * as xmalloc called from two places at the same depth), each keep an
- * entry instead of evicting each other at every call; the least recently
- * used entry of the set makes room. */
-#define SC_ENTRIES 128
-#define SC_WAYS    4
-#define SC_DEPTH   24                /* deeper stacks are not cached */
 #define SC_SPAN    4096              /* words from one frame's return slot to the next */
-typedef struct {
-    uintptr_t ra, sp;
-    uint32_t  id;
-    uint16_t  depth;
-    uint16_t  fails;                 /* misses at this very site since it was new */
-    unsigned  epoch;                 /* _ms_module_epoch when cached */
-    uint32_t  used;                  /* the cache's clock at the last hit or fill */
-    uint16_t  off[SC_DEPTH];         /* slot of frame i, in words above sp */
-    uintptr_t want[SC_DEPTH];        /* the return address expected there */
-} sc_ent;
-typedef struct {
-    sc_ent    e[SC_ENTRIES];
-    uintptr_t top;                 /* highest stack address we may read */
-    uint32_t  clock;               /* counts hits and fills: the ways' age */
-} stack_cache_t;
+typedef ms_stack_cache_t stack_cache_t;
+typedef ms_sc_ent_t sc_ent;
+#define SC_ENTRIES MS_SC_ENTRIES
+#define SC_WAYS    MS_SC_WAYS
+#define SC_DEPTH   MS_SC_DEPTH
 
 #define SC_DEAD ((stack_cache_t *)1)
-static __thread stack_cache_t *tl_sc __attribute__((tls_model("initial-exec")));
+#define tl_sc _ms_sc
+__thread stack_cache_t *_ms_sc __attribute__((tls_model("initial-exec")));
 extern void *__libc_stack_end;
 
 /* The top of the calling thread's stack: its TCB (glibc puts it at the top
@@ -207,11 +189,7 @@ void _ms_unwind_unlock(bool child)
     else pthread_mutex_unlock(&spare_lock);
 }
 
-/* The first entry of the site's set. */
-static sc_ent *sc_set(stack_cache_t *c, uintptr_t ra, uintptr_t sp)
-{
-    return &c->e[(size_t)(((ra ^ (sp << 7)) * 0x9E3779B97F4A7C15ULL) >> 57) & (SC_ENTRIES - SC_WAYS)];
-}
+#define sc_set _ms_sc_set
 
 /* The set's entry to fill: an empty one, else the least recently used,
  * never `keep`. */
@@ -364,22 +342,11 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
     return id;
 }
 
-uint32_t _ms_capture(const ms_site_t *site)
+/* What the inline hit path (shim.h) did not find. */
+uint32_t _ms_capture_miss(const ms_site_t *site)
 {
     stack_cache_t *c = cache_get();
     bool cacheable = c && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20);
-    if (MS_LIKELY(cacheable)) {
-        sc_ent *e = sc_set(c, site->ra, site->sp);
-        for (unsigned w = 0; w < SC_WAYS; w++, e++) {
-            if (e->ra != site->ra || e->sp != site->sp || !e->id ||
-                e->epoch != __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED))
-                continue;
-            unsigned i = 1, n = e->depth;
-            for (; i < n; i++)
-                if (*(const uintptr_t *)(site->sp + (uintptr_t)e->off[i] * 8) != e->want[i]) break;
-            if (i == n) { e->used = ++c->clock; return e->id; }
-        }
-    }
     return capture_miss(site, c, cacheable);
 }
 
