@@ -286,16 +286,18 @@ static uint64_t function_id(enc_t *e, const ms_frame_t *f)
     return sl->val;
 }
 
-static uint64_t location_id(enc_t *e, uintptr_t ip)
+/* The location of frame f, symbolized already by _ms_stack_frames (which
+ * names start_thread without the C library's debug file: asked again here,
+ * libdw would read it). */
+static uint64_t location_id(enc_t *e, const ms_frame_t *fr)
 {
-    slot_t *sl = map_slot(&e->locs, ip, NULL, NULL);
+    slot_t *sl = map_slot(&e->locs, fr->ip, NULL, NULL);
     if (!sl) { e->out.oom = true; return 0; }
     if (sl->val) return sl->val;
     uint32_t id = ++e->nlocs;
     sl->val = id;
     e->locs.used++;
-    ms_frame_t f;
-    _ms_symbolize(ip, &f, true);
+    ms_frame_t f = *fr;
     uint64_t fn = function_id(e, &f);
     e->line.len = 0;                                 /* Line */
     pb_uint(&e->line, 1, fn);
@@ -314,7 +316,7 @@ static void write_sample(enc_t *e, const ms_psite_t *s)
     ms_frame_t f[MS_MAX_STACK];
     unsigned n = _ms_stack_frames(s->stack, f);
     uint64_t loc[MS_MAX_STACK];
-    for (unsigned i = 0; i < n; i++) loc[i] = location_id(e, f[i].ip);   /* leaf first, as pprof wants */
+    for (unsigned i = 0; i < n; i++) loc[i] = location_id(e, &f[i]);   /* leaf first, as pprof wants */
     const uint64_t v[8] = { s->allocs, s->alloc_bytes, s->live_blocks, s->live_bytes,
                             s->peak_blocks, s->peak_bytes, s->temps, s->temp_bytes };
     e->sub.len = 0;
