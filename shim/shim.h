@@ -893,14 +893,14 @@ static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__
 MS_HIDDEN uint64_t _ms_prof_weigh(size_t n, uint64_t *bytes);
 
 /* Add v to a counter that every thread may add to: with a locked add once
- * the process has a second thread, and until then (__libc_single_threaded,
- * which glibc clears for good at the first pthread_create) with a plain add
- * of one instruction, ~20 cycles less, that a signal handler's add cannot
- * fall inside. */
-static inline void _ms_count_add(uint64_t *c, uint64_t v)
+ * the process has a second thread, and until then (`alone`: the caller's
+ * read of __libc_single_threaded, which glibc clears for good at the first
+ * pthread_create) with a plain add of one instruction, ~20 cycles less,
+ * that a signal handler's add cannot fall inside. */
+static inline void _ms_count_add(bool alone, uint64_t *c, uint64_t v)
 {
 #if defined(__x86_64__)
-    if (MS_LIKELY(__libc_single_threaded)) {
+    if (MS_LIKELY(alone)) {
         __asm__ volatile("addq %1, %0" : "+m"(*c) : "er"(v));
         return;
     }
@@ -915,8 +915,9 @@ void _ms_prof_alloc_w(uint32_t stack, size_t n, const void *p, uint64_t w, uint6
 {
     ms_prof_t *c = _ms_stack_prof(stack);
     if (!c) return;
-    _ms_count_add(&c->allocs, w);
-    _ms_count_add(&c->alloc_bytes, nb);
+    bool alone = __libc_single_threaded;      /* read once: _ms_count_add */
+    _ms_count_add(alone, &c->allocs, w);
+    _ms_count_add(alone, &c->alloc_bytes, nb);
     ms_prof_thread_t *t = _ms_prof_tl;
     if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
     unsigned b = _ms_prof_bucket(n);
@@ -936,12 +937,13 @@ void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
     if (MS_UNLIKELY(__atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED) + t->pending >
                     __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED)))
         _ms_prof_peak();                /* before the free: the heap at its high */
-    _ms_count_add(&c->frees, w);
-    _ms_count_add(&c->freed_bytes, nb);
+    bool alone = __libc_single_threaded;
+    _ms_count_add(alone, &c->frees, w);
+    _ms_count_add(alone, &c->freed_bytes, nb);
     if (p == t->last) {
         t->last = NULL;
-        _ms_count_add(&c->temps, w);
-        _ms_count_add(&c->temp_bytes, nb);
+        _ms_count_add(alone, &c->temps, w);
+        _ms_count_add(alone, &c->temp_bytes, nb);
     }
     if (MS_UNLIKELY((t->pending -= (int64_t)nb) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }
