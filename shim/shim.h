@@ -298,6 +298,7 @@ typedef struct ms_stack_cache_s {
     uintptr_t   top;                   /* highest stack address we may read */
     uint32_t    clock;                 /* counts hits and fills: the ways' age */
 } ms_stack_cache_t;
+#define MS_SC_DEAD ((ms_stack_cache_t *)1)  /* _ms_sc of a thread past its end: no cache */
 MS_HIDDEN extern __thread ms_stack_cache_t *_ms_sc __attribute__((tls_model("initial-exec")));
 MS_HIDDEN extern unsigned _ms_module_epoch;             /* bumped when a module is unloaded (modules.c) */
 MS_HIDDEN uint32_t _ms_capture_miss(const ms_site_t *site);
@@ -314,7 +315,7 @@ static inline ms_sc_ent_t *_ms_sc_set(ms_stack_cache_t *c, uintptr_t ra, uintptr
 static inline uint32_t _ms_capture(const ms_site_t *site)
 {
     ms_stack_cache_t *c = _ms_sc;
-    if (MS_LIKELY((uintptr_t)c > 1) && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20)) {
+    if (MS_LIKELY((uintptr_t)c > (uintptr_t)MS_SC_DEAD) && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20)) {
         ms_sc_ent_t *e = _ms_sc_set(c, site->ra, site->sp);
         for (unsigned w = 0; w < MS_SC_WAYS; w++, e++) {
             if (e->ra != site->ra || e->sp != site->sp || !e->id ||

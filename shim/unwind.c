@@ -128,15 +128,7 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
  * (walk() below), and unwound by libunwind only when that fails. */
 
 #define SC_SPAN    4096              /* words from one frame's return slot to the next */
-typedef ms_stack_cache_t stack_cache_t;
-typedef ms_sc_ent_t sc_ent;
-#define SC_ENTRIES MS_SC_ENTRIES
-#define SC_WAYS    MS_SC_WAYS
-#define SC_DEPTH   MS_SC_DEPTH
-
-#define SC_DEAD ((stack_cache_t *)1)
-#define tl_sc _ms_sc
-__thread stack_cache_t *_ms_sc __attribute__((tls_model("initial-exec")));
+__thread ms_stack_cache_t *_ms_sc __attribute__((tls_model("initial-exec")));
 extern void *__libc_stack_end;
 
 /* The top of the calling thread's stack: its TCB (glibc puts it at the top
@@ -146,38 +138,38 @@ uintptr_t _ms_stack_top(void)
     return _ms_os_gettid() == getpid() ? (uintptr_t)__libc_stack_end : _ms_thread_pointer();
 }
 
-/* A thread's cache is ~90 KiB, a mapping of its own: unmapping it at every
+/* A thread's cache is ~34 KiB, a mapping of its own: unmapping it at every
  * thread's end costs the whole process a TLB shootdown, so the caches of
  * threads gone wait on a list for the next threads.  Their entries stay:
  * one matches only where the stack holds the very return addresses it
  * names (a new thread often runs on the old one's stack, glibc reusing
  * them), and its id, from the shared trace table, is then right. */
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
-static stack_cache_t  *spare;              /* linked through e[0].ra (spare_lock) */
+static ms_stack_cache_t  *spare;              /* linked through e[0].ra (spare_lock) */
 
-static stack_cache_t *cache_get(void)
+static ms_stack_cache_t *cache_get(void)
 {
-    stack_cache_t *c = tl_sc;
-    if (MS_LIKELY(c != NULL)) return c == SC_DEAD ? NULL : c;
+    ms_stack_cache_t *c = _ms_sc;
+    if (MS_LIKELY(c != NULL)) return c == MS_SC_DEAD ? NULL : c;
     pthread_mutex_lock(&spare_lock);
     if ((c = spare) != NULL) {
-        spare = (stack_cache_t *)c->e[0].ra;
-        c->e[0] = (sc_ent){ 0 };
+        spare = (ms_stack_cache_t *)c->e[0].ra;
+        c->e[0] = (ms_sc_ent_t){ 0 };
     }
     pthread_mutex_unlock(&spare_lock);
     if (!c && !(c = _ms_meta_alloc(sizeof *c))) return NULL;
     c->top = _ms_stack_top();
-    tl_sc = c;
+    _ms_sc = c;
     return c;
 }
 
 void _ms_unwind_thread_exit(void)
 {
-    stack_cache_t *c = tl_sc;
-    tl_sc = SC_DEAD;                 /* a dying thread does not make a new one */
-    if (!c || c == SC_DEAD) return;
+    ms_stack_cache_t *c = _ms_sc;
+    _ms_sc = MS_SC_DEAD;                 /* a dying thread does not make a new one */
+    if (!c || c == MS_SC_DEAD) return;
     pthread_mutex_lock(&spare_lock);
-    c->e[0] = (sc_ent){ .ra = (uintptr_t)spare };
+    c->e[0] = (ms_sc_ent_t){ .ra = (uintptr_t)spare };
     spare = c;
     pthread_mutex_unlock(&spare_lock);
 }
@@ -189,15 +181,14 @@ void _ms_unwind_unlock(bool child)
     else pthread_mutex_unlock(&spare_lock);
 }
 
-#define sc_set _ms_sc_set
 
 /* The set's entry to fill: an empty one, else the least recently used,
  * never `keep`. */
-static sc_ent *sc_victim(sc_ent *set, const sc_ent *keep)
+static ms_sc_ent_t *sc_victim(ms_sc_ent_t *set, const ms_sc_ent_t *keep)
 {
-    sc_ent *v = NULL;
-    for (unsigned w = 0; w < SC_WAYS; w++) {
-        sc_ent *e = &set[w];
+    ms_sc_ent_t *v = NULL;
+    for (unsigned w = 0; w < MS_SC_WAYS; w++) {
+        ms_sc_ent_t *e = &set[w];
         if (e == keep) continue;
         if (!e->ra) return e;
         if (!v || e->used < v->used) v = e;
@@ -241,7 +232,7 @@ static inline void frame_learn(uintptr_t ra, unsigned words)
  * 32 KiB are not followed, and a frame not on this stack, a signal
  * trampoline's, ends the search early) and its size learnt.  How many
  * frames were found: n, or fewer. */
-static unsigned locate(const ms_site_t *site, const stack_cache_t *c, const uintptr_t *ip, unsigned n,
+static unsigned locate(const ms_site_t *site, const ms_stack_cache_t *c, const uintptr_t *ip, unsigned n,
                        uintptr_t *pos)
 {
     pos[0] = site->sp - 8;
@@ -268,7 +259,7 @@ static unsigned locate(const ms_site_t *site, const stack_cache_t *c, const uint
  * unwinder gave before is taken (the caller looks it up): a word that
  * merely looks like a return address (alloca'd space, a stale frame) does
  * not make a stack. */
-static unsigned walk(const ms_site_t *site, const stack_cache_t *c, uintptr_t *ip, uintptr_t *pos,
+static unsigned walk(const ms_site_t *site, const ms_stack_cache_t *c, uintptr_t *ip, uintptr_t *pos,
                      unsigned max)
 {
     uintptr_t at = site->sp - 8, ra = site->ra;
@@ -290,7 +281,7 @@ static unsigned walk(const ms_site_t *site, const stack_cache_t *c, uintptr_t *i
  * before, else from libunwind (interned, and its frame sizes learnt); then
  * remembered in the cache, so that the next call from here is checked
  * cheaply. */
-static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c, bool cacheable)
+static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t *c, bool cacheable)
 {
     uintptr_t ip[MS_MAX_STACK], pos[MS_MAX_STACK];
     unsigned max = _ms_opt.stack_depth, n;
@@ -305,16 +296,16 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
         if (locate(site, c, ip, n, pos) < n) return id;     /* not on this stack: not cacheable */
         if (n < max) frame_learn(ip[n - 1] + 1, FRAME_END);
     }
-    if (n > SC_DEPTH) return id;
-    sc_ent *set = sc_set(c, site->ra, site->sp), *m = NULL;
-    for (unsigned w = 0; w < SC_WAYS && !m; w++)
+    if (n > MS_SC_DEPTH) return id;
+    ms_sc_ent_t *set = _ms_sc_set(c, site->ra, site->sp), *m = NULL;
+    for (unsigned w = 0; w < MS_SC_WAYS && !m; w++)
         if (set[w].ra == site->ra && set[w].sp == site->sp) m = &set[w];
     if (!m) {
         /* A site not seen lately.  Most such sites are met once (a free deep
          * in a recursive walk, a one-off allocation in start-up code): they
          * get an entry only when they come back. */
-        sc_ent *e = sc_victim(set, NULL);
-        *e = (sc_ent){ .ra = site->ra, .sp = site->sp, .fails = 1, .used = ++c->clock };
+        ms_sc_ent_t *e = sc_victim(set, NULL);
+        *e = (ms_sc_ent_t){ .ra = site->ra, .sp = site->sp, .fails = 1, .used = ++c->clock };
         return id;
     }
     /* This very site again, reached through another chain of callers (or
@@ -327,7 +318,7 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
     if ((f & (f - 1)) && (f & 63)) return id;
     for (unsigned i = 1; i < n; i++)
         if ((pos[i] - site->sp) / 8 > UINT16_MAX) return id;
-    sc_ent *e = m->id ? sc_victim(set, m) : m;
+    ms_sc_ent_t *e = m->id ? sc_victim(set, m) : m;
     if (e != m) e->fails = m->fails;
     e->ra = site->ra;
     e->sp = site->sp;
@@ -345,7 +336,7 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, stack_cache_t *c
 /* What the inline hit path (shim.h) did not find. */
 uint32_t _ms_capture_miss(const ms_site_t *site)
 {
-    stack_cache_t *c = cache_get();
+    ms_stack_cache_t *c = cache_get();
     bool cacheable = c && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20);
     return capture_miss(site, c, cacheable);
 }
