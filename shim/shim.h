@@ -295,7 +295,8 @@ typedef struct ms_sc_ent_s {
 } ms_sc_ent_t;
 typedef struct ms_stack_cache_s {
     ms_sc_ent_t e[MS_SC_ENTRIES];
-    uintptr_t   top;                   /* highest stack address we may read */
+    uintptr_t   lo, top;               /* the thread's own stack: a call site below lo
+                                        * (on a sigaltstack) is never cached */
     uint32_t    clock;                 /* counts hits and fills: the ways' age */
 } ms_stack_cache_t;
 #define MS_SC_DEAD ((ms_stack_cache_t *)1)  /* _ms_sc of a thread past its end: no cache */
@@ -315,7 +316,7 @@ static inline ms_sc_ent_t *_ms_sc_set(ms_stack_cache_t *c, uintptr_t ra, uintptr
 static inline uint32_t _ms_capture(const ms_site_t *site)
 {
     ms_stack_cache_t *c = _ms_sc;
-    if (MS_LIKELY((uintptr_t)c > (uintptr_t)MS_SC_DEAD) && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20)) {
+    if (MS_LIKELY((uintptr_t)c > (uintptr_t)MS_SC_DEAD) && site->sp >= c->lo && site->sp < c->top) {
         ms_sc_ent_t *e = _ms_sc_set(c, site->ra, site->sp);
         for (unsigned w = 0; w < MS_SC_WAYS; w++, e++) {
             if (e->ra != site->ra || e->sp != site->sp || !e->id ||

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
+#include <sys/resource.h>
 #include <link.h>
 #include <string.h>
 #include <unistd.h>
@@ -121,9 +122,11 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
  * stack slot where every later frame's return address was found.  A hit is
  * accepted only if each of those slots still holds the same return address:
  * then unwinding would walk the same chain, and ~100 ns of unwinding become
- * ~10 ns of comparisons.  Every slot read lies between the caller's stack
- * pointer and the thread's stack top (its TCB, or __libc_stack_end for the
- * main thread), so nothing outside the stack is ever read.  A stack the
+ * ~10 ns of comparisons.  Only a call made on the thread's own stack is
+ * cached (not one in a handler on a sigaltstack), and every slot read lies
+ * between its stack pointer and the thread's stack top (its TCB, or
+ * __libc_stack_end for the main thread), so nothing outside the stack is
+ * ever read.  A stack the
  * cache does not hold is looked for next with the frame sizes learnt
  * (walk() below), and unwound by libunwind only when that fails. */
 
@@ -147,18 +150,51 @@ uintptr_t _ms_stack_top(void)
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
 static ms_stack_cache_t  *spare;              /* linked through e[0].ra (spare_lock) */
 
+/* The lowest address of the calling thread's own stack, below `top`:
+ * glibc's record of a thread's stack (which pthread_getattr_np reads, with
+ * an allocation of its own), and for the main thread its stack limit.  A
+ * signal handler on an alternate stack runs below it; from there the
+ * words up to the top cross other mappings, unreadable ones among them. */
+static uintptr_t stack_low(uintptr_t top)
+{
+    int saved = errno;
+    uintptr_t lo = top;                              /* not known: nothing cached */
+    if (_ms_os_gettid() == getpid()) {
+        struct rlimit r;
+        size_t max = (size_t)8 << 20;
+        if (getrlimit(RLIMIT_STACK, &r) == 0 && r.rlim_cur != RLIM_INFINITY && r.rlim_cur < ((rlim_t)1 << 32))
+            max = (size_t)r.rlim_cur;
+        lo = top > max ? top - max : 0;
+    } else {
+        pthread_attr_t a;
+        void *addr = NULL;
+        size_t size = 0;
+        _ms_busy++;
+        if (pthread_getattr_np(pthread_self(), &a) == 0) {
+            if (pthread_attr_getstack(&a, &addr, &size) != 0) addr = NULL;
+            pthread_attr_destroy(&a);
+        }
+        _ms_busy--;
+        if (addr && (uintptr_t)addr < top) lo = (uintptr_t)addr;
+    }
+    errno = saved;
+    return lo;
+}
+
 static ms_stack_cache_t *cache_get(void)
 {
     ms_stack_cache_t *c = _ms_sc;
     if (MS_LIKELY(c != NULL)) return c == MS_SC_DEAD ? NULL : c;
+    _ms_sc = MS_SC_DEAD;               /* while it is made: stack_low() allocates */
     pthread_mutex_lock(&spare_lock);
     if ((c = spare) != NULL) {
         spare = (ms_stack_cache_t *)c->e[0].ra;
         c->e[0] = (ms_sc_ent_t){ 0 };
     }
     pthread_mutex_unlock(&spare_lock);
-    if (!c && !(c = _ms_meta_alloc(sizeof *c))) return NULL;
+    if (!c && !(c = _ms_meta_alloc(sizeof *c))) { _ms_sc = NULL; return NULL; }
     c->top = _ms_stack_top();
+    c->lo = stack_low(c->top);
     _ms_sc = c;
     return c;
 }
@@ -337,7 +373,7 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
 uint32_t _ms_capture_miss(const ms_site_t *site)
 {
     ms_stack_cache_t *c = cache_get();
-    bool cacheable = c && site->sp < c->top && c->top - site->sp < ((size_t)8 << 20);
+    bool cacheable = c && site->sp >= c->lo && site->sp < c->top;
     return capture_miss(site, c, cacheable);
 }
 

@@ -104,3 +104,16 @@ Test(stacks, every_path_names_its_own_callers, .timeout = 120)
         check_paths(pads[i], "MEMSHIM_STACK_DEPTH=64");
     }
 }
+
+/* A handler on a sigaltstack below the thread's stack, an unreadable page
+ * between, allocating: its calls are not cached or walked (the cache reads
+ * up to the thread's stack top), and the program runs to its end. */
+Test(stacks, allocation_on_an_alternate_signal_stack, .timeout = 60)
+{
+    char *argv[] = { path_in_build("fixtures/altstack"), NULL };
+    run_t r = run_with(true, NULL, argv, NULL);
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %d (signal %d): %s", r.status,
+              WIFSIGNALED(r.status) ? WTERMSIG(r.status) : 0, r.err);
+    cr_expect(strstr(r.out, "altstack done 200"), "printed: %s", r.out);
+    run_free(&r);
+}
