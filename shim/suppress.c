@@ -61,9 +61,14 @@ typedef struct ms_supps_s supps_t;
 
 /* Always on: glibc keeps the dynamic thread vector through a pointer one
  * entry past its start, which a conservative scan sees as interior only
- * (valgrind ships the same suppression). */
+ * (valgrind ships the same suppression).  allocate_dtv and the two after
+ * it are static functions of the dynamic loader, named only by its
+ * separate debug file (Debian's libc6-dbg); without it, a thread's vector
+ * is known by its caller, the loader's exported _dl_allocate_tls, which
+ * allocates nothing else. */
 static ms_supp_t builtin[] = {
     { S_LINE, 0x7, "^allocate_dtv$", 0, NULL, 0, 0, 0 },
+    { S_LINE, 0x7, "^_dl_allocate_tls$", 0, NULL, 0, 0, 0 },
     { S_LINE, 0x7, "^_dl_resize_dtv$", 0, NULL, 0, 0, 0 },
     { S_LINE, 0x7, "^_dl_update_slotinfo$", 0, NULL, 0, 0, 0 },
 };
