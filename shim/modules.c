@@ -14,7 +14,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include "shim.h"
 
 #define MAX_RANGES 8
@@ -88,6 +90,28 @@ const ms_self_t *_ms_self(void)
 {
     pthread_once(&self_once, self_find);
     return &self;
+}
+
+/* ---- the C runtime's own objects ------------------------------------------- *
+ * The C library and the dynamic loader, known by load address: the exit
+ * path memshim's leak scan leaves out (unwind.c), a thread's start-up
+ * below its function (report.c), the frames whose lines are not looked up
+ * (symbolize.c). */
+static uintptr_t libc_base, ldso_base;
+static pthread_once_t runtime_once = PTHREAD_ONCE_INIT;
+
+static void runtime_find(void)
+{
+    Dl_info di;
+    libc_base = dladdr((void *)(uintptr_t)&exit, &di) ? (uintptr_t)di.dli_fbase : 0;
+    ldso_base = (uintptr_t)getauxval(AT_BASE);
+}
+
+ms_runtime_t _ms_runtime_at(uintptr_t base)
+{
+    pthread_once(&runtime_once, runtime_find);
+    if (!base) return MS_RT_NONE;
+    return base == libc_base ? MS_RT_LIBC : base == ldso_base ? MS_RT_LDSO : MS_RT_NONE;
 }
 
 int _ms_dlclose(void *handle)

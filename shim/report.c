@@ -850,10 +850,8 @@ static void text_frame(ms_buf_t *b, int pid, unsigned i, const ms_frame_t *f)
 /* Whether ip is in the C library's code. */
 static bool in_libc(uintptr_t ip)
 {
-    static uintptr_t base;                   /* the C library's load address, found once */
     Dl_info di;
-    if (!base && dladdr((void *)(uintptr_t)&exit, &di)) base = (uintptr_t)di.dli_fbase;
-    return base && dladdr((void *)ip, &di) && (uintptr_t)di.dli_fbase == base;
+    return dladdr((void *)ip, &di) && _ms_runtime_at((uintptr_t)di.dli_fbase) == MS_RT_LIBC;
 }
 
 /* glibc runs a thread's function from start_thread, which clone3 (clone
@@ -883,11 +881,9 @@ unsigned _ms_stack_frames(uint32_t stack, ms_frame_t *f)
             f[i].function = "start_thread";
             return i + 1;
         }
-        _ms_symbolize_name(ip[i], &f[i]);
-        if (f[i].function && strcmp(f[i].function, "start_thread") == 0)
-            return i + 1;              /* no line: the C library's DWARF, ~20 MB, for nothing of the program's */
-        _ms_symbolize(ip[i], &f[i], true);
-        if (f[i].function && strcmp(f[i].function, "main") == 0) return i + 1;
+        _ms_symbolize(ip[i], &f[i], true);         /* no line in the C library (symbolize.c) */
+        if (f[i].function && (strcmp(f[i].function, "main") == 0 || strcmp(f[i].function, "start_thread") == 0))
+            return i + 1;
     }
     return n;
 }

@@ -512,6 +512,8 @@ typedef struct ms_self_s {
     unsigned   ndata;
 } ms_self_t;
 MS_HIDDEN const ms_self_t *_ms_self(void);             /* memshim's own image (found once) */
+typedef enum { MS_RT_NONE, MS_RT_LIBC, MS_RT_LDSO } ms_runtime_t;
+MS_HIDDEN ms_runtime_t _ms_runtime_at(uintptr_t base);   /* the object loaded at base: libc, ld.so? */
 MS_HIDDEN uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigned n);
 MS_HIDDEN void   _ms_symbolize_keep_cancel(uintptr_t tag);
 MS_HIDDEN void   _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag);

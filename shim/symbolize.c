@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <sys/auxv.h>
 #include "shim.h"
 #include "table.h"
 
@@ -285,29 +284,17 @@ static const char *function_at(Dwfl_Module *mod, uintptr_t ip, bool *all)
 }
 
 /* f's file and line, from the module's line table (its DWARF, loaded the
- * first time). */
-/* The C library and the dynamic loader: their lines are left out.  Their
- * DWARF is in separate debug files (when installed at all), tens of MB
- * of compressed sections: reading it for the frames of printf's buffer or
+ * first time).  Not in the C library and the dynamic loader: their DWARF
+ * is in separate debug files (when installed at all), tens of MB of
+ * compressed sections; reading it for the frames of printf's buffer or
  * pthread_create's thread-local storage cost a short threaded program
  * ~80 ms and ~19 MB at exit, for lines in glibc's sources.  Their frames
  * keep their function names. */
-static bool runtime_module(Dwfl_Module *mod)
-{
-    static uintptr_t libc, ldso;
-    if (!libc) {
-        Dl_info di;
-        libc = dladdr((void *)(uintptr_t)&exit, &di) ? (uintptr_t)di.dli_fbase : 1;
-        ldso = (uintptr_t)getauxval(AT_BASE);
-    }
-    Dwarf_Addr start = 0;
-    p_modinfo(mod, NULL, &start, NULL, NULL, NULL, NULL, NULL);
-    return start && (start == libc || start == ldso);
-}
-
 static void add_line(Dwfl_Module *mod, uintptr_t ip, ms_frame_t *f)
 {
-    if (runtime_module(mod)) return;
+    Dwarf_Addr start = 0;
+    p_modinfo(mod, NULL, &start, NULL, NULL, NULL, NULL, NULL);
+    if (_ms_runtime_at((uintptr_t)start) != MS_RT_NONE) return;
     Dwfl_Line *line = p_getsrc(mod, ip);
     int ln = 0;
     const char *file = line ? p_lineinfo(line, NULL, &ln, NULL, NULL, NULL) : NULL;

@@ -10,7 +10,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/auxv.h>
 #include <sys/resource.h>
 #include <link.h>
 #include <string.h>
@@ -403,8 +402,6 @@ bool _ms_unwind_exit_frame(ms_scan_self_t *self)
         (int (*)(unw_cursor_t *, int, unw_word_t *))dlsym(unw_lib, "_ULx86_64_get_reg");
     if (!getcontext_ || !init || !step || !get_reg) return false;
     Dl_info di;
-    const void *libc = dladdr((void *)(uintptr_t)&exit, &di) ? di.dli_fbase : NULL;
-    const void *ldso = (const void *)getauxval(AT_BASE);
     static const int saved[] = { UNW_X86_64_RBX, UNW_X86_64_RBP, UNW_X86_64_R12,
                                  UNW_X86_64_R13, UNW_X86_64_R14, UNW_X86_64_R15 };
     unw_context_t ctx;
@@ -419,8 +416,8 @@ bool _ms_unwind_exit_frame(ms_scan_self_t *self)
             self->sp = sp;
             self->pc = ip;
             ok = true;
-            const void *base = ip && dladdr((void *)(ip - 1), &di) ? di.dli_fbase : NULL;
-            bool exit_path = (ip >= self_lo && ip < self_hi) || (base && (base == libc || base == ldso));
+            uintptr_t base = ip && dladdr((void *)(ip - 1), &di) ? (uintptr_t)di.dli_fbase : 0;
+            bool exit_path = (ip >= self_lo && ip < self_hi) || _ms_runtime_at(base) != MS_RT_NONE;
             if (!exit_path) {
                 self->nregs = 0;
                 for (unsigned i = 0; i < sizeof saved / sizeof *saved; i++) {
