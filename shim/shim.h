@@ -310,13 +310,21 @@ static inline ms_sc_ent_t *_ms_sc_set(ms_stack_cache_t *c, uintptr_t ra, uintptr
     return &c->e[(size_t)(((ra ^ (sp << 7)) * 0x9E3779B97F4A7C15ULL) >> 57) & (MS_SC_ENTRIES - MS_SC_WAYS)];
 }
 
+/* Whether the call at `site` was made on the thread's own stack (not on a
+ * sigaltstack below it): only then is its stack cached or walked, the
+ * words between its stack pointer and the top being the thread's. */
+static inline bool _ms_sc_covers(const ms_stack_cache_t *c, const ms_site_t *site)
+{
+    return site->sp >= c->lo && site->sp < c->top;
+}
+
 /* The stack id of the program's call at `site`: from the cache when each
  * slot of a cached chain still holds its return address (unwinding would
  * walk the same chain), else from unwind.c. */
 static inline uint32_t _ms_capture(const ms_site_t *site)
 {
     ms_stack_cache_t *c = _ms_sc;
-    if (MS_LIKELY((uintptr_t)c > (uintptr_t)MS_SC_DEAD) && site->sp >= c->lo && site->sp < c->top) {
+    if (MS_LIKELY((uintptr_t)c > (uintptr_t)MS_SC_DEAD) && _ms_sc_covers(c, site)) {
         ms_sc_ent_t *e = _ms_sc_set(c, site->ra, site->sp);
         for (unsigned w = 0; w < MS_SC_WAYS; w++, e++) {
             if (e->ra != site->ra || e->sp != site->sp || !e->id ||

@@ -376,7 +376,7 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
 uint32_t _ms_capture_miss(const ms_site_t *site)
 {
     ms_stack_cache_t *c = cache_get();
-    bool cacheable = c && site->sp >= c->lo && site->sp < c->top;
+    bool cacheable = c && _ms_sc_covers(c, site);
     return capture_miss(site, c, cacheable);
 }
 
