@@ -34,21 +34,45 @@ static MS_NOINLINE void *malloc_slow(size_t n)
     return blk;
 }
 
-void *_ms_malloc(size_t n)
+/* The fast path: the head of the request's bin.  `tracked`: the block's
+ * link, the bin's next head, must be sound (a write after free is caught
+ * here, where the link is at hand), and the link is cleared too -- a stale
+ * pointer to another free block that the leak scan would take for an edge. */
+static inline __attribute__((always_inline)) void *pop(size_t n, bool tracked)
 {
     ms_tcache_t *tc = _ms_tc;
     if (MS_LIKELY(tc != NULL && n <= MS_SMALL_TABLE_MAX)) {
-        ms_bin_t *b = &tc->bins[_ms_small_class[(n + MS_ALIGN - 1) / MS_ALIGN]];
+        unsigned cls = _ms_small_class[(n + MS_ALIGN - 1) / MS_ALIGN];
+        ms_bin_t *b = &tc->bins[cls];
         ms_block_t *blk = b->head;
         if (MS_LIKELY(blk != NULL)) {
             b->head = blk->next;
             b->count--;
             b->allocs++;
+            if (tracked && MS_UNLIKELY(!_ms_link_ok(blk, cls))) _ms_tcache_check_pop(blk, cls);
+            if (tracked) ((uintptr_t *)blk)[0] = 0;
             ((uintptr_t *)blk)[1] = 0;
             return blk;
         }
     }
-    return malloc_slow(n);
+    return NULL;
+}
+
+void *_ms_malloc(size_t n)
+{
+    void *p = pop(n, false);
+    return MS_LIKELY(p != NULL) ? p : malloc_slow(n);
+}
+
+void *_ms_malloc_tracked(size_t n)
+{
+    void *p = pop(n, true);
+    if (MS_LIKELY(p != NULL)) return p;
+    p = malloc_slow(n);
+    if (!p) return NULL;
+    if (n <= MS_MAX_SMALL) _ms_tcache_check_pop(p, _ms_class_fast(n));   /* a refill's link */
+    if (n >= sizeof(void *)) ((uintptr_t *)p)[0] = 0;
+    return p;
 }
 
 /* ---- free ---------------------------------------------------------------- */
@@ -69,7 +93,7 @@ static bool is_double_free(ms_tcache_t *tc, unsigned cls, void *p)
 
 /* Everything the inline path declines: huge and foreign pointers, invalid
  * ones, a full cache, a thread without (or past) its cache. */
-static MS_NOINLINE void free_slow(void *p, ms_segment_t *s)
+MS_NOINLINE void _ms_free_slow(void *p, ms_segment_t *s)
 {
     if (MS_UNLIKELY(_ms_sampling)) _ms_sample_release(p);   /* a sampled block? (sample.c) */
     if (!s) {
@@ -103,27 +127,6 @@ static MS_NOINLINE void free_slow(void *p, ms_segment_t *s)
     b->frees++;
 }
 
-/* The fast path of a free once p's span, class and block are known: into
- * this thread's cache if p starts a carved block and nothing says otherwise
- * (a full bin, the free key of a block already free, a sampled span). */
-static inline __attribute__((always_inline))
-bool free_cached(void *p, ms_tcache_t *tc, unsigned cls, const ms_class_t *k, const ms_page_t *pg,
-                 uint64_t off, uint64_t idx)
-{
-    ms_bin_t *b = &tc->bins[cls];
-    if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED) &&
-                  b->count < b->limit && ((uintptr_t *)p)[1] != _ms_free_key &&
-                  !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED))) {
-        ((ms_block_t *)p)->next = b->head;
-        ((uintptr_t *)p)[1] = _ms_free_key;
-        b->head = p;
-        b->count++;
-        b->frees++;
-        return true;
-    }
-    return false;
-}
-
 void _ms_free(void *p)
 {
     if (MS_UNLIKELY(p == NULL)) return;
@@ -138,18 +141,13 @@ void _ms_free(void *p)
             const ms_class_t *k = &_ms_classes[cls];
             const ms_page_t *pg = &s->pages[s->span_head[i]];
             uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)pg->start);
-            if (free_cached(p, tc, cls, k, pg, off, _ms_block_index(k, off))) return;
+            uint64_t idx = _ms_block_index(k, off);
+            if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED)) &&
+                _ms_free_push(p, tc, cls, pg))
+                return;
         }
     }
-    free_slow(p, s);
-}
-
-/* _ms_free of a block of segment s whose place track.c has just found. */
-void _ms_free_at(void *p, ms_segment_t *s, const ms_where_t *w)
-{
-    ms_tcache_t *tc = _ms_tc;
-    if (MS_LIKELY(tc != NULL) && free_cached(p, tc, w->cls, w->k, w->pg, w->off, w->idx)) return;
-    free_slow(p, s);
+    _ms_free_slow(p, s);
 }
 
 /* ---- sizes ----------------------------------------------------------------- */

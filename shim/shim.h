@@ -154,7 +154,6 @@ static inline bool _ms_where(ms_segment_t *s, const void *p, ms_where_t *w)
     return true;
 }
 MS_HIDDEN extern uint8_t    _ms_small_class[MS_SMALL_TABLE_MAX / MS_ALIGN + 1];
-MS_HIDDEN void     _ms_free_at(void *p, ms_segment_t *s, const ms_where_t *w);   /* alloc.c: free, place known */
 MS_HIDDEN void     _ms_classes_init(void);
 MS_HIDDEN unsigned _ms_class_of(size_t n);              /* n <= MS_MAX_SMALL */
 MS_HIDDEN unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, unsigned want);
@@ -237,6 +236,7 @@ MS_HIDDEN void   _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *t
 
 /* ---- alloc.c: the allocation family behind override.c ------------------ */
 MS_HIDDEN void  *_ms_malloc(size_t n);
+MS_HIDDEN void  *_ms_malloc_tracked(size_t n);       /* link checked, first words cleared */
 MS_HIDDEN void   _ms_free(void *p);
 MS_HIDDEN void  *_ms_calloc(size_t n, size_t m);
 MS_HIDDEN void  *_ms_realloc(void *p, size_t n);
@@ -250,6 +250,35 @@ MS_HIDDEN void  *_ms_new(size_t n, size_t align);        /* operator new's memor
 MS_HIDDEN size_t _ms_usable_size(const void *p);
 MS_HIDDEN int    _ms_trim(size_t pad);
 MS_HIDDEN bool   _ms_owns(const void *p);
+MS_HIDDEN void   _ms_free_slow(void *p, ms_segment_t *s); /* all the inline free declines */
+
+/* The fast path of a free once p is known to start a block that was handed
+ * out: into this thread's cache unless something says otherwise (a full
+ * bin, the free key of a block already free, a sampled span). */
+static inline __attribute__((always_inline))
+bool _ms_free_push(void *p, ms_tcache_t *tc, unsigned cls, const ms_page_t *pg)
+{
+    ms_bin_t *b = &tc->bins[cls];
+    if (MS_LIKELY(b->count < b->limit && ((uintptr_t *)p)[1] != _ms_free_key &&
+                  !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED))) {
+        ((ms_block_t *)p)->next = b->head;
+        ((uintptr_t *)p)[1] = _ms_free_key;
+        b->head = p;
+        b->count++;
+        b->frees++;
+        return true;
+    }
+    return false;
+}
+
+/* _ms_free of a block of segment s that track.c's record has just shown
+ * to be live: it starts a block that was handed out (place w). */
+static inline void _ms_free_at(void *p, ms_segment_t *s, const ms_where_t *w)
+{
+    ms_tcache_t *tc = _ms_tc;
+    if (MS_LIKELY(tc != NULL) && _ms_free_push(p, tc, w->cls, w->pg)) return;
+    _ms_free_slow(p, s);
+}
 
 /* ---- badptr.c: pointers that are no live block of memshim's --------------- */
 /* Report p as heap misuse (WHAT: "free(): invalid pointer") if it is certainly

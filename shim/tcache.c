@@ -67,7 +67,7 @@ void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
 }
 
 /* The block p was just taken from this thread's bin: its link, now the
- * bin's head, must be sound (tracking only; called by track.c). */
+ * bin's head, must be sound (tracking only: alloc.c's tracked pop, track.c). */
 void _ms_tcache_check_pop(const void *p, unsigned cls)
 {
     ms_tcache_t *tc = _ms_tc;

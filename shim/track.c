@@ -98,7 +98,8 @@ static inline ms_meta_t meta_make(uint32_t stack, uint32_t tid, size_t n, unsign
 
 /* `pooled`: p comes from malloc or calloc of at most MS_MAX_SMALL bytes,
  * hence from a segment, whose header is then found without the bitmap. */
-static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled)
+static inline __attribute__((always_inline))
+void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled)
 {
     if (!p) return;
     /* The record's line is asked for first: a live set larger than the
@@ -117,6 +118,11 @@ static void record(void *p, size_t n, const ms_site_t *site, unsigned alloc, boo
         _ms_huge_set_meta(p, &m, n);
     }
     if (_ms_prof_on && !(flags & MS_META_INTERNAL)) _ms_prof_alloc(stack, n, p);
+}
+
+static MS_NOINLINE void record(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled)
+{
+    record_inline(p, n, site, alloc, pooled);
 }
 
 /* The profile forgets a released block (memshim's own blocks never counted;
@@ -168,7 +174,7 @@ static bool check_match_huge(const void *p, unsigned how, const char *by, ms_met
 /* Check p before it is released by a call of kind `how` (MS_ALLOC_*); false
  * if it must not be (misuse reported).  `batch`: NULL, or the free stack
  * shared by the blocks released with p.  *s and *w: where p is, for
- * _ms_free_at (*s NULL: p has no record, _ms_free decides). */
+ * _ms_free_at (*s NULL: no record, or one not live; _ms_free validates). */
 static inline __attribute__((always_inline)) bool release(void *p, const ms_site_t *site, unsigned how,
                                                           ms_free_batch_t *batch, ms_segment_t **s,
                                                           ms_where_t *w)
@@ -181,7 +187,7 @@ static inline __attribute__((always_inline)) bool release(void *p, const ms_site
         return true;
     }
     if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {
-        if (_ms_busy) return true;
+        if (_ms_busy) { *s = NULL; return true; }   /* _ms_free validates it */
         if (m->state == MS_BLK_FREED)
             _ms_misuse(how == MS_ALLOC_MALLOC ? "free(): double free" :
                        (how & MS_ALLOC_NEW_ARRAY) ? "operator delete[]: double free" : "operator delete: double free",
@@ -223,10 +229,8 @@ static inline void check_pop_sized(const void *p, size_t n)
 
 void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
 {
-    void *p = _ms_malloc(n);
-    check_pop_sized(p, n);
-    scrub(p, n);
-    record(p, n, site, MS_ALLOC_MALLOC, n <= MS_MAX_SMALL);
+    void *p = _ms_malloc_tracked(n);          /* link checked, scrubbed */
+    record_inline(p, n, site, MS_ALLOC_MALLOC, n <= MS_MAX_SMALL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
@@ -241,7 +245,7 @@ void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
 }
 
 /* Release p (checked by release()) to the allocator. */
-static inline void free_checked(void *p, const ms_site_t *site, unsigned how, ms_free_batch_t *batch)
+static inline __attribute__((always_inline)) void free_checked(void *p, const ms_site_t *site, unsigned how, ms_free_batch_t *batch)
 {
     ms_segment_t *s;
     ms_where_t w;
