@@ -14,7 +14,7 @@ void _ms_alloc_init(uintptr_t key) { _ms_free_key = key | 1; }
 
 /* ---- allocation --------------------------------------------------------- */
 
-static MS_NOINLINE void *malloc_slow(size_t n)
+MS_NOINLINE void *_ms_malloc_slow(size_t n)
 {
     if (n > MS_MAX_SMALL) return _ms_huge_alloc(n, 0, false);
     ms_tcache_t *tc = _ms_tcache_get();
@@ -34,41 +34,15 @@ static MS_NOINLINE void *malloc_slow(size_t n)
     return blk;
 }
 
-/* The fast path: the head of the request's bin.  `tracked`: the block's
- * link, the bin's next head, must be sound (a write after free is caught
- * here, where the link is at hand), and the link is cleared too -- a stale
- * pointer to another free block that the leak scan would take for an edge. */
-static inline __attribute__((always_inline)) void *pop(size_t n, bool tracked)
-{
-    ms_tcache_t *tc = _ms_tc;
-    if (MS_LIKELY(tc != NULL && n <= MS_SMALL_TABLE_MAX)) {
-        unsigned cls = _ms_small_class[(n + MS_ALIGN - 1) / MS_ALIGN];
-        ms_bin_t *b = &tc->bins[cls];
-        ms_block_t *blk = b->head;
-        if (MS_LIKELY(blk != NULL)) {
-            b->head = blk->next;
-            b->count--;
-            b->allocs++;
-            if (tracked && MS_UNLIKELY(!_ms_link_ok(blk, cls))) _ms_tcache_check_pop(blk, cls);
-            if (tracked) ((uintptr_t *)blk)[0] = 0;
-            ((uintptr_t *)blk)[1] = 0;
-            return blk;
-        }
-    }
-    return NULL;
-}
-
 void *_ms_malloc(size_t n)
 {
-    void *p = pop(n, false);
-    return MS_LIKELY(p != NULL) ? p : malloc_slow(n);
+    void *p = _ms_pop(n, false);
+    return MS_LIKELY(p != NULL) ? p : _ms_malloc_slow(n);
 }
 
-void *_ms_malloc_tracked(size_t n)
+void *_ms_malloc_tracked_slow(size_t n)
 {
-    void *p = pop(n, true);
-    if (MS_LIKELY(p != NULL)) return p;
-    p = malloc_slow(n);
+    void *p = _ms_malloc_slow(n);
     if (!p) return NULL;
     if (n <= MS_MAX_SMALL) _ms_tcache_check_pop(p, _ms_class_fast(n));   /* a refill's link */
     if (n >= sizeof(void *)) ((uintptr_t *)p)[0] = 0;

@@ -236,7 +236,6 @@ MS_HIDDEN void   _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *t
 
 /* ---- alloc.c: the allocation family behind override.c ------------------ */
 MS_HIDDEN void  *_ms_malloc(size_t n);
-MS_HIDDEN void  *_ms_malloc_tracked(size_t n);       /* link checked, first words cleared */
 MS_HIDDEN void   _ms_free(void *p);
 MS_HIDDEN void  *_ms_calloc(size_t n, size_t m);
 MS_HIDDEN void  *_ms_realloc(void *p, size_t n);
@@ -250,6 +249,43 @@ MS_HIDDEN void  *_ms_new(size_t n, size_t align);        /* operator new's memor
 MS_HIDDEN size_t _ms_usable_size(const void *p);
 MS_HIDDEN int    _ms_trim(size_t pad);
 MS_HIDDEN bool   _ms_owns(const void *p);
+
+/* The inline fast paths, for alloc.c and track.c. */
+MS_HIDDEN void  *_ms_malloc_slow(size_t n);             /* all that _ms_pop declines */
+MS_HIDDEN void  *_ms_malloc_tracked_slow(size_t n);
+
+/* The fast path: the head of the request's bin.  `tracked`: the block's
+ * link, the bin's next head, must be sound (a write after free is caught
+ * here, where the link is at hand), and the link is cleared too -- a stale
+ * pointer to another free block that the leak scan would take for an edge. */
+static inline __attribute__((always_inline)) void *_ms_pop(size_t n, bool tracked)
+{
+    ms_tcache_t *tc = _ms_tc;
+    if (MS_LIKELY(tc != NULL && n <= MS_SMALL_TABLE_MAX)) {
+        unsigned cls = _ms_small_class[(n + MS_ALIGN - 1) / MS_ALIGN];
+        ms_bin_t *b = &tc->bins[cls];
+        ms_block_t *blk = b->head;
+        if (MS_LIKELY(blk != NULL)) {
+            b->head = blk->next;
+            b->count--;
+            b->allocs++;
+            if (tracked && MS_UNLIKELY(!_ms_link_ok(blk, cls))) _ms_tcache_check_pop(blk, cls);
+            if (tracked) ((uintptr_t *)blk)[0] = 0;
+            ((uintptr_t *)blk)[1] = 0;
+            return blk;
+        }
+    }
+    return NULL;
+}
+
+/* malloc for track.c: the popped block's link checked, its first two
+ * words cleared. */
+static inline void *_ms_malloc_tracked(size_t n)
+{
+    void *p = _ms_pop(n, true);
+    return MS_LIKELY(p != NULL) ? p : _ms_malloc_tracked_slow(n);
+}
+
 MS_HIDDEN void   _ms_free_slow(void *p, ms_segment_t *s); /* all the inline free declines */
 
 /* The fast path of a free once p is known to start a block that was handed
