@@ -1027,12 +1027,12 @@ void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
 
 MS_HIDDEN void _ms_prof_alloc_sampled(uint32_t stack, size_t n, const void *p);
 MS_HIDDEN void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p);
-static inline void _ms_prof_alloc(uint32_t stack, size_t n, const void *p)
+static inline __attribute__((always_inline)) void _ms_prof_alloc(uint32_t stack, size_t n, const void *p)
 {
     if (MS_UNLIKELY(_ms_opt.sample)) _ms_prof_alloc_sampled(stack, n, p);
     else _ms_prof_alloc_w(stack, n, p, 1, n);
 }
-static inline void _ms_prof_free(uint32_t stack, size_t n, const void *p)
+static inline __attribute__((always_inline)) void _ms_prof_free(uint32_t stack, size_t n, const void *p)
 {
     if (MS_UNLIKELY(_ms_opt.sample)) _ms_prof_free_sampled(stack, n, p);
     else _ms_prof_free_w(stack, p, 1, n);

@@ -127,7 +127,7 @@ static MS_NOINLINE void record(void *p, size_t n, const ms_site_t *site, unsigne
 
 /* The profile forgets a released block (memshim's own blocks never counted;
  * nothing when no profile is kept). */
-static inline void unprofile(const ms_meta_t *m, size_t size, const void *p)
+static inline __attribute__((always_inline)) void unprofile(const ms_meta_t *m, size_t size, const void *p)
 {
     if (_ms_prof_on && !(m->flags & MS_META_INTERNAL)) _ms_prof_free(m->stack, size, p);
 }
