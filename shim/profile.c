@@ -1,8 +1,11 @@
 /* profile.c - the heap profiler: where the memory goes.
  *
  * Every tracked allocation and free updates its stack's counters (the trace
- * table's, stacks.c: allocations, bytes, frees, temporaries) with relaxed
- * atomics, and its thread's state through one TLS pointer: the last block
+ * table's, stacks.c: allocations, bytes, frees, temporaries) -- with plain
+ * adds while the process has one thread, afterwards in the thread's own
+ * slot for the stack, handed on to the counters when another stack needs
+ * the slot or the thread ends (shim.h, _ms_prof_where) -- and its thread's
+ * state through one TLS pointer: the last block
  * the thread allocated (a block freed before the thread's next allocation
  * is a temporary, heaptrack's definition), a size histogram, and the change
  * of the heap in use not yet added to the global figure (published every
@@ -71,17 +74,49 @@ void _ms_prof_publish(ms_prof_thread_t *t)
     t->pending = 0;
 }
 
-/* A thread ends: its heap change published, its state free for the next
- * thread (its histogram stays: totals are sums over all states).  What
- * the thread allocates after this (later destructors) goes to a shared
- * state of dying threads rather than claiming a state for good. */
+/* A slot's changes go to its stack's counters; the slot is then free.  Its
+ * stack is cleared first, so that a reader adding slots to counters skips
+ * it rather than count its changes twice (a reader that read it just
+ * before may still: figures taken while threads run are approximate). */
+static void slot_hand_on(ms_prof_slot_t *s)
+{
+    uint32_t stack = s->stack;
+    if (!stack) return;
+    __atomic_store_n(&s->stack, 0, __ATOMIC_RELEASE);
+    ms_prof_t *c = _ms_stack_prof(stack);
+    if (c) {
+        if (s->allocs) __atomic_add_fetch(&c->allocs, s->allocs, __ATOMIC_RELAXED);
+        if (s->alloc_bytes) __atomic_add_fetch(&c->alloc_bytes, s->alloc_bytes, __ATOMIC_RELAXED);
+        if (s->frees) __atomic_add_fetch(&c->frees, s->frees, __ATOMIC_RELAXED);
+        if (s->freed_bytes) __atomic_add_fetch(&c->freed_bytes, s->freed_bytes, __ATOMIC_RELAXED);
+        if (s->temps) __atomic_add_fetch(&c->temps, s->temps, __ATOMIC_RELAXED);
+        if (s->temp_bytes) __atomic_add_fetch(&c->temp_bytes, s->temp_bytes, __ATOMIC_RELAXED);
+    }
+    s->allocs = s->alloc_bytes = s->frees = s->freed_bytes = s->temps = s->temp_bytes = 0;
+}
+
 static ms_prof_thread_t dying;
 
+ms_prof_slot_t *_ms_prof_slot_take(ms_prof_thread_t *t, uint32_t stack)
+{
+    if (t == &dying) return NULL;            /* shared: straight to the counters */
+    ms_prof_slot_t *s = &t->slot[stack % MS_PROF_SLOTS];
+    slot_hand_on(s);
+    __atomic_store_n(&s->stack, stack, __ATOMIC_RELEASE);
+    return s;
+}
+
+/* A thread ends: its heap change published, its slots handed on, its
+ * state free for the next thread (its histogram stays: totals are sums
+ * over all states).  What the thread allocates after this (later
+ * destructors) goes to a shared state of dying threads rather than
+ * claiming a state for good. */
 void _ms_prof_thread_exit(void)
 {
     ms_prof_thread_t *t = _ms_prof_tl;
     if (!t || t == &dying) return;
     _ms_prof_publish(t);
+    for (unsigned i = 0; i < MS_PROF_SLOTS; i++) slot_hand_on(&t->slot[i]);
     t->last = NULL;
     _ms_prof_tl = &dying;
     __atomic_store_n(&t->in_use, 0, __ATOMIC_RELEASE);
@@ -118,12 +153,39 @@ static uint64_t blocks_of(uint64_t v)
 
 /* ---- the peak ---------------------------------------------------------------------- */
 
-/* Live blocks or bytes: the frees read first, so that a block allocated and
- * freed meanwhile never makes the difference negative. */
-static uint64_t live_of(const ms_prof_t *c, bool bytes)
+/* A stack's figures: its counters and every thread's slot for it.  Exact
+ * when no thread is changing them; while threads run, a block allocated
+ * by one and freed by another may be seen freed and not yet allocated:
+ * live figures are never taken below 0. */
+typedef struct { uint64_t allocs, alloc_bytes, frees, freed_bytes, temps, temp_bytes; } figures_t;
+
+static bool figures(uint32_t id, figures_t *f)
 {
-    uint64_t gone = __atomic_load_n(bytes ? &c->freed_bytes : &c->frees, __ATOMIC_ACQUIRE);
-    return __atomic_load_n(bytes ? &c->alloc_bytes : &c->allocs, __ATOMIC_ACQUIRE) - gone;
+    const ms_prof_t *c = _ms_stack_prof(id);
+    if (!c) return false;
+    f->frees = __atomic_load_n(&c->frees, __ATOMIC_ACQUIRE);
+    f->freed_bytes = __atomic_load_n(&c->freed_bytes, __ATOMIC_ACQUIRE);
+    f->temps = __atomic_load_n(&c->temps, __ATOMIC_RELAXED);
+    f->temp_bytes = __atomic_load_n(&c->temp_bytes, __ATOMIC_RELAXED);
+    f->allocs = __atomic_load_n(&c->allocs, __ATOMIC_ACQUIRE);
+    f->alloc_bytes = __atomic_load_n(&c->alloc_bytes, __ATOMIC_ACQUIRE);
+    for (ms_prof_thread_t *t = __atomic_load_n(&threads, __ATOMIC_ACQUIRE); t; t = t->next) {
+        const ms_prof_slot_t *s = &t->slot[id % MS_PROF_SLOTS];
+        if (__atomic_load_n(&s->stack, __ATOMIC_ACQUIRE) != id) continue;
+        f->frees += __atomic_load_n(&s->frees, __ATOMIC_RELAXED);
+        f->freed_bytes += __atomic_load_n(&s->freed_bytes, __ATOMIC_RELAXED);
+        f->temps += __atomic_load_n(&s->temps, __ATOMIC_RELAXED);
+        f->temp_bytes += __atomic_load_n(&s->temp_bytes, __ATOMIC_RELAXED);
+        f->allocs += __atomic_load_n(&s->allocs, __ATOMIC_RELAXED);
+        f->alloc_bytes += __atomic_load_n(&s->alloc_bytes, __ATOMIC_RELAXED);
+    }
+    return true;
+}
+
+static uint64_t live_blocks(const figures_t *f) { return f->allocs > f->frees ? f->allocs - f->frees : 0; }
+static uint64_t live_bytes(const figures_t *f)
+{
+    return f->alloc_bytes > f->freed_bytes ? f->alloc_bytes - f->freed_bytes : 0;
 }
 
 static int64_t next_after(uint64_t peak)
@@ -139,18 +201,17 @@ static bool snapshot(void)
     if (__atomic_exchange_n(&peak_busy, 1, __ATOMIC_ACQUIRE)) return false;
     uint32_t n = _ms_prof_count();
     uint64_t total = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        const ms_prof_t *c = _ms_prof_at(i);
-        if (c) total += live_of(c, true);
-    }
+    figures_t f;
+    for (uint32_t i = 0; i < n; i++)
+        if (figures(i + 1, &f)) total += live_bytes(&f);
     int64_t next;
     if (total > peak_bytes) {
         uint64_t blocks = 0;
         for (uint32_t i = 0; i < n; i++) {
             ms_prof_t *c = _ms_prof_at(i);
-            if (!c) continue;
-            c->peak_bytes = live_of(c, true);
-            c->peak_blocks = live_of(c, false);
+            if (!c || !figures(i + 1, &f)) continue;
+            c->peak_bytes = live_bytes(&f);
+            c->peak_blocks = live_blocks(&f);
             blocks += c->peak_blocks;
         }
         peak_bytes = total;
@@ -177,7 +238,8 @@ static void site_add(void *arg, uint32_t id)
 {
     ms_profile_t *p = arg;
     ms_prof_t *c = _ms_stack_prof(id);
-    if (!c || !__atomic_load_n(&c->allocs, __ATOMIC_RELAXED)) return;
+    figures_t f;
+    if (!c || !figures(id, &f) || !f.allocs) return;
     if (p->n == p->cap) {
         size_t ncap = p->cap ? p->cap * 2 : 256;
         ms_psite_t *s = _ms_meta_alloc(ncap * sizeof *s);
@@ -188,12 +250,12 @@ static void site_add(void *arg, uint32_t id)
     }
     ms_psite_t *s = &p->site[p->n++];
     s->stack = id;
-    s->allocs = blocks_of(__atomic_load_n(&c->allocs, __ATOMIC_RELAXED));
-    s->alloc_bytes = __atomic_load_n(&c->alloc_bytes, __ATOMIC_RELAXED);
-    s->live_blocks = blocks_of(live_of(c, false));
-    s->live_bytes = live_of(c, true);
-    s->temps = blocks_of(__atomic_load_n(&c->temps, __ATOMIC_RELAXED));
-    s->temp_bytes = __atomic_load_n(&c->temp_bytes, __ATOMIC_RELAXED);
+    s->allocs = blocks_of(f.allocs);
+    s->alloc_bytes = f.alloc_bytes;
+    s->live_blocks = blocks_of(live_blocks(&f));
+    s->live_bytes = live_bytes(&f);
+    s->temps = blocks_of(f.temps);
+    s->temp_bytes = f.temp_bytes;
     s->peak_blocks = blocks_of(c->peak_blocks);
     s->peak_bytes = c->peak_bytes;
     p->allocs += s->allocs;
@@ -456,8 +518,8 @@ void _ms_prof_sites_line(ms_buf_t *b, uint64_t t_ms, uint64_t now_ns)
     unsigned k = 0;
     uint32_t n = _ms_prof_count();
     for (uint32_t i = 0; i < n; i++) {
-        const ms_prof_t *c = _ms_prof_at(i);
-        uint64_t v = c ? live_of(c, true) : 0;
+        figures_t f;
+        uint64_t v = figures(i + 1, &f) ? live_bytes(&f) : 0;
         if (!v || (int64_t)v < 0) continue;      /* a counter caught mid-update */
         total += v;
         if (k == MS_PROF_TOP && v <= by[k - 1]) continue;

@@ -901,7 +901,7 @@ MS_HIDDEN void   _ms_metrics_fork_child(void);          /* the parent's file sta
 
 /* ---- profile.c, pprof.c: the heap profiler ------------------------------- *
  * Per-stack counters (kept in the trace table, stacks.c) updated on every
- * tracked allocation and free (_ms_count_add), per-thread state (the
+ * tracked allocation and free (_ms_prof_where), per-thread state (the
  * last block allocated, the heap change not yet published, a size
  * histogram) through one TLS pointer, and the peak: a snapshot of every
  * stack's live bytes taken at the first free after the heap in use passed
@@ -935,18 +935,34 @@ MS_HIDDEN void   _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg);
 
 #define MS_PROF_HIST  41                /* bucket b: sizes with bit length b (0: size 0) */
 #define MS_PROF_PUBLISH ((int64_t)64 << 10)
+/* Once the process has a second thread, a thread's changes to a stack's
+ * counters first go to its own slot for the stack (slot id % MS_PROF_SLOTS),
+ * with plain adds: locked adds on counters that several threads share cost
+ * a multithreaded program ~20% more than tracking alone (mstress, xthread).
+ * A slot taken by another stack hands its changes to the stack's counters;
+ * readers (profiles, the peak) add every thread's slots to the counters. */
+#define MS_PROF_SLOTS 64
+typedef struct ms_prof_slot_s {
+    uint32_t stack;                     /* 0: none */
+    uint64_t allocs, alloc_bytes, frees, freed_bytes, temps, temp_bytes;
+} ms_prof_slot_t;
 typedef struct ms_prof_thread_s {
     const void *last;                   /* the thread's last block allocated (temporaries) */
     int64_t     pending;                /* heap change not yet added to _ms_prof_heap */
     int         in_use;                 /* claimed by a live thread */
     struct ms_prof_thread_s *next;      /* all of them, never removed */
     uint64_t    hist[MS_PROF_HIST];     /* allocations by size (bit length) */
+    ms_prof_slot_t slot[MS_PROF_SLOTS]; /* changes not yet in the counters */
 } ms_prof_thread_t;
 MS_HIDDEN extern __thread ms_prof_thread_t *_ms_prof_tl __attribute__((tls_model("initial-exec")));
 MS_HIDDEN extern int64_t _ms_prof_heap;       /* heap in use (bytes), published part */
 MS_HIDDEN extern int64_t _ms_prof_peak_next;  /* a free above this refreshes the peak */
 MS_HIDDEN ms_prof_thread_t *_ms_prof_thread(void);
 MS_HIDDEN void   _ms_prof_publish(ms_prof_thread_t *t);
+/* The slot of stack in t, after handing its previous stack's changes on;
+ * NULL when the changes must go straight to the counters (the state that
+ * exiting threads share). */
+MS_HIDDEN ms_prof_slot_t *_ms_prof_slot_take(ms_prof_thread_t *t, uint32_t stack);
 MS_HIDDEN void   _ms_prof_peak(void);
 MS_HIDDEN void   _ms_prof_thread_exit(void);
 MS_HIDDEN void   _ms_prof_fork_child(void);
@@ -969,34 +985,52 @@ static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__
 #define MS_PROF_UNIT 1024u
 MS_HIDDEN uint64_t _ms_prof_weigh(size_t n, uint64_t *bytes);
 
-/* Add v to a counter that every thread may add to: with a locked add once
- * the process has a second thread, and until then (`alone`: the caller's
- * read of __libc_single_threaded, which glibc clears for good at the first
- * pthread_create) with a plain add of one instruction, ~20 cycles less,
- * that a signal handler's add cannot fall inside. */
-static inline void _ms_count_add(bool alone, uint64_t *c, uint64_t v)
+/* Where thread t's changes to stack's counters go: the counters themselves
+ * while the process has one thread (`alone`: the caller's read of
+ * __libc_single_threaded, which glibc clears for good at the first
+ * pthread_create); afterwards t's slot for the stack (*s), or the
+ * counters (*c) when t keeps no slots.  False: stack is counted nowhere
+ * (none, out of memory). */
+static inline __attribute__((always_inline))
+bool _ms_prof_where(ms_prof_thread_t *t, uint32_t stack, bool alone, ms_prof_t **c, ms_prof_slot_t **s)
+{
+    *s = NULL;
+    if (MS_LIKELY(alone)) return (*c = _ms_stack_prof(stack)) != NULL;
+    ms_prof_slot_t *x = &t->slot[stack % MS_PROF_SLOTS];
+    if (MS_LIKELY(x->stack == stack && stack)) { *s = x; *c = NULL; return true; }
+    if (!(*c = _ms_stack_prof(stack))) return false;
+    *s = _ms_prof_slot_take(t, stack);
+    return true;
+}
+/* Add v to a counter or a slot: a plain add of one instruction (a signal
+ * handler's add cannot fall inside it) to what only this thread writes
+ * (`own`), a locked add otherwise. */
+static inline void _ms_prof_add(bool own, uint64_t *p, uint64_t v)
 {
 #if defined(__x86_64__)
-    if (MS_LIKELY(alone)) {
-        __asm__ volatile("addq %1, %0" : "+m"(*c) : "er"(v));
+    if (MS_LIKELY(own)) {
+        __asm__ volatile("addq %1, %0" : "+m"(*p) : "er"(v));
         return;
     }
 #endif
-    __atomic_add_fetch(c, v, __ATOMIC_RELAXED);
+    __atomic_add_fetch(p, v, __ATOMIC_RELAXED);
 }
+#define MS_PROF_ADD(alone, c, s, field, v) \
+    _ms_prof_add((alone) || (s), (s) ? &(s)->field : &(c)->field, (v))
 
 /* A block of n bytes from stack was handed out, counting w blocks of nb
  * bytes in all (1 and n without sampling). */
 static inline __attribute__((always_inline))
 void _ms_prof_alloc_w(uint32_t stack, size_t n, const void *p, uint64_t w, uint64_t nb)
 {
-    ms_prof_t *c = _ms_stack_prof(stack);
-    if (!c) return;
-    bool alone = __libc_single_threaded;      /* read once: _ms_count_add */
-    _ms_count_add(alone, &c->allocs, w);
-    _ms_count_add(alone, &c->alloc_bytes, nb);
     ms_prof_thread_t *t = _ms_prof_tl;
     if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
+    bool alone = __libc_single_threaded;      /* read once: _ms_prof_where */
+    ms_prof_t *c;
+    ms_prof_slot_t *s;
+    if (!_ms_prof_where(t, stack, alone, &c, &s)) return;
+    MS_PROF_ADD(alone, c, s, allocs, w);
+    MS_PROF_ADD(alone, c, s, alloc_bytes, nb);
     unsigned b = _ms_prof_bucket(n);
     t->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1] += w;
     t->last = p;
@@ -1007,20 +1041,21 @@ void _ms_prof_alloc_w(uint32_t stack, size_t n, const void *p, uint64_t w, uint6
 static inline __attribute__((always_inline))
 void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
 {
-    ms_prof_t *c = _ms_stack_prof(stack);
-    if (!c) return;
     ms_prof_thread_t *t = _ms_prof_tl;
     if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
     if (MS_UNLIKELY(__atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED) + t->pending >
                     __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED)))
         _ms_prof_peak();                /* before the free: the heap at its high */
     bool alone = __libc_single_threaded;
-    _ms_count_add(alone, &c->frees, w);
-    _ms_count_add(alone, &c->freed_bytes, nb);
+    ms_prof_t *c;
+    ms_prof_slot_t *s;
+    if (!_ms_prof_where(t, stack, alone, &c, &s)) return;
+    MS_PROF_ADD(alone, c, s, frees, w);
+    MS_PROF_ADD(alone, c, s, freed_bytes, nb);
     if (p == t->last) {
         t->last = NULL;
-        _ms_count_add(alone, &c->temps, w);
-        _ms_count_add(alone, &c->temp_bytes, nb);
+        MS_PROF_ADD(alone, c, s, temps, w);
+        MS_PROF_ADD(alone, c, s, temp_bytes, nb);
     }
     if (MS_UNLIKELY((t->pending -= (int64_t)nb) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }

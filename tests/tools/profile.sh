@@ -73,6 +73,17 @@ t_profile_dump() {
 }
 check "memshim_profile_dump(path): the heap at the call, the peak being now" t_profile_dump
 
+t_profile_thread_slots() {
+    (cd "$T" && MEMSHIM_PROFILE="$T/hold-exit.json" LD_PRELOAD="$LIB" ./profile_phases hold "$T/hold.json") 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+    # allocations bytes temporary bytes live-blocks live-bytes peak-blocks peak-bytes
+    expect_site "$T/hold.json" thread_hold "200 12800 0 0 120 7680 120 7680" &&
+    # each thread's last block, freed with no allocation since: 2 temporaries
+    expect_site "$T/hold-exit.json" thread_hold "200 12800 2 128 0 0 120 7680"
+}
+check "memshim_profile_dump while other threads hold figures of their own: exact" t_profile_thread_slots
+
 t_profile_signal() {
     (cd "$T" && MEMSHIM_PROFILE="$T/sig.json" MEMSHIM_PROFILE_SIGNAL=USR2 LD_PRELOAD="$LIB" \
         ./profile_phases signal "$T/sig-taken.json") 2>"$T/perr"

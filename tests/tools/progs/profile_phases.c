@@ -17,6 +17,12 @@
  *                            MEMSHIM_PROFILE_SIGNAL (USR2), waits for the
  *                            profile to appear at $MEMSHIM_PROFILE and
  *                            renames it to F
+ *   profile_phases hold F    no phases: 2 threads each allocate 100 x 64
+ *                            bytes in thread_hold() and free 40 of them, then
+ *                            wait while main calls memshim_profile_dump(F)
+ *                            (their figures still in their own slots: 200
+ *                            allocations, 120 blocks of 7,680 bytes live, the
+ *                            peak being now), then free the rest
  *   profile_phases realloc   the phases, then grow() takes one block through
  *                            realloc to 100, 200, 5,000, 300,000, 2,000,000
  *                            and 3,000,000 bytes (pool and huge, moved and in
@@ -44,6 +50,7 @@ NOINLINE void *pair_second(void) { return malloc(32); }
 NOINLINE void *thread_work(size_t n) { return malloc(n); }
 NOINLINE void *keep_some(void) { return malloc(1000); }
 NOINLINE void *grow(void *p, size_t n) { return realloc(p, n); }
+NOINLINE void *thread_hold(void) { return malloc(64); }
 
 static void *worker(void *arg)
 {
@@ -59,6 +66,34 @@ static void *spinner(void *arg)   /* allocates and frees until told to stop */
     (void)arg;
     while (!stop) { void *p = thread_work(24); sink = p; free(p); __atomic_add_fetch(&spins, 1, __ATOMIC_RELAXED); }
     return NULL;
+}
+
+static pthread_barrier_t held, resume;
+static void *holder(void *arg)
+{
+    void **slot = arg;
+    for (int i = 0; i < 100; i++) slot[i] = thread_hold();
+    for (int i = 0; i < 40; i++) free(slot[i]);
+    pthread_barrier_wait(&held);
+    pthread_barrier_wait(&resume);
+    for (int i = 40; i < 100; i++) free(slot[i]);
+    return NULL;
+}
+
+static int hold_mode(const char *to)
+{
+    static void *hold[2][100];
+    int (*dump)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "memshim_profile_dump");
+    if (!dump) return 2;
+    pthread_barrier_init(&held, NULL, 3);
+    pthread_barrier_init(&resume, NULL, 3);
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, holder, hold[i]);
+    pthread_barrier_wait(&held);
+    int rc = dump(to) == 0 ? 0 : 2;
+    pthread_barrier_wait(&resume);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    return rc;
 }
 
 static void phase_peak(void)
@@ -104,6 +139,7 @@ static int signal_mode(const char *to)
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "signal") == 0) return signal_mode(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "hold") == 0) return hold_mode(argv[2]);
     phase_peak();
     if (argc == 3 && strcmp(argv[1], "dump") == 0) {
         int (*dump)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "memshim_profile_dump");
