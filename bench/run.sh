@@ -619,6 +619,25 @@ alloc_report() {
                 a, b, i == 1 ? "wall" : "CPU", exp(s / n), n, lst, most, verdict(exp(s / n) <= most)
         }
     }
+    # The same for the time each adds to the baseline, (a - base) / (b - base):
+    # the cost of one profiler against that of another, whatever the time of
+    # the program itself.  Rows where b adds nothing are left out; an a that
+    # adds nothing counts 0.01.
+    function versus_added(a, b, most,    ms, i, s, n, lst, w, x, y, v) {
+        split("t u", ms, " ")
+        for (i = 1; i <= 2; i++) {
+            s = 0; n = 0; lst = ""
+            for (w = 1; w <= nr; w++) {
+                x = r(ms[i], row[w], a, base); y = r(ms[i], row[w], b, base)
+                if (x < 0 || y <= 1) continue
+                v = (x - 1) / (y - 1); if (v < 0.01) v = 0.01
+                s += log(v); n++; lst = lst sprintf("%s%s %.2f", lst == "" ? "" : ", ", row[w], v)
+            }
+            if (!n) { if (i == 1) printf "- %s / %s, time added: not measured\n", a, b; break }
+            printf "- %s / %s, %s time added to %s: geomean %.3f over %d rows (%s) (target at most %.2fx: %s)\n",
+                a, b, i == 1 ? "wall" : "CPU", base, exp(s / n), n, lst, most, verdict(exp(s / n) <= most)
+        }
+    }
     # The tracking targets of the issue, from the medians above.
     function targets(    x, h, l, w, v, s, over, n, parts) {
         print "Tracking targets (from the medians above; the machine is shared, so single ratios move by several %):"
@@ -638,6 +657,7 @@ alloc_report() {
         versus("memshim+psample", "memshim", 1.05)       # the sampled profiler alone
         versus("memshim+prof", "memshim+track", 1.05)    # the full heap profile on top of tracking
         versus("memshim+prof", "heaptrack", 0.2)
+        versus_added("memshim+prof", "heaptrack", 0.2)
         versus("memshim+prof", "massif", 0.2)
         # peak RSS of memshim+track against the baseline, every row
         s = 0; n = 0; over = ""; all = 0
