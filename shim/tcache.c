@@ -36,7 +36,10 @@ ms_tcache_t *_ms_tcache_get(void)
     if (!tc) tc = _ms_meta_alloc(sizeof *tc);
     if (!tc) return NULL;
     memset(tc, 0, sizeof *tc);
-    for (unsigned c = 0; c < MS_NCLASSES; c++) tc->bins[c].limit = _ms_classes[c].limit;
+    for (unsigned c = 0; c < MS_NCLASSES; c++) {
+        tc->bins[c].limit = _ms_classes[c].limit;
+        tc->bins[c].want = _ms_classes[c].batch < MS_FIRST_BATCH ? _ms_classes[c].batch : MS_FIRST_BATCH;
+    }
     tc->tid = _ms_os_gettid();
     pthread_mutex_lock(&tc_lock);
     tc->next = tc_live;
@@ -49,13 +52,21 @@ ms_tcache_t *_ms_tcache_get(void)
     return tc;
 }
 
-/* The thread's cache for class cls is empty: fetch a batch, return one. */
+/* The thread's cache for class cls is empty: fetch a batch, return one.
+ * A thread's first batches of a class are small and double up to the
+ * class's (tcmalloc's slow start): a short thread that allocates a few
+ * blocks of many sizes carves, touches and at exit gives back a few blocks
+ * of each, not half a cache of each (5,000 threads of 64 blocks faulted in
+ * 3 MB and spent ~6% of their time in the central lists). */
 void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
 {
     ms_block_t *head, *tail;
     ms_bin_t *b = &tc->bins[cls];
-    unsigned n = _ms_central_take(cls, &head, &tail, b->limit ? _ms_classes[cls].batch : 1);
+    unsigned want = b->limit ? b->want : 1;
+    unsigned n = _ms_central_take(cls, &head, &tail, want);
     if (!n) return NULL;
+    if (b->limit && want < _ms_classes[cls].batch)
+        b->want = (uint16_t)(want * 2 < _ms_classes[cls].batch ? want * 2 : _ms_classes[cls].batch);
     if (b->limit) {
         b->head = head->next;
         b->count += n - 1;

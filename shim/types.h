@@ -35,8 +35,11 @@
  * operation.  A thread frees into its own cache whatever thread allocated the
  * block; when a list passes its limit, half of it goes back to the CENTRAL
  * list of the class (pool.c) under that class's lock, and an empty list is
- * refilled from there in one batch.  Cross-thread frees are thus safe and cost
- * the same as local ones (tcmalloc's design rather than mimalloc's).
+ * refilled from there in one batch -- a thread's first batches of a class
+ * small, doubling up to half the limit (tcmalloc's slow start), so that a
+ * short thread does not carve and give back half a cache of every size it
+ * touches.  Cross-thread frees are thus safe and cost the same as local ones
+ * (tcmalloc's design rather than mimalloc's).
  *
  * Locks, in the only order they are ever nested:
  *   report lock (report.c: one leak report at a time) -> everything below
@@ -150,6 +153,7 @@
 #define MS_SMALL_TABLE_MAX  1024                /* sizes served by a table lookup */
 #define MS_NCLASSES         92
 #define MS_CLASS_NONE       0xFF                /* page_class[] of a free page */
+#define MS_FIRST_BATCH      4                   /* a thread's first refill of a class */
 
 /* ---- per-page bookkeeping --------------------------------------------- */
 typedef struct ms_block_s { struct ms_block_s *next; } ms_block_t;
@@ -213,7 +217,9 @@ typedef struct ms_segment_s {
 typedef struct ms_bin_s {
     ms_block_t *head;
     uint32_t    count;
-    uint32_t    limit;       /* 0 in the sentinel of a dead thread */
+    uint16_t    limit;       /* 0 in the sentinel of a dead thread */
+    uint16_t    want;        /* the next refill's batch: small for a new
+                              * thread, doubling up to the class's batch */
     uint64_t    allocs;      /* statistics, owned by the thread */
     uint64_t    frees;
 } ms_bin_t;

@@ -3,6 +3,7 @@
  * bitmap, and thread-cache limits. */
 #include <criterion/criterion.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "shim.h"
@@ -106,6 +107,44 @@ Test(pool, thread_cache_stays_within_its_limit)
     unsigned n = 0;
     for (ms_block_t *b = tc->bins[cls].head; b; b = b->next) n++;
     cr_assert_eq(n, tc->bins[cls].count, "count matches the list");
+}
+
+/* A new thread's refills of a class: MS_FIRST_BATCH blocks, then twice as
+ * many each time up to the class's batch (slow start).  malloc is called
+ * through a volatile pointer: gcc assumes malloc leaves memshim's own
+ * thread-local cache pointer alone, and would read it once, before. */
+static void *(*volatile alloc)(size_t) = malloc;
+
+static void *first_refills(void *arg)
+{
+    unsigned cls = _ms_class_of(64), *held = arg, k = 0;
+    void *v[256];
+    unsigned n = 0;
+    for (unsigned want = MS_FIRST_BATCH;; want *= 2) {
+        if (want > _ms_classes[cls].batch) want = _ms_classes[cls].batch;
+        v[n++] = alloc(64);                           /* empties the bin: a refill */
+        held[k++] = _ms_tc->bins[cls].count;          /* what else it brought */
+        for (unsigned i = 1; i < want; i++) v[n++] = alloc(64);
+        if (want == _ms_classes[cls].batch || n + 2 * want > 256) break;
+    }
+    held[k] = UINT32_MAX;
+    for (unsigned i = 0; i < n; i++) free(v[i]);
+    return NULL;
+}
+
+Test(pool, a_new_thread_starts_with_small_batches)
+{
+    unsigned held[16];
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, first_refills, held), 0);
+    pthread_join(t, NULL);
+    unsigned cls = _ms_class_of(64), want = MS_FIRST_BATCH, k = 0;
+    cr_assert_geq(_ms_classes[cls].batch, 4 * MS_FIRST_BATCH, "the class has room to grow");
+    for (; held[k] != UINT32_MAX; k++, want *= 2) {
+        if (want > _ms_classes[cls].batch) want = _ms_classes[cls].batch;
+        cr_assert_eq(held[k], want - 1, "refill %u: %u blocks cached, expected %u", k, held[k], want - 1);
+    }
+    cr_assert_geq(k, 3u);
 }
 
 Test(pool, free_then_malloc_reuses_the_block)
