@@ -79,10 +79,13 @@
  *     request takes the smallest cached mapping that holds it (a tail of
  *     512 KiB or more stays cached on its own) or grows the largest with
  *     mremap, so only the pages added are new; calloc zeroes what was in
- *     use before.  The cache follows demand: cached and live mappings stay
- *     within the live ones' peak over the last one or two periods (8 MiB
- *     above the live ones at least), the oldest mapping making room, so a
- *     steady program's footprint never exceeds what it recently used.
+ *     use before; a freed mapping joins its cached neighbours.  The cache
+ *     follows demand: cached and live mappings stay within the live ones'
+ *     peak over the last one or two periods plus a quarter of the live ones
+ *     (at most 256 MiB; 8 MiB above the live ones at least), the oldest
+ *     mapping making room: a steady program's footprint stays near what it
+ *     recently used, with enough freed mappings at hand that the next
+ *     request of a varying size usually finds one that holds it.
  * Nothing wakes up to do this (memshim starts no thread for it): the delay
  * is checked lazily whenever a page is taken or given back (the segment lock
  * is held then anyway; every eighth of the delay at most) and on every huge

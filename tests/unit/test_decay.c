@@ -84,6 +84,41 @@ Test(decay, smaller_request_takes_the_head_and_leaves_the_tail_cached)
     free(r);
 }
 
+Test(decay, a_freed_head_merges_with_its_cached_tail)
+{
+    _ms_opt.decay_ms = 600000;
+    unsigned char *p = v_malloc(8 * MiB);
+    fill(p, 3, 8 * MiB);
+    free(p);
+    unsigned char *q = v_malloc(2 * MiB);             /* the head; 6 MiB stay cached */
+    cr_assert_eq(q, p);
+    free(q);
+    ms_huge_stat_t st = huge_now();
+    cr_assert_eq(st.cached, 8 * MiB, "head and tail cached (%llu)", (unsigned long long)st.cached);
+    unsigned char *r = v_malloc(8 * MiB);             /* one mapping again: it holds 8 MiB */
+    cr_assert_eq(r, p, "the merged mapping is handed out whole");
+    size_t res = resident(r, 8 * MiB);
+    cr_assert_eq(res, 2048, "all of it still resident (%zu of 2048 pages)", res);
+    cr_assert_eq(huge_now().cached, 0);
+    free(r);
+}
+
+Test(decay, the_cache_keeps_a_quarter_of_the_live_bytes_above_the_peak)
+{
+    _ms_opt.decay_ms = 600000;
+    malloc_trim(0);
+    unsigned char *live = v_malloc(64 * MiB);        /* live huge bytes: 64 MiB */
+    free(v_malloc(8 * MiB));                         /* peak 72; 8 cached */
+    void *b = NULL;                                  /* aligned: a fresh mapping */
+    cr_assert_eq(posix_memalign(&b, 4 * MiB, 16 * MiB), 0);
+    free(b);                                         /* peak 80, 64 live: 16 more than the peak */
+    ms_huge_stat_t st = huge_now();                  /* allows, 16 (64 / 4) above it */
+    cr_assert_eq(st.bytes, 64 * MiB);
+    cr_assert_eq(st.cached, 24 * MiB, "both freed mappings kept (%llu cached)", (unsigned long long)st.cached);
+    free(live);
+    malloc_trim(0);
+}
+
 Test(decay, larger_request_grows_a_cached_mapping)
 {
     _ms_opt.decay_ms = 600000;
