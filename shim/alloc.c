@@ -94,11 +94,20 @@ MS_NOINLINE void _ms_free_slow(void *p, ms_segment_t *s)
     }
     ms_bin_t *b = &tc->bins[cls];
     if (b->count >= b->limit) _ms_tcache_flush(tc, cls, b->limit - _ms_classes[cls].batch);
-    ((ms_block_t *)p)->next = b->head;
-    ((uintptr_t *)p)[1] = _ms_free_key;
-    b->head = p;
-    b->count++;
-    b->frees++;
+    _ms_bin_push(b, p);
+}
+
+/* A valid block of a span that holds a block of the sampled profiler: it
+ * is forgotten if it is that block, then goes to the cache as usual.  Most
+ * frees here are of the span's other blocks, which sample.c tells apart
+ * without its lock. */
+static MS_NOINLINE bool free_in_sampled_span(void *p, ms_tcache_t *tc, unsigned cls, ms_page_t *pg)
+{
+    _ms_sample_release_at(p, pg);
+    ms_bin_t *b = &tc->bins[cls];
+    if (b->count >= b->limit || ((uintptr_t *)p)[1] == _ms_free_key) return false;
+    _ms_bin_push(b, p);
+    return true;
 }
 
 void _ms_free(void *p)
@@ -113,12 +122,14 @@ void _ms_free(void *p)
             /* Validate cheaply: p must start a block of its span that has
              * been carved (handed out at least once). */
             const ms_class_t *k = &_ms_classes[cls];
-            const ms_page_t *pg = &s->pages[s->span_head[i]];
+            ms_page_t *pg = &s->pages[s->span_head[i]];
             uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)pg->start);
             uint64_t idx = _ms_block_index(k, off);
-            if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED)) &&
-                _ms_free_push(p, tc, cls, pg))
-                return;
+            if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED))) {
+                if (MS_LIKELY(_ms_free_push(p, tc, cls, pg))) return;
+                if (__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED) && free_in_sampled_span(p, tc, cls, pg))
+                    return;
+            }
         }
     }
     _ms_free_slow(p, s);

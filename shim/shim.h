@@ -288,20 +288,28 @@ static inline void *_ms_malloc_tracked(size_t n)
 
 MS_HIDDEN void   _ms_free_slow(void *p, ms_segment_t *s); /* all the inline free declines */
 
+/* p on the bin's free list, carrying the free key (a later free of p sees
+ * it and looks for a double free). */
+static inline __attribute__((always_inline)) void _ms_bin_push(ms_bin_t *b, void *p)
+{
+    ((ms_block_t *)p)->next = b->head;
+    ((uintptr_t *)p)[1] = _ms_free_key;
+    b->head = p;
+    b->count++;
+    b->frees++;
+}
+
 /* The fast path of a free once p is known to start a block that was handed
  * out: into this thread's cache unless something says otherwise (a full
- * bin, the free key of a block already free, a sampled span). */
+ * bin, the free key of a block already free, a span holding a block of the
+ * sampled profiler: sample.c, never while tracking). */
 static inline __attribute__((always_inline))
 bool _ms_free_push(void *p, ms_tcache_t *tc, unsigned cls, const ms_page_t *pg)
 {
     ms_bin_t *b = &tc->bins[cls];
     if (MS_LIKELY(b->count < b->limit && ((uintptr_t *)p)[1] != _ms_free_key &&
                   !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED))) {
-        ((ms_block_t *)p)->next = b->head;
-        ((uintptr_t *)p)[1] = _ms_free_key;
-        b->head = p;
-        b->count++;
-        b->frees++;
+        _ms_bin_push(b, p);
         return true;
     }
     return false;
@@ -430,6 +438,7 @@ MS_HIDDEN extern int _ms_sampling;
 MS_HIDDEN bool   _ms_sample_due(size_t n);          /* the countdown ran out: sample this one? */
 MS_HIDDEN void  *_ms_sample_took(void *p, size_t n, const ms_site_t *site);
 MS_HIDDEN void   _ms_sample_release(const void *p); /* before p is freed or moved */
+MS_HIDDEN void   _ms_sample_release_at(const void *p, ms_page_t *pg);   /* pg->sampled != 0 */
 MS_HIDDEN void  *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site);
 MS_HIDDEN void   _ms_sample_init(void);             /* constructor, after the options */
 MS_HIDDEN void   _ms_sample_lock(void);
