@@ -62,7 +62,7 @@ void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
 {
     ms_block_t *head, *tail;
     ms_bin_t *b = &tc->bins[cls];
-    unsigned want = b->limit ? b->want : 1;
+    unsigned want = !b->limit ? 1 : b->want ? b->want : _ms_classes[cls].batch;
     unsigned n = _ms_central_take(cls, &head, &tail, want);
     if (!n) return NULL;
     if (b->limit && want < _ms_classes[cls].batch)
