@@ -79,7 +79,10 @@ void _ms_sample_fork_child(void) { tl_rng = 0; }   /* not the parent's sequence 
 
 /* ---- the sampled blocks (MEMSHIM_TRACK=0) --------------------------------------- */
 
-typedef struct { uintptr_t addr; uint64_t size; uint32_t stack; } sampled_t;   /* addr: the key */
+/* addr: the key; w and nb: what the block counts for in the profile (its
+ * weight, profile.c's _ms_prof_weigh), kept so that its free need not
+ * weigh it again. */
+typedef struct { uintptr_t addr; uint64_t w, nb; uint32_t stack; } sampled_t;
 static const ms_table_kind_t sampled_kind = MS_TABLE_KIND(sampled_t, addr, 1024, _ms_meta_alloc, _ms_meta_free);
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -115,13 +118,14 @@ static ms_page_t *span_of(const void *p)
 void *_ms_sample_took(void *p, size_t n, const ms_site_t *site)
 {
     if (!p || !_ms_sampling || _ms_busy) return p;
-    sampled_t e = { (uintptr_t)p, n, _ms_capture(site) };
+    sampled_t e = { .addr = (uintptr_t)p, .stack = _ms_capture(site) };
+    e.w = _ms_prof_weigh(n, &e.nb);
     ms_page_t *pg = span_of(p);
     pthread_mutex_lock(&lock);
     bool kept = put(&e);
     if (kept && pg) __atomic_add_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&lock);
-    if (kept) _ms_prof_alloc_sampled(e.stack, n, p);
+    if (kept && e.stack) _ms_prof_alloc_w(e.stack, n, p, e.w, e.nb);
     return p;
 }
 
@@ -150,7 +154,7 @@ void _ms_sample_release_at(const void *p, ms_page_t *pg)
         if (pg) __atomic_sub_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&lock);
-    if (got.addr) _ms_prof_free_sampled(got.stack, got.size, p);
+    if (got.addr && got.stack) _ms_prof_free_w(got.stack, p, got.w, got.nb);
 }
 
 void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)
