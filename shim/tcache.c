@@ -40,7 +40,6 @@ ms_tcache_t *_ms_tcache_get(void)
         tc->bins[c].limit = _ms_classes[c].limit;
         tc->bins[c].want = _ms_classes[c].batch < MS_FIRST_BATCH ? _ms_classes[c].batch : MS_FIRST_BATCH;
     }
-    tc->tid = _ms_os_gettid();
     pthread_mutex_lock(&tc_lock);
     tc->next = tc_live;
     if (tc_live) tc_live->prev = tc;

@@ -230,7 +230,6 @@ typedef struct ms_bin_s {
 typedef struct ms_tcache_s {
     ms_bin_t             bins[MS_NCLASSES];
     struct ms_tcache_s  *prev, *next;   /* registry of live caches (tcache lock) */
-    int                  tid;
 } ms_tcache_t;
 
 #endif
