@@ -78,7 +78,7 @@ static int find_image(struct dl_phdr_info *info, size_t size, void *arg)
 static uintptr_t stack_top(void)
 {
     uintptr_t top = _ms_stack_top();
-    if (_ms_os_gettid() == getpid()) {
+    if (_ms_on_main_thread()) {
         const char *fn = (const char *)getauxval(AT_EXECFN);
         if (fn && (uintptr_t)fn > top)
             top = ((uintptr_t)fn + strlen(fn) + MS_OS_PAGE) & ~(uintptr_t)(MS_OS_PAGE - 1);

@@ -415,6 +415,7 @@ MS_HIDDEN void   _ms_unwind_thread_exit(void);
 MS_HIDDEN void   _ms_unwind_lock(void);                 /* the spare stack caches, for fork */
 MS_HIDDEN void   _ms_unwind_unlock(bool child);
 MS_HIDDEN uintptr_t _ms_stack_top(void);                /* of the calling thread's stack */
+MS_HIDDEN bool  _ms_on_main_thread(void);                /* track.c: tid == pid, cached */
 MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_free(void *p, const ms_site_t *site);

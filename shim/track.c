@@ -9,6 +9,7 @@
  * MEMSHIM_SAMPLE=N only about one allocation per N bytes pays for a stack;
  * every block still gets its record, which the leak scan needs. */
 #include <errno.h>
+#include <unistd.h>
 #include "shim.h"
 
 int _ms_track_on = 1;
@@ -24,7 +25,21 @@ static uint32_t my_tid(void)
     return tl_tid;
 }
 
-void _ms_track_after_fork_child(void) { tl_tid = 0; }
+static int self_pid;                        /* getpid(), asked once; 0 in a new child */
+
+/* Whether the caller is the process's main thread (whose id is the
+ * process's): no system call after a thread's first. */
+bool _ms_on_main_thread(void)
+{
+    if (MS_UNLIKELY(!self_pid)) __atomic_store_n(&self_pid, getpid(), __ATOMIC_RELAXED);
+    return my_tid() == (uint32_t)__atomic_load_n(&self_pid, __ATOMIC_RELAXED);
+}
+
+void _ms_track_after_fork_child(void)
+{
+    tl_tid = 0;
+    self_pid = 0;
+}
 
 /* MEMSHIM_SAMPLE=N: about one allocation per N bytes pays for a stack
  * (sample.c draws the gaps). */

@@ -137,7 +137,7 @@ extern void *__libc_stack_end;
  * of the thread's stack mapping), or __libc_stack_end for the main thread. */
 uintptr_t _ms_stack_top(void)
 {
-    return _ms_os_gettid() == getpid() ? (uintptr_t)__libc_stack_end : _ms_thread_pointer();
+    return _ms_on_main_thread() ? (uintptr_t)__libc_stack_end : _ms_thread_pointer();
 }
 
 /* A thread's cache is ~34 KiB, a mapping of its own: unmapping it at every
@@ -158,7 +158,7 @@ static uintptr_t stack_low(uintptr_t top)
 {
     int saved = errno;
     uintptr_t lo = top;                              /* not known: nothing cached */
-    if (_ms_os_gettid() == getpid()) {
+    if (_ms_on_main_thread()) {
         struct rlimit r;
         size_t max = (size_t)8 << 20;
         if (getrlimit(RLIMIT_STACK, &r) == 0 && r.rlim_cur != RLIM_INFINITY && r.rlim_cur < ((rlim_t)1 << 32))
