@@ -40,14 +40,6 @@ void *_ms_malloc(size_t n)
     return MS_LIKELY(p != NULL) ? p : _ms_malloc_slow(n);
 }
 
-void *_ms_malloc_tracked_slow(size_t n)
-{
-    void *p = _ms_malloc_slow(n);
-    if (!p) return NULL;
-    if (n <= MS_MAX_SMALL) _ms_tcache_check_pop(p, _ms_class_fast(n));   /* a refill's link */
-    if (n >= sizeof(void *)) ((uintptr_t *)p)[0] = 0;
-    return p;
-}
 
 /* ---- free ---------------------------------------------------------------- */
 
@@ -104,6 +96,9 @@ MS_NOINLINE void _ms_free_slow(void *p, ms_segment_t *s)
 static MS_NOINLINE bool free_in_sampled_span(void *p, ms_tcache_t *tc, unsigned cls, ms_page_t *pg)
 {
     _ms_sample_release_at(p, pg);
+    /* _ms_free_push's test without the span's (written twice: a helper
+     * shared with it put the span's test first and cost the pools' hot
+     * path an instruction a pair) */
     ms_bin_t *b = &tc->bins[cls];
     if (b->count >= b->limit || ((uintptr_t *)p)[1] == _ms_free_key) return false;
     _ms_bin_push(b, p);

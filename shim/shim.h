@@ -252,7 +252,6 @@ MS_HIDDEN bool   _ms_owns(const void *p);
 
 /* The inline fast paths, for alloc.c and track.c. */
 MS_HIDDEN void  *_ms_malloc_slow(size_t n);             /* all that _ms_pop declines */
-MS_HIDDEN void  *_ms_malloc_tracked_slow(size_t n);
 
 /* The fast path: the head of the request's bin.  `tracked`: the block's
  * link, the bin's next head, must be sound (a write after free is caught
@@ -276,14 +275,6 @@ static inline __attribute__((always_inline)) void *_ms_pop(size_t n, bool tracke
         }
     }
     return NULL;
-}
-
-/* malloc for track.c: the popped block's link checked, its first two
- * words cleared. */
-static inline void *_ms_malloc_tracked(size_t n)
-{
-    void *p = _ms_pop(n, true);
-    return MS_LIKELY(p != NULL) ? p : _ms_malloc_tracked_slow(n);
 }
 
 MS_HIDDEN void   _ms_free_slow(void *p, ms_segment_t *s); /* all the inline free declines */
@@ -313,15 +304,6 @@ bool _ms_free_push(void *p, ms_tcache_t *tc, unsigned cls, const ms_page_t *pg)
         return true;
     }
     return false;
-}
-
-/* _ms_free of a block of segment s that track.c's record has just shown
- * to be live: it starts a block that was handed out (place w). */
-static inline void _ms_free_at(void *p, ms_segment_t *s, const ms_where_t *w)
-{
-    ms_tcache_t *tc = _ms_tc;
-    if (MS_LIKELY(tc != NULL) && _ms_free_push(p, tc, w->cls, w->pg)) return;
-    _ms_free_slow(p, s);
 }
 
 /* ---- badptr.c: pointers that are no live block of memshim's --------------- */

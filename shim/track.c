@@ -189,7 +189,7 @@ static bool check_match_huge(const void *p, unsigned how, const char *by, ms_met
 /* Check p before it is released by a call of kind `how` (MS_ALLOC_*); false
  * if it must not be (misuse reported).  `batch`: NULL, or the free stack
  * shared by the blocks released with p.  *s and *w: where p is, for
- * _ms_free_at (*s NULL: no record, or one not live; _ms_free validates). */
+ * free_at (*s NULL: no record, or one not live; _ms_free validates). */
 static inline __attribute__((always_inline)) bool release(void *p, const ms_site_t *site, unsigned how,
                                                           ms_free_batch_t *batch, ms_segment_t **s,
                                                           ms_where_t *w)
@@ -242,9 +242,20 @@ static inline void check_pop_sized(const void *p, size_t n)
     _ms_tcache_check_pop(p, cls);
 }
 
+/* malloc's block, its link checked (the pop's, at hand there, or the bin
+ * head's after a refill) and scrubbed. */
+static MS_NOINLINE void *malloc_checked_slow(size_t n)
+{
+    void *p = _ms_malloc_slow(n);
+    check_pop_sized(p, n);
+    scrub(p, n);
+    return p;
+}
+
 void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
 {
-    void *p = _ms_malloc_tracked(n);          /* link checked, scrubbed */
+    void *p = _ms_pop(n, true);
+    if (MS_UNLIKELY(!p)) p = malloc_checked_slow(n);
     record_inline(p, n, site, MS_ALLOC_MALLOC, n <= MS_MAX_SMALL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
@@ -259,6 +270,15 @@ void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
     return p;
 }
 
+/* _ms_free of a block of segment s whose record has just shown it live:
+ * it starts a block that was handed out (place w). */
+static inline void free_at(void *p, ms_segment_t *s, const ms_where_t *w)
+{
+    ms_tcache_t *tc = _ms_tc;
+    if (MS_LIKELY(tc != NULL) && _ms_free_push(p, tc, w->cls, w->pg)) return;
+    _ms_free_slow(p, s);
+}
+
 /* Release p (checked by release()) to the allocator. */
 static inline __attribute__((always_inline)) void free_checked(void *p, const ms_site_t *site, unsigned how, ms_free_batch_t *batch)
 {
@@ -271,7 +291,7 @@ static inline __attribute__((always_inline)) void free_checked(void *p, const ms
      * overlap instead of following each other. */
     __builtin_prefetch(p, 1);
     if (!release(p, site, how, batch, &s, &w)) return;
-    if (s) _ms_free_at(p, s, &w);
+    if (s) free_at(p, s, &w);
     else _ms_free(p);
 }
 

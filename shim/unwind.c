@@ -125,9 +125,9 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
  * cached (not one in a handler on a sigaltstack), and every slot read lies
  * between its stack pointer and the thread's stack top (its TCB, or
  * __libc_stack_end for the main thread), so nothing outside the stack is
- * ever read.  A stack the
- * cache does not hold is looked for next with the frame sizes learnt
- * (walk() below), and unwound by libunwind only when that fails. */
+ * ever read.  A stack the cache does not hold is looked for next with the
+ * frame sizes learnt (walk() below), and unwound by libunwind only when
+ * that fails. */
 
 #define SC_SPAN    4096              /* words from one frame's return slot to the next */
 __thread ms_stack_cache_t *_ms_sc __attribute__((tls_model("initial-exec")));
@@ -215,7 +215,6 @@ void _ms_unwind_unlock(bool child)
     if (child) pthread_mutex_init(&spare_lock, NULL);
     else pthread_mutex_unlock(&spare_lock);
 }
-
 
 /* The set's entry to fill: an empty one, else the least recently used,
  * never `keep`. */
