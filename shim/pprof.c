@@ -289,23 +289,22 @@ static uint64_t function_id(enc_t *e, const ms_frame_t *f)
 /* The location of frame f, symbolized already by _ms_stack_frames (which
  * names start_thread without the C library's debug file: asked again here,
  * libdw would read it). */
-static uint64_t location_id(enc_t *e, const ms_frame_t *fr)
+static uint64_t location_id(enc_t *e, const ms_frame_t *f)
 {
-    slot_t *sl = map_slot(&e->locs, fr->ip, NULL, NULL);
+    slot_t *sl = map_slot(&e->locs, f->ip, NULL, NULL);
     if (!sl) { e->out.oom = true; return 0; }
     if (sl->val) return sl->val;
     uint32_t id = ++e->nlocs;
     sl->val = id;
     e->locs.used++;
-    ms_frame_t f = *fr;
-    uint64_t fn = function_id(e, &f);
+    uint64_t fn = function_id(e, f);
     e->line.len = 0;                                 /* Line */
     pb_uint(&e->line, 1, fn);
-    pb_uint(&e->line, 2, f.file && f.line > 0 ? (uint64_t)f.line : 0);
+    pb_uint(&e->line, 2, f->file && f->line > 0 ? (uint64_t)f->line : 0);
     e->sub.len = 0;                                  /* Location */
     pb_uint(&e->sub, 1, id);
-    pb_uint(&e->sub, 2, mapping_of(e, f.ip));
-    pb_uint(&e->sub, 3, f.ip);
+    pb_uint(&e->sub, 2, mapping_of(e, f->ip));
+    pb_uint(&e->sub, 3, f->ip);
     pb_bytes(&e->sub, 4, e->line.p, e->line.len);
     pb_bytes(&e->out, 4, e->sub.p, e->sub.len);
     return id;
