@@ -28,14 +28,16 @@ static int settled;                          /* the options are read */
 static __thread uint64_t tl_rng __attribute__((tls_model("initial-exec")));
 
 /* -ln(u) for u in (0,1], from the float's exponent and a short series:
- * plenty for drawing sample gaps without libm. */
+ * plenty for drawing sample gaps without libm.  The series is in Horner
+ * form with its divisions made multiplications: written as divisions they
+ * were a chain of five, and a fifth of a sampled realloc's cost. */
 static double neg_ln(double u)
 {
     union { double d; uint64_t b; } v = { .d = u };
     int e = (int)((v.b >> 52) & 0x7ff) - 1023;
     v.b = (v.b & ~((uint64_t)0x7ff << 52)) | ((uint64_t)1023 << 52);   /* m in [1,2) */
-    double m = v.d, t = (m - 1) / (m + 1), t2 = t * t;
-    double ln_m = 2 * t * (1 + t2 / 3 + t2 * t2 / 5 + t2 * t2 * t2 / 7 + t2 * t2 * t2 * t2 / 9);
+    double m = v.d, t = (m - 1) / (m + 1), t2 = t * t;     /* the one division */
+    double ln_m = 2 * t * (1 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 * (1.0 / 9)))));
     return -(e * 0.6931471805599453 + ln_m);
 }
 
@@ -44,7 +46,7 @@ double _ms_exp_neg(double x)   /* e^-x for x >= 0 */
     if (x > 700) return 0;
     unsigned k = 0;
     while (x > 0.5) { x /= 2; k++; }
-    double r = 1 - x + x * x / 2 - x * x * x / 6 + x * x * x * x / 24 - x * x * x * x * x / 120;
+    double r = 1 - x * (1 - x * (1.0 / 2 - x * (1.0 / 6 - x * (1.0 / 24 - x * (1.0 / 120)))));
     while (k--) r *= r;
     return r;
 }
@@ -134,7 +136,7 @@ void *_ms_sample_took(void *p, size_t n, const ms_site_t *site)
  * marked span and for huge blocks. */
 void _ms_sample_release(const void *p)
 {
-    if (!_ms_sampling) return;
+    if (!_ms_sampling || !__atomic_load_n(maybe_of((uintptr_t)p), __ATOMIC_RELAXED)) return;
     ms_page_t *pg = span_of(p);
     if (pg && !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED)) return;
     _ms_sample_release_at(p, pg);
