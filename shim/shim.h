@@ -335,7 +335,8 @@ typedef struct ms_site_s { uintptr_t ra, sp; } ms_site_t;   /* where the program
  * two places at the same depth), each keep an entry instead of evicting
  * each other at every call; the least recently used entry of the set
  * makes room. */
-#define MS_SC_ENTRIES 128
+#define MS_SC_BITS    7                /* 2^bits entries */
+#define MS_SC_ENTRIES (1u << MS_SC_BITS)
 #define MS_SC_WAYS    4
 #define MS_SC_DEPTH   24               /* deeper stacks are not cached */
 typedef struct ms_sc_ent_s {
@@ -362,7 +363,7 @@ MS_HIDDEN uint32_t _ms_capture_miss(const ms_site_t *site);
 /* The first entry of the site's set. */
 static inline ms_sc_ent_t *_ms_sc_set(ms_stack_cache_t *c, uintptr_t ra, uintptr_t sp)
 {
-    return &c->e[(size_t)(((ra ^ (sp << 7)) * 0x9E3779B97F4A7C15ULL) >> 57) & (MS_SC_ENTRIES - MS_SC_WAYS)];
+    return &c->e[(size_t)(((ra ^ (sp << 7)) * 0x9E3779B97F4A7C15ULL) >> (64 - MS_SC_BITS)) & (MS_SC_ENTRIES - MS_SC_WAYS)];
 }
 
 /* Whether the call at `site` was made on the thread's own stack (not on a
@@ -462,7 +463,24 @@ MS_HIDDEN void   _ms_loader_lock(void);    /* fork: none of them under way */
 MS_HIDDEN void   _ms_loader_unlock(bool child);
 #define MS_STACK_OOM 0xFFFFFFFFu        /* a stack not stored: memshim's memory ran out */
 MS_HIDDEN uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n);
-MS_HIDDEN uint32_t _ms_stack_find(const uintptr_t *ip, unsigned n);   /* stored already? 0 if not */
+/* A stack's hash, frame by frame (unwind.c's walk hashes as it goes):
+ * h = MS_IPS_HASH0, h = _ms_ips_hash_add(h, ip[i]) for each frame, then
+ * _ms_ips_hash_end(h, n).  Each step is a bijection of h for a given frame
+ * (an odd multiplier, then an xor-shift), so two stacks that differ in one
+ * frame never hash alike; a walked stack is known by its hash alone
+ * (stacks.c, _ms_stack_find). */
+#define MS_IPS_HASH0 0xcbf29ce484222325ULL
+static inline uint64_t _ms_ips_hash_add(uint64_t h, uintptr_t ip)
+{
+    h = (h ^ ip) * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 32);
+}
+static inline uint64_t _ms_ips_hash_end(uint64_t h, unsigned n)
+{
+    h = _ms_ips_hash_add(h, n);
+    return h ? h : 1;
+}
+MS_HIDDEN uint32_t _ms_stack_find(uint64_t h);     /* a stored stack of that hash? 0 if none */
 MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);
 MS_HIDDEN void   _ms_stack_lock(void);
 MS_HIDDEN void   _ms_stack_unlock(bool child);

@@ -59,13 +59,9 @@ static unsigned chunk_of(size_t pos)
 
 static uint64_t hash_ips(const uintptr_t *ip, unsigned n)
 {
-    uint64_t h = 0xcbf29ce484222325ULL ^ n;
-    for (unsigned i = 0; i < n; i++) {
-        h ^= ip[i];
-        h *= 0x100000001b3ULL;
-        h ^= h >> 29;
-    }
-    return h ? h : 1;
+    uint64_t h = MS_IPS_HASH0;
+    for (unsigned i = 0; i < n; i++) h = _ms_ips_hash_add(h, ip[i]);
+    return _ms_ips_hash_end(h, n);
 }
 
 /* Per id, in chunks of MS_PROF_CHUNK ids that never move, mapped with the
@@ -156,10 +152,15 @@ static uint32_t probe(const ms_table_t *t, uint64_t h, const uintptr_t *ip, unsi
     return s ? s->id : 0;
 }
 
-/* The id of those frames if stored already, else 0 (never stores). */
-uint32_t _ms_stack_find(const uintptr_t *ip, unsigned n)
+/* The id of a stored stack whose hash is h, else 0; never stores.  For unwind.c's walk, on every stack cache miss: the hash
+ * alone decides, without reading the stored frames (two more cache misses,
+ * a tenth of a tracked gcc's time went to them).  Two stacks of one hash
+ * are as likely as a 64-bit match by chance, and no two stacks that differ
+ * in a single frame share one (shim.h). */
+uint32_t _ms_stack_find(uint64_t h)
 {
-    return n ? probe(__atomic_load_n(&table, __ATOMIC_ACQUIRE), hash_ips(ip, n), ip, n) : 0;
+    const stack_slot *s = ms_table_find(__atomic_load_n(&table, __ATOMIC_ACQUIRE), &stack_kind, h, NULL, NULL);
+    return s ? s->id : 0;
 }
 
 uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
@@ -238,16 +239,32 @@ size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size
     return k;
 }
 
-/* The module is gone: its addresses in stored stacks get the tag.  The
- * table keeps the entry's old hash, so a new stack with the old addresses (a
- * library mapped there since) no longer matches it and is stored anew. */
+/* The slot of stack id, whose hash is h (stack_lock held). */
+static bool slot_is(const void *slot, const void *arg)
+{
+    return ((const stack_slot *)slot)->id == *(const uint32_t *)arg;
+}
+
+/* The module is gone: its addresses in stored stacks get the tag, and a
+ * stack so changed takes the hash of its new frames as its key, in the
+ * slot where it is (nothing looks up a stack of tagged frames: this only
+ * unkeys the old hash).  A new stack with the old addresses (a library
+ * mapped there since) then finds it neither by frames (_ms_stack_intern)
+ * nor by hash (_ms_stack_find). */
 void _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag)
 {
     pthread_mutex_lock(&stack_lock);
     for (uint32_t id = 1; id <= nstacks; id++) {
         stack_ent *e = (stack_ent *)entry(id);
+        uint64_t old = hash_ips(e->ip, e->depth);
+        bool changed = false;
         for (uint32_t j = 0; j < e->depth; j++)
-            if (in_ranges(e->ip[j], code, n)) __atomic_store_n(&e->ip[j], e->ip[j] | tag, __ATOMIC_RELAXED);
+            if (in_ranges(e->ip[j], code, n)) {
+                __atomic_store_n(&e->ip[j], e->ip[j] | tag, __ATOMIC_RELAXED);
+                changed = true;
+            }
+        stack_slot *s = changed ? ms_table_find(table, &stack_kind, old, slot_is, &id) : NULL;
+        if (s) __atomic_store_n(&s->hash, hash_ips(e->ip, e->depth), __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&stack_lock);
 }

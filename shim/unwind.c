@@ -255,7 +255,7 @@ static inline size_t frame_slot(uintptr_t ra) { return (size_t)((ra * 0x9E3779B9
 static inline unsigned frame_words(uintptr_t ra)
 {
     uint64_t v = __atomic_load_n(&frame_sizes[frame_slot(ra)], __ATOMIC_RELAXED);
-    return (v >> 16) == (ra & 0xffffffffffffULL) ? (unsigned)(v & 0xffff) : 0;
+    return (v ^ (uint64_t)ra << 16) >> 16 ? 0 : (unsigned)(v & 0xffff);
 }
 
 static inline void frame_learn(uintptr_t ra, unsigned words)
@@ -292,27 +292,37 @@ static unsigned locate(const ms_site_t *site, const ms_stack_cache_t *c, const u
 /* The stack as the frame sizes learnt give it, without the unwinder: from
  * the caller's return address, each next one where its frame's size puts
  * it, up to max frames or one marked outermost.  Its frames (as
- * _ms_unwind() gives them: return addresses less one) and slots, or 0
- * when a size is not known or leads off the stack.  Only a stack
- * the unwinder gave before is taken (the caller looks it up): words that
- * merely look like return addresses (alloca'd space, a stale frame) would
- * have to spell out a whole known stack. */
+ * _ms_unwind() gives them: return addresses less one), slots and hash
+ * (_ms_ips_hash_add, taken as it goes), or 0 when a size is not known or
+ * leads off the stack.  Only a stack the unwinder gave before is taken
+ * (the caller looks its hash up): words that merely look like return
+ * addresses (alloca'd space, a stale frame) would have to spell out a
+ * whole known stack, to its 64-bit hash. */
 static unsigned walk(const ms_site_t *site, const ms_stack_cache_t *c, uintptr_t *ip, uintptr_t *pos,
-                     unsigned max)
+                     unsigned max, uint64_t *hash)
 {
+    const uintptr_t last = c->top - 8;           /* a local: the stores below may alias c */
     uintptr_t at = site->sp - 8, ra = site->ra;
-    for (unsigned i = 0;;) {
+    uint64_t h = MS_IPS_HASH0;
+    unsigned i = 0;
+    for (;;) {
         ip[i] = ra - 1;
         pos[i] = at;
-        if (++i == max) return i;
-        unsigned g = frame_words(ra);
-        if (g == FRAME_END) return i;
-        if (!g) return 0;
+        h = _ms_ips_hash_add(h, ra - 1);
+        if (++i == max) break;
+        uint64_t v = __atomic_load_n(&frame_sizes[frame_slot(ra)], __ATOMIC_RELAXED);
+        if ((v ^ (uint64_t)ra << 16) >> 16) return 0;          /* its frame's size is not known */
+        unsigned g = (unsigned)(v & 0xffff);
+        if (MS_UNLIKELY(g - 1 >= FRAME_END - 1)) {
+            if (g == FRAME_END) break;
+            return 0;
+        }
         at += (uintptr_t)g * 8;
-        if (at + 8 > c->top) return 0;
+        if (at > last) return 0;
         ra = *(const uintptr_t *)at;
-        if (ra < 4096) return 0;
     }
+    *hash = _ms_ips_hash_end(h, i);
+    return i;
 }
 
 /* The slow half: the stack from the learnt frame sizes if it is one seen
@@ -324,8 +334,9 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
     uintptr_t ip[MS_MAX_STACK], pos[MS_MAX_STACK];
     unsigned max = _ms_opt.stack_depth, n;
     uint32_t id = 0;
+    uint64_t h = 0;
     ip[0] = 0;                                      /* read only when n > 0; says so to GCC */
-    if (cacheable && !_ms_busy && (n = walk(site, c, ip, pos, max)) && (id = _ms_stack_find(ip, n))) {
+    if (cacheable && !_ms_busy && (n = walk(site, c, ip, pos, max, &h)) && (id = _ms_stack_find(h))) {
         /* a stack seen before, found again in ~20 ns a frame less */
     } else {
         n = _ms_unwind(ip, max);

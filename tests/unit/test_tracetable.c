@@ -1,0 +1,68 @@
+/* test_tracetable.c - the trace table (shim/stacks.c): a stack is stored
+ * once and found again by its frames or, as unwind.c's walk finds it, by
+ * its hash alone; when a module is unloaded (_ms_stack_retag) a stack
+ * through it is found by neither any more, so that a library mapped at
+ * the same addresses later gets stacks of its own. */
+#include <criterion/criterion.h>
+#include "shim.h"
+
+static uint64_t hash_of(const uintptr_t *ip, unsigned n)
+{
+    uint64_t h = MS_IPS_HASH0;
+    for (unsigned i = 0; i < n; i++) h = _ms_ips_hash_add(h, ip[i]);
+    return _ms_ips_hash_end(h, n);
+}
+
+/* Frames of this test's own, unlike any stack the test binary makes. */
+static void frames(uintptr_t *ip, unsigned n, uintptr_t base)
+{
+    for (unsigned i = 0; i < n; i++) ip[i] = base + 0x1000 * i + 0x37;
+}
+
+Test(tracetable, a_stack_is_stored_once_and_found_by_frames_or_hash)
+{
+    uintptr_t ip[6];
+    frames(ip, 6, 0x5a0000000000);
+    cr_assert_eq(_ms_stack_find(hash_of(ip, 6)), 0, "not stored yet");
+    uint32_t id = _ms_stack_intern(ip, 6);
+    cr_assert(id != 0 && id != MS_STACK_OOM);
+    cr_assert_eq(_ms_stack_intern(ip, 6), id, "stored once");
+    cr_assert_eq(_ms_stack_find(hash_of(ip, 6)), id);
+    cr_assert_eq(_ms_stack_find(hash_of(ip, 5)), 0, "a prefix is another stack");
+    const uintptr_t *got;
+    cr_assert_eq(_ms_stack_get(id, &got), 6);
+    cr_assert_eq(memcmp(got, ip, sizeof ip), 0);
+}
+
+Test(tracetable, stacks_that_differ_in_one_frame_never_share_a_hash)
+{
+    uintptr_t a[16], b[16];
+    frames(a, 16, 0x5b0000000000);
+    for (unsigned i = 0; i < 16; i++)
+        for (uintptr_t d = 1; d < (uintptr_t)1 << 40; d <<= 3) {
+            memcpy(b, a, sizeof a);
+            b[i] ^= d;
+            cr_assert_neq(hash_of(a, 16), hash_of(b, 16), "frame %u, bit pattern %#lx", i, (unsigned long)d);
+        }
+}
+
+Test(tracetable, a_stack_through_an_unloaded_module_is_found_no_more)
+{
+    uintptr_t ip[5], other[3];
+    frames(ip, 5, 0x5c0000000000);
+    frames(other, 3, 0x5d0000000000);
+    uint32_t id = _ms_stack_intern(ip, 5), kept = _ms_stack_intern(other, 3);
+    cr_assert(id && kept && id != kept);
+    ms_range_t module = { ip[2] - 0x10, ip[2] + 0x10 };   /* frame 2's code goes */
+    _ms_stack_retag(&module, 1, (uintptr_t)7 << MS_IP_TAG_SHIFT);
+
+    const uintptr_t *got;
+    cr_assert_eq(_ms_stack_get(id, &got), 5);
+    cr_assert_eq(got[2], ip[2] | (uintptr_t)7 << MS_IP_TAG_SHIFT, "the frame carries the tag");
+    cr_assert_eq(got[1], ip[1], "frames of other code keep their addresses");
+    cr_assert_eq(_ms_stack_find(hash_of(ip, 5)), 0, "the old frames' hash finds nothing");
+    uint32_t again = _ms_stack_intern(ip, 5);
+    cr_assert(again && again != id, "the same addresses, mapped again, are a new stack");
+    cr_assert_eq(_ms_stack_find(hash_of(ip, 5)), again);
+    cr_assert_eq(_ms_stack_find(hash_of(other, 3)), kept, "stacks outside the module are untouched");
+}
