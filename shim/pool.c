@@ -124,8 +124,9 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
     return got;
 }
 
-/* Return a chain of n blocks of class cls to their spans. */
-void _ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
+/* Return the first n blocks of a chain of class cls to their spans; the
+ * rest of the chain. */
+ms_block_t *_ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
 {
     central_t *c = &central[cls];
     unsigned given = 0;
@@ -155,6 +156,7 @@ void _ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
     }
     pthread_mutex_unlock(&c->lock);
     _ms_heap_account(-(int64_t)given * _ms_classes[cls].size);
+    return b;
 }
 
 /* Whether p is the start of a block handed out from segment s; also its class.

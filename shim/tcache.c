@@ -90,31 +90,16 @@ void _ms_tcache_check_pop(const void *p, unsigned cls)
     b->count = 0;
 }
 
-/* Keep the `keep` most recently freed blocks of a class, return the rest. */
+/* Keep `keep` blocks of a class, return the rest: the most recently freed
+ * go (as tcmalloc's do), so the blocks that stay need no walk to find the
+ * cut: each given block's link is checked once, as it is given. */
 void _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep)
 {
     ms_bin_t *b = &tc->bins[cls];
     if (b->count <= keep) return;
-    ms_block_t *rest;
-    unsigned n = b->count - keep;
-    if (keep == 0) {
-        rest = b->head;
-        b->head = NULL;
-    } else {
-        ms_block_t *cut = b->head;
-        for (unsigned i = 1;; i++) {
-            if (!_ms_link_checked(cut, cls)) {          /* written after free: cut there */
-                b->count = i;
-                return;
-            }
-            if (i == keep) break;
-            cut = cut->next;
-        }
-        rest = cut->next;
-        cut->next = NULL;
-    }
-    b->count = keep;
-    _ms_central_give(cls, rest, n);
+    ms_block_t *rest = _ms_central_give(cls, b->head, b->count - keep);
+    b->head = rest;
+    b->count = rest ? keep : 0;           /* cut short (written after free): the rest is lost to reuse */
 }
 
 /* A free on a dead thread: straight to the central list. */
