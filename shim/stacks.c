@@ -152,11 +152,12 @@ static uint32_t probe(const ms_table_t *t, uint64_t h, const uintptr_t *ip, unsi
     return s ? s->id : 0;
 }
 
-/* The id of a stored stack whose hash is h, else 0; never stores.  For unwind.c's walk, on every stack cache miss: the hash
- * alone decides, without reading the stored frames (two more cache misses,
- * a tenth of a tracked gcc's time went to them).  Two stacks of one hash
- * are as likely as a 64-bit match by chance, and no two stacks that differ
- * in a single frame share one (shim.h). */
+/* The id of a stored stack whose hash is h, else 0; never stores.  For
+ * unwind.c's walk, on every stack cache miss: the hash alone decides,
+ * without reading the stored frames (two more cache misses; a tenth of a
+ * tracked gcc's time went to them).  Two stacks of one hash are as likely
+ * as a 64-bit match by chance, and no two stacks that differ in a single
+ * frame share one (shim.h). */
 uint32_t _ms_stack_find(uint64_t h)
 {
     const stack_slot *s = ms_table_find(__atomic_load_n(&table, __ATOMIC_ACQUIRE), &stack_kind, h, NULL, NULL);
@@ -239,7 +240,7 @@ size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size
     return k;
 }
 
-/* The slot of stack id, whose hash is h (stack_lock held). */
+/* Whether the slot is that of stack *arg (an id). */
 static bool slot_is(const void *slot, const void *arg)
 {
     return ((const stack_slot *)slot)->id == *(const uint32_t *)arg;

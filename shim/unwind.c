@@ -310,10 +310,8 @@ static unsigned walk(const ms_site_t *site, const ms_stack_cache_t *c, uintptr_t
         pos[i] = at;
         h = _ms_ips_hash_add(h, ra - 1);
         if (++i == max) break;
-        uint64_t v = __atomic_load_n(&frame_sizes[frame_slot(ra)], __ATOMIC_RELAXED);
-        if ((v ^ (uint64_t)ra << 16) >> 16) return 0;          /* its frame's size is not known */
-        unsigned g = (unsigned)(v & 0xffff);
-        if (MS_UNLIKELY(g - 1 >= FRAME_END - 1)) {
+        unsigned g = frame_words(ra);
+        if (MS_UNLIKELY(g - 1 >= FRAME_END - 1)) {             /* not known, or the outermost */
             if (g == FRAME_END) break;
             return 0;
         }
