@@ -75,14 +75,16 @@
  *     Pages free for longer than the delay are purged, and a segment with
  *     every page free and none dirty any longer is unmapped, but for one.
  *   - Huge blocks: a freed mapping goes to a cache (huge.c) with the time
- *     of its free, and is unmapped once it is older than the delay.  A
+ *     of its free, and is unmapped once it is older than a quarter of the
+ *     delay (a whole buffer, resident, is worth keeping only for the next
+ *     one, which a program replacing big buffers asks for at once).  A
  *     request takes the smallest cached mapping that holds it (a tail of
  *     512 KiB or more stays cached on its own) or grows the largest with
  *     mremap, so only the pages added are new; calloc zeroes what was in
  *     use before; a freed mapping joins its cached neighbours.  The cache
  *     follows demand: cached and live mappings stay within the live ones'
- *     peak over the last one or two periods plus a quarter of the live ones
- *     (at most 256 MiB; 8 MiB above the live ones at least), the oldest
+ *     peak over the last one or two such quarters plus a quarter of the
+ *     live ones (at most 256 MiB; 8 MiB above the live ones at least), the oldest
  *     mapping making room: a steady program's footprint stays near what it
  *     recently used, with enough freed mappings at hand that the next
  *     request of a varying size usually finds one that holds it.

@@ -163,6 +163,21 @@ Test(decay, cached_huge_mapping_is_unmapped_after_the_delay)
     cr_assert_eq(errno, ENOMEM);
 }
 
+/* A cached mapping is a whole buffer kept resident: it goes after a
+ * quarter of the delay, while free pages of the pools stay for all of it. */
+Test(decay, a_cached_huge_mapping_goes_after_a_quarter_of_the_delay)
+{
+    _ms_opt.decay_ms = 400;
+    unsigned char *p = v_malloc(8 * MiB);
+    fill(p, 1, 8 * MiB);
+    free(p);
+    cr_assert_eq(huge_now().cached, 8 * MiB, "kept at first");
+    usleep(150 * 1000);                               /* past 100 ms, well within 400 */
+    _ms_huge_decay(_ms_os_now_ns());
+    ms_huge_stat_t st = huge_now();
+    cr_assert_eq(st.cached, 0, "still %llu cached after a quarter of the delay", (unsigned long long)st.cached);
+}
+
 Test(decay, huge_decay_runs_on_the_allocation_path)
 {
     _ms_opt.decay_ms = 50;
