@@ -79,9 +79,9 @@ MS_NOINLINE void _ms_free_slow(void *p, ms_segment_t *s)
         _ms_heap_error("free(): double free", p);
         return;
     }
-    if (!tc || tc == _ms_tcache_dead()) {
+    if (!tc || !tc->bins[cls].limit) {          /* a dead thread's, or a class no cache holds */
         ((uintptr_t *)p)[1] = _ms_free_key;
-        _ms_tcache_free_dead(p, cls);
+        _ms_tcache_free_direct(p, cls);
         return;
     }
     ms_bin_t *b = &tc->bins[cls];

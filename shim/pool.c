@@ -49,10 +49,12 @@ void _ms_classes_init(void)
         k->npages = (uint16_t)np;
         k->capacity = (uint32_t)(np * MS_PAGE_SIZE / size);
         k->recip = (((uint64_t)1 << MS_RECIP_SHIFT) + size - 1) / size;
-        /* Thread cache: up to 128 blocks or 64 KiB, at least 1. */
+        /* Thread cache: up to 128 blocks or 64 KiB, at least 1; none above
+         * MS_TCACHE_MAX (limit 0: every call goes central). */
         size_t lim = ((size_t)64 << 10) / size;
         if (lim > 128) lim = 128;
         if (lim < 1) lim = 1;
+        if (size > MS_TCACHE_MAX) lim = 0;
         k->limit = (uint16_t)lim;
         k->batch = (uint16_t)(lim > 1 ? lim / 2 : 1);
         pthread_mutex_init(&central[c].lock, NULL);

@@ -230,9 +230,8 @@ MS_HIDDEN void   _ms_tcache_init(void);
 MS_HIDDEN void   _ms_tcache_lock(void);
 MS_HIDDEN void   _ms_tcache_unlock(bool child);
 MS_HIDDEN void   _ms_tcache_flush_current(void);        /* malloc_trim */
-MS_HIDDEN void   _ms_tcache_free_dead(void *p, unsigned cls);
+MS_HIDDEN void   _ms_tcache_free_direct(void *p, unsigned cls);   /* no cache: central */
 MS_HIDDEN void   _ms_tcache_check_pop(const void *p, unsigned cls);
-MS_HIDDEN ms_tcache_t *_ms_tcache_dead(void);
 typedef struct ms_thread_stat_s { uint64_t allocs, frees, cached; } ms_thread_stat_t;
 MS_HIDDEN void   _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *threads);
 

@@ -14,7 +14,9 @@ static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
 static ms_tcache_t    *tc_live;       /* tc_lock */
 static ms_tcache_t    *tc_spare;      /* caches of exited threads, for reuse (tc_lock) */
 static unsigned        tc_count;      /* tc_lock */
-static uint64_t        dead_allocs[MS_NCLASSES], dead_frees[MS_NCLASSES]; /* tc_lock */
+/* Calls that went central without a cache (a dead thread's, a class above
+ * MS_TCACHE_MAX), and the counts of exited threads' caches. */
+static uint64_t        direct_allocs[MS_NCLASSES], direct_frees[MS_NCLASSES]; /* tc_lock */
 static const ms_tcache_t tc_dead;     /* all limits 0: every call goes central */
 
 static void tcache_thread_exit(void *arg);
@@ -71,7 +73,7 @@ void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
         b->count += n - 1;
         b->allocs++;
     } else {
-        __atomic_fetch_add(&dead_allocs[cls], 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&direct_allocs[cls], 1, __ATOMIC_RELAXED);
     }
     return head;
 }
@@ -102,15 +104,14 @@ void _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep)
     b->count = rest ? keep : 0;           /* cut short (written after free): the rest is lost to reuse */
 }
 
-/* A free on a dead thread: straight to the central list. */
-void _ms_tcache_free_dead(void *p, unsigned cls)
+/* A free without a cache (a dead thread's, a class none holds): straight
+ * to the central list. */
+void _ms_tcache_free_direct(void *p, unsigned cls)
 {
     ((ms_block_t *)p)->next = NULL;
-    __atomic_fetch_add(&dead_frees[cls], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&direct_frees[cls], 1, __ATOMIC_RELAXED);
     _ms_central_give(cls, p, 1);
 }
-
-ms_tcache_t *_ms_tcache_dead(void) { return (ms_tcache_t *)&tc_dead; }
 
 static void tcache_thread_exit(void *arg)
 {
@@ -123,8 +124,8 @@ static void tcache_thread_exit(void *arg)
     for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
     pthread_mutex_lock(&tc_lock);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        dead_allocs[c] += tc->bins[c].allocs;
-        dead_frees[c] += tc->bins[c].frees;
+        direct_allocs[c] += tc->bins[c].allocs;
+        direct_frees[c] += tc->bins[c].frees;
     }
     if (tc->prev) tc->prev->next = tc->next; else tc_live = tc->next;
     if (tc->next) tc->next->prev = tc->prev;
@@ -149,8 +150,8 @@ void _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *threads)
 {
     pthread_mutex_lock(&tc_lock);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        out[c].allocs = __atomic_load_n(&dead_allocs[c], __ATOMIC_RELAXED);
-        out[c].frees = __atomic_load_n(&dead_frees[c], __ATOMIC_RELAXED);
+        out[c].allocs = __atomic_load_n(&direct_allocs[c], __ATOMIC_RELAXED);
+        out[c].frees = __atomic_load_n(&direct_frees[c], __ATOMIC_RELAXED);
         out[c].cached = 0;
     }
     for (ms_tcache_t *tc = tc_live; tc; tc = tc->next)
@@ -178,8 +179,8 @@ void _ms_tcache_unlock(bool child)
         ms_tcache_t *next = tc->next;
         if (tc != self) {
             for (unsigned c = 0; c < MS_NCLASSES; c++) {
-                dead_allocs[c] += tc->bins[c].allocs;
-                dead_frees[c] += tc->bins[c].frees;
+                direct_allocs[c] += tc->bins[c].allocs;
+                direct_frees[c] += tc->bins[c].frees;
             }
         }
         tc = next;

@@ -159,6 +159,11 @@
 #define MS_NCLASSES         92
 #define MS_CLASS_NONE       0xFF                /* page_class[] of a free page */
 #define MS_FIRST_BATCH      4                   /* a thread's first refill of a class */
+/* Thread caches hold blocks up to MS_TCACHE_MAX (jemalloc's tcache_max):
+ * a cached block above it kept its whole span resident for one block, and
+ * a program touching many large sizes (python3's buffers) held megabytes
+ * that way.  Larger blocks go to and from the central lists directly. */
+#define MS_TCACHE_MAX       ((size_t)32 * 1024)
 
 /* ---- per-page bookkeeping --------------------------------------------- */
 typedef struct ms_block_s { struct ms_block_s *next; } ms_block_t;
@@ -222,7 +227,8 @@ typedef struct ms_segment_s {
 typedef struct ms_bin_s {
     ms_block_t *head;
     uint32_t    count;
-    uint16_t    limit;       /* 0 in the sentinel of a dead thread */
+    uint16_t    limit;       /* 0: no cache (classes above MS_TCACHE_MAX,
+                              * the sentinel of a dead thread) */
     uint16_t    want;        /* the next refill's batch: small for a new
                               * thread, doubling up to the class's batch */
     uint64_t    allocs;      /* statistics, owned by the thread */

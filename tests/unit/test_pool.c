@@ -147,6 +147,26 @@ Test(pool, a_new_thread_starts_with_small_batches)
     cr_assert_geq(k, 3u);
 }
 
+/* Blocks above MS_TCACHE_MAX are never held by a thread cache: a freed
+ * one is back in its span at once, and its empty span back in its segment. */
+Test(pool, blocks_above_the_cache_limit_go_straight_back)
+{
+    unsigned cls = _ms_class_of(MS_TCACHE_MAX + 1);
+    cr_assert_eq(_ms_classes[cls].limit, 0);
+    cr_assert_geq(_ms_classes[_ms_class_of(MS_TCACHE_MAX)].limit, 1, "the largest cached class");
+    uint64_t spans = stat_of(cls).spans;
+    void *p = alloc(MS_TCACHE_MAX + 1);
+    cr_assert_not_null(p);
+    memset(p, 7, MS_TCACHE_MAX + 1);
+    cr_assert_eq(stat_of(cls).spans, spans + 1);
+    free(p);
+    cr_assert_eq(_ms_tc->bins[cls].count, 0, "not in the thread's cache");
+    cr_assert_eq(stat_of(cls).spans, spans, "its span went back to its segment");
+    void *q = alloc(MS_TCACHE_MAX + 1);
+    cr_assert_not_null(q);
+    free(q);
+}
+
 Test(pool, free_then_malloc_reuses_the_block)
 {
     void *p = malloc(200);
