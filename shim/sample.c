@@ -163,7 +163,12 @@ void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)
 {
     if (p && n) _ms_sample_release(p);         /* n == 0 frees: the free path sees it */
     void *q = _ms_realloc(p, n);
-    return MS_SAMPLE_DUE(n) ? _ms_sample_took(q, n, site) : q;
+    if (!MS_SAMPLE_DUE(n)) return q;
+    if (MS_LIKELY(!_ms_loader_code(site->ra))) return _ms_sample_took(q, n, site);
+    _ms_no_unwind++;                           /* the loader's TLS update: unwind.c */
+    q = _ms_sample_took(q, n, site);
+    _ms_no_unwind--;
+    return q;
 }
 
 void _ms_sample_init(void)

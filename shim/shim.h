@@ -375,10 +375,16 @@ static inline bool _ms_sc_covers(const ms_stack_cache_t *c, const ms_site_t *sit
     return site->sp >= c->lo && site->sp < c->top;
 }
 
-/* The stack id of the program's call at `site`: from the cache when each
- * slot of a cached chain still holds its return address (unwinding would
- * walk the same chain), else from unwind.c. */
-static inline uint32_t _ms_capture(const ms_site_t *site)
+MS_HIDDEN uint32_t _ms_capture_miss_release(const ms_site_t *site);
+MS_HIDDEN bool _ms_loader_code(uintptr_t a);            /* in the dynamic loader's code? */
+/* While set, stacks are not unwound by libunwind (the loader's calls that
+ * may be updating the thread's dynamic TLS: unwind.c). */
+MS_HIDDEN extern __thread int _ms_no_unwind __attribute__((tls_model("initial-exec")));
+
+/* The stack id the cache holds for the program's call at `site` (each slot
+ * of a cached chain still holding its return address: unwinding would walk
+ * the same chain), or 0. */
+static inline uint32_t _ms_sc_lookup(const ms_site_t *site)
 {
     ms_stack_cache_t *c = _ms_sc;
     if (MS_LIKELY((uintptr_t)c > (uintptr_t)MS_SC_DEAD) && _ms_sc_covers(c, site)) {
@@ -393,7 +399,20 @@ static inline uint32_t _ms_capture(const ms_site_t *site)
             if (i == n) { e->used = ++c->clock; return e->id; }
         }
     }
-    return _ms_capture_miss(site);
+    return 0;
+}
+
+/* The stack id of the program's call at `site`: from the cache, else from
+ * unwind.c; _release for the stack of a free or realloc. */
+static inline uint32_t _ms_capture(const ms_site_t *site)
+{
+    uint32_t id = _ms_sc_lookup(site);
+    return MS_LIKELY(id != 0) ? id : _ms_capture_miss(site);
+}
+static inline uint32_t _ms_capture_release(const ms_site_t *site)
+{
+    uint32_t id = _ms_sc_lookup(site);
+    return MS_LIKELY(id != 0) ? id : _ms_capture_miss_release(site);
 }
 MS_HIDDEN void   _ms_unwind_thread_exit(void);
 MS_HIDDEN void   _ms_unwind_lock(void);                 /* the spare stack caches, for fork */

@@ -34,7 +34,7 @@
 #define SUPP_MAX_BYTES ((size_t)16 << 20)
 #define MAX_FRAMES     64
 
-enum { S_LINE, S_TYPE, S_FRAMES };
+enum { S_LINE, S_TYPE, S_FRAMES, S_LOADER };
 enum { F_FUN, F_OBJ, F_SRC, F_ANY };        /* a frame pattern; F_ANY is "..." */
 
 typedef struct { uint8_t kind; const char *glob; int line; } fpat_t;
@@ -59,18 +59,15 @@ struct ms_supps_s {
 };
 typedef struct ms_supps_s supps_t;
 
-/* Always on: glibc keeps the dynamic thread vector through a pointer one
- * entry past its start, which a conservative scan sees as interior only
- * (valgrind ships the same suppression).  allocate_dtv and the two after
- * it are static functions of the dynamic loader, named only by its
- * separate debug file (Debian's libc6-dbg); without it, a thread's vector
- * is known by its caller, the loader's exported _dl_allocate_tls, which
- * allocates nothing else. */
+/* Always on: the blocks the dynamic loader allocates for itself, known by
+ * their first frame lying in its code, with or without its debug file:
+ * threads' vectors of dynamic TLS (glibc keeps one through a pointer an
+ * entry past its start, which a conservative scan sees as interior only;
+ * valgrind ships suppressions for them) and the TLS blocks of dlopen'd
+ * modules that they point to.  LeakSanitizer treats the loader's blocks as
+ * live for the same reason. */
 static ms_supp_t builtin[] = {
-    { S_LINE, 0x7, "^allocate_dtv$", 0, NULL, 0, 0, 0 },
-    { S_LINE, 0x7, "^_dl_allocate_tls$", 0, NULL, 0, 0, 0 },
-    { S_LINE, 0x7, "^_dl_resize_dtv$", 0, NULL, 0, 0, 0 },
-    { S_LINE, 0x7, "^_dl_update_slotinfo$", 0, NULL, 0, 0, 0 },
+    { S_LOADER, 0x7, "the dynamic loader's own (thread vectors, TLS blocks)", 0, NULL, 0, 0, 0 },
 };
 #define NBUILTIN (sizeof builtin / sizeof *builtin)
 
@@ -380,6 +377,8 @@ static bool entry_matches(const ms_supp_t *e, const ms_frame_t *fr, unsigned nf,
     switch (e->form) {
     case S_TYPE:
         return gctype && glob(e->name, gctype);
+    case S_LOADER:
+        return nf && _ms_loader_code(fr[0].ip);
     case S_FRAMES: {
         const fpat_t *p = e->frames;
         unsigned np = e->nframes;
@@ -447,7 +446,7 @@ void _ms_supp_used(const ms_supps_t *s, ms_buf_t *b, int pid, bool json)
             _ms_bprintf(b, "==%d== used_suppression: %llu block%s, %llu byte%s: %s ", pid, nb, nb == 1 ? "" : "s",
                         ny, ny == 1 ? "" : "s", e->name);
             if (e->lineno) _ms_bprintf(b, "(%s:%u)\n", _ms_base_name(_ms_opt.suppress), e->lineno);
-            else _ms_bprintf(b, "(memshim's own: glibc's thread vectors)\n");
+            else _ms_bprintf(b, "(memshim's own)\n");
         }
         first = false;
     }

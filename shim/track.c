@@ -152,7 +152,7 @@ static inline __attribute__((always_inline)) void unprofile(const ms_meta_t *m, 
  * one place unwinds once).  When sampling, only sampled blocks pay for it. */
 static inline uint32_t free_stack(const ms_meta_t *m, const ms_site_t *site)
 {
-    return (m->flags & MS_META_SAMPLED) ? _ms_capture(site) : 0;
+    return (m->flags & MS_META_SAMPLED) ? _ms_capture_release(site) : 0;
 }
 
 /* Blocks released together (a collection's: gcglue.c) share one free
@@ -161,7 +161,7 @@ static inline uint32_t batch_stack(const ms_meta_t *m, const ms_site_t *site, ms
 {
     if (!(m->flags & MS_META_SAMPLED)) return 0;
     if (!batch->taken) {
-        batch->stack = _ms_capture(site);
+        batch->stack = _ms_capture_release(site);
         batch->taken = true;
     }
     return batch->stack;
@@ -324,7 +324,7 @@ void _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site)
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
 }
 
-void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
+static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
 {
     if (!p) return _ms_tracked_malloc(n, site);
     if (n == 0) { _ms_tracked_free(p, site); return NULL; }
@@ -355,6 +355,18 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
     if (q != p && q) { record(q, n, site, MS_ALLOC_MALLOC, false); return q; }
     if (m) *m = before;                   /* p stays: failed, or resized in place */
     if (q) record(q, n, site, MS_ALLOC_MALLOC, false);
+    return q;
+}
+
+/* The dynamic loader reallocates a thread's dynamic TLS vector while it
+ * brings it up to date: no stack of that call is unwound by libunwind
+ * (unwind.c, _ms_capture_miss_release), for the new block nor the old. */
+void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
+{
+    if (MS_LIKELY(!_ms_loader_code(site->ra))) return tracked_realloc(p, n, site);
+    _ms_no_unwind++;
+    void *q = tracked_realloc(p, n, site);
+    _ms_no_unwind--;
     return q;
 }
 

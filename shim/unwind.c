@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 #include <sys/resource.h>
 #include <link.h>
 #include <string.h>
@@ -17,15 +18,34 @@
 #include "shim.h"
 
 __thread int _ms_busy __attribute__((tls_model("initial-exec")));
+__thread int _ms_no_unwind __attribute__((tls_model("initial-exec")));
 
 static int (*p_backtrace)(void **, int);
 static void *unw_lib;                   /* libunwind's handle, for the exit frame */
 static uintptr_t self_lo, self_hi;      /* memshim's own code: frames to hide */
+static uintptr_t ldso_lo, ldso_hi;      /* the dynamic loader's code */
+
+/* The dynamic loader's code, from its program headers (AT_BASE): read in
+ * place, without the loader's locks. */
+static void find_loader(void)
+{
+    const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)getauxval(AT_BASE);
+    if (!eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0) return;
+    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((const char *)eh + eh->e_phoff);
+    for (unsigned i = 0; i < eh->e_phnum; i++)
+        if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+            ldso_lo = (uintptr_t)eh + ph[i].p_vaddr;
+            ldso_hi = ldso_lo + ph[i].p_memsz;
+        }
+}
+
+bool _ms_loader_code(uintptr_t a) { return a >= ldso_lo && a < ldso_hi; }
 
 void _ms_unwind_init(void)
 {
     if (p_backtrace) return;
     _ms_busy++;
+    find_loader();
     self_lo = _ms_self()->code.start;
     self_hi = _ms_self()->code.end;
     int saved = errno;
@@ -336,6 +356,9 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
     ip[0] = 0;                                      /* read only when n > 0; says so to GCC */
     if (cacheable && !_ms_busy && (n = walk(site, c, ip, pos, max, &h)) && (id = _ms_stack_find(h))) {
         /* a stack seen before, found again in ~20 ns a frame less */
+    } else if (_ms_no_unwind) {                     /* the call site alone (_ms_capture_miss_release) */
+        uintptr_t at = site->ra - 1;
+        return _ms_stack_intern(&at, 1);
     } else {
         n = _ms_unwind(ip, max);
         id = _ms_stack_intern(ip, n);
@@ -386,6 +409,23 @@ uint32_t _ms_capture_miss(const ms_site_t *site)
     ms_stack_cache_t *c = cache_get();
     bool cacheable = c && _ms_sc_covers(c, site);
     return capture_miss(site, c, cacheable);
+}
+
+/* The same for the stack of a free or realloc.  When the dynamic loader
+ * makes that call it may be bringing the thread's dynamic TLS up to date
+ * (_dl_update_slotinfo: the vector resized by realloc, the blocks of
+ * unloaded modules freed), and libunwind's own thread-local data, reached
+ * through __tls_get_addr, would have it start the same update again inside
+ * us: the same block reallocated or freed twice, and the program aborted.
+ * Its stack is then only what the cache and the walk know, else its call
+ * site alone. */
+uint32_t _ms_capture_miss_release(const ms_site_t *site)
+{
+    if (!_ms_loader_code(site->ra)) return _ms_capture_miss(site);
+    _ms_no_unwind++;
+    uint32_t id = _ms_capture_miss(site);
+    _ms_no_unwind--;
+    return id;
 }
 
 /* ---- the program's frame under exit() ---------------------------------------- *

@@ -213,3 +213,59 @@ Test(verdicts, dlclose_from_a_destructor, .timeout = 120)
     cr_expect(b == 6 && n == 330 + 198, "%ld/%ld", b, n);
     run_free(&r);
 }
+
+/* Threads using the data of more modules with thread-local data than their
+ * vector of dynamic TLS had room for: the dynamic loader reallocates the
+ * vector while it brings it up to date, and libunwind's own TLS, touched
+ * while memshim takes that call's stack, used to start the same update
+ * inside it (the vector reallocated twice: "pointer already freed", the
+ * program aborted).  Under full tracking, the sampled profiler and a
+ * profile, in several stack layouts, the program runs to its end, and the
+ * loader's vectors and TLS blocks are no leak; valgrind finds none either
+ * (it lists the vectors as possibly lost). */
+Test(verdicts, the_loaders_thread_local_storage_neither_breaks_nor_leaks, .timeout = 240)
+{
+    static const char *modes[][2] = { { NULL, NULL }, { "MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=1" },
+                                      { "MEMSHIM_PROFILE=/tmp/ms_tls_modules.pb.gz", NULL } };
+    static const size_t tls_pads[] = { 0, 13, 333, 4097 };
+    char *argv[] = { path_in_build("fixtures/tls_modules"), path_in_build("fixtures/libtls_mod.so"), NULL };
+    for (unsigned m = 0; m < sizeof modes / sizeof *modes; m++)
+        for (unsigned k = 0; k < sizeof tls_pads / sizeof *tls_pads; k++) {
+            char *padv = malloc(tls_pads[k] + 16);
+            strcpy(padv, "MSPAD=");
+            memset(padv + 6, 'a', tls_pads[k]);
+            padv[6 + tls_pads[k]] = 0;
+            const char *env[] = { padv, "MEMSHIM_REPORT=/tmp/ms_tls_modules.txt", modes[m][0], modes[m][1], NULL };
+            run_t r = run_with(true, NULL, argv, env);
+            char *rep = slurp("/tmp/ms_tls_modules.txt");
+            unlink("/tmp/ms_tls_modules.txt");
+            cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s, pad %zu: status %#x: %s",
+                      modes[m][0] ? modes[m][0] : "tracking", tls_pads[k], r.status, r.err);
+            cr_expect(strstr(r.out, "tls_modules done"), "%s", r.out);
+            cr_expect_null(strstr(r.err, "memshim: "), "no complaint: %s", r.err);
+            if (!modes[m][0]) {
+                static const char *kinds[] = { "definitely lost", "indirectly lost", "possibly lost" };
+                for (int i = 0; i < 3; i++) {
+                    long b = -1, n = -1;
+                    cr_assert(text_kind(rep, kinds[i], &b, &n), "pad %zu: %s", tls_pads[k], rep);
+                    cr_expect(b == 0 && n == 0, "pad %zu: %s %ld bytes in %ld blocks: %s", tls_pads[k], kinds[i],
+                              n, b, rep);
+                }
+                cr_expect(strstr(rep, "the dynamic loader's own"), "%s", rep);
+            }
+            free(rep);
+            run_free(&r);
+            free(padv);
+        }
+    unlink("/tmp/ms_tls_modules.pb.gz");
+    if (access("/usr/bin/valgrind", X_OK) == 0) {
+        char *vargv[] = { "valgrind", "--leak-check=full", argv[0], argv[1], NULL };
+        run_t vg = run_with(false, NULL, vargv, NULL);
+        long b = -1, n = -1;
+        cr_assert(text_kind(vg.err, "definitely lost", &b, &n), "%s", vg.err);
+        cr_expect(b == 0 && n == 0, "valgrind: %s", vg.err);
+        cr_assert(text_kind(vg.err, "indirectly lost", &b, &n), "%s", vg.err);
+        cr_expect(b == 0 && n == 0, "valgrind: %s", vg.err);
+        run_free(&vg);
+    }
+}
