@@ -381,10 +381,11 @@ MS_HIDDEN bool _ms_loader_code(uintptr_t a);            /* in the dynamic loader
  * may be updating the thread's dynamic TLS: unwind.c). */
 MS_HIDDEN extern __thread int _ms_no_unwind __attribute__((tls_model("initial-exec")));
 
-/* The stack id the cache holds for the program's call at `site` (each slot
- * of a cached chain still holding its return address: unwinding would walk
- * the same chain), or 0. */
-static inline uint32_t _ms_sc_lookup(const ms_site_t *site)
+/* The stack id of the program's call at `site`: from the cache when each
+ * slot of a cached chain still holds its return address (unwinding would
+ * walk the same chain), else from `miss` (unwind.c). */
+static inline __attribute__((always_inline))
+uint32_t _ms_capture_or(const ms_site_t *site, uint32_t (*miss)(const ms_site_t *))
 {
     ms_stack_cache_t *c = _ms_sc;
     if (MS_LIKELY((uintptr_t)c > (uintptr_t)MS_SC_DEAD) && _ms_sc_covers(c, site)) {
@@ -399,20 +400,13 @@ static inline uint32_t _ms_sc_lookup(const ms_site_t *site)
             if (i == n) { e->used = ++c->clock; return e->id; }
         }
     }
-    return 0;
+    return miss(site);
 }
-
-/* The stack id of the program's call at `site`: from the cache, else from
- * unwind.c; _release for the stack of a free or realloc. */
-static inline uint32_t _ms_capture(const ms_site_t *site)
-{
-    uint32_t id = _ms_sc_lookup(site);
-    return MS_LIKELY(id != 0) ? id : _ms_capture_miss(site);
-}
+/* An allocation's stack; _release: a free's or realloc's. */
+static inline uint32_t _ms_capture(const ms_site_t *site) { return _ms_capture_or(site, _ms_capture_miss); }
 static inline uint32_t _ms_capture_release(const ms_site_t *site)
 {
-    uint32_t id = _ms_sc_lookup(site);
-    return MS_LIKELY(id != 0) ? id : _ms_capture_miss_release(site);
+    return _ms_capture_or(site, _ms_capture_miss_release);
 }
 MS_HIDDEN void   _ms_unwind_thread_exit(void);
 MS_HIDDEN void   _ms_unwind_lock(void);                 /* the spare stack caches, for fork */
