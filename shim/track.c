@@ -242,6 +242,16 @@ static inline void check_pop_sized(const void *p, size_t n)
     _ms_tcache_check_pop(p, cls);
 }
 
+/* A tracked pool block gets a byte more than asked for.  Blocks of a
+ * class lie end to end, so a block that filled its class would have its
+ * one-past-the-end pointer (a C++ vector's end or capacity) start the next
+ * block and keep it "still reachable": gdb's 1,180 lost strings, all lost
+ * to valgrind and LeakSanitizer (whose chunks have headers between them),
+ * were 674 lost and 506 reachable.  With the byte, such a pointer lies past
+ * the asked bytes of its own block, which the scan takes for no pointer.
+ * Huge blocks are mappings of their own, page-rounded. */
+static inline size_t padded(size_t n) { return n < MS_MAX_SMALL ? n + 1 : n; }
+
 /* malloc's block, its link checked (the pop's, at hand there, or the bin
  * head's after a refill) and scrubbed. */
 static MS_NOINLINE void *malloc_checked_slow(size_t n)
@@ -254,18 +264,21 @@ static MS_NOINLINE void *malloc_checked_slow(size_t n)
 
 void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
 {
-    void *p = _ms_pop(n, true);
-    if (MS_UNLIKELY(!p)) p = malloc_checked_slow(n);
-    record_inline(p, n, site, MS_ALLOC_MALLOC, n <= MS_MAX_SMALL);
+    size_t k = padded(n);
+    void *p = _ms_pop(k, true);
+    if (MS_UNLIKELY(!p)) p = malloc_checked_slow(k);
+    record_inline(p, n, site, MS_ALLOC_MALLOC, k <= MS_MAX_SMALL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
 
 void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
 {
-    void *p = _ms_calloc(n, m);
-    check_pop_sized(p, n * m);                 /* p: no overflow */
-    record(p, n * m, site, MS_ALLOC_MALLOC, n * m <= MS_MAX_SMALL);
+    size_t t;
+    if (__builtin_mul_overflow(n, m, &t)) return _ms_calloc(n, m);      /* ENOMEM */
+    void *p = _ms_calloc(1, padded(t));
+    check_pop_sized(p, padded(t));
+    record(p, t, site, MS_ALLOC_MALLOC, padded(t) <= MS_MAX_SMALL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
@@ -310,7 +323,7 @@ void _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_batch_t *bat
 /* operator new and delete (override.c): the block's record says which. */
 void *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site)
 {
-    void *p = _ms_new(n, align);
+    void *p = _ms_new(padded(n), align);
     if (p) check_pop(p);
     scrub(p, n);
     record(p, n, site, how, false);
@@ -347,7 +360,7 @@ static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
         m->state = MS_BLK_FREED;
         m->free_stack = free_stack(m, site);
     }
-    void *q = _ms_realloc(p, n);
+    void *q = _ms_realloc(p, padded(n));
     if (q) {                              /* the profile: the old block freed, a new one */
         if (m) unprofile(&before, before.size, p);
         else if (huge) unprofile(&h, hsize, p);
@@ -372,7 +385,7 @@ void *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site)
 
 void *_ms_tracked_memalign(size_t align, size_t n, const ms_site_t *site)
 {
-    void *p = _ms_memalign(align, n);
+    void *p = _ms_memalign(align, padded(n));
     scrub(p, n);
     record(p, n, site, MS_ALLOC_MALLOC, false);
     return p;
@@ -380,7 +393,7 @@ void *_ms_tracked_memalign(size_t align, size_t n, const ms_site_t *site)
 
 int _ms_tracked_posix_memalign(void **out, size_t align, size_t n, const ms_site_t *site)
 {
-    int rc = _ms_posix_memalign(out, align, n);
+    int rc = _ms_posix_memalign(out, align, padded(n));
     if (rc == 0) { scrub(*out, n); record(*out, n, site, MS_ALLOC_MALLOC, false); }
     return rc;
 }

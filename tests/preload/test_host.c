@@ -132,7 +132,7 @@ static long blocks_under_limit(const char *track)
 
 /* Under `ulimit -v 250000` the stack table's 256 MiB reservation used to be
  * retried (and its hash table leaked) on every malloc: NULL after a few
- * thousand 1 KiB blocks instead of ~225,000.  Tracking's bookkeeping now
+ * thousand blocks of about 1 KiB instead of ~225,000.  Tracking's bookkeeping now
  * grows as it is used; the program gets as many blocks as without it. */
 Test(host_memory, tracking_does_not_make_malloc_fail_early_under_ulimit_v, .timeout = 300)
 {
@@ -140,7 +140,7 @@ Test(host_memory, tracking_does_not_make_malloc_fail_early_under_ulimit_v, .time
     long tracked = blocks_under_limit("MEMSHIM_TRACK=1");
     cr_assert_gt(plain, 100000, "without tracking: %ld blocks", plain);
     cr_expect_geq(tracked, plain - plain / 50,
-                  "with tracking %ld blocks of 1 KiB, without %ld (at most 2%% fewer)", tracked, plain);
+                  "with tracking %ld blocks of 1,000 bytes, without %ld (at most 2%% fewer)", tracked, plain);
     cr_expect_null(strstr(run.err, "leak check failed"), "%s", run.err);
 }
 

@@ -93,6 +93,21 @@ Test(layouts, as_valgrind_exit, .timeout = 120)   { as_valgrind("fixtures/leak_s
 Test(layouts, as_valgrind_thread, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "thread"); }
 Test(layouts, as_valgrind_pairs, .timeout = 120)  { as_valgrind("fixtures/leak_cases", ""); }
 
+/* Vectors whose end and capacity point one past blocks they fill exactly,
+ * each block followed by a lost one: the end pointers keep nothing alive
+ * (all 384 lost blocks used to be "still reachable" but one). */
+Test(layouts, one_past_the_end_keeps_no_block_alive, .timeout = 120)
+{
+    for (size_t i = 0; i < sizeof pads / sizeof *pads; i++) {
+        long f[6];
+        cr_assert(figures("fixtures/leak_vectors", "", pads[i], 1, f), "pad %zu", pads[i]);
+        cr_expect(f[0] == 384 && f[1] == 343040 && f[2] == 0 && f[3] == 0 && f[4] == 0 && f[5] == 0,
+                  "environment padded by %zu: %ld/%ld definite, %ld/%ld indirect, %ld/%ld possible "
+                  "(want 384/343040, 0/0, 0/0)", pads[i], f[0], f[1], f[2], f[3], f[4], f[5]);
+    }
+}
+Test(layouts, as_valgrind_vectors, .timeout = 120) { as_valgrind("fixtures/leak_vectors", ""); }
+
 Test(verdicts, unreadable_blocks_are_classified_not_read)
 {
     run_t r;
