@@ -378,10 +378,12 @@ void _ms_symbolize_data(uintptr_t addr, const char **sym, uintptr_t *off, const 
         const char *name = p_addrinfo ? p_addrinfo(mod, addr, &o, &es, NULL, NULL, NULL) : NULL;
         if (name && (es.st_size == 0 || o < es.st_size)) { *sym = demangle(name); *off = o; }
     }
-    if (!*module) {
-        Dl_info di;
-        if (dladdr((void *)addr, &di)) *module = di.dli_fname;
-    }
+    /* libdw counts an anonymous mapping that follows a module's data as its
+     * bss, whole; the loader knows where the module's segments end (an
+     * mmap the kernel merged with libunwind's bss was named its data). */
+    Dl_info di;
+    if (!dladdr((void *)addr, &di)) *module = *sym = NULL;
+    else if (!*module) *module = di.dli_fname;
     pthread_mutex_unlock(&sym_lock);
     _ms_busy--;
     errno = saved;
