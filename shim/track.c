@@ -242,15 +242,16 @@ static inline void check_pop_sized(const void *p, size_t n)
     _ms_tcache_check_pop(p, cls);
 }
 
-/* A tracked pool block gets a byte more than asked for.  Blocks of a
- * class lie end to end, so a block that filled its class would have its
- * one-past-the-end pointer (a C++ vector's end or capacity) start the next
- * block and keep it "still reachable": gdb's 1,180 lost strings, all lost
- * to valgrind and LeakSanitizer (whose chunks have headers between them),
+/* A tracked block gets a byte more than asked for.  Blocks of a class lie
+ * end to end, so a block that filled its class would have its one-past-
+ * the-end pointer (a C++ vector's end or capacity) start the next block
+ * and keep it "still reachable": gdb's 1,180 lost strings, all lost to
+ * valgrind and LeakSanitizer (whose chunks have headers between them),
  * were 674 lost and 506 reachable.  With the byte, such a pointer lies past
  * the asked bytes of its own block, which the scan takes for no pointer.
- * Huge blocks are mappings of their own, page-rounded. */
-static inline size_t padded(size_t n) { return n < MS_MAX_SMALL ? n + 1 : n; }
+ * Above the pools (a request of MS_MAX_SMALL goes huge with its byte)
+ * blocks are mappings of their own, page-rounded: not padded. */
+static inline size_t padded(size_t n) { return n <= MS_MAX_SMALL ? n + 1 : n; }
 
 /* malloc's block, its link checked (the pop's, at hand there, or the bin
  * head's after a refill) and scrubbed. */
