@@ -49,17 +49,26 @@ static void same_in_every_layout(const char *mode, int nth)
     }
 }
 
+/* FIXTURE's figures (blocks and bytes definitely, indirectly and possibly
+ * lost) are `want` in every layout. */
+static void figures_in_every_layout(const char *fixture, const long want[6])
+{
+    for (size_t i = 0; i < sizeof pads / sizeof *pads; i++) {
+        long f[6];
+        cr_assert(figures(fixture, "", pads[i], 1, f), "%s, pad %zu", fixture, pads[i]);
+        cr_expect(!memcmp(f, want, sizeof f),
+                  "%s, environment padded by %zu: %ld/%ld definite, %ld/%ld indirect, %ld/%ld possible "
+                  "(want %ld/%ld, %ld/%ld, %ld/%ld)", fixture, pads[i], f[0], f[1], f[2], f[3], f[4], f[5],
+                  want[0], want[1], want[2], want[3], want[4], want[5]);
+    }
+}
+
 /* Every way a pair of blocks can be held, a lost ring and a lost tree:
  * memcheck's figures in every layout. */
 Test(layouts, every_kind_of_pair, .timeout = 120)
 {
-    for (size_t i = 0; i < sizeof pads / sizeof *pads; i++) {
-        long f[6];
-        cr_assert(figures("fixtures/leak_cases", "", pads[i], 1, f), "pad %zu", pads[i]);
-        cr_expect(f[0] == 4 && f[1] == 416 && f[2] == 12 && f[3] == 688 && f[4] == 5 && f[5] == 560,
-                  "environment padded by %zu: %ld/%ld definite, %ld/%ld indirect, %ld/%ld possible "
-                  "(want 4/416, 12/688, 5/560)", pads[i], f[0], f[1], f[2], f[3], f[4], f[5]);
-    }
+    static const long want[6] = { 4, 416, 12, 688, 5, 560 };
+    figures_in_every_layout("fixtures/leak_cases", want);
 }
 
 Test(layouts, main_returns, .timeout = 120)       { same_in_every_layout("return", 1); }
@@ -98,13 +107,8 @@ Test(layouts, as_valgrind_pairs, .timeout = 120)  { as_valgrind("fixtures/leak_c
  * (all 384 lost blocks used to be "still reachable" but one). */
 Test(layouts, one_past_the_end_keeps_no_block_alive, .timeout = 120)
 {
-    for (size_t i = 0; i < sizeof pads / sizeof *pads; i++) {
-        long f[6];
-        cr_assert(figures("fixtures/leak_vectors", "", pads[i], 1, f), "pad %zu", pads[i]);
-        cr_expect(f[0] == 384 && f[1] == 343040 && f[2] == 0 && f[3] == 0 && f[4] == 0 && f[5] == 0,
-                  "environment padded by %zu: %ld/%ld definite, %ld/%ld indirect, %ld/%ld possible "
-                  "(want 384/343040, 0/0, 0/0)", pads[i], f[0], f[1], f[2], f[3], f[4], f[5]);
-    }
+    static const long want[6] = { 384, 343040, 0, 0, 0, 0 };
+    figures_in_every_layout("fixtures/leak_vectors", want);
 }
 Test(layouts, as_valgrind_vectors, .timeout = 120) { as_valgrind("fixtures/leak_vectors", ""); }
 
