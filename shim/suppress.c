@@ -377,8 +377,7 @@ static bool entry_matches(const ms_supp_t *e, const ms_frame_t *fr, unsigned nf,
     switch (e->form) {
     case S_TYPE:
         return gctype && glob(e->name, gctype);
-    case S_LOADER:
-        return nf && _ms_loader_code(fr[0].ip);
+
     case S_FRAMES: {
         const fpat_t *p = e->frames;
         unsigned np = e->nframes;
@@ -398,29 +397,32 @@ static bool entry_matches(const ms_supp_t *e, const ms_frame_t *fr, unsigned nf,
  * the suppression that took it counts its blocks and bytes. */
 bool _ms_supp_match(ms_supps_t *s, uint32_t stack, unsigned kind, const char *gctype, double blocks, double bytes)
 {
-    /* Symbolizing a stack is the cost: only when some suppression may take
-     * this kind (still-reachable records, most of a big program's, only
-     * through a valgrind block that names them). */
-    bool any = false;
-    for (unsigned i = 0; i < NBUILTIN && !any; i++) any = builtin[i].kinds >> kind & 1;
-    for (unsigned i = 0; s && i < s->n && !any; i++) any = s->s[i].kinds >> kind & 1;
-    if (!any) return false;
-    /* Files are looked up (the module's DWARF loaded) only for a
-     * LeakSanitizer-style line of the user's, which may name one. */
-    bool files = false;
-    for (unsigned i = 0; s && i < s->n && !files; i++) files = s->s[i].form == S_LINE;
     const uintptr_t *ip;
     unsigned nf = _ms_stack_get(stack, &ip);
-    ms_frame_t fr[MS_MAX_STACK];
-    for (unsigned i = 0; i < nf; i++) {
-        if (files) _ms_symbolize(ip[i], &fr[i], true);
-        else _ms_symbolize_name(ip[i], &fr[i]);
-    }
     ms_supp_t *hit = NULL;
+    /* memshim's own needs no names, only the first frame's address: a
+     * report whose only suppressed blocks are the loader's never loads
+     * libdw (a short threaded program's peak RSS was libdw's, 3 MiB). */
     for (unsigned i = 0; i < NBUILTIN && !hit; i++)
-        if (entry_matches(&builtin[i], fr, nf, kind, gctype)) hit = &builtin[i];
-    for (unsigned i = 0; s && i < s->n && !hit; i++)
-        if (entry_matches(&s->s[i], fr, nf, kind, gctype)) hit = &s->s[i];
+        if ((builtin[i].kinds >> kind & 1) && nf && _ms_loader_code(ip[0])) hit = &builtin[i];
+    /* Symbolizing a stack is the cost: only when some suppression of the
+     * user's may take this kind (still-reachable records, most of a big
+     * program's, only through a valgrind block that names them). */
+    bool any = false;
+    for (unsigned i = 0; s && i < s->n && !any && !hit; i++) any = s->s[i].kinds >> kind & 1;
+    if (any) {
+        /* Files are looked up (the module's DWARF loaded) only for a
+         * LeakSanitizer-style line of the user's, which may name one. */
+        bool files = false;
+        for (unsigned i = 0; i < s->n && !files; i++) files = s->s[i].form == S_LINE;
+        ms_frame_t fr[MS_MAX_STACK];
+        for (unsigned i = 0; i < nf; i++) {
+            if (files) _ms_symbolize(ip[i], &fr[i], true);
+            else _ms_symbolize_name(ip[i], &fr[i]);
+        }
+        for (unsigned i = 0; i < s->n && !hit; i++)
+            if (entry_matches(&s->s[i], fr, nf, kind, gctype)) hit = &s->s[i];
+    }
     if (!hit) return false;
     hit->blocks += blocks;
     hit->bytes += bytes;
