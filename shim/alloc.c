@@ -40,7 +40,6 @@ void *_ms_malloc(size_t n)
     return MS_LIKELY(p != NULL) ? p : _ms_malloc_slow(n);
 }
 
-
 /* ---- free ---------------------------------------------------------------- */
 
 /* A block that carries the free key may be on a free list already.  Look in

@@ -131,22 +131,10 @@ void *_ms_sample_took(void *p, size_t n, const ms_site_t *site)
     return p;
 }
 
-/* p is being released (free, or realloc before it moves): if it is a
- * sampled block, the profile forgets it.  Called by alloc.c for blocks of a
- * marked span and for huge blocks. */
-void _ms_sample_release(const void *p)
+/* p, maybe sampled (its hash's count is not 0), of span pg: out of the
+ * table and the profile if it is. */
+static void forget(const void *p, ms_page_t *pg)
 {
-    if (!_ms_sampling || !__atomic_load_n(maybe_of((uintptr_t)p), __ATOMIC_RELAXED)) return;
-    ms_page_t *pg = span_of(p);
-    if (pg && !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED)) return;
-    _ms_sample_release_at(p, pg);
-}
-
-/* The same for a block of span pg (NULL: huge), which holds a sampled one. */
-void _ms_sample_release_at(const void *p, ms_page_t *pg)
-{
-    /* p's own sample was counted before p reached whoever frees it */
-    if (!__atomic_load_n(maybe_of((uintptr_t)p), __ATOMIC_RELAXED)) return;
     pthread_mutex_lock(&lock);
     sampled_t *e = ms_table_find(table, &sampled_kind, (uintptr_t)p, NULL, NULL), got = { 0 };
     if (e) {
@@ -157,6 +145,24 @@ void _ms_sample_release_at(const void *p, ms_page_t *pg)
     }
     pthread_mutex_unlock(&lock);
     if (got.addr && got.stack) _ms_prof_free_w(got.stack, p, got.w, got.nb);
+}
+
+/* p is being released (free, or realloc before it moves): if it is a
+ * sampled block, the profile forgets it.  Called by alloc.c for blocks of a
+ * marked span and for huge blocks. */
+void _ms_sample_release(const void *p)
+{
+    if (!_ms_sampling || !__atomic_load_n(maybe_of((uintptr_t)p), __ATOMIC_RELAXED)) return;
+    ms_page_t *pg = span_of(p);
+    if (pg && !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED)) return;
+    forget(p, pg);
+}
+
+/* The same for a block of span pg (NULL: huge), which holds a sampled one. */
+void _ms_sample_release_at(const void *p, ms_page_t *pg)
+{
+    /* p's own sample was counted before p reached whoever frees it */
+    if (__atomic_load_n(maybe_of((uintptr_t)p), __ATOMIC_RELAXED)) forget(p, pg);
 }
 
 void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)

@@ -277,9 +277,10 @@ void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
 {
     size_t t;
     if (__builtin_mul_overflow(n, m, &t)) return _ms_calloc(n, m);      /* ENOMEM */
-    void *p = _ms_calloc(1, padded(t));
-    check_pop_sized(p, padded(t));
-    record(p, t, site, MS_ALLOC_MALLOC, padded(t) <= MS_MAX_SMALL);
+    size_t k = padded(t);
+    void *p = _ms_calloc(1, k);
+    check_pop_sized(p, k);
+    record(p, t, site, MS_ALLOC_MALLOC, k <= MS_MAX_SMALL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }

@@ -11,12 +11,19 @@ static const size_t pads[] = { 0, 1, 7, 13, 100, 333, 1000, 4097 };
 /* Run FIXTURE MODE with the environment padded by `pad` bytes; the report
  * goes to stderr as text.  Fills the figures of the n-th summary: blocks
  * and bytes definitely, indirectly and possibly lost. */
-static bool figures(const char *fixture, const char *mode, size_t pad, int nth, long f[6])
+/* "MSPAD=aaa...", `pad` letters: an environment that long moves every frame. */
+static char *pad_env(size_t pad)
 {
     char *padv = malloc(pad + 16);
     strcpy(padv, "MSPAD=");
     memset(padv + 6, 'a', pad);
     padv[6 + pad] = 0;
+    return padv;
+}
+
+static bool figures(const char *fixture, const char *mode, size_t pad, int nth, long f[6])
+{
+    char *padv = pad_env(pad);
     const char *env[] = { padv, NULL };
     char *argv[] = { path_in_build(fixture), (char *)mode, NULL };
     run_t r = run_with(true, NULL, argv, env);
@@ -250,10 +257,7 @@ Test(verdicts, the_loaders_thread_local_storage_neither_breaks_nor_leaks, .timeo
     char *argv[] = { path_in_build("fixtures/tls_modules"), path_in_build("fixtures/libtls_mod.so"), NULL };
     for (unsigned m = 0; m < sizeof modes / sizeof *modes; m++)
         for (unsigned k = 0; k < sizeof tls_pads / sizeof *tls_pads; k++) {
-            char *padv = malloc(tls_pads[k] + 16);
-            strcpy(padv, "MSPAD=");
-            memset(padv + 6, 'a', tls_pads[k]);
-            padv[6 + tls_pads[k]] = 0;
+            char *padv = pad_env(tls_pads[k]);
             const char *env[] = { padv, "MEMSHIM_REPORT=/tmp/ms_tls_modules.txt", modes[m][0], modes[m][1], NULL };
             run_t r = run_with(true, NULL, argv, env);
             char *rep = slurp("/tmp/ms_tls_modules.txt");
