@@ -179,6 +179,35 @@ static void misuse_stacks(ms_buf_t *b, const char *const *titles, const uint32_t
  * MEMSHIM_ON_ERROR=continue may repeat its mistake in a loop), and noted
  * for the leak report, with stacks while it keeps them; then the process
  * aborts unless MEMSHIM_ON_ERROR=continue. */
+typedef struct {
+    const char *what;
+    const void *p;
+    const char *is;
+    const char *const *titles;
+    const uint32_t *stacks;
+    unsigned nstacks;
+    const uintptr_t *now;
+    unsigned nnow;
+} misuse_msg_t;
+
+static int misuse_print(void *arg)
+{
+    const misuse_msg_t *m = arg;
+    _ms_busy++;                        /* symbolizing allocates: those blocks are memshim's */
+    char mem[4096];
+    ms_buf_t b;
+    _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
+    _ms_bprintf(&b, "memshim: %s: %p is %s%s\n", m->what, m->p, m->is,
+                _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
+    if (_ms_track_on) {
+        misuse_stacks(&b, m->titles, m->stacks, m->nstacks);
+        misuse_stack(&b, "now at", m->now, m->nnow);
+    }
+    _ms_buf_flush(&b);
+    _ms_busy--;
+    return 0;
+}
+
 void _ms_misuse_report(const char *what, const void *p, const char *is,
                        const char *const *titles, const uint32_t *stacks, unsigned nstacks)
 {
@@ -195,18 +224,8 @@ void _ms_misuse_report(const char *what, const void *p, const char *is,
         _ms_heap_err_note(what, p, is, t, st, k + 1);
     } else _ms_heap_err_note(what, p, is, NULL, NULL, 0);
     if (shown) {
-        _ms_busy++;                    /* symbolizing allocates: those blocks are memshim's */
-        char mem[4096];
-        ms_buf_t b;
-        _ms_buf_init(&b, mem, sizeof mem, _ms_err_fd());
-        _ms_bprintf(&b, "memshim: %s: %p is %s%s\n", what, p, is,
-                    _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
-        if (_ms_track_on) {
-            misuse_stacks(&b, titles, stacks, nstacks);
-            misuse_stack(&b, "now at", now, nnow);
-        }
-        _ms_buf_flush(&b);
-        _ms_busy--;
+        misuse_msg_t m = { what, p, is, titles, stacks, nstacks, now, nnow };
+        _ms_on_own_stack(misuse_print, &m);        /* symbolizing takes stack */
     }
     if (_ms_opt.on_error == MS_ON_ERROR_ABORT) abort();
 }
@@ -235,10 +254,17 @@ void _ms_corrupt_note(const void *blk)
     __atomic_store_n(&_ms_corrupt_pending, 1, __ATOMIC_RELEASE);
 }
 
+static int corrupt_report(void *unused);
 void _ms_corrupt_report(void)
 {
+    if (!_ms_busy) _ms_on_own_stack(corrupt_report, NULL);     /* symbolizing takes stack */
+}
+
+static int corrupt_report(void *unused)
+{
+    (void)unused;
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    if (_ms_busy || pthread_mutex_trylock(&lock) != 0) return;
+    if (_ms_busy || pthread_mutex_trylock(&lock) != 0) return 0;
     __atomic_store_n(&_ms_corrupt_pending, 0, __ATOMIC_RELAXED);
     unsigned n = __atomic_load_n(&corrupt_n, __ATOMIC_ACQUIRE);
     for (; corrupt_done < n && corrupt_done < CORRUPT_MAX; corrupt_done++) {
@@ -267,6 +293,7 @@ void _ms_corrupt_report(void)
         corrupt_done++;
     }
     pthread_mutex_unlock(&lock);
+    return 0;
 }
 
 /* A double free, or the free of a block's record that was never handed out. */

@@ -222,6 +222,15 @@ bool _ms_os_protect(void *page, size_t size, bool writable)
     return ok;
 }
 
+/* Make pages inaccessible: the guard below memshim's own stack (unwind.c). */
+bool _ms_os_guard(void *page, size_t size)
+{
+    int saved = errno;
+    bool ok = mprotect(page, size, PROT_NONE) == 0;
+    errno = saved;
+    return ok;
+}
+
 /* ---- stopping threads for the leak scan (park.c) ----------------------------
  * The tracer is a task of its own made with clone(CLONE_VM): it shares our
  * memory but runs on the thread pointer of the thread that made it, so it

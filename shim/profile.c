@@ -381,9 +381,23 @@ static void write_to(ms_out_t *o, const ms_profile_t *p, const char *when)
     _ms_buf_flush(&b);
 }
 
+static int profile_write(const char *dest, const char *when);
+struct write_call { const char *dest, *when; };
+static int write_on_own_stack(void *arg)
+{
+    const struct write_call *c = arg;
+    return profile_write(c->dest, c->when);
+}
+
 int _ms_profile_write(const char *dest, const char *when)
 {
     if (!_ms_profiling()) { errno = ENOTSUP; return -1; }
+    struct write_call c = { dest, when };
+    return _ms_on_own_stack(write_on_own_stack, &c);
+}
+
+static int profile_write(const char *dest, const char *when)
+{
     int saved = errno;
     pthread_mutex_lock(&prof_lock);
     _ms_busy++;                           /* symbolizing allocates: memshim's blocks */

@@ -1157,6 +1157,12 @@ void _ms_leak_report_fork_child(void)
 }
 
 static int leak_report_locked(int at_exit, const ms_scan_self_t *self);
+struct report_call { int at_exit; const ms_scan_self_t *self; };
+static int report_on_own_stack(void *arg)
+{
+    const struct report_call *c = arg;
+    return leak_report_locked(c->at_exit, c->self);
+}
 
 int _ms_leak_report(int at_exit, const ms_scan_self_t *self)
 {
@@ -1168,7 +1174,8 @@ int _ms_leak_report(int at_exit, const ms_scan_self_t *self)
         pthread_mutex_unlock(&report_lock);
         return done;
     }
-    int leaks = leak_report_locked(at_exit, self);
+    struct report_call c = { at_exit, self };
+    int leaks = _ms_on_own_stack(report_on_own_stack, &c);
     if (at_exit) __atomic_store_n(&exit_done, leaks, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&report_lock);
     return leaks;
@@ -1223,9 +1230,23 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
 }
 
 /* memshim_why: one block's retention path, or what it is, to fd. */
+static int why_locked(const void *ptr, int fd, const ms_scan_self_t *self);
+struct why_call { const void *ptr; int fd; const ms_scan_self_t *self; };
+static int why_on_own_stack(void *arg)
+{
+    const struct why_call *c = arg;
+    return why_locked(c->ptr, c->fd, c->self);
+}
+
 int _ms_why(const void *ptr, int fd, const ms_scan_self_t *self)
 {
     if (!_ms_track_on) { errno = ENOTSUP; return -1; }
+    struct why_call c = { ptr, fd, self };
+    return _ms_on_own_stack(why_on_own_stack, &c);
+}
+
+static int why_locked(const void *ptr, int fd, const ms_scan_self_t *self)
+{
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || (fl & O_ACCMODE) == O_RDONLY) { errno = EBADF; return -1; }
     pthread_mutex_lock(&report_lock);

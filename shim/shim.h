@@ -32,6 +32,7 @@ MS_HIDDEN uint64_t _ms_os_status_kb(const char *status, const char *key);
 MS_HIDDEN bool   _ms_os_can_read(const void *p);          /* no fault, no descriptor */
 MS_HIDDEN long   _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f);
 MS_HIDDEN bool   _ms_os_protect(void *page, size_t size, bool writable);
+MS_HIDDEN bool   _ms_os_guard(void *page, size_t size);                  /* PROT_NONE */
 /* The leak scan's tracer task (park.c): no errno, no thread-local memory;
  * each returns the kernel's result, a negative errno on failure. */
 MS_HIDDEN bool   _ms_raw_available(void);                 /* x86-64, aarch64 */
@@ -412,6 +413,12 @@ MS_HIDDEN void   _ms_unwind_thread_exit(void);
 MS_HIDDEN void   _ms_unwind_lock(void);                 /* the spare stack caches, for fork */
 MS_HIDDEN void   _ms_unwind_unlock(bool child);
 MS_HIDDEN uintptr_t _ms_stack_top(void);                /* of the calling thread's stack */
+/* fn(arg) on a stack of memshim's own (1 MiB, never a root of the leak
+ * scan): what writes reports, profiles and tables runs there, never on the
+ * program's stack, which may be a coroutine's or a sigaltstack of a few
+ * KiB.  Whatever must be read off the program's stack (its frame, the
+ * stack of the call now) is taken before.  fn's result. */
+MS_HIDDEN int    _ms_on_own_stack(int (*fn)(void *), void *arg);
 MS_HIDDEN bool  _ms_on_main_thread(void);                /* track.c: tid == pid, cached */
 MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);

@@ -216,8 +216,19 @@ static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
     _ms_bprintf(b, "}\n}\n");
 }
 
+static int print_on_own_stack(void *arg);
+
+/* The figures, to fd (on memshim's own stack: unwind.c). */
 static void print_fd(int fd, bool json)
 {
+    int call[2] = { fd, json };
+    _ms_on_own_stack(print_on_own_stack, call);
+}
+
+static int print_on_own_stack(void *arg)
+{
+    int fd = ((const int *)arg)[0];
+    bool json = ((const int *)arg)[1];
     ms_stats_t st;
     ms_rss_t rss;
     ms_msg_stat_t msgs;
@@ -232,6 +243,7 @@ static void print_fd(int fd, bool json)
     if (json) print_json(&b, &st, &rss, &msgs, &gc, gc_ran);
     else print_text(&b, &st, &rss, &msgs, &gc, gc_ran);
     _ms_buf_flush(&b);
+    return 0;
 }
 
 void _ms_stats_print_fd(int fd) { print_fd(fd, false); }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/resource.h>
+#include <ucontext.h>
 #include <link.h>
 #include <string.h>
 #include <unistd.h>
@@ -158,6 +159,56 @@ extern void *__libc_stack_end;
 uintptr_t _ms_stack_top(void)
 {
     return _ms_on_main_thread() ? (uintptr_t)__libc_stack_end : _ms_thread_pointer();
+}
+
+/* ---- memshim's own stack ------------------------------------------------------ *
+ * A report is written on the stack of whichever thread asks for it: the one
+ * that exits, calls memshim_leak_check() or frees a block twice.  That
+ * stack may be a coroutine's (makecontext, often 64 KiB or less), a signal
+ * handler's sigaltstack, or a thread's made small on purpose, and writing a
+ * report takes more than that (/proc/self/maps read 64 KiB at a time,
+ * symbolizing, buffers): exit() from a coroutine overflowed it.  So the
+ * writing runs on a stack of memshim's own, mapped for the call from meta
+ * memory (which the leak scan never takes for a root) with a guard page
+ * below, and the two contexts at its top. */
+#define OWN_STACK ((size_t)1 << 20)
+typedef struct {
+    ucontext_t back, there;
+    int (*fn)(void *);
+    void *arg;
+    int rc, err;                                     /* fn's result, and errno as it left it */
+} hop_t;
+
+static void hop_entry(unsigned hi, unsigned lo)      /* makecontext passes ints */
+{
+    hop_t *h = (hop_t *)((uintptr_t)hi << 32 | lo);
+    h->rc = h->fn(h->arg);
+    h->err = errno;
+}                                                    /* back to h->back (uc_link) */
+
+int _ms_on_own_stack(int (*fn)(void *), void *arg)
+{
+    uint8_t *map = _ms_meta_alloc(OWN_STACK);
+    hop_t *h = map ? (hop_t *)(map + OWN_STACK - ((sizeof(hop_t) + 63) & ~(size_t)63)) : NULL;
+    if (!h || !_ms_os_guard(map, MS_OS_PAGE) || getcontext(&h->there) != 0) {
+        if (map) _ms_meta_free(map, OWN_STACK);
+        return fn(arg);                              /* out of memory: the program's stack it is */
+    }
+    h->fn = fn;
+    h->arg = arg;
+    h->err = errno;
+    h->there.uc_stack.ss_sp = map + MS_OS_PAGE;
+    h->there.uc_stack.ss_size = (size_t)((uint8_t *)h - map) - MS_OS_PAGE;
+    h->there.uc_link = &h->back;
+    makecontext(&h->there, (void (*)(void))hop_entry, 2, (unsigned)((uintptr_t)h >> 32), (unsigned)(uintptr_t)h);
+    if (swapcontext(&h->back, &h->there) != 0) {
+        _ms_meta_free(map, OWN_STACK);
+        return fn(arg);
+    }
+    int rc = h->rc, err = h->err;
+    _ms_meta_free(map, OWN_STACK);
+    errno = err;
+    return rc;
 }
 
 /* A thread's cache is ~34 KiB, a mapping of its own: unmapping it at every

@@ -56,18 +56,24 @@ static void same_in_every_layout(const char *mode, int nth)
     }
 }
 
-/* FIXTURE's figures (blocks and bytes definitely, indirectly and possibly
- * lost) are `want` in every layout. */
-static void figures_in_every_layout(const char *fixture, const long want[6])
+/* The figures of FIXTURE MODE's nth summary (blocks and bytes definitely,
+ * indirectly and possibly lost) are `want` in every layout. */
+static void mode_in_every_layout(const char *fixture, const char *mode, int nth, const long want[6])
 {
     for (size_t i = 0; i < sizeof pads / sizeof *pads; i++) {
         long f[6];
-        cr_assert(figures(fixture, "", pads[i], 1, f), "%s, pad %zu", fixture, pads[i]);
+        cr_assert(figures(fixture, mode, pads[i], nth, f), "%s %s: no summary %d (pad %zu)", fixture, mode, nth,
+                  pads[i]);
         cr_expect(!memcmp(f, want, sizeof f),
-                  "%s, environment padded by %zu: %ld/%ld definite, %ld/%ld indirect, %ld/%ld possible "
-                  "(want %ld/%ld, %ld/%ld, %ld/%ld)", fixture, pads[i], f[0], f[1], f[2], f[3], f[4], f[5],
+                  "%s %s, environment padded by %zu: %ld/%ld definite, %ld/%ld indirect, %ld/%ld possible "
+                  "(want %ld/%ld, %ld/%ld, %ld/%ld)", fixture, mode, pads[i], f[0], f[1], f[2], f[3], f[4], f[5],
                   want[0], want[1], want[2], want[3], want[4], want[5]);
     }
+}
+
+static void figures_in_every_layout(const char *fixture, const long want[6])
+{
+    mode_in_every_layout(fixture, "", 1, want);
 }
 
 /* Every way a pair of blocks can be held, a lost ring and a lost tree:
@@ -118,6 +124,40 @@ Test(layouts, one_past_the_end_keeps_no_block_alive, .timeout = 120)
     figures_in_every_layout("fixtures/leak_vectors", want);
 }
 Test(layouts, as_valgrind_vectors, .timeout = 120) { as_valgrind("fixtures/leak_vectors", ""); }
+
+/* ucontext coroutines on stacks of 32 KiB (fixtures/coroutines.c): blocks
+ * kept only by a suspended coroutine's stack stay alive, those of an
+ * abandoned one are lost with it; exit(), memshim_leak_check() and a double
+ * free from inside a coroutine write their reports (on memshim's own stack:
+ * the coroutine's overflowed, and the program crashed). */
+Test(layouts, coroutines_suspended_and_abandoned, .timeout = 120)
+{
+    static const long want[6] = { 4, 32921, 2, 1028, 0, 0 };
+    mode_in_every_layout("fixtures/coroutines", "", 1, want);
+}
+Test(layouts, coroutines_exit_inside, .timeout = 120)
+{
+    static const long want[6] = { 3, 153, 0, 0, 0, 0 };
+    mode_in_every_layout("fixtures/coroutines", "exit", 1, want);
+}
+Test(layouts, as_valgrind_coroutines_exit_inside, .timeout = 120) { as_valgrind("fixtures/coroutines", "exit"); }
+Test(layouts, coroutines_leak_check_inside, .timeout = 120)
+{
+    static const long inside[6] = { 2, 101, 0, 0, 0, 0 }, at_exit[6] = { 4, 32921, 2, 1028, 0, 0 };
+    mode_in_every_layout("fixtures/coroutines", "check", 1, inside);
+    mode_in_every_layout("fixtures/coroutines", "check", 2, at_exit);
+}
+Test(verdicts, coroutines_double_free_inside)
+{
+    const char *env[] = { "MEMSHIM_ON_ERROR=continue", NULL };
+    char *argv[] = { path_in_build("fixtures/coroutines"), "misuse", NULL };
+    run_t r = run_with(true, NULL, argv, env);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %d: %s", r.status, r.err);
+    cr_expect(strstr(r.err, "memshim: free(): double free: ") && strstr(r.err, "first freed at"), "%s", r.err);
+    long blocks, bytes;
+    cr_expect(text_kind(r.err, "definitely lost", &blocks, &bytes) && blocks == 4 && bytes == 32921, "%s", r.err);
+    run_free(&r);
+}
 
 Test(verdicts, unreadable_blocks_are_classified_not_read)
 {
