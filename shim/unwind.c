@@ -42,6 +42,8 @@ static void find_loader(void)
 
 bool _ms_loader_code(uintptr_t a) { return a >= ldso_lo && a < ldso_hi; }
 
+static void find_libc(void);
+
 void _ms_unwind_init(void)
 {
     if (p_backtrace) return;
@@ -50,6 +52,7 @@ void _ms_unwind_init(void)
     self_lo = _ms_self()->code.start;
     self_hi = _ms_self()->code.end;
     int saved = errno;
+    find_libc();
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     if (h) {
         _ms_hook_libunwind(h);             /* no pipe, no descriptor of the program's (hook.c) */
@@ -251,10 +254,40 @@ static uintptr_t stack_low(uintptr_t top)
     return lo;
 }
 
-static ms_stack_cache_t *cache_get(void)
+/* glibc's pthread_getattr_np holds the thread's own lock while it
+ * allocates (the cpu set it reallocates, the attribute's extension it
+ * callocs).  A thread whose first allocation is made in there must not ask
+ * pthread_getattr_np for its stack (stack_low): it would wait for itself,
+ * for ever.  So a thread's cache is made at its first stack taken from a
+ * call outside the C library's code, or from the C library's code (strdup,
+ * fopen...) once that stack, unwound without a cache, does not pass
+ * through pthread_getattr_np.  The C library's code (from its program
+ * headers) and pthread_getattr_np's (from its symbol) are found once, at
+ * start-up. */
+static uintptr_t libc_lo, libc_hi, getattr_lo, getattr_hi;
+
+static void find_libc(void)
 {
-    ms_stack_cache_t *c = _ms_sc;
-    if (MS_LIKELY(c != NULL)) return c == MS_SC_DEAD ? NULL : c;
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (!dladdr1((void *)&pthread_getattr_np, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_fbase) return;
+    if (sym && info.dli_saddr) {
+        getattr_lo = (uintptr_t)info.dli_saddr;
+        getattr_hi = getattr_lo + (sym->st_size ? sym->st_size : 1);
+    }
+    const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)info.dli_fbase;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0) return;
+    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((const char *)eh + eh->e_phoff);
+    for (unsigned i = 0; i < eh->e_phnum; i++)
+        if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+            libc_lo = (uintptr_t)eh + ph[i].p_vaddr;
+            libc_hi = libc_lo + ph[i].p_memsz;
+        }
+}
+
+static ms_stack_cache_t *cache_make(void)
+{
+    ms_stack_cache_t *c;
     _ms_sc = MS_SC_DEAD;               /* while it is made: stack_low() allocates */
     pthread_mutex_lock(&spare_lock);
     if ((c = spare) != NULL) {
@@ -454,10 +487,31 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
     return id;
 }
 
+/* A call of a thread without a cache yet (see find_libc).  Not while
+ * memshim itself allocates (libunwind's thread-local data, which the loader
+ * allocates inside an unwind), nor for the loader's calls (_ms_no_unwind):
+ * those are taken without one, and the cache waits. */
+static MS_NOINLINE uint32_t first_capture(const ms_site_t *site)
+{
+    if (_ms_busy || _ms_no_unwind) return capture_miss(site, NULL, false);
+    if (site->ra - libc_lo >= libc_hi - libc_lo) {          /* the program's call */
+        ms_stack_cache_t *c = cache_make();
+        return capture_miss(site, c, c && _ms_sc_covers(c, site));
+    }
+    uintptr_t ip[MS_MAX_STACK];
+    unsigned n = _ms_unwind(ip, _ms_opt.stack_depth);
+    bool in_getattr = false;
+    for (unsigned i = 0; i < n; i++) in_getattr |= ip[i] + 1 - getattr_lo < getattr_hi - getattr_lo;
+    if (n && !in_getattr) cache_make();                     /* for the next call */
+    return _ms_stack_intern(ip, n);
+}
+
 /* What the inline hit path (shim.h) did not find. */
 uint32_t _ms_capture_miss(const ms_site_t *site)
 {
-    ms_stack_cache_t *c = cache_get();
+    ms_stack_cache_t *c = _ms_sc;
+    if (MS_UNLIKELY(c == NULL)) return first_capture(site);
+    if (c == MS_SC_DEAD) c = NULL;
     bool cacheable = c && _ms_sc_covers(c, site);
     return capture_miss(site, c, cacheable);
 }

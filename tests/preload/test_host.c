@@ -117,6 +117,28 @@ static void errno_kept(const char *track)
 Test(host_errno, kept_by_every_successful_call_with_tracking, .timeout = 90) { errno_kept("MEMSHIM_TRACK=1"); }
 Test(host_errno, kept_by_every_successful_call_without_tracking, .timeout = 90) { errno_kept("MEMSHIM_TRACK=0"); }
 
+/* ---- threads ------------------------------------------------------------------- */
+
+/* A thread whose first allocation glibc makes inside pthread_getattr_np,
+ * holding the thread's lock: memshim asked pthread_getattr_np for the
+ * thread's stack there and the thread hung for ever, under tracking and
+ * under the sampled profiler (MEMSHIM_SAMPLE=1 samples every block). */
+static void first_alloc_in_libc(const char *env1, const char *env2)
+{
+    h_run_fixture2(&run, "thread_first_alloc", NULL, env1, env2, 30);
+    cr_assert_eq(run.timed_out, 0, "%s %s: hung", env1, env2 ? env2 : "");
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s: %s", env1, run.err);
+    cr_expect(strstr(run.out, "ok 4"), "%s: %s", env1, run.out);
+}
+Test(host_threads, first_allocation_inside_pthread_getattr_np_tracked, .timeout = 90)
+{
+    first_alloc_in_libc("MEMSHIM_TRACK=1", NULL);
+}
+Test(host_threads, first_allocation_inside_pthread_getattr_np_sampled, .timeout = 90)
+{
+    first_alloc_in_libc("MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=1");
+}
+
 /* ---- memory limits --------------------------------------------------------------- */
 
 static long blocks_under_limit(const char *track)
