@@ -22,6 +22,7 @@ ms_options_t _ms_opt = {
     .on_error = MS_ON_ERROR_ABORT,
     .track = 1,
     .stack_depth = 16,
+    .free_stacks = 1,
     .show = (1u << MS_KIND_DEFINITE) | (1u << MS_KIND_INDIRECT) | (1u << MS_KIND_POSSIBLE),
     .exitcode = -1,
     .why_depth = 8,

@@ -665,6 +665,7 @@ typedef struct ms_options_s {
     const char   *report;        /* MEMSHIM_REPORT: NULL, "stderr" or an absolute path (a copy) */
     int           json;          /* MEMSHIM_REPORT_FORMAT=json */
     unsigned      stack_depth;   /* MEMSHIM_STACK_DEPTH */
+    int           free_stacks;   /* MEMSHIM_FREE_STACKS: a free's stack kept for misuse reports */
     unsigned      show;          /* MEMSHIM_SHOW: bit per MS_KIND_* */
     int           exitcode;      /* MEMSHIM_EXITCODE, -1 = leave the status alone */
     const char   *suppress;      /* MEMSHIM_SUPPRESS: file of patterns (an absolute copy) */

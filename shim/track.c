@@ -149,17 +149,23 @@ static inline __attribute__((always_inline)) void unprofile(const ms_meta_t *m, 
 
 /* The stack of the free that releases a block, whole, for a later double
  * free to show: the same stack cache as allocations (a loop freeing from
- * one place unwinds once).  When sampling, only sampled blocks pay for it. */
+ * one place unwinds once).  When sampling, only sampled blocks pay for it;
+ * with MEMSHIM_FREE_STACKS=0, none. */
+static inline bool keeps_free_stack(const ms_meta_t *m)
+{
+    return (m->flags & MS_META_SAMPLED) && _ms_opt.free_stacks;
+}
+
 static inline uint32_t free_stack(const ms_meta_t *m, const ms_site_t *site)
 {
-    return (m->flags & MS_META_SAMPLED) ? _ms_capture_release(site) : 0;
+    return keeps_free_stack(m) ? _ms_capture_release(site) : 0;
 }
 
 /* Blocks released together (a collection's: gcglue.c) share one free
  * stack, taken at the first that needs one: one unwind, not one a block. */
 static inline uint32_t batch_stack(const ms_meta_t *m, const ms_site_t *site, ms_free_batch_t *batch)
 {
-    if (!(m->flags & MS_META_SAMPLED)) return 0;
+    if (!keeps_free_stack(m)) return 0;
     if (!batch->taken) {
         batch->stack = _ms_capture_release(site);
         batch->taken = true;

@@ -112,6 +112,8 @@ static const struct { const char *name, *text; } command_help[] = {
 "  --show KINDS          kinds listed: definite,indirect,possible,reachable,\n"
 "                        all, none, summary (MEMSHIM_SHOW)\n"
 "  --stack-depth N       frames per allocation stack, 1 to 64 (MEMSHIM_STACK_DEPTH)\n"
+"  --no-free-stacks      frees keep no stack: cheaper; a double free shows where the\n"
+"                        block was allocated only (MEMSHIM_FREE_STACKS=0)\n"
 "  --why-depth N         blocks shown per retention path, 0 to 1000 (MEMSHIM_WHY_DEPTH)\n"
 "  --report-signal SIG   a leak report whenever SIG arrives (MEMSHIM_REPORT_SIGNAL)\n"
 "  --leak-since          flag records new or grown since the last report (MEMSHIM_LEAK_SINCE)\n"
@@ -138,6 +140,9 @@ static const struct { const char *name, *text; } command_help[] = {
 "  --leak-check=no|summary|full   --show none | --show summary | the default kinds\n"
 "  --show-leak-kinds=KINDS        --show KINDS\n"
 "  --num-callers=N                --stack-depth N (at most 64)\n"
+"  --keep-stacktraces=alloc|alloc-and-free\n"
+"                                 alloc: --no-free-stacks; alloc-and-free (and\n"
+"                                 alloc-then-free): the default\n"
 "  --error-exitcode=N             --exitcode N\n"
 "  --suppressions=FILE            --suppress FILE (one file)\n"
 "  --gen-suppressions=yes|all|no  --gen-suppressions (yes and all alike) or none\n"
@@ -451,7 +456,7 @@ static bool yes_no(const char *opt, const char *v)
 typedef struct {
     const char *report, *format, *stats, *rss, *interval, *sample, *exitcode, *suppress, *lib, *sig;
     const char *show, *depth, *rsig, *on_error, *why, *gen, *leak_check, *logfile, *profile, *profile_every;
-    bool track, live, quiet, since, children;
+    bool track, live, quiet, since, children, free_stacks;
 } run_opts_t;
 
 /* An option of run other than the plain "--name VALUE" ones: false when
@@ -485,6 +490,13 @@ static bool run_option(int argc, char **argv, int *i, run_opts_t *o)
     else if (strncmp(a, "--rss-log=", 10) == 0) o->rss = a + 10;
     else if (strcmp(a, "--no-track") == 0) o->track = false;
     else if (strcmp(a, "--no-live") == 0) o->live = false;
+    else if (strcmp(a, "--no-free-stacks") == 0) o->free_stacks = false;
+    else if ((v = ms_opt_value(argc, argv, i, "--keep-stacktraces"))) {
+        if (strcmp(v, "alloc") == 0) o->free_stacks = false;
+        else if (strcmp(v, "alloc-and-free") == 0 || strcmp(v, "alloc-then-free") == 0) o->free_stacks = true;
+        else ms_usage_error("run --keep-stacktraces=%s: expected alloc or alloc-and-free "
+                            "(allocation stacks are always kept)", v);
+    }
     else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) o->quiet = true;
     else return false;
     return true;
@@ -493,7 +505,7 @@ static bool run_option(int argc, char **argv, int *i, run_opts_t *o)
 /* run's options into o; the index of the program's name. */
 static int parse_run(int argc, char **argv, run_opts_t *o)
 {
-    *o = (run_opts_t){ .track = true, .live = true, .children = true };
+    *o = (run_opts_t){ .track = true, .live = true, .children = true, .free_stacks = true };
     const struct { const char *name; const char **to; } plain[] = {
         { "--report", &o->report }, { "--log-file", &o->logfile }, { "--show", &o->show },
         { "--stack-depth", &o->depth }, { "--num-callers", &o->depth }, { "--report-signal", &o->rsig },
@@ -579,7 +591,7 @@ static bool run_env(const run_opts_t *o, const char *libpath)
         { "MEMSHIM_REPORT_SIGNAL", o->rsig }, { "MEMSHIM_ON_ERROR", o->on_error }, { "MEMSHIM_WHY_DEPTH", o->why },
         { "MEMSHIM_GEN_SUPPRESSIONS", o->gen }, { "MEMSHIM_LEAK_SINCE", o->since ? "1" : NULL },
         { "MEMSHIM_TRACE_CHILDREN", o->children ? NULL : "0" }, { "MEMSHIM_PROFILE", o->profile },
-        { "MEMSHIM_PROFILE_INTERVAL", o->profile_every },
+        { "MEMSHIM_PROFILE_INTERVAL", o->profile_every }, { "MEMSHIM_FREE_STACKS", o->free_stacks ? NULL : "0" },
     };
     for (size_t k = 0; k < sizeof vars / sizeof *vars; k++)
         if (vars[k].value) setenv_or_die(vars[k].name, vars[k].value);

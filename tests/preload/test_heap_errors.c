@@ -243,6 +243,25 @@ Test(heap_errors, interior_pointers_show_the_blocks_allocation_stack)
     }
 }
 
+/* A double free shows where the block was first freed, unless frees keep
+ * no stack (MEMSHIM_FREE_STACKS=0, valgrind's --keep-stacktraces=alloc):
+ * then that stack is "(not recorded)", and the allocation's is whole. */
+Test(heap_errors, free_stacks_kept_unless_turned_off)
+{
+    for (int off = 0; off < 2; off++) {
+        h_run_t *r = malloc(sizeof *r);
+        h_run_fixture(r, "heap_errors", "double-free-48", off ? "MEMSHIM_FREE_STACKS=0" : NULL, 30);
+        const char *alloc = strstr(r->err, "    allocated at:\n"), *first = strstr(r->err, "    first freed at:\n"),
+                   *now = strstr(r->err, "    now at:\n");
+        cr_assert(alloc && first && now && alloc < first && first < now, "%s", r->err);
+        cr_expect(strstr(alloc, " main (") && strstr(alloc, " main (") < first, "allocation stack:\n%s", r->err);
+        const char *none = strstr(first, "(not recorded)");
+        if (off) cr_expect(none && none < now, "MEMSHIM_FREE_STACKS=0: a free stack was kept:\n%s", r->err);
+        else cr_expect(strstr(first, " main (") && strstr(first, " main (") < now, "no free stack:\n%s", r->err);
+        free(r);
+    }
+}
+
 /* Blocks of another allocator (glibc's own malloc, from the brk heap and
  * from a mapping of its own) and an anonymous mapping, as the dynamic
  * loader's early blocks are: free() takes them silently and leaves them

@@ -72,6 +72,7 @@ run --on-error maybe -- true
 run --why-depth 1001 -- true
 run --gen-suppressions=maybe -- true
 run --trace-children=maybe -- true
+run --keep-stacktraces=none -- true
 run --report a --log-file b -- true
 run --suppressions=a --suppressions=b -- true
 report
@@ -227,6 +228,9 @@ t_run_options() {
         grep -qxF MEMSHIM_GEN_SUPPRESSIONS=0 <<<"$out" && grep -qxF MEMSHIM_SHOW=none <<<"$out" || { echo "$out"; return 1; }
     run "$MS" run -q --leak-check=summary -- env; expect_rc 0 && grep -qxF MEMSHIM_SHOW=summary <<<"$out" || return 1
     run "$MS" run -q --leak-check=full -- env; expect_rc 0 && has_not "$out" MEMSHIM_SHOW= || return 1
+    run "$MS" run -q --keep-stacktraces=alloc -- env; expect_rc 0 && grep -qxF MEMSHIM_FREE_STACKS=0 <<<"$out" || return 1
+    run "$MS" run -q --no-free-stacks -- env; expect_rc 0 && grep -qxF MEMSHIM_FREE_STACKS=0 <<<"$out" || return 1
+    run "$MS" run -q --keep-stacktraces=alloc-and-free -- env; expect_rc 0 && has_not "$out" MEMSHIM_FREE_STACKS || return 1
     # what they do
     run "$MS" run -q --leak-check=summary -- ./leaky; expect_rc 0 || return 1
     has "$err" "definitely lost: 480 bytes in 10 blocks" && has_not "$err" "loss record" || return 1
@@ -253,7 +257,7 @@ t_run_help() {
     local h=$out
     for c in "usage: memshim run [OPTIONS]" --show --stack-depth --report-signal --on-error --log-file --leak-since \
              --leak-check=no --show-leak-kinds --num-callers --error-exitcode --suppressions --gen-suppressions \
-             --trace-children; do has "$h" "$c" || return 1; done
+             --trace-children --no-free-stacks --keep-stacktraces; do has "$h" "$c" || return 1; done
     run "$MS" help run; expect_rc 0 && [ "$out" = "$h" ] || { echo "help run differs from run --help"; return 1; }
     local c
     for c in report diff stats top plot graph; do
