@@ -57,6 +57,7 @@ config() { CONFIGS+=("$1"); CFG_ENV[$1]=$2; CFG_WRAP[$1]=${3:-}; }
 config glibc          ''
 config memshim        'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=0'   # the allocator alone
 config memshim+track  'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1'   # with leak tracking (the default)
+config memshim+leaks  'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_FREE_STACKS=0'  # tracking as LSan does it: no free stacks
 config memshim+sample 'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_SAMPLE=524288'  # stacks for ~1 in 512 KiB
 config memshim+prof   'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_PROFILE=$WORK/prof.$RUN_TAG.%p.pb.gz'  # heap profile, every block
 config memshim+psample 'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=524288 MEMSHIM_PROFILE=$WORK/psample.$RUN_TAG.%p.pb.gz'  # sampled heap profile alone
@@ -638,6 +639,20 @@ alloc_report() {
                 a, b, i == 1 ? "wall" : "CPU", base, exp(s / n), n, lst, most, verdict(exp(s / n) <= most)
         }
     }
+    # the time of a below that of b, row by row, where both ran
+    function below(a, b,    w, x, y, n, k, over) {
+        n = 0; k = 0; over = ""
+        for (w = 1; w <= nr; w++) {
+            x = r("t", row[w], a, base); y = r("t", row[w], b, base)
+            if (x < 0 || y < 0) continue
+            n++
+            if (x < y) k++
+            else over = over sprintf("%s%s %.2f against %.2f", over == "" ? "" : ", ", row[w], x, y)
+        }
+        if (!n) { printf "- %s against %s: not measured\n", a, b; return }
+        printf "- %s below %s on %d of %d rows%s (target every row: %s)\n", a, b, k, n,
+            over == "" ? "" : "; not below: " over, verdict(k == n)
+    }
     # The tracking targets of the issue, from the medians above.
     function targets(    x, h, l, w, v, s, over, n, parts) {
         print "Tracking targets (from the medians above; the machine is shared, so single ratios move by several %):"
@@ -652,6 +667,9 @@ alloc_report() {
             }
             print ""
         } else print "- memshim+track on churn: not measured"
+        # tracking against LeakSanitizer, which keeps no free stacks (memshim+leaks: neither)
+        below("memshim+track", "lsan")
+        below("memshim+leaks", "lsan")
         # the cheaper modes against what they add to, wall and CPU time
         versus("memshim+sample", "memshim", 1.05)
         versus("memshim+psample", "memshim", 1.05)       # the sampled profiler alone
