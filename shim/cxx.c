@@ -1,5 +1,10 @@
-/* cxx.c - what C++ needs of memshim beyond the malloc family (override.c
- * defines the operators themselves, by their mangled names):
+/* cxx.c - who defines the allocation functions the process uses, and what
+ * C++ needs of memshim beyond the malloc family (override.c defines the
+ * operators themselves, by their mangled names):
+ *
+ *   the owners.  The program's executable comes before LD_PRELOAD in the
+ *   symbol search: one that defines malloc (a statically linked jemalloc,
+ *   say) or operator new keeps it, and memshim says so.
  *
  *   operator new's failure path.  The throwing forms call the installed
  *   new_handler (std::get_new_handler) and try again, for as long as there
@@ -37,33 +42,53 @@ static const char *const family[] = {
     "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
 };
 
+/* The object defining name for the process (the first in the symbol
+ * search: the program, then LD_PRELOAD's, then the rest) when that is not
+ * memshim: its file name; NULL when memshim's definition is the one used
+ * (or none is). */
+static const char *defined_elsewhere(const char *name)
+{
+    ms_range_t own = _ms_self()->image;
+    uintptr_t f = (uintptr_t)dlsym(RTLD_DEFAULT, name);
+    if (!f || !own.end || (f >= own.start && f < own.end)) return NULL;
+    Dl_info di;
+    return dladdr((void *)f, &di) && di.dli_fname && di.dli_fname[0] ? di.dli_fname : "the program";
+}
+
 /* Does the process use memshim's operators, or did the program (which
  * comes before memshim in the symbol search) define some of its own? */
 static bool family_is_ours(void)
 {
-    ms_range_t own = _ms_self()->image;
-    if (!own.end) return false;
     for (size_t i = 0; i < sizeof family / sizeof *family; i++) {
-        uintptr_t f = (uintptr_t)dlsym(RTLD_DEFAULT, family[i]);
-        if (f && (f < own.start || f >= own.end)) {
-            Dl_info di;
+        const char *by = defined_elsewhere(family[i]);
+        if (by) {
             if (_ms_opt.verbose)
                 _ms_message("%s is defined by %s: the program replaces operator new or delete; "
-                            "mismatched free/delete/delete[] are not reported", family[i],
-                            dladdr((void *)f, &di) && di.dli_fname ? di.dli_fname : "another object");
+                            "mismatched free/delete/delete[] are not reported", family[i], by);
             return false;
         }
     }
     return true;
 }
 
-/* In the constructor.  Only tracking records how blocks were allocated:
- * without it there is nothing to check. */
+/* In the constructor.  A program whose own executable (or a library before
+ * memshim in the search) defines malloc keeps its allocator: memshim
+ * then sees none of its blocks (or those it passes on), and its silence
+ * must not read as "no leaks".  Only tracking records how blocks were allocated: without it
+ * there are no C++ checks to make. */
 void _ms_cxx_init(void)
 {
-    if (!_ms_opt.track) return;
     int saved = errno;
-    _ms_cxx_checks = family_is_ours();
+    static const char *const c_family[] = { "malloc", "free", "calloc", "realloc" };
+    for (size_t i = 0; i < sizeof c_family / sizeof *c_family; i++) {
+        const char *by = defined_elsewhere(c_family[i]);
+        if (!by) continue;
+        _ms_message("%s is defined by %s, which comes before memshim in the symbol search: memshim's "
+                    "leak report, statistics and profile cover only the blocks that allocator asks memshim for",
+                    c_family[i], by);
+        break;
+    }
+    if (_ms_opt.track) _ms_cxx_checks = family_is_ours();
     errno = saved;
 }
 

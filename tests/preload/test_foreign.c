@@ -117,3 +117,19 @@ Test(foreign, huge_block_interior_has_no_usable_size)
     cr_assert_eq(v_usable(p + 16), 0);
     v_free(p);
 }
+
+/* A program whose executable defines malloc keeps its own allocator (the
+ * executable comes before LD_PRELOAD in the symbol search): memshim sees
+ * none of its blocks, and says so in one line rather than let a report
+ * without leaks read as "no leaks". */
+Test(foreign, program_with_its_own_malloc_is_told, .timeout = 60)
+{
+    h_run_t *r = malloc(sizeof *r);
+    h_run_fixture(r, "own_malloc", NULL, NULL, 30);
+    cr_assert(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "%s", r->err);
+    cr_expect(strstr(r->out, "own allocator"), "%s", r->out);
+    cr_expect(strstr(r->err, "memshim: malloc is defined by ") && strstr(r->err, "own_malloc, which comes before memshim"),
+              "%s", r->err);
+    cr_expect(strchr(r->err, '\n') == strrchr(r->err, '\n'), "one line: %s", r->err);
+    free(r);
+}
