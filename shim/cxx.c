@@ -23,11 +23,13 @@
  *   match is reported as memcheck does, "Mismatched free() / delete /
  *   delete []".  Only when every operator of the family is memshim's: a
  *   program that defines its own operator new (over malloc, say) but not
- *   its own delete would otherwise have every delete reported. */
+ *   its own delete would otherwise have every delete reported.  And not
+ *   for one half of a library's own pair (in_foreign_operator). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
 #include <stdlib.h>
+#include <string.h>
 #include "shim.h"
 
 int _ms_cxx_checks;
@@ -45,14 +47,21 @@ static const char *const family[] = {
 /* The object defining name for the process (the first in the symbol
  * search: the program, then LD_PRELOAD's, then the rest) when that is not
  * memshim: its file name; NULL when memshim's definition is the one used
- * (or none is). */
+ * (or none is).  An executable that takes a function's address without
+ * defining it (a non-PIE program storing &malloc) has a stub in its own
+ * procedure linkage table that dlsym gives as the address: no definition
+ * of that name is there, and calls still reach memshim. */
 static const char *defined_elsewhere(const char *name)
 {
     ms_range_t own = _ms_self()->image;
     uintptr_t f = (uintptr_t)dlsym(RTLD_DEFAULT, name);
     if (!f || !own.end || (f >= own.start && f < own.end)) return NULL;
     Dl_info di;
-    return dladdr((void *)f, &di) && di.dli_fname && di.dli_fname[0] ? di.dli_fname : "the program";
+    const ElfW(Sym) *sym = NULL;
+    if (!dladdr1((void *)f, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym || !di.dli_sname ||
+        strcmp(di.dli_sname, name) != 0 || (uintptr_t)di.dli_saddr != f || sym->st_shndx == SHN_UNDEF)
+        return NULL;                                     /* a stub, not a definition */
+    return di.dli_fname && di.dli_fname[0] ? di.dli_fname : "the program";
 }
 
 /* Does the process use memshim's operators, or did the program (which
@@ -171,9 +180,28 @@ static const char *call_name(unsigned how, bool release)
 const char *_ms_alloc_name(unsigned how) { return call_name(how, false); }
 const char *_ms_dealloc_name(unsigned how) { return call_name(how, true); }
 
-void _ms_mismatch(const void *p, const ms_meta_t *mp, const char *released_by)
+/* Whether code address a is in an operator new (`want_new`) or delete of
+ * another object than memshim: a library's own operators.  LLVM's (linked
+ * -Bsymbolic, its operators versioned) calls its own operator new, which
+ * takes the block from malloc, while the programs built on it release
+ * that block through memshim's operator delete: the pair is theirs and
+ * matches, but memshim sees one half of it.  Also the reverse. */
+static bool in_foreign_operator(uintptr_t a, bool want_new)
+{
+    ms_range_t own = _ms_self()->image;
+    Dl_info di;
+    if (!a || (a >= own.start && a < own.end) || !dladdr((void *)a, &di) || !di.dli_sname) return false;
+    const char *s = di.dli_sname;
+    return want_new ? strncmp(s, "_Znw", 4) == 0 || strncmp(s, "_Zna", 4) == 0
+                    : strncmp(s, "_Zdl", 4) == 0 || strncmp(s, "_Zda", 4) == 0;
+}
+
+void _ms_mismatch(const void *p, const ms_meta_t *mp, const char *released_by, uintptr_t caller)
 {
     const ms_meta_t m = *mp;               /* a copy: symbolizing may be handed this very block */
+    const uintptr_t *ip;
+    if ((_ms_stack_get(m.stack, &ip) && in_foreign_operator(ip[0], true)) || in_foreign_operator(caller - 1, false))
+        return;                            /* one half of a library's own pair */
     char is[160];
     ms_buf_t b;
     _ms_buf_init(&b, is, sizeof is - 1, -1);

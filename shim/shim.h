@@ -512,7 +512,9 @@ MS_HIDDEN void   _ms_cxx_init(void);    /* constructor */
 MS_HIDDEN void  *_ms_new_failed(size_t n, size_t align, unsigned how, bool nothrow, const ms_site_t *site);
 MS_HIDDEN const char *_ms_alloc_name(unsigned how);     /* "operator new[]", "malloc()"... */
 MS_HIDDEN const char *_ms_dealloc_name(unsigned how);   /* "operator delete[]", "free()"... */
-MS_HIDDEN void   _ms_mismatch(const void *p, const ms_meta_t *m, const char *released_by);
+/* A block released by a call that does not match its allocation, the
+ * release called from `caller` (a return address). */
+MS_HIDDEN void   _ms_mismatch(const void *p, const ms_meta_t *m, const char *released_by, uintptr_t caller);
 
 /* ---- scan.c, report.c, leak.c: leak detection and reports --------------- */
 /* Where the pointer that keeps a block alive was found, when it is in no

@@ -177,18 +177,20 @@ static inline uint32_t batch_stack(const ms_meta_t *m, const ms_site_t *site, ms
  * (free of a new'd block, delete of a new[]'d one...): reported unless
  * memshim itself is running or C++ checks are off; the block is released
  * all the same when the program goes on. */
-static inline void check_match(const void *p, const ms_meta_t *m, unsigned how, const char *by)
+static inline void check_match(const void *p, const ms_meta_t *m, unsigned how, const char *by,
+                               const ms_site_t *site)
 {
     if (MS_UNLIKELY(m->alloc != how) && _ms_cxx_checks && !_ms_busy)
-        _ms_mismatch(p, m, by ? by : _ms_dealloc_name(how));
+        _ms_mismatch(p, m, by ? by : _ms_dealloc_name(how), site->ra);
 }
 
 /* The same for a pointer with no record beside a span: a live huge block's
  * record is in huge.c.  True, with its record and size, if p is one. */
-static bool check_match_huge(const void *p, unsigned how, const char *by, ms_meta_t *h, size_t *req)
+static bool check_match_huge(const void *p, unsigned how, const char *by, const ms_site_t *site, ms_meta_t *h,
+                             size_t *req)
 {
     if (_ms_segment_of(p) || !_ms_huge_get_meta(p, h, req) || h->state != MS_BLK_LIVE) return false;
-    check_match(p, h, how, by);
+    check_match(p, h, how, by, site);
     return true;
 }
 
@@ -204,7 +206,7 @@ static inline __attribute__((always_inline)) bool release(void *p, const ms_site
     if (!m) {                            /* huge, foreign or invalid: alloc.c decides */
         ms_meta_t h;
         size_t req;
-        if (check_match_huge(p, how, NULL, &h, &req)) unprofile(&h, req, p);
+        if (check_match_huge(p, how, NULL, site, &h, &req)) unprofile(&h, req, p);
         return true;
     }
     if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {
@@ -216,7 +218,7 @@ static inline __attribute__((always_inline)) bool release(void *p, const ms_site
         else _ms_bad_pointer("free(): invalid pointer", p);     /* carved, never handed out */
         return false;
     }
-    check_match(p, m, how, NULL);
+    check_match(p, m, how, NULL, site);
     unprofile(m, m->size, p);
     m->state = MS_BLK_FREED;
     m->free_stack = batch ? batch_stack(m, site, batch) : free_stack(m, site);
@@ -359,8 +361,8 @@ static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
     ms_meta_t before, h;
     size_t hsize = 0;
     bool huge = false;
-    if (m) check_match(p, m, MS_ALLOC_MALLOC, "realloc()");
-    else huge = check_match_huge(p, MS_ALLOC_MALLOC, "realloc()", &h, &hsize);
+    if (m) check_match(p, m, MS_ALLOC_MALLOC, "realloc()", site);
+    else huge = check_match_huge(p, MS_ALLOC_MALLOC, "realloc()", site, &h, &hsize);
     /* Mark p freed before the move: once freed, its span and with it the
      * record may be gone.  Undone if p stays. */
     if (m) {

@@ -213,3 +213,22 @@ Test(cxx, a_program_replacing_operator_new_gets_no_false_reports)
     cr_expect_eq(count(r->err, "memshim:"), 1, "%s", r->err);
     free(r);
 }
+
+/* A library whose operator new and delete are its own (bound to itself, as
+ * LLVM's: rust-lld aborted on the first delete of a block LLVM's new took
+ * from malloc): its halves meeting the process's operators are no
+ * mismatch.  A real mismatch in the same process still is. */
+Test(cxx, a_librarys_own_operators_are_no_mismatch, .timeout = 60)
+{
+    for (int real = 0; real < 2; real++) {
+        h_run_t *r = malloc(sizeof *r);
+        h_run_fixture(r, "own_new", real ? "mismatch" : "pairs", "MEMSHIM_ON_ERROR=continue", 30);
+        cr_assert(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "%s", r->err);
+        cr_expect(strstr(r->out, "own_new done"), "%s", r->out);
+        const char *m = strstr(r->err, "Mismatched free() / delete / delete []");
+        if (!real) cr_expect(!m, "a library's own pair reported:\n%s", r->err);
+        else cr_expect(m && strstr(m, "a block from malloc(), released by operator delete") &&
+                       !strstr(m + 1, "memshim: Mismatched"), "one real mismatch:\n%s", r->err);
+        free(r);
+    }
+}
