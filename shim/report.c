@@ -35,6 +35,9 @@ typedef struct {
 } group_t;
 
 enum { CHANGE_NONE, CHANGE_NEW, CHANGE_INCREASED, CHANGE_DECREASED, CHANGE_SAME };
+/* memcheck's names of its leak heuristics (scan.c), by MS_HEUR_*. */
+static const char *const heur_name[MS_HEUR_KINDS] = { "", "stdstring", "length64", "newarray", "multipleinheritance" };
+
 static const char *change_name[] = { "", "new", "increased", "decreased", "same" };
 static const char *change_word[] = { "", "new ", "increased ", "decreased ", "" };   /* "in new loss record" */
 
@@ -44,6 +47,7 @@ typedef struct {
     double   total_blocks[MS_NKINDS], total_bytes[MS_NKINDS];
     double   supp_blocks, supp_bytes;
     double   inherited_blocks, inherited_bytes;   /* forked child: the parent's */
+    double   heur_blocks[MS_HEUR_KINDS], heur_bytes[MS_HEUR_KINDS];   /* still reachable through a heuristic */
     size_t   raw_items;
     const ms_leak_item_t *items;   /* the scan's, for retention paths */
     unsigned seq;                  /* this report's number in the process (%n) */
@@ -52,6 +56,25 @@ typedef struct {
     double   d_blocks[MS_NKINDS], d_bytes[MS_NKINDS];
     unsigned changes[5];           /* records per CHANGE_*; [CHANGE_NONE]: gone ones */
 } groups_t;
+
+static void count_text(ms_buf_t *b, double v, bool since, double d, const char *one, const char *many);
+
+/* Under "still reachable", as memcheck writes it: the blocks only a
+ * heuristic's interior pointer keeps, by heuristic (nothing if none). */
+static void heuristics_text(ms_buf_t *b, int pid, const groups_t *gs)
+{
+    bool any = false;
+    for (unsigned h = 1; h < MS_HEUR_KINDS; h++) {
+        if (gs->heur_blocks[h] <= 0) continue;
+        if (!any) _ms_bprintf(b, "==%d==                       of which reachable via heuristic:\n", pid);
+        any = true;
+        _ms_bprintf(b, "==%d==                         %-19s: ", pid, heur_name[h]);
+        count_text(b, gs->heur_bytes[h], false, 0, "byte", "bytes");
+        _ms_bprintf(b, " in ");
+        count_text(b, gs->heur_blocks[h], false, 0, "block", "blocks");
+        _ms_bprintf(b, "\n");
+    }
+}
 
 /* ---- what is alive only through cycles ----------------------------------------- *
  * Collector objects only reference cycles keep (the collector finds them),
@@ -726,6 +749,10 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
             gs->inherited_bytes += w * (double)it->size;
             continue;
         }
+        if (it->heuristic) {
+            gs->heur_blocks[it->heuristic] += w;
+            gs->heur_bytes[it->heuristic] += w * (double)it->size;
+        }
         group_t *g = group_of(gs, t, it);
         g->blocks += w;
         g->bytes += w * (double)it->size;
@@ -1036,6 +1063,7 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         count_text(b, gs->total_blocks[k], gs->since, gs->d_blocks[k], "block", "blocks");
         _ms_bprintf(b, "\n");
     }
+    heuristics_text(b, pid, gs);
     _ms_bprintf(b, "==%d==         suppressed: ", pid);
     count_text(b, gs->supp_bytes, false, 0, "byte", "bytes");
     _ms_bprintf(b, " in ");
@@ -1074,6 +1102,11 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
         if (gs->since) json_delta(b, gs->d_blocks[k], gs->d_bytes[k]);
         _ms_bprintf(b, "}");
     }
+    _ms_bprintf(b, ", \"reachable_via_heuristic\": {");
+    for (unsigned h = 1; h < MS_HEUR_KINDS; h++)
+        _ms_bprintf(b, "%s\"%s\": {\"blocks\": %llu, \"bytes\": %llu}", h > 1 ? ", " : "", heur_name[h],
+                    _ms_round(gs->heur_blocks[h]), _ms_round(gs->heur_bytes[h]));
+    _ms_bprintf(b, "}");
     _ms_bprintf(b, ", \"suppressed\": {\"blocks\": %llu, \"bytes\": %llu}, "
                 "\"inherited\": {\"blocks\": %llu, \"bytes\": %llu}},\n \"leaks\": [",
                 _ms_round(gs->supp_blocks), _ms_round(gs->supp_bytes), _ms_round(gs->inherited_blocks), _ms_round(gs->inherited_bytes));

@@ -68,6 +68,7 @@ typedef struct {            /* scan record of one live block */
     uint8_t    gclinks;     /* collector object: 1 + offset/16 of its list links, or 0 */
     uint8_t    inherited;   /* forked child: the parent's block */
     uint8_t    queued;      /* in the marking queue now */
+    uint8_t    heuristic;   /* reachable only through an interior pointer a heuristic took (MS_HEUR_*) */
     uint8_t    rootk;       /* parent == NO_REC: MS_ROOT_* of `from` */
     uint32_t   leader;      /* for INDIRECT: the record leading its clique */
     uint64_t   indirect;    /* for leaders: bytes of their clique */
@@ -340,6 +341,61 @@ static long lookup(scan_t *sc, uintptr_t w, bool *start)
     return r - sc->recs;
 }
 
+/* ---- memcheck's leak heuristics ------------------------------------------------------ *
+ * Some interior pointers are how a program holds a block, not a sign it lost
+ * the start: memcheck takes them as start pointers (its
+ * --leak-check-heuristics, all on by default), and so does memshim, so
+ * that a C++ program's verdicts are memcheck's.  Each looks at the block:
+ *   stdstring   3 words in, the block being a copy-on-write std::string's
+ *               representation: length, capacity, a count, then capacity + 1
+ *               bytes;
+ *   length64    8 bytes in, after a 64-bit length of the rest (sqlite's
+ *               blocks);
+ *   newarray    one word in, after the element count new[] puts before an
+ *               array of objects with destructors, when the rest divides by
+ *               it;
+ *   multipleinheritance  anywhere, when the word there and the block's first
+ *               word both point to virtual tables (a base other than the
+ *               first of an object of several).
+ * A virtual table is taken to be a readable array whose first 20 words hold
+ * at least two pointers into executable mappings, and nothing else but
+ * zeros before them. */
+
+static bool in_ranges(const ms_range_t *r, size_t n, uintptr_t a);
+
+static bool is_vtable(const scan_t *sc, uintptr_t p)
+{
+    unsigned fns = 0;
+    for (unsigned i = 0; i < 20; i++, p += sizeof(uintptr_t)) {
+        if (!is_readable(sc, p, p + sizeof(uintptr_t))) return false;
+        uintptr_t f = *(const uintptr_t *)p;
+        if (!f) continue;
+        if (!in_ranges(sc->ex, sc->nex, f)) return false;
+        if (++fns == 2) return true;
+    }
+    return false;
+}
+
+/* The heuristic that takes w, pointing into r's requested bytes but not at
+ * its start, for a start pointer, or MS_HEUR_NONE. */
+static unsigned heuristic(const scan_t *sc, const rec_t *r, uintptr_t w)
+{
+    const uintptr_t W = sizeof(uintptr_t), a = r->addr, into = w - a;
+    if ((into == W || into == 3 * W) && r->size >= 2 * W && is_readable(sc, a, a + 2 * W)) {
+        const uintptr_t *b = (const uintptr_t *)a;
+        if (into == 3 * W && b[1] < r->size && 3 * W + b[1] + 1 == r->size && b[0] <= b[1]) return MS_HEUR_STDSTRING;
+        if (into == W && b[0] && r->size - W == b[0]) return MS_HEUR_LENGTH64;
+        if (into == W && b[0] && (r->size - W) % b[0] == 0) return MS_HEUR_NEWARRAY;
+    }
+    if (w % W == 0 && is_readable(sc, w, w + W) && is_readable(sc, a, a + W)) {
+        uintptr_t inner = *(const uintptr_t *)w, first = *(const uintptr_t *)a;
+        if (inner % W == 0 && inner >= 4096 && first % W == 0 && first >= 4096 && is_vtable(sc, inner) &&
+            is_vtable(sc, first))
+            return MS_HEUR_MULTIPLE;
+    }
+    return MS_HEUR_NONE;
+}
+
 /* ---- marking ---------------------------------------------------------------------- */
 
 /* A record is queued at most once at a time and the ring holds every
@@ -393,10 +449,15 @@ static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength,
             }
             continue;
         }
+        if (start && r->heuristic && strength == M_REACHABLE) r->heuristic = MS_HEUR_NONE;   /* a real start pointer */
+        if (r->mark == M_REACHABLE) continue;
+        unsigned h = MS_HEUR_NONE;
+        if (!start && strength == M_REACHABLE && (h = heuristic(sc, r, w)) != MS_HEUR_NONE) start = true;
         uint8_t s = start ? strength : (strength < M_POSSIBLE ? strength : M_POSSIBLE);
         if (r->mark < s) {
             r->mark = s;
-            reached_from(sc, r, a, start ? 0 : w - r->addr);
+            r->heuristic = (uint8_t)h;
+            reached_from(sc, r, a, start && h == MS_HEUR_NONE ? 0 : w - r->addr);
             push(sc, (uint32_t)i);
         }
     }
@@ -897,6 +958,7 @@ static size_t make_items(scan_t *sc, ms_leak_item_t *items, const scan_threads_t
         it->sampled = r->sampled;
         it->gctype = r->gclinks ? gc_type_name(sc, r) : NULL;
         it->inherited = r->inherited;
+        it->heuristic = r->mark == M_REACHABLE ? r->heuristic : MS_HEUR_NONE;
         it->leader = r->mark == M_DEFINITE ? (uint32_t)i : r->mark == M_INDIRECT ? r->leader : NO_REC;
         it->indirect = r->mark == M_DEFINITE ? r->indirect : 0;
         it->kind = r->mark == M_DEFINITE ? MS_KIND_DEFINITE

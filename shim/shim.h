@@ -527,6 +527,7 @@ enum { MS_ROOT_NONE,       /* nothing keeps it (lost), or it is in a block */
        MS_ROOT_GC,         /* a collector root (memshim_root_add) */
        MS_ROOT_GARBAGE };  /* the collector's garbage list (MEMSHIM_DEBUG_SAVEALL) */
 #define MS_WHY_ROOT UINT32_MAX  /* ms_leak_item_t.parent of a block held from a root */
+enum { MS_HEUR_NONE, MS_HEUR_STDSTRING, MS_HEUR_LENGTH64, MS_HEUR_NEWARRAY, MS_HEUR_MULTIPLE, MS_HEUR_KINDS };
 typedef struct ms_leak_item_s {
     uintptr_t addr;
     uint64_t  size;        /* requested bytes */
@@ -536,6 +537,8 @@ typedef struct ms_leak_item_s {
     uint8_t   sampled;
     uint8_t   inherited;   /* a forked child: allocated by the parent before fork() */
     uint8_t   root;        /* parent == MS_WHY_ROOT: MS_ROOT_* of `from` */
+    uint8_t   heuristic;   /* reachable only through an interior pointer memcheck's heuristic
+                              of that name takes for a start: MS_HEUR_* (scan.c), 0: none */
     const char *gctype;    /* a collector object: its type's name (program memory), else NULL */
     /* Retention path (reachable and possibly lost blocks): the pointer that
      * keeps it, found breadth first, so the chain to a root is shortest. */
