@@ -96,12 +96,42 @@ void _ms_init(void)
     __atomic_store_n(&_ms_inited, 1, __ATOMIC_RELEASE);
 }
 
+/* ---- seccomp ---------------------------------------------------------------- */
+int _ms_confined;
+
+void _ms_confine_note(void) { __atomic_store_n(&_ms_confined, 1, __ATOMIC_RELEASE); }
+
+bool _ms_confined_say(const char *what)
+{
+    static int said;
+    if (!__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return false;
+    if (!__atomic_exchange_n(&said, 1, __ATOMIC_ACQ_REL))
+        _ms_message("the process runs under a seccomp filter, which may kill it at a system call it does not "
+                    "expect: no %s (memshim makes none but the allocator's; memshim_leak_check() before "
+                    "the filter is installed gives a report)", what);
+    return true;
+}
+
+/* Started under a filter (systemd's SystemCallFilter=, a sandbox that
+ * execs): /proc/self/status says so ("Seccomp: 2"). */
+static void confine_check(void)
+{
+    char status[4096];
+    if (_ms_os_read_file("/proc/self/status", status, sizeof status) <= 0) return;
+    const char *p = strstr(status, "\nSeccomp:");
+    if (!p) return;
+    p += 9;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p == '2') _ms_confine_note();
+}
+
 __attribute__((constructor(101))) static void ms_constructor(void)
 {
     _ms_init();
     _ms_out_init();              /* first: which file stderr is, for the options' messages */
     _ms_options_load();
     _ms_out_settle();            /* a copy of stderr, if output goes there */
+    confine_check();             /* under a seccomp filter from the start? */
     _ms_cxx_init();              /* does the program replace operator new/delete? */
     if (_ms_gc_glue_init) _ms_gc_glue_init();
     _ms_leak_init();             /* libunwind, MEMSHIM_REPORT_SIGNAL: leak.c */
@@ -116,6 +146,11 @@ __attribute__((destructor(101))) static void ms_destructor(void)
         _ms_lock_all();
         _ms_heap_check_locked();
         _ms_unlock_all(false);
+    }
+    if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) {      /* nothing that may be refused */
+        if (_ms_track_on || _ms_opt.stats || (_ms_profiling() && _ms_opt.profile))
+            _ms_confined_say("statistics, profile or leak report at exit");
+        return;
     }
     _ms_stats_at_exit();
     _ms_profile_at_exit();       /* before the leak report, which may _exit */

@@ -392,6 +392,7 @@ static int write_on_own_stack(void *arg)
 int _ms_profile_write(const char *dest, const char *when)
 {
     if (!_ms_profiling()) { errno = ENOTSUP; return -1; }
+    if (_ms_confined_say("heap profile")) { errno = EPERM; return -1; }
     struct write_call c = { dest, when };
     return _ms_on_own_stack(write_on_own_stack, &c);
 }

@@ -1199,7 +1199,7 @@ static int report_on_own_stack(void *arg)
 
 int _ms_leak_report(int at_exit, const ms_scan_self_t *self)
 {
-    if (!_ms_track_on) return 0;
+    if (!_ms_track_on || _ms_confined_say("leak report")) return 0;
     int done = __atomic_load_n(&exit_done, __ATOMIC_ACQUIRE);
     if (done >= 0) return done;
     pthread_mutex_lock(&report_lock);
@@ -1220,7 +1220,12 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
     unsigned unparked;
     size_t cap;
     size_t n = _ms_scan_leaks(&items, &cap, &unparked, self);
-    if (!items) { _ms_message("leak check failed: out of memory for the scan"); return 0; }
+    if (!items) {
+        if (errno == ENOMEM) _ms_message("leak check failed: out of memory for the scan");
+        else _ms_message("leak check failed: /proc/self/maps could not be read (%s), so no root of the scan is "
+                         "known and no verdict is given", strerror(errno));
+        return 0;
+    }
     _ms_busy++;
     _ms_symbolize_refresh();
     groups_t gs;
@@ -1274,6 +1279,7 @@ static int why_on_own_stack(void *arg)
 int _ms_why(const void *ptr, int fd, const ms_scan_self_t *self)
 {
     if (!_ms_track_on) { errno = ENOTSUP; return -1; }
+    if (_ms_confined_say("retention path")) { errno = EPERM; return -1; }
     struct why_call c = { ptr, fd, self };
     return _ms_on_own_stack(why_on_own_stack, &c);
 }
@@ -1287,9 +1293,10 @@ static int why_locked(const void *ptr, int fd, const ms_scan_self_t *self)
     unsigned unparked;
     size_t cap;
     size_t n = _ms_scan_leaks(&items, &cap, &unparked, self);
-    if (!items) {
+    if (!items) {                        /* errno: ENOMEM, or why /proc/self/maps could not be read */
+        int e = errno;
         pthread_mutex_unlock(&report_lock);
-        errno = ENOMEM;
+        errno = e;
         return -1;
     }
     _ms_busy++;

@@ -154,6 +154,11 @@ static void *reporter_main(void *arg)
     uint64_t next_profile = rep.t0 + profile_every;
     for (;;) {
         uint64_t now = now_ns();
+        if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) {   /* a filter for every thread may refuse /proc */
+            if (__atomic_load_n(&rep.stop, __ATOMIC_ACQUIRE)) break;
+            sem_wait(&rep.wake);
+            continue;
+        }
         _ms_segment_decay(now);                  /* while it runs, freed memory decays */
         _ms_huge_decay(now);                     /* even in a program that stopped allocating */
         if (rep.logging && now >= next_log) {
@@ -193,7 +198,7 @@ static void *reporter_main(void *arg)
         while (sem_clockwait(&rep.wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
             ;
     }
-    if (rep.logging) {
+    if (rep.logging && !__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) {
         uint64_t now = now_ns();
         sample(now);
         log_trailer(now);

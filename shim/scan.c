@@ -585,18 +585,21 @@ static const ms_self_t *self_image;
 
 void _ms_scan_init(void) { self_image = _ms_self(); }
 
-/* Read /proc/self/maps once: which mappings are roots, which are readable. */
+/* Read /proc/self/maps once: which mappings are roots, which are readable.
+ * SIZE_MAX, errno set, when it cannot be read (a seccomp filter, no /proc):
+ * then no root is known, and no verdict can be given. */
 static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *sps, unsigned nsps,
                         bool all_parked)
 {
     int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
+    if (fd < 0) return SIZE_MAX;
     char buf[65536];
     size_t have = 0, n = 0;
     uintptr_t guard_end = 0;               /* end of the last PROT_NONE private mapping */
     for (;;) {
         ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
         if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && n == 0 && have == 0) { int e = errno; close(fd); errno = e; return SIZE_MAX; }
         if (r <= 0 && have == 0) break;
         if (r > 0) have += (size_t)r;
         buf[have] = 0;
@@ -896,10 +899,11 @@ static void list_threads(scan_threads_t *t, const ms_parked_t *pk, const ms_scan
 /* Phase 2: every root (registers, the collector's strong references, the
  * mappings), then the blocks they reach, breadth first; where each reached
  * block was reached from, for retention paths. */
-static void mark_reachable(scan_t *sc, scratch_t *x, const scan_threads_t *t, const ms_parked_t *pk,
+static bool mark_reachable(scan_t *sc, scratch_t *x, const scan_threads_t *t, const ms_parked_t *pk,
                            const ms_scan_self_t *self, bool all_parked, int gc_held)
 {
     size_t nmaps = read_maps(sc, x->maps, MAX_MAPS, t->sp, t->n, all_parked);
+    if (nmaps == SIZE_MAX) return false;
     /* Blocks made for memshim (by libunwind, libdw, the loader loading
      * them) are never reported, and never roots: libdw keeps the
      * addresses of the process's mappings, a huge block's among them. */
@@ -918,6 +922,7 @@ static void mark_reachable(scan_t *sc, scratch_t *x, const scan_threads_t *t, co
     drain(sc, UINT32_MAX);
     threads_t th = { t->sp, t->pc, t->tp, t->n };
     if (_ms_opt.why_depth) name_roots(sc, &th);
+    return true;
 }
 
 /* Phase 3: what is left unreached is lost; each unreached block not yet
@@ -1013,19 +1018,27 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     scratch_t x = { 0 };
     static scan_threads_t threads;        /* big; one scan at a time (the locks) */
     size_t nitems = 0;
+    int failed = ENOMEM;                  /* no scratch memory, or the errno of /proc/self/maps */
     if (collect_blocks(&sc, &x, &pk)) {
         list_threads(&threads, &pk, self, my_tp);
-        mark_reachable(&sc, &x, &threads, &pk, self, *unparked == 0, gc_held);
-        mark_lost(&sc);
-        nitems = make_items(&sc, x.items, &threads);
+        if (mark_reachable(&sc, &x, &threads, &pk, self, *unparked == 0, gc_held)) {
+            mark_lost(&sc);
+            nitems = make_items(&sc, x.items, &threads);
+            failed = 0;
+        } else failed = errno ? errno : EIO;
     }
     _ms_unpark_world();
     _ms_unlock_all(false);
     if (gc_held) gc_scan_unlock();
     _ms_busy--;
     release_scratch(&sc, &x);
-    *out = x.items;
     *cap = sc.cap + 1;
+    if (failed) {
+        _ms_leak_items_free(x.items, *cap);
+        errno = failed;
+        return 0;
+    }
+    *out = x.items;
     return nitems;
 }
 

@@ -33,6 +33,17 @@ MS_HIDDEN bool   _ms_os_can_read(const void *p);          /* no fault, no descri
 MS_HIDDEN long   _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f);
 MS_HIDDEN bool   _ms_os_protect(void *page, size_t size, bool writable);
 MS_HIDDEN bool   _ms_os_guard(void *page, size_t size);                  /* PROT_NONE */
+
+/* ---- init.c: a process under a seccomp filter ------------------------------ *
+ * Set when the process runs under a seccomp filter (from the start, or once
+ * it installs one through prctl() or syscall(): override.c).  A filter may
+ * kill the process at the first system call it does not expect: memshim
+ * then makes none beyond the allocator's (no unwinding by libunwind, which
+ * probes memory with mincore; no scan, profile or table at exit, which
+ * read /proc, stop threads with ptrace, open files), and says so once. */
+MS_HIDDEN extern int _ms_confined;
+MS_HIDDEN void   _ms_confine_note(void);                 /* a filter is being installed */
+MS_HIDDEN bool   _ms_confined_say(const char *what);     /* confined: one line, once; true */
 /* The leak scan's tracer task (park.c): no errno, no thread-local memory;
  * each returns the kernel's result, a negative errno on failure. */
 MS_HIDDEN bool   _ms_raw_available(void);                 /* x86-64, aarch64 */

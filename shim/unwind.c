@@ -46,7 +46,7 @@ static void find_libc(void);
 
 void _ms_unwind_init(void)
 {
-    if (p_backtrace) return;
+    if (p_backtrace || _ms_confined) return;     /* libunwind probes memory with mincore */
     _ms_busy++;
     find_loader();
     self_lo = _ms_self()->code.start;
@@ -111,7 +111,7 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
      * deeper than thought and the program's were cut short, once more. */
     static unsigned self_frames = 4;
     enum { CAP = MS_MAX_STACK + 16 };
-    if (!p_backtrace || _ms_busy) return 0;
+    if (!p_backtrace || _ms_busy || __atomic_load_n(&_ms_confined, __ATOMIC_RELAXED)) return 0;
     void *raw[CAP];
     int saved = errno;                     /* libunwind's calls may set it */
     int n, skip, want;

@@ -139,6 +139,35 @@ Test(host_threads, first_allocation_inside_pthread_getattr_np_sampled, .timeout 
     first_alloc_in_libc("MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=1");
 }
 
+/* ---- seccomp -------------------------------------------------------------------- */
+
+/* A program that confines itself with a seccomp filter: memshim makes no
+ * system call the filter may refuse (no unwinding by libunwind, whose
+ * mincore probes killed it; no scan, table or profile at exit) and says
+ * once what it leaves out (nothing when nothing was asked for at exit).
+ * Tracking, sampling, statistics. */
+static void confined(const char *mode, const char *env1, const char *env2, bool says)
+{
+    h_run_fixture2(&run, "seccomp_filter", mode, env1, env2, 30);
+    cr_assert_eq(run.timed_out, 0);
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s %s %s: status %d, %s", mode, env1,
+              env2 ? env2 : "", run.status, run.err);
+    cr_expect(strstr(run.out, "confined done"), "%s", run.out);
+    const char *line = strstr(run.err, "memshim: the process runs under a seccomp filter");
+    if (says) cr_expect(line && !strstr(line + 1, "memshim:"), "one line: %s", run.err);
+    else cr_expect(!run.err[0], "nothing was asked for at exit, nothing said: %s", run.err);
+}
+Test(host_seccomp, filter_that_kills, .timeout = 120)
+{
+    confined("kill", "MEMSHIM_TRACK=1", NULL, true);
+    confined("kill", "MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=4096", false);
+    confined("kill", "MEMSHIM_TRACK=0", "MEMSHIM_STATS=stderr", true);
+}
+Test(host_seccomp, filter_that_refuses, .timeout = 120)
+{
+    confined("errno", "MEMSHIM_TRACK=1", NULL, true);
+}
+
 /* ---- memory limits --------------------------------------------------------------- */
 
 static long blocks_under_limit(const char *track)
