@@ -96,21 +96,16 @@ MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules
 /* A seccomp filter being installed (init.c, _ms_confined): through prctl,
  * as OpenSSH's sandbox does, or the seccomp system call through syscall(),
  * as libseccomp does.  Noted before, so that no call of memshim's races
- * the filter; the call itself is passed on untouched. */
-static long (*next_prctl)(int, unsigned long, unsigned long, unsigned long, unsigned long);
-static long (*next_syscall)(long, long, long, long, long, long, long);
-
+ * the filter; the call itself is made as the C library makes it
+ * (prim_linux.c, no lookup that could allocate). */
 MS_EXPORT int prctl(int option, ...)
 {
     va_list ap;
     va_start(ap, option);
-    unsigned long a = va_arg(ap, unsigned long), b = va_arg(ap, unsigned long),
-                  c = va_arg(ap, unsigned long), d = va_arg(ap, unsigned long);
+    long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long), d = va_arg(ap, long);
     va_end(ap);
     if (option == PR_SET_SECCOMP) _ms_confine_note();
-    if (!next_prctl) next_prctl = (long (*)(int, unsigned long, unsigned long, unsigned long, unsigned long))
-                                      dlsym(RTLD_NEXT, "prctl");
-    return (int)next_prctl(option, a, b, c, d);
+    return (int)_ms_os_syscall6(SYS_prctl, option, a, b, c, d, 0);
 }
 
 MS_EXPORT long syscall(long number, ...)
@@ -121,8 +116,7 @@ MS_EXPORT long syscall(long number, ...)
          e = va_arg(ap, long), f = va_arg(ap, long);
     va_end(ap);
     if (number == SYS_seccomp || (number == SYS_prctl && a == PR_SET_SECCOMP)) _ms_confine_note();
-    if (!next_syscall) next_syscall = (long (*)(long, long, long, long, long, long, long))dlsym(RTLD_NEXT, "syscall");
-    return next_syscall(number, a, b, c, d, e, f);
+    return _ms_os_syscall6(number, a, b, c, d, e, f);
 }
 
 MS_EXPORT size_t malloc_usable_size(void *p) { return _ms_usable_size(p); }

@@ -2,6 +2,7 @@
  * The only file that makes raw system calls.  errno is preserved across every
  * call that succeeds, so an allocation never disturbs the program's errno. */
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -208,9 +209,22 @@ bool _ms_os_can_read(const void *p)
     return ok;
 }
 
+static inline long raw6(long nr, long a, long b, long c, long d, long e, long f);
+
+/* syscall(2) as the C library's: the result, or -1 with errno.  Made here,
+ * not through the C library's syscall(), which memshim interposes
+ * (override.c): that one comes here. */
 long _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f)
 {
-    return syscall(nr, a, b, c, d, e, f);
+#if defined(__x86_64__) || defined(__aarch64__)
+    long r = raw6(nr, a, b, c, d, e, f);
+    if ((unsigned long)r > -4096UL) { errno = (int)-r; return -1; }
+    return r;
+#else
+    static long (*next)(long, ...);
+    if (!next) next = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+    return next(nr, a, b, c, d, e, f);
+#endif
 }
 
 /* Make a page of a library's relocation table writable (or read-only again). */
