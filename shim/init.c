@@ -96,24 +96,135 @@ void _ms_init(void)
     __atomic_store_n(&_ms_inited, 1, __ATOMIC_RELEASE);
 }
 
-/* ---- seccomp ---------------------------------------------------------------- */
+/* ---- seccomp ---------------------------------------------------------------- *
+ * A filter the program installs (prctl or syscall: override.c) is run, as
+ * the kernel would run it, on each system call memshim makes (x86-64, no
+ * arguments): one it would kill (or trap, a SIGSYS that kills unless
+ * handled) confines memshim; one it refuses with an error memshim already
+ * copes with (ptrace refused: threads are stopped with signals; a file not
+ * opened: said in one line).  ptrace is made by the scan's helper task
+ * alone, whose death the scan survives: only a filter killing the whole
+ * process for it confines.  A filter found in place at start-up cannot be
+ * read: memshim is confined then. */
 int _ms_confined;
 
-void _ms_confine_note(void) { __atomic_store_n(&_ms_confined, 1, __ATOMIC_RELEASE); }
+static void confine(void) { __atomic_store_n(&_ms_confined, 1, __ATOMIC_RELEASE); }
+
+#if defined(__x86_64__)
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
+
+/* The filter's action for system call nr with no arguments, or
+ * SECCOMP_RET_KILL_PROCESS when it does what this little interpreter does
+ * not know (classic BPF as seccomp filters use it). */
+static uint32_t filter_action(const struct sock_fprog *p, int nr)
+{
+    struct seccomp_data d = { .nr = nr, .arch = AUDIT_ARCH_X86_64 };
+    uint32_t a = 0, x = 0, mem[BPF_MEMWORDS] = { 0 };
+    for (unsigned pc = 0, steps = 0; pc < p->len && steps < 4096; pc++, steps++) {
+        const struct sock_filter *f = &p->filter[pc];
+        uint32_t k = f->k, src = BPF_SRC(f->code) == BPF_X ? x : k;
+        switch (BPF_CLASS(f->code)) {
+        case BPF_LD:
+            if (BPF_MODE(f->code) == BPF_ABS && BPF_SIZE(f->code) == BPF_W && k + 4 <= sizeof d && k % 4 == 0)
+                memcpy(&a, (const char *)&d + k, 4);
+            else if (BPF_MODE(f->code) == BPF_IMM) a = k;
+            else if (BPF_MODE(f->code) == BPF_MEM && k < BPF_MEMWORDS) a = mem[k];
+            else if (BPF_MODE(f->code) == BPF_LEN) a = sizeof d;
+            else return SECCOMP_RET_KILL_PROCESS;
+            break;
+        case BPF_LDX:
+            if (BPF_MODE(f->code) == BPF_IMM) x = k;
+            else if (BPF_MODE(f->code) == BPF_MEM && k < BPF_MEMWORDS) x = mem[k];
+            else if (BPF_MODE(f->code) == BPF_LEN) x = sizeof d;
+            else return SECCOMP_RET_KILL_PROCESS;
+            break;
+        case BPF_ST:  if (k >= BPF_MEMWORDS) return SECCOMP_RET_KILL_PROCESS; mem[k] = a; break;
+        case BPF_STX: if (k >= BPF_MEMWORDS) return SECCOMP_RET_KILL_PROCESS; mem[k] = x; break;
+        case BPF_ALU:
+            switch (BPF_OP(f->code)) {
+            case BPF_ADD: a += src; break;
+            case BPF_SUB: a -= src; break;
+            case BPF_MUL: a *= src; break;
+            case BPF_DIV: if (!src) return SECCOMP_RET_KILL_PROCESS; a /= src; break;
+            case BPF_MOD: if (!src) return SECCOMP_RET_KILL_PROCESS; a %= src; break;
+            case BPF_AND: a &= src; break;
+            case BPF_OR:  a |= src; break;
+            case BPF_XOR: a ^= src; break;
+            case BPF_LSH: a = src < 32 ? a << src : 0; break;
+            case BPF_RSH: a = src < 32 ? a >> src : 0; break;
+            case BPF_NEG: a = -a; break;
+            default: return SECCOMP_RET_KILL_PROCESS;
+            }
+            break;
+        case BPF_JMP: {
+            bool t;
+            switch (BPF_OP(f->code)) {
+            case BPF_JA:   pc += k; continue;
+            case BPF_JEQ:  t = a == src; break;
+            case BPF_JGT:  t = a > src; break;
+            case BPF_JGE:  t = a >= src; break;
+            case BPF_JSET: t = (a & src) != 0; break;
+            default: return SECCOMP_RET_KILL_PROCESS;
+            }
+            pc += t ? f->jt : f->jf;
+            break;
+        }
+        case BPF_RET:
+            return BPF_RVAL(f->code) == BPF_A ? a : k;
+        case BPF_MISC:
+            if (BPF_MISCOP(f->code) == BPF_TAX) x = a; else a = x;
+            break;
+        default:
+            return SECCOMP_RET_KILL_PROCESS;
+        }
+    }
+    return SECCOMP_RET_KILL_PROCESS;                 /* ran off the end: the kernel refuses such */
+}
+
+/* Whether filter p leaves memshim its system calls (see above). */
+static bool filter_spares_us(const struct sock_fprog *p)
+{
+    static const int ours[] = {
+        SYS_mincore, SYS_openat, SYS_open, SYS_read, SYS_pread64, SYS_close, SYS_newfstatat, SYS_fstat,
+        SYS_getdents64, SYS_clone, SYS_wait4, SYS_tgkill, SYS_rt_tgsigqueueinfo, SYS_rt_sigaction,
+        SYS_rt_sigprocmask, SYS_gettid, SYS_getpid, SYS_prctl, SYS_sched_yield, SYS_rename, SYS_unlink,
+        SYS_write, SYS_mmap, SYS_munmap, SYS_mprotect, SYS_madvise, SYS_mremap, SYS_futex,
+    };
+    if (!p || !p->filter || !p->len) return false;
+    for (size_t i = 0; i < sizeof ours / sizeof *ours; i++) {
+        uint32_t act = filter_action(p, ours[i]) & SECCOMP_RET_ACTION_FULL;
+        if (act != SECCOMP_RET_ALLOW && act != SECCOMP_RET_ERRNO && act != SECCOMP_RET_LOG &&
+            act != SECCOMP_RET_TRACE)
+            return false;
+    }
+    uint32_t act = filter_action(p, SYS_ptrace) & SECCOMP_RET_ACTION_FULL;
+    return act != SECCOMP_RET_KILL_PROCESS && act != SECCOMP_RET_TRAP;
+}
+#else
+static bool filter_spares_us(const void *p) { (void)p; return false; }
+#endif
+
+void _ms_confine_note(const void *prog)
+{
+    if (!filter_spares_us(prog)) confine();
+}
 
 bool _ms_confined_say(const char *what)
 {
     static int said;
     if (!__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return false;
     if (!__atomic_exchange_n(&said, 1, __ATOMIC_ACQ_REL))
-        _ms_message("the process runs under a seccomp filter, which may kill it at a system call it does not "
-                    "expect: no %s (memshim makes none but the allocator's; memshim_leak_check() before "
+        _ms_message("the process runs under a seccomp filter that may kill it at a system call memshim "
+                    "makes: no %s (memshim makes none but the allocator's; memshim_leak_check() before "
                     "the filter is installed gives a report)", what);
     return true;
 }
 
 /* Started under a filter (systemd's SystemCallFilter=, a sandbox that
- * execs): /proc/self/status says so ("Seccomp: 2"). */
+ * execs): /proc/self/status says so ("Seccomp: 2", or 1: strict mode). */
 static void confine_check(void)
 {
     char status[4096];
@@ -122,7 +233,7 @@ static void confine_check(void)
     if (!p) return;
     p += 9;
     while (*p == ' ' || *p == '\t') p++;
-    if (*p == '2') _ms_confine_note();
+    if (*p == '1' || *p == '2') confine();
 }
 
 __attribute__((constructor(101))) static void ms_constructor(void)

@@ -6,6 +6,7 @@
  * The __libc_* aliases catch code that calls glibc's entry points by name. */
 #include <limits.h>
 #include <sys/syscall.h>
+#include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <stdarg.h>
 #include <dlfcn.h>
@@ -104,7 +105,7 @@ MS_EXPORT int prctl(int option, ...)
     va_start(ap, option);
     long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long), d = va_arg(ap, long);
     va_end(ap);
-    if (option == PR_SET_SECCOMP) _ms_confine_note();
+    if (option == PR_SET_SECCOMP) _ms_confine_note(a == SECCOMP_MODE_FILTER ? (const void *)b : NULL);
     return (int)_ms_os_syscall6(SYS_prctl, option, a, b, c, d, 0);
 }
 
@@ -115,7 +116,10 @@ MS_EXPORT long syscall(long number, ...)
     long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long), d = va_arg(ap, long),
          e = va_arg(ap, long), f = va_arg(ap, long);
     va_end(ap);
-    if (number == SYS_seccomp || (number == SYS_prctl && a == PR_SET_SECCOMP)) _ms_confine_note();
+    if (number == SYS_seccomp && (a == SECCOMP_SET_MODE_STRICT || a == SECCOMP_SET_MODE_FILTER))
+        _ms_confine_note(a == SECCOMP_SET_MODE_FILTER ? (const void *)c : NULL);
+    else if (number == SYS_prctl && a == PR_SET_SECCOMP)
+        _ms_confine_note(b == SECCOMP_MODE_FILTER ? (const void *)c : NULL);
     return _ms_os_syscall6(number, a, b, c, d, e, f);
 }
 

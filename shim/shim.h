@@ -35,14 +35,16 @@ MS_HIDDEN bool   _ms_os_protect(void *page, size_t size, bool writable);
 MS_HIDDEN bool   _ms_os_guard(void *page, size_t size);                  /* PROT_NONE */
 
 /* ---- init.c: a process under a seccomp filter ------------------------------ *
- * Set when the process runs under a seccomp filter (from the start, or once
- * it installs one through prctl() or syscall(): override.c).  A filter may
- * kill the process at the first system call it does not expect: memshim
- * then makes none beyond the allocator's (no unwinding by libunwind, which
- * probes memory with mincore; no scan, profile or table at exit, which
- * read /proc, stop threads with ptrace, open files), and says so once. */
+ * Set when the process runs under a seccomp filter that may kill it at one
+ * of memshim's own system calls (a filter found at start-up, or one it
+ * installs through prctl() or syscall(), override.c, that init.c runs on
+ * them).  memshim then makes none beyond the allocator's (no unwinding by
+ * libunwind, which probes memory with mincore; no scan, profile or table
+ * at exit, which read /proc, stop threads with ptrace, open files), and
+ * says so once. */
 MS_HIDDEN extern int _ms_confined;
-MS_HIDDEN void   _ms_confine_note(void);                 /* a filter is being installed */
+MS_HIDDEN void   _ms_confine_note(const void *prog);    /* a filter (struct sock_fprog, NULL: strict mode)
+                                                          is being installed */
 MS_HIDDEN bool   _ms_confined_say(const char *what);     /* confined: one line, once; true */
 /* The leak scan's tracer task (park.c): no errno, no thread-local memory;
  * each returns the kernel's result, a negative errno on failure. */
