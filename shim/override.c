@@ -120,6 +120,14 @@ MS_EXPORT long syscall(long number, ...)
         _ms_confine_note(a == SECCOMP_SET_MODE_FILTER ? (const void *)c : NULL);
     else if (number == SYS_prctl && a == PR_SET_SECCOMP)
         _ms_confine_note(b == SECCOMP_MODE_FILTER ? (const void *)c : NULL);
+    if (number == SYS_clone || number == SYS_clone3 || number == SYS_fork || number == SYS_vfork) {
+        /* A child on a stack of its own returns from the C library's
+         * syscall() by the address the program put on that stack: only
+         * that function's frame is made for it. */
+        static long (*libc_syscall)(long, ...);
+        if (!libc_syscall) libc_syscall = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+        if (libc_syscall) return libc_syscall(number, a, b, c, d, e, f);
+    }
     return _ms_os_syscall6(number, a, b, c, d, e, f);
 }
 

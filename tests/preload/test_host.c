@@ -139,6 +139,19 @@ Test(host_threads, first_allocation_inside_pthread_getattr_np_sampled, .timeout 
     first_alloc_in_libc("MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=1");
 }
 
+/* A child made with syscall(SYS_clone) on a stack of its own returns from
+ * syscall() through the address on that stack: memshim's interposed
+ * syscall() (seccomp, below) once put its own frame in the way. */
+Test(host_threads, raw_clone_on_a_stack_of_its_own, .timeout = 60)
+{
+    for (int track = 0; track < 2; track++) {
+        h_run_fixture(&run, "raw_clone", NULL, track ? "MEMSHIM_TRACK=1" : "MEMSHIM_TRACK=0", 30);
+        cr_assert_eq(run.timed_out, 0);
+        cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "child exited 7"),
+                  "tracking %d: %s %s", track, run.out, run.err);
+    }
+}
+
 /* ---- seccomp -------------------------------------------------------------------- */
 
 /* A program that confines itself with a seccomp filter.  One that kills
