@@ -104,8 +104,10 @@ void _ms_init(void)
  * copes with (ptrace refused: threads are stopped with signals; a file not
  * opened: said in one line).  ptrace is made by the scan's helper task
  * alone, whose death the scan survives: only a filter killing the whole
- * process for it confines.  A filter found in place at start-up cannot be
- * read: memshim is confined then. */
+ * process for it confines.  A filter in place at start-up (a container
+ * runtime's, systemd's SystemCallFilter=) cannot be read back: memshim
+ * goes on as without one (containers' filters allow what it does), and a
+ * strict one may still kill the process at the exit scan. */
 int _ms_confined;
 
 static void confine(void) { __atomic_store_n(&_ms_confined, 1, __ATOMIC_RELEASE); }
@@ -223,26 +225,12 @@ bool _ms_confined_say(const char *what)
     return true;
 }
 
-/* Started under a filter (systemd's SystemCallFilter=, a sandbox that
- * execs): /proc/self/status says so ("Seccomp: 2", or 1: strict mode). */
-static void confine_check(void)
-{
-    char status[4096];
-    if (_ms_os_read_file("/proc/self/status", status, sizeof status) <= 0) return;
-    const char *p = strstr(status, "\nSeccomp:");
-    if (!p) return;
-    p += 9;
-    while (*p == ' ' || *p == '\t') p++;
-    if (*p == '1' || *p == '2') confine();
-}
-
 __attribute__((constructor(101))) static void ms_constructor(void)
 {
     _ms_init();
     _ms_out_init();              /* first: which file stderr is, for the options' messages */
     _ms_options_load();
     _ms_out_settle();            /* a copy of stderr, if output goes there */
-    confine_check();             /* under a seccomp filter from the start? */
     _ms_cxx_init();              /* does the program replace operator new/delete? */
     if (_ms_gc_glue_init) _ms_gc_glue_init();
     _ms_leak_init();             /* libunwind, MEMSHIM_REPORT_SIGNAL: leak.c */

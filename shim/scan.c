@@ -381,11 +381,13 @@ static bool is_vtable(const scan_t *sc, uintptr_t p)
 static unsigned heuristic(const scan_t *sc, const rec_t *r, uintptr_t w)
 {
     const uintptr_t W = sizeof(uintptr_t), a = r->addr, into = w - a;
-    if ((into == W || into == 3 * W) && r->size >= 2 * W && is_readable(sc, a, a + 2 * W)) {
-        const uintptr_t *b = (const uintptr_t *)a;
-        if (into == 3 * W && b[1] < r->size && 3 * W + b[1] + 1 == r->size && b[0] <= b[1]) return MS_HEUR_STDSTRING;
-        if (into == W && b[0] && r->size - W == b[0]) return MS_HEUR_LENGTH64;
-        if (into == W && b[0] && (r->size - W) % b[0] == 0) return MS_HEUR_NEWARRAY;
+    const uintptr_t *b = (const uintptr_t *)a;
+    if (into == 3 * W && is_readable(sc, a, a + 2 * W) && b[1] < r->size && 3 * W + b[1] + 1 == r->size &&
+        b[0] <= b[1])
+        return MS_HEUR_STDSTRING;
+    if (into == W && is_readable(sc, a, a + W) && b[0]) {        /* into < size: the block is longer */
+        if (r->size - W == b[0]) return MS_HEUR_LENGTH64;
+        if ((r->size - W) % b[0] == 0) return MS_HEUR_NEWARRAY;
     }
     if (w % W == 0 && is_readable(sc, w, w + W) && is_readable(sc, a, a + W)) {
         uintptr_t inner = *(const uintptr_t *)w, first = *(const uintptr_t *)a;

@@ -35,10 +35,9 @@ MS_HIDDEN bool   _ms_os_protect(void *page, size_t size, bool writable);
 MS_HIDDEN bool   _ms_os_guard(void *page, size_t size);                  /* PROT_NONE */
 
 /* ---- init.c: a process under a seccomp filter ------------------------------ *
- * Set when the process runs under a seccomp filter that may kill it at one
- * of memshim's own system calls (a filter found at start-up, or one it
- * installs through prctl() or syscall(), override.c, that init.c runs on
- * them).  memshim then makes none beyond the allocator's (no unwinding by
+ * Set when the process installs a seccomp filter (through prctl() or
+ * syscall(): override.c) that may kill it at one of memshim's own system
+ * calls (init.c runs the filter on them).  memshim then makes none beyond the allocator's (no unwinding by
  * libunwind, which probes memory with mincore; no scan, profile or table
  * at exit, which read /proc, stop threads with ptrace, open files), and
  * says so once. */

@@ -489,11 +489,14 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
 
 /* A call of a thread without a cache yet (see find_libc).  Not while
  * memshim itself allocates (libunwind's thread-local data, which the loader
- * allocates inside an unwind), nor for the loader's calls (_ms_no_unwind):
- * those are taken without one, and the cache waits. */
+ * allocates inside an unwind), nor for the loader's calls (_ms_no_unwind),
+ * nor under a seccomp filter that may kill (init.c; pthread_getattr_np asks
+ * the kernel for the thread's cpu set): those are taken without one, and
+ * the cache waits. */
 static MS_NOINLINE uint32_t first_capture(const ms_site_t *site)
 {
-    if (_ms_busy || _ms_no_unwind) return capture_miss(site, NULL, false);
+    if (_ms_busy || _ms_no_unwind || __atomic_load_n(&_ms_confined, __ATOMIC_RELAXED))
+        return capture_miss(site, NULL, false);
     if (site->ra - libc_lo >= libc_hi - libc_lo) {          /* the program's call */
         ms_stack_cache_t *c = cache_make();
         return capture_miss(site, c, c && _ms_sc_covers(c, site));
