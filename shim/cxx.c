@@ -81,10 +81,10 @@ static bool family_is_ours(void)
 }
 
 /* In the constructor.  A program whose own executable (or a library before
- * memshim in the search) defines malloc keeps its allocator: memshim
- * then sees none of its blocks (or those it passes on), and its silence
- * must not read as "no leaks".  Only tracking records how blocks were allocated: without it
- * there are no C++ checks to make. */
+ * memshim in the search) defines malloc keeps its allocator: memshim then
+ * sees none of its blocks (or only those it passes on), and its silence
+ * must not read as "no leaks".  Only tracking records how blocks were
+ * allocated: without it there are no C++ checks to make. */
 void _ms_cxx_init(void)
 {
     int saved = errno;

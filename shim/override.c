@@ -94,10 +94,10 @@ MS_EXPORT void *pvalloc(size_t n)
 
 MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules.c */
 
-/* A seccomp filter being installed (init.c, _ms_confined): through prctl,
- * as OpenSSH's sandbox does, or the seccomp system call through syscall(),
- * as libseccomp does.  Noted before, so that no call of memshim's races
- * the filter; the call itself is made as the C library makes it
+/* A seccomp filter installed (init.c, _ms_confined): through prctl, as
+ * OpenSSH's sandbox does, or the seccomp system call through syscall(), as
+ * libseccomp does; noted once the kernel took it (a refused one changes
+ * nothing).  The call itself is made as the C library makes it
  * (prim_linux.c, no lookup that could allocate). */
 MS_EXPORT int prctl(int option, ...)
 {
@@ -105,8 +105,9 @@ MS_EXPORT int prctl(int option, ...)
     va_start(ap, option);
     long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long), d = va_arg(ap, long);
     va_end(ap);
-    if (option == PR_SET_SECCOMP) _ms_confine_note(a == SECCOMP_MODE_FILTER ? (const void *)b : NULL);
-    return (int)_ms_os_syscall6(SYS_prctl, option, a, b, c, d, 0);
+    long rc = _ms_os_syscall6(SYS_prctl, option, a, b, c, d, 0);
+    if (option == PR_SET_SECCOMP && rc == 0) _ms_confine_note(a == SECCOMP_MODE_FILTER ? (const void *)b : NULL);
+    return (int)rc;
 }
 
 MS_EXPORT long syscall(long number, ...)
@@ -116,10 +117,16 @@ MS_EXPORT long syscall(long number, ...)
     long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long), d = va_arg(ap, long),
          e = va_arg(ap, long), f = va_arg(ap, long);
     va_end(ap);
-    if (number == SYS_seccomp && (a == SECCOMP_SET_MODE_STRICT || a == SECCOMP_SET_MODE_FILTER))
-        _ms_confine_note(a == SECCOMP_SET_MODE_FILTER ? (const void *)c : NULL);
-    else if (number == SYS_prctl && a == PR_SET_SECCOMP)
-        _ms_confine_note(b == SECCOMP_MODE_FILTER ? (const void *)c : NULL);
+    if (number == SYS_seccomp && (a == SECCOMP_SET_MODE_STRICT || a == SECCOMP_SET_MODE_FILTER)) {
+        long rc = _ms_os_syscall6(number, a, b, c, d, e, f);
+        if (rc >= 0) _ms_confine_note(a == SECCOMP_SET_MODE_FILTER ? (const void *)c : NULL);
+        return rc;
+    }
+    if (number == SYS_prctl && a == PR_SET_SECCOMP) {
+        long rc = _ms_os_syscall6(number, a, b, c, d, e, f);
+        if (rc == 0) _ms_confine_note(b == SECCOMP_MODE_FILTER ? (const void *)c : NULL);
+        return rc;
+    }
     if (number == SYS_clone || number == SYS_clone3 || number == SYS_fork || number == SYS_vfork) {
         /* A child on a stack of its own returns from the C library's
          * syscall() by the address the program put on that stack: only
