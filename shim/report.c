@@ -1199,7 +1199,8 @@ static int report_on_own_stack(void *arg)
 
 int _ms_leak_report(int at_exit, const ms_scan_self_t *self)
 {
-    if (!_ms_track_on || _ms_confined_say("leak report")) return 0;
+    if (!_ms_track_on) return 0;
+    if (_ms_confined_say("leak report")) { errno = EPERM; return -1; }     /* no verdict */
     int done = __atomic_load_n(&exit_done, __ATOMIC_ACQUIRE);
     if (done >= 0) return done;
     pthread_mutex_lock(&report_lock);
@@ -1224,7 +1225,7 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
         if (errno == ENOMEM) _ms_message("leak check failed: out of memory for the scan");
         else _ms_message("leak check failed: /proc/self/maps could not be read (%s), so no root of the scan is "
                          "known and no verdict is given", strerror(errno));
-        return 0;
+        return -1;                       /* no verdict */
     }
     _ms_busy++;
     _ms_symbolize_refresh();
