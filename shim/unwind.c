@@ -26,19 +26,22 @@ static void *unw_lib;                   /* libunwind's handle, for the exit fram
 static uintptr_t self_lo, self_hi;      /* memshim's own code: frames to hide */
 static uintptr_t ldso_lo, ldso_hi;      /* the dynamic loader's code */
 
-/* The dynamic loader's code, from its program headers (AT_BASE): read in
- * place, without the loader's locks. */
-static void find_loader(void)
+/* The code of the shared object mapped at eh (its ELF header, at its load
+ * address), from its program headers: read in place, without the loader's
+ * locks.  [*lo, *hi) stays as it was if eh is no ELF header. */
+static void code_of(const ElfW(Ehdr) *eh, uintptr_t *lo, uintptr_t *hi)
 {
-    const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)getauxval(AT_BASE);
     if (!eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0) return;
     const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((const char *)eh + eh->e_phoff);
     for (unsigned i = 0; i < eh->e_phnum; i++)
         if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
-            ldso_lo = (uintptr_t)eh + ph[i].p_vaddr;
-            ldso_hi = ldso_lo + ph[i].p_memsz;
+            *lo = (uintptr_t)eh + ph[i].p_vaddr;
+            *hi = *lo + ph[i].p_memsz;
         }
 }
+
+/* The dynamic loader's code (AT_BASE). */
+static void find_loader(void) { code_of((const ElfW(Ehdr) *)getauxval(AT_BASE), &ldso_lo, &ldso_hi); }
 
 bool _ms_loader_code(uintptr_t a) { return a >= ldso_lo && a < ldso_hi; }
 
@@ -275,14 +278,7 @@ static void find_libc(void)
         getattr_lo = (uintptr_t)info.dli_saddr;
         getattr_hi = getattr_lo + (sym->st_size ? sym->st_size : 1);
     }
-    const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)info.dli_fbase;
-    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0) return;
-    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)((const char *)eh + eh->e_phoff);
-    for (unsigned i = 0; i < eh->e_phnum; i++)
-        if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
-            libc_lo = (uintptr_t)eh + ph[i].p_vaddr;
-            libc_hi = libc_lo + ph[i].p_memsz;
-        }
+    code_of((const ElfW(Ehdr) *)info.dli_fbase, &libc_lo, &libc_hi);
 }
 
 static ms_stack_cache_t *cache_make(void)
