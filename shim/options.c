@@ -97,13 +97,21 @@ const char *_ms_value_shown(const char *v, char *buf, size_t cap)
 }
 
 /* "1", "0", "yes", "no", "true", "false", "on", "off". */
-static int parse_bool(const char *name, const char *v, int dflt)
+/* 1 or 0 if v is a yes or a no word (1/0, yes/no, true/false, on/off), -1 if not. */
+static int bool_word(const char *v)
 {
     static const char *yes[] = { "1", "yes", "true", "on" }, *no[] = { "0", "no", "false", "off" };
     for (unsigned i = 0; i < 4; i++) {
         if (strcasecmp(v, yes[i]) == 0) return 1;
         if (strcasecmp(v, no[i]) == 0) return 0;
     }
+    return -1;
+}
+
+static int parse_bool(const char *name, const char *v, int dflt)
+{
+    int b = bool_word(v);
+    if (b >= 0) return b;
     char shown[128];
     _ms_message("%s=%s: expected 1 or 0 (yes/no, true/false, on/off); using %d", name,
                 _ms_value_shown(v, shown, sizeof shown), dflt);
@@ -291,7 +299,15 @@ static char path_buf[NPATHS][4096];
 static void set_path(const optdef_t *o, const char *shown_name, const char *v, bool secure)
 {
     const char **dst = o->dst;
-    if (!*v) { *dst = NULL; return; }
+    /* An output asked for with a yes word (MEMSHIM_STATS=1) goes to standard
+     * error, and a no word turns it off, rather than naming a file "1" or
+     * "0" in the working directory; ./1 names that file. */
+    int word = o->kind != K_PATH || o->dst == (const void *)&_ms_opt.suppress ? -1 : bool_word(v);
+    if (word == 1) v = "stderr";
+    if (word == 0 && o->dst == (const void *)&_ms_opt.report)   /* no "off" for the report */
+        _ms_message("%s=%s: expected stderr or a file name; the report goes to standard error "
+                    "(MEMSHIM_TRACK=0 leaves it out)", shown_name, v);
+    if (!*v || word == 0) { *dst = NULL; return; }
     if (secure && strcmp(v, "stderr") != 0) {
         _ms_message("%s ignored: a file name is not taken in a setuid/setgid program", shown_name);
         return;
@@ -332,7 +348,7 @@ static void set_option(const optdef_t *o, const char *shown_name, const char *v,
         if ((ok = parse_choice(v, o->form, &u))) *(unsigned *)o->dst = u;
         break;
     case K_FILE:
-        if ((ok = strcmp(v, "stderr") != 0)) set_path(o, shown_name, v, secure);
+        if ((ok = strcmp(v, "stderr") != 0 && bool_word(v) < 0)) set_path(o, shown_name, v, secure);
         break;
     case K_PATH:
         set_path(o, shown_name, v, secure);

@@ -129,3 +129,36 @@ Test(options, the_collectors_setting_from_either_place)
     cr_assert_null(_ms_option_text("MEMSHIM_GC", buf, sizeof buf));
     environ = saved;
 }
+
+/* MEMSHIM_STATS=1 wrote the statistics to a file named "1" in the working
+ * directory: a yes word now means standard error, a no word none, and a
+ * report cannot be turned off that way (it says so and stays on stderr). */
+Test(options, yes_and_no_words_for_an_output_mean_stderr_and_none)
+{
+    static char report[4096];                 /* this process's own exit report stays where it was */
+    snprintf(report, sizeof report, "%s", _ms_opt.report ? _ms_opt.report : "stderr");
+    char *env[] = { "MEMSHIM_STATS=1", "MEMSHIM_PROFILE=yes", "MEMSHIM_RSS_LOG=off", NULL };
+    const char *e = load_with(env);
+    cr_assert_str_empty(e, "said: %s", e);
+    cr_assert_str_eq(_ms_opt.stats, "stderr");
+    cr_assert_str_eq(_ms_opt.profile, "stderr");
+    cr_assert_null(_ms_ropt.rss_log);
+
+    char *named[] = { "MEMSHIM_STATS=./1", NULL };
+    e = load_with(named);
+    cr_assert_str_empty(e, "said: %s", e);
+    size_t len = strlen(_ms_opt.stats);
+    cr_assert(_ms_opt.stats[0] == '/' && len > 4 && strcmp(_ms_opt.stats + len - 4, "/./1") == 0,
+              "%s", _ms_opt.stats);
+
+    char *metrics[] = { "MEMSHIM_METRICS=1", NULL };
+    e = load_with(metrics);
+    cr_assert(strstr(e, "MEMSHIM_METRICS=1: expected a file name") && lines(e) == 1, "said: %s", e);
+
+    char *off[] = { "MEMSHIM_REPORT=0", NULL };
+    e = load_with(off);
+    cr_assert(strstr(e, "MEMSHIM_REPORT=0: expected stderr or a file name") && lines(e) == 1, "said: %s", e);
+    cr_assert_null(_ms_opt.report);
+    _ms_opt.report = report;
+    _ms_opt.stats = _ms_opt.profile = NULL;
+}
