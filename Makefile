@@ -23,7 +23,16 @@ VERSION := $(shell sed -n 's/^#define MEMSHIM_VERSION *"\(.*\)"/\1/p' include/me
 
 SHIM_SRC := $(wildcard shim/*.c)
 COLL_SRC := $(wildcard collector/*.c)
-LIB_OBJ  := $(SHIM_SRC:%.c=$(B)/%.o) $(COLL_SRC:%.c=$(B)/%.o)
+# The library's code in link order: what every process runs (the allocator,
+# its start and its messages) first, so that it shares the fewest 64 KiB
+# windows of the kernel's fault-around and the reports' code, mapped but
+# never run without tracking, stays out of the process's RSS.
+HOT_SRC  := $(addprefix shim/,alloc.c override.c pool.c tcache.c segment.c huge.c meta.c \
+              prim_linux.c init.c options.c out.c hook.c cxx.c mallinfo.c sample.c rss.c sampler.c \
+              modules.c gcglue.c leak.c stats.c profile.c unwind.c scan.c)
+HOT_COLL := collector/object.c
+LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(HOT_SRC) $(HOT_COLL) \
+              $(filter-out $(HOT_SRC),$(SHIM_SRC)) $(filter-out $(HOT_COLL),$(COLL_SRC)))
 
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
