@@ -357,6 +357,27 @@ _Noreturn void _ms_raw_exit(int code)
     for (;;) raw6(SYS_exit, code, 0, 0, 0, 0, 0);
 }
 
+/* Every signal held off this thread (the old mask kept in *old) and let in
+ * again: around a lock that the program's signal handlers may want too,
+ * when they allocate (not async-signal-safe, but common: a handler that
+ * logs), so that a handler never waits for the lock its own thread holds.
+ * errno is kept. */
+void _ms_os_signals_hold(sigset_t *old)
+{
+    int saved = errno;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, old);
+    errno = saved;
+}
+
+void _ms_os_signals_restore(const sigset_t *old)
+{
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, old, NULL);
+    errno = saved;
+}
+
 /* ---- the same, on the side of the thread that makes the tracer ------------ */
 
 /* A task sharing our memory, descriptors and file-system state, not
@@ -369,12 +390,11 @@ _Noreturn void _ms_raw_exit(int code)
 int _ms_os_task_start(int (*fn)(void *), void *stack_top, void *arg)
 {
     int saved = errno;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
+    sigset_t old;
+    _ms_os_signals_hold(&old);
     int pid = clone(fn, stack_top, CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_UNTRACED, arg);
     int err = errno;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    _ms_os_signals_restore(&old);
     errno = saved;
     return pid >= 0 ? pid : -err;
 }

@@ -90,6 +90,22 @@ static const ms_table_kind_t sampled_kind = MS_TABLE_KIND(sampled_t, addr, 1024,
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static ms_table_t *table;                 /* lock: the sampled blocks by address */
 
+/* The lock is taken with the thread's signals held off: a handler that
+ * allocates (or frees a sampled block) while its thread holds the lock
+ * would wait for it for ever.  Two system calls a sampled block, at most
+ * one sample in every MEMSHIM_SAMPLE bytes. */
+static void table_lock(sigset_t *old)
+{
+    _ms_os_signals_hold(old);
+    pthread_mutex_lock(&lock);
+}
+
+static void table_unlock(const sigset_t *old)
+{
+    pthread_mutex_unlock(&lock);
+    _ms_os_signals_restore(old);
+}
+
 /* Sampled blocks counted by a hash of their address.  A span holding a
  * sampled block sends the frees of all its blocks here; most are not the
  * sampled one, and a zero count says so without the lock (churn's frees
@@ -123,10 +139,11 @@ void *_ms_sample_took(void *p, size_t n, const ms_site_t *site)
     sampled_t e = { .addr = (uintptr_t)p, .stack = _ms_capture(site) };
     e.w = _ms_prof_weigh(n, &e.nb);
     ms_page_t *pg = span_of(p);
-    pthread_mutex_lock(&lock);
+    sigset_t old;
+    table_lock(&old);
     bool kept = put(&e);
     if (kept && pg) __atomic_add_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&lock);
+    table_unlock(&old);
     if (kept && e.stack) _ms_prof_alloc_w(e.stack, n, p, e.w, e.nb);
     return p;
 }
@@ -135,7 +152,8 @@ void *_ms_sample_took(void *p, size_t n, const ms_site_t *site)
  * table and the profile if it is. */
 static void forget(const void *p, ms_page_t *pg)
 {
-    pthread_mutex_lock(&lock);
+    sigset_t old;
+    table_lock(&old);
     sampled_t *e = ms_table_find(table, &sampled_kind, (uintptr_t)p, NULL, NULL), got = { 0 };
     if (e) {
         got = *e;
@@ -143,7 +161,7 @@ static void forget(const void *p, ms_page_t *pg)
         __atomic_sub_fetch(maybe_of((uintptr_t)p), 1, __ATOMIC_RELAXED);
         if (pg) __atomic_sub_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
     }
-    pthread_mutex_unlock(&lock);
+    table_unlock(&old);
     if (got.addr && got.stack) _ms_prof_free_w(got.stack, p, got.w, got.nb);
 }
 

@@ -243,16 +243,15 @@ static void start(bool with_log, bool with_metrics)
     rep.t0 = now_ns();
     if (with_log) log_header();
 
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);     /* inherited by the new thread */
+    sigset_t old;
+    _ms_os_signals_hold(&old);                    /* inherited by the new thread */
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, STACK_SIZE);
     int rc = pthread_create(&rep.thread, &attr, reporter_main, NULL);
     if (rc == EINVAL) rc = pthread_create(&rep.thread, NULL, reporter_main, NULL); /* big static TLS */
     pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    _ms_os_signals_restore(&old);
     if (rc != 0) {
         _ms_message("cannot start the reporter thread (error %d): no RSS log, live figures, "
                     "metrics file, stats or report signal", rc);

@@ -164,6 +164,22 @@ uint32_t _ms_stack_find(uint64_t h)
     return s ? s->id : 0;
 }
 
+/* stack_lock is taken with the thread's signals held off: a signal handler
+ * that allocates from a stack not seen before, on a thread interning one,
+ * would wait for ever (the lock-free probe spares the known stacks the two
+ * system calls). */
+static void stacks_lock(sigset_t *old)
+{
+    _ms_os_signals_hold(old);
+    pthread_mutex_lock(&stack_lock);
+}
+
+static void stacks_unlock(const sigset_t *old)
+{
+    pthread_mutex_unlock(&stack_lock);
+    _ms_os_signals_restore(old);
+}
+
 uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
 {
     if (n == 0) return 0;
@@ -172,12 +188,13 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
     if (id) return id;
     if (__atomic_load_n(&out_of_memory, __ATOMIC_RELAXED)) return MS_STACK_OOM;
 
-    pthread_mutex_lock(&stack_lock);
-    if ((id = probe(table, h, ip, n))) { pthread_mutex_unlock(&stack_lock); return id; }
+    sigset_t mask;
+    stacks_lock(&mask);
+    if ((id = probe(table, h, ip, n))) { stacks_unlock(&mask); return id; }
     size_t words = sizeof(stack_ent) / sizeof(uintptr_t) + n;
     if (!ms_table_room(&table, &stack_kind) || !make_room(words) || nstacks + 2 >= MS_STACK_OOM ||
         !id_room(nstacks + 1)) {
-        pthread_mutex_unlock(&stack_lock);
+        stacks_unlock(&mask);
         return oom();                               /* stack unknown from now on */
     }
     unsigned k = chunk_of(arena_used);
@@ -189,7 +206,7 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
     arena_used += words;
     __atomic_store_n(&nstacks, id, __ATOMIC_RELEASE);
     ms_table_add(table, &stack_kind, &(stack_slot){ h, id });   /* published: readers find it */
-    pthread_mutex_unlock(&stack_lock);
+    stacks_unlock(&mask);
     return id;
 }
 
@@ -223,8 +240,9 @@ static bool in_ranges(uintptr_t ip, const ms_range_t *r, unsigned n)
  * max, in out); how many there are. */
 size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max)
 {
+    sigset_t mask;
     size_t k = 0;
-    pthread_mutex_lock(&stack_lock);
+    stacks_lock(&mask);
     for (uint32_t id = 1; id <= nstacks; id++) {
         const stack_ent *e = entry(id);
         for (uint32_t j = 0; j < e->depth; j++) {
@@ -236,7 +254,7 @@ size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size
             k++;
         }
     }
-    pthread_mutex_unlock(&stack_lock);
+    stacks_unlock(&mask);
     return k;
 }
 
@@ -254,7 +272,8 @@ static bool slot_is(const void *slot, const void *arg)
  * nor by hash (_ms_stack_find). */
 void _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag)
 {
-    pthread_mutex_lock(&stack_lock);
+    sigset_t mask;
+    stacks_lock(&mask);
     for (uint32_t id = 1; id <= nstacks; id++) {
         stack_ent *e = (stack_ent *)entry(id);
         uint64_t old = hash_ips(e->ip, e->depth);
@@ -267,5 +286,5 @@ void _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag)
         stack_slot *s = changed ? ms_table_find(table, &stack_kind, old, slot_is, &id) : NULL;
         if (s) __atomic_store_n(&s->hash, hash_ips(e->ip, e->depth), __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&stack_lock);
+    stacks_unlock(&mask);
 }

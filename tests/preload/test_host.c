@@ -152,6 +152,29 @@ Test(host_threads, raw_clone_on_a_stack_of_its_own, .timeout = 60)
     }
 }
 
+/* ---- signal handlers that allocate ---------------------------------------------- */
+
+/* A handler that allocates (as one that logs does) interrupting its own
+ * thread inside memshim: tracking hung interning a new stack (the
+ * handler's own stack was new too, and the lock was its thread's), the
+ * sampled profiler in its table of sampled blocks. */
+static void handler_allocates(const char *env1, const char *env2)
+{
+    h_run_fixture2(&run, "signal_malloc", NULL, env1, env2, 30);
+    cr_assert_eq(run.timed_out, 0, "%s %s: hung", env1, env2 ? env2 : "");
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s: status %d, %s", env1, run.status, run.err);
+    cr_expect(strstr(run.out, "signal_malloc done"), "%s", run.out);
+    cr_expect(!run.err[0], "%s %s: %s", env1, env2 ? env2 : "", run.err);
+}
+Test(host_signals, handler_that_allocates_tracked, .timeout = 120)
+{
+    for (int i = 0; i < 3; i++) handler_allocates("MEMSHIM_TRACK=1", NULL);
+}
+Test(host_signals, handler_that_allocates_sampled, .timeout = 120)
+{
+    for (int i = 0; i < 3; i++) handler_allocates("MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=4096");
+}
+
 /* ---- seccomp -------------------------------------------------------------------- */
 
 /* A program that confines itself with a seccomp filter.  One that kills
