@@ -358,10 +358,9 @@ _Noreturn void _ms_raw_exit(int code)
 }
 
 /* Every signal held off this thread (the old mask kept in *old) and let in
- * again: around a lock that the program's signal handlers may want too,
- * when they allocate (not async-signal-safe, but common: a handler that
- * logs), so that a handler never waits for the lock its own thread holds.
- * errno is kept. */
+ * again: around the start of memshim's own threads and tasks, which
+ * inherit the mask, so that none of the program's handlers ever runs on
+ * them.  errno is kept. */
 void _ms_os_signals_hold(sigset_t *old)
 {
     int saved = errno;

@@ -90,20 +90,82 @@ static const ms_table_kind_t sampled_kind = MS_TABLE_KIND(sampled_t, addr, 1024,
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static ms_table_t *table;                 /* lock: the sampled blocks by address */
 
-/* The lock is taken with the thread's signals held off: a handler that
- * allocates (or frees a sampled block) while its thread holds the lock
- * would wait for it for ever.  Two system calls a sampled block, at most
- * one sample in every MEMSHIM_SAMPLE bytes. */
-static void table_lock(sigset_t *old)
+/* A signal handler that allocates (or frees a sampled block) while its own
+ * thread is in the table must not wait for the lock: it would wait for
+ * ever.  While a thread is in, a handler's allocation is not sampled and a
+ * handler's release of a sampled block is left in one of the thread's
+ * `later` slots, which the thread empties before it leaves (holding
+ * signals off instead cost two system calls a sampled block: a sampled
+ * block realloc'd over and over took 2.5 times as long).  A slot is
+ * claimed by its `p` (written last) and given back by clearing it, so that
+ * a handler coming while the thread empties them never writes over one not
+ * yet read.  With every slot taken, the release is lost: the block's
+ * sample stays counted live until its address is sampled or freed again. */
+#define LATER 8
+static __thread int tl_in __attribute__((tls_model("initial-exec")));
+static __thread struct later_s { ms_page_t *pg; const void *p; } tl_later[LATER]
+    __attribute__((tls_model("initial-exec")));
+
+static void forget_locked(const void *p, ms_page_t *pg, sampled_t *got);
+
+static void table_enter(void)
 {
-    _ms_os_signals_hold(old);
+    tl_in = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     pthread_mutex_lock(&lock);
 }
 
-static void table_unlock(const sigset_t *old)
+/* Releases left by handlers are made (and their profile counts passed to
+ * the caller's `done`, up to LATER of them) before the lock goes. */
+static unsigned later_take(sampled_t *done)
 {
-    pthread_mutex_unlock(&lock);
-    _ms_os_signals_restore(old);
+    unsigned n = 0;
+    for (bool again = true; again;) {
+        again = false;
+        for (unsigned i = 0; i < LATER; i++) {
+            const void *p = __atomic_load_n(&tl_later[i].p, __ATOMIC_RELAXED);
+            if (!p) continue;
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            ms_page_t *pg = tl_later[i].pg;
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            __atomic_store_n(&tl_later[i].p, NULL, __ATOMIC_RELAXED);
+            sampled_t got = { 0 };
+            forget_locked(p, pg, &got);
+            if (got.addr && n < LATER) done[n++] = got;
+            again = true;
+        }
+    }
+    return n;
+}
+
+static void table_leave(void)
+{
+    sampled_t done[LATER];
+    for (;;) {
+        unsigned n = later_take(done);
+        pthread_mutex_unlock(&lock);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        tl_in = 0;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        for (unsigned i = 0; i < n; i++)
+            if (done[i].stack) _ms_prof_free_w(done[i].stack, (const void *)done[i].addr, done[i].w, done[i].nb);
+        bool left = false;               /* a handler came between the last look and tl_in = 0 */
+        for (unsigned i = 0; i < LATER; i++) left |= __atomic_load_n(&tl_later[i].p, __ATOMIC_RELAXED) != NULL;
+        if (!left) return;
+        table_enter();
+    }
+}
+
+/* A handler's release while its thread is in the table: for later. */
+static void later_put(const void *p, ms_page_t *pg)
+{
+    for (unsigned i = 0; i < LATER; i++)
+        if (!__atomic_load_n(&tl_later[i].p, __ATOMIC_RELAXED)) {
+            tl_later[i].pg = pg;
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            __atomic_store_n(&tl_later[i].p, p, __ATOMIC_RELAXED);
+            return;
+        }
 }
 
 /* Sampled blocks counted by a hash of their address.  A span holding a
@@ -135,33 +197,39 @@ static ms_page_t *span_of(const void *p)
 
 void *_ms_sample_took(void *p, size_t n, const ms_site_t *site)
 {
-    if (!p || !_ms_sampling || _ms_busy) return p;
+    if (!p || !_ms_sampling || _ms_busy || tl_in) return p;   /* tl_in: a handler's, see table_enter */
     sampled_t e = { .addr = (uintptr_t)p, .stack = _ms_capture(site) };
     e.w = _ms_prof_weigh(n, &e.nb);
     ms_page_t *pg = span_of(p);
-    sigset_t old;
-    table_lock(&old);
+    table_enter();
     bool kept = put(&e);
     if (kept && pg) __atomic_add_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
-    table_unlock(&old);
+    table_leave();
     if (kept && e.stack) _ms_prof_alloc_w(e.stack, n, p, e.w, e.nb);
     return p;
+}
+
+/* p, maybe sampled, of span pg: out of the table (its entry in *got); the
+ * lock held. */
+static void forget_locked(const void *p, ms_page_t *pg, sampled_t *got)
+{
+    sampled_t *e = ms_table_find(table, &sampled_kind, (uintptr_t)p, NULL, NULL);
+    if (!e) return;
+    *got = *e;
+    ms_table_del(table, &sampled_kind, e);
+    __atomic_sub_fetch(maybe_of((uintptr_t)p), 1, __ATOMIC_RELAXED);
+    if (pg) __atomic_sub_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
 }
 
 /* p, maybe sampled (its hash's count is not 0), of span pg: out of the
  * table and the profile if it is. */
 static void forget(const void *p, ms_page_t *pg)
 {
-    sigset_t old;
-    table_lock(&old);
-    sampled_t *e = ms_table_find(table, &sampled_kind, (uintptr_t)p, NULL, NULL), got = { 0 };
-    if (e) {
-        got = *e;
-        ms_table_del(table, &sampled_kind, e);
-        __atomic_sub_fetch(maybe_of((uintptr_t)p), 1, __ATOMIC_RELAXED);
-        if (pg) __atomic_sub_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
-    }
-    table_unlock(&old);
+    if (tl_in) { later_put(p, pg); return; }        /* a handler's: table_enter */
+    sampled_t got = { 0 };
+    table_enter();
+    forget_locked(p, pg, &got);
+    table_leave();
     if (got.addr && got.stack) _ms_prof_free_w(got.stack, p, got.w, got.nb);
 }
 

@@ -34,7 +34,7 @@ MS_HIDDEN bool   _ms_os_can_read(const void *p);          /* no fault, no descri
 MS_HIDDEN long   _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f);
 MS_HIDDEN bool   _ms_os_protect(void *page, size_t size, bool writable);
 MS_HIDDEN bool   _ms_os_guard(void *page, size_t size);                  /* PROT_NONE */
-MS_HIDDEN void   _ms_os_signals_hold(sigset_t *old);      /* all blocked; the old mask in *old */
+MS_HIDDEN void   _ms_os_signals_hold(sigset_t *old);      /* all blocked (a thread to start); old mask in *old */
 MS_HIDDEN void   _ms_os_signals_restore(const sigset_t *old);
 
 /* ---- init.c: a process under a seccomp filter ------------------------------ *

@@ -164,20 +164,25 @@ uint32_t _ms_stack_find(uint64_t h)
     return s ? s->id : 0;
 }
 
-/* stack_lock is taken with the thread's signals held off: a signal handler
- * that allocates from a stack not seen before, on a thread interning one,
- * would wait for ever (the lock-free probe spares the known stacks the two
- * system calls). */
-static void stacks_lock(sigset_t *old)
+/* A signal handler whose thread holds stack_lock must not wait for it: it
+ * would wait for ever.  While a thread holds it (tl_in), a handler's new
+ * stack is not interned: its block goes without a stack (id 0), as a
+ * block of memshim's own making does.  Holding signals off instead cost two
+ * system calls a new stack. */
+static __thread int tl_in __attribute__((tls_model("initial-exec")));
+
+static void stacks_lock(void)
 {
-    _ms_os_signals_hold(old);
+    tl_in = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     pthread_mutex_lock(&stack_lock);
 }
 
-static void stacks_unlock(const sigset_t *old)
+static void stacks_unlock(void)
 {
     pthread_mutex_unlock(&stack_lock);
-    _ms_os_signals_restore(old);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    tl_in = 0;
 }
 
 uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
@@ -187,14 +192,14 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
     uint32_t id = probe(__atomic_load_n(&table, __ATOMIC_ACQUIRE), h, ip, n);
     if (id) return id;
     if (__atomic_load_n(&out_of_memory, __ATOMIC_RELAXED)) return MS_STACK_OOM;
+    if (tl_in) return 0;                            /* a signal handler's: stacks_lock */
 
-    sigset_t mask;
-    stacks_lock(&mask);
-    if ((id = probe(table, h, ip, n))) { stacks_unlock(&mask); return id; }
+    stacks_lock();
+    if ((id = probe(table, h, ip, n))) { stacks_unlock(); return id; }
     size_t words = sizeof(stack_ent) / sizeof(uintptr_t) + n;
     if (!ms_table_room(&table, &stack_kind) || !make_room(words) || nstacks + 2 >= MS_STACK_OOM ||
         !id_room(nstacks + 1)) {
-        stacks_unlock(&mask);
+        stacks_unlock();
         return oom();                               /* stack unknown from now on */
     }
     unsigned k = chunk_of(arena_used);
@@ -206,7 +211,7 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
     arena_used += words;
     __atomic_store_n(&nstacks, id, __ATOMIC_RELEASE);
     ms_table_add(table, &stack_kind, &(stack_slot){ h, id });   /* published: readers find it */
-    stacks_unlock(&mask);
+    stacks_unlock();
     return id;
 }
 
@@ -240,9 +245,8 @@ static bool in_ranges(uintptr_t ip, const ms_range_t *r, unsigned n)
  * max, in out); how many there are. */
 size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max)
 {
-    sigset_t mask;
     size_t k = 0;
-    stacks_lock(&mask);
+    stacks_lock();
     for (uint32_t id = 1; id <= nstacks; id++) {
         const stack_ent *e = entry(id);
         for (uint32_t j = 0; j < e->depth; j++) {
@@ -254,7 +258,7 @@ size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size
             k++;
         }
     }
-    stacks_unlock(&mask);
+    stacks_unlock();
     return k;
 }
 
@@ -272,8 +276,7 @@ static bool slot_is(const void *slot, const void *arg)
  * nor by hash (_ms_stack_find). */
 void _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag)
 {
-    sigset_t mask;
-    stacks_lock(&mask);
+    stacks_lock();
     for (uint32_t id = 1; id <= nstacks; id++) {
         stack_ent *e = (stack_ent *)entry(id);
         uint64_t old = hash_ips(e->ip, e->depth);
@@ -286,5 +289,5 @@ void _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag)
         stack_slot *s = changed ? ms_table_find(table, &stack_kind, old, slot_is, &id) : NULL;
         if (s) __atomic_store_n(&s->hash, hash_ips(e->ip, e->depth), __ATOMIC_RELEASE);
     }
-    stacks_unlock(&mask);
+    stacks_unlock();
 }

@@ -174,6 +174,30 @@ Test(host_signals, handler_that_allocates_sampled, .timeout = 120)
 {
     for (int i = 0; i < 3; i++) handler_allocates("MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=4096");
 }
+/* The handler frees a sampled block while its thread is in the table of
+ * sampled blocks: the release is made when the thread leaves, so that the
+ * profile of a program that freed everything has no live block left
+ * (every block sampled: MEMSHIM_SAMPLE=1). */
+Test(host_signals, handler_releases_made_while_its_thread_is_in_the_sample_table, .timeout = 120)
+{
+    char dir[64], opts[PATH_MAX + 64], path[PATH_MAX + 32], json[1 << 15];
+    mk_dir(dir);
+    snprintf(opts, sizeof opts, "MEMSHIM_OPTIONS=sample=1:profile=%s/p.json", dir);
+    snprintf(path, sizeof path, "%s/p.json", dir);
+    for (int i = 0; i < 3; i++) {
+        handler_allocates("MEMSHIM_TRACK=0", opts);
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f, "no profile %s", path);
+        size_t n = fread(json, 1, sizeof json - 1, f);
+        fclose(f);
+        json[n] = 0;
+        const char *live = strstr(json, "\"live_blocks\":");
+        cr_assert(live, "%.300s", json);
+        cr_expect(strncmp(live, "\"live_blocks\": 0,", 17) == 0 || strncmp(live, "\"live_blocks\":0,", 16) == 0,
+                  "blocks still counted live: %.120s", live);
+    }
+    rm_dir(dir);
+}
 
 /* ---- seccomp -------------------------------------------------------------------- */
 

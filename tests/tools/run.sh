@@ -791,6 +791,13 @@ t_fifo() {
     mkdir -p "$T/fifo" && cd "$T/fifo" && rm -f ./* && mkfifo ff || return 1
     # with a reader: the report goes through the FIFO, which stays a FIFO
     timeout 30 cat ff >got & local reader=$!
+    # cat must be in its open() before the program writes (no reader yet is
+    # the second case): on a loaded machine it was not, now and then
+    local c i
+    for i in $(seq 200); do
+        c=$(pgrep -P "$reader" -x cat) && [ "$(cut -d' ' -f1 "/proc/$c/syscall" 2>/dev/null)" = 257 ] && break
+        sleep 0.05
+    done
     run timeout -k 2 20 env LD_PRELOAD=$LIB MEMSHIM_REPORT=$T/fifo/ff ./../leaky
     wait $reader
     expect_rc 0 && [ -p ff ] || { echo "ff is no longer a FIFO: $(ls -l ff)"; return 1; }
