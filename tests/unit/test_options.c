@@ -132,33 +132,54 @@ Test(options, the_collectors_setting_from_either_place)
 
 /* MEMSHIM_STATS=1 wrote the statistics to a file named "1" in the working
  * directory: a yes word now means standard error, a no word none, and a
- * report cannot be turned off that way (it says so and stays on stderr). */
+ * report cannot be turned off that way (it says so and stays on stderr).
+ * What was loaded is copied and the settings put back before any assert,
+ * so that this process's exit writes nothing whatever the outcome. */
+static char got_stats[4096], got_profile[4096], got_rss[4096];
+static const char *keep(char *dst, const char *v)
+{
+    snprintf(dst, 4096, "%s", v ? v : "(none)");
+    return dst;
+}
+static void put_back(void)
+{
+    _ms_opt.stats = _ms_opt.profile = NULL;
+    _ms_ropt.rss_log = NULL;
+    _ms_ropt.metrics = NULL;
+}
+
 Test(options, yes_and_no_words_for_an_output_mean_stderr_and_none)
 {
     static char report[4096];                 /* this process's own exit report stays where it was */
     snprintf(report, sizeof report, "%s", _ms_opt.report ? _ms_opt.report : "stderr");
     char *env[] = { "MEMSHIM_STATS=1", "MEMSHIM_PROFILE=yes", "MEMSHIM_RSS_LOG=off", NULL };
     const char *e = load_with(env);
+    keep(got_stats, _ms_opt.stats);
+    keep(got_profile, _ms_opt.profile);
+    keep(got_rss, _ms_ropt.rss_log);
+    put_back();
     cr_assert_str_empty(e, "said: %s", e);
-    cr_assert_str_eq(_ms_opt.stats, "stderr");
-    cr_assert_str_eq(_ms_opt.profile, "stderr");
-    cr_assert_null(_ms_ropt.rss_log);
+    cr_assert_str_eq(got_stats, "stderr");
+    cr_assert_str_eq(got_profile, "stderr");
+    cr_assert_str_eq(got_rss, "(none)");
 
     char *named[] = { "MEMSHIM_STATS=./1", NULL };
     e = load_with(named);
+    keep(got_stats, _ms_opt.stats);
+    put_back();
     cr_assert_str_empty(e, "said: %s", e);
-    size_t len = strlen(_ms_opt.stats);
-    cr_assert(_ms_opt.stats[0] == '/' && len > 4 && strcmp(_ms_opt.stats + len - 4, "/./1") == 0,
-              "%s", _ms_opt.stats);
+    size_t len = strlen(got_stats);
+    cr_assert(got_stats[0] == '/' && len > 4 && strcmp(got_stats + len - 4, "/./1") == 0, "%s", got_stats);
 
     char *metrics[] = { "MEMSHIM_METRICS=1", NULL };
     e = load_with(metrics);
+    put_back();
     cr_assert(strstr(e, "MEMSHIM_METRICS=1: expected a file name") && lines(e) == 1, "said: %s", e);
 
     char *off[] = { "MEMSHIM_REPORT=0", NULL };
     e = load_with(off);
-    cr_assert(strstr(e, "MEMSHIM_REPORT=0: expected stderr or a file name") && lines(e) == 1, "said: %s", e);
-    cr_assert_null(_ms_opt.report);
+    const char *left = _ms_opt.report;
     _ms_opt.report = report;
-    _ms_opt.stats = _ms_opt.profile = NULL;
+    cr_assert(strstr(e, "MEMSHIM_REPORT=0: expected stderr or a file name") && lines(e) == 1, "said: %s", e);
+    cr_assert_null(left);
 }
