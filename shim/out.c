@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "shim.h"
+#include "utf8.h"
 #include "../include/memshim.h"     /* MEMSHIM_VERSION */
 
 /* memshim's own copy of standard error, taken at start-up, and the identity
@@ -187,18 +188,25 @@ void _ms_vbprintf(ms_buf_t *b, const char *fmt, va_list ap)
     }
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped (the
- * one JSON string writer: reports, statistics, suppressions). */
+/* A JSON string: quotes, backslashes and control characters escaped, and
+ * each byte that is not part of well-formed UTF-8 (a command line or a file
+ * name in another encoding, a name cut short in the middle of a character)
+ * written as U+FFFD, which JSON readers require (the one JSON string writer:
+ * reports, statistics, profiles, suppressions). */
 void _ms_json_str(ms_buf_t *b, const char *s)
 {
     put(b, "\"", 1);
-    for (; s && *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    size_t n = s ? strlen(s) : 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = ms_utf8_len((const unsigned char *)s + i, n - i);
+        if (!k) { put(b, "\\ufffd", 6); i++; continue; }
         if (c == '"' || c == '\\') { put(b, "\\", 1); put(b, (const char *)&c, 1); }
         else if (c < 0x20 || c == 0x7f) {
             char u[6] = { '\\', 'u', '0', '0', "0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15] };
             put(b, u, 6);
-        } else put(b, (const char *)&c, 1);
+        } else put(b, s + i, k);
+        i += k;
     }
     put(b, "\"", 1);
 }
@@ -242,6 +250,13 @@ void _ms_program_name(char *out, size_t cap)
     if (n <= 0) { if (cap) out[0] = 0; return; }
     while (n > 0 && out[n - 1] == 0) n--;
     for (ssize_t i = 0; i < n; i++) if (out[i] == 0) out[i] = ' ';
+    if ((size_t)n + 1 >= cap) {          /* cut: not in the middle of a character */
+        ssize_t lead = n;
+        while (lead > 0 && n - lead < 4 && ((unsigned char)out[lead - 1] & 0xC0) == 0x80) lead--;
+        if (lead > 0 && (unsigned char)out[lead - 1] >= 0xC0 &&
+            !ms_utf8_len((const unsigned char *)out + lead - 1, (size_t)(n - lead + 1)))
+            n = lead - 1;
+    }
     out[n] = 0;
 }
 

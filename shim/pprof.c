@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "profile.h"
+#include "utf8.h"
 
 /* ---- a growing byte buffer and protobuf's wire format -------------------------- */
 
@@ -64,6 +65,27 @@ static void pb_bytes(pb_t *b, unsigned field, const void *d, size_t n)
     pb_varint(b, (uint64_t)field << 3 | 2);
     pb_varint(b, n);
     pb_raw(b, d, n);
+}
+
+/* A string field: proto3 wants UTF-8 (Go's protobuf, Pyroscope's and
+ * Parca's reader, refuses the whole profile otherwise), so each byte that
+ * is not part of well-formed UTF-8 (a file name in another encoding) is
+ * written as U+FFFD. */
+static void pb_utf8(pb_t *b, unsigned field, const char *s)
+{
+    static const char fffd[3] = { (char)0xEF, (char)0xBF, (char)0xBD };
+    size_t n = strlen(s), size = 0;
+    for (size_t i = 0, k; i < n; i += k ? k : 1) {
+        k = ms_utf8_len((const unsigned char *)s + i, n - i);
+        size += k ? k : sizeof fffd;
+    }
+    pb_varint(b, (uint64_t)field << 3 | 2);
+    pb_varint(b, size);
+    for (size_t i = 0, k; i < n; i += k ? k : 1) {
+        k = ms_utf8_len((const unsigned char *)s + i, n - i);
+        if (k) pb_raw(b, s + i, k);
+        else pb_raw(b, fffd, sizeof fffd);
+    }
 }
 
 static void pb_packed(pb_t *b, unsigned field, const uint64_t *v, unsigned n)
@@ -398,7 +420,7 @@ void _ms_pprof_write(ms_buf_t *out, const ms_profile_t *p)
     value_type(e, 11, "space", "bytes");             /* period_type */
     pb_uint(&e->out, 12, 1);                         /* period: every allocation counted */
     pb_uint(&e->out, 14, str_index(e, "inuse_space"));    /* default_sample_type */
-    for (size_t i = 0; i < e->nstr; i++) pb_bytes(&e->out, 6, e->str[i], strlen(e->str[i]));
+    for (size_t i = 0; i < e->nstr; i++) pb_utf8(&e->out, 6, e->str[i]);
     if (e->out.oom) _ms_message("heap profile not written: out of memory");
     else gzip_stored(out, e->out.p, e->out.len);
     pb_free(&e->out); pb_free(&e->sub); pb_free(&e->line);

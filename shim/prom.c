@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <string.h>
 #include "prom.h"
+#include "utf8.h"
 
 enum { GAUGE, COUNTER };
 enum { ALWAYS, SMAPS, GC, LEAKS };                  /* when a family has samples */
@@ -97,22 +98,6 @@ static void put_millis(ms_prom_t *w, uint64_t ms)          /* as seconds, 3 deci
     puts_(w, f);
 }
 
-/* The length of the well-formed UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (!len || len > n) return 0;
-    uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3F);
-    }
-    static const uint32_t least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-    if (cp < least[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
 /* The program's name as a label value: the base name of its first word
  * (the region holds the command line), at most 128 bytes, escaped as the
  * format wants; control characters and bytes that are not UTF-8 become '?'. */
@@ -127,7 +112,7 @@ static void put_program(ms_prom_t *w, const ms_live_t *l)
     n -= base;
     if (n > 128) n = 128;
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_len(s + i, n - i);
+        size_t k = ms_utf8_len(s + i, n - i);
         if (k == 1 && (s[i] < 0x20 || s[i] == 0x7F)) k = 0;
         if (!k) { puts_(w, "?"); i++; continue; }
         if (s[i] == '\\') puts_(w, "\\\\");

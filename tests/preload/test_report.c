@@ -64,6 +64,34 @@ Test(format, json_is_valid_and_has_the_documented_fields)
     run_free(&r);
 }
 
+/* A command line in another encoding (a Latin-1 file name) went into the
+ * JSON report's "program" byte for byte: invalid JSON, refused by every
+ * reader, memshim's own included.  And one cut at the buffer's end in the
+ * middle of a character was invalid too. */
+Test(format, json_stays_utf8_whatever_the_command_line)
+{
+    char *d = tmpdir();
+    char env_rep[256], path[200], cmd[1400], longarg[1300] = "";
+    snprintf(path, sizeof path, "%s/r.json", d);
+    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s", path);
+    for (int i = 0; i < 600; i++) strcat(longarg, "\xc3\xa9");            /* U+00E9, 2 bytes each */
+    const char *env[] = { env_rep, "MEMSHIM_REPORT_FORMAT=json", NULL };
+    for (int k = 0; k < 3; k++) {                  /* 1 and 2: the cut falls on either byte of a character */
+        char *argv[] = { path_in_build("fixtures/leak_kinds"), k == 2 ? "xy" : k ? longarg : "caf\xe9",
+                         k == 2 ? longarg : NULL, NULL };
+        run_t r = run_with(true, NULL, argv, env);
+        cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+        snprintf(cmd, sizeof cmd,
+                 "python3 -c 'import json; p=json.load(open(\"%s\", encoding=\"utf-8\"))[\"program\"]; "
+                 "assert %s, repr(p[-20:])'", path,
+                 k ? "p.endswith(\"\\u00e9\") and \"\\ufffd\" not in p" : "p.endswith(\" caf\\ufffd\")");
+        cr_expect_eq(system(cmd), 0, "%s: not valid JSON in UTF-8, or the program not as expected", k ? "cut" : "Latin-1");
+        run_free(&r);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    system(cmd);
+}
+
 Test(format, show_selects_the_kinds_listed)
 {
     const char *all[] = { "MEMSHIM_SHOW=all", NULL };

@@ -1,0 +1,28 @@
+/* utf8.h - the one check of UTF-8 (freestanding: the library's JSON
+ * writer, out.c, and the Prometheus renderer, prom.c, which the command
+ * compiles too). */
+#ifndef MS_UTF8_H
+#define MS_UTF8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The length of the well-formed UTF-8 sequence at s (at most n bytes), or
+ * 0: a stray continuation byte, a sequence cut short, an overlong form, a
+ * surrogate or a code point above U+10FFFF. */
+static inline size_t ms_utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (!len || len > n) return 0;
+    uint32_t cp = len == 1 ? c : c & (0x7Fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    static const uint32_t least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (cp < least[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+#endif
