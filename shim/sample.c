@@ -272,9 +272,10 @@ void _ms_sample_init(void)
     __atomic_store_n(&settled, 1, __ATOMIC_RELAXED);
 }
 
-void _ms_sample_lock(void) { pthread_mutex_lock(&lock); }
+void _ms_sample_lock(void) { table_enter(); }          /* fork: init.c */
 void _ms_sample_unlock(bool child)
 {
-    if (child) pthread_mutex_init(&lock, NULL);
-    else pthread_mutex_unlock(&lock);
+    if (!child) { table_leave(); return; }
+    pthread_mutex_init(&lock, NULL);
+    tl_in = 0;                         /* releases left for later: the child's next table_leave */
 }

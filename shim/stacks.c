@@ -225,11 +225,12 @@ unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip)
 }
 
 
-void _ms_stack_lock(void) { pthread_mutex_lock(&stack_lock); }
+void _ms_stack_lock(void) { stacks_lock(); }          /* fork: init.c */
 void _ms_stack_unlock(bool child)
 {
-    if (child) pthread_mutex_init(&stack_lock, NULL);
-    else pthread_mutex_unlock(&stack_lock);
+    if (!child) { stacks_unlock(); return; }
+    pthread_mutex_init(&stack_lock, NULL);
+    tl_in = 0;
 }
 
 /* ---- addresses of unloaded modules (modules.c) ------------------------------ */
