@@ -120,8 +120,13 @@ int _ms_dlclose(void *handle)
     if (!real) real = (int (*)(void *))dlsym(RTLD_NEXT, "dlclose");
     if (!real) return -1;
     int saved = errno;
-    static module_t m;                    /* one watched dlclose at a time */
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    /* No lock of memshim's is held across the real dlclose, which takes the
+     * loader's lock: a library's constructor, run by dlopen under that lock,
+     * that closes another library waited for a watched dlclose in another
+     * thread, which waited for the loader's lock (each module's watch is
+     * its caller's own; the stack table and the symbolizer lock their own
+     * data, briefly). */
+    module_t m;
     static __thread int nested;           /* a destructor run by dlclose closing another library */
     struct link_map *lm = NULL;
     bool watch = _ms_track_on && !_ms_busy && !nested && handle &&
@@ -129,7 +134,6 @@ int _ms_dlclose(void *handle)
                  lm && lm->l_name && lm->l_name[0] && strlen(lm->l_name) < sizeof m.name;
     uintptr_t tag = 0;
     if (watch) {
-        pthread_mutex_lock(&lock);
         memset(&m, 0, sizeof m);
         m.base = lm->l_addr;
         strcpy(m.name, lm->l_name);
@@ -137,7 +141,6 @@ int _ms_dlclose(void *handle)
         dl_iterate_phdr(find_module, &m);
         _ms_loader_leave();
         if (m.found && m.ncode) tag = _ms_symbolize_keep(m.name, m.code, m.ncode);
-        if (!tag) pthread_mutex_unlock(&lock);
     }
     errno = saved;
     nested++;
@@ -155,7 +158,6 @@ int _ms_dlclose(void *handle)
         } else {
             _ms_symbolize_keep_cancel(tag);
         }
-        pthread_mutex_unlock(&lock);
         errno = saved;
     }
     return rc;

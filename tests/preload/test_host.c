@@ -199,6 +199,31 @@ Test(host_signals, handler_releases_made_while_its_thread_is_in_the_sample_table
     rm_dir(dir);
 }
 
+/* ---- the loader ------------------------------------------------------------------- */
+
+/* A library's constructor that closes another library (dlopen holds the
+ * loader's lock) while another thread unloads a plugin whose dlclose
+ * memshim watches: memshim held a lock of its own across the real
+ * dlclose, and the two threads waited for each other for ever (tracking
+ * only: without it no dlclose is watched). */
+Test(host_loader, dlclose_in_a_constructor_while_another_thread_unloads_a_plugin, .timeout = 120)
+{
+    char prog[PATH_MAX], closes[PATH_MAX], plugin[PATH_MAX], inner[PATH_MAX], preload[PATH_MAX + 16];
+    snprintf(prog, sizeof prog, "%s", h_path("fixtures/dlclose_ctor"));
+    snprintf(closes, sizeof closes, "%s", h_path("fixtures/libctor_closes.so"));
+    snprintf(plugin, sizeof plugin, "%s", h_path("fixtures/libctor_plugin.so"));
+    snprintf(inner, sizeof inner, "%s", h_path("fixtures/libleak_dl2.so"));
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", h_path("libmemshim.so"));
+    char *argv[] = { prog, closes, plugin, inner, NULL };
+    const char *env[] = { preload, "MEMSHIM_TRACK=1", "MEMSHIM_STATS=", "MEMSHIM_ON_ERROR=", NULL };
+    for (int i = 0; i < 2; i++) {
+        h_run(&run, argv, env, 45);
+        cr_assert_eq(run.timed_out, 0, "hung");
+        cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "dlclose_ctor done"),
+                  "status %d: %s %s", run.status, run.out, run.err);
+    }
+}
+
 /* ---- seccomp -------------------------------------------------------------------- */
 
 /* A program that confines itself with a seccomp filter.  One that kills
