@@ -196,10 +196,10 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
     size_t size = page_round(n ? n : 1), map = size, old = 0;
     range_t drop[CACHE_SLOTS + 1];
     uint64_t now = _ms_os_now_ns();
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     unsigned ndrop = expire(now, drop);
     void *p = (void *)cache_take(size, align > MS_OS_PAGE ? align : 1, &map, &old);
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     unmap_all(drop, ndrop);
     if (!p) {
         p = _ms_os_map_aligned(size, align);    /* fresh pages are already zero */
@@ -207,12 +207,12 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
     } else if (zero) {
         memset(p, 0, n < old ? n : old);        /* pages added by mremap are zero */
     }
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     huge_ent *e = insert((uintptr_t)p, size);
     for (unsigned i = 0; i < 64; i++)                /* handed out again: not "freed" now */
         if (recent[i] == (uintptr_t)p) recent[i] = 0;
     if (e) { e->map = map; live_add((int64_t)map); }
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     if (!e) { _ms_os_unmap(p, map); errno = ENOMEM; return NULL; }
     return p;
 }
@@ -221,16 +221,16 @@ bool _ms_huge_free(void *p)
 {
     range_t drop[CACHE_SLOTS + 2];
     uint64_t now = _ms_os_now_ns();
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
-    if (!e) { pthread_mutex_unlock(&huge_lock); return false; }
+    if (!e) { _ms_unlock(&huge_lock); return false; }
     size_t map = e->map;
     erase(e);
     recent[recent_next++ % 64] = (uintptr_t)p;
     live_add(-(int64_t)map);
     unsigned ndrop = expire(now, drop);
     ndrop += cache_put((uintptr_t)p, map, now, drop + ndrop);
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     unmap_all(drop, ndrop);
     return true;
 }
@@ -242,9 +242,9 @@ void _ms_huge_decay(uint64_t now)
     if (now < __atomic_load_n(&next_decay, __ATOMIC_RELAXED) &&
         now < __atomic_load_n(&period_end, __ATOMIC_RELAXED)) return;
     range_t drop[CACHE_SLOTS];
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     unsigned ndrop = expire(now, drop);
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     unmap_all(drop, ndrop);
 }
 
@@ -253,10 +253,10 @@ void _ms_huge_decay(uint64_t now)
 bool _ms_huge_recently_freed(const void *p)
 {
     bool hit = false;
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     if (!find((uintptr_t)p))
         for (unsigned i = 0; i < 64 && !hit; i++) hit = recent[i] == (uintptr_t)p;
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     return hit;
 }
 
@@ -267,7 +267,7 @@ bool _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t
 {
     uintptr_t a = (uintptr_t)p;
     huge_ent *e, *hit = NULL;
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     EACH_ENTRY(e)
         if (a >= e->addr && a - e->addr < e->size) {
             hit = e;
@@ -276,16 +276,16 @@ bool _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t
             *m = e->meta;
             break;
         }
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     return hit != NULL;
 }
 
 size_t _ms_huge_usable(const void *p)
 {
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
     size_t size = e ? e->size : 0;
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     return size;
 }
 
@@ -298,13 +298,13 @@ void *_ms_huge_realloc(void *p, size_t n)
     size_t size = page_round(n);
     range_t drop[CACHE_SLOTS + 2];
     unsigned ndrop = 0;
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
     size_t old = e ? e->size : 0;
     /* A block that shrinks by less than half stays as it is; one that grows
      * grows by at least a quarter, so a buffer grown a little at a time is
      * not remapped at every page it crosses. */
-    if (!e || (size <= old && size >= old / 2)) { pthread_mutex_unlock(&huge_lock); return e ? p : NULL; }
+    if (!e || (size <= old && size >= old / 2)) { _ms_unlock(&huge_lock); return e ? p : NULL; }
     if (size > old && size - old < old / 4) size = page_round(old + old / 4);
     void *q = p;
     if (size <= e->map) {                           /* the mapping holds it already */
@@ -324,7 +324,7 @@ void *_ms_huge_realloc(void *p, size_t n)
         ne->meta = keep.meta;
         live_add((int64_t)size - (int64_t)keep.map);
     }
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     unmap_all(drop, ndrop);
     return q;
 }
@@ -333,53 +333,53 @@ void *_ms_huge_realloc(void *p, size_t n)
 void _ms_huge_trim(void)
 {
     range_t drop[CACHE_SLOTS];
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     unsigned n = ncached;
     for (unsigned i = 0; i < n; i++) drop[i] = (range_t){ cache[i].addr, cache[i].len };
     ncached = 0;
     cache_bytes = 0;
     set_time(&next_decay, UINT64_MAX);
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     unmap_all(drop, n);
 }
 
 void _ms_huge_stats(ms_huge_stat_t *out)
 {
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     out->blocks = ms_table_count(table);
     out->bytes = live_bytes;
     out->cached = cache_bytes;
     out->mapped = live_bytes + cache_bytes;
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
 }
 
 /* Tracking records of huge blocks (track.c): set them, and enumerate. */
 bool _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req)
 {
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
     if (e) { e->meta = *m; e->req = req; }
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     return e != NULL;
 }
 
 /* A copy of a live huge block's tracking record; false if p starts none. */
 bool _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req)
 {
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
     if (e) { *m = e->meta; if (req) *req = e->req; }
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
     return e != NULL;
 }
 
 /* Add flag bits to a huge block's tracking record (gcglue.c). */
 void _ms_huge_flag(const void *p, unsigned flags)
 {
-    pthread_mutex_lock(&huge_lock);
+    _ms_lock(&huge_lock);
     huge_ent *e = find((uintptr_t)p);
     if (e) e->meta.flags |= flags & 15;
-    pthread_mutex_unlock(&huge_lock);
+    _ms_unlock(&huge_lock);
 }
 
 /* Visit every live huge block with its mapping's length; the caller holds
@@ -427,9 +427,9 @@ void _ms_huge_check_locked(ms_check_fail_fn fail)
     if (cached != cache_bytes) fail("cached huge bytes do not add up", cache, ncached);
 }
 
-void _ms_huge_lock(void) { pthread_mutex_lock(&huge_lock); }
+void _ms_huge_lock(void) { _ms_lock(&huge_lock); }
 void _ms_huge_unlock(bool child)
 {
     if (child) pthread_mutex_init(&huge_lock, NULL);
-    else pthread_mutex_unlock(&huge_lock);
+    else _ms_unlock(&huge_lock);
 }

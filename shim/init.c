@@ -63,6 +63,7 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
+    _ms_held = 0;                /* the locks fork_prepare took are made anew below */
     _ms_unwind_unlock(true);
     _ms_unlock_all(true);
     _ms_sample_unlock(true);

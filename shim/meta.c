@@ -50,32 +50,32 @@ void *_ms_meta_alloc(size_t size)
         if (rounded < size) return NULL;
         void *p = _ms_os_map(rounded);          /* fresh mappings are zero */
         if (p) {
-            pthread_mutex_lock(&meta_lock);
+            _ms_lock(&meta_lock);
             range_add(p, rounded);
-            pthread_mutex_unlock(&meta_lock);
+            _ms_unlock(&meta_lock);
         }
         return p;
     }
     unsigned s = shift_of(size);
     size_t rounded = (size_t)1 << s;
-    pthread_mutex_lock(&meta_lock);
+    _ms_lock(&meta_lock);
     void *p = free_lists[s];
     if (p) {
         free_lists[s] = *(void **)p;
     } else {
         if (!bump || (size_t)(bump_end - bump) < rounded) {
             uint8_t *chunk = _ms_os_map(META_CHUNK);
-            if (!chunk) { pthread_mutex_unlock(&meta_lock); return NULL; }
+            if (!chunk) { _ms_unlock(&meta_lock); return NULL; }
             range_add(chunk, META_CHUNK);
             bump = chunk;
             bump_end = chunk + META_CHUNK;
         }
         p = bump;                                /* chunk memory starts zeroed */
         bump += rounded;
-        pthread_mutex_unlock(&meta_lock);
+        _ms_unlock(&meta_lock);
         return p;
     }
-    pthread_mutex_unlock(&meta_lock);
+    _ms_unlock(&meta_lock);
     memset(p, 0, rounded);
     return p;
 }
@@ -85,17 +85,17 @@ void _ms_meta_free(void *p, size_t size)
     if (!p) return;
     if (size == 0) size = 1;
     if (size > ((size_t)1 << META_MAX_SHIFT)) {
-        pthread_mutex_lock(&meta_lock);
+        _ms_lock(&meta_lock);
         range_remove(p);
-        pthread_mutex_unlock(&meta_lock);
+        _ms_unlock(&meta_lock);
         _ms_os_unmap(p, page_round(size));
         return;
     }
     unsigned s = shift_of(size);
-    pthread_mutex_lock(&meta_lock);
+    _ms_lock(&meta_lock);
     *(void **)p = free_lists[s];
     free_lists[s] = p;
-    pthread_mutex_unlock(&meta_lock);
+    _ms_unlock(&meta_lock);
 }
 
 /* Copy the list of memshim's own mappings; caller holds the meta lock or
@@ -107,9 +107,9 @@ unsigned _ms_meta_ranges(ms_range_t *out, unsigned max)
     return n;
 }
 
-void _ms_meta_lock(void) { pthread_mutex_lock(&meta_lock); }
+void _ms_meta_lock(void) { _ms_lock(&meta_lock); }
 void _ms_meta_unlock(bool child)
 {
     if (child) pthread_mutex_init(&meta_lock, NULL);
-    else pthread_mutex_unlock(&meta_lock);
+    else _ms_unlock(&meta_lock);
 }

@@ -90,7 +90,7 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
     const ms_class_t *k = &_ms_classes[cls];
     ms_block_t *h = NULL, *t = NULL;
     unsigned got = 0;
-    pthread_mutex_lock(&c->lock);
+    _ms_lock(&c->lock);
     while (got < want) {
         ms_page_t *pg = c->partial;
         if (!pg) {
@@ -121,7 +121,7 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
         c->free_blocks -= got - before;
         if (!pg->free && pg->carved == pg->capacity) partial_remove(c, pg);
     }
-    pthread_mutex_unlock(&c->lock);
+    _ms_unlock(&c->lock);
     _ms_heap_account((int64_t)got * k->size);
     if (t) t->next = NULL;
     *head = h;
@@ -135,7 +135,7 @@ ms_block_t *_ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
 {
     central_t *c = &central[cls];
     unsigned given = 0;
-    pthread_mutex_lock(&c->lock);
+    _ms_lock(&c->lock);
     for (; given < n && b; given++) {
         _ms_link_checked(b, cls);                         /* written after free: cut */
         ms_block_t *next = b->next;
@@ -159,7 +159,7 @@ ms_block_t *_ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
         }
         b = next;
     }
-    pthread_mutex_unlock(&c->lock);
+    _ms_unlock(&c->lock);
     _ms_heap_account(-(int64_t)given * _ms_classes[cls].size);
     return b;
 }
@@ -181,25 +181,25 @@ bool _ms_central_holds(unsigned cls, const void *p)
     central_t *c = &central[cls];
     ms_segment_t *s = (ms_segment_t *)((uintptr_t)p & ~(uintptr_t)MS_SEGMENT_MASK);
     bool found = false;
-    pthread_mutex_lock(&c->lock);
+    _ms_lock(&c->lock);
     ms_page_t *pg = _ms_page_of(s, p);
     if (pg->cls == cls)
         for (ms_block_t *b = pg->free; b && !found; b = b->next) {
             found = (b == p);
             if (_ms_track_on && !_ms_link_ok(b, cls)) break;
         }
-    pthread_mutex_unlock(&c->lock);
+    _ms_unlock(&c->lock);
     return found;
 }
 
 void _ms_central_stats(ms_class_stat_t out[MS_NCLASSES])
 {
     for (unsigned i = 0; i < MS_NCLASSES; i++) {
-        pthread_mutex_lock(&central[i].lock);
+        _ms_lock(&central[i].lock);
         out[i].spans = central[i].spans;
         out[i].capacity = central[i].spans * _ms_classes[i].capacity;
         out[i].central_free = central[i].free_blocks;
-        pthread_mutex_unlock(&central[i].lock);
+        _ms_unlock(&central[i].lock);
     }
 }
 
@@ -217,13 +217,13 @@ void _ms_central_check_locked(const uint64_t spans[MS_NCLASSES], const uint64_t 
 
 void _ms_central_lock_all(void)
 {
-    for (unsigned i = 0; i < MS_NCLASSES; i++) pthread_mutex_lock(&central[i].lock);
+    for (unsigned i = 0; i < MS_NCLASSES; i++) _ms_lock(&central[i].lock);
 }
 
 void _ms_central_unlock_all(bool child)
 {
     for (unsigned i = 0; i < MS_NCLASSES; i++) {
         if (child) pthread_mutex_init(&central[i].lock, NULL);
-        else pthread_mutex_unlock(&central[i].lock);
+        else _ms_unlock(&central[i].lock);
     }
 }

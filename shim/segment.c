@@ -118,15 +118,15 @@ static void decay(uint64_t now)
 void _ms_segment_decay(uint64_t now)
 {
     if (now < __atomic_load_n(&next_decay, __ATOMIC_RELAXED)) return;
-    pthread_mutex_lock(&seg_lock);
+    _ms_lock(&seg_lock);
     decay(now);
-    pthread_mutex_unlock(&seg_lock);
+    _ms_unlock(&seg_lock);
 }
 
 ms_page_t *_ms_page_alloc(unsigned npages, uint8_t cls)
 {
     uint64_t now = _ms_os_now_ns();
-    pthread_mutex_lock(&seg_lock);
+    _ms_lock(&seg_lock);
     decay(now);
     ms_segment_t *s;
     int idx = -1;
@@ -138,7 +138,7 @@ ms_page_t *_ms_page_alloc(unsigned npages, uint8_t cls)
             if ((idx = find_run(s->free_mask, npages)) >= 0) break;
     if (!s) {
         s = segment_new();
-        if (!s) { pthread_mutex_unlock(&seg_lock); return NULL; }
+        if (!s) { _ms_unlock(&seg_lock); return NULL; }
         idx = 1;
     }
     if (s->free_mask == ALL_PAGES) empty_segments--;
@@ -157,7 +157,7 @@ ms_page_t *_ms_page_alloc(unsigned npages, uint8_t cls)
         s->span_head[i] = (uint8_t)idx;
         __atomic_store_n(&s->page_class[i], cls, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&seg_lock);
+    _ms_unlock(&seg_lock);
     _ms_huge_decay(now);
     return pg;
 }
@@ -168,7 +168,7 @@ void _ms_page_free(ms_page_t *pg)
     unsigned idx = _ms_page_index(s, pg->start), n = pg->npages;
     uint64_t run = (((uint64_t)1 << n) - 1) << idx;
     uint64_t now = _ms_os_now_ns();
-    pthread_mutex_lock(&seg_lock);
+    _ms_lock(&seg_lock);
     for (unsigned i = idx; i < idx + n; i++) {
         __atomic_store_n(&s->page_class[i], (uint8_t)MS_CLASS_NONE, __ATOMIC_RELEASE);
         s->freed_ms[i] = (uint32_t)(now / 1000000);
@@ -179,13 +179,13 @@ void _ms_page_free(ms_page_t *pg)
     dirty_bytes += (size_t)n * MS_PAGE_SIZE;
     if (s->free_mask == ALL_PAGES) empty_segments++;
     decay(now);
-    pthread_mutex_unlock(&seg_lock);
+    _ms_unlock(&seg_lock);
     _ms_huge_decay(now);
 }
 
 void _ms_segment_purge_all(void)
 {
-    pthread_mutex_lock(&seg_lock);
+    _ms_lock(&seg_lock);
     ms_segment_t *s = seg_list;
     while (s) {
         ms_segment_t *next = s->next;
@@ -193,12 +193,12 @@ void _ms_segment_purge_all(void)
         else segment_purge(s);
         s = next;
     }
-    pthread_mutex_unlock(&seg_lock);
+    _ms_unlock(&seg_lock);
 }
 
 void _ms_segment_stats(ms_segment_stat_t *out)
 {
-    pthread_mutex_lock(&seg_lock);
+    _ms_lock(&seg_lock);
     out->segments = seg_count;
     out->mapped = seg_count * MS_SEGMENT_SIZE;
     out->mapped_total = seg_mapped_total;
@@ -208,7 +208,7 @@ void _ms_segment_stats(ms_segment_stat_t *out)
     for (ms_segment_t *s = seg_list; s; s = s->next)
         free_pages += (uint64_t)__builtin_popcountll(s->free_mask);
     out->free_pages_bytes = free_pages * MS_PAGE_SIZE;
-    pthread_mutex_unlock(&seg_lock);
+    _ms_unlock(&seg_lock);
 }
 
 /* Visit every span in use; the caller holds the segment lock (scan.c). */
@@ -243,9 +243,9 @@ void _ms_segment_check_locked(ms_check_fail_fn fail)
     if (empty != empty_segments) fail("empty segments miscounted", seg_list, empty);
 }
 
-void _ms_segment_lock(void) { pthread_mutex_lock(&seg_lock); }
+void _ms_segment_lock(void) { _ms_lock(&seg_lock); }
 void _ms_segment_unlock(bool child)
 {
     if (child) pthread_mutex_init(&seg_lock, NULL);
-    else pthread_mutex_unlock(&seg_lock);
+    else _ms_unlock(&seg_lock);
 }

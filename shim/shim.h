@@ -133,6 +133,26 @@ static inline ms_page_t *_ms_page_of(ms_segment_t *s, const void *p)
     return &s->pages[s->span_head[_ms_page_index(s, p)]];
 }
 
+/* ---- the allocator's locks ------------------------------------------------ *
+ * Taken and released through these, which count what the thread holds: a
+ * signal handler that allocates while its thread holds one is given no
+ * stack (unwind.c, _ms_capture_miss), since a fork in another thread,
+ * taking every lock, may hold the loader guard the unwinding needs while
+ * it waits for this one. */
+MS_HIDDEN extern __thread int _ms_held __attribute__((tls_model("initial-exec")));
+static inline void _ms_lock(pthread_mutex_t *m)
+{
+    _ms_held++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    pthread_mutex_lock(m);
+}
+static inline void _ms_unlock(pthread_mutex_t *m)
+{
+    pthread_mutex_unlock(m);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    _ms_held--;
+}
+
 /* ---- pool.c: size classes and the central lists ------------------------- */
 typedef struct ms_class_s {
     uint32_t size;        /* block size */

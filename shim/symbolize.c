@@ -49,17 +49,17 @@ static void (*p_report_begin)(Dwfl *);
 static int (*p_proc_report)(Dwfl *, pid_t);
 static int (*p_report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *);
 
-void _ms_symbolize_lock(void) { pthread_mutex_lock(&sym_lock); }
+void _ms_symbolize_lock(void) { _ms_lock(&sym_lock); }
 void _ms_symbolize_unlock(bool child)
 {
     if (child) pthread_mutex_init(&sym_lock, NULL);
-    else pthread_mutex_unlock(&sym_lock);
+    else _ms_unlock(&sym_lock);
 }
 
 /* Modules may have come and gone since the last report: look again. */
 void _ms_symbolize_refresh(void)
 {
-    pthread_mutex_lock(&sym_lock);
+    _ms_lock(&sym_lock);
     if (dwfl) {
         _ms_busy++;
         p_report_begin(dwfl);
@@ -68,7 +68,7 @@ void _ms_symbolize_refresh(void)
         ms_table_clear(cache, &sym_kind);
         _ms_busy--;
     }
-    pthread_mutex_unlock(&sym_lock);
+    _ms_unlock(&sym_lock);
 }
 
 static void load_libdw(void)
@@ -153,7 +153,7 @@ uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigne
         _ms_symbolize_refresh();                 /* libdw must know the module */
         int saved = errno;
         _ms_busy++;
-        pthread_mutex_lock(&sym_lock);
+        _ms_lock(&sym_lock);
         tag = (uintptr_t)next_tag++ << MS_IP_TAG_SHIFT;
         if (!tried) load_libdw();
         {
@@ -176,7 +176,7 @@ uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigne
                 kept[nkept++] = (kept_t){ ips[i] | tag, f };
             }
         }
-        pthread_mutex_unlock(&sym_lock);
+        _ms_unlock(&sym_lock);
         _ms_busy--;
         errno = saved;
     }
@@ -187,12 +187,12 @@ uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigne
 /* The module stayed loaded: its addresses keep their meaning. */
 void _ms_symbolize_keep_cancel(uintptr_t tag)
 {
-    pthread_mutex_lock(&sym_lock);
+    _ms_lock(&sym_lock);
     size_t j = 0;
     for (size_t i = 0; i < nkept; i++)
         if ((kept[i].tagged & ~MS_IP_MASK) != tag) kept[j++] = kept[i];
     nkept = j;                                /* the copied strings are few; they stay */
-    pthread_mutex_unlock(&sym_lock);
+    _ms_unlock(&sym_lock);
 }
 
 /* `full`: libdw's names and file:line (report time); otherwise dladdr only,
@@ -201,9 +201,9 @@ void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
 {
     int saved = errno;
     _ms_busy++;
-    pthread_mutex_lock(&sym_lock);
+    _ms_lock(&sym_lock);
     symbolize_locked(ip, f, full ? SYM_LINES : SYM_DLADDR);
-    pthread_mutex_unlock(&sym_lock);
+    _ms_unlock(&sym_lock);
     _ms_busy--;
     errno = saved;
 }
@@ -214,9 +214,9 @@ void _ms_symbolize_name(uintptr_t ip, ms_frame_t *f)
 {
     int saved = errno;
     _ms_busy++;
-    pthread_mutex_lock(&sym_lock);
+    _ms_lock(&sym_lock);
     symbolize_locked(ip, f, SYM_NAMES);
-    pthread_mutex_unlock(&sym_lock);
+    _ms_unlock(&sym_lock);
     _ms_busy--;
     errno = saved;
 }
@@ -368,7 +368,7 @@ void _ms_symbolize_data(uintptr_t addr, const char **sym, uintptr_t *off, const 
     *off = 0;
     *module = NULL;
     _ms_busy++;
-    pthread_mutex_lock(&sym_lock);
+    _ms_lock(&sym_lock);
     if (!tried) load_libdw();
     Dwfl_Module *mod = dwfl ? p_addrmodule(dwfl, addr) : NULL;
     if (mod) {
@@ -384,7 +384,7 @@ void _ms_symbolize_data(uintptr_t addr, const char **sym, uintptr_t *off, const 
     Dl_info di;
     if (!dladdr((void *)addr, &di)) *module = *sym = NULL;
     else if (!*module) *module = di.dli_fname;
-    pthread_mutex_unlock(&sym_lock);
+    _ms_unlock(&sym_lock);
     _ms_busy--;
     errno = saved;
 }
@@ -396,7 +396,7 @@ void _ms_symbolize_tls(uintptr_t probe, uintptr_t tls_off, const char **sym, uin
     *off = 0;
     *module = NULL;
     _ms_busy++;
-    pthread_mutex_lock(&sym_lock);
+    _ms_lock(&sym_lock);
     if (!tried) load_libdw();
     Dwfl_Module *mod = dwfl && probe ? p_addrmodule(dwfl, probe) : NULL;
     if (mod) {
@@ -417,7 +417,7 @@ void _ms_symbolize_tls(uintptr_t probe, uintptr_t tls_off, const char **sym, uin
         Dl_info di;
         if (dladdr((void *)probe, &di)) *module = di.dli_fname;
     }
-    pthread_mutex_unlock(&sym_lock);
+    _ms_unlock(&sym_lock);
     _ms_busy--;
     errno = saved;
 }

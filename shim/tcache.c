@@ -31,10 +31,10 @@ ms_tcache_t *_ms_tcache_get(void)
     ms_tcache_t *tc = _ms_tc;
     if (tc) return tc;
     _ms_init();
-    pthread_mutex_lock(&tc_lock);
+    _ms_lock(&tc_lock);
     tc = tc_spare;
     if (tc) tc_spare = tc->next;
-    pthread_mutex_unlock(&tc_lock);
+    _ms_unlock(&tc_lock);
     if (!tc) tc = _ms_meta_alloc(sizeof *tc);
     if (!tc) return NULL;
     memset(tc, 0, sizeof *tc);
@@ -42,12 +42,12 @@ ms_tcache_t *_ms_tcache_get(void)
         tc->bins[c].limit = _ms_classes[c].limit;
         tc->bins[c].want = _ms_classes[c].batch < MS_FIRST_BATCH ? _ms_classes[c].batch : MS_FIRST_BATCH;
     }
-    pthread_mutex_lock(&tc_lock);
+    _ms_lock(&tc_lock);
     tc->next = tc_live;
     if (tc_live) tc_live->prev = tc;
     tc_live = tc;
     tc_count++;
-    pthread_mutex_unlock(&tc_lock);
+    _ms_unlock(&tc_lock);
     _ms_tc = tc;   /* set before pthread_setspecific, which may itself allocate */
     if (tc_key_ok) pthread_setspecific(tc_key, tc);
     return tc;
@@ -122,7 +122,7 @@ static void tcache_thread_exit(void *arg)
     _ms_scan_thread_exit();
     _ms_prof_thread_exit();
     for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
-    pthread_mutex_lock(&tc_lock);
+    _ms_lock(&tc_lock);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         direct_allocs[c] += tc->bins[c].allocs;
         direct_frees[c] += tc->bins[c].frees;
@@ -133,7 +133,7 @@ static void tcache_thread_exit(void *arg)
     tc->prev = NULL;
     tc->next = tc_spare;
     tc_spare = tc;
-    pthread_mutex_unlock(&tc_lock);
+    _ms_unlock(&tc_lock);
 }
 
 void _ms_tcache_flush_current(void)
@@ -148,7 +148,7 @@ void _ms_tcache_flush_current(void)
  * written only by its owner, so a read sees some recent value. */
 void _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *threads)
 {
-    pthread_mutex_lock(&tc_lock);
+    _ms_lock(&tc_lock);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         out[c].allocs = __atomic_load_n(&direct_allocs[c], __ATOMIC_RELAXED);
         out[c].frees = __atomic_load_n(&direct_frees[c], __ATOMIC_RELAXED);
@@ -162,16 +162,16 @@ void _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *threads)
             out[c].cached += __atomic_load_n(&b->count, __ATOMIC_RELAXED);
         }
     if (threads) *threads = tc_count;
-    pthread_mutex_unlock(&tc_lock);
+    _ms_unlock(&tc_lock);
 }
 
-void _ms_tcache_lock(void) { pthread_mutex_lock(&tc_lock); }
+void _ms_tcache_lock(void) { _ms_lock(&tc_lock); }
 
 /* In a forked child only the forking thread lives on: drop the other caches
  * from the registry (their blocks stay allocated; they are few). */
 void _ms_tcache_unlock(bool child)
 {
-    if (!child) { pthread_mutex_unlock(&tc_lock); return; }
+    if (!child) { _ms_unlock(&tc_lock); return; }
     pthread_mutex_init(&tc_lock, NULL);
     ms_tcache_t *self = _ms_tc;
     ms_tcache_t *tc = tc_live;

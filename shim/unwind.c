@@ -95,8 +95,18 @@ static void loader_guard_init(void)
     pthread_rwlockattr_destroy(&a);
 }
 
-void _ms_loader_enter(void) { pthread_once(&loader_once, loader_guard_init); pthread_rwlock_rdlock(&loader_guard); }
-void _ms_loader_leave(void) { pthread_rwlock_unlock(&loader_guard); }
+/* A thread takes the guard once however deeply it enters: with writers
+ * preferred, a second read lock taken by a thread that holds one (a signal
+ * handler that allocates, interrupting an unwind) waits behind a fork's
+ * prepare handler waiting for the first, for ever. */
+static __thread int loader_depth __attribute__((tls_model("initial-exec")));
+void _ms_loader_enter(void)
+{
+    if (loader_depth++) return;
+    pthread_once(&loader_once, loader_guard_init);
+    pthread_rwlock_rdlock(&loader_guard);
+}
+void _ms_loader_leave(void) { if (!--loader_depth) pthread_rwlock_unlock(&loader_guard); }
 void _ms_loader_lock(void)  { pthread_once(&loader_once, loader_guard_init); pthread_rwlock_wrlock(&loader_guard); }
 void _ms_loader_unlock(bool child)
 {
@@ -506,13 +516,30 @@ static MS_NOINLINE uint32_t first_capture(const ms_site_t *site)
 }
 
 /* What the inline hit path (shim.h) did not find. */
+/* A signal handler that allocates while its thread is in here, or holds
+ * one of the allocator's locks (_ms_held, shim.h), goes without a stack
+ * (id 0): a fork in another thread, taking every lock, would wait for the
+ * thread while the handler waited for the fork in the loader guard or the
+ * stack table's lock (a daemon whose SIGCHLD handler logs while another
+ * thread forks). */
+static __thread int capturing __attribute__((tls_model("initial-exec")));
+__thread int _ms_held;                    /* shim.h: the allocator's locks this thread holds */
+
 uint32_t _ms_capture_miss(const ms_site_t *site)
 {
+    if (capturing || _ms_held) return 0;
+    capturing = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     ms_stack_cache_t *c = _ms_sc;
-    if (MS_UNLIKELY(c == NULL)) return first_capture(site);
-    if (c == MS_SC_DEAD) c = NULL;
-    bool cacheable = c && _ms_sc_covers(c, site);
-    return capture_miss(site, c, cacheable);
+    uint32_t id;
+    if (MS_UNLIKELY(c == NULL)) id = first_capture(site);
+    else {
+        if (c == MS_SC_DEAD) c = NULL;
+        id = capture_miss(site, c, c && _ms_sc_covers(c, site));
+    }
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    capturing = 0;
+    return id;
 }
 
 /* The same for the stack of a free or realloc.  When the dynamic loader

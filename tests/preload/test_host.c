@@ -174,6 +174,21 @@ Test(host_signals, handler_that_allocates_sampled, .timeout = 120)
 {
     for (int i = 0; i < 3; i++) handler_allocates("MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=4096");
 }
+/* The same while another thread forks all the while: fork takes every
+ * lock of memshim's, and a handler whose thread held one of the
+ * allocator's (a refill) waited for the fork in the loader guard its
+ * stack's unwinding needs, while the fork waited for the thread. */
+Test(host_signals, handler_that_allocates_while_another_thread_forks, .timeout = 150)
+{
+    for (int i = 0; i < 2; i++) {
+        h_run_fixture2(&run, "signal_malloc", "300000", "MEMSHIM_TRACK=1", "SIGNAL_MALLOC_FORK=1", 60);
+        cr_assert_eq(run.timed_out, 0, "hung");
+        cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "status %d, %s", run.status, run.err);
+        cr_expect(strstr(run.out, "signal_malloc done"), "%s", run.out);
+        cr_expect(!run.err[0], "%s", run.err);
+    }
+}
+
 /* The handler frees a sampled block while its thread is in the table of
  * sampled blocks: the release is made when the thread leaves, so that the
  * profile of a program that freed everything has no live block left
