@@ -515,8 +515,8 @@ static MS_NOINLINE uint32_t first_capture(const ms_site_t *site)
     return _ms_stack_intern(ip, n);
 }
 
-/* What the inline hit path (shim.h) did not find. */
-/* A signal handler that allocates while its thread is in here, or holds
+/* What the inline hit path (shim.h) did not find.  A signal handler that
+ * allocates while its thread is in here, or holds
  * one of the allocator's locks (_ms_held, shim.h), goes without a stack
  * (id 0): a fork in another thread, taking every lock, would wait for the
  * thread while the handler waited for the fork in the loader guard or the
