@@ -516,12 +516,11 @@ static MS_NOINLINE uint32_t first_capture(const ms_site_t *site)
 }
 
 /* What the inline hit path (shim.h) did not find.  A signal handler that
- * allocates while its thread is in here, or holds
- * one of the allocator's locks (_ms_held, shim.h), goes without a stack
- * (id 0): a fork in another thread, taking every lock, would wait for the
- * thread while the handler waited for the fork in the loader guard or the
- * stack table's lock (a daemon whose SIGCHLD handler logs while another
- * thread forks). */
+ * allocates while its thread is in here, or holds one of the allocator's
+ * locks (_ms_held, shim.h), goes without a stack (id 0): a fork in another
+ * thread, taking every lock, would wait for the thread while the handler
+ * waited for the fork in the loader guard or the stack table's lock (a
+ * daemon whose SIGCHLD handler logs while another thread forks). */
 static __thread int capturing __attribute__((tls_model("initial-exec")));
 __thread int _ms_held;                    /* shim.h: the allocator's locks this thread holds */
 
