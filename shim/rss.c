@@ -35,8 +35,9 @@ static unsigned parse_numbers(const char *s, uint64_t *v, unsigned n)
  * whole of smaps, summed): read in 4 KiB pieces, one line at a time. */
 static int read_smaps(ms_rss_t *out)
 {
-    int fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+    char path[64];
+    int fd = open(_ms_os_proc("smaps_rollup", path, sizeof path), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fd = open(_ms_os_proc("smaps", path, sizeof path), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     static const char *const keys[] = { "Pss:", "Private_Clean:", "Private_Dirty:",
                                         "Private_Hugetlb:", "Swap:" };
@@ -79,7 +80,8 @@ int _ms_rss_read(ms_rss_t *out, bool full)
     int saved = errno;
     memset(out, 0, sizeof *out);
     char buf[4096];
-    if (_ms_os_read_file("/proc/self/status", buf, sizeof buf) <= 0 || !strstr(buf, "VmRSS")) {
+    char path[64];
+    if (_ms_os_read_file(_ms_os_proc("status", path, sizeof path), buf, sizeof buf) <= 0 || !strstr(buf, "VmRSS")) {
         errno = ENOENT;
         return -1;
     }

@@ -587,13 +587,14 @@ static const ms_self_t *self_image;
 
 void _ms_scan_init(void) { self_image = _ms_self(); }
 
-/* Read /proc/self/maps once: which mappings are roots, which are readable.
+/* Read the process's maps once (/proc/thread-self/maps): which mappings are roots, which are readable.
  * SIZE_MAX, errno set, when it cannot be read (a seccomp filter, no /proc):
  * then no root is known, and no verdict can be given. */
 static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *sps, unsigned nsps,
                         bool all_parked)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    char maps_path[64];
+    int fd = open(_ms_os_proc("maps", maps_path, sizeof maps_path), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return SIZE_MAX;
     char buf[65536];
     size_t have = 0, n = 0;
@@ -654,7 +655,8 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
  * pointer up, a self-data mapping partly shared with others minus ours. */
 static void scan_roots(scan_t *sc, const map_ent *maps, size_t nmaps, const uintptr_t *sps, unsigned nsps)
 {
-    pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    char path[64];
+    pagemap_fd = open(_ms_os_proc("pagemap", path, sizeof path), O_RDONLY | O_CLOEXEC);
     for (size_t m = 0; m < nmaps; m++) {
         if (!maps[m].root) continue;
         uintptr_t lo = maps[m].lo, hi = maps[m].hi;

@@ -29,6 +29,7 @@ MS_HIDDEN ssize_t _ms_os_write(int fd, const void *buf, size_t n);
 MS_HIDDEN uint64_t _ms_os_now_ns(void);
 MS_HIDDEN bool   _ms_os_secure(void);                     /* AT_SECURE: setuid/setgid */
 MS_HIDDEN ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap);
+MS_HIDDEN const char *_ms_os_proc(const char *file, char *buf, size_t cap); /* /proc/thread-self/FILE */
 MS_HIDDEN uint64_t _ms_os_status_kb(const char *status, const char *key);
 MS_HIDDEN bool   _ms_os_can_read(const void *p);          /* no fault, no descriptor */
 MS_HIDDEN long   _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f);

@@ -63,7 +63,7 @@ void _ms_symbolize_refresh(void)
     if (dwfl) {
         _ms_busy++;
         p_report_begin(dwfl);
-        p_proc_report(dwfl, getpid());
+        p_proc_report(dwfl, _ms_os_gettid());   /* /proc/TID/maps: the leader may be gone */
         p_report_end(dwfl, NULL, NULL);
         ms_table_clear(cache, &sym_kind);
         _ms_busy--;
@@ -101,7 +101,7 @@ static void load_libdw(void)
         return;
     Dwfl *d = begin(&cb);
     if (!d) return;
-    if (proc_report(d, getpid()) != 0 || report_end(d, NULL, NULL) != 0) return;
+    if (proc_report(d, _ms_os_gettid()) != 0 || report_end(d, NULL, NULL) != 0) return;
     dwfl = d;
 }
 

@@ -214,6 +214,22 @@ Test(host_signals, handler_releases_made_while_its_thread_is_in_the_sample_table
     rm_dir(dir);
 }
 
+/* ---- main() leaving by pthread_exit ----------------------------------------------- */
+
+/* The last thread ends the process after main() left by pthread_exit(): the
+ * leader is a zombie and /proc/self reads as its, empty.  The exit scan
+ * found no globals and called the block a global holds definitely lost,
+ * and the report named no program (valgrind: still reachable). */
+Test(host_exit, main_leaving_by_pthread_exit_keeps_globals_as_roots, .timeout = 60)
+{
+    h_run_fixture2(&run, "leak_pthread_exit", NULL, "MEMSHIM_TRACK=1", "MEMSHIM_SHOW=all", 30);
+    cr_assert_eq(run.timed_out, 0, "hung");
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "status %d, %s", run.status, run.err);
+    cr_expect(strstr(run.err, "definitely lost: 0 bytes in 0 blocks"), "%s", run.err);
+    cr_expect(strstr(run.err, "100 bytes in 1 block is still reachable"), "%s", run.err);
+    cr_expect(strstr(run.err, "(at exit) for ") && strstr(run.err, "leak_pthread_exit\n"), "program named: %s", run.err);
+}
+
 /* ---- the loader ------------------------------------------------------------------- */
 
 /* A library's constructor that closes another library (dlopen holds the
