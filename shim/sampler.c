@@ -36,6 +36,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -50,6 +51,8 @@ static struct {
     sem_t     wake, done;
     int       stop, dump, leak;  /* requests, set before posting `wake` */
     int       profile;       /* MEMSHIM_PROFILE_SIGNAL arrived: write a heap profile */
+    int       leader_left;   /* main() left by pthread_exit: the last thread ends the process */
+    bool      ending;        /* the reporter itself calls exit(): _ms_reporter_stop */
     bool      profiling;     /* heap profiles every MEMSHIM_PROFILE_INTERVAL ms */
     bool      logging;       /* an RSS log is kept (log_out) */
     bool      metrics;       /* a MEMSHIM_METRICS file is kept (metrics.c) */
@@ -142,6 +145,31 @@ static void log_trailer(uint64_t now)
 
 /* ---- the thread ------------------------------------------------------------ */
 
+/* Whether this thread (the reporter) is all that is left of the process:
+ * the leader, gone by pthread_exit(), is a zombie, and the thread count is
+ * it and us.  glibc's last thread calls exit(0); a program's last thread
+ * ending left the reporter running for ever, the process with it. */
+static bool last_thread(void)
+{
+    char st[1024];
+    ssize_t n = _ms_os_read_file("/proc/self/stat", st, sizeof st);   /* the leader's, zombie or not */
+    if (n <= 0) return false;
+    const char *p = strrchr(st, ')');
+    if (!p || p[1] != ' ' || p[2] != 'Z') return false;
+    p += 3;
+    for (int field = 4; field < 20 && p; field++) p = strchr(p + 1, ' ');   /* to num_threads, field 20 */
+    return p && strtol(p + 1, NULL, 10) == 2;
+}
+
+/* A thread of the program is ending (tcache.c): after the leader, the
+ * reporter looks at each ending thread whether it was the last. */
+void _ms_reporter_thread_left(void)
+{
+    if (!rep.running) return;
+    if (_ms_os_gettid() == getpid()) __atomic_store_n(&rep.leader_left, 1, __ATOMIC_RELEASE);
+    if (__atomic_load_n(&rep.leader_left, __ATOMIC_ACQUIRE)) sem_post(&rep.wake);
+}
+
 static void *reporter_main(void *arg)
 {
     (void)arg;
@@ -188,12 +216,18 @@ static void *reporter_main(void *arg)
         if (__atomic_exchange_n(&rep.profile, 0, __ATOMIC_ACQ_REL))
             _ms_profile_write(_ms_opt.profile, "signal");
         if (__atomic_load_n(&rep.stop, __ATOMIC_ACQUIRE)) break;
+        bool leader_left = __atomic_load_n(&rep.leader_left, __ATOMIC_ACQUIRE);
+        if (leader_left && last_thread()) {
+            rep.ending = true;          /* exit's destructors stop us: this thread, no join */
+            exit(0);
+        }
         uint64_t deadline = UINT64_MAX;
         if (rep.logging) deadline = next_log;
         if (_ms_ropt.live && next_live < deadline) deadline = next_live;
         if (rep.metrics && next_metrics < deadline) deadline = next_metrics;
         if (rep.profiling && next_profile < deadline) deadline = next_profile;
         if (deadline == UINT64_MAX) deadline = now + (uint64_t)3600 * 1000000000;
+        if (leader_left && deadline > now + 10000000) deadline = now + 10000000;  /* a thread ends: look again */
         struct timespec ts = { (time_t)(deadline / 1000000000), (long)(deadline % 1000000000) };
         while (sem_clockwait(&rep.wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
             ;
@@ -293,7 +327,17 @@ void _ms_reporter_start(void)
 void _ms_reporter_stop(void)
 {
     int saved = errno;
-    if (rep.running) {
+    if (rep.running && rep.ending && pthread_equal(pthread_self(), rep.thread)) {  /* our own exit(0) */
+        rep.running = false;
+        if (rep.logging) {
+            uint64_t now = now_ns();
+            sample(now);
+            log_trailer(now);
+        }
+        log_close();
+        _ms_live_close();
+        _ms_metrics_withdraw();
+    } else if (rep.running) {
         rep.running = false;
         __atomic_store_n(&rep.stop, 1, __ATOMIC_RELEASE);
         sem_post(&rep.wake);

@@ -956,6 +956,7 @@ MS_HIDDEN int    _ms_rss_read(ms_rss_t *out, bool full); /* 0, or -1 if /proc is
 #define MS_RSS_LOG_FIGURES(X) X(rss) X(peak_rss) X(heap_in_use) X(heap_mapped)
 MS_HIDDEN void   _ms_reporter_start(void);              /* constructor, after the options */
 MS_HIDDEN void   _ms_reporter_stop(void);               /* at exit: last sample, withdraw */
+MS_HIDDEN void   _ms_reporter_thread_left(void);        /* a thread of the program ends (tcache.c) */
 MS_HIDDEN void   _ms_reporter_fork_child(void);         /* atfork child, after the locks */
 
 /* ---- live.c: the figures published for `memshim stats PID` (live.h) ------ */

@@ -121,6 +121,7 @@ static void tcache_thread_exit(void *arg)
     _ms_unwind_thread_exit();
     _ms_scan_thread_exit();
     _ms_prof_thread_exit();
+    _ms_reporter_thread_left();
     for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
     _ms_lock(&tc_lock);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {

@@ -230,6 +230,23 @@ Test(host_exit, main_leaving_by_pthread_exit_keeps_globals_as_roots, .timeout = 
     cr_expect(strstr(run.err, "(at exit) for ") && strstr(run.err, "leak_pthread_exit\n"), "program named: %s", run.err);
 }
 
+/* The same with memshim's reporter thread running (MEMSHIM_LIVE=1, as
+ * `memshim run` sets): the program's last thread ending left the reporter,
+ * and the process never ended (nor took SIGTERM: the reporter blocks every
+ * signal).  Now the reporter ends it as glibc's last thread would, exit(0),
+ * with the exit report as usual. */
+Test(host_exit, main_leaving_by_pthread_exit_ends_with_a_reporter_thread, .timeout = 90)
+{
+    h_run_fixture2(&run, "leak_pthread_exit", NULL, "MEMSHIM_LIVE=1", "MEMSHIM_TRACK=0", 20);
+    cr_assert_eq(run.timed_out, 0, "hung: the reporter thread kept the process");
+    cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "status %d, %s", run.status, run.err);
+    h_run_fixture2(&run, "leak_pthread_exit", NULL, "MEMSHIM_LIVE=1", "MEMSHIM_SHOW=all", 20);
+    cr_assert_eq(run.timed_out, 0, "hung: the reporter thread kept the process (tracking)");
+    cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "status %d, %s", run.status, run.err);
+    cr_expect(strstr(run.err, "100 bytes in 1 block is still reachable") &&
+              strstr(run.err, "definitely lost: 0 bytes in 0 blocks"), "%s", run.err);
+}
+
 /* ---- the loader ------------------------------------------------------------------- */
 
 /* A library's constructor that closes another library (dlopen holds the
