@@ -112,7 +112,11 @@ ssize_t _ms_os_write(int fd, const void *buf, size_t n)
 const char *_ms_os_proc(const char *file, char *buf, size_t cap)
 {
     static int have = -1;
-    if (have < 0) have = access("/proc/thread-self", F_OK) == 0;
+    if (have < 0) {
+        int saved = errno;
+        have = access("/proc/thread-self", F_OK) == 0;
+        errno = saved;
+    }
     size_t i = 0;
     const char *pre = have ? "/proc/thread-self/" : "/proc/self/";
     while (*pre && i + 1 < cap) buf[i++] = *pre++;
