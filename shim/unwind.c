@@ -433,6 +433,12 @@ static unsigned walk(const ms_site_t *site, const ms_stack_cache_t *c, uintptr_t
     return i;
 }
 
+/* Stack libunwind may take (its cursor, DWARF state and the loader's
+ * callbacks: ~10 KiB seen): a thread with less left below the call, such as
+ * one made with PTHREAD_STACK_MIN (16 KiB), records the call site alone
+ * rather than overflow the stack the program sized for itself. */
+#define UNWIND_ROOM ((uintptr_t)16 << 10)
+
 /* The slow half: the stack from the learnt frame sizes if it is one seen
  * before, else from libunwind (interned, and its frame sizes learnt); then
  * remembered in the cache, so that the next call from here is checked
@@ -446,7 +452,8 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
     ip[0] = 0;                                      /* read only when n > 0; says so to GCC */
     if (cacheable && !_ms_busy && (n = walk(site, c, ip, pos, max, &h)) && (id = _ms_stack_find(h))) {
         /* a stack seen before, found again in ~20 ns a frame less */
-    } else if (_ms_no_unwind) {                     /* the call site alone (_ms_capture_miss_release) */
+    } else if (_ms_no_unwind ||                     /* the call site alone (_ms_capture_miss_release) */
+               (cacheable && site->sp - c->lo < UNWIND_ROOM)) {   /* no room left for libunwind */
         uintptr_t at = site->ra - 1;
         return _ms_stack_intern(&at, 1);
     } else {

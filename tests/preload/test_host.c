@@ -139,6 +139,21 @@ Test(host_threads, first_allocation_inside_pthread_getattr_np_sampled, .timeout 
     first_alloc_in_libc("MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=1");
 }
 
+/* A thread with the smallest stack POSIX allows, which glibc's malloc
+ * leaves room enough: tracking overflowed it unwinding with libunwind; it
+ * now records the call site alone when little stack is left. */
+Test(host_threads, thread_with_the_smallest_stack, .timeout = 90)
+{
+    const char *modes[][2] = { { "MEMSHIM_TRACK=1", NULL }, { "MEMSHIM_TRACK=1", "MEMSHIM_FREE_STACKS=0" },
+                               { "MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=1" } };
+    for (unsigned i = 0; i < sizeof modes / sizeof *modes; i++) {
+        h_run_fixture2(&run, "small_stack_thread", NULL, modes[i][0], modes[i][1], 30);
+        cr_assert_eq(run.timed_out, 0);
+        cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "small stack done"),
+                  "%s %s: status %d, %s", modes[i][0], modes[i][1] ? modes[i][1] : "", run.status, run.err);
+    }
+}
+
 /* A child made with syscall(SYS_clone) on a stack of its own returns from
  * syscall() through the address on that stack: memshim's interposed
  * syscall() (seccomp, below) once put its own frame in the way. */
