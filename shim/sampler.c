@@ -227,7 +227,9 @@ static void *reporter_main(void *arg)
         if (rep.metrics && next_metrics < deadline) deadline = next_metrics;
         if (rep.profiling && next_profile < deadline) deadline = next_profile;
         if (deadline == UINT64_MAX) deadline = now + (uint64_t)3600 * 1000000000;
-        if (leader_left && deadline > now + 10000000) deadline = now + 10000000;  /* a thread ends: look again */
+        /* after the leader, look again every 50 ms (a read of /proc/self/stat):
+         * the last thread may end without passing tcache.c */
+        if (leader_left && deadline > now + 50000000) deadline = now + 50000000;
         struct timespec ts = { (time_t)(deadline / 1000000000), (long)(deadline % 1000000000) };
         while (sem_clockwait(&rep.wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
             ;
