@@ -364,6 +364,7 @@ void _ms_reporter_fork_child(void)
     int saved = errno;
     bool had = rep.running;
     rep.running = false;
+    rep.leader_left = 0;                 /* the child's leader is the thread that forked */
     if (had) {
         log_close();
         _ms_live_close();
