@@ -74,7 +74,7 @@ int memshim_why(const void *ptr, int fd);
  * a size histogram.  path (%p: pid) chooses the format: *.pb.gz or *.pprof
  * pprof, *.folded folded stacks, anything else JSON (memshim(7)); NULL or
  * "" means MEMSHIM_PROFILE's name.  Returns 0, or -1 with errno (ENOTSUP:
- * tracking is off; EINVAL: no name; EIO: not written). */
+ * no profile is kept, see memshim(3); EINVAL: no name; EIO: not written). */
 int memshim_profile_dump(const char *path);
 
 /* ---- memshim_rss: the process's memory as the kernel counts it ----------

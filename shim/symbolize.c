@@ -15,7 +15,17 @@
  * allocator's locks.  So no thread is inside libdw when the process forks:
  * the child finds the Dwfl, the cache and libdw's own state consistent,
  * re-initialises sym_lock and goes on with them (its exit report needs
- * them). */
+ * them).
+ *
+ * The loader: dladdr, dlsym and dlopen take the dynamic loader's lock,
+ * which a thread running a library's constructor (inside dlopen) holds
+ * already; a constructor that closes a library memshim watches comes here
+ * for sym_lock (_ms_symbolize_keep).  So no thread calls the loader while
+ * it holds sym_lock: a profile dump asking dladdr under it, while another
+ * thread loaded a library whose constructor closed a plugin, waited for
+ * the loader's lock while the constructor waited for sym_lock, for ever.
+ * libdw itself is loaded once, under load_lock, which others wait for a
+ * bounded time only (libdw_ready). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <elfutils/libdwfl.h>
@@ -26,7 +36,10 @@
 #include "table.h"
 
 static pthread_mutex_t sym_lock = PTHREAD_MUTEX_INITIALIZER;
-static int tried;
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;  /* libdw's one load; before sym_lock */
+static int tried;                 /* libdw's load was tried (atomic; set under both locks) */
+static int load_held;             /* fork: fork_prepare got load_lock */
+static unsigned refreshes;        /* sym_lock: libdw's module list made anew (its names gone) */
 static Dwfl *dwfl;
 static Dwfl_Module *(*p_addrmodule)(Dwfl *, Dwarf_Addr);
 static const char *(*p_addrname)(Dwfl_Module *, GElf_Addr);
@@ -34,7 +47,6 @@ static Dwfl_Line *(*p_getsrc)(Dwfl_Module *, Dwarf_Addr);
 static const char *(*p_lineinfo)(Dwfl_Line *, Dwarf_Addr *, int *, int *, Dwarf_Word *, Dwarf_Word *);
 static const char *(*p_modinfo)(Dwfl_Module *, void ***, Dwarf_Addr *, Dwarf_Addr *, Dwarf_Addr *,
                                 Dwarf_Addr *, const char **, const char **);
-static char *(*p_demangle)(const char *, char *, size_t *, int *);
 static const char *(*p_addrinfo)(Dwfl_Module *, GElf_Addr, GElf_Off *, GElf_Sym *, GElf_Word *, Elf **,
                                  Dwarf_Addr *);
 static int (*p_getsymtab)(Dwfl_Module *);
@@ -49,16 +61,75 @@ static void (*p_report_begin)(Dwfl *);
 static int (*p_proc_report)(Dwfl *, pid_t);
 static int (*p_report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *);
 
-void _ms_symbolize_lock(void) { _ms_lock(&sym_lock); }
+/* load_lock, waiting at most LOAD_PATIENCE_MS for it (`wait`; else not
+ * at all): its holder may be inside dlopen, waiting for the loader's lock
+ * that this thread holds (a constructor's dlclose).  False: not taken. */
+#define LOAD_PATIENCE_MS 2000
+static bool load_lock_take(bool wait)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += LOAD_PATIENCE_MS / 1000;
+    _ms_held++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if ((wait ? pthread_mutex_timedlock(&load_lock, &until) : pthread_mutex_trylock(&load_lock)) == 0) return true;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    _ms_held--;
+    return false;
+}
+
+void _ms_symbolize_lock(void)
+{
+    load_held = load_lock_take(true);
+    _ms_lock(&sym_lock);
+}
 void _ms_symbolize_unlock(bool child)
 {
-    if (child) pthread_mutex_init(&sym_lock, NULL);
-    else _ms_unlock(&sym_lock);
+    if (child) {
+        pthread_mutex_init(&sym_lock, NULL);
+        pthread_mutex_init(&load_lock, NULL);
+        return;
+    }
+    _ms_unlock(&sym_lock);
+    if (load_held) _ms_unlock(&load_lock);
+}
+
+static void load_libdw(void);
+static int demangler_looked;      /* since the last refresh, when none was found */
+
+/* libdw loaded, or its load tried (then dwfl says whether it worked); false
+ * when another thread has been loading it for longer than this thread
+ * waits: the caller goes without it this time, and the thread waits no
+ * more until the load is done.  Not under sym_lock. */
+static __thread bool load_waited __attribute__((tls_model("initial-exec")));
+static bool libdw_ready(void)
+{
+    if (__atomic_load_n(&tried, __ATOMIC_ACQUIRE)) return true;
+    if (!load_lock_take(!load_waited)) {
+        load_waited = true;
+        return false;
+    }
+    if (!tried) load_libdw();
+    _ms_unlock(&load_lock);
+    return true;
+}
+
+/* The C++ demangler, once libstdc++ is loaded: looked for at most once
+ * between two refreshes (a failed dlsym searches every module).  Not
+ * under sym_lock. */
+static char *(*p_demangle)(const char *, char *, size_t *, int *);
+static void demangler_find(void)
+{
+    if (__atomic_load_n(&p_demangle, __ATOMIC_ACQUIRE) || __atomic_exchange_n(&demangler_looked, 1, __ATOMIC_RELAXED))
+        return;
+    void *d = dlsym(RTLD_DEFAULT, "__cxa_demangle");
+    if (d) __atomic_store_n((void **)&p_demangle, d, __ATOMIC_RELEASE);
 }
 
 /* Modules may have come and gone since the last report: look again. */
 void _ms_symbolize_refresh(void)
 {
+    __atomic_store_n(&demangler_looked, 0, __ATOMIC_RELAXED);
     _ms_lock(&sym_lock);
     if (dwfl) {
         _ms_busy++;
@@ -66,16 +137,24 @@ void _ms_symbolize_refresh(void)
         p_proc_report(dwfl, _ms_os_gettid());   /* /proc/TID/maps: the leader may be gone */
         p_report_end(dwfl, NULL, NULL);
         ms_table_clear(cache, &sym_kind);
+        refreshes++;
         _ms_busy--;
     }
     _ms_unlock(&sym_lock);
 }
 
+/* load_lock held, sym_lock not: the loader's part (dlopen, dlsym) first,
+ * then libdw's under sym_lock. */
 static void load_libdw(void)
 {
-    tried = 1;
+    _ms_busy++;
+    demangler_find();
     void *h = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!h) return;
+    if (!h) {
+        __atomic_store_n(&tried, 1, __ATOMIC_RELEASE);
+        _ms_busy--;
+        return;
+    }
     _ms_hook_libdw(h);                     /* its files close-on-exec and high (hook.c) */
     Dwfl *(*begin)(const Dwfl_Callbacks *) = dlsym(h, "dwfl_begin");
     int (*proc_report)(Dwfl *, pid_t) = p_proc_report = dlsym(h, "dwfl_linux_proc_report");
@@ -96,23 +175,23 @@ static void load_libdw(void)
     p_addrinfo = dlsym(h, "dwfl_module_addrinfo");
     p_getsymtab = dlsym(h, "dwfl_module_getsymtab");
     p_getsym_info = dlsym(h, "dwfl_module_getsym_info");
-    if (!begin || !proc_report || !report_end || !p_report_begin || !cb.find_elf || !cb.find_debuginfo ||
-        !p_addrmodule || !p_addrname || !p_getsrc || !p_lineinfo || !p_modinfo)
-        return;
-    Dwfl *d = begin(&cb);
-    if (!d) return;
-    if (proc_report(d, _ms_os_gettid()) != 0 || report_end(d, NULL, NULL) != 0) return;
-    dwfl = d;
+    bool all = begin && proc_report && report_end && p_report_begin && cb.find_elf && cb.find_debuginfo &&
+               p_addrmodule && p_addrname && p_getsrc && p_lineinfo && p_modinfo;
+    _ms_lock(&sym_lock);
+    Dwfl *d = all ? begin(&cb) : NULL;
+    if (d && proc_report(d, _ms_os_gettid()) == 0 && report_end(d, NULL, NULL) == 0) dwfl = d;
+    __atomic_store_n(&tried, 1, __ATOMIC_RELEASE);
+    _ms_unlock(&sym_lock);
+    _ms_busy--;
 }
-
 
 static const char *demangle(const char *name)
 {
     if (!name || name[0] != '_' || name[1] != 'Z') return name;
-    if (!p_demangle) p_demangle = dlsym(RTLD_DEFAULT, "__cxa_demangle");
-    if (!p_demangle) return name;
+    char *(*dm)(const char *, char *, size_t *, int *) = __atomic_load_n(&p_demangle, __ATOMIC_ACQUIRE);
+    if (!dm) return name;
     int status = -1;
-    char *d = p_demangle(name, NULL, NULL, &status);
+    char *d = dm(name, NULL, NULL, &status);
     return status == 0 && d ? d : name;
 }
 
@@ -138,8 +217,13 @@ static const char *keep_str(const char *s)
  * libdw's symbol tables, or those and the line (which loads the module's
  * DWARF, decompressing it: tens of milliseconds for the C library's). */
 enum { SYM_DLADDR, SYM_NAMES, SYM_LINES };
-static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level);
+static void symbolize(uintptr_t ip, ms_frame_t *f, int level, bool copy);
 
+/* The module's addresses, symbolized while it is still mapped, go in
+ * `kept` under a new tag.  Possibly inside dlopen, holding the loader's
+ * lock (a constructor's dlclose): sym_lock is taken only for libdw's and
+ * the tables' part, and libdw's first load not waited for long (then its
+ * frames get the loader's names). */
 uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigned n)
 {
     (void)module;
@@ -149,36 +233,37 @@ uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigne
     size_t k = _ms_stack_ips_in(code, n, ips, MAX_IPS);
     if (k > MAX_IPS) k = MAX_IPS;
     uintptr_t tag = 0;
-    if (k && next_tag < (1u << (63 - MS_IP_TAG_SHIFT))) {
-        _ms_symbolize_refresh();                 /* libdw must know the module */
+    kept_t *got = k && next_tag < (1u << (63 - MS_IP_TAG_SHIFT)) ? _ms_meta_alloc(k * sizeof *got) : NULL;
+    if (got) {
         int saved = errno;
         _ms_busy++;
+        libdw_ready();
+        _ms_symbolize_refresh();                 /* libdw must know the module */
+        for (size_t i = 0; i < k; i++) {
+            ms_frame_t f;
+            symbolize(ips[i], &f, SYM_LINES, true);
+            got[i] = (kept_t){ ips[i], f };
+        }
         _ms_lock(&sym_lock);
         tag = (uintptr_t)next_tag++ << MS_IP_TAG_SHIFT;
-        if (!tried) load_libdw();
-        {
-            if (nkept + k > kept_cap) {
-                size_t ncap = kept_cap ? kept_cap : 256;
-                while (ncap < nkept + k) ncap *= 2;
-                kept_t *nk = _ms_meta_alloc(ncap * sizeof *nk);
-                if (nk) {
-                    if (kept) { memcpy(nk, kept, nkept * sizeof *nk); _ms_meta_free(kept, kept_cap * sizeof *kept); }
-                    kept = nk;
-                    kept_cap = ncap;
-                }
+        if (nkept + k > kept_cap) {
+            size_t ncap = kept_cap ? kept_cap : 256;
+            while (ncap < nkept + k) ncap *= 2;
+            kept_t *nk = _ms_meta_alloc(ncap * sizeof *nk);
+            if (nk) {
+                if (kept) { memcpy(nk, kept, nkept * sizeof *nk); _ms_meta_free(kept, kept_cap * sizeof *kept); }
+                kept = nk;
+                kept_cap = ncap;
             }
-            for (size_t i = 0; i < k && nkept < kept_cap; i++) {
-                ms_frame_t f;
-                symbolize_locked(ips[i], &f, SYM_LINES);
-                f.function = keep_str(f.function);
-                f.file = keep_str(f.file);
-                f.module = keep_str(f.module);
-                kept[nkept++] = (kept_t){ ips[i] | tag, f };
-            }
+        }
+        for (size_t i = 0; i < k && nkept < kept_cap; i++) {
+            got[i].tagged |= tag;
+            kept[nkept++] = got[i];
         }
         _ms_unlock(&sym_lock);
         _ms_busy--;
         errno = saved;
+        _ms_meta_free(got, k * sizeof *got);
     }
     _ms_meta_free(ips, MAX_IPS * sizeof *ips);
     return tag;
@@ -201,9 +286,7 @@ void _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full)
 {
     int saved = errno;
     _ms_busy++;
-    _ms_lock(&sym_lock);
-    symbolize_locked(ip, f, full ? SYM_LINES : SYM_DLADDR);
-    _ms_unlock(&sym_lock);
+    symbolize(ip, f, full ? SYM_LINES : SYM_DLADDR, false);
     _ms_busy--;
     errno = saved;
 }
@@ -214,9 +297,7 @@ void _ms_symbolize_name(uintptr_t ip, ms_frame_t *f)
 {
     int saved = errno;
     _ms_busy++;
-    _ms_lock(&sym_lock);
-    symbolize_locked(ip, f, SYM_NAMES);
-    _ms_unlock(&sym_lock);
+    symbolize(ip, f, SYM_NAMES, false);
     _ms_busy--;
     errno = saved;
 }
@@ -301,31 +382,34 @@ static void add_line(Dwfl_Module *mod, uintptr_t ip, ms_frame_t *f)
     if (file) { f->file = file; f->line = ln; }
 }
 
-static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level)
+/* What is known of ip at level, or found now (sym_lock held).  True: the
+ * loader must be asked too (dladdr, not under sym_lock), and f stored
+ * after (store_locked); false: f is complete (level lowered to what was
+ * found). */
+static bool lookup_locked(uintptr_t ip, ms_frame_t *f, int *level)
 {
-    bool full = level > SYM_DLADDR;
+    bool full = *level > SYM_DLADDR;
     memset(f, 0, sizeof *f);
     f->ip = ip;
     if (ip & ~MS_IP_MASK) {                  /* an address of an unloaded module */
         for (size_t i = 0; i < nkept; i++)
             if (kept[i].tagged == ip) { *f = kept[i].f; break; }
         f->ip = ip & MS_IP_MASK;
-        return;
+        return false;
     }
-    if (full && !tried) load_libdw();
-    if (!ip) return;                         /* no frame; and 0 is no key of the cache */
+    if (!ip) return false;                   /* no frame; and 0 is no key of the cache */
     sym_ent *e = ms_table_find(cache, &sym_kind, ip, NULL, NULL);
-    if (e && (e->level >= level || e->f.file || !dwfl)) {
+    if (e && (e->level >= *level || e->f.file || !dwfl)) {
         *f = e->f;
-        return;
+        return false;
     }
     if (e && e->level >= SYM_NAMES) {        /* named by libdw before: only the line to add */
         *f = e->f;
         Dwfl_Module *mod = p_addrmodule(dwfl, ip);
         if (mod) add_line(mod, ip, f);
         e->f = *f;
-        e->level = (uint8_t)level;
-        return;
+        e->level = (uint8_t)*level;
+        return false;
     }
     bool named = false;                      /* no need to ask dladdr for a function */
     if (full && dwfl) {
@@ -337,19 +421,56 @@ static void symbolize_locked(uintptr_t ip, ms_frame_t *f, int level)
             f->module = mainfile ? mainfile : modname;
             f->offset = ip - start;
             f->function = demangle(function_at(mod, ip, &named));
-            if (level == SYM_LINES) add_line(mod, ip, f);
+            if (*level == SYM_LINES) add_line(mod, ip, f);
         }
     }
-    if ((!f->function && !named) || !f->module) {
+    if (!dwfl) *level = SYM_DLADDR;          /* what was found, not what was asked */
+    return (!f->function && !named) || !f->module;
+}
+
+static void store_locked(uintptr_t ip, const ms_frame_t *f, int level)
+{
+    sym_ent *e = ms_table_find(cache, &sym_kind, ip, NULL, NULL);
+    if (e) {                                 /* another thread's, meanwhile: the better stays */
+        if (e->level <= level && !e->f.file) { e->f = *f; e->level = (uint8_t)level; }
+    } else if (ms_table_room(&cache, &sym_kind)) {
+        ms_table_add(cache, &sym_kind, &(sym_ent){ ip, *f, (uint8_t)level });
+    }
+}
+
+/* ip's frame at level (SYM_*), from the cache, libdw and the loader, its
+ * strings copied into memshim's memory if `copy` (libdw's are gone at the
+ * next refresh, which another thread may make as soon as sym_lock is
+ * free).  Not under sym_lock (the file's head: the loader): a refresh
+ * made while the loader was asked (`refreshes` moved) means the names
+ * libdw gave before it are gone, and ip is looked up again. */
+static void symbolize(uintptr_t ip, ms_frame_t *f, int level, bool copy)
+{
+    if (level > SYM_DLADDR) libdw_ready();
+    demangler_find();
+    for (;;) {
+        int found = level;
+        _ms_lock(&sym_lock);
+        if (!lookup_locked(ip, f, &found)) break;
+        unsigned seen = refreshes;
+        _ms_unlock(&sym_lock);
         Dl_info di;
-        if (dladdr((void *)ip, &di)) {
+        bool known = dladdr((void *)ip, &di) != 0;
+        _ms_lock(&sym_lock);
+        if (refreshes != seen) { _ms_unlock(&sym_lock); continue; }
+        if (known) {
             if (!f->function && di.dli_sname) f->function = demangle(di.dli_sname);
             if (!f->module) { f->module = di.dli_fname; f->offset = ip - (uintptr_t)di.dli_fbase; }
         }
+        store_locked(ip, f, found);
+        break;
     }
-    if (!dwfl) level = SYM_DLADDR;           /* what was found, not what was asked */
-    if (e) { e->f = *f; e->level = (uint8_t)level; }   /* more now than before */
-    else if (ms_table_room(&cache, &sym_kind)) ms_table_add(cache, &sym_kind, &(sym_ent){ ip, *f, (uint8_t)level });
+    if (copy) {
+        f->function = keep_str(f->function);
+        f->file = keep_str(f->file);
+        f->module = keep_str(f->module);
+    }
+    _ms_unlock(&sym_lock);
 }
 
 /* ---- data addresses: the roots of retention paths ------------------------------ */
@@ -368,8 +489,9 @@ void _ms_symbolize_data(uintptr_t addr, const char **sym, uintptr_t *off, const 
     *off = 0;
     *module = NULL;
     _ms_busy++;
+    libdw_ready();
+    demangler_find();
     _ms_lock(&sym_lock);
-    if (!tried) load_libdw();
     Dwfl_Module *mod = dwfl ? p_addrmodule(dwfl, addr) : NULL;
     if (mod) {
         *module = module_of_locked(mod);
@@ -381,10 +503,10 @@ void _ms_symbolize_data(uintptr_t addr, const char **sym, uintptr_t *off, const 
     /* libdw counts an anonymous mapping that follows a module's data as its
      * bss, whole; the loader knows where the module's segments end (an
      * mmap the kernel merged with libunwind's bss was named its data). */
+    _ms_unlock(&sym_lock);
     Dl_info di;
     if (!dladdr((void *)addr, &di)) *module = *sym = NULL;
     else if (!*module) *module = di.dli_fname;
-    _ms_unlock(&sym_lock);
     _ms_busy--;
     errno = saved;
 }
@@ -396,8 +518,9 @@ void _ms_symbolize_tls(uintptr_t probe, uintptr_t tls_off, const char **sym, uin
     *off = 0;
     *module = NULL;
     _ms_busy++;
+    libdw_ready();
+    demangler_find();
     _ms_lock(&sym_lock);
-    if (!tried) load_libdw();
     Dwfl_Module *mod = dwfl && probe ? p_addrmodule(dwfl, probe) : NULL;
     if (mod) {
         *module = module_of_locked(mod);
@@ -413,11 +536,11 @@ void _ms_symbolize_tls(uintptr_t probe, uintptr_t tls_off, const char **sym, uin
             }
         }
     }
+    _ms_unlock(&sym_lock);
     if (!*module && probe) {
         Dl_info di;
         if (dladdr((void *)probe, &di)) *module = di.dli_fname;
     }
-    _ms_unlock(&sym_lock);
     _ms_busy--;
     errno = saved;
 }

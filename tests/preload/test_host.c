@@ -287,6 +287,29 @@ Test(host_loader, dlclose_in_a_constructor_while_another_thread_unloads_a_plugin
     }
 }
 
+/* The same constructor closing a plugin memshim watches, while another
+ * thread writes heap profiles, naming their frames through the loader:
+ * each waited for the other's lock for ever (3 runs of 3 on the build
+ * before the fix). */
+Test(host_loader, dlclose_in_a_constructor_while_another_thread_writes_profiles, .timeout = 120)
+{
+    char prog[PATH_MAX], closes[PATH_MAX], plugin[PATH_MAX], dir[32], out[PATH_MAX], preload[PATH_MAX + 16];
+    snprintf(prog, sizeof prog, "%s", h_path("fixtures/dlclose_ctor"));
+    snprintf(closes, sizeof closes, "%s", h_path("fixtures/libctor_closes.so"));
+    snprintf(plugin, sizeof plugin, "%s", h_path("fixtures/libctor_plugin.so"));
+    snprintf(out, sizeof out, "%s/profile.pb.gz", mk_dir(dir));
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", h_path("libmemshim.so"));
+    char *argv[] = { prog, closes, plugin, plugin, out, NULL };
+    char at_exit[PATH_MAX + 24];
+    snprintf(at_exit, sizeof at_exit, "MEMSHIM_PROFILE=%s/exit.pb.gz", dir);
+    const char *env[] = { preload, "MEMSHIM_TRACK=1", at_exit, "MEMSHIM_STATS=", "MEMSHIM_REPORT=/dev/null", NULL };
+    h_run(&run, argv, env, 60);
+    rm_dir(dir);
+    cr_assert_eq(run.timed_out, 0, "hung");
+    cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "dlclose_ctor done"),
+              "status %d: %s %s", run.status, run.out, run.err);
+}
+
 /* ---- seccomp -------------------------------------------------------------------- */
 
 /* A program that confines itself with a seccomp filter.  One that kills
