@@ -94,6 +94,34 @@ MS_EXPORT void *pvalloc(size_t n)
 
 MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules.c */
 
+/* exit, and main's return, which glibc makes by an internal call to exit
+ * that no preload sees: __libc_start_main is given a main that ends by
+ * calling exit here (init.c, _ms_exit_enter: one thread at a time). */
+static void (*real_exit)(int);
+typedef int (*main_fn)(int, char **, char **);
+static main_fn program_main;
+
+MS_EXPORT __attribute__((noreturn)) void exit(int status)
+{
+    _ms_exit_enter();
+    if (!real_exit) real_exit = (void (*)(int))dlsym(RTLD_NEXT, "exit");
+    real_exit(status);
+    __builtin_unreachable();
+}
+
+static int main_then_exit(int argc, char **argv, char **envp) { exit(program_main(argc, argv, envp)); }
+
+MS_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
+                                void (*rtld_fini)(void), void *stack_end)
+{
+    int (*real)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *) =
+        (int (*)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *))
+            dlsym(RTLD_NEXT, "__libc_start_main");
+    real_exit = (void (*)(int))dlsym(RTLD_NEXT, "exit");
+    program_main = main;
+    return real(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
 /* A seccomp filter installed (init.c, _ms_confined): through prctl, as
  * OpenSSH's sandbox does, or the seccomp system call through syscall(), as
  * libseccomp does; noted once the kernel took it (a refused one changes

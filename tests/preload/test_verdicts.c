@@ -172,11 +172,29 @@ Test(layouts, coroutines_exit_inside, .timeout = 120)
     mode_in_every_layout("fixtures/coroutines", "exit", 1, want);
 }
 Test(layouts, as_valgrind_coroutines_exit_inside, .timeout = 120) { as_valgrind("fixtures/coroutines", "exit"); }
+/* After a check or a double free inside the second coroutine, the third's
+ * calls may leave the address of its lost 52-byte block in a dead word of
+ * its own stack (the calls that made it wrote it there), which is then
+ * indirectly lost with that abandoned stack rather than definitely: lost
+ * either way, and the totals exact in every layout. */
+static bool abandoned_stack_lost(const long f[6])
+{
+    bool stale_word = f[0] == 3 && f[1] == 32869 && f[2] == 3 && f[3] == 1080;
+    bool overwritten = f[0] == 4 && f[1] == 32921 && f[2] == 2 && f[3] == 1028;
+    return (stale_word || overwritten) && f[4] == 0 && f[5] == 0;
+}
+
 Test(layouts, coroutines_leak_check_inside, .timeout = 120)
 {
-    static const long inside[6] = { 2, 101, 0, 0, 0, 0 }, at_exit[6] = { 4, 32921, 2, 1028, 0, 0 };
+    static const long inside[6] = { 2, 101, 0, 0, 0, 0 };
     mode_in_every_layout("fixtures/coroutines", "check", 1, inside);
-    mode_in_every_layout("fixtures/coroutines", "check", 2, at_exit);
+    for (size_t i = 0; i < sizeof pads / sizeof *pads; i++) {
+        long f[6];
+        cr_assert(figures("fixtures/coroutines", "check", pads[i], 2, f), "no summary at exit (pad %zu)", pads[i]);
+        cr_expect(abandoned_stack_lost(f), "environment padded by %zu: %ld/%ld definite, %ld/%ld indirect, %ld/%ld "
+                  "possible (want 4/32921 and 2/1028, or 3/32869 and 3/1080)", pads[i], f[0], f[1], f[2], f[3],
+                  f[4], f[5]);
+    }
 }
 Test(verdicts, coroutines_double_free_inside)
 {
@@ -185,8 +203,9 @@ Test(verdicts, coroutines_double_free_inside)
     run_t r = run_with(true, NULL, argv, env);
     cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %d: %s", r.status, r.err);
     cr_expect(strstr(r.err, "memshim: free(): double free: ") && strstr(r.err, "first freed at"), "%s", r.err);
-    long blocks, bytes;
-    cr_expect(text_kind(r.err, "definitely lost", &blocks, &bytes) && blocks == 4 && bytes == 32921, "%s", r.err);
+    long f[6] = { 0 };
+    cr_expect(text_kind(r.err, "definitely lost", &f[0], &f[1]) && text_kind(r.err, "indirectly lost", &f[2], &f[3]) &&
+              abandoned_stack_lost(f), "%s", r.err);
     run_free(&r);
 }
 
