@@ -143,7 +143,7 @@ static bool classify(const void *p, const char *what)
         say(&w, "on this thread's stack");
     } else {
         image_t im = { a, (uintptr_t)getauxval(AT_BASE), NULL, false };
-        if (dl_iterate_phdr(find_image, &im)) {
+        if (_ms_iterate_phdr(find_image, &im)) {
             const char *name = im.name && im.name[0] ? im.name : "the program";
             say(&w, "%s %s", im.writable ? "in the data of" : "in the code or constants of", name);
         } else if (a % MS_ALIGN) {

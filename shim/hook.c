@@ -257,7 +257,7 @@ static unsigned hook_library(void *handle, const hook_t *hooks, unsigned nhooks)
     }
     if (!symtab || !strtab) return 0;
     relro_arg rr = { base, 0, 0 };
-    dl_iterate_phdr(find_relro, &rr);
+    _ms_iterate_phdr(find_relro, &rr);
     unsigned changed = 0;
     for (int k = 0; k < 2; k++) {
         if (!rels[k]) continue;

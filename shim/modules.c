@@ -82,7 +82,7 @@ static int find_self(struct dl_phdr_info *info, size_t size, void *arg)
 static void self_find(void)
 {
     _ms_loader_enter();
-    dl_iterate_phdr(find_self, (void *)(uintptr_t)&_ms_self);
+    _ms_iterate_phdr(find_self, (void *)(uintptr_t)&_ms_self);
     _ms_loader_leave();
 }
 
@@ -138,7 +138,7 @@ int _ms_dlclose(void *handle)
         m.base = lm->l_addr;
         strcpy(m.name, lm->l_name);
         _ms_loader_enter();
-        dl_iterate_phdr(find_module, &m);
+        _ms_iterate_phdr(find_module, &m);
         _ms_loader_leave();
         if (m.found && m.ncode) tag = _ms_symbolize_keep(m.name, m.code, m.ncode);
     }
@@ -150,7 +150,7 @@ int _ms_dlclose(void *handle)
         saved = errno;
         m.found = false;
         _ms_loader_enter();
-        dl_iterate_phdr(find_module, &m);
+        _ms_iterate_phdr(find_module, &m);
         _ms_loader_leave();
         if (!m.found) {                    /* unloaded: its addresses retire */
             _ms_stack_retag(m.code, m.ncode, tag);

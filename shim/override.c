@@ -93,6 +93,8 @@ MS_EXPORT void *pvalloc(size_t n)
 }
 
 MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules.c */
+MS_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
+{ return _ms_program_iterate_phdr(cb, arg); }                         /* unwind.c */
 
 /* exit, and main's return, which glibc makes by an internal call to exit
  * that no preload sees: __libc_start_main is given a main that ends by

@@ -410,9 +410,11 @@ void _ms_pprof_write(ms_buf_t *out, const ms_profile_t *p)
         { "temp_objects", "count" }, { "temp_space", "bytes" },
     };
     for (unsigned i = 0; i < 8; i++) value_type(e, 1, types[i][0], types[i][1]);
-    _ms_loader_enter();                              /* no fork inside dl_iterate_phdr */
-    dl_iterate_phdr(add_object, e);
-    _ms_loader_leave();
+    if (!_ms_program_iterating()) {                  /* else no mappings: it may never end (unwind.c) */
+        _ms_loader_enter();                          /* no fork inside dl_iterate_phdr */
+        _ms_iterate_phdr(add_object, e);
+        _ms_loader_leave();
+    }
     for (size_t i = 0; i < p->n; i++) write_sample(e, &p->site[i]);
     write_mappings(e);
     struct timespec now;

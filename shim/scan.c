@@ -1005,9 +1005,12 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     _ms_busy++;
     uintptr_t my_tp = _ms_thread_pointer();
     ntls_mods = 0;
-    if (my_tp) {                          /* before the loader may be stopped; not across a fork */
+    /* before the loader may be stopped; not across a fork; nor while the
+     * program is inside dl_iterate_phdr (unwind.c): its TLS blocks are
+     * then not named in retention paths */
+    if (my_tp && !_ms_program_iterating()) {
         _ms_loader_enter();
-        dl_iterate_phdr(find_tls, (void *)my_tp);
+        _ms_iterate_phdr(find_tls, (void *)my_tp);
         _ms_loader_leave();
     }
     int gc_held = gc_scan_lock(1000);        /* the collector's lock nests outside ours */

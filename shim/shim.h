@@ -417,6 +417,12 @@ MS_HIDDEN bool _ms_loader_code(uintptr_t a);            /* in the dynamic loader
 /* While set, stacks are not unwound by libunwind (the loader's calls that
  * may be updating the thread's dynamic TLS: unwind.c). */
 MS_HIDDEN extern __thread int _ms_no_unwind __attribute__((tls_model("initial-exec")));
+/* dl_iterate_phdr for memshim's own calls, and the program's (override.c),
+ * counted: while one runs, no stack is unwound by libunwind (unwind.c). */
+struct dl_phdr_info;
+MS_HIDDEN int _ms_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
+MS_HIDDEN int _ms_program_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
+MS_HIDDEN bool _ms_program_iterating(void);   /* a thread of the program is inside one */
 
 /* The stack id of the program's call at `site`: from the cache when each
  * slot of a cached chain still holds its return address (unwinding would

@@ -105,6 +105,9 @@ static __thread bool load_waited __attribute__((tls_model("initial-exec")));
 static bool libdw_ready(void)
 {
     if (__atomic_load_n(&tried, __ATOMIC_ACQUIRE)) return true;
+    /* dlopen waits for the loader's write lock, which a thread of the
+     * program inside dl_iterate_phdr holds (unwind.c) */
+    if (_ms_program_iterating()) return false;
     if (!load_lock_take(!load_waited)) {
         load_waited = true;
         return false;

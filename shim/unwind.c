@@ -114,6 +114,45 @@ void _ms_loader_unlock(bool child)
     else pthread_rwlock_unlock(&loader_guard);
 }
 
+/* ---- programs inside dl_iterate_phdr ------------------------------------------- *
+ * A thread in a dl_iterate_phdr callback holds the loader's lock, which
+ * libunwind takes too (through dl_iterate_phdr, for each frame's unwind
+ * table) while it holds a lock of its own.  A callback that allocated
+ * waited for libunwind's lock, held by another thread's unwind that waited
+ * for the loader's (the lock order of LeakSanitizer's libdl_deadlock
+ * test); a callback that waited for another thread kept that thread's
+ * allocations waiting for the loader, for ever.  While a thread of the
+ * program is inside one (override.c's dl_iterate_phdr), stacks are taken
+ * without libunwind: the frame sizes learnt when they spell out a known
+ * stack, else the call site alone.  memshim's own calls
+ * (_ms_iterate_phdr) and libunwind's, made inside an unwind, do not count. */
+static int (*real_iterate)(int (*)(struct dl_phdr_info *, size_t, void *), void *);
+static int iterating;             /* threads of the program inside dl_iterate_phdr */
+
+int _ms_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
+{
+    int (*real)(int (*)(struct dl_phdr_info *, size_t, void *), void *) =
+        __atomic_load_n(&real_iterate, __ATOMIC_ACQUIRE);
+    if (!real) {
+        real = (int (*)(int (*)(struct dl_phdr_info *, size_t, void *), void *))dlsym(RTLD_NEXT, "dl_iterate_phdr");
+        if (!real) return 0;
+        __atomic_store_n(&real_iterate, real, __ATOMIC_RELEASE);
+    }
+    return real(cb, arg);
+}
+
+int _ms_program_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
+{
+    if (_ms_busy) return _ms_iterate_phdr(cb, arg);
+    __atomic_add_fetch(&iterating, 1, __ATOMIC_ACQ_REL);
+    int r = _ms_iterate_phdr(cb, arg);
+    __atomic_sub_fetch(&iterating, 1, __ATOMIC_ACQ_REL);
+    return r;
+}
+
+bool _ms_program_iterating(void) { return __atomic_load_n(&iterating, __ATOMIC_ACQUIRE) != 0; }
+#define program_iterating _ms_program_iterating
+
 /* The caller's stack, memshim's own frames dropped, return addresses
  * moved back by one so that they name the call instruction's line. */
 unsigned _ms_unwind(uintptr_t *ip, unsigned max)
@@ -124,7 +163,8 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
      * deeper than thought and the program's were cut short, once more. */
     static unsigned self_frames = 4;
     enum { CAP = MS_MAX_STACK + 16 };
-    if (!p_backtrace || _ms_busy || __atomic_load_n(&_ms_confined, __ATOMIC_RELAXED)) return 0;
+    if (!p_backtrace || _ms_busy || __atomic_load_n(&_ms_confined, __ATOMIC_RELAXED) || program_iterating())
+        return 0;
     void *raw[CAP];
     int saved = errno;                     /* libunwind's calls may set it */
     int n, skip, want;
@@ -452,7 +492,7 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
     ip[0] = 0;                                      /* read only when n > 0; says so to GCC */
     if (cacheable && !_ms_busy && (n = walk(site, c, ip, pos, max, &h)) && (id = _ms_stack_find(h))) {
         /* a stack seen before, found again in ~20 ns a frame less */
-    } else if (_ms_no_unwind ||                     /* the call site alone (_ms_capture_miss_release) */
+    } else if (_ms_no_unwind || program_iterating() ||  /* the call site alone (_ms_capture_miss_release) */
                (cacheable && site->sp - c->lo < UNWIND_ROOM)) {   /* no room left for libunwind */
         uintptr_t at = site->ra - 1;
         return _ms_stack_intern(&at, 1);
@@ -578,7 +618,7 @@ uint32_t _ms_capture_miss_release(const ms_site_t *site)
 
 bool _ms_unwind_exit_frame(ms_scan_self_t *self)
 {
-    if (!unw_lib) return false;
+    if (!unw_lib || program_iterating()) return false;     /* libunwind would wait for the loader */
     int (*getcontext_)(unw_context_t *) = (int (*)(unw_context_t *))dlsym(unw_lib, "_Ux86_64_getcontext");
     int (*init)(unw_cursor_t *, unw_context_t *) =
         (int (*)(unw_cursor_t *, unw_context_t *))dlsym(unw_lib, "_ULx86_64_init_local");

@@ -341,6 +341,26 @@ Test(host_loader, dlclose_in_a_constructor_while_another_thread_writes_profiles,
               "status %d: %s %s", run.status, run.out, run.err);
 }
 
+/* A thread allocating inside a dl_iterate_phdr() callback, which holds
+ * the loader's lock, while main allocates from new call sites: memshim's
+ * unwinder takes the loader's lock after one of its own, and the program
+ * hung (main waiting for the loader, the callback for main).  With the
+ * callback never leaving, main's exit report waited for the loader too
+ * (libunwind, libdw's dlopen): now it comes, with the loss. */
+Test(host_loader, allocating_inside_dl_iterate_phdr_while_another_thread_allocates, .timeout = 120)
+{
+    for (int i = 0; i < 3; i++) {
+        h_run_fixture2(&run, "iterate_alloc", "wait", "MEMSHIM_TRACK=1", NULL, 30);
+        cr_assert_eq(run.timed_out, 0, "hung (run %d)", i);
+        cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "iterate_alloc done"),
+                  "status %d: %s %s", run.status, run.out, run.err);
+    }
+    h_run_fixture2(&run, "iterate_alloc", "forever", "MEMSHIM_TRACK=1", NULL, 30);
+    cr_assert_eq(run.timed_out, 0, "hung at exit");
+    cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "status %d: %s", run.status, run.err);
+    cr_expect(strstr(run.err, "definitely lost: 55 bytes in 1 block"), "%s", run.err);
+}
+
 /* ---- seccomp -------------------------------------------------------------------- */
 
 /* A program that confines itself with a seccomp filter.  One that kills
