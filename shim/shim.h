@@ -423,6 +423,7 @@ struct dl_phdr_info;
 MS_HIDDEN int _ms_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
 MS_HIDDEN int _ms_program_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
 MS_HIDDEN bool _ms_program_iterating(void);   /* a thread of the program is inside one */
+MS_HIDDEN bool _ms_tsd_array_site(uintptr_t ra);   /* ra in glibc's pthread_setspecific */
 
 /* The stack id of the program's call at `site`: from the cache when each
  * slot of a cached chain still holds its return address (unwinding would

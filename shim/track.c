@@ -126,7 +126,8 @@ void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, boo
     bool sampled = !_ms_opt.sample || take_sample(n);
     uint32_t stack = sampled ? _ms_capture(site) : 0;
     uint32_t tid = my_tid();
-    unsigned flags = (sampled ? MS_META_SAMPLED : 0) | (_ms_busy ? MS_META_INTERNAL : 0);
+    bool internal = _ms_busy && !_ms_tsd_array_site(site->ra);   /* memshim's own */
+    unsigned flags = (sampled ? MS_META_SAMPLED : 0) | (internal ? MS_META_INTERNAL : 0);
     if (MS_LIKELY(slot != NULL)) *slot = meta_make(stack, tid, n, alloc, flags);
     else if (!_ms_segment_of(p)) {
         ms_meta_t m = meta_make(stack, tid, n, alloc, flags);

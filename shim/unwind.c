@@ -319,10 +319,22 @@ static uintptr_t stack_low(uintptr_t top)
  * start-up. */
 static uintptr_t libc_lo, libc_hi, getattr_lo, getattr_hi;
 
+/* glibc's pthread_setspecific: the second-level arrays it allocates hold
+ * the values of 32 keys each, memshim's libraries' and the program's
+ * alike; one made for libunwind's key while memshim ran is the program's
+ * too (track.c). */
+static uintptr_t setspecific_lo, setspecific_hi;
+bool _ms_tsd_array_site(uintptr_t ra) { return ra - setspecific_lo < setspecific_hi - setspecific_lo; }
+
 static void find_libc(void)
 {
     Dl_info info;
     const ElfW(Sym) *sym = NULL;
+    if (dladdr1((void *)&pthread_setspecific, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && info.dli_saddr) {
+        setspecific_lo = (uintptr_t)info.dli_saddr;
+        setspecific_hi = setspecific_lo + (sym->st_size ? sym->st_size : 1);
+    }
+    sym = NULL;
     if (!dladdr1((void *)&pthread_getattr_np, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_fbase) return;
     if (sym && info.dli_saddr) {
         getattr_lo = (uintptr_t)info.dli_saddr;

@@ -115,6 +115,18 @@ Test(layouts, as_valgrind_exit, .timeout = 120)   { as_valgrind("fixtures/leak_s
 Test(layouts, as_valgrind_thread, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "thread"); }
 Test(layouts, as_valgrind_pairs, .timeout = 120)  { as_valgrind("fixtures/leak_cases", ""); }
 
+/* Values of pthread_setspecific keys past the first 32, in glibc's
+ * second-level array: still reachable, set by main or by a live thread
+ * (the first was definitely lost when libunwind's key had made the array
+ * while memshim ran). */
+Test(layouts, thread_specific_values_of_high_keys_are_reachable, .timeout = 120)
+{
+    static const long want[6] = { 1, 77, 0, 0, 0, 0 };
+    mode_in_every_layout("fixtures/leak_tsd", "main", 1, want);
+    mode_in_every_layout("fixtures/leak_tsd", "thread", 1, want);
+}
+Test(layouts, as_valgrind_thread_specific, .timeout = 120) { as_valgrind("fixtures/leak_tsd", "main"); }
+
 /* Vectors whose end and capacity point one past blocks they fill exactly,
  * each block followed by a lost one: the end pointers keep nothing alive
  * (all 384 lost blocks used to be "still reachable" but one). */
