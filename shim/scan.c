@@ -316,6 +316,18 @@ static void add_huge(void *arg, uintptr_t a, size_t map, size_t req, const ms_me
 /* ---- lookups ------------------------------------------------------------------- */
 
 /* The record a word points into, or -1; *start tells a start pointer. */
+/* new T[0] of a type with a destructor: the block is new[]'s element
+ * count alone (0), and new[] returns a pointer just past it, one past the
+ * bytes asked for; it is what delete[] takes back (LeakSanitizer's
+ * operator-new-0 case).  Anything else one past a block points into no
+ * block (track.c: the byte added to tracked blocks). */
+static bool new_array_of_none(const scan_t *sc, const ms_meta_t *m, uintptr_t w, uint64_t into)
+{
+    const uintptr_t W = sizeof(uintptr_t);
+    return into == W && m->size == W && (m->alloc & MS_ALLOC_NEW_ARRAY) && is_readable(sc, w - W, w) &&
+           *(const uintptr_t *)(w - W) == 0;
+}
+
 static long lookup(scan_t *sc, uintptr_t w, bool *start)
 {
     ms_segment_t *s = _ms_segment_of((void *)w);
@@ -325,8 +337,8 @@ static long lookup(scan_t *sc, uintptr_t w, bool *start)
         ms_meta_t *m = &at.pg->meta[at.idx];
         if (m->state != MS_BLK_LIVE) return -1;
         uint64_t into = at.off - at.idx * at.k->size;
-        *start = into == 0 || into == gc_object_off(gc_links(m));
-        if (into && into >= m->size) return -1;    /* past the requested bytes */
+        *start = into == 0 || into == gc_object_off(gc_links(m)) || new_array_of_none(sc, m, w, into);
+        if (into && into >= m->size && !*start) return -1;    /* past the requested bytes */
         return m->free_stack < sc->nrecs ? (long)m->free_stack : -1;
     }
     size_t lo = 0, hi = sc->nhuge;                 /* huge: last block starting <= w */
@@ -398,6 +410,20 @@ static unsigned heuristic(const scan_t *sc, const rec_t *r, uintptr_t w)
     return MS_HEUR_NONE;
 }
 
+/* glibc's vector of a thread's dynamic TLS: the loader allocates its
+ * length + 2 entries of 16 bytes, the first holding the length, and the
+ * thread's control block points to the second (INSTALL_DTV).  That is the
+ * vector's start pointer in all but address: the TLS blocks of dlopen'd
+ * modules behind it, and what they hold, are reachable (a thread's were
+ * possibly lost; the main thread's vector is the loader's own memory). */
+static bool dtv_pointer(const scan_t *sc, const rec_t *r, uintptr_t w)
+{
+    const uintptr_t a = r->addr;
+    if (w - a != 16 || !is_readable(sc, a, a + sizeof(uintptr_t))) return false;
+    uintptr_t len = *(const uintptr_t *)a;
+    return len && len < ((uintptr_t)1 << 24) && (len + 2) * 16 == r->size;
+}
+
 /* ---- marking ---------------------------------------------------------------------- */
 
 /* A record is queued at most once at a time and the ring holds every
@@ -454,7 +480,8 @@ static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength,
         if (start && r->heuristic && strength == M_REACHABLE) r->heuristic = MS_HEUR_NONE;   /* a real start pointer */
         if (r->mark == M_REACHABLE) continue;
         unsigned h = MS_HEUR_NONE;
-        if (!start && strength == M_REACHABLE && (h = heuristic(sc, r, w)) != MS_HEUR_NONE) start = true;
+        if (!start && dtv_pointer(sc, r, w)) start = true;
+        else if (!start && strength == M_REACHABLE && (h = heuristic(sc, r, w)) != MS_HEUR_NONE) start = true;
         uint8_t s = start ? strength : (strength < M_POSSIBLE ? strength : M_POSSIBLE);
         if (r->mark < s) {
             r->mark = s;

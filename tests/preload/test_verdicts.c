@@ -127,6 +127,27 @@ Test(layouts, thread_specific_values_of_high_keys_are_reachable, .timeout = 120)
 }
 Test(layouts, as_valgrind_thread_specific, .timeout = 120) { as_valgrind("fixtures/leak_tsd", "main"); }
 
+/* A block held by a dlopen'd module's thread-local data, of main or of a
+ * live thread: still reachable.  A thread's vector of dynamic TLS is held
+ * through a pointer 16 bytes into it, and what it led to was possibly lost
+ * (memcheck says possibly lost too: it cannot follow the vector). */
+Test(layouts, dynamic_tls_of_a_live_thread_is_a_root, .timeout = 120)
+{
+    static const long want[6] = { 1, 77, 0, 0, 0, 0 };
+    mode_in_every_layout("fixtures/leak_dyntls", "main", 1, want);
+    mode_in_every_layout("fixtures/leak_dyntls", "thread", 1, want);
+}
+
+/* new T[0] of a type with a destructor kept in a global: still reachable,
+ * though its pointer lies one past the block (the count new[] stores);
+ * other pointers one past a block still point into none (the test above
+ * the next).  memcheck calls it definitely lost; LeakSanitizer, reachable. */
+Test(layouts, empty_array_of_new_is_reachable, .timeout = 120)
+{
+    static const long want[6] = { 1, 24, 0, 0, 0, 0 };
+    figures_in_every_layout("fixtures/leak_new0", want);
+}
+
 /* Vectors whose end and capacity point one past blocks they fill exactly,
  * each block followed by a lost one: the end pointers keep nothing alive
  * (all 384 lost blocks used to be "still reachable" but one). */
