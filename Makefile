@@ -65,7 +65,7 @@ $(B)/%.o: %.c $(wildcard shim/*.h shim/*.def collector/*.h include/*.h) Makefile
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -Iinclude -c $< -o $@
 
 $(B)/libmemshim.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete -o $@.tmp $^ -lpthread -ldl
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete -Wl,-z,start-stop-visibility=hidden -o $@.tmp $^ -lpthread -ldl
 	@mv $@.tmp $@
 	@ln -sf libmemshim.so $(B)/$(SONAME)
 

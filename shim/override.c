@@ -111,7 +111,16 @@ MS_EXPORT __attribute__((noreturn)) void exit(int status)
     __builtin_unreachable();
 }
 
+/* In a section of its own: its bounds tell the unwinder where main's
+ * caller is, and a stack ends at main as before (unwind.c). */
+__attribute__((section("ms_main_caller"), noinline))
 static int main_then_exit(int argc, char **argv, char **envp) { exit(program_main(argc, argv, envp)); }
+extern const char __start_ms_main_caller[] __attribute__((visibility("hidden")));
+extern const char __stop_ms_main_caller[] __attribute__((visibility("hidden")));
+bool _ms_main_caller(uintptr_t ra)
+{
+    return ra - (uintptr_t)__start_ms_main_caller < (uintptr_t)(__stop_ms_main_caller - __start_ms_main_caller);
+}
 
 MS_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void), void (*fini)(void),
                                 void (*rtld_fini)(void), void *stack_end)

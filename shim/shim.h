@@ -671,6 +671,7 @@ MS_HIDDEN void   _ms_symbolize_keep_cancel(uintptr_t tag);
 MS_HIDDEN void   _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag);
 MS_HIDDEN size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max);
 MS_HIDDEN void   _ms_exit_enter(void);                /* exit(): one thread at a time (init.c) */
+MS_HIDDEN bool   _ms_main_caller(uintptr_t ra);       /* ra returns into main's caller (override.c) */
 MS_HIDDEN void   _ms_symbolize_lock(void);            /* fork: before every other lock */
 MS_HIDDEN void   _ms_symbolize_unlock(bool child);
 

@@ -185,6 +185,7 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
     for (int i = skip; i < n && out < max; i++) {
         uintptr_t a = (uintptr_t)raw[i];
         if (a < 4096) break;                   /* a bogus trailing frame */
+        if (_ms_main_caller(a)) break;         /* main's caller: the C library's start-up below */
         ip[out++] = a - 1;
     }
     return out;
