@@ -152,9 +152,15 @@ static bool tr_registers(unsigned i)
     if (park_n >= MS_PARK_MAX) return true;
     const uintptr_t *w = (const uintptr_t *)&r;
     size_t nw = io.iov_len / sizeof(uintptr_t);
-    for (unsigned j = 0; j < MS_SCAN_REGS; j++) park_regs[park_n][j] = j < nw ? w[j] : 0;
+    for (unsigned j = 0; j < MS_SCAN_REGS; j++) park_regs[park_n][j] = j < nw && j < MS_SCAN_VREGS ? w[j] : 0;
     park_tid[park_n] = tr.tid[i];
 #if defined(__x86_64__)
+    /* and %xmm0-15: compilers move pointers through them (a struct copied,
+     * an array of pointers moved), as LeakSanitizer knows */
+    struct user_fpregs_struct fp;
+    struct iovec fio = { &fp, sizeof fp };
+    if (_ms_raw_ptrace(PTRACE_GETREGSET, tr.tid[i], NT_PRFPREG, (uintptr_t)&fio) >= 0 && fio.iov_len >= sizeof fp)
+        memcpy(&park_regs[park_n][MS_SCAN_VREGS], fp.xmm_space, 32 * sizeof(uintptr_t));
     park_sp[park_n] = (uintptr_t)r.rsp - RED_ZONE;
     park_pc[park_n] = (uintptr_t)r.rip;
     park_tp[park_n] = (uintptr_t)r.fs_base;
@@ -339,7 +345,9 @@ static uintptr_t interrupted(const void *ucv, uintptr_t *regs, uintptr_t *pc, ui
 {
     const ucontext_t *uc = ucv;
 #if defined(__x86_64__)
-    for (unsigned i = 0; i < MS_SCAN_REGS && i < NGREG; i++) regs[i] = (uintptr_t)uc->uc_mcontext.gregs[i];
+    for (unsigned i = 0; i < MS_SCAN_REGS; i++) regs[i] = i < NGREG ? (uintptr_t)uc->uc_mcontext.gregs[i] : 0;
+    if (uc->uc_mcontext.fpregs)                  /* %xmm0-15, as in tr_registers */
+        memcpy(&regs[MS_SCAN_VREGS], uc->uc_mcontext.fpregs->_xmm, 32 * sizeof(uintptr_t));
     *pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] - RED_ZONE;
 #elif defined(__aarch64__)

@@ -599,7 +599,8 @@ typedef struct ms_leak_item_s {
 /* Where the thread asking for a scan has its live stack: the stack pointer
  * at which the program called exit() or memshim_leak_check(), and the
  * registers the program's frames may keep pointers in. */
-#define MS_SCAN_REGS 32
+#define MS_SCAN_REGS 64          /* general registers from 0, vector registers from MS_SCAN_VREGS */
+#define MS_SCAN_VREGS 32
 typedef struct ms_scan_self_s {
     uintptr_t sp;
     uintptr_t pc;          /* code of the frame at sp (retention paths), 0 if unknown */

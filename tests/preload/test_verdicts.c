@@ -148,6 +148,15 @@ Test(layouts, empty_array_of_new_is_reachable, .timeout = 120)
     figures_in_every_layout("fixtures/leak_new0", want);
 }
 
+/* A block whose only pointer is in %xmm0 of a thread spinning at exit:
+ * still reachable (the stopped thread's vector registers are roots; as
+ * LeakSanitizer, unlike memcheck). */
+Test(layouts, vector_register_of_a_live_thread_is_a_root, .timeout = 120)
+{
+    static const long want[6] = { 1, 77, 0, 0, 0, 0 };
+    figures_in_every_layout("fixtures/leak_xmm", want);
+}
+
 /* Vectors whose end and capacity point one past blocks they fill exactly,
  * each block followed by a lost one: the end pointers keep nothing alive
  * (all 384 lost blocks used to be "still reachable" but one). */
