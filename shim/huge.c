@@ -203,7 +203,15 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
     unmap_all(drop, ndrop);
     if (!p) {
         p = _ms_os_map_aligned(size, align);    /* fresh pages are already zero */
-        if (!p) return NULL;
+        if (!p) {
+            /* The address space (RLIMIT_AS, overcommit) may be full of what
+             * is kept for reuse: empty segments, cached mappings, this
+             * thread's cache.  Give it all back, as malloc_trim does, and
+             * try once more: a program that freed everything and then asks
+             * for one big buffer got NULL where glibc's malloc gave it. */
+            _ms_trim(0);
+            if (!(p = _ms_os_map_aligned(size, align))) { errno = ENOMEM; return NULL; }
+        }
     } else if (zero) {
         memset(p, 0, n < old ? n : old);        /* pages added by mremap are zero */
     }

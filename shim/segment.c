@@ -136,11 +136,18 @@ ms_page_t *_ms_page_alloc(unsigned npages, uint8_t cls)
     if (!s)
         for (s = seg_list; s; s = s->next)
             if ((idx = find_run(s->free_mask, npages)) >= 0) break;
-    if (!s) {
-        s = segment_new();
-        if (!s) { _ms_unlock(&seg_lock); return NULL; }
-        idx = 1;
+    if (!s && !(s = segment_new())) {
+        /* As _ms_huge_alloc: give back what is kept for reuse (cached huge
+         * mappings, this thread's cache: spans it empties come back here),
+         * then look again. */
+        _ms_unlock(&seg_lock);
+        _ms_trim(0);
+        _ms_lock(&seg_lock);
+        for (s = seg_list; s; s = s->next)
+            if ((idx = find_run(s->free_mask, npages)) >= 0) break;
+        if (!s && !(s = segment_new())) { _ms_unlock(&seg_lock); return NULL; }
     }
+    if (idx < 0) idx = 1;                             /* a new segment: its first page is its header */
     if (s->free_mask == ALL_PAGES) empty_segments--;
     uint64_t run = (((uint64_t)1 << npages) - 1) << idx;
     dirty_bytes -= (size_t)__builtin_popcountll(s->dirty_mask & run) * MS_PAGE_SIZE;

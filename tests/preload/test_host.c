@@ -422,3 +422,20 @@ Test(host_memory, tracking_does_not_make_malloc_fail_early_under_ulimit_v, .time
     cr_expect_null(strstr(run.err, "leak check failed"), "%s", run.err);
 }
 
+/* Under an address-space limit, a program that fills most of it with
+ * blocks, frees them all and then asks for one buffer as big: glibc gives
+ * it; memshim kept the freed memory mapped for reuse and malloc failed
+ * with ENOMEM (found by a helper).  A failed mapping now first gives back
+ * what is kept, as malloc_trim does. */
+Test(host_memory, freed_memory_is_given_back_when_the_address_space_is_full, .timeout = 120)
+{
+    const char *modes[] = { "MEMSHIM_TRACK=1", "MEMSHIM_TRACK=0" }, *sizes[] = { "1000", "100000" };
+    for (int m = 0; m < 2; m++)
+        for (int k = 0; k < 2; k++) {
+            h_run_fixture2(&run, "oom_reuse", sizes[k], modes[m], "MEMSHIM_REPORT=/dev/null", 60);
+            cr_assert_eq(run.timed_out, 0, "hung");
+            cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "oom_reuse ok"),
+                      "%s, blocks of %s bytes: status %d: %s %s", modes[m], sizes[k], run.status, run.out, run.err);
+        }
+}
+
