@@ -137,11 +137,12 @@ ms_page_t *_ms_page_alloc(unsigned npages, uint8_t cls)
         for (s = seg_list; s; s = s->next)
             if ((idx = find_run(s->free_mask, npages)) >= 0) break;
     if (!s && !(s = segment_new())) {
-        /* As _ms_huge_alloc: give back what is kept for reuse (cached huge
-         * mappings, this thread's cache: spans it empties come back here),
-         * then look again. */
+        /* As _ms_huge_alloc: give back the cached huge mappings and try
+         * once more (no empty segment is left: it would have had a run).
+         * Not the thread's cache: the caller holds a class lock
+         * (_ms_central_take), which flushing it would take again. */
         _ms_unlock(&seg_lock);
-        _ms_trim(0);
+        _ms_huge_trim();
         _ms_lock(&seg_lock);
         for (s = seg_list; s; s = s->next)
             if ((idx = find_run(s->free_mask, npages)) >= 0) break;
