@@ -14,6 +14,7 @@
 #include "shim.h"
 
 int _ms_inited;
+static int home_pid;              /* the process memshim's exit work is for (exit, below) */
 static int initializing;
 
 MS_HIDDEN void _ms_alloc_init(uintptr_t key);
@@ -64,6 +65,7 @@ static void fork_parent(void)
 }
 static void fork_child(void)
 {
+    __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
     _ms_held = 0;                /* the locks fork_prepare took are made anew below */
     _ms_unwind_unlock(true);
     _ms_unlock_all(true);
@@ -229,6 +231,7 @@ bool _ms_confined_say(const char *what)
 
 __attribute__((constructor(101))) static void ms_constructor(void)
 {
+    __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
     _ms_init();
     _ms_out_init();              /* first: which file stderr is, for the options' messages */
     _ms_options_load();
@@ -260,8 +263,36 @@ enum { EXIT_HANDLERS, EXIT_DESTRUCTOR, EXIT_DONE };
 static int exiter;                /* the thread running exit(), 0: none */
 static int exit_stage;            /* futex: EXIT_* */
 
+/* A child of vfork() that calls exit() (a common mistake) runs the exit
+ * handlers and the libraries' destructors in its parent's memory, and the
+ * loader marks them run: the parent's own exit then runs none, and its
+ * report was never written (the child wrote one, of the parent's heap).
+ * The process memshim started in, or a fork() child (fork_child), is
+ * `home`; an exit() from another process that shares its memory does none
+ * of memshim's exit work and leaves a note, and the parent's exit() does
+ * that work itself before the C library's (its own exit handlers then run
+ * after the report).  A child with memory of its own made without fork()
+ * (a raw clone) becomes its own home. */
+static int foreign_exit;          /* a vfork child called exit() in our memory */
+static void ms_destructor(void);
+
+/* Whether this process is a vfork (or CLONE_VM) child of home. */
+static bool guest(void)
+{
+    int pid = (int)getpid(), home = __atomic_load_n(&home_pid, __ATOMIC_ACQUIRE);
+    if (pid == home || __atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return false;   /* no kcmp then */
+    if (_ms_os_same_vm(home)) return true;
+    __atomic_store_n(&home_pid, pid, __ATOMIC_RELEASE);
+    return false;
+}
+
 void _ms_exit_enter(void)
 {
+    if (guest()) {
+        __atomic_store_n(&foreign_exit, 1, __ATOMIC_RELEASE);
+        return;
+    }
+    if (__atomic_exchange_n(&foreign_exit, 0, __ATOMIC_ACQ_REL)) ms_destructor();
     int me = _ms_os_gettid();
     for (;;) {
         int cur = 0;
@@ -292,6 +323,9 @@ static void exit_stage_is(int stage)
 
 __attribute__((destructor(101))) static void ms_destructor(void)
 {
+    if (guest()) return;             /* a vfork child's exit, in its parent's memory */
+    static int done;
+    if (__atomic_exchange_n(&done, 1, __ATOMIC_ACQ_REL)) return;
     exit_stage_is(EXIT_DESTRUCTOR);
     if (MS_DEBUG) {                  /* the debug tier: the heap as the program leaves it */
         _ms_lock_all();

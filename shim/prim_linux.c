@@ -183,6 +183,16 @@ void _ms_os_sleep_us(unsigned us)
 
 int _ms_os_tgkill(int pid, int tid, int sig) { return (int)syscall(SYS_tgkill, pid, tid, sig); }
 
+/* Whether process pid shares this one's memory (a vfork or CLONE_VM
+ * child's parent): kcmp(KCMP_VM).  False when the kernel cannot say. */
+bool _ms_os_same_vm(int pid)
+{
+    int saved = errno;
+    long r = syscall(SYS_kcmp, (long)getpid(), (long)pid, 1 /* KCMP_VM */, 0L, 0L);
+    errno = saved;
+    return r == 0;
+}
+
 /* Whether the byte at p can be read, without faulting and without a
  * descriptor: process_vm_readv of our own memory fails with EFAULT on an
  * unmapped or unreadable page.  Where a sandbox forbids it (EPERM, ENOSYS),

@@ -293,6 +293,21 @@ Test(host_exit, exit_holding_a_lock_an_exit_handler_takes_does_not_hang, .timeou
     cr_expect(strstr(run.err, "definitely lost: 100 bytes in 1 block"), "%s", run.err);
 }
 
+/* A vfork() child calling exit() ran the destructors in its parent's
+ * memory, and the parent's report was never written (found by a helper):
+ * now the child does none of memshim's exit work and the parent's exit
+ * does it. */
+Test(host_exit, vfork_child_calling_exit_leaves_the_parent_its_report, .timeout = 60)
+{
+    h_run_fixture2(&run, "vfork_exit", NULL, "MEMSHIM_TRACK=1", NULL, 30);
+    cr_assert_eq(run.timed_out, 0, "hung");
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "vfork_exit done"),
+              "status %d: %s %s", run.status, run.out, run.err);
+    cr_expect(strstr(run.err, "definitely lost: 177 bytes in 2 blocks"), "%s", run.err);
+    const char *first = strstr(run.err, "memshim leak report");
+    cr_expect(first && !strstr(first + 1, "memshim leak report"), "one report: %s", run.err);
+}
+
 /* ---- the loader ------------------------------------------------------------------- */
 
 /* A library's constructor that closes another library (dlopen holds the
