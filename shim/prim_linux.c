@@ -153,6 +153,59 @@ ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap)
     return len;
 }
 
+/* The process's /proc status (its memory figures, _ms_os_proc's).  The
+ * thread that called _ms_os_status_keep (memshim's reporter, at each tick)
+ * keeps the file open at fd >= MS_FD_MIN and reads it again with pread:
+ * opening it at each tick took the lowest free descriptor for a moment,
+ * and a program's open() got 4 where 3 was free, or its dup2() onto that
+ * number failed with EBUSY.  The descriptor is checked each time (the
+ * program may close or replace any); a fork child forgets it. */
+static __thread bool status_keeper __attribute__((tls_model("initial-exec")));
+static int status_fd = -1;
+static dev_t status_dev;
+static ino_t status_ino;
+
+void _ms_os_status_keep(void) { status_keeper = true; }
+
+void _ms_os_status_forget(void)
+{
+    if (status_fd >= 0) {
+        struct stat st;
+        if (fstat(status_fd, &st) == 0 && st.st_dev == status_dev && st.st_ino == status_ino) close(status_fd);
+    }
+    status_fd = -1;
+}
+
+ssize_t _ms_os_read_status(char *buf, size_t cap)
+{
+    char path[64];
+    if (!status_keeper) return _ms_os_read_file(_ms_os_proc("status", path, sizeof path), buf, cap);
+    int saved = errno;
+    struct stat st;
+    if (status_fd >= 0 && (fstat(status_fd, &st) != 0 || st.st_dev != status_dev || st.st_ino != status_ino))
+        status_fd = -1;                           /* the program's now: not ours to close */
+    if (status_fd < 0) {
+        int fd = _ms_fd_out_of_the_way(open(_ms_os_proc("status", path, sizeof path), O_RDONLY | O_CLOEXEC));
+        if (fd >= 0 && fstat(fd, &st) == 0) {
+            status_fd = fd;
+            status_dev = st.st_dev;
+            status_ino = st.st_ino;
+        } else if (fd >= 0) {
+            close(fd);
+        }
+    }
+    ssize_t len = -1;
+    if (status_fd >= 0) {
+        size_t got = 0;
+        ssize_t r;
+        while (got + 1 < cap && (r = pread(status_fd, buf + got, cap - 1 - got, (off_t)got)) > 0) got += (size_t)r;
+        buf[got] = 0;
+        len = (ssize_t)got;
+    }
+    errno = saved;
+    return len;
+}
+
 /* The value in kB of a "Key:   N kB" line of /proc/self/status, in bytes. */
 uint64_t _ms_os_status_kb(const char *status, const char *key)
 {

@@ -80,8 +80,7 @@ int _ms_rss_read(ms_rss_t *out, bool full)
     int saved = errno;
     memset(out, 0, sizeof *out);
     char buf[4096];
-    char path[64];
-    if (_ms_os_read_file(_ms_os_proc("status", path, sizeof path), buf, sizeof buf) <= 0 || !strstr(buf, "VmRSS")) {
+    if (_ms_os_read_status(buf, sizeof buf) <= 0 || !strstr(buf, "VmRSS")) {
         errno = ENOENT;
         return -1;
     }

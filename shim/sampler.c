@@ -174,6 +174,7 @@ static void *reporter_main(void *arg)
 {
     (void)arg;
     _ms_internal_thread_add(_ms_os_gettid());   /* the leak scan does not park us (scan.c) */
+    _ms_os_status_keep();                       /* no descriptor opened at each tick (prim_linux.c) */
     uint64_t log_every = (uint64_t)_ms_ropt.rss_interval_ms * 1000000;
     uint64_t live_every = (uint64_t)_ms_ropt.live_interval_ms * 1000000;
     uint64_t metrics_every = (uint64_t)_ms_ropt.metrics_interval_ms * 1000000;
@@ -362,6 +363,7 @@ void _ms_reporter_stop(void)
 void _ms_reporter_fork_child(void)
 {
     int saved = errno;
+    _ms_os_status_forget();
     bool had = rep.running;
     rep.running = false;
     rep.leader_left = 0;                 /* the child's leader is the thread that forked */

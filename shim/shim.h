@@ -25,6 +25,9 @@ MS_HIDDEN void   _ms_os_futex_wake(int *addr, int n);
 MS_HIDDEN long   _ms_os_getdents(int fd, void *buf, size_t n);
 MS_HIDDEN int    _ms_os_tgkill(int pid, int tid, int sig);
 MS_HIDDEN bool     _ms_os_same_vm(int pid);     /* kcmp(KCMP_VM) */
+MS_HIDDEN ssize_t  _ms_os_read_status(char *buf, size_t cap);   /* /proc status, for the memory figures */
+MS_HIDDEN void     _ms_os_status_keep(void);    /* this thread reads it at every tick: keep it open */
+MS_HIDDEN void     _ms_os_status_forget(void);  /* a fork child: not the parent's file */
 MS_HIDDEN void   _ms_os_sleep_us(unsigned us);
 MS_HIDDEN ssize_t _ms_os_write(int fd, const void *buf, size_t n);
 MS_HIDDEN uint64_t _ms_os_now_ns(void);

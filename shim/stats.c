@@ -27,8 +27,7 @@ void _ms_stats_collect(ms_stats_t *st)
 {
     _ms_stats_collect_heap(st);
     char status[4096];
-    char path[64];
-    if (_ms_os_read_file(_ms_os_proc("status", path, sizeof path), status, sizeof status) > 0) {
+    if (_ms_os_read_status(status, sizeof status) > 0) {
         st->rss = _ms_os_status_kb(status, "VmRSS");
         st->peak_rss = _ms_os_status_kb(status, "VmHWM");
     }

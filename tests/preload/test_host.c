@@ -167,6 +167,22 @@ Test(host_threads, raw_clone_on_a_stack_of_its_own, .timeout = 60)
     }
 }
 
+/* memshim's reporter thread opened its /proc status file at every tick,
+ * holding the lowest free descriptor for a moment: a program's open() got
+ * 4 where 3 was free, its dup2() onto 3 failed with EBUSY (found by a
+ * helper).  It now keeps the file open at fd >= 100 and rereads it. */
+Test(host_fds, reporter_thread_never_takes_the_lowest_free_descriptor, .timeout = 60)
+{
+    const char *modes[][2] = { { "MEMSHIM_RSS_LOG=/dev/null", "MEMSHIM_RSS_INTERVAL=2" },
+                               { "MEMSHIM_LIVE=1", "MEMSHIM_LIVE_INTERVAL=10" } };
+    for (int m = 0; m < 2; m++) {
+        h_run_fixture2(&run, "lowest_fd", NULL, modes[m][0], modes[m][1], 30);
+        cr_assert_eq(run.timed_out, 0, "hung");
+        cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "lowest_fd ok"),
+                  "%s: %s %s", modes[m][0], run.out, run.err);
+    }
+}
+
 /* ---- signal handlers that allocate ---------------------------------------------- */
 
 /* A handler that allocates (as one that logs does) interrupting its own
