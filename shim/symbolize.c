@@ -451,6 +451,7 @@ static void symbolize(uintptr_t ip, ms_frame_t *f, int level, bool copy)
 {
     if (level > SYM_DLADDR) libdw_ready();
     demangler_find();
+    _ms_runtime_at(0);                       /* its first call asks dladdr: not under sym_lock (add_line) */
     for (;;) {
         int found = level;
         _ms_lock(&sym_lock);
