@@ -134,6 +134,17 @@ uint64_t _ms_os_now_ns(void)
 
 bool _ms_os_secure(void) { return getauxval(AT_SECURE) != 0; }
 
+/* The whole of the open file fd, from its start, into buf (NUL-terminated);
+ * its length.  pread: a file kept open reads anew (/proc regenerates it). */
+static ssize_t read_whole(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < cap && (r = pread(fd, buf + got, cap - 1 - got, (off_t)got)) > 0) got += (size_t)r;
+    buf[got] = 0;
+    return (ssize_t)got;
+}
+
 /* Read a small /proc file into buf (NUL-terminated) with open/read, never
  * stdio, which could allocate.  Returns the length, or -1. */
 ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap)
@@ -142,11 +153,7 @@ ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t len = -1;
     if (fd >= 0) {
-        size_t got = 0;
-        ssize_t r;
-        while (got + 1 < cap && (r = read(fd, buf + got, cap - 1 - got)) > 0) got += (size_t)r;
-        buf[got] = 0;
-        len = (ssize_t)got;
+        len = read_whole(fd, buf, cap);
         close(fd);
     }
     errno = saved;
@@ -194,14 +201,7 @@ ssize_t _ms_os_read_status(char *buf, size_t cap)
             close(fd);
         }
     }
-    ssize_t len = -1;
-    if (status_fd >= 0) {
-        size_t got = 0;
-        ssize_t r;
-        while (got + 1 < cap && (r = pread(status_fd, buf + got, cap - 1 - got, (off_t)got)) > 0) got += (size_t)r;
-        buf[got] = 0;
-        len = (ssize_t)got;
-    }
+    ssize_t len = status_fd >= 0 ? read_whole(status_fd, buf, cap) : -1;
     errno = saved;
     return len;
 }
