@@ -213,8 +213,11 @@ static bool filter_spares_us(const struct sock_fprog *p)
 static bool filter_spares_us(const void *p) { (void)p; return false; }
 #endif
 
+static int filtered;               /* a seccomp filter was installed: no kcmp (guest) */
+
 void _ms_confine_note(const void *prog)
 {
+    __atomic_store_n(&filtered, 1, __ATOMIC_RELEASE);
     if (!filter_spares_us(prog)) confine();
 }
 
@@ -280,7 +283,7 @@ static void ms_destructor(void);
 static bool guest(void)
 {
     int pid = (int)getpid(), home = __atomic_load_n(&home_pid, __ATOMIC_ACQUIRE);
-    if (pid == home || __atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return false;   /* no kcmp then */
+    if (pid == home || __atomic_load_n(&filtered, __ATOMIC_ACQUIRE)) return false;   /* kcmp may be refused */
     if (_ms_os_same_vm(home)) return true;
     __atomic_store_n(&home_pid, pid, __ATOMIC_RELEASE);
     return false;
