@@ -173,7 +173,9 @@ Test(host_threads, raw_clone_on_a_stack_of_its_own, .timeout = 60)
  * helper).  It now keeps the file open at fd >= 100 and rereads it. */
 Test(host_fds, reporter_thread_never_takes_the_lowest_free_descriptor, .timeout = 60)
 {
-    const char *modes[][2] = { { "MEMSHIM_RSS_LOG=/dev/null", "MEMSHIM_RSS_INTERVAL=2" },
+    char dir[32], log[64];
+    snprintf(log, sizeof log, "MEMSHIM_RSS_LOG=%s/rss.log", mk_dir(dir));
+    const char *modes[][2] = { { log, "MEMSHIM_RSS_INTERVAL=2" },
                                { "MEMSHIM_LIVE=1", "MEMSHIM_LIVE_INTERVAL=10" } };
     for (int m = 0; m < 2; m++) {
         h_run_fixture2(&run, "lowest_fd", NULL, modes[m][0], modes[m][1], 30);
@@ -181,6 +183,7 @@ Test(host_fds, reporter_thread_never_takes_the_lowest_free_descriptor, .timeout 
         cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "lowest_fd ok"),
                   "%s: %s %s", modes[m][0], run.out, run.err);
     }
+    rm_dir(dir);
 }
 
 /* ---- signal handlers that allocate ---------------------------------------------- */
@@ -364,7 +367,7 @@ Test(host_loader, dlclose_in_a_constructor_while_another_thread_writes_profiles,
     char *argv[] = { prog, closes, plugin, plugin, out, NULL };
     char at_exit[PATH_MAX + 24];
     snprintf(at_exit, sizeof at_exit, "MEMSHIM_PROFILE=%s/exit.pb.gz", dir);
-    const char *env[] = { preload, "MEMSHIM_TRACK=1", at_exit, "MEMSHIM_STATS=", "MEMSHIM_REPORT=/dev/null", NULL };
+    const char *env[] = { preload, "MEMSHIM_TRACK=1", at_exit, "MEMSHIM_STATS=", NULL };
     h_run(&run, argv, env, 60);
     rm_dir(dir);
     cr_assert_eq(run.timed_out, 0, "hung");
@@ -463,7 +466,7 @@ Test(host_memory, freed_memory_is_given_back_when_the_address_space_is_full, .ti
     const char *modes[] = { "MEMSHIM_TRACK=1", "MEMSHIM_TRACK=0" }, *sizes[] = { "1000", "100000" };
     for (int m = 0; m < 2; m++)
         for (int k = 0; k < 2; k++) {
-            h_run_fixture2(&run, "oom_reuse", sizes[k], modes[m], "MEMSHIM_REPORT=/dev/null", 60);
+            h_run_fixture2(&run, "oom_reuse", sizes[k], modes[m], NULL, 60);
             cr_assert_eq(run.timed_out, 0, "hung");
             cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "oom_reuse ok"),
                       "%s, blocks of %s bytes: status %d: %s %s", modes[m], sizes[k], run.status, run.out, run.err);
