@@ -11,6 +11,7 @@
 #include <sys/auxv.h>
 #include <unistd.h>
 #include <errno.h>
+#include <limits.h>
 #include "shim.h"
 
 int _ms_inited;
@@ -221,6 +222,8 @@ void _ms_confine_note(const void *prog)
     if (!filter_spares_us(prog)) confine();
 }
 
+bool _ms_filtered(void) { return __atomic_load_n(&filtered, __ATOMIC_ACQUIRE); }
+
 bool _ms_confined_say(const char *what)
 {
     static int said;
@@ -283,7 +286,7 @@ static void ms_destructor(void);
 static bool guest(void)
 {
     int pid = (int)getpid(), home = __atomic_load_n(&home_pid, __ATOMIC_ACQUIRE);
-    if (pid == home || __atomic_load_n(&filtered, __ATOMIC_ACQUIRE)) return false;   /* kcmp may be refused */
+    if (pid == home || _ms_filtered()) return false;     /* kcmp may be refused */
     if (_ms_os_same_vm(home)) return true;
     __atomic_store_n(&home_pid, pid, __ATOMIC_RELEASE);
     return false;
@@ -341,9 +344,15 @@ __attribute__((destructor(101))) static void ms_destructor(void)
         exit_stage_is(EXIT_DONE);
         return;
     }
+    /* The program's threads may keep every processor busy until the
+     * process ends: the exit's work would get its share of them, seconds
+     * with a thousand such threads.  Where the process may, it goes first
+     * (setpriority acts on this thread alone; a filter may kill on it). */
+    int nice = _ms_filtered() ? INT_MIN : _ms_os_hurry();
     _ms_stats_at_exit();
     _ms_profile_at_exit();       /* before the leak report, which may _exit */
     _ms_leak_at_exit();          /* may end the process with MEMSHIM_EXITCODE */
     _ms_messages_at_exit();      /* how many messages were not shown, last */
+    _ms_os_unhurry(nice);
     exit_stage_is(EXIT_DONE);
 }

@@ -9,7 +9,9 @@
  *    mapped for it, with every signal blocked.  It attaches to each thread
  *    listed in /proc/self/task with PTRACE_SEIZE, stops it with
  *    PTRACE_INTERRUPT, reads its registers with PTRACE_GETREGSET, tells the
- *    scanning thread, waits for it, detaches and exits; the scanning thread
+ *    scanning thread, waits for it and exits: its end lets every thread
+ *    go at once (one stopped on a signal is detached with it).  The
+ *    scanning thread
  *    reaps it with __WCLONE, so the program's wait() and waitpid(-1) never
  *    see it and no zombie is left.  A ptrace stop runs nothing in the
  *    thread, so a system call it interrupts is restarted by the kernel with
@@ -107,6 +109,7 @@ enum { S_RUNNING, S_STOPPED, S_GONE };
 static struct {
     int      state;                  /* T_*: futex word between the tracer and the scanning thread */
     int      pid, self;              /* the process; the scanning thread, never stopped */
+    int      hurry;                  /* may lower its nice value (no seccomp filter) */
     int      error;                  /* why the threads could not be stopped */
     unsigned n;                      /* threads attached */
     int      tid[MS_PARK_MAX];
@@ -232,13 +235,16 @@ static int tr_stop_all(void)
     return 0;
 }
 
-/* Let every stopped thread go, with the signal it stopped on.  Threads not
- * stopped yet cannot be detached: the kernel detaches them when we exit. */
+/* Let every stopped thread go.  A thread stopped on a signal is detached
+ * with it: the kernel drops the signal when the tracer just ends.  The
+ * others go at once when the tracer ends (a signal sent to one meanwhile
+ * is delivered then): a PTRACE_DETACH each would take as long as the stop
+ * when the program's threads keep the processors busy. */
 static void tr_release(void)
 {
     tr_collect(0);                               /* stops that came late */
     for (unsigned i = 0; i < tr.n; i++)
-        if (tr.stop[i] == S_STOPPED)
+        if (tr.stop[i] == S_STOPPED && tr.sig[i])
             _ms_raw_ptrace(PTRACE_DETACH, tr.tid[i], 0, (uintptr_t)tr.sig[i]);
 }
 
@@ -246,6 +252,9 @@ static int tracer_main(void *arg)
 {
     (void)arg;
     if (_ms_raw_bind_to_parent() != tr.pid) _ms_raw_exit(1);
+    /* Threads that keep every processor busy would give it a share of one:
+     * seconds to stop a thousand of them.  It goes first where allowed. */
+    if (tr.hurry) _ms_raw_hurry();
     while (__atomic_load_n(&tr.state, __ATOMIC_ACQUIRE) == T_WAIT) _ms_raw_futex_wait(&tr.state, T_WAIT, 0);
     int err = tr_stop_all();
     if (err) {
@@ -281,6 +290,7 @@ static bool trace_world(void)
     tr.pid = getpid();
     tr.self = _ms_os_gettid();
     tr.error = 0;
+    tr.hurry = !_ms_filtered();
     tr.n = 0;
     tr.state = T_WAIT;
     park_n = park_missed = 0;
@@ -467,17 +477,15 @@ static void unsignal_world(void)
 
 /* ---- choosing ------------------------------------------------------------------- */
 
-/* The pid of the process tracing us (a debugger, strace), or 0. */
-static int traced_by(void)
+/* The number after `key` in /proc/self/status (st), or 0. */
+static int status_field(const char *st, const char *key)
 {
-    char st[4096];
-    if (_ms_os_read_file("/proc/self/status", st, sizeof st) <= 0) return 0;
-    const char *p = strstr(st, "TracerPid:");
+    const char *p = strstr(st, key);
     if (!p) return 0;
-    for (p += 10; *p == ' ' || *p == '\t'; p++) {}
-    int pid = 0;
-    while (*p >= '0' && *p <= '9') pid = pid * 10 + (*p++ - '0');
-    return pid;
+    for (p += strlen(key); *p == ' ' || *p == '\t'; p++) {}
+    int v = 0;
+    while (*p >= '0' && *p <= '9') v = v * 10 + (*p++ - '0');
+    return v;
 }
 
 static void say_debugger(int pid)
@@ -505,9 +513,17 @@ void _ms_park_world(ms_parked_t *out)
     park_n = park_missed = 0;
     park_how = PARK_NONE;
     memset(out, 0, sizeof *out);
+    /* The thread count, not a listing: the tracer lists them, and while
+     * the program's threads keep the processors busy this thread gets
+     * little time before they are stopped. */
+    char st[4096];
     task_fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (task_fd >= 0 && list_threads(task_fd, _ms_os_gettid(), park_tids, MS_PARK_MAX)) {
-        int debugger = traced_by();
+    if (_ms_os_read_file("/proc/self/status", st, sizeof st) <= 0) st[0] = 0;
+    int threads = status_field(st, "Threads:");
+    if (!threads && task_fd >= 0)       /* not read: listed after all */
+        threads = 1 + (int)list_threads(task_fd, _ms_os_gettid(), park_tids, MS_PARK_MAX);
+    if (task_fd >= 0 && threads > 1) {
+        int debugger = status_field(st, "TracerPid:");   /* a debugger, strace */
         if (!debugger && trace_world()) {
             park_how = PARK_TRACED;
         } else {

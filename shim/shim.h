@@ -25,6 +25,12 @@ MS_HIDDEN void   _ms_os_futex_wake(int *addr, int n);
 MS_HIDDEN long   _ms_os_getdents(int fd, void *buf, size_t n);
 MS_HIDDEN int    _ms_os_tgkill(int pid, int tid, int sig);
 MS_HIDDEN bool     _ms_os_same_vm(int pid);     /* kcmp(KCMP_VM) */
+/* The calling thread's nice value lowered to -20 where the process may do
+ * so (CAP_SYS_NICE, RLIMIT_NICE), for work the rest of the process waits
+ * on; the value to give back to _ms_os_unhurry, or INT_MIN (nothing
+ * changed).  errno kept. */
+MS_HIDDEN int      _ms_os_hurry(void);
+MS_HIDDEN void     _ms_os_unhurry(int nice);
 MS_HIDDEN ssize_t  _ms_os_read_status(char *buf, size_t cap);   /* /proc status, for the memory figures */
 MS_HIDDEN void     _ms_os_status_keep(void);    /* this thread reads it at every tick: keep it open */
 MS_HIDDEN void     _ms_os_status_forget(void);  /* a fork child: not the parent's file */
@@ -53,6 +59,7 @@ MS_HIDDEN extern int _ms_confined;
 MS_HIDDEN void   _ms_confine_note(const void *prog);    /* a filter (struct sock_fprog, NULL: strict mode)
                                                           is being installed */
 MS_HIDDEN bool   _ms_confined_say(const char *what);     /* confined: one line, once; true */
+MS_HIDDEN bool   _ms_filtered(void);                     /* any seccomp filter installed since start */
 /* The leak scan's tracer task (park.c): no errno, no thread-local memory;
  * each returns the kernel's result, a negative errno on failure. */
 MS_HIDDEN bool   _ms_raw_available(void);                 /* x86-64, aarch64 */
@@ -65,6 +72,7 @@ MS_HIDDEN void   _ms_raw_futex_wake(int *addr);
 MS_HIDDEN void   _ms_raw_sleep_us(unsigned us);
 MS_HIDDEN uint64_t _ms_raw_now_ns(void);
 MS_HIDDEN int    _ms_raw_bind_to_parent(void);            /* PR_SET_PDEATHSIG; the parent's pid */
+MS_HIDDEN void   _ms_raw_hurry(void);                     /* nice -20 if allowed (park.c) */
 MS_HIDDEN _Noreturn void _ms_raw_exit(int code);
 /* ... and on the side of the thread that makes it (errno kept). */
 MS_HIDDEN int    _ms_os_task_start(int (*fn)(void *), void *stack_top, void *arg);

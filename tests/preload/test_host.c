@@ -312,6 +312,22 @@ Test(host_exit, exit_holding_a_lock_an_exit_handler_takes_does_not_hang, .timeou
     cr_expect(strstr(run.err, "definitely lost: 100 bytes in 1 block"), "%s", run.err);
 }
 
+/* main() returning while 1000 threads keep the processors busier than
+ * they can be: every thread is stopped for the scan (their 1000 blocks
+ * reachable from their stacks), the loss is found, the status is the
+ * program's.  With 2000 such threads the exit took 15 to 40 s (2 cores),
+ * the threads being stopped and let go one by one at a share of the
+ * processors; now they go at once, and memshim's exit work runs at nice
+ * -20 where the process may. */
+Test(host_exit, exit_while_a_thousand_threads_keep_the_processors_busy, .timeout = 120)
+{
+    h_run_fixture2(&run, "exit_race", "storm", "MEMSHIM_TRACK=1", NULL, 100);
+    cr_assert_eq(run.timed_out, 0, "hung");
+    cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 3, "status %d, %s", run.status, run.err);
+    cr_expect(strstr(run.err, "definitely lost: 100 bytes in 1 block"), "%s", run.err);
+    cr_expect(!strstr(run.err, "could not be stopped"), "%s", run.err);
+}
+
 /* A vfork() child calling exit() ran the destructors in its parent's
  * memory, and the parent's report was never written (found by a helper):
  * now the child does none of memshim's exit work and the parent's exit

@@ -137,6 +137,21 @@ Test(park, the_program_s_signals_during_snapshots, .timeout = 120)
     run_free(&r);
 }
 
+/* Realtime signals queue: each one sent to a thread while the scan stops
+ * it must reach the handler, also one the thread was stopped on (the
+ * tracer hands it back on detaching; the kernel drops it when a tracer
+ * just ends). */
+Test(park, every_queued_signal_sent_during_snapshots_arrives, .timeout = 120)
+{
+    run_t r = run_park("queued");
+    cr_expect_eq(summaries_exact(r.err), 21, "20 snapshots and the exit report: %s", r.err);
+    long sent = -1, got = -2;
+    const char *p = strstr(r.out, "signals sent ");
+    cr_assert(p && sscanf(p, "signals sent %ld received %ld", &sent, &got) == 2, "%s", r.out);
+    cr_expect(sent > 0 && got == sent, "signals sent %ld, received %ld", sent, got);
+    run_free(&r);
+}
+
 /* Snapshots back to back while threads spin.  With signals, a thread woken
  * at the end of one scan may get no processor before the next begins: it
  * must leave the handler then, or the next scan's signal stays blocked in
