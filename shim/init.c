@@ -199,6 +199,7 @@ static bool filter_spares_us(const struct sock_fprog *p)
         SYS_getdents64, SYS_clone, SYS_wait4, SYS_tgkill, SYS_rt_tgsigqueueinfo, SYS_rt_sigaction,
         SYS_rt_sigprocmask, SYS_gettid, SYS_getpid, SYS_prctl, SYS_sched_yield, SYS_rename, SYS_unlink,
         SYS_write, SYS_mmap, SYS_munmap, SYS_mprotect, SYS_madvise, SYS_mremap, SYS_futex,
+        SYS_prlimit64, SYS_fcntl, SYS_lseek,      /* out.c: no write past RLIMIT_FSIZE */
     };
     if (!p || !p->filter || !p->len) return false;
     for (size_t i = 0; i < sizeof ours / sizeof *ours; i++) {

@@ -72,9 +72,11 @@ bool _ms_live_open(void)
     name[b.len] = 0;
     int fd = _ms_fd_out_of_the_way(memfd_create(name, MFD_CLOEXEC));
     struct stat st;
-    if (fd < 0 || fchmod(fd, 0600) != 0 || ftruncate(fd, sizeof live) != 0 || fstat(fd, &st) != 0) {
+    bool fits = fd < 0 || _ms_out_fits(fd, 0, sizeof live);       /* no SIGXFSZ */
+    if (!fits) errno = EFBIG;
+    if (fd < 0 || !fits || fchmod(fd, 0600) != 0 || ftruncate(fd, sizeof live) != 0 || fstat(fd, &st) != 0) {
         _ms_message("MEMSHIM_LIVE: cannot create the live region (%s); not publishing",
-                    errno == ENOSYS ? "no memfd_create" : "memfd");
+                    errno == ENOSYS ? "no memfd_create" : errno == EFBIG ? "over RLIMIT_FSIZE" : "memfd");
         if (fd >= 0) close(fd);
         errno = saved;
         return false;

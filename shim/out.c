@@ -30,6 +30,7 @@
 #include <stdio.h>          /* rename() only: a system call, no stream */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "shim.h"
@@ -117,9 +118,36 @@ void _ms_buf_init(ms_buf_t *b, char *mem, size_t cap, int fd)
     b->p = mem; b->len = 0; b->cap = cap; b->fd = fd;
 }
 
+/* The last write of this thread that failed, and why: an output's commit
+ * (one thread opens, writes and commits it) then drops what it holds. */
+static __thread int werr_fd __attribute__((tls_model("initial-exec"))) = -1;
+static __thread int werr __attribute__((tls_model("initial-exec")));
+
+bool _ms_out_fits(int fd, off_t end, size_t n)
+{
+    int saved = errno;
+    struct rlimit rl;
+    struct stat st;
+    bool fits = true;
+    if (!__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE) && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && fstat(fd, &st) == 0 &&
+        S_ISREG(st.st_mode)) {
+        if (end < 0) {                  /* O_APPEND writes at the end */
+            int fl = fcntl(fd, F_GETFL);
+            end = fl >= 0 && (fl & O_APPEND) ? st.st_size : lseek(fd, 0, SEEK_CUR);
+            if (end < 0) end = st.st_size;
+        }
+        fits = (uint64_t)end + n <= (uint64_t)rl.rlim_cur;
+    }
+    errno = saved;
+    return fits;
+}
+
 void _ms_buf_flush(ms_buf_t *b)
 {
-    if (b->len && b->fd >= 0) _ms_os_write(b->fd, b->p, b->len);
+    if (b->len && b->fd >= 0) {
+        ssize_t w = _ms_out_fits(b->fd, -1, b->len) ? _ms_os_write(b->fd, b->p, b->len) : -EFBIG;
+        if (w < 0) werr_fd = b->fd, werr = (int)-w;
+    }
     b->len = 0;
 }
 
@@ -233,6 +261,7 @@ void _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
 /* n bytes at offset off of fd, whole (the live region). */
 void _ms_out_write_at(int fd, const void *p, size_t n, off_t off)
 {
+    if (!_ms_out_fits(fd, off, n)) return;
     while (n) {
         ssize_t w = pwrite(fd, p, n, off);
         if (w < 0 && errno == EINTR) continue;
@@ -496,6 +525,9 @@ static const char *why(int err, bool fifo)
     case EROFS:        return "read-only file system";
     case ENOSPC:       return "no space left";
     case EDQUOT:       return "disk quota exceeded";
+    case EFBIG:        return "the file size limit (RLIMIT_FSIZE) reached";
+    case EPIPE:        return "no reader";
+    case EIO:          return "input/output error";
     case ENOTDIR:      return "a component is not a directory";
     case EISDIR:       return "a directory";
     case ENOTSUP:      return "a block device";
@@ -619,7 +651,11 @@ bool _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned f
         }
         if (o->fd < 0) release(o);
     }
-    if (o->fd >= 0) { errno = saved; return true; }
+    if (o->fd >= 0) {
+        if (werr_fd == o->fd) werr_fd = -1;
+        errno = saved;
+        return true;
+    }
     if (!fail) {
         struct stat st;
         fail = why(err, kind == MS_OUT_INPLACE && stat(o->path, &st) == 0 && S_ISFIFO(st.st_mode));
@@ -638,8 +674,17 @@ bool _ms_out_commit(ms_out_t *o)
     int saved = errno;
     bool ok = true;
     if (o->kind == MS_OUT_ATOMIC || o->kind == MS_OUT_INPLACE) {
+        bool whole = werr_fd != o->fd;
+        bool replace = o->kind == MS_OUT_ATOMIC && !(o->flags & MS_OUT_STREAM);
+        if (!whole) {                   /* a full disk, /dev/full, RLIMIT_FSIZE */
+            werr_fd = -1;
+            _ms_message("%s: writing %s failed (%s); %s", o->var, o->path, why(werr, false),
+                        replace ? "nothing is kept there" : "what it got is cut short");
+            ok = false;
+        }
         if (same_file(o->fd, o->dev, o->ino)) close(o->fd);   /* never a number the program took */
-        if (o->kind == MS_OUT_ATOMIC && !(o->flags & MS_OUT_STREAM) && rename(o->tmp, o->path) != 0) {
+        if (replace && !whole) unlink(o->tmp);
+        else if (replace && rename(o->tmp, o->path) != 0) {
             _ms_message("%s: cannot rename %s to %s (%s)", o->var, o->tmp, o->path, why(errno, false));
             unlink(o->tmp);
             ok = false;

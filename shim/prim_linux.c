@@ -94,14 +94,15 @@ ssize_t _ms_os_write(int fd, const void *buf, size_t n)
 {
     int saved = errno;
     size_t done = 0;
+    ssize_t r = 0;
     while (done < n) {
         ssize_t w = write(fd, (const char *)buf + done, n - done);
         if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
+        if (w <= 0) { r = w < 0 ? -errno : -EIO; break; }
         done += (size_t)w;
     }
     errno = saved;
-    return (ssize_t)done;
+    return r ? r : (ssize_t)done;
 }
 
 /* /proc's file of this process's memory (maps, pagemap, smaps, status,

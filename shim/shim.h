@@ -35,7 +35,7 @@ MS_HIDDEN ssize_t  _ms_os_read_status(char *buf, size_t cap);   /* /proc status,
 MS_HIDDEN void     _ms_os_status_keep(void);    /* this thread reads it at every tick: keep it open */
 MS_HIDDEN void     _ms_os_status_forget(void);  /* a fork child: not the parent's file */
 MS_HIDDEN void   _ms_os_sleep_us(unsigned us);
-MS_HIDDEN ssize_t _ms_os_write(int fd, const void *buf, size_t n);
+MS_HIDDEN ssize_t _ms_os_write(int fd, const void *buf, size_t n);   /* all of it: n, or -errno */
 MS_HIDDEN uint64_t _ms_os_now_ns(void);
 MS_HIDDEN bool   _ms_os_secure(void);                     /* AT_SECURE: setuid/setgid */
 MS_HIDDEN ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap);
@@ -764,6 +764,10 @@ MS_HIDDEN void   _ms_vbprintf(ms_buf_t *b, const char *fmt, va_list ap);
 MS_HIDDEN void   _ms_buf_flush(ms_buf_t *b);
 MS_HIDDEN void   _ms_buf_put(ms_buf_t *b, const void *bytes, size_t n);   /* raw bytes */
 MS_HIDDEN void   _ms_out_write_at(int fd, const void *p, size_t n, off_t off); /* whole, at off */
+/* Whether the file open on fd may grow to `end` bytes (-1: n more bytes
+ * where the next write(2) goes) under RLIMIT_FSIZE; past it the kernel
+ * sends SIGXFSZ, whose default action ends the program. */
+MS_HIDDEN bool   _ms_out_fits(int fd, off_t end, size_t n);
 MS_HIDDEN void   _ms_json_str(ms_buf_t *b, const char *s);   /* a quoted, escaped JSON string */
 MS_HIDDEN void   _ms_json_begin(ms_buf_t *b, const char *format, unsigned version); /* {"format".."program": ".." */
 static inline const char *_ms_base_name(const char *p)      /* after the last '/' */

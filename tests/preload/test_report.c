@@ -1,6 +1,7 @@
 /* test_report.c - the leak report's formats, options and destinations, heap
  * misuse reports, on-demand snapshots, sampling, and libunwind staying
  * private. */
+#include <dirent.h>
 #include "leakrun.h"
 
 static char *tmpdir(void)
@@ -255,6 +256,38 @@ Test(dest, unwritable_path_falls_back_to_stderr)
     cr_expect(strstr(r.err, "MEMSHIM_REPORT: cannot open /nonexistent/dir/r.txt for writing"), "%s", r.err);
     cr_expect(strstr(r.err, "definitely lost: 604 bytes in 4 blocks"));
     cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    run_free(&r);
+}
+
+/* A program that limits the size of its files (RLIMIT_FSIZE) and keeps
+ * SIGXFSZ's default action: a report larger than the limit was cut at it,
+ * the kernel's SIGXFSZ ended the program at exit (status 153 in a shell)
+ * and a temporary file of 4096 bytes was left.  Now no write passes the
+ * limit: the program's status is its own, one line says why the report is
+ * not there, and nothing is left in the directory (standard error, a
+ * file under the same limit here, gets what fits). */
+Test(dest, a_file_size_limit_neither_ends_the_program_nor_leaves_a_cut_report)
+{
+    char *d = tmpdir(), env0[128];
+    snprintf(env0, sizeof env0, "MEMSHIM_REPORT=%s/r.txt", d);
+    const char *env[] = { env0, NULL };
+    char *argv[] = { path_in_build("fixtures/fsize_limit"), "4096", NULL };
+    run_t r = run_with(true, NULL, argv, env);
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %d (SIGXFSZ is %d): %s", r.status,
+              SIGXFSZ, r.err);
+    char want[256];
+    snprintf(want, sizeof want, "MEMSHIM_REPORT: writing %s/r.txt failed (the file size limit (RLIMIT_FSIZE) "
+             "reached); nothing is kept there", d);
+    cr_expect(strstr(r.err, want), "%s", r.err);
+    DIR *dir = opendir(d);
+    cr_assert(dir);
+    int left = 0;
+    for (struct dirent *e; (e = readdir(dir));) left += e->d_name[0] != '.';
+    closedir(dir);
+    cr_expect_eq(left, 0, "files left in %s", d);
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", d);
+    system(cmd);
     run_free(&r);
 }
 
