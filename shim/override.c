@@ -10,6 +10,9 @@
 #include <sys/prctl.h>
 #include <stdarg.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <grp.h>
+#include <unistd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include "shim.h"
@@ -132,6 +135,34 @@ MS_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init
     program_main = main;
     return real(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end);
 }
+
+/* setuid() and its kin, which glibc applies to every thread of the
+ * process and aborts it when one thread cannot follow: memshim's reporter
+ * thread is not there meanwhile (sampler.c).  initgroups() calls setgroups
+ * inside the C library, where no preload sees it. */
+#define MS_SETXID(name, params, args)                                          \
+    MS_EXPORT int name params                                                 \
+    {                                                                         \
+        static int (*real) params;                                            \
+        if (!real) real = (int (*) params)dlsym(RTLD_NEXT, #name);            \
+        if (!real) { errno = ENOSYS; return -1; }                             \
+        _ms_reporter_hold();                                                  \
+        int rc = real args;                                                   \
+        int err = errno;                                                      \
+        _ms_reporter_release();                                               \
+        errno = err;                                                          \
+        return rc;                                                            \
+    }
+MS_SETXID(setuid, (uid_t u), (u))
+MS_SETXID(setgid, (gid_t g), (g))
+MS_SETXID(seteuid, (uid_t u), (u))
+MS_SETXID(setegid, (gid_t g), (g))
+MS_SETXID(setreuid, (uid_t r, uid_t e), (r, e))
+MS_SETXID(setregid, (gid_t r, gid_t e), (r, e))
+MS_SETXID(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))
+MS_SETXID(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
+MS_SETXID(setgroups, (size_t n, const gid_t *list), (n, list))
+MS_SETXID(initgroups, (const char *user, gid_t g), (user, g))
 
 /* A seccomp filter installed (init.c, _ms_confined): through prctl, as
  * OpenSSH's sandbox does, or the seccomp system call through syscall(), as

@@ -49,7 +49,8 @@ static struct {
     pthread_t thread;
     bool      running;       /* a thread was started and not yet stopped */
     sem_t     wake, done;
-    int       stop, dump, leak;  /* requests, set before posting `wake` */
+    int       stop, dump, leak;  /* requests, set before posting `wake` (stop: STOP_*) */
+    int       tid;           /* the thread's, while it runs */
     int       profile;       /* MEMSHIM_PROFILE_SIGNAL arrived: write a heap profile */
     int       leader_left;   /* main() left by pthread_exit: the last thread ends the process */
     bool      ending;        /* the reporter itself calls exit(): _ms_reporter_stop */
@@ -61,6 +62,7 @@ static struct {
     uint64_t  peak;          /* the highest peak_rss logged so far */
 } rep;
 static ms_out_t log_out;     /* the RSS log: out.c checks and reopens its descriptor */
+enum { STOP_NONE, STOP_END, STOP_HOLD };   /* STOP_HOLD: to be started again, no trailer */
 
 static uint64_t now_ns(void) { return _ms_os_now_ns(); }
 
@@ -173,7 +175,8 @@ void _ms_reporter_thread_left(void)
 static void *reporter_main(void *arg)
 {
     (void)arg;
-    _ms_internal_thread_add(_ms_os_gettid());   /* the leak scan does not park us (scan.c) */
+    rep.tid = _ms_os_gettid();
+    _ms_internal_thread_add(rep.tid);           /* the leak scan does not park us (scan.c) */
     _ms_os_status_keep();                       /* no descriptor opened at each tick (prim_linux.c) */
     uint64_t log_every = (uint64_t)_ms_ropt.rss_interval_ms * 1000000;
     uint64_t live_every = (uint64_t)_ms_ropt.live_interval_ms * 1000000;
@@ -235,7 +238,8 @@ static void *reporter_main(void *arg)
         while (sem_clockwait(&rep.wake, CLOCK_MONOTONIC, &ts) != 0 && errno == EINTR)
             ;
     }
-    if (rep.logging && !__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) {
+    if (rep.logging && !__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE) &&
+        __atomic_load_n(&rep.stop, __ATOMIC_ACQUIRE) != STOP_HOLD) {
         uint64_t now = now_ns();
         sample(now);
         log_trailer(now);
@@ -264,6 +268,42 @@ static bool needed(bool with_log, bool with_metrics)
            _ms_opt.profile_signal || rep.profiling;
 }
 
+/* The thread made (0), or pthread_create's error. */
+/* Ask the thread to end (STOP_END: after a last sample) and wait for it,
+ * two seconds at most; true if it ended.  Its kept status file was its
+ * own (/proc/thread-self), its slot among memshim's threads goes. */
+static bool end_thread(int how)
+{
+    __atomic_store_n(&rep.stop, how, __ATOMIC_RELEASE);
+    sem_post(&rep.wake);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += 2;
+    int rc;
+    while ((rc = sem_clockwait(&rep.done, CLOCK_MONOTONIC, &ts)) != 0 && errno == EINTR)
+        ;
+    if (rc != 0) return false;
+    pthread_join(rep.thread, NULL);
+    _ms_os_status_forget();
+    _ms_internal_thread_drop(rep.tid);
+    return true;
+}
+
+static int spawn(void)
+{
+    sigset_t old;
+    _ms_os_signals_hold(&old);                    /* inherited by the new thread */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, STACK_SIZE);
+    int rc = pthread_create(&rep.thread, &attr, reporter_main, NULL);
+    if (rc == EINVAL) rc = pthread_create(&rep.thread, NULL, reporter_main, NULL); /* big static TLS */
+    pthread_attr_destroy(&attr);
+    _ms_os_signals_restore(&old);
+    if (rc == 0) pthread_setname_np(rep.thread, "memshim");
+    return rc;
+}
+
 static void start(bool with_log, bool with_metrics)
 {
     sem_init(&rep.wake, 0, 0);
@@ -280,15 +320,7 @@ static void start(bool with_log, bool with_metrics)
     rep.t0 = now_ns();
     if (with_log) log_header();
 
-    sigset_t old;
-    _ms_os_signals_hold(&old);                    /* inherited by the new thread */
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, STACK_SIZE);
-    int rc = pthread_create(&rep.thread, &attr, reporter_main, NULL);
-    if (rc == EINVAL) rc = pthread_create(&rep.thread, NULL, reporter_main, NULL); /* big static TLS */
-    pthread_attr_destroy(&attr);
-    _ms_os_signals_restore(&old);
+    int rc = spawn();
     if (rc != 0) {
         _ms_message("cannot start the reporter thread (error %d): no RSS log, live figures, "
                     "metrics file, stats or report signal", rc);
@@ -296,7 +328,6 @@ static void start(bool with_log, bool with_metrics)
         _ms_live_close();
         return;
     }
-    pthread_setname_np(rep.thread, "memshim");
     rep.running = true;
 }
 
@@ -342,16 +373,7 @@ void _ms_reporter_stop(void)
         _ms_metrics_withdraw();
     } else if (rep.running) {
         rep.running = false;
-        __atomic_store_n(&rep.stop, 1, __ATOMIC_RELEASE);
-        sem_post(&rep.wake);
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += 2;
-        int rc;
-        while ((rc = sem_clockwait(&rep.done, CLOCK_MONOTONIC, &ts)) != 0 && errno == EINTR)
-            ;
-        if (rc == 0) {                  /* else it is stuck in a write: leave it be */
-            pthread_join(rep.thread, NULL);
+        if (end_thread(STOP_END)) {     /* else it is stuck in a write: leave it be */
             log_close();
             _ms_live_close();
             _ms_metrics_withdraw();
@@ -360,12 +382,55 @@ void _ms_reporter_stop(void)
     errno = saved;
 }
 
+/* ---- setuid() and its kin --------------------------------------------------------
+ * glibc gives every thread of the process the new ids (a signal to each)
+ * and aborts the process when one thread cannot take them.  A program that
+ * keeps its capabilities across setuid (PR_SET_KEEPCAPS, a thread's own
+ * setting) and raises them again in its own thread (capset: the same) then
+ * calls setresgid, as setpriv, dnsmasq and chrony do, was aborted whenever
+ * the reporter ran.  The reporter ends before such a call and starts again
+ * after it, under the new ids; the RSS log, live region and metrics file
+ * stay open meanwhile (override.c calls these). */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned holds;
+static bool held;                        /* ended by a hold: to be started again */
+
+void _ms_reporter_hold(void)
+{
+    int saved = errno;
+    pthread_mutex_lock(&hold_lock);
+    if (holds++ == 0 && rep.running && !pthread_equal(pthread_self(), rep.thread) && end_thread(STOP_HOLD)) {
+        rep.running = false;
+        held = true;
+    }
+    pthread_mutex_unlock(&hold_lock);
+    errno = saved;
+}
+
+void _ms_reporter_release(void)
+{
+    int saved = errno;
+    pthread_mutex_lock(&hold_lock);
+    if (holds && --holds == 0 && held) {
+        held = false;
+        __atomic_store_n(&rep.stop, STOP_NONE, __ATOMIC_RELEASE);
+        if (spawn() == 0) rep.running = true;
+        else _ms_message("cannot start the reporter thread again after a change of user or group ids: "
+                         "no more RSS log, live figures, metrics file, stats or report signal");
+    }
+    pthread_mutex_unlock(&hold_lock);
+    errno = saved;
+}
+
 void _ms_reporter_fork_child(void)
 {
     int saved = errno;
     _ms_os_status_forget();
-    bool had = rep.running;
+    bool had = rep.running || held;
     rep.running = false;
+    holds = 0;                           /* the holder is not in the child */
+    held = false;
+    pthread_mutex_init(&hold_lock, NULL);
     rep.leader_left = 0;                 /* the child's leader is the thread that forked */
     if (had) {
         log_close();

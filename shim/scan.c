@@ -121,6 +121,12 @@ void _ms_internal_thread_add(int tid)
         }
 }
 
+void _ms_internal_thread_drop(int tid)
+{
+    for (unsigned i = 0; i < 8; i++)
+        if (internal_tids[i] == tid) internal_tids[i] = 0;
+}
+
 /* Where the glibc thread stack holding thread pointer tp ends: glibc puts
  * the thread's descriptor (less than a page) at the very top of the stack's
  * mapping, the static TLS below it.  The kernel may have merged that mapping

@@ -640,6 +640,7 @@ MS_HIDDEN void   _ms_fork_own_tid(int tid);           /* forked child: a thread 
 MS_HIDDEN void   _ms_fork_own_reset(void);            /* forked child: none yet */
 MS_HIDDEN void   _ms_leak_items_free(ms_leak_item_t *items, size_t cap);
 MS_HIDDEN void   _ms_internal_thread_add(int tid);
+MS_HIDDEN void   _ms_internal_thread_drop(int tid);     /* it has ended */
 MS_HIDDEN bool   _ms_internal_thread(int tid);
 MS_HIDDEN int    _ms_leak_report(int at_exit, const ms_scan_self_t *self); /* leaks found (blocks) */
 MS_HIDDEN void   _ms_leak_after_fork_child(void);
@@ -984,6 +985,8 @@ MS_HIDDEN void   _ms_reporter_start(void);              /* constructor, after th
 MS_HIDDEN void   _ms_reporter_stop(void);               /* at exit: last sample, withdraw */
 MS_HIDDEN void   _ms_reporter_thread_left(void);        /* a thread of the program ends (tcache.c) */
 MS_HIDDEN void   _ms_reporter_fork_child(void);         /* atfork child, after the locks */
+MS_HIDDEN void   _ms_reporter_hold(void);               /* around setuid() & co.: no thread of ours */
+MS_HIDDEN void   _ms_reporter_release(void);
 
 /* ---- live.c: the figures published for `memshim stats PID` (live.h) ------ */
 struct ms_live_s;
