@@ -47,6 +47,7 @@ void _ms_unlock_all(bool child)
  * libdw, the trace table or the heap when the process forks. */
 static void fork_prepare(void)
 {
+    _ms_leak_before_fork();      /* maps a page: before the locks */
     _ms_loader_lock();           /* no memshim call inside dl_iterate_phdr (unwind.c) */
     _ms_symbolize_lock();
     _ms_stack_lock();

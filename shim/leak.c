@@ -28,8 +28,31 @@ void _ms_leak_init(void)
     _ms_scan_init();
 }
 
+/* A forked child leaves the blocks its parent allocated before fork() to
+ * the parent's report.  A parent that ends without one (daemon(3) and the
+ * double fork of daemons end it with _exit) would leave them to no report:
+ * a page shared with its children says whether its exit report was made,
+ * and a child whose parent has ended without one counts them itself. */
+static struct { int reported; } *my_note, *parent_note;
+static int fork_pid, parent_pid;
+
+void _ms_leak_before_fork(void)
+{
+    if (_ms_track_on && !my_note) my_note = _ms_os_map_shared(MS_OS_PAGE);
+    fork_pid = (int)getpid();
+}
+
+bool _ms_leak_parent_counts(void)
+{
+    if (!parent_note || __atomic_load_n(&parent_note->reported, __ATOMIC_ACQUIRE)) return true;
+    return _ms_os_alive(parent_pid);    /* it may report yet */
+}
+
 void _ms_leak_after_fork_child(void)
 {
+    parent_note = my_note;              /* the parent's; ours is made at our first fork */
+    parent_pid = fork_pid;
+    my_note = NULL;
     _ms_leak_forked = 1;
     _ms_fork_own_reset();
     _ms_leak_report_fork_child();
@@ -75,6 +98,7 @@ void _ms_leak_at_exit(void)
         self.pc = 0;
     }
     int leaks = _ms_leak_report(1, &self);
+    if (my_note) __atomic_store_n(&my_note->reported, 1, __ATOMIC_RELEASE);
     if ((leaks > 0 || __atomic_load_n(&heap_errs_n, __ATOMIC_RELAXED)) && _ms_opt.exitcode >= 0) {
         _ms_messages_at_exit();             /* the destructor's last words, said before _exit */
         fflush(NULL);                       /* the program's buffered output first */

@@ -187,7 +187,8 @@ static uintptr_t dead_thread_stack(uintptr_t lo, uintptr_t hi, bool guarded, con
 }
 
 /* A forked child reports what it allocated itself: blocks the parent made
- * before fork() are the parent's report's business (it lists them too).
+ * before fork() are the parent's report's business (it lists them too),
+ * unless the parent has ended without a report (leak.c).
  * A block's record names the thread that allocated it; the child's threads
  * are those that allocated since fork (track.c notes each one's first
  * allocation).  A parent's thread id reused by a child's thread would blur
@@ -204,9 +205,10 @@ void _ms_fork_own_tid(int tid)
     if (i < OWN_TIDS) __atomic_store_n(&own_tid[i], tid, __ATOMIC_RELEASE);
 }
 
+static bool parent_counts;              /* this scan: leak.c's _ms_leak_parent_counts */
 static bool inherited(uint32_t tid)
 {
-    if (!_ms_leak_forked) return false;
+    if (!_ms_leak_forked || !parent_counts) return false;
     unsigned n = __atomic_load_n(&own_n, __ATOMIC_ACQUIRE);
     if (n > OWN_TIDS) return false;                /* too many threads to tell: keep all */
     for (unsigned i = 0; i < n; i++)
@@ -888,6 +890,7 @@ static bool collect_blocks(scan_t *sc, scratch_t *x, const ms_parked_t *pk)
      * TLS, say), which must stay a root. */
     for (unsigned i = 0; self_image && i < self_image->ndata; i++) sc->excl[sc->nexcl++] = self_image->data[i];
 
+    parent_counts = _ms_leak_parent_counts();
     size_t live = 0;
     _ms_segment_each_span_locked(count_span, &live);
     _ms_huge_each_locked(count_huge, &x->nhuge);

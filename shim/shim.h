@@ -15,6 +15,8 @@ typedef struct ms_range_s { uintptr_t start, end; } ms_range_t;   /* [start, end
 /* ---- prim_linux.c: the only file making raw system calls ---------------- */
 MS_HIDDEN void  *_ms_os_map(size_t size);                 /* NULL on failure */
 MS_HIDDEN void  *_ms_os_map_aligned(size_t size, size_t align);
+MS_HIDDEN void  *_ms_os_map_shared(size_t size);          /* MAP_SHARED: seen by forked children */
+MS_HIDDEN bool   _ms_os_alive(int pid);
 MS_HIDDEN void   _ms_os_unmap(void *p, size_t size);
 MS_HIDDEN void  *_ms_os_remap(void *p, size_t old_size, size_t new_size); /* may move */
 MS_HIDDEN void   _ms_os_purge(void *p, size_t size);      /* MADV_DONTNEED */
@@ -648,6 +650,8 @@ MS_HIDDEN void   _ms_leak_report_fork_child(void);    /* report.c: the report lo
 MS_HIDDEN void   _ms_leak_init(void);                 /* constructor */
 MS_HIDDEN void   _ms_leak_at_exit(void);              /* destructor */
 MS_HIDDEN extern int _ms_leak_forked;                 /* this process is a forked child */
+MS_HIDDEN void   _ms_leak_before_fork(void);           /* atfork prepare (leak.c) */
+MS_HIDDEN bool   _ms_leak_parent_counts(void);         /* the parent reports what it allocated */
 
 /* ---- symbolize.c: addresses to function, file:line, module --------------- */
 typedef struct ms_frame_s {

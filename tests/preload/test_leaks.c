@@ -107,6 +107,36 @@ Test(leaks, forked_child_writes_its_own_report)
     run_free(&r);
 }
 
+/* A parent that ends with _exit after fork() (daemon(3), a daemon's double
+ * fork) writes no report: the child counts the blocks the parent lost
+ * before the fork, as valgrind does.  It used to leave them out "for the
+ * parent's report", so a leak made before daemon() was in no report (found
+ * by a helper on memcached -d). */
+Test(leaks, a_parent_ending_without_a_report_leaves_its_blocks_to_the_child)
+{
+    char dir[] = "/tmp/msdaemonXXXXXX";
+    cr_assert(mkdtemp(dir));
+    char env_rep[4200], cmd[4300], all[1 << 16] = "";
+    snprintf(env_rep, sizeof env_rep, "MEMSHIM_REPORT=%s/leaks.%%p.json", dir);
+    const char *env[] = { env_rep, "MEMSHIM_REPORT_FORMAT=json", NULL };
+    char *argv[] = { path_in_build("fixtures/leak_fork"), "daemon", NULL };
+    run_t r = run_with(true, NULL, argv, env);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+    snprintf(cmd, sizeof cmd, "cat %s/leaks.*.json 2>/dev/null", dir);
+    for (int i = 0; i < 200 && !strstr(all, "\"leaks\""); i++) {     /* the child goes on alone */
+        usleep(50 * 1000);
+        FILE *p = popen(cmd, "r");
+        size_t len = fread(all, 1, sizeof all - 1, p);
+        all[len] = 0;
+        pclose(p);
+    }
+    cr_expect(strstr(all, "\"definitely_lost\": {\"blocks\": 3, \"bytes\": 333}"), "the child: %s", all);
+    cr_expect(strstr(all, "\"inherited\": {\"blocks\": 0, \"bytes\": 0}"), "nothing left out: %s", all);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    system(cmd);
+    run_free(&r);
+}
+
 /* ---- the same figures as valgrind memcheck ----------------------------------- */
 
 /* `threads`: the fixture starts threads.  glibc then keeps thread vectors
