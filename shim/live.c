@@ -62,9 +62,10 @@ void _ms_live_header(ms_live_t *l, unsigned interval_ms)
     _ms_program_name(l->program, sizeof l->program);
 }
 
-bool _ms_live_open(void)
+/* A new memfd for the region, moved out of the program's way; false (errno
+ * set) if none can be made. */
+static bool make_region(void)
 {
-    int saved = errno;
     char name[48];
     ms_buf_t b;
     _ms_buf_init(&b, name, sizeof name - 1, -1);
@@ -75,15 +76,30 @@ bool _ms_live_open(void)
     bool fits = fd < 0 || _ms_out_fits(fd, 0, sizeof live);       /* no SIGXFSZ */
     if (!fits) errno = EFBIG;
     if (fd < 0 || !fits || fchmod(fd, 0600) != 0 || ftruncate(fd, sizeof live) != 0 || fstat(fd, &st) != 0) {
-        _ms_message("MEMSHIM_LIVE: cannot create the live region (%s); not publishing",
-                    errno == ENOSYS ? "no memfd_create" : errno == EFBIG ? "over RLIMIT_FSIZE" : "memfd");
+        int err = errno;
         if (fd >= 0) close(fd);
-        errno = saved;
+        errno = err;
         return false;
     }
     live_fd = fd;
     live_dev = st.st_dev;
     live_ino = st.st_ino;
+    return true;
+}
+
+static const char *region_error(int err)
+{
+    return err == ENOSYS ? "no memfd_create" : err == EFBIG ? "over RLIMIT_FSIZE" : "memfd";
+}
+
+bool _ms_live_open(void)
+{
+    int saved = errno;
+    if (!make_region()) {
+        _ms_message("MEMSHIM_LIVE: cannot create the live region (%s); not publishing", region_error(errno));
+        errno = saved;
+        return false;
+    }
     _ms_live_header(&live, _ms_ropt.live_interval_ms);
     live.start_unix_ms = unix_ms();
     _ms_live_publish();
@@ -165,7 +181,15 @@ void _ms_live_publish(void)
 {
     if (live_fd < 0) return;
     int saved = errno;
-    if (!still_ours()) { live_fd = -1; errno = saved; return; }   /* the program closed it */
+    /* A daemon closes every descriptor as it starts: the region is made
+     * again, under the same name, for `memshim stats PID` to find. */
+    if (!still_ours() && !make_region()) {
+        _ms_message("MEMSHIM_LIVE: the program closed the live region, which cannot be made again (%s); "
+                    "not publishing", region_error(errno));
+        live_fd = -1;
+        errno = saved;
+        return;
+    }
     _ms_live_fill(&live, false);           /* our copy: the region's seq is still even */
     live.updates++;
     live.seq++;                                           /* odd: being rewritten */

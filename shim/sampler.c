@@ -175,8 +175,9 @@ void _ms_reporter_thread_left(void)
 static void *reporter_main(void *arg)
 {
     (void)arg;
+    int before = rep.tid;                       /* 0, or the thread a hold ended */
     rep.tid = _ms_os_gettid();
-    _ms_internal_thread_add(rep.tid);           /* the leak scan does not park us (scan.c) */
+    _ms_internal_thread_moved(before, rep.tid); /* the leak scan does not park us (scan.c) */
     _ms_os_status_keep();                       /* no descriptor opened at each tick (prim_linux.c) */
     uint64_t log_every = (uint64_t)_ms_ropt.rss_interval_ms * 1000000;
     uint64_t live_every = (uint64_t)_ms_ropt.live_interval_ms * 1000000;
@@ -271,7 +272,8 @@ static bool needed(bool with_log, bool with_metrics)
 /* The thread made (0), or pthread_create's error. */
 /* Ask the thread to end (STOP_END: after a last sample) and wait for it,
  * two seconds at most; true if it ended.  Its kept status file was its
- * own (/proc/thread-self), its slot among memshim's threads goes. */
+ * own (/proc/thread-self); its slot among memshim's threads stays, for its
+ * stack and for the thread a hold starts next. */
 static bool end_thread(int how)
 {
     __atomic_store_n(&rep.stop, how, __ATOMIC_RELEASE);
@@ -285,7 +287,6 @@ static bool end_thread(int how)
     if (rc != 0) return false;
     pthread_join(rep.thread, NULL);
     _ms_os_status_forget();
-    _ms_internal_thread_drop(rep.tid);
     return true;
 }
 
@@ -428,6 +429,7 @@ void _ms_reporter_fork_child(void)
     _ms_os_status_forget();
     bool had = rep.running || held;
     rep.running = false;
+    rep.tid = 0;
     holds = 0;                           /* the holder is not in the child */
     held = false;
     pthread_mutex_init(&hold_lock, NULL);

@@ -121,10 +121,14 @@ void _ms_internal_thread_add(int tid)
         }
 }
 
-void _ms_internal_thread_drop(int tid)
+/* A thread of memshim's that took the place of one that ended (old): its
+ * slot, which still covers the old one's stack (glibc's cached stacks, the
+ * new one's likely, are no roots either). */
+void _ms_internal_thread_moved(int old, int tid)
 {
-    for (unsigned i = 0; i < 8; i++)
-        if (internal_tids[i] == tid) internal_tids[i] = 0;
+    for (unsigned i = 0; old && i < 8; i++)
+        if (internal_tids[i] == old) internal_tids[i] = tid;
+    _ms_internal_thread_add(tid);
 }
 
 /* Where the glibc thread stack holding thread pointer tp ends: glibc puts

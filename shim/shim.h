@@ -642,7 +642,7 @@ MS_HIDDEN void   _ms_fork_own_tid(int tid);           /* forked child: a thread 
 MS_HIDDEN void   _ms_fork_own_reset(void);            /* forked child: none yet */
 MS_HIDDEN void   _ms_leak_items_free(ms_leak_item_t *items, size_t cap);
 MS_HIDDEN void   _ms_internal_thread_add(int tid);
-MS_HIDDEN void   _ms_internal_thread_drop(int tid);     /* it has ended */
+MS_HIDDEN void   _ms_internal_thread_moved(int old, int tid);   /* tid took the ended old's place */
 MS_HIDDEN bool   _ms_internal_thread(int tid);
 MS_HIDDEN int    _ms_leak_report(int at_exit, const ms_scan_self_t *self); /* leaks found (blocks) */
 MS_HIDDEN void   _ms_leak_after_fork_child(void);

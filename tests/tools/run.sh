@@ -629,7 +629,7 @@ check "fork: %p gives the child its own log; without %p the child stays out" t_r
 # ==== live figures: memshim stats / top, the stats signal =============================
 start_known() {   # start_known ENV...: known held in the background; sets $pid
     rm -f "$T/ready"
-    env "$@" LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 "$T/known" hold "$T/ready" >>"$T/known.log" 2>&1 &
+    env "$@" LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 "$T/known" "${KNOWN_MODE:-hold}" "$T/ready" >>"$T/known.log" 2>&1 &
     pid=$!
     echo $pid >>"$T/pids"
     wait_file "$T/ready"
@@ -658,6 +658,15 @@ assert s["process"]["rss"] > 0
     run "$MS" stats $pid; expect_rc 1 && one_line_err && has "$err" "no process $pid"
 }
 check "memshim stats/top read a running process's live figures" t_live_stats
+
+t_live_closed() {   # a daemon closes every descriptor at its start: the region is made again
+    KNOWN_MODE=closeall start_known MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=50 || return 1
+    sleep 0.3
+    run "$MS" stats $pid; kill $pid; wait $pid 2>/dev/null
+    expect_rc 0 && has "$out" "memshim: pid $pid" || return 1
+    grep -qE '^ +[0-9]+ +20480 +[0-9]+ +77 ' <<<"$out" || { echo "no row 20480 x 77"; echo "$out"; return 1; }
+}
+check "memshim stats after the program closed every descriptor (a daemon's start)" t_live_closed
 
 t_live_absent() {
     start_known MEMSHIM_LIVE=0 || return 1
