@@ -75,6 +75,7 @@ static void fork_child(void)
     _ms_stack_unlock(true);
     _ms_symbolize_unlock(true);
     _ms_loader_unlock(true);
+    _ms_os_proc_fork_child();    /* before anything reads /proc */
     _ms_out_after_fork_child();
     _ms_track_after_fork_child();
     _ms_sample_fork_child();

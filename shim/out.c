@@ -275,8 +275,7 @@ void _ms_out_write_at(int fd, const void *p, size_t n, off_t off)
  * truncated to fit (as valgrind's "Command:" line). */
 void _ms_program_name(char *out, size_t cap)
 {
-    char path[64];
-    ssize_t n = _ms_os_read_file(_ms_os_proc("cmdline", path, sizeof path), out, cap);
+    ssize_t n = _ms_os_read_proc("cmdline", out, cap, false);
     if (n <= 0) { if (cap) out[0] = 0; return; }
     while (n > 0 && out[n - 1] == 0) n--;
     for (ssize_t i = 0; i < n; i++) if (out[i] == 0) out[i] = ' ';

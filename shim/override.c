@@ -164,6 +164,17 @@ MS_SETXID(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
 MS_SETXID(setgroups, (size_t n, const gid_t *list), (n, list))
 MS_SETXID(initgroups, (const char *user, gid_t g), (user, g))
 
+/* chroot(): /proc/self is kept open first, for the scan's maps and the
+ * RSS figures where the new root has no /proc (prim_linux.c). */
+MS_EXPORT int chroot(const char *path)
+{
+    static int (*real)(const char *);
+    if (!real) real = (int (*)(const char *))dlsym(RTLD_NEXT, "chroot");
+    if (!real) { errno = ENOSYS; return -1; }
+    _ms_os_proc_keep();
+    return real(path);
+}
+
 /* A seccomp filter installed (init.c, _ms_confined): through prctl, as
  * OpenSSH's sandbox does, or the seccomp system call through syscall(), as
  * libseccomp does; noted once the kernel took it (a refused one changes

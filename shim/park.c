@@ -517,8 +517,8 @@ void _ms_park_world(ms_parked_t *out)
      * the program's threads keep the processors busy this thread gets
      * little time before they are stopped. */
     char st[4096];
-    task_fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (_ms_os_read_file("/proc/self/status", st, sizeof st) <= 0) st[0] = 0;
+    task_fd = _ms_os_self_open("task", O_RDONLY | O_DIRECTORY);
+    if (_ms_os_read_proc("status", st, sizeof st, true) <= 0) st[0] = 0;
     int threads = status_field(st, "Threads:");
     if (!threads && task_fd >= 0)       /* not read: listed after all */
         threads = 1 + (int)list_threads(task_fd, _ms_os_gettid(), park_tids, MS_PARK_MAX);

@@ -239,8 +239,7 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *arg)
     const char *file = info->dlpi_name;
     if (!file || !*file) {                     /* the program itself */
         char exe[4096];
-        char path[64];
-        ssize_t n = readlink(_ms_os_proc("exe", path, sizeof path), exe, sizeof exe - 1);
+        ssize_t n = _ms_os_proc_readlink("exe", exe, sizeof exe - 1);
         file = str_keep(e, exe, n > 0 ? (size_t)n : 0);
     }
     const char *id = NULL;

@@ -168,17 +168,108 @@ static ssize_t read_whole(int fd, char *buf, size_t cap)
 
 /* Read a small /proc file into buf (NUL-terminated) with open/read, never
  * stdio, which could allocate.  Returns the length, or -1. */
-ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap)
+static ssize_t read_fd_whole(int fd, char *buf, size_t cap)
 {
-    int saved = errno;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     ssize_t len = -1;
     if (fd >= 0) {
         len = read_whole(fd, buf, cap);
         close(fd);
     }
+    return len;
+}
+
+ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap)
+{
+    int saved = errno;
+    ssize_t len = read_fd_whole(open(path, O_RDONLY | O_CLOEXEC), buf, cap);
     errno = saved;
     return len;
+}
+
+/* /proc after chroot(2): a daemon's privilege-separated child (sshd's,
+ * postfix's) or a build sandbox chroots where there is no /proc, and the
+ * leak scan lost /proc/self/maps (no verdict), the RSS log its figures.
+ * Before the program's chroot, /proc/self is kept open (a directory at fd
+ * >= MS_FD_MIN, close-on-exec, checked by identity before each use); a
+ * fork child takes its own through it ("../self": the kept directory lies
+ * outside the new root, so ".." still leads to /proc). */
+static int   proc_dir = -1;
+static dev_t proc_dev;
+static ino_t proc_ino;
+
+static bool proc_dir_ours(void)
+{
+    struct stat st;
+    return proc_dir >= 0 && fstat(proc_dir, &st) == 0 && st.st_dev == proc_dev && st.st_ino == proc_ino;
+}
+
+static void proc_dir_set(int fd)
+{
+    struct stat st;
+    fd = _ms_fd_out_of_the_way(fd);
+    if (fd >= 0 && fstat(fd, &st) != 0) { close(fd); fd = -1; }
+    if (fd < 0) return;
+    proc_dir = fd;
+    proc_dev = st.st_dev;
+    proc_ino = st.st_ino;
+}
+
+void _ms_os_proc_keep(void)
+{
+    int saved = errno;
+    if (!proc_dir_ours()) proc_dir_set(open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    errno = saved;
+}
+
+void _ms_os_proc_fork_child(void)
+{
+    int saved = errno;
+    if (proc_dir_ours()) {
+        int parent = proc_dir;
+        proc_dir = -1;
+        proc_dir_set(openat(parent, "../self", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        close(parent);
+    }
+    errno = saved;
+}
+
+/* open(2) of the process's /proc file (process: /proc/self/FILE, else
+ * _ms_os_proc's), through the kept directory when the path is gone. */
+static int proc_open(const char *file, int flags, bool process)
+{
+    char path[64];
+    const char *p = process ? NULL : _ms_os_proc(file, path, sizeof path);
+    if (process) {
+        size_t i = 0;
+        for (const char *q = "/proc/self/"; *q; q++) path[i++] = *q;
+        for (const char *q = file; *q && i + 1 < sizeof path; q++) path[i++] = *q;
+        path[i] = 0;
+        p = path;
+    }
+    int fd = open(p, flags | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && proc_dir_ours()) fd = openat(proc_dir, file, flags | O_CLOEXEC);
+    return fd;
+}
+
+int _ms_os_proc_open(const char *file, int flags) { return proc_open(file, flags, false); }
+int _ms_os_self_open(const char *file, int flags) { return proc_open(file, flags, true); }
+
+ssize_t _ms_os_read_proc(const char *file, char *buf, size_t cap, bool process)
+{
+    int saved = errno;
+    ssize_t len = read_fd_whole(proc_open(file, O_RDONLY, process), buf, cap);
+    errno = saved;
+    return len;
+}
+
+ssize_t _ms_os_proc_readlink(const char *file, char *buf, size_t cap)
+{
+    int saved = errno;
+    char path[64];
+    ssize_t n = readlink(_ms_os_proc(file, path, sizeof path), buf, cap);
+    if (n < 0 && errno == ENOENT && proc_dir_ours()) n = readlinkat(proc_dir, file, buf, cap);
+    errno = saved;
+    return n;
 }
 
 /* The process's /proc status (its memory figures, _ms_os_proc's).  The
@@ -204,16 +295,14 @@ void _ms_os_status_forget(void)
     status_fd = -1;
 }
 
-ssize_t _ms_os_read_status(char *buf, size_t cap)
+/* The kept file, opened if it is not (or no longer ours). */
+static void status_open(void)
 {
-    char path[64];
-    if (!status_keeper) return _ms_os_read_file(_ms_os_proc("status", path, sizeof path), buf, cap);
-    int saved = errno;
     struct stat st;
     if (status_fd >= 0 && (fstat(status_fd, &st) != 0 || st.st_dev != status_dev || st.st_ino != status_ino))
         status_fd = -1;                           /* the program's now: not ours to close */
     if (status_fd < 0) {
-        int fd = _ms_fd_out_of_the_way(open(_ms_os_proc("status", path, sizeof path), O_RDONLY | O_CLOEXEC));
+        int fd = _ms_fd_out_of_the_way(_ms_os_proc_open("status", O_RDONLY));
         if (fd >= 0 && fstat(fd, &st) == 0) {
             status_fd = fd;
             status_dev = st.st_dev;
@@ -222,6 +311,24 @@ ssize_t _ms_os_read_status(char *buf, size_t cap)
             close(fd);
         }
     }
+}
+
+/* A fork child's reporter thread reads the file this thread opens now: the
+ * child may soon chroot() where there is no /proc (a daemon's privilege-
+ * separated child), and its RSS log then had samples of 0 bytes.  Any
+ * thread's status gives the process's VmRSS. */
+void _ms_os_status_prime(void)
+{
+    int saved = errno;
+    status_open();
+    errno = saved;
+}
+
+ssize_t _ms_os_read_status(char *buf, size_t cap)
+{
+    if (!status_keeper) return _ms_os_read_proc("status", buf, cap, false);
+    int saved = errno;
+    status_open();
     ssize_t len = status_fd >= 0 ? read_whole(status_fd, buf, cap) : -1;
     errno = saved;
     return len;

@@ -35,9 +35,8 @@ static unsigned parse_numbers(const char *s, uint64_t *v, unsigned n)
  * whole of smaps, summed): read in 4 KiB pieces, one line at a time. */
 static int read_smaps(ms_rss_t *out)
 {
-    char path[64];
-    int fd = open(_ms_os_proc("smaps_rollup", path, sizeof path), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fd = open(_ms_os_proc("smaps", path, sizeof path), O_RDONLY | O_CLOEXEC);
+    int fd = _ms_os_proc_open("smaps_rollup", O_RDONLY);
+    if (fd < 0) fd = _ms_os_proc_open("smaps", O_RDONLY);
     if (fd < 0) return -1;
     static const char *const keys[] = { "Pss:", "Private_Clean:", "Private_Dirty:",
                                         "Private_Hugetlb:", "Swap:" };

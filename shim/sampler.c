@@ -154,7 +154,7 @@ static void log_trailer(uint64_t now)
 static bool last_thread(void)
 {
     char st[1024];
-    ssize_t n = _ms_os_read_file("/proc/self/stat", st, sizeof st);   /* the leader's, zombie or not */
+    ssize_t n = _ms_os_read_proc("stat", st, sizeof st, true);   /* the leader's, zombie or not */
     if (n <= 0) return false;
     const char *p = strrchr(st, ')');
     if (!p || p[1] != ' ' || p[2] != 'Z') return false;
@@ -440,7 +440,10 @@ void _ms_reporter_fork_child(void)
         _ms_metrics_fork_child();
         bool own_log = _ms_ropt.rss_log && strstr(_ms_ropt.rss_log, "%p");
         bool own_metrics = _ms_ropt.metrics && strstr(_ms_ropt.metrics, "%p");
-        if (needed(own_log, own_metrics)) start(own_log, own_metrics);
+        if (needed(own_log, own_metrics)) {
+            _ms_os_status_prime();
+            start(own_log, own_metrics);
+        }
     }
     errno = saved;
 }

@@ -633,7 +633,8 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
                         bool all_parked)
 {
     char maps_path[64];
-    int fd = open(_ms_os_proc("maps", maps_path, sizeof maps_path), O_RDONLY | O_CLOEXEC);
+    _ms_os_proc("maps", maps_path, sizeof maps_path);        /* for messages */
+    int fd = _ms_os_proc_open("maps", O_RDONLY);
     if (fd < 0) return SIZE_MAX;
     char buf[65536];
     size_t have = 0, n = 0;
@@ -694,8 +695,7 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
  * pointer up, a self-data mapping partly shared with others minus ours. */
 static void scan_roots(scan_t *sc, const map_ent *maps, size_t nmaps, const uintptr_t *sps, unsigned nsps)
 {
-    char path[64];
-    pagemap_fd = open(_ms_os_proc("pagemap", path, sizeof path), O_RDONLY | O_CLOEXEC);
+    pagemap_fd = _ms_os_proc_open("pagemap", O_RDONLY);
     for (size_t m = 0; m < nmaps; m++) {
         if (!maps[m].root) continue;
         uintptr_t lo = maps[m].lo, hi = maps[m].hi;

@@ -36,12 +36,22 @@ MS_HIDDEN void     _ms_os_unhurry(int nice);
 MS_HIDDEN ssize_t  _ms_os_read_status(char *buf, size_t cap);   /* /proc status, for the memory figures */
 MS_HIDDEN void     _ms_os_status_keep(void);    /* this thread reads it at every tick: keep it open */
 MS_HIDDEN void     _ms_os_status_forget(void);  /* a fork child: not the parent's file */
+MS_HIDDEN void     _ms_os_status_prime(void);   /* a fork child: open it now, for the reporter */
 MS_HIDDEN void   _ms_os_sleep_us(unsigned us);
 MS_HIDDEN ssize_t _ms_os_write(int fd, const void *buf, size_t n);   /* all of it: n, or -errno */
 MS_HIDDEN uint64_t _ms_os_now_ns(void);
 MS_HIDDEN bool   _ms_os_secure(void);                     /* AT_SECURE: setuid/setgid */
 MS_HIDDEN ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap);
 MS_HIDDEN const char *_ms_os_proc(const char *file, char *buf, size_t cap); /* /proc/thread-self/FILE */
+/* The same opened (O_CLOEXEC added), or read whole (process: /proc/self's
+ * FILE), also after the program's chroot(2): _ms_os_proc_keep, called just
+ * before it, keeps /proc/self open (override.c); a fork child takes its own. */
+MS_HIDDEN int      _ms_os_proc_open(const char *file, int flags);
+MS_HIDDEN int      _ms_os_self_open(const char *file, int flags);     /* /proc/self/FILE */
+MS_HIDDEN ssize_t  _ms_os_read_proc(const char *file, char *buf, size_t cap, bool process);
+MS_HIDDEN ssize_t  _ms_os_proc_readlink(const char *file, char *buf, size_t cap);
+MS_HIDDEN void     _ms_os_proc_keep(void);
+MS_HIDDEN void     _ms_os_proc_fork_child(void);
 MS_HIDDEN uint64_t _ms_os_status_kb(const char *status, const char *key);
 MS_HIDDEN bool   _ms_os_can_read(const void *p);          /* no fault, no descriptor */
 MS_HIDDEN long   _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f);

@@ -380,6 +380,34 @@ Test(host_ids, a_privilege_drop_in_one_thread_with_a_reporter_thread, .timeout =
     rm_dir(dir);
 }
 
+/* A process that chroots where there is no /proc (a daemon's privilege-
+ * separated child, a build sandbox): the exit scan lost /proc/self/maps and
+ * gave no verdict, the RSS log wrote figures of 0 (found by a helper on
+ * sshd).  /proc/self is kept open across chroot() and a fork child takes
+ * its own through it: the loss is found, by the process itself and by a
+ * forked child, with no message. */
+Test(host_ids, a_process_chrooted_without_proc_still_gets_its_verdict, .timeout = 60)
+{
+    if (geteuid() != 0) cr_skip_test("needs root");
+    char dir[64];
+    mk_dir(dir);
+    const char *modes[] = { "self", "child" };
+    for (unsigned i = 0; i < 2; i++) {
+        char prog[2 * PATH_MAX + 2], preload[2 * PATH_MAX + 16];
+        snprintf(prog, sizeof prog, "%s", h_path("fixtures/chroot_leak"));
+        snprintf(preload, sizeof preload, "LD_PRELOAD=%s", h_path("libmemshim.so"));
+        const char *env[] = { preload, "MEMSHIM_TRACK=1", NULL };
+        char *argv[] = { prog, dir, (char *)modes[i], NULL };
+        h_run(&run, argv, env, 30);
+        cr_assert_eq(run.timed_out, 0, "%s: hung", modes[i]);
+        cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "chroot_leak done"),
+                  "%s: status %d: %s %s", modes[i], run.status, run.out, run.err);
+        cr_expect(strstr(run.err, "definitely lost: 55 bytes in 1 block"), "%s: %s", modes[i], run.err);
+        cr_expect(!strstr(run.err, "could not be read"), "%s: %s", modes[i], run.err);
+    }
+    rm_dir(dir);
+}
+
 /* ---- the loader ------------------------------------------------------------------- */
 
 /* A library's constructor that closes another library (dlopen holds the
