@@ -129,8 +129,8 @@ bool _ms_out_fits(int fd, off_t end, size_t n)
     struct rlimit rl;
     struct stat st;
     bool fits = true;
-    if (!__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE) && getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && fstat(fd, &st) == 0 &&
-        S_ISREG(st.st_mode)) {
+    if (!__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE) && getrlimit(RLIMIT_FSIZE, &rl) == 0 &&
+        rl.rlim_cur != RLIM_INFINITY && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
         if (end < 0) {                  /* O_APPEND writes at the end */
             int fl = fcntl(fd, F_GETFL);
             end = fl >= 0 && (fl & O_APPEND) ? st.st_size : lseek(fd, 0, SEEK_CUR);

@@ -11,8 +11,8 @@
  *    PTRACE_INTERRUPT, reads its registers with PTRACE_GETREGSET, tells the
  *    scanning thread, waits for it and exits: its end lets every thread
  *    go at once (one stopped on a signal is detached with it).  The
- *    scanning thread
- *    reaps it with __WCLONE, so the program's wait() and waitpid(-1) never
+ *    scanning thread reaps it with __WCLONE, so the program's wait() and
+ *    waitpid(-1) never
  *    see it and no zombie is left.  A ptrace stop runs nothing in the
  *    thread, so a system call it interrupts is restarted by the kernel with
  *    what remains of its timeout: poll, select, nanosleep, sem_timedwait,

@@ -1164,7 +1164,7 @@ static void emit(const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp, u
     _ms_out_open_seq(&o, "MEMSHIM_REPORT", _ms_opt.report, flags, gs->seq);
     write_report(o.fd, gs, cy, sp, unparked, why);
     if (!_ms_out_commit(&o)) {
-        _ms_out_open(&o, "MEMSHIM_REPORT", NULL, 0);      /* the rename failed: stderr */
+        _ms_out_open(&o, "MEMSHIM_REPORT", NULL, 0);      /* not written there: stderr */
         write_report(o.fd, gs, cy, sp, unparked, why);
         _ms_out_commit(&o);
     }

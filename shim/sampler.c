@@ -269,7 +269,6 @@ static bool needed(bool with_log, bool with_metrics)
            _ms_opt.profile_signal || rep.profiling;
 }
 
-/* The thread made (0), or pthread_create's error. */
 /* Ask the thread to end (STOP_END: after a last sample) and wait for it,
  * two seconds at most; true if it ended.  Its kept status file was its
  * own (/proc/thread-self); its slot among memshim's threads stays, for its
@@ -290,6 +289,7 @@ static bool end_thread(int how)
     return true;
 }
 
+/* The thread made (0), or pthread_create's error. */
 static int spawn(void)
 {
     sigset_t old;
@@ -359,9 +359,17 @@ void _ms_reporter_start(void)
     errno = saved;
 }
 
+/* Holds: around setuid() and its kin (below). */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned holds;
+static bool held;                        /* ended by a hold: to be started again */
+
 void _ms_reporter_stop(void)
 {
     int saved = errno;
+    pthread_mutex_lock(&hold_lock);     /* a thread in setuid() meanwhile does not start it again */
+    bool was_held = held;
+    held = false;
     if (rep.running && rep.ending && pthread_equal(pthread_self(), rep.thread)) {  /* our own exit(0) */
         rep.running = false;
         if (rep.logging) {
@@ -379,7 +387,12 @@ void _ms_reporter_stop(void)
             _ms_live_close();
             _ms_metrics_withdraw();
         }
+    } else if (was_held) {              /* ended by a hold: no last sample */
+        log_close();
+        _ms_live_close();
+        _ms_metrics_withdraw();
     }
+    pthread_mutex_unlock(&hold_lock);
     errno = saved;
 }
 
@@ -392,10 +405,6 @@ void _ms_reporter_stop(void)
  * the reporter ran.  The reporter ends before such a call and starts again
  * after it, under the new ids; the RSS log, live region and metrics file
  * stay open meanwhile (override.c calls these). */
-static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
-static unsigned holds;
-static bool held;                        /* ended by a hold: to be started again */
-
 void _ms_reporter_hold(void)
 {
     int saved = errno;

@@ -259,7 +259,7 @@ void _ms_stats_write(const char *dest)
     _ms_out_open_seq(&o, "MEMSHIM_STATS", dest, 0, __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
     print_fd(o.fd, o.kind != MS_OUT_STDERR && _ms_ends_with(o.path, ".json"));
     if (!_ms_out_commit(&o)) {
-        _ms_out_open(&o, "MEMSHIM_STATS", NULL, 0);         /* the rename failed: stderr */
+        _ms_out_open(&o, "MEMSHIM_STATS", NULL, 0);         /* not written there: stderr */
         print_fd(o.fd, false);
         _ms_out_commit(&o);
     }
