@@ -166,8 +166,7 @@ static ssize_t read_whole(int fd, char *buf, size_t cap)
     return (ssize_t)got;
 }
 
-/* Read a small /proc file into buf (NUL-terminated) with open/read, never
- * stdio, which could allocate.  Returns the length, or -1. */
+/* fd (-1: none) read whole, then closed. */
 static ssize_t read_fd_whole(int fd, char *buf, size_t cap)
 {
     ssize_t len = -1;
@@ -178,6 +177,8 @@ static ssize_t read_fd_whole(int fd, char *buf, size_t cap)
     return len;
 }
 
+/* Read a small /proc file into buf (NUL-terminated) with open/read, never
+ * stdio, which could allocate.  Returns the length, or -1. */
 ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap)
 {
     int saved = errno;
