@@ -51,6 +51,7 @@ static struct {
     sem_t     wake, done;
     int       stop, dump, leak;  /* requests, set before posting `wake` (stop: STOP_*) */
     int       tid;           /* the thread's, while it runs */
+    int       pid;           /* the process it was started in */
     int       profile;       /* MEMSHIM_PROFILE_SIGNAL arrived: write a heap profile */
     int       leader_left;   /* main() left by pthread_exit: the last thread ends the process */
     bool      ending;        /* the reporter itself calls exit(): _ms_reporter_stop */
@@ -319,6 +320,7 @@ static void start(bool with_log, bool with_metrics)
     rep.metrics = with_metrics;
     if (!needed(with_log, with_metrics)) return;
     rep.t0 = now_ns();
+    rep.pid = (int)getpid();
     if (with_log) log_header();
 
     int rc = spawn();
@@ -405,8 +407,13 @@ void _ms_reporter_stop(void)
  * the reporter ran.  The reporter ends before such a call and starts again
  * after it, under the new ids; the RSS log, live region and metrics file
  * stay open meanwhile (override.c calls these). */
+/* Not in a vfork child (another pid, the parent's memory): the thread
+ * is the parent's, and one made there would be the child's. */
+static bool ours(void) { return (int)getpid() == __atomic_load_n(&rep.pid, __ATOMIC_RELAXED); }
+
 void _ms_reporter_hold(void)
 {
+    if (!ours()) return;
     int saved = errno;
     pthread_mutex_lock(&hold_lock);
     if (holds++ == 0 && rep.running && !pthread_equal(pthread_self(), rep.thread) && end_thread(STOP_HOLD)) {
@@ -419,6 +426,7 @@ void _ms_reporter_hold(void)
 
 void _ms_reporter_release(void)
 {
+    if (!ours()) return;
     int saved = errno;
     pthread_mutex_lock(&hold_lock);
     if (holds && --holds == 0 && held) {
