@@ -45,7 +45,7 @@ void _ms_leak_before_fork(void)
 bool _ms_leak_parent_counts(void)
 {
     if (!parent_note || __atomic_load_n(&parent_note->reported, __ATOMIC_ACQUIRE)) return true;
-    return _ms_os_alive(parent_pid);    /* it may report yet */
+    return getppid() == parent_pid;     /* not reparented: it may report yet (a zombie would not) */
 }
 
 void _ms_leak_after_fork_child(void)

@@ -140,7 +140,7 @@ int _ms_dlclose(void *handle)
         _ms_loader_enter();
         _ms_iterate_phdr(find_module, &m);
         _ms_loader_leave();
-        if (m.found && m.ncode) tag = _ms_symbolize_keep(m.name, m.code, m.ncode);
+        if (m.found && m.ncode) tag = _ms_symbolize_keep(m.name, m.base, m.code, m.ncode);
     }
     errno = saved;
     nested++;
@@ -154,6 +154,7 @@ int _ms_dlclose(void *handle)
         _ms_loader_leave();
         if (!m.found) {                    /* unloaded: its addresses retire */
             _ms_stack_retag(m.code, m.ncode, tag);
+            _ms_symbolize_unloaded(m.code, m.ncode);
             __atomic_add_fetch(&_ms_module_epoch, 1, __ATOMIC_RELEASE);
         } else {
             _ms_symbolize_keep_cancel(tag);

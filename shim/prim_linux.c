@@ -40,15 +40,6 @@ void *_ms_os_map_shared(size_t size)
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* Whether process pid still exists (a zombie does; EPERM: someone's). */
-bool _ms_os_alive(int pid)
-{
-    int saved = errno;
-    bool alive = kill(pid, 0) == 0 || errno == EPERM;
-    errno = saved;
-    return alive;
-}
-
 /* A mapping of `size` bytes whose start is a multiple of `align` (a power of
  * two at least the OS page): over-map, then give back the ends. */
 void *_ms_os_map_aligned(size_t size, size_t align)

@@ -16,7 +16,6 @@ typedef struct ms_range_s { uintptr_t start, end; } ms_range_t;   /* [start, end
 MS_HIDDEN void  *_ms_os_map(size_t size);                 /* NULL on failure */
 MS_HIDDEN void  *_ms_os_map_aligned(size_t size, size_t align);
 MS_HIDDEN void  *_ms_os_map_shared(size_t size);          /* MAP_SHARED: seen by forked children */
-MS_HIDDEN bool   _ms_os_alive(int pid);
 MS_HIDDEN void   _ms_os_unmap(void *p, size_t size);
 MS_HIDDEN void  *_ms_os_remap(void *p, size_t old_size, size_t new_size); /* may move */
 MS_HIDDEN void   _ms_os_purge(void *p, size_t size);      /* MADV_DONTNEED */
@@ -694,7 +693,8 @@ typedef struct ms_self_s {
 MS_HIDDEN const ms_self_t *_ms_self(void);             /* memshim's own image (found once) */
 typedef enum { MS_RT_NONE, MS_RT_LIBC, MS_RT_LDSO } ms_runtime_t;
 MS_HIDDEN ms_runtime_t _ms_runtime_at(uintptr_t base);   /* the object loaded at base: libc, ld.so? */
-MS_HIDDEN uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigned n);
+MS_HIDDEN uintptr_t _ms_symbolize_keep(const char *module, uintptr_t base, const ms_range_t *code, unsigned n);
+MS_HIDDEN void   _ms_symbolize_unloaded(const ms_range_t *code, unsigned n);   /* its kept frames' standby goes */
 MS_HIDDEN void   _ms_symbolize_keep_cancel(uintptr_t tag);
 MS_HIDDEN void   _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag);
 MS_HIDDEN size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max);

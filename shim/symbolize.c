@@ -222,32 +222,114 @@ static const char *keep_str(const char *s)
 enum { SYM_DLADDR, SYM_NAMES, SYM_LINES };
 static void symbolize(uintptr_t ip, ms_frame_t *f, int level, bool copy);
 
+/* Frames of a loaded module's addresses that a dlclose kept and that the
+ * module kept meaning (it stayed loaded): the next dlclose of it takes
+ * them from here rather than symbolizing and copying them again (a plugin
+ * opened and closed in a loop grew memshim's memory by a megabyte each
+ * time).  One entry per address, sorted; `owner` names the module (its
+ * name's hash and its base), whose unload drops its entries.  sym_lock. */
+typedef struct { uintptr_t ip; uint64_t owner; ms_frame_t f; } standby_t;
+static standby_t *standby;
+static size_t     nstandby, standby_cap;
+
+static uint64_t owner_of(const char *module, uintptr_t base)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = module; c && *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ull;
+    return h ^ base;
+}
+
+static standby_t *standby_find(uintptr_t ip, size_t nsorted)
+{
+    size_t lo = 0, hi = nsorted;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (standby[mid].ip < ip) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < nsorted && standby[lo].ip == ip ? &standby[lo] : NULL;
+}
+
+static int standby_cmp(const void *a, const void *b)
+{
+    uintptr_t x = ((const standby_t *)a)->ip, y = ((const standby_t *)b)->ip;
+    return x < y ? -1 : x > y;
+}
+
+/* got[i] for i in fresh (n of them) joins the entries (sym_lock). */
+static void standby_add(const kept_t *got, const size_t *fresh, size_t n, uint64_t owner)
+{
+    if (!n) return;
+    if (nstandby + n > standby_cap) {
+        size_t ncap = standby_cap ? standby_cap : 256;
+        while (ncap < nstandby + n) ncap *= 2;
+        standby_t *ns = _ms_meta_alloc(ncap * sizeof *ns);
+        if (!ns) return;
+        if (standby) { memcpy(ns, standby, nstandby * sizeof *ns); _ms_meta_free(standby, standby_cap * sizeof *standby); }
+        standby = ns;
+        standby_cap = ncap;
+    }
+    size_t sorted = nstandby;
+    for (size_t i = 0; i < n; i++) {
+        standby_t *e = standby_find(got[fresh[i]].tagged, sorted);
+        if (e) { e->owner = owner; e->f = got[fresh[i]].f; continue; }   /* another module's, before */
+        standby[nstandby++] = (standby_t){ got[fresh[i]].tagged, owner, got[fresh[i]].f };
+    }
+    qsort(standby, nstandby, sizeof *standby, standby_cmp);
+}
+
+/* The module is gone (modules.c): its addresses may be another's next. */
+void _ms_symbolize_unloaded(const ms_range_t *code, unsigned n)
+{
+    _ms_lock(&sym_lock);
+    size_t j = 0;
+    for (size_t i = 0; i < nstandby; i++) {
+        bool in = false;
+        for (unsigned r = 0; r < n && !in; r++) in = standby[i].ip >= code[r].start && standby[i].ip < code[r].end;
+        if (!in) standby[j++] = standby[i];
+    }
+    nstandby = j;
+    _ms_unlock(&sym_lock);
+}
+
 /* The module's addresses, symbolized while it is still mapped, go in
  * `kept` under a new tag.  Possibly inside dlopen, holding the loader's
  * lock (a constructor's dlclose): sym_lock is taken only for libdw's and
  * the tables' part, and libdw's first load not waited for long (then its
  * frames get the loader's names). */
-uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigned n)
+uintptr_t _ms_symbolize_keep(const char *module, uintptr_t base, const ms_range_t *code, unsigned n)
 {
-    (void)module;
     enum { MAX_IPS = 1 << 16 };
     uintptr_t *ips = _ms_meta_alloc(MAX_IPS * sizeof *ips);
     if (!ips) return 0;
     size_t k = _ms_stack_ips_in(code, n, ips, MAX_IPS);
     if (k > MAX_IPS) k = MAX_IPS;
     uintptr_t tag = 0;
+    uint64_t owner = owner_of(module, base);
     kept_t *got = k && next_tag < (1u << (63 - MS_IP_TAG_SHIFT)) ? _ms_meta_alloc(k * sizeof *got) : NULL;
-    if (got) {
+    size_t *fresh = got ? _ms_meta_alloc(k * sizeof *fresh) : NULL;
+    if (got && fresh) {
         int saved = errno;
+        size_t nfresh = 0;
         _ms_busy++;
-        libdw_ready();
-        _ms_symbolize_refresh();                 /* libdw must know the module */
+        _ms_lock(&sym_lock);
         for (size_t i = 0; i < k; i++) {
+            const standby_t *e = standby_find(ips[i], nstandby);
+            if (e && e->owner == owner) got[i] = (kept_t){ ips[i], e->f };
+            else fresh[nfresh++] = i;
+        }
+        _ms_unlock(&sym_lock);
+        if (nfresh) {
+            libdw_ready();
+            _ms_symbolize_refresh();             /* libdw must know the module */
+        }
+        for (size_t x = 0; x < nfresh; x++) {
             ms_frame_t f;
-            symbolize(ips[i], &f, SYM_LINES, true);
-            got[i] = (kept_t){ ips[i], f };
+            symbolize(ips[fresh[x]], &f, SYM_LINES, true);
+            got[fresh[x]] = (kept_t){ ips[fresh[x]], f };
         }
         _ms_lock(&sym_lock);
+        standby_add(got, fresh, nfresh, owner);
         tag = (uintptr_t)next_tag++ << MS_IP_TAG_SHIFT;
         if (nkept + k > kept_cap) {
             size_t ncap = kept_cap ? kept_cap : 256;
@@ -266,20 +348,24 @@ uintptr_t _ms_symbolize_keep(const char *module, const ms_range_t *code, unsigne
         _ms_unlock(&sym_lock);
         _ms_busy--;
         errno = saved;
-        _ms_meta_free(got, k * sizeof *got);
     }
+    if (fresh) _ms_meta_free(fresh, k * sizeof *fresh);
+    if (got) _ms_meta_free(got, k * sizeof *got);
     _ms_meta_free(ips, MAX_IPS * sizeof *ips);
     return tag;
 }
 
-/* The module stayed loaded: its addresses keep their meaning. */
+/* The module stayed loaded: its addresses keep their meaning, and their
+ * frames stay in standby for its next dlclose; the tag is taken back when
+ * it was the last one given. */
 void _ms_symbolize_keep_cancel(uintptr_t tag)
 {
     _ms_lock(&sym_lock);
     size_t j = 0;
     for (size_t i = 0; i < nkept; i++)
         if ((kept[i].tagged & ~MS_IP_MASK) != tag) kept[j++] = kept[i];
-    nkept = j;                                /* the copied strings are few; they stay */
+    nkept = j;
+    if (tag >> MS_IP_TAG_SHIFT == next_tag - 1) next_tag--;
     _ms_unlock(&sym_lock);
 }
 
