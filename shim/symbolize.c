@@ -250,10 +250,16 @@ static standby_t *standby_find(uintptr_t ip, size_t nsorted)
     return lo < nsorted && standby[lo].ip == ip ? &standby[lo] : NULL;
 }
 
-static int standby_cmp(const void *a, const void *b)
+/* By address; a shell sort: glibc's qsort may allocate. */
+static void standby_sort(void)
 {
-    uintptr_t x = ((const standby_t *)a)->ip, y = ((const standby_t *)b)->ip;
-    return x < y ? -1 : x > y;
+    for (size_t gap = nstandby / 2; gap; gap /= 2)
+        for (size_t i = gap; i < nstandby; i++) {
+            standby_t t = standby[i];
+            size_t j = i;
+            for (; j >= gap && standby[j - gap].ip > t.ip; j -= gap) standby[j] = standby[j - gap];
+            standby[j] = t;
+        }
 }
 
 /* got[i] for i in fresh (n of them) joins the entries (sym_lock). */
@@ -275,7 +281,7 @@ static void standby_add(const kept_t *got, const size_t *fresh, size_t n, uint64
         if (e) { e->owner = owner; e->f = got[fresh[i]].f; continue; }   /* another module's, before */
         standby[nstandby++] = (standby_t){ got[fresh[i]].tagged, owner, got[fresh[i]].f };
     }
-    qsort(standby, nstandby, sizeof *standby, standby_cmp);
+    standby_sort();
 }
 
 /* The module is gone (modules.c): its addresses may be another's next. */
