@@ -242,8 +242,6 @@ static bool in_ranges(uintptr_t ip, const ms_range_t *r, unsigned n)
     return false;
 }
 
-/* The distinct addresses of stored stacks that fall in the ranges (at most
- * max, in out); how many there are. */
 /* ip into the hash set (a power of two slots, never more than half full);
  * false if it was there. */
 static bool set_put(uintptr_t *set, size_t cap, uintptr_t ip)
@@ -255,6 +253,8 @@ static bool set_put(uintptr_t *set, size_t cap, uintptr_t ip)
     return true;
 }
 
+/* The distinct addresses of stored stacks that fall in the ranges (at most
+ * max, in out); how many there are (max + 1: more). */
 size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max)
 {
     /* distinct through a hash set, doubled when half full (a pass over the
@@ -270,7 +270,7 @@ size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size
         for (uint32_t j = 0; j < e->depth; j++) {
             uintptr_t ip = e->ip[j];
             if (!ip || !in_ranges(ip, code, n)) continue;
-            if (k >= max) { k = max + 1; break; }     /* more than asked for */
+            if (k >= max) { k = max + 1; id = nstacks; break; }   /* more than asked for */
             if (2 * (k + 1) > cap) {
                 uintptr_t *bigger = _ms_meta_alloc(2 * cap * sizeof *bigger);
                 if (bigger) {
