@@ -315,7 +315,7 @@ Test(host_exit, exit_holding_a_lock_an_exit_handler_takes_does_not_hang, .timeou
 /* main() returning while 1000 threads keep the processors busier than
  * they can be: every thread is stopped for the scan (their 1000 blocks
  * reachable from their stacks), the loss is found, the status is the
- * program's.  With 2000 such threads the exit took 15 to 40 s (2 cores),
+ * program's.  With 2000 such threads the exit took 3 to 46 s (2 cores),
  * the threads being stopped and let go one by one at a share of the
  * processors; now they go at once, and memshim's exit work runs at nice
  * -20 where the process may. */
