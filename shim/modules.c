@@ -103,7 +103,9 @@ static pthread_once_t runtime_once = PTHREAD_ONCE_INIT;
 static void runtime_find(void)
 {
     Dl_info di;
-    libc_base = dladdr((void *)(uintptr_t)&exit, &di) ? (uintptr_t)di.dli_fbase : 0;
+    /* a function of the C library's that memshim does not interpose
+     * (&exit is memshim's own since override.c took exit over) */
+    libc_base = dladdr((void *)(uintptr_t)&getpid, &di) ? (uintptr_t)di.dli_fbase : 0;
     ldso_base = (uintptr_t)getauxval(AT_BASE);
 }
 
