@@ -12,12 +12,11 @@
  *    scanning thread, waits for it and exits: its end lets every thread
  *    go at once (one stopped on a signal is detached with it).  The
  *    scanning thread reaps it with __WCLONE, so the program's wait() and
- *    waitpid(-1) never
- *    see it and no zombie is left.  A ptrace stop runs nothing in the
- *    thread, so a system call it interrupts is restarted by the kernel with
- *    what remains of its timeout: poll, select, nanosleep, sem_timedwait,
- *    futex waits, pipe and socket reads take their full time and return
- *    what they would have.  (Not epoll_wait, sigtimedwait, semop and
+ *    waitpid(-1) never see it and no zombie is left.  A ptrace stop runs
+ *    nothing in the thread, so a system call it interrupts is restarted by
+ *    the kernel with what remains of its timeout: poll, select, nanosleep,
+ *    sem_timedwait, futex waits, pipe and socket reads take their full time
+ *    and return what they would have.  (Not epoll_wait, sigtimedwait, semop and
  *    socket calls with SO_RCVTIMEO / SO_SNDTIMEO: the kernel ends them with
  *    EINTR after any stop, ^Z and fg or LeakSanitizer's alike, signal(7).)
  *    A thread is stopped whatever signals it blocks.  A signal arriving
