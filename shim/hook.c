@@ -157,8 +157,7 @@ static int h_dw_close(int fd)
 {
     for (unsigned i = 0; i < dw_nfiles; i++) {
         if (dw_files[i].fd != fd) continue;
-        struct stat st;
-        bool ours = fstat(fd, &st) == 0 && st.st_dev == dw_files[i].dev && st.st_ino == dw_files[i].ino;
+        bool ours = _ms_os_same_file(fd, dw_files[i].dev, dw_files[i].ino);
         dw_files[i] = dw_files[--dw_nfiles];
         if (ours) return close(fd);
         return 0;                           /* the program's now: not ours to close */

@@ -40,11 +40,7 @@ static uint64_t unix_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static bool still_ours(void)
-{
-    struct stat st;
-    return live_fd >= 0 && fstat(live_fd, &st) == 0 && st.st_dev == live_dev && st.st_ino == live_ino;
-}
+static bool still_ours(void) { return _ms_os_same_file(live_fd, live_dev, live_ino); }
 
 static void put(const void *p, size_t n, off_t off) { _ms_out_write_at(live_fd, p, n, off); }
 

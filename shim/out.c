@@ -46,12 +46,6 @@ static bool  err_known, err_inited;
 static dev_t err_dev;
 static ino_t err_ino;
 
-static bool same_file(int fd, dev_t dev, ino_t ino)
-{
-    struct stat st;
-    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
-}
-
 /* First thing at start-up: which file standard error is. */
 void _ms_out_init(void)
 {
@@ -78,7 +72,7 @@ void _ms_out_settle(void)
                   (_ms_opt.stats && !_ms_names_file(_ms_opt.stats)) ||
                   (_ms_ropt.rss_log && !_ms_names_file(_ms_ropt.rss_log));
     int saved = errno;
-    if (wanted && err_known && err_fd < 0 && same_file(2, err_dev, err_ino)) {
+    if (wanted && err_known && err_fd < 0 && _ms_os_same_file(2, err_dev, err_ino)) {
         err_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
         if (err_fd < 0) err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
     }
@@ -90,7 +84,7 @@ void _ms_out_settle(void)
 void _ms_out_retake_stderr(void)
 {
     int saved = errno;
-    if (err_known && err_fd > 2 && same_file(err_fd, err_dev, err_ino)) close(err_fd);
+    if (err_known && err_fd > 2 && _ms_os_same_file(err_fd, err_dev, err_ino)) close(err_fd);
     err_fd = -1;
     err_known = err_inited = false;
     _ms_out_init();
@@ -106,8 +100,8 @@ int _ms_err_fd(void)
     int saved = errno, fd = -1;
     if (!err_inited) _ms_out_init();
     if (err_known) {
-        if (same_file(err_fd, err_dev, err_ino)) fd = err_fd;
-        else if (same_file(2, err_dev, err_ino)) fd = 2;
+        if (_ms_os_same_file(err_fd, err_dev, err_ino)) fd = err_fd;
+        else if (_ms_os_same_file(2, err_dev, err_ino)) fd = 2;
     }
     errno = saved;
     return fd;
@@ -681,7 +675,7 @@ bool _ms_out_commit(ms_out_t *o)
                         replace ? "nothing is kept there" : "what it got is cut short");
             ok = false;
         }
-        if (same_file(o->fd, o->dev, o->ino)) close(o->fd);   /* never a number the program took */
+        if (_ms_os_same_file(o->fd, o->dev, o->ino)) close(o->fd);   /* never a number the program took */
         if (replace && !whole) unlink(o->tmp);
         else if (replace && rename(o->tmp, o->path) != 0) {
             _ms_message("%s: cannot rename %s to %s (%s)", o->var, o->tmp, o->path, why(errno, false));
@@ -705,10 +699,10 @@ int _ms_out_fd(ms_out_t *o)
     if (o->kind == MS_OUT_STDERR) return _ms_err_fd();
     if (o->kind == MS_OUT_NONE) return -1;
     int saved = errno;
-    if (!same_file(o->fd, o->dev, o->ino)) {
+    if (!_ms_os_same_file(o->fd, o->dev, o->ino)) {
         int fd = open(o->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
                                (o->kind == MS_OUT_ATOMIC ? O_NOFOLLOW : 0));
-        if (fd >= 0 && !same_file(fd, o->dev, o->ino)) { close(fd); fd = -1; errno = ESTALE; }
+        if (fd >= 0 && !_ms_os_same_file(fd, o->dev, o->ino)) { close(fd); fd = -1; errno = ESTALE; }
         if (fd < 0) {
             _ms_message("%s: the program closed memshim's descriptor of %s, which cannot be "
                         "opened again (%s); nothing more is written there", o->var, o->path,

@@ -136,23 +136,27 @@ MS_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init
     return real(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end);
 }
 
-/* setuid() and its kin, which glibc applies to every thread of the
- * process and aborts it when one thread cannot follow: memshim's reporter
- * thread is not there meanwhile (sampler.c).  initgroups() calls setgroups
- * inside the C library, where no preload sees it. */
-#define MS_SETXID(name, params, args)                                          \
+/* A function of the C library's with memshim's work before and after it
+ * (errno as the call left it). */
+#define MS_AROUND(name, params, args, before, after)                          \
     MS_EXPORT int name params                                                 \
     {                                                                         \
         static int (*real) params;                                            \
         if (!real) real = (int (*) params)dlsym(RTLD_NEXT, #name);            \
         if (!real) { errno = ENOSYS; return -1; }                             \
-        _ms_reporter_hold();                                                  \
+        before;                                                               \
         int rc = real args;                                                   \
         int err = errno;                                                      \
-        _ms_reporter_release();                                               \
+        after;                                                                \
         errno = err;                                                          \
         return rc;                                                            \
     }
+
+/* setuid() and its kin, which glibc applies to every thread of the
+ * process and aborts it when one thread cannot follow: memshim's reporter
+ * thread is not there meanwhile (sampler.c).  initgroups() calls setgroups
+ * inside the C library, where no preload sees it. */
+#define MS_SETXID(name, params, args) MS_AROUND(name, params, args, _ms_reporter_hold(), _ms_reporter_release())
 MS_SETXID(setuid, (uid_t u), (u))
 MS_SETXID(setgid, (gid_t g), (g))
 MS_SETXID(seteuid, (uid_t u), (u))
@@ -166,14 +170,7 @@ MS_SETXID(initgroups, (const char *user, gid_t g), (user, g))
 
 /* chroot(): /proc/self is kept open first, for the scan's maps and the
  * RSS figures where the new root has no /proc (prim_linux.c). */
-MS_EXPORT int chroot(const char *path)
-{
-    static int (*real)(const char *);
-    if (!real) real = (int (*)(const char *))dlsym(RTLD_NEXT, "chroot");
-    if (!real) { errno = ENOSYS; return -1; }
-    _ms_os_proc_keep();
-    return real(path);
-}
+MS_AROUND(chroot, (const char *path), (path), _ms_os_proc_keep(), (void)0)
 
 /* A seccomp filter installed (init.c, _ms_confined): through prctl, as
  * OpenSSH's sandbox does, or the seccomp system call through syscall(), as

@@ -121,6 +121,15 @@ ssize_t _ms_os_write(int fd, const void *buf, size_t n)
  * from the last thread found no globals and called every block they held
  * definitely lost.  /proc/self on a kernel without thread-self (before
  * 3.17). */
+static const char *path_in(const char *dir, const char *file, char *buf, size_t cap)
+{
+    size_t i = 0;
+    while (*dir && i + 1 < cap) buf[i++] = *dir++;
+    while (*file && i + 1 < cap) buf[i++] = *file++;
+    buf[i] = 0;
+    return buf;
+}
+
 const char *_ms_os_proc(const char *file, char *buf, size_t cap)
 {
     static int have = -1;
@@ -129,12 +138,7 @@ const char *_ms_os_proc(const char *file, char *buf, size_t cap)
         have = access("/proc/thread-self", F_OK) == 0;
         errno = saved;
     }
-    size_t i = 0;
-    const char *pre = have ? "/proc/thread-self/" : "/proc/self/";
-    while (*pre && i + 1 < cap) buf[i++] = *pre++;
-    while (*file && i + 1 < cap) buf[i++] = *file++;
-    buf[i] = 0;
-    return buf;
+    return path_in(have ? "/proc/thread-self/" : "/proc/self/", file, buf, cap);
 }
 
 uint64_t _ms_os_now_ns(void)
@@ -185,41 +189,44 @@ ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap)
  * >= MS_FD_MIN, close-on-exec, checked by identity before each use); a
  * fork child takes its own through it ("../self": the kept directory lies
  * outside the new root, so ".." still leads to /proc). */
-static int   proc_dir = -1;
-static dev_t proc_dev;
-static ino_t proc_ino;
+/* A descriptor memshim keeps (at fd >= MS_FD_MIN), known by its file's
+ * identity: the program may close or replace any number, and one that is
+ * no longer ours is never used nor closed. */
+typedef struct { int fd; dev_t dev; ino_t ino; } kept_fd_t;
 
-static bool proc_dir_ours(void)
+bool _ms_os_same_file(int fd, dev_t dev, ino_t ino)
 {
     struct stat st;
-    return proc_dir >= 0 && fstat(proc_dir, &st) == 0 && st.st_dev == proc_dev && st.st_ino == proc_ino;
+    return fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
 }
 
-static void proc_dir_set(int fd)
+static bool kept_ours(const kept_fd_t *k) { return _ms_os_same_file(k->fd, k->dev, k->ino); }
+
+/* k takes fd (-1: none), moved out of the program's way. */
+static void kept_set(kept_fd_t *k, int fd)
 {
     struct stat st;
     fd = _ms_fd_out_of_the_way(fd);
     if (fd >= 0 && fstat(fd, &st) != 0) { close(fd); fd = -1; }
-    if (fd < 0) return;
-    proc_dir = fd;
-    proc_dev = st.st_dev;
-    proc_ino = st.st_ino;
+    k->fd = fd;
+    if (fd >= 0) { k->dev = st.st_dev; k->ino = st.st_ino; }
 }
+
+static kept_fd_t proc_dir = { -1, 0, 0 };
 
 void _ms_os_proc_keep(void)
 {
     int saved = errno;
-    if (!proc_dir_ours()) proc_dir_set(open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!kept_ours(&proc_dir)) kept_set(&proc_dir, open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC));
     errno = saved;
 }
 
 void _ms_os_proc_fork_child(void)
 {
     int saved = errno;
-    if (proc_dir_ours()) {
-        int parent = proc_dir;
-        proc_dir = -1;
-        proc_dir_set(openat(parent, "../self", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (kept_ours(&proc_dir)) {
+        int parent = proc_dir.fd;
+        kept_set(&proc_dir, openat(parent, "../self", O_PATH | O_DIRECTORY | O_CLOEXEC));
         close(parent);
     }
     errno = saved;
@@ -230,16 +237,9 @@ void _ms_os_proc_fork_child(void)
 static int proc_open(const char *file, int flags, bool process)
 {
     char path[64];
-    const char *p = process ? NULL : _ms_os_proc(file, path, sizeof path);
-    if (process) {
-        size_t i = 0;
-        for (const char *q = "/proc/self/"; *q; q++) path[i++] = *q;
-        for (const char *q = file; *q && i + 1 < sizeof path; q++) path[i++] = *q;
-        path[i] = 0;
-        p = path;
-    }
+    const char *p = process ? path_in("/proc/self/", file, path, sizeof path) : _ms_os_proc(file, path, sizeof path);
     int fd = open(p, flags | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT && proc_dir_ours()) fd = openat(proc_dir, file, flags | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && kept_ours(&proc_dir)) fd = openat(proc_dir.fd, file, flags | O_CLOEXEC);
     return fd;
 }
 
@@ -259,7 +259,7 @@ ssize_t _ms_os_proc_readlink(const char *file, char *buf, size_t cap)
     int saved = errno;
     char path[64];
     ssize_t n = readlink(_ms_os_proc(file, path, sizeof path), buf, cap);
-    if (n < 0 && errno == ENOENT && proc_dir_ours()) n = readlinkat(proc_dir, file, buf, cap);
+    if (n < 0 && errno == ENOENT && kept_ours(&proc_dir)) n = readlinkat(proc_dir.fd, file, buf, cap);
     errno = saved;
     return n;
 }
@@ -272,37 +272,21 @@ ssize_t _ms_os_proc_readlink(const char *file, char *buf, size_t cap)
  * number failed with EBUSY.  The descriptor is checked each time (the
  * program may close or replace any); a fork child forgets it. */
 static __thread bool status_keeper __attribute__((tls_model("initial-exec")));
-static int status_fd = -1;
-static dev_t status_dev;
-static ino_t status_ino;
+static kept_fd_t status_file = { -1, 0, 0 };
 
 void _ms_os_status_keep(void) { status_keeper = true; }
 
 void _ms_os_status_forget(void)
 {
-    if (status_fd >= 0) {
-        struct stat st;
-        if (fstat(status_fd, &st) == 0 && st.st_dev == status_dev && st.st_ino == status_ino) close(status_fd);
-    }
-    status_fd = -1;
+    if (kept_ours(&status_file)) close(status_file.fd);
+    status_file.fd = -1;
 }
 
-/* The kept file, opened if it is not (or no longer ours). */
+/* The kept file, opened if it is not (or no longer ours: then the
+ * program's, not ours to close). */
 static void status_open(void)
 {
-    struct stat st;
-    if (status_fd >= 0 && (fstat(status_fd, &st) != 0 || st.st_dev != status_dev || st.st_ino != status_ino))
-        status_fd = -1;                           /* the program's now: not ours to close */
-    if (status_fd < 0) {
-        int fd = _ms_fd_out_of_the_way(_ms_os_proc_open("status", O_RDONLY));
-        if (fd >= 0 && fstat(fd, &st) == 0) {
-            status_fd = fd;
-            status_dev = st.st_dev;
-            status_ino = st.st_ino;
-        } else if (fd >= 0) {
-            close(fd);
-        }
-    }
+    if (!kept_ours(&status_file)) kept_set(&status_file, _ms_os_proc_open("status", O_RDONLY));
 }
 
 /* A fork child's reporter thread reads the file this thread opens now: the
@@ -321,7 +305,7 @@ ssize_t _ms_os_read_status(char *buf, size_t cap)
     if (!status_keeper) return _ms_os_read_proc("status", buf, cap, false);
     int saved = errno;
     status_open();
-    ssize_t len = status_fd >= 0 ? read_whole(status_fd, buf, cap) : -1;
+    ssize_t len = status_file.fd >= 0 ? read_whole(status_file.fd, buf, cap) : -1;
     errno = saved;
     return len;
 }

@@ -11,6 +11,13 @@
 #include "types.h"
 
 typedef struct ms_range_s { uintptr_t start, end; } ms_range_t;   /* [start, end) */
+/* Whether a falls in one of the n ranges r (unsorted, few). */
+static inline bool _ms_in_ranges(uintptr_t a, const ms_range_t *r, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (a >= r[i].start && a < r[i].end) return true;
+    return false;
+}
 
 /* ---- prim_linux.c: the only file making raw system calls ---------------- */
 MS_HIDDEN void  *_ms_os_map(size_t size);                 /* NULL on failure */
@@ -41,6 +48,9 @@ MS_HIDDEN ssize_t _ms_os_write(int fd, const void *buf, size_t n);   /* all of i
 MS_HIDDEN uint64_t _ms_os_now_ns(void);
 MS_HIDDEN bool   _ms_os_secure(void);                     /* AT_SECURE: setuid/setgid */
 MS_HIDDEN ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap);
+/* Whether fd is open on the file (dev, ino): a descriptor of memshim's that
+ * the program may have closed and reused for a file of its own.  errno may change. */
+MS_HIDDEN bool    _ms_os_same_file(int fd, dev_t dev, ino_t ino);
 MS_HIDDEN const char *_ms_os_proc(const char *file, char *buf, size_t cap); /* /proc/thread-self/FILE */
 /* The same opened (O_CLOEXEC added), or read whole (process: /proc/self's
  * FILE), also after the program's chroot(2): _ms_os_proc_keep, called just

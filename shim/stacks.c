@@ -235,13 +235,6 @@ void _ms_stack_unlock(bool child)
 
 /* ---- addresses of unloaded modules (modules.c) ------------------------------ */
 
-static bool in_ranges(uintptr_t ip, const ms_range_t *r, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++)
-        if (ip >= r[i].start && ip < r[i].end) return true;
-    return false;
-}
-
 /* ip into the hash set (a power of two slots, never more than half full);
  * false if it was there. */
 static bool set_put(uintptr_t *set, size_t cap, uintptr_t ip)
@@ -269,7 +262,7 @@ size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size
         const stack_ent *e = entry(id);
         for (uint32_t j = 0; j < e->depth; j++) {
             uintptr_t ip = e->ip[j];
-            if (!ip || !in_ranges(ip, code, n)) continue;
+            if (!ip || !_ms_in_ranges(ip, code, n)) continue;
             if (k >= max) { k = max + 1; id = nstacks; break; }   /* more than asked for */
             if (2 * (k + 1) > cap) {
                 uintptr_t *bigger = _ms_meta_alloc(2 * cap * sizeof *bigger);
@@ -310,7 +303,7 @@ void _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag)
         uint64_t old = hash_ips(e->ip, e->depth);
         bool changed = false;
         for (uint32_t j = 0; j < e->depth; j++)
-            if (in_ranges(e->ip[j], code, n)) {
+            if (_ms_in_ranges(e->ip[j], code, n)) {
                 __atomic_store_n(&e->ip[j], e->ip[j] | tag, __ATOMIC_RELAXED);
                 changed = true;
             }

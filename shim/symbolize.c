@@ -262,19 +262,27 @@ static void standby_sort(void)
         }
 }
 
+/* arr (holding `have` entries of `size` bytes, room for *cap) with room
+ * for `need`, in memshim's own memory, doubled as needed: arr itself or
+ * its new place; NULL (arr as it was) if there is no memory. */
+static void *grow(void *arr, size_t *cap, size_t have, size_t need, size_t size)
+{
+    if (need <= *cap) return arr;
+    size_t ncap = *cap ? *cap : 256;
+    while (ncap < need) ncap *= 2;
+    void *n = _ms_meta_alloc(ncap * size);
+    if (!n) return NULL;
+    if (arr) { memcpy(n, arr, have * size); _ms_meta_free(arr, *cap * size); }
+    *cap = ncap;
+    return n;
+}
+
 /* got[i] for i in fresh (n of them) joins the entries (sym_lock). */
 static void standby_add(const kept_t *got, const size_t *fresh, size_t n, uint64_t owner)
 {
-    if (!n) return;
-    if (nstandby + n > standby_cap) {
-        size_t ncap = standby_cap ? standby_cap : 256;
-        while (ncap < nstandby + n) ncap *= 2;
-        standby_t *ns = _ms_meta_alloc(ncap * sizeof *ns);
-        if (!ns) return;
-        if (standby) { memcpy(ns, standby, nstandby * sizeof *ns); _ms_meta_free(standby, standby_cap * sizeof *standby); }
-        standby = ns;
-        standby_cap = ncap;
-    }
+    standby_t *room = n ? grow(standby, &standby_cap, nstandby, nstandby + n, sizeof *standby) : NULL;
+    if (!room) return;
+    standby = room;
     size_t sorted = nstandby;
     for (size_t i = 0; i < n; i++) {
         standby_t *e = standby_find(got[fresh[i]].tagged, sorted);
@@ -289,11 +297,8 @@ void _ms_symbolize_unloaded(const ms_range_t *code, unsigned n)
 {
     _ms_lock(&sym_lock);
     size_t j = 0;
-    for (size_t i = 0; i < nstandby; i++) {
-        bool in = false;
-        for (unsigned r = 0; r < n && !in; r++) in = standby[i].ip >= code[r].start && standby[i].ip < code[r].end;
-        if (!in) standby[j++] = standby[i];
-    }
+    for (size_t i = 0; i < nstandby; i++)
+        if (!_ms_in_ranges(standby[i].ip, code, n)) standby[j++] = standby[i];
     nstandby = j;
     _ms_unlock(&sym_lock);
 }
@@ -337,16 +342,8 @@ uintptr_t _ms_symbolize_keep(const char *module, uintptr_t base, const ms_range_
         _ms_lock(&sym_lock);
         standby_add(got, fresh, nfresh, owner);
         tag = (uintptr_t)next_tag++ << MS_IP_TAG_SHIFT;
-        if (nkept + k > kept_cap) {
-            size_t ncap = kept_cap ? kept_cap : 256;
-            while (ncap < nkept + k) ncap *= 2;
-            kept_t *nk = _ms_meta_alloc(ncap * sizeof *nk);
-            if (nk) {
-                if (kept) { memcpy(nk, kept, nkept * sizeof *nk); _ms_meta_free(kept, kept_cap * sizeof *kept); }
-                kept = nk;
-                kept_cap = ncap;
-            }
-        }
+        kept_t *room = grow(kept, &kept_cap, nkept, nkept + k, sizeof *kept);
+        if (room) kept = room;                   /* else as many as fit */
         for (size_t i = 0; i < k && nkept < kept_cap; i++) {
             got[i].tagged |= tag;
             kept[nkept++] = got[i];
