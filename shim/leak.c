@@ -59,24 +59,6 @@ void _ms_leak_after_fork_child(void)
     heap_errs_n = 0;                        /* the parent's misuse is in the parent's report */
 }
 
-/* The callee-saved registers as the caller left them: the program's frames
- * above may keep pointers only there.  Called first thing, before the
- * compiler needs any of them. */
-#if defined(__x86_64__)
-#define SAVE_CALLEE_SAVED(r) __asm__ volatile( \
-    "mov %%rbx, 0(%0)\n\tmov %%r12, 8(%0)\n\tmov %%r13, 16(%0)\n\t" \
-    "mov %%r14, 24(%0)\n\tmov %%r15, 32(%0)\n\tmov %%rbp, 40(%0)" :: "r"(r) : "memory")
-#define NSAVED 6
-#elif defined(__aarch64__)
-#define SAVE_CALLEE_SAVED(r) __asm__ volatile( \
-    "stp x19, x20, [%0, #0]\n\tstp x21, x22, [%0, #16]\n\tstp x23, x24, [%0, #32]\n\t" \
-    "stp x25, x26, [%0, #48]\n\tstp x27, x28, [%0, #64]\n\tstr x29, [%0, #80]" :: "r"(r) : "memory")
-#define NSAVED 11
-#else
-#define SAVE_CALLEE_SAVED(r) __builtin_unwind_init()
-#define NSAVED 0
-#endif
-
 void _ms_leak_at_exit(void)
 {
     if (!_ms_track_on) return;
@@ -92,8 +74,8 @@ void _ms_leak_at_exit(void)
     ms_scan_self_t self;
     memset(&self, 0, sizeof self);
     if (!_ms_unwind_exit_frame(&self)) {
-        SAVE_CALLEE_SAVED(self.regs);
-        self.nregs = NSAVED;
+        MS_SAVE_CALLEE_SAVED(self.regs);
+        self.nregs = MS_NSAVED;
         self.sp = (uintptr_t)__builtin_frame_address(0);
         self.pc = 0;
     }
@@ -106,26 +88,10 @@ void _ms_leak_at_exit(void)
     }
 }
 
-/* Where the program called us from: its stack pointer after the call, the
- * return address, its callee-saved registers (rbp: the caller's, saved in
- * our frame).  A macro: it must run in the exported function itself. */
-#if defined(__x86_64__)
-#define CALLER_RBP(s) ((s).regs[5] = *(const uintptr_t *)__builtin_frame_address(0))
-#else
-#define CALLER_RBP(s) ((void)0)
-#endif
-#define CALLER_FRAME(s) do {                                                        \
-        SAVE_CALLEE_SAVED((s).regs);                                                \
-        (s).nregs = NSAVED;                                                         \
-        (s).sp = (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *);        \
-        (s).pc = (uintptr_t)__builtin_return_address(0);                            \
-        CALLER_RBP(s);                                                              \
-    } while (0)
-
 MS_EXPORT MS_NOINLINE int memshim_leak_check(void)
 {
     ms_scan_self_t self;
-    CALLER_FRAME(self);
+    MS_CALLER_FRAME(self);
     if (!_ms_track_on) return -1;
     return _ms_leak_report(0, &self);
 }
@@ -135,7 +101,7 @@ MS_EXPORT MS_NOINLINE int memshim_leak_check(void)
 MS_EXPORT MS_NOINLINE int memshim_why(const void *ptr, int fd)
 {
     ms_scan_self_t self;
-    CALLER_FRAME(self);
+    MS_CALLER_FRAME(self);
     return _ms_why(ptr, fd, &self);
 }
 

@@ -106,9 +106,11 @@ static void (*real_exit)(int);
 typedef int (*main_fn)(int, char **, char **);
 static main_fn program_main;
 
-MS_EXPORT __attribute__((noreturn)) void exit(int status)
+MS_EXPORT __attribute__((noreturn)) MS_NOINLINE void exit(int status)
 {
-    _ms_exit_enter();
+    ms_caller_t caller;
+    MS_CALLER_FRAME(caller);
+    _ms_exit_enter(&caller);
     if (!real_exit) real_exit = (void (*)(int))dlsym(RTLD_NEXT, "exit");
     real_exit(status);
     __builtin_unreachable();

@@ -920,9 +920,16 @@ static bool collect_blocks(scan_t *sc, scratch_t *x, const ms_parked_t *pk)
 }
 
 /* The threads: [0] the caller (NULL self: one of memshim's threads), then
- * the parked ones. */
+ * the parked ones; a parked thread waiting in exit() as its caller left it
+ * (init.c, _ms_exit_waiter): registers as the caller's, then the stack. */
 #define SCAN_THREADS (MAX_THREADS + 1)
-typedef struct { uintptr_t sp[SCAN_THREADS], pc[SCAN_THREADS], tp[SCAN_THREADS]; int tid[SCAN_THREADS]; unsigned n; } scan_threads_t;
+typedef struct {
+    uintptr_t sp[SCAN_THREADS], pc[SCAN_THREADS], tp[SCAN_THREADS];
+    const uintptr_t *regs[SCAN_THREADS];
+    unsigned nregs[SCAN_THREADS];
+    int tid[SCAN_THREADS];
+    unsigned n;
+} scan_threads_t;
 
 static void list_threads(scan_threads_t *t, const ms_parked_t *pk, const ms_scan_self_t *self, uintptr_t my_tp)
 {
@@ -933,17 +940,20 @@ static void list_threads(scan_threads_t *t, const ms_parked_t *pk, const ms_scan
     t->sp[t->n++] = self ? self->sp : UINTPTR_MAX;
     unsigned parked = pk->n < MAX_THREADS ? pk->n : MAX_THREADS;
     for (unsigned i = 0; i < parked; i++) {
+        const ms_caller_t *w = _ms_exit_waiter(pk->tid[i]);
         t->tid[t->n] = pk->tid[i];
-        t->pc[t->n] = pk->pc[i];
+        t->pc[t->n] = w ? (w->pc ? w->pc - 1 : 0) : pk->pc[i];
         t->tp[t->n] = pk->tp[i];
-        t->sp[t->n++] = pk->sp[i];
+        t->regs[t->n] = w ? w->regs : pk->regs[i];
+        t->nregs[t->n] = w ? w->nregs : MS_SCAN_REGS;
+        t->sp[t->n++] = w ? w->sp : pk->sp[i];
     }
 }
 
 /* Phase 2: every root (registers, the collector's strong references, the
  * mappings), then the blocks they reach, breadth first; where each reached
  * block was reached from, for retention paths. */
-static bool mark_reachable(scan_t *sc, scratch_t *x, const scan_threads_t *t, const ms_parked_t *pk,
+static bool mark_reachable(scan_t *sc, scratch_t *x, const scan_threads_t *t,
                            const ms_scan_self_t *self, bool all_parked, int gc_held)
 {
     size_t nmaps = read_maps(sc, x->maps, MAX_MAPS, t->sp, t->n, all_parked);
@@ -957,9 +967,9 @@ static bool mark_reachable(scan_t *sc, scratch_t *x, const scan_threads_t *t, co
     sc->thread = 0;
     if (self)
         scan_words(sc, (uintptr_t)self->regs, (uintptr_t)(self->regs + self->nregs), M_REACHABLE, UINT32_MAX);
-    for (unsigned i = 0; i + 1 < t->n; i++) {
-        sc->thread = i + 1;
-        scan_words(sc, (uintptr_t)pk->regs[i], (uintptr_t)(pk->regs[i] + MS_SCAN_REGS), M_REACHABLE, UINT32_MAX);
+    for (unsigned i = 1; i < t->n; i++) {
+        sc->thread = i;
+        scan_words(sc, (uintptr_t)t->regs[i], (uintptr_t)(t->regs[i] + t->nregs[i]), M_REACHABLE, UINT32_MAX);
     }
     if (gc_held) gc_strong_refs_locked(strong_ref, sc);
     scan_roots(sc, x->maps, nmaps, t->sp, t->n);
@@ -1068,7 +1078,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     int failed = ENOMEM;                  /* no scratch memory, or the errno of /proc/self/maps */
     if (collect_blocks(&sc, &x, &pk)) {
         list_threads(&threads, &pk, self, my_tp);
-        if (mark_reachable(&sc, &x, &threads, &pk, self, *unparked == 0, gc_held)) {
+        if (mark_reachable(&sc, &x, &threads, self, *unparked == 0, gc_held)) {
             mark_lost(&sc);
             nitems = make_items(&sc, x.items, &threads);
             failed = 0;

@@ -640,6 +640,48 @@ typedef struct ms_scan_self_s {
     uintptr_t regs[MS_SCAN_REGS];
     unsigned  nregs;
 } ms_scan_self_t;
+
+/* The callee-saved registers as the caller left them: the program's frames
+ * above may keep pointers only there.  Called first thing, before the
+ * compiler needs any of them. */
+#if defined(__x86_64__)
+#define MS_SAVE_CALLEE_SAVED(r) __asm__ volatile( \
+    "mov %%rbx, 0(%0)\n\tmov %%r12, 8(%0)\n\tmov %%r13, 16(%0)\n\t" \
+    "mov %%r14, 24(%0)\n\tmov %%r15, 32(%0)\n\tmov %%rbp, 40(%0)" :: "r"(r) : "memory")
+#define MS_NSAVED 6
+#elif defined(__aarch64__)
+#define MS_SAVE_CALLEE_SAVED(r) __asm__ volatile( \
+    "stp x19, x20, [%0, #0]\n\tstp x21, x22, [%0, #16]\n\tstp x23, x24, [%0, #32]\n\t" \
+    "stp x25, x26, [%0, #48]\n\tstp x27, x28, [%0, #64]\n\tstr x29, [%0, #80]" :: "r"(r) : "memory")
+#define MS_NSAVED 11
+#else
+#define MS_SAVE_CALLEE_SAVED(r) __builtin_unwind_init()
+#define MS_NSAVED 0
+#endif
+
+/* Where the program called us from: its stack pointer after the call, the
+ * return address, its callee-saved registers (rbp: the caller's, saved in
+ * our frame).  A macro: it must run in the exported function itself. */
+#if defined(__x86_64__)
+#define MS_CALLER_RBP(s) ((s).regs[5] = *(const uintptr_t *)__builtin_frame_address(0))
+#else
+#define MS_CALLER_RBP(s) ((void)0)
+#endif
+#define MS_CALLER_FRAME(s) do {                                                 \
+        MS_SAVE_CALLEE_SAVED((s).regs);                                         \
+        (s).nregs = MS_NSAVED;                                                  \
+        (s).sp = (uintptr_t)__builtin_frame_address(0) + 2 * sizeof(void *);    \
+        (s).pc = (uintptr_t)__builtin_return_address(0);                        \
+        MS_CALLER_RBP(s);                                                       \
+    } while (0)
+
+/* The same, small: where a thread waiting in exit() called it (init.c). */
+typedef struct ms_caller_s {
+    uintptr_t sp, pc;
+    uintptr_t regs[12];
+    unsigned  nregs;
+} ms_caller_t;
+
 MS_HIDDEN size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked,
                                 const ms_scan_self_t *self);
 MS_HIDDEN int    _ms_why(const void *ptr, int fd, const ms_scan_self_t *self); /* report.c: memshim_why */
@@ -708,7 +750,8 @@ MS_HIDDEN void   _ms_symbolize_unloaded(const ms_range_t *code, unsigned n);   /
 MS_HIDDEN void   _ms_symbolize_keep_cancel(uintptr_t tag);
 MS_HIDDEN void   _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag);
 MS_HIDDEN size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max);
-MS_HIDDEN void   _ms_exit_enter(void);                /* exit(): one thread at a time (init.c) */
+MS_HIDDEN void   _ms_exit_enter(const ms_caller_t *caller); /* exit(): one thread at a time (init.c) */
+MS_HIDDEN const ms_caller_t *_ms_exit_waiter(int tid); /* init.c: where thread tid, inside exit(), called it */
 MS_HIDDEN bool   _ms_main_caller(uintptr_t ra);       /* ra returns into main's caller (override.c) */
 MS_HIDDEN void   _ms_symbolize_lock(void);            /* fork: before every other lock */
 MS_HIDDEN void   _ms_symbolize_unlock(bool child);

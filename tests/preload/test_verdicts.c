@@ -424,3 +424,22 @@ Test(verdicts, the_loaders_thread_local_storage_neither_breaks_nor_leaks, .timeo
         run_free(&vg);
     }
 }
+
+/* A thread that lost a block waits in read() on a buffer of its stack
+ * that read() never fills, where the allocator had taken the block's
+ * stack: the unwritten part kept the address (libunwind's saved
+ * registers), and the block was "still reachable" in every layout, at a
+ * snapshot and at exit.  valgrind: definitely lost. */
+Test(layouts, a_waiting_threads_unwritten_buffer_keeps_no_lost_block, .timeout = 120)
+{
+    static const long want[6] = { 1, 100, 0, 0, 0, 0 };
+    mode_in_every_layout("fixtures/stale_below", "exit", 1, want);
+    mode_in_every_layout("fixtures/stale_below", "check", 1, want);
+    mode_in_every_layout("fixtures/stale_below", "check", 2, want);
+    if (access("/usr/bin/valgrind", X_OK) != 0) return;
+    char *argv[] = { "valgrind", "--leak-check=full", path_in_build("fixtures/stale_below"), NULL };
+    run_t vg = run_with(false, NULL, argv, NULL);
+    long b = 0, n = 0;
+    cr_expect(text_kind(vg.err, "definitely lost", &b, &n) && b == 1 && n == 100, "valgrind: %s", vg.err);
+    run_free(&vg);
+}
