@@ -93,21 +93,37 @@ Test(layouts, snapshot_then_exit, .timeout = 120)
     same_in_every_layout("snap", 2);     /* and the exit report after it */
 }
 
-/* The same figures as memcheck's, mode by mode. */
+/* The same figures as memcheck's, mode by mode.  memcheck's own verdict
+ * may hang on what a dead frame kept in one layout (once in a full run, the
+ * 1 MiB block of leak_shapes "possibly lost": an interior pointer left by
+ * memset), so it runs in three layouts, and two of them must agree. */
+static bool valgrind_figures(const char *fixture, const char *mode, size_t pad, long v[6])
+{
+    char *padv = pad_env(pad);
+    const char *env[] = { padv, NULL };
+    char *argv[] = { "valgrind", "--leak-check=full", path_in_build(fixture), (char *)mode, NULL };
+    run_t vg = run_with(false, NULL, argv, env);
+    bool ok = text_kind(vg.err, "definitely lost", &v[0], &v[1]) && text_kind(vg.err, "indirectly lost", &v[2], &v[3]) &&
+              text_kind(vg.err, "possibly lost", &v[4], &v[5]);
+    cr_assert(ok, "valgrind said: %s", vg.err);
+    run_free(&vg);
+    free(padv);
+    return ok;
+}
+
 static void as_valgrind(const char *fixture, const char *mode)
 {
     if (access("/usr/bin/valgrind", X_OK) != 0) cr_skip_test("valgrind is not installed");
-    char *argv[] = { "valgrind", "--leak-check=full", path_in_build(fixture), (char *)mode, NULL };
-    run_t vg = run_with(false, NULL, argv, NULL);
-    long v[6], m[6];
-    cr_assert(text_kind(vg.err, "definitely lost", &v[0], &v[1]) &&
-              text_kind(vg.err, "indirectly lost", &v[2], &v[3]) &&
-              text_kind(vg.err, "possibly lost", &v[4], &v[5]), "valgrind said: %s", vg.err);
+    static const size_t vpads[3] = { 0, 13, 333 };
+    long vs[3][6], m[6];
+    for (int i = 0; i < 3; i++) valgrind_figures(fixture, mode, vpads[i], vs[i]);
+    const long *v = !memcmp(vs[0], vs[1], sizeof vs[0]) || !memcmp(vs[0], vs[2], sizeof vs[0]) ? vs[0]
+                  : !memcmp(vs[1], vs[2], sizeof vs[1]) ? vs[1] : NULL;
+    cr_assert(v, "%s %s: valgrind gave three verdicts in three layouts", fixture, mode);
     cr_assert(figures(fixture, mode, 0, 1, m));
     for (int k = 0; k < 6; k++)
         cr_expect_eq(m[k], v[k], "%s %s: memshim %ld/%ld %ld/%ld %ld/%ld, valgrind %ld/%ld %ld/%ld %ld/%ld", fixture, mode,
                      m[0], m[1], m[2], m[3], m[4], m[5], v[0], v[1], v[2], v[3], v[4], v[5]);
-    run_free(&vg);
 }
 
 Test(layouts, as_valgrind_return, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "return"); }
