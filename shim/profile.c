@@ -402,7 +402,7 @@ static int profile_write(const char *dest, const char *when)
     int saved = errno;
     pthread_mutex_lock(&prof_lock);
     _ms_busy++;                           /* symbolizing allocates: memshim's blocks */
-    _ms_symbolize_refresh();
+    _ms_symbolize_begin();
     ms_profile_t p;
     int rc = -1;
     if (profile_collect(&p)) {
@@ -415,6 +415,7 @@ static int profile_write(const char *dest, const char *when)
         _ms_message("heap profile not written: out of memory");
     }
     profile_free(&p);
+    _ms_symbolize_end();
     _ms_busy--;
     pthread_mutex_unlock(&prof_lock);
     errno = rc ? EIO : saved;
@@ -548,9 +549,10 @@ void _ms_prof_sites_line(ms_buf_t *b, uint64_t t_ms, uint64_t now_ns)
     bool fresh = false;
     for (unsigned j = 0; j < k; j++) {
         if (was_named(id[j])) continue;
-        if (!fresh) { _ms_symbolize_refresh(); fresh = true; }
+        if (!fresh) { _ms_symbolize_begin(); fresh = true; }
         site_name_line(b, id[j]);
     }
+    if (fresh) _ms_symbolize_end();
     _ms_busy--;
     _ms_bprintf(b, "# sites %llu %llu", (unsigned long long)t_ms, (unsigned long long)total);
     for (unsigned j = 0; j < k; j++) _ms_bprintf(b, " %u:%llu", id[j], (unsigned long long)by[j]);

@@ -1228,7 +1228,7 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
         return -1;                       /* no verdict */
     }
     _ms_busy++;
-    _ms_symbolize_refresh();
+    _ms_symbolize_begin();
     groups_t gs;
     int leaks = 0;
     if (build_groups(&gs, items, n)) {
@@ -1264,6 +1264,7 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
         _ms_meta_free(gs.g, gs.cap * sizeof *gs.g);
     }
     _ms_leak_items_free(items, cap);
+    _ms_symbolize_end();
     _ms_busy--;
     return leaks;
 }
@@ -1301,7 +1302,7 @@ static int why_locked(const void *ptr, int fd, const ms_scan_self_t *self)
         return -1;
     }
     _ms_busy++;
-    _ms_symbolize_refresh();
+    _ms_symbolize_begin();
     uintptr_t p = (uintptr_t)ptr;
     size_t found = SIZE_MAX;
     for (size_t i = 0; i < n && found == SIZE_MAX; i++)
@@ -1331,6 +1332,7 @@ static int why_locked(const void *ptr, int fd, const ms_scan_self_t *self)
     }
     _ms_buf_flush(&b);
     _ms_leak_items_free(items, cap);
+    _ms_symbolize_end();
     _ms_busy--;
     pthread_mutex_unlock(&report_lock);
     return 0;

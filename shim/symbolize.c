@@ -39,6 +39,7 @@ static pthread_mutex_t sym_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;  /* libdw's one load; before sym_lock */
 static int tried;                 /* libdw's load was tried (atomic; set under both locks) */
 static int load_held;             /* fork: fork_prepare got load_lock */
+static unsigned naming;           /* threads between _ms_symbolize_begin and _end (sym_lock) */
 static unsigned refreshes;        /* sym_lock: libdw's module list made anew (its names gone) */
 static Dwfl *dwfl;
 static Dwfl_Module *(*p_addrmodule)(Dwfl *, Dwarf_Addr);
@@ -88,6 +89,7 @@ void _ms_symbolize_unlock(bool child)
     if (child) {
         pthread_mutex_init(&sym_lock, NULL);
         pthread_mutex_init(&load_lock, NULL);
+        naming = 0;                   /* the threads naming are the parent's */
         return;
     }
     _ms_unlock(&sym_lock);
@@ -129,12 +131,27 @@ static void demangler_find(void)
     if (d) __atomic_store_n((void **)&p_demangle, d, __ATOMIC_RELEASE);
 }
 
-/* Modules may have come and gone since the last report: look again. */
-void _ms_symbolize_refresh(void)
+/* Modules may have come and gone since the last report: look again, and
+ * keep the names given from here to _ms_symbolize_end valid.  A refresh
+ * frees what libdw gave before it (its modules, their mapped ELF files),
+ * and names are used after sym_lock is let go: a heap profile encoded in
+ * one thread while another's dlclose refreshed compared freed strings
+ * (SIGSEGV in strcmp, once in 40 runs of a test).  While any thread is
+ * between begin and end, a refresh is skipped: libdw then does not know
+ * the modules loaded since, and their frames get the loader's names. */
+void _ms_symbolize_end(void)
+{
+    _ms_lock(&sym_lock);
+    if (naming) naming--;             /* 0: begun before a fork, in the parent */
+    _ms_unlock(&sym_lock);
+}
+
+void _ms_symbolize_begin(void)
 {
     __atomic_store_n(&demangler_looked, 0, __ATOMIC_RELAXED);
     _ms_lock(&sym_lock);
-    if (dwfl) {
+    naming++;
+    if (dwfl && naming == 1) {
         _ms_busy++;
         p_report_begin(dwfl);
         p_proc_report(dwfl, _ms_os_gettid());   /* /proc/TID/maps: the leader may be gone */
@@ -332,12 +349,13 @@ uintptr_t _ms_symbolize_keep(const char *module, uintptr_t base, const ms_range_
         _ms_unlock(&sym_lock);
         if (nfresh) {
             libdw_ready();
-            _ms_symbolize_refresh();             /* libdw must know the module */
-        }
-        for (size_t x = 0; x < nfresh; x++) {
-            ms_frame_t f;
-            symbolize(ips[fresh[x]], &f, SYM_LINES, true);
-            got[fresh[x]] = (kept_t){ ips[fresh[x]], f };
+            _ms_symbolize_begin();               /* libdw must know the module */
+            for (size_t x = 0; x < nfresh; x++) {
+                ms_frame_t f;
+                symbolize(ips[fresh[x]], &f, SYM_LINES, true);
+                got[fresh[x]] = (kept_t){ ips[fresh[x]], f };
+            }
+            _ms_symbolize_end();
         }
         _ms_lock(&sym_lock);
         standby_add(got, fresh, nfresh, owner);
