@@ -315,10 +315,11 @@ static int exit_waiter_in(int me, const ms_caller_t *caller)
 {
     for (int i = 0; i < EXIT_WAITERS; i++) {
         int none = 0;
-        if (__atomic_load_n(&exit_waiter[i].tid, __ATOMIC_RELAXED) != 0) continue;
+        if (!__atomic_compare_exchange_n(&exit_waiter[i].tid, &none, -1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            continue;                 /* taken; -1: being filled */
         exit_waiter[i].at = caller;
-        if (__atomic_compare_exchange_n(&exit_waiter[i].tid, &none, me, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-            return i;
+        __atomic_store_n(&exit_waiter[i].tid, me, __ATOMIC_RELEASE);
+        return i;
     }
     return -1;                    /* more of them: their frames are scanned whole */
 }

@@ -632,7 +632,7 @@ MS_HIDDEN MS_NOINLINE uint64_t _ms_capture_miss_walk(const ms_site_t *site)
 /* rsp is 8 past a multiple of 16 on entry: one word more keeps the walk's
  * frames aligned.  rep stos clears [rsp - 8 * words, rsp) after the call,
  * the walk's frames and its return address. */
-__asm__(".text\n"
+__asm__(".pushsection .text\n"
         ".globl _ms_capture_miss\n"
         ".hidden _ms_capture_miss\n"
         ".type _ms_capture_miss, @function\n"
@@ -654,7 +654,8 @@ __asm__(".text\n"
         "    mov %edx, %eax\n"
         "    ret\n"
         ".cfi_endproc\n"
-        ".size _ms_capture_miss, .-_ms_capture_miss\n");
+        ".size _ms_capture_miss, .-_ms_capture_miss\n"
+        ".popsection\n");
 #else
 static MS_NOINLINE void scrub_below(void)
 {
