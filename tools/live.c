@@ -86,14 +86,23 @@ static const char *region_wrong(const ms_live_t *l, pid_t pid)
 
 /* A consistent copy of the region (seqlock), checked, or false after
  * saying why (unless quiet).  attempts: how many times to try while the
- * writer is in the middle of a refresh, 1 ms apart. */
+ * writer is in the middle of a refresh, or has not yet written the region
+ * it just made (the memfd shows in /proc/PID/fd, all zeros, before its
+ * header and first figures are written: a reader that came then said
+ * "unknown format (version 0)"), 1 ms apart. */
 bool ms_live_read(int fd, pid_t pid, ms_live_t *out, unsigned attempts, bool quiet)
 {
+    struct timespec ms = { 0, 1000000 };
     for (unsigned attempt = 0; attempt < attempts; attempt++) {
+        bool last = attempt + 1 == attempts;
         ssize_t n = pread(fd, out, sizeof *out, 0);
         if (n < (ssize_t)offsetof(ms_live_t, pid)) {
             if (!quiet) ms_warn("process %d: live region unreadable", (int)pid);
             return false;
+        }
+        if (out->magic == 0 && !last) {                 /* being made */
+            nanosleep(&ms, NULL);
+            continue;
         }
         if (out->magic != MS_LIVE_MAGIC || out->version != MS_LIVE_VERSION) {
             if (!quiet)
@@ -109,12 +118,15 @@ bool ms_live_read(int fd, pid_t pid, ms_live_t *out, unsigned attempts, bool qui
         if ((out->seq & 1) == 0 && pread(fd, &seq, sizeof seq, offsetof(ms_live_t, seq)) == sizeof seq &&
             seq == out->seq) {
             out->program[sizeof out->program - 1] = 0;
+            if (out->updates == 0 && !last) {           /* not filled yet */
+                nanosleep(&ms, NULL);
+                continue;
+            }
             const char *wrong = region_wrong(out, pid);
             if (wrong && !quiet) ms_warn("process %d: live region not usable: %s", (int)pid, wrong);
             return !wrong;
         }
-        struct timespec ts = { 0, 1000000 };
-        nanosleep(&ts, NULL);
+        nanosleep(&ms, NULL);
     }
     if (!quiet) ms_warn("process %d: live region kept changing while being read", (int)pid);
     return false;
