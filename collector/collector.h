@@ -94,6 +94,27 @@ __attribute__((weak, visibility("hidden"))) void gc_object_block(void *base, siz
  * whether it wants that collection's blocks at all (0: not offered). */
 __attribute__((weak, visibility("hidden"))) int gc_object_free(void *base, size_t size, unsigned long collection);
 
+/* The program's own allocations and frees of objects, outside collections:
+ * memshim_new's block, and the block of an object that dies when the
+ * program drops its last reference (memshim_decref, memshim_root_remove,
+ * and the deaths those cause in dealloc functions).  With the default
+ * allocator they go to gc_object_alloc and gc_object_release when the
+ * allocator's owner defines them, with the program's call into the
+ * collector: the return address into the program and its stack pointer
+ * there.  The shim records that call's stack, as it would for a malloc or
+ * free the program made itself: found in its stack cache, where the
+ * collector's own frames, which the stack leaves out, would make every
+ * object's stack a fresh unwind.  A death caused by another (a dealloc
+ * function's decref) also gets `outer`, the call that started the first:
+ * a dealloc function that ends in a tail call to memshim_decref leaves the
+ * collector's own code as `site`.  Either may be NULL (the collector's own
+ * decrefs).  gc_object_alloc returns NULL only when there is no memory;
+ * gc_object_release frees whatever malloc gave. */
+typedef struct gc_site { uintptr_t ra, sp; } gc_site;
+__attribute__((weak, visibility("hidden"))) void *gc_object_alloc(size_t size, const gc_site *site);
+__attribute__((weak, visibility("hidden"))) void  gc_object_release(void *base, const gc_site *site,
+                                                                    const gc_site *outer);
+
 /* The references the collector holds on the program's behalf: every root
  * (memshim_root_add) and the garbage list.  The leak scan counts what they
  * hold as reachable.  gc_scan_lock takes the collector lock, waiting at most

@@ -75,6 +75,11 @@
 #define GC_HIDDEN __attribute__((visibility("hidden")))
 #define GC_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define GC_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* The call into the collector, in a function that the program called
+ * (or reached by a tail call from one): what gc_object_alloc and
+ * gc_object_release are given (collector.h). */
+#define GC_CALLER (&(gc_site){ (uintptr_t)__builtin_return_address(0), \
+                               (uintptr_t)__builtin_frame_address(0) + 16 })
 
 typedef struct __attribute__((aligned(16))) gc_head {
     uintptr_t           next;
@@ -236,10 +241,11 @@ GC_HIDDEN void  gc_mem_free(void *p, size_t n);
 GC_HIDDEN void *gc_tab_alloc(size_t n);              /* the tables' allocator, same contract */
 GC_HIDDEN void  gc_tab_free(void *p, size_t n);
 GC_HIDDEN void *gc_tab_grow(void *p, size_t old_n, size_t new_n);   /* copy; NULL keeps p */
-GC_HIDDEN void  gc_dealloc(gc_head *g);              /* refcnt reached 0 */
+GC_HIDDEN void  gc_dealloc(gc_head *g, const gc_site *site); /* refcnt reached 0; site: the program's call, or NULL */
 GC_HIDDEN int   gc_free_hook_wanted(void);           /* at a collection's start */
 GC_HIDDEN void  gc_incref(gc_head *g);
-GC_HIDDEN void  gc_decref(gc_head *g);
+GC_HIDDEN void  gc_decref_at(gc_head *g, const gc_site *site);  /* site as gc_dealloc's */
+static inline void gc_decref(gc_head *g) { gc_decref_at(g, NULL); }
 GC_HIDDEN int   gc_incref_if_alive(gc_head *g);      /* 0 if the count was 0 */
 GC_HIDDEN void  gc_track_head(gc_head *g);           /* into generation 0 */
 GC_HIDDEN void  gc_untrack_head(gc_head *g);

@@ -15,6 +15,7 @@ __thread unsigned gc_lock_depth;
 /* The trashcan: per-thread nesting depth of deaths, and the deferred ones. */
 static __thread unsigned dealloc_depth;
 static __thread gc_head *trash;
+static __thread const gc_site *death_site;   /* the outermost death's call (collector.h) */
 
 /* ---- memory ----------------------------------------------------------------- */
 static void *default_alloc(void *ctx, size_t n) { (void)ctx; return malloc(n); }
@@ -147,14 +148,14 @@ void gc_incref(gc_head *g)
         gc_fatal("reference count overflow", gc_obj(g));
 }
 
-void gc_decref(gc_head *g)
+void gc_decref_at(gc_head *g, const gc_site *site)
 {
     /* acq_rel (one lock xadd on x86): the thread that frees sees every
      * write made before other threads' decrefs. */
     uint32_t old = __atomic_fetch_sub(&g->refcnt, 1, __ATOMIC_ACQ_REL);
     if (GC_LIKELY(old > 1)) return;
     if (GC_UNLIKELY(old == 0)) gc_fatal("memshim_decref of an object whose count is 0", gc_obj(g));
-    gc_dealloc(g);
+    gc_dealloc(g, site);
 }
 
 /* Take a reference unless the count is already 0 (the object is dying in
@@ -171,7 +172,26 @@ int gc_incref_if_alive(gc_head *g)
 }
 
 GC_EXPORT void memshim_incref(void *obj) { if (obj) gc_incref(gc_hdr(obj)); }
-GC_EXPORT void memshim_decref(void *obj) { if (obj) gc_decref(gc_hdr(obj)); }
+/* The last reference went: reached by a tail call from memshim_decref, so
+ * that the return address and frame here are those of the program's call. */
+static __attribute__((noinline)) void decref_last(gc_head *g)
+{
+    gc_dealloc(g, GC_CALLER);
+}
+
+GC_EXPORT void memshim_decref(void *obj)
+{
+    if (!obj) return;
+    gc_head *g = gc_hdr(obj);
+    uint32_t old = __atomic_fetch_sub(&g->refcnt, 1, __ATOMIC_ACQ_REL);   /* as gc_decref_at */
+    if (GC_LIKELY(old > 1)) return;
+    if (GC_UNLIKELY(old == 0)) gc_fatal("memshim_decref of an object whose count is 0", obj);
+    /* A collection's clear functions kill the garbage: its frees are the
+     * collection's (free_object), the program's call no use.  Read without
+     * the lock: the value only picks the path, gc_dealloc takes the lock. */
+    if (__atomic_load_n(&gc_st.collecting, __ATOMIC_RELAXED)) gc_dealloc(g, NULL);
+    else decref_last(g);
+}
 
 GC_EXPORT size_t memshim_refcount(const void *obj)
 {
@@ -237,9 +257,16 @@ GC_EXPORT void *memshim_new(const memshim_type *type, size_t size)
     if (GC_UNLIKELY(!__atomic_load_n(&gc_st.inited, __ATOMIC_ACQUIRE))) { gc_lock(); gc_unlock(); }
     size_t prefix = size >= GC_SIZE_BIG ? 16 : 0;
     size_t total = prefix + sizeof(gc_head) + size;
-    char *base = gc_mem_alloc(total);
+    int dflt = gc_st.alloc.alloc == default_allocator.alloc;
+    char *base;
+    if (dflt && gc_object_alloc) {
+        __atomic_store_n(&gc_st.alloc_used, 1, __ATOMIC_RELAXED);
+        base = gc_object_alloc(total, GC_CALLER);
+    } else {
+        base = gc_mem_alloc(total);
+    }
     if (!base) { errno = ENOMEM; return NULL; }
-    if (gc_object_block && gc_st.alloc.alloc == default_allocator.alloc) gc_object_block(base, prefix);
+    if (dflt && gc_object_block) gc_object_block(base, prefix);
     gc_head *g = (gc_head *)(base + prefix);
     if (prefix) *(size_t *)base = size;
     g->next = 0;
@@ -262,15 +289,19 @@ GC_EXPORT void *memshim_new(const memshim_type *type, size_t size)
 }
 
 /* ---- death -------------------------------------------------------------------- */
-static void free_object(gc_head *g)
+static void free_object(gc_head *g, const gc_site *site)
 {
     size_t prefix, total = gc_total_size(g, &prefix);
     char *base = (char *)g - prefix;
     /* Only the collecting thread frees objects while a collection runs (it
      * holds the lock), so this one is the collection's. */
-    if (gc_st.collecting && gc_st.free_hook && gc_object_free(base, total, gc_st.collection))
-        return;
-    gc_mem_free(base, total);
+    if (gc_st.collecting) {
+        if (!gc_st.free_hook || !gc_object_free(base, total, gc_st.collection)) gc_mem_free(base, total);
+    } else if ((site || death_site) && gc_object_release && gc_st.alloc.alloc == default_allocator.alloc) {
+        gc_object_release(base, site, death_site);
+    } else {
+        gc_mem_free(base, total);
+    }
 }
 
 int gc_free_hook_wanted(void)
@@ -283,7 +314,7 @@ int gc_free_hook_wanted(void)
  * resurrects it.  Order as in CPython's subtype_dealloc: finalize, untrack,
  * clear weak references (callbacks run now, the object still intact),
  * dealloc, free. */
-static void dealloc_now(gc_head *g)
+static void dealloc_now(gc_head *g, const gc_site *site)
 {
     const memshim_type *t = g->type;
     void *obj = gc_obj(g);
@@ -302,13 +333,13 @@ static void dealloc_now(gc_head *g)
     }
     if (g->prev & GC_NODE) gc_node_forget(g);
     if (t->dealloc) t->dealloc(obj);
-    free_object(g);
+    free_object(g, site);
 }
 
 /* Trashcan (CPython's Py_TRASHCAN_BEGIN/END, applied to every object): too
  * deep a nest of deaths parks the object on this thread's trash list; the
  * outermost death empties the list, one object at a time. */
-void gc_dealloc(gc_head *g)
+void gc_dealloc(gc_head *g, const gc_site *site)
 {
     gc_lock();
     if (dealloc_depth >= GC_TRASH_DEPTH) {
@@ -317,8 +348,8 @@ void gc_dealloc(gc_head *g)
         g->next = (uintptr_t)trash | retrack;
         trash = g;
     } else {
-        dealloc_depth++;
-        dealloc_now(g);
+        if (dealloc_depth++ == 0) death_site = site;
+        dealloc_now(g, site);
         if (dealloc_depth == 1) {
             while (trash) {
                 gc_head *t = trash;
@@ -326,8 +357,9 @@ void gc_dealloc(gc_head *g)
                 int retrack = (t->next & GC_TRASH_RETRACK) != 0;
                 t->next = 0;
                 if (retrack) gc_track_head(t);  /* so a resurrected object stays tracked */
-                dealloc_now(t);
+                dealloc_now(t, site);
             }
+            death_site = NULL;
         }
         dealloc_depth--;
     }

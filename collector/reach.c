@@ -233,7 +233,7 @@ GC_EXPORT int memshim_root_remove(void *obj)
     rc = 0;
     if (!n->is_block) {
         node_maybe_drop(n);
-        gc_decref(gc_hdr(obj));        /* may free it (and forget its node) */
+        gc_decref_at(gc_hdr(obj), GC_CALLER);   /* may free it (and forget its node) */
     }
 out:
     gc_unlock();

@@ -66,15 +66,16 @@ void gc_host_write(const char *text, size_t n, const char *kind)
 static __thread unsigned long tl_batch_collection __attribute__((tls_model("initial-exec")));
 static __thread ms_free_batch_t tl_batch __attribute__((tls_model("initial-exec")));
 
+/* Whether `a` is in memshim's code; for &malloc: whether the collector's
+ * malloc is ours (preloaded), not the C library's (dlopen'd only), and so
+ * every object's block on our heap. */
+static bool ours(const ms_self_t *me, uintptr_t a) { return a >= me->code.start && a < me->code.end; }
+static bool malloc_is_ours(const ms_self_t *me) { return ours(me, (uintptr_t)&malloc); }
+
 int gc_object_free(void *base, size_t size, unsigned long collection)
 {
     if (!_ms_track_on) return 0;                  /* free() is as quick */
-    if (!base) {                                  /* this collection's blocks? */
-        /* Only if the collector's malloc is ours (preloaded), not the C
-         * library's (dlopen'd only): then every block is on our heap. */
-        uintptr_t m = (uintptr_t)&malloc;
-        return m >= _ms_self()->code.start && m < _ms_self()->code.end;
-    }
+    if (!base) return malloc_is_ours(_ms_self());  /* this collection's blocks? */
     if (!_ms_segment_of(base)) {                  /* a huge block of ours, or foreign */
         ms_meta_t h;
         if (size <= MS_MAX_SMALL || !_ms_huge_get_meta(base, &h, NULL)) return 0;
@@ -94,4 +95,25 @@ void gc_object_block(void *base, size_t header_offset)
     ms_meta_t *m = _ms_meta_of(base);
     if (m) m->flags |= flag;
     else _ms_huge_flag(base, flag);
+}
+
+/* memshim_new's blocks and the frees of objects the program's decrefs
+ * kill: recorded as a malloc or free at the program's call into the
+ * collector (collector.h), so that the stack cache finds them.  From
+ * inside the collector every one was a miss and a full unwind: 3,100
+ * instructions an object made, 3,700 an object freed. */
+void *gc_object_alloc(size_t size, const gc_site *site)
+{
+    if (_ms_track_on && malloc_is_ours(_ms_self())) return _ms_tracked_malloc(size, &(ms_site_t){ site->ra, site->sp });
+    return malloc(size);
+}
+
+void gc_object_release(void *base, const gc_site *site, const gc_site *outer)
+{
+    const ms_self_t *me;
+    if (!_ms_track_on || !malloc_is_ours(me = _ms_self())) { free(base); return; }
+    if (site && ours(me, site->ra)) site = NULL;      /* a dealloc function's tail call */
+    if (!site && outer && !ours(me, outer->ra)) site = outer;
+    if (site) _ms_tracked_free(base, &(ms_site_t){ site->ra, site->sp });
+    else free(base);
 }

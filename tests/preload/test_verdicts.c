@@ -456,3 +456,46 @@ Test(layouts, a_waiting_threads_unwritten_buffer_keeps_no_lost_block, .timeout =
     valgrind_figures("fixtures/stale_below", "exit", 0, v);
     cr_expect(v[0] == 1 && v[1] == 100, "valgrind: definitely lost %ld blocks, %ld bytes", v[0], v[1]);
 }
+
+/* The part of `text` from the first `from` on, up to the next `to` (or its
+ * end), copied; NULL when `from` is not there. */
+static char *section(const char *text, const char *from, const char *to)
+{
+    const char *a = strstr(text, from);
+    if (!a) return NULL;
+    const char *b = strstr(a + strlen(from), to);
+    return strndup(a, b ? (size_t)(b - a) : strlen(a));
+}
+
+/* Collector objects are recorded at the program's call into the collector
+ * (memshim_new, and memshim_decref for deaths), where the stack cache can
+ * find them: stacks that differ only above a shared helper stay apart, and
+ * an object that dies in another's dealloc function, which ends in a tail
+ * call to memshim_decref, is freed at the call that started the deaths. */
+Test(layouts, collector_objects_carry_their_callers_stacks, .timeout = 120)
+{
+    for (size_t i = 0; i < sizeof pads / sizeof *pads; i += 2) {
+        char *padv = pad_env(pads[i]);
+        const char *env[] = { padv, NULL };
+        run_t r = run_fixture("fixtures/gc_sites", env);
+        cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "pad %zu: %s", pads[i], r.err);
+        /* A record ends at its blank line, "==PID==". */
+        char *a = section(r.err, "2400 bytes in 60 blocks are definitely lost", "==\n");
+        char *b = section(r.err, "1600 bytes in 40 blocks are definitely lost", "==\n");
+        cr_expect(a && strstr(a, "new_node (gc_sites.c:") && strstr(a, "make_a (gc_sites.c:") && !strstr(a, "make_b"),
+                  "pad %zu: make_a's 60 objects: %s", pads[i], r.err);
+        cr_expect(b && strstr(b, "new_node (gc_sites.c:") && strstr(b, "make_b (gc_sites.c:") && !strstr(b, "make_a"),
+                  "pad %zu: make_b's 40 objects: %s", pads[i], r.err);
+        cr_expect(strstr(r.err, "definitely lost: 4000 bytes in 100 blocks"), "pad %zu: %s", pads[i], r.err);
+        static const char w[] = "memshim: write to freed block";
+        const char *w1 = strstr(r.err, w), *w2 = w1 ? strstr(w1 + 1, w) : NULL;
+        char *one = w1 ? section(w1, w, w) : NULL, *pair = w2 ? section(w2, w, "==") : NULL;
+        const char *f1 = one ? strstr(one, "freed at:") : NULL, *f2 = pair ? strstr(pair, "freed at:") : NULL;
+        cr_expect(f1 && strstr(f1, "drop_one (tests/fixtures/gc_sites.c:"), "pad %zu: the first object's free: %s",
+                  pads[i], r.err);
+        cr_expect(f2 && strstr(f2, "drop_pair (tests/fixtures/gc_sites.c:"),
+                  "pad %zu: the inner object's free, in its holder's death: %s", pads[i], r.err);
+        free(a); free(b); free(one); free(pair); free(padv);
+        run_free(&r);
+    }
+}
