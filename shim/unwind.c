@@ -629,28 +629,39 @@ MS_HIDDEN MS_NOINLINE uint64_t _ms_capture_miss_walk(const ms_site_t *site)
 }
 
 #if defined(__x86_64__)
-/* rsp is 8 past a multiple of 16 on entry: one word more keeps the walk's
- * frames aligned.  rep stos clears [rsp - 8 * words, rsp) after the call,
- * the walk's frames and its return address. */
+/* The stub keeps a frame pointer, so that its CFI holds while the stack
+ * pointer moves by the walk's answer.  After the call, the stack pointer
+ * goes down over the words to clear before rep stos clears them: below the
+ * stack pointer they would not be stack to valgrind, which grows a thread's
+ * stack only down to it (a program run preloaded under valgrind was killed
+ * by the write).  The slot where rbp was saved, which may hold the block's
+ * address as any callee-saved register may, is cleared last, just below
+ * the caller's stack pointer. */
 __asm__(".pushsection .text\n"
         ".globl _ms_capture_miss\n"
         ".hidden _ms_capture_miss\n"
         ".type _ms_capture_miss, @function\n"
         "_ms_capture_miss:\n"
         ".cfi_startproc\n"
-        "    sub $8, %rsp\n"
+        "    push %rbp\n"
         ".cfi_adjust_cfa_offset 8\n"
+        ".cfi_offset %rbp, -16\n"
+        "    mov %rsp, %rbp\n"
+        ".cfi_def_cfa_register %rbp\n"
         "    call _ms_capture_miss_walk\n"
-        "    add $8, %rsp\n"
-        ".cfi_adjust_cfa_offset -8\n"
         "    mov %rax, %rcx\n"
         "    shr $32, %rcx\n"
         "    mov %eax, %edx\n"
         "    lea (,%rcx,8), %rsi\n"
+        "    sub %rsi, %rsp\n"
         "    mov %rsp, %rdi\n"
-        "    sub %rsi, %rdi\n"
         "    xor %eax, %eax\n"
         "    rep stosq\n"
+        "    mov %rbp, %rsp\n"
+        "    pop %rbp\n"
+        ".cfi_def_cfa %rsp, 8\n"
+        ".cfi_restore %rbp\n"
+        "    movq $0, -8(%rsp)\n"
         "    mov %edx, %eax\n"
         "    ret\n"
         ".cfi_endproc\n"

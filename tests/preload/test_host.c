@@ -154,6 +154,27 @@ Test(host_threads, thread_with_the_smallest_stack, .timeout = 90)
     }
 }
 
+/* A program run under valgrind with memshim preloaded (a LD_PRELOAD set for
+ * a whole test run reaches valgrind's programs too): valgrind grows a
+ * thread's stack only down to its stack pointer, and memshim's clearing of
+ * what a stack walk leaves below the caller wrote beyond it, killing the
+ * program at its first stack walk. */
+Test(host_threads, a_program_run_under_valgrind, .timeout = 120)
+{
+    if (access("/usr/bin/valgrind", X_OK) != 0) return;
+    char prog[2 * PATH_MAX + 2], preload[2 * PATH_MAX + 16];
+    snprintf(prog, sizeof prog, "%s", h_path("fixtures/leak_shapes"));
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", h_path("libmemshim.so"));
+    const char *env[] = { preload, "MEMSHIM_ON_ERROR=", "MEMSHIM_STATS=", "MEMSHIM_VERBOSE=", "MEMSHIM_TRACK=", NULL };
+    char *argv[] = { "/usr/bin/valgrind", "--tool=none", "-q", prog, "return", NULL };
+    h_run(&run, argv, env, 100);
+    cr_assert_eq(run.timed_out, 0);
+    cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "leak_shapes return done"),
+              "status %#x: %s", run.status, run.err);
+    cr_expect(strstr(run.err, "memshim leak report (at exit)") && strstr(run.err, "LEAK SUMMARY"),
+              "no leak report: %s", run.err);
+}
+
 /* A child made with syscall(SYS_clone) on a stack of its own returns from
  * syscall() through the address on that stack: memshim's interposed
  * syscall() (seccomp, below) once put its own frame in the way. */
