@@ -76,12 +76,12 @@ __attribute__((visibility("hidden"))) uint64_t gc_time_ns(void);
  * pointers to the neighbouring tracked objects, which are no references, so
  * a conservative scan must not follow them -- then the type pointer, then
  * the object itself, GC_BLOCK_HEADER bytes after the header's start.
- * memshim_new reports each new block, with the header's offset in it (0 or
- * 16), to gc_object_block, which the allocator's owner may define (the shim
- * does, to flag the block's tracking record); nothing is called otherwise. */
+ * With the default allocator, memshim_new's blocks come from
+ * gc_object_alloc (below) when the allocator's owner defines it, told the
+ * header's offset in the block (0 or 16): the shim flags the block's
+ * tracking record. */
 #define GC_BLOCK_LINKS  16
 #define GC_BLOCK_HEADER 32
-__attribute__((weak, visibility("hidden"))) void gc_object_block(void *base, size_t header_offset);
 
 /* A collection frees objects by the thousand, under its own stack: the
  * allocator's owner may free their blocks itself (the shim does, recording
@@ -95,7 +95,8 @@ __attribute__((weak, visibility("hidden"))) void gc_object_block(void *base, siz
 __attribute__((weak, visibility("hidden"))) int gc_object_free(void *base, size_t size, unsigned long collection);
 
 /* The program's own allocations and frees of objects, outside collections:
- * memshim_new's block, and the block of an object that dies when the
+ * memshim_new's block (its header `header_offset` bytes in), and the block
+ * of an object that dies when the
  * program drops its last reference (memshim_decref, memshim_root_remove,
  * and the deaths those cause in dealloc functions).  With the default
  * allocator they go to gc_object_alloc and gc_object_release when the
@@ -111,7 +112,8 @@ __attribute__((weak, visibility("hidden"))) int gc_object_free(void *base, size_
  * decrefs).  gc_object_alloc returns NULL only when there is no memory;
  * gc_object_release frees whatever malloc gave. */
 typedef struct gc_site { uintptr_t ra, sp; } gc_site;
-__attribute__((weak, visibility("hidden"))) void *gc_object_alloc(size_t size, const gc_site *site);
+__attribute__((weak, visibility("hidden"))) void *gc_object_alloc(size_t size, size_t header_offset,
+                                                                   const gc_site *site);
 __attribute__((weak, visibility("hidden"))) void  gc_object_release(void *base, const gc_site *site,
                                                                     const gc_site *outer);
 

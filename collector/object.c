@@ -257,16 +257,14 @@ GC_EXPORT void *memshim_new(const memshim_type *type, size_t size)
     if (GC_UNLIKELY(!__atomic_load_n(&gc_st.inited, __ATOMIC_ACQUIRE))) { gc_lock(); gc_unlock(); }
     size_t prefix = size >= GC_SIZE_BIG ? 16 : 0;
     size_t total = prefix + sizeof(gc_head) + size;
-    int dflt = gc_st.alloc.alloc == default_allocator.alloc;
     char *base;
-    if (dflt && gc_object_alloc) {
+    if (gc_st.alloc.alloc == default_allocator.alloc && gc_object_alloc) {
         __atomic_store_n(&gc_st.alloc_used, 1, __ATOMIC_RELAXED);
-        base = gc_object_alloc(total, GC_CALLER);
+        base = gc_object_alloc(total, prefix, GC_CALLER);
     } else {
         base = gc_mem_alloc(total);
     }
     if (!base) { errno = ENOMEM; return NULL; }
-    if (dflt && gc_object_block) gc_object_block(base, prefix);
     gc_head *g = (gc_head *)(base + prefix);
     if (prefix) *(size_t *)base = size;
     g->next = 0;

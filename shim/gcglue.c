@@ -66,16 +66,27 @@ void gc_host_write(const char *text, size_t n, const char *kind)
 static __thread unsigned long tl_batch_collection __attribute__((tls_model("initial-exec")));
 static __thread ms_free_batch_t tl_batch __attribute__((tls_model("initial-exec")));
 
-/* Whether `a` is in memshim's code; for &malloc: whether the collector's
- * malloc is ours (preloaded), not the C library's (dlopen'd only), and so
- * every object's block on our heap. */
-static bool ours(const ms_self_t *me, uintptr_t a) { return a >= me->code.start && a < me->code.end; }
-static bool malloc_is_ours(const ms_self_t *me) { return ours(me, (uintptr_t)&malloc); }
+/* memshim's code, found once (_ms_self's pthread_once was a tenth of an
+ * object's making): whether `a` is in it; for &malloc, whether the
+ * collector's malloc is ours (preloaded), not the C library's (dlopen'd
+ * only), and so every object's block on our heap. */
+static uintptr_t code_lo, code_hi;
+static bool ours(uintptr_t a)
+{
+    uintptr_t hi = __atomic_load_n(&code_hi, __ATOMIC_ACQUIRE);
+    if (MS_UNLIKELY(!hi)) {
+        const ms_self_t *me = _ms_self();
+        __atomic_store_n(&code_lo, me->code.start, __ATOMIC_RELAXED);
+        __atomic_store_n(&code_hi, hi = me->code.end, __ATOMIC_RELEASE);
+    }
+    return a >= __atomic_load_n(&code_lo, __ATOMIC_RELAXED) && a < hi;
+}
+static bool malloc_is_ours(void) { return ours((uintptr_t)&malloc); }
 
 int gc_object_free(void *base, size_t size, unsigned long collection)
 {
     if (!_ms_track_on) return 0;                  /* free() is as quick */
-    if (!base) return malloc_is_ours(_ms_self());  /* this collection's blocks? */
+    if (!base) return malloc_is_ours();           /* this collection's blocks? */
     if (!_ms_segment_of(base)) {                  /* a huge block of ours, or foreign */
         ms_meta_t h;
         if (size <= MS_MAX_SMALL || !_ms_huge_get_meta(base, &h, NULL)) return 0;
@@ -89,31 +100,30 @@ int gc_object_free(void *base, size_t size, unsigned long collection)
     return 1;
 }
 
-void gc_object_block(void *base, size_t header_offset)
-{
-    unsigned flag = header_offset ? MS_META_GC_AT16 : MS_META_GC_AT0;
-    ms_meta_t *m = _ms_meta_of(base);
-    if (m) m->flags |= flag;
-    else _ms_huge_flag(base, flag);
-}
-
 /* memshim_new's blocks and the frees of objects the program's decrefs
  * kill: recorded as a malloc or free at the program's call into the
  * collector (collector.h), so that the stack cache finds them.  From
  * inside the collector every one was a miss and a full unwind: 3,100
- * instructions an object made, 3,700 an object freed. */
-void *gc_object_alloc(size_t size, const gc_site *site)
+ * instructions an object made, 3,700 an object freed.  A block of ours is
+ * flagged as an object's, with its header's offset, for the leak scan. */
+void *gc_object_alloc(size_t size, size_t header_offset, const gc_site *site)
 {
-    if (_ms_track_on && malloc_is_ours(_ms_self())) return _ms_tracked_malloc(size, &(ms_site_t){ site->ra, site->sp });
-    return malloc(size);
+    if (!malloc_is_ours()) return malloc(size);
+    void *base = _ms_track_on ? _ms_tracked_malloc(size, &(ms_site_t){ site->ra, site->sp }) : malloc(size);
+    if (base) {
+        unsigned flag = header_offset ? MS_META_GC_AT16 : MS_META_GC_AT0;
+        ms_meta_t *m = _ms_meta_of(base);
+        if (m) m->flags |= flag;
+        else _ms_huge_flag(base, flag);
+    }
+    return base;
 }
 
 void gc_object_release(void *base, const gc_site *site, const gc_site *outer)
 {
-    const ms_self_t *me;
-    if (!_ms_track_on || !malloc_is_ours(me = _ms_self())) { free(base); return; }
-    if (site && ours(me, site->ra)) site = NULL;      /* a dealloc function's tail call */
-    if (!site && outer && !ours(me, outer->ra)) site = outer;
+    if (!_ms_track_on || !malloc_is_ours()) { free(base); return; }
+    if (site && ours(site->ra)) site = NULL;      /* a dealloc function's tail call */
+    if (!site && outer && !ours(outer->ra)) site = outer;
     if (site) _ms_tracked_free(base, &(ms_site_t){ site->ra, site->sp });
     else free(base);
 }
