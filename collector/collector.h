@@ -96,18 +96,17 @@ __attribute__((weak, visibility("hidden"))) int gc_object_free(void *base, size_
 
 /* The program's own allocations and frees of objects, outside collections:
  * memshim_new's block (its header `header_offset` bytes in), and the block
- * of an object that dies when the
- * program drops its last reference (memshim_decref, memshim_root_remove,
- * and the deaths those cause in dealloc functions).  With the default
- * allocator they go to gc_object_alloc and gc_object_release when the
- * allocator's owner defines them, with the program's call into the
- * collector: the return address into the program and its stack pointer
- * there.  The shim records that call's stack, as it would for a malloc or
- * free the program made itself: found in its stack cache, where the
- * collector's own frames, which the stack leaves out, would make every
- * object's stack a fresh unwind.  A death caused by another (a dealloc
- * function's decref) also gets `outer`, the call that started the first:
- * a dealloc function that ends in a tail call to memshim_decref leaves the
+ * of an object that dies when the program drops its last reference
+ * (memshim_decref, memshim_root_remove, and the deaths those cause in
+ * dealloc functions).  With the default allocator they go to gc_object_alloc
+ * and gc_object_release when the allocator's owner defines them, with the
+ * program's call into the collector: the return address into the program and
+ * its stack pointer there.  The shim records that call's stack, as it would
+ * for a malloc or free the program made itself: found in its stack cache,
+ * where the collector's own frames, which the stack leaves out, would make
+ * every object's stack a fresh unwind.  A death caused by another (a dealloc
+ * function's decref) also gets `outer`, the call that started the first: a
+ * dealloc function that ends in a tail call to memshim_decref leaves the
  * collector's own code as `site`.  Either may be NULL (the collector's own
  * decrefs).  gc_object_alloc returns NULL only when there is no memory;
  * gc_object_release frees whatever malloc gave. */
