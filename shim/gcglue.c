@@ -108,13 +108,13 @@ int gc_object_free(void *base, size_t size, unsigned long collection)
  * flagged as an object's, with its header's offset, for the leak scan. */
 void *gc_object_alloc(size_t size, size_t header_offset, const gc_site *site)
 {
-    if (!malloc_is_ours()) return malloc(size);
-    void *base = _ms_track_on ? _ms_tracked_malloc(size, &(ms_site_t){ site->ra, site->sp }) : malloc(size);
+    if (!_ms_track_on || !malloc_is_ours()) return malloc(size);   /* no records to flag */
+    void *base = _ms_tracked_malloc(size, &(ms_site_t){ site->ra, site->sp });
     if (base) {
         unsigned flag = header_offset ? MS_META_GC_AT16 : MS_META_GC_AT0;
         ms_meta_t *m = _ms_meta_of(base);
         if (m) m->flags |= flag;
-        else _ms_huge_flag(base, flag);
+        else _ms_huge_flag(base, flag);                 /* a huge block */
     }
     return base;
 }
