@@ -141,6 +141,7 @@ static void misuse_stack(ms_buf_t *b, const char *title, const uintptr_t *ip, un
 {
     _ms_bprintf(b, "    %s:\n", title);
     if (!n) { _ms_bprintf(b, "        (not recorded)\n"); return; }
+    _ms_symbolize_hold();              /* each name printed before another thread may free it */
     for (unsigned i = 0; i < n; i++) {
         ms_frame_t f;
         _ms_symbolize(ip[i], &f, true);
@@ -149,6 +150,7 @@ static void misuse_stack(ms_buf_t *b, const char *title, const uintptr_t *ip, un
         else if (f.module) _ms_bprintf(b, " (in %s+0x%lx)", f.module, (unsigned long)f.offset);
         _ms_bprintf(b, "\n");
     }
+    _ms_symbolize_end();
 }
 
 /* Stored stacks under their titles ("allocated at", "freed at"...). */

@@ -726,6 +726,7 @@ typedef struct ms_frame_s {
 MS_HIDDEN void   _ms_symbolize(uintptr_t ip, ms_frame_t *f, bool full);
 MS_HIDDEN void   _ms_symbolize_name(uintptr_t ip, ms_frame_t *f);   /* no file:line: cheaper */
 MS_HIDDEN void   _ms_symbolize_begin(void);           /* modules looked at again; names valid until _end */
+MS_HIDDEN void   _ms_symbolize_hold(void);            /* names valid until _end, modules as they are */
 MS_HIDDEN void   _ms_symbolize_end(void);
 /* A data address: the symbol holding it and the offset in it (NULL if none
  * is known), and its module.  A TLS offset of the module holding `probe`:

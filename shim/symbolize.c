@@ -146,6 +146,16 @@ void _ms_symbolize_end(void)
     _ms_unlock(&sym_lock);
 }
 
+/* A session without the refresh: a heap-misuse message names a few frames
+ * and prints each at once; another thread's refresh in between freed the
+ * names it was printing. */
+void _ms_symbolize_hold(void)
+{
+    _ms_lock(&sym_lock);
+    naming++;
+    _ms_unlock(&sym_lock);
+}
+
 void _ms_symbolize_begin(void)
 {
     __atomic_store_n(&demangler_looked, 0, __ATOMIC_RELAXED);
