@@ -38,6 +38,9 @@ int gc_set_allocator(const gc_allocator *a)
  * from gc_st.tables when the shim set it, else the same. */
 static const gc_allocator *tables(void) { return gc_st.tables.alloc ? &gc_st.tables : &gc_st.alloc; }
 
+/* Objects come from malloc: the shim's hooks (collector.h) may take them. */
+static int objects_on_malloc(void) { return gc_st.alloc.alloc == default_allocator.alloc; }
+
 static void *alloc_from(const gc_allocator *a, size_t n)
 {
     __atomic_store_n(&gc_st.alloc_used, 1, __ATOMIC_RELAXED);
@@ -148,14 +151,20 @@ void gc_incref(gc_head *g)
         gc_fatal("reference count overflow", gc_obj(g));
 }
 
+/* Drop a reference: 1 when it was the last, and the object must die.
+ * acq_rel (one lock xadd on x86): the thread that frees sees every write
+ * made before other threads' decrefs. */
+static inline int drop_ref(gc_head *g)
+{
+    uint32_t old = __atomic_fetch_sub(&g->refcnt, 1, __ATOMIC_ACQ_REL);
+    if (GC_LIKELY(old > 1)) return 0;
+    if (GC_UNLIKELY(old == 0)) gc_fatal("memshim_decref of an object whose count is 0", gc_obj(g));
+    return 1;
+}
+
 void gc_decref_at(gc_head *g, const gc_site *site)
 {
-    /* acq_rel (one lock xadd on x86): the thread that frees sees every
-     * write made before other threads' decrefs. */
-    uint32_t old = __atomic_fetch_sub(&g->refcnt, 1, __ATOMIC_ACQ_REL);
-    if (GC_LIKELY(old > 1)) return;
-    if (GC_UNLIKELY(old == 0)) gc_fatal("memshim_decref of an object whose count is 0", gc_obj(g));
-    gc_dealloc(g, site);
+    if (drop_ref(g)) gc_dealloc(g, site);
 }
 
 /* Take a reference unless the count is already 0 (the object is dying in
@@ -183,9 +192,7 @@ GC_EXPORT void memshim_decref(void *obj)
 {
     if (!obj) return;
     gc_head *g = gc_hdr(obj);
-    uint32_t old = __atomic_fetch_sub(&g->refcnt, 1, __ATOMIC_ACQ_REL);   /* as gc_decref_at */
-    if (GC_LIKELY(old > 1)) return;
-    if (GC_UNLIKELY(old == 0)) gc_fatal("memshim_decref of an object whose count is 0", obj);
+    if (!drop_ref(g)) return;
     /* A collection's clear functions kill the garbage: its frees are the
      * collection's (free_object), the program's call no use.  Read without
      * the lock: the value only picks the path, gc_dealloc takes the lock. */
@@ -258,7 +265,7 @@ GC_EXPORT void *memshim_new(const memshim_type *type, size_t size)
     size_t prefix = size >= GC_SIZE_BIG ? 16 : 0;
     size_t total = prefix + sizeof(gc_head) + size;
     char *base;
-    if (gc_st.alloc.alloc == default_allocator.alloc && gc_object_alloc) {
+    if (objects_on_malloc() && gc_object_alloc) {
         __atomic_store_n(&gc_st.alloc_used, 1, __ATOMIC_RELAXED);
         base = gc_object_alloc(total, prefix, GC_CALLER);
     } else {
@@ -295,7 +302,7 @@ static void free_object(gc_head *g, const gc_site *site)
      * holds the lock), so this one is the collection's. */
     if (gc_st.collecting) {
         if (!gc_st.free_hook || !gc_object_free(base, total, gc_st.collection)) gc_mem_free(base, total);
-    } else if ((site || death_site) && gc_object_release && gc_st.alloc.alloc == default_allocator.alloc) {
+    } else if ((site || death_site) && gc_object_release && objects_on_malloc()) {
         gc_object_release(base, site, death_site);
     } else {
         gc_mem_free(base, total);
@@ -304,7 +311,7 @@ static void free_object(gc_head *g, const gc_site *site)
 
 int gc_free_hook_wanted(void)
 {
-    return gc_object_free && gc_st.alloc.alloc == default_allocator.alloc &&
+    return gc_object_free && objects_on_malloc() &&
            gc_object_free(NULL, 0, gc_st.collection);
 }
 

@@ -678,7 +678,7 @@ typedef struct ms_scan_self_s {
 /* The same, small: where a thread waiting in exit() called it (init.c). */
 typedef struct ms_caller_s {
     uintptr_t sp, pc;
-    uintptr_t regs[12];
+    uintptr_t regs[MS_NSAVED + 1];    /* + 1: none saved is no array */
     unsigned  nregs;
 } ms_caller_t;
 

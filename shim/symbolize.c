@@ -139,23 +139,6 @@ static void demangler_find(void)
  * (SIGSEGV in strcmp, once in 40 runs of a test).  While any thread is
  * between begin and end, a refresh is skipped: libdw then does not know
  * the modules loaded since, and their frames get the loader's names. */
-void _ms_symbolize_end(void)
-{
-    _ms_lock(&sym_lock);
-    if (naming) naming--;             /* 0: begun before a fork, in the parent */
-    _ms_unlock(&sym_lock);
-}
-
-/* A session without the refresh: a heap-misuse message names a few frames
- * and prints each at once; another thread's refresh in between freed the
- * names it was printing. */
-void _ms_symbolize_hold(void)
-{
-    _ms_lock(&sym_lock);
-    naming++;
-    _ms_unlock(&sym_lock);
-}
-
 void _ms_symbolize_begin(void)
 {
     __atomic_store_n(&demangler_looked, 0, __ATOMIC_RELAXED);
@@ -170,6 +153,23 @@ void _ms_symbolize_begin(void)
         refreshes++;
         _ms_busy--;
     }
+    _ms_unlock(&sym_lock);
+}
+
+/* A session without the refresh: a heap-misuse message names a few frames
+ * and prints each at once; another thread's refresh in between freed the
+ * names it was printing. */
+void _ms_symbolize_hold(void)
+{
+    _ms_lock(&sym_lock);
+    naming++;
+    _ms_unlock(&sym_lock);
+}
+
+void _ms_symbolize_end(void)
+{
+    _ms_lock(&sym_lock);
+    if (naming) naming--;             /* 0: begun before a fork, in the parent */
     _ms_unlock(&sym_lock);
 }
 
