@@ -278,6 +278,7 @@ int _ms_trim(size_t pad)
 {
     (void)pad;
     _ms_tcache_flush_current();
+    _ms_central_drain();
     _ms_huge_trim();
     _ms_segment_purge_all();
     return 1;

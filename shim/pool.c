@@ -7,11 +7,27 @@
 ms_class_t _ms_classes[MS_NCLASSES];
 uint8_t    _ms_small_class[MS_SMALL_TABLE_MAX / MS_ALIGN + 1];
 
+/* Whole batches parked between a flush and the next refill (tcmalloc's
+ * transfer cache).  A thread whose cache overflows gives back one batch; the
+ * next thread to run dry takes one.  Parked as a chain, the batch is taken
+ * as a chain: a producer and a consumer thread (or one thread's churn past
+ * its limit) hand blocks over in a few instructions a batch, instead of
+ * each block going back to its span's free list and out again one by one.
+ * Parked blocks still count as used by their spans (they keep them from
+ * being given back), so a class parks at most MS_XFER_SLOTS batches and
+ * MS_XFER_BYTES; the rest goes to the spans, and malloc_trim empties the
+ * slots. */
+#define MS_XFER_SLOTS 8
+#define MS_XFER_BYTES ((size_t)64 << 10)
+
 typedef struct central_s {
     pthread_mutex_t lock;
     ms_page_t      *partial;    /* spans with a free or uncarved block */
     uint64_t        spans;      /* spans in use by this class */
     uint64_t        free_blocks;/* free + uncarved blocks in those spans */
+    uint32_t        nxfer;      /* batches parked */
+    uint32_t        xfer_max;   /* at most (0: the class has no thread caches) */
+    struct { ms_block_t *head, *tail; } xfer[MS_XFER_SLOTS];  /* each `batch` long */
 } __attribute__((aligned(64))) central_t;
 
 static central_t central[MS_NCLASSES];
@@ -57,6 +73,8 @@ void _ms_classes_init(void)
         if (size > MS_TCACHE_MAX) lim = 0;
         k->limit = (uint16_t)lim;
         k->batch = (uint16_t)(lim > 1 ? lim / 2 : 1);
+        size_t slots = lim ? MS_XFER_BYTES / ((size_t)k->batch * size) : 0;
+        central[c].xfer_max = (uint32_t)(slots < MS_XFER_SLOTS ? slots : MS_XFER_SLOTS);
         pthread_mutex_init(&central[c].lock, NULL);
     }
     for (size_t i = 0; i <= MS_SMALL_TABLE_MAX / MS_ALIGN; i++)
@@ -80,7 +98,8 @@ static void partial_remove(central_t *c, ms_page_t *pg)
     pg->in_partial = 0;
 }
 
-/* Take up to `want` blocks of class cls as a NULL-terminated chain. */
+/* Take `want` blocks of class cls as a NULL-terminated chain: fewer if
+ * memory ran out, more (one parked batch) if one was parked. */
 unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, unsigned want)
 {
     central_t *c = &central[cls];
@@ -88,6 +107,14 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
     ms_block_t *h = NULL, *t = NULL;
     unsigned got = 0;
     _ms_lock(&c->lock);
+    /* A parked batch, whole, even for a thread's small first refills: its
+     * blocks are resident already, and taking it is cheaper than carving. */
+    if (c->nxfer) {
+        c->nxfer--;
+        h = c->xfer[c->nxfer].head;
+        t = c->xfer[c->nxfer].tail;
+        got = k->batch;
+    }
     while (got < want) {
         ms_page_t *pg = c->partial;
         if (!pg) {
@@ -128,12 +155,24 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
 
 /* Return the first n blocks of a chain of class cls to their spans; the
  * rest of the chain. */
-ms_block_t *_ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
+/* Cut a chain of exactly `batch` blocks off the front of b, checking each
+ * link as it goes; NULL if the chain ends (or is cut) before that. */
+static ms_block_t *batch_tail(ms_block_t *b, unsigned cls, unsigned batch)
 {
-    central_t *c = &central[cls];
-    unsigned given = 0;
-    _ms_lock(&c->lock);
-    for (; given < n && b; given++) {
+    for (unsigned i = 1; i < batch; i++) {
+        if (!_ms_link_checked(b, cls) || !b->next) return NULL;
+        b = b->next;
+    }
+    return b;
+}
+
+/* The first n blocks of chain b back to their spans (class lock held):
+ * the rest of the chain; *given, how many went. */
+static inline __attribute__((always_inline))
+ms_block_t *to_spans_locked(central_t *c, unsigned cls, ms_block_t *b, unsigned n, unsigned *given)
+{
+    unsigned k = 0;
+    for (; k < n && b; k++) {
         _ms_link_checked(b, cls);                         /* written after free: cut */
         ms_block_t *next = b->next;
         ms_segment_t *s = (ms_segment_t *)((uintptr_t)b & ~(uintptr_t)MS_SEGMENT_MASK);
@@ -156,9 +195,50 @@ ms_block_t *_ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
         }
         b = next;
     }
+    *given = k;
+    return b;
+}
+
+ms_block_t *_ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
+{
+    central_t *c = &central[cls];
+    const unsigned batch = _ms_classes[cls].batch;
+    unsigned given = 0, k;
+    _ms_lock(&c->lock);
+    while (n - given >= batch && c->nxfer < c->xfer_max) {   /* park whole batches */
+        ms_block_t *t = batch_tail(b, cls, batch);
+        if (!t) break;                                  /* short: to the spans below */
+        _ms_link_checked(t, cls);                       /* cut if written after free */
+        ms_block_t *rest = t->next;
+        t->next = NULL;
+        c->xfer[c->nxfer].head = b;
+        c->xfer[c->nxfer].tail = t;
+        c->nxfer++;
+        given += batch;
+        b = rest;
+    }
+    b = to_spans_locked(c, cls, b, n - given, &k);
+    given += k;
     _ms_unlock(&c->lock);
     _ms_heap_account(-(int64_t)given * _ms_classes[cls].size);
     return b;
+}
+
+/* Every parked batch back to its spans (malloc_trim: spans emptied by it
+ * can go back to their segments).  The heap's figures do not change:
+ * parked blocks are already out of it. */
+void _ms_central_drain(void)
+{
+    for (unsigned cls = 0; cls < MS_NCLASSES; cls++) {
+        central_t *c = &central[cls];
+        unsigned k;
+        _ms_lock(&c->lock);
+        while (c->nxfer) {
+            c->nxfer--;
+            to_spans_locked(c, cls, c->xfer[c->nxfer].head, _ms_classes[cls].batch, &k);
+        }
+        _ms_unlock(&c->lock);
+    }
 }
 
 /* Whether p is the start of a block handed out from segment s; also its class.
@@ -179,6 +259,8 @@ bool _ms_central_holds(unsigned cls, const void *p)
     ms_segment_t *s = (ms_segment_t *)((uintptr_t)p & ~(uintptr_t)MS_SEGMENT_MASK);
     bool found = false;
     _ms_lock(&c->lock);
+    for (unsigned i = 0; i < c->nxfer && !found; i++)
+        for (ms_block_t *b = c->xfer[i].head; b && !found; b = b->next) found = (b == p);
     ms_page_t *pg = _ms_page_of(s, p);
     if (pg->cls == cls)
         for (ms_block_t *b = pg->free; b && !found; b = b->next) {
@@ -195,7 +277,7 @@ void _ms_central_stats(ms_class_stat_t out[MS_NCLASSES])
         _ms_lock(&central[i].lock);
         out[i].spans = central[i].spans;
         out[i].capacity = central[i].spans * _ms_classes[i].capacity;
-        out[i].central_free = central[i].free_blocks;
+        out[i].central_free = central[i].free_blocks + (uint64_t)central[i].nxfer * _ms_classes[i].batch;
         _ms_unlock(&central[i].lock);
     }
 }
@@ -209,6 +291,19 @@ void _ms_central_check_locked(const uint64_t spans[MS_NCLASSES], const uint64_t 
         if (central[c].free_blocks != free_blocks[c]) fail("a class's free count is not its spans'", &central[c], c);
         for (ms_page_t *pg = central[c].partial; pg; pg = pg->next)
             if (!pg->in_partial || pg->cls != c) fail("the partial list holds a stranger", pg, c);
+        if (central[c].nxfer > central[c].xfer_max) fail("more batches parked than a class parks", &central[c], c);
+        for (unsigned i = 0; i < central[c].nxfer; i++) {
+            unsigned n = 0;
+            ms_block_t *last = NULL;
+            for (ms_block_t *b = central[c].xfer[i].head; b && n <= _ms_classes[c].batch; b = b->next, n++) {
+                unsigned got;
+                ms_segment_t *s = _ms_segment_of(b);
+                if (!s || !_ms_block_valid(s, b, &got) || got != c) fail("a parked batch holds no block of its class", b, c);
+                last = b;
+            }
+            if (n != _ms_classes[c].batch || last != central[c].xfer[i].tail)
+                fail("a parked batch is not one batch long", central[c].xfer[i].head, n);
+        }
     }
 }
 

@@ -230,6 +230,7 @@ MS_HIDDEN unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t 
 /* The first n blocks of the chain at head back to their spans; the rest of
  * the chain (NULL: it ended, or was cut at a link written after free). */
 MS_HIDDEN ms_block_t *_ms_central_give(unsigned cls, ms_block_t *head, unsigned n);
+MS_HIDDEN void     _ms_central_drain(void);             /* parked batches to their spans */
 MS_HIDDEN void     _ms_central_lock_all(void);
 MS_HIDDEN void     _ms_central_unlock_all(bool child);
 MS_HIDDEN bool     _ms_block_valid(ms_segment_t *s, const void *p, unsigned *cls_out);

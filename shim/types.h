@@ -38,7 +38,12 @@
  * refilled from there in one batch -- a thread's first batches of a class
  * small, doubling up to half the limit (tcmalloc's slow start), so that a
  * short thread does not carve and give back half a cache of every size it
- * touches.  Cross-thread frees are thus safe and cost the same as local ones
+ * touches.  A batch given back whole is PARKED as it is, a chain, in a few
+ * slots of the central list (tcmalloc's transfer cache, at most 64 KiB a
+ * class), and the next refill of the class takes it whole: blocks that one
+ * thread frees and another allocates (a producer and a consumer) pass
+ * between them a batch at a time, never through their spans' free lists.
+ * Cross-thread frees are thus safe and cost the same as local ones
  * (tcmalloc's design rather than mimalloc's).
  *
  * Locks, in the only order they are ever nested:
@@ -103,7 +108,8 @@
  *   a free page has no class; a page in use lies inside its span, of its class;
  *   per span: used <= carved <= capacity, free list length = carved - used;
  *   per class: the central counts are the sums over its spans.
- * Blocks in thread caches count as used by their span.
+ * Blocks in thread caches and parked batches count as used by their span;
+ *   a parked batch is one batch long, of blocks of its class.
  *
  * Hash tables: one implementation (table.h) serves every table keyed by a
  * word or a hash: huge blocks and sampled blocks by address, the trace

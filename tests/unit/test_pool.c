@@ -137,6 +137,7 @@ Test(pool, a_new_thread_starts_with_small_batches)
 {
     unsigned held[16];
     pthread_t t;
+    malloc_trim(0);                 /* no parked batch, which a first refill takes whole */
     cr_assert_eq(pthread_create(&t, NULL, first_refills, held), 0);
     pthread_join(t, NULL);
     unsigned cls = _ms_class_of(60), want = MS_FIRST_BATCH, k = 0;
@@ -146,6 +147,69 @@ Test(pool, a_new_thread_starts_with_small_batches)
         cr_assert_eq(held[k], want - 1, "refill %u: %u blocks cached, expected %u", k, held[k], want - 1);
     }
     cr_assert_geq(k, 3u);
+}
+
+typedef struct { void **v; unsigned n; size_t size; } blocks_t;
+
+static void *alloc_all(void *arg)
+{
+    blocks_t *b = arg;
+    for (unsigned i = 0; i < b->n; i++) b->v[i] = alloc(b->size);
+    return NULL;
+}
+
+static void *free_all(void *arg)
+{
+    void **v = arg;
+    for (unsigned i = 0; v[i]; i++) free(v[i]);
+    return NULL;
+}
+
+/* A thread frees past its cache's limit once, then exits: its blocks go
+ * back in whole batches, parked in the class's slots.  The next thread to
+ * run dry (here the main thread, whose first refill of the class this is)
+ * takes one whole, not the small first refill carved from the spans; the
+ * figures count parked blocks as free, and malloc_trim gives them back to
+ * their spans, which can then go back to their segments. */
+Test(pool, batches_freed_by_one_thread_are_taken_whole_by_another)
+{
+    const size_t size = 5000;                       /* a one-page class, unused here */
+    unsigned cls = _ms_class_of(size);
+    const ms_class_t *k = &_ms_classes[cls];
+    cr_assert_eq(k->npages, 1);
+    cr_assert_gt(k->batch, MS_FIRST_BATCH, "a whole batch is told from a first refill");
+    malloc_trim(0);
+    unsigned n = k->limit + k->batch;               /* overflows once; the exit gives the rest */
+    void **v = calloc(n + 1, sizeof *v);
+    blocks_t b = { v, n, size };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, alloc_all, &b), 0);
+    pthread_join(t, NULL);
+    for (unsigned i = 0; i < n; i++) cr_assert_not_null(v[i]);
+    cr_assert_gt(stat_of(cls).spans, 1u);
+    cr_assert_eq(pthread_create(&t, NULL, free_all, v), 0);
+    pthread_join(t, NULL);
+
+    ms_stats_t *st = malloc(sizeof *st);
+    _ms_stats_collect_heap(st);
+    cr_assert_eq(st->cls[cls].in_use, 0, "parked blocks are free, not in use (%llu)",
+                 (unsigned long long)st->cls[cls].in_use);
+    free(st);
+
+    void *p = alloc(size);
+    cr_assert_eq(_ms_tc->bins[cls].count, k->batch - 1u,
+                 "the refill brought %u blocks, not a parked batch of %u",
+                 _ms_tc->bins[cls].count + 1, k->batch);
+    bool freed_before = false;
+    for (unsigned i = 0; i < n; i++) freed_before |= v[i] == p;
+    cr_assert(freed_before, "the batch is the other thread's blocks");
+    free(p);
+
+    malloc_trim(0);
+    ms_class_stat_t after = stat_of(cls);
+    cr_assert_leq(after.spans, 1u, "parked blocks went back, and their empty spans too");
+    cr_assert_eq(after.central_free, after.capacity, "every block of the class is free");
+    free(v);
 }
 
 /* Blocks above MS_TCACHE_MAX are never held by a thread cache: a freed
