@@ -246,7 +246,8 @@ MS_HIDDEN void     _ms_corrupt_report(void);
 typedef struct ms_class_stat_s {
     uint64_t spans;        /* spans (pools) in use */
     uint64_t capacity;     /* blocks those spans hold */
-    uint64_t central_free; /* blocks free in the central lists */
+    uint64_t central_free; /* blocks free in the central lists (parked ones included) */
+    uint64_t parked;       /* of which in parked batches */
 } ms_class_stat_t;
 MS_HIDDEN void _ms_central_stats(ms_class_stat_t out[MS_NCLASSES]);
 
