@@ -157,8 +157,6 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
     return got;
 }
 
-/* Return the first n blocks of a chain of class cls to their spans; the
- * rest of the chain. */
 /* Cut a chain of exactly `batch` blocks off the front of b, checking each
  * link as it goes; NULL if the chain ends (or is cut) before that. */
 static ms_block_t *batch_tail(ms_block_t *b, unsigned cls, unsigned batch)
@@ -203,6 +201,9 @@ ms_block_t *to_spans_locked(central_t *c, unsigned cls, ms_block_t *b, unsigned 
     return b;
 }
 
+/* Return the first n blocks of a chain of class cls: whole batches parked
+ * while the class has room for them, the rest to their spans.  Returns the
+ * rest of the chain. */
 ms_block_t *_ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
 {
     central_t *c = &central[cls];
@@ -263,8 +264,13 @@ bool _ms_central_holds(unsigned cls, const void *p)
     ms_segment_t *s = (ms_segment_t *)((uintptr_t)p & ~(uintptr_t)MS_SEGMENT_MASK);
     bool found = false;
     _ms_lock(&c->lock);
-    for (unsigned i = 0; i < c->nxfer && !found; i++)
-        for (ms_block_t *b = c->xfer[i].head; b && !found; b = b->next) found = (b == p);
+    for (unsigned i = 0; i < c->nxfer && !found; i++) {
+        unsigned n = 0;
+        for (ms_block_t *b = c->xfer[i].head; b && !found && n++ < _ms_classes[cls].batch; b = b->next) {
+            found = (b == p);
+            if (_ms_track_on && !_ms_link_ok(b, cls)) break;
+        }
+    }
     ms_page_t *pg = _ms_page_of(s, p);
     if (pg->cls == cls)
         for (ms_block_t *b = pg->free; b && !found; b = b->next) {

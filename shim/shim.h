@@ -227,8 +227,9 @@ MS_HIDDEN extern uint8_t    _ms_small_class[MS_SMALL_TABLE_MAX / MS_ALIGN + 1];
 MS_HIDDEN void     _ms_classes_init(void);
 MS_HIDDEN unsigned _ms_class_of(size_t n);              /* n <= MS_MAX_SMALL */
 MS_HIDDEN unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, unsigned want);
-/* The first n blocks of the chain at head back to their spans; the rest of
- * the chain (NULL: it ended, or was cut at a link written after free). */
+/* The first n blocks of the chain at head back to the central list (whole
+ * batches parked, the rest to their spans); the rest of the chain (NULL: it
+ * ended, or was cut at a link written after free). */
 MS_HIDDEN ms_block_t *_ms_central_give(unsigned cls, ms_block_t *head, unsigned n);
 MS_HIDDEN void     _ms_central_drain(void);             /* parked batches to their spans */
 MS_HIDDEN void     _ms_central_lock_all(void);
