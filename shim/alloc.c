@@ -92,7 +92,7 @@ MS_NOINLINE void _ms_free_slow(void *p, ms_segment_t *s)
  * is forgotten if it is that block, then goes to the cache as usual.  Most
  * frees here are of the span's other blocks, which sample.c tells apart
  * without its lock. */
-static MS_NOINLINE bool free_in_sampled_span(void *p, ms_tcache_t *tc, unsigned cls, ms_page_t *pg)
+static bool free_in_sampled_span(void *p, ms_tcache_t *tc, unsigned cls, ms_page_t *pg)
 {
     _ms_sample_release_at(p, pg);
     /* _ms_free_push's test without the span's (written twice: a helper
@@ -102,6 +102,15 @@ static MS_NOINLINE bool free_in_sampled_span(void *p, ms_tcache_t *tc, unsigned 
     if (b->count >= b->limit || ((uintptr_t *)p)[1] == _ms_free_key) return false;
     _ms_bin_push(b, p);
     return true;
+}
+
+/* A valid block that the inline push declined: a full bin, the free key,
+ * a span holding a sampled block.  Out of line and called last, so that
+ * _ms_free keeps no frame of its own (4 instructions a free). */
+static MS_NOINLINE void free_declined(void *p, ms_segment_t *s, ms_tcache_t *tc, unsigned cls, ms_page_t *pg)
+{
+    if (__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED) && free_in_sampled_span(p, tc, cls, pg)) return;
+    _ms_free_slow(p, s);
 }
 
 void _ms_free(void *p)
@@ -121,8 +130,8 @@ void _ms_free(void *p)
             uint64_t idx = _ms_block_index(k, off);
             if (MS_LIKELY(idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED))) {
                 if (MS_LIKELY(_ms_free_push(p, tc, cls, pg))) return;
-                if (__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED) && free_in_sampled_span(p, tc, cls, pg))
-                    return;
+                free_declined(p, s, tc, cls, pg);
+                return;
             }
         }
     }

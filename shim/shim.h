@@ -156,6 +156,9 @@ static inline ms_segment_t *_ms_segment_of(const void *p)
     uintptr_t idx = a >> MS_SEGMENT_SHIFT;
     if (!(__atomic_load_n(&_ms_seg_bitmap[idx >> 6], __ATOMIC_RELAXED) >> (idx & 63) & 1))
         return NULL;
+    /* No segment lies at address 0 (the kernel maps nothing there unasked):
+     * told so, the compiler drops a caller's second test for NULL. */
+    if (!(a & ~(uintptr_t)MS_SEGMENT_MASK)) __builtin_unreachable();
     return (ms_segment_t *)(a & ~(uintptr_t)MS_SEGMENT_MASK);
 }
 static inline unsigned _ms_page_index(const ms_segment_t *s, const void *p)
@@ -357,8 +360,9 @@ MS_HIDDEN void   _ms_free_slow(void *p, ms_segment_t *s); /* all the inline free
  * it and looks for a double free). */
 static inline __attribute__((always_inline)) void _ms_bin_push(ms_bin_t *b, void *p)
 {
+    uintptr_t key = _ms_free_key;         /* read before the stores, which might alias it */
     ((ms_block_t *)p)->next = b->head;
-    ((uintptr_t *)p)[1] = _ms_free_key;
+    ((uintptr_t *)p)[1] = key;
     b->head = p;
     b->count++;
     b->frees++;
