@@ -215,7 +215,19 @@ void *_ms_realloc(void *p, size_t n)
         if (q) memcpy(q, p, readable_prefix(p, n));
         return q;
     }
-    void *q = _ms_malloc(n);
+    /* A block of the pools grown by less than half its size is being grown
+     * step by step (a string appended to, a buffer that grows as it
+     * fills): it moves to a class with room for half as much again, as
+     * glibc's in-place growth and a vector's doubling would leave, so that
+     * the next steps fit where it is.  Otherwise each step past a class
+     * (12.5% apart) copied the whole block: a string grown to 512 KiB a
+     * byte at a time was copied 50 times.  A jump of half its size or more
+     * gets the size asked. */
+    size_t want = n;
+    if (s && n > old && n - old < old / 2 && n <= MS_MAX_SMALL)
+        want = n + n / 2 <= MS_MAX_SMALL ? n + n / 2 : MS_MAX_SMALL;
+    void *q = _ms_malloc(want);
+    if (!q && want != n) q = _ms_malloc(n);
     if (!q) return NULL;                                  /* p stays valid */
     memcpy(q, p, n < old ? n : old);
     _ms_free(p);

@@ -25,6 +25,11 @@
  * span hands out blocks by bumping `carved`, so untouched memory is never
  * faulted in; freed blocks go on the span's intrusive free list.
  *
+ * A block cannot grow where it is, so realloc moves it past its class; one
+ * grown by less than half its size (a string appended to) moves to a class
+ * with room for half as much again, so that the next steps stay in place
+ * (alloc.c).
+ *
  * Requests above MS_MAX_SMALL (512 KiB) are HUGE: each is its own mmap,
  * recorded in a hash table by address (huge.c), resized with mremap.  A block's
  * record keeps its usable size (the request rounded to 4 KiB) apart from its

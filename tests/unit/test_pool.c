@@ -295,3 +295,38 @@ Test(pool, trim_returns_empty_segments)
     cr_assert_gt(b.unmapped_total, a.unmapped_total);
     cr_assert_eq(b.dirty, 0);
 }
+
+/* A block grown a little at a time (a string appended to) moves to a class
+ * with room for half as much again, so the next steps stay in place: a
+ * string grown by 16 bytes at a time from 16 bytes to 256 KiB moves about
+ * 25 times (1.5 per move), not at each of the ~70 classes it crosses, and
+ * keeps its bytes.  A jump of half the block's size or more gets the class
+ * of the size asked, as does a first malloc. */
+Test(pool, a_block_grown_in_steps_moves_rarely)
+{
+    static void *(*volatile re)(void *, size_t) = realloc;
+    size_t n = 16;
+    unsigned char *p = alloc(n);
+    memset(p, 0xA5, n);
+    unsigned moves = 0, crossed = 0;
+    while (n < ((size_t)256 << 10)) {
+        size_t m = n + 16;
+        crossed += _ms_class_of(m) != _ms_class_of(n);
+        unsigned char *q = re(p, m);
+        cr_assert_not_null(q);
+        moves += q != p;
+        cr_assert_eq(q[n - 1], 0xA5, "the bytes moved with the block (%zu)", n);
+        memset(q + n, 0xA5, m - n);
+        p = q;
+        n = m;
+    }
+    for (size_t i = 0; i < n; i++) cr_assert_eq(p[i], 0xA5);
+    cr_assert_gt(crossed, 60u, "the steps cross %u classes", crossed);
+    cr_assert_leq(moves, 30u, "moved %u times in %u class changes", moves, crossed);
+    free(p);
+
+    p = alloc(1000);
+    p = re(p, 5000);                                /* a jump: the size asked */
+    cr_assert_eq(malloc_usable_size(p), _ms_classes[_ms_class_of(5000)].size);
+    free(p);
+}
