@@ -104,11 +104,11 @@ $(B)/fixtures/%.so: tests/fixtures/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iinclude -shared -fPIC -o $@ $<
 
-$(B)/fixtures/%: tests/fixtures/%.c
+$(B)/fixtures/%: tests/fixtures/%.c $(wildcard tests/fixtures/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< -lpthread -ldl
 
-$(B)/fixtures/%: tests/fixtures/%.cc
+$(B)/fixtures/%: tests/fixtures/%.cc $(wildcard tests/fixtures/*.h)
 	@mkdir -p $(dir $@)
 	$(CXX) -O2 -g -Wall -o $@ $< -lpthread
 

@@ -218,7 +218,7 @@ MS_EXPORT long syscall(long number, ...)
     return _ms_os_syscall6(number, a, b, c, d, e, f);
 }
 
-MS_EXPORT size_t malloc_usable_size(void *p) { return _ms_usable_size(p); }
+MS_EXPORT size_t malloc_usable_size(void *p) { return TRACKING ? _ms_tracked_usable_size(p) : _ms_usable_size(p); }
 MS_EXPORT int    malloc_trim(size_t pad)     { return _ms_trim(pad); }
 MS_EXPORT void   cfree(void *p)              { free(p); }
 

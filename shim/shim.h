@@ -403,6 +403,7 @@ static inline bool _ms_link_checked(ms_block_t *b, unsigned cls)
 }
 MS_HIDDEN extern __thread int _ms_busy __attribute__((tls_model("initial-exec")));
 MS_HIDDEN ms_meta_t *_ms_meta_of(const void *p);
+MS_HIDDEN size_t _ms_tracked_usable_size(const void *p);   /* the bytes asked for */
 typedef struct ms_site_s { uintptr_t ra, sp; } ms_site_t;   /* where the program called us */
 
 /* unwind.c's per-thread stack cache, whose hit path is inlined into every

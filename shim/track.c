@@ -272,6 +272,29 @@ static MS_NOINLINE void *malloc_checked_slow(size_t n)
     return p;
 }
 
+/* What the program may use of p, with tracking: the bytes it asked for, as
+ * valgrind's and AddressSanitizer's malloc_usable_size answer.  The leak
+ * scan reads only those, so a pointer that a program kept in the rest of
+ * its class (a vector grown into the slack malloc_usable_size offered) was
+ * unseen, and the block it kept alive reported definitely lost.  Blocks
+ * without a live record (memshim's own, foreign) answer as untracked. */
+size_t _ms_tracked_usable_size(const void *p)
+{
+    if (!p) return 0;
+    ms_meta_t *m = _ms_meta_of(p);
+    ms_meta_t h;
+    size_t req = 0;
+    if (m) {
+        h = *m;
+        req = h.size;
+    } else if (!_ms_huge_get_meta(p, &h, &req)) {
+        return _ms_usable_size(p);
+    }
+    if (h.state != MS_BLK_LIVE || (h.flags & MS_META_INTERNAL))
+        return _ms_usable_size(p);
+    return req;
+}
+
 void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
 {
     size_t k = padded(n);
@@ -420,7 +443,9 @@ void *_ms_tracked_valloc(size_t n, const ms_site_t *site)
 void *_ms_tracked_pvalloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_pvalloc(n);
-    scrub(p, n);
-    record(p, n, site, MS_ALLOC_MALLOC, false);
+    if (!p) return NULL;
+    size_t pages = n ? (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1) : MS_OS_PAGE;   /* what pvalloc gives */
+    scrub(p, pages);
+    record(p, pages, site, MS_ALLOC_MALLOC, false);
     return p;
 }

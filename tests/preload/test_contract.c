@@ -32,9 +32,9 @@ Test(identity, memshim_is_the_allocator)
     cr_assert_str_eq(memshim_version(), MEMSHIM_VERSION);
     void *p = v_malloc(1);
     cr_assert_not_null(p);
-    /* glibc would say 24 here; memshim's smallest class is 16 bytes. */
-    cr_assert_eq(v_usable(p), 16, "malloc_usable_size(malloc(1)) = %zu, expected 16",
-                 v_usable(p));
+    /* glibc would say 24 here; memshim's smallest class is 16 bytes, and
+     * with tracking (as this test runs) it offers the 1 byte asked for. */
+    cr_assert_eq(v_usable(p), 1, "malloc_usable_size(malloc(1)) = %zu, expected 1", v_usable(p));
     struct memshim_heap_stats st;
     cr_assert_eq(memshim_heap_stats(&st), 0, "memshim_heap_stats says memshim is not the allocator");
     cr_assert_eq(st.nclasses, 92);
@@ -66,8 +66,7 @@ Test(malloc, zero_size_gives_distinct_minimal_blocks)
     cr_assert_not_null(b);
     cr_assert_neq(a, b);
     cr_assert_eq((uintptr_t)a % 16, 0);
-    cr_assert_geq(v_usable(a), 1);
-    memset(a, 0x5a, v_usable(a));
+    cr_assert_eq(v_usable(a), 0, "tracking offers the 0 bytes asked for, as valgrind");
     v_free(a);
     v_free(b);
 }
@@ -545,7 +544,7 @@ Test(malloc_usable_size, at_least_requested_and_writable)
         size_t u = v_usable(p);
         cr_assert_geq(u, n);
         memset(p, 0xee, u);                /* the whole usable area is ours */
-        cr_assert_eq(p[u - 1], 0xee);
+        if (u) cr_assert_eq(p[u - 1], 0xee);
         v_free(p);
     }
     for (size_t i = 0; i < NSIZES; i++) {

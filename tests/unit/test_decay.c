@@ -61,7 +61,7 @@ Test(decay, freed_huge_block_is_reused_as_it_was)
     cr_assert_eq(q, p, "the same mapping is handed out again");
     size_t res = resident(q, 8 * MiB);
     cr_assert_eq(res, 2048, "its pages are still resident (%zu of 2048): no fault to come", res);
-    cr_assert_eq(malloc_usable_size(q), 8 * MiB);
+    cr_assert_eq(_ms_usable_size(q), 8 * MiB);
     cr_assert_eq(huge_now().cached, 0);
     free(q);
 }
@@ -74,7 +74,7 @@ Test(decay, smaller_request_takes_the_head_and_leaves_the_tail_cached)
     free(p);
     unsigned char *q = v_malloc(5 * MiB + 100);
     cr_assert_eq(q, p);
-    cr_assert_eq(malloc_usable_size(q), 5 * MiB + 4096, "usable size as for a fresh mapping");
+    cr_assert_eq(_ms_usable_size(q), 5 * MiB + 4096, "usable size as for a fresh mapping");
     ms_huge_stat_t st = huge_now();
     cr_assert_eq(st.cached, 3 * MiB - 4096, "the tail stays cached (%llu)", (unsigned long long)st.cached);
     cr_assert_eq(st.bytes, 5 * MiB + 4096);
@@ -129,7 +129,7 @@ Test(decay, larger_request_grows_a_cached_mapping)
     cr_assert_not_null(q);
     ms_huge_stat_t st = huge_now();
     cr_assert_eq(st.cached, 0, "the 2 MiB mapping was grown into the 3 MiB block");
-    cr_assert_eq(malloc_usable_size(q), 3 * MiB);
+    cr_assert_eq(_ms_usable_size(q), 3 * MiB);
     for (size_t i = 0; i < 3 * MiB; i++) cr_assert_eq(q[i], 0, "calloc byte %zu not zero", i);
     free(q);
 }

@@ -327,6 +327,21 @@ Test(pool, a_block_grown_in_steps_moves_rarely)
 
     p = alloc(1000);
     p = re(p, 5000);                                /* a jump: the size asked */
-    cr_assert_eq(malloc_usable_size(p), _ms_classes[_ms_class_of(5000)].size);
+    cr_assert_eq(_ms_usable_size(p), _ms_classes[_ms_class_of(5000)].size);
     free(p);
+}
+
+/* Each size gets the smallest class that holds it (with tracking, one byte
+ * more, so that a pointer just past a block never starts the next): what
+ * _ms_usable_size says, which is malloc_usable_size without tracking. */
+Test(pool, every_size_gets_its_class_block)
+{
+    for (size_t n = 0; n <= 40000; n += n < 2048 ? 1 : 37) {
+        void *p = alloc(n);
+        cr_assert_not_null(p);
+        size_t want = _ms_track_on ? n + 1 : n;
+        cr_assert_eq(_ms_usable_size(p), _ms_classes[_ms_class_of(want ? want : 1)].size,
+                     "malloc(%zu): usable %zu", n, _ms_usable_size(p));
+        free(p);
+    }
 }
