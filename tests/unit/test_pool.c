@@ -299,7 +299,7 @@ Test(pool, trim_returns_empty_segments)
 /* A block grown a little at a time (a string appended to) moves to a class
  * with room for half as much again, so the next steps stay in place: a
  * string grown by 16 bytes at a time from 16 bytes to 256 KiB moves about
- * 25 times (1.5 per move), not at each of the ~70 classes it crosses, and
+ * 25 times (1.5 per move), not at each of the ~80 classes it crosses, and
  * keeps its bytes.  A jump of half the block's size or more gets the class
  * of the size asked, as does a first malloc. */
 Test(pool, a_block_grown_in_steps_moves_rarely)
