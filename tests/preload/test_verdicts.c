@@ -94,9 +94,13 @@ Test(layouts, snapshot_then_exit, .timeout = 120)
 }
 
 /* The same figures as memcheck's, mode by mode.  memcheck's own verdict
- * may hang on what a dead frame kept in one layout (once in a full run, the
- * 1 MiB block of leak_shapes "possibly lost": an interior pointer left by
- * memset), so it runs in three layouts, and two of them must agree. */
+ * hangs on what dead frames left in the live stack: in some layouts (and
+ * some paths of the fixture: the clone's directory moves every frame) the
+ * 1 MiB block of leak_shapes is "possibly lost", through an interior
+ * pointer that memset left in a frame exit() later reused.  Such a word can
+ * only keep a block alive, never lose one, so memcheck runs in five layouts
+ * and its verdict is the one that finds the most bytes definitely lost:
+ * the layout with the fewest stale words. */
 static void valgrind_figures(const char *fixture, const char *mode, size_t pad, long v[6])
 {
     char *padv = pad_env(pad);
@@ -113,12 +117,13 @@ static void valgrind_figures(const char *fixture, const char *mode, size_t pad, 
 static void as_valgrind(const char *fixture, const char *mode)
 {
     if (access("/usr/bin/valgrind", X_OK) != 0) cr_skip_test("valgrind is not installed");
-    static const size_t vpads[3] = { 0, 13, 333 };
-    long vs[3][6], m[6];
-    for (int i = 0; i < 3; i++) valgrind_figures(fixture, mode, vpads[i], vs[i]);
-    const long *v = !memcmp(vs[0], vs[1], sizeof vs[0]) || !memcmp(vs[0], vs[2], sizeof vs[0]) ? vs[0]
-                  : !memcmp(vs[1], vs[2], sizeof vs[1]) ? vs[1] : NULL;
-    cr_assert(v, "%s %s: valgrind gave three verdicts in three layouts", fixture, mode);
+    static const size_t vpads[5] = { 0, 13, 333, 1000, 4097 };
+    long vs[5][6], m[6];
+    const long *v = NULL;
+    for (int i = 0; i < 5; i++) {
+        valgrind_figures(fixture, mode, vpads[i], vs[i]);
+        if (!v || vs[i][1] > v[1]) v = vs[i];
+    }
     cr_assert(figures(fixture, mode, 0, 1, m));
     for (int k = 0; k < 6; k++)
         cr_expect_eq(m[k], v[k], "%s %s: memshim %ld/%ld %ld/%ld %ld/%ld, valgrind %ld/%ld %ld/%ld %ld/%ld", fixture, mode,
