@@ -286,11 +286,18 @@ void *_ms_new(size_t n, size_t align)
 }
 void *_ms_valloc(size_t n) { return _ms_memalign(MS_OS_PAGE, n); }
 
-void *_ms_pvalloc(size_t n)
+/* What pvalloc gives for n: whole pages, at least one; 0 if that overflows. */
+size_t _ms_pvalloc_size(size_t n)
 {
     size_t r = (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1);
-    if (r < n) { errno = ENOMEM; return NULL; }
-    return _ms_memalign(MS_OS_PAGE, r ? r : MS_OS_PAGE);
+    return r < n ? 0 : r ? r : MS_OS_PAGE;
+}
+
+void *_ms_pvalloc(size_t n)
+{
+    size_t r = _ms_pvalloc_size(n);
+    if (!r) { errno = ENOMEM; return NULL; }
+    return _ms_memalign(MS_OS_PAGE, r);
 }
 
 /* malloc_trim: give back everything that can be: this thread's cache, cached

@@ -1,6 +1,7 @@
 /* pool.c - size classes, and the central list of each class: spans with free
  * blocks, from which thread caches refill and into which they flush.  One lock
  * per class; a span's free list, `used` and `carved` belong to that lock. */
+#include <limits.h>
 #include <string.h>
 #include "shim.h"
 
@@ -157,14 +158,16 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
     return got;
 }
 
-/* Cut a chain of exactly `batch` blocks off the front of b, checking each
- * link as it goes; NULL if the chain ends (or is cut) before that. */
+/* The last of the first `batch` blocks of chain b, each block's link
+ * checked (the last one's too: it leads to the rest of the chain); NULL if
+ * the chain ends (or is cut) before that. */
 static ms_block_t *batch_tail(ms_block_t *b, unsigned cls, unsigned batch)
 {
     for (unsigned i = 1; i < batch; i++) {
         if (!_ms_link_checked(b, cls) || !b->next) return NULL;
         b = b->next;
     }
+    _ms_link_checked(b, cls);
     return b;
 }
 
@@ -213,7 +216,6 @@ ms_block_t *_ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
     while (n - given >= batch && c->nxfer < c->xfer_max) {   /* park whole batches */
         ms_block_t *t = batch_tail(b, cls, batch);
         if (!t) break;                                  /* short: to the spans below */
-        _ms_link_checked(t, cls);                       /* cut if written after free */
         ms_block_t *rest = t->next;
         t->next = NULL;
         c->xfer[c->nxfer].head = b;
@@ -257,26 +259,29 @@ bool _ms_block_valid(ms_segment_t *s, const void *p, unsigned *cls_out)
     return true;
 }
 
-/* Whether p sits on its span's free list (the caller suspects a double free). */
+/* Whether p is among the first `max` blocks of chain b, which is walked
+ * only as far as its links are sound while tracking. */
+static bool chain_holds(const ms_block_t *b, const void *p, unsigned cls, unsigned max)
+{
+    for (unsigned n = 0; b && n < max; b = b->next, n++) {
+        if (b == p) return true;
+        if (_ms_track_on && !_ms_link_ok(b, cls)) break;
+    }
+    return false;
+}
+
+/* Whether p sits in a parked batch or on its span's free list (the caller
+ * suspects a double free). */
 bool _ms_central_holds(unsigned cls, const void *p)
 {
     central_t *c = &central[cls];
     ms_segment_t *s = (ms_segment_t *)((uintptr_t)p & ~(uintptr_t)MS_SEGMENT_MASK);
     bool found = false;
     _ms_lock(&c->lock);
-    for (unsigned i = 0; i < c->nxfer && !found; i++) {
-        unsigned n = 0;
-        for (ms_block_t *b = c->xfer[i].head; b && !found && n++ < _ms_classes[cls].batch; b = b->next) {
-            found = (b == p);
-            if (_ms_track_on && !_ms_link_ok(b, cls)) break;
-        }
-    }
+    for (unsigned i = 0; i < c->nxfer && !found; i++)
+        found = chain_holds(c->xfer[i].head, p, cls, _ms_classes[cls].batch);
     ms_page_t *pg = _ms_page_of(s, p);
-    if (pg->cls == cls)
-        for (ms_block_t *b = pg->free; b && !found; b = b->next) {
-            found = (b == p);
-            if (_ms_track_on && !_ms_link_ok(b, cls)) break;
-        }
+    if (!found && pg->cls == cls) found = chain_holds(pg->free, p, cls, UINT_MAX);
     _ms_unlock(&c->lock);
     return found;
 }

@@ -322,6 +322,7 @@ MS_HIDDEN void  *_ms_aligned_alloc(size_t align, size_t n);
 MS_HIDDEN void  *_ms_memalign(size_t align, size_t n);
 MS_HIDDEN void  *_ms_valloc(size_t n);
 MS_HIDDEN void  *_ms_pvalloc(size_t n);
+MS_HIDDEN size_t _ms_pvalloc_size(size_t n);           /* its pages; 0: too big */
 MS_HIDDEN void  *_ms_new(size_t n, size_t align);        /* operator new's memory */
 MS_HIDDEN size_t _ms_usable_size(const void *p);
 MS_HIDDEN int    _ms_trim(size_t pad);

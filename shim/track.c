@@ -444,7 +444,7 @@ void *_ms_tracked_pvalloc(size_t n, const ms_site_t *site)
 {
     void *p = _ms_pvalloc(n);
     if (!p) return NULL;
-    size_t pages = n ? (n + MS_OS_PAGE - 1) & ~(size_t)(MS_OS_PAGE - 1) : MS_OS_PAGE;   /* what pvalloc gives */
+    size_t pages = _ms_pvalloc_size(n);
     scrub(p, pages);
     record(p, pages, site, MS_ALLOC_MALLOC, false);
     return p;
