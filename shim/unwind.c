@@ -492,6 +492,11 @@ static unsigned walk(const ms_site_t *site, const ms_stack_cache_t *c, uintptr_t
  * rather than overflow the stack the program sized for itself. */
 #define UNWIND_ROOM ((uintptr_t)16 << 10)
 
+/* The capture under way found its stack by the frame sizes learnt, with
+ * neither libunwind nor anything else that goes deep: what it leaves below
+ * its caller is shallow (SCRUB_SHALLOW, below). */
+static __thread bool walked __attribute__((tls_model("initial-exec")));
+
 /* The slow half: the stack from the learnt frame sizes if it is one seen
  * before, else from libunwind (interned, and its frame sizes learnt); then
  * remembered in the cache, so that the next call from here is checked
@@ -505,6 +510,7 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
     ip[0] = 0;                                      /* read only when n > 0; says so to GCC */
     if (cacheable && !_ms_busy && (n = walk(site, c, ip, pos, max, &h)) && (id = _ms_stack_find(h))) {
         /* a stack seen before, found again in ~20 ns a frame less */
+        walked = true;
     } else if (_ms_no_unwind || program_iterating() ||  /* the call site alone (_ms_capture_miss_release) */
                (cacheable && site->sp - c->lo < UNWIND_ROOM)) {   /* no room left for libunwind */
         uintptr_t at = site->ra - 1;
@@ -593,19 +599,24 @@ __thread int _ms_held;                    /* shim.h: the allocator's locks this 
  * reachable from "_ms_capture_miss", every time; the main thread waiting
  * in exit() for a worker's, in 40 runs of 300.  So what the walk used is
  * cleared as it returns, its own frame's saved registers included, where
- * the thread's stack has room for SCRUB_BYTES (a walk went 6.7 KiB deep at
- * most, measured on gcc, perl, git and the tests' programs; libunwind is
- * given UNWIND_ROOM).  On x86-64 a stub of a few instructions around the
- * walk clears it; elsewhere a function called after it, which leaves the
- * walk's own frame. */
-#define SCRUB_BYTES ((uintptr_t)8 << 10)
+ * the thread's stack has room.  How deep depends on the path: with
+ * libunwind, SCRUB_DEEP (a walk went 6.9 KiB deep at most, measured on
+ * gcc, perl, git, python3, sqlite3 and the tests' programs; libunwind is
+ * given UNWIND_ROOM); without it (the frame sizes learnt, the stack table,
+ * the cache), SCRUB_SHALLOW, where 1.2 KiB was the most measured on the
+ * same programs -- clearing 8 KiB at every miss was 7% of a tracked
+ * gcc -O2's time.  The fixture capture_residue checks both.  On x86-64 a
+ * stub of a few instructions around the walk clears it; elsewhere a
+ * function called after it, which leaves the walk's own frame. */
+#define SCRUB_DEEP    ((uintptr_t)8 << 10)
+#define SCRUB_SHALLOW ((uintptr_t)2 << 10)
 
 static uint64_t scrub_words(void)
 {
     const ms_stack_cache_t *c = _ms_sc;
     uintptr_t here = (uintptr_t)__builtin_frame_address(0);
-    if ((uintptr_t)c > (uintptr_t)MS_SC_DEAD && here < c->top && here > c->lo + SCRUB_BYTES + UNWIND_ROOM / 4)
-        return SCRUB_BYTES / 8;
+    if ((uintptr_t)c > (uintptr_t)MS_SC_DEAD && here < c->top && here > c->lo + SCRUB_DEEP + UNWIND_ROOM / 4)
+        return (walked ? SCRUB_SHALLOW : SCRUB_DEEP) / 8;
     return 0;
 }
 
@@ -614,6 +625,7 @@ MS_HIDDEN MS_NOINLINE uint64_t _ms_capture_miss_walk(const ms_site_t *site)
 {
     if (capturing || _ms_held) return 0;
     capturing = 1;
+    walked = false;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     ms_stack_cache_t *c = _ms_sc;
     uint32_t id;
@@ -670,7 +682,7 @@ __asm__(".pushsection .text\n"
 #else
 static MS_NOINLINE void scrub_below(void)
 {
-    char a[SCRUB_BYTES];
+    char a[SCRUB_DEEP];
     memset(a, 0, sizeof a);
     __asm__ volatile("" : : "r"(a) : "memory");     /* the stores are the point */
 }
