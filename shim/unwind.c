@@ -402,29 +402,42 @@ static ms_sc_ent_t *sc_victim(ms_sc_ent_t *set, const ms_sc_ent_t *keep)
  * search may also stop at a stale copy of the return address in the
  * frame's locals, so a size that changes does not tell alloca apart
  * (never walking through such return addresses made a tracked gcc -O2
- * 22% slower).  A direct-mapped table of
- * (address << 16 | words) words, shared by all threads; a racing write
- * loses one size, never a stack: what the sizes give is only ever checked
- * against the unwinder's word (locate) or against a stack it gave before
- * (walk). */
-#define FRAME_SLOTS 65536            /* 512 KiB of .bss, touched where used */
+ * 22% slower).  A table of (address << 16 | words) words in sets of four,
+ * shared by all threads; a racing write loses one size, never a stack:
+ * what the sizes give is only ever checked against the unwinder's word
+ * (locate) or against a stack it gave before (walk).  A tracked gcc -O2
+ * learns ~8,000 return addresses: in a direct-mapped table of 64 Ki words
+ * (512 KiB) they pushed each other out, and 108,000 of its stacks went to
+ * libunwind; in this one of 16 Ki (128 KiB), 71,000. */
+#define FRAME_SETS 4096              /* 4 ways each: 128 KiB of .bss, touched where used */
+#define FRAME_WAYS 4
 #define FRAME_END   0xffffu          /* libunwind's walk ends at this return address */
-static uint64_t frame_sizes[FRAME_SLOTS];
+static uint64_t frame_sizes[FRAME_SETS][FRAME_WAYS] __attribute__((aligned(32)));
 
-static inline size_t frame_slot(uintptr_t ra) { return (size_t)((ra * 0x9E3779B97F4A7C15ULL) >> 48); }
+static inline uint64_t *frame_set(uintptr_t ra) { return frame_sizes[(ra * 0x9E3779B97F4A7C15ULL) >> 52]; }
 
 /* Words from the slot of return address ra to the next frame's, FRAME_END,
  * or 0: not known. */
 static inline unsigned frame_words(uintptr_t ra)
 {
-    uint64_t v = __atomic_load_n(&frame_sizes[frame_slot(ra)], __ATOMIC_RELAXED);
-    return (v ^ (uint64_t)ra << 16) >> 16 ? 0 : (unsigned)(v & 0xffff);
+    const uint64_t *set = frame_set(ra);
+    for (unsigned w = 0; w < FRAME_WAYS; w++) {
+        uint64_t v = __atomic_load_n(&set[w], __ATOMIC_RELAXED);
+        if (!((v ^ (uint64_t)ra << 16) >> 16)) return (unsigned)(v & 0xffff);
+    }
+    return 0;
 }
 
 static inline void frame_learn(uintptr_t ra, unsigned words)
 {
-    __atomic_store_n(&frame_sizes[frame_slot(ra)],
-                     (uint64_t)(ra & 0xffffffffffffULL) << 16 | (words & 0xffff), __ATOMIC_RELAXED);
+    uint64_t *set = frame_set(ra), v = (uint64_t)(ra & 0xffffffffffffULL) << 16 | (words & 0xffff);
+    unsigned w = 0;
+    for (; w < FRAME_WAYS; w++) {
+        uint64_t o = __atomic_load_n(&set[w], __ATOMIC_RELAXED);
+        if (!o || !((o ^ (uint64_t)ra << 16) >> 16)) break;
+    }
+    if (w == FRAME_WAYS) w = (unsigned)(ra >> 4) & (FRAME_WAYS - 1);   /* a full set: one goes */
+    __atomic_store_n(&set[w], v, __ATOMIC_RELAXED);
 }
 
 /* The stack slot of each of the n frames' return addresses (the unwinder's
