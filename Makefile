@@ -26,7 +26,9 @@ COLL_SRC := $(wildcard collector/*.c)
 # The library's code in link order: what every process runs (the allocator,
 # its start and its messages) first, so that it shares the fewest 64 KiB
 # windows of the kernel's fault-around and the reports' code, mapped but
-# never run without tracking, stays out of the process's RSS.
+# never run without tracking, stays out of the process's RSS.  shim/first.ld
+# puts before it what the link would otherwise leave at the end (main's
+# caller, libgcc's and libc_nonshared's helpers).
 HOT_SRC  := $(addprefix shim/,alloc.c override.c pool.c tcache.c segment.c huge.c meta.c \
               prim_linux.c init.c options.c out.c hook.c cxx.c mallinfo.c sample.c rss.c sampler.c \
               modules.c gcglue.c leak.c stats.c profile.c unwind.c scan.c)
@@ -64,8 +66,8 @@ $(B)/%.o: %.c $(wildcard shim/*.h shim/*.def collector/*.h include/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -Iinclude -c $< -o $@
 
-$(B)/libmemshim.so: $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete -Wl,-z,start-stop-visibility=hidden -o $@.tmp $^ -lpthread -ldl
+$(B)/libmemshim.so: $(LIB_OBJ) shim/first.ld
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,nodelete -Wl,-z,start-stop-visibility=hidden -Wl,-T,shim/first.ld -o $@.tmp $(LIB_OBJ) -lpthread -ldl
 	@mv $@.tmp $@
 	@ln -sf libmemshim.so $(B)/$(SONAME)
 

@@ -71,7 +71,11 @@ void *gc_tab_alloc(size_t n)                           { return alloc_from(table
 void  gc_tab_free(void *p, size_t n)                   { free_to(tables(), p, n); }
 void *gc_tab_grow(void *p, size_t old_n, size_t new_n) { return grow_from(tables(), p, old_n, new_n); }
 
-int gc_set_table_allocator(const gc_allocator *a)   /* does not start the collector */
+/* Does not start the collector.  Called once, at the shim's start in every
+ * process: cold, so that it lies with the start-up code rather than with
+ * the collector's, which most processes never run (a page fault there maps
+ * 64 KiB of the library's text). */
+__attribute__((cold)) int gc_set_table_allocator(const gc_allocator *a)
 {
     pthread_mutex_lock(&gc_st.lock);
     int rc = 0;

@@ -597,3 +597,65 @@ Test(host_memory, freed_memory_is_given_back_when_the_address_space_is_full, .ti
         }
 }
 
+
+/* A program that allocates little maps little of memshim's code: without
+ * tracking, /bin/sleep runs the allocator, the start and the exit, and the
+ * kernel maps the library's code around each page it runs in windows of
+ * 64 KiB (fault-around).  Main's caller (a section of its own) and the
+ * helpers of the toolchain's static libraries used to sit at the end of
+ * the code, and the collector's table set-up in its middle: every process
+ * held all 208 KiB of it.  Now the code it runs lies in the first two
+ * windows (what is mapped of the text: 104 KiB). */
+static long resident_code_kib(pid_t pid, const char *lib)
+{
+    char path[64], line[PATH_MAX + 128];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *maps = fopen(path, "r");
+    if (!maps) return -1;
+    unsigned long lo = 0, hi = 0;
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long a, b;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3 && perms[2] == 'x' && strstr(line, lib)) {
+            lo = a;
+            hi = b;
+        }
+    }
+    fclose(maps);
+    snprintf(path, sizeof path, "/proc/%d/pagemap", (int)pid);
+    int fd = open(path, O_RDONLY);
+    if (!lo || fd < 0) { if (fd >= 0) close(fd); return -1; }
+    long pages = 0;
+    for (unsigned long a = lo; a < hi; a += 4096) {
+        uint64_t e;
+        if (pread(fd, &e, sizeof e, (off_t)(a / 4096 * 8)) == (ssize_t)sizeof e && (e >> 63)) pages++;
+    }
+    close(fd);
+    return pages * 4;
+}
+
+Test(host_memory, a_small_program_maps_little_of_memshims_code, .timeout = 60)
+{
+    if (access("/bin/sleep", X_OK) != 0 || access("/proc/self/pagemap", R_OK) != 0) cr_skip_test("no /bin/sleep or pagemap");
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        setenv("LD_PRELOAD", h_path("libmemshim.so"), 1);
+        setenv("MEMSHIM_TRACK", "0", 1);
+        execl("/bin/sleep", "sleep", "30", (char *)NULL);
+        _exit(127);
+    }
+    char path[64], stat[256] = "";
+    snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+    for (int i = 0; i < 500; i++) {                 /* until it sleeps in its nanosleep */
+        FILE *f = fopen(path, "r");
+        if (f) { if (!fgets(stat, sizeof stat, f)) stat[0] = 0; fclose(f); }
+        if (strstr(stat, "nanosleep")) break;
+        usleep(10000);
+    }
+    long kib = resident_code_kib(pid, "libmemshim.so");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    cr_assert_geq(kib, 4, "memshim's code not found in /bin/sleep's mappings (%s)", stat);
+    cr_expect_leq(kib, 128, "/bin/sleep holds %ld KiB of memshim's code (at most two windows of 64 KiB)", kib);
+}
