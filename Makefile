@@ -104,11 +104,18 @@ $(B)/tests/%: tests/preload/%.c $(B)/libmemshim.so $(wildcard tests/preload/*.h)
 # Fixtures: small target programs; tests/fixtures/libX.c becomes a shared object.
 $(B)/fixtures/%.so: tests/fixtures/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iinclude -shared -fPIC -o $@ $<
+	$(CC) $(CFLAGS) -Iinclude -shared -fPIC -o $@ $< $(FIXTURE_LDFLAGS)
 
 $(B)/fixtures/%: tests/fixtures/%.c $(wildcard tests/fixtures/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iinclude -o $@ $< -lpthread -ldl
+	$(CC) $(CFLAGS) -Iinclude -o $@ $< -lpthread -ldl $(FIXTURE_LDFLAGS)
+
+# libdeep.so finds libdeep_rp.so (libdeep_own.so's copy) only through its RUNPATH.
+$(B)/fixtures/libdeep.so: FIXTURE_LDFLAGS = -ldl -Wl,--enable-new-dtags,-rpath,'$$ORIGIN/deepdir'
+$(B)/fixtures/deepdir/libdeep_rp.so: $(B)/fixtures/libdeep_own.so
+	@mkdir -p $(dir $@)
+	cp $< $@
+FIXTURE_BIN += $(B)/fixtures/deepdir/libdeep_rp.so
 
 $(B)/fixtures/%: tests/fixtures/%.cc $(wildcard tests/fixtures/*.h)
 	@mkdir -p $(dir $@)

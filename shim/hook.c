@@ -195,9 +195,11 @@ static FILE *h_fopen(const char *path, const char *mode)
 #if defined(__x86_64__)
 #define R_JUMP_SLOT R_X86_64_JUMP_SLOT
 #define R_GLOB_DAT  R_X86_64_GLOB_DAT
+#define R_ABS64     R_X86_64_64
 #elif defined(__aarch64__)
 #define R_JUMP_SLOT R_AARCH64_JUMP_SLOT
 #define R_GLOB_DAT  R_AARCH64_GLOB_DAT
+#define R_ABS64     R_AARCH64_ABS64
 #endif
 
 typedef struct { const char *name; void *fn; } hook_t;
@@ -230,19 +232,23 @@ static void store(void **slot, void *fn, const relro_arg *rr)
     __atomic_store_n(slot, fn, __ATOMIC_RELEASE);
 }
 
-/* Redirect the library's own calls of each hooked name; returns how many
- * entries were changed. */
-static unsigned hook_library(void *handle, const hook_t *hooks, unsigned nhooks)
+/* Each entry holding a symbol's address in the object loaded at base with
+ * dynamic section dyn -- a JUMP_SLOT or GLOB_DAT entry of its offset
+ * tables, or a word of its data holding the address itself (`data`: an
+ * ABS64 relocation, as a table of functions has) -- fn(arg, the symbol's
+ * name and entry, the slot, data, the object's RELRO) adds to the count
+ * returned (of entries changed). */
+typedef unsigned (*slot_fn)(void *arg, const char *name, const ElfW(Sym) *sym, void **slot, bool data,
+                            const relro_arg *rr);
+static unsigned each_slot(uintptr_t base, const ElfW(Dyn) *dyn, slot_fn fn, void *arg)
 {
 #if defined(R_JUMP_SLOT)
-    struct link_map *lm = NULL;
-    if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_ld) return 0;
-    uintptr_t base = lm->l_addr;
+    if (!dyn) return 0;
     const ElfW(Sym) *symtab = NULL;
     const char *strtab = NULL;
     const ElfW(Rela) *rels[2] = { NULL, NULL };
     size_t relsz[2] = { 0, 0 };
-    for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
+    for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
         uintptr_t p = d->d_un.d_ptr;
         if (p && p < base) p += base;        /* not relocated in place (read-only dynamic) */
         switch (d->d_tag) {
@@ -263,20 +269,158 @@ static unsigned hook_library(void *handle, const hook_t *hooks, unsigned nhooks)
         for (size_t i = 0; i < relsz[k] / sizeof(ElfW(Rela)); i++) {
             const ElfW(Rela) *r = &rels[k][i];
             unsigned type = (unsigned)ELF64_R_TYPE(r->r_info);
-            if (type != R_JUMP_SLOT && type != R_GLOB_DAT) continue;
-            const char *name = strtab + symtab[ELF64_R_SYM(r->r_info)].st_name;
-            for (unsigned h = 0; h < nhooks; h++)
-                if (strcmp(name, hooks[h].name) == 0) {
-                    store((void **)(base + r->r_offset), hooks[h].fn, &rr);
-                    changed++;
-                }
+            if (type != R_JUMP_SLOT && type != R_GLOB_DAT && (type != R_ABS64 || r->r_addend)) continue;
+            if (!ELF64_R_SYM(r->r_info)) continue;
+            const ElfW(Sym) *sym = &symtab[ELF64_R_SYM(r->r_info)];
+            changed += fn(arg, strtab + sym->st_name, sym, (void **)(base + r->r_offset), type == R_ABS64, &rr);
         }
     }
     return changed;
 #else
-    (void)handle; (void)hooks; (void)nhooks;
+    (void)base; (void)dyn; (void)fn; (void)arg;
     return 0;
 #endif
+}
+
+typedef struct { const hook_t *hooks; unsigned n; } hooks_arg;
+
+static unsigned hook_slot(void *arg, const char *name, const ElfW(Sym) *sym, void **slot, bool data,
+                          const relro_arg *rr)
+{
+    (void)sym;
+    const hooks_arg *h = arg;
+    if (data) return 0;
+    for (unsigned i = 0; i < h->n; i++)
+        if (strcmp(name, h->hooks[i].name) == 0) {
+            store(slot, h->hooks[i].fn, rr);
+            return 1;
+        }
+    return 0;
+}
+
+/* Redirect the library's own calls of each hooked name; returns how many
+ * entries were changed. */
+static unsigned hook_library(void *handle, const hook_t *hooks, unsigned nhooks)
+{
+    struct link_map *lm = NULL;
+    if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm) return 0;
+    hooks_arg h = { hooks, nhooks };
+    return each_slot(lm->l_addr, lm->l_ld, hook_slot, &h);
+}
+
+/* ---- libraries opened with RTLD_DEEPBIND ------------------------------------------ *
+ * Such a library, and every library its dlopen brought in, look symbols up
+ * first in its own dependencies, where the C library's malloc comes before
+ * memshim's.  Each of their entries for a function memshim defines (and
+ * exports: the C library's and C++'s allocation functions, exit, dlopen,
+ * dlclose, the calls that change ids) is pointed at memshim's, when the
+ * library's own lookup gives the very definition memshim takes over in
+ * the global scope (dlsym(handle) = dlsym(RTLD_NEXT)) and the library does
+ * not define the name itself: a library bringing its own allocator keeps
+ * it.  What memshim exports is read from its own dynamic symbol table. */
+typedef struct {
+    const ElfW(Sym) *symtab;
+    const char      *strtab;
+    const uint32_t  *gnu_hash;
+    uintptr_t        base;
+} self_syms_t;
+static self_syms_t self_syms;
+static pthread_once_t self_syms_once = PTHREAD_ONCE_INIT;
+
+static void self_syms_find(void)
+{
+    Dl_info di;
+    struct link_map *lm = NULL;
+    if (!dladdr1((void *)(uintptr_t)&_ms_hook_deepbind, &di, (void **)&lm, RTLD_DL_LINKMAP) || !lm || !lm->l_ld)
+        return;
+    self_syms_t s = { .base = lm->l_addr };
+    for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
+        uintptr_t p = d->d_un.d_ptr;
+        if (p && p < s.base) p += s.base;
+        if (d->d_tag == DT_SYMTAB) s.symtab = (const ElfW(Sym) *)p;
+        else if (d->d_tag == DT_STRTAB) s.strtab = (const char *)p;
+        else if (d->d_tag == DT_GNU_HASH) s.gnu_hash = (const uint32_t *)p;
+    }
+    if (s.symtab && s.strtab && s.gnu_hash) self_syms = s;
+}
+
+/* memshim's own exported function called name (not its API's), or NULL;
+ * looked up as the loader does, through the GNU hash table. */
+static void *self_function(const char *name)
+{
+    const self_syms_t *s = &self_syms;
+    if (!s->gnu_hash || strncmp(name, "memshim_", 8) == 0) return NULL;
+    uint32_t h = 5381;
+    for (const unsigned char *c = (const unsigned char *)name; *c; c++) h = h * 33 + *c;
+    uint32_t nbuckets = s->gnu_hash[0], symoffset = s->gnu_hash[1], bloom_words = s->gnu_hash[2];
+    const uint32_t *buckets = (const uint32_t *)((const ElfW(Addr) *)(s->gnu_hash + 4) + bloom_words);
+    const uint32_t *chain = buckets + nbuckets;
+    if (!nbuckets) return NULL;
+    uint32_t i = buckets[h % nbuckets];
+    if (i < symoffset) return NULL;
+    for (;; i++) {
+        uint32_t h2 = chain[i - symoffset];
+        const ElfW(Sym) *sym = &s->symtab[i];
+        if ((h | 1) == (h2 | 1) && strcmp(name, s->strtab + sym->st_name) == 0)
+            return sym->st_shndx != SHN_UNDEF && ELF64_ST_TYPE(sym->st_info) == STT_FUNC ?
+                   (void *)(s->base + sym->st_value) : NULL;
+        if (h2 & 1) return NULL;
+    }
+}
+
+static unsigned deep_slot(void *arg, const char *name, const ElfW(Sym) *sym, void **slot, bool data,
+                          const relro_arg *rr)
+{
+    if (sym->st_shndx != SHN_UNDEF) return 0;           /* its own definition */
+    void *mine = self_function(name), *now = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!mine || now == mine) return 0;
+    void *deep = dlsym(arg, name), *next = dlsym(RTLD_NEXT, name);
+    if (!deep || deep != next) return 0;
+    /* A word of data: only while it holds what the loader put there (the
+     * library may have stored another function since).  A lazy PLT slot
+     * holds the PLT's own address until its first call: changed anyway. */
+    if (data && now != deep) return 0;
+    store(slot, mine, rr);
+    return 1;
+}
+
+/* The objects loaded from the one at `from` on (in the loader's order: it
+ * and what came after it), collected under the loader's lock, where no
+ * dlclose takes them away; dlsym, which takes the loader's other lock
+ * (before that one, in dlopen), is called after. */
+#define DEEP_OBJECTS 256
+typedef struct {
+    uintptr_t from;
+    bool      seen;
+    unsigned  n;
+    struct { uintptr_t base; const ElfW(Dyn) *dyn; } obj[DEEP_OBJECTS];
+} objects_arg;
+
+static int collect_objects(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    objects_arg *o = arg;
+    if (info->dlpi_addr == o->from) o->seen = true;
+    if (!o->seen || o->n == DEEP_OBJECTS) return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++)
+        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC) {
+            o->obj[o->n].base = info->dlpi_addr;
+            o->obj[o->n].dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+            o->n++;
+        }
+    return 0;
+}
+
+unsigned _ms_hook_deepbind(void *handle)
+{
+    struct link_map *lm = NULL;
+    if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_addr) return 0;
+    pthread_once(&self_syms_once, self_syms_find);
+    objects_arg o = { .from = lm->l_addr };
+    _ms_iterate_phdr(collect_objects, &o);
+    unsigned changed = 0;
+    for (unsigned i = 0; i < o.n; i++) changed += each_slot(o.obj[i].base, o.obj[i].dyn, deep_slot, handle);
+    return changed;
 }
 
 /* Before libunwind's first unwind (its pipe is made then). */

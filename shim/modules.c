@@ -116,6 +116,52 @@ ms_runtime_t _ms_runtime_at(uintptr_t base)
     return base == libc_base ? MS_RT_LIBC : base == ldso_base ? MS_RT_LDSO : MS_RT_NONE;
 }
 
+/* ---- dlopen with RTLD_DEEPBIND (override.c's stub) ------------------------------ */
+
+void *(*_ms_real_dlopen)(const char *file, int mode);
+
+/* Whether the object holding code address `caller` has a search path of its
+ * own (DT_RPATH, DT_RUNPATH) for the names it opens; true when unknown. */
+static bool searches_own_path(uintptr_t caller)
+{
+    Dl_info di;
+    struct link_map *lm = NULL;
+    if (!caller || !dladdr1((void *)caller, &di, (void **)&lm, RTLD_DL_LINKMAP) || !lm || !lm->l_ld) return true;
+    for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++)
+        if (d->d_tag == DT_RPATH || d->d_tag == DT_RUNPATH) return true;
+    return false;
+}
+
+/* A call of dlopen that memshim makes itself (1), or that goes on to the C
+ * library's as the program made it (0).  Only RTLD_DEEPBIND calls are
+ * memshim's, and of those only the ones the loader would look up the same
+ * from memshim as from the caller: a path, or a name while the caller has
+ * no search path of its own.  (A deep-bound library found through its
+ * caller's RUNPATH keeps the C library's malloc, as without memshim.) */
+int _ms_dlopen_ours(const char *file, int mode, uintptr_t caller)
+{
+    if (!__atomic_load_n(&_ms_real_dlopen, __ATOMIC_ACQUIRE)) {
+        void *(*real)(const char *, int) = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
+        if (!real) return 1;               /* cannot be: _ms_dlopen_deep says so */
+        __atomic_store_n(&_ms_real_dlopen, real, __ATOMIC_RELEASE);
+    }
+    if (!(mode & RTLD_DEEPBIND) || !file) return 0;
+    return strchr(file, '/') || !searches_own_path(caller);
+}
+
+void *_ms_dlopen_deep(const char *file, int mode)
+{
+    void *(*real)(const char *, int) = __atomic_load_n(&_ms_real_dlopen, __ATOMIC_ACQUIRE);
+    if (!real) return NULL;                /* dlerror() tells nothing: never seen */
+    void *handle = real(file, mode);
+    if (handle) {
+        int saved = errno;
+        _ms_hook_deepbind(handle);
+        errno = saved;
+    }
+    return handle;
+}
+
 int _ms_dlclose(void *handle)
 {
     static int (*real)(void *);

@@ -96,6 +96,54 @@ MS_EXPORT void *pvalloc(size_t n)
 }
 
 MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules.c */
+
+/* dlopen.  A library opened with RTLD_DEEPBIND looks symbols up in its own
+ * dependencies before the global scope, so its calls of malloc and free
+ * reach the C library's rather than memshim's, and it frees memshim's
+ * blocks into the C library's heap: php's extensions crashed or aborted
+ * the interpreter at its start.  Such a call goes to modules.c
+ * (_ms_dlopen_ours decides, _ms_dlopen_deep opens the library and points
+ * its calls of what memshim interposes at memshim).  Every other call
+ * jumps on to the C library's dlopen as it came, the program's return
+ * address on the stack: the loader finds a name without '/' through the
+ * calling library's RUNPATH, which it knows by that address, and a call
+ * made from memshim would search memshim's instead.  The first call
+ * resolves the C library's dlopen (_ms_dlopen_ours).  Elsewhere than
+ * x86-64 dlopen is not interposed. */
+#if defined(__x86_64__)
+_Static_assert(RTLD_DEEPBIND == 8, "the stub tests bit 3");
+__asm__(".pushsection .text\n"
+        ".globl dlopen\n"
+        ".type dlopen, @function\n"
+        "dlopen:\n"
+        ".cfi_startproc\n"
+        "    mov _ms_real_dlopen(%rip), %rax\n"
+        "    test %rax, %rax\n"
+        "    jz 1f\n"
+        "    test $8, %esi\n"              /* RTLD_DEEPBIND */
+        "    jnz 1f\n"
+        "    jmp *%rax\n"
+        "1:  push %rdi\n"
+        ".cfi_adjust_cfa_offset 8\n"
+        "    push %rsi\n"
+        ".cfi_adjust_cfa_offset 8\n"
+        "    sub $8, %rsp\n"                /* the stack 16-aligned at the call */
+        ".cfi_adjust_cfa_offset 8\n"
+        "    mov 24(%rsp), %rdx\n"          /* the caller's return address */
+        "    call _ms_dlopen_ours\n"
+        "    add $8, %rsp\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "    pop %rsi\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "    pop %rdi\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "    test %eax, %eax\n"
+        "    jnz _ms_dlopen_deep\n"
+        "    jmp *_ms_real_dlopen(%rip)\n"
+        ".cfi_endproc\n"
+        ".size dlopen, .-dlopen\n"
+        ".popsection\n");
+#endif
 MS_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
 { return _ms_program_iterate_phdr(cb, arg); }                         /* unwind.c */
 

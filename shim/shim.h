@@ -108,6 +108,10 @@ MS_HIDDEN int    _ms_os_signal_thread(int pid, int tid, int sig, void *value);
 MS_HIDDEN int    _ms_fd_out_of_the_way(int fd);         /* O_CLOEXEC, moved >= MS_FD_MIN */
 MS_HIDDEN void   _ms_hook_libunwind(void *handle);      /* before its first unwind */
 MS_HIDDEN void   _ms_hook_libdw(void *handle);
+/* The objects from handle's on, opened with RTLD_DEEPBIND: their calls of
+ * what memshim interposes, bound to the very definition memshim takes
+ * over, go to memshim's (how many entries changed). */
+MS_HIDDEN unsigned _ms_hook_deepbind(void *handle);
 
 /* ---- segment.c: segments, pages, the ownership bitmap ------------------ */
 MS_HIDDEN void           _ms_segment_init(void);
@@ -747,6 +751,12 @@ MS_HIDDEN void   _ms_symbolize_tls(uintptr_t probe, uintptr_t tls_off, const cha
 #define MS_IP_TAG_SHIFT 48                /* retired addresses: tag in bits 48.. */
 #define MS_IP_MASK      (((uintptr_t)1 << MS_IP_TAG_SHIFT) - 1)
 MS_HIDDEN int    _ms_dlclose(void *handle);
+/* dlopen (override.c's stub): the C library's; whether memshim opens this
+ * call itself (RTLD_DEEPBIND, the search for the name not the caller's
+ * own); and that opening. */
+MS_HIDDEN extern void *(*_ms_real_dlopen)(const char *file, int mode);
+MS_HIDDEN int    _ms_dlopen_ours(const char *file, int mode, uintptr_t caller);
+MS_HIDDEN void  *_ms_dlopen_deep(const char *file, int mode);
 typedef struct ms_self_s {
     ms_range_t image;          /* all of libmemshim.so's segments */
     ms_range_t code;           /* its code */

@@ -659,3 +659,34 @@ Test(host_memory, a_small_program_maps_little_of_memshims_code, .timeout = 60)
     cr_assert_geq(kib, 4, "memshim's code not found in /bin/sleep's mappings (%s)", stat);
     cr_expect_leq(kib, 128, "/bin/sleep holds %ld KiB of memshim's code (at most two windows of 64 KiB)", kib);
 }
+
+/* A library opened with RTLD_DEEPBIND, as php opens its extensions, binds
+ * malloc and free in its own dependencies first, the C library's: it freed
+ * the program's blocks into the C library's heap ("free(): invalid
+ * pointer", or a crash; php died at its start).  Its entries for what
+ * memshim interposes now point at memshim (PLT slots, lazy or bound, GOT
+ * entries, a table of functions in its data); a library bringing its own
+ * allocator keeps it; its lost block is reported from inside it; and a
+ * library's dlopen of a name its own RUNPATH finds still finds it, with
+ * and without RTLD_DEEPBIND (the loader sees the library's call). */
+Test(host_loader, a_library_opened_with_deepbind_shares_the_programs_heap, .timeout = 120)
+{
+    const char *binds[] = { "lazy", "now" }, *modes[] = { "MEMSHIM_TRACK=1", "MEMSHIM_TRACK=0" };
+    for (int b = 0; b < 2; b++)
+        for (int m = 0; m < 2; m++) {
+            h_run_fixture2(&run, "deepbind", binds[b], modes[m], "MEMSHIM_REPORT=stderr", 60);
+            cr_assert_eq(run.timed_out, 0, "hung");
+            cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "deepbind ok"),
+                      "%s, %s: status %d: %s %s", binds[b], modes[m], run.status, run.out, run.err);
+            if (m == 0) {
+                cr_expect(strstr(run.err, "300 bytes in 1 block is definitely lost") && strstr(run.err, "deep_alloc"),
+                          "%s: the library's lost block: %s", binds[b], run.err);
+                cr_expect(strstr(run.err, "definitely lost: 300 bytes in 1 block"), "%s: %s", binds[b], run.err);
+            }
+        }
+    for (int m = 0; m < 2; m++) {
+        h_run_fixture2(&run, "deepbind", "runpath", modes[m], NULL, 60);
+        cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "deepbind ok"),
+                  "runpath, %s: status %d: %s %s", modes[m], run.status, run.out, run.err);
+    }
+}
