@@ -137,7 +137,9 @@ static bool searches_own_path(uintptr_t caller)
  * memshim's, and of those only the ones the loader would look up the same
  * from memshim as from the caller: a path, or a name while the caller has
  * no search path of its own.  (A deep-bound library found through its
- * caller's RUNPATH keeps the C library's malloc, as without memshim.) */
+ * caller's RUNPATH keeps the C library's malloc, as without memshim; and
+ * so does any under a seccomp filter, where memshim makes no system call
+ * but the allocator's: init.c.) */
 int _ms_dlopen_ours(const char *file, int mode, uintptr_t caller)
 {
     if (!__atomic_load_n(&_ms_real_dlopen, __ATOMIC_ACQUIRE)) {
@@ -145,7 +147,7 @@ int _ms_dlopen_ours(const char *file, int mode, uintptr_t caller)
         if (!real) return 1;               /* cannot be: _ms_dlopen_deep says so */
         __atomic_store_n(&_ms_real_dlopen, real, __ATOMIC_RELEASE);
     }
-    if (!(mode & RTLD_DEEPBIND) || !file) return 0;
+    if (!(mode & RTLD_DEEPBIND) || !file || __atomic_load_n(&_ms_confined, __ATOMIC_RELAXED)) return 0;
     return strchr(file, '/') || !searches_own_path(caller);
 }
 

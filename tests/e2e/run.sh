@@ -209,7 +209,27 @@ EOF
     $RUN bash s.sh
 }
 
-export -f case_python case_sqlite3 case_git case_gcc case_xz case_bash
+# php opens its extensions (ctype, tokenizer, pdo, phar...) with
+# RTLD_DEEPBIND: their malloc and free must be memshim's too.
+case_php() {
+    cat > s.php <<'EOF'
+<?php
+$a = [];
+for ($i = 0; $i < 60000; $i++) $a["k" . ($i * 7919 % 20000)][] = str_repeat(chr(65 + $i % 26), $i % 40);
+ksort($a);
+echo count($a), " ", strlen(json_encode(array_slice($a, 0, 50))), "\n";
+$tokens = token_get_all('<?php function f($x) { return $x * 2; } echo f(21);');
+echo count($tokens), " ", ctype_alpha("memshim") ? "alpha" : "no", "\n";
+$s = "";
+for ($i = 0; $i < 20000; $i++) $s .= dechex($i * $i) . ",";
+echo md5($s), " ", preg_match_all('/[a-f]{3}/', $s), "\n";
+echo implode(" ", array_map(fn($x) => $x ** 2, range(1, 12))), "\n";
+echo extension_loaded('tokenizer') ? "tokenizer " : "", extension_loaded('ctype') ? "ctype\n" : "\n";
+EOF
+    $RUN php s.php
+}
+
+export -f case_python case_sqlite3 case_git case_gcc case_xz case_bash case_php
 
 # ---- the harness ------------------------------------------------------------
 
@@ -255,7 +275,7 @@ bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
 { seq 1 300000; seq 1 7 2100000 | rev; seq 5 3 600000 | sed 's/^/row /'; } > "$T/xz-data"
 
 missing=""
-for tool in sqlite3 git gcc xz bash timeout; do
+for tool in sqlite3 git gcc xz bash php timeout; do
     command -v "$tool" >/dev/null || missing="$missing $tool"
 done
 [ -n "$PY" ] && [ -x "$PY" ] || missing="$missing python3"
@@ -263,9 +283,10 @@ if [ -n "$missing" ]; then
     bad setup "missing programs:$missing"
 fi
 
-for c in python sqlite3 git gcc xz bash; do
+for c in python sqlite3 git gcc xz bash php; do
     run_case "$c"
 done
+run_case php MEMSHIM_TRACK=0
 # the bare allocator, without per-block tracking
 run_case python MEMSHIM_TRACK=0
 run_case sqlite3 MEMSHIM_TRACK=0
