@@ -874,13 +874,6 @@ static void text_frame(ms_buf_t *b, int pid, unsigned i, const ms_frame_t *f)
     _ms_bprintf(b, "\n");
 }
 
-/* Whether ip is in the C library's code. */
-static bool in_libc(uintptr_t ip)
-{
-    Dl_info di;
-    return dladdr((void *)ip, &di) && _ms_runtime_at((uintptr_t)di.dli_fbase) == MS_RT_LIBC;
-}
-
 /* glibc runs a thread's function from start_thread, which clone3 (clone
  * before 2.34) called: a stack that ends in two frames of the C library,
  * and was not cut short by MEMSHIM_STACK_DEPTH, is a thread's, and the
@@ -891,7 +884,7 @@ static bool in_libc(uintptr_t ip)
  * index, or n if this is no thread's stack. */
 static unsigned thread_start(const uintptr_t *ip, unsigned n)
 {
-    if (n < 3 || n >= _ms_opt.stack_depth || !in_libc(ip[n - 1]) || !in_libc(ip[n - 2])) return n;
+    if (n < 3 || n >= _ms_opt.stack_depth || !_ms_libc_code(ip[n - 1]) || !_ms_libc_code(ip[n - 2])) return n;
     return n - 2;
 }
 

@@ -460,6 +460,7 @@ static inline bool _ms_sc_covers(const ms_stack_cache_t *c, const ms_site_t *sit
 
 MS_HIDDEN uint32_t _ms_capture_miss_release(const ms_site_t *site);
 MS_HIDDEN bool _ms_loader_code(uintptr_t a);            /* in the dynamic loader's code? */
+MS_HIDDEN bool _ms_libc_code(uintptr_t a);              /* in the C library's code? */
 /* While set, stacks are not unwound by libunwind (the loader's calls that
  * may be updating the thread's dynamic TLS: unwind.c). */
 MS_HIDDEN extern __thread int _ms_no_unwind __attribute__((tls_model("initial-exec")));
