@@ -346,8 +346,9 @@ static void self_syms_find(void)
 
 /* memshim's own exported function called name (not its API's), or NULL;
  * looked up as the loader does, through the GNU hash table. */
-static void *self_function(const char *name)
+void *_ms_self_function(const char *name)
 {
+    pthread_once(&self_syms_once, self_syms_find);
     const self_syms_t *s = &self_syms;
     if (!s->gnu_hash || strncmp(name, "memshim_", 8) == 0) return NULL;
     uint32_t h = 5381;
@@ -372,9 +373,10 @@ static unsigned deep_slot(void *arg, const char *name, const ElfW(Sym) *sym, voi
                           const relro_arg *rr)
 {
     if (sym->st_shndx != SHN_UNDEF) return 0;           /* its own definition */
-    void *mine = self_function(name), *now = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    void *mine = _ms_self_function(name), *now = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (!mine || now == mine) return 0;
-    void *deep = dlsym(arg, name), *next = dlsym(RTLD_NEXT, name);
+    /* the C library's dlsym: memshim's own would answer memshim's */
+    void *deep = _ms_real_dlsym ? _ms_real_dlsym(arg, name) : NULL, *next = dlsym(RTLD_NEXT, name);
     if (!deep || deep != next) return 0;
     /* A word of data: only while it holds what the loader put there (the
      * library may have stored another function since).  A lazy PLT slot
@@ -415,7 +417,7 @@ unsigned _ms_hook_deepbind(void *handle)
 {
     struct link_map *lm = NULL;
     if (!handle || dlinfo(handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm || !lm->l_addr) return 0;
-    pthread_once(&self_syms_once, self_syms_find);
+    _ms_dlsym_resolve();
     objects_arg o = { .from = lm->l_addr };
     _ms_iterate_phdr(collect_objects, &o);
     unsigned changed = 0;

@@ -164,6 +164,37 @@ void *_ms_dlopen_deep(const char *file, int mode)
     return handle;
 }
 
+/* ---- dlsym in a handle (override.c's stub) ---------------------------------------- */
+
+void *(*_ms_real_dlsym)(void *handle, const char *name);
+
+void _ms_dlsym_resolve(void)
+{
+    if (__atomic_load_n(&_ms_real_dlsym, __ATOMIC_ACQUIRE)) return;
+    void *r = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");   /* dlsym itself would be memshim's */
+    if (!r) r = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+    if (r) __atomic_store_n(&_ms_real_dlsym, (void *(*)(void *, const char *))r, __ATOMIC_RELEASE);
+}
+
+/* What the C library's dlsym finds in handle; memshim's function of that
+ * name instead when it found the very definition memshim takes over in the
+ * global scope (the C library's malloc, free...).  A library that defines
+ * its own keeps it.  The caller does not matter to a handle's lookup. */
+void *_ms_dlsym_handle(void *handle, const char *name)
+{
+    _ms_dlsym_resolve();
+    void *(*real)(void *, const char *) = __atomic_load_n(&_ms_real_dlsym, __ATOMIC_ACQUIRE);
+    if (!real) return NULL;
+    void *r = real(handle, name);
+    if (!r || !name) return r;
+    void *mine = _ms_self_function(name);
+    if (!mine || r == mine) return r;
+    int saved = errno;
+    void *next = real(RTLD_NEXT, name);           /* from here: the definition after memshim's */
+    errno = saved;
+    return r == next ? mine : r;
+}
+
 int _ms_dlclose(void *handle)
 {
     static int (*real)(void *);

@@ -109,7 +109,7 @@ MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules
  * calling library's RUNPATH, which it knows by that address, and a call
  * made from memshim would search memshim's instead.  The first call
  * resolves the C library's dlopen (_ms_dlopen_ours).  Elsewhere than
- * x86-64 dlopen is not interposed. */
+ * x86-64 neither dlopen nor dlsym is interposed. */
 #if defined(__x86_64__)
 _Static_assert(RTLD_DEEPBIND == 8, "the stub tests bit 3");
 __asm__(".pushsection .text\n"
@@ -142,6 +142,48 @@ __asm__(".pushsection .text\n"
         "    jmp *_ms_real_dlopen(%rip)\n"
         ".cfi_endproc\n"
         ".size dlopen, .-dlopen\n"
+        ".popsection\n");
+
+/* dlsym.  A lookup in a library's handle that finds the C library's
+ * definition of a function memshim takes over gives memshim's instead
+ * (modules.c, _ms_dlsym_handle): python's ctypes.CDLL("libc.so.6").free,
+ * or php's FFI on libc, freed memshim's blocks into glibc's heap (abort).
+ * RTLD_DEFAULT's and RTLD_NEXT's lookups, which depend on the caller (the
+ * object after it, its namespace), jump on to the C library's dlsym as
+ * they came. */
+__asm__(".pushsection .text\n"
+        ".globl dlsym\n"
+        ".type dlsym, @function\n"
+        "dlsym:\n"
+        ".cfi_startproc\n"
+        "    cmp $-1, %rdi\n"               /* RTLD_NEXT */
+        "    je 1f\n"
+        "    test %rdi, %rdi\n"             /* RTLD_DEFAULT */
+        "    jne _ms_dlsym_handle\n"
+        "1:  mov _ms_real_dlsym(%rip), %rax\n"
+        "    test %rax, %rax\n"
+        "    jz 2f\n"
+        "    jmp *%rax\n"
+        "2:  push %rdi\n"
+        ".cfi_adjust_cfa_offset 8\n"
+        "    push %rsi\n"
+        ".cfi_adjust_cfa_offset 8\n"
+        "    sub $8, %rsp\n"
+        ".cfi_adjust_cfa_offset 8\n"
+        "    call _ms_dlsym_resolve\n"
+        "    add $8, %rsp\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "    pop %rsi\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "    pop %rdi\n"
+        ".cfi_adjust_cfa_offset -8\n"
+        "    mov _ms_real_dlsym(%rip), %rax\n"
+        "    test %rax, %rax\n"
+        "    jz 3f\n"
+        "    jmp *%rax\n"
+        "3:  ret\n"                         /* no dlsym found: NULL */
+        ".cfi_endproc\n"
+        ".size dlsym, .-dlsym\n"
         ".popsection\n");
 #endif
 MS_EXPORT int dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)

@@ -112,6 +112,8 @@ MS_HIDDEN void   _ms_hook_libdw(void *handle);
  * what memshim interposes, bound to the very definition memshim takes
  * over, go to memshim's (how many entries changed). */
 MS_HIDDEN unsigned _ms_hook_deepbind(void *handle);
+/* memshim's own exported function of that name (not its API's), or NULL. */
+MS_HIDDEN void  *_ms_self_function(const char *name);
 
 /* ---- segment.c: segments, pages, the ownership bitmap ------------------ */
 MS_HIDDEN void           _ms_segment_init(void);
@@ -758,6 +760,12 @@ MS_HIDDEN int    _ms_dlclose(void *handle);
 MS_HIDDEN extern void *(*_ms_real_dlopen)(const char *file, int mode);
 MS_HIDDEN int    _ms_dlopen_ours(const char *file, int mode, uintptr_t caller);
 MS_HIDDEN void  *_ms_dlopen_deep(const char *file, int mode);
+/* dlsym (override.c's stub): the C library's (found by _ms_dlsym_resolve);
+ * a lookup in a handle, the C library's functions memshim takes over
+ * answered with memshim's. */
+MS_HIDDEN extern void *(*_ms_real_dlsym)(void *handle, const char *name);
+MS_HIDDEN void   _ms_dlsym_resolve(void);
+MS_HIDDEN void  *_ms_dlsym_handle(void *handle, const char *name);
 typedef struct ms_self_s {
     ms_range_t image;          /* all of libmemshim.so's segments */
     ms_range_t code;           /* its code */

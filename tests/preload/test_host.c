@@ -690,3 +690,18 @@ Test(host_loader, a_library_opened_with_deepbind_shares_the_programs_heap, .time
                   "runpath, %s: status %d: %s %s", modes[m], run.status, run.out, run.err);
     }
 }
+
+/* free, malloc and strdup looked up in the C library's own handle (python's
+ * ctypes.CDLL("libc.so.6"), php's FFI): dlsym gave glibc's free, which
+ * aborted on memshim's blocks ("free(): invalid pointer"); now memshim's. */
+Test(host_loader, the_c_librarys_allocator_looked_up_by_handle_is_memshims, .timeout = 60)
+{
+    const char *modes[] = { "MEMSHIM_TRACK=1", "MEMSHIM_TRACK=0" };
+    for (int m = 0; m < 2; m++) {
+        h_run_fixture2(&run, "deepbind", "dlsym", modes[m], NULL, 60);
+        cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "deepbind ok") &&
+                  strstr(run.out, "the handle's free is the program's"),
+                  "%s: status %d: %s %s", modes[m], run.status, run.out, run.err);
+        cr_expect_null(strstr(run.err, "memshim:"), "%s: %s", modes[m], run.err);
+    }
+}
