@@ -144,7 +144,7 @@ int _ms_dlopen_ours(const char *file, int mode, uintptr_t caller)
 {
     if (!__atomic_load_n(&_ms_real_dlopen, __ATOMIC_ACQUIRE)) {
         void *(*real)(const char *, int) = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
-        if (!real) return 1;               /* cannot be: _ms_dlopen_deep says so */
+        if (!real) return 1;               /* no C library dlopen: _ms_dlopen_deep answers NULL */
         __atomic_store_n(&_ms_real_dlopen, real, __ATOMIC_RELEASE);
     }
     if (!(mode & RTLD_DEEPBIND) || !file || __atomic_load_n(&_ms_confined, __ATOMIC_RELAXED)) return 0;

@@ -628,9 +628,10 @@ __thread int _ms_held;                    /* shim.h: the allocator's locks this 
  * given UNWIND_ROOM); without it (the frame sizes learnt, the stack table,
  * the cache), SCRUB_SHALLOW, where 1.2 KiB was the most measured on the
  * same programs -- clearing 8 KiB at every miss was 7% of a tracked
- * gcc -O2's time.  The fixture capture_residue checks both.  On x86-64 a
- * stub of a few instructions around the walk clears it; elsewhere a
- * function called after it, which leaves the walk's own frame. */
+ * gcc -O2's time.  The fixture stale_below checks both (its walked-
+ * modes).  On x86-64 a stub of a few instructions around the walk clears
+ * it; elsewhere a function called after it, which leaves the walk's own
+ * frame, and clears SCRUB_DEEP always. */
 #define SCRUB_DEEP    ((uintptr_t)8 << 10)
 #define SCRUB_SHALLOW ((uintptr_t)2 << 10)
 
