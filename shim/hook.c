@@ -204,6 +204,15 @@ static FILE *h_fopen(const char *path, const char *mode)
 
 typedef struct { const char *name; void *fn; } hook_t;
 
+/* The address a dynamic entry d of the object loaded at base points at:
+ * the loader relocates the dynamic section in place, except where it is
+ * read-only (then the entry is still an offset). */
+static uintptr_t dyn_addr(const ElfW(Dyn) *d, uintptr_t base)
+{
+    uintptr_t p = d->d_un.d_ptr;
+    return p && p < base ? p + base : p;
+}
+
 typedef struct { uintptr_t base; uintptr_t relro_lo, relro_hi; } relro_arg;
 
 static int find_relro(struct dl_phdr_info *info, size_t size, void *arg)
@@ -249,8 +258,7 @@ static unsigned each_slot(uintptr_t base, const ElfW(Dyn) *dyn, slot_fn fn, void
     const ElfW(Rela) *rels[2] = { NULL, NULL };
     size_t relsz[2] = { 0, 0 };
     for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
-        uintptr_t p = d->d_un.d_ptr;
-        if (p && p < base) p += base;        /* not relocated in place (read-only dynamic) */
+        uintptr_t p = dyn_addr(d, base);
         switch (d->d_tag) {
         case DT_SYMTAB:   symtab = (const ElfW(Sym) *)p; break;
         case DT_STRTAB:   strtab = (const char *)p; break;
@@ -335,8 +343,7 @@ static void self_syms_find(void)
         return;
     self_syms_t s = { .base = lm->l_addr };
     for (const ElfW(Dyn) *d = lm->l_ld; d->d_tag != DT_NULL; d++) {
-        uintptr_t p = d->d_un.d_ptr;
-        if (p && p < s.base) p += s.base;
+        uintptr_t p = dyn_addr(d, s.base);
         if (d->d_tag == DT_SYMTAB) s.symtab = (const ElfW(Sym) *)p;
         else if (d->d_tag == DT_STRTAB) s.strtab = (const char *)p;
         else if (d->d_tag == DT_GNU_HASH) s.gnu_hash = (const uint32_t *)p;

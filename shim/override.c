@@ -111,6 +111,24 @@ MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules
  * resolves the C library's dlopen (_ms_dlopen_ours).  Elsewhere than
  * x86-64 neither dlopen nor dlsym is interposed. */
 #if defined(__x86_64__)
+/* In a stub: call fn, the stub's two arguments (rdi, rsi) kept for the jump
+ * after it, the stack 16-aligned at the call; `before`: instructions just
+ * before the call (the arguments saved, the return address 24 bytes up). */
+#define CALL_KEEPING_ARGS(before, fn)                 \
+        "    push %rdi\n"                              \
+        ".cfi_adjust_cfa_offset 8\n"                   \
+        "    push %rsi\n"                              \
+        ".cfi_adjust_cfa_offset 8\n"                   \
+        "    sub $8, %rsp\n"                           \
+        ".cfi_adjust_cfa_offset 8\n"                   \
+        before                                        \
+        "    call " fn "\n"                            \
+        "    add $8, %rsp\n"                           \
+        ".cfi_adjust_cfa_offset -8\n"                  \
+        "    pop %rsi\n"                               \
+        ".cfi_adjust_cfa_offset -8\n"                  \
+        "    pop %rdi\n"                               \
+        ".cfi_adjust_cfa_offset -8\n"
 _Static_assert(RTLD_DEEPBIND == 8, "the stub tests bit 3");
 __asm__(".pushsection .text\n"
         ".globl dlopen\n"
@@ -123,20 +141,8 @@ __asm__(".pushsection .text\n"
         "    test $8, %esi\n"              /* RTLD_DEEPBIND */
         "    jnz 1f\n"
         "    jmp *%rax\n"
-        "1:  push %rdi\n"
-        ".cfi_adjust_cfa_offset 8\n"
-        "    push %rsi\n"
-        ".cfi_adjust_cfa_offset 8\n"
-        "    sub $8, %rsp\n"                /* the stack 16-aligned at the call */
-        ".cfi_adjust_cfa_offset 8\n"
-        "    mov 24(%rsp), %rdx\n"          /* the caller's return address */
-        "    call _ms_dlopen_ours\n"
-        "    add $8, %rsp\n"
-        ".cfi_adjust_cfa_offset -8\n"
-        "    pop %rsi\n"
-        ".cfi_adjust_cfa_offset -8\n"
-        "    pop %rdi\n"
-        ".cfi_adjust_cfa_offset -8\n"
+        "1:\n"
+        CALL_KEEPING_ARGS("    mov 24(%rsp), %rdx\n", "_ms_dlopen_ours")   /* 3rd: the caller's return address */
         "    test %eax, %eax\n"
         "    jnz _ms_dlopen_deep\n"
         "    jmp *_ms_real_dlopen(%rip)\n"
@@ -164,19 +170,8 @@ __asm__(".pushsection .text\n"
         "    test %rax, %rax\n"
         "    jz 2f\n"
         "    jmp *%rax\n"
-        "2:  push %rdi\n"
-        ".cfi_adjust_cfa_offset 8\n"
-        "    push %rsi\n"
-        ".cfi_adjust_cfa_offset 8\n"
-        "    sub $8, %rsp\n"
-        ".cfi_adjust_cfa_offset 8\n"
-        "    call _ms_dlsym_resolve\n"
-        "    add $8, %rsp\n"
-        ".cfi_adjust_cfa_offset -8\n"
-        "    pop %rsi\n"
-        ".cfi_adjust_cfa_offset -8\n"
-        "    pop %rdi\n"
-        ".cfi_adjust_cfa_offset -8\n"
+        "2:\n"
+        CALL_KEEPING_ARGS("", "_ms_dlsym_resolve")
         "    mov _ms_real_dlsym(%rip), %rax\n"
         "    test %rax, %rax\n"
         "    jz 3f\n"
