@@ -4,7 +4,8 @@
  * table's, stacks.c: allocations, bytes, frees, temporaries) -- with plain
  * adds while the process has one thread, afterwards in the thread's own
  * slot for the stack, handed on to the counters when another stack needs
- * the slot or the thread ends (shim.h, _ms_prof_where) -- and its thread's
+ * the slot or the thread ends (shim.h, _ms_prof_where); a free through the
+ * thread's log of frees, added 32 at a time -- and its thread's
  * state through one TLS pointer: the last block
  * the thread allocated (a block freed before the thread's next allocation
  * is a temporary, heaptrack's definition), a size histogram, and the change
@@ -64,14 +65,20 @@ ms_prof_thread_t *_ms_prof_thread(void)
             ;
     }
     t->last = NULL;
+    t->room = __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED) - __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED);
     _ms_prof_tl = t;
     return t;
 }
 
+/* The thread's heap change goes to the heap in use; its room is renewed
+ * from both figures.  Another thread's publishing or snapshot is seen at
+ * this thread's next publishing (its heap change is under 64 KiB and a
+ * log until then) or at its next test in _ms_prof_peak. */
 void _ms_prof_publish(ms_prof_thread_t *t)
 {
-    __atomic_add_fetch(&_ms_prof_heap, t->pending, __ATOMIC_RELAXED);
+    int64_t heap = __atomic_add_fetch(&_ms_prof_heap, t->pending, __ATOMIC_RELAXED);
     t->pending = 0;
+    t->room = __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED) - heap;
 }
 
 /* A slot's changes go to its stack's counters; the slot is then free.  Its
@@ -95,7 +102,26 @@ static void slot_hand_on(ms_prof_slot_t *s)
     s->allocs = s->alloc_bytes = s->frees = s->freed_bytes = s->temps = s->temp_bytes = 0;
 }
 
-static ms_prof_thread_t dying;
+static ms_prof_thread_t dying = { .shared = true };
+
+/* The log's frees go to their stacks' counters (or the thread's slots),
+ * now that their records have been fetched; then the log is empty.  A
+ * reader adding the log between the two counts those frees twice: figures
+ * taken while threads run are approximate. */
+void _ms_prof_log_flush(ms_prof_thread_t *t)
+{
+    unsigned n = t->nlog;
+    if (!n) return;
+    bool alone = __libc_single_threaded;
+    for (unsigned i = 0; i < n && i < MS_PROF_LOG; i++) {
+        ms_prof_t *c;
+        ms_prof_slot_t *s;
+        if (!_ms_prof_where(t, MS_PROF_FREED_STACK(t->log[i]), alone, &c, &s)) continue;
+        MS_PROF_ADD(alone, c, s, frees, 1);
+        MS_PROF_ADD(alone, c, s, freed_bytes, MS_PROF_FREED_BYTES(t->log[i]));
+    }
+    __atomic_store_n(&t->nlog, 0, __ATOMIC_RELEASE);
+}
 
 ms_prof_slot_t *_ms_prof_slot_take(ms_prof_thread_t *t, uint32_t stack)
 {
@@ -116,6 +142,7 @@ void _ms_prof_thread_exit(void)
     ms_prof_thread_t *t = _ms_prof_tl;
     if (!t || t == &dying) return;
     _ms_prof_publish(t);
+    _ms_prof_log_flush(t);
     for (unsigned i = 0; i < MS_PROF_SLOTS; i++) slot_hand_on(&t->slot[i]);
     t->last = NULL;
     _ms_prof_tl = &dying;
@@ -153,10 +180,14 @@ static uint64_t blocks_of(uint64_t v)
 
 /* ---- the peak ---------------------------------------------------------------------- */
 
-/* A stack's figures: its counters and every thread's slot for it.  Exact
- * when no thread is changing them; while threads run, a block allocated
- * by one and freed by another may be seen freed and not yet allocated:
- * live figures are never taken below 0. */
+/* A stack's figures: its counters, and every thread's frees of it in the
+ * thread's log and its slot for it, read together (the log first: what
+ * the thread allocates in between is seen live, not freed unallocated).  Exact when no thread is changing them; while threads run,
+ * a block allocated by one and freed by another may be seen freed and not
+ * yet allocated, and a log flushed while read counted twice: live figures
+ * are never taken below 0.  (A pass over 32 words a thread: the logs are
+ * not gathered first, since what threads did between the gathering and
+ * the reading of their slots would be half counted.) */
 typedef struct { uint64_t allocs, alloc_bytes, frees, freed_bytes, temps, temp_bytes; } figures_t;
 
 static bool figures(uint32_t id, figures_t *f)
@@ -170,6 +201,13 @@ static bool figures(uint32_t id, figures_t *f)
     f->allocs = __atomic_load_n(&c->allocs, __ATOMIC_ACQUIRE);
     f->alloc_bytes = __atomic_load_n(&c->alloc_bytes, __ATOMIC_ACQUIRE);
     for (ms_prof_thread_t *t = __atomic_load_n(&threads, __ATOMIC_ACQUIRE); t; t = t->next) {
+        unsigned n = __atomic_load_n(&t->nlog, __ATOMIC_ACQUIRE);
+        for (unsigned i = 0; i < n && i < MS_PROF_LOG; i++) {
+            ms_prof_freed_t e = __atomic_load_n(&t->log[i], __ATOMIC_RELAXED);
+            if (MS_PROF_FREED_STACK(e) != id) continue;
+            f->frees++;
+            f->freed_bytes += MS_PROF_FREED_BYTES(e);
+        }
         const ms_prof_slot_t *s = &t->slot[id % MS_PROF_SLOTS];
         if (__atomic_load_n(&s->stack, __ATOMIC_ACQUIRE) != id) continue;
         f->frees += __atomic_load_n(&s->frees, __ATOMIC_RELAXED);
@@ -230,7 +268,13 @@ static bool snapshot(void)
     return true;
 }
 
-void _ms_prof_peak(void) { snapshot(); }
+void _ms_prof_peak(ms_prof_thread_t *t)
+{
+    if (__atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED) + t->pending >
+        __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED))
+        snapshot();                     /* another thread's may be under way: it counts */
+    t->room = __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED) - __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED);
+}
 
 /* ---- the figures of one profile ----------------------------------------------------- */
 
@@ -450,7 +494,12 @@ void _ms_prof_fork_child(void)
     peak_busy = 0;
     ms_prof_thread_t *self = _ms_prof_tl;
     for (ms_prof_thread_t *t = threads; t; t = t->next)     /* the other threads are gone */
-        if (t != self && t->in_use) { _ms_prof_publish(t); t->last = NULL; t->in_use = 0; }
+        if (t != self && t->in_use) {
+            _ms_prof_publish(t);
+            _ms_prof_log_flush(t);
+            t->last = NULL;
+            t->in_use = 0;
+        }
 }
 
 /* The public entry: to path, or to MEMSHIM_PROFILE's name when path is NULL. */
