@@ -1149,10 +1149,10 @@ typedef struct ms_prof_slot_s {
 /* A free is not added to its stack's counters at once but written to the
  * thread's log, and the log's MS_PROF_LOG frees are added together: the
  * counters' address comes from the block's record, which a program freeing
- * old blocks has to fetch from memory, and an add to an address not yet
- * known held back the frees after it (churn: +28% time over tracking with
- * the adds in place, +6% with them logged).  Readers add the logs of every
- * thread (profile.c, figures).  A free in a signal handler that interrupts
+ * old blocks has to fetch from memory, and adds to an address not yet
+ * known held back the frees after them (1 M blocks freed in random order:
+ * about 95 ns a free over tracking with the adds in place, 30 ns logged).
+ * Readers add the logs of every thread (profile.c, figures).  A free in a signal handler that interrupts
  * one of its thread's frees may be logged twice or not at all: a figure
  * off by a block, never a write outside the log. */
 #define MS_PROF_LOG 32
