@@ -271,8 +271,10 @@ static bool snapshot(void)
 void _ms_prof_peak(ms_prof_thread_t *t)
 {
     if (__atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED) + t->pending >
-        __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED))
+        __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED)) {
+        _ms_prof_log_flush(t);          /* figures() then passes over its log at once, not a stack at a time */
         snapshot();                     /* another thread's may be under way: it counts */
+    }
     t->room = __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED) - __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED);
 }
 
