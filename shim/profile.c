@@ -15,8 +15,11 @@
  * The peak.  A free that finds the heap in use above _ms_prof_peak_next
  * (the last recorded peak + 1%, at least + 64 KiB) first copies every
  * stack's live blocks and bytes into its peak fields: the heap just before
- * that free, a local maximum.  The recorded peak is thus within 1% (or
- * 64 KiB) of the true one, plus what other threads had not yet published
+ * that free, a local maximum.  Each free tests only its thread's own
+ * figures (pending > room: the room left under _ms_prof_peak_next when
+ * the thread last published), and a thread sees the others' changes when
+ * it publishes its own.  The recorded peak is thus within 1% (or 64 KiB)
+ * of the true one, plus what other threads had not yet published
  * (under 64 KiB each); a program that grows by steps and frees after each
  * gets the exact peak, and one still at its highest when the profile is
  * written gets the heap of that moment.  A snapshot costs one pass over
