@@ -185,12 +185,13 @@ static uint64_t blocks_of(uint64_t v)
 
 /* A stack's figures: its counters, and every thread's frees of it in the
  * thread's log and its slot for it, read together (the log first: what
- * the thread allocates in between is seen live, not freed unallocated).  Exact when no thread is changing them; while threads run,
- * a block allocated by one and freed by another may be seen freed and not
- * yet allocated, and a log flushed while read counted twice: live figures
- * are never taken below 0.  (A pass over 32 words a thread: the logs are
- * not gathered first, since what threads did between the gathering and
- * the reading of their slots would be half counted.) */
+ * the thread allocates in between is seen live, not freed unallocated).
+ * Exact when no thread is changing them; while threads run, a block
+ * allocated by one and freed by another may be seen freed and not yet
+ * allocated, and a log flushed while read counted twice: live figures are
+ * never taken below 0.  Each stack reads the logs afresh (32 words a
+ * thread): logs gathered once, before the pass, would be out of step with
+ * the slots read during it. */
 typedef struct { uint64_t allocs, alloc_bytes, frees, freed_bytes, temps, temp_bytes; } figures_t;
 
 static bool figures(uint32_t id, figures_t *f)
@@ -275,7 +276,7 @@ void _ms_prof_peak(ms_prof_thread_t *t)
 {
     if (__atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED) + t->pending >
         __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED)) {
-        _ms_prof_log_flush(t);          /* figures() then passes over its log at once, not a stack at a time */
+        _ms_prof_log_flush(t);          /* an empty log: figures() does not read it for every stack */
         snapshot();                     /* another thread's may be under way: it counts */
     }
     t->room = __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED) - __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED);
