@@ -107,22 +107,38 @@ static void slot_hand_on(ms_prof_slot_t *s)
 
 static ms_prof_thread_t dying = { .shared = true };
 
+static void add_freed(ms_prof_thread_t *t, bool alone, uint32_t stack, uint64_t frees, uint64_t bytes)
+{
+    ms_prof_t *c;
+    ms_prof_slot_t *s;
+    if (!frees || !_ms_prof_where(t, stack, alone, &c, &s)) return;
+    MS_PROF_ADD(alone, c, s, frees, frees);
+    MS_PROF_ADD(alone, c, s, freed_bytes, bytes);
+}
+
 /* The log's frees go to their stacks' counters (or the thread's slots),
- * now that their records have been fetched; then the log is empty.  A
- * reader adding the log between the two counts those frees twice: figures
- * taken while threads run are approximate. */
+ * now that their records have been fetched, a run of one stack's frees
+ * at a time; then the log is empty.  A reader adding the log between the
+ * two counts those frees twice: figures taken while threads run are
+ * approximate. */
 void _ms_prof_log_flush(ms_prof_thread_t *t)
 {
-    unsigned n = t->nlog;
+    unsigned n = t->nlog < MS_PROF_LOG ? t->nlog : MS_PROF_LOG;
     if (!n) return;
     bool alone = __libc_single_threaded;
-    for (unsigned i = 0; i < n && i < MS_PROF_LOG; i++) {
-        ms_prof_t *c;
-        ms_prof_slot_t *s;
-        if (!_ms_prof_where(t, MS_PROF_FREED_STACK(t->log[i]), alone, &c, &s)) continue;
-        MS_PROF_ADD(alone, c, s, frees, 1);
-        MS_PROF_ADD(alone, c, s, freed_bytes, MS_PROF_FREED_BYTES(t->log[i]));
+    uint32_t run = MS_PROF_FREED_STACK(t->log[0]);
+    uint64_t frees = 0, bytes = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t stack = MS_PROF_FREED_STACK(t->log[i]);
+        if (stack != run) {
+            add_freed(t, alone, run, frees, bytes);
+            run = stack;
+            frees = bytes = 0;
+        }
+        frees++;
+        bytes += MS_PROF_FREED_BYTES(t->log[i]);
     }
+    add_freed(t, alone, run, frees, bytes);
     __atomic_store_n(&t->nlog, 0, __ATOMIC_RELEASE);
 }
 
