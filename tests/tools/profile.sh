@@ -84,6 +84,24 @@ t_profile_thread_slots() {
 }
 check "memshim_profile_dump while other threads hold figures of their own: exact" t_profile_thread_slots
 
+t_profile_stress() {
+    (cd "$T" && MEMSHIM_PROFILE="$T/stress-exit.json" LD_PRELOAD="$LIB" ./profile_phases stress "$T/stress.json") 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+    # while the threads ran: a whole profile, figures in range
+    "$PY" - "$T/stress.json" <<'EOF' || return 1
+import json, sys
+d = json.load(open(sys.argv[1]))
+w = [s for s in d["sites"] if s["stack"][0].get("function") == "stress_site"]
+assert w and 0 < w[0]["allocations"] <= 80000 and w[0]["live_blocks"] <= 80000, w
+EOF
+    # 4 x 20,000 blocks of 16 + i % 200 bytes: 4 x 2,310,000 bytes, none a
+    # temporary (each thread frees another block than the one it just made)
+    local got; got=$(site "$T/stress-exit.json" stress_site)
+    [ "${got% * *}" = "80000 9240000 0 0 0 0" ] || { echo "stress_site: got '$got'"; return 1; }
+}
+check "memshim_profile_dump without pause while 4 threads trade blocks (frees in logs, slots, other threads): whole profiles, exact at exit" t_profile_stress
+
 t_profile_signal() {
     (cd "$T" && MEMSHIM_PROFILE="$T/sig.json" MEMSHIM_PROFILE_SIGNAL=USR2 LD_PRELOAD="$LIB" \
         ./profile_phases signal "$T/sig-taken.json") 2>"$T/perr"

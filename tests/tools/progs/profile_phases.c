@@ -23,6 +23,14 @@
  *                            (their figures still in their own slots: 200
  *                            allocations, 120 blocks of 7,680 bytes live, the
  *                            peak being now), then free the rest
+ *   profile_phases stress F  no phases: 4 threads each allocate 20,000
+ *                            blocks in stress_site() (16 + i % 200 bytes for
+ *                            the i-th) and trade them through a ring of 256
+ *                            slots, each freeing the block it takes out (most
+ *                            frees are of another thread's blocks), while
+ *                            main writes profiles to F without pause; after
+ *                            the joins main frees what the ring holds:
+ *                            80,000 allocations, none live at exit
  *   profile_phases realloc   the phases, then grow() takes one block through
  *                            realloc to 100, 200, 5,000, 300,000, 2,000,000
  *                            and 3,000,000 bytes (pool and huge, moved and in
@@ -32,6 +40,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +60,7 @@ NOINLINE void *thread_work(size_t n) { return malloc(n); }
 NOINLINE void *keep_some(void) { return malloc(1000); }
 NOINLINE void *grow(void *p, size_t n) { return realloc(p, n); }
 NOINLINE void *thread_hold(void) { return malloc(64); }
+NOINLINE void *stress_site(size_t n) { return malloc(n); }
 
 static void *worker(void *arg)
 {
@@ -136,8 +146,42 @@ static int signal_mode(const char *to)
     return rc;
 }
 
+static void *ring[256];
+static int stressing;
+static void *trader(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    for (int i = 0; i < 20000; i++) {
+        void *p = stress_site(16 + (size_t)(i % 200));
+        memset(p, i, 16);
+        seed = seed * 1103515245u + 12345u;
+        void *old = __atomic_exchange_n(&ring[(seed >> 8) % 256], p, __ATOMIC_ACQ_REL);
+        free(old);
+    }
+    __atomic_sub_fetch(&stressing, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static int stress_mode(const char *to)
+{
+    int (*dump)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "memshim_profile_dump");
+    if (!dump) return 2;
+    pthread_t t[4];
+    stressing = 4;
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, trader, (void *)(uintptr_t)(i + 1));
+    int rc = 0, dumps = 0;
+    while (__atomic_load_n(&stressing, __ATOMIC_ACQUIRE) > 0 || dumps == 0) {
+        if (dump(to) != 0) rc = 2;
+        dumps++;
+    }
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 256; i++) free(ring[i]);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "stress") == 0) return stress_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "signal") == 0) return signal_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "hold") == 0) return hold_mode(argv[2]);
     phase_peak();
