@@ -28,7 +28,8 @@
  *                            the i-th) and trade them through a ring of 256
  *                            slots, each freeing the block it takes out (most
  *                            frees are of another thread's blocks), while
- *                            main writes profiles to F without pause; after
+ *                            main writes profiles to F without pause (once
+ *                            they have traded 1,000); after
  *                            the joins main frees what the ring holds:
  *                            80,000 allocations, none live at exit
  *   profile_phases realloc   the phases, then grow() takes one block through
@@ -39,6 +40,7 @@
  * No stdio before the end: its buffers would be allocations of their own. */
 #include <dlfcn.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -157,6 +159,7 @@ static void *trader(void *arg)
         seed = seed * 1103515245u + 12345u;
         void *old = __atomic_exchange_n(&ring[(seed >> 8) % 256], p, __ATOMIC_ACQ_REL);
         free(old);
+        __atomic_add_fetch(&spins, 1, __ATOMIC_RELAXED);
     }
     __atomic_sub_fetch(&stressing, 1, __ATOMIC_RELEASE);
     return NULL;
@@ -170,6 +173,7 @@ static int stress_mode(const char *to)
     stressing = 4;
     for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, trader, (void *)(uintptr_t)(i + 1));
     int rc = 0, dumps = 0;
+    while (__atomic_load_n(&spins, __ATOMIC_RELAXED) < 1000) sched_yield();   /* they are trading */
     while (__atomic_load_n(&stressing, __ATOMIC_ACQUIRE) > 0 || dumps == 0) {
         if (dump(to) != 0) rc = 2;
         dumps++;
