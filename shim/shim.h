@@ -1152,9 +1152,10 @@ typedef struct ms_prof_slot_s {
  * old blocks has to fetch from memory, and adds to an address not yet
  * known held back the frees after them (1 M blocks freed in random order:
  * about 95 ns a free over tracking with the adds in place, 30 ns logged).
- * Readers add the logs of every thread (profile.c, figures).  A free in a signal handler that interrupts
- * one of its thread's frees may be logged twice or not at all: a figure
- * off by a block, never a write outside the log. */
+ * Readers add the logs of every thread (profile.c, figures).  A free in a
+ * signal handler that interrupts one of its thread's frees may be logged
+ * twice or not at all: a figure off by a block, never a write outside the
+ * log. */
 #define MS_PROF_LOG 32
 /* A logged free: one block of (bits 32-63) bytes from stack (bits 0-31).
  * One store: each store waiting for a missed record holds a place in the
