@@ -107,12 +107,13 @@ static void slot_hand_on(ms_prof_slot_t *s)
 
 static ms_prof_thread_t dying = { .shared = true };
 
-static void add_freed(ms_prof_thread_t *t, bool alone, uint32_t stack, uint64_t frees, uint64_t bytes)
+/* n frees of stack, of bytes in all, to its counters or t's slot. */
+static void add_freed(ms_prof_thread_t *t, bool alone, uint32_t stack, uint64_t n, uint64_t bytes)
 {
     ms_prof_t *c;
     ms_prof_slot_t *s;
-    if (!frees || !_ms_prof_where(t, stack, alone, &c, &s)) return;
-    MS_PROF_ADD(alone, c, s, frees, frees);
+    if (!n || !_ms_prof_where(t, stack, alone, &c, &s)) return;
+    MS_PROF_ADD(alone, c, s, frees, n);
     MS_PROF_ADD(alone, c, s, freed_bytes, bytes);
 }
 
