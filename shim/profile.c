@@ -50,6 +50,13 @@ static uint64_t peak_ns, start_ns;          /* when (CLOCK_MONOTONIC) */
 
 /* ---- per-thread state ---------------------------------------------------------- */
 
+/* What t's heap change may grow by before the heap passes the next peak,
+ * heap being the heap in use (published). */
+static void renew_room(ms_prof_thread_t *t, int64_t heap)
+{
+    t->room = __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED) - heap;
+}
+
 /* The calling thread's state: a free one of a thread gone, or a new one. */
 ms_prof_thread_t *_ms_prof_thread(void)
 {
@@ -68,7 +75,7 @@ ms_prof_thread_t *_ms_prof_thread(void)
             ;
     }
     t->last = NULL;
-    t->room = __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED) - __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED);
+    renew_room(t, __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED));
     _ms_prof_tl = t;
     return t;
 }
@@ -81,7 +88,7 @@ void _ms_prof_publish(ms_prof_thread_t *t)
 {
     int64_t heap = __atomic_add_fetch(&_ms_prof_heap, t->pending, __ATOMIC_RELAXED);
     t->pending = 0;
-    t->room = __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED) - heap;
+    renew_room(t, heap);
 }
 
 /* A slot's changes go to its stack's counters; the slot is then free.  Its
@@ -105,7 +112,7 @@ static void slot_hand_on(ms_prof_slot_t *s)
     s->allocs = s->alloc_bytes = s->frees = s->freed_bytes = s->temps = s->temp_bytes = 0;
 }
 
-static ms_prof_thread_t dying = { .shared = true };
+ms_prof_thread_t _ms_prof_dying;
 
 /* n frees of stack, of bytes in all, to its counters or t's slot. */
 static void add_freed(ms_prof_thread_t *t, bool alone, uint32_t stack, uint64_t n, uint64_t bytes)
@@ -145,7 +152,7 @@ void _ms_prof_log_flush(ms_prof_thread_t *t)
 
 ms_prof_slot_t *_ms_prof_slot_take(ms_prof_thread_t *t, uint32_t stack)
 {
-    if (t == &dying) return NULL;            /* shared: straight to the counters */
+    if (t == &_ms_prof_dying) return NULL;            /* shared: straight to the counters */
     ms_prof_slot_t *s = &t->slot[stack % MS_PROF_SLOTS];
     slot_hand_on(s);
     __atomic_store_n(&s->stack, stack, __ATOMIC_RELEASE);
@@ -160,12 +167,12 @@ ms_prof_slot_t *_ms_prof_slot_take(ms_prof_thread_t *t, uint32_t stack)
 void _ms_prof_thread_exit(void)
 {
     ms_prof_thread_t *t = _ms_prof_tl;
-    if (!t || t == &dying) return;
+    if (!t || t == &_ms_prof_dying) return;
     _ms_prof_publish(t);
     _ms_prof_log_flush(t);
     for (unsigned i = 0; i < MS_PROF_SLOTS; i++) slot_hand_on(&t->slot[i]);
     t->last = NULL;
-    _ms_prof_tl = &dying;
+    _ms_prof_tl = &_ms_prof_dying;
     __atomic_store_n(&t->in_use, 0, __ATOMIC_RELEASE);
 }
 
@@ -296,7 +303,7 @@ void _ms_prof_peak(ms_prof_thread_t *t)
         _ms_prof_log_flush(t);          /* an empty log: figures() does not read it for every stack */
         snapshot();                     /* another thread's may be under way: it counts */
     }
-    t->room = __atomic_load_n(&_ms_prof_peak_next, __ATOMIC_RELAXED) - __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED);
+    renew_room(t, __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED));
 }
 
 /* ---- the figures of one profile ----------------------------------------------------- */

@@ -1169,7 +1169,6 @@ typedef struct ms_prof_thread_s {
     int64_t     pending;                /* heap change not yet added to _ms_prof_heap */
     int64_t     room;                   /* _ms_prof_peak_next - _ms_prof_heap when last read */
     unsigned    nlog;                   /* frees in log[] */
-    bool        shared;                 /* the state exiting threads share: no log, no slots */
     int         in_use;                 /* claimed by a live thread */
     struct ms_prof_thread_s *next;      /* all of them, never removed */
     uint64_t    hist[MS_PROF_HIST];     /* allocations by size (bit length) */
@@ -1177,6 +1176,7 @@ typedef struct ms_prof_thread_s {
     ms_prof_slot_t slot[MS_PROF_SLOTS]; /* changes not yet in the counters */
 } ms_prof_thread_t;
 MS_HIDDEN extern __thread ms_prof_thread_t *_ms_prof_tl __attribute__((tls_model("initial-exec")));
+MS_HIDDEN extern ms_prof_thread_t _ms_prof_dying;   /* the state exiting threads share: no log, no slots */
 MS_HIDDEN extern int64_t _ms_prof_heap;       /* heap in use (bytes), published part */
 MS_HIDDEN extern int64_t _ms_prof_peak_next;  /* a free above this refreshes the peak: each
                                                * thread's test is pending > room (no shared
@@ -1286,7 +1286,7 @@ void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
         }
     }
     if (MS_UNLIKELY(!stack)) return;    /* counted nowhere (as by the allocation) */
-    if (MS_LIKELY(w == 1 && nb <= UINT32_MAX && !t->shared)) {
+    if (MS_LIKELY(w == 1 && nb <= UINT32_MAX && t != &_ms_prof_dying)) {
         unsigned k = t->nlog;
         if (MS_UNLIKELY(k >= MS_PROF_LOG)) { _ms_prof_log_flush(t); k = 0; }
         __atomic_store_n(&t->log[k], MS_PROF_FREED(stack, nb), __ATOMIC_RELAXED);

@@ -426,6 +426,9 @@ static uint64_t frame_sizes[FRAME_SETS][FRAME_WAYS] __attribute__((aligned(32)))
 
 static inline uint64_t *frame_set(uintptr_t ra) { return frame_sizes[(ra * 0x9E3779B97F4A7C15ULL) >> 52]; }
 
+/* Whether entry v is return address ra's. */
+static inline bool frame_of(uint64_t v, uintptr_t ra) { return !((v ^ (uint64_t)ra << 16) >> 16); }
+
 /* Words from the slot of return address ra to the next frame's, FRAME_END,
  * or 0: not known. */
 static inline unsigned frame_words(uintptr_t ra)
@@ -433,7 +436,7 @@ static inline unsigned frame_words(uintptr_t ra)
     const uint64_t *set = frame_set(ra);
     for (unsigned w = 0; w < FRAME_WAYS; w++) {
         uint64_t v = __atomic_load_n(&set[w], __ATOMIC_RELAXED);
-        if (!((v ^ (uint64_t)ra << 16) >> 16)) return (unsigned)(v & 0xffff);
+        if (frame_of(v, ra)) return (unsigned)(v & 0xffff);
     }
     return 0;
 }
@@ -444,7 +447,7 @@ static inline void frame_learn(uintptr_t ra, unsigned words)
     unsigned w = 0;
     for (; w < FRAME_WAYS; w++) {
         uint64_t o = __atomic_load_n(&set[w], __ATOMIC_RELAXED);
-        if (!o || !((o ^ (uint64_t)ra << 16) >> 16)) break;
+        if (!o || frame_of(o, ra)) break;
     }
     if (w == FRAME_WAYS) w = (unsigned)(ra >> 4) & (FRAME_WAYS - 1);   /* a full set: one goes */
     __atomic_store_n(&set[w], v, __ATOMIC_RELAXED);
