@@ -17,9 +17,14 @@
  *
  * While this runs no user code runs but traverse functions, so the
  * NEXT_UNREACHABLE bits and the gc_refs in prev are seen by nobody else.
- * Before any finalizer, clear or callback runs, every object of the
- * unreachable set is a normal list member again with GC_COLLECTING off
+ * Before any finalizer or callback runs, every object of the unreachable
+ * set is a normal list member again with GC_COLLECTING off
  * (scan_unreachable), so memshim_untrack, queries and deaths work on it.
+ * When the garbage needs neither (no weak references, no finalizer to
+ * run), that pass over it is left to delete_garbage, which settles each
+ * object as it reaches it; until then an object may keep the two marks,
+ * which only the walks of reach.c would misread: they settle the rest
+ * first (gc_settle_garbage), and lists read past NEXT_UNREACHABLE.
  *
  * Where this differs from CPython (see memshim(3), "DIFFERENCES"):
  * - An object whose count is 0 while tracked is dying in another thread,
@@ -65,14 +70,17 @@ static void validate_list(gc_head *head, uintptr_t flags_on, uintptr_t flags_off
 
 /* Set every member's gc_refs to its refcount and GC_COLLECTING on.
  * Postcondition: gc_refs >= 1 for all; prev pointers are lost (next stays). */
-void gc_update_refs(gc_head *containers)
+size_t gc_update_refs(gc_head *containers)
 {
+    size_t n = 0;
     for (gc_head *g = gc_next(containers); g != containers; g = gc_next(g)) {
         uint32_t rc = gc_refcnt(g);
         /* 0: another thread dropped the last reference and waits for our
          * lock to free it.  Keep it (and what it holds) out of the garbage. */
         gc_reset_refs(g, rc ? rc : 1);
+        n++;
     }
+    return n;
 }
 
 static void refs_too_small(gc_head *g, void *parent)
@@ -107,6 +115,51 @@ void gc_subtract_refs(gc_head *containers)
     }
 }
 
+/* The first visit of a member in gc_count_refs: it enters the set as
+ * gc_update_refs would have put it there. */
+static inline uintptr_t enter_set(const gc_head *g)
+{
+    uint32_t rc = gc_refcnt(g);
+    return (g->prev & GC_PERSIST) | GC_COLLECTING | ((uintptr_t)(rc ? rc : 1) << GC_REFS_SHIFT);
+}
+
+static int visit_decref_all(void *obj, void *parent)
+{
+    if (obj) {
+        gc_head *g = gc_hdr(obj);
+        uintptr_t p = g->prev;
+        if (!(p & GC_COLLECTING)) {
+            if (!g->next) return 0;        /* untracked: not in the set */
+            p = enter_set(g);              /* tracked: ahead in the lists */
+        }
+        if (GC_LIKELY(p >> GC_REFS_SHIFT)) g->prev = p - ((uintptr_t)1 << GC_REFS_SHIFT);
+        else { g->prev = p; refs_too_small(g, parent); }
+    }
+    return 0;
+}
+
+/* gc_update_refs then gc_subtract_refs over `lists`, in one walk instead of
+ * two: for a set of a million objects each walk costs as much as the rest
+ * of a collection that finds nothing.  An object enters the set at its
+ * first visit, as a referent or in its list, whichever comes first.  So
+ * the set must be every tracked object (a referent outside it must be
+ * known by its header alone, and an untracked one has next 0): no tracked
+ * object may be out of `lists`, in a running collection's own lists or in
+ * this thread's trash (gc_trash_empty).  Other threads' trash is empty
+ * while this one holds the lock. */
+size_t gc_count_refs(gc_head **lists, int nlists)
+{
+    size_t n = 0;
+    for (int i = 0; i < nlists; i++)
+        for (gc_head *g = gc_next(lists[i]); g != lists[i]; g = gc_next(g)) {
+            if (!(g->prev & GC_COLLECTING)) g->prev = enter_set(g);
+            memshim_traverse_fn tr = g->type->traverse;
+            if (tr) tr(gc_obj(g), visit_decref_all, g);
+            n++;
+        }
+    return n;
+}
+
 static int visit_reachable(void *obj, void *arg)
 {
     if (!obj) return 0;
@@ -135,12 +188,13 @@ static int visit_reachable(void *obj, void *arg)
  * young is reachable, scanned, has its prev pointer back and GC_COLLECTING
  * off.  Objects moved to unreachable carry NEXT_UNREACHABLE and keep
  * GC_COLLECTING (so a later visit can bring them back).  Returns the number
- * of objects left in young. */
-static size_t move_unreachable(gc_head *young, gc_head *unreachable)
+ * of objects left in young; *work, at least the number moved to unreachable
+ * that have weak references or a finalizer to run. */
+static size_t move_unreachable(gc_head *young, gc_head *unreachable, size_t *work)
 {
     gc_head *prev = young;
     gc_head *g = gc_next(young);
-    size_t kept = 0;
+    size_t kept = 0, w = 0;
     while (g != young) {
         if (gc_get_refs(g)) {
             memshim_traverse_fn tr = g->type->traverse;
@@ -151,6 +205,7 @@ static size_t move_unreachable(gc_head *young, gc_head *unreachable)
         } else {
             /* young is singly linked here: only next needs fixing. */
             prev->next = g->next;
+            w += (g->prev & GC_WEAKREFS) || (g->type->finalize && !(g->prev & GC_FINALIZED));
             gc_head *last = gc_prev(unreachable);
             /* Sets the bit on the sentinel's next too when last is the
              * sentinel; repaired below. */
@@ -163,21 +218,49 @@ static size_t move_unreachable(gc_head *young, gc_head *unreachable)
     }
     gc_set_prev(young, prev);
     unreachable->next &= ~GC_NEXT_UNREACHABLE;
+    *work = w;
     return kept;
 }
 
 /* Postcondition: young holds the reachable objects (GC_COLLECTING off, prev
  * pointers valid), unreachable the rest (GC_COLLECTING on, NEXT_UNREACHABLE
- * set).  Returns the number left in young. */
-static size_t deduce_unreachable(gc_head *young, gc_head *unreachable)
+ * set).  Returns the number left in young; *found, the number in
+ * unreachable; *work as move_unreachable's. */
+static size_t deduce_unreachable(gc_head *young, gc_head *unreachable, size_t *found,
+                                 size_t *work)
 {
     validate_list(young, 0, GC_COLLECTING, 0);
-    gc_update_refs(young);
-    gc_subtract_refs(young);
-    size_t kept = move_unreachable(young, unreachable);
+    size_t n;
+    /* A full collection's first pass, before its own lists hold any object. */
+    if (young == &gc_st.gen[GC_NGEN - 1].head && gc_list_is_empty(&gc_st.permanent) &&
+        gc_trash_empty()) {
+        n = gc_count_refs(&young, 1);
+    } else {
+        n = gc_update_refs(young);
+        gc_subtract_refs(young);
+    }
+    size_t kept = move_unreachable(young, unreachable, work);
     validate_list(young, 0, GC_COLLECTING, 0);
     validate_list(unreachable, GC_COLLECTING, 0, GC_NEXT_UNREACHABLE);
+    *found = n - kept;
     return kept;
+}
+
+/* An object of the garbage becomes a normal list member. */
+static inline void settle(gc_head *g)
+{
+    g->next &= ~GC_NEXT_UNREACHABLE;
+    g->prev &= ~GC_COLLECTING;
+}
+
+/* The garbage that delete_garbage has not reached yet, settled now: what a
+ * clear or dealloc function does may walk the graph (reach.c). */
+void gc_settle_garbage(void)
+{
+    gc_head *l = gc_st.unsettled;
+    if (!l) return;
+    for (gc_head *g = gc_next(l); g != l; g = gc_next(g)) settle(g);
+    gc_st.unsettled = NULL;
 }
 
 /* Make unreachable a normal list with GC_COLLECTING off everywhere, before
@@ -187,8 +270,7 @@ static size_t scan_unreachable(gc_head *unreachable, size_t *nweak, size_t *nfin
 {
     size_t n = 0, w = 0, f = 0;
     for (gc_head *g = gc_next(unreachable); g != unreachable; ) {
-        g->next &= ~GC_NEXT_UNREACHABLE;
-        g->prev &= ~GC_COLLECTING;
+        settle(g);
         w += (g->prev & GC_WEAKREFS) != 0;
         f += g->type->finalize && !(g->prev & GC_FINALIZED);
         n++;
@@ -246,7 +328,8 @@ static size_t handle_resurrected_objects(gc_head *unreachable, gc_head *still_un
                                          gc_head *old)
 {
     gc_list_init(still_unreachable);
-    size_t n = deduce_unreachable(unreachable, still_unreachable);
+    size_t found, work;
+    size_t n = deduce_unreachable(unreachable, still_unreachable, &found, &work);
     scan_unreachable(still_unreachable, NULL, NULL);
     gc_list_merge(unreachable, old);
     return n;
@@ -260,6 +343,7 @@ static size_t delete_garbage(gc_head *collectable, gc_head *old)
     size_t survivors = 0;
     while (!gc_list_is_empty(collectable)) {
         gc_head *g = gc_next(collectable);
+        settle(g);
         if (gc_st.debug & MEMSHIM_DEBUG_SAVEALL) {
             if (gc_garbage_append(g) < 0) gc_warn_line("memshim: collector: no memory for "
                                                         "the garbage list; object %p kept\n", gc_obj(g));
@@ -330,7 +414,8 @@ static long collect_main(int generation)
     /* 3. Split young into reachable (stays in young) and unreachable. */
     gc_head unreachable;
     gc_list_init(&unreachable);
-    size_t kept = deduce_unreachable(young, &unreachable);
+    size_t found, work;
+    size_t kept = deduce_unreachable(young, &unreachable, &found, &work);
 
     /* 4. Promote the survivors (CPython's long-lived bookkeeping decides
      *    when a full collection is worth it). */
@@ -342,9 +427,11 @@ static long collect_main(int generation)
         gc_st.long_lived_total = (long)kept;
     }
 
-    /* 5. Make the garbage a plain list; from here on user code may run. */
-    size_t nweak, nfinal;
-    size_t found = scan_unreachable(&unreachable, &nweak, &nfinal);
+    /* 5. Make the garbage a plain list; from here on user code may run.
+     *    Garbage without weak references or finalizers is settled by
+     *    delete_garbage instead, one object at a time. */
+    size_t nweak = 0, nfinal = 0;
+    if (work) scan_unreachable(&unreachable, &nweak, &nfinal);
 
     /* 6. Weak references first, then finalizers (CPython's order). */
     size_t user = 0;
@@ -369,7 +456,9 @@ static long collect_main(int generation)
     found -= resurrected;
 
     /* 8. Break the cycles. */
+    if (!work) gc_st.unsettled = &final;
     size_t survivors = delete_garbage(&final, old);
+    gc_st.unsettled = NULL;
 
     struct memshim_gc_stats *st = &gc_st.stats[generation];
     st->collections++;

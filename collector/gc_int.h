@@ -112,7 +112,8 @@ static inline gc_head *gc_hdr(const void *obj) { return (gc_head *)obj - 1; }
 static inline void    *gc_obj(gc_head *g)      { return g + 1; }
 
 /*** list functions: circular, doubly linked, with a sentinel head ***/
-static inline gc_head *gc_next(const gc_head *g) { return (gc_head *)g->next; }
+/* Past NEXT_UNREACHABLE: garbage not yet settled keeps it (gc.c). */
+static inline gc_head *gc_next(const gc_head *g) { return (gc_head *)(g->next & ~GC_NEXT_UNREACHABLE); }
 static inline gc_head *gc_prev(const gc_head *g) { return (gc_head *)(g->prev & ~GC_FLAGS); }
 static inline void gc_set_prev(gc_head *g, gc_head *p)
 {
@@ -216,6 +217,7 @@ typedef struct gc_state {
     size_t       ngarbage, garbage_cap;
     gc_callback *callbacks;
     size_t       ncallbacks, callbacks_cap;
+    gc_head     *unsettled;     /* the garbage delete_garbage is breaking, if not yet settled */
     int          warned_refs;   /* "traverse visits more references than counted" said once */
 } gc_state;
 
@@ -249,11 +251,14 @@ static inline void gc_decref(gc_head *g) { gc_decref_at(g, NULL); }
 GC_HIDDEN int   gc_incref_if_alive(gc_head *g);      /* 0 if the count was 0 */
 GC_HIDDEN void  gc_track_head(gc_head *g);           /* into generation 0 */
 GC_HIDDEN void  gc_untrack_head(gc_head *g);
+GC_HIDDEN int   gc_trash_empty(void);             /* this thread's trash list */
 GC_HIDDEN void  gc_fatal(const char *what, const void *obj) __attribute__((noreturn));
 
 /* ---- gc.c ---------------------------------------------------------------- */
-GC_HIDDEN void  gc_update_refs(gc_head *containers);
+GC_HIDDEN size_t gc_update_refs(gc_head *containers); /* returns the members */
 GC_HIDDEN void  gc_subtract_refs(gc_head *containers);
+GC_HIDDEN size_t gc_count_refs(gc_head **lists, int nlists); /* both, over every tracked object */
+GC_HIDDEN void  gc_settle_garbage(void);            /* before a walk in a collection */
 GC_HIDDEN long  gc_collect_locked(int generation);   /* with callbacks; 0 if collecting */
 GC_HIDDEN long  gc_collect_auto(void);               /* the threshold rule */
 GC_HIDDEN void  gc_debug_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* asked for */

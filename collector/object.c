@@ -345,6 +345,8 @@ static void dealloc_now(gc_head *g, const gc_site *site)
     free_object(g, site);
 }
 
+int gc_trash_empty(void) { return trash == NULL; }
+
 /* Trashcan (CPython's Py_TRASHCAN_BEGIN/END, applied to every object): too
  * deep a nest of deaths parks the object on this thread's trash list; the
  * outermost death empties the list, one object at a time. */

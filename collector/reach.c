@@ -306,6 +306,15 @@ static void drain(walk_t *w)
 static void walk_begin(gc_head **lists, int nlists)
 {
     walk_epoch++;
+    gc_settle_garbage();
+    /* One walk if the lists hold every tracked object: a running collection
+     * holds some in lists of its own, and the frozen are only in the walk
+     * that passes their list. */
+    int all_lists = lists[nlists - 1] == &gc_st.permanent || gc_list_is_empty(&gc_st.permanent);
+    if (all_lists && !gc_st.collecting && gc_trash_empty()) {
+        gc_count_refs(lists, nlists);
+        return;
+    }
     for (int i = 0; i < nlists; i++) gc_update_refs(lists[i]);
     for (int i = 0; i < nlists; i++) gc_subtract_refs(lists[i]);
 }

@@ -254,6 +254,44 @@ Test(gc, cycle_whose_types_have_no_clear_is_kept)
     cr_assert_eq(memshim_refcount(a), 1);
     void *objs[4];
     cr_assert_eq(memshim_gc_get_objects(2, objs, 4), 2);
+    /* Kept as plain members of the oldest generation: unreachable to a
+     * walk, and found again by the next collection. */
+    cr_assert_eq(memshim_is_reachable(a), 0);
+    cr_assert_eq(memshim_gc_collect(2), 2);
+    cr_assert_eq(deaths, 0);
+}
+
+/* The garbage is settled (its collection marks taken off) object by object
+ * as its cycles are broken; a clear function that walks the graph finds
+ * the rest settled all the same. */
+static int walked[4], nwalked;
+static void clear_walks(void *o)
+{
+    obj *x = o;
+    if (x->ref[0] && nwalked < 4) walked[nwalked++] = memshim_is_reachable(x->ref[0]);
+    obj_clear(o);
+}
+static const memshim_type walker_type = { "walker", obj_traverse, clear_walks, NULL, obj_dealloc };
+
+Test(gc, clear_that_walks_the_graph_during_a_collection)
+{
+    obj *a = mk(&walker_type), *b = mk(&walker_type), *c = mk(&walker_type);
+    set(a, 0, b); set(b, 0, c); set(c, 0, a);
+    obj *held = mk(&obj_type);
+    set(c, 1, held);
+    memshim_decref(a); memshim_decref(b); memshim_decref(c);
+    cr_assert_eq(memshim_gc_collect(2), 3);
+    /* One clear broke the ring; the rest died by counting.  Its walk saw b
+     * as an object outside the lists with a count: held, as any object out
+     * of the collector's lists. */
+    cr_assert_eq(nwalked, 1);
+    cr_assert_eq(walked[0], 1);
+    cr_assert_eq(deaths, 3);
+    cr_assert_eq(memshim_refcount(held), 1);
+    cr_assert_eq(memshim_is_reachable(held), 1);
+    cr_assert_eq(memshim_gc_collect(2), 0);
+    memshim_decref(held);
+    cr_assert_eq(deaths, 4);
 }
 
 Test(gc, untracked_objects_are_invisible_to_the_collector)

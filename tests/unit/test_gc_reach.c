@@ -377,6 +377,37 @@ Test(reach, cycles_find_reports_garbage_without_freeing_it)
     memshim_decref(h);
 }
 
+/* A full collection and the walks count every tracked object's references
+ * in one pass, each object joining the set at its first visit: a frozen
+ * object that young ones reference is outside the set, and must be left
+ * as it was (its list links intact) by each. */
+Test(reach, frozen_referents_are_left_intact_by_collections_and_walks)
+{
+    obj *f = mk(), *g = mk();
+    set(f, 0, g);                    /* f -> g, both frozen, f held */
+    memshim_decref(g);
+    memshim_gc_freeze();
+    obj *y = mk(), *c = mk();        /* young: y -> f, and the garbage cycle c -> c -> f */
+    set(y, 0, f);
+    set(c, 0, c);
+    set(c, 1, g);
+    memshim_decref(c);
+    report r = { 0 };
+    gc_cycle_sink sink = { on_object, on_edge, &r };
+    cr_assert_eq(gc_cycles_find(&sink), 1);
+    cr_assert_eq(r.nobj, 1);
+    cr_assert_eq(r.obj[0], c);
+    cr_assert_eq(memshim_gc_collect(2), 1);
+    cr_assert_eq(deaths, 1);
+    cr_assert_eq(memshim_gc_get_freeze_count(), 2);
+    memshim_decref(f);
+    memshim_decref(y);               /* y, f, g die by counting: f and g unlinked from
+                                      * the frozen list, through their prev links */
+    cr_assert_eq(deaths, 4);
+    cr_assert_eq(memshim_gc_get_freeze_count(), 0);
+    cr_assert_eq(memshim_gc_get_objects(-1, NULL, 0), 0);
+}
+
 /* ---- the allocator vtable (collector.h) ---------------------------------------------- */
 typedef struct counting { long blocks; size_t bytes; int bad_size; } counting;
 
