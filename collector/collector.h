@@ -91,8 +91,12 @@ __attribute__((visibility("hidden"))) uint64_t gc_time_ns(void);
  * collection's number (unique in the process, never 0); it returns 0 if
  * the block is not its own (then the collector calls free), 1 once freed.
  * At the start of each collection it is asked once, with base NULL,
- * whether it wants that collection's blocks at all (0: not offered). */
+ * whether it wants that collection's blocks at all (0: not offered).  It
+ * may hold freed blocks back from reuse until gc_object_free_done, which
+ * the collector calls once the collection's last object has died (its
+ * callbacks' deaths included), if it asked for the blocks. */
 __attribute__((weak, visibility("hidden"))) int gc_object_free(void *base, size_t size, unsigned long collection);
+__attribute__((weak, visibility("hidden"))) void gc_object_free_done(unsigned long collection);
 
 /* The program's own allocations and frees of objects, outside collections:
  * memshim_new's block (its header `header_offset` bytes in), and the block

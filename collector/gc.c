@@ -483,6 +483,7 @@ long gc_collect_locked(int generation)
     gc_run_callbacks(MEMSHIM_GC_START, generation, 0);
     long n = collect_main(generation);
     gc_run_callbacks(MEMSHIM_GC_STOP, generation, n);
+    if (gc_st.free_hook && gc_object_free_done) gc_object_free_done(gc_st.collection);
     gc_st.collecting = 0;
     return n;
 }

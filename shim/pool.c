@@ -173,6 +173,23 @@ static ms_block_t *batch_tail(ms_block_t *b, unsigned cls, unsigned batch)
 
 /* The first n blocks of chain b back to their spans (class lock held):
  * the rest of the chain; *given, how many went. */
+/* Span pg got blocks back (class lock held): empty, and not the only
+ * partial span of a one-page class (kept against churn), it goes back to
+ * its segment; else it is on the partial list. */
+static inline __attribute__((always_inline)) void span_returned(central_t *c, ms_page_t *pg)
+{
+    if (pg->used == 0 && (pg->prev || pg->next || !pg->in_partial || pg->npages > 1)) {
+        if (pg->in_partial) partial_remove(c, pg);
+        c->spans--;
+        c->free_blocks -= pg->capacity;
+        if (pg->meta) _ms_meta_free(pg->meta, (size_t)pg->capacity * sizeof(ms_meta_t));
+        pg->meta = NULL;
+        _ms_page_free(pg);
+    } else if (!pg->in_partial) {
+        partial_push(c, pg);
+    }
+}
+
 static inline __attribute__((always_inline))
 ms_block_t *to_spans_locked(central_t *c, unsigned cls, ms_block_t *b, unsigned n, unsigned *given)
 {
@@ -186,22 +203,25 @@ ms_block_t *to_spans_locked(central_t *c, unsigned cls, ms_block_t *b, unsigned 
         pg->free = b;
         pg->used--;
         c->free_blocks++;
-        if (pg->used == 0 && (pg->prev || pg->next || !pg->in_partial || pg->npages > 1)) {
-            /* Empty, and not the only partial span of a one-page class (kept
-             * against churn): back to its segment. */
-            if (pg->in_partial) partial_remove(c, pg);
-            c->spans--;
-            c->free_blocks -= pg->capacity;
-            if (pg->meta) _ms_meta_free(pg->meta, (size_t)pg->capacity * sizeof(ms_meta_t));
-            pg->meta = NULL;
-            _ms_page_free(pg);
-        } else if (!pg->in_partial) {
-            partial_push(c, pg);
-        }
+        span_returned(c, pg);
         b = next;
     }
     *given = k;
     return b;
+}
+
+void _ms_span_give(ms_page_t *pg, ms_block_t *head, ms_block_t *tail, unsigned n)
+{
+    unsigned cls = pg->cls;
+    central_t *c = &central[cls];
+    _ms_lock(&c->lock);
+    tail->next = pg->free;
+    pg->free = head;
+    pg->used -= n;
+    c->free_blocks += n;
+    span_returned(c, pg);
+    _ms_unlock(&c->lock);
+    _ms_heap_account(-(int64_t)n * _ms_classes[cls].size);
 }
 
 /* Return the first n blocks of a chain of class cls: whole batches parked

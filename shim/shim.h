@@ -240,6 +240,9 @@ MS_HIDDEN unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t 
  * batches parked, the rest to their spans); the rest of the chain (NULL: it
  * ended, or was cut at a link written after free). */
 MS_HIDDEN ms_block_t *_ms_central_give(unsigned cls, ms_block_t *head, unsigned n);
+/* A chain of n blocks of span pg, head to tail, handed out and held by the
+ * caller since, its links sound: onto the span's free list in one go. */
+MS_HIDDEN void _ms_span_give(ms_page_t *pg, ms_block_t *head, ms_block_t *tail, unsigned n);
 MS_HIDDEN void     _ms_central_drain(void);             /* parked batches to their spans */
 MS_HIDDEN void     _ms_central_lock_all(void);
 MS_HIDDEN void     _ms_central_unlock_all(bool child);
@@ -313,6 +316,7 @@ MS_HIDDEN void   _ms_tcache_lock(void);
 MS_HIDDEN void   _ms_tcache_unlock(bool child);
 MS_HIDDEN void   _ms_tcache_flush_current(void);        /* malloc_trim */
 MS_HIDDEN void   _ms_tcache_free_direct(void *p, unsigned cls);   /* no cache: central */
+MS_HIDDEN void   _ms_tcache_count_frees(unsigned cls, unsigned n);  /* freed past the cache (statistics) */
 MS_HIDDEN void   _ms_tcache_check_pop(const void *p, unsigned cls);
 typedef struct ms_thread_stat_s { uint64_t allocs, frees, cached; } ms_thread_stat_t;
 MS_HIDDEN void   _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *threads);
@@ -515,9 +519,27 @@ MS_HIDDEN bool  _ms_on_main_thread(void);                /* track.c: tid == pid,
 MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_free(void *p, const ms_site_t *site);
-/* free() of blocks released together: one free stack for all (the first's). */
-typedef struct ms_free_batch_s { bool taken; uint32_t stack; } ms_free_batch_t;
+/* free() of blocks released together (a collection's: gcglue.c): one free
+ * stack for all, the first's.  _ms_tracked_free_collected records a pooled
+ * block freed and holds it in `blocks`, all of one span, which the held
+ * blocks keep from being released; _ms_free_batch_flush gives them back to
+ * the span at once, when the batch is full, meets another span, or ends.
+ * A held block is free in its record (a report, a double free see it so)
+ * and unused by anyone until then. */
+#define MS_FREE_BATCH 64
+typedef struct ms_free_batch_s {
+    bool      taken;              /* stack: the batch's free stack, taken */
+    uint32_t  stack;
+    unsigned  n;                  /* blocks held */
+    uint8_t   cls;                /* their span's class */
+    ms_page_t *pg;                /* their span, start and bytes: valid while n > 0 */
+    uint8_t  *start;
+    uint64_t  bytes;
+    void     *blocks[MS_FREE_BATCH];
+} ms_free_batch_t;
 MS_HIDDEN void   _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_batch_t *batch);
+MS_HIDDEN bool   _ms_tracked_free_collected(void *p, const ms_site_t *site, ms_free_batch_t *batch);
+MS_HIDDEN void   _ms_free_batch_flush(ms_free_batch_t *batch);
 MS_HIDDEN void  *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site);

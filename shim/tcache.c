@@ -113,6 +113,13 @@ void _ms_tcache_free_direct(void *p, unsigned cls)
     _ms_central_give(cls, p, 1);
 }
 
+void _ms_tcache_count_frees(unsigned cls, unsigned n)
+{
+    ms_tcache_t *tc = _ms_tc;
+    if (tc && tc != &tc_dead) tc->bins[cls].frees += n;
+    else __atomic_fetch_add(&direct_frees[cls], n, __ATOMIC_RELAXED);
+}
+
 static void tcache_thread_exit(void *arg)
 {
     ms_tcache_t *tc = arg;

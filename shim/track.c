@@ -371,6 +371,58 @@ void _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_batch_t *bat
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
 }
 
+/* A collection's free (gcglue.c): a pooled block with a live record of
+ * malloc's is recorded freed, as release() records it, and held in the
+ * batch; its span is found once for the blocks that follow it there, as a
+ * collection's do (objects die in the order of their list, mostly that of
+ * their addresses).  Anything else returns false, untouched: the checked
+ * free takes it (and reports what is wrong with it). */
+bool _ms_tracked_free_collected(void *p, const ms_site_t *site, ms_free_batch_t *b)
+{
+    uint64_t off = (uint64_t)((uint8_t *)p - b->start);
+    if (MS_UNLIKELY(!b->n || off >= b->bytes)) {          /* no span held, or another */
+        ms_segment_t *s;
+        ms_where_t w;
+        if (!meta_at(p, &s, &w)) return false;
+        _ms_free_batch_flush(b);
+        b->pg = w.pg;
+        b->cls = (uint8_t)w.cls;
+        b->start = w.pg->start;
+        b->bytes = (uint64_t)w.k->capacity * w.k->size;
+        off = w.off;
+    }
+    const ms_class_t *k = &_ms_classes[b->cls];
+    uint64_t idx = _ms_block_index(k, off);
+    if (idx * k->size != off) return false;
+    ms_meta_t *m = &b->pg->meta[idx];
+    if (MS_UNLIKELY(m->state != MS_BLK_LIVE || m->alloc != MS_ALLOC_MALLOC)) return false;
+    unprofile(m, m->size, p);
+    m->state = MS_BLK_FREED;
+    m->free_stack = batch_stack(m, site, b);
+    /* Linked at once, as a free into the thread's cache would link it: a
+     * write after free that lands on the link is seen at the flush. */
+    ((ms_block_t *)p)->next = b->n ? b->blocks[b->n - 1] : NULL;
+    b->blocks[b->n++] = p;
+    if (b->n == MS_FREE_BATCH) _ms_free_batch_flush(b);
+    return true;
+}
+
+void _ms_free_batch_flush(ms_free_batch_t *b)
+{
+    unsigned n = b->n;
+    if (!n) return;
+    for (unsigned i = 0; i < n; i++) {
+        ms_block_t *blk = b->blocks[i], *want = i ? b->blocks[i - 1] : NULL;
+        if (MS_UNLIKELY(blk->next != want)) {         /* written after its free */
+            _ms_corrupt_note(blk);
+            blk->next = want;
+        }
+    }
+    _ms_span_give(b->pg, b->blocks[n - 1], b->blocks[0], n);
+    _ms_tcache_count_frees(b->cls, n);
+    b->n = 0;
+}
+
 /* operator new and delete (override.c): the block's record says which. */
 void *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site)
 {

@@ -143,6 +143,63 @@ Test(free, freed_blocks_are_counted_free)
     cr_assert_eq(c.classes[cls].blocks_in_use, a.classes[cls].blocks_in_use);
 }
 
+/* A collection frees its garbage past the thread's cache, straight back to
+ * the blocks' pools, a span at a time: the blocks are counted free, the
+ * frees counted, and the next objects reuse them. */
+typedef struct ring_obj { void *ref; char pad[1000]; } ring_obj;
+static int ring_traverse(void *o, memshim_visit_fn visit, void *arg)
+{
+    ring_obj *r = o;
+    return r->ref ? visit(r->ref, arg) : 0;
+}
+static void ring_clear(void *o)
+{
+    ring_obj *r = o;
+    void *x = r->ref;
+    r->ref = NULL;
+    memshim_decref(x);
+}
+static const memshim_type ring_type = { "ring", ring_traverse, ring_clear, NULL, ring_clear };
+
+static void make_garbage_rings(int n)
+{
+    for (int i = 0; i < n; i += 5) {
+        ring_obj *first = memshim_new(&ring_type, sizeof(ring_obj)), *prev = first;
+        cr_assert_not_null(first);
+        for (int k = 1; k < 5; k++) {
+            ring_obj *o = memshim_new(&ring_type, sizeof(ring_obj));
+            cr_assert_not_null(o);
+            prev->ref = o;
+            prev = o;
+        }
+        prev->ref = first;
+    }
+}
+
+Test(free, a_collections_frees_are_counted_free_and_reused)
+{
+    enum { N = 1000 };
+    memshim_gc_disable();
+    struct memshim_heap_stats a, b, c, d;
+    cr_assert_eq(memshim_heap_stats(&a), 0);
+    make_garbage_rings(N);
+    memshim_heap_stats(&b);
+    int cls = -1;
+    for (unsigned k = 0; k < b.nclasses; k++)
+        if (b.classes[k].blocks_in_use == a.classes[k].blocks_in_use + N) cls = (int)k;
+    cr_assert_geq(cls, 0, "no class holds the %d objects", N);
+    cr_assert_eq(memshim_gc_collect(2), N);
+    memshim_heap_stats(&c);
+    cr_assert_eq(c.classes[cls].blocks_in_use, a.classes[cls].blocks_in_use,
+                 "in use after the collection: %zu, before the objects: %zu",
+                 c.classes[cls].blocks_in_use, a.classes[cls].blocks_in_use);
+    cr_assert_eq(c.classes[cls].frees, b.classes[cls].frees + N);
+    make_garbage_rings(N);
+    memshim_heap_stats(&d);
+    cr_assert_leq(d.classes[cls].pools, b.classes[cls].pools, "the second objects took new pools");
+    cr_assert_eq(memshim_gc_collect(2), N);
+}
+
 /* ---- calloc ----------------------------------------------------------------- */
 
 Test(calloc, returns_zeroed_memory_for_every_size)

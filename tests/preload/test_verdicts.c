@@ -529,13 +529,19 @@ Test(layouts, collector_objects_carry_their_callers_stacks, .timeout = 120)
         cr_expect(strstr(r.err, "definitely lost: 4000 bytes in 100 blocks"), "pad %zu: %s", pads[i], r.err);
         static const char w[] = "memshim: write to freed block";
         const char *w1 = strstr(r.err, w), *w2 = w1 ? strstr(w1 + 1, w) : NULL;
-        char *one = w1 ? section(w1, w, w) : NULL, *pair = w2 ? section(w2, w, "==") : NULL;
+        const char *w3 = w2 ? strstr(w2 + 1, w) : NULL;
+        char *one = w1 ? section(w1, w, w) : NULL, *pair = w2 ? section(w2, w, w) : NULL;
+        char *cyc = w3 ? section(w3, w, "==") : NULL;
         const char *f1 = one ? strstr(one, "freed at:") : NULL, *f2 = pair ? strstr(pair, "freed at:") : NULL;
+        const char *f3 = cyc ? strstr(cyc, "freed at:") : NULL;
         cr_expect(f1 && strstr(f1, "drop_one (tests/fixtures/gc_sites.c:"), "pad %zu: the first object's free: %s",
                   pads[i], r.err);
         cr_expect(f2 && strstr(f2, "drop_pair (tests/fixtures/gc_sites.c:"),
                   "pad %zu: the inner object's free, in its holder's death: %s", pads[i], r.err);
-        free(a); free(b); free(one); free(pair); free(padv);
+        cr_expect(f3 && strstr(f3, "collect_cycle (tests/fixtures/gc_sites.c:"),
+                  "pad %zu: the write into an object a collection freed, named by the collection: %s",
+                  pads[i], r.err);
+        free(a); free(b); free(one); free(pair); free(cyc); free(padv);
         run_free(&r);
     }
 }
