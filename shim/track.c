@@ -376,26 +376,12 @@ void _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_batch_t *bat
  * batch; its span is found once for the blocks that follow it there, as a
  * collection's do (objects die in the order of their list, mostly that of
  * their addresses).  Anything else returns false, untouched: the checked
- * free takes it (and reports what is wrong with it). */
-bool _ms_tracked_free_collected(void *p, const ms_site_t *site, ms_free_batch_t *b)
+ * free takes it (and reports what is wrong with it).  The common case
+ * makes no call but tail calls, so it saves no registers. */
+
+/* Record m's block p freed and hold it. */
+static MS_NOINLINE bool hold(void *p, const ms_site_t *site, ms_free_batch_t *b, ms_meta_t *m)
 {
-    uint64_t off = (uint64_t)((uint8_t *)p - b->start);
-    if (MS_UNLIKELY(!b->n || off >= b->bytes)) {          /* no span held, or another */
-        ms_segment_t *s;
-        ms_where_t w;
-        if (!meta_at(p, &s, &w)) return false;
-        _ms_free_batch_flush(b);
-        b->pg = w.pg;
-        b->cls = (uint8_t)w.cls;
-        b->start = w.pg->start;
-        b->bytes = (uint64_t)w.k->capacity * w.k->size;
-        off = w.off;
-    }
-    const ms_class_t *k = &_ms_classes[b->cls];
-    uint64_t idx = _ms_block_index(k, off);
-    if (idx * k->size != off) return false;
-    ms_meta_t *m = &b->pg->meta[idx];
-    if (MS_UNLIKELY(m->state != MS_BLK_LIVE || m->alloc != MS_ALLOC_MALLOC)) return false;
     unprofile(m, m->size, p);
     m->state = MS_BLK_FREED;
     m->free_stack = batch_stack(m, site, b);
@@ -404,6 +390,40 @@ bool _ms_tracked_free_collected(void *p, const ms_site_t *site, ms_free_batch_t 
     ((ms_block_t *)p)->next = b->n ? b->blocks[b->n - 1] : NULL;
     b->blocks[b->n++] = p;
     if (b->n == MS_FREE_BATCH) _ms_free_batch_flush(b);
+    return true;
+}
+
+/* p's span, looked up: the batch's from now on (p, live, keeps it). */
+static MS_NOINLINE bool hold_in_new_span(void *p, const ms_site_t *site, ms_free_batch_t *b)
+{
+    ms_segment_t *s;
+    ms_where_t w;
+    ms_meta_t *m = meta_at(p, &s, &w);
+    if (!m || m->state != MS_BLK_LIVE || m->alloc != MS_ALLOC_MALLOC) return false;
+    _ms_free_batch_flush(b);
+    b->pg = w.pg;
+    b->cls = (uint8_t)w.cls;
+    b->start = w.pg->start;
+    b->bytes = (uint64_t)w.k->capacity * w.k->size;
+    return hold(p, site, b, m);
+}
+
+bool _ms_tracked_free_collected(void *p, const ms_site_t *site, ms_free_batch_t *b)
+{
+    uint64_t off = (uint64_t)((uint8_t *)p - b->start);
+    if (MS_UNLIKELY(!b->n || off >= b->bytes))           /* no span held, or another */
+        return hold_in_new_span(p, site, b);
+    const ms_class_t *k = &_ms_classes[b->cls];
+    uint64_t idx = _ms_block_index(k, off);              /* < capacity: off < bytes */
+    ms_meta_t *m = &b->pg->meta[idx];
+    if (MS_UNLIKELY(idx * k->size != off || m->state != MS_BLK_LIVE || m->alloc != MS_ALLOC_MALLOC))
+        return false;
+    if (MS_UNLIKELY(_ms_prof_on || b->n == MS_FREE_BATCH - 1 || (!b->taken && keeps_free_stack(m))))
+        return hold(p, site, b, m);
+    m->state = MS_BLK_FREED;
+    m->free_stack = keeps_free_stack(m) ? b->stack : 0;
+    ((ms_block_t *)p)->next = b->blocks[b->n - 1];
+    b->blocks[b->n++] = p;
     return true;
 }
 
