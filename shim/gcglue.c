@@ -68,8 +68,7 @@ void gc_host_write(const char *text, size_t n, const char *kind)
  * frees went from ~220 to ~40 instructions a block).  Blocks not on
  * memshim's heap (the library only dlopen'd: the collector's malloc is the
  * C library's) are left to the collector. */
-static __thread unsigned long tl_batch_collection __attribute__((tls_model("initial-exec")));
-static __thread ms_free_batch_t tl_batch __attribute__((tls_model("initial-exec")));
+static __thread ms_free_batch_t tl_batch __attribute__((tls_model("initial-exec")));  /* key: the collection */
 
 /* memshim's code, found once (_ms_self's pthread_once was a tenth of an
  * object's making): whether `a` is in it; for &malloc, whether the
@@ -92,24 +91,13 @@ int gc_object_free(void *base, size_t size, unsigned long collection)
 {
     if (!_ms_track_on) return 0;                  /* free() is as quick */
     if (!base) return malloc_is_ours();           /* this collection's blocks? */
-    if (tl_batch_collection != collection) {
-        _ms_free_batch_flush(&tl_batch);          /* (gc_object_free_done did) */
-        tl_batch_collection = collection;
-        tl_batch.taken = false;
-    }
-    ms_site_t site = { (uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_frame_address(0) + 16 };
-    if (_ms_tracked_free_collected(base, &site, &tl_batch)) return 1;
-    if (!_ms_segment_of(base)) {                  /* a huge block of ours, or foreign */
-        ms_meta_t h;
-        if (size <= MS_MAX_SMALL || !_ms_huge_get_meta(base, &h, NULL)) return 0;
-    }
-    _ms_tracked_free_batch(base, &site, &tl_batch);
-    return 1;
+    return _ms_tracked_free_collected(base, size, (uintptr_t)__builtin_return_address(0),
+                                      (uintptr_t)__builtin_frame_address(0) + 16, &tl_batch, collection);
 }
 
 void gc_object_free_done(unsigned long collection)
 {
-    if (tl_batch_collection == collection) _ms_free_batch_flush(&tl_batch);
+    if (tl_batch.key == collection) _ms_free_batch_flush(&tl_batch);
 }
 
 /* memshim_new's blocks and the frees of objects the program's decrefs

@@ -520,14 +520,17 @@ MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_free(void *p, const ms_site_t *site);
 /* free() of blocks released together (a collection's: gcglue.c): one free
- * stack for all, the first's.  _ms_tracked_free_collected records a pooled
- * block freed and holds it in `blocks`, all of one span, which the held
+ * stack for all, the first's, per batch key (a new key starts a batch).
+ * _ms_tracked_free_collected frees a block as free() at (ra, sp) would, or
+ * records a pooled block freed and holds it in `blocks` (1; 0: p is no
+ * block of memshim's), all of one span, which the held
  * blocks keep from being released; _ms_free_batch_flush gives them back to
  * the span at once, when the batch is full, meets another span, or ends.
  * A held block is free in its record (a report, a double free see it so)
  * and unused by anyone until then. */
 #define MS_FREE_BATCH 64
 typedef struct ms_free_batch_s {
+    unsigned long key;
     bool      taken;              /* stack: the batch's free stack, taken */
     uint32_t  stack;
     unsigned  n;                  /* blocks held */
@@ -538,7 +541,8 @@ typedef struct ms_free_batch_s {
     void     *blocks[MS_FREE_BATCH];
 } ms_free_batch_t;
 MS_HIDDEN void   _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_batch_t *batch);
-MS_HIDDEN bool   _ms_tracked_free_collected(void *p, const ms_site_t *site, ms_free_batch_t *batch);
+MS_HIDDEN int    _ms_tracked_free_collected(void *p, size_t size, uintptr_t ra, uintptr_t sp,
+                                           ms_free_batch_t *batch, unsigned long key);
 MS_HIDDEN void   _ms_free_batch_flush(ms_free_batch_t *batch);
 MS_HIDDEN void  *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site);

@@ -375,56 +375,81 @@ void _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_batch_t *bat
  * malloc's is recorded freed, as release() records it, and held in the
  * batch; its span is found once for the blocks that follow it there, as a
  * collection's do (objects die in the order of their list, mostly that of
- * their addresses).  Anything else returns false, untouched: the checked
- * free takes it (and reports what is wrong with it).  The common case
- * makes no call but tail calls, so it saves no registers. */
+ * their addresses).  Anything else goes the way of free() (which reports
+ * what is wrong with it).  The common case makes no call but tail calls,
+ * so it saves no registers; the site (ra, sp) is the caller's call into
+ * the collector's free hook, as scalars for the same reason. */
 
 /* Record m's block p freed and hold it. */
-static MS_NOINLINE bool hold(void *p, const ms_site_t *site, ms_free_batch_t *b, ms_meta_t *m)
+static MS_NOINLINE int hold(void *p, uintptr_t ra, uintptr_t sp, ms_free_batch_t *b, ms_meta_t *m)
 {
     unprofile(m, m->size, p);
     m->state = MS_BLK_FREED;
-    m->free_stack = batch_stack(m, site, b);
+    m->free_stack = batch_stack(m, &(ms_site_t){ ra, sp }, b);
     /* Linked at once, as a free into the thread's cache would link it: a
      * write after free that lands on the link is seen at the flush. */
     ((ms_block_t *)p)->next = b->n ? b->blocks[b->n - 1] : NULL;
     b->blocks[b->n++] = p;
     if (b->n == MS_FREE_BATCH) _ms_free_batch_flush(b);
-    return true;
+    return 1;
+}
+
+/* Not to be held: freed as free() would, the batch's stack shared; 0 if
+ * p is no block of memshim's. */
+static MS_NOINLINE int free_unheld(void *p, size_t size, uintptr_t ra, uintptr_t sp, ms_free_batch_t *b)
+{
+    if (!_ms_segment_of(p)) {                       /* a huge block of ours, or foreign */
+        ms_meta_t h;
+        if (size <= MS_MAX_SMALL || !_ms_huge_get_meta(p, &h, NULL)) return 0;
+    }
+    _ms_tracked_free_batch(p, &(ms_site_t){ ra, sp }, b);
+    return 1;
 }
 
 /* p's span, looked up: the batch's from now on (p, live, keeps it). */
-static MS_NOINLINE bool hold_in_new_span(void *p, const ms_site_t *site, ms_free_batch_t *b)
+static MS_NOINLINE int hold_in_new_span(void *p, size_t size, uintptr_t ra, uintptr_t sp, ms_free_batch_t *b)
 {
     ms_segment_t *s;
     ms_where_t w;
     ms_meta_t *m = meta_at(p, &s, &w);
-    if (!m || m->state != MS_BLK_LIVE || m->alloc != MS_ALLOC_MALLOC) return false;
+    if (!m || m->state != MS_BLK_LIVE || m->alloc != MS_ALLOC_MALLOC) return free_unheld(p, size, ra, sp, b);
     _ms_free_batch_flush(b);
     b->pg = w.pg;
     b->cls = (uint8_t)w.cls;
     b->start = w.pg->start;
     b->bytes = (uint64_t)w.k->capacity * w.k->size;
-    return hold(p, site, b, m);
+    return hold(p, ra, sp, b, m);
 }
 
-bool _ms_tracked_free_collected(void *p, const ms_site_t *site, ms_free_batch_t *b)
+/* The first block of batch `key` (a collection's number). */
+static MS_NOINLINE int batch_begin(void *p, size_t size, uintptr_t ra, uintptr_t sp, ms_free_batch_t *b,
+                                   unsigned long key)
 {
+    _ms_free_batch_flush(b);                        /* (the last batch's end did) */
+    b->key = key;
+    b->taken = false;
+    return hold_in_new_span(p, size, ra, sp, b);
+}
+
+int _ms_tracked_free_collected(void *p, size_t size, uintptr_t ra, uintptr_t sp, ms_free_batch_t *b,
+                               unsigned long key)
+{
+    if (MS_UNLIKELY(b->key != key)) return batch_begin(p, size, ra, sp, b, key);
     uint64_t off = (uint64_t)((uint8_t *)p - b->start);
     if (MS_UNLIKELY(!b->n || off >= b->bytes))           /* no span held, or another */
-        return hold_in_new_span(p, site, b);
+        return hold_in_new_span(p, size, ra, sp, b);
     const ms_class_t *k = &_ms_classes[b->cls];
     uint64_t idx = _ms_block_index(k, off);              /* < capacity: off < bytes */
     ms_meta_t *m = &b->pg->meta[idx];
     if (MS_UNLIKELY(idx * k->size != off || m->state != MS_BLK_LIVE || m->alloc != MS_ALLOC_MALLOC))
-        return false;
+        return free_unheld(p, size, ra, sp, b);
     if (MS_UNLIKELY(_ms_prof_on || b->n == MS_FREE_BATCH - 1 || (!b->taken && keeps_free_stack(m))))
-        return hold(p, site, b, m);
+        return hold(p, ra, sp, b, m);
     m->state = MS_BLK_FREED;
     m->free_stack = keeps_free_stack(m) ? b->stack : 0;
     ((ms_block_t *)p)->next = b->blocks[b->n - 1];
     b->blocks[b->n++] = p;
-    return true;
+    return 1;
 }
 
 void _ms_free_batch_flush(ms_free_batch_t *b)
