@@ -65,10 +65,13 @@ void gc_host_write(const char *text, size_t n, const char *kind)
  * fills or the collection ends (gc_object_free_done): one lookup and one
  * lock for up to MS_FREE_BATCH blocks, not a cache push each and a flush
  * that takes every block to its span again (a million-object collection's
- * frees went from ~220 to ~40 instructions a block).  Blocks not on
- * memshim's heap (the library only dlopen'd: the collector's malloc is the
- * C library's) are left to the collector. */
-static __thread ms_free_batch_t tl_batch __attribute__((tls_model("initial-exec")));  /* key: the collection */
+ * frees went from ~220 to ~95 instructions a block).  One batch for the
+ * process: only the thread that holds the collector's lock frees a
+ * collection's objects (and thread-local, its 560 bytes would come out of
+ * the static TLS that a dlopen'd libmemshim.so must find room in).  Blocks
+ * not on memshim's heap (the library only dlopen'd: the collector's malloc
+ * is the C library's) are left to the collector. */
+static ms_free_batch_t batch;            /* key: the collection; the collector's lock */
 
 /* memshim's code, found once (_ms_self's pthread_once was a tenth of an
  * object's making): whether `a` is in it; for &malloc, whether the
@@ -92,12 +95,12 @@ int gc_object_free(void *base, size_t size, unsigned long collection)
     if (!_ms_track_on) return 0;                  /* free() is as quick */
     if (!base) return malloc_is_ours();           /* this collection's blocks? */
     return _ms_tracked_free_collected(base, size, (uintptr_t)__builtin_return_address(0),
-                                      (uintptr_t)__builtin_frame_address(0) + 16, &tl_batch, collection);
+                                      (uintptr_t)__builtin_frame_address(0) + 16, &batch, collection);
 }
 
 void gc_object_free_done(unsigned long collection)
 {
-    if (tl_batch.key == collection) _ms_free_batch_flush(&tl_batch);
+    if (batch.key == collection) _ms_free_batch_flush(&batch);
 }
 
 /* memshim_new's blocks and the frees of objects the program's decrefs

@@ -171,8 +171,6 @@ static ms_block_t *batch_tail(ms_block_t *b, unsigned cls, unsigned batch)
     return b;
 }
 
-/* The first n blocks of chain b back to their spans (class lock held):
- * the rest of the chain; *given, how many went. */
 /* Span pg got blocks back (class lock held): empty, and not the only
  * partial span of a one-page class (kept against churn), it goes back to
  * its segment; else it is on the partial list. */
@@ -190,6 +188,8 @@ static inline __attribute__((always_inline)) void span_returned(central_t *c, ms
     }
 }
 
+/* The first n blocks of chain b back to their spans (class lock held):
+ * the rest of the chain; *given, how many went. */
 static inline __attribute__((always_inline))
 ms_block_t *to_spans_locked(central_t *c, unsigned cls, ms_block_t *b, unsigned n, unsigned *given)
 {
