@@ -200,6 +200,39 @@ Test(free, a_collections_frees_are_counted_free_and_reused)
     cr_assert_eq(memshim_gc_collect(2), N);
 }
 
+/* The same across spans and classes: rings of objects of sizes from every
+ * region of the pools and above them (huge blocks, freed the checked way),
+ * interleaved so that consecutive deaths change span. */
+typedef struct sized_obj { void *ref; } sized_obj;
+static const memshim_type sized_type = { "sized", ring_traverse, ring_clear, NULL, ring_clear };
+
+Test(free, a_collection_across_classes_and_huge_blocks_frees_them_all)
+{
+    static const size_t sizes[] = { 8, 40, 100, 1000, 5000, 40000, 300000, 700000 };
+    enum { NS = sizeof sizes / sizeof *sizes, RINGS = 40, LEN = 7 };
+    memshim_gc_disable();
+    struct memshim_heap_stats a, b;
+    cr_assert_eq(memshim_heap_stats(&a), 0);
+    for (int r = 0; r < RINGS; r++) {
+        void *first = NULL, *prev = NULL;
+        for (int k = 0; k < LEN; k++) {
+            sized_obj *o = memshim_new(&sized_type, sizes[(r + k) % NS]);
+            cr_assert_not_null(o);
+            if (prev) ((sized_obj *)prev)->ref = o;
+            else first = o;
+            prev = o;
+        }
+        ((sized_obj *)prev)->ref = first;
+    }
+    cr_assert_eq(memshim_gc_collect(2), RINGS * LEN);
+    memshim_heap_stats(&b);
+    for (unsigned c = 0; c < b.nclasses; c++)
+        cr_expect_eq(b.classes[c].blocks_in_use, a.classes[c].blocks_in_use,
+                     "class of %zu B: %zu in use, %zu before", b.classes[c].block_size,
+                     b.classes[c].blocks_in_use, a.classes[c].blocks_in_use);
+    cr_expect_eq(b.huge_blocks, a.huge_blocks);
+}
+
 /* ---- calloc ----------------------------------------------------------------- */
 
 Test(calloc, returns_zeroed_memory_for_every_size)
