@@ -78,22 +78,35 @@ static ms_free_batch_t batch;            /* key: the collection; the collector's
  * collector's malloc is ours (preloaded), not the C library's (dlopen'd
  * only), and so every object's block on our heap. */
 static uintptr_t code_lo, code_hi;
-static bool ours(uintptr_t a)
+static MS_NOINLINE uintptr_t code_find(void)
+{
+    const ms_self_t *me = _ms_self();
+    __atomic_store_n(&code_lo, me->code.start, __ATOMIC_RELAXED);
+    __atomic_store_n(&code_hi, me->code.end, __ATOMIC_RELEASE);
+    return me->code.end;
+}
+static inline bool ours(uintptr_t a)
 {
     uintptr_t hi = __atomic_load_n(&code_hi, __ATOMIC_ACQUIRE);
-    if (MS_UNLIKELY(!hi)) {
-        const ms_self_t *me = _ms_self();
-        __atomic_store_n(&code_lo, me->code.start, __ATOMIC_RELAXED);
-        __atomic_store_n(&code_hi, hi = me->code.end, __ATOMIC_RELEASE);
-    }
+    if (MS_UNLIKELY(!hi)) hi = code_find();
     return a >= __atomic_load_n(&code_lo, __ATOMIC_RELAXED) && a < hi;
 }
-static bool malloc_is_ours(void) { return ours((uintptr_t)&malloc); }
+/* The answer never changes: kept (a race only works it out twice). */
+static int malloc_ours = -1;
+static inline bool malloc_is_ours(void)
+{
+    int m = __atomic_load_n(&malloc_ours, __ATOMIC_RELAXED);
+    if (MS_UNLIKELY(m < 0)) __atomic_store_n(&malloc_ours, m = ours((uintptr_t)&malloc), __ATOMIC_RELAXED);
+    return m;
+}
+
+/* (Out of line: gc_object_free stays a tail call that saves no register.) */
+static MS_NOINLINE int wants_blocks(void) { return malloc_is_ours(); }
 
 int gc_object_free(void *base, size_t size, unsigned long collection)
 {
     if (!_ms_track_on) return 0;                  /* free() is as quick */
-    if (!base) return malloc_is_ours();           /* this collection's blocks? */
+    if (!base) return wants_blocks();             /* this collection's blocks? */
     return _ms_tracked_free_collected(base, size, (uintptr_t)__builtin_return_address(0),
                                       (uintptr_t)__builtin_frame_address(0) + 16, &batch, collection);
 }
