@@ -523,9 +523,9 @@ MS_HIDDEN void   _ms_tracked_free(void *p, const ms_site_t *site);
  * stack for all, the first's, per batch key (a new key starts a batch).
  * _ms_tracked_free_collected frees a block as free() at (ra, sp) would, or
  * records a pooled block freed and holds it in `blocks` (1; 0: p is no
- * block of memshim's), all of one span, which the held
- * blocks keep from being released; _ms_free_batch_flush gives them back to
- * the span at once, when the batch is full, meets another span, or ends.
+ * block of memshim's), all of one span, which the held blocks keep from
+ * being released; _ms_free_batch_flush gives them back to the span at
+ * once, when the batch is full, meets another span, or ends.
  * A held block is free in its record (a report, a double free see it so)
  * and unused by anyone until then. */
 #define MS_FREE_BATCH 64

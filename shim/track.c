@@ -380,6 +380,13 @@ void _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_batch_t *bat
  * so it saves no registers; the site (ra, sp) is the caller's call into
  * the collector's free hook, as scalars for the same reason. */
 
+/* Whether a block with record m may be held: live, from malloc (a
+ * collector object's always is; anything else the checked free reports). */
+static inline bool holdable(const ms_meta_t *m)
+{
+    return m->state == MS_BLK_LIVE && m->alloc == MS_ALLOC_MALLOC;
+}
+
 /* Record m's block p freed and hold it. */
 static MS_NOINLINE int hold(void *p, uintptr_t ra, uintptr_t sp, ms_free_batch_t *b, ms_meta_t *m)
 {
@@ -412,7 +419,7 @@ static MS_NOINLINE int hold_in_new_span(void *p, size_t size, uintptr_t ra, uint
     ms_segment_t *s;
     ms_where_t w;
     ms_meta_t *m = meta_at(p, &s, &w);
-    if (!m || m->state != MS_BLK_LIVE || m->alloc != MS_ALLOC_MALLOC) return free_unheld(p, size, ra, sp, b);
+    if (!m || !holdable(m)) return free_unheld(p, size, ra, sp, b);
     _ms_free_batch_flush(b);
     b->pg = w.pg;
     b->cls = (uint8_t)w.cls;
@@ -441,7 +448,7 @@ int _ms_tracked_free_collected(void *p, size_t size, uintptr_t ra, uintptr_t sp,
     const ms_class_t *k = &_ms_classes[b->cls];
     uint64_t idx = _ms_block_index(k, off);              /* < capacity: off < bytes */
     ms_meta_t *m = &b->pg->meta[idx];
-    if (MS_UNLIKELY(idx * k->size != off || m->state != MS_BLK_LIVE || m->alloc != MS_ALLOC_MALLOC))
+    if (MS_UNLIKELY(idx * k->size != off || !holdable(m)))
         return free_unheld(p, size, ra, sp, b);
     if (MS_UNLIKELY(_ms_prof_on || b->n == MS_FREE_BATCH - 1 || (!b->taken && keeps_free_stack(m))))
         return hold(p, ra, sp, b, m);
