@@ -152,6 +152,10 @@ workload gcc     '$CC_BENCH -O2 -c $WORK/big.c -o $WORK/big.$RUN_TAG.o' setup_gc
 workload large   '$BIN/large'   'need_bin large'     # big buffers alloc/free in turn (malloc-large)
 workload mstress '$BIN/mstress' 'need_bin mstress'   # threads churning mixed sizes
 workload threads '$BIN/threads' 'need_bin threads'   # 5000 short threads, 64 blocks each
+workload simple  '$BIN/simple'  'need_bin simple'    # one thread, batches of one size (glibc-simple)
+workload larson  '$BIN/larson'  'need_bin larson'    # server: threads hand their blocks to successors (larson)
+workload thrash  '$BIN/falseshare thrash'  'need_bin falseshare'   # threads' blocks in one cache line? (cache-thrash)
+workload scratch '$BIN/falseshare scratch' 'need_bin falseshare'   # freed blocks reused by the freeing thread (cache-scratch)
 
 # =============================================================================
 # Machinery.  Nothing below needs to change to add a row or a column.
