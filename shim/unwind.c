@@ -4,7 +4,8 @@
  * linked: linked into a preload library its _Unwind_* and backtrace symbols
  * would interpose the program's own, and C++ exceptions then cost ~100x.
  * We use unw_backtrace(), which walks cached DWARF unwind rules (~110 ns for
- * ten frames here) rather than the unw_step loop (~3 us a frame).  Before
+ * ten frames here) rather than the unw_step loop (~3 us a frame), except
+ * for a thread's first unwinds (step_backtrace, below).  Before
  * the constructor, and while memshim itself runs (the TLS guard), stacks
  * are not taken. */
 #include <dlfcn.h>
@@ -22,6 +23,11 @@ __thread int _ms_busy __attribute__((tls_model("initial-exec")));
 __thread int _ms_no_unwind __attribute__((tls_model("initial-exec")));
 
 static int (*p_backtrace)(void **, int);
+/* The unw_step loop (x86-64: see step_backtrace) */
+static int (*p_getcontext)(void *);
+static int (*p_init_local)(void *, void *);
+static int (*p_step)(void *);
+static int (*p_get_reg)(void *, int, uintptr_t *);
 static void *unw_lib;                   /* libunwind's handle, for the exit frame */
 static uintptr_t self_lo, self_hi;      /* memshim's own code: frames to hide */
 static uintptr_t ldso_lo, ldso_hi;      /* the dynamic loader's code */
@@ -64,6 +70,13 @@ void _ms_unwind_init(void)
         void **as = dlsym(h, "_ULx86_64_local_addr_space");
         if (set_policy && as) set_policy(*as, 2 /* UNW_CACHE_PER_THREAD */);
         p_backtrace = (int (*)(void **, int))dlsym(h, "unw_backtrace");
+#if defined(__x86_64__)
+        p_getcontext = (int (*)(void *))dlsym(h, "_Ux86_64_getcontext");
+        p_init_local = (int (*)(void *, void *))dlsym(h, "_ULx86_64_init_local");
+        p_step = (int (*)(void *))dlsym(h, "_ULx86_64_step");
+        p_get_reg = (int (*)(void *, int, uintptr_t *))dlsym(h, "_ULx86_64_get_reg");
+        if (!p_getcontext || !p_init_local || !p_get_reg) p_step = NULL;
+#endif
         unw_lib = h;
     }
     if (!p_backtrace)
@@ -153,6 +166,42 @@ int _ms_program_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), v
 bool _ms_program_iterating(void) { return __atomic_load_n(&iterating, __ATOMIC_ACQUIRE) != 0; }
 #define program_iterating _ms_program_iterating
 
+/* ---- a thread's first unwinds ------------------------------------------------ *
+ * unw_backtrace keeps a trace cache for each thread that calls it: 256 KiB
+ * mapped and written whole at the thread's first call, unmapped when the
+ * thread ends.  Most threads unwind a few times only: the stack cache and
+ * the frame sizes learnt (below) find their stacks without libunwind once
+ * the process has seen them.  So a thread's first FEW_WALKS unwinds step
+ * frame by frame (unw_step, with libunwind's per-thread cache of DWARF
+ * rules, which lives in its thread-local storage), and only a thread that
+ * keeps unwinding gets unw_backtrace and its trace cache.  A tracked
+ * `sleep` or a program of short threads no longer maps 256 KiB a thread
+ * for it.  Both give the same frames: the return addresses from the
+ * caller's out, the first being the caller's own. */
+#define FEW_WALKS 32
+static __thread unsigned tl_walks __attribute__((tls_model("initial-exec")));
+
+#if defined(__x86_64__)
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+static MS_NOINLINE int step_backtrace(void **raw, int want)
+{
+    unw_context_t ctx;
+    unw_cursor_t cur;
+    int n = 0;
+    if (p_getcontext(&ctx) != 0 || p_init_local(&cur, &ctx) != 0) return 0;
+    while (n < want && p_step(&cur) > 0) {
+        uintptr_t a = 0;
+        if (p_get_reg(&cur, UNW_REG_IP, &a) < 0) break;
+        raw[n++] = (void *)a;
+    }
+    return n;
+}
+#else
+static int step_backtrace(void **raw, int want) { (void)raw; (void)want; return 0; }
+#endif
+
 /* The caller's stack, memshim's own frames dropped, return addresses
  * moved back by one so that they name the call instruction's line. */
 unsigned _ms_unwind(uintptr_t *ip, unsigned max)
@@ -173,13 +222,14 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
     for (;;) {
         unsigned hint = __atomic_load_n(&self_frames, __ATOMIC_RELAXED);
         want = (int)(max + hint < CAP ? max + hint : CAP);
-        n = p_backtrace(raw, want);
+        n = p_step && tl_walks < FEW_WALKS ? step_backtrace(raw, want) : p_backtrace(raw, want);
         for (skip = 0; skip < n && (uintptr_t)raw[skip] >= self_lo && (uintptr_t)raw[skip] < self_hi;) skip++;
         if (n < want || (unsigned)skip <= hint || want == CAP) break;
         __atomic_store_n(&self_frames, (unsigned)skip, __ATOMIC_RELAXED);
     }
     _ms_loader_leave();
     _ms_busy--;
+    tl_walks++;
     errno = saved;
     unsigned out = 0;
     for (int i = skip; i < n && out < max; i++) {
@@ -747,9 +797,6 @@ uint32_t _ms_capture_miss_release(const ms_site_t *site)
  * _start when main returned).  Its stack pointer and the callee-saved
  * registers as restored for it are what the leak scan takes as roots. */
 #if defined(__x86_64__)
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
 bool _ms_unwind_exit_frame(ms_scan_self_t *self)
 {
     if (!unw_lib || program_iterating()) return false;     /* libunwind would wait for the loader */
