@@ -433,10 +433,15 @@ void _ms_unwind_thread_exit(void)
 }
 
 void _ms_unwind_lock(void) { pthread_mutex_lock(&spare_lock); }       /* fork (init.c) */
+static int frame_growing;              /* the frame-size table is being doubled (below) */
 void _ms_unwind_unlock(bool child)
 {
-    if (child) pthread_mutex_init(&spare_lock, NULL);
-    else pthread_mutex_unlock(&spare_lock);
+    if (child) {
+        pthread_mutex_init(&spare_lock, NULL);
+        frame_growing = 0;                  /* by a thread the child does not have */
+    } else {
+        pthread_mutex_unlock(&spare_lock);
+    }
 }
 
 /* The set's entry to fill: an empty one, else the least recently used,
@@ -469,12 +474,49 @@ static ms_sc_ent_t *sc_victim(ms_sc_ent_t *set, const ms_sc_ent_t *keep)
  * learns ~8,000 return addresses: in a direct-mapped table of 64 Ki words
  * (512 KiB) they pushed each other out, and 108,000 of its stacks went to
  * libunwind; in this one of 16 Ki (128 KiB), 71,000. */
-#define FRAME_SETS 4096              /* 4 ways each: 128 KiB of .bss, touched where used */
+#define FRAME_SETS 4096              /* 4 ways each: 128 KiB of .bss at most */
 #define FRAME_WAYS 4
 #define FRAME_END   0xffffu          /* libunwind's walk ends at this return address */
 static uint64_t frame_sizes[FRAME_SETS][FRAME_WAYS] __attribute__((aligned(32)));
 
-static inline uint64_t *frame_set(uintptr_t ra) { return frame_sizes[(ra * 0x9E3779B97F4A7C15ULL) >> 52]; }
+/* The table is used from its start, FRAME_FIRST sets (2 KiB) at first,
+ * doubling when a quarter of its ways are taken (a set is then seldom
+ * full, and an entry seldom pushed out): spread over all of it from the start, the few
+ * hundred return addresses of a small program touched 108 of its 128 KiB,
+ * in every tracked process.  A return address's set is the low bits of a
+ * 12-bit hash, so doubling moves an entry from set s to s + n or leaves
+ * it.  Lookups racing with the move may miss an entry (the stack is then
+ * unwound and the size learnt again), never read a wrong one: an entry
+ * names its return address. */
+#define FRAME_FIRST 64
+static unsigned frame_nsets = FRAME_FIRST;     /* sets in use: a power of two (relaxed) */
+static unsigned frame_filled;                  /* ways taken, all sets (relaxed) */
+
+static inline unsigned frame_hash(uintptr_t ra) { return (unsigned)((ra * 0x9E3779B97F4A7C15ULL) >> 52); }
+
+static inline uint64_t *frame_set(uintptr_t ra)
+{
+    return frame_sizes[frame_hash(ra) & (__atomic_load_n(&frame_nsets, __ATOMIC_RELAXED) - 1)];
+}
+
+static MS_NOINLINE void frame_grow(void)
+{
+    if (__atomic_exchange_n(&frame_growing, 1, __ATOMIC_ACQUIRE)) return;   /* another thread does it */
+    unsigned n = __atomic_load_n(&frame_nsets, __ATOMIC_RELAXED);
+    if (n < FRAME_SETS && __atomic_load_n(&frame_filled, __ATOMIC_RELAXED) > n * FRAME_WAYS / 4) {
+        for (unsigned i = 0; i < n; i++)
+            for (unsigned w = 0; w < FRAME_WAYS; w++) {
+                uint64_t v = __atomic_load_n(&frame_sizes[i][w], __ATOMIC_RELAXED);
+                /* the entry's return address: its top 48 bits, sign-extended as x86-64 addresses are */
+                uintptr_t ra = (uintptr_t)((int64_t)v >> 16);
+                if (!v || !(frame_hash(ra) & n)) continue;
+                __atomic_store_n(&frame_sizes[i + n][w], v, __ATOMIC_RELAXED);
+                __atomic_store_n(&frame_sizes[i][w], 0, __ATOMIC_RELAXED);
+            }
+        __atomic_store_n(&frame_nsets, n * 2, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&frame_growing, 0, __ATOMIC_RELEASE);
+}
 
 /* Whether entry v is return address ra's. */
 static inline bool frame_of(uint64_t v, uintptr_t ra) { return !((v ^ (uint64_t)ra << 16) >> 16); }
@@ -495,12 +537,16 @@ static inline void frame_learn(uintptr_t ra, unsigned words)
 {
     uint64_t *set = frame_set(ra), v = (uint64_t)(ra & 0xffffffffffffULL) << 16 | (words & 0xffff);
     unsigned w = 0;
+    uint64_t o = 0;
     for (; w < FRAME_WAYS; w++) {
-        uint64_t o = __atomic_load_n(&set[w], __ATOMIC_RELAXED);
+        o = __atomic_load_n(&set[w], __ATOMIC_RELAXED);
         if (!o || frame_of(o, ra)) break;
     }
     if (w == FRAME_WAYS) w = (unsigned)(ra >> 4) & (FRAME_WAYS - 1);   /* a full set: one goes */
     __atomic_store_n(&set[w], v, __ATOMIC_RELAXED);
+    if (!o && __atomic_add_fetch(&frame_filled, 1, __ATOMIC_RELAXED) >
+                  __atomic_load_n(&frame_nsets, __ATOMIC_RELAXED) * FRAME_WAYS / 4)
+        frame_grow();
 }
 
 /* The stack slot of each of the n frames' return addresses (the unwinder's

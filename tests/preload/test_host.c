@@ -598,30 +598,10 @@ Test(host_memory, freed_memory_is_given_back_when_the_address_space_is_full, .ti
 }
 
 
-/* A program that allocates little maps little of memshim's code: without
- * tracking, /bin/sleep runs the allocator, the start and the exit, and the
- * kernel maps the library's code around each page it runs in windows of
- * 64 KiB (fault-around).  Main's caller (a section of its own) and the
- * helpers of the toolchain's static libraries used to sit at the end of
- * the code, and the collector's table set-up in its middle: every process
- * held all 208 KiB of it.  Now the code it runs lies in the first two
- * windows (what is mapped of the text: 104 KiB). */
-static long resident_code_kib(pid_t pid, const char *lib)
+/* Resident KiB of [lo, hi) in process pid, from its pagemap; -1 if unreadable. */
+static long resident_kib_of(pid_t pid, unsigned long lo, unsigned long hi)
 {
-    char path[64], line[PATH_MAX + 128];
-    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-    FILE *maps = fopen(path, "r");
-    if (!maps) return -1;
-    unsigned long lo = 0, hi = 0;
-    while (fgets(line, sizeof line, maps)) {
-        unsigned long a, b;
-        char perms[8];
-        if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3 && perms[2] == 'x' && strstr(line, lib)) {
-            lo = a;
-            hi = b;
-        }
-    }
-    fclose(maps);
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/pagemap", (int)pid);
     int fd = open(path, O_RDONLY);
     if (!lo || fd < 0) { if (fd >= 0) close(fd); return -1; }
@@ -634,30 +614,96 @@ static long resident_code_kib(pid_t pid, const char *lib)
     return pages * 4;
 }
 
-Test(host_memory, a_small_program_maps_little_of_memshims_code, .timeout = 60)
+/* Resident KiB of library lib's code in process pid ("code"), or of its
+ * .bss ("bss": the anonymous mapping right after the library's last one). */
+static long resident_lib_kib(pid_t pid, const char *lib, const char *part)
 {
-    if (access("/bin/sleep", X_OK) != 0 || access("/proc/self/pagemap", R_OK) != 0) cr_skip_test("no /bin/sleep or pagemap");
+    char path[64], line[PATH_MAX + 128];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *maps = fopen(path, "r");
+    if (!maps) return -1;
+    unsigned long lo = 0, hi = 0;
+    bool after_lib = false;
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long a, b;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) != 3) continue;
+        bool ours = strstr(line, lib) != NULL;
+        if (!strcmp(part, "code") && ours && perms[2] == 'x') { lo = a; hi = b; }
+        if (!strcmp(part, "bss") && after_lib && !ours) { lo = a; hi = b; break; }
+        after_lib = ours;
+    }
+    fclose(maps);
+    return resident_kib_of(pid, lo, hi);
+}
+
+/* /bin/sleep 30 with libmemshim.so preloaded and `mode` set, once it sleeps. */
+static pid_t sleeping(const char *mode, char *wchan, size_t size)
+{
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         setenv("LD_PRELOAD", h_path("libmemshim.so"), 1);
-        setenv("MEMSHIM_TRACK", "0", 1);
+        putenv((char *)mode);
+        setenv("MEMSHIM_REPORT", "/dev/null", 1);
         execl("/bin/sleep", "sleep", "30", (char *)NULL);
         _exit(127);
     }
-    char path[64], stat[256] = "";
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/wchan", (int)pid);
+    wchan[0] = 0;
     for (int i = 0; i < 500; i++) {                 /* until it sleeps in its nanosleep */
         FILE *f = fopen(path, "r");
-        if (f) { if (!fgets(stat, sizeof stat, f)) stat[0] = 0; fclose(f); }
-        if (strstr(stat, "nanosleep")) break;
+        if (f) { if (!fgets(wchan, (int)size, f)) wchan[0] = 0; fclose(f); }
+        if (strstr(wchan, "nanosleep")) break;
         usleep(10000);
     }
-    long kib = resident_code_kib(pid, "libmemshim.so");
+    return pid;
+}
+
+static void reap(pid_t pid)
+{
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+}
+
+/* A program that allocates little maps little of memshim's code: without
+ * tracking, /bin/sleep runs the allocator, the start and the exit, and the
+ * kernel maps the library's code around each page it runs in windows of
+ * 64 KiB (fault-around).  Main's caller (a section of its own) and the
+ * helpers of the toolchain's static libraries used to sit at the end of
+ * the code, and the collector's table set-up in its middle: every process
+ * held all 208 KiB of it.  Now the code it runs lies in the first two
+ * windows (what is mapped of the text: 104 KiB). */
+Test(host_memory, a_small_program_maps_little_of_memshims_code, .timeout = 60)
+{
+    if (access("/bin/sleep", X_OK) != 0 || access("/proc/self/pagemap", R_OK) != 0) cr_skip_test("no /bin/sleep or pagemap");
+    char stat[256];
+    pid_t pid = sleeping("MEMSHIM_TRACK=0", stat, sizeof stat);
+    long kib = resident_lib_kib(pid, "libmemshim.so", "code");
+    reap(pid);
     cr_assert_geq(kib, 4, "memshim's code not found in /bin/sleep's mappings (%s)", stat);
     cr_expect_leq(kib, 128, "/bin/sleep holds %ld KiB of memshim's code (at most two windows of 64 KiB)", kib);
+}
+
+/* Tracking's tables in memshim's .bss are touched where used: the table of
+ * frame sizes (128 KiB), spread over all of it, held 108 KiB of every
+ * tracked process; it now grows from its start as it fills.  A tracked
+ * /bin/sleep held 128 KiB more of the .bss than an untracked one; now
+ * about 30. */
+Test(host_memory, tracking_a_small_program_touches_little_of_memshims_tables, .timeout = 60)
+{
+    if (access("/bin/sleep", X_OK) != 0 || access("/proc/self/pagemap", R_OK) != 0) cr_skip_test("no /bin/sleep or pagemap");
+    char stat[256];
+    long kib[2];
+    const char *modes[] = { "MEMSHIM_TRACK=0", "MEMSHIM_TRACK=1" };
+    for (int m = 0; m < 2; m++) {
+        pid_t pid = sleeping(modes[m], stat, sizeof stat);
+        kib[m] = resident_lib_kib(pid, "libmemshim.so", "bss");
+        reap(pid);
+        cr_assert_geq(kib[m], 4, "%s: memshim's .bss not found in /bin/sleep's mappings (%s)", modes[m], stat);
+    }
+    cr_expect_leq(kib[1], kib[0] + 64, "memshim's .bss: %ld KiB resident tracked, %ld KiB untracked", kib[1], kib[0]);
 }
 
 /* A thread that takes a few stacks no thread took before: libunwind's
