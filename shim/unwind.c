@@ -481,13 +481,13 @@ static uint64_t frame_sizes[FRAME_SETS][FRAME_WAYS] __attribute__((aligned(32)))
 
 /* The table is used from its start, FRAME_FIRST sets (2 KiB) at first,
  * doubling when a quarter of its ways are taken (a set is then seldom
- * full, and an entry seldom pushed out): spread over all of it from the start, the few
- * hundred return addresses of a small program touched 108 of its 128 KiB,
- * in every tracked process.  A return address's set is the low bits of a
- * 12-bit hash, so doubling moves an entry from set s to s + n or leaves
- * it.  Lookups racing with the move may miss an entry (the stack is then
- * unwound and the size learnt again), never read a wrong one: an entry
- * names its return address. */
+ * full, an entry seldom pushed out).  Hashed over all of it from the
+ * start, the few hundred return addresses of a small program touched 108
+ * of its 128 KiB, in every tracked process.  A return address's set is
+ * the low bits of a 12-bit hash, so doubling moves an entry from set s to
+ * s + n or leaves it.  Lookups racing with the move may miss an entry (the
+ * stack is then unwound and the size learnt again), never read a wrong
+ * one: an entry names its return address. */
 #define FRAME_FIRST 64
 static unsigned frame_nsets = FRAME_FIRST;     /* sets in use: a power of two (relaxed) */
 static unsigned frame_filled;                  /* ways taken, all sets (relaxed) */
@@ -507,8 +507,7 @@ static MS_NOINLINE void frame_grow(void)
         for (unsigned i = 0; i < n; i++)
             for (unsigned w = 0; w < FRAME_WAYS; w++) {
                 uint64_t v = __atomic_load_n(&frame_sizes[i][w], __ATOMIC_RELAXED);
-                /* the entry's return address: its top 48 bits, sign-extended as x86-64 addresses are */
-                uintptr_t ra = (uintptr_t)((int64_t)v >> 16);
+                uintptr_t ra = (uintptr_t)(v >> 16);     /* its return address (user space: 48 bits) */
                 if (!v || !(frame_hash(ra) & n)) continue;
                 __atomic_store_n(&frame_sizes[i + n][w], v, __ATOMIC_RELAXED);
                 __atomic_store_n(&frame_sizes[i][w], 0, __ATOMIC_RELAXED);
