@@ -23,12 +23,11 @@ __thread int _ms_busy __attribute__((tls_model("initial-exec")));
 __thread int _ms_no_unwind __attribute__((tls_model("initial-exec")));
 
 static int (*p_backtrace)(void **, int);
-/* The unw_step loop (x86-64: see step_backtrace) */
+/* The unw_step loop (x86-64): step_backtrace and the exit frame */
 static int (*p_getcontext)(void *);
 static int (*p_init_local)(void *, void *);
 static int (*p_step)(void *);
 static int (*p_get_reg)(void *, int, uintptr_t *);
-static void *unw_lib;                   /* libunwind's handle, for the exit frame */
 static uintptr_t self_lo, self_hi;      /* memshim's own code: frames to hide */
 static uintptr_t ldso_lo, ldso_hi;      /* the dynamic loader's code */
 
@@ -77,7 +76,6 @@ void _ms_unwind_init(void)
         p_get_reg = (int (*)(void *, int, uintptr_t *))dlsym(h, "_ULx86_64_get_reg");
         if (!p_getcontext || !p_init_local || !p_get_reg) p_step = NULL;
 #endif
-        unw_lib = h;
     }
     if (!p_backtrace)
         _ms_message("libunwind.so.8 not found (%s): leak reports will have no stacks",
@@ -844,14 +842,8 @@ uint32_t _ms_capture_miss_release(const ms_site_t *site)
 #if defined(__x86_64__)
 bool _ms_unwind_exit_frame(ms_scan_self_t *self)
 {
-    if (!unw_lib || program_iterating()) return false;     /* libunwind would wait for the loader */
-    int (*getcontext_)(unw_context_t *) = (int (*)(unw_context_t *))dlsym(unw_lib, "_Ux86_64_getcontext");
-    int (*init)(unw_cursor_t *, unw_context_t *) =
-        (int (*)(unw_cursor_t *, unw_context_t *))dlsym(unw_lib, "_ULx86_64_init_local");
-    int (*step)(unw_cursor_t *) = (int (*)(unw_cursor_t *))dlsym(unw_lib, "_ULx86_64_step");
-    int (*get_reg)(unw_cursor_t *, int, unw_word_t *) =
-        (int (*)(unw_cursor_t *, int, unw_word_t *))dlsym(unw_lib, "_ULx86_64_get_reg");
-    if (!getcontext_ || !init || !step || !get_reg) return false;
+    /* the unw_step loop's functions (_ms_unwind_init); libunwind would wait for the loader */
+    if (!p_step || program_iterating()) return false;
     Dl_info di;
     static const int saved[] = { UNW_X86_64_RBX, UNW_X86_64_RBP, UNW_X86_64_R12,
                                  UNW_X86_64_R13, UNW_X86_64_R14, UNW_X86_64_R15 };
@@ -860,10 +852,10 @@ bool _ms_unwind_exit_frame(ms_scan_self_t *self)
     bool ok = false;
     _ms_busy++;
     _ms_loader_enter();
-    if (getcontext_(&ctx) == 0 && init(&cur, &ctx) == 0) {
+    if (p_getcontext(&ctx) == 0 && p_init_local(&cur, &ctx) == 0) {
         for (unsigned depth = 0; depth < 512; depth++) {
             unw_word_t ip = 0, sp = 0;
-            if (get_reg(&cur, UNW_REG_IP, &ip) < 0 || get_reg(&cur, UNW_REG_SP, &sp) < 0) break;
+            if (p_get_reg(&cur, UNW_REG_IP, &ip) < 0 || p_get_reg(&cur, UNW_REG_SP, &sp) < 0) break;
             self->sp = sp;
             self->pc = ip;
             ok = true;
@@ -873,11 +865,11 @@ bool _ms_unwind_exit_frame(ms_scan_self_t *self)
                 self->nregs = 0;
                 for (unsigned i = 0; i < sizeof saved / sizeof *saved; i++) {
                     unw_word_t v = 0;
-                    if (get_reg(&cur, saved[i], &v) == 0) self->regs[self->nregs++] = v;
+                    if (p_get_reg(&cur, saved[i], &v) == 0) self->regs[self->nregs++] = v;
                 }
                 break;
             }
-            if (step(&cur) <= 0) break;        /* outermost: nothing of the program here */
+            if (p_step(&cur) <= 0) break;      /* outermost: nothing of the program here */
         }
     }
     _ms_loader_leave();
