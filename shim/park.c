@@ -341,7 +341,12 @@ static int       sig_active;                 /* the scan's number while threads 
 static int       sig_scan;
 static unsigned  sig_n;                      /* threads signalled */
 static int       sig_tid[MS_PARK_MAX];
-static int       sig_done[MS_PARK_MAX];      /* 1 once the thread noted where it is */
+/* 0 while the thread is awaited; SIG_PARKED once it noted where it is;
+ * SIG_ENDED if it ended first.  A thread on its way out has every signal
+ * blocked (the C library's last steps of a thread, or a thread of the
+ * program that blocks them all): the signal is dropped with it. */
+enum { SIG_PARKED = 1, SIG_ENDED = 2 };
+static int       sig_done[MS_PARK_MAX];
 static uintptr_t sig_sp[MS_PARK_MAX];
 static uintptr_t sig_regs[MS_PARK_MAX][MS_SCAN_REGS];
 static uintptr_t sig_pc[MS_PARK_MAX], sig_tp[MS_PARK_MAX];
@@ -401,7 +406,9 @@ static void park_handler(int sig, siginfo_t *si, void *uc)
             if (!__atomic_load_n(&sig_done[i], __ATOMIC_ACQUIRE)) {
                 sig_sp[i] = interrupted(uc, sig_regs[i], &sig_pc[i], (uintptr_t)&here - 256);
                 sig_tp[i] = _ms_thread_pointer();
-                __atomic_store_n(&sig_done[i], 1, __ATOMIC_RELEASE);
+                int awaited = 0;
+                __atomic_compare_exchange_n(&sig_done[i], &awaited, SIG_PARKED, false,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
             }
             while (__atomic_load_n(&sig_active, __ATOMIC_ACQUIRE) == scan)
                 _ms_os_futex_wait(&sig_active, scan);
@@ -431,6 +438,18 @@ static unsigned signals_done(void)
     return k;
 }
 
+/* Threads signalled that ended without answering are not waited for:
+ * gone from /proc/self/task, or a zombie, a task runs no handler again. */
+static void note_ended(void)
+{
+    for (unsigned i = 0; i < sig_n; i++) {
+        int awaited = 0;
+        if (!__atomic_load_n(&sig_done[i], __ATOMIC_ACQUIRE) && thread_ended(sig_tid[i]))
+            __atomic_compare_exchange_n(&sig_done[i], &awaited, SIG_ENDED, false,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    }
+}
+
 static void signal_world(bool debugger)
 {
     int sig = debugger ? DEBUGGER_SIGNAL : PARK_SIGNAL;
@@ -453,11 +472,17 @@ static void signal_world(bool debugger)
         }
         if (pass && !fresh) break;
         uint64_t deadline = _ms_os_now_ns() + PARK_TIMEOUT_NS;
-        while (signals_done() < sig_n && _ms_os_now_ns() < deadline) _ms_os_sleep_us(200);
+        for (unsigned tick = 1; signals_done() < sig_n && _ms_os_now_ns() < deadline; tick++) {
+            _ms_os_sleep_us(200);
+            if (tick % 25 == 0) note_ended();              /* every 5 ms */
+        }
     }
     park_n = 0;
+    unsigned ended = 0;
     for (unsigned i = 0; i < sig_n; i++) {
-        if (!__atomic_load_n(&sig_done[i], __ATOMIC_ACQUIRE)) continue;
+        int done = __atomic_load_n(&sig_done[i], __ATOMIC_ACQUIRE);
+        ended += done == SIG_ENDED;
+        if (done != SIG_PARKED) continue;
         park_sp[park_n] = sig_sp[i];
         park_tid[park_n] = sig_tid[i];
         park_pc[park_n] = sig_pc[i];
@@ -465,7 +490,7 @@ static void signal_world(bool debugger)
         memcpy(park_regs[park_n], sig_regs[i], sizeof park_regs[0]);
         park_n++;
     }
-    park_missed = sig_n - park_n;
+    park_missed = sig_n - park_n - ended;
 }
 
 static void unsignal_world(void)

@@ -125,6 +125,18 @@ Test(park, a_thread_blocking_every_signal_is_stopped, .timeout = 120)
     run_free(&r);
 }
 
+/* With signals, a thread that ends while the scan waits for it (every
+ * signal blocked, as in the C library's last steps of every thread) is
+ * seen to end: not awaited further, not counted as missed (the scan
+ * waited two seconds and said a thread could not be stopped). */
+Test(park, a_thread_ending_during_a_snapshot_is_not_awaited, .timeout = 120)
+{
+    run_t r = run_park2("maskedexit", "noptrace");
+    cr_expect_eq(summaries_exact(r.err), 2, "a snapshot and the exit report: %s", r.err);
+    cr_expect_null(strstr(r.err, "could not be stopped"), "%s", r.err);
+    run_free(&r);
+}
+
 /* Signals the program takes while the scan stops its threads (its own
  * SIGPROF every millisecond) reach its handler; nothing hangs or is missed. */
 Test(park, the_program_s_signals_during_snapshots, .timeout = 120)
