@@ -243,6 +243,7 @@ __attribute__((constructor(101))) static void ms_constructor(void)
     __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
     _ms_init();
     _ms_out_init();              /* first: which file stderr is, for the options' messages */
+    _ms_modules_init();          /* memshim's image, the C runtime's: before the program's threads */
     _ms_options_load();
     _ms_out_settle();            /* a copy of stderr, if output goes there */
     _ms_cxx_init();              /* does the program replace operator new/delete? */

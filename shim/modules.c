@@ -109,6 +109,22 @@ static void runtime_find(void)
     ldso_base = (uintptr_t)getauxval(AT_BASE);
 }
 
+/* Found by the constructor (init.c), while the program's threads are yet
+ * to come: each lookup takes the loader's lock inside pthread_once.  Left
+ * to a first use, it hung a program whose constructor, run by dlopen with
+ * the loader's lock held, closed a library while another thread took its
+ * first symbolized stack: that thread, in the once, waited for the
+ * loader's lock, the constructor's thread (dlclose, memshim's watch of
+ * it) for the once (test host_loader::dlclose_in_a_constructor_while_
+ * another_thread_writes_profiles, 2 hangs in 40 runs beside two busy
+ * loops). */
+void _ms_modules_init(void)
+{
+    _ms_self();
+    pthread_once(&runtime_once, runtime_find);
+    _ms_hook_init();
+}
+
 ms_runtime_t _ms_runtime_at(uintptr_t base)
 {
     pthread_once(&runtime_once, runtime_find);

@@ -114,6 +114,7 @@ MS_HIDDEN void   _ms_hook_libdw(void *handle);
 MS_HIDDEN unsigned _ms_hook_deepbind(void *handle);
 /* memshim's own exported function of that name (not its API's), or NULL. */
 MS_HIDDEN void  *_ms_self_function(const char *name);
+MS_HIDDEN void   _ms_hook_init(void);                   /* its table found: _ms_modules_init */
 
 /* ---- segment.c: segments, pages, the ownership bitmap ------------------ */
 MS_HIDDEN void           _ms_segment_init(void);
@@ -801,6 +802,7 @@ typedef struct ms_self_s {
 MS_HIDDEN const ms_self_t *_ms_self(void);             /* memshim's own image (found once) */
 typedef enum { MS_RT_NONE, MS_RT_LIBC, MS_RT_LDSO } ms_runtime_t;
 MS_HIDDEN ms_runtime_t _ms_runtime_at(uintptr_t base);   /* the object loaded at base: libc, ld.so? */
+MS_HIDDEN void   _ms_modules_init(void);   /* constructor: the lookups above, which take the loader's lock */
 MS_HIDDEN uintptr_t _ms_symbolize_keep(const char *module, uintptr_t base, const ms_range_t *code, unsigned n);
 MS_HIDDEN void   _ms_symbolize_unloaded(const ms_range_t *code, unsigned n);   /* its kept frames' standby goes */
 MS_HIDDEN void   _ms_symbolize_keep_cancel(uintptr_t tag);
