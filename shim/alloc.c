@@ -196,7 +196,7 @@ void *_ms_realloc(void *p, size_t n)
             }
         }
         old = _ms_classes[cls].size;
-        if (n <= old && n >= old / 2) return p;           /* fits, not too loose */
+        if (_ms_realloc_fits(n, old)) return p;           /* fits, not too loose */
     } else if ((old = _ms_huge_usable(p)) != 0) {
         if (n > MS_MAX_SMALL) {                           /* in place or moved by mremap */
             int saved = errno;
@@ -232,6 +232,16 @@ void *_ms_realloc(void *p, size_t n)
     memcpy(q, p, n < old ? n : old);
     _ms_free(p);
     return q;
+}
+
+/* Whether _ms_realloc(p, n) would only return p: for the sampled
+ * profiler, which then need not forget p's sample to take it again. */
+bool _ms_realloc_stays(const void *p, size_t n)
+{
+    ms_segment_t *s = _ms_segment_of(p);
+    unsigned cls;
+    if (s) return n && _ms_block_valid(s, p, &cls) && _ms_realloc_fits(n, _ms_classes[cls].size);
+    return n > MS_MAX_SMALL && _ms_huge_stays(p, n);
 }
 
 void *_ms_reallocarray(void *p, size_t n, size_t m)

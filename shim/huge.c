@@ -312,7 +312,7 @@ void *_ms_huge_realloc(void *p, size_t n)
     /* A block that shrinks by less than half stays as it is; one that grows
      * grows by at least a quarter, so a buffer grown a little at a time is
      * not remapped at every page it crosses. */
-    if (!e || (size <= old && size >= old / 2)) { _ms_unlock(&huge_lock); return e ? p : NULL; }
+    if (!e || _ms_realloc_fits(size, old)) { _ms_unlock(&huge_lock); return e ? p : NULL; }
     if (size > old && size - old < old / 4) size = page_round(old + old / 4);
     void *q = p;
     if (size <= e->map) {                           /* the mapping holds it already */
@@ -335,6 +335,15 @@ void *_ms_huge_realloc(void *p, size_t n)
     _ms_unlock(&huge_lock);
     unmap_all(drop, ndrop);
     return q;
+}
+
+bool _ms_huge_stays(const void *p, size_t n)
+{
+    _ms_lock(&huge_lock);
+    huge_ent *e = find((uintptr_t)p);
+    bool stays = e && _ms_realloc_fits(page_round(n), e->size);
+    _ms_unlock(&huge_lock);
+    return stays;
 }
 
 /* Give the cached mappings back (malloc_trim). */

@@ -242,15 +242,20 @@ static void forget(const void *p, ms_page_t *pg)
     if (got.addr && got.stack) _ms_prof_free_w(got.stack, p, got.w, got.nb);
 }
 
-/* p is being released (free, or realloc before it moves): if it is a
- * sampled block, the profile forgets it.  Called by alloc.c for blocks of a
- * marked span and for huge blocks. */
+/* Whether p may be a sampled block (*pg: its span, NULL if huge). */
+static bool maybe_sampled(const void *p, ms_page_t **pg)
+{
+    if (!_ms_sampling || !__atomic_load_n(maybe_of((uintptr_t)p), __ATOMIC_RELAXED)) return false;
+    *pg = span_of(p);
+    return !*pg || __atomic_load_n(&(*pg)->sampled, __ATOMIC_RELAXED);
+}
+
+/* p is being freed: if it is a sampled block, the profile forgets it.
+ * Called by alloc.c for blocks of a marked span and for huge blocks. */
 void _ms_sample_release(const void *p)
 {
-    if (!_ms_sampling || !__atomic_load_n(maybe_of((uintptr_t)p), __ATOMIC_RELAXED)) return;
-    ms_page_t *pg = span_of(p);
-    if (pg && !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED)) return;
-    forget(p, pg);
+    ms_page_t *pg;
+    if (maybe_sampled(p, &pg)) forget(p, pg);
 }
 
 /* The same for a block of span pg (NULL: huge), which holds a sampled one. */
@@ -260,16 +265,61 @@ void _ms_sample_release_at(const void *p, ms_page_t *pg)
     if (__atomic_load_n(maybe_of((uintptr_t)p), __ATOMIC_RELAXED)) forget(p, pg);
 }
 
+/* Sampled block p, realloc'd to n where it is, is sampled again: its
+ * entry takes the new stack and weight in place, one trip into the table
+ * instead of a forget and a take: a buffer of the interval's size or more,
+ * grown by appends, is sampled again at most of its reallocs (bench's
+ * realloc: 30,000 of 64,000 samples; what sampling adds to the pools'
+ * instructions, 14% less).  False, the table unchanged, if p is not
+ * sampled. */
+static bool resample(void *p, size_t n, const ms_site_t *site)
+{
+    sampled_t e = { .addr = (uintptr_t)p, .stack = _ms_capture(site) }, old = { 0 };
+    e.w = _ms_prof_weigh(n, &e.nb);
+    table_enter();
+    sampled_t *at = ms_table_find(table, &sampled_kind, (uintptr_t)p, NULL, NULL);
+    if (at) { old = *at; *at = e; }
+    table_leave();
+    if (!at) return false;
+    if (old.stack) _ms_prof_free_w(old.stack, p, old.w, old.nb);
+    if (e.stack) _ms_prof_alloc_w(e.stack, n, p, e.w, e.nb);
+    return true;
+}
+
+static void *took(void *q, size_t n, const ms_site_t *site, bool again)
+{
+    bool loader = _ms_loader_code(site->ra);
+    if (loader) _ms_no_unwind++;               /* the loader's TLS update: unwind.c */
+    if (!again || !resample(q, n, site)) q = _ms_sample_took(q, n, site);
+    if (loader) _ms_no_unwind--;
+    return q;
+}
+
+/* A block realloc'd counts as freed and allocated anew, as in full
+ * tracking: its sample, if any, is forgotten, and the new size counted
+ * down.  A sampled block that stays where it is keeps its entry when it
+ * is sampled again (resample).  A pool block that moves is freed by
+ * _ms_realloc, which forgets it (alloc.c); if realloc fails it stays
+ * sampled.  A huge block is forgotten before it may move: once moved,
+ * its old address may be another thread's new block, sampled. */
 void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)
 {
-    if (p && n) _ms_sample_release(p);         /* n == 0 frees: the free path sees it */
+    ms_page_t *pg = NULL;
+    if (p && n && maybe_sampled(p, &pg)) {     /* n == 0 frees: the free path sees it */
+        if (tl_in || _ms_busy) {
+            forget(p, pg);                     /* as a handler's (table_enter), or memshim's own */
+        } else if (pg) {
+            void *q = _ms_realloc(p, n);
+            if (q != p) return MS_SAMPLE_DUE(n) ? took(q, n, site, false) : q;
+            return MS_SAMPLE_DUE(n) ? took(p, n, site, true) : (forget(p, pg), p);
+        } else if (_ms_realloc_stays(p, n)) {  /* huge, and realloc would leave it be */
+            return MS_SAMPLE_DUE(n) ? took(p, n, site, true) : (forget(p, NULL), p);
+        } else {
+            forget(p, pg);
+        }
+    }
     void *q = _ms_realloc(p, n);
-    if (!MS_SAMPLE_DUE(n)) return q;
-    if (MS_LIKELY(!_ms_loader_code(site->ra))) return _ms_sample_took(q, n, site);
-    _ms_no_unwind++;                           /* the loader's TLS update: unwind.c */
-    q = _ms_sample_took(q, n, site);
-    _ms_no_unwind--;
-    return q;
+    return MS_SAMPLE_DUE(n) ? took(q, n, site, false) : q;
 }
 
 void _ms_sample_init(void)

@@ -291,6 +291,10 @@ MS_HIDDEN void   *_ms_huge_alloc(size_t n, size_t align, bool zero);
 MS_HIDDEN bool    _ms_huge_free(void *p);                 /* false: not a huge block */
 MS_HIDDEN size_t  _ms_huge_usable(const void *p);         /* 0: not a huge block */
 MS_HIDDEN void   *_ms_huge_realloc(void *p, size_t n);    /* NULL with errno on failure */
+MS_HIDDEN bool    _ms_huge_stays(const void *p, size_t n);  /* _ms_huge_realloc would leave it be */
+/* realloc to n of a block of `have` bytes leaves it as it is: it fits, and
+ * frees no more than half (alloc.c for the pools, huge.c for huge blocks). */
+static inline bool _ms_realloc_fits(size_t n, size_t have) { return n <= have && n >= have / 2; }
 MS_HIDDEN void    _ms_huge_trim(void);
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
 MS_HIDDEN bool    _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m);
@@ -327,6 +331,7 @@ MS_HIDDEN void  *_ms_malloc(size_t n);
 MS_HIDDEN void   _ms_free(void *p);
 MS_HIDDEN void  *_ms_calloc(size_t n, size_t m);
 MS_HIDDEN void  *_ms_realloc(void *p, size_t n);
+MS_HIDDEN bool   _ms_realloc_stays(const void *p, size_t n);   /* realloc(p, n) would do nothing but return p */
 MS_HIDDEN void  *_ms_reallocarray(void *p, size_t n, size_t m);
 MS_HIDDEN int    _ms_posix_memalign(void **out, size_t align, size_t n);
 MS_HIDDEN void  *_ms_aligned_alloc(size_t align, size_t n);

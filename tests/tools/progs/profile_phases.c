@@ -33,10 +33,12 @@
  *                            the joins main frees what the ring holds:
  *                            80,000 allocations, none live at exit
  *   profile_phases realloc   the phases, then grow() takes one block through
- *                            realloc to 100, 200, 5,000, 300,000, 2,000,000
- *                            and 3,000,000 bytes (pool and huge, moved and in
- *                            place) and frees it: 6 allocations of 5,305,300
- *                            bytes, each freed before the next: temporaries
+ *                            realloc to 100, 90, 200, 5,000, 300,000,
+ *                            2,000,000, 3,000,000 and 2,900,000 bytes (pool
+ *                            and huge, moved, remapped, and left where it is:
+ *                            90 and 2,900,000) and frees it: 8 allocations of
+ *                            8,205,390 bytes, each freed before the next:
+ *                            temporaries
  * No stdio before the end: its buffers would be allocations of their own. */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -195,9 +197,9 @@ int main(int argc, char **argv)
     }
     phase_rest();
     if (argc == 2 && strcmp(argv[1], "realloc") == 0) {
-        static const size_t sizes[] = { 100, 200, 5000, 300000, 2000000, 3000000 };
+        static const size_t sizes[] = { 100, 90, 200, 5000, 300000, 2000000, 3000000, 2900000 };
         void *g = NULL;
-        for (int i = 0; i < 6; i++) g = grow(g, sizes[i]);
+        for (int i = 0; i < 8; i++) g = grow(g, sizes[i]);
         free(g);
     }
     return 0;
