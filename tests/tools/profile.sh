@@ -200,7 +200,8 @@ keys = ["allocations", "allocated_bytes", "temporary", "temporary_bytes",
 rows = {}
 for s in d["sites"]:
     f = s["stack"][0].get("function", "?") if s["stack"] else "-"
-    if f in ("peak_small", "peak_huge", "churn", "pair_first", "pair_second", "thread_work", "keep_some", "grow"):
+    if f in ("peak_small", "peak_huge", "churn", "pair_first", "pair_second", "thread_work", "keep_some", "grow",
+             "refused"):
         rows[f] = [a + s[k] for a, k in zip(rows.get(f, [0] * 8), keys)]
 t = d["totals"]
 print("peak", t["peak_bytes"], t["peak_blocks"])
@@ -216,7 +217,7 @@ t_profile_untracked() {
     [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
     local a b; a=$(sites_all "$T/full.json"); b=$(sites_all "$T/untracked.json")
     [ "$a" = "$b" ] || { echo "full tracking:"; echo "$a"; echo "sampled, untracked:"; echo "$b"; return 1; }
-    has "$b" "grow 8 8205390 8 8205390 0 0 0 0" && has "$b" "keep_some 5 5000 0 0 5 5000 0 0" &&
+    has "$b" "grow 8 8205390 8 8205390 0 0 0 0" && has "$b" "refused 1 48 0 0 1 48 0 0" && has "$b" "keep_some 5 5000 0 0 5 5000 0 0" &&
         has "$b" "peak 14000000 50" || return 1
     prof_run untracked64k.json MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=64k; expect_rc 0 || return 1
     [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }

@@ -38,7 +38,8 @@
  *                            and huge, moved, remapped, and left where it is:
  *                            90 and 2,900,000) and frees it: 8 allocations of
  *                            8,205,390 bytes, each freed before the next:
- *                            temporaries
+ *                            temporaries; and refused() allocates 48 bytes
+ *                            that a realloc too big for memory leaves live
  * No stdio before the end: its buffers would be allocations of their own. */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -63,6 +64,7 @@ NOINLINE void *pair_second(void) { return malloc(32); }
 NOINLINE void *thread_work(size_t n) { return malloc(n); }
 NOINLINE void *keep_some(void) { return malloc(1000); }
 NOINLINE void *grow(void *p, size_t n) { return realloc(p, n); }
+NOINLINE void *refused(void) { return malloc(48); }
 NOINLINE void *thread_hold(void) { return malloc(64); }
 NOINLINE void *stress_site(size_t n) { return malloc(n); }
 
@@ -201,6 +203,8 @@ int main(int argc, char **argv)
         void *g = NULL;
         for (int i = 0; i < 8; i++) g = grow(g, sizes[i]);
         free(g);
+        sink = refused();
+        if (realloc(sink, (size_t)PTRDIFF_MAX) != NULL) return 1;
     }
     return 0;
 }
