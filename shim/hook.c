@@ -351,7 +351,7 @@ static void self_syms_find(void)
     if (s.symtab && s.strtab && s.gnu_hash) self_syms = s;
 }
 
-void _ms_hook_init(void) { pthread_once(&self_syms_once, self_syms_find); }   /* init.c */
+void _ms_hook_init(void) { pthread_once(&self_syms_once, self_syms_find); }   /* _ms_modules_init */
 
 /* memshim's own exported function called name (not its API's), or NULL;
  * looked up as the loader does, through the GNU hash table. */

@@ -292,8 +292,9 @@ MS_HIDDEN bool    _ms_huge_free(void *p);                 /* false: not a huge b
 MS_HIDDEN size_t  _ms_huge_usable(const void *p);         /* 0: not a huge block */
 MS_HIDDEN void   *_ms_huge_realloc(void *p, size_t n);    /* NULL with errno on failure */
 MS_HIDDEN bool    _ms_huge_stays(const void *p, size_t n);  /* _ms_huge_realloc would leave it be */
-/* realloc to n of a block of `have` bytes leaves it as it is: it fits, and
- * frees no more than half (alloc.c for the pools, huge.c for huge blocks). */
+/* realloc to n of a block of `have` bytes leaves it as it is: n fits, and
+ * leaves no more than half of it unused (alloc.c for the pools, huge.c
+ * for huge blocks). */
 static inline bool _ms_realloc_fits(size_t n, size_t have) { return n <= have && n >= have / 2; }
 MS_HIDDEN void    _ms_huge_trim(void);
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
