@@ -234,13 +234,11 @@ void *_ms_realloc(void *p, size_t n)
     return q;
 }
 
-/* Whether _ms_realloc(p, n) would only return p: for the sampled
- * profiler, which then need not forget p's sample to take it again. */
-bool _ms_realloc_stays(const void *p, size_t n)
+/* Whether _ms_realloc(p, n) of huge block p would only return p: for the
+ * sampled profiler, which then need not forget p's sample before it.  (A
+ * pool block's realloc tells it by its result: one that moves is freed.) */
+bool _ms_realloc_huge_stays(const void *p, size_t n)
 {
-    ms_segment_t *s = _ms_segment_of(p);
-    unsigned cls;
-    if (s) return n && _ms_block_valid(s, p, &cls) && _ms_realloc_fits(n, _ms_classes[cls].size);
     return n > MS_MAX_SMALL && _ms_huge_stays(p, n);
 }
 

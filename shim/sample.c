@@ -306,17 +306,15 @@ void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)
 {
     ms_page_t *pg = NULL;
     if (p && n && maybe_sampled(p, &pg)) {     /* n == 0 frees: the free path sees it */
-        if (tl_in || _ms_busy) {
-            forget(p, pg);                     /* as a handler's (table_enter), or memshim's own */
-        } else if (pg) {
+        /* not a handler's (table_enter) nor memshim's own: those forget */
+        bool keep = !tl_in && !_ms_busy;
+        if (keep && pg) {
             void *q = _ms_realloc(p, n);
-            if (q != p) return MS_SAMPLE_DUE(n) ? took(q, n, site, false) : q;
-            return MS_SAMPLE_DUE(n) ? took(p, n, site, true) : (forget(p, pg), p);
-        } else if (_ms_realloc_stays(p, n)) {  /* huge, and realloc would leave it be */
-            return MS_SAMPLE_DUE(n) ? took(p, n, site, true) : (forget(p, NULL), p);
-        } else {
-            forget(p, pg);
+            if (q != p) return MS_SAMPLE_DUE(n) ? took(q, n, site, false) : q;   /* moved, or failed */
         }
+        if (keep && (pg || _ms_realloc_huge_stays(p, n)))   /* p stays where it is */
+            return MS_SAMPLE_DUE(n) ? took(p, n, site, true) : (forget(p, pg), p);
+        forget(p, pg);
     }
     void *q = _ms_realloc(p, n);
     return MS_SAMPLE_DUE(n) ? took(q, n, site, false) : q;

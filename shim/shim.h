@@ -332,7 +332,7 @@ MS_HIDDEN void  *_ms_malloc(size_t n);
 MS_HIDDEN void   _ms_free(void *p);
 MS_HIDDEN void  *_ms_calloc(size_t n, size_t m);
 MS_HIDDEN void  *_ms_realloc(void *p, size_t n);
-MS_HIDDEN bool   _ms_realloc_stays(const void *p, size_t n);   /* realloc(p, n) would do nothing but return p */
+MS_HIDDEN bool   _ms_realloc_huge_stays(const void *p, size_t n);   /* realloc(p, n) of a huge block would only return p */
 MS_HIDDEN void  *_ms_reallocarray(void *p, size_t n, size_t m);
 MS_HIDDEN int    _ms_posix_memalign(void **out, size_t align, size_t n);
 MS_HIDDEN void  *_ms_aligned_alloc(size_t align, size_t n);
