@@ -22,10 +22,10 @@ MS_NOINLINE void *_ms_malloc_slow(size_t n)
     unsigned cls = _ms_class_fast(n);
     ms_bin_t *b = &tc->bins[cls];
     ms_block_t *blk = b->head;
-    if (blk) {                      /* first call on this thread raced into here */
+    if (blk) {                      /* the bin's turn to look (_ms_pop), or a first call that raced here */
         b->head = blk->next;
         b->count--;
-        b->allocs++;
+        if (!(++b->allocs & (MS_LOOK_EVERY - 1))) _ms_tcache_look(tc);
     } else {
         blk = _ms_tcache_refill(tc, cls);
         if (!blk) { errno = ENOMEM; return NULL; }

@@ -28,6 +28,8 @@ typedef struct central_s {
     uint64_t        free_blocks;/* free + uncarved blocks in those spans */
     uint32_t        nxfer;      /* batches parked */
     uint32_t        xfer_max;   /* at most (0: the class has no thread caches) */
+    uint64_t        unparked;   /* parked batches taken, in all */
+    uint64_t        unparked_seen; /* ... at the last look (_ms_central_look) */
     struct { ms_block_t *head, *tail; } xfer[MS_XFER_SLOTS];  /* each `batch` long */
 } __attribute__((aligned(64))) central_t;
 
@@ -116,6 +118,7 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
      * blocks are resident already, and taking it is cheaper than carving. */
     if (c->nxfer) {
         c->nxfer--;
+        c->unparked++;
         h = c->xfer[c->nxfer].head;
         t = c->xfer[c->nxfer].tail;
         got = k->batch;
@@ -251,19 +254,44 @@ ms_block_t *_ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
     return b;
 }
 
-/* Every parked batch back to its spans (malloc_trim: spans emptied by it
- * can go back to their segments).  The heap's figures do not change:
- * parked blocks are already out of it. */
+/* The class's parked batches back to their spans (spans emptied by it can
+ * go back to their segments).  The heap's figures do not change: parked
+ * blocks are already out of it. */
+static void unpark_locked(central_t *c, unsigned cls)
+{
+    unsigned k;
+    while (c->nxfer) {
+        c->nxfer--;
+        to_spans_locked(c, cls, c->xfer[c->nxfer].head, _ms_classes[cls].batch, &k);
+    }
+}
+
+/* Every parked batch back to its spans (malloc_trim). */
 void _ms_central_drain(void)
 {
     for (unsigned cls = 0; cls < MS_NCLASSES; cls++) {
+        _ms_lock(&central[cls].lock);
+        unpark_locked(&central[cls], cls);
+        _ms_unlock(&central[cls].lock);
+    }
+}
+
+/* The parked batches of each class that no thread took one from since the
+ * last look, to their spans (_ms_tcache_look: the thread that looks first
+ * in each eighth of MEMSHIM_DECAY). */
+void _ms_central_look(uint64_t now)
+{
+    static uint64_t next;
+    uint64_t due = __atomic_load_n(&next, __ATOMIC_RELAXED);
+    if (now < due || !__atomic_compare_exchange_n(&next, &due, now + (uint64_t)_ms_opt.decay_ms * 1000000 / 8,
+                                                  false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return;
+    for (unsigned cls = 0; cls < MS_NCLASSES; cls++) {
         central_t *c = &central[cls];
-        unsigned k;
+        if (!__atomic_load_n(&c->nxfer, __ATOMIC_RELAXED)) continue;
         _ms_lock(&c->lock);
-        while (c->nxfer) {
-            c->nxfer--;
-            to_spans_locked(c, cls, c->xfer[c->nxfer].head, _ms_classes[cls].batch, &k);
-        }
+        if (c->unparked == c->unparked_seen) unpark_locked(c, cls);
+        c->unparked_seen = c->unparked;
         _ms_unlock(&c->lock);
     }
 }

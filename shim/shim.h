@@ -245,6 +245,7 @@ MS_HIDDEN ms_block_t *_ms_central_give(unsigned cls, ms_block_t *head, unsigned 
  * caller since, its links sound: onto the span's free list in one go. */
 MS_HIDDEN void _ms_span_give(ms_page_t *pg, ms_block_t *head, ms_block_t *tail, unsigned n);
 MS_HIDDEN void     _ms_central_drain(void);             /* parked batches to their spans */
+MS_HIDDEN void     _ms_central_look(uint64_t now_ns);   /* ... those no thread took lately (tcache.c) */
 MS_HIDDEN void     _ms_central_lock_all(void);
 MS_HIDDEN void     _ms_central_unlock_all(bool child);
 MS_HIDDEN bool     _ms_block_valid(ms_segment_t *s, const void *p, unsigned *cls_out);
@@ -347,6 +348,12 @@ MS_HIDDEN bool   _ms_owns(const void *p);
 
 /* The inline fast paths, for alloc.c and track.c. */
 MS_HIDDEN void  *_ms_malloc_slow(size_t n);             /* all that _ms_pop declines */
+/* Every MS_LOOK_EVERY allocations from one of its bins, a thread looks at
+ * what it keeps for nothing (tcache.c): the fast path declines that
+ * allocation and the slow one looks, so that a program living on its
+ * caches still gives back what a past peak left. */
+#define MS_LOOK_EVERY ((uint64_t)1 << 16)
+MS_HIDDEN void   _ms_tcache_look(ms_tcache_t *tc);
 
 /* The fast path: the head of the request's bin.  `tracked`: the block's
  * link, the bin's next head, must be sound (a write after free is caught
@@ -359,10 +366,11 @@ static inline __attribute__((always_inline)) void *_ms_pop(size_t n, bool tracke
         unsigned cls = _ms_small_class[(n + MS_ALIGN - 1) / MS_ALIGN];
         ms_bin_t *b = &tc->bins[cls];
         ms_block_t *blk = b->head;
-        if (MS_LIKELY(blk != NULL)) {
+        uint64_t allocs = b->allocs + 1;
+        if (MS_LIKELY(blk != NULL && (allocs & (MS_LOOK_EVERY - 1)))) {   /* else the slow path looks */
             b->head = blk->next;
             b->count--;
-            b->allocs++;
+            b->allocs = allocs;
             if (tracked && MS_UNLIKELY(!_ms_link_ok(blk, cls))) _ms_tcache_check_pop(blk, cls);
             if (tracked) ((uintptr_t *)blk)[0] = 0;
             ((uintptr_t *)blk)[1] = 0;

@@ -72,6 +72,7 @@ void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
         b->head = head->next;
         b->count += n - 1;
         b->allocs++;
+        tc->dry[cls / 64] |= (uint64_t)1 << (cls % 64);
     } else {
         __atomic_fetch_add(&direct_allocs[cls], 1, __ATOMIC_RELAXED);
     }
@@ -142,6 +143,37 @@ static void tcache_thread_exit(void *arg)
     tc->next = tc_spare;
     tc_spare = tc;
     _ms_unlock(&tc_lock);
+}
+
+/* ---- what a running thread keeps for nothing -------------------------------- *
+ * Blocks kept for the next allocations, in a thread's bins and in parked
+ * batches, each keep their span (64 KiB) from going back to the segment.
+ * After a peak freed in random order the few hundred blocks that a class
+ * keeps are in as many spans: 100 MiB of 48-byte blocks freed at random
+ * left 640 blocks (30 KiB) holding 500 spans (31 MiB), for good, in a
+ * program that went on allocating from its cache.  So every MS_LOOK_EVERY
+ * allocations from one of its bins (shim.h), at most every eighth of
+ * MEMSHIM_DECAY, a thread looks at what is kept: each of its bins not
+ * refilled since the last look (it held more than the thread needed) gives
+ * back half its blocks; the parked batches of the classes that no thread
+ * took one from since the last look go to their spans (pool.c); then pages
+ * free for longer than the delay are purged and cached huge mappings
+ * expire, as when a page is taken or given back.  A thread that allocates
+ * nothing does not look: its cache stays until it exits. */
+void _ms_tcache_look(ms_tcache_t *tc)
+{
+    if (_ms_held || tc == &tc_dead) return;       /* a handler inside the allocator: later */
+    uint64_t now = _ms_os_now_ns();
+    if (now < tc->next_look) return;
+    tc->next_look = now + (uint64_t)_ms_opt.decay_ms * 1000000 / 8;
+    for (unsigned c = 0; c < MS_NCLASSES; c++) {
+        unsigned count = tc->bins[c].count;
+        if (count > 1 && !(tc->dry[c / 64] >> (c % 64) & 1)) _ms_tcache_flush(tc, c, count / 2);
+    }
+    memset(tc->dry, 0, sizeof tc->dry);
+    _ms_central_look(now);
+    _ms_segment_decay(now);
+    _ms_huge_decay(now);
 }
 
 void _ms_tcache_flush_current(void)

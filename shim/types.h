@@ -98,12 +98,20 @@
  *     mapping making room: a steady program's footprint stays near what it
  *     recently used, with enough freed mappings at hand that the next
  *     request of a varying size usually finds one that holds it.
+ *   - Blocks kept for the next allocations (a thread's bins, parked
+ *     batches) each keep their span from going back: after a peak freed
+ *     in random order, a class's few hundred kept blocks held most of its
+ *     spans.  A bin not refilled between two of its thread's looks gives
+ *     back half of what it holds, and parked batches that no thread took
+ *     between two looks go to their spans (tcache.c).
  * Nothing wakes up to do this (memshim starts no thread for it): the delay
  * is checked lazily whenever a page is taken or given back (the segment lock
- * is held then anyway; every eighth of the delay at most) and on every huge
- * allocation and free, and by the reporter thread if one runs.  An idle
- * program keeps what it freed last until it allocates again, calls
- * malloc_trim, or exits (the exit's leak scan gives it back first).
+ * is held then anyway; every eighth of the delay at most), on every huge
+ * allocation and free, when a thread looks at what it keeps (every 64 Ki
+ * allocations from one of its bins, every eighth of the delay at most), and
+ * by the reporter thread if one runs.  An idle program keeps what it freed
+ * last until it allocates again, calls malloc_trim, or exits (the exit's
+ * leak scan gives it back first).
  *
  * Invariants (check.c walks them all in the debug build, at every leak scan,
  * fork and exit, with every lock above held):
@@ -249,6 +257,8 @@ typedef struct ms_bin_s {
 typedef struct ms_tcache_s {
     ms_bin_t             bins[MS_NCLASSES];
     struct ms_tcache_s  *prev, *next;   /* registry of live caches (tcache lock) */
+    uint64_t             next_look;     /* ns: the thread's next look at what it keeps (tcache.c) */
+    uint64_t             dry[(MS_NCLASSES + 63) / 64]; /* bins refilled since the last look */
 } ms_tcache_t;
 
 #endif

@@ -284,3 +284,51 @@ Test(decay, empty_segments_beyond_one_are_unmapped_after_the_delay)
     cr_assert_lt(b.segments, a.segments);
     cr_assert_eq(b.dirty, 0);
 }
+
+/* ---- what a running thread keeps for nothing (tcache.c) --------------------- */
+
+static uint64_t spans_of(unsigned cls)
+{
+    ms_class_stat_t st[MS_NCLASSES];
+    _ms_central_stats(st);
+    return st[cls].spans;
+}
+
+/* A peak of 48-byte blocks freed in random order leaves the few hundred
+ * blocks the thread's bin and the parked batches keep spread over most of
+ * the class's spans.  A thread that then lives on its cache (allocations
+ * of another size, no page taken or given back) gives them back: the
+ * spans go to the segments and their pages are purged. */
+Test(decay, a_thread_living_on_its_cache_gives_back_a_past_peak)
+{
+    _ms_opt.decay_ms = 40;
+    enum { N = 100000 };
+    unsigned cls = _ms_class_of(48);      /* 47 bytes: 48 with tracking's byte (track.c) */
+    void **v = malloc(N * sizeof *v);
+    for (int i = 0; i < N; i++) fill(v[i] = v_malloc(47), 1, 47);
+    uint64_t r = 88172645463325252ULL;
+    for (int i = N - 1; i > 0; i--) {
+        r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+        int j = (int)(r % (uint64_t)(i + 1));
+        void *t = v[i]; v[i] = v[j]; v[j] = t;
+    }
+    for (int i = 0; i < N; i++) free(v[i]);
+    free(v);
+    uint64_t before = spans_of(cls);
+    cr_assert_gt(before, 30, "the peak's spans are kept at first (%llu)", (unsigned long long)before);
+
+    /* Pairs of another class until ten delays have passed, and at least
+     * 20 looks' worth of allocations. */
+    uint64_t start = _ms_os_now_ns();
+    for (long k = 0; k < 20 * (long)MS_LOOK_EVERY || _ms_os_now_ns() - start < 10 * 40 * 1000000ULL; k++) {
+        void *p = v_malloc(200);
+        fill(p, 2, 8);
+        free(p);
+    }
+    uint64_t after = spans_of(cls);
+    cr_assert_leq(after, 2, "spans of the freed class still held: %llu of %llu",
+                  (unsigned long long)after, (unsigned long long)before);
+    ms_segment_stat_t st;
+    _ms_segment_stats(&st);
+    cr_assert_leq(st.dirty, 2 * MS_PAGE_SIZE * 2, "%llu bytes free and resident", (unsigned long long)st.dirty);
+}
