@@ -113,6 +113,7 @@ static void decay(uint64_t now)
         if (s->free_mask == ALL_PAGES && s->dirty_mask == old && empty_segments > 1) segment_release(s);
         else if (old) purge_pages(s, old);
     }
+    _ms_meta_decay(now);                  /* the records of spans gone (meta.c) */
 }
 
 void _ms_segment_decay(uint64_t now)

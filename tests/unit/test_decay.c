@@ -298,7 +298,8 @@ static uint64_t spans_of(unsigned cls)
  * blocks the thread's bin and the parked batches keep spread over most of
  * the class's spans.  A thread that then lives on its cache (allocations
  * of another size, no page taken or given back) gives them back: the
- * spans go to the segments and their pages are purged. */
+ * spans go to the segments and their pages are purged, and so are the
+ * spans' records while tracking (meta.c). */
 Test(decay, a_thread_living_on_its_cache_gives_back_a_past_peak)
 {
     _ms_opt.decay_ms = 40;
@@ -331,4 +332,10 @@ Test(decay, a_thread_living_on_its_cache_gives_back_a_past_peak)
     ms_segment_stat_t st;
     _ms_segment_stats(&st);
     cr_assert_leq(st.dirty, 2 * MS_PAGE_SIZE * 2, "%llu bytes free and resident", (unsigned long long)st.dirty);
+    if (_ms_track_on) {                   /* the spans' records (32 KiB each) went too, but a page each */
+        size_t purged, resident;
+        _ms_meta_free_stats(&purged, &resident);
+        cr_assert_geq(purged, (before - 2) * (28 << 10), "records purged: %zu bytes", purged);
+        cr_assert_lt(resident, (size_t)1 << 20, "free records resident: %zu bytes", resident);
+    }
 }
