@@ -12,6 +12,7 @@
 #   BENCH_WORKLOADS=...  only these workloads (space-separated names)
 #   BENCH_CONFIGS=...    only these configurations (the baseline is always run)
 #   BENCH_TIMEOUT=120    seconds before one run is killed and counted as failed
+#   BENCH_PARTS=...      the parts to run (default: alloc gc leak spike)
 #   BENCH_PYTHON=...     the CPython interpreter to use (default: the real binary
 #                        behind `python3`, never a pyenv shim script)
 #   BENCH_BEFORE=LIB     another build's libmemshim.so: adds the columns `before`,
@@ -36,7 +37,7 @@ BIN=$BUILD/bench                 # the compiled bench/*.c
 WORK=$BIN/work                   # generated inputs, outputs of the runs
 SYSLIB=/usr/lib/x86_64-linux-gnu
 RUNS=${BENCH_RUNS:-5}
-PARTS=${BENCH_PARTS:-alloc gc leak}
+PARTS=${BENCH_PARTS:-alloc gc leak spike}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 
 # =============================================================================
@@ -501,8 +502,76 @@ leak_report() {
     }' "$LEAK_RAW"
 }
 
+# -----------------------------------------------------------------------------
+# After a spike: build/bench/spike allocates 100 MiB in blocks of one size,
+# frees them in random order and runs on a ring of small blocks for 2 s.
+# Its resident set then, under each configuration that preloads without a
+# wrapper (one run each: no timing is taken), is what a server keeps of a
+# past peak while it goes on with its steady load.
+SPIKE_RAW=$BIN/spike.tsv
+SPIKE_NOTE=""
+spike_part() {
+    if [ ! -x "$BIN/spike" ]; then SPIKE_NOTE="$BIN/spike not built (make bench builds it)"; return; fi
+    printf 'size\tconfig\tpeak_kib\tafter_kib\n' > "$SPIKE_RAW"
+    printf 'bench: %-8s ' spike >&2
+    local sz c kv env wrap args res
+    for sz in 48 4000 100000; do
+        for c in "${ACTIVE[@]}"; do
+            expand wrap "${CFG_WRAP[$c]}"
+            [ ${#wrap[@]} -eq 0 ] || continue
+            RUN_TAG="spike.$sz.$c"
+            expand env "${CFG_ENV[$c]}"
+            args=()
+            for kv in "${env[@]}"; do args+=(-E "$kv"); done
+            res=$("$BIN/runner" -t "$TIMEOUT" -o "$WORK/$RUN_TAG.out" -e "$WORK/$RUN_TAG.err" \
+                  "${args[@]}" -- "$BIN/spike" "$sz") || res="0 0 255 0"
+            # shellcheck disable=SC2086
+            set -- $res
+            if [ "$3" = 0 ]; then
+                printf '%s\t%s\t%s\n' "$sz" "$c" \
+                    "$(awk '/^peak_kib/ { p = $2 } /^after_kib/ { a = $2 } END { print p "\t" a }' "$WORK/$RUN_TAG.out")" >> "$SPIKE_RAW"
+                printf . >&2
+            else
+                printf '!' >&2
+            fi
+            if [ -n "${CFG_AFTER[$c]:-}" ]; then
+                local post
+                expand post "${CFG_AFTER[$c]}"
+                "${post[@]}" >> "$WORK/$RUN_TAG.err" 2>&1
+            fi
+        done
+    done
+    printf ' %ds\n' $(( $(date +%s) - START )) >&2
+}
+
+spike_report() {
+    echo "### After a spike: resident MiB 2 s after 100 MiB of blocks were freed in random order (at the peak)"
+    echo
+    if [ -n "$SPIKE_NOTE" ]; then echo "Not run: $SPIKE_NOTE"; echo; return; fi
+    awk -F'\t' '
+    NR > 1 { if (!($2 in seen)) { seen[$2] = 1; cols[++nc] = $2 }
+             if (!($1 in sseen)) { sseen[$1] = 1; sizes[++ns] = $1 }
+             peak[$1, $2] = $3; after[$1, $2] = $4 }
+    END {
+        if (!nc) { print "No run finished."; print ""; exit }
+        h = "| block size |"; d = "|-----------:|"
+        for (i = 1; i <= nc; i++) { h = h " " cols[i] " |"; d = d "------:|" }
+        print h; print d
+        for (j = 1; j <= ns; j++) {
+            line = "| " sizes[j] " B |"
+            for (i = 1; i <= nc; i++) {
+                k = sizes[j] SUBSEP cols[i]
+                line = line ((k in after) ? sprintf(" %.1f (%.0f) |", after[k] / 1024, peak[k] / 1024) : " - |")
+            }
+            print line
+        }
+        print ""
+    }' "$SPIKE_RAW"
+}
+
 in_list gc "$PARTS" && gc_part
 in_list leak "$PARTS" && leak_part
+in_list spike "$PARTS" && spike_part
 
 # -----------------------------------------------------------------------------
 # The report.  awk reads the raw runs (run 0 is the warm-up) and prints two
@@ -518,6 +587,7 @@ report() {
     if in_list alloc "$PARTS"; then alloc_report; fi
     if in_list gc "$PARTS"; then gc_report; fi
     if in_list leak "$PARTS"; then leak_report; fi
+    if in_list spike "$PARTS"; then spike_report; fi
     if [ ${#NOTES[@]} -gt 0 ]; then
         echo "Notes:"
         for note in "${NOTES[@]}"; do echo "- $note"; done
@@ -526,6 +596,7 @@ report() {
     local raws=${RAW#"$PWD"/}
     in_list gc "$PARTS" && [ -z "$GC_NOTE" ] && raws+=", ${GC_RAW#"$PWD"/}"
     in_list leak "$PARTS" && [ -z "$LEAK_NOTE" ] && raws+=", ${LEAK_RAW#"$PWD"/}"
+    in_list spike "$PARTS" && [ -z "$SPIKE_NOTE" ] && raws+=", ${SPIKE_RAW#"$PWD"/}"
     echo "Raw runs: $raws. Each run's output: ${WORK#"$PWD"/}/WORKLOAD.CONFIG.RUN.{out,err} (gc.VARIANT.RUN, leak.VARIANT.RUN)."
 }
 
