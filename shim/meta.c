@@ -6,11 +6,13 @@
  * own memory when it looks for pointers.  Callers pass the size back.
  *
  * Free blocks of 16 KiB and more (the records of a span while tracking)
- * decay as the pools' pages do: once free for MEMSHIM_DECAY, all of such a
- * block but its first page (its list link) goes back to the kernel
- * (_ms_meta_decay, from the segments' decay).  Without it, the records of a
- * peak's spans stayed resident for good: 35 MB after 100 MiB of 48-byte
- * blocks had come and gone. */
+ * decay as the pools' pages do: once free for MEMSHIM_DECAY, such a block
+ * goes back to the kernel whole and its address onto a stack of purged
+ * blocks, which reuse takes last (_ms_meta_decay, from the segments'
+ * decay).  Without it, the records of a peak's spans stayed resident for
+ * good: 35 MB after 100 MiB of 48-byte blocks had come and gone; purged
+ * but for the first page, where the list's link is, 6.4 MB of it stayed.
+ * Should a stack be full, the rest are purged that way. */
 #include <string.h>
 #include "shim.h"
 
@@ -20,6 +22,7 @@
 #define META_RANGES    4096
 
 #define META_PURGE_SHIFT 14                     /* 16 KiB: free blocks this big decay */
+#define META_CLEAN_MAX   65536u                 /* purged blocks a stack holds (512 KiB mapped) */
 
 /* A free block of the lists; from META_PURGE_SHIFT, when it was freed and
  * whether its pages after the first are purged (zero). */
@@ -34,6 +37,10 @@ static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
  * are a list's tail (_ms_meta_decay). */
 static meta_free_t *free_lists[META_MAX_SHIFT + 1];   /* meta_lock */
 static size_t   purged_bytes;                     /* meta_lock: of free blocks, purged */
+/* Purged blocks, zero throughout, by size (a mapping each, made at the
+ * first purge; none: purged but for the first page, on the list). */
+static void   **clean[META_MAX_SHIFT + 1];        /* meta_lock */
+static unsigned nclean[META_MAX_SHIFT + 1];       /* meta_lock */
 static uint8_t *bump, *bump_end;                  /* meta_lock */
 static ms_range_t ranges[META_RANGES];            /* meta_lock */
 static unsigned   nranges;                        /* meta_lock */
@@ -86,6 +93,10 @@ void *_ms_meta_alloc(size_t size)
             dirty = MS_OS_PAGE;
             purged_bytes -= rounded - MS_OS_PAGE;
         }
+    } else if (nclean[s]) {                               /* zero throughout */
+        p = clean[s][--nclean[s]];
+        dirty = 0;
+        purged_bytes -= rounded;
     } else {
         if (!bump || (size_t)(bump_end - bump) < rounded) {
             uint8_t *chunk = _ms_os_map(META_CHUNK);
@@ -126,20 +137,43 @@ void _ms_meta_free(void *p, size_t size)
     _ms_unlock(&meta_lock);
 }
 
+/* The stack of purged blocks of size 1 << s, made if need be (meta_lock). */
+static bool clean_room(unsigned s)
+{
+    if (!clean[s]) {
+        void **c = _ms_os_map(META_CLEAN_MAX * sizeof *c);
+        if (!c) return false;
+        range_add(c, META_CLEAN_MAX * sizeof *c);
+        clean[s] = c;
+    }
+    return nclean[s] < META_CLEAN_MAX;
+}
+
 /* Purge the free blocks of META_PURGE_SHIFT and more that have been free
- * for MEMSHIM_DECAY: all but the first page of each (segment.c's decay,
- * under the segment lock). */
+ * for MEMSHIM_DECAY, the list's tail (segment.c's decay, under the segment
+ * lock): each whole onto the stack of purged blocks, or if that is full
+ * all but its first page, on the list. */
 void _ms_meta_decay(uint64_t now)
 {
     uint32_t now_ms = (uint32_t)(now / 1000000), delay = _ms_opt.decay_ms;
     _ms_lock(&meta_lock);
     for (unsigned s = META_PURGE_SHIFT; s <= META_MAX_SHIFT; s++) {
-        size_t len = ((size_t)1 << s) - MS_OS_PAGE;
-        for (meta_free_t *f = free_lists[s]; f && !f->purged; f = f->next) {
-            if (now_ms - f->freed_ms < delay) continue;      /* the newer ones, at the head */
-            _ms_os_purge((uint8_t *)f + MS_OS_PAGE, len);
-            f->purged = 1;
-            purged_bytes += len;
+        size_t size = (size_t)1 << s;
+        meta_free_t **at = &free_lists[s];
+        while (*at && now_ms - (*at)->freed_ms < delay) at = &(*at)->next;   /* the newer ones */
+        while (*at && !(*at)->purged) {
+            meta_free_t *f = *at;
+            if (clean_room(s)) {
+                *at = f->next;
+                _ms_os_purge(f, size);
+                clean[s][nclean[s]++] = f;
+                purged_bytes += size;
+            } else {
+                _ms_os_purge((uint8_t *)f + MS_OS_PAGE, size - MS_OS_PAGE);
+                f->purged = 1;
+                purged_bytes += size - MS_OS_PAGE;
+                at = &f->next;
+            }
         }
     }
     _ms_unlock(&meta_lock);
@@ -150,8 +184,10 @@ void _ms_meta_free_stats(size_t *purged, size_t *resident)
 {
     size_t all = 0;
     _ms_lock(&meta_lock);
-    for (unsigned s = META_MIN_SHIFT; s <= META_MAX_SHIFT; s++)
+    for (unsigned s = META_MIN_SHIFT; s <= META_MAX_SHIFT; s++) {
         for (meta_free_t *f = free_lists[s]; f; f = f->next) all += (size_t)1 << s;
+        all += (size_t)nclean[s] << s;
+    }
     *purged = purged_bytes;
     *resident = all - purged_bytes;
     _ms_unlock(&meta_lock);

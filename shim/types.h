@@ -105,8 +105,8 @@
  *     back half of what it holds, and parked batches that no thread took
  *     between two looks go to their spans (tcache.c).
  *   - memshim's own free blocks of 16 KiB and more (a span's records while
- *     tracking) are purged but for their first page once free for the
- *     delay (meta.c), at the segments' decay.
+ *     tracking) are purged once free for the delay (meta.c), at the
+ *     segments' decay.
  * Nothing wakes up to do this (memshim starts no thread for it): the delay
  * is checked lazily whenever a page is taken or given back (the segment lock
  * is held then anyway; every eighth of the delay at most), on every huge
