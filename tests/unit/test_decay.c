@@ -332,7 +332,7 @@ Test(decay, a_thread_living_on_its_cache_gives_back_a_past_peak)
     ms_segment_stat_t st;
     _ms_segment_stats(&st);
     cr_assert_leq(st.dirty, 2 * MS_PAGE_SIZE * 2, "%llu bytes free and resident", (unsigned long long)st.dirty);
-    if (_ms_track_on) {                   /* the spans' records (32 KiB each) went too, but a page each */
+    if (_ms_track_on) {                   /* the spans' records (32 KiB each) went too */
         size_t purged, resident;
         _ms_meta_free_stats(&purged, &resident);
         cr_assert_geq(purged, (before - 2) * (28 << 10), "records purged: %zu bytes", purged);
