@@ -245,22 +245,31 @@ done
 in_list memcheck "${ACTIVE[*]}" && NOTES+=("memcheck: peak RSS is valgrind's (the program and memcheck's shadow memory)")
 in_list massif "${ACTIVE[*]}" && NOTES+=("massif: peak RSS is valgrind's; its output file is deleted after each run")
 
-# One measured run: run_one WORKLOAD CONFIG RUN -> appends a line to $RAW.
-run_one() {
-    local w=$1 c=$2 r=$3 env wrap cmd kv args=()
-    RUN_TAG="$w.$c.$r"
+# run_in CONFIG CMD...: CMD once under configuration CONFIG (its environment
+# and wrapper), its output in $WORK/$RUN_TAG.{out,err}, then the
+# configuration's clean-up.  Prints the runner's "wall rss status cpu"
+# (status 255: it did not run).
+run_in() {
+    local c=$1 env wrap kv args=() res post
+    shift
     expand env "${CFG_ENV[$c]}"
     expand wrap "${CFG_WRAP[$c]}"
-    expand cmd "${WL_CMD[$w]}"
     for kv in "${env[@]}"; do args+=(-E "$kv"); done
-    local res
     res=$("$BIN/runner" -t "${CFG_TIMEOUT[$c]:-$TIMEOUT}" -o "$WORK/$RUN_TAG.out" -e "$WORK/$RUN_TAG.err" \
-          "${args[@]}" -- "${wrap[@]}" "${cmd[@]}") || res="0 0 255 0"
+          "${args[@]}" -- "${wrap[@]}" "$@") || res="0 0 255 0"
     if [ -n "${CFG_AFTER[$c]:-}" ]; then
-        local post
         expand post "${CFG_AFTER[$c]}"
         "${post[@]}" >> "$WORK/$RUN_TAG.err" 2>&1
     fi
+    echo "$res"
+}
+
+# One measured run: run_one WORKLOAD CONFIG RUN -> appends a line to $RAW.
+run_one() {
+    local w=$1 c=$2 r=$3 cmd res
+    RUN_TAG="$w.$c.$r"
+    expand cmd "${WL_CMD[$w]}"
+    res=$(run_in "$c" "${cmd[@]}")
     if [ -n "${CFG_FILTER[$c]:-}" ]; then   # keep the wrapper's own lines apart
         mv "$WORK/$RUN_TAG.out" "$WORK/$RUN_TAG.out.raw"
         sed -e "${CFG_FILTER[$c]}" "$WORK/$RUN_TAG.out.raw" > "$WORK/$RUN_TAG.out"
@@ -514,17 +523,12 @@ spike_part() {
     if [ ! -x "$BIN/spike" ]; then SPIKE_NOTE="$BIN/spike not built (make bench builds it)"; return; fi
     printf 'size\tconfig\tpeak_kib\tafter_kib\n' > "$SPIKE_RAW"
     printf 'bench: %-8s ' spike >&2
-    local sz c kv env wrap args res
+    local sz c res
     for sz in 48 4000 100000; do
         for c in "${ACTIVE[@]}"; do
-            expand wrap "${CFG_WRAP[$c]}"
-            [ ${#wrap[@]} -eq 0 ] || continue
+            [ -z "${CFG_WRAP[$c]}" ] || continue
             RUN_TAG="spike.$sz.$c"
-            expand env "${CFG_ENV[$c]}"
-            args=()
-            for kv in "${env[@]}"; do args+=(-E "$kv"); done
-            res=$("$BIN/runner" -t "$TIMEOUT" -o "$WORK/$RUN_TAG.out" -e "$WORK/$RUN_TAG.err" \
-                  "${args[@]}" -- "$BIN/spike" "$sz") || res="0 0 255 0"
+            res=$(run_in "$c" "$BIN/spike" "$sz")
             # shellcheck disable=SC2086
             set -- $res
             if [ "$3" = 0 ]; then
@@ -533,11 +537,6 @@ spike_part() {
                 printf . >&2
             else
                 printf '!' >&2
-            fi
-            if [ -n "${CFG_AFTER[$c]:-}" ]; then
-                local post
-                expand post "${CFG_AFTER[$c]}"
-                "${post[@]}" >> "$WORK/$RUN_TAG.err" 2>&1
             fi
         done
     done
