@@ -40,6 +40,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -163,6 +164,79 @@ static int h_dw_close(int fd)
         return 0;                           /* the program's now: not ours to close */
     }
     return close(fd);
+}
+
+/* libelf maps the files it reads (ELF images and their debug files)
+ * private and writable, and keeps them while the Dwfl lives: memshim's
+ * memory, which the leak scan would take for roots (rw-p mappings are)
+ * and read through -- megabytes of debug information at every scan after
+ * the first report or profile, with whatever in them looks like a
+ * pointer keeping a lost block reachable.  Their ranges are kept here for
+ * the scan to leave out (_ms_hook_maps).  A range enters the table after
+ * its mapping and leaves before its unmapping: a scan in between reads it
+ * for nothing, and never leaves out memory that is no longer memshim's.
+ * (Calls into libdw are made under the symbolizer's lock; a scan runs
+ * with the writer stopped, seeing the count after the entries.) */
+#define DW_MAPS 512
+static ms_range_t dw_maps[DW_MAPS];
+static unsigned dw_nmaps;
+
+static void dw_map_add(void *p, size_t len)
+{
+    unsigned n = dw_nmaps;
+    if (p == MAP_FAILED || !len || n == DW_MAPS) return;
+    dw_maps[n] = (ms_range_t){ (uintptr_t)p, (uintptr_t)p + len };
+    __atomic_store_n(&dw_nmaps, n + 1, __ATOMIC_RELEASE);
+}
+
+static void dw_map_drop(void *p, size_t len)        /* every range meeting [p, p + len) */
+{
+    uintptr_t lo = (uintptr_t)p, hi = lo + len;
+    for (unsigned i = 0; i < dw_nmaps;) {
+        if (dw_maps[i].start < hi && lo < dw_maps[i].end) {
+            unsigned last = dw_nmaps - 1;
+            __atomic_store_n(&dw_nmaps, last, __ATOMIC_RELEASE);   /* the last, copied below, is the same range */
+            dw_maps[i] = dw_maps[last];
+        } else {
+            i++;
+        }
+    }
+}
+
+static void *h_dw_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    void *p = (void *)_ms_os_syscall6(SYS_mmap, (long)addr, (long)len, prot, flags, fd, (long)off);
+    dw_map_add(p, len);
+    return p;
+}
+
+static int h_dw_munmap(void *addr, size_t len)
+{
+    dw_map_drop(addr, len);
+    return (int)_ms_os_syscall6(SYS_munmap, (long)addr, (long)len, 0, 0, 0, 0);
+}
+
+static void *h_dw_mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    void *want = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        want = va_arg(ap, void *);
+        va_end(ap);
+    }
+    dw_map_drop(old, old_len);
+    void *p = (void *)_ms_os_syscall6(SYS_mremap, (long)old, (long)old_len, (long)new_len, flags, (long)want, 0);
+    dw_map_add(p == MAP_FAILED ? old : p, p == MAP_FAILED ? old_len : new_len);
+    return p;
+}
+
+unsigned _ms_hook_maps(ms_range_t *out, unsigned max)
+{
+    unsigned n = __atomic_load_n(&dw_nmaps, __ATOMIC_ACQUIRE);
+    if (n > max) n = max;
+    memcpy(out, dw_maps, n * sizeof *out);
+    return n;
 }
 
 static int h_dup(int fd)
@@ -453,6 +527,8 @@ void _ms_hook_libdw(void *handle)
     static const hook_t hooks[] = {
         { "open", (void *)h_dw_open }, { "open64", (void *)h_dw_open }, { "dup", (void *)h_dup },
         { "close", (void *)h_dw_close }, { "fopen", (void *)h_fopen }, { "fopen64", (void *)h_fopen },
+        { "mmap", (void *)h_dw_mmap }, { "mmap64", (void *)h_dw_mmap }, { "munmap", (void *)h_dw_munmap },
+        { "mremap", (void *)h_dw_mremap },
     };
     int saved = errno;
     hook_library(handle, hooks, sizeof hooks / sizeof *hooks);

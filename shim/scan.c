@@ -893,6 +893,7 @@ static bool collect_blocks(scan_t *sc, scratch_t *x, const ms_parked_t *pk)
      * .bss with an anonymous mapping of the program's (the main thread's
      * TLS, say), which must stay a root. */
     for (unsigned i = 0; self_image && i < self_image->ndata; i++) sc->excl[sc->nexcl++] = self_image->data[i];
+    sc->nexcl += _ms_hook_maps(sc->excl + sc->nexcl, MAX_EXCLUDE / 4);   /* the symbolizer's files */
 
     parent_counts = _ms_leak_parent_counts();
     size_t live = 0;

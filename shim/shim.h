@@ -108,6 +108,7 @@ MS_HIDDEN int    _ms_os_signal_thread(int pid, int tid, int sig, void *value);
 MS_HIDDEN int    _ms_fd_out_of_the_way(int fd);         /* O_CLOEXEC, moved >= MS_FD_MIN */
 MS_HIDDEN void   _ms_hook_libunwind(void *handle);      /* before its first unwind */
 MS_HIDDEN void   _ms_hook_libdw(void *handle);
+MS_HIDDEN unsigned _ms_hook_maps(ms_range_t *out, unsigned max);  /* what libdw and libelf mapped */
 /* The objects from handle's on, opened with RTLD_DEEPBIND: their calls of
  * what memshim interposes, bound to the very definition memshim takes
  * over, go to memshim's (how many entries changed). */
