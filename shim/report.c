@@ -85,6 +85,10 @@ static void heuristics_text(ms_buf_t *b, int pid, const groups_t *gs)
  * references) are shown once, with how many there are. */
 
 typedef struct { const void *obj; const char *type; size_t size, group; uint32_t stack, refcnt; bool block; } cyc_obj;
+#define MS_SORT_NAME cyc_sort
+#define MS_SORT_TYPE cyc_obj
+#define MS_SORT_BEFORE(x, y) ((uintptr_t)(x)->obj < (uintptr_t)(y)->obj)
+#include "sort.h"
 typedef struct { const void *from, *to; size_t group; } cyc_edge;
 typedef struct { uint64_t sig; size_t count, same_as, nobj, bytes; bool lost; } cyc_group;
 typedef struct {
@@ -290,13 +294,7 @@ static void cycles_find(cycles_t *c, const ms_leak_item_t *items, size_t n)
         return;
     }
     c->capgrp = c->ngroups;
-    for (size_t gap = c->nobj / 2; gap; gap /= 2)    /* by address; shell sort: glibc's qsort may allocate */
-        for (size_t i = gap; i < c->nobj; i++) {
-            cyc_obj x = c->obj[i];
-            size_t j = i;
-            while (j >= gap && c->obj[j - gap].obj > x.obj) { c->obj[j] = c->obj[j - gap]; j -= gap; }
-            c->obj[j] = x;
-        }
+    cyc_sort(c->obj, c->nobj);                       /* by address */
     for (size_t e = 0; e < c->nedge; e++)
         if (c->edge[e].group == SIZE_MAX) {
             const cyc_obj *o = obj_of(c, c->edge[e].from);

@@ -277,17 +277,10 @@ static standby_t *standby_find(uintptr_t ip, size_t nsorted)
     return lo < nsorted && standby[lo].ip == ip ? &standby[lo] : NULL;
 }
 
-/* By address; a shell sort: glibc's qsort may allocate. */
-static void standby_sort(void)
-{
-    for (size_t gap = nstandby / 2; gap; gap /= 2)
-        for (size_t i = gap; i < nstandby; i++) {
-            standby_t t = standby[i];
-            size_t j = i;
-            for (; j >= gap && standby[j - gap].ip > t.ip; j -= gap) standby[j] = standby[j - gap];
-            standby[j] = t;
-        }
-}
+#define MS_SORT_NAME standby_sort          /* by address */
+#define MS_SORT_TYPE standby_t
+#define MS_SORT_BEFORE(x, y) ((x)->ip < (y)->ip)
+#include "sort.h"
 
 /* arr (holding `have` entries of `size` bytes, room for *cap) with room
  * for `need`, in memshim's own memory, doubled as needed: arr itself or
@@ -316,7 +309,7 @@ static void standby_add(const kept_t *got, const size_t *fresh, size_t n, uint64
         if (e) { e->owner = owner; e->f = got[fresh[i]].f; continue; }   /* another module's, before */
         standby[nstandby++] = (standby_t){ got[fresh[i]].tagged, owner, got[fresh[i]].f };
     }
-    standby_sort();
+    standby_sort(standby, nstandby);
 }
 
 /* The module is gone (modules.c): its addresses may be another's next. */
@@ -429,16 +422,16 @@ void _ms_symbolize_name(uintptr_t ip, ms_frame_t *f)
  * module's functions are sorted once, kept in the module's user data, and
  * searched by bisection; at one address the global name wins, then weak,
  * then local, as libdw chooses. */
-typedef struct { uintptr_t addr, size; const char *name; int rank; } fsym_t;
+typedef struct { uintptr_t addr, size; const char *name; int rank; uint32_t index; } fsym_t;   /* index: in the table */
 typedef struct { size_t n; fsym_t s[]; } fsyms_t;
 #define FSYMS_NONE ((fsyms_t *)1)              /* no symbol table: libdw's search */
 
-static int fsym_cmp(const void *a, const void *b)
-{
-    const fsym_t *x = a, *y = b;
-    if (x->addr != y->addr) return x->addr < y->addr ? -1 : 1;
-    return y->rank - x->rank;
-}
+/* By address, the best rank first, then the table's order */
+#define MS_SORT_NAME fsym_sort
+#define MS_SORT_TYPE fsym_t
+#define MS_SORT_BEFORE(x, y) ((x)->addr != (y)->addr ? (x)->addr < (y)->addr : \
+                              (x)->rank != (y)->rank ? (x)->rank > (y)->rank : (x)->index < (y)->index)
+#include "sort.h"
 
 static fsyms_t *fsyms_build(Dwfl_Module *mod)
 {
@@ -453,9 +446,9 @@ static fsyms_t *fsyms_build(Dwfl_Module *mod)
         const char *name = p_getsym_info(mod, i, &sym, &addr, &shndx, NULL, NULL);
         int type = GELF_ST_TYPE(sym.st_info), bind = GELF_ST_BIND(sym.st_info);
         if (!name || !*name || sym.st_shndx == SHN_UNDEF || (type != STT_FUNC && type != STT_GNU_IFUNC)) continue;
-        t->s[t->n++] = (fsym_t){ addr, sym.st_size, name, bind == STB_GLOBAL ? 2 : bind == STB_WEAK ? 1 : 0 };
+        t->s[t->n++] = (fsym_t){ addr, sym.st_size, name, bind == STB_GLOBAL ? 2 : bind == STB_WEAK ? 1 : 0, (uint32_t)i };
     }
-    qsort(t->s, t->n, sizeof *t->s, fsym_cmp);
+    fsym_sort(t->s, t->n);
     return t;
 }
 
