@@ -15,8 +15,8 @@
  *    a child.
  *
  * So memshim redirects a few entries of those libraries' own global offset
- * tables (their calls of pipe2, read, close, syscall, open, dup and fopen;
- * nobody else's calls change):
+ * tables (their calls of pipe2, read, close, syscall, open, dup, fopen and,
+ * libdw's and libelf's, the mmap family; nobody else's calls change):
  *
  *  - libunwind's pipe is never made: pipe2 hands back two numbers that are
  *    not descriptors, read on the first says "empty" (EAGAIN), close on
@@ -28,6 +28,8 @@
  *    least MS_FD_MIN (F_DUPFD_CLOEXEC), out of the range programs reuse;
  *    libdw's closes of the files it keeps open check first that the number
  *    still holds the file it opened.
+ *  - what libdw and libelf map is noted, for the leak scan to leave out:
+ *    libelf maps the files it reads writable, which made them roots.
  *
  * Entries are found through the dynamic section of the library's link map
  * (JUMP_SLOT and GLOB_DAT relocations by symbol name); an entry under RELRO

@@ -15,7 +15,8 @@
  *    anonymous mappings) and the live part of every thread's stack with the
  *    registers it was stopped with, less everything of memshim's own: its
  *    segments, huge blocks, bookkeeping, its library's data and bss, the
- *    stacks of its threads and its own frames.  "Live part" is exact: a
+ *    files its symbolizer mapped (hook.c), the stacks of its threads and
+ *    its own frames.  "Live part" is exact: a
  *    stopped thread from the stack pointer it was stopped at; the thread
  *    making the report from the stack pointer at which the program called
  *    exit() or memshim_leak_check() (ms_scan_self_t).  Dead frames below it
