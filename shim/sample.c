@@ -16,6 +16,7 @@
  * block of that span take the slow path, which looks the block up here;
  * free() of other spans' blocks pays one load of a field it already reads.
  * Huge blocks are few: every huge free while sampling asks the table. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include "shim.h"
@@ -300,8 +301,10 @@ static void *took(void *q, size_t n, const ms_site_t *site, bool again)
  * down.  A sampled block that stays where it is keeps its entry when it
  * is sampled again (resample).  A pool block that moves is freed by
  * _ms_realloc, which forgets it (alloc.c); if realloc fails it stays
- * sampled.  A huge block is forgotten before it may move: once moved,
- * its old address may be another thread's new block, sampled. */
+ * sampled.  A huge block leaves the table before it may move (once moved,
+ * its old address may be another thread's new block, sampled), and the
+ * profile once it has: if realloc fails, its entry goes back, the block
+ * as it was. */
 void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)
 {
     ms_page_t *pg = NULL;
@@ -314,6 +317,25 @@ void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)
         }
         if (keep && (pg || _ms_realloc_huge_stays(p, n)))   /* p stays where it is */
             return MS_SAMPLE_DUE(n) ? took(p, n, site, true) : (forget(p, pg), p);
+        if (keep) {                                  /* huge, and may move */
+            sampled_t got = { 0 };
+            table_enter();
+            forget_locked(p, NULL, &got);
+            table_leave();
+            void *q = _ms_realloc(p, n);
+            if (!q) {
+                int e = errno;                       /* realloc's ENOMEM */
+                if (got.addr) {
+                    table_enter();
+                    put(&got);
+                    table_leave();
+                }
+                errno = e;
+                return NULL;
+            }
+            if (got.addr && got.stack) _ms_prof_free_w(got.stack, p, got.w, got.nb);
+            return MS_SAMPLE_DUE(n) ? took(q, n, site, false) : q;
+        }
         forget(p, pg);
     }
     void *q = _ms_realloc(p, n);

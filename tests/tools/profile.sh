@@ -201,7 +201,7 @@ rows = {}
 for s in d["sites"]:
     f = s["stack"][0].get("function", "?") if s["stack"] else "-"
     if f in ("peak_small", "peak_huge", "churn", "pair_first", "pair_second", "thread_work", "keep_some", "grow",
-             "refused"):
+             "refused", "refused_huge"):
         rows[f] = [a + s[k] for a, k in zip(rows.get(f, [0] * 8), keys)]
 t = d["totals"]
 print("peak", t["peak_bytes"], t["peak_blocks"])
@@ -218,6 +218,7 @@ t_profile_untracked() {
     local a b; a=$(sites_all "$T/full.json"); b=$(sites_all "$T/untracked.json")
     [ "$a" = "$b" ] || { echo "full tracking:"; echo "$a"; echo "sampled, untracked:"; echo "$b"; return 1; }
     has "$b" "grow 8 8205390 8 8205390 0 0 0 0" && has "$b" "refused 1 48 0 0 1 48 0 0" && has "$b" "keep_some 5 5000 0 0 5 5000 0 0" &&
+        has "$b" "refused_huge 1 1000000 0 0 1 1000000 0 0" &&
         has "$b" "peak 14000000 50" || return 1
     prof_run untracked64k.json MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=64k; expect_rc 0 || return 1
     [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }

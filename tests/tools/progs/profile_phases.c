@@ -39,7 +39,8 @@
  *                            90 and 2,900,000) and frees it: 8 allocations of
  *                            8,205,390 bytes, each freed before the next:
  *                            temporaries; and refused() allocates 48 bytes
- *                            that a realloc too big for memory leaves live
+ *                            and refused_huge() 1,000,000 that a realloc
+ *                            too big for memory leaves live
  * No stdio before the end: its buffers would be allocations of their own. */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -53,7 +54,7 @@
 #include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
-static void *volatile sink;
+static void *volatile sink, *volatile sink2;
 static void *peak[50], *pairs[200], *work[4][250], *kept[5];
 
 NOINLINE void *peak_small(void) { return malloc(100000); }
@@ -65,6 +66,7 @@ NOINLINE void *thread_work(size_t n) { return malloc(n); }
 NOINLINE void *keep_some(void) { return malloc(1000); }
 NOINLINE void *grow(void *p, size_t n) { return realloc(p, n); }
 NOINLINE void *refused(void) { return malloc(48); }
+NOINLINE void *refused_huge(void) { return malloc(1000000); }
 NOINLINE void *thread_hold(void) { return malloc(64); }
 NOINLINE void *stress_site(size_t n) { return malloc(n); }
 
@@ -205,6 +207,8 @@ int main(int argc, char **argv)
         free(g);
         sink = refused();
         if (realloc(sink, (size_t)PTRDIFF_MAX) != NULL) return 1;
+        sink2 = refused_huge();
+        if (realloc(sink2, (size_t)PTRDIFF_MAX) != NULL) return 1;
     }
     return 0;
 }
