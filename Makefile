@@ -110,6 +110,12 @@ $(B)/fixtures/%: tests/fixtures/%.c $(wildcard tests/fixtures/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< -lpthread -ldl $(FIXTURE_LDFLAGS)
 
+$(B)/fixtures/libunw_user.so: FIXTURE_LDFLAGS = -lunwind
+$(B)/fixtures/unwind_in_handler_linked: tests/fixtures/unwind_in_handler.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DLINKED -Iinclude -o $@ $< -lpthread -ldl -lunwind
+FIXTURE_BIN += $(B)/fixtures/unwind_in_handler_linked
+
 # libdeep.so finds libdeep_rp.so (libdeep_own.so's copy) only through its RUNPATH.
 $(B)/fixtures/libdeep.so: FIXTURE_LDFLAGS = -ldl -Wl,--enable-new-dtags,-rpath,'$$ORIGIN/deepdir'
 $(B)/fixtures/deepdir/libdeep_rp.so: $(B)/fixtures/libdeep_own.so

@@ -15,8 +15,9 @@
  *    a child.
  *
  * So memshim redirects a few entries of those libraries' own global offset
- * tables (their calls of pipe2, read, close, syscall, open, dup, fopen and,
- * libdw's and libelf's, the mmap family; nobody else's calls change):
+ * tables (their calls of pipe2, read, close, syscall, open, dup, fopen,
+ * libdw's and libelf's mmap family, libunwind's sigprocmask; nobody
+ * else's calls change):
  *
  *  - libunwind's pipe is never made: pipe2 hands back two numbers that are
  *    not descriptors, read on the first says "empty" (EAGAIN), close on
@@ -30,6 +31,8 @@
  *    still holds the file it opened.
  *  - what libdw and libelf map is noted, for the leak scan to leave out:
  *    libelf maps the files it reads writable, which made them roots.
+ *  - libunwind's signal masking is skipped in memshim's own unwinds while
+ *    the program does not use libunwind itself (below).
  *
  * Entries are found through the dynamic section of the library's link map
  * (JUMP_SLOT and GLOB_DAT relocations by symbol name); an entry under RELRO
@@ -37,6 +40,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <link.h>
 #include <stdarg.h>
@@ -510,14 +514,93 @@ unsigned _ms_hook_deepbind(void *handle)
     return changed;
 }
 
-/* Before libunwind's first unwind (its pipe is made then). */
-void _ms_hook_libunwind(void *handle)
+/* ---- libunwind's signal masking ------------------------------------------------ *
+ * libunwind blocks every signal around its locked sections -- its global
+ * cache of register states (this build has no per-thread one) and its
+ * walk of the loaded objects for each frame's unwind table -- so that a
+ * signal handler of the same thread cannot re-enter it and wait for a lock
+ * the thread holds.  Two system calls of ~0.5 us a section, several a
+ * frame: 24,500 in a tracked cc1 compiling an empty file (a third of what
+ * tracking adds to it), 127,000 compiling a file of 3,000 lines.  memshim
+ * never re-enters it (_ms_busy through every unwind: an allocation in a
+ * handler meanwhile takes no stack), so its own unwinds skip the masking
+ * (_ms_unw_nomask, set by unwind.c) while libunwind is memshim's alone.
+ * Once the program uses it too (an object it loaded needs libunwind, or it
+ * opened libunwind itself: gperftools' profiler unwinds in its SIGPROF
+ * handler), a handler of the program could come into libunwind while
+ * memshim's unwind holds its lock: every mask is then made again. */
+__thread int _ms_unw_nomask __attribute__((tls_model("initial-exec")));
+static int unw_shared;                    /* the program uses libunwind too: for good */
+
+static int h_unw_sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+    if (_ms_unw_nomask) {                 /* a pair, save and restore, within one unwind */
+        if (old) sigemptyset(old);
+        return 0;
+    }
+    return sigprocmask(how, set, old);
+}
+
+/* Whether an object of the program's needs libunwind (DT_NEEDED "libunwind..."). */
+static int needs_libunwind(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    bool *found = arg;
+    for (int i = 0; i < info->dlpi_phnum && !*found; i++) {
+        if (info->dlpi_phdr[i].p_type != PT_DYNAMIC) continue;
+        const ElfW(Dyn) *dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+        const char *strtab = NULL;
+        for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++)
+            if (d->d_tag == DT_STRTAB) strtab = (const char *)dyn_addr(d, info->dlpi_addr);
+        for (const ElfW(Dyn) *d = dyn; strtab && d->d_tag != DT_NULL && !*found; d++)
+            if (d->d_tag == DT_NEEDED && strncmp(strtab + d->d_un.d_val, "libunwind", 9) == 0) *found = true;
+    }
+    return *found;
+}
+
+static int first_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    *(unsigned long long *)arg = info->dlpi_adds;
+    return 1;
+}
+
+/* Whether memshim's unwinds may skip libunwind's masking now: the loaded
+ * objects looked at again when one was loaded since the last look (the
+ * loader's count of loads; the caller holds _ms_loader_enter). */
+bool _ms_unw_unshared(void)
+{
+    static unsigned long long seen;
+    if (__atomic_load_n(&unw_shared, __ATOMIC_RELAXED)) return false;
+    unsigned long long adds = 0;
+    _ms_iterate_phdr(first_object, &adds);
+    if (adds != __atomic_load_n(&seen, __ATOMIC_RELAXED)) {
+        bool found = false;
+        _ms_iterate_phdr(needs_libunwind, &found);
+        if (found) __atomic_store_n(&unw_shared, 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&seen, adds, __ATOMIC_RELAXED);
+    }
+    return !__atomic_load_n(&unw_shared, __ATOMIC_RELAXED);
+}
+
+/* The program opens libunwind by name (dlopen): shared from now on.
+ * memshim's own opens of it are made with _ms_unw_own set. */
+__thread int _ms_unw_own __attribute__((tls_model("initial-exec")));
+void _ms_unw_opened(const char *file)
+{
+    if (!_ms_unw_own && file && strstr(file, "libunwind")) __atomic_store_n(&unw_shared, 1, __ATOMIC_RELAXED);
+}
+
+/* Before libunwind's first unwind (its pipe is made then).  `shared`: it
+ * was loaded before memshim loaded it. */
+void _ms_hook_libunwind(void *handle, bool shared)
 {
     static const hook_t hooks[] = {
         { "pipe2", (void *)h_pipe2 }, { "pipe", (void *)h_pipe }, { "read", (void *)h_read },
         { "close", (void *)h_close }, { "write", (void *)h_write }, { "syscall", (void *)h_syscall },
-        { "open", (void *)h_open }, { "open64", (void *)h_open },
+        { "open", (void *)h_open }, { "open64", (void *)h_open }, { "sigprocmask", (void *)h_unw_sigprocmask },
     };
+    if (shared) __atomic_store_n(&unw_shared, 1, __ATOMIC_RELAXED);
     int saved = errno;
     hook_library(handle, hooks, sizeof hooks / sizeof *hooks);
     errno = saved;

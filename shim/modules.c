@@ -158,6 +158,7 @@ static bool searches_own_path(uintptr_t caller)
  * but the allocator's: init.c.) */
 int _ms_dlopen_ours(const char *file, int mode, uintptr_t caller)
 {
+    _ms_unw_opened(file);                  /* the program's own use of libunwind (hook.c) */
     if (!__atomic_load_n(&_ms_real_dlopen, __ATOMIC_ACQUIRE)) {
         void *(*real)(const char *, int) = (void *(*)(const char *, int))dlsym(RTLD_NEXT, "dlopen");
         if (!real) return 1;               /* no C library dlopen: _ms_dlopen_deep answers NULL */

@@ -103,9 +103,10 @@ MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules
  * blocks into the C library's heap: php's extensions crashed or aborted
  * the interpreter at its start.  Such a call goes to modules.c
  * (_ms_dlopen_ours decides, _ms_dlopen_deep opens the library and points
- * its calls of what memshim interposes at memshim).  Every other call
- * jumps on to the C library's dlopen as it came, the program's return
- * address on the stack: the loader finds a name without '/' through the
+ * its calls of what memshim interposes at memshim; every call is looked
+ * at there, for the program's own opening of libunwind, hook.c).  Every
+ * other call then jumps on to the C library's dlopen as it came, the
+ * program's return address on the stack: the loader finds a name without '/' through the
  * calling library's RUNPATH, which it knows by that address, and a call
  * made from memshim would search memshim's instead.  The first call
  * resolves the C library's dlopen (_ms_dlopen_ours).  Elsewhere than
@@ -135,13 +136,6 @@ __asm__(".pushsection .text\n"
         ".type dlopen, @function\n"
         "dlopen:\n"
         ".cfi_startproc\n"
-        "    mov _ms_real_dlopen(%rip), %rax\n"
-        "    test %rax, %rax\n"
-        "    jz 1f\n"
-        "    test $8, %esi\n"              /* RTLD_DEEPBIND */
-        "    jnz 1f\n"
-        "    jmp *%rax\n"
-        "1:\n"
         CALL_KEEPING_ARGS("    mov 24(%rsp), %rdx\n", "_ms_dlopen_ours")   /* 3rd: the caller's return address */
         "    test %eax, %eax\n"
         "    jnz _ms_dlopen_deep\n"

@@ -61,10 +61,16 @@ void _ms_unwind_init(void)
     self_hi = _ms_self()->code.end;
     int saved = errno;
     find_libc();
+    _ms_unw_own = 1;
+    void *before = dlopen("libunwind.so.8", RTLD_NOW | RTLD_NOLOAD);    /* the program's already? */
+    if (before) dlclose(before);
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    _ms_unw_own = 0;
     if (h) {
-        _ms_hook_libunwind(h);             /* no pipe, no descriptor of the program's (hook.c) */
-        /* Per-thread caches make unw_backtrace lock-free. */
+        _ms_hook_libunwind(h, before != NULL);   /* no pipe, no descriptor of the program's (hook.c) */
+        /* Per-thread caches make unw_backtrace lock-free (where libunwind
+         * was built with them: not Debian's, which falls back to one global
+         * cache behind a lock, hook.c). */
         int (*set_policy)(void *, int) = (int (*)(void *, int))dlsym(h, "_ULx86_64_set_caching_policy");
         void **as = dlsym(h, "_ULx86_64_local_addr_space");
         if (set_policy && as) set_policy(*as, 2 /* UNW_CACHE_PER_THREAD */);
@@ -217,6 +223,7 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
     int n, skip, want;
     _ms_busy++;
     _ms_loader_enter();
+    _ms_unw_nomask = _ms_unw_unshared();
     for (;;) {
         unsigned hint = __atomic_load_n(&self_frames, __ATOMIC_RELAXED);
         want = (int)(max + hint < CAP ? max + hint : CAP);
@@ -225,6 +232,7 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
         if (n < want || (unsigned)skip <= hint || want == CAP) break;
         __atomic_store_n(&self_frames, (unsigned)skip, __ATOMIC_RELAXED);
     }
+    _ms_unw_nomask = 0;
     _ms_loader_leave();
     _ms_busy--;
     tl_walks++;

@@ -229,6 +229,37 @@ Test(host_signals, handler_that_allocates_sampled, .timeout = 120)
 {
     for (int i = 0; i < 3; i++) handler_allocates("MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=4096");
 }
+/* A program that unwinds with libunwind in its SIGPROF handler (as
+ * gperftools' profiler does) while memshim unwinds its threads' first
+ * stacks with the same libunwind.  memshim's unwinds skip libunwind's
+ * signal masking only while no object of the program needs libunwind and
+ * the program has not opened it: libunwind linked in, opened by name
+ * after memshim's first unwinds, or brought in by a plugin, the masking
+ * must stay.  (With the masking skipped anyway, each of the three hung in
+ * every run: the handler waited for a lock of libunwind's that its own
+ * thread held.) */
+static void unwinding_handler(const char *fixture, const char *arg)
+{
+    h_run_fixture2(&run, fixture, arg, "MEMSHIM_TRACK=1", NULL, 40);
+    cr_assert_eq(run.timed_out, 0, "%s %s: hung", fixture, arg ? arg : "");
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s %s: status %d, %s %s", fixture,
+              arg ? arg : "", run.status, run.out, run.err);
+    cr_expect(strstr(run.out, "done:"), "%s", run.out);
+    cr_expect(!run.err[0], "%s", run.err);
+}
+Test(host_signals, program_unwinding_with_libunwind_in_its_handler_linked, .timeout = 120)
+{
+    unwinding_handler("unwind_in_handler_linked", NULL);
+}
+Test(host_signals, program_unwinding_with_libunwind_in_its_handler_opened, .timeout = 120)
+{
+    unwinding_handler("unwind_in_handler", "name");
+}
+Test(host_signals, program_unwinding_with_libunwind_in_its_handler_by_a_plugin, .timeout = 120)
+{
+    unwinding_handler("unwind_in_handler", "lib");
+}
+
 /* The same while another thread forks all the while: fork takes every
  * lock of memshim's, and a handler whose thread held one of the
  * allocator's (a refill) waited for the fork in the loader guard its
