@@ -106,10 +106,10 @@ MS_EXPORT int dlclose(void *handle) { return _ms_dlclose(handle); }   /* modules
  * its calls of what memshim interposes at memshim; every call is looked
  * at there, for the program's own opening of libunwind, hook.c).  Every
  * other call then jumps on to the C library's dlopen as it came, the
- * program's return address on the stack: the loader finds a name without '/' through the
- * calling library's RUNPATH, which it knows by that address, and a call
- * made from memshim would search memshim's instead.  The first call
- * resolves the C library's dlopen (_ms_dlopen_ours).  Elsewhere than
+ * program's return address on the stack: the loader finds a name without
+ * '/' through the calling library's RUNPATH, which it knows by that
+ * address, and a call made from memshim would search memshim's instead.
+ * The first call resolves the C library's dlopen (_ms_dlopen_ours).  Elsewhere than
  * x86-64 neither dlopen nor dlsym is interposed. */
 #if defined(__x86_64__)
 /* In a stub: call fn, the stub's two arguments (rdi, rsi) kept for the jump

@@ -62,8 +62,10 @@ void _ms_unwind_init(void)
     int saved = errno;
     find_libc();
     _ms_unw_own = 1;
-    void *before = dlopen("libunwind.so.8", RTLD_NOW | RTLD_NOLOAD);    /* the program's already? */
-    if (before) dlclose(before);
+    /* the program's already?  (The handle is kept: memshim's own dlclose
+     * does a module's unloading work, not wanted here; libunwind stays
+     * loaded anyway.) */
+    void *before = dlopen("libunwind.so.8", RTLD_NOW | RTLD_NOLOAD);
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     _ms_unw_own = 0;
     if (h) {
