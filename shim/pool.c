@@ -283,7 +283,7 @@ void _ms_central_look(uint64_t now)
 {
     static uint64_t next;
     uint64_t due = __atomic_load_n(&next, __ATOMIC_RELAXED);
-    if (now < due || !__atomic_compare_exchange_n(&next, &due, now + (uint64_t)_ms_opt.decay_ms * 1000000 / 8,
+    if (now < due || !__atomic_compare_exchange_n(&next, &due, now + _ms_look_interval_ns(),
                                                   false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
         return;
     for (unsigned cls = 0; cls < MS_NCLASSES; cls++) {

@@ -358,7 +358,7 @@ MS_HIDDEN void  *_ms_malloc_slow(size_t n);             /* all that _ms_pop decl
  * allocation and the slow one looks, so that a program living on its
  * caches still gives back what a past peak left. */
 #define MS_LOOK_EVERY ((uint64_t)1 << 16)
-MS_HIDDEN void   _ms_tcache_look(ms_tcache_t *tc);
+MS_HIDDEN void   _ms_tcache_look(ms_tcache_t *tc);   /* at most every _ms_look_interval_ns() */
 
 /* The fast path: the head of the request's bin.  `tracked`: the block's
  * link, the bin's next head, must be sound (a write after free is caught
@@ -894,6 +894,9 @@ typedef struct ms_options_s {
     unsigned      decay_ms;      /* MEMSHIM_DECAY (1000): freed memory kept this long for reuse */
 } ms_options_t;
 MS_HIDDEN extern ms_options_t _ms_opt;
+/* How often a thread looks at what it keeps, and the central lists at
+ * their parked batches, at most (tcache.c, pool.c): an eighth of MEMSHIM_DECAY. */
+static inline uint64_t _ms_look_interval_ns(void) { return (uint64_t)_ms_opt.decay_ms * 1000000 / 8; }
 MS_HIDDEN void   _ms_options_load(void);                /* needs environ */
 MS_HIDDEN const char *_ms_option_text(const char *name, char *buf, size_t cap); /* MEMSHIM_GC's text */
 static inline bool _ms_names_file(const char *dest)  /* an output setting names a file, not stderr */

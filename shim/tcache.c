@@ -165,7 +165,7 @@ void _ms_tcache_look(ms_tcache_t *tc)
     if (_ms_held || tc == &tc_dead) return;       /* a handler inside the allocator: later */
     uint64_t now = _ms_os_now_ns();
     if (now < tc->next_look) return;
-    tc->next_look = now + (uint64_t)_ms_opt.decay_ms * 1000000 / 8;
+    tc->next_look = now + _ms_look_interval_ns();
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         unsigned count = tc->bins[c].count;
         if (count > 1 && !(tc->dry[c / 64] >> (c % 64) & 1)) _ms_tcache_flush(tc, c, count / 2);
