@@ -525,10 +525,11 @@ unsigned _ms_hook_deepbind(void *handle)
  * never re-enters it (_ms_busy through every unwind: an allocation in a
  * handler meanwhile takes no stack), so its own unwinds skip the masking
  * (_ms_unw_nomask, set by unwind.c) while libunwind is memshim's alone.
- * Once the program uses it too (an object it loaded needs libunwind, or it
- * opened libunwind itself: gperftools' profiler unwinds in its SIGPROF
- * handler), a handler of the program could come into libunwind while
- * memshim's unwind holds its lock: every mask is then made again. */
+ * Once the program uses it too (an object it loaded needs libunwind, seen
+ * at memshim's first unwind and after each load, or it opened libunwind
+ * itself: gperftools' profiler unwinds in its SIGPROF handler), a handler
+ * of the program could come into libunwind while memshim's unwind holds
+ * its lock: every mask is then made again. */
 __thread int _ms_unw_nomask __attribute__((tls_model("initial-exec")));
 static int unw_shared;                    /* the program uses libunwind too: for good */
 
@@ -591,16 +592,14 @@ void _ms_unw_opened(const char *file)
     if (!_ms_unw_own && file && strstr(file, "libunwind")) __atomic_store_n(&unw_shared, 1, __ATOMIC_RELAXED);
 }
 
-/* Before libunwind's first unwind (its pipe is made then).  `shared`: it
- * was loaded before memshim loaded it. */
-void _ms_hook_libunwind(void *handle, bool shared)
+/* Before libunwind's first unwind (its pipe is made then). */
+void _ms_hook_libunwind(void *handle)
 {
     static const hook_t hooks[] = {
         { "pipe2", (void *)h_pipe2 }, { "pipe", (void *)h_pipe }, { "read", (void *)h_read },
         { "close", (void *)h_close }, { "write", (void *)h_write }, { "syscall", (void *)h_syscall },
         { "open", (void *)h_open }, { "open64", (void *)h_open }, { "sigprocmask", (void *)h_unw_sigprocmask },
     };
-    if (shared) __atomic_store_n(&unw_shared, 1, __ATOMIC_RELAXED);
     int saved = errno;
     hook_library(handle, hooks, sizeof hooks / sizeof *hooks);
     errno = saved;

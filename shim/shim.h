@@ -106,7 +106,7 @@ MS_HIDDEN int    _ms_os_signal_thread(int pid, int tid, int sig, void *value);
 /* ---- hook.c: descriptors of memshim's libraries out of the program's way - */
 #define MS_FD_MIN 100                   /* memshim's descriptors sit at or above */
 MS_HIDDEN int    _ms_fd_out_of_the_way(int fd);         /* O_CLOEXEC, moved >= MS_FD_MIN */
-MS_HIDDEN void   _ms_hook_libunwind(void *handle, bool shared);   /* before its first unwind */
+MS_HIDDEN void   _ms_hook_libunwind(void *handle);      /* before its first unwind */
 MS_HIDDEN extern __thread int _ms_unw_nomask __attribute__((tls_model("initial-exec")));
 MS_HIDDEN bool   _ms_unw_unshared(void);                /* memshim's unwinds may skip libunwind's masking */
 MS_HIDDEN void   _ms_unw_opened(const char *file);      /* every dlopen: the program's open of libunwind */

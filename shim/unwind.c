@@ -61,15 +61,11 @@ void _ms_unwind_init(void)
     self_hi = _ms_self()->code.end;
     int saved = errno;
     find_libc();
-    _ms_unw_own = 1;
-    /* the program's already?  (The handle is kept: memshim's own dlclose
-     * does a module's unloading work, not wanted here; libunwind stays
-     * loaded anyway.) */
-    void *before = dlopen("libunwind.so.8", RTLD_NOW | RTLD_NOLOAD);
+    _ms_unw_own = 1;                       /* memshim's own open: not the program's use (hook.c) */
     void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     _ms_unw_own = 0;
     if (h) {
-        _ms_hook_libunwind(h, before != NULL);   /* no pipe, no descriptor of the program's (hook.c) */
+        _ms_hook_libunwind(h);             /* no pipe, no descriptor of the program's (hook.c) */
         /* Per-thread caches make unw_backtrace lock-free (where libunwind
          * was built with them: not Debian's, which falls back to one global
          * cache behind a lock, hook.c). */
