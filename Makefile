@@ -141,6 +141,8 @@ preload: $(PRELOAD_BIN) $(FIXTURE_BIN)
 	@rm -f $(B)/tests/preload-leaks.*.txt
 	@set -e; for t in $(PRELOAD_BIN); do echo "== $$t"; MS_TEST_BUILD=$(CURDIR)/$(B) \
 	    MEMSHIM_REPORT=$(CURDIR)/$(B)/tests/preload-leaks.%p.txt $$t --jobs 2; done
+	@echo "== $(B)/tests/test_contract, a collection's frees without tracking (their batches: alloc.c)"
+	@MS_TEST_BUILD=$(CURDIR)/$(B) MEMSHIM_TRACK=0 $(B)/tests/test_contract --filter 'free/a_collection*'
 
 e2e: lib $(FIXTURE_BIN)
 	@MS_TEST_BUILD=$(CURDIR)/$(B) tests/e2e/run.sh

@@ -564,6 +564,9 @@ MS_HIDDEN void   _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_
 MS_HIDDEN int    _ms_tracked_free_collected(void *p, size_t size, uintptr_t ra, uintptr_t sp,
                                            ms_free_batch_t *batch, unsigned long key);
 MS_HIDDEN void   _ms_free_batch_flush(ms_free_batch_t *batch);
+/* The same without tracking (alloc.c): p held in the batch as free() would
+ * free it, 1; 0 to leave p to free(). */
+MS_HIDDEN int    _ms_free_collected(void *p, ms_free_batch_t *batch, unsigned long key);
 MS_HIDDEN void  *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_realloc(void *p, size_t n, const ms_site_t *site);
