@@ -656,7 +656,12 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
          * in a recursive walk, a one-off allocation in start-up code): they
          * get an entry only when they come back. */
         ms_sc_ent_t *e = sc_victim(set, NULL);
-        *e = (ms_sc_ent_t){ .ra = site->ra, .sp = site->sp, .fails = 1, .used = ++c->clock };
+        e->ra = site->ra;             /* its header only: no chain (id 0), so off[] and want[] are unread */
+        e->sp = site->sp;
+        e->id = 0;
+        e->depth = 0;
+        e->fails = 1;
+        e->used = ++c->clock;
         return id;
     }
     /* This very site again, reached through another chain of callers (or
