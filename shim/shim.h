@@ -459,8 +459,10 @@ typedef struct ms_sc_ent_s {
     uint16_t  off[MS_SC_DEPTH];        /* slot of frame i, in words above sp */
     uintptr_t want[MS_SC_DEPTH];       /* the return address expected there */
 } ms_sc_ent_t;
+#define MS_SC_FRAMES 512              /* the thread's frame sizes at hand (unwind.c) */
 typedef struct ms_stack_cache_s {
     ms_sc_ent_t e[MS_SC_ENTRIES];
+    uint64_t    frames[MS_SC_FRAMES];
     uintptr_t   lo, top;               /* the thread's own stack: a call site below lo
                                         * (on a sigaltstack) is never cached */
     uint32_t    clock;                 /* counts hits and fills: the ways' age */

@@ -135,7 +135,8 @@
  * tombstones), memory from the caller (meta.c here); the trace table's is
  * read without a lock, since nothing is ever deleted from it.  The stack
  * cache of unwind.c (4-way set-associative, least recently used out) and
- * its frame sizes (direct-mapped) are caches, not tables.
+ * its frame sizes (a shared 4-way table, and each thread's direct-mapped
+ * copy of those its walks met last) are caches, not tables.
  */
 #ifndef MS_TYPES_H
 #define MS_TYPES_H

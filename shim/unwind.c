@@ -529,14 +529,34 @@ static inline bool frame_of(uint64_t v, uintptr_t ra) { return !((v ^ (uint64_t)
 static inline unsigned frame_words(uintptr_t ra)
 {
     const uint64_t *set = frame_set(ra);
+    uint64_t got = 0;                    /* the ways compared without a branch: which one */
+#pragma GCC unroll 4                     /* holds ra is a coin toss a branch mispredicts */
     for (unsigned w = 0; w < FRAME_WAYS; w++) {
         uint64_t v = __atomic_load_n(&set[w], __ATOMIC_RELAXED);
-        if (frame_of(v, ra)) return (unsigned)(v & 0xffff);
+        got |= v & -(uint64_t)frame_of(v, ra);
     }
-    return 0;
+    return (unsigned)(got & 0xffff);
 }
 
-static inline void frame_learn(uintptr_t ra, unsigned words)
+/* The thread's own copy of the sizes its walks met last (its stack cache's
+ * `frames`, direct-mapped): a walk reads one word a frame there, where the
+ * shared table, four ways in sets all over its 128 KiB, stalled each frame
+ * of a tracked gcc -O2 on a load from beyond the first-level cache.  What
+ * the thread learns goes to both (frame_learn); what another thread learns
+ * reaches this one's copy only when a walk through the old size fails and
+ * the unwinder's stack is located again. */
+static inline unsigned frame_slot(uintptr_t ra) { return (unsigned)(ra ^ ra >> 9) & (MS_SC_FRAMES - 1); }
+
+static inline unsigned frame_words_at(ms_stack_cache_t *c, uintptr_t ra)
+{
+    uint64_t *slot = &c->frames[frame_slot(ra)], v = *slot;
+    if (MS_LIKELY(frame_of(v, ra))) return (unsigned)(v & 0xffff);
+    unsigned g = frame_words(ra);
+    if (g) *slot = (uint64_t)(ra & 0xffffffffffffULL) << 16 | g;
+    return g;
+}
+
+static inline void frame_learn_shared(uintptr_t ra, unsigned words)
 {
     uint64_t *set = frame_set(ra), v = (uint64_t)(ra & 0xffffffffffffULL) << 16 | (words & 0xffff);
     unsigned w = 0;
@@ -552,25 +572,31 @@ static inline void frame_learn(uintptr_t ra, unsigned words)
         frame_grow();
 }
 
+static inline void frame_learn(ms_stack_cache_t *c, uintptr_t ra, unsigned words)
+{
+    frame_learn_shared(ra, words);
+    c->frames[frame_slot(ra)] = (uint64_t)(ra & 0xffffffffffffULL) << 16 | (words & 0xffff);
+}
+
 /* The stack slot of each of the n frames' return addresses (the unwinder's
  * ip[i] + 1), pos[i]: where the frame sizes learnt put it, else searched
  * for within SC_SPAN words above the one before (frames of more than
  * 32 KiB are not followed, and a frame not on this stack, a signal
  * trampoline's, ends the search early) and its size learnt.  How many
  * frames were found: n, or fewer. */
-static unsigned locate(const ms_site_t *site, const ms_stack_cache_t *c, const uintptr_t *ip, unsigned n,
+static unsigned locate(const ms_site_t *site, ms_stack_cache_t *c, const uintptr_t *ip, unsigned n,
                        uintptr_t *pos)
 {
     pos[0] = site->sp - 8;
     for (unsigned i = 1; i < n; i++) {
         uintptr_t want = ip[i] + 1, prev = pos[i - 1], at = prev;
-        unsigned g = frame_words(ip[i - 1] + 1);
+        unsigned g = frame_words_at(c, ip[i - 1] + 1);      /* the walk's view: a stale size is learnt again */
         if (g && g != FRAME_END) at = prev + (uintptr_t)g * 8;
         if (at == prev || at + 8 > c->top || *(const uintptr_t *)at != want) {
             uintptr_t end = c->top - prev > SC_SPAN * 8 ? prev + SC_SPAN * 8 : c->top;
             for (at = prev + 8; at + 8 <= end && *(const uintptr_t *)at != want; at += 8) {}
             if (at + 8 > end) return i;
-            frame_learn(ip[i - 1] + 1, (unsigned)((at - prev) / 8));
+            frame_learn(c, ip[i - 1] + 1, (unsigned)((at - prev) / 8));
         }
         pos[i] = at;
     }
@@ -586,7 +612,7 @@ static unsigned locate(const ms_site_t *site, const ms_stack_cache_t *c, const u
  * (the caller looks its hash up): words that merely look like return
  * addresses (alloca'd space, a stale frame) would have to spell out a
  * whole known stack, to its 64-bit hash. */
-static unsigned walk(const ms_site_t *site, const ms_stack_cache_t *c, uintptr_t *ip, uintptr_t *pos,
+static unsigned walk(const ms_site_t *site, ms_stack_cache_t *c, uintptr_t *ip, uintptr_t *pos,
                      unsigned max, uint64_t *hash)
 {
     const uintptr_t last = c->top - 8;           /* a local: the stores below may alias c */
@@ -598,7 +624,7 @@ static unsigned walk(const ms_site_t *site, const ms_stack_cache_t *c, uintptr_t
         pos[i] = at;
         h = _ms_ips_hash_add(h, ra - 1);
         if (++i == max) break;
-        unsigned g = frame_words(ra);
+        unsigned g = frame_words_at(c, ra);
         if (MS_UNLIKELY(g - 1 >= FRAME_END - 1)) {             /* not known, or the outermost */
             if (g == FRAME_END) break;
             return 0;
@@ -645,7 +671,7 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
         id = _ms_stack_intern(ip, n);
         if (!cacheable || !id || !n || ip[0] + 1 != site->ra) return id;
         if (locate(site, c, ip, n, pos) < n) return id;     /* not on this stack: not cacheable */
-        if (n < max) frame_learn(ip[n - 1] + 1, FRAME_END);
+        if (n < max) frame_learn(c, ip[n - 1] + 1, FRAME_END);
     }
     if (n > MS_SC_DEPTH) return id;
     ms_sc_ent_t *set = _ms_sc_set(c, site->ra, site->sp), *m = NULL;
