@@ -637,6 +637,19 @@ static const ms_self_t *self_image;
 
 void _ms_scan_init(void) { self_image = _ms_self(); }
 
+/* Whether a shared mapping named `path` (its maps line from the first '/')
+ * is shared memory: anonymous (the kernel names it /dev/zero), POSIX
+ * (/dev/shm), System V (/SYSV...) or a memfd.  Those are roots, as
+ * memcheck takes them: a program may keep a pointer to its heap there.
+ * Shared mappings of files and devices are not: a device's memory may not
+ * be plain memory to read (a PCI resource, a GPU's buffer), and a mapped
+ * file (a database's) may be far larger than anything holding pointers. */
+static bool shared_memory(const char *path)
+{
+    return path && (strncmp(path, "/dev/zero", 9) == 0 || strncmp(path, "/dev/shm/", 9) == 0 ||
+                    strncmp(path, "/SYSV", 5) == 0 || strncmp(path, "/memfd:", 7) == 0);
+}
+
 /* Read the process's maps once (/proc/thread-self/maps): which mappings are roots, which are readable.
  * SIZE_MAX, errno set, when it cannot be read (a seccomp filter, no /proc):
  * then no root is known, and no verdict can be given. */
@@ -666,11 +679,12 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
             p++;
             uintptr_t hi = parse_hex(&p);
             p++;
-            bool rw = p[0] == 'r' && p[1] == 'w' && p[3] == 'p';
+            bool rw = p[0] == 'r' && p[1] == 'w', priv = p[3] == 'p';
             const char *path = strchr(p, '/');
             const char *bracket = strchr(p, '[');
-            bool skip = !rw || (path && strncmp(path, "/dev/", 5) == 0 &&
-                                strncmp(path, "/dev/zero", 9) != 0 && strncmp(path, "/dev/shm", 8) != 0)
+            bool skip = !rw || (priv ? path && strncmp(path, "/dev/", 5) == 0 &&
+                                       strncmp(path, "/dev/zero", 9) != 0 && strncmp(path, "/dev/shm", 8) != 0
+                                     : !shared_memory(path))
                             || (bracket && (strncmp(bracket, "[vvar]", 6) == 0 ||
                                             strncmp(bracket, "[vsyscall]", 10) == 0));
             uintptr_t stack_to = 0;            /* [lo, stack_to): a stack that is no root */

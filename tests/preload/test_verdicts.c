@@ -147,6 +147,17 @@ Test(layouts, thread_specific_values_of_high_keys_are_reachable, .timeout = 120)
 }
 Test(layouts, as_valgrind_thread_specific, .timeout = 120) { as_valgrind("fixtures/leak_tsd", "main"); }
 
+/* Blocks whose only pointer is in shared memory still mapped at exit
+ * (anonymous MAP_SHARED, shm_open, memfd, System V): still reachable, as
+ * memcheck finds them; they were definitely lost while only private
+ * mappings were roots.  One block lost besides. */
+Test(layouts, shared_memory_is_a_root, .timeout = 120)
+{
+    static const long want[6] = { 1, 3005, 0, 0, 0, 0 };
+    mode_in_every_layout("fixtures/leak_shmem", "", 1, want);
+}
+Test(layouts, as_valgrind_shared_memory, .timeout = 120) { as_valgrind("fixtures/leak_shmem", ""); }
+
 /* A block held by a dlopen'd module's thread-local data, of main or of a
  * live thread: still reachable.  A thread's vector of dynamic TLS is held
  * through a pointer 16 bytes into it, and what it led to was possibly lost
