@@ -48,6 +48,16 @@ bool _ms_leak_parent_counts(void)
     return getppid() == parent_pid;     /* not reparented: it may report yet (a zombie would not) */
 }
 
+/* The note pages mapped here (shared memory, which the scan takes for
+ * roots): memshim's own, into `out` (two at most). */
+unsigned _ms_leak_note_ranges(ms_range_t *out)
+{
+    unsigned n = 0;
+    if (my_note) out[n++] = (ms_range_t){ (uintptr_t)my_note, (uintptr_t)my_note + MS_OS_PAGE };
+    if (parent_note) out[n++] = (ms_range_t){ (uintptr_t)parent_note, (uintptr_t)parent_note + MS_OS_PAGE };
+    return n;
+}
+
 void _ms_leak_after_fork_child(void)
 {
     parent_note = my_note;              /* the parent's; ours is made at our first fork */

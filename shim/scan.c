@@ -906,6 +906,7 @@ static bool collect_blocks(scan_t *sc, scratch_t *x, const ms_parked_t *pk)
      * TLS, say), which must stay a root. */
     for (unsigned i = 0; self_image && i < self_image->ndata; i++) sc->excl[sc->nexcl++] = self_image->data[i];
     sc->nexcl += _ms_hook_maps(sc->excl + sc->nexcl, MAX_EXCLUDE / 4);   /* the symbolizer's files */
+    sc->nexcl += _ms_leak_note_ranges(sc->excl + sc->nexcl);             /* shared memory of ours */
 
     parent_counts = _ms_leak_parent_counts();
     size_t live = 0;

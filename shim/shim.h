@@ -780,6 +780,7 @@ MS_HIDDEN void   _ms_leak_at_exit(void);              /* destructor */
 MS_HIDDEN extern int _ms_leak_forked;                 /* this process is a forked child */
 MS_HIDDEN void   _ms_leak_before_fork(void);           /* atfork prepare (leak.c) */
 MS_HIDDEN bool   _ms_leak_parent_counts(void);         /* the parent reports what it allocated */
+MS_HIDDEN unsigned _ms_leak_note_ranges(ms_range_t *out); /* leak.c's shared note pages (2 at most) */
 
 /* ---- symbolize.c: addresses to function, file:line, module --------------- */
 typedef struct ms_frame_s {
