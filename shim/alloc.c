@@ -144,9 +144,25 @@ void _ms_free(void *p)
  * thread's cache, as with tracking (track.c) but without records.  A
  * million-object collection's garbage took 305 instructions an object
  * through free() (265 now), more than with tracking's batches (288).
- * 1, or 0 to have the collector free(p): no block of a span, one whose
- * second word says it may be free already (free() looks closer), one of
- * a span holding a block of the sampled profiler. */
+ * 1, or 0 to have the collector free(p), which collectable() tells: no
+ * block of a span, one whose second word says it may be free already
+ * (free() looks closer), one of a span holding a block of the sampled
+ * profiler. */
+static inline bool collectable(const void *p, const ms_class_t *k, const ms_page_t *pg, uint64_t off)
+{
+    uint64_t idx = _ms_block_index(k, off);
+    return idx * k->size == off && idx < __atomic_load_n(&pg->carved, __ATOMIC_RELAXED) &&
+           ((const uintptr_t *)p)[1] != _ms_free_key && !__atomic_load_n(&pg->sampled, __ATOMIC_RELAXED);
+}
+
+static inline int hold_collected(void *p, ms_free_batch_t *b)
+{
+    ((uintptr_t *)p)[1] = _ms_free_key;
+    _ms_free_batch_push(b, p);
+    return 1;
+}
+
+/* p's span, looked up: the batch's from now on (p, held, keeps it). */
 static MS_NOINLINE int collected_in_new_span(void *p, ms_free_batch_t *b)
 {
     ms_segment_t *s = _ms_segment_of(p);
@@ -156,19 +172,13 @@ static MS_NOINLINE int collected_in_new_span(void *p, ms_free_batch_t *b)
     if (cls == MS_CLASS_NONE) return 0;
     ms_page_t *pg = &s->pages[s->span_head[i]];
     const ms_class_t *k = &_ms_classes[cls];
-    uint64_t off = (uint64_t)((uintptr_t)p - (uintptr_t)pg->start), idx = _ms_block_index(k, off);
-    if (idx * k->size != off || idx >= __atomic_load_n(&pg->carved, __ATOMIC_RELAXED) ||
-        ((uintptr_t *)p)[1] == _ms_free_key || __atomic_load_n(&pg->sampled, __ATOMIC_RELAXED))
-        return 0;
+    if (!collectable(p, k, pg, (uint64_t)((uintptr_t)p - (uintptr_t)pg->start))) return 0;
     _ms_free_batch_flush(b);
     b->pg = pg;
     b->cls = cls;
     b->start = pg->start;
     b->bytes = (uint64_t)k->capacity * k->size;
-    ((ms_block_t *)p)->next = NULL;
-    ((uintptr_t *)p)[1] = _ms_free_key;
-    b->blocks[b->n++] = p;
-    return 1;
+    return hold_collected(p, b);
 }
 
 int _ms_free_collected(void *p, ms_free_batch_t *b, unsigned long key)
@@ -177,18 +187,10 @@ int _ms_free_collected(void *p, ms_free_batch_t *b, unsigned long key)
         _ms_free_batch_flush(b);                        /* (the last batch's end did) */
         b->key = key;
     }
-    uint64_t off = (uint64_t)((uint8_t *)p - b->start);
+    uint64_t off = (uint64_t)((uint8_t *)p - b->start);  /* < bytes: its index < capacity */
     if (MS_UNLIKELY(!b->n || off >= b->bytes || b->n == MS_FREE_BATCH)) return collected_in_new_span(p, b);
-    const ms_class_t *k = &_ms_classes[b->cls];
-    uint64_t idx = _ms_block_index(k, off);             /* < capacity: off < bytes */
-    if (MS_UNLIKELY(idx * k->size != off || idx >= __atomic_load_n(&b->pg->carved, __ATOMIC_RELAXED) ||
-                    ((uintptr_t *)p)[1] == _ms_free_key ||
-                    __atomic_load_n(&b->pg->sampled, __ATOMIC_RELAXED)))
-        return 0;
-    ((ms_block_t *)p)->next = b->blocks[b->n - 1];
-    ((uintptr_t *)p)[1] = _ms_free_key;
-    b->blocks[b->n++] = p;
-    return 1;
+    if (MS_UNLIKELY(!collectable(p, &_ms_classes[b->cls], b->pg, off))) return 0;
+    return hold_collected(p, b);
 }
 
 /* ---- sizes ----------------------------------------------------------------- */

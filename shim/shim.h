@@ -566,6 +566,14 @@ MS_HIDDEN void   _ms_tracked_free_batch(void *p, const ms_site_t *site, ms_free_
 MS_HIDDEN int    _ms_tracked_free_collected(void *p, size_t size, uintptr_t ra, uintptr_t sp,
                                            ms_free_batch_t *batch, unsigned long key);
 MS_HIDDEN void   _ms_free_batch_flush(ms_free_batch_t *batch);
+/* p held: linked to the batch's last block, as a free into the thread's
+ * cache would link it (a write after free that lands on the link is seen
+ * at the flush), and added to the batch. */
+static inline void _ms_free_batch_push(ms_free_batch_t *b, void *p)
+{
+    ((ms_block_t *)p)->next = b->n ? b->blocks[b->n - 1] : NULL;
+    b->blocks[b->n++] = p;
+}
 /* The same without tracking (alloc.c): p held in the batch as free() would
  * free it, 1; 0 to leave p to free(). */
 MS_HIDDEN int    _ms_free_collected(void *p, ms_free_batch_t *batch, unsigned long key);

@@ -393,10 +393,7 @@ static MS_NOINLINE int hold(void *p, uintptr_t ra, uintptr_t sp, ms_free_batch_t
     unprofile(m, m->size, p);
     m->state = MS_BLK_FREED;
     m->free_stack = batch_stack(m, &(ms_site_t){ ra, sp }, b);
-    /* Linked at once, as a free into the thread's cache would link it: a
-     * write after free that lands on the link is seen at the flush. */
-    ((ms_block_t *)p)->next = b->n ? b->blocks[b->n - 1] : NULL;
-    b->blocks[b->n++] = p;
+    _ms_free_batch_push(b, p);
     if (b->n == MS_FREE_BATCH) _ms_free_batch_flush(b);
     return 1;
 }
@@ -454,8 +451,7 @@ int _ms_tracked_free_collected(void *p, size_t size, uintptr_t ra, uintptr_t sp,
         return hold(p, ra, sp, b, m);
     m->state = MS_BLK_FREED;
     m->free_stack = keeps_free_stack(m) ? b->stack : 0;
-    ((ms_block_t *)p)->next = b->blocks[b->n - 1];
-    b->blocks[b->n++] = p;
+    _ms_free_batch_push(b, p);
     return 1;
 }
 
