@@ -682,9 +682,8 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
             bool rw = p[0] == 'r' && p[1] == 'w', priv = p[3] == 'p';
             const char *path = strchr(p, '/');
             const char *bracket = strchr(p, '[');
-            bool skip = !rw || (priv ? path && strncmp(path, "/dev/", 5) == 0 &&
-                                       strncmp(path, "/dev/zero", 9) != 0 && strncmp(path, "/dev/shm", 8) != 0
-                                     : !shared_memory(path))
+            /* private: a root unless a device's; shared: only shared memory */
+            bool skip = !rw || ((!priv || (path && strncmp(path, "/dev/", 5) == 0)) && !shared_memory(path))
                             || (bracket && (strncmp(bracket, "[vvar]", 6) == 0 ||
                                             strncmp(bracket, "[vsyscall]", 10) == 0));
             uintptr_t stack_to = 0;            /* [lo, stack_to): a stack that is no root */

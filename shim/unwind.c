@@ -521,6 +521,12 @@ static MS_NOINLINE void frame_grow(void)
     __atomic_store_n(&frame_growing, 0, __ATOMIC_RELEASE);
 }
 
+/* The entry saying that ra's frame is `words` words (or FRAME_END). */
+static inline uint64_t frame_entry(uintptr_t ra, unsigned words)
+{
+    return (uint64_t)(ra & 0xffffffffffffULL) << 16 | (words & 0xffff);
+}
+
 /* Whether entry v is return address ra's. */
 static inline bool frame_of(uint64_t v, uintptr_t ra) { return !((v ^ (uint64_t)ra << 16) >> 16); }
 
@@ -552,13 +558,13 @@ static inline unsigned frame_words_at(ms_stack_cache_t *c, uintptr_t ra)
     uint64_t *slot = &c->frames[frame_slot(ra)], v = *slot;
     if (MS_LIKELY(frame_of(v, ra))) return (unsigned)(v & 0xffff);
     unsigned g = frame_words(ra);
-    if (g) *slot = (uint64_t)(ra & 0xffffffffffffULL) << 16 | g;
+    if (g) *slot = frame_entry(ra, g);
     return g;
 }
 
 static inline void frame_learn_shared(uintptr_t ra, unsigned words)
 {
-    uint64_t *set = frame_set(ra), v = (uint64_t)(ra & 0xffffffffffffULL) << 16 | (words & 0xffff);
+    uint64_t *set = frame_set(ra), v = frame_entry(ra, words);
     unsigned w = 0;
     uint64_t o = 0;
     for (; w < FRAME_WAYS; w++) {
@@ -575,7 +581,7 @@ static inline void frame_learn_shared(uintptr_t ra, unsigned words)
 static inline void frame_learn(ms_stack_cache_t *c, uintptr_t ra, unsigned words)
 {
     frame_learn_shared(ra, words);
-    c->frames[frame_slot(ra)] = (uint64_t)(ra & 0xffffffffffffULL) << 16 | (words & 0xffff);
+    c->frames[frame_slot(ra)] = frame_entry(ra, words);
 }
 
 /* The stack slot of each of the n frames' return addresses (the unwinder's
