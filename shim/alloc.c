@@ -21,15 +21,19 @@ MS_NOINLINE void *_ms_malloc_slow(size_t n)
     if (!tc) { errno = ENOMEM; return NULL; }
     unsigned cls = _ms_class_fast(n);
     ms_bin_t *b = &tc->bins[cls];
+    bool look = false;
+    _ms_bins_enter();
     ms_block_t *blk = b->head;
     if (blk) {                      /* the bin's turn to look (_ms_pop), or a first call that raced here */
         b->head = blk->next;
         b->count--;
-        if (!(++b->allocs & (MS_LOOK_EVERY - 1))) _ms_tcache_look(tc);
+        look = !(++b->allocs & (MS_LOOK_EVERY - 1));
     } else {
         blk = _ms_tcache_refill(tc, cls);
-        if (!blk) { errno = ENOMEM; return NULL; }
     }
+    _ms_bins_leave();
+    if (!blk) { errno = ENOMEM; return NULL; }
+    if (look) _ms_tcache_look(tc);
     ((uintptr_t *)blk)[1] = 0;
     return blk;
 }
@@ -84,8 +88,10 @@ MS_NOINLINE void _ms_free_slow(void *p, ms_segment_t *s)
         return;
     }
     ms_bin_t *b = &tc->bins[cls];
+    _ms_bins_enter();
     if (b->count >= b->limit) _ms_tcache_flush(tc, cls, b->limit - _ms_classes[cls].batch);
     _ms_bin_push(b, p);
+    _ms_bins_leave();
 }
 
 /* A valid block of a span that holds a block of the sampled profiler: it
@@ -117,7 +123,7 @@ void _ms_free(void *p)
 {
     if (MS_UNLIKELY(p == NULL)) return;
     ms_segment_t *s = _ms_segment_of(p);
-    ms_tcache_t *tc = _ms_tc;
+    ms_tcache_t *tc = _ms_thread.tc;
     if (MS_LIKELY(s != NULL && tc != NULL)) {
         unsigned i = _ms_page_index(s, p);
         uint8_t cls = s->page_class[i];

@@ -318,8 +318,34 @@ typedef struct ms_huge_stat_s { uint64_t blocks, bytes, mapped, cached; } ms_hug
 MS_HIDDEN void    _ms_huge_stats(ms_huge_stat_t *out);
 
 /* ---- tcache.c: per-thread caches --------------------------------------- */
-MS_HIDDEN extern __thread ms_tcache_t *_ms_tc
-    __attribute__((tls_model("initial-exec")));
+/* A thread's bins are changed by that thread alone, without a lock, and
+ * a signal handler that allocates may run in the middle of a change.  The
+ * handler's change of the bin its thread was changing is the program's
+ * business (glibc's tcache is no safer); memshim's own changes of every
+ * bin, the look below and malloc_trim's flush, must not come in the
+ * middle of another.  So each change of a bin is made between
+ * _ms_bins_enter and _ms_bins_leave, which count the changes in progress
+ * on the thread (in_bins), and those two wait for a count of 0; the look
+ * holds signals off while it works.  (A look in a handler allocating
+ * 40-byte blocks, in the middle of its thread's pop of a 200-byte block,
+ * gave that block out twice; one in the thread, in the middle of the
+ * handler's pop, crashed it.)  The thread's cache and the count are side
+ * by side: the fast paths find both at one address of thread storage. */
+typedef struct ms_thread_s {
+    ms_tcache_t *tc;
+    int          in_bins;
+} ms_thread_t;
+MS_HIDDEN extern __thread ms_thread_t _ms_thread __attribute__((tls_model("initial-exec")));
+static inline __attribute__((always_inline)) void _ms_bins_enter(void)
+{
+    _ms_thread.in_bins++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+static inline __attribute__((always_inline)) void _ms_bins_leave(void)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    _ms_thread.in_bins--;
+}
 MS_HIDDEN ms_tcache_t *_ms_tcache_get(void);            /* creates on first use */
 MS_HIDDEN void  *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls);
 MS_HIDDEN void   _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep);
@@ -366,10 +392,11 @@ MS_HIDDEN void   _ms_tcache_look(ms_tcache_t *tc);   /* at most every _ms_look_i
  * pointer to another free block that the leak scan would take for an edge. */
 static inline __attribute__((always_inline)) void *_ms_pop(size_t n, bool tracked)
 {
-    ms_tcache_t *tc = _ms_tc;
+    ms_tcache_t *tc = _ms_thread.tc;
     if (MS_LIKELY(tc != NULL && n <= MS_SMALL_TABLE_MAX)) {
         unsigned cls = _ms_small_class[(n + MS_ALIGN - 1) / MS_ALIGN];
         ms_bin_t *b = &tc->bins[cls];
+        _ms_bins_enter();
         ms_block_t *blk = b->head;
         uint64_t allocs = b->allocs + 1;
         if (MS_LIKELY(blk != NULL && (allocs & (MS_LOOK_EVERY - 1)))) {   /* else the slow path looks */
@@ -377,10 +404,12 @@ static inline __attribute__((always_inline)) void *_ms_pop(size_t n, bool tracke
             b->count--;
             b->allocs = allocs;
             if (tracked && MS_UNLIKELY(!_ms_link_ok(blk, cls))) _ms_tcache_check_pop(blk, cls);
+            _ms_bins_leave();
             if (tracked) ((uintptr_t *)blk)[0] = 0;
             ((uintptr_t *)blk)[1] = 0;
             return blk;
         }
+        _ms_bins_leave();
     }
     return NULL;
 }
@@ -392,11 +421,13 @@ MS_HIDDEN void   _ms_free_slow(void *p, ms_segment_t *s); /* all the inline free
 static inline __attribute__((always_inline)) void _ms_bin_push(ms_bin_t *b, void *p)
 {
     uintptr_t key = _ms_free_key;         /* read before the stores, which might alias it */
+    _ms_bins_enter();
     ((ms_block_t *)p)->next = b->head;
     ((uintptr_t *)p)[1] = key;
     b->head = p;
     b->count++;
     b->frees++;
+    _ms_bins_leave();
 }
 
 /* The fast path of a free once p is known to start a block that was handed

@@ -1,12 +1,12 @@
 /* tcache.c - per-thread caches: a LIFO list of free blocks per size class,
- * reached through one initial-exec TLS pointer.  A thread's cache is flushed
- * to the central lists when the thread exits (pthread key destructor); after
- * that the thread uses `tc_dead`, whose limits are zero, so every operation
- * takes the slow path straight to the central lists. */
+ * reached through one initial-exec TLS pointer (_ms_thread.tc).  A thread's
+ * cache is flushed to the central lists when the thread exits (pthread key
+ * destructor); after that the thread uses `tc_dead`, whose limits are zero,
+ * so every operation takes the slow path straight to the central lists. */
 #include <string.h>
 #include "shim.h"
 
-__thread ms_tcache_t *_ms_tc __attribute__((tls_model("initial-exec")));
+__thread ms_thread_t _ms_thread __attribute__((tls_model("initial-exec")));   /* shim.h */
 
 static pthread_key_t   tc_key;
 static bool            tc_key_ok;
@@ -28,7 +28,7 @@ void _ms_tcache_init(void)
 
 ms_tcache_t *_ms_tcache_get(void)
 {
-    ms_tcache_t *tc = _ms_tc;
+    ms_tcache_t *tc = _ms_thread.tc;
     if (tc) return tc;
     _ms_init();
     _ms_lock(&tc_lock);
@@ -48,7 +48,7 @@ ms_tcache_t *_ms_tcache_get(void)
     tc_live = tc;
     tc_count++;
     _ms_unlock(&tc_lock);
-    _ms_tc = tc;   /* set before pthread_setspecific, which may itself allocate */
+    _ms_thread.tc = tc;   /* set before pthread_setspecific, which may itself allocate */
     if (tc_key_ok) pthread_setspecific(tc_key, tc);
     return tc;
 }
@@ -83,14 +83,17 @@ void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
  * bin's head, must be sound (tracking only: alloc.c's tracked pop, track.c). */
 void _ms_tcache_check_pop(const void *p, unsigned cls)
 {
-    ms_tcache_t *tc = _ms_tc;
+    ms_tcache_t *tc = _ms_thread.tc;
     if (!tc || tc == &tc_dead) return;
     ms_bin_t *b = &tc->bins[cls];
+    _ms_bins_enter();
     ms_block_t probe = { b->head };
-    if (_ms_link_ok(&probe, cls)) return;
-    _ms_corrupt_note(p);
-    b->head = NULL;                       /* the rest of the list is lost to reuse */
-    b->count = 0;
+    if (!_ms_link_ok(&probe, cls)) {
+        _ms_corrupt_note(p);
+        b->head = NULL;                   /* the rest of the list is lost to reuse */
+        b->count = 0;
+    }
+    _ms_bins_leave();
 }
 
 /* Keep `keep` blocks of a class, return the rest: the most recently freed
@@ -99,10 +102,13 @@ void _ms_tcache_check_pop(const void *p, unsigned cls)
 void _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep)
 {
     ms_bin_t *b = &tc->bins[cls];
-    if (b->count <= keep) return;
-    ms_block_t *rest = _ms_central_give(cls, b->head, b->count - keep);
-    b->head = rest;
-    b->count = rest ? keep : 0;           /* cut short (written after free): the rest is lost to reuse */
+    _ms_bins_enter();
+    if (b->count > keep) {
+        ms_block_t *rest = _ms_central_give(cls, b->head, b->count - keep);
+        b->head = rest;
+        b->count = rest ? keep : 0;       /* cut short (written after free): the rest is lost to reuse */
+    }
+    _ms_bins_leave();
 }
 
 /* A free without a cache (a dead thread's, a class none holds): straight
@@ -116,7 +122,7 @@ void _ms_tcache_free_direct(void *p, unsigned cls)
 
 void _ms_tcache_count_frees(unsigned cls, unsigned n)
 {
-    ms_tcache_t *tc = _ms_tc;
+    ms_tcache_t *tc = _ms_thread.tc;
     if (tc && tc != &tc_dead) tc->bins[cls].frees += n;
     else __atomic_fetch_add(&direct_frees[cls], n, __ATOMIC_RELAXED);
 }
@@ -125,12 +131,15 @@ static void tcache_thread_exit(void *arg)
 {
     ms_tcache_t *tc = arg;
     if (!tc || tc == &tc_dead) return;
-    _ms_tc = (ms_tcache_t *)&tc_dead;        /* later frees on this thread go central */
+    _ms_thread.tc = (ms_tcache_t *)&tc_dead;        /* later frees on this thread go central */
     _ms_unwind_thread_exit();
     _ms_scan_thread_exit();
     _ms_prof_thread_exit();
     _ms_reporter_thread_left();
+    sigset_t old;                          /* a handler now goes central: not into a flush's lock */
+    _ms_os_signals_hold(&old);
     for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+    _ms_os_signals_restore(&old);
     _ms_lock(&tc_lock);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         direct_allocs[c] += tc->bins[c].allocs;
@@ -162,10 +171,14 @@ static void tcache_thread_exit(void *arg)
  * nothing does not look: its cache stays until it exits. */
 void _ms_tcache_look(ms_tcache_t *tc)
 {
-    if (_ms_held || tc == &tc_dead) return;       /* a handler inside the allocator: later */
+    /* a handler that came inside the allocator (a lock held, a bin being
+     * changed: shim.h): later */
+    if (_ms_held || _ms_thread.in_bins || tc == &tc_dead) return;
     uint64_t now = _ms_os_now_ns();
     if (now < tc->next_look) return;
     tc->next_look = now + _ms_look_interval_ns();
+    sigset_t old;                         /* no handler's allocation in the middle of it */
+    _ms_os_signals_hold(&old);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         unsigned count = tc->bins[c].count;
         if (count > 1 && !(tc->dry[c / 64] >> (c % 64) & 1)) _ms_tcache_flush(tc, c, count / 2);
@@ -174,13 +187,19 @@ void _ms_tcache_look(ms_tcache_t *tc)
     _ms_central_look(now);
     _ms_segment_decay(now);
     _ms_huge_decay(now);
+    _ms_os_signals_restore(&old);
 }
 
+/* malloc_trim: all of this thread's cache, unless a handler called it in
+ * the middle of a change of the thread's bins. */
 void _ms_tcache_flush_current(void)
 {
-    ms_tcache_t *tc = _ms_tc;
-    if (!tc || tc == &tc_dead) return;
+    ms_tcache_t *tc = _ms_thread.tc;
+    if (!tc || tc == &tc_dead || _ms_thread.in_bins) return;
+    sigset_t old;
+    _ms_os_signals_hold(&old);
     for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+    _ms_os_signals_restore(&old);
 }
 
 /* Sum the counters of every live thread and of the threads gone.  Other
@@ -213,7 +232,7 @@ void _ms_tcache_unlock(bool child)
 {
     if (!child) { _ms_unlock(&tc_lock); return; }
     pthread_mutex_init(&tc_lock, NULL);
-    ms_tcache_t *self = _ms_tc;
+    ms_tcache_t *self = _ms_thread.tc;
     ms_tcache_t *tc = tc_live;
     while (tc) {
         ms_tcache_t *next = tc->next;

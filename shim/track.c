@@ -261,7 +261,7 @@ static inline void check_pop_sized(const void *p, size_t n)
 {
     if (!p || n > MS_MAX_SMALL) return;
     unsigned cls = _ms_class_fast(n);
-    ms_tcache_t *tc = _ms_tc;
+    ms_tcache_t *tc = _ms_thread.tc;
     if (!tc) return;
     ms_block_t probe = { tc->bins[cls].head };
     if (MS_LIKELY(_ms_link_ok(&probe, cls))) return;
@@ -338,7 +338,7 @@ void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
  * it starts a block that was handed out (place w). */
 static inline void free_at(void *p, ms_segment_t *s, const ms_where_t *w)
 {
-    ms_tcache_t *tc = _ms_tc;
+    ms_tcache_t *tc = _ms_thread.tc;
     if (MS_LIKELY(tc != NULL) && _ms_free_push(p, tc, w->cls, w->pg)) return;
     _ms_free_slow(p, s);
 }

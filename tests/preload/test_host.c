@@ -229,6 +229,26 @@ Test(host_signals, handler_that_allocates_sampled, .timeout = 120)
 {
     for (int i = 0; i < 3; i++) handler_allocates("MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=4096");
 }
+/* A handler allocating one size while its thread allocates another, which
+ * glibc runs (each size has its own bin): memshim's look at what a thread
+ * keeps changes all its bins, and one made by main while the handler was
+ * changing its bin, or by the handler while main was changing its own,
+ * crashed or gave a block out twice (about every other run of 3,000,000
+ * rounds; MEMSHIM_DECAY=8: a look every millisecond). */
+Test(host_signals, handler_allocating_another_size_than_its_thread, .timeout = 200)
+{
+    const char *modes[] = { "MEMSHIM_TRACK=0", "MEMSHIM_TRACK=1" };
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < 4; i++) {
+            h_run_fixture2(&run, "signal_other_size", m ? "1000000" : "3000000", modes[m], "MEMSHIM_DECAY=8", 60);
+            cr_assert_eq(run.timed_out, 0, "%s: hung", modes[m]);
+            cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s: status %d, %s", modes[m],
+                      run.status, run.err);
+            cr_expect(strstr(run.out, "signal_other_size done"), "%s", run.out);
+            cr_expect(!run.err[0], "%s: %s", modes[m], run.err);
+        }
+}
+
 /* A program that unwinds with libunwind in its SIGPROF handler (as
  * gperftools' profiler does) while memshim unwinds its threads' first
  * stacks with the same libunwind.  memshim's unwinds skip libunwind's

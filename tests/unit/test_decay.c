@@ -339,3 +339,33 @@ Test(decay, a_thread_living_on_its_cache_gives_back_a_past_peak)
         cr_assert_lt(resident, (size_t)1 << 20, "free records resident: %zu bytes", resident);
     }
 }
+
+/* A look changes every bin of its thread: never while a change of one is
+ * in progress on the thread (a signal handler's allocation that came in
+ * the middle of it: shim.h, _ms_bins_enter), nor when the thread holds one
+ * of the allocator's locks; the next allocation's look does it. */
+Test(decay, no_look_in_the_middle_of_a_change_of_a_bin)
+{
+    _ms_opt.decay_ms = 40;
+    enum { N = 60 };
+    unsigned cls = _ms_class_of(200);
+    void *v[N];
+    for (int i = 0; i < N; i++) v[i] = v_malloc(199);
+    for (int i = 0; i < N; i++) free(v[i]);
+    ms_tcache_t *tc = _ms_thread.tc;
+    cr_assert_not_null(tc);
+    unsigned count = tc->bins[cls].count;
+    cr_assert_gt(count, 2, "the freed blocks are in the bin (%u)", count);
+    memset(tc->dry, 0, sizeof tc->dry);          /* not refilled since the last look */
+
+    _ms_thread.in_bins++;                               /* a handler, its thread in a pop */
+    tc->next_look = 0;
+    _ms_tcache_look(tc);
+    _ms_thread.in_bins--;
+    cr_assert_eq(tc->bins[cls].count, count, "a bin was changed under a change in progress");
+    cr_assert_eq(tc->next_look, 0, "the look was counted as made");
+
+    _ms_tcache_look(tc);                         /* the thread's own */
+    cr_assert_eq(tc->bins[cls].count, count / 2, "the look halves a bin that kept too much (%u of %u)",
+                 tc->bins[cls].count, count);
+}

@@ -101,7 +101,7 @@ Test(pool, thread_cache_stays_within_its_limit)
     void *v[1000];
     for (int i = 0; i < 1000; i++) v[i] = malloc(40);
     for (int i = 0; i < 1000; i++) free(v[i]);
-    ms_tcache_t *tc = _ms_tc;
+    ms_tcache_t *tc = _ms_thread.tc;
     cr_assert_not_null(tc);
     cr_assert_leq(tc->bins[cls].count, tc->bins[cls].limit);
     unsigned n = 0;
@@ -124,7 +124,7 @@ static void *first_refills(void *arg)
     for (unsigned want = MS_FIRST_BATCH;; want *= 2) {
         if (want > _ms_classes[cls].batch) want = _ms_classes[cls].batch;
         v[n++] = alloc(60);                           /* empties the bin: a refill */
-        held[k++] = _ms_tc->bins[cls].count;          /* what else it brought */
+        held[k++] = _ms_thread.tc->bins[cls].count;          /* what else it brought */
         for (unsigned i = 1; i < want; i++) v[n++] = alloc(60);
         if (want == _ms_classes[cls].batch || n + 2 * want > 256) break;
     }
@@ -173,7 +173,7 @@ static void *first_alloc(void *arg)
 {
     first_t *f = arg;
     void *p = alloc(f->size);
-    f->cached = _ms_tc->bins[f->cls].count;
+    f->cached = _ms_thread.tc->bins[f->cls].count;
     f->among = false;
     for (unsigned i = 0; i < f->n; i++) f->among |= f->v[i] == p;
     free(p);
@@ -243,7 +243,7 @@ Test(pool, blocks_above_the_cache_limit_go_straight_back)
     memset(p, 7, MS_TCACHE_MAX + 1);
     cr_assert_eq(stat_of(cls).spans, spans + 1);
     free(p);
-    cr_assert_eq(_ms_tc->bins[cls].count, 0, "not in the thread's cache");
+    cr_assert_eq(_ms_thread.tc->bins[cls].count, 0, "not in the thread's cache");
     cr_assert_eq(stat_of(cls).spans, spans, "its span went back to its segment");
     void *q = alloc(MS_TCACHE_MAX + 1);
     cr_assert_not_null(q);
