@@ -26,17 +26,27 @@ void _ms_tcache_init(void)
     tc_key_ok = pthread_key_create(&tc_key, tcache_thread_exit) == 0;
 }
 
+/* A signal handler that allocates in the middle of its thread's first
+ * call, which makes the cache, gets the dead thread's sentinel for the
+ * time being (its blocks go straight to the central lists): it neither
+ * waits for tc_lock, which its thread may hold, nor makes a second cache
+ * for the thread, which the first would replace. */
 ms_tcache_t *_ms_tcache_get(void)
 {
     ms_tcache_t *tc = _ms_thread.tc;
     if (tc) return tc;
+    if (_ms_thread.in_bins) return (ms_tcache_t *)&tc_dead;
     _ms_init();
+    _ms_bins_enter();
     _ms_lock(&tc_lock);
     tc = tc_spare;
     if (tc) tc_spare = tc->next;
     _ms_unlock(&tc_lock);
     if (!tc) tc = _ms_meta_alloc(sizeof *tc);
-    if (!tc) return NULL;
+    if (!tc) {
+        _ms_bins_leave();
+        return NULL;
+    }
     memset(tc, 0, sizeof *tc);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         tc->bins[c].limit = _ms_classes[c].limit;
@@ -49,6 +59,7 @@ ms_tcache_t *_ms_tcache_get(void)
     tc_count++;
     _ms_unlock(&tc_lock);
     _ms_thread.tc = tc;   /* set before pthread_setspecific, which may itself allocate */
+    _ms_bins_leave();
     if (tc_key_ok) pthread_setspecific(tc_key, tc);
     return tc;
 }

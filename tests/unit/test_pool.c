@@ -149,6 +149,36 @@ Test(pool, a_new_thread_starts_with_small_batches)
     cr_assert_geq(k, 3u);
 }
 
+/* A thread's first allocation, as a signal handler makes it in the middle
+ * of the thread's first call (which is making the thread's cache): the
+ * block comes from the central lists and no cache is made; the thread's
+ * own call then makes it. */
+typedef struct { void *p; bool cached_then, cached_after; } nested_first_t;
+
+static void *nested_first(void *arg)
+{
+    nested_first_t *r = arg;
+    _ms_bins_enter();                     /* the thread's call, under way */
+    r->p = alloc(40);
+    r->cached_then = _ms_thread.tc != NULL;
+    free(r->p);
+    _ms_bins_leave();
+    free(alloc(40));
+    r->cached_after = _ms_thread.tc != NULL;
+    return NULL;
+}
+
+Test(pool, a_handler_in_a_threads_first_call_goes_central)
+{
+    nested_first_t r = { 0 };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, nested_first, &r), 0);
+    pthread_join(t, NULL);
+    cr_assert_not_null(r.p, "the handler's malloc failed");
+    cr_assert(!r.cached_then, "a cache was made in the middle of the thread's first call");
+    cr_assert(r.cached_after, "the thread's own call made no cache");
+}
+
 typedef struct { void **v; unsigned n; size_t size; } blocks_t;
 
 static void *alloc_all(void *arg)
