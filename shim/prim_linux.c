@@ -591,6 +591,26 @@ void _ms_os_signals_restore(const sigset_t *old)
     errno = saved;
 }
 
+/* The signals a program's handler may receive at any moment held off this
+ * thread while the allocator changes what a handler's allocation would
+ * use (tcache.c), the old mask in *old; false, nothing done, when a
+ * seccomp filter may kill the process at a system call that is not the
+ * allocator's own (init.c).  The signals a fault raises stay: a fault
+ * there still reaches the program's handler (a crash reporter) instead of
+ * killing the process at once. */
+bool _ms_os_signals_defer(sigset_t *old)
+{
+    if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return false;
+    int saved = errno;
+    sigset_t async;
+    sigfillset(&async);
+    static const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS };
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) sigdelset(&async, faults[i]);
+    bool ok = pthread_sigmask(SIG_BLOCK, &async, old) == 0;
+    errno = saved;
+    return ok;
+}
+
 /* ---- the same, on the side of the thread that makes the tracer ------------ */
 
 /* A task sharing our memory, descriptors and file-system state, not

@@ -68,6 +68,7 @@ MS_HIDDEN bool   _ms_os_protect(void *page, size_t size, bool writable);
 MS_HIDDEN bool   _ms_os_guard(void *page, size_t size);                  /* PROT_NONE */
 MS_HIDDEN void   _ms_os_signals_hold(sigset_t *old);      /* all blocked (a thread to start); old mask in *old */
 MS_HIDDEN void   _ms_os_signals_restore(const sigset_t *old);
+MS_HIDDEN bool   _ms_os_signals_defer(sigset_t *old);     /* all but a fault's (tcache.c); false: not held */
 
 /* ---- init.c: a process under a seccomp filter ------------------------------ *
  * Set when the process installs a seccomp filter (through prctl() or
@@ -325,8 +326,8 @@ MS_HIDDEN void    _ms_huge_stats(ms_huge_stat_t *out);
  * bin, the look below and malloc_trim's flush, must not come in the
  * middle of another.  So each change of a bin is made between
  * _ms_bins_enter and _ms_bins_leave, which count the changes in progress
- * on the thread (in_bins), and those two wait for a count of 0; the look
- * holds signals off while it works.  (A look in a handler allocating
+ * on the thread (in_bins), and those two wait for a count of 0 and hold
+ * signals off while they work (_ms_os_signals_defer).  (A look in a handler allocating
  * 40-byte blocks, in the middle of its thread's pop of a 200-byte block,
  * gave that block out twice; one in the thread, in the middle of the
  * handler's pop, crashed it.)  The thread's cache and the count are side

@@ -148,9 +148,9 @@ static void tcache_thread_exit(void *arg)
     _ms_prof_thread_exit();
     _ms_reporter_thread_left();
     sigset_t old;                          /* a handler now goes central: not into a flush's lock */
-    _ms_os_signals_hold(&old);
+    bool held = _ms_os_signals_defer(&old);
     for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
-    _ms_os_signals_restore(&old);
+    if (held) _ms_os_signals_restore(&old);
     _ms_lock(&tc_lock);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         direct_allocs[c] += tc->bins[c].allocs;
@@ -189,7 +189,7 @@ void _ms_tcache_look(ms_tcache_t *tc)
     if (now < tc->next_look) return;
     tc->next_look = now + _ms_look_interval_ns();
     sigset_t old;                         /* no handler's allocation in the middle of it */
-    _ms_os_signals_hold(&old);
+    bool held = _ms_os_signals_defer(&old);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         unsigned count = tc->bins[c].count;
         if (count > 1 && !(tc->dry[c / 64] >> (c % 64) & 1)) _ms_tcache_flush(tc, c, count / 2);
@@ -198,7 +198,7 @@ void _ms_tcache_look(ms_tcache_t *tc)
     _ms_central_look(now);
     _ms_segment_decay(now);
     _ms_huge_decay(now);
-    _ms_os_signals_restore(&old);
+    if (held) _ms_os_signals_restore(&old);
 }
 
 /* malloc_trim: all of this thread's cache, unless a handler called it in
@@ -208,9 +208,9 @@ void _ms_tcache_flush_current(void)
     ms_tcache_t *tc = _ms_thread.tc;
     if (!tc || tc == &tc_dead || _ms_thread.in_bins) return;
     sigset_t old;
-    _ms_os_signals_hold(&old);
+    bool held = _ms_os_signals_defer(&old);
     for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
-    _ms_os_signals_restore(&old);
+    if (held) _ms_os_signals_restore(&old);
 }
 
 /* Sum the counters of every live thread and of the threads gone.  Other

@@ -601,6 +601,14 @@ Test(host_seccomp, filter_that_kills, .timeout = 120)
     confined("kill", "MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=4096", NULL);
     confined("kill", "MEMSHIM_TRACK=0", "MEMSHIM_STATS=stderr", says);
 }
+/* The allocator holds signals off while it looks at a thread's cache (a
+ * system call: tcache.c): not under a filter that kills for it. */
+Test(host_seccomp, filter_that_kills_at_the_signal_mask, .timeout = 120)
+{
+    const char *says = "memshim: the process runs under a seccomp filter that may kill it at a system call memshim makes";
+    confined("kill-sigmask", "MEMSHIM_TRACK=0", "MEMSHIM_DECAY=8", NULL);
+    confined("kill-sigmask", "MEMSHIM_TRACK=1", "MEMSHIM_DECAY=8", says);
+}
 Test(host_seccomp, filter_that_refuses, .timeout = 120)
 {
     confined("errno", "MEMSHIM_TRACK=1", NULL, "memshim: leak check failed: /proc/self/maps could not be read");
