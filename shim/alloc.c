@@ -33,7 +33,7 @@ MS_NOINLINE void *_ms_malloc_slow(size_t n)
     }
     _ms_bins_leave();
     if (!blk) { errno = ENOMEM; return NULL; }
-    if (look) _ms_tcache_look(tc);
+    if (look) _ms_tcache_look(tc, cls);
     ((uintptr_t *)blk)[1] = 0;
     return blk;
 }

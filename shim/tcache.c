@@ -17,7 +17,10 @@ static unsigned        tc_count;      /* tc_lock */
 /* Calls that went central without a cache (a dead thread's, a class above
  * MS_TCACHE_MAX), and the counts of exited threads' caches. */
 static uint64_t        direct_allocs[MS_NCLASSES], direct_frees[MS_NCLASSES]; /* tc_lock */
-static const ms_tcache_t tc_dead;     /* all limits 0: every call goes central */
+/* All limits 0: every call goes central.  Read-only, and shared: the
+ * inline pop counts itself before it reads a bin (shim.h), but a count
+ * one short of the look's turn sends it to the slow path first. */
+static const ms_tcache_t tc_dead = { .bins = { [0 ... MS_NCLASSES - 1] = { .allocs = MS_LOOK_EVERY - 1 } } };
 
 static void tcache_thread_exit(void *arg);
 
@@ -175,12 +178,14 @@ static void tcache_thread_exit(void *arg)
  * allocations from one of its bins (shim.h), at most every eighth of
  * MEMSHIM_DECAY, a thread looks at what is kept: each of its bins not
  * refilled since the last look (it held more than the thread needed) gives
- * back half its blocks; the parked batches of the classes that no thread
+ * back half its blocks -- the bin whose turn it is, and the others that
+ * were not used at all since (shim.h: a bin in use may be in the middle of
+ * a change that a signal handler's look interrupted); the parked batches of the classes that no thread
  * took one from since the last look go to their spans (pool.c); then pages
  * free for longer than the delay are purged and cached huge mappings
  * expire, as when a page is taken or given back.  A thread that allocates
  * nothing does not look: its cache stays until it exits. */
-void _ms_tcache_look(ms_tcache_t *tc)
+void _ms_tcache_look(ms_tcache_t *tc, unsigned own)
 {
     /* a handler that came inside the allocator (a lock held, a bin being
      * changed: shim.h): later */
@@ -191,8 +196,12 @@ void _ms_tcache_look(ms_tcache_t *tc)
     sigset_t old;                         /* no handler's allocation in the middle of it */
     bool held = _ms_os_signals_defer(&old);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        unsigned count = tc->bins[c].count;
-        if (count > 1 && !(tc->dry[c / 64] >> (c % 64) & 1)) _ms_tcache_flush(tc, c, count / 2);
+        ms_bin_t *b = &tc->bins[c];
+        uint64_t ops = b->allocs + b->frees;
+        bool unused = ops == tc->seen[c];
+        tc->seen[c] = ops;
+        if (b->count > 1 && !(tc->dry[c / 64] >> (c % 64) & 1) && (c == own || unused))
+            _ms_tcache_flush(tc, c, b->count / 2);
     }
     memset(tc->dry, 0, sizeof tc->dry);
     _ms_central_look(now);

@@ -263,6 +263,7 @@ typedef struct ms_tcache_s {
     struct ms_tcache_s  *prev, *next;   /* registry of live caches (tcache lock) */
     uint64_t             next_look;     /* ns: the thread's next look at what it keeps (tcache.c) */
     uint64_t             dry[(MS_NCLASSES + 63) / 64]; /* bins refilled since the last look */
+    uint64_t             seen[MS_NCLASSES]; /* each bin's allocs + frees at the last look */
 } ms_tcache_t;
 
 #endif

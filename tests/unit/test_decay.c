@@ -340,10 +340,10 @@ Test(decay, a_thread_living_on_its_cache_gives_back_a_past_peak)
     }
 }
 
-/* A look changes every bin of its thread: never while a change of one is
- * in progress on the thread (a signal handler's allocation that came in
- * the middle of it: shim.h, _ms_bins_enter), nor when the thread holds one
- * of the allocator's locks; the next allocation's look does it. */
+/* A look changes every bin of its thread: never while a slow path's change
+ * of one is in progress on the thread (a signal handler's allocation that
+ * came in the middle of it: shim.h, _ms_bins_enter), nor when the thread
+ * holds one of the allocator's locks; the next allocation's look does it. */
 Test(decay, no_look_in_the_middle_of_a_change_of_a_bin)
 {
     _ms_opt.decay_ms = 40;
@@ -358,14 +358,45 @@ Test(decay, no_look_in_the_middle_of_a_change_of_a_bin)
     cr_assert_gt(count, 2, "the freed blocks are in the bin (%u)", count);
     memset(tc->dry, 0, sizeof tc->dry);          /* not refilled since the last look */
 
-    _ms_thread.in_bins++;                               /* a handler, its thread in a pop */
+    _ms_bins_enter();                            /* a handler, its thread in a refill */
     tc->next_look = 0;
-    _ms_tcache_look(tc);
-    _ms_thread.in_bins--;
+    _ms_tcache_look(tc, cls);
+    _ms_bins_leave();
     cr_assert_eq(tc->bins[cls].count, count, "a bin was changed under a change in progress");
     cr_assert_eq(tc->next_look, 0, "the look was counted as made");
 
-    _ms_tcache_look(tc);                         /* the thread's own */
+    _ms_tcache_look(tc, cls);                    /* the thread's own, the bin's turn */
     cr_assert_eq(tc->bins[cls].count, count / 2, "the look halves a bin that kept too much (%u of %u)",
                  tc->bins[cls].count, count);
+}
+
+/* The inline pop and push mark nothing: a look halves another bin than
+ * the one whose turn it is only if that bin was not used at all since the
+ * last look (a handler's look may have interrupted its thread in the
+ * middle of a pop or push of it).  An unused bin is halved at the next. */
+Test(decay, a_look_halves_only_the_bins_unused_since_the_last)
+{
+    _ms_opt.decay_ms = 40;
+    enum { N = 60 };
+    unsigned cls = _ms_class_of(300), other = _ms_class_of(2000);
+    void *v[N];
+    for (int i = 0; i < N; i++) v[i] = v_malloc(299);
+    for (int i = 0; i < N; i++) free(v[i]);
+    ms_tcache_t *tc = _ms_thread.tc;
+    unsigned count = tc->bins[cls].count;
+    cr_assert_gt(count, 4, "the freed blocks are in the bin (%u)", count);
+    memset(tc->dry, 0, sizeof tc->dry);
+
+    tc->next_look = 0;
+    _ms_tcache_look(tc, other);                  /* used since the last look: left */
+    cr_assert_eq(tc->bins[cls].count, count, "a bin used since the last look was halved");
+
+    free(v_malloc(299));                         /* a pop and a push: used again */
+    tc->next_look = 0;
+    _ms_tcache_look(tc, other);
+    cr_assert_eq(tc->bins[cls].count, count, "a bin used since the last look was halved");
+
+    tc->next_look = 0;
+    _ms_tcache_look(tc, other);                  /* unused since: halved */
+    cr_assert_eq(tc->bins[cls].count, count / 2, "an unused bin kept %u of %u", tc->bins[cls].count, count);
 }
