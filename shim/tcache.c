@@ -180,11 +180,12 @@ static void tcache_thread_exit(void *arg)
  * refilled since the last look (it held more than the thread needed) gives
  * back half its blocks -- the bin whose turn it is, and the others that
  * were not used at all since (shim.h: a bin in use may be in the middle of
- * a change that a signal handler's look interrupted); the parked batches of the classes that no thread
- * took one from since the last look go to their spans (pool.c); then pages
- * free for longer than the delay are purged and cached huge mappings
- * expire, as when a page is taken or given back.  A thread that allocates
- * nothing does not look: its cache stays until it exits. */
+ * a change that a signal handler's look interrupted); the parked batches
+ * of the classes that no thread took one from since the last look go to
+ * their spans (pool.c); then pages free for longer than the delay are
+ * purged and cached huge mappings expire, as when a page is taken or given
+ * back.  A thread that allocates nothing does not look: its cache stays
+ * until it exits. */
 void _ms_tcache_look(ms_tcache_t *tc, unsigned own)
 {
     /* a handler that came inside the allocator (a lock held, a bin being
