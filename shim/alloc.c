@@ -172,18 +172,9 @@ static inline int hold_collected(void *p, ms_free_batch_t *b)
 static MS_NOINLINE int collected_in_new_span(void *p, ms_free_batch_t *b)
 {
     ms_segment_t *s = _ms_segment_of(p);
-    if (!s) return 0;
-    unsigned i = _ms_page_index(s, p);
-    uint8_t cls = s->page_class[i];
-    if (cls == MS_CLASS_NONE) return 0;
-    ms_page_t *pg = &s->pages[s->span_head[i]];
-    const ms_class_t *k = &_ms_classes[cls];
-    if (!collectable(p, k, pg, (uint64_t)((uintptr_t)p - (uintptr_t)pg->start))) return 0;
-    _ms_free_batch_flush(b);
-    b->pg = pg;
-    b->cls = cls;
-    b->start = pg->start;
-    b->bytes = (uint64_t)k->capacity * k->size;
+    ms_where_t w;
+    if (!s || !_ms_where(s, p, &w) || !collectable(p, w.k, w.pg, w.off)) return 0;
+    _ms_free_batch_span(b, &w);
     return hold_collected(p, b);
 }
 

@@ -616,8 +616,18 @@ static inline void _ms_free_batch_push(ms_free_batch_t *b, void *p)
     ((ms_block_t *)p)->next = b->n ? b->blocks[b->n - 1] : NULL;
     b->blocks[b->n++] = p;
 }
-/* The same without tracking (alloc.c): p held in the batch as free() would
- * free it, 1; 0 to leave p to free(). */
+/* The batch's blocks back to their span, and the batch on w's span from now
+ * on (track.c's and alloc.c's first block of a new span). */
+static inline void _ms_free_batch_span(ms_free_batch_t *b, const ms_where_t *w)
+{
+    _ms_free_batch_flush(b);
+    b->pg = w->pg;
+    b->cls = (uint8_t)w->cls;
+    b->start = w->pg->start;
+    b->bytes = (uint64_t)w->k->capacity * w->k->size;
+}
+/* _ms_tracked_free_collected without tracking (alloc.c): p held in the
+ * batch as free() would free it, 1; 0 to leave p to free(). */
 MS_HIDDEN int    _ms_free_collected(void *p, ms_free_batch_t *batch, unsigned long key);
 MS_HIDDEN void  *_ms_tracked_new(size_t n, size_t align, unsigned how, const ms_site_t *site);
 MS_HIDDEN void   _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site);

@@ -141,6 +141,16 @@ void _ms_tcache_count_frees(unsigned cls, unsigned n)
     else __atomic_fetch_add(&direct_frees[cls], n, __ATOMIC_RELAXED);
 }
 
+/* Every block of tc's bins to the central lists, with no handler's
+ * allocation in the middle (its thread may hold a class's lock here). */
+static void flush_all(ms_tcache_t *tc)
+{
+    sigset_t old;
+    bool held = _ms_os_signals_defer(&old);
+    for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+    if (held) _ms_os_signals_restore(&old);
+}
+
 static void tcache_thread_exit(void *arg)
 {
     ms_tcache_t *tc = arg;
@@ -150,10 +160,7 @@ static void tcache_thread_exit(void *arg)
     _ms_scan_thread_exit();
     _ms_prof_thread_exit();
     _ms_reporter_thread_left();
-    sigset_t old;                          /* a handler now goes central: not into a flush's lock */
-    bool held = _ms_os_signals_defer(&old);
-    for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
-    if (held) _ms_os_signals_restore(&old);
+    flush_all(tc);                         /* a handler now goes central: not into a flush's lock */
     _ms_lock(&tc_lock);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         direct_allocs[c] += tc->bins[c].allocs;
@@ -218,10 +225,7 @@ void _ms_tcache_flush_current(void)
 {
     ms_tcache_t *tc = _ms_thread.tc;
     if (!tc || tc == &tc_dead || _ms_thread.in_bins) return;
-    sigset_t old;
-    bool held = _ms_os_signals_defer(&old);
-    for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
-    if (held) _ms_os_signals_restore(&old);
+    flush_all(tc);
 }
 
 /* Sum the counters of every live thread and of the threads gone.  Other

@@ -417,11 +417,7 @@ static MS_NOINLINE int hold_in_new_span(void *p, size_t size, uintptr_t ra, uint
     ms_where_t w;
     ms_meta_t *m = meta_at(p, &s, &w);
     if (!m || !holdable(m)) return free_unheld(p, size, ra, sp, b);
-    _ms_free_batch_flush(b);
-    b->pg = w.pg;
-    b->cls = (uint8_t)w.cls;
-    b->start = w.pg->start;
-    b->bytes = (uint64_t)w.k->capacity * w.k->size;
+    _ms_free_batch_span(b, &w);
     return hold(p, ra, sp, b, m);
 }
 
