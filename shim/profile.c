@@ -1,12 +1,12 @@
 /* profile.c - the heap profiler: where the memory goes.
  *
  * Every tracked allocation and free updates its stack's counters (the trace
- * table's, stacks.c: allocations, bytes, frees, temporaries) -- with plain
- * adds while the process has one thread, afterwards in the thread's own
- * slot for the stack, handed on to the counters when another stack needs
- * the slot or the thread ends (shim.h, _ms_prof_where); a free through the
- * thread's log of frees, added 32 at a time -- and its thread's
- * state through one TLS pointer: the last block
+ * table's, stacks.c: allocations, bytes, frees, temporaries) -- in the
+ * thread's own slot for the stack, with plain adds, handed on to the
+ * counters when another stack needs the slot or the thread ends (where(),
+ * below); a free other than a temporary's through the thread's log of
+ * frees, added 32 at a time -- and its thread's state through one TLS
+ * pointer: the last block
  * the thread allocated (a block freed before the thread's next allocation
  * is a temporary, heaptrack's definition), a size histogram, and the change
  * of the heap in use not yet added to the global figure (published every
@@ -91,70 +91,103 @@ void _ms_prof_publish(ms_prof_thread_t *t)
     renew_room(t, heap);
 }
 
-/* A slot's changes go to its stack's counters; the slot is then free.  Its
- * stack is cleared first, so that a reader adding slots to counters skips
- * it rather than count its changes twice (a reader that read it just
- * before may still: figures taken while threads run are approximate). */
-static void slot_hand_on(ms_prof_slot_t *s)
+/* A slot's changes go to its stack's counters (plain adds while the
+ * process has one thread: `alone`); the slot is then free.  Its stack is
+ * cleared first, so that a reader adding slots to counters skips it
+ * rather than count its changes twice (a reader that read it just before
+ * may still: figures taken while threads run are approximate). */
+static void slot_hand_on(ms_prof_slot_t *s, bool alone)
 {
     uint32_t stack = s->stack;
     if (!stack) return;
     __atomic_store_n(&s->stack, 0, __ATOMIC_RELEASE);
     ms_prof_t *c = _ms_stack_prof(stack);
+    const ms_prof_counts_t *k = &s->k;
     if (c) {
-        if (s->allocs) __atomic_add_fetch(&c->allocs, s->allocs, __ATOMIC_RELAXED);
-        if (s->alloc_bytes) __atomic_add_fetch(&c->alloc_bytes, s->alloc_bytes, __ATOMIC_RELAXED);
-        if (s->frees) __atomic_add_fetch(&c->frees, s->frees, __ATOMIC_RELAXED);
-        if (s->freed_bytes) __atomic_add_fetch(&c->freed_bytes, s->freed_bytes, __ATOMIC_RELAXED);
-        if (s->temps) __atomic_add_fetch(&c->temps, s->temps, __ATOMIC_RELAXED);
-        if (s->temp_bytes) __atomic_add_fetch(&c->temp_bytes, s->temp_bytes, __ATOMIC_RELAXED);
+        if (k->allocs) _ms_prof_add(alone, &c->k.allocs, k->allocs);
+        if (k->alloc_bytes) _ms_prof_add(alone, &c->k.alloc_bytes, k->alloc_bytes);
+        if (k->frees) _ms_prof_add(alone, &c->k.frees, k->frees);
+        if (k->freed_bytes) _ms_prof_add(alone, &c->k.freed_bytes, k->freed_bytes);
+        if (k->temps) _ms_prof_add(alone, &c->k.temps, k->temps);
+        if (k->temp_bytes) _ms_prof_add(alone, &c->k.temp_bytes, k->temp_bytes);
     }
-    s->allocs = s->alloc_bytes = s->frees = s->freed_bytes = s->temps = s->temp_bytes = 0;
+    memset(&s->k, 0, sizeof s->k);
 }
 
-ms_prof_thread_t _ms_prof_dying;
+ms_prof_thread_t _ms_prof_dying = { .nlog = MS_PROF_LOG };
 
-/* n frees of stack, of bytes in all, to its counters or t's slot. */
-static void add_freed(ms_prof_thread_t *t, bool alone, uint32_t stack, uint64_t n, uint64_t bytes)
+/* Where thread t's changes to stack's counts go: t's slot for the stack,
+ * taken from the stack it held if need be; the counters when t keeps no
+ * slots (*own false: the counts are shared, add with locked adds).  NULL:
+ * stack is counted nowhere (none, out of memory). */
+static inline __attribute__((always_inline))
+ms_prof_counts_t *where(ms_prof_thread_t *t, uint32_t stack, bool *own)
 {
-    ms_prof_t *c;
-    ms_prof_slot_t *s;
-    if (!n || !_ms_prof_where(t, stack, alone, &c, &s)) return;
-    MS_PROF_ADD(alone, c, s, frees, n);
-    MS_PROF_ADD(alone, c, s, freed_bytes, bytes);
+    *own = true;
+    ms_prof_counts_t *k = _ms_prof_slot_of(t, stack);
+    if (MS_LIKELY(k != NULL) || !stack) return k;
+    ms_prof_t *c = _ms_stack_prof(stack);
+    if (!c) return NULL;
+    ms_prof_slot_t *x = _ms_prof_slot_take(t, stack);
+    if (x) return &x->k;
+    *own = false;
+    return &c->k;
+}
+
+void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_t w, uint64_t nb)
+{
+    bool own;
+    ms_prof_counts_t *k = where(t, stack, &own);
+    if (!k) return;
+    switch (which) {
+    case MS_PROF_ALLOCS:
+        _ms_prof_add(own, &k->allocs, w);
+        _ms_prof_add(own, &k->alloc_bytes, nb);
+        break;
+    case MS_PROF_FREES:
+        _ms_prof_add(own, &k->frees, w);
+        _ms_prof_add(own, &k->freed_bytes, nb);
+        break;
+    default:
+        _ms_prof_add(own, &k->temps, w);
+        _ms_prof_add(own, &k->temp_bytes, nb);
+    }
 }
 
 /* The log's frees go to their stacks' counters (or the thread's slots),
- * now that their records have been fetched, a run of one stack's frees
- * at a time; then the log is empty.  A reader adding the log between the
- * two counts those frees twice: figures taken while threads run are
- * approximate. */
-void _ms_prof_log_flush(ms_prof_thread_t *t)
+ * now that their records have been fetched, each where its stack's
+ * changes go (looked up once for a run of one stack's frees); then the
+ * log is empty.  A reader adding the log between the two counts those
+ * frees twice: figures taken while threads run are approximate. */
+unsigned _ms_prof_log_flush(ms_prof_thread_t *t)
 {
+    if (t == &_ms_prof_dying) return MS_PROF_LOG;
     unsigned n = t->nlog < MS_PROF_LOG ? t->nlog : MS_PROF_LOG;
-    if (!n) return;
-    bool alone = __libc_single_threaded;
-    uint32_t run = MS_PROF_FREED_STACK(t->log[0]);
-    uint64_t frees = 0, bytes = 0;
+    if (!n) return 0;
+    bool own;                           /* true: t keeps slots */
+    uint32_t run = 0;                   /* no entry has stack 0 */
+    ms_prof_counts_t *k = NULL;
     for (unsigned i = 0; i < n; i++) {
-        uint32_t stack = MS_PROF_FREED_STACK(t->log[i]);
+        ms_prof_freed_t e = t->log[i];
+        uint32_t stack = MS_PROF_FREED_STACK(e);
         if (stack != run) {
-            add_freed(t, alone, run, frees, bytes);
+            k = where(t, stack, &own);
             run = stack;
-            frees = bytes = 0;
         }
-        frees++;
-        bytes += MS_PROF_FREED_BYTES(t->log[i]);
+        if (k) {
+            _ms_prof_add(true, &k->frees, 1);
+            _ms_prof_add(true, &k->freed_bytes, MS_PROF_FREED_BYTES(e));
+        }
     }
-    add_freed(t, alone, run, frees, bytes);
     __atomic_store_n(&t->nlog, 0, __ATOMIC_RELEASE);
+    return 0;
 }
 
 ms_prof_slot_t *_ms_prof_slot_take(ms_prof_thread_t *t, uint32_t stack)
 {
     if (t == &_ms_prof_dying) return NULL;            /* shared: straight to the counters */
     ms_prof_slot_t *s = &t->slot[stack % MS_PROF_SLOTS];
-    slot_hand_on(s);
+    slot_hand_on(s, __libc_single_threaded);
     __atomic_store_n(&s->stack, stack, __ATOMIC_RELEASE);
     return s;
 }
@@ -170,7 +203,7 @@ void _ms_prof_thread_exit(void)
     if (!t || t == &_ms_prof_dying) return;
     _ms_prof_publish(t);
     _ms_prof_log_flush(t);
-    for (unsigned i = 0; i < MS_PROF_SLOTS; i++) slot_hand_on(&t->slot[i]);
+    for (unsigned i = 0; i < MS_PROF_SLOTS; i++) slot_hand_on(&t->slot[i], false);
     t->last = NULL;
     _ms_prof_tl = &_ms_prof_dying;
     __atomic_store_n(&t->in_use, 0, __ATOMIC_RELEASE);
@@ -208,7 +241,8 @@ static uint64_t blocks_of(uint64_t v)
 /* ---- the peak ---------------------------------------------------------------------- */
 
 /* A stack's figures: its counters, and every thread's frees of it in the
- * thread's log and its slot for it, read together (the log first: what
+ * thread's log and its slot for it, read together (frees counting
+ * temporaries) (the log first: what
  * the thread allocates in between is seen live, not freed unallocated).
  * Exact when no thread is changing them; while threads run, a block
  * allocated by one and freed by another may be seen freed and not yet
@@ -222,12 +256,12 @@ static bool figures(uint32_t id, figures_t *f)
 {
     const ms_prof_t *c = _ms_stack_prof(id);
     if (!c) return false;
-    f->frees = __atomic_load_n(&c->frees, __ATOMIC_ACQUIRE);
-    f->freed_bytes = __atomic_load_n(&c->freed_bytes, __ATOMIC_ACQUIRE);
-    f->temps = __atomic_load_n(&c->temps, __ATOMIC_RELAXED);
-    f->temp_bytes = __atomic_load_n(&c->temp_bytes, __ATOMIC_RELAXED);
-    f->allocs = __atomic_load_n(&c->allocs, __ATOMIC_ACQUIRE);
-    f->alloc_bytes = __atomic_load_n(&c->alloc_bytes, __ATOMIC_ACQUIRE);
+    f->frees = __atomic_load_n(&c->k.frees, __ATOMIC_ACQUIRE);
+    f->freed_bytes = __atomic_load_n(&c->k.freed_bytes, __ATOMIC_ACQUIRE);
+    f->temps = __atomic_load_n(&c->k.temps, __ATOMIC_ACQUIRE);
+    f->temp_bytes = __atomic_load_n(&c->k.temp_bytes, __ATOMIC_ACQUIRE);
+    f->allocs = __atomic_load_n(&c->k.allocs, __ATOMIC_ACQUIRE);
+    f->alloc_bytes = __atomic_load_n(&c->k.alloc_bytes, __ATOMIC_ACQUIRE);
     for (ms_prof_thread_t *t = __atomic_load_n(&threads, __ATOMIC_ACQUIRE); t; t = t->next) {
         unsigned n = __atomic_load_n(&t->nlog, __ATOMIC_ACQUIRE);
         for (unsigned i = 0; i < n && i < MS_PROF_LOG; i++) {
@@ -238,13 +272,15 @@ static bool figures(uint32_t id, figures_t *f)
         }
         const ms_prof_slot_t *s = &t->slot[id % MS_PROF_SLOTS];
         if (__atomic_load_n(&s->stack, __ATOMIC_ACQUIRE) != id) continue;
-        f->frees += __atomic_load_n(&s->frees, __ATOMIC_RELAXED);
-        f->freed_bytes += __atomic_load_n(&s->freed_bytes, __ATOMIC_RELAXED);
-        f->temps += __atomic_load_n(&s->temps, __ATOMIC_RELAXED);
-        f->temp_bytes += __atomic_load_n(&s->temp_bytes, __ATOMIC_RELAXED);
-        f->allocs += __atomic_load_n(&s->allocs, __ATOMIC_RELAXED);
-        f->alloc_bytes += __atomic_load_n(&s->alloc_bytes, __ATOMIC_RELAXED);
+        f->frees += __atomic_load_n(&s->k.frees, __ATOMIC_RELAXED);
+        f->freed_bytes += __atomic_load_n(&s->k.freed_bytes, __ATOMIC_RELAXED);
+        f->temps += __atomic_load_n(&s->k.temps, __ATOMIC_RELAXED);
+        f->temp_bytes += __atomic_load_n(&s->k.temp_bytes, __ATOMIC_RELAXED);
+        f->allocs += __atomic_load_n(&s->k.allocs, __ATOMIC_RELAXED);
+        f->alloc_bytes += __atomic_load_n(&s->k.alloc_bytes, __ATOMIC_RELAXED);
     }
+    f->frees += f->temps;               /* counted apart (shim.h) */
+    f->freed_bytes += f->temp_bytes;
     return true;
 }
 
@@ -349,7 +385,8 @@ static bool profile_collect(ms_profile_t *p)
     p->peak_blocks = blocks_of(peak_blocks);
     p->peak_ms = peak_ns > start_ns ? (peak_ns - start_ns) / 1000000 : 0;
     for (ms_prof_thread_t *t = __atomic_load_n(&threads, __ATOMIC_ACQUIRE); t; t = t->next)
-        for (unsigned b = 0; b < MS_PROF_HIST; b++) p->hist[b] += __atomic_load_n(&t->hist[b], __ATOMIC_RELAXED);
+        for (unsigned b = 0; b < MS_PROF_BITS; b++)
+            p->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1] += __atomic_load_n(&t->hist[b], __ATOMIC_RELAXED);
     for (unsigned b = 0; b < MS_PROF_HIST; b++) p->hist[b] = blocks_of(p->hist[b]);
     return !p->oom;
 }

@@ -1219,17 +1219,22 @@ MS_HIDDEN void   _ms_metrics_fork_child(void);          /* the parent's file sta
 
 /* ---- profile.c, pprof.c: the heap profiler ------------------------------- *
  * Per-stack counters (kept in the trace table, stacks.c) updated on every
- * tracked allocation and free (_ms_prof_where), per-thread state (the
- * last block allocated, the heap change not yet published, a size
- * histogram) through one TLS pointer, and the peak: a snapshot of every
+ * tracked allocation and free (through the thread's slot for the stack),
+ * per-thread state (the last block allocated, the heap change not yet
+ * published, a size histogram) through one TLS pointer, and the peak: a snapshot of every
  * stack's live bytes taken at the first free after the heap in use passed
  * the last recorded peak by 1% (at least 64 KiB). */
-typedef struct ms_prof_s {
-    _Alignas(64) uint64_t allocs;       /* allocations from this stack, in all */
+/* A stack's changes: in its counters, or in one thread's slot for it. */
+typedef struct ms_prof_counts_s {
+    uint64_t allocs;                    /* allocations from this stack, in all */
     uint64_t alloc_bytes;
-    uint64_t frees;                     /* of those, freed: live = allocs - frees */
+    uint64_t frees;                     /* of those, freed later than temporaries */
     uint64_t freed_bytes;
-    uint64_t temps, temp_bytes;         /* freed before the thread's next allocation */
+    uint64_t temps, temp_bytes;         /* freed before the thread's next allocation:
+                                         * live = allocs - frees - temps */
+} ms_prof_counts_t;
+typedef struct ms_prof_s {
+    _Alignas(64) ms_prof_counts_t k;
     uint64_t peak_blocks, peak_bytes;   /* live at the recorded peak */
 } ms_prof_t;
 /* One line a stack: an allocation and its free touch one line, not two (a
@@ -1251,19 +1256,25 @@ MS_HIDDEN ms_prof_t *_ms_prof_at(uint32_t i);            /* the counters of id i
 MS_HIDDEN uint32_t _ms_prof_count(void);
 MS_HIDDEN void   _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg);
 
-#define MS_PROF_HIST  41                /* bucket b: sizes with bit length b (0: size 0) */
+#define MS_PROF_HIST  41                /* bucket b: sizes with bit length b (0: size 0), the
+                                         * last one all larger sizes */
+#define MS_PROF_BITS  64                /* a thread's histogram: one bucket a bit length, so
+                                         * that counting needs no bound (profile.c folds) */
 #define MS_PROF_PUBLISH ((int64_t)64 << 10)
-/* Once the process has a second thread, a thread's changes to a stack's
- * counters first go to its own slot for the stack (slot id % MS_PROF_SLOTS),
- * with plain adds: locked adds on counters that several threads share cost
- * a multithreaded program ~20% more than tracking alone (mstress, xthread).
- * A slot taken by another stack hands its changes to the stack's counters;
+/* A thread's changes to a stack's counts first go to its own slot for the
+ * stack (slot id % MS_PROF_SLOTS), with plain adds: locked adds on
+ * counters that several threads share cost a multithreaded program ~20%
+ * more than tracking alone (mstress, xthread), and a slot is found with
+ * no look-up of the counters (a program's hot stacks each keep one).  A
+ * slot taken by another stack hands its changes to the stack's counters;
  * readers (profiles, the peak) add every thread's slots to the counters. */
 #define MS_PROF_SLOTS 64
 typedef struct ms_prof_slot_s {
     uint32_t stack;                     /* 0: none */
-    uint64_t allocs, alloc_bytes, frees, freed_bytes, temps, temp_bytes;
+    ms_prof_counts_t k;
+    uint64_t spare;
 } ms_prof_slot_t;
+_Static_assert(sizeof(ms_prof_slot_t) == 64, "a slot's address is a shift away");
 /* A free is not added to its stack's counters at once but written to the
  * thread's log, and the log's MS_PROF_LOG frees are added together: the
  * counters' address comes from the block's record, which a program freeing
@@ -1289,19 +1300,23 @@ typedef struct ms_prof_thread_s {
     unsigned    nlog;                   /* frees in log[] */
     int         in_use;                 /* claimed by a live thread */
     struct ms_prof_thread_s *next;      /* all of them, never removed */
-    uint64_t    hist[MS_PROF_HIST];     /* allocations by size (bit length) */
+    uint64_t    hist[MS_PROF_BITS];     /* allocations by size (bit length) */
     ms_prof_freed_t log[MS_PROF_LOG];   /* frees not yet in the counters */
     ms_prof_slot_t slot[MS_PROF_SLOTS]; /* changes not yet in the counters */
 } ms_prof_thread_t;
 MS_HIDDEN extern __thread ms_prof_thread_t *_ms_prof_tl __attribute__((tls_model("initial-exec")));
-MS_HIDDEN extern ms_prof_thread_t _ms_prof_dying;   /* the state exiting threads share: no log, no slots */
+MS_HIDDEN extern ms_prof_thread_t _ms_prof_dying;   /* the state exiting threads share: no slots, a log
+                                                     * full for good (no entries) */
 MS_HIDDEN extern int64_t _ms_prof_heap;       /* heap in use (bytes), published part */
 MS_HIDDEN extern int64_t _ms_prof_peak_next;  /* a free above this refreshes the peak: each
                                                * thread's test is pending > room (no shared
                                                * line read), room renewed when it publishes */
 MS_HIDDEN ms_prof_thread_t *_ms_prof_thread(void);
 MS_HIDDEN void   _ms_prof_publish(ms_prof_thread_t *t);
-MS_HIDDEN void   _ms_prof_log_flush(ms_prof_thread_t *t);   /* the log's frees to the counters */
+/* The log's frees to the counters: 0, the log's length now, or
+ * MS_PROF_LOG for the state exiting threads share, whose log stays full
+ * (its frees go straight to the counters). */
+MS_HIDDEN unsigned _ms_prof_log_flush(ms_prof_thread_t *t);
 /* The slot of stack in t, after handing its previous stack's changes on;
  * NULL when the changes must go straight to the counters (the state that
  * exiting threads share). */
@@ -1321,7 +1336,9 @@ MS_HIDDEN void   _ms_prof_sites_reset(void);           /* a new log: name sites 
 MS_HIDDEN void   _ms_stack_json(ms_buf_t *b, uint32_t stack);   /* report.c: "[{frame}, ...]" */
 MS_HIDDEN unsigned _ms_stack_frames(uint32_t stack, ms_frame_t *f); /* report.c: up to main */
 
-static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__builtin_clzll(n) : 0; }
+/* The bit length of n (0 for 0): its bucket in a thread's histogram, with
+ * no test (n << 1 | 1 is never 0). */
+static inline unsigned _ms_prof_bucket(size_t n) { return 63u - (unsigned)__builtin_clzll((uint64_t)n << 1 | 1); }
 
 /* With MEMSHIM_SAMPLE=N a sampled block of n bytes stands for 1/p blocks,
  * p = 1 - e^(-n/N) its chance of being sampled: counts are then kept in
@@ -1330,26 +1347,9 @@ static inline unsigned _ms_prof_bucket(size_t n) { return n ? 64u - (unsigned)__
 #define MS_PROF_UNIT 1024u
 MS_HIDDEN uint64_t _ms_prof_weigh(size_t n, uint64_t *bytes);
 
-/* Where thread t's changes to stack's counters go: the counters themselves
- * while the process has one thread (`alone`: the caller's read of
- * __libc_single_threaded, which glibc clears for good at the first
- * pthread_create); afterwards t's slot for the stack (*s), or the
- * counters (*c) when t keeps no slots.  False: stack is counted nowhere
- * (none, out of memory). */
-static inline __attribute__((always_inline))
-bool _ms_prof_where(ms_prof_thread_t *t, uint32_t stack, bool alone, ms_prof_t **c, ms_prof_slot_t **s)
-{
-    *s = NULL;
-    if (MS_LIKELY(alone)) return (*c = _ms_stack_prof(stack)) != NULL;
-    ms_prof_slot_t *x = &t->slot[stack % MS_PROF_SLOTS];
-    if (MS_LIKELY(x->stack == stack && stack)) { *s = x; *c = NULL; return true; }
-    if (!(*c = _ms_stack_prof(stack))) return false;
-    *s = _ms_prof_slot_take(t, stack);
-    return true;
-}
-/* Add v to a counter or a slot: a plain add of one instruction (a signal
- * handler's add cannot fall inside it) to what only this thread writes
- * (`own`), a locked add otherwise. */
+/* Add v to a count: a plain add of one instruction (a signal handler's add
+ * cannot fall inside it) to what only this thread writes (`own`), a locked
+ * add otherwise. */
 static inline void _ms_prof_add(bool own, uint64_t *p, uint64_t v)
 {
 #if defined(__x86_64__)
@@ -1360,8 +1360,21 @@ static inline void _ms_prof_add(bool own, uint64_t *p, uint64_t v)
 #endif
     __atomic_add_fetch(p, v, __ATOMIC_RELAXED);
 }
-#define MS_PROF_ADD(alone, c, s, field, v) \
-    _ms_prof_add((alone) || (s), (s) ? &(s)->field : &(c)->field, (v))
+
+/* The counts of stack (not 0) in t's slot for it, or NULL: the slot holds
+ * another stack's. */
+static inline __attribute__((always_inline))
+ms_prof_counts_t *_ms_prof_slot_of(ms_prof_thread_t *t, uint32_t stack)
+{
+    ms_prof_slot_t *s = &t->slot[stack % MS_PROF_SLOTS];
+    return MS_LIKELY(s->stack == stack) ? &s->k : NULL;
+}
+
+/* profile.c: the slot missed: w blocks of nb bytes (in all) from stack, not
+ * 0, counted where they go (the slot, taken from the stack it held, or the
+ * counters): allocations, frees or temporaries. */
+enum { MS_PROF_ALLOCS, MS_PROF_FREES, MS_PROF_TEMPS };
+MS_HIDDEN void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_t w, uint64_t nb);
 
 /* A block of n bytes from stack was handed out, counting w blocks of nb
  * bytes in all (1 and n without sampling). */
@@ -1371,47 +1384,49 @@ void _ms_prof_alloc_w(uint32_t stack, size_t n, const void *p, uint64_t w, uint6
     ms_prof_thread_t *t = _ms_prof_tl;
     if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
     if (MS_UNLIKELY(!stack)) return;          /* counted nowhere (the free's test too) */
-    bool alone = __libc_single_threaded;      /* read once: _ms_prof_where */
-    ms_prof_t *c;
-    ms_prof_slot_t *s;
-    if (_ms_prof_where(t, stack, alone, &c, &s)) {  /* no counters: out of memory */
-        MS_PROF_ADD(alone, c, s, allocs, w);
-        MS_PROF_ADD(alone, c, s, alloc_bytes, nb);
-    }
-    unsigned b = _ms_prof_bucket(n);
-    t->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1] += w;
+    ms_prof_counts_t *k = _ms_prof_slot_of(t, stack);
+    if (MS_LIKELY(k != NULL)) {
+        _ms_prof_add(true, &k->allocs, w);
+        _ms_prof_add(true, &k->alloc_bytes, nb);
+    } else
+        _ms_prof_tally(t, stack, MS_PROF_ALLOCS, w, nb);
+    t->hist[_ms_prof_bucket(n)] += w;
     t->last = p;
     if (MS_UNLIKELY((t->pending += (int64_t)nb) >= MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }
 
 /* The block p of n bytes from stack is released (or resized away),
- * counting w blocks of nb bytes: a block not sampled (w 1) to the thread's
- * log, a sampled one (rare) straight to the counters. */
+ * counting w blocks of nb bytes: a temporary (the thread's last block
+ * allocated) to the thread's slot for the stack, which its allocation
+ * has just used; another block not sampled (w 1) to the thread's log; a
+ * sampled one (rare) straight to the counts. */
 static inline __attribute__((always_inline))
 void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
 {
     ms_prof_thread_t *t = _ms_prof_tl;
     if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
     if (MS_UNLIKELY(t->pending > t->room)) _ms_prof_peak(t);   /* before the free: the heap at its high */
-    bool alone = __libc_single_threaded;
-    ms_prof_t *c;
-    ms_prof_slot_t *s;
-    if (p == t->last) {                 /* a temporary: its record was just written, at hand */
+    if (p == t->last) {
         t->last = NULL;
-        if (_ms_prof_where(t, stack, alone, &c, &s)) {
-            MS_PROF_ADD(alone, c, s, temps, w);
-            MS_PROF_ADD(alone, c, s, temp_bytes, nb);
+        if (MS_UNLIKELY(!stack)) return;
+        ms_prof_counts_t *k = _ms_prof_slot_of(t, stack);
+        if (MS_LIKELY(k != NULL)) {
+            _ms_prof_add(true, &k->temps, w);
+            _ms_prof_add(true, &k->temp_bytes, nb);
+        } else
+            _ms_prof_tally(t, stack, MS_PROF_TEMPS, w, nb);
+    } else {
+        if (MS_UNLIKELY(!stack)) return;    /* counted nowhere (as by the allocation) */
+        unsigned i = MS_PROF_LOG;
+        if (MS_LIKELY(w == 1 && nb <= UINT32_MAX)) {
+            i = t->nlog;
+            if (MS_UNLIKELY(i >= MS_PROF_LOG)) i = _ms_prof_log_flush(t);
         }
-    }
-    if (MS_UNLIKELY(!stack)) return;    /* counted nowhere (as by the allocation) */
-    if (MS_LIKELY(w == 1 && nb <= UINT32_MAX && t != &_ms_prof_dying)) {
-        unsigned k = t->nlog;
-        if (MS_UNLIKELY(k >= MS_PROF_LOG)) { _ms_prof_log_flush(t); k = 0; }
-        __atomic_store_n(&t->log[k], MS_PROF_FREED(stack, nb), __ATOMIC_RELAXED);
-        __atomic_store_n(&t->nlog, k + 1, __ATOMIC_RELEASE);    /* readers see the entry whole */
-    } else if (_ms_prof_where(t, stack, alone, &c, &s)) {
-        MS_PROF_ADD(alone, c, s, frees, w);
-        MS_PROF_ADD(alone, c, s, freed_bytes, nb);
+        if (MS_LIKELY(i < MS_PROF_LOG)) {
+            __atomic_store_n(&t->log[i], MS_PROF_FREED(stack, nb), __ATOMIC_RELAXED);
+            __atomic_store_n(&t->nlog, i + 1, __ATOMIC_RELEASE);    /* readers see the entry whole */
+        } else
+            _ms_prof_tally(t, stack, MS_PROF_FREES, w, nb);
     }
     if (MS_UNLIKELY((t->pending -= (int64_t)nb) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }

@@ -102,6 +102,18 @@ EOF
 }
 check "memshim_profile_dump without pause while 4 threads trade blocks (frees in logs, slots, other threads): whole profiles, exact at exit" t_profile_stress
 
+t_profile_slots_taken() {
+    (cd "$T" && MEMSHIM_PROFILE="$T/collide.json" LD_PRELOAD="$LIB" ./profile_phases collide) 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+    # allocations bytes temporary bytes live-blocks live-bytes (the peak: when it came)
+    local got; got=$(site "$T/collide.json" memo_site)
+    [ "${got% * *}" = "120 4800 60 2400 0 0" ] || { echo "memo_site: got '$got'"; return 1; }
+    got=$(site "$T/collide.json" spread_site)
+    [ "${got% * *}" = "7680 184320 0 0 0 0" ] || { echo "spread_site: got '$got'"; return 1; }
+}
+check "128 stacks through a thread's 64 slots, one thread and then two: exact" t_profile_slots_taken
+
 t_profile_signal() {
     (cd "$T" && MEMSHIM_PROFILE="$T/sig.json" MEMSHIM_PROFILE_SIGNAL=USR2 LD_PRELOAD="$LIB" \
         ./profile_phases signal "$T/sig-taken.json") 2>"$T/perr"

@@ -32,6 +32,17 @@
  *                            they have traded 1,000); after
  *                            the joins main frees what the ring holds:
  *                            80,000 allocations, none live at exit
+ *   profile_phases collide   no phases: main alone, then 2 threads, 20
+ *                            rounds each: 128 blocks of 24 bytes from 128
+ *                            call sites of spread_site() (128 stacks), one
+ *                            of 40 bytes from memo_site(), the 128 freed
+ *                            (their log flushed 3 times: 96 stacks into
+ *                            the thread's 64 slots, memo_site's among
+ *                            them), another memo_site() block, then both
+ *                            freed, the last a temporary: memo_site 120
+ *                            allocations of 4,800 bytes, 60 temporaries of
+ *                            2,400; spread_site 7,680 of 184,320, none;
+ *                            nothing live at exit
  *   profile_phases realloc   the phases, then grow() takes one block through
  *                            realloc to 100, 90, 200, 5,000, 300,000,
  *                            2,000,000, 3,000,000 and 2,900,000 bytes (pool
@@ -69,6 +80,18 @@ NOINLINE void *refused(void) { return malloc(48); }
 NOINLINE void *refused_huge(void) { return malloc(1000000); }
 NOINLINE void *thread_hold(void) { return malloc(64); }
 NOINLINE void *stress_site(size_t n) { return malloc(n); }
+NOINLINE void *memo_site(void) { return malloc(40); }
+/* 128 call sites, so 128 stacks (built at -O0: no call is merged) */
+#define SITE1(n) case n: p = malloc(24); break;
+#define SITE4(n) SITE1(n) SITE1(n + 1) SITE1(n + 2) SITE1(n + 3)
+#define SITE16(n) SITE4(n) SITE4(n + 4) SITE4(n + 8) SITE4(n + 12)
+#define SITE64(n) SITE16(n) SITE16(n + 16) SITE16(n + 32) SITE16(n + 48)
+NOINLINE void *spread_site(int i)
+{
+    void *p = NULL;
+    switch (i) { SITE64(0) SITE64(64) }
+    return p;
+}
 
 static void *worker(void *arg)
 {
@@ -189,8 +212,33 @@ static int stress_mode(const char *to)
     return rc;
 }
 
+static void *collider(void *arg)
+{
+    (void)arg;
+    void *spread[128];
+    for (int r = 0; r < 20; r++) {
+        for (int i = 0; i < 128; i++) spread[i] = spread_site(i);
+        void *m[2];
+        for (int k = 0; k < 2; k++) {       /* one call site: one stack */
+            m[k] = memo_site();
+            if (k == 0)
+                for (int i = 0; i < 128; i++) free(spread[i]);
+        }
+        free(m[0]);
+        free(m[1]);
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "collide") == 0) {
+        collider(NULL);                     /* one thread: slots handed on by plain adds */
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, collider, NULL);
+        for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+        return 0;
+    }
     if (argc == 3 && strcmp(argv[1], "stress") == 0) return stress_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "signal") == 0) return signal_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "hold") == 0) return hold_mode(argv[2]);
