@@ -75,6 +75,7 @@ ms_prof_thread_t *_ms_prof_thread(void)
             ;
     }
     t->last = NULL;
+    t->log_room = MS_PROF_LOG;          /* empty (flushed when the last thread ended) */
     renew_room(t, __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED));
     _ms_prof_tl = t;
     return t;
@@ -114,7 +115,7 @@ static void slot_hand_on(ms_prof_slot_t *s, bool alone)
     memset(&s->k, 0, sizeof s->k);
 }
 
-ms_prof_thread_t _ms_prof_dying = { .nlog = MS_PROF_LOG };
+ms_prof_thread_t _ms_prof_dying;     /* zeroed: no room in its log */
 
 /* Where thread t's changes to stack's counts go: t's slot for the stack,
  * taken from the stack it held if need be; the counters when t keeps no
@@ -161,13 +162,12 @@ void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_
  * frees twice: figures taken while threads run are approximate. */
 unsigned _ms_prof_log_flush(ms_prof_thread_t *t)
 {
-    if (t == &_ms_prof_dying) return MS_PROF_LOG;
-    unsigned n = t->nlog < MS_PROF_LOG ? t->nlog : MS_PROF_LOG;
-    if (!n) return 0;
+    if (t == &_ms_prof_dying) return 0;
+    unsigned from = t->log_room < MS_PROF_LOG ? t->log_room : MS_PROF_LOG;
     bool own;                           /* true: t keeps slots */
     uint32_t run = 0;                   /* no entry has stack 0 */
     ms_prof_counts_t *k = NULL;
-    for (unsigned i = 0; i < n; i++) {
+    for (unsigned i = from; i < MS_PROF_LOG; i++) {
         ms_prof_freed_t e = t->log[i];
         uint32_t stack = MS_PROF_FREED_STACK(e);
         if (stack != run) {
@@ -179,8 +179,8 @@ unsigned _ms_prof_log_flush(ms_prof_thread_t *t)
             _ms_prof_add(true, &k->freed_bytes, MS_PROF_FREED_BYTES(e));
         }
     }
-    __atomic_store_n(&t->nlog, 0, __ATOMIC_RELEASE);
-    return 0;
+    __atomic_store_n(&t->log_room, MS_PROF_LOG, __ATOMIC_RELEASE);
+    return MS_PROF_LOG;
 }
 
 ms_prof_slot_t *_ms_prof_slot_take(ms_prof_thread_t *t, uint32_t stack)
@@ -263,8 +263,7 @@ static bool figures(uint32_t id, figures_t *f)
     f->allocs = __atomic_load_n(&c->k.allocs, __ATOMIC_ACQUIRE);
     f->alloc_bytes = __atomic_load_n(&c->k.alloc_bytes, __ATOMIC_ACQUIRE);
     for (ms_prof_thread_t *t = __atomic_load_n(&threads, __ATOMIC_ACQUIRE); t; t = t->next) {
-        unsigned n = __atomic_load_n(&t->nlog, __ATOMIC_ACQUIRE);
-        for (unsigned i = 0; i < n && i < MS_PROF_LOG; i++) {
+        for (unsigned i = __atomic_load_n(&t->log_room, __ATOMIC_ACQUIRE); i < MS_PROF_LOG; i++) {
             ms_prof_freed_t e = __atomic_load_n(&t->log[i], __ATOMIC_RELAXED);
             if (MS_PROF_FREED_STACK(e) != id) continue;
             f->frees++;

@@ -1297,7 +1297,8 @@ typedef struct ms_prof_thread_s {
     const void *last;                   /* the thread's last block allocated (temporaries) */
     int64_t     pending;                /* heap change not yet added to _ms_prof_heap */
     int64_t     room;                   /* _ms_prof_peak_next - _ms_prof_heap when last read */
-    unsigned    nlog;                   /* frees in log[] */
+    unsigned    log_room;               /* free entries of log[], filled from the end:
+                                         * frees in log[log_room..MS_PROF_LOG-1] */
     int         in_use;                 /* claimed by a live thread */
     struct ms_prof_thread_s *next;      /* all of them, never removed */
     uint64_t    hist[MS_PROF_BITS];     /* allocations by size (bit length) */
@@ -1306,16 +1307,16 @@ typedef struct ms_prof_thread_s {
 } ms_prof_thread_t;
 MS_HIDDEN extern __thread ms_prof_thread_t *_ms_prof_tl __attribute__((tls_model("initial-exec")));
 MS_HIDDEN extern ms_prof_thread_t _ms_prof_dying;   /* the state exiting threads share: no slots, a log
-                                                     * full for good (no entries) */
+                                                     * with no room (and no entries) */
 MS_HIDDEN extern int64_t _ms_prof_heap;       /* heap in use (bytes), published part */
 MS_HIDDEN extern int64_t _ms_prof_peak_next;  /* a free above this refreshes the peak: each
                                                * thread's test is pending > room (no shared
                                                * line read), room renewed when it publishes */
 MS_HIDDEN ms_prof_thread_t *_ms_prof_thread(void);
 MS_HIDDEN void   _ms_prof_publish(ms_prof_thread_t *t);
-/* The log's frees to the counters: 0, the log's length now, or
- * MS_PROF_LOG for the state exiting threads share, whose log stays full
- * (its frees go straight to the counters). */
+/* The log's frees to the counters: the log's room now, MS_PROF_LOG, or 0
+ * for the state exiting threads share, whose log has no room (its frees
+ * go straight to the counters). */
 MS_HIDDEN unsigned _ms_prof_log_flush(ms_prof_thread_t *t);
 /* The slot of stack in t, after handing its previous stack's changes on;
  * NULL when the changes must go straight to the counters (the state that
@@ -1417,14 +1418,14 @@ void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
             _ms_prof_tally(t, stack, MS_PROF_TEMPS, w, nb);
     } else {
         if (MS_UNLIKELY(!stack)) return;    /* counted nowhere (as by the allocation) */
-        unsigned i = MS_PROF_LOG;
+        unsigned i = 0;
         if (MS_LIKELY(w == 1 && nb <= UINT32_MAX)) {
-            i = t->nlog;
-            if (MS_UNLIKELY(i >= MS_PROF_LOG)) i = _ms_prof_log_flush(t);
+            i = t->log_room;
+            if (MS_UNLIKELY(i == 0)) i = _ms_prof_log_flush(t);
         }
-        if (MS_LIKELY(i < MS_PROF_LOG)) {
-            __atomic_store_n(&t->log[i], MS_PROF_FREED(stack, nb), __ATOMIC_RELAXED);
-            __atomic_store_n(&t->nlog, i + 1, __ATOMIC_RELEASE);    /* readers see the entry whole */
+        if (MS_LIKELY(i != 0)) {
+            __atomic_store_n(&t->log[i - 1], MS_PROF_FREED(stack, nb), __ATOMIC_RELAXED);
+            __atomic_store_n(&t->log_room, i - 1, __ATOMIC_RELEASE);    /* readers see the entry whole */
         } else
             _ms_prof_tally(t, stack, MS_PROF_FREES, w, nb);
     }
