@@ -1,11 +1,11 @@
 /* profile.c - the heap profiler: where the memory goes.
  *
  * Every tracked allocation and free updates its stack's counters (the trace
- * table's, stacks.c: allocations, bytes, frees, temporaries) -- in the
- * thread's own slot for the stack, with plain adds, handed on to the
- * counters when another stack needs the slot or the thread ends (where(),
- * below); a free other than a temporary's through the thread's log of
- * frees, added 32 at a time -- and its thread's state through one TLS
+ * table's, stacks.c: allocations, bytes, frees, temporaries) -- with plain
+ * adds while the process has one thread, afterwards in the thread's own
+ * slot for the stack, handed on to the counters when another stack needs
+ * the slot or the thread ends (where(), below); a free other than a
+ * temporary's through the thread's log of frees, added 32 at a time -- and its thread's state through one TLS
  * pointer: the last block
  * the thread allocated (a block freed before the thread's next allocation
  * is a temporary, heaptrack's definition), a size histogram, and the change
@@ -92,12 +92,11 @@ void _ms_prof_publish(ms_prof_thread_t *t)
     renew_room(t, heap);
 }
 
-/* A slot's changes go to its stack's counters (plain adds while the
- * process has one thread: `alone`); the slot is then free.  Its stack is
- * cleared first, so that a reader adding slots to counters skips it
- * rather than count its changes twice (a reader that read it just before
- * may still: figures taken while threads run are approximate). */
-static void slot_hand_on(ms_prof_slot_t *s, bool alone)
+/* A slot's changes go to its stack's counters; the slot is then free.  Its
+ * stack is cleared first, so that a reader adding slots to counters skips
+ * it rather than count its changes twice (a reader that read it just
+ * before may still: figures taken while threads run are approximate). */
+static void slot_hand_on(ms_prof_slot_t *s)
 {
     uint32_t stack = s->stack;
     if (!stack) return;
@@ -105,26 +104,32 @@ static void slot_hand_on(ms_prof_slot_t *s, bool alone)
     ms_prof_t *c = _ms_stack_prof(stack);
     const ms_prof_counts_t *k = &s->k;
     if (c) {
-        if (k->allocs) _ms_prof_add(alone, &c->k.allocs, k->allocs);
-        if (k->alloc_bytes) _ms_prof_add(alone, &c->k.alloc_bytes, k->alloc_bytes);
-        if (k->frees) _ms_prof_add(alone, &c->k.frees, k->frees);
-        if (k->freed_bytes) _ms_prof_add(alone, &c->k.freed_bytes, k->freed_bytes);
-        if (k->temps) _ms_prof_add(alone, &c->k.temps, k->temps);
-        if (k->temp_bytes) _ms_prof_add(alone, &c->k.temp_bytes, k->temp_bytes);
+        if (k->allocs) __atomic_add_fetch(&c->k.allocs, k->allocs, __ATOMIC_RELAXED);
+        if (k->alloc_bytes) __atomic_add_fetch(&c->k.alloc_bytes, k->alloc_bytes, __ATOMIC_RELAXED);
+        if (k->frees) __atomic_add_fetch(&c->k.frees, k->frees, __ATOMIC_RELAXED);
+        if (k->freed_bytes) __atomic_add_fetch(&c->k.freed_bytes, k->freed_bytes, __ATOMIC_RELAXED);
+        if (k->temps) __atomic_add_fetch(&c->k.temps, k->temps, __ATOMIC_RELAXED);
+        if (k->temp_bytes) __atomic_add_fetch(&c->k.temp_bytes, k->temp_bytes, __ATOMIC_RELAXED);
     }
     memset(&s->k, 0, sizeof s->k);
 }
 
 ms_prof_thread_t _ms_prof_dying;     /* zeroed: no room in its log */
 
-/* Where thread t's changes to stack's counts go: t's slot for the stack,
- * taken from the stack it held if need be; the counters when t keeps no
- * slots (*own false: the counts are shared, add with locked adds).  NULL:
- * stack is counted nowhere (none, out of memory). */
+/* Where thread t's changes to stack's counts go: the counters themselves
+ * while the process has one thread (`alone`: the caller's read of
+ * __libc_single_threaded); afterwards t's slot for the stack, taken from
+ * the stack it held if need be, or the counters when t keeps no slots
+ * (*own false: the counts are shared, add with locked adds).  NULL: stack
+ * is counted nowhere (none, out of memory). */
 static inline __attribute__((always_inline))
-ms_prof_counts_t *where(ms_prof_thread_t *t, uint32_t stack, bool *own)
+ms_prof_counts_t *where(ms_prof_thread_t *t, uint32_t stack, bool alone, bool *own)
 {
     *own = true;
+    if (alone) {
+        ms_prof_t *c = _ms_stack_prof(stack);
+        return c ? &c->k : NULL;
+    }
     ms_prof_counts_t *k = _ms_prof_slot_of(t, stack);
     if (MS_LIKELY(k != NULL) || !stack) return k;
     ms_prof_t *c = _ms_stack_prof(stack);
@@ -138,7 +143,7 @@ ms_prof_counts_t *where(ms_prof_thread_t *t, uint32_t stack, bool *own)
 void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_t w, uint64_t nb)
 {
     bool own;
-    ms_prof_counts_t *k = where(t, stack, &own);
+    ms_prof_counts_t *k = where(t, stack, __libc_single_threaded, &own);
     if (!k) return;
     switch (which) {
     case MS_PROF_ALLOCS:
@@ -164,14 +169,14 @@ unsigned _ms_prof_log_flush(ms_prof_thread_t *t)
 {
     if (t == &_ms_prof_dying) return 0;
     unsigned from = t->log_room < MS_PROF_LOG ? t->log_room : MS_PROF_LOG;
-    bool own;                           /* true: t keeps slots */
+    bool own, alone = __libc_single_threaded;   /* own: true, t keeps slots */
     uint32_t run = 0;                   /* no entry has stack 0 */
     ms_prof_counts_t *k = NULL;
     for (unsigned i = from; i < MS_PROF_LOG; i++) {
         ms_prof_freed_t e = t->log[i];
         uint32_t stack = MS_PROF_FREED_STACK(e);
         if (stack != run) {
-            k = where(t, stack, &own);
+            k = where(t, stack, alone, &own);
             run = stack;
         }
         if (k) {
@@ -187,7 +192,7 @@ ms_prof_slot_t *_ms_prof_slot_take(ms_prof_thread_t *t, uint32_t stack)
 {
     if (t == &_ms_prof_dying) return NULL;            /* shared: straight to the counters */
     ms_prof_slot_t *s = &t->slot[stack % MS_PROF_SLOTS];
-    slot_hand_on(s, __libc_single_threaded);
+    slot_hand_on(s);
     __atomic_store_n(&s->stack, stack, __ATOMIC_RELEASE);
     return s;
 }
@@ -203,7 +208,7 @@ void _ms_prof_thread_exit(void)
     if (!t || t == &_ms_prof_dying) return;
     _ms_prof_publish(t);
     _ms_prof_log_flush(t);
-    for (unsigned i = 0; i < MS_PROF_SLOTS; i++) slot_hand_on(&t->slot[i], false);
+    for (unsigned i = 0; i < MS_PROF_SLOTS; i++) slot_hand_on(&t->slot[i]);
     t->last = NULL;
     _ms_prof_tl = &_ms_prof_dying;
     __atomic_store_n(&t->in_use, 0, __ATOMIC_RELEASE);

@@ -1219,8 +1219,8 @@ MS_HIDDEN void   _ms_metrics_fork_child(void);          /* the parent's file sta
 
 /* ---- profile.c, pprof.c: the heap profiler ------------------------------- *
  * Per-stack counters (kept in the trace table, stacks.c) updated on every
- * tracked allocation and free (through the thread's slot for the stack),
- * per-thread state (the last block allocated, the heap change not yet
+ * tracked allocation and free (in place while the process has one thread,
+ * then through the thread's slot for the stack), per-thread state (the last block allocated, the heap change not yet
  * published, a size histogram) through one TLS pointer, and the peak: a snapshot of every
  * stack's live bytes taken at the first free after the heap in use passed
  * the last recorded peak by 1% (at least 64 KiB). */
@@ -1261,13 +1261,15 @@ MS_HIDDEN void   _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg);
 #define MS_PROF_BITS  64                /* a thread's histogram: one bucket a bit length, so
                                          * that counting needs no bound (profile.c folds) */
 #define MS_PROF_PUBLISH ((int64_t)64 << 10)
-/* A thread's changes to a stack's counts first go to its own slot for the
- * stack (slot id % MS_PROF_SLOTS), with plain adds: locked adds on
- * counters that several threads share cost a multithreaded program ~20%
- * more than tracking alone (mstress, xthread), and a slot is found with
- * no look-up of the counters (a program's hot stacks each keep one).  A
- * slot taken by another stack hands its changes to the stack's counters;
- * readers (profiles, the peak) add every thread's slots to the counters. */
+/* Once the process has a second thread, a thread's changes to a stack's
+ * counts first go to its own slot for the stack (slot id % MS_PROF_SLOTS),
+ * with plain adds: locked adds on counters that several threads share cost
+ * a multithreaded program ~20% more than tracking alone (mstress, xthread).
+ * A slot taken by another stack hands its changes to the stack's counters;
+ * readers (profiles, the peak) add every thread's slots to the counters.
+ * While the process has one thread, changes go to the counters in place:
+ * each a single add, which a signal handler's change cannot fall inside
+ * (a slot's hand-on, several steps, could lose a handler's count). */
 #define MS_PROF_SLOTS 64
 typedef struct ms_prof_slot_s {
     uint32_t stack;                     /* 0: none */
@@ -1371,9 +1373,25 @@ ms_prof_counts_t *_ms_prof_slot_of(ms_prof_thread_t *t, uint32_t stack)
     return MS_LIKELY(s->stack == stack) ? &s->k : NULL;
 }
 
-/* profile.c: the slot missed: w blocks of nb bytes (in all) from stack, not
- * 0, counted where they go (the slot, taken from the stack it held, or the
- * counters): allocations, frees or temporaries. */
+/* Where t's change to stack's counts (stack not 0) goes at once, or NULL
+ * (then _ms_prof_tally, below): while the process has one thread
+ * (__libc_single_threaded, which glibc clears for good at the first
+ * pthread_create), the stack's counters; afterwards t's slot for the
+ * stack if it holds that stack. */
+static inline __attribute__((always_inline))
+ms_prof_counts_t *_ms_prof_here(ms_prof_thread_t *t, uint32_t stack)
+{
+    if (MS_LIKELY(__libc_single_threaded)) {
+        ms_prof_t *c = _ms_stack_prof(stack);
+        return MS_LIKELY(c != NULL) ? &c->k : NULL;
+    }
+    return _ms_prof_slot_of(t, stack);
+}
+
+/* profile.c: _ms_prof_here found nothing: w blocks of nb bytes (in all)
+ * from stack, not 0, counted where they go (the slot, taken from the stack
+ * it held, or the counters; nowhere without counters): allocations, frees
+ * or temporaries. */
 enum { MS_PROF_ALLOCS, MS_PROF_FREES, MS_PROF_TEMPS };
 MS_HIDDEN void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_t w, uint64_t nb);
 
@@ -1385,7 +1403,7 @@ void _ms_prof_alloc_w(uint32_t stack, size_t n, const void *p, uint64_t w, uint6
     ms_prof_thread_t *t = _ms_prof_tl;
     if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
     if (MS_UNLIKELY(!stack)) return;          /* counted nowhere (the free's test too) */
-    ms_prof_counts_t *k = _ms_prof_slot_of(t, stack);
+    ms_prof_counts_t *k = _ms_prof_here(t, stack);
     if (MS_LIKELY(k != NULL)) {
         _ms_prof_add(true, &k->allocs, w);
         _ms_prof_add(true, &k->alloc_bytes, nb);
@@ -1398,8 +1416,7 @@ void _ms_prof_alloc_w(uint32_t stack, size_t n, const void *p, uint64_t w, uint6
 
 /* The block p of n bytes from stack is released (or resized away),
  * counting w blocks of nb bytes: a temporary (the thread's last block
- * allocated) to the thread's slot for the stack, which its allocation
- * has just used; another block not sampled (w 1) to the thread's log; a
+ * allocated) where its allocation has just been counted; another block not sampled (w 1) to the thread's log; a
  * sampled one (rare) straight to the counts. */
 static inline __attribute__((always_inline))
 void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
@@ -1410,7 +1427,7 @@ void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
     if (p == t->last) {
         t->last = NULL;
         if (MS_UNLIKELY(!stack)) return;
-        ms_prof_counts_t *k = _ms_prof_slot_of(t, stack);
+        ms_prof_counts_t *k = _ms_prof_here(t, stack);
         if (MS_LIKELY(k != NULL)) {
             _ms_prof_add(true, &k->temps, w);
             _ms_prof_add(true, &k->temp_bytes, nb);

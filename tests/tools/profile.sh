@@ -112,7 +112,7 @@ t_profile_slots_taken() {
     got=$(site "$T/collide.json" spread_site)
     [ "${got% * *}" = "7680 184320 0 0 0 0" ] || { echo "spread_site: got '$got'"; return 1; }
 }
-check "128 stacks through a thread's 64 slots, one thread and then two: exact" t_profile_slots_taken
+check "128 stacks, one thread and then through each of two threads' 64 slots: exact" t_profile_slots_taken
 
 t_profile_signal() {
     (cd "$T" && MEMSHIM_PROFILE="$T/sig.json" MEMSHIM_PROFILE_SIGNAL=USR2 LD_PRELOAD="$LIB" \

@@ -233,7 +233,7 @@ static void *collider(void *arg)
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "collide") == 0) {
-        collider(NULL);                     /* one thread: slots handed on by plain adds */
+        collider(NULL);                     /* one thread: no slots, the counters in place */
         pthread_t t[2];
         for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, collider, NULL);
         for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
