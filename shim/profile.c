@@ -5,9 +5,9 @@
  * adds while the process has one thread, afterwards in the thread's own
  * slot for the stack, handed on to the counters when another stack needs
  * the slot or the thread ends (where(), below); a free other than a
- * temporary's through the thread's log of frees, added 32 at a time -- and its thread's state through one TLS
- * pointer: the last block
- * the thread allocated (a block freed before the thread's next allocation
+ * temporary's through the thread's log of frees, added 32 at a time --
+ * and its thread's state through one TLS pointer: the last block the
+ * thread allocated (a block freed before the thread's next allocation
  * is a temporary, heaptrack's definition), a size histogram, and the change
  * of the heap in use not yet added to the global figure (published every
  * 64 KiB, so threads do not fight over one cache line).
@@ -246,8 +246,7 @@ static uint64_t blocks_of(uint64_t v)
 /* ---- the peak ---------------------------------------------------------------------- */
 
 /* A stack's figures: its counters, and every thread's frees of it in the
- * thread's log and its slot for it, read together (frees counting
- * temporaries) (the log first: what
+ * thread's log and its slot for it, read together (the log first: what
  * the thread allocates in between is seen live, not freed unallocated).
  * Exact when no thread is changing them; while threads run, a block
  * allocated by one and freed by another may be seen freed and not yet
@@ -283,7 +282,7 @@ static bool figures(uint32_t id, figures_t *f)
         f->allocs += __atomic_load_n(&s->k.allocs, __ATOMIC_RELAXED);
         f->alloc_bytes += __atomic_load_n(&s->k.alloc_bytes, __ATOMIC_RELAXED);
     }
-    f->frees += f->temps;               /* counted apart (shim.h) */
+    f->frees += f->temps;               /* temporaries' frees are counted apart (shim.h) */
     f->freed_bytes += f->temp_bytes;
     return true;
 }

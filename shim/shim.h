@@ -1220,8 +1220,9 @@ MS_HIDDEN void   _ms_metrics_fork_child(void);          /* the parent's file sta
 /* ---- profile.c, pprof.c: the heap profiler ------------------------------- *
  * Per-stack counters (kept in the trace table, stacks.c) updated on every
  * tracked allocation and free (in place while the process has one thread,
- * then through the thread's slot for the stack), per-thread state (the last block allocated, the heap change not yet
- * published, a size histogram) through one TLS pointer, and the peak: a snapshot of every
+ * then through the thread's slot for the stack), per-thread state (the
+ * last block allocated, the heap change not yet published, a size
+ * histogram) through one TLS pointer, and the peak: a snapshot of every
  * stack's live bytes taken at the first free after the heap in use passed
  * the last recorded peak by 1% (at least 64 KiB). */
 /* A stack's changes: in its counters, or in one thread's slot for it. */

@@ -36,9 +36,10 @@
  *                            rounds each: 128 blocks of 24 bytes from 128
  *                            call sites of spread_site() (128 stacks), one
  *                            of 40 bytes from memo_site(), the 128 freed
- *                            (their log flushed 3 times: 96 stacks into
- *                            the thread's 64 slots, memo_site's among
- *                            them), another memo_site() block, then both
+ *                            (their log flushed 3 times: in a thread, 96
+ *                            stacks through its 64 slots, memo_site's
+ *                            taken among them; main alone counts in
+ *                            place), another memo_site() block, then both
  *                            freed, the last a temporary: memo_site 120
  *                            allocations of 4,800 bytes, 60 temporaries of
  *                            2,400; spread_site 7,680 of 184,320, none;
