@@ -76,6 +76,7 @@ ms_prof_thread_t *_ms_prof_thread(void)
     }
     t->last = NULL;
     t->log_room = MS_PROF_LOG;          /* empty (flushed when the last thread ended) */
+    t->flushing = 0;
     renew_room(t, __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED));
     _ms_prof_tl = t;
     return t;
@@ -142,8 +143,16 @@ ms_prof_counts_t *where(ms_prof_thread_t *t, uint32_t stack, bool alone, bool *o
 
 void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_t w, uint64_t nb)
 {
-    bool own;
-    ms_prof_counts_t *k = where(t, stack, __libc_single_threaded, &own);
+    bool own, alone = __libc_single_threaded;
+    ms_prof_counts_t *k;
+    if (MS_UNLIKELY(t->flushing) && !alone) {
+        /* a signal handler's, inside its thread's flush: no slot taken
+         * from under the flush's adds */
+        ms_prof_t *c = _ms_stack_prof(stack);
+        k = c ? &c->k : NULL;
+        own = false;
+    } else
+        k = where(t, stack, alone, &own);
     if (!k) return;
     switch (which) {
     case MS_PROF_ALLOCS:
@@ -164,11 +173,19 @@ void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_
  * now that their records have been fetched, each where its stack's
  * changes go (looked up once for a run of one stack's frees); then the
  * log is empty.  A reader adding the log between the two counts those
- * frees twice: figures taken while threads run are approximate. */
+ * frees twice: figures taken while threads run are approximate.
+ *
+ * A signal handler's free in the middle finds no room in the log and this
+ * flush under way: 0, and the caller counts it at once.  The room is
+ * taken by one exchange, so that a handler's entry written before it is
+ * flushed too, and none is written after it. */
 unsigned _ms_prof_log_flush(ms_prof_thread_t *t)
 {
-    if (t == &_ms_prof_dying) return 0;
-    unsigned from = t->log_room < MS_PROF_LOG ? t->log_room : MS_PROF_LOG;
+    if (t == &_ms_prof_dying || t->flushing) return 0;
+    t->flushing = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    unsigned from = __atomic_exchange_n(&t->log_room, 0, __ATOMIC_ACQ_REL);
+    if (from > MS_PROF_LOG) from = MS_PROF_LOG;
     bool own, alone = __libc_single_threaded;   /* own: true, t keeps slots */
     uint32_t run = 0;                   /* no entry has stack 0 */
     ms_prof_counts_t *k = NULL;
@@ -185,6 +202,8 @@ unsigned _ms_prof_log_flush(ms_prof_thread_t *t)
         }
     }
     __atomic_store_n(&t->log_room, MS_PROF_LOG, __ATOMIC_RELEASE);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t->flushing = 0;
     return MS_PROF_LOG;
 }
 
@@ -565,6 +584,7 @@ void _ms_prof_fork_child(void)
     ms_prof_thread_t *self = _ms_prof_tl;
     for (ms_prof_thread_t *t = threads; t; t = t->next)     /* the other threads are gone */
         if (t != self && t->in_use) {
+            t->flushing = 0;            /* a flush the fork cut short: its log again */
             _ms_prof_publish(t);
             _ms_prof_log_flush(t);
             t->last = NULL;

@@ -1302,6 +1302,8 @@ typedef struct ms_prof_thread_s {
     int64_t     room;                   /* _ms_prof_peak_next - _ms_prof_heap when last read */
     unsigned    log_room;               /* free entries of log[], filled from the end:
                                          * frees in log[log_room..MS_PROF_LOG-1] */
+    int         flushing;               /* in _ms_prof_log_flush (a signal handler's
+                                         * frees then go to the counters at once) */
     int         in_use;                 /* claimed by a live thread */
     struct ms_prof_thread_s *next;      /* all of them, never removed */
     uint64_t    hist[MS_PROF_BITS];     /* allocations by size (bit length) */
