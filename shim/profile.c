@@ -127,18 +127,15 @@ static inline __attribute__((always_inline))
 ms_prof_counts_t *where(ms_prof_thread_t *t, uint32_t stack, bool alone, bool *own)
 {
     *own = true;
-    if (alone) {
-        ms_prof_t *c = _ms_stack_prof(stack);
-        return c ? &c->k : NULL;
-    }
+    if (alone) return _ms_prof_counters(stack);
     ms_prof_counts_t *k = _ms_prof_slot_of(t, stack);
     if (MS_LIKELY(k != NULL) || !stack) return k;
-    ms_prof_t *c = _ms_stack_prof(stack);
-    if (!c) return NULL;
+    ms_prof_counts_t *shared = _ms_prof_counters(stack);
+    if (!shared) return NULL;
     ms_prof_slot_t *x = _ms_prof_slot_take(t, stack);
     if (x) return &x->k;
     *own = false;
-    return &c->k;
+    return shared;
 }
 
 void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_t w, uint64_t nb)
@@ -148,25 +145,11 @@ void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_
     if (MS_UNLIKELY(t->flushing) && !alone) {
         /* a signal handler's, inside its thread's flush: no slot taken
          * from under the flush's adds */
-        ms_prof_t *c = _ms_stack_prof(stack);
-        k = c ? &c->k : NULL;
+        k = _ms_prof_counters(stack);
         own = false;
     } else
         k = where(t, stack, alone, &own);
-    if (!k) return;
-    switch (which) {
-    case MS_PROF_ALLOCS:
-        _ms_prof_add(own, &k->allocs, w);
-        _ms_prof_add(own, &k->alloc_bytes, nb);
-        break;
-    case MS_PROF_FREES:
-        _ms_prof_add(own, &k->frees, w);
-        _ms_prof_add(own, &k->freed_bytes, nb);
-        break;
-    default:
-        _ms_prof_add(own, &k->temps, w);
-        _ms_prof_add(own, &k->temp_bytes, nb);
-    }
+    if (k) _ms_prof_add_to(k, which, own, w, nb);
 }
 
 /* The log's frees go to their stacks' counters (or the thread's slots),
@@ -196,10 +179,7 @@ unsigned _ms_prof_log_flush(ms_prof_thread_t *t)
             k = where(t, stack, alone, &own);
             run = stack;
         }
-        if (k) {
-            _ms_prof_add(true, &k->frees, 1);
-            _ms_prof_add(true, &k->freed_bytes, MS_PROF_FREED_BYTES(e));
-        }
+        if (k) _ms_prof_add_to(k, MS_PROF_FREES, true, 1, MS_PROF_FREED_BYTES(e));
     }
     __atomic_store_n(&t->log_room, MS_PROF_LOG, __ATOMIC_RELEASE);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);

@@ -1367,6 +1367,13 @@ static inline void _ms_prof_add(bool own, uint64_t *p, uint64_t v)
     __atomic_add_fetch(p, v, __ATOMIC_RELAXED);
 }
 
+/* The counts in stack's counters, or NULL (no stack, out of memory). */
+static inline ms_prof_counts_t *_ms_prof_counters(uint32_t stack)
+{
+    ms_prof_t *c = _ms_stack_prof(stack);
+    return MS_LIKELY(c != NULL) ? &c->k : NULL;
+}
+
 /* The counts of stack (not 0) in t's slot for it, or NULL: the slot holds
  * another stack's. */
 static inline __attribute__((always_inline))
@@ -1384,10 +1391,7 @@ ms_prof_counts_t *_ms_prof_slot_of(ms_prof_thread_t *t, uint32_t stack)
 static inline __attribute__((always_inline))
 ms_prof_counts_t *_ms_prof_here(ms_prof_thread_t *t, uint32_t stack)
 {
-    if (MS_LIKELY(__libc_single_threaded)) {
-        ms_prof_t *c = _ms_stack_prof(stack);
-        return MS_LIKELY(c != NULL) ? &c->k : NULL;
-    }
+    if (MS_LIKELY(__libc_single_threaded)) return _ms_prof_counters(stack);
     return _ms_prof_slot_of(t, stack);
 }
 
@@ -1398,6 +1402,36 @@ ms_prof_counts_t *_ms_prof_here(ms_prof_thread_t *t, uint32_t stack)
 enum { MS_PROF_ALLOCS, MS_PROF_FREES, MS_PROF_TEMPS };
 MS_HIDDEN void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_t w, uint64_t nb);
 
+/* w blocks of nb bytes added to k's allocations, frees or temporaries
+ * (`which`), with plain adds if `own`. */
+static inline __attribute__((always_inline))
+void _ms_prof_add_to(ms_prof_counts_t *k, unsigned which, bool own, uint64_t w, uint64_t nb)
+{
+    switch (which) {
+    case MS_PROF_ALLOCS:
+        _ms_prof_add(own, &k->allocs, w);
+        _ms_prof_add(own, &k->alloc_bytes, nb);
+        break;
+    case MS_PROF_FREES:
+        _ms_prof_add(own, &k->frees, w);
+        _ms_prof_add(own, &k->freed_bytes, nb);
+        break;
+    default:
+        _ms_prof_add(own, &k->temps, w);
+        _ms_prof_add(own, &k->temp_bytes, nb);
+    }
+}
+
+/* w blocks of nb bytes from stack (not 0), as `which`, where thread t's
+ * changes go: at once (_ms_prof_here), else through _ms_prof_tally. */
+static inline __attribute__((always_inline))
+void _ms_prof_note(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_t w, uint64_t nb)
+{
+    ms_prof_counts_t *k = _ms_prof_here(t, stack);
+    if (MS_LIKELY(k != NULL)) _ms_prof_add_to(k, which, true, w, nb);
+    else _ms_prof_tally(t, stack, which, w, nb);
+}
+
 /* A block of n bytes from stack was handed out, counting w blocks of nb
  * bytes in all (1 and n without sampling). */
 static inline __attribute__((always_inline))
@@ -1406,12 +1440,7 @@ void _ms_prof_alloc_w(uint32_t stack, size_t n, const void *p, uint64_t w, uint6
     ms_prof_thread_t *t = _ms_prof_tl;
     if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
     if (MS_UNLIKELY(!stack)) return;          /* counted nowhere (the free's test too) */
-    ms_prof_counts_t *k = _ms_prof_here(t, stack);
-    if (MS_LIKELY(k != NULL)) {
-        _ms_prof_add(true, &k->allocs, w);
-        _ms_prof_add(true, &k->alloc_bytes, nb);
-    } else
-        _ms_prof_tally(t, stack, MS_PROF_ALLOCS, w, nb);
+    _ms_prof_note(t, stack, MS_PROF_ALLOCS, w, nb);
     t->hist[_ms_prof_bucket(n)] += w;
     t->last = p;
     if (MS_UNLIKELY((t->pending += (int64_t)nb) >= MS_PROF_PUBLISH)) _ms_prof_publish(t);
@@ -1430,12 +1459,7 @@ void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
     if (p == t->last) {
         t->last = NULL;
         if (MS_UNLIKELY(!stack)) return;
-        ms_prof_counts_t *k = _ms_prof_here(t, stack);
-        if (MS_LIKELY(k != NULL)) {
-            _ms_prof_add(true, &k->temps, w);
-            _ms_prof_add(true, &k->temp_bytes, nb);
-        } else
-            _ms_prof_tally(t, stack, MS_PROF_TEMPS, w, nb);
+        _ms_prof_note(t, stack, MS_PROF_TEMPS, w, nb);
     } else {
         if (MS_UNLIKELY(!stack)) return;    /* counted nowhere (as by the allocation) */
         unsigned i = 0;
