@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh - run every workload under every allocator configuration and
-# print median wall time and peak RSS as ratios to the baseline (glibc).
+# print wall time, peak RSS and CPU time as ratios to the baseline (glibc):
+# per cell, the median of the ratios of runs made in the same round, and
+# (the Noise table) the lowest and highest of them.
 #
 #   bench/run.sh [BUILD_DIR]            what `make bench` runs (BUILD_DIR: build)
 #   bench/run.sh --list-configs [BUILD_DIR]
@@ -8,7 +10,7 @@
 #                                       NAME<TAB>ENV<TAB>WRAPPER (bench/callgrind.sh uses it)
 #
 # Environment:
-#   BENCH_RUNS=5         runs of each (workload, configuration) pair; medians are taken
+#   BENCH_RUNS=5         runs (rounds) of each (workload, configuration) pair
 #   BENCH_WORKLOADS=...  only these workloads (space-separated names)
 #   BENCH_CONFIGS=...    only these configurations (the baseline is always run)
 #   BENCH_TIMEOUT=120    seconds before one run is killed and counted as failed
@@ -606,12 +608,12 @@ alloc_report() {
         for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
         return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2
     }
-    function table(title, metric, unit,    i, j, w, c, v, cell, width, line, sep, sum, cnt, ratio) {
+    function table(title, metric, unit,    i, j, w, c, v, cell, width, line, sep, sum, cnt, ratio, last) {
         print "### " title
         print ""
         # cells[i, j]: row i (0 = header, nr + 1 = geomean), column j (0 = workload)
         cell[0, 0] = "workload"
-        for (j = 1; j <= nc; j++) cell[0, j] = col[j] (col[j] == base ? " (" unit ")" : "")
+        for (j = 1; j <= nc; j++) cell[0, j] = col[j] (col[j] == base && unit != "" ? " (" unit ")" : "")
         for (j = 1; j <= nc; j++) { sum[j] = 0; cnt[j] = 0 }
         for (i = 1; i <= nr; i++) {
             w = row[i]
@@ -621,26 +623,31 @@ alloc_report() {
                 if (!((w, c) in ok)) { cell[i, j] = "-"; continue }
                 if (ok[w, c] != "") { cell[i, j] = ok[w, c]; continue }
                 v = med[metric, w, c]
-                if (c == base) { cell[i, j] = sprintf(metric == "m" ? "%.1f" : "%.3f", v); continue }
-                if (!((w, base) in ok) || ok[w, base] != "" || med[metric, w, base] <= 0) { cell[i, j] = "n/a"; continue }
-                ratio = v / med[metric, w, base]
+                if (c == base && metric != "s") { cell[i, j] = sprintf(metric == "m" ? "%.1f" : "%.3f", v); continue }
+                if (c == base) { cell[i, j] = "-"; continue }
+                if ((ratio = r(metric == "s" ? "t" : metric, w, c, base)) < 0) { cell[i, j] = "n/a"; continue }
+                if (metric == "s") {                    # the spread of the paired ratios
+                    cell[i, j] = sprintf("%.2f-%.2f", lo, hi)
+                    continue
+                }
                 cell[i, j] = sprintf("%.2f", ratio) (((w, c) in diff) ? " *" : "")
                 sum[j] += log(ratio); cnt[j]++
             }
         }
         cell[nr + 1, 0] = "geomean"
-        for (j = 1; j <= nc; j++) {
+        for (j = 1; j <= nc && metric != "s"; j++) {
             if (col[j] == base) cell[nr + 1, j] = "1.00"
             else if (index(" " partial " ", " " col[j] " ")) cell[nr + 1, j] = "-"   # some rows only
             else cell[nr + 1, j] = cnt[j] ? sprintf("%.2f", exp(sum[j] / cnt[j])) : "-"
             if (metric == "t" && cnt[j]) geo[col[j]] = exp(sum[j] / cnt[j])
         }
         geo[base] = 1
+        last = metric == "s" ? nr : nr + 1               # the noise table has no geomean
         for (j = 0; j <= nc; j++) {
             width[j] = 3
-            for (i = 0; i <= nr + 1; i++) if (length(cell[i, j]) > width[j]) width[j] = length(cell[i, j])
+            for (i = 0; i <= last; i++) if (length(cell[i, j]) > width[j]) width[j] = length(cell[i, j])
         }
-        for (i = 0; i <= nr + 1; i++) {
+        for (i = 0; i <= last; i++) {
             line = sprintf("| %-" width[0] "s |", cell[i, 0])
             for (j = 1; j <= nc; j++) line = line sprintf(" %" width[j] "s |", cell[i, j])
             print line
@@ -657,6 +664,8 @@ alloc_report() {
         k = $1 SUBSEP $2
         n[k]++
         t[k, n[k]] = $4; m[k, n[k]] = $5 / 1024; u[k, n[k]] = $8
+        x["t", k, $3] = $4; x["m", k, $3] = $5 / 1024; x["u", k, $3] = $8   # by round, for the pairs
+        if ($3 + 0 > rounds) rounds = $3 + 0
         if ($6 != 0 && !(k in bad)) bad[k] = $6 + 0     # the first failure
         if ($7 == 0) diff[k] = 1
     }
@@ -671,16 +680,28 @@ alloc_report() {
         table("Wall time: " base " in seconds, others as a ratio to " base " (lower is better)", "t", "s")
         table("Peak RSS: " base " in MiB, others as a ratio to " base " (lower is better)", "m", "MiB")
         table("CPU time (user + system, all threads and child processes): " base " in seconds, others as a ratio", "u", "s")
+        table("Noise: the lowest and highest of the per-round wall-time ratios above", "s", "")
         if ((cmp_a in geo) && (cmp_b in geo))
             printf "%s / %s, geomean of time ratios: %.2f\n\n", cmp_a, cmp_b, geo[cmp_a] / geo[cmp_b]
         for (k in diff) { split(k, p, SUBSEP); flagged = flagged sprintf("%s/%s ", p[1], p[2]) }
         if (flagged != "") printf "`*`: standard output differed from %s (%s)\n\n", base, flagged
         targets()
     }
-    # ratio of the medians of metric for workload w: configuration a over b; -1 if not measured
-    function r(metric, w, a, b) {
-        if (!((w, a) in ok) || !((w, b) in ok) || ok[w, a] != "" || ok[w, b] != "" || med[metric, w, b] <= 0) return -1
-        return med[metric, w, a] / med[metric, w, b]
+    # Configuration a over b on workload w for metric: the median of the
+    # ratios of the runs made in one round (interleaved, so minutes apart at
+    # most), which a machine whose load drifts over the whole run moves less
+    # than the ratio of the two medians; -1 if not measured.  Sets lo and hi
+    # to the lowest and highest of those ratios.
+    function r(metric, w, a, b,    q, i, k, nq) {
+        if (!((w, a) in ok) || !((w, b) in ok) || ok[w, a] != "" || ok[w, b] != "") return -1
+        nq = 0
+        for (i = 1; i <= rounds; i++)
+            if (((metric, w, a, i) in x) && ((metric, w, b, i) in x) && x[metric, w, b, i] > 0)
+                q[++nq] = x[metric, w, a, i] / x[metric, w, b, i]
+        if (!nq) return -1
+        k = median(q, nq)                        # sorts q
+        lo = q[1]; hi = q[nq]
+        return k
     }
     function verdict(ok_) { return ok_ ? "met" : "**not met**" }
     # a / b over the rows both ran, wall then CPU time: geomean, each row, and
@@ -732,9 +753,9 @@ alloc_report() {
         printf "- %s below %s on %d of %d rows%s (target every row: %s)\n", a, b, k, n,
             over == "" ? "" : "; not below: " over, verdict(k == n)
     }
-    # The tracking targets of the issue, from the medians above.
+    # The tracking targets of the issue, from the paired ratios above.
     function targets(    x, h, l, w, v, s, over, n, parts) {
-        print "Tracking targets (from the medians above; the machine is shared, so single ratios move by several %):"
+        print "Tracking targets (from the ratios above, medians of per-round ratios; the noise table gives their spread):"
         print ""
         x = r("t", "churn", "memshim+track", base)
         if (x >= 0) {
