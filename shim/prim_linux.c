@@ -71,6 +71,16 @@ void *_ms_os_remap(void *p, size_t old_size, size_t new_size)
     return q;
 }
 
+/* p's mapping grown to new_size where it lies (the pages after it free),
+ * its pages keeping their addresses; false, nothing done, otherwise. */
+bool _ms_os_grow(void *p, size_t old_size, size_t new_size)
+{
+    int saved = errno;
+    void *q = mremap(p, old_size, new_size, 0);
+    errno = saved;
+    return q != MAP_FAILED;
+}
+
 void _ms_os_purge(void *p, size_t size)
 {
     int saved = errno;

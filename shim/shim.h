@@ -25,6 +25,7 @@ MS_HIDDEN void  *_ms_os_map_aligned(size_t size, size_t align);
 MS_HIDDEN void  *_ms_os_map_shared(size_t size);          /* MAP_SHARED: seen by forked children */
 MS_HIDDEN void   _ms_os_unmap(void *p, size_t size);
 MS_HIDDEN void  *_ms_os_remap(void *p, size_t old_size, size_t new_size); /* may move */
+MS_HIDDEN bool   _ms_os_grow(void *p, size_t old_size, size_t new_size);  /* in place, or false */
 MS_HIDDEN void   _ms_os_purge(void *p, size_t size);      /* MADV_DONTNEED */
 MS_HIDDEN bool   _ms_os_readable(const void *p, size_t size);
 MS_HIDDEN int    _ms_os_gettid(void);

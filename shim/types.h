@@ -89,9 +89,10 @@
  *     delay (a whole buffer, resident, is worth keeping only for the next
  *     one, which a program replacing big buffers asks for at once).  A
  *     request takes the smallest cached mapping that holds it (a tail of
- *     512 KiB or more stays cached on its own) or grows the largest with
- *     mremap, so only the pages added are new; calloc zeroes what was in
- *     use before; a freed mapping joins its cached neighbours.  The cache
+ *     512 KiB or more stays cached on its own) or grows the largest where
+ *     it lies (never moved: huge.c), so only the pages added are new;
+ *     calloc zeroes what was in use before; a freed mapping joins its
+ *     cached neighbours.  The cache
  *     follows demand: cached and live mappings stay within the live ones'
  *     peak over the last one or two such quarters plus a quarter of the
  *     live ones (at most 256 MiB; 8 MiB above the live ones at least), the oldest

@@ -119,19 +119,65 @@ Test(decay, the_cache_keeps_a_quarter_of_the_live_bytes_above_the_peak)
     malloc_trim(0);
 }
 
-Test(decay, larger_request_grows_a_cached_mapping)
+/* Maps one inaccessible page at `at` only if nothing is there: the
+ * address then, else NULL (something is there, or the kernel put it
+ * elsewhere and it was unmapped again). */
+static void *map_at(void *at, size_t len)
+{
+    void *m = mmap(at, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (m == MAP_FAILED) return NULL;
+    if (m != at) { munmap(m, len); return NULL; }
+    return m;
+}
+
+Test(decay, larger_request_grows_a_cached_mapping_where_it_lies)
+{
+    _ms_opt.decay_ms = 600000;
+    /* A block with free addresses after it: the kernel places most
+     * mappings just below the last one, so a few are tried. */
+    unsigned char *tried[8], *p = NULL;
+    unsigned n = 0;
+    while (!p && n < 8) {
+        unsigned char *b = tried[n++] = v_malloc(2 * MiB);
+        void *probe = map_at(b + 2 * MiB, MiB);
+        if (probe) { munmap(probe, MiB); p = b; n--; }
+    }
+    for (unsigned i = 0; i < n; i++) free(tried[i]);
+    malloc_trim(0);                                  /* the others unmapped, not cached */
+    if (!p) cr_skip_test("no 2 MiB block with free addresses after it in 8 tries");
+    fill(p, 0x77, 2 * MiB);
+    uintptr_t at = (uintptr_t)p;
+    free(p);
+    unsigned char *q = v_calloc(1, 3 * MiB);
+    cr_assert_eq((uintptr_t)q, at, "the cached mapping grown where it lies");
+    cr_assert_eq(huge_now().cached, 0, "the 2 MiB mapping was grown into the 3 MiB block");
+    cr_assert_eq(_ms_usable_size(q), 3 * MiB);
+    for (size_t i = 0; i < 3 * MiB; i++) cr_assert_eq(q[i], 0, "calloc byte %zu not zero", i);
+    free(q);
+}
+
+/* A cached mapping with no room after it is left where it is, not moved
+ * (huge.c, cache_take): the larger request gets a mapping of its own. */
+Test(decay, cached_mapping_with_no_room_after_it_is_not_moved)
 {
     _ms_opt.decay_ms = 600000;
     unsigned char *p = v_malloc(2 * MiB);
     fill(p, 0x77, 2 * MiB);
+    void *wall = map_at(p + 2 * MiB, 4096);          /* NULL: something else is there already */
+    uintptr_t at = (uintptr_t)p;
     free(p);
     unsigned char *q = v_calloc(1, 3 * MiB);
     cr_assert_not_null(q);
-    ms_huge_stat_t st = huge_now();
-    cr_assert_eq(st.cached, 0, "the 2 MiB mapping was grown into the 3 MiB block");
-    cr_assert_eq(_ms_usable_size(q), 3 * MiB);
+    cr_assert_neq((uintptr_t)q, at);
+    cr_assert_eq(huge_now().cached, 2 * MiB, "the 2 MiB mapping stays cached, where it was (%llu cached)",
+                 (unsigned long long)huge_now().cached);
     for (size_t i = 0; i < 3 * MiB; i++) cr_assert_eq(q[i], 0, "calloc byte %zu not zero", i);
+    unsigned char *r = v_malloc(2 * MiB);
+    cr_assert_eq((uintptr_t)r, at, "the next request it holds takes it");
+    cr_assert_eq(r[MiB], 0x77, "as it was");
     free(q);
+    free(r);
+    if (wall) munmap(wall, 4096);
 }
 
 Test(decay, calloc_of_a_reused_huge_block_is_zero)
