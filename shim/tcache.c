@@ -1,8 +1,11 @@
 /* tcache.c - per-thread caches: a LIFO list of free blocks per size class,
- * reached through one initial-exec TLS pointer (_ms_thread.tc).  A thread's
- * cache is flushed to the central lists when the thread exits (pthread key
- * destructor); after that the thread uses `tc_dead`, whose limits are zero,
- * so every operation takes the slow path straight to the central lists. */
+ * reached through one initial-exec TLS pointer (_ms_thread.tc).  When a
+ * thread exits (pthread key destructor) its cache, blocks and all, waits
+ * on a list for the next thread that starts, which takes it over as it is
+ * (a few of them at most: the others are flushed to the central lists, and
+ * one not taken within a look's interval too, below).  After that the
+ * exiting thread uses `tc_dead`, whose limits are zero, so every
+ * operation takes the slow path straight to the central lists. */
 #include <string.h>
 #include "shim.h"
 
@@ -14,6 +17,14 @@ static pthread_mutex_t tc_lock = PTHREAD_MUTEX_INITIALIZER;
 static ms_tcache_t    *tc_live;       /* tc_lock */
 static ms_tcache_t    *tc_spare;      /* caches of exited threads, for reuse (tc_lock) */
 static unsigned        tc_count;      /* tc_lock */
+/* Of tc_spare, the caches that still hold their thread's blocks (tc_lock):
+ * at most SPARE_FULL.  A program of short threads, each started as another
+ * ends, hands each one's bins to the next: no flush at the exit (two system
+ * calls to hold signals off, and a trip to the central list of each class
+ * used) and no refills at the start.  bench `threads` (5,000 threads, 64
+ * blocks each): 1.37x glibc's time -> 1.04x. */
+#define SPARE_FULL 4
+static unsigned        tc_spare_full;
 /* Calls that went central without a cache (a dead thread's, a class above
  * MS_TCACHE_MAX), and the counts of exited threads' caches. */
 static uint64_t        direct_allocs[MS_NCLASSES], direct_frees[MS_NCLASSES]; /* tc_lock */
@@ -23,6 +34,7 @@ static uint64_t        direct_allocs[MS_NCLASSES], direct_frees[MS_NCLASSES]; /*
 static const ms_tcache_t tc_dead = { .bins = { [0 ... MS_NCLASSES - 1] = { .allocs = MS_LOOK_EVERY - 1 } } };
 
 static void tcache_thread_exit(void *arg);
+static void spares_flush(uint64_t before);
 
 void _ms_tcache_init(void)
 {
@@ -43,18 +55,27 @@ ms_tcache_t *_ms_tcache_get(void)
     _ms_bins_enter();
     _ms_lock(&tc_lock);
     tc = tc_spare;
-    if (tc) tc_spare = tc->next;
+    if (tc) {
+        tc_spare = tc->next;
+        if (tc->left_ns) tc_spare_full--;
+    }
     _ms_unlock(&tc_lock);
-    if (!tc) tc = _ms_meta_alloc(sizeof *tc);
+    if (!tc && (tc = _ms_meta_alloc(sizeof *tc)) != NULL) memset(tc, 0, sizeof *tc);
     if (!tc) {
         _ms_bins_leave();
         return NULL;
     }
-    memset(tc, 0, sizeof *tc);
+    bool full = tc->left_ns != 0;
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        tc->bins[c].limit = _ms_classes[c].limit;
-        tc->bins[c].want = _ms_classes[c].batch < MS_FIRST_BATCH ? _ms_classes[c].batch : MS_FIRST_BATCH;
+        ms_bin_t *b = &tc->bins[c];      /* the blocks a thread gone left, taken over */
+        *b = (ms_bin_t){ .head = full ? b->head : NULL, .count = full ? b->count : 0,
+                         .limit = _ms_classes[c].limit,
+                         .want = _ms_classes[c].batch < MS_FIRST_BATCH ? _ms_classes[c].batch : MS_FIRST_BATCH };
+        tc->seen[c] = 0;
     }
+    tc->prev = tc->next = NULL;
+    tc->next_look = tc->left_ns = 0;
+    memset(tc->dry, 0, sizeof tc->dry);
     _ms_lock(&tc_lock);
     tc->next = tc_live;
     if (tc_live) tc_live->prev = tc;
@@ -151,21 +172,32 @@ static void flush_all(ms_tcache_t *tc)
     if (held) _ms_os_signals_restore(&old);
 }
 
+/* The exiting thread's cache: left whole for the next thread if fewer
+ * than SPARE_FULL others wait so, else flushed.  Its thread no longer
+ * uses it (tc_dead), so a handler of its that allocates goes central and
+ * the blocks left are not touched. */
 static void tcache_thread_exit(void *arg)
 {
     ms_tcache_t *tc = arg;
     if (!tc || tc == &tc_dead) return;
     _ms_thread.tc = (ms_tcache_t *)&tc_dead;        /* later frees on this thread go central */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     _ms_unwind_thread_exit();
     _ms_scan_thread_exit();
     _ms_prof_thread_exit();
     _ms_reporter_thread_left();
-    flush_all(tc);                         /* a handler now goes central: not into a flush's lock */
+    _ms_lock(&tc_lock);
+    bool leave = tc_spare_full < SPARE_FULL;
+    if (leave) tc_spare_full++;
+    _ms_unlock(&tc_lock);
+    if (!leave) flush_all(tc);             /* a handler now goes central: not into a flush's lock */
     _ms_lock(&tc_lock);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         direct_allocs[c] += tc->bins[c].allocs;
         direct_frees[c] += tc->bins[c].frees;
+        tc->bins[c].allocs = tc->bins[c].frees = 0;
     }
+    tc->left_ns = leave ? _ms_os_now_ns() | 1 : 0;
     if (tc->prev) tc->prev->next = tc->next; else tc_live = tc->next;
     if (tc->next) tc->next->prev = tc->prev;
     tc_count--;
@@ -212,20 +244,56 @@ void _ms_tcache_look(ms_tcache_t *tc, unsigned own)
             _ms_tcache_flush(tc, c, b->count / 2);
     }
     memset(tc->dry, 0, sizeof tc->dry);
+    if (__atomic_load_n(&tc_spare_full, __ATOMIC_RELAXED))   /* left, and not taken since a look ago */
+        spares_flush(now - _ms_look_interval_ns());
     _ms_central_look(now);
     _ms_segment_decay(now);
     _ms_huge_decay(now);
     if (held) _ms_os_signals_restore(&old);
 }
 
+/* The caches of threads gone that still hold blocks, left before
+ * `before` (0: all of them): their blocks to the central lists.  Each is
+ * off the list while it is flushed, since tc_lock is a leaf (the central
+ * lists' locks are never taken under it); signals are held off by the
+ * caller. */
+static void spares_flush(uint64_t before)
+{
+    for (;;) {
+        ms_tcache_t *tc = NULL;
+        _ms_lock(&tc_lock);
+        for (ms_tcache_t **at = &tc_spare; *at; at = &(*at)->next)
+            if ((*at)->left_ns && (!before || (*at)->left_ns < before)) {
+                tc = *at;
+                *at = tc->next;
+                tc_spare_full--;
+                break;
+            }
+        _ms_unlock(&tc_lock);
+        if (!tc) return;
+        for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+        tc->left_ns = 0;
+        _ms_lock(&tc_lock);
+        tc->next = tc_spare;
+        tc_spare = tc;
+        _ms_unlock(&tc_lock);
+    }
+}
+
 /* malloc_trim: all of this thread's cache, unless a handler called it in
  * the middle of a slow path's change of the thread's bins (one in the
- * middle of an inline pop or push is not seen: memshim(7)). */
+ * middle of an inline pop or push is not seen: memshim(7)), and what
+ * threads gone left for the next ones. */
 void _ms_tcache_flush_current(void)
 {
     ms_tcache_t *tc = _ms_thread.tc;
-    if (!tc || tc == &tc_dead || _ms_thread.in_bins) return;
-    flush_all(tc);
+    if (_ms_thread.in_bins) return;
+    sigset_t old;
+    bool held = _ms_os_signals_defer(&old);
+    if (tc && tc != &tc_dead)
+        for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+    spares_flush(0);
+    if (held) _ms_os_signals_restore(&old);
 }
 
 /* Sum the counters of every live thread and of the threads gone.  Other
@@ -246,6 +314,8 @@ void _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *threads)
             out[c].frees += __atomic_load_n(&b->frees, __ATOMIC_RELAXED);
             out[c].cached += __atomic_load_n(&b->count, __ATOMIC_RELAXED);
         }
+    for (ms_tcache_t *tc = tc_spare; tc; tc = tc->next)     /* blocks left by threads gone */
+        for (unsigned c = 0; c < MS_NCLASSES && tc->left_ns; c++) out[c].cached += tc->bins[c].count;
     if (threads) *threads = tc_count;
     _ms_unlock(&tc_lock);
 }

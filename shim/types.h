@@ -49,7 +49,12 @@
  * thread frees and another allocates (a producer and a consumer) pass
  * between them a batch at a time, never through their spans' free lists.
  * Cross-thread frees are thus safe and cost the same as local ones
- * (tcmalloc's design rather than mimalloc's).
+ * (tcmalloc's design rather than mimalloc's).  A thread that ends leaves
+ * its cache whole, blocks and all, for the next thread that starts, which
+ * takes it over (at most 4 such caches wait; more are flushed to the
+ * central lists, and so is one that no thread took for a look's interval,
+ * or at malloc_trim): a program of short threads neither flushes nor
+ * refills a cache per thread (tcache.c).
  *
  * Locks, in the only order they are ever nested:
  *   report lock (report.c: one leak report at a time) -> everything below
@@ -265,6 +270,8 @@ typedef struct ms_tcache_s {
     uint64_t             next_look;     /* ns: the thread's next look at what it keeps (tcache.c) */
     uint64_t             dry[(MS_NCLASSES + 63) / 64]; /* bins refilled since the last look */
     uint64_t             seen[MS_NCLASSES]; /* each bin's allocs + frees at the last look */
+    uint64_t             left_ns;       /* a cache of a thread gone: when its thread left its
+                                         * blocks in it for the next thread (0: none) */
 } ms_tcache_t;
 
 #endif

@@ -4,8 +4,10 @@
 #include <criterion/criterion.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "shim.h"
 
 static void setup(void) { _ms_init(); free(malloc(1)); }
@@ -195,6 +197,18 @@ static void *free_all(void *arg)
     return NULL;
 }
 
+/* free_all, then alive until told: its cache is not yet left for the next
+ * thread (tcache.c). */
+typedef struct { void **v; sem_t freed, go; } free_wait_t;
+static void *free_all_and_wait(void *arg)
+{
+    free_wait_t *w = arg;
+    free_all(w->v);
+    sem_post(&w->freed);
+    sem_wait(&w->go);
+    return NULL;
+}
+
 /* The first allocation of a new thread: how many blocks its refill brought
  * along (left in its cache), and whether it is one of `v`. */
 typedef struct { size_t size; unsigned cls; void **v; unsigned n; unsigned cached; bool among; } first_t;
@@ -210,12 +224,12 @@ static void *first_alloc(void *arg)
     return NULL;
 }
 
-/* A thread frees past its cache's limit once, then exits: its blocks go
- * back in whole batches, parked in the class's slots.  The next thread to
- * run dry (a new one, whose first refill of the class this is) takes one
- * whole, not the small first refill carved from the spans; the figures
- * count parked blocks as free, and malloc_trim gives them back to their
- * spans, which can then go back to their segments. */
+/* A thread frees past its cache's limit once: its blocks go back in whole
+ * batches, parked in the class's slots.  The next thread to run dry (a new
+ * one, whose first refill of the class this is, started while the other
+ * still runs) takes one whole, not the small first refill carved from the
+ * spans; the figures count parked blocks as free, and malloc_trim gives
+ * them back to their spans, which can then go back to their segments. */
 Test(pool, batches_freed_by_one_thread_are_taken_whole_by_another)
 {
     const size_t size = 700;                        /* a one-page class (Criterion uses it too) */
@@ -234,8 +248,12 @@ Test(pool, batches_freed_by_one_thread_are_taken_whole_by_another)
     cr_assert_eq(pthread_create(&t, NULL, alloc_all, &b), 0);
     pthread_join(t, NULL);
     for (unsigned i = 0; i < n; i++) cr_assert_not_null(v[i]);
-    cr_assert_eq(pthread_create(&t, NULL, free_all, v), 0);
-    pthread_join(t, NULL);
+    free_wait_t w = { .v = v };
+    sem_init(&w.freed, 0, 0);
+    sem_init(&w.go, 0, 0);
+    pthread_t freer;
+    cr_assert_eq(pthread_create(&freer, NULL, free_all_and_wait, &w), 0);
+    sem_wait(&w.freed);
 
     cr_assert_geq(stat_of(cls).parked, k->batch, "a batch is parked");
     _ms_stats_collect_heap(st);
@@ -245,6 +263,8 @@ Test(pool, batches_freed_by_one_thread_are_taken_whole_by_another)
     first_t f = { size, cls, v, n, 0, false };
     cr_assert_eq(pthread_create(&t, NULL, first_alloc, &f), 0);
     pthread_join(t, NULL);
+    sem_post(&w.go);
+    pthread_join(freer, NULL);
     cr_assert_eq(f.cached, k->batch - 1u, "the first refill brought %u blocks, not a parked batch of %u",
                  f.cached + 1, k->batch);
     cr_assert(f.among, "the batch is the other thread's blocks");
@@ -374,4 +394,77 @@ Test(pool, every_size_gets_its_class_block)
                      "malloc(%zu): usable %zu", n, _ms_usable_size(p));
         free(p);
     }
+}
+
+/* ---- a thread's cache left for the next thread (tcache.c) ---------------------- */
+
+/* Allocates and frees `n` blocks of `size`, then tells what its cache holds
+ * of their class: the blocks a thread that ends leaves behind. */
+typedef struct { size_t size; unsigned cls, n, left; void *last; } leave_t;
+static void *alloc_then_leave(void *arg)
+{
+    leave_t *l = arg;
+    void *v[64];
+    for (unsigned i = 0; i < l->n; i++) v[i] = alloc(l->size);
+    for (unsigned i = 0; i < l->n; i++) free(v[i]);
+    l->last = v[l->n - 1];                          /* on top of its bin */
+    l->left = _ms_thread.tc->bins[l->cls].count;
+    return NULL;
+}
+
+static uint64_t cached_of(unsigned cls)
+{
+    ms_stats_t *st = malloc(sizeof *st);
+    _ms_stats_collect_heap(st);
+    uint64_t n = st->cls[cls].cached;
+    free(st);
+    return n;
+}
+
+/* Short threads started one after another: the next one takes over the
+ * cache the last one left, blocks and all, with no refill; the blocks
+ * count as cached (free) meanwhile, and malloc_trim gives them back. */
+Test(pool, a_thread_takes_over_the_cache_a_thread_gone_left)
+{
+    const size_t size = 700;
+    unsigned cls = _ms_class_of(size);
+    malloc_trim(0);
+    uint64_t mine = _ms_thread.tc->bins[cls].count;
+    leave_t a = { size, cls, 20, 0, NULL };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, alloc_then_leave, &a), 0);
+    pthread_join(t, NULL);
+    cr_assert_geq(a.left, 20u);
+    cr_assert_eq(cached_of(cls), mine + a.left, "the blocks left count as cached");
+
+    first_t f = { size, cls, &a.last, 1, 0, false };
+    cr_assert_eq(pthread_create(&t, NULL, first_alloc, &f), 0);
+    pthread_join(t, NULL);
+    cr_assert(f.among, "the next thread's first block is the one the last thread freed last");
+    cr_assert_eq(f.cached, a.left - 1, "its cache is the one left (%u blocks), not a refill (%u)",
+                 a.left, f.cached + 1);
+
+    malloc_trim(0);
+    cr_assert_eq(cached_of(cls), _ms_thread.tc->bins[cls].count, "malloc_trim gives back what was left");
+}
+
+/* Left and not taken over within a look's interval, the blocks go back
+ * at the next look of a thread that runs. */
+Test(pool, a_cache_left_and_not_taken_goes_back_at_a_look)
+{
+    const size_t size = 700;
+    unsigned cls = _ms_class_of(size);
+    malloc_trim(0);
+    _ms_opt.decay_ms = 8;                          /* a look's interval: 1 ms */
+    leave_t a = { size, cls, 20, 0, NULL };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, alloc_then_leave, &a), 0);
+    pthread_join(t, NULL);
+    uint64_t mine = _ms_thread.tc->bins[cls].count;
+    cr_assert_eq(cached_of(cls), mine + a.left);
+    usleep(5000);
+    _ms_thread.tc->next_look = 0;                  /* this thread's look is due */
+    _ms_tcache_look(_ms_thread.tc, cls);
+    cr_assert_eq(cached_of(cls), _ms_thread.tc->bins[cls].count, "the blocks left went back (%llu cached)",
+                 (unsigned long long)cached_of(cls));
 }
