@@ -47,9 +47,10 @@ void *_ms_malloc(size_t n)
 /* ---- free ---------------------------------------------------------------- */
 
 /* A block that carries the free key may be on a free list already.  Look in
- * this thread's cache and in its span; a block sitting in another thread's
- * cache cannot be seen, and a program's own data may match by chance, so
- * only a sighting counts. */
+ * this thread's cache, in those that threads gone left (tcache.c) and in
+ * its span; a block sitting in another live thread's cache cannot be seen,
+ * and a program's own data may match by chance, so only a sighting
+ * counts. */
 static bool is_double_free(ms_tcache_t *tc, unsigned cls, void *p)
 {
     unsigned n = 0;
@@ -57,7 +58,7 @@ static bool is_double_free(ms_tcache_t *tc, unsigned cls, void *p)
         if (b == p) return true;
         if (_ms_track_on && !_ms_link_ok(b, cls)) break;
     }
-    return _ms_central_holds(cls, p);
+    return _ms_tcache_left_holds(cls, p) || _ms_central_holds(cls, p);
 }
 
 /* Everything the inline path declines: huge and foreign pointers, invalid

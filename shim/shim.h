@@ -364,6 +364,7 @@ MS_HIDDEN void   _ms_tcache_init(void);
 MS_HIDDEN void   _ms_tcache_lock(void);
 MS_HIDDEN void   _ms_tcache_unlock(bool child);
 MS_HIDDEN void   _ms_tcache_flush_current(void);        /* malloc_trim */
+MS_HIDDEN bool   _ms_tcache_left_holds(unsigned cls, const void *p);  /* in a cache a thread gone left */
 MS_HIDDEN void   _ms_tcache_free_direct(void *p, unsigned cls);   /* no cache: central */
 MS_HIDDEN void   _ms_tcache_count_frees(unsigned cls, unsigned n);  /* freed past the cache (statistics) */
 MS_HIDDEN void   _ms_tcache_check_pop(const void *p, unsigned cls);

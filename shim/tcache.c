@@ -280,6 +280,25 @@ static void spares_flush(uint64_t before)
     }
 }
 
+/* Whether p is in a cache a thread gone left, in its list of class cls
+ * (walked only as far as its links are sound while tracking): a double
+ * free of a block that an ended thread freed (alloc.c). */
+bool _ms_tcache_left_holds(unsigned cls, const void *p)
+{
+    bool found = false;
+    _ms_lock(&tc_lock);
+    for (ms_tcache_t *tc = tc_spare; tc && !found; tc = tc->next) {
+        if (!tc->left_ns) continue;
+        unsigned n = 0;
+        for (ms_block_t *b = tc->bins[cls].head; b && n < tc->bins[cls].count && !found; b = b->next, n++) {
+            found = b == p;
+            if (_ms_track_on && !_ms_link_ok(b, cls)) break;
+        }
+    }
+    _ms_unlock(&tc_lock);
+    return found;
+}
+
 /* malloc_trim: all of this thread's cache, unless a handler called it in
  * the middle of a slow path's change of the thread's bins (one in the
  * middle of an inline pop or push is not seen: memshim(7)), and what

@@ -21,7 +21,7 @@ typedef struct { char name[32]; int track_off; char says[64]; } mode_t_;
 static mode_t_ modes[] = {
     BOTH("double-free-16", ""), BOTH("double-free-48", ""), BOTH("double-free-1000", ""),
     BOTH("double-free-4096", ""), BOTH("double-free-20000", ""), BOTH("double-free-300000", ""),
-    BOTH("double-free-flushed", ""), BOTH("double-free-parked", ""),
+    BOTH("double-free-flushed", ""), BOTH("double-free-parked", ""), BOTH("double-free-left", ""),
     BOTH("interior", "(16 bytes inside a block of "),
     BOTH("interior-large", "(4096 bytes inside a block of "),
     BOTH("misaligned", "(1 bytes inside a block of "),
