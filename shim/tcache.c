@@ -187,12 +187,15 @@ static void tcache_thread_exit(void *arg)
     _ms_scan_thread_exit();
     _ms_prof_thread_exit();
     _ms_reporter_thread_left();
-    _ms_lock(&tc_lock);
+    _ms_lock(&tc_lock);                    /* left in one hold of the lock: a fork finds it left or not */
     bool leave = tc_spare_full < SPARE_FULL;
-    if (leave) tc_spare_full++;
-    _ms_unlock(&tc_lock);
-    if (!leave) flush_all(tc);             /* a handler now goes central: not into a flush's lock */
-    _ms_lock(&tc_lock);
+    if (leave) {
+        tc_spare_full++;
+    } else {
+        _ms_unlock(&tc_lock);
+        flush_all(tc);                     /* a handler now goes central: not into a flush's lock */
+        _ms_lock(&tc_lock);
+    }
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         direct_allocs[c] += tc->bins[c].allocs;
         direct_frees[c] += tc->bins[c].frees;
@@ -283,10 +286,13 @@ static void spares_flush(uint64_t before)
 
 /* Whether p is in a cache a thread gone left, in its list of class cls
  * (walked only as far as its links are sound while tracking): a double
- * free of a block that an ended thread freed (alloc.c). */
+ * free of a block that an ended thread freed (alloc.c).  Not asked by a
+ * signal handler whose thread holds one of the allocator's locks (tc_lock
+ * among them). */
 bool _ms_tcache_left_holds(unsigned cls, const void *p)
 {
     bool found = false;
+    if (_ms_held) return false;
     _ms_lock(&tc_lock);
     for (ms_tcache_t *tc = tc_spare; tc && !found; tc = tc->next) {
         if (!tc->left_ns) continue;
