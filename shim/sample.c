@@ -88,7 +88,13 @@ void _ms_sample_fork_child(void) { tl_rng = 0; }   /* not the parent's sequence 
 typedef struct { uintptr_t addr; uint64_t w, nb; uint32_t stack; } sampled_t;
 static const ms_table_kind_t sampled_kind = MS_TABLE_KIND(sampled_t, addr, 1024, _ms_meta_alloc, _ms_meta_free);
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+/* Held for a few hundred instructions at a time, by every thread that
+ * samples or frees a sampled block: an adaptive mutex spins a little
+ * before it sleeps.  Two threads of bench `larson` sampling at once
+ * (15,000 samples in 0.3 s) made 1,121 futex calls with a plain one, 275
+ * with this; their time, 0.32-0.33 s -> 0.30-0.31 (the pools alone
+ * 0.26-0.27; medians of two sets of 9 interleaved runs). */
+static pthread_mutex_t lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
 static ms_table_t *table;                 /* lock: the sampled blocks by address */
 
 /* A signal handler that allocates (or frees a sampled block) while its own
@@ -355,6 +361,6 @@ void _ms_sample_lock(void) { table_enter(); }          /* fork: init.c */
 void _ms_sample_unlock(bool child)
 {
     if (!child) { table_leave(); return; }
-    pthread_mutex_init(&lock, NULL);
+    lock = (pthread_mutex_t)PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
     tl_in = 0;                         /* releases left for later: the child's next table_leave */
 }
