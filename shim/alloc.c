@@ -53,12 +53,8 @@ void *_ms_malloc(size_t n)
  * counts. */
 static bool is_double_free(ms_tcache_t *tc, unsigned cls, void *p)
 {
-    unsigned n = 0;
-    for (ms_block_t *b = tc->bins[cls].head; b && n <= tc->bins[cls].count; b = b->next, n++) {
-        if (b == p) return true;
-        if (_ms_track_on && !_ms_link_ok(b, cls)) break;
-    }
-    return _ms_tcache_left_holds(cls, p) || _ms_central_holds(cls, p);
+    return _ms_chain_holds(tc->bins[cls].head, p, cls, tc->bins[cls].count + 1) ||
+           _ms_tcache_left_holds(cls, p) || _ms_central_holds(cls, p);
 }
 
 /* Everything the inline path declines: huge and foreign pointers, invalid

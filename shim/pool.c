@@ -307,17 +307,6 @@ bool _ms_block_valid(ms_segment_t *s, const void *p, unsigned *cls_out)
     return true;
 }
 
-/* Whether p is among the first `max` blocks of chain b, which is walked
- * only as far as its links are sound while tracking. */
-static bool chain_holds(const ms_block_t *b, const void *p, unsigned cls, unsigned max)
-{
-    for (unsigned n = 0; b && n < max; b = b->next, n++) {
-        if (b == p) return true;
-        if (_ms_track_on && !_ms_link_ok(b, cls)) break;
-    }
-    return false;
-}
-
 /* Whether p sits in a parked batch or on its span's free list (the caller
  * suspects a double free). */
 bool _ms_central_holds(unsigned cls, const void *p)
@@ -327,9 +316,9 @@ bool _ms_central_holds(unsigned cls, const void *p)
     bool found = false;
     _ms_lock(&c->lock);
     for (unsigned i = 0; i < c->nxfer && !found; i++)
-        found = chain_holds(c->xfer[i].head, p, cls, _ms_classes[cls].batch);
+        found = _ms_chain_holds(c->xfer[i].head, p, cls, _ms_classes[cls].batch);
     ms_page_t *pg = _ms_page_of(s, p);
-    if (!found && pg->cls == cls) found = chain_holds(pg->free, p, cls, UINT_MAX);
+    if (!found && pg->cls == cls) found = _ms_chain_holds(pg->free, p, cls, UINT_MAX);
     _ms_unlock(&c->lock);
     return found;
 }

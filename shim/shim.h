@@ -476,6 +476,17 @@ static inline bool _ms_link_checked(ms_block_t *b, unsigned cls)
     b->next = NULL;
     return false;
 }
+/* Whether p is among the first `max` blocks of free list b of class cls,
+ * which is walked only as far as its links are sound while tracking: a
+ * double free's sighting (alloc.c, pool.c, tcache.c). */
+static inline bool _ms_chain_holds(const ms_block_t *b, const void *p, unsigned cls, unsigned max)
+{
+    for (unsigned n = 0; b && n < max; b = b->next, n++) {
+        if (b == p) return true;
+        if (_ms_track_on && !_ms_link_ok(b, cls)) break;
+    }
+    return false;
+}
 MS_HIDDEN extern __thread int _ms_busy __attribute__((tls_model("initial-exec")));
 MS_HIDDEN ms_meta_t *_ms_meta_of(const void *p);
 MS_HIDDEN size_t _ms_tracked_usable_size(const void *p);   /* the bytes asked for */

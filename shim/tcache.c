@@ -163,13 +163,19 @@ void _ms_tcache_count_frees(unsigned cls, unsigned n)
     else __atomic_fetch_add(&direct_frees[cls], n, __ATOMIC_RELAXED);
 }
 
-/* Every block of tc's bins to the central lists, with no handler's
- * allocation in the middle (its thread may hold a class's lock here). */
+/* Every block of tc's bins to the central lists. */
+static void empty_bins(ms_tcache_t *tc)
+{
+    for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+}
+
+/* The same with no handler's allocation in the middle (its thread may
+ * hold a class's lock here). */
 static void flush_all(ms_tcache_t *tc)
 {
     sigset_t old;
     bool held = _ms_os_signals_defer(&old);
-    for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+    empty_bins(tc);
     if (held) _ms_os_signals_restore(&old);
 }
 
@@ -275,7 +281,7 @@ static void spares_flush(uint64_t before)
             }
         _ms_unlock(&tc_lock);
         if (!tc) return;
-        for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+        empty_bins(tc);
         tc->left_ns = 0;
         _ms_lock(&tc_lock);
         tc->next = tc_spare;
@@ -294,14 +300,8 @@ bool _ms_tcache_left_holds(unsigned cls, const void *p)
     bool found = false;
     if (_ms_held) return false;
     _ms_lock(&tc_lock);
-    for (ms_tcache_t *tc = tc_spare; tc && !found; tc = tc->next) {
-        if (!tc->left_ns) continue;
-        unsigned n = 0;
-        for (ms_block_t *b = tc->bins[cls].head; b && n < tc->bins[cls].count && !found; b = b->next, n++) {
-            found = b == p;
-            if (_ms_track_on && !_ms_link_ok(b, cls)) break;
-        }
-    }
+    for (ms_tcache_t *tc = tc_spare; tc && !found; tc = tc->next)
+        found = tc->left_ns && _ms_chain_holds(tc->bins[cls].head, p, cls, tc->bins[cls].count);
     _ms_unlock(&tc_lock);
     return found;
 }
@@ -316,8 +316,7 @@ void _ms_tcache_flush_current(void)
     if (_ms_thread.in_bins) return;
     sigset_t old;
     bool held = _ms_os_signals_defer(&old);
-    if (tc && tc != &tc_dead)
-        for (unsigned c = 0; c < MS_NCLASSES; c++) _ms_tcache_flush(tc, c, 0);
+    if (tc && tc != &tc_dead) empty_bins(tc);
     spares_flush(0);
     if (held) _ms_os_signals_restore(&old);
 }
