@@ -95,6 +95,82 @@ Test(threads, exactly_one_thread_frees_the_object)
     }
 }
 
+/* The holder of the collector lock drops its references to an object
+ * that other threads keep changing: its count must stay exact (the holder
+ * takes a shortcut for the last reference only). */
+static obj *shared;
+static void *decref_locked(void *arg)
+{
+    for (int i = 0; i < ROUNDS; i++) {
+        memshim_gc_lock();
+        memshim_incref(shared);
+        memshim_decref(shared);
+        memshim_decref(shared);      /* one of the references main made for us */
+        memshim_gc_unlock();
+    }
+    return NULL;
+}
+
+Test(threads, the_lock_holder_and_other_threads_change_one_count_exactly)
+{
+    shared = mk();
+    for (int i = 0; i < 2 * ROUNDS; i++) memshim_incref(shared);
+    pthread_t t[4];
+    t[0] = spawn(decref_locked, NULL);
+    t[1] = spawn(decref_locked, NULL);
+    t[2] = spawn(inc_inc_dec, shared);
+    t[3] = spawn(inc_inc_dec, shared);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    cr_assert_eq(memshim_refcount(shared), 1 + 2 * (size_t)ROUNDS);
+    t[0] = spawn(dec_only, shared);
+    t[1] = spawn(dec_only, shared);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    cr_assert_eq(memshim_refcount(shared), 1);
+    cr_assert_eq(deaths, 0);
+    memshim_gc_lock();
+    memshim_decref(shared);          /* the last, under the lock */
+    cr_assert_eq(deaths, 1);
+    memshim_gc_unlock();
+}
+
+/* An object whose last reference goes under the lock (a collection's
+ * clear, a death's dealloc, the program's own memshim_gc_lock) is dying
+ * like any other: its count reads 0 and no weak reference can be made to
+ * it from its dealloc function. */
+static long seen_count = -1, weakref_refused;
+static void probe_dealloc(void *o)
+{
+    seen_count = (long)memshim_refcount(o);
+    memshim_weakref *r = memshim_weakref_new(o, NULL, NULL);
+    if (!r) weakref_refused++;
+    else memshim_weakref_free(r);
+    obj_dealloc(o);
+}
+static const memshim_type probe_type = { "probe", obj_traverse, obj_clear, NULL, probe_dealloc };
+
+Test(threads, an_object_dying_under_the_lock_has_a_count_of_0)
+{
+    obj *o = memshim_new(&probe_type, sizeof(obj));
+    cr_assert_not_null(o);
+    o->magic = MAGIC;
+    memshim_gc_lock();
+    memshim_decref(o);
+    memshim_gc_unlock();
+    cr_assert_eq(seen_count, 0);
+    cr_assert_eq(weakref_refused, 1);
+    /* In a collection: a ring of two, the probe freed by its partner's clear. */
+    obj *p = memshim_new(&probe_type, sizeof(obj)), *q = mk();
+    cr_assert_not_null(p);
+    p->magic = MAGIC;
+    p->ref[0] = q;                   /* moves our references into the ring */
+    q->ref[0] = p;
+    seen_count = -1;
+    cr_assert_eq(memshim_gc_collect(2), 2);
+    cr_assert_eq(seen_count, 0);
+    cr_assert_eq(weakref_refused, 2);
+    cr_assert_eq(deaths, 3);
+}
+
 /* A thread drops the last reference while another thread holds the
  * collector lock and collects: the object, its count at 0, waits for the
  * lock in the first thread.  The collection must leave it (and what it
