@@ -65,6 +65,7 @@ config memshim+leaks  'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_F
 config memshim+sample 'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_SAMPLE=524288'  # stacks for ~1 in 512 KiB
 config memshim+prof   'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=1 MEMSHIM_PROFILE=$WORK/prof.$RUN_TAG.%p.pb.gz'  # heap profile, every block
 config memshim+psample 'LD_PRELOAD=$BUILD/libmemshim.so MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=524288 MEMSHIM_PROFILE=$WORK/psample.$RUN_TAG.%p.pb.gz'  # sampled heap profile alone
+config pymalloc       'PYMALLOC=pymalloc'   # row python3m only: CPython's own allocator, on glibc
 config mimalloc       'LD_PRELOAD=$SYSLIB/libmimalloc.so.2'
 config jemalloc       'LD_PRELOAD=$SYSLIB/libjemalloc.so.2'
 config tcmalloc       'LD_PRELOAD=$SYSLIB/libtcmalloc_minimal.so.4'
@@ -95,6 +96,7 @@ limit  heaptrack 3 'churn python3 sqlite3'
 limit  memcheck  2 'churn python3 sqlite3' 400       # ~40 s per churn run on an idle core
 limit  massif    2 'churn python3 sqlite3' 400
 limit  lsan      5 'churn xthread graph python3 sqlite3 gcc'   # realloc: over 120 s (timeout) under lsan
+limit  pymalloc  9 'python3m'
 after  heaptrack 'rm -f $WORK/heaptrack.$RUN_TAG.*'  # up to ~80 MB per run (churn)
 after  massif    'rm -f $WORK/massif.$RUN_TAG'
 after  memshim+prof    'rm -f $WORK/prof.$RUN_TAG.*'
@@ -150,9 +152,9 @@ workload realloc '$BIN/realloc' 'need_bin realloc'
 workload xthread '$BIN/xthread' 'need_bin xthread'
 workload graph   '$BIN/graph'   'need_bin graph'
 workload python3 '$PYTHON $BENCH_DIR/alloc_heavy.py' setup_python
-# The same with every Python allocation a malloc call: each column's allocator
-# against CPython's own pymalloc (row python3, glibc column: target line).
-workload python3m 'env PYTHONMALLOC=malloc $PYTHON $BENCH_DIR/alloc_heavy.py' setup_python
+# The same with every Python allocation a malloc call (PYTHONMALLOC=malloc):
+# each column's allocator in pymalloc's place; column pymalloc, CPython's own.
+workload python3m '$BENCH_DIR/pymalloc.sh $PYTHON $BENCH_DIR/alloc_heavy.py' setup_python
 workload sqlite3 '$SQLITE :memory: ".read $BENCH_DIR/sqlite.sql"' setup_sqlite
 workload gcc     '$CC_BENCH -O2 -c $WORK/big.c -o $WORK/big.$RUN_TAG.o' setup_gcc
 workload large   '$BIN/large'   'need_bin large'     # big buffers alloc/free in turn (malloc-large)
@@ -756,34 +758,22 @@ alloc_report() {
         printf "- %s below %s on %d of %d rows%s (target every row: %s)\n", a, b, k, n,
             over == "" ? "" : "; not below: " over, verdict(k == n)
     }
-    # Configuration a on row wa over b on row wb, wall time: the median of
-    # the ratios of runs of one round (rows run one after the other, so
-    # these pairs lie further apart than those within a row); -1 if not
-    # measured.
-    function across(wa, a, wb, b,    q, i, nq) {
-        if (!((wa, a) in ok) || !((wb, b) in ok) || ok[wa, a] != "" || ok[wb, b] != "") return -1
-        nq = 0
-        for (i = 1; i <= rounds; i++)
-            if ((("t", wa, a, i) in x) && (("t", wb, b, i) in x) && x["t", wb, b, i] > 0)
-                q[++nq] = x["t", wa, a, i] / x["t", wb, b, i]
-        return nq ? median(q, nq) : -1
-    }
     # The targets of the issues, from the paired ratios above.
-    function targets(    x, h, l, w, v, s, over, n, parts, c, others, i) {
+    function targets(    x, h, l, w, v, s, over, n, parts, c, others, i, xl, xh) {
         print "Targets (from the ratios above, medians of per-round ratios; the noise table gives their spread):"
         print ""
         # python3 on memshim (all its allocations) against python3 on pymalloc
-        x = across("python3m", "memshim", "python3", base)
+        x = r("t", "python3m", "memshim", "pymalloc"); xl = lo; xh = hi
         if (x >= 0) {
             others = ""
             split("mimalloc jemalloc tcmalloc " base, c, " ")
             for (i = 1; i <= 4; i++) {
-                v = across("python3m", c[i], "python3", base)
+                v = r("t", "python3m", c[i], "pymalloc")
                 if (v >= 0) others = others sprintf("%s%s %.2f", others == "" ? "" : ", ", c[i], v)
             }
-            printf "- python3 on memshim (row python3m: PYTHONMALLOC=malloc) / python3 on its own pymalloc (row python3, %s): %.2f%s (target at most 0.85x: %s)\n",
-                base, x, others == "" ? "" : "; the others the same way: " others, verdict(x <= 0.85)
-        } else print "- python3 on memshim / python3 on pymalloc: not measured"
+            printf "- python3m: memshim / pymalloc (the allocator of CPython itself), wall time: %.2f (%.2f-%.2f)%s (target at most 0.85x: %s)\n",
+                x, xl, xh, others == "" ? "" : "; the others the same way: " others, verdict(x <= 0.85)
+        } else print "- python3m: memshim / pymalloc: not measured"
         x = r("t", "churn", "memshim+track", base)
         if (x >= 0) {
             h = r("t", "churn", "heaptrack", base); l = r("t", "churn", "lsan", base)
