@@ -37,6 +37,10 @@ static const ms_tcache_t tc_dead = { .bins = { [0 ... MS_NCLASSES - 1] = { .allo
 static void tcache_thread_exit(void *arg);
 static void spares_flush(uint64_t before);
 
+_Static_assert(offsetof(ms_tcache_t, bins) == 0 &&
+               offsetof(ms_tcache_t, prev) == sizeof(((ms_tcache_t *)0)->bins),
+               "_ms_tcache_get sets up the bins and zeroes all that follows them");
+
 void _ms_tcache_init(void)
 {
     tc_key_ok = pthread_key_create(&tc_key, tcache_thread_exit) == 0;
@@ -56,27 +60,26 @@ ms_tcache_t *_ms_tcache_get(void)
     _ms_bins_enter();
     _ms_lock(&tc_lock);
     tc = tc_spare;
+    bool full = false;                   /* holding the blocks a thread gone left */
     if (tc) {
         tc_spare = tc->next;
-        if (tc->left_ns) tc_spare_full--;
+        full = tc->left_ns != 0;
+        if (full) tc_spare_full--;
     }
     _ms_unlock(&tc_lock);
-    if (!tc && (tc = _ms_meta_alloc(sizeof *tc)) != NULL) memset(tc, 0, sizeof *tc);
+    if (!tc) tc = _ms_meta_alloc(sizeof *tc);
     if (!tc) {
         _ms_bins_leave();
         return NULL;
     }
-    bool full = tc->left_ns != 0;
+    /* A new thread's cache, new or reused, but for the blocks taken over. */
+    memset(&tc->prev, 0, sizeof *tc - offsetof(ms_tcache_t, prev));
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
-        ms_bin_t *b = &tc->bins[c];      /* the blocks a thread gone left, taken over */
+        ms_bin_t *b = &tc->bins[c];
         *b = (ms_bin_t){ .head = full ? b->head : NULL, .count = full ? b->count : 0,
                          .limit = _ms_classes[c].limit,
                          .want = _ms_classes[c].batch < MS_FIRST_BATCH ? _ms_classes[c].batch : MS_FIRST_BATCH };
-        tc->seen[c] = 0;
     }
-    tc->prev = tc->next = NULL;
-    tc->next_look = tc->left_ns = 0;
-    memset(tc->dry, 0, sizeof tc->dry);
     _ms_lock(&tc_lock);
     tc->next = tc_live;
     if (tc_live) tc_live->prev = tc;
@@ -340,7 +343,8 @@ void _ms_tcache_stats(ms_thread_stat_t out[MS_NCLASSES], unsigned *threads)
             out[c].cached += __atomic_load_n(&b->count, __ATOMIC_RELAXED);
         }
     for (ms_tcache_t *tc = tc_spare; tc; tc = tc->next)     /* blocks left by threads gone */
-        for (unsigned c = 0; c < MS_NCLASSES && tc->left_ns; c++) out[c].cached += tc->bins[c].count;
+        if (tc->left_ns)
+            for (unsigned c = 0; c < MS_NCLASSES; c++) out[c].cached += tc->bins[c].count;
     if (threads) *threads = tc_count;
     _ms_unlock(&tc_lock);
 }
