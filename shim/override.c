@@ -49,10 +49,35 @@ MS_EXPORT void *calloc(size_t n, size_t m)
     return MS_SAMPLE_DUE(n * m) ? TOOK(_ms_calloc(n, m), n * m) : _ms_calloc(n, m);
 }
 
+/* realloc while sampling (sample.c): counted down only if the block
+ * moves, so the decision comes after _ms_realloc.  realloc_sampled is
+ * reached by a tail call, as malloc_sampled, and leaves by one for what
+ * needs SITE, so that it is still realloc's caller's and realloc_sampled
+ * needs no frame: a block whose hash counts no sampled block (nearly all)
+ * that stays where it is costs a hash, a load and a compare more than the
+ * pools' realloc. */
+static MS_NOINLINE void *realloc_maybe_sampled(void *p, size_t n)
+{
+    return _ms_sample_realloc(p, n, SITE);
+}
+
+static MS_NOINLINE void *realloc_moved(void *q, size_t n)
+{
+    return _ms_sample_due(n) ? _ms_sample_realloc_took(q, n, SITE) : q;
+}
+
+static MS_NOINLINE void *realloc_sampled(void *p, size_t n)
+{
+    if (MS_UNLIKELY(__atomic_load_n(_ms_sample_maybe_of(p), __ATOMIC_RELAXED)))
+        return realloc_maybe_sampled(p, n);
+    void *q = _ms_realloc(p, n);
+    return MS_LIKELY(q == p) || MS_LIKELY(!MS_SAMPLE_OUT(n)) ? q : realloc_moved(q, n);
+}
+
 MS_EXPORT void *realloc(void *p, size_t n)
 {
     if (TRACKING) return _ms_tracked_realloc(p, n, SITE);
-    return MS_UNLIKELY(_ms_sampling) ? _ms_sample_realloc(p, n, SITE) : _ms_realloc(p, n);
+    return MS_UNLIKELY(_ms_sampling) ? realloc_sampled(p, n) : _ms_realloc(p, n);
 }
 
 MS_EXPORT void *reallocarray(void *p, size_t n, size_t m)
@@ -60,7 +85,7 @@ MS_EXPORT void *reallocarray(void *p, size_t n, size_t m)
     size_t total;
     if (__builtin_mul_overflow(n, m, &total)) return _ms_reallocarray(p, n, m);  /* ENOMEM */
     if (TRACKING) return _ms_tracked_realloc(p, total, SITE);
-    return MS_UNLIKELY(_ms_sampling) ? _ms_sample_realloc(p, total, SITE) : _ms_realloc(p, total);
+    return MS_UNLIKELY(_ms_sampling) ? realloc_sampled(p, total) : _ms_realloc(p, total);
 }
 
 MS_EXPORT int posix_memalign(void **out, size_t a, size_t n)

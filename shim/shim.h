@@ -660,7 +660,8 @@ MS_HIDDEN bool   _ms_sample_due(size_t n);          /* the countdown ran out: sa
 MS_HIDDEN void  *_ms_sample_took(void *p, size_t n, const ms_site_t *site);
 MS_HIDDEN void   _ms_sample_release(const void *p); /* before p is freed or moved */
 MS_HIDDEN void   _ms_sample_release_at(const void *p, ms_page_t *pg);   /* pg->sampled != 0 */
-MS_HIDDEN void  *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site);
+MS_HIDDEN void  *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site);     /* p maybe sampled */
+MS_HIDDEN void  *_ms_sample_realloc_took(void *q, size_t n, const ms_site_t *site); /* moved, due */
 MS_HIDDEN void   _ms_sample_init(void);             /* constructor, after the options */
 MS_HIDDEN void   _ms_sample_lock(void);
 MS_HIDDEN void   _ms_sample_unlock(bool child);
@@ -673,6 +674,14 @@ static inline bool _ms_profiling(void) { return _ms_prof_on; }
 /* An untracked allocation of n bytes due for a sample (override.c, cxx.c). */
 #define MS_SAMPLE_OUT(n) ((_ms_sample_left -= (int64_t)(n)) < 0)
 #define MS_SAMPLE_DUE(n) (MS_UNLIKELY(MS_SAMPLE_OUT(n)) && _ms_sample_due(n))
+/* Sampled blocks counted by a hash of their address: a count of 0 says p
+ * is not one, without the table's lock (sample.c). */
+#define MS_SAMPLE_MAYBE_BITS 12
+MS_HIDDEN extern uint32_t _ms_sample_maybe[1u << MS_SAMPLE_MAYBE_BITS];
+static inline uint32_t *_ms_sample_maybe_of(const void *p)
+{
+    return &_ms_sample_maybe[((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ULL >> (64 - MS_SAMPLE_MAYBE_BITS)];
+}
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
 MS_HIDDEN void   _ms_misuse_report(const char *what, const void *p, const char *is,
                                    const char *const *titles, const uint32_t *stacks, unsigned nstacks);

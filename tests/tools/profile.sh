@@ -238,6 +238,48 @@ t_profile_untracked() {
 }
 check "MEMSHIM_TRACK=0 MEMSHIM_SAMPLE: the sampled profiler alone; N=1 gives full tracking's figures (realloc, huge, threads)" t_profile_untracked
 
+# A realloc that leaves a block where it is draws no sample (sample.c): a
+# sampled block keeps the weight of the chance it was drawn with.  20,000
+# blocks of 1,024 bytes shrunk in place to 512: each is drawn with
+# p = 1 - e^(-1024/65536) = 0.0155 (about 310 samples), so the shrink_to
+# estimates, 20,000 blocks and 10,240,000 bytes live, have a relative
+# standard deviation of about sqrt((1 - p) / (20,000 p)) = 5.7%; the bars
+# are 4 of them.  A weight taken from the new size (p = 0.0078) would
+# double them; bytes not brought to the new size would double the bytes.
+shrink_sites() {   # shrink_sites FILE: "function allocations allocated_bytes live_blocks live_bytes"
+    "$PY" - "$1" <<'EOF2'
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = {}
+for s in d["sites"]:
+    f = s["stack"][0].get("function", "?") if s["stack"] else "-"
+    if f in ("shrink_from", "shrink_to"):
+        rows[f] = [a + s[k] for a, k in zip(rows.get(f, [0] * 4),
+                   ["allocations", "allocated_bytes", "live_blocks", "live_bytes"])]
+for f in sorted(rows): print(f, *rows[f])
+EOF2
+}
+t_profile_shrink() {
+    (cd "$T" && MEMSHIM_PROFILE="$T/shrink_full.json" LD_PRELOAD="$LIB" ./profile_phases shrink) 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    local a; a=$(shrink_sites "$T/shrink_full.json")
+    has "$a" "shrink_from 20000 20480000 0 0" && has "$a" "shrink_to 20000 10240000 20000 10240000" || return 1
+    (cd "$T" && MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=64k MEMSHIM_PROFILE="$T/shrink64k.json" LD_PRELOAD="$LIB" \
+        ./profile_phases shrink) 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+    a=$(shrink_sites "$T/shrink64k.json")
+    echo "$a" | "$PY" -c '
+import sys
+r = {l.split()[0]: [int(x) for x in l.split()[1:]] for l in sys.stdin}
+f, t = r["shrink_from"], r["shrink_to"]
+assert abs(f[0] - 20000) <= 4600 and f[2:] == [0, 0], f
+assert abs(t[0] - 20000) <= 4600 and abs(t[2] - 20000) <= 4600, t
+assert abs(t[3] - 10240000) <= 2350000 and abs(t[1] - 10240000) <= 2350000, t
+' || { echo "$a"; return 1; }
+}
+check "MEMSHIM_TRACK=0 MEMSHIM_SAMPLE: a realloc in place keeps its block's weight: unbiased estimates" t_profile_shrink
+
 t_profile_untracked_signal() {
     (cd "$T" && MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=1 MEMSHIM_PROFILE="$T/usig.json" MEMSHIM_PROFILE_SIGNAL=USR2 \
         LD_PRELOAD="$LIB" ./profile_phases signal "$T/usig-taken.json") 2>"$T/perr"

@@ -53,6 +53,12 @@
  *                            temporaries; and refused() allocates 48 bytes
  *                            and refused_huge() 1,000,000 that a realloc
  *                            too big for memory leaves live
+ *   profile_phases shrink    no phases: shrink_from() allocates 20,000 blocks
+ *                            of 1,024 bytes, then shrink_to() reallocs each
+ *                            to 512 bytes (on memshim's pools, where it is);
+ *                            all live at exit: shrink_from 20,000 allocations
+ *                            of 20,480,000 bytes, none live; shrink_to 20,000
+ *                            of 10,240,000, all live
  * No stdio before the end: its buffers would be allocations of their own. */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -78,6 +84,8 @@ NOINLINE void *thread_work(size_t n) { return malloc(n); }
 NOINLINE void *keep_some(void) { return malloc(1000); }
 NOINLINE void *grow(void *p, size_t n) { return realloc(p, n); }
 NOINLINE void *refused(void) { return malloc(48); }
+NOINLINE void *shrink_from(void) { return malloc(1024); }
+NOINLINE void *shrink_to(void *p) { return realloc(p, 512); }
 NOINLINE void *refused_huge(void) { return malloc(1000000); }
 NOINLINE void *thread_hold(void) { return malloc(64); }
 NOINLINE void *stress_site(size_t n) { return malloc(n); }
@@ -243,6 +251,13 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "stress") == 0) return stress_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "signal") == 0) return signal_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "hold") == 0) return hold_mode(argv[2]);
+    if (argc == 2 && strcmp(argv[1], "shrink") == 0) {
+        static void *blocks[20000];
+        for (int i = 0; i < 20000; i++) blocks[i] = shrink_from();
+        for (int i = 0; i < 20000; i++)
+            if (!(blocks[i] = shrink_to(blocks[i]))) return 1;
+        return 0;
+    }
     phase_peak();
     if (argc == 3 && strcmp(argv[1], "dump") == 0) {
         int (*dump)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "memshim_profile_dump");
