@@ -68,7 +68,7 @@ static MS_NOINLINE void *realloc_moved(void *q, size_t n)
 
 static MS_NOINLINE void *realloc_sampled(void *p, size_t n)
 {
-    if (MS_UNLIKELY(__atomic_load_n(_ms_sample_maybe_of(p), __ATOMIC_RELAXED)))
+    if (MS_UNLIKELY(_ms_sample_hash_hit(p)))
         return realloc_maybe_sampled(p, n);
     void *q = _ms_realloc(p, n);
     return MS_LIKELY(q == p) || MS_LIKELY(!MS_SAMPLE_OUT(n)) ? q : realloc_moved(q, n);

@@ -202,8 +202,9 @@ static void later_put(const void *p, ms_page_t *pg)
 /* Sampled blocks counted by a hash of their address.  A span holding a
  * sampled block sends the frees of all its blocks here; most are not the
  * sampled one, and a zero count says so without the lock (churn's frees
- * took the lock about one time in eight, 9% of its time).  realloc() reads
- * it first too (override.c): a block whose count is 0 needs no look here. */
+ * took the lock about one time in eight, 9% of its time).  free() and
+ * realloc() read it first (alloc.c, override.c): a block whose count is 0
+ * needs no call here. */
 uint32_t _ms_sample_maybe[1u << MS_SAMPLE_MAYBE_BITS];
 static uint32_t *maybe_of(uintptr_t a) { return _ms_sample_maybe_of((const void *)a); }
 
@@ -264,7 +265,7 @@ static void forget(const void *p, ms_page_t *pg)
 /* Whether p may be a sampled block (*pg: its span, NULL if huge). */
 static bool maybe_sampled(const void *p, ms_page_t **pg)
 {
-    if (!_ms_sampling || !__atomic_load_n(maybe_of((uintptr_t)p), __ATOMIC_RELAXED)) return false;
+    if (!_ms_sampling || !_ms_sample_hash_hit(p)) return false;
     *pg = span_of(p);
     return !*pg || __atomic_load_n(&(*pg)->sampled, __ATOMIC_RELAXED);
 }
@@ -277,11 +278,12 @@ void _ms_sample_release(const void *p)
     if (maybe_sampled(p, &pg)) forget(p, pg);
 }
 
-/* The same for a block of span pg (NULL: huge), which holds a sampled one. */
+/* The same for a block of span pg (NULL: huge), which holds a sampled
+ * one, whose address hashes with a sampled one's (alloc.c asks). */
 void _ms_sample_release_at(const void *p, ms_page_t *pg)
 {
     /* p's own sample was counted before p reached whoever frees it */
-    if (__atomic_load_n(maybe_of((uintptr_t)p), __ATOMIC_RELAXED)) forget(p, pg);
+    forget(p, pg);
 }
 
 /* realloc by the dynamic loader, updating a thread's TLS: no stack of it

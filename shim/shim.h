@@ -659,7 +659,7 @@ MS_HIDDEN extern int _ms_sampling;
 MS_HIDDEN bool   _ms_sample_due(size_t n);          /* the countdown ran out: sample this one? */
 MS_HIDDEN void  *_ms_sample_took(void *p, size_t n, const ms_site_t *site);
 MS_HIDDEN void   _ms_sample_release(const void *p); /* before p is freed or moved */
-MS_HIDDEN void   _ms_sample_release_at(const void *p, ms_page_t *pg);   /* pg->sampled != 0 */
+MS_HIDDEN void   _ms_sample_release_at(const void *p, ms_page_t *pg);   /* pg->sampled, hash hit */
 MS_HIDDEN void  *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site);     /* p maybe sampled */
 MS_HIDDEN void  *_ms_sample_realloc_took(void *q, size_t n, const ms_site_t *site); /* moved, due */
 MS_HIDDEN void   _ms_sample_init(void);             /* constructor, after the options */
@@ -681,6 +681,10 @@ MS_HIDDEN extern uint32_t _ms_sample_maybe[1u << MS_SAMPLE_MAYBE_BITS];
 static inline uint32_t *_ms_sample_maybe_of(const void *p)
 {
     return &_ms_sample_maybe[((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ULL >> (64 - MS_SAMPLE_MAYBE_BITS)];
+}
+static inline bool _ms_sample_hash_hit(const void *p)
+{
+    return __atomic_load_n(_ms_sample_maybe_of(p), __ATOMIC_RELAXED) != 0;
 }
 MS_HIDDEN void   _ms_misuse(const char *what, const void *p, const ms_meta_t *m);
 MS_HIDDEN void   _ms_misuse_report(const char *what, const void *p, const char *is,
