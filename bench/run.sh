@@ -18,8 +18,8 @@
 #   BENCH_PYTHON=...     the CPython interpreter to use (default: the real binary
 #                        behind `python3`, never a pyenv shim script)
 #   BENCH_BEFORE=LIB     another build's libmemshim.so: adds the columns `before`,
-#                        `before+track` and `before+prof`, paired with the others, to
-#                        state a change's cost
+#                        `before+track`, `before+prof` and `before+psample`, paired
+#                        with the others, to state a change's cost
 #
 # Each measured run goes through build/bench/runner, which forks, sets the
 # configuration's environment (LD_PRELOAD=...) in the child only, and reports
@@ -80,6 +80,7 @@ if [ -n "${BENCH_BEFORE:-}" ]; then    # the same library from another commit, s
     config before       'LD_PRELOAD=$BENCH_BEFORE MEMSHIM_TRACK=0'
     config before+track 'LD_PRELOAD=$BENCH_BEFORE MEMSHIM_TRACK=1'
     config before+prof  'LD_PRELOAD=$BENCH_BEFORE MEMSHIM_TRACK=1 MEMSHIM_PROFILE=$WORK/bprof.$RUN_TAG.%p.pb.gz'
+    config before+psample 'LD_PRELOAD=$BENCH_BEFORE MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=524288 MEMSHIM_PROFILE=$WORK/bpsample.$RUN_TAG.%p.pb.gz'
 fi
 
 # Optional settings of a configuration (all expanded like ENV):
@@ -102,6 +103,7 @@ after  massif    'rm -f $WORK/massif.$RUN_TAG'
 after  memshim+prof    'rm -f $WORK/prof.$RUN_TAG.*'
 after  memshim+psample 'rm -f $WORK/psample.$RUN_TAG.*'
 after  before+prof     'rm -f $WORK/bprof.$RUN_TAG.*'
+after  before+psample  'rm -f $WORK/bpsample.$RUN_TAG.*'
 filter heaptrack '/^heaptrack output will be written to /,/^starting application, this might take some time/d; /^Heaptrack finished!/,$d'
 
 # The ratio printed under the tables: first's time geomean over second's.
