@@ -206,13 +206,12 @@ static void later_put(const void *p, ms_page_t *pg)
  * realloc() read it first (alloc.c, override.c): a block whose count is 0
  * needs no call here. */
 uint32_t _ms_sample_maybe[1u << MS_SAMPLE_MAYBE_BITS];
-static uint32_t *maybe_of(uintptr_t a) { return _ms_sample_maybe_of((const void *)a); }
 
 static bool put(const sampled_t *e)
 {
     if (!ms_table_room(&table, &sampled_kind)) return false;
     ms_table_add(table, &sampled_kind, e);
-    __atomic_add_fetch(maybe_of(e->addr), 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(_ms_sample_maybe_of((const void *)e->addr), 1, __ATOMIC_RELAXED);
     return true;
 }
 
@@ -246,7 +245,7 @@ static void forget_locked(const void *p, ms_page_t *pg, sampled_t *got)
     if (!e) return;
     *got = *e;
     ms_table_del(table, &sampled_kind, e);
-    __atomic_sub_fetch(maybe_of((uintptr_t)p), 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(_ms_sample_maybe_of(p), 1, __ATOMIC_RELAXED);
     if (pg) __atomic_sub_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
 }
 
