@@ -129,9 +129,12 @@ static inline ms_meta_t meta_make(uint32_t stack, uint32_t tid, size_t n, unsign
 }
 
 /* `pooled`: p comes from malloc or calloc of at most MS_MAX_SMALL bytes,
- * hence from a segment, whose header is then found without the bitmap. */
+ * hence from a segment, whose header is then found without the bitmap.
+ * `taken`: the stack of this call, already captured (a realloc's, taken for
+ * the block it releases), or NULL. */
 static inline __attribute__((always_inline))
-void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled)
+void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled,
+                   const uint32_t *taken)
 {
     if (!p) return;
     /* The record's line is asked for first: a live set larger than the
@@ -141,7 +144,7 @@ void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, boo
                              : fresh_meta(p);
     if (MS_LIKELY(slot != NULL)) __builtin_prefetch(slot, 1);
     bool sampled = !_ms_opt.sample || take_sample(n);
-    uint32_t stack = sampled ? _ms_capture(site) : 0;
+    uint32_t stack = !sampled ? 0 : taken ? *taken : _ms_capture(site);
     uint32_t tid = my_tid();
     bool internal = _ms_busy && !_ms_tsd_array_site(site->ra);   /* memshim's own */
     unsigned flags = (sampled ? MS_META_SAMPLED : 0) | (internal ? MS_META_INTERNAL : 0);
@@ -153,9 +156,15 @@ void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, boo
     if (_ms_prof_on && !(flags & MS_META_INTERNAL)) _ms_prof_alloc(stack, n, p);
 }
 
+static MS_NOINLINE void record_taken(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled,
+                                     const uint32_t *taken)
+{
+    record_inline(p, n, site, alloc, pooled, taken);
+}
+
 static MS_NOINLINE void record(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled)
 {
-    record_inline(p, n, site, alloc, pooled);
+    record_inline(p, n, site, alloc, pooled, NULL);
 }
 
 /* The profile forgets a released block (memshim's own blocks never counted;
@@ -317,7 +326,7 @@ void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
     void *p = _ms_pop(k, true);
     if (MS_UNLIKELY(!p)) p = malloc_checked_slow(k);
     clear(p, 0, n);
-    record_inline(p, n, site, MS_ALLOC_MALLOC, k <= MS_MAX_SMALL);
+    record_inline(p, n, site, MS_ALLOC_MALLOC, k <= MS_MAX_SMALL, NULL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
 }
@@ -501,11 +510,19 @@ static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
     if (m) check_match(p, m, MS_ALLOC_MALLOC, "realloc()", site);
     else huge = check_match_huge(p, MS_ALLOC_MALLOC, "realloc()", site, &h, &hsize);
     /* Mark p freed before the move: once freed, its span and with it the
-     * record may be gone.  Undone if p stays. */
+     * record may be gone.  Undone if p stays.  The free's stack is this
+     * call's: the new block's record takes the same id, not a second
+     * capture. */
+    uint32_t fstack = 0;
+    const uint32_t *taken = NULL;
     if (m) {
         before = *m;
         m->state = MS_BLK_FREED;
-        m->free_stack = free_stack(m, site);
+        if (keeps_free_stack(m)) {
+            fstack = _ms_capture_release(site);
+            taken = &fstack;
+        }
+        m->free_stack = fstack;
     }
     void *q = _ms_realloc(p, padded(n));
     if (q) {                              /* the profile: the old block freed, a new one */
@@ -514,9 +531,9 @@ static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
     }
     size_t had = m ? before.size : huge ? hsize : n;
     if (q && n > had) clear(q, had, n);   /* what the block gained, unwritten */
-    if (q != p && q) { record(q, n, site, MS_ALLOC_MALLOC, false); return q; }
+    if (q != p && q) { record_taken(q, n, site, MS_ALLOC_MALLOC, false, taken); return q; }
     if (m) *m = before;                   /* p stays: failed, or resized in place */
-    if (q) record(q, n, site, MS_ALLOC_MALLOC, false);
+    if (q) record_taken(q, n, site, MS_ALLOC_MALLOC, false, taken);
     return q;
 }
 

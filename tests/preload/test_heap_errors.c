@@ -262,6 +262,31 @@ Test(heap_errors, free_stacks_kept_unless_turned_off)
     }
 }
 
+/* A realloc that moves a block frees the old one and allocates the new one
+ * at the same call: a double free of the old block shows that call as its
+ * first free, and one of the new block as its allocation (the two records
+ * share the one stack the realloc took). */
+Test(heap_errors, realloc_is_the_old_blocks_free_and_the_new_ones_allocation)
+{
+    static const char *which[] = { "realloc-double-old", "realloc-double-new" };
+    for (int i = 0; i < 2; i++) {
+        h_run_t *r = malloc(sizeof *r);
+        h_run_fixture(r, "heap_errors", which[i], NULL, 30);
+        const char *alloc = strstr(r->err, "    allocated at:\n"), *first = strstr(r->err, "    first freed at:\n"),
+                   *now = strstr(r->err, "    now at:\n");
+        cr_assert(alloc && first && now && alloc < first && first < now, "%s: %s", which[i], r->err);
+        const char *at = strstr(r->err, "moved_by_realloc");
+        cr_expect(at, "%s: no frame of the realloc's caller:\n%s", which[i], r->err);
+        if (i == 0)
+            cr_expect(at && at > first && at < now, "%s: the first free is not the realloc:\n%s", which[i], r->err);
+        else
+            cr_expect(at && at > alloc && at < first, "%s: the allocation is not the realloc:\n%s", which[i],
+                      r->err);
+        cr_expect(strstr(r->err, "double free"), "%s: %s", which[i], r->err);
+        free(r);
+    }
+}
+
 /* Blocks of another allocator (glibc's own malloc, from the brk heap and
  * from a mapping of its own) and an anonymous mapping, as the dynamic
  * loader's early blocks are: free() takes them silently and leaves them
