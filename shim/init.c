@@ -372,8 +372,22 @@ static void exit_stage_is(int stage)
 __attribute__((destructor(101))) static void ms_destructor(void)
 {
     if (guest()) return;             /* a vfork child's exit, in its parent's memory */
+    /* A handler of the program's run inside this work (its SIGTERM's, say)
+     * could call exit(), which would end the process from in here: no
+     * report.  Held off this thread, such signals come in when the work is
+     * done (one sent to the process goes to another thread meanwhile, whose
+     * exit() waits: _ms_exit_enter).  Held before `done` is set: a handler
+     * that comes in before still finds this work to do, in its own exit.
+     * Only when there is work to protect: asking for every signal's action
+     * costs a system call each. */
+    bool work = _ms_track_on || _ms_opt.stats || (_ms_profiling() && _ms_opt.profile);
+    sigset_t old;
+    bool held = work && _ms_os_signals_defer_handled(&old);
     static int done;
-    if (__atomic_exchange_n(&done, 1, __ATOMIC_ACQ_REL)) return;
+    if (__atomic_exchange_n(&done, 1, __ATOMIC_ACQ_REL)) {
+        if (held) _ms_os_signals_restore(&old);
+        return;
+    }
     exit_stage_is(EXIT_DESTRUCTOR);
     if (MS_DEBUG) {                  /* the debug tier: the heap as the program leaves it */
         _ms_lock_all();
@@ -381,9 +395,9 @@ __attribute__((destructor(101))) static void ms_destructor(void)
         _ms_unlock_all(false);
     }
     if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) {      /* nothing that may be refused */
-        if (_ms_track_on || _ms_opt.stats || (_ms_profiling() && _ms_opt.profile))
-            _ms_confined_say("statistics, profile or leak report at exit");
+        if (work) _ms_confined_say("statistics, profile or leak report at exit");
         exit_stage_is(EXIT_DONE);
+        if (held) _ms_os_signals_restore(&old);
         return;
     }
     /* The program's threads may keep every processor busy until the
@@ -397,4 +411,5 @@ __attribute__((destructor(101))) static void ms_destructor(void)
     _ms_messages_at_exit();      /* how many messages were not shown, last */
     _ms_os_unhurry(nice);
     exit_stage_is(EXIT_DONE);
+    if (held) _ms_os_signals_restore(&old);
 }

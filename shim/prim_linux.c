@@ -608,15 +608,49 @@ void _ms_os_signals_restore(const sigset_t *old)
  * allocator's own (init.c).  The signals a fault raises stay: a fault
  * there still reaches the program's handler (a crash reporter) instead of
  * killing the process at once. */
+static const int fault_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS };
+
+static bool is_fault(int sig)
+{
+    for (size_t i = 0; i < sizeof fault_signals / sizeof *fault_signals; i++)
+        if (fault_signals[i] == sig) return true;
+    return false;
+}
+
 bool _ms_os_signals_defer(sigset_t *old)
 {
     if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return false;
     int saved = errno;
     sigset_t async;
     sigfillset(&async);
-    static const int faults[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS };
-    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) sigdelset(&async, faults[i]);
+    for (size_t i = 0; i < sizeof fault_signals / sizeof *fault_signals; i++) sigdelset(&async, fault_signals[i]);
     bool ok = pthread_sigmask(SIG_BLOCK, &async, old) == 0;
+    errno = saved;
+    return ok;
+}
+
+/* The same for the signals that have a handler (the program's or
+ * memshim's), around memshim's work at exit: a handler that calls exit()
+ * there (a SIGTERM sent while the process winds down) ended the process
+ * half way through the leak report.  Held, the signal comes in once the
+ * work is done.  Signals left to their default action still end the
+ * process at once: ^C stops a long exit scan as it would stop the
+ * program.  false: nothing held (none handled, or a seccomp filter). */
+bool _ms_os_signals_defer_handled(sigset_t *old)
+{
+    if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return false;
+    int saved = errno;
+    sigset_t handled;
+    sigemptyset(&handled);
+    bool any = false;
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig == SIGKILL || sig == SIGSTOP || is_fault(sig) || sigaction(sig, NULL, &sa) != 0) continue;
+        if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) continue;
+        sigaddset(&handled, sig);
+        any = true;
+    }
+    bool ok = any && pthread_sigmask(SIG_BLOCK, &handled, old) == 0;
     errno = saved;
     return ok;
 }

@@ -1212,6 +1212,8 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
     unsigned unparked;
     size_t cap;
     size_t n = _ms_scan_leaks(&items, &cap, &unparked, self);
+    if (!items && errno == EMFILE && _ms_symbolize_release())   /* a profile's files held the last ones */
+        n = _ms_scan_leaks(&items, &cap, &unparked, self);
     if (!items) {
         if (errno == ENOMEM) _ms_message("leak check failed: out of memory for the scan");
         else _ms_message("leak check failed: /proc/self/maps could not be read (%s), so no root of the scan is "

@@ -70,6 +70,7 @@ MS_HIDDEN bool   _ms_os_guard(void *page, size_t size);                  /* PROT
 MS_HIDDEN void   _ms_os_signals_hold(sigset_t *old);      /* all blocked (a thread to start); old mask in *old */
 MS_HIDDEN void   _ms_os_signals_restore(const sigset_t *old);
 MS_HIDDEN bool   _ms_os_signals_defer(sigset_t *old);     /* all but a fault's (tcache.c); false: not held */
+MS_HIDDEN bool   _ms_os_signals_defer_handled(sigset_t *old); /* those with a handler, but a fault's (exit) */
 
 /* ---- init.c: a process under a seccomp filter ------------------------------ *
  * Set when the process installs a seccomp filter (through prctl() or
@@ -882,6 +883,7 @@ MS_HIDDEN void   _ms_symbolize_name(uintptr_t ip, ms_frame_t *f);   /* no file:l
 MS_HIDDEN void   _ms_symbolize_begin(void);           /* modules looked at again; names valid until _end */
 MS_HIDDEN void   _ms_symbolize_hold(void);            /* names valid until _end, modules as they are */
 MS_HIDDEN void   _ms_symbolize_end(void);
+MS_HIDDEN bool   _ms_symbolize_release(void);         /* libdw's open files closed (none naming) */
 /* A data address: the symbol holding it and the offset in it (NULL if none
  * is known), and its module.  A TLS offset of the module holding `probe`:
  * the thread-local variable there. */

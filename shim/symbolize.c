@@ -156,6 +156,30 @@ void _ms_symbolize_begin(void)
     _ms_unlock(&sym_lock);
 }
 
+/* libdw's modules dropped, and with them the files it keeps open (the
+ * program's, its libraries', their debug files), when no thread is naming
+ * frames; the next _ms_symbolize_begin reports them again.  For a caller
+ * short of descriptors: under a low limit on them, those files sit on the
+ * few the program left free (hook.c cannot move them out of its way), and
+ * the leak scan after a heap profile found none for /proc/self/maps.
+ * True if anything was dropped. */
+bool _ms_symbolize_release(void)
+{
+    bool dropped = false;
+    _ms_lock(&sym_lock);
+    if (dwfl && naming == 0) {
+        _ms_busy++;
+        p_report_begin(dwfl);
+        p_report_end(dwfl, NULL, NULL);     /* none reported: every module goes */
+        ms_table_clear(cache, &sym_kind);   /* its names went with them */
+        refreshes++;
+        _ms_busy--;
+        dropped = true;
+    }
+    _ms_unlock(&sym_lock);
+    return dropped;
+}
+
 /* A session without the refresh: a heap-misuse message names a few frames
  * and prints each at once; another thread's refresh in between freed the
  * names it was printing. */
