@@ -601,13 +601,7 @@ void _ms_os_signals_restore(const sigset_t *old)
     errno = saved;
 }
 
-/* The signals a program's handler may receive at any moment held off this
- * thread while the allocator changes what a handler's allocation would
- * use (tcache.c), the old mask in *old; false, nothing done, when a
- * seccomp filter may kill the process at a system call that is not the
- * allocator's own (init.c).  The signals a fault raises stay: a fault
- * there still reaches the program's handler (a crash reporter) instead of
- * killing the process at once. */
+/* The signals a fault raises. */
 static const int fault_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS };
 
 static bool is_fault(int sig)
@@ -617,6 +611,13 @@ static bool is_fault(int sig)
     return false;
 }
 
+/* The signals a program's handler may receive at any moment held off this
+ * thread while the allocator changes what a handler's allocation would
+ * use (tcache.c), the old mask in *old; false, nothing done, when a
+ * seccomp filter may kill the process at a system call that is not the
+ * allocator's own (init.c).  The signals a fault raises stay: a fault
+ * there still reaches the program's handler (a crash reporter) instead of
+ * killing the process at once. */
 bool _ms_os_signals_defer(sigset_t *old)
 {
     if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return false;

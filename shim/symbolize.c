@@ -139,20 +139,25 @@ static void demangler_find(void)
  * (SIGSEGV in strcmp, once in 40 runs of a test).  While any thread is
  * between begin and end, a refresh is skipped: libdw then does not know
  * the modules loaded since, and their frames get the loader's names. */
+/* libdw's modules made anew (sym_lock, dwfl, no thread naming): those
+ * mapped now if `look`, else none (their files closed). */
+static void modules_anew(bool look)
+{
+    _ms_busy++;
+    p_report_begin(dwfl);
+    if (look) p_proc_report(dwfl, _ms_os_gettid());   /* /proc/TID/maps: the leader may be gone */
+    p_report_end(dwfl, NULL, NULL);                   /* those not reported go */
+    ms_table_clear(cache, &sym_kind);                 /* their names went with them */
+    refreshes++;
+    _ms_busy--;
+}
+
 void _ms_symbolize_begin(void)
 {
     __atomic_store_n(&demangler_looked, 0, __ATOMIC_RELAXED);
     _ms_lock(&sym_lock);
     naming++;
-    if (dwfl && naming == 1) {
-        _ms_busy++;
-        p_report_begin(dwfl);
-        p_proc_report(dwfl, _ms_os_gettid());   /* /proc/TID/maps: the leader may be gone */
-        p_report_end(dwfl, NULL, NULL);
-        ms_table_clear(cache, &sym_kind);
-        refreshes++;
-        _ms_busy--;
-    }
+    if (dwfl && naming == 1) modules_anew(true);
     _ms_unlock(&sym_lock);
 }
 
@@ -168,12 +173,7 @@ bool _ms_symbolize_release(void)
     bool dropped = false;
     _ms_lock(&sym_lock);
     if (dwfl && naming == 0) {
-        _ms_busy++;
-        p_report_begin(dwfl);
-        p_report_end(dwfl, NULL, NULL);     /* none reported: every module goes */
-        ms_table_clear(cache, &sym_kind);   /* its names went with them */
-        refreshes++;
-        _ms_busy--;
+        modules_anew(false);
         dropped = true;
     }
     _ms_unlock(&sym_lock);
