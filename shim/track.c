@@ -518,11 +518,8 @@ static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
     if (m) {
         before = *m;
         m->state = MS_BLK_FREED;
-        if (keeps_free_stack(m)) {
-            fstack = _ms_capture_release(site);
-            taken = &fstack;
-        }
-        m->free_stack = fstack;
+        m->free_stack = fstack = free_stack(m, site);
+        if (keeps_free_stack(m)) taken = &fstack;
     }
     void *q = _ms_realloc(p, padded(n));
     if (q) {                              /* the profile: the old block freed, a new one */
