@@ -173,21 +173,60 @@ void _ms_scan_thread_exit(void)
 }
 
 /* Whether [lo, hi) starts with a glibc thread stack (a guard page right
- * below it, the thread pointer near its top) of a thread that has ended,
- * and no live thread runs on it again: where that stack ends, or 0.  An
- * unrelated mapping made later at the same place has no guard below, or no
- * thread pointer where glibc puts it. */
-static uintptr_t dead_thread_stack(uintptr_t lo, uintptr_t hi, bool guarded, const uintptr_t *sps, unsigned nsps)
+ * below it, the thread pointer near its top) of a thread that has ended
+ * (noted above, or `owner`: found by unowned_stack below), and no live
+ * thread runs on it again: where that stack ends, or 0.  An unrelated
+ * mapping made later at the same place has no guard below, or no thread
+ * pointer where glibc puts it.  The two ways to know one: a thread that
+ * ended without allocating, and a forked child's copies of its parent's
+ * threads' stacks, note nothing; a stack the kernel merged with the
+ * mapping above it has no descriptor in its mapping's last page. */
+static uintptr_t dead_thread_stack(uintptr_t lo, uintptr_t hi, bool guarded, const uintptr_t *sps, unsigned nsps,
+                                   uintptr_t owner)
 {
     if (!guarded) return 0;
-    for (unsigned i = 0; i < DEAD_STACKS; i++) {
+    uintptr_t end = 0;
+    if (owner) end = stack_end(owner, hi);
+    for (unsigned i = 0; i < DEAD_STACKS && !end; i++) {
         uintptr_t sp = __atomic_load_n(&dead_stack[i].sp, __ATOMIC_ACQUIRE), tp = dead_stack[i].tp;
-        if (!(sp >= lo && sp < hi && tp > sp && tp < hi)) continue;
-        uintptr_t end = stack_end(tp, hi);
-        for (unsigned j = 0; j < nsps; j++)
-            if (sps[j] >= lo && sps[j] < end) return 0;           /* in use again */
-        return end;
+        if (sp >= lo && sp < hi && tp > sp && tp < hi) end = stack_end(tp, hi);
     }
+    for (unsigned j = 0; end && j < nsps; j++)
+        if (sps[j] >= lo && sps[j] < end) return 0;               /* in use again */
+    return end;
+}
+
+static uintptr_t main_tp;                    /* the main thread's, from start-up */
+static int pagemap_fd = -1;                  /* /proc/self/pagemap, open while marking */
+
+/* The thread pointer of a glibc thread stack that no live thread owns:
+ * one that ended (and was never seen ending: it never allocated), or, in a
+ * forked child, one of the parent's other threads, which do not exist here.
+ * glibc puts the thread's descriptor in the last page of the mapping; on
+ * x86-64 it starts with the TCB header every thread's starts with (the TCB
+ * and self pointers both its own address, the stack protector's canary the
+ * process's, at 0x28).  Returns that address if [lo, hi)'s last page holds
+ * one (resident: a page never written is not read) and it is neither a live
+ * thread's (tps: every one known) nor the main thread's, else 0. */
+static uintptr_t unowned_stack(uintptr_t lo, uintptr_t hi, const uintptr_t *tps, unsigned ntps)
+{
+#if defined(__x86_64__)
+    uintptr_t my_tp = _ms_thread_pointer();
+    if (!main_tp || !my_tp || hi - lo < 2 * MS_OS_PAGE || pagemap_fd < 0) return 0;
+    for (unsigned i = 1; i < ntps; i++) if (!tps[i]) return 0;   /* a parked thread's not known */
+    uintptr_t page = hi - MS_OS_PAGE, flags = 0;
+    if (pread(pagemap_fd, &flags, 8, (off_t)(page / MS_OS_PAGE * 8)) != 8 || !(flags >> 63 & 1)) return 0;
+    uintptr_t canary = ((const uintptr_t *)my_tp)[5];
+    for (uintptr_t a = page; a + 6 * sizeof(uintptr_t) <= hi; a += 16) {
+        const uintptr_t *w = (const uintptr_t *)a;
+        if (w[0] != a || w[2] != a || w[5] != canary) continue;
+        if (a == main_tp) return 0;
+        for (unsigned i = 0; i < ntps; i++) if (tps[i] == a) return 0;
+        return a;
+    }
+#else
+    (void)lo; (void)hi; (void)tps; (void)ntps;
+#endif
     return 0;
 }
 
@@ -511,7 +550,6 @@ static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength,
  * it in: a program that reserves gigabytes would see its RSS jump at
  * exit, and a reachable buffer of 600 KB the program never wrote cost the
  * scan 0.3 ms, its 147 pages faulted in one by one. */
-static int pagemap_fd = -1;
 #define RESIDENT_MIN (16 * MS_OS_PAGE)     /* smaller ranges: read whole */
 
 static void scan_resident(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength, uint32_t leader)
@@ -635,7 +673,11 @@ typedef struct { uintptr_t lo, hi; uint8_t readable, root; } map_ent;
  * the collector's state): never a root. */
 static const ms_self_t *self_image;
 
-void _ms_scan_init(void) { self_image = _ms_self(); }
+void _ms_scan_init(void)
+{
+    self_image = _ms_self();
+    if (_ms_on_main_thread()) main_tp = _ms_thread_pointer();
+}
 
 /* Whether a shared mapping named `path` (its maps line from the first '/')
  * is shared memory: anonymous (the kernel names it /dev/zero), POSIX
@@ -653,8 +695,8 @@ static bool shared_memory(const char *path)
 /* Read the process's maps once (/proc/thread-self/maps): which mappings are roots, which are readable.
  * SIZE_MAX, errno set, when it cannot be read (a seccomp filter, no /proc):
  * then no root is known, and no verdict can be given. */
-static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *sps, unsigned nsps,
-                        bool all_parked)
+static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *sps, const uintptr_t *tps,
+                        unsigned nsps, bool all_parked)
 {
     char maps_path[64];
     _ms_os_proc("maps", maps_path, sizeof maps_path);        /* for messages */
@@ -691,7 +733,8 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
                 if (internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi)
                     stack_to = stack_end(internal_tp[i], hi);
             if (!skip && !stack_to && all_parked && !path && !bracket)
-                stack_to = dead_thread_stack(lo, hi, guard_end == lo, sps, nsps);
+                stack_to = dead_thread_stack(lo, hi, guard_end == lo, sps, nsps,
+                                             guard_end == lo ? unowned_stack(lo, hi, tps, nsps) : 0);
             if (p[0] == '-' && p[1] == '-' && p[2] == '-' && p[3] == 'p') guard_end = hi;
             if (stack_to && n < max) maps[n++] = (map_ent){ lo, stack_to, p[0] == 'r', false };
             uintptr_t rest = stack_to ? stack_to : lo;
@@ -969,7 +1012,7 @@ static void list_threads(scan_threads_t *t, const ms_parked_t *pk, const ms_scan
 static bool mark_reachable(scan_t *sc, scratch_t *x, const scan_threads_t *t,
                            const ms_scan_self_t *self, bool all_parked, int gc_held)
 {
-    size_t nmaps = read_maps(sc, x->maps, MAX_MAPS, t->sp, t->n, all_parked);
+    size_t nmaps = read_maps(sc, x->maps, MAX_MAPS, t->sp, t->tp, t->n, all_parked);
     if (nmaps == SIZE_MAX) return false;
     /* Blocks made for memshim (by libunwind, libdw, the loader loading
      * them) are never reported, and never roots: libdw keeps the
