@@ -87,6 +87,8 @@ typedef struct {            /* scan record of one live block */
 typedef struct {
     rec_t       *recs;
     size_t       nrecs, cap;
+    uintptr_t    heap_lo, heap_hi;    /* every word a block could be reached by is in [lo, hi) */
+    uintptr_t    heap_span;           /* hi - lo, once every record is made */
     uint32_t    *queue;      /* marking FIFO of record indices (a ring) */
     size_t       qhead, qlen, qcap;
     uint32_t     cur;        /* the record being read, NO_REC while reading roots */
@@ -330,6 +332,10 @@ static void count_huge(void *arg, uintptr_t a, size_t map, size_t req, const ms_
 static rec_t *rec_add(scan_t *sc, uintptr_t addr, size_t size, const ms_meta_t *m)
 {
     rec_t *r = &sc->recs[sc->nrecs++];
+    /* lookup() takes words up to a word past the requested bytes (an
+     * empty new[]'s end); a little more keeps the bound simple. */
+    if (addr < sc->heap_lo) sc->heap_lo = addr;
+    if (addr + size + 16 > sc->heap_hi) sc->heap_hi = addr + size + 16;
     r->addr = addr;
     r->size = size;
     r->stack = m->stack;
@@ -504,9 +510,12 @@ static inline void reached_from(scan_t *sc, rec_t *r, uintptr_t a, uintptr_t int
 static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength, uint32_t leader)
 {
     lo = (lo + sizeof(uintptr_t) - 1) & ~(uintptr_t)(sizeof(uintptr_t) - 1);
-    for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t)) {
+    if (hi < lo + sizeof(uintptr_t)) return;
+    const uintptr_t heap_lo = sc->heap_lo, heap_span = sc->heap_span;
+    const uintptr_t last = hi - sizeof(uintptr_t);
+    for (uintptr_t a = lo; a <= last; a += sizeof(uintptr_t)) {
         uintptr_t w = *(const uintptr_t *)a;
-        if (w < 4096) continue;
+        if (MS_LIKELY(w - heap_lo >= heap_span)) continue;   /* no block's: most words */
         bool start;
         long i = lookup(sc, w, &start);
         if (i < 0) continue;
@@ -967,8 +976,10 @@ static bool collect_blocks(scan_t *sc, scratch_t *x, const ms_parked_t *pk)
     sc->rd_cap = MAX_MAPS;
     sc->rd = scratch(sc, sc->rd_cap * sizeof(ms_range_t));
     if (!sc->recs || !sc->queue || !sc->ex || !sc->huge || !x->items || !x->maps || !sc->rd) return false;
+    sc->heap_lo = UINTPTR_MAX;
     _ms_segment_each_span_locked(add_span, sc);
     _ms_huge_each_locked(add_huge, sc);
+    sc->heap_span = sc->heap_hi > sc->heap_lo ? sc->heap_hi - sc->heap_lo : 0;
     sc->nexcl += _ms_huge_cached_locked(sc->excl + sc->nexcl, MAX_EXCLUDE - sc->nexcl);  /* freed: no roots */
     sort_huge(sc->huge, sc->nhuge);
     sort_ranges(sc->excl, sc->nexcl);
