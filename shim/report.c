@@ -342,13 +342,25 @@ static void rec_add(ms_table_t *t, const rec_id *r, size_t at)
     ms_table_add(t, &rec_kind, &(rec_slot){ rec_key(r), *r, at });
 }
 
-/* The group of the item's record, new at the end of gs->g if none yet. */
-static group_t *group_of(groups_t *gs, ms_table_t *t, const ms_leak_item_t *it)
+/* The group of the item's record, new at the end of gs->g if none yet:
+ * the groups and their table grow with the records (a heap of a million
+ * blocks from a few hundred stacks needs a few hundred), NULL when memory
+ * runs out. */
+static group_t *group_of(groups_t *gs, ms_table_t **t, const ms_leak_item_t *it)
 {
     rec_id r = { it->stack, it->kind, it->gctype };
-    rec_slot *s = rec_find(t, &r);
+    rec_slot *s = rec_find(*t, &r);
     if (s) return &gs->g[s->at];
-    rec_add(t, &r, gs->n);
+    if (gs->n == gs->cap) {
+        group_t *g = _ms_meta_alloc(2 * gs->cap * sizeof *g);
+        if (!g) return NULL;
+        memcpy(g, gs->g, gs->n * sizeof *g);
+        _ms_meta_free(gs->g, gs->cap * sizeof *g);
+        gs->g = g;
+        gs->cap *= 2;
+    }
+    if (!ms_table_room(t, &rec_kind)) return NULL;
+    rec_add(*t, &r, gs->n);
     gs->g[gs->n] = (group_t){ .stack = r.stack, .kind = r.kind, .gctype = r.gctype };
     return &gs->g[gs->n++];
 }
@@ -727,9 +739,9 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
 {
     memset(gs, 0, sizeof *gs);
     gs->items = items;
-    gs->cap = n ? n : 1;                           /* a group per item at most */
+    gs->cap = 256;
     gs->g = _ms_meta_alloc(gs->cap * sizeof *gs->g);
-    ms_table_t *t = gs->g ? ms_table_new(&rec_kind, n) : NULL;
+    ms_table_t *t = gs->g ? ms_table_new(&rec_kind, gs->cap) : NULL;
     if (!t) {
         if (gs->g) _ms_meta_free(gs->g, gs->cap * sizeof *gs->g);
         return false;
@@ -751,7 +763,15 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
             gs->heur_blocks[it->heuristic] += w;
             gs->heur_bytes[it->heuristic] += w * (double)it->size;
         }
-        group_t *g = group_of(gs, t, it);
+        group_t *g = group_of(gs, &t, it);
+        if (!g) {
+            ms_table_free(&t, &rec_kind);
+            _ms_meta_free(gs->g, gs->cap * sizeof *gs->g);
+            gs->g = NULL;
+            if (depth) _ms_meta_free(depth, n * sizeof *depth);
+            if (stk) _ms_meta_free(stk, n * sizeof *stk);
+            return false;
+        }
         g->blocks += w;
         g->bytes += w * (double)it->size;
         g->indirect += w * (double)it->indirect;

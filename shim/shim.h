@@ -758,30 +758,30 @@ enum { MS_ROOT_NONE,       /* nothing keeps it (lost), or it is in a block */
        MS_ROOT_GARBAGE };  /* the collector's garbage list (MEMSHIM_DEBUG_SAVEALL) */
 #define MS_WHY_ROOT UINT32_MAX  /* ms_leak_item_t.parent of a block held from a root */
 enum { MS_HEUR_NONE, MS_HEUR_STDSTRING, MS_HEUR_LENGTH64, MS_HEUR_NEWARRAY, MS_HEUR_MULTIPLE, MS_HEUR_KINDS };
-typedef struct ms_leak_item_s {
+typedef struct ms_leak_item_s {     /* fields by size: the scan writes it over its own record */
     uintptr_t addr;
     uint64_t  size;        /* requested bytes */
     uint64_t  indirect;    /* definite leaks: bytes only they reach */
+    const char *gctype;    /* a collector object: its type's name (program memory), else NULL */
+    /* Retention path (reachable and possibly lost blocks): the pointer that
+     * keeps it, found breadth first, so the chain to a root is shortest. */
+    uintptr_t from;        /* the address of that pointer (0: none) */
+    uintptr_t root_pc;     /* STACK: code in the function whose frame holds `from` (0: unknown);
+                              TLS: the offset of `from` in its module's TLS block */
+    uintptr_t root_module; /* TLS: an address in the module whose variable it is */
     uint32_t  stack;
+    uint32_t  parent;      /* the item whose block holds `from`, or MS_WHY_ROOT */
+    uint32_t  into;        /* where in this block that pointer points, if not at its start */
+    uint32_t  root_tid;    /* STACK, REGS, TLS: the thread */
+    uint32_t  leader;      /* lost blocks: the item leading their clique (maybe through
+                              others: follow until a definitely lost one); else UINT32_MAX */
+    uint16_t  objoff;      /* a collector object: where the object starts in its block */
     uint8_t   kind;        /* MS_KIND_* */
     uint8_t   sampled;
     uint8_t   inherited;   /* a forked child: allocated by the parent before fork() */
     uint8_t   root;        /* parent == MS_WHY_ROOT: MS_ROOT_* of `from` */
     uint8_t   heuristic;   /* reachable only through an interior pointer memcheck's heuristic
                               of that name takes for a start: MS_HEUR_* (scan.c), 0: none */
-    const char *gctype;    /* a collector object: its type's name (program memory), else NULL */
-    /* Retention path (reachable and possibly lost blocks): the pointer that
-     * keeps it, found breadth first, so the chain to a root is shortest. */
-    uintptr_t from;        /* the address of that pointer (0: none) */
-    uint32_t  parent;      /* the item whose block holds `from`, or MS_WHY_ROOT */
-    uint32_t  into;        /* where in this block that pointer points, if not at its start */
-    uint16_t  objoff;      /* a collector object: where the object starts in its block */
-    uint32_t  root_tid;    /* STACK, REGS, TLS: the thread */
-    uintptr_t root_pc;     /* STACK: code in the function whose frame holds `from` (0: unknown);
-                              TLS: the offset of `from` in its module's TLS block */
-    uintptr_t root_module; /* TLS: an address in the module whose variable it is */
-    uint32_t  leader;      /* lost blocks: the item leading their clique (maybe through
-                              others: follow until a definitely lost one); else UINT32_MAX */
 } ms_leak_item_t;
 /* Where the thread asking for a scan has its live stack: the stack pointer
  * at which the program called exit() or memshim_leak_check(), and the

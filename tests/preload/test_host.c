@@ -424,7 +424,8 @@ Test(host_exit, exit_holding_a_lock_an_exit_handler_takes_does_not_hang, .timeou
  * now held off the exiting thread until the work is done, then handled:
  * the report is whole and the status is the handler's.  With a second
  * thread the signal goes there, and its exit(9) waits for the report; the
- * status is then either exit's. */
+ * status is then either exit's, and when main's exit ends the process
+ * first, the handler may not have written its line yet. */
 Test(host_exit, sigterm_handler_calling_exit_during_the_exit_report_keeps_it, .timeout = 120)
 {
     static const char *modes[] = { "sigterm", "sigterm-thread" };
@@ -436,7 +437,8 @@ Test(host_exit, sigterm_handler_calling_exit_during_the_exit_report_keeps_it, .t
             cr_assert_eq(run.timed_out, 0, "%s: hung", modes[m]);
             int st = WIFEXITED(run.status) ? WEXITSTATUS(run.status) : -1;
             cr_assert(st == 9 || (m == 1 && st == 3), "%s, run %d: status %#x: %s", modes[m], i, run.status, run.err);
-            cr_expect(strstr(run.out, "handler\n"), "%s, run %d: the handler did not run: %s", modes[m], i, run.out);
+            if (st == 9) cr_expect(strstr(run.out, "handler\n"), "%s, run %d: exit(9) but no line: %s", modes[m], i,
+                                   run.out);
             cr_expect(strstr(run.err, "definitely lost: 100 bytes in 1 block"), "%s, run %d: no report: %s", modes[m],
                       i, run.err);
         }
