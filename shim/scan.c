@@ -182,8 +182,8 @@ void _ms_scan_thread_exit(void)
  * ended without allocating, and a forked child's copies of its parent's
  * threads' stacks, note nothing; a stack the kernel merged with the
  * mapping above it has no descriptor in its mapping's last page. */
-static uintptr_t dead_thread_stack(uintptr_t lo, uintptr_t hi, bool guarded, const uintptr_t *sps, unsigned nsps,
-                                   uintptr_t owner)
+static uintptr_t dead_thread_stack(uintptr_t lo, uintptr_t hi, bool guarded, const uintptr_t *sps,
+                                   const uintptr_t *tps, unsigned nsps, uintptr_t owner)
 {
     if (!guarded) return 0;
     uintptr_t end = 0;
@@ -192,8 +192,10 @@ static uintptr_t dead_thread_stack(uintptr_t lo, uintptr_t hi, bool guarded, con
         uintptr_t sp = __atomic_load_n(&dead_stack[i].sp, __ATOMIC_ACQUIRE), tp = dead_stack[i].tp;
         if (sp >= lo && sp < hi && tp > sp && tp < hi) end = stack_end(tp, hi);
     }
+    /* in use again: a live thread's stack pointer is in it, or its thread
+     * pointer (a thread running on a signal stack or a coroutine's) */
     for (unsigned j = 0; end && j < nsps; j++)
-        if (sps[j] >= lo && sps[j] < end) return 0;               /* in use again */
+        if ((sps[j] >= lo && sps[j] < end) || (tps[j] >= lo && tps[j] < end)) return 0;
     return end;
 }
 
@@ -741,7 +743,7 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
                 if (internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi)
                     stack_to = stack_end(internal_tp[i], hi);
             if (!skip && !stack_to && all_parked && !path && !bracket)
-                stack_to = dead_thread_stack(lo, hi, guard_end == lo, sps, nsps,
+                stack_to = dead_thread_stack(lo, hi, guard_end == lo, sps, tps, nsps,
                                              guard_end == lo ? unowned_stack(lo, hi, tps, nsps) : 0);
             if (p[0] == '-' && p[1] == '-' && p[2] == '-' && p[3] == 'p') guard_end = hi;
             if (stack_to && n < max) maps[n++] = (map_ent){ lo, stack_to, p[0] == 'r', false };
