@@ -74,7 +74,7 @@ static uintptr_t park_pc[MS_PARK_MAX];      /* where each one was stopped */
 static uintptr_t park_tp[MS_PARK_MAX];      /* its thread pointer (0 if unknown): its TLS */
 static unsigned  park_n, park_missed;
 static enum { PARK_NONE, PARK_TRACED, PARK_SIGNALLED } park_how;
-static int       task_fd = -1;              /* /proc/self/task while parked */
+static int       task_fd = -1;              /* /proc/self/task while parking */
 static int       park_tids[MS_PARK_MAX];    /* a listing */
 
 /* The threads of the process, without `skip` and memshim's own threads;
@@ -566,6 +566,11 @@ void _ms_park_world(ms_parked_t *out)
             park_how = PARK_SIGNALLED;
         }
     }
+    /* Listed and stopped: the directory's descriptor goes back before the
+     * scan opens its two (a program at its descriptor limit may have only
+     * those left). */
+    if (task_fd >= 0) close(task_fd);
+    task_fd = -1;
     if (tracer_stack) {                 /* kept for the next scan, never a root */
         out->own.start = (uintptr_t)tracer_stack;
         out->own.end = (uintptr_t)tracer_stack + TRACER_STACK;
@@ -586,7 +591,5 @@ void _ms_unpark_world(void)
     if (park_how == PARK_TRACED) untrace_world();
     else if (park_how == PARK_SIGNALLED) unsignal_world();
     park_how = PARK_NONE;
-    if (task_fd >= 0) close(task_fd);
-    task_fd = -1;
     errno = saved;
 }

@@ -1231,9 +1231,11 @@ static int leak_report_locked(int at_exit, const ms_scan_self_t *self)
     ms_leak_item_t *items;
     unsigned unparked;
     size_t cap;
-    size_t n = _ms_scan_leaks(&items, &cap, &unparked, self);
+    size_t n = _ms_scan_leaks(&items, &cap, &unparked, self, 0);
     if (!items && errno == EMFILE && _ms_symbolize_release())   /* a profile's files held the last ones */
-        n = _ms_scan_leaks(&items, &cap, &unparked, self);
+        n = _ms_scan_leaks(&items, &cap, &unparked, self, 0);
+    if (!items && errno == EMFILE)                              /* one left at most */
+        n = _ms_scan_leaks(&items, &cap, &unparked, self, MS_SCAN_FEW_FDS);
     if (!items) {
         if (errno == ENOMEM) _ms_message("leak check failed: out of memory for the scan");
         else _ms_message("leak check failed: /proc/self/maps could not be read (%s), so no root of the scan is "
@@ -1307,7 +1309,7 @@ static int why_locked(const void *ptr, int fd, const ms_scan_self_t *self)
     ms_leak_item_t *items;
     unsigned unparked;
     size_t cap;
-    size_t n = _ms_scan_leaks(&items, &cap, &unparked, self);
+    size_t n = _ms_scan_leaks(&items, &cap, &unparked, self, 0);
     if (!items) {                        /* errno: ENOMEM, or why /proc/self/maps could not be read */
         int e = errno;
         pthread_mutex_unlock(&report_lock);

@@ -1131,7 +1131,8 @@ static void release_scratch(scan_t *sc, scratch_t *x)
 /* The leak scan: with every allocator lock held and the program's threads
  * parked, the phases above; the items are the caller's (one mapping, freed
  * by _ms_leak_items_free). */
-size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, const ms_scan_self_t *self)
+size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, const ms_scan_self_t *self,
+                      unsigned flags)
 {
     *out = NULL;
     *cap = 0;
@@ -1162,7 +1163,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
     int failed = ENOMEM;                  /* no scratch memory, or the errno of /proc/self/maps */
     if (collect_blocks(&sc, &x, &pk)) {
         list_threads(&threads, &pk, self, my_tp);
-        pagemap_fd = _ms_os_proc_open("pagemap", O_RDONLY);
+        pagemap_fd = flags & MS_SCAN_FEW_FDS ? -1 : _ms_os_proc_open("pagemap", O_RDONLY);
         bool marked = mark_reachable(&sc, &x, &threads, self, *unparked == 0, gc_held);
         if (marked) mark_lost(&sc);
         int e = errno;

@@ -836,8 +836,11 @@ typedef struct ms_caller_s {
     unsigned  nregs;
 } ms_caller_t;
 
+/* flags: MS_SCAN_FEW_FDS, the maps read without pagemap open (one
+ * descriptor is then enough; every page of a root is read) */
+#define MS_SCAN_FEW_FDS 1u
 MS_HIDDEN size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked,
-                                const ms_scan_self_t *self);
+                                const ms_scan_self_t *self, unsigned flags);
 MS_HIDDEN int    _ms_why(const void *ptr, int fd, const ms_scan_self_t *self); /* report.c: memshim_why */
 static inline uintptr_t _ms_thread_pointer(void)
 {
