@@ -944,7 +944,6 @@ static size_t recs_bytes(size_t cap)
     return round_pages(recs > items ? recs : items);
 }
 
-
 /* Run the whole scan.  On return *out holds one item per live block with
  * its kind (an mmap'd array the caller releases with _ms_leak_items_free).
  * `self`: where the calling thread's live stack starts and its registers
@@ -1113,7 +1112,10 @@ static size_t make_items(scan_t *sc, const scan_threads_t *t)
                  : r->mark == M_POSSIBLE ? MS_KIND_POSSIBLE : MS_KIND_REACHABLE;
         /* the parent as an item: a block of memshim's own is no root to show */
         it->parent = r->parent == NO_REC ? MS_WHY_ROOT : item_of[r->parent];
-        if (r->parent != NO_REC && item_of[r->parent] == NO_REC) { it->parent = MS_WHY_ROOT; it->root = MS_ROOT_NONE; }
+        if (r->parent != NO_REC && item_of[r->parent] == NO_REC) {
+            it->parent = MS_WHY_ROOT;
+            it->root = MS_ROOT_NONE;
+        }
     }
     return nitems;
 }
