@@ -176,27 +176,44 @@ void _ms_scan_thread_exit(void)
 /* Whether [lo, hi) starts with a glibc thread stack (a guard page right
  * below it, the thread pointer near its top) of a thread that has ended
  * (noted above, or `owner`: found by unowned_stack below), and no live
- * thread runs on it again: where that stack ends, or 0.  An unrelated
+ * thread runs on it again: where its dead part ends (its thread pointer:
+ * the stack and static TLS below it), or 0.  An unrelated
  * mapping made later at the same place has no guard below, or no thread
  * pointer where glibc puts it.  The two ways to know one: a thread that
  * ended without allocating, and a forked child's copies of its parent's
  * threads' stacks, note nothing; a stack the kernel merged with the
  * mapping above it has no descriptor in its mapping's last page. */
-static uintptr_t dead_thread_stack(uintptr_t lo, uintptr_t hi, bool guarded, const uintptr_t *sps,
+/* Whether glibc made the stack [lo, end) below guard [guard, lo): its
+ * thread's descriptor, in the last page, says the block is the guard and
+ * the stack together ([guard, end), then the guard's size).  A stack the
+ * program gave (pthread_attr_setstack) has no guard of glibc's, and its
+ * memory may be the program's data again. */
+static bool glibc_made(uintptr_t guard, uintptr_t lo, uintptr_t end)
+{
+    for (const uintptr_t *k = (const uintptr_t *)(end - MS_OS_PAGE); (uintptr_t)(k + 3) <= end; k++)
+        if (k[0] == guard && k[1] == end - guard && k[2] == lo - guard) return true;
+    return false;
+}
+
+static uintptr_t dead_thread_stack(uintptr_t guard, uintptr_t lo, uintptr_t hi, bool guarded, const uintptr_t *sps,
                                    const uintptr_t *tps, unsigned nsps, uintptr_t owner)
 {
     if (!guarded) return 0;
-    uintptr_t end = 0;
-    if (owner) end = stack_end(owner, hi);
-    for (unsigned i = 0; i < DEAD_STACKS && !end; i++) {
-        uintptr_t sp = __atomic_load_n(&dead_stack[i].sp, __ATOMIC_ACQUIRE), tp = dead_stack[i].tp;
-        if (sp >= lo && sp < hi && tp > sp && tp < hi) end = stack_end(tp, hi);
+    uintptr_t tp = owner;
+    for (unsigned i = 0; i < DEAD_STACKS && !tp; i++) {
+        uintptr_t sp = __atomic_load_n(&dead_stack[i].sp, __ATOMIC_ACQUIRE), t = dead_stack[i].tp;
+        if (sp >= lo && sp < hi && t > sp && t < hi) tp = t;
     }
+    if (!tp) return 0;
     /* in use again: a live thread's stack pointer is in it, or its thread
      * pointer (a thread running on a signal stack or a coroutine's) */
-    for (unsigned j = 0; end && j < nsps; j++)
+    uintptr_t end = stack_end(tp, hi);
+    for (unsigned j = 0; j < nsps; j++)
         if ((sps[j] >= lo && sps[j] < end) || (tps[j] >= lo && tps[j] < end)) return 0;
-    return end;
+    if (end - lo < 2 * MS_OS_PAGE || !glibc_made(guard, lo, end)) return 0;
+    /* The descriptor, from tp up, stays a root: a thread that ended but
+     * was not joined yet keeps its result there, and its thread vector. */
+    return tp;
 }
 
 static uintptr_t main_tp;                    /* the main thread's, from start-up */
@@ -209,8 +226,8 @@ static int pagemap_fd = -1;                  /* /proc/self/pagemap, open while m
  * x86-64 it starts with the TCB header every thread's starts with (the TCB
  * and self pointers both its own address, the stack protector's canary the
  * process's, at 0x28).  Returns that address if [lo, hi)'s last page holds
- * one (resident: a page never written is not read) and it is neither a live
- * thread's (tps: every one known) nor the main thread's, else 0. */
+ * one (resident: a page never written is not read) and it is neither a
+ * live thread's (tps: every one known) nor the main thread's, else 0. */
 static uintptr_t unowned_stack(uintptr_t lo, uintptr_t hi, const uintptr_t *tps, unsigned ntps)
 {
 #if defined(__x86_64__)
@@ -714,7 +731,7 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
     if (fd < 0) return SIZE_MAX;
     char buf[65536];
     size_t have = 0, n = 0;
-    uintptr_t guard_end = 0;               /* end of the last PROT_NONE private mapping */
+    uintptr_t guard_lo = 0, guard_end = 0;   /* the last PROT_NONE private mapping */
     for (;;) {
         ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
         if (r < 0 && errno == EINTR) continue;
@@ -743,9 +760,9 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
                 if (internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi)
                     stack_to = stack_end(internal_tp[i], hi);
             if (!skip && !stack_to && all_parked && !path && !bracket)
-                stack_to = dead_thread_stack(lo, hi, guard_end == lo, sps, tps, nsps,
+                stack_to = dead_thread_stack(guard_lo, lo, hi, guard_end == lo, sps, tps, nsps,
                                              guard_end == lo ? unowned_stack(lo, hi, tps, nsps) : 0);
-            if (p[0] == '-' && p[1] == '-' && p[2] == '-' && p[3] == 'p') guard_end = hi;
+            if (p[0] == '-' && p[1] == '-' && p[2] == '-' && p[3] == 'p') guard_lo = lo, guard_end = hi;
             if (stack_to && n < max) maps[n++] = (map_ent){ lo, stack_to, p[0] == 'r', false };
             uintptr_t rest = stack_to ? stack_to : lo;
             if (rest < hi && n < max) maps[n++] = (map_ent){ rest, hi, p[0] == 'r', !skip };

@@ -298,6 +298,30 @@ Test(layouts, a_stack_run_again_by_a_thread_on_a_coroutine_is_a_root, .timeout =
 {
     dead_stack_figures("coroutine", 2, 53);
 }
+/* A stack the program gave a thread is the program's memory again when the
+ * thread has ended: a root (only stacks glibc made are dead memory). */
+Test(layouts, a_stack_the_program_gave_an_ended_thread_is_a_root, .timeout = 120)
+{
+    dead_stack_figures("userstack", 1, 13);
+}
+
+/* A thread that ended and is not joined yet keeps the result it returns in
+ * its descriptor, at the top of its stack: that part of a dead stack is a
+ * root (a helper found the check calling such a result lost, 3 runs of 3). */
+Test(verdicts, the_result_of_an_ended_thread_not_yet_joined_is_no_leak, .timeout = 60)
+{
+    for (size_t i = 0; i < 3; i++) {
+        char *padv = pad_env(pads[i * 3]);
+        const char *env[] = { padv, NULL };
+        char *argv[] = { path_in_build("fixtures/dead_stacks"), "unjoined", NULL };
+        run_t r = run_with(true, NULL, argv, env);
+        cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s", r.err);
+        cr_assert(strstr(r.out, "ended\n"), "the thread did not end: %s", r.out);
+        cr_expect(strstr(r.out, "check said 0\n"), "pad %zu: %s%s", pads[i * 3], r.out, r.err);
+        run_free(&r);
+        free(padv);
+    }
+}
 
 /* ucontext coroutines on stacks of 32 KiB (fixtures/coroutines.c): blocks
  * kept only by a suspended coroutine's stack stay alive, those of an
@@ -480,8 +504,10 @@ Test(verdicts, dlclose_from_a_destructor, .timeout = 120)
  * inside it (the vector reallocated twice: "pointer already freed", the
  * program aborted).  Under full tracking, the sampled profiler and a
  * profile, in several stack layouts, the program runs to its end, and the
- * loader's vectors and TLS blocks are no leak; valgrind finds none either
- * (it lists the vectors as possibly lost). */
+ * loader's vectors and TLS blocks are no leak (reachable from the
+ * descriptors of the threads that ended, at the top of their stacks in
+ * glibc's cache; those not reached are suppressed as the loader's own);
+ * valgrind finds none either (it lists the vectors as possibly lost). */
 Test(verdicts, the_loaders_thread_local_storage_neither_breaks_nor_leaks, .timeout = 240)
 {
     static const char *modes[][2] = { { NULL, NULL }, { "MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=1" },
@@ -507,7 +533,6 @@ Test(verdicts, the_loaders_thread_local_storage_neither_breaks_nor_leaks, .timeo
                     cr_expect(b == 0 && n == 0, "pad %zu: %s %ld bytes in %ld blocks: %s", tls_pads[k], kinds[i],
                               n, b, rep);
                 }
-                cr_expect(strstr(rep, "the dynamic loader's own"), "%s", rep);
             }
             free(rep);
             run_free(&r);
