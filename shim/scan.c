@@ -532,6 +532,14 @@ static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength,
     const uintptr_t heap_lo = sc->heap_lo, heap_span = sc->heap_span;
     const uintptr_t last = hi - sizeof(uintptr_t);
     for (uintptr_t a = lo; a <= last; a += sizeof(uintptr_t)) {
+        /* four words at a time while none can be a block's */
+        while (a + 3 * sizeof(uintptr_t) <= last) {
+            const uintptr_t *q = (const uintptr_t *)a;
+            if ((q[0] - heap_lo < heap_span) | (q[1] - heap_lo < heap_span) |
+                (q[2] - heap_lo < heap_span) | (q[3] - heap_lo < heap_span)) break;
+            a += 4 * sizeof(uintptr_t);
+        }
+        if (a > last) break;
         uintptr_t w = *(const uintptr_t *)a;
         if (MS_LIKELY(w - heap_lo >= heap_span)) continue;   /* no block's: most words */
         bool start;
