@@ -173,16 +173,6 @@ void _ms_scan_thread_exit(void)
     __atomic_store_n(&dead_stack[i].sp, (uintptr_t)__builtin_frame_address(0), __ATOMIC_RELEASE);
 }
 
-/* Whether [lo, hi) starts with a glibc thread stack (a guard page right
- * below it, the thread pointer near its top) of a thread that has ended
- * (noted above, or `owner`: found by unowned_stack below), and no live
- * thread runs on it again: where its dead part ends (its thread pointer:
- * the stack and static TLS below it), or 0.  An unrelated
- * mapping made later at the same place has no guard below, or no thread
- * pointer where glibc puts it.  The two ways to know one: a thread that
- * ended without allocating, and a forked child's copies of its parent's
- * threads' stacks, note nothing; a stack the kernel merged with the
- * mapping above it has no descriptor in its mapping's last page. */
 /* Whether glibc made the stack [lo, end) below guard [guard, lo): its
  * thread's descriptor, in the last page, says the block is the guard and
  * the stack together ([guard, end), then the guard's size).  A stack the
@@ -195,10 +185,19 @@ static bool glibc_made(uintptr_t guard, uintptr_t lo, uintptr_t end)
     return false;
 }
 
-static uintptr_t dead_thread_stack(uintptr_t guard, uintptr_t lo, uintptr_t hi, bool guarded, const uintptr_t *sps,
+/* Whether [lo, hi), right above the guard [guard, lo), starts with a glibc
+ * thread stack (the thread pointer near its top) of a thread that has ended
+ * (noted above, or `owner`: found by unowned_stack below), and no live
+ * thread runs on it again: where its dead part ends (its thread pointer:
+ * the stack and static TLS below it), or 0.  An unrelated
+ * mapping made later at the same place has no guard below, or no thread
+ * pointer where glibc puts it.  The two ways to know one: a thread that
+ * ended without allocating, and a forked child's copies of its parent's
+ * threads' stacks, note nothing; a stack the kernel merged with the
+ * mapping above it has no descriptor in its mapping's last page. */
+static uintptr_t dead_thread_stack(uintptr_t guard, uintptr_t lo, uintptr_t hi, const uintptr_t *sps,
                                    const uintptr_t *tps, unsigned nsps, uintptr_t owner)
 {
-    if (!guarded) return 0;
     uintptr_t tp = owner;
     for (unsigned i = 0; i < DEAD_STACKS && !tp; i++) {
         uintptr_t sp = __atomic_load_n(&dead_stack[i].sp, __ATOMIC_ACQUIRE), t = dead_stack[i].tp;
@@ -226,8 +225,9 @@ static int pagemap_fd = -1;                  /* /proc/self/pagemap, open while m
  * x86-64 it starts with the TCB header every thread's starts with (the TCB
  * and self pointers both its own address, the stack protector's canary the
  * process's, at 0x28).  Returns that address if [lo, hi)'s last page holds
- * one (resident: a page never written is not read) and it is neither a
- * live thread's (tps: every one known) nor the main thread's, else 0. */
+ * one (resident: a page never written is not read) and it is not the main
+ * thread's, else 0.  Every parked thread's thread pointer must be known:
+ * dead_thread_stack then keeps the stack of any live one. */
 static uintptr_t unowned_stack(uintptr_t lo, uintptr_t hi, const uintptr_t *tps, unsigned ntps)
 {
 #if defined(__x86_64__)
@@ -240,9 +240,7 @@ static uintptr_t unowned_stack(uintptr_t lo, uintptr_t hi, const uintptr_t *tps,
     for (uintptr_t a = page; a + 6 * sizeof(uintptr_t) <= hi; a += 16) {
         const uintptr_t *w = (const uintptr_t *)a;
         if (w[0] != a || w[2] != a || w[5] != canary) continue;
-        if (a == main_tp) return 0;
-        for (unsigned i = 0; i < ntps; i++) if (tps[i] == a) return 0;
-        return a;
+        return a == main_tp ? 0 : a;
     }
 #else
     (void)lo; (void)hi; (void)tps; (void)ntps;
@@ -767,9 +765,8 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
             for (unsigned i = 0; i < 8 && !skip && !stack_to; i++)
                 if (internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi)
                     stack_to = stack_end(internal_tp[i], hi);
-            if (!skip && !stack_to && all_parked && !path && !bracket)
-                stack_to = dead_thread_stack(guard_lo, lo, hi, guard_end == lo, sps, tps, nsps,
-                                             guard_end == lo ? unowned_stack(lo, hi, tps, nsps) : 0);
+            if (!skip && !stack_to && all_parked && !path && !bracket && guard_end == lo)
+                stack_to = dead_thread_stack(guard_lo, lo, hi, sps, tps, nsps, unowned_stack(lo, hi, tps, nsps));
             if (p[0] == '-' && p[1] == '-' && p[2] == '-' && p[3] == 'p') guard_lo = lo, guard_end = hi;
             if (stack_to && n < max) maps[n++] = (map_ent){ lo, stack_to, p[0] == 'r', false };
             uintptr_t rest = stack_to ? stack_to : lo;
