@@ -183,14 +183,14 @@ static inline bool keeps_free_stack(const ms_meta_t *m)
     return (m->flags & MS_META_SAMPLED) && _ms_opt.free_stacks;
 }
 
-static inline uint32_t free_stack(const ms_meta_t *m, const ms_site_t *site)
+static inline __attribute__((always_inline)) uint32_t free_stack(const ms_meta_t *m, const ms_site_t *site)
 {
     return keeps_free_stack(m) ? _ms_capture_release(site) : 0;
 }
 
 /* Blocks released together (a collection's: gcglue.c) share one free
  * stack, taken at the first that needs one: one unwind, not one a block. */
-static inline uint32_t batch_stack(const ms_meta_t *m, const ms_site_t *site, ms_free_batch_t *batch)
+static inline __attribute__((always_inline)) uint32_t batch_stack(const ms_meta_t *m, const ms_site_t *site, ms_free_batch_t *batch)
 {
     if (!keeps_free_stack(m)) return 0;
     if (!batch->taken) {

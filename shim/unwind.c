@@ -480,7 +480,7 @@ static ms_sc_ent_t *sc_victim(ms_sc_ent_t *set, const ms_sc_ent_t *keep)
  * libunwind; in this one of 16 Ki (128 KiB), 71,000. */
 #define FRAME_SETS 4096              /* 4 ways each: 128 KiB of .bss at most */
 #define FRAME_WAYS 4
-#define FRAME_END   0xffffu          /* libunwind's walk ends at this return address */
+#define FRAME_END   MS_FRAME_END     /* libunwind's walk ends at this return address */
 static uint64_t frame_sizes[FRAME_SETS][FRAME_WAYS] __attribute__((aligned(32)));
 
 /* The table is used from its start, FRAME_FIRST sets (2 KiB) at first,
@@ -527,8 +527,7 @@ static inline uint64_t frame_entry(uintptr_t ra, unsigned words)
     return (uint64_t)(ra & 0xffffffffffffULL) << 16 | (words & 0xffff);
 }
 
-/* Whether entry v is return address ra's. */
-static inline bool frame_of(uint64_t v, uintptr_t ra) { return !((v ^ (uint64_t)ra << 16) >> 16); }
+/* (Whether entry v is return address ra's: _ms_frame_of, shim.h.) */
 
 /* Words from the slot of return address ra to the next frame's, FRAME_END,
  * or 0: not known. */
@@ -539,7 +538,7 @@ static inline unsigned frame_words(uintptr_t ra)
 #pragma GCC unroll 4                     /* holds ra is a coin toss a branch mispredicts */
     for (unsigned w = 0; w < FRAME_WAYS; w++) {
         uint64_t v = __atomic_load_n(&set[w], __ATOMIC_RELAXED);
-        got |= v & -(uint64_t)frame_of(v, ra);
+        got |= v & -(uint64_t)_ms_frame_of(v, ra);
     }
     return (unsigned)(got & 0xffff);
 }
@@ -550,13 +549,12 @@ static inline unsigned frame_words(uintptr_t ra)
  * of a tracked gcc -O2 on a load from beyond the first-level cache.  What
  * the thread learns goes to both (frame_learn); what another thread learns
  * reaches this one's copy only when a walk through the old size fails and
- * the unwinder's stack is located again. */
-static inline unsigned frame_slot(uintptr_t ra) { return (unsigned)(ra ^ ra >> 9) & (MS_SC_FRAMES - 1); }
-
+ * the unwinder's stack is located again.  (Its slot: _ms_sc_frame_slot,
+ * shim.h, where the cache's second probe reads it too.) */
 static inline unsigned frame_words_at(ms_stack_cache_t *c, uintptr_t ra)
 {
-    uint64_t *slot = &c->frames[frame_slot(ra)], v = *slot;
-    if (MS_LIKELY(frame_of(v, ra))) return (unsigned)(v & 0xffff);
+    uint64_t *slot = &c->frames[_ms_sc_frame_slot(ra)], v = *slot;
+    if (MS_LIKELY(_ms_frame_of(v, ra))) return (unsigned)(v & 0xffff);
     unsigned g = frame_words(ra);
     if (g) *slot = frame_entry(ra, g);
     return g;
@@ -569,7 +567,7 @@ static inline void frame_learn_shared(uintptr_t ra, unsigned words)
     uint64_t o = 0;
     for (; w < FRAME_WAYS; w++) {
         o = __atomic_load_n(&set[w], __ATOMIC_RELAXED);
-        if (!o || frame_of(o, ra)) break;
+        if (!o || _ms_frame_of(o, ra)) break;
     }
     if (w == FRAME_WAYS) w = (unsigned)(ra >> 4) & (FRAME_WAYS - 1);   /* a full set: one goes */
     __atomic_store_n(&set[w], v, __ATOMIC_RELAXED);
@@ -581,7 +579,7 @@ static inline void frame_learn_shared(uintptr_t ra, unsigned words)
 static inline void frame_learn(ms_stack_cache_t *c, uintptr_t ra, unsigned words)
 {
     frame_learn_shared(ra, words);
-    c->frames[frame_slot(ra)] = frame_entry(ra, words);
+    c->frames[_ms_sc_frame_slot(ra)] = frame_entry(ra, words);
 }
 
 /* The stack slot of each of the n frames' return addresses (the unwinder's
@@ -643,6 +641,22 @@ static unsigned walk(const ms_site_t *site, ms_stack_cache_t *c, uintptr_t *ip, 
     return i;
 }
 
+/* The id of the stored stack of hash h, or 0: from the thread's own
+ * direct-mapped memory of the stacks its walks found, else from the stack
+ * table, whose answer it keeps.  A hash names one stack for good, so what
+ * it holds never goes stale.  A site reached by many chains of callers
+ * (cfrac's allocator, called from every arithmetic routine; espresso's
+ * recursion) is walked at most calls, and the stack table, 16 MiB for
+ * espresso's 450,000 stacks, missed the processor's caches at each. */
+static inline uint32_t known(ms_stack_cache_t *c, uint64_t h)
+{
+    ms_sc_known_t *k = &c->known[(h ^ h >> 29) & (MS_SC_KNOWN - 1)];
+    if (k->hash == h) return (uint32_t)k->id;
+    uint32_t id = _ms_stack_find(h);
+    if (id) *k = (ms_sc_known_t){ h, id };
+    return id;
+}
+
 /* Stack libunwind may take (its cursor, DWARF state and the loader's
  * callbacks: ~10 KiB seen): a thread with less left below the call, such as
  * one made with PTHREAD_STACK_MIN (16 KiB), records the call site alone
@@ -665,7 +679,7 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
     uint32_t id = 0;
     uint64_t h = 0;
     ip[0] = 0;                                      /* read only when n > 0; says so to GCC */
-    if (cacheable && !_ms_busy && (n = walk(site, c, ip, pos, max, &h)) && (id = _ms_stack_find(h))) {
+    if (cacheable && !_ms_busy && (n = walk(site, c, ip, pos, max, &h)) && (id = known(c, h))) {
         /* a stack seen before, found again in ~20 ns a frame less */
         walked = true;
     } else if (_ms_no_unwind || program_iterating() ||  /* the call site alone (_ms_capture_miss_release) */
@@ -697,16 +711,22 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
         return id;
     }
     /* This very site again, reached through another chain of callers (or
-     * not cacheable last time).  A site whose stacks keep changing (the
-     * frees of a recursive walk over a tree) would be refilled at every
-     * call for nothing: at its 2nd, 4th ... 64th miss, then at every 64th.
-     * The chain goes in the site's entry if that holds none yet, else in
-     * another of the set: both chains stay. */
+     * not cacheable last time).  The chain goes in the site's entry if that
+     * holds none yet (or one from before a module was unloaded), else in
+     * the site's second set, chosen by the chain's caller (sc_set2): a
+     * site called from many places, as an allocator's wrapper is, keeps
+     * their chains there, spread over the cache.  A site with one frame
+     * has no caller to tell its chains apart by: its own set takes the
+     * chain at its 2nd, 4th ... 64th miss, then at every 64th (a site
+     * whose stacks keep changing would be refilled for nothing). */
     unsigned f = ++m->fails;
-    if ((f & (f - 1)) && (f & 63)) return id;
     for (unsigned i = 1; i < n; i++)
         if ((pos[i] - site->sp) / 8 > UINT16_MAX) return id;
-    ms_sc_ent_t *e = m->id ? sc_victim(set, m) : m;
+    ms_sc_ent_t *e;
+    if (!m->id || m->epoch != __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED)) e = m;
+    else if (n >= 2) e = sc_victim(_ms_sc_set2(c, site, ip[1] + 1), m);
+    else if ((f & (f - 1)) && (f & 63)) return id;
+    else e = sc_victim(set, m);
     if (e != m) e->fails = m->fails;
     e->ra = site->ra;
     e->sp = site->sp;
@@ -764,15 +784,22 @@ __thread int _ms_held;                    /* shim.h: the allocator's locks this 
  * the thread's stack has room.  How deep depends on the path: with
  * libunwind, SCRUB_DEEP (a walk went 6.9 KiB deep at most, measured on
  * gcc, perl, git, python3, sqlite3 and the tests' programs; libunwind is
- * given UNWIND_ROOM); without it (the frame sizes learnt, the stack table,
- * the cache), SCRUB_SHALLOW, where 1.2 KiB was the most measured on the
- * same programs -- clearing 8 KiB at every miss was 7% of a tracked
- * gcc -O2's time.  The fixture stale_below checks both (its walked-
- * modes).  On x86-64 a stub of a few instructions around the walk clears
- * it; elsewhere a function called after it, which leaves the walk's own
- * frame, and clears SCRUB_DEEP always. */
+ * given UNWIND_ROOM; its context holds every register); without it (the
+ * frame sizes learnt, the stack table, the cache), SCRUB_SHALLOW: on
+ * x86-64 nothing, the stub around the walk having saved the callee-saved
+ * registers in its frame and zeroed them (the walk itself reads only return
+ * addresses and memshim's tables), elsewhere 2 KiB (1.2 KiB was the most
+ * measured on the same programs).  Clearing 8 KiB at every miss was 7% of
+ * a tracked gcc -O2's time, 2 KiB 15% of a tracked cfrac's.  The fixture
+ * stale_below checks both paths (its walked- modes).  On x86-64 the stub
+ * clears; elsewhere a function called after the walk, which leaves the
+ * walk's own frame, and clears SCRUB_DEEP always. */
 #define SCRUB_DEEP    ((uintptr_t)8 << 10)
+#if defined(__x86_64__)
+#define SCRUB_SHALLOW ((uintptr_t)0)     /* the stub below: nothing of the program's there */
+#else
 #define SCRUB_SHALLOW ((uintptr_t)2 << 10)
+#endif
 
 static uint64_t scrub_words(void)
 {
@@ -805,13 +832,18 @@ MS_HIDDEN MS_NOINLINE uint64_t _ms_capture_miss_walk(const ms_site_t *site)
 
 #if defined(__x86_64__)
 /* The stub keeps a frame pointer, so that its CFI holds while the stack
- * pointer moves by the walk's answer.  After the call, the stack pointer
- * goes down over the words to clear before rep stos clears them: below the
- * stack pointer they would not be stack to valgrind, which grows a thread's
- * stack only down to it (a program run preloaded under valgrind was killed
- * by the write).  The slot where rbp was saved, which may hold the block's
- * address as any callee-saved register may, is cleared last, just below
- * the caller's stack pointer. */
+ * pointer moves by the walk's answer.  The block's address reaches the
+ * walk's frames only in the callee-saved registers its functions push (the
+ * allocator keeps it in one while it takes the stack); the stub saves them
+ * in its own frame and zeroes them for the walk, so that a walk that needs
+ * no libunwind leaves nothing of the program's below (SCRUB_SHALLOW 0:
+ * clearing 2 KiB at each such walk was 15% of a tracked cfrac's time).
+ * After the call the registers come back and the save area is cleared with
+ * whatever the walk asks for: the stack pointer first goes down over it,
+ * since below the stack pointer it would not be stack to valgrind, which
+ * grows a thread's stack only down to it (a program run preloaded under
+ * valgrind was killed by the write).  The slot where rbp was saved is
+ * cleared last, just below the caller's stack pointer. */
 __asm__(".pushsection .text\n"
         ".globl _ms_capture_miss\n"
         ".hidden _ms_capture_miss\n"
@@ -823,11 +855,39 @@ __asm__(".pushsection .text\n"
         ".cfi_offset %rbp, -16\n"
         "    mov %rsp, %rbp\n"
         ".cfi_def_cfa_register %rbp\n"
+        "    push %rbx\n"
+        ".cfi_offset %rbx, -24\n"
+        "    push %r12\n"
+        ".cfi_offset %r12, -32\n"
+        "    push %r13\n"
+        ".cfi_offset %r13, -40\n"
+        "    push %r14\n"
+        ".cfi_offset %r14, -48\n"
+        "    push %r15\n"
+        ".cfi_offset %r15, -56\n"
+        "    sub $8, %rsp\n"
+        "    xor %ebx, %ebx\n"
+        "    xor %r12d, %r12d\n"
+        "    xor %r13d, %r13d\n"
+        "    xor %r14d, %r14d\n"
+        "    xor %r15d, %r15d\n"
         "    call _ms_capture_miss_walk\n"
+        "    mov -8(%rbp), %rbx\n"
+        ".cfi_restore %rbx\n"
+        "    mov -16(%rbp), %r12\n"
+        ".cfi_restore %r12\n"
+        "    mov -24(%rbp), %r13\n"
+        ".cfi_restore %r13\n"
+        "    mov -32(%rbp), %r14\n"
+        ".cfi_restore %r14\n"
+        "    mov -40(%rbp), %r15\n"
+        ".cfi_restore %r15\n"
         "    mov %rax, %rcx\n"
         "    shr $32, %rcx\n"
+        "    add $6, %rcx\n"              /* and the save area */
         "    mov %eax, %edx\n"
         "    lea (,%rcx,8), %rsi\n"
+        "    mov %rbp, %rsp\n"
         "    sub %rsi, %rsp\n"
         "    mov %rsp, %rdi\n"
         "    xor %eax, %eax\n"
