@@ -254,11 +254,12 @@ static const char *keep_path(const char *var, const char *v, char *buf, size_t c
 }
 
 /* Whether the parent process runs on memshim (its LD_PRELOAD names it)
- * with the same MEMSHIM_REPORT: then this is a program it started (sh -c
- * 'a; b', make), and the report gets a name of its own rather than
- * replacing the parent's.  Read from /proc/PPID/environ, the parent's
- * environment as it was exec'd, one entry at a time. */
-static bool parent_shares_report(const char *report)
+ * with the same value of variable `var` (MEMSHIM_REPORT, MEMSHIM_PROFILE):
+ * then this is a program it started (sh -c 'a; b', make, gcc's cc1), and
+ * the file gets a name of its own rather than replacing the parent's.
+ * Read from /proc/PPID/environ, the parent's environment as it was exec'd,
+ * one entry at a time. */
+static bool parent_shares(const char *var, const char *value)
 {
     char path[64], chunk[4096], ent[4200];
     ms_buf_t b;
@@ -277,7 +278,8 @@ static bool parent_shares_report(const char *report)
                 continue;
             }
             ent[len] = 0;
-            if (!cut && strncmp(ent, "MEMSHIM_REPORT=", 15) == 0) same = strcmp(ent + 15, report) == 0;
+            size_t vl = strlen(var);
+            if (!cut && strncmp(ent, var, vl) == 0 && ent[vl] == '=') same = strcmp(ent + vl + 1, value) == 0;
             if (!cut && strncmp(ent, "LD_PRELOAD=", 11) == 0) preload = strstr(ent, "memshim") != NULL;
             len = 0;
             cut = false;
@@ -490,9 +492,12 @@ void _ms_options_load(void)
         const optdef_t *fmt = NULL;
         for (const optdef_t *o = optdefs; o < optdefs + NOPTS; o++) if (o->kind == K_FORMAT) fmt = o;
         if (fmt && !given[fmt - optdefs] && _ms_ends_with(report, ".json")) _ms_opt.json = 1;  /* the name decides */
-        _ms_opt.report_child = !strstr(report, "%p") && parent_shares_report(_ms_getenv("MEMSHIM_REPORT") ?
-                                                                         _ms_getenv("MEMSHIM_REPORT") : report);
+        _ms_opt.report_child = !strstr(report, "%p") && parent_shares("MEMSHIM_REPORT", _ms_getenv("MEMSHIM_REPORT") ?
+                                                                      _ms_getenv("MEMSHIM_REPORT") : report);
     }
+    const char *profile = _ms_getenv("MEMSHIM_PROFILE");
+    if (profile && _ms_opt.profile && strcmp(_ms_opt.profile, "stderr") != 0)
+        _ms_opt.profile_child = !strstr(profile, "%p") && parent_shares("MEMSHIM_PROFILE", profile);
     if (!_ms_opt.trace_children) untrace_children();
     if (!environ) return;
     for (char **e = environ; *e; e++) {

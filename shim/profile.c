@@ -7,18 +7,19 @@
  * the slot or the thread ends (where(), below); a free other than a
  * temporary's through the thread's log of frees, added 32 at a time --
  * and its thread's state through one TLS pointer: the last block the
- * thread allocated (a block freed before the thread's next allocation
- * is a temporary, heaptrack's definition), a size histogram, and the change
+ * thread allocated (a block the thread frees before its next allocation
+ * is a temporary: heaptrack's idea, per thread), a size histogram, and the change
  * of the heap in use not yet added to the global figure (published every
  * 64 KiB, so threads do not fight over one cache line).
  *
  * The peak.  A free that finds the heap in use above _ms_prof_peak_next
  * (the last recorded peak + 1%, at least + 64 KiB) first copies every
  * stack's live blocks and bytes into its peak fields: the heap just before
- * that free, a local maximum.  Each free tests only its thread's own
- * figures (pending > room: the room left under _ms_prof_peak_next when
- * the thread last published), and a thread sees the others' changes when
- * it publishes its own.  The recorded peak is thus within 1% (or 64 KiB)
+ * that free, a local maximum.  A free tests its thread's own figures
+ * (pending > room: the room left under _ms_prof_peak_next when the thread
+ * last published), and, before it publishes a fall, the heap every thread
+ * has published (another thread's blocks freed here); a thread sees the
+ * others' changes when it publishes its own.  The recorded peak is thus within 1% (or 64 KiB)
  * of the true one, plus what other threads had not yet published
  * (under 64 KiB each); a program that grows by steps and frees after each
  * gets the exact peak, and one still at its highest when the profile is
@@ -77,6 +78,8 @@ ms_prof_thread_t *_ms_prof_thread(void)
     t->last = NULL;
     t->log_room = MS_PROF_LOG;          /* empty (flushed when the last thread ended) */
     t->flushing = 0;
+    t->logging = 0;
+    t->tid = _ms_tid();
     renew_room(t, __atomic_load_n(&_ms_prof_heap, __ATOMIC_RELAXED));
     _ms_prof_tl = t;
     return t;
@@ -229,11 +232,11 @@ void _ms_prof_alloc_sampled(uint32_t stack, size_t n, const void *p)
     _ms_prof_alloc_w(stack, n, p, w, nb);
 }
 
-void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p)
+void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p, uint32_t tid)
 {
     if (!stack) return;
     uint64_t nb, w = _ms_prof_weigh(n, &nb);
-    _ms_prof_free_w(stack, p, w, nb);
+    _ms_prof_free_w(stack, p, w, nb, tid);
 }
 
 /* A count as written: blocks, from 1/MS_PROF_UNIT blocks when sampling. */
@@ -378,6 +381,12 @@ static void site_add(void *arg, uint32_t id)
     p->temp_bytes += s->temp_bytes;
 }
 
+static void hist_add(ms_profile_t *p, const ms_prof_thread_t *t)
+{
+    for (unsigned b = 0; b < MS_PROF_BITS; b++)
+        p->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1] += __atomic_load_n(&t->hist[b], __ATOMIC_RELAXED);
+}
+
 static bool profile_collect(ms_profile_t *p)
 {
     memset(p, 0, sizeof *p);
@@ -387,8 +396,8 @@ static bool profile_collect(ms_profile_t *p)
     p->peak_blocks = blocks_of(peak_blocks);
     p->peak_ms = peak_ns > start_ns ? (peak_ns - start_ns) / 1000000 : 0;
     for (ms_prof_thread_t *t = __atomic_load_n(&threads, __ATOMIC_ACQUIRE); t; t = t->next)
-        for (unsigned b = 0; b < MS_PROF_BITS; b++)
-            p->hist[b < MS_PROF_HIST ? b : MS_PROF_HIST - 1] += __atomic_load_n(&t->hist[b], __ATOMIC_RELAXED);
+        hist_add(p, t);
+    hist_add(p, &_ms_prof_dying);       /* what ending threads allocated (thread-key destructors) */
     for (unsigned b = 0; b < MS_PROF_HIST; b++) p->hist[b] = blocks_of(p->hist[b]);
     return !p->oom;
 }
@@ -520,7 +529,9 @@ static int profile_write(const char *dest, const char *when)
     int rc = -1;
     if (profile_collect(&p)) {
         ms_out_t o;
-        bool opened = _ms_out_open_seq(&o, "MEMSHIM_PROFILE", dest, _ms_leak_forked ? MS_OUT_CHILD_SUFFIX : 0,
+        bool opened = _ms_out_open_seq(&o, "MEMSHIM_PROFILE", dest,
+                                       _ms_leak_forked || (_ms_opt.profile_child && dest == _ms_opt.profile)
+                                           ? MS_OUT_CHILD_SUFFIX : 0,
                                        ++prof_seq);
         write_to(&o, &p, when);
         rc = _ms_out_commit(&o) && opened ? 0 : -1;
@@ -562,6 +573,7 @@ void _ms_prof_fork_child(void)
     pthread_mutex_init(&prof_lock, NULL);
     peak_busy = 0;
     ms_prof_thread_t *self = _ms_prof_tl;
+    if (self && self != &_ms_prof_dying) self->tid = (uint32_t)_ms_os_gettid();   /* the child's */
     for (ms_prof_thread_t *t = threads; t; t = t->next)     /* the other threads are gone */
         if (t != self && t->in_use) {
             t->flushing = 0;            /* a flush the fork cut short: its log again */

@@ -100,7 +100,7 @@ void _ms_sample_fork_child(void) { tl_rng = 0; }   /* not the parent's sequence 
 /* addr: the key; w and nb: what the block counts for in the profile (its
  * weight, profile.c's _ms_prof_weigh), kept so that its free need not
  * weigh it again. */
-typedef struct { uintptr_t addr; uint64_t w, nb; uint32_t stack; } sampled_t;
+typedef struct { uintptr_t addr; uint64_t w, nb; uint32_t stack, tid; } sampled_t;   /* tid: the allocating thread's */
 static const ms_table_kind_t sampled_kind = MS_TABLE_KIND(sampled_t, addr, 1024, _ms_meta_alloc, _ms_meta_free);
 
 /* Held for a few hundred instructions at a time, by every thread that
@@ -178,7 +178,7 @@ static void table_leave(void)
         tl_in = 0;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         for (unsigned i = 0; i < n; i++)
-            if (done[i].stack) _ms_prof_free_w(done[i].stack, (const void *)done[i].addr, done[i].w, done[i].nb);
+            if (done[i].stack) _ms_prof_free_w(done[i].stack, (const void *)done[i].addr, done[i].w, done[i].nb, done[i].tid);
         /* a handler came between the last look and tl_in = 0 */
         if (!__atomic_load_n(&tl_later_put, __ATOMIC_RELAXED)) return;
         table_enter();
@@ -226,7 +226,7 @@ static ms_page_t *span_of(const void *p)
 void *_ms_sample_took(void *p, size_t n, const ms_site_t *site)
 {
     if (!p || !_ms_sampling || _ms_busy || tl_in) return p;   /* tl_in: a handler's, see table_enter */
-    sampled_t e = { .addr = (uintptr_t)p, .stack = _ms_capture(site) };
+    sampled_t e = { .addr = (uintptr_t)p, .stack = _ms_capture(site), .tid = _ms_tid() };
     e.w = _ms_prof_weigh(n, &e.nb);
     ms_page_t *pg = span_of(p);
     table_enter();
@@ -258,7 +258,7 @@ static void forget(const void *p, ms_page_t *pg)
     table_enter();
     forget_locked(p, pg, &got);
     table_leave();
-    if (got.addr && got.stack) _ms_prof_free_w(got.stack, p, got.w, got.nb);
+    if (got.addr && got.stack) _ms_prof_free_w(got.stack, p, got.w, got.nb, got.tid);
 }
 
 /* Whether p may be a sampled block (*pg: its span, NULL if huge). */
@@ -318,13 +318,14 @@ static void *carry(void *p, size_t n, const ms_site_t *site, sampled_t *got)
     else if (at) { old = *at; now = old; }
     if (old.addr) {
         now.stack = stack;
+        now.tid = _ms_tid();
         now.nb = _ms_round((double)n * (double)old.w / MS_PROF_UNIT);
         if (at) *at = now;
         else if (!put(&now)) now.stack = 0;    /* no room: it leaves the profile */
     }
     table_leave();
     if (!old.addr) return p;
-    if (old.stack) _ms_prof_free_w(old.stack, p, old.w, old.nb);
+    if (old.stack) _ms_prof_free_w(old.stack, p, old.w, old.nb, old.tid);
     if (now.stack) _ms_prof_alloc_w(now.stack, n, p, now.w, now.nb);
     return p;
 }
@@ -380,7 +381,7 @@ void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)
                 return NULL;
             }
             if (q == p) return got.addr ? carry(p, n, site, &got) : p;   /* mremap grew it in place */
-            if (got.addr && got.stack) _ms_prof_free_w(got.stack, p, got.w, got.nb);
+            if (got.addr && got.stack) _ms_prof_free_w(got.stack, p, got.w, got.nb, got.tid);
             return drew(q, n, site);
         }
         forget(p, pg);

@@ -646,6 +646,7 @@ MS_HIDDEN uintptr_t _ms_stack_top(void);                /* of the calling thread
  * KiB.  Whatever must be read off the program's stack (its frame, the
  * stack of the call now) is taken before.  fn's result. */
 MS_HIDDEN int    _ms_on_own_stack(int (*fn)(void *), void *arg);
+MS_HIDDEN uint32_t _ms_tid(void);                    /* track.c: the calling thread's id, cached */
 MS_HIDDEN bool  _ms_on_main_thread(void);                /* track.c: tid == pid, cached */
 MS_HIDDEN void  *_ms_tracked_malloc(size_t n, const ms_site_t *site);
 MS_HIDDEN void  *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site);
@@ -1035,6 +1036,7 @@ typedef struct ms_options_s {
     unsigned      why_depth;     /* MEMSHIM_WHY_DEPTH: blocks shown per retention path, 0 = none */
     int           leak_since;    /* MEMSHIM_LEAK_SINCE: flag records new or grown since the last report */
     int           report_child;  /* exec'd by a process writing the same MEMSHIM_REPORT: name.PID */
+    int           profile_child; /* the same for MEMSHIM_PROFILE */
     int           show_summary;  /* MEMSHIM_SHOW=summary: the summary whenever something leaked */
     int           trace_children;/* MEMSHIM_TRACE_CHILDREN (1): children keep memshim in LD_PRELOAD */
     /* heap profile (issue 13) */
@@ -1388,6 +1390,8 @@ typedef struct ms_prof_thread_s {
                                          * frees in log[log_room..MS_PROF_LOG-1] */
     int         flushing;               /* in _ms_prof_log_flush (a signal handler's
                                          * frees then go to the counters at once) */
+    int         logging;                /* writing a free to the log (the same) */
+    uint32_t    tid;                    /* of the thread that holds this state */
     int         in_use;                 /* claimed by a live thread */
     struct ms_prof_thread_s *next;      /* all of them, never removed */
     uint64_t    hist[MS_PROF_BITS];     /* allocations by size (bit length) */
@@ -1530,47 +1534,64 @@ void _ms_prof_alloc_w(uint32_t stack, size_t n, const void *p, uint64_t w, uint6
     if (MS_UNLIKELY((t->pending += (int64_t)nb) >= MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }
 
-/* The block p of n bytes from stack is released (or resized away),
- * counting w blocks of nb bytes: a temporary (the thread's last block
- * allocated) where its allocation has just been counted; another block not sampled (w 1) to the thread's log; a
- * sampled one (rare) straight to the counts. */
+/* The block p of n bytes from stack, allocated by thread tid, is released
+ * (or resized away), counting w blocks of nb bytes: a temporary (the
+ * thread's last block allocated, and allocated by this thread: the same
+ * address handed out again by another thread is another block) where its
+ * allocation has just been counted; another block not sampled (w 1) to
+ * the thread's log; a sampled one (rare) straight to the counts.
+ *
+ * The peak is looked at before the free when the heap may have passed the
+ * next one: this thread's figures say so, or the free will publish a fall
+ * of 64 KiB, after which the heap other threads published (a worker's
+ * blocks freed by main) would no longer show it.
+ *
+ * A signal handler's free that interrupts this thread's write to its log
+ * (`logging`) goes to the counts at once: writing the same entry, one of
+ * the two frees was lost. */
 static inline __attribute__((always_inline))
-void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb)
+void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb, uint32_t tid)
 {
     ms_prof_thread_t *t = _ms_prof_tl;
     if (MS_UNLIKELY(!t) && !(t = _ms_prof_thread())) return;
-    if (MS_UNLIKELY(t->pending > t->room)) _ms_prof_peak(t);   /* before the free: the heap at its high */
-    if (p == t->last) {
+    if (MS_UNLIKELY(t->pending > t->room) || MS_UNLIKELY(t->pending - (int64_t)nb <= -MS_PROF_PUBLISH))
+        _ms_prof_peak(t);               /* before the free: the heap at its high */
+    if (p == t->last && tid == t->tid) {
         t->last = NULL;
         if (MS_UNLIKELY(!stack)) return;
         _ms_prof_note(t, stack, MS_PROF_TEMPS, w, nb);
     } else {
         if (MS_UNLIKELY(!stack)) return;    /* counted nowhere (as by the allocation) */
         unsigned i = 0;
-        if (MS_LIKELY(w == 1 && nb <= UINT32_MAX)) {
+        if (MS_LIKELY(w == 1 && nb <= UINT32_MAX) && MS_LIKELY(!t->logging)) {
+            t->logging = 1;
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
             i = t->log_room;
             if (MS_UNLIKELY(i == 0)) i = _ms_prof_log_flush(t);
+            if (MS_LIKELY(i != 0)) {
+                __atomic_store_n(&t->log[i - 1], MS_PROF_FREED(stack, nb), __ATOMIC_RELAXED);
+                __atomic_store_n(&t->log_room, i - 1, __ATOMIC_RELEASE);    /* readers see the entry whole */
+            }
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            t->logging = 0;
         }
-        if (MS_LIKELY(i != 0)) {
-            __atomic_store_n(&t->log[i - 1], MS_PROF_FREED(stack, nb), __ATOMIC_RELAXED);
-            __atomic_store_n(&t->log_room, i - 1, __ATOMIC_RELEASE);    /* readers see the entry whole */
-        } else
-            _ms_prof_tally(t, stack, MS_PROF_FREES, w, nb);
+        if (MS_UNLIKELY(i == 0)) _ms_prof_tally(t, stack, MS_PROF_FREES, w, nb);
     }
     if (MS_UNLIKELY((t->pending -= (int64_t)nb) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }
 
 MS_HIDDEN void _ms_prof_alloc_sampled(uint32_t stack, size_t n, const void *p);
-MS_HIDDEN void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p);
+MS_HIDDEN void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p, uint32_t tid);
 static inline __attribute__((always_inline)) void _ms_prof_alloc(uint32_t stack, size_t n, const void *p)
 {
     if (MS_UNLIKELY(_ms_opt.sample)) _ms_prof_alloc_sampled(stack, n, p);
     else _ms_prof_alloc_w(stack, n, p, 1, n);
 }
-static inline __attribute__((always_inline)) void _ms_prof_free(uint32_t stack, size_t n, const void *p)
+static inline __attribute__((always_inline))
+void _ms_prof_free(uint32_t stack, size_t n, const void *p, uint32_t tid)
 {
-    if (MS_UNLIKELY(_ms_opt.sample)) _ms_prof_free_sampled(stack, n, p);
-    else _ms_prof_free_w(stack, p, 1, n);
+    if (MS_UNLIKELY(_ms_opt.sample)) _ms_prof_free_sampled(stack, n, p, tid);
+    else _ms_prof_free_w(stack, p, 1, n, tid);
 }
 
 #endif

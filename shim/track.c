@@ -17,7 +17,7 @@ int _ms_track_on = 1;
 
 static __thread uint32_t tl_tid __attribute__((tls_model("initial-exec")));
 
-static uint32_t my_tid(void)
+uint32_t _ms_tid(void)
 {
     if (MS_UNLIKELY(!tl_tid)) {
         tl_tid = (uint32_t)_ms_os_gettid();
@@ -33,7 +33,7 @@ static int self_pid;                        /* getpid(), asked once; 0 in a new 
 bool _ms_on_main_thread(void)
 {
     if (MS_UNLIKELY(!self_pid)) __atomic_store_n(&self_pid, getpid(), __ATOMIC_RELAXED);
-    return my_tid() == (uint32_t)__atomic_load_n(&self_pid, __ATOMIC_RELAXED);
+    return _ms_tid() == (uint32_t)__atomic_load_n(&self_pid, __ATOMIC_RELAXED);
 }
 
 void _ms_track_after_fork_child(void)
@@ -96,6 +96,24 @@ static inline void clear(void *p, size_t from, size_t to)
     else if (!from) scrub(p, to);                       /* its link, as before */
 }
 
+/* The bytes [from, to) a huge block regains in place, or in the pages
+ * mremap moved with it: what it held there before it shrank (a 2 MiB
+ * block's pointer at 1.6 MiB kept the block it named "still reachable"
+ * after a realloc to 1 MiB and back, which memcheck and LeakSanitizer call
+ * lost).  Whole pages go back to the kernel, to come back as zeros when
+ * touched; the pages beyond the old mapping are new, zeros already. */
+static void clear_regained(void *p, size_t from, size_t to)
+{
+    if (!p || to <= from) return;
+    char *a = (char *)p + from, *b = (char *)p + to;
+    char *pa = (char *)(((uintptr_t)a + MS_OS_PAGE - 1) & ~(uintptr_t)(MS_OS_PAGE - 1));
+    char *pb = (char *)((uintptr_t)b & ~(uintptr_t)(MS_OS_PAGE - 1));
+    if (pa >= pb) { memset(a, 0, (size_t)(b - a)); return; }
+    memset(a, 0, (size_t)(pa - a));
+    _ms_os_purge(pa, (size_t)(pb - pa));
+    memset(pb, 0, (size_t)(b - pb));
+}
+
 /* The record of a block just handed out from segment s: no validation
  * needed. */
 static inline ms_meta_t *meta_in(ms_segment_t *s, const void *p)
@@ -145,7 +163,7 @@ void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, boo
     if (MS_LIKELY(slot != NULL)) __builtin_prefetch(slot, 1);
     bool sampled = !_ms_opt.sample || take_sample(n);
     uint32_t stack = !sampled ? 0 : taken ? *taken : _ms_capture(site);
-    uint32_t tid = my_tid();
+    uint32_t tid = _ms_tid();
     bool internal = _ms_busy && !_ms_tsd_array_site(site->ra);   /* memshim's own */
     unsigned flags = (sampled ? MS_META_SAMPLED : 0) | (internal ? MS_META_INTERNAL : 0);
     if (MS_LIKELY(slot != NULL)) *slot = meta_make(stack, tid, n, alloc, flags);
@@ -171,7 +189,7 @@ static MS_NOINLINE void record(void *p, size_t n, const ms_site_t *site, unsigne
  * nothing when no profile is kept). */
 static inline __attribute__((always_inline)) void unprofile(const ms_meta_t *m, size_t size, const void *p)
 {
-    if (_ms_prof_on && !(m->flags & MS_META_INTERNAL)) _ms_prof_free(m->stack, size, p);
+    if (_ms_prof_on && !(m->flags & MS_META_INTERNAL)) _ms_prof_free(m->stack, size, p, m->tid);
 }
 
 /* The stack of the free that releases a block, whole, for a later double
@@ -505,10 +523,10 @@ static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
         return NULL;
     }
     ms_meta_t before, h;
-    size_t hsize = 0;
+    size_t hsize = 0, hmap = 0;
     bool huge = false;
     if (m) check_match(p, m, MS_ALLOC_MALLOC, "realloc()", site);
-    else huge = check_match_huge(p, MS_ALLOC_MALLOC, "realloc()", site, &h, &hsize);
+    else if ((huge = check_match_huge(p, MS_ALLOC_MALLOC, "realloc()", site, &h, &hsize))) hmap = _ms_huge_usable(p);
     /* Mark p freed before the move: once freed, its span and with it the
      * record may be gone.  Undone if p stays.  The free's stack is this
      * call's: the new block's record takes the same id, not a second
@@ -528,6 +546,8 @@ static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
     }
     size_t had = m ? before.size : huge ? hsize : n;
     if (q && n > had) clear(q, had, n);   /* what the block gained, unwritten */
+    if (q && huge && n > MS_MAX_SMALL && hmap > had)
+        clear_regained(q, had, n < hmap ? n : hmap);
     if (q != p && q) { record_taken(q, n, site, MS_ALLOC_MALLOC, false, taken); return q; }
     if (m) *m = before;                   /* p stays: failed, or resized in place */
     if (q) record_taken(q, n, site, MS_ALLOC_MALLOC, false, taken);

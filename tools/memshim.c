@@ -309,7 +309,9 @@ static bool list_outputs(const output_t *o, pid_t pid, time_t since, char *found
         snprintf(found, cap, "%s", mine);
         any = own = true;
     }
-    if (strstr(o->pattern, "%p")) {
+    if (!strstr(o->pattern, "%p") && g + 8 < sizeof globpat)
+        memcpy(globpat + g, ".[0-9]*", 8);     /* a child's own: name.PID (forked, or exec'd by one) */
+    {
         glob_t gl;
         if (glob(globpat, 0, NULL, &gl) == 0) {
             for (size_t i = 0; i < gl.gl_pathc; i++)

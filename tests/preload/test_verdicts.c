@@ -216,6 +216,15 @@ Test(layouts, what_malloc_usable_size_offers_is_scanned, .timeout = 120)
 }
 Test(layouts, as_valgrind_usable_size, .timeout = 120) { as_valgrind("fixtures/leak_usable", ""); }
 
+/* A huge buffer shrunk and grown back in place: what it held past the
+ * bytes asked for in between is no pointer. */
+Test(layouts, what_a_huge_block_regains_keeps_no_block, .timeout = 120)
+{
+    static const long want[6] = { 1, 40, 0, 0, 0, 0 };
+    figures_in_every_layout("fixtures/huge_regrow", want);
+}
+Test(layouts, as_valgrind_huge_regrow, .timeout = 120) { as_valgrind("fixtures/huge_regrow", ""); }
+
 /* A table whose memory held pointers to blocks since lost, handed out
  * again (by malloc, or as what a realloc added) and written only in part:
  * the pointers left in its unwritten entries kept 55 of the 100 lost

@@ -114,6 +114,55 @@ t_profile_slots_taken() {
 }
 check "128 stacks, one thread and then through each of two threads' 64 slots: exact" t_profile_slots_taken
 
+# mode_prof MODE FILE ENV...: profile_phases MODE with a profile to $T/FILE, quiet
+mode_prof() {
+    local mode=$1 file=$2; shift 2
+    (cd "$T" && env "$@" MEMSHIM_PROFILE="$T/$file" LD_PRELOAD="$LIB" ./profile_phases "$mode") >"$T/pout" 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+}
+pad_of() { head -c "$1" /dev/zero | tr '\0' x; }
+
+t_profile_other_threads() {
+    local pad
+    for pad in 0 1001 4099; do
+        mode_prof xpeak xpeak.json PAD="$(pad_of "$pad")" || return 1
+        # allocations bytes temporary bytes live-blocks live-bytes peak-blocks peak-bytes
+        expect_site "$T/xpeak.json" xpeak_site "4 16000000 0 0 0 0 4 16000000" || { echo "(pad $pad)"; return 1; }
+        mode_prof stale stale.json PAD="$(pad_of "$pad")" || return 1
+        expect_site "$T/stale.json" stale_q "100 6400 0 0 0 0 0 0" &&
+        expect_site "$T/stale.json" stale_r "100 6400 100 6400 0 0 0 0" &&
+        expect_site "$T/stale.json" stale_p "100 6400 0 0 0 0 0 0" || { echo "(pad $pad)"; return 1; }
+    done
+}
+check "the peak a thread left, freed by another; a block at the address of the thread's last is no temporary" t_profile_other_threads
+
+t_profile_dtor_hist() {
+    mode_prof dtor dtor.json || return 1
+    expect_site "$T/dtor.json" dtor_keep "12 12000 0 0 12 12000 12 12000" || return 1
+    "$PY" - "$T/dtor.json" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+h = {(b["min"], b["max"]): b["count"] for b in d["histogram"]}
+assert sum(h.values()) == d["totals"]["allocations"], (h, d["totals"])
+assert h[(512, 1023)] == 12 and h[(32, 63)] == 4 and h[(128, 255)] == 4, h
+EOF
+}
+check "allocations in thread-key destructors: in the histogram as in the sites" t_profile_dtor_hist
+
+t_profile_handler_frees() {
+    local pad got
+    for pad in 0 2001; do
+        mode_prof sigfree sigfree.json PAD="$(pad_of "$pad")" || return 1
+        got=$(site "$T/sigfree.json" sig_site)
+        set -- $got
+        [ "$1" -gt 1000 ] && [ "$5 $6" = "0 0" ] || { echo "sig_site: got '$got' (pad $pad)"; return 1; }
+        got=$(site "$T/sigfree.json" sig_main); set -- $got
+        [ "$1 $5 $6" = "2000000 0 0" ] || { echo "sig_main: got '$got' (pad $pad)"; return 1; }
+    done
+}
+check "a timer's handler allocating and freeing amid the program's frees: nothing counted live" t_profile_handler_frees
+
 t_profile_signal() {
     (cd "$T" && MEMSHIM_PROFILE="$T/sig.json" MEMSHIM_PROFILE_SIGNAL=USR2 LD_PRELOAD="$LIB" \
         ./profile_phases signal "$T/sig-taken.json") 2>"$T/perr"
@@ -387,6 +436,22 @@ t_run_profile() {
     expect_rc 0 && has "$err" "memshim: heap profile: $T/run." && has "$err" "read the heap profile with: memshim profile"
 }
 check "run --profile FILE sets MEMSHIM_PROFILE and says where it went" t_run_profile
+
+t_run_profile_children() {
+    rm -f "$T"/kids.json*
+    (cd "$T" && "$MS" run --profile "$T/kids.json" -- bash -c './profile_phases xpeak; ./profile_phases stale; exit 0') \
+        >"$T/out" 2>"$T/err"; rc=$?
+    out=$(cat "$T/out"); err=$(cat "$T/err")
+    expect_rc 0 && has "$err" "memshim: heap profile: $T/kids.json" || return 1
+    local n; n=$(ls "$T"/kids.json.[0-9]* 2>/dev/null | wc -l)
+    [ "$n" -eq 2 ] || { echo "$n profiles of the children, expected 2:"; ls "$T"; return 1; }
+    [ "$(grep -c "heap profile (child process): $T/kids.json\." <<<"$err")" -eq 2 ] || { echo "children not listed: $err"; return 1; }
+    local f got=""
+    for f in "$T"/kids.json.[0-9]*; do got="$got $(site "$f" xpeak_site | cut -d' ' -f1)"; done
+    [[ $got == *4* ]] || { echo "no child's profile has xpeak_site's 4 blocks:$got"; return 1; }
+    expect_site "$T/kids.json" xpeak_site none
+}
+check "run --profile FILE without %p: each program the shell starts writes FILE.PID, listed; the shell keeps FILE" t_run_profile_children
 
 # A series while the program runs: numbered by %n, each a whole profile,
 # the last one the exit's.  (How many the interval gives depends on the

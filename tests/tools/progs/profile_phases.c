@@ -59,6 +59,29 @@
  *                            all live at exit: shrink_from 20,000 allocations
  *                            of 20,480,000 bytes, none live; shrink_to 20,000
  *                            of 10,240,000, all live
+ *   profile_phases xpeak     no phases: a thread allocates 4 x 4,000,000 bytes
+ *                            in xpeak_site() and ends; main frees them: the
+ *                            peak is the 16,000,000 bytes the thread left
+ *                            (main's own figures never passed it)
+ *   profile_phases stale     no phases, 100 rounds: main allocates 64 bytes
+ *                            in stale_p() and hands them to a thread, which
+ *                            frees them, allocates 64 in stale_q() (at the
+ *                            same address, mostly) and 64 in stale_r(),
+ *                            frees r (a temporary) and hands q back; main
+ *                            frees q: not a temporary (its thread allocated
+ *                            r after it), whatever its address
+ *   profile_phases dtor      no phases: 4 threads, each allocating and freeing
+ *                            200 bytes in dtor_body(), whose thread-key
+ *                            destructors allocate 3 x 1,000 bytes in
+ *                            dtor_keep() (kept) and 50 in dtor_temp() (freed)
+ *                            after memshim saw the thread end: each
+ *                            allocation in the histogram too
+ *   profile_phases sigfree   no phases: main allocates and frees 16-215
+ *                            bytes in sig_main() 2,000,000 times (each block
+ *                            freed 8 allocations later) while a 20 kHz timer's
+ *                            handler allocates 5,000 bytes in sig_site() and
+ *                            frees the block of its run before, then all
+ *                            freed: nothing live at either site
  * No stdio before the end: its buffers would be allocations of their own. */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -69,6 +92,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define NOINLINE __attribute__((noinline))
@@ -239,8 +263,127 @@ static void *collider(void *arg)
     return NULL;
 }
 
+NOINLINE void *xpeak_site(void) { return malloc(4000000); }
+static void *xpeak_blocks[4];
+static void *xpeak_thread(void *arg)
+{
+    for (int i = 0; i < 4; i++) xpeak_blocks[i] = xpeak_site();
+    return arg;
+}
+
+static int xpeak_mode(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, xpeak_thread, NULL) || pthread_join(t, NULL)) return 2;
+    for (int i = 0; i < 4; i++) free(xpeak_blocks[i]);
+    return 0;
+}
+
+NOINLINE void *stale_p(void) { return malloc(64); }
+NOINLINE void *stale_q(void) { return malloc(64); }
+NOINLINE void *stale_r(void) { return malloc(64); }
+static void *volatile stale_box;
+static int stale_turn;                       /* 0: main's, 1: the thread's */
+
+static void stale_wait(int turn)
+{
+    while (__atomic_load_n(&stale_turn, __ATOMIC_ACQUIRE) != turn) sched_yield();
+}
+
+static void *stale_thread(void *arg)
+{
+    for (int i = 0; i < 100; i++) {
+        stale_wait(1);
+        free(stale_box);
+        void *q = stale_q();
+        free(stale_r());
+        stale_box = q;
+        __atomic_store_n(&stale_turn, 0, __ATOMIC_RELEASE);
+    }
+    return arg;
+}
+
+static int stale_mode(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, stale_thread, NULL)) return 2;
+    for (int i = 0; i < 100; i++) {
+        stale_wait(0);
+        if (i) free(stale_box);              /* the thread's q */
+        stale_box = stale_p();
+        __atomic_store_n(&stale_turn, 1, __ATOMIC_RELEASE);
+    }
+    stale_wait(0);
+    free(stale_box);
+    return pthread_join(t, NULL) ? 2 : 0;
+}
+
+NOINLINE void *dtor_keep(void) { return malloc(1000); }
+NOINLINE void *dtor_temp(void) { return malloc(50); }
+static pthread_key_t dtor_key;
+static void *dtor_kept[4][3];
+static void dtor_run(void *arg)
+{
+    void **keep = arg;
+    for (int i = 0; i < 3; i++) keep[i] = dtor_keep();
+    free(dtor_temp());
+}
+
+NOINLINE void *dtor_body(void) { return malloc(200); }
+static void *dtor_thread(void *arg)
+{
+    pthread_setspecific(dtor_key, arg);
+    free(dtor_body());                   /* memshim knows the thread before its end */
+    return NULL;
+}
+
+static int dtor_mode(void)
+{
+    if (pthread_key_create(&dtor_key, dtor_run)) return 2;
+    for (int i = 0; i < 4; i++) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, dtor_thread, dtor_kept[i]) || pthread_join(t, NULL)) return 2;
+    }
+    return 0;
+}
+
+NOINLINE void *sig_site(void) { return malloc(5000); }
+NOINLINE void *sig_main(size_t n) { return malloc(n); }
+static void *sig_prev;
+static void sig_handler(int s)
+{
+    (void)s;
+    void *p = sig_site();
+    free(sig_prev);
+    sig_prev = p;
+}
+
+static int sigfree_mode(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = sig_handler;
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(SIGALRM, &sa, NULL)) return 2;
+    struct itimerval on = { { 0, 50 }, { 0, 50 } }, off = { { 0, 0 }, { 0, 0 } };
+    if (setitimer(ITIMER_REAL, &on, NULL)) return 2;
+    void *ring[8] = { 0 };
+    for (unsigned i = 0; i < 2000000; i++) {
+        free(ring[i % 8]);
+        ring[i % 8] = sig_main(16 + i % 200);
+    }
+    setitimer(ITIMER_REAL, &off, NULL);
+    for (int k = 0; k < 8; k++) free(ring[k]);
+    free(sig_prev);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 2 && strcmp(argv[1], "xpeak") == 0) return xpeak_mode();
+    if (argc == 2 && strcmp(argv[1], "stale") == 0) return stale_mode();
+    if (argc == 2 && strcmp(argv[1], "dtor") == 0) return dtor_mode();
+    if (argc == 2 && strcmp(argv[1], "sigfree") == 0) return sigfree_mode();
     if (argc == 2 && strcmp(argv[1], "collide") == 0) {
         collider(NULL);                     /* one thread: no slots, the counters in place */
         pthread_t t[2];
