@@ -95,6 +95,8 @@ typedef struct {
     uint32_t     thread;     /* ... and whose (index in sps) */
     ms_range_t  *ex;         /* executable mappings, sorted (stack roots' functions) */
     size_t       nex, ex_cap;
+    ms_range_t  *img;        /* readable mappings of files, sorted (virtual tables) */
+    size_t       nimg, img_cap;
     rec_t      **huge;       /* huge records sorted by address (pointers into recs) */
     size_t       nhuge;
     ms_range_t  *excl;       /* sorted ranges never scanned as roots */
@@ -443,9 +445,11 @@ static long lookup(scan_t *sc, uintptr_t w, bool *start)
  *   multipleinheritance  anywhere, when the word there and the block's first
  *               word both point to virtual tables (a base other than the
  *               first of an object of several).
- * A virtual table is taken to be a readable array whose first 20 words hold
- * at least two pointers into executable mappings, and nothing else but
- * zeros before them. */
+ * A virtual table is taken to be an array in a mapping of a file (a
+ * program's or a library's) whose first 20 words hold at least two
+ * pointers into executable mappings of files, and nothing else but zeros
+ * before them, as memcheck takes it: a table of function pointers built on
+ * the heap is none. */
 
 static bool in_ranges(const ms_range_t *r, size_t n, uintptr_t a);
 
@@ -453,10 +457,10 @@ static bool is_vtable(const scan_t *sc, uintptr_t p)
 {
     unsigned fns = 0;
     for (unsigned i = 0; i < 20; i++, p += sizeof(uintptr_t)) {
-        if (!is_readable(sc, p, p + sizeof(uintptr_t))) return false;
+        if (!is_readable(sc, p, p + sizeof(uintptr_t)) || !in_ranges(sc->img, sc->nimg, p)) return false;
         uintptr_t f = *(const uintptr_t *)p;
         if (!f) continue;
-        if (!in_ranges(sc->ex, sc->nex, f)) return false;
+        if (!in_ranges(sc->ex, sc->nex, f) || !in_ranges(sc->img, sc->nimg, f)) return false;
         if (++fns == 2) return true;
     }
     return false;
@@ -775,6 +779,10 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
                 if (sc->nex && sc->ex[sc->nex - 1].end == lo) sc->ex[sc->nex - 1].end = hi;
                 else sc->ex[sc->nex++] = (ms_range_t){ lo, hi };
             }
+            if (p[0] == 'r' && path && strncmp(path, "/dev/", 5) != 0 && sc->nimg < sc->img_cap) {
+                if (sc->nimg && sc->img[sc->nimg - 1].end == lo) sc->img[sc->nimg - 1].end = hi;
+                else sc->img[sc->nimg++] = (ms_range_t){ lo, hi };
+            }
             if (p[0] == 'r' && sc->nrd < sc->rd_cap) {
                 if (sc->nrd && sc->rd[sc->nrd - 1].end == lo) sc->rd[sc->nrd - 1].end = hi;
                 else sc->rd[sc->nrd++] = (ms_range_t){ lo, hi };
@@ -1006,11 +1014,13 @@ static bool collect_blocks(scan_t *sc, scratch_t *x, const ms_parked_t *pk)
     sc->cur = NO_REC;
     sc->ex_cap = 4096;
     sc->ex = scratch(sc, sc->ex_cap * sizeof(ms_range_t));
+    sc->img_cap = 4096;
+    sc->img = scratch(sc, sc->img_cap * sizeof(ms_range_t));
     sc->huge = scratch(sc, (x->nhuge + 1) * sizeof(rec_t *));
     x->maps = scratch(sc, MAX_MAPS * sizeof(map_ent));
     sc->rd_cap = MAX_MAPS;
     sc->rd = scratch(sc, sc->rd_cap * sizeof(ms_range_t));
-    if (!sc->recs || !sc->queue || !sc->ex || !sc->huge || !x->maps || !sc->rd) return false;
+    if (!sc->recs || !sc->queue || !sc->ex || !sc->img || !sc->huge || !x->maps || !sc->rd) return false;
     sc->heap_lo = UINTPTR_MAX;
     _ms_segment_each_span_locked(add_span, sc);
     _ms_huge_each_locked(add_huge, sc);
@@ -1147,6 +1157,7 @@ static void release_scratch(scan_t *sc, scratch_t *x)
     if (sc->recs) _ms_os_unmap(sc->recs, recs_bytes(sc->cap));
     if (sc->queue) _ms_os_unmap(sc->queue, round_pages(sc->qcap * sizeof(uint32_t)));
     if (sc->ex) _ms_os_unmap(sc->ex, round_pages(sc->ex_cap * sizeof(ms_range_t)));
+    if (sc->img) _ms_os_unmap(sc->img, round_pages(sc->img_cap * sizeof(ms_range_t)));
     if (sc->huge) _ms_os_unmap(sc->huge, round_pages((x->nhuge + 1) * sizeof(rec_t *)));
     if (x->maps) _ms_os_unmap(x->maps, round_pages(MAX_MAPS * sizeof(map_ent)));
     if (sc->rd) _ms_os_unmap(sc->rd, round_pages(sc->rd_cap * sizeof(ms_range_t)));
