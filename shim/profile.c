@@ -8,9 +8,9 @@
  * temporary's through the thread's log of frees, added 32 at a time --
  * and its thread's state through one TLS pointer: the last block the
  * thread allocated (a block the thread frees before its next allocation
- * is a temporary: heaptrack's idea, per thread), a size histogram, and the change
- * of the heap in use not yet added to the global figure (published every
- * 64 KiB, so threads do not fight over one cache line).
+ * is a temporary: heaptrack's idea, per thread), a size histogram, and the
+ * change of the heap in use not yet added to the global figure (published
+ * every 64 KiB, so threads do not fight over one cache line).
  *
  * The peak.  A free that finds the heap in use above _ms_prof_peak_next
  * (the last recorded peak + 1%, at least + 64 KiB) first copies every
@@ -19,11 +19,11 @@
  * (pending > room: the room left under _ms_prof_peak_next when the thread
  * last published), and, before it publishes a fall, the heap every thread
  * has published (another thread's blocks freed here); a thread sees the
- * others' changes when it publishes its own.  The recorded peak is thus within 1% (or 64 KiB)
- * of the true one, plus what other threads had not yet published
- * (under 64 KiB each); a program that grows by steps and frees after each
- * gets the exact peak, and one still at its highest when the profile is
- * written gets the heap of that moment.  A snapshot costs one pass over
+ * others' changes when it publishes its own.  The recorded peak is thus
+ * within 1% (or 64 KiB) of the true one, plus what other threads had not
+ * yet published (under 64 KiB each); a program that grows by steps and
+ * frees after each gets the exact peak, and one still at its highest when
+ * the profile is written gets the heap of that moment.  A snapshot costs one pass over
  * the stacks; the 1% step bounds them to about 100 per doubling of the heap,
  * as jemalloc's gdump does.
  *

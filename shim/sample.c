@@ -99,8 +99,8 @@ void _ms_sample_fork_child(void) { tl_rng = 0; }   /* not the parent's sequence 
 
 /* addr: the key; w and nb: what the block counts for in the profile (its
  * weight, profile.c's _ms_prof_weigh), kept so that its free need not
- * weigh it again. */
-typedef struct { uintptr_t addr; uint64_t w, nb; uint32_t stack, tid; } sampled_t;   /* tid: the allocating thread's */
+ * weigh it again; tid: the thread that allocated it (temporaries). */
+typedef struct { uintptr_t addr; uint64_t w, nb; uint32_t stack, tid; } sampled_t;
 static const ms_table_kind_t sampled_kind = MS_TABLE_KIND(sampled_t, addr, 1024, _ms_meta_alloc, _ms_meta_free);
 
 /* Held for a few hundred instructions at a time, by every thread that
@@ -178,7 +178,8 @@ static void table_leave(void)
         tl_in = 0;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         for (unsigned i = 0; i < n; i++)
-            if (done[i].stack) _ms_prof_free_w(done[i].stack, (const void *)done[i].addr, done[i].w, done[i].nb, done[i].tid);
+            if (done[i].stack)
+                _ms_prof_free_w(done[i].stack, (const void *)done[i].addr, done[i].w, done[i].nb, done[i].tid);
         /* a handler came between the last look and tl_in = 0 */
         if (!__atomic_load_n(&tl_later_put, __ATOMIC_RELAXED)) return;
         table_enter();

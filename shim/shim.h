@@ -567,8 +567,8 @@ MS_HIDDEN bool _ms_tsd_array_site(uintptr_t ra);   /* ra in glibc's pthread_sets
 
 /* The id of the chain cached in `set` for the call at `site`, if each slot
  * of it still holds its return address (unwinding would walk the same
- * chain), else 0.  Here for the site's own set; unwind.c also probes a
- * second set, that of the site's chains through one caller. */
+ * chain), else 0: the site's own set, then its second set, that of its
+ * chains through one caller (_ms_sc_second). */
 static inline __attribute__((always_inline))
 uint32_t _ms_sc_probe(ms_stack_cache_t *c, ms_sc_ent_t *e, const ms_site_t *site)
 {

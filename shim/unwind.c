@@ -646,7 +646,7 @@ static unsigned walk(const ms_site_t *site, ms_stack_cache_t *c, uintptr_t *ip, 
  * table, whose answer it keeps.  A hash names one stack for good, so what
  * it holds never goes stale.  A site reached by many chains of callers
  * (cfrac's allocator, called from every arithmetic routine; espresso's
- * recursion) is walked at most calls, and the stack table, 16 MiB for
+ * recursion) is walked at many calls, and the stack table, 16 MiB for
  * espresso's 450,000 stacks, missed the processor's caches at each. */
 static inline uint32_t known(ms_stack_cache_t *c, uint64_t h)
 {
@@ -713,7 +713,7 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
     /* This very site again, reached through another chain of callers (or
      * not cacheable last time).  The chain goes in the site's entry if that
      * holds none yet (or one from before a module was unloaded), else in
-     * the site's second set, chosen by the chain's caller (sc_set2): a
+     * the site's second set, chosen by the chain's caller (_ms_sc_set2): a
      * site called from many places, as an allocator's wrapper is, keeps
      * their chains there, spread over the cache.  A site with one frame
      * has no caller to tell its chains apart by: its own set takes the
