@@ -269,7 +269,7 @@ static bool parent_shares(const char *var, const char *value)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     bool same = false, preload = false, cut = false;
-    size_t len = 0;
+    size_t len = 0, vl = strlen(var);
     ssize_t n;
     while ((n = read(fd, chunk, sizeof chunk)) > 0)
         for (ssize_t i = 0; i < n; i++) {
@@ -278,7 +278,6 @@ static bool parent_shares(const char *var, const char *value)
                 continue;
             }
             ent[len] = 0;
-            size_t vl = strlen(var);
             if (!cut && strncmp(ent, var, vl) == 0 && ent[vl] == '=') same = strcmp(ent + vl + 1, value) == 0;
             if (!cut && strncmp(ent, "LD_PRELOAD=", 11) == 0) preload = strstr(ent, "memshim") != NULL;
             len = 0;

@@ -729,6 +729,15 @@ static bool shared_memory(const char *path)
                     strncmp(path, "/SYSV", 5) == 0 || strncmp(path, "/memfd:", 7) == 0);
 }
 
+/* [lo, hi) appended to the sorted ranges r (n of cap), joined to the last
+ * if that ends where this one starts; once r is full, nothing more. */
+static void range_add(ms_range_t *r, size_t *n, size_t cap, uintptr_t lo, uintptr_t hi)
+{
+    if (*n >= cap) return;
+    if (*n && r[*n - 1].end == lo) r[*n - 1].end = hi;
+    else r[(*n)++] = (ms_range_t){ lo, hi };
+}
+
 /* Read the process's maps once (/proc/thread-self/maps): which mappings are roots, which are readable.
  * SIZE_MAX, errno set, when it cannot be read (a seccomp filter, no /proc):
  * then no root is known, and no verdict can be given. */
@@ -775,18 +784,9 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
             if (stack_to && n < max) maps[n++] = (map_ent){ lo, stack_to, p[0] == 'r', false };
             uintptr_t rest = stack_to ? stack_to : lo;
             if (rest < hi && n < max) maps[n++] = (map_ent){ rest, hi, p[0] == 'r', !skip };
-            if (p[0] == 'r' && p[2] == 'x' && sc->nex < sc->ex_cap) {
-                if (sc->nex && sc->ex[sc->nex - 1].end == lo) sc->ex[sc->nex - 1].end = hi;
-                else sc->ex[sc->nex++] = (ms_range_t){ lo, hi };
-            }
-            if (p[0] == 'r' && path && strncmp(path, "/dev/", 5) != 0 && sc->nimg < sc->img_cap) {
-                if (sc->nimg && sc->img[sc->nimg - 1].end == lo) sc->img[sc->nimg - 1].end = hi;
-                else sc->img[sc->nimg++] = (ms_range_t){ lo, hi };
-            }
-            if (p[0] == 'r' && sc->nrd < sc->rd_cap) {
-                if (sc->nrd && sc->rd[sc->nrd - 1].end == lo) sc->rd[sc->nrd - 1].end = hi;
-                else sc->rd[sc->nrd++] = (ms_range_t){ lo, hi };
-            }
+            if (p[0] == 'r' && p[2] == 'x') range_add(sc->ex, &sc->nex, sc->ex_cap, lo, hi);
+            if (p[0] == 'r' && path && strncmp(path, "/dev/", 5) != 0) range_add(sc->img, &sc->nimg, sc->img_cap, lo, hi);
+            if (p[0] == 'r') range_add(sc->rd, &sc->nrd, sc->rd_cap, lo, hi);
             line = nl + 1;
         }
         size_t rest = have - (size_t)(line - buf);

@@ -311,17 +311,14 @@ static bool list_outputs(const output_t *o, pid_t pid, time_t since, char *found
     }
     if (!strstr(o->pattern, "%p") && g + 8 < sizeof globpat)
         memcpy(globpat + g, ".[0-9]*", 8);     /* a child's own: name.PID (forked, or exec'd by one) */
-    {
-        glob_t gl;
-        if (glob(globpat, 0, NULL, &gl) == 0) {
-            for (size_t i = 0; i < gl.gl_pathc; i++)
-                if (strcmp(gl.gl_pathv[i], mine) != 0 && stat(gl.gl_pathv[i], &st) == 0 &&
-                    st.st_mtime >= since) {
-                    fprintf(stderr, "%s: %s (child process): %s\n", ms_prog, o->what, gl.gl_pathv[i]);
-                    any = true;
-                }
-            globfree(&gl);
-        }
+    glob_t gl;
+    if (glob(globpat, 0, NULL, &gl) == 0) {
+        for (size_t i = 0; i < gl.gl_pathc; i++)
+            if (strcmp(gl.gl_pathv[i], mine) != 0 && stat(gl.gl_pathv[i], &st) == 0 && st.st_mtime >= since) {
+                fprintf(stderr, "%s: %s (child process): %s\n", ms_prog, o->what, gl.gl_pathv[i]);
+                any = true;
+            }
+        globfree(&gl);
     }
     if (!any) fprintf(stderr, "%s: %s: none written (%s)\n", ms_prog, o->what, mine);
     return own;
