@@ -199,8 +199,8 @@ static bool in_foreign_operator(uintptr_t a, bool want_new)
 void _ms_mismatch(const void *p, const ms_meta_t *mp, const char *released_by, uintptr_t caller)
 {
     const ms_meta_t m = *mp;               /* a copy: symbolizing may be handed this very block */
-    const uintptr_t *ip;
-    if ((_ms_stack_get(m.stack, &ip) && in_foreign_operator(ip[0], true)) || in_foreign_operator(caller - 1, false))
+    uintptr_t site = _ms_stack_site(m.stack);
+    if ((site && in_foreign_operator(site, true)) || in_foreign_operator(caller - 1, false))
         return;                            /* one half of a library's own pair */
     char is[160];
     ms_buf_t b;

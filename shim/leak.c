@@ -167,8 +167,8 @@ static void misuse_stack(ms_buf_t *b, const char *title, const uintptr_t *ip, un
 static void misuse_stacks(ms_buf_t *b, const char *const *titles, const uint32_t *stacks, unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
-        const uintptr_t *ip;
-        unsigned k = _ms_stack_get(stacks[i], &ip);
+        uintptr_t ip[MS_MAX_STACK];
+        unsigned k = _ms_stack_get(stacks[i], ip);
         misuse_stack(b, titles[i], ip, k);
     }
 }

@@ -632,8 +632,8 @@ static bool was_named(uint32_t id)
  * function holding the allocation call; a name cut at 900 bytes. */
 static void site_name_line(ms_buf_t *b, uint32_t id)
 {
-    const uintptr_t *ip;
-    unsigned n = _ms_stack_get(id, &ip);
+    uintptr_t ip[MS_MAX_STACK];
+    unsigned n = _ms_stack_get(id, ip);
     char mem[1024];
     ms_buf_t line;
     _ms_buf_init(&line, mem, 900, -1);

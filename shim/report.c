@@ -250,8 +250,7 @@ static void cycles_merge(cycles_t *c)
         cyc_group *G = &c->grp[o->group];
         uint64_t h = 0xcbf29ce484222325ULL;
         for (const char *t = o->type; *t; t++) h = mix(h, (unsigned char)*t);
-        const uintptr_t *ip;
-        h = mix(mix(mix(h, o->size), _ms_stack_get(o->stack, &ip) ? ip[0] : 0), o->refcnt);   /* its site */
+        h = mix(mix(mix(h, o->size), _ms_stack_site(o->stack)), o->refcnt);   /* its site */
         G->sig += h * 0x9E3779B97F4A7C15ULL;
         G->nobj++;
         G->bytes += o->size;
@@ -459,19 +458,19 @@ void _ms_stack_json(ms_buf_t *b, uint32_t stack)
 /* The first frame of a block's allocation stack. */
 static void site_text(ms_buf_t *b, uint32_t stack)
 {
-    const uintptr_t *ip;
-    if (!_ms_stack_get(stack, &ip)) { _ms_bprintf(b, "no stack recorded"); return; }
+    uintptr_t site = _ms_stack_site(stack);
+    if (!site) { _ms_bprintf(b, "no stack recorded"); return; }
     ms_frame_t f;
-    _ms_symbolize(ip[0], &f, true);
+    _ms_symbolize(site, &f, true);
     frame_text(b, &f);
 }
 
 static void site_json(ms_buf_t *b, uint32_t stack)
 {
-    const uintptr_t *ip;
-    if (!_ms_stack_get(stack, &ip)) return;
+    uintptr_t site = _ms_stack_site(stack);
+    if (!site) return;
     ms_frame_t f;
-    _ms_symbolize(ip[0], &f, true);
+    _ms_symbolize(site, &f, true);
     frame_json(b, &f);
 }
 
@@ -911,8 +910,8 @@ static unsigned thread_start(const uintptr_t *ip, unsigned n)
  * start-up, the same in every stack, and costly to symbolize). */
 unsigned _ms_stack_frames(uint32_t stack, ms_frame_t *f)
 {
-    const uintptr_t *ip;
-    unsigned n = _ms_stack_get(stack, &ip), start = thread_start(ip, n);
+    uintptr_t ip[MS_MAX_STACK];
+    unsigned n = _ms_stack_get(stack, ip), start = thread_start(ip, n);
     for (unsigned i = 0; i < n; i++) {
         if (i == start) {
             _ms_symbolize(ip[i], &f[i], false);        /* the module, from the loader */

@@ -786,7 +786,8 @@ static inline uint64_t _ms_ips_hash_end(uint64_t h, unsigned n)
     return h ? h : 1;
 }
 MS_HIDDEN uint32_t _ms_stack_find(uint64_t h);     /* a stored stack of that hash? 0 if none */
-MS_HIDDEN unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip);
+MS_HIDDEN unsigned _ms_stack_get(uint32_t id, uintptr_t *ip);   /* room for MS_MAX_STACK */
+MS_HIDDEN uintptr_t _ms_stack_site(uint32_t id);                 /* its first frame, or 0 */
 MS_HIDDEN void   _ms_stack_lock(void);
 MS_HIDDEN void   _ms_stack_unlock(bool child);
 

@@ -1,16 +1,20 @@
 /* stacks.c - the trace table: every distinct allocation stack is stored once
  * and named by a 32-bit id, so a block's record holds 4 bytes, not a stack.
  *
- * Entries are appended to an arena and never move or die; ids are 1, 2,
- * 3... in the order stacks are stored (0 means "no stack"), and an id's
- * entry is found through a table of arena positions by id.  Dense ids
+ * Entries are appended to an arena and never die; ids are 1, 2, 3... in
+ * the order stacks are stored (0 means "no stack"), and an id's entry is
+ * found through a table of arena positions by id.  An entry is its depth
+ * (a byte), then its frames as varints: the first frame's address, then
+ * each next one's distance from the frame before (zigzagged: a caller may
+ * lie below its callee).  The frames of one module are at most a few MiB
+ * apart: three bytes a frame, not eight (a tracked espresso's 450,000
+ * stacks of 16 frames took 61 MB as words).  Dense ids
  * give each stack its profile counters (profile.c) at id - 1 in chunks
  * that never move, reached from the allocation path in a few instructions.  The arena is a series of
- * chunks, each twice the one before (64 KiB, 128 KiB, ... up to 256 MiB in
- * all), mapped only when the one before is full, so a program under a
+ * chunks, each twice the one before (64 KiB, 128 KiB, ... up to 256 MiB), mapped only when the one before is full, so a program under a
  * memory limit (ulimit -v) pays for the stacks it has, not for a
  * reservation.  Chunk k holds word positions [CHUNK0 * (2^k - 1),
- * CHUNK0 * (2^(k+1) - 1)); an entry never straddles two.  If memshim's
+ * CHUNK0 * (2^(k+1) - 1)) (bytes); an entry never straddles two.  If memshim's
  * memory runs out, stacks are no longer stored: _ms_stack_intern returns
  * MS_STACK_OOM (no frames, "no stack: out of memory" in reports) without
  * trying again, and the program's allocations go on.  Lookups probe the
@@ -23,14 +27,9 @@
 #include "shim.h"
 #include "table.h"
 
-#define CHUNK0_WORDS ((size_t)8192)          /* 64 KiB: the first chunk */
+#define CHUNK0       ((size_t)64 << 10)      /* bytes of the first chunk */
 #define NCHUNKS      13                      /* 64 KiB << 12 = 256 MiB: 512 MiB in all */
-
-typedef struct {
-    uint32_t  depth;
-    uint32_t  pad;
-    uintptr_t ip[];
-} stack_ent;
+#define ENT_MAX      (1 + MS_MAX_STACK * 10) /* an entry's bytes at most: 10 a varint */
 
 typedef struct {
     uint64_t  hash;        /* the key */
@@ -41,19 +40,19 @@ typedef struct {
 static const ms_table_kind_t stack_kind = MS_TABLE_KIND(stack_slot, hash, 1024, _ms_meta_alloc, NULL);
 
 static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
-static uintptr_t   *chunks[NCHUNKS]; /* published before any id inside them */
-static size_t       arena_used;     /* word position of the next entry (stack_lock) */
+static uint8_t     *chunks[NCHUNKS]; /* published before any id inside them */
+static size_t       arena_used;     /* position of the next entry (stack_lock) */
 static ms_table_t  *table;          /* current table, read lock-free */
 static uint32_t     nstacks;        /* ids 1 .. nstacks are stored */
 static int          out_of_memory;  /* no more stacks are stored */
 
-static size_t chunk_start(unsigned k) { return CHUNK0_WORDS * (((size_t)1 << k) - 1); }
-static size_t chunk_words(unsigned k) { return CHUNK0_WORDS << k; }
+static size_t chunk_start(unsigned k) { return CHUNK0 * (((size_t)1 << k) - 1); }
+static size_t chunk_bytes(unsigned k) { return CHUNK0 << k; }
 
 /* Chunk k starts at CHUNK0 * (2^k - 1): k is the bit length of pos/CHUNK0 + 1, less one. */
 static unsigned chunk_of(size_t pos)
 {
-    unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)(pos / CHUNK0_WORDS + 1));
+    unsigned k = 63u - (unsigned)__builtin_clzll((unsigned long long)(pos / CHUNK0 + 1));
     return k < NCHUNKS ? k : NCHUNKS - 1;
 }
 
@@ -64,32 +63,73 @@ static uint64_t hash_ips(const uintptr_t *ip, unsigned n)
     return _ms_ips_hash_end(h, n);
 }
 
+/* An entry's frames, encoded (above) into out: its length. */
+static size_t encode(uint8_t *out, const uintptr_t *ip, unsigned n)
+{
+    size_t k = 0;
+    uintptr_t prev = 0;
+    out[k++] = (uint8_t)n;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t d = (uint64_t)(ip[i] - prev), v = d << 1 ^ (uint64_t)((int64_t)d >> 63);
+        for (; v >= 0x80; v >>= 7) out[k++] = (uint8_t)(v | 0x80);
+        out[k++] = (uint8_t)v;
+        prev = ip[i];
+    }
+    return k;
+}
+
+/* The frames of the entry at e, up to max of them, into ip: how many. */
+static unsigned decode(const uint8_t *e, uintptr_t *ip, unsigned max)
+{
+    unsigned n = *e++;
+    uintptr_t prev = 0;
+    if (n > max) n = max;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t v = 0;
+        unsigned shift = 0;
+        uint8_t b;
+        do {
+            b = *e++;
+            v |= (uint64_t)(b & 0x7f) << (shift & 63);
+            shift += 7;
+        } while (b & 0x80);
+        prev += (uintptr_t)(v >> 1 ^ -(v & 1));
+        ip[i] = prev;
+    }
+    return n;
+}
+
 /* Per id, in chunks of MS_PROF_CHUNK ids that never move, mapped with the
- * first id of each: the entry's arena word position, and its profile
+ * first id of each: the entry's arena position, and its profile
  * counters (shim.h reads those inline: two loads from the allocation path). */
 ms_prof_t       *_ms_prof_chunks[MS_PROF_NCHUNKS];
 static uint32_t *pos_chunks[MS_PROF_NCHUNKS];
 
-static const stack_ent *entry(uint32_t id)
+static uint32_t *pos_of(uint32_t id)
 {
     uint32_t i = id - 1;
-    size_t pos = __atomic_load_n(&pos_chunks[i / MS_PROF_CHUNK], __ATOMIC_ACQUIRE)[i % MS_PROF_CHUNK];
-    unsigned c = chunk_of(pos);
-    return (const stack_ent *)(__atomic_load_n(&chunks[c], __ATOMIC_ACQUIRE) + (pos - chunk_start(c)));
+    return &__atomic_load_n(&pos_chunks[i / MS_PROF_CHUNK], __ATOMIC_ACQUIRE)[i % MS_PROF_CHUNK];
 }
 
-/* Room for `words` more at arena_used, in the current chunk or the next
+static const uint8_t *entry(uint32_t id)
+{
+    size_t pos = __atomic_load_n(pos_of(id), __ATOMIC_ACQUIRE);
+    unsigned c = chunk_of(pos);
+    return __atomic_load_n(&chunks[c], __ATOMIC_ACQUIRE) + (pos - chunk_start(c));
+}
+
+/* Room for `bytes` more at arena_used, in the current chunk or the next
  * (mapped now); false when memshim's memory is out.  stack_lock held. */
-static bool make_room(size_t words)
+static bool make_room(size_t bytes)
 {
     unsigned k = chunk_of(arena_used);
-    if (chunks[k] && arena_used + words <= chunk_start(k) + chunk_words(k)) return true;
+    if (chunks[k] && arena_used + bytes <= chunk_start(k) + chunk_bytes(k)) return true;
     if (chunks[k]) {                                  /* full: the next chunk */
         if (k + 1 >= NCHUNKS) return false;
         k++;
     }
-    if (words > chunk_words(k)) return false;
-    uintptr_t *c = _ms_meta_alloc(chunk_words(k) * sizeof(uintptr_t));
+    if (bytes > chunk_bytes(k)) return false;
+    uint8_t *c = _ms_meta_alloc(chunk_bytes(k));
     if (!c) return false;
     __atomic_store_n(&chunks[k], c, __ATOMIC_RELEASE);
     arena_used = chunk_start(k);
@@ -141,9 +181,10 @@ typedef struct { const uintptr_t *ip; unsigned n; } frames_t;
 /* Whether the slot's stack is those frames (its hash matched already). */
 static bool same_frames(const void *slot, const void *arg)
 {
-    const stack_ent *e = entry(((const stack_slot *)slot)->id);
+    uintptr_t ip[MS_MAX_STACK];
     const frames_t *f = arg;
-    return e->depth == f->n && memcmp(e->ip, f->ip, f->n * sizeof *f->ip) == 0;
+    unsigned n = decode(entry(((const stack_slot *)slot)->id), ip, MS_MAX_STACK);
+    return n == f->n && memcmp(ip, f->ip, n * sizeof *ip) == 0;
 }
 
 static uint32_t probe(const ms_table_t *t, uint64_t h, const uintptr_t *ip, unsigned n)
@@ -188,6 +229,7 @@ static void stacks_unlock(void)
 uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
 {
     if (n == 0) return 0;
+    if (n > MS_MAX_STACK) n = MS_MAX_STACK;
     uint64_t h = hash_ips(ip, n);
     uint32_t id = probe(__atomic_load_n(&table, __ATOMIC_ACQUIRE), h, ip, n);
     if (id) return id;
@@ -196,32 +238,38 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
 
     stacks_lock();
     if ((id = probe(table, h, ip, n))) { stacks_unlock(); return id; }
-    size_t words = sizeof(stack_ent) / sizeof(uintptr_t) + n;
-    if (!ms_table_room(&table, &stack_kind) || !make_room(words) || nstacks + 2 >= MS_STACK_OOM ||
+    uint8_t enc[ENT_MAX];
+    size_t len = encode(enc, ip, n);
+    if (!ms_table_room(&table, &stack_kind) || !make_room(len) || nstacks + 2 >= MS_STACK_OOM ||
         !id_room(nstacks + 1)) {
         stacks_unlock();
         return oom();                               /* stack unknown from now on */
     }
     unsigned k = chunk_of(arena_used);
-    stack_ent *e = (stack_ent *)(chunks[k] + (arena_used - chunk_start(k)));
-    e->depth = n;
-    memcpy(e->ip, ip, n * sizeof *ip);
+    memcpy(chunks[k] + (arena_used - chunk_start(k)), enc, len);
     id = nstacks + 1;
-    pos_chunks[(id - 1) / MS_PROF_CHUNK][(id - 1) % MS_PROF_CHUNK] = (uint32_t)arena_used;
-    arena_used += words;
+    *pos_of(id) = (uint32_t)arena_used;
+    arena_used += len;
     __atomic_store_n(&nstacks, id, __ATOMIC_RELEASE);
     ms_table_add(table, &stack_kind, &(stack_slot){ h, id });   /* published: readers find it */
     stacks_unlock();
     return id;
 }
 
-/* The frames of stack id (0 frames for id 0). */
-unsigned _ms_stack_get(uint32_t id, const uintptr_t **ip)
+/* The frames of stack id, into ip (room for MS_MAX_STACK): how many (0
+ * for id 0). */
+unsigned _ms_stack_get(uint32_t id, uintptr_t *ip)
 {
-    if (!id || id == MS_STACK_OOM || !chunks[0]) { *ip = NULL; return 0; }
-    const stack_ent *e = entry(id);
-    *ip = e->ip;
-    return e->depth;
+    if (!id || id == MS_STACK_OOM || !chunks[0]) return 0;
+    return decode(entry(id), ip, MS_MAX_STACK);
+}
+
+/* Its first frame (the allocation's call site), 0 for none. */
+uintptr_t _ms_stack_site(uint32_t id)
+{
+    uintptr_t ip = 0;
+    if (id && id != MS_STACK_OOM && chunks[0]) decode(entry(id), &ip, 1);
+    return ip;
 }
 
 
@@ -258,10 +306,11 @@ size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size
     if (!set) return 0;
     memset(set, 0, cap * sizeof *set);
     stacks_lock();
+    uintptr_t ips[MS_MAX_STACK];
     for (uint32_t id = 1; id <= nstacks && set; id++) {
-        const stack_ent *e = entry(id);
-        for (uint32_t j = 0; j < e->depth; j++) {
-            uintptr_t ip = e->ip[j];
+        unsigned depth = decode(entry(id), ips, MS_MAX_STACK);
+        for (unsigned j = 0; j < depth; j++) {
+            uintptr_t ip = ips[j];
             if (!ip || !_ms_in_ranges(ip, code, n)) continue;
             if (k >= max) { k = max + 1; id = nstacks; break; }   /* more than asked for */
             if (2 * (k + 1) > cap) {
@@ -294,21 +343,34 @@ static bool slot_is(const void *slot, const void *arg)
  * slot where it is (nothing looks up a stack of tagged frames: this only
  * unkeys the old hash).  A new stack with the old addresses (a library
  * mapped there since) then finds it neither by frames (_ms_stack_intern)
- * nor by hash (_ms_stack_find). */
+ * nor by hash (_ms_stack_find).  The tagged frames are a new entry, its
+ * position published after it is written: a reader decodes the old entry
+ * or the new one, never half of each.  (Out of memory, a stack keeps its
+ * frames, unkeyed all the same.) */
 void _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag)
 {
+    uintptr_t ip[MS_MAX_STACK];
+    uint8_t enc[ENT_MAX];
     stacks_lock();
     for (uint32_t id = 1; id <= nstacks; id++) {
-        stack_ent *e = (stack_ent *)entry(id);
-        uint64_t old = hash_ips(e->ip, e->depth);
+        unsigned depth = decode(entry(id), ip, MS_MAX_STACK);
+        uint64_t old = hash_ips(ip, depth);
         bool changed = false;
-        for (uint32_t j = 0; j < e->depth; j++)
-            if (_ms_in_ranges(e->ip[j], code, n)) {
-                __atomic_store_n(&e->ip[j], e->ip[j] | tag, __ATOMIC_RELAXED);
+        for (unsigned j = 0; j < depth; j++)
+            if (_ms_in_ranges(ip[j], code, n)) {
+                ip[j] |= tag;
                 changed = true;
             }
-        stack_slot *s = changed ? ms_table_find(table, &stack_kind, old, slot_is, &id) : NULL;
-        if (s) __atomic_store_n(&s->hash, hash_ips(e->ip, e->depth), __ATOMIC_RELEASE);
+        if (!changed) continue;
+        size_t len = encode(enc, ip, depth);
+        if (make_room(len)) {
+            unsigned k = chunk_of(arena_used);
+            memcpy(chunks[k] + (arena_used - chunk_start(k)), enc, len);
+            __atomic_store_n(pos_of(id), (uint32_t)arena_used, __ATOMIC_RELEASE);
+            arena_used += len;
+        }
+        stack_slot *s = ms_table_find(table, &stack_kind, old, slot_is, &id);
+        if (s) __atomic_store_n(&s->hash, hash_ips(ip, depth), __ATOMIC_RELEASE);
     }
     stacks_unlock();
 }

@@ -397,8 +397,8 @@ static bool entry_matches(const ms_supp_t *e, const ms_frame_t *fr, unsigned nf,
  * the suppression that took it counts its blocks and bytes. */
 bool _ms_supp_match(ms_supps_t *s, uint32_t stack, unsigned kind, const char *gctype, double blocks, double bytes)
 {
-    const uintptr_t *ip;
-    unsigned nf = _ms_stack_get(stack, &ip);
+    uintptr_t ip[MS_MAX_STACK];
+    unsigned nf = _ms_stack_get(stack, ip);
     ms_supp_t *hit = NULL;
     /* memshim's own needs no names, only the first frame's address: a
      * report whose only suppressed blocks are the loader's never loads
@@ -463,8 +463,8 @@ void _ms_supp_generate(ms_buf_t *b, uint32_t stack, unsigned kind, unsigned reco
     static const char *kinds[MS_NKINDS] = { "definite", "indirect", "possible", "reachable" };
     _ms_bprintf(b, "{\n   <memshim_loss_record_%u>\n   Memcheck:Leak\n   match-leak-kinds: %s\n   ...\n",
                 record, kinds[kind]);
-    const uintptr_t *ip;
-    unsigned n = _ms_stack_get(stack, &ip);
+    uintptr_t ip[MS_MAX_STACK];
+    unsigned n = _ms_stack_get(stack, ip);
     for (unsigned i = 0; i < n; i++) {
         ms_frame_t f;
         _ms_symbolize(ip[i], &f, true);

@@ -29,9 +29,37 @@ Test(tracetable, a_stack_is_stored_once_and_found_by_frames_or_hash)
     cr_assert_eq(_ms_stack_intern(ip, 6), id, "stored once");
     cr_assert_eq(_ms_stack_find(hash_of(ip, 6)), id);
     cr_assert_eq(_ms_stack_find(hash_of(ip, 5)), 0, "a prefix is another stack");
-    const uintptr_t *got;
-    cr_assert_eq(_ms_stack_get(id, &got), 6);
+    uintptr_t got[MS_MAX_STACK];
+    cr_assert_eq(_ms_stack_get(id, got), 6);
     cr_assert_eq(memcmp(got, ip, sizeof ip), 0);
+    cr_assert_eq(_ms_stack_site(id), ip[0]);
+}
+
+/* Entries are stored as distances between frames (varints): frames far
+ * apart, below one another, tagged in their top bits, at the ends of the
+ * address space, and the deepest stack, all come back exactly. */
+Test(tracetable, frames_come_back_exactly_whatever_their_distances)
+{
+    uintptr_t ip[MS_MAX_STACK], got[MS_MAX_STACK];
+    for (unsigned i = 0; i < MS_MAX_STACK; i++)
+        ip[i] = (i % 3 == 0 ? 0x7f1234560000 : i % 3 == 1 ? 0x55aa00001000 : 0x401000) + 0x91 * i;
+    ip[5] = 0;
+    ip[6] = 1;
+    ip[7] = ~(uintptr_t)0;
+    ip[8] = 0x7f1234560000 | (uintptr_t)5 << MS_IP_TAG_SHIFT;
+    ip[9] = (uintptr_t)1 << 63;
+    ip[10] = ip[9] - 1;
+    for (unsigned n = 1; n <= MS_MAX_STACK; n += n < 12 ? 1 : 13) {
+        uint32_t id = _ms_stack_intern(ip, n);
+        cr_assert(id != 0 && id != MS_STACK_OOM, "%u frames", n);
+        memset(got, 0xa5, sizeof got);
+        cr_assert_eq(_ms_stack_get(id, got), n, "%u frames", n);
+        cr_assert_eq(memcmp(got, ip, n * sizeof *ip), 0, "%u frames", n);
+        if (n < MS_MAX_STACK)
+            cr_assert_eq(got[n], (uintptr_t)0xa5a5a5a5a5a5a5a5, "%u frames: nothing written past them", n);
+        cr_assert_eq(_ms_stack_intern(ip, n), id, "%u frames: found by its frames", n);
+        cr_assert_eq(_ms_stack_find(hash_of(ip, n)), id, "%u frames: found by its hash", n);
+    }
 }
 
 Test(tracetable, stacks_that_differ_in_one_frame_never_share_a_hash)
@@ -56,10 +84,11 @@ Test(tracetable, a_stack_through_an_unloaded_module_is_found_no_more)
     ms_range_t module = { ip[2] - 0x10, ip[2] + 0x10 };   /* frame 2's code goes */
     _ms_stack_retag(&module, 1, (uintptr_t)7 << MS_IP_TAG_SHIFT);
 
-    const uintptr_t *got;
-    cr_assert_eq(_ms_stack_get(id, &got), 5);
+    uintptr_t got[MS_MAX_STACK];
+    cr_assert_eq(_ms_stack_get(id, got), 5);
     cr_assert_eq(got[2], ip[2] | (uintptr_t)7 << MS_IP_TAG_SHIFT, "the frame carries the tag");
     cr_assert_eq(got[1], ip[1], "frames of other code keep their addresses");
+    cr_assert_eq(got[4], ip[4], "frames after the tagged one too");
     cr_assert_eq(_ms_stack_find(hash_of(ip, 5)), 0, "the old frames' hash finds nothing");
     uint32_t again = _ms_stack_intern(ip, 5);
     cr_assert(again && again != id, "the same addresses, mapped again, are a new stack");
