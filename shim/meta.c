@@ -202,6 +202,21 @@ unsigned _ms_meta_ranges(ms_range_t *out, unsigned max)
     return n;
 }
 
+/* What memshim has mapped for itself, and of it what is resident (0 when
+ * confined: mincore may not be ours). */
+void _ms_meta_usage(uint64_t *resident, uint64_t *mapped)
+{
+    bool look = !__atomic_load_n(&_ms_confined, __ATOMIC_RELAXED);
+    *resident = *mapped = 0;
+    _ms_lock(&meta_lock);
+    for (unsigned i = 0; i < nranges; i++) {
+        size_t size = ranges[i].end - ranges[i].start;
+        *mapped += size;
+        if (look) *resident += _ms_os_resident((const void *)ranges[i].start, size);
+    }
+    _ms_unlock(&meta_lock);
+}
+
 void _ms_meta_lock(void) { _ms_lock(&meta_lock); }
 void _ms_meta_unlock(bool child)
 {

@@ -107,6 +107,26 @@ bool _ms_os_readable(const void *p, size_t size)
     return ok;
 }
 
+/* Bytes of [p, p+size) (page-aligned) whose pages are in memory, by
+ * mincore(); a hole counts none. */
+size_t _ms_os_resident(const void *p, size_t size)
+{
+    int saved = errno;
+    uintptr_t a = (uintptr_t)p, end = (uintptr_t)p + size;
+    unsigned char vec[256];
+    size_t pages = 0;
+    while (a < end) {
+        size_t chunk = end - a;
+        if (chunk > sizeof vec * MS_OS_PAGE) chunk = sizeof vec * MS_OS_PAGE;
+        size_t n = (chunk + MS_OS_PAGE - 1) / MS_OS_PAGE;
+        if (syscall(SYS_mincore, (void *)a, chunk, vec) == 0)
+            for (size_t i = 0; i < n; i++) pages += vec[i] & 1;
+        a += n * MS_OS_PAGE;
+    }
+    errno = saved;
+    return pages * MS_OS_PAGE;
+}
+
 int _ms_os_gettid(void) { return (int)syscall(SYS_gettid); }
 
 ssize_t _ms_os_write(int fd, const void *buf, size_t n)

@@ -28,6 +28,7 @@ MS_HIDDEN void  *_ms_os_remap(void *p, size_t old_size, size_t new_size); /* may
 MS_HIDDEN bool   _ms_os_grow(void *p, size_t old_size, size_t new_size);  /* in place, or false */
 MS_HIDDEN void   _ms_os_purge(void *p, size_t size);      /* MADV_DONTNEED */
 MS_HIDDEN bool   _ms_os_readable(const void *p, size_t size);
+MS_HIDDEN size_t _ms_os_resident(const void *p, size_t size);  /* bytes of its pages in memory */
 MS_HIDDEN int    _ms_os_gettid(void);
 MS_HIDDEN void   _ms_os_futex_wait(int *addr, int val);
 MS_HIDDEN void   _ms_os_futex_wake(int *addr, int n);
@@ -1164,6 +1165,19 @@ typedef struct ms_stats_s {
     ms_segment_stat_t seg;
     ms_huge_stat_t    huge;
 } ms_stats_t;
+/* memshim's own memory: its mappings for records, the trace table, thread
+ * caches and hash tables (meta.c), the part of them resident (0 where
+ * mincore() is not ours to call: a seccomp filter), and of them, the trace
+ * table's (stacks.c).  MS_OWN_FIGURES(X): X(member, JSON key, unit, label),
+ * MEMSHIM_STATS's "own" in that order. */
+typedef struct ms_own_s {
+    uint64_t resident, mapped, stacks, stack_bytes;
+} ms_own_t;
+#define MS_OWN_FIGURES(X) \
+    X(resident, "resident_bytes", BYTES, "resident") X(mapped, "mapped_bytes", BYTES, "mapped") \
+    X(stacks, "stacks", COUNT, "stacks") X(stack_bytes, "stack_bytes", BYTES, "for stacks")
+MS_HIDDEN void   _ms_meta_usage(uint64_t *resident, uint64_t *mapped);
+MS_HIDDEN void   _ms_stack_usage(uint64_t *stacks, uint64_t *bytes);
 /* The figures, declared once and rendered into each shape from here: the
  * JSON and the text table of MEMSHIM_STATS (stats.c), the live region
  * (live.c), the C API (api.c, rss.c).  Each list carries how the table

@@ -36,8 +36,21 @@ typedef struct {
     uint32_t  id;
 } stack_slot;
 
-/* Never freed: a reader may still probe a table that was replaced. */
-static const ms_table_kind_t stack_kind = MS_TABLE_KIND(stack_slot, hash, 1024, _ms_meta_alloc, NULL);
+/* A table replaced by one twice its size is never freed (a reader may
+ * still be probing it) but its slots go back to the kernel, all but the
+ * first page's: a late reader finds its header whole and every slot after
+ * that empty (or, inside a page being purged, a hash without its id), and
+ * so misses, as it would for a stack stored a moment later; a miss is
+ * always asked again of the current table, under the lock or by an
+ * unwind.  Kept, the old tables were about as big as the last: 16 MB of a
+ * tracked espresso's 45 MB. */
+static void table_retire(void *t, size_t bytes)
+{
+    uintptr_t from = ((uintptr_t)t + MS_OS_PAGE) & ~(uintptr_t)(MS_OS_PAGE - 1);
+    uintptr_t to = ((uintptr_t)t + bytes) & ~(uintptr_t)(MS_OS_PAGE - 1);
+    if (to > from) _ms_os_purge((void *)from, to - from);
+}
+static const ms_table_kind_t stack_kind = MS_TABLE_KIND(stack_slot, hash, 1024, _ms_meta_alloc, table_retire);
 
 static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t     *chunks[NCHUNKS]; /* published before any id inside them */
@@ -167,6 +180,20 @@ void _ms_stack_each(void (*fn)(void *arg, uint32_t id), void *arg)
     for (uint32_t id = 1; id <= n; id++) fn(arg, id);
 }
 
+/* Stacks stored, and the bytes that hold them: their entries, their
+ * positions, the table of hashes, and while profiling their counters.
+ * Read without the lock (the statistics may be asked for by a thread that
+ * holds it): figures of a moment, the table's never torn. */
+void _ms_stack_usage(uint64_t *stacks, uint64_t *bytes)
+{
+    uint32_t n = __atomic_load_n(&nstacks, __ATOMIC_ACQUIRE);
+    uint64_t chunks_used = (n + MS_PROF_CHUNK - 1) / MS_PROF_CHUNK;
+    *stacks = n;
+    *bytes = __atomic_load_n(&arena_used, __ATOMIC_RELAXED) + chunks_used * MS_PROF_CHUNK * sizeof(uint32_t) +
+             (uint64_t)ms_table_slots(__atomic_load_n(&table, __ATOMIC_ACQUIRE)) * sizeof(stack_slot) +
+             (_ms_opt.profile || _ms_sampling ? (uint64_t)n * sizeof(ms_prof_t) : 0);
+}
+
 /* What every caller gets once memory ran out: one id, no frames. */
 static uint32_t oom(void)
 {
@@ -183,7 +210,9 @@ static bool same_frames(const void *slot, const void *arg)
 {
     uintptr_t ip[MS_MAX_STACK];
     const frames_t *f = arg;
-    unsigned n = decode(entry(((const stack_slot *)slot)->id), ip, MS_MAX_STACK);
+    uint32_t id = __atomic_load_n(&((const stack_slot *)slot)->id, __ATOMIC_RELAXED);
+    if (!id) return false;                              /* a retired table's, being purged */
+    unsigned n = decode(entry(id), ip, MS_MAX_STACK);
     return n == f->n && memcmp(ip, f->ip, n * sizeof *ip) == 0;
 }
 
@@ -202,7 +231,7 @@ static uint32_t probe(const ms_table_t *t, uint64_t h, const uintptr_t *ip, unsi
 uint32_t _ms_stack_find(uint64_t h)
 {
     const stack_slot *s = ms_table_find(__atomic_load_n(&table, __ATOMIC_ACQUIRE), &stack_kind, h, NULL, NULL);
-    return s ? s->id : 0;
+    return s ? __atomic_load_n(&s->id, __ATOMIC_RELAXED) : 0;
 }
 
 /* A signal handler whose thread holds stack_lock must not wait for it: it

@@ -121,6 +121,16 @@ static void figure(ms_buf_t *b, figs_t *f, const char *sec, const char *key, int
     f->open = sec;
 }
 
+/* memshim's own memory: its section follows the program's ("process"). */
+static void own(ms_buf_t *b, figs_t *f)
+{
+    ms_own_t o;
+    _ms_meta_usage(&o.resident, &o.mapped);
+    _ms_stack_usage(&o.stacks, &o.stack_bytes);
+#define OWN(m, key, unit, label)              figure(b, f, "own", key, MS_FIG_##unit, label, o.m);
+    MS_OWN_FIGURES(OWN)
+}
+
 /* The totals both shapes carry, in the JSON's order; the section of the
  * last is left open. */
 static void totals(ms_buf_t *b, figs_t *f, const ms_stats_t *st, const ms_rss_t *rss,
@@ -131,9 +141,11 @@ static void totals(ms_buf_t *b, figs_t *f, const ms_stats_t *st, const ms_rss_t 
     MS_HEAP_FIGURES(HEAP, HEAP_ONLY)
 #define RSS(m, label)                         figure(b, f, "process", #m, MS_FIG_BYTES, label, rss->m);
     MS_RSS_FIGURES(RSS, RSS)
+    own(b, f);
 #define MSG(m, unit, label)                   figure(b, f, "messages", #m, MS_FIG_##unit, label, msgs->m);
     MS_MSG_FIGURES(MSG)
 }
+
 
 static void collector(ms_buf_t *b, figs_t *f, const ms_gc_figures_t *gc)
 {

@@ -44,7 +44,8 @@ typedef struct ms_table_kind {
     size_t size;                        /* bytes per slot, the key first */
     size_t first;                       /* slots of a new table, a power of two */
     void *(*alloc)(size_t n);           /* memory for tables, or NULL */
-    void  (*free)(void *p, size_t n);   /* NULL: tables are never freed (lock-free readers) */
+    void  (*free)(void *p, size_t n);   /* a replaced table's end: freed, or for lock-free
+                                         * readers purged (stacks.c); NULL: kept as it is */
 } ms_table_kind_t;
 
 /* A kind of tables of `type` slots, whose member `key` is the 64-bit key
@@ -140,8 +141,8 @@ static inline ms_table_t *ms_table_new(const ms_table_kind_t *k, size_t keys)
 }
 
 /* Twice the slots (the first table if none), every key moved, the new table
- * published with release and the old one freed, or kept when k->free is
- * NULL (a reader may still probe it). */
+ * published with release and the old one handed to k->free, or kept when
+ * that is NULL (a reader may still probe it). */
 static inline __attribute__((cold)) bool ms_table_grow_(ms_table_t **tp, const ms_table_kind_t *k)
 {
     ms_table_t *old = *tp;

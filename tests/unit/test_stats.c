@@ -95,6 +95,7 @@ Test(stats, writes_json_by_name_atomically)
     cr_assert(strncmp(s, "{\"format\": \"memshim-stats\", \"version\": 1", 40) == 0, "%.60s", s);
     cr_assert_not_null(strstr(s, "\"size\": 20480, \"pools\": "));
     cr_assert_not_null(strstr(s, "\"process\": {\"rss\": "));
+    cr_assert_not_null(strstr(s, "},\n \"own\": {\"resident_bytes\": "), "memshim's own memory, after the process's");
     size_t n = strlen(s);
     cr_assert(n > 2 && strcmp(s + n - 2, "}\n") == 0, "ends with the object's close");
     int depth = 0;

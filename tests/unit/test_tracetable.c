@@ -95,3 +95,42 @@ Test(tracetable, a_stack_through_an_unloaded_module_is_found_no_more)
     cr_assert_eq(_ms_stack_find(hash_of(ip, 5)), again);
     cr_assert_eq(_ms_stack_find(hash_of(other, 3)), kept, "stacks outside the module are untouched");
 }
+
+/* A table replaced as it grows keeps no slots resident, and the figures
+ * of memshim's own memory (MEMSHIM_STATS's "own") count what the stacks
+ * hold: 200,000 new stacks grow the table four times over (to 512 Ki
+ * slots, 8 MiB); kept whole, the tables left behind would be resident as
+ * well, about as much again as the last one. */
+Test(tracetable, replaced_tables_go_back_and_own_memory_is_counted)
+{
+    enum { N = 200000 };
+    uint64_t stacks0, bytes0, res0, mapped0, stacks1, bytes1, res1, mapped1;
+    _ms_stack_usage(&stacks0, &bytes0);
+    _ms_meta_usage(&res0, &mapped0);
+    cr_assert(res0 <= mapped0);
+    uintptr_t ip[3];
+    static uint32_t ids[N];
+    for (unsigned i = 0; i < N; i++) {
+        ip[0] = 0x5e0000000000 + 16 * (uintptr_t)i;
+        ip[1] = 0x5e0000100000;
+        ip[2] = 0x5e0000200000 + i % 7;
+        ids[i] = _ms_stack_intern(ip, 3);
+        cr_assert(ids[i] && ids[i] != MS_STACK_OOM);
+    }
+    _ms_stack_usage(&stacks1, &bytes1);
+    _ms_meta_usage(&res1, &mapped1);
+    cr_assert_eq(stacks1 - stacks0, N, "every new stack counted");
+    cr_assert_geq(bytes1 - bytes0, (uint64_t)N * (1 + 3 * 3), "at least their entries' bytes");
+    cr_assert(res1 <= mapped1);
+    uint64_t slots_bytes = (bytes1 - bytes0) - (uint64_t)N * 10;    /* about the last table */
+    cr_assert_lt(res1 - res0, bytes1 - bytes0 + slots_bytes / 4,
+                 "resident grew by %llu for %llu bytes of stacks: the replaced tables stayed",
+                 (unsigned long long)(res1 - res0), (unsigned long long)(bytes1 - bytes0));
+    for (unsigned i = 0; i < N; i += 997) {                 /* all still found, both ways */
+        ip[0] = 0x5e0000000000 + 16 * (uintptr_t)i;
+        ip[1] = 0x5e0000100000;
+        ip[2] = 0x5e0000200000 + i % 7;
+        cr_assert_eq(_ms_stack_intern(ip, 3), ids[i]);
+        cr_assert_eq(_ms_stack_find(hash_of(ip, 3)), ids[i]);
+    }
+}
