@@ -7,14 +7,15 @@
  * (a byte), then its frames as varints: the first frame's address, then
  * each next one's distance from the frame before (zigzagged: a caller may
  * lie below its callee).  The frames of one module are at most a few MiB
- * apart: three bytes a frame, not eight (a tracked espresso's 450,000
- * stacks of 16 frames took 61 MB as words).  Dense ids
- * give each stack its profile counters (profile.c) at id - 1 in chunks
- * that never move, reached from the allocation path in a few instructions.  The arena is a series of
- * chunks, each twice the one before (64 KiB, 128 KiB, ... up to 256 MiB), mapped only when the one before is full, so a program under a
- * memory limit (ulimit -v) pays for the stacks it has, not for a
- * reservation.  Chunk k holds word positions [CHUNK0 * (2^k - 1),
- * CHUNK0 * (2^(k+1) - 1)) (bytes); an entry never straddles two.  If memshim's
+ * apart: three bytes a frame, not eight (a tracked espresso's 332,000
+ * stacks of 16 frames took 45 MB as words, 9 MB so).  Dense ids give
+ * each stack its profile counters (profile.c) at id - 1 in chunks that
+ * never move, reached from the allocation path in a few instructions.
+ * The arena is a series of chunks, each twice the one before (64 KiB,
+ * 128 KiB, ... up to 256 MiB), mapped only when the one before is full, so
+ * a program under a memory limit (ulimit -v) pays for the stacks it has,
+ * not for a reservation.  Chunk k holds byte positions [CHUNK0 * (2^k - 1),
+ * CHUNK0 * (2^(k+1) - 1)); an entry never straddles two.  If memshim's
  * memory runs out, stacks are no longer stored: _ms_stack_intern returns
  * MS_STACK_OOM (no frames, "no stack: out of memory" in reports) without
  * trying again, and the program's allocations go on.  Lookups probe the

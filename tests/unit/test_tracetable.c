@@ -98,9 +98,9 @@ Test(tracetable, a_stack_through_an_unloaded_module_is_found_no_more)
 
 /* A table replaced as it grows keeps no slots resident, and the figures
  * of memshim's own memory (MEMSHIM_STATS's "own") count what the stacks
- * hold: 200,000 new stacks grow the table four times over (to 512 Ki
- * slots, 8 MiB); kept whole, the tables left behind would be resident as
- * well, about as much again as the last one. */
+ * hold: 200,000 new stacks grow the table from 1 Ki slots to 512 Ki
+ * (8 MiB); kept whole, the tables left behind would be resident as well,
+ * about as much again as the last one. */
 Test(tracetable, replaced_tables_go_back_and_own_memory_is_counted)
 {
     enum { N = 200000 };
