@@ -51,7 +51,7 @@ static void table_retire(void *t, size_t bytes)
     uintptr_t to = ((uintptr_t)t + bytes) & ~(uintptr_t)(MS_OS_PAGE - 1);
     if (to > from) _ms_os_purge((void *)from, to - from);
 }
-static const ms_table_kind_t stack_kind = MS_TABLE_KIND(stack_slot, hash, 1024, _ms_meta_alloc, table_retire);
+static const ms_table_kind_t stack_kind = MS_TABLE_KIND_FULL(stack_slot, hash, 1024, _ms_meta_alloc, table_retire, 3);
 
 static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t     *chunks[NCHUNKS]; /* published before any id inside them */
