@@ -57,6 +57,27 @@ Test(table, finds_what_was_added_and_grows_past_half_full, .init = reset)
     cr_assert_eq(frees, 8);
 }
 
+/* A kind that fills to three quarters (the trace table's) doubles only
+ * past that: 768 keys stay in 1024 slots, the 769th makes 2048; every key
+ * is found at every size. */
+Test(table, a_kind_may_fill_to_three_quarters, .init = reset)
+{
+    static const ms_table_kind_t fuller = MS_TABLE_KIND_FULL(slot_t, key, 16, t_alloc, t_free, 3);
+    ms_table_t *t = NULL;
+    for (uint64_t k = 1; k <= 769; k++) {
+        cr_assert(ms_table_room(&t, &fuller));
+        ms_table_add(t, &fuller, &(slot_t){ k << 12, k });
+        cr_assert_eq(ms_table_slots(t), k <= 12 ? 16 : k <= 24 ? 32 : k <= 48 ? 64 : k <= 96 ? 128 :
+                                        k <= 192 ? 256 : k <= 384 ? 512 : k <= 768 ? 1024 : 2048,
+                     "%lu keys in %zu slots", (unsigned long)k, ms_table_slots(t));
+        for (uint64_t j = 1; j <= k; j += 97) {
+            slot_t *s = ms_table_find(t, &fuller, j << 12, NULL, NULL);
+            cr_assert(s && s->val == j, "key %lu of %lu", (unsigned long)j, (unsigned long)k);
+        }
+    }
+    ms_table_free(&t, &fuller);
+}
+
 /* Random adds and deletes against a plain array: after each deletion every
  * remaining key is still found, none of the deleted ones is. */
 Test(table, backward_shift_deletion_keeps_every_run_whole, .init = reset)
