@@ -203,18 +203,21 @@ unsigned _ms_meta_ranges(ms_range_t *out, unsigned max)
 }
 
 /* What memshim has mapped for itself, and of it what is resident (0 when
- * confined: mincore may not be ours). */
+ * confined: mincore may not be ours).  The lock is held for one range at a
+ * time, not across the system calls: a figure of a moment (a range that
+ * goes meanwhile may be missed or counted twice). */
 void _ms_meta_usage(uint64_t *resident, uint64_t *mapped)
 {
     bool look = !__atomic_load_n(&_ms_confined, __ATOMIC_RELAXED);
     *resident = *mapped = 0;
-    _ms_lock(&meta_lock);
-    for (unsigned i = 0; i < nranges; i++) {
-        size_t size = ranges[i].end - ranges[i].start;
-        *mapped += size;
-        if (look) *resident += _ms_os_resident((const void *)ranges[i].start, size);
+    for (unsigned i = 0;; i++) {
+        _ms_lock(&meta_lock);
+        ms_range_t r = i < nranges ? ranges[i] : (ms_range_t){ 0, 0 };
+        _ms_unlock(&meta_lock);
+        if (!r.end) break;
+        *mapped += r.end - r.start;
+        if (look) *resident += _ms_os_resident((const void *)r.start, r.end - r.start);
     }
-    _ms_unlock(&meta_lock);
 }
 
 void _ms_meta_lock(void) { _ms_lock(&meta_lock); }

@@ -146,7 +146,6 @@ static void totals(ms_buf_t *b, figs_t *f, const ms_stats_t *st, const ms_rss_t 
     MS_MSG_FIGURES(MSG)
 }
 
-
 static void collector(ms_buf_t *b, figs_t *f, const ms_gc_figures_t *gc)
 {
 #define GC(m, unit, label)                    figure(b, f, "collector", #m, MS_FIG_##unit, label, gc->m);

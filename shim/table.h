@@ -166,8 +166,8 @@ static inline __attribute__((cold)) bool ms_table_grow_(ms_table_t **tp, const m
 }
 
 /* Room in *tp for one more key, growing it (or making the first table)
- * past as full as k allows.  When growth fails there is room while two slots are
- * empty: after a deletion, always.  false: none. */
+ * past as full as k allows.  When growth fails there is room while two
+ * slots are empty: after a deletion, always.  false: none. */
 static inline bool ms_table_room(ms_table_t **tp, const ms_table_kind_t *k)
 {
     ms_table_t *t = *tp;
