@@ -134,3 +134,82 @@ Test(tracetable, replaced_tables_go_back_and_own_memory_is_counted)
         cr_assert_eq(_ms_stack_find(hash_of(ip, 3)), ids[i]);
     }
 }
+
+/* Readers take no lock: while writers store new stacks (the table doubling
+ * and the old tables purged under them), every stack already stored reads
+ * back its exact frames, its hash finds it or (a retired table's late
+ * probe) nothing but never another stack, and storing it again finds it;
+ * a stack found by its hash while it is being stored reads back whole. */
+#include <pthread.h>
+
+enum { W_THREADS = 3, W_STACKS = 40000, R_THREADS = 2 };
+static uintptr_t w_frames[W_THREADS][W_STACKS][4];
+static uint32_t  w_ids[W_THREADS][W_STACKS];
+static unsigned  w_done[W_THREADS];          /* stacks published by writer t (release) */
+static int       w_over;
+static unsigned  r_wrong, r_checked;
+
+static void stack_of(unsigned t, unsigned i, uintptr_t *ip)
+{
+    ip[0] = 0x5f0000000000 + ((uintptr_t)t << 32) + 16 * (uintptr_t)i;
+    ip[1] = 0x5f0000100000 + (uintptr_t)(i % 13);
+    ip[2] = 0x7f0000000000 + (uintptr_t)t;
+    ip[3] = ip[0] - 0x40 * (uintptr_t)(i % 5);       /* a caller below its callee */
+}
+
+static void *writer(void *arg)
+{
+    unsigned t = (unsigned)(uintptr_t)arg;
+    for (unsigned i = 0; i < W_STACKS; i++) {
+        stack_of(t, i, w_frames[t][i]);
+        w_ids[t][i] = _ms_stack_intern(w_frames[t][i], 4);
+        __atomic_store_n(&w_done[t], i + 1, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+static void *reader(void *arg)
+{
+    uint64_t r = 0x9E3779B97F4A7C15ULL * ((uintptr_t)arg + 1);
+    unsigned wrong = 0, checked = 0;
+    while (!__atomic_load_n(&w_over, __ATOMIC_ACQUIRE)) {
+        r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+        unsigned t = (unsigned)(r % W_THREADS), n = __atomic_load_n(&w_done[t], __ATOMIC_ACQUIRE);
+        if (!n) continue;
+        unsigned i = (unsigned)((r >> 20) % n);
+        const uintptr_t *want = w_frames[t][i];
+        uint32_t id = w_ids[t][i];
+        uintptr_t got[MS_MAX_STACK];
+        if (_ms_stack_get(id, got) != 4 || memcmp(got, want, 4 * sizeof *got) != 0) wrong++;
+        uint32_t found = _ms_stack_find(hash_of(want, 4));
+        if (found && found != id) wrong++;
+        if ((checked & 63) == 0 && _ms_stack_intern(want, 4) != id) wrong++;
+        if (n < W_STACKS) {                      /* the one being stored now, maybe */
+            uintptr_t next[4];
+            stack_of(t, n, next);
+            uint32_t nid = _ms_stack_find(hash_of(next, 4));
+            if (nid && (_ms_stack_get(nid, got) != 4 || memcmp(got, next, sizeof next) != 0)) wrong++;
+        }
+        checked++;
+    }
+    __atomic_add_fetch(&r_wrong, wrong, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&r_checked, checked, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+Test(tracetable, lock_free_readers_never_see_a_wrong_stack_while_the_table_grows)
+{
+    pthread_t w[W_THREADS], rd[R_THREADS];
+    for (unsigned i = 0; i < R_THREADS; i++) pthread_create(&rd[i], NULL, reader, (void *)(uintptr_t)i);
+    for (unsigned t = 0; t < W_THREADS; t++) pthread_create(&w[t], NULL, writer, (void *)(uintptr_t)t);
+    for (unsigned t = 0; t < W_THREADS; t++) pthread_join(w[t], NULL);
+    __atomic_store_n(&w_over, 1, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i < R_THREADS; i++) pthread_join(rd[i], NULL);
+    cr_assert_gt(r_checked, 1000, "the readers ran (%u checks)", r_checked);
+    cr_assert_eq(r_wrong, 0, "%u wrong answers in %u checks", r_wrong, r_checked);
+    for (unsigned t = 0; t < W_THREADS; t++)
+        for (unsigned i = 0; i < W_STACKS; i++) {
+            cr_assert(w_ids[t][i] && w_ids[t][i] != MS_STACK_OOM);
+            cr_assert_eq(_ms_stack_find(hash_of(w_frames[t][i], 4)), w_ids[t][i], "writer %u stack %u", t, i);
+        }
+}
