@@ -569,18 +569,30 @@ MS_HIDDEN bool _ms_tsd_array_site(uintptr_t ra);   /* ra in glibc's pthread_sets
 /* The id of the chain cached in `set` for the call at `site`, if each slot
  * of it still holds its return address (unwinding would walk the same
  * chain), else 0: the site's own set, then its second set, that of its
- * chains through one caller (_ms_sc_second). */
+ * chains through one caller (_ms_sc_second).
+ *
+ * A signal handler that allocates may come in the middle and fill the
+ * very entry being read with a chain of its own call (unwind.c,
+ * capture_miss): the program's block then took the handler's stack (a
+ * 20 kHz timer's allocations, one of 2,000,000 blocks given another
+ * site).  The handler's fill is whole by the time the probe goes on, and
+ * its call's (ra, sp) is never the probe's (it runs deeper), so the id is
+ * read first and the entry's (ra, sp) again last: if they still name the
+ * call, every read between was of the same entry. */
 static inline __attribute__((always_inline))
 uint32_t _ms_sc_probe(ms_stack_cache_t *c, ms_sc_ent_t *e, const ms_site_t *site)
 {
     for (unsigned w = 0; w < MS_SC_WAYS; w++, e++) {
-        if (e->ra != site->ra || e->sp != site->sp || !e->id ||
+        uint32_t id = e->id;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        if (e->ra != site->ra || e->sp != site->sp || !id ||
             e->epoch != __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED))
             continue;
         unsigned i = 1, n = e->depth;
         for (; i < n; i++)
             if (*(const uintptr_t *)(site->sp + (uintptr_t)e->off[i] * 8) != e->want[i]) break;
-        if (i == n) { e->used = ++c->clock; return e->id; }
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        if (i == n && e->ra == site->ra && e->sp == site->sp) { e->used = ++c->clock; return id; }
     }
     return 0;
 }
