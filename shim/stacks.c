@@ -150,6 +150,17 @@ static bool make_room(size_t bytes)
     return true;
 }
 
+/* The encoded entry at arena_used (make_room said there is room), the
+ * arena moved past it: its position.  stack_lock held. */
+static uint32_t append(const uint8_t *enc, size_t len)
+{
+    size_t pos = arena_used;
+    unsigned k = chunk_of(pos);
+    memcpy(chunks[k] + (pos - chunk_start(k)), enc, len);
+    arena_used = pos + len;
+    return (uint32_t)pos;
+}
+
 /* Room for id's position and counters: their chunks, mapped with the
  * first id of each.  false when memshim's memory is out.  stack_lock held. */
 static bool id_room(uint32_t id)
@@ -275,11 +286,8 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
         stacks_unlock();
         return oom();                               /* stack unknown from now on */
     }
-    unsigned k = chunk_of(arena_used);
-    memcpy(chunks[k] + (arena_used - chunk_start(k)), enc, len);
     id = nstacks + 1;
-    *pos_of(id) = (uint32_t)arena_used;
-    arena_used += len;
+    *pos_of(id) = append(enc, len);
     __atomic_store_n(&nstacks, id, __ATOMIC_RELEASE);
     ms_table_add(table, &stack_kind, &(stack_slot){ h, id });   /* published: readers find it */
     stacks_unlock();
@@ -393,12 +401,7 @@ void _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag)
             }
         if (!changed) continue;
         size_t len = encode(enc, ip, depth);
-        if (make_room(len)) {
-            unsigned k = chunk_of(arena_used);
-            memcpy(chunks[k] + (arena_used - chunk_start(k)), enc, len);
-            __atomic_store_n(pos_of(id), (uint32_t)arena_used, __ATOMIC_RELEASE);
-            arena_used += len;
-        }
+        if (make_room(len)) __atomic_store_n(pos_of(id), append(enc, len), __ATOMIC_RELEASE);
         stack_slot *s = ms_table_find(table, &stack_kind, old, slot_is, &id);
         if (s) __atomic_store_n(&s->hash, hash_ips(ip, depth), __ATOMIC_RELEASE);
     }
