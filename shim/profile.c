@@ -491,12 +491,14 @@ static void write_json(ms_buf_t *b, const ms_profile_t *p, const char *when)
 static pthread_mutex_t prof_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned prof_seq;        /* profiles written (prof_lock): %n in the name */
 
-static void write_to(ms_out_t *o, const ms_profile_t *p, const char *when)
+/* In the format that the name asked for (dest, the pattern: a child's
+ * prof.pb.gz.PID is pprof too), JSON on standard error. */
+static void write_to(ms_out_t *o, const char *dest, const ms_profile_t *p, const char *when)
 {
     char mem[16384];
     ms_buf_t b;
     _ms_buf_init(&b, mem, sizeof mem, o->fd);
-    const char *name = o->kind == MS_OUT_STDERR ? "" : o->path;
+    const char *name = o->kind == MS_OUT_STDERR ? "" : dest;
     if (_ms_ends_with(name, ".pb.gz") || _ms_ends_with(name, ".pprof")) _ms_pprof_write(&b, p);
     else if (_ms_ends_with(name, ".folded")) write_folded(&b, p);
     else write_json(&b, p, when);
@@ -533,7 +535,7 @@ static int profile_write(const char *dest, const char *when)
                                        _ms_leak_forked || (_ms_opt.profile_child && dest == _ms_opt.profile)
                                            ? MS_OUT_CHILD_SUFFIX : 0,
                                        ++prof_seq);
-        write_to(&o, &p, when);
+        write_to(&o, dest, &p, when);
         rc = _ms_out_commit(&o) && opened ? 0 : -1;
     } else {
         _ms_message("heap profile not written: out of memory");

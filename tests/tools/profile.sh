@@ -453,6 +453,33 @@ t_run_profile_children() {
 }
 check "run --profile FILE without %p: each program the shell starts writes FILE.PID, listed; the shell keeps FILE" t_run_profile_children
 
+# The name's format holds for the children's FILE.PID as for FILE: pprof
+# for .pb.gz (a child's kids.pb.gz.PID was written as JSON), folded stacks
+# for .folded.
+t_run_profile_children_format() {
+    local ext f n
+    for ext in pb.gz folded; do
+        rm -f "$T"/kids."$ext"*
+        (cd "$T" && "$MS" run --profile "$T/kids.$ext" -- bash -c './profile_phases xpeak; ./profile_phases stale; exit 0') \
+            >"$T/out" 2>"$T/err"; rc=$?
+        out=$(cat "$T/out"); err=$(cat "$T/err")
+        expect_rc 0 || return 1
+        n=0
+        for f in "$T/kids.$ext" "$T/kids.$ext".[0-9]*; do
+            [ -e "$f" ] || continue
+            n=$((n + 1))
+            if [ "$ext" = pb.gz ]; then
+                gzip -t "$f" 2>/dev/null || { echo "$f: not gzip (pprof): $(head -c 60 "$f")"; return 1; }
+            else
+                head -c 1 "$f" | grep -q '{' && { echo "$f: JSON, not folded stacks"; return 1; }
+                grep -qE '^[^ ].* [0-9]+$' "$f" || { echo "$f: no folded line: $(head -c 200 "$f")"; return 1; }
+            fi
+        done
+        [ "$n" -eq 3 ] || { echo "$n .$ext profiles, expected 3 (the shell's and two children's):"; ls "$T"; return 1; }
+    done
+}
+check "run --profile FILE.pb.gz / FILE.folded: the children's FILE.PID are pprof / folded too" t_run_profile_children_format
+
 # A series while the program runs: numbered by %n, each a whole profile,
 # the last one the exit's.  (How many the interval gives depends on the
 # machine's load: only the numbering and the last one are asserted.)
