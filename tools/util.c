@@ -145,8 +145,14 @@ json_t *ms_load_json(const char *path)
         FILE *f = fopen(path, "r");
         if (!f) ms_warn("%s: %s", path, strerror(errno));
         else {
+            unsigned char magic[2] = { 0, 0 };
+            bool gz = fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
             fclose(f);
-            ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
+            if (gz)   /* MEMSHIM_PROFILE=*.pb.gz: pprof's, for pprof's readers */
+                ms_warn("%s: gzip data (a pprof profile?), not JSON: read it with go tool pprof, "
+                        "or write the profile as JSON (MEMSHIM_PROFILE=name.json)", path);
+            else
+                ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
         }
     }
     return root;

@@ -426,9 +426,11 @@ t_profile_wrong() {
     run "$MS" profile "$T/notprof.json"; expect_rc 1 && one_line_err && has "$err" "not a memshim heap profile" || f=1
     printf '{"format": "memshim-profile", "version": 1, "totals": {}}' >"$T/badprof.json"
     run "$MS" flame "$T/badprof.json" -o "$T/x.svg"; expect_rc 1 && one_line_err && has "$err" 'totals: no "allocations"' || f=1
+    printf 'x' | gzip >"$T/given.pb.gz"       # a pprof file given to memshim's JSON views
+    run "$MS" profile "$T/given.pb.gz"; expect_rc 1 && one_line_err && has "$err" "given.pb.gz: gzip data (a pprof profile?), not JSON: read it with go tool pprof" || f=1
     return $f
 }
-check "profile and flame: wrong uses exit 2, malformed profiles one line and exit 1" t_profile_wrong
+check "profile and flame: wrong uses exit 2, malformed profiles one line and exit 1, a pprof file named as such" t_profile_wrong
 
 t_run_profile() {
     (cd "$T" && "$MS" run --profile "$T/run.%p.json" -- ./profile_phases) >"$T/out" 2>"$T/err"; rc=$?
