@@ -71,8 +71,8 @@ $(B)/libmemshim.so: $(LIB_OBJ) shim/first.ld
 	@mv $@.tmp $@
 	@ln -sf libmemshim.so $(B)/$(SONAME)
 
-# ---- the memshim command (tools/): an ordinary program, reads JSON with jansson,
-# serves HTTP with libmicrohttpd (memshim exporter)
+# ---- the memshim command (tools/): an ordinary program, reads JSON with jansson
+# and pprof's gzip with zlib, serves HTTP with libmicrohttpd (memshim exporter)
 TOOL_SRC := $(wildcard tools/*.c)
 tool: $(B)/memshim
 
@@ -82,7 +82,7 @@ tool: $(B)/memshim
 TOOL_DEPS := $(TOOL_SRC) shim/prom.c $(wildcard tools/*.h) shim/live.h shim/prom.h shim/options.def \
 	include/memshim.h Makefile $(B)/.flags
 tool_cc = $(CC) $(CFLAGS) -Iinclude -Ishim -DMS_TOOL_LIBDIR='"$(1)"' -o $(2) $(TOOL_SRC) shim/prom.c \
-	-ljansson -lmicrohttpd -lm
+	-ljansson -lmicrohttpd -lz -lm
 $(B)/memshim: $(TOOL_DEPS)
 	@mkdir -p $(dir $@)
 	$(call tool_cc,$(LIBDIR),$@)

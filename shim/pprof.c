@@ -397,7 +397,7 @@ static void gzip_stored(ms_buf_t *out, const uint8_t *d, size_t n)
 
 /* ---- the profile ------------------------------------------------------------------ */
 
-void _ms_pprof_write(ms_buf_t *out, const ms_profile_t *p)
+void _ms_pprof_write(ms_buf_t *out, const ms_profile_t *p, const char *comment)
 {
     enc_t *e = _ms_meta_alloc(sizeof *e);
     if (!e) { _ms_message("heap profile not written: out of memory"); return; }
@@ -421,6 +421,7 @@ void _ms_pprof_write(ms_buf_t *out, const ms_profile_t *p)
     pb_uint(&e->out, 9, (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec);
     value_type(e, 11, "space", "bytes");             /* period_type */
     pb_uint(&e->out, 12, 1);                         /* period: every allocation counted */
+    if (comment) pb_uint(&e->out, 13, str_index(e, comment));
     pb_uint(&e->out, 14, str_index(e, "inuse_space"));    /* default_sample_type */
     for (size_t i = 0; i < e->nstr; i++) pb_utf8(&e->out, 6, e->str[i]);
     if (e->out.oom) _ms_message("heap profile not written: out of memory");

@@ -456,7 +456,9 @@ static void counts_json(ms_buf_t *b, uint64_t allocs, uint64_t abytes, uint64_t 
                 (unsigned long long)pblocks, (unsigned long long)pbytes);
 }
 
-static void write_json(ms_buf_t *b, const ms_profile_t *p, const char *when)
+/* The JSON profile's members but its sites: format, program, when,
+ * totals, histogram (a pprof profile carries them as a comment). */
+static void json_head(ms_buf_t *b, const ms_profile_t *p, const char *when)
 {
     _ms_json_begin(b, "memshim-profile", 1);
     _ms_bprintf(b, ", \"when\": \"%s\", \"sample_interval\": %llu,\n \"peak_tolerance\": {\"percent\": 1, \"bytes\": %lld},\n \"totals\": {",
@@ -473,7 +475,13 @@ static void write_json(ms_buf_t *b, const ms_profile_t *p, const char *when)
                     (unsigned long long)lo, (unsigned long long)hi, (unsigned long long)p->hist[k]);
         first = false;
     }
-    _ms_bprintf(b, "],\n \"sites\": [");
+    _ms_bprintf(b, "]");
+}
+
+static void write_json(ms_buf_t *b, const ms_profile_t *p, const char *when)
+{
+    json_head(b, p, when);
+    _ms_bprintf(b, ",\n \"sites\": [");
     for (size_t i = 0; i < p->n; i++) {
         const ms_psite_t *s = &p->site[i];
         _ms_bprintf(b, "%s\n  {", i ? "," : "");
@@ -499,7 +507,21 @@ static void write_to(ms_out_t *o, const char *dest, const ms_profile_t *p, const
     ms_buf_t b;
     _ms_buf_init(&b, mem, sizeof mem, o->fd);
     const char *name = o->kind == MS_OUT_STDERR ? "" : dest;
-    if (_ms_ends_with(name, ".pb.gz") || _ms_ends_with(name, ".pprof")) _ms_pprof_write(&b, p);
+    if (_ms_ends_with(name, ".pb.gz") || _ms_ends_with(name, ".pprof")) {
+        /* The JSON head as the profile's comment: memshim profile shows
+         * the same program, totals and histogram from either file.  At
+         * most ~9 KiB: a program name of 1,023 bytes escaped, 41 buckets. */
+        enum { HEAD_MAX = 16384 };
+        char *head = _ms_meta_alloc(HEAD_MAX);
+        if (head) {
+            ms_buf_t h;
+            _ms_buf_init(&h, head, HEAD_MAX - 2, -1);
+            json_head(&h, p, when);
+            memcpy(head + h.len, "}", 2);
+        }
+        _ms_pprof_write(&b, p, head);
+        if (head) _ms_meta_free(head, HEAD_MAX);
+    }
     else if (_ms_ends_with(name, ".folded")) write_folded(&b, p);
     else write_json(&b, p, when);
     _ms_buf_flush(&b);

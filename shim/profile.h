@@ -18,6 +18,7 @@ typedef struct ms_profile_s {
     uint64_t    hist[MS_PROF_HIST];   /* allocations by size's bit length */
 } ms_profile_t;
 
-MS_HIDDEN void _ms_pprof_write(ms_buf_t *out, const ms_profile_t *p);
+/* comment: a line for the profile's comments (NULL: none) */
+MS_HIDDEN void _ms_pprof_write(ms_buf_t *out, const ms_profile_t *p, const char *comment);
 MS_HIDDEN void _ms_prof_frame_name(ms_buf_t *b, const ms_frame_t *f);
 #endif

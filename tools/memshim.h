@@ -12,6 +12,7 @@
  *   plot.c      an RSS log (MEMSHIM_RSS_LOG) as SVG: `plot`
  *   graph.c     a report's reference cycles drawn with Graphviz: `graph`
  *   profile.c   heap profiles (MEMSHIM_PROFILE, JSON): `profile`, `flame`
+ *   pprof.c     a pprof heap profile read into profile.c's JSON model
  *   util.c      errors, number parsing and formatting, loading JSON, XML text
  *
  * Each subcommand parses its options (usage errors first), builds a model
@@ -35,6 +36,10 @@ extern const char *ms_prog;                        /* "memshim" */
 void   ms_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void   ms_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 json_t *ms_load_json(const char *path);    /* NULL after one line saying why */
+bool   ms_is_gzip(const char *path);       /* starts with gzip's magic */
+/* pprof.c: a pprof heap profile (gzipped profile.proto) as the JSON of a
+ * memshim heap profile (memshim(7)); NULL after one line saying why. */
+json_t *ms_pprof_load(const char *path);
 extern char ms_failure[512];               /* what a loader found wrong: ms_fail's text */
 bool   ms_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* sets it; false */
 bool   ms_json_count(json_t *obj, const char *key, const char *where, bool required, uint64_t *out);

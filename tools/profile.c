@@ -1,5 +1,5 @@
 /* profile.c - heap profiles (MEMSHIM_PROFILE=FILE.json, format in
- * memshim(7)): `memshim profile` prints the views heaptrack_print and
+ * memshim(7); FILE.pb.gz through pprof.c): `memshim profile` prints the views heaptrack_print and
  * tracemalloc users expect (the sites by peak bytes, by live bytes, by
  * allocations, by temporaries, with stacks; the size histogram; --diff OLD
  * as tracemalloc's compare_to), `memshim flame` draws one metric as a
@@ -151,7 +151,7 @@ static bool load_profile(const char *path, prof_t *p)
 {
     memset(p, 0, sizeof *p);
     p->path = path;
-    if (!(p->root = ms_load_json(path))) return false;
+    if (!(p->root = ms_is_gzip(path) ? ms_pprof_load(path) : ms_load_json(path))) return false;
     if (!parse_profile(p)) {
         ms_warn("%s: %s", path, ms_failure);
         free_profile(p);

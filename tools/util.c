@@ -137,6 +137,15 @@ bool ms_json_string(json_t *obj, const char *key, const char *where, bool requir
     return true;
 }
 
+bool ms_is_gzip(const char *path)
+{
+    unsigned char magic[2] = { 0, 0 };
+    FILE *f = fopen(path, "r");
+    bool gz = f && fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    if (f) fclose(f);
+    return gz;
+}
+
 json_t *ms_load_json(const char *path)
 {
     json_error_t e;
@@ -145,12 +154,10 @@ json_t *ms_load_json(const char *path)
         FILE *f = fopen(path, "r");
         if (!f) ms_warn("%s: %s", path, strerror(errno));
         else {
-            unsigned char magic[2] = { 0, 0 };
-            bool gz = fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
             fclose(f);
-            if (gz)   /* MEMSHIM_PROFILE=*.pb.gz: pprof's, for pprof's readers */
-                ms_warn("%s: gzip data (a pprof profile?), not JSON: read it with go tool pprof, "
-                        "or write the profile as JSON (MEMSHIM_PROFILE=name.json)", path);
+            if (ms_is_gzip(path))   /* MEMSHIM_PROFILE=*.pb.gz */
+                ms_warn("%s: gzip data (a pprof heap profile?), not JSON: "
+                        "read it with memshim profile or go tool pprof", path);
             else
                 ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
         }

@@ -179,9 +179,7 @@ check "exporter: a user's exporter shows that user's processes only; root's show
 t_fuzz() {
     # the exporter built with AddressSanitizer and UBSan: a bad read is a report, not luck
     local asan="$T/memshim-asan"
-    cc -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 \
-       -I"$ROOT/include" -I"$ROOT/shim" -o "$asan" "$ROOT"/tools/*.c "$ROOT"/shim/prom.c \
-       -ljansson -lmicrohttpd -lm || return 1
+    asan_build || return 1
     local s fakes="" n=0 seen=0 invalid=0
     for s in 1 2 3 4 5 6; do bg "$T/fakelive" fuzz $s 2500; fakes="$fakes $pid"; done
     : >"$T/bg.log"

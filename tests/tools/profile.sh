@@ -224,6 +224,81 @@ else
     check "MEMSHIM_PROFILE=*.pb.gz: valid gzip" t_profile_pprof
 fi
 
+# memshim profile and flame read a .pb.gz as they read a .json: the same
+# program's two profiles give the same views and the same flame graph
+# (but for the pid and the peak's time), and no change in --diff.
+t_profile_view_pprof() {
+    prof_run same.pb.gz; expect_rc 0 || return 1
+    prof_run same.json; expect_rc 0 || return 1
+    local a b
+    run "$MS" profile "$T/same.pb.gz" --top 20 --depth 8; expect_rc 0 || return 1; a=$out
+    run "$MS" profile "$T/same.json" --top 20 --depth 8; expect_rc 0 || return 1; b=$out
+    has "$a" "allocation sizes (bytes requested):" && has "$a" "peak_huge (profile_phases.c:" || return 1
+    [ "$(sed '1,2d' <<<"$a")" = "$(sed '1,2d' <<<"$b")" ] || { echo "views differ:"; diff <(echo "$b") <(echo "$a"); return 1; }
+    [ "$(head -c 30 <<<"$a")" = "$(head -c 30 <<<"$b")" ] || { echo "headers differ: $(head -1 <<<"$a") / $(head -1 <<<"$b")"; return 1; }
+    run "$MS" profile "$T/same.pb.gz" --diff "$T/same.json"; expect_rc 0 && has "$out" "peak +0 bytes, live +0 bytes" || return 1
+    run "$MS" flame "$T/same.pb.gz" -o "$T/same.pb.svg" --metric peak; expect_rc 0 || return 1
+    run "$MS" flame "$T/same.json" -o "$T/same.json.svg" --metric peak; expect_rc 0 || return 1
+    diff <(sed 's/pid [0-9]*//g' "$T/same.pb.svg") <(sed 's/pid [0-9]*//g' "$T/same.json.svg") >/dev/null ||
+        { echo "flame graphs differ"; return 1; }
+    # not pprof inside gzip: one line, exit 1; another command given it: one line saying what it is
+    printf 'x' | gzip >"$T/given.pb.gz"
+    run "$MS" profile "$T/given.pb.gz"; expect_rc 1 && one_line_err && has "$err" "given.pb.gz: not a pprof profile" || return 1
+    run "$MS" report "$T/same.pb.gz"; expect_rc 1 && one_line_err &&
+        has "$err" "same.pb.gz: gzip data (a pprof heap profile?), not JSON: read it with memshim profile or go tool pprof"
+}
+check "memshim profile/flame FILE.pb.gz: the views of FILE.json, --diff across formats; other gzip one line" t_profile_view_pprof
+
+# The pprof reader, built with AddressSanitizer and UBSan (run.sh's
+# asan_build), fed 300 mutations of a memshim pprof profile
+# (bytes changed, inserted, cut; the result gzipped again): status 0 or 1,
+# one line when 1, never a sanitizer report.
+t_profile_pprof_fuzz() {
+    [ -f "$T/same.pb.gz" ] || { echo "no same.pb.gz (t_profile_view_pprof)"; return 1; }
+    asan_build || return 1
+    mkdir -p "$T/pfuzz"
+    "$PY" - "$T/same.pb.gz" "$T/pfuzz" <<'EOF' || return 1
+import gzip, os, random, sys
+seed = gzip.open(sys.argv[1]).read()
+rnd = random.Random(20261203)
+for i in range(300):
+    d = bytearray(seed)
+    for _ in range(rnd.randint(1, 8)):
+        op, pos = rnd.randrange(4), rnd.randrange(len(d) + 1)
+        if op == 0 and d: d[min(pos, len(d) - 1)] = rnd.randrange(256)
+        elif op == 1: d[pos:pos] = bytes([rnd.choice([0x08, 0x0a, 0x12, 0x22, 0x80, 0xff, 0x01, 0x7f]) for _ in range(rnd.randint(1, 11))])
+        elif op == 2: del d[pos:pos + rnd.randint(1, 40)]
+        else: d = d[:pos]
+    with gzip.open(os.path.join(sys.argv[2], '%03d.pb.gz' % i), 'wb') as f: f.write(bytes(d))
+EOF
+    local bad=0 f
+    for f in "$T"/pfuzz/*.pb.gz; do
+        asan_survives profile "$f" || bad=1
+        asan_survives flame "$f" -o "$T/pfuzz.svg" || bad=1
+    done
+    return $bad
+}
+check "memshim profile/flame survive 300 fuzzed pprof profiles (ASan/UBSan build)" t_profile_pprof_fuzz
+
+# Another writer's pprof heap profile (Go's runtime/pprof): its sites and
+# figures, totals summed; nothing claimed of what it lacks.
+t_profile_go_heap() {
+    local go; go=$(command -v go) || return 1
+    (export HOME=$T GOCACHE=$T/gocache GOTOOLCHAIN=local GOFLAGS= && cd "$T" &&
+        cp "$ROOT/tests/tools/progs/goheap.go" . && "$go" run goheap.go "$T/go.pb.gz") >"$T/gout" 2>&1 ||
+        { cat "$T/gout"; return 1; }
+    run "$MS" profile "$T/go.pb.gz" --top 1; expect_rc 0 || return 1
+    has "$out" "a pprof profile of another writer: no peak, temporaries or sizes" || return 1
+    grep -qE "^live: 104,8[0-9,]+ bytes" <<<"$out" || { echo "live total: $out"; return 1; }
+    has "$out" "  #1 104,857,600 bytes (100 MiB) in 100 blocks" && has "$out" "main.grow (goheap.go:" || return 1
+    has "$out" "  #1 100 allocations, 104,857,600 bytes (100 MiB)"
+}
+if command -v go >/dev/null; then
+    check "memshim profile of Go's heap profile: sites, live and allocated figures, stacks with lines" t_profile_go_heap
+else
+    skip "memshim profile of Go's heap profile" "go is not installed (Debian golang-go, tools/install-deps.sh)"
+fi
+
 # Sampling: blocks far above the interval are all sampled (exact); 40 blocks
 # of 100,000 bytes with N = 65536 are each sampled with p = 0.78: the
 # estimate's standard deviation is 3.3 blocks, checked within 14 (4.2 sd).
@@ -426,11 +501,9 @@ t_profile_wrong() {
     run "$MS" profile "$T/notprof.json"; expect_rc 1 && one_line_err && has "$err" "not a memshim heap profile" || f=1
     printf '{"format": "memshim-profile", "version": 1, "totals": {}}' >"$T/badprof.json"
     run "$MS" flame "$T/badprof.json" -o "$T/x.svg"; expect_rc 1 && one_line_err && has "$err" 'totals: no "allocations"' || f=1
-    printf 'x' | gzip >"$T/given.pb.gz"       # a pprof file given to memshim's JSON views
-    run "$MS" profile "$T/given.pb.gz"; expect_rc 1 && one_line_err && has "$err" "given.pb.gz: gzip data (a pprof profile?), not JSON: read it with go tool pprof" || f=1
     return $f
 }
-check "profile and flame: wrong uses exit 2, malformed profiles one line and exit 1, a pprof file named as such" t_profile_wrong
+check "profile and flame: wrong uses exit 2, malformed profiles one line and exit 1" t_profile_wrong
 
 t_run_profile() {
     (cd "$T" && "$MS" run --profile "$T/run.%p.json" -- ./profile_phases) >"$T/out" 2>"$T/err"; rc=$?
