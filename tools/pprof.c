@@ -204,19 +204,21 @@ static bool parse(pb_t *b, msg_t *m)
 
 /* ---- into the JSON model ------------------------------------------------------- */
 
-/* The element of arr (n of them, each starting with its id) with id, found
- * by bisection when the ids are 1..n in order (memshim's, Go's), else by a
- * search. */
-#define BY_ID(arr, n, want) \
-    ((want) >= 1 && (want) <= (n) && (arr)[(want) - 1].id == (want) ? &(arr)[(want) - 1] : by_id_((arr), sizeof *(arr), (n), (want)))
+/* Locations, functions and mappings sorted by id (their first member), so
+ * that a sample's ids are found by bisection whatever order the writer
+ * gave them in. */
+static int by_id_cmp(const void *a, const void *b)
+{
+    uint64_t x, y;
+    memcpy(&x, a, sizeof x);
+    memcpy(&y, b, sizeof y);
+    return x < y ? -1 : x > y;
+}
+#define SORT_BY_ID(arr, n) ((n) > 1 ? qsort((arr), (n), sizeof *(arr), by_id_cmp) : (void)0)
+#define BY_ID(arr, n, want) ((__typeof__(arr))by_id_((arr), sizeof *(arr), (n), (want)))
 static void *by_id_(void *arr, size_t size, size_t n, uint64_t want)
 {
-    for (size_t i = 0; i < n; i++) {
-        uint64_t id;
-        memcpy(&id, (char *)arr + i * size, sizeof id);
-        if (id == want) return (char *)arr + i * size;
-    }
-    return NULL;
+    return n ? bsearch(&want, arr, n, size, by_id_cmp) : NULL;
 }
 
 static const char *const fig_names[8] = {
@@ -242,13 +244,16 @@ static json_t *frame_json(const msg_t *m, const ploc_t *l, const pline_t *ln)
 }
 
 /* The profile's root, built from m (sites; the comment's members or sums). */
-static json_t *to_json(const msg_t *m)
+static json_t *to_json(msg_t *m)
 {
     json_t *root = NULL;
     for (size_t i = 0; i < m->comments.n && !root; i++) {
         const char *c = str_at(m, m->comments.v[i]);
         if (strncmp(c, "{\"format\": \"memshim-profile\"", 28) == 0) root = json_loads(c, 0, NULL);
     }
+    SORT_BY_ID(m->loc, m->nloc);
+    SORT_BY_ID(m->fn, m->nfn);
+    SORT_BY_ID(m->map, m->nmap);
     bool head = root != NULL;
     if (!head) {
         root = json_pack("{s:s, s:i, s:s, s:[]}", "format", "memshim-profile", "version", 1, "when",
