@@ -131,8 +131,8 @@ static const char *str_at(const msg_t *m, uint64_t i)
     return i < m->nstr ? m->str[i] : "";
 }
 
-/* One sub-message's varint fields by number (up to 8), the rest skipped;
- * Location's lines (field 4) handed to `line`. */
+/* One sub-message's varint fields by number (1 to 7; the rest skipped);
+ * with `lines`, a Location's lines (field 4) appended to m->ln. */
 static bool scalars(pb_t *b, uint64_t out[8], msg_t *m, bool lines)
 {
     unsigned num, wt;
