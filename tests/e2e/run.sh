@@ -23,6 +23,7 @@ if [ -z "$B" ]; then
     B=$(cd "$(dirname "$0")/../../build" 2>/dev/null && pwd)
 fi
 LIB=$B/libmemshim.so
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 pass=0
 fail=0
 if [ ! -f "$LIB" ]; then
@@ -310,6 +311,7 @@ fi
 # blocks" line of memshim's report must equal valgrind's.  Still reachable
 # is not compared: valgrind frees the C library's own blocks before its
 # check (__libc_freeres), memshim leaves them to be found reachable.
+# VG_FLAGS: more options for valgrind.
 summary_of() {   # summary_of FILE KIND: "N bytes in M blocks", or nothing
     grep -m1 " $2 lost: " "$1" 2>/dev/null | sed 's/.* lost: //; s/,//g; s/ blocks\?$/ blocks/'
 }
@@ -317,7 +319,8 @@ verdict_case() {
     local name=$1 kinds=$2 d="$T/verdict-$1" k pad got want bad_one=""
     shift 2
     mkdir -p "$d"
-    (cd "$d" && timeout -k 5 "$LIMIT" valgrind --leak-check=full --log-file="$d/vg.txt" "$@" >/dev/null 2>&1)
+    # shellcheck disable=SC2086
+    (cd "$d" && timeout -k 5 "$LIMIT" valgrind --leak-check=full ${VG_FLAGS:-} --log-file="$d/vg.txt" "$@" >/dev/null 2>&1)
     if ! grep -q "LEAK SUMMARY" "$d/vg.txt" 2>/dev/null; then
         bad "verdict-$name" "valgrind gave no leak summary: $(tail -3 "$d/vg.txt" 2>/dev/null)"
         return
@@ -354,6 +357,13 @@ if command -v valgrind >/dev/null && command -v perl >/dev/null; then
     verdict_case cc1 "definitely indirectly possibly" "$(gcc -print-prog-name=cc1)" -quiet -O2 "$T/small.c" -o small.s
     # sort's threads: one small block lost.
     verdict_case sort "definitely indirectly possibly" sort --parallel=2 -n "$T/xz-data"
+    # groff's driver (its children, troff and grotty, write reports of their
+    # own): 434 blocks lost.  The strings it gives putenv(3) are held by the
+    # environment, still reachable; valgrind's __libc_freeres frees glibc's
+    # copy of the environment first and then calls them lost (2 blocks
+    # more), so valgrind is asked not to.
+    VG_FLAGS=--run-libc-freeres=no verdict_case groff "definitely indirectly possibly" \
+        groff -Tutf8 -man "$ROOT/man/memshim.3"
 else
     bad "verdicts" "valgrind or perl is missing"
 fi
