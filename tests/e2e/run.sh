@@ -9,9 +9,10 @@
 # passes when both runs exit 0, their standard outputs are identical, the
 # memshim run wrote its statistics ("memshim: heap statistics": memshim really
 # was the allocator) and memshim printed no complaint on standard error.
-# Then the leak verdicts: a program run under valgrind --leak-check=full once
-# and with memshim in three stack layouts (the environment padded by 0, 1001
-# and 4099 bytes) must find the same blocks and bytes of each kind compared.
+# Then the leak verdicts (perl, python, gcc's cc1, sort, GNU as, groff): a
+# program run under valgrind --leak-check=full once and with memshim in
+# three stack layouts (the environment padded by 0, 1001 and 4099 bytes)
+# must find the same blocks and bytes of each kind compared.
 # Last, the exit scan of a tracked xz -9 must leave its untouched buffers
 # alone (minor faults, counted by the kernel).
 # Ends with one line "e2e: N passed, N failed"; exits non-zero on a failure.
@@ -357,6 +358,8 @@ if command -v valgrind >/dev/null && command -v perl >/dev/null; then
     verdict_case cc1 "definitely indirectly possibly" "$(gcc -print-prog-name=cc1)" -quiet -O2 "$T/small.c" -o small.s
     # sort's threads: one small block lost.
     verdict_case sort "definitely indirectly possibly" sort --parallel=2 -n "$T/xz-data"
+    # GNU as on cc1's output: 7 blocks lost, 2 more indirectly.
+    verdict_case as "definitely indirectly possibly" as "$T/verdict-cc1/small.s" -o small.o
     # groff's driver (its children, troff and grotty, write reports of their
     # own): 434 blocks lost.  The strings it gives putenv(3) are held by the
     # environment, still reachable; valgrind's __libc_freeres frees glibc's
