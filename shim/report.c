@@ -35,8 +35,9 @@ typedef struct {
 } group_t;
 
 enum { CHANGE_NONE, CHANGE_NEW, CHANGE_INCREASED, CHANGE_DECREASED, CHANGE_SAME };
-/* memcheck's names of its leak heuristics (scan.c), by MS_HEUR_*. */
-static const char *const heur_name[MS_HEUR_KINDS] = { "", "stdstring", "length64", "newarray", "multipleinheritance" };
+/* The leak heuristics' names (scan.c), by MS_HEUR_*: memcheck's, then memshim's own. */
+static const char *const heur_name[MS_HEUR_KINDS] = { "", "stdstring", "length64", "newarray", "multipleinheritance",
+                                                       "gobject" };
 
 static const char *change_name[] = { "", "new", "increased", "decreased", "same" };
 static const char *change_word[] = { "", "new ", "increased ", "decreased ", "" };   /* "in new loss record" */

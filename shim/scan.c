@@ -444,7 +444,11 @@ static long lookup(scan_t *sc, uintptr_t w, bool *start)
  *               it;
  *   multipleinheritance  anywhere, when the word there and the block's first
  *               word both point to virtual tables (a base other than the
- *               first of an object of several).
+ *               first of an object of several);
+ *   gobject     (memshim's own) a multiple of 16 bytes in, at a GLib type
+ *               instance after its private data: valgrind sees such an
+ *               instance as a block of its own because GLib tells it so
+ *               (client requests), memshim by its shape.
  * A virtual table is taken to be an array in a mapping of a file (a
  * program's or a library's) whose first 20 words hold at least two
  * pointers into executable mappings of files, and nothing else but zeros
@@ -466,9 +470,34 @@ static bool is_vtable(const scan_t *sc, uintptr_t p)
     return false;
 }
 
+/* Whether w, 16k bytes (k > 0) into a block, points at a GLib type
+ * instance: g_type_create_instance puts the type's private data (a
+ * multiple of 16 bytes) first and hands out the address after it.  The
+ * instance's first word points to the start of its class (a block), the
+ * class's first word to the start of its type's node (a block), and the
+ * node holds its own address among its first 16 words (its supers[0], the
+ * type itself).  Three blocks and a self-pointer, checked as they are. */
+static bool gobject_instance(scan_t *sc, uintptr_t w)
+{
+    const uintptr_t W = sizeof(uintptr_t);
+    bool start;
+    if (!is_readable(sc, w, w + W)) return false;
+    uintptr_t cls = *(const uintptr_t *)w;
+    long c = cls % W == 0 ? lookup(sc, cls, &start) : -1;
+    if (c < 0 || !start || sc->recs[c].size < W || !is_readable(sc, cls, cls + W)) return false;
+    uintptr_t node = *(const uintptr_t *)cls;
+    long t = node % W == 0 ? lookup(sc, node, &start) : -1;
+    if (t < 0 || !start) return false;
+    uint64_t words = sc->recs[t].size / W < 16 ? sc->recs[t].size / W : 16;
+    if (!is_readable(sc, node, node + words * W)) return false;
+    for (uint64_t i = 1; i < words; i++)
+        if (((const uintptr_t *)node)[i] == node) return true;
+    return false;
+}
+
 /* The heuristic that takes w, pointing into r's requested bytes but not at
  * its start, for a start pointer, or MS_HEUR_NONE. */
-static unsigned heuristic(const scan_t *sc, const rec_t *r, uintptr_t w)
+static unsigned heuristic(scan_t *sc, const rec_t *r, uintptr_t w)
 {
     const uintptr_t W = sizeof(uintptr_t), a = r->addr, into = w - a;
     const uintptr_t *b = (const uintptr_t *)a;
@@ -485,6 +514,7 @@ static unsigned heuristic(const scan_t *sc, const rec_t *r, uintptr_t w)
             is_vtable(sc, first))
             return MS_HEUR_MULTIPLE;
     }
+    if (into % 16 == 0 && into + W <= r->size && gobject_instance(sc, w)) return MS_HEUR_GOBJECT;
     return MS_HEUR_NONE;
 }
 

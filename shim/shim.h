@@ -831,7 +831,8 @@ enum { MS_ROOT_NONE,       /* nothing keeps it (lost), or it is in a block */
        MS_ROOT_GC,         /* a collector root (memshim_root_add) */
        MS_ROOT_GARBAGE };  /* the collector's garbage list (MEMSHIM_DEBUG_SAVEALL) */
 #define MS_WHY_ROOT UINT32_MAX  /* ms_leak_item_t.parent of a block held from a root */
-enum { MS_HEUR_NONE, MS_HEUR_STDSTRING, MS_HEUR_LENGTH64, MS_HEUR_NEWARRAY, MS_HEUR_MULTIPLE, MS_HEUR_KINDS };
+enum { MS_HEUR_NONE, MS_HEUR_STDSTRING, MS_HEUR_LENGTH64, MS_HEUR_NEWARRAY, MS_HEUR_MULTIPLE, MS_HEUR_GOBJECT,
+       MS_HEUR_KINDS };
 typedef struct ms_leak_item_s {     /* fields by size: the scan writes it over its own record */
     uintptr_t addr;
     uint64_t  size;        /* requested bytes */

@@ -27,7 +27,7 @@ static bool figures_said(const char *fixture, const char *mode, size_t pad, int 
     const char *env[] = { padv, NULL };
     char *argv[] = { path_in_build(fixture), (char *)mode, NULL };
     run_t r = run_with(true, NULL, argv, env);
-    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s %s: %s", fixture, mode, r.err);
+    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s %s: status %d: %s", fixture, mode, r.status, r.err);
     if (said) cr_assert(strstr(r.out, said), "%s %s (pad %zu) did not say \"%s\": %s", fixture, mode, pad, said, r.out);
     const char *text = r.err;
     for (int i = 0; i < nth && text; i++) {
@@ -265,7 +265,8 @@ Test(verdicts, heuristics_counted_in_the_summary)
     cr_assert(json, "%s", r.err);
     cr_expect(strstr(json, "\"reachable_via_heuristic\": {\"stdstring\": {\"blocks\": 1, \"bytes\": 65}, "
                            "\"length64\": {\"blocks\": 1, \"bytes\": 108}, \"newarray\": {\"blocks\": 1, \"bytes\": 48}, "
-                           "\"multipleinheritance\": {\"blocks\": 1, \"bytes\": 32}}"), "%s", json);
+                           "\"multipleinheritance\": {\"blocks\": 1, \"bytes\": 32}, "
+                           "\"gobject\": {\"blocks\": 0, \"bytes\": 0}}"), "%s", json);
     free(json);
     run_free(&r);
     char *text = run_reporting("fixtures/leak_heuristics", false, &r);
@@ -273,6 +274,38 @@ Test(verdicts, heuristics_counted_in_the_summary)
     const char *of = strstr(text, "of which reachable via heuristic:\n");
     cr_expect(of && strstr(of, "newarray           : 48 bytes in 1 block\n") &&
               strstr(of, "multipleinheritance: 32 bytes in 1 block\n"), "%s", text);
+    free(text);
+    run_free(&r);
+}
+
+/* GLib objects (fixtures/leak_gobject.c, real GLib through dlopen): the
+ * one a global holds by its instance pointer, 48 bytes into its block after
+ * the type's private data, is still reachable through the gobject
+ * heuristic, as valgrind (told by GLib) says; the one dropped is
+ * definitely lost; a plain block held 48 bytes in stays possibly lost.  In
+ * every layout.  GLib's own type nodes (the fundamental types' are held 8
+ * bytes in) add possibly lost blocks of their own, not counted here. */
+Test(layouts, gobject_heuristic, .timeout = 120)
+{
+    run_t probe = run_fixture("fixtures/leak_gobject", NULL);
+    bool no_glib = WIFEXITED(probe.status) && WEXITSTATUS(probe.status) == 77;
+    run_free(&probe);
+    if (no_glib) cr_skip_test("libgobject-2.0.so.0 is not installed");
+    for (size_t i = 0; i < sizeof pads / sizeof *pads; i++) {
+        long f[6];
+        cr_assert(figures_said("fixtures/leak_gobject", "", pads[i], 1, f, "ok"), "no summary (pad %zu)", pads[i]);
+        cr_expect(f[0] == 1 && f[1] == 88, "pad %zu: definitely lost %ld blocks %ld bytes, want 1/88", pads[i], f[0], f[1]);
+    }
+    run_t r;
+    char *json = run_reporting("fixtures/leak_gobject", true, &r);
+    cr_assert(json, "%s", r.err);
+    cr_expect(strstr(json, "\"gobject\": {\"blocks\": 1, \"bytes\": 88}"), "%s", json);
+    free(json);
+    run_free(&r);
+    char *text = run_reporting("fixtures/leak_gobject", false, &r);
+    cr_assert(text, "%s", r.err);
+    const char *fake = strstr(text, "88 bytes in 1 block is possibly lost");
+    cr_expect(fake && strstr(fake, "main (leak_gobject.c:") && strstr(fake, "global fake"), "%s", text);
     free(text);
     run_free(&r);
 }
