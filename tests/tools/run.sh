@@ -123,10 +123,14 @@ t_run_env() {
               "MEMSHIM_LIVE=0" "LD_PRELOAD=$(readlink -f "$LIB")"; do
         grep -qxF -- "$kv" <<<"$out" || { echo "not in the program's environment: $kv"; return 1; }
     done
+    has_not "$out" "G_SLICE=" || return 1                     # not tracking: GLib left alone
     rm -f s.json l.log
-    run "$MS" run -q -- env; expect_rc 0 && has "$out" "MEMSHIM_LIVE=1" && has_not "$out" "MEMSHIM_REPORT="
+    run env -u G_SLICE "$MS" run -q -- env; expect_rc 0 && has "$out" "MEMSHIM_LIVE=1" && has_not "$out" "MEMSHIM_REPORT=" &&
+        grep -qxF "G_SLICE=always-malloc" <<<"$out" || { echo "tracking: no G_SLICE=always-malloc"; return 1; }
+    run env G_SLICE=debug-blocks "$MS" run -q -- env; expect_rc 0 && grep -qxF "G_SLICE=debug-blocks" <<<"$out" ||
+        { echo "the user's G_SLICE replaced"; return 1; }
 }
-check "run maps every option to its variable and preloads the library" t_run_env
+check "run maps every option to its variable and preloads the library; G_SLICE=always-malloc while tracking, unless set" t_run_env
 
 t_run_reports() {
     cd "$T" && rm -f leak.*.json stats.txt memshim.*.rss
