@@ -314,11 +314,17 @@ json_t *ms_pprof_load(const char *path)
             cap *= 2;
         }
     }
-    int zerr = Z_OK;
-    const char *why = got < 0 ? gzerror(z, &zerr) : NULL;
+    char why[128] = "";                          /* zlib's words, copied: they go with z */
+    if (got < 0) {
+        int zerr = Z_OK;
+        const char *e = gzerror(z, &zerr);
+        size_t n = strlen(path);
+        if (strncmp(e, path, n) == 0 && strncmp(e + n, ": ", 2) == 0) e += n + 2;   /* zlib names the file too */
+        snprintf(why, sizeof why, "%s", e);
+    }
     gzclose(z);
     if (!d) { ms_warn("%s: out of memory", path); return NULL; }
-    if (why) { ms_warn("%s: not a readable gzip file (%s)", path, why); free(d); return NULL; }
+    if (got < 0) { ms_warn("%s: not a readable gzip file (%s)", path, why); free(d); return NULL; }
     uint8_t *exact = realloc(d, len ? len : 1);    /* no slack: a read past the message is a bug */
     if (exact) d = exact;
     msg_t m = { 0 };

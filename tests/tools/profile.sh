@@ -251,8 +251,9 @@ check "memshim profile/flame FILE.pb.gz: the views of FILE.json, --diff across f
 
 # The pprof reader, built with AddressSanitizer and UBSan (run.sh's
 # asan_build), fed 300 mutations of a memshim pprof profile
-# (bytes changed, inserted, cut; the result gzipped again): status 0 or 1,
-# one line when 1, never a sanitizer report.
+# (bytes changed, inserted, cut; the result gzipped again) and 40 of its
+# gzip stream (a bit flipped, cut short): status 0 or 1, one line when 1,
+# never a sanitizer report.
 t_profile_pprof_fuzz() {
     [ -f "$T/same.pb.gz" ] || { echo "no same.pb.gz (t_profile_view_pprof)"; return 1; }
     asan_build || return 1
@@ -270,6 +271,12 @@ for i in range(300):
         elif op == 2: del d[pos:pos + rnd.randint(1, 40)]
         else: d = d[:pos]
     with gzip.open(os.path.join(sys.argv[2], '%03d.pb.gz' % i), 'wb') as f: f.write(bytes(d))
+gz = open(sys.argv[1], 'rb').read()            # and the gzip stream itself damaged or cut
+for i in range(40):
+    d = bytearray(gz)
+    if i % 2: d = d[:rnd.randrange(10, len(d))]
+    else: d[rnd.randrange(10, len(d))] ^= 1 << rnd.randrange(8)
+    open(os.path.join(sys.argv[2], 'gz%02d.pb.gz' % i), 'wb').write(bytes(d))
 EOF
     local bad=0 f
     for f in "$T"/pfuzz/*.pb.gz; do
@@ -278,7 +285,7 @@ EOF
     done
     return $bad
 }
-check "memshim profile/flame survive 300 fuzzed pprof profiles (ASan/UBSan build)" t_profile_pprof_fuzz
+check "memshim profile/flame survive 340 fuzzed pprof profiles (ASan/UBSan build)" t_profile_pprof_fuzz
 
 # Another writer's pprof heap profile (Go's runtime/pprof): its sites and
 # figures, totals summed; nothing claimed of what it lacks.
