@@ -1,10 +1,9 @@
 /* profile.c - heap profiles (MEMSHIM_PROFILE=FILE.json, format in
  * memshim(7); FILE.pb.gz through pprof.c): `memshim profile` prints the
  * views heaptrack_print and tracemalloc users expect (the sites by peak
- * bytes, by live bytes, by
- * allocations, by temporaries, with stacks; the size histogram; --diff OLD
- * as tracemalloc's compare_to), `memshim flame` draws one metric as a
- * static SVG icicle graph. */
+ * bytes, by live bytes, by allocations, by temporaries, with stacks; the
+ * size histogram; --diff OLD as tracemalloc's compare_to), `memshim
+ * flame` draws one metric as a static SVG icicle graph. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
