@@ -221,6 +221,17 @@ static bool parse_summary(report_t *r)
             if (!ms_json_count(s, "blocks", where, false, &t->blocks) ||
                 !ms_json_count(s, "bytes", where, true, &t->bytes)) return false;
         }
+        json_t *heur = json_object_get(summary, "reachable_via_heuristic"), *h;
+        const char *name;
+        if (heur && !json_is_object(heur)) return ms_fail("summary.reachable_via_heuristic: expected an object");
+        json_object_foreach(heur, name, h) {
+            snprintf(where, sizeof where, "summary.reachable_via_heuristic.%.40s", name);
+            if (!json_is_object(h)) return ms_fail("%s: expected an object", where);
+            total_t t = { name, 0, 0 };
+            if (!ms_json_count(h, "blocks", where, true, &t.blocks) ||
+                !ms_json_count(h, "bytes", where, true, &t.bytes)) return false;
+            if (t.blocks && r->nheur < MAX_HEURISTICS) r->heur[r->nheur++] = t;
+        }
     }
     for (size_t i = 0; i < r->nleaks; i++) {
         bool in_summary = false;

@@ -8,6 +8,7 @@
 #include "memshim.h"
 
 #define MAX_KINDS 16
+#define MAX_HEURISTICS 16
 
 /* The library's four kinds, in their order: the JSON names ("definitely_lost"),
  * the words of the text report ("definitely lost"). */
@@ -86,6 +87,10 @@ typedef struct {
     long long   heap_errors;                     /* heap_errors_total, -1 when absent */
     total_t     totals[MAX_KINDS];
     size_t      ntotals;
+    total_t     heur[MAX_HEURISTICS];            /* still reachable through each heuristic
+                                                  * (summary.reachable_via_heuristic; kind:
+                                                  * its name), those with blocks */
+    size_t      nheur;
     bool        has_summary;
     leak_t     *leaks;
     size_t      nleaks;

@@ -101,6 +101,11 @@ static void print_totals(FILE *out, const report_t *r, const kinds_t *k)
         fprintf(out, "  %-16s %10s in %s %s (%s %s)\n", kind_title(t->kind),
                 ms_human(t->bytes, h, sizeof h), ms_commas(t->blocks, c1, sizeof c1), blocks_word((long long)t->blocks),
                 ms_commas(t->bytes, c2, sizeof c2), bytes_word((long long)t->bytes));
+        if (strcmp(t->kind, "still_reachable") != 0) continue;
+        for (size_t j = 0; j < r->nheur; j++)           /* as the library's text report has them */
+            fprintf(out, "    via heuristic %-19s %10s in %s %s\n", r->heur[j].kind,
+                    ms_human(r->heur[j].bytes, h, sizeof h), ms_commas(r->heur[j].blocks, c1, sizeof c1),
+                    blocks_word((long long)r->heur[j].blocks));
     }
 }
 

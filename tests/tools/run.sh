@@ -293,6 +293,7 @@ t_report_text() {
     run "$MS" report "$FIX/report.json"; expect_rc 0 || return 1
     has "$out" "leak report of ./server --port 8080 (pid 4242)" &&
     has "$out" "definitely lost    3.05 KiB in 13 blocks (3,120 bytes)" &&
+    has "$out" "    via heuristic stdstring                 65 B in 1 block" && has_not "$out" "gobject" &&
     has "$out" "3,000 bytes in 10 blocks definitely lost (2 of 5)" &&
     has "$out" "#0  0x401200 in read_request http.c:77 (/opt/server)" &&
     has "$out" "#1  0x7f00000123 (/usr/lib/libevent.so)" &&
@@ -453,6 +454,9 @@ t_report_malformed() {
     malformed_case frame '{"leaks": [{"kind": "x", "bytes": 1, "stack": [{"file": "a.c"}]}]}' 'leaks[0].stack[0]: neither "ip" nor "function"' || f=1
     malformed_case line '{"leaks": [{"kind": "x", "bytes": 1, "stack": [{"ip": "0x1", "line": "7"}]}]}' "leaks[0].stack[0].line" || f=1
     malformed_case summary '{"summary": {"definitely_lost": {"bytes": 1.5}}, "leaks": []}' "summary.definitely_lost.bytes" || f=1
+    malformed_case heur '{"summary": {"reachable_via_heuristic": []}, "leaks": []}' "summary.reachable_via_heuristic: expected an object" || f=1
+    malformed_case heurn '{"summary": {"reachable_via_heuristic": {"gobject": {"blocks": -1, "bytes": 0}}}, "leaks": []}' \
+        "summary.reachable_via_heuristic.gobject.blocks" || f=1
     run "$MS" report "$T/does-not-exist.json"; expect_rc 1 && one_line_err && has "$err" "No such file" || f=1
     run "$MS" report "$T"; expect_rc 1 && one_line_err || f=1
     run "$MS" diff "$FIX/old.json" "$T/bad-notjson.json"; expect_rc 1 && one_line_err || f=1
