@@ -13,7 +13,8 @@
  *   graph.c     a report's reference cycles drawn with Graphviz: `graph`
  *   profile.c   heap profiles (MEMSHIM_PROFILE, JSON): `profile`, `flame`
  *   pprof.c     a pprof heap profile read into profile.c's JSON model
- *   util.c      errors, number parsing and formatting, loading JSON, XML text
+ *   util.c      errors, number parsing and formatting, loading JSON, XML text,
+ *               growing arrays
  *
  * Each subcommand parses its options (usage errors first), builds a model
  * of its input, then renders it.
@@ -37,6 +38,9 @@ void   ms_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2),
 void   ms_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 json_t *ms_load_json(const char *path);    /* NULL after one line saying why */
 bool   ms_is_gzip(const char *path);       /* starts with gzip's magic */
+/* Room for `need` elements of `size` bytes in *p (*cap of them), doubling;
+ * false when out of memory (*p unchanged). */
+bool   ms_grow(void **p, size_t *cap, size_t need, size_t size);
 /* pprof.c: a pprof heap profile (gzipped profile.proto) as the JSON of a
  * memshim heap profile (memshim(7)); NULL after one line saying why. */
 json_t *ms_pprof_load(const char *path);

@@ -89,22 +89,10 @@ static bool parse_fields(const char *line, uint64_t *out, int n)
 
 /* ---- the top sites ("# site ID NAME", "# sites T TOTAL ID:BYTES...") ---------- */
 
-static bool grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap) return true;
-    size_t n = *cap ? *cap * 2 : 256;
-    while (n < need) n *= 2;
-    void *q = realloc(*p, n * size);
-    if (!q) return false;
-    *p = q;
-    *cap = n;
-    return true;
-}
-
 static sname_t *site_of(sites_t *S, uint32_t id)
 {
     for (size_t i = 0; i < S->nname; i++) if (S->name[i].id == id) return &S->name[i];
-    if (!grow((void **)&S->name, &S->capname, S->nname + 1, sizeof *S->name)) return NULL;
+    if (!ms_grow((void **)&S->name, &S->capname, S->nname + 1, sizeof *S->name)) return NULL;
     S->name[S->nname] = (sname_t){ .id = id };
     return &S->name[S->nname++];
 }
@@ -129,7 +117,7 @@ static bool parse_sites(sites_t *S, const char *line)
     unsigned long long t, total;
     int at;
     if (sscanf(line, "# sites %llu %llu%n", &t, &total, &at) != 2) return false;
-    if (!grow((void **)&S->rec, &S->caprec, S->nrec + 1, sizeof *S->rec)) return false;
+    if (!ms_grow((void **)&S->rec, &S->caprec, S->nrec + 1, sizeof *S->rec)) return false;
     srec_t *r = &S->rec[S->nrec];
     *r = (srec_t){ .t = (double)t / 1000.0, .total = total, .first = S->nval };
     const char *p = line + at;
@@ -137,7 +125,7 @@ static bool parse_sites(sites_t *S, const char *line)
     unsigned long long b;
     int k;
     while (sscanf(p, " %u:%llu%n", &id, &b, &k) == 2) {
-        if (!grow((void **)&S->val, &S->capval, S->nval + 1, sizeof *S->val)) return false;
+        if (!ms_grow((void **)&S->val, &S->capval, S->nval + 1, sizeof *S->val)) return false;
         S->val[S->nval++] = (sitev_t){ id, b };
         r->n++;
         p += k;

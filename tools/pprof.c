@@ -60,18 +60,15 @@ static bool field(pb_t *b, unsigned *num, unsigned *wt, uint64_t *v, pb_t *sub)
     return !b->bad;
 }
 
+/* Room for one more element of arr (n used of cap): util.c's ms_grow. */
+#define GROW(arr, n, cap) ms_grow((void **)&(arr), &(cap), (n) + 1, sizeof *(arr))
+
 /* A growing array of uint64_t */
 typedef struct { uint64_t *v; size_t n, cap; } u64s_t;
 
 static bool push(u64s_t *a, uint64_t x)
 {
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 16;
-        uint64_t *v = realloc(a->v, cap * sizeof *v);
-        if (!v) return false;
-        a->v = v;
-        a->cap = cap;
-    }
+    if (!GROW(a->v, a->n, a->cap)) return false;
     a->v[a->n++] = x;
     return true;
 }
@@ -105,18 +102,6 @@ typedef struct {
     pmap_t    *map; size_t nmap, capmap;
     char     **str; size_t nstr, capstr;
 } msg_t;
-
-#define GROW(arr, n, cap) \
-    ((n) < (cap) || grow_((void **)&(arr), &(cap), sizeof *(arr)))
-static bool grow_(void **arr, size_t *cap, size_t size)
-{
-    size_t ncap = *cap ? *cap * 2 : 64;
-    void *p = realloc(*arr, ncap * size);
-    if (!p) return false;
-    *arr = p;
-    *cap = ncap;
-    return true;
-}
 
 static void msg_free(msg_t *m)
 {

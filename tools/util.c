@@ -137,6 +137,18 @@ bool ms_json_string(json_t *obj, const char *key, const char *where, bool requir
     return true;
 }
 
+bool ms_grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap) return true;
+    size_t n = *cap ? *cap * 2 : 256;
+    while (n < need) n *= 2;
+    void *q = realloc(*p, n * size);
+    if (!q) return false;
+    *p = q;
+    *cap = n;
+    return true;
+}
+
 bool ms_is_gzip(const char *path)
 {
     unsigned char magic[2] = { 0, 0 };
