@@ -35,14 +35,32 @@ typedef struct central_s {
 
 static central_t central[MS_NCLASSES];
 
+/* Class numbers: 0-7 are 16..128 by 16; 8-19 four per doubling to 1 KiB;
+ * from 1 KiB to 16 KiB nine per doubling (MS_HEAD_DOUBLINGS of them): a
+ * power of two plus 16 bytes, then eight steps of an eighth; above, eight
+ * per doubling.  The first of the nine takes a power-of-two buffer with a
+ * small header in front of it (sqlite's allocator prefixes every block with
+ * its size: its 1 KiB and 4 KiB pages ask for 1032 and 4104 bytes), and a
+ * tracked power-of-two request with its padding byte (track.c), which
+ * would otherwise take the next class, 12.5% larger. */
+#define MS_HEAD_FIRST     20        /* class of 1024 + 16 */
+#define MS_HEAD_DOUBLINGS 4         /* 1 KiB, 2 KiB, 4 KiB, 8 KiB */
+#define MS_HEAD_EXTRA     16        /* bytes above the power of two */
+#define MS_PLAIN_FIRST    (MS_HEAD_FIRST + 9 * MS_HEAD_DOUBLINGS)   /* class of 16 KiB + 2 KiB */
+_Static_assert(MS_PLAIN_FIRST + 8 * (19 - 10 - MS_HEAD_DOUBLINGS) == MS_NCLASSES, "class count");
+
 static size_t class_size(unsigned c)
 {
     if (c < 8) return (size_t)(c + 1) * 16;              /* 16 .. 128 */
-    if (c < 20) {                                        /* 4 per doubling to 1 KiB */
+    if (c < MS_HEAD_FIRST) {                             /* 4 per doubling to 1 KiB */
         unsigned k = c - 8, shift = 7 + k / 4;
         return ((size_t)1 << shift) + ((size_t)(k % 4 + 1) << (shift - 2));
     }
-    unsigned k = c - 20, shift = 10 + k / 8;             /* 8 per doubling above */
+    if (c < MS_PLAIN_FIRST) {                            /* 2^s + 16, then 8 per doubling */
+        unsigned k = c - MS_HEAD_FIRST, shift = 10 + k / 9, j = k % 9;
+        return ((size_t)1 << shift) + (j ? (size_t)j << (shift - 3) : MS_HEAD_EXTRA);
+    }
+    unsigned k = c - MS_PLAIN_FIRST, shift = 10 + MS_HEAD_DOUBLINGS + k / 8;   /* 8 per doubling */
     return ((size_t)1 << shift) + ((size_t)(k % 8 + 1) << (shift - 3));
 }
 
@@ -51,7 +69,12 @@ unsigned _ms_class_of(size_t n)
     if (n <= 128) return n ? (unsigned)((n - 1) / 16) : 0;
     unsigned b = 63 - (unsigned)__builtin_clzll(n - 1);  /* 2^b <= n-1 < 2^(b+1) */
     if (b < 10) return 8 + (b - 7) * 4 + (unsigned)(((n - 1) >> (b - 2)) & 3);
-    return 20 + (b - 10) * 8 + (unsigned)(((n - 1) >> (b - 3)) & 7);
+    unsigned step = (unsigned)(((n - 1) >> (b - 3)) & 7);
+    if (b < 10 + MS_HEAD_DOUBLINGS) {
+        unsigned first = MS_HEAD_FIRST + (b - 10) * 9;
+        return n <= ((size_t)1 << b) + MS_HEAD_EXTRA ? first : first + 1 + step;
+    }
+    return MS_PLAIN_FIRST + (b - 10 - MS_HEAD_DOUBLINGS) * 8 + step;
 }
 
 void _ms_classes_init(void)

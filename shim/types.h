@@ -181,11 +181,16 @@
  * 16..128 in steps of 16 (8 classes), four classes per power of two up to
  * 1 KiB (at most 25% rounding), then eight per power of two up to
  * MS_MAX_SMALL (at most 12.5%: a 4 KiB page plus its header, as sqlite and
- * many caches allocate, wastes 11% rather than 20%).  Every power of two
- * from 16 to MS_MAX_SMALL is a class (memalign relies on it). */
+ * many caches allocate, wastes 11% rather than 20%).  From 1 KiB to 16 KiB
+ * each power of two also has a class 16 bytes above it (1040, 2064, 4112,
+ * 8208), for a buffer of a power of two behind a small header (sqlite's
+ * allocator asks for 1032 and 4104 bytes for its 1 KiB and 4 KiB pages)
+ * and for a tracked power-of-two request with its padding byte (track.c).
+ * Every power of two from 16 to MS_MAX_SMALL is a class (memalign relies
+ * on it).  96 classes: the most that struct memshim_heap_stats holds. */
 #define MS_MAX_SMALL        ((size_t)512 * 1024)
 #define MS_SMALL_TABLE_MAX  1024                /* sizes served by a table lookup */
-#define MS_NCLASSES         92
+#define MS_NCLASSES         96
 #define MS_CLASS_NONE       0xFF                /* page_class[] of a free page */
 #define MS_FIRST_BATCH      4                   /* a thread's first refill of a class */
 /* Thread caches hold blocks up to MS_TCACHE_MAX (jemalloc's tcache_max):

@@ -105,20 +105,26 @@ static inline int h_all_zero(const void *p, size_t n)
     return 1;
 }
 
-/* ---- size classes (shim/types.h): 16..128 step 16, then four per power of
- * two up to 512 KiB, huge above ------------------------------------------ */
-static inline unsigned h_nclasses(void) { return 8 + 4 * 3 + 8 * 9; }   /* 92 */
+/* ---- size classes (shim/types.h): 16..128 step 16, four per power of two
+ * up to 1 KiB, eight per power of two up to 512 KiB, and from 1 KiB to
+ * 8 KiB each power of two plus 16 bytes; huge above -------------------- */
+static inline unsigned h_nclasses(void) { return 8 + 4 * 3 + 8 * 9 + 4; }   /* 96 */
 
-/* 16..128 by 16; four per power of two to 1 KiB; eight per power of two above. */
+/* Class c's block size: the sizes above, written out in order. */
 static inline size_t h_class_size(unsigned c)
 {
-    if (c < 8) return (size_t)(c + 1) * 16;
-    if (c < 20) {
-        unsigned k = c - 8, shift = 7 + k / 4;
-        return ((size_t)1 << shift) + ((size_t)(k % 4 + 1) << (shift - 2));
+    unsigned n = 0;
+    for (size_t s = 16; s <= 128; s += 16)
+        if (n++ == c) return s;
+    for (size_t p = 128; p < 1024; p *= 2)
+        for (size_t j = 1; j <= 4; j++)
+            if (n++ == c) return p + j * p / 4;
+    for (size_t p = 1024; p < 512 * 1024; p *= 2) {
+        if (p <= 8192 && n++ == c) return p + 16;
+        for (size_t j = 1; j <= 8; j++)
+            if (n++ == c) return p + j * p / 8;
     }
-    unsigned k = c - 20, shift = 10 + k / 8;
-    return ((size_t)1 << shift) + ((size_t)(k % 8 + 1) << (shift - 3));
+    return 0;
 }
 
 /* The block size memshim should use for a request of n bytes (n <= 512 KiB). */

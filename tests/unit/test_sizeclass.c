@@ -78,3 +78,17 @@ Test(sizeclass, reciprocal_gives_exact_block_index)
         }
     }
 }
+
+/* A power of two behind a header of up to 16 bytes (sqlite asks for 1032
+ * and 4104 bytes for its 1 KiB and 4 KiB pages), or a tracked power of two
+ * with its padding byte, takes a class 16 bytes larger, not the next
+ * eighth of the doubling, from 1 KiB to 8 KiB. */
+Test(sizeclass, power_of_two_plus_a_header_fits_tightly)
+{
+    for (size_t p = 1024; p <= 8192; p *= 2) {
+        for (size_t n = p + 1; n <= p + 16; n++)
+            cr_assert_eq(_ms_classes[_ms_class_of(n)].size, p + 16, "%zu", n);
+        cr_assert_eq(_ms_classes[_ms_class_of(p + 17)].size, p + p / 8, "%zu", p + 17);
+    }
+    cr_assert_eq(_ms_classes[_ms_class_of(16384 + 1)].size, 16384 + 2048);
+}
