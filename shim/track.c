@@ -96,6 +96,24 @@ static inline void clear(void *p, size_t from, size_t to)
     else if (!from) scrub(p, to);                       /* its link, as before */
 }
 
+/* clear() for a new block of malloc's of n bytes: up to 128 bytes, inline
+ * 16-byte stores over n rounded up to 16 (the block holds n + 1 bytes, its
+ * class is a multiple of 16), the first and last units overlapping as in
+ * memset, instead of a call to memset (most of a tracked 32-byte malloc's
+ * clearing was the call: 11 instructions of memset's own a block). */
+typedef uint64_t ms_zero16_t __attribute__((vector_size(16), aligned(16)));
+static inline __attribute__((always_inline)) void clear_new(void *p, size_t n)
+{
+    if (MS_UNLIKELY(n > 128)) { clear(p, 0, n); return; }
+    if (!p || !n) return;
+    const ms_zero16_t z = { 0, 0 };
+    ms_zero16_t *a = p, *e = (ms_zero16_t *)((char *)p + ((n + 15) & ~(size_t)15));
+    if (n <= 32) { a[0] = z; e[-1] = z; return; }
+    a[0] = z; a[1] = z; e[-2] = z; e[-1] = z;
+    if (n <= 64) return;
+    a[2] = z; a[3] = z; e[-4] = z; e[-3] = z;
+}
+
 /* The bytes [from, to) a huge block regains in place, or in the pages
  * mremap moved with it: what it held there before it shrank (a 2 MiB
  * block's pointer at 1.6 MiB kept the block it named "still reachable"
@@ -343,7 +361,7 @@ void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
     size_t k = padded(n);
     void *p = _ms_pop(k, true);
     if (MS_UNLIKELY(!p)) p = malloc_checked_slow(k);
-    clear(p, 0, n);
+    clear_new(p, n);
     record_inline(p, n, site, MS_ALLOC_MALLOC, k <= MS_MAX_SMALL, NULL);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
