@@ -170,7 +170,7 @@ static inline ms_meta_t meta_make(uint32_t stack, uint32_t tid, size_t n, unsign
  * the block it releases), or NULL. */
 static inline __attribute__((always_inline))
 void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled,
-                   const uint32_t *taken)
+                   const uint32_t *taken, bool internal)
 {
     if (!p) return;
     /* The record's line is asked for first: a live set larger than the
@@ -179,12 +179,11 @@ void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, boo
     ms_meta_t *slot = pooled ? meta_in((ms_segment_t *)((uintptr_t)p & ~(MS_SEGMENT_SIZE - 1)), p)
                              : fresh_meta(p);
     if (MS_LIKELY(slot != NULL)) __builtin_prefetch(slot, 1);
-    /* memshim's own block (libdw's while symbolizing, libunwind's) is never
-     * reported nor profiled: it takes no stack, nor a sample of the
-     * program's bytes, and its free takes none either (keeps_free_stack).
-     * Writing python3's heap profile, libdw's blocks' stacks were 70 M
-     * of the 519 M instructions of the profile's exit. */
-    bool internal = _ms_busy && !_ms_tsd_array_site(site->ra);
+    /* memshim's own block (`internal`: libdw's while symbolizing,
+     * libunwind's) is never reported nor profiled: it takes no stack, nor
+     * a sample of the program's bytes, and its free takes none either
+     * (keeps_free_stack).  Writing python3's heap profile, libdw's blocks'
+     * stacks were 70 M of the 519 M instructions of the profile's exit. */
     bool sampled = !internal && (!_ms_opt.sample || take_sample(n));
     uint32_t stack = !sampled ? 0 : taken ? *taken : _ms_capture(site);
     uint32_t tid = _ms_tid();
@@ -197,15 +196,22 @@ void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, boo
     if (_ms_prof_on && !(flags & MS_META_INTERNAL)) _ms_prof_alloc(stack, n, p);
 }
 
+/* Whether an allocation at site is memshim's own: made while memshim runs,
+ * but for glibc's pthread_setspecific array (the program's). */
+static inline bool own_site(const ms_site_t *site)
+{
+    return _ms_busy && !_ms_tsd_array_site(site->ra);
+}
+
 static MS_NOINLINE void record_taken(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled,
                                      const uint32_t *taken)
 {
-    record_inline(p, n, site, alloc, pooled, taken);
+    record_inline(p, n, site, alloc, pooled, taken, own_site(site));
 }
 
 static MS_NOINLINE void record(void *p, size_t n, const ms_site_t *site, unsigned alloc, bool pooled)
 {
-    record_inline(p, n, site, alloc, pooled, NULL);
+    record_inline(p, n, site, alloc, pooled, NULL, own_site(site));
 }
 
 /* The profile forgets a released block (memshim's own blocks never counted;
@@ -361,16 +367,28 @@ size_t _ms_tracked_usable_size(const void *p)
     return req;
 }
 
-void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
+/* malloc, for the program or (`internal`) for memshim's own code, whose
+ * blocks are never scanned: not cleared. */
+static inline __attribute__((always_inline)) void *tracked_malloc(size_t n, const ms_site_t *site, bool internal)
 {
     size_t k = padded(n);
     void *p = _ms_pop(k, true);
     if (MS_UNLIKELY(!p)) p = malloc_checked_slow(k);
-    if (MS_LIKELY(!_ms_busy)) clear_new(p, n);
-    else if (_ms_tsd_array_site(site->ra)) clear(p, 0, n);   /* memshim's own: never scanned */
-    record_inline(p, n, site, MS_ALLOC_MALLOC, k <= MS_MAX_SMALL, NULL);
+    if (!internal) clear_new(p, n);
+    record_inline(p, n, site, MS_ALLOC_MALLOC, k <= MS_MAX_SMALL, NULL, internal);
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
     return p;
+}
+
+static MS_NOINLINE void *tracked_malloc_busy(size_t n, const ms_site_t *site)
+{
+    return tracked_malloc(n, site, own_site(site));
+}
+
+void *_ms_tracked_malloc(size_t n, const ms_site_t *site)
+{
+    if (MS_UNLIKELY(_ms_busy)) return tracked_malloc_busy(n, site);
+    return tracked_malloc(n, site, false);
 }
 
 void *_ms_tracked_calloc(size_t n, size_t m, const ms_site_t *site)
