@@ -95,7 +95,7 @@ deps:
 
 $(B)/tests/%: tests/unit/%.c $(LIB_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iinclude -Ishim -Icollector -o $@ $< $(LIB_OBJ) -lcriterion -lpthread -ldl
+	$(CC) $(CFLAGS) -Iinclude -Ishim -Icollector -o $@ $< $(LIB_OBJ) -lcriterion -lpthread -ldl -lz
 
 $(B)/tests/%: tests/preload/%.c $(B)/libmemshim.so $(wildcard tests/preload/*.h)
 	@mkdir -p $(dir $@)

@@ -21,4 +21,7 @@ typedef struct ms_profile_s {
 /* comment: a line for the profile's comments (NULL: none) */
 MS_HIDDEN void _ms_pprof_write(ms_buf_t *out, const ms_profile_t *p, const char *comment);
 MS_HIDDEN void _ms_prof_frame_name(ms_buf_t *b, const ms_frame_t *f);
+/* d[0, n) to out as one gzip member (pprof.c: deflate with fixed codes, or
+ * stored blocks without memory for its hash chains). */
+MS_HIDDEN void _ms_gzip(ms_buf_t *out, const uint8_t *d, size_t n);
 #endif
