@@ -287,17 +287,14 @@ json_t *ms_pprof_load(const char *path)
 {
     gzFile z = gzopen(path, "rb");
     if (!z) { ms_warn("%s: %s", path, strerror(errno ? errno : ENOMEM)); return NULL; }
-    size_t len = 0, cap = 1 << 16;
-    uint8_t *d = malloc(cap);
+    size_t len = 0, cap = 0;
+    uint8_t *d = NULL;
     int got = 0;
-    while (d && (got = gzread(z, d + len, (unsigned)(cap - len))) > 0) {
+    bool oom = false;
+    while (!(oom = !ms_grow((void **)&d, &cap, len + (1 << 16), 1))) {   /* 64 KiB of room at least */
+        size_t room = cap - len < ((size_t)1 << 30) ? cap - len : (size_t)1 << 30;
+        if ((got = gzread(z, d + len, (unsigned)room)) <= 0) break;
         len += (size_t)got;
-        if (len == cap) {
-            uint8_t *n = cap < ((size_t)1 << 31) ? realloc(d, cap * 2) : NULL;
-            if (!n) { free(d); d = NULL; break; }
-            d = n;
-            cap *= 2;
-        }
     }
     char why[128] = "";                          /* zlib's words, copied: they go with z */
     if (got < 0) {
@@ -308,7 +305,7 @@ json_t *ms_pprof_load(const char *path)
         snprintf(why, sizeof why, "%s", e);
     }
     gzclose(z);
-    if (!d) { ms_warn("%s: out of memory", path); return NULL; }
+    if (oom) { ms_warn("%s: out of memory", path); free(d); return NULL; }
     if (got < 0) { ms_warn("%s: not a readable gzip file (%s)", path, why); free(d); return NULL; }
     uint8_t *exact = realloc(d, len ? len : 1);    /* no slack: a read past the message is a bug */
     if (exact) d = exact;
