@@ -45,6 +45,30 @@ static uint8_t *bump, *bump_end;                  /* meta_lock */
 static ms_range_t ranges[META_RANGES];            /* meta_lock */
 static unsigned   nranges;                        /* meta_lock */
 
+/* Whether this thread holds meta_lock, or is about to.  A signal handler
+ * whose allocation needs memshim's memory while its thread holds the lock
+ * (the handler's first tracked block, making its profile state, in the
+ * middle of the stack table's growth) would wait for its own thread for
+ * ever: it gets no memory instead (every caller copes with none), and what
+ * it gives back in there stays memshim's. */
+static __thread int meta_mine __attribute__((tls_model("initial-exec")));
+
+/* meta_lock; false, not taken, when this thread holds it already. */
+static bool meta_take(void)
+{
+    if (meta_mine) return false;
+    meta_mine = 1;                   /* first: a handler in between finds it mine */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    _ms_lock(&meta_lock);
+    return true;
+}
+static void meta_give(void)
+{
+    _ms_unlock(&meta_lock);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    meta_mine = 0;
+}
+
 static unsigned shift_of(size_t size)
 {
     unsigned s = META_MIN_SHIFT;
@@ -76,16 +100,19 @@ void *_ms_meta_alloc(size_t size)
         size_t rounded = page_round(size);
         if (rounded < size) return NULL;
         void *p = _ms_os_map(rounded);          /* fresh mappings are zero */
+        if (p && !meta_take()) {
+            _ms_os_unmap(p, rounded);
+            return NULL;
+        }
         if (p) {
-            _ms_lock(&meta_lock);
             range_add(p, rounded);
-            _ms_unlock(&meta_lock);
+            meta_give();
         }
         return p;
     }
     unsigned s = shift_of(size);
     size_t rounded = (size_t)1 << s, dirty = rounded;
-    _ms_lock(&meta_lock);
+    if (!meta_take()) return NULL;
     meta_free_t *p = free_lists[s];
     if (p) {
         free_lists[s] = p->next;
@@ -100,17 +127,17 @@ void *_ms_meta_alloc(size_t size)
     } else {
         if (!bump || (size_t)(bump_end - bump) < rounded) {
             uint8_t *chunk = _ms_os_map(META_CHUNK);
-            if (!chunk) { _ms_unlock(&meta_lock); return NULL; }
+            if (!chunk) { meta_give(); return NULL; }
             range_add(chunk, META_CHUNK);
             bump = chunk;
             bump_end = chunk + META_CHUNK;
         }
         void *fresh = bump;                      /* chunk memory starts zeroed */
         bump += rounded;
-        _ms_unlock(&meta_lock);
+        meta_give();
         return fresh;
     }
-    _ms_unlock(&meta_lock);
+    meta_give();
     memset(p, 0, dirty);
     return p;
 }
@@ -120,21 +147,21 @@ void _ms_meta_free(void *p, size_t size)
     if (!p) return;
     if (size == 0) size = 1;
     if (size > ((size_t)1 << META_MAX_SHIFT)) {
-        _ms_lock(&meta_lock);
+        if (!meta_take()) return;
         range_remove(p);
-        _ms_unlock(&meta_lock);
+        meta_give();
         _ms_os_unmap(p, page_round(size));
         return;
     }
     unsigned s = shift_of(size);
     meta_free_t *f = p;
     uint32_t now_ms = s >= META_PURGE_SHIFT ? (uint32_t)(_ms_os_now_ns() / 1000000) : 0;
-    _ms_lock(&meta_lock);
+    if (!meta_take()) return;
     f->next = free_lists[s];
     f->freed_ms = now_ms;
     f->purged = 0;
     free_lists[s] = f;
-    _ms_unlock(&meta_lock);
+    meta_give();
 }
 
 /* The stack of purged blocks of size 1 << s, made if need be (meta_lock). */
@@ -156,7 +183,7 @@ static bool clean_room(unsigned s)
 void _ms_meta_decay(uint64_t now)
 {
     uint32_t now_ms = (uint32_t)(now / 1000000), delay = _ms_opt.decay_ms;
-    _ms_lock(&meta_lock);
+    if (!meta_take()) return;
     for (unsigned s = META_PURGE_SHIFT; s <= META_MAX_SHIFT; s++) {
         size_t size = (size_t)1 << s;
         meta_free_t **at = &free_lists[s];
@@ -176,21 +203,22 @@ void _ms_meta_decay(uint64_t now)
             }
         }
     }
-    _ms_unlock(&meta_lock);
+    meta_give();
 }
 
 /* Bytes of memshim's own free blocks that are purged, and that are not. */
 void _ms_meta_free_stats(size_t *purged, size_t *resident)
 {
     size_t all = 0;
-    _ms_lock(&meta_lock);
+    *purged = *resident = 0;
+    if (!meta_take()) return;
     for (unsigned s = META_MIN_SHIFT; s <= META_MAX_SHIFT; s++) {
         for (meta_free_t *f = free_lists[s]; f; f = f->next) all += (size_t)1 << s;
         all += (size_t)nclean[s] << s;
     }
     *purged = purged_bytes;
     *resident = all - purged_bytes;
-    _ms_unlock(&meta_lock);
+    meta_give();
 }
 
 /* Copy the list of memshim's own mappings; caller holds the meta lock or
@@ -211,18 +239,27 @@ void _ms_meta_usage(uint64_t *resident, uint64_t *mapped)
     bool look = !__atomic_load_n(&_ms_confined, __ATOMIC_RELAXED);
     *resident = *mapped = 0;
     for (unsigned i = 0;; i++) {
-        _ms_lock(&meta_lock);
+        if (!meta_take()) break;
         ms_range_t r = i < nranges ? ranges[i] : (ms_range_t){ 0, 0 };
-        _ms_unlock(&meta_lock);
+        meta_give();
         if (!r.end) break;
         *mapped += r.end - r.start;
         if (look) *resident += _ms_os_resident((const void *)r.start, r.end - r.start);
     }
 }
 
-void _ms_meta_lock(void) { _ms_lock(&meta_lock); }
+void _ms_meta_lock(void)
+{
+    meta_mine = 1;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    _ms_lock(&meta_lock);
+}
 void _ms_meta_unlock(bool child)
 {
-    if (child) pthread_mutex_init(&meta_lock, NULL);
-    else _ms_unlock(&meta_lock);
+    if (!child) {
+        meta_give();
+        return;
+    }
+    pthread_mutex_init(&meta_lock, NULL);
+    meta_mine = 0;
 }

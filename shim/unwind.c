@@ -28,6 +28,8 @@ static int (*p_getcontext)(void *);
 static int (*p_init_local)(void *, void *);
 static int (*p_step)(void *);
 static int (*p_get_reg)(void *, int, uintptr_t *);
+static int (*p_is_signal_frame)(void *);
+static size_t unw_tls_module;           /* libunwind's module of thread-local storage; 0: none */
 static uintptr_t self_lo, self_hi;      /* memshim's own code: frames to hide */
 static uintptr_t ldso_lo, ldso_hi;      /* the dynamic loader's code */
 
@@ -51,42 +53,6 @@ static void find_loader(void) { code_of((const ElfW(Ehdr) *)getauxval(AT_BASE), 
 bool _ms_loader_code(uintptr_t a) { return a >= ldso_lo && a < ldso_hi; }
 
 static void find_libc(void);
-
-void _ms_unwind_init(void)
-{
-    if (p_backtrace || _ms_confined) return;     /* libunwind probes memory with mincore */
-    _ms_busy++;
-    find_loader();
-    self_lo = _ms_self()->code.start;
-    self_hi = _ms_self()->code.end;
-    int saved = errno;
-    find_libc();
-    _ms_unw_own = 1;                       /* memshim's own open: not the program's use (hook.c) */
-    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-    _ms_unw_own = 0;
-    if (h) {
-        _ms_hook_libunwind(h);             /* no pipe, no descriptor of the program's (hook.c) */
-        /* Per-thread caches make unw_backtrace lock-free (where libunwind
-         * was built with them: not Debian's, which falls back to one global
-         * cache behind a lock, hook.c). */
-        int (*set_policy)(void *, int) = (int (*)(void *, int))dlsym(h, "_ULx86_64_set_caching_policy");
-        void **as = dlsym(h, "_ULx86_64_local_addr_space");
-        if (set_policy && as) set_policy(*as, 2 /* UNW_CACHE_PER_THREAD */);
-        p_backtrace = (int (*)(void **, int))dlsym(h, "unw_backtrace");
-#if defined(__x86_64__)
-        p_getcontext = (int (*)(void *))dlsym(h, "_Ux86_64_getcontext");
-        p_init_local = (int (*)(void *, void *))dlsym(h, "_ULx86_64_init_local");
-        p_step = (int (*)(void *))dlsym(h, "_ULx86_64_step");
-        p_get_reg = (int (*)(void *, int, uintptr_t *))dlsym(h, "_ULx86_64_get_reg");
-        if (!p_getcontext || !p_init_local || !p_get_reg) p_step = NULL;
-#endif
-    }
-    if (!p_backtrace)
-        _ms_message("libunwind.so.8 not found (%s): leak reports will have no stacks",
-                    dlerror() ? "dlopen failed" : "no unw_backtrace");
-    _ms_busy--;
-    errno = saved;
-}
 
 /* ---- the loader's lock and fork ------------------------------------------------ *
  * glibc's dl_iterate_phdr holds the loader's write lock, which fork() does
@@ -168,6 +134,44 @@ int _ms_program_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), v
 bool _ms_program_iterating(void) { return __atomic_load_n(&iterating, __ATOMIC_ACQUIRE) != 0; }
 #define program_iterating _ms_program_iterating
 
+void _ms_unwind_init(void)
+{
+    if (p_backtrace || _ms_confined) return;     /* libunwind probes memory with mincore */
+    _ms_busy++;
+    find_loader();
+    self_lo = _ms_self()->code.start;
+    self_hi = _ms_self()->code.end;
+    int saved = errno;
+    find_libc();
+    _ms_unw_own = 1;                       /* memshim's own open: not the program's use (hook.c) */
+    void *h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+    _ms_unw_own = 0;
+    if (h) {
+        _ms_hook_libunwind(h);             /* no pipe, no descriptor of the program's (hook.c) */
+        /* Per-thread caches make unw_backtrace lock-free (where libunwind
+         * was built with them: not Debian's, which falls back to one global
+         * cache behind a lock, hook.c). */
+        int (*set_policy)(void *, int) = (int (*)(void *, int))dlsym(h, "_ULx86_64_set_caching_policy");
+        void **as = dlsym(h, "_ULx86_64_local_addr_space");
+        if (set_policy && as) set_policy(*as, 2 /* UNW_CACHE_PER_THREAD */);
+        p_backtrace = (int (*)(void **, int))dlsym(h, "unw_backtrace");
+        if (p_backtrace && dlinfo(h, RTLD_DI_TLS_MODID, &unw_tls_module) != 0) unw_tls_module = 0;
+#if defined(__x86_64__)
+        p_getcontext = (int (*)(void *))dlsym(h, "_Ux86_64_getcontext");
+        p_init_local = (int (*)(void *, void *))dlsym(h, "_ULx86_64_init_local");
+        p_step = (int (*)(void *))dlsym(h, "_ULx86_64_step");
+        p_get_reg = (int (*)(void *, int, uintptr_t *))dlsym(h, "_ULx86_64_get_reg");
+        p_is_signal_frame = (int (*)(void *))dlsym(h, "_ULx86_64_is_signal_frame");
+        if (!p_getcontext || !p_init_local || !p_get_reg || !p_is_signal_frame) p_step = NULL;
+#endif
+    }
+    if (!p_backtrace)
+        _ms_message("libunwind.so.8 not found (%s): leak reports will have no stacks",
+                    dlerror() ? "dlopen failed" : "no unw_backtrace");
+    _ms_busy--;
+    errno = saved;
+}
+
 /* ---- a thread's first unwinds ------------------------------------------------ *
  * unw_backtrace keeps a trace cache for each thread that calls it: 256 KiB
  * mapped and written whole at the thread's first call, unmapped when the
@@ -183,25 +187,59 @@ bool _ms_program_iterating(void) { return __atomic_load_n(&iterating, __ATOMIC_A
 #define FEW_WALKS 32
 static __thread unsigned tl_walks __attribute__((tls_model("initial-exec")));
 
+/* unw_backtrace also keeps a word of thread-local storage (its trace
+ * cache's address).  libunwind, loaded with dlopen, has no place in the
+ * threads' static TLS: glibc makes a thread's block of it at the thread's
+ * first use, with malloc, and that first use must come from the thread
+ * itself, outside a signal handler and outside the loader:
+ *   - a handler's allocation that came in the middle of its thread's
+ *     inline pop or push of a bin (which marks nothing: shim.h) had glibc's
+ *     malloc take the block the thread was handing out, which the program
+ *     then wrote and freed: libunwind read the free key as its cache's
+ *     address and crashed (a 20 kHz timer's handler allocating amid main's
+ *     mallocs, 2 runs in 450);
+ *   - the loader bringing the thread's dynamic TLS up to date would start
+ *     the same update again inside us (_ms_capture_miss_release).
+ * So a thread keeps stepping past FEW_WALKS until a walk of its whole
+ * stack meets neither a signal frame nor the loader's code; that walk
+ * makes the block (tl_unw_ready) and the next ones use unw_backtrace. */
+static __thread bool tl_unw_ready __attribute__((tls_model("initial-exec")));
+
 #if defined(__x86_64__)
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-static MS_NOINLINE int step_backtrace(void **raw, int want)
+/* Up to `want` return addresses; with `unsafe`, the walk goes on to the
+ * stack's end (at most 1,024 frames) and says whether a frame was a signal
+ * handler's return or the loader's code. */
+static MS_NOINLINE int step_backtrace(void **raw, int want, bool *unsafe)
 {
     unw_context_t ctx;
     unw_cursor_t cur;
     int n = 0;
     if (p_getcontext(&ctx) != 0 || p_init_local(&cur, &ctx) != 0) return 0;
-    while (n < want && p_step(&cur) > 0) {
+    for (int depth = 0; (n < want || (unsafe && depth < 1024)) && p_step(&cur) > 0; depth++) {
         uintptr_t a = 0;
         if (p_get_reg(&cur, UNW_REG_IP, &a) < 0) break;
-        raw[n++] = (void *)a;
+        if (n < want) raw[n++] = (void *)a;
+        if (unsafe && (_ms_loader_code(a) || p_is_signal_frame(&cur) > 0)) {
+            *unsafe = true;
+            unsafe = NULL;
+        }
     }
     return n;
 }
+
+/* The calling thread's block of libunwind's storage, made (see above). */
+extern void *__tls_get_addr(void *);
+static void unw_storage_make(void)
+{
+    struct { size_t module, offset; } at = { unw_tls_module, 0 };
+    if (unw_tls_module) (void)__tls_get_addr(&at);
+}
 #else
-static int step_backtrace(void **raw, int want) { (void)raw; (void)want; return 0; }
+static int step_backtrace(void **raw, int want, bool *unsafe) { (void)raw; (void)want; (void)unsafe; return 0; }
+static void unw_storage_make(void) { }
 #endif
 
 /* The caller's stack, memshim's own frames dropped, return addresses
@@ -222,13 +260,19 @@ unsigned _ms_unwind(uintptr_t *ip, unsigned max)
     _ms_busy++;
     _ms_loader_enter();
     _ms_unw_nomask = _ms_unw_unshared();
+    bool stepping = p_step && (tl_walks < FEW_WALKS || !tl_unw_ready);
+    bool trial = stepping && tl_walks >= FEW_WALKS && !_ms_no_unwind, unsafe = false;
     for (;;) {
         unsigned hint = __atomic_load_n(&self_frames, __ATOMIC_RELAXED);
         want = (int)(max + hint < CAP ? max + hint : CAP);
-        n = p_step && tl_walks < FEW_WALKS ? step_backtrace(raw, want) : p_backtrace(raw, want);
+        n = stepping ? step_backtrace(raw, want, trial ? &unsafe : NULL) : p_backtrace(raw, want);
         for (skip = 0; skip < n && (uintptr_t)raw[skip] >= self_lo && (uintptr_t)raw[skip] < self_hi;) skip++;
         if (n < want || (unsigned)skip <= hint || want == CAP) break;
         __atomic_store_n(&self_frames, (unsigned)skip, __ATOMIC_RELAXED);
+    }
+    if (trial && !unsafe) {                /* the thread's own, all of it: libunwind's storage now */
+        unw_storage_make();
+        tl_unw_ready = true;
     }
     _ms_unw_nomask = 0;
     _ms_loader_leave();

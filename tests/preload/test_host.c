@@ -283,6 +283,27 @@ Test(host_signals, handler_allocating_another_size_than_its_thread, .timeout = 2
         }
 }
 
+/* libunwind's thread-local storage (glibc makes a thread's block of it
+ * on demand, with malloc: memshim opens libunwind with dlopen) is made by
+ * the thread's own unwinding, never inside a signal handler, tracked or
+ * sampled, main's too (shim/unwind.c).  Made at a handler's unwinding, glibc's malloc
+ * for it could take the block that its thread was in the middle of handing
+ * out: a 20 kHz timer's handler allocating amid main's mallocs crashed in
+ * libunwind about one run in 200.  (Made at the thread's first allocation
+ * instead, it was made inside the loader's update of a thread's dynamic
+ * TLS, whose vector was then freed twice: verdicts' tls_modules.) */
+Test(host_signals, libunwind_storage_made_by_the_thread_not_by_its_handler, .timeout = 60)
+{
+    const char *modes[][2] = { { "MEMSHIM_TRACK=1", NULL }, { "MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=1" } };
+    for (int m = 0; m < 2; m++) {
+        h_run_fixture2(&run, "unwind_storage", NULL, modes[m][0], modes[m][1], 30);
+        cr_assert_eq(run.timed_out, 0, "%s: hung", modes[m][0]);
+        cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s: status %d, %s %s", modes[m][0],
+                  run.status, run.out, run.err);
+        cr_expect(strstr(run.out, "unwind storage: in handlers 0, outside 1, main 1\n"), "%s: %s", modes[m][0], run.out);
+    }
+}
+
 /* A program that unwinds with libunwind in its SIGPROF handler (as
  * gperftools' profiler does) while memshim unwinds its threads' first
  * stacks with the same libunwind.  memshim's unwinds skip libunwind's

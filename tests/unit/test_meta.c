@@ -1,0 +1,50 @@
+/* test_meta.c - memshim's own memory (shim/meta.c) for a signal handler
+ * that interrupts its thread while the thread holds meta's lock: the
+ * handler's first tracked block made its profile state there and waited for
+ * its own thread for ever (a 20 kHz timer's handler, one run in 200).  It
+ * gets no memory instead, at once, and what it gives back stays memshim's;
+ * the thread, and the handler once its thread is out, get memory as
+ * before.  A hang fails by the timeout. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <string.h>
+#include "shim.h"
+
+static void *small, *large;
+static int handled;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    small = _ms_meta_alloc(100);
+    large = _ms_meta_alloc((size_t)1 << 20);      /* a mapping of its own */
+    _ms_meta_free(small, 100);
+    _ms_meta_free(large, (size_t)1 << 20);
+    handled++;
+}
+
+Test(meta, handler_inside_its_threads_hold_gets_no_memory_and_does_not_wait, .timeout = 20)
+{
+    _ms_init();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    cr_assert_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+
+    _ms_meta_lock();                    /* as the thread does inside _ms_meta_alloc */
+    raise(SIGUSR1);
+    _ms_meta_unlock(false);
+    cr_assert_eq(handled, 1);
+    cr_expect_null(small, "a small block handed out under its thread's hold");
+    cr_expect_null(large, "a mapping handed out under its thread's hold");
+
+    void *mine = _ms_meta_alloc(100);    /* the thread itself, after */
+    cr_assert_not_null(mine);
+    memset(mine, 0xab, 100);
+    _ms_meta_free(mine, 100);
+
+    raise(SIGUSR1);                     /* the handler, its thread outside */
+    cr_assert_eq(handled, 2);
+    cr_expect_not_null(small);
+    cr_expect_not_null(large);
+}
