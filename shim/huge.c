@@ -34,6 +34,38 @@ typedef struct { uintptr_t addr; size_t len; } range_t;
 static const ms_table_kind_t huge_kind = MS_TABLE_KIND(huge_ent, addr, 256, _ms_meta_alloc, _ms_meta_free);
 
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
+/* huge_lock is held with the thread's signals held off: a signal handler's
+ * allocation or free of a large block (the lock is every size's) never
+ * comes in while its own thread holds it, which would wait for ever, or
+ * (taking another way) keep a freed block that the leak report then called
+ * lost.  The cost is two system calls around each hold, next to a mapping
+ * of at least 512 KiB.  Where signals cannot be held off (a seccomp filter,
+ * init.c), a handler inside the hold takes the other way (shim.h): no
+ * block, or a block kept. */
+static __thread sigset_t huge_mask;
+static __thread bool     huge_masked;
+static void huge_take(void)
+{
+    sigset_t old;
+    bool held = _ms_os_signals_defer(&old);
+    _ms_lock(&huge_lock);
+    huge_mask = old;
+    huge_masked = held;
+}
+static bool huge_take_unless_mine(void)
+{
+    if (_ms_lock_mine(&huge_lock)) return false;
+    huge_take();
+    return true;
+}
+static void huge_give(void)
+{
+    bool held = huge_masked;
+    sigset_t old = huge_mask;
+    huge_masked = false;
+    _ms_unlock(&huge_lock);
+    if (held) _ms_os_signals_restore(&old);
+}
 static ms_table_t *table;          /* huge_lock: live blocks by address (table.h) */
 static uint64_t  live_bytes;       /* huge_lock: mapped by live blocks */
 static cached_t  cache[CACHE_SLOTS];  /* huge_lock; [0, ncached) in use */
@@ -203,10 +235,11 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
     size_t size = page_round(n ? n : 1), map = size, old = 0;
     range_t drop[CACHE_SLOTS + 1];
     uint64_t now = _ms_os_now_ns();
-    _ms_lock(&huge_lock);
+    if (!huge_take_unless_mine()) { errno = ENOMEM; return NULL; }   /* a handler inside its
+                                                                               * thread's hold (shim.h) */
     unsigned ndrop = expire(now, drop);
     void *p = (void *)cache_take(size, align > MS_OS_PAGE ? align : 1, &map, &old);
-    _ms_unlock(&huge_lock);
+    huge_give();
     unmap_all(drop, ndrop);
     if (!p) {
         p = _ms_os_map_aligned(size, align);    /* fresh pages are already zero */
@@ -222,12 +255,12 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
     } else if (zero) {
         memset(p, 0, n < old ? n : old);        /* pages added by growing it are zero */
     }
-    _ms_lock(&huge_lock);
+    huge_take();
     huge_ent *e = insert((uintptr_t)p, size);
     for (unsigned i = 0; i < 64; i++)                /* handed out again: not "freed" now */
         if (recent[i] == (uintptr_t)p) recent[i] = 0;
     if (e) { e->map = map; live_add((int64_t)map); }
-    _ms_unlock(&huge_lock);
+    huge_give();
     if (!e) { _ms_os_unmap(p, map); errno = ENOMEM; return NULL; }
     return p;
 }
@@ -236,16 +269,17 @@ bool _ms_huge_free(void *p)
 {
     range_t drop[CACHE_SLOTS + 2];
     uint64_t now = _ms_os_now_ns();
-    _ms_lock(&huge_lock);
+    if (!huge_take_unless_mine()) return true;   /* a handler inside its thread's hold: the
+                                                           * mapping stays, lost (shim.h) */
     huge_ent *e = find((uintptr_t)p);
-    if (!e) { _ms_unlock(&huge_lock); return false; }
+    if (!e) { huge_give(); return false; }
     size_t map = e->map;
     erase(e);
     recent[recent_next++ % 64] = (uintptr_t)p;
     live_add(-(int64_t)map);
     unsigned ndrop = expire(now, drop);
     ndrop += cache_put((uintptr_t)p, map, now, drop + ndrop);
-    _ms_unlock(&huge_lock);
+    huge_give();
     unmap_all(drop, ndrop);
     return true;
 }
@@ -257,9 +291,9 @@ void _ms_huge_decay(uint64_t now)
     if (now < __atomic_load_n(&next_decay, __ATOMIC_RELAXED) &&
         now < __atomic_load_n(&period_end, __ATOMIC_RELAXED)) return;
     range_t drop[CACHE_SLOTS];
-    _ms_lock(&huge_lock);
+    if (!huge_take_unless_mine()) return;
     unsigned ndrop = expire(now, drop);
-    _ms_unlock(&huge_lock);
+    huge_give();
     unmap_all(drop, ndrop);
 }
 
@@ -268,10 +302,10 @@ void _ms_huge_decay(uint64_t now)
 bool _ms_huge_recently_freed(const void *p)
 {
     bool hit = false;
-    _ms_lock(&huge_lock);
+    huge_take();
     if (!find((uintptr_t)p))
         for (unsigned i = 0; i < 64 && !hit; i++) hit = recent[i] == (uintptr_t)p;
-    _ms_unlock(&huge_lock);
+    huge_give();
     return hit;
 }
 
@@ -282,7 +316,7 @@ bool _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t
 {
     uintptr_t a = (uintptr_t)p;
     huge_ent *e, *hit = NULL;
-    _ms_lock(&huge_lock);
+    huge_take();
     EACH_ENTRY(e)
         if (a >= e->addr && a - e->addr < e->size) {
             hit = e;
@@ -291,16 +325,16 @@ bool _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t
             *m = e->meta;
             break;
         }
-    _ms_unlock(&huge_lock);
+    huge_give();
     return hit != NULL;
 }
 
 size_t _ms_huge_usable(const void *p)
 {
-    _ms_lock(&huge_lock);
+    huge_take();
     huge_ent *e = find((uintptr_t)p);
     size_t size = e ? e->size : 0;
-    _ms_unlock(&huge_lock);
+    huge_give();
     return size;
 }
 
@@ -313,13 +347,13 @@ void *_ms_huge_realloc(void *p, size_t n)
     size_t size = page_round(n);
     range_t drop[CACHE_SLOTS + 2];
     unsigned ndrop = 0;
-    _ms_lock(&huge_lock);
+    huge_take();
     huge_ent *e = find((uintptr_t)p);
     size_t old = e ? e->size : 0;
     /* A block that shrinks by less than half stays as it is; one that grows
      * grows by at least a quarter, so a buffer grown a little at a time is
      * not remapped at every page it crosses. */
-    if (!e || _ms_realloc_fits(size, old)) { _ms_unlock(&huge_lock); return e ? p : NULL; }
+    if (!e || _ms_realloc_fits(size, old)) { huge_give(); return e ? p : NULL; }
     if (size > old && size - old < old / 4) size = page_round(old + old / 4);
     void *q = p;
     if (size <= e->map) {                           /* the mapping holds it already */
@@ -339,17 +373,17 @@ void *_ms_huge_realloc(void *p, size_t n)
         ne->meta = keep.meta;
         live_add((int64_t)size - (int64_t)keep.map);
     }
-    _ms_unlock(&huge_lock);
+    huge_give();
     unmap_all(drop, ndrop);
     return q;
 }
 
 bool _ms_huge_stays(const void *p, size_t n)
 {
-    _ms_lock(&huge_lock);
+    huge_take();
     huge_ent *e = find((uintptr_t)p);
     bool stays = e && _ms_realloc_fits(page_round(n), e->size);
-    _ms_unlock(&huge_lock);
+    huge_give();
     return stays;
 }
 
@@ -357,53 +391,53 @@ bool _ms_huge_stays(const void *p, size_t n)
 void _ms_huge_trim(void)
 {
     range_t drop[CACHE_SLOTS];
-    _ms_lock(&huge_lock);
+    huge_take();
     unsigned n = ncached;
     for (unsigned i = 0; i < n; i++) drop[i] = (range_t){ cache[i].addr, cache[i].len };
     ncached = 0;
     cache_bytes = 0;
     set_time(&next_decay, UINT64_MAX);
-    _ms_unlock(&huge_lock);
+    huge_give();
     unmap_all(drop, n);
 }
 
 void _ms_huge_stats(ms_huge_stat_t *out)
 {
-    _ms_lock(&huge_lock);
+    huge_take();
     out->blocks = ms_table_count(table);
     out->bytes = live_bytes;
     out->cached = cache_bytes;
     out->mapped = live_bytes + cache_bytes;
-    _ms_unlock(&huge_lock);
+    huge_give();
 }
 
 /* Tracking records of huge blocks (track.c): set them, and enumerate. */
 bool _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req)
 {
-    _ms_lock(&huge_lock);
+    huge_take();
     huge_ent *e = find((uintptr_t)p);
     if (e) { e->meta = *m; e->req = req; }
-    _ms_unlock(&huge_lock);
+    huge_give();
     return e != NULL;
 }
 
 /* A copy of a live huge block's tracking record; false if p starts none. */
 bool _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req)
 {
-    _ms_lock(&huge_lock);
+    huge_take();
     huge_ent *e = find((uintptr_t)p);
     if (e) { *m = e->meta; if (req) *req = e->req; }
-    _ms_unlock(&huge_lock);
+    huge_give();
     return e != NULL;
 }
 
 /* Add flag bits to a huge block's tracking record (gcglue.c). */
 void _ms_huge_flag(const void *p, unsigned flags)
 {
-    _ms_lock(&huge_lock);
+    huge_take();
     huge_ent *e = find((uintptr_t)p);
     if (e) e->meta.flags |= flags & 15;
-    _ms_unlock(&huge_lock);
+    huge_give();
 }
 
 /* Visit every live huge block with its mapping's length; the caller holds
@@ -450,6 +484,10 @@ void _ms_huge_check_locked(ms_check_fail_fn fail)
     }
     if (cached != cache_bytes) fail("cached huge bytes do not add up", cache, ncached);
 }
+
+/* Whether this thread holds the large blocks' lock (track.c: a handler's
+ * free in there keeps its block). */
+bool _ms_huge_mine(void) { return _ms_lock_mine(&huge_lock); }
 
 void _ms_huge_lock(void) { _ms_lock(&huge_lock); }
 void _ms_huge_unlock(bool child)

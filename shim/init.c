@@ -68,7 +68,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
-    _ms_held = 0;                /* the locks fork_prepare took are made anew below */
+    _ms_held_forget();           /* the locks fork_prepare took are made anew below */
     _ms_unwind_unlock(true);
     _ms_unlock_all(true);
     _ms_sample_unlock(true);

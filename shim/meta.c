@@ -45,29 +45,14 @@ static uint8_t *bump, *bump_end;                  /* meta_lock */
 static ms_range_t ranges[META_RANGES];            /* meta_lock */
 static unsigned   nranges;                        /* meta_lock */
 
-/* Whether this thread holds meta_lock, or is about to.  A signal handler
- * whose allocation needs memshim's memory while its thread holds the lock
- * (the handler's first tracked block, making its profile state, in the
- * middle of the stack table's growth) would wait for its own thread for
- * ever: it gets no memory instead (every caller copes with none), and what
- * it gives back in there stays memshim's. */
-static __thread int meta_mine __attribute__((tls_model("initial-exec")));
-
-/* meta_lock; false, not taken, when this thread holds it already. */
-static bool meta_take(void)
-{
-    if (meta_mine) return false;
-    meta_mine = 1;                   /* first: a handler in between finds it mine */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    _ms_lock(&meta_lock);
-    return true;
-}
-static void meta_give(void)
-{
-    _ms_unlock(&meta_lock);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    meta_mine = 0;
-}
+/* meta_lock; false, not taken, when this thread holds it already: a
+ * signal handler whose allocation needs memshim's memory while its thread
+ * holds the lock (the handler's first tracked block, making its profile
+ * state, in the middle of the stack table's growth) would wait for its own
+ * thread for ever (shim.h).  It gets no memory instead (every caller copes
+ * with none), and what it gives back in there stays memshim's. */
+static bool meta_take(void) { return _ms_lock_unless_mine(&meta_lock); }
+static void meta_give(void) { _ms_unlock(&meta_lock); }
 
 static unsigned shift_of(size_t size)
 {
@@ -248,18 +233,9 @@ void _ms_meta_usage(uint64_t *resident, uint64_t *mapped)
     }
 }
 
-void _ms_meta_lock(void)
-{
-    meta_mine = 1;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    _ms_lock(&meta_lock);
-}
+void _ms_meta_lock(void) { _ms_lock(&meta_lock); }
 void _ms_meta_unlock(bool child)
 {
-    if (!child) {
-        meta_give();
-        return;
-    }
-    pthread_mutex_init(&meta_lock, NULL);
-    meta_mine = 0;
+    if (child) pthread_mutex_init(&meta_lock, NULL);
+    else _ms_unlock(&meta_lock);
 }

@@ -128,6 +128,33 @@ static void partial_remove(central_t *c, ms_page_t *pg)
     pg->in_partial = 0;
 }
 
+/* The locks this thread holds (shim.h). */
+void _ms_held_add(pthread_mutex_t *m)
+{
+    _ms_held++;
+    unsigned i = 0;
+    while (i < MS_HELD_SLOTS && _ms_held_set.at[i]) i++;
+    if (i < MS_HELD_SLOTS) _ms_held_set.at[i] = m;
+    else _ms_held_set.beyond++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+bool _ms_held_has(const pthread_mutex_t *m)
+{
+    if (_ms_held_set.beyond) return true;
+    for (unsigned i = 0; i < MS_HELD_SLOTS; i++)
+        if (_ms_held_set.at[i] == m) return true;
+    return false;
+}
+void _ms_held_drop(pthread_mutex_t *m)
+{
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    unsigned i = 0;
+    while (i < MS_HELD_SLOTS && _ms_held_set.at[i] != m) i++;
+    if (i < MS_HELD_SLOTS) _ms_held_set.at[i] = NULL;
+    else if (_ms_held_set.beyond) _ms_held_set.beyond--;
+    _ms_held--;
+}
+
 /* Take `want` blocks of class cls as a NULL-terminated chain: fewer if
  * memory ran out, more (one parked batch) if one was parked. */
 unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, unsigned want)
@@ -136,7 +163,10 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
     const ms_class_t *k = &_ms_classes[cls];
     ms_block_t *h = NULL, *t = NULL;
     unsigned got = 0;
-    _ms_lock(&c->lock);
+    if (!_ms_lock_unless_mine(&c->lock)) {        /* a handler inside its thread's refill (shim.h) */
+        *head = *tail = NULL;
+        return 0;
+    }
     /* A parked batch, whole, even for a thread's small first refills: its
      * blocks are resident already, and taking it is cheaper than carving. */
     if (c->nxfer) {
@@ -199,10 +229,11 @@ static ms_block_t *batch_tail(ms_block_t *b, unsigned cls, unsigned batch)
 
 /* Span pg got blocks back (class lock held): empty, and not the only
  * partial span of a one-page class (kept against churn), it goes back to
- * its segment; else it is on the partial list. */
+ * its segment -- unless this is a handler whose thread holds the segments'
+ * lock (shim.h); else it is on the partial list. */
 static inline __attribute__((always_inline)) void span_returned(central_t *c, ms_page_t *pg)
 {
-    if (pg->used == 0 && (pg->prev || pg->next || !pg->in_partial || pg->npages > 1)) {
+    if (pg->used == 0 && (pg->prev || pg->next || !pg->in_partial || pg->npages > 1) && !_ms_segment_mine()) {
         if (pg->in_partial) partial_remove(c, pg);
         c->spans--;
         c->free_blocks -= pg->capacity;
@@ -240,7 +271,7 @@ void _ms_span_give(ms_page_t *pg, ms_block_t *head, ms_block_t *tail, unsigned n
 {
     unsigned cls = pg->cls;
     central_t *c = &central[cls];
-    _ms_lock(&c->lock);
+    if (!_ms_lock_unless_mine(&c->lock)) return;   /* a handler inside its thread's hold: kept (shim.h) */
     tail->next = pg->free;
     pg->free = head;
     pg->used -= n;
@@ -288,6 +319,11 @@ static void unpark_locked(central_t *c, unsigned cls)
         to_spans_locked(c, cls, c->xfer[c->nxfer].head, _ms_classes[cls].batch, &k);
     }
 }
+
+/* Whether this thread holds class cls's lock: a signal handler's free in
+ * the middle of its thread's refill or flush of the class keeps its block
+ * (tcache.c, shim.h). */
+bool _ms_central_mine(unsigned cls) { return _ms_lock_mine(&central[cls].lock); }
 
 /* Every parked batch back to its spans (malloc_trim). */
 void _ms_central_drain(void)

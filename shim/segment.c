@@ -127,7 +127,7 @@ void _ms_segment_decay(uint64_t now)
 ms_page_t *_ms_page_alloc(unsigned npages, uint8_t cls)
 {
     uint64_t now = _ms_os_now_ns();
-    _ms_lock(&seg_lock);
+    if (!_ms_lock_unless_mine(&seg_lock)) return NULL;   /* a handler inside its thread's hold (shim.h) */
     decay(now);
     ms_segment_t *s;
     int idx = -1;
@@ -170,6 +170,10 @@ ms_page_t *_ms_page_alloc(unsigned npages, uint8_t cls)
     _ms_huge_decay(now);
     return pg;
 }
+
+/* Whether this thread holds the segments' lock (pool.c keeps an empty
+ * span rather than give it back in a handler inside that hold). */
+bool _ms_segment_mine(void) { return _ms_lock_mine(&seg_lock); }
 
 void _ms_page_free(ms_page_t *pg)
 {

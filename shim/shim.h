@@ -129,6 +129,7 @@ MS_HIDDEN void   _ms_hook_init(void);                   /* its table found: _ms_
 MS_HIDDEN void           _ms_segment_init(void);
 MS_HIDDEN ms_page_t     *_ms_page_alloc(unsigned npages, uint8_t cls); /* segment lock inside */
 MS_HIDDEN void           _ms_page_free(ms_page_t *pg);
+MS_HIDDEN bool           _ms_segment_mine(void);   /* this thread holds the segments' lock */
 MS_HIDDEN void           _ms_segment_purge_all(void);
 MS_HIDDEN void           _ms_segment_decay(uint64_t now_ns); /* purge what was dirty too long */
 MS_HIDDEN void           _ms_segment_each_span_locked(void (*fn)(void *arg, ms_page_t *pg), void *arg);
@@ -191,19 +192,56 @@ static inline ms_page_t *_ms_page_of(ms_segment_t *s, const void *p)
  * signal handler that allocates while its thread holds one is given no
  * stack (unwind.c, _ms_capture_miss), since a fork in another thread,
  * taking every lock, may hold the loader guard the unwinding needs while
- * it waits for this one. */
+ * it waits for this one.
+ *
+ * They also keep which locks the thread holds (up to MS_HELD_SLOTS; more,
+ * as when fork takes them all, count as holding every one), from before the
+ * wait until after the release.  A handler's allocation that needs a lock
+ * its own thread holds would wait for ever (its thread refilling the very
+ * class, getting a span, growing a table; glibc corrupts its heap there):
+ * where there is another way, _ms_lock_unless_mine says so and the handler
+ * takes it -- a larger class, no memory, a block kept instead of given
+ * back. */
+#define MS_HELD_SLOTS 6
+typedef struct ms_held_s {
+    pthread_mutex_t *at[MS_HELD_SLOTS];
+    int              beyond;                 /* held and not in a slot */
+} ms_held_t;
 MS_HIDDEN extern __thread int _ms_held __attribute__((tls_model("initial-exec")));
+MS_HIDDEN extern __thread ms_held_t _ms_held_set __attribute__((tls_model("initial-exec")));
+/* m counted as held by this thread, from before its wait (symbolize.c's
+ * timed lock too), and no longer, after its release (pool.c: out of line,
+ * each lock's code stays small). */
+MS_HIDDEN void _ms_held_add(pthread_mutex_t *m);
+MS_HIDDEN void _ms_held_drop(pthread_mutex_t *m);
 static inline void _ms_lock(pthread_mutex_t *m)
 {
-    _ms_held++;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    _ms_held_add(m);
     pthread_mutex_lock(m);
 }
 static inline void _ms_unlock(pthread_mutex_t *m)
 {
     pthread_mutex_unlock(m);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    _ms_held--;
+    _ms_held_drop(m);
+}
+/* Whether this thread holds m (or is waiting for it). */
+MS_HIDDEN bool _ms_held_has(const pthread_mutex_t *m);
+static inline bool _ms_lock_mine(const pthread_mutex_t *m)
+{
+    return MS_UNLIKELY(_ms_held != 0) && _ms_held_has(m);
+}
+/* m, unless this thread holds it already (false: not taken). */
+static inline bool _ms_lock_unless_mine(pthread_mutex_t *m)
+{
+    if (_ms_lock_mine(m)) return false;
+    _ms_lock(m);
+    return true;
+}
+/* The thread holds none of them (fork's child, init.c). */
+static inline void _ms_held_forget(void)
+{
+    _ms_held = 0;
+    _ms_held_set = (ms_held_t){ .beyond = 0 };
 }
 
 /* ---- pool.c: size classes and the central lists ------------------------- */
@@ -254,6 +292,7 @@ MS_HIDDEN ms_block_t *_ms_central_give(unsigned cls, ms_block_t *head, unsigned 
  * caller since, its links sound: onto the span's free list in one go. */
 MS_HIDDEN void _ms_span_give(ms_page_t *pg, ms_block_t *head, ms_block_t *tail, unsigned n);
 MS_HIDDEN void     _ms_central_drain(void);             /* parked batches to their spans */
+MS_HIDDEN bool     _ms_central_mine(unsigned cls);      /* this thread holds the class's lock */
 MS_HIDDEN void     _ms_central_look(uint64_t now_ns);   /* ... those no thread took lately (tcache.c) */
 MS_HIDDEN void     _ms_central_lock_all(void);
 MS_HIDDEN void     _ms_central_unlock_all(bool child);
@@ -318,6 +357,7 @@ MS_HIDDEN void    _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, siz
                                                   size_t req, const ms_meta_t *m), void *arg);
 MS_HIDDEN void    _ms_huge_lock(void);
 MS_HIDDEN void    _ms_huge_unlock(bool child);
+MS_HIDDEN bool    _ms_huge_mine(void);     /* this thread holds the large blocks' lock */
 typedef struct ms_huge_stat_s { uint64_t blocks, bytes, mapped, cached; } ms_huge_stat_t;
 MS_HIDDEN void    _ms_huge_stats(ms_huge_stat_t *out);
 

@@ -71,11 +71,9 @@ static bool load_lock_take(bool wait)
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += LOAD_PATIENCE_MS / 1000;
-    _ms_held++;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    _ms_held_add(&load_lock);
     if ((wait ? pthread_mutex_timedlock(&load_lock, &until) : pthread_mutex_trylock(&load_lock)) == 0) return true;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    _ms_held--;
+    _ms_held_drop(&load_lock);
     return false;
 }
 

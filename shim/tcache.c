@@ -142,7 +142,7 @@ void _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep)
 {
     ms_bin_t *b = &tc->bins[cls];
     _ms_bins_enter();
-    if (b->count > keep) {
+    if (b->count > keep && !_ms_central_mine(cls)) {   /* else the bin stays over its limit for now */
         ms_block_t *rest = _ms_central_give(cls, b->head, b->count - keep);
         b->head = rest;
         b->count = rest ? keep : 0;       /* cut short (written after free): the rest is lost to reuse */
@@ -154,6 +154,7 @@ void _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep)
  * to the central list. */
 void _ms_tcache_free_direct(void *p, unsigned cls)
 {
+    if (_ms_central_mine(cls)) return;      /* a handler inside its thread's hold: the block is lost to reuse */
     ((ms_block_t *)p)->next = NULL;
     __atomic_fetch_add(&direct_frees[cls], 1, __ATOMIC_RELAXED);
     _ms_central_give(cls, p, 1);

@@ -278,6 +278,8 @@ static inline __attribute__((always_inline)) bool release(void *p, const ms_site
 {
     ms_meta_t *m = meta_at(p, s, w);
     if (!m) {                            /* huge, foreign or invalid: alloc.c decides */
+        if (MS_UNLIKELY(_ms_held) && _ms_huge_mine()) return false;   /* a handler inside its thread's
+                                                                      * hold: kept, lost (shim.h) */
         ms_meta_t h;
         size_t req;
         if (check_match_huge(p, how, NULL, site, &h, &req)) unprofile(&h, req, p);

@@ -59,7 +59,7 @@
  * Locks, in the only order they are ever nested:
  *   report lock (report.c: one leak report at a time) -> everything below
  *   collector lock (collector/, taken by the leak scan too) -> everything below
- *   loader guard (unwind.c: held shared around memshim's calls that iterate
+ *   loader guard (loader.c: held shared around memshim's calls that iterate
  *     the loaded objects, exclusively by fork) -> allocator locks below
  *   symbolizer lock (symbolize.c) -> everything below (libdw allocates and
  *     frees under it; a free may intern its stack)
@@ -67,6 +67,10 @@
  *     -> meta lock (meta.c)
  *   class lock (one per class, pool.c) -> segment lock (segment.c) -> meta lock
  *   huge lock (huge.c), tcache-list lock (tcache.c): leaves (huge -> meta).
+ * Each thread knows which of them it holds (shim.h): a signal handler's
+ * allocation that needs one its own thread holds takes another way (a
+ * larger class, no memory, a block kept) instead of waiting for ever; the
+ * huge lock is held with signals held off.
  * fork() takes the collector's lock (its own handler, registered at load)
  * and then the others in that order (init.c) so the child finds the heap,
  * the trace table and the symbolizer (libdw's state included) consistent;

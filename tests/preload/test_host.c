@@ -283,6 +283,28 @@ Test(host_signals, handler_allocating_another_size_than_its_thread, .timeout = 2
         }
 }
 
+/* A handler allocating sizes of its own, that come in while its thread
+ * holds the segments' lock (a new span, one given back) or the large
+ * blocks' (shared by every size): it takes another way (shim.h) instead of
+ * waiting for its own thread, which seven runs of ten did without tracking,
+ * and nothing is corrupted. */
+Test(host_signals, handler_allocating_while_its_thread_takes_a_span_or_a_large_block, .timeout = 240)
+{
+    const char *modes[] = { "MEMSHIM_TRACK=0", "MEMSHIM_TRACK=1" };
+    for (int m = 0; m < 2; m++)
+        for (int i = 0; i < 4; i++) {
+            h_run_fixture2(&run, "signal_spans", "300", modes[m], NULL, 50);
+            cr_assert_eq(run.timed_out, 0, "%s: hung", modes[m]);
+            cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s: status %d, %s", modes[m],
+                      run.status, run.err);
+            long handled = 0;
+            const char *done = strstr(run.out, "signal_spans done");
+            cr_assert(done && sscanf(done, "signal_spans done, %ld signals handled", &handled) == 1, "%s", run.out);
+            cr_expect_gt(handled, 0, "%s", run.out);
+            cr_expect(!run.err[0], "%s: %s", modes[m], run.err);
+        }
+}
+
 /* libunwind's thread-local storage (glibc makes a thread's block of it
  * on demand, with malloc: memshim opens libunwind with dlopen) is made by
  * the thread's own unwinding, never inside a signal handler, tracked or

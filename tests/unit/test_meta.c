@@ -4,7 +4,8 @@
  * its own thread for ever (a 20 kHz timer's handler, one run in 200).  It
  * gets no memory instead, at once, and what it gives back stays memshim's;
  * the thread, and the handler once its thread is out, get memory as
- * before.  A hang fails by the timeout. */
+ * before.  A hang fails by the timeout.  And the allocator's locks, which
+ * know which of them the thread holds (shim.h). */
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <string.h>
@@ -47,4 +48,36 @@ Test(meta, handler_inside_its_threads_hold_gets_no_memory_and_does_not_wait, .ti
     cr_assert_eq(handled, 2);
     cr_expect_not_null(small);
     cr_expect_not_null(large);
+}
+
+/* The allocator's locks know which of them the thread holds (shim.h), in
+ * any order of release, and past their slots count as holding all. */
+Test(locks, a_thread_knows_which_it_holds_in_any_order_of_release)
+{
+    enum { N = MS_HELD_SLOTS + 3 };
+    static pthread_mutex_t m[N];
+    for (int i = 0; i < N; i++) pthread_mutex_init(&m[i], NULL);
+    cr_assert(!_ms_lock_mine(&m[0]));
+    _ms_lock(&m[0]);
+    _ms_lock(&m[1]);
+    _ms_lock(&m[2]);
+    cr_assert(_ms_lock_mine(&m[0]) && _ms_lock_mine(&m[1]) && _ms_lock_mine(&m[2]));
+    cr_assert(!_ms_lock_mine(&m[3]));
+    cr_assert(!_ms_lock_unless_mine(&m[1]), "taken twice by its holder");
+    _ms_unlock(&m[0]);                     /* not the last taken */
+    cr_assert(!_ms_lock_mine(&m[0]) && _ms_lock_mine(&m[1]) && _ms_lock_mine(&m[2]));
+    cr_assert(_ms_lock_unless_mine(&m[0]));
+    _ms_unlock(&m[1]);
+    _ms_unlock(&m[2]);
+    _ms_unlock(&m[0]);
+    cr_assert_eq(_ms_held, 0);
+    for (int i = 0; i < N; i++) cr_assert(!_ms_lock_mine(&m[i]));
+
+    for (int i = 0; i < N; i++) _ms_lock(&m[i]);     /* more than the slots: all count as held */
+    static pthread_mutex_t other = PTHREAD_MUTEX_INITIALIZER;
+    cr_assert(_ms_lock_mine(&m[N - 1]) && _ms_lock_mine(&other));
+    for (int i = 0; i < N; i++) _ms_unlock(&m[i]);   /* the first taken first */
+    cr_assert_eq(_ms_held, 0);
+    for (int i = 0; i < N; i++) cr_assert(!_ms_lock_mine(&m[i]));
+    cr_assert(!_ms_lock_mine(&other));
 }
