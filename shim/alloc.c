@@ -32,8 +32,9 @@ MS_NOINLINE void *_ms_malloc_slow(size_t n)
         blk = _ms_tcache_refill(tc, cls);
         /* A signal handler inside its thread's refill of this class (the
          * class's lock the thread's, shim.h): a block of a larger class. */
-        for (unsigned up = cls + 1; !blk && up < MS_NCLASSES && _ms_central_mine(cls); up++)
-            if (!_ms_central_mine(up)) blk = _ms_tcache_refill(tc, up);
+        if (!blk && _ms_central_mine(cls))
+            for (unsigned up = cls + 1; !blk && up < MS_NCLASSES; up++)
+                if (!_ms_central_mine(up)) blk = _ms_tcache_refill(tc, up);
     }
     _ms_bins_leave();
     if (!blk) { errno = ENOMEM; return NULL; }

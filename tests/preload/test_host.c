@@ -243,15 +243,23 @@ Test(host_fds, reporter_thread_never_takes_the_lowest_free_descriptor, .timeout 
 
 /* ---- signal handlers that allocate ---------------------------------------------- */
 
+/* The fixture run with up to two settings, `seconds` at most: it must not
+ * hang and must exit 0. */
+static void run_to_exit_0(const char *fixture, const char *arg, const char *env1, const char *env2, int seconds)
+{
+    h_run_fixture2(&run, fixture, arg, env1, env2, seconds);
+    cr_assert_eq(run.timed_out, 0, "%s %s %s: hung", fixture, env1 ? env1 : "", env2 ? env2 : "");
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s %s %s: status %d, %s %s", fixture,
+              env1 ? env1 : "", env2 ? env2 : "", run.status, run.out, run.err);
+}
+
 /* A handler that allocates (as one that logs does) interrupting its own
  * thread inside memshim: tracking hung interning a new stack (the
  * handler's own stack was new too, and the lock was its thread's), the
  * sampled profiler in its table of sampled blocks. */
 static void handler_allocates(const char *env1, const char *env2)
 {
-    h_run_fixture2(&run, "signal_malloc", NULL, env1, env2, 30);
-    cr_assert_eq(run.timed_out, 0, "%s %s: hung", env1, env2 ? env2 : "");
-    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s: status %d, %s", env1, run.status, run.err);
+    run_to_exit_0("signal_malloc", NULL, env1, env2, 30);
     cr_expect(strstr(run.out, "signal_malloc done"), "%s", run.out);
     cr_expect(!run.err[0], "%s %s: %s", env1, env2 ? env2 : "", run.err);
 }
@@ -274,10 +282,7 @@ Test(host_signals, handler_allocating_another_size_than_its_thread, .timeout = 2
     const char *modes[] = { "MEMSHIM_TRACK=0", "MEMSHIM_TRACK=1" };
     for (int m = 0; m < 2; m++)
         for (int i = 0; i < 4; i++) {
-            h_run_fixture2(&run, "signal_other_size", m ? "1000000" : "3000000", modes[m], "MEMSHIM_DECAY=8", 60);
-            cr_assert_eq(run.timed_out, 0, "%s: hung", modes[m]);
-            cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s: status %d, %s", modes[m],
-                      run.status, run.err);
+            run_to_exit_0("signal_other_size", m ? "1000000" : "3000000", modes[m], "MEMSHIM_DECAY=8", 60);
             cr_expect(strstr(run.out, "signal_other_size done"), "%s", run.out);
             cr_expect(!run.err[0], "%s: %s", modes[m], run.err);
         }
@@ -293,10 +298,7 @@ Test(host_signals, handler_allocating_while_its_thread_takes_a_span_or_a_large_b
     const char *modes[] = { "MEMSHIM_TRACK=0", "MEMSHIM_TRACK=1" };
     for (int m = 0; m < 2; m++)
         for (int i = 0; i < 4; i++) {
-            h_run_fixture2(&run, "signal_spans", "300", modes[m], NULL, 50);
-            cr_assert_eq(run.timed_out, 0, "%s: hung", modes[m]);
-            cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s: status %d, %s", modes[m],
-                      run.status, run.err);
+            run_to_exit_0("signal_spans", "300", modes[m], NULL, 50);
             long handled = 0;
             const char *done = strstr(run.out, "signal_spans done");
             cr_assert(done && sscanf(done, "signal_spans done, %ld signals handled", &handled) == 1, "%s", run.out);
@@ -318,10 +320,7 @@ Test(host_signals, libunwind_storage_made_by_the_thread_not_by_its_handler, .tim
 {
     const char *modes[][2] = { { "MEMSHIM_TRACK=1", NULL }, { "MEMSHIM_TRACK=0", "MEMSHIM_SAMPLE=1" } };
     for (int m = 0; m < 2; m++) {
-        h_run_fixture2(&run, "unwind_storage", NULL, modes[m][0], modes[m][1], 30);
-        cr_assert_eq(run.timed_out, 0, "%s: hung", modes[m][0]);
-        cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s: status %d, %s %s", modes[m][0],
-                  run.status, run.out, run.err);
+        run_to_exit_0("unwind_storage", NULL, modes[m][0], modes[m][1], 30);
         cr_expect(strstr(run.out, "unwind storage: in handlers 0, outside 1, main 1\n"), "%s: %s", modes[m][0], run.out);
     }
 }
@@ -337,10 +336,7 @@ Test(host_signals, libunwind_storage_made_by_the_thread_not_by_its_handler, .tim
  * thread held.) */
 static void unwinding_handler(const char *fixture, const char *arg)
 {
-    h_run_fixture2(&run, fixture, arg, "MEMSHIM_TRACK=1", NULL, 40);
-    cr_assert_eq(run.timed_out, 0, "%s %s: hung", fixture, arg ? arg : "");
-    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "%s %s: status %d, %s %s", fixture,
-              arg ? arg : "", run.status, run.out, run.err);
+    run_to_exit_0(fixture, arg, "MEMSHIM_TRACK=1", NULL, 40);
     cr_expect(strstr(run.out, "done:"), "%s", run.out);
     cr_expect(!run.err[0], "%s", run.err);
 }
