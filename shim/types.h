@@ -113,7 +113,10 @@
  *     in random order, a class's few hundred kept blocks held most of its
  *     spans.  A bin not refilled between two of its thread's looks gives
  *     back half of what it holds, and parked batches that no thread took
- *     between two looks go to their spans (tcache.c).
+ *     between two looks go to their spans (tcache.c).  Parked batches do
+ *     not wait for a look while the heap grows: every 8th new span taken,
+ *     those that sat out the last 8 untaken go to their spans, whose
+ *     emptied pages the growing class then reuses (pool.c, unpark_idle).
  *   - memshim's own free blocks of 16 KiB and more (a span's records while
  *     tracking) are purged once free for the delay (meta.c), at the
  *     segments' decay.

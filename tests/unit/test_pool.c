@@ -280,6 +280,69 @@ Test(pool, batches_freed_by_one_thread_are_taken_whole_by_another)
     free(v);
 }
 
+/* n blocks of class a taken from its central list and given back
+ * (parked, if whole batches and the class has room). */
+static void park(unsigned a, unsigned n)
+{
+    ms_block_t *head, *tail;
+    cr_assert_eq(_ms_central_take(a, &head, &tail, n), n);
+    cr_assert_null(_ms_central_give(a, head, n), "all given back");
+}
+
+/* Class b takes `spans` new spans' worth of blocks in `calls` takes, kept
+ * in *h until unheld gives them back. */
+typedef struct { ms_block_t *head[16]; unsigned n[16], calls; unsigned cls; } held_t;
+static void grow(held_t *h, unsigned b, unsigned spans, unsigned calls)
+{
+    ms_block_t *tail;
+    h->cls = b;
+    for (unsigned i = 0; i < calls; i++, h->calls++) {
+        unsigned want = _ms_classes[b].capacity * (spans / calls);
+        h->n[h->calls] = _ms_central_take(b, &h->head[h->calls], &tail, want);
+        cr_assert_eq(h->n[h->calls], want);
+    }
+}
+static void unheld(held_t *h)
+{
+    for (unsigned i = 0; i < h->calls; i++) _ms_central_give(h->cls, h->head[i], h->n[i]);
+    h->calls = 0;
+}
+
+/* A program done with one size and on to another: while the heap grows
+ * with the new size's spans, the batches parked for the old size that no
+ * thread took go back to their spans, and the spans to their segment, for
+ * the new spans to be cut from. */
+Test(pool, idle_parked_batches_go_back_while_another_class_grows)
+{
+    unsigned a = _ms_class_of(2000), b = _ms_class_of(24 << 10);
+    const ms_class_t *k = &_ms_classes[a];
+    malloc_trim(0);
+    park(a, 2 * k->batch);
+    cr_assert_eq(stat_of(a).parked, 2 * k->batch, "two batches parked");
+    held_t h = { .calls = 0 };
+    grow(&h, b, 64, 8);                 /* 64 spans: several looks */
+    cr_assert_eq(stat_of(a).parked, 0, "idle batches went back to their spans");
+    cr_assert_leq(stat_of(a).spans, 1, "and their empty spans to the segment (but one kept against churn)");
+    unheld(&h);
+}
+
+/* A class whose parked batches are taken between two looks (a hand-over
+ * between threads, in progress) keeps them however much the heap grows. */
+Test(pool, parked_batches_in_use_stay_while_another_class_grows)
+{
+    unsigned a = _ms_class_of(2000), b = _ms_class_of(24 << 10);
+    const ms_class_t *k = &_ms_classes[a];
+    malloc_trim(0);
+    park(a, 2 * k->batch);
+    held_t h = { .calls = 0 };
+    for (int round = 0; round < 8; round++) {
+        grow(&h, b, 8, 1);              /* a look at most */
+        park(a, k->batch);              /* a parked batch taken, then parked again */
+    }
+    cr_assert_eq(stat_of(a).parked, 2 * k->batch, "both batches still parked");
+    unheld(&h);
+}
+
 /* Blocks above MS_TCACHE_MAX are never held by a thread cache: a freed
  * one is back in its span at once, and its empty span back in its segment. */
 Test(pool, blocks_above_the_cache_limit_go_straight_back)
