@@ -31,8 +31,10 @@ MS_NOINLINE void *_ms_malloc_slow(size_t n)
     } else {
         blk = _ms_tcache_refill(tc, cls);
         /* A signal handler inside its thread's refill of this class (the
-         * class's lock the thread's, shim.h): a block of a larger class. */
-        if (!blk && _ms_central_mine(cls))
+         * class's lock the thread's), or needing a new span while its
+         * thread takes one (the segments' lock, shim.h): a block of a
+         * larger class that has one free. */
+        if (!blk && (_ms_central_mine(cls) || _ms_segment_mine()))
             for (unsigned up = cls + 1; !blk && up < MS_NCLASSES; up++)
                 if (!_ms_central_mine(up)) blk = _ms_tcache_refill(tc, up);
     }

@@ -200,8 +200,8 @@ static inline ms_page_t *_ms_page_of(ms_segment_t *s, const void *p)
  * its own thread holds would wait for ever (its thread refilling the very
  * class, getting a span, growing a table; glibc corrupts its heap there):
  * where there is another way, _ms_lock_unless_mine says so and the handler
- * takes it -- a larger class, no memory, a block kept instead of given
- * back. */
+ * takes it -- a larger class (its thread refilling the class, or taking
+ * a span), no memory, a block kept instead of given back. */
 #define MS_HELD_SLOTS 6
 typedef struct ms_held_s {
     pthread_mutex_t *at[MS_HELD_SLOTS];

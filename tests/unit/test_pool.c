@@ -343,6 +343,27 @@ Test(pool, parked_batches_in_use_stay_while_another_class_grows)
     unheld(&h);
 }
 
+/* A signal handler whose thread is taking a span (the segments' lock its
+ * thread's) and that needs a new span too: a block of a larger class that
+ * has one free, not NULL.  Taking the lock here stands for the thread. */
+Test(pool, a_handler_inside_its_threads_span_take_gets_a_larger_block)
+{
+    unsigned cls = _ms_class_of(9000), got;
+    cr_assert_eq(stat_of(cls).spans, 0, "no span of the class yet");
+    void *keep = malloc(12000);         /* a span of a larger class, with free blocks */
+    cr_assert_not_null(keep);
+    _ms_segment_lock();
+    void *p = malloc(9000);
+    _ms_segment_unlock(false);
+    cr_assert_not_null(p, "a block, not ENOMEM");
+    cr_assert(_ms_block_valid(_ms_segment_of(p), p, &got), "a block of the pools");
+    cr_assert_gt(got, cls, "of a larger class (%u, asked %u)", got, cls);
+    cr_assert_eq(stat_of(cls).spans, 0, "no span taken under the thread's hold");
+    memset(p, 1, 9000);
+    free(p);
+    free(keep);
+}
+
 /* Blocks above MS_TCACHE_MAX are never held by a thread cache: a freed
  * one is back in its span at once, and its empty span back in its segment. */
 Test(pool, blocks_above_the_cache_limit_go_straight_back)
