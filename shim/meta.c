@@ -239,3 +239,18 @@ void _ms_meta_unlock(bool child)
     if (child) pthread_mutex_init(&meta_lock, NULL);
     else _ms_unlock(&meta_lock);
 }
+
+/* arr (holding `have` entries of `size` bytes, room for *cap) with room
+ * for `need`, in memshim's own memory, doubled as needed: arr itself or
+ * its new place; NULL (arr as it was) if there is no memory. */
+void *_ms_meta_grow(void *arr, size_t *cap, size_t have, size_t need, size_t size)
+{
+    if (need <= *cap) return arr;
+    size_t ncap = *cap ? *cap : 256;
+    while (ncap < need) ncap *= 2;
+    void *n = _ms_meta_alloc(ncap * size);
+    if (!n) return NULL;
+    if (arr) { memcpy(n, arr, have * size); _ms_meta_free(arr, *cap * size); }
+    *cap = ncap;
+    return n;
+}

@@ -100,14 +100,12 @@ typedef struct {
     bool       oom;
 } cycles_t;
 
+/* Room for one more in a full array (meta.c's doubling). */
 static bool grow_array(void **arr, size_t *cap, size_t elem)
 {
-    size_t ncap = *cap ? *cap * 2 : 64;
-    void *n = _ms_meta_alloc(ncap * elem);
+    void *n = _ms_meta_grow(*arr, cap, *cap, *cap + 1, elem);
     if (!n) return false;
-    if (*arr) { memcpy(n, *arr, *cap * elem); _ms_meta_free(*arr, *cap * elem); }
     *arr = n;
-    *cap = ncap;
     return true;
 }
 

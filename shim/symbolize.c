@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "dwline.h"
 #include "shim.h"
 #include "table.h"
 
@@ -42,6 +43,7 @@ static int load_held;             /* fork: fork_prepare got load_lock */
 static unsigned naming;           /* threads between _ms_symbolize_begin and _end (sym_lock) */
 static unsigned refreshes;        /* sym_lock: libdw's module list made anew (its names gone) */
 static Dwfl *dwfl;
+static int module_gone(Dwfl_Module *mod, void *ud, const char *name, Dwarf_Addr base, void *arg);
 static Dwfl_Module *(*p_addrmodule)(Dwfl *, Dwarf_Addr);
 static const char *(*p_addrname)(Dwfl_Module *, GElf_Addr);
 static Dwfl_Line *(*p_getsrc)(Dwfl_Module *, Dwarf_Addr);
@@ -144,7 +146,7 @@ static void modules_anew(bool look)
     _ms_busy++;
     p_report_begin(dwfl);
     if (look) p_proc_report(dwfl, _ms_os_gettid());   /* /proc/TID/maps: the leader may be gone */
-    p_report_end(dwfl, NULL, NULL);                   /* those not reported go */
+    p_report_end(dwfl, module_gone, NULL);            /* those not reported go */
     ms_table_clear(cache, &sym_kind);                 /* their names went with them */
     refreshes++;
     _ms_busy--;
@@ -227,6 +229,7 @@ static void load_libdw(void)
     p_addrinfo = dlsym(h, "dwfl_module_addrinfo");
     p_getsymtab = dlsym(h, "dwfl_module_getsymtab");
     p_getsym_info = dlsym(h, "dwfl_module_getsym_info");
+    _ms_dwline_init(h);                    /* else libdw reads every line */
     bool all = begin && proc_report && report_end && p_report_begin && cb.find_elf && cb.find_debuginfo &&
                p_addrmodule && p_addrname && p_getsrc && p_lineinfo && p_modinfo;
     _ms_lock(&sym_lock);
@@ -304,25 +307,10 @@ static standby_t *standby_find(uintptr_t ip, size_t nsorted)
 #define MS_SORT_BEFORE(x, y) ((x)->ip < (y)->ip)
 #include "sort.h"
 
-/* arr (holding `have` entries of `size` bytes, room for *cap) with room
- * for `need`, in memshim's own memory, doubled as needed: arr itself or
- * its new place; NULL (arr as it was) if there is no memory. */
-static void *grow(void *arr, size_t *cap, size_t have, size_t need, size_t size)
-{
-    if (need <= *cap) return arr;
-    size_t ncap = *cap ? *cap : 256;
-    while (ncap < need) ncap *= 2;
-    void *n = _ms_meta_alloc(ncap * size);
-    if (!n) return NULL;
-    if (arr) { memcpy(n, arr, have * size); _ms_meta_free(arr, *cap * size); }
-    *cap = ncap;
-    return n;
-}
-
 /* got[i] for i in fresh (n of them) joins the entries (sym_lock). */
 static void standby_add(const kept_t *got, const size_t *fresh, size_t n, uint64_t owner)
 {
-    standby_t *room = n ? grow(standby, &standby_cap, nstandby, nstandby + n, sizeof *standby) : NULL;
+    standby_t *room = n ? _ms_meta_grow(standby, &standby_cap, nstandby, nstandby + n, sizeof *standby) : NULL;
     if (!room) return;
     standby = room;
     size_t sorted = nstandby;
@@ -385,7 +373,7 @@ uintptr_t _ms_symbolize_keep(const char *module, uintptr_t base, const ms_range_
         _ms_lock(&sym_lock);
         standby_add(got, fresh, nfresh, owner);
         tag = (uintptr_t)next_tag++ << MS_IP_TAG_SHIFT;
-        kept_t *room = grow(kept, &kept_cap, nkept, nkept + k, sizeof *kept);
+        kept_t *room = _ms_meta_grow(kept, &kept_cap, nkept, nkept + k, sizeof *kept);
         if (room) kept = room;                   /* else as many as fit */
         for (size_t i = 0; i < k && nkept < kept_cap; i++) {
             got[i].tagged |= tag;
@@ -445,8 +433,36 @@ void _ms_symbolize_name(uintptr_t ip, ms_frame_t *f)
  * searched by bisection; at one address the global name wins, then weak,
  * then local, as libdw chooses. */
 typedef struct { uintptr_t addr, size; const char *name; int rank; uint32_t index; } fsym_t;   /* index: in the table */
-typedef struct { size_t n; fsym_t s[]; } fsyms_t;
+typedef struct { size_t n, bytes; fsym_t s[]; } fsyms_t;
 #define FSYMS_NONE ((fsyms_t *)1)              /* no symbol table: libdw's search */
+
+/* What memshim keeps of a module, in its user data slot: its functions,
+ * and what was read of its line tables (dwline.c).  Let go when libdw lets
+ * the module go (module_gone). */
+typedef struct { fsyms_t *fsyms; void *lines; } modkeep_t;
+
+static modkeep_t *kept_of(Dwfl_Module *mod)
+{
+    void **ud = NULL;
+    p_modinfo(mod, &ud, NULL, NULL, NULL, NULL, NULL, NULL);
+    if (ud && !*ud) *ud = _ms_meta_alloc(sizeof(modkeep_t));       /* zeroed */
+    return ud ? *ud : NULL;
+}
+
+/* dwfl_report_end's callback for a module no longer mapped: `ud` is the
+ * address of its user data slot (libdwfl's MODCB_ARGS), not the data. */
+static int module_gone(Dwfl_Module *mod, void *ud, const char *name, Dwarf_Addr base, void *arg)
+{
+    (void)mod, (void)name, (void)base, (void)arg;
+    void **slot = ud;
+    modkeep_t *k = slot ? *slot : NULL;
+    if (!k) return DWARF_CB_OK;
+    *slot = NULL;
+    if (k->fsyms && k->fsyms != FSYMS_NONE) _ms_meta_free(k->fsyms, k->fsyms->bytes);
+    _ms_dwline_free(k->lines);
+    _ms_meta_free(k, sizeof *k);
+    return DWARF_CB_OK;
+}
 
 /* By address, the best rank first, then the table's order */
 #define MS_SORT_NAME fsym_sort
@@ -459,8 +475,10 @@ static fsyms_t *fsyms_build(Dwfl_Module *mod)
 {
     int n = p_getsymtab && p_getsym_info ? p_getsymtab(mod) : -1;
     if (n <= 1) return FSYMS_NONE;
-    fsyms_t *t = _ms_meta_alloc(sizeof *t + (size_t)n * sizeof(fsym_t));
+    size_t bytes = sizeof(fsyms_t) + (size_t)n * sizeof(fsym_t);
+    fsyms_t *t = _ms_meta_alloc(bytes);
     if (!t) return FSYMS_NONE;
+    t->bytes = bytes;
     for (int i = 1; i < n; i++) {                 /* 0 is the null symbol */
         GElf_Sym sym;
         GElf_Addr addr = 0;
@@ -478,12 +496,11 @@ static fsyms_t *fsyms_build(Dwfl_Module *mod)
  * has was looked at (the loader's dladdr would find no other). */
 static const char *function_at(Dwfl_Module *mod, uintptr_t ip, bool *all)
 {
-    void **ud = NULL;
+    modkeep_t *k = kept_of(mod);
     *all = false;
-    p_modinfo(mod, &ud, NULL, NULL, NULL, NULL, NULL, NULL);
-    if (!ud) return p_addrname(mod, ip);
-    if (!*ud) *ud = fsyms_build(mod);
-    const fsyms_t *t = *ud;
+    if (!k) return p_addrname(mod, ip);
+    if (!k->fsyms) k->fsyms = fsyms_build(mod);
+    const fsyms_t *t = k->fsyms;
     if (t == FSYMS_NONE) return p_addrname(mod, ip);
     *all = true;
     size_t lo = 0, hi = t->n;                     /* the first symbol above ip */
@@ -511,9 +528,13 @@ static void add_line(Dwfl_Module *mod, uintptr_t ip, ms_frame_t *f)
     Dwarf_Addr start = 0;
     p_modinfo(mod, NULL, &start, NULL, NULL, NULL, NULL, NULL);
     if (_ms_runtime_at((uintptr_t)start) != MS_RT_NONE) return;
-    Dwfl_Line *line = p_getsrc(mod, ip);
+    modkeep_t *k = kept_of(mod);
+    const char *file = NULL;
     int ln = 0;
-    const char *file = line ? p_lineinfo(line, NULL, &ln, NULL, NULL, NULL) : NULL;
+    if (_ms_dwline_find(mod, k ? &k->lines : NULL, ip, &file, &ln) < 0) {   /* left to libdw */
+        Dwfl_Line *line = p_getsrc(mod, ip);
+        file = line ? p_lineinfo(line, NULL, &ln, NULL, NULL, NULL) : NULL;
+    }
     if (file) { f->file = file; f->line = ln; }
 }
 
