@@ -95,11 +95,11 @@ deps:
 
 $(B)/tests/%: tests/unit/%.c $(LIB_OBJ) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iinclude -Ishim -Icollector -o $@ $< $(LIB_OBJ) -lcriterion -lpthread -ldl -lz $(UNIT_LIBS)
+	$(CC) $(CFLAGS) -Iinclude -Ishim -Icollector -o $@ $< $(LIB_OBJ) -lcriterion -lpthread -ldl -lz $(UNIT_FLAGS)
 
 # dwline.c read against libdw itself, here and in a library built with DWARF 4
 # in compressed sections
-$(B)/tests/test_dwline: UNIT_LIBS = -ldw -lelf -DMS_TEST_BUILD_DIR='"$(CURDIR)/$(B)"'
+$(B)/tests/test_dwline: UNIT_FLAGS = -ldw -lelf -DMS_TEST_BUILD_DIR='"$(CURDIR)/$(B)"'
 $(B)/tests/test_dwline: $(B)/fixtures/libdwarf4.so
 $(B)/fixtures/libdwarf4.so: FIXTURE_LDFLAGS = -gdwarf-4 -gz
 
