@@ -111,7 +111,7 @@ void _ms_dwline_free(void *state)
 
 typedef struct { const uint8_t *p, *end; bool bad; } rd_t;
 
-static uint64_t uleb(rd_t *r)
+static uint64_t uleb_long(rd_t *r)
 {
     uint64_t v = 0;
     for (unsigned shift = 0; r->p < r->end; shift += 7) {
@@ -121,6 +121,13 @@ static uint64_t uleb(rd_t *r)
     }
     r->bad = true;
     return 0;
+}
+
+/* Most operands of a line program fit in one byte. */
+static inline uint64_t uleb(rd_t *r)
+{
+    if (MS_LIKELY(r->p < r->end && *r->p < 0x80)) return *r->p++;
+    return uleb_long(r);
 }
 
 static int64_t sleb(rd_t *r)
