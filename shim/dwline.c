@@ -221,7 +221,8 @@ static bool add_file(unit_t *u, size_t num, const char *dir, const char *name)
     return true;
 }
 
-#define MAX_DIRS 4096                   /* more: left to libdw */
+#define MAX_DIRS  4096                  /* more: left to libdw */
+#define MAX_FILES (1u << 20)
 
 /* The directory and file tables of a version-5 header. */
 static bool tables_v5(rd_t *r, const module_t *m, unit_t *u, unsigned offsz, const char **dirs, size_t *ndirs)
@@ -232,7 +233,7 @@ static bool tables_v5(rd_t *r, const module_t *m, unit_t *u, unsigned offsz, con
         if (nfmt > 16) return false;
         for (unsigned i = 0; i < nfmt; i++) { fmt[i][0] = uleb(r); fmt[i][1] = uleb(r); }
         uint64_t count = uleb(r);
-        if (r->bad || (pass == 0 && count > MAX_DIRS)) return false;
+        if (r->bad || count > (pass == 0 ? MAX_DIRS : MAX_FILES) || (count && !nfmt)) return false;
         for (uint64_t e = 0; e < count && !r->bad; e++) {
             const char *path = NULL;
             uint64_t dir = 0;
@@ -395,6 +396,21 @@ static bool read_unit(const module_t *m, unit_t *u, const char *comp_dir)
     if (r.bad || first != u->nrows) return false;   /* cut short, or a sequence left open */
     seq_sort(u->seqs, u->nseqs);
     return true;
+}
+
+/* A line program read on its own, from `size` bytes at `line`, with its
+ * .debug_line_str (no compilation directory): how many rows, or -1 if it
+ * is left to libdw.  For tests, on damaged copies of real programs. */
+long _ms_dwline_parse(const void *line, size_t size, const void *line_str, size_t str_size, uint64_t off)
+{
+    module_t m = { .ok = 1, .line = line, .line_size = size, .line_str = line_str, .line_str_size = str_size };
+    unit_t *u = _ms_meta_alloc(sizeof *u);
+    if (!u) return -1;
+    memset(u, 0, sizeof *u);
+    u->off = off;
+    long rows = read_unit(&m, u, NULL) ? (long)u->nrows : -1;
+    unit_free(u);
+    return rows;
 }
 
 /* ---- lookups ------------------------------------------------------------------- */

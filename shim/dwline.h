@@ -21,4 +21,9 @@ int  _ms_dwline_find(Dwfl_Module *mod, void **state, Dwarf_Addr ip, const char *
 /* What was read of a module (its userdata), when libdw lets it go. */
 void _ms_dwline_free(void *state);
 
+/* The line program at off in `size` bytes of .debug_line, with its
+ * .debug_line_str, read alone: its rows, or -1 (left to libdw).  For
+ * tests. */
+long _ms_dwline_parse(const void *line, size_t size, const void *line_str, size_t str_size, uint64_t off);
+
 #endif

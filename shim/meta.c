@@ -247,7 +247,10 @@ void *_ms_meta_grow(void *arr, size_t *cap, size_t have, size_t need, size_t siz
 {
     if (need <= *cap) return arr;
     size_t ncap = *cap ? *cap : 256;
-    while (ncap < need) ncap *= 2;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2 / size) return NULL;
+        ncap *= 2;
+    }
     void *n = _ms_meta_alloc(ncap * size);
     if (!n) return NULL;
     if (arr) { memcpy(n, arr, have * size); _ms_meta_free(arr, *cap * size); }
