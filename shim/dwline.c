@@ -323,8 +323,7 @@ static bool read_unit(const module_t *m, unit_t *u, const char *comp_dir)
     const uint8_t *prog = r.p + hlen;
     unsigned min_len = (unsigned)fixed(&r, 1);
     unsigned max_ops = version >= 4 ? (unsigned)fixed(&r, 1) : 1;
-    unsigned default_stmt = (unsigned)fixed(&r, 1);
-    (void)default_stmt;
+    fixed(&r, 1);                                   /* default_is_stmt: every row counts */
     int line_base = (int8_t)fixed(&r, 1);
     unsigned line_range = (unsigned)fixed(&r, 1);
     unsigned opcode_base = (unsigned)fixed(&r, 1);
