@@ -107,38 +107,34 @@ static void slot_hand_on(ms_prof_slot_t *s)
     __atomic_store_n(&s->stack, 0, __ATOMIC_RELEASE);
     ms_prof_t *c = _ms_stack_prof(stack);
     const ms_prof_counts_t *k = &s->k;
-    if (c) {
-        if (k->allocs) __atomic_add_fetch(&c->k.allocs, k->allocs, __ATOMIC_RELAXED);
-        if (k->alloc_bytes) __atomic_add_fetch(&c->k.alloc_bytes, k->alloc_bytes, __ATOMIC_RELAXED);
-        if (k->frees) __atomic_add_fetch(&c->k.frees, k->frees, __ATOMIC_RELAXED);
-        if (k->freed_bytes) __atomic_add_fetch(&c->k.freed_bytes, k->freed_bytes, __ATOMIC_RELAXED);
-        if (k->temps) __atomic_add_fetch(&c->k.temps, k->temps, __ATOMIC_RELAXED);
-        if (k->temp_bytes) __atomic_add_fetch(&c->k.temp_bytes, k->temp_bytes, __ATOMIC_RELAXED);
-    }
+    if (k->allocs) __atomic_add_fetch(&c->k.allocs, k->allocs, __ATOMIC_RELAXED);
+    if (k->alloc_bytes) __atomic_add_fetch(&c->k.alloc_bytes, k->alloc_bytes, __ATOMIC_RELAXED);
+    if (k->frees) __atomic_add_fetch(&c->k.frees, k->frees, __ATOMIC_RELAXED);
+    if (k->freed_bytes) __atomic_add_fetch(&c->k.freed_bytes, k->freed_bytes, __ATOMIC_RELAXED);
+    if (k->temps) __atomic_add_fetch(&c->k.temps, k->temps, __ATOMIC_RELAXED);
+    if (k->temp_bytes) __atomic_add_fetch(&c->k.temp_bytes, k->temp_bytes, __ATOMIC_RELAXED);
     memset(&s->k, 0, sizeof s->k);
 }
 
 ms_prof_thread_t _ms_prof_dying;     /* zeroed: no room in its log */
 
-/* Where thread t's changes to stack's counts go: the counters themselves
- * while the process has one thread (`alone`: the caller's read of
- * __libc_single_threaded); afterwards t's slot for the stack, taken from
- * the stack it held if need be, or the counters when t keeps no slots
- * (*own false: the counts are shared, add with locked adds).  NULL: stack
- * is counted nowhere (none, out of memory). */
+/* Where thread t's changes to stack's counts (stack not 0) go: the
+ * counters themselves while the process has one thread (`alone`: the
+ * caller's read of __libc_single_threaded); afterwards t's slot for the
+ * stack, taken from the stack it held if need be, or the counters when t
+ * keeps no slots (*own false: the counts are shared, add with locked
+ * adds). */
 static inline __attribute__((always_inline))
 ms_prof_counts_t *where(ms_prof_thread_t *t, uint32_t stack, bool alone, bool *own)
 {
     *own = true;
     if (alone) return _ms_prof_counters(stack);
     ms_prof_counts_t *k = _ms_prof_slot_of(t, stack);
-    if (MS_LIKELY(k != NULL) || !stack) return k;
-    ms_prof_counts_t *shared = _ms_prof_counters(stack);
-    if (!shared) return NULL;
+    if (MS_LIKELY(k != NULL)) return k;
     ms_prof_slot_t *x = _ms_prof_slot_take(t, stack);
     if (x) return &x->k;
     *own = false;
-    return shared;
+    return _ms_prof_counters(stack);
 }
 
 void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_t w, uint64_t nb)
@@ -152,7 +148,7 @@ void _ms_prof_tally(ms_prof_thread_t *t, uint32_t stack, unsigned which, uint64_
         own = false;
     } else
         k = where(t, stack, alone, &own);
-    if (k) _ms_prof_add_to(k, which, own, w, nb);
+    _ms_prof_add_to(k, which, own, w, nb);
 }
 
 /* The log's frees go to their stacks' counters (or the thread's slots),
@@ -174,7 +170,7 @@ unsigned _ms_prof_log_flush(ms_prof_thread_t *t)
     if (from > MS_PROF_LOG) from = MS_PROF_LOG;
     bool own, alone = __libc_single_threaded;   /* own: true, t keeps slots */
     uint32_t run = 0;                   /* no entry has stack 0 */
-    ms_prof_counts_t *k = NULL;
+    ms_prof_counts_t *k = NULL;         /* set at the first entry */
     for (unsigned i = from; i < MS_PROF_LOG; i++) {
         ms_prof_freed_t e = t->log[i];
         uint32_t stack = MS_PROF_FREED_STACK(e);
@@ -182,7 +178,7 @@ unsigned _ms_prof_log_flush(ms_prof_thread_t *t)
             k = where(t, stack, alone, &own);
             run = stack;
         }
-        if (k) _ms_prof_add_to(k, MS_PROF_FREES, true, 1, MS_PROF_FREED_BYTES(e));
+        _ms_prof_add_to(k, MS_PROF_FREES, true, 1, MS_PROF_FREED_BYTES(e));
     }
     __atomic_store_n(&t->log_room, MS_PROF_LOG, __ATOMIC_RELEASE);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -258,10 +254,9 @@ static uint64_t blocks_of(uint64_t v)
  * the slots read during it. */
 typedef struct { uint64_t allocs, alloc_bytes, frees, freed_bytes, temps, temp_bytes; } figures_t;
 
-static bool figures(uint32_t id, figures_t *f)
+static void figures(uint32_t id, figures_t *f)
 {
     const ms_prof_t *c = _ms_stack_prof(id);
-    if (!c) return false;
     f->frees = __atomic_load_n(&c->k.frees, __ATOMIC_ACQUIRE);
     f->freed_bytes = __atomic_load_n(&c->k.freed_bytes, __ATOMIC_ACQUIRE);
     f->temps = __atomic_load_n(&c->k.temps, __ATOMIC_ACQUIRE);
@@ -286,7 +281,6 @@ static bool figures(uint32_t id, figures_t *f)
     }
     f->frees += f->temps;               /* temporaries' frees are counted apart (shim.h) */
     f->freed_bytes += f->temp_bytes;
-    return true;
 }
 
 static uint64_t live_blocks(const figures_t *f) { return f->allocs > f->frees ? f->allocs - f->frees : 0; }
@@ -309,14 +303,16 @@ static bool snapshot(void)
     uint32_t n = _ms_prof_count();
     uint64_t total = 0;
     figures_t f;
-    for (uint32_t i = 0; i < n; i++)
-        if (figures(i + 1, &f)) total += live_bytes(&f);
+    for (uint32_t i = 0; i < n; i++) {
+        figures(i + 1, &f);
+        total += live_bytes(&f);
+    }
     int64_t next;
     if (total > peak_bytes) {
         uint64_t blocks = 0;
         for (uint32_t i = 0; i < n; i++) {
             ms_prof_t *c = _ms_prof_at(i);
-            if (!c || !figures(i + 1, &f)) continue;
+            figures(i + 1, &f);
             c->peak_bytes = live_bytes(&f);
             c->peak_blocks = live_blocks(&f);
             blocks += c->peak_blocks;
@@ -354,7 +350,8 @@ static void site_add(void *arg, uint32_t id)
     ms_profile_t *p = arg;
     ms_prof_t *c = _ms_stack_prof(id);
     figures_t f;
-    if (!c || !figures(id, &f) || !f.allocs) return;
+    figures(id, &f);
+    if (!f.allocs) return;
     if (p->n == p->cap) {
         size_t ncap = p->cap ? p->cap * 2 : 256;
         ms_psite_t *s = _ms_meta_alloc(ncap * sizeof *s);
@@ -690,7 +687,8 @@ void _ms_prof_sites_line(ms_buf_t *b, uint64_t t_ms, uint64_t now_ns)
     uint32_t n = _ms_prof_count();
     for (uint32_t i = 0; i < n; i++) {
         figures_t f;
-        uint64_t v = figures(i + 1, &f) ? live_bytes(&f) : 0;
+        figures(i + 1, &f);
+        uint64_t v = live_bytes(&f);
         if (!v || (int64_t)v < 0) continue;      /* a counter caught mid-update */
         total += v;
         if (k == MS_PROF_TOP && v <= by[k - 1]) continue;

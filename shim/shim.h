@@ -1406,13 +1406,15 @@ _Static_assert(sizeof(ms_prof_t) == 64, "one cache line for a stack's counters")
 #define MS_PROF_CHUNK   1024u           /* stacks.c: ids per chunk of counters */
 #define MS_PROF_NCHUNKS 32768u          /* 32 Mi stacks: more than the trace table holds */
 MS_HIDDEN extern ms_prof_t *_ms_prof_chunks[MS_PROF_NCHUNKS];
-/* The counters of stack id, or NULL (no stack, out of memory). */
+/* The counters of stack id, not 0: every stored id has its chunk (stacks.c
+ * maps it before the id is handed out), and MS_STACK_OOM falls in the last
+ * chunk, which no stored id reaches and which is a sink once memory ran out
+ * (counts nobody reads), so the lookup tests nothing. */
 static inline ms_prof_t *_ms_stack_prof(uint32_t id)
 {
     uint32_t i = id - 1;
-    if (MS_UNLIKELY(i >= MS_PROF_CHUNK * MS_PROF_NCHUNKS)) return NULL;   /* 0, MS_STACK_OOM */
-    ms_prof_t *c = __atomic_load_n(&_ms_prof_chunks[i / MS_PROF_CHUNK], __ATOMIC_ACQUIRE);
-    return MS_LIKELY(c != NULL) ? c + i % MS_PROF_CHUNK : NULL;
+    ms_prof_t *c = __atomic_load_n(&_ms_prof_chunks[i / MS_PROF_CHUNK % MS_PROF_NCHUNKS], __ATOMIC_ACQUIRE);
+    return c + i % MS_PROF_CHUNK;
 }
 MS_HIDDEN ms_prof_t *_ms_prof_at(uint32_t i);            /* the counters of id i + 1 */
 MS_HIDDEN uint32_t _ms_prof_count(void);
@@ -1530,12 +1532,8 @@ static inline void _ms_prof_add(bool own, uint64_t *p, uint64_t v)
     __atomic_add_fetch(p, v, __ATOMIC_RELAXED);
 }
 
-/* The counts in stack's counters, or NULL (no stack, out of memory). */
-static inline ms_prof_counts_t *_ms_prof_counters(uint32_t stack)
-{
-    ms_prof_t *c = _ms_stack_prof(stack);
-    return MS_LIKELY(c != NULL) ? &c->k : NULL;
-}
+/* The counts in stack's counters (stack not 0). */
+static inline ms_prof_counts_t *_ms_prof_counters(uint32_t stack) { return &_ms_stack_prof(stack)->k; }
 
 /* The counts of stack (not 0) in t's slot for it, or NULL: the slot holds
  * another stack's. */

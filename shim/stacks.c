@@ -166,7 +166,7 @@ static uint32_t append(const uint8_t *enc, size_t len)
 static bool id_room(uint32_t id)
 {
     uint32_t k = (id - 1) / MS_PROF_CHUNK;
-    if (k >= MS_PROF_NCHUNKS) return false;
+    if (k >= MS_PROF_NCHUNKS - 1) return false;        /* the last is MS_STACK_OOM's */
     if (!pos_chunks[k]) {
         uint32_t *pc = _ms_meta_alloc(MS_PROF_CHUNK * sizeof *pc);
         ms_prof_t *c = pc ? _ms_meta_alloc(MS_PROF_CHUNK * sizeof *c) : NULL;
@@ -209,7 +209,9 @@ void _ms_stack_usage(uint64_t *stacks, uint64_t *bytes)
 /* What every caller gets once memory ran out: one id, no frames. */
 static uint32_t oom(void)
 {
-    if (!__atomic_exchange_n(&out_of_memory, 1, __ATOMIC_RELAXED))
+    static ms_prof_t sink[MS_PROF_CHUNK];          /* MS_STACK_OOM's counters (shim.h) */
+    __atomic_store_n(&_ms_prof_chunks[MS_PROF_NCHUNKS - 1], sink, __ATOMIC_RELEASE);
+    if (!__atomic_exchange_n(&out_of_memory, 1, __ATOMIC_ACQ_REL))
         _ms_message("out of memory for allocation stacks: blocks allocated from now on have "
                     "no stack in leak reports");
     return MS_STACK_OOM;
@@ -274,7 +276,7 @@ uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
     uint64_t h = hash_ips(ip, n);
     uint32_t id = probe(__atomic_load_n(&table, __ATOMIC_ACQUIRE), h, ip, n);
     if (id) return id;
-    if (__atomic_load_n(&out_of_memory, __ATOMIC_RELAXED)) return MS_STACK_OOM;
+    if (__atomic_load_n(&out_of_memory, __ATOMIC_ACQUIRE)) return MS_STACK_OOM;
     if (tl_in) return 0;                            /* a signal handler's: stacks_lock */
 
     stacks_lock();
