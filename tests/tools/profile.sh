@@ -600,19 +600,20 @@ check "run --profile-interval MS: MEMSHIM_PROFILE_INTERVAL, a numbered series; w
 # memshim's memory for stacks runs out under the program's RLIMIT_AS: the
 # blocks after that have the stack "out of memory", whose profile counts go
 # to a sink nobody reads (shim.h, _ms_stack_prof), single-threaded and
-# through a thread's slots.  The program goes on, one line is said, and the
-# profile is written whole.
+# through a thread's slots, with every block tracked or sampled.  The
+# program goes on, one line is said, and the profile is written whole.
 t_profile_stacks_out_of_memory() {
     cc -O2 -g -o "$T/stacks_oom" "$ROOT/tests/tools/progs/stacks_oom.c" -lpthread || { echo "build stacks_oom"; return 1; }
-    local how
-    for how in single thread; do
+    local how mode
+    for how in single thread; do for mode in MEMSHIM_TRACK=1 "MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=64"; do
         rm -f "$T/oom.json"
-        (cd "$T" && MEMSHIM_TRACK=1 MEMSHIM_PROFILE="$T/oom.json" LD_PRELOAD="$LIB" ./stacks_oom $how) >"$T/pout" 2>"$T/perr"
+        # shellcheck disable=SC2086  # $mode: one or two NAME=VALUE words
+        (cd "$T" && env $mode MEMSHIM_PROFILE="$T/oom.json" LD_PRELOAD="$LIB" ./stacks_oom $how) >"$T/pout" 2>"$T/perr"
         rc=$?; out=$(cat "$T/pout"); err=$(cat "$T/perr")
-        expect_rc 0 || { echo "$how: $err"; return 1; }
+        expect_rc 0 || { echo "$how, $mode: $err"; return 1; }
         has "$out" "blocks " || return 1
         [ "$err" = "memshim: out of memory for allocation stacks: blocks allocated from now on have no stack in leak reports" ] ||
-            { echo "$how: stderr: $err"; return 1; }
+            { echo "$how, $mode: stderr: $err"; return 1; }
         "$PY" - "$T/oom.json" <<'PYEOF' || { echo "$how: bad profile"; return 1; }
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -623,6 +624,6 @@ assert t["allocations"] >= 20000, t
 leaf = [s for s in d["sites"] if s["stack"] and s["stack"][0].get("function") == "leaf"]
 assert leaf and sum(s["live_blocks"] for s in leaf) == 0, "leaf sites: %d" % len(leaf)
 PYEOF
-    done
+    done; done
 }
-check "stacks out of memory under RLIMIT_AS, one thread or several: the program goes on, one line, a whole profile" t_profile_stacks_out_of_memory
+check "stacks out of memory under RLIMIT_AS, one thread or several, tracked or sampled: the program goes on, one line, a whole profile" t_profile_stacks_out_of_memory
