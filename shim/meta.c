@@ -110,17 +110,22 @@ void *_ms_meta_alloc(size_t size)
         dirty = 0;
         purged_bytes -= rounded;
     } else {
-        if (!bump || (size_t)(bump_end - bump) < rounded) {
+        /* A block of a page or more starts on a page: when it has been
+         * free for MEMSHIM_DECAY it is purged (_ms_meta_decay), which
+         * madvise refuses for an address inside a page -- and the block
+         * would then be handed out as zero, with what was written in it. */
+        uint8_t *at = bump;                      /* a multiple of 64: every size is a power of two */
+        if (at && rounded >= MS_OS_PAGE) at = (uint8_t *)(((uintptr_t)at + MS_OS_PAGE - 1) & ~(uintptr_t)(MS_OS_PAGE - 1));
+        if (!at || at > bump_end || (size_t)(bump_end - at) < rounded) {
             uint8_t *chunk = _ms_os_map(META_CHUNK);
             if (!chunk) { meta_give(); return NULL; }
             range_add(chunk, META_CHUNK);
-            bump = chunk;
+            at = chunk;
             bump_end = chunk + META_CHUNK;
         }
-        void *fresh = bump;                      /* chunk memory starts zeroed */
-        bump += rounded;
+        bump = at + rounded;                     /* chunk memory starts zeroed */
         meta_give();
-        return fresh;
+        return at;
     }
     meta_give();
     memset(p, 0, dirty);
