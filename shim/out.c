@@ -24,6 +24,7 @@
  *     gets memshim's output in that file. */
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -136,19 +137,55 @@ bool _ms_out_fits(int fd, off_t end, size_t n)
     return fits;
 }
 
+/* [p, p+n) to b's descriptor in writes that end at a line's end and hold
+ * at most PIPE_BUF bytes (a longer line goes whole, in one write, if the
+ * buffer held it whole):
+ * processes that share a standard error (make -j's compilers, a pipeline)
+ * then each write whole lines, and a write of up to PIPE_BUF bytes to a
+ * pipe is never split by another process's.  In 8 KiB writes, a report's
+ * line was cut by another's in 2 of 20 runs of eight leaking programs at
+ * once (found by a helper). */
+static void write_lines(ms_buf_t *b, const char *p, size_t n)
+{
+    while (n) {
+        size_t k = n;
+        if (k > PIPE_BUF) {
+            for (k = PIPE_BUF; k && p[k - 1] != '\n'; k--) {}
+            if (!k) {                                   /* one line longer than that */
+                const char *nl = memchr(p + PIPE_BUF, '\n', n - PIPE_BUF);
+                k = nl ? (size_t)(nl - p) + 1 : n;
+            }
+        }
+        ssize_t w = _ms_out_fits(b->fd, -1, k) ? _ms_os_write(b->fd, p, k) : -EFBIG;
+        if (w < 0) werr_fd = b->fd, werr = (int)-w;
+        p += k;
+        n -= k;
+    }
+}
+
 void _ms_buf_flush(ms_buf_t *b)
 {
-    if (b->len && b->fd >= 0) {
-        ssize_t w = _ms_out_fits(b->fd, -1, b->len) ? _ms_os_write(b->fd, b->p, b->len) : -EFBIG;
-        if (w < 0) werr_fd = b->fd, werr = (int)-w;
-    }
+    if (b->len && b->fd >= 0) write_lines(b, b->p, b->len);
     b->len = 0;
+}
+
+/* b is full: its whole lines go out, the line begun stays for the next
+ * write (all of it goes if no line ends in it; a buffer with no descriptor
+ * starts again from empty, as a flush leaves it). */
+static void flush_full(ms_buf_t *b)
+{
+    size_t k = b->len;
+    while (k && b->p[k - 1] != '\n') k--;
+    if (!k || b->fd < 0) { _ms_buf_flush(b); return; }
+    write_lines(b, b->p, k);
+    memmove(b->p, b->p + k, b->len - k);
+    b->len -= k;
 }
 
 static void put(ms_buf_t *b, const char *s, size_t n)
 {
     while (n) {
-        if (b->len == b->cap) _ms_buf_flush(b);
+        if (b->len == b->cap) flush_full(b);
         size_t k = b->cap - b->len < n ? b->cap - b->len : n;
         memcpy(b->p + b->len, s, k);
         b->len += k; s += k; n -= k;

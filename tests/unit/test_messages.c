@@ -5,7 +5,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include "shim.h"
 #include "optenv.h"            /* said_by */
@@ -170,4 +172,49 @@ Test(messages, the_statistics_show_the_counts)
     cr_expect_not_null(strstr(s, "\nmessages: in all 42, not shown 32\n"), "%s", s);
     unlink(path);
     rmdir(dir);
+}
+
+/* Output buffers (out.c) go out in writes of whole lines of at most
+ * PIPE_BUF bytes each (a longer line that the buffer holds whole, in one
+ * write), so that the
+ * reports of processes sharing one standard error never cut each other's
+ * lines.  A SOCK_SEQPACKET socket keeps each write(2) a message of its own:
+ * the test reads the writes as they were made. */
+Test(out, writes_are_whole_lines_of_at_most_pipe_buf)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    int big = 1 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    static char mem[8192];
+    ms_buf_t b;
+    _ms_buf_init(&b, mem, sizeof mem, sv[0]);
+    size_t sent = 0;
+    for (unsigned i = 0; i < 400; i++) {        /* lines of 20 to ~250 bytes */
+        _ms_bprintf(&b, "==4242==    by 0x%x: frame_%u (file_%u.c:%u)%*s\n", i * 7919, i, i % 13, i,
+                    (int)(i * 37 % 200), "");
+    }
+    static char longline[6000];                 /* longer than PIPE_BUF, shorter than the buffer */
+    memset(longline, 'x', sizeof longline - 1);
+    _ms_bprintf(&b, "%s\n", longline);
+    _ms_bprintf(&b, "==4242== LEAK SUMMARY:\n");
+    _ms_buf_flush(&b);
+    close(sv[0]);
+    static char got[1 << 16];
+    unsigned writes = 0, long_ones = 0;
+    ssize_t n;
+    while ((n = recv(sv[1], got, sizeof got, 0)) > 0) {
+        writes++;
+        sent += (size_t)n;
+        cr_expect_eq(got[n - 1], '\n', "write %u of %zd bytes ends inside a line", writes, n);
+        if ((size_t)n > PIPE_BUF) {
+            long_ones++;
+            cr_expect(memchr(got, '\n', (size_t)n - 1) == NULL, "a write of %zd bytes holds more than its long line", n);
+        }
+    }
+    close(sv[1]);
+    cr_expect_gt(writes, 5, "%u writes", writes);
+    cr_expect_eq(long_ones, 1, "%u writes over PIPE_BUF (the long line alone)", long_ones);
+    cr_expect_gt(sent, sizeof longline, "%zu bytes", sent);
 }
