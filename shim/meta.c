@@ -110,12 +110,12 @@ void *_ms_meta_alloc(size_t size)
         dirty = 0;
         purged_bytes -= rounded;
     } else {
-        /* A block of a page or more starts on a page: when it has been
-         * free for MEMSHIM_DECAY it is purged (_ms_meta_decay), which
-         * madvise refuses for an address inside a page -- and the block
-         * would then be handed out as zero, with what was written in it. */
+        /* A block that may be purged (META_PURGE_SHIFT and up: once free
+         * for MEMSHIM_DECAY, _ms_meta_decay) starts on a page: madvise
+         * refuses an address inside one, and the block would then be
+         * handed out as zero with what was written in it. */
         uint8_t *at = bump;                      /* a multiple of 64: every size is a power of two */
-        if (at && rounded >= MS_OS_PAGE) at = (uint8_t *)(((uintptr_t)at + MS_OS_PAGE - 1) & ~(uintptr_t)(MS_OS_PAGE - 1));
+        if (at && s >= META_PURGE_SHIFT) at = (uint8_t *)(((uintptr_t)at + MS_OS_PAGE - 1) & ~(uintptr_t)(MS_OS_PAGE - 1));
         if (!at || at > bump_end || (size_t)(bump_end - at) < rounded) {
             uint8_t *chunk = _ms_os_map(META_CHUNK);
             if (!chunk) { meta_give(); return NULL; }
