@@ -92,7 +92,13 @@ ms_tcache_t *_ms_tcache_get(void)
     return tc;
 }
 
-/* The thread's cache for class cls is empty: fetch a batch, return one.
+/* Fetch a batch of class cls, return one, put the rest in front of what
+ * the thread's bin holds: nothing when the thread's own malloc comes here,
+ * but a signal handler that takes a larger class's block (alloc.c) finds
+ * that bin as it is, and the handler's refill of a bin its thread is
+ * refilling (its thread out of the class's lock, in unpark_idle) leaves it
+ * filled.  (Written over, the bin counted blocks it no longer held, and
+ * the next flush gave the central lists a NULL list.)
  * A thread's first batches of a class are small and double up to the
  * class's (tcmalloc's slow start): a short thread that allocates a few
  * blocks of many sizes carves, touches and at exit gives back a few blocks
@@ -108,6 +114,7 @@ void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
     if (b->limit && want < _ms_classes[cls].batch)
         b->want = (uint16_t)(want * 2 < _ms_classes[cls].batch ? want * 2 : _ms_classes[cls].batch);
     if (b->limit) {
+        tail->next = b->head;
         b->head = head->next;
         b->count += n - 1;
         b->allocs++;
