@@ -138,13 +138,12 @@ bool _ms_out_fits(int fd, off_t end, size_t n)
 }
 
 /* [p, p+n) to b's descriptor in writes that end at a line's end and hold
- * at most PIPE_BUF bytes (a longer line goes whole, in one write, if the
- * buffer held it whole):
- * processes that share a standard error (make -j's compilers, a pipeline)
- * then each write whole lines, and a write of up to PIPE_BUF bytes to a
- * pipe is never split by another process's.  In 8 KiB writes, a report's
- * line was cut by another's in 2 of 20 runs of eight leaking programs at
- * once (found by a helper). */
+ * at most PIPE_BUF bytes (a longer line in one write of its own, if the
+ * buffer held it whole).  Processes that share a standard error (make -j's
+ * compilers, a pipeline) then each write whole lines, and a write of up
+ * to PIPE_BUF bytes to a pipe is never split by another process's.  In
+ * 8 KiB writes, a report's line was cut by another's in 2 of 20 runs of
+ * eight leaking programs at once (found by a helper). */
 static void write_lines(ms_buf_t *b, const char *p, size_t n)
 {
     while (n) {
