@@ -751,6 +751,16 @@ int _ms_out_fd(ms_out_t *o)
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
         o->fd = _ms_fd_out_of_the_way(fd);
+        /* A program that closes every descriptor and puts its own files on
+         * high numbers, from another thread, may have taken the number it
+         * moved to: then this write is skipped and the next opens the file
+         * again.  (Unchecked, a sample of the RSS log went into the
+         * program's file: found by a helper.) */
+        if (!_ms_os_same_file(o->fd, o->dev, o->ino)) {
+            o->fd = -1;
+            errno = saved;
+            return -1;
+        }
     }
     errno = saved;
     return o->fd;

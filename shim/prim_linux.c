@@ -232,12 +232,20 @@ bool _ms_os_same_file(int fd, dev_t dev, ino_t ino)
 
 static bool kept_ours(const kept_fd_t *k) { return _ms_os_same_file(k->fd, k->dev, k->ino); }
 
-/* k takes fd (-1: none), moved out of the program's way. */
+/* k takes fd (-1: none), moved out of the program's way.  The file is
+ * known before the move and checked after it: a program that closes every
+ * descriptor and puts files of its own on high numbers (from another
+ * thread, as the reporter thread opens its status file) may take the new
+ * number in between; memshim then keeps nothing (that number is the
+ * program's) and opens the file again next time.  Known after the move,
+ * the program's file passed for memshim's, and the RSS log read it: samples
+ * of 0 bytes (found by a helper). */
 static void kept_set(kept_fd_t *k, int fd)
 {
     struct stat st;
-    fd = _ms_fd_out_of_the_way(fd);
     if (fd >= 0 && fstat(fd, &st) != 0) { close(fd); fd = -1; }
+    fd = _ms_fd_out_of_the_way(fd);
+    if (fd >= 0 && !_ms_os_same_file(fd, st.st_dev, st.st_ino)) fd = -1;
     k->fd = fd;
     if (fd >= 0) { k->dev = st.st_dev; k->ino = st.st_ino; }
 }
