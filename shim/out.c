@@ -146,6 +146,10 @@ bool _ms_out_fits(int fd, off_t end, size_t n)
  * eight leaking programs at once (found by a helper). */
 static void write_lines(ms_buf_t *b, const char *p, size_t n)
 {
+    if (!_ms_out_fits(b->fd, -1, n)) {      /* all or nothing, as one write was */
+        werr_fd = b->fd, werr = EFBIG;
+        return;
+    }
     while (n) {
         size_t k = n;
         if (k > PIPE_BUF) {
@@ -155,8 +159,11 @@ static void write_lines(ms_buf_t *b, const char *p, size_t n)
                 k = nl ? (size_t)(nl - p) + 1 : n;
             }
         }
-        ssize_t w = _ms_out_fits(b->fd, -1, k) ? _ms_os_write(b->fd, p, k) : -EFBIG;
-        if (w < 0) werr_fd = b->fd, werr = (int)-w;
+        ssize_t w = _ms_os_write(b->fd, p, k);
+        if (w < 0) {                        /* the rest goes no further (as in one write) */
+            werr_fd = b->fd, werr = (int)-w;
+            return;
+        }
         p += k;
         n -= k;
     }
