@@ -102,6 +102,9 @@ $(B)/tests/%: tests/unit/%.c $(LIB_OBJ) $(wildcard tests/unit/*.h)
 $(B)/tests/test_dwline: UNIT_FLAGS = -ldw -lelf -DMS_TEST_BUILD_DIR='"$(CURDIR)/$(B)"'
 $(B)/tests/test_dwline: $(B)/fixtures/libdwarf4.so
 $(B)/fixtures/libdwarf4.so: FIXTURE_LDFLAGS = -gdwarf-4 -gz
+# the stack cache taken from call sites outside memshim's own module
+$(B)/tests/test_stackcache: UNIT_FLAGS = -L$(B)/fixtures -lsc_sites -Wl,-rpath,$(CURDIR)/$(B)/fixtures
+$(B)/tests/test_stackcache: $(B)/fixtures/libsc_sites.so
 
 $(B)/tests/%: tests/preload/%.c $(B)/libmemshim.so $(wildcard tests/preload/*.h)
 	@mkdir -p $(dir $@)

@@ -382,6 +382,7 @@ static ms_stack_cache_t *cache_make(void)
     if ((c = spare) != NULL) {
         spare = (ms_stack_cache_t *)c->e[0].ra;
         c->e[0] = (ms_sc_ent_t){ 0 };
+        c->probing = 0;             /* its thread may have left from a handler inside a probe */
     }
     pthread_mutex_unlock(&spare_lock);
     if (!c && !(c = _ms_meta_alloc(sizeof *c))) { _ms_sc = NULL; return NULL; }
@@ -662,7 +663,9 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
         if (locate(site, c, ip, n, pos) < n) return id;     /* not on this stack: not cacheable */
         if (n < max) frame_learn(c, ip[n - 1] + 1, FRAME_END);
     }
-    if (n > MS_SC_DEPTH) return id;
+    /* A handler that came while its thread read the cache (shim.h,
+     * _ms_sc_probe) writes nothing there. */
+    if (n > MS_SC_DEPTH || c->probing) return id;
     ms_sc_ent_t *set = _ms_sc_set(c, site->ra, site->sp), *m = NULL;
     for (unsigned w = 0; w < MS_SC_WAYS && !m; w++)
         if (set[w].ra == site->ra && set[w].sp == site->sp) m = &set[w];

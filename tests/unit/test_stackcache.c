@@ -1,0 +1,98 @@
+/* test_stackcache.c - a thread's stack cache (shim.h, unwind.c): a call
+ * met again gets its chain cached; a signal handler's capture that comes
+ * while its thread reads the cache (c->probing) writes nothing there, for
+ * the entry it would fill may be the one being read. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <string.h>
+#include "shim.h"
+
+/* libsc_sites.so: each calls take() from a call site of its own. */
+uint32_t sc_site_warm(uint32_t (*take)(void));
+uint32_t sc_site_probed(uint32_t (*take)(void));
+uint32_t sc_site_handler(uint32_t (*take)(void));
+
+/* The stack of the call to here, taken as an allocation takes it
+ * (override.c's SITE, track.c's record). */
+static __attribute__((noinline)) uint32_t take(void)
+{
+    ms_site_t site = { (uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_frame_address(0) + 16 };
+    return _ms_capture(&site);
+}
+
+static ms_sc_ent_t before[MS_SC_ENTRIES];
+
+/* Entries that changed since `before`, but for their age (a hit's). */
+static unsigned changed(const ms_stack_cache_t *c)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < MS_SC_ENTRIES; i++) {
+        ms_sc_ent_t a = before[i], b = c->e[i];
+        a.used = b.used = 0;
+        k += memcmp(&a, &b, sizeof a) != 0;
+    }
+    return k;
+}
+
+static ms_stack_cache_t *cache(void)
+{
+    for (int i = 0; i < 4; i++) sc_site_warm(take);
+    ms_stack_cache_t *c = _ms_sc;
+    cr_assert((uintptr_t)c > (uintptr_t)MS_SC_DEAD, "the thread has a stack cache");
+    memcpy(before, c->e, sizeof before);
+    return c;
+}
+
+/* Each test runs in a thread of its own: its calls are a few frames deep,
+ * as cached chains are (Criterion's are deeper than MS_SC_DEPTH). */
+static void in_a_thread(void *(*fn)(void *))
+{
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, fn, NULL), 0);
+    cr_assert_eq(pthread_join(t, NULL), 0);
+}
+
+/* n calls of site from one place (a chain of its own), all of one stack. */
+static uint32_t calls(uint32_t (*site)(uint32_t (*)(void)), int n)
+{
+    uint32_t id = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t got = site(take);
+        cr_assert(got != 0 && got != MS_STACK_OOM && (!id || got == id), "stack %u, then %u", id, got);
+        id = got;
+    }
+    return id;
+}
+
+static void *met_again(void *arg)
+{
+    ms_stack_cache_t *c = cache();
+    calls(sc_site_probed, 4);
+    cr_expect_geq(changed(c), 1, "the site's entry and chain");
+    unsigned clock = c->clock;
+    calls(sc_site_probed, 1);
+    cr_expect_eq(c->clock, clock + 1, "a hit");
+    return arg;
+}
+
+Test(stackcache, a_call_met_again_gets_its_chain_cached)
+{
+    in_a_thread(met_again);
+}
+
+static void *inside_a_probe(void *arg)
+{
+    ms_stack_cache_t *c = cache();
+    c->probing++;                          /* as a handler finds its thread */
+    calls(sc_site_handler, 4);
+    c->probing--;
+    cr_expect_eq(changed(c), 0, "entries written inside a probe");
+    calls(sc_site_handler, 4);
+    cr_expect_geq(changed(c), 1, "the same calls outside a probe are cached");
+    return arg;
+}
+
+Test(stackcache, a_handlers_capture_inside_a_probe_writes_nothing_there)
+{
+    in_a_thread(inside_a_probe);
+}
