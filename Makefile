@@ -186,7 +186,9 @@ test-debug:
 # /usr/bin/python3, three ways: without memshim, pools only, tracking
 # (PYTHONMALLOC=malloc in all three).  10 to 11 minutes on 2 cores, so not
 # part of `make test`.  CPY_MODULES="test_os test_gc" runs only those;
-# CPY_MODES=pool skips tracking; results and leak reports in build/cpython/.
+# CPY_MODES=pool skips tracking, CPY_MODES=plain,prof,psample runs the heap
+# profiler (full and sampled); results, leak reports and profiles in
+# build/cpython/.
 CPY_JOBS    ?= 2
 CPY_MODES   ?= plain,pool,track
 CPY_MODULES ?=

@@ -13,6 +13,18 @@ process of its own, JOBS at a time, three ways:
   track  PYTHONMALLOC=malloc LD_PRELOAD=libmemshim.so (tracking and the
          leak report at exit, memshim's default)
 
+and, when asked for (--modes ...,prof,psample), with a heap profile of
+every process at exit (OUT/MODE/profiles/MODULE/<pid>.pb.gz):
+
+  prof     tracking and MEMSHIM_PROFILE: each process that wrote a leak
+           report must also have written a profile
+  psample  MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=65536 MEMSHIM_PROFILE: the
+           sampled profiler alone
+
+A profile must be a whole gzip member that `memshim profile` (beside the
+library, when built) reads; a module whose profiles are missing or damaged
+fails (status bad-profile).
+
 PYTHONMALLOC=malloc in every mode, so that each Python allocation is a
 malloc call and the only difference between the reference and the other
 modes is memshim.  The leak report of every process (children included)
@@ -28,6 +40,7 @@ module that passes without memshim passes with it, 1 otherwise.
 """
 import argparse
 import concurrent.futures
+import gzip
 import os
 import re
 import shutil
@@ -36,9 +49,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODES = ("plain", "pool", "track")
+MODES = ("plain", "pool", "track", "prof", "psample")
+PROFILED = ("prof", "psample")
 # regrtest's own result line ("Tests result: SUCCESS"), 3.11 to 3.13 forms.
 RESULT_RE = re.compile(r"^(?:== )?Tests result: ([A-Z ,]+?)(?: ==)?$", re.M)
 FAILED_TEST_RE = re.compile(r"^(?:FAIL|ERROR): (\S+) \(([^)]*)\)", re.M)
@@ -76,9 +91,48 @@ def mode_env(mode, lib, out, module, tmp):
         os.makedirs(rdir, exist_ok=True)
         env["LD_PRELOAD"] = lib
         env["MEMSHIM_REPORT"] = os.path.join(rdir, "%p.txt")
-        if mode == "pool":
+        if mode in ("pool", "psample"):
             env["MEMSHIM_TRACK"] = "0"
+        if mode in PROFILED:
+            pdir = os.path.join(out, mode, "profiles", module)
+            os.makedirs(pdir, exist_ok=True)
+            env["MEMSHIM_PROFILE"] = os.path.join(pdir, "%p.pb.gz")
+        if mode == "psample":
+            env["MEMSHIM_SAMPLE"] = "65536"
     return env
+
+
+def check_profiles(out, mode, module, tool):
+    """'' when every process of the module's run left a whole profile (in
+    prof, one for each leak report), else what is wrong."""
+    pdir = os.path.join(out, mode, "profiles", module)
+    names = sorted(os.listdir(pdir))
+    if not names:
+        return "no profile"
+    tmp = [n for n in names if not n.endswith(".pb.gz")]
+    if tmp:
+        return "left unfinished: %s" % " ".join(tmp[:3])
+    if mode == "prof":
+        rdir = os.path.join(out, mode, "reports", module)
+        pids = {n.split(".")[0] for n in os.listdir(rdir)}
+        missing = sorted(pids - {n.split(".")[0] for n in names})
+        if missing:
+            return "%d processes wrote a leak report and no profile (%s)" % (
+                len(missing), " ".join(missing[:3]))
+    for n in names:
+        path = os.path.join(pdir, n)
+        try:
+            with gzip.open(path) as f:
+                if not f.read():
+                    return "%s: empty" % n
+        except (OSError, EOFError, zlib.error) as e:
+            return "%s: %s" % (n, e)
+        if tool:
+            r = subprocess.run([tool, "profile", path, "--top", "3"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, env={"PATH": os.environ.get("PATH", "")})
+            if r.returncode != 0:
+                return "%s: memshim profile: %s" % (n, r.stderr.decode(errors="replace").strip()[:80])
+    return ""
 
 
 def classify(rc, text, killed):
@@ -137,7 +191,8 @@ def run_one(py, lib, out, mode, module, opts, timeout, tmproot):
     with open(log, "w") as f:
         f.write("# %s\n# %s\n" % (" ".join("%s=%s" % (k, env[k]) for k in
                                            ("PYTHONMALLOC", "LD_PRELOAD", "MEMSHIM_TRACK",
-                                            "MEMSHIM_REPORT") if k in env),
+                                            "MEMSHIM_SAMPLE", "MEMSHIM_REPORT",
+                                            "MEMSHIM_PROFILE") if k in env),
                                   " ".join(cmd)))
         f.flush()
         p = subprocess.Popen(cmd, env=env, cwd=tmp, stdin=subprocess.DEVNULL,
@@ -157,6 +212,11 @@ def run_one(py, lib, out, mode, module, opts, timeout, tmproot):
     with open(log, errors="replace") as f:
         text = f.read()
     status, detail = classify(rc, text, killed)
+    if mode in PROFILED and status in ("passed", "failed", "env-changed"):
+        tool = os.path.join(os.path.dirname(lib), "memshim")
+        bad = check_profiles(out, mode, module, tool if os.access(tool, os.X_OK) else None)
+        if bad:
+            status, detail = "bad-profile", bad
     return module, status, detail, elapsed, counts(text)
 
 
@@ -176,9 +236,9 @@ def run_mode(args, mode, modules, tmproot):
     return results, time.monotonic() - t0
 
 
-def count_reports(out, mode):
+def count_reports(out, mode, kind="reports"):
     n = 0
-    for _, _, files in os.walk(os.path.join(out, mode, "reports")):
+    for _, _, files in os.walk(os.path.join(out, mode, kind)):
         n += len(files)
     return n
 
@@ -242,9 +302,11 @@ def main():
             else:
                 nbad = len(todo) - npass
                 bad += [(m, mode) for m in todo if res[m][0] != "passed"]
-                reports = ("tracking off" if mode == "pool" else "%d leak reports in %s" % (
+                reports = ("tracking off" if mode in ("pool", "psample") else "%d leak reports in %s" % (
                     count_reports(args.out, mode),
                     os.path.relpath(os.path.join(args.out, mode, "reports"))))
+                if mode in PROFILED:
+                    reports += ", %d profiles" % count_reports(args.out, mode, "profiles")
                 line = ("cpython %-5s: %d passed, %d failed in %.0f s, %s"
                         % (mode, npass, nbad, secs, reports))
             summary.append(line)
