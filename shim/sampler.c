@@ -58,6 +58,8 @@ static struct {
     bool      profiling;     /* heap profiles every MEMSHIM_PROFILE_INTERVAL ms */
     bool      logging;       /* an RSS log is kept (log_out) */
     bool      metrics;       /* a MEMSHIM_METRICS file is kept (metrics.c) */
+    bool      forked;        /* started in a forked child: its metrics file waits an
+                              * interval (reporter_main) */
     uint64_t  t0;            /* CLOCK_MONOTONIC ns at the first sample */
     uint64_t  samples;
     uint64_t  peak;          /* the highest peak_rss logged so far */
@@ -183,7 +185,11 @@ static void *reporter_main(void *arg)
     uint64_t log_every = (uint64_t)_ms_ropt.rss_interval_ms * 1000000;
     uint64_t live_every = (uint64_t)_ms_ropt.live_interval_ms * 1000000;
     uint64_t metrics_every = (uint64_t)_ms_ropt.metrics_interval_ms * 1000000;
-    uint64_t next_log = rep.t0, next_live = rep.t0 + live_every, next_metrics = rep.t0;
+    /* A forked child's metrics file comes after one interval, not at once: a
+     * child that execs at once, or is killed at once (gdb kills the child it
+     * forks to probe ptrace), then leaves no file of a process gone. */
+    uint64_t next_log = rep.t0, next_live = rep.t0 + live_every;
+    uint64_t next_metrics = rep.t0 + (rep.forked ? metrics_every : 0);
     uint64_t profile_every = (uint64_t)(_ms_opt.profile_interval_ms < 100 ? 100 : _ms_opt.profile_interval_ms) * 1000000;
     uint64_t next_profile = rep.t0 + profile_every;
     for (;;) {
@@ -459,6 +465,7 @@ void _ms_reporter_fork_child(void)
         bool own_metrics = _ms_ropt.metrics && strstr(_ms_ropt.metrics, "%p");
         if (needed(own_log, own_metrics)) {
             _ms_os_status_prime();
+            rep.forked = true;
             start(own_log, own_metrics);
         }
     }

@@ -36,6 +36,19 @@ static bool parse_pid(const char *cmd, const char *s, pid_t *out)
  * saying why not (unless quiet).  A process's memfd is found by its name
  * among its descriptors; whatever is found there is only trusted to be a
  * regular file (a process may name anything so in a namespace of its own). */
+/* Whether pid has libmemshim mapped (its /proc/PID/maps names it). */
+static bool runs_memshim(pid_t pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return false;
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) found = strstr(line, "/libmemshim.so") != NULL;
+    fclose(f);
+    return found;
+}
+
 int ms_live_open(pid_t pid, bool quiet)
 {
     char dir[64], link[384], want[64], target[256];
@@ -63,7 +76,12 @@ int ms_live_open(pid_t pid, bool quiet)
         if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) { close(fd); fd = -1; }
     }
     closedir(d);
-    if (fd < 0 && !quiet)
+    if (fd < 0 && !quiet && runs_memshim(pid))
+        /* the region goes when the reporter thread stops, before the exit
+         * report and statistics, which may take seconds */
+        ms_warn("process %d runs memshim but publishes no figures: it was started without "
+                "MEMSHIM_LIVE=1, or it is ending (its exit report and statistics)", (int)pid);
+    else if (fd < 0 && !quiet)
         ms_warn("process %d publishes no memshim figures (start it with MEMSHIM_LIVE=1 "
                 "and libmemshim preloaded, or under 'memshim run')", (int)pid);
     return fd;

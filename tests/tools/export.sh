@@ -40,7 +40,7 @@ promcheck() {   # promcheck FILE: promtool accepts it, lint included
 # value TEXT SERIES: the value of the sample whose name and labels are SERIES
 value() { awk -v s="$2" 'index($0, s " ") == 1 { print $NF }' <<<"$1"; }
 
-for p in known fleet; do
+for p in known fleet forkkill; do
     src=$ROOT/tests/tools/progs/$p.c
     cc -O0 -g -I"$ROOT/include" -o "$T/$p" "$src" -lpthread -ldl || fail "build helper $p"
 done
@@ -236,6 +236,28 @@ t_textfile() {
     [ -z "$(ls "$T" | grep '\.tmp\.')" ] || { echo "temporary files left:"; ls "$T"; return 1; }
 }
 check "MEMSHIM_METRICS: a node_exporter textfile, 0644, promtool-clean, same families, removed at exit" t_textfile
+
+# A forked child's file comes after one interval: one killed at once leaves
+# none; one that lives has its own, removed when it exits.
+t_textfile_children() {
+    rm -f "$T"/mk.* "$T/go" "$T/fk.out"
+    env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_METRICS="$T/mk.%p.prom" MEMSHIM_METRICS_INTERVAL=1000 \
+        "$T/forkkill" "$T/go" >"$T/fk.out" 2>"$T/fk.err" &
+    local f=$!
+    echo $f >>"$T/pids"
+    wait_file "$T/fk.out" || return 1
+    for _ in $(seq 1 500); do grep -q '^lives ' "$T/fk.out" && break; sleep 0.02; done
+    local killed lives
+    killed=$(awk '$1 == "killed" { print $2 }' "$T/fk.out"); lives=$(awk '$1 == "lives" { print $2 }' "$T/fk.out")
+    [ -n "$killed" ] && [ -n "$lives" ] || { echo "forkkill: $(cat "$T/fk.out" "$T/fk.err")"; return 1; }
+    wait_file "$T/mk.$lives.prom" || { ls "$T"; return 1; }
+    grep -q "program=\"forkkill\"" "$T/mk.$lives.prom" || { head -5 "$T/mk.$lives.prom"; return 1; }
+    touch "$T/go"; wait $f || { echo "forkkill: status $?, $(cat "$T/fk.err")"; return 1; }
+    [ ! -e "$T/mk.$killed.prom" ] || { echo "the killed child left its file:"; head -3 "$T/mk.$killed.prom"; return 1; }
+    [ -z "$(ls "$T" | grep '^mk\.')" ] || { echo "files left after the exits:"; ls "$T" | grep '^mk\.'; return 1; }
+    [ ! -s "$T/fk.err" ] || { cat "$T/fk.err"; return 1; }
+}
+check "MEMSHIM_METRICS: a forked child killed at once leaves no file; one that lives has its own until it exits" t_textfile_children
 
 t_textfile_options() {
     run env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_METRICS=stderr MEMSHIM_METRICS_INTERVAL=5 "$T/known"
