@@ -32,14 +32,10 @@ static bool parse_pid(const char *cmd, const char *s, pid_t *out)
     return true;
 }
 
-/* The descriptor of pid's live region, opened for reading, or -1 after
- * saying why not (unless quiet).  A process's memfd is found by its name
- * among its descriptors; whatever is found there is only trusted to be a
- * regular file (a process may name anything so in a namespace of its own). */
 /* Whether pid has libmemshim mapped (its /proc/PID/maps names it). */
 static bool runs_memshim(pid_t pid)
 {
-    char path[64], line[512];
+    char path[64], line[4352];  /* a mapping's line: its fields and a path of up to PATH_MAX */
     snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
     FILE *f = fopen(path, "re");
     if (!f) return false;
@@ -49,6 +45,10 @@ static bool runs_memshim(pid_t pid)
     return found;
 }
 
+/* The descriptor of pid's live region, opened for reading, or -1 after
+ * saying why not (unless quiet).  A process's memfd is found by its name
+ * among its descriptors; whatever is found there is only trusted to be a
+ * regular file (a process may name anything so in a namespace of its own). */
 int ms_live_open(pid_t pid, bool quiet)
 {
     char dir[64], link[384], want[64], target[256];
