@@ -19,8 +19,7 @@
 
 #define ALIAS(name) __attribute__((alias(#name), visibility("default")))
 #define TRACKING    MS_UNLIKELY(_ms_track_on)
-#define SITE        (&(ms_site_t){ (uintptr_t)__builtin_return_address(0), \
-                                   (uintptr_t)__builtin_frame_address(0) + 16 })
+#define SITE        MS_CALLER_SITE
 
 /* Untracked, an allocation counts its bytes down for MEMSHIM_SAMPLE
  * (sample.c): one subtraction, and a call when the countdown runs out. */

@@ -533,6 +533,11 @@ MS_HIDDEN extern __thread int _ms_busy __attribute__((tls_model("initial-exec"))
 MS_HIDDEN ms_meta_t *_ms_meta_of(const void *p);
 MS_HIDDEN size_t _ms_tracked_usable_size(const void *p);   /* the bytes asked for */
 typedef struct ms_site_s { uintptr_t ra, sp; } ms_site_t;   /* where the program called us */
+/* The site of the call to the function this is written in: the return
+ * address, and the caller's stack pointer at the call (the frame address
+ * past the saved frame pointer and the return address). */
+#define MS_CALLER_SITE (&(ms_site_t){ (uintptr_t)__builtin_return_address(0), \
+                                      (uintptr_t)__builtin_frame_address(0) + 16 })
 
 /* unwind.c's per-thread stack cache, whose hit path is inlined into every
  * tracked allocation and free.  The cache is set-associative: a site

@@ -16,8 +16,7 @@ uint32_t sc_site_handler(uint32_t (*take)(void));
  * (override.c's SITE, track.c's record). */
 static __attribute__((noinline)) uint32_t take(void)
 {
-    ms_site_t site = { (uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_frame_address(0) + 16 };
-    return _ms_capture(&site);
+    return _ms_capture(MS_CALLER_SITE);
 }
 
 static ms_sc_ent_t before[MS_SC_ENTRIES];
