@@ -31,19 +31,28 @@ typedef struct {
 typedef struct { uintptr_t addr; size_t len; uint64_t freed; } cached_t;
 typedef struct { uintptr_t addr; size_t len; } range_t;
 
-static const ms_table_kind_t huge_kind = MS_TABLE_KIND(huge_ent, addr, 256, _ms_meta_alloc, _ms_meta_free);
+static const ms_table_kind_t huge_kind = MS_TABLE_KIND(huge_ent, addr, 256, _ms_meta_alloc, _ms_meta_retire);
 
 static pthread_mutex_t huge_lock = PTHREAD_MUTEX_INITIALIZER;
 /* huge_lock is held with the thread's signals held off: a signal handler's
  * allocation or free of a large block (the lock is every size's) never
  * comes in while its own thread holds it, which would wait for ever, or
  * (taking another way) keep a freed block that the leak report then called
- * lost.  The cost is two system calls around each hold, next to a mapping
- * of at least 512 KiB.  Where signals cannot be held off (a seccomp filter,
- * init.c), a handler inside the hold takes the other way (shim.h): no
- * block, or a block kept. */
+ * lost.  That costs two system calls around each hold, so what only reads
+ * an entry (its size, its record: every realloc of a huge block asks them,
+ * and most such reallocs end there, the block staying as it is) takes no
+ * lock: huge_seq, below.  Where signals cannot be held off (a seccomp
+ * filter, init.c), a handler inside the hold takes the other way (shim.h):
+ * no block, or a block kept.
+ *
+ * huge_seq counts the holds twice: odd inside one, even between.  A reader
+ * copies what it needs between two reads of it, and keeps the copy if
+ * neither was odd and both agree (a sequence lock): no write came in
+ * between, the table's growth included (a replaced table is retired, not
+ * freed, so a late probe of it reads memory still mapped). */
 static __thread sigset_t huge_mask;
 static __thread bool     huge_masked;
+static unsigned huge_seq;
 static void huge_take(void)
 {
     sigset_t old;
@@ -51,6 +60,8 @@ static void huge_take(void)
     _ms_lock(&huge_lock);
     huge_mask = old;
     huge_masked = held;
+    __atomic_store_n(&huge_seq, huge_seq + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);      /* odd before any write of the hold */
 }
 static bool huge_take_unless_mine(void)
 {
@@ -63,6 +74,7 @@ static void huge_give(void)
     bool held = huge_masked;
     sigset_t old = huge_mask;
     huge_masked = false;
+    __atomic_store_n(&huge_seq, huge_seq + 1, __ATOMIC_RELEASE);   /* after every write of the hold */
     _ms_unlock(&huge_lock);
     if (held) _ms_os_signals_restore(&old);
 }
@@ -88,6 +100,59 @@ static huge_ent *insert(uintptr_t a, size_t size)
 }
 
 static void erase(huge_ent *e) { ms_table_del(table, &huge_kind, e); }
+
+/* What a reader without the lock copies of an entry. */
+typedef struct { size_t size, req; ms_meta_t meta; } huge_view;
+typedef uint64_t __attribute__((may_alias)) word_t;
+
+/* One probe of the table for a, copying its entry into *v; false: none.
+ * Every load is atomic (relaxed): a write may come in at any point, which
+ * the caller's second look at huge_seq finds.  Bounded by the table's
+ * size, since slots may move under it. */
+static bool probe(uintptr_t a, huge_view *v)
+{
+    const ms_table_t *t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+    if (!t) return false;
+    for (size_t i = ms_table_home_(t, a), n = 0; n <= t->mask; i = (i + 1) & t->mask, n++) {
+        const huge_ent *e = ms_table_at_(t, &huge_kind, i);
+        uint64_t k = ms_table_key_(e);
+        if (!k) return false;
+        if (k != a) continue;
+        word_t m[2];
+        v->size = __atomic_load_n(&e->size, __ATOMIC_RELAXED);
+        v->req = __atomic_load_n(&e->req, __ATOMIC_RELAXED);
+        m[0] = __atomic_load_n((const word_t *)&e->meta, __ATOMIC_RELAXED);
+        m[1] = __atomic_load_n((const word_t *)&e->meta + 1, __ATOMIC_RELAXED);
+        memcpy(&v->meta, m, sizeof m);
+        return true;
+    }
+    return false;
+}
+
+/* A consistent copy of p's entry (false: p starts no live huge block),
+ * without the lock while no hold comes in between; else under it.  A
+ * signal handler inside its own thread's hold (signals could not be held
+ * off) takes the copy as it is: that hold is not going on until the
+ * handler returns, and waiting for it would be for ever. */
+static bool peek(const void *p, huge_view *v)
+{
+    _Static_assert(sizeof(ms_meta_t) == 2 * sizeof(word_t), "a record is two words");
+    for (int tries = 0; tries < 4; tries++) {
+        unsigned before = __atomic_load_n(&huge_seq, __ATOMIC_ACQUIRE);
+        if (before & 1) {
+            if (_ms_lock_mine(&huge_lock)) return probe((uintptr_t)p, v);
+            break;                              /* another thread's hold: wait for it */
+        }
+        bool found = probe((uintptr_t)p, v);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&huge_seq, __ATOMIC_RELAXED) == before) return found;
+    }
+    huge_take();
+    huge_ent *e = find((uintptr_t)p);
+    if (e) *v = (huge_view){ e->size, e->req, e->meta };
+    huge_give();
+    return e != NULL;
+}
 
 /* Every live block's entry, in no order. */
 #define EACH_ENTRY(e) \
@@ -331,11 +396,8 @@ bool _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t
 
 size_t _ms_huge_usable(const void *p)
 {
-    huge_take();
-    huge_ent *e = find((uintptr_t)p);
-    size_t size = e ? e->size : 0;
-    huge_give();
-    return size;
+    huge_view v;
+    return peek(p, &v) ? v.size : 0;
 }
 
 /* Resize a huge block in place or by moving its pages (no copy): within
@@ -345,6 +407,9 @@ void *_ms_huge_realloc(void *p, size_t n)
 {
     if (n > PTRDIFF_MAX - MS_SEGMENT_SIZE) { errno = ENOMEM; return NULL; }
     size_t size = page_round(n);
+    huge_view v;
+    if (!peek(p, &v)) return NULL;
+    if (_ms_realloc_fits(size, v.size)) return p;     /* most steps of a growing buffer */
     range_t drop[CACHE_SLOTS + 2];
     unsigned ndrop = 0;
     huge_take();
@@ -380,11 +445,8 @@ void *_ms_huge_realloc(void *p, size_t n)
 
 bool _ms_huge_stays(const void *p, size_t n)
 {
-    huge_take();
-    huge_ent *e = find((uintptr_t)p);
-    bool stays = e && _ms_realloc_fits(page_round(n), e->size);
-    huge_give();
-    return stays;
+    huge_view v;
+    return peek(p, &v) && _ms_realloc_fits(page_round(n), v.size);
 }
 
 /* Give the cached mappings back (malloc_trim). */
@@ -424,11 +486,11 @@ bool _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req)
 /* A copy of a live huge block's tracking record; false if p starts none. */
 bool _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req)
 {
-    huge_take();
-    huge_ent *e = find((uintptr_t)p);
-    if (e) { *m = e->meta; if (req) *req = e->req; }
-    huge_give();
-    return e != NULL;
+    huge_view v;
+    if (!peek(p, &v)) return false;
+    *m = v.meta;
+    if (req) *req = v.req;
+    return true;
 }
 
 /* Add flag bits to a huge block's tracking record (gcglue.c). */
@@ -492,6 +554,9 @@ bool _ms_huge_mine(void) { return _ms_lock_mine(&huge_lock); }
 void _ms_huge_lock(void) { _ms_lock(&huge_lock); }
 void _ms_huge_unlock(bool child)
 {
-    if (child) pthread_mutex_init(&huge_lock, NULL);
-    else _ms_unlock(&huge_lock);
+    if (child) {
+        pthread_mutex_init(&huge_lock, NULL);
+        huge_seq = (huge_seq + 1) & ~1u;    /* even: no hold goes on in the child */
+    } else
+        _ms_unlock(&huge_lock);
 }

@@ -154,6 +154,21 @@ void _ms_meta_free(void *p, size_t size)
     meta_give();
 }
 
+/* The end of a table that lock-free readers may still probe (table.h's
+ * kind->free for the trace table, stacks.c, and the huge blocks' table,
+ * huge.c): never freed, but its slots go back to the kernel, all but the
+ * first page's.  A late reader finds its header whole and every slot after
+ * that empty (or, inside a page being purged, a key without the rest of
+ * its slot), and so misses, or sees what its own check of the table's
+ * change throws away.  Kept whole, the old trace tables were about as big
+ * as the last: 16 MB of a tracked espresso's 45 MB. */
+void _ms_meta_retire(void *t, size_t bytes)
+{
+    uintptr_t from = ((uintptr_t)t + MS_OS_PAGE) & ~(uintptr_t)(MS_OS_PAGE - 1);
+    uintptr_t to = ((uintptr_t)t + bytes) & ~(uintptr_t)(MS_OS_PAGE - 1);
+    if (to > from) _ms_os_purge((void *)from, to - from);
+}
+
 /* The stack of purged blocks of size 1 << s, made if need be (meta_lock). */
 static bool clean_room(unsigned s)
 {

@@ -1057,6 +1057,7 @@ MS_HIDDEN void   _ms_symbolize_unlock(bool child);
 /* ---- meta.c: memory for memshim's own bookkeeping (never the program's heap) */
 MS_HIDDEN void  *_ms_meta_alloc(size_t size);           /* zeroed, 16-aligned */
 MS_HIDDEN void   _ms_meta_free(void *p, size_t size);
+MS_HIDDEN void   _ms_meta_retire(void *table, size_t size); /* a table lock-free readers may probe: purged, kept */
 MS_HIDDEN void  *_ms_meta_grow(void *arr, size_t *cap, size_t have, size_t need, size_t size);  /* doubled; NULL: no memory */
 MS_HIDDEN void   _ms_meta_decay(uint64_t now_ns);         /* purge big blocks free for MEMSHIM_DECAY */
 MS_HIDDEN void   _ms_meta_free_stats(size_t *purged, size_t *resident);

@@ -37,21 +37,10 @@ typedef struct {
     uint32_t  id;
 } stack_slot;
 
-/* A table replaced by one twice its size is never freed (a reader may
- * still be probing it) but its slots go back to the kernel, all but the
- * first page's: a late reader finds its header whole and every slot after
- * that empty (or, inside a page being purged, a hash without its id), and
- * so misses, as it would for a stack stored a moment later; a miss is
- * always asked again of the current table, under the lock or by an
- * unwind.  Kept, the old tables were about as big as the last: 16 MB of a
- * tracked espresso's 45 MB. */
-static void table_retire(void *t, size_t bytes)
-{
-    uintptr_t from = ((uintptr_t)t + MS_OS_PAGE) & ~(uintptr_t)(MS_OS_PAGE - 1);
-    uintptr_t to = ((uintptr_t)t + bytes) & ~(uintptr_t)(MS_OS_PAGE - 1);
-    if (to > from) _ms_os_purge((void *)from, to - from);
-}
-static const ms_table_kind_t stack_kind = MS_TABLE_KIND_FULL(stack_slot, hash, 1024, _ms_meta_alloc, table_retire, 3);
+/* A replaced table is retired, not freed (_ms_meta_retire): a late
+ * lock-free reader misses, and a miss is always asked again of the current
+ * table, under the lock or by an unwind. */
+static const ms_table_kind_t stack_kind = MS_TABLE_KIND_FULL(stack_slot, hash, 1024, _ms_meta_alloc, _ms_meta_retire, 3);
 
 static pthread_mutex_t stack_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint8_t     *chunks[NCHUNKS]; /* published before any id inside them */

@@ -238,3 +238,61 @@ Test(mt_stress, same_classes_from_many_threads, .timeout = 120)
     for (int i = 0; i < T; i++) pthread_join(t[i], NULL);
     cr_assert_eq(atomic_load(&errors), 0, "%ld errors; first: %s", atomic_load(&errors), first_error);
 }
+
+/* Large blocks' sizes and records are read without their lock (huge.c:
+ * every realloc of one asks its size), while other threads insert, erase,
+ * move and remap entries of the same table and grow it past its first 256
+ * slots.  Each thread grows its blocks by small steps (most stay where
+ * they are: a read only), by large ones (a remap), and replaces them; after
+ * every step it writes the last byte malloc_usable_size gives and checks
+ * its contents: a size read from another block's entry, or from one moved
+ * under the reader, writes over another block or past a mapping. */
+enum { HUGE_THREADS = 4, HUGE_KEPT = 48, HUGE_STEPS = 6000 };
+
+static void *huge_steps(void *arg)
+{
+    uint64_t rng = (uint64_t)(uintptr_t)arg * 7919 + 3;
+    item_t it[HUGE_KEPT] = {{0}};
+    for (unsigned step = 0; step < HUGE_STEPS && atomic_load(&errors) == 0; step++) {
+        item_t *b = &it[h_mix(&rng) % HUGE_KEPT];
+        uint64_t k = h_mix(&rng) % 100;
+        size_t n;
+        if (!b->p || k < 10) {                          /* replaced: an insert and an erase */
+            v_free(b->p);
+            n = 512 * 1024 + 1 + h_mix(&rng) % MiB;
+            b->p = v_malloc(n);
+        } else {
+            n = k < 95 ? b->n + 1 + h_mix(&rng) % 2000  /* a step: mostly in place */
+                       : b->n / 2 + 512 * 1024;         /* a jump either way: remapped */
+            if (n > 4 * MiB) n = 512 * 1024 + 1;
+            unsigned char *q = v_realloc(b->p, n);
+            if (!q) { error("realloc(%p, %zu) failed", (void *)b->p, n); break; }
+            b->p = q;
+            size_t keep = b->n < n ? b->n : n;
+            size_t bad = h_check(b->p, keep, b->seed);
+            if (bad != (size_t)-1) error("realloc to %zu lost byte %zu of %zu", n, bad, keep);
+        }
+        if (!b->p) { error("malloc(%zu) failed", n); break; }
+        b->n = n;
+        b->seed = (uint64_t)(uintptr_t)arg << 40 | step;
+        size_t u = v_usable(b->p);
+        if (u < n) { error("usable %zu < %zu for %p", u, n, (void *)b->p); break; }
+        b->p[u - 1] = 0x5a;                             /* all of what it says is ours */
+        h_fill(b->p, n, b->seed);
+    }
+    for (unsigned i = 0; i < HUGE_KEPT; i++)
+        if (it[i].p) { verify(&it[i], "huge steps"); v_free(it[i].p); }
+    return NULL;
+}
+
+Test(mt_stress, large_blocks_resized_while_other_threads_change_their_table, .timeout = 180)
+{
+    pthread_t t[HUGE_THREADS];
+    for (uintptr_t i = 0; i < HUGE_THREADS; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, huge_steps, (void *)(i + 1)), 0);
+    for (int i = 0; i < HUGE_THREADS; i++) pthread_join(t[i], NULL);
+    cr_assert_eq(atomic_load(&errors), 0, "%ld errors; first: %s", atomic_load(&errors), first_error);
+    struct memshim_heap_stats st;
+    cr_assert_eq(memshim_heap_stats(&st), 0);
+    cr_assert_eq(st.huge_blocks, 0, "%zu huge blocks still live", st.huge_blocks);
+}
