@@ -24,9 +24,18 @@ typedef struct {
     uintptr_t addr;        /* the key */
     size_t    size;        /* usable bytes: the request rounded to pages */
     size_t    map;         /* mapping length, >= size (a reused mapping may be longer) */
-    size_t    req;         /* bytes requested, for tracking */
-    ms_meta_t meta;        /* tracking record (size field unused) */
+    uint32_t  rec;         /* its record's number (records, below) */
 } huge_ent;
+
+/* What tracking keeps of a huge block.  Apart from the table: an entry
+ * moves when another is erased (backward shift) or the table grows, a
+ * record stays where it is from the block's allocation to its free, so the
+ * block's owner writes it without the lock, as it writes a small block's
+ * record beside its span. */
+typedef struct {
+    size_t    req;         /* bytes requested */
+    ms_meta_t meta;        /* the record (size field unused) */
+} huge_rec;
 
 typedef struct { uintptr_t addr; size_t len; uint64_t freed; } cached_t;
 typedef struct { uintptr_t addr; size_t len; } range_t;
@@ -92,20 +101,66 @@ static unsigned  recent_next;
 static huge_ent *find(uintptr_t a) { return ms_table_find(table, &huge_kind, a, NULL, NULL); }
 
 /* NULL only when the table is full and cannot grow: never right after an
- * erase (table.h, "full"). */
-static huge_ent *insert(uintptr_t a, size_t size)
+ * erase (table.h, "full").  rec: the block's record (records, below). */
+static huge_ent *insert(uintptr_t a, size_t size, uint32_t rec)
 {
     if (!ms_table_room(&table, &huge_kind)) return NULL;
-    return ms_table_add(table, &huge_kind, &(huge_ent){ .addr = a, .size = size, .map = size });
+    return ms_table_add(table, &huge_kind, &(huge_ent){ .addr = a, .size = size, .map = size, .rec = rec });
 }
 
 static void erase(huge_ent *e) { ms_table_del(table, &huge_kind, e); }
 
+/* Records are numbered from 1 and kept in chunks that never move: chunk k
+ * holds REC_CHUNK0 << k of them.  A freed one goes on a list through its
+ * req field.  All of it under huge_lock but rec_at, which a reader without
+ * the lock calls for a number it read from a live entry. */
+#define REC_CHUNK0  64
+#define REC_CHUNKS  26                      /* 64 << 25: more records than blocks can exist */
+static huge_rec *rec_chunk[REC_CHUNKS];    /* published with release before any of its numbers */
+static uint32_t  rec_made;                 /* numbers 1 .. rec_made handed out once */
+static uint32_t  rec_free;                 /* a freed number, or 0 */
+
+static huge_rec *rec_at(uint32_t r)
+{
+    uint32_t j = r - 1 + REC_CHUNK0;           /* chunk k starts at j = REC_CHUNK0 << k */
+    unsigned k = 31 - (unsigned)__builtin_clz(j) - 6;
+    _Static_assert(REC_CHUNK0 == 1 << 6, "a chunk's number from the top bit");
+    return &__atomic_load_n(&rec_chunk[k], __ATOMIC_ACQUIRE)[j - (REC_CHUNK0 << k)];
+}
+
+/* A zeroed record's number, or 0 when no memory is left for one. */
+static uint32_t rec_new(void)
+{
+    uint32_t r = rec_free;
+    if (r) {
+        huge_rec *h = rec_at(r);
+        rec_free = (uint32_t)h->req;
+        memset(h, 0, sizeof *h);
+        return r;
+    }
+    uint32_t j = rec_made + REC_CHUNK0;
+    unsigned k = 31 - (unsigned)__builtin_clz(j) - 6;
+    if (k >= REC_CHUNKS) return 0;
+    if (!rec_chunk[k]) {
+        huge_rec *c = _ms_meta_alloc(sizeof(huge_rec) * ((size_t)REC_CHUNK0 << k));  /* zeroed */
+        if (!c) return 0;
+        __atomic_store_n(&rec_chunk[k], c, __ATOMIC_RELEASE);
+    }
+    return ++rec_made;
+}
+
+static void rec_drop(uint32_t r)
+{
+    rec_at(r)->req = rec_free;
+    rec_free = r;
+}
+
 /* What a reader without the lock copies of an entry. */
-typedef struct { size_t size, req; ms_meta_t meta; } huge_view;
+typedef struct { size_t size, req; ms_meta_t meta; uint32_t rec; } huge_view;
 typedef uint64_t __attribute__((may_alias)) word_t;
 
-/* One probe of the table for a, copying its entry into *v; false: none.
+/* One probe of the table for a, copying its entry's size and record
+ * number into *v; false: none.
  * Every load is atomic (relaxed): a write may come in at any point, which
  * the caller's second look at huge_seq finds.  Bounded by the table's
  * size, since slots may move under it. */
@@ -118,13 +173,9 @@ static bool probe(uintptr_t a, huge_view *v)
         uint64_t k = ms_table_key_(e);
         if (!k) return false;
         if (k != a) continue;
-        word_t m[2];
         v->size = __atomic_load_n(&e->size, __ATOMIC_RELAXED);
-        v->req = __atomic_load_n(&e->req, __ATOMIC_RELAXED);
-        m[0] = __atomic_load_n((const word_t *)&e->meta, __ATOMIC_RELAXED);
-        m[1] = __atomic_load_n((const word_t *)&e->meta + 1, __ATOMIC_RELAXED);
-        memcpy(&v->meta, m, sizeof m);
-        return true;
+        v->rec = __atomic_load_n(&e->rec, __ATOMIC_RELAXED);
+        return v->rec != 0;
     }
     return false;
 }
@@ -136,7 +187,6 @@ static bool probe(uintptr_t a, huge_view *v)
  * handler returns, and waiting for it would be for ever. */
 static bool peek(const void *p, huge_view *v)
 {
-    _Static_assert(sizeof(ms_meta_t) == 2 * sizeof(word_t), "a record is two words");
     for (int tries = 0; tries < 4; tries++) {
         unsigned before = __atomic_load_n(&huge_seq, __ATOMIC_ACQUIRE);
         if (before & 1) {
@@ -149,9 +199,24 @@ static bool peek(const void *p, huge_view *v)
     }
     huge_take();
     huge_ent *e = find((uintptr_t)p);
-    if (e) *v = (huge_view){ e->size, e->req, e->meta };
+    if (e) { v->size = e->size; v->rec = e->rec; }
     huge_give();
     return e != NULL;
+}
+
+/* The same with a copy of p's record: read as it is, since only p's owner
+ * writes it (the thread freeing or resizing p, or the program's races). */
+static bool peek_record(const void *p, huge_view *v)
+{
+    _Static_assert(sizeof(ms_meta_t) == 2 * sizeof(word_t), "a record is two words");
+    if (!peek(p, v)) return false;
+    const huge_rec *h = rec_at(v->rec);
+    word_t m[2];
+    v->req = __atomic_load_n(&h->req, __ATOMIC_RELAXED);
+    m[0] = __atomic_load_n((const word_t *)&h->meta, __ATOMIC_RELAXED);
+    m[1] = __atomic_load_n((const word_t *)&h->meta + 1, __ATOMIC_RELAXED);
+    memcpy(&v->meta, m, sizeof m);
+    return true;
 }
 
 /* Every live block's entry, in no order. */
@@ -321,10 +386,12 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
         memset(p, 0, n < old ? n : old);        /* pages added by growing it are zero */
     }
     huge_take();
-    huge_ent *e = insert((uintptr_t)p, size);
+    uint32_t rec = rec_new();
+    huge_ent *e = rec ? insert((uintptr_t)p, size, rec) : NULL;
     for (unsigned i = 0; i < 64; i++)                /* handed out again: not "freed" now */
         if (recent[i] == (uintptr_t)p) recent[i] = 0;
     if (e) { e->map = map; live_add((int64_t)map); }
+    else if (rec) rec_drop(rec);
     huge_give();
     if (!e) { _ms_os_unmap(p, map); errno = ENOMEM; return NULL; }
     return p;
@@ -339,6 +406,7 @@ bool _ms_huge_free(void *p)
     huge_ent *e = find((uintptr_t)p);
     if (!e) { huge_give(); return false; }
     size_t map = e->map;
+    rec_drop(e->rec);
     erase(e);
     recent[recent_next++ % 64] = (uintptr_t)p;
     live_add(-(int64_t)map);
@@ -386,8 +454,9 @@ bool _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t
         if (a >= e->addr && a - e->addr < e->size) {
             hit = e;
             *start = e->addr;
-            *req = e->req ? e->req : e->size;
-            *m = e->meta;
+            const huge_rec *h = rec_at(e->rec);
+            *req = h->req ? h->req : e->size;
+            *m = h->meta;
             break;
         }
     huge_give();
@@ -432,10 +501,8 @@ void *_ms_huge_realloc(void *p, size_t n)
     } else if ((q = _ms_os_remap(p, e->map, size))) {
         huge_ent keep = *e;
         erase(e);
-        huge_ent *ne = insert((uintptr_t)q, size);   /* cannot fail: an entry was just erased */
+        huge_ent *ne = insert((uintptr_t)q, size, keep.rec);   /* cannot fail: an entry was just erased */
         ms_assert(ne != NULL);
-        ne->req = keep.req;
-        ne->meta = keep.meta;
         live_add((int64_t)size - (int64_t)keep.map);
     }
     huge_give();
@@ -476,18 +543,22 @@ void _ms_huge_stats(ms_huge_stat_t *out)
 /* Tracking records of huge blocks (track.c): set them, and enumerate. */
 bool _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req)
 {
-    huge_take();
-    huge_ent *e = find((uintptr_t)p);
-    if (e) { e->meta = *m; e->req = req; }
-    huge_give();
-    return e != NULL;
+    huge_view v;
+    if (!peek(p, &v)) return false;
+    huge_rec *h = rec_at(v.rec);
+    word_t w[2];
+    memcpy(w, m, sizeof w);
+    __atomic_store_n(&h->req, req, __ATOMIC_RELAXED);
+    __atomic_store_n((word_t *)&h->meta, w[0], __ATOMIC_RELAXED);
+    __atomic_store_n((word_t *)&h->meta + 1, w[1], __ATOMIC_RELAXED);
+    return true;
 }
 
 /* A copy of a live huge block's tracking record; false if p starts none. */
 bool _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req)
 {
     huge_view v;
-    if (!peek(p, &v)) return false;
+    if (!peek_record(p, &v)) return false;
     *m = v.meta;
     if (req) *req = v.req;
     return true;
@@ -498,7 +569,7 @@ void _ms_huge_flag(const void *p, unsigned flags)
 {
     huge_take();
     huge_ent *e = find((uintptr_t)p);
-    if (e) e->meta.flags |= flags & 15;
+    if (e) rec_at(e->rec)->meta.flags |= flags & 15;
     huge_give();
 }
 
@@ -508,7 +579,10 @@ void _ms_huge_each_locked(void (*fn)(void *arg, uintptr_t addr, size_t map, size
                                      const ms_meta_t *m), void *arg)
 {
     huge_ent *e;
-    EACH_ENTRY(e) fn(arg, e->addr, e->map, e->req, &e->meta);
+    EACH_ENTRY(e) {
+        const huge_rec *h = rec_at(e->rec);
+        fn(arg, e->addr, e->map, h->req, &h->meta);
+    }
 }
 
 /* The cached mappings (freed blocks' stale bytes: never roots of the leak
@@ -532,6 +606,7 @@ void _ms_huge_check_locked(ms_check_fail_fn fail)
         live += e->map;
         if (e->size > e->map || e->size % MS_OS_PAGE || e->map % MS_OS_PAGE || !e->size)
             fail("a huge block's size is not within its mapping", (void *)e->addr, 0);
+        if (!e->rec || e->rec > rec_made) fail("a huge block has no record", (void *)e->addr, e->rec);
         if (find(e->addr) != e) fail("a huge block is not found by its address", (void *)e->addr, 0);
     }
     if (n != ms_table_count(table) || live != live_bytes) fail("huge block counts do not add up", table, (unsigned)n);
