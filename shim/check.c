@@ -18,9 +18,10 @@
  *   - each class's central counts (spans, free + uncarved blocks) are the
  *     sums over its spans;
  *   - the segments' dirty bytes are the sum of their dirty pages;
- *   - a huge block lies within its mapping and is found by its address; the
- *     counts of huge blocks, of their bytes and of the cached mappings' bytes
- *     add up; no cached mapping overlaps a live block.
+ *   - a huge block lies within its mapping, has a record, and is found by
+ *     its address; the counts of huge blocks, of their bytes and of the
+ *     cached mappings' bytes add up; no cached mapping overlaps a live
+ *     block.
  * Thread caches are not walked: their owners change them without a lock. */
 #include <stdlib.h>
 #include <string.h>
