@@ -263,7 +263,7 @@ static void *huge_steps(void *arg)
             b->p = v_malloc(n);
         } else {
             n = k < 95 ? b->n + 1 + h_mix(&rng) % 2000  /* a step: mostly in place */
-                       : b->n / 2 + 512 * 1024;         /* a jump either way: remapped */
+                       : b->n / 2 + 512 * 1024;         /* a jump: remapped if it grows */
             if (n > 4 * MiB) n = 512 * 1024 + 1;
             unsigned char *q = v_realloc(b->p, n);
             if (!q) { error("realloc(%p, %zu) failed", (void *)b->p, n); break; }
