@@ -120,12 +120,21 @@ static huge_rec *rec_chunk[REC_CHUNKS];    /* published with release before any 
 static uint32_t  rec_made;                 /* numbers 1 .. rec_made handed out once */
 static uint32_t  rec_free;                 /* a freed number, or 0 */
 
-static huge_rec *rec_at(uint32_t r)
+/* Record r's chunk, and in *at its place there. */
+static unsigned rec_place(uint32_t r, uint32_t *at)
 {
     uint32_t j = r - 1 + REC_CHUNK0;           /* chunk k starts at j = REC_CHUNK0 << k */
     unsigned k = 31 - (unsigned)__builtin_clz(j) - 6;
     _Static_assert(REC_CHUNK0 == 1 << 6, "a chunk's number from the top bit");
-    return &__atomic_load_n(&rec_chunk[k], __ATOMIC_ACQUIRE)[j - (REC_CHUNK0 << k)];
+    *at = j - ((uint32_t)REC_CHUNK0 << k);
+    return k;
+}
+
+static huge_rec *rec_at(uint32_t r)
+{
+    uint32_t at;
+    unsigned k = rec_place(r, &at);
+    return &__atomic_load_n(&rec_chunk[k], __ATOMIC_ACQUIRE)[at];
 }
 
 /* A zeroed record's number, or 0 when no memory is left for one. */
@@ -138,8 +147,8 @@ static uint32_t rec_new(void)
         memset(h, 0, sizeof *h);
         return r;
     }
-    uint32_t j = rec_made + REC_CHUNK0;
-    unsigned k = 31 - (unsigned)__builtin_clz(j) - 6;
+    uint32_t at;
+    unsigned k = rec_place(rec_made + 1, &at);
     if (k >= REC_CHUNKS) return 0;
     if (!rec_chunk[k]) {
         huge_rec *c = _ms_meta_alloc(sizeof(huge_rec) * ((size_t)REC_CHUNK0 << k));  /* zeroed */

@@ -965,7 +965,7 @@ static long syscalls_of_huge_steps(const char *env1, long steps)
     snprintf(out, sizeof out, "/tmp/memshim-strace.%d", (int)getpid());
     snprintf(arg, sizeof arg, "%ld", steps);
     const char *env[] = { preload, "MEMSHIM_ON_ERROR=", "MEMSHIM_STATS=", "MEMSHIM_VERBOSE=", "MEMSHIM_TRACK=",
-                          "MEMSHIM_REPORT=/dev/null", env1, NULL };
+                          "MEMSHIM_REPORT=", env1, NULL };   /* reports to the captured stderr */
     char *argv[] = { "/usr/bin/strace", "-f", "-qq", "-c", "-o", out, prog, arg, NULL };
     h_run(&run, argv, env, 100);
     long calls = -1;
