@@ -25,11 +25,15 @@
 #define META_CLEAN_MAX   65536u                 /* purged blocks a stack holds (512 KiB mapped) */
 
 /* A free block of the lists; from META_PURGE_SHIFT, when it was freed and
- * whether its pages after the first are purged (zero). */
+ * whether its pages after the first are purged (zero), or the kernel
+ * refused to take them back: the pages of a program that locks its memory
+ * (mlockall) stay as they were, and such a block, handed out as zero
+ * unwritten, gave a new span records of blocks it had never handed out. */
+enum { META_RESIDENT, META_PURGED, META_REFUSED };
 typedef struct meta_free_s {
     struct meta_free_s *next;
     uint32_t freed_ms;
-    uint32_t purged;
+    uint32_t purged;                            /* META_* */
 } meta_free_t;
 
 static pthread_mutex_t meta_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -101,7 +105,7 @@ void *_ms_meta_alloc(size_t size)
     meta_free_t *p = free_lists[s];
     if (p) {
         free_lists[s] = p->next;
-        if (s >= META_PURGE_SHIFT && p->purged) {         /* zero but for its first page */
+        if (s >= META_PURGE_SHIFT && p->purged == META_PURGED) {   /* zero but for its first page */
             dirty = MS_OS_PAGE;
             purged_bytes -= rounded - MS_OS_PAGE;
         }
@@ -149,7 +153,7 @@ void _ms_meta_free(void *p, size_t size)
     if (!meta_take()) return;
     f->next = free_lists[s];
     f->freed_ms = now_ms;
-    f->purged = 0;
+    f->purged = META_RESIDENT;
     free_lists[s] = f;
     meta_give();
 }
@@ -166,7 +170,7 @@ void _ms_meta_retire(void *t, size_t bytes)
 {
     uintptr_t from = ((uintptr_t)t + MS_OS_PAGE) & ~(uintptr_t)(MS_OS_PAGE - 1);
     uintptr_t to = ((uintptr_t)t + bytes) & ~(uintptr_t)(MS_OS_PAGE - 1);
-    if (to > from) _ms_os_purge((void *)from, to - from);
+    if (to > from) (void)_ms_os_purge((void *)from, to - from);   /* refused: the old slots stay, as readable */
 }
 
 /* The stack of purged blocks of size 1 << s, made if need be (meta_lock). */
@@ -184,7 +188,7 @@ static bool clean_room(unsigned s)
 /* Purge the free blocks of META_PURGE_SHIFT and more that have been free
  * for MEMSHIM_DECAY, the list's tail (segment.c's decay, under the segment
  * lock): each whole onto the stack of purged blocks, or if that is full
- * all but its first page, on the list. */
+ * (or the kernel refused) all but its first page, on the list. */
 void _ms_meta_decay(uint64_t now)
 {
     uint32_t now_ms = (uint32_t)(now / 1000000), delay = _ms_opt.decay_ms;
@@ -193,17 +197,19 @@ void _ms_meta_decay(uint64_t now)
         size_t size = (size_t)1 << s;
         meta_free_t **at = &free_lists[s];
         while (*at && now_ms - (*at)->freed_ms < delay) at = &(*at)->next;   /* the newer ones */
-        while (*at && !(*at)->purged) {
-            meta_free_t *f = *at;
-            if (clean_room(s)) {
-                *at = f->next;
-                _ms_os_purge(f, size);
+        while (*at && (*at)->purged == META_RESIDENT) {
+            meta_free_t *f = *at, *next = f->next;   /* read before the purge zeroes it */
+            if (clean_room(s) && _ms_os_purge(f, size)) {
+                *at = next;
                 clean[s][nclean[s]++] = f;
                 purged_bytes += size;
             } else {
-                _ms_os_purge((uint8_t *)f + MS_OS_PAGE, size - MS_OS_PAGE);
-                f->purged = 1;
-                purged_bytes += size - MS_OS_PAGE;
+                /* Refused (locked pages), the block stays on the list as
+                 * it is, passed over by the next decays and cleared
+                 * whole when handed out again. */
+                bool gone = _ms_os_purge((uint8_t *)f + MS_OS_PAGE, size - MS_OS_PAGE);
+                f->purged = gone ? META_PURGED : META_REFUSED;
+                if (gone) purged_bytes += size - MS_OS_PAGE;
                 at = &f->next;
             }
         }

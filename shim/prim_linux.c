@@ -81,11 +81,12 @@ bool _ms_os_grow(void *p, size_t old_size, size_t new_size)
     return q != MAP_FAILED;
 }
 
-void _ms_os_purge(void *p, size_t size)
+bool _ms_os_purge(void *p, size_t size)
 {
     int saved = errno;
-    madvise(p, size, MADV_DONTNEED);
+    bool ok = madvise(p, size, MADV_DONTNEED) == 0;
     errno = saved;
+    return ok;
 }
 
 /* Whether every page of [p, p+size) is mapped: mincore() fails with ENOMEM on

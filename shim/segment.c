@@ -87,7 +87,10 @@ static void purge_pages(ms_segment_t *s, uint64_t d)
         if (!(d >> i & 1)) { i++; continue; }
         unsigned j = i;
         while (j < MS_PAGES_PER_SEG && (d >> j & 1)) j++;
-        _ms_os_purge((uint8_t *)s + (size_t)i * MS_PAGE_SIZE, (size_t)(j - i) * MS_PAGE_SIZE);
+        /* Locked pages (mlockall) are refused and stay resident, counted
+         * clean all the same: nothing takes a free page for zeros (a
+         * block is cleared by whoever wants it so: calloc, tracking). */
+        (void)_ms_os_purge((uint8_t *)s + (size_t)i * MS_PAGE_SIZE, (size_t)(j - i) * MS_PAGE_SIZE);
         i = j;
     }
     dirty_bytes -= (size_t)__builtin_popcountll(d) * MS_PAGE_SIZE;

@@ -26,7 +26,10 @@ MS_HIDDEN void  *_ms_os_map_shared(size_t size);          /* MAP_SHARED: seen by
 MS_HIDDEN void   _ms_os_unmap(void *p, size_t size);
 MS_HIDDEN void  *_ms_os_remap(void *p, size_t old_size, size_t new_size); /* may move */
 MS_HIDDEN bool   _ms_os_grow(void *p, size_t old_size, size_t new_size);  /* in place, or false */
-MS_HIDDEN void   _ms_os_purge(void *p, size_t size);      /* MADV_DONTNEED */
+/* MADV_DONTNEED: true if the pages went back (zero when next touched);
+ * false if the kernel refused (pages locked by mlock or mlockall: their
+ * contents stay, and nothing may count on zeros there). */
+MS_HIDDEN bool   _ms_os_purge(void *p, size_t size);
 MS_HIDDEN bool   _ms_os_readable(const void *p, size_t size);
 MS_HIDDEN size_t _ms_os_resident(const void *p, size_t size);  /* bytes of its pages in memory */
 MS_HIDDEN int    _ms_os_gettid(void);

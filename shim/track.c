@@ -128,7 +128,7 @@ static void clear_regained(void *p, size_t from, size_t to)
     char *pb = (char *)((uintptr_t)b & ~(uintptr_t)(MS_OS_PAGE - 1));
     if (pa >= pb) { memset(a, 0, (size_t)(b - a)); return; }
     memset(a, 0, (size_t)(pa - a));
-    _ms_os_purge(pa, (size_t)(pb - pa));
+    if (!_ms_os_purge(pa, (size_t)(pb - pa))) memset(pa, 0, (size_t)(pb - pa));   /* locked pages */
     memset(pb, 0, (size_t)(b - pb));
 }
 

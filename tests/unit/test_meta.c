@@ -7,7 +7,9 @@
  * before.  A hang fails by the timeout.  And the allocator's locks, which
  * know which of them the thread holds (shim.h). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <string.h>
 #include "shim.h"
 
@@ -115,4 +117,42 @@ Test(meta, a_purged_block_comes_back_zeroed)
             cr_expect_eq(bad, 0, "block %p of %zu bytes: %zu bytes not zero", (void *)p, size, bad);
         }
     }
+}
+
+/* A free block of memshim's own memory that the kernel would not take back
+ * (its pages locked: a program that calls mlockall) is not handed out
+ * again as zero: madvise(MADV_DONTNEED) fails on locked pages and leaves
+ * them as they were, and the block came back, unwritten, holding what its
+ * last user left there (a new span's records of blocks it had never
+ * handed out).  Here one block is locked with mlock, which the kernel
+ * refuses to purge the same way. */
+Test(meta, a_block_the_kernel_would_not_purge_comes_back_cleared)
+{
+    _ms_init();
+    enum { SIZE = 48 << 10, MOST = 64 };             /* a 64 KiB block, one that decays */
+    uint8_t *p = _ms_meta_alloc(SIZE);
+    cr_assert_not_null(p);
+    memset(p, 0xa5, SIZE);
+    cr_assert_eq(mlock(p, SIZE), 0, "mlock: %s", strerror(errno));
+    _ms_meta_free(p, SIZE);
+    unsigned saved = _ms_opt.decay_ms;
+    _ms_opt.decay_ms = 0;
+    _ms_meta_decay(_ms_os_now_ns());                  /* purge what is free: refused for p */
+    _ms_opt.decay_ms = saved;
+
+    void *got[MOST];
+    unsigned n = 0;
+    bool found = false;
+    while (n < MOST && !found) {                      /* blocks of that size until p comes back */
+        uint8_t *q = got[n++] = _ms_meta_alloc(SIZE);
+        cr_assert_not_null(q);
+        size_t i = 0;
+        while (i < SIZE && q[i] == 0) i++;
+        cr_assert_eq(i, (size_t)SIZE, "a block handed out as zero holds %#x at byte %zu%s", q[i], i,
+                     q == p ? " (the locked one)" : "");
+        found = q == p;
+    }
+    cr_assert(found, "the locked block did not come back in %u allocations", n);
+    munlock(p, SIZE);
+    while (n) _ms_meta_free(got[--n], SIZE);
 }
