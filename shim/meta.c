@@ -27,8 +27,9 @@
 /* A free block of the lists; from META_PURGE_SHIFT, when it was freed and
  * whether its pages after the first are purged (zero), or the kernel
  * refused to take them back: the pages of a program that locks its memory
- * (mlockall) stay as they were, and such a block, handed out as zero
- * unwritten, gave a new span records of blocks it had never handed out. */
+ * (mlockall) stay as they were, and such a block, handed out as zero,
+ * still held what its last user wrote: as a new span's records, states
+ * of blocks the span never handed out. */
 enum { META_RESIDENT, META_PURGED, META_REFUSED };
 typedef struct meta_free_s {
     struct meta_free_s *next;
