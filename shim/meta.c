@@ -165,13 +165,15 @@ void _ms_meta_free(void *p, size_t size)
  * first page's.  A late reader finds its header whole and every slot after
  * that empty (or, inside a page being purged, a key without the rest of
  * its slot), and so misses, or sees what its own check of the table's
- * change throws away.  Kept whole, the old trace tables were about as big
- * as the last: 16 MB of a tracked espresso's 45 MB. */
+ * change throws away; where the kernel keeps the pages (locked memory) it
+ * finds the slots as they were when the table was replaced, which were
+ * right then, and the same holds.  Kept whole, the old trace tables were
+ * about as big as the last: 16 MB of a tracked espresso's 45 MB. */
 void _ms_meta_retire(void *t, size_t bytes)
 {
     uintptr_t from = ((uintptr_t)t + MS_OS_PAGE) & ~(uintptr_t)(MS_OS_PAGE - 1);
     uintptr_t to = ((uintptr_t)t + bytes) & ~(uintptr_t)(MS_OS_PAGE - 1);
-    if (to > from) (void)_ms_os_purge((void *)from, to - from);   /* refused: the old slots stay, as readable */
+    if (to > from) (void)_ms_os_purge((void *)from, to - from);
 }
 
 /* The stack of purged blocks of size 1 << s, made if need be (meta_lock). */
@@ -200,19 +202,21 @@ void _ms_meta_decay(uint64_t now)
         while (*at && now_ms - (*at)->freed_ms < delay) at = &(*at)->next;   /* the newer ones */
         while (*at && (*at)->purged == META_RESIDENT) {
             meta_free_t *f = *at, *next = f->next;   /* read before the purge zeroes it */
-            if (clean_room(s) && _ms_os_purge(f, size)) {
+            bool whole = clean_room(s);
+            bool gone = whole ? _ms_os_purge(f, size)
+                              : _ms_os_purge((uint8_t *)f + MS_OS_PAGE, size - MS_OS_PAGE);
+            if (gone && whole) {
                 *at = next;
                 clean[s][nclean[s]++] = f;
                 purged_bytes += size;
-            } else {
-                /* Refused (locked pages), the block stays on the list as
-                 * it is, passed over by the next decays and cleared
-                 * whole when handed out again. */
-                bool gone = _ms_os_purge((uint8_t *)f + MS_OS_PAGE, size - MS_OS_PAGE);
-                f->purged = gone ? META_PURGED : META_REFUSED;
-                if (gone) purged_bytes += size - MS_OS_PAGE;
-                at = &f->next;
+                continue;
             }
+            /* The stack full: all but the first page purged, on the
+             * list.  Refused (locked pages): on the list as it is, passed
+             * over by the next decays and cleared whole when reused. */
+            f->purged = gone ? META_PURGED : META_REFUSED;
+            if (gone) purged_bytes += size - MS_OS_PAGE;
+            at = &f->next;
         }
     }
     meta_give();
