@@ -570,7 +570,15 @@ static const char *why(int err, bool fifo)
     case ELOOP:        return "too many symbolic links";
     case ENAMETOOLONG: return "name too long";
     case EEXIST:       return "cannot create a unique temporary name";
-    default:           return "cannot be opened";
+    case EMFILE:       return "too many open files in the process";
+    case ENFILE:       return "too many open files in the system";
+    /* open() always exists: ENOSYS is a seccomp filter's answer (man-db
+     * runs col, groff and the like under one that refuses writes so) */
+    case ENOSYS:       return "ENOSYS: refused by a seccomp filter";
+    default: {
+        const char *name = strerrorname_np(err);    /* a constant string, no allocation */
+        return name ? name : "cannot be opened";
+    }
     }
 }
 

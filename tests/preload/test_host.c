@@ -720,6 +720,23 @@ Test(host_seccomp, filter_that_refuses, .timeout = 120)
 {
     confined("errno", "MEMSHIM_TRACK=1", NULL, "memshim: leak check failed: /proc/self/maps could not be read");
 }
+/* A filter installed before exec, which memshim cannot read back, that
+ * refuses every open for writing with ENOSYS (man-db runs col and groff
+ * so; their reports said only "cannot be opened"): the line names the
+ * filter, and the report comes on standard error, whole. */
+Test(host_seccomp, filter_from_before_exec_that_refuses_writes, .timeout = 120)
+{
+    char dir[32], rep[PATH_MAX + 16];
+    snprintf(rep, sizeof rep, "MEMSHIM_REPORT=%s/r.txt", mk_dir(dir));
+    h_run_fixture2(&run, "seccomp_filter", "enosys", "MEMSHIM_TRACK=1", rep, 30);
+    rm_dir(dir);
+    cr_assert_eq(run.timed_out, 0);
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "status %d, %s", run.status, run.err);
+    cr_expect(strstr(run.out, "confined done"), "%s", run.out);
+    cr_expect(strstr(run.err, "/r.txt for writing (ENOSYS: refused by a seccomp filter); writing to stderr instead"),
+              "%s", run.err);
+    cr_expect(strstr(run.err, "definitely lost: 77 bytes in 1 block"), "%s", run.err);
+}
 
 /* ---- memory limits --------------------------------------------------------------- */
 
