@@ -633,6 +633,33 @@ MS_HIDDEN bool _ms_tsd_array_site(uintptr_t ra);   /* ra in glibc's pthread_sets
  * probe's: read from the probe's, they reached past the top of the stack
  * (a 20 kHz timer's handler allocating while its thread allocated from
  * deep call chains: 4 crashes in 120 runs). */
+/* Whether each slot of e's chain (frames 1 to depth-1) still holds its
+ * return address, the stack's words being at sp.  Four frames are
+ * compared at a time, their differences or'ed into one test (the last
+ * four of a chain whose length is no multiple of four overlap the four
+ * before them): every slot
+ * lies between sp and the thread's stack top (the chain was found there
+ * from this very sp), so reading a few past a first difference reads
+ * nothing outside the stack.  The probe of a 16-frame chain was 7
+ * instructions a frame, a third of a tracked sqlite3's added
+ * instructions. */
+static inline __attribute__((always_inline)) bool _ms_sc_chain_holds(const ms_sc_ent_t *e, uintptr_t sp)
+{
+#define MS_SC_DIFF(j) (*(const uintptr_t *)(sp + (uintptr_t)e->off[j] * 8) ^ e->want[j])
+#define MS_SC_DIFF4(j) (MS_SC_DIFF(j) | MS_SC_DIFF((j) + 1) | MS_SC_DIFF((j) + 2) | MS_SC_DIFF((j) + 3))
+    unsigned n = e->depth;
+    if (MS_LIKELY(n >= 5)) {                 /* the last four again, not one by one */
+        for (unsigned i = 1; i + 4 < n; i += 4)
+            if (MS_SC_DIFF4(i)) return false;
+        return !MS_SC_DIFF4(n - 4);
+    }
+    for (unsigned i = 1; i < n; i++)
+        if (MS_SC_DIFF(i)) return false;
+    return true;
+#undef MS_SC_DIFF4
+#undef MS_SC_DIFF
+}
+
 static inline __attribute__((always_inline))
 uint32_t _ms_sc_probe(ms_stack_cache_t *c, ms_sc_ent_t *e, const ms_site_t *site)
 {
@@ -640,10 +667,7 @@ uint32_t _ms_sc_probe(ms_stack_cache_t *c, ms_sc_ent_t *e, const ms_site_t *site
         if (e->ra != site->ra || e->sp != site->sp || !e->id ||
             e->epoch != __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED))
             continue;
-        unsigned i = 1, n = e->depth;
-        for (; i < n; i++)
-            if (*(const uintptr_t *)(site->sp + (uintptr_t)e->off[i] * 8) != e->want[i]) break;
-        if (i == n) { e->used = ++c->clock; return e->id; }
+        if (_ms_sc_chain_holds(e, site->sp)) { e->used = ++c->clock; return e->id; }
     }
     return 0;
 }

@@ -95,3 +95,32 @@ Test(stackcache, a_handlers_capture_inside_a_probe_writes_nothing_there)
 {
     in_a_thread(inside_a_probe);
 }
+
+/* A cached chain is taken only if every one of its slots still holds its
+ * return address (_ms_sc_chain_holds, compared four at a time, the last
+ * four overlapping): for every depth a cache entry may have, a chain that
+ * matches holds, and one word changed anywhere in it, at any frame, makes
+ * it miss; words outside the chain's slots do not matter. */
+Test(stackcache, a_chain_holds_only_if_every_slot_does)
+{
+    static uintptr_t stack[3 * MS_SC_DEPTH + 8];
+    const uintptr_t sp = (uintptr_t)stack;
+    for (unsigned depth = 1; depth <= MS_SC_DEPTH; depth++) {
+        ms_sc_ent_t e = { .depth = (uint16_t)depth };
+        for (unsigned i = 0; i < sizeof stack / sizeof *stack; i++) stack[i] = 0x5000 + i;
+        for (unsigned i = 1; i < depth; i++) {
+            e.off[i] = (uint16_t)(3 * i - 1);                /* slots spread, words between them */
+            e.want[i] = 0x7f0000001000 + 16 * i;
+            stack[e.off[i]] = e.want[i];
+        }
+        cr_expect(_ms_sc_chain_holds(&e, sp), "depth %u: the chain as cached", depth);
+        stack[3 * MS_SC_DEPTH + 7] ^= 1;
+        if (depth > 1) stack[e.off[depth - 1] - 1] ^= 1;  /* a word between slots */
+        cr_expect(_ms_sc_chain_holds(&e, sp), "depth %u: words outside its slots changed", depth);
+        for (unsigned i = 1; i < depth; i++) {
+            stack[e.off[i]] ^= (uintptr_t)1 << (i % 48);
+            cr_expect(!_ms_sc_chain_holds(&e, sp), "depth %u: frame %u's return address changed", depth, i);
+            stack[e.off[i]] ^= (uintptr_t)1 << (i % 48);
+        }
+    }
+}
