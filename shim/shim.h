@@ -634,15 +634,15 @@ MS_HIDDEN bool _ms_tsd_array_site(uintptr_t ra);   /* ra in glibc's pthread_sets
  * (a 20 kHz timer's handler allocating while its thread allocated from
  * deep call chains: 4 crashes in 120 runs). */
 /* Whether each slot of e's chain (frames 1 to depth-1) still holds its
- * return address, the stack's words being at sp.  Four frames are
- * compared at a time, their differences or'ed into one test (the last
- * four of a chain whose length is no multiple of four overlap the four
- * before them): every slot
- * lies between sp and the thread's stack top (the chain was found there
- * from this very sp), so reading a few past a first difference reads
- * nothing outside the stack.  The probe of a 16-frame chain was 7
- * instructions a frame, a third of a tracked sqlite3's added
- * instructions. */
+ * return address, the stack's words being at sp.  Every slot lies between
+ * sp and the thread's stack top (the thread found the chain there from
+ * this very sp; a cache handed on from a thread gone keeps only the
+ * chains that fit below the new thread's top: unwind.c, cache_make), so
+ * all may be read, a few past a first difference too.  Four frames are
+ * compared at a time, their differences or'ed into one test, the last
+ * four of a chain whose length is no multiple of four overlapping the
+ * four before them: the probe of a 16-frame chain was 7 instructions a
+ * frame, a third of a tracked sqlite3's added instructions. */
 static inline __attribute__((always_inline)) bool _ms_sc_chain_holds(const ms_sc_ent_t *e, uintptr_t sp)
 {
 #define MS_SC_DIFF(j) (*(const uintptr_t *)(sp + (uintptr_t)e->off[j] * 8) ^ e->want[j])

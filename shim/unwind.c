@@ -388,6 +388,17 @@ static ms_stack_cache_t *cache_make(void)
     if (!c && !(c = _ms_meta_alloc(sizeof *c))) { _ms_sc = NULL; return NULL; }
     c->top = _ms_stack_top();
     c->lo = stack_low(c->top);
+    /* The chains it keeps from a thread gone whose slots do not all lie
+     * below this thread's top are dropped: the probe reads a chain's slots
+     * unchecked (shim.h, _ms_sc_chain_holds), and that thread's stack may
+     * have reached higher, or been elsewhere. */
+    for (unsigned i = 0; i < MS_SC_ENTRIES; i++) {
+        ms_sc_ent_t *e = &c->e[i];
+        if (e->depth >= 2 && e->sp + (uintptr_t)e->off[e->depth - 1] * 8 > c->top - 8) {
+            e->id = 0;
+            e->depth = 0;
+        }
+    }
     _ms_sc = c;
     return c;
 }

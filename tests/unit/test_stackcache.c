@@ -124,3 +124,55 @@ Test(stackcache, a_chain_holds_only_if_every_slot_does)
         }
     }
 }
+
+/* A thread's cache goes to the next thread when it ends, its chains with
+ * it; the probe reads a chain's slots without bounds, so the new thread
+ * keeps only the chains whose every slot lies below its own stack's top.
+ * The first thread runs on a stack of 4 MiB, the next on one of 16 MiB,
+ * which glibc cannot give it from the first's (mapped elsewhere: below it,
+ * as mmap places them). */
+static void *fill_chains(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 4; i++) sc_site_warm(take);
+    return (void *)_ms_sc;
+}
+static void *look_at_chains(void *arg)
+{
+    ms_stack_cache_t **got = arg;
+    (void)take();                                   /* its cache: the first thread's */
+    *got = _ms_sc;
+    ms_stack_cache_t *c = _ms_sc;
+    unsigned kept = 0, beyond = 0;
+    for (unsigned i = 0; i < MS_SC_ENTRIES; i++) {
+        const ms_sc_ent_t *e = &c->e[i];
+        if (!e->id || e->depth < 2) continue;
+        kept++;
+        beyond += e->sp + (uintptr_t)e->off[e->depth - 1] * 8 > c->top - 8;
+    }
+    return (void *)(uintptr_t)(beyond << 16 | kept);
+}
+Test(stackcache, a_cache_handed_on_keeps_only_chains_below_the_new_stacks_top)
+{
+    pthread_attr_t a;
+    pthread_t t;
+    void *first, *r;
+    ms_stack_cache_t *second = NULL;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, (size_t)4 << 20);
+    cr_assert_eq(pthread_create(&t, &a, fill_chains, NULL), 0);
+    pthread_join(t, &first);
+    cr_assert((uintptr_t)first > (uintptr_t)MS_SC_DEAD, "the first thread had a cache");
+    unsigned had = 0;
+    for (unsigned i = 0; i < MS_SC_ENTRIES; i++)
+        had += ((ms_stack_cache_t *)first)->e[i].id && ((ms_stack_cache_t *)first)->e[i].depth >= 2;
+    cr_assert_gt(had, 0, "the first thread cached chains");
+    pthread_attr_setstacksize(&a, (size_t)16 << 20);
+    cr_assert_eq(pthread_create(&t, &a, look_at_chains, &second), 0);
+    pthread_join(t, &r);
+    pthread_attr_destroy(&a);
+    cr_assert_eq((void *)second, first, "the second thread was handed the first one's cache");
+    uintptr_t v = (uintptr_t)r;
+    cr_expect_eq(v >> 16, 0, "%u of %u chains kept reach above the new thread's stack top",
+                 (unsigned)(v >> 16), (unsigned)(v & 0xffff));
+}
