@@ -73,6 +73,21 @@ t_profile_dump() {
 }
 check "memshim_profile_dump(path): the heap at the call, the peak being now" t_profile_dump
 
+t_profile_logged_frees() {
+    (cd "$T" && MEMSHIM_PROFILE="$T/logged-exit.json" LD_PRELOAD="$LIB" ./profile_phases logged "$T/logged.json") 2>"$T/perr"
+    rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
+    [ -z "$err" ] || { echo "stderr not quiet: $err"; return 1; }
+    # allocations bytes temporary bytes live-blocks live-bytes peak-blocks peak-bytes
+    expect_site "$T/logged.json" logged_a "100 100000 0 0 75 75000 75 75000" &&
+    expect_site "$T/logged.json" logged_b "30 30000 0 0 30 30000 30 30000" || return 1
+    "$PY" - "$T/logged.json" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))["totals"]
+assert (t["peak_bytes"], t["peak_blocks"]) == (105000, 105), t
+EOF
+}
+check "memshim_profile_dump with frees still in the thread's log, one thread: the peak is the heap's, exact" t_profile_logged_frees
+
 t_profile_thread_slots() {
     (cd "$T" && MEMSHIM_PROFILE="$T/hold-exit.json" LD_PRELOAD="$LIB" ./profile_phases hold "$T/hold.json") 2>"$T/perr"
     rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1

@@ -53,6 +53,14 @@
  *                            temporaries; and refused() allocates 48 bytes
  *                            and refused_huge() 1,000,000 that a realloc
  *                            too big for memory leaves live
+ *   profile_phases logged F  no phases, one thread: logged_a() allocates 100
+ *                            blocks of 1,000 bytes and 25 are freed (frees a
+ *                            thread keeps in its log until 32 gather), then
+ *                            logged_b() 30 more: the heap's highest now,
+ *                            105,000 bytes, below the next peak the
+ *                            profiler looks for; memshim_profile_dump(F):
+ *                            its peak is this heap, not the frees unseen
+ *                            (logged_a 75,000 at the peak, logged_b 30,000)
  *   profile_phases shrink    no phases: shrink_from() allocates 20,000 blocks
  *                            of 1,024 bytes, then shrink_to() reallocs each
  *                            to 512 bytes (on memshim's pools, where it is);
@@ -378,8 +386,25 @@ static int sigfree_mode(void)
     return 0;
 }
 
+NOINLINE void *logged_a(void) { return malloc(1000); }
+NOINLINE void *logged_b(void) { return malloc(1000); }
+
+static int logged_mode(const char *out)
+{
+    static void *a[100], *b[30];
+    for (int i = 0; i < 100; i++) a[i] = logged_a();
+    for (int i = 0; i < 25; i++) { free(a[i]); a[i] = NULL; }
+    for (int i = 0; i < 30; i++) b[i] = logged_b();
+    int (*dump)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "memshim_profile_dump");
+    if (!dump || dump(out) != 0) return 1;
+    for (int i = 0; i < 100; i++) free(a[i]);
+    for (int i = 0; i < 30; i++) free(b[i]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "logged") == 0) return logged_mode(argv[2]);
     if (argc == 2 && strcmp(argv[1], "xpeak") == 0) return xpeak_mode();
     if (argc == 2 && strcmp(argv[1], "stale") == 0) return stale_mode();
     if (argc == 2 && strcmp(argv[1], "dtor") == 0) return dtor_mode();
