@@ -290,9 +290,9 @@ static MS_NOINLINE void figures(uint32_t id, figures_t *f) { figures_of(id, f, f
  * log (where(): no slot is ever taken), so with that log empty (the
  * caller's, just flushed by _ms_prof_peak) the logs and slots need not be
  * read for each stack.  A growing heap's snapshots read every stack's
- * figures twice; a tracked python3 (PYTHONMALLOC=malloc, bench/
- * alloc_heavy.py) spent 5.4% of its instructions there, 305 snapshots of
- * 14,000 stacks. */
+ * figures twice; a tracked python3 (PYTHONMALLOC=malloc, on
+ * bench/alloc_heavy.py) spent 5.4% of its instructions there: 305
+ * snapshots of 14,000 stacks. */
 static bool counters_alone(void)
 {
     if (!__libc_single_threaded) return false;

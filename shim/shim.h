@@ -622,17 +622,6 @@ MS_HIDDEN int _ms_program_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, 
 MS_HIDDEN bool _ms_program_iterating(void);   /* a thread of the program is inside one */
 MS_HIDDEN bool _ms_tsd_array_site(uintptr_t ra);   /* ra in glibc's pthread_setspecific */
 
-/* The id of the chain cached in `set` for the call at `site`, if each slot
- * of it still holds its return address (unwinding would walk the same
- * chain), else 0: the site's own set, then its second set, that of its
- * chains through one caller (_ms_sc_second).  Only the thread writes its
- * entries, and never while it reads them: a signal handler that allocates
- * in the middle of a probe leaves the cache alone (c->probing, unwind.c's
- * capture_miss).  An entry the handler filled there held its own chain,
- * whose offsets count from the handler's stack pointer, far below the
- * probe's: read from the probe's, they reached past the top of the stack
- * (a 20 kHz timer's handler allocating while its thread allocated from
- * deep call chains: 4 crashes in 120 runs). */
 /* Whether each slot of e's chain (frames 1 to depth-1) still holds its
  * return address, the stack's words being at sp.  Every slot lies between
  * sp and the thread's stack top (the thread found the chain there from
@@ -660,6 +649,17 @@ static inline __attribute__((always_inline)) bool _ms_sc_chain_holds(const ms_sc
 #undef MS_SC_DIFF
 }
 
+/* The id of the chain cached in `set` for the call at `site`, if each slot
+ * of it still holds its return address (unwinding would walk the same
+ * chain), else 0: the site's own set, then its second set, that of its
+ * chains through one caller (_ms_sc_second).  Only the thread writes its
+ * entries, and never while it reads them: a signal handler that allocates
+ * in the middle of a probe leaves the cache alone (c->probing, unwind.c's
+ * capture_miss).  An entry the handler filled there held its own chain,
+ * whose offsets count from the handler's stack pointer, far below the
+ * probe's: read from the probe's, they reached past the top of the stack
+ * (a 20 kHz timer's handler allocating while its thread allocated from
+ * deep call chains: 4 crashes in 120 runs). */
 static inline __attribute__((always_inline))
 uint32_t _ms_sc_probe(ms_stack_cache_t *c, ms_sc_ent_t *e, const ms_site_t *site)
 {
