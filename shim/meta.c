@@ -191,7 +191,8 @@ static bool clean_room(unsigned s)
 /* Purge the free blocks of META_PURGE_SHIFT and more that have been free
  * for MEMSHIM_DECAY, the list's tail (segment.c's decay, under the segment
  * lock): each whole onto the stack of purged blocks, or if that is full
- * (or the kernel refused) all but its first page, on the list. */
+ * all but its first page, on the list; one the kernel refused to purge
+ * stays on the list as it is. */
 void _ms_meta_decay(uint64_t now)
 {
     uint32_t now_ms = (uint32_t)(now / 1000000), delay = _ms_opt.decay_ms;
