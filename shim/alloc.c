@@ -64,8 +64,17 @@ static bool is_double_free(ms_tcache_t *tc, unsigned cls, void *p)
            _ms_tcache_left_holds(cls, p) || _ms_central_holds(cls, p);
 }
 
+/* Whether p, of segment s, lies in a span another thread's cache took
+ * blocks from last. */
+static bool of_another_thread(ms_segment_t *s, const void *p, const ms_tcache_t *tc)
+{
+    const ms_page_t *pg = &s->pages[s->span_head[_ms_page_index(s, p)]];
+    return __atomic_load_n(&pg->owner, __ATOMIC_RELAXED) != tc->id;
+}
+
 /* Everything the inline path declines: huge and foreign pointers, invalid
- * ones, a full cache, a thread without (or past) its cache. */
+ * ones, a full cache or one never filled, a thread without (or past) its
+ * cache. */
 MS_NOINLINE void _ms_free_slow(void *p, ms_segment_t *s)
 {
     if (MS_UNLIKELY(_ms_sampling)) _ms_sample_release(p);   /* a sampled block? (sample.c) */
@@ -86,15 +95,22 @@ MS_NOINLINE void _ms_free_slow(void *p, ms_segment_t *s)
         _ms_heap_error("free(): double free", p);
         return;
     }
-    if (!tc || !tc->bins[cls].limit) {          /* a dead thread's, or a class no cache holds */
+    if (!tc || !_ms_tcache_caches(tc, cls)) {   /* a dead thread's, or a class no cache holds */
         ((uintptr_t *)p)[1] = _ms_free_key;
         _ms_tcache_free_direct(p, cls);
         return;
     }
     ms_bin_t *b = &tc->bins[cls];
     _ms_bins_enter();
-    if (b->count >= b->limit) _ms_tcache_flush(tc, cls, b->limit - _ms_classes[cls].batch);
-    _ms_bin_push(b, p);
+    if (!b->limit) {                            /* the bin's first block: whose? */
+        if (!of_another_thread(s, p, tc) || !_ms_tcache_push_under(tc, cls, p)) {
+            b->limit = _ms_classes[cls].limit;
+            _ms_bin_push(b, p);
+        }
+    } else {
+        if (b->count >= b->limit) _ms_tcache_flush(tc, cls, b->limit - _ms_classes[cls].batch);
+        _ms_bin_push(b, p);
+    }
     _ms_bins_leave();
 }
 

@@ -167,7 +167,7 @@ void _ms_held_drop(pthread_mutex_t *m)
 
 /* Take `want` blocks of class cls as a NULL-terminated chain: fewer if
  * memory ran out, more (one parked batch) if one was parked. */
-unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, unsigned want)
+unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, unsigned want, uint32_t owner)
 {
     central_t *c = &central[cls];
     const ms_class_t *k = &_ms_classes[cls];
@@ -223,6 +223,7 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
         }
         pg->used += got - before;
         c->free_blocks -= got - before;
+        __atomic_store_n(&pg->owner, owner, __ATOMIC_RELAXED);
         if (!pg->free && pg->carved == pg->capacity) partial_remove(c, pg);
     }
     _ms_unlock(&c->lock);

@@ -286,7 +286,10 @@ static inline bool _ms_where(ms_segment_t *s, const void *p, ms_where_t *w)
 MS_HIDDEN extern uint8_t    _ms_small_class[MS_SMALL_TABLE_MAX / MS_ALIGN + 1];
 MS_HIDDEN void     _ms_classes_init(void);
 MS_HIDDEN unsigned _ms_class_of(size_t n);              /* n <= MS_MAX_SMALL */
-MS_HIDDEN unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, unsigned want);
+/* Up to `want` blocks of class cls, linked; the spans they come from are
+ * marked as `owner`'s (ms_page_t.owner, a thread cache's id). */
+MS_HIDDEN unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, unsigned want,
+                                    uint32_t owner);
 /* The first n blocks of the chain at head back to the central list (whole
  * batches parked, the rest to their spans); the rest of the chain (NULL: it
  * ended, or was cut at a link written after free). */
@@ -404,6 +407,10 @@ static inline __attribute__((always_inline)) void _ms_bins_leave(void)
 }
 MS_HIDDEN ms_tcache_t *_ms_tcache_get(void);            /* creates on first use */
 MS_HIDDEN void  *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls);
+MS_HIDDEN bool   _ms_tcache_push_under(ms_tcache_t *tc, unsigned cls, void *p);
+/* Whether tc's bin of class cls takes blocks: a live thread's cache, a
+ * class of at most MS_TCACHE_MAX. */
+MS_HIDDEN bool   _ms_tcache_caches(const ms_tcache_t *tc, unsigned cls);
 MS_HIDDEN void   _ms_tcache_flush(ms_tcache_t *tc, unsigned cls, unsigned keep);
 MS_HIDDEN void   _ms_tcache_init(void);
 MS_HIDDEN void   _ms_tcache_lock(void);
@@ -490,8 +497,10 @@ static inline __attribute__((always_inline)) void _ms_bin_push(ms_bin_t *b, void
 
 /* The fast path of a free once p is known to start a block that was handed
  * out: into this thread's cache unless something says otherwise (a full
- * bin, the free key of a block already free, a span holding a block of the
- * sampled profiler: sample.c, never while tracking). */
+ * bin, or one never filled: limit 0, the slow path looks whose p is first,
+ * tcache.c's _ms_tcache_push_under; the free key of a block already free;
+ * a span holding a block of the sampled profiler: sample.c, never while
+ * tracking). */
 static inline __attribute__((always_inline))
 bool _ms_free_push(void *p, ms_tcache_t *tc, unsigned cls, const ms_page_t *pg)
 {

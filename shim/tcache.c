@@ -74,10 +74,15 @@ ms_tcache_t *_ms_tcache_get(void)
     }
     /* A new thread's cache, new or reused, but for the blocks taken over. */
     memset(&tc->prev, 0, sizeof *tc - offsetof(ms_tcache_t, prev));
+    static uint32_t ids;
+    do tc->id = __atomic_add_fetch(&ids, 1, __ATOMIC_RELAXED); while (!tc->id);
     for (unsigned c = 0; c < MS_NCLASSES; c++) {
         ms_bin_t *b = &tc->bins[c];
-        *b = (ms_bin_t){ .head = full ? b->head : NULL, .count = full ? b->count : 0,
-                         .limit = _ms_classes[c].limit,
+        /* A bin's limit is set by its first refill (0 until then: a first
+         * free takes the slow path, alloc.c's _ms_free_slow). */
+        bool kept = full && b->count;
+        *b = (ms_bin_t){ .head = kept ? b->head : NULL, .count = kept ? b->count : 0,
+                         .limit = kept ? _ms_classes[c].limit : 0,
                          .want = _ms_classes[c].batch < MS_FIRST_BATCH ? _ms_classes[c].batch : MS_FIRST_BATCH };
     }
     _ms_lock(&tc_lock);
@@ -104,16 +109,29 @@ ms_tcache_t *_ms_tcache_get(void)
  * blocks of many sizes carves, touches and at exit gives back a few blocks
  * of each, not half a cache of each (5,000 threads of 64 blocks faulted in
  * 3 MB and spent ~6% of their time in the central lists). */
+/* A bin's next refill is twice its last, up to its class's batch. */
+static void want_more(ms_bin_t *b, unsigned cls, unsigned want)
+{
+    unsigned batch = _ms_classes[cls].batch;
+    if (want < batch) b->want = (uint16_t)(want * 2 < batch ? want * 2 : batch);
+}
+
+bool _ms_tcache_caches(const ms_tcache_t *tc, unsigned cls)
+{
+    return tc != &tc_dead && _ms_classes[cls].limit;
+}
+
 void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
 {
     ms_block_t *head, *tail;
     ms_bin_t *b = &tc->bins[cls];
-    unsigned want = !b->limit ? 1 : b->want ? b->want : _ms_classes[cls].batch;
-    unsigned n = _ms_central_take(cls, &head, &tail, want);
+    bool cached = _ms_tcache_caches(tc, cls);
+    unsigned want = !cached ? 1 : b->want ? b->want : _ms_classes[cls].batch;
+    unsigned n = _ms_central_take(cls, &head, &tail, want, tc->id);
     if (!n) return NULL;
-    if (b->limit && want < _ms_classes[cls].batch)
-        b->want = (uint16_t)(want * 2 < _ms_classes[cls].batch ? want * 2 : _ms_classes[cls].batch);
-    if (b->limit) {
+    if (cached) {
+        want_more(b, cls, want);
+        b->limit = _ms_classes[cls].limit;
         tail->next = b->head;
         b->head = head->next;
         b->count += n - 1;
@@ -123,6 +141,33 @@ void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
         __atomic_fetch_add(&direct_allocs[cls], 1, __ATOMIC_RELAXED);
     }
     return head;
+}
+
+/* The first free into a bin never filled (limit 0: alloc.c's
+ * _ms_free_slow) of a block of another thread's span: a refill first, and
+ * p under it, last to be reused.  Handed out again at once, p would have
+ * the thread write beside its neighbours, which other threads may be
+ * writing (passive false sharing; Hoard's cache-scratch: a thread given a
+ * block by the main thread frees it and allocates its own).  The refill's
+ * blocks come from spans the thread takes for itself: fresh ones are
+ * carved after those of the threads before it.  False, nothing done, if
+ * the central list gave nothing. */
+bool _ms_tcache_push_under(ms_tcache_t *tc, unsigned cls, void *p)
+{
+    ms_bin_t *b = &tc->bins[cls];
+    unsigned want = b->want ? b->want : _ms_classes[cls].batch;
+    ms_block_t *head, *tail;
+    if (b->count || want + 1 > _ms_classes[cls].limit) return false;
+    unsigned n = _ms_central_take(cls, &head, &tail, want, tc->id);
+    if (!n) return false;
+    want_more(b, cls, want);
+    b->limit = _ms_classes[cls].limit;
+    _ms_bin_push(b, p);
+    tail->next = b->head;
+    b->head = head;
+    b->count += n;
+    tc->dry[cls / 64] |= (uint64_t)1 << (cls % 64);
+    return true;
 }
 
 /* The block p was just taken from this thread's bin: its link, now the

@@ -27,7 +27,7 @@ Test(pool, take_gives_distinct_valid_blocks)
 {
     ms_block_t *head, *tail;
     unsigned cls = 3;   /* 64-byte blocks */
-    unsigned n = _ms_central_take(cls, &head, &tail, 500);
+    unsigned n = _ms_central_take(cls, &head, &tail, 500, 1);
     cr_assert_eq(n, 500);
     ms_block_t **seen = calloc(n, sizeof *seen);
     unsigned i = 0;
@@ -54,7 +54,7 @@ Test(pool, spans_are_claimed_and_returned)
     ms_block_t *head, *tail;
     unsigned cap = _ms_classes[CLS].capacity;
     unsigned want = cap * 3;                        /* needs three spans */
-    unsigned n = _ms_central_take(CLS, &head, &tail, want);
+    unsigned n = _ms_central_take(CLS, &head, &tail, want, 1);
     cr_assert_eq(n, want);
     ms_class_stat_t mid = stat_of(CLS);
     cr_assert_eq(mid.spans, before.spans + 3 - (before.central_free >= cap ? 1 : 0));
@@ -285,7 +285,7 @@ Test(pool, batches_freed_by_one_thread_are_taken_whole_by_another)
 static void park(unsigned a, unsigned n)
 {
     ms_block_t *head, *tail;
-    cr_assert_eq(_ms_central_take(a, &head, &tail, n), n);
+    cr_assert_eq(_ms_central_take(a, &head, &tail, n, 1), n);
     cr_assert_null(_ms_central_give(a, head, n), "all given back");
 }
 
@@ -298,7 +298,7 @@ static void grow(held_t *h, unsigned b, unsigned spans, unsigned calls)
     h->cls = b;
     for (unsigned i = 0; i < calls; i++, h->calls++) {
         unsigned want = _ms_classes[b].capacity * (spans / calls);
-        h->n[h->calls] = _ms_central_take(b, &h->head[h->calls], &tail, want);
+        h->n[h->calls] = _ms_central_take(b, &h->head[h->calls], &tail, want, 1);
         cr_assert_eq(h->n[h->calls], want);
     }
 }
@@ -421,6 +421,91 @@ Test(pool, free_then_malloc_reuses_the_block)
     void *q = malloc(200);
     cr_assert_eq(p, q, "LIFO thread cache hands the same block back");
     free(q);
+}
+
+/* Hoard's cache-scratch: the main thread allocates a block for each
+ * thread, one after another, so that they share a cache line; a thread
+ * frees its block and allocates its own.  Handed its freed block again,
+ * it would write beside the block the main thread (or the next thread)
+ * holds.  A thread's first free of a class, of a block of another
+ * thread's span, goes under a refill: the thread's next blocks come from
+ * the span it takes for itself, in other lines. */
+typedef struct { void *given, *got, *bottom; unsigned count; bool owns; } scratch_t;
+
+/* The class of block p (tracking pads a request: malloc(16) is no block
+ * of the class of 16). */
+static unsigned class_of_block(void *p)
+{
+    ms_where_t w = { 0 };
+    cr_assert(_ms_where(_ms_segment_of(p), p, &w));
+    return w.cls;
+}
+
+static void *free_given_then_alloc(void *arg)
+{
+    scratch_t *r = arg;
+    free(r->given);
+    r->got = malloc(16);
+    ms_tcache_t *tc = _ms_thread.tc;
+    ms_bin_t *b = &tc->bins[class_of_block(r->got)];
+    r->count = __atomic_load_n(&b->count, __ATOMIC_RELAXED);
+    for (ms_block_t *blk = b->head; blk; blk = blk->next) r->bottom = blk;
+    ms_where_t w = { 0 };
+    r->owns = _ms_where(_ms_segment_of(r->got), r->got, &w) && w.pg->owner == tc->id;
+    free(r->got);
+    return NULL;
+}
+
+Test(pool, a_threads_first_free_of_another_threads_block_goes_under_a_refill)
+{
+    malloc_trim(0);                       /* no parked batch: the refill carves */
+    void *given = malloc(16), *neighbour = malloc(16);
+    cr_assert_eq((uintptr_t)given / 64, (uintptr_t)neighbour / 64, "the main thread's two blocks share a line");
+    scratch_t r = { .given = given };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, free_given_then_alloc, &r), 0);
+    pthread_join(t, NULL);
+    cr_assert_neq(r.got, given, "the freed block is not handed out again at once");
+    cr_assert_neq((uintptr_t)r.got / 64, (uintptr_t)neighbour / 64,
+                  "the thread's block shares no line with the block the main thread holds");
+    cr_assert(r.owns, "its span is the thread's");
+    cr_assert_eq(r.bottom, given, "the freed block waits at the bottom of the bin (%p, %p; %u)", r.bottom, given, r.count);
+    cr_assert_geq(r.count, 2u, "under the refill's blocks (%u cached)", r.count);
+    free(neighbour);
+}
+
+/* A bin emptied by allocations takes a free on top, as ever: the next
+ * malloc hands the block back. */
+static void *empty_own_bin_then_free(void *arg)
+{
+    scratch_t *r = arg;
+    ms_bin_t *b;
+    void *v[256];
+    unsigned n = 0;
+    void *first = malloc(16);
+    v[n++] = first;
+    b = &_ms_thread.tc->bins[class_of_block(first)];
+    /* (read anew after each call: GCC takes malloc for one that writes no
+     * memory the caller can see) */
+    while (__atomic_load_n(&b->count, __ATOMIC_RELAXED) && n < 256) v[n++] = malloc(16);
+    r->count = __atomic_load_n(&b->count, __ATOMIC_RELAXED);
+    r->given = v[n - 1];
+    free(v[n - 1]);
+    r->got = malloc(16);
+    for (unsigned i = 0; i < n - 1; i++) free(v[i]);
+    free(r->got);
+    return NULL;
+}
+
+Test(pool, a_free_into_a_bin_emptied_by_allocations_comes_back_next)
+{
+    scratch_t r = { 0 };
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, empty_own_bin_then_free, &r), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(r.count, 0u, "the bin was empty at the free (%u)", r.count);
+    cr_assert_neq(r.given, NULL);
+    cr_assert_eq(r.got, r.given, "LIFO: the block just freed is handed back");
 }
 
 Test(pool, huge_blocks_are_registered_and_released)
