@@ -432,6 +432,14 @@ Test(pool, free_then_malloc_reuses_the_block)
  * the span it takes for itself, in other lines. */
 typedef struct { void *given, *got, *bottom; unsigned count; bool owns; } scratch_t;
 
+/* fn(arg) on a new thread, waited for. */
+static void in_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, fn, arg), 0);
+    pthread_join(t, NULL);
+}
+
 /* The class of block p (tracking pads a request: malloc(16) is no block
  * of the class of 16). */
 static unsigned class_of_block(void *p)
@@ -462,9 +470,7 @@ Test(pool, a_threads_first_free_of_another_threads_block_goes_under_a_refill)
     void *given = malloc(16), *neighbour = malloc(16);
     cr_assert_eq((uintptr_t)given / 64, (uintptr_t)neighbour / 64, "the main thread's two blocks share a line");
     scratch_t r = { .given = given };
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, free_given_then_alloc, &r), 0);
-    pthread_join(t, NULL);
+    in_thread(free_given_then_alloc, &r);
     cr_assert_neq(r.got, given, "the freed block is not handed out again at once");
     cr_assert_neq((uintptr_t)r.got / 64, (uintptr_t)neighbour / 64,
                   "the thread's block shares no line with the block the main thread holds");
@@ -500,9 +506,7 @@ static void *empty_own_bin_then_free(void *arg)
 Test(pool, a_free_into_a_bin_emptied_by_allocations_comes_back_next)
 {
     scratch_t r = { 0 };
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, empty_own_bin_then_free, &r), 0);
-    pthread_join(t, NULL);
+    in_thread(empty_own_bin_then_free, &r);
     cr_assert_eq(r.count, 0u, "the bin was empty at the free (%u)", r.count);
     cr_assert_neq(r.given, NULL);
     cr_assert_eq(r.got, r.given, "LIFO: the block just freed is handed back");
