@@ -97,18 +97,6 @@ ms_tcache_t *_ms_tcache_get(void)
     return tc;
 }
 
-/* Fetch a batch of class cls, return one, put the rest in front of what
- * the thread's bin holds: nothing when the thread's own malloc comes here,
- * but a signal handler that takes a larger class's block (alloc.c) finds
- * that bin as it is, and the handler's refill of a bin its thread is
- * refilling (its thread out of the class's lock, in unpark_idle) leaves it
- * filled.  (Written over, the bin counted blocks it no longer held, and
- * the next flush gave the central lists a NULL list.)
- * A thread's first batches of a class are small and double up to the
- * class's (tcmalloc's slow start): a short thread that allocates a few
- * blocks of many sizes carves, touches and at exit gives back a few blocks
- * of each, not half a cache of each (5,000 threads of 64 blocks faulted in
- * 3 MB and spent ~6% of their time in the central lists). */
 /* A bin's next refill is twice its last, up to its class's batch. */
 static void want_more(ms_bin_t *b, unsigned cls, unsigned want)
 {
@@ -121,6 +109,18 @@ bool _ms_tcache_caches(const ms_tcache_t *tc, unsigned cls)
     return tc != &tc_dead && _ms_classes[cls].limit;
 }
 
+/* Fetch a batch of class cls, return one, put the rest in front of what
+ * the thread's bin holds: nothing when the thread's own malloc comes here,
+ * but a signal handler that takes a larger class's block (alloc.c) finds
+ * that bin as it is, and the handler's refill of a bin its thread is
+ * refilling (its thread out of the class's lock, in unpark_idle) leaves it
+ * filled.  (Written over, the bin counted blocks it no longer held, and
+ * the next flush gave the central lists a NULL list.)
+ * A thread's first batches of a class are small and double up to the
+ * class's (tcmalloc's slow start): a short thread that allocates a few
+ * blocks of many sizes carves, touches and at exit gives back a few blocks
+ * of each, not half a cache of each (5,000 threads of 64 blocks faulted in
+ * 3 MB and spent ~6% of their time in the central lists). */
 void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
 {
     ms_block_t *head, *tail;

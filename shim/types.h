@@ -52,7 +52,7 @@
  * (tcmalloc's design rather than mimalloc's), but for one: a thread's first
  * free of a class, while its list has never been filled (limit 0), of a
  * block of a span that another thread's cache took blocks from last
- * (ms_page.owner).  Such a block, given to the thread by the one that
+ * (ms_page_t.owner).  Such a block, given to the thread by the one that
  * allocated it, has neighbours that thread may still write; handed out
  * again at once, it would put the two threads on one cache line (passive
  * false sharing, Hoard's cache-scratch: 0.97x glibc's time, 0.20x now).
