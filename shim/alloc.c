@@ -68,8 +68,7 @@ static bool is_double_free(ms_tcache_t *tc, unsigned cls, void *p)
  * blocks from last. */
 static bool of_another_thread(ms_segment_t *s, const void *p, const ms_tcache_t *tc)
 {
-    const ms_page_t *pg = &s->pages[s->span_head[_ms_page_index(s, p)]];
-    return __atomic_load_n(&pg->owner, __ATOMIC_RELAXED) != tc->id;
+    return __atomic_load_n(&_ms_page_of(s, p)->owner, __ATOMIC_RELAXED) != tc->id;
 }
 
 /* Everything the inline path declines: huge and foreign pointers, invalid

@@ -159,19 +159,13 @@ static bool str_same(void *arg, uint32_t v)
     return strcmp(e->str[v - 1], e->lookup) == 0;
 }
 
-static uint64_t str_hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) { h ^= (uint8_t)*s; h *= 0x100000001b3ULL; }
-    return h;
-}
 
 /* The index of s in the string table (s must outlive the encoding). */
 static uint64_t str_index(enc_t *e, const char *s)
 {
     if (!s) s = "";
     e->lookup = s;
-    slot_t *sl = map_slot(&e->strs, str_hash(s), str_same, e);
+    slot_t *sl = map_slot(&e->strs, _ms_str_hash(s, NULL), str_same, e);
     if (!sl) { e->out.oom = true; return 0; }
     if (sl->val) return sl->val - 1;
     if (e->nstr == e->capstr) {

@@ -879,6 +879,16 @@ MS_HIDDEN uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n);
  * frame never hash alike; a walked stack is known by its hash alone
  * (stacks.c, _ms_stack_find). */
 #define MS_IPS_HASH0 0xcbf29ce484222325ULL
+/* FNV-1a of string s (NULL hashes as ""); its length in *len if len
+ * (symbolize.c's names, pprof.c's string table). */
+static inline uint64_t _ms_str_hash(const char *s, size_t *len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    size_t n = 0;
+    for (; s && s[n]; n++) h = (h ^ (uint8_t)s[n]) * 0x100000001b3ULL;
+    if (len) *len = n;
+    return h;
+}
 static inline uint64_t _ms_ips_hash_add(uint64_t h, uintptr_t ip)
 {
     h = (h ^ ip) * 0x9E3779B97F4A7C15ULL;

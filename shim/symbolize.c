@@ -255,10 +255,8 @@ static ms_table_t *demangled;
 
 static uint64_t name_key(const char *name)
 {
-    uint64_t h = 1469598103934665603ull;
-    size_t n = 0;
-    for (; name[n]; n++) h = (h ^ (uint8_t)name[n]) * 1099511628211ull;
-    h = (h ^ n) * 0x9E3779B97F4A7C15ULL;
+    size_t n;
+    uint64_t h = (_ms_str_hash(name, &n) ^ n) * 0x9E3779B97F4A7C15ULL;
     return h ? h : 1;
 }
 
@@ -313,9 +311,7 @@ static size_t     nstandby, standby_cap;
 
 static uint64_t owner_of(const char *module, uintptr_t base)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (const char *c = module; c && *c; c++) h = (h ^ (uint8_t)*c) * 1099511628211ull;
-    return h ^ base;
+    return _ms_str_hash(module, NULL) ^ base;
 }
 
 static standby_t *standby_find(uintptr_t ip, size_t nsorted)

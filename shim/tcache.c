@@ -97,16 +97,25 @@ ms_tcache_t *_ms_tcache_get(void)
     return tc;
 }
 
-/* A bin's next refill is twice its last, up to its class's batch. */
-static void want_more(ms_bin_t *b, unsigned cls, unsigned want)
-{
-    unsigned batch = _ms_classes[cls].batch;
-    if (want < batch) b->want = (uint16_t)(want * 2 < batch ? want * 2 : batch);
-}
-
 bool _ms_tcache_caches(const ms_tcache_t *tc, unsigned cls)
 {
     return tc != &tc_dead && _ms_classes[cls].limit;
+}
+
+/* A batch for tc's bin of class cls (one that caches) from the central
+ * list, linked: the bin's limit set (0 until its first batch), its next
+ * batch twice this one up to the class's batch, the bin marked refilled.
+ * How many; 0 if none came. */
+static unsigned take_batch(ms_tcache_t *tc, unsigned cls, ms_block_t **head, ms_block_t **tail)
+{
+    ms_bin_t *b = &tc->bins[cls];
+    unsigned batch = _ms_classes[cls].batch, want = b->want ? b->want : batch;
+    unsigned n = _ms_central_take(cls, head, tail, want, tc->id);
+    if (!n) return 0;
+    if (want < batch) b->want = (uint16_t)(want * 2 < batch ? want * 2 : batch);
+    b->limit = _ms_classes[cls].limit;
+    tc->dry[cls / 64] |= (uint64_t)1 << (cls % 64);
+    return n;
 }
 
 /* Fetch a batch of class cls, return one, put the rest in front of what
@@ -124,22 +133,18 @@ bool _ms_tcache_caches(const ms_tcache_t *tc, unsigned cls)
 void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
 {
     ms_block_t *head, *tail;
-    ms_bin_t *b = &tc->bins[cls];
-    bool cached = _ms_tcache_caches(tc, cls);
-    unsigned want = !cached ? 1 : b->want ? b->want : _ms_classes[cls].batch;
-    unsigned n = _ms_central_take(cls, &head, &tail, want, tc->id);
-    if (!n) return NULL;
-    if (cached) {
-        want_more(b, cls, want);
-        b->limit = _ms_classes[cls].limit;
-        tail->next = b->head;
-        b->head = head->next;
-        b->count += n - 1;
-        b->allocs++;
-        tc->dry[cls / 64] |= (uint64_t)1 << (cls % 64);
-    } else {
+    if (!_ms_tcache_caches(tc, cls)) {
+        if (!_ms_central_take(cls, &head, &tail, 1, tc->id)) return NULL;
         __atomic_fetch_add(&direct_allocs[cls], 1, __ATOMIC_RELAXED);
+        return head;
     }
+    ms_bin_t *b = &tc->bins[cls];
+    unsigned n = take_batch(tc, cls, &head, &tail);
+    if (!n) return NULL;
+    tail->next = b->head;
+    b->head = head->next;
+    b->count += n - 1;
+    b->allocs++;
     return head;
 }
 
@@ -151,22 +156,20 @@ void *_ms_tcache_refill(ms_tcache_t *tc, unsigned cls)
  * block by the main thread frees it and allocates its own).  The refill's
  * blocks come from spans the thread takes for itself: fresh ones are
  * carved after those of the threads before it.  False, nothing done, if
- * the central list gave nothing. */
+ * the bin could not hold a batch and p (a class's limit of 1: a batch,
+ * even a parked one, is at most half the limit) or the central list gave
+ * nothing. */
 bool _ms_tcache_push_under(ms_tcache_t *tc, unsigned cls, void *p)
 {
     ms_bin_t *b = &tc->bins[cls];
-    unsigned want = b->want ? b->want : _ms_classes[cls].batch;
     ms_block_t *head, *tail;
-    if (b->count || want + 1 > _ms_classes[cls].limit) return false;
-    unsigned n = _ms_central_take(cls, &head, &tail, want, tc->id);
+    if (b->count || _ms_classes[cls].limit < 2) return false;
+    unsigned n = take_batch(tc, cls, &head, &tail);
     if (!n) return false;
-    want_more(b, cls, want);
-    b->limit = _ms_classes[cls].limit;
     _ms_bin_push(b, p);
     tail->next = b->head;
     b->head = head;
     b->count += n;
-    tc->dry[cls / 64] |= (uint64_t)1 << (cls % 64);
     return true;
 }
 
