@@ -555,11 +555,33 @@ void _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site)
     if (MS_UNLIKELY(_ms_corrupt_pending)) _ms_corrupt_report();
 }
 
+/* realloc of a live block of the pools that stays where it is (the pools'
+ * own rule, _ms_realloc_fits, on its class): the old block's profile
+ * entry goes, the bytes it gains are cleared, and its record is written
+ * anew for this call, without a round trip through _ms_realloc (which
+ * would find the block again, check it again and return it) nor the
+ * record's freeing and restoring of the general path below.  A string
+ * grown in place took 565 instructions a realloc with them. */
+static MS_NOINLINE void *realloc_in_place(void *p, size_t n, const ms_site_t *site, ms_meta_t *m)
+{
+    check_match(p, m, MS_ALLOC_MALLOC, "realloc()", site);
+    const ms_meta_t before = *m;
+    const uint32_t fstack = free_stack(&before, site);   /* the new record's stack too */
+    unprofile(&before, before.size, p);
+    if (n > before.size) clear(p, before.size, n);       /* what the block gained, unwritten */
+    record_taken(p, n, site, MS_ALLOC_MALLOC, true, keeps_free_stack(&before) ? &fstack : NULL);
+    return p;
+}
+
 static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
 {
     if (!p) return _ms_tracked_malloc(n, site);
     if (n == 0) { _ms_tracked_free(p, site); return NULL; }
-    ms_meta_t *m = _ms_meta_of(p);
+    ms_segment_t *s;
+    ms_where_t w;
+    ms_meta_t *m = meta_at(p, &s, &w);
+    if (m && m->state == MS_BLK_LIVE && n <= MS_MAX_SMALL && _ms_realloc_fits(padded(n), w.k->size))
+        return realloc_in_place(p, n, site, m);
     if (m && m->state != MS_BLK_LIVE && !_ms_busy) {
         if (m->state == MS_BLK_FREED) _ms_misuse("realloc(): realloc of a freed block", p, m);
         else _ms_bad_pointer("realloc(): invalid pointer", p);

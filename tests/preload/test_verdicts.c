@@ -236,11 +236,13 @@ Test(layouts, what_was_never_written_keeps_no_block, .timeout = 120)
     static const long want[6] = { 100, 800, 0, 0, 0, 0 };
     mode_in_every_layout("fixtures/leak_unwritten", "new", 1, want);
     mode_in_every_layout("fixtures/leak_unwritten", "realloc", 1, want);
+    mode_in_every_layout("fixtures/leak_unwritten", "inplace", 1, want);
 }
 Test(layouts, as_valgrind_unwritten, .timeout = 120)
 {
     as_valgrind("fixtures/leak_unwritten", "new");
     as_valgrind("fixtures/leak_unwritten", "realloc");
+    as_valgrind("fixtures/leak_unwritten", "inplace");
 }
 
 /* Interior pointers that memcheck's heuristics take for start pointers
