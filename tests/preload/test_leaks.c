@@ -58,7 +58,22 @@ Test(leaks, leaks_in_threads_and_exit_from_another_thread)
 
 Test(leaks, every_allocation_function)
 {
-    free(check_fixture("fixtures/leak_funcs", (expect_t){ 10, 306, 0, 0, 0, 0 }));
+    free(check_fixture("fixtures/leak_funcs", (expect_t){ 11, 1106, 0, 0, 0, 0 }));
+}
+
+/* A realloc is the old block's free and a new block's allocation, also
+ * when the block stays where it is (track.c, realloc_in_place): the lost
+ * block has the size and the stack of the realloc. */
+Test(leaks, a_block_grown_in_place_is_the_reallocs)
+{
+    run_t r = run_fixture("fixtures/leak_funcs", NULL);
+    const char *at = strstr(r.err, "800 bytes in 1 block is definitely lost");
+    cr_assert(at, "the block grown to 800 bytes is lost: %s", r.err);
+    const char *next = strstr(at + sizeof "800 bytes in", " bytes in ");   /* the next record */
+    const char *by = strstr(at, ": grown_in_place (leak_funcs.c:");
+    cr_expect(by && (!next || by < next), "allocated by grown_in_place's realloc: %s", r.err);
+    cr_expect(!strstr(r.err, "768 bytes"), "nothing of the block before its realloc: %s", r.err);
+    run_free(&r);
 }
 
 /* The C library's frames keep their function names but get no file:line:
