@@ -560,8 +560,9 @@ void _ms_tracked_delete(void *p, unsigned how, const ms_site_t *site)
  * entry goes, the bytes it gains are cleared, and its record is written
  * anew for this call, without a round trip through _ms_realloc (which
  * would find the block again, check it again and return it) nor the
- * record's freeing and restoring of the general path below.  A string
- * grown in place took 565 instructions a realloc with them. */
+ * record's freeing and restoring of the general path below: a block
+ * grown in place over and over took 483 instructions a realloc with them,
+ * 357 without. */
 static MS_NOINLINE void *realloc_in_place(void *p, size_t n, const ms_site_t *site, ms_meta_t *m)
 {
     check_match(p, m, MS_ALLOC_MALLOC, "realloc()", site);
