@@ -159,7 +159,6 @@ static bool str_same(void *arg, uint32_t v)
     return strcmp(e->str[v - 1], e->lookup) == 0;
 }
 
-
 /* The index of s in the string table (s must outlive the encoding). */
 static uint64_t str_index(enc_t *e, const char *s)
 {

@@ -581,7 +581,7 @@ static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
     ms_segment_t *s;
     ms_where_t w;
     ms_meta_t *m = meta_at(p, &s, &w);
-    if (m && m->state == MS_BLK_LIVE && n <= MS_MAX_SMALL && _ms_realloc_fits(padded(n), w.k->size))
+    if (m && m->state == MS_BLK_LIVE && _ms_realloc_fits(padded(n), w.k->size))   /* n of a class: small */
         return realloc_in_place(p, n, site, m);
     if (m && m->state != MS_BLK_LIVE && !_ms_busy) {
         if (m->state == MS_BLK_FREED) _ms_misuse("realloc(): realloc of a freed block", p, m);

@@ -442,13 +442,13 @@ static void in_thread(void *(*fn)(void *), void *arg)
     pthread_join(t, NULL);
 }
 
-/* The class of block p (tracking pads a request: malloc(16) is no block
- * of the class of 16). */
-static unsigned class_of_block(void *p)
+/* Where block p lies: its span and class (tracking pads a request:
+ * malloc(16) is no block of the class of 16). */
+static ms_where_t where_of(void *p)
 {
     ms_where_t w = { 0 };
     cr_assert(_ms_where(_ms_segment_of(p), p, &w));
-    return w.cls;
+    return w;
 }
 
 static void *free_given_then_alloc(void *arg)
@@ -457,11 +457,11 @@ static void *free_given_then_alloc(void *arg)
     free(r->given);
     r->got = malloc(16);
     ms_tcache_t *tc = _ms_thread.tc;
-    ms_bin_t *b = &tc->bins[class_of_block(r->got)];
+    ms_where_t w = where_of(r->got);
+    ms_bin_t *b = &tc->bins[w.cls];
     r->count = __atomic_load_n(&b->count, __ATOMIC_RELAXED);
     for (ms_block_t *blk = b->head; blk; blk = blk->next) r->bottom = blk;
-    ms_where_t w = { 0 };
-    r->owns = _ms_where(_ms_segment_of(r->got), r->got, &w) && w.pg->owner == tc->id;
+    r->owns = w.pg->owner == tc->id;
     free(r->got);
     return NULL;
 }
@@ -488,7 +488,7 @@ static void *empty_own_bin_then_free(void *arg)
     unsigned n = 0;
     void *first = malloc(16);
     v[n++] = first;
-    b = &_ms_thread.tc->bins[class_of_block(first)];
+    b = &_ms_thread.tc->bins[where_of(first).cls];
     /* (read anew after each call: GCC takes malloc for one that writes no
      * memory the caller can see) */
     while (__atomic_load_n(&b->count, __ATOMIC_RELAXED) && n < 256) v[n++] = malloc(16);
