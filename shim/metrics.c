@@ -28,7 +28,7 @@ static ms_live_t fig;        /* 5 KiB: off the reporter thread's stack */
 static void flush_to_fd(ms_prom_t *w)
 {
     ms_buf_t b;
-    _ms_buf_init(&b, w->p, w->cap, *(int *)w->ctx);
+    _ms_buf_init_out(&b, w->p, w->cap, w->ctx);
     b.len = w->len;
     _ms_buf_flush(&b);
     w->len = 0;
@@ -51,7 +51,7 @@ void _ms_metrics_write(void)
         return;
     }
     char mem[4096];
-    ms_prom_t w = { .p = mem, .cap = sizeof mem, .flush = flush_to_fd, .ctx = &o.fd };
+    ms_prom_t w = { .p = mem, .cap = sizeof mem, .flush = flush_to_fd, .ctx = &o };
     const ms_live_t *one = &fig;
     ms_prom_render(&w, &one, 1, NULL);
     bool atomic = o.kind == MS_OUT_ATOMIC;

@@ -18,10 +18,11 @@
  *     opening so that a FIFO without a reader gives one message instead of
  *     a hang; a directory or a block device is refused;
  *   - writers of one output are serialized;
- *   - every descriptor memshim keeps is close-on-exec and remembered by
- *     identity (st_dev, st_ino), checked again before each use: a program
- *     that closed it and got the number back for a file of its own never
- *     gets memshim's output in that file. */
+ *   - every descriptor memshim holds (an output's, for as long as it is
+ *     written) is close-on-exec, moved to 100 or above, and remembered by
+ *     identity (st_dev, st_ino), checked again before each write: a
+ *     program that closed it and got the number back for a file of its
+ *     own never gets memshim's output in that file. */
 
 #include <errno.h>
 #include <limits.h>
@@ -110,7 +111,13 @@ int _ms_err_fd(void)
 
 void _ms_buf_init(ms_buf_t *b, char *mem, size_t cap, int fd)
 {
-    b->p = mem; b->len = 0; b->cap = cap; b->fd = fd;
+    b->p = mem; b->len = 0; b->cap = cap; b->fd = fd; b->out = NULL;
+}
+
+void _ms_buf_init_out(ms_buf_t *b, char *mem, size_t cap, const ms_out_t *o)
+{
+    _ms_buf_init(b, mem, cap, o->fd);
+    if (o->kind == MS_OUT_ATOMIC || o->kind == MS_OUT_INPLACE) b->out = o;
 }
 
 /* The last write of this thread that failed, and why: an output's commit
@@ -158,6 +165,17 @@ static void write_lines(ms_buf_t *b, const char *p, size_t n)
                 const char *nl = memchr(p + PIPE_BUF, '\n', n - PIPE_BUF);
                 k = nl ? (size_t)(nl - p) + 1 : n;
             }
+        }
+        /* Another thread of the program may have closed the descriptor
+         * (a double close: the number was memshim's by then) and opened a
+         * file of its own on the number: the profile that the reporter
+         * thread was writing went into it (found by a helper's sweep:
+         * bash, and a program closing a pipe twice).  Checked before each
+         * write; a descriptor that is no longer the file ends the output,
+         * which its commit then drops, saying so. */
+        if (b->out && !_ms_os_same_file(b->fd, b->out->dev, b->out->ino)) {
+            werr_fd = b->fd, werr = EBADF;
+            return;
         }
         ssize_t w = _ms_os_write(b->fd, p, k);
         if (w < 0) {                        /* the rest goes no further (as in one write) */
@@ -572,6 +590,7 @@ static const char *why(int err, bool fifo)
     case EEXIST:       return "cannot create a unique temporary name";
     case EMFILE:       return "too many open files in the process";
     case ENFILE:       return "too many open files in the system";
+    case EBADF:        return "the program closed memshim's descriptor";
     /* open() always exists: ENOSYS is a seccomp filter's answer (man-db
      * runs col, groff and the like under one that refuses writes so) */
     case ENOSYS:       return "ENOSYS: refused by a seccomp filter";
@@ -682,8 +701,11 @@ bool _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned f
         err = errno;
         if (o->fd >= 0) {
             o->kind = kind;
-            if (flags & MS_OUT_STREAM) {          /* kept open: in place now, out of the way */
-                o->fd = _ms_fd_out_of_the_way(o->fd);
+            /* out of the numbers programs reuse, as every descriptor kept
+             * a while: a profile is written on the reporter thread while
+             * the program's threads run */
+            o->fd = _ms_fd_out_of_the_way(o->fd);
+            if (flags & MS_OUT_STREAM) {          /* kept open: in place now */
                 release(o);
                 if (kind == MS_OUT_ATOMIC && rename(o->tmp, o->path) != 0) {
                     err = errno;

@@ -521,7 +521,7 @@ static void write_to(ms_out_t *o, const char *dest, const ms_profile_t *p, const
 {
     char mem[16384];
     ms_buf_t b;
-    _ms_buf_init(&b, mem, sizeof mem, o->fd);
+    _ms_buf_init_out(&b, mem, sizeof mem, o);
     const char *name = o->kind == MS_OUT_STDERR ? "" : dest;
     if (_ms_ends_with(name, ".pb.gz") || _ms_ends_with(name, ".pprof")) {
         /* The JSON head as the profile's comment: memshim profile shows

@@ -737,7 +737,7 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
 {
     memset(gs, 0, sizeof *gs);
     gs->items = items;
-    gs->cap = 256;
+    gs->cap = 16;                                  /* doubles as groups come (group_of) */
     gs->g = _ms_meta_alloc(gs->cap * sizeof *gs->g);
     ms_table_t *t = gs->g ? ms_table_new(&rec_kind, gs->cap) : NULL;
     if (!t) {
@@ -1152,12 +1152,12 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
 
 int _ms_leak_forked;
 
-static void write_report(int fd, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
+static void write_report(const ms_out_t *o, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
                          unsigned unparked, const char *why)
 {
     char mem[8192];
     ms_buf_t b;
-    _ms_buf_init(&b, mem, sizeof mem, fd);
+    _ms_buf_init_out(&b, mem, sizeof mem, o);
     if (_ms_opt.json) write_json(&b, gs, cy, sp, unparked, why); else write_text(&b, gs, cy, sp, unparked, why);
     _ms_buf_flush(&b);
 }
@@ -1171,10 +1171,10 @@ static void emit(const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp, u
     unsigned flags = (_ms_leak_forked || _ms_opt.report_child ? MS_OUT_CHILD_SUFFIX : 0) |
                      (at_exit ? 0 : MS_OUT_SERIES);
     _ms_out_open_seq(&o, "MEMSHIM_REPORT", _ms_opt.report, flags, gs->seq);
-    write_report(o.fd, gs, cy, sp, unparked, why);
+    write_report(&o, gs, cy, sp, unparked, why);
     if (!_ms_out_commit(&o)) {
         _ms_out_open(&o, "MEMSHIM_REPORT", NULL, 0);      /* not written there: stderr */
-        write_report(o.fd, gs, cy, sp, unparked, why);
+        write_report(&o, gs, cy, sp, unparked, why);
         _ms_out_commit(&o);
     }
     errno = saved;

@@ -1176,7 +1176,10 @@ static inline bool _ms_names_file(const char *dest)  /* an output setting names 
 MS_HIDDEN const char *_ms_value_shown(const char *v, char *buf, size_t cap); /* cut to 64 + "..." */
 
 /* ---- out.c: allocation-free formatting, the only writer of fds ---------- */
-typedef struct ms_buf_s { char *p; size_t len, cap; int fd; } ms_buf_t;
+/* out: the output file fd was opened for (out.c), checked to be still
+ * that file before each write; NULL for standard error and strings. */
+struct ms_out_s;
+typedef struct ms_buf_s { char *p; size_t len, cap; int fd; const struct ms_out_s *out; } ms_buf_t;
 MS_HIDDEN void   _ms_buf_init(ms_buf_t *b, char *mem, size_t cap, int fd);
 MS_HIDDEN void   _ms_bprintf(ms_buf_t *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -1261,6 +1264,8 @@ MS_HIDDEN bool   _ms_out_open(ms_out_t *o, const char *var, const char *dest, un
 /* The same, %n in the name standing for seq (_ms_out_open: 1). */
 MS_HIDDEN bool   _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned flags, unsigned seq);
 MS_HIDDEN bool   _ms_out_commit(ms_out_t *o);           /* close, rename into place; false: failed */
+/* A buffer writing to o's descriptor, checked before each write. */
+MS_HIDDEN void   _ms_buf_init_out(ms_buf_t *b, char *mem, size_t cap, const ms_out_t *o);
 MS_HIDDEN int    _ms_out_fd(ms_out_t *o);               /* a stream's checked fd, or -1 */
 MS_HIDDEN void   _ms_out_remove(const char *path, dev_t dev, ino_t ino); /* if still that file */
 

@@ -229,17 +229,19 @@ static void print_json(ms_buf_t *b, const ms_stats_t *st, const ms_rss_t *rss,
 
 static int print_on_own_stack(void *arg);
 
-/* The figures, to fd (on memshim's own stack: unwind.c). */
-static void print_fd(int fd, bool json)
+/* The figures, to fd or (not NULL) o's file (on memshim's own stack:
+ * unwind.c). */
+struct print_call { int fd; bool json; const ms_out_t *o; };
+static void print_fd(int fd, bool json, const ms_out_t *o)
 {
-    int call[2] = { fd, json };
-    _ms_on_own_stack(print_on_own_stack, call);
+    struct print_call c = { fd, json, o };
+    _ms_on_own_stack(print_on_own_stack, &c);
 }
 
 static int print_on_own_stack(void *arg)
 {
-    int fd = ((const int *)arg)[0];
-    bool json = ((const int *)arg)[1];
+    const struct print_call *c = arg;
+    bool json = c->json;
     ms_stats_t st;
     ms_rss_t rss;
     ms_msg_stat_t msgs;
@@ -250,14 +252,15 @@ static int print_on_own_stack(void *arg)
     bool gc_ran = gc_figures(&gc);
     char mem[4096];
     ms_buf_t b;
-    _ms_buf_init(&b, mem, sizeof mem, fd);
+    if (c->o) _ms_buf_init_out(&b, mem, sizeof mem, c->o);
+    else _ms_buf_init(&b, mem, sizeof mem, c->fd);
     if (json) print_json(&b, &st, &rss, &msgs, &gc, gc_ran);
     else print_text(&b, &st, &rss, &msgs, &gc, gc_ran);
     _ms_buf_flush(&b);
     return 0;
 }
 
-void _ms_stats_print_fd(int fd) { print_fd(fd, false); }
+void _ms_stats_print_fd(int fd) { print_fd(fd, false, NULL); }
 
 /* Write the figures to dest ("stderr" or a name pattern, %n: the how
  * manyth statistics of this process; JSON if the name ends in .json), by out.c's rules for output files: a regular file is
@@ -268,10 +271,10 @@ void _ms_stats_write(const char *dest)
     static unsigned seq;               /* %n: the statistics' sequence number */
     ms_out_t o;
     _ms_out_open_seq(&o, "MEMSHIM_STATS", dest, 0, __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
-    print_fd(o.fd, o.kind != MS_OUT_STDERR && _ms_ends_with(o.path, ".json"));
+    print_fd(o.fd, o.kind != MS_OUT_STDERR && _ms_ends_with(o.path, ".json"), &o);
     if (!_ms_out_commit(&o)) {
         _ms_out_open(&o, "MEMSHIM_STATS", NULL, 0);         /* not written there: stderr */
-        print_fd(o.fd, false);
+        print_fd(o.fd, false, &o);
         _ms_out_commit(&o);
     }
     errno = saved;
