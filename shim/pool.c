@@ -437,7 +437,10 @@ bool _ms_central_holds(unsigned cls, const void *p)
     for (unsigned i = 0; i < c->nxfer && !found; i++)
         found = _ms_chain_holds(c->xfer[i].head, p, cls, _ms_classes[cls].batch);
     ms_page_t *pg = _ms_page_of(s, p);
-    if (!found && pg->cls == cls) found = _ms_chain_holds(pg->free, p, cls, UINT_MAX);
+    /* at most the span's blocks: a double free racing in two threads
+     * (undefined, pools alone) can close the list into a cycle, which a
+     * walk to its end went round for ever (found by a helper) */
+    if (!found && pg->cls == cls) found = _ms_chain_holds(pg->free, p, cls, pg->capacity);
     _ms_unlock(&c->lock);
     return found;
 }

@@ -322,7 +322,7 @@ static inline void check_pop_sized(const void *p, size_t n)
     ms_tcache_t *tc = _ms_thread.tc;
     if (!tc) return;
     ms_block_t probe = { tc->bins[cls].head };
-    if (MS_LIKELY(_ms_link_ok(&probe, cls))) return;
+    if (MS_LIKELY(_ms_link_sound(&probe, cls) && probe.next != p)) return;
     _ms_tcache_check_pop(p, cls);
 }
 
