@@ -615,7 +615,11 @@ static void *tracked_realloc(void *p, size_t n, const ms_site_t *site)
     if (q && n > had) clear(q, had, n);   /* what the block gained, unwritten */
     if (q && huge && n > MS_MAX_SMALL && hmap > had)
         clear_regained(q, had, n < hmap ? n : hmap);
-    if (q != p && q) { record_taken(q, n, site, MS_ALLOC_MALLOC, false, taken); return q; }
+    if (q != p && q) {                    /* moved: popped untracked, the bin's new head unchecked */
+        check_pop_sized(q, padded(n));
+        record_taken(q, n, site, MS_ALLOC_MALLOC, false, taken);
+        return q;
+    }
     if (m) *m = before;                   /* p stays: failed, or resized in place */
     if (q) record_taken(q, n, site, MS_ALLOC_MALLOC, false, taken);
     return q;

@@ -439,17 +439,19 @@ Test(heap_uaf_links, a_link_aimed_into_a_live_block_is_a_write_after_free, .time
 Test(heap_uaf_links, a_block_linked_to_itself_is_a_write_after_free, .timeout = 90) { uaf_link("self"); }
 
 /* Two threads freeing the same block at once (undefined; pools alone,
- * going on after each message): the program ends.  A racing pair could
- * close a span's free list into a cycle, which the next double free's
- * search of the span's list went round for ever (6 runs in 6, found by a
- * helper). */
+ * going on after each message): the program ends, one way or another.  A
+ * racing pair could close a span's free list into a cycle, which the next
+ * double free's search of the span's list went round for ever (6 runs in
+ * 6, found by a helper).  A block left on two lists may still be handed
+ * out twice, and the program may then crash: memshim(7) says so, and the
+ * default (abort at the first double free) stops before. */
 Test(heap_uaf_links, racing_double_frees_end_without_tracking, .timeout = 120)
 {
     h_run_t *r = malloc(sizeof *r);
     for (int round = 0; round < 3; round++) {
         h_run_fixture2(r, "heap_uaf_links", "race", "MEMSHIM_TRACK=0", "MEMSHIM_ON_ERROR=continue", 30);
         cr_assert_eq(r->timed_out, 0, "round %d hung:\n%s", round, r->err);
-        cr_expect(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "%s%s", r->out, r->err);
+        cr_expect(WIFEXITED(r->status) || WIFSIGNALED(r->status), "round %d: status %#x", round, r->status);
     }
     free(r);
 }
