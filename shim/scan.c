@@ -1158,8 +1158,9 @@ static void mark_lost(scan_t *sc)
         sort_keys(key, k);
         for (size_t j = 0; j < k; j++) lead(sc, (uint32_t)key[j]);
         _ms_os_unmap(key, bytes);
+    } else {
+        for (size_t i = 0; i < sc->nrecs; i++) lead(sc, (uint32_t)i);
     }
-    for (size_t i = 0; i < sc->nrecs; i++) lead(sc, (uint32_t)i);
 }
 
 /* Phase 4: the verdicts as the report's items (memshim's own blocks left
