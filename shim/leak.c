@@ -246,6 +246,8 @@ int _ms_corrupt_pending;
 
 void _ms_corrupt_note(const void *blk)
 {
+    unsigned j = __atomic_load_n(&corrupt_n, __ATOMIC_RELAXED);
+    if (j && j <= CORRUPT_MAX && corrupt[j - 1].blk == blk) return;   /* seen by both walks of a chain */
     unsigned i = __atomic_fetch_add(&corrupt_n, 1, __ATOMIC_RELAXED);
     if (i < CORRUPT_MAX) {
         const ms_meta_t *m = _ms_meta_of(blk);

@@ -214,6 +214,11 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
             t = b;
             got++;
         }
+        /* The span's list ended while the span counts blocks still on it
+         * (carved, not used): a zero was written over the last one's link. */
+        if (MS_UNLIKELY(!pg->free && t && got > before && _ms_track_on) &&
+            pg->used + (got - before) < pg->carved)
+            _ms_corrupt_note(t);
         while (got < want && pg->carved < pg->capacity) {  /* then fresh ones */
             ms_block_t *b = (ms_block_t *)(pg->start + (size_t)pg->carved * k->size);
             pg->carved++;
@@ -266,12 +271,17 @@ static inline __attribute__((always_inline)) void span_returned(central_t *c, ms
 }
 
 /* The first n blocks of chain b back to their spans (class lock held):
- * the rest of the chain; *given, how many went. */
+ * the rest of the chain; *given, how many went.  Every caller's chain
+ * holds n blocks at least, so one that ends before, while tracking, had a
+ * zero written over its last block's link (noted; the blocks past it are
+ * lost to reuse). */
 static inline __attribute__((always_inline))
 ms_block_t *to_spans_locked(central_t *c, unsigned cls, ms_block_t *b, unsigned n, unsigned *given)
 {
     unsigned k = 0;
+    ms_block_t *last = NULL;
     for (; k < n && b; k++) {
+        last = b;
         _ms_link_checked(b, cls);                         /* written after free: cut */
         ms_block_t *next = b->next;
         ms_segment_t *s = (ms_segment_t *)((uintptr_t)b & ~(uintptr_t)MS_SEGMENT_MASK);
@@ -283,6 +293,7 @@ ms_block_t *to_spans_locked(central_t *c, unsigned cls, ms_block_t *b, unsigned 
         span_returned(c, pg);
         b = next;
     }
+    if (MS_UNLIKELY(k < n) && last && _ms_track_on) _ms_corrupt_note(last);
     *given = k;
     return b;
 }

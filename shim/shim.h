@@ -370,6 +370,18 @@ static inline bool _ms_link_sound(const ms_block_t *next, const void *from, unsi
     return !m || m[idx].state != MS_BLK_LIVE;
 }
 
+/* While tracking: whether bin b's head, just taken over from block `from`,
+ * is sound -- a sound link, or the list's end where the bin counts none
+ * left.  A zero written over a link (a stale `p->next = NULL`, a memset of
+ * a freed block) ended the list early, and the blocks past it were lost to
+ * reuse unreported.  The list's end is taken for a zero only where the bin
+ * counts more than one block: a signal handler's pop in the middle of its
+ * thread's (head moved, count not yet) finds the count one over. */
+static inline bool _ms_bin_sound(const ms_bin_t *b, const void *from, unsigned cls)
+{
+    return b->head ? _ms_link_sound(b->head, from, cls) : b->count <= 1;
+}
+
 /* ---- huge.c: requests above MS_MAX_SMALL -------------------------------- */
 MS_HIDDEN void   *_ms_huge_alloc(size_t n, size_t align, bool zero);
 MS_HIDDEN bool    _ms_huge_free(void *p);                 /* false: not a huge block */
@@ -498,7 +510,7 @@ static inline __attribute__((always_inline)) void *_ms_pop(size_t n, bool tracke
             if (MS_LIKELY(blk != NULL)) {
                 b->head = blk->next;
                 b->count--;
-                if (tracked && MS_UNLIKELY(!_ms_link_sound(blk->next, blk, cls))) _ms_tcache_check_pop(blk, cls);
+                if (tracked && MS_UNLIKELY(!_ms_bin_sound(b, blk, cls))) _ms_tcache_check_pop(blk, cls);
                 if (tracked) ((uintptr_t *)blk)[0] = 0;
                 ((uintptr_t *)blk)[1] = 0;
                 return blk;

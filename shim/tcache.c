@@ -181,7 +181,7 @@ void _ms_tcache_check_pop(const void *p, unsigned cls)
     if (!tc || tc == &tc_dead) return;
     ms_bin_t *b = &tc->bins[cls];
     _ms_bins_enter();
-    if (!_ms_link_sound(b->head, p, cls)) {
+    if (!_ms_bin_sound(b, p, cls)) {
         _ms_corrupt_note(p);
         b->head = NULL;                   /* the rest of the list is lost to reuse */
         b->count = 0;

@@ -321,7 +321,7 @@ static inline void check_pop_sized(const void *p, size_t n)
     unsigned cls = _ms_class_fast(n);
     ms_tcache_t *tc = _ms_thread.tc;
     if (!tc) return;
-    if (MS_LIKELY(_ms_link_sound(tc->bins[cls].head, p, cls))) return;
+    if (MS_LIKELY(_ms_bin_sound(&tc->bins[cls], p, cls))) return;
     _ms_tcache_check_pop(p, cls);
 }
 

@@ -437,6 +437,8 @@ static void uaf_link(const char *mode)
 Test(heap_uaf_links, a_link_aimed_at_a_live_block_is_a_write_after_free, .timeout = 90) { uaf_link("live"); }
 Test(heap_uaf_links, a_link_aimed_into_a_live_block_is_a_write_after_free, .timeout = 90) { uaf_link("mid"); }
 Test(heap_uaf_links, a_block_linked_to_itself_is_a_write_after_free, .timeout = 90) { uaf_link("self"); }
+Test(heap_uaf_links, a_link_set_to_zero_is_a_write_after_free, .timeout = 90) { uaf_link("zero"); }
+Test(heap_uaf_links, a_link_set_to_zero_in_a_dead_threads_blocks_is_a_write_after_free, .timeout = 90) { uaf_link("far"); }
 
 /* Two threads freeing the same block at once (undefined; pools alone,
  * going on after each message): the program ends, one way or another.  A

@@ -234,25 +234,50 @@ Test(leaks, a_parent_ending_without_a_report_leaves_its_blocks_to_the_child)
  * allocated depends on glibc's stack cache, which differs under valgrind.
  * For such fixtures only the definitely and indirectly lost figures are
  * compared. */
+/* Whether memshim's report `text` gives valgrind's figures (in its stderr
+ * `vg`); false with the first difference in why[]. */
+static bool figures_agree(const char *name, const char *vg, const char *text, bool threads,
+                          char *why, size_t len)
+{
+    static const char *kinds[] = { "definitely lost", "indirectly lost", "possibly lost" };
+    for (int k = 0; k < 3; k++) {
+        long vb = -1, vn = -1, mb = -2, mn = -2;
+        cr_assert(text_kind(vg, kinds[k], &vb, &vn), "valgrind said: %s", vg);
+        cr_assert(text_kind(text, kinds[k], &mb, &mn), "memshim said: %s", text);
+        if (k == 2 && threads) continue;
+        if (mb != vb || mn != vn) {
+            snprintf(why, len, "%s %s: memshim %ld blocks, %ld bytes; valgrind %ld blocks, %ld bytes",
+                     name, kinds[k], mb, mn, vb, vn);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* valgrind's run is taken again, up to three in all, while it disagrees:
+ * its verdict on one program changes between runs.  Once in about 75
+ * runs it called leak_cycle's lost pair (600,000 and 296 bytes) "possibly
+ * lost", an interior pointer to them found somewhere, in none of the rest
+ * (a word of memory that falls inside the large block's range, at
+ * valgrind's low heap addresses, would do it).  memshim's own figures are
+ * not taken again: they are checked exactly, in several stack layouts,
+ * above. */
 static void same_as_valgrind(const char *name, bool threads)
 {
     if (access("/usr/bin/valgrind", X_OK) != 0) cr_skip_test("valgrind is not installed");
     char *argv[] = { "valgrind", "--leak-check=full", "--show-leak-kinds=all", path_in_build(name),
                      path_in_build("fixtures/libleak_dl.so"), NULL };
-    run_t vg = run_with(false, NULL, argv, NULL);
     run_t ms;
     char *text = run_reporting(name, false, &ms);
-    static const char *kinds[] = { "definitely lost", "indirectly lost", "possibly lost" };
-    for (int k = 0; k < 3; k++) {
-        long vb = -1, vn = -1, mb = -2, mn = -2;
-        cr_assert(text_kind(vg.err, kinds[k], &vb, &vn), "valgrind said: %s", vg.err);
-        cr_assert(text_kind(text, kinds[k], &mb, &mn), "memshim said: %s", text);
-        if (k == 2 && threads) continue;
-        cr_expect_eq(mb, vb, "%s %s: memshim %ld blocks, valgrind %ld", name, kinds[k], mb, vb);
-        cr_expect_eq(mn, vn, "%s %s: memshim %ld bytes, valgrind %ld", name, kinds[k], mn, vn);
+    char why[512] = "";
+    bool agree = false;
+    for (int tries = 0; tries < 3 && !agree; tries++) {
+        run_t vg = run_with(false, NULL, argv, NULL);
+        agree = figures_agree(name, vg.err, text, threads, why, sizeof why);
+        run_free(&vg);
     }
+    cr_expect(agree, "%s", why);
     free(text);
-    run_free(&vg);
     run_free(&ms);
 }
 
