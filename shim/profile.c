@@ -215,7 +215,7 @@ void _ms_prof_thread_exit(void)
 /* Sampling (MEMSHIM_SAMPLE=N): MS_PROF_UNIT/p, and n/p in *bytes. */
 uint64_t _ms_prof_weigh(size_t n, uint64_t *bytes)
 {
-    double p = 1 - _ms_exp_neg((double)(n ? n : 1) / (double)_ms_opt.sample);
+    double p = _ms_sample_chance(n);
     if (p <= 0) p = 1;
     *bytes = _ms_round((double)n / p);
     return _ms_round(MS_PROF_UNIT / p);
@@ -226,11 +226,13 @@ void _ms_prof_alloc_sampled(uint32_t stack, size_t n, const void *p)
     if (!stack) return;
     uint64_t nb, w = _ms_prof_weigh(n, &nb);
     _ms_prof_alloc_w(stack, n, p, w, nb);
+    _ms_prof_sample_taken();
 }
 
 void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p, uint32_t tid)
 {
     if (!stack) return;
+    _ms_prof_sample_freeing(p);
     uint64_t nb, w = _ms_prof_weigh(n, &nb);
     _ms_prof_free_w(stack, p, w, nb, tid);
 }

@@ -370,12 +370,12 @@ static const char *type_name(const char *name)
 }
 
 /* In sampling mode a sampled block of s bytes stands for 1/p blocks, where
- * p = 1 - e^(-s/N) is its chance of being sampled. */
+ * p is its chance of being sampled (sample.c). */
 static double weight(const ms_leak_item_t *it)
 {
     if (!_ms_opt.sample) return 1;
     if (!it->sampled) return 0;
-    double p = 1 - _ms_exp_neg((double)(it->size ? it->size : 1) / (double)_ms_opt.sample);
+    double p = _ms_sample_chance(it->size);
     return p > 0 ? 1 / p : 1;
 }
 

@@ -866,13 +866,13 @@ MS_HIDDEN void   _ms_sample_init(void);             /* constructor, after the op
 MS_HIDDEN void   _ms_sample_lock(void);
 MS_HIDDEN void   _ms_sample_unlock(bool child);
 MS_HIDDEN void   _ms_sample_fork_child(void);
-MS_HIDDEN double _ms_exp_neg(double x);
+MS_HIDDEN double _ms_sample_chance(size_t n);     /* a block of n bytes is sampled with this chance */
 /* Whether the heap profiler counts (profile.c): with tracking when a
  * profile is asked for, always with the sampled profiler. */
 MS_HIDDEN extern int _ms_prof_on;
 static inline bool _ms_profiling(void) { return _ms_prof_on; }
 /* An untracked allocation of n bytes due for a sample (override.c, cxx.c). */
-#define MS_SAMPLE_OUT(n) ((_ms_sample_left -= (int64_t)(n)) < 0)
+#define MS_SAMPLE_OUT(n) ((_ms_sample_left -= (int64_t)(n)) <= 0)
 #define MS_SAMPLE_DUE(n) (MS_UNLIKELY(MS_SAMPLE_OUT(n)) && _ms_sample_due(n))
 /* Sampled blocks counted by a hash of their address: a count of 0 says p
  * is not one, without the table's lock (sample.c). */
@@ -1563,6 +1563,8 @@ typedef uint64_t ms_prof_freed_t;
 #define MS_PROF_FREED_BYTES(e) ((e) >> 32)
 typedef struct ms_prof_thread_s {
     const void *last;                   /* the thread's last block allocated (temporaries) */
+    int64_t     last_left;              /* sampling: the countdown just after `last` was
+                                         * taken; moved, the thread allocated since */
     int64_t     pending;                /* heap change not yet added to _ms_prof_heap */
     int64_t     room;                   /* _ms_prof_peak_next - _ms_prof_heap when last read */
     unsigned    log_room;               /* free entries of log[], filled from the end:
@@ -1755,6 +1757,24 @@ void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb, uin
     if (MS_UNLIKELY((t->pending -= (int64_t)nb) <= -MS_PROF_PUBLISH)) _ms_prof_publish(t);
 }
 
+/* Sampling sees only the sampled allocations, so `last` is the thread's
+ * last sampled block, and a block freed after others were allocated (not
+ * sampled) looked temporary: a loop of x = a(); y = b(); free(x) counted a
+ * million temporaries where there are none (found by a helper).  Any
+ * allocation of the thread (but one of 0 bytes, or a realloc that stays
+ * in place) moves its countdown, so the countdown kept as a sample is
+ * counted tells whether one came since: _ms_prof_sample_taken after the
+ * sampled block's _ms_prof_alloc_w, _ms_prof_sample_freeing before its
+ * _ms_prof_free_w. */
+static inline void _ms_prof_sample_taken(void)
+{
+    if (_ms_prof_tl) _ms_prof_tl->last_left = _ms_sample_left;
+}
+static inline void _ms_prof_sample_freeing(const void *p)
+{
+    ms_prof_thread_t *t = _ms_prof_tl;
+    if (t && t->last == p && t->last_left != _ms_sample_left) t->last = NULL;   /* not a temporary */
+}
 MS_HIDDEN void _ms_prof_alloc_sampled(uint32_t stack, size_t n, const void *p);
 MS_HIDDEN void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p, uint32_t tid);
 static inline __attribute__((always_inline)) void _ms_prof_alloc(uint32_t stack, size_t n, const void *p)

@@ -53,6 +53,10 @@
  *                            temporaries; and refused() allocates 48 bytes
  *                            and refused_huge() 1,000,000 that a realloc
  *                            too big for memory leaves live
+ *   profile_phases tiny      no phases: one_byte() 1,000 x 1 byte, kept;
+ *                            20,000 rounds of held_a() and held_b() (64
+ *                            bytes each), a freed, then b: 20,000
+ *                            temporaries at held_b, none at held_a
  *   profile_phases logged F  no phases, one thread: logged_a() allocates 100
  *                            blocks of 1,000 bytes and 25 are freed (frees a
  *                            thread keeps in its log until 32 gather), then
@@ -122,6 +126,9 @@ NOINLINE void *refused_huge(void) { return malloc(1000000); }
 NOINLINE void *thread_hold(void) { return malloc(64); }
 NOINLINE void *stress_site(size_t n) { return malloc(n); }
 NOINLINE void *memo_site(void) { return malloc(40); }
+NOINLINE void *one_byte(void) { return malloc(1); }
+NOINLINE void *held_a(void) { return malloc(64); }
+NOINLINE void *held_b(void) { return malloc(64); }
 /* 128 call sites, so 128 stacks (built at -O0: no call is merged) */
 #define SITE1(n) case n: p = malloc(24); break;
 #define SITE4(n) SITE1(n) SITE1(n + 1) SITE1(n + 2) SITE1(n + 3)
@@ -419,6 +426,16 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "stress") == 0) return stress_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "signal") == 0) return signal_mode(argv[2]);
     if (argc == 3 && strcmp(argv[1], "hold") == 0) return hold_mode(argv[2]);
+    if (argc == 2 && strcmp(argv[1], "tiny") == 0) {
+        static void *ones[1000];
+        for (int i = 0; i < 1000; i++) ones[i] = one_byte();
+        for (int i = 0; i < 20000; i++) {       /* a's freed after b's allocation: b's temporaries only */
+            void *a = held_a(), *b = held_b();
+            free(a);
+            free(b);
+        }
+        return 0;
+    }
     if (argc == 2 && strcmp(argv[1], "shrink") == 0) {
         static void *blocks[20000];
         for (int i = 0; i < 20000; i++) blocks[i] = shrink_from();
