@@ -329,6 +329,7 @@ static void write_sample(enc_t *e, const ms_psite_t *s)
 {
     ms_frame_t f[MS_MAX_STACK];
     unsigned n = _ms_stack_frames(s->stack, f);
+    if (!n) f[n++] = (ms_frame_t){ .function = "[no stack]" };   /* as the folded profile: viewers show it */
     uint64_t loc[MS_MAX_STACK];
     for (unsigned i = 0; i < n; i++) loc[i] = location_id(e, &f[i]);   /* leaf first, as pprof wants */
     const uint64_t v[8] = { s->allocs, s->alloc_bytes, s->live_blocks, s->live_bytes,

@@ -266,6 +266,7 @@ void *_ms_sample_took(void *p, size_t n, const ms_site_t *site)
 {
     if (!p || !_ms_sampling || _ms_busy || tl_in) return p;   /* tl_in: a handler's, see table_enter */
     sampled_t e = { .addr = (uintptr_t)p, .stack = _ms_capture(site), .tid = _ms_tid() };
+    if (!e.stack) e.stack = _ms_stack_none();
     e.w = _ms_prof_weigh(n, &e.nb);
     ms_page_t *pg = span_of(p);
     table_enter();
@@ -355,6 +356,7 @@ static void *carry(void *p, size_t n, const ms_site_t *site, sampled_t *got)
 {
     bool loader = loader_in(site);
     uint32_t stack = _ms_capture(site);
+    if (!stack) stack = _ms_stack_none();
     loader_out(loader);
     sampled_t old = { 0 }, now = { 0 };
     table_enter();

@@ -913,6 +913,7 @@ MS_HIDDEN void   _ms_loader_lock(void);    /* fork: none of them under way */
 MS_HIDDEN void   _ms_loader_unlock(bool child);
 #define MS_STACK_OOM 0xFFFFFFFFu        /* a stack not stored: memshim's memory ran out */
 MS_HIDDEN uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n);
+MS_HIDDEN uint32_t _ms_stack_none(void);    /* the stored stack of no frames */
 /* A stack's hash, frame by frame (unwind.c's walk hashes as it goes):
  * h = MS_IPS_HASH0, h = _ms_ips_hash_add(h, ip[i]) for each frame, then
  * _ms_ips_hash_end(h, n).  Each step is a bijection of h for a given frame

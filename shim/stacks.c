@@ -258,9 +258,32 @@ static void stacks_unlock(void)
     tl_in = 0;
 }
 
+static uint32_t intern(const uintptr_t *ip, unsigned n);
+
 uint32_t _ms_stack_intern(const uintptr_t *ip, unsigned n)
 {
-    if (n == 0) return 0;
+    return n ? intern(ip, n) : 0;
+}
+
+/* The stack of no frames: the id of a block counted with none recorded
+ * (allocated before memshim could unwind, or by a signal handler while
+ * its thread stored a stack), so that the heap profile has it as the
+ * leak report does: "no stack recorded".  Without it, every C++
+ * program's profile left out libstdc++'s 72 KiB block of its start
+ * (massif and heaptrack have it; found by a helper).  0 (not counted) if
+ * it cannot be stored now. */
+uint32_t _ms_stack_none(void)
+{
+    static uint32_t none;
+    uint32_t id = __atomic_load_n(&none, __ATOMIC_RELAXED);
+    if (MS_LIKELY(id != 0)) return id;
+    id = intern(NULL, 0);
+    if (id && id != MS_STACK_OOM) __atomic_store_n(&none, id, __ATOMIC_RELAXED);
+    return id;
+}
+
+static uint32_t intern(const uintptr_t *ip, unsigned n)
+{
     if (n > MS_MAX_STACK) n = MS_MAX_STACK;
     uint64_t h = hash_ips(ip, n);
     uint32_t id = probe(__atomic_load_n(&table, __ATOMIC_ACQUIRE), h, ip, n);

@@ -186,6 +186,7 @@ void record_inline(void *p, size_t n, const ms_site_t *site, unsigned alloc, boo
      * stacks were 70 M of the 519 M instructions of the profile's exit. */
     bool sampled = !internal && (!_ms_opt.sample || take_sample(n));
     uint32_t stack = !sampled ? 0 : taken ? *taken : _ms_capture(site);
+    if (MS_UNLIKELY(!stack) && sampled) stack = _ms_stack_none();
     uint32_t tid = _ms_tid();
     unsigned flags = (sampled ? MS_META_SAMPLED : 0) | (internal ? MS_META_INTERNAL : 0);
     if (MS_LIKELY(slot != NULL)) *slot = meta_make(stack, tid, n, alloc, flags);
