@@ -283,7 +283,18 @@ typedef struct { const char *what, *pattern; } output_t;
 /* Print "memshim: WHAT: FILE" for the files the pattern names that were
  * written since `since`: the program's own (its pid), then any others (its
  * children's). */
-static bool list_outputs(const output_t *o, pid_t pid, time_t since, char *found, size_t cap)
+/* Whether st's file was written at or after `since`, a time of the coarse
+ * clock the kernel stamps files with: a file written after it is never
+ * stamped before.  Compared in whole seconds, a report another program
+ * wrote earlier in the same second was listed as the run's (found by a
+ * helper). */
+static bool written_since(const struct stat *st, const struct timespec *since)
+{
+    return st->st_mtim.tv_sec > since->tv_sec ||
+           (st->st_mtim.tv_sec == since->tv_sec && st->st_mtim.tv_nsec >= since->tv_nsec);
+}
+
+static bool list_outputs(const output_t *o, pid_t pid, const struct timespec *since, char *found, size_t cap)
 {
     if (!o->pattern || strcmp(o->pattern, "stderr") == 0) return false;
     char globpat[PATH_MAX * 2], mine[PATH_MAX * 2];
@@ -305,7 +316,7 @@ static bool list_outputs(const output_t *o, pid_t pid, time_t since, char *found
     struct stat st;
     bool any = false;
     bool own = false;
-    if (stat(mine, &st) == 0 && st.st_mtime >= since) {
+    if (stat(mine, &st) == 0 && written_since(&st, since)) {
         fprintf(stderr, "%s: %s: %s\n", ms_prog, o->what, mine);
         snprintf(found, cap, "%s", mine);
         any = own = true;
@@ -315,7 +326,7 @@ static bool list_outputs(const output_t *o, pid_t pid, time_t since, char *found
     glob_t gl;
     if (glob(globpat, 0, NULL, &gl) == 0) {
         for (size_t i = 0; i < gl.gl_pathc; i++)
-            if (strcmp(gl.gl_pathv[i], mine) != 0 && stat(gl.gl_pathv[i], &st) == 0 && st.st_mtime >= since) {
+            if (strcmp(gl.gl_pathv[i], mine) != 0 && stat(gl.gl_pathv[i], &st) == 0 && written_since(&st, since)) {
                 fprintf(stderr, "%s: %s (child process): %s\n", ms_prog, o->what, gl.gl_pathv[i]);
                 any = true;
             }
@@ -383,7 +394,7 @@ static void print_report_line(const report_t *r, pid_t pid)
 }
 
 /* Lists the run's leak reports; the program's own exit report in own. */
-static bool list_reports(const char *pattern, pid_t pid, time_t since, char *own, size_t cap)
+static bool list_reports(const char *pattern, pid_t pid, const struct timespec *since, char *own, size_t cap)
 {
     if (!pattern || strcmp(pattern, "stderr") == 0) return false;
     char pat[PATH_MAX * 2], more[PATH_MAX * 2 + 4];
@@ -398,7 +409,7 @@ static bool list_reports(const char *pattern, pid_t pid, time_t since, char *own
     for (size_t i = 0; r && i < gl.gl_pathc; i++) {
         struct stat st;
         const char *p = gl.gl_pathv[i];
-        if (strstr(p, ".tmp.") || stat(p, &st) != 0 || !S_ISREG(st.st_mode) || st.st_mtime < since) continue;
+        if (strstr(p, ".tmp.") || stat(p, &st) != 0 || !S_ISREG(st.st_mode) || !written_since(&st, since)) continue;
         load_summary(p, &r[n++]);
     }
     qsort(r, n, sizeof *r, by_report_path);
@@ -629,7 +640,7 @@ static bool run_program(char **prog, pid_t *pid, int *status)
 }
 
 /* What the run wrote, and how to read it. */
-static void list_run(const run_opts_t *o, pid_t pid, time_t start)
+static void list_run(const run_opts_t *o, pid_t pid, const struct timespec *start)
 {
     output_t outs[] = {
         { "leak report", o->report }, { "statistics", o->stats }, { "rss log", o->rss },
@@ -675,11 +686,12 @@ int cmd_run(int argc, char **argv)
     char libpath[PATH_MAX];
     if (!find_library(o.lib, libpath, sizeof libpath)) return 127;
     if (!run_env(&o, libpath)) return 1;
-    time_t start = time(NULL);
+    struct timespec start;
+    clock_gettime(CLOCK_REALTIME_COARSE, &start);
     pid_t pid;
     int status;
     if (!run_program(prog, &pid, &status)) return 1;
-    if (!o.quiet) list_run(&o, pid, start);
+    if (!o.quiet) list_run(&o, pid, &start);
     return pass_status(status, prog[0], o.quiet);
 }
 

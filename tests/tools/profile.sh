@@ -510,9 +510,27 @@ t_profile_diff() {
     has "$out" "  #1 -10,000,000 bytes (-10 blocks): 10,000,000 -> 0 bytes" &&
     has "$out" "  #2 -4,000,000 bytes (-40 blocks): 4,000,000 -> 0 bytes" &&
     has "$out" "+5,000 bytes (+5 blocks): 0 -> 5,000 bytes [new]" || return 1
-    run "$MS" profile "$T/exit.json" --diff "$T/exit.json"; expect_rc 0 && has "$out" "(no change)"
+    run "$MS" profile "$T/exit.json" --diff "$T/exit.json"; expect_rc 0 && has "$out" "(no change)" || return 1
+    # three calls on one line are one site of the diff (same frames), as
+    # tracemalloc's line: 400 + 400 + 400 -> 100 + 400 + 4,000 is +3,300
+    cat >"$T/oneline.c" <<'EOF'
+#include <stdlib.h>
+void *volatile sink;
+__attribute__((noinline)) void at(int n) { sink = malloc(n); }
+int main(int argc, char **argv)
+{
+    int a = argc > 1 ? 100 : 400, c = argc > 1 ? 4000 : 400;
+    at(a); at(400); at(c);
+    return 0;
 }
-check "memshim profile --diff OLD: live and peak changes by site, largest first, new sites marked" t_profile_diff
+EOF
+    cc -O0 -g -o "$T/oneline" "$T/oneline.c" || return 1
+    (cd "$T" && MEMSHIM_PROFILE="$T/line1.json" LD_PRELOAD="$LIB" ./oneline &&
+        MEMSHIM_PROFILE="$T/line2.json" LD_PRELOAD="$LIB" ./oneline x) 2>/dev/null || return 1
+    run "$MS" profile "$T/line2.json" --diff "$T/line1.json" --top 3; expect_rc 0 || return 1
+    has "$out" "  #1 +3,300 bytes (+0 blocks): 1,200 -> 4,500 bytes" && has_not "$out" "  #2 "
+}
+check "memshim profile --diff OLD: live and peak changes by site (same frames: one site), largest first, new sites marked" t_profile_diff
 
 t_flame() {
     run "$MS" flame "$T/exit.json" -o "$T/flame.svg"; expect_rc 0 || return 1

@@ -178,6 +178,19 @@ t_run_every_process() {
 }
 check "run: bash -c 'a; b' writes 3 reports, one per process, each listed with its summary; x.json is JSON" t_run_every_process
 
+# A report another program wrote under the same name just before the run
+# (in the same second, as here) is not the run's: the run's outputs are
+# those written since it started, to the file times' own clock.
+t_run_lists_only_its_own() {
+    mkdir -p "$T/own" && rm -f "$T/own"/* && cd "$T/own" || return 1
+    LD_PRELOAD=$LIB MEMSHIM_REPORT="r.%p.txt" "$T/leaky" >/dev/null 2>&1
+    run "$MS" run --report "r.%p.txt" -- "$T/leaky"; expect_rc 0 || return 1
+    [ "$(ls r.*.txt | wc -l)" -eq 2 ] || { ls; return 1; }
+    local lines; lines=$(grep '^memshim: leak report: ' <<<"$err")
+    [ "$(wc -l <<<"$lines")" -eq 1 ] && has_not "$lines" "(child process)" || { echo "$err"; return 1; }
+}
+check "run: a report another program wrote just before under the same name is not listed" t_run_lists_only_its_own
+
 # Heap misuse goes into the report too (issue 14: 3), with its stacks.
 t_heap_errors_in_report() {
     cc -O0 -g -I"$ROOT/tests/fixtures" -o "$T/heap_errors" "$ROOT/tests/fixtures/heap_errors.c" -ldl || return 1
