@@ -79,7 +79,11 @@ MS_NOINLINE void _ms_free_slow(void *p, ms_segment_t *s)
     if (MS_UNLIKELY(_ms_sampling)) _ms_sample_release(p);   /* a sampled block? (sample.c) */
     if (!s) {
         if (_ms_huge_free(p)) return;
-        if (_ms_huge_recently_freed(p)) _ms_heap_error("free(): double free of a large block", p);
+        ms_meta_t m;
+        if (_ms_huge_recently_freed(p, &m)) {
+            if (_ms_track_on && m.stack) _ms_misuse("free(): double free of a large block", p, &m);
+            else _ms_heap_error("free(): double free of a large block", p);
+        }
         else if (!_ms_bad_pointer("free(): invalid pointer", p) && _ms_opt.verbose)
             _ms_message("free(%p): not a block memshim handed out; ignored", p);
         return;

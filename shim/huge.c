@@ -95,7 +95,9 @@ static size_t    cache_bytes;
 static uint64_t  peak_now, peak_before; /* live_bytes' peak in this decay period and the last */
 static uint64_t  period_end;       /* ns: when this period ends */
 static uint64_t  next_decay = UINT64_MAX; /* ns: when the oldest cached mapping expires */
-static uintptr_t recent[64];       /* addresses of the last huge blocks freed */
+/* The last huge blocks freed, with their records as they were freed
+ * (while tracking: the stacks of a later double free's message). */
+static struct { uintptr_t p; ms_meta_t m; } recent[64];
 static unsigned  recent_next;
 
 static huge_ent *find(uintptr_t a) { return ms_table_find(table, &huge_kind, a, NULL, NULL); }
@@ -398,7 +400,7 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
     uint32_t rec = rec_new();
     huge_ent *e = rec ? insert((uintptr_t)p, size, rec) : NULL;
     for (unsigned i = 0; i < 64; i++)                /* handed out again: not "freed" now */
-        if (recent[i] == (uintptr_t)p) recent[i] = 0;
+        if (recent[i].p == (uintptr_t)p) recent[i].p = 0;
     if (e) { e->map = map; live_add((int64_t)map); }
     else if (rec) rec_drop(rec);
     huge_give();
@@ -415,9 +417,11 @@ bool _ms_huge_free(void *p)
     huge_ent *e = find((uintptr_t)p);
     if (!e) { huge_give(); return false; }
     size_t map = e->map;
+    unsigned k = recent_next++ % 64;
+    recent[k].p = (uintptr_t)p;
+    recent[k].m = rec_at(e->rec)->meta;
     rec_drop(e->rec);
     erase(e);
-    recent[recent_next++ % 64] = (uintptr_t)p;
     live_add(-(int64_t)map);
     unsigned ndrop = expire(now, drop);
     ndrop += cache_put((uintptr_t)p, map, now, drop + ndrop);
@@ -440,13 +444,15 @@ void _ms_huge_decay(uint64_t now)
 }
 
 /* Whether p was a huge block freed lately (and not handed out again): a
- * second free of it is a double free, not a foreign pointer. */
-bool _ms_huge_recently_freed(const void *p)
+ * second free of it is a double free, not a foreign pointer.  Its record
+ * as it was freed into *m. */
+bool _ms_huge_recently_freed(const void *p, ms_meta_t *m)
 {
     bool hit = false;
     huge_take();
     if (!find((uintptr_t)p))
-        for (unsigned i = 0; i < 64 && !hit; i++) hit = recent[i] == (uintptr_t)p;
+        for (unsigned i = 0; i < 64 && !hit; i++)
+            if ((hit = recent[i].p == (uintptr_t)p)) *m = recent[i].m;
     huge_give();
     return hit;
 }

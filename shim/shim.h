@@ -393,7 +393,7 @@ MS_HIDDEN bool    _ms_huge_stays(const void *p, size_t n);  /* _ms_huge_realloc 
  * for huge blocks). */
 static inline bool _ms_realloc_fits(size_t n, size_t have) { return n <= have && n >= have / 2; }
 MS_HIDDEN void    _ms_huge_trim(void);
-MS_HIDDEN bool    _ms_huge_recently_freed(const void *p);
+MS_HIDDEN bool    _ms_huge_recently_freed(const void *p, ms_meta_t *m);   /* m: its record then */
 MS_HIDDEN bool    _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m);
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);
 MS_HIDDEN bool    _ms_huge_get_meta(const void *p, ms_meta_t *m, size_t *req);

@@ -283,7 +283,12 @@ static inline __attribute__((always_inline)) bool release(void *p, const ms_site
                                                                       * hold: kept, lost (shim.h) */
         ms_meta_t h;
         size_t req;
-        if (check_match_huge(p, how, NULL, site, &h, &req)) unprofile(&h, req, p);
+        if (check_match_huge(p, how, NULL, site, &h, &req)) {
+            unprofile(&h, req, p);
+            h.state = MS_BLK_FREED;         /* huge.c keeps it a while: a double free's stacks */
+            h.free_stack = batch ? batch_stack(&h, site, batch) : free_stack(&h, site);
+            _ms_huge_set_meta(p, &h, req);
+        }
         return true;
     }
     if (MS_UNLIKELY(m->state != MS_BLK_LIVE)) {

@@ -381,6 +381,9 @@ Test(misuse, double_free_of_a_huge_block)
     run_t r = modes("double_huge", NULL);
     cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT, "status %d", r.status);
     cr_expect(strstr(r.err, "double free of a large block: 0x"), "%s", r.err);
+    /* with its stacks, as a small block's (it had none) */
+    cr_expect(strstr(r.err, "is a block already freed") && strstr(r.err, "allocated at:") &&
+              strstr(r.err, "first freed at:") && strstr(r.err, "now at:"), "%s", r.err);
     run_free(&r);
 }
 
