@@ -490,10 +490,53 @@ static pthread_mutex_t out_lock[OUT_SLOTS] = {
 };
 static unsigned tmp_counter;
 
-/* A forked child: the thread that held a writer's lock stayed in the parent. */
+/* The temporary files being written, with the process writing them: a
+ * process that ends with _exit(2) while one is (a profile that memshim's
+ * thread writes every MEMSHIM_PROFILE_INTERVAL ms; an exit report that
+ * another thread's _exit cuts short) left it beside its output, empty or
+ * cut short (rust-lld's _exit).  _ms_out_abandon removes them.  A slot is
+ * claimed by its pid (-1 while the name is copied); with all taken, a file
+ * goes unlisted. */
+#define PENDING 4
+static struct { int pid; char tmp[sizeof ((ms_out_t *)0)->tmp]; } pending[PENDING];
+
+static int pending_add(const char *tmp)
+{
+    for (int i = 0; i < PENDING; i++) {
+        int free_slot = 0;
+        if (__atomic_compare_exchange_n(&pending[i].pid, &free_slot, -1, false, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED)) {
+            strcpy(pending[i].tmp, tmp);
+            __atomic_store_n(&pending[i].pid, (int)getpid(), __ATOMIC_RELEASE);
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void pending_drop(ms_out_t *o)
+{
+    if (o->pending >= 0) __atomic_store_n(&pending[o->pending].pid, 0, __ATOMIC_RELEASE);
+    o->pending = -1;
+}
+
+/* The process ends now (_exit: override.c): its temporary files go.  What
+ * a thread is renaming meanwhile may be renamed first (then nothing is
+ * removed) or not at all.  Async-signal-safe; in a vfork child (another
+ * pid) nothing. */
+void _ms_out_abandon(void)
+{
+    int me = (int)getpid();
+    for (int i = 0; i < PENDING; i++)
+        if (__atomic_load_n(&pending[i].pid, __ATOMIC_ACQUIRE) == me) unlink(pending[i].tmp);
+}
+
+/* A forked child: the thread that held a writer's lock stayed in the parent,
+ * and the files being written are the parent's. */
 void _ms_out_after_fork_child(void)
 {
     for (unsigned i = 0; i < OUT_SLOTS; i++) pthread_mutex_init(&out_lock[i], NULL);
+    for (int i = 0; i < PENDING; i++) pending[i].pid = 0;
     _ms_messages_forget();
 }
 
@@ -668,6 +711,7 @@ bool _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned f
     o->lock = -1;
     o->var = var;
     o->flags = flags;
+    o->pending = -1;
     o->path[0] = o->tmp[0] = 0;
     if (!dest || !*dest || strcmp(dest, "stderr") == 0) {
         to_stderr(o);
@@ -697,6 +741,7 @@ bool _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned f
         else if ((o->fd = open_tmp(o)) >= 0) {
             struct stat st;
             if (fstat(o->fd, &st) == 0) { o->dev = st.st_dev; o->ino = st.st_ino; }
+            if (!(flags & MS_OUT_STREAM)) o->pending = pending_add(o->tmp);   /* renamed at the commit */
         }
         err = errno;
         if (o->fd >= 0) {
@@ -755,6 +800,7 @@ bool _ms_out_commit(ms_out_t *o)
             unlink(o->tmp);
             ok = false;
         }
+        pending_drop(o);
     }
     o->fd = -1;
     o->kind = MS_OUT_NONE;

@@ -219,6 +219,21 @@ MS_EXPORT __attribute__((noreturn)) MS_NOINLINE void exit(int status)
     __builtin_unreachable();
 }
 
+/* _exit and _Exit: the temporary files this process is writing are
+ * removed first (out.c), then the C library's _exit, found before main
+ * (dlsym is no call for a vfork child or a signal handler; before it is
+ * found, the system call itself).  The C library's own calls (exit's,
+ * system's child) do not come here. */
+static void (*real__exit)(int);
+
+MS_EXPORT __attribute__((noreturn)) void _exit(int status)
+{
+    _ms_out_abandon();
+    if (real__exit) real__exit(status);
+    _ms_raw_exit_group(status);
+}
+MS_EXPORT __attribute__((noreturn)) void _Exit(int status) ALIAS(_exit);
+
 /* In a section of its own: its bounds tell the unwinder where main's
  * caller is, and a stack ends at main as before (unwind.c). */
 __attribute__((section("ms_main_caller"), noinline))
@@ -237,6 +252,7 @@ MS_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init
         (int (*)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *))
             dlsym(RTLD_NEXT, "__libc_start_main");
     real_exit = (void (*)(int))dlsym(RTLD_NEXT, "exit");
+    real__exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
     program_main = main;
     return real(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end);
 }

@@ -610,6 +610,11 @@ _Noreturn void _ms_raw_exit(int code)
     for (;;) raw6(SYS_exit, code, 0, 0, 0, 0, 0);
 }
 
+_Noreturn void _ms_raw_exit_group(int code)      /* what _exit(2) is */
+{
+    for (;;) raw6(SYS_exit_group, code, 0, 0, 0, 0, 0);
+}
+
 /* Every signal held off this thread (the old mask kept in *old) and let in
  * again: around the start of memshim's own threads and tasks, which
  * inherit the mask, so that none of the program's handlers ever runs on

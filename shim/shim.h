@@ -102,6 +102,7 @@ MS_HIDDEN uint64_t _ms_raw_now_ns(void);
 MS_HIDDEN int    _ms_raw_bind_to_parent(void);            /* PR_SET_PDEATHSIG; the parent's pid */
 MS_HIDDEN void   _ms_raw_hurry(void);                     /* nice -20 if allowed (park.c) */
 MS_HIDDEN _Noreturn void _ms_raw_exit(int code);
+MS_HIDDEN _Noreturn void _ms_raw_exit_group(int code);
 /* ... and on the side of the thread that makes it (errno kept). */
 MS_HIDDEN int    _ms_os_task_start(int (*fn)(void *), void *stack_top, void *arg);
 MS_HIDDEN int    _ms_os_task_reap(int pid, bool block);
@@ -1298,6 +1299,7 @@ typedef struct ms_out_s {
     const char *var;             /* the variable that named it, for messages */
     char        path[4096];      /* the final name */
     char        tmp[4096 + 64];  /* the temporary name (MS_OUT_ATOMIC) */
+    int         pending;         /* out.c's slot listing tmp for _exit, or -1 */
 } ms_out_t;
 /* dest: NULL, "", "stderr" or a name pattern.  Returns false (one message
  * said) if dest cannot be written: o then writes to stderr, or nothing for a
@@ -1306,6 +1308,7 @@ MS_HIDDEN bool   _ms_out_open(ms_out_t *o, const char *var, const char *dest, un
 /* The same, %n in the name standing for seq (_ms_out_open: 1). */
 MS_HIDDEN bool   _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned flags, unsigned seq);
 MS_HIDDEN bool   _ms_out_commit(ms_out_t *o);           /* close, rename into place; false: failed */
+MS_HIDDEN void   _ms_out_abandon(void);                 /* _exit: the temporary files being written go */
 /* A buffer writing to o's descriptor, checked before each write. */
 MS_HIDDEN void   _ms_buf_init_out(ms_buf_t *b, char *mem, size_t cap, const ms_out_t *o);
 MS_HIDDEN int    _ms_out_fd(ms_out_t *o);               /* a stream's checked fd, or -1 */

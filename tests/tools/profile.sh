@@ -697,6 +697,24 @@ PYEOF
 }
 check "MEMSHIM_PROFILE_INTERVAL with %n: a numbered series of whole profiles, the exit's last" t_profile_interval
 
+# A process that ends with _exit(2) while memshim's thread writes an
+# interval profile leaves no temporary file (it did: 4 runs in 20, each
+# an empty name.tmp.PID.TID.N beside the profile).  12 runs ending at
+# times spread over the profiles' writing.
+t_profile_exit_midwrite() {
+    cc -O0 -g -o "$T/exit_midwrite" "$ROOT/tests/tools/progs/exit_midwrite.c" || return 1
+    rm -rf "$T/emw" && mkdir "$T/emw" || return 1
+    local i
+    for i in $(seq 1 12); do
+        MEMSHIM_PROFILE="$T/emw/p.%p.pb.gz" MEMSHIM_PROFILE_INTERVAL=100 MEMSHIM_STACK_DEPTH=64 \
+            LD_PRELOAD="$LIB" "$T/exit_midwrite" $((100000 + i * 8333)) || { echo "run $i: exit $?"; return 1; }
+    done
+    local all; all=$(ls "$T/emw")
+    [ -n "$all" ] || { echo "no profile written"; return 1; }
+    has_not "$all" ".tmp."
+}
+check "_exit while an interval profile is being written: no temporary file left" t_profile_exit_midwrite
+
 t_run_profile_interval() {
     rm -f "$T"/rs.*.json
     (cd "$T" && "$MS" run -q --profile "$T/rs.%n.json" --profile-interval 100 -- sleep 0.6) >"$T/out" 2>"$T/err"; rc=$?
