@@ -392,19 +392,20 @@ check "MEMSHIM_TRACK=0 MEMSHIM_SAMPLE: the sampled profiler alone; N=1 gives ful
 # standard deviation of about sqrt((1 - p) / (20,000 p)) = 5.7%; the bars
 # are 4 of them.  A weight taken from the new size (p = 0.0078) would
 # double them; bytes not brought to the new size would double the bytes.
-shrink_sites() {   # shrink_sites FILE: "function allocations allocated_bytes live_blocks live_bytes"
-    "$PY" - "$1" <<'EOF2'
+site_sums() {   # site_sums FILE "FUNCTIONS" "FIELDS": "function field..." per function, summed over its sites
+    "$PY" - "$@" <<'EOF2'
 import json, sys
 d = json.load(open(sys.argv[1]))
+funcs, keys = sys.argv[2].split(), sys.argv[3].split()
 rows = {}
 for s in d["sites"]:
     f = s["stack"][0].get("function", "?") if s["stack"] else "-"
-    if f in ("shrink_from", "shrink_to"):
-        rows[f] = [a + s[k] for a, k in zip(rows.get(f, [0] * 4),
-                   ["allocations", "allocated_bytes", "live_blocks", "live_bytes"])]
+    if f in funcs:
+        rows[f] = [a + s[k] for a, k in zip(rows.get(f, [0] * len(keys)), keys)]
 for f in sorted(rows): print(f, *rows[f])
 EOF2
 }
+shrink_sites() { site_sums "$1" "shrink_from shrink_to" "allocations allocated_bytes live_blocks live_bytes"; }
 t_profile_shrink() {
     (cd "$T" && MEMSHIM_PROFILE="$T/shrink_full.json" LD_PRELOAD="$LIB" ./profile_phases shrink) 2>"$T/perr"
     rc=$?; err=$(cat "$T/perr"); expect_rc 0 || return 1
@@ -434,19 +435,7 @@ check "MEMSHIM_TRACK=0 MEMSHIM_SAMPLE: a realloc in place keeps its block's weig
 # 64-byte block is sampled with p = 0.061, about 1,220 of held_b's
 # 20,000: the estimate's relative standard deviation is 2.8%; the bar is
 # 15% (5.3 sd).  held_a: no temporaries, whatever was sampled.
-tiny_sites() {   # tiny_sites FILE: "function allocations temporary live_blocks live_bytes"
-    "$PY" - "$1" <<'EOF2'
-import json, sys
-d = json.load(open(sys.argv[1]))
-rows = {}
-for s in d["sites"]:
-    f = s["stack"][0].get("function", "?") if s["stack"] else "-"
-    if f in ("one_byte", "held_a", "held_b"):
-        rows[f] = [a + s[k] for a, k in zip(rows.get(f, [0] * 4),
-                   ["allocations", "temporary", "live_blocks", "live_bytes"])]
-for f in sorted(rows): print(f, *rows[f])
-EOF2
-}
+tiny_sites() { site_sums "$1" "one_byte held_a held_b" "allocations temporary live_blocks live_bytes"; }
 t_profile_sampled_small() {
     local mode a
     for mode in "MEMSHIM_TRACK=0" "MEMSHIM_TRACK=1"; do
