@@ -261,6 +261,28 @@ Test(gc, cycle_whose_types_have_no_clear_is_kept)
     cr_assert_eq(deaths, 0);
 }
 
+/* A doubly linked ring: each object is held by both neighbours, so it
+ * outlives its own clear and dies at the next one's.  Every object is
+ * freed, and none is uncollectable (8 of 10 were counted so). */
+Test(gc, a_ring_freed_by_later_clears_has_nothing_uncollectable)
+{
+    enum { N = 10 };
+    obj *o[N];
+    for (int i = 0; i < N; i++) o[i] = mk(&obj_type);
+    for (int i = 0; i < N; i++) {
+        set(o[i], 0, o[(i + 1) % N]);
+        set(o[i], 1, o[(i + N - 1) % N]);
+    }
+    struct memshim_gc_stats before[3], after[3];
+    memshim_gc_get_stats(before);
+    for (int i = 0; i < N; i++) memshim_decref(o[i]);
+    cr_assert_eq(memshim_gc_collect(2), N);
+    cr_assert_eq(deaths, N);
+    memshim_gc_get_stats(after);
+    cr_assert_eq(after[2].uncollectable, before[2].uncollectable);
+    cr_assert_eq(after[2].collected, before[2].collected + N);
+}
+
 /* The garbage is settled (its collection marks taken off) object by object
  * as its cycles are broken; a clear function that walks the graph finds
  * the rest settled all the same. */

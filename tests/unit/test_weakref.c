@@ -328,3 +328,29 @@ Test(weakref, many_referents_at_once)
     cr_assert_eq(ncb, N);
     for (int i = 0; i < N; i++) memshim_weakref_free(w[i]);
 }
+
+/* A callback that watches the other object of its cycle: each time it
+ * runs it frees its own reference and makes one to the sibling, with
+ * itself as callback.  Every round of step 3 (memshim(3)) ran one more,
+ * and the collection never ended (found by a helper writing CPython's
+ * weakref scenarios anew).  Now the rounds stop, the last reference keeps
+ * its callback for its object's death during the clears, and that one
+ * finds the other object dying (count 0: no reference made) and stops. */
+static obj *rearm_a, *rearm_b;
+static int rearms;
+static void rearm(memshim_weakref *w, void *arg)
+{
+    obj *sibling = arg == rearm_a ? rearm_b : rearm_a;
+    memshim_weakref_free(w);
+    rearms++;
+    if (rearms < 1000000) memshim_weakref_new(sibling, rearm, sibling);   /* NULL once it is dying */
+}
+
+Test(weakref, callbacks_that_make_new_ones_to_the_garbage_end, .timeout = 20)
+{
+    rearm_a = pair(&obj_type, &rearm_b);
+    memshim_weakref_new(rearm_a, rearm, rearm_a);
+    cr_assert_eq(memshim_gc_collect(2), 2);
+    cr_assert_lt(rearms, 100, "%d callbacks", rearms);
+    cr_assert_eq(deaths, 2);
+}
