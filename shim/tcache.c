@@ -179,6 +179,10 @@ void _ms_tcache_check_pop(const void *p, unsigned cls)
 {
     ms_tcache_t *tc = _ms_thread.tc;
     if (!tc || tc == &tc_dead) return;
+    /* A signal handler's pop in the middle of its thread's change of the
+     * bins (a refill between its head and its count) sees the bin as it
+     * is not: no judgement, no change. */
+    if (_ms_thread.in_bins) return;
     ms_bin_t *b = &tc->bins[cls];
     _ms_bins_enter();
     if (!_ms_bin_sound(b, p, cls)) {
