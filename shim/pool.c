@@ -215,10 +215,16 @@ unsigned _ms_central_take(unsigned cls, ms_block_t **head, ms_block_t **tail, un
             got++;
         }
         /* The span's list ended while the span counts blocks still on it
-         * (carved, not used): a zero was written over the last one's link. */
-        if (MS_UNLIKELY(!pg->free && t && got > before && _ms_track_on) &&
-            pg->used + (got - before) < pg->carved)
-            _ms_corrupt_note(t);
+         * (carved, not used): a zero was written over the last one's link
+         * (or another link cut).  The blocks past it are lost to reuse:
+         * counted used from now on, so that the span's figures stay true
+         * (check.c), and it never goes back to its segment. */
+        if (MS_UNLIKELY(!pg->free && _ms_track_on) && pg->used + (got - before) < pg->carved) {
+            unsigned lost = pg->carved - pg->used - (got - before);
+            if (t && got > before) _ms_corrupt_note(t);
+            pg->used += lost;
+            c->free_blocks -= lost;
+        }
         while (got < want && pg->carved < pg->capacity) {  /* then fresh ones */
             ms_block_t *b = (ms_block_t *)(pg->start + (size_t)pg->carved * k->size);
             pg->carved++;
