@@ -95,20 +95,22 @@ double _ms_sample_chance(size_t n)
     return 1 - exp_neg((double)(n ? n : 1) * per_byte_c());
 }
 
-/* The bytes to the next sampled one, that one included: 1 + the draws
- * that fail before one succeeds (geometric), so that the countdown run
- * out at or below 0 by a block of n bytes takes it with
- * _ms_sample_chance(n) exactly.  (Run out below 0 only, with gaps of mean
- * N, a block right after a sample was taken with 1 - e^(-(n-1)/N): a
- * 1-byte block never, and MEMSHIM_SAMPLE=1 counted 615 of 1,000 such
- * blocks: found by a helper checking the profiler against massif's
- * tests.)  A block of 0 bytes moves no countdown and is never taken. */
+/* The bytes to pass before the next sampled one: the draws that fail
+ * before one succeeds (geometric, from 0), so that the countdown run out
+ * below 0 by a block of n bytes takes it with _ms_sample_chance(n)
+ * exactly.  (The gap was 1 more, of mean N: a block right after a sample
+ * was taken with 1 - e^(-(n-1)/N), a 1-byte block never, and
+ * MEMSHIM_SAMPLE=1 counted 615 of 1,000 such blocks: found by a helper
+ * checking the profiler against massif's tests.  Run out at or below 0
+ * instead, the fast path's test was three instructions more: gcc does not
+ * take `<= 0` from the flags of a subtraction in memory.)  A block of 0
+ * bytes moves no countdown and is never taken. */
 static int64_t next_gap(void)
 {
     if (!tl_rng) tl_rng = first_seed();
     tl_rng ^= tl_rng << 13; tl_rng ^= tl_rng >> 7; tl_rng ^= tl_rng << 17;
     double u = ((tl_rng >> 11) + 1) * (1.0 / 9007199254740992.0);        /* (0,1] */
-    return (int64_t)(neg_ln(u) / per_byte_c()) + 1;
+    return (int64_t)(neg_ln(u) / per_byte_c());
 }
 
 /* The countdown ran out (or was never set): true if the allocation of n
@@ -123,7 +125,7 @@ bool _ms_sample_due(size_t n)
     }
     if (MS_UNLIKELY(!tl_rng)) {              /* the thread's first gap: then count n in it */
         _ms_sample_left = next_gap() - (int64_t)n;
-        if (_ms_sample_left > 0) return false;
+        if (_ms_sample_left >= 0) return false;
     }
     _ms_sample_left = next_gap();
     return true;

@@ -873,7 +873,7 @@ MS_HIDDEN double _ms_sample_chance(size_t n);     /* a block of n bytes is sampl
 MS_HIDDEN extern int _ms_prof_on;
 static inline bool _ms_profiling(void) { return _ms_prof_on; }
 /* An untracked allocation of n bytes due for a sample (override.c, cxx.c). */
-#define MS_SAMPLE_OUT(n) ((_ms_sample_left -= (int64_t)(n)) <= 0)
+#define MS_SAMPLE_OUT(n) ((_ms_sample_left -= (int64_t)(n)) < 0)
 #define MS_SAMPLE_DUE(n) (MS_UNLIKELY(MS_SAMPLE_OUT(n)) && _ms_sample_due(n))
 /* Sampled blocks counted by a hash of their address: a count of 0 says p
  * is not one, without the table's lock (sample.c). */

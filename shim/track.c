@@ -47,7 +47,7 @@ void _ms_track_after_fork_child(void)
 static inline bool take_sample(size_t n)
 {
     if (!_ms_opt.sample) return true;
-    if ((_ms_sample_left -= (int64_t)n) > 0) return false;
+    if ((_ms_sample_left -= (int64_t)n) >= 0) return false;
     return _ms_sample_due(n);
 }
 
