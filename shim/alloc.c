@@ -303,9 +303,14 @@ void *_ms_realloc(void *p, size_t n)
     size_t want = n;
     if (s && n > old && n - old < old / 2 && n <= MS_MAX_SMALL)
         want = n + n / 2 <= MS_MAX_SMALL ? n + n / 2 : MS_MAX_SMALL;
+    int saved = errno;
     void *q = _ms_malloc(want);
     if (!q && want != n) q = _ms_malloc(n);
+    if (!q && n <= old) q = p;                            /* a shrink with no room to move stays, as
+                                                           * glibc's (it returned NULL: found by a helper) */
     if (!q) return NULL;                                  /* p stays valid */
+    errno = saved;                                        /* a first try's ENOMEM is no failure */
+    if (q == p) return p;
     memcpy(q, p, n < old ? n : old);
     _ms_free(p);
     return q;
