@@ -45,11 +45,39 @@ void _ms_unlock_all(bool child)
  * free's stack).  The trace table's lock nests outside the allocator's (it
  * allocates from meta).  Taking them all here means no thread is inside
  * libdw, the trace table or the heap when the process forks. */
+/*
+ * The C library's list of streams (_IO_list_lock, recursive) is taken
+ * after the symbolizer's (libdw opens /proc/PID/maps with fopen while it
+ * is held) and before every other: glibc's fork takes it after the
+ * prepare handlers, and a program's thread holds a stream's lock while it
+ * allocates (getline) while another holds the list and waits for that
+ * stream (fflush(NULL)); with memshim's locks taken first, a fork among
+ * them waited for ever (glibc's tst-malloc-fork-deadlock, found by a
+ * helper: 12 runs in 12).  glibc's own malloc locks come after the list
+ * for that reason.  The child's list lock is reset by glibc.
+ *
+ * A fork from a signal handler whose thread was inside memshim holding
+ * one of its locks (a refill) would wait for its own thread: no lock of
+ * memshim's is taken then (`skipped`), and the child's thread goes on
+ * holding what it held (glibc takes no malloc lock when a single-threaded
+ * process forks; tst-mallocfork2 hung 12 runs in 12).
+ */
+static __thread int skipped __attribute__((tls_model("initial-exec")));
+extern void _IO_list_lock(void) __attribute__((weak));      /* glibc's; none elsewhere */
+extern void _IO_list_unlock(void) __attribute__((weak));
+static void streams_lock(void) { if (_IO_list_lock && _IO_list_unlock) _IO_list_lock(); }
+static void streams_unlock(void) { if (_IO_list_lock && _IO_list_unlock) _IO_list_unlock(); }
 static void fork_prepare(void)
 {
     _ms_leak_before_fork();      /* maps a page: before the locks */
-    _ms_loader_lock();           /* no memshim call inside dl_iterate_phdr (unwind.c) */
+    skipped = _ms_held != 0;
+    if (skipped) {
+        streams_lock();
+        return;
+    }
     _ms_symbolize_lock();
+    streams_lock();
+    _ms_loader_lock();           /* no memshim call inside dl_iterate_phdr (unwind.c) */
     _ms_stack_lock();
     _ms_sample_lock();
     _ms_lock_all();
@@ -58,23 +86,28 @@ static void fork_prepare(void)
 }
 static void fork_parent(void)
 {
-    _ms_unwind_unlock(false);
-    _ms_unlock_all(false);
-    _ms_sample_unlock(false);
-    _ms_stack_unlock(false);
-    _ms_symbolize_unlock(false);
-    _ms_loader_unlock(false);
+    if (!skipped) {
+        _ms_unwind_unlock(false);
+        _ms_unlock_all(false);
+        _ms_sample_unlock(false);
+        _ms_stack_unlock(false);
+        _ms_loader_unlock(false);
+    }
+    streams_unlock();
+    if (!skipped) _ms_symbolize_unlock(false);
 }
 static void fork_child(void)
 {
     __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
-    _ms_held_forget();           /* the locks fork_prepare took are made anew below */
-    _ms_unwind_unlock(true);
-    _ms_unlock_all(true);
-    _ms_sample_unlock(true);
-    _ms_stack_unlock(true);
-    _ms_symbolize_unlock(true);
-    _ms_loader_unlock(true);
+    if (!skipped) {
+        _ms_held_forget();       /* the locks fork_prepare took are made anew below */
+        _ms_unwind_unlock(true);
+        _ms_unlock_all(true);
+        _ms_sample_unlock(true);
+        _ms_stack_unlock(true);
+        _ms_loader_unlock(true);
+        _ms_symbolize_unlock(true);
+    }
     _ms_os_proc_fork_child();    /* before anything reads /proc */
     _ms_out_after_fork_child();
     _ms_track_after_fork_child();

@@ -66,10 +66,14 @@
  * Locks, in the only order they are ever nested:
  *   report lock (report.c: one leak report at a time) -> everything below
  *   collector lock (collector/, taken by the leak scan too) -> everything below
+ *   symbolizer lock (symbolize.c) -> everything below (libdw allocates and
+ *     frees under it, a free may intern its stack, and it opens files with
+ *     fopen, which takes the C library's list of streams)
+ *   the C library's list of streams (_IO_list_lock; memshim takes it only
+ *     at fork, init.c) -> everything below (a program's thread holds a
+ *     stream's lock while it allocates: getline)
  *   loader guard (loader.c: held shared around memshim's calls that iterate
  *     the loaded objects, exclusively by fork) -> allocator locks below
- *   symbolizer lock (symbolize.c) -> everything below (libdw allocates and
- *     frees under it; a free may intern its stack)
  *   stack-table lock (stacks.c: writers; readers probe its table without it)
  *     -> meta lock (meta.c)
  *   class lock (one per class, pool.c) -> segment lock (segment.c) -> meta lock

@@ -204,3 +204,23 @@ Test(fork_during_report, report_signal, .timeout = 300)
 {
     fork_during_report("signal", "MEMSHIM_REPORT_SIGNAL=SIGUSR2");
 }
+
+/* ---- fork among threads that use streams -------------------------------------
+ * fixtures/fork_stdio forks for 2 s while one thread grows lines with
+ * getline (a stream's lock held while it reallocates) and another flushes
+ * every stream (the list of streams held while it waits for a stream's
+ * lock).  memshim's fork handler took the allocator's locks before glibc's
+ * fork took the list of streams: the three waited on one another for ever
+ * (12 runs in 12, found by a helper writing glibc's tst-malloc-fork-deadlock
+ * anew).  Tracked and not. */
+Test(fork_stdio, fork_while_threads_read_lines_and_flush_streams, .timeout = 200)
+{
+    static const char *modes[] = { "MEMSHIM_TRACK=1", "MEMSHIM_TRACK=0" };
+    static h_run_t r;
+    for (int k = 0; k < 2; k++) {
+        h_run_fixture2(&r, "fork_stdio", "2", modes[k], "MEMSHIM_REPORT=/dev/null", 60);
+        cr_assert_eq(r.timed_out, 0, "%s: hung", modes[k]);
+        cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s: status %#x: %s", modes[k], r.status, r.err);
+        cr_expect(strstr(r.out, "fork_stdio done"), "%s: %s", modes[k], r.out);
+    }
+}
