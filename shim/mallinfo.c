@@ -29,7 +29,6 @@ SAME_STRUCT(ms_mallinfo_t, struct mallinfo);
 
 /* glibc's limits, for mallopt's answers. */
 #define MXFAST_MAX      (80 * sizeof(size_t) / 4)
-#define MMAP_THRESHOLD_MAX ((size_t)32 << 20)
 
 void _ms_mallinfo2(ms_mallinfo2_t *mi)
 {
@@ -113,8 +112,8 @@ int _ms_mallopt(int param, int value)
     switch (param) {
     case M_MXFAST:
         return value >= 0 && (size_t)value <= MXFAST_MAX;
-    case M_MMAP_THRESHOLD:
-        return value >= 0 && (size_t)value <= MMAP_THRESHOLD_MAX;
+    case M_MMAP_THRESHOLD:            /* any value since glibc 2.35 (1 << 30 and -1 too, on 2.36) */
+        return 1;
     case M_NLBLKS: case M_GRAIN: case M_KEEP:
     case M_TRIM_THRESHOLD: case M_TOP_PAD: case M_MMAP_MAX: case M_CHECK_ACTION:
     case M_PERTURB: case M_ARENA_TEST: case M_ARENA_MAX:

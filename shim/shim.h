@@ -390,9 +390,14 @@ MS_HIDDEN size_t  _ms_huge_usable(const void *p);         /* 0: not a huge block
 MS_HIDDEN void   *_ms_huge_realloc(void *p, size_t n);    /* NULL with errno on failure */
 MS_HIDDEN bool    _ms_huge_stays(const void *p, size_t n);  /* _ms_huge_realloc would leave it be */
 /* realloc to n of a block of `have` bytes leaves it as it is: n fits, and
- * leaves no more than half of it unused (alloc.c for the pools, huge.c
- * for huge blocks). */
-static inline bool _ms_realloc_fits(size_t n, size_t have) { return n <= have && n >= have / 2; }
+ * leaves no more than half of it unused, or it is of the smallest class
+ * (alloc.c for the pools, huge.c for huge blocks).  A realloc to the same
+ * size of 1 to 7 bytes (1 to 6 tracked: its byte more) moved, where glibc's
+ * stays (its tst-realloc, written anew by a helper). */
+static inline bool _ms_realloc_fits(size_t n, size_t have)
+{
+    return n <= have && (n >= have / 2 || have <= MS_ALIGN);   /* the smallest: no smaller to go to */
+}
 MS_HIDDEN void    _ms_huge_trim(void);
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p, ms_meta_t *m);   /* m: its record then */
 MS_HIDDEN bool    _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m);

@@ -437,6 +437,18 @@ Test(realloc, a_shrink_with_no_memory_left_succeeds, .timeout = 60)
     free(r);
 }
 
+/* To the same size, a block stays where it is, as glibc's (glibc's
+ * tst-realloc): blocks of the smallest class of 1 to 7 bytes moved. */
+Test(realloc, to_the_same_size_stays)
+{
+    for (size_t n = 1; n <= 1024; n++) {
+        void *p = v_malloc(n);
+        cr_assert_not_null(p);
+        cr_expect_eq(v_realloc(p, n), p, "realloc(p, %zu) of a block of %zu moved", n, n);
+        v_free(p);
+    }
+}
+
 Test(realloc, small_to_huge_to_small)
 {
     for (size_t small = 1; small <= 64 * KiB; small = small * 5 + 3) {
