@@ -4,6 +4,9 @@
  * a heap it does not hold. */
 #include <criterion/criterion.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include "memshim.h"
 #include "helpers.h"
 
@@ -140,4 +143,38 @@ Test(mallinfo, mallopt_accepts_glibcs_parameters_and_nothing_else)
     void *p = v_malloc(100);                    /* and nothing changed */
     cr_expect_eq(v_usable(p), 100);             /* tracked: the bytes asked for */
     v_free(p);
+}
+
+/* malloc_stats writes its whole table even from a thread with a cancel
+ * pending (glibc's tst-malloc-stats-cancellation): the thread is cancelled
+ * after it, not in memshim's first write (nothing was written). */
+static void *stats_cancelled(void *arg)
+{
+    (void)arg;
+    pthread_setcanceltype(PTHREAD_CANCEL_DEFERRED, NULL);
+    pthread_cancel(pthread_self());
+    malloc_stats();
+    pthread_testcancel();
+    return NULL;
+}
+
+Test(mallinfo, malloc_stats_is_written_whole_with_a_cancel_pending)
+{
+    char path[] = "/tmp/msstatsXXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    pthread_t t;
+    void *res = NULL;
+    cr_assert_eq(pthread_create(&t, NULL, stats_cancelled, NULL), 0);
+    pthread_join(t, &res);
+    dup2(saved, 2);
+    close(saved);
+    off_t len = lseek(fd, 0, SEEK_END);
+    close(fd);
+    unlink(path);
+    cr_expect_eq(res, PTHREAD_CANCELED);
+    cr_expect_gt(len, 100, "malloc_stats wrote %lld bytes", (long long)len);
 }
