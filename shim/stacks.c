@@ -277,7 +277,8 @@ uint32_t _ms_stack_none(void)
     static uint32_t none;
     uint32_t id = __atomic_load_n(&none, __ATOMIC_RELAXED);
     if (MS_LIKELY(id != 0)) return id;
-    id = intern(NULL, 0);
+    static const uintptr_t no_frames[1];
+    id = intern(no_frames, 0);
     if (id && id != MS_STACK_OOM) __atomic_store_n(&none, id, __ATOMIC_RELAXED);
     return id;
 }
