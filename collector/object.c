@@ -119,7 +119,14 @@ void gc_fatal(const char *what, const void *obj)
  * collector's lock nests outside the allocator's.  It takes the lock
  * without starting the collector. */
 static void fork_prepare(void) { if (gc_lock_depth++ == 0) pthread_mutex_lock(&gc_st.lock); }
-static void fork_parent(void)  { if (--gc_lock_depth == 0) pthread_mutex_unlock(&gc_st.lock); }
+/* The depth falls after the unlock: a signal handler's fork that came in
+ * the middle of the unlock, the depth already 0, waited for the lock its
+ * own thread was giving back (fixture fork_in_fork). */
+static void fork_parent(void)
+{
+    if (gc_lock_depth == 1) pthread_mutex_unlock(&gc_st.lock);
+    gc_lock_depth--;
+}
 static void fork_child(void)
 {
     /* Only this thread survives; it held the lock through fork. */

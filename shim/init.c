@@ -62,7 +62,20 @@ void _ms_unlock_all(bool child)
  * holding what it held (glibc takes no malloc lock when a single-threaded
  * process forks; tst-mallocfork2 hung 12 runs in 12).
  */
-static __thread int skipped __attribute__((tls_model("initial-exec")));
+/* One bit per fork under way on the thread, the innermost lowest: its
+ * prepare took no lock.  A handler's fork can come inside the thread's
+ * own (between its prepare and its parent's handler: the signal that a
+ * child just made sends at once); with one flag, the handler's fork set
+ * it, and the thread's own fork then left every lock it had taken held:
+ * its next allocation waited for itself (stacks taken by a helper's
+ * watch, 2 runs in 20). */
+static __thread unsigned skipped_bits __attribute__((tls_model("initial-exec")));
+static bool skipped_pop(void)
+{
+    bool skipped = skipped_bits & 1;
+    skipped_bits >>= 1;
+    return skipped;
+}
 extern void _IO_list_lock(void) __attribute__((weak));      /* glibc's; none elsewhere */
 extern void _IO_list_unlock(void) __attribute__((weak));
 static void streams_lock(void) { if (_IO_list_lock && _IO_list_unlock) _IO_list_lock(); }
@@ -70,7 +83,8 @@ static void streams_unlock(void) { if (_IO_list_lock && _IO_list_unlock) _IO_lis
 static void fork_prepare(void)
 {
     _ms_leak_before_fork();      /* maps a page: before the locks */
-    skipped = _ms_held != 0;
+    bool skipped = _ms_held != 0;
+    skipped_bits = skipped_bits << 1 | skipped;
     if (skipped) {
         streams_lock();
         return;
@@ -86,6 +100,7 @@ static void fork_prepare(void)
 }
 static void fork_parent(void)
 {
+    bool skipped = skipped_pop();
     if (!skipped) {
         _ms_unwind_unlock(false);
         _ms_unlock_all(false);
@@ -99,6 +114,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
+    bool skipped = skipped_pop();
     if (!skipped) {
         _ms_held_forget();       /* the locks fork_prepare took are made anew below */
         _ms_unwind_unlock(true);
