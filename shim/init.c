@@ -57,8 +57,10 @@ void _ms_unlock_all(bool child)
  * for that reason.  The child's list lock is reset by glibc.
  *
  * A fork from a signal handler whose thread was inside memshim holding
- * one of its locks (a refill) would wait for its own thread: no lock of
- * memshim's is taken then (`skipped`), and the child's thread goes on
+ * one of its locks (a refill; the trace table's, the sampler's, the
+ * loader guard, the spare stack caches': each says so) would wait for its
+ * own thread: no lock of memshim's is taken then (`skipped`), and the
+ * child's thread goes on
  * holding what it held (glibc takes no malloc lock when a single-threaded
  * process forks; tst-mallocfork2 hung 12 runs in 12).
  */
@@ -83,7 +85,8 @@ static void streams_unlock(void) { if (_IO_list_lock && _IO_list_unlock) _IO_lis
 static void fork_prepare(void)
 {
     _ms_leak_before_fork();      /* maps a page: before the locks */
-    bool skipped = _ms_held != 0;
+    bool skipped = _ms_held != 0 || _ms_loader_mine() || _ms_stack_mine() || _ms_sample_mine() ||
+                   _ms_unwind_mine();
     skipped_bits = skipped_bits << 1 | skipped;
     if (skipped) {
         streams_lock();

@@ -173,6 +173,8 @@ static __thread int tl_later_put __attribute__((tls_model("initial-exec")));
 
 static void forget_locked(const void *p, ms_page_t *pg, sampled_t *got);
 
+bool _ms_sample_mine(void) { return tl_in != 0; }   /* fork from a handler (init.c) */
+
 static void table_enter(void)
 {
     tl_in = 1;

@@ -789,6 +789,7 @@ static inline __attribute__((always_inline)) uint32_t _ms_capture_release(const 
 }
 MS_HIDDEN void   _ms_unwind_thread_exit(void);
 MS_HIDDEN void   _ms_unwind_lock(void);                 /* the spare stack caches, for fork */
+MS_HIDDEN bool   _ms_unwind_mine(void);                 /* this thread holds that lock */
 MS_HIDDEN void   _ms_unwind_unlock(bool child);
 MS_HIDDEN uintptr_t _ms_stack_top(void);                /* of the calling thread's stack */
 /* fn(arg) on a stack of memshim's own (1 MiB, never a root of the leak
@@ -870,6 +871,7 @@ MS_HIDDEN void  *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site);  
 MS_HIDDEN void  *_ms_sample_realloc_took(void *q, size_t n, const ms_site_t *site); /* moved, due */
 MS_HIDDEN void   _ms_sample_init(void);             /* constructor, after the options */
 MS_HIDDEN void   _ms_sample_lock(void);
+MS_HIDDEN bool   _ms_sample_mine(void);             /* this thread holds the sampled blocks' lock */
 MS_HIDDEN void   _ms_sample_unlock(bool child);
 MS_HIDDEN void   _ms_sample_fork_child(void);
 MS_HIDDEN double _ms_sample_chance(size_t n);     /* a block of n bytes is sampled with this chance */
@@ -914,6 +916,7 @@ MS_HIDDEN const ms_heap_err_t *_ms_heap_errors(unsigned *shown, unsigned *total)
 MS_HIDDEN void   _ms_unwind_init(void);
 MS_HIDDEN unsigned _ms_unwind(uintptr_t *ip, unsigned max);
 MS_HIDDEN void   _ms_loader_enter(void);   /* around memshim's calls that iterate loaded objects */
+MS_HIDDEN bool   _ms_loader_mine(void);    /* this thread is inside _ms_loader_enter */
 MS_HIDDEN void   _ms_loader_leave(void);
 MS_HIDDEN void   _ms_loader_lock(void);    /* fork: none of them under way */
 MS_HIDDEN void   _ms_loader_unlock(bool child);
@@ -951,6 +954,7 @@ MS_HIDDEN uint32_t _ms_stack_find(uint64_t h);     /* a stored stack of that has
 MS_HIDDEN unsigned _ms_stack_get(uint32_t id, uintptr_t *ip);   /* room for MS_MAX_STACK */
 MS_HIDDEN uintptr_t _ms_stack_site(uint32_t id);                 /* its first frame, or 0 */
 MS_HIDDEN void   _ms_stack_lock(void);
+MS_HIDDEN bool   _ms_stack_mine(void);      /* this thread holds the trace table's lock */
 MS_HIDDEN void   _ms_stack_unlock(bool child);
 
 /* ---- cxx.c: C++ operator new's failure path, allocation-kind mismatches -- */

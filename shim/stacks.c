@@ -251,6 +251,8 @@ static void stacks_lock(void)
     pthread_mutex_lock(&stack_lock);
 }
 
+bool _ms_stack_mine(void) { return tl_in != 0; }    /* fork from a handler (init.c) */
+
 static void stacks_unlock(void)
 {
     pthread_mutex_unlock(&stack_lock);

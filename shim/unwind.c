@@ -374,17 +374,24 @@ static void find_libc(void)
     code_of((const ElfW(Ehdr) *)info.dli_fbase, &libc_lo, &libc_hi);
 }
 
+/* spare_lock held by this thread (a fork from a handler must not wait for it:
+ * init.c). */
+static __thread int spare_in __attribute__((tls_model("initial-exec")));
+bool _ms_unwind_mine(void) { return spare_in != 0; }
+static void spare_take(void) { spare_in = 1; __atomic_signal_fence(__ATOMIC_SEQ_CST); pthread_mutex_lock(&spare_lock); }
+static void spare_give(void) { pthread_mutex_unlock(&spare_lock); __atomic_signal_fence(__ATOMIC_SEQ_CST); spare_in = 0; }
+
 static ms_stack_cache_t *cache_make(void)
 {
     ms_stack_cache_t *c;
     _ms_sc = MS_SC_DEAD;               /* while it is made: stack_low() allocates */
-    pthread_mutex_lock(&spare_lock);
+    spare_take();
     if ((c = spare) != NULL) {
         spare = (ms_stack_cache_t *)c->e[0].ra;
         c->e[0] = (ms_sc_ent_t){ 0 };
         c->probing = 0;             /* its thread may have left from a handler inside a probe */
     }
-    pthread_mutex_unlock(&spare_lock);
+    spare_give();
     if (!c && !(c = _ms_meta_alloc(sizeof *c))) { _ms_sc = NULL; return NULL; }
     c->top = _ms_stack_top();
     c->lo = stack_low(c->top);
@@ -408,10 +415,10 @@ void _ms_unwind_thread_exit(void)
     ms_stack_cache_t *c = _ms_sc;
     _ms_sc = MS_SC_DEAD;                 /* a dying thread does not make a new one */
     if (!c || c == MS_SC_DEAD) return;
-    pthread_mutex_lock(&spare_lock);
+    spare_take();
     c->e[0] = (ms_sc_ent_t){ .ra = (uintptr_t)spare };
     spare = c;
-    pthread_mutex_unlock(&spare_lock);
+    spare_give();
 }
 
 void _ms_unwind_lock(void) { pthread_mutex_lock(&spare_lock); }       /* fork (init.c) */
