@@ -275,6 +275,23 @@ static inline void h_run_fixture(h_run_t *r, const char *name, const char *arg,
     h_run_fixture2(r, name, arg, extra_env, NULL, seconds);
 }
 
+/* A private directory for a fixture's leak reports: *env becomes
+ * "MEMSHIM_REPORT=DIR/r.%p.txt" (room for PATH_MAX + 32), dir holds DIR
+ * (room for 32); h_report_dir_remove takes it away with what is in it. */
+static inline int h_report_dir(char *dir, char *env)
+{
+    strcpy(dir, "/tmp/msrepXXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    snprintf(env, PATH_MAX + 32, "MEMSHIM_REPORT=%s/r.%%p.txt", dir);
+    return 0;
+}
+static inline void h_report_dir_remove(const char *dir)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 /* Count lines of s (each ended by '\n', or a last unterminated one). */
 static inline int h_count_lines(const char *s)
 {

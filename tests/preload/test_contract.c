@@ -429,11 +429,14 @@ Test(realloc, a_shrink_with_no_memory_left_succeeds, .timeout = 60)
 {
     h_run_t *r = malloc(sizeof *r);
     static const char *modes[] = { "MEMSHIM_TRACK=1", "MEMSHIM_TRACK=0" };
+    char dir[32], rep[PATH_MAX + 32];
+    cr_assert_eq(h_report_dir(dir, rep), 0);
     for (int k = 0; k < 2; k++) {
-        h_run_fixture2(r, "shrink_oom", NULL, modes[k], "MEMSHIM_REPORT=/dev/null", 30);
+        h_run_fixture2(r, "shrink_oom", NULL, modes[k], rep, 30);
         cr_expect(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "%s:\n%s%s", modes[k], r->out, r->err);
         cr_expect(strstr(r->out, "shrink_oom done"), "%s:\n%s", modes[k], r->out);
     }
+    h_report_dir_remove(dir);
     free(r);
 }
 

@@ -205,6 +205,22 @@ Test(fork_during_report, report_signal, .timeout = 300)
     fork_during_report("signal", "MEMSHIM_REPORT_SIGNAL=SIGUSR2");
 }
 
+/* A fixture that must end, and print `done`, tracked and not. */
+static void ends_tracked_and_not(const char *fixture, const char *arg, const char *done)
+{
+    static const char *modes[] = { "MEMSHIM_TRACK=1", "MEMSHIM_TRACK=0" };
+    static h_run_t r;
+    char dir[32], rep[PATH_MAX + 32];
+    cr_assert_eq(h_report_dir(dir, rep), 0);
+    for (int k = 0; k < 2; k++) {
+        h_run_fixture2(&r, fixture, arg, modes[k], rep, 60);
+        cr_assert_eq(r.timed_out, 0, "%s: hung", modes[k]);
+        cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s: status %#x: %s", modes[k], r.status, r.err);
+        cr_expect(strstr(r.out, done), "%s: %s", modes[k], r.out);
+    }
+    h_report_dir_remove(dir);
+}
+
 /* ---- fork among threads that use streams -------------------------------------
  * fixtures/fork_stdio forks for 2 s while one thread grows lines with
  * getline (a stream's lock held while it reallocates) and another flushes
@@ -215,14 +231,7 @@ Test(fork_during_report, report_signal, .timeout = 300)
  * anew).  Tracked and not. */
 Test(fork_stdio, fork_while_threads_read_lines_and_flush_streams, .timeout = 200)
 {
-    static const char *modes[] = { "MEMSHIM_TRACK=1", "MEMSHIM_TRACK=0" };
-    static h_run_t r;
-    for (int k = 0; k < 2; k++) {
-        h_run_fixture2(&r, "fork_stdio", "2", modes[k], "MEMSHIM_REPORT=/dev/null", 60);
-        cr_assert_eq(r.timed_out, 0, "%s: hung", modes[k]);
-        cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s: status %#x: %s", modes[k], r.status, r.err);
-        cr_expect(strstr(r.out, "fork_stdio done"), "%s: %s", modes[k], r.out);
-    }
+    ends_tracked_and_not("fork_stdio", "2", "fork_stdio done");
 }
 
 /* ---- a handler's fork inside the program's --------------------------------------
@@ -238,12 +247,5 @@ Test(fork_stdio, fork_while_threads_read_lines_and_flush_streams, .timeout = 200
  * Tracked and not. */
 Test(fork_in_fork, a_handlers_fork_inside_the_programs_gives_every_lock_back, .timeout = 200)
 {
-    static const char *modes[] = { "MEMSHIM_TRACK=1", "MEMSHIM_TRACK=0" };
-    static h_run_t r;
-    for (int k = 0; k < 2; k++) {
-        h_run_fixture2(&r, "fork_in_fork", "300", modes[k], "MEMSHIM_REPORT=/dev/null", 60);
-        cr_assert_eq(r.timed_out, 0, "%s: hung", modes[k]);
-        cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s: status %#x: %s", modes[k], r.status, r.err);
-        cr_expect(strstr(r.out, "fork_in_fork done 300"), "%s: %s", modes[k], r.out);
-    }
+    ends_tracked_and_not("fork_in_fork", "300", "fork_in_fork done 300");
 }
