@@ -225,16 +225,14 @@ void _ms_prof_alloc_sampled(uint32_t stack, size_t n, const void *p)
 {
     if (!stack) return;
     uint64_t nb, w = _ms_prof_weigh(n, &nb);
-    _ms_prof_alloc_w(stack, n, p, w, nb);
-    _ms_prof_sample_taken();
+    _ms_prof_alloc_sample(stack, n, p, w, nb);
 }
 
 void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p, uint32_t tid)
 {
     if (!stack) return;
-    _ms_prof_sample_freeing(p);
     uint64_t nb, w = _ms_prof_weigh(n, &nb);
-    _ms_prof_free_w(stack, p, w, nb, tid);
+    _ms_prof_free_sample(stack, p, w, nb, tid);
 }
 
 /* A count as written: blocks, from 1/MS_PROF_UNIT blocks when sampling. */

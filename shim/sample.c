@@ -217,11 +217,9 @@ static void table_leave(void)
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
         tl_in = 0;
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        for (unsigned i = 0; i < n; i++) {
-            if (!done[i].stack) continue;
-            _ms_prof_sample_freeing((const void *)done[i].addr);
-            _ms_prof_free_w(done[i].stack, (const void *)done[i].addr, done[i].w, done[i].nb, done[i].tid);
-        }
+        for (unsigned i = 0; i < n; i++)
+            if (done[i].stack)
+                _ms_prof_free_sample(done[i].stack, (const void *)done[i].addr, done[i].w, done[i].nb, done[i].tid);
         /* a handler came between the last look and tl_in = 0 */
         if (!__atomic_load_n(&tl_later_put, __ATOMIC_RELAXED)) return;
         table_enter();
@@ -277,10 +275,7 @@ void *_ms_sample_took(void *p, size_t n, const ms_site_t *site)
     bool kept = put(&e);
     if (kept && pg) __atomic_add_fetch(&pg->sampled, 1, __ATOMIC_RELAXED);
     table_leave();
-    if (kept && e.stack) {
-        _ms_prof_alloc_w(e.stack, n, p, e.w, e.nb);
-        _ms_prof_sample_taken();
-    }
+    if (kept && e.stack) _ms_prof_alloc_sample(e.stack, n, p, e.w, e.nb);
     return p;
 }
 
@@ -305,10 +300,7 @@ static void forget(const void *p, ms_page_t *pg)
     table_enter();
     forget_locked(p, pg, &got);
     table_leave();
-    if (got.addr && got.stack) {
-        _ms_prof_sample_freeing(p);
-        _ms_prof_free_w(got.stack, p, got.w, got.nb, got.tid);
-    }
+    if (got.addr && got.stack) _ms_prof_free_sample(got.stack, p, got.w, got.nb, got.tid);
 }
 
 /* Whether p may be a sampled block (*pg: its span, NULL if huge). */
@@ -376,14 +368,8 @@ static void *carry(void *p, size_t n, const ms_site_t *site, sampled_t *got)
     }
     table_leave();
     if (!old.addr) return p;
-    if (old.stack) {
-        _ms_prof_sample_freeing(p);
-        _ms_prof_free_w(old.stack, p, old.w, old.nb, old.tid);
-    }
-    if (now.stack) {
-        _ms_prof_alloc_w(now.stack, n, p, now.w, now.nb);
-        _ms_prof_sample_taken();
-    }
+    if (old.stack) _ms_prof_free_sample(old.stack, p, old.w, old.nb, old.tid);
+    if (now.stack) _ms_prof_alloc_sample(now.stack, n, p, now.w, now.nb);
     return p;
 }
 
@@ -438,10 +424,7 @@ void *_ms_sample_realloc(void *p, size_t n, const ms_site_t *site)
                 return NULL;
             }
             if (q == p) return got.addr ? carry(p, n, site, &got) : p;   /* mremap grew it in place */
-            if (got.addr && got.stack) {
-                _ms_prof_sample_freeing(p);
-                _ms_prof_free_w(got.stack, p, got.w, got.nb, got.tid);
-            }
+            if (got.addr && got.stack) _ms_prof_free_sample(got.stack, p, got.w, got.nb, got.tid);
             return drew(q, n, site);
         }
         forget(p, pg);

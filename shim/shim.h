@@ -1776,17 +1776,18 @@ void _ms_prof_free_w(uint32_t stack, const void *p, uint64_t w, uint64_t nb, uin
  * million temporaries where there are none (found by a helper).  Any
  * allocation of the thread (but one of 0 bytes, or a realloc that stays
  * in place) moves its countdown, so the countdown kept as a sample is
- * counted tells whether one came since: _ms_prof_sample_taken after the
- * sampled block's _ms_prof_alloc_w, _ms_prof_sample_freeing before its
- * _ms_prof_free_w. */
-static inline void _ms_prof_sample_taken(void)
+ * counted tells whether one came since.  A sampled block is counted, and
+ * released, through these two (profile.c, sample.c). */
+static inline void _ms_prof_alloc_sample(uint32_t stack, size_t n, const void *p, uint64_t w, uint64_t nb)
 {
+    _ms_prof_alloc_w(stack, n, p, w, nb);
     if (_ms_prof_tl) _ms_prof_tl->last_left = _ms_sample_left;
 }
-static inline void _ms_prof_sample_freeing(const void *p)
+static inline void _ms_prof_free_sample(uint32_t stack, const void *p, uint64_t w, uint64_t nb, uint32_t tid)
 {
     ms_prof_thread_t *t = _ms_prof_tl;
     if (t && t->last == p && t->last_left != _ms_sample_left) t->last = NULL;   /* not a temporary */
+    _ms_prof_free_w(stack, p, w, nb, tid);
 }
 MS_HIDDEN void _ms_prof_alloc_sampled(uint32_t stack, size_t n, const void *p);
 MS_HIDDEN void _ms_prof_free_sampled(uint32_t stack, size_t n, const void *p, uint32_t tid);
