@@ -67,6 +67,12 @@ __attribute__((visibility("hidden"))) long gc_cycles_find(const gc_cycle_sink *s
 __attribute__((visibility("hidden"))) const char *gc_host_setting(char *buf, size_t cap);
 __attribute__((visibility("hidden"))) void gc_host_write(const char *text, size_t n, const char *kind);
 
+/* The program misused an object (`what`: the call and the fault) whose
+ * block starts at `base`: the host reports it as it reports heap misuse,
+ * with the block's stacks while it records them, and aborts unless
+ * MEMSHIM_ON_ERROR=continue; then it returns and the collector goes on. */
+__attribute__((visibility("hidden"))) void gc_host_misuse(const char *what, const void *obj, const void *base);
+
 /* Time spent collecting so far, all generations (the statistics' figure). */
 __attribute__((visibility("hidden"))) uint64_t gc_time_ns(void);
 

@@ -118,6 +118,29 @@ void gc_object_free_done(unsigned long collection)
     if (batch.key == collection) _ms_free_batch_flush(&batch);
 }
 
+/* A reference dropped from an object whose count is 0: the program
+ * dropped one more than it held.  Its block is usually freed by then (the
+ * object died at the drop before), and then the report shows where the
+ * object was made and where it died, as a double free's does. */
+void gc_host_misuse(const char *what, const void *obj, const void *base)
+{
+    ms_meta_t m;
+    bool known = false;
+    if (_ms_track_on && malloc_is_ours()) {
+        const ms_meta_t *mp = _ms_meta_of(base);
+        uintptr_t start;
+        size_t req;
+        if (mp) m = *mp, known = true;       /* a copy: symbolizing may reuse the block */
+        else known = (_ms_huge_containing(base, &start, &req, &m) && start == (uintptr_t)base) ||
+                     _ms_huge_recently_freed(base, &m);
+    }
+    bool dead = known && m.state == MS_BLK_FREED;
+    static const char *const titles[] = { "object made at", "object freed at" };
+    const uint32_t stacks[2] = { known ? m.stack : 0, known ? m.free_stack : 0 };
+    _ms_misuse_report(what, obj, dead ? "a dead object (its block was freed)" : "an object whose count is 0",
+                      titles, stacks, !known ? 0 : dead ? 2 : 1);
+}
+
 /* memshim_new's blocks and the frees of objects the program's decrefs
  * kill: recorded as a malloc or free at the program's call into the
  * collector (collector.h), so that the stack cache finds them.  From

@@ -38,6 +38,7 @@ static mode_t_ modes[] = {
     BOTH("free-unmapped", "(not mapped)"),
     BOTH("free-misaligned-foreign", "(not aligned to 16 bytes)"),
     BOTH("free-huge-interior", "(8192 bytes inside a block of 1048576 bytes at 0x"),
+    BOTH("decref-dead", ""),
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 
@@ -150,6 +151,27 @@ ParameterizedTestParameters(heap_errors, continue_goes_on)
 ParameterizedTest(mode_t_ *mode, heap_errors, continue_goes_on)
 {
     run_mode(mode, 1);
+}
+
+/* One memshim_decref too many, tracked: the message says the object is
+ * dead and shows where it was made and where it died (the fixture's
+ * main), as a double free's does. */
+Test(heap_errors, a_decref_too_many_shows_where_the_object_was_made_and_died)
+{
+    h_run_t *r = malloc(sizeof *r);
+    h_run_fixture(r, "heap_errors", "decref-dead", "MEMSHIM_ON_ERROR=continue", 30);
+    cr_assert(!r->timed_out);
+    cr_expect(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "status %#x", r->status);
+    cr_expect_not_null(strstr(r->err, "memshim: memshim_decref(): reference count already 0: 0x"), "%s", r->err);
+    cr_expect_not_null(strstr(r->err, " is a dead object (its block was freed)\n"), "%s", r->err);
+    const char *made = strstr(r->err, "    object made at:\n        #0 "),
+               *died = strstr(r->err, "    object freed at:\n        #0 "),
+               *now = strstr(r->err, "    now at:\n        #0 ");
+    cr_expect(made && died && now && made < died && died < now, "stacks:\n%s", r->err);
+    if (made && died && now)
+        cr_expect(strstr(made, " main (") && strstr(died, " main (") && strstr(now, " main ("),
+                  "each stack should name the fixture's main:\n%s", r->err);
+    free(r);
 }
 
 Test(heap_errors, bad_on_error_value_is_reported_and_abort_kept)
