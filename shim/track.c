@@ -338,9 +338,12 @@ static inline void check_pop_sized(const void *p, size_t n)
  * valgrind and LeakSanitizer (whose chunks have headers between them),
  * were 674 lost and 506 reachable.  With the byte, such a pointer lies past
  * the asked bytes of its own block, which the scan takes for no pointer.
- * Above the pools (a request of MS_MAX_SMALL goes huge with its byte)
- * blocks are mappings of their own, page-rounded: not padded. */
-static inline size_t padded(size_t n) { return n <= MS_MAX_SMALL ? n + 1 : n; }
+ * Huge blocks too: the kernel maps each new mapping just below the last,
+ * so a block of a whole number of pages ended where the block mapped
+ * before it starts (a vector's megabyte kept a leaked megabyte "still
+ * reachable").  Their byte costs a page of address space, never touched,
+ * when the request is a whole number of pages. */
+static inline size_t padded(size_t n) { return n + (n != SIZE_MAX); }
 
 /* malloc's block, its link checked (the pop's, at hand there, or the bin
  * head's after a refill) and scrubbed. */
