@@ -7,6 +7,7 @@
  * allocation, before any other library can register, so our `prepare` runs
  * last and our `parent`/`child` first: handlers of other libraries that
  * allocate never find our locks held. */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <unistd.h>
@@ -290,6 +291,13 @@ bool _ms_confined_say(const char *what)
     return true;
 }
 
+/* quick_exit(3) runs the handlers of at_quick_exit(3), newest first, then
+ * _exit: no destructor.  memshim's end-of-process work is its first such
+ * handler, so the last to run, as its destructor runs after the program's
+ * exit handlers.  (glibc's first 32 handlers take no memory.) */
+static void ms_destructor(void);
+static void ms_quick_exit(void) { ms_destructor(); }
+
 __attribute__((constructor(101))) static void ms_constructor(void)
 {
     __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
@@ -304,6 +312,7 @@ __attribute__((constructor(101))) static void ms_constructor(void)
     _ms_sample_init();           /* MEMSHIM_SAMPLE without tracking: sample.c */
     _ms_profile_init();          /* MEMSHIM_PROFILE: profile.c */
     _ms_reporter_start();        /* RSS log, live figures, stats signal: sampler.c */
+    at_quick_exit(ms_quick_exit);
 }
 
 /* ---- exit ------------------------------------------------------------------------- *

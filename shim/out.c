@@ -47,6 +47,12 @@ static int   err_fd = -1;
 static bool  err_known, err_inited;
 static dev_t err_dev;
 static ino_t err_ino;
+/* Where it was, when it was a terminal or a file: a daemon that closes
+ * every descriptor (closefrom, close_range, or a loop to the limit)
+ * closes memshim's copy too, and the report at its exit is then written
+ * to that file opened again, if it still is the same file.  (A pipe or a
+ * socket cannot be opened again: its report is lost.) */
+static char  err_path[PATH_MAX];
 
 /* First thing at start-up: which file standard error is. */
 void _ms_out_init(void)
@@ -77,8 +83,37 @@ void _ms_out_settle(void)
     if (wanted && err_known && err_fd < 0 && _ms_os_same_file(2, err_dev, err_ino)) {
         err_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
         if (err_fd < 0) err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+        struct stat st;
+        if (fstat(2, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISREG(st.st_mode))) {
+            ssize_t n = _ms_os_proc_readlink("fd/2", err_path, sizeof err_path - 1);
+            err_path[n > 0 && err_path[0] == '/' ? n : 0] = 0;
+        }
     }
     errno = saved;
+}
+
+/* Standard error's file opened again (err_path), as err_fd; -1 if it is
+ * gone, or another file now has its name.  Without blocking (a FIFO put
+ * in its place would wait for a reader) and without making a terminal the
+ * controlling one; not under a seccomp filter that may kill an open. */
+static int reopen_err(void)
+{
+    if (!err_path[0] || __atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return -1;
+    int fd = open(err_path, O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int fl = fcntl(fd, F_GETFL);
+    if (!_ms_os_same_file(fd, err_dev, err_ino) || fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        close(fd);
+        return -1;
+    }
+    int high = fd < 100 ? fcntl(fd, F_DUPFD_CLOEXEC, 100) : -1;
+    if (high >= 0) { close(fd); fd = high; }
+    int was = __atomic_load_n(&err_fd, __ATOMIC_RELAXED);
+    if (!__atomic_compare_exchange_n(&err_fd, &was, fd, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+        close(fd);                      /* another thread's is in place */
+        return _ms_os_same_file(was, err_dev, err_ino) ? was : -1;
+    }
+    return fd;
 }
 
 /* Take fd 2 as it is now for standard error, forgetting the copy taken at
@@ -88,6 +123,7 @@ void _ms_out_retake_stderr(void)
     int saved = errno;
     if (err_known && err_fd > 2 && _ms_os_same_file(err_fd, err_dev, err_ino)) close(err_fd);
     err_fd = -1;
+    err_path[0] = 0;
     err_known = err_inited = false;
     _ms_out_init();
     _ms_out_settle();
@@ -95,8 +131,9 @@ void _ms_out_retake_stderr(void)
 }
 
 /* Standard error as it was at start-up: memshim's copy if it is still that
- * file, else fd 2 if it is; -1 (output dropped) when neither is, since then
- * both numbers belong to files of the program. */
+ * file, else fd 2 if it is, else that file opened again (reopen_err); -1
+ * (output dropped) when none is, since then both numbers belong to files
+ * of the program or to none. */
 int _ms_err_fd(void)
 {
     int saved = errno, fd = -1;
@@ -104,6 +141,7 @@ int _ms_err_fd(void)
     if (err_known) {
         if (_ms_os_same_file(err_fd, err_dev, err_ino)) fd = err_fd;
         else if (_ms_os_same_file(2, err_dev, err_ino)) fd = 2;
+        else fd = reopen_err();
     }
     errno = saved;
     return fd;

@@ -298,6 +298,27 @@ Test(dest, report_survives_a_closed_stderr)
     run_free(&r);
 }
 
+/* A program that closes every descriptor, memshim's copy of standard error
+ * among them (a daemon; closefrom): standard error, a file here, is opened
+ * again for the report.  It was lost, without a word. */
+Test(dest, report_survives_closing_every_descriptor)
+{
+    run_t r = modes("closeall", NULL);
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %#x", r.status);
+    cr_expect(strstr(r.err, "definitely lost: 100 bytes in 1 block"), "'%s'", r.err);
+    run_free(&r);
+}
+
+/* quick_exit: the report is made, after the program's at_quick_exit
+ * handlers (one loses 50 bytes).  There was none. */
+Test(dest, quick_exit_reports_after_the_programs_handlers)
+{
+    run_t r = modes("quick", NULL);
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %#x", r.status);
+    cr_expect(strstr(r.err, "definitely lost: 150 bytes in 2 blocks"), "'%s'", r.err);
+    run_free(&r);
+}
+
 /* ---- heap misuse ------------------------------------------------------------------------ */
 
 Test(misuse, double_free_reports_both_stacks_and_aborts)
