@@ -100,10 +100,14 @@ static int reopen_err(void)
 {
     if (!err_path[0] || __atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return -1;
     int fd = open(err_path, O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return -1;
+    if (fd < 0) {
+        if (errno != EMFILE && errno != ENFILE && errno != EINTR) err_path[0] = 0;   /* for good */
+        return -1;
+    }
     int fl = fcntl(fd, F_GETFL);
     if (!_ms_os_same_file(fd, err_dev, err_ino) || fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
         close(fd);
+        err_path[0] = 0;
         return -1;
     }
     int high = fd < 100 ? fcntl(fd, F_DUPFD_CLOEXEC, 100) : -1;
