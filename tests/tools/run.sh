@@ -193,7 +193,7 @@ check "run: a report another program wrote just before under the same name is no
 
 # Heap misuse goes into the report too (issue 14: 3), with its stacks.
 t_heap_errors_in_report() {
-    cc -O0 -g -I"$ROOT/tests/fixtures" -o "$T/heap_errors" "$ROOT/tests/fixtures/heap_errors.c" -ldl || return 1
+    cc -O0 -g -I"$ROOT/tests/fixtures" -I"$ROOT/include" -o "$T/heap_errors" "$ROOT/tests/fixtures/heap_errors.c" -ldl || return 1
     rm -f "$T/he".*
     LD_PRELOAD=$LIB MEMSHIM_ON_ERROR=continue MEMSHIM_REPORT="$T/he.json" MEMSHIM_EXITCODE=9 \
         "$T/heap_errors" double-free-1 >"$T/he.out" 2>"$T/he.err"
