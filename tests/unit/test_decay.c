@@ -17,8 +17,12 @@
 static void setup(void) { _ms_init(); free(malloc(1)); malloc_trim(0); }
 TestSuite(decay, .init = setup);
 
-static void *(*volatile v_malloc)(size_t) = malloc;
-static void *(*volatile v_calloc)(size_t, size_t) = calloc;
+/* The pools' functions, not the tracked ones the program's malloc is
+ * here: tracking gives each block a byte more, which takes a page more
+ * for a huge block of whole pages, and these tests count pages. */
+static void *(*volatile v_malloc)(size_t) = _ms_malloc;
+static void *(*volatile v_calloc)(size_t, size_t) = _ms_calloc;
+static void pfree(void *p) { _ms_free(p); }
 
 static ms_huge_stat_t huge_now(void)
 {
@@ -54,7 +58,7 @@ Test(decay, freed_huge_block_is_reused_as_it_was)
     _ms_opt.decay_ms = 600000;
     unsigned char *p = v_malloc(8 * MiB);
     fill(p, 0x5a, 8 * MiB);
-    free(p);
+    pfree(p);
     ms_huge_stat_t a = huge_now();
     cr_assert_eq(a.cached, 8 * MiB, "the freed mapping is kept (%llu cached)", (unsigned long long)a.cached);
     unsigned char *q = v_malloc(8 * MiB);
@@ -63,7 +67,7 @@ Test(decay, freed_huge_block_is_reused_as_it_was)
     cr_assert_eq(res, 2048, "its pages are still resident (%zu of 2048): no fault to come", res);
     cr_assert_eq(_ms_usable_size(q), 8 * MiB);
     cr_assert_eq(huge_now().cached, 0);
-    free(q);
+    pfree(q);
 }
 
 Test(decay, smaller_request_takes_the_head_and_leaves_the_tail_cached)
@@ -71,7 +75,7 @@ Test(decay, smaller_request_takes_the_head_and_leaves_the_tail_cached)
     _ms_opt.decay_ms = 600000;
     unsigned char *p = v_malloc(8 * MiB);
     fill(p, 1, 8 * MiB);
-    free(p);
+    pfree(p);
     unsigned char *q = v_malloc(5 * MiB + 100);
     cr_assert_eq(q, p);
     cr_assert_eq(_ms_usable_size(q), 5 * MiB + 4096, "usable size as for a fresh mapping");
@@ -80,8 +84,8 @@ Test(decay, smaller_request_takes_the_head_and_leaves_the_tail_cached)
     cr_assert_eq(st.bytes, 5 * MiB + 4096);
     unsigned char *r = v_malloc(2 * MiB);             /* the tail serves the next one */
     cr_assert_eq((uintptr_t)r, (uintptr_t)q + 5 * MiB + 4096);
-    free(q);
-    free(r);
+    pfree(q);
+    pfree(r);
 }
 
 Test(decay, a_freed_head_merges_with_its_cached_tail)
@@ -89,10 +93,10 @@ Test(decay, a_freed_head_merges_with_its_cached_tail)
     _ms_opt.decay_ms = 600000;
     unsigned char *p = v_malloc(8 * MiB);
     fill(p, 3, 8 * MiB);
-    free(p);
+    pfree(p);
     unsigned char *q = v_malloc(2 * MiB);             /* the head; 6 MiB stay cached */
     cr_assert_eq(q, p);
-    free(q);
+    pfree(q);
     ms_huge_stat_t st = huge_now();
     cr_assert_eq(st.cached, 8 * MiB, "head and tail cached (%llu)", (unsigned long long)st.cached);
     unsigned char *r = v_malloc(8 * MiB);             /* one mapping again: it holds 8 MiB */
@@ -100,7 +104,7 @@ Test(decay, a_freed_head_merges_with_its_cached_tail)
     size_t res = resident(r, 8 * MiB);
     cr_assert_eq(res, 2048, "all of it still resident (%zu of 2048 pages)", res);
     cr_assert_eq(huge_now().cached, 0);
-    free(r);
+    pfree(r);
 }
 
 Test(decay, the_cache_keeps_a_quarter_of_the_live_bytes_above_the_peak)
@@ -108,14 +112,14 @@ Test(decay, the_cache_keeps_a_quarter_of_the_live_bytes_above_the_peak)
     _ms_opt.decay_ms = 600000;
     malloc_trim(0);
     unsigned char *live = v_malloc(64 * MiB);        /* live huge bytes: 64 MiB */
-    free(v_malloc(8 * MiB));                         /* peak 72; 8 cached */
+    pfree(v_malloc(8 * MiB));                         /* peak 72; 8 cached */
     void *b = NULL;                                  /* aligned: a fresh mapping */
-    cr_assert_eq(posix_memalign(&b, 4 * MiB, 16 * MiB), 0);
-    free(b);                                         /* peak 80, 64 live: 16 more than the peak */
+    cr_assert_eq(_ms_posix_memalign(&b, 4 * MiB, 16 * MiB), 0);
+    pfree(b);                                         /* peak 80, 64 live: 16 more than the peak */
     ms_huge_stat_t st = huge_now();                  /* allows, 16 (64 / 4) above it */
     cr_assert_eq(st.bytes, 64 * MiB);
     cr_assert_eq(st.cached, 24 * MiB, "both freed mappings kept (%llu cached)", (unsigned long long)st.cached);
-    free(live);
+    pfree(live);
     malloc_trim(0);
 }
 
@@ -142,18 +146,18 @@ Test(decay, larger_request_grows_a_cached_mapping_where_it_lies)
         void *probe = map_at(b + 2 * MiB, MiB);
         if (probe) { munmap(probe, MiB); p = b; n--; }
     }
-    for (unsigned i = 0; i < n; i++) free(tried[i]);
+    for (unsigned i = 0; i < n; i++) pfree(tried[i]);
     malloc_trim(0);                                  /* the others unmapped, not cached */
     if (!p) cr_skip_test("no 2 MiB block with free addresses after it in 8 tries");
     fill(p, 0x77, 2 * MiB);
     uintptr_t at = (uintptr_t)p;
-    free(p);
+    pfree(p);
     unsigned char *q = v_calloc(1, 3 * MiB);
     cr_assert_eq((uintptr_t)q, at, "the cached mapping grown where it lies");
     cr_assert_eq(huge_now().cached, 0, "the 2 MiB mapping was grown into the 3 MiB block");
     cr_assert_eq(_ms_usable_size(q), 3 * MiB);
     for (size_t i = 0; i < 3 * MiB; i++) cr_assert_eq(q[i], 0, "calloc byte %zu not zero", i);
-    free(q);
+    pfree(q);
 }
 
 /* A cached mapping with no room after it is left where it is, not moved
@@ -165,7 +169,7 @@ Test(decay, cached_mapping_with_no_room_after_it_is_not_moved)
     fill(p, 0x77, 2 * MiB);
     void *wall = map_at(p + 2 * MiB, 4096);          /* NULL: something else is there already */
     uintptr_t at = (uintptr_t)p;
-    free(p);
+    pfree(p);
     unsigned char *q = v_calloc(1, 3 * MiB);
     cr_assert_not_null(q);
     cr_assert_neq((uintptr_t)q, at);
@@ -175,8 +179,8 @@ Test(decay, cached_mapping_with_no_room_after_it_is_not_moved)
     unsigned char *r = v_malloc(2 * MiB);
     cr_assert_eq((uintptr_t)r, at, "the next request it holds takes it");
     cr_assert_eq(r[MiB], 0x77, "as it was");
-    free(q);
-    free(r);
+    pfree(q);
+    pfree(r);
     if (wall) munmap(wall, 4096);
 }
 
@@ -185,11 +189,11 @@ Test(decay, calloc_of_a_reused_huge_block_is_zero)
     _ms_opt.decay_ms = 600000;
     unsigned char *p = v_malloc(4 * MiB);
     fill(p, 0xab, 4 * MiB);
-    free(p);
+    pfree(p);
     unsigned char *q = v_calloc(4, MiB - 10);
     cr_assert_eq(q, p, "the cached mapping is reused");
     for (size_t i = 0; i < 4 * (MiB - 10); i++) cr_assert_eq(q[i], 0, "calloc byte %zu not zero", i);
-    free(q);
+    pfree(q);
 }
 
 Test(decay, cached_huge_mapping_is_unmapped_after_the_delay)
@@ -198,7 +202,7 @@ Test(decay, cached_huge_mapping_is_unmapped_after_the_delay)
     unsigned char *p = v_malloc(8 * MiB);
     fill(p, 1, 8 * MiB);
     volatile uintptr_t at = (uintptr_t)p;
-    free(p);
+    pfree(p);
     cr_assert_eq(huge_now().cached, 8 * MiB, "kept within the delay");
     wait_past(50);
     _ms_huge_decay(_ms_os_now_ns());                 /* what the next malloc or free does */
@@ -216,7 +220,7 @@ Test(decay, a_cached_huge_mapping_goes_after_a_quarter_of_the_delay)
     _ms_opt.decay_ms = 400;
     unsigned char *p = v_malloc(8 * MiB);
     fill(p, 1, 8 * MiB);
-    free(p);
+    pfree(p);
     cr_assert_eq(huge_now().cached, 8 * MiB, "kept at first");
     usleep(150 * 1000);                               /* past 100 ms, well within 400 */
     _ms_huge_decay(_ms_os_now_ns());
@@ -229,18 +233,18 @@ Test(decay, huge_decay_runs_on_the_allocation_path)
     _ms_opt.decay_ms = 50;
     unsigned char *p = v_malloc(8 * MiB);
     fill(p, 1, 8 * MiB);
-    free(p);
+    pfree(p);
     wait_past(50);
     void *q = v_malloc(600 << 10);                   /* another huge block: the cache is checked first */
     cr_assert_eq(huge_now().cached, 0);
-    free(q);
+    pfree(q);
     cr_assert_eq(huge_now().cached, 600 << 10, "the block just freed is kept");
 }
 
 Test(decay, zero_delay_keeps_nothing)
 {
     _ms_opt.decay_ms = 0;
-    free(v_malloc(4 * MiB));
+    pfree(v_malloc(4 * MiB));
     cr_assert_eq(huge_now().cached, 0);
 }
 
@@ -315,12 +319,12 @@ Test(decay, empty_segments_beyond_one_are_unmapped_after_the_delay)
 {
     _ms_opt.decay_ms = 300;   /* longer than the frees take */
     enum { N = 8000 };
-    void **v = malloc(N * sizeof *v);
+    void **v = v_malloc(N * sizeof *v);
     for (int i = 0; i < N; i++) v[i] = v_malloc(2000);   /* ~16 MB: several segments */
     ms_segment_stat_t a, b;
     _ms_segment_stats(&a);
-    for (int i = 0; i < N; i++) free(v[i]);
-    free(v);
+    for (int i = 0; i < N; i++) pfree(v[i]);
+    pfree(v);
     _ms_tcache_flush_current();
     _ms_segment_stats(&b);
     cr_assert_eq(b.segments, a.segments, "segments kept within the delay");
@@ -351,7 +355,7 @@ Test(decay, a_thread_living_on_its_cache_gives_back_a_past_peak)
     _ms_opt.decay_ms = 40;
     enum { N = 100000 };
     unsigned cls = _ms_class_of(48);      /* 47 bytes: 48 with tracking's byte (track.c) */
-    void **v = malloc(N * sizeof *v);
+    void **v = v_malloc(N * sizeof *v);
     for (int i = 0; i < N; i++) fill(v[i] = v_malloc(47), 1, 47);
     uint64_t r = 88172645463325252ULL;
     for (int i = N - 1; i > 0; i--) {
@@ -359,8 +363,8 @@ Test(decay, a_thread_living_on_its_cache_gives_back_a_past_peak)
         int j = (int)(r % (uint64_t)(i + 1));
         void *t = v[i]; v[i] = v[j]; v[j] = t;
     }
-    for (int i = 0; i < N; i++) free(v[i]);
-    free(v);
+    for (int i = 0; i < N; i++) pfree(v[i]);
+    pfree(v);
     uint64_t before = spans_of(cls);
     cr_assert_gt(before, 30, "the peak's spans are kept at first (%llu)", (unsigned long long)before);
 
@@ -370,7 +374,7 @@ Test(decay, a_thread_living_on_its_cache_gives_back_a_past_peak)
     for (long k = 0; k < 20 * (long)MS_LOOK_EVERY || _ms_os_now_ns() - start < 10 * 40 * 1000000ULL; k++) {
         void *p = v_malloc(200);
         fill(p, 2, 8);
-        free(p);
+        pfree(p);
     }
     uint64_t after = spans_of(cls);
     cr_assert_leq(after, 2, "spans of the freed class still held: %llu of %llu",
@@ -397,7 +401,7 @@ Test(decay, no_look_in_the_middle_of_a_change_of_a_bin)
     unsigned cls = _ms_class_of(200);
     void *v[N];
     for (int i = 0; i < N; i++) v[i] = v_malloc(199);
-    for (int i = 0; i < N; i++) free(v[i]);
+    for (int i = 0; i < N; i++) pfree(v[i]);
     ms_tcache_t *tc = _ms_thread.tc;
     cr_assert_not_null(tc);
     unsigned count = tc->bins[cls].count;
@@ -427,7 +431,7 @@ Test(decay, a_look_halves_only_the_bins_unused_since_the_last)
     unsigned cls = _ms_class_of(300), other = _ms_class_of(2000);
     void *v[N];
     for (int i = 0; i < N; i++) v[i] = v_malloc(299);
-    for (int i = 0; i < N; i++) free(v[i]);
+    for (int i = 0; i < N; i++) pfree(v[i]);
     ms_tcache_t *tc = _ms_thread.tc;
     unsigned count = tc->bins[cls].count;
     cr_assert_gt(count, 4, "the freed blocks are in the bin (%u)", count);
@@ -437,7 +441,7 @@ Test(decay, a_look_halves_only_the_bins_unused_since_the_last)
     _ms_tcache_look(tc, other);                  /* used since the last look: left */
     cr_assert_eq(tc->bins[cls].count, count, "a bin used since the last look was halved");
 
-    free(v_malloc(299));                         /* a pop and a push: used again */
+    pfree(v_malloc(299));                         /* a pop and a push: used again */
     tc->next_look = 0;
     _ms_tcache_look(tc, other);
     cr_assert_eq(tc->bins[cls].count, count, "a bin used since the last look was halved");
