@@ -81,20 +81,28 @@ static bool parse_num(const char *v, uint64_t lo, uint64_t hi, bool scaled, uint
     return true;
 }
 
-/* A value as messages show it: at most 64 characters, then "..." and its
- * length, so a malformed 100 KB value makes one readable line. */
-const char *_ms_value_shown(const char *v, char *buf, size_t cap)
+/* A value as messages show it (shim.h): a malformed 100 KB value, or one
+ * with a newline in it, makes one readable line. */
+const char *_ms_text_shown(const char *v, size_t n, char *buf, size_t cap)
 {
-    size_t n = strlen(v);
-    if (n <= 64 || cap < 96) return v;
     ms_buf_t b;
     _ms_buf_init(&b, buf, cap - 1, -1);
-    memcpy(buf, v, 64);
-    b.len = 64;
-    _ms_bprintf(&b, "... (%zu bytes)", n);
+    size_t lim = n <= 64 ? n : 64;
+    while (lim < n && lim > 0 && ((unsigned char)v[lim] & 0xC0) == 0x80) lim--;   /* whole characters */
+    size_t i = 0;
+    for (; i < lim; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c == '\n') _ms_bprintf(&b, "\\n");
+        else if (c == '\t') _ms_bprintf(&b, "\\t");
+        else if (c < 0x20 || c == 0x7f) _ms_bprintf(&b, "\\x%02x", c);
+        else if (b.len < b.cap) buf[b.len++] = (char)c;
+    }
+    if (i < n) _ms_bprintf(&b, "... (%zu bytes)", n);
     buf[b.len] = 0;
     return buf;
 }
+
+const char *_ms_value_shown(const char *v, char *buf, size_t cap) { return _ms_text_shown(v, strlen(v), buf, cap); }
 
 /* "1", "0", "yes", "no", "true", "false", "on", "off". */
 /* 1 or 0 if v is a yes or a no word (1/0, yes/no, true/false, on/off), -1 if not. */
@@ -112,7 +120,7 @@ static int parse_bool(const char *name, const char *v, int dflt)
 {
     int b = bool_word(v);
     if (b >= 0) return b;
-    char shown[128];
+    char shown[MS_SHOWN];
     _ms_message("%s=%s: expected 1 or 0 (yes/no, true/false, on/off); using %d", name,
                 _ms_value_shown(v, shown, sizeof shown), dflt);
     return dflt;
@@ -155,10 +163,12 @@ static bool parse_show(const char *v, unsigned *out, int *summary)
     unsigned bits = 0;
     const char *p = v;
     *summary = 0;
+    if (!*p) return false;                  /* not "none": an empty value shows nothing by mistake */
     while (*p) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
         unsigned k;
+        if (!len) return false;
         if (len == 3 && strncmp(p, "all", 3) == 0) bits = (1u << MS_NKINDS) - 1;
         else if (len == 4 && strncmp(p, "none", 4) == 0) ;
         else if (len == 7 && strncmp(p, "summary", 7) == 0) *summary = 1;
@@ -197,7 +207,8 @@ static void put_number(const optdef_t *o, uint64_t x)
 }
 
 /* MEMSHIM_TRACE_CHILDREN=0: the programs this one starts run without
- * memshim.  Its entries leave LD_PRELOAD in this process's environment,
+ * memshim.  Its entries (files named libmemshim*, not every path that
+ * says memshim: a plugin in /opt/memshim-tools stays) leave LD_PRELOAD in this process's environment,
  * which its children inherit: the value is rewritten in place (never
  * longer), or the variable removed from environ when nothing is left. */
 static void untrace_children(void)
@@ -207,9 +218,10 @@ static void untrace_children(void)
         char *v = *e + 11, out[4096];
         size_t n = 0;
         for (const char *p = v; *p;) {
-            size_t len = strcspn(p, ": ");
-            bool ours = false;
-            for (size_t i = 0; i + 7 <= len; i++) ours |= strncmp(p + i, "memshim", 7) == 0;
+            size_t len = strcspn(p, ": "), base = len;
+            while (base > 0 && p[base - 1] != '/') base--;      /* the file's name: memshim's is
+                                                                 * libmemshim.so (or .so.0, a copy...) */
+            bool ours = len - base >= 10 && strncmp(p + base, "libmemshim", 10) == 0;
             if (!ours && len && n + len + 1 < sizeof out) {
                 if (n) out[n++] = ':';
                 memcpy(out + n, p, len);
@@ -239,7 +251,9 @@ static const char *keep_path(const char *var, const char *v, char *buf, size_t c
     size_t len = 0, vlen = strlen(v);
     if (v[0] != '/' && strcmp(v, "stderr") != 0) {
         if (!getcwd(buf, cap - 2)) {
-            _ms_message("%s=%s: cannot resolve the working directory; ignored", var, v);
+            char shown[MS_SHOWN];
+            _ms_message("%s=%s: cannot resolve the working directory; ignored", var,
+                        _ms_value_shown(v, shown, sizeof shown));
             return NULL;
         }
         len = strlen(buf);
@@ -325,7 +339,7 @@ static bool given[sizeof optdefs / sizeof optdefs[0]];    /* set by a variable o
 static void set_option(const optdef_t *o, const char *shown_name, const char *v, bool secure)
 {
     given[o - optdefs] = true;
-    char shown[128];
+    char shown[MS_SHOWN];
     uint64_t n;
     unsigned u;
     bool ok = true;
@@ -334,7 +348,9 @@ static void set_option(const optdef_t *o, const char *shown_name, const char *v,
         *(int *)o->dst = parse_bool(shown_name, v, *(int *)o->dst);
         return;
     case K_UINT: case K_BYTES:
-        if ((ok = parse_num(v, o->lo, o->hi, o->kind == K_BYTES, &n))) put_number(o, n);
+        ok = parse_num(v, o->lo, o->hi, o->kind == K_BYTES, &n) &&
+             !(o->dst == (const void *)&_ms_opt.profile_interval_ms && n && n < 100);   /* a gap in the range */
+        if (ok) put_number(o, n);
         break;
     case K_SIGNAL:
         if (!*v) return;
@@ -404,12 +420,9 @@ static const optdef_t *lookup(const char *name, size_t len, bool key, const optd
 
 static void unknown(const char *what, const char *name, size_t len, const optdef_t *near, bool key)
 {
-    char shown[128], nm[80];
-    size_t n = len < sizeof nm - 1 ? len : sizeof nm - 1;
-    memcpy(nm, name, n);
-    nm[n] = 0;
-    if (!near) _ms_message("%s%s: not a memshim setting; ignored (memshim help env lists them)", what,
-                           _ms_value_shown(nm, shown, sizeof shown));
+    char shown[MS_SHOWN];
+    const char *nm = _ms_text_shown(name, len, shown, sizeof shown);
+    if (!near) _ms_message("%s%s: not a memshim setting; ignored (memshim help env lists them)", what, nm);
     else if (key) {
         char lower[48];
         size_t i = 0;
@@ -445,7 +458,8 @@ static void load_combined(bool secure, const char *v)
             continue;
         }
         if (!eq) {
-            _ms_message("MEMSHIM_OPTIONS: %s: expected key=value", p);
+            char shown[MS_SHOWN];
+            _ms_message("MEMSHIM_OPTIONS: %s: expected key=value", _ms_value_shown(p, shown, sizeof shown));
             continue;
         }
         char shown_name[80] = "MEMSHIM_OPTIONS:";

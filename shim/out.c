@@ -619,7 +619,7 @@ bool _ms_expand_path(const char *pattern, unsigned seq, char *out, size_t cap)
             int k = s[1] == 'n';
             add = num[k]; len = b[k].len; s++;
         } else if (s[0] == '%' && s[1] == '%') { s++; }
-        if (n + len >= cap) return false;
+        if (n + len >= cap) { out[0] = 0; return false; }     /* messages name the pattern */
         memcpy(out + n, add, len);
         n += len;
     }
@@ -741,7 +741,7 @@ static bool add_suffix(ms_out_t *o, const char *fmt, unsigned v)
     size_t len = strlen(o->path);
     _ms_buf_init(&b, o->path + len, sizeof o->path - 24 - len, -1);
     _ms_bprintf(&b, fmt, v);
-    if (len + b.len >= sizeof o->path - 24) return false;
+    if (len + b.len >= sizeof o->path - 24) { o->path[0] = 0; return false; }   /* as _ms_expand_path */
     o->path[len + b.len] = 0;
     return true;
 }
@@ -814,7 +814,9 @@ bool _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned f
         fail = why(err, kind == MS_OUT_INPLACE && stat(o->path, &st) == 0 && S_ISFIFO(st.st_mode));
     }
     bool none = flags & (MS_OUT_STREAM | MS_OUT_SNAPSHOT);
-    _ms_message("%s: cannot open %s for writing (%s); %s", var, o->path[0] ? o->path : dest, fail,
+    char shown[MS_SHOWN];                   /* a name too long is shown cut */
+    _ms_message("%s: cannot open %s for writing (%s); %s", var,
+                o->path[0] ? o->path : _ms_value_shown(dest, shown, sizeof shown), fail,
                 none ? "nothing is written there" : "writing to stderr instead");
     if (!none) to_stderr(o);
     else o->kind = MS_OUT_NONE;

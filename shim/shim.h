@@ -1225,7 +1225,12 @@ static inline bool _ms_names_file(const char *dest)  /* an output setting names 
 {
     return dest && *dest && __builtin_strcmp(dest, "stderr") != 0;
 }
-MS_HIDDEN const char *_ms_value_shown(const char *v, char *buf, size_t cap); /* cut to 64 + "..." */
+/* A value (or the n bytes of a name) as messages show it, in buf of
+ * MS_SHOWN bytes: its first 64 bytes, control characters escaped (\n,
+ * \xNN: a message stays one line), then "... (N bytes)" if it is longer. */
+#define MS_SHOWN 320
+MS_HIDDEN const char *_ms_value_shown(const char *v, char *buf, size_t cap);
+MS_HIDDEN const char *_ms_text_shown(const char *v, size_t n, char *buf, size_t cap);
 
 /* ---- out.c: allocation-free formatting, the only writer of fds ---------- */
 /* out: the output file fd was opened for (out.c), checked to be still

@@ -256,7 +256,7 @@ ms_supps_t *_ms_supp_load(void)
     if (!_ms_opt.suppress) return NULL;
     supps_t *s = _ms_meta_alloc(sizeof *s);
     if (!s) return NULL;
-    char shown[128];
+    char shown[MS_SHOWN];
     const char *name = _ms_value_shown(_ms_opt.suppress, shown, sizeof shown);
     if (!read_file(s, name)) { _ms_supp_free(s); return NULL; }
     cursor_t c = { s->text, s->text + s->len, 0 };

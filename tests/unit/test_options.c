@@ -183,3 +183,45 @@ Test(options, yes_and_no_words_for_an_output_mean_stderr_and_none)
     cr_assert(strstr(e, "MEMSHIM_REPORT=0: expected stderr or a file name") && lines(e) == 1, "said: %s", e);
     cr_assert_null(left);
 }
+
+/* What messages show of a value or a name: one line (a newline in a value
+ * is shown escaped), at most 64 bytes of it and then its whole length (a
+ * name was cut to 79 bytes before its length was counted). */
+Test(options, values_and_names_stay_on_one_line_with_their_length)
+{
+    static char name[5100];
+    memcpy(name, "MEMSHIM_", 8);
+    memset(name + 8, 'X', 5000);
+    strcpy(name + 5008, "=1");
+    char *env[] = { "MEMSHIM_DECAY=ab\ncd", name, NULL };
+    const char *e = load_with(env);
+    cr_assert_not_null(strstr(e, "memshim: MEMSHIM_DECAY=ab\\ncd: expected milliseconds"), "said: %s", e);
+    cr_assert_not_null(strstr(e, "XXX... (5008 bytes): not a memshim setting; ignored"), "said: %s", e);
+    cr_assert_eq(lines(e), 2, "said: %s", e);
+}
+
+/* An empty MEMSHIM_SHOW listed nothing and printed no summary, without a
+ * word; a profile interval below 100 ms was taken as 100 without one. */
+Test(options, an_empty_show_and_a_profile_interval_below_100_are_refused)
+{
+    unsigned show = _ms_opt.show, every = _ms_opt.profile_interval_ms;
+    char *env[] = { "MEMSHIM_SHOW=", "MEMSHIM_PROFILE_INTERVAL=5", NULL };
+    const char *e = load_with(env);
+    cr_assert_not_null(strstr(e, "MEMSHIM_SHOW=: expected a comma list of definite"), "said: %s", e);
+    cr_assert_not_null(strstr(e, "MEMSHIM_PROFILE_INTERVAL=5: expected milliseconds, 0 (none) or 100 to 86400000"),
+                       "said: %s", e);
+    cr_assert_eq(lines(e), 2, "said: %s", e);
+    cr_assert_eq(_ms_opt.show, show);
+    cr_assert_eq(_ms_opt.profile_interval_ms, every);
+}
+
+/* MEMSHIM_TRACE_CHILDREN=0 takes memshim's own entries out of LD_PRELOAD,
+ * not every path that says "memshim" (a plugin went too). */
+Test(options, trace_children_off_takes_out_memshims_entries_only)
+{
+    static char preload[] = "LD_PRELOAD=/opt/x/libmemshim.so:/opt/memshim-tools/libplugin.so libmemshim.so.0";
+    char *env[] = { "MEMSHIM_TRACE_CHILDREN=0", preload, NULL };
+    const char *e = load_with(env);
+    cr_assert_str_empty(e, "said: %s", e);
+    cr_assert_str_eq(preload, "LD_PRELOAD=/opt/memshim-tools/libplugin.so");
+}
