@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -438,38 +439,70 @@ static bool find_dot(char *out, size_t cap)
     return found;
 }
 
-/* Feed text to `dot -Tfmt` writing to fd out.  On failure, one line. */
-static bool run_dot(const char *dot, const char *fmt, const char *text, size_t len, int out, const char *name)
+/* Feed text to `dot -Tfmt` and copy what it draws to out.  dot writes
+ * into a pipe, not the file: it ends with status 0 when its own writes
+ * fail (a file size limit cut its picture at 4 KiB and graph called it
+ * done), and here every write is checked.  On failure, one line. */
+static bool run_dot(const char *dot, const char *fmt, const char *text, size_t len, FILE *out, const char *name)
 {
     FILE *errs = tmpfile();
-    int in[2];
-    if (!errs || pipe(in) < 0) { ms_warn("graph: %s", strerror(errno)); if (errs) fclose(errs); return false; }
+    int in[2], from[2] = { -1, -1 };
+    if (!errs || pipe(in) < 0 || pipe(from) < 0) {
+        ms_warn("graph: %s", strerror(errno));
+        if (errs) fclose(errs);
+        return false;
+    }
     char targ[32];
     snprintf(targ, sizeof targ, "-T%s", fmt);
     fflush(stdout);
     pid_t pid = fork();
-    if (pid < 0) { ms_warn("fork: %s", strerror(errno)); close(in[0]); close(in[1]); fclose(errs); return false; }
+    if (pid < 0) {
+        ms_warn("fork: %s", strerror(errno));
+        close(in[0]); close(in[1]); close(from[0]); close(from[1]);
+        fclose(errs);
+        return false;
+    }
     if (pid == 0) {
         dup2(in[0], 0);
-        dup2(out, 1);
+        dup2(from[1], 1);
         dup2(fileno(errs), 2);
-        close(in[0]); close(in[1]);
+        close(in[0]); close(in[1]); close(from[0]); close(from[1]);
         execl(dot, "dot", targ, (char *)NULL);
         fprintf(stderr, "cannot run %s: %s\n", dot, strerror(errno));
         _exit(127);
     }
     close(in[0]);
+    close(from[1]);
     struct sigaction ign = { .sa_handler = SIG_IGN }, old;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, &old);
-    bool wrote = true;
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(in[1], text + off, len - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) { wrote = false; break; }       /* dot went away: its status says why */
-        off += (size_t)n;
+    /* Both ways at once: dot may write before it has read everything. */
+    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    bool wrote = true, copied = true;
+    size_t off = 0;
+    char buf[65536];
+    for (;;) {
+        struct pollfd p[2] = { { from[0], POLLIN, 0 }, { off < len ? in[1] : -1, POLLOUT, 0 } };
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            wrote = false;
+            break;
+        }
+        if (p[1].revents) {
+            ssize_t n = write(in[1], text + off, len - off);
+            if (n > 0) off += (size_t)n;
+            else if (n < 0 && errno != EINTR && errno != EAGAIN) { wrote = false; off = len; }
+            if (off == len && in[1] >= 0) { close(in[1]); in[1] = -1; }
+        }
+        if (p[0].revents) {
+            ssize_t n = read(from[0], buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;                          /* dot is done */
+            if (copied && fwrite(buf, 1, (size_t)n, out) != (size_t)n) copied = false;
+        }
     }
-    close(in[1]);
+    if (in[1] >= 0) close(in[1]);
+    close(from[0]);
     sigaction(SIGPIPE, &old, NULL);
     int status;
     while (waitpid(pid, &status, 0) < 0)
@@ -486,7 +519,7 @@ static bool run_dot(const char *dot, const char *fmt, const char *text, size_t l
             ms_warn("graph: %s failed writing %s%s%s", dot, name, *line ? ": " : "", line);
     }
     fclose(errs);
-    return ok;
+    return ok && copied;    /* a failed copy: ms_output_close says why */
 }
 
 /* ---- the command ---------------------------------------------------------------------- */
@@ -569,33 +602,21 @@ static char *render_dot(report_t *c, const selection_t *s, size_t *len)
     return text;
 }
 
-/* text to fd: the DOT itself, or what dot makes of it. */
-static bool write_picture(const graph_opts_t *g, const char *text, size_t len, int fd)
+/* text to out: the DOT itself, or what dot makes of it. */
+static bool write_picture(const graph_opts_t *g, const char *text, size_t len, FILE *out)
 {
-    if (!g->want_dot) return run_dot(g->dot, g->format, text, len, fd, g->to_stdout ? "standard output" : g->out);
-    fflush(stdout);
-    for (size_t off = 0; off < len;) {
-        ssize_t n = write(fd, text + off, len - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) { ms_warn("%s: %s", g->out, strerror(errno)); return false; }
-        off += (size_t)n;
-    }
-    return true;
+    if (!g->want_dot) return run_dot(g->dot, g->format, text, len, out, g->to_stdout ? "standard output" : g->out);
+    return fwrite(text, 1, len, out) == len;
 }
 
-/* Into a temporary file beside out, renamed when complete (or to stdout). */
+/* Replaced only when complete (util.c). */
 static bool write_output(const graph_opts_t *g, const char *text, size_t len)
 {
-    if (g->to_stdout) return write_picture(g, text, len, 1);
-    char tmp[4096 + 32];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", g->out, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) { ms_warn("%s: %s", g->out, strerror(errno)); return false; }
-    bool ok = write_picture(g, text, len, fd);
-    if (close(fd) != 0 && ok) { ms_warn("%s: %s", g->out, strerror(errno)); ok = false; }
-    if (ok && rename(tmp, g->out) != 0) { ms_warn("%s: %s", g->out, strerror(errno)); ok = false; }
-    if (!ok) unlink(tmp);
-    return ok;
+    ms_output_t o;
+    if (!ms_output_open(&o, g->out, g->in)) return false;
+    bool ok = write_picture(g, text, len, o.f);
+    bool cut = !ok && !ferror(o.f);             /* dot failed: it said why */
+    return ms_output_close(&o, !cut) && ok;
 }
 
 /* What was drawn, on stdout (stderr when the picture went there). */

@@ -255,6 +255,16 @@ static bool find_library(const char *given, char *out, size_t cap)
             ms_warn("%s: %s", given, strerror(errno));
             return false;
         }
+        /* The loader only warns of a file it cannot preload, and the program
+         * then ran without memshim ("none written"). */
+        char magic[4] = "";
+        FILE *f = fopen(out, "rb");
+        bool elf = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "\177ELF", 4) == 0;
+        if (f) fclose(f);
+        if (!elf) {
+            ms_warn("%s: %s", given, f ? "not a shared object (libmemshim.so)" : strerror(errno));
+            return false;
+        }
         return true;
     }
     char dir[PATH_MAX], cand[PATH_MAX + 64];

@@ -57,6 +57,19 @@ char  *ms_commas(uint64_t n, char *buf, size_t cap);           /* "1,234,567" */
 const char *ms_opt_value(int argc, char **argv, int *i, const char *name);
 void   ms_xml_text(FILE *o, const char *s);                   /* escaped for XML */
 
+/* util.c: an output file (plot, flame, graph), replaced only when whole:
+ * "-" is standard output, a device or FIFO is written in place, another
+ * name through a temporary file beside it; `in` (or NULL) the input, which
+ * it may not be.  Both false after one line saying why; ms_output_close
+ * with ok false (the caller failed) removes what was written. */
+typedef struct {
+    const char *path;
+    char        tmp[4096 + 32];     /* "" when written in place */
+    FILE       *f;
+} ms_output_t;
+bool   ms_output_open(ms_output_t *o, const char *path, const char *in);
+bool   ms_output_close(ms_output_t *o, bool ok);
+
 /* live.c: a process's live region (shim/live.h).  ms_live_open: its
  * descriptor, or -1; ms_live_read: a consistent copy, checked field by
  * field; both say why not on stderr unless quiet. */

@@ -175,6 +175,27 @@ static void sites_free(sites_t *S)
     free(S->val);
 }
 
+/* One line of f into *line (NUL-terminated, newline kept), its length, or
+ * -1 at the end.  A line longer than LINE_MAX_BYTES is read to its end but
+ * kept cut (*cut set): no line of a log is that long, and /dev/zero, or a
+ * file with no newline, would otherwise grow the buffer without bound. */
+#define LINE_MAX_BYTES ((size_t)1 << 20)
+static ssize_t read_line(FILE *f, char **line, size_t *cap, bool *cut)
+{
+    size_t n = 0;
+    int ch;
+    *cut = false;
+    while ((ch = getc(f)) != EOF) {
+        if (n + 2 > *cap && n < LINE_MAX_BYTES && !ms_grow((void **)line, cap, n + 2, 1)) return -1;
+        if (n < LINE_MAX_BYTES) (*line)[n++] = (char)ch;
+        else *cut = true;
+        if (ch == '\n') break;
+    }
+    if (ch == EOF && n == 0) return -1;
+    (*line)[n] = 0;
+    return (ssize_t)n;
+}
+
 static bool load_log(const char *path, rsslog_t *L)
 {
     memset(L, 0, sizeof *L);
@@ -184,16 +205,18 @@ static bool load_log(const char *path, rsslog_t *L)
     char *line = NULL;
     size_t cap = 0, lineno = 0, bad = 0, first_bad = 0;
     ssize_t len;
-    bool ok = true, header = false;
-    while ((len = getline(&line, &cap, f)) > 0) {
-        lineno++;
-        if (lineno == 1) {
-            if (strncmp(line, "# memshim rss-log 1", 19) != 0) {
-                ms_warn("%s: not a memshim RSS log (it starts with \"# memshim rss-log 1\")", path);
-                ok = false;
-                break;
-            }
-            header = true;
+    bool ok = true, header = false, cut;
+    char head[19];                      /* looked at before a line is read: /dev/zero has none */
+    size_t got = fread(head, 1, sizeof head, f);
+    if (got && (got < sizeof head || memcmp(head, "# memshim rss-log 1", sizeof head) != 0)) {
+        ms_warn("%s: not a memshim RSS log (it starts with \"# memshim rss-log 1\")", path);
+        ok = false;
+    }
+    header = got > 0;
+    while (ok && (len = read_line(f, &line, &cap, &cut)) > 0) {
+        if (++lineno == 1) continue;    /* the rest of the header line */
+        if (cut) {
+            if (!bad++) first_bad = lineno;
             continue;
         }
         if (line[0] == '#') {
@@ -261,7 +284,7 @@ static void layout(const rsslog_t *L, chart_t *c)
     c->ph = 540 - c->mt - c->mb;
     c->t0 = L->t[0];
     c->t1 = L->t[L->n - 1];
-    if (c->t1 <= c->t0) c->t1 = c->t0 + 1;
+    if (c->t1 <= c->t0) c->t1 = c->t0 + fmax(1, fabs(c->t0) * 1e-9);    /* + 1 may not move it */
     double vmax = 0;
     for (size_t i = 0; i < L->n; i++) {
         for (int s = 0; s < NSERIES; s++) if (L->v[s][i] > vmax) vmax = L->v[s][i];
@@ -310,26 +333,35 @@ static void svg_title(FILE *o, const rsslog_t *L, const chart_t *c, const char *
     fprintf(o, "; peak rss %s</text>\n", ms_human((uint64_t)L->v[0][c->peak], pk, sizeof pk));
 }
 
+/* Ticks are counted, not stepped to the end: past 2^53 ms a step of a
+ * second adds nothing to a double, and a log with such times drew lines
+ * until the disk was full. */
+#define MAX_TICKS 64
 static void svg_axes(FILE *o, const chart_t *c)
 {
     double ml = c->ml, mt = c->mt, pw = c->pw, ph = c->ph, ystep = c->ystep, xstep = c->xstep;
     char s1[32];
     fprintf(o, "<g stroke=\"#e3e3e3\" stroke-width=\"1\">\n");
-    for (double y = 0; y <= c->ytop + ystep / 2; y += ystep)
+    for (double y = 0; y <= c->ytop + ystep / 2 && y / ystep <= MAX_TICKS; y += ystep)
         fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ml, Y(c, y * c->scale), ml + pw,
                 Y(c, y * c->scale));
-    for (double x = c->xfirst; x <= c->t1 + xstep / 1000; x += xstep)
+    for (int k = 0; k <= MAX_TICKS; k++) {
+        double x = c->xfirst + k * xstep;
+        if (x > c->t1 + xstep / 1000) break;
         fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", X(c, x), mt, X(c, x), mt + ph);
+    }
     fprintf(o, "</g>\n<g stroke=\"#444\" stroke-width=\"1.2\">\n"
                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n"
                "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n</g>\n",
             ml, mt + ph, ml + pw, mt + ph, ml, mt, ml, mt + ph);
     fprintf(o, "<g font-size=\"12\" fill=\"#333\">\n");
-    for (double y = 0; y <= c->ytop + ystep / 2; y += ystep) {
+    for (double y = 0; y <= c->ytop + ystep / 2 && y / ystep <= MAX_TICKS; y += ystep) {
         fmt_num(s1, sizeof s1, y);
         fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n", ml - 8, Y(c, y * c->scale) + 4, s1);
     }
-    for (double x = c->xfirst; x <= c->t1 + xstep / 1000; x += xstep) {
+    for (int k = 0; k <= MAX_TICKS; k++) {
+        double x = c->xfirst + k * xstep;
+        if (x > c->t1 + xstep / 1000) break;
         fmt_num(s1, sizeof s1, x);
         fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n", X(c, x), mt + ph + 18, s1);
     }
@@ -498,8 +530,9 @@ int cmd_plot(int argc, char **argv)
     chart_t c;
     layout(&L, &c);
 
-    FILE *o = strcmp(out, "-") == 0 ? stdout : fopen(out, "w");
-    if (!o) { ms_warn("%s: %s", out, strerror(errno)); return 1; }
+    ms_output_t of;
+    if (!ms_output_open(&of, out, in)) { sites_free(&L.S); return 1; }
+    FILE *o = of.f;
     svg_title(o, &L, &c, title);
     svg_axes(o, &c);
     if (L.S.ntop) svg_sites(o, &L, &c);
@@ -508,9 +541,7 @@ int cmd_plot(int argc, char **argv)
     svg_peak_legend(o, &L, &c);
     if (L.S.ntop) svg_sites_legend(o, &L, &c);
     fprintf(o, "</svg>\n");
-    bool err = ferror(o) != 0;
-    if (o != stdout && fclose(o) != 0) err = true;
-    if (err) { ms_warn("%s: write error", out); return 1; }
+    if (!ms_output_close(&of, true)) return 1;
     for (int s = 0; s < NSERIES; s++) free(L.v[s]);
     free(L.t);
     sites_free(&L.S);

@@ -503,8 +503,9 @@ int cmd_flame(int argc, char **argv)
         if (!s->nf && (n = child(&root, "[no stack]"))) n->value += s->v[fig];
     }
     sort_kids(&root);
-    FILE *o = fopen(out, "w");
-    if (!o) { ms_warn("%s: %s", out, strerror(errno)); free_tree(root.kids); free_profile(&p); return 1; }
+    ms_output_t of;
+    if (!ms_output_open(&of, out, path)) { free_tree(root.kids); free_profile(&p); return 1; }
+    FILE *o = of.f;
     int rows = root.value ? tree_depth(&root) : 1;
     double height = FTOP + rows * FH + 24;
     char v[32], h[32];
@@ -523,8 +524,7 @@ int cmd_flame(int argc, char **argv)
     if (root.value) draw(o, &root, FM, 0, root.value);
     else fprintf(o, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">no %s</text>\n", FW / 2, FTOP + 12, metrics[m].what);
     fprintf(o, "</svg>\n");
-    int rc = 0;
-    if (fclose(o) != 0) { ms_warn("%s: %s", out, strerror(errno)); rc = 1; }
+    int rc = ms_output_close(&of, true) ? 0 : 1;
     free_tree(root.kids);
     free_profile(&p);
     return rc;

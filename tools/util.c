@@ -1,9 +1,12 @@
 /* util.c - errors, numbers and sizes for the `memshim` command. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "memshim.h"
 
 const char *ms_prog = "memshim";
@@ -189,4 +192,62 @@ void ms_xml_text(FILE *o, const char *s)
         else if (c < 0x20) fputc(' ', o);        /* not allowed in XML 1.0 */
         else fputc(c, o);
     }
+}
+
+/* ---- pictures written whole or not at all ------------------------------------
+ * plot, flame and graph write their output through here.  A name that is a
+ * device, a FIFO or a socket, or a link under /dev or /proc (/dev/stdout),
+ * is written in place: a regular file put in its place would replace
+ * /dev/null for everyone.  Any other name gets a temporary file beside it,
+ * renamed over it once everything is written, so that a failure (a full
+ * disk, a file size limit) leaves the old file or none, never half a
+ * picture.  The output may not be the input it is drawn from. */
+bool ms_output_open(ms_output_t *o, const char *path, const char *in)
+{
+    o->path = path;
+    o->tmp[0] = 0;
+    o->f = NULL;
+    if (strcmp(path, "-") == 0) { o->f = stdout; return true; }
+    struct stat st, ist;
+    bool exists = stat(path, &st) == 0;
+    if (exists && in && stat(in, &ist) == 0 && st.st_dev == ist.st_dev && st.st_ino == ist.st_ino) {
+        ms_warn("%s: is the input file; not overwritten", path);
+        return false;
+    }
+    if (exists && S_ISDIR(st.st_mode)) { ms_warn("%s: %s", path, strerror(EISDIR)); return false; }
+    bool in_place = exists && (!S_ISREG(st.st_mode) || strncmp(path, "/dev/", 5) == 0 ||
+                               strncmp(path, "/proc/", 6) == 0);
+    if (in_place) {
+        if (!(o->f = fopen(path, "w"))) { ms_warn("%s: %s", path, strerror(errno)); return false; }
+        return true;
+    }
+    if ((size_t)snprintf(o->tmp, sizeof o->tmp, "%s.tmp.%d", path, (int)getpid()) >= sizeof o->tmp) {
+        o->tmp[0] = 0;
+        ms_warn("%s: %s", path, strerror(ENAMETOOLONG));
+        return false;
+    }
+    int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 || !(o->f = fdopen(fd, "w"))) {
+        ms_warn("%s: %s", path, strerror(errno));
+        if (fd >= 0) { close(fd); unlink(o->tmp); }
+        o->tmp[0] = 0;
+        return false;
+    }
+    return true;
+}
+
+bool ms_output_close(ms_output_t *o, bool ok)
+{
+    if (!o->f) return false;
+    int err = 0;
+    if (fflush(o->f) != 0 || ferror(o->f)) err = errno ? errno : EIO;
+    if (o->f != stdout && fclose(o->f) != 0 && !err) err = errno;
+    o->f = NULL;
+    if (err && ok) ms_warn("%s: %s", o->path, strerror(err));
+    ok = ok && !err;
+    if (o->tmp[0]) {
+        if (ok && rename(o->tmp, o->path) != 0) { ms_warn("%s: %s", o->path, strerror(errno)); ok = false; }
+        if (!ok) unlink(o->tmp);
+    }
+    return ok;
 }

@@ -1146,6 +1146,48 @@ t_graph_malformed() {
 }
 check "graph: malformed reports earn one line naming the file and the field, exit 1" t_graph_malformed
 
+# ---- the pictures' output files (plot, flame, graph: util.c ms_output_*) -----
+# A FIFO (as a device: graph replaced /dev/null with a regular file, as
+# root) is written in place; a file size limit leaves no file and exit 1
+# (graph said done over a cut picture: dot ends 0 when its writes fail);
+# the output may not be the input; "-" is standard output.
+t_picture_outputs() {
+    [ -s "$T/cyc.json" ] && [ -s "$T/grow.log" ] || { echo "no report or log from the earlier tests"; return 1; }
+    LD_PRELOAD=$LIB MEMSHIM_TRACK=0 MEMSHIM_SAMPLE=1 MEMSHIM_PROFILE="$T/pic.json" "$T/known" >/dev/null || return 1
+    local cmd
+    for cmd in "graph $T/cyc.json --format svg" "plot $T/grow.log" "flame $T/pic.json"; do
+        rm -f "$T/pic.fifo"; mkfifo "$T/pic.fifo"
+        cat "$T/pic.fifo" >"$T/pic.fifo.out" &
+        run timeout 20 "$MS" $cmd -o "$T/pic.fifo"; expect_rc 0 || { echo "$cmd"; return 1; }
+        wait
+        [ -p "$T/pic.fifo" ] || { echo "$cmd: the FIFO was replaced"; return 1; }
+        xmllint --noout "$T/pic.fifo.out" || { echo "$cmd: what came through the FIFO"; return 1; }
+        rm -f "$T/cut.svg"*
+        run bash -c "trap '' XFSZ; ulimit -f 2; exec $MS $cmd -o $T/cut.svg"
+        expect_rc 1 && one_line_err && has "$err" "cut.svg: File too large" || { echo "$cmd"; return 1; }
+        ls "$T"/cut.svg* >/dev/null 2>&1 && { echo "$cmd: left $(ls "$T"/cut.svg*)"; return 1; }
+        run "$MS" $cmd -o - ; expect_rc 0 && has "$out" "</svg>" || { echo "$cmd"; return 1; }
+        [ -e ./- ] && { echo "$cmd: wrote a file named -"; return 1; }
+    done
+    cp "$T/grow.log" "$T/self.log"
+    run "$MS" plot "$T/self.log" -o "$T/self.log"; expect_rc 1 && one_line_err && has "$err" "is the input file" &&
+        cmp -s "$T/grow.log" "$T/self.log" || return 1
+    cp "$T/pic.json" "$T/self.json"
+    run "$MS" flame "$T/self.json" -o "$T/self.json"; expect_rc 1 && has "$err" "is the input file" &&
+        cmp -s "$T/pic.json" "$T/self.json"
+}
+check "pictures: a FIFO written in place, a cut picture leaves nothing (exit 1), never over the input, - is stdout" t_picture_outputs
+
+# A log whose times are past 2^53 ms drew axis lines until the disk was
+# full (the step added nothing); /dev/zero grew the reader's line for ever.
+t_plot_extremes() {
+    printf '# memshim rss-log 1\n10000000000000000000 1 1 1 1\n10000000000000000001 2 2 2 2\n' >"$T/bigtime.log"
+    run timeout 20 "$MS" plot "$T/bigtime.log" -o "$T/bigtime.svg"; expect_rc 0 || return 1
+    xmllint --noout "$T/bigtime.svg" && [ "$(stat -c %s "$T/bigtime.svg")" -lt 100000 ] || return 1
+    run timeout 20 "$MS" plot /dev/zero -o "$T/zero.svg"; expect_rc 1 && one_line_err && has "$err" "not a memshim RSS log"
+}
+check "plot: times past 2^53 ms and /dev/zero end at once" t_plot_extremes
+
 . "$ROOT/tests/tools/profile.sh"
 # Cycles as a person debugs them (issue 14: 6): each object's allocation
 # site and refcount, groups of one shape merged with their count, lost
