@@ -370,8 +370,8 @@ void *_ms_aligned_alloc(size_t align, size_t n) { return _ms_memalign(align, n);
  * alignment that is not a power of two fails, as libstdc++'s does. */
 void *_ms_new(size_t n, size_t align)
 {
+    if (align & (align - 1)) { errno = EINVAL; return NULL; }   /* 3, 6, 12 too (0: the unaligned forms) */
     if (align <= MS_ALIGN) return _ms_malloc(n);
-    if (align & (align - 1)) { errno = EINVAL; return NULL; }
     return _ms_memalign(align, n);
 }
 void *_ms_valloc(size_t n) { return _ms_memalign(MS_OS_PAGE, n); }
@@ -397,7 +397,7 @@ int _ms_trim(size_t pad)
     (void)pad;
     _ms_tcache_flush_current();
     _ms_central_drain();
-    _ms_huge_trim();
-    _ms_segment_purge_all();
-    return 1;
+    bool huge = _ms_huge_trim();
+    bool pages = _ms_segment_purge_all();
+    return huge || pages;               /* 1 if memory went back to the system, as glibc's */
 }

@@ -532,7 +532,7 @@ bool _ms_huge_stays(const void *p, size_t n)
 }
 
 /* Give the cached mappings back (malloc_trim). */
-void _ms_huge_trim(void)
+bool _ms_huge_trim(void)
 {
     range_t drop[CACHE_SLOTS];
     huge_take();
@@ -543,6 +543,7 @@ void _ms_huge_trim(void)
     set_time(&next_decay, UINT64_MAX);
     huge_give();
     unmap_all(drop, n);
+    return n != 0;
 }
 
 void _ms_huge_stats(ms_huge_stat_t *out)

@@ -386,12 +386,15 @@ MS_EXPORT void *_Znwm(size_t n)                              { NEW(n, 0, MS_ALLO
 MS_EXPORT void *_Znam(size_t n)                              { NEW(n, 0, MS_ALLOC_NEW_ARRAY, false); }
 MS_EXPORT void *_ZnwmRKSt9nothrow_t(size_t n, const void *nt) { NEW(n, 0, MS_ALLOC_NEW, true); }
 MS_EXPORT void *_ZnamRKSt9nothrow_t(size_t n, const void *nt) { NEW(n, 0, MS_ALLOC_NEW_ARRAY, true); }
-MS_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a)      { NEW(n, a, NEW_ALIGNED, false); }
-MS_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a)      { NEW(n, a, NEW_ARRAY_ALIGNED, false); }
+/* An alignment of 0 is no power of two (libstdc++ refuses it); 0 means
+ * "none" to _ms_new, so it goes on as 3, refused as every other. */
+#define ALIGN_ARG(a) ((a) ? (a) : (size_t)3)
+MS_EXPORT void *_ZnwmSt11align_val_t(size_t n, size_t a)      { NEW(n, ALIGN_ARG(a), NEW_ALIGNED, false); }
+MS_EXPORT void *_ZnamSt11align_val_t(size_t n, size_t a)      { NEW(n, ALIGN_ARG(a), NEW_ARRAY_ALIGNED, false); }
 MS_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt)
-{ NEW(n, a, NEW_ALIGNED, true); }
+{ NEW(n, ALIGN_ARG(a), NEW_ALIGNED, true); }
 MS_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *nt)
-{ NEW(n, a, NEW_ARRAY_ALIGNED, true); }
+{ NEW(n, ALIGN_ARG(a), NEW_ARRAY_ALIGNED, true); }
 
 MS_EXPORT void _ZdlPv(void *p)                               { DELETE(p, MS_ALLOC_NEW); }
 MS_EXPORT void _ZdaPv(void *p)                               { DELETE(p, MS_ALLOC_NEW_ARRAY); }

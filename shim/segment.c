@@ -199,17 +199,19 @@ void _ms_page_free(ms_page_t *pg)
     _ms_huge_decay(now);
 }
 
-void _ms_segment_purge_all(void)
+bool _ms_segment_purge_all(void)
 {
     _ms_lock(&seg_lock);
+    bool any = dirty_bytes != 0;
     ms_segment_t *s = seg_list;
     while (s) {
         ms_segment_t *next = s->next;
-        if (s->free_mask == ALL_PAGES) segment_release(s);
+        if (s->free_mask == ALL_PAGES) segment_release(s), any = true;
         else segment_purge(s);
         s = next;
     }
     _ms_unlock(&seg_lock);
+    return any;
 }
 
 void _ms_segment_stats(ms_segment_stat_t *out)

@@ -134,7 +134,7 @@ MS_HIDDEN void           _ms_segment_init(void);
 MS_HIDDEN ms_page_t     *_ms_page_alloc(unsigned npages, uint8_t cls); /* segment lock inside */
 MS_HIDDEN void           _ms_page_free(ms_page_t *pg);
 MS_HIDDEN bool           _ms_segment_mine(void);   /* this thread holds the segments' lock */
-MS_HIDDEN void           _ms_segment_purge_all(void);
+MS_HIDDEN bool           _ms_segment_purge_all(void);   /* anything given back */
 MS_HIDDEN void           _ms_segment_decay(uint64_t now_ns); /* purge what was dirty too long */
 MS_HIDDEN void           _ms_segment_each_span_locked(void (*fn)(void *arg, ms_page_t *pg), void *arg);
 
@@ -398,7 +398,7 @@ static inline bool _ms_realloc_fits(size_t n, size_t have)
 {
     return n <= have && (n >= have / 2 || have <= MS_ALIGN);   /* the smallest: no smaller to go to */
 }
-MS_HIDDEN void    _ms_huge_trim(void);
+MS_HIDDEN bool    _ms_huge_trim(void);             /* anything unmapped */
 MS_HIDDEN bool    _ms_huge_recently_freed(const void *p, ms_meta_t *m);   /* m: its record then */
 MS_HIDDEN bool    _ms_huge_containing(const void *p, uintptr_t *start, size_t *req, ms_meta_t *m);
 MS_HIDDEN bool    _ms_huge_set_meta(const void *p, const ms_meta_t *m, size_t req);

@@ -178,3 +178,18 @@ Test(mallinfo, malloc_stats_is_written_whole_with_a_cancel_pending)
     cr_expect_eq(res, PTHREAD_CANCELED);
     cr_expect_gt(len, 100, "malloc_stats wrote %lld bytes", (long long)len);
 }
+
+/* malloc_trim says 1 when memory went back to the system and 0 when there
+ * was none to give, as glibc's does (it said 1 every time).  The second
+ * call may find a page another thread (Criterion's) freed meanwhile: it is
+ * asked again, a few times. */
+Test(mallinfo, malloc_trim_says_whether_memory_went_back)
+{
+    void *big = v_malloc(8 * MiB);
+    memset(big, 1, 8 * MiB);
+    v_free(big);                                   /* a cached mapping, resident */
+    cr_expect_eq(malloc_trim(0), 1);
+    int again = 1;
+    for (int i = 0; i < 5 && again; i++) again = malloc_trim(0);
+    cr_expect_eq(again, 0, "nothing left to give back, and malloc_trim still said 1");
+}
