@@ -566,6 +566,8 @@ static bool check_run(run_opts_t *o)
         ms_usage_error("run --stack-depth/--num-callers %s: expected a number of frames from 1 to 64", o->depth);
     if (o->rsig && !signal_ok(o->rsig))
         ms_usage_error("run --report-signal %s: expected a signal such as USR1, SIGUSR2, HUP or RTMIN+2", o->rsig);
+    if (o->sig && !signal_ok(o->sig))
+        ms_usage_error("run --stats-signal %s: expected a signal such as USR1, SIGUSR2, HUP or RTMIN+2", o->sig);
     if (o->on_error && strcmp(o->on_error, "abort") != 0 && strcmp(o->on_error, "continue") != 0)
         ms_usage_error("run --on-error %s: expected abort or continue", o->on_error);
     if (o->why && (!ms_parse_u64(o->why, &n) || n > 1000))
@@ -585,7 +587,9 @@ static bool check_run(run_opts_t *o)
     if (o->profile_every && !o->profile) ms_usage_error("run --profile-interval: goes with --profile FILE");
     if (o->profile_every && (!ms_parse_u64(o->profile_every, &n) || n < 100 || n > 86400000))
         ms_usage_error("run --profile-interval %s: expected milliseconds, 100 to 86400000", o->profile_every);
-    if (o->suppress && access(o->suppress, R_OK) != 0) {
+    struct stat st;
+    if (o->suppress && (access(o->suppress, R_OK) != 0 || stat(o->suppress, &st) != 0 ||
+                        (S_ISDIR(st.st_mode) && (errno = EISDIR)))) {
         ms_warn("run --suppress %s: %s", o->suppress, strerror(errno));
         return false;
     }

@@ -68,6 +68,7 @@ run --leak-check=maybe -- true
 run --num-callers=65 -- true
 run --stack-depth 0 -- true
 run --report-signal KILL -- true
+run --stats-signal SEGV -- true
 run --on-error maybe -- true
 run --why-depth 1001 -- true
 run --gen-suppressions=maybe -- true
@@ -149,9 +150,12 @@ check "run --exitcode N: a leaking program exits N" t_run_exitcode
 
 t_run_lib() {
     run "$MS" run --lib /nonexistent/libmemshim.so -- true; expect_rc 127 && has "$err" "/nonexistent" || return 1
-    run "$MS" run -q --suppress /nonexistent/supp -- true; expect_rc 1 && has "$err" "/nonexistent/supp"
+    run "$MS" run -q --suppress /nonexistent/supp -- true; expect_rc 1 && has "$err" "/nonexistent/supp" || return 1
+    run "$MS" run -q --suppress "$T" -- true; expect_rc 1 && has "$err" "Is a directory" || return 1
+    # the loader only warns of a library it cannot preload: the program ran without memshim
+    run "$MS" run -q --lib /etc/passwd -- true; expect_rc 127 && one_line_err && has "$err" "not a shared object"
 }
-check "run: a missing library or suppressions file is a clear error" t_run_lib
+check "run: a missing or wrong library or suppressions file is a clear error" t_run_lib
 
 # Every process its own report (issue 14: 3): bash -c 'a; b; exit 3' under
 # memshim run gives three, bash's under the name, its commands' with .PID,
