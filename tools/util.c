@@ -160,20 +160,20 @@ bool ms_is_gzip(const char *path)
 
 json_t *ms_load_json(const char *path)
 {
+    FILE *f = fopen(path, "r");
+    if (!f) { ms_warn("%s: %s", path, strerror(errno)); return NULL; }
     json_error_t e;
-    json_t *root = json_load_file(path, 0, &e);
+    json_t *root = json_loadf(f, 0, &e);
     if (!root) {
-        FILE *f = fopen(path, "r");
-        if (!f) ms_warn("%s: %s", path, strerror(errno));
-        else {
-            fclose(f);
-            if (ms_is_gzip(path))   /* MEMSHIM_PROFILE=*.pb.gz */
-                ms_warn("%s: gzip data (a pprof heap profile?), not JSON: "
-                        "read it with memshim profile or go tool pprof", path);
-            else
-                ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
-        }
+        if (ferror(f))   /* a directory, an I/O error: jansson calls it the end of the file */
+            ms_warn("%s: %s", path, strerror(errno));
+        else if (ms_is_gzip(path))   /* MEMSHIM_PROFILE=*.pb.gz */
+            ms_warn("%s: gzip data (a pprof heap profile?), not JSON: "
+                    "read it with memshim profile or go tool pprof", path);
+        else
+            ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
     }
+    fclose(f);
     return root;
 }
 

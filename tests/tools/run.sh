@@ -477,6 +477,21 @@ t_report_malformed() {
 }
 check "report: malformed files earn one clear line and exit 1" t_report_malformed
 
+# A directory given as a file: the read error, one line, from every reader
+# of JSON (util.c's ms_load_json); jansson called it "'[' or '{' expected
+# near end of file".
+t_directory_given() {
+    local f=0 c
+    mkdir -p "$T/adir"
+    for c in "report $T/adir" "diff $FIX/old.json $T/adir" "profile $T/adir" "flame $T/adir -o $T/x.svg" \
+             "graph $T/adir -o $T/x.dot"; do
+        # shellcheck disable=SC2086  # $c: the words of a command line
+        run "$MS" $c; expect_rc 1 && one_line_err && has "$err" "$T/adir: Is a directory" || { echo "for: memshim $c"; f=1; }
+    done
+    return $f
+}
+check "a directory given as a report or profile: one line, 'Is a directory', exit 1" t_directory_given
+
 t_report_fuzz() {
     # fed 400 mutations of the fixtures: every run ends with status 0 or 1,
     # never a sanitizer report.
