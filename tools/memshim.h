@@ -56,6 +56,10 @@ char  *ms_commas(uint64_t n, char *buf, size_t cap);           /* "1,234,567" */
  * or NULL if argv[*i] is not that option.  A missing value is a usage error. */
 const char *ms_opt_value(int argc, char **argv, int *i, const char *name);
 void   ms_xml_text(FILE *o, const char *s);                   /* escaped for XML */
+/* The length of s's longest prefix of at most `bytes` bytes and `chars`
+ * characters: where to cut s without splitting a character (a byte outside
+ * well-formed UTF-8 counts as one). */
+size_t ms_utf8_prefix(const char *s, size_t bytes, size_t chars);
 
 /* live.c: a process's live region (shim/live.h).  ms_live_open: its
  * descriptor, or -1; ms_live_read: a consistent copy, checked field by

@@ -295,10 +295,11 @@ static void svg_title(FILE *o, const rsslog_t *L, const chart_t *c, const char *
     if (title) ms_xml_text(o, title);
     else {
         fputs("Memory of ", o);
-        char prog[90];
+        char prog[90];                   /* cut between characters, "..." marking the cut */
         const char *name = L->program[0] ? L->program : "the program";
-        snprintf(prog, sizeof prog, "%.*s", (int)sizeof prog - 1, name);
-        if (strlen(name) >= sizeof prog) strcpy(prog + sizeof prog - 4, "...");
+        size_t n = ms_utf8_prefix(name, sizeof prog - 1, SIZE_MAX);
+        if (name[n]) n = ms_utf8_prefix(name, sizeof prog - 4, SIZE_MAX);
+        snprintf(prog, sizeof prog, "%.*s%s", (int)n, name, name[n] ? "..." : "");
         ms_xml_text(o, prog);
         if (L->pid >= 0) fprintf(o, " (pid %ld)", L->pid);
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "memshim.h"
+#include "utf8.h"
 
 const char *ms_prog = "memshim";
 
@@ -177,16 +178,38 @@ json_t *ms_load_json(const char *path)
     return root;
 }
 
-/* Text for an SVG/XML element or attribute: escaped, control characters as spaces. */
+static const char fffd[] = "\xEF\xBF\xBD";     /* U+FFFD, the replacement character */
+
+size_t ms_utf8_prefix(const char *s, size_t bytes, size_t chars)
+{
+    size_t n = strlen(s), i = 0;
+    for (size_t c = 0; i < n && c < chars; c++) {
+        size_t k = ms_utf8_len((const unsigned char *)s + i, n - i);
+        if (!k) k = 1;                           /* a stray byte: one character, U+FFFD */
+        if (i + k > bytes) break;
+        i += k;
+    }
+    return i;
+}
+
+/* Text for an SVG/XML element or attribute: escaped, control characters as
+ * spaces.  XML 1.0 allows neither those nor bytes outside well-formed UTF-8
+ * (a program run with a Latin-1 argument, a name cut in the middle of a
+ * character) nor U+FFFE and U+FFFF, and a reader refuses the whole file for
+ * one: they are written as U+FFFD. */
 void ms_xml_text(FILE *o, const char *s)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '&') fputs("&amp;", o);
-        else if (c == '<') fputs("&lt;", o);
-        else if (c == '>') fputs("&gt;", o);
-        else if (c == '"') fputs("&quot;", o);
-        else if (c < 0x20) fputc(' ', o);        /* not allowed in XML 1.0 */
-        else fputc(c, o);
+    size_t n = strlen(s);
+    for (size_t i = 0, k; i < n; i += k ? k : 1) {
+        const unsigned char *c = (const unsigned char *)s + i;
+        k = ms_utf8_len(c, n - i);
+        if (k == 3 && c[0] == 0xEF && c[1] == 0xBF && c[2] >= 0xBE) k = 0;   /* U+FFFE, U+FFFF */
+        if (!k) fputs(fffd, o);
+        else if (*c == '&') fputs("&amp;", o);
+        else if (*c == '<') fputs("&lt;", o);
+        else if (*c == '>') fputs("&gt;", o);
+        else if (*c == '"') fputs("&quot;", o);
+        else if (*c < 0x20) fputc(' ', o);
+        else fwrite(c, 1, k, o);
     }
 }

@@ -561,6 +561,32 @@ else
     fail "memshim flame" "rsvg-convert is missing (Debian librsvg2-bin, tools/install-deps.sh)"
 fi
 
+# Names in UTF-8 cut in the middle of a character, for a label (53
+# characters fit in a third of the width) or at frame_name's 512 bytes (the
+# tooltip), made the SVG invalid: cuts fall between characters, so no
+# U+FFFD either.
+t_flame_utf8() {
+    "$PY" - "$T/names.json" <<'EOF' || return 1
+import json, sys
+figs = ["allocations", "allocated_bytes", "temporary", "temporary_bytes",
+        "live_blocks", "live_bytes", "peak_blocks", "peak_bytes"]
+def site(frame):
+    return dict(dict.fromkeys(figs, 0), peak_blocks=1, peak_bytes=100, stack=[frame])
+json.dump({"format": "memshim-profile", "version": 1, "program": "t",
+           "totals": dict(dict.fromkeys(figs, 0), peak_blocks=3, peak_bytes=300), "histogram": [],
+           "sites": [site({"function": "\u0444" * 300}), site({"function": "xy" + "\u20ac" * 200}),
+                     site({"ip": "0x1", "module": "/lib/" + "\u20ac" * 200})]},
+          open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
+EOF
+    run "$MS" flame "$T/names.json" -o "$T/names.svg"; expect_rc 0 && xmllint --noout "$T/names.svg" || return 1
+    local svg ef ee
+    svg=$(cat "$T/names.svg") ef=$(printf '\xd1\x84%.0s' $(seq 255)) ee=$(printf '\xe2\x82\xac%.0s' $(seq 169))
+    has_not "$svg" $'\xef\xbf\xbd' && has "$svg" ">$(printf '\xd1\x84%.0s' $(seq 51))..</text>" &&
+        has "$svg" "<title>$ef (100 bytes" &&
+        has "$svg" "<title>xy$ee (100 bytes" && has "$svg" "<title>$ee€ (100 bytes"
+}
+check "memshim flame: UTF-8 names cut between characters for labels and tooltips" t_flame_utf8
+
 t_profile_wrong() {
     local f=0
     usage_case profile || f=1

@@ -756,6 +756,23 @@ t_plot_bad() {
 }
 check "plot: malformed or missing logs are clear errors" t_plot_bad
 
+# A program's name is its command line's bytes: cut for the title at 90
+# bytes in the middle of a character, or holding an argument in Latin-1, it
+# made the SVG invalid UTF-8, which XML readers refuse whole.  The cut falls
+# between characters; a byte that is not UTF-8 is drawn as U+FFFD.
+t_plot_names() {
+    local f long
+    long=$(printf 'prog-\xe2\x82\xac%.0s' $(seq 40))   # "prog-EUR" (8 bytes) 40 times
+    printf '# memshim rss-log 1\n# program %s\n0 1 1 1 1\n10 2 2 2 2\n' "$long" >"$T/utf8.log"
+    printf '# memshim rss-log 1\n# program ./caf\xe9 --x\x01y\n0 1 1 1 1\n10 2 2 2 2\n' >"$T/latin1.log"
+    for f in utf8 latin1; do
+        run "$MS" plot "$T/$f.log" -o "$T/$f.svg"; expect_rc 0 && xmllint --noout "$T/$f.svg" || return 1
+    done
+    has "$(cat "$T/utf8.svg")" ">Memory of $(head -c 80 <<<"$long")prog-...</text>" &&
+        has "$(cat "$T/latin1.svg")" $'>Memory of ./caf\xef\xbf\xbd --x y</text>'
+}
+check "plot: a program name cut between characters for the title, its bytes that are not UTF-8 as U+FFFD" t_plot_names
+
 # ---- the top sites over time (issue 13: 5): massif.c's two sites growing in turn
 t_massif_log() {
     cd "$T" && rm -f massif.*.log
