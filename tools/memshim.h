@@ -13,8 +13,8 @@
  *   graph.c     a report's reference cycles drawn with Graphviz: `graph`
  *   profile.c   heap profiles (MEMSHIM_PROFILE, JSON): `profile`, `flame`
  *   pprof.c     a pprof heap profile read into profile.c's JSON model
- *   util.c      errors, number parsing and formatting, loading JSON, XML text,
- *               growing arrays
+ *   util.c      errors, number parsing and formatting, loading JSON, XML and
+ *               terminal text, UTF-8 cut and repaired, growing arrays
  *
  * Each subcommand parses its options (usage errors first), builds a model
  * of its input, then renders it.
@@ -60,6 +60,12 @@ void   ms_xml_text(FILE *o, const char *s);                   /* escaped for XML
  * characters: where to cut s without splitting a character (a byte outside
  * well-formed UTF-8 counts as one). */
 size_t ms_utf8_prefix(const char *s, size_t bytes, size_t chars);
+/* s in out (cap bytes), each byte outside well-formed UTF-8 as U+FFFD, cut
+ * between characters to fit: a string jansson takes (it refuses the rest). */
+char  *ms_utf8_repair(const char *s, char *out, size_t cap);
+/* Text for a terminal: control characters as \n, \t or \xNN, so that a
+ * name stays on its line and sends the terminal no escape sequence. */
+void   ms_text(FILE *o, const char *s);
 
 /* live.c: a process's live region (shim/live.h).  ms_live_open: its
  * descriptor, or -1; ms_live_read: a consistent copy, checked field by

@@ -192,6 +192,32 @@ size_t ms_utf8_prefix(const char *s, size_t bytes, size_t chars)
     return i;
 }
 
+char *ms_utf8_repair(const char *s, char *out, size_t cap)
+{
+    size_t n = strlen(s), o = 0;
+    for (size_t i = 0, k; i < n; i += k ? k : 1) {
+        k = ms_utf8_len((const unsigned char *)s + i, n - i);
+        const char *c = k ? s + i : fffd;
+        size_t len = k ? k : sizeof fffd - 1;
+        if (o + len >= cap) break;
+        memcpy(out + o, c, len);
+        o += len;
+    }
+    out[o] = 0;
+    return out;
+}
+
+void ms_text(FILE *o, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n') fputs("\\n", o);
+        else if (c == '\t') fputs("\\t", o);
+        else if (c < 0x20 || c == 0x7f) fprintf(o, "\\x%02x", c);
+        else fputc(c, o);
+    }
+}
+
 /* Text for an SVG/XML element or attribute: escaped, control characters as
  * spaces.  XML 1.0 allows neither those nor bytes outside well-formed UTF-8
  * (a program run with a Latin-1 argument, a name cut in the middle of a

@@ -708,6 +708,26 @@ t_live_absent() {
 }
 check "memshim stats on a process without live figures: clear error (memshim without them, or no memshim)" t_live_absent
 
+# A command line is bytes: an argument in Latin-1 made --json fail ("cannot
+# build the JSON output": jansson takes only UTF-8), and a newline in it
+# split the text's first line.  JSON has U+FFFD, text \n.
+t_live_program_bytes() {
+    local name=$T/kn$'\xe9\n'own json json_rc
+    cp "$T/known" "$name" && rm -f "$T/ready" || return 1
+    env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=50 "$name" hold "$T/ready" >>"$T/known.log" 2>&1 &
+    pid=$!
+    echo $pid >>"$T/pids"
+    wait_file "$T/ready" || return 1
+    sleep 0.2
+    run "$MS" stats --json $pid; json=$out json_rc=$rc
+    run "$MS" stats $pid; kill $pid; wait $pid 2>/dev/null
+    expect_rc 0 || return 1
+    [[ $(head -1 <<<"$out") == "memshim: pid $pid  $T/kn"?"\\nown hold $T/ready" ]] || { echo "first line: $(head -1 <<<"$out")"; return 1; }
+    rc=$json_rc out=$json; expect_rc 0 || return 1
+    "$PY" -c 'import json, sys; p = json.loads(sys.argv[1])["program"]; assert p == sys.argv[2] + "/kn\ufffd\nown hold " + sys.argv[2] + "/ready", repr(p)' "$out" "$T"
+}
+check "memshim stats of a program named in Latin-1 with a newline: JSON with U+FFFD, text with \\n" t_live_program_bytes
+
 t_stats_signal() {
     rm -f "$T/sig.json"
     start_known MEMSHIM_STATS_SIGNAL=SIGUSR2 MEMSHIM_STATS="$T/sig.json" || return 1
