@@ -264,6 +264,21 @@ t_profile_view_pprof() {
 }
 check "memshim profile/flame FILE.pb.gz: the views of FILE.json, --diff across formats; other gzip one line" t_profile_view_pprof
 
+# A gzip bomb: 64 MiB of zeros in some 64 KiB.  A pprof file may hold 256
+# times its size uncompressed (1 MiB at least, 1 GiB at most); it was read
+# whole, and a 2 MB bomb took 2 GiB and a minute.
+t_profile_gzip_bomb() {
+    head -c 64M /dev/zero | gzip -9 >"$T/bomb.pb.gz" || return 1
+    local mib                          # the limit in MiB, as ms_human writes it
+    mib=$("$PY" -c 'import os, sys
+m = min(max(256 * os.path.getsize(sys.argv[1]), 1 << 20), 1 << 30) / 2**20
+print(("%.2f" if m < 10 else "%.1f" if m < 100 else "%.0f") % m)' "$T/bomb.pb.gz")
+    run "$MS" profile "$T/bomb.pb.gz"; expect_rc 1 && one_line_err || return 1
+    has "$err" "bomb.pb.gz: more than $mib MiB uncompressed, refused" || return 1
+    run "$MS" flame "$T/bomb.pb.gz" -o "$T/bomb.svg"; expect_rc 1 && one_line_err && has "$err" "refused"
+}
+check "memshim profile/flame of a gzip bomb: refused past 256 times the file's size, one line" t_profile_gzip_bomb
+
 # The pprof reader, built with AddressSanitizer and UBSan (run.sh's
 # asan_build), fed 300 mutations of a memshim pprof profile
 # (bytes changed, inserted, cut; the result gzipped again) and 40 of its
