@@ -95,8 +95,9 @@ static bool parse_site(json_t *o, const char *where, psite_t *s)
         pframe_t *p = &s->f[k];
         if (!ms_json_string(f, "ip", fw, false, &p->ip) || !ms_json_string(f, "function", fw, false, &p->function) ||
             !ms_json_string(f, "file", fw, false, &p->file) || !ms_json_string(f, "module", fw, false, &p->module)) return false;
-        json_t *line = json_object_get(f, "line");
-        if (line && json_is_integer(line)) p->line = json_integer_value(line);
+        uint64_t line;
+        if (!ms_json_count(f, "line", fw, false, &line)) return false;
+        p->line = (long long)line;
         if (!p->ip && !p->function) return ms_fail("%s: neither \"ip\" nor \"function\"", fw);
     }
     s->key = site_key(s);
@@ -119,8 +120,7 @@ static bool parse_profile(prof_t *p)
     json_t *t = json_object_get(r, "totals");
     if (!json_is_object(t)) return ms_fail("no \"totals\" object");
     if (!get_figures(t, "totals", p->tot)) return false;
-    v = json_object_get(t, "peak_time_ms");
-    p->peak_ms = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+    if (!ms_json_count(t, "peak_time_ms", "totals", false, &p->peak_ms)) return false;
     json_t *h = json_object_get(r, "histogram");
     if (!json_is_array(h)) return ms_fail("no \"histogram\" array");
     p->nh = json_array_size(h);
@@ -133,6 +133,8 @@ static bool parse_profile(prof_t *p)
         if (!json_is_object(b)) return ms_fail("%s: expected an object", w);
         if (!ms_json_count(b, "min", w, true, &p->h[i].min) || !ms_json_count(b, "max", w, true, &p->h[i].max) ||
             !ms_json_count(b, "count", w, true, &p->h[i].count)) return false;
+        if (p->h[i].min > p->h[i].max)
+            return ms_fail("%s.max: expected at least \"min\" (%llu)", w, (unsigned long long)p->h[i].min);
     }
     json_t *sites = json_object_get(r, "sites");
     if (!json_is_array(sites)) return ms_fail("no \"sites\" array");

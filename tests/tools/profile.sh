@@ -618,6 +618,33 @@ t_profile_wrong() {
 }
 check "profile and flame: wrong uses exit 2, malformed profiles one line and exit 1" t_profile_wrong
 
+# Values no profile's writer gives are errors naming the field, as in leak
+# reports: a negative peak time ("18446744073709551615 ms after start"), a
+# negative or string line, a histogram bucket with min above max.
+t_profile_odd_values() {
+    local f=0 v
+    for v in '-1 15 4 totals.peak_time_ms: expected a non-negative integer' \
+             '3 5 4 histogram[0].max: expected at least "min" (8)' \
+             '3 15 -5 sites[0].stack[0].line: expected a non-negative integer' \
+             '3 15 "4" sites[0].stack[0].line: expected a non-negative integer'; do
+        set -- $v
+        sed "s/PEAK_MS/$1/; s/MAX/$2/; s/LINE/$3/" >"$T/odd.json" <<'EOF'
+{"format": "memshim-profile", "version": 1,
+ "totals": {"allocations": 1, "allocated_bytes": 8, "temporary": 0, "temporary_bytes": 0, "live_blocks": 1,
+            "live_bytes": 8, "peak_blocks": 1, "peak_bytes": 8, "peak_time_ms": PEAK_MS},
+ "histogram": [{"min": 8, "max": MAX, "count": 1}],
+ "sites": [{"allocations": 1, "allocated_bytes": 8, "temporary": 0, "temporary_bytes": 0, "live_blocks": 1,
+            "live_bytes": 8, "peak_blocks": 1, "peak_bytes": 8, "stack": [{"function": "f", "file": "a.c", "line": LINE}]}]}
+EOF
+        shift 3
+        run "$MS" profile "$T/odd.json"; expect_rc 1 && one_line_err && has "$err" "odd.json: $*" || f=1
+    done
+    sed -i 's/"peak_time_ms": -1/"peak_time_ms": 3/; s/"max": 15/"max": 8/; s/"4"/4/' "$T/odd.json"
+    run "$MS" profile "$T/odd.json"; expect_rc 0 && has "$out" "peak: 8 bytes (8 B) in 1 blocks, 3 ms after start" || f=1
+    return $f
+}
+check "profile: a negative peak time or line, a string line, a bucket's min above its max: one line naming the field" t_profile_odd_values
+
 # Blocks allocated before memshim's constructor (a library's constructor:
 # libstdc++'s 72 KiB in every C++ program) have no stack; the profile
 # counts them as the leak report does, under no stack recorded.  They were
