@@ -225,7 +225,9 @@ static void print_text(FILE *o, const ms_live_t *l, unsigned max_rows, const ms_
     char a[32], b[32], c[32], d[32];
     uint64_t now = unix_ms();
     uint64_t age = now > l->updated_unix_ms ? now - l->updated_unix_ms : 0;
-    fprintf(o, "memshim: pid %d  %s\n", l->pid, l->program);
+    fprintf(o, "memshim: pid %d  ", l->pid);
+    ms_text(o, l->program);                     /* a command line may hold newlines */
+    fputc('\n', o);
     fprintf(o, "figures from %llu ms ago (refreshed every %llu ms, %llu times)\n",
             (unsigned long long)age, (unsigned long long)l->interval_ms, (unsigned long long)l->updates);
     fprintf(o, "rss %s, peak rss %s, virtual %s\n", ms_human(l->rss, a, sizeof a),
@@ -278,6 +280,8 @@ static void print_text(FILE *o, const ms_live_t *l, unsigned max_rows, const ms_
 
 static int print_json(const ms_live_t *l)
 {
+    char program[3 * sizeof l->program];        /* room for every byte as U+FFFD */
+    ms_utf8_repair(l->program, program, sizeof program);   /* an argument in Latin-1 */
     json_t *classes = json_array();
     for (unsigned i = 0; i < l->nclasses; i++) {
         const ms_live_class_t *x = &l->cls[i];
@@ -297,7 +301,7 @@ static int print_json(const ms_live_t *l)
                            : json_null();
     json_t *root = json_pack("{s:s,s:i,s:i,s:s,s:I,s:I,s:o,s:{s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I},"
                              "s:{s:I,s:I,s:I,s:I},s:I,s:{s:I,s:I,s:I},s:o}",
-        "format", "memshim-stats", "version", 1, "pid", (int)l->pid, "program", l->program,
+        "format", "memshim-stats", "version", 1, "pid", (int)l->pid, "program", program,
         "updated_unix_ms", (json_int_t)l->updated_unix_ms, "interval_ms", (json_int_t)l->interval_ms,
         "classes", classes,
         "small", "bytes_in_use", (json_int_t)l->small_in_use, "bytes_pooled", (json_int_t)l->small_pooled,

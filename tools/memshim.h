@@ -13,8 +13,8 @@
  *   graph.c     a report's reference cycles drawn with Graphviz: `graph`
  *   profile.c   heap profiles (MEMSHIM_PROFILE, JSON): `profile`, `flame`
  *   pprof.c     a pprof heap profile read into profile.c's JSON model
- *   util.c      errors, number parsing and formatting, loading JSON, XML text,
- *               growing arrays
+ *   util.c      errors, number parsing and formatting, loading JSON, XML and
+ *               terminal text, UTF-8 cut and repaired, growing arrays
  *
  * Each subcommand parses its options (usage errors first), builds a model
  * of its input, then renders it.
@@ -56,6 +56,16 @@ char  *ms_commas(uint64_t n, char *buf, size_t cap);           /* "1,234,567" */
  * or NULL if argv[*i] is not that option.  A missing value is a usage error. */
 const char *ms_opt_value(int argc, char **argv, int *i, const char *name);
 void   ms_xml_text(FILE *o, const char *s);                   /* escaped for XML */
+/* The length of s's longest prefix of at most `bytes` bytes and `chars`
+ * characters: where to cut s without splitting a character (a byte outside
+ * well-formed UTF-8 counts as one). */
+size_t ms_utf8_prefix(const char *s, size_t bytes, size_t chars);
+/* s in out (cap bytes), each byte outside well-formed UTF-8 as U+FFFD, cut
+ * between characters to fit: a string jansson takes (it refuses the rest). */
+char  *ms_utf8_repair(const char *s, char *out, size_t cap);
+/* Text for a terminal: control characters as \n, \t or \xNN, so that a
+ * name stays on its line and sends the terminal no escape sequence. */
+void   ms_text(FILE *o, const char *s);
 
 /* util.c: an output file (plot, flame, graph), replaced only when whole:
  * "-" is standard output, a device or FIFO is written in place, another

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "memshim.h"
+#include "table.h"
 
 #define NSERIES 4
 
@@ -28,6 +29,7 @@ typedef struct {
     srec_t  *rec;  size_t nrec, caprec;
     sitev_t *val;  size_t nval, capval;
     sname_t *name; size_t nname, capname;
+    ms_table_t *by_id;          /* an id's place in name (shim/table.h) */
     uint32_t top[MAXSITES];     /* the bands, largest first */
     int      ntop;
     size_t   peak;              /* the record of the highest total */
@@ -89,48 +91,74 @@ static bool parse_fields(const char *line, uint64_t *out, int n)
 
 /* ---- the top sites ("# site ID NAME", "# sites T TOTAL ID:BYTES...") ---------- */
 
+/* A site's place in S->name; the key is its id + 1, as key 0 marks an
+ * empty slot.  A log names tens of thousands of sites, and each value of
+ * every "# sites" line is looked up (a search through the names took 7 s). */
+typedef struct { uint64_t key; size_t at; } id_slot_t;
+static void free_table(void *p, size_t n) { (void)n; free(p); }
+static const ms_table_kind_t id_kind = MS_TABLE_KIND(id_slot_t, key, 64, malloc, free_table);
+
 static sname_t *site_of(sites_t *S, uint32_t id)
 {
-    for (size_t i = 0; i < S->nname; i++) if (S->name[i].id == id) return &S->name[i];
-    if (!ms_grow((void **)&S->name, &S->capname, S->nname + 1, sizeof *S->name)) return NULL;
+    const id_slot_t *slot = ms_table_find(S->by_id, &id_kind, (uint64_t)id + 1, NULL, NULL);
+    if (slot) return &S->name[slot->at];
+    if (!ms_table_room(&S->by_id, &id_kind) ||
+        !ms_grow((void **)&S->name, &S->capname, S->nname + 1, sizeof *S->name)) return NULL;
+    ms_table_add(S->by_id, &id_kind, &(id_slot_t){ (uint64_t)id + 1, S->nname });
     S->name[S->nname] = (sname_t){ .id = id };
     return &S->name[S->nname++];
 }
 
-/* "# site 12 make_node (tree.c:40)": the last name of an id counts. */
-static bool parse_site(sites_t *S, const char *line)
+/* A site id: decimal, below 2^32 (sscanf's %u took "-5" as 4294967291 and
+ * wrapped larger ones). */
+static bool parse_id(const char *s, uint32_t *id)
 {
-    unsigned id;
-    int at;
-    if (sscanf(line, "# site %u %n", &id, &at) != 1 || !line[at]) return false;
+    uint64_t x;
+    if (!ms_parse_u64(s, &x) || x > UINT32_MAX) return false;
+    *id = (uint32_t)x;
+    return true;
+}
+
+#define SEP " \t\r\n"                       /* what separates a line's fields */
+
+/* "# site 12 make_node (tree.c:40)": the last name of an id counts.  The
+ * line is cut up in place. */
+static bool parse_site(sites_t *S, char *line)
+{
+    char *save, *id_s = strtok_r(line + 7, SEP, &save), *name = strtok_r(NULL, "\r\n", &save);
+    uint32_t id;
+    if (name) name += strspn(name, " \t");
+    if (!parse_id(id_s, &id) || !name || !*name) return false;
     sname_t *n = site_of(S, id);
     if (!n) return false;
     free(n->name);
-    n->name = strdup(line + at);
-    if (n->name) n->name[strcspn(n->name, "\r\n")] = 0;
-    return n->name != NULL;
+    return (n->name = strdup(name)) != NULL;
 }
 
-/* "# sites 1500 5000304 3:3000000 2:2000000": a malformed one is skipped. */
-static bool parse_sites(sites_t *S, const char *line)
+/* "# sites 1500 5000304 3:3000000 2:2000000": taken whole or not at all
+ * (false: malformed).  Numbers are decimal below 2^64, with no sign (%llu
+ * took "-5" as 2^64-5: a peak of 16384 PiB).  The line is cut up in place. */
+static bool parse_sites(sites_t *S, char *line)
 {
-    unsigned long long t, total;
-    int at;
-    if (sscanf(line, "# sites %llu %llu%n", &t, &total, &at) != 2) return false;
-    if (!ms_grow((void **)&S->rec, &S->caprec, S->nrec + 1, sizeof *S->rec)) return false;
-    srec_t *r = &S->rec[S->nrec];
-    *r = (srec_t){ .t = (double)t / 1000.0, .total = total, .first = S->nval };
-    const char *p = line + at;
-    unsigned id;
-    unsigned long long b;
-    int k;
-    while (sscanf(p, " %u:%llu%n", &id, &b, &k) == 2) {
-        if (!ms_grow((void **)&S->val, &S->capval, S->nval + 1, sizeof *S->val)) return false;
+    char *save, *tok;
+    uint64_t t, total;
+    if (!ms_parse_u64(strtok_r(line + 8, SEP, &save), &t) || !ms_parse_u64(strtok_r(NULL, SEP, &save), &total) ||
+        !ms_grow((void **)&S->rec, &S->caprec, S->nrec + 1, sizeof *S->rec)) return false;
+    srec_t r = { .t = (double)t / 1000.0, .total = total, .first = S->nval };
+    while ((tok = strtok_r(NULL, SEP, &save))) {
+        char *colon = strchr(tok, ':');
+        uint32_t id;
+        uint64_t b;
+        if (colon) *colon = 0;
+        if (!colon || !parse_id(tok, &id) || !ms_parse_u64(colon + 1, &b) ||
+            !ms_grow((void **)&S->val, &S->capval, S->nval + 1, sizeof *S->val)) {
+            S->nval = r.first;
+            return false;
+        }
         S->val[S->nval++] = (sitev_t){ id, b };
-        r->n++;
-        p += k;
+        r.n++;
     }
-    S->nrec++;
+    S->rec[S->nrec++] = r;
     return true;
 }
 
@@ -171,6 +199,7 @@ static void sites_free(sites_t *S)
 {
     for (size_t i = 0; i < S->nname; i++) free(S->name[i].name);
     free(S->name);
+    free(S->by_id);
     free(S->rec);
     free(S->val);
 }
@@ -204,6 +233,7 @@ static bool load_log(const char *path, rsslog_t *L)
     if (!f) { ms_warn("%s: %s", path, strerror(errno)); return false; }
     char *line = NULL;
     size_t cap = 0, lineno = 0, bad = 0, first_bad = 0;
+    const char *want = NULL;                /* what the first malformed line should be */
     ssize_t len;
     bool ok = true, header = false, cut;
     char head[19];                      /* looked at before a line is read: /dev/zero has none */
@@ -216,7 +246,10 @@ static bool load_log(const char *path, rsslog_t *L)
     while (ok && (len = read_line(f, &line, &cap, &cut)) > 0) {
         if (++lineno == 1) continue;    /* the rest of the header line */
         if (cut) {
-            if (!bad++) first_bad = lineno;
+            if (!bad++) {
+                first_bad = lineno;
+                want = "a line shorter than 1 MiB";
+            }
             continue;
         }
         if (line[0] == '#') {
@@ -227,15 +260,24 @@ static bool load_log(const char *path, rsslog_t *L)
                 snprintf(L->program, sizeof L->program, "%s", line + 10);
                 L->program[strcspn(L->program, "\r\n")] = 0;
             } else if (strncmp(line, "# sites ", 8) == 0) {
-                if (!parse_sites(&L->S, line) && !bad++) first_bad = lineno;
+                if (!parse_sites(&L->S, line) && !bad++) {
+                    first_bad = lineno;
+                    want = "\"# sites TIME_MS TOTAL ID:BYTES...\": decimal numbers, ids below 2^32";
+                }
             } else if (strncmp(line, "# site ", 7) == 0) {
-                if (!parse_site(&L->S, line) && !bad++) first_bad = lineno;
+                if (!parse_site(&L->S, line) && !bad++) {
+                    first_bad = lineno;
+                    want = "\"# site ID NAME\": a decimal id below 2^32";
+                }
             }
             continue;
         }
         uint64_t v[5];
         if (!parse_fields(line, v, 5)) {
-            if (!bad++) first_bad = lineno;
+            if (!bad++) {
+                first_bad = lineno;
+                want = "5 decimal numbers: time_ms rss peak_rss heap_in_use heap_mapped";
+            }
             continue;
         }
         uint64_t vals[NSERIES] = { v[1], v[2], v[3], v[4] };
@@ -246,7 +288,9 @@ static bool load_log(const char *path, rsslog_t *L)
     fclose(f);
     if (!ok) return false;
     if (!header) { ms_warn("%s: empty file, not a memshim RSS log", path); return false; }
-    if (bad) ms_warn("%s: %zu malformed line%s skipped (first: line %zu)", path, bad, bad == 1 ? "" : "s", first_bad);
+    if (bad)
+        ms_warn("%s: %zu malformed line%s skipped (first: line %zu, expected %s)", path, bad, bad == 1 ? "" : "s",
+                first_bad, want);
     if (L->n == 0) { ms_warn("%s: no samples to draw", path); return false; }
     return true;
 }
@@ -318,10 +362,11 @@ static void svg_title(FILE *o, const rsslog_t *L, const chart_t *c, const char *
     if (title) ms_xml_text(o, title);
     else {
         fputs("Memory of ", o);
-        char prog[90];
+        char prog[90];                   /* cut between characters, "..." marking the cut */
         const char *name = L->program[0] ? L->program : "the program";
-        snprintf(prog, sizeof prog, "%.*s", (int)sizeof prog - 1, name);
-        if (strlen(name) >= sizeof prog) strcpy(prog + sizeof prog - 4, "...");
+        size_t n = ms_utf8_prefix(name, sizeof prog - 1, SIZE_MAX);
+        if (name[n]) n = ms_utf8_prefix(name, sizeof prog - 4, SIZE_MAX);
+        snprintf(prog, sizeof prog, "%.*s%s", (int)n, name, name[n] ? "..." : "");
         ms_xml_text(o, prog);
         if (L->pid >= 0) fprintf(o, " (pid %ld)", L->pid);
     }

@@ -13,6 +13,7 @@
  * histogram); another writer's totals are the sums of its samples. */
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 #include "memshim.h"
 
@@ -283,16 +284,30 @@ static json_t *to_json(msg_t *m)
 
 /* ---- the file ------------------------------------------------------------------ */
 
+/* The most a file's message may take uncompressed: 256 times the file
+ * (profile.proto compresses some 3 to 20 times; deflate reaches 1032, and a
+ * 2 MB gzip bomb took 2 GiB and a minute), 1 MiB at least, 1 GiB at most. */
+#define MAX_RATIO 256
+#define MIN_LIMIT ((uint64_t)1 << 20)
+#define MAX_LIMIT ((uint64_t)1 << 30)
+
 json_t *ms_pprof_load(const char *path)
 {
+    struct stat st;
     gzFile z = gzopen(path, "rb");
-    if (!z) { ms_warn("%s: %s", path, strerror(errno ? errno : ENOMEM)); return NULL; }
+    if (!z || stat(path, &st) != 0) {
+        ms_warn("%s: %s", path, strerror(errno ? errno : ENOMEM));
+        if (z) gzclose(z);
+        return NULL;
+    }
+    uint64_t size = (uint64_t)st.st_size, limit = size > MAX_LIMIT / MAX_RATIO ? MAX_LIMIT : size * MAX_RATIO;
+    if (limit < MIN_LIMIT) limit = MIN_LIMIT;
     size_t len = 0, cap = 0;
     uint8_t *d = NULL;
     int got = 0;
     bool oom = false;
-    while (!(oom = !ms_grow((void **)&d, &cap, len + (1 << 16), 1))) {   /* 64 KiB of room at least */
-        size_t room = cap - len < ((size_t)1 << 30) ? cap - len : (size_t)1 << 30;
+    while (len <= limit && !(oom = !ms_grow((void **)&d, &cap, len + (1 << 16), 1))) {   /* 64 KiB of room at least */
+        size_t room = cap - len < limit + 1 - len ? cap - len : limit + 1 - len;   /* one byte past the limit at most */
         if ((got = gzread(z, d + len, (unsigned)room)) <= 0) break;
         len += (size_t)got;
     }
@@ -306,6 +321,13 @@ json_t *ms_pprof_load(const char *path)
     }
     gzclose(z);
     if (oom) { ms_warn("%s: out of memory", path); free(d); return NULL; }
+    if (len > limit) {
+        char h[32];
+        ms_warn("%s: more than %s uncompressed, refused (a gzip bomb? the limit: %d times the file's size, "
+                "1 MiB at least, 1 GiB at most)", path, ms_human(limit, h, sizeof h), MAX_RATIO);
+        free(d);
+        return NULL;
+    }
     if (got < 0) { ms_warn("%s: not a readable gzip file (%s)", path, why); free(d); return NULL; }
     uint8_t *exact = realloc(d, len ? len : 1);    /* no slack: a read past the message is a bug */
     if (exact) d = exact;

@@ -45,12 +45,20 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
-/* A frame's short name: its function, else module+ip, else ip. */
+/* A frame's short name: its function, else module@ip, else ip; cut to fit
+ * between characters (cut in the middle of one, flame's SVG was invalid). */
 static void frame_name(const pframe_t *f, char *buf, size_t cap)
 {
-    if (f->function) snprintf(buf, cap, "%s", f->function);
-    else if (f->module) snprintf(buf, cap, "%s@%s", base_name(f->module), f->ip ? f->ip : "?");
-    else snprintf(buf, cap, "%s", f->ip ? f->ip : "?");
+    const char *ip = f->ip ? f->ip : "?", *name = f->function ? f->function : f->module ? base_name(f->module) : ip;
+    size_t n = ms_utf8_prefix(name, cap - 1, SIZE_MAX);
+    memcpy(buf, name, n);
+    if (!f->function && f->module && n + 1 < cap - 1) {
+        buf[n++] = '@';
+        size_t k = ms_utf8_prefix(ip, cap - 1 - n, SIZE_MAX);
+        memcpy(buf + n, ip, k);
+        n += k;
+    }
+    buf[n] = 0;
 }
 
 /* What identifies a site across runs: its frames' names and lines. */
@@ -87,8 +95,9 @@ static bool parse_site(json_t *o, const char *where, psite_t *s)
         pframe_t *p = &s->f[k];
         if (!ms_json_string(f, "ip", fw, false, &p->ip) || !ms_json_string(f, "function", fw, false, &p->function) ||
             !ms_json_string(f, "file", fw, false, &p->file) || !ms_json_string(f, "module", fw, false, &p->module)) return false;
-        json_t *line = json_object_get(f, "line");
-        if (line && json_is_integer(line)) p->line = json_integer_value(line);
+        uint64_t line;
+        if (!ms_json_count(f, "line", fw, false, &line)) return false;
+        p->line = (long long)line;
         if (!p->ip && !p->function) return ms_fail("%s: neither \"ip\" nor \"function\"", fw);
     }
     s->key = site_key(s);
@@ -111,8 +120,7 @@ static bool parse_profile(prof_t *p)
     json_t *t = json_object_get(r, "totals");
     if (!json_is_object(t)) return ms_fail("no \"totals\" object");
     if (!get_figures(t, "totals", p->tot)) return false;
-    v = json_object_get(t, "peak_time_ms");
-    p->peak_ms = json_is_integer(v) ? (uint64_t)json_integer_value(v) : 0;
+    if (!ms_json_count(t, "peak_time_ms", "totals", false, &p->peak_ms)) return false;
     json_t *h = json_object_get(r, "histogram");
     if (!json_is_array(h)) return ms_fail("no \"histogram\" array");
     p->nh = json_array_size(h);
@@ -125,6 +133,8 @@ static bool parse_profile(prof_t *p)
         if (!json_is_object(b)) return ms_fail("%s: expected an object", w);
         if (!ms_json_count(b, "min", w, true, &p->h[i].min) || !ms_json_count(b, "max", w, true, &p->h[i].max) ||
             !ms_json_count(b, "count", w, true, &p->h[i].count)) return false;
+        if (p->h[i].min > p->h[i].max)
+            return ms_fail("%s.max: expected at least \"min\" (%llu)", w, (unsigned long long)p->h[i].min);
     }
     json_t *sites = json_object_get(r, "sites");
     if (!json_is_array(sites)) return ms_fail("no \"sites\" array");
@@ -447,11 +457,12 @@ static void draw(FILE *o, const node_t *n, double x, int row, uint64_t total)
     fprintf(o, " (%s bytes, %s, %.2f%%)</title>", ms_commas(n->value, v, sizeof v), ms_human(n->value, h, sizeof h),
             100.0 * (double)n->value / (double)total);
     fprintf(o, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%.1f\" fill=\"%s\" rx=\"2\"/>", x, y, w, FH - 1, fill);
-    size_t fit = w > 14 ? (size_t)((w - 6) / 7.2) : 0;
+    size_t fit = w > 14 ? (size_t)((w - 6) / 7.2) : 0;            /* characters of the font */
     if (fit >= 3) {
         char label[512];
         size_t len = strlen(n->name);
-        if (len > fit) snprintf(label, sizeof label, "%.*s..", (int)(fit - 2), n->name);
+        if (ms_utf8_prefix(n->name, len, fit) < len)
+            snprintf(label, sizeof label, "%.*s..", (int)ms_utf8_prefix(n->name, sizeof label - 3, fit - 2), n->name);
         else snprintf(label, sizeof label, "%s", n->name);
         fprintf(o, "<text x=\"%.2f\" y=\"%.1f\">", x + 3, y + FH - 5);
         ms_xml_text(o, label);

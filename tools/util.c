@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "memshim.h"
+#include "utf8.h"
 
 const char *ms_prog = "memshim";
 
@@ -163,34 +164,82 @@ bool ms_is_gzip(const char *path)
 
 json_t *ms_load_json(const char *path)
 {
+    FILE *f = fopen(path, "r");
+    if (!f) { ms_warn("%s: %s", path, strerror(errno)); return NULL; }
     json_error_t e;
-    json_t *root = json_load_file(path, 0, &e);
+    json_t *root = json_loadf(f, 0, &e);
     if (!root) {
-        FILE *f = fopen(path, "r");
-        if (!f) ms_warn("%s: %s", path, strerror(errno));
-        else {
-            fclose(f);
-            if (ms_is_gzip(path))   /* MEMSHIM_PROFILE=*.pb.gz */
-                ms_warn("%s: gzip data (a pprof heap profile?), not JSON: "
-                        "read it with memshim profile or go tool pprof", path);
-            else
-                ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
-        }
+        if (ferror(f))   /* a directory, an I/O error: jansson calls it the end of the file */
+            ms_warn("%s: %s", path, strerror(errno));
+        else if (ms_is_gzip(path))   /* MEMSHIM_PROFILE=*.pb.gz */
+            ms_warn("%s: gzip data (a pprof heap profile?), not JSON: "
+                    "read it with memshim profile or go tool pprof", path);
+        else
+            ms_warn("%s:%d:%d: not valid JSON: %s", path, e.line, e.column, e.text);
     }
+    fclose(f);
     return root;
 }
 
-/* Text for an SVG/XML element or attribute: escaped, control characters as spaces. */
-void ms_xml_text(FILE *o, const char *s)
+static const char fffd[] = "\xEF\xBF\xBD";     /* U+FFFD, the replacement character */
+
+size_t ms_utf8_prefix(const char *s, size_t bytes, size_t chars)
+{
+    size_t n = strlen(s), i = 0;
+    for (size_t c = 0; i < n && c < chars; c++) {
+        size_t k = ms_utf8_len((const unsigned char *)s + i, n - i);
+        if (!k) k = 1;                           /* a stray byte: one character, U+FFFD */
+        if (i + k > bytes) break;
+        i += k;
+    }
+    return i;
+}
+
+char *ms_utf8_repair(const char *s, char *out, size_t cap)
+{
+    size_t n = strlen(s), o = 0;
+    for (size_t i = 0, k; i < n; i += k ? k : 1) {
+        k = ms_utf8_len((const unsigned char *)s + i, n - i);
+        const char *c = k ? s + i : fffd;
+        size_t len = k ? k : sizeof fffd - 1;
+        if (o + len >= cap) break;
+        memcpy(out + o, c, len);
+        o += len;
+    }
+    out[o] = 0;
+    return out;
+}
+
+void ms_text(FILE *o, const char *s)
 {
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '&') fputs("&amp;", o);
-        else if (c == '<') fputs("&lt;", o);
-        else if (c == '>') fputs("&gt;", o);
-        else if (c == '"') fputs("&quot;", o);
-        else if (c < 0x20) fputc(' ', o);        /* not allowed in XML 1.0 */
+        if (c == '\n') fputs("\\n", o);
+        else if (c == '\t') fputs("\\t", o);
+        else if (c < 0x20 || c == 0x7f) fprintf(o, "\\x%02x", c);
         else fputc(c, o);
+    }
+}
+
+/* Text for an SVG/XML element or attribute: escaped, control characters as
+ * spaces.  XML 1.0 allows neither those nor bytes outside well-formed UTF-8
+ * (a program run with a Latin-1 argument, a name cut in the middle of a
+ * character) nor U+FFFE and U+FFFF, and a reader refuses the whole file for
+ * one: they are written as U+FFFD. */
+void ms_xml_text(FILE *o, const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0, k; i < n; i += k ? k : 1) {
+        const unsigned char *c = (const unsigned char *)s + i;
+        k = ms_utf8_len(c, n - i);
+        if (k == 3 && c[0] == 0xEF && c[1] == 0xBF && c[2] >= 0xBE) k = 0;   /* U+FFFE, U+FFFF */
+        if (!k) fputs(fffd, o);
+        else if (*c == '&') fputs("&amp;", o);
+        else if (*c == '<') fputs("&lt;", o);
+        else if (*c == '>') fputs("&gt;", o);
+        else if (*c == '"') fputs("&quot;", o);
+        else if (*c < 0x20) fputc(' ', o);
+        else fwrite(c, 1, k, o);
     }
 }
 

@@ -264,6 +264,21 @@ t_profile_view_pprof() {
 }
 check "memshim profile/flame FILE.pb.gz: the views of FILE.json, --diff across formats; other gzip one line" t_profile_view_pprof
 
+# A gzip bomb: 64 MiB of zeros in some 64 KiB.  A pprof file may hold 256
+# times its size uncompressed (1 MiB at least, 1 GiB at most); it was read
+# whole, and a 2 MB bomb took 2 GiB and a minute.
+t_profile_gzip_bomb() {
+    head -c 64M /dev/zero | gzip -9 >"$T/bomb.pb.gz" || return 1
+    local mib                          # the limit in MiB, as ms_human writes it
+    mib=$("$PY" -c 'import os, sys
+m = min(max(256 * os.path.getsize(sys.argv[1]), 1 << 20), 1 << 30) / 2**20
+print(("%.2f" if m < 10 else "%.1f" if m < 100 else "%.0f") % m)' "$T/bomb.pb.gz")
+    run "$MS" profile "$T/bomb.pb.gz"; expect_rc 1 && one_line_err || return 1
+    has "$err" "bomb.pb.gz: more than $mib MiB uncompressed, refused" || return 1
+    run "$MS" flame "$T/bomb.pb.gz" -o "$T/bomb.svg"; expect_rc 1 && one_line_err && has "$err" "refused"
+}
+check "memshim profile/flame of a gzip bomb: refused past 256 times the file's size, one line" t_profile_gzip_bomb
+
 # The pprof reader, built with AddressSanitizer and UBSan (run.sh's
 # asan_build), fed 300 mutations of a memshim pprof profile
 # (bytes changed, inserted, cut; the result gzipped again) and 40 of its
@@ -561,6 +576,32 @@ else
     fail "memshim flame" "rsvg-convert is missing (Debian librsvg2-bin, tools/install-deps.sh)"
 fi
 
+# Names in UTF-8 cut in the middle of a character, for a label (53
+# characters fit in a third of the width) or at frame_name's 512 bytes (the
+# tooltip), made the SVG invalid: cuts fall between characters, so no
+# U+FFFD either.
+t_flame_utf8() {
+    "$PY" - "$T/names.json" <<'EOF' || return 1
+import json, sys
+figs = ["allocations", "allocated_bytes", "temporary", "temporary_bytes",
+        "live_blocks", "live_bytes", "peak_blocks", "peak_bytes"]
+def site(frame):
+    return dict(dict.fromkeys(figs, 0), peak_blocks=1, peak_bytes=100, stack=[frame])
+json.dump({"format": "memshim-profile", "version": 1, "program": "t",
+           "totals": dict(dict.fromkeys(figs, 0), peak_blocks=3, peak_bytes=300), "histogram": [],
+           "sites": [site({"function": "\u0444" * 300}), site({"function": "xy" + "\u20ac" * 200}),
+                     site({"ip": "0x1", "module": "/lib/" + "\u20ac" * 200})]},
+          open(sys.argv[1], "w", encoding="utf-8"), ensure_ascii=False)
+EOF
+    run "$MS" flame "$T/names.json" -o "$T/names.svg"; expect_rc 0 && xmllint --noout "$T/names.svg" || return 1
+    local svg ef ee
+    svg=$(cat "$T/names.svg") ef=$(printf '\xd1\x84%.0s' $(seq 255)) ee=$(printf '\xe2\x82\xac%.0s' $(seq 169))
+    has_not "$svg" $'\xef\xbf\xbd' && has "$svg" ">$(printf '\xd1\x84%.0s' $(seq 51))..</text>" &&
+        has "$svg" "<title>$ef (100 bytes" &&
+        has "$svg" "<title>xy$ee (100 bytes" && has "$svg" "<title>$ee€ (100 bytes"
+}
+check "memshim flame: UTF-8 names cut between characters for labels and tooltips" t_flame_utf8
+
 t_profile_wrong() {
     local f=0
     usage_case profile || f=1
@@ -576,6 +617,33 @@ t_profile_wrong() {
     return $f
 }
 check "profile and flame: wrong uses exit 2, malformed profiles one line and exit 1" t_profile_wrong
+
+# Values no profile's writer gives are errors naming the field, as in leak
+# reports: a negative peak time ("18446744073709551615 ms after start"), a
+# negative or string line, a histogram bucket with min above max.
+t_profile_odd_values() {
+    local f=0 v
+    for v in '-1 15 4 totals.peak_time_ms: expected a non-negative integer' \
+             '3 5 4 histogram[0].max: expected at least "min" (8)' \
+             '3 15 -5 sites[0].stack[0].line: expected a non-negative integer' \
+             '3 15 "4" sites[0].stack[0].line: expected a non-negative integer'; do
+        set -- $v
+        sed "s/PEAK_MS/$1/; s/MAX/$2/; s/LINE/$3/" >"$T/odd.json" <<'EOF'
+{"format": "memshim-profile", "version": 1,
+ "totals": {"allocations": 1, "allocated_bytes": 8, "temporary": 0, "temporary_bytes": 0, "live_blocks": 1,
+            "live_bytes": 8, "peak_blocks": 1, "peak_bytes": 8, "peak_time_ms": PEAK_MS},
+ "histogram": [{"min": 8, "max": MAX, "count": 1}],
+ "sites": [{"allocations": 1, "allocated_bytes": 8, "temporary": 0, "temporary_bytes": 0, "live_blocks": 1,
+            "live_bytes": 8, "peak_blocks": 1, "peak_bytes": 8, "stack": [{"function": "f", "file": "a.c", "line": LINE}]}]}
+EOF
+        shift 3
+        run "$MS" profile "$T/odd.json"; expect_rc 1 && one_line_err && has "$err" "odd.json: $*" || f=1
+    done
+    sed -i 's/"peak_time_ms": -1/"peak_time_ms": 3/; s/"max": 15/"max": 8/; s/"4"/4/' "$T/odd.json"
+    run "$MS" profile "$T/odd.json"; expect_rc 0 && has "$out" "peak: 8 bytes (8 B) in 1 blocks, 3 ms after start" || f=1
+    return $f
+}
+check "profile: a negative peak time or line, a string line, a bucket's min above its max: one line naming the field" t_profile_odd_values
 
 # Blocks allocated before memshim's constructor (a library's constructor:
 # libstdc++'s 72 KiB in every C++ program) have no stack; the profile

@@ -481,6 +481,21 @@ t_report_malformed() {
 }
 check "report: malformed files earn one clear line and exit 1" t_report_malformed
 
+# A directory given as a file: the read error, one line, from every reader
+# of JSON (util.c's ms_load_json); jansson called it "'[' or '{' expected
+# near end of file".
+t_directory_given() {
+    local f=0 c
+    mkdir -p "$T/adir"
+    for c in "report $T/adir" "diff $FIX/old.json $T/adir" "profile $T/adir" "flame $T/adir -o $T/x.svg" \
+             "graph $T/adir -o $T/x.dot"; do
+        # shellcheck disable=SC2086  # $c: the words of a command line
+        run "$MS" $c; expect_rc 1 && one_line_err && has "$err" "$T/adir: Is a directory" || { echo "for: memshim $c"; f=1; }
+    done
+    return $f
+}
+check "a directory given as a report or profile: one line, 'Is a directory', exit 1" t_directory_given
+
 t_report_fuzz() {
     # fed 400 mutations of the fixtures: every run ends with status 0 or 1,
     # never a sanitizer report.
@@ -697,6 +712,26 @@ t_live_absent() {
 }
 check "memshim stats on a process without live figures: clear error (memshim without them, or no memshim)" t_live_absent
 
+# A command line is bytes: an argument in Latin-1 made --json fail ("cannot
+# build the JSON output": jansson takes only UTF-8), and a newline in it
+# split the text's first line.  JSON has U+FFFD, text \n.
+t_live_program_bytes() {
+    local name=$T/kn$'\xe9\n'own json json_rc
+    cp "$T/known" "$name" && rm -f "$T/ready" || return 1
+    env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=50 "$name" hold "$T/ready" >>"$T/known.log" 2>&1 &
+    pid=$!
+    echo $pid >>"$T/pids"
+    wait_file "$T/ready" || return 1
+    sleep 0.2
+    run "$MS" stats --json $pid; json=$out json_rc=$rc
+    run "$MS" stats $pid; kill $pid; wait $pid 2>/dev/null
+    expect_rc 0 || return 1
+    [[ $(head -1 <<<"$out") == "memshim: pid $pid  $T/kn"?"\\nown hold $T/ready" ]] || { echo "first line: $(head -1 <<<"$out")"; return 1; }
+    rc=$json_rc out=$json; expect_rc 0 || return 1
+    "$PY" -c 'import json, sys; p = json.loads(sys.argv[1])["program"]; assert p == sys.argv[2] + "/kn\ufffd\nown hold " + sys.argv[2] + "/ready", repr(p)' "$out" "$T"
+}
+check "memshim stats of a program named in Latin-1 with a newline: JSON with U+FFFD, text with \\n" t_live_program_bytes
+
 t_stats_signal() {
     rm -f "$T/sig.json"
     start_known MEMSHIM_STATS_SIGNAL=SIGUSR2 MEMSHIM_STATS="$T/sig.json" || return 1
@@ -740,10 +775,28 @@ t_plot_bad() {
     : >"$T/empty.log"
     run "$MS" plot "$T/empty.log" -o "$T/x.svg"; expect_rc 1 && one_line_err || return 1
     printf '# memshim rss-log 1\n0 1 1 1 1\ngarbage\n10 2 2 2 2\n' >"$T/half.log"
-    run "$MS" plot "$T/half.log" -o "$T/x.svg"; expect_rc 0 && has "$err" "1 malformed line skipped (first: line 3)" || return 1
+    run "$MS" plot "$T/half.log" -o "$T/x.svg"; expect_rc 0 &&
+        has "$err" "1 malformed line skipped (first: line 3, expected 5 decimal numbers: time_ms rss" || return 1
     run "$MS" plot "$T/missing.log" -o "$T/x.svg"; expect_rc 1 && one_line_err && has "$err" "No such file"
 }
 check "plot: malformed or missing logs are clear errors" t_plot_bad
+
+# A program's name is its command line's bytes: cut for the title at 90
+# bytes in the middle of a character, or holding an argument in Latin-1, it
+# made the SVG invalid UTF-8, which XML readers refuse whole.  The cut falls
+# between characters; a byte that is not UTF-8 is drawn as U+FFFD.
+t_plot_names() {
+    local f long
+    long=$(printf 'prog-\xe2\x82\xac%.0s' $(seq 40))   # "prog-EUR" (8 bytes) 40 times
+    printf '# memshim rss-log 1\n# program %s\n0 1 1 1 1\n10 2 2 2 2\n' "$long" >"$T/utf8.log"
+    printf '# memshim rss-log 1\n# program ./caf\xe9 --x\x01y\n0 1 1 1 1\n10 2 2 2 2\n' >"$T/latin1.log"
+    for f in utf8 latin1; do
+        run "$MS" plot "$T/$f.log" -o "$T/$f.svg"; expect_rc 0 && xmllint --noout "$T/$f.svg" || return 1
+    done
+    has "$(cat "$T/utf8.svg")" ">Memory of $(head -c 80 <<<"$long")prog-...</text>" &&
+        has "$(cat "$T/latin1.svg")" $'>Memory of ./caf\xef\xbf\xbd --x y</text>'
+}
+check "plot: a program name cut between characters for the title, its bytes that are not UTF-8 as U+FFFD" t_plot_names
 
 # ---- the top sites over time (issue 13: 5): massif.c's two sites growing in turn
 t_massif_log() {
@@ -810,6 +863,32 @@ t_massif_plot() {
     run "$MS" plot "$T/grow.log" --sites -o "$T/x.svg"; expect_rc 1 && one_line_err && has "$err" "no allocation sites"
 }
 check "plot: stacked areas of the top sites with a legend naming them, the heap peak marked; --sites, --no-sites" t_massif_plot
+
+# "# sites" and "# site" lines hold decimal numbers without sign below 2^64,
+# ids below 2^32: %llu took "-5" as 2^64-5 (a heap peak of 16384 PiB) and
+# %u wrapped 2^32+1 to 1, renaming site 1.  Such a line is malformed and
+# skipped.  And a site is found by its id in a hash table: 240,000 named
+# sites and 600 lines of 200 took 20 s searched one by one, now 0.2 s.
+t_plot_sites_numbers() {
+    printf '# memshim rss-log 1\n0 1 1 1 1\n# site 1 f\n# sites 0 -5 1:-5\n# site 4294967297 g\n%s\n10 2 2 2 2\n%s\n' \
+        '# sites 0 9 4294967297:9' '# sites 10 6 1:6' >"$T/neg.log"
+    run "$MS" plot "$T/neg.log" -o "$T/neg.svg"; expect_rc 0 && one_line_err || return 1
+    has "$err" 'neg.log: 3 malformed lines skipped (first: line 4, expected "# sites TIME_MS TOTAL ID:BYTES...": decimal numbers, ids below 2^32)' || return 1
+    local svg; svg=$(cat "$T/neg.svg")
+    has "$svg" ">heap peak 6 B at 0.01 s<" && has "$svg" '>f <tspan fill="#666">(up to 6 B)' && has_not "$svg" "PiB" || return 1
+    "$PY" - "$T/many.log" <<'EOF' || return 1
+import sys
+n = 240000
+with open(sys.argv[1], "w") as f:
+    f.write("# memshim rss-log 1\n")
+    f.writelines("# site %d f%d\n" % (i, i) for i in range(n))
+    for r in range(600):
+        f.write("%d 1000 1000 1000 1000\n# sites %d 1000 %s\n" % (r, r, " ".join("%d:5" % (n - 1 - r * 200 - k) for k in range(200))))
+EOF
+    timeout 5 "$MS" plot "$T/many.log" -o "$T/many.svg"; rc=$?
+    [ $rc -eq 0 ] || { echo "plot of 240,000 sites: status $rc (124: over 5 s)"; return 1; }
+}
+check "plot: sites lines with a negative number or an id of 2^32 or more are malformed; 240,000 sites in 5 s" t_plot_sites_numbers
 
 # ==== output files never harm the host (issue 9) =====================================
 H=$T/hostile
