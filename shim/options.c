@@ -208,9 +208,10 @@ static void put_number(const optdef_t *o, uint64_t x)
 
 /* MEMSHIM_TRACE_CHILDREN=0: the programs this one starts run without
  * memshim.  Its entries (files named libmemshim*, not every path that
- * says memshim: a plugin in /opt/memshim-tools stays) leave LD_PRELOAD in this process's environment,
- * which its children inherit: the value is rewritten in place (never
- * longer), or the variable removed from environ when nothing is left. */
+ * says memshim: a plugin in /opt/memshim-tools stays) leave LD_PRELOAD in
+ * this process's environment, which its children inherit: the value is
+ * rewritten in place (never longer), or the variable removed from environ
+ * when nothing is left. */
 static void untrace_children(void)
 {
     for (char **e = environ; e && *e; e++) {
