@@ -537,9 +537,11 @@ static void svg_sites_legend(FILE *o, const rsslog_t *L, const chart_t *c)
         if (k < S->ntop)
             for (size_t i = 0; i < S->nname; i++) if (S->name[i].id == S->top[k]) n = &S->name[i];
         if (k == S->ntop) snprintf(name, sizeof name, "other sites");
-        else if (n && n->name) snprintf(name, sizeof name, "%s", n->name);
-        else snprintf(name, sizeof name, "site %u", (unsigned)S->top[k]);
-        if (strlen(name) == sizeof name - 1) strcpy(name + sizeof name - 4, "...");
+        else if (n && n->name) {                /* cut between characters, as the title */
+            size_t len = ms_utf8_prefix(n->name, sizeof name - 1, SIZE_MAX);
+            if (n->name[len]) len = ms_utf8_prefix(n->name, sizeof name - 4, SIZE_MAX);
+            snprintf(name, sizeof name, "%.*s%s", (int)len, n->name, n->name[len] ? "..." : "");
+        } else snprintf(name, sizeof name, "site %u", (unsigned)S->top[k]);
         fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"12\" fill=\"%s\"/>\n", lx, ly - 10,
                 site_color[k < S->ntop ? k : MAXSITES]);
         fprintf(o, "<text class=\"site-legend\" x=\"%.1f\" y=\"%.1f\" font-size=\"12\" fill=\"#222\">", lx + 20, ly);

@@ -5,6 +5,7 @@
  * size histogram; --diff OLD as tracemalloc's compare_to), `memshim
  * flame` draws one metric as a static SVG icicle graph. */
 #include <errno.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -239,7 +240,7 @@ static void histogram(const prof_t *p)
         ms_commas(p->h[i].min, lo, sizeof lo);
         if (p->h[i].max == UINT64_MAX) snprintf(hi, sizeof hi, "...");
         else ms_commas(p->h[i].max, hi, sizeof hi);
-        int bar = most ? (int)((40 * p->h[i].count + most - 1) / most) : 0;
+        int bar = most ? (int)ceil(40.0 * (double)p->h[i].count / (double)most) : 0;   /* 40 * count overflowed */
         printf("  %13s - %-13s %12s  %.*s\n", lo, hi, ms_commas(p->h[i].count, c, sizeof c), bar,
                "########################################");
     }

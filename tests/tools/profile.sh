@@ -645,6 +645,22 @@ EOF
 }
 check "profile: a negative peak time or line, a string line, a bucket's min above its max: one line naming the field" t_profile_odd_values
 
+# The histogram's bars for counts too large for 40 times them in 64 bits:
+# the largest 40 marks, one of a quarter of it 10 (40 * count wrapped).
+t_profile_histogram_big_counts() {
+    cat >"$T/bigcounts.json" <<'EOF'
+{"format": "memshim-profile", "version": 1,
+ "totals": {"allocations": 1, "allocated_bytes": 8, "temporary": 0, "temporary_bytes": 0, "live_blocks": 1,
+            "live_bytes": 8, "peak_blocks": 1, "peak_bytes": 8, "peak_time_ms": 3},
+ "histogram": [{"min": 8, "max": 15, "count": 1152921504606846976}, {"min": 16, "max": 31, "count": 4611686018427387904}],
+ "sites": []}
+EOF
+    run "$MS" profile "$T/bigcounts.json"; expect_rc 0 || return 1
+    grep -qE '1,152,921,504,606,846,976  #{10}$' <<<"$out" && grep -qE '4,611,686,018,427,387,904  #{40}$' <<<"$out" ||
+        { echo "bars: $out"; return 1; }
+}
+check "profile: histogram bars of counts past 2^58 drawn to scale" t_profile_histogram_big_counts
+
 # Blocks allocated before memshim's constructor (a library's constructor:
 # libstdc++'s 72 KiB in every C++ program) have no stack; the profile
 # counts them as the leak report does, under no stack recorded.  They were

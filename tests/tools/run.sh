@@ -788,15 +788,20 @@ check "plot: malformed or missing logs are clear errors" t_plot_bad
 t_plot_names() {
     local f long
     long=$(printf 'prog-\xe2\x82\xac%.0s' $(seq 40))   # "prog-EUR" (8 bytes) 40 times
-    printf '# memshim rss-log 1\n# program %s\n0 1 1 1 1\n10 2 2 2 2\n' "$long" >"$T/utf8.log"
+    printf '# memshim rss-log 1\n# program %s\n# site 1 xxxxxx%s\n0 1 1 1 1\n# sites 0 100 1:100\n10 2 2 2 2\n# sites 10 200 1:200\n' \
+        "$long" "$long" >"$T/utf8.log"
     printf '# memshim rss-log 1\n# program ./caf\xe9 --x\x01y\n0 1 1 1 1\n10 2 2 2 2\n' >"$T/latin1.log"
     for f in utf8 latin1; do
         run "$MS" plot "$T/$f.log" -o "$T/$f.svg"; expect_rc 0 && xmllint --noout "$T/$f.svg" || return 1
     done
     has "$(cat "$T/utf8.svg")" ">Memory of $(head -c 80 <<<"$long")prog-...</text>" &&
-        has "$(cat "$T/latin1.svg")" $'>Memory of ./caf\xef\xbf\xbd --x y</text>'
+        has "$(cat "$T/latin1.svg")" $'>Memory of ./caf\xef\xbf\xbd --x y</text>' || return 1
+    # the site legend's name, at most 68 bytes: cut before the euro sign that byte 68 falls in
+    # (it was cut by bytes, and the broken character drawn as U+FFFD)
+    has "$(cat "$T/utf8.svg")" ">xxxxxx$(head -c 56 <<<"$long")prog-... <tspan" &&
+        has_not "$(cat "$T/utf8.svg")" $'\xef\xbf\xbd'
 }
-check "plot: a program name cut between characters for the title, its bytes that are not UTF-8 as U+FFFD" t_plot_names
+check "plot: a program or site name cut between characters, its bytes that are not UTF-8 as U+FFFD" t_plot_names
 
 # ---- the top sites over time (issue 13: 5): massif.c's two sites growing in turn
 t_massif_log() {
