@@ -250,7 +250,8 @@ static void histogram(const prof_t *p)
 static void summary(const prof_t *p)
 {
     char a[32], b[32], h[32], t[32];
-    printf("heap profile of %s", p->program ? p->program : "?");
+    printf("heap profile of ");
+    ms_text(stdout, p->program ? p->program : "?");                     /* a newline in an argument */
     if (p->pid >= 0) printf(" (pid %lld)", p->pid);
     printf(", %s\n", p->when ? p->when : "?");
     printf("peak: %s bytes (%s) in %s blocks, %llu ms after start\n", ms_commas(p->tot[PBYTES], a, sizeof a),

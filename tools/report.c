@@ -296,7 +296,8 @@ static void print_folded(leak_t **sel, size_t shown)
 /* The totals, then each record shown with its stack. */
 static void print_records(const report_t *r, const kinds_t *kinds, leak_t **sel, size_t n, size_t shown)
 {
-    printf("leak report of %s", r->program ? r->program : "(unknown program)");
+    printf("leak report of ");
+    ms_text(stdout, r->program ? r->program : "(unknown program)");    /* a newline in an argument */
     if (r->pid >= 0) printf(" (pid %lld)", r->pid);
     printf("\n");
     print_totals(stdout, r, kinds);
