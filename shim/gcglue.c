@@ -128,11 +128,8 @@ void gc_host_misuse(const char *what, const void *obj, const void *base)
     bool known = false;
     if (_ms_track_on && malloc_is_ours()) {
         const ms_meta_t *mp = _ms_meta_of(base);
-        uintptr_t start;
-        size_t req;
         if (mp) m = *mp, known = true;       /* a copy: symbolizing may reuse the block */
-        else known = (_ms_huge_containing(base, &start, &req, &m) && start == (uintptr_t)base) ||
-                     _ms_huge_recently_freed(base, &m);
+        else known = _ms_huge_get_meta(base, &m, NULL) || _ms_huge_recently_freed(base, &m);
     }
     bool dead = known && m.state == MS_BLK_FREED;
     static const char *const titles[] = { "object made at", "object freed at" };

@@ -61,9 +61,9 @@ void _ms_unlock_all(bool child)
  * one of its locks (a refill; the trace table's, the sampler's, the
  * loader guard, the spare stack caches': each says so) would wait for its
  * own thread: no lock of memshim's is taken then (`skipped`), and the
- * child's thread goes on
- * holding what it held (glibc takes no malloc lock when a single-threaded
- * process forks; tst-mallocfork2 hung 12 runs in 12).
+ * child's thread goes on holding what it held (glibc takes no malloc lock
+ * when a single-threaded process forks; tst-mallocfork2 hung 12 runs in
+ * 12).
  */
 /* One bit per fork under way on the thread, the innermost lowest: its
  * prepare took no lock.  A handler's fork can come inside the thread's

@@ -44,7 +44,7 @@
  * has closed fd 2, and never lands in whatever file the program opened on
  * fd 2, or on the copy's number, afterwards. */
 static int   err_fd = -1;
-static bool  err_known, err_inited;
+static bool  err_known, err_inited, err_named;   /* err_named: a terminal or a file */
 static dev_t err_dev;
 static ino_t err_ino;
 /* Where it was, when it was a terminal or a file: a daemon that closes
@@ -63,6 +63,7 @@ void _ms_out_init(void)
         err_dev = st.st_dev;
         err_ino = st.st_ino;
         err_known = true;
+        err_named = S_ISCHR(st.st_mode) || S_ISREG(st.st_mode);
     }
     err_inited = true;
     errno = saved;
@@ -83,8 +84,7 @@ void _ms_out_settle(void)
     if (wanted && err_known && err_fd < 0 && _ms_os_same_file(2, err_dev, err_ino)) {
         err_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
         if (err_fd < 0) err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
-        struct stat st;
-        if (fstat(2, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISREG(st.st_mode))) {
+        if (err_named) {
             ssize_t n = _ms_os_proc_readlink("fd/2", err_path, sizeof err_path - 1);
             err_path[n > 0 && err_path[0] == '/' ? n : 0] = 0;
         }
