@@ -98,10 +98,17 @@ typedef struct { uint64_t key; size_t at; } id_slot_t;
 static void free_table(void *p, size_t n) { (void)n; free(p); }
 static const ms_table_kind_t id_kind = MS_TABLE_KIND(id_slot_t, key, 64, malloc, free_table);
 
-static sname_t *site_of(sites_t *S, uint32_t id)
+static sname_t *site_find(const sites_t *S, uint32_t id)
 {
     const id_slot_t *slot = ms_table_find(S->by_id, &id_kind, (uint64_t)id + 1, NULL, NULL);
-    if (slot) return &S->name[slot->at];
+    return slot ? &S->name[slot->at] : NULL;
+}
+
+/* id's entry, made if it has none. */
+static sname_t *site_of(sites_t *S, uint32_t id)
+{
+    sname_t *n = site_find(S, id);
+    if (n) return n;
     if (!ms_table_room(&S->by_id, &id_kind) ||
         !ms_grow((void **)&S->name, &S->capname, S->nname + 1, sizeof *S->name)) return NULL;
     ms_table_add(S->by_id, &id_kind, &(id_slot_t){ (uint64_t)id + 1, S->nname });
@@ -347,6 +354,16 @@ static void layout(const rsslog_t *L, chart_t *c)
 static double X(const chart_t *c, double t) { return c->ml + (t - c->t0) / (c->t1 - c->t0) * c->pw; }
 static double Y(const chart_t *c, double b) { return c->mt + c->ph - (b / c->scale) / c->ytop * c->ph; }
 
+/* name into out (cap bytes), cut between characters with "..." marking
+ * the cut: a name cut in the middle of one made the SVG invalid. */
+static const char *cut_name(char *out, size_t cap, const char *name)
+{
+    size_t n = ms_utf8_prefix(name, cap - 1, SIZE_MAX);
+    if (name[n]) n = ms_utf8_prefix(name, cap - 4, SIZE_MAX);
+    snprintf(out, cap, "%.*s%s", (int)n, name, name[n] ? "..." : "");
+    return out;
+}
+
 /* The SVG's head, the title (the program's name unless given) and a line
  * saying what was sampled. */
 static void svg_title(FILE *o, const rsslog_t *L, const chart_t *c, const char *title)
@@ -362,12 +379,8 @@ static void svg_title(FILE *o, const rsslog_t *L, const chart_t *c, const char *
     if (title) ms_xml_text(o, title);
     else {
         fputs("Memory of ", o);
-        char prog[90];                   /* cut between characters, "..." marking the cut */
-        const char *name = L->program[0] ? L->program : "the program";
-        size_t n = ms_utf8_prefix(name, sizeof prog - 1, SIZE_MAX);
-        if (name[n]) n = ms_utf8_prefix(name, sizeof prog - 4, SIZE_MAX);
-        snprintf(prog, sizeof prog, "%.*s%s", (int)n, name, name[n] ? "..." : "");
-        ms_xml_text(o, prog);
+        char prog[90];
+        ms_xml_text(o, cut_name(prog, sizeof prog, L->program[0] ? L->program : "the program"));
         if (L->pid >= 0) fprintf(o, " (pid %ld)", L->pid);
     }
     fprintf(o, "</text>\n");
@@ -533,15 +546,10 @@ static void svg_sites_legend(FILE *o, const rsslog_t *L, const chart_t *c)
     for (int k = 0; k <= S->ntop; k++) {
         double lx = c->ml + (k % 2) * 430, ly = y0 + (k / 2) * 20;
         char name[72], mx[32];
-        const sname_t *n = NULL;
-        if (k < S->ntop)
-            for (size_t i = 0; i < S->nname; i++) if (S->name[i].id == S->top[k]) n = &S->name[i];
+        const sname_t *n = k < S->ntop ? site_find(S, S->top[k]) : NULL;
         if (k == S->ntop) snprintf(name, sizeof name, "other sites");
-        else if (n && n->name) {                /* cut between characters, as the title */
-            size_t len = ms_utf8_prefix(n->name, sizeof name - 1, SIZE_MAX);
-            if (n->name[len]) len = ms_utf8_prefix(n->name, sizeof name - 4, SIZE_MAX);
-            snprintf(name, sizeof name, "%.*s%s", (int)len, n->name, n->name[len] ? "..." : "");
-        } else snprintf(name, sizeof name, "site %u", (unsigned)S->top[k]);
+        else if (n && n->name) cut_name(name, sizeof name, n->name);
+        else snprintf(name, sizeof name, "site %u", (unsigned)S->top[k]);
         fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"14\" height=\"12\" fill=\"%s\"/>\n", lx, ly - 10,
                 site_color[k < S->ntop ? k : MAXSITES]);
         fprintf(o, "<text class=\"site-legend\" x=\"%.1f\" y=\"%.1f\" font-size=\"12\" fill=\"#222\">", lx + 20, ly);
