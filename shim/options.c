@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include "near.h"
 #include "shim.h"
 
 extern char **environ;
@@ -381,57 +382,45 @@ static void set_option(const optdef_t *o, const char *shown_name, const char *v,
 
 /* ---- names ------------------------------------------------------------------------ */
 
-/* Edit distance of two short names, for "did you mean": a misspelling is a
- * letter or two away.  Longer names than 48 are no misspelling of ours. */
-static unsigned distance(const char *a, size_t la, const char *b, size_t lb)
-{
-    unsigned row[49];
-    if (la > 48 || lb > 48) return 99;
-    for (size_t j = 0; j <= lb; j++) row[j] = (unsigned)j;
-    for (size_t i = 1; i <= la; i++) {
-        unsigned diag = row[0];
-        row[0] = (unsigned)i;
-        for (size_t j = 1; j <= lb; j++) {
-            unsigned up = row[j];
-            unsigned sub = diag + ((a[i - 1] | 32) != (b[j - 1] | 32));
-            unsigned best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
-            row[j] = sub < best ? sub : best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* The option named by name[0..len) (prefix: "MEMSHIM_" for variables, ""
  * for MEMSHIM_OPTIONS keys, which are case-insensitive); NULL if none, and
- * *near the closest one. */
-static const optdef_t *lookup(const char *name, size_t len, bool key, const optdef_t **near)
+ * in *near the known names nearest to it, by their tails (near.h: REPROT
+ * is one edit from REPORT, RSS a word of RSS_LOG).  No key names the
+ * command's own variable or MEMSHIM_OPTIONS, and none is offered for them. */
+static const optdef_t *lookup(const char *name, size_t len, bool key, ms_near_t *near)
 {
-    unsigned best = 99;
+    size_t skip = key ? 0 : 8;
+    ms_near_start(near, name + skip, len > skip ? len - skip : 0);
     for (const optdef_t *o = optdefs; o < optdefs + NOPTS; o++) {
         const char *n = key ? o->name + 8 : o->name;
         size_t nl = strlen(n);
         if (nl == len && (key ? strncasecmp(n, name, len) : strncmp(n, name, len)) == 0) return o;
-        unsigned d = distance(name, len, n, nl);
-        if (d < best) { best = d; *near = o; }
+        bool refused = key && (o->kind == K_COMMAND || strcmp(o->name, "MEMSHIM_OPTIONS") == 0);
+        if (!refused) ms_near_offer(near, o->name + 8, strlen(o->name + 8), o);
     }
-    if (best > 3) *near = NULL;
     return NULL;
 }
 
-static void unknown(const char *what, const char *name, size_t len, const optdef_t *near, bool key)
+/* One line for a name that is no setting: the nearest known ones (a key's
+ * in lower case), or where they are listed. */
+static void unknown(const char *what, const char *name, size_t len, const ms_near_t *near, bool key)
 {
-    char shown[MS_SHOWN];
+    char shown[MS_SHOWN], names[4 * MS_NEAR_MAX * 32];
     const char *nm = _ms_text_shown(name, len, shown, sizeof shown);
-    if (!near) _ms_message("%s%s: not a memshim setting; ignored (memshim help env lists them)", what, nm);
-    else if (key) {
-        char lower[48];
-        size_t i = 0;
-        for (const char *s = near->name + 8; *s && i < sizeof lower - 1; s++)
-            lower[i++] = (char)(*s >= 'A' && *s <= 'Z' ? *s | 32 : *s);
-        lower[i] = 0;
-        _ms_message("%s%s: not a memshim setting; ignored (did you mean %s?)", what, nm, lower);
-    } else _ms_message("%s%s: not a memshim setting; ignored (did you mean %s?)", what, nm, near->name);
+    unsigned n = near ? ms_near_count(near) : 0;
+    if (!n) {
+        _ms_message("%s%s: not a memshim setting; ignored (memshim help env lists them)", what, nm);
+        return;
+    }
+    ms_buf_t b;
+    _ms_buf_init(&b, names, sizeof names, -1);
+    for (unsigned i = 0; i < n; i++) {
+        const char *s = ((const optdef_t *)near->what[i])->name + (key ? 8 : 0);
+        _ms_bprintf(&b, "%s", i == 0 ? "" : i + 1 < n ? ", " : " or ");
+        for (; *s; s++) _ms_bprintf(&b, "%c", key && *s >= 'A' && *s <= 'Z' ? *s | 32 : *s);
+    }
+    names[b.len < sizeof names ? b.len : sizeof names - 1] = 0;
+    _ms_message("%s%s: not a memshim setting; ignored (did you mean %s?)", what, nm, names);
 }
 
 /* MEMSHIM_OPTIONS: key=value pairs separated by ':'.  Kept whole in a copy
@@ -451,11 +440,12 @@ static void load_combined(bool secure, const char *v)
         if (!*p) continue;
         char *eq = strchr(p, '=');
         size_t klen = eq ? (size_t)(eq - p) : strlen(p);
-        const optdef_t *near = NULL, *o = lookup(p, klen, true, &near);
+        ms_near_t near;
+        const optdef_t *o = lookup(p, klen, true, &near);
         bool nested = o && strcmp(o->name, "MEMSHIM_OPTIONS") == 0;
         if (o && o->kind == K_LATER && !nested) continue;     /* gc=: its owner reads it (_ms_option_text) */
         if (!o || nested || o->kind == K_COMMAND) {
-            unknown("MEMSHIM_OPTIONS: ", p, klen, o ? NULL : near, true);
+            unknown("MEMSHIM_OPTIONS: ", p, klen, o ? NULL : &near, true);
             continue;
         }
         if (!eq) {
@@ -517,7 +507,7 @@ void _ms_options_load(void)
     for (char **e = environ; *e; e++) {
         if (strncmp(*e, "MEMSHIM_", 8) != 0) continue;
         size_t len = strcspn(*e, "=");
-        const optdef_t *near = NULL;
-        if (!lookup(*e, len, false, &near)) unknown("", *e, len, near, false);
+        ms_near_t near;
+        if (!lookup(*e, len, false, &near)) unknown("", *e, len, &near, false);
     }
 }

@@ -265,7 +265,7 @@ int cmd_exporter(int argc, char **argv)
         if ((v = ms_opt_value(argc, argv, &i, "--listen"))) listen_spec = v;
         else if (strcmp(argv[i], "--once") == 0) once = true;
         else if (strcmp(argv[i], "--openmetrics") == 0) om = true;
-        else if (argv[i][0] == '-') ms_usage_error("exporter: unknown option '%s'", argv[i]);
+        else if (argv[i][0] == '-') ms_unknown_option("exporter", argv[i]);
         else ms_usage_error("exporter: unexpected argument '%s'", argv[i]);
     }
     if (om && !once) ms_usage_error("exporter: --openmetrics goes with --once (a scraper asks for it itself)");

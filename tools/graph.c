@@ -557,7 +557,7 @@ static void parse_graph(int argc, char **argv, graph_opts_t *g)
             if (!ms_parse_u64(v, &g->group) || g->group > (uint64_t)1 << 53)
                 ms_usage_error("graph --group %s: expected a group number", v);
             g->one_group = true;
-        } else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("graph: unknown option '%s'", argv[i]);
+        } else if (argv[i][0] == '-' && argv[i][1]) ms_unknown_option("graph", argv[i]);
         else if (!g->in) g->in = argv[i];
         else ms_usage_error("graph: one report at a time ('%s' is one too many)", argv[i]);
     }

@@ -324,7 +324,7 @@ static int print_json(const ms_live_t *l)
 /* An argument of stats or top that is not one of its options: the process id. */
 static void take_pid(const char *cmd, const char *a, const char **pid_s)
 {
-    if (a[0] == '-') ms_usage_error("%s: unknown option '%s'", cmd, a);
+    if (a[0] == '-') ms_unknown_option(cmd, a);
     if (*pid_s) ms_usage_error("%s: one process at a time ('%s' is one too many)", cmd, a);
     *pid_s = a;
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "leaks.h"
+#include "near.h"
 #include "../include/memshim.h"
 
 #ifndef MS_TOOL_LIBDIR
@@ -174,6 +175,18 @@ static const struct { const char *name, *text; } command_help[] = {
 "\n"
 "The figures of 'memshim stats', refreshed like top(1); q or Ctrl-C quits.\n"
 "PID may be that of a 'memshim run' (memshim run ... & memshim top $!).\n" },
+    { "exporter",
+"usage: memshim exporter [--listen ADDR:PORT] [--once [--openmetrics]]\n"
+"\n"
+"Serve the live figures of every process that publishes them (MEMSHIM_LIVE,\n"
+"on under memshim run) at /metrics over HTTP, in the Prometheus text format,\n"
+"or OpenMetrics when the scraper asks for it.  Only the exporter's user's\n"
+"processes are read, unless it runs as root.\n"
+"\n"
+"  --listen ADDR:PORT    where to listen (default 127.0.0.1:9464; [ADDR6]:PORT\n"
+"                        for IPv6, :PORT for every IPv4 address, port 0: any)\n"
+"  --once                one scrape on standard output, then exit\n"
+"  --openmetrics         with --once: OpenMetrics 1.0 rather than text 0.0.4\n" },
     { "plot",
 "usage: memshim plot RSSLOG -o FILE.svg [--title TEXT] [--sites|--no-sites]\n"
 "\n"
@@ -208,6 +221,54 @@ static const struct { const char *name, *text; } command_help[] = {
 "alloc: bytes allocated; temp: bytes of temporary allocations.\n" },
 };
 
+/* A name weighed by shim/near.h: p[0..len). */
+typedef struct { const char *p; size_t len; } name_t;
+
+/* "memshim: WHAT 'ARG' (did you mean A, B or C?)": the names near found,
+ * each after `dashes`; else "(see 'memshim help[ CMD]')"; exit 2. */
+static __attribute__((noreturn)) void no_such(const char *what, const char *arg, const ms_near_t *near,
+                                               const char *dashes, const char *cmd)
+{
+    unsigned n = ms_near_count(near);
+    fprintf(stderr, "%s: %s '%s' (", ms_prog, what, arg);
+    if (!n) fprintf(stderr, "see 'memshim help%s%s'", cmd ? " " : "", cmd ? cmd : "");
+    for (unsigned i = 0; i < n; i++) {
+        const name_t *o = near->what[i];
+        fprintf(stderr, "%s%s%.*s", i == 0 ? "did you mean " : i + 1 < n ? ", " : " or ", dashes, (int)o->len, o->p);
+    }
+    fputs(n ? "?)\n" : ")\n", stderr);
+    exit(EXIT_USAGE);
+}
+
+/* An option cmd does not have: one line naming it with the options of
+ * cmd's help nearest to it (shim/near.h, as the library weighs a misspelt
+ * variable: --stak-depth, --stack-depth; --rss, --rss-log or
+ * --rss-interval; -report, --report), else where they are listed. */
+void ms_unknown_option(const char *cmd, const char *arg)
+{
+    const char *help = NULL;
+    for (size_t i = 0; i < sizeof command_help / sizeof *command_help; i++)
+        if (strcmp(cmd, command_help[i].name) == 0) help = command_help[i].text;
+    const char *given = arg + (arg[1] == '-' ? 2 : 1);
+    ms_near_t near;
+    ms_near_start(&near, given, strcspn(given, "="));
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyz0123456789-";
+    name_t seen[64];
+    size_t nseen = 0;
+    for (const char *s = help; s && (s = strstr(s, "--")); s += 2) {   /* "--name" after a space, [ or ( */
+        name_t o = { s + 2, strspn(s + 2, letters) };
+        if (!o.len || o.p[0] == '-' || (s > help && !strchr(" [(\n", s[-1]))) continue;
+        bool dup = false;
+        for (size_t k = 0; k < nseen && !dup; k++) dup = seen[k].len == o.len && strncmp(seen[k].p, o.p, o.len) == 0;
+        if (dup || nseen == sizeof seen / sizeof *seen) continue;
+        seen[nseen] = o;
+        ms_near_offer(&near, o.p, o.len, &seen[nseen++]);
+    }
+    char what[64];
+    snprintf(what, sizeof what, "%s: unknown option", cmd);
+    no_such(what, arg, &near, "--", help ? cmd : NULL);
+}
+
 /* The command's own help, or the summary of all when it has none. */
 static int print_help(const char *cmd)
 {
@@ -217,16 +278,37 @@ static int print_help(const char *cmd)
     return 0;
 }
 
+static int cmd_help(int argc, char **argv);
+/* The commands. */
+static const struct { const char *name; int (*fn)(int, char **); } commands[] = {
+    { "run", cmd_run }, { "report", cmd_report }, { "diff", cmd_diff },
+    { "stats", cmd_stats }, { "top", cmd_top }, { "plot", cmd_plot },
+    { "graph", cmd_graph }, { "exporter", cmd_exporter },
+    { "profile", cmd_profile }, { "flame", cmd_flame }, { "help", cmd_help },
+};
+
+/* A command that is none of them: the nearest named (memshim reprot:
+ * report), else the summary's place. */
+static void unknown_command(const char *what, const char *c)
+{
+    ms_near_t near;
+    name_t names[sizeof commands / sizeof *commands];
+    ms_near_start(&near, c, strlen(c));
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        names[i] = (name_t){ commands[i].name, strlen(commands[i].name) };
+        ms_near_offer(&near, names[i].p, names[i].len, &names[i]);
+    }
+    no_such(what, c, &near, "", NULL);
+}
+
 static int cmd_help(int argc, char **argv)
 {
     if (argc > 2) ms_usage_error("help: too many arguments");
     if (argc == 2 && strcmp(argv[1], "env") == 0) return help_env();
     if (argc == 2) {
-        static const char *const known[] = { "run", "report", "diff", "stats", "top", "exporter", "plot", "graph",
-                                             "profile", "flame", "help" };
         bool ok = false;
-        for (size_t i = 0; i < sizeof known / sizeof *known; i++) ok |= strcmp(argv[1], known[i]) == 0;
-        if (!ok) ms_usage_error("help: unknown command '%s'", argv[1]);
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) ok |= strcmp(argv[1], commands[i].name) == 0;
+        if (!ok) unknown_command("help: unknown command", argv[1]);
     }
     return print_help(argc == 2 ? argv[1] : NULL);
 }
@@ -543,7 +625,7 @@ static int parse_run(int argc, char **argv, run_opts_t *o)
         size_t k = 0;
         while (k < sizeof plain / sizeof *plain && !(v = ms_opt_value(argc, argv, &i, plain[k].name))) k++;
         if (v) *plain[k].to = v;
-        else if (!run_option(argc, argv, &i, o)) ms_usage_error("run: unknown option '%s'", a);
+        else if (!run_option(argc, argv, &i, o)) ms_unknown_option("run", a);
     }
     if (i >= argc) ms_usage_error("run: no program given (memshim run [OPTIONS] -- PROGRAM [ARGS...])");
     return i;
@@ -724,13 +806,7 @@ int main(int argc, char **argv)
         return cmd_help(argc - 1, argv + 1);
     if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))
         return print_help(c);                     /* memshim CMD --help */
-    static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
-        { "run", cmd_run }, { "report", cmd_report }, { "diff", cmd_diff },
-        { "stats", cmd_stats }, { "top", cmd_top }, { "plot", cmd_plot },
-        { "graph", cmd_graph }, { "exporter", cmd_exporter },
-        { "profile", cmd_profile }, { "flame", cmd_flame },
-    };
-    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)
-        if (strcmp(c, cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);
-    ms_usage_error("unknown command '%s'", c);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(c, commands[i].name) == 0) return commands[i].fn(argc - 1, argv + 1);
+    unknown_command("unknown command", c);
 }

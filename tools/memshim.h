@@ -35,6 +35,8 @@
 /* util.c */
 extern const char *ms_prog;                        /* "memshim" */
 void   ms_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* arg, an option cmd does not have: the nearest of cmd's own named (memshim.c). */
+void   ms_unknown_option(const char *cmd, const char *arg) __attribute__((noreturn));
 void   ms_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 json_t *ms_load_json(const char *path);    /* NULL after one line saying why */
 bool   ms_is_gzip(const char *path);       /* starts with gzip's magic */

@@ -568,7 +568,7 @@ int cmd_plot(int argc, char **argv)
         if (strcmp(argv[i], "--no-sites") == 0) { sites = 0; continue; }
         if ((v = ms_opt_value(argc, argv, &i, "-o")) || (v = ms_opt_value(argc, argv, &i, "--output"))) out = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--title"))) title = v;
-        else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("plot: unknown option '%s'", argv[i]);
+        else if (argv[i][0] == '-' && argv[i][1]) ms_unknown_option("plot", argv[i]);
         else if (!in) in = argv[i];
         else ms_usage_error("plot: one RSS log at a time ('%s' is one too many)", argv[i]);
     }

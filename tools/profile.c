@@ -349,7 +349,7 @@ int cmd_profile(int argc, char **argv)
         } else if ((v = ms_opt_value(argc, argv, &i, "--depth"))) {
             if (!ms_parse_u64(v, &depth) || depth == 0) ms_usage_error("profile --depth %s: expected a positive number", v);
         } else if ((v = ms_opt_value(argc, argv, &i, "--diff"))) old_path = v;
-        else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("profile: unknown option '%s'", argv[i]);
+        else if (argv[i][0] == '-' && argv[i][1]) ms_unknown_option("profile", argv[i]);
         else if (path) ms_usage_error("profile: more than one file given");
         else path = argv[i];
     }
@@ -486,7 +486,7 @@ int cmd_flame(int argc, char **argv)
         if ((v = ms_opt_value(argc, argv, &i, "-o")) || (v = ms_opt_value(argc, argv, &i, "--output"))) out = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--metric"))) metric = v;
         else if ((v = ms_opt_value(argc, argv, &i, "--title"))) title = v;
-        else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("flame: unknown option '%s'", argv[i]);
+        else if (argv[i][0] == '-' && argv[i][1]) ms_unknown_option("flame", argv[i]);
         else if (path) ms_usage_error("flame: more than one file given");
         else path = argv[i];
     }

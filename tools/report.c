@@ -267,7 +267,7 @@ static void parse_report(int argc, char **argv, report_opts_t *o)
         else if ((v = ms_opt_value(argc, argv, &i, "--top"))) {
             if (!ms_parse_u64(v, &o->top) || o->top == 0)
                 ms_usage_error("report --top %s: expected a positive number", v);
-        } else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("report: unknown option '%s'", argv[i]);
+        } else if (argv[i][0] == '-' && argv[i][1]) ms_unknown_option("report", argv[i]);
         else if (!o->file) o->file = argv[i];
         else ms_usage_error("report: one report at a time ('%s' is one too many)", argv[i]);
     }
@@ -614,7 +614,7 @@ int cmd_diff(int argc, char **argv)
             if (!ms_parse_u64(v, &top) || top == 0)
                 ms_usage_error("diff --top %s: expected a positive number", v);
         } else if (strcmp(argv[i], "--all") == 0) all = true;
-        else if (argv[i][0] == '-' && argv[i][1]) ms_usage_error("diff: unknown option '%s'", argv[i]);
+        else if (argv[i][0] == '-' && argv[i][1]) ms_unknown_option("diff", argv[i]);
         else files[nf++] = argv[i];
     }
     if (nf < 2) ms_usage_error("diff: expected two reports or more (memshim diff OLD.json NEW.json [MORE.json...])");

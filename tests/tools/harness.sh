@@ -22,7 +22,7 @@ wait_file() { for _ in $(seq 1 500); do [ -e "$1" ] && return 0; sleep 0.02; don
 asan_build() {
     [ -x "$T/memshim-asan" ] ||
         cc -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 \
-           -I"$ROOT/include" -I"$ROOT/shim" -o "$T/memshim-asan" "$ROOT"/tools/*.c "$ROOT"/shim/prom.c \
+           -I"$ROOT/include" -I"$ROOT/shim" -o "$T/memshim-asan" "$ROOT"/tools/*.c "$ROOT"/shim/prom.c "$ROOT"/shim/near.c \
            -ljansson -lmicrohttpd -lz -lm
 }
 # asan_survives ARGS...: that build, run with ARGS, ends with status 0, or

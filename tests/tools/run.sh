@@ -281,13 +281,41 @@ t_run_help() {
              --trace-children --no-free-stacks --keep-stacktraces; do has "$h" "$c" || return 1; done
     run "$MS" help run; expect_rc 0 && [ "$out" = "$h" ] || { echo "help run differs from run --help"; return 1; }
     local c
-    for c in report diff stats top plot graph; do
+    for c in report diff stats top exporter plot graph profile flame; do
         run "$MS" "$c" --help; expect_rc 0 && [[ $out == "usage: memshim $c "* ]] || { echo "$c --help: $out"; return 1; }
         [ "$out" = "$("$MS" help "$c")" ] || { echo "help $c differs"; return 1; }
     done
     run "$MS" help; expect_rc 0 && has "$out" "memshim help run"
 }
 check "run --help and help run print run's own help; every command has its own" t_run_help
+
+# A misspelt option or command: the nearest of the command's own options, or
+# of the commands (shim/near.c, as for the library's variables), else the
+# help that lists them; status 2, one line.
+t_misspelt_options() {
+    local fails=0 args want
+    while IFS='|' read -r args want; do
+        eval "set -- $args"
+        run "$MS" "$@"
+        expect_rc 2 && one_line_err && [ -z "$out" ] && [ "$err" = "memshim: $want" ] ||
+            { echo "for: memshim $args"; echo "want: memshim: $want"; fails=1; }
+    done <<'EOF'
+run --stak-depth=3 -- true|run: unknown option '--stak-depth=3' (did you mean --stack-depth?)
+run --rss -- true|run: unknown option '--rss' (did you mean --rss-log or --rss-interval?)
+run -report x -- true|run: unknown option '-report' (did you mean --report?)
+run --suppressions-file=x -- true|run: unknown option '--suppressions-file=x' (did you mean --suppress or --suppressions?)
+run --bogus -- true|run: unknown option '--bogus' (see 'memshim help run')
+report x.json --kinds definite|report: unknown option '--kinds' (did you mean --kind?)
+plot x.rss --titel t|plot: unknown option '--titel' (did you mean --title?)
+exporter --onec|exporter: unknown option '--onec' (did you mean --once?)
+stats --jsn 1|stats: unknown option '--jsn' (did you mean --json?)
+reprot x.json|unknown command 'reprot' (did you mean report?)
+help plt|help: unknown command 'plt' (did you mean plot?)
+bogus|unknown command 'bogus' (see 'memshim help')
+EOF
+    return $fails
+}
+check "a misspelt option or command is named with the nearest ones" t_misspelt_options
 
 # memshim stats/top given a 'memshim run' pid follow its program
 t_live_follow_run() {

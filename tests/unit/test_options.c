@@ -69,6 +69,44 @@ Test(options, a_misspelt_variable_is_named_with_the_closest)
     cr_assert_eq(_ms_opt.report, report, "nothing set from a misspelling");
 }
 
+/* The nearest names are those a person means (shim/near.c): a few edits
+ * away for the name's length, or sharing its words; none when nothing is
+ * near (MEMSHIM_X was taken for MEMSHIM_GC, MEMSHIM_RSS for MEMSHIM_GC,
+ * MEMSHIM_STACK for MEMSHIM_STATS). */
+Test(options, a_misspelt_variable_is_named_with_the_names_that_share_its_words)
+{
+    char *env[] = { "MEMSHIM_RSS=1", "MEMSHIM_STACK=8", "MEMSHIM_GC_THRESHOLD=700", "MEMSHIM_SUPPRESSIONS=s.supp",
+                    "MEMSHIM_PROFILE_SIG=USR2", "MEMSHIM_X=1", "MEMSHIM_LEAKS=1", "MEMSHIM_SAMPEL=4k", NULL };
+    const char *e = load_with(env);
+    static const char *const said[] = {
+        "MEMSHIM_RSS: not a memshim setting; ignored (did you mean MEMSHIM_RSS_LOG or MEMSHIM_RSS_INTERVAL?)\n",
+        "MEMSHIM_STACK: not a memshim setting; ignored (did you mean MEMSHIM_STACK_DEPTH or MEMSHIM_FREE_STACKS?)\n",
+        "MEMSHIM_GC_THRESHOLD: not a memshim setting; ignored (did you mean MEMSHIM_GC?)\n",
+        "MEMSHIM_SUPPRESSIONS: not a memshim setting; ignored (did you mean MEMSHIM_SUPPRESS or "
+        "MEMSHIM_GEN_SUPPRESSIONS?)\n",
+        "MEMSHIM_PROFILE_SIG: not a memshim setting; ignored (did you mean MEMSHIM_PROFILE_SIGNAL?)\n",
+        "MEMSHIM_X: not a memshim setting; ignored (memshim help env lists them)\n",
+        "MEMSHIM_LEAKS: not a memshim setting; ignored (memshim help env lists them)\n",
+        "MEMSHIM_SAMPEL: not a memshim setting; ignored (did you mean MEMSHIM_SAMPLE?)\n",
+    };
+    for (size_t i = 0; i < sizeof said / sizeof *said; i++)
+        cr_expect_not_null(strstr(e, said[i]), "not said: %s\nsaid: %s", said[i], e);
+    cr_assert_eq(lines(e), 8, "said: %s", e);
+}
+
+Test(options, a_misspelt_key_is_named_with_the_nearest_keys_in_lower_case)
+{
+    char *env[] = { "MEMSHIM_OPTIONS=rss=1:depth=3:option=x", NULL };
+    const char *e = load_with(env);
+    cr_assert_not_null(strstr(e, "MEMSHIM_OPTIONS: rss: not a memshim setting; ignored (did you mean rss_log or "
+                                 "rss_interval?)\n"), "said: %s", e);
+    cr_assert_not_null(strstr(e, "MEMSHIM_OPTIONS: depth: not a memshim setting; ignored (did you mean stack_depth or "
+                                 "why_depth?)\n"), "said: %s", e);
+    cr_assert_not_null(strstr(e, "MEMSHIM_OPTIONS: option: not a memshim setting; ignored (memshim help env lists "
+                                 "them)\n"), "said: %s", e);
+    cr_assert_eq(lines(e), 3, "said: %s", e);
+}
+
 Test(options, a_name_like_none_points_at_the_list)
 {
     char *env[] = { "MEMSHIM_ZQXJKWV_PLOTH=1", NULL };
