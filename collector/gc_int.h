@@ -253,6 +253,7 @@ GC_HIDDEN void  gc_track_head(gc_head *g);           /* into generation 0 */
 GC_HIDDEN void  gc_untrack_head(gc_head *g);
 GC_HIDDEN int   gc_trash_empty(void);             /* this thread's trash list */
 GC_HIDDEN void  gc_fatal(const char *what, const void *obj) __attribute__((noreturn));
+GC_HIDDEN void  gc_misuse_dead(const char *what, gc_head *g) __attribute__((cold)); /* count 0: the host's report */
 
 /* ---- gc.c ---------------------------------------------------------------- */
 GC_HIDDEN size_t gc_update_refs(gc_head *containers); /* returns the members */

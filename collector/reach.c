@@ -213,8 +213,11 @@ GC_EXPORT int memshim_root_add(void *obj)
     if (!obj) { errno = EINVAL; return -1; }
     gc_lock();
     int rc = -1;
-    gc_node *n = node_obtain(obj);
-    if (n) {
+    gc_node *n = node_get(obj);
+    if (!(n && n->is_block) && !gc_refcnt(gc_hdr(obj))) {   /* a dead object: no node for it */
+        gc_misuse_dead("memshim_root_add(): reference count 0", gc_hdr(obj));
+        errno = EINVAL;
+    } else if ((n = node_obtain(obj))) {
         if (!n->is_block) gc_incref(gc_hdr(obj));
         n->roots++;
         rc = 0;

@@ -39,6 +39,7 @@ static mode_t_ modes[] = {
     BOTH("free-misaligned-foreign", "(not aligned to 16 bytes)"),
     BOTH("free-huge-interior", "(8192 bytes inside a block of 1048576 bytes at 0x"),
     BOTH("decref-dead", ""),
+    BOTH("incref-dead", ""), BOTH("root-dead", ""), BOTH("track-dead", ""), BOTH("untrack-dead", ""),
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 
