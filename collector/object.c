@@ -106,7 +106,8 @@ void gc_scan_unlock(void) { gc_unlock(); }
 void gc_fatal(const char *what, const void *obj)
 {
     char buf[256];
-    int n = snprintf(buf, sizeof buf, "memshim: collector: %s (object %p)\n", what, obj);
+    int n = obj ? snprintf(buf, sizeof buf, "memshim: collector: %s (object %p)\n", what, obj)
+                : snprintf(buf, sizeof buf, "memshim: collector: %s\n", what);
     if (n > 0) gc_host_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, what);
     abort();
 }

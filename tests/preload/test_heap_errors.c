@@ -175,6 +175,22 @@ Test(heap_errors, a_decref_too_many_shows_where_the_object_was_made_and_died)
     free(r);
 }
 
+/* memshim_gc_unlock in a finalizer, without memshim_gc_lock: the lock
+ * held is the death's, not the program's, and is not given back: one line
+ * says so and the program aborts (there is nothing sound to go on with). */
+Test(heap_errors, unlocking_the_lock_a_finalizer_runs_under_aborts)
+{
+    h_run_t *r = malloc(sizeof *r);
+    h_run_fixture(r, "heap_errors", "unlock-in-finalizer", "MEMSHIM_ON_ERROR=continue", 30);
+    cr_assert(!r->timed_out);
+    cr_expect(WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGABRT, "status %#x", r->status);
+    cr_expect_eq(h_count_lines(r->err), 1, "%s", r->err);
+    cr_expect_not_null(strstr(r->err, "memshim: collector: memshim_gc_unlock() without memshim_gc_lock() "
+                                      "in this thread\n"), "%s", r->err);
+    cr_expect_null(strstr(r->out, "unlocked"), "the lock was given back:\n%s", r->out);
+    free(r);
+}
+
 Test(heap_errors, bad_on_error_value_is_reported_and_abort_kept)
 {
     h_run_t *r = malloc(sizeof *r);
