@@ -41,6 +41,13 @@ static const gc_allocator *tables(void) { return gc_st.tables.alloc ? &gc_st.tab
 /* Objects come from malloc: the shim's hooks (collector.h) may take them. */
 static int objects_on_malloc(void) { return gc_st.alloc.alloc == default_allocator.alloc; }
 
+/* Whether p is an object, as the host's records of blocks tell
+ * (collector.h): they know objects that came through gc_object_alloc. */
+int gc_is_object(const void *p)
+{
+    return objects_on_malloc() && gc_object_alloc ? gc_host_is_object(p) : -1;
+}
+
 static void *alloc_from(const gc_allocator *a, size_t n)
 {
     __atomic_store_n(&gc_st.alloc_used, 1, __ATOMIC_RELAXED);
