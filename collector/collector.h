@@ -86,6 +86,11 @@ __attribute__((visibility("hidden"))) int gc_host_is_object(const void *obj);
  * MEMSHIM_ON_ERROR=continue. */
 __attribute__((visibility("hidden"))) void gc_host_not_object(const char *what, const void *p);
 
+/* The program gave `what` a pointer of the collector's own (`is` says
+ * what it is: a weak reference already freed): reported as heap misuse,
+ * without stacks, aborting unless MEMSHIM_ON_ERROR=continue. */
+__attribute__((visibility("hidden"))) void gc_host_misuse_at(const char *what, const void *p, const char *is);
+
 /* Time spent collecting so far, all generations (the statistics' figure). */
 __attribute__((visibility("hidden"))) uint64_t gc_time_ns(void);
 

@@ -174,6 +174,11 @@ void gc_host_not_object(const char *what, const void *p)
                       titles, (const uint32_t[]){ block ? m.stack : 0 }, block ? 1 : 0);
 }
 
+void gc_host_misuse_at(const char *what, const void *p, const char *is)
+{
+    _ms_misuse_report(what, p, is, NULL, NULL, 0);
+}
+
 /* memshim_new's blocks and the frees of objects the program's decrefs
  * kill: recorded as a malloc or free at the program's call into the
  * collector (collector.h), so that the stack cache finds them.  From

@@ -43,6 +43,7 @@ static mode_t_ modes[] = {
     /* a plain block not registered, where an object or a registered block
      * belongs: told apart by tracking's records only */
     { "link-plain", 0, "" }, { "root-plain", 0, "" },
+    BOTH("weakref-free-twice", ""), BOTH("weakref-get-freed", ""),
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 
