@@ -379,6 +379,10 @@ GC_EXPORT int memshim_is_reachable(const void *obj)
 {
     if (!obj) return 0;
     gc_lock();
+    if (!node_get(obj) && no_object(obj, "memshim_is_reachable(): neither an object nor a registered block")) {
+        gc_unlock();
+        return -1;
+    }
     gc_head *lists[] = { &gc_st.gen[0].head, &gc_st.gen[1].head, &gc_st.gen[2].head,
                          &gc_st.permanent };
     walk_t w = { .links = 1 };
@@ -457,6 +461,10 @@ GC_EXPORT size_t memshim_get_referents(const void *obj, void **out, size_t max)
     gc_lock();
     find_t f = { .out = out, .max = max };
     gc_node *n = node_get(obj);
+    if (!n && no_object(obj, "memshim_get_referents(): neither an object nor a registered block")) {
+        gc_unlock();
+        return 0;
+    }
     if (!n || !n->is_block) {
         const memshim_type *t = gc_hdr(obj)->type;
         if (t->traverse) t->traverse((void *)obj, visit_collect, &f);

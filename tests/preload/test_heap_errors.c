@@ -42,7 +42,8 @@ static mode_t_ modes[] = {
     BOTH("incref-dead", ""), BOTH("root-dead", ""), BOTH("track-dead", ""), BOTH("untrack-dead", ""),
     /* a plain block not registered, where an object or a registered block
      * belongs: told apart by tracking's records only */
-    { "link-plain", 0, "" }, { "root-plain", 0, "" },
+    { "link-plain", 0, "" }, { "root-plain", 0, "" }, { "reachable-plain", 0, "" },
+    { "referents-plain", 0, "" },
     BOTH("weakref-free-twice", ""), BOTH("weakref-get-freed", ""),
 };
 #define NMODES (sizeof modes / sizeof modes[0])
