@@ -73,6 +73,24 @@ __attribute__((visibility("hidden"))) void gc_host_write(const char *text, size_
  * MEMSHIM_ON_ERROR=continue; then it returns and the collector goes on. */
 __attribute__((visibility("hidden"))) void gc_host_misuse(const char *what, const void *obj, const void *base);
 
+/* Whether obj is an object memshim_new made (alive or dead), as far as the
+ * host can tell from its records of blocks: 1 yes, 0 no (a block of its
+ * own, the inside of one, no block of the heap), -1 it cannot tell (it keeps
+ * no records, or the pointer may be either).  A pointer the collector has
+ * no node for is taken for an object: one that is none gets an "object
+ * header" in the 32 bytes before it (another block's bytes). */
+__attribute__((visibility("hidden"))) int gc_host_is_object(const void *obj);
+
+/* The program gave `what` a pointer that is neither an object (the host
+ * said 0) nor a registered block: reported as heap misuse, aborting unless
+ * MEMSHIM_ON_ERROR=continue. */
+__attribute__((visibility("hidden"))) void gc_host_not_object(const char *what, const void *p);
+
+/* The program gave `what` a pointer of the collector's own (`is` says
+ * what it is: a weak reference already freed): reported as heap misuse,
+ * without stacks, aborting unless MEMSHIM_ON_ERROR=continue. */
+__attribute__((visibility("hidden"))) void gc_host_misuse_at(const char *what, const void *p, const char *is);
+
 /* Time spent collecting so far, all generations (the statistics' figure). */
 __attribute__((visibility("hidden"))) uint64_t gc_time_ns(void);
 

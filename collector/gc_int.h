@@ -253,6 +253,8 @@ GC_HIDDEN void  gc_track_head(gc_head *g);           /* into generation 0 */
 GC_HIDDEN void  gc_untrack_head(gc_head *g);
 GC_HIDDEN int   gc_trash_empty(void);             /* this thread's trash list */
 GC_HIDDEN void  gc_fatal(const char *what, const void *obj) __attribute__((noreturn));
+GC_HIDDEN void  gc_misuse_dead(const char *what, gc_head *g) __attribute__((cold)); /* count 0: the host's report */
+GC_HIDDEN int   gc_is_object(const void *p);         /* 1, 0, -1 unknown: gc_host_is_object */
 
 /* ---- gc.c ---------------------------------------------------------------- */
 GC_HIDDEN size_t gc_update_refs(gc_head *containers); /* returns the members */

@@ -164,10 +164,19 @@ GC_EXPORT size_t memshim_gc_get_objects(int generation, void **out, size_t max)
     return n;
 }
 
-GC_EXPORT void memshim_gc_lock(void)   { gc_lock(); }
+/* The program's own holds in this thread: memshim_gc_unlock gives back
+ * only those.  In a finalizer or callback the lock is the collection's or
+ * the death's: giving that back let other threads into a collection half
+ * done (and a lone unlock left this thread's depth wrapped, so that it never
+ * took the lock again). */
+static __thread unsigned program_depth;
+
+GC_EXPORT void memshim_gc_lock(void)   { gc_lock(); program_depth++; }
 GC_EXPORT void memshim_gc_unlock(void)
 {
-    if (gc_lock_depth == 0) gc_fatal("memshim_gc_unlock without memshim_gc_lock", NULL);
+    if (program_depth == 0)
+        gc_fatal("memshim_gc_unlock() without memshim_gc_lock() in this thread", NULL);
+    program_depth--;
     gc_unlock();
 }
 

@@ -41,6 +41,13 @@ static const gc_allocator *tables(void) { return gc_st.tables.alloc ? &gc_st.tab
 /* Objects come from malloc: the shim's hooks (collector.h) may take them. */
 static int objects_on_malloc(void) { return gc_st.alloc.alloc == default_allocator.alloc; }
 
+/* Whether p is an object, as the host's records of blocks tell
+ * (collector.h): they know objects that came through gc_object_alloc. */
+int gc_is_object(const void *p)
+{
+    return objects_on_malloc() && gc_object_alloc ? gc_host_is_object(p) : -1;
+}
+
 static void *alloc_from(const gc_allocator *a, size_t n)
 {
     __atomic_store_n(&gc_st.alloc_used, 1, __ATOMIC_RELAXED);
@@ -106,7 +113,8 @@ void gc_scan_unlock(void) { gc_unlock(); }
 void gc_fatal(const char *what, const void *obj)
 {
     char buf[256];
-    int n = snprintf(buf, sizeof buf, "memshim: collector: %s (object %p)\n", what, obj);
+    int n = obj ? snprintf(buf, sizeof buf, "memshim: collector: %s (object %p)\n", what, obj)
+                : snprintf(buf, sizeof buf, "memshim: collector: %s\n", what);
     if (n > 0) gc_host_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, what);
     abort();
 }
@@ -173,15 +181,22 @@ void gc_incref(gc_head *g)
  * from none, memshim_weakref_get, needs the lock.  A plain load and store
  * then do: the locked instructions were a quarter of a collection of
  * garbage (rings of 10: 12 locked instructions a ring, 2 now). */
-/* One reference more dropped than the program held: reported as heap
- * misuse (the host's), and with MEMSHIM_ON_ERROR=continue the count is put
- * back to 0 and nothing dies. */
+/* The program handed `what` an object whose count is 0: dead (its block
+ * usually freed), or dying.  Reported as heap misuse (the host's); with
+ * MEMSHIM_ON_ERROR=continue the caller does nothing more. */
+void gc_misuse_dead(const char *what, gc_head *g)
+{
+    size_t prefix;
+    gc_total_size(g, &prefix);
+    gc_host_misuse(what, gc_obj(g), (char *)g - prefix);
+}
+
+/* One reference more dropped than the program held: the count is put back
+ * to 0 and nothing dies. */
 static __attribute__((noinline, cold)) int decref_of_dead(gc_head *g)
 {
     __atomic_fetch_add(&g->refcnt, 1, __ATOMIC_RELAXED);
-    size_t prefix;
-    gc_total_size(g, &prefix);
-    gc_host_misuse("memshim_decref(): reference count already 0", gc_obj(g), (char *)g - prefix);
+    gc_misuse_dead("memshim_decref(): reference count already 0", g);
     return 0;
 }
 
@@ -215,7 +230,17 @@ int gc_incref_if_alive(gc_head *g)
     return 1;
 }
 
-GC_EXPORT void memshim_incref(void *obj) { if (obj) gc_incref(gc_hdr(obj)); }
+/* A reference taken to an object whose count is 0 would make it die twice
+ * (its dealloc and free run again at the matching decref).  The program
+ * holds a reference to whatever it increfs, so a count read as 0 is misuse,
+ * not a race; the check is a load of the line the increment writes. */
+GC_EXPORT void memshim_incref(void *obj)
+{
+    if (!obj) return;
+    gc_head *g = gc_hdr(obj);
+    if (GC_UNLIKELY(!gc_refcnt(g))) gc_misuse_dead("memshim_incref(): reference count 0", g);
+    else gc_incref(g);
+}
 /* The last reference went: reached by a tail call from memshim_decref, so
  * that the return address and frame here are those of the program's call. */
 static __attribute__((noinline)) void decref_last(gc_head *g)
@@ -264,12 +289,17 @@ void gc_untrack_head(gc_head *g)
     g->prev &= GC_PERSIST;
 }
 
+/* An object whose count is 0 is dead or dying: tracked, it would be freed
+ * while in a generation's list; untracked, `next` is a free list's link or
+ * a trash list's.  Untracking one already untracked stays a no-op: a
+ * dealloc function may untrack its own object, as CPython's do. */
 GC_EXPORT void memshim_track(void *obj)
 {
     if (!obj) return;
     gc_lock();
     gc_head *g = gc_hdr(obj);
-    if (!g->next) gc_track_head(g);
+    if (GC_UNLIKELY(!gc_refcnt(g))) gc_misuse_dead("memshim_track(): reference count 0", g);
+    else if (!g->next) gc_track_head(g);
     gc_unlock();
 }
 
@@ -278,7 +308,10 @@ GC_EXPORT void memshim_untrack(void *obj)
     if (!obj) return;
     gc_lock();
     gc_head *g = gc_hdr(obj);
-    if (g->next) gc_untrack_head(g);
+    if (g->next) {
+        if (GC_UNLIKELY(!gc_refcnt(g))) gc_misuse_dead("memshim_untrack(): reference count 0", g);
+        else gc_untrack_head(g);
+    }
     gc_unlock();
 }
 

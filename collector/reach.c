@@ -56,11 +56,22 @@ static gc_node *node_new(const void *p, int is_block)
     return n;
 }
 
+/* A pointer without a node is taken for an object, unless the host knows
+ * it is none (a plain block the program did not register): then `what`
+ * is misuse, and fails with EINVAL. */
+static int no_object(const void *p, const char *what)
+{
+    if (gc_is_object(p) != 0) return 0;
+    gc_host_not_object(what, p);
+    errno = EINVAL;
+    return 1;
+}
+
 /* The node of p, made if p is an object without one. */
-static gc_node *node_obtain(const void *p)
+static gc_node *node_obtain(const void *p, const char *what)
 {
     gc_node *n = node_get(p);
-    return n ? n : node_new(p, 0);
+    return n ? n : no_object(p, what) ? NULL : node_new(p, 0);
 }
 
 static void node_free(gc_node *n)
@@ -151,7 +162,7 @@ GC_EXPORT int memshim_register(void *block, const char *name)
     gc_lock();
     int rc = 0;
     gc_node *n = node_get(block);
-    if (n && !n->is_block) { errno = EINVAL; rc = -1; }   /* an object */
+    if (n ? !n->is_block : gc_is_object(block) == 1) { errno = EINVAL; rc = -1; }   /* an object */
     else if (!n && !(n = node_new(block, 1))) rc = -1;
     else n->name = name;
     gc_unlock();
@@ -174,7 +185,8 @@ GC_EXPORT int memshim_link(void *from, void *to)
     if (!from || !to) { errno = EINVAL; return -1; }
     gc_lock();
     int rc = -1;
-    gc_node *f = node_obtain(from), *t = f ? node_obtain(to) : NULL;
+    static const char what[] = "memshim_link(): neither an object nor a registered block";
+    gc_node *f = node_obtain(from, what), *t = f ? node_obtain(to, what) : NULL;
     if (!t) goto out;
     gc_edge *e = edge_find(f, to);
     if (e) { e->count++; rc = 0; goto out; }
@@ -213,12 +225,18 @@ GC_EXPORT int memshim_root_add(void *obj)
     if (!obj) { errno = EINVAL; return -1; }
     gc_lock();
     int rc = -1;
-    gc_node *n = node_obtain(obj);
-    if (n) {
-        if (!n->is_block) gc_incref(gc_hdr(obj));
-        n->roots++;
-        rc = 0;
+    gc_node *n = node_get(obj);
+    if (!n && no_object(obj, "memshim_root_add(): neither an object nor a registered block")) goto out;
+    if (!(n && n->is_block) && !gc_refcnt(gc_hdr(obj))) {   /* a dead object: no node for it */
+        gc_misuse_dead("memshim_root_add(): reference count 0", gc_hdr(obj));
+        errno = EINVAL;
+        goto out;
     }
+    if (!n && !(n = node_new(obj, 0))) goto out;
+    if (!n->is_block) gc_incref(gc_hdr(obj));
+    n->roots++;
+    rc = 0;
+out:
     gc_unlock();
     return rc;
 }
@@ -361,6 +379,10 @@ GC_EXPORT int memshim_is_reachable(const void *obj)
 {
     if (!obj) return 0;
     gc_lock();
+    if (!node_get(obj) && no_object(obj, "memshim_is_reachable(): neither an object nor a registered block")) {
+        gc_unlock();
+        return -1;
+    }
     gc_head *lists[] = { &gc_st.gen[0].head, &gc_st.gen[1].head, &gc_st.gen[2].head,
                          &gc_st.permanent };
     walk_t w = { .links = 1 };
@@ -439,6 +461,10 @@ GC_EXPORT size_t memshim_get_referents(const void *obj, void **out, size_t max)
     gc_lock();
     find_t f = { .out = out, .max = max };
     gc_node *n = node_get(obj);
+    if (!n && no_object(obj, "memshim_get_referents(): neither an object nor a registered block")) {
+        gc_unlock();
+        return 0;
+    }
     if (!n || !n->is_block) {
         const memshim_type *t = gc_hdr(obj)->type;
         if (t->traverse) t->traverse((void *)obj, visit_collect, &f);

@@ -7,6 +7,9 @@
  *   PENDING  obj NULL, on a pending list of a running clear: its callback is
  *            about to be called.
  *   DEAD     obj NULL, on no list: cleared, callback called or none.
+ * and FREED once memshim_weakref_free gave its memory back: until the
+ * memory is another's, a second free or a get finds it so (the table
+ * allocator's free list keeps its first words) and is reported.
  * gc_weakref_detach is the only code that takes weak references off a
  * referent (CPython's clear_weakref); memshim_weakref_free the only code
  * that frees them.  Freeing a PENDING reference cancels its callback, so a
@@ -14,7 +17,7 @@
 #include <errno.h>
 #include "gc_int.h"
 
-enum { WR_LIVE, WR_PENDING, WR_DEAD };
+enum { WR_LIVE, WR_PENDING, WR_DEAD, WR_FREED = 0x5eaf5eaf };
 
 struct memshim_weakref {
     gc_head         *obj;
@@ -85,12 +88,20 @@ out:
     return r;
 }
 
+/* A freed weak reference given to `what`: reported as heap misuse (the
+ * host's); with MEMSHIM_ON_ERROR=continue the call does nothing more. */
+static __attribute__((noinline, cold)) void weakref_freed(const char *what, memshim_weakref *ref)
+{
+    gc_host_misuse_at(what, ref, "a weak reference already freed");
+}
+
 GC_EXPORT void *memshim_weakref_get(memshim_weakref *ref)
 {
     if (!ref) return NULL;
     gc_lock();
     void *obj = NULL;
-    if (ref->obj && gc_incref_if_alive(ref->obj)) obj = gc_obj(ref->obj);
+    if (GC_UNLIKELY(ref->state == WR_FREED)) weakref_freed("memshim_weakref_get(): use after free", ref);
+    else if (ref->obj && gc_incref_if_alive(ref->obj)) obj = gc_obj(ref->obj);
     gc_unlock();
     return obj;
 }
@@ -99,6 +110,11 @@ GC_EXPORT void memshim_weakref_free(memshim_weakref *ref)
 {
     if (!ref) return;
     gc_lock();
+    if (GC_UNLIKELY(ref->state == WR_FREED)) {
+        weakref_freed("memshim_weakref_free(): double free", ref);
+        gc_unlock();
+        return;
+    }
     if (ref->state == WR_LIVE) {
         gc_head *g = ref->obj;
         gc_wr_list *l = ref->list;
@@ -107,6 +123,7 @@ GC_EXPORT void memshim_weakref_free(memshim_weakref *ref)
     } else if (ref->state == WR_PENDING) {
         list_unlink(ref);
     }
+    ref->state = WR_FREED;
     gc_tab_free(ref, sizeof *ref);
     gc_unlock();
 }

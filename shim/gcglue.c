@@ -138,6 +138,47 @@ void gc_host_misuse(const char *what, const void *obj, const void *base)
                       titles, stacks, !known ? 0 : dead ? 2 : 1);
 }
 
+/* The record of the block that starts at base, if there is one. */
+static bool block_at(const void *base, ms_meta_t *m)
+{
+    const ms_meta_t *mp = _ms_meta_of(base);
+    if (mp) { *m = *mp; return true; }
+    return _ms_huge_get_meta(base, m, NULL);
+}
+
+/* An object's block starts GC_BLOCK_HEADER bytes before it, or 16 more
+ * with the size prefix, and gc_object_alloc flagged it so.  A flagged
+ * block of a header alone (memshim_new(type, 0)) ends where the next block
+ * may start: a pointer to that block is either. */
+int gc_host_is_object(const void *obj)
+{
+    if (!_ms_track_on || !malloc_is_ours()) return -1;
+    static const unsigned flag[2] = { MS_META_GC_AT0, MS_META_GC_AT16 };
+    ms_meta_t m;
+    for (int i = 0; i < 2; i++)
+        if (block_at((const char *)obj - GC_BLOCK_HEADER - 16 * i, &m) && (m.flags & flag[i])) {
+            ms_meta_t next;
+            if (m.size == GC_BLOCK_HEADER + 16u * i && block_at(obj, &next) && next.state == MS_BLK_LIVE)
+                return -1;
+            return 1;
+        }
+    return 0;
+}
+
+void gc_host_not_object(const char *what, const void *p)
+{
+    ms_meta_t m;
+    bool block = block_at(p, &m) && m.state == MS_BLK_LIVE;
+    static const char *const titles[] = { "block allocated at" };
+    _ms_misuse_report(what, p, block ? "a block that memshim_new did not make" : "no object memshim_new made",
+                      titles, (const uint32_t[]){ block ? m.stack : 0 }, block ? 1 : 0);
+}
+
+void gc_host_misuse_at(const char *what, const void *p, const char *is)
+{
+    _ms_misuse_report(what, p, is, NULL, NULL, 0);
+}
+
 /* memshim_new's blocks and the frees of objects the program's decrefs
  * kill: recorded as a malloc or free at the program's call into the
  * collector (collector.h), so that the stack cache finds them.  From

@@ -39,6 +39,12 @@ static mode_t_ modes[] = {
     BOTH("free-misaligned-foreign", "(not aligned to 16 bytes)"),
     BOTH("free-huge-interior", "(8192 bytes inside a block of 1048576 bytes at 0x"),
     BOTH("decref-dead", ""),
+    BOTH("incref-dead", ""), BOTH("root-dead", ""), BOTH("track-dead", ""), BOTH("untrack-dead", ""),
+    /* a plain block not registered, where an object or a registered block
+     * belongs: told apart by tracking's records only */
+    { "link-plain", 0, "" }, { "root-plain", 0, "" }, { "reachable-plain", 0, "" },
+    { "referents-plain", 0, "" },
+    BOTH("weakref-free-twice", ""), BOTH("weakref-get-freed", ""),
 };
 #define NMODES (sizeof modes / sizeof modes[0])
 
@@ -171,6 +177,36 @@ Test(heap_errors, a_decref_too_many_shows_where_the_object_was_made_and_died)
     if (made && died && now)
         cr_expect(strstr(made, " main (") && strstr(died, " main (") && strstr(now, " main ("),
                   "each stack should name the fixture's main:\n%s", r->err);
+    free(r);
+}
+
+/* memshim(3): memshim_register of an object fails with EINVAL, rooted or
+ * linked (it has a node) or not: told by tracking's records.  Taken for a
+ * block, its node outlived it and took over the next object made there. */
+Test(heap_errors, registering_an_object_fails_with_einval)
+{
+    h_run_t *r = malloc(sizeof *r);
+    h_run_fixture(r, "heap_errors", "register-object", NULL, 30);
+    cr_assert(!r->timed_out);
+    cr_expect(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "status %#x", r->status);
+    cr_expect_not_null(strstr(r->out, "register=-1 errno=22\n"), "%s", r->out);
+    cr_expect_null(strstr(r->err, "memshim:"), "%s", r->err);
+    free(r);
+}
+
+/* memshim_gc_unlock in a finalizer, without memshim_gc_lock: the lock
+ * held is the death's, not the program's, and is not given back: one line
+ * says so and the program aborts (there is nothing sound to go on with). */
+Test(heap_errors, unlocking_the_lock_a_finalizer_runs_under_aborts)
+{
+    h_run_t *r = malloc(sizeof *r);
+    h_run_fixture(r, "heap_errors", "unlock-in-finalizer", "MEMSHIM_ON_ERROR=continue", 30);
+    cr_assert(!r->timed_out);
+    cr_expect(WIFSIGNALED(r->status) && WTERMSIG(r->status) == SIGABRT, "status %#x", r->status);
+    cr_expect_eq(h_count_lines(r->err), 1, "%s", r->err);
+    cr_expect_not_null(strstr(r->err, "memshim: collector: memshim_gc_unlock() without memshim_gc_lock() "
+                                      "in this thread\n"), "%s", r->err);
+    cr_expect_null(strstr(r->out, "unlocked"), "the lock was given back:\n%s", r->out);
     free(r);
 }
 

@@ -117,6 +117,22 @@ Test(gc, decref_to_zero_deallocs_once)
     cr_assert_str_eq(events, "d1 d2 ");
 }
 
+/* CPython's tp_dealloc functions start with PyObject_GC_UnTrack(self): a
+ * dealloc function untracking its own object, count 0 and already
+ * untracked, does nothing and is no misuse (tracking or untracking a dead
+ * object is: test_heap_errors). */
+static void untrack_dealloc(void *o) { memshim_untrack(o); obj_dealloc(o); }
+static const memshim_type untrack_type = { "untrack", obj_traverse, obj_clear, NULL, untrack_dealloc };
+
+Test(gc, a_dealloc_function_may_untrack_its_own_object, .init = cr_redirect_stderr)
+{
+    obj *a = mk(&untrack_type);
+    memshim_decref(a);
+    cr_assert_eq(deaths, 1);
+    fflush(stderr);
+    cr_assert_stderr_eq_str("");
+}
+
 Test(gc, null_is_a_noop_for_incref_and_decref)
 {
     memshim_incref(NULL);
