@@ -389,12 +389,15 @@ static void set_option(const optdef_t *o, const char *shown_name, const char *v,
  * command's own variable or MEMSHIM_OPTIONS, and none is offered for them. */
 static const optdef_t *lookup(const char *name, size_t len, bool key, ms_near_t *near)
 {
+    for (const optdef_t *o = optdefs; o < optdefs + NOPTS; o++) {
+        const char *n = key ? o->name + 8 : o->name;
+        if (strlen(n) == len && (key ? strncasecmp(n, name, len) : strncmp(n, name, len)) == 0) return o;
+    }
+    /* Only now near.c, which lies outside the code every process runs
+     * (Makefile, HOT_SRC): a name of ours found did not map its page. */
     size_t skip = key ? 0 : 8;
     ms_near_start(near, name + skip, len > skip ? len - skip : 0);
     for (const optdef_t *o = optdefs; o < optdefs + NOPTS; o++) {
-        const char *n = key ? o->name + 8 : o->name;
-        size_t nl = strlen(n);
-        if (nl == len && (key ? strncasecmp(n, name, len) : strncmp(n, name, len)) == 0) return o;
         bool refused = key && (o->kind == K_COMMAND || strcmp(o->name, "MEMSHIM_OPTIONS") == 0);
         if (!refused) ms_near_offer(near, o->name + 8, strlen(o->name + 8), o);
     }
