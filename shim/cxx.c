@@ -202,6 +202,10 @@ void _ms_mismatch(const void *p, const ms_meta_t *mp, const char *released_by, u
     uintptr_t site = _ms_stack_site(m.stack);
     if ((site && in_foreign_operator(site, true)) || in_foreign_operator(caller - 1, false))
         return;                            /* one half of a library's own pair */
+    /* A block from malloc that MEMSHIM_SAMPLE left without a stack: who
+     * called malloc is unknown, and may be a library's own operator new
+     * (rust-lld aborted on such a block, sampled or not by chance). */
+    if (m.alloc == MS_ALLOC_MALLOC && !(m.flags & MS_META_SAMPLED)) return;
     char is[160];
     ms_buf_t b;
     _ms_buf_init(&b, is, sizeof is - 1, -1);
