@@ -121,6 +121,7 @@ $(B)/fixtures/%: tests/fixtures/%.c $(wildcard tests/fixtures/*.h)
 	$(CC) $(CFLAGS) -Iinclude -o $@ $< -lpthread -ldl $(FIXTURE_LDFLAGS)
 
 $(B)/fixtures/libunw_user.so: FIXTURE_LDFLAGS = -lunwind
+$(B)/fixtures/own_malloc_alias: FIXTURE_LDFLAGS = -rdynamic
 $(B)/fixtures/unwind_in_handler_linked: tests/fixtures/unwind_in_handler.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DLINKED -Iinclude -o $@ $< -lpthread -ldl -lunwind

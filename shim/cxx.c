@@ -50,7 +50,12 @@ static const char *const family[] = {
  * (or none is).  An executable that takes a function's address without
  * defining it (a non-PIE program storing &malloc) has a stub in its own
  * procedure linkage table that dlsym gives as the address: no definition
- * of that name is there, and calls still reach memshim. */
+ * of that name is there (dladdr finds the undefined symbol, or none at
+ * that address), and calls still reach memshim.  A definition may have
+ * other names at its address, and dladdr gives any of them: Chromium's
+ * and tcmalloc's malloc is also their __libc_malloc (compared by name,
+ * Chromium's crash handler was said to define free, not malloc, and a
+ * program whose four had such names drew no word at all). */
 static const char *defined_elsewhere(const char *name)
 {
     ms_range_t own = _ms_self()->image;
@@ -58,8 +63,8 @@ static const char *defined_elsewhere(const char *name)
     if (!f || !own.end || (f >= own.start && f < own.end)) return NULL;
     Dl_info di;
     const ElfW(Sym) *sym = NULL;
-    if (!dladdr1((void *)f, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym || !di.dli_sname ||
-        strcmp(di.dli_sname, name) != 0 || (uintptr_t)di.dli_saddr != f || sym->st_shndx == SHN_UNDEF)
+    if (!dladdr1((void *)f, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym ||
+        (uintptr_t)di.dli_saddr != f || sym->st_shndx == SHN_UNDEF)
         return NULL;                                     /* a stub, not a definition */
     return di.dli_fname && di.dli_fname[0] ? di.dli_fname : "the program";
 }
@@ -202,6 +207,10 @@ void _ms_mismatch(const void *p, const ms_meta_t *mp, const char *released_by, u
     uintptr_t site = _ms_stack_site(m.stack);
     if ((site && in_foreign_operator(site, true)) || in_foreign_operator(caller - 1, false))
         return;                            /* one half of a library's own pair */
+    /* A block from malloc that MEMSHIM_SAMPLE left without a stack: who
+     * called malloc is unknown, and may be a library's own operator new
+     * (rust-lld aborted on such a block, sampled or not by chance). */
+    if (m.alloc == MS_ALLOC_MALLOC && !(m.flags & MS_META_SAMPLED)) return;
     char is[160];
     ms_buf_t b;
     _ms_buf_init(&b, is, sizeof is - 1, -1);

@@ -133,3 +133,20 @@ Test(foreign, program_with_its_own_malloc_is_told, .timeout = 60)
     cr_expect(strchr(r->err, '\n') == strrchr(r->err, '\n'), "one line: %s", r->err);
     free(r);
 }
+
+/* The same when each function of that allocator has other names at its
+ * address (Chromium's and tcmalloc's malloc is their __libc_malloc too):
+ * dladdr gives any of them.  Compared by name, such a program drew no
+ * word, and its report of no leaks read as one (Chromium's crash handler
+ * was said to define free, its malloc passed over). */
+Test(foreign, program_with_its_own_malloc_under_other_names_is_told, .timeout = 60)
+{
+    h_run_t *r = malloc(sizeof *r);
+    h_run_fixture(r, "own_malloc_alias", NULL, NULL, 30);
+    cr_assert(WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0, "%s", r->err);
+    cr_expect(strstr(r->out, "own allocator"), "%s", r->out);
+    cr_expect(strstr(r->err, "memshim: malloc is defined by ") &&
+              strstr(r->err, "own_malloc_alias, which comes before memshim"), "%s", r->err);
+    cr_expect(strchr(r->err, '\n') == strrchr(r->err, '\n'), "one line: %s", r->err);
+    free(r);
+}
