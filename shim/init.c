@@ -405,6 +405,14 @@ void _ms_exit_enter(const ms_caller_t *caller)
         if (__atomic_compare_exchange_n(&exiter, &cur, me, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
             cur == me) {
             exit_waiter_out(slot);
+            /* A second exit() in the thread that runs the first: from a
+             * handler of a signal that came in while the C library ran the
+             * program's destructors (a SIGTERM timer firing late), or from an
+             * exit handler.  The C library then runs the exit handlers left,
+             * but not the destructors of the exit it is inside: memshim's
+             * would never run, and the report was lost.  Its work is done
+             * now, before those handlers (once: ms_destructor's `done`). */
+            if (cur == me && __atomic_load_n(&exit_stage, __ATOMIC_ACQUIRE) == EXIT_HANDLERS) ms_destructor();
             return;
         }
         if (_ms_os_tgkill((int)getpid(), cur, 0) == 0) break;
