@@ -175,6 +175,29 @@ t_users() {
 }
 check "exporter: a user's exporter shows that user's processes only; root's shows all" t_users
 
+# A process in a pid namespace of its own (a container) names its region,
+# and fills its pid, with the number it has there (1 here); the exporter
+# and memshim stats outside know it by another.
+t_pid_namespace() {
+    [ "$(id -u)" -eq 0 ] || { echo "skip: needs root for a pid namespace"; return 0; }
+    command -v unshare >/dev/null || { echo "skip: no unshare"; return 0; }
+    rm -f "$T/nsready"
+    bg unshare --pid --fork env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=50 \
+        "$T/known" hold "$T/nsready"
+    local u=$pid k=""
+    wait_file "$T/nsready" && sleep 0.1 || return 1
+    k=$(cat /proc/$u/task/$u/children 2>/dev/null | tr -d ' ')
+    [ -n "$k" ] && grep -qE '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' /proc/$k/status ||
+        { echo "known is not pid 1 of a namespace: $(grep NSpid /proc/$k/status 2>&1)"; stop $u; return 1; }
+    run "$MS" exporter --once; expect_rc 0 || { stop $u; return 1; }
+    local l="pid=\"$k\",program=\"known\""
+    [ "$(value "$out" "memshim_class_blocks_in_use{$l,class=\"20480\"}")" = 77 ] && has_not "$out" 'pid="1"' ||
+        { echo "no figures of pid $k (1 in its namespace):"; grep -E 'pid="(1|'$k')"' <<<"$out" | head -5; stop $u; return 1; }
+    run "$MS" stats $k; stop $u
+    expect_rc 0 && has "$out" "memshim: pid $k "
+}
+check "exporter and stats: a process in a pid namespace of its own (a container) shown under the pid seen here" t_pid_namespace
+
 # ==== hostile regions, fuzzed ===============================================================
 t_fuzz() {
     # the exporter built with AddressSanitizer and UBSan: a bad read is a report, not luck
