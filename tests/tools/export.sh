@@ -198,6 +198,31 @@ t_pid_namespace() {
 }
 check "exporter and stats: a process in a pid namespace of its own (a container) shown under the pid seen here" t_pid_namespace
 
+# The format by the Accept header's weights (RFC 9110), as Prometheus sets
+# them from scrape_protocols, in their order; a 405 names the methods.
+t_negotiation() {
+    command -v curl >/dev/null || { echo "skip: no curl"; return 0; }
+    : >"$T/bg.log"
+    bg "$MS" exporter --listen 127.0.0.1:0
+    local ex=$pid port="" a want got
+    for _ in $(seq 200); do port=$(grep -oE 'serving http://127.0.0.1:[0-9]+' "$T/bg.log" | cut -d: -f3); [ -n "$port" ] && break; sleep 0.02; done
+    [ -n "$port" ] || { echo "exporter did not start"; cat "$T/bg.log"; return 1; }
+    while IFS='|' read -r want a; do
+        got=$(curl -s -o /dev/null -w '%{content_type}' -H "Accept: $a" "http://127.0.0.1:$port/metrics")
+        [[ $got == $want\;* ]] || { echo "Accept: $a"; echo "got $got, expected $want"; stop $ex; return 1; }
+    done <<'EOF2'
+application/openmetrics-text|application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1
+text/plain|text/plain;version=0.0.4;q=0.6,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.4
+text/plain|application/openmetrics-text;q=0,text/plain
+application/openmetrics-text|text/plain;q=0.4, Application/OpenMetrics-Text;q=0.5
+text/plain|*/*
+EOF2
+    got=$(curl -s -o /dev/null -D - -X POST -d x "http://127.0.0.1:$port/metrics" | tr -d '\r')
+    stop $ex
+    has "$got" "HTTP/1.1 405" && has "$got" "Allow: GET, HEAD"
+}
+check "exporter: OpenMetrics or text by the Accept header's weights; 405 with Allow" t_negotiation
+
 # ==== hostile regions, fuzzed ===============================================================
 t_fuzz() {
     # the exporter built with AddressSanitizer and UBSan: a bad read is a report, not luck
