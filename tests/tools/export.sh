@@ -182,18 +182,20 @@ t_pid_namespace() {
     [ "$(id -u)" -eq 0 ] || { echo "skip: needs root for a pid namespace"; return 0; }
     command -v unshare >/dev/null || { echo "skip: no unshare"; return 0; }
     rm -f "$T/nsready"
-    bg unshare --pid --fork env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=50 \
+    # the namespace's pid 1 ignores SIGTERM: SIGKILL, also when unshare is stopped
+    bg unshare --pid --fork --kill-child env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=50 \
         "$T/known" hold "$T/nsready"
     local u=$pid k=""
     wait_file "$T/nsready" && sleep 0.1 || return 1
     k=$(cat /proc/$u/task/$u/children 2>/dev/null | tr -d ' ')
+    ns_end() { [ -n "$k" ] && kill -9 "$k" 2>/dev/null; stop $u; }
     [ -n "$k" ] && grep -qE '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' /proc/$k/status ||
-        { echo "known is not pid 1 of a namespace: $(grep NSpid /proc/$k/status 2>&1)"; stop $u; return 1; }
-    run "$MS" exporter --once; expect_rc 0 || { stop $u; return 1; }
+        { echo "known is not pid 1 of a namespace: $(grep NSpid /proc/$k/status 2>&1)"; ns_end; return 1; }
+    run "$MS" exporter --once; expect_rc 0 || { ns_end; return 1; }
     local l="pid=\"$k\",program=\"known\""
     [ "$(value "$out" "memshim_class_blocks_in_use{$l,class=\"20480\"}")" = 77 ] && has_not "$out" 'pid="1"' ||
-        { echo "no figures of pid $k (1 in its namespace):"; grep -E 'pid="(1|'$k')"' <<<"$out" | head -5; stop $u; return 1; }
-    run "$MS" stats $k; stop $u
+        { echo "no figures of pid $k (1 in its namespace):"; grep -E 'pid="(1|'$k')"' <<<"$out" | head -5; ns_end; return 1; }
+    run "$MS" stats $k; ns_end
     expect_rc 0 && has "$out" "memshim: pid $k "
 }
 check "exporter and stats: a process in a pid namespace of its own (a container) shown under the pid seen here" t_pid_namespace
