@@ -250,28 +250,31 @@ t_fork_children_refresh() {
 }
 check "forked children's live figures keep being refreshed (no reporter thread stuck on the collector's lock)" t_fork_children_refresh
 
-# The kernel refuses unshare(CLONE_NEWUSER) and setns into a user
-# namespace to a process of more than one thread: with live figures or a
-# metrics file (memshim's reporter thread), unshare --user and nsenter
-# --user failed (EINVAL) where they ran without memshim.
+# The kernel refuses unshare(CLONE_NEWUSER), and setns into a user or
+# mount namespace, to a process of more than one thread: with live figures
+# or a metrics file (memshim's reporter thread), unshare --user and nsenter
+# --user or --mount failed (EINVAL) where they ran without memshim.
 t_user_namespace() {
     unshare --user --map-root-user true 2>/dev/null || { echo "skip: no user namespaces here"; return 0; }
-    local v
+    local v ns
     for v in MEMSHIM_LIVE=1 "MEMSHIM_METRICS=$T/un.%p.prom"; do
         run env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 "$v" MEMSHIM_LIVE_INTERVAL=10 unshare --user --map-root-user true
         expect_rc 0 && [ -z "$err" ] || { echo "with $v"; return 1; }
     done
     command -v nsenter >/dev/null || return 0
     rm -f "$T/usready"
-    bg unshare --user --map-root-user --fork --kill-child sh -c ": >'$T/usready'; exec sleep 60"
+    bg unshare --user --map-root-user --mount --fork --kill-child sh -c ": >'$T/usready'; exec sleep 60"
     local u=$pid k
     wait_file "$T/usready" || { stop $u; return 1; }
     k=$(cat /proc/$u/task/$u/children 2>/dev/null | tr -d ' ')
-    run env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=10 nsenter --user --target "$k" true
+    for ns in --user --mount; do
+        run env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=10 nsenter $ns --target "$k" true
+        expect_rc 0 && [ -z "$err" ] || { echo "nsenter $ns"; stop $u; return 1; }
+    done
     stop $u
-    expect_rc 0 && [ -z "$err" ]
+    return 0
 }
-check "unshare --user and nsenter --user run with live figures and a metrics file (memshim's thread out of the way)" t_user_namespace
+check "unshare --user, nsenter --user and --mount run with live figures and a metrics file (memshim's thread out of the way)" t_user_namespace
 
 # ==== hostile regions, fuzzed ===============================================================
 t_fuzz() {
