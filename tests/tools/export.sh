@@ -371,6 +371,28 @@ t_textfile_options() {
 }
 check "MEMSHIM_METRICS: malformed values and an unwritable name earn one line each; the program runs" t_textfile_options
 
+# A rewrite that fails (a full disk) ends the rewrites, with one message
+# saying nothing is kept there: the file written last went on being read,
+# its figures frozen, as the running process's.
+t_textfile_full_disk() {
+    [ "$(id -u)" -eq 0 ] || { echo "skip: needs root to mount a small tmpfs"; return 0; }
+    mkdir -p "$T/small" && mount -t tmpfs -o size=64k tmpfs "$T/small" 2>/dev/null || { echo "skip: cannot mount a tmpfs"; return 0; }
+    rm -f "$T/fdready"
+    bg env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_METRICS="$T/small/m.prom" MEMSHIM_METRICS_INTERVAL=100 \
+        "$T/known" hold "$T/fdready"
+    local k=$pid
+    wait_file "$T/small/m.prom" || { stop $k; umount "$T/small"; return 1; }
+    dd if=/dev/zero of="$T/small/fill" bs=1k count=100 2>/dev/null
+    for _ in $(seq 250); do grep -q "MEMSHIM_METRICS: writing $T/small/m.prom failed" "$T/bg.log" && break; sleep 0.02; done
+    for _ in $(seq 250); do [ -e "$T/small/m.prom" ] || break; sleep 0.02; done
+    local left=""; [ -e "$T/small/m.prom" ] && left=yes
+    stop $k; umount "$T/small"
+    grep -q "MEMSHIM_METRICS: writing $T/small/m.prom failed (no space left); nothing is kept there" "$T/bg.log" ||
+        { echo "no message:"; tail -3 "$T/bg.log"; return 1; }
+    [ -z "$left" ] || { echo "the last file was left in place after the failure"; return 1; }
+}
+check "MEMSHIM_METRICS: a rewrite that fails (full disk) removes the file written last, with one message" t_textfile_full_disk
+
 # ==== a real Prometheus =========================================================================
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 query() {   # query PROMQL: Prometheus's answer (JSON)
