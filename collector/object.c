@@ -135,11 +135,17 @@ static void fork_parent(void)
     if (gc_lock_depth == 1) pthread_mutex_unlock(&gc_st.lock);
     gc_lock_depth--;
 }
+/* Only this thread survives; it held the lock through fork and gives it
+ * back as in the parent.  Not pthread_mutex_init: the allocator's child
+ * handler, which runs before this one, starts memshim's reporter thread
+ * again, and that thread may already wait for the lock (its figures ask
+ * the collector's); a mutex made anew over its wait never woke it, and the
+ * child's live figures and metrics file stopped there, its exit waiting
+ * two seconds for the thread. */
 static void fork_child(void)
 {
-    /* Only this thread survives; it held the lock through fork. */
-    pthread_mutex_init(&gc_st.lock, NULL);
-    if (--gc_lock_depth) pthread_mutex_lock(&gc_st.lock);
+    if (gc_lock_depth == 1) pthread_mutex_unlock(&gc_st.lock);
+    gc_lock_depth--;
 }
 
 /* First use of the collector, with the lock held. */

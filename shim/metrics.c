@@ -6,8 +6,9 @@
  * Only the reporter thread calls in here, so no lock.  The file goes
  * through out.c like every output: a temporary name beside it, renamed into
  * place, so node_exporter never reads half of it; 0644, since node_exporter
- * usually runs as another user.  If it cannot be written, one message and
- * no more tries. */
+ * usually runs as another user.  If it cannot be written, one message, no
+ * more tries, and the file written last is removed: its figures would be
+ * read as the process's for as long as it runs. */
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@ void _ms_metrics_write(void)
     ms_out_t o;
     if (!_ms_out_open(&o, "MEMSHIM_METRICS", _ms_ropt.metrics, MS_OUT_SNAPSHOT)) {
         m.failed = true;
+        _ms_metrics_withdraw();
         errno = saved;
         return;
     }
@@ -55,8 +57,10 @@ void _ms_metrics_write(void)
     const ms_live_t *one = &fig;
     ms_prom_render(&w, &one, 1, NULL);
     bool atomic = o.kind == MS_OUT_ATOMIC;
-    if (!_ms_out_commit(&o)) m.failed = true;
-    else if (atomic) {
+    if (!_ms_out_commit(&o)) {
+        m.failed = true;
+        _ms_metrics_withdraw();
+    } else if (atomic) {
         memcpy(m.path, o.path, sizeof m.path);
         m.dev = o.dev;
         m.ino = o.ino;

@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <grp.h>
+#include <sched.h>
 #include <unistd.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -288,6 +289,20 @@ MS_SETXID(setresuid, (uid_t r, uid_t e, uid_t s), (r, e, s))
 MS_SETXID(setresgid, (gid_t r, gid_t e, gid_t s), (r, e, s))
 MS_SETXID(setgroups, (size_t n, const gid_t *list), (n, list))
 MS_SETXID(initgroups, (const char *user, gid_t g), (user, g))
+
+/* unshare() into a new user namespace and setns() into another user,
+ * mount or time namespace (unshare --user, nsenter --user or --mount, a
+ * sandbox entering its namespace), which the kernel refuses (EINVAL) to a
+ * process of more than one thread, as it refuses unsharing the thread
+ * group, signal handlers or memory: the reporter thread is not there
+ * meanwhile, as for setuid.  setns's type 0 may be any namespace. */
+#define MS_ONE_THREAD (CLONE_NEWUSER | CLONE_THREAD | CLONE_SIGHAND | CLONE_VM)
+MS_AROUND(unshare, (int flags), (flags),
+          bool alone = flags & MS_ONE_THREAD; if (alone) _ms_reporter_hold(),
+          if (alone) _ms_reporter_release())
+MS_AROUND(setns, (int fd, int type), (fd, type),
+          bool alone = !type || type & (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWTIME); if (alone) _ms_reporter_hold(),
+          if (alone) _ms_reporter_release())
 
 /* chroot(): /proc/self is kept open first, for the scan's maps and the
  * RSS figures where the new root has no /proc (prim_linux.c). */

@@ -374,7 +374,7 @@ void _ms_reporter_start(void)
     errno = saved;
 }
 
-/* Holds: around setuid() and its kin (below). */
+/* Holds: around setuid() and its kin, and unshare/setns into a user namespace (below). */
 static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned holds;
 static bool held;                        /* ended by a hold: to be started again */
@@ -432,6 +432,11 @@ void _ms_reporter_hold(void)
     if (holds++ == 0 && rep.running && !pthread_equal(pthread_self(), rep.thread) && end_thread(STOP_HOLD)) {
         rep.running = false;
         held = true;
+        /* joined is not yet gone: the kernel wakes the joiner before the
+         * thread leaves the thread group, and unshare(CLONE_NEWUSER)
+         * counts it till then (never seen in 400 tries, but a window);
+         * waited for, 100 ms at most */
+        for (int i = 0; i < 1000 && _ms_os_tgkill(getpid(), rep.tid, 0) == 0; i++) _ms_os_sleep_us(100);
     }
     pthread_mutex_unlock(&hold_lock);
     errno = saved;
@@ -446,7 +451,7 @@ void _ms_reporter_release(void)
         held = false;
         __atomic_store_n(&rep.stop, STOP_NONE, __ATOMIC_RELEASE);
         if (spawn() == 0) rep.running = true;
-        else _ms_message("cannot start the reporter thread again after a change of user or group ids: "
+        else _ms_message("cannot start the reporter thread again after a change of ids or of user namespace: "
                          "no more RSS log, live figures, metrics file, stats or report signal");
     }
     pthread_mutex_unlock(&hold_lock);

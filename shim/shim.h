@@ -1481,7 +1481,7 @@ MS_HIDDEN void   _ms_reporter_start(void);              /* constructor, after th
 MS_HIDDEN void   _ms_reporter_stop(void);               /* at exit: last sample, withdraw */
 MS_HIDDEN void   _ms_reporter_thread_left(void);        /* a thread of the program ends (tcache.c) */
 MS_HIDDEN void   _ms_reporter_fork_child(void);         /* atfork child, after the locks */
-MS_HIDDEN void   _ms_reporter_hold(void);               /* around setuid() & co.: no thread of ours */
+MS_HIDDEN void   _ms_reporter_hold(void);               /* around setuid() & co., unshare, setns: no thread of ours */
 MS_HIDDEN void   _ms_reporter_release(void);
 
 /* ---- live.c: the figures published for `memshim stats PID` (live.h) ------ */

@@ -1,7 +1,7 @@
 /* exporter.c - `memshim exporter`: the live figures of every process on the
  * host that publishes them (MEMSHIM_LIVE) and that we may read, served at
  * /metrics for Prometheus (text format 0.0.4, or OpenMetrics 1.0 when the
- * scraper's Accept header asks for it) with libmicrohttpd.
+ * scraper's Accept header prefers it) with libmicrohttpd.
  *
  * Nothing changes in the programs: each scrape reads their live regions
  * through /proc as `memshim stats PID` does (live.c's reader, which checks
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -170,10 +171,41 @@ static char *render(bool openmetrics, size_t *len)
 
 /* ---- HTTP --------------------------------------------------------------------------- */
 
+/* The best weight (RFC 9110's q, 1 when a range has none) the Accept
+ * header gives to the media type `type`, and where in the header that
+ * range is; -1 when no range names it. */
+static double accept_weight(const char *accept, const char *type, size_t *at)
+{
+    size_t tl = strlen(type);
+    double best = -1;
+    for (const char *r = accept; *r;) {
+        r += strspn(r, " \t,");
+        const char *end = r + strcspn(r, ",");
+        if (strcspn(r, ";, \t") == tl && strncasecmp(r, type, tl) == 0) {
+            double q = 1;
+            for (const char *p = r + tl; p < end; p++) {
+                if (*p != ';') continue;
+                p += 1 + strspn(p + 1, " \t");
+                if ((*p == 'q' || *p == 'Q') && p[1] == '=') q = strtod(p + 2, NULL);
+            }
+            if (q > best) { best = q; *at = (size_t)(r - accept); }
+        }
+        r = end;
+    }
+    return best;
+}
+
+/* OpenMetrics when the scraper prefers it to the text format: a higher
+ * weight, or the same one named first (Prometheus's scrape_protocols, in
+ * its order, are weights); never when refused (q=0). */
 static bool wants_openmetrics(struct MHD_Connection *c)
 {
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
-    return accept && strstr(accept, "application/openmetrics-text");
+    if (!accept) return false;
+    size_t om_at = 0, text_at = 0;
+    double om = accept_weight(accept, "application/openmetrics-text", &om_at);
+    double text = accept_weight(accept, "text/plain", &text_at);
+    return om > 0 && (om > text || (om == text && om_at < text_at));
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type, char *body,
@@ -183,6 +215,7 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
                                                              owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
     if (!r) { if (owned) free(body); return MHD_NO; }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;

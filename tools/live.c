@@ -45,15 +45,45 @@ static bool runs_memshim(pid_t pid)
     return found;
 }
 
+/* pid as the process itself knows it: in a pid namespace of its own (a
+ * container), the last number of NSpid in /proc/PID/status; it names its
+ * region with that number, and writes it in the region.  pid itself when
+ * it has no other, or the line cannot be read. */
+static pid_t own_pid(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f) return pid;
+    pid_t own = pid;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "NSpid:", 6) != 0) continue;
+        const char *last = strrchr(line, '\t');
+        uint64_t v;
+        char num[32];
+        size_t n = last ? strcspn(last + 1, "\n") : 0;
+        if (n && n < sizeof num) {
+            memcpy(num, last + 1, n);
+            num[n] = 0;
+            if (ms_parse_u64(num, &v) && v > 0 && v <= 4194304) own = (pid_t)v;
+        }
+        break;
+    }
+    fclose(f);
+    return own;
+}
+
 /* The descriptor of pid's live region, opened for reading, or -1 after
  * saying why not (unless quiet).  A process's memfd is found by its name
- * among its descriptors; whatever is found there is only trusted to be a
- * regular file (a process may name anything so in a namespace of its own). */
+ * among its descriptors -- MS_LIVE_NAME and the pid the process knows
+ * itself by (own_pid, asked only when a region's number is not pid) --;
+ * whatever is found there is only trusted to be a regular file (a process
+ * may name anything so in a namespace of its own). */
 int ms_live_open(pid_t pid, bool quiet)
 {
     char dir[64], link[384], want[64], target[256];
     snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
-    snprintf(want, sizeof want, "/memfd:%s%d", MS_LIVE_NAME, (int)pid);
+    snprintf(want, sizeof want, "/memfd:%s", MS_LIVE_NAME);
     DIR *d = opendir(dir);
     if (!d) {
         if (quiet) ;
@@ -62,6 +92,7 @@ int ms_live_open(pid_t pid, bool quiet)
         return -1;
     }
     int fd = -1;
+    pid_t own = 0;                                  /* not asked yet */
     struct dirent *e;
     size_t wl = strlen(want);
     while (fd < 0 && (e = readdir(d))) {
@@ -70,7 +101,13 @@ int ms_live_open(pid_t pid, bool quiet)
         ssize_t n = readlink(link, target, sizeof target - 1);
         if (n <= 0) continue;
         target[n] = 0;
-        if (strncmp(target, want, wl) != 0 || (target[wl] != 0 && target[wl] != ' ')) continue;
+        if (strncmp(target, want, wl) != 0) continue;
+        char *num = target + wl, *end = num + strspn(num, "0123456789");
+        if (end == num || (*end != 0 && *end != ' ')) continue;
+        *end = 0;
+        uint64_t v;
+        if (!ms_parse_u64(num, &v) || (v != (uint64_t)pid && v != (uint64_t)(own ? own : (own = own_pid(pid)))))
+            continue;
         struct stat st;
         fd = open(link, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) { close(fd); fd = -1; }
@@ -91,7 +128,7 @@ int ms_live_open(pid_t pid, bool quiet)
  * a reader relies on (the process may write garbage there). */
 static const char *region_wrong(const ms_live_t *l, pid_t pid)
 {
-    if (l->pid != (int32_t)pid) return "it names another process";
+    if (l->pid != (int32_t)pid && l->pid != (int32_t)own_pid(pid)) return "it names another process";
     if (l->updates == 0) return "it was never filled";
     if (l->interval_ms < 10 || l->interval_ms > 3600000) return "its refresh interval is out of range";
     if (l->nclasses > MS_LIVE_MAX_CLASSES) return "it has too many size classes";
@@ -107,7 +144,8 @@ static const char *region_wrong(const ms_live_t *l, pid_t pid)
  * writer is in the middle of a refresh, or has not yet written the region
  * it just made (the memfd shows in /proc/PID/fd, all zeros, before its
  * header and first figures are written: a reader that came then said
- * "unknown format (version 0)"), 1 ms apart. */
+ * "unknown format (version 0)"), 1 ms apart.  The copy's pid is pid, the
+ * number this host knows the process by, whatever its container calls it. */
 bool ms_live_read(int fd, pid_t pid, ms_live_t *out, unsigned attempts, bool quiet)
 {
     struct timespec ms = { 0, 1000000 };
@@ -142,6 +180,7 @@ bool ms_live_read(int fd, pid_t pid, ms_live_t *out, unsigned attempts, bool qui
             }
             const char *wrong = region_wrong(out, pid);
             if (wrong && !quiet) ms_warn("process %d: live region not usable: %s", (int)pid, wrong);
+            out->pid = (int32_t)pid;            /* as we know it, not as its container does */
             return !wrong;
         }
         nanosleep(&ms, NULL);

@@ -175,6 +175,107 @@ t_users() {
 }
 check "exporter: a user's exporter shows that user's processes only; root's shows all" t_users
 
+# A process in a pid namespace of its own (a container) names its region,
+# and fills its pid, with the number it has there (1 here); the exporter
+# and memshim stats outside know it by another.
+t_pid_namespace() {
+    [ "$(id -u)" -eq 0 ] || { echo "skip: needs root for a pid namespace"; return 0; }
+    command -v unshare >/dev/null || { echo "skip: no unshare"; return 0; }
+    rm -f "$T/nsready"
+    # the namespace's pid 1 ignores SIGTERM: SIGKILL, also when unshare is stopped
+    bg unshare --pid --fork --kill-child env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=50 \
+        "$T/known" hold "$T/nsready"
+    local u=$pid k=""
+    wait_file "$T/nsready" && sleep 0.1 || return 1
+    k=$(cat /proc/$u/task/$u/children 2>/dev/null | tr -d ' ')
+    ns_end() { [ -n "$k" ] && kill -9 "$k" 2>/dev/null; stop $u; }
+    [ -n "$k" ] && grep -qE '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' /proc/$k/status ||
+        { echo "known is not pid 1 of a namespace: $(grep NSpid /proc/$k/status 2>&1)"; ns_end; return 1; }
+    run "$MS" exporter --once; expect_rc 0 || { ns_end; return 1; }
+    local l="pid=\"$k\",program=\"known\""
+    [ "$(value "$out" "memshim_class_blocks_in_use{$l,class=\"20480\"}")" = 77 ] && has_not "$out" 'pid="1"' ||
+        { echo "no figures of pid $k (1 in its namespace):"; grep -E 'pid="(1|'$k')"' <<<"$out" | head -5; ns_end; return 1; }
+    run "$MS" stats $k; ns_end
+    expect_rc 0 && has "$out" "memshim: pid $k "
+}
+check "exporter and stats: a process in a pid namespace of its own (a container) shown under the pid seen here" t_pid_namespace
+
+# The format by the Accept header's weights (RFC 9110), as Prometheus sets
+# them from scrape_protocols, in their order; a 405 names the methods.
+t_negotiation() {
+    command -v curl >/dev/null || { echo "skip: no curl"; return 0; }
+    : >"$T/bg.log"
+    bg "$MS" exporter --listen 127.0.0.1:0
+    local ex=$pid port="" a want got
+    for _ in $(seq 200); do port=$(grep -oE 'serving http://127.0.0.1:[0-9]+' "$T/bg.log" | cut -d: -f3); [ -n "$port" ] && break; sleep 0.02; done
+    [ -n "$port" ] || { echo "exporter did not start"; cat "$T/bg.log"; return 1; }
+    while IFS='|' read -r want a; do
+        got=$(curl -s -o /dev/null -w '%{content_type}' -H "Accept: $a" "http://127.0.0.1:$port/metrics")
+        [[ $got == $want\;* ]] || { echo "Accept: $a"; echo "got $got, expected $want"; stop $ex; return 1; }
+    done <<'EOF2'
+application/openmetrics-text|application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1
+text/plain|text/plain;version=0.0.4;q=0.6,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.4
+text/plain|application/openmetrics-text;q=0,text/plain
+application/openmetrics-text|text/plain;q=0.4, Application/OpenMetrics-Text;q=0.5
+text/plain|*/*
+EOF2
+    got=$(curl -s -o /dev/null -D - -X POST -d x "http://127.0.0.1:$port/metrics" | tr -d '\r')
+    stop $ex
+    has "$got" "HTTP/1.1 405" && has "$got" "Allow: GET, HEAD"
+}
+check "exporter: OpenMetrics or text by the Accept header's weights; 405 with Allow" t_negotiation
+
+# Forked children publish figures of their own, refreshed: the reporter
+# thread the child's fork handler starts once waited for good on the
+# collector's lock, which a later fork handler made anew under it (about 1
+# child in 7 with a 10 ms interval): its figures stayed as the fork left
+# them, stale to the exporter.
+t_fork_children_refresh() {
+    rm -f "$T/fr" "$T/fq"
+    bg env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=10 "$T/fleet" forks 40 "$T/fr" "$T/fq"
+    local f=$pid c n stuck="" s
+    wait_file "$T/fr" || return 1
+    for c in $(cat "$T/fr"); do
+        n=0
+        for _ in $(seq 500); do           # 3 refreshes of 10 ms: at once, unless stuck
+            s=$("$MS" stats "$c" 2>/dev/null | sed -n 's/.*refreshed every 10 ms, \([0-9]*\) times.*/\1/p')
+            n=${s:-0}; [ "$n" -ge 3 ] && break
+            sleep 0.02
+        done
+        [ "$n" -ge 3 ] || stuck="$stuck $c($n)"
+    done
+    touch "$T/fq"; wait $f; local st=$?
+    [ -z "$stuck" ] || { echo "children whose figures stopped (refreshes):$stuck"; return 1; }
+    [ $st -eq 0 ] || { echo "fleet forks: status $st"; return 1; }
+}
+check "forked children's live figures keep being refreshed (no reporter thread stuck on the collector's lock)" t_fork_children_refresh
+
+# The kernel refuses unshare(CLONE_NEWUSER), and setns into a user or
+# mount namespace, to a process of more than one thread: with live figures
+# or a metrics file (memshim's reporter thread), unshare --user and nsenter
+# --user or --mount failed (EINVAL) where they ran without memshim.
+t_user_namespace() {
+    unshare --user --map-root-user true 2>/dev/null || { echo "skip: no user namespaces here"; return 0; }
+    local v ns
+    for v in MEMSHIM_LIVE=1 "MEMSHIM_METRICS=$T/un.%p.prom"; do
+        run env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 "$v" MEMSHIM_LIVE_INTERVAL=10 unshare --user --map-root-user true
+        expect_rc 0 && [ -z "$err" ] || { echo "with $v"; return 1; }
+    done
+    command -v nsenter >/dev/null || return 0
+    rm -f "$T/usready"
+    bg unshare --user --map-root-user --mount --fork --kill-child sh -c ": >'$T/usready'; exec sleep 60"
+    local u=$pid k
+    wait_file "$T/usready" || { stop $u; return 1; }
+    k=$(cat /proc/$u/task/$u/children 2>/dev/null | tr -d ' ')
+    for ns in --user --mount; do
+        run env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_LIVE=1 MEMSHIM_LIVE_INTERVAL=10 nsenter $ns --target "$k" true
+        expect_rc 0 && [ -z "$err" ] || { echo "nsenter $ns"; stop $u; return 1; }
+    done
+    stop $u
+    return 0
+}
+check "unshare --user, nsenter --user and --mount run with live figures and a metrics file (memshim's thread out of the way)" t_user_namespace
+
 # ==== hostile regions, fuzzed ===============================================================
 t_fuzz() {
     # the exporter built with AddressSanitizer and UBSan: a bad read is a report, not luck
@@ -269,6 +370,28 @@ t_textfile_options() {
         has "$err" "nothing is written there"
 }
 check "MEMSHIM_METRICS: malformed values and an unwritable name earn one line each; the program runs" t_textfile_options
+
+# A rewrite that fails (a full disk) ends the rewrites, with one message
+# saying nothing is kept there: the file written last went on being read,
+# its figures frozen, as the running process's.
+t_textfile_full_disk() {
+    [ "$(id -u)" -eq 0 ] || { echo "skip: needs root to mount a small tmpfs"; return 0; }
+    mkdir -p "$T/small" && mount -t tmpfs -o size=64k tmpfs "$T/small" 2>/dev/null || { echo "skip: cannot mount a tmpfs"; return 0; }
+    rm -f "$T/fdready"
+    bg env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_METRICS="$T/small/m.prom" MEMSHIM_METRICS_INTERVAL=100 \
+        "$T/known" hold "$T/fdready"
+    local k=$pid
+    wait_file "$T/small/m.prom" || { stop $k; umount "$T/small"; return 1; }
+    dd if=/dev/zero of="$T/small/fill" bs=1k count=100 2>/dev/null
+    for _ in $(seq 250); do grep -q "MEMSHIM_METRICS: writing $T/small/m.prom failed" "$T/bg.log" && break; sleep 0.02; done
+    for _ in $(seq 250); do [ -e "$T/small/m.prom" ] || break; sleep 0.02; done
+    local left=""; [ -e "$T/small/m.prom" ] && left=yes
+    stop $k; umount "$T/small"
+    grep -q "MEMSHIM_METRICS: writing $T/small/m.prom failed (no space left); nothing is kept there" "$T/bg.log" ||
+        { echo "no message:"; tail -3 "$T/bg.log"; return 1; }
+    [ -z "$left" ] || { echo "the last file was left in place after the failure"; return 1; }
+}
+check "MEMSHIM_METRICS: a rewrite that fails (full disk) removes the file written last, with one message" t_textfile_full_disk
 
 # ==== a real Prometheus =========================================================================
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

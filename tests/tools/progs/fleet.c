@@ -6,6 +6,9 @@
  *                           generation 0 twice, 1 once, 2 once; make one
  *                           leak report (memshim_leak_check); create READY,
  *                           then exit normally once QUIT exists
+ *   fleet forks N READY QUIT  fork N children, 2 ms apart, each waiting
+ *                           for QUIT; write their pids to READY (one line),
+ *                           then wait for them; 0 when all exited with 0
  * The library's functions are looked up with dlsym: the program runs
  * preloaded without linking it. */
 #include <dlfcn.h>
@@ -13,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "memshim.h"
@@ -70,8 +75,36 @@ static int leaky(const char *ready, const char *quit)
     return 0;
 }
 
+static int forks(int n, const char *ready, const char *quit)
+{
+    pid_t kids[256];
+    struct stat st;
+    if (n < 1 || n > 256) return 2;
+    for (int i = 0; i < n; i++) {
+        sink = malloc(100);
+        if ((kids[i] = fork()) == 0) {
+            while (stat(quit, &st) != 0) nap(10);
+            _exit(0);
+        }
+        if (kids[i] < 0) return 1;
+        nap(2);
+    }
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", ready);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return 1;
+    for (int i = 0; i < n; i++) fprintf(f, "%d ", (int)kids[i]);
+    fprintf(f, "\n");
+    if (fclose(f) != 0 || rename(tmp, ready) != 0) return 1;
+    int bad = 0, status;
+    for (int i = 0; i < n; i++)
+        if (waitpid(kids[i], &status, 0) != kids[i] || !WIFEXITED(status) || WEXITSTATUS(status)) bad++;
+    return bad != 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[1], "forks") == 0) return forks(atoi(argv[2]), argv[3], argv[4]);
     if (argc == 3 && strcmp(argv[1], "grow") == 0) {
         for (int i = 0; i < 1024; i++) {
             sink = malloc(1 << 20);
@@ -81,6 +114,6 @@ int main(int argc, char **argv)
         for (;;) pause();
     }
     if (argc == 4 && strcmp(argv[1], "leaky") == 0) return leaky(argv[2], argv[3]);
-    fprintf(stderr, "usage: fleet grow READY | fleet leaky READY QUIT\n");
+    fprintf(stderr, "usage: fleet grow READY | fleet leaky READY QUIT | fleet forks N READY QUIT\n");
     return 2;
 }
