@@ -727,6 +727,9 @@ assert s["process"]["rss"] > 0
     local fd; fd=$(ls -l /proc/$pid/fd | grep -oE '[0-9]+ -> /memfd:memshim-live' | cut -d' ' -f1)
     [ "$(stat -L -c %a /proc/$pid/fd/$fd)" = 600 ] || { echo "region mode $(stat -L -c %a /proc/$pid/fd/$fd)"; return 1; }
     run "$MS" top -n 2 -d 0.1 $pid; expect_rc 0 && [ "$(grep -c "memshim: pid $pid" <<<"$out")" -eq 2 ] || { echo "$out"; return 1; }
+    # the rates count every allocation and free of the size classes, blocks
+    # above 32 KiB (no thread cache) included: not "thread-cache" ones
+    has "$out" "size-class allocations " && has_not "$out" "thread-cache" || return 1
     kill $pid; wait $pid 2>/dev/null
     run "$MS" stats $pid; expect_rc 1 && one_line_err && has "$err" "no process $pid"
 }
