@@ -34,7 +34,7 @@ struct memshim_class_stats {
     size_t pools;           /* pools (spans of 64 KiB pages) holding the class */
     size_t blocks_in_use;   /* handed to the program and not freed */
     size_t blocks_free;     /* free in those pools and in thread caches */
-    unsigned long long allocations, frees; /* served by thread caches since start */
+    unsigned long long allocations, frees; /* since start, with or without a thread cache */
 };
 
 struct memshim_heap_stats {

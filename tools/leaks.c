@@ -468,8 +468,11 @@ static bool text_line(report_t *r, const char *line, uint64_t bytes[4], uint64_t
         r->program = text + wn;
         return true;
     }
+    /* with MEMSHIM_LEAK_SINCE each count is followed by its change: "9 (+4) bytes" */
     if (sscanf(t, " %31[a-z ]: %llu bytes in %llu block", kind, &by, &bl) == 3 ||
-        sscanf(t, " %31[a-z ]: %llu byte in %llu block", kind, &by, &bl) == 3)
+        sscanf(t, " %31[a-z ]: %llu byte in %llu block", kind, &by, &bl) == 3 ||
+        sscanf(t, " %31[a-z ]: %llu (%*[-+0-9]) bytes in %llu (", kind, &by, &bl) == 3 ||
+        sscanf(t, " %31[a-z ]: %llu (%*[-+0-9]) byte in %llu (", kind, &by, &bl) == 3)
         for (int k = 0; k < 4; k++)
             if (strcmp(kind, ms_kind_words[k]) == 0) { bytes[k] = by; blocks[k] = bl; }
     if (sscanf(t, " HEAP ERRORS: %lld", &n) == 1) r->heap_errors = n;

@@ -291,7 +291,7 @@ static void print_text(FILE *o, const ms_live_t *l, unsigned max_rows, const ms_
             da += l->cls[i].allocs - prev->cls[i].allocs;
             df += l->cls[i].frees - prev->cls[i].frees;
         }
-        fprintf(o, "thread-cache allocations %.0f/s, frees %.0f/s\n", (double)da / dt, (double)df / dt);
+        fprintf(o, "size-class allocations %.0f/s, frees %.0f/s\n", (double)da / dt, (double)df / dt);
     }
     /* Classes by bytes in use, largest first. */
     unsigned idx[MS_LIVE_MAX_CLASSES], n = 0;

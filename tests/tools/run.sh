@@ -182,6 +182,18 @@ t_run_every_process() {
 }
 check "run: bash -c 'a; b' writes 3 reports, one per process, each listed with its summary; x.json is JSON" t_run_every_process
 
+# A text report written with --leak-since gives each count its change
+# ("480 (+480) bytes in 10 (+10) blocks"): run's summary line reads the
+# counts all the same (it said 0 bytes in 0 blocks of every kind).
+t_run_summary_leak_since() {
+    mkdir -p "$T/ls" && rm -f "$T/ls"/* && cd "$T/ls" || return 1
+    run "$MS" run --report r.txt --leak-since -- "$T/leaky"; expect_rc 0 || return 1
+    has "$(cat r.txt)" "definitely lost: 480 (+480) bytes in 10 (+10) blocks" &&
+        has "$err" "memshim: leak report: r.txt: pid " &&
+        has "$err" "$T/leaky (at exit): definitely lost 480 bytes in 10 blocks, indirectly lost 0 bytes in 0 blocks, possibly lost 0 bytes in 0 blocks, still reachable 1000 bytes in 1 block"
+}
+check "run: the summary line of a text report written with --leak-since has its counts" t_run_summary_leak_since
+
 # A report another program wrote under the same name just before the run
 # (in the same second, as here) is not the run's: the run's outputs are
 # those written since it started, to the file times' own clock.
@@ -715,6 +727,9 @@ assert s["process"]["rss"] > 0
     local fd; fd=$(ls -l /proc/$pid/fd | grep -oE '[0-9]+ -> /memfd:memshim-live' | cut -d' ' -f1)
     [ "$(stat -L -c %a /proc/$pid/fd/$fd)" = 600 ] || { echo "region mode $(stat -L -c %a /proc/$pid/fd/$fd)"; return 1; }
     run "$MS" top -n 2 -d 0.1 $pid; expect_rc 0 && [ "$(grep -c "memshim: pid $pid" <<<"$out")" -eq 2 ] || { echo "$out"; return 1; }
+    # the rates count every allocation and free of the size classes, blocks
+    # above 32 KiB (no thread cache) included: not "thread-cache" ones
+    has "$out" "size-class allocations " && has_not "$out" "thread-cache" || return 1
     kill $pid; wait $pid 2>/dev/null
     run "$MS" stats $pid; expect_rc 1 && one_line_err && has "$err" "no process $pid"
 }
