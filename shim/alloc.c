@@ -339,8 +339,8 @@ void *_ms_reallocarray(void *p, size_t n, size_t m)
 void *_ms_memalign(size_t align, size_t n)
 {
     if (align <= MS_ALIGN) return _ms_malloc(n);
-    if (align & (align - 1)) {                            /* glibc rounds up */
-        if (align > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
+    if (align & (align - 1)) {                            /* glibc rounds up (to 2^63 at most) */
+        if (align > ((size_t)1 << 63)) { errno = EINVAL; return NULL; }
         align = (size_t)1 << (64 - __builtin_clzll(align));
     }
     size_t need = n > align ? n : align;

@@ -83,11 +83,17 @@ extern void _IO_list_lock(void) __attribute__((weak));      /* glibc's; none els
 extern void _IO_list_unlock(void) __attribute__((weak));
 static void streams_lock(void) { if (_IO_list_lock && _IO_list_unlock) _IO_list_lock(); }
 static void streams_unlock(void) { if (_IO_list_lock && _IO_list_unlock) _IO_list_unlock(); }
+/* Whether a signal handler now running came in while its thread was
+ * inside memshim holding one of its locks (each owner says so). */
+static bool inside_memshim(void)
+{
+    return _ms_held != 0 || _ms_loader_mine() || _ms_stack_mine() || _ms_sample_mine() || _ms_unwind_mine();
+}
+
 static void fork_prepare(void)
 {
     _ms_leak_before_fork();      /* maps a page: before the locks */
-    bool skipped = _ms_held != 0 || _ms_loader_mine() || _ms_stack_mine() || _ms_sample_mine() ||
-                   _ms_unwind_mine();
+    bool skipped = inside_memshim();
     skipped_bits = skipped_bits << 1 | skipped;
     if (skipped) {
         streams_lock();
@@ -465,6 +471,20 @@ __attribute__((destructor(101))) static void ms_destructor(void)
     }
     if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) {      /* nothing that may be refused */
         if (work) _ms_confined_say("statistics, profile or leak report at exit");
+        exit_stage_is(EXIT_DONE);
+        if (held) _ms_os_signals_restore(&old);
+        return;
+    }
+    /* exit() from a signal handler that came in while its thread was
+     * inside memshim (a SIGALRM or SIGTERM handler that ends the program,
+     * in the parent or in a child it forked): the statistics, the profile
+     * and the leak report need the locks the interrupted call holds, and
+     * waited for them for ever. */
+    if (inside_memshim()) {
+        if (work)
+            _ms_message("exit() was called from a signal handler that interrupted an allocation: no "
+                        "statistics, profile or leak report at exit (they need the allocator's locks "
+                        "the interrupted call holds)");
         exit_stage_is(EXIT_DONE);
         if (held) _ms_os_signals_restore(&old);
         return;

@@ -633,6 +633,26 @@ Test(memalign, aligned_usable_and_enomem)
     cr_assert_eq(errno, ENOMEM);
 }
 
+/* glibc rounds an alignment that is no power of two up to the next one,
+ * and refuses with EINVAL only what exceeds SIZE_MAX / 2 + 1 (no power of
+ * two is larger): an alignment just above 2^62 becomes 2^63, which no
+ * memory can give (ENOMEM).  memshim said EINVAL from 2^62 + 1 on. */
+Test(memalign, alignments_past_2_62_round_up_as_glibcs)
+{
+    errno = 0;
+    cr_assert_null(v_memalign(((size_t)1 << 62) + 1, 10));
+    cr_assert_eq(errno, ENOMEM, "memalign(2^62 + 1, 10): errno %d, glibc's is ENOMEM", errno);
+    errno = 0;
+    cr_assert_null(v_memalign((SIZE_MAX / 2 + 1) - 1, 10));
+    cr_assert_eq(errno, ENOMEM, "memalign(2^63 - 1, 10): errno %d, glibc's is ENOMEM", errno);
+    errno = 0;
+    cr_assert_null(v_memalign((SIZE_MAX / 2 + 1) + 1, 10));
+    cr_assert_eq(errno, EINVAL, "memalign(2^63 + 1, 10): errno %d", errno);
+    errno = 0;
+    cr_assert_null(v_memalign(SIZE_MAX, 10));
+    cr_assert_eq(errno, EINVAL);
+}
+
 Test(valloc, page_aligned)
 {
     const size_t sizes[] = { 0, 1, 100, 4095, 4096, 4097, 70000, 600 * KiB, 3 * MiB };
