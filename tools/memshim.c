@@ -230,7 +230,9 @@ static __attribute__((noreturn)) void no_such(const char *what, const char *arg,
                                                const char *dashes, const char *cmd)
 {
     unsigned n = ms_near_count(near);
-    fprintf(stderr, "%s: %s '%s' (", ms_prog, what, arg);
+    fprintf(stderr, "%s: %s '", ms_prog, what);
+    ms_text(stderr, arg);                         /* one line, whatever arg holds */
+    fputs("' (", stderr);
     if (!n) fprintf(stderr, "see 'memshim help%s%s'", cmd ? " " : "", cmd ? cmd : "");
     for (unsigned i = 0; i < n; i++) {
         const name_t *o = near->what[i];

@@ -324,6 +324,7 @@ stats --jsn 1|stats: unknown option '--jsn' (did you mean --json?)
 reprot x.json|unknown command 'reprot' (did you mean report?)
 help plt|help: unknown command 'plt' (did you mean plot?)
 bogus|unknown command 'bogus' (see 'memshim help')
+run $'--x\nq' -- true|run: unknown option '--x\nq' (see 'memshim help run')
 EOF
     return $fails
 }
