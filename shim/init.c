@@ -464,11 +464,6 @@ __attribute__((destructor(101))) static void ms_destructor(void)
         return;
     }
     exit_stage_is(EXIT_DESTRUCTOR);
-    if (MS_DEBUG) {                  /* the debug tier: the heap as the program leaves it */
-        _ms_lock_all();
-        _ms_heap_check_locked();
-        _ms_unlock_all(false);
-    }
     if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) {      /* nothing that may be refused */
         if (work) _ms_confined_say("statistics, profile or leak report at exit");
         exit_stage_is(EXIT_DONE);
@@ -488,6 +483,12 @@ __attribute__((destructor(101))) static void ms_destructor(void)
         exit_stage_is(EXIT_DONE);
         if (held) _ms_os_signals_restore(&old);
         return;
+    }
+    if (MS_DEBUG) {                  /* the debug tier: the heap as the program leaves it (not
+                                      * above: a lock the interrupted call holds, it waited for) */
+        _ms_lock_all();
+        _ms_heap_check_locked();
+        _ms_unlock_all(false);
     }
     /* The program's threads may keep every processor busy until the
      * process ends: the exit's work would get its share of them, seconds
