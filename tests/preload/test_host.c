@@ -560,8 +560,8 @@ Test(host_exit, sigterm_handler_calling_exit_during_the_exit_report_keeps_it, .t
  * with the handler's status. */
 Test(host_exit, exit_from_a_handler_that_interrupted_an_allocation_does_not_hang, .timeout = 200)
 {
-    static const char *modes[][2] = { { "MEMSHIM_TRACK=0", "MEMSHIM_STATS=/dev/null" },
-                                       { "MEMSHIM_TRACK=1", "MEMSHIM_REPORT=/dev/null" } };
+    static const char *modes[][2] = { { "MEMSHIM_TRACK=0", "MEMSHIM_STATS=stderr" },
+                                       { "MEMSHIM_TRACK=1", "MEMSHIM_REPORT=stderr" } };
     for (int m = 0; m < 2; m++) {
         h_run_fixture2(&run, "exit_in_handler", "60", modes[m][0], modes[m][1], 90);
         cr_assert_eq(run.timed_out, 0, "%s: hung", modes[m][0]);
