@@ -85,7 +85,7 @@ static void streams_lock(void) { if (_IO_list_lock && _IO_list_unlock) _IO_list_
 static void streams_unlock(void) { if (_IO_list_lock && _IO_list_unlock) _IO_list_unlock(); }
 /* Whether a signal handler now running came in while its thread was
  * inside memshim holding one of its locks (each owner says so). */
-static bool inside_memshim(void)
+bool _ms_inside_memshim(void)
 {
     return _ms_held != 0 || _ms_loader_mine() || _ms_stack_mine() || _ms_sample_mine() || _ms_unwind_mine();
 }
@@ -93,7 +93,7 @@ static bool inside_memshim(void)
 static void fork_prepare(void)
 {
     _ms_leak_before_fork();      /* maps a page: before the locks */
-    bool skipped = inside_memshim();
+    bool skipped = _ms_inside_memshim();
     skipped_bits = skipped_bits << 1 | skipped;
     if (skipped) {
         streams_lock();
@@ -475,7 +475,7 @@ __attribute__((destructor(101))) static void ms_destructor(void)
      * in the parent or in a child it forked): the statistics, the profile
      * and the leak report need the locks the interrupted call holds, and
      * waited for them for ever. */
-    if (inside_memshim()) {
+    if (_ms_inside_memshim()) {
         if (work)
             _ms_message("exit() was called from a signal handler that interrupted an allocation: no "
                         "statistics, profile or leak report at exit (they need the allocator's locks "

@@ -226,6 +226,7 @@ MS_EXPORT __attribute__((noreturn)) MS_NOINLINE void exit(int status)
  * found, the system call itself).  The C library's own calls (exit's,
  * system's child) do not come here. */
 static void (*real__exit)(int);
+static void exec_find(void);
 
 MS_EXPORT __attribute__((noreturn)) void _exit(int status)
 {
@@ -254,6 +255,7 @@ MS_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init
             dlsym(RTLD_NEXT, "__libc_start_main");
     real_exit = (void (*)(int))dlsym(RTLD_NEXT, "exit");
     real__exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
+    exec_find();
     program_main = main;
     return real(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end);
 }
@@ -303,6 +305,69 @@ MS_AROUND(unshare, (int flags), (flags),
 MS_AROUND(setns, (int fd, int type), (fd, type),
           bool alone = !type || type & (CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWTIME); if (alone) _ms_reporter_hold(),
           if (alone) _ms_reporter_release())
+
+/* exec and its kin: memshim's thread is not running when the image is
+ * replaced, and the metrics file is withdrawn (sampler.c,
+ * _ms_reporter_exec_hold); both come back if the call fails.  Found before
+ * main, as _exit: a vfork child's exec makes no lookup.  The C library's
+ * own execs (system, popen, posix_spawn: in a child of another pid) do
+ * not come here, nor need to. */
+#define MS_EXECS(X)                                                                              \
+    X(execve, (const char *path, char *const argv[], char *const envp[]), (path, argv, envp))     \
+    X(execv, (const char *path, char *const argv[]), (path, argv))                               \
+    X(execvp, (const char *file, char *const argv[]), (file, argv))                              \
+    X(execvpe, (const char *file, char *const argv[], char *const envp[]), (file, argv, envp))   \
+    X(fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))               \
+    X(execveat, (int dirfd, const char *path, char *const argv[], char *const envp[], int flags), \
+      (dirfd, path, argv, envp, flags))
+#define MS_EXEC(name, params, args)                                           \
+    static int (*real_##name) params;                                         \
+    MS_EXPORT int name params                                                 \
+    {                                                                         \
+        if (!real_##name) real_##name = (int (*) params)dlsym(RTLD_NEXT, #name); \
+        if (!real_##name) { errno = ENOSYS; return -1; }                      \
+        bool held = _ms_reporter_exec_hold();                                 \
+        int rc = real_##name args;                                            \
+        int err = errno;                                                      \
+        if (held) _ms_reporter_release();                                     \
+        errno = err;                                                          \
+        return rc;                                                            \
+    }
+MS_EXECS(MS_EXEC)
+#define MS_EXEC_FIND(name, params, args) real_##name = (int (*) params)dlsym(RTLD_NEXT, #name);
+static void exec_find(void) { MS_EXECS(MS_EXEC_FIND) }
+
+/* execl, execlp, execle: their arguments as an array (on the stack, as the
+ * C library makes it), to the three above.  envp follows the NULL. */
+#define MS_EXECL_ARGV(argv, arg, ap)                                          \
+    va_list ap;                                                               \
+    size_t n_ = 0;                                                            \
+    va_start(ap, arg);                                                        \
+    for (const char *a_ = arg; a_; a_ = va_arg(ap, const char *)) n_++;        \
+    va_end(ap);                                                               \
+    char *argv[n_ + 1];                                                       \
+    va_start(ap, arg);                                                        \
+    argv[0] = (char *)arg;                                                    \
+    for (size_t i_ = 1; i_ <= n_; i_++) argv[i_] = va_arg(ap, char *)
+MS_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    MS_EXECL_ARGV(argv, arg, ap);
+    va_end(ap);
+    return execv(path, argv);
+}
+MS_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    MS_EXECL_ARGV(argv, arg, ap);
+    va_end(ap);
+    return execvp(file, argv);
+}
+MS_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    MS_EXECL_ARGV(argv, arg, ap);
+    char *const *envp = va_arg(ap, char *const *);
+    va_end(ap);
+    return execve(path, argv, envp);
+}
 
 /* chroot(): /proc/self is kept open first, for the scan's maps and the
  * RSS figures where the new root has no /proc (prim_linux.c). */

@@ -424,11 +424,8 @@ void _ms_reporter_stop(void)
  * is the parent's, and one made there would be the child's. */
 static bool ours(void) { return (int)getpid() == __atomic_load_n(&rep.pid, __ATOMIC_RELAXED); }
 
-void _ms_reporter_hold(void)
+static void hold_locked(void)
 {
-    if (!ours()) return;
-    int saved = errno;
-    pthread_mutex_lock(&hold_lock);
     if (holds++ == 0 && rep.running && !pthread_equal(pthread_self(), rep.thread) && end_thread(STOP_HOLD)) {
         rep.running = false;
         held = true;
@@ -438,8 +435,42 @@ void _ms_reporter_hold(void)
          * waited for, 100 ms at most */
         for (int i = 0; i < 1000 && _ms_os_tgkill(getpid(), rep.tid, 0) == 0; i++) _ms_os_sleep_us(100);
     }
+}
+
+void _ms_reporter_hold(void)
+{
+    if (!ours()) return;
+    int saved = errno;
+    pthread_mutex_lock(&hold_lock);
+    hold_locked();
     pthread_mutex_unlock(&hold_lock);
     errno = saved;
+}
+
+/* exec and its kin (override.c).  The new image replaces this thread
+ * wherever it is: in the middle of a metrics file or an interval profile,
+ * whose temporary file stayed beside it for good (unshare --user execs its
+ * command just after the thread started again; found by CI).  The thread
+ * ends first, and the metrics file goes: its figures are of an image that
+ * is no more, and were read as the process's for as long as it ran (the
+ * next image writes its own, if memshim is in it).  If the exec fails,
+ * _ms_reporter_release starts the thread again, and it writes the file
+ * again at once.  False, nothing done: another pid (a vfork child), a
+ * signal handler's exec that came in while its thread was inside memshim,
+ * or a hold under way (the thread is not running then). */
+bool _ms_reporter_exec_hold(void)
+{
+    if (!ours() || _ms_inside_memshim()) return false;
+    int saved = errno;
+    if (pthread_mutex_trylock(&hold_lock) != 0) {
+        errno = saved;
+        return false;
+    }
+    hold_locked();
+    if (held) _ms_metrics_withdraw();       /* its thread is gone: ours to call */
+    pthread_mutex_unlock(&hold_lock);
+    errno = saved;
+    return true;
 }
 
 void _ms_reporter_release(void)

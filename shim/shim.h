@@ -1147,6 +1147,7 @@ MS_HIDDEN void   _ms_symbolize_keep_cancel(uintptr_t tag);
 MS_HIDDEN void   _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag);
 MS_HIDDEN size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max);
 MS_HIDDEN void   _ms_exit_enter(const ms_caller_t *caller); /* exit(): one thread at a time (init.c) */
+MS_HIDDEN bool   _ms_inside_memshim(void);  /* a signal handler's thread was in memshim, holding a lock (init.c) */
 MS_HIDDEN const ms_caller_t *_ms_exit_waiter(int tid); /* init.c: where thread tid, inside exit(), called it */
 MS_HIDDEN bool   _ms_main_caller(uintptr_t ra);       /* ra returns into main's caller (override.c) */
 MS_HIDDEN void   _ms_symbolize_lock(void);            /* fork: before every other lock */
@@ -1483,6 +1484,7 @@ MS_HIDDEN void   _ms_reporter_thread_left(void);        /* a thread of the progr
 MS_HIDDEN void   _ms_reporter_fork_child(void);         /* atfork child, after the locks */
 MS_HIDDEN void   _ms_reporter_hold(void);               /* around setuid() & co., unshare, setns: no thread of ours */
 MS_HIDDEN void   _ms_reporter_release(void);
+MS_HIDDEN bool   _ms_reporter_exec_hold(void);          /* before exec: no thread of ours, no metrics file; true: release if it fails */
 
 /* ---- live.c: the figures published for `memshim stats PID` (live.h) ------ */
 struct ms_live_s;

@@ -360,6 +360,22 @@ t_textfile_children() {
 }
 check "MEMSHIM_METRICS: a forked child killed at once leaves no file; one that lives has its own until it exits" t_textfile_children
 
+# exec replaced memshim's thread wherever it was: in the middle of a
+# metrics file, whose temporary stayed beside it (CI: unshare --user execs
+# just after the thread started again), and the last image's file stayed,
+# its figures frozen, when the program exec'd one without memshim.  200
+# execs through each of the nine exec functions, at times spread over the
+# writing; an exec that fails brings the file back.
+t_textfile_exec() {
+    cc -O1 -o "$T/execloop" "$ROOT/tests/tools/progs/execloop.c" || return 1
+    rm -rf "$T/ex" && mkdir "$T/ex" || return 1
+    run env EXECLOOP_ENV=kept EXECLOOP_METRICS="$T/ex/m" LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 \
+        MEMSHIM_METRICS="$T/ex/m.%p.prom" MEMSHIM_METRICS_INTERVAL=100 "$T/execloop" 200 600
+    expect_rc 0 && [ -z "$err" ] || return 1
+    [ -z "$(ls "$T/ex")" ] || { echo "files left after the last exec:"; ls "$T/ex"; return 1; }
+}
+check "MEMSHIM_METRICS: exec leaves no temporary file, and no file of the image it replaced" t_textfile_exec
+
 t_textfile_options() {
     run env LD_PRELOAD="$LIB" MEMSHIM_TRACK=0 MEMSHIM_METRICS=stderr MEMSHIM_METRICS_INTERVAL=5 "$T/known"
     expect_rc 0 || return 1
