@@ -102,7 +102,7 @@ MS_EXPORT MS_NOINLINE int memshim_leak_check(void)
 {
     ms_scan_self_t self;
     MS_CALLER_FRAME(self);
-    if (!_ms_track_on) return -1;
+    if (!_ms_track_on) { errno = ENOTSUP; return -1; }     /* as memshim_why */
     return _ms_leak_report(0, &self);
 }
 

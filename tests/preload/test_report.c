@@ -162,6 +162,20 @@ Test(options, track_off_makes_no_report)
     run_free(&r);
 }
 
+/* The calls that need tracking or profiling, without either: -1 and
+ * ENOTSUP each (memshim_leak_check left errno as it was). */
+Test(options, api_calls_without_tracking_say_enotsup)
+{
+    const char *env[] = { "MEMSHIM_TRACK=0", NULL };
+    run_t r = run_fixture("fixtures/api_untracked", env);
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "status %d", r.status);
+    cr_expect(strstr(r.out, "memshim_leak_check -1 ENOTSUP\n"), "%s", r.out);
+    cr_expect(strstr(r.out, "memshim_why -1 ENOTSUP\n"), "%s", r.out);
+    cr_expect(strstr(r.out, "memshim_profile_dump -1 ENOTSUP\n"), "%s", r.out);
+    cr_expect_eq(r.err[0], 0, "%s", r.err);
+    run_free(&r);
+}
+
 Test(options, exitcode_on_leaks_keeps_buffered_stdout)
 {
     const char *env[] = { "MEMSHIM_EXITCODE=23", NULL };
