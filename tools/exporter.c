@@ -216,6 +216,10 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
     if (!r) { if (owned) free(body); return MHD_NO; }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (status == MHD_HTTP_METHOD_NOT_ALLOWED) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    /* the figures' format follows the Accept header: a cache between the
+     * scraper and us must not hand one scraper's format to another */
+    if (strcmp(type, MS_PROM_CT_OPENMETRICS) == 0 || strcmp(type, MS_PROM_CT_TEXT) == 0)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept");
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;

@@ -219,11 +219,14 @@ text/plain|application/openmetrics-text;q=0,text/plain
 application/openmetrics-text|text/plain;q=0.4, Application/OpenMetrics-Text;q=0.5
 text/plain|*/*
 EOF2
+    # the format follows Accept: a cache in between is told so
+    got=$(curl -s -o /dev/null -D - "http://127.0.0.1:$port/metrics" | tr -d '\r')
+    has "$got" "Vary: Accept" || { stop $ex; return 1; }
     got=$(curl -s -o /dev/null -D - -X POST -d x "http://127.0.0.1:$port/metrics" | tr -d '\r')
     stop $ex
     has "$got" "HTTP/1.1 405" && has "$got" "Allow: GET, HEAD"
 }
-check "exporter: OpenMetrics or text by the Accept header's weights; 405 with Allow" t_negotiation
+check "exporter: OpenMetrics or text by the Accept header's weights, Vary: Accept; 405 with Allow" t_negotiation
 
 # Forked children publish figures of their own, refreshed: the reporter
 # thread the child's fork handler starts once waited for good on the
