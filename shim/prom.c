@@ -99,13 +99,16 @@ static void put_millis(ms_prom_t *w, uint64_t ms)          /* as seconds, 3 deci
 }
 
 /* The program's name as a label value: the base name of its first word
- * (the region holds the command line), at most 128 bytes, escaped as the
- * format wants; control characters and bytes that are not UTF-8 become '?'. */
+ * (the region holds the command line), without the colon of a title a
+ * server set over its arguments ("nginx: master process ...", "postgres:
+ * checkpointer"), at most 128 bytes, escaped as the format wants; control
+ * characters and bytes that are not UTF-8 become '?'. */
 static void put_program(ms_prom_t *w, const ms_live_t *l)
 {
     const unsigned char *s = (const unsigned char *)l->program;
     size_t n = 0;
     while (n < sizeof l->program && s[n] && s[n] != ' ') n++;
+    if (n > 1 && s[n - 1] == ':' && n < sizeof l->program && s[n] == ' ') n--;
     size_t base = 0;
     for (size_t i = 0; i + 1 < n; i++) if (s[i] == '/') base = i + 1;
     s += base;

@@ -129,11 +129,12 @@ t_leaks_gc() {
 check "exporter: collections per generation and the last leak report's totals per kind" t_leaks_gc
 
 t_skipped() {
-    local w="$T/fr" p_name p_stale p_classes
+    local w="$T/fr" p_name p_title p_stale p_classes
     bg "$T/fakelive" name "$w.n"; p_name=$pid
+    bg "$T/fakelive" title "$w.t"; p_title=$pid
     bg "$T/fakelive" stale "$w.s"; p_stale=$pid
     bg "$T/fakelive" classes "$w.c"; p_classes=$pid
-    wait_file "$w.n" && wait_file "$w.s" && wait_file "$w.c" || return 1
+    wait_file "$w.n" && wait_file "$w.t" && wait_file "$w.s" && wait_file "$w.c" || return 1
     start_known || return 1
     local k=$pid
     kill -STOP $k                       # stopped: its figures age until they are stale
@@ -141,20 +142,21 @@ t_skipped() {
     run "$MS" exporter --once; expect_rc 0 || return 1
     kill -CONT $k
     has "$out" "memshim_rss_bytes{pid=\"$p_name\",program=\"a\\\"b\\\\c?d?e\"} 12345" &&
+        has "$out" "memshim_rss_bytes{pid=\"$p_title\",program=\"nginx\"} 12345" &&
         has_not "$out" "pid=\"$p_stale\"" && has_not "$out" "pid=\"$p_classes\"" && has_not "$out" "pid=\"$k\"" &&
         [ "$(value "$out" 'memshim_exporter_skipped_regions{reason="stale"}')" -ge 2 ] &&
         [ "$(value "$out" 'memshim_exporter_skipped_regions{reason="invalid"}')" -ge 1 ] || return 1
     printf '%s\n' "$out" >"$T/skipped.prom"; pc "$T/skipped.prom" || return 1
     sleep 0.3                           # running again: back
     run "$MS" exporter --once; has "$out" "memshim_rss_bytes{pid=\"$k\",program=\"known\"}" || return 1
-    stop $p_name; stop $p_stale; stop $p_classes; stop $k
+    stop $p_name; stop $p_title; stop $p_stale; stop $p_classes; stop $k
     # memshim stats says what is wrong with a malformed region
     bg "$T/fakelive" classes "$w.c2"; p_classes=$pid
     wait_file "$w.c2" || return 1
     run "$MS" stats $p_classes; stop $p_classes
     expect_rc 1 && one_line_err && has "$err" "size classes are out of order"
 }
-check "exporter: stale, stopped and malformed regions left out and counted; program names escaped" t_skipped
+check "exporter: stale, stopped and malformed regions left out and counted; program names escaped, a server's title its name" t_skipped
 
 t_users() {
     [ "$(id -u)" -eq 0 ] || { echo "skip: needs root to run as another user"; return 0; }

@@ -9,6 +9,9 @@
  *                           UTF-8, truncated and oversized files; then exit
  *   fakelive name READY     a valid region whose program is
  *                           /x/a"b\c<newline>d<0xff>e; create READY, wait
+ *   fakelive title READY    a valid region whose program is a server's
+ *                           title over its arguments, "nginx: master
+ *                           process /usr/sbin/nginx"
  *   fakelive stale READY    a valid region last refreshed an hour ago
  *   fakelive classes READY  a valid region with two classes out of order */
 #define _GNU_SOURCE
@@ -98,6 +101,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "name") == 0) strcpy(r.program, "/x/a\"b\\c\nd\xff" "e more args");
+    else if (strcmp(argv[1], "title") == 0) strcpy(r.program, "nginx: master process /usr/sbin/nginx");
     else if (strcmp(argv[1], "stale") == 0) r.updated_unix_ms -= 3600 * 1000;
     else if (strcmp(argv[1], "classes") == 0) r.cls[10].size = r.cls[9].size;
     else return 2;
