@@ -195,7 +195,29 @@ static inline int h_tmpfile(void)
     return fd;
 }
 
-/* Wait for pid for up to `seconds`; kill it (and report timed_out) past that. */
+/* A process that did not end in its time: the stacks of its threads, and of
+ * its children's, on our standard error (what the run's log keeps), before
+ * it is killed, so that a hang seen once (in CI) can be told from a slow
+ * run and understood.  With gdb (tools/install-deps.sh installs it) and the
+ * right to attach (root, or ptrace_scope 0); else one line saying so. */
+static inline void h_dump_stacks(pid_t pid)
+{
+    if (access("/usr/bin/gdb", X_OK) != 0) {
+        fprintf(stderr, "process %d did not end in its time (no gdb here for its stacks)\n", (int)pid);
+        return;
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "for p in %d $(cat /proc/%d/task/*/children 2>/dev/null); do echo \"== process $p ($(cat /proc/$p/comm 2>/dev/null)) did not "
+             "end in its time; its threads:\"; timeout 60 /usr/bin/gdb -p $p -batch -nx -ex 'thread apply all bt 40' "
+             "2>&1 | grep -E '^(Thread |#)'; done >&2",
+             (int)pid, (int)pid);
+    fflush(NULL);
+    if (system(cmd) != 0) fprintf(stderr, "(the stacks of process %d could not all be taken)\n", (int)pid);
+}
+
+/* Wait for pid for up to `seconds`; past that, its stacks (h_dump_stacks),
+ * then kill it and report timed_out. */
 static inline int h_wait(pid_t pid, int seconds, int *timed_out)
 {
     int status = -1;
@@ -206,6 +228,7 @@ static inline int h_wait(pid_t pid, int seconds, int *timed_out)
         if (r == pid) return status;
         if (r < 0 && errno != EINTR) return -1;
         if (waited_us >= (long)seconds * 1000000) {
+            h_dump_stacks(pid);
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             *timed_out = 1;
