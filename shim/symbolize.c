@@ -28,6 +28,8 @@
  * bounded time only (libdw_ready). */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <elfutils/libdwfl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +64,7 @@ static ms_table_t *cache;         /* sym_lock: frames by code address (table.h) 
 
 static void (*p_report_begin)(Dwfl *);
 static int (*p_proc_report)(Dwfl *, pid_t);
+static int (*p_maps_report)(Dwfl *, FILE *);
 static int (*p_report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *);
 
 /* load_lock, waiting at most LOAD_PATIENCE_MS for it (`wait`; else not
@@ -139,13 +142,34 @@ static void demangler_find(void)
  * (SIGSEGV in strcmp, once in 40 runs of a test).  While any thread is
  * between begin and end, a refresh is skipped: libdw then does not know
  * the modules loaded since, and their frames get the loader's names. */
+/* The modules mapped now reported to d (_ms_busy): libdw reads
+ * /proc/TID/maps (the leader may be gone), and first /proc/TID/auxv for
+ * the vDSO, which a process that is not dumpable may not open: after
+ * PR_SET_DUMPABLE 0 (ssh-agent, gpg-agent, a program hiding its secrets)
+ * or a change of ids, its /proc files are root's, and auxv is 0400.  libdw
+ * then reported no module at all, and every frame of every report was
+ * "???".  Then the maps alone (mode 0444), without the vDSO's name. */
+static bool report_mapped(Dwfl *d)
+{
+    if (p_proc_report(d, _ms_os_gettid()) == 0) return true;
+    int fd = p_maps_report ? _ms_os_proc_open("maps", O_RDONLY) : -1;
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        if (fd >= 0) close(fd);
+        return false;
+    }
+    bool ok = p_maps_report(d, f) == 0;
+    fclose(f);
+    return ok;
+}
+
 /* libdw's modules made anew (sym_lock, dwfl, no thread naming): those
  * mapped now if `look`, else none (their files closed). */
 static void modules_anew(bool look)
 {
     _ms_busy++;
     p_report_begin(dwfl);
-    if (look) p_proc_report(dwfl, _ms_os_gettid());   /* /proc/TID/maps: the leader may be gone */
+    if (look) report_mapped(dwfl);
     p_report_end(dwfl, module_gone, NULL);            /* those not reported go */
     ms_table_clear(cache, &sym_kind);                 /* their names went with them */
     refreshes++;
@@ -211,7 +235,8 @@ static void load_libdw(void)
     }
     _ms_hook_libdw(h);                     /* its files close-on-exec and high (hook.c) */
     Dwfl *(*begin)(const Dwfl_Callbacks *) = dlsym(h, "dwfl_begin");
-    int (*proc_report)(Dwfl *, pid_t) = p_proc_report = dlsym(h, "dwfl_linux_proc_report");
+    p_proc_report = dlsym(h, "dwfl_linux_proc_report");
+    p_maps_report = dlsym(h, "dwfl_linux_proc_maps_report");
     int (*report_end)(Dwfl *, int (*)(Dwfl_Module *, void *, const char *, Dwarf_Addr, void *), void *) =
         p_report_end = dlsym(h, "dwfl_report_end");
     p_report_begin = dlsym(h, "dwfl_report_begin");
@@ -230,11 +255,11 @@ static void load_libdw(void)
     p_getsymtab = dlsym(h, "dwfl_module_getsymtab");
     p_getsym_info = dlsym(h, "dwfl_module_getsym_info");
     _ms_dwline_init(h);                    /* else libdw reads every line */
-    bool all = begin && proc_report && report_end && p_report_begin && cb.find_elf && cb.find_debuginfo &&
+    bool all = begin && p_proc_report && report_end && p_report_begin && cb.find_elf && cb.find_debuginfo &&
                p_addrmodule && p_addrname && p_getsrc && p_lineinfo && p_modinfo;
     _ms_lock(&sym_lock);
     Dwfl *d = all ? begin(&cb) : NULL;
-    if (d && proc_report(d, _ms_os_gettid()) == 0 && report_end(d, NULL, NULL) == 0) dwfl = d;
+    if (d && report_mapped(d) && report_end(d, NULL, NULL) == 0) dwfl = d;
     __atomic_store_n(&tried, 1, __ATOMIC_RELEASE);
     _ms_unlock(&sym_lock);
     _ms_busy--;

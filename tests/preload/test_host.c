@@ -639,6 +639,22 @@ Test(host_ids, a_privilege_drop_in_one_thread_with_a_reporter_thread, .timeout =
     rm_dir(dir);
 }
 
+/* A process that is not dumpable (a daemon's worker after dropping root,
+ * ssh-agent's PR_SET_DUMPABLE 0): its /proc files are root's, and libdw's
+ * reading of the modules stopped at /proc/PID/auxv (0400), so every frame
+ * of its report was "???" (in FILE+OFFSET).  Its frames are named. */
+Test(host_ids, a_process_that_is_not_dumpable_gets_its_frames_named, .timeout = 60)
+{
+    h_run_fixture2(&run, "nondumpable", NULL, "MEMSHIM_TRACK=1", NULL, 30);
+    cr_assert_eq(run.timed_out, 0, "hung");
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0, "status %d: %s %s", run.status, run.out, run.err);
+    if (strncmp(run.out, "skip: ", 6) == 0) cr_skip_test("%s", run.out);
+    cr_expect(strstr(run.out, "nondumpable done"), "%s", run.out);
+    cr_expect(strstr(run.err, "definitely lost: 64 bytes in 1 block"), "%s", run.err);
+    cr_expect(strstr(run.err, "lose_here (nondumpable.c:"), "its frames unnamed: %s", run.err);
+    cr_expect_null(strstr(run.err, "???"), "%s", run.err);
+}
+
 /* A process that chroots where there is no /proc (a daemon's privilege-
  * separated child, a build sandbox): the exit scan lost /proc/self/maps and
  * gave no verdict, the RSS log wrote figures of 0 (found by a helper on
