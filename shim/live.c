@@ -73,7 +73,7 @@ static bool make_region(void)
     if (!fits) errno = EFBIG;
     if (fd < 0 || !fits || fchmod(fd, 0600) != 0 || ftruncate(fd, sizeof live) != 0 || fstat(fd, &st) != 0) {
         int err = errno;
-        if (fd >= 0) close(fd);
+        if (fd >= 0) _ms_fd_close(fd);
         errno = err;
         return false;
     }
@@ -201,7 +201,7 @@ void _ms_live_publish(void)
 void _ms_live_close(void)
 {
     int saved = errno;
-    if (live_fd >= 0 && still_ours()) close(live_fd);
+    if (live_fd >= 0 && still_ours()) _ms_fd_close(live_fd);
     live_fd = -1;
     errno = saved;
 }
