@@ -290,6 +290,15 @@ int _ms_fd_close(int fd)
     }
 }
 
+/* fd is no longer memshim's (the program replaced it): out of the
+ * registry, not closed. */
+void _ms_fd_forget(int fd)
+{
+    uint64_t w;
+    int i;
+    while (changes_allowed() && (i = find(fd, &w)) >= 0 && !(w & W_CLOSING) && !drop_slot((unsigned)i, w)) {}
+}
+
 /* A fork child: the slots a thread of the parent was closing stay so for
  * ever (that thread is not here): forgotten, whether or not the close was
  * made before the fork. */

@@ -26,9 +26,14 @@
  *    that the byte is readable (_ms_os_can_read: process_vm_readv on
  *    ourselves).
  *  - every file they open is opened O_CLOEXEC and moved to a number of at
- *    least MS_FD_MIN (F_DUPFD_CLOEXEC), out of the range programs reuse;
- *    libdw's closes of the files it keeps open check first that the number
- *    still holds the file it opened.
+ *    least MS_FD_MIN (F_DUPFD_CLOEXEC), out of the range programs reuse,
+ *    and registered as memshim's (fds.c: the program's closes leave it
+ *    alone); their closes come to _ms_fd_close, which drops the number
+ *    from the registry; libdw's closes of the files it keeps open check
+ *    first that the number still holds the file it opened (a dup2 of the
+ *    program's, or a close by its own system call, may have replaced it).
+ *    A file of theirs that fclose closes (fopen's) is moved, not
+ *    registered: fclose closes inside the C library.
  *  - what libdw and libelf map is noted, for the leak scan to leave out:
  *    libelf maps the files it reads writable, which made them roots.
  *  - libunwind's signal masking is skipped in memshim's own unwinds while
@@ -152,7 +157,7 @@ static int h_dw_close(int fd)
         bool ours = _ms_os_same_file(fd, dw_files[i].dev, dw_files[i].ino);
         dw_files[i] = dw_files[--dw_nfiles];
         if (ours) return _ms_fd_close(fd);
-        _ms_fd_close(fd);                   /* the program's now: forgotten, not closed (fds.c) */
+        _ms_fd_forget(fd);                  /* the program's now: forgotten, not closed */
         return 0;
     }
     return _ms_fd_close(fd);

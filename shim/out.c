@@ -19,10 +19,14 @@
  *     a hang; a directory or a block device is refused;
  *   - writers of one output are serialized;
  *   - every descriptor memshim holds (an output's, for as long as it is
- *     written) is close-on-exec, moved to 100 or above, and remembered by
- *     identity (st_dev, st_ino), checked again before each write: a
- *     program that closed it and got the number back for a file of its
- *     own never gets memshim's output in that file. */
+ *     written) is close-on-exec, moved to 100 or above, registered as
+ *     memshim's (fds.c: the program's close, closefrom and close_range
+ *     leave it alone), and remembered by identity (st_dev, st_ino),
+ *     checked again before each write: a program that replaced it (dup2,
+ *     or a close by its own system call and a file opened on the number)
+ *     never gets memshim's output in that file.  A file opened by name is
+ *     checked against the name once open (the program may have closed the
+ *     number and taken it before memshim registered it). */
 
 #include <errno.h>
 #include <limits.h>
@@ -48,9 +52,10 @@ static bool  err_known, err_inited, err_named;   /* err_named: a terminal or a f
 static dev_t err_dev;
 static ino_t err_ino;
 /* Where it was, when it was a terminal or a file: a daemon that closes
- * every descriptor (closefrom, close_range, or a loop to the limit)
- * closes memshim's copy too, and the report at its exit is then written
- * to that file opened again, if it still is the same file.  (A pipe or a
+ * every descriptor (closefrom, close_range, or a loop to the limit) no
+ * longer closes memshim's copy (fds.c), but one that replaces it (dup2)
+ * or closes it by a system call of its own does; the report at its exit
+ * is then written to that file opened again, if it still is the same file.  (A pipe or a
  * socket cannot be opened again: its report is lost.) */
 static char  err_path[PATH_MAX];
 

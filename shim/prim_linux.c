@@ -220,9 +220,10 @@ ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap)
  * >= MS_FD_MIN, close-on-exec, checked by identity before each use); a
  * fork child takes its own through it ("../self": the kept directory lies
  * outside the new root, so ".." still leads to /proc). */
-/* A descriptor memshim keeps (at fd >= MS_FD_MIN), known by its file's
- * identity: the program may close or replace any number, and one that is
- * no longer ours is never used nor closed. */
+/* A descriptor memshim keeps (at fd >= MS_FD_MIN, registered: fds.c),
+ * known by its file's identity: the program may still replace any number
+ * (dup2, or a close by its own system call), and one that is no longer
+ * ours is never used nor closed. */
 typedef struct { int fd; dev_t dev; ino_t ino; } kept_fd_t;
 
 bool _ms_os_same_file(int fd, dev_t dev, ino_t ino)
@@ -411,8 +412,8 @@ void _ms_os_unhurry(int nice)
  * descriptor: process_vm_readv of our own memory fails with EFAULT on an
  * unmapped or unreadable page.  Where a sandbox forbids it (EPERM, ENOSYS),
  * a pipe of memshim's own does the job (write(2) fails with EFAULT just the
- * same), kept high and close-on-exec, and checked to be still ours (the
- * program may close and reuse any number) before every use. */
+ * same), kept high, close-on-exec and registered (fds.c), and checked to be
+ * still ours (the program may replace any number) before every use. */
 static int   vm_read_broken;
 static int   probe_pipe[2] = { -1, -1 };
 static dev_t probe_dev;

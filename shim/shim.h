@@ -124,6 +124,7 @@ MS_HIDDEN int    _ms_fd_out_of_the_way(int fd);
 MS_HIDDEN int    _ms_fd_keep(int fd, dev_t dev, ino_t ino, bool known);
 MS_HIDDEN bool   _ms_fd_is_path(int fd, const char *path);  /* fd is the file at path */
 MS_HIDDEN int    _ms_fd_close(int fd);                  /* memshim's own close of any descriptor */
+MS_HIDDEN void   _ms_fd_forget(int fd);                 /* the program's now: out of the registry */
 MS_HIDDEN void   _ms_fds_fork_child(void);
 MS_HIDDEN void   _ms_fds_resolve(void);                 /* the C library's close, dup2, dup3 */
 /* The program's calls (override.c): no number of memshim's below _ms_fd_low. */
