@@ -246,8 +246,7 @@ static void kept_set(kept_fd_t *k, int fd)
 {
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) != 0) { _ms_fd_close(fd); fd = -1; }
-    fd = _ms_fd_out_of_the_way(fd);
-    if (fd >= 0 && !_ms_os_same_file(fd, st.st_dev, st.st_ino)) fd = -1;
+    if (fd >= 0) fd = _ms_fd_keep(fd, st.st_dev, st.st_ino, true);    /* -1: the program took it */
     k->fd = fd;
     if (fd >= 0) { k->dev = st.st_dev; k->ino = st.st_ino; }
 }

@@ -108,7 +108,9 @@ static void run_fd_own(const char *mode, bool with_out)
     cr_expect(samples >= 2, "%u samples in the RSS log", samples);
 }
 
-/* close(N) of each of memshim's descriptors, syscall(SYS_close, N) and a
+/* A vfork child's dup2, close and closefrom of memshim's numbers (its own
+ * table, the parent's memory) leave the parent's registry as it was;
+ * close(N) of each of memshim's descriptors, syscall(SYS_close, N) and a
  * loop of close() to 1023 answer -1 EBADF, as without memshim, and leave
  * them open on their files; the RSS log goes on, and a number memshim used
  * and closed (a profile's file), taken by the program, closes for real.
@@ -119,7 +121,8 @@ Test(host_fds, close_of_memshims_descriptors_is_ebadf_and_they_stay, .timeout = 
     run_fd_own("close", false);
 }
 
-/* closefrom(3), close_range(3, ~0U, 0) and close_range(3, 1023, 0) close
+/* closefrom(3), close_range(3, ~0U, 0), close_range(3, 1023, 0) and
+ * close_range(3, ~0U, CLOSE_RANGE_UNSHARE) close
  * every file of the program's (at 3.., among memshim's at 100.., at 500),
  * return 0 and leave memshim's descriptors open on their files (the old
  * library lost them all). */
