@@ -30,7 +30,7 @@ COLL_SRC := $(wildcard collector/*.c)
 # puts before it what the link would otherwise leave at the end (main's
 # caller, libgcc's and libc_nonshared's helpers).
 HOT_SRC  := $(addprefix shim/,alloc.c override.c pool.c tcache.c segment.c huge.c meta.c \
-              prim_linux.c init.c loader.c options.c out.c fds.c hook.c cxx.c mallinfo.c sample.c rss.c sampler.c \
+              prim_linux.c init.c loader.c options.c out.c hook.c cxx.c mallinfo.c sample.c rss.c sampler.c \
               modules.c gcglue.c leak.c stats.c profile.c unwind.c scan.c)
 HOT_COLL := collector/object.c
 LIB_OBJ  := $(patsubst %.c,$(B)/%.o,$(HOT_SRC) $(HOT_COLL) \

@@ -56,7 +56,6 @@
  * it as the parent's would be (its copies of memshim's descriptors go at
  * its exec, being close-on-exec). */
 #include <dirent.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -86,20 +85,10 @@ static unsigned slot_top;                    /* slots ever used: the scan's end 
 static uint32_t generation;
 int _ms_fd_low = INT_MAX;                    /* at or below every registered number */
 
-static int (*real_close)(int);
-static int (*real_dup2)(int, int);
-static int (*real_dup3)(int, int, int);
-
-/* The C library's functions, for the program's calls (close is a
- * cancellation point there): found before main and by the constructor,
- * never later (dlsym is no call for a handler); until then the system
- * calls themselves. */
-void _ms_fds_resolve(void)
-{
-    if (!real_close) real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
-    if (!real_dup2) real_dup2 = (int (*)(int, int))dlsym(RTLD_NEXT, "dup2");
-    if (!real_dup3) real_dup3 = (int (*)(int, int, int))dlsym(RTLD_NEXT, "dup3");
-}
+/* The C library's close, dup2 and dup3, for the program's calls (close
+ * is a cancellation point there): found by override.c before main and by
+ * the constructor, never later (dlsym is no call for a handler); until
+ * then the system calls themselves. */
 
 static int w_fd(uint64_t w) { return (int)(w & W_FD_MASK) - 1; }
 
@@ -335,10 +324,6 @@ bool _ms_fd_claimed(int fd)
     }
 }
 
-int _ms_fd_real_close(int fd)
-{
-    return real_close ? real_close(fd) : _ms_os_close(fd);
-}
 
 /* memshim lets its fd go: the program's dup2/dup3 replaces it. */
 static void let_go(int fd)
@@ -370,8 +355,8 @@ int _ms_fd_dup(int old, int fd, int flags)
         if (old != fd && fd >= low && _ms_fd_claimed(fd) && changes_allowed() && fcntl(old, F_GETFD) >= 0)
             let_go(fd);                             /* only for a call that will succeed */
     }
-    if (flags < 0) return real_dup2 ? real_dup2(old, fd) : (int)_ms_os_dup3(old, fd, 0, true);
-    return real_dup3 ? real_dup3(old, fd, flags) : (int)_ms_os_dup3(old, fd, flags, false);
+    if (flags < 0) return _ms_real_dup2 ? _ms_real_dup2(old, fd) : (int)_ms_os_dup3(old, fd, 0, true);
+    return _ms_real_dup3 ? _ms_real_dup3(old, fd, flags) : (int)_ms_os_dup3(old, fd, flags, false);
 }
 
 static void sort_ints(int *a, unsigned n)

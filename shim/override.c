@@ -266,6 +266,25 @@ MS_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init
  * memshim's; dup2 and dup3 onto memshim's N take it (memshim lets it go),
  * from it say EBADF.  The program's path: one compare with the lowest of
  * memshim's numbers, then the C library's call. */
+static int (*real_close)(int);
+int (*_ms_real_dup2)(int, int);
+int (*_ms_real_dup3)(int, int, int);
+
+/* Found before main (here) and by the constructor (init.c), never later:
+ * dlsym is no call for a handler.  Here, not in fds.c, so that a program's
+ * close() runs no code of fds.c while no number of memshim's is near. */
+void _ms_fds_resolve(void)
+{
+    if (!real_close) real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
+    if (!_ms_real_dup2) _ms_real_dup2 = (int (*)(int, int))dlsym(RTLD_NEXT, "dup2");
+    if (!_ms_real_dup3) _ms_real_dup3 = (int (*)(int, int, int))dlsym(RTLD_NEXT, "dup3");
+}
+
+int _ms_fd_real_close(int fd)
+{
+    return MS_LIKELY(real_close != NULL) ? real_close(fd) : _ms_os_close(fd);
+}
+
 MS_EXPORT int close(int fd)
 {
     if (MS_LIKELY(fd < __atomic_load_n(&_ms_fd_low, __ATOMIC_ACQUIRE)) || !_ms_fd_claimed(fd))

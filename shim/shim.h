@@ -126,7 +126,9 @@ MS_HIDDEN bool   _ms_fd_is_path(int fd, const char *path);  /* fd is the file at
 MS_HIDDEN int    _ms_fd_close(int fd);                  /* memshim's own close of any descriptor */
 MS_HIDDEN void   _ms_fd_forget(int fd);                 /* the program's now: out of the registry */
 MS_HIDDEN void   _ms_fds_fork_child(void);
-MS_HIDDEN void   _ms_fds_resolve(void);                 /* the C library's close, dup2, dup3 */
+MS_HIDDEN void   _ms_fds_resolve(void);                 /* the C library's close, dup2, dup3 (override.c) */
+MS_HIDDEN extern int (*_ms_real_dup2)(int, int);
+MS_HIDDEN extern int (*_ms_real_dup3)(int, int, int);
 /* The program's calls (override.c): no number of memshim's below _ms_fd_low. */
 MS_HIDDEN extern int _ms_fd_low;
 MS_HIDDEN bool   _ms_fd_claimed(int fd);                /* memshim's now: the program's close says EBADF */
