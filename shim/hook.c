@@ -26,9 +26,14 @@
  *    that the byte is readable (_ms_os_can_read: process_vm_readv on
  *    ourselves).
  *  - every file they open is opened O_CLOEXEC and moved to a number of at
- *    least MS_FD_MIN (F_DUPFD_CLOEXEC), out of the range programs reuse;
- *    libdw's closes of the files it keeps open check first that the number
- *    still holds the file it opened.
+ *    least MS_FD_MIN (F_DUPFD_CLOEXEC), out of the range programs reuse,
+ *    and registered as memshim's (fds.c: the program's closes leave it
+ *    alone); their closes come to _ms_fd_close, which drops the number
+ *    from the registry; libdw's closes of the files it keeps open check
+ *    first that the number still holds the file it opened (a dup2 of the
+ *    program's, or a close by its own system call, may have replaced it).
+ *    A file of theirs that fclose closes (fopen's) is moved, not
+ *    registered: fclose closes inside the C library.
  *  - what libdw and libelf map is noted, for the leak scan to leave out:
  *    libelf maps the files it reads writable, which made them roots.
  *  - libunwind's signal masking is skipped in memshim's own unwinds while
@@ -57,23 +62,6 @@
 
 /* ---- what the libraries call instead ------------------------------------------- */
 
-/* A descriptor of memshim or its libraries: close-on-exec, and at MS_FD_MIN
- * or above when the limit on descriptors allows. */
-int _ms_fd_out_of_the_way(int fd)
-{
-    if (fd < 0) return fd;
-    int saved = errno;
-    if (fd < MS_FD_MIN) {
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, MS_FD_MIN);
-        if (high >= 0) { close(fd); fd = high; }
-        else fcntl(fd, F_SETFD, FD_CLOEXEC);
-    } else {
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
-    errno = saved;
-    return fd;
-}
-
 static int h_pipe2(int fds[2], int flags)
 {
     (void)flags;
@@ -93,7 +81,7 @@ static ssize_t h_read(int fd, void *buf, size_t n)
 static int h_close(int fd)
 {
     if (fd == FAKE_RD || fd == FAKE_WR) return 0;
-    return close(fd);
+    return _ms_fd_close(fd);
 }
 
 static ssize_t h_write(int fd, const void *buf, size_t n)
@@ -129,6 +117,8 @@ static long h_syscall(long nr, ...)
         }                                                            \
     } while (0)
 
+/* Registered as memshim's (fds.c): the libraries close them through
+ * their close entry, which comes to _ms_fd_close. */
 static int h_open(const char *path, int flags, ...)
 {
     unsigned mode = 0;
@@ -166,10 +156,11 @@ static int h_dw_close(int fd)
         if (dw_files[i].fd != fd) continue;
         bool ours = _ms_os_same_file(fd, dw_files[i].dev, dw_files[i].ino);
         dw_files[i] = dw_files[--dw_nfiles];
-        if (ours) return close(fd);
-        return 0;                           /* the program's now: not ours to close */
+        if (ours) return _ms_fd_close(fd);
+        _ms_fd_forget(fd);                  /* the program's now: forgotten, not closed */
+        return 0;
     }
-    return close(fd);
+    return _ms_fd_close(fd);
 }
 
 /* libelf maps the files it reads (ELF images and their debug files)
@@ -255,10 +246,14 @@ static int h_dup(int fd)
 static FILE *h_fopen(const char *path, const char *mode)
 {
     if (strcmp(mode, "r") == 0 || strcmp(mode, "rb") == 0) {
-        int fd = h_open(path, O_RDONLY);   /* fclose closes it: not in dw_files */
+        /* fclose closes it, inside the C library, where no close of
+         * memshim's sees it: moved, not registered (fds.c), nor in dw_files */
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) return NULL;
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, MS_FD_MIN);
+        if (high >= 0) { _ms_fd_close(fd); fd = high; }
         FILE *f = fdopen(fd, "r");
-        if (!f) { int e = errno; close(fd); errno = e; }
+        if (!f) { int e = errno; _ms_fd_close(fd); errno = e; }
         return f;
     }
     char m[16];

@@ -134,6 +134,7 @@ static void fork_child(void)
         _ms_loader_unlock(true);
         _ms_symbolize_unlock(true);
     }
+    _ms_fds_fork_child();        /* before any of memshim's closes */
     _ms_os_proc_fork_child();    /* before anything reads /proc */
     _ms_out_after_fork_child();
     _ms_track_after_fork_child();
@@ -308,6 +309,7 @@ __attribute__((constructor(101))) static void ms_constructor(void)
 {
     __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
     _ms_init();
+    _ms_fds_resolve();           /* the C library's close, for the program's (fds.c) */
     _ms_out_init();              /* first: which file stderr is, for the options' messages */
     _ms_modules_init();          /* memshim's image, the C runtime's: before the program's threads */
     _ms_options_load();
@@ -361,6 +363,17 @@ static bool guest(void)
     if (_ms_os_same_vm(home)) return true;
     __atomic_store_n(&home_pid, pid, __ATOMIC_RELEASE);
     return false;
+}
+
+/* Whether this process shares memshim's memory but not its descriptor
+ * table: a vfork child (or a CLONE_VM one), which must leave memshim's
+ * registry of descriptors alone (fds.c).  Under a seccomp filter (kcmp may
+ * be refused) any other pid is taken for one. */
+bool _ms_shares_memory_with_home(void)
+{
+    int pid = (int)getpid(), home = __atomic_load_n(&home_pid, __ATOMIC_ACQUIRE);
+    if (pid == home) return false;
+    return _ms_filtered() || guest();
 }
 
 /* A thread in here is, to the leak scan, the frame of the program's that

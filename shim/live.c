@@ -7,9 +7,10 @@
  * leaves nothing behind when the process dies by a signal or execs, and it
  * needs no mapping of our own.  The region is touched only by the reporter
  * thread (and by the constructor before that thread exists), so no lock.
- * Before each write the descriptor is checked to still be our memfd: a
- * program that closes every descriptor and reuses the number must never
- * find our bytes in its own file. */
+ * The memfd is registered as memshim's (fds.c): the program's closes leave
+ * it alone.  Before each write the descriptor is checked to still be our
+ * memfd: a program that replaced the number (dup2, or a close by its own
+ * system call) must never find our bytes in its own file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
@@ -73,7 +74,7 @@ static bool make_region(void)
     if (!fits) errno = EFBIG;
     if (fd < 0 || !fits || fchmod(fd, 0600) != 0 || ftruncate(fd, sizeof live) != 0 || fstat(fd, &st) != 0) {
         int err = errno;
-        if (fd >= 0) close(fd);
+        if (fd >= 0) _ms_fd_close(fd);
         errno = err;
         return false;
     }
@@ -177,8 +178,9 @@ void _ms_live_publish(void)
 {
     if (live_fd < 0) return;
     int saved = errno;
-    /* A daemon closes every descriptor as it starts: the region is made
-     * again, under the same name, for `memshim stats PID` to find. */
+    /* A program that replaced the region's number (dup2, or a close by a
+     * system call of its own): the region is made again, under the same
+     * name, for `memshim stats PID` to find. */
     if (!still_ours() && !make_region()) {
         _ms_message("MEMSHIM_LIVE: the program closed the live region, which cannot be made again (%s); "
                     "not publishing", region_error(errno));
@@ -201,7 +203,7 @@ void _ms_live_publish(void)
 void _ms_live_close(void)
 {
     int saved = errno;
-    if (live_fd >= 0 && still_ours()) close(live_fd);
+    if (live_fd >= 0 && still_ours()) _ms_fd_close(live_fd);
     live_fd = -1;
     errno = saved;
 }

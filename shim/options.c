@@ -299,7 +299,7 @@ static bool parent_shares(const char *var, const char *value)
             len = 0;
             cut = false;
         }
-    close(fd);
+    _ms_fd_close(fd);
     return same && preload;
 }
 

@@ -19,10 +19,14 @@
  *     a hang; a directory or a block device is refused;
  *   - writers of one output are serialized;
  *   - every descriptor memshim holds (an output's, for as long as it is
- *     written) is close-on-exec, moved to 100 or above, and remembered by
- *     identity (st_dev, st_ino), checked again before each write: a
- *     program that closed it and got the number back for a file of its
- *     own never gets memshim's output in that file. */
+ *     written) is close-on-exec, moved to 100 or above, registered as
+ *     memshim's (fds.c: the program's close, closefrom and close_range
+ *     leave it alone), and remembered by identity (st_dev, st_ino),
+ *     checked again before each write: a program that replaced it (dup2,
+ *     or a close by its own system call and a file opened on the number)
+ *     never gets memshim's output in that file.  A file opened by name is
+ *     checked against the name once open (the program may have closed the
+ *     number and taken it before memshim registered it). */
 
 #include <errno.h>
 #include <limits.h>
@@ -48,9 +52,10 @@ static bool  err_known, err_inited, err_named;   /* err_named: a terminal or a f
 static dev_t err_dev;
 static ino_t err_ino;
 /* Where it was, when it was a terminal or a file: a daemon that closes
- * every descriptor (closefrom, close_range, or a loop to the limit)
- * closes memshim's copy too, and the report at its exit is then written
- * to that file opened again, if it still is the same file.  (A pipe or a
+ * every descriptor (closefrom, close_range, or a loop to the limit) no
+ * longer closes memshim's copy (fds.c), but one that replaces it (dup2)
+ * or closes it by a system call of its own does; the report at its exit
+ * is then written to that file opened again, if it still is the same file.  (A pipe or a
  * socket cannot be opened again: its report is lost.) */
 static char  err_path[PATH_MAX];
 
@@ -82,8 +87,9 @@ void _ms_out_settle(void)
                   (_ms_ropt.rss_log && !_ms_names_file(_ms_ropt.rss_log));
     int saved = errno;
     if (wanted && err_known && err_fd < 0 && _ms_os_same_file(2, err_dev, err_ino)) {
-        err_fd = fcntl(2, F_DUPFD_CLOEXEC, 100);
-        if (err_fd < 0) err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+        int fd = fcntl(2, F_DUPFD_CLOEXEC, MS_FD_MIN);
+        if (fd < 0) fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+        err_fd = _ms_fd_out_of_the_way(fd);          /* registered: the program's closes leave it */
         if (err_named) {
             ssize_t n = _ms_os_proc_readlink("fd/2", err_path, sizeof err_path - 1);
             err_path[n > 0 && err_path[0] == '/' ? n : 0] = 0;
@@ -104,17 +110,17 @@ static int reopen_err(void)
         if (errno != EMFILE && errno != ENFILE && errno != EINTR) err_path[0] = 0;   /* for good */
         return -1;
     }
+    if (!_ms_fd_is_path(fd, err_path)) return -1;   /* the program's number by now (fds.c) */
     int fl = fcntl(fd, F_GETFL);
     if (!_ms_os_same_file(fd, err_dev, err_ino) || fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-        close(fd);
+        _ms_fd_close(fd);
         err_path[0] = 0;
         return -1;
     }
-    int high = fd < 100 ? fcntl(fd, F_DUPFD_CLOEXEC, 100) : -1;
-    if (high >= 0) { close(fd); fd = high; }
+    if ((fd = _ms_fd_keep(fd, err_dev, err_ino, true)) < 0) return -1;       /* the program took it meanwhile */
     int was = __atomic_load_n(&err_fd, __ATOMIC_RELAXED);
     if (!__atomic_compare_exchange_n(&err_fd, &was, fd, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-        close(fd);                      /* another thread's is in place */
+        _ms_fd_close(fd);               /* another thread's is in place */
         return _ms_os_same_file(was, err_dev, err_ino) ? was : -1;
     }
     return fd;
@@ -125,7 +131,7 @@ static int reopen_err(void)
 void _ms_out_retake_stderr(void)
 {
     int saved = errno;
-    if (err_known && err_fd > 2 && _ms_os_same_file(err_fd, err_dev, err_ino)) close(err_fd);
+    if (err_known && err_fd > 2 && _ms_os_same_file(err_fd, err_dev, err_ino)) _ms_fd_close(err_fd);
     err_fd = -1;
     err_path[0] = 0;
     err_known = err_inited = false;
@@ -691,9 +697,10 @@ static int open_in_place(const char *path, dev_t *dev, ino_t *ino)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) return -1;
+    if (!_ms_fd_is_path(fd, path)) { errno = EBADF; return -1; }   /* the program's number by now */
     struct stat st;
     if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
-        close(fd);
+        _ms_fd_close(fd);
         errno = ENOTSUP;
         return -1;
     }
@@ -717,6 +724,11 @@ static int open_tmp(ms_out_t *o)
         o->tmp[t.len] = 0;
         int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                       o->flags & MS_OUT_SNAPSHOT ? 0644 : 0600);
+        /* A program that closes every descriptor, from another thread, may
+         * have closed this one already and opened a file of its own on the
+         * number: the number is the program's (not closed), the file goes,
+         * and another name is tried. */
+        if (fd >= 0 && !_ms_fd_is_path(fd, o->tmp)) { unlink(o->tmp); errno = EBADF; continue; }
         if (fd >= 0 || errno != EEXIST) return fd;
     }
     return -1;
@@ -779,27 +791,36 @@ bool _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned f
     int err = errno;
     if (kind >= 0) {
         take(o, slot_of(o->path));
-        if (kind == MS_OUT_INPLACE) o->fd = open_in_place(o->path, &o->dev, &o->ino);
-        else if ((o->fd = open_tmp(o)) >= 0) {
-            struct stat st;
-            if (fstat(o->fd, &st) == 0) { o->dev = st.st_dev; o->ino = st.st_ino; }
-            if (!(flags & MS_OUT_STREAM)) o->pending = pending_add(o->tmp);   /* renamed at the commit */
-        }
-        err = errno;
-        if (o->fd >= 0) {
+        /* A program that closes every descriptor and opens its own, from
+         * another thread, may take the number between memshim's open and
+         * its registration (fds.c): the file is opened again. */
+        for (int tries = 0; tries < 8; tries++) {
+            if (kind == MS_OUT_INPLACE) o->fd = open_in_place(o->path, &o->dev, &o->ino);
+            else if ((o->fd = open_tmp(o)) >= 0) {
+                struct stat st;             /* by name: the number may be the program's already */
+                if (stat(o->tmp, &st) == 0) { o->dev = st.st_dev; o->ino = st.st_ino; }
+                if (!(flags & MS_OUT_STREAM)) o->pending = pending_add(o->tmp);   /* renamed at the commit */
+            }
+            err = errno;
+            if (o->fd < 0 && err == EBADF) continue;
+            if (o->fd < 0) break;
             o->kind = kind;
             /* out of the numbers programs reuse, as every descriptor kept
              * a while: a profile is written on the reporter thread while
              * the program's threads run */
-            o->fd = _ms_fd_out_of_the_way(o->fd);
-            if (flags & MS_OUT_STREAM) {          /* kept open: in place now */
-                release(o);
-                if (kind == MS_OUT_ATOMIC && rename(o->tmp, o->path) != 0) {
-                    err = errno;
-                    unlink(o->tmp);
-                    close(o->fd);
-                    o->fd = -1;
-                }
+            o->fd = _ms_fd_keep(o->fd, o->dev, o->ino, true);
+            if (o->fd >= 0) break;
+            err = EBADF;                        /* the program took the number meanwhile */
+            if (kind == MS_OUT_ATOMIC) unlink(o->tmp);
+            pending_drop(o);
+        }
+        if (o->fd >= 0 && (flags & MS_OUT_STREAM)) {          /* kept open: in place now */
+            release(o);
+            if (kind == MS_OUT_ATOMIC && rename(o->tmp, o->path) != 0) {
+                err = errno;
+                unlink(o->tmp);
+                _ms_fd_close(o->fd);
+                o->fd = -1;
             }
         }
         if (o->fd < 0) release(o);
@@ -837,7 +858,7 @@ bool _ms_out_commit(ms_out_t *o)
                         replace ? "nothing is kept there" : "what it got is cut short");
             ok = false;
         }
-        if (_ms_os_same_file(o->fd, o->dev, o->ino)) close(o->fd);   /* never a number the program took */
+        if (_ms_os_same_file(o->fd, o->dev, o->ino)) _ms_fd_close(o->fd);   /* never a number the program took */
         if (replace && !whole) unlink(o->tmp);
         else if (replace && rename(o->tmp, o->path) != 0) {
             _ms_message("%s: cannot rename %s to %s (%s)", o->var, o->tmp, o->path, why(errno, false));
@@ -865,7 +886,11 @@ int _ms_out_fd(ms_out_t *o)
     if (!_ms_os_same_file(o->fd, o->dev, o->ino)) {
         int fd = open(o->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
                                (o->kind == MS_OUT_ATOMIC ? O_NOFOLLOW : 0));
-        if (fd >= 0 && !_ms_os_same_file(fd, o->dev, o->ino)) { close(fd); fd = -1; errno = ESTALE; }
+        if (fd >= 0 && !_ms_fd_is_path(fd, o->path)) {     /* the program's number by now: not ours to close */
+            errno = saved;
+            return -1;
+        }
+        if (fd >= 0 && !_ms_os_same_file(fd, o->dev, o->ino)) { _ms_fd_close(fd); fd = -1; errno = ESTALE; }
         if (fd < 0) {
             _ms_message("%s: the program closed memshim's descriptor of %s, which cannot be "
                         "opened again (%s); nothing more is written there", o->var, o->path,
@@ -877,7 +902,7 @@ int _ms_out_fd(ms_out_t *o)
         }
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-        o->fd = _ms_fd_out_of_the_way(fd);
+        o->fd = _ms_fd_keep(fd, o->dev, o->ino, true);
         /* A program that closes every descriptor and puts its own files on
          * high numbers, from another thread, may have taken the number it
          * moved to: then this write is skipped and the next opens the file

@@ -256,8 +256,52 @@ MS_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init
     real_exit = (void (*)(int))dlsym(RTLD_NEXT, "exit");
     real__exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
     exec_find();
+    _ms_fds_resolve();
     program_main = main;
     return real(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+/* The program's calls that close or replace descriptors never close nor
+ * replace one of memshim's, and answer as they would without memshim,
+ * where that number would not be open (fds.c): close of memshim's N is
+ * EBADF; closefrom and close_range close the program's descriptors around
+ * memshim's; dup2 and dup3 onto memshim's N take it (memshim lets it go),
+ * from it say EBADF.  The program's path: one compare with the lowest of
+ * memshim's numbers, then the C library's call. */
+static int (*real_close)(int);
+int (*_ms_real_dup2)(int, int);
+int (*_ms_real_dup3)(int, int, int);
+
+/* Found before main (here) and by the constructor (init.c), never later:
+ * dlsym is no call for a handler.  Here, not in fds.c, so that a program's
+ * close() runs no code of fds.c while no number of memshim's is near. */
+void _ms_fds_resolve(void)
+{
+    if (!real_close) real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
+    if (!_ms_real_dup2) _ms_real_dup2 = (int (*)(int, int))dlsym(RTLD_NEXT, "dup2");
+    if (!_ms_real_dup3) _ms_real_dup3 = (int (*)(int, int, int))dlsym(RTLD_NEXT, "dup3");
+}
+
+int _ms_fd_real_close(int fd)
+{
+    return MS_LIKELY(real_close != NULL) ? real_close(fd) : _ms_os_close(fd);
+}
+
+MS_EXPORT int close(int fd)
+{
+    if (MS_LIKELY(fd < __atomic_load_n(&_ms_fd_low, __ATOMIC_ACQUIRE)) || !_ms_fd_claimed(fd))
+        return _ms_fd_real_close(fd);
+    errno = EBADF;
+    return -1;
+}
+
+MS_EXPORT void closefrom(int lo) { _ms_fd_closefrom(lo); }
+MS_EXPORT int close_range(unsigned lo, unsigned hi, int flags) { return _ms_fd_close_range(lo, hi, (unsigned)flags); }
+MS_EXPORT int dup2(int old, int fd) { return _ms_fd_dup(old, fd, -1); }
+MS_EXPORT int dup3(int old, int fd, int flags)
+{
+    if (flags < 0) { errno = EINVAL; return -1; }          /* no flag of dup3's is negative */
+    return _ms_fd_dup(old, fd, flags);
 }
 
 /* A function of the C library's with memshim's work before and after it
@@ -406,6 +450,15 @@ MS_EXPORT long syscall(long number, ...)
         if (rc == 0) _ms_confine_note(b == SECCOMP_MODE_FILTER ? (const void *)c : NULL);
         return rc;
     }
+    /* the same ways as the C library's functions (fds.c) */
+    if (number == SYS_close) return close((int)a);
+#ifdef SYS_close_range
+    if (number == SYS_close_range) return _ms_fd_close_range((unsigned)a, (unsigned)b, (unsigned)c);
+#endif
+#ifdef SYS_dup2
+    if (number == SYS_dup2) return _ms_fd_dup((int)a, (int)b, -1);
+#endif
+    if (number == SYS_dup3) return (int)c < 0 ? (errno = EINVAL, -1) : _ms_fd_dup((int)a, (int)b, (int)c);
     if (number == SYS_clone || number == SYS_clone3 || number == SYS_fork || number == SYS_vfork) {
         /* A child on a stack of its own returns from the C library's
          * syscall() by the address the program put on that stack: only

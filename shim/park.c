@@ -569,7 +569,7 @@ void _ms_park_world(ms_parked_t *out)
     /* Listed and stopped: the directory's descriptor goes back before the
      * scan opens its two (a program at its descriptor limit may have only
      * those left). */
-    if (task_fd >= 0) close(task_fd);
+    if (task_fd >= 0) _ms_fd_close(task_fd);
     task_fd = -1;
     if (tracer_stack) {                 /* kept for the next scan, never a root */
         out->own.start = (uintptr_t)tracer_stack;

@@ -198,7 +198,7 @@ static ssize_t read_fd_whole(int fd, char *buf, size_t cap)
     ssize_t len = -1;
     if (fd >= 0) {
         len = read_whole(fd, buf, cap);
-        close(fd);
+        _ms_fd_close(fd);
     }
     return len;
 }
@@ -220,9 +220,10 @@ ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap)
  * >= MS_FD_MIN, close-on-exec, checked by identity before each use); a
  * fork child takes its own through it ("../self": the kept directory lies
  * outside the new root, so ".." still leads to /proc). */
-/* A descriptor memshim keeps (at fd >= MS_FD_MIN), known by its file's
- * identity: the program may close or replace any number, and one that is
- * no longer ours is never used nor closed. */
+/* A descriptor memshim keeps (at fd >= MS_FD_MIN, registered: fds.c),
+ * known by its file's identity: the program may still replace any number
+ * (dup2, or a close by its own system call), and one that is no longer
+ * ours is never used nor closed. */
 typedef struct { int fd; dev_t dev; ino_t ino; } kept_fd_t;
 
 bool _ms_os_same_file(int fd, dev_t dev, ino_t ino)
@@ -244,9 +245,8 @@ static bool kept_ours(const kept_fd_t *k) { return _ms_os_same_file(k->fd, k->de
 static void kept_set(kept_fd_t *k, int fd)
 {
     struct stat st;
-    if (fd >= 0 && fstat(fd, &st) != 0) { close(fd); fd = -1; }
-    fd = _ms_fd_out_of_the_way(fd);
-    if (fd >= 0 && !_ms_os_same_file(fd, st.st_dev, st.st_ino)) fd = -1;
+    if (fd >= 0 && fstat(fd, &st) != 0) { _ms_fd_close(fd); fd = -1; }
+    if (fd >= 0) fd = _ms_fd_keep(fd, st.st_dev, st.st_ino, true);    /* -1: the program took it */
     k->fd = fd;
     if (fd >= 0) { k->dev = st.st_dev; k->ino = st.st_ino; }
 }
@@ -266,7 +266,7 @@ void _ms_os_proc_fork_child(void)
     if (kept_ours(&proc_dir)) {
         int parent = proc_dir.fd;
         kept_set(&proc_dir, openat(parent, "../self", O_PATH | O_DIRECTORY | O_CLOEXEC));
-        close(parent);
+        _ms_fd_close(parent);
     }
     errno = saved;
 }
@@ -317,7 +317,7 @@ void _ms_os_status_keep(void) { status_keeper = true; }
 
 void _ms_os_status_forget(void)
 {
-    if (kept_ours(&status_file)) close(status_file.fd);
+    if (kept_ours(&status_file)) _ms_fd_close(status_file.fd);
     status_file.fd = -1;
 }
 
@@ -411,8 +411,8 @@ void _ms_os_unhurry(int nice)
  * descriptor: process_vm_readv of our own memory fails with EFAULT on an
  * unmapped or unreadable page.  Where a sandbox forbids it (EPERM, ENOSYS),
  * a pipe of memshim's own does the job (write(2) fails with EFAULT just the
- * same), kept high and close-on-exec, and checked to be still ours (the
- * program may close and reuse any number) before every use. */
+ * same), kept high, close-on-exec and registered (fds.c), and checked to be
+ * still ours (the program may replace any number) before every use. */
 static int   vm_read_broken;
 static int   probe_pipe[2] = { -1, -1 };
 static dev_t probe_dev;
@@ -439,12 +439,14 @@ bool _ms_os_can_read(const void *p)
     if (!probe_pipe_ours()) {
         int fds[2];
         if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) { errno = saved; return false; }
-        for (int i = 0; i < 2; i++) {
-            int high = fcntl(fds[i], F_DUPFD_CLOEXEC, MS_FD_MIN);
-            if (high >= 0) { close(fds[i]); fds[i] = high; }
-        }
         struct stat st;
         fstat(fds[0], &st);
+        for (int i = 0; i < 2; i++) fds[i] = _ms_fd_out_of_the_way(fds[i]);
+        if (fds[0] < 0 || fds[1] < 0) {       /* taken by the program meanwhile */
+            for (int i = 0; i < 2; i++) if (fds[i] >= 0) _ms_fd_close(fds[i]);
+            errno = saved;
+            return false;
+        }
         probe_dev = st.st_dev;
         probe_ino = st.st_ino;
         probe_pipe[1] = fds[1];
@@ -472,6 +474,32 @@ long _ms_os_syscall6(long nr, long a, long b, long c, long d, long e, long f)
     if (!next) next = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
     return next(nr, a, b, c, d, e, f);
 #endif
+}
+
+/* Descriptors closed or replaced by the system calls themselves, -1 and
+ * errno on failure as the C library's: memshim's own closes (fds.c; its
+ * code's close() is the program's, override.c), and the gaps of a
+ * program's close_range between memshim's descriptors. */
+int _ms_os_close(int fd) { return (int)_ms_os_syscall6(SYS_close, fd, 0, 0, 0, 0, 0); }
+
+long _ms_os_close_range(unsigned lo, unsigned hi, unsigned flags)
+{
+#ifdef SYS_close_range
+    return _ms_os_syscall6(SYS_close_range, (long)lo, (long)hi, (long)flags, 0, 0, 0);
+#else
+    (void)lo; (void)hi; (void)flags;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int _ms_os_unshare_files(void) { return (int)_ms_os_syscall6(SYS_unshare, CLONE_FILES, 0, 0, 0, 0, 0); }
+
+/* dup3, or dup2 (as_dup2: old onto itself gives old if open, flags 0). */
+long _ms_os_dup3(int old, int fd, int flags, bool as_dup2)
+{
+    if (as_dup2 && old == fd) return _ms_os_syscall6(SYS_fcntl, old, F_GETFD, 0, 0, 0, 0) < 0 ? -1 : fd;
+    return _ms_os_syscall6(SYS_dup3, old, fd, flags, 0, 0, 0);
 }
 
 /* Make a page of a library's relocation table writable (or read-only again). */

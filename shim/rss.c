@@ -67,7 +67,7 @@ static int read_smaps(ms_rss_t *out)
         memmove(buf, line, rest);
         have = rest;
     }
-    close(fd);
+    _ms_fd_close(fd);
     out->pss = sum[0];
     out->uss = sum[1] + sum[2] + sum[3];
     out->swap = sum[4];

@@ -784,7 +784,7 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
     for (;;) {
         ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && n == 0 && have == 0) { int e = errno; close(fd); errno = e; return SIZE_MAX; }
+        if (r < 0 && n == 0 && have == 0) { int e = errno; _ms_fd_close(fd); errno = e; return SIZE_MAX; }
         if (r <= 0 && have == 0) break;
         if (r > 0) have += (size_t)r;
         buf[have] = 0;
@@ -824,7 +824,7 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
         have = rest;
         if (r <= 0) break;
     }
-    close(fd);
+    _ms_fd_close(fd);
     return n;
 }
 
@@ -1262,7 +1262,7 @@ size_t _ms_scan_leaks(ms_leak_item_t **out, size_t *cap, unsigned *unparked, con
         bool marked = mark_reachable(&sc, &x, &threads, self, *unparked == 0, gc_held);
         if (marked) mark_lost(&sc);
         int e = errno;
-        if (pagemap_fd >= 0) close(pagemap_fd);
+        if (pagemap_fd >= 0) _ms_fd_close(pagemap_fd);
         pagemap_fd = -1;
         errno = e;
         if (marked) {

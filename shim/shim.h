@@ -36,6 +36,10 @@ MS_HIDDEN int    _ms_os_gettid(void);
 MS_HIDDEN void   _ms_os_futex_wait(int *addr, int val);
 MS_HIDDEN void   _ms_os_futex_wake(int *addr, int n);
 MS_HIDDEN long   _ms_os_getdents(int fd, void *buf, size_t n);
+MS_HIDDEN int    _ms_os_close(int fd);                  /* the system call: fds.c */
+MS_HIDDEN long   _ms_os_close_range(unsigned lo, unsigned hi, unsigned flags);
+MS_HIDDEN int    _ms_os_unshare_files(void);            /* unshare(CLONE_FILES) */
+MS_HIDDEN long   _ms_os_dup3(int old, int fd, int flags, bool as_dup2);
 MS_HIDDEN int    _ms_os_tgkill(int pid, int tid, int sig);
 MS_HIDDEN bool     _ms_os_same_vm(int pid);     /* kcmp(KCMP_VM) */
 /* The calling thread's nice value lowered to -20 where the process may do
@@ -111,9 +115,32 @@ MS_HIDDEN void   _ms_os_allow_tracer(int pid);            /* PR_SET_PTRACER (Yam
 MS_HIDDEN void   _ms_os_futex_wait_ns(int *addr, int val, uint64_t ns);
 MS_HIDDEN int    _ms_os_signal_thread(int pid, int tid, int sig, void *value);
 
-/* ---- hook.c: descriptors of memshim's libraries out of the program's way - */
+/* ---- fds.c: memshim's descriptors, kept from the program's closes ---------- */
 #define MS_FD_MIN 100                   /* memshim's descriptors sit at or above */
-MS_HIDDEN int    _ms_fd_out_of_the_way(int fd);         /* O_CLOEXEC, moved >= MS_FD_MIN */
+/* O_CLOEXEC, moved >= MS_FD_MIN, registered as memshim's; -1 (EBADF, not
+ * closed) when the program took the number meanwhile. */
+MS_HIDDEN int    _ms_fd_out_of_the_way(int fd);
+/* The same for the file dev/ino when known (checked on the number first). */
+MS_HIDDEN int    _ms_fd_keep(int fd, dev_t dev, ino_t ino, bool known);
+MS_HIDDEN bool   _ms_fd_is_path(int fd, const char *path);  /* fd is the file at path */
+MS_HIDDEN int    _ms_fd_close(int fd);                  /* memshim's own close of any descriptor */
+MS_HIDDEN void   _ms_fd_forget(int fd);                 /* the program's now: out of the registry */
+MS_HIDDEN void   _ms_fds_fork_child(void);
+MS_HIDDEN void   _ms_fds_resolve(void);                 /* the C library's close, dup2, dup3 (override.c) */
+MS_HIDDEN extern int (*_ms_real_dup2)(int, int);
+MS_HIDDEN extern int (*_ms_real_dup3)(int, int, int);
+/* The program's calls (override.c): no number of memshim's below _ms_fd_low. */
+MS_HIDDEN extern int _ms_fd_low;
+MS_HIDDEN bool   _ms_fd_claimed(int fd);                /* memshim's now: the program's close says EBADF */
+MS_HIDDEN int    _ms_fd_real_close(int fd);
+MS_HIDDEN int    _ms_fd_dup(int old, int fd, int flags);    /* flags < 0: dup2 */
+MS_HIDDEN int    _ms_fd_close_range(unsigned lo, unsigned hi, unsigned flags);
+MS_HIDDEN void   _ms_fd_closefrom(int lo);
+/* A vfork (or CLONE_VM) child: memory shared with memshim's process, not
+ * its descriptor table (init.c). */
+MS_HIDDEN bool   _ms_shares_memory_with_home(void);
+
+/* ---- hook.c: descriptors of memshim's libraries out of the program's way - */
 MS_HIDDEN void   _ms_hook_libunwind(void *handle);      /* before its first unwind */
 MS_HIDDEN extern __thread int _ms_unw_nomask __attribute__((tls_model("initial-exec")));
 MS_HIDDEN bool   _ms_unw_unshared(void);                /* memshim's unwinds may skip libunwind's masking */

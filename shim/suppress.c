@@ -113,7 +113,7 @@ static bool read_file(supps_t *s, const char *name)
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         _ms_message("MEMSHIM_SUPPRESS=%s: %s, not a file of patterns; no suppressions", name,
                     fstat(fd, &st) == 0 ? file_kind(st.st_mode) : "cannot be examined");
-        close(fd);
+        _ms_fd_close(fd);
         return false;
     }
     /* /proc files say size 0 and have text: read until the end, growing. */
@@ -139,7 +139,7 @@ static bool read_file(supps_t *s, const char *name)
         s->len += (size_t)r;
     }
     int err = errno;
-    close(fd);
+    _ms_fd_close(fd);
     if (!s->text || (s->len + 1 == s->cap && !too_big)) {
         _ms_message("MEMSHIM_SUPPRESS=%s: out of memory for the suppressions; no suppressions", name);
         return false;

@@ -155,7 +155,7 @@ static bool report_mapped(Dwfl *d)
     int fd = p_maps_report ? _ms_os_proc_open("maps", O_RDONLY) : -1;
     FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
-        if (fd >= 0) close(fd);
+        if (fd >= 0) _ms_fd_close(fd);
         return false;
     }
     bool ok = p_maps_report(d, f) == 0;

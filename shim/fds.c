@@ -1,0 +1,439 @@
+/* fds.c - memshim's own descriptors, and the program's calls that would
+ * close or replace them.
+ *
+ * memshim holds descriptors while the program runs: its copy of standard
+ * error, the output being written (a report, a profile written by the
+ * reporter thread, the RSS log, the metrics file), the live region's memfd,
+ * the process's /proc directory and status file, the probe pipe, and the
+ * files libdw and libunwind keep open.  Each sits at MS_FD_MIN or above,
+ * close-on-exec.  Without memshim those numbers would not be open: a
+ * program that closes every descriptor (a loop to the limit, closefrom(3),
+ * close_range(3, ~0U, 0)) and opens files of its own could otherwise close
+ * memshim's and take the number back between memshim's check of the file's
+ * identity and its write, and memshim's bytes went into the program's
+ * file.  As valgrind does for its own descriptors, the program's close(),
+ * closefrom(), close_range(), dup2() and dup3() (override.c) never close
+ * one of memshim's, and answer as they would without memshim:
+ *   - close(N) of memshim's N: -1, EBADF; N stays memshim's;
+ *   - closefrom / close_range: the program's descriptors of the range are
+ *     closed, the range split around memshim's; CLOSE_RANGE_CLOEXEC is
+ *     passed on whole (it only sets close-on-exec, which memshim's have);
+ *     CLOSE_RANGE_UNSHARE unshares the calling thread's table first, then
+ *     the gaps are closed in that table (memshim's copies stay there,
+ *     close-on-exec, as they stay in the table the other threads keep);
+ *   - dup2/dup3 onto memshim's N succeed as without memshim: N is dropped
+ *     from the registry first and the program's file replaces memshim's.
+ *     memshim does not move its descriptor out of the way (libdw and
+ *     libelf keep the numbers they opened inside their own structures,
+ *     where nothing can renumber them); its writers find by identity that
+ *     N is no longer theirs and open the output again by name or drop it,
+ *     as before.  dup2/dup3 from memshim's N (old): EBADF.
+ * The C library's syscall() (override.c) takes the same ways for
+ * SYS_close, SYS_close_range, SYS_dup2 and SYS_dup3.  A system call the
+ * program makes itself cannot be seen: the identity checks before each of
+ * memshim's writes stay as the backstop.
+ *
+ * The registry: SLOTS slots, each a word (the number + 1, a "closing" bit,
+ * a generation) and the file's identity (st_dev, st_ino), read without a
+ * lock, written with atomic compare-and-swap: async-signal-safe (close is
+ * called from handlers and in fork and vfork children), no allocation, and
+ * no lock the program could deadlock on.  The program's path is one compare
+ * with fd_low (no number of memshim's lies below it), then a scan of the
+ * slots in use.  A number found there is memshim's only if the descriptor
+ * still is the file memshim registered (fstat): a registration is a claim
+ * the kernel's table confirms, never an order, so a number that a library
+ * closed behind memshim's back, or that the program closed by a direct
+ * system call and reused, is dropped and closed for real.
+ *
+ * memshim's own closes (_ms_fd_close, and hook.c's for its libraries) mark
+ * the slot "closing" with their thread's id, close with the raw system
+ * call, then free the slot: a close by another thread of the number in
+ * between waits for that (the number may be the program's the moment the
+ * kernel has freed it); one by the closing thread itself (a handler) says
+ * EBADF.  A fork child forgets the slots a thread of its parent was
+ * closing.  A vfork child (or a CLONE_VM child) shares this memory but not
+ * the table: it never changes the registry, and its calls are answered from
+ * it as the parent's would be (its copies of memshim's descriptors go at
+ * its exec, being close-on-exec). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "shim.h"
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+#define SLOTS      512
+#define W_FD_MASK  0xffffffffull             /* the number + 1; 0: a free slot */
+#define W_CLOSING  (1ull << 32)
+#define W_GEN      33                        /* the generation, above */
+
+static uint64_t slot_word[SLOTS];
+static dev_t    slot_dev[SLOTS];
+static ino_t    slot_ino[SLOTS];
+static int      slot_closer[SLOTS];          /* the thread closing it (W_CLOSING) */
+static unsigned slot_top;                    /* slots ever used: the scan's end */
+static uint32_t generation;
+int _ms_fd_low = INT_MAX;                    /* at or below every registered number */
+
+/* The C library's close, dup2 and dup3, for the program's calls (close
+ * is a cancellation point there): found by override.c before main and by
+ * the constructor, never later (dlsym is no call for a handler); until
+ * then the system calls themselves. */
+
+static int w_fd(uint64_t w) { return (int)(w & W_FD_MASK) - 1; }
+
+static int low_scan(void)
+{
+    unsigned top = __atomic_load_n(&slot_top, __ATOMIC_SEQ_CST);
+    int low = INT_MAX;
+    for (unsigned i = 0; i < top; i++) {
+        uint64_t w = __atomic_load_n(&slot_word[i], __ATOMIC_SEQ_CST);
+        if ((w & W_FD_MASK) && w_fd(w) < low) low = w_fd(w);
+    }
+    return low;
+}
+
+/* fd_low after a slot was freed: stored, then checked by a second scan (a
+ * registration that a scan missed lowered it after the store, or the
+ * second scan sees it). */
+static void low_refresh(void)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        int low = low_scan();
+        __atomic_store_n(&_ms_fd_low, low, __ATOMIC_SEQ_CST);
+        if (low_scan() == low) return;
+    }
+    __atomic_store_n(&_ms_fd_low, 0, __ATOMIC_SEQ_CST);    /* churning: every close looks */
+}
+
+static void low_lower(int fd)
+{
+    int low = __atomic_load_n(&_ms_fd_low, __ATOMIC_SEQ_CST);
+    while (fd < low && !__atomic_compare_exchange_n(&_ms_fd_low, &low, fd, false, __ATOMIC_SEQ_CST,
+                                                    __ATOMIC_SEQ_CST)) {}
+}
+
+/* The slot registering fd (its word in *w), or -1. */
+static int find(int fd, uint64_t *w)
+{
+    unsigned top = __atomic_load_n(&slot_top, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < top; i++) {
+        uint64_t v = __atomic_load_n(&slot_word[i], __ATOMIC_ACQUIRE);
+        if ((v & W_FD_MASK) == (uint64_t)fd + 1) { *w = v; return (int)i; }
+    }
+    return -1;
+}
+
+/* Whether the slot read as w still is the file memshim registered at fd. */
+static bool slot_holds(unsigned i, uint64_t w, int fd)
+{
+    dev_t dev = slot_dev[i];
+    ino_t ino = slot_ino[i];
+    return __atomic_load_n(&slot_word[i], __ATOMIC_ACQUIRE) == w && _ms_os_same_file(fd, dev, ino);
+}
+
+static bool drop_slot(unsigned i, uint64_t w)
+{
+    if (!__atomic_compare_exchange_n(&slot_word[i], &w, 0, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return false;
+    low_refresh();
+    return true;
+}
+
+/* Forget every stale slot of fd (the kernel just gave fd to memshim: none
+ * of them is right any more). */
+static void forget_number(int fd)
+{
+    uint64_t w;
+    int i;
+    while ((i = find(fd, &w)) >= 0 && !(w & W_CLOSING) && drop_slot((unsigned)i, w)) {}
+}
+
+static bool changes_allowed(void) { return !_ms_shares_memory_with_home(); }
+
+/* Register fd (at its number now) as memshim's, the file dev/ino. */
+static bool enter(int fd, dev_t dev, ino_t ino)
+{
+    forget_number(fd);
+    for (unsigned i = 0; i < SLOTS; i++) {
+        uint64_t w = __atomic_load_n(&slot_word[i], __ATOMIC_ACQUIRE);
+        if (w) continue;
+        uint64_t claim = W_CLOSING;                         /* no number yet: nobody's match */
+        if (!__atomic_compare_exchange_n(&slot_word[i], &w, claim, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+            continue;
+        slot_dev[i] = dev;
+        slot_ino[i] = ino;
+        uint64_t gen = __atomic_add_fetch(&generation, 1, __ATOMIC_RELAXED) & 0x7fffffffu;
+        unsigned top = __atomic_load_n(&slot_top, __ATOMIC_RELAXED);
+        while (top < i + 1 && !__atomic_compare_exchange_n(&slot_top, &top, i + 1, false, __ATOMIC_SEQ_CST,
+                                                           __ATOMIC_RELAXED)) {}
+        __atomic_store_n(&slot_word[i], (gen << W_GEN) | ((uint64_t)fd + 1), __ATOMIC_SEQ_CST);
+        low_lower(fd);
+        return true;
+    }
+    return false;                           /* full: unprotected, as before the registry */
+}
+
+/* ---- memshim's side ------------------------------------------------------------ */
+
+/* A descriptor memshim (or one of its libraries, hook.c) keeps a while:
+ * close-on-exec, moved to MS_FD_MIN or above when the limit on descriptors
+ * allows, and registered, so that the program's closes leave it alone.
+ * Until it is registered the program may close it (a loop of close() to
+ * the limit, from another thread) and open a file of its own on the
+ * number: the file memshim opened (known: dev, ino; else read now) is
+ * checked on the number before the move, on the new number before the old
+ * is closed, and once registered.  When it is not there, that number is
+ * the program's: left alone, memshim's copy of the program's file (if one
+ * was made) closed, and -1 (errno EBADF) returned.  A guest (vfork child)
+ * registers nothing.  (Between the last two checks and the close of the
+ * old number lie a few instructions where the program could still make
+ * that number its own: only the registry of the number at open(2) itself,
+ * which the kernel does not offer, would close them.) */
+int _ms_fd_keep(int fd, dev_t dev, ino_t ino, bool known)
+{
+    if (fd < 0) return fd;
+    int saved = errno;
+    struct stat st;
+    if (!known) {
+        if (fstat(fd, &st) != 0) { errno = saved; return fd; }
+        dev = st.st_dev;
+        ino = st.st_ino;
+    } else if (!_ms_os_same_file(fd, dev, ino)) {
+        errno = EBADF;
+        return -1;
+    }
+    if (fd < MS_FD_MIN) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, MS_FD_MIN);
+        if (high >= 0 && !_ms_os_same_file(high, dev, ino)) {
+            _ms_os_close(high);                     /* a copy of the program's file */
+            errno = EBADF;
+            return -1;
+        }
+        if (high >= 0) { _ms_os_close(fd); fd = high; }
+        else fcntl(fd, F_SETFD, FD_CLOEXEC);
+    } else {
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    if (changes_allowed() && enter(fd, dev, ino) && !_ms_os_same_file(fd, dev, ino)) {
+        uint64_t w;
+        int i = find(fd, &w);
+        if (i >= 0 && !(w & W_CLOSING)) drop_slot((unsigned)i, w);
+        errno = EBADF;
+        return -1;
+    }
+    errno = saved;
+    return fd;
+}
+
+int _ms_fd_out_of_the_way(int fd) { return _ms_fd_keep(fd, 0, 0, false); }
+
+/* Whether fd, just opened by name, still is the file at path: the number
+ * may be the program's by now, when the program closed it meanwhile and
+ * opened a file of its own there.  (A name gone meanwhile says nothing:
+ * true.) */
+bool _ms_fd_is_path(int fd, const char *path)
+{
+    int saved = errno;
+    struct stat a, b;
+    bool is = fd >= 0 && fstat(fd, &a) == 0 && (stat(path, &b) != 0 || (a.st_dev == b.st_dev && a.st_ino == b.st_ino));
+    errno = saved;
+    return is;
+}
+
+/* memshim's own close (its code never calls close(), which is the
+ * program's now: override.c), and its libraries' (hook.c): a registered
+ * number is closed only while it still is memshim's file (the program's
+ * otherwise: forgotten, -1 EBADF), and leaves the registry once the
+ * kernel freed it; any other descriptor is closed as it is. */
+int _ms_fd_close(int fd)
+{
+    for (;;) {
+        uint64_t w;
+        int i = fd >= __atomic_load_n(&_ms_fd_low, __ATOMIC_ACQUIRE) ? find(fd, &w) : -1;
+        if (i < 0 || (w & W_CLOSING) || !changes_allowed()) return _ms_os_close(fd);
+        if (!slot_holds((unsigned)i, w, fd)) {
+            if (!drop_slot((unsigned)i, w)) continue;
+            errno = EBADF;
+            return -1;
+        }
+        __atomic_store_n(&slot_closer[i], _ms_os_gettid(), __ATOMIC_SEQ_CST);
+        if (!__atomic_compare_exchange_n(&slot_word[i], &w, w | W_CLOSING, false, __ATOMIC_SEQ_CST,
+                                         __ATOMIC_SEQ_CST))
+            continue;
+        int rc = _ms_os_close(fd);
+        int err = errno;
+        __atomic_store_n(&slot_word[i], 0, __ATOMIC_SEQ_CST);
+        low_refresh();
+        errno = err;
+        return rc;
+    }
+}
+
+/* fd is no longer memshim's (the program replaced it): out of the
+ * registry, not closed. */
+void _ms_fd_forget(int fd)
+{
+    uint64_t w;
+    int i;
+    while (changes_allowed() && (i = find(fd, &w)) >= 0 && !(w & W_CLOSING) && !drop_slot((unsigned)i, w)) {}
+}
+
+/* A fork child: the slots a thread of the parent was closing stay so for
+ * ever (that thread is not here): forgotten, whether or not the close was
+ * made before the fork. */
+void _ms_fds_fork_child(void)
+{
+    unsigned top = __atomic_load_n(&slot_top, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < top; i++)
+        if (slot_word[i] & W_CLOSING) slot_word[i] = 0;
+    low_refresh();
+}
+
+/* ---- the program's side (override.c) -------------------------------------------- */
+
+/* Whether fd is memshim's now, as the program sees it: registered, and
+ * still the file memshim registered.  A stale registration is dropped on
+ * the way (not in a guest). */
+bool _ms_fd_claimed(int fd)
+{
+    int me = 0;
+    for (;;) {
+        uint64_t w;
+        int i = find(fd, &w);
+        if (i < 0) return false;
+        if (w & W_CLOSING) {
+            if ((w & W_FD_MASK) == 0) { sched_yield(); continue; }     /* being registered: not fd */
+            if (!me) me = _ms_os_gettid();
+            if (__atomic_load_n(&slot_closer[i], __ATOMIC_SEQ_CST) == me) return true;   /* a handler */
+            sched_yield();                      /* memshim's close of it is under way */
+            continue;
+        }
+        if (slot_holds((unsigned)i, w, fd)) return true;
+        if (!changes_allowed()) return false;
+        if (drop_slot((unsigned)i, w)) return false;
+    }
+}
+
+
+/* memshim lets its fd go: the program's dup2/dup3 replaces it. */
+static void let_go(int fd)
+{
+    int me = 0;
+    for (;;) {
+        uint64_t w;
+        int i = find(fd, &w);
+        if (i < 0) return;
+        if (w & W_CLOSING) {                        /* its close frees the number anyway */
+            if (!me) me = _ms_os_gettid();
+            if ((w & W_FD_MASK) && __atomic_load_n(&slot_closer[i], __ATOMIC_SEQ_CST) == me) return;
+            sched_yield();
+            continue;
+        }
+        if (drop_slot((unsigned)i, w)) return;
+    }
+}
+
+/* dup2 (flags < 0) or dup3 of old onto fd.  From memshim's old: EBADF,
+ * as without memshim (dup2(N, N) of memshim's N too).  Onto memshim's fd:
+ * memshim lets it go, then the call is made (in a guest, whose table is
+ * its own, the call alone). */
+int _ms_fd_dup(int old, int fd, int flags)
+{
+    int low = __atomic_load_n(&_ms_fd_low, __ATOMIC_ACQUIRE);
+    if (old >= low || fd >= low) {
+        if (old >= low && (old != fd || flags < 0) && _ms_fd_claimed(old)) { errno = EBADF; return -1; }
+        if (old != fd && fd >= low && _ms_fd_claimed(fd) && changes_allowed() && fcntl(old, F_GETFD) >= 0)
+            let_go(fd);                             /* only for a call that will succeed */
+    }
+    if (flags < 0) return _ms_real_dup2 ? _ms_real_dup2(old, fd) : (int)_ms_os_dup3(old, fd, 0, true);
+    return _ms_real_dup3 ? _ms_real_dup3(old, fd, flags) : (int)_ms_os_dup3(old, fd, flags, false);
+}
+
+static void sort_ints(int *a, unsigned n)
+{
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned j = i; j > 0 && a[j - 1] > a[j]; j--) { int t = a[j]; a[j] = a[j - 1]; a[j - 1] = t; }
+}
+
+/* memshim's descriptors in [lo, hi], ascending; their count. */
+static unsigned ours_in(unsigned lo, unsigned hi, int *out)
+{
+    unsigned n = 0, top = __atomic_load_n(&slot_top, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < top && n < SLOTS; i++) {
+        uint64_t w = __atomic_load_n(&slot_word[i], __ATOMIC_ACQUIRE);
+        if (!(w & W_FD_MASK)) continue;
+        int fd = w_fd(w);
+        if ((unsigned)fd >= lo && (unsigned)fd <= hi && _ms_fd_claimed(fd)) out[n++] = fd;
+    }
+    sort_ints(out, n);
+    return n;
+}
+
+/* close_range(2) as the kernel's, memshim's descriptors left out. */
+int _ms_fd_close_range(unsigned lo, unsigned hi, unsigned flags)
+{
+    int low = __atomic_load_n(&_ms_fd_low, __ATOMIC_ACQUIRE);
+    if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) || (flags & CLOSE_RANGE_CLOEXEC) ||
+        hi < (unsigned)low)
+        return (int)_ms_os_close_range(lo, hi, flags);
+    int ours[SLOTS];
+    unsigned n = ours_in(lo, hi, ours);
+    if (!n) return (int)_ms_os_close_range(lo, hi, flags);
+    if ((flags & CLOSE_RANGE_UNSHARE) && _ms_os_unshare_files() != 0) return -1;
+    unsigned from = lo;
+    for (unsigned k = 0; k <= n; k++) {
+        unsigned to = k < n ? (unsigned)ours[k] - 1 : hi;
+        if (k < n && (unsigned)ours[k] == from) { from++; continue; }
+        if (from <= to && _ms_os_close_range(from, to, 0) != 0) return -1;
+        if (k < n) from = (unsigned)ours[k] + 1;
+    }
+    return 0;
+}
+
+/* closefrom(3) as the C library's: close_range(lo, ~0U, 0), and where the
+ * kernel has none, each descriptor of /proc/self/fd (or up to the limit on
+ * descriptors) but memshim's. */
+void _ms_fd_closefrom(int lo)
+{
+    if (lo < 0) lo = 0;
+    int saved = errno;
+    if (_ms_fd_close_range((unsigned)lo, ~0U, 0) == 0) { errno = saved; return; }
+    int dir = _ms_os_self_open("fd", O_RDONLY | O_DIRECTORY);
+    if (dir >= 0) {
+        char buf[4096];
+        bool again = true;
+        while (again) {                 /* closing while reading: again from the start */
+            again = false;
+            long n;
+            for (bool first = true; (n = _ms_raw_dents(dir, buf, sizeof buf, first)) > 0; first = false) {
+                for (long off = 0; off < n;) {
+                    struct dirent64 *d = (struct dirent64 *)(buf + off);
+                    off += d->d_reclen;
+                    int fd = 0;
+                    const char *p = d->d_name;
+                    if (*p < '0' || *p > '9') continue;
+                    while (*p >= '0' && *p <= '9') fd = fd * 10 + (*p++ - '0');
+                    if (fd < lo || fd == dir || _ms_fd_claimed(fd)) continue;
+                    if (_ms_fd_real_close(fd) == 0) again = true;
+                }
+            }
+        }
+        _ms_os_close(dir);
+    } else {
+        struct rlimit rl;
+        unsigned top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (unsigned)rl.rlim_cur : 65536;
+        for (unsigned fd = (unsigned)lo; fd < top; fd++)
+            if (!_ms_fd_claimed((int)fd)) _ms_fd_real_close((int)fd);
+    }
+    errno = saved;
+}
