@@ -134,14 +134,6 @@ static void demangler_find(void)
     if (d) __atomic_store_n((void **)&p_demangle, d, __ATOMIC_RELEASE);
 }
 
-/* Modules may have come and gone since the last report: look again, and
- * keep the names given from here to _ms_symbolize_end valid.  A refresh
- * frees what libdw gave before it (its modules, their mapped ELF files),
- * and names are used after sym_lock is let go: a heap profile encoded in
- * one thread while another's dlclose refreshed compared freed strings
- * (SIGSEGV in strcmp, once in 40 runs of a test).  While any thread is
- * between begin and end, a refresh is skipped: libdw then does not know
- * the modules loaded since, and their frames get the loader's names. */
 /* The modules mapped now reported to d (_ms_busy): libdw reads
  * /proc/TID/maps (the leader may be gone), and first /proc/TID/auxv for
  * the vDSO, which a process that is not dumpable may not open: after
@@ -163,6 +155,14 @@ static bool report_mapped(Dwfl *d)
     return ok;
 }
 
+/* Modules may have come and gone since the last report: look again, and
+ * keep the names given from here to _ms_symbolize_end valid.  A refresh
+ * frees what libdw gave before it (its modules, their mapped ELF files),
+ * and names are used after sym_lock is let go: a heap profile encoded in
+ * one thread while another's dlclose refreshed compared freed strings
+ * (SIGSEGV in strcmp, once in 40 runs of a test).  While any thread is
+ * between begin and end, a refresh is skipped: libdw then does not know
+ * the modules loaded since, and their frames get the loader's names. */
 /* libdw's modules made anew (sym_lock, dwfl, no thread naming): those
  * mapped now if `look`, else none (their files closed). */
 static void modules_anew(bool look)
