@@ -307,13 +307,13 @@ MS_EXPORT int dup3(int old, int fd, int flags)
 /* A function of the C library's with memshim's work before and after it
  * (errno as the call left it). */
 #define MS_AROUND(name, params, args, before, after)                          \
+    static int (*real_##name) params;     /* found at the first call, or before main */ \
     MS_EXPORT int name params                                                 \
     {                                                                         \
-        static int (*real) params;                                            \
-        if (!real) real = (int (*) params)dlsym(RTLD_NEXT, #name);            \
-        if (!real) { errno = ENOSYS; return -1; }                             \
+        if (!real_##name) real_##name = (int (*) params)dlsym(RTLD_NEXT, #name); \
+        if (!real_##name) { errno = ENOSYS; return -1; }                      \
         before;                                                               \
-        int rc = real args;                                                   \
+        int rc = real_##name args;                                            \
         int err = errno;                                                      \
         after;                                                                \
         errno = err;                                                          \
@@ -364,19 +364,8 @@ MS_AROUND(setns, (int fd, int type), (fd, type),
     X(fexecve, (int fd, char *const argv[], char *const envp[]), (fd, argv, envp))               \
     X(execveat, (int dirfd, const char *path, char *const argv[], char *const envp[], int flags), \
       (dirfd, path, argv, envp, flags))
-#define MS_EXEC(name, params, args)                                           \
-    static int (*real_##name) params;                                         \
-    MS_EXPORT int name params                                                 \
-    {                                                                         \
-        if (!real_##name) real_##name = (int (*) params)dlsym(RTLD_NEXT, #name); \
-        if (!real_##name) { errno = ENOSYS; return -1; }                      \
-        bool held = _ms_reporter_exec_hold();                                 \
-        int rc = real_##name args;                                            \
-        int err = errno;                                                      \
-        if (held) _ms_reporter_release();                                     \
-        errno = err;                                                          \
-        return rc;                                                            \
-    }
+#define MS_EXEC(name, params, args) \
+    MS_AROUND(name, params, args, bool held = _ms_reporter_exec_hold(), if (held) _ms_reporter_release())
 MS_EXECS(MS_EXEC)
 #define MS_EXEC_FIND(name, params, args) real_##name = (int (*) params)dlsym(RTLD_NEXT, #name);
 static void exec_find(void) { MS_EXECS(MS_EXEC_FIND) }
