@@ -318,6 +318,12 @@ __attribute__((constructor(101))) static void ms_constructor(void)
     if (_ms_gc_glue_init) _ms_gc_glue_init();
     _ms_leak_init();             /* libunwind, MEMSHIM_REPORT_SIGNAL: leak.c */
     _ms_sample_init();           /* MEMSHIM_SAMPLE without tracking: sample.c */
+    /* The stack of no frames stored now, not at its first use: that may be
+     * a signal handler's allocation whose thread holds an allocator lock,
+     * while a fork holds the stack table's lock and waits for that one
+     * (found by CI: the handler in _ms_stack_none, stacks_lock; the fork
+     * in _ms_central_lock_all). */
+    if (_ms_track_on || _ms_opt.sample) (void)_ms_stack_none();
     _ms_profile_init();          /* MEMSHIM_PROFILE: profile.c */
     _ms_reporter_start();        /* RSS log, live figures, stats signal: sampler.c */
     at_quick_exit(ms_quick_exit);
