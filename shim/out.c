@@ -41,6 +41,7 @@
 #include <unistd.h>
 #include "shim.h"
 #include "utf8.h"
+#include "outname.h"
 #include "../include/memshim.h"     /* MEMSHIM_VERSION */
 
 /* memshim's own copy of standard error, taken at start-up, and the identity
@@ -607,16 +608,18 @@ static void release(ms_out_t *o)
     o->lock = -1;
 }
 
-/* pattern with %p replaced by the pid, %n by seq and %% by %; false if it
- * does not fit.  The one expansion of output names. */
+/* pattern with %p replaced by the pid, %n by seq, %h by the host name
+ * (outname.h) and %% by %; false if it does not fit.  The one expansion of
+ * output names. */
 bool _ms_expand_path(const char *pattern, unsigned seq, char *out, size_t cap)
 {
-    char num[2][24];
+    char num[2][24], host[sizeof ((struct utsname *)0)->nodename];
     ms_buf_t b[2];
     _ms_buf_init(&b[0], num[0], sizeof num[0], -1);
     _ms_bprintf(&b[0], "%d", (int)getpid());
     _ms_buf_init(&b[1], num[1], sizeof num[1], -1);
     _ms_bprintf(&b[1], "%u", seq);
+    size_t host_len = strstr(pattern, "%h") ? ms_host_name(host, sizeof host) : 0;
     size_t n = 0;
     for (const char *s = pattern; *s; s++) {
         const char *add = s;
@@ -624,6 +627,8 @@ bool _ms_expand_path(const char *pattern, unsigned seq, char *out, size_t cap)
         if (s[0] == '%' && (s[1] == 'p' || s[1] == 'n')) {
             int k = s[1] == 'n';
             add = num[k]; len = b[k].len; s++;
+        } else if (s[0] == '%' && s[1] == 'h') {
+            add = host; len = host_len; s++;
         } else if (s[0] == '%' && s[1] == '%') { s++; }
         if (n + len >= cap) { out[0] = 0; return false; }     /* messages name the pattern */
         memcpy(out + n, add, len);

@@ -5,6 +5,7 @@
  * memshim(7).  This file: main, help, version and `run`. */
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <glob.h>
 #include <libgen.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 #include "leaks.h"
 #include "near.h"
+#include "outname.h"
 #include "../include/memshim.h"
 
 #ifndef MS_TOOL_LIBDIR
@@ -371,6 +373,46 @@ static void setenv_or_die(const char *name, const char *value)
     if (setenv(name, value, 1) != 0) { ms_warn("setenv %s: %s", name, strerror(errno)); exit(1); }
 }
 
+/* pattern as a glob for the files a run's processes write: %p the number
+ * pid (any number if pid < 0), %n any number, %h this host's name (the
+ * program runs here: outname.h), %% a percent sign, and the characters
+ * special to glob() escaped. */
+static void glob_of(const char *pattern, pid_t pid, char *out, size_t cap)
+{
+    char host[256];
+    size_t g = 0;
+    ms_host_name(host, sizeof host);
+    for (const char *s = pattern; *s && g + 24 < cap; s++) {
+        const char *lit = s;
+        size_t len = 1;
+        if (s[0] == '%' && s[1] == 'p' && pid >= 0) { g += (size_t)snprintf(out + g, cap - g, "%d", (int)pid); s++; continue; }
+        if (s[0] == '%' && (s[1] == 'p' || s[1] == 'n')) { g += (size_t)snprintf(out + g, cap - g, "[0-9]*"); s++; continue; }
+        if (s[0] == '%' && s[1] == 'h') { lit = host; len = strlen(host); s++; }
+        else if (s[0] == '%' && s[1] == '%') s++;
+        for (size_t i = 0; i < len && g + 24 < cap; i++) {
+            if (strchr("*?[\\", lit[i])) out[g++] = '\\';
+            out[g++] = lit[i];
+        }
+    }
+    out[g] = 0;
+}
+
+/* pattern as the file a process pid writes, for messages: the glob's
+ * escapes removed, %n left as the user wrote it. */
+static void expand_for(const char *pattern, pid_t pid, char *out, size_t cap)
+{
+    char host[256];
+    size_t g = 0;
+    ms_host_name(host, sizeof host);
+    for (const char *s = pattern; *s && g + 24 < cap; s++) {
+        if (s[0] == '%' && s[1] == 'p') { g += (size_t)snprintf(out + g, cap - g, "%d", (int)pid); s++; }
+        else if (s[0] == '%' && s[1] == 'h') { g += (size_t)snprintf(out + g, cap - g, "%s", host); s++; }
+        else if (s[0] == '%' && s[1] == '%') { out[g++] = '%'; s++; }
+        else out[g++] = *s;
+    }
+    out[g] = 0;
+}
+
 /* A file the run may have written: pattern with %p (or not). */
 typedef struct { const char *what, *pattern; } output_t;
 
@@ -392,41 +434,45 @@ static bool list_outputs(const output_t *o, pid_t pid, const struct timespec *si
 {
     if (!o->pattern || strcmp(o->pattern, "stderr") == 0) return false;
     char globpat[PATH_MAX * 2], mine[PATH_MAX * 2];
-    size_t g = 0, m = 0;
-    for (const char *s = o->pattern; *s && g + 24 < sizeof globpat && m + 24 < sizeof mine; s++) {
-        if (s[0] == '%' && s[1] == 'p') {
-            g += (size_t)snprintf(globpat + g, sizeof globpat - g, "[0-9]*");
-            m += (size_t)snprintf(mine + m, sizeof mine - m, "%d", (int)pid);
-            s++;
-        } else if (s[0] == '%' && s[1] == '%') {
-            globpat[g++] = '%'; mine[m++] = '%'; s++;
-        } else {
-            if (*s == '*' || *s == '?' || *s == '[' || *s == '\\') globpat[g++] = '\\';
-            globpat[g++] = *s;
-            mine[m++] = *s;
-        }
-    }
-    globpat[g] = mine[m] = 0;
+    glob_of(o->pattern, -1, globpat, sizeof globpat);
+    glob_of(o->pattern, pid, mine, sizeof mine);
     struct stat st;
-    bool any = false;
-    bool own = false;
-    if (stat(mine, &st) == 0 && written_since(&st, since)) {
-        fprintf(stderr, "%s: %s: %s\n", ms_prog, o->what, mine);
-        snprintf(found, cap, "%s", mine);
-        any = own = true;
-    }
-    if (!strstr(o->pattern, "%p") && g + 8 < sizeof globpat)
-        memcpy(globpat + g, ".[0-9]*", 8);     /* a child's own: name.PID (forked, or exec'd by one) */
+    bool any = false, own = false;
+    struct timespec newest = { 0, 0 };
     glob_t gl;
-    if (glob(globpat, 0, NULL, &gl) == 0) {
-        for (size_t i = 0; i < gl.gl_pathc; i++)
-            if (strcmp(gl.gl_pathv[i], mine) != 0 && stat(gl.gl_pathv[i], &st) == 0 && written_since(&st, since)) {
-                fprintf(stderr, "%s: %s (child process): %s\n", ms_prog, o->what, gl.gl_pathv[i]);
-                any = true;
+    if (glob(mine, 0, NULL, &gl) == 0) {          /* several with %n: a series */
+        for (size_t i = 0; i < gl.gl_pathc; i++) {
+            const char *p = gl.gl_pathv[i];
+            if (strstr(p, ".tmp.") || stat(p, &st) != 0 || !written_since(&st, since)) continue;
+            fprintf(stderr, "%s: %s: %s\n", ms_prog, o->what, p);
+            if (!own || st.st_mtim.tv_sec > newest.tv_sec ||        /* the newest is the one to read */
+                (st.st_mtim.tv_sec == newest.tv_sec && st.st_mtim.tv_nsec >= newest.tv_nsec)) {
+                snprintf(found, cap, "%s", p);
+                newest = st.st_mtim;
             }
+            any = own = true;
+        }
         globfree(&gl);
     }
-    if (!any) fprintf(stderr, "%s: %s: none written (%s)\n", ms_prog, o->what, mine);
+    if (!strstr(o->pattern, "%p")) {
+        size_t g = strlen(globpat);
+        if (g + 8 < sizeof globpat) memcpy(globpat + g, ".[0-9]*", 8);  /* a child's own: name.PID */
+    }
+    if (glob(globpat, 0, NULL, &gl) == 0) {
+        for (size_t i = 0; i < gl.gl_pathc; i++) {
+            const char *p = gl.gl_pathv[i];
+            if (fnmatch(mine, p, 0) != 0 && !strstr(p, ".tmp.") && stat(p, &st) == 0 && written_since(&st, since)) {
+                fprintf(stderr, "%s: %s (child process): %s\n", ms_prog, o->what, p);
+                any = true;
+            }
+        }
+        globfree(&gl);
+    }
+    if (!any) {
+        char shown[PATH_MAX * 2];
+        expand_for(o->pattern, pid, shown, sizeof shown);
+        fprintf(stderr, "%s: %s: none written (%s)\n", ms_prog, o->what, shown);
+    }
     return own;
 }
 
@@ -455,21 +501,6 @@ static int by_report_path(const void *a, const void *b)
     return strcmp(((const report_t *)a)->path, ((const report_t *)b)->path);
 }
 
-/* pattern as a glob: %p and %n any number, glob characters escaped. */
-static void glob_of(const char *pattern, char *out, size_t cap)
-{
-    size_t g = 0;
-    for (const char *s = pattern; *s && g + 8 < cap; s++) {
-        if (s[0] == '%' && (s[1] == 'p' || s[1] == 'n')) { g += (size_t)snprintf(out + g, cap - g, "[0-9]*"); s++; }
-        else if (s[0] == '%' && s[1] == '%') { out[g++] = '%'; s++; }
-        else {
-            if (*s == '*' || *s == '?' || *s == '[' || *s == '\\') out[g++] = '\\';
-            out[g++] = *s;
-        }
-    }
-    out[g] = 0;
-}
-
 static void print_report_line(const report_t *r, pid_t pid)
 {
     fprintf(stderr, "%s: leak report: %s", ms_prog, r->path);
@@ -492,7 +523,7 @@ static bool list_reports(const char *pattern, pid_t pid, const struct timespec *
 {
     if (!pattern || strcmp(pattern, "stderr") == 0) return false;
     char pat[PATH_MAX * 2], more[PATH_MAX * 2 + 4];
-    glob_of(pattern, pat, sizeof pat);
+    glob_of(pattern, -1, pat, sizeof pat);
     snprintf(more, sizeof more, "%s.*", pat);
     glob_t gl;
     memset(&gl, 0, sizeof gl);

@@ -202,6 +202,31 @@ t_pid_namespace() {
 }
 check "exporter and stats: a process in a pid namespace of its own (a container) shown under the pid seen here" t_pid_namespace
 
+# Containers sharing one textfile directory: each one's process is pid 1
+# there, so %p alone gave them one file, which each rewrote with its own
+# figures; %h (the host name, a container's own) keeps them apart.
+t_textfile_containers() {
+    [ "$(id -u)" -eq 0 ] || { echo "skip: needs root for uts and pid namespaces"; return 0; }
+    command -v unshare >/dev/null && command -v hostname >/dev/null || { echo "skip: no unshare or hostname"; return 0; }
+    rm -rf "$T/ct" && mkdir "$T/ct" || return 1
+    local c us=""
+    for c in c1 c2; do
+        bg unshare --uts --pid --fork --kill-child sh -c "hostname ms-$c && exec env LD_PRELOAD='$LIB' MEMSHIM_TRACK=0 \
+            MEMSHIM_METRICS='$T/ct/m.%h.%p.prom' MEMSHIM_METRICS_INTERVAL=100 '$T/known' hold '$T/ct/ready.$c'"
+        us="$us $pid"
+    done
+    ct_end() { local u k; for u in $us; do k=$(cat /proc/$u/task/$u/children 2>/dev/null); [ -n "$k" ] && kill -9 $k 2>/dev/null; stop $u; done; }
+    wait_file "$T/ct/ready.c1" && wait_file "$T/ct/ready.c2" && wait_file "$T/ct/m.ms-c1.1.prom" &&
+        wait_file "$T/ct/m.ms-c2.1.prom" || { ls "$T/ct"; ct_end; return 1; }
+    local f
+    for f in "$T/ct/m.ms-c1.1.prom" "$T/ct/m.ms-c2.1.prom"; do
+        grep -q 'program="known"' "$f" || { echo "$f:"; head -5 "$f"; ct_end; return 1; }
+    done
+    ct_end
+    return 0
+}
+check "MEMSHIM_METRICS with %h: containers sharing a directory, each process pid 1, keep a file each" t_textfile_containers
+
 # The format by the Accept header's weights (RFC 9110), as Prometheus sets
 # them from scrape_protocols, in their order; a 405 names the methods.
 t_negotiation() {

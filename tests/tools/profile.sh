@@ -702,6 +702,22 @@ EOF
 }
 check "run --profile FILE sets MEMSHIM_PROFILE and says where it went; memshim's own thread is not in it" t_run_profile
 
+# %n and %h in the names: run finds the files the library wrote (it said
+# "none written" of every name with %n), the newest of a series to read.
+t_run_names() {
+    rm -f "$T"/ser.* "$T"/hst.*
+    local host; host=$(uname -n | tr / _)
+    (cd "$T" && "$MS" run --profile "$T/ser.%p.%n.json" --stats="$T/hst.%h.%p.%n.txt" -- ./profile_phases) \
+        >"$T/out" 2>"$T/err"; rc=$?
+    out=$(cat "$T/out"); err=$(cat "$T/err")
+    local prof stats
+    prof=$(ls "$T"/ser.[0-9]*.1.json 2>/dev/null); stats=$(ls "$T"/hst."$host".[0-9]*.1.txt 2>/dev/null)
+    [ -n "$prof" ] && [ -n "$stats" ] || { echo "not written:"; ls "$T" | grep -E '^(ser|hst)\.'; return 1; }
+    expect_rc 0 && has_not "$err" "none written" && has "$err" "memshim: heap profile: $prof" &&
+        has "$err" "memshim: statistics: $stats" && has "$err" "read the heap profile with: memshim profile $prof"
+}
+check "run --profile / --stats with %n and %h: the files written are listed, the profile to read named" t_run_names
+
 t_run_profile_children() {
     rm -f "$T"/kids.json*
     (cd "$T" && "$MS" run --profile "$T/kids.json" -- bash -c './profile_phases xpeak; ./profile_phases stale; exit 0') \

@@ -1,0 +1,34 @@
+/* outname.h - what %h stands for in the names of memshim's outputs
+ * (MEMSHIM_REPORT, MEMSHIM_STATS, MEMSHIM_RSS_LOG, MEMSHIM_PROFILE,
+ * MEMSHIM_METRICS): the library's expansion (out.c, _ms_expand_path) and
+ * the command's, which looks for the files a run wrote (tools/memshim.c),
+ * must agree on it.  Freestanding, as near.h: no allocation, no stdio.
+ *
+ * %p, the process id, is not enough where processes of several pid
+ * namespaces write into one directory: every container's first process
+ * is pid 1, and containers sharing a node_exporter textfile directory
+ * overwrote each other's metrics files.  A container's host name is its
+ * own by default (Docker's and Podman's: the container's id; Kubernetes':
+ * the pod's name), so %h.%p names one process on one host. */
+#ifndef MS_OUTNAME_H
+#define MS_OUTNAME_H
+
+#include <stddef.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+/* The host name (uname's nodename; "localhost" if that is empty) into out,
+ * a '/' in it as '_' so that it stays one component of a path; its length,
+ * cut to cap - 1 bytes. */
+static inline size_t ms_host_name(char *out, size_t cap)
+{
+    struct utsname u;
+    const char *h = uname(&u) == 0 && u.nodename[0] ? u.nodename : "localhost";
+    size_t n = strnlen(h, sizeof u.nodename);
+    if (n >= cap) n = cap - 1;
+    for (size_t i = 0; i < n; i++) out[i] = h[i] == '/' ? '_' : h[i];
+    out[n] = 0;
+    return n;
+}
+
+#endif
