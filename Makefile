@@ -80,7 +80,7 @@ tool: $(B)/memshim
 # library's code, and misspelt options are weighed as misspelt variables are.
 # The command looks for the library beside itself, then in LIBDIR: `make
 # install` builds it again with the LIBDIR of the PREFIX it installs to.
-TOOL_DEPS := $(TOOL_SRC) shim/prom.c shim/near.c shim/near.h shim/outname.h $(wildcard tools/*.h) shim/live.h shim/prom.h shim/options.def \
+TOOL_DEPS := $(TOOL_SRC) shim/prom.c shim/near.c shim/near.h shim/outname.h shim/utf8.h $(wildcard tools/*.h) shim/live.h shim/prom.h shim/options.def \
 	include/memshim.h Makefile $(B)/.flags
 tool_cc = $(CC) $(CFLAGS) -Iinclude -Ishim -DMS_TOOL_LIBDIR='"$(1)"' -o $(2) $(TOOL_SRC) shim/prom.c shim/near.c \
 	-ljansson -lmicrohttpd -lz -lm

@@ -155,9 +155,8 @@ static void misuse_stack(ms_buf_t *b, const char *title, const uintptr_t *ip, un
     for (unsigned i = 0; i < n; i++) {
         ms_frame_t f;
         _ms_symbolize(ip[i], &f, true);
-        _ms_bprintf(b, "        #%u %p %s", i, (void *)f.ip, f.function ? f.function : "???");
-        if (f.file) _ms_bprintf(b, " (%s:%d)", f.file, f.line);
-        else if (f.module) _ms_bprintf(b, " (in %s+0x%lx)", f.module, (unsigned long)f.offset);
+        _ms_bprintf(b, "        #%u %p ", i, (void *)f.ip);
+        _ms_frame_text(b, &f);
         _ms_bprintf(b, "\n");
     }
     _ms_symbolize_end();

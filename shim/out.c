@@ -343,6 +343,22 @@ void _ms_json_str(ms_buf_t *b, const char *s)
     put(b, "\"", 1);
 }
 
+/* A name in text output (a function, file, module, program or type): as it
+ * is, but what ms_text_escaped (utf8.h) says a terminal must not see as
+ * \ooo, as /proc/PID/maps writes a newline in a path (\012). */
+void _ms_text_str(ms_buf_t *b, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    for (size_t i = 0, k; i < n; i += k) {
+        const unsigned char *c = (const unsigned char *)s + i;
+        if (!ms_text_escaped(c, n - i, &k)) { put(b, s + i, k); continue; }
+        for (size_t j = 0; j < k; j++) {
+            char o[4] = { '\\', (char)('0' + (c[j] >> 6)), (char)('0' + (c[j] >> 3 & 7)), (char)('0' + (c[j] & 7)) };
+            put(b, o, 4);
+        }
+    }
+}
+
 /* Every JSON output's opening: its format and version, who wrote it, the
  * program (the object is left open after "program"). */
 void _ms_json_begin(ms_buf_t *b, const char *format, unsigned version)

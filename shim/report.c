@@ -421,14 +421,22 @@ static bool why_walk(const ms_leak_item_t *items, size_t i, uint32_t *path, unsi
 }
 
 
-/* A frame's place, the one way each format writes it: text
- * "function (file:line)" or "function (in module+0xoffset)"; JSON members
+/* A frame's place, the one way each format writes it (reports, and the
+ * heap misuse messages of leak.c): text "function (file:line)" or
+ * "function (in module+0xoffset)", names through _ms_text_str; JSON members
  * "function", "file" and "line", "module", each where known. */
-static void frame_text(ms_buf_t *b, const ms_frame_t *f)
+void _ms_frame_text(ms_buf_t *b, const ms_frame_t *f)
 {
-    _ms_bprintf(b, "%s", f->function ? f->function : "???");
-    if (f->file) _ms_bprintf(b, " (%s:%d)", _ms_base_name(f->file), f->line);
-    else if (f->module) _ms_bprintf(b, " (in %s+0x%lx)", f->module, (unsigned long)f->offset);
+    _ms_text_str(b, f->function ? f->function : "???");
+    if (f->file) {
+        _ms_bprintf(b, " (");
+        _ms_text_str(b, _ms_base_name(f->file));
+        _ms_bprintf(b, ":%d)", f->line);
+    } else if (f->module) {
+        _ms_bprintf(b, " (in ");
+        _ms_text_str(b, f->module);
+        _ms_bprintf(b, "+0x%lx)", (unsigned long)f->offset);
+    }
 }
 
 static void frame_json(ms_buf_t *b, const ms_frame_t *f)
@@ -461,7 +469,7 @@ static void site_text(ms_buf_t *b, uint32_t stack)
     if (!site) { _ms_bprintf(b, "no stack recorded"); return; }
     ms_frame_t f;
     _ms_symbolize(site, &f, true);
-    frame_text(b, &f);
+    _ms_frame_text(b, &f);
 }
 
 static void site_json(ms_buf_t *b, uint32_t stack)
@@ -477,7 +485,8 @@ static void site_json(ms_buf_t *b, uint32_t stack)
 
 static void cyc_obj_text(ms_buf_t *b, const cyc_obj *o)
 {
-    _ms_bprintf(b, "%s@%p (%zu byte%s", o->type, o->obj, o->size, o->size == 1 ? "" : "s");
+    _ms_text_str(b, o->type);
+    _ms_bprintf(b, "@%p (%zu byte%s", o->obj, o->size, o->size == 1 ? "" : "s");
     if (!o->block) _ms_bprintf(b, ", refcount %u", o->refcnt);
     _ms_bprintf(b, ", allocated at ");
     site_text(b, o->stack);
@@ -601,27 +610,37 @@ static void root_text(ms_buf_t *b, const ms_leak_item_t *it, const root_t *r)
     switch (it->root) {
     case MS_ROOT_MAPPING:
         if (r->symbol) {
-            _ms_bprintf(b, "global %s", r->symbol);
+            _ms_bprintf(b, "global ");
+            _ms_text_str(b, r->symbol);
             if (r->offset) _ms_bprintf(b, "+%lu", (unsigned long)r->offset);
-            _ms_bprintf(b, " in %s", r->module);
-        } else if (r->module) _ms_bprintf(b, "data of %s at %p", r->module, (void *)it->from);
-        else _ms_bprintf(b, "anonymous memory at %p", (void *)it->from);
+            _ms_bprintf(b, " in ");
+            _ms_text_str(b, r->module);
+        } else if (r->module) {
+            _ms_bprintf(b, "data of ");
+            _ms_text_str(b, r->module);
+            _ms_bprintf(b, " at %p", (void *)it->from);
+        } else _ms_bprintf(b, "anonymous memory at %p", (void *)it->from);
         break;
     case MS_ROOT_STACK:
         _ms_bprintf(b, "thread %d's stack", r->tid);
         if (r->function) {
-            _ms_bprintf(b, " in %s", r->function);
-            if (r->file) _ms_bprintf(b, " (%s:%d)", _ms_base_name(r->file), r->line);
+            _ms_bprintf(b, " in ");
+            _ms_text_str(b, r->function);
+            if (r->file) {
+                _ms_bprintf(b, " (");
+                _ms_text_str(b, _ms_base_name(r->file));
+                _ms_bprintf(b, ":%d)", r->line);
+            }
         }
         break;
     case MS_ROOT_REGS: _ms_bprintf(b, "thread %d's registers", r->tid); break;
     case MS_ROOT_TLS:
         _ms_bprintf(b, "thread %d's thread-local ", r->tid);
         if (r->symbol) {
-            _ms_bprintf(b, "%s", r->symbol);
+            _ms_text_str(b, r->symbol);
             if (r->offset) _ms_bprintf(b, "+%lu", (unsigned long)r->offset);
         } else _ms_bprintf(b, "storage");
-        if (r->module) _ms_bprintf(b, " in %s", r->module);
+        if (r->module) { _ms_bprintf(b, " in "); _ms_text_str(b, r->module); }
         break;
     case MS_ROOT_GC: _ms_bprintf(b, "a collector root (memshim_root_add)"); break;
     case MS_ROOT_GARBAGE: _ms_bprintf(b, "the collector's garbage list (MEMSHIM_DEBUG_SAVEALL)"); break;
@@ -682,7 +701,7 @@ static void why_text(ms_buf_t *b, const char *lead, const ms_leak_item_t *items,
         _ms_bprintf(b, "%s  -> %p", lead, (void *)(h->addr + h->objoff));
         if (h->into) _ms_bprintf(b, "%c%ld", into_of(h) < 0 ? '-' : '+', labs(into_of(h)));
         _ms_bprintf(b, " (");
-        if (h->gctype) _ms_bprintf(b, "%s object, ", type_name(h->gctype));
+        if (h->gctype) { _ms_text_str(b, type_name(h->gctype)); _ms_bprintf(b, " object, "); }
         _ms_bprintf(b, "%llu byte%s, allocated at ", (unsigned long long)h->size, h->size == 1 ? "" : "s");
         site_text(b, h->stack);
         _ms_bprintf(b, "), pointer at offset %ld\n", (long)(next->from - (h->addr + h->objoff)));
@@ -886,7 +905,7 @@ static void json_delta(ms_buf_t *b, double d_blocks, double d_bytes)
 static void text_frame(ms_buf_t *b, int pid, unsigned i, const ms_frame_t *f)
 {
     _ms_bprintf(b, "==%d==    %s %p: ", pid, i ? "by" : "at", (void *)f->ip);
-    frame_text(b, f);
+    _ms_frame_text(b, f);
     _ms_bprintf(b, "\n");
 }
 
@@ -1017,7 +1036,9 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     int pid = (int)getpid();
     char prog[1024];
     _ms_program_name(prog, sizeof prog);
-    _ms_bprintf(b, "==%d== memshim leak report (%s) for %s\n", pid, why, prog);
+    _ms_bprintf(b, "==%d== memshim leak report (%s) for ", pid, why);
+    _ms_text_str(b, prog);
+    _ms_bprintf(b, "\n");
     if (_ms_opt.sample)
         _ms_bprintf(b, "==%d== sampling one allocation per %llu bytes on average: figures are estimates\n",
                     pid, (unsigned long long)_ms_opt.sample);

@@ -1,9 +1,11 @@
-/* utf8.h - the one check of UTF-8 (freestanding: the library's JSON
- * writer, out.c, and the Prometheus renderer, prom.c, which the command
- * compiles too). */
+/* utf8.h - the one check of UTF-8, and of what a name may show a terminal
+ * (freestanding: the library's JSON and text writers, out.c, the Prometheus
+ * renderer, prom.c, which the command compiles too, and the command's
+ * reading of names, tools/util.c). */
 #ifndef MS_UTF8_H
 #define MS_UTF8_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +25,21 @@ static inline size_t ms_utf8_len(const unsigned char *s, size_t n)
     static const uint32_t least[5] = { 0, 0, 0x80, 0x800, 0x10000 };
     if (cp < least[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
     return len;
+}
+
+/* Whether the character at s (n bytes left, n > 0) is written as \ooo
+ * escapes, byte by byte, where a name meets a terminal (text reports, the
+ * command's views): a control character (C0, DEL, and C1, U+0080 to U+009F)
+ * or a byte that is not part of well-formed UTF-8; *k: its length in bytes
+ * (1 for such a byte).  A name is the program's or its files': a newline in
+ * it could forge a report's lines, an escape sequence move the cursor or
+ * recolour the terminal of whoever reads it. */
+static inline bool ms_text_escaped(const unsigned char *s, size_t n, size_t *k)
+{
+    size_t len = ms_utf8_len(s, n);
+    *k = len ? len : 1;
+    if (len == 1) return s[0] < 0x20 || s[0] == 0x7f;
+    return len == 0 || (len == 2 && s[0] == 0xc2 && s[1] < 0xa0);
 }
 
 #endif

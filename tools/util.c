@@ -138,6 +138,30 @@ bool ms_json_string(json_t *obj, const char *key, const char *where, bool requir
     if (!v || json_is_null(v)) return required ? ms_fail("%s: no \"%s\"", where, key) : true;
     if (!json_is_string(v)) return ms_fail("%s.%s: expected a string", where, key);
     *out = json_string_value(v);
+    /* Read to be shown: a character a terminal must not see (utf8.h) as
+     * \ooo, in the document itself, so that every view and every compare
+     * of two documents see the same name. */
+    const unsigned char *s = (const unsigned char *)*out;
+    size_t n = json_string_length(v), k, i, shown = 0;
+    bool any = false;
+    for (i = 0; i < n; i += k) {
+        bool e = ms_text_escaped(s + i, n - i, &k);
+        shown += e ? 4 * k : k;
+        any |= e;
+    }
+    if (!any) return true;
+    char *t = malloc(shown + 1);
+    if (!t) return ms_fail("%s.%s: out of memory", where, key);
+    char *o = t;
+    for (i = 0; i < n; i += k) {
+        if (!ms_text_escaped(s + i, n - i, &k)) { memcpy(o, s + i, k); o += k; continue; }
+        for (size_t j = 0; j < k; j++) o += sprintf(o, "\\%03o", s[i + j]);
+    }
+    *o = 0;
+    bool ok = json_string_set(v, t) == 0;
+    free(t);
+    if (!ok) return ms_fail("%s.%s: out of memory", where, key);
+    *out = json_string_value(v);
     return true;
 }
 
