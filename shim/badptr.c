@@ -144,7 +144,8 @@ static bool classify(const void *p, const char *what)
     } else {
         image_t im = { a, (uintptr_t)getauxval(AT_BASE), NULL, false };
         if (_ms_iterate_phdr(find_image, &im)) {
-            const char *name = im.name && im.name[0] ? im.name : "the program";
+            char shown[512];
+            const char *name = im.name && im.name[0] ? _ms_name_shown(im.name, shown, sizeof shown) : "the program";
             say(&w, "%s %s", im.writable ? "in the data of" : "in the code or constants of", name);
         } else if (a % MS_ALIGN) {
             say(&w, "not aligned to %u bytes", MS_ALIGN);

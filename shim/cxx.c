@@ -76,9 +76,11 @@ static bool family_is_ours(void)
     for (size_t i = 0; i < sizeof family / sizeof *family; i++) {
         const char *by = defined_elsewhere(family[i]);
         if (by) {
+            char shown[512];
             if (_ms_opt.verbose)
                 _ms_message("%s is defined by %s: the program replaces operator new or delete; "
-                            "mismatched free/delete/delete[] are not reported", family[i], by);
+                            "mismatched free/delete/delete[] are not reported", family[i],
+                            _ms_name_shown(by, shown, sizeof shown));
             return false;
         }
     }
@@ -97,9 +99,10 @@ void _ms_cxx_init(void)
     for (size_t i = 0; i < sizeof c_family / sizeof *c_family; i++) {
         const char *by = defined_elsewhere(c_family[i]);
         if (!by) continue;
+        char shown[512];
         _ms_message("%s is defined by %s, which comes before memshim in the symbol search: memshim's "
                     "leak report, statistics and profile cover only the blocks that allocator asks memshim for",
-                    c_family[i], by);
+                    c_family[i], _ms_name_shown(by, shown, sizeof shown));
         break;
     }
     if (_ms_opt.track) _ms_cxx_checks = family_is_ours();

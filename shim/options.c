@@ -83,22 +83,16 @@ static bool parse_num(const char *v, uint64_t lo, uint64_t hi, bool scaled, uint
 }
 
 /* A value as messages show it (shim.h): a malformed 100 KB value, or one
- * with a newline in it, makes one readable line. */
+ * with a newline in it, makes one readable line (escaped as names are in
+ * reports, _ms_text_put). */
 const char *_ms_text_shown(const char *v, size_t n, char *buf, size_t cap)
 {
     ms_buf_t b;
     _ms_buf_init(&b, buf, cap - 1, -1);
     size_t lim = n <= 64 ? n : 64;
     while (lim < n && lim > 0 && ((unsigned char)v[lim] & 0xC0) == 0x80) lim--;   /* whole characters */
-    size_t i = 0;
-    for (; i < lim; i++) {
-        unsigned char c = (unsigned char)v[i];
-        if (c == '\n') _ms_bprintf(&b, "\\n");
-        else if (c == '\t') _ms_bprintf(&b, "\\t");
-        else if (c < 0x20 || c == 0x7f) _ms_bprintf(&b, "\\x%02x", c);
-        else if (b.len < b.cap) buf[b.len++] = (char)c;
-    }
-    if (i < n) _ms_bprintf(&b, "... (%zu bytes)", n);
+    _ms_text_put(&b, v, lim);
+    if (lim < n) _ms_bprintf(&b, "... (%zu bytes)", n);
     buf[b.len] = 0;
     return buf;
 }

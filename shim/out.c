@@ -343,20 +343,31 @@ void _ms_json_str(ms_buf_t *b, const char *s)
     put(b, "\"", 1);
 }
 
-/* A name in text output (a function, file, module, program or type): as it
- * is, but what ms_text_escaped (utf8.h) says a terminal must not see as
- * \ooo, as /proc/PID/maps writes a newline in a path (\012). */
-void _ms_text_str(ms_buf_t *b, const char *s)
+/* A name or a value in text (a function, file, module, program or type in
+ * reports; a setting's value in messages): the n bytes at s as they are,
+ * but what ms_text_escaped (utf8.h) says a terminal must not see as \n, \t
+ * or \xNN. */
+void _ms_text_put(ms_buf_t *b, const char *s, size_t n)
 {
-    size_t n = s ? strlen(s) : 0;
     for (size_t i = 0, k; i < n; i += k) {
         const unsigned char *c = (const unsigned char *)s + i;
         if (!ms_text_escaped(c, n - i, &k)) { put(b, s + i, k); continue; }
         for (size_t j = 0; j < k; j++) {
-            char o[4] = { '\\', (char)('0' + (c[j] >> 6)), (char)('0' + (c[j] >> 3 & 7)), (char)('0' + (c[j] & 7)) };
-            put(b, o, 4);
+            char e[4];
+            put(b, e, ms_text_escape(c[j], e));
         }
     }
+}
+
+void _ms_text_str(ms_buf_t *b, const char *s) { if (s) _ms_text_put(b, s, strlen(s)); }
+
+const char *_ms_name_shown(const char *s, char *buf, size_t cap)
+{
+    ms_buf_t b;
+    _ms_buf_init(&b, buf, cap - 1, -1);
+    _ms_text_str(&b, s);
+    buf[b.len] = 0;
+    return buf;
 }
 
 /* Every JSON output's opening: its format and version, who wrote it, the

@@ -536,9 +536,11 @@ static void say_debugger(int pid)
     while (k) path[j++] = digits[--k];
     memcpy(path + j, "/comm", 6);
     if (_ms_os_read_file(path, comm, sizeof comm) <= 0) memcpy(comm, "a debugger", 11);
-    for (char *c = comm; *c; c++) if (*c == '\n') *c = 0;
+    char shown[4 * sizeof comm];
+    for (char *c = comm; *c; c++) if (*c == '\n') *c = 0;     /* the file's own newline */
     _ms_message("%s (pid %d) traces this process: the leak scan stops threads with SIGPROF instead "
-                "of ptrace, and their poll(), sleep()... may end early with EINTR (memshim(7))", comm, pid);
+                "of ptrace, and their poll(), sleep()... may end early with EINTR (memshim(7))",
+                _ms_name_shown(comm, shown, sizeof shown), pid);
 }
 
 void _ms_park_world(ms_parked_t *out)

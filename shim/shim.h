@@ -1277,7 +1277,9 @@ MS_HIDDEN void   _ms_out_write_at(int fd, const void *p, size_t n, off_t off); /
  * sends SIGXFSZ, whose default action ends the program. */
 MS_HIDDEN bool   _ms_out_fits(int fd, off_t end, size_t n);
 MS_HIDDEN void   _ms_json_str(ms_buf_t *b, const char *s);   /* a quoted, escaped JSON string */
-MS_HIDDEN void   _ms_text_str(ms_buf_t *b, const char *s);   /* a name in text: control characters as \\ooo */
+MS_HIDDEN void   _ms_text_put(ms_buf_t *b, const char *s, size_t n);   /* a name in text: control */
+MS_HIDDEN void   _ms_text_str(ms_buf_t *b, const char *s);             /* characters escaped (utf8.h) */
+MS_HIDDEN const char *_ms_name_shown(const char *s, char *buf, size_t cap); /* the same, into buf, for a message */
 MS_HIDDEN void   _ms_frame_text(ms_buf_t *b, const ms_frame_t *f);  /* report.c: "function (file:line)" */
 MS_HIDDEN void   _ms_json_begin(ms_buf_t *b, const char *format, unsigned version); /* {"format".."program": ".." */
 static inline const char *_ms_base_name(const char *p)      /* after the last '/' */

@@ -27,19 +27,32 @@ static inline size_t ms_utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-/* Whether the character at s (n bytes left, n > 0) is written as \ooo
- * escapes, byte by byte, where a name meets a terminal (text reports, the
- * command's views): a control character (C0, DEL, and C1, U+0080 to U+009F)
- * or a byte that is not part of well-formed UTF-8; *k: its length in bytes
- * (1 for such a byte).  A name is the program's or its files': a newline in
- * it could forge a report's lines, an escape sequence move the cursor or
- * recolour the terminal of whoever reads it. */
+/* Whether the character at s (n bytes left, n > 0) is written escaped,
+ * byte by byte (ms_text_escape), where a name or a value meets a terminal
+ * (text reports, messages, the command's views): a control character (C0,
+ * DEL, and C1, U+0080 to U+009F) or a byte that is not part of well-formed
+ * UTF-8; *k: its length in bytes (1 for such a byte).  A name is the
+ * program's or its files': a newline in it could forge a report's lines,
+ * an escape sequence move the cursor or recolour the terminal of whoever
+ * reads it. */
 static inline bool ms_text_escaped(const unsigned char *s, size_t n, size_t *k)
 {
     size_t len = ms_utf8_len(s, n);
     *k = len ? len : 1;
     if (len == 1) return s[0] < 0x20 || s[0] == 0x7f;
     return len == 0 || (len == 2 && s[0] == 0xc2 && s[1] < 0xa0);
+}
+
+/* One byte so escaped, into out (4 bytes at most): \n, \t or \xNN; its
+ * length. */
+static inline size_t ms_text_escape(unsigned char c, char *out)
+{
+    out[0] = '\\';
+    if (c == '\n' || c == '\t') { out[1] = c == '\n' ? 'n' : 't'; return 2; }
+    out[1] = 'x';
+    out[2] = "0123456789abcdef"[c >> 4];
+    out[3] = "0123456789abcdef"[c & 15];
+    return 4;
 }
 
 #endif

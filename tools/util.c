@@ -138,9 +138,9 @@ bool ms_json_string(json_t *obj, const char *key, const char *where, bool requir
     if (!v || json_is_null(v)) return required ? ms_fail("%s: no \"%s\"", where, key) : true;
     if (!json_is_string(v)) return ms_fail("%s.%s: expected a string", where, key);
     *out = json_string_value(v);
-    /* Read to be shown: a character a terminal must not see (utf8.h) as
-     * \ooo, in the document itself, so that every view and every compare
-     * of two documents see the same name. */
+    /* Read to be shown: what a terminal must not see escaped (utf8.h) as
+     * the library's text reports write it, in the document itself, so that
+     * every view and every compare of two documents see the same name. */
     const unsigned char *s = (const unsigned char *)*out;
     size_t n = json_string_length(v), k, i, shown = 0;
     bool any = false;
@@ -155,7 +155,7 @@ bool ms_json_string(json_t *obj, const char *key, const char *where, bool requir
     char *o = t;
     for (i = 0; i < n; i += k) {
         if (!ms_text_escaped(s + i, n - i, &k)) { memcpy(o, s + i, k); o += k; continue; }
-        for (size_t j = 0; j < k; j++) o += sprintf(o, "\\%03o", s[i + j]);
+        for (size_t j = 0; j < k; j++) o += ms_text_escape(s[i + j], o);
     }
     *o = 0;
     bool ok = json_string_set(v, t) == 0;

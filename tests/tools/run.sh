@@ -383,7 +383,7 @@ t_report_folded() {
 check "report --format folded: one line per stack, root first" t_report_folded
 
 # Names with control characters (a program's, a file's, a function's) are
-# shown as \ooo: neither an escape sequence to the terminal nor a line of
+# shown escaped (\n, \xNN): neither an escape sequence to the terminal nor a line of
 # their own (a forged record, a folded line).
 t_report_control_names() {
     "$PY" - "$FIX/report.json" "$T/ctl.json" <<'EOF' || return 1
@@ -393,9 +393,9 @@ assert "read_request" in t
 open(sys.argv[2], "w").write(t.replace("read_request", "read\\u001b[2Jrequest\\nX\\u009b"))
 EOF
     run "$MS" report "$T/ctl.json"; expect_rc 0 || return 1
-    has "$out" 'in read\033[2Jrequest\012X\302\233 http.c:77' && [[ $out != *$'\e'* ]] || { echo "$out" | cat -v; return 1; }
+    has "$out" 'in read\x1b[2Jrequest\nX\xc2\x9b http.c:77' && [[ $out != *$'\e'* ]] || { echo "$out" | cat -v; return 1; }
     run "$MS" report "$T/ctl.json" --format folded; expect_rc 0 || return 1
-    has "$out" 'read\033[2Jrequest\012X\302\233 3000' && [ "$(wc -l <<<"$out")" -eq 5 ] || { echo "$out" | cat -v; return 1; }
+    has "$out" 'read\x1b[2Jrequest\nX\xc2\x9b 3000' && [ "$(wc -l <<<"$out")" -eq 5 ] || { echo "$out" | cat -v; return 1; }
 }
 check "report: names with control characters are shown escaped, never as terminal codes or lines of their own" t_report_control_names
 
