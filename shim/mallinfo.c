@@ -73,7 +73,8 @@ void _ms_malloc_stats(void)
  * high-water mark of what it maps. */
 int _ms_malloc_info(int options, FILE *fp)
 {
-    if (options != 0 || !fp) { errno = EINVAL; return -1; }
+    if (options != 0) return EINVAL;        /* glibc's answer: EINVAL returned, errno as it was */
+    if (!fp) { errno = EINVAL; return -1; } /* glibc's would crash */
     ms_stats_t st;
     _ms_stats_collect_heap(&st);
     uint64_t fast_n = 0, fast_b = 0, rest_n = 0, rest_b = 0;
