@@ -150,6 +150,8 @@ static int h_dw_open(const char *path, int flags, ...)
     return fd;
 }
 
+int _ms_hook_dw_open(const char *path) { return h_dw_open(path, O_RDONLY); }
+
 static int h_dw_close(int fd)
 {
     for (unsigned i = 0; i < dw_nfiles; i++) {

@@ -31,35 +31,27 @@ static unsigned parse_numbers(const char *s, uint64_t *v, unsigned n)
     return got;
 }
 
-/* The "Key:  N kB" lines of smaps_rollup (or, on kernels before 4.14, of the
- * whole of smaps, summed): read in 4 KiB pieces, one line at a time. */
-static int read_smaps(ms_rss_t *out)
+/* Each line of /proc/self/FILE (no newline) to each(line, arg) until it
+ * says true: read in 4 KiB pieces into a stack buffer, nothing allocated; a
+ * line longer than that is skipped.  -1 if the file cannot be opened, else
+ * whether a line said true. */
+int _ms_proc_lines(const char *file, bool (*each)(char *line, void *arg), void *arg)
 {
-    int fd = _ms_os_proc_open("smaps_rollup", O_RDONLY);
-    if (fd < 0) fd = _ms_os_proc_open("smaps", O_RDONLY);
+    int fd = _ms_os_proc_open(file, O_RDONLY);
     if (fd < 0) return -1;
-    static const char *const keys[] = { "Pss:", "Private_Clean:", "Private_Dirty:",
-                                        "Private_Hugetlb:", "Swap:" };
-    uint64_t sum[5] = { 0 };
     char buf[4096];
     size_t have = 0;
-    for (;;) {
+    bool done = false;
+    while (!done) {
         ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         have += (size_t)r;
         buf[have] = 0;
         char *line = buf, *nl;
-        while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+        while (!done && (nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
             *nl = 0;
-            for (unsigned k = 0; k < 5; k++) {
-                size_t kl = strlen(keys[k]);
-                if (strncmp(line, keys[k], kl) == 0) {
-                    uint64_t v;
-                    if (parse_numbers(line + kl, &v, 1) == 1) sum[k] += v * 1024;
-                    break;
-                }
-            }
+            done = each(line, arg);
             line = nl + 1;
         }
         size_t rest = have - (size_t)(line - buf);
@@ -68,6 +60,32 @@ static int read_smaps(ms_rss_t *out)
         have = rest;
     }
     _ms_fd_close(fd);
+    return done;
+}
+
+/* The "Key:  N kB" lines of smaps_rollup (or, on kernels before 4.14, of the
+ * whole of smaps, summed). */
+static const char *const smaps_keys[] = { "Pss:", "Private_Clean:", "Private_Dirty:", "Private_Hugetlb:", "Swap:" };
+
+static bool smaps_line(char *line, void *arg)
+{
+    uint64_t *sum = arg;
+    for (unsigned k = 0; k < 5; k++) {
+        size_t kl = strlen(smaps_keys[k]);
+        if (strncmp(line, smaps_keys[k], kl) == 0) {
+            uint64_t v;
+            if (parse_numbers(line + kl, &v, 1) == 1) sum[k] += v * 1024;
+            break;
+        }
+    }
+    return false;
+}
+
+static int read_smaps(ms_rss_t *out)
+{
+    uint64_t sum[5] = { 0 };
+    if (_ms_proc_lines("smaps_rollup", smaps_line, sum) < 0 && _ms_proc_lines("smaps", smaps_line, sum) < 0)
+        return -1;
     out->pss = sum[0];
     out->uss = sum[1] + sum[2] + sum[3];
     out->swap = sum[4];

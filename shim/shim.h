@@ -147,6 +147,7 @@ MS_HIDDEN bool   _ms_unw_unshared(void);                /* memshim's unwinds may
 MS_HIDDEN void   _ms_unw_opened(const char *file);      /* every dlopen: the program's open of libunwind */
 MS_HIDDEN extern __thread int _ms_unw_own __attribute__((tls_model("initial-exec")));   /* memshim's own open */
 MS_HIDDEN void   _ms_hook_libdw(void *handle);
+MS_HIDDEN int    _ms_hook_dw_open(const char *path);    /* a file for libdw, opened as its own are */
 MS_HIDDEN unsigned _ms_hook_maps(ms_range_t *out, unsigned max);  /* what libdw and libelf mapped */
 /* The objects from handle's on, opened with RTLD_DEEPBIND: their calls of
  * what memshim interposes, bound to the very definition memshim takes
@@ -1496,6 +1497,7 @@ typedef struct ms_rss_s {
     uint64_t uss, pss, swap;                           /* smaps_rollup: only if full */
 } ms_rss_t;
 MS_HIDDEN int    _ms_rss_read(ms_rss_t *out, bool full); /* 0, or -1 if /proc is unreadable */
+MS_HIDDEN int    _ms_proc_lines(const char *file, bool (*each)(char *line, void *arg), void *arg);
 /* Its figures in the order of MEMSHIM_STATS's JSON ("process"), all bytes,
  * all in struct memshim_rss by the same names: X(name, label) for those the
  * live region publishes too, Y(name, label) for the others. */

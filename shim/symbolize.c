@@ -221,6 +221,43 @@ void _ms_symbolize_end(void)
     _ms_unlock(&sym_lock);
 }
 
+/* libdw's finder of a module's file (dwfl_linux_proc_find_elf, which opens
+ * it by name), and, for a file removed or replaced since the process mapped
+ * it -- the maps say "PATH (deleted)": a library a package upgrade replaced
+ * under a running server, a binary rebuilt or unlinked while it ran --, the
+ * mapped file itself through /proc/self/map_files/START-END (a mapping of
+ * that name's), which still holds its symbols and debugging information.
+ * Without it every frame in such a file read "???".  Under sym_lock. */
+static int (*p_find_elf)(Dwfl_Module *, void **, const char *, Dwarf_Addr, char **, Elf **);
+
+typedef struct { const char *name; char *path; size_t cap; } named_t;
+
+static bool mapping_line(char *line, void *arg)
+{
+    named_t *n = arg;
+    const char *at = strchr(line, '/');                 /* the path: the rest of the line */
+    size_t span = strcspn(line, " ");
+    if (!at || strcmp(at, n->name) != 0 || span + 22 > n->cap) return false;
+    memcpy(n->path, "/proc/self/map_files/", 21);
+    memcpy(n->path + 21, line, span);                   /* START-END, as the maps write it */
+    n->path[21 + span] = 0;
+    return true;
+}
+
+static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_Addr base, char **file_name,
+                    Elf **elfp)
+{
+    int fd = p_find_elf(mod, userdata, name, base, file_name, elfp);
+    static const char deleted[] = " (deleted)";
+    size_t n = name ? strlen(name) : 0;
+    if (fd >= 0 || *elfp || n <= sizeof deleted - 1 || strcmp(name + n - (sizeof deleted - 1), deleted) != 0)
+        return fd;
+    char path[96];
+    if (_ms_proc_lines("maps", mapping_line, &(named_t){ name, path, sizeof path }) != 1) return fd;
+    int f = _ms_hook_dw_open(path);
+    return f >= 0 ? f : fd;
+}
+
 /* load_lock held, sym_lock not: the loader's part (dlopen, dlsym) first,
  * then libdw's under sym_lock. */
 static void load_libdw(void)
@@ -241,7 +278,8 @@ static void load_libdw(void)
         p_report_end = dlsym(h, "dwfl_report_end");
     p_report_begin = dlsym(h, "dwfl_report_begin");
     static Dwfl_Callbacks cb;
-    cb.find_elf = dlsym(h, "dwfl_linux_proc_find_elf");
+    p_find_elf = dlsym(h, "dwfl_linux_proc_find_elf");
+    cb.find_elf = find_elf;
     /* Not dwfl_standard_find_debuginfo: it may start a debuginfod client,
      * which loads libcurl and goes to the network from inside a program's
      * exit.  Build-id lookup under /usr/lib/debug is local. */
@@ -255,7 +293,7 @@ static void load_libdw(void)
     p_getsymtab = dlsym(h, "dwfl_module_getsymtab");
     p_getsym_info = dlsym(h, "dwfl_module_getsym_info");
     _ms_dwline_init(h);                    /* else libdw reads every line */
-    bool all = begin && p_proc_report && report_end && p_report_begin && cb.find_elf && cb.find_debuginfo &&
+    bool all = begin && p_proc_report && report_end && p_report_begin && p_find_elf && cb.find_debuginfo &&
                p_addrmodule && p_addrname && p_getsrc && p_lineinfo && p_modinfo;
     _ms_lock(&sym_lock);
     Dwfl *d = all ? begin(&cb) : NULL;

@@ -723,6 +723,33 @@ Test(host_ids, a_process_that_is_not_dumpable_gets_its_frames_named, .timeout = 
     cr_expect_null(strstr(run.err, "???"), "%s", run.err);
 }
 
+/* A program whose executable was removed while it ran (rebuilt, upgraded,
+ * deleted): /proc/self/maps names it "PATH (deleted)" and libdw found no
+ * file by that name, so every frame in it read "???".  memshim opens the
+ * mapping itself through /proc/self/map_files, which the kernel lets a
+ * process with CAP_CHECKPOINT_RESTORE (root) open. */
+Test(host_ids, a_program_whose_file_was_removed_gets_its_frames_named, .timeout = 60)
+{
+    if (geteuid() != 0) cr_skip_test("needs root: /proc/self/map_files is opened with CAP_CHECKPOINT_RESTORE");
+    char dir[64], copy[PATH_MAX], cmd[2 * PATH_MAX + 16], preload[PATH_MAX + 16];
+    mk_dir(dir);
+    snprintf(copy, sizeof copy, "%s/unlinked", dir);
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", h_path("fixtures/unlinked"), copy);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(preload, sizeof preload, "LD_PRELOAD=%s", h_path("libmemshim.so"));
+    const char *env[] = { preload, "MEMSHIM_TRACK=1", NULL };
+    char *argv[] = { copy, NULL };
+    h_run(&run, argv, env, 30);
+    rm_dir(dir);
+    cr_assert_eq(run.timed_out, 0, "hung");
+    cr_assert(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "unlinked done"),
+              "status %d: %s %s", run.status, run.out, run.err);
+    cr_expect(strstr(run.err, "48 bytes in 1 block"), "%s", run.err);
+    cr_expect(strstr(run.err, "lose_here (unlinked.c:") && strstr(run.err, "main (unlinked.c:"),
+              "its frames unnamed: %s", run.err);
+    cr_expect_null(strstr(run.err, "???"), "%s", run.err);
+}
+
 /* A process that chroots where there is no /proc (a daemon's privilege-
  * separated child, a build sandbox): the exit scan lost /proc/self/maps and
  * gave no verdict, the RSS log wrote figures of 0 (found by a helper on
