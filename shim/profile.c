@@ -435,12 +435,13 @@ static void profile_free(ms_profile_t *p)
 void _ms_prof_frame_name(ms_buf_t *b, const ms_frame_t *f)
 {
     size_t from = b->len;
-    if (f->function) _ms_bprintf(b, "%s", f->function);
-    else if (f->module) _ms_bprintf(b, "%s+0x%lx", _ms_base_name(f->module), (unsigned long)f->offset);
-    else _ms_bprintf(b, "%p", (void *)f->ip);
+    if (f->function) _ms_text_str(b, f->function);          /* control characters escaped */
+    else if (f->module) {
+        _ms_text_str(b, _ms_base_name(f->module));
+        _ms_bprintf(b, "+0x%lx", (unsigned long)f->offset);
+    } else _ms_bprintf(b, "%p", (void *)f->ip);
     for (size_t i = from; i < b->len; i++)
-        if (b->p[i] == ';') b->p[i] = ':';
-        else if (b->p[i] == '\n' || b->p[i] == '\r') b->p[i] = ' ';
+        if (b->p[i] == ';') b->p[i] = ':';                    /* the folded format's separator */
 }
 
 /* One line per site live at the peak: "main;work;make_node 4096",
