@@ -757,7 +757,14 @@ static bool run_program(char **prog, pid_t *pid, int *status)
         sigaction(SIGQUIT, &old_quit, NULL);
         execvp(prog[0], prog);
         int e = errno;
-        fprintf(stderr, "%s: %s: %s\n", ms_prog, prog[0], strerror(e));
+        /* --stats and --rss-log take a file only as --stats=FILE: in
+         * "--stats out.txt ./prog" the file was taken for the program */
+        const char *before = prog[-1];
+        bool bare = strcmp(before, "--stats") == 0 || strcmp(before, "--rss-log") == 0;
+        if (bare && (e == ENOENT || e == EACCES))
+            fprintf(stderr, "%s: %s: %s (%s writes to a file given as %s=FILE; the program comes after it)\n",
+                    ms_prog, prog[0], strerror(e), before, before);
+        else fprintf(stderr, "%s: %s: %s\n", ms_prog, prog[0], strerror(e));
         _exit(e == ENOENT ? 127 : 126);
     }
     unsetenv("LD_PRELOAD");

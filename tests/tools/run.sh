@@ -148,6 +148,20 @@ check "run says where the reports went, and they render" t_run_reports
 t_run_exitcode() { cd "$T"; run "$MS" run -q --exitcode 9 -- ./leaky; expect_rc 9; }
 check "run --exitcode N: a leaking program exits N" t_run_exitcode
 
+# --stats and --rss-log take their file only as --stats=FILE: a file name
+# after a bare --stats was taken for the program, and the message said only
+# that no such program exists.
+t_run_bare_stats() {
+    cd "$T"; rm -f bare.txt
+    run "$MS" run --stats bare.txt ./leaky; expect_rc 127 || return 1
+    has "$err" "memshim: bare.txt: No such file or directory (--stats writes to a file given as --stats=FILE" || return 1
+    run "$MS" run --rss-log bare.txt ./leaky; expect_rc 127 || return 1
+    has "$err" "(--rss-log writes to a file given as --rss-log=FILE" || return 1
+    run "$MS" run --report r.txt no-such-program; expect_rc 127 && has "$err" "memshim: no-such-program: No such file or directory" &&
+        has_not "$err" "writes to a file given as"
+}
+check "run --stats FILE PROG (no '='): the message says how --stats takes a file" t_run_bare_stats
+
 t_run_lib() {
     run "$MS" run --lib /nonexistent/libmemshim.so -- true; expect_rc 127 && has "$err" "/nonexistent" || return 1
     run "$MS" run -q --suppress /nonexistent/supp -- true; expect_rc 1 && has "$err" "/nonexistent/supp" || return 1
