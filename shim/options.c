@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <unistd.h>
 #include "near.h"
+#include "outname.h"
 #include "shim.h"
 
 extern char **environ;
@@ -321,6 +322,14 @@ static void set_path(const optdef_t *o, const char *shown_name, const char *v, b
     if (!*v || word == 0) { *dst = NULL; return; }
     if (secure && strcmp(v, "stderr") != 0) {
         _ms_message("%s ignored: a file name is not taken in a setuid/setgid program", shown_name);
+        return;
+    }
+    const char *bad = o->dst == (const void *)&_ms_opt.suppress ? NULL : ms_outname_unknown(v);
+    if (bad) {
+        char shown[MS_SHOWN], seq[MS_SHOWN];
+        _ms_message("%s=%s: %s is none of %%p (the pid), %%n (the output's number), %%h (the host name) or "
+                    "%%%% (a percent sign); ignored", shown_name, _ms_value_shown(v, shown, sizeof shown),
+                    _ms_text_shown(bad, bad[1] ? 2 : 1, seq, sizeof seq));
         return;
     }
     unsigned slot = 0;

@@ -1,8 +1,10 @@
-/* outname.h - what %h stands for in the names of memshim's outputs
- * (MEMSHIM_REPORT, MEMSHIM_STATS, MEMSHIM_RSS_LOG, MEMSHIM_PROFILE,
- * MEMSHIM_METRICS): the library's expansion (out.c, _ms_expand_path) and
- * the command's, which looks for the files a run wrote (tools/memshim.c),
- * must agree on it.  Freestanding, as near.h: no allocation, no stdio.
+/* outname.h - the names of memshim's outputs (MEMSHIM_REPORT, MEMSHIM_STATS,
+ * MEMSHIM_RSS_LOG, MEMSHIM_PROFILE, MEMSHIM_METRICS): which %-sequences
+ * they may hold (%p the pid, %n the output's number, %h the host name, %%
+ * a percent sign), and what %h stands for.  The library's expansion
+ * (out.c, _ms_expand_path), its reading of the variables (options.c) and
+ * the command, which looks for the files a run wrote (tools/memshim.c),
+ * must agree on them.  Freestanding, as near.h: no allocation, no stdio.
  *
  * %p, the process id, is not enough where processes of several pid
  * namespaces write into one directory: every container's first process
@@ -29,6 +31,15 @@ static inline size_t ms_host_name(char *out, size_t cap)
     for (size_t i = 0; i < n; i++) out[i] = h[i] == '/' ? '_' : h[i];
     out[n] = 0;
     return n;
+}
+
+/* The first %-sequence in name that is none of %p, %n, %h and %% (a
+ * valgrind user's %q{VAR}, a printf habit's %d), or NULL. */
+static inline const char *ms_outname_unknown(const char *name)
+{
+    for (const char *s = name; (s = strchr(s, '%')); s += 2)
+        if (!s[1] || !strchr("pnh%", s[1])) return s;
+    return NULL;
 }
 
 #endif

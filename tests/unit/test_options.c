@@ -222,6 +222,31 @@ Test(options, yes_and_no_words_for_an_output_mean_stderr_and_none)
     cr_assert_null(left);
 }
 
+/* An output name with a %-sequence memshim does not expand (a valgrind
+ * user's %q{VAR}, a printf habit's %d) was taken as written: a file named
+ * "x.%q{HOME}" wherever that led.  One line names it and what is known;
+ * the setting is ignored. */
+Test(options, output_names_with_unknown_percent_sequences_are_refused)
+{
+    char *env[] = { "MEMSHIM_STATS=/tmp/s.%q{HOME}.txt", "MEMSHIM_OPTIONS=profile=/tmp/p.%d", NULL };
+    const char *e = load_with(env);
+    keep(got_stats, _ms_opt.stats);
+    keep(got_profile, _ms_opt.profile);
+    put_back();
+    cr_assert(strstr(e, "MEMSHIM_STATS=/tmp/s.%q{HOME}.txt: %q is none of %p (the pid), %n (the output's number), "
+                        "%h (the host name) or %% (a percent sign); ignored"), "said: %s", e);
+    cr_assert(strstr(e, "MEMSHIM_OPTIONS:profile=/tmp/p.%d: %d is none of"), "said: %s", e);
+    cr_assert_eq(lines(e), 2, "said: %s", e);
+    cr_assert_str_eq(got_stats, "(none)");
+    cr_assert_str_eq(got_profile, "(none)");
+    char *fine[] = { "MEMSHIM_STATS=/tmp/s.%h.%p.%n.%%.txt", NULL };
+    e = load_with(fine);
+    keep(got_stats, _ms_opt.stats);
+    put_back();
+    cr_assert_str_empty(e, "said: %s", e);
+    cr_assert_str_eq(got_stats, "/tmp/s.%h.%p.%n.%%.txt");
+}
+
 /* What messages show of a value or a name: one line (a newline in a value
  * is shown escaped), at most 64 bytes of it and then its whole length (a
  * name was cut to 79 bytes before its length was counted). */
