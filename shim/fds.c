@@ -5,8 +5,12 @@
  * error, the output being written (a report, a profile written by the
  * reporter thread, the RSS log, the metrics file), the live region's memfd,
  * the process's /proc directory and status file, the probe pipe, and the
- * files libdw and libunwind keep open.  Each sits at MS_FD_MIN or above,
- * close-on-exec.  Without memshim those numbers would not be open: a
+ * files libdw and libunwind keep open; and it reads files it closes at
+ * once: /proc's (the reporter thread's figures, a scan's maps and pagemap,
+ * the symbolizer's maps, the tracer's, park.c), the options and
+ * suppressions files.  Each sits at MS_FD_MIN or above, close-on-exec, and
+ * is registered from before its birth to its close (below).  Without
+ * memshim those numbers would not be open: a
  * program that closes every descriptor (a loop to the limit, closefrom(3),
  * close_range(3, ~0U, 0)) and opens files of its own could otherwise close
  * memshim's and take the number back between memshim's check of the file's
@@ -33,8 +37,9 @@
  * program makes itself cannot be seen: the identity checks before each of
  * memshim's writes stay as the backstop.
  *
- * The registry: SLOTS slots, each a word (the number + 1, a "closing" bit,
- * a generation) and the file's identity (st_dev, st_ino), read without a
+ * The registry: SLOTS slots, each a word (the number + 1, or during a
+ * birth the thread's id and a "birth" bit; a "closing" bit; a generation)
+ * and the file's identity (st_dev, st_ino), read without a
  * lock, written with atomic compare-and-swap: async-signal-safe (close is
  * called from handlers and in fork and vfork children), no allocation, and
  * no lock the program could deadlock on.  The program's path is one compare
@@ -45,16 +50,26 @@
  * closed behind memshim's back, or that the program closed by a direct
  * system call and reused, is dropped and closed for real.
  *
+ * Births: every descriptor memshim makes (open, pipe, memfd, a copy by
+ * F_DUPFD) is claimed a slot before the system call that makes it: a
+ * program's close of that number between the kernel's answer and the
+ * registration took memshim's short-lived /proc descriptor, its open took
+ * the number back, and memshim read the program's file and closed it.
+ * While a birth is under way fd_low is 0, and the program's calls look at
+ * the registry, where they wait for another thread's birth (its number
+ * could be any); see _ms_fd_birth_begin for what is left.
+ *
  * memshim's own closes (_ms_fd_close, and hook.c's for its libraries) mark
  * the slot "closing" with their thread's id, close with the raw system
  * call, then free the slot: a close by another thread of the number in
  * between waits for that (the number may be the program's the moment the
  * kernel has freed it); one by the closing thread itself (a handler) says
  * EBADF.  A fork child forgets the slots a thread of its parent was
- * closing.  A vfork child (or a CLONE_VM child) shares this memory but not
- * the table: it never changes the registry, and its calls are answered from
- * it as the parent's would be (its copies of memshim's descriptors go at
- * its exec, being close-on-exec). */
+ * closing, or giving birth in.  A vfork child (or a CLONE_VM child) shares
+ * this memory but not the table: it never changes the registry nor waits
+ * for a birth (none lands in its table), and its calls are answered from
+ * the registry as the parent's would be (its copies of memshim's
+ * descriptors go at its exec, being close-on-exec). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -124,8 +139,9 @@ static void low_refresh(void)
     __atomic_store_n(&_ms_fd_low, 0, __ATOMIC_SEQ_CST);    /* churning: every close looks */
 }
 
-/* The slot registering fd (its word in *w), or -1. */
-static int find(int fd, uint64_t *w)
+/* The slot registering fd (its word in *w), or -1.  Inline: the program's
+ * close of a number at or above fd_low is this loop. */
+static inline __attribute__((always_inline)) int find(int fd, uint64_t *w)
 {
     unsigned top = __atomic_load_n(&slot_top, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < top; i++) {
