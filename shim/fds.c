@@ -102,6 +102,9 @@ static int      slot_closer[SLOTS];          /* the thread closing it (W_CLOSING
 static unsigned slot_top;                    /* slots ever used: the scan's end */
 static uint32_t generation;
 static int      births;                      /* slots claimed by births not yet settled */
+static uint64_t gate;                        /* births going (high half), close_ranges under way (low) */
+static __thread uint32_t my_ranges __attribute__((tls_model("initial-exec")));   /* this thread's of those */
+#define GATE_BIRTH (1ull << 32)
 int _ms_fd_low = INT_MAX;                    /* at or below every registered number; 0 during a birth */
 
 /* The C library's close, dup2 and dup3, for the program's calls (close
@@ -185,7 +188,9 @@ static bool changes_allowed(void) { return !_ms_shares_memory_with_home(); }
  * dup3 of the program's looks at the registry, and waits there while
  * another thread's birth is under way (births_wait), whatever its
  * number, which nobody knows before the kernel's answer. */
-static int claim(int tid, uint64_t *word)
+static void birth_go(bool tracer);
+
+static int claim(int tid, uint64_t *word, bool tracer)
 {
     __atomic_add_fetch(&births, 1, __ATOMIC_SEQ_CST);
     uint64_t want = (next_gen() << W_GEN) | W_BIRTH | (uint32_t)tid;
@@ -198,6 +203,7 @@ static int claim(int tid, uint64_t *word)
                                                            __ATOMIC_RELAXED)) {}
         __atomic_store_n(&_ms_fd_low, 0, __ATOMIC_SEQ_CST);
         *word = want;
+        birth_go(tracer);
         return (int)i;
     }
     __atomic_sub_fetch(&births, 1, __ATOMIC_SEQ_CST);
@@ -220,6 +226,7 @@ static void settle(int i, uint64_t word, int fd, dev_t dev, ino_t ino)
     uint64_t now = fd >= 0 ? (next_gen() << W_GEN) | ((uint64_t)fd + 1) : 0;
     if (!__atomic_compare_exchange_n(&slot_word[i], &word, now, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
         return;
+    __atomic_sub_fetch(&gate, GATE_BIRTH, __ATOMIC_SEQ_CST);
     __atomic_sub_fetch(&births, 1, __ATOMIC_SEQ_CST);
     low_refresh();
 }
@@ -237,6 +244,7 @@ static void settle(int i, uint64_t word, int fd, dev_t dev, ino_t ino)
 #define BIRTH_NAPS   10000                  /* of 100 us */
 static void births_wait(void)
 {
+    if (my_ranges) return;                  /* inside a close_range of its own: the gate holds births back */
     int me = 0;
     for (unsigned round = 0; round < BIRTH_YIELDS + BIRTH_NAPS; round++) {
         bool other = false;
@@ -260,12 +268,59 @@ static void births_settle(void)
     if (__atomic_load_n(&births, __ATOMIC_SEQ_CST) && changes_allowed()) births_wait();
 }
 
+/* The program's close_range (closefrom) closes a range of numbers in one
+ * system call, during which the kernel hands out the numbers it has passed
+ * and has yet to reach: a birth meanwhile landed on one of those, and the
+ * kernel closed it under memshim (a profile's file, whose write then said
+ * EBADF, in 3 runs of 30 of fd_churn).  The gate keeps the two apart: a
+ * birth goes (makes its system call) only while no close_range is under
+ * way, a close_range starts only while no birth is going; each waits for
+ * the other, bounded as births_wait's (the program's close_range may
+ * itself wait: a file's flush on FUSE).  A birth made on a thread inside
+ * its own close_range (a handler, memshim's work in the call) does not
+ * wait for it, nor the tracer's (park.c: it stops the program's threads,
+ * one of them perhaps in a close_range; its reads check the file after). */
+static void birth_go(bool tracer)
+{
+    for (unsigned round = 0;; round++) {
+        uint64_t g = __atomic_load_n(&gate, __ATOMIC_SEQ_CST);
+        bool wait = !tracer && (uint32_t)g > my_ranges && round < BIRTH_YIELDS + BIRTH_NAPS;
+        if (!wait && __atomic_compare_exchange_n(&gate, &g, g + GATE_BIRTH, false, __ATOMIC_SEQ_CST,
+                                                 __ATOMIC_SEQ_CST))
+            return;
+        if (!wait) continue;
+        if (round < BIRTH_YIELDS) sched_yield();
+        else _ms_raw_sleep_us(100);
+    }
+}
+
+static void ranges_enter(void)
+{
+    for (unsigned round = 0;; round++) {
+        uint64_t g = __atomic_load_n(&gate, __ATOMIC_SEQ_CST);
+        bool wait = (g >> 32) && round < BIRTH_YIELDS + BIRTH_NAPS;
+        if (!wait && __atomic_compare_exchange_n(&gate, &g, g + 1, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            my_ranges++;
+            return;
+        }
+        if (!wait) continue;
+        if (round < BIRTH_YIELDS) sched_yield();
+        else _ms_raw_sleep_us(100);
+    }
+}
+
+static void ranges_leave(void)
+{
+    __atomic_sub_fetch(&gate, 1, __ATOMIC_SEQ_CST);
+    my_ranges--;
+}
+
 /* A copy of memshim's fd (the file dev/ino), born at MS_FD_MIN or above,
  * in place of fd; fd itself where the limit on descriptors forbids it. */
 static int move_high(int fd, dev_t dev, ino_t ino, int tid)
 {
     uint64_t word = 0;
-    int i = tid ? claim(tid, &word) : -1;
+    int i = tid ? claim(tid, &word, false) : -1;
     int high = fcntl(fd, F_DUPFD_CLOEXEC, MS_FD_MIN);
     bool same = high >= 0 && _ms_os_same_file(high, dev, ino);
     settle(i, word, same ? high : -1, dev, ino);
@@ -288,13 +343,14 @@ static int move_high(int fd, dev_t dev, ino_t ino, int tid)
  * _ms_fd_close.  Signals with a handler are held meanwhile (not under a
  * seccomp filter, _ms_os_signals_defer): a handler of the program's that
  * closes descriptors cannot come in between on the same thread, where
- * nothing could wait for the birth.  What is left: a close of the
- * program's that looked at fd_low before the claim and reaches the kernel
- * after memshim's open, the few instructions of its own between the two
- * (closing those would need every close to announce itself, and memshim
- * to wait for the program's close system calls, which may themselves
- * wait: a file's flush on FUSE, SO_LINGER); each of memshim's uses checks
- * the file's identity there. */
+ * nothing could wait for the birth.  What is left: a close (dup2, dup3)
+ * of the program's that looked at fd_low before the claim and reaches the
+ * kernel after memshim's open, the few instructions of its own between
+ * the two.  Closing those would need every close to announce itself, as
+ * close_range does (the gate, above), at the cost of two atomic
+ * read-modify-writes of a shared word on every close, and memshim to wait
+ * for the program's close system calls; the identity checks of each of
+ * memshim's uses stay for it. */
 void _ms_fd_birth_begin(ms_birth_t *b, unsigned n)
 {
     b->n = 0;
@@ -303,7 +359,7 @@ void _ms_fd_birth_begin(ms_birth_t *b, unsigned n)
     if (!changes_allowed()) return;         /* a guest: its table is its own; nothing registered */
     b->held = _ms_os_signals_defer(&b->old);
     b->tid = _ms_os_gettid();
-    for (; b->n < n && b->n < 2; b->n++) b->slot[b->n] = claim(b->tid, &b->word[b->n]);
+    for (; b->n < n && b->n < 2; b->n++) b->slot[b->n] = claim(b->tid, &b->word[b->n], false);
 }
 
 /* fds[0..n), made since _ms_fd_birth_begin (-1: not made), registered,
@@ -440,7 +496,7 @@ long _ms_fd_raw_read_at(int dirfd, const char *name, char *buf, size_t cap)
 {
     int tid = _ms_raw_gettid();
     uint64_t word = 0, w;
-    int i = claim(tid, &word);
+    int i = claim(tid, &word, true);
     dev_t dev = 0;
     ino_t ino = 0;
     long fd = _ms_raw_openat(dirfd, name);
@@ -488,6 +544,7 @@ void _ms_fds_fork_child(void)
     for (unsigned i = 0; i < top; i++)
         if (slot_word[i] & (W_CLOSING | W_BIRTH)) slot_word[i] = 0;
     births = 0;
+    gate = my_ranges;                       /* this thread's close_range goes on here (a handler forked) */
     low_refresh();
 }
 
@@ -572,13 +629,10 @@ static unsigned ours_in(unsigned lo, unsigned hi, int *out)
 }
 
 /* close_range(2) as the kernel's, memshim's descriptors left out. */
-int _ms_fd_close_range(unsigned lo, unsigned hi, unsigned flags)
+static int close_range_around(unsigned lo, unsigned hi, unsigned flags)
 {
     int low = __atomic_load_n(&_ms_fd_low, __ATOMIC_ACQUIRE);
-    if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) || (flags & CLOSE_RANGE_CLOEXEC) ||
-        hi < (unsigned)low)
-        return (int)_ms_os_close_range(lo, hi, flags);
-    births_settle();
+    if (hi < (unsigned)low) return (int)_ms_os_close_range(lo, hi, flags);
     int ours[SLOTS];
     unsigned n = ours_in(lo, hi, ours);
     if (!n) return (int)_ms_os_close_range(lo, hi, flags);
@@ -591,6 +645,19 @@ int _ms_fd_close_range(unsigned lo, unsigned hi, unsigned flags)
         if (k < n) from = (unsigned)ours[k] + 1;
     }
     return 0;
+}
+
+int _ms_fd_close_range(unsigned lo, unsigned hi, unsigned flags)
+{
+    if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) || (flags & CLOSE_RANGE_CLOEXEC))
+        return (int)_ms_os_close_range(lo, hi, flags);
+    if (!changes_allowed()) return close_range_around(lo, hi, flags);     /* a guest: its own table */
+    ranges_enter();
+    int rc = close_range_around(lo, hi, flags);
+    int err = errno;
+    ranges_leave();
+    errno = err;
+    return rc;
 }
 
 /* closefrom(3) as the C library's: close_range(lo, ~0U, 0), and where the
