@@ -375,21 +375,21 @@ Test(host_fds, reporter_thread_never_takes_the_lowest_free_descriptor, .timeout 
  * the program's files stay its own, and memshim's outputs stay whole:
  * nothing on stderr (no "the program closed memshim's descriptor"), every
  * sample of the RSS log five numbers, every profile a gzip file. */
+static const char *const churn_files[] = { "MEMSHIM_METRICS=%s/metrics.prom", "MEMSHIM_PROFILE=%s/prof.%%n.pb.gz",
+                                            "MEMSHIM_RSS_LOG=%s/rss.log", "LD_PRELOAD=%s", "%s" };
+
 Test(host_fds, short_lived_reads_of_memshims_leave_a_program_closing_everything_its_files, .timeout = 600)
 {
     for (int round = 0; round < 4; round++) {
-        char dir[64], metrics[PATH_MAX + 32], prof[PATH_MAX + 48], log[PATH_MAX + 32], prog[PATH_MAX + 2],
-             preload[PATH_MAX + 16], path[PATH_MAX + 32];
+        char dir[64], set[5][PATH_MAX + 48], path[PATH_MAX + 32];
         mk_dir(dir);
-        snprintf(metrics, sizeof metrics, "MEMSHIM_METRICS=%s/metrics.prom", dir);
-        snprintf(prof, sizeof prof, "MEMSHIM_PROFILE=%s/prof.%%n.pb.gz", dir);
-        snprintf(log, sizeof log, "MEMSHIM_RSS_LOG=%s/rss.log", dir);
-        snprintf(prog, sizeof prog, "%s", h_path("fixtures/fd_churn"));
-        snprintf(preload, sizeof preload, "LD_PRELOAD=%s", h_path("libmemshim.so"));
-        const char *env[] = { preload, metrics, "MEMSHIM_METRICS_INTERVAL=100", prof, "MEMSHIM_PROFILE_INTERVAL=100",
-                              log, "MEMSHIM_RSS_INTERVAL=1", "MEMSHIM_LIVE=1", "MEMSHIM_LIVE_INTERVAL=10",
+        for (int i = 0; i < 5; i++)             /* the files in dir, then memshim and the fixture */
+            snprintf(set[i], sizeof set[i], churn_files[i],
+                     i < 3 ? dir : h_path(i == 3 ? "libmemshim.so" : "fixtures/fd_churn"));
+        const char *env[] = { set[3], set[0], "MEMSHIM_METRICS_INTERVAL=100", set[1], "MEMSHIM_PROFILE_INTERVAL=100",
+                              set[2], "MEMSHIM_RSS_INTERVAL=1", "MEMSHIM_LIVE=1", "MEMSHIM_LIVE_INTERVAL=10",
                               "MEMSHIM_TRACK=", "MEMSHIM_REPORT=", "MEMSHIM_ON_ERROR=", "MEMSHIM_STATS=", NULL };
-        char *argv[] = { prog, dir, "2000", NULL };
+        char *argv[] = { set[4], dir, "2000", NULL };
         h_run(&run, argv, env, 240);
         unsigned samples = 0, bad = 0, profiles = 0, not_gzip = 0;
         char line[512];
