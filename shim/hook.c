@@ -25,15 +25,17 @@
  *    libc's variadic system-call entry) becomes a descriptor-free check
  *    that the byte is readable (_ms_os_can_read: process_vm_readv on
  *    ourselves).
- *  - every file they open is opened O_CLOEXEC and moved to a number of at
- *    least MS_FD_MIN (F_DUPFD_CLOEXEC), out of the range programs reuse,
- *    and registered as memshim's (fds.c: the program's closes leave it
- *    alone); their closes come to _ms_fd_close, which drops the number
- *    from the registry; libdw's closes of the files it keeps open check
- *    first that the number still holds the file it opened (a dup2 of the
- *    program's, or a close by its own system call, may have replaced it).
- *    A file of theirs that fclose closes (fopen's) is moved, not
- *    registered: fclose closes inside the C library.
+ *  - every file they open (or dup) is born memshim's (fds.c: registered
+ *    from before the open, so the program's closes leave it alone),
+ *    O_CLOEXEC, at a number of at least MS_FD_MIN, out of the range
+ *    programs reuse; their closes come to _ms_fd_close, which drops the
+ *    number from the registry; libdw's closes of the files it keeps open
+ *    check first that the number still holds the file it opened (a dup2
+ *    of the program's, or a close by its own system call, may have
+ *    replaced it).  fclose and closedir close inside the C library: libdw's
+ *    fopen gets a stream of memshim's own (_ms_fd_stream), whose close is
+ *    _ms_fd_close, and its closedir comes to _ms_fd_closedir.  (fopen to
+ *    write, which they do not, is the C library's, close-on-exec.)
  *  - what libdw and libelf map is noted, for the leak scan to leave out:
  *    libelf maps the files it reads writable, which made them roots.
  *  - libunwind's signal masking is skipped in memshim's own unwinds while
