@@ -242,11 +242,23 @@ static void settle(int i, uint64_t word, int fd, dev_t dev, ino_t ino)
  * waited for: it cannot go on before the handler returns. */
 #define BIRTH_YIELDS 64
 #define BIRTH_NAPS   10000                  /* of 100 us */
+#define WAIT_ROUNDS  (BIRTH_YIELDS + BIRTH_NAPS)
+
+/* One round of those waits: a yield, later a nap (a futex wait that times
+ * out: a system call memshim keeps under a seccomp filter, init.c, where
+ * nanosleep may be refused; no cancellation point). */
+static void pause_round(unsigned round)
+{
+    int still = 0;
+    if (round < BIRTH_YIELDS) sched_yield();
+    else _ms_raw_futex_wait(&still, 0, 100000);
+}
+
 static void births_wait(void)
 {
     if (my_ranges) return;                  /* inside a close_range of its own: the gate holds births back */
     int me = 0;
-    for (unsigned round = 0; round < BIRTH_YIELDS + BIRTH_NAPS; round++) {
+    for (unsigned round = 0; round < WAIT_ROUNDS; round++) {
         bool other = false;
         unsigned top = __atomic_load_n(&slot_top, __ATOMIC_SEQ_CST);
         for (unsigned i = 0; i < top && !other; i++) {
@@ -256,8 +268,7 @@ static void births_wait(void)
             other = (int)(w & W_FD_MASK) != me;
         }
         if (!other) return;
-        if (round < BIRTH_YIELDS) sched_yield();
-        else _ms_raw_sleep_us(100);
+        pause_round(round);
     }
 }
 
@@ -280,33 +291,26 @@ static void births_settle(void)
  * its own close_range (a handler, memshim's work in the call) does not
  * wait for it, nor the tracer's (park.c: it stops the program's threads,
  * one of them perhaps in a close_range; its reads check the file after). */
-static void birth_go(bool tracer)
+/* Into the gate as a birth going (GATE_BIRTH; `waits`: not the tracer's)
+ * or as a close_range (1), once the other kind is out. */
+static void gate_enter(uint64_t as, bool waits)
 {
     for (unsigned round = 0;; round++) {
         uint64_t g = __atomic_load_n(&gate, __ATOMIC_SEQ_CST);
-        bool wait = !tracer && (uint32_t)g > my_ranges && round < BIRTH_YIELDS + BIRTH_NAPS;
-        if (!wait && __atomic_compare_exchange_n(&gate, &g, g + GATE_BIRTH, false, __ATOMIC_SEQ_CST,
-                                                 __ATOMIC_SEQ_CST))
+        bool blocked = as == 1 ? (g >> 32) != 0 : waits && (uint32_t)g > my_ranges;
+        bool wait = blocked && round < WAIT_ROUNDS;
+        if (!wait && __atomic_compare_exchange_n(&gate, &g, g + as, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
             return;
-        if (!wait) continue;
-        if (round < BIRTH_YIELDS) sched_yield();
-        else _ms_raw_sleep_us(100);
+        if (wait) pause_round(round);
     }
 }
 
+static void birth_go(bool tracer) { gate_enter(GATE_BIRTH, !tracer); }
+
 static void ranges_enter(void)
 {
-    for (unsigned round = 0;; round++) {
-        uint64_t g = __atomic_load_n(&gate, __ATOMIC_SEQ_CST);
-        bool wait = (g >> 32) && round < BIRTH_YIELDS + BIRTH_NAPS;
-        if (!wait && __atomic_compare_exchange_n(&gate, &g, g + 1, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-            my_ranges++;
-            return;
-        }
-        if (!wait) continue;
-        if (round < BIRTH_YIELDS) sched_yield();
-        else _ms_raw_sleep_us(100);
-    }
+    my_ranges++;                            /* first: a handler's birth in here never waits for it */
+    gate_enter(1, true);
 }
 
 static void ranges_leave(void)
