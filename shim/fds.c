@@ -183,7 +183,8 @@ static bool changes_allowed(void) { return !_ms_shares_memory_with_home(); }
 /* ---- births: memshim's new descriptors ------------------------------------------ */
 
 /* A slot claimed, by thread tid, for a number the kernel has yet to give
- * (a birth); -1 when the registry is full.  From the claim to its
+ * (a birth), once no close_range of the program's is under way (the gate,
+ * birth_go); -1 when the registry is full.  From the claim to its
  * settle() fd_low is 0: every close, closefrom, close_range, dup2 and
  * dup3 of the program's looks at the registry, and waits there while
  * another thread's birth is under way (births_wait), whatever its
@@ -192,6 +193,7 @@ static void birth_go(bool tracer);
 
 static int claim(int tid, uint64_t *word, bool tracer)
 {
+    birth_go(tracer);                       /* first: the program's closes never wait for a birth at the gate */
     __atomic_add_fetch(&births, 1, __ATOMIC_SEQ_CST);
     uint64_t want = (next_gen() << W_GEN) | W_BIRTH | (uint32_t)tid;
     for (unsigned i = 0; i < SLOTS; i++) {
@@ -203,10 +205,10 @@ static int claim(int tid, uint64_t *word, bool tracer)
                                                            __ATOMIC_RELAXED)) {}
         __atomic_store_n(&_ms_fd_low, 0, __ATOMIC_SEQ_CST);
         *word = want;
-        birth_go(tracer);
         return (int)i;
     }
     __atomic_sub_fetch(&births, 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&gate, GATE_BIRTH, __ATOMIC_SEQ_CST);
     return -1;                              /* full: unprotected, as before the registry */
 }
 
