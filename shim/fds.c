@@ -346,8 +346,8 @@ static int move_high(int fd, dev_t dev, ino_t ino, int tid)
  * makes it, so that no close of the program's can take it between the
  * kernel's answer and the registration, then moved to MS_FD_MIN or above,
  * where the program's numbers are not, and kept registered until
- * _ms_fd_close.  Signals with a handler are held meanwhile (not under a
- * seccomp filter, _ms_os_signals_defer): a handler of the program's that
+ * _ms_fd_close.  Signals are held meanwhile (all but a fault's; not under
+ * a seccomp filter, _ms_os_signals_defer): a handler of the program's that
  * closes descriptors cannot come in between on the same thread, where
  * nothing could wait for the birth.  What is left: a close (dup2, dup3)
  * of the program's that looked at fd_low before the claim and reaches the
@@ -371,20 +371,20 @@ void _ms_fd_birth_begin(ms_birth_t *b, unsigned n)
 /* fds[0..n), made since _ms_fd_birth_begin (-1: not made), registered,
  * then moved out of the program's way (-1, EBADF, when the program had
  * taken the number after all); signals let in again.  errno is kept (the
- * system call's, for one that failed). */
+ * system call's, for one that failed; EBADF for one the program took). */
 void _ms_fd_born(ms_birth_t *b, int *fds, unsigned n)
 {
-    int saved = errno;
+    int err = errno;
     for (unsigned k = 0; k < n; k++) {
         struct stat st;
         int fd = fds[k];
         bool made = fd >= 0 && fstat(fd, &st) == 0;
         if (k < b->n) settle(b->slot[k], b->word[k], made ? fd : -1, made ? st.st_dev : 0, made ? st.st_ino : 0);
-        if (made && fd < MS_FD_MIN) fds[k] = move_high(fd, st.st_dev, st.st_ino, b->tid);
+        if (made && fd < MS_FD_MIN && (fds[k] = move_high(fd, st.st_dev, st.st_ino, b->tid)) < 0) err = EBADF;
     }
     for (unsigned k = n; k < b->n; k++) settle(b->slot[k], b->word[k], -1, 0, 0);
     if (b->held) _ms_os_signals_restore(&b->old);
-    errno = saved;
+    errno = err;
 }
 
 /* open(2) (openat, dir), as memshim's. */
