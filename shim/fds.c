@@ -5,8 +5,12 @@
  * error, the output being written (a report, a profile written by the
  * reporter thread, the RSS log, the metrics file), the live region's memfd,
  * the process's /proc directory and status file, the probe pipe, and the
- * files libdw and libunwind keep open.  Each sits at MS_FD_MIN or above,
- * close-on-exec.  Without memshim those numbers would not be open: a
+ * files libdw and libunwind keep open; and it reads files it closes at
+ * once: /proc's (the reporter thread's figures, a scan's maps and pagemap,
+ * the symbolizer's maps, the tracer's, park.c), the options and
+ * suppressions files.  Each sits at MS_FD_MIN or above, close-on-exec, and
+ * is registered from before its birth to its close (below).  Without
+ * memshim those numbers would not be open: a
  * program that closes every descriptor (a loop to the limit, closefrom(3),
  * close_range(3, ~0U, 0)) and opens files of its own could otherwise close
  * memshim's and take the number back between memshim's check of the file's
@@ -33,8 +37,9 @@
  * program makes itself cannot be seen: the identity checks before each of
  * memshim's writes stay as the backstop.
  *
- * The registry: SLOTS slots, each a word (the number + 1, a "closing" bit,
- * a generation) and the file's identity (st_dev, st_ino), read without a
+ * The registry: SLOTS slots, each a word (the number + 1, or during a
+ * birth the thread's id and a "birth" bit; a "closing" bit; a generation)
+ * and the file's identity (st_dev, st_ino), read without a
  * lock, written with atomic compare-and-swap: async-signal-safe (close is
  * called from handlers and in fork and vfork children), no allocation, and
  * no lock the program could deadlock on.  The program's path is one compare
@@ -45,21 +50,32 @@
  * closed behind memshim's back, or that the program closed by a direct
  * system call and reused, is dropped and closed for real.
  *
+ * Births: every descriptor memshim makes (open, pipe, memfd, a copy by
+ * F_DUPFD) is claimed a slot before the system call that makes it: a
+ * program's close of that number between the kernel's answer and the
+ * registration took memshim's short-lived /proc descriptor, its open took
+ * the number back, and memshim read the program's file and closed it.
+ * While a birth is under way fd_low is 0, and the program's calls look at
+ * the registry, where they wait for another thread's birth (its number
+ * could be any); see _ms_fd_birth_begin for what is left.
+ *
  * memshim's own closes (_ms_fd_close, and hook.c's for its libraries) mark
  * the slot "closing" with their thread's id, close with the raw system
  * call, then free the slot: a close by another thread of the number in
  * between waits for that (the number may be the program's the moment the
  * kernel has freed it); one by the closing thread itself (a handler) says
  * EBADF.  A fork child forgets the slots a thread of its parent was
- * closing.  A vfork child (or a CLONE_VM child) shares this memory but not
- * the table: it never changes the registry, and its calls are answered from
- * it as the parent's would be (its copies of memshim's descriptors go at
- * its exec, being close-on-exec). */
+ * closing, or giving birth in.  A vfork child (or a CLONE_VM child) shares
+ * this memory but not the table: it never changes the registry nor waits
+ * for a birth (none lands in its table), and its calls are answered from
+ * the registry as the parent's would be (its copies of memshim's
+ * descriptors go at its exec, being close-on-exec). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <stdio.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -73,9 +89,11 @@
 #endif
 
 #define SLOTS      512
-#define W_FD_MASK  0xffffffffull             /* the number + 1; 0: a free slot */
+#define W_FD_MASK  0xffffffffull             /* the number + 1 (a birth: its thread); 0: a free slot */
 #define W_CLOSING  (1ull << 32)
-#define W_GEN      33                        /* the generation, above */
+#define W_BIRTH    (1ull << 33)              /* claimed for a number the kernel has yet to give */
+#define W_GEN      34                        /* the generation, above */
+#define GEN_MASK   0x3fffffffull
 
 static uint64_t slot_word[SLOTS];
 static dev_t    slot_dev[SLOTS];
@@ -83,7 +101,11 @@ static ino_t    slot_ino[SLOTS];
 static int      slot_closer[SLOTS];          /* the thread closing it (W_CLOSING) */
 static unsigned slot_top;                    /* slots ever used: the scan's end */
 static uint32_t generation;
-int _ms_fd_low = INT_MAX;                    /* at or below every registered number */
+static int      births;                      /* slots claimed by births not yet settled */
+static uint64_t gate;                        /* births going (high half), close_ranges under way (low) */
+static __thread uint32_t my_ranges __attribute__((tls_model("initial-exec")));   /* this thread's of those */
+#define GATE_BIRTH (1ull << 32)
+int _ms_fd_low = INT_MAX;                    /* at or below every registered number; 0 during a birth */
 
 /* The C library's close, dup2 and dup3, for the program's calls (close
  * is a cancellation point there): found by override.c before main and by
@@ -91,14 +113,18 @@ int _ms_fd_low = INT_MAX;                    /* at or below every registered num
  * then the system calls themselves. */
 
 static int w_fd(uint64_t w) { return (int)(w & W_FD_MASK) - 1; }
+static bool w_numbered(uint64_t w) { return (w & W_FD_MASK) && !(w & W_BIRTH); }
+static uint64_t next_gen(void) { return __atomic_add_fetch(&generation, 1, __ATOMIC_RELAXED) & GEN_MASK; }
 
+/* The lowest registered number; 0 while a birth may take any. */
 static int low_scan(void)
 {
     unsigned top = __atomic_load_n(&slot_top, __ATOMIC_SEQ_CST);
     int low = INT_MAX;
     for (unsigned i = 0; i < top; i++) {
         uint64_t w = __atomic_load_n(&slot_word[i], __ATOMIC_SEQ_CST);
-        if ((w & W_FD_MASK) && w_fd(w) < low) low = w_fd(w);
+        if (w & W_BIRTH) return 0;
+        if (w_numbered(w) && w_fd(w) < low) low = w_fd(w);
     }
     return low;
 }
@@ -116,20 +142,14 @@ static void low_refresh(void)
     __atomic_store_n(&_ms_fd_low, 0, __ATOMIC_SEQ_CST);    /* churning: every close looks */
 }
 
-static void low_lower(int fd)
-{
-    int low = __atomic_load_n(&_ms_fd_low, __ATOMIC_SEQ_CST);
-    while (fd < low && !__atomic_compare_exchange_n(&_ms_fd_low, &low, fd, false, __ATOMIC_SEQ_CST,
-                                                    __ATOMIC_SEQ_CST)) {}
-}
-
-/* The slot registering fd (its word in *w), or -1. */
-static int find(int fd, uint64_t *w)
+/* The slot registering fd (its word in *w), or -1.  Inline: the program's
+ * close of a number at or above fd_low is this loop. */
+static inline __attribute__((always_inline)) int find(int fd, uint64_t *w)
 {
     unsigned top = __atomic_load_n(&slot_top, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < top; i++) {
         uint64_t v = __atomic_load_n(&slot_word[i], __ATOMIC_ACQUIRE);
-        if ((v & W_FD_MASK) == (uint64_t)fd + 1) { *w = v; return (int)i; }
+        if ((v & W_FD_MASK) == (uint64_t)fd + 1 && !(v & W_BIRTH)) { *w = v; return (int)i; }
     }
     return -1;
 }
@@ -160,82 +180,233 @@ static void forget_number(int fd)
 
 static bool changes_allowed(void) { return !_ms_shares_memory_with_home(); }
 
-/* Register fd (at its number now) as memshim's, the file dev/ino. */
-static bool enter(int fd, dev_t dev, ino_t ino)
+/* ---- births: memshim's new descriptors ------------------------------------------ */
+
+/* A slot claimed, by thread tid, for a number the kernel has yet to give
+ * (a birth), once no close_range of the program's is under way (the gate,
+ * birth_go); -1 when the registry is full.  From the claim to its
+ * settle() fd_low is 0: every close, closefrom, close_range, dup2 and
+ * dup3 of the program's looks at the registry, and waits there while
+ * another thread's birth is under way (births_wait), whatever its
+ * number, which nobody knows before the kernel's answer. */
+static void birth_go(bool tracer);
+
+static int claim(int tid, uint64_t *word, bool tracer)
 {
-    forget_number(fd);
+    birth_go(tracer);                       /* first: the program's closes never wait for a birth at the gate */
+    __atomic_add_fetch(&births, 1, __ATOMIC_SEQ_CST);
+    uint64_t want = (next_gen() << W_GEN) | W_BIRTH | (uint32_t)tid;
     for (unsigned i = 0; i < SLOTS; i++) {
         uint64_t w = __atomic_load_n(&slot_word[i], __ATOMIC_ACQUIRE);
-        if (w) continue;
-        uint64_t claim = W_CLOSING;                         /* no number yet: nobody's match */
-        if (!__atomic_compare_exchange_n(&slot_word[i], &w, claim, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+        if (w || !__atomic_compare_exchange_n(&slot_word[i], &w, want, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
             continue;
-        slot_dev[i] = dev;
-        slot_ino[i] = ino;
-        uint64_t gen = __atomic_add_fetch(&generation, 1, __ATOMIC_RELAXED) & 0x7fffffffu;
         unsigned top = __atomic_load_n(&slot_top, __ATOMIC_RELAXED);
         while (top < i + 1 && !__atomic_compare_exchange_n(&slot_top, &top, i + 1, false, __ATOMIC_SEQ_CST,
                                                            __ATOMIC_RELAXED)) {}
-        __atomic_store_n(&slot_word[i], (gen << W_GEN) | ((uint64_t)fd + 1), __ATOMIC_SEQ_CST);
-        low_lower(fd);
-        return true;
+        __atomic_store_n(&_ms_fd_low, 0, __ATOMIC_SEQ_CST);
+        *word = want;
+        return (int)i;
     }
-    return false;                           /* full: unprotected, as before the registry */
+    __atomic_sub_fetch(&births, 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&gate, GATE_BIRTH, __ATOMIC_SEQ_CST);
+    return -1;                              /* full: unprotected, as before the registry */
 }
 
-/* ---- memshim's side ------------------------------------------------------------ */
-
-/* A descriptor memshim (or one of its libraries, hook.c) keeps a while:
- * close-on-exec, moved to MS_FD_MIN or above when the limit on descriptors
- * allows, and registered, so that the program's closes leave it alone.
- * Until it is registered the program may close it (a loop of close() to
- * the limit, from another thread) and open a file of its own on the
- * number: the file memshim opened (known: dev, ino; else read now) is
- * checked on the number before the move, on the new number before the old
- * is closed, and once registered.  When it is not there, that number is
- * the program's: left alone, memshim's copy of the program's file (if one
- * was made) closed, and -1 (errno EBADF) returned.  A guest (vfork child)
- * registers nothing.  (Between the last two checks and the close of the
- * old number lie a few instructions where the program could still make
- * that number its own: only the registry of the number at open(2) itself,
- * which the kernel does not offer, would close them.) */
-int _ms_fd_keep(int fd, dev_t dev, ino_t ino, bool known)
+/* The birth of slot i (claimed as `word`) is over: fd (-1: none was
+ * made), the file dev/ino, registered there at its number.  A fork child
+ * forgets the births of the parent's threads (_ms_fds_fork_child), its
+ * own thread's too when a handler forked in the middle of one: the slot
+ * is then no longer `word`, and fd stays unregistered in that child. */
+static void settle(int i, uint64_t word, int fd, dev_t dev, ino_t ino)
 {
-    if (fd < 0) return fd;
-    int saved = errno;
-    struct stat st;
-    if (!known) {
-        if (fstat(fd, &st) != 0) { errno = saved; return fd; }
-        dev = st.st_dev;
-        ino = st.st_ino;
-    } else if (!_ms_os_same_file(fd, dev, ino)) {
-        errno = EBADF;
-        return -1;
+    if (i < 0) return;
+    if (fd >= 0) forget_number(fd);         /* the kernel just gave fd: no old slot of it is right */
+    if (__atomic_load_n(&slot_word[i], __ATOMIC_ACQUIRE) == word) {
+        slot_dev[i] = dev;
+        slot_ino[i] = ino;
     }
-    if (fd < MS_FD_MIN) {
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, MS_FD_MIN);
-        if (high >= 0 && !_ms_os_same_file(high, dev, ino)) {
-            _ms_os_close(high);                     /* a copy of the program's file */
-            errno = EBADF;
-            return -1;
+    uint64_t now = fd >= 0 ? (next_gen() << W_GEN) | ((uint64_t)fd + 1) : 0;
+    if (!__atomic_compare_exchange_n(&slot_word[i], &word, now, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        return;
+    __atomic_sub_fetch(&gate, GATE_BIRTH, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(&births, 1, __ATOMIC_SEQ_CST);
+    low_refresh();
+}
+
+/* The program's side: while another thread's birth is under way its
+ * number may be any, the one about to be closed too.  Waited for, not
+ * forever: a birth is an open(2), a pipe, a dup, which never wait for the
+ * program, but the file may be on a file system served by the program
+ * itself (FUSE), or the thread stopped by a debugger; after about a second
+ * the program's call goes on, and memshim's checks of its files' identity
+ * remain.  A birth of the calling thread itself (a handler that came in
+ * while memshim's signals were not held: under a seccomp filter) is not
+ * waited for: it cannot go on before the handler returns. */
+#define BIRTH_YIELDS 64
+#define BIRTH_NAPS   10000                  /* of 100 us */
+#define WAIT_ROUNDS  (BIRTH_YIELDS + BIRTH_NAPS)
+
+/* One round of those waits: a yield, later a nap (a futex wait that times
+ * out: a system call memshim keeps under a seccomp filter, init.c, where
+ * nanosleep may be refused; no cancellation point). */
+static void pause_round(unsigned round)
+{
+    int still = 0;
+    if (round < BIRTH_YIELDS) sched_yield();
+    else _ms_raw_futex_wait(&still, 0, 100000);
+}
+
+static void births_wait(void)
+{
+    if (my_ranges) return;                  /* inside a close_range of its own: the gate holds births back */
+    int me = 0;
+    for (unsigned round = 0; round < WAIT_ROUNDS; round++) {
+        bool other = false;
+        unsigned top = __atomic_load_n(&slot_top, __ATOMIC_SEQ_CST);
+        for (unsigned i = 0; i < top && !other; i++) {
+            uint64_t w = __atomic_load_n(&slot_word[i], __ATOMIC_SEQ_CST);
+            if (!(w & W_BIRTH)) continue;
+            if (!me) me = _ms_os_gettid();
+            other = (int)(w & W_FD_MASK) != me;
         }
-        if (high >= 0) { _ms_os_close(fd); fd = high; }
-        else fcntl(fd, F_SETFD, FD_CLOEXEC);
-    } else {
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        if (!other) return;
+        pause_round(round);
     }
-    if (changes_allowed() && enter(fd, dev, ino) && !_ms_os_same_file(fd, dev, ino)) {
-        uint64_t w;
-        int i = find(fd, &w);
-        if (i >= 0 && !(w & W_CLOSING)) drop_slot((unsigned)i, w);
+}
+
+/* Whether a close of the program's must look for births first (not in a
+ * guest: its table is its own, where no birth of the parent's lands). */
+static void births_settle(void)
+{
+    if (__atomic_load_n(&births, __ATOMIC_SEQ_CST) && changes_allowed()) births_wait();
+}
+
+/* The program's close_range (closefrom) closes a range of numbers in one
+ * system call, during which the kernel hands out the numbers it has passed
+ * and has yet to reach: a birth meanwhile landed on one of those, and the
+ * kernel closed it under memshim (a profile's file, whose write then said
+ * EBADF, in 3 runs of 30 of fd_churn).  The gate keeps the two apart: a
+ * birth goes (makes its system call) only while no close_range is under
+ * way, a close_range starts only while no birth is going; each waits for
+ * the other, bounded as births_wait's (the program's close_range may
+ * itself wait: a file's flush on FUSE).  A birth made on a thread inside
+ * its own close_range (a handler, memshim's work in the call) does not
+ * wait for it, nor the tracer's (park.c: it stops the program's threads,
+ * one of them perhaps in a close_range; its reads check the file after). */
+/* Into the gate as a birth going (GATE_BIRTH; `waits`: not the tracer's)
+ * or as a close_range (1), once the other kind is out. */
+static void gate_enter(uint64_t as, bool waits)
+{
+    for (unsigned round = 0;; round++) {
+        uint64_t g = __atomic_load_n(&gate, __ATOMIC_SEQ_CST);
+        bool blocked = as == 1 ? (g >> 32) != 0 : waits && (uint32_t)g > my_ranges;
+        bool wait = blocked && round < WAIT_ROUNDS;
+        if (!wait && __atomic_compare_exchange_n(&gate, &g, g + as, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            return;
+        if (wait) pause_round(round);
+    }
+}
+
+static void birth_go(bool tracer) { gate_enter(GATE_BIRTH, !tracer); }
+
+static void ranges_enter(void)
+{
+    my_ranges++;                            /* first: a handler's birth in here never waits for it */
+    gate_enter(1, true);
+}
+
+static void ranges_leave(void)
+{
+    __atomic_sub_fetch(&gate, 1, __ATOMIC_SEQ_CST);
+    my_ranges--;
+}
+
+/* A copy of memshim's fd (the file dev/ino), born at MS_FD_MIN or above,
+ * in place of fd; fd itself where the limit on descriptors forbids it. */
+static int move_high(int fd, dev_t dev, ino_t ino, int tid)
+{
+    uint64_t word = 0;
+    int i = tid ? claim(tid, &word, false) : -1;
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, MS_FD_MIN);
+    bool same = high >= 0 && _ms_os_same_file(high, dev, ino);
+    settle(i, word, same ? high : -1, dev, ino);
+    if (high >= 0 && !same) {       /* the program's file: the program had taken fd before its registration */
+        _ms_os_close(high);
+        _ms_fd_forget(fd);
         errno = EBADF;
         return -1;
     }
-    errno = saved;
+    if (high < 0) return fd;
+    _ms_fd_close(fd);
+    return high;
+}
+
+/* Every descriptor memshim makes (opened, a pipe, a memfd, a copy) is
+ * born this way: registered as memshim's from before the system call that
+ * makes it, so that no close of the program's can take it between the
+ * kernel's answer and the registration, then moved to MS_FD_MIN or above,
+ * where the program's numbers are not, and kept registered until
+ * _ms_fd_close.  Signals are held meanwhile (all but a fault's; not under
+ * a seccomp filter, _ms_os_signals_defer): a handler of the program's that
+ * closes descriptors cannot come in between on the same thread, where
+ * nothing could wait for the birth.  What is left: a close (dup2, dup3)
+ * of the program's that looked at fd_low before the claim and reaches the
+ * kernel after memshim's open, the few instructions of its own between
+ * the two.  Closing those would need every close to announce itself, as
+ * close_range does (the gate, above), at the cost of two atomic
+ * read-modify-writes of a shared word on every close, and memshim to wait
+ * for the program's close system calls; the identity checks of each of
+ * memshim's uses stay for it. */
+void _ms_fd_birth_begin(ms_birth_t *b, unsigned n)
+{
+    b->n = 0;
+    b->tid = 0;
+    b->held = false;
+    if (!changes_allowed()) return;         /* a guest: its table is its own; nothing registered */
+    b->held = _ms_os_signals_defer(&b->old);
+    b->tid = _ms_os_gettid();
+    for (; b->n < n && b->n < 2; b->n++) b->slot[b->n] = claim(b->tid, &b->word[b->n], false);
+}
+
+/* fds[0..n), made since _ms_fd_birth_begin (-1: not made), registered,
+ * then moved out of the program's way (-1, EBADF, when the program had
+ * taken the number after all); signals let in again.  errno is kept (the
+ * system call's, for one that failed; EBADF for one the program took). */
+void _ms_fd_born(ms_birth_t *b, int *fds, unsigned n)
+{
+    int err = errno;
+    for (unsigned k = 0; k < n; k++) {
+        struct stat st;
+        int fd = fds[k];
+        bool made = fd >= 0 && fstat(fd, &st) == 0;
+        if (k < b->n) settle(b->slot[k], b->word[k], made ? fd : -1, made ? st.st_dev : 0, made ? st.st_ino : 0);
+        if (made && fd < MS_FD_MIN && (fds[k] = move_high(fd, st.st_dev, st.st_ino, b->tid)) < 0) err = EBADF;
+    }
+    for (unsigned k = n; k < b->n; k++) settle(b->slot[k], b->word[k], -1, 0, 0);
+    if (b->held) _ms_os_signals_restore(&b->old);
+    errno = err;
+}
+
+/* open(2) (openat, dir), as memshim's. */
+int _ms_fd_open(int dir, const char *path, int flags, unsigned mode)
+{
+    ms_birth_t b;
+    _ms_fd_birth_begin(&b, 1);
+    int fd = openat(dir, path, flags | O_CLOEXEC, mode);
+    _ms_fd_born(&b, &fd, 1);
     return fd;
 }
 
-int _ms_fd_out_of_the_way(int fd) { return _ms_fd_keep(fd, 0, 0, false); }
+/* memshim's fd, checked to be still the file dev/ino (known by name
+ * before it was opened): fd; else -1, EBADF, and the number, now the
+ * program's, forgotten and left open. */
+int _ms_fd_check(int fd, dev_t dev, ino_t ino)
+{
+    if (fd < 0 || _ms_os_same_file(fd, dev, ino)) return fd;
+    _ms_fd_forget(fd);
+    errno = EBADF;
+    return -1;
+}
 
 /* Whether fd, just opened by name, still is the file at path: the number
  * may be the program's by now, when the program closed it meanwhile and
@@ -252,15 +423,16 @@ bool _ms_fd_is_path(int fd, const char *path)
 
 /* memshim's own close (its code never calls close(), which is the
  * program's now: override.c), and its libraries' (hook.c): a registered
- * number is closed only while it still is memshim's file (the program's
- * otherwise: forgotten, -1 EBADF), and leaves the registry once the
- * kernel freed it; any other descriptor is closed as it is. */
-int _ms_fd_close(int fd)
+ * number is closed (by `how`, else the system call) only while it still
+ * is memshim's file (the program's otherwise: forgotten, -1 EBADF), and
+ * leaves the registry once the kernel freed it; any other descriptor is
+ * closed as it is. */
+static int close_with(int fd, int (*how)(void *), void *arg)
 {
     for (;;) {
         uint64_t w;
         int i = fd >= __atomic_load_n(&_ms_fd_low, __ATOMIC_ACQUIRE) ? find(fd, &w) : -1;
-        if (i < 0 || (w & W_CLOSING) || !changes_allowed()) return _ms_os_close(fd);
+        if (i < 0 || (w & W_CLOSING) || !changes_allowed()) return how ? how(arg) : _ms_os_close(fd);
         if (!slot_holds((unsigned)i, w, fd)) {
             if (!drop_slot((unsigned)i, w)) continue;
             errno = EBADF;
@@ -270,13 +442,94 @@ int _ms_fd_close(int fd)
         if (!__atomic_compare_exchange_n(&slot_word[i], &w, w | W_CLOSING, false, __ATOMIC_SEQ_CST,
                                          __ATOMIC_SEQ_CST))
             continue;
-        int rc = _ms_os_close(fd);
+        int rc = how ? how(arg) : _ms_os_close(fd);
         int err = errno;
         __atomic_store_n(&slot_word[i], 0, __ATOMIC_SEQ_CST);
         low_refresh();
         errno = err;
         return rc;
     }
+}
+
+int _ms_fd_close(int fd) { return close_with(fd, NULL, NULL); }
+
+static int closedir_of(void *d) { return closedir(d); }
+
+/* A directory memshim opened (_ms_fd_open, fdopendir) closed with its
+ * descriptor; not closed at all (its memory left) if that number is the
+ * program's by now. */
+int _ms_fd_closedir(DIR *d) { return close_with(dirfd(d), closedir_of, d); }
+
+/* A stdio stream reading memshim's fd (libdw's fopen, hook.c; the maps
+ * given to libdw, symbolize.c), whose fclose comes to _ms_fd_close, not to
+ * the C library's close of the number: fdopen's stream closed the
+ * program's file when the number had become the program's. */
+static ssize_t stream_read(void *c, char *buf, size_t n)
+{
+    ssize_t r;
+    while ((r = read((int)(intptr_t)c, buf, n)) < 0 && errno == EINTR) {}
+    return r;
+}
+
+static int stream_seek(void *c, off64_t *off, int whence)
+{
+    off_t r = lseek((int)(intptr_t)c, (off_t)*off, whence);
+    if (r < 0) return -1;
+    *off = (off64_t)r;
+    return 0;
+}
+
+static int stream_close(void *c) { return _ms_fd_close((int)(intptr_t)c); }
+
+FILE *_ms_fd_stream(int fd)
+{
+    cookie_io_functions_t io = { stream_read, NULL, stream_seek, stream_close };
+    FILE *f = fopencookie((void *)(intptr_t)fd, "r", io);
+    if (!f) {
+        int e = errno;
+        _ms_fd_close(fd);
+        errno = e;
+    }
+    return f;
+}
+
+/* The tracer's read of a small file under dirfd (park.c, thread_ended):
+ * the same births and closes, by raw system calls alone (the tracer may
+ * touch neither errno nor any thread-local variable), and always (it
+ * shares the program's table of descriptors, not its process id).  Left
+ * where the kernel put it: the file is read and closed at once. */
+long _ms_fd_raw_read_at(int dirfd, const char *name, char *buf, size_t cap)
+{
+    int tid = _ms_raw_gettid();
+    uint64_t word = 0, w;
+    int i = claim(tid, &word, true);
+    dev_t dev = 0;
+    ino_t ino = 0;
+    long fd = _ms_raw_openat(dirfd, name);
+    bool made = fd >= 0 && _ms_raw_identity((int)fd, &dev, &ino) == 0;
+    settle(i, word, made ? (int)fd : -1, dev, ino);
+    if (fd < 0) return fd;
+    long n = _ms_raw_read((int)fd, buf, cap - 1);
+    buf[n > 0 ? n : 0] = 0;
+    dev_t now_dev;
+    ino_t now_ino;
+    bool ours = _ms_raw_identity((int)fd, &now_dev, &now_ino) == 0 && now_dev == dev && now_ino == ino;
+    int at = made ? find((int)fd, &w) : -1;
+    if (at < 0 || !ours || (w & W_CLOSING)) {
+        if (at >= 0 && !(w & W_CLOSING)) drop_slot((unsigned)at, w);
+        if (!ours) return -EBADF;           /* the program's by now: not read, not closed */
+        _ms_raw_close((int)fd);
+        return n;
+    }
+    __atomic_store_n(&slot_closer[at], tid, __ATOMIC_SEQ_CST);
+    if (__atomic_compare_exchange_n(&slot_word[at], &w, w | W_CLOSING, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        _ms_raw_close((int)fd);
+        __atomic_store_n(&slot_word[at], 0, __ATOMIC_SEQ_CST);
+        low_refresh();
+    } else {
+        _ms_raw_close((int)fd);             /* dropped meanwhile (a fork child's): closed all the same */
+    }
+    return n;
 }
 
 /* fd is no longer memshim's (the program replaced it): out of the
@@ -288,14 +541,16 @@ void _ms_fd_forget(int fd)
     while (changes_allowed() && (i = find(fd, &w)) >= 0 && !(w & W_CLOSING) && !drop_slot((unsigned)i, w)) {}
 }
 
-/* A fork child: the slots a thread of the parent was closing stay so for
- * ever (that thread is not here): forgotten, whether or not the close was
- * made before the fork. */
+/* A fork child: the slots a thread of the parent was closing, or giving
+ * birth in, stay so for ever (that thread is not here): forgotten, whether
+ * or not the close (the birth) was made before the fork. */
 void _ms_fds_fork_child(void)
 {
     unsigned top = __atomic_load_n(&slot_top, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < top; i++)
-        if (slot_word[i] & W_CLOSING) slot_word[i] = 0;
+        if (slot_word[i] & (W_CLOSING | W_BIRTH)) slot_word[i] = 0;
+    births = 0;
+    gate = my_ranges;                       /* this thread's close_range goes on here (a handler forked) */
     low_refresh();
 }
 
@@ -307,12 +562,12 @@ void _ms_fds_fork_child(void)
 bool _ms_fd_claimed(int fd)
 {
     int me = 0;
+    births_settle();
     for (;;) {
         uint64_t w;
         int i = find(fd, &w);
         if (i < 0) return false;
         if (w & W_CLOSING) {
-            if ((w & W_FD_MASK) == 0) { sched_yield(); continue; }     /* being registered: not fd */
             if (!me) me = _ms_os_gettid();
             if (__atomic_load_n(&slot_closer[i], __ATOMIC_SEQ_CST) == me) return true;   /* a handler */
             sched_yield();                      /* memshim's close of it is under way */
@@ -371,7 +626,7 @@ static unsigned ours_in(unsigned lo, unsigned hi, int *out)
     unsigned n = 0, top = __atomic_load_n(&slot_top, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < top && n < SLOTS; i++) {
         uint64_t w = __atomic_load_n(&slot_word[i], __ATOMIC_ACQUIRE);
-        if (!(w & W_FD_MASK)) continue;
+        if (!w_numbered(w)) continue;
         int fd = w_fd(w);
         if ((unsigned)fd >= lo && (unsigned)fd <= hi && _ms_fd_claimed(fd)) out[n++] = fd;
     }
@@ -380,12 +635,10 @@ static unsigned ours_in(unsigned lo, unsigned hi, int *out)
 }
 
 /* close_range(2) as the kernel's, memshim's descriptors left out. */
-int _ms_fd_close_range(unsigned lo, unsigned hi, unsigned flags)
+static int close_range_around(unsigned lo, unsigned hi, unsigned flags)
 {
     int low = __atomic_load_n(&_ms_fd_low, __ATOMIC_ACQUIRE);
-    if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) || (flags & CLOSE_RANGE_CLOEXEC) ||
-        hi < (unsigned)low)
-        return (int)_ms_os_close_range(lo, hi, flags);
+    if (hi < (unsigned)low) return (int)_ms_os_close_range(lo, hi, flags);
     int ours[SLOTS];
     unsigned n = ours_in(lo, hi, ours);
     if (!n) return (int)_ms_os_close_range(lo, hi, flags);
@@ -398,6 +651,19 @@ int _ms_fd_close_range(unsigned lo, unsigned hi, unsigned flags)
         if (k < n) from = (unsigned)ours[k] + 1;
     }
     return 0;
+}
+
+int _ms_fd_close_range(unsigned lo, unsigned hi, unsigned flags)
+{
+    if (lo > hi || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) || (flags & CLOSE_RANGE_CLOEXEC))
+        return (int)_ms_os_close_range(lo, hi, flags);
+    if (!changes_allowed()) return close_range_around(lo, hi, flags);     /* a guest: its own table */
+    ranges_enter();
+    int rc = close_range_around(lo, hi, flags);
+    int err = errno;
+    ranges_leave();
+    errno = err;
+    return rc;
 }
 
 /* closefrom(3) as the C library's: close_range(lo, ~0U, 0), and where the
@@ -428,7 +694,7 @@ void _ms_fd_closefrom(int lo)
                 }
             }
         }
-        _ms_os_close(dir);
+        _ms_fd_close(dir);
     } else {
         struct rlimit rl;
         unsigned top = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (unsigned)rl.rlim_cur : 65536;

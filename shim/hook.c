@@ -25,15 +25,17 @@
  *    libc's variadic system-call entry) becomes a descriptor-free check
  *    that the byte is readable (_ms_os_can_read: process_vm_readv on
  *    ourselves).
- *  - every file they open is opened O_CLOEXEC and moved to a number of at
- *    least MS_FD_MIN (F_DUPFD_CLOEXEC), out of the range programs reuse,
- *    and registered as memshim's (fds.c: the program's closes leave it
- *    alone); their closes come to _ms_fd_close, which drops the number
- *    from the registry; libdw's closes of the files it keeps open check
- *    first that the number still holds the file it opened (a dup2 of the
- *    program's, or a close by its own system call, may have replaced it).
- *    A file of theirs that fclose closes (fopen's) is moved, not
- *    registered: fclose closes inside the C library.
+ *  - every file they open (or dup) is born memshim's (fds.c: registered
+ *    from before the open, so the program's closes leave it alone),
+ *    O_CLOEXEC, at a number of at least MS_FD_MIN, out of the range
+ *    programs reuse; their closes come to _ms_fd_close, which drops the
+ *    number from the registry; libdw's closes of the files it keeps open
+ *    check first that the number still holds the file it opened (a dup2
+ *    of the program's, or a close by its own system call, may have
+ *    replaced it).  fclose and closedir close inside the C library: libdw's
+ *    fopen gets a stream of memshim's own (_ms_fd_stream), whose close is
+ *    _ms_fd_close, and its closedir comes to _ms_fd_closedir.  (fopen to
+ *    write, which they do not, is the C library's, close-on-exec.)
  *  - what libdw and libelf map is noted, for the leak scan to leave out:
  *    libelf maps the files it reads writable, which made them roots.
  *  - libunwind's signal masking is skipped in memshim's own unwinds while
@@ -42,6 +44,7 @@
  * Entries are found through the dynamic section of the library's link map
  * (JUMP_SLOT and GLOB_DAT relocations by symbol name); an entry under RELRO
  * is made writable for the moment of the store. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -117,13 +120,13 @@ static long h_syscall(long nr, ...)
         }                                                            \
     } while (0)
 
-/* Registered as memshim's (fds.c): the libraries close them through
- * their close entry, which comes to _ms_fd_close. */
+/* Born memshim's (fds.c): the libraries close them through their close
+ * entry, which comes to _ms_fd_close. */
 static int h_open(const char *path, int flags, ...)
 {
     unsigned mode = 0;
     OPEN_MODE(flags, mode);
-    return _ms_fd_out_of_the_way(open(path, flags | O_CLOEXEC, mode));
+    return _ms_fd_open(AT_FDCWD, path, flags, mode);
 }
 
 /* libdw keeps the files of the modules it read open while its Dwfl lives,
@@ -240,23 +243,23 @@ unsigned _ms_hook_maps(ms_range_t *out, unsigned max)
 
 static int h_dup(int fd)
 {
+    ms_birth_t b;
+    _ms_fd_birth_begin(&b, 1);
     int n = fcntl(fd, F_DUPFD_CLOEXEC, MS_FD_MIN);
     if (n < 0 && errno == EINVAL) n = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    _ms_fd_born(&b, &n, 1);
     return n;
 }
 
+/* Streams and directories: fclose and closedir close their descriptors
+ * inside the C library, where no close of memshim's sees them.  A stream
+ * read is memshim's own (_ms_fd_stream), whose close comes to
+ * _ms_fd_close; closedir is redirected (_ms_fd_closedir). */
 static FILE *h_fopen(const char *path, const char *mode)
 {
     if (strcmp(mode, "r") == 0 || strcmp(mode, "rb") == 0) {
-        /* fclose closes it, inside the C library, where no close of
-         * memshim's sees it: moved, not registered (fds.c), nor in dw_files */
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return NULL;
-        int high = fcntl(fd, F_DUPFD_CLOEXEC, MS_FD_MIN);
-        if (high >= 0) { _ms_fd_close(fd); fd = high; }
-        FILE *f = fdopen(fd, "r");
-        if (!f) { int e = errno; _ms_fd_close(fd); errno = e; }
-        return f;
+        int fd = _ms_fd_open(AT_FDCWD, path, O_RDONLY, 0);
+        return fd >= 0 ? _ms_fd_stream(fd) : NULL;
     }
     char m[16];
     size_t n = strlen(mode);
@@ -266,6 +269,20 @@ static FILE *h_fopen(const char *path, const char *mode)
     m[n + 1] = 0;
     return fopen(path, m);
 }
+
+static DIR *h_opendir(const char *path)
+{
+    int fd = _ms_fd_open(AT_FDCWD, path, O_RDONLY | O_DIRECTORY, 0);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (fd >= 0 && !d) {
+        int e = errno;
+        _ms_fd_close(fd);
+        errno = e;
+    }
+    return d;
+}
+
+static int h_closedir(DIR *d) { return _ms_fd_closedir(d); }
 
 /* ---- patching a library's global offset table ---------------------------------- */
 
@@ -608,6 +625,7 @@ void _ms_hook_libdw(void *handle)
     static const hook_t hooks[] = {
         { "open", (void *)h_dw_open }, { "open64", (void *)h_dw_open }, { "dup", (void *)h_dup },
         { "close", (void *)h_dw_close }, { "fopen", (void *)h_fopen }, { "fopen64", (void *)h_fopen },
+        { "opendir", (void *)h_opendir }, { "closedir", (void *)h_closedir },
         { "mmap", (void *)h_dw_mmap }, { "mmap64", (void *)h_dw_mmap }, { "munmap", (void *)h_dw_munmap },
         { "mremap", (void *)h_dw_mremap },
     };

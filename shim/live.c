@@ -68,7 +68,10 @@ static bool make_region(void)
     _ms_buf_init(&b, name, sizeof name - 1, -1);
     _ms_bprintf(&b, "%s%d", MS_LIVE_NAME, (int)getpid());
     name[b.len] = 0;
-    int fd = _ms_fd_out_of_the_way(memfd_create(name, MFD_CLOEXEC));
+    ms_birth_t birth;
+    _ms_fd_birth_begin(&birth, 1);
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    _ms_fd_born(&birth, &fd, 1);
     struct stat st;
     bool fits = fd < 0 || _ms_out_fits(fd, 0, sizeof live);       /* no SIGXFSZ */
     if (!fits) errno = EFBIG;

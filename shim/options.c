@@ -277,7 +277,7 @@ static bool parent_shares(const char *var, const char *value)
     _ms_buf_init(&b, path, sizeof path - 1, -1);
     _ms_bprintf(&b, "/proc/%d/environ", (int)getppid());
     path[b.len] = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = _ms_fd_open(AT_FDCWD, path, O_RDONLY, 0);
     if (fd < 0) return false;
     bool same = false, preload = false, cut = false;
     size_t len = 0, vl = strlen(var);

@@ -88,9 +88,12 @@ void _ms_out_settle(void)
                   (_ms_ropt.rss_log && !_ms_names_file(_ms_ropt.rss_log));
     int saved = errno;
     if (wanted && err_known && err_fd < 0 && _ms_os_same_file(2, err_dev, err_ino)) {
+        ms_birth_t b;                                /* registered: the program's closes leave it */
+        _ms_fd_birth_begin(&b, 1);
         int fd = fcntl(2, F_DUPFD_CLOEXEC, MS_FD_MIN);
         if (fd < 0) fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
-        err_fd = _ms_fd_out_of_the_way(fd);          /* registered: the program's closes leave it */
+        _ms_fd_born(&b, &fd, 1);
+        err_fd = fd;
         if (err_named) {
             ssize_t n = _ms_os_proc_readlink("fd/2", err_path, sizeof err_path - 1);
             err_path[n > 0 && err_path[0] == '/' ? n : 0] = 0;
@@ -106,7 +109,7 @@ void _ms_out_settle(void)
 static int reopen_err(void)
 {
     if (!err_path[0] || __atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return -1;
-    int fd = open(err_path, O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    int fd = _ms_fd_open(AT_FDCWD, err_path, O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK, 0);
     if (fd < 0) {
         if (errno != EMFILE && errno != ENFILE && errno != EINTR) err_path[0] = 0;   /* for good */
         return -1;
@@ -118,7 +121,6 @@ static int reopen_err(void)
         err_path[0] = 0;
         return -1;
     }
-    if ((fd = _ms_fd_keep(fd, err_dev, err_ino, true)) < 0) return -1;       /* the program took it meanwhile */
     int was = __atomic_load_n(&err_fd, __ATOMIC_RELAXED);
     if (!__atomic_compare_exchange_n(&err_fd, &was, fd, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
         _ms_fd_close(fd);               /* another thread's is in place */
@@ -727,7 +729,7 @@ static const char *why(int err, bool fifo)
 /* A device, FIFO or socket (or a /proc link), opened where it is. */
 static int open_in_place(const char *path, dev_t *dev, ino_t *ino)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = _ms_fd_open(AT_FDCWD, path, O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK, 0);
     if (fd < 0) return -1;
     if (!_ms_fd_is_path(fd, path)) { errno = EBADF; return -1; }   /* the program's number by now */
     struct stat st;
@@ -754,8 +756,8 @@ static int open_tmp(ms_out_t *o)
                     __atomic_fetch_add(&tmp_counter, 1, __ATOMIC_RELAXED));
         if (t.len >= sizeof o->tmp - 1) { errno = ENAMETOOLONG; return -1; }
         o->tmp[t.len] = 0;
-        int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                      o->flags & MS_OUT_SNAPSHOT ? 0644 : 0600);
+        int fd = _ms_fd_open(AT_FDCWD, o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                             o->flags & MS_OUT_SNAPSHOT ? 0644 : 0600);
         /* A program that closes every descriptor, from another thread, may
          * have closed this one already and opened a file of its own on the
          * number: the number is the program's (not closed), the file goes,
@@ -837,10 +839,10 @@ bool _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned f
             if (o->fd < 0 && err == EBADF) continue;
             if (o->fd < 0) break;
             o->kind = kind;
-            /* out of the numbers programs reuse, as every descriptor kept
-             * a while: a profile is written on the reporter thread while
-             * the program's threads run */
-            o->fd = _ms_fd_keep(o->fd, o->dev, o->ino, true);
+            /* born memshim's, out of the numbers programs reuse (fds.c): a
+             * profile is written on the reporter thread while the
+             * program's threads run */
+            o->fd = _ms_fd_check(o->fd, o->dev, o->ino);
             if (o->fd >= 0) break;
             err = EBADF;                        /* the program took the number meanwhile */
             if (kind == MS_OUT_ATOMIC) unlink(o->tmp);
@@ -916,8 +918,8 @@ int _ms_out_fd(ms_out_t *o)
     if (o->kind == MS_OUT_NONE) return -1;
     int saved = errno;
     if (!_ms_os_same_file(o->fd, o->dev, o->ino)) {
-        int fd = open(o->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
-                               (o->kind == MS_OUT_ATOMIC ? O_NOFOLLOW : 0));
+        int fd = _ms_fd_open(AT_FDCWD, o->path, O_WRONLY | O_APPEND | O_NOCTTY | O_NONBLOCK |
+                                                    (o->kind == MS_OUT_ATOMIC ? O_NOFOLLOW : 0), 0);
         if (fd >= 0 && !_ms_fd_is_path(fd, o->path)) {     /* the program's number by now: not ours to close */
             errno = saved;
             return -1;
@@ -934,7 +936,7 @@ int _ms_out_fd(ms_out_t *o)
         }
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-        o->fd = _ms_fd_keep(fd, o->dev, o->ino, true);
+        o->fd = _ms_fd_check(fd, o->dev, o->ino);
         /* A program that closes every descriptor and puts its own files on
          * high numbers, from another thread, may have taken the number it
          * moved to: then this write is skipped and the next opens the file

@@ -137,7 +137,7 @@ static bool thread_ended(int tid)
     unsigned j = 0;
     while (k) name[j++] = digits[--k];
     memcpy(name + j, "/stat", 6);
-    long n = _ms_raw_read_at(task_fd, name, buf, sizeof buf);
+    long n = _ms_fd_raw_read_at(task_fd, name, buf, sizeof buf);
     if (n == -ENOENT || n == -ESRCH) return true;               /* gone */
     if (n <= 0) return false;                                    /* cannot tell: live */
     const char *p = NULL;

@@ -192,13 +192,15 @@ static ssize_t read_whole(int fd, char *buf, size_t cap)
     return (ssize_t)got;
 }
 
-/* fd (-1: none) read whole, then closed. */
+/* fd (-1: none) read whole, then closed; -1 if that number was no longer
+ * memshim's file at the close (fds.c): what was read may be the
+ * program's. */
 static ssize_t read_fd_whole(int fd, char *buf, size_t cap)
 {
     ssize_t len = -1;
     if (fd >= 0) {
         len = read_whole(fd, buf, cap);
-        _ms_fd_close(fd);
+        if (_ms_fd_close(fd) != 0 && errno == EBADF) len = -1;
     }
     return len;
 }
@@ -208,7 +210,7 @@ static ssize_t read_fd_whole(int fd, char *buf, size_t cap)
 ssize_t _ms_os_read_file(const char *path, char *buf, size_t cap)
 {
     int saved = errno;
-    ssize_t len = read_fd_whole(open(path, O_RDONLY | O_CLOEXEC), buf, cap);
+    ssize_t len = read_fd_whole(_ms_fd_open(AT_FDCWD, path, O_RDONLY, 0), buf, cap);
     errno = saved;
     return len;
 }
@@ -234,19 +236,17 @@ bool _ms_os_same_file(int fd, dev_t dev, ino_t ino)
 
 static bool kept_ours(const kept_fd_t *k) { return _ms_os_same_file(k->fd, k->dev, k->ino); }
 
-/* k takes fd (-1: none), moved out of the program's way.  The file is
- * known before the move and checked after it: a program that closes every
- * descriptor and puts files of its own on high numbers (from another
- * thread, as the reporter thread opens its status file) may take the new
- * number in between; memshim then keeps nothing (that number is the
- * program's) and opens the file again next time.  Known after the move,
- * the program's file passed for memshim's, and the RSS log read it: samples
- * of 0 bytes (found by a helper). */
+/* k takes fd (-1: none), born memshim's (fds.c, _ms_fd_open).  Its file
+ * is known from here on: a number the program replaced later (dup2, its
+ * own system call) is never read as memshim's.  (When the file was known
+ * only after a move to a high number, a program that closed every
+ * descriptor and put files of its own on high numbers took the new number
+ * in between; its file passed for memshim's, and the RSS log read it:
+ * samples of 0 bytes, found by a helper.) */
 static void kept_set(kept_fd_t *k, int fd)
 {
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) != 0) { _ms_fd_close(fd); fd = -1; }
-    if (fd >= 0) fd = _ms_fd_keep(fd, st.st_dev, st.st_ino, true);    /* -1: the program took it */
     k->fd = fd;
     if (fd >= 0) { k->dev = st.st_dev; k->ino = st.st_ino; }
 }
@@ -256,7 +256,7 @@ static kept_fd_t proc_dir = { -1, 0, 0 };
 void _ms_os_proc_keep(void)
 {
     int saved = errno;
-    if (!kept_ours(&proc_dir)) kept_set(&proc_dir, open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!kept_ours(&proc_dir)) kept_set(&proc_dir, _ms_fd_open(AT_FDCWD, "/proc/self", O_PATH | O_DIRECTORY, 0));
     errno = saved;
 }
 
@@ -265,7 +265,7 @@ void _ms_os_proc_fork_child(void)
     int saved = errno;
     if (kept_ours(&proc_dir)) {
         int parent = proc_dir.fd;
-        kept_set(&proc_dir, openat(parent, "../self", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        kept_set(&proc_dir, _ms_fd_open(parent, "../self", O_PATH | O_DIRECTORY, 0));
         _ms_fd_close(parent);
     }
     errno = saved;
@@ -277,8 +277,8 @@ static int proc_open(const char *file, int flags, bool process)
 {
     char path[64];
     const char *p = process ? path_in("/proc/self/", file, path, sizeof path) : _ms_os_proc(file, path, sizeof path);
-    int fd = open(p, flags | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT && kept_ours(&proc_dir)) fd = openat(proc_dir.fd, file, flags | O_CLOEXEC);
+    int fd = _ms_fd_open(AT_FDCWD, p, flags, 0);
+    if (fd < 0 && errno == ENOENT && kept_ours(&proc_dir)) fd = _ms_fd_open(proc_dir.fd, file, flags, 0);
     return fd;
 }
 
@@ -438,11 +438,12 @@ bool _ms_os_can_read(const void *p)
     }
     if (!probe_pipe_ours()) {
         int fds[2];
-        if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) { errno = saved; return false; }
+        ms_birth_t b;
+        _ms_fd_birth_begin(&b, 2);
+        if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) fds[0] = fds[1] = -1;
+        _ms_fd_born(&b, fds, 2);
         struct stat st;
-        fstat(fds[0], &st);
-        for (int i = 0; i < 2; i++) fds[i] = _ms_fd_out_of_the_way(fds[i]);
-        if (fds[0] < 0 || fds[1] < 0) {       /* taken by the program meanwhile */
+        if (fds[0] < 0 || fds[1] < 0 || fstat(fds[0], &st) != 0) {       /* taken by the program meanwhile */
             for (int i = 0; i < 2; i++) if (fds[i] >= 0) _ms_fd_close(fds[i]);
             errno = saved;
             return false;
@@ -582,15 +583,22 @@ long _ms_raw_dents(int fd, void *buf, size_t n, bool rewind)
     return raw6(SYS_getdents64, fd, (long)buf, (long)n, 0, 0, 0);
 }
 
-/* Up to cap-1 bytes of the file `name` under the directory dirfd. */
-long _ms_raw_read_at(int dirfd, const char *name, char *buf, size_t cap)
+/* The pieces of the tracer's reads of small files (fds.c,
+ * _ms_fd_raw_read_at). */
+int  _ms_raw_gettid(void) { return (int)raw6(SYS_gettid, 0, 0, 0, 0, 0, 0); }
+long _ms_raw_openat(int dirfd, const char *name)
 {
-    long fd = raw6(SYS_openat, dirfd, (long)name, O_RDONLY | O_CLOEXEC, 0, 0, 0);
-    if (fd < 0) return fd;
-    long n = raw6(SYS_read, fd, (long)buf, (long)cap - 1, 0, 0, 0);
-    raw6(SYS_close, fd, 0, 0, 0, 0, 0);
-    buf[n > 0 ? n : 0] = 0;
-    return n;
+    return raw6(SYS_openat, dirfd, (long)name, O_RDONLY | O_CLOEXEC, 0, 0, 0);
+}
+long _ms_raw_read(int fd, void *buf, size_t n) { return raw6(SYS_read, fd, (long)buf, (long)n, 0, 0, 0); }
+void _ms_raw_close(int fd) { raw6(SYS_close, fd, 0, 0, 0, 0, 0); }
+
+long _ms_raw_identity(int fd, dev_t *dev, ino_t *ino)
+{
+    struct stat st;
+    long r = raw6(SYS_newfstatat, fd, (long)"", (long)&st, AT_EMPTY_PATH, 0, 0);
+    if (r == 0) { *dev = st.st_dev; *ino = st.st_ino; }
+    return r;
 }
 
 /* Wait while *addr == val, at most ns nanoseconds (0: no limit). */

@@ -3,7 +3,9 @@
 #ifndef MS_SHIM_H
 #define MS_SHIM_H
 
+#include <dirent.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -98,7 +100,11 @@ MS_HIDDEN bool   _ms_raw_available(void);                 /* x86-64, aarch64 */
 MS_HIDDEN long   _ms_raw_ptrace(long req, int tid, uintptr_t addr, uintptr_t data);
 MS_HIDDEN long   _ms_raw_wait(int pid, int *status, int options);
 MS_HIDDEN long   _ms_raw_dents(int fd, void *buf, size_t n, bool rewind);
-MS_HIDDEN long   _ms_raw_read_at(int dirfd, const char *name, char *buf, size_t cap);
+MS_HIDDEN int    _ms_raw_gettid(void);
+MS_HIDDEN long   _ms_raw_openat(int dirfd, const char *name);     /* O_RDONLY | O_CLOEXEC */
+MS_HIDDEN long   _ms_raw_read(int fd, void *buf, size_t n);
+MS_HIDDEN void   _ms_raw_close(int fd);
+MS_HIDDEN long   _ms_raw_identity(int fd, dev_t *dev, ino_t *ino); /* 0, or -errno */
 MS_HIDDEN long   _ms_raw_futex_wait(int *addr, int val, uint64_t ns);
 MS_HIDDEN void   _ms_raw_futex_wake(int *addr);
 MS_HIDDEN void   _ms_raw_sleep_us(unsigned us);
@@ -117,11 +123,17 @@ MS_HIDDEN int    _ms_os_signal_thread(int pid, int tid, int sig, void *value);
 
 /* ---- fds.c: memshim's descriptors, kept from the program's closes ---------- */
 #define MS_FD_MIN 100                   /* memshim's descriptors sit at or above */
-/* O_CLOEXEC, moved >= MS_FD_MIN, registered as memshim's; -1 (EBADF, not
- * closed) when the program took the number meanwhile. */
-MS_HIDDEN int    _ms_fd_out_of_the_way(int fd);
-/* The same for the file dev/ino when known (checked on the number first). */
-MS_HIDDEN int    _ms_fd_keep(int fd, dev_t dev, ino_t ino, bool known);
+/* Every descriptor memshim makes is born registered (fds.c): claimed
+ * before the system call that makes it, O_CLOEXEC, moved >= MS_FD_MIN. */
+typedef struct { int slot[2]; uint64_t word[2]; unsigned n; int tid; bool held; sigset_t old; } ms_birth_t;
+MS_HIDDEN void   _ms_fd_birth_begin(ms_birth_t *b, unsigned n);     /* n (1, 2) numbers to come */
+MS_HIDDEN void   _ms_fd_born(ms_birth_t *b, int *fds, unsigned n);  /* made (-1: not): now memshim's */
+MS_HIDDEN int    _ms_fd_open(int dir, const char *path, int flags, unsigned mode);   /* openat(2), memshim's */
+/* fd still the file dev/ino: fd; else -1 (EBADF, forgotten, not closed). */
+MS_HIDDEN int    _ms_fd_check(int fd, dev_t dev, ino_t ino);
+MS_HIDDEN int    _ms_fd_closedir(DIR *d);               /* a DIR of memshim's (fdopendir) */
+MS_HIDDEN FILE  *_ms_fd_stream(int fd);                 /* reads memshim's fd; fclose: _ms_fd_close */
+MS_HIDDEN long   _ms_fd_raw_read_at(int dirfd, const char *name, char *buf, size_t cap); /* the tracer's */
 MS_HIDDEN bool   _ms_fd_is_path(int fd, const char *path);  /* fd is the file at path */
 MS_HIDDEN int    _ms_fd_close(int fd);                  /* memshim's own close of any descriptor */
 MS_HIDDEN void   _ms_fd_forget(int fd);                 /* the program's now: out of the registry */

@@ -104,7 +104,7 @@ static const char *file_kind(mode_t m)
 /* The whole file into s->text, NUL-terminated; false (said why) if not. */
 static bool read_file(supps_t *s, const char *name)
 {
-    int fd = open(_ms_opt.suppress, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    int fd = _ms_fd_open(AT_FDCWD, _ms_opt.suppress, O_RDONLY | O_NONBLOCK | O_NOCTTY, 0);
     if (fd < 0) {
         _ms_message("MEMSHIM_SUPPRESS=%s: cannot open the suppressions file; no suppressions", name);
         return false;

@@ -145,11 +145,8 @@ static bool report_mapped(Dwfl *d)
 {
     if (p_proc_report(d, _ms_os_gettid()) == 0) return true;
     int fd = p_maps_report ? _ms_os_proc_open("maps", O_RDONLY) : -1;
-    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
-    if (!f) {
-        if (fd >= 0) _ms_fd_close(fd);
-        return false;
-    }
+    FILE *f = fd >= 0 ? _ms_fd_stream(fd) : NULL;      /* fclose: memshim's close */
+    if (!f) return false;
     bool ok = p_maps_report(d, f) == 0;
     fclose(f);
     return ok;

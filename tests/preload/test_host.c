@@ -362,6 +362,66 @@ Test(host_fds, reporter_thread_never_takes_the_lowest_free_descriptor, .timeout 
     rm_dir(dir);
 }
 
+/* A daemon's habit, closing every descriptor from 3 and opening its files
+ * again round after round, while the reporter thread opens and reads
+ * /proc files (smaps_rollup for MEMSHIM_METRICS, maps and cmdline for the
+ * profiles of MEMSHIM_PROFILE_INTERVAL) that the program's 20000 mappings
+ * make long.  Those short-lived descriptors were not registered: the
+ * program's close took one, its open took the number back for a file of
+ * its own, and memshim read the program's file and closed it under it
+ * (the program's next write failed with EBADF, or fstat did: 12 runs of 12
+ * with the old library, each within a few hundred rounds).  Now every
+ * descriptor memshim makes is registered from before its open (fds.c):
+ * the program's files stay its own, and memshim's outputs stay whole:
+ * nothing on stderr (no "the program closed memshim's descriptor"), every
+ * sample of the RSS log five numbers, every profile a gzip file. */
+static const char *const churn_files[] = { "MEMSHIM_METRICS=%s/metrics.prom", "MEMSHIM_PROFILE=%s/prof.%%n.pb.gz",
+                                            "MEMSHIM_RSS_LOG=%s/rss.log", "LD_PRELOAD=%s", "%s" };
+
+Test(host_fds, short_lived_reads_of_memshims_leave_a_program_closing_everything_its_files, .timeout = 600)
+{
+    for (int round = 0; round < 4; round++) {
+        char dir[64], set[5][PATH_MAX + 48], path[PATH_MAX + 32];
+        mk_dir(dir);
+        for (int i = 0; i < 5; i++)             /* the files in dir, then memshim and the fixture */
+            snprintf(set[i], sizeof set[i], churn_files[i],
+                     i < 3 ? dir : h_path(i == 3 ? "libmemshim.so" : "fixtures/fd_churn"));
+        const char *env[] = { set[3], set[0], "MEMSHIM_METRICS_INTERVAL=100", set[1], "MEMSHIM_PROFILE_INTERVAL=100",
+                              set[2], "MEMSHIM_RSS_INTERVAL=1", "MEMSHIM_LIVE=1", "MEMSHIM_LIVE_INTERVAL=10",
+                              "MEMSHIM_TRACK=", "MEMSHIM_REPORT=", "MEMSHIM_ON_ERROR=", "MEMSHIM_STATS=", NULL };
+        char *argv[] = { set[4], dir, "2000", NULL };
+        h_run(&run, argv, env, 240);
+        unsigned samples = 0, bad = 0, profiles = 0, not_gzip = 0;
+        char line[512];
+        snprintf(path, sizeof path, "%s/rss.log", dir);
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof line, f)) {
+            unsigned long v[5];
+            char end;
+            if (line[0] == '#') continue;
+            if (sscanf(line, "%lu %lu %lu %lu %lu%c", &v[0], &v[1], &v[2], &v[3], &v[4], &end) == 6 && end == '\n')
+                samples++;
+            else bad++;
+        }
+        if (f) fclose(f);
+        for (unsigned n = 1; n < 1000; n++) {
+            snprintf(path, sizeof path, "%s/prof.%u.pb.gz", dir, n);
+            unsigned char magic[2] = { 0, 0 };
+            if (!(f = fopen(path, "rb"))) break;
+            profiles++;
+            not_gzip += fread(magic, 1, 2, f) != 2 || magic[0] != 0x1f || magic[1] != 0x8b;
+            fclose(f);
+        }
+        rm_dir(dir);
+        cr_assert_eq(run.timed_out, 0, "hung");
+        cr_expect(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0 && strstr(run.out, "fd_churn done"),
+                  "status %#x: %s%s", run.status, run.out, run.err);
+        cr_expect(!run.err[0], "stderr: %s", run.err);
+        cr_expect(samples >= 2 && !bad, "the RSS log: %u samples, %u lines of something else", samples, bad);
+        cr_expect(profiles >= 1 && !not_gzip, "%u profiles, %u not gzip", profiles, not_gzip);
+    }
+}
+
 /* ---- signal handlers that allocate ---------------------------------------------- */
 
 /* The fixture run with up to two settings, `seconds` at most: it must not
