@@ -138,11 +138,9 @@ static int h_open(const char *path, int flags, ...)
 static struct { int fd; dev_t dev; ino_t ino; } dw_files[DW_FILES];
 static unsigned dw_nfiles;
 
-static int h_dw_open(const char *path, int flags, ...)
+/* fd, just opened for libdw: its file noted for libdw's close. */
+static int dw_kept(int fd)
 {
-    unsigned mode = 0;
-    OPEN_MODE(flags, mode);
-    int fd = h_open(path, flags, mode);
     struct stat st;
     if (fd >= 0 && dw_nfiles < DW_FILES && fstat(fd, &st) == 0) {
         dw_files[dw_nfiles].fd = fd;
@@ -153,7 +151,14 @@ static int h_dw_open(const char *path, int flags, ...)
     return fd;
 }
 
-int _ms_hook_dw_open(const char *path) { return h_dw_open(path, O_RDONLY); }
+static int h_dw_open(const char *path, int flags, ...)
+{
+    unsigned mode = 0;
+    OPEN_MODE(flags, mode);
+    return dw_kept(h_open(path, flags, mode));
+}
+
+int _ms_hook_dw_open_self(const char *file) { return dw_kept(_ms_os_self_open(file, O_RDONLY)); }
 
 static int h_dw_close(int fd)
 {

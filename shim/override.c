@@ -403,8 +403,10 @@ MS_EXPORT int execle(const char *path, const char *arg, ...)
 }
 
 /* chroot(): /proc/self is kept open first, for the scan's maps and the
- * RSS figures where the new root has no /proc (prim_linux.c). */
-MS_AROUND(chroot, (const char *path), (path), _ms_os_proc_keep(), (void)0)
+ * RSS figures where the new root has no /proc (prim_linux.c), and the
+ * symbolizer made ready while the files it reads can be found by name
+ * (symbolize.c). */
+MS_AROUND(chroot, (const char *path), (path), (_ms_os_proc_keep(), _ms_symbolize_before_chroot()), (void)0)
 
 /* A seccomp filter installed (init.c, _ms_confined): through prctl, as
  * OpenSSH's sandbox does, or the seccomp system call through syscall(), as

@@ -159,7 +159,7 @@ MS_HIDDEN bool   _ms_unw_unshared(void);                /* memshim's unwinds may
 MS_HIDDEN void   _ms_unw_opened(const char *file);      /* every dlopen: the program's open of libunwind */
 MS_HIDDEN extern __thread int _ms_unw_own __attribute__((tls_model("initial-exec")));   /* memshim's own open */
 MS_HIDDEN void   _ms_hook_libdw(void *handle);
-MS_HIDDEN int    _ms_hook_dw_open(const char *path);    /* a file for libdw, opened as its own are */
+MS_HIDDEN int    _ms_hook_dw_open_self(const char *file); /* /proc/self/FILE for libdw, as its own files */
 MS_HIDDEN unsigned _ms_hook_maps(ms_range_t *out, unsigned max);  /* what libdw and libelf mapped */
 /* The objects from handle's on, opened with RTLD_DEEPBIND: their calls of
  * what memshim interposes, bound to the very definition memshim takes
@@ -1148,6 +1148,7 @@ MS_HIDDEN void   _ms_symbolize_name(uintptr_t ip, ms_frame_t *f);   /* no file:l
 MS_HIDDEN void   _ms_symbolize_begin(void);           /* modules looked at again; names valid until _end */
 MS_HIDDEN void   _ms_symbolize_hold(void);            /* names valid until _end, modules as they are */
 MS_HIDDEN void   _ms_symbolize_end(void);
+MS_HIDDEN void   _ms_symbolize_before_chroot(void);   /* libdw and its files opened while names lead to them */
 MS_HIDDEN bool   _ms_symbolize_release(void);         /* libdw's open files closed (none naming) */
 /* A data address: the symbol holding it and the offset in it (NULL if none
  * is known), and its module.  A TLS offset of the module holding `probe`:

@@ -55,6 +55,9 @@ static const char *(*p_modinfo)(Dwfl_Module *, void ***, Dwarf_Addr *, Dwarf_Add
 static const char *(*p_addrinfo)(Dwfl_Module *, GElf_Addr, GElf_Off *, GElf_Sym *, GElf_Word *, Elf **,
                                  Dwarf_Addr *);
 static int (*p_getsymtab)(Dwfl_Module *);
+static ptrdiff_t (*p_getmodules)(Dwfl *, int (*)(Dwfl_Module *, void **, const char *, Dwarf_Addr, void *),
+                                 void *, ptrdiff_t);
+static Dwarf *(*p_getdwarf)(Dwfl_Module *, Dwarf_Addr *);
 static const char *(*p_getsym_info)(Dwfl_Module *, int, GElf_Sym *, GElf_Addr *, GElf_Word *, Elf **,
                                     Dwarf_Addr *);
 
@@ -218,26 +221,70 @@ void _ms_symbolize_end(void)
     _ms_unlock(&sym_lock);
 }
 
+/* Before the program's chroot() (override.c): libdw loaded, and every
+ * module's file and debugging information opened, while their names still
+ * lead to them.  Inside the new root neither libdw nor those files may be
+ * found, and a daemon's privilege-separated child also gives up the root
+ * that /proc/self/map_files needs (find_elf, below): every frame read
+ * "???".  Only where names will be wanted (tracking or a heap profile). */
+static int open_module(Dwfl_Module *mod, void **ud, const char *name, Dwarf_Addr start, void *arg)
+{
+    Dwarf_Addr bias;
+    p_getdwarf(mod, &bias);                 /* its ELF file first, then its debugging information */
+    return DWARF_CB_OK;
+}
+
+void _ms_symbolize_before_chroot(void)
+{
+    /* not in a vfork child (its parent's memory), nor in a handler that
+     * came in while its thread was inside memshim (the loader's or
+     * symbolizer's lock may be that thread's) */
+    if ((!_ms_track_on && !_ms_profiling()) || _ms_shares_memory_with_home() || _ms_inside_memshim()) return;
+    int saved = errno;
+    if (!libdw_ready()) { errno = saved; return; }
+    _ms_symbolize_begin();                  /* the modules mapped now */
+    _ms_lock(&sym_lock);
+    if (dwfl && p_getmodules && p_getdwarf) {
+        _ms_busy++;
+        p_getmodules(dwfl, open_module, NULL, 0);
+        _ms_busy--;
+    }
+    _ms_unlock(&sym_lock);
+    _ms_symbolize_end();
+    errno = saved;
+}
+
 /* libdw's finder of a module's file (dwfl_linux_proc_find_elf, which opens
- * it by name), and, for a file removed or replaced since the process mapped
- * it -- the maps say "PATH (deleted)": a library a package upgrade replaced
- * under a running server, a binary rebuilt or unlinked while it ran --, the
- * mapped file itself through /proc/self/map_files/START-END (a mapping of
- * that name's), which still holds its symbols and debugging information.
- * Without it every frame in such a file read "???".  Under sym_lock. */
+ * it by name), and, where that fails, the mapped file itself: the mapping
+ * holding the module's first address, /proc/self/map_files/START-END
+ * (opened through the /proc/self memshim keeps, prim_linux.c), which holds
+ * its symbols and debugging information whatever became of its name.
+ * Every frame in such a module read "???":
+ *   - a file removed or replaced since it was mapped (the maps say "PATH
+ *     (deleted)"): a library a package upgrade replaced under a running
+ *     server, a binary rebuilt or unlinked while it ran, a memfd's;
+ *   - a process that chroot()ed (a daemon's privilege-separated child): its
+ *     libraries' names lead nowhere inside the new root.
+ * The kernel lets a process open map_files only with CAP_CHECKPOINT_RESTORE
+ * (root).  Under sym_lock. */
 static int (*p_find_elf)(Dwfl_Module *, void **, const char *, Dwarf_Addr, char **, Elf **);
 
-typedef struct { const char *name; char *path; size_t cap; } named_t;
+typedef struct { uintptr_t addr; char *file; size_t cap; } mapped_at_t;
 
-static bool mapping_line(char *line, void *arg)
+static bool mapping_at(char *line, void *arg)
 {
-    named_t *n = arg;
-    const char *at = strchr(line, '/');                 /* the path: the rest of the line */
-    size_t span = strcspn(line, " ");
-    if (!at || strcmp(at, n->name) != 0 || span + 22 > n->cap) return false;
-    memcpy(n->path, "/proc/self/map_files/", 21);
-    memcpy(n->path + 21, line, span);                   /* START-END, as the maps write it */
-    n->path[21 + span] = 0;
+    mapped_at_t *m = arg;
+    char *end;
+    uintptr_t lo = (uintptr_t)strtoull(line, &end, 16);
+    if (*end != '-') return false;
+    uintptr_t hi = (uintptr_t)strtoull(end + 1, NULL, 16);
+    if (m->addr < lo || m->addr >= hi) return false;
+    size_t span = strcspn(line, " ");                  /* START-END, as the maps write it */
+    if (span + 11 <= m->cap) {
+        memcpy(m->file, "map_files/", 10);
+        memcpy(m->file + 10, line, span);
+        m->file[10 + span] = 0;
+    }
     return true;
 }
 
@@ -245,13 +292,14 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *name, Dwarf_A
                     Elf **elfp)
 {
     int fd = p_find_elf(mod, userdata, name, base, file_name, elfp);
-    static const char deleted[] = " (deleted)";
-    size_t n = name ? strlen(name) : 0;
-    if (fd >= 0 || *elfp || n <= sizeof deleted - 1 || strcmp(name + n - (sizeof deleted - 1), deleted) != 0)
+    if (fd >= 0 || *elfp) return fd;
+    Dwarf_Addr low = 0;
+    p_modinfo(mod, NULL, &low, NULL, NULL, NULL, NULL, NULL);
+    char file[64] = "";
+    if (!low || _ms_proc_lines("maps", mapping_at, &(mapped_at_t){ (uintptr_t)low, file, sizeof file }) != 1 ||
+        !file[0])
         return fd;
-    char path[96];
-    if (_ms_proc_lines("maps", mapping_line, &(named_t){ name, path, sizeof path }) != 1) return fd;
-    int f = _ms_hook_dw_open(path);
+    int f = _ms_hook_dw_open_self(file);
     return f >= 0 ? f : fd;
 }
 
@@ -289,6 +337,8 @@ static void load_libdw(void)
     p_addrinfo = dlsym(h, "dwfl_module_addrinfo");
     p_getsymtab = dlsym(h, "dwfl_module_getsymtab");
     p_getsym_info = dlsym(h, "dwfl_module_getsym_info");
+    p_getmodules = dlsym(h, "dwfl_getmodules");
+    p_getdwarf = dlsym(h, "dwfl_module_getdwarf");
     _ms_dwline_init(h);                    /* else libdw reads every line */
     bool all = begin && p_proc_report && report_end && p_report_begin && p_find_elf && cb.find_debuginfo &&
                p_addrmodule && p_addrname && p_getsrc && p_lineinfo && p_modinfo;
