@@ -40,7 +40,12 @@ void _ms_loader_enter(void)
     pthread_once(&loader_once, loader_guard_init);
     pthread_rwlock_rdlock(&loader_guard);
 }
-void _ms_loader_leave(void) { if (!--loader_depth) pthread_rwlock_unlock(&loader_guard); }
+void _ms_loader_leave(void)
+{
+    if (--loader_depth) return;
+    pthread_rwlock_unlock(&loader_guard);
+    _ms_signals_due();
+}
 bool _ms_loader_mine(void) { return loader_depth != 0; }
 void _ms_loader_lock(void)  { pthread_once(&loader_once, loader_guard_init); pthread_rwlock_wrlock(&loader_guard); }
 void _ms_loader_unlock(bool child)

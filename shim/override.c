@@ -257,6 +257,7 @@ MS_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init
     real__exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
     exec_find();
     _ms_fds_resolve();
+    _ms_signals_resolve();
     program_main = main;
     return real(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end);
 }
@@ -303,6 +304,20 @@ MS_EXPORT int dup3(int old, int fd, int flags)
     if (flags < 0) { errno = EINVAL; return -1; }          /* no flag of dup3's is negative */
     return _ms_fd_dup(old, fd, flags);
 }
+
+/* The program's signal handlers are memshim's to call: one that comes in
+ * while its thread holds a lock of memshim's is put off until the thread
+ * holds none (signals.c). */
+MS_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    return _ms_signals_action(sig, act, old);
+}
+MS_EXPORT sighandler_t signal(int sig, sighandler_t handler)      { return _ms_signals_bsd(sig, handler); }
+MS_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)  { return _ms_signals_bsd(sig, handler); }
+MS_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler) { return _ms_signals_sysv(sig, handler); }
+MS_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler) { return _ms_signals_sysv(sig, handler); }
+MS_EXPORT sighandler_t sigset(int sig, sighandler_t disp)         { return _ms_signals_sigset(sig, disp); }
+MS_EXPORT int siginterrupt(int sig, int flag)                     { return _ms_signals_interrupt(sig, flag); }
 
 /* A function of the C library's with memshim's work before and after it
  * (errno as the call left it). */

@@ -421,14 +421,14 @@ static void park_handler(int sig, siginfo_t *si, void *uc)
 static void hook(int sig)
 {
     struct sigaction cur, sa;
-    if (sigaction(sig, NULL, &cur) != 0) return;
+    if (_ms_sigaction(sig, NULL, &cur) != 0) return;
     if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == park_handler) return;
     prev_action[sig == DEBUGGER_SIGNAL] = cur;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = park_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART | (cur.sa_flags & SA_ONSTACK);
     sigfillset(&sa.sa_mask);
-    sigaction(sig, &sa, NULL);          /* kept for good: a late signal must find us */
+    _ms_sigaction(sig, &sa, NULL);          /* kept for good: a late signal must find us */
 }
 
 static unsigned signals_done(void)

@@ -162,7 +162,7 @@ void _ms_held_drop(pthread_mutex_t *m)
     while (i < MS_HELD_SLOTS && _ms_held_set.at[i] != m) i++;
     if (i < MS_HELD_SLOTS) _ms_held_set.at[i] = NULL;
     else if (_ms_held_set.beyond) _ms_held_set.beyond--;
-    _ms_held--;
+    if (!--_ms_held) _ms_signals_due();
 }
 
 /* Take `want` blocks of class cls as a NULL-terminated chain: fewer if

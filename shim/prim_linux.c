@@ -379,6 +379,16 @@ void _ms_os_sleep_us(unsigned us)
 
 int _ms_os_tgkill(int pid, int tid, int sig) { return (int)syscall(SYS_tgkill, pid, tid, sig); }
 
+/* sig sent again to this thread with the siginfo it came with (signals.c:
+ * the kernel lets a process send itself any si_code). */
+int _ms_os_sigqueue_self(int sig, siginfo_t *si)
+{
+    int saved = errno;
+    int rc = (int)syscall(SYS_rt_tgsigqueueinfo, getpid(), _ms_os_gettid(), sig, si);
+    errno = saved;
+    return rc;
+}
+
 /* Whether process pid shares this one's memory (a vfork or CLONE_VM
  * child's parent): kcmp(KCMP_VM).  False when the kernel cannot say. */
 bool _ms_os_same_vm(int pid)
@@ -716,7 +726,7 @@ bool _ms_os_signals_defer_handled(sigset_t *old)
     bool any = false;
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
-        if (sig == SIGKILL || sig == SIGSTOP || is_fault(sig) || sigaction(sig, NULL, &sa) != 0) continue;
+        if (sig == SIGKILL || sig == SIGSTOP || is_fault(sig) || _ms_sigaction(sig, NULL, &sa) != 0) continue;
         if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) continue;
         sigaddset(&handled, sig);
         any = true;

@@ -221,7 +221,7 @@ static void table_leave(void)
             if (done[i].stack)
                 _ms_prof_free_sample(done[i].stack, (const void *)done[i].addr, done[i].w, done[i].nb, done[i].tid);
         /* a handler came between the last look and tl_in = 0 */
-        if (!__atomic_load_n(&tl_later_put, __ATOMIC_RELAXED)) return;
+        if (!__atomic_load_n(&tl_later_put, __ATOMIC_RELAXED)) { _ms_signals_due(); return; }
         table_enter();
     }
 }

@@ -354,7 +354,7 @@ static bool on(int sig)
     sa.sa_handler = on_signal;
     sa.sa_flags = SA_RESTART;
     sigfillset(&sa.sa_mask);
-    return sigaction(sig, &sa, NULL) == 0;
+    return _ms_sigaction(sig, &sa, NULL) == 0;
 }
 
 void _ms_reporter_start(void)

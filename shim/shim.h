@@ -43,6 +43,7 @@ MS_HIDDEN long   _ms_os_close_range(unsigned lo, unsigned hi, unsigned flags);
 MS_HIDDEN int    _ms_os_unshare_files(void);            /* unshare(CLONE_FILES) */
 MS_HIDDEN long   _ms_os_dup3(int old, int fd, int flags, bool as_dup2);
 MS_HIDDEN int    _ms_os_tgkill(int pid, int tid, int sig);
+MS_HIDDEN int    _ms_os_sigqueue_self(int sig, siginfo_t *si);   /* rt_tgsigqueueinfo to this thread; errno kept */
 MS_HIDDEN bool     _ms_os_same_vm(int pid);     /* kcmp(KCMP_VM) */
 /* The calling thread's nice value lowered to -20 where the process may do
  * so (CAP_SYS_NICE, RLIMIT_NICE), for work the rest of the process waits
@@ -1189,6 +1190,25 @@ MS_HIDDEN void   _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t t
 MS_HIDDEN size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max);
 MS_HIDDEN void   _ms_exit_enter(const ms_caller_t *caller); /* exit(): one thread at a time (init.c) */
 MS_HIDDEN bool   _ms_inside_memshim(void);  /* a signal handler's thread was in memshim, holding a lock (init.c) */
+
+/* ---- signals.c: the program's handlers, run when memshim holds no lock ----- */
+MS_HIDDEN void   _ms_signals_resolve(void);             /* the C library's sigaction (override.c, init.c) */
+MS_HIDDEN int    _ms_sigaction(int sig, const struct sigaction *act, struct sigaction *old); /* the C library's */
+MS_HIDDEN void   _ms_signals_relay(int sig, siginfo_t *si, void *uc);  /* the kernel's handler of the program's */
+MS_HIDDEN int    _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *old); /* sigaction() */
+MS_HIDDEN sighandler_t _ms_signals_bsd(int sig, sighandler_t handler);     /* signal(), bsd_signal() */
+MS_HIDDEN sighandler_t _ms_signals_sysv(int sig, sighandler_t handler);    /* sysv_signal() */
+MS_HIDDEN sighandler_t _ms_signals_sigset(int sig, sighandler_t disp);     /* sigset() */
+MS_HIDDEN int    _ms_signals_interrupt(int sig, int flag);                 /* siginterrupt() */
+MS_HIDDEN void   _ms_signals_forget(void);              /* a fork's child: nothing put off */
+MS_HIDDEN void   _ms_signals_deliver(void);
+MS_HIDDEN extern __thread uint64_t _ms_sig_deferred __attribute__((tls_model("initial-exec")));
+/* At each release of a lock that counts in _ms_inside_memshim: the
+ * signals put off while the thread was inside come in once it holds none. */
+static inline void _ms_signals_due(void)
+{
+    if (MS_UNLIKELY(__atomic_load_n(&_ms_sig_deferred, __ATOMIC_RELAXED) != 0)) _ms_signals_deliver();
+}
 MS_HIDDEN const ms_caller_t *_ms_exit_waiter(int tid); /* init.c: where thread tid, inside exit(), called it */
 MS_HIDDEN bool   _ms_main_caller(uintptr_t ra);       /* ra returns into main's caller (override.c) */
 MS_HIDDEN void   _ms_symbolize_lock(void);            /* fork: before every other lock */

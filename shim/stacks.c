@@ -258,6 +258,7 @@ static void stacks_unlock(void)
     pthread_mutex_unlock(&stack_lock);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     tl_in = 0;
+    _ms_signals_due();
 }
 
 static uint32_t intern(const uintptr_t *ip, unsigned n);

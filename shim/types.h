@@ -78,10 +78,13 @@
  *     -> meta lock (meta.c)
  *   class lock (one per class, pool.c) -> segment lock (segment.c) -> meta lock
  *   huge lock (huge.c), tcache-list lock (tcache.c): leaves (huge -> meta).
- * Each thread knows which of them it holds (shim.h): a signal handler's
- * allocation that needs one its own thread holds takes another way (a
- * larger class, no memory, a block kept) instead of waiting for ever; the
- * huge lock is held with signals held off.
+ * Each thread knows which of them it holds (shim.h).  A handler the
+ * program set through sigaction() and its kin never comes in while its
+ * thread holds one: the signal is put off until the last is released
+ * (signals.c).  A handler the kernel calls directly (set by the program's
+ * own system call) may: its allocation that needs a lock its own thread
+ * holds takes another way (a larger class, no memory, a block kept)
+ * instead of waiting for ever; the huge lock is held with signals held off.
  * fork() takes the collector's lock (its own handler, registered at load)
  * and then the others in that order (init.c) so the child finds the heap,
  * the trace table and the symbolizer (libdw's state included) consistent;

@@ -9,6 +9,9 @@
 #   - no file but override.c calls close(): that name is the program's
 #     (memshim's own closes are _ms_fd_close's, fds.c, which close by the
 #     system call and leave the registry of memshim's descriptors);
+#   - no file but override.c calls sigaction(): that name is the program's
+#     (memshim's own handlers are set with _ms_sigaction, signals.c, the C
+#     library's own, never the relay of the program's handlers);
 #   - out.c alone writes output (standard error, reports, tables, logs, the
 #     live region); hook.c's write is libunwind's own I/O, passed through,
 #     and mallinfo.c's fprintf is malloc_info(3) writing to the program's
@@ -33,6 +36,7 @@ rule "only prim_linux.c makes raw system calls" '\b(mmap|munmap|madvise|mremap|s
      '^shim/override\.c: MS_EXPORT long syscall\(long number, \.\.\.\)$'
 rule "only options.c reads the environment" '\b(getenv|secure_getenv|_ms_getenv)\(|\benviron\b' '^shim/options\.c$'
 rule "memshim closes its descriptors with _ms_fd_close, not close()" '\bclose\(' '^shim/override\.c$'
+rule "memshim sets its handlers with _ms_sigaction, not sigaction()" '(^|[^_a-z])sigaction\(' '^shim/override\.c$'
 rule "only out.c writes output" \
      '\b(write|pwrite|writev|printf|fprintf|vfprintf|dprintf|puts|fputs|putchar|perror|_ms_os_write)\(' \
      '^shim/(out|prim_linux|hook|mallinfo)\.c$'

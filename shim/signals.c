@@ -1,0 +1,305 @@
+/* signals.c - the program's signal handlers, run when memshim holds none of
+ * its locks.
+ *
+ * A handler that came in while its thread was inside memshim holding one
+ * of its locks (a refill, the trace table, a stack being interned) ran
+ * there, and could not end the program as handlers do: exit() from a
+ * SIGALRM or SIGTERM handler found the locks the statistics, the profile
+ * and the leak report need held by the call it interrupted, and the
+ * process ended without them (13 of 60 timed-out processes of
+ * exit_in_handler lost their statistics); a handler that siglongjmp()s out
+ * left the lock held for ever.
+ *
+ * So the program's handlers are memshim's to call, as ThreadSanitizer's
+ * are its runtime's: sigaction(), signal(), bsd_signal(), sysv_signal(),
+ * sigset() and siginterrupt() (override.c) give the kernel `relay`, with
+ * the program's mask and flags (SA_SIGINFO added), and keep the program's
+ * handler in `prog`.  relay calls it at once, unless its thread is inside
+ * memshim (_ms_inside_memshim).  Then the signal is put off: sent again to
+ * the thread with its own siginfo (rt_tgsigqueueinfo), blocked in the mask
+ * the interrupted code gets back, and let in when the thread releases the
+ * last of its locks (_ms_signals_due, at each owner's release).  The
+ * kernel keeps it pending meanwhile: standard signals merge as they would,
+ * real-time ones queue, and the handler runs with the program's mask,
+ * stack and flags, a few instructions after the release.  Nothing is
+ * spent until a signal comes in: the releases test one thread-local word.
+ *
+ * The program gets back what it set: the old action of each call is the
+ * program's handler and its SA_SIGINFO, with the mask and the other flags
+ * the kernel holds (which the C library's own calls may change, as
+ * siginterrupt's SA_RESTART).  SA_RESETHAND is the kernel's: a signal put
+ * off finds the relay armed again for its second delivery.  Left to the
+ * kernel: the signals a fault raises (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+ * SIGTRAP, SIGSYS: put off, the faulting instruction would raise it at
+ * once again), SIGKILL and SIGSTOP, SIG_DFL and SIG_IGN, handlers set by
+ * a system call of the program's own or by the C library's inner calls
+ * (system(), abort(): these see the kernel's action, the relay, and put it
+ * back as it was), and a process under a seccomp filter that may kill it
+ * at a system call of memshim's (init.c): there the handler runs where it
+ * comes in, as before (init.c's exit then says what it cannot write).
+ */
+#include "shim.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <ucontext.h>
+
+/* The program's action on a signal memshim relays: its handler (SIG_DFL,
+ * SIG_IGN or a function; INFO set if it takes three arguments) in one word,
+ * read by relay without a lock; its flags and mask, for the arming again
+ * of a one-shot action (SA_RESETHAND). */
+#define INFO (1ULL << 63)                 /* no user-space address has it */
+typedef struct {
+    uint64_t word;
+    int      flags;
+    sigset_t mask;
+} prog_t;
+static prog_t prog[65];
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;   /* the program's calls, one at a time */
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+static unsigned siginterrupted[2];    /* siginterrupt(sig, 1): signal() leaves SA_RESTART out, as glibc's */
+
+__thread uint64_t _ms_sig_deferred;   /* shim.h: the signals put off on this thread, bit sig - 1 */
+
+void _ms_signals_resolve(void)
+{
+    if (!__atomic_load_n(&real_sigaction, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&real_sigaction,
+                         (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT, "sigaction"),
+                         __ATOMIC_RELEASE);
+}
+
+int _ms_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    int (*real)(int, const struct sigaction *, struct sigaction *) = __atomic_load_n(&real_sigaction, __ATOMIC_ACQUIRE);
+    if (MS_UNLIKELY(!real)) {
+        _ms_signals_resolve();
+        if (!(real = __atomic_load_n(&real_sigaction, __ATOMIC_ACQUIRE))) { errno = ENOSYS; return -1; }
+    }
+    return real(sig, act, old);
+}
+
+static bool relayed(int sig)
+{
+    switch (sig) {
+    case SIGKILL: case SIGSTOP:
+    case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE: case SIGTRAP: case SIGSYS:
+        return false;
+    default:
+        return sig > 0 && sig < NSIG && sig <= 64;
+    }
+}
+
+static void run(int sig, siginfo_t *si, void *uc, uint64_t w)
+{
+    if (w & INFO) {
+        ((void (*)(int, siginfo_t *, void *))(uintptr_t)(w & ~INFO))(sig, si, uc);
+    } else if (w > (uint64_t)(uintptr_t)SIG_IGN) {
+        ((void (*)(int))(uintptr_t)w)(sig);
+    } else if (w == (uint64_t)(uintptr_t)SIG_DFL) {
+        /* The program set SIG_DFL while this one was on its way to the
+         * relay: the kernel's action, once the program's call is done, is
+         * the default.  Sent again, it meets that. */
+        siginfo_t copy = *si;
+        _ms_os_sigqueue_self(sig, &copy);
+    }
+}
+
+/* Put off sig until the thread leaves memshim (above); false if it
+ * cannot be (the handler runs now). */
+static bool put_off(int sig, siginfo_t *si, void *ucv, const prog_t *p)
+{
+    if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) return false;
+    ucontext_t *uc = ucv;
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    int flags = p->flags;
+    /* With SA_NODEFER the signal is not held while its handler runs: held
+     * here, the copy sent below waits. */
+    if (flags & SA_NODEFER) pthread_sigmask(SIG_BLOCK, &one, NULL);
+    if (flags & SA_RESETHAND) {          /* the kernel made it SIG_DFL on the way in */
+        struct sigaction again;
+        memset(&again, 0, sizeof again);
+        again.sa_sigaction = (void (*)(int, siginfo_t *, void *))_ms_signals_relay;
+        again.sa_flags = flags | SA_SIGINFO;
+        again.sa_mask = p->mask;
+        _ms_sigaction(sig, &again, NULL);
+    }
+    siginfo_t copy = *si;
+    copy.si_signo = sig;
+    if (_ms_os_sigqueue_self(sig, &copy) != 0) {
+        if (flags & SA_NODEFER) pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+        return false;
+    }
+    sigaddset(&uc->uc_sigmask, sig);     /* held in the code it goes back to */
+    __atomic_or_fetch(&_ms_sig_deferred, 1ULL << (sig - 1), __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return true;
+}
+
+void _ms_signals_relay(int sig, siginfo_t *si, void *uc)
+{
+    int saved = errno;
+    const prog_t *p = &prog[sig];
+    uint64_t w = __atomic_load_n(&p->word, __ATOMIC_ACQUIRE);
+    if (_ms_inside_memshim() && !_ms_shares_memory_with_home() && put_off(sig, si, uc, p)) {
+        errno = saved;
+        return;
+    }
+    errno = saved;
+    run(sig, si, uc, w);
+}
+
+/* The thread left memshim with signals put off: they come in now. */
+void _ms_signals_deliver(void)
+{
+    if (_ms_inside_memshim()) return;
+    uint64_t m = __atomic_exchange_n(&_ms_sig_deferred, 0, __ATOMIC_RELAXED);
+    if (!m) return;
+    sigset_t s;
+    sigemptyset(&s);
+    for (int sig = 1; sig <= 64; sig++)
+        if (m & 1ULL << (sig - 1)) sigaddset(&s, sig);
+    int saved = errno;
+    pthread_sigmask(SIG_UNBLOCK, &s, NULL);
+    errno = saved;
+}
+
+/* A fork's child: nothing pending is inherited. */
+void _ms_signals_forget(void) { _ms_sig_deferred = 0; }
+
+/* What the program sees of the kernel's action k, w the program's handler
+ * then: its own handler where the kernel has the relay. */
+static void shown(const struct sigaction *k, uint64_t w, struct sigaction *out)
+{
+    *out = *k;
+    if (!(k->sa_flags & SA_SIGINFO) || k->sa_sigaction != _ms_signals_relay) return;
+    if (w & INFO) {
+        out->sa_sigaction = (void (*)(int, siginfo_t *, void *))(uintptr_t)(w & ~INFO);
+    } else {
+        out->sa_flags &= ~SA_SIGINFO;
+        out->sa_handler = (void (*)(int))(uintptr_t)w;
+    }
+}
+
+int _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (!relayed(sig)) return _ms_sigaction(sig, act, old);
+    /* One call at a time, the thread's signals held: a handler of this
+     * thread's never sees prog half written, nor waits for the lock. */
+    sigset_t all, mask;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &mask);
+    pthread_mutex_lock(&write_lock);
+    struct sigaction k, was;
+    int rc;
+    if (act) {
+        void *fn = (act->sa_flags & SA_SIGINFO) ? (void *)act->sa_sigaction : (void *)act->sa_handler;
+        bool handler = fn != (void *)SIG_DFL && fn != (void *)SIG_IGN;
+        prog_t before = prog[sig];
+        if (fn == (void *)_ms_signals_relay) {
+            /* the relay itself (read by a system call of the program's):
+             * the action it stands for stays */
+            k = *act;
+        } else if (handler) {
+            prog[sig].flags = act->sa_flags;
+            prog[sig].mask = act->sa_mask;
+            __atomic_store_n(&prog[sig].word, (uint64_t)(uintptr_t)fn | (act->sa_flags & SA_SIGINFO ? INFO : 0),
+                             __ATOMIC_RELEASE);
+            k = *act;
+            k.sa_sigaction = _ms_signals_relay;
+            k.sa_flags |= SA_SIGINFO;
+        } else {
+            __atomic_store_n(&prog[sig].word, (uint64_t)(uintptr_t)fn, __ATOMIC_RELEASE);
+            k = *act;
+        }
+        rc = _ms_sigaction(sig, &k, &was);
+        int err = errno;
+        if (rc == 0) {
+            if (old) shown(&was, before.word, old);   /* the action it replaced, as the program set it */
+        } else {
+            prog[sig] = before;
+        }
+        errno = err;
+    } else {
+        rc = _ms_sigaction(sig, NULL, &was);
+        if (rc == 0 && old) shown(&was, __atomic_load_n(&prog[sig].word, __ATOMIC_ACQUIRE), old);
+    }
+    int err = errno;
+    pthread_mutex_unlock(&write_lock);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    errno = err;
+    return rc;
+}
+
+/* signal() and bsd_signal(): glibc's BSD semantics (the signal held while
+ * its handler runs, calls restarted unless siginterrupt said otherwise). */
+sighandler_t _ms_signals_bsd(int sig, sighandler_t handler)
+{
+    if (handler == SIG_ERR || sig <= 0 || sig >= NSIG) { errno = EINVAL; return SIG_ERR; }
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    sigemptyset(&act.sa_mask);
+    sigaddset(&act.sa_mask, sig);
+    bool intr = sig < 64 && (__atomic_load_n(&siginterrupted[sig / 32], __ATOMIC_RELAXED) >> (sig % 32) & 1);
+    act.sa_flags = intr ? 0 : SA_RESTART;
+    if (_ms_signals_action(sig, &act, &old) < 0) return SIG_ERR;
+    return old.sa_handler;
+}
+
+/* sysv_signal(): one-shot, not held while it runs. */
+sighandler_t _ms_signals_sysv(int sig, sighandler_t handler)
+{
+    if (handler == SIG_ERR || sig <= 0 || sig >= NSIG) { errno = EINVAL; return SIG_ERR; }
+    struct sigaction act, old;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = handler;
+    sigemptyset(&act.sa_mask);
+    act.sa_flags = SA_RESETHAND | SA_NODEFER;
+    if (_ms_signals_action(sig, &act, &old) < 0) return SIG_ERR;
+    return old.sa_handler;
+}
+
+/* sigset() (System V): SIG_HOLD blocks the signal; any other disposition
+ * is set and the signal let in; SIG_HOLD is answered if it was blocked. */
+sighandler_t _ms_signals_sigset(int sig, sighandler_t disp)
+{
+    if (disp == SIG_ERR || sig <= 0 || sig >= NSIG) { errno = EINVAL; return SIG_ERR; }
+    sigset_t one, was;
+    sigemptyset(&one);
+    sigaddset(&one, sig);
+    struct sigaction old;
+    if (disp == SIG_HOLD) {
+        if (sigprocmask(SIG_BLOCK, &one, &was) < 0) return SIG_ERR;
+        if (sigismember(&was, sig)) return SIG_HOLD;
+        if (_ms_signals_action(sig, NULL, &old) < 0) return SIG_ERR;
+        return old.sa_handler;
+    }
+    struct sigaction act;
+    memset(&act, 0, sizeof act);
+    act.sa_handler = disp;
+    sigemptyset(&act.sa_mask);
+    if (_ms_signals_action(sig, &act, &old) < 0) return SIG_ERR;
+    if (sigprocmask(SIG_UNBLOCK, &one, &was) < 0) return SIG_ERR;
+    return sigismember(&was, sig) ? SIG_HOLD : old.sa_handler;
+}
+
+/* siginterrupt(): SA_RESTART off (flag != 0) or on for sig's action, and
+ * remembered for signal() as glibc does. */
+int _ms_signals_interrupt(int sig, int flag)
+{
+    if (sig <= 0 || sig >= NSIG) { errno = EINVAL; return -1; }
+    struct sigaction act;
+    if (_ms_signals_action(sig, NULL, &act) < 0) return -1;
+    if (sig < 64) {
+        if (flag) __atomic_or_fetch(&siginterrupted[sig / 32], 1U << (sig % 32), __ATOMIC_RELAXED);
+        else __atomic_and_fetch(&siginterrupted[sig / 32], ~(1U << (sig % 32)), __ATOMIC_RELAXED);
+    }
+    if (flag) act.sa_flags &= ~SA_RESTART;
+    else act.sa_flags |= SA_RESTART;
+    return _ms_signals_action(sig, &act, NULL);
+}
