@@ -101,7 +101,11 @@ static void run(int sig, siginfo_t *si, void *uc, uint64_t w)
     } else if (w == (uint64_t)(uintptr_t)SIG_DFL) {
         /* The program set SIG_DFL while this one was on its way to the
          * relay: the kernel's action, once the program's call is done, is
-         * the default.  Sent again, it meets that. */
+         * the default.  Set now and sent again, it meets that. */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        _ms_sigaction(sig, &dfl, NULL);
         siginfo_t copy = *si;
         _ms_os_sigqueue_self(sig, &copy);
     }
@@ -188,6 +192,15 @@ static void shown(const struct sigaction *k, uint64_t w, struct sigaction *out)
 int _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *old)
 {
     if (!relayed(sig)) return _ms_sigaction(sig, act, old);
+    /* A vfork child (a shell's, resetting its signals before exec) has
+     * actions of its own but its parent's memory, prog included: its
+     * changes go to the kernel as they are. */
+    if (MS_UNLIKELY(_ms_shares_memory_with_home())) {
+        struct sigaction was;
+        int rc = _ms_sigaction(sig, act, &was);
+        if (rc == 0 && old) shown(&was, __atomic_load_n(&prog[sig].word, __ATOMIC_ACQUIRE), old);
+        return rc;
+    }
     /* One call at a time, the thread's signals held: a handler of this
      * thread's never sees prog half written, nor waits for the lock. */
     sigset_t all, mask;
