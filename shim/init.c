@@ -143,7 +143,7 @@ static void fork_child(void)
     _ms_leak_after_fork_child();
     _ms_prof_fork_child();
     _ms_reporter_fork_child();
-    _ms_signals_deliver();       /* signals put off in the parent stay there: the mask is let go */
+    _ms_signals_fork_child();
 }
 
 void _ms_init(void)

@@ -1200,7 +1200,7 @@ MS_HIDDEN sighandler_t _ms_signals_bsd(int sig, sighandler_t handler);     /* si
 MS_HIDDEN sighandler_t _ms_signals_sysv(int sig, sighandler_t handler);    /* sysv_signal() */
 MS_HIDDEN sighandler_t _ms_signals_sigset(int sig, sighandler_t disp);     /* sigset() */
 MS_HIDDEN int    _ms_signals_interrupt(int sig, int flag);                 /* siginterrupt() */
-MS_HIDDEN void   _ms_signals_forget(void);              /* a fork's child: nothing put off */
+MS_HIDDEN void   _ms_signals_fork_child(void);
 MS_HIDDEN void   _ms_signals_deliver(void);
 MS_HIDDEN extern __thread uint64_t _ms_sig_deferred __attribute__((tls_model("initial-exec")));
 /* At each release of a lock that counts in _ms_inside_memshim: the

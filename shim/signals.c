@@ -172,8 +172,14 @@ void _ms_signals_deliver(void)
     errno = saved;
 }
 
-/* A fork's child: nothing pending is inherited. */
-void _ms_signals_forget(void) { _ms_sig_deferred = 0; }
+/* A fork's child: the program's calls' lock made anew (another thread of
+ * the parent may have held it), and the signals its thread had put off let
+ * go (the child inherits the mask that held them, not the signals). */
+void _ms_signals_fork_child(void)
+{
+    pthread_mutex_init(&write_lock, NULL);
+    _ms_signals_deliver();
+}
 
 /* What the program sees of the kernel's action k, w the program's handler
  * then: its own handler where the kernel has the relay. */
