@@ -311,7 +311,6 @@ __attribute__((constructor(101))) static void ms_constructor(void)
     __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
     _ms_init();
     _ms_fds_resolve();           /* the C library's close, for the program's (fds.c) */
-    _ms_signals_resolve();       /* and its sigaction (signals.c) */
     _ms_out_init();              /* first: which file stderr is, for the options' messages */
     _ms_modules_init();          /* memshim's image, the C runtime's: before the program's threads */
     _ms_options_load();

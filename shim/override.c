@@ -257,7 +257,6 @@ MS_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init
     real__exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
     exec_find();
     _ms_fds_resolve();
-    _ms_signals_resolve();
     program_main = main;
     return real(main_then_exit, argc, argv, init, fini, rtld_fini, stack_end);
 }

@@ -1192,7 +1192,6 @@ MS_HIDDEN void   _ms_exit_enter(const ms_caller_t *caller); /* exit(): one threa
 MS_HIDDEN bool   _ms_inside_memshim(void);  /* a signal handler's thread was in memshim, holding a lock (init.c) */
 
 /* ---- signals.c: the program's handlers, run when memshim holds no lock ----- */
-MS_HIDDEN void   _ms_signals_resolve(void);             /* the C library's sigaction (override.c, init.c) */
 MS_HIDDEN int    _ms_sigaction(int sig, const struct sigaction *act, struct sigaction *old); /* the C library's */
 MS_HIDDEN void   _ms_signals_relay(int sig, siginfo_t *si, void *uc);  /* the kernel's handler of the program's */
 MS_HIDDEN int    _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *old); /* sigaction() */

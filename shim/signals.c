@@ -58,25 +58,25 @@ typedef struct {
 } prog_t;
 static prog_t prog[65];
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;   /* the program's calls, one at a time */
-static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static unsigned siginterrupted[2];    /* siginterrupt(sig, 1): signal() leaves SA_RESTART out, as glibc's */
 
 __thread uint64_t _ms_sig_deferred;   /* shim.h: the signals put off on this thread, bit sig - 1 */
 
-void _ms_signals_resolve(void)
-{
-    if (!__atomic_load_n(&real_sigaction, __ATOMIC_ACQUIRE))
-        __atomic_store_n(&real_sigaction,
-                         (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT, "sigaction"),
-                         __ATOMIC_RELEASE);
-}
+/* The C library's sigaction, for memshim's own handlers and the relay:
+ * glibc's other name for it, which memshim does not define (no lookup: it
+ * is called with memshim's locks held, by the leak scan, and from the
+ * relay), else found by dlsym at the first call. */
+extern int __sigaction(int, const struct sigaction *, struct sigaction *) __attribute__((weak));
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 
 int _ms_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
+    if (MS_LIKELY(__sigaction != NULL)) return __sigaction(sig, act, old);
     int (*real)(int, const struct sigaction *, struct sigaction *) = __atomic_load_n(&real_sigaction, __ATOMIC_ACQUIRE);
     if (MS_UNLIKELY(!real)) {
-        _ms_signals_resolve();
-        if (!(real = __atomic_load_n(&real_sigaction, __ATOMIC_ACQUIRE))) { errno = ENOSYS; return -1; }
+        real = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT, "sigaction");
+        if (!real) { errno = ENOSYS; return -1; }
+        __atomic_store_n(&real_sigaction, real, __ATOMIC_RELEASE);
     }
     return real(sig, act, old);
 }
