@@ -254,33 +254,33 @@ int _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *o
     return rc;
 }
 
-/* signal() and bsd_signal(): glibc's BSD semantics (the signal held while
- * its handler runs, calls restarted unless siginterrupt said otherwise). */
-sighandler_t _ms_signals_bsd(int sig, sighandler_t handler)
+/* signal()'s family: handler for sig with flags, the signal held while it
+ * runs if held; the handler it replaced. */
+static sighandler_t set_simple(int sig, sighandler_t handler, bool held, int flags)
 {
     if (handler == SIG_ERR || sig <= 0 || sig >= NSIG) { errno = EINVAL; return SIG_ERR; }
     struct sigaction act, old;
     memset(&act, 0, sizeof act);
     act.sa_handler = handler;
     sigemptyset(&act.sa_mask);
-    sigaddset(&act.sa_mask, sig);
-    bool intr = sig < 64 && (__atomic_load_n(&siginterrupted[sig / 32], __ATOMIC_RELAXED) >> (sig % 32) & 1);
-    act.sa_flags = intr ? 0 : SA_RESTART;
+    if (held) sigaddset(&act.sa_mask, sig);
+    act.sa_flags = flags;
     if (_ms_signals_action(sig, &act, &old) < 0) return SIG_ERR;
     return old.sa_handler;
+}
+
+/* signal() and bsd_signal(): glibc's BSD semantics (the signal held while
+ * its handler runs, calls restarted unless siginterrupt said otherwise). */
+sighandler_t _ms_signals_bsd(int sig, sighandler_t handler)
+{
+    bool intr = sig > 0 && sig < 64 && (__atomic_load_n(&siginterrupted[sig / 32], __ATOMIC_RELAXED) >> (sig % 32) & 1);
+    return set_simple(sig, handler, true, intr ? 0 : SA_RESTART);
 }
 
 /* sysv_signal(): one-shot, not held while it runs. */
 sighandler_t _ms_signals_sysv(int sig, sighandler_t handler)
 {
-    if (handler == SIG_ERR || sig <= 0 || sig >= NSIG) { errno = EINVAL; return SIG_ERR; }
-    struct sigaction act, old;
-    memset(&act, 0, sizeof act);
-    act.sa_handler = handler;
-    sigemptyset(&act.sa_mask);
-    act.sa_flags = SA_RESETHAND | SA_NODEFER;
-    if (_ms_signals_action(sig, &act, &old) < 0) return SIG_ERR;
-    return old.sa_handler;
+    return set_simple(sig, handler, false, SA_RESETHAND | SA_NODEFER);
 }
 
 /* sigset() (System V): SIG_HOLD blocks the signal; any other disposition
