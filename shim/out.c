@@ -640,30 +640,41 @@ static void release(ms_out_t *o)
 /* pattern with %p replaced by the pid, %n by seq, %h by the host name
  * (outname.h) and %% by %; false if it does not fit.  The one expansion of
  * output names. */
+typedef struct {
+    char  *out;
+    size_t cap, n;
+    unsigned seq;
+} expansion_t;
+
+static bool expand_piece(void *ctx, char seq, const char *text, size_t len)
+{
+    expansion_t *e = ctx;
+    char num[24], host[sizeof ((struct utsname *)0)->nodename];
+    if (seq == 'p' || seq == 'n') {
+        ms_buf_t b;
+        _ms_buf_init(&b, num, sizeof num, -1);
+        if (seq == 'p') _ms_bprintf(&b, "%d", (int)getpid());
+        else _ms_bprintf(&b, "%u", e->seq);
+        text = num;
+        len = b.len;
+    } else if (seq == 'h') {
+        len = ms_host_name(host, sizeof host);
+        text = host;
+    }
+    if (e->n + len >= e->cap) return false;
+    memcpy(e->out + e->n, text, len);
+    e->n += len;
+    return true;
+}
+
 bool _ms_expand_path(const char *pattern, unsigned seq, char *out, size_t cap)
 {
-    char num[2][24], host[sizeof ((struct utsname *)0)->nodename];
-    ms_buf_t b[2];
-    _ms_buf_init(&b[0], num[0], sizeof num[0], -1);
-    _ms_bprintf(&b[0], "%d", (int)getpid());
-    _ms_buf_init(&b[1], num[1], sizeof num[1], -1);
-    _ms_bprintf(&b[1], "%u", seq);
-    size_t host_len = strstr(pattern, "%h") ? ms_host_name(host, sizeof host) : 0;
-    size_t n = 0;
-    for (const char *s = pattern; *s; s++) {
-        const char *add = s;
-        size_t len = 1;
-        if (s[0] == '%' && (s[1] == 'p' || s[1] == 'n')) {
-            int k = s[1] == 'n';
-            add = num[k]; len = b[k].len; s++;
-        } else if (s[0] == '%' && s[1] == 'h') {
-            add = host; len = host_len; s++;
-        } else if (s[0] == '%' && s[1] == '%') { s++; }
-        if (n + len >= cap) { out[0] = 0; return false; }     /* messages name the pattern */
-        memcpy(out + n, add, len);
-        n += len;
+    expansion_t e = { out, cap, 0, seq };
+    if (!cap || !ms_outname_walk(pattern, expand_piece, &e)) {
+        if (cap) out[0] = 0;                                   /* messages name the pattern */
+        return false;
     }
-    out[n] = 0;
+    out[e.n] = 0;
     return true;
 }
 

@@ -15,6 +15,7 @@
 #ifndef MS_OUTNAME_H
 #define MS_OUTNAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -40,6 +41,30 @@ static inline const char *ms_outname_unknown(const char *name)
     for (const char *s = name; (s = strchr(s, '%')); s += 2)
         if (!s[1] || !strchr("pnh%", s[1])) return s;
     return NULL;
+}
+
+/* The one reading of an output name's syntax: name in pieces, in order,
+ * each given to piece(ctx, seq, text, len): a sequence (seq 'p', 'n' or
+ * 'h'; text NULL), or text as written (seq 0; %% as one "%", any other %
+ * as itself, as an unknown sequence is refused before: options.c).  Stops
+ * at the first piece that returns false; false then. */
+typedef bool (*ms_outname_piece_fn)(void *ctx, char seq, const char *text, size_t len);
+static inline bool ms_outname_walk(const char *name, ms_outname_piece_fn piece, void *ctx)
+{
+    for (const char *s = name; *s;) {
+        if (s[0] == '%' && s[1] && strchr("pnh", s[1])) {
+            if (!piece(ctx, s[1], NULL, 0)) return false;
+            s += 2;
+        } else if (s[0] == '%' && s[1] == '%') {
+            if (!piece(ctx, 0, s, 1)) return false;
+            s += 2;
+        } else {
+            size_t len = 1 + strcspn(s + 1, "%");
+            if (!piece(ctx, 0, s, len)) return false;
+            s += len;
+        }
+    }
+    return true;
 }
 
 #endif

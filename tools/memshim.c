@@ -373,45 +373,55 @@ static void setenv_or_die(const char *name, const char *value)
     if (setenv(name, value, 1) != 0) { ms_warn("setenv %s: %s", name, strerror(errno)); exit(1); }
 }
 
-/* pattern as a glob for the files a run's processes write: %p the number
- * pid (any number if pid < 0), %n any number, %h this host's name (the
- * program runs here: outname.h), %% a percent sign, and the characters
- * special to glob() escaped. */
-static void glob_of(const char *pattern, pid_t pid, char *out, size_t cap)
+/* An output name filled in for the command (outname.h's walk): %p the
+ * number pid (any number if pid < 0, in a glob), %n any number in a glob
+ * (else left as written), %h this host's name (the program runs here),
+ * %% a percent sign; in a glob, the characters special to glob() escaped. */
+typedef struct {
+    char *out;
+    size_t cap, g;
+    pid_t pid;
+    bool glob;
+} name_fill_t;
+
+static bool fill_piece(void *ctx, char seq, const char *text, size_t len)
 {
-    char host[256];
-    size_t g = 0;
-    ms_host_name(host, sizeof host);
-    for (const char *s = pattern; *s && g + 24 < cap; s++) {
-        const char *lit = s;
-        size_t len = 1;
-        if (s[0] == '%' && s[1] == 'p' && pid >= 0) { g += (size_t)snprintf(out + g, cap - g, "%d", (int)pid); s++; continue; }
-        if (s[0] == '%' && (s[1] == 'p' || s[1] == 'n')) { g += (size_t)snprintf(out + g, cap - g, "[0-9]*"); s++; continue; }
-        if (s[0] == '%' && s[1] == 'h') { lit = host; len = strlen(host); s++; }
-        else if (s[0] == '%' && s[1] == '%') s++;
-        for (size_t i = 0; i < len && g + 24 < cap; i++) {
-            if (strchr("*?[\\", lit[i])) out[g++] = '\\';
-            out[g++] = lit[i];
-        }
+    name_fill_t *f = ctx;
+    char num[24], host[256];
+    bool escape = f->glob;
+    if (seq == 'p' && f->pid >= 0) {
+        len = (size_t)snprintf(num, sizeof num, "%d", (int)f->pid);
+        text = num;
+    } else if ((seq == 'p' || seq == 'n') && f->glob) {
+        text = "[0-9]*", len = 6, escape = false;
+    } else if (seq == 'n') {
+        text = "%n", len = 2;
+    } else if (seq == 'h') {
+        len = ms_host_name(host, sizeof host);
+        text = host;
     }
-    out[g] = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (f->g + 3 >= f->cap) return false;
+        if (escape && strchr("*?[\\", text[i])) f->out[f->g++] = '\\';
+        f->out[f->g++] = text[i];
+    }
+    return true;
 }
 
-/* pattern as the file a process pid writes, for messages: the glob's
- * escapes removed, %n left as the user wrote it. */
-static void expand_for(const char *pattern, pid_t pid, char *out, size_t cap)
+static void fill_name(const char *pattern, pid_t pid, bool glob, char *out, size_t cap)
 {
-    char host[256];
-    size_t g = 0;
-    ms_host_name(host, sizeof host);
-    for (const char *s = pattern; *s && g + 24 < cap; s++) {
-        if (s[0] == '%' && s[1] == 'p') { g += (size_t)snprintf(out + g, cap - g, "%d", (int)pid); s++; }
-        else if (s[0] == '%' && s[1] == 'h') { g += (size_t)snprintf(out + g, cap - g, "%s", host); s++; }
-        else if (s[0] == '%' && s[1] == '%') { out[g++] = '%'; s++; }
-        else out[g++] = *s;
-    }
-    out[g] = 0;
+    name_fill_t f = { out, cap, 0, pid, glob };
+    ms_outname_walk(pattern, fill_piece, &f);          /* cut where it does not fit */
+    out[f.g] = 0;
 }
+
+/* pattern as a glob for the files a run's processes write (pid < 0: any
+ * process's). */
+static void glob_of(const char *pattern, pid_t pid, char *out, size_t cap) { fill_name(pattern, pid, true, out, cap); }
+
+/* pattern as the file a process pid writes, for messages: %n left as the
+ * user wrote it. */
+static void expand_for(const char *pattern, pid_t pid, char *out, size_t cap) { fill_name(pattern, pid, false, out, cap); }
 
 /* A file the run may have written: pattern with %p (or not). */
 typedef struct { const char *what, *pattern; } output_t;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "shim.h"
+#include "outname.h"
 #include "optenv.h"
 
 static void setup(void) { _ms_init(); free(malloc(1)); }
@@ -55,7 +56,7 @@ Test(stats, counts_known_allocations_exactly)
 
 Test(stats, expand_path)
 {
-    char out[64], want[64];
+    char out[320], want[320];
     snprintf(want, sizeof want, "/tmp/s.%d.json", (int)getpid());
     cr_assert(_ms_expand_path("/tmp/s.%p.json", 1, out, sizeof out));
     cr_assert_str_eq(out, want);
@@ -67,6 +68,15 @@ Test(stats, expand_path)
     snprintf(want, sizeof want, "r.%d.27.json%%n", (int)getpid());
     cr_assert(_ms_expand_path("r.%p.%n.json%%n", 27, out, sizeof out));   /* %n: the sequence number */
     cr_assert_str_eq(out, want);
+    char host[256];
+    ms_host_name(host, sizeof host);
+    snprintf(want, sizeof want, "m.%s.prom", host);
+    cr_assert(_ms_expand_path("m.%h.prom", 1, out, sizeof out));         /* %h: the host name */
+    cr_assert_str_eq(out, want);
+    cr_assert(_ms_expand_path("50%", 1, out, sizeof out));               /* a lone % as written */
+    cr_assert_str_eq(out, "50%");
+    cr_assert(_ms_expand_path("%%%%p", 1, out, sizeof out));
+    cr_assert_str_eq(out, "%%p");
 }
 
 static char *slurp(const char *path)
