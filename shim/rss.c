@@ -32,20 +32,23 @@ static unsigned parse_numbers(const char *s, uint64_t *v, unsigned n)
 }
 
 /* Each line of /proc/self/FILE (no newline) to each(line, arg) until it
- * says true: read in 4 KiB pieces into a stack buffer, nothing allocated; a
- * line longer than that is skipped.  -1 if the file cannot be opened, else
- * whether a line said true. */
-int _ms_proc_lines(const char *file, bool (*each)(char *line, void *arg), void *arg)
+ * says true, read into buf (cap bytes: nothing allocated); a line longer
+ * than that is skipped.  -1 with errno if the file cannot be opened or its
+ * first read fails (a seccomp filter, no /proc), else whether a line said
+ * true.  The one reader of /proc's line files: smaps, maps (the leak
+ * scan's roots, the symbolizer's lookup). */
+int _ms_proc_lines_in(const char *file, char *buf, size_t cap, bool (*each)(char *line, void *arg), void *arg)
 {
     int fd = _ms_os_proc_open(file, O_RDONLY);
     if (fd < 0) return -1;
-    char buf[4096];
     size_t have = 0;
-    bool done = false;
+    bool done = false, read_any = false;
     while (!done) {
-        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+        ssize_t r = read(fd, buf + have, cap - 1 - have);
         if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && !read_any) { int e = errno; _ms_fd_close(fd); errno = e; return -1; }
         if (r <= 0) break;
+        read_any = true;
         have += (size_t)r;
         buf[have] = 0;
         char *line = buf, *nl;
@@ -55,12 +58,18 @@ int _ms_proc_lines(const char *file, bool (*each)(char *line, void *arg), void *
             line = nl + 1;
         }
         size_t rest = have - (size_t)(line - buf);
-        if (rest == sizeof buf - 1) rest = 0;          /* a line longer than the buffer: drop it */
+        if (rest == cap - 1) rest = 0;                 /* a line longer than the buffer: drop it */
         memmove(buf, line, rest);
         have = rest;
     }
     _ms_fd_close(fd);
     return done;
+}
+
+int _ms_proc_lines(const char *file, bool (*each)(char *line, void *arg), void *arg)
+{
+    char buf[4096];
+    return _ms_proc_lines_in(file, buf, sizeof buf, each, arg);
 }
 
 /* The "Key:  N kB" lines of smaps_rollup (or, on kernels before 4.14, of the

@@ -768,64 +768,62 @@ static void range_add(ms_range_t *r, size_t *n, size_t cap, uintptr_t lo, uintpt
     else r[(*n)++] = (ms_range_t){ lo, hi };
 }
 
+/* What read_maps keeps while it reads the lines. */
+typedef struct {
+    scan_t *sc;
+    map_ent *maps;
+    size_t max, n;
+    const uintptr_t *sps, *tps;
+    unsigned nsps;
+    bool all_parked;
+    uintptr_t guard_lo, guard_end;           /* the last PROT_NONE private mapping */
+} maps_read_t;
+
+static bool maps_line(char *line, void *arg)
+{
+    maps_read_t *m = arg;
+    scan_t *sc = m->sc;
+    const char *p = line;
+    uintptr_t lo = parse_hex(&p);
+    p++;
+    uintptr_t hi = parse_hex(&p);
+    p++;
+    bool rw = p[0] == 'r' && p[1] == 'w', priv = p[3] == 'p';
+    const char *path = strchr(p, '/');
+    const char *bracket = strchr(p, '[');
+    /* private: a root unless a device's; shared: only shared memory */
+    bool skip = !rw || ((!priv || (path && strncmp(path, "/dev/", 5) == 0)) && !shared_memory(path))
+                    || (bracket && (strncmp(bracket, "[vvar]", 6) == 0 ||
+                                    strncmp(bracket, "[vsyscall]", 10) == 0));
+    uintptr_t stack_to = 0;            /* [lo, stack_to): a stack that is no root */
+    for (unsigned i = 0; i < 8 && !skip && !stack_to; i++)
+        if (internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi)
+            stack_to = stack_end(internal_tp[i], hi);
+    if (!skip && !stack_to && m->all_parked && !path && !bracket && m->guard_end == lo)
+        stack_to = dead_thread_stack(m->guard_lo, lo, hi, m->sps, m->tps, m->nsps,
+                                     unowned_stack(lo, hi, m->tps, m->nsps));
+    if (p[0] == '-' && p[1] == '-' && p[2] == '-' && p[3] == 'p') m->guard_lo = lo, m->guard_end = hi;
+    if (stack_to && m->n < m->max) m->maps[m->n++] = (map_ent){ lo, stack_to, p[0] == 'r', false };
+    uintptr_t rest = stack_to ? stack_to : lo;
+    if (rest < hi && m->n < m->max) m->maps[m->n++] = (map_ent){ rest, hi, p[0] == 'r', !skip };
+    if (p[0] == 'r' && p[2] == 'x') range_add(sc->ex, &sc->nex, sc->ex_cap, lo, hi);
+    if (p[0] == 'r' && path && strncmp(path, "/dev/", 5) != 0) range_add(sc->img, &sc->nimg, sc->img_cap, lo, hi);
+    if (p[0] == 'r') range_add(sc->rd, &sc->nrd, sc->rd_cap, lo, hi);
+    return false;                      /* every line */
+}
+
 /* Read the process's maps once (/proc/thread-self/maps): which mappings are roots, which are readable.
  * SIZE_MAX, errno set, when it cannot be read (a seccomp filter, no /proc):
- * then no root is known, and no verdict can be given. */
+ * then no root is known, and no verdict can be given.  Read in 64 KiB
+ * pieces: no line (a path is at most 4 KiB) is ever long enough to be
+ * skipped, and a process of many mappings takes few reads. */
 static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *sps, const uintptr_t *tps,
                         unsigned nsps, bool all_parked)
 {
-    char maps_path[64];
-    _ms_os_proc("maps", maps_path, sizeof maps_path);        /* for messages */
-    int fd = _ms_os_proc_open("maps", O_RDONLY);
-    if (fd < 0) return SIZE_MAX;
     char buf[65536];
-    size_t have = 0, n = 0;
-    uintptr_t guard_lo = 0, guard_end = 0;   /* the last PROT_NONE private mapping */
-    for (;;) {
-        ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0 && n == 0 && have == 0) { int e = errno; _ms_fd_close(fd); errno = e; return SIZE_MAX; }
-        if (r <= 0 && have == 0) break;
-        if (r > 0) have += (size_t)r;
-        buf[have] = 0;
-        char *nl;
-        char *line = buf;
-        while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
-            *nl = 0;
-            const char *p = line;
-            uintptr_t lo = parse_hex(&p);
-            p++;
-            uintptr_t hi = parse_hex(&p);
-            p++;
-            bool rw = p[0] == 'r' && p[1] == 'w', priv = p[3] == 'p';
-            const char *path = strchr(p, '/');
-            const char *bracket = strchr(p, '[');
-            /* private: a root unless a device's; shared: only shared memory */
-            bool skip = !rw || ((!priv || (path && strncmp(path, "/dev/", 5) == 0)) && !shared_memory(path))
-                            || (bracket && (strncmp(bracket, "[vvar]", 6) == 0 ||
-                                            strncmp(bracket, "[vsyscall]", 10) == 0));
-            uintptr_t stack_to = 0;            /* [lo, stack_to): a stack that is no root */
-            for (unsigned i = 0; i < 8 && !skip && !stack_to; i++)
-                if (internal_tids[i] && internal_stack[i] >= lo && internal_stack[i] < hi)
-                    stack_to = stack_end(internal_tp[i], hi);
-            if (!skip && !stack_to && all_parked && !path && !bracket && guard_end == lo)
-                stack_to = dead_thread_stack(guard_lo, lo, hi, sps, tps, nsps, unowned_stack(lo, hi, tps, nsps));
-            if (p[0] == '-' && p[1] == '-' && p[2] == '-' && p[3] == 'p') guard_lo = lo, guard_end = hi;
-            if (stack_to && n < max) maps[n++] = (map_ent){ lo, stack_to, p[0] == 'r', false };
-            uintptr_t rest = stack_to ? stack_to : lo;
-            if (rest < hi && n < max) maps[n++] = (map_ent){ rest, hi, p[0] == 'r', !skip };
-            if (p[0] == 'r' && p[2] == 'x') range_add(sc->ex, &sc->nex, sc->ex_cap, lo, hi);
-            if (p[0] == 'r' && path && strncmp(path, "/dev/", 5) != 0) range_add(sc->img, &sc->nimg, sc->img_cap, lo, hi);
-            if (p[0] == 'r') range_add(sc->rd, &sc->nrd, sc->rd_cap, lo, hi);
-            line = nl + 1;
-        }
-        size_t rest = have - (size_t)(line - buf);
-        memmove(buf, line, rest);
-        have = rest;
-        if (r <= 0) break;
-    }
-    _ms_fd_close(fd);
-    return n;
+    maps_read_t m = { sc, maps, max, 0, sps, tps, nsps, all_parked, 0, 0 };
+    if (_ms_proc_lines_in("maps", buf, sizeof buf, maps_line, &m) < 0) return SIZE_MAX;
+    return m.n;
 }
 
 /* Scan every root mapping; a thread's stack only from its live stack

@@ -1529,7 +1529,9 @@ typedef struct ms_rss_s {
     uint64_t uss, pss, swap;                           /* smaps_rollup: only if full */
 } ms_rss_t;
 MS_HIDDEN int    _ms_rss_read(ms_rss_t *out, bool full); /* 0, or -1 if /proc is unreadable */
-MS_HIDDEN int    _ms_proc_lines(const char *file, bool (*each)(char *line, void *arg), void *arg);
+MS_HIDDEN int    _ms_proc_lines(const char *file, bool (*each)(char *line, void *arg), void *arg); /* 4 KiB lines */
+MS_HIDDEN int    _ms_proc_lines_in(const char *file, char *buf, size_t cap, bool (*each)(char *line, void *arg),
+                                   void *arg);
 /* Its figures in the order of MEMSHIM_STATS's JSON ("process"), all bytes,
  * all in struct memshim_rss by the same names: X(name, label) for those the
  * live region publishes too, Y(name, label) for the others. */
