@@ -207,6 +207,11 @@ int _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *o
         if (rc == 0 && old) shown(&was, __atomic_load_n(&prog[sig].word, __ATOMIC_ACQUIRE), old);
         return rc;
     }
+    /* The program's structures are read before and written after the
+     * part with its signals held: a bad pointer faults where the C
+     * library's own call would, and the program's SIGSEGV handler sees it. */
+    struct sigaction want, shown_old;
+    if (act) want = *act;
     /* One call at a time, the thread's signals held: a handler of this
      * thread's never sees prog half written, nor waits for the lock. */
     sigset_t all, mask;
@@ -214,42 +219,36 @@ int _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *o
     pthread_sigmask(SIG_SETMASK, &all, &mask);
     pthread_mutex_lock(&write_lock);
     struct sigaction k, was;
+    uint64_t was_word = __atomic_load_n(&prog[sig].word, __ATOMIC_ACQUIRE);
     int rc;
     if (act) {
-        void *fn = (act->sa_flags & SA_SIGINFO) ? (void *)act->sa_sigaction : (void *)act->sa_handler;
+        void *fn = (want.sa_flags & SA_SIGINFO) ? (void *)want.sa_sigaction : (void *)want.sa_handler;
         bool handler = fn != (void *)SIG_DFL && fn != (void *)SIG_IGN;
         prog_t before = prog[sig];
+        k = want;
         if (fn == (void *)_ms_signals_relay) {
             /* the relay itself (read by a system call of the program's):
              * the action it stands for stays */
-            k = *act;
         } else if (handler) {
-            prog[sig].flags = act->sa_flags;
-            prog[sig].mask = act->sa_mask;
-            __atomic_store_n(&prog[sig].word, (uint64_t)(uintptr_t)fn | (act->sa_flags & SA_SIGINFO ? INFO : 0),
+            prog[sig].flags = want.sa_flags;
+            prog[sig].mask = want.sa_mask;
+            __atomic_store_n(&prog[sig].word, (uint64_t)(uintptr_t)fn | (want.sa_flags & SA_SIGINFO ? INFO : 0),
                              __ATOMIC_RELEASE);
-            k = *act;
             k.sa_sigaction = _ms_signals_relay;
             k.sa_flags |= SA_SIGINFO;
         } else {
             __atomic_store_n(&prog[sig].word, (uint64_t)(uintptr_t)fn, __ATOMIC_RELEASE);
-            k = *act;
         }
         rc = _ms_sigaction(sig, &k, &was);
-        int err = errno;
-        if (rc == 0) {
-            if (old) shown(&was, before.word, old);   /* the action it replaced, as the program set it */
-        } else {
-            prog[sig] = before;
-        }
-        errno = err;
+        if (rc != 0) prog[sig] = before;
     } else {
         rc = _ms_sigaction(sig, NULL, &was);
-        if (rc == 0 && old) shown(&was, __atomic_load_n(&prog[sig].word, __ATOMIC_ACQUIRE), old);
     }
     int err = errno;
+    if (rc == 0) shown(&was, was_word, &shown_old);   /* the action it replaced, as the program set it */
     pthread_mutex_unlock(&write_lock);
     pthread_sigmask(SIG_SETMASK, &mask, NULL);
+    if (rc == 0 && old) *old = shown_old;
     errno = err;
     return rc;
 }
