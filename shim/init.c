@@ -494,12 +494,14 @@ __attribute__((destructor(101))) static void ms_destructor(void)
      * inside memshim (a SIGALRM or SIGTERM handler that ends the program,
      * in the parent or in a child it forked): the statistics, the profile
      * and the leak report need the locks the interrupted call holds, and
-     * waited for them for ever. */
+     * waited for them for ever.  Only a handler the kernel calls directly
+     * comes in there: one set through sigaction() is put off (signals.c). */
     if (_ms_inside_memshim()) {
         if (work)
-            _ms_message("exit() was called from a signal handler that interrupted an allocation: no "
-                        "statistics, profile or leak report at exit (they need the allocator's locks "
-                        "the interrupted call holds)");
+            _ms_message("exit() was called from a signal handler that interrupted an allocation (a "
+                        "handler set by the rt_sigaction system call itself; one set with sigaction() or "
+                        "signal() waits for the allocation): no statistics, profile or leak report at "
+                        "exit (they need the allocator's locks the interrupted call holds)");
         exit_stage_is(EXIT_DONE);
         if (held) _ms_os_signals_restore(&old);
         return;
