@@ -637,9 +637,7 @@ static void release(ms_out_t *o)
     o->lock = -1;
 }
 
-/* pattern with %p replaced by the pid, %n by seq, %h by the host name
- * (outname.h) and %% by %; false if it does not fit.  The one expansion of
- * output names. */
+/* One piece of an output name (outname.h's walk), filled in. */
 typedef struct {
     char  *out;
     size_t cap, n;
@@ -667,6 +665,9 @@ static bool expand_piece(void *ctx, char seq, const char *text, size_t len)
     return true;
 }
 
+/* pattern with %p replaced by the pid, %n by seq, %h by the host name
+ * (outname.h) and %% by %; false if it does not fit.  The one expansion of
+ * output names. */
 bool _ms_expand_path(const char *pattern, unsigned seq, char *out, size_t cap)
 {
     expansion_t e = { out, cap, 0, seq };
