@@ -499,9 +499,9 @@ __attribute__((destructor(101))) static void ms_destructor(void)
     if (_ms_inside_memshim()) {
         if (work)
             _ms_message("exit() was called from a signal handler that interrupted an allocation (a "
-                        "handler set by the rt_sigaction system call itself; one set with sigaction() or "
-                        "signal() waits for the allocation): no statistics, profile or leak report at "
-                        "exit (they need the allocator's locks the interrupted call holds)");
+                        "handler set by the rt_sigaction system call itself; memshim puts off those set "
+                        "with sigaction or signal until the allocation is done): no statistics, profile "
+                        "or leak report at exit (they need the allocator's locks the interrupted call holds)");
         exit_stage_is(EXIT_DONE);
         if (held) _ms_os_signals_restore(&old);
         return;
