@@ -297,13 +297,10 @@ sighandler_t _ms_signals_sigset(int sig, sighandler_t disp)
         if (_ms_signals_action(sig, NULL, &old) < 0) return SIG_ERR;
         return old.sa_handler;
     }
-    struct sigaction act;
-    memset(&act, 0, sizeof act);
-    act.sa_handler = disp;
-    sigemptyset(&act.sa_mask);
-    if (_ms_signals_action(sig, &act, &old) < 0) return SIG_ERR;
+    sighandler_t before = set_simple(sig, disp, false, 0);
+    if (before == SIG_ERR) return SIG_ERR;
     if (sigprocmask(SIG_UNBLOCK, &one, &was) < 0) return SIG_ERR;
-    return sigismember(&was, sig) ? SIG_HOLD : old.sa_handler;
+    return sigismember(&was, sig) ? SIG_HOLD : before;
 }
 
 /* siginterrupt(): SA_RESTART off (flag != 0) or on for sig's action, and

@@ -743,7 +743,7 @@ Test(host_exit, exit_from_a_handler_that_interrupted_an_allocation_does_not_hang
 {
     static const char *modes[][2] = { { "MEMSHIM_TRACK=0", "MEMSHIM_STATS=stderr" },
                                        { "MEMSHIM_TRACK=1", "MEMSHIM_REPORT=stderr" } };
-    setenv("FX_SIGNALS_DIRECT", "1", 1);       /* the handler comes in inside memshim (test_host's signals) */
+    direct_handlers();                          /* the handler comes in inside memshim */
     for (int m = 0; m < 2; m++) {
         h_run_fixture2(&run, "exit_in_handler", "60", modes[m][0], modes[m][1], 90);
         cr_assert_eq(run.timed_out, 0, "%s: hung", modes[m][0]);
