@@ -5,9 +5,10 @@
  * demand and for a while (types.h, "Giving memory back"): the cache never
  * makes the huge mappings (live + cached) exceed their recent peak by more
  * than a quarter of the live ones (256 MiB at most), and a
- * mapping not reused within a quarter of MEMSHIM_DECAY is unmapped, checked lazily on
- * the huge path, on the segment path (segment.c) and by the reporter thread
- * if it runs.  A request takes the smallest cached mapping that holds it
+ * mapping not reused within a quarter of MEMSHIM_DECAY is unmapped, within a
+ * fortieth if the program asks for no huge block meanwhile (keep_ns),
+ * checked lazily on the huge path, on the segment path (segment.c) and by
+ * the reporter thread if it runs.  A request takes the smallest cached mapping that holds it
  * (a tail of 512 KiB or more stays cached on its own), or grows the largest
  * one where it lies, if the addresses after it are free: only the pages
  * added are new.  A freed mapping joins its cached neighbours. */
@@ -246,6 +247,21 @@ static size_t page_round(size_t n) { return (n + MS_OS_PAGE - 1) & ~(size_t)(MS_
  * same time and page faults; python3, mstress and large unchanged). */
 static uint64_t decay_ns(void) { return (uint64_t)_ms_opt.decay_ms * 1000000 / 4; }
 
+/* How long a cached mapping is kept follows demand: the whole quarter if
+ * the program has asked for a huge block since the mapping was freed (the
+ * cache may serve the next ask, or one after it), a tenth of it (25 ms by
+ * default) otherwise.  A program that replaces big buffers of varying sizes
+ * (mimalloc-bench's malloc-large) asks again at once, and some of its
+ * mappings wait 60-250 ms for an ask they hold.  One that frees a few big
+ * lists at once and goes on with small objects (bench's python3: 9 lists,
+ * 5.5 MiB, and no huge ask for the next 670 ms) kept them resident 250 ms
+ * across its peak: 1.11x glibc's peak RSS.  Keeping them only while the
+ * cache is taken from is not enough: malloc-large's asks that miss fault
+ * 20 MiB in, 50-60 ms, between two takes.  last_ask: when the program last
+ * asked (huge_lock). */
+static uint64_t last_ask;
+static uint64_t keep_ns(const cached_t *c) { return last_ask > c->freed ? decay_ns() : decay_ns() / 10; }
+
 /* next_decay and period_end are read without the lock by _ms_huge_decay. */
 static void set_time(uint64_t *t, uint64_t v) { __atomic_store_n(t, v, __ATOMIC_RELAXED); }
 
@@ -275,7 +291,7 @@ static unsigned expire(uint64_t now, range_t *out)
     if (now < next_decay) return 0;
     uint64_t next = UINT64_MAX;
     for (unsigned i = 0; i < ncached;) {
-        uint64_t due = cache[i].freed + decay_ns();
+        uint64_t due = cache[i].freed + keep_ns(&cache[i]);
         if (due <= now) { out[n++] = (range_t){ cache[i].addr, cache[i].len }; uncache(i); continue; }
         if (due < next) next = due;
         i++;
@@ -300,8 +316,9 @@ static void unmap_all(const range_t *r, unsigned n)
  * workload (bench's `large`) spent 2.0-2.5 s of user time where glibc
  * spent 1.1-1.5, with fewer page faults than glibc's; it stays cached for
  * the next request it holds, and the request gets a fresh mapping. */
-static uintptr_t cache_take(size_t size, size_t align, size_t *map, size_t *old)
+static uintptr_t cache_take(size_t size, size_t align, uint64_t now, size_t *map, size_t *old)
 {
+    last_ask = now;
     int fit = -1, big = -1;
     for (unsigned i = 0; i < ncached; i++) {
         if (cache[i].addr & (align - 1)) continue;
@@ -364,7 +381,8 @@ static unsigned cache_put(uintptr_t a, size_t len, uint64_t now, range_t *out)
     }
     cache[ncached++] = (cached_t){ a, len, now };
     cache_bytes += len;
-    if (now + decay_ns() < next_decay) set_time(&next_decay, now + decay_ns());
+    uint64_t due = now + keep_ns(&cache[ncached - 1]);
+    if (due < next_decay) set_time(&next_decay, due);
     return n;
 }
 
@@ -379,7 +397,7 @@ void *_ms_huge_alloc(size_t n, size_t align, bool zero)
     if (!huge_take_unless_mine()) { errno = ENOMEM; return NULL; }   /* a handler inside its
                                                                                * thread's hold (shim.h) */
     unsigned ndrop = expire(now, drop);
-    void *p = (void *)cache_take(size, align > MS_OS_PAGE ? align : 1, &map, &old);
+    void *p = (void *)cache_take(size, align > MS_OS_PAGE ? align : 1, now, &map, &old);
     huge_give();
     unmap_all(drop, ndrop);
     if (!p) {

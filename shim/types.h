@@ -110,7 +110,9 @@
  *   - Huge blocks: a freed mapping goes to a cache (huge.c) with the time
  *     of its free, and is unmapped once it is older than a quarter of the
  *     delay (a whole buffer, resident, is worth keeping only for the next
- *     one, which a program replacing big buffers asks for at once).  A
+ *     one, which a program replacing big buffers asks for at once), or a
+ *     tenth of that if the program has asked for no huge block since (it
+ *     freed big buffers and went on with small objects).  A
  *     request takes the smallest cached mapping that holds it (a tail of
  *     512 KiB or more stays cached on its own) or grows the largest where
  *     it lies (never moved: huge.c), so only the pages added are new;

@@ -213,19 +213,47 @@ Test(decay, cached_huge_mapping_is_unmapped_after_the_delay)
     cr_assert_eq(errno, ENOMEM);
 }
 
-/* A cached mapping is a whole buffer kept resident: it goes after a
- * quarter of the delay, while free pages of the pools stay for all of it. */
-Test(decay, a_cached_huge_mapping_goes_after_a_quarter_of_the_delay)
+/* A cached mapping is a whole buffer kept resident: if the program asks
+ * for no huge block after freeing it, it goes after a tenth of a quarter of
+ * the delay (huge.c, keep_ns), while free pages of the pools stay for all
+ * of it. */
+Test(decay, a_cached_mapping_goes_after_a_fortieth_of_the_delay_when_no_huge_block_is_asked_for)
 {
-    _ms_opt.decay_ms = 400;
+    _ms_opt.decay_ms = 4000;                          /* a tenth of a quarter: 100 ms */
     unsigned char *p = v_malloc(8 * MiB);
     fill(p, 1, 8 * MiB);
     pfree(p);
     cr_assert_eq(huge_now().cached, 8 * MiB, "kept at first");
-    usleep(150 * 1000);                               /* past 100 ms, well within 400 */
+    usleep(300 * 1000);                               /* past 100 ms, well within 1000 */
     _ms_huge_decay(_ms_os_now_ns());
     ms_huge_stat_t st = huge_now();
-    cr_assert_eq(st.cached, 0, "still %llu cached after a quarter of the delay", (unsigned long long)st.cached);
+    cr_assert_eq(st.cached, 0, "still %llu cached, though no huge block was asked for",
+                 (unsigned long long)st.cached);
+}
+
+/* While the program asks for huge blocks, mappings freed before stay a
+ * quarter of the delay, even if no ask took them: a program replacing big
+ * buffers of varying sizes finds one that holds a later request. */
+Test(decay, while_huge_blocks_are_asked_for_cached_mappings_stay_a_quarter_of_the_delay)
+{
+    _ms_opt.decay_ms = 4000;                          /* a quarter: 1000 ms; a tenth of it 100 */
+    malloc_trim(0);
+    unsigned char *p = v_malloc(8 * MiB);
+    fill(p, 1, 8 * MiB);
+    pfree(p);
+    void *b = NULL;                                   /* an ask the 8 MiB mapping cannot hold */
+    cr_assert_eq(_ms_posix_memalign(&b, 4 * MiB, 16 * MiB), 0);
+    cr_assert_eq(huge_now().cached, 8 * MiB, "the 16 MiB block is a fresh mapping (%llu cached)",
+                 (unsigned long long)huge_now().cached);
+    usleep(300 * 1000);                               /* past 100 ms, well within 1000 */
+    _ms_huge_decay(_ms_os_now_ns());
+    cr_assert_eq(huge_now().cached, 8 * MiB, "kept, huge blocks being asked for (%llu cached)",
+                 (unsigned long long)huge_now().cached);
+    usleep(1500 * 1000);                              /* past 1000 ms */
+    _ms_huge_decay(_ms_os_now_ns());
+    cr_assert_eq(huge_now().cached, 0, "still %llu cached after a quarter of the delay",
+                 (unsigned long long)huge_now().cached);
+    pfree(b);
 }
 
 Test(decay, huge_decay_runs_on_the_allocation_path)
