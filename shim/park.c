@@ -67,6 +67,57 @@
 #define TRACER_STACK     (64u * 1024)
 #define RED_ZONE         128     /* below the stack pointer, live in leaf code (x86-64, aarch64) */
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+/* Where an XSAVE area in its standard form (a signal frame's, ptrace's
+ * NT_X86_XSTATE) keeps the vector state beyond %xmm0-15: the upper halves
+ * of %ymm0-15 (its part 2, AVX), the upper halves of %zmm0-15 (6) and
+ * %zmm16-31 whole (7, AVX-512), as CPUID's leaf 0xD says; size 0 where the
+ * processor has none.  Found by the scanning thread before any thread is
+ * stopped. */
+static struct { uint32_t off, size; } xparts[3];
+static const uint8_t xpart_bit[3] = { 2, 6, 7 };
+static bool xparts_known;
+
+static void xparts_find(void)
+{
+    if (xparts_known) return;
+    for (unsigned i = 0; i < 3; i++) {
+        unsigned a, b, c, d;
+        if (__get_cpuid_count(0xd, xpart_bit[i], &a, &b, &c, &d) && a && b >= 512 + 64)
+            xparts[i].off = b, xparts[i].size = a;
+    }
+    xparts_known = true;
+}
+
+/* The words of the XSAVE area xs (len bytes) past %xmm0-15 that may be
+ * addresses, into regs[MS_SCAN_XREGS ..]: a compiler moves pointers through
+ * %ymm and %zmm as through %xmm (a struct copied 32 or 64 bytes at a time;
+ * memcheck scans none of them, LeakSanitizer the whole area ptrace gives).
+ * Parts the area's header marks as unused (all zeros) are not read; words
+ * that cannot be a user address (small numbers, most floating-point
+ * values) take no slot; past the 64 slots the rest are not kept (the 224
+ * words of AVX-512 would make the two tables of MS_PARK_MAX threads 10 MiB
+ * of address space more). */
+static void xstate_words(const uint8_t *xs, size_t len, uintptr_t *regs)
+{
+    uint64_t used;
+    if (len < 512 + 64) return;
+    memcpy(&used, xs + 512, sizeof used);           /* the header's XSTATE_BV */
+    unsigned k = MS_SCAN_XREGS;
+    for (unsigned i = 0; i < 3; i++) {
+        if (!xparts[i].size || !(used >> xpart_bit[i] & 1) || xparts[i].off + (size_t)xparts[i].size > len)
+            continue;
+        for (uint32_t o = 0; o + sizeof(uintptr_t) <= xparts[i].size && k < MS_SCAN_REGS; o += sizeof(uintptr_t)) {
+            uintptr_t w;
+            memcpy(&w, xs + xparts[i].off + o, sizeof w);
+            if (w >= 4096 && !(w >> MS_ADDR_BITS)) regs[k++] = w;
+        }
+    }
+}
+#endif
+
 static uintptr_t park_sp[MS_PARK_MAX];
 static uintptr_t park_regs[MS_PARK_MAX][MS_SCAN_REGS];
 static int       park_tid[MS_PARK_MAX];     /* the stopped threads, for retention paths */
@@ -145,6 +196,10 @@ static bool thread_ended(int tid)
     return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
 }
 
+#if defined(__x86_64__)
+static uint8_t tr_xstate[16384] __attribute__((aligned(64)));   /* the tracer's: one thread's XSAVE area */
+#endif
+
 /* The stopped thread i's registers and stack pointer; false if it is gone. */
 static bool tr_registers(unsigned i)
 {
@@ -163,6 +218,10 @@ static bool tr_registers(unsigned i)
     struct iovec fio = { &fp, sizeof fp };
     if (_ms_raw_ptrace(PTRACE_GETREGSET, tr.tid[i], NT_PRFPREG, (uintptr_t)&fio) >= 0 && fio.iov_len >= sizeof fp)
         memcpy(&park_regs[park_n][MS_SCAN_VREGS], fp.xmm_space, 32 * sizeof(uintptr_t));
+    /* and the upper parts of %ymm and %zmm, where the processor has them */
+    struct iovec xio = { tr_xstate, sizeof tr_xstate };
+    if (xparts[0].size && _ms_raw_ptrace(PTRACE_GETREGSET, tr.tid[i], NT_X86_XSTATE, (uintptr_t)&xio) >= 0)
+        xstate_words(tr_xstate, xio.iov_len, park_regs[park_n]);
     park_sp[park_n] = (uintptr_t)r.rsp - RED_ZONE;
     park_pc[park_n] = (uintptr_t)r.rip;
     park_tp[park_n] = (uintptr_t)r.fs_base;
@@ -360,8 +419,17 @@ static uintptr_t interrupted(const void *ucv, uintptr_t *regs, uintptr_t *pc, ui
     const ucontext_t *uc = ucv;
 #if defined(__x86_64__)
     for (unsigned i = 0; i < MS_SCAN_REGS; i++) regs[i] = i < NGREG ? (uintptr_t)uc->uc_mcontext.gregs[i] : 0;
-    if (uc->uc_mcontext.fpregs)                  /* %xmm0-15, as in tr_registers */
+    const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
+    if (fp) {                                    /* %xmm0-15, as in tr_registers */
         memcpy(&regs[MS_SCAN_VREGS], uc->uc_mcontext.fpregs->_xmm, 32 * sizeof(uintptr_t));
+        /* The kernel's words in the FXSAVE area's spare bytes (struct
+         * _fpx_sw_bytes, asm/sigcontext.h): whether an XSAVE area follows,
+         * and its size. */
+        uint32_t sw[5];
+        memcpy(sw, fp + 464, sizeof sw);
+        if (sw[0] == 0x46505853u)                /* FP_XSTATE_MAGIC1 */
+            xstate_words(fp, sw[4], regs);
+    }
     *pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] - RED_ZONE;
 #elif defined(__aarch64__)
@@ -548,6 +616,9 @@ void _ms_park_world(ms_parked_t *out)
     int saved = errno;
     park_n = park_missed = 0;
     park_how = PARK_NONE;
+#if defined(__x86_64__)
+    xparts_find();
+#endif
     memset(out, 0, sizeof *out);
     /* The thread count, not a listing: the tracer lists them, and while
      * the program's threads keep the processors busy this thread gets

@@ -1049,12 +1049,14 @@ typedef struct ms_leak_item_s {     /* fields by size: the scan writes it over i
 /* Where the thread asking for a scan has its live stack: the stack pointer
  * at which the program called exit() or memshim_leak_check(), and the
  * registers the program's frames may keep pointers in. */
-#define MS_SCAN_REGS 64          /* general registers from 0, vector registers from MS_SCAN_VREGS */
+#define MS_SCAN_REGS 128         /* general registers from 0, vector registers from MS_SCAN_VREGS */
 #define MS_SCAN_VREGS 32
+#define MS_SCAN_XREGS 64         /* from here: words of wider vector state that may be addresses
+                                  * (the upper parts of %ymm and %zmm: park.c) */
 typedef struct ms_scan_self_s {
     uintptr_t sp;
     uintptr_t pc;          /* code of the frame at sp (retention paths), 0 if unknown */
-    uintptr_t regs[MS_SCAN_REGS];
+    uintptr_t regs[MS_SCAN_VREGS];   /* the callee-saved ones (MS_NSAVED, below) */
     unsigned  nregs;
 } ms_scan_self_t;
 
@@ -1075,6 +1077,7 @@ typedef struct ms_scan_self_s {
 #define MS_SAVE_CALLEE_SAVED(r) __builtin_unwind_init()
 #define MS_NSAVED 0
 #endif
+_Static_assert(MS_NSAVED <= MS_SCAN_VREGS, "ms_scan_self_t holds the callee-saved registers");
 
 /* Where the program called us from: its stack pointer after the call, the
  * return address, its callee-saved registers (rbp: the caller's, saved in

@@ -195,6 +195,35 @@ Test(layouts, vector_register_of_a_live_thread_is_a_root, .timeout = 120)
     figures_in_every_layout("fixtures/leak_xmm", want);
 }
 
+/* The same with the pointer only in the upper half of %ymm1, in the upper
+ * half of %zmm2, or in %xmm16 (which only AVX-512's encoding reaches):
+ * read from the XSAVE area, with ptrace and, ptrace refused, from the
+ * signal frame.  The 1337-byte block was definitely lost.  Each register
+ * where the processor has it. */
+Test(layouts, wider_vector_registers_of_a_live_thread_are_roots, .timeout = 240)
+{
+    static const long want[6] = { 1, 77, 0, 0, 0, 0 };
+#if defined(__x86_64__)
+    static const struct { const char *mode, *feature; } regs[] = {
+        { "xmm/signal", NULL },
+        { "ymm", "avx2" }, { "ymm/signal", "avx2" },
+        { "zmm", "avx512f" }, { "zmm/signal", "avx512f" },
+        { "zmm16", "avx512f" }, { "zmm16/signal", "avx512f" },
+    };
+    __builtin_cpu_init();
+    bool avx2 = __builtin_cpu_supports("avx2"), avx512 = __builtin_cpu_supports("avx512f");
+    for (size_t i = 0; i < sizeof regs / sizeof regs[0]; i++) {
+        const char *f = regs[i].feature;
+        if (f && !(strcmp(f, "avx2") ? avx512 : avx2)) continue;
+        mode_in_every_layout("fixtures/leak_xmm", regs[i].mode, 1, want);
+    }
+    if (!avx2) cr_skip_test("no AVX2 on this processor: only %%xmm0 read from the signal frame");
+#else
+    cr_skip_test("x86-64 only");
+    (void)want;
+#endif
+}
+
 /* Vectors whose end and capacity point one past blocks they fill exactly,
  * each block followed by a lost one: the end pointers keep nothing alive
  * (all 384 lost blocks used to be "still reachable" but one; the huge
