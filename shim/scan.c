@@ -532,6 +532,32 @@ static bool dtv_pointer(const scan_t *sc, const rec_t *r, uintptr_t w)
     return len && len < ((uintptr_t)1 << 24) && (len + 2) * 16 == r->size;
 }
 
+/* glibc's tsearch(3) keeps a node's colour in the low bit of the node's
+ * left link (misc/tsearch.c): the left child of a red node is pointed to
+ * one byte in.  Its nodes are blocks of three words -- the key, the left
+ * link with the colour, the right link -- and setenv(3) keeps the strings
+ * it made in such a tree (known_values, which only valgrind's
+ * __libc_freeres frees): a program calling setenv for a few names had
+ * nodes "possibly lost" (git: one of 24 bytes).  Such a pointer is taken
+ * for the node's start pointer when the node looks like one: a key that is
+ * an aligned address, and links that are null or, the colour aside, the
+ * start of another block of three words. */
+static bool tsearch_link(scan_t *sc, const rec_t *r, uintptr_t w)
+{
+    const uintptr_t W = sizeof(uintptr_t), a = r->addr;
+    if (w - a != 1 || r->size != 3 * W || !is_readable(sc, a, a + 3 * W)) return false;
+    const uintptr_t *n = (const uintptr_t *)a;
+    if (!n[0] || n[0] % W) return false;
+    for (unsigned k = 1; k < 3; k++) {
+        uintptr_t link = k == 1 ? n[k] & ~(uintptr_t)1 : n[k];
+        bool start;
+        long c;
+        if (link && (link % W || (c = lookup(sc, link, &start)) < 0 || !start || sc->recs[c].size != 3 * W))
+            return false;
+    }
+    return true;
+}
+
 /* ---- marking ---------------------------------------------------------------------- */
 
 /* A record is queued at most once at a time and the ring holds every
@@ -599,7 +625,7 @@ static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength,
         if (start && r->heuristic && strength == M_REACHABLE) r->heuristic = MS_HEUR_NONE;   /* a real start pointer */
         if (r->mark == M_REACHABLE) continue;
         unsigned h = MS_HEUR_NONE;
-        if (!start && dtv_pointer(sc, r, w)) start = true;
+        if (!start && (dtv_pointer(sc, r, w) || tsearch_link(sc, r, w))) start = true;
         else if (!start && strength == M_REACHABLE && (h = heuristic(sc, r, w)) != MS_HEUR_NONE) start = true;
         uint8_t s = start ? strength : (strength < M_POSSIBLE ? strength : M_POSSIBLE);
         if (r->mark < s) {
