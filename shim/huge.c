@@ -4,14 +4,15 @@
  * Freed mappings are kept, resident, in a cache and handed out again, by
  * demand and for a while (types.h, "Giving memory back"): the cache never
  * makes the huge mappings (live + cached) exceed their recent peak by more
- * than a quarter of the live ones (256 MiB at most), and a
- * mapping not reused within a quarter of MEMSHIM_DECAY is unmapped, within a
- * fortieth if the program asks for no huge block meanwhile (keep_ns),
- * checked lazily on the huge path, on the segment path (segment.c) and by
- * the reporter thread if it runs.  A request takes the smallest cached mapping that holds it
- * (a tail of 512 KiB or more stays cached on its own), or grows the largest
- * one where it lies, if the addresses after it are free: only the pages
- * added are new.  A freed mapping joins its cached neighbours. */
+ * than a quarter of the live ones (256 MiB at most), and a mapping not
+ * reused within a quarter of MEMSHIM_DECAY is unmapped, within a fortieth
+ * if the program asks for no huge block meanwhile (keep_ns), checked
+ * lazily on the huge path, on the segment path (segment.c) and by the
+ * reporter thread if it runs.  A request takes the smallest cached mapping
+ * that holds it (a tail of 512 KiB or more stays cached on its own), or
+ * grows the largest one where it lies, if the addresses after it are free:
+ * only the pages added are new.  A freed mapping joins its cached
+ * neighbours. */
 #include <errno.h>
 #include <string.h>
 #include "shim.h"
