@@ -219,12 +219,12 @@ Test(decay, cached_huge_mapping_is_unmapped_after_the_delay)
  * of it. */
 Test(decay, a_cached_mapping_goes_after_a_fortieth_of_the_delay_when_no_huge_block_is_asked_for)
 {
-    _ms_opt.decay_ms = 4000;                          /* a tenth of a quarter: 100 ms */
+    _ms_opt.decay_ms = 8000;                          /* a tenth of a quarter: 200 ms */
     unsigned char *p = v_malloc(8 * MiB);
     fill(p, 1, 8 * MiB);
     pfree(p);
     cr_assert_eq(huge_now().cached, 8 * MiB, "kept at first");
-    usleep(300 * 1000);                               /* past 100 ms, well within 1000 */
+    usleep(600 * 1000);                               /* past 200 ms, well within 2000 */
     _ms_huge_decay(_ms_os_now_ns());
     ms_huge_stat_t st = huge_now();
     cr_assert_eq(st.cached, 0, "still %llu cached, though no huge block was asked for",
@@ -236,7 +236,7 @@ Test(decay, a_cached_mapping_goes_after_a_fortieth_of_the_delay_when_no_huge_blo
  * buffers of varying sizes finds one that holds a later request. */
 Test(decay, while_huge_blocks_are_asked_for_cached_mappings_stay_a_quarter_of_the_delay)
 {
-    _ms_opt.decay_ms = 4000;                          /* a quarter: 1000 ms; a tenth of it 100 */
+    _ms_opt.decay_ms = 8000;                          /* a quarter: 2000 ms; a tenth of it 200 */
     malloc_trim(0);
     unsigned char *p = v_malloc(8 * MiB);
     fill(p, 1, 8 * MiB);
@@ -245,11 +245,11 @@ Test(decay, while_huge_blocks_are_asked_for_cached_mappings_stay_a_quarter_of_th
     cr_assert_eq(_ms_posix_memalign(&b, 4 * MiB, 16 * MiB), 0);
     cr_assert_eq(huge_now().cached, 8 * MiB, "the 16 MiB block is a fresh mapping (%llu cached)",
                  (unsigned long long)huge_now().cached);
-    usleep(300 * 1000);                               /* past 100 ms, well within 1000 */
+    usleep(600 * 1000);                               /* past 200 ms, well within 2000 */
     _ms_huge_decay(_ms_os_now_ns());
     cr_assert_eq(huge_now().cached, 8 * MiB, "kept, huge blocks being asked for (%llu cached)",
                  (unsigned long long)huge_now().cached);
-    usleep(1500 * 1000);                              /* past 1000 ms */
+    usleep(2500 * 1000);                              /* past 2000 ms */
     _ms_huge_decay(_ms_os_now_ns());
     cr_assert_eq(huge_now().cached, 0, "still %llu cached after a quarter of the delay",
                  (unsigned long long)huge_now().cached);
