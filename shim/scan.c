@@ -539,13 +539,17 @@ static bool dtv_pointer(const scan_t *sc, const rec_t *r, uintptr_t w)
  * it made in such a tree (known_values, which only valgrind's
  * __libc_freeres frees): a program calling setenv for a few names had
  * nodes "possibly lost" (git: one of 24 bytes).  Such a pointer is taken
- * for the node's start pointer when the node looks like one: a key that is
- * an aligned address, and links that are null or, the colour aside, the
- * start of another block of three words. */
-static bool tsearch_link(scan_t *sc, const rec_t *r, uintptr_t w)
+ * for the node's start pointer where it is a left link: held one word into
+ * a block of three words (the parent node, being read: sc->cur), and
+ * pointing one byte into another whose key is an aligned address and whose
+ * links are null or, the colour aside, the start of a block of three
+ * words. */
+static bool tsearch_link(scan_t *sc, const rec_t *r, uintptr_t w, uintptr_t at)
 {
     const uintptr_t W = sizeof(uintptr_t), a = r->addr;
-    if (w - a != 1 || r->size != 3 * W || !is_readable(sc, a, a + 3 * W)) return false;
+    if (w - a != 1 || r->size != 3 * W || sc->cur == NO_REC) return false;
+    const rec_t *parent = &sc->recs[sc->cur];
+    if (parent->size != 3 * W || at - parent->addr != W || !is_readable(sc, a, a + 3 * W)) return false;
     const uintptr_t *n = (const uintptr_t *)a;
     if (!n[0] || n[0] % W) return false;
     for (unsigned k = 1; k < 3; k++) {
@@ -625,7 +629,7 @@ static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength,
         if (start && r->heuristic && strength == M_REACHABLE) r->heuristic = MS_HEUR_NONE;   /* a real start pointer */
         if (r->mark == M_REACHABLE) continue;
         unsigned h = MS_HEUR_NONE;
-        if (!start && (dtv_pointer(sc, r, w) || tsearch_link(sc, r, w))) start = true;
+        if (!start && (dtv_pointer(sc, r, w) || tsearch_link(sc, r, w, a))) start = true;
         else if (!start && strength == M_REACHABLE && (h = heuristic(sc, r, w)) != MS_HEUR_NONE) start = true;
         uint8_t s = start ? strength : (strength < M_POSSIBLE ? strength : M_POSSIBLE);
         if (r->mark < s) {

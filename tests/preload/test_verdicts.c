@@ -196,6 +196,15 @@ Test(layouts, the_c_librarys_setenv_tree_is_reachable, .timeout = 120)
 }
 Test(layouts, as_valgrind_setenv, .timeout = 120) { as_valgrind("fixtures/leak_setenv", ""); }
 
+/* Only a left link of such a tree counts: a block of the same shape that a
+ * global holds one byte in stays possibly lost, as in memcheck. */
+Test(layouts, a_pointer_one_byte_into_a_block_elsewhere_is_interior, .timeout = 120)
+{
+    static const long want[6] = { 1, 77, 0, 0, 1, 24 };
+    mode_in_every_layout("fixtures/leak_setenv", "interior", 1, want);
+}
+Test(layouts, as_valgrind_setenv_interior, .timeout = 120) { as_valgrind("fixtures/leak_setenv", "interior"); }
+
 /* A block whose only pointer is in %xmm0 of a thread spinning at exit:
  * still reachable (the stopped thread's vector registers are roots; as
  * LeakSanitizer, unlike memcheck). */
