@@ -197,7 +197,8 @@ static bool thread_ended(int tid)
 }
 
 #if defined(__x86_64__)
-static uint8_t tr_xstate[16384] __attribute__((aligned(64)));   /* the tracer's: one thread's XSAVE area */
+static uint8_t tr_xstate[16384] __attribute__((aligned(64)));   /* the tracer's: one thread's XSAVE
+                                                                 * (or FXSAVE) area */
 #endif
 
 /* The stopped thread i's registers and stack pointer; false if it is gone. */
@@ -213,15 +214,17 @@ static bool tr_registers(unsigned i)
     park_tid[park_n] = tr.tid[i];
 #if defined(__x86_64__)
     /* and %xmm0-15: compilers move pointers through them (a struct copied,
-     * an array of pointers moved), as LeakSanitizer knows */
-    struct user_fpregs_struct fp;
-    struct iovec fio = { &fp, sizeof fp };
-    if (_ms_raw_ptrace(PTRACE_GETREGSET, tr.tid[i], NT_PRFPREG, (uintptr_t)&fio) >= 0 && fio.iov_len >= sizeof fp)
-        memcpy(&park_regs[park_n][MS_SCAN_VREGS], fp.xmm_space, 32 * sizeof(uintptr_t));
-    /* and the upper parts of %ymm and %zmm, where the processor has them */
-    struct iovec xio = { tr_xstate, sizeof tr_xstate };
-    if (xparts[0].size && _ms_raw_ptrace(PTRACE_GETREGSET, tr.tid[i], NT_X86_XSTATE, (uintptr_t)&xio) >= 0)
-        xstate_words(tr_xstate, xio.iov_len, park_regs[park_n]);
+     * an array of pointers moved), as LeakSanitizer knows; with the upper
+     * parts of %ymm and %zmm where the processor has them.  One request:
+     * the XSAVE area starts with the FXSAVE image that NT_PRFPREG gives
+     * alone (asked for where there is no XSAVE area). */
+    const struct user_fpregs_struct *fp = (const struct user_fpregs_struct *)tr_xstate;
+    struct iovec fio = { tr_xstate, sizeof tr_xstate };
+    bool whole = xparts[0].size && _ms_raw_ptrace(PTRACE_GETREGSET, tr.tid[i], NT_X86_XSTATE, (uintptr_t)&fio) >= 0;
+    if (whole || _ms_raw_ptrace(PTRACE_GETREGSET, tr.tid[i], NT_PRFPREG, (uintptr_t)&fio) >= 0) {
+        if (fio.iov_len >= sizeof *fp) memcpy(&park_regs[park_n][MS_SCAN_VREGS], fp->xmm_space, 32 * sizeof(uintptr_t));
+        if (whole) xstate_words(tr_xstate, fio.iov_len, park_regs[park_n]);
+    }
     park_sp[park_n] = (uintptr_t)r.rsp - RED_ZONE;
     park_pc[park_n] = (uintptr_t)r.rip;
     park_tp[park_n] = (uintptr_t)r.fs_base;
