@@ -543,7 +543,16 @@ static bool dtv_pointer(const scan_t *sc, const rec_t *r, uintptr_t w)
  * a block of three words (the parent node, being read: sc->cur), and
  * pointing one byte into another whose key is an aligned address and whose
  * links are null or, the colour aside, the start of a block of three
- * words. */
+ * words; and both blocks allocated by tsearch itself, where their stacks
+ * say (a block whose stack was not taken, sampled out, has the shape
+ * alone to go by): a program's own tree of that shape, its colour kept
+ * the same way, stays "possibly lost", as memcheck calls it. */
+static bool tsearch_made(const rec_t *r)
+{
+    uintptr_t site = r->stack ? _ms_stack_site(r->stack) : 0;
+    return !site || _ms_tsearch_code(site);
+}
+
 static bool tsearch_link(scan_t *sc, const rec_t *r, uintptr_t w, uintptr_t at)
 {
     const uintptr_t W = sizeof(uintptr_t), a = r->addr;
@@ -551,7 +560,7 @@ static bool tsearch_link(scan_t *sc, const rec_t *r, uintptr_t w, uintptr_t at)
     const rec_t *parent = &sc->recs[sc->cur];
     if (parent->size != 3 * W || at - parent->addr != W || !is_readable(sc, a, a + 3 * W)) return false;
     const uintptr_t *n = (const uintptr_t *)a;
-    if (!n[0] || n[0] % W) return false;
+    if (!n[0] || n[0] % W || !tsearch_made(r) || !tsearch_made(parent)) return false;
     for (unsigned k = 1; k < 3; k++) {
         uintptr_t link = k == 1 ? n[k] & ~(uintptr_t)1 : n[k];
         bool start;

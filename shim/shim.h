@@ -718,6 +718,7 @@ MS_HIDDEN int _ms_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *),
 MS_HIDDEN int _ms_program_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
 MS_HIDDEN bool _ms_program_iterating(void);   /* a thread of the program is inside one */
 MS_HIDDEN bool _ms_tsd_array_site(uintptr_t ra);   /* ra in glibc's pthread_setspecific */
+MS_HIDDEN bool _ms_tsearch_code(uintptr_t a);       /* a in glibc's tsearch */
 
 /* Whether each slot of e's chain (frames 1 to depth-1) still holds its
  * return address, the stack's words being at sp.  Every slot lies between

@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <ucontext.h>
 #include <link.h>
+#include <search.h>
 #include <string.h>
 #include <unistd.h>
 #include "shim.h"
@@ -347,6 +348,22 @@ static uintptr_t libc_lo, libc_hi, getattr_lo, getattr_hi;
 static uintptr_t setspecific_lo, setspecific_hi;
 bool _ms_tsd_array_site(uintptr_t ra) { return ra - setspecific_lo < setspecific_hi - setspecific_lo; }
 
+/* glibc's tsearch(3): the nodes of its trees (setenv's among them) are the
+ * blocks it allocates itself (the leak scan's tagged links, scan.c). */
+static uintptr_t tsearch_lo, tsearch_hi;
+bool _ms_tsearch_code(uintptr_t a) { return a - tsearch_lo < tsearch_hi - tsearch_lo; }
+
+/* [*lo, *hi): the code of the C library's function at fn, from its symbol. */
+static void function_of(const void *fn, uintptr_t *lo, uintptr_t *hi)
+{
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (dladdr1(fn, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && info.dli_saddr) {
+        *lo = (uintptr_t)info.dli_saddr;
+        *hi = *lo + (sym->st_size ? sym->st_size : 1);
+    }
+}
+
 /* Whether a is in the C library's code: its range, once found; the loader
  * otherwise (dladdr scans a module's symbols: a program exporting 29,000,
  * as gcc's cc1 does, took 0.7 s over a profile's stacks). */
@@ -359,19 +376,12 @@ bool _ms_libc_code(uintptr_t a)
 
 static void find_libc(void)
 {
+    function_of((const void *)&pthread_setspecific, &setspecific_lo, &setspecific_hi);
+    function_of((const void *)&tsearch, &tsearch_lo, &tsearch_hi);
+    function_of((const void *)&pthread_getattr_np, &getattr_lo, &getattr_hi);
     Dl_info info;
-    const ElfW(Sym) *sym = NULL;
-    if (dladdr1((void *)&pthread_setspecific, &info, (void **)&sym, RTLD_DL_SYMENT) && sym && info.dli_saddr) {
-        setspecific_lo = (uintptr_t)info.dli_saddr;
-        setspecific_hi = setspecific_lo + (sym->st_size ? sym->st_size : 1);
-    }
-    sym = NULL;
-    if (!dladdr1((void *)&pthread_getattr_np, &info, (void **)&sym, RTLD_DL_SYMENT) || !info.dli_fbase) return;
-    if (sym && info.dli_saddr) {
-        getattr_lo = (uintptr_t)info.dli_saddr;
-        getattr_hi = getattr_lo + (sym->st_size ? sym->st_size : 1);
-    }
-    code_of((const ElfW(Ehdr) *)info.dli_fbase, &libc_lo, &libc_hi);
+    if (dladdr((const void *)&pthread_getattr_np, &info) && info.dli_fbase)
+        code_of((const ElfW(Ehdr) *)info.dli_fbase, &libc_lo, &libc_hi);
 }
 
 /* spare_lock held by this thread (a fork from a handler must not wait for it:

@@ -205,6 +205,15 @@ Test(layouts, a_pointer_one_byte_into_a_block_elsewhere_is_interior, .timeout = 
 }
 Test(layouts, as_valgrind_setenv_interior, .timeout = 120) { as_valgrind("fixtures/leak_setenv", "interior"); }
 
+/* Nor a left link of the program's own tree of that shape: its blocks
+ * were not allocated by tsearch (their stacks say so). */
+Test(layouts, a_programs_own_tree_of_that_shape_is_not_the_c_librarys, .timeout = 120)
+{
+    static const long want[6] = { 1, 77, 0, 0, 1, 24 };
+    mode_in_every_layout("fixtures/leak_setenv", "own", 1, want);
+}
+Test(layouts, as_valgrind_setenv_own, .timeout = 120) { as_valgrind("fixtures/leak_setenv", "own"); }
+
 /* A block whose only pointer is in %xmm0 of a thread spinning at exit:
  * still reachable (the stopped thread's vector registers are roots; as
  * LeakSanitizer, unlike memcheck). */
