@@ -213,6 +213,7 @@ $(B)/bench/%: bench/%.c
 bench:
 	@tools/install-deps.sh
 	@$(MAKE) --no-print-directory lib tool $(BENCH_BIN) $(B)/fixtures/leak_modes
+	@bench/suite.sh $(B) || true
 	@bench/run.sh $(B)
 	@bench/sampler.sh $(B)
 	@bench/exporter.sh $(B)

@@ -96,7 +96,7 @@ filter() { CFG_FILTER[$1]=$2; }
 limit  heaptrack 3 'churn python3 sqlite3'
 limit  memcheck  2 'churn python3 sqlite3' 400       # ~40 s per churn run on an idle core
 limit  massif    2 'churn python3 sqlite3' 400
-limit  lsan      5 'churn xthread graph python3 sqlite3 gcc'   # realloc: over 120 s (timeout) under lsan
+limit  lsan      5 'churn xthread graph python3 sqlite3 gcc cfrac espresso barnes'   # realloc: over 120 s (timeout) under lsan
 limit  pymalloc  9 'python3m'
 after  heaptrack 'rm -f $WORK/heaptrack.$RUN_TAG.*'  # up to ~80 MB per run (churn)
 after  massif    'rm -f $WORK/massif.$RUN_TAG'
@@ -122,10 +122,18 @@ COMPARE=(memshim mimalloc)
 # =============================================================================
 WORKLOADS=()
 declare -A WL_CMD WL_SETUP
+declare -A WL_IN
 workload() { WORKLOADS+=("$1"); WL_CMD[$1]=$2; WL_SETUP[$1]=${3:-}; }
+declare -A WL_VARY
+stdin_of() { WL_IN[$1]=$2; }     # stdin_of NAME 'FILE': the workload reads FILE on its standard input
+varies() { WL_VARY[$1]=$2; }     # varies NAME 'REGEX': output lines that differ run to run (times), not compared
 
 need_bin() {   # the workload's program was built from bench/NAME.c
     [ -x "$BIN/$1" ] || { echo "$BIN/$1 not built (make bench builds it)"; return 1; }
+}
+SUITE=$BIN/suite
+need_suite() {   # the suite's program, built by bench/suite.sh
+    [ -x "$SUITE/$1" ] || { echo "$SUITE/$1 not built (bench/suite.sh builds it: see its first lines)"; return 1; }
 }
 setup_python() {
     local p=${BENCH_PYTHON:-}
@@ -166,6 +174,12 @@ workload simple  '$BIN/simple'  'need_bin simple'    # one thread, batches of on
 workload larson  '$BIN/larson'  'need_bin larson'    # server: threads hand their blocks to successors (larson)
 workload thrash  '$BIN/falseshare thrash'  'need_bin falseshare'   # threads' blocks in one cache line? (cache-thrash)
 workload scratch '$BIN/falseshare scratch' 'need_bin falseshare'   # freed blocks reused by the freeing thread (cache-scratch)
+# mimalloc-bench's real programs, built from the suite's sources by bench/suite.sh:
+workload cfrac    '$SUITE/cfrac 17545186520507317056371138836327483792789528' 'need_suite cfrac'   # factoring: bignums, many small blocks
+workload espresso '$SUITE/espresso $SUITE/largest.espresso' 'need_suite espresso'               # logic minimizer: deep recursion, many stacks
+workload barnes   '$SUITE/barnes' 'need_suite barnes'                                           # n-body: few allocations
+stdin_of barnes   '$SUITE/barnes.in'
+varies   barnes   'TIME|COMPUTESTART|COMPUTEEND'                                              # its clock readings
 
 # =============================================================================
 # Machinery.  Nothing below needs to change to add a row or a column.
@@ -264,6 +278,7 @@ run_in() {
     expand env "${CFG_ENV[$c]}"
     expand wrap "${CFG_WRAP[$c]}"
     for kv in "${env[@]}"; do args+=(-E "$kv"); done
+    [ -n "${RUN_IN:-}" ] && args+=(-i "$RUN_IN")
     res=$("$BIN/runner" -t "${CFG_TIMEOUT[$c]:-$TIMEOUT}" -o "$WORK/$RUN_TAG.out" -e "$WORK/$RUN_TAG.err" \
           "${args[@]}" -- "${wrap[@]}" "$@") || res="0 0 255 0"
     if [ -n "${CFG_AFTER[$c]:-}" ]; then
@@ -278,10 +293,17 @@ run_one() {
     local w=$1 c=$2 r=$3 cmd res
     RUN_TAG="$w.$c.$r"
     expand cmd "${WL_CMD[$w]}"
+    local inp=()
+    [ -n "${WL_IN[$w]:-}" ] && expand inp "${WL_IN[$w]}"
+    local RUN_IN=${inp[0]:-}         # run_in reads it (dynamic scope)
     res=$(run_in "$c" "${cmd[@]}")
     if [ -n "${CFG_FILTER[$c]:-}" ]; then   # keep the wrapper's own lines apart
         mv "$WORK/$RUN_TAG.out" "$WORK/$RUN_TAG.out.raw"
         sed -e "${CFG_FILTER[$c]}" "$WORK/$RUN_TAG.out.raw" > "$WORK/$RUN_TAG.out"
+    fi
+    if [ -n "${WL_VARY[$w]:-}" ]; then      # the workload's own clock readings
+        mv "$WORK/$RUN_TAG.out" "$WORK/$RUN_TAG.out.all"
+        grep -Ev "${WL_VARY[$w]}" "$WORK/$RUN_TAG.out.all" > "$WORK/$RUN_TAG.out"
     fi
     # shellcheck disable=SC2086  # four words: wall rss status cpu
     set -- $res
