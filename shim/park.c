@@ -116,6 +116,18 @@ static void xstate_words(const uint8_t *xs, size_t len, uintptr_t *regs)
         }
     }
 }
+
+/* A stopped thread's vector registers, from its FXSAVE image fx (512 bytes
+ * at least: ptrace's NT_PRFPREG, a signal frame's fpregs) or XSAVE area
+ * (`xsave`: len bytes, which begin with that image): %xmm0-15 into
+ * regs[MS_SCAN_VREGS ..], compilers moving pointers through them (a struct
+ * copied, an array of pointers moved), as LeakSanitizer knows; and the
+ * wider parts (xstate_words). */
+static void vector_words(const uint8_t *fx, size_t len, bool xsave, uintptr_t *regs)
+{
+    memcpy(&regs[MS_SCAN_VREGS], fx + offsetof(struct user_fpregs_struct, xmm_space), 32 * sizeof(uintptr_t));
+    if (xsave) xstate_words(fx, len, regs);
+}
 #endif
 
 static uintptr_t park_sp[MS_PARK_MAX];
@@ -213,18 +225,14 @@ static bool tr_registers(unsigned i)
     for (unsigned j = 0; j < MS_SCAN_REGS; j++) park_regs[park_n][j] = j < nw && j < MS_SCAN_VREGS ? w[j] : 0;
     park_tid[park_n] = tr.tid[i];
 #if defined(__x86_64__)
-    /* and %xmm0-15: compilers move pointers through them (a struct copied,
-     * an array of pointers moved), as LeakSanitizer knows; with the upper
-     * parts of %ymm and %zmm where the processor has them.  One request:
-     * the XSAVE area starts with the FXSAVE image that NT_PRFPREG gives
-     * alone (asked for where there is no XSAVE area). */
-    const struct user_fpregs_struct *fp = (const struct user_fpregs_struct *)tr_xstate;
+    /* and the vector registers, in one request: the XSAVE area starts with
+     * the FXSAVE image that NT_PRFPREG gives alone (asked for where there
+     * is no XSAVE area) */
     struct iovec fio = { tr_xstate, sizeof tr_xstate };
     bool whole = xparts[0].size && _ms_raw_ptrace(PTRACE_GETREGSET, tr.tid[i], NT_X86_XSTATE, (uintptr_t)&fio) >= 0;
-    if (whole || _ms_raw_ptrace(PTRACE_GETREGSET, tr.tid[i], NT_PRFPREG, (uintptr_t)&fio) >= 0) {
-        if (fio.iov_len >= sizeof *fp) memcpy(&park_regs[park_n][MS_SCAN_VREGS], fp->xmm_space, 32 * sizeof(uintptr_t));
-        if (whole) xstate_words(tr_xstate, fio.iov_len, park_regs[park_n]);
-    }
+    if ((whole || _ms_raw_ptrace(PTRACE_GETREGSET, tr.tid[i], NT_PRFPREG, (uintptr_t)&fio) >= 0) &&
+        fio.iov_len >= sizeof(struct user_fpregs_struct))
+        vector_words(tr_xstate, fio.iov_len, whole, park_regs[park_n]);
     park_sp[park_n] = (uintptr_t)r.rsp - RED_ZONE;
     park_pc[park_n] = (uintptr_t)r.rip;
     park_tp[park_n] = (uintptr_t)r.fs_base;
@@ -423,15 +431,13 @@ static uintptr_t interrupted(const void *ucv, uintptr_t *regs, uintptr_t *pc, ui
 #if defined(__x86_64__)
     for (unsigned i = 0; i < MS_SCAN_REGS; i++) regs[i] = i < NGREG ? (uintptr_t)uc->uc_mcontext.gregs[i] : 0;
     const uint8_t *fp = (const uint8_t *)uc->uc_mcontext.fpregs;
-    if (fp) {                                    /* %xmm0-15, as in tr_registers */
-        memcpy(&regs[MS_SCAN_VREGS], uc->uc_mcontext.fpregs->_xmm, 32 * sizeof(uintptr_t));
+    if (fp) {                                    /* as in tr_registers */
         /* The kernel's words in the FXSAVE area's spare bytes (struct
-         * _fpx_sw_bytes, asm/sigcontext.h): whether an XSAVE area follows,
-         * and its size. */
+         * _fpx_sw_bytes, asm/sigcontext.h): whether an XSAVE area follows
+         * (FP_XSTATE_MAGIC1), and its size. */
         uint32_t sw[5];
         memcpy(sw, fp + 464, sizeof sw);
-        if (sw[0] == 0x46505853u)                /* FP_XSTATE_MAGIC1 */
-            xstate_words(fp, sw[4], regs);
+        vector_words(fp, sw[4], sw[0] == 0x46505853u, regs);
     }
     *pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
     return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP] - RED_ZONE;
