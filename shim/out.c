@@ -574,9 +574,22 @@ static unsigned tmp_counter;
  * another thread's _exit cuts short) left it beside its output, empty or
  * cut short (rust-lld's _exit).  _ms_out_abandon removes them.  A slot is
  * claimed by its pid (-1 while the name is copied); with all taken, a file
- * goes unlisted. */
+ * goes unlisted.
+ *
+ * A name is listed before its file is created, and the creation is a
+ * handshake with _exit (a thread's `opening` against `abandoning`, each
+ * stored before the other is read): either the writer sees the process
+ * ending and creates nothing, or _exit sees the creation under way and
+ * waits for it before removing the file.  A writer that finds the process
+ * ending neither creates, renames nor says anything more: it waits for the
+ * end, which is a system call away. */
 #define PENDING 4
-static struct { int pid; char tmp[sizeof ((ms_out_t *)0)->tmp]; } pending[PENDING];
+static struct {
+    int pid;
+    int opening;                /* the thread creating the file now, or 0 */
+    char tmp[sizeof ((ms_out_t *)0)->tmp];
+} pending[PENDING];
+static int abandoning;          /* the pid whose _exit has begun */
 
 static int pending_add(const char *tmp)
 {
@@ -598,15 +611,47 @@ static void pending_drop(ms_out_t *o)
     o->pending = -1;
 }
 
-/* The process ends now (_exit: override.c): its temporary files go.  What
- * a thread is renaming meanwhile may be renamed first (then nothing is
- * removed) or not at all.  Async-signal-safe; in a vfork child (another
- * pid) nothing. */
+/* This process's _exit has begun: wait for it (another thread's exit_group
+ * ends this one; an _exit from a handler on this thread never returns
+ * here). */
+static void abandoned_wait(void)
+{
+    if (__atomic_load_n(&abandoning, __ATOMIC_SEQ_CST) != (int)getpid()) return;
+    int never = 0;
+    for (;;) _ms_raw_futex_wait(&never, 0, 1000000000);
+}
+
+/* openat of o->tmp, o->pending's file, unless the process is ending. */
+static int create_listed(ms_out_t *o, int flags, int mode)
+{
+    if (o->pending < 0) return _ms_fd_open(AT_FDCWD, o->tmp, flags, mode);   /* unlisted */
+    __atomic_store_n(&pending[o->pending].opening, _ms_os_gettid(), __ATOMIC_SEQ_CST);
+    abandoned_wait();
+    int fd = _ms_fd_open(AT_FDCWD, o->tmp, flags, mode);
+    __atomic_store_n(&pending[o->pending].opening, 0, __ATOMIC_SEQ_CST);
+    return fd;
+}
+
+/* The process ends now (_exit: override.c): its temporary files go.  A
+ * file another thread is creating is waited for (about a second at most:
+ * a file system that hangs); what a thread is renaming meanwhile may be
+ * renamed first (then nothing is removed) or not at all.  Async-signal-
+ * safe; in a vfork child (another pid) nothing is removed, and the
+ * parent's writers go on. */
 void _ms_out_abandon(void)
 {
-    int me = (int)getpid();
-    for (int i = 0; i < PENDING; i++)
-        if (__atomic_load_n(&pending[i].pid, __ATOMIC_ACQUIRE) == me) unlink(pending[i].tmp);
+    int me = (int)getpid(), self = _ms_os_gettid();
+    __atomic_store_n(&abandoning, me, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < PENDING; i++) {
+        if (__atomic_load_n(&pending[i].pid, __ATOMIC_SEQ_CST) != me) continue;
+        for (int naps = 0; naps < 10000; naps++) {
+            int t = __atomic_load_n(&pending[i].opening, __ATOMIC_SEQ_CST);
+            if (t == 0 || t == self) break;     /* self: a handler that came in on the writer */
+            int still = 0;
+            _ms_raw_futex_wait(&still, 0, 100000);
+        }
+        unlink(pending[i].tmp);
+    }
 }
 
 /* A forked child: the thread that held a writer's lock stayed in the parent,
@@ -614,7 +659,8 @@ void _ms_out_abandon(void)
 void _ms_out_after_fork_child(void)
 {
     for (unsigned i = 0; i < OUT_SLOTS; i++) pthread_mutex_init(&out_lock[i], NULL);
-    for (int i = 0; i < PENDING; i++) pending[i].pid = 0;
+    for (int i = 0; i < PENDING; i++) pending[i].pid = pending[i].opening = 0;
+    abandoning = 0;
     _ms_messages_forget();
 }
 
@@ -768,14 +814,19 @@ static int open_tmp(ms_out_t *o)
                     __atomic_fetch_add(&tmp_counter, 1, __ATOMIC_RELAXED));
         if (t.len >= sizeof o->tmp - 1) { errno = ENAMETOOLONG; return -1; }
         o->tmp[t.len] = 0;
-        int fd = _ms_fd_open(AT_FDCWD, o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
-                             o->flags & MS_OUT_SNAPSHOT ? 0644 : 0600);
+        o->pending = pending_add(o->tmp);       /* listed for _exit before it exists */
+        int fd = create_listed(o, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                               o->flags & MS_OUT_SNAPSHOT ? 0644 : 0600);
         /* A program that closes every descriptor, from another thread, may
          * have closed this one already and opened a file of its own on the
          * number: the number is the program's (not closed), the file goes,
          * and another name is tried. */
-        if (fd >= 0 && !_ms_fd_is_path(fd, o->tmp)) { unlink(o->tmp); errno = EBADF; continue; }
-        if (fd >= 0 || errno != EEXIST) return fd;
+        if (fd >= 0 && !_ms_fd_is_path(fd, o->tmp)) { unlink(o->tmp); pending_drop(o); errno = EBADF; continue; }
+        if (fd >= 0) return fd;
+        int err = errno;
+        pending_drop(o);
+        errno = err;
+        if (err != EEXIST) return -1;
     }
     return -1;
 }
@@ -845,7 +896,6 @@ bool _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned f
             else if ((o->fd = open_tmp(o)) >= 0) {
                 struct stat st;             /* by name: the number may be the program's already */
                 if (stat(o->tmp, &st) == 0) { o->dev = st.st_dev; o->ino = st.st_ino; }
-                if (!(flags & MS_OUT_STREAM)) o->pending = pending_add(o->tmp);   /* renamed at the commit */
             }
             err = errno;
             if (o->fd < 0 && err == EBADF) continue;
@@ -862,12 +912,14 @@ bool _ms_out_open_seq(ms_out_t *o, const char *var, const char *dest, unsigned f
         }
         if (o->fd >= 0 && (flags & MS_OUT_STREAM)) {          /* kept open: in place now */
             release(o);
+            if (kind == MS_OUT_ATOMIC) abandoned_wait();
             if (kind == MS_OUT_ATOMIC && rename(o->tmp, o->path) != 0) {
                 err = errno;
                 unlink(o->tmp);
                 _ms_fd_close(o->fd);
                 o->fd = -1;
             }
+            pending_drop(o);
         }
         if (o->fd < 0) release(o);
     }
@@ -905,6 +957,7 @@ bool _ms_out_commit(ms_out_t *o)
             ok = false;
         }
         if (_ms_os_same_file(o->fd, o->dev, o->ino)) _ms_fd_close(o->fd);   /* never a number the program took */
+        if (replace) abandoned_wait();      /* _exit removes the file, nothing is said */
         if (replace && !whole) unlink(o->tmp);
         else if (replace && rename(o->tmp, o->path) != 0) {
             _ms_message("%s: cannot rename %s to %s (%s)", o->var, o->tmp, o->path, why(errno, false));
