@@ -831,7 +831,8 @@ static inline __attribute__((always_inline)) uint32_t _ms_capture_release(const 
 }
 MS_HIDDEN void   _ms_unwind_thread_exit(void);
 MS_HIDDEN void   _ms_unwind_lock(void);                 /* the spare stack caches, for fork */
-MS_HIDDEN bool   _ms_unwind_mine(void);                 /* this thread holds that lock */
+MS_HIDDEN extern __thread int _ms_unwind_in __attribute__((tls_model("initial-exec")));
+static inline bool _ms_unwind_mine(void) { return _ms_unwind_in != 0; }   /* this thread holds that lock */
 MS_HIDDEN void   _ms_unwind_unlock(bool child);
 MS_HIDDEN uintptr_t _ms_stack_top(void);                /* of the calling thread's stack */
 /* fn(arg) on a stack of memshim's own (1 MiB, never a root of the leak
@@ -996,7 +997,12 @@ MS_HIDDEN uint32_t _ms_stack_find(uint64_t h);     /* a stored stack of that has
 MS_HIDDEN unsigned _ms_stack_get(uint32_t id, uintptr_t *ip);   /* room for MS_MAX_STACK */
 MS_HIDDEN uintptr_t _ms_stack_site(uint32_t id);                 /* its first frame, or 0 */
 MS_HIDDEN void   _ms_stack_lock(void);
-MS_HIDDEN bool   _ms_stack_mine(void);      /* this thread holds the trace table's lock */
+/* This thread holds the trace table's lock (a fork from a handler must not
+ * wait for it: init.c).  Inline, as _ms_unwind_mine: the exit of a program
+ * that tracks nothing asks, and stacks.c lies outside the pages every
+ * process maps (Makefile: HOT_SRC). */
+MS_HIDDEN extern __thread int _ms_stack_in __attribute__((tls_model("initial-exec")));
+static inline bool _ms_stack_mine(void) { return _ms_stack_in != 0; }
 MS_HIDDEN void   _ms_stack_unlock(bool child);
 
 /* ---- cxx.c: C++ operator new's failure path, allocation-kind mismatches -- */
@@ -1475,7 +1481,6 @@ enum { MS_FIG_BYTES, MS_FIG_COUNT, MS_FIG_NS, MS_FIG_PERMILLE };   /* MS_FIG_ ##
 MS_HIDDEN void   _ms_stats_collect(ms_stats_t *st);
 MS_HIDDEN void   _ms_stats_collect_heap(ms_stats_t *st);  /* the same, without rss and peak_rss */
 MS_HIDDEN void   _ms_stats_print_fd(int fd);
-MS_HIDDEN void   _ms_stats_at_exit(void);
 /* Reporting options (options.def), defaults in stats.c. */
 typedef struct ms_report_opts_s {
     const char *rss_log;          /* MEMSHIM_RSS_LOG: "stderr" or a path (%p: pid), or NULL */

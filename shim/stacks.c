@@ -238,26 +238,24 @@ uint32_t _ms_stack_find(uint64_t h)
 }
 
 /* A signal handler whose thread holds stack_lock must not wait for it: it
- * would wait for ever.  While a thread holds it (tl_in), a handler's new
- * stack is not interned: its block goes without a stack (id 0), as a
- * block of memshim's own making does.  Holding signals off instead cost two
+ * would wait for ever.  While a thread holds it (_ms_stack_in), a
+ * handler's new stack is not interned: its block goes without a stack (id
+ * 0), as a block of memshim's own making does.  Holding signals off instead cost two
  * system calls a new stack. */
-static __thread int tl_in __attribute__((tls_model("initial-exec")));
+__thread int _ms_stack_in __attribute__((tls_model("initial-exec")));
 
 static void stacks_lock(void)
 {
-    tl_in = 1;
+    _ms_stack_in = 1;
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     pthread_mutex_lock(&stack_lock);
 }
-
-bool _ms_stack_mine(void) { return tl_in != 0; }    /* fork from a handler (init.c) */
 
 static void stacks_unlock(void)
 {
     pthread_mutex_unlock(&stack_lock);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    tl_in = 0;
+    _ms_stack_in = 0;
     _ms_signals_due();
 }
 
@@ -293,7 +291,7 @@ static uint32_t intern(const uintptr_t *ip, unsigned n)
     uint32_t id = probe(__atomic_load_n(&table, __ATOMIC_ACQUIRE), h, ip, n);
     if (id) return id;
     if (__atomic_load_n(&out_of_memory, __ATOMIC_ACQUIRE)) return MS_STACK_OOM;
-    if (tl_in) return 0;                            /* a signal handler's: stacks_lock */
+    if (_ms_stack_in) return 0;                     /* a signal handler's: stacks_lock */
 
     stacks_lock();
     if ((id = probe(table, h, ip, n))) { stacks_unlock(); return id; }
@@ -334,7 +332,7 @@ void _ms_stack_unlock(bool child)
 {
     if (!child) { stacks_unlock(); return; }
     pthread_mutex_init(&stack_lock, NULL);
-    tl_in = 0;
+    _ms_stack_in = 0;
 }
 
 /* ---- addresses of unloaded modules (modules.c) ------------------------------ */

@@ -282,8 +282,3 @@ void _ms_stats_write(const char *dest)
 
 /* At exit (init.c's destructor): stop the reporter thread, which writes the
  * last RSS sample and withdraws the live region, then the final table. */
-void _ms_stats_at_exit(void)
-{
-    _ms_reporter_stop();
-    if (_ms_opt.stats) _ms_stats_write(_ms_opt.stats);
-}

@@ -386,14 +386,13 @@ static void find_libc(void)
 
 /* spare_lock held by this thread (a fork from a handler must not wait for it:
  * init.c). */
-static __thread int spare_in __attribute__((tls_model("initial-exec")));
-bool _ms_unwind_mine(void) { return spare_in != 0; }
-static void spare_take(void) { spare_in = 1; __atomic_signal_fence(__ATOMIC_SEQ_CST); pthread_mutex_lock(&spare_lock); }
+__thread int _ms_unwind_in __attribute__((tls_model("initial-exec")));
+static void spare_take(void) { _ms_unwind_in = 1; __atomic_signal_fence(__ATOMIC_SEQ_CST); pthread_mutex_lock(&spare_lock); }
 static void spare_give(void)
 {
     pthread_mutex_unlock(&spare_lock);
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    spare_in = 0;
+    _ms_unwind_in = 0;
     _ms_signals_due();
 }
 
