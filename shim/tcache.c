@@ -257,9 +257,11 @@ static void tcache_thread_exit(void *arg)
     if (!tc || tc == &tc_dead) return;
     _ms_thread.tc = (ms_tcache_t *)&tc_dead;        /* later frees on this thread go central */
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    _ms_unwind_thread_exit();
-    _ms_scan_thread_exit();
-    _ms_prof_thread_exit();
+    if (_ms_track_on || _ms_sampling) {    /* else none of those files' code runs (Makefile: HOT_SRC) */
+        _ms_unwind_thread_exit();
+        _ms_scan_thread_exit();
+        _ms_prof_thread_exit();
+    }
     _ms_reporter_thread_left();
     _ms_lock(&tc_lock);                    /* left in one hold of the lock: a fork finds it left or not */
     bool leave = tc_spare_full < SPARE_FULL;
