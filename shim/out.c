@@ -590,6 +590,7 @@ static struct {
     char tmp[sizeof ((ms_out_t *)0)->tmp];
 } pending[PENDING];
 static int abandoning;          /* the pid whose _exit has begun */
+static int abandoner;           /* and the thread that called it */
 
 static int pending_add(const char *tmp)
 {
@@ -611,12 +612,16 @@ static void pending_drop(ms_out_t *o)
     o->pending = -1;
 }
 
-/* This process's _exit has begun: wait for it (another thread's exit_group
- * ends this one; an _exit from a handler on this thread never returns
- * here). */
+/* Another thread of this process has begun its _exit: wait for the end
+ * (its exit_group ends this thread; an _exit from a handler on this
+ * thread never returns here).  The thread in _exit itself goes on: a
+ * handler that comes in there before the end and writes a report would
+ * otherwise wait for ever. */
 static void abandoned_wait(void)
 {
-    if (__atomic_load_n(&abandoning, __ATOMIC_SEQ_CST) != (int)getpid()) return;
+    if (__atomic_load_n(&abandoning, __ATOMIC_SEQ_CST) != (int)getpid() ||
+        __atomic_load_n(&abandoner, __ATOMIC_SEQ_CST) == _ms_os_gettid())
+        return;
     int never = 0;
     for (;;) _ms_raw_futex_wait(&never, 0, 1000000000);
 }
@@ -641,6 +646,7 @@ static int create_listed(ms_out_t *o, int flags, int mode)
 void _ms_out_abandon(void)
 {
     int me = (int)getpid(), self = _ms_os_gettid();
+    __atomic_store_n(&abandoner, self, __ATOMIC_SEQ_CST);
     __atomic_store_n(&abandoning, me, __ATOMIC_SEQ_CST);
     for (int i = 0; i < PENDING; i++) {
         if (__atomic_load_n(&pending[i].pid, __ATOMIC_SEQ_CST) != me) continue;
@@ -660,7 +666,7 @@ void _ms_out_after_fork_child(void)
 {
     for (unsigned i = 0; i < OUT_SLOTS; i++) pthread_mutex_init(&out_lock[i], NULL);
     for (int i = 0; i < PENDING; i++) pending[i].pid = pending[i].opening = 0;
-    abandoning = 0;
+    abandoning = abandoner = 0;
     _ms_messages_forget();
 }
 
