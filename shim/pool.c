@@ -26,8 +26,7 @@ typedef struct central_s {
     ms_page_t      *partial;    /* spans with a free or uncarved block */
     uint64_t        spans;      /* spans in use by this class */
     uint64_t        free_blocks;/* free + uncarved blocks in those spans */
-    uint32_t        nxfer;      /* batches parked */
-    uint32_t        xfer_max;   /* at most (0: the class has no thread caches) */
+    uint32_t        nxfer;      /* batches parked (at most its class's xfer_max) */
     uint64_t        unparked;   /* parked batches taken, in all */
     uint64_t        unparked_seen; /* ... at the last look (_ms_central_look) */
     uint64_t        unparked_grown;/* ... at the last unpark_idle */
@@ -35,7 +34,10 @@ typedef struct central_s {
     struct { ms_block_t *head, *tail; } xfer[MS_XFER_SLOTS];  /* each `batch` long */
 } __attribute__((aligned(64))) central_t;
 
-static central_t central[MS_NCLASSES];
+/* All zeros, locks included (PTHREAD_MUTEX_INITIALIZER): in the .bss, and
+ * a class's pages are touched when it is first used, not at start-up (a
+ * program of a few sizes touched all 24 KiB of them). */
+static central_t central[MS_NCLASSES] = { [0 ... MS_NCLASSES - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER } };
 
 /* New spans about to be taken by takes that hold no other lock (until a
  * take's first look); at every MS_GROW_LOOK-th, unpark_idle. */
@@ -114,8 +116,7 @@ void _ms_classes_init(void)
         k->limit = (uint16_t)lim;
         k->batch = (uint16_t)(lim > 1 ? lim / 2 : 1);
         size_t slots = lim ? MS_XFER_BYTES / ((size_t)k->batch * size) : 0;
-        central[c].xfer_max = (uint32_t)(slots < MS_XFER_SLOTS ? slots : MS_XFER_SLOTS);
-        pthread_mutex_init(&central[c].lock, NULL);
+        k->xfer_max = (uint16_t)(slots < MS_XFER_SLOTS ? slots : MS_XFER_SLOTS);
     }
     for (size_t i = 0; i <= MS_SMALL_TABLE_MAX / MS_ALIGN; i++)
         _ms_small_class[i] = (uint8_t)_ms_class_of(i * MS_ALIGN);
@@ -327,7 +328,7 @@ ms_block_t *_ms_central_give(unsigned cls, ms_block_t *b, unsigned n)
     const unsigned batch = _ms_classes[cls].batch;
     unsigned given = 0, k;
     _ms_lock(&c->lock);
-    while (n - given >= batch && c->nxfer < c->xfer_max) {   /* park whole batches */
+    while (n - given >= batch && c->nxfer < _ms_classes[cls].xfer_max) {   /* park whole batches */
         ms_block_t *t = batch_tail(b, cls, batch);
         if (!t) break;                                  /* short: to the spans below */
         ms_block_t *rest = t->next;
@@ -391,8 +392,10 @@ static void unpark_idle(unsigned growing)
             taken = c->unparked;
             _ms_unlock(&c->lock);
         }
-        c->unparked_grown = taken;
-        c->nxfer_grown = parked;
+        /* written only when they change: a class never used stays on
+         * the zero page (its pages of central[] not resident) */
+        if (c->unparked_grown != taken) c->unparked_grown = taken;
+        if (c->nxfer_grown != parked) c->nxfer_grown = parked;
     }
     __atomic_store_n(&unparking, 0, __ATOMIC_RELEASE);
 }
@@ -483,7 +486,7 @@ void _ms_central_check_locked(const uint64_t spans[MS_NCLASSES], const uint64_t 
         if (central[c].free_blocks != free_blocks[c]) fail("a class's free count is not its spans'", &central[c], c);
         for (ms_page_t *pg = central[c].partial; pg; pg = pg->next)
             if (!pg->in_partial || pg->cls != c) fail("the partial list holds a stranger", pg, c);
-        if (central[c].nxfer > central[c].xfer_max) fail("more batches parked than a class parks", &central[c], c);
+        if (central[c].nxfer > _ms_classes[c].xfer_max) fail("more batches parked than a class parks", &central[c], c);
         for (unsigned i = 0; i < central[c].nxfer; i++) {
             unsigned n = 0;
             ms_block_t *last = NULL;

@@ -295,6 +295,7 @@ typedef struct ms_class_s {
     uint16_t npages;      /* pages per span */
     uint16_t limit;       /* thread cache limit (blocks) */
     uint16_t batch;       /* blocks moved per refill/flush */
+    uint16_t xfer_max;    /* whole batches its central list parks at most (pool.c; 0: no thread caches) */
     uint32_t capacity;    /* blocks per span */
     uint64_t recip;       /* ceil(2^MS_RECIP_SHIFT / size): offset -> block index */
 } ms_class_t;
