@@ -517,9 +517,11 @@ __attribute__((destructor(101))) static void ms_destructor(void)
      * with a thousand such threads.  Where the process may, it goes first
      * (setpriority acts on this thread alone; a filter may kill on it). */
     int nice = _ms_filtered() ? INT_MIN : _ms_os_hurry();
-    /* here, not in stats.c: a program that asked for nothing runs none of
-     * stats.c's code, which lies outside the pages every process maps
-     * (Makefile: HOT_SRC) */
+    /* The reporter thread stopped (its last RSS sample written, the live
+     * region withdrawn), then the final statistics: here, not in stats.c,
+     * so that a program that asked for nothing runs none of stats.c's
+     * code, which lies outside the pages every process maps (Makefile:
+     * HOT_SRC). */
     _ms_reporter_stop();
     if (_ms_opt.stats) _ms_stats_write(_ms_opt.stats);
     _ms_profile_at_exit();       /* before the leak report, which may _exit */

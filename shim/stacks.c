@@ -240,8 +240,8 @@ uint32_t _ms_stack_find(uint64_t h)
 /* A signal handler whose thread holds stack_lock must not wait for it: it
  * would wait for ever.  While a thread holds it (_ms_stack_in), a
  * handler's new stack is not interned: its block goes without a stack (id
- * 0), as a block of memshim's own making does.  Holding signals off instead cost two
- * system calls a new stack. */
+ * 0), as a block of memshim's own making does.  Holding signals off
+ * instead cost two system calls a new stack. */
 __thread int _ms_stack_in __attribute__((tls_model("initial-exec")));
 
 static void stacks_lock(void)

@@ -279,6 +279,3 @@ void _ms_stats_write(const char *dest)
     }
     errno = saved;
 }
-
-/* At exit (init.c's destructor): stop the reporter thread, which writes the
- * last RSS sample and withdraws the live region, then the final table. */
