@@ -582,7 +582,7 @@ static unsigned tmp_counter;
  * ending and creates nothing, or _exit sees the creation under way and
  * waits for it before removing the file.  A writer that finds the process
  * ending neither creates, renames nor says anything more: it waits for the
- * end, which is a system call away. */
+ * end, which is a system call away (a second at most, below). */
 #define PENDING 4
 static struct {
     int pid;
@@ -616,14 +616,15 @@ static void pending_drop(ms_out_t *o)
  * (its exit_group ends this thread; an _exit from a handler on this
  * thread never returns here).  The thread in _exit itself goes on: a
  * handler that comes in there before the end and writes a report would
- * otherwise wait for ever. */
+ * otherwise wait for ever.  After a second without the end, this thread
+ * goes on too: that handler may be waiting for this thread's output lock. */
 static void abandoned_wait(void)
 {
     if (__atomic_load_n(&abandoning, __ATOMIC_SEQ_CST) != (int)getpid() ||
         __atomic_load_n(&abandoner, __ATOMIC_SEQ_CST) == _ms_os_gettid())
         return;
     int never = 0;
-    for (;;) _ms_raw_futex_wait(&never, 0, 1000000000);
+    for (int naps = 0; naps < 10; naps++) _ms_raw_futex_wait(&never, 0, 100000000);
 }
 
 /* openat of o->tmp, o->pending's file, unless the process is ending. */
