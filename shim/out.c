@@ -618,11 +618,14 @@ static void pending_drop(ms_out_t *o)
  * handler that comes in there before the end and writes a report would
  * otherwise wait for ever.  After a second without the end, this thread
  * goes on too: that handler may be waiting for this thread's output lock. */
+static bool ending(void)
+{
+    return __atomic_load_n(&abandoning, __ATOMIC_SEQ_CST) == (int)getpid() &&
+           __atomic_load_n(&abandoner, __ATOMIC_SEQ_CST) != _ms_os_gettid();
+}
 static void abandoned_wait(void)
 {
-    if (__atomic_load_n(&abandoning, __ATOMIC_SEQ_CST) != (int)getpid() ||
-        __atomic_load_n(&abandoner, __ATOMIC_SEQ_CST) == _ms_os_gettid())
-        return;
+    if (!ending()) return;
     int never = 0;
     for (int naps = 0; naps < 10; naps++) _ms_raw_futex_wait(&never, 0, 100000000);
 }
@@ -632,7 +635,11 @@ static int create_listed(ms_out_t *o, int flags, int mode)
 {
     if (o->pending < 0) return _ms_fd_open(AT_FDCWD, o->tmp, flags, mode);   /* unlisted */
     __atomic_store_n(&pending[o->pending].opening, _ms_os_gettid(), __ATOMIC_SEQ_CST);
-    abandoned_wait();
+    if (ending()) {                     /* _exit need not wait for this creation: there is none */
+        __atomic_store_n(&pending[o->pending].opening, 0, __ATOMIC_SEQ_CST);
+        abandoned_wait();
+        return _ms_fd_open(AT_FDCWD, o->tmp, flags, mode);
+    }
     int fd = _ms_fd_open(AT_FDCWD, o->tmp, flags, mode);
     __atomic_store_n(&pending[o->pending].opening, 0, __ATOMIC_SEQ_CST);
     return fd;
