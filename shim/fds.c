@@ -246,14 +246,11 @@ static void settle(int i, uint64_t word, int fd, dev_t dev, ino_t ino)
 #define BIRTH_NAPS   10000                  /* of 100 us */
 #define WAIT_ROUNDS  (BIRTH_YIELDS + BIRTH_NAPS)
 
-/* One round of those waits: a yield, later a nap (a futex wait that times
- * out: a system call memshim keeps under a seccomp filter, init.c, where
- * nanosleep may be refused; no cancellation point). */
+/* One round of those waits: a yield, later a nap (_ms_raw_nap_ns). */
 static void pause_round(unsigned round)
 {
-    int still = 0;
     if (round < BIRTH_YIELDS) sched_yield();
-    else _ms_raw_futex_wait(&still, 0, 100000);
+    else _ms_raw_nap_ns(100000);
 }
 
 static void births_wait(void)

@@ -626,8 +626,7 @@ static bool ending(void)
 static void abandoned_wait(void)
 {
     if (!ending()) return;
-    int never = 0;
-    for (int naps = 0; naps < 10; naps++) _ms_raw_futex_wait(&never, 0, 100000000);
+    for (int naps = 0; naps < 10; naps++) _ms_raw_nap_ns(100000000);
 }
 
 /* openat of o->tmp, o->pending's file, unless the process is ending. */
@@ -661,8 +660,7 @@ void _ms_out_abandon(void)
         for (int naps = 0; naps < 10000; naps++) {
             int t = __atomic_load_n(&pending[i].opening, __ATOMIC_SEQ_CST);
             if (t == 0 || t == self) break;     /* self: a handler that came in on the writer */
-            int still = 0;
-            _ms_raw_futex_wait(&still, 0, 100000);
+            _ms_raw_nap_ns(100000);
         }
         unlink(pending[i].tmp);
     }

@@ -618,6 +618,12 @@ long _ms_raw_futex_wait(int *addr, int val, uint64_t ns)
     return raw6(SYS_futex, (long)addr, 0 /* FUTEX_WAIT */, val, ns ? (long)&ts : 0, 0, 0);
 }
 
+void _ms_raw_nap_ns(uint64_t ns)
+{
+    int never = 0;
+    _ms_raw_futex_wait(&never, 0, ns);
+}
+
 void _ms_raw_futex_wake(int *addr)
 {
     raw6(SYS_futex, (long)addr, 1 /* FUTEX_WAKE */, 1 << 30, 0, 0, 0);

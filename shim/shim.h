@@ -108,6 +108,10 @@ MS_HIDDEN void   _ms_raw_close(int fd);
 MS_HIDDEN long   _ms_raw_identity(int fd, dev_t *dev, ino_t *ino); /* 0, or -errno */
 MS_HIDDEN long   _ms_raw_futex_wait(int *addr, int val, uint64_t ns);
 MS_HIDDEN void   _ms_raw_futex_wake(int *addr);
+/* ns nanoseconds' wait (less if a signal comes): a futex wait nobody ends,
+ * a system call memshim keeps under a seccomp filter (init.c), where
+ * nanosleep may be refused; no cancellation point. */
+MS_HIDDEN void   _ms_raw_nap_ns(uint64_t ns);
 MS_HIDDEN void   _ms_raw_sleep_us(unsigned us);
 MS_HIDDEN uint64_t _ms_raw_now_ns(void);
 MS_HIDDEN int    _ms_raw_bind_to_parent(void);            /* PR_SET_PDEATHSIG; the parent's pid */
