@@ -74,6 +74,10 @@ config heaptrack      ''  'heaptrack -o $WORK/heaptrack.$RUN_TAG'
 # lsan: libstdc++ mallocs in its constructor, which initialises LSan before main(); without it
 # LSan's signal() interceptor is still unset when sqlite3's main() (or gcc's `as`) calls it: SIGSEGV.
 config lsan           'LD_PRELOAD=$SYSLIB/liblsan.so.0:$SYSLIB/libstdc++.so.6 LSAN_OPTIONS=exitcode=0:detect_leaks=1'
+# lsan's default unwinder follows frame pointers: in code built without them (Debian's -O2, the
+# suite's programs) its stacks end after the malloc's caller.  lsan+exact unwinds as memshim does,
+# 16 exact frames of every allocation: the like-for-like comparison of stacks' cost.
+config lsan+exact     'LD_PRELOAD=$SYSLIB/liblsan.so.0:$SYSLIB/libstdc++.so.6 LSAN_OPTIONS=exitcode=0:detect_leaks=1:fast_unwind_on_malloc=0:malloc_context_size=16'
 config memcheck       ''  'valgrind --tool=memcheck --leak-check=full -q --error-exitcode=0'
 config massif         ''  'valgrind --tool=massif --massif-out-file=$WORK/massif.$RUN_TAG'   # heap profiler
 if [ -n "${BENCH_BEFORE:-}" ]; then    # the same library from another commit, side by side
@@ -97,6 +101,7 @@ limit  heaptrack 3 'churn python3 sqlite3'
 limit  memcheck  2 'churn python3 sqlite3' 400       # ~40 s per churn run on an idle core
 limit  massif    2 'churn python3 sqlite3' 400
 limit  lsan      5 'churn xthread graph python3 sqlite3 gcc cfrac espresso barnes'   # realloc: over 120 s (timeout) under lsan
+limit  lsan+exact 2 'churn graph espresso' 400   # churn ~31 s, espresso ~90 s a run; cfrac 163 s: left out
 limit  pymalloc  9 'python3m'
 after  heaptrack 'rm -f $WORK/heaptrack.$RUN_TAG.*'  # up to ~80 MB per run (churn)
 after  massif    'rm -f $WORK/massif.$RUN_TAG'
@@ -827,6 +832,7 @@ alloc_report() {
         # tracking against LeakSanitizer, which keeps no free stacks (memshim+leaks: neither)
         below("memshim+track", "lsan")
         below("memshim+leaks", "lsan")
+        below("memshim+track", "lsan+exact")      # both with 16 exact frames an allocation
         # the cheaper modes against what they add to, wall and CPU time
         versus("memshim+sample", "memshim", 1.05)
         versus("memshim+psample", "memshim", 1.05)       # the sampled profiler alone
