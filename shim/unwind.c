@@ -725,8 +725,9 @@ static MS_NOINLINE uint32_t capture_miss(const ms_site_t *site, ms_stack_cache_t
      * chain at its 2nd, 4th ... 64th miss, then at every 64th (a site
      * whose stacks keep changing would be refilled for nothing). */
     unsigned f = ++m->fails;
-    for (unsigned i = 1; i < n; i++)
-        if ((pos[i] - site->sp) / 8 > UINT16_MAX) return id;
+    /* each offset must fit its 16 bits: the slots rise frame by frame (walk
+     * and locate step up the stack), so the last is the farthest */
+    if (n > 1 && (pos[n - 1] - site->sp) / 8 > UINT16_MAX) return id;
     ms_sc_ent_t *e;
     if (!m->id || m->epoch != __atomic_load_n(&_ms_module_epoch, __ATOMIC_RELAXED)) e = m;
     else if (n >= 2) e = sc_victim(_ms_sc_set2(c, site, ip[1] + 1), m);
