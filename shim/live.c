@@ -130,7 +130,7 @@ static void copy_leaks(ms_live_t *l)
 {
     for (int attempt = 0; attempt < 100; attempt++) {
         uint64_t seq = __atomic_load_n(&leaks.seq, __ATOMIC_ACQUIRE);
-        if (seq & 1) { _ms_os_sleep_us(10); continue; }
+        if (seq & 1) { _ms_raw_nap_ns(10000); continue; }
         l->leak_checks = __atomic_load_n(&leaks.checks, __ATOMIC_RELAXED);
         l->leak_unix_ms = __atomic_load_n(&leaks.unix_ms, __ATOMIC_RELAXED);
         for (unsigned k = 0; k < MS_NKINDS; k++) {

@@ -259,7 +259,7 @@ static unsigned tr_collect(uint64_t deadline)
         if (p == -EINTR) continue;
         if (p <= 0) {
             if (p < 0 || _ms_raw_now_ns() >= deadline) return running;
-            _ms_raw_sleep_us(pause);
+            _ms_raw_nap_ns((uint64_t)pause * 1000);   /* pause: us */
             if (pause < 1000) pause *= 2;
             continue;
         }
@@ -560,7 +560,7 @@ static void signal_world(bool debugger)
         if (pass && !fresh) break;
         uint64_t deadline = _ms_os_now_ns() + PARK_TIMEOUT_NS;
         for (unsigned tick = 1; signals_done() < sig_n && _ms_os_now_ns() < deadline; tick++) {
-            _ms_os_sleep_us(200);
+            _ms_raw_nap_ns(200000);
             if (tick % 25 == 0) note_ended();              /* every 5 ms */
         }
     }

@@ -369,14 +369,6 @@ void _ms_os_futex_wake(int *addr, int n) { syscall(SYS_futex, addr, 1 /* FUTEX_W
 /* Raw directory entries (readdir would allocate). */
 long _ms_os_getdents(int fd, void *buf, size_t n) { return syscall(SYS_getdents64, fd, buf, n); }
 
-void _ms_os_sleep_us(unsigned us)
-{
-    int saved = errno;
-    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
-    nanosleep(&ts, NULL);
-    errno = saved;
-}
-
 int _ms_os_tgkill(int pid, int tid, int sig) { return (int)syscall(SYS_tgkill, pid, tid, sig); }
 
 /* sig sent again to this thread with the siginfo it came with (signals.c:
@@ -627,12 +619,6 @@ void _ms_raw_nap_ns(uint64_t ns)
 void _ms_raw_futex_wake(int *addr)
 {
     raw6(SYS_futex, (long)addr, 1 /* FUTEX_WAKE */, 1 << 30, 0, 0, 0);
-}
-
-void _ms_raw_sleep_us(unsigned us)
-{
-    struct timespec ts = { us / 1000000, (long)(us % 1000000) * 1000 };
-    raw6(SYS_nanosleep, (long)&ts, 0, 0, 0, 0, 0);
 }
 
 uint64_t _ms_raw_now_ns(void)

@@ -433,7 +433,7 @@ static void hold_locked(void)
          * thread leaves the thread group, and unshare(CLONE_NEWUSER)
          * counts it till then (never seen in 400 tries, but a window);
          * waited for, 100 ms at most */
-        for (int i = 0; i < 1000 && _ms_os_tgkill(getpid(), rep.tid, 0) == 0; i++) _ms_os_sleep_us(100);
+        for (int i = 0; i < 1000 && _ms_os_tgkill(getpid(), rep.tid, 0) == 0; i++) _ms_raw_nap_ns(100000);
     }
 }
 

@@ -55,7 +55,6 @@ MS_HIDDEN ssize_t  _ms_os_read_status(char *buf, size_t cap);   /* /proc status,
 MS_HIDDEN void     _ms_os_status_keep(void);    /* this thread reads it at every tick: keep it open */
 MS_HIDDEN void     _ms_os_status_forget(void);  /* a fork child: not the parent's file */
 MS_HIDDEN void     _ms_os_status_prime(void);   /* a fork child: open it now, for the reporter */
-MS_HIDDEN void   _ms_os_sleep_us(unsigned us);
 MS_HIDDEN ssize_t _ms_os_write(int fd, const void *buf, size_t n);   /* all of it: n, or -errno */
 MS_HIDDEN uint64_t _ms_os_now_ns(void);
 MS_HIDDEN bool   _ms_os_secure(void);                     /* AT_SECURE: setuid/setgid */
@@ -110,9 +109,8 @@ MS_HIDDEN long   _ms_raw_futex_wait(int *addr, int val, uint64_t ns);
 MS_HIDDEN void   _ms_raw_futex_wake(int *addr);
 /* ns nanoseconds' wait (less if a signal comes): a futex wait nobody ends,
  * a system call memshim keeps under a seccomp filter (init.c), where
- * nanosleep may be refused; no cancellation point. */
+ * nanosleep may be refused; no cancellation point.  memshim's every sleep. */
 MS_HIDDEN void   _ms_raw_nap_ns(uint64_t ns);
-MS_HIDDEN void   _ms_raw_sleep_us(unsigned us);
 MS_HIDDEN uint64_t _ms_raw_now_ns(void);
 MS_HIDDEN int    _ms_raw_bind_to_parent(void);            /* PR_SET_PDEATHSIG; the parent's pid */
 MS_HIDDEN void   _ms_raw_hurry(void);                     /* nice -20 if allowed (park.c) */
