@@ -1196,7 +1196,10 @@ static pid_t sleeping_at(const char *mode, const char *at_exit, char *wchan, siz
         setenv("LD_PRELOAD", preload, 1);
         putenv((char *)mode);                     /* killed asleep: it writes no report */
         int null = open("/dev/null", O_WRONLY);   /* nor anything of its own on the terminal */
-        if (null >= 0) dup2(null, 1);
+        if (null >= 0 && null != 1) {
+            dup2(null, 1);
+            close(null);
+        }
         if (at_exit) execl(at_exit, at_exit, (char *)NULL);
         else execl("/bin/sleep", "sleep", "30", (char *)NULL);
         _exit(127);
