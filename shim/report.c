@@ -791,7 +791,7 @@ static bool build_groups(groups_t *gs, const ms_leak_item_t *items, size_t n)
         }
         g->blocks += w;
         g->bytes += w * (double)it->size;
-        g->indirect += w * (double)it->indirect;
+        if (it->kind == MS_KIND_DEFINITE) g->indirect += w * (double)it->indirect;   /* the union's lost half */
         if (depth && stk && why_wanted(it->kind) && (!g->why || g->why_depth > 0)) {   /* the nearest to a root */
             uint32_t d = why_distance(items, n, depth, stk, i);
             if (!g->why || d < g->why_depth) { g->why = i + 1; g->why_depth = d; }

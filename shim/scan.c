@@ -59,10 +59,24 @@
 
 enum { M_UNREACHED = 0, M_INDIRECT, M_POSSIBLE, M_REACHABLE, M_DEFINITE };
 
-typedef struct {            /* scan record of one live block */
+typedef struct {            /* scan record of one live block: 64 bytes, as its item */
     uintptr_t  addr;
     size_t     size;        /* requested bytes: the part scanned and pointed into */
+    uintptr_t  from;        /* the word that gave it its mark (retention paths) */
+    union {                 /* by mark: read each only for its own */
+        struct {            /* M_DEFINITE, M_INDIRECT: its clique (lead, scan_words) */
+            uint64_t indirect;      /* for leaders: bytes of their clique */
+            uint32_t leader;        /* for INDIRECT: the record leading its clique */
+        };
+        struct {            /* M_REACHABLE, M_POSSIBLE held from a STACK or TLS root */
+            uintptr_t root_pc;      /* see ms_leak_item_t */
+            uintptr_t root_module;
+        };
+    };
     uint32_t   stack;
+    uint32_t   parent;      /* the record holding `from`, or NO_REC (a root) */
+    uint32_t   into;        /* where that word points into this block */
+    uint32_t   thread;      /* STACK, REGS, TLS roots: index in the scan's threads */
     uint8_t    mark;
     uint8_t    sampled;
     uint8_t    internal;    /* memshim's own (libunwind, libdw): never reported, no root */
@@ -71,16 +85,10 @@ typedef struct {            /* scan record of one live block */
     uint8_t    queued;      /* in the marking queue now */
     uint8_t    heuristic;   /* reachable only through an interior pointer a heuristic took (MS_HEUR_*) */
     uint8_t    rootk;       /* parent == NO_REC: MS_ROOT_* of `from` */
-    uint32_t   leader;      /* for INDIRECT: the record leading its clique */
-    uint64_t   indirect;    /* for leaders: bytes of their clique */
-    uint64_t   indirect_blocks;
-    uintptr_t  from;        /* the word that gave it its mark (retention paths) */
-    uint32_t   parent;      /* the record holding `from`, or NO_REC (a root) */
-    uint32_t   into;        /* where that word points into this block */
-    uint32_t   thread;      /* STACK, REGS, TLS roots: index in the scan's threads */
-    uintptr_t  root_pc;     /* STACK, TLS: see ms_leak_item_t */
-    uintptr_t  root_module;
 } rec_t;
+_Static_assert(sizeof(rec_t) == 64, "a live block's scan record stays 64 bytes");
+_Static_assert(MS_NKINDS <= 4 && MS_ROOT_GARBAGE < 8 && MS_HEUR_KINDS <= 8 && 16 + GC_BLOCK_HEADER < 64,
+               "an item's small fields hold a record's");
 #define NO_REC UINT32_MAX
 
 typedef struct {
@@ -624,14 +632,12 @@ static void scan_words(scan_t *sc, uintptr_t lo, uintptr_t hi, uint8_t strength,
                 r->mark = M_INDIRECT;
                 r->leader = leader;
                 sc->recs[leader].indirect += r->size;
-                sc->recs[leader].indirect_blocks++;
                 push(sc, (uint32_t)i);
             } else if (r->mark == M_DEFINITE) {       /* an earlier leader joins us */
                 r->mark = M_INDIRECT;
                 r->leader = leader;
                 sc->recs[leader].indirect += r->size + r->indirect;
-                sc->recs[leader].indirect_blocks += 1 + r->indirect_blocks;
-                r->indirect = r->indirect_blocks = 0;
+                r->indirect = 0;
             }
             continue;
         }
@@ -1223,8 +1229,6 @@ static size_t make_items(scan_t *sc, const scan_threads_t *t)
         it->into = r->into;
         it->root = r->parent == NO_REC ? r->rootk : MS_ROOT_NONE;
         it->root_tid = r->thread < t->n ? (uint32_t)t->tid[r->thread] : 0;
-        it->root_pc = r->root_pc;
-        it->root_module = r->root_module;
         it->objoff = (uint16_t)gc_object_off(r->gclinks);
         it->addr = r->addr;
         it->size = r->size;
@@ -1233,9 +1237,14 @@ static size_t make_items(scan_t *sc, const scan_threads_t *t)
         it->gctype = r->gclinks ? gc_type_name(sc, r) : NULL;
         it->inherited = r->inherited;
         it->heuristic = r->mark == M_REACHABLE ? r->heuristic : MS_HEUR_NONE;
-        uint32_t leader = r->mark == M_DEFINITE ? (uint32_t)i : r->mark == M_INDIRECT ? r->leader : NO_REC;
-        it->leader = leader == NO_REC || item_of[leader] == NO_REC ? UINT32_MAX : item_of[leader];
-        it->indirect = r->mark == M_DEFINITE ? r->indirect : 0;
+        if (r->mark == M_DEFINITE || r->mark == M_INDIRECT) {     /* the union's lost half */
+            uint32_t leader = r->mark == M_DEFINITE ? (uint32_t)i : r->leader;
+            it->leader = item_of[leader] == NO_REC ? UINT32_MAX : item_of[leader];
+            it->indirect = r->mark == M_DEFINITE ? r->indirect : 0;
+        } else {                                                  /* its rooted half */
+            it->root_pc = r->root_pc;
+            it->root_module = r->root_module;
+        }
         it->kind = r->mark == M_DEFINITE ? MS_KIND_DEFINITE
                  : r->mark == M_INDIRECT ? MS_KIND_INDIRECT
                  : r->mark == M_POSSIBLE ? MS_KIND_POSSIBLE : MS_KIND_REACHABLE;
