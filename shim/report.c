@@ -181,7 +181,9 @@ static void clique_cycles(cycles_t *c, const ms_leak_item_t *items, size_t n)
 {
     size_t budget = CLIQUE_WORDS;
     uint32_t mem[CLIQUE_MAX], indeg[CLIQUE_MAX], *first = NULL, *member = NULL;
-    if (!n || !clique_lists(items, n, &first, &member)) goto out;
+    bool cliques = false;                   /* a definite leak that others hang from */
+    for (size_t l = 0; l < n && !cliques; l++) cliques = items[l].kind == MS_KIND_DEFINITE && items[l].indirect;
+    if (!cliques || !clique_lists(items, n, &first, &member)) goto out;   /* no lists: 8 bytes an item */
     for (size_t l = 0; l < n && budget; l++) {
         if (items[l].kind != MS_KIND_DEFINITE || !items[l].indirect || items[l].gctype || items[l].inherited) continue;
         unsigned m = first[l + 1] - first[l];
