@@ -10,7 +10,7 @@
 # memshim run wrote its statistics ("memshim: heap statistics": memshim really
 # was the allocator) and memshim printed no complaint on standard error.
 # Then the leak verdicts (perl, python, gcc's cc1, sort, GNU as, groff, tar,
-# iconv): a program run with memshim in three stack layouts (the environment
+# iconv, git): a program run with memshim in three stack layouts (the environment
 # padded by 0, 1001 and 4099 bytes) and under valgrind --leak-check=full (again,
 # up to three runs, while they differ: valgrind's verdict varies) must
 # find the same blocks and bytes of each kind compared.
