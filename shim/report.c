@@ -177,15 +177,24 @@ static bool clique_lists(const ms_leak_item_t *items, size_t n, uint32_t **first
     return true;
 }
 
+/* Whether item it leads a clique looked at for cycles: a definite leak of a
+ * plain block (not the parent's, in a forked child) that others hang from. */
+static bool clique_leads(const ms_leak_item_t *it)
+{
+    return it->kind == MS_KIND_DEFINITE && it->indirect && !it->gctype && !it->inherited;
+}
+
 static void clique_cycles(cycles_t *c, const ms_leak_item_t *items, size_t n)
 {
     size_t budget = CLIQUE_WORDS;
     uint32_t mem[CLIQUE_MAX], indeg[CLIQUE_MAX], *first = NULL, *member = NULL;
-    bool cliques = false;                   /* a definite leak that others hang from */
-    for (size_t l = 0; l < n && !cliques; l++) cliques = items[l].kind == MS_KIND_DEFINITE && items[l].indirect;
-    if (!cliques || !clique_lists(items, n, &first, &member)) goto out;   /* no lists: 8 bytes an item */
-    for (size_t l = 0; l < n && budget; l++) {
-        if (items[l].kind != MS_KIND_DEFINITE || !items[l].indirect || items[l].gctype || items[l].inherited) continue;
+    /* The lists (8 bytes an item, every item) only when some clique may
+     * hold a cycle: a program that ends with its heap reachable has none. */
+    size_t l0 = 0;
+    while (l0 < n && !clique_leads(&items[l0])) l0++;
+    if (l0 == n || !clique_lists(items, n, &first, &member)) goto out;
+    for (size_t l = l0; l < n && budget; l++) {
+        if (!clique_leads(&items[l])) continue;
         unsigned m = first[l + 1] - first[l];
         if (m < 2 || m > CLIQUE_MAX) continue;
         memcpy(mem, member + first[l], m * sizeof *mem);
