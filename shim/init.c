@@ -17,6 +17,7 @@
 
 int _ms_inited;
 static int home_pid;              /* the process memshim's exit work is for (exit, below) */
+static int start_pid;             /* the process memshim started in, never a fork child (_exit) */
 static int initializing;
 
 MS_HIDDEN void _ms_alloc_init(uintptr_t key);
@@ -309,6 +310,7 @@ static void ms_quick_exit(void) { ms_destructor(); }
 __attribute__((constructor(101))) static void ms_constructor(void)
 {
     __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
+    __atomic_store_n(&start_pid, (int)getpid(), __ATOMIC_RELEASE);
     _ms_init();
     _ms_fds_resolve();           /* the C library's close, for the program's (fds.c) */
     _ms_out_init();              /* first: which file stderr is, for the options' messages */
@@ -348,6 +350,11 @@ __attribute__((constructor(101))) static void ms_constructor(void)
 enum { EXIT_HANDLERS, EXIT_DESTRUCTOR, EXIT_DONE };
 static int exiter;                /* the thread running exit(), 0: none */
 static int exit_stage;            /* futex: EXIT_* */
+static int worker;                /* the thread that took up the end-of-process work (ms_destructor),
+                                   * once for the process; 0: none yet */
+static __thread const ms_caller_t *ending_at __attribute__((tls_model("initial-exec")));
+                                  /* where this thread called exit() or _exit() */
+bool _ms_exit_unflushed;          /* the process ends by _exit: the program's buffers stay unwritten */
 
 /* A child of vfork() that calls exit() (a common mistake) runs the exit
  * handlers and the libraries' destructors in its parent's memory, and the
@@ -419,6 +426,7 @@ static void exit_waiter_out(int slot)
 
 void _ms_exit_enter(const ms_caller_t *caller)
 {
+    ending_at = caller;
     if (guest()) {
         __atomic_store_n(&foreign_exit, 1, __ATOMIC_RELEASE);
         return;
@@ -437,7 +445,7 @@ void _ms_exit_enter(const ms_caller_t *caller)
              * exit handler.  The C library then runs the exit handlers left,
              * but not the destructors of the exit it is inside: memshim's
              * would never run, and the report was lost.  Its work is done
-             * now, before those handlers (once: ms_destructor's `done`). */
+             * now, before those handlers (once: `worker` says who took it up). */
             if (cur == me && __atomic_load_n(&exit_stage, __ATOMIC_ACQUIRE) == EXIT_HANDLERS) ms_destructor();
             return;
         }
@@ -464,6 +472,26 @@ static void exit_stage_is(int stage)
     _ms_os_futex_wake(&exit_stage, INT32_MAX);
 }
 
+/* Another thread is doing the end-of-process work: the caller waits until
+ * it is done, since the caller's way on ends the process (exit's last
+ * step, _exit, quick_exit): a thread's _exit during main's exit report,
+ * or main's exit while a thread's _exit wrote it, lost the report.  The
+ * leak scan takes the waiting thread's stack from where it called exit()
+ * or _exit().  me: the caller; by: the thread that took the work up. */
+static void await_worker(int me, int by)
+{
+    int slot = -1;
+    for (;;) {
+        int stage = __atomic_load_n(&exit_stage, __ATOMIC_ACQUIRE);
+        if (stage == EXIT_DONE || by == me) break;
+        /* a fork child's copy of a parent's thread at work: none here */
+        if (_ms_os_tgkill((int)getpid(), by, 0) != 0) break;
+        if (slot < 0 && ending_at) slot = exit_waiter_in(me, ending_at);
+        _ms_os_futex_wait(&exit_stage, stage);      /* EXIT_HANDLERS: it has just taken the work up */
+    }
+    exit_waiter_out(slot);
+}
+
 __attribute__((destructor(101))) static void ms_destructor(void)
 {
     if (guest()) return;             /* a vfork child's exit, in its parent's memory */
@@ -471,15 +499,16 @@ __attribute__((destructor(101))) static void ms_destructor(void)
      * could call exit(), which would end the process from in here: no
      * report.  Held off this thread, such signals come in when the work is
      * done (one sent to the process goes to another thread meanwhile, whose
-     * exit() waits: _ms_exit_enter).  Held before `done` is set: a handler
+     * exit() waits: _ms_exit_enter).  Held before `worker` is set: a handler
      * that comes in before still finds this work to do, in its own exit.
      * Only when there is work to protect: asking for every signal's action
      * costs a system call each. */
     bool work = _ms_track_on || _ms_opt.stats || (_ms_profiling() && _ms_opt.profile);
     sigset_t old;
     bool held = work && _ms_os_signals_defer_handled(&old);
-    static int done;
-    if (__atomic_exchange_n(&done, 1, __ATOMIC_ACQ_REL)) {
+    int me = _ms_os_gettid(), by = 0;
+    if (!__atomic_compare_exchange_n(&worker, &by, me, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        if (!_ms_inside_memshim()) await_worker(me, by);  /* not a handler's: the work may need its locks */
         if (held) _ms_os_signals_restore(&old);
         return;
     }
@@ -498,10 +527,11 @@ __attribute__((destructor(101))) static void ms_destructor(void)
      * comes in there: one set through sigaction() is put off (signals.c). */
     if (_ms_inside_memshim()) {
         if (work)
-            _ms_message("exit() was called from a signal handler that interrupted an allocation (a "
-                        "handler set by the rt_sigaction system call itself; memshim puts off those set "
-                        "with sigaction or signal until the allocation is done): no statistics, profile "
-                        "or leak report at exit (they need the allocator's locks the interrupted call holds)");
+            _ms_message("exit() or _exit() was called from a signal handler that interrupted an "
+                        "allocation (a handler set by the rt_sigaction system call itself; memshim puts "
+                        "off those set with sigaction or signal until the allocation is done): no "
+                        "statistics, profile or leak report at exit (they need the allocator's locks the "
+                        "interrupted call holds)");
         exit_stage_is(EXIT_DONE);
         if (held) _ms_os_signals_restore(&old);
         return;
@@ -530,4 +560,26 @@ __attribute__((destructor(101))) static void ms_destructor(void)
     _ms_os_unhurry(nice);
     exit_stage_is(EXIT_DONE);
     if (held) _ms_os_signals_restore(&old);
+}
+
+/* ---- _exit ----------------------------------------------------------------------- *
+ * _exit(2) and _Exit end the process with no exit handler and no
+ * destructor: ssh-keygen's fatal errors, a daemon's parent, a SIGTERM
+ * handler's way out, Python's os._exit.  valgrind reports their leaks;
+ * memshim wrote nothing, and a leak of such a program was in no report.
+ * So in the process memshim started in, _exit (override.c) first does
+ * memshim's end-of-process work, as exit() does: statistics, profile,
+ * leak report.  Not in a child forked from it: a forked child's _exit (a
+ * failed exec, the middle process of a double fork, a worker done) ends a
+ * copy of its parent's heap, whose report would repeat the parent's; nor
+ * in a vfork child, which runs in its parent's memory.  The program's
+ * buffered output stays unwritten, as _exit leaves it, even when
+ * MEMSHIM_EXITCODE ends the process.  If another thread is doing that work
+ * (its exit()), the caller waits until it is done (await_worker). */
+void _ms_exit_now(const ms_caller_t *caller)
+{
+    if ((int)getpid() != __atomic_load_n(&start_pid, __ATOMIC_ACQUIRE)) return;
+    __atomic_store_n(&_ms_exit_unflushed, 1, __ATOMIC_RELEASE);
+    ending_at = caller;
+    ms_destructor();
 }

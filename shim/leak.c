@@ -93,7 +93,8 @@ void _ms_leak_at_exit(void)
     if (my_note) __atomic_store_n(&my_note->reported, 1, __ATOMIC_RELEASE);
     if ((leaks > 0 || __atomic_load_n(&heap_errs_n, __ATOMIC_RELAXED)) && _ms_opt.exitcode >= 0) {
         _ms_messages_at_exit();             /* the destructor's last words, said before _exit */
-        fflush(NULL);                       /* the program's buffered output first */
+        if (!__atomic_load_n(&_ms_exit_unflushed, __ATOMIC_ACQUIRE))
+            fflush(NULL);                   /* the program's buffered output first (not at its _exit) */
         _exit(_ms_opt.exitcode);
     }
 }

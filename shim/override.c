@@ -220,16 +220,20 @@ MS_EXPORT __attribute__((noreturn)) MS_NOINLINE void exit(int status)
     __builtin_unreachable();
 }
 
-/* _exit and _Exit: the temporary files this process is writing are
- * removed first (out.c), then the C library's _exit, found before main
- * (dlsym is no call for a vfork child or a signal handler; before it is
- * found, the system call itself).  The C library's own calls (exit's,
- * system's child) do not come here. */
+/* _exit and _Exit: memshim's end-of-process work, in the process it
+ * started in (init.c, _ms_exit_now); then the temporary files this process
+ * is writing are removed (out.c), then the C library's _exit, found before
+ * main (dlsym is no call for a vfork child or a signal handler; before it
+ * is found, the system call itself).  The C library's own calls (exit's,
+ * system's child, daemon's parent) do not come here. */
 static void (*real__exit)(int);
 static void exec_find(void);
 
-MS_EXPORT __attribute__((noreturn)) void _exit(int status)
+MS_EXPORT __attribute__((noreturn)) MS_NOINLINE void _exit(int status)
 {
+    ms_caller_t caller;
+    MS_CALLER_FRAME(caller);
+    _ms_exit_now(&caller);
     _ms_out_abandon();
     if (real__exit) real__exit(status);
     _ms_raw_exit_group(status);

@@ -1215,6 +1215,8 @@ MS_HIDDEN void   _ms_symbolize_keep_cancel(uintptr_t tag);
 MS_HIDDEN void   _ms_stack_retag(const ms_range_t *code, unsigned n, uintptr_t tag);
 MS_HIDDEN size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t *out, size_t max);
 MS_HIDDEN void   _ms_exit_enter(const ms_caller_t *caller); /* exit(): one thread at a time (init.c) */
+MS_HIDDEN void   _ms_exit_now(const ms_caller_t *caller);  /* _exit(): the end-of-process work first (init.c) */
+MS_HIDDEN extern bool _ms_exit_unflushed;   /* ... and the program's stdio buffers stay as they are */
 MS_HIDDEN bool   _ms_inside_memshim(void);  /* a signal handler's thread was in memshim, holding a lock (init.c) */
 
 /* ---- signals.c: the program's handlers, run when memshim holds no lock ----- */

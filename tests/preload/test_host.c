@@ -690,6 +690,17 @@ static void exit_race(const char *mode)
 Test(host_exit, three_threads_calling_exit_together_keep_the_report, .timeout = 120) { exit_race("threads"); }
 Test(host_exit, main_returning_while_a_thread_calls_exit_keeps_the_report, .timeout = 120) { exit_race("main"); }
 
+/* ...and a thread calling _exit() while main's exit writes the report
+ * (200,000 blocks to scan): the _exit waits for it.  Ending the process
+ * at once lost the report.  And the other way round ("_exit-now": the
+ * _exit writes it, main's exit waits): in 1 run of 84 the first version
+ * let main's exit end the process meanwhile. */
+Test(host_exit, a_thread_calling__exit_during_the_exit_report_keeps_it, .timeout = 120)
+{
+    exit_race("_exit");
+    exit_race("_exit-now");
+}
+
 /* ...and a thread calling exit() holding a lock that one of main's exit
  * handlers takes: the second exit waits for the handlers a second at most,
  * then goes on (glibc 2.36's way; 2.41 would wait for ever). */

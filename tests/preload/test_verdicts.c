@@ -93,6 +93,8 @@ Test(layouts, every_kind_of_pair, .timeout = 120)
 
 Test(layouts, main_returns, .timeout = 120)       { same_in_every_layout("return", 1); }
 Test(layouts, exit_from_deep_down, .timeout = 120) { same_in_every_layout("exit", 1); }
+Test(layouts, _exit_from_deep_down, .timeout = 120) { same_in_every_layout("_exit", 1); }
+Test(layouts, _exit_from_a_signal_handler, .timeout = 120) { same_in_every_layout("sigterm", 1); }
 Test(layouts, leaks_of_an_ended_thread, .timeout = 120) { same_in_every_layout("thread", 1); }
 Test(layouts, snapshot_then_exit, .timeout = 120)
 {
@@ -139,6 +141,8 @@ static void as_valgrind(const char *fixture, const char *mode)
 
 Test(layouts, as_valgrind_return, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "return"); }
 Test(layouts, as_valgrind_exit, .timeout = 120)   { as_valgrind("fixtures/leak_shapes", "exit"); }
+Test(layouts, as_valgrind__exit, .timeout = 120)  { as_valgrind("fixtures/leak_shapes", "_exit"); }
+Test(layouts, as_valgrind_sigterm, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "sigterm"); }
 Test(layouts, as_valgrind_thread, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "thread"); }
 Test(layouts, as_valgrind_pairs, .timeout = 120)  { as_valgrind("fixtures/leak_cases", ""); }
 
