@@ -204,6 +204,16 @@ static int reports_in(const char *all)
     return n;
 }
 
+/* What `cmd` prints, into all[]: how many reports. */
+static int read_all(const char *cmd, char *all, size_t size)
+{
+    FILE *p = popen(cmd, "r");
+    size_t len = p ? fread(all, 1, size - 1, p) : 0;
+    all[len] = 0;
+    if (p) pclose(p);
+    return reports_in(all);
+}
+
 /* Runs `leak_fork MODE` with a JSON report per process in a new directory
  * and waits (the child goes on alone) until `want` reports are there: all
  * of them, one after another, in all[]. */
@@ -218,20 +228,12 @@ static void daemon_reports(const char *mode, int want, char *all, size_t size)
     run_t r = run_with(true, NULL, argv, env);
     cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
     snprintf(cmd, sizeof cmd, "cat %s/leaks.*.json 2>/dev/null", dir);
-    all[0] = 0;
-    for (int i = 0, got = 0; i < 200 && got < want; i++) {
+    for (int i = 0; i < 200; i++) {
         usleep(50 * 1000);
-        FILE *p = popen(cmd, "r");
-        size_t len = fread(all, 1, size - 1, p);
-        all[len] = 0;
-        pclose(p);
-        got = reports_in(all);
+        if (read_all(cmd, all, size) >= want) break;
     }
     usleep(200 * 1000);                  /* a report more than wanted would be there by now */
-    FILE *p = popen(cmd, "r");
-    size_t len = fread(all, 1, size - 1, p);
-    all[len] = 0;
-    pclose(p);
+    read_all(cmd, all, size);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     system(cmd);
     run_free(&r);
@@ -281,17 +283,26 @@ static int summaries_in(const char *text)
     return n;
 }
 
+/* leak_underscore_exit MODE with env ended with `status`, one report (the
+ * 77 bytes lost) and "unflushed" left in its buffer, unwritten. */
+static void expect_underscore_exit(const char *mode, const char *const env[], int status)
+{
+    run_t r = underscore_exit(mode, env);
+    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == status, "%s: status %d (want %d): %s", mode,
+              r.status, status, r.err);
+    cr_expect_eq(summaries_in(r.err), 1, "%s: one report: %s", mode, r.err);
+    cr_expect(strstr(r.err, "definitely lost: 77 bytes in 1 block"), "%s: the report: %s", mode, r.err);
+    cr_expect(!strstr(r.out, "unflushed"), "%s: the buffer was written: %s", mode, r.out);
+    run_free(&r);
+}
+
 /* _exit(2) ends the process without exit handlers: the report is written
  * all the same (valgrind's is), the status is the program's, and what the
  * program left in its stdio buffers stays unwritten, as _exit leaves it. */
 Test(leaks, _exit_writes_the_report_and_leaves_the_programs_buffers)
 {
     const char *env[] = { NULL };
-    run_t r = underscore_exit("", env);
-    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 5, "status %d: %s", r.status, r.err);
-    cr_expect(strstr(r.err, "definitely lost: 77 bytes in 1 block"), "the report: %s", r.err);
-    cr_expect(!strstr(r.out, "unflushed"), "the buffer was written: %s", r.out);
-    run_free(&r);
+    expect_underscore_exit("", env, 5);
 }
 
 /* MEMSHIM_EXITCODE then ends the process with its status, its buffers
@@ -299,23 +310,16 @@ Test(leaks, _exit_writes_the_report_and_leaves_the_programs_buffers)
 Test(leaks, _exit_with_an_exit_code_for_leaks_keeps_the_buffers_unwritten)
 {
     const char *env[] = { "MEMSHIM_EXITCODE=9", NULL };
-    run_t r = underscore_exit("", env);
-    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 9, "status %d: %s", r.status, r.err);
-    cr_expect(strstr(r.err, "definitely lost: 77 bytes in 1 block"), "the report: %s", r.err);
-    cr_expect(!strstr(r.out, "unflushed"), "the buffer was written: %s", r.out);
-    run_free(&r);
+    expect_underscore_exit("", env, 9);
 }
 
 /* A forked child's _exit writes nothing (its heap is a copy of its
- * parent's); the parent's _exit writes the one report. */
+ * parent's, its 33 bytes lost are the child's own): the parent's _exit
+ * writes the one report. */
 Test(leaks, _exit_of_a_forked_child_writes_no_report)
 {
     const char *env[] = { NULL };
-    run_t r = underscore_exit("child", env);
-    cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 5, "status %d: %s", r.status, r.err);
-    cr_expect_eq(summaries_in(r.err), 1, "one report, the parent's: %s", r.err);
-    cr_expect(strstr(r.err, "definitely lost: 77 bytes in 1 block"), "the parent's report: %s", r.err);
-    run_free(&r);
+    expect_underscore_exit("child", env, 5);
 }
 
 /* The statistics too, without tracking. */
