@@ -125,6 +125,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     __atomic_store_n(&home_pid, (int)getpid(), __ATOMIC_RELEASE);
+    __atomic_store_n(&start_pid, 0, __ATOMIC_RELEASE);     /* not the process memshim started in */
     bool skipped = skipped_pop();
     if (!skipped) {
         _ms_held_forget();       /* the locks fork_prepare took are made anew below */
@@ -578,6 +579,7 @@ __attribute__((destructor(101))) static void ms_destructor(void)
  * (its exit()), the caller waits until it is done (await_worker). */
 void _ms_exit_now(const ms_caller_t *caller)
 {
+    /* a fork child's start_pid is 0 (fork_child); a vfork child has a pid of its own */
     if ((int)getpid() != __atomic_load_n(&start_pid, __ATOMIC_ACQUIRE)) return;
     __atomic_store_n(&_ms_exit_unflushed, 1, __ATOMIC_RELEASE);
     ending_at = caller;
