@@ -9,11 +9,12 @@
 # passes when both runs exit 0, their standard outputs are identical, the
 # memshim run wrote its statistics ("memshim: heap statistics": memshim really
 # was the allocator) and memshim printed no complaint on standard error.
-# Then the leak verdicts (perl, python and its os._exit, gcc's cc1, sort, GNU as, groff, tar,
-# iconv, git): a program run with memshim in three stack layouts (the environment
-# padded by 0, 1001 and 4099 bytes) and under valgrind --leak-check=full (again,
-# up to three runs, while they differ: valgrind's verdict varies) must
-# find the same blocks and bytes of each kind compared.
+# Then the leak verdicts (perl, python and its os._exit, gcc's cc1, sort, GNU
+# as and ld, groff, tar, iconv, git): a program run with memshim in three
+# stack layouts (the environment padded by 0, 1001 and 4099 bytes) and under
+# valgrind --leak-check=full (again, up to three runs, while they differ:
+# valgrind's verdict varies) must find the same blocks and bytes of each
+# kind compared.
 # Last, the exit scan of a tracked xz -9 must leave its untouched buffers
 # alone (minor faults, counted by the kernel).
 # Ends with one line "e2e: N passed, N failed"; exits non-zero on a failure.
@@ -381,6 +382,9 @@ if command -v valgrind >/dev/null && command -v perl >/dev/null; then
     verdict_case sort "definitely indirectly possibly" sort --parallel=2 -n "$T/xz-data"
     # GNU as on cc1's output: 7 blocks lost, 2 more indirectly.
     verdict_case as "definitely indirectly possibly" as "$T/verdict-cc1/small.s" -o small.o
+    # GNU ld linking that object: 319 blocks lost and 2 more indirectly
+    # (5,689 and 192 bytes with Debian's binutils 2.40).
+    verdict_case ld "definitely indirectly possibly" ld -o small -e 0 "$T/verdict-as/small.o"
     # groff's driver (its children, troff and grotty, write reports of their
     # own): 434 blocks lost.  The strings it gives putenv(3) are held by the
     # environment, still reachable; valgrind's __libc_freeres frees glibc's
