@@ -196,13 +196,16 @@ Test(leaks, forked_child_writes_its_own_report)
     run_free(&r);
 }
 
-/* How many JSON reports all[] holds, one after another. */
-static int reports_in(const char *all)
+/* How many times `what` is in text. */
+static int times_in(const char *text, const char *what)
 {
     int n = 0;
-    for (const char *at = all; (at = strstr(at, "\"leaks\"")); at++) n++;
+    for (const char *at = text; (at = strstr(at, what)); at++) n++;
     return n;
 }
+
+/* How many JSON reports all[] holds, one after another. */
+static int reports_in(const char *all) { return times_in(all, "\"leaks\""); }
 
 /* What `cmd` prints, into all[]: how many reports. */
 static int read_all(const char *cmd, char *all, size_t size)
@@ -276,13 +279,6 @@ static run_t underscore_exit(const char *mode, const char *const env[])
     return run_with(true, NULL, argv, env);
 }
 
-static int summaries_in(const char *text)
-{
-    int n = 0;
-    for (const char *at = text; (at = strstr(at, "LEAK SUMMARY")); at++) n++;
-    return n;
-}
-
 /* leak_underscore_exit MODE with env ended with `status`, one report (the
  * 77 bytes lost) and "unflushed" left in its buffer, unwritten. */
 static void expect_underscore_exit(const char *mode, const char *const env[], int status)
@@ -290,7 +286,7 @@ static void expect_underscore_exit(const char *mode, const char *const env[], in
     run_t r = underscore_exit(mode, env);
     cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == status, "%s: status %d (want %d): %s", mode,
               r.status, status, r.err);
-    cr_expect_eq(summaries_in(r.err), 1, "%s: one report: %s", mode, r.err);
+    cr_expect_eq(times_in(r.err, "LEAK SUMMARY"), 1, "%s: one report: %s", mode, r.err);
     cr_expect(strstr(r.err, "definitely lost: 77 bytes in 1 block"), "%s: the report: %s", mode, r.err);
     cr_expect(!strstr(r.out, "unflushed"), "%s: the buffer was written: %s", mode, r.out);
     run_free(&r);
@@ -329,7 +325,7 @@ Test(leaks, _exit_writes_the_statistics)
     run_t r = underscore_exit("", env);
     cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 5, "status %d: %s", r.status, r.err);
     cr_expect(strstr(r.err, "heap statistics"), "the statistics: %s", r.err);
-    cr_expect_eq(summaries_in(r.err), 0, "no leak report without tracking: %s", r.err);
+    cr_expect_eq(times_in(r.err, "LEAK SUMMARY"), 0, "no leak report without tracking: %s", r.err);
     run_free(&r);
 }
 
