@@ -30,13 +30,13 @@
 void _ms_assert_fail(const char *what, const char *file, int line)
 {
     _ms_message("internal error: %s (%s:%d); aborting", what, file, line);
-    abort();
+    _ms_abort();
 }
 
 static void fail(const char *what, const void *where, unsigned n)
 {
     _ms_message("heap check failed: %s (at %p, %u)", what, where, n);
-    abort();
+    _ms_abort();
 }
 
 typedef struct { uint64_t spans[MS_NCLASSES], free[MS_NCLASSES]; } sums_t;

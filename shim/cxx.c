@@ -130,7 +130,7 @@ static __attribute__((noreturn)) void throw_bad_alloc(size_t n)
     if (!thr) thr = (void (*)(void))runtime_symbol(RTLD_DEFAULT, "_ZNSt3__117__throw_bad_allocEv"); /* libc++ */
     if (thr) thr();
     _ms_message("operator new(%zu): out of memory, and no C++ runtime to throw std::bad_alloc; aborting", n);
-    abort();
+    _ms_abort();
 }
 
 /* The runtime's own nothrow operator of the same form. */

@@ -306,6 +306,7 @@ bool _ms_confined_say(const char *what)
  * handler, so the last to run, as its destructor runs after the program's
  * exit handlers.  (glibc's first 32 handlers take no memory.) */
 static void ms_destructor(void);
+static bool exit_work(void);
 static void ms_quick_exit(void) { ms_destructor(); }
 
 __attribute__((constructor(101))) static void ms_constructor(void)
@@ -331,6 +332,7 @@ __attribute__((constructor(101))) static void ms_constructor(void)
     _ms_profile_init();          /* MEMSHIM_PROFILE: profile.c */
     _ms_reporter_start();        /* RSS log, live figures, stats signal: sampler.c */
     at_quick_exit(ms_quick_exit);
+    if (exit_work()) _ms_signals_arm_endings();   /* last: memshim's own signals are set by now */
 }
 
 /* ---- exit ------------------------------------------------------------------------- *
@@ -356,6 +358,15 @@ static int worker;                /* the thread that took up the end-of-process 
 static __thread const ms_caller_t *ending_at __attribute__((tls_model("initial-exec")));
                                   /* where this thread called exit() or _exit() */
 bool _ms_exit_unflushed;          /* the process ends by _exit: the program's buffers stay unwritten */
+static int ended_by;              /* the signal the process ends on once the work is done (signals.c) */
+static __thread int ending_signal __attribute__((tls_model("initial-exec")));   /* ... this thread's */
+static __thread const void *ending_uc __attribute__((tls_model("initial-exec"))); /* ... its context */
+
+/* Whether memshim has work to do at the end of the process. */
+static bool exit_work(void)
+{
+    return _ms_track_on || _ms_opt.stats || (_ms_profiling() && _ms_opt.profile);
+}
 
 /* A child of vfork() that calls exit() (a common mistake) runs the exit
  * handlers and the libraries' destructors in its parent's memory, and the
@@ -491,6 +502,13 @@ static void await_worker(int me, int by)
         _ms_os_futex_wait(&exit_stage, stage);      /* EXIT_HANDLERS: it has just taken the work up */
     }
     exit_waiter_out(slot);
+    /* The work was done for a signal that ends the process (signals.c):
+     * its thread sends it again, and the process ends killed by it, as it
+     * would have been; going on here would end it with this exit's status
+     * first. */
+    int sig = __atomic_load_n(&ended_by, __ATOMIC_ACQUIRE);
+    if (sig && by != me)
+        for (;;) _ms_os_futex_wait(&ended_by, sig);
 }
 
 __attribute__((destructor(101))) static void ms_destructor(void)
@@ -504,15 +522,18 @@ __attribute__((destructor(101))) static void ms_destructor(void)
      * that comes in before still finds this work to do, in its own exit.
      * Only when there is work to protect: asking for every signal's action
      * costs a system call each. */
-    bool work = _ms_track_on || _ms_opt.stats || (_ms_profiling() && _ms_opt.profile);
+    bool work = exit_work();
     sigset_t old;
     bool held = work && _ms_os_signals_defer_handled(&old);
     int me = _ms_os_gettid(), by = 0;
     if (!__atomic_compare_exchange_n(&worker, &by, me, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        if (!_ms_inside_memshim()) await_worker(me, by);  /* not a handler's: the work may need its locks */
+        /* not a handler's (the work may need its locks), nor a signal's,
+         * which ends the process at once (signals.c) */
+        if (!_ms_inside_memshim() && !ending_signal) await_worker(me, by);
         if (held) _ms_os_signals_restore(&old);
         return;
     }
+    if (ending_signal) __atomic_store_n(&ended_by, ending_signal, __ATOMIC_RELEASE);
     exit_stage_is(EXIT_DESTRUCTOR);
     if (__atomic_load_n(&_ms_confined, __ATOMIC_ACQUIRE)) {      /* nothing that may be refused */
         if (work) _ms_confined_say("statistics, profile or leak report at exit");
@@ -584,4 +605,47 @@ void _ms_exit_now(const ms_caller_t *caller)
     __atomic_store_n(&_ms_exit_unflushed, 1, __ATOMIC_RELEASE);
     ending_at = caller;
     ms_destructor();
+}
+
+/* ---- a signal at its default action ------------------------------------------------ *
+ * A signal that ends the process by its default action (SIGTERM, ^C,
+ * SIGPIPE, abort's SIGABRT, a crash's SIGSEGV) comes first to a handler
+ * of memshim's (signals.c), which asks here whether the end-of-process
+ * work is due (as for _exit: in the process memshim started in, with work
+ * to do, none under way), has it done from the handler, then ends the
+ * process with the signal as its default action would have.  The program's
+ * buffered output stays unwritten, as the signal leaves it, and
+ * MEMSHIM_EXITCODE does not apply: the process ends killed by the signal.
+ * The leak scan reads the thread's stack from the interrupted code, with
+ * every register of its context (a pointer held in a register there is no
+ * leak). */
+bool _ms_exit_signal_due(void)
+{
+    return (int)getpid() == __atomic_load_n(&start_pid, __ATOMIC_ACQUIRE) &&
+           !__atomic_load_n(&worker, __ATOMIC_ACQUIRE) && exit_work();
+}
+
+void _ms_exit_by_signal(int sig, const void *uc)
+{
+    __atomic_store_n(&_ms_exit_unflushed, 1, __ATOMIC_RELEASE);
+    ending_signal = sig;
+    ending_uc = uc;
+    ms_destructor();
+}
+
+void _ms_exit_signal_lost(int sig)
+{
+    const char *name = sigabbrev_np(sig);
+    _ms_message("SIG%s came in while memshim held its allocator's locks (a fault inside memshim): no "
+                "statistics, profile or leak report at exit", name ? name : "?");
+}
+
+int _ms_exit_signal(void) { return __atomic_load_n(&ended_by, __ATOMIC_ACQUIRE); }
+
+bool _ms_exit_signal_frame(ms_scan_self_t *self)
+{
+    if (!ending_uc) return false;
+    self->sp = _ms_park_context(ending_uc, self->regs, &self->pc, (uintptr_t)__builtin_frame_address(0));
+    self->nregs = MS_SCAN_REGS;
+    return true;
 }

@@ -83,7 +83,7 @@ void _ms_leak_at_exit(void)
      * only dead copies.  Without an unwinder, from here. */
     ms_scan_self_t self;
     memset(&self, 0, sizeof self);
-    if (!_ms_unwind_exit_frame(&self)) {
+    if (!_ms_exit_signal_frame(&self) && !_ms_unwind_exit_frame(&self)) {
         MS_SAVE_CALLEE_SAVED(self.regs);
         self.nregs = MS_NSAVED;
         self.sp = (uintptr_t)__builtin_frame_address(0);
@@ -91,7 +91,8 @@ void _ms_leak_at_exit(void)
     }
     int leaks = _ms_leak_report(1, &self);
     if (my_note) __atomic_store_n(&my_note->reported, 1, __ATOMIC_RELEASE);
-    if ((leaks > 0 || __atomic_load_n(&heap_errs_n, __ATOMIC_RELAXED)) && _ms_opt.exitcode >= 0) {
+    if ((leaks > 0 || __atomic_load_n(&heap_errs_n, __ATOMIC_RELAXED)) && _ms_opt.exitcode >= 0 &&
+        !_ms_exit_signal()) {                /* a signal ends it, killed by the signal */
         _ms_messages_at_exit();             /* the destructor's last words, said before _exit */
         if (!__atomic_load_n(&_ms_exit_unflushed, __ATOMIC_ACQUIRE))
             fflush(NULL);                   /* the program's buffered output first (not at its _exit) */
@@ -229,7 +230,7 @@ void _ms_misuse_report(const char *what, const void *p, const char *is,
         misuse_msg_t m = { what, p, is, titles, stacks, nstacks, now, nnow };
         _ms_on_own_stack(misuse_print, &m);        /* symbolizing takes stack */
     }
-    if (_ms_opt.on_error == MS_ON_ERROR_ABORT) abort();
+    if (_ms_opt.on_error == MS_ON_ERROR_ABORT) _ms_abort();
 }
 
 /* ---- writes after free ------------------------------------------------------- *

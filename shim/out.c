@@ -519,7 +519,7 @@ void _ms_heap_error(const char *what, const void *p)
     if (_ms_message_gate(what))
         say("%s: %p%s", what, p,
             _ms_opt.on_error == MS_ON_ERROR_ABORT ? "; aborting (MEMSHIM_ON_ERROR=continue to go on)" : "");
-    if (_ms_opt.on_error == MS_ON_ERROR_ABORT) abort();
+    if (_ms_opt.on_error == MS_ON_ERROR_ABORT) _ms_abort();
 }
 
 /* A kind as the summary names it, into out: a format's conversions become

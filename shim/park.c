@@ -453,6 +453,17 @@ static uintptr_t interrupted(const void *ucv, uintptr_t *regs, uintptr_t *pc, ui
 #endif
 }
 
+/* The same for the thread a signal ends the process on (signals.c), its
+ * handler running the end-of-process work: the interrupted code is the
+ * program's last, scanned as a stopped thread's. */
+uintptr_t _ms_park_context(const void *uc, uintptr_t *regs, uintptr_t *pc, uintptr_t fallback)
+{
+#if defined(__x86_64__)
+    xparts_find();
+#endif
+    return interrupted(uc, regs, pc, fallback);
+}
+
 static void forward(int sig, siginfo_t *si, void *uc)
 {
     const struct sigaction *p = &prev_action[sig == DEBUGGER_SIGNAL];

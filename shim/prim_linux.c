@@ -676,7 +676,7 @@ void _ms_os_signals_restore(const sigset_t *old)
 /* The signals a fault raises. */
 static const int fault_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS };
 
-static bool is_fault(int sig)
+bool _ms_os_fault_signal(int sig)
 {
     for (size_t i = 0; i < sizeof fault_signals / sizeof *fault_signals; i++)
         if (fault_signals[i] == sig) return true;
@@ -718,8 +718,9 @@ bool _ms_os_signals_defer_handled(sigset_t *old)
     bool any = false;
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
-        if (sig == SIGKILL || sig == SIGSTOP || is_fault(sig) || _ms_sigaction(sig, NULL, &sa) != 0) continue;
+        if (sig == SIGKILL || sig == SIGSTOP || _ms_os_fault_signal(sig) || _ms_sigaction(sig, NULL, &sa) != 0) continue;
         if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) continue;
+        if (_ms_signals_at_default(sig, &sa)) continue;      /* memshim's handler standing for the default */
         sigaddset(&handled, sig);
         any = true;
     }

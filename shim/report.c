@@ -1041,6 +1041,14 @@ static void messages_json(ms_buf_t *b)
     _ms_bprintf(b, "}");
 }
 
+/* The signal the process ends on after an exit report (init.c), without
+ * its SIG; NULL if none. */
+static const char *ending_signal(void)
+{
+    int sig = _ms_exit_signal();
+    return sig ? sigabbrev_np(sig) : NULL;
+}
+
 static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, const ms_supps_t *sp,
                        unsigned unparked, const char *why)
 {
@@ -1050,6 +1058,8 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     _ms_bprintf(b, "==%d== memshim leak report (%s) for ", pid, why);
     _ms_text_str(b, prog);
     _ms_bprintf(b, "\n");
+    const char *sig = ending_signal();
+    if (sig) _ms_bprintf(b, "==%d== the process ends on SIG%s (its default action), after this report\n", pid, sig);
     if (_ms_opt.sample)
         _ms_bprintf(b, "==%d== sampling one allocation per %llu bytes on average: figures are estimates\n",
                     pid, (unsigned long long)_ms_opt.sample);
@@ -1131,6 +1141,8 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     _ms_json_begin(b, "memshim-leaks", 1);
     _ms_bprintf(b, ", \"when\": \"%s\", \"sequence\": %u, \"sample_interval\": %llu, \"threads_not_stopped\": %u,\n",
                 why, gs->seq, (unsigned long long)_ms_opt.sample, unparked);
+    const char *sig = ending_signal();
+    if (sig) _ms_bprintf(b, " \"signal\": \"SIG%s\",\n", sig);
     if (gs->since)
         _ms_bprintf(b, " \"since\": %u, \"changes\": {\"new\": %u, \"increased\": %u, \"decreased\": %u, "
                     "\"same\": %u, \"gone\": %u},\n", gs->since_seq, gs->changes[CHANGE_NEW],

@@ -44,6 +44,7 @@ MS_HIDDEN int    _ms_os_unshare_files(void);            /* unshare(CLONE_FILES) 
 MS_HIDDEN long   _ms_os_dup3(int old, int fd, int flags, bool as_dup2);
 MS_HIDDEN int    _ms_os_tgkill(int pid, int tid, int sig);
 MS_HIDDEN int    _ms_os_sigqueue_self(int sig, siginfo_t *si);   /* rt_tgsigqueueinfo to this thread; errno kept */
+MS_HIDDEN bool   _ms_os_fault_signal(int sig);  /* SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS */
 MS_HIDDEN bool     _ms_os_same_vm(int pid);     /* kcmp(KCMP_VM) */
 /* The calling thread's nice value lowered to -20 where the process may do
  * so (CAP_SYS_NICE, RLIMIT_NICE), for work the rest of the process waits
@@ -1079,7 +1080,8 @@ _Static_assert(sizeof(ms_leak_item_t) == 64, "a live block's verdict stays 64 by
 typedef struct ms_scan_self_s {
     uintptr_t sp;
     uintptr_t pc;          /* code of the frame at sp (retention paths), 0 if unknown */
-    uintptr_t regs[MS_SCAN_VREGS];   /* the callee-saved ones (MS_NSAVED, below) */
+    uintptr_t regs[MS_SCAN_REGS];    /* the callee-saved ones (MS_NSAVED, below), or every
+                                      * register of a signal's interrupted context */
     unsigned  nregs;
 } ms_scan_self_t;
 
@@ -1217,6 +1219,11 @@ MS_HIDDEN size_t _ms_stack_ips_in(const ms_range_t *code, unsigned n, uintptr_t 
 MS_HIDDEN void   _ms_exit_enter(const ms_caller_t *caller); /* exit(): one thread at a time (init.c) */
 MS_HIDDEN void   _ms_exit_now(const ms_caller_t *caller);  /* _exit(): the end-of-process work first (init.c) */
 MS_HIDDEN extern bool _ms_exit_unflushed;   /* ... and the program's stdio buffers stay as they are */
+MS_HIDDEN bool   _ms_exit_signal_due(void);  /* a signal at its default ends the process: report first? (init.c) */
+MS_HIDDEN void   _ms_exit_by_signal(int sig, const void *uc);  /* ... the end-of-process work, from its handler */
+MS_HIDDEN void   _ms_exit_signal_lost(int sig);   /* ... which cannot be done there: said in one line */
+MS_HIDDEN int    _ms_exit_signal(void);      /* the signal the process ends on after the work, or 0 */
+MS_HIDDEN bool   _ms_exit_signal_frame(ms_scan_self_t *self); /* the dying thread's interrupted context */
 MS_HIDDEN bool   _ms_inside_memshim(void);  /* a signal handler's thread was in memshim, holding a lock (init.c) */
 
 /* ---- signals.c: the program's handlers, run when memshim holds no lock ----- */
@@ -1228,6 +1235,9 @@ MS_HIDDEN sighandler_t _ms_signals_sysv(int sig, sighandler_t handler);    /* sy
 MS_HIDDEN sighandler_t _ms_signals_sigset(int sig, sighandler_t disp);     /* sigset() */
 MS_HIDDEN int    _ms_signals_interrupt(int sig, int flag);                 /* siginterrupt() */
 MS_HIDDEN void   _ms_signals_fork_child(void);
+MS_HIDDEN __attribute__((noreturn)) void _ms_abort(void);   /* memshim's abort(), never its report */
+MS_HIDDEN void   _ms_signals_arm_endings(void);  /* memshim's handler on the signals at their default */
+MS_HIDDEN bool   _ms_signals_at_default(int sig, const struct sigaction *k); /* k is that handler */
 MS_HIDDEN void   _ms_signals_deliver(void);
 MS_HIDDEN extern __thread uint64_t _ms_sig_deferred __attribute__((tls_model("initial-exec")));
 /* At each release of a lock that counts in _ms_inside_memshim: the
@@ -1266,6 +1276,9 @@ typedef struct ms_parked_s {
 } ms_parked_t;
 MS_HIDDEN void   _ms_park_world(ms_parked_t *out);      /* allocator locks held */
 MS_HIDDEN void   _ms_unpark_world(void);
+MS_HIDDEN uintptr_t _ms_park_context(const void *uc, uintptr_t *regs, uintptr_t *pc, uintptr_t fallback);
+                                        /* a signal handler's interrupted context: its registers
+                                         * (MS_SCAN_REGS), pc; where its live stack starts */
 
 /* ---- init.c ------------------------------------------------------------- */
 MS_HIDDEN void   _ms_init(void);                        /* idempotent, cheap after first call */

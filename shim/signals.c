@@ -37,12 +37,32 @@
  * back as it was), and a process under a seccomp filter that may kill it
  * at a system call of memshim's (init.c): there the handler runs where it
  * comes in, as before (init.c's exit then says what it cannot write).
+ *
+ * A signal left to its default action that ends the process (SIGTERM,
+ * SIGINT, SIGHUP, SIGPIPE, SIGALRM, SIGABRT, SIGSEGV...) ended it with no
+ * report, no statistics and no profile: ^C on a server run under memshim,
+ * a timeout's SIGTERM, abort(), a crash.  valgrind reports there.  So
+ * where memshim has such work to do at exit, the process memshim started
+ * in gets a handler of memshim's for each of them that is at its default
+ * (arm_endings, at start): the relay, with the default as the program's
+ * action, or for the signals a fault raises `fault_end`.  Either does the
+ * end-of-process work (init.c), then gives the kernel its default action
+ * again and sends the signal once more: the process ends as it would have,
+ * killed by the same signal, with a core dump where the signal makes one,
+ * taken at the interrupted code (the signal comes in as the handler
+ * returns).  A signal that comes in while its thread holds memshim's locks
+ * is put off as above; a fault there ends the process at once, as
+ * memshim's own abort() (_ms_abort) always does.  One that comes in while
+ * the work is under way (^C during a long exit scan) or on a forked child
+ * ends the process at once, as before.  The program sees the default:
+ * sigaction() answers SIG_DFL with no flags for a signal it never set.
  */
 #include "shim.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <ucontext.h>
 
@@ -59,6 +79,11 @@ typedef struct {
 static prog_t prog[65];
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;   /* the program's calls, one at a time */
 static unsigned siginterrupted[2];    /* siginterrupt(sig, 1): signal() leaves SA_RESTART out, as glibc's */
+
+static uint64_t armed;                /* bit sig - 1: memshim ends the process on it, report first */
+static uint64_t pristine;             /* ... and the program never set its action: shown with no flags */
+static __thread int ending_sig __attribute__((tls_model("initial-exec")));   /* this thread ends the process on it */
+static __thread int aborting __attribute__((tls_model("initial-exec")));     /* in memshim's abort (_ms_abort) */
 
 __thread uint64_t _ms_sig_deferred;   /* shim.h: the signals put off on this thread, bit sig - 1 */
 
@@ -81,15 +106,11 @@ int _ms_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
     return real(sig, act, old);
 }
 
+static bool fault(int sig) { return _ms_os_fault_signal(sig); }
+
 static bool relayed(int sig)
 {
-    switch (sig) {
-    case SIGKILL: case SIGSTOP:
-    case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE: case SIGTRAP: case SIGSYS:
-        return false;
-    default:
-        return sig > 0 && sig < NSIG && sig <= 64;
-    }
+    return sig > 0 && sig < NSIG && sig <= 64 && sig != SIGKILL && sig != SIGSTOP && !fault(sig);
 }
 
 static void run(int sig, siginfo_t *si, void *uc, uint64_t w)
@@ -144,11 +165,153 @@ static bool put_off(int sig, siginfo_t *si, void *ucv, const prog_t *p)
     return true;
 }
 
+/* ---- the default action, memshim's report first --------------------------------- */
+
+/* Whether sig's default action ends the process, memshim's report first.
+ * Not SIGTRAP (a debugger's) nor SIGSYS (a seccomp filter's), nor the
+ * real-time signals (the C library's own, and those libraries set up). */
+static bool ends(int sig)
+{
+    switch (sig) {
+    case SIGHUP: case SIGINT: case SIGQUIT: case SIGABRT: case SIGUSR1: case SIGUSR2: case SIGPIPE:
+    case SIGALRM: case SIGTERM: case SIGXCPU: case SIGXFSZ: case SIGVTALRM: case SIGPROF: case SIGIO:
+#ifdef SIGPWR
+    case SIGPWR:
+#endif
+#ifdef SIGSTKFLT
+    case SIGSTKFLT:
+#endif
+    case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool bit(const uint64_t *set, int sig)
+{
+    return sig > 0 && sig <= 64 && (__atomic_load_n(set, __ATOMIC_ACQUIRE) >> (sig - 1) & 1);
+}
+
+/* The kernel's default action for sig again, and sig sent once more to
+ * this thread: held while the handler runs, it ends the process as the
+ * handler returns, at the interrupted code (where a core dump shows it);
+ * at once if `now`.  A fault the kernel raised is not sent: its
+ * instruction raises it again. */
+static void default_again(int sig, const siginfo_t *si, bool now)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    _ms_sigaction(sig, &dfl, NULL);
+    if (!now && fault(sig) && si && si->si_code > 0) return;
+    siginfo_t copy;
+    if (si && si->si_signo == sig) {
+        copy = *si;
+        if (_ms_os_sigqueue_self(sig, &copy) != 0) _ms_os_tgkill((int)getpid(), _ms_os_gettid(), sig);
+    } else {
+        _ms_os_tgkill((int)getpid(), _ms_os_gettid(), sig);
+    }
+    if (now) {
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    }
+}
+
+/* sig, at its default action, ends the process: memshim's end-of-process
+ * work first where it is due (init.c: the process memshim started in,
+ * work to do, none under way). */
+static void end(int sig, siginfo_t *si, void *uc)
+{
+    int first = ending_sig;
+    if (first) {          /* a fault or a signal during this thread's work for `first` */
+        default_again(first, NULL, true);
+        return;
+    }
+    ending_sig = sig;
+    /* memshim's own abort() ends the process at once: it said why */
+    if (!aborting && _ms_exit_signal_due()) {
+        if (!_ms_inside_memshim()) {
+            _ms_exit_by_signal(sig, uc);
+        } else if (!fault(sig) && !_ms_shares_memory_with_home() && put_off(sig, si, uc, &prog[sig])) {
+            ending_sig = 0;
+            return;
+        } else {
+            _ms_exit_signal_lost(sig);      /* a fault in there: the work would wait for ever */
+        }
+    }
+    _ms_out_abandon();                      /* memshim's temporary files go, as at _exit */
+    default_again(sig, si, false);
+}
+
+/* memshim ends the process on an internal error or a heap error
+ * (MEMSHIM_ON_ERROR=abort), perhaps holding its locks, its heap perhaps
+ * broken: SIGABRT ends it at once, with no end-of-process work. */
+void _ms_abort(void)
+{
+    aborting = 1;
+    abort();
+}
+
+/* The kernel's handler of a fault signal at its default (the relay's,
+ * for the others). */
+static void fault_end(int sig, siginfo_t *si, void *uc)
+{
+    int saved = errno;
+    end(sig, si, uc);
+    errno = saved;
+}
+
+/* At start (init.c), where memshim has work to do at exit: each signal
+ * that ends the process and is at its default gets memshim's handler. */
+void _ms_signals_arm_endings(void)
+{
+    sigset_t all, mask;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &mask);
+    pthread_mutex_lock(&write_lock);
+    for (int sig = 1; sig <= 64; sig++) {
+        struct sigaction cur, sa;
+        if (!ends(sig) || _ms_sigaction(sig, NULL, &cur) != 0) continue;
+        if ((cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL) continue;
+        memset(&sa, 0, sizeof sa);
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_SIGINFO;
+        sa.sa_sigaction = fault(sig) ? fault_end : _ms_signals_relay;
+        __atomic_store_n(&prog[sig].word, (uint64_t)(uintptr_t)SIG_DFL, __ATOMIC_RELEASE);
+        __atomic_or_fetch(&armed, 1ULL << (sig - 1), __ATOMIC_ACQ_REL);
+        __atomic_or_fetch(&pristine, 1ULL << (sig - 1), __ATOMIC_ACQ_REL);
+        if (_ms_sigaction(sig, &sa, NULL) != 0) {
+            __atomic_and_fetch(&armed, ~(1ULL << (sig - 1)), __ATOMIC_ACQ_REL);
+            __atomic_and_fetch(&pristine, ~(1ULL << (sig - 1)), __ATOMIC_ACQ_REL);
+        }
+    }
+    pthread_mutex_unlock(&write_lock);
+    pthread_sigmask(SIG_SETMASK, &mask, NULL);
+}
+
+/* Whether the kernel's action k on sig is memshim's handler standing for
+ * the default (not a handler: prim_linux.c holds none of those off). */
+bool _ms_signals_at_default(int sig, const struct sigaction *k)
+{
+    if (!bit(&armed, sig) || !(k->sa_flags & SA_SIGINFO)) return false;
+    if (k->sa_sigaction == fault_end) return true;
+    return k->sa_sigaction == _ms_signals_relay &&
+           __atomic_load_n(&prog[sig].word, __ATOMIC_ACQUIRE) == (uint64_t)(uintptr_t)SIG_DFL;
+}
+
 void _ms_signals_relay(int sig, siginfo_t *si, void *uc)
 {
     int saved = errno;
     const prog_t *p = &prog[sig];
     uint64_t w = __atomic_load_n(&p->word, __ATOMIC_ACQUIRE);
+    if (w == (uint64_t)(uintptr_t)SIG_DFL && bit(&armed, sig)) {
+        end(sig, si, uc);
+        errno = saved;
+        return;
+    }
     if (_ms_inside_memshim() && !_ms_shares_memory_with_home() && put_off(sig, si, uc, p)) {
         errno = saved;
         return;
@@ -183,10 +346,17 @@ void _ms_signals_fork_child(void)
 
 /* What the program sees of the kernel's action k, w the program's handler
  * then: its own handler where the kernel has the relay. */
-static void shown(const struct sigaction *k, uint64_t w, struct sigaction *out)
+static void shown(int sig, const struct sigaction *k, uint64_t w, struct sigaction *out)
 {
     *out = *k;
-    if (!(k->sa_flags & SA_SIGINFO) || k->sa_sigaction != _ms_signals_relay) return;
+    if (!(k->sa_flags & SA_SIGINFO) || (k->sa_sigaction != _ms_signals_relay && k->sa_sigaction != fault_end)) return;
+    if (k->sa_sigaction == fault_end) w = (uint64_t)(uintptr_t)SIG_DFL;
+    if (w == (uint64_t)(uintptr_t)SIG_DFL && bit(&pristine, sig)) {     /* as the process began */
+        memset(out, 0, sizeof *out);
+        sigemptyset(&out->sa_mask);
+        out->sa_handler = SIG_DFL;
+        return;
+    }
     if (w & INFO) {
         out->sa_sigaction = (void (*)(int, siginfo_t *, void *))(uintptr_t)(w & ~INFO);
     } else {
@@ -197,14 +367,14 @@ static void shown(const struct sigaction *k, uint64_t w, struct sigaction *out)
 
 int _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *old)
 {
-    if (!relayed(sig)) return _ms_sigaction(sig, act, old);
+    if (!relayed(sig) && !bit(&armed, sig)) return _ms_sigaction(sig, act, old);
     /* A vfork child (a shell's, resetting its signals before exec) has
      * actions of its own but its parent's memory, prog included: its
      * changes go to the kernel as they are. */
     if (MS_UNLIKELY(_ms_shares_memory_with_home())) {
         struct sigaction was;
         int rc = _ms_sigaction(sig, act, &was);
-        if (rc == 0 && old) shown(&was, __atomic_load_n(&prog[sig].word, __ATOMIC_ACQUIRE), old);
+        if (rc == 0 && old) shown(sig, &was, __atomic_load_n(&prog[sig].word, __ATOMIC_ACQUIRE), old);
         return rc;
     }
     /* The program's structures are read before and written after the
@@ -225,11 +395,12 @@ int _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *o
         void *fn = (want.sa_flags & SA_SIGINFO) ? (void *)want.sa_sigaction : (void *)want.sa_handler;
         bool handler = fn != (void *)SIG_DFL && fn != (void *)SIG_IGN;
         prog_t before = prog[sig];
+        uint64_t was_pristine = __atomic_load_n(&pristine, __ATOMIC_ACQUIRE);
         k = want;
-        if (fn == (void *)_ms_signals_relay) {
-            /* the relay itself (read by a system call of the program's):
-             * the action it stands for stays */
-        } else if (handler) {
+        if (fn == (void *)_ms_signals_relay || fn == (void *)fault_end) {
+            /* memshim's handler itself (read by a system call of the
+             * program's): the action it stands for stays */
+        } else if (handler && relayed(sig)) {
             prog[sig].flags = want.sa_flags;
             prog[sig].mask = want.sa_mask;
             __atomic_store_n(&prog[sig].word, (uint64_t)(uintptr_t)fn | (want.sa_flags & SA_SIGINFO ? INFO : 0),
@@ -238,14 +409,25 @@ int _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *o
             k.sa_flags |= SA_SIGINFO;
         } else {
             __atomic_store_n(&prog[sig].word, (uint64_t)(uintptr_t)fn, __ATOMIC_RELEASE);
+            if (fn == (void *)SIG_DFL && bit(&armed, sig)) {     /* the default: memshim's report first */
+                prog[sig].flags = want.sa_flags;
+                prog[sig].mask = want.sa_mask;
+                k.sa_sigaction = fault(sig) ? fault_end : _ms_signals_relay;
+                k.sa_flags |= SA_SIGINFO;
+            }
         }
+        if (fn != (void *)_ms_signals_relay && fn != (void *)fault_end)
+            __atomic_and_fetch(&pristine, ~(1ULL << (sig - 1)), __ATOMIC_ACQ_REL);
         rc = _ms_sigaction(sig, &k, &was);
-        if (rc != 0) prog[sig] = before;
+        if (rc != 0) {
+            prog[sig] = before;
+            __atomic_store_n(&pristine, was_pristine, __ATOMIC_RELEASE);
+        }
     } else {
         rc = _ms_sigaction(sig, NULL, &was);
     }
     int err = errno;
-    if (rc == 0) shown(&was, was_word, &shown_old);   /* the action it replaced, as the program set it */
+    if (rc == 0) shown(sig, &was, was_word, &shown_old);   /* the action it replaced, as the program set it */
     pthread_mutex_unlock(&write_lock);
     pthread_sigmask(SIG_SETMASK, &mask, NULL);
     if (rc == 0 && old) *old = shown_old;

@@ -329,6 +329,102 @@ Test(leaks, _exit_writes_the_statistics)
     run_free(&r);
 }
 
+/* ---- a signal left to its default action ------------------------------------ */
+
+static run_t default_signal(const char *mode, const char *const env[])
+{
+    char *argv[] = { path_in_build("fixtures/leak_default_signal"), (char *)mode, NULL };
+    return run_with(true, NULL, argv, env);
+}
+
+/* leak_default_signal MODE with env ended killed by `sig`, after one report
+ * (the 77 bytes lost, the signal named in it), "unflushed" left unwritten in
+ * its buffer as the signal leaves it, and sigaction() showed the default
+ * with no flags, as the process began with it. */
+static void expect_default_signal(const char *mode, const char *const env[], int sig)
+{
+    run_t r = default_signal(mode, env);
+    cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == sig, "%s: status %#x (want killed by %d): %s", mode,
+              r.status, sig, r.err);
+    cr_expect_eq(times_in(r.err, "LEAK SUMMARY"), 1, "%s: one report: %s", mode, r.err);
+    cr_expect(strstr(r.err, "definitely lost: 77 bytes in 1 block"), "%s: the report: %s", mode, r.err);
+    char said[64];
+    snprintf(said, sizeof said, "the process ends on SIG%s", sigabbrev_np(sig));
+    cr_expect(strstr(r.err, said), "%s: the report names the signal: %s", mode, r.err);
+    cr_expect(!strstr(r.out, "unflushed"), "%s: the buffer was written: %s", mode, r.out);
+    cr_expect(strstr(r.err, "action TERM dfl 0 SEGV dfl 0\n"), "%s: sigaction() shows: %s", mode, r.err);
+    run_free(&r);
+}
+
+/* SIGTERM at its default (a timeout's, a service manager's): the report
+ * first, then the process ends killed by it, as valgrind's does. */
+Test(leaks, a_signal_at_its_default_action_writes_the_report_then_ends_the_process)
+{
+    const char *env[] = { NULL };
+    expect_default_signal("term", env, SIGTERM);
+}
+
+/* A handler the program set, then the default again (signal(SIG_DFL)). */
+Test(leaks, a_signal_set_back_to_its_default_writes_the_report)
+{
+    const char *env[] = { NULL };
+    expect_default_signal("reset", env, SIGTERM);
+}
+
+/* ^C's SIGINT sent by another process while the program waits. */
+Test(leaks, a_signal_from_another_process_writes_the_report)
+{
+    const char *env[] = { NULL };
+    expect_default_signal("outside", env, SIGINT);
+}
+
+/* A forked child killed by SIGTERM writes nothing (a copy of its parent's
+ * heap, as at its _exit): the fixture checks it died killed by SIGTERM. */
+Test(leaks, a_forked_child_killed_by_a_signal_writes_no_report)
+{
+    const char *env[] = { NULL };
+    expect_default_signal("child", env, SIGTERM);
+}
+
+/* The signal sent to a thread that allocates without end: it often comes in
+ * while that thread holds an allocator lock, where the report would wait
+ * for it; put off until the lock is released, it still gives the report,
+ * and reads the interrupted registers (no block the thread holds only in a
+ * register is lost).  Twelve runs. */
+Test(leaks, a_signal_to_a_thread_inside_the_allocator_writes_the_report, .timeout = 120)
+{
+    const char *env[] = { NULL };
+    for (int i = 0; i < 12; i++) expect_default_signal("busy", env, SIGTERM);
+}
+
+/* MEMSHIM_EXITCODE does not replace the signal: the process still ends
+ * killed by it. */
+Test(leaks, a_signal_at_its_default_keeps_its_status_over_the_exit_code)
+{
+    const char *env[] = { "MEMSHIM_EXITCODE=9", NULL };
+    expect_default_signal("term", env, SIGTERM);
+}
+
+/* The kernel holds memshim's handler only where there is work to do at
+ * exit: with tracking off and no statistics nor profile, the default
+ * itself; with statistics, they come before the signal ends the process. */
+Test(leaks, a_signal_at_its_default_is_left_to_the_kernel_without_work_at_exit)
+{
+    const char *none[] = { "MEMSHIM_TRACK=0", NULL };
+    run_t r = default_signal("term", none);
+    cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGTERM, "status %#x: %s", r.status, r.err);
+    cr_expect(strstr(r.err, "kernel TERM dfl\n"), "the kernel's action: %s", r.err);
+    cr_expect(!strstr(r.err, "heap statistics") && !strstr(r.err, "LEAK SUMMARY"), "nothing at exit: %s", r.err);
+    run_free(&r);
+    const char *stats[] = { "MEMSHIM_TRACK=0", "MEMSHIM_STATS=stderr", NULL };
+    r = default_signal("term", stats);
+    cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGTERM, "status %#x: %s", r.status, r.err);
+    cr_expect(strstr(r.err, "kernel TERM handler\n"), "the kernel's action: %s", r.err);
+    cr_expect(strstr(r.err, "action TERM dfl 0 SEGV dfl 0\n"), "sigaction() shows: %s", r.err);
+    cr_expect(strstr(r.err, "heap statistics"), "the statistics: %s", r.err);
+    run_free(&r);
+}
+
 /* ---- the same figures as valgrind memcheck ----------------------------------- */
 
 /* `threads`: the fixture starts threads.  glibc then keeps thread vectors

@@ -1,7 +1,8 @@
 /* test_verdicts.c - leak verdicts a user can trust: the same exact figures
  * in every stack layout (the environment padded by different lengths moves
  * every frame), the same as valgrind memcheck's, whether the program
- * returns from main, calls exit() from deep down, leaks from a thread that
+ * returns from main, calls exit() from deep down, is killed by a signal or
+ * crashes there, leaks from a thread that
  * has ended, or takes a snapshot first.  No fixture here scrubs its stack.
  * Also: unreadable blocks, and the collector API hiding no leak. */
 #include "leakrun.h"
@@ -21,13 +22,26 @@ static char *pad_env(size_t pad)
     return padv;
 }
 
+/* The signal leak_shapes MODE ends on (left to its default action), or 0:
+ * it exits with status 0. */
+static int mode_signal(const char *mode)
+{
+    return !strcmp(mode, "kill") ? SIGTERM : !strcmp(mode, "segv") ? SIGSEGV : 0;
+}
+
 static bool figures_said(const char *fixture, const char *mode, size_t pad, int nth, long f[6], const char *said)
 {
     char *padv = pad_env(pad);
     const char *env[] = { padv, NULL };
     char *argv[] = { path_in_build(fixture), (char *)mode, NULL };
     run_t r = run_with(true, NULL, argv, env);
-    cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s %s: status %d: %s", fixture, mode, r.status, r.err);
+    int sig = mode_signal(mode);
+    if (sig)
+        cr_assert(WIFSIGNALED(r.status) && WTERMSIG(r.status) == sig, "%s %s: status %#x (want killed by %d): %s",
+                  fixture, mode, r.status, sig, r.err);
+    else
+        cr_assert(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0, "%s %s: status %d: %s", fixture, mode, r.status,
+                  r.err);
     if (said) cr_assert(strstr(r.out, said), "%s %s (pad %zu) did not say \"%s\": %s", fixture, mode, pad, said, r.out);
     const char *text = r.err;
     for (int i = 0; i < nth && text; i++) {
@@ -95,6 +109,8 @@ Test(layouts, main_returns, .timeout = 120)       { same_in_every_layout("return
 Test(layouts, exit_from_deep_down, .timeout = 120) { same_in_every_layout("exit", 1); }
 Test(layouts, _exit_from_deep_down, .timeout = 120) { same_in_every_layout("_exit", 1); }
 Test(layouts, _exit_from_a_signal_handler, .timeout = 120) { same_in_every_layout("sigterm", 1); }
+Test(layouts, a_signal_at_its_default_from_deep_down, .timeout = 120) { same_in_every_layout("kill", 1); }
+Test(layouts, a_crash_from_deep_down, .timeout = 120) { same_in_every_layout("segv", 1); }
 Test(layouts, leaks_of_an_ended_thread, .timeout = 120) { same_in_every_layout("thread", 1); }
 Test(layouts, snapshot_then_exit, .timeout = 120)
 {
@@ -143,6 +159,8 @@ Test(layouts, as_valgrind_return, .timeout = 120) { as_valgrind("fixtures/leak_s
 Test(layouts, as_valgrind_exit, .timeout = 120)   { as_valgrind("fixtures/leak_shapes", "exit"); }
 Test(layouts, as_valgrind__exit, .timeout = 120)  { as_valgrind("fixtures/leak_shapes", "_exit"); }
 Test(layouts, as_valgrind_sigterm, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "sigterm"); }
+Test(layouts, as_valgrind_kill, .timeout = 120)   { as_valgrind("fixtures/leak_shapes", "kill"); }
+Test(layouts, as_valgrind_segv, .timeout = 120)   { as_valgrind("fixtures/leak_shapes", "segv"); }
 Test(layouts, as_valgrind_thread, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "thread"); }
 Test(layouts, as_valgrind_pairs, .timeout = 120)  { as_valgrind("fixtures/leak_cases", ""); }
 
