@@ -7,7 +7,7 @@
 #   /usr/bin/python3 it finds (never a python3 from /usr/local or pyenv).
 set -e
 need="gcc make libc6-dev libcriterion-dev libunwind-dev libdw-dev libjansson-dev libmicrohttpd-dev zlib1g-dev pkg-config
-mandoc groff-base man-db libxml2-utils graphviz librsvg2-bin sqlite3 git xz-utils python3 valgrind strace
+mandoc groff-base man-db libxml2-utils graphviz librsvg2-bin sqlite3 git xz-utils python3 valgrind strace jq
 libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 heaptrack g++ prometheus curl golang-go php-cli gdb"
 if [ "${1:-}" = cpython ]; then
     "$0" || exit 1                      # python3 itself first: its version names the suite
