@@ -130,9 +130,22 @@ size_t _ms_os_resident(const void *p, size_t size)
 
 int _ms_os_gettid(void) { return (int)syscall(SYS_gettid); }
 
+/* All of buf to fd, raising no SIGPIPE: memshim's exit report written to
+ * a standard error whose reader had gone (`prog 2>&1 | head`) killed the
+ * program with SIGPIPE, an exit status it would not have had.  SIGPIPE is
+ * held during the write, and the one a write to no reader raises (sent to
+ * this thread) is taken back, unless one was pending already.  Not under
+ * a seccomp filter the program installed: the system calls it takes are
+ * not memshim's to add there (init.c). */
 ssize_t _ms_os_write(int fd, const void *buf, size_t n)
 {
     int saved = errno;
+    sigset_t pipe_sig, old, pending;
+    sigemptyset(&pipe_sig);
+    sigaddset(&pipe_sig, SIGPIPE);
+    bool held = !_ms_filtered() && pthread_sigmask(SIG_BLOCK, &pipe_sig, &old) == 0;
+    bool was_pending = held && sigismember(&old, SIGPIPE) &&
+                       (sigpending(&pending) != 0 || sigismember(&pending, SIGPIPE));
     size_t done = 0;
     ssize_t r = 0;
     while (done < n) {
@@ -140,6 +153,13 @@ ssize_t _ms_os_write(int fd, const void *buf, size_t n)
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) { r = w < 0 ? -errno : -EIO; break; }
         done += (size_t)w;
+    }
+    if (held) {
+        if (r == -EPIPE && !was_pending) {
+            static const struct timespec now = { 0, 0 };
+            while (sigtimedwait(&pipe_sig, NULL, &now) < 0 && errno == EINTR) {}
+        }
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
     }
     errno = saved;
     return r ? r : (ssize_t)done;

@@ -425,6 +425,43 @@ Test(leaks, a_signal_at_its_default_is_left_to_the_kernel_without_work_at_exit)
     run_free(&r);
 }
 
+/* FIXTURE MODE run with its standard error a pipe whose reader has gone
+ * (`prog 2>&1 | head`, head done) and stdout /dev/null: its status. */
+static int status_with_stderr_unread(const char *fixture, const char *mode)
+{
+    int p[2];
+    cr_assert(pipe(p) == 0);
+    close(p[0]);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(p[1], 2);
+        unsetenv("LD_PRELOAD");
+        clear_memshim_env();
+        setenv("LD_PRELOAD", path_in_build("libmemshim.so"), 1);
+        alarm(120);
+        execl(path_in_build(fixture), fixture, mode, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    int st;
+    cr_assert(waitpid(pid, &st, 0) == pid);
+    return st;
+}
+
+/* The report written there fails (no reader): the program's status stays
+ * its own.  The write raised SIGPIPE, which killed the program with
+ * status 141 at its exit report, and at its _exit's. */
+Test(leaks, a_report_to_a_pipe_without_reader_keeps_the_programs_status)
+{
+    int st = status_with_stderr_unread("fixtures/leak_shapes", "exit");
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "leak_shapes exit: status %#x (want 0)", st);
+    st = status_with_stderr_unread("fixtures/leak_underscore_exit", "");
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 5, "leak_underscore_exit: status %#x (want 5)", st);
+}
+
 /* ---- the same figures as valgrind memcheck ----------------------------------- */
 
 /* `threads`: the fixture starts threads.  glibc then keeps thread vectors
