@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <pthread.h>
@@ -130,13 +131,14 @@ size_t _ms_os_resident(const void *p, size_t size)
 
 int _ms_os_gettid(void) { return (int)syscall(SYS_gettid); }
 
-/* All of buf to fd, raising no SIGPIPE: memshim's exit report written to
- * a standard error whose reader had gone (`prog 2>&1 | head`) killed the
- * program with SIGPIPE, an exit status it would not have had.  SIGPIPE is
- * held during the write, and the one a write to no reader raises (sent to
- * this thread) is taken back, unless one was pending already.  Not under
- * a seccomp filter the program installed: the system calls it takes are
- * not memshim's to add there (init.c). */
+/* All of buf to fd, waiting where fd is non-blocking (below), and raising
+ * no SIGPIPE: memshim's exit report written to a standard error whose
+ * reader had gone (`prog 2>&1 | head`) killed the program with SIGPIPE,
+ * an exit status it would not have had.  SIGPIPE is held during the
+ * write, and the one a write to no reader raises (sent to this thread) is
+ * taken back, unless one was pending already.  Neither under a seccomp
+ * filter the program installed: the system calls they take are not
+ * memshim's to add there (init.c). */
 ssize_t _ms_os_write(int fd, const void *buf, size_t n)
 {
     int saved = errno;
@@ -151,6 +153,14 @@ ssize_t _ms_os_write(int fd, const void *buf, size_t n)
     while (done < n) {
         ssize_t w = write(fd, (const char *)buf + done, n - done);
         if (w < 0 && errno == EINTR) continue;
+        /* A descriptor the program made non-blocking (its standard error,
+         * whose open file memshim's copy shares: Node.js does so) and a
+         * reader slower than the report: the write waits, as on a blocking
+         * descriptor, instead of cutting the report short. */
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !_ms_filtered()) {
+            struct pollfd p = { .fd = fd, .events = POLLOUT };
+            if (poll(&p, 1, -1) >= 0 || errno == EINTR) continue;
+        }
         if (w <= 0) { r = w < 0 ? -errno : -EIO; break; }
         done += (size_t)w;
     }

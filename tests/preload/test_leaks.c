@@ -2,6 +2,7 @@
  * blocks and bytes per kind, the same figures valgrind memcheck finds, the
  * text and JSON formats, and where reports go. */
 #include "leakrun.h"
+#include <sys/ioctl.h>
 
 typedef struct { long def_blocks, def_bytes, ind_blocks, ind_bytes, pos_blocks, pos_bytes; } expect_t;
 
@@ -460,6 +461,54 @@ Test(leaks, a_report_to_a_pipe_without_reader_keeps_the_programs_status)
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "leak_shapes exit: status %#x (want 0)", st);
     st = status_with_stderr_unread("fixtures/leak_underscore_exit", "");
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 5, "leak_underscore_exit: status %#x (want 5)", st);
+}
+
+/* A standard error the program made non-blocking (leak_nonblock_stderr),
+ * read by a reader slower than the report: the whole report comes, the
+ * writes waiting as on a blocking descriptor.  The reader waits until the
+ * pipe is full first; the report was then cut at the first write that
+ * found no room. */
+Test(leaks, a_report_to_a_non_blocking_pipe_read_slowly_comes_whole, .timeout = 120)
+{
+    int p[2];
+    cr_assert(pipe(p) == 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(p[1], 2);
+        close(p[0]);
+        unsetenv("LD_PRELOAD");
+        clear_memshim_env();
+        setenv("LD_PRELOAD", path_in_build("libmemshim.so"), 1);
+        alarm(120);
+        execl(path_in_build("fixtures/leak_nonblock_stderr"), "leak_nonblock_stderr", (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    int queued = 0;
+    for (int i = 0; i < 2000 && queued < 48 * 1024; i++) {     /* 20 s at most */
+        usleep(10 * 1000);
+        cr_assert(ioctl(p[0], FIONREAD, &queued) == 0);
+    }
+    cr_expect_geq(queued, 48 * 1024, "the report never filled the pipe (%d bytes)", queued);
+    usleep(100 * 1000);
+    size_t cap = 1 << 20, len = 0;
+    char *text = malloc(cap);
+    ssize_t r;
+    while ((r = read(p[0], text + len, cap - 1 - len)) > 0) {
+        len += (size_t)r;
+        if (len + 1 == cap) text = realloc(text, cap *= 2);
+    }
+    text[len] = 0;
+    close(p[0]);
+    int st;
+    cr_assert(waitpid(pid, &st, 0) == pid);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+    cr_expect_eq(times_in(text, "loss record"), 512, "records in %zu bytes of report", len);
+    cr_expect(strstr(text, "definitely lost: 16384 bytes in 512 blocks"), "the summary, in %zu bytes", len);
+    free(text);
 }
 
 /* ---- the same figures as valgrind memcheck ----------------------------------- */
