@@ -91,6 +91,11 @@ __attribute__((visibility("hidden"))) void gc_host_not_object(const char *what, 
  * without stacks, aborting unless MEMSHIM_ON_ERROR=continue. */
 __attribute__((visibility("hidden"))) void gc_host_misuse_at(const char *what, const void *p, const char *is);
 
+/* The collector ends the process on an error it cannot go on from
+ * (gc_fatal, its lock perhaps held): the host aborts at once, with no
+ * end-of-process work, as for its own internal errors. */
+__attribute__((visibility("hidden"), noreturn)) void gc_host_abort(void);
+
 /* Time spent collecting so far, all generations (the statistics' figure). */
 __attribute__((visibility("hidden"))) uint64_t gc_time_ns(void);
 

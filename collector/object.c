@@ -116,7 +116,7 @@ void gc_fatal(const char *what, const void *obj)
     int n = obj ? snprintf(buf, sizeof buf, "memshim: collector: %s (object %p)\n", what, obj)
                 : snprintf(buf, sizeof buf, "memshim: collector: %s\n", what);
     if (n > 0) gc_host_write(buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1, what);
-    abort();
+    gc_host_abort();
 }
 
 /* ---- the lock and start-up -------------------------------------------------- */

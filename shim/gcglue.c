@@ -118,6 +118,8 @@ void gc_object_free_done(unsigned long collection)
     if (batch.key == collection) _ms_free_batch_flush(&batch);
 }
 
+void gc_host_abort(void) { _ms_abort(); }
+
 /* A reference dropped from an object whose count is 0: the program
  * dropped one more than it held.  Its block is usually freed by then (the
  * object died at the drop before), and then the report shows where the
