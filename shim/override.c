@@ -459,7 +459,8 @@ MS_EXPORT long syscall(long number, ...)
         if (rc == 0) _ms_confine_note(b == SECCOMP_MODE_FILTER ? (const void *)c : NULL);
         return rc;
     }
-    /* the same ways as the C library's functions (fds.c) */
+    /* the same ways as the C library's functions (fds.c, and _exit above) */
+    if (number == SYS_exit_group) _exit((int)a);
     if (number == SYS_close) return close((int)a);
 #ifdef SYS_close_range
     if (number == SYS_close_range) return _ms_fd_close_range((unsigned)a, (unsigned)b, (unsigned)c);

@@ -319,6 +319,13 @@ Test(leaks, _exit_of_a_forked_child_writes_no_report)
     expect_underscore_exit("child", env, 5);
 }
 
+/* syscall(SYS_exit_group) through the C library is _exit. */
+Test(leaks, exit_group_through_syscall_writes_the_report)
+{
+    const char *env[] = { NULL };
+    expect_underscore_exit("syscall", env, 5);
+}
+
 /* The statistics too, without tracking. */
 Test(leaks, _exit_writes_the_statistics)
 {
