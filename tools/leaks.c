@@ -389,6 +389,8 @@ static bool parse_header(report_t *r, bool strict)
 {
     r->pid = maybe_int(r->root, "pid");
     r->when = maybe_string(r->root, "when");
+    const char *sig = maybe_string(r->root, "signal");
+    snprintf(r->signal, sizeof r->signal, "%s", sig ? sig : "");
     r->heap_errors = maybe_int(r->root, "heap_errors_total");
     if (strict)
         return ms_json_string(r->root, "program", "report", false, &r->program) &&
@@ -476,6 +478,7 @@ static bool text_line(report_t *r, const char *line, uint64_t bytes[4], uint64_t
         for (int k = 0; k < 4; k++)
             if (strcmp(kind, ms_kind_words[k]) == 0) { bytes[k] = by; blocks[k] = bl; }
     if (sscanf(t, " HEAP ERRORS: %lld", &n) == 1) r->heap_errors = n;
+    (void)sscanf(t, " the process ends on %15[A-Z0-9]", r->signal);   /* the signal, after an exit report */
     return false;
 }
 

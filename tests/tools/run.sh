@@ -113,6 +113,23 @@ t_run_status() {
 }
 check "run passes the exit status and death by signal through" t_run_status
 
+# A program a signal ends (its default action): its report first, and the
+# summary line names the signal, read from JSON and from text, as does
+# `memshim report`.
+t_run_signal_report() {
+    mkdir -p "$T/sg" && rm -f "$T/sg"/* && cd "$T/sg" || return 1
+    local fmt
+    for fmt in json txt; do
+        run "$MS" run --report "k.$fmt" -- "$T/leaky" --term; expect_rc 143 || return 1
+        has "$err" "memshim: leak report: k.$fmt: pid " &&
+            has "$err" "$T/leaky --term (at exit, on SIGTERM): definitely lost 480 bytes in 10 blocks" || return 1
+    done
+    has "$(cat k.txt)" "the process ends on SIGTERM (its default action), after this report" &&
+        "$PY" -c 'import json, sys; sys.exit(json.load(open("k.json"))["signal"] != "SIGTERM")' || return 1
+    run "$MS" report k.json; expect_rc 0 && has "$out" ", which SIGTERM ended after this report"
+}
+check "run: a program SIGTERM ends writes its report first; the summary line and memshim report name the signal" t_run_signal_report
+
 t_run_env() {
     cd "$T" && : >supp
     run "$MS" run -q --report r.%p.json --format json --stats=s.json --rss-log=l.log --rss-interval 50 \
