@@ -274,10 +274,25 @@ Test(leaks, a_parent_ending_with__exit_reports_its_blocks_and_the_child_its_own)
 
 /* ---- _exit --------------------------------------------------------------------- */
 
+/* FIXTURE MODE with env, preloaded. */
+static run_t fixture_mode(const char *fixture, const char *mode, const char *const env[])
+{
+    char *argv[] = { path_in_build(fixture), (char *)mode, NULL };
+    return run_with(true, NULL, argv, env);
+}
+
+/* One report, of the 77 bytes the fixture lost, and "unflushed" left in
+ * its buffer, unwritten, as _exit and a signal leave it. */
+static void expect_77_lost_unflushed(const run_t *r, const char *mode)
+{
+    cr_expect_eq(times_in(r->err, "LEAK SUMMARY"), 1, "%s: one report: %s", mode, r->err);
+    cr_expect(strstr(r->err, "definitely lost: 77 bytes in 1 block"), "%s: the report: %s", mode, r->err);
+    cr_expect(!strstr(r->out, "unflushed"), "%s: the buffer was written: %s", mode, r->out);
+}
+
 static run_t underscore_exit(const char *mode, const char *const env[])
 {
-    char *argv[] = { path_in_build("fixtures/leak_underscore_exit"), (char *)mode, NULL };
-    return run_with(true, NULL, argv, env);
+    return fixture_mode("fixtures/leak_underscore_exit", mode, env);
 }
 
 /* leak_underscore_exit MODE with env ended with `status`, one report (the
@@ -287,9 +302,7 @@ static void expect_underscore_exit(const char *mode, const char *const env[], in
     run_t r = underscore_exit(mode, env);
     cr_expect(WIFEXITED(r.status) && WEXITSTATUS(r.status) == status, "%s: status %d (want %d): %s", mode,
               r.status, status, r.err);
-    cr_expect_eq(times_in(r.err, "LEAK SUMMARY"), 1, "%s: one report: %s", mode, r.err);
-    cr_expect(strstr(r.err, "definitely lost: 77 bytes in 1 block"), "%s: the report: %s", mode, r.err);
-    cr_expect(!strstr(r.out, "unflushed"), "%s: the buffer was written: %s", mode, r.out);
+    expect_77_lost_unflushed(&r, mode);
     run_free(&r);
 }
 
@@ -341,8 +354,7 @@ Test(leaks, _exit_writes_the_statistics)
 
 static run_t default_signal(const char *mode, const char *const env[])
 {
-    char *argv[] = { path_in_build("fixtures/leak_default_signal"), (char *)mode, NULL };
-    return run_with(true, NULL, argv, env);
+    return fixture_mode("fixtures/leak_default_signal", mode, env);
 }
 
 /* leak_default_signal MODE with env ended killed by `sig`, after one report
@@ -354,12 +366,10 @@ static void expect_default_signal(const char *mode, const char *const env[], int
     run_t r = default_signal(mode, env);
     cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == sig, "%s: status %#x (want killed by %d): %s", mode,
               r.status, sig, r.err);
-    cr_expect_eq(times_in(r.err, "LEAK SUMMARY"), 1, "%s: one report: %s", mode, r.err);
-    cr_expect(strstr(r.err, "definitely lost: 77 bytes in 1 block"), "%s: the report: %s", mode, r.err);
+    expect_77_lost_unflushed(&r, mode);
     char said[64];
     snprintf(said, sizeof said, "the process ends on SIG%s", sigabbrev_np(sig));
     cr_expect(strstr(r.err, said), "%s: the report names the signal: %s", mode, r.err);
-    cr_expect(!strstr(r.out, "unflushed"), "%s: the buffer was written: %s", mode, r.out);
     cr_expect(strstr(r.err, "action TERM dfl 0 SEGV dfl 0\n"), "%s: sigaction() shows: %s", mode, r.err);
     run_free(&r);
 }
