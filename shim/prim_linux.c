@@ -139,6 +139,8 @@ int _ms_os_gettid(void) { return (int)syscall(SYS_gettid); }
  * taken back, unless one was pending already.  Neither under a seccomp
  * filter the program installed: the system calls they take are not
  * memshim's to add there (init.c). */
+#define WRITE_PATIENCE_MS 10000
+static int stuck_fd = -1;          /* a descriptor whose reader took nothing for that long */
 ssize_t _ms_os_write(int fd, const void *buf, size_t n)
 {
     int saved = errno;
@@ -156,12 +158,22 @@ ssize_t _ms_os_write(int fd, const void *buf, size_t n)
         /* A descriptor the program made non-blocking (its standard error,
          * whose open file memshim's copy shares: Node.js does so) and a
          * reader slower than the report: the write waits, as on a blocking
-         * descriptor, instead of cutting the report short. */
+         * descriptor, instead of cutting the report short; but not for
+         * ever (WRITE_PATIENCE_MS with no room made): the reader may be a
+         * thread of the program's that has ended, and the process would
+         * hang at its exit report.  Once given up on, a descriptor gets no
+         * more waiting (the rest of the report, the message saying it was
+         * cut) until a write to it goes through again. */
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !_ms_filtered()) {
             struct pollfd p = { .fd = fd, .events = POLLOUT };
-            if (poll(&p, 1, -1) >= 0 || errno == EINTR) continue;
+            bool stuck = __atomic_load_n(&stuck_fd, __ATOMIC_RELAXED) == fd;
+            int ready = poll(&p, 1, stuck ? 0 : WRITE_PATIENCE_MS);
+            if (ready > 0 || (ready < 0 && errno == EINTR)) continue;
+            __atomic_store_n(&stuck_fd, fd, __ATOMIC_RELAXED);
+            errno = EAGAIN;
         }
         if (w <= 0) { r = w < 0 ? -errno : -EIO; break; }
+        if (__atomic_load_n(&stuck_fd, __ATOMIC_RELAXED) == fd) __atomic_store_n(&stuck_fd, -1, __ATOMIC_RELAXED);
         done += (size_t)w;
     }
     if (held) {
