@@ -443,40 +443,49 @@ Test(leaks, a_signal_at_its_default_is_left_to_the_kernel_without_work_at_exit)
     run_free(&r);
 }
 
-/* FIXTURE MODE run with its standard error a pipe whose reader has gone
- * (`prog 2>&1 | head`, head done) and stdout /dev/null: its status. */
-static int status_with_stderr_unread(const char *fixture, const char *mode)
+/* FIXTURE MODE (NULL: no argument) started preloaded, its standard error
+ * the write end of a new pipe and stdout /dev/null; the read end in *rd,
+ * or closed at once if rd is NULL (a reader that has gone: `prog 2>&1 |
+ * head`, head done).  Killed by SIGALRM after `limit` seconds. */
+static pid_t start_to_pipe(const char *fixture, const char *mode, int *rd, unsigned limit)
 {
     int p[2];
     cr_assert(pipe(p) == 0);
-    close(p[0]);
+    if (!rd) close(p[0]);
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
         int null = open("/dev/null", O_WRONLY);
         dup2(null, 1);
         dup2(p[1], 2);
+        if (rd) close(p[0]);
         unsetenv("LD_PRELOAD");
         clear_memshim_env();
         setenv("LD_PRELOAD", path_in_build("libmemshim.so"), 1);
-        alarm(120);
+        alarm(limit);
         execl(path_in_build(fixture), fixture, mode, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
+    if (rd) *rd = p[0];
+    return pid;
+}
+
+static int status_of(pid_t pid)
+{
     int st;
     cr_assert(waitpid(pid, &st, 0) == pid);
     return st;
 }
 
-/* The report written there fails (no reader): the program's status stays
- * its own.  The write raised SIGPIPE, which killed the program with
- * status 141 at its exit report, and at its _exit's. */
+/* The report written where the reader has gone fails: the program's
+ * status stays its own.  The write raised SIGPIPE, which killed the
+ * program with status 141 at its exit report, and at its _exit's. */
 Test(leaks, a_report_to_a_pipe_without_reader_keeps_the_programs_status)
 {
-    int st = status_with_stderr_unread("fixtures/leak_shapes", "exit");
+    int st = status_of(start_to_pipe("fixtures/leak_shapes", "exit", NULL, 120));
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "leak_shapes exit: status %#x (want 0)", st);
-    st = status_with_stderr_unread("fixtures/leak_underscore_exit", "");
+    st = status_of(start_to_pipe("fixtures/leak_underscore_exit", "", NULL, 120));
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 5, "leak_underscore_exit: status %#x (want 5)", st);
 }
 
@@ -487,45 +496,40 @@ Test(leaks, a_report_to_a_pipe_without_reader_keeps_the_programs_status)
  * found no room. */
 Test(leaks, a_report_to_a_non_blocking_pipe_read_slowly_comes_whole, .timeout = 120)
 {
-    int p[2];
-    cr_assert(pipe(p) == 0);
-    pid_t pid = fork();
-    cr_assert(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(p[1], 2);
-        close(p[0]);
-        unsetenv("LD_PRELOAD");
-        clear_memshim_env();
-        setenv("LD_PRELOAD", path_in_build("libmemshim.so"), 1);
-        alarm(120);
-        execl(path_in_build("fixtures/leak_nonblock_stderr"), "leak_nonblock_stderr", (char *)NULL);
-        _exit(127);
-    }
-    close(p[1]);
+    int rd;
+    pid_t pid = start_to_pipe("fixtures/leak_nonblock_stderr", NULL, &rd, 120);
     int queued = 0;
     for (int i = 0; i < 2000 && queued < 48 * 1024; i++) {     /* 20 s at most */
         usleep(10 * 1000);
-        cr_assert(ioctl(p[0], FIONREAD, &queued) == 0);
+        cr_assert(ioctl(rd, FIONREAD, &queued) == 0);
     }
     cr_expect_geq(queued, 48 * 1024, "the report never filled the pipe (%d bytes)", queued);
     usleep(100 * 1000);
     size_t cap = 1 << 20, len = 0;
     char *text = malloc(cap);
     ssize_t r;
-    while ((r = read(p[0], text + len, cap - 1 - len)) > 0) {
+    while ((r = read(rd, text + len, cap - 1 - len)) > 0) {
         len += (size_t)r;
         if (len + 1 == cap) text = realloc(text, cap *= 2);
     }
     text[len] = 0;
-    close(p[0]);
-    int st;
-    cr_assert(waitpid(pid, &st, 0) == pid);
+    close(rd);
+    int st = status_of(pid);
     cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
     cr_expect_eq(times_in(text, "loss record"), 512, "records in %zu bytes of report", len);
     cr_expect(strstr(text, "definitely lost: 16384 bytes in 512 blocks"), "the summary, in %zu bytes", len);
     free(text);
+}
+
+/* The same pipe never read (its reader a thread of the program's that has
+ * ended, say): memshim waits ten seconds for room, then drops the rest,
+ * and the program ends with its own status instead of hanging at exit. */
+Test(leaks, a_report_to_a_non_blocking_pipe_nobody_reads_does_not_hang, .timeout = 90)
+{
+    int rd;
+    int st = status_of(start_to_pipe("fixtures/leak_nonblock_stderr", NULL, &rd, 80));
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x (SIGALRM: it hung)", st);
+    close(rd);
 }
 
 /* ---- the same figures as valgrind memcheck ----------------------------------- */
