@@ -10,8 +10,8 @@
 # memshim run wrote its statistics ("memshim: heap statistics": memshim really
 # was the allocator) and memshim printed no complaint on standard error.
 # Then the leak verdicts (perl, python, its os._exit and a SIGTERM, gcc's
-# cc1, sort, GNU as and ld, groff, tar, iconv, jq, mawk and php killed by
-# a SIGTERM as they wait for input, git): a program run with memshim in
+# cc1, sort, GNU as and ld, groff, tar, iconv, jq and mawk killed by a
+# SIGTERM as they wait for input, git): a program run with memshim in
 # three stack layouts (the environment padded by 0, 1001 and 4099 bytes)
 # and under valgrind --leak-check=full (again, up to three runs, while they
 # differ: valgrind's verdict varies) must find the same blocks and bytes of
@@ -448,14 +448,6 @@ if command -v valgrind >/dev/null && command -v perl >/dev/null; then
     seq 1 20000 > "$T/lines.txt"
     VERDICT_INPUT="$T/objs.json" verdict_case jq-term "definitely indirectly possibly" jq -c .
     VERDICT_INPUT="$T/lines.txt" verdict_case mawk-term "definitely indirectly possibly" mawk '{ a[$1]++ }'
-    # PHP's interpreter, fed 500 small scripts on its standard input and
-    # killed as it waits for more: 23,744 bytes in 742 blocks definitely
-    # lost and 40 in 1 indirectly with Debian's php 8.2 (possibly lost, its
-    # values behind their headers, not compared).
-    if command -v php >/dev/null; then
-        for i in $(seq 1 500); do echo "<?php \$a[$i] = str_repeat('x', $i); ?>"; done > "$T/php.txt"
-        VERDICT_INPUT="$T/php.txt" verdict_case php-term "definitely indirectly" php
-    fi
     # Interior pointers of a program nobody here wrote: git status keeps
     # blocks of 40 bytes reachable only through pointers into their middle
     # (possibly lost: 120 bytes in 3 blocks with Debian's git 2.39).  The
