@@ -362,6 +362,13 @@ static int ended_by;              /* the signal the process ends on once the wor
 static __thread int ending_signal __attribute__((tls_model("initial-exec")));   /* ... this thread's */
 static __thread const void *ending_uc __attribute__((tls_model("initial-exec"))); /* ... its context */
 
+/* Whether this is the process memshim started in: a fork child's
+ * start_pid is 0 (fork_child), a vfork child has a pid of its own. */
+static bool start_process(void)
+{
+    return (int)getpid() == __atomic_load_n(&start_pid, __ATOMIC_ACQUIRE);
+}
+
 /* Whether memshim has work to do at the end of the process. */
 static bool exit_work(void)
 {
@@ -600,8 +607,7 @@ __attribute__((destructor(101))) static void ms_destructor(void)
  * (its exit()), the caller waits until it is done (await_worker). */
 void _ms_exit_now(const ms_caller_t *caller)
 {
-    /* a fork child's start_pid is 0 (fork_child); a vfork child has a pid of its own */
-    if ((int)getpid() != __atomic_load_n(&start_pid, __ATOMIC_ACQUIRE)) return;
+    if (!start_process()) return;
     __atomic_store_n(&_ms_exit_unflushed, 1, __ATOMIC_RELEASE);
     ending_at = caller;
     ms_destructor();
@@ -621,8 +627,7 @@ void _ms_exit_now(const ms_caller_t *caller)
  * leak). */
 bool _ms_exit_signal_due(void)
 {
-    return (int)getpid() == __atomic_load_n(&start_pid, __ATOMIC_ACQUIRE) &&
-           !__atomic_load_n(&worker, __ATOMIC_ACQUIRE) && exit_work();
+    return start_process() && !__atomic_load_n(&worker, __ATOMIC_ACQUIRE) && exit_work();
 }
 
 void _ms_exit_by_signal(int sig, const void *uc)

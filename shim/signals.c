@@ -113,6 +113,33 @@ static bool relayed(int sig)
     return sig > 0 && sig < NSIG && sig <= 64 && sig != SIGKILL && sig != SIGSTOP && !fault(sig);
 }
 
+/* The kernel's default action for sig again, and sig sent once more to
+ * this thread: held while the handler runs, it ends the process as the
+ * handler returns, at the interrupted code (where a core dump shows it);
+ * at once if `now`.  A fault the kernel raised is not sent: its
+ * instruction raises it again. */
+static void default_again(int sig, const siginfo_t *si, bool now)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    _ms_sigaction(sig, &dfl, NULL);
+    if (!now && fault(sig) && si && si->si_code > 0) return;
+    siginfo_t copy;
+    if (si && si->si_signo == sig) {
+        copy = *si;
+        if (_ms_os_sigqueue_self(sig, &copy) != 0) _ms_os_tgkill((int)getpid(), _ms_os_gettid(), sig);
+    } else {
+        _ms_os_tgkill((int)getpid(), _ms_os_gettid(), sig);
+    }
+    if (now) {
+        sigset_t one;
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+    }
+}
+
 static void run(int sig, siginfo_t *si, void *uc, uint64_t w)
 {
     if (w & INFO) {
@@ -123,12 +150,7 @@ static void run(int sig, siginfo_t *si, void *uc, uint64_t w)
         /* The program set SIG_DFL while this one was on its way to the
          * relay: the kernel's action, once the program's call is done, is
          * the default.  Set now and sent again, it meets that. */
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        _ms_sigaction(sig, &dfl, NULL);
-        siginfo_t copy = *si;
-        _ms_os_sigqueue_self(sig, &copy);
+        default_again(sig, si, false);
     }
 }
 
@@ -191,33 +213,6 @@ static bool ends(int sig)
 static bool bit(const uint64_t *set, int sig)
 {
     return sig > 0 && sig <= 64 && (__atomic_load_n(set, __ATOMIC_ACQUIRE) >> (sig - 1) & 1);
-}
-
-/* The kernel's default action for sig again, and sig sent once more to
- * this thread: held while the handler runs, it ends the process as the
- * handler returns, at the interrupted code (where a core dump shows it);
- * at once if `now`.  A fault the kernel raised is not sent: its
- * instruction raises it again. */
-static void default_again(int sig, const siginfo_t *si, bool now)
-{
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    _ms_sigaction(sig, &dfl, NULL);
-    if (!now && fault(sig) && si && si->si_code > 0) return;
-    siginfo_t copy;
-    if (si && si->si_signo == sig) {
-        copy = *si;
-        if (_ms_os_sigqueue_self(sig, &copy) != 0) _ms_os_tgkill((int)getpid(), _ms_os_gettid(), sig);
-    } else {
-        _ms_os_tgkill((int)getpid(), _ms_os_gettid(), sig);
-    }
-    if (now) {
-        sigset_t one;
-        sigemptyset(&one);
-        sigaddset(&one, sig);
-        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
-    }
 }
 
 /* sig, at its default action, ends the process: memshim's end-of-process
