@@ -361,6 +361,7 @@ bool _ms_exit_unflushed;          /* the process ends by _exit: the program's bu
 static int ended_by;              /* the signal the process ends on once the work is done (signals.c) */
 static __thread int ending_signal __attribute__((tls_model("initial-exec")));   /* ... this thread's */
 static __thread const void *ending_uc __attribute__((tls_model("initial-exec"))); /* ... its context */
+static bool ending_overflow;      /* that signal is a fault of the thread's stack overflowing */
 
 /* Whether this is the process memshim started in: a fork child's
  * start_pid is 0 (fork_child), a vfork child has a pid of its own. */
@@ -630,13 +631,26 @@ bool _ms_exit_signal_due(void)
     return start_process() && !__atomic_load_n(&worker, __ATOMIC_ACQUIRE) && exit_work();
 }
 
-void _ms_exit_by_signal(int sig, const void *uc)
+/* Whether SIGSEGV's fault at addr, in the context uc, is the stack
+ * overflowing: an address that cannot be read, a little below the stack
+ * pointer (a call's push, a red zone) or above it in a frame just made. */
+static bool overflowed(uintptr_t addr, const void *uc)
+{
+    uintptr_t regs[MS_SCAN_REGS], pc;
+    uintptr_t sp = _ms_park_context(uc, regs, &pc, 0);
+    return sp && addr + 256 >= sp && addr < sp + 65536 && !_ms_os_can_read((const void *)addr);
+}
+
+void _ms_exit_by_signal(int sig, const siginfo_t *si, const void *uc)
 {
     __atomic_store_n(&_ms_exit_unflushed, 1, __ATOMIC_RELEASE);
     ending_signal = sig;
     ending_uc = uc;
+    ending_overflow = sig == SIGSEGV && si && si->si_code > 0 && uc && overflowed((uintptr_t)si->si_addr, uc);
     ms_destructor();
 }
+
+bool _ms_exit_overflowed(void) { return ending_overflow && _ms_exit_signal() == SIGSEGV; }
 
 void _ms_exit_signal_lost(int sig)
 {

@@ -321,6 +321,7 @@ MS_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler) { return _ms_s
 MS_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t handler) { return _ms_signals_sysv(sig, handler); }
 MS_EXPORT sighandler_t sigset(int sig, sighandler_t disp)         { return _ms_signals_sigset(sig, disp); }
 MS_EXPORT int siginterrupt(int sig, int flag)                     { return _ms_signals_interrupt(sig, flag); }
+MS_EXPORT int sigaltstack(const stack_t *ss, stack_t *old)        { return _ms_signals_altstack(ss, old); }
 
 /* A function of the C library's with memshim's work before and after it
  * (errno as the call left it). */

@@ -413,6 +413,10 @@ long _ms_os_getdents(int fd, void *buf, size_t n) { return syscall(SYS_getdents6
 
 int _ms_os_tgkill(int pid, int tid, int sig) { return (int)syscall(SYS_tgkill, pid, tid, sig); }
 
+/* The thread's signal stack (signals.c's, and the program's sigaltstack()
+ * passed through: memshim defines that name). */
+int _ms_os_sigaltstack(const stack_t *ss, stack_t *old) { return (int)syscall(SYS_sigaltstack, ss, old); }
+
 /* sig sent again to this thread with the siginfo it came with (signals.c:
  * the kernel lets a process send itself any si_code). */
 int _ms_os_sigqueue_self(int sig, siginfo_t *si)

@@ -1059,7 +1059,9 @@ static void write_text(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     _ms_text_str(b, prog);
     _ms_bprintf(b, "\n");
     const char *sig = ending_signal();
-    if (sig) _ms_bprintf(b, "==%d== the process ends on SIG%s (its default action), after this report\n", pid, sig);
+    if (sig)
+        _ms_bprintf(b, "==%d== the process ends on SIG%s (its default action), after this report%s\n", pid, sig,
+                    _ms_exit_overflowed() ? ": its stack overflowed" : "");
     if (_ms_opt.sample)
         _ms_bprintf(b, "==%d== sampling one allocation per %llu bytes on average: figures are estimates\n",
                     pid, (unsigned long long)_ms_opt.sample);
@@ -1142,7 +1144,7 @@ static void write_json(ms_buf_t *b, const groups_t *gs, const cycles_t *cy, cons
     _ms_bprintf(b, ", \"when\": \"%s\", \"sequence\": %u, \"sample_interval\": %llu, \"threads_not_stopped\": %u,\n",
                 why, gs->seq, (unsigned long long)_ms_opt.sample, unparked);
     const char *sig = ending_signal();
-    if (sig) _ms_bprintf(b, " \"signal\": \"SIG%s\",\n", sig);
+    if (sig) _ms_bprintf(b, " \"signal\": \"SIG%s\",%s\n", sig, _ms_exit_overflowed() ? " \"stack_overflow\": true," : "");
     if (gs->since)
         _ms_bprintf(b, " \"since\": %u, \"changes\": {\"new\": %u, \"increased\": %u, \"decreased\": %u, "
                     "\"same\": %u, \"gone\": %u},\n", gs->since_seq, gs->changes[CHANGE_NEW],

@@ -44,6 +44,7 @@ MS_HIDDEN int    _ms_os_unshare_files(void);            /* unshare(CLONE_FILES) 
 MS_HIDDEN long   _ms_os_dup3(int old, int fd, int flags, bool as_dup2);
 MS_HIDDEN int    _ms_os_tgkill(int pid, int tid, int sig);
 MS_HIDDEN int    _ms_os_sigqueue_self(int sig, siginfo_t *si);   /* rt_tgsigqueueinfo to this thread; errno kept */
+MS_HIDDEN int    _ms_os_sigaltstack(const stack_t *ss, stack_t *old);  /* the system call: -1, errno set */
 MS_HIDDEN bool   _ms_os_fault_signal(int sig);  /* SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS */
 MS_HIDDEN bool     _ms_os_same_vm(int pid);     /* kcmp(KCMP_VM) */
 /* The calling thread's nice value lowered to -20 where the process may do
@@ -1220,7 +1221,8 @@ MS_HIDDEN void   _ms_exit_enter(const ms_caller_t *caller); /* exit(): one threa
 MS_HIDDEN void   _ms_exit_now(const ms_caller_t *caller);  /* _exit(): the end-of-process work first (init.c) */
 MS_HIDDEN extern bool _ms_exit_unflushed;   /* ... and the program's stdio buffers stay as they are */
 MS_HIDDEN bool   _ms_exit_signal_due(void);  /* a signal at its default ends the process: report first? (init.c) */
-MS_HIDDEN void   _ms_exit_by_signal(int sig, const void *uc);  /* ... the end-of-process work, from its handler */
+MS_HIDDEN void   _ms_exit_by_signal(int sig, const siginfo_t *si, const void *uc);  /* ... the end-of-process work, from its handler */
+MS_HIDDEN bool   _ms_exit_overflowed(void);  /* ... and that signal is a stack overflow's SIGSEGV */
 MS_HIDDEN void   _ms_exit_signal_lost(int sig);   /* ... which cannot be done there: said in one line */
 MS_HIDDEN int    _ms_exit_signal(void);      /* the signal the process ends on after the work, or 0 */
 MS_HIDDEN bool   _ms_exit_signal_frame(ms_scan_self_t *self); /* the dying thread's interrupted context */
@@ -1234,6 +1236,7 @@ MS_HIDDEN sighandler_t _ms_signals_bsd(int sig, sighandler_t handler);     /* si
 MS_HIDDEN sighandler_t _ms_signals_sysv(int sig, sighandler_t handler);    /* sysv_signal() */
 MS_HIDDEN sighandler_t _ms_signals_sigset(int sig, sighandler_t disp);     /* sigset() */
 MS_HIDDEN int    _ms_signals_interrupt(int sig, int flag);                 /* siginterrupt() */
+MS_HIDDEN int    _ms_signals_altstack(const stack_t *ss, stack_t *old);    /* sigaltstack() */
 MS_HIDDEN void   _ms_signals_fork_child(void);
 MS_HIDDEN __attribute__((noreturn)) void _ms_abort(void);   /* memshim's abort(), never its report */
 MS_HIDDEN void   _ms_signals_arm_endings(void);  /* memshim's handler on the signals at their default */

@@ -187,6 +187,61 @@ static bool put_off(int sig, siginfo_t *si, void *ucv, const prog_t *p)
     return true;
 }
 
+/* ---- a signal stack for a stack overflow ----------------------------------------- *
+ * A recursion without end overflows the main thread's stack: the kernel
+ * finds no room there for the SIGSEGV handler's frame and ends the process
+ * at once, with no report (valgrind reports there).  So the main thread
+ * gets a signal stack of memshim's (sigaltstack, set at start where it has
+ * none) and the fault signals' handler SA_ONSTACK: the kernel puts
+ * fault_end's frame there.  It is memshim's metadata (no root of the leak
+ * scan: the interrupted code's registers are read from its context), with
+ * a guard page below; its pages are taken only when used.  It is hidden as
+ * memshim's handlers are: sigaltstack() answers SS_DISABLE for it (but
+ * while a handler of the program's runs on it, put there by its own
+ * SA_ONSTACK), and a stack the program sets replaces it.  Other threads
+ * get none (each thread's start would pay for one).
+ *
+ * The end-of-process work itself then runs on memshim's own stack
+ * (_ms_on_own_stack), whatever stack the signal came in on: a signal stack
+ * of the program's may be a few KiB (CPython's faulthandler's, raising the
+ * signal again from its handler). */
+#define ALT_STACK (64u << 10)        /* fault_end takes about 4 KiB of it, the kernel's frame included */
+static char *alt_lo;                 /* its lowest address, or NULL */
+
+/* At start (arm_endings), where this is the main thread and it has none. */
+static void make_alt_stack(void)
+{
+    stack_t cur;
+    if (_ms_os_gettid() != (int)getpid() || _ms_os_sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE))
+        return;
+    char *m = _ms_meta_alloc(MS_OS_PAGE + ALT_STACK);
+    if (!m) return;
+    stack_t ss = { .ss_sp = m + MS_OS_PAGE, .ss_flags = 0, .ss_size = ALT_STACK };
+    if (_ms_os_guard(m, MS_OS_PAGE) && _ms_os_sigaltstack(&ss, NULL) == 0) alt_lo = ss.ss_sp;
+    else _ms_meta_free(m, MS_OS_PAGE + ALT_STACK);
+}
+
+/* sigaltstack(): the program's, with memshim's signal stack shown as none. */
+int _ms_signals_altstack(const stack_t *ss, stack_t *old)
+{
+    int rc = _ms_os_sigaltstack(ss, old);
+    if (rc == 0 && old && alt_lo && old->ss_sp == alt_lo && !(old->ss_flags & SS_ONSTACK)) {
+        old->ss_sp = NULL;
+        old->ss_size = 0;
+        old->ss_flags = SS_DISABLE;
+    }
+    return rc;
+}
+
+typedef struct { int sig; const siginfo_t *si; const void *uc; } ending_t;
+
+static int ending(void *arg)
+{
+    const ending_t *e = arg;
+    _ms_exit_by_signal(e->sig, e->si, e->uc);
+    return 0;
+}
+
 /* ---- the default action, memshim's report first --------------------------------- */
 
 /* Whether sig's default action ends the process, memshim's report first.
@@ -229,7 +284,7 @@ static void end(int sig, siginfo_t *si, void *uc)
     /* memshim's own abort() ends the process at once: it said why */
     if (!aborting && _ms_exit_signal_due()) {
         if (!_ms_inside_memshim()) {
-            _ms_exit_by_signal(sig, uc);
+            _ms_on_own_stack(ending, &(ending_t){ sig, si, uc });
         } else if (!fault(sig) && !_ms_shares_memory_with_home() && put_off(sig, si, uc, &prog[sig])) {
             ending_sig = 0;
             return;
@@ -263,6 +318,7 @@ static void fault_end(int sig, siginfo_t *si, void *uc)
  * that ends the process and is at its default gets memshim's handler. */
 void _ms_signals_arm_endings(void)
 {
+    make_alt_stack();
     sigset_t all, mask;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &mask);
@@ -273,7 +329,7 @@ void _ms_signals_arm_endings(void)
         if ((cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL) continue;
         memset(&sa, 0, sizeof sa);
         sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_SIGINFO;
+        sa.sa_flags = SA_SIGINFO | (fault(sig) ? SA_ONSTACK : 0);
         sa.sa_sigaction = fault(sig) ? fault_end : _ms_signals_relay;
         __atomic_store_n(&prog[sig].word, (uint64_t)(uintptr_t)SIG_DFL, __ATOMIC_RELEASE);
         __atomic_or_fetch(&armed, 1ULL << (sig - 1), __ATOMIC_ACQ_REL);
@@ -345,7 +401,10 @@ static void shown(int sig, const struct sigaction *k, uint64_t w, struct sigacti
 {
     *out = *k;
     if (!(k->sa_flags & SA_SIGINFO) || (k->sa_sigaction != _ms_signals_relay && k->sa_sigaction != fault_end)) return;
-    if (k->sa_sigaction == fault_end) w = (uint64_t)(uintptr_t)SIG_DFL;
+    if (k->sa_sigaction == fault_end) {              /* SA_ONSTACK is memshim's (the signal stack above) */
+        w = (uint64_t)(uintptr_t)SIG_DFL;
+        out->sa_flags = (out->sa_flags & ~SA_ONSTACK) | (prog[sig].flags & SA_ONSTACK);
+    }
     if (w == (uint64_t)(uintptr_t)SIG_DFL && bit(&pristine, sig)) {     /* as the process began */
         memset(out, 0, sizeof *out);
         sigemptyset(&out->sa_mask);
@@ -408,7 +467,7 @@ int _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *o
                 prog[sig].flags = want.sa_flags;
                 prog[sig].mask = want.sa_mask;
                 k.sa_sigaction = fault(sig) ? fault_end : _ms_signals_relay;
-                k.sa_flags |= SA_SIGINFO;
+                k.sa_flags |= SA_SIGINFO | (fault(sig) ? SA_ONSTACK : 0);
             }
         }
         if (fn != (void *)_ms_signals_relay && fn != (void *)fault_end)

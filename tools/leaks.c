@@ -391,6 +391,7 @@ static bool parse_header(report_t *r, bool strict)
     r->when = maybe_string(r->root, "when");
     const char *sig = maybe_string(r->root, "signal");
     snprintf(r->signal, sizeof r->signal, "%s", sig ? sig : "");
+    r->stack_overflow = json_is_true(json_object_get(r->root, "stack_overflow"));
     r->heap_errors = maybe_int(r->root, "heap_errors_total");
     if (strict)
         return ms_json_string(r->root, "program", "report", false, &r->program) &&
@@ -478,7 +479,8 @@ static bool text_line(report_t *r, const char *line, uint64_t bytes[4], uint64_t
         for (int k = 0; k < 4; k++)
             if (strcmp(kind, ms_kind_words[k]) == 0) { bytes[k] = by; blocks[k] = bl; }
     if (sscanf(t, " HEAP ERRORS: %lld", &n) == 1) r->heap_errors = n;
-    (void)sscanf(t, " the process ends on %15[A-Z0-9]", r->signal);   /* the signal, after an exit report */
+    if (sscanf(t, " the process ends on %15[A-Z0-9]", r->signal) == 1)   /* the signal, after an exit report */
+        r->stack_overflow = strstr(t, ": its stack overflowed") != NULL;
     return false;
 }
 

@@ -84,6 +84,7 @@ typedef struct {
     long long   pid;                             /* -1 when absent */
     const char *program, *when;                  /* when: "at exit", "snapshot"...; NULL */
     char        signal[16];                      /* an exit report's: the signal that ended the process, or "" */
+    bool        stack_overflow;                  /* ... a SIGSEGV of its stack overflowing */
     long long   since;                           /* the report compared with (MEMSHIM_LEAK_SINCE), -1: none */
     long long   heap_errors;                     /* heap_errors_total, -1 when absent */
     total_t     totals[MAX_KINDS];

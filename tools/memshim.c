@@ -517,7 +517,8 @@ static void print_report_line(const report_t *r, pid_t pid)
     if (r->pid < 0) { fprintf(stderr, "\n"); return; }
     fprintf(stderr, ": pid %lld%s", r->pid, r->pid == pid ? "" : " (child process)");
     if (r->program && r->program[0]) fprintf(stderr, " %s", r->program);
-    fprintf(stderr, " (%s%s%s):", r->when && r->when[0] ? r->when : "?", r->signal[0] ? ", on " : "", r->signal);
+    fprintf(stderr, " (%s%s%s%s):", r->when && r->when[0] ? r->when : "?", r->signal[0] ? ", on " : "", r->signal,
+            r->stack_overflow ? ", its stack overflowed" : "");
     for (int k = 0; k < 4; k++) {
         const total_t *t = ms_report_total(r, ms_kind_key[k]);
         uint64_t bytes = t ? t->bytes : 0, blocks = t ? t->blocks : 0;

@@ -299,7 +299,7 @@ static void print_records(const report_t *r, const kinds_t *kinds, leak_t **sel,
     printf("leak report of ");
     ms_text(stdout, r->program ? r->program : "(unknown program)");    /* a newline in an argument */
     if (r->pid >= 0) printf(" (pid %lld)", r->pid);
-    if (r->signal[0]) printf(", which %s ended after this report", r->signal);
+    if (r->signal[0]) printf(", which %s%s ended after this report", r->signal, r->stack_overflow ? " (its stack overflowed)" : "");
     printf("\n");
     print_totals(stdout, r, kinds);
     char c1[32], c2[32];

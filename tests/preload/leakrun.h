@@ -73,6 +73,11 @@ static run_t run_with(bool preload, const char *dir, char *const argv[], const c
         clear_memshim_env();
         for (const char *const *e = env; e && *e; e++) putenv((char *)*e);
         if (preload) setenv("LD_PRELOAD", path_in_build("libmemshim.so"), 1);
+        /* ^C's signals at their default, as a shell's foreground job has
+         * them, though the tests run in the background (where a shell
+         * without job control started them ignored) */
+        signal(SIGINT, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
         alarm(120);
         execvp(argv[0], argv);
         _exit(127);

@@ -358,20 +358,30 @@ static run_t default_signal(const char *mode, const char *const env[])
 }
 
 /* leak_default_signal MODE with env ended killed by `sig`, after one report
- * (the 77 bytes lost, the signal named in it), "unflushed" left unwritten in
- * its buffer as the signal leaves it, and sigaction() showed the default
- * with no flags, as the process began with it. */
-static void expect_default_signal(const char *mode, const char *const env[], int sig)
+ * (the 77 bytes lost, the signal named in it, and whether the stack
+ * overflowed), "unflushed" left unwritten in its buffer as the signal
+ * leaves it, and sigaction() showed the default with no flags, as the
+ * process began with it, and sigaltstack() no signal stack unless the
+ * program set one (`altstack`: "none" or "set"). */
+static void expect_ending(const char *mode, const char *const env[], int sig, bool overflow, const char *altstack)
 {
     run_t r = default_signal(mode, env);
     cr_expect(WIFSIGNALED(r.status) && WTERMSIG(r.status) == sig, "%s: status %#x (want killed by %d): %s", mode,
               r.status, sig, r.err);
     expect_77_lost_unflushed(&r, mode);
-    char said[64];
-    snprintf(said, sizeof said, "the process ends on SIG%s", sigabbrev_np(sig));
-    cr_expect(strstr(r.err, said), "%s: the report names the signal: %s", mode, r.err);
+    char said[128];
+    snprintf(said, sizeof said, "the process ends on SIG%s (its default action), after this report%s\n",
+             sigabbrev_np(sig), overflow ? ": its stack overflowed" : "");
+    cr_expect(strstr(r.err, said), "%s: the report names the signal (%s): %s", mode, said, r.err);
     cr_expect(strstr(r.err, "action TERM dfl 0 SEGV dfl 0\n"), "%s: sigaction() shows: %s", mode, r.err);
+    snprintf(said, sizeof said, "altstack %s\n", altstack);
+    cr_expect(strstr(r.err, said), "%s: sigaltstack() shows (want %s): %s", mode, said, r.err);
     run_free(&r);
+}
+
+static void expect_default_signal(const char *mode, const char *const env[], int sig)
+{
+    expect_ending(mode, env, sig, false, "none");
 }
 
 /* SIGTERM at its default (a timeout's, a service manager's): the report
@@ -421,6 +431,25 @@ Test(leaks, a_signal_at_its_default_keeps_its_status_over_the_exit_code)
 {
     const char *env[] = { "MEMSHIM_EXITCODE=9", NULL };
     expect_default_signal("term", env, SIGTERM);
+}
+
+/* A recursion without end overflows the main thread's stack: the kernel
+ * finds no room there for a handler, and ended the process with no report.
+ * memshim's signal stack takes the handler; the report says the stack
+ * overflowed (valgrind reports there too).  sigaltstack() shows none. */
+Test(leaks, a_stack_overflow_writes_the_report_then_ends_the_process)
+{
+    const char *env[] = { NULL };
+    expect_ending("overflow", env, SIGSEGV, true, "none");
+}
+
+/* The same where the program set a signal stack of its own, of 16 KiB: the
+ * handler comes in there, and the end-of-process work runs on a stack of
+ * memshim's. */
+Test(leaks, a_stack_overflow_with_the_programs_own_signal_stack_writes_the_report)
+{
+    const char *env[] = { NULL };
+    expect_ending("ownstack", env, SIGSEGV, true, "set");
 }
 
 /* The kernel holds memshim's handler only where there is work to do at

@@ -2,7 +2,7 @@
  * in every stack layout (the environment padded by different lengths moves
  * every frame), the same as valgrind memcheck's, whether the program
  * returns from main, calls exit() from deep down, is killed by a signal or
- * crashes there, leaks from a thread that
+ * crashes there or overflows its stack, leaks from a thread that
  * has ended, or takes a snapshot first.  No fixture here scrubs its stack.
  * Also: unreadable blocks, and the collector API hiding no leak. */
 #include "leakrun.h"
@@ -26,7 +26,7 @@ static char *pad_env(size_t pad)
  * it exits with status 0. */
 static int mode_signal(const char *mode)
 {
-    return !strcmp(mode, "kill") ? SIGTERM : !strcmp(mode, "segv") ? SIGSEGV : 0;
+    return !strcmp(mode, "kill") ? SIGTERM : !strcmp(mode, "segv") || !strcmp(mode, "overflow") ? SIGSEGV : 0;
 }
 
 static bool figures_said(const char *fixture, const char *mode, size_t pad, int nth, long f[6], const char *said)
@@ -111,6 +111,7 @@ Test(layouts, _exit_from_deep_down, .timeout = 120) { same_in_every_layout("_exi
 Test(layouts, _exit_from_a_signal_handler, .timeout = 120) { same_in_every_layout("sigterm", 1); }
 Test(layouts, a_signal_at_its_default_from_deep_down, .timeout = 120) { same_in_every_layout("kill", 1); }
 Test(layouts, a_crash_from_deep_down, .timeout = 120) { same_in_every_layout("segv", 1); }
+Test(layouts, a_stack_overflow_from_deep_down, .timeout = 120) { same_in_every_layout("overflow", 1); }
 Test(layouts, leaks_of_an_ended_thread, .timeout = 120) { same_in_every_layout("thread", 1); }
 Test(layouts, snapshot_then_exit, .timeout = 120)
 {
@@ -161,6 +162,7 @@ Test(layouts, as_valgrind__exit, .timeout = 120)  { as_valgrind("fixtures/leak_s
 Test(layouts, as_valgrind_sigterm, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "sigterm"); }
 Test(layouts, as_valgrind_kill, .timeout = 120)   { as_valgrind("fixtures/leak_shapes", "kill"); }
 Test(layouts, as_valgrind_segv, .timeout = 120)   { as_valgrind("fixtures/leak_shapes", "segv"); }
+Test(layouts, as_valgrind_overflow, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "overflow"); }
 Test(layouts, as_valgrind_thread, .timeout = 120) { as_valgrind("fixtures/leak_shapes", "thread"); }
 Test(layouts, as_valgrind_pairs, .timeout = 120)  { as_valgrind("fixtures/leak_cases", ""); }
 

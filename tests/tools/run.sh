@@ -126,9 +126,18 @@ t_run_signal_report() {
     done
     has "$(cat k.txt)" "the process ends on SIGTERM (its default action), after this report" &&
         "$PY" -c 'import json, sys; sys.exit(json.load(open("k.json"))["signal"] != "SIGTERM")' || return 1
-    run "$MS" report k.json; expect_rc 0 && has "$out" ", which SIGTERM ended after this report"
+    run "$MS" report k.json; expect_rc 0 && has "$out" ", which SIGTERM ended after this report" || return 1
+    for fmt in json txt; do
+        run "$MS" run --report "o.$fmt" -- "$T/leaky" --overflow; expect_rc 139 || return 1
+        has "$err" "$T/leaky --overflow (at exit, on SIGSEGV, its stack overflowed): definitely lost 480 bytes in 10 blocks" ||
+            return 1
+    done
+    run "$MS" report o.json; expect_rc 0 && has "$out" ", which SIGSEGV (its stack overflowed) ended after this report" ||
+        return 1
+    has "$(cat o.txt)" "the process ends on SIGSEGV (its default action), after this report: its stack overflowed" &&
+        "$PY" -c 'import json, sys; r = json.load(open("o.json")); sys.exit(r["signal"] != "SIGSEGV" or r["stack_overflow"] is not True)'
 }
-check "run: a program SIGTERM ends writes its report first; the summary line and memshim report name the signal" t_run_signal_report
+check "run: a program SIGTERM ends or whose stack overflows writes its report first; the summary line and memshim report say so" t_run_signal_report
 
 t_run_env() {
     cd "$T" && : >supp
