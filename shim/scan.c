@@ -871,6 +871,12 @@ static size_t read_maps(scan_t *sc, map_ent *maps, size_t max, const uintptr_t *
     return m.n;
 }
 
+/* A stack pointer this far below a mapping, with no mapping between but a
+ * guard (unreadable), is that mapping's thread's: its stack overflowed
+ * (the fault a little below the lowest page the kernel would give the
+ * main thread, or in a thread's guard). */
+#define OVERFLOW_GAP ((uintptr_t)1 << 20)
+
 /* Scan every root mapping; a thread's stack only from its live stack
  * pointer up, a self-data mapping partly shared with others minus ours. */
 static void scan_roots(scan_t *sc, const map_ent *maps, size_t nmaps, const uintptr_t *sps, unsigned nsps)
@@ -878,11 +884,13 @@ static void scan_roots(scan_t *sc, const map_ent *maps, size_t nmaps, const uint
     for (size_t m = 0; m < nmaps; m++) {
         if (!maps[m].root) continue;
         uintptr_t lo = maps[m].lo, hi = maps[m].hi;
+        uintptr_t below = !m ? 0 : maps[m - 1].readable ? maps[m - 1].hi : maps[m - 1].lo;
         sc->rootk = MS_ROOT_MAPPING;
         sc->thread = NO_REC;
         for (unsigned i = 0; i < nsps; i++)
-            if (sps[i] >= lo && sps[i] < hi) {
-                lo = sps[i] & ~(uintptr_t)7;
+            if ((sps[i] >= lo && sps[i] < hi) ||
+                (sps[i] && sps[i] < lo && sps[i] >= below && lo - sps[i] <= OVERFLOW_GAP)) {
+                if (sps[i] >= lo) lo = sps[i] & ~(uintptr_t)7;
                 sc->rootk = MS_ROOT_STACK;
                 sc->thread = i;
                 break;

@@ -443,6 +443,25 @@ Test(leaks, a_stack_overflow_writes_the_report_then_ends_the_process)
     expect_ending("overflow", env, SIGSEGV, true, "none");
 }
 
+/* The stack pointer it was interrupted at lies below the stack's mapping
+ * (the kernel gave it no more): that mapping is still the thread's stack,
+ * scanned from there, and the block a frame of it holds is kept alive by
+ * that frame's function. */
+Test(leaks, a_stack_overflow_keeps_what_the_stack_holds)
+{
+    const char *env[] = { "MEMSHIM_SHOW=all", NULL };
+    run_t r = default_signal("overflow", env);
+    expect_77_lost_unflushed(&r, "overflow");
+    const char *held = strstr(r.err, "55 bytes in 1 block is still reachable");
+    cr_assert(held, "the block the frame holds: %s", r.err);
+    const char *next = strstr(held, "\n==");        /* its record ends at the next blank report line */
+    next = next ? strstr(next + 1, "==\n") : NULL;
+    const char *by = strstr(held, "kept alive by: thread ");
+    cr_expect(by && (!next || by < next) && !strncmp(strchr(by, '\'') ? strchr(by, '\'') : "", "'s stack in overflow_holding (", 29),
+              "kept alive by overflow_holding's frame: %s", held);
+    run_free(&r);
+}
+
 /* The same where the program set a signal stack of its own, of 16 KiB: the
  * handler comes in there, and the end-of-process work runs on a stack of
  * memshim's. */
