@@ -361,7 +361,7 @@ bool _ms_exit_unflushed;          /* the process ends by _exit: the program's bu
 static int ended_by;              /* the signal the process ends on once the work is done (signals.c) */
 static __thread int ending_signal __attribute__((tls_model("initial-exec")));   /* ... this thread's */
 static __thread const void *ending_uc __attribute__((tls_model("initial-exec"))); /* ... its context */
-static bool ending_overflow;      /* that signal is a fault of the thread's stack overflowing */
+static __thread bool ending_overflow __attribute__((tls_model("initial-exec"))); /* ... a stack overflow's */
 
 /* Whether this is the process memshim started in: a fork child's
  * start_pid is 0 (fork_child), a vfork child has a pid of its own. */

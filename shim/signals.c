@@ -214,7 +214,7 @@ static void make_alt_stack(void)
     stack_t cur;
     if (_ms_os_gettid() != (int)getpid() || _ms_os_sigaltstack(NULL, &cur) != 0 || !(cur.ss_flags & SS_DISABLE))
         return;
-    char *m = _ms_meta_alloc(MS_OS_PAGE + ALT_STACK);
+    char *m = _ms_meta_alloc(MS_OS_PAGE + ALT_STACK);     /* over 64 KiB: a mapping of its own */
     if (!m) return;
     stack_t ss = { .ss_sp = m + MS_OS_PAGE, .ss_flags = 0, .ss_size = ALT_STACK };
     if (_ms_os_guard(m, MS_OS_PAGE) && _ms_os_sigaltstack(&ss, NULL) == 0) alt_lo = ss.ss_sp;
