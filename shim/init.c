@@ -650,7 +650,7 @@ void _ms_exit_by_signal(int sig, const siginfo_t *si, const void *uc)
     ms_destructor();
 }
 
-bool _ms_exit_overflowed(void) { return ending_overflow && _ms_exit_signal() == SIGSEGV; }
+bool _ms_exit_overflowed(void) { return ending_overflow; }
 
 void _ms_exit_signal_lost(int sig)
 {

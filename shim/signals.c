@@ -314,6 +314,14 @@ static void fault_end(int sig, siginfo_t *si, void *uc)
     errno = saved;
 }
 
+/* k made memshim's handler standing for sig's default: the relay, or for
+ * a fault fault_end, on memshim's signal stack. */
+static void ending_action(int sig, struct sigaction *k)
+{
+    k->sa_sigaction = fault(sig) ? fault_end : _ms_signals_relay;
+    k->sa_flags |= SA_SIGINFO | (fault(sig) ? SA_ONSTACK : 0);
+}
+
 /* At start (init.c), where memshim has work to do at exit: each signal
  * that ends the process and is at its default gets memshim's handler. */
 void _ms_signals_arm_endings(void)
@@ -329,8 +337,7 @@ void _ms_signals_arm_endings(void)
         if ((cur.sa_flags & SA_SIGINFO) || cur.sa_handler != SIG_DFL) continue;
         memset(&sa, 0, sizeof sa);
         sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_SIGINFO | (fault(sig) ? SA_ONSTACK : 0);
-        sa.sa_sigaction = fault(sig) ? fault_end : _ms_signals_relay;
+        ending_action(sig, &sa);
         __atomic_store_n(&prog[sig].word, (uint64_t)(uintptr_t)SIG_DFL, __ATOMIC_RELEASE);
         __atomic_or_fetch(&armed, 1ULL << (sig - 1), __ATOMIC_ACQ_REL);
         __atomic_or_fetch(&pristine, 1ULL << (sig - 1), __ATOMIC_ACQ_REL);
@@ -466,8 +473,7 @@ int _ms_signals_action(int sig, const struct sigaction *act, struct sigaction *o
             if (fn == (void *)SIG_DFL && bit(&armed, sig)) {     /* the default: memshim's report first */
                 prog[sig].flags = want.sa_flags;
                 prog[sig].mask = want.sa_mask;
-                k.sa_sigaction = fault(sig) ? fault_end : _ms_signals_relay;
-                k.sa_flags |= SA_SIGINFO | (fault(sig) ? SA_ONSTACK : 0);
+                ending_action(sig, &k);
             }
         }
         if (fn != (void *)_ms_signals_relay && fn != (void *)fault_end)
